@@ -1,0 +1,380 @@
+"""The one statistics engine behind every framescope timer.
+
+:class:`RollingStats` accumulates samples: it keeps a bounded window of the most
+recent ones together with exact all-time count, sum, minimum and maximum, and the
+timestamps of the recent events so it can tell their rate. It does no work per
+sample beyond appending; everything else is computed on demand, away from the hot
+path, into an immutable :class:`StatsSnapshot`.
+
+A snapshot is plain data: it can be handed to another thread, merged with other
+snapshots, turned into a dict (JSON) and back, and summarised in one pass into a
+:class:`Summary` (recent mean, median, stddev, p90, p99, rate ...).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from framescope._validation import check_positive_int
+
+__all__ = ["RollingStats", "StatsSnapshot", "Summary", "percentile"]
+
+_NS_PER_S = 1_000_000_000
+
+
+def _check_quantile(q: float) -> float:
+    if isinstance(q, bool) or not isinstance(q, (int, float)):
+        raise TypeError(f"q must be a number between 0 and 100, got {type(q).__name__}")
+    if not 0.0 <= q <= 100.0:
+        raise ValueError(f"q must be between 0 and 100, got {q!r}")
+    return float(q)
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Return the ``q``-th percentile (0-100) of already sorted values.
+
+    Uses linear interpolation between the closest ranks (the same definition as
+    NumPy's default), and returns 0.0 for an empty sequence.
+    """
+    q = _check_quantile(q)
+    n = len(sorted_values)
+    if n == 0:
+        return 0.0
+    position = (n - 1) * q / 100.0
+    low = math.floor(position)
+    high = min(low + 1, n - 1)
+    fraction = position - low
+    low_value = sorted_values[low]
+    return float(low_value + (sorted_values[high] - low_value) * fraction)
+
+
+def _sample_stddev(values: Sequence[float], mean: float) -> float:
+    n = len(values)
+    if n < 2:
+        return 0.0
+    deviations = list(map(mean.__rsub__, values))
+    return math.sqrt(math.fsum(map(operator.mul, deviations, deviations)) / (n - 1))
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Every statistic of a snapshot, computed at once.
+
+    ``count``, ``total``, ``minimum`` and ``maximum`` are exact over every sample
+    ever recorded (all-time); the ``recent_*`` values, ``median``, ``stddev``,
+    ``p90`` and ``p99`` describe the recent window; ``rate`` is events per second
+    over the recent window.
+    """
+
+    count: int
+    total: float
+    minimum: float
+    maximum: float
+    recent_count: int
+    recent_min: float
+    recent_max: float
+    recent_mean: float
+    median: float
+    stddev: float
+    p90: float
+    p99: float
+    rate: float
+
+    def to_dict(self) -> dict[str, float | int]:
+        """Return the summary as a plain dict (JSON-serialisable)."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True, slots=True)
+class StatsSnapshot:
+    """An immutable picture of a :class:`RollingStats` at one moment.
+
+    Attributes:
+        window: capacity of the recent window the samples came from.
+        count: number of samples ever recorded (exact).
+        total: sum of every sample ever recorded (exact up to float rounding).
+        minimum: smallest sample ever recorded (0.0 when there is none).
+        maximum: largest sample ever recorded (0.0 when there is none).
+        recent: the most recent samples, oldest first.
+        events: number of event timestamps in the recent window.
+        first_event_ns: monotonic timestamp of the oldest recent event, or None.
+        last_event_ns: monotonic timestamp of the newest recent event, or None.
+    """
+
+    window: int
+    count: int = 0
+    total: float = 0.0
+    minimum: float = 0.0
+    maximum: float = 0.0
+    recent: tuple[float, ...] = ()
+    events: int = 0
+    first_event_ns: int | None = None
+    last_event_ns: int | None = None
+    _sorted: tuple[float, ...] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def sorted_recent(self) -> tuple[float, ...]:
+        """Return the recent samples in ascending order (computed once, cached)."""
+        cached = self._sorted
+        if cached is None:
+            cached = tuple(sorted(self.recent))
+            object.__setattr__(self, "_sorted", cached)
+        return cached
+
+    def mean(self) -> float:
+        """Return the all-time mean (``total / count``), 0.0 when empty."""
+        return self.total / self.count if self.count else 0.0
+
+    def recent_mean(self) -> float:
+        """Return the mean of the recent window, 0.0 when empty."""
+        return math.fsum(self.recent) / len(self.recent) if self.recent else 0.0
+
+    def recent_min(self) -> float:
+        """Return the smallest recent sample, 0.0 when empty."""
+        return min(self.recent) if self.recent else 0.0
+
+    def recent_max(self) -> float:
+        """Return the largest recent sample, 0.0 when empty."""
+        return max(self.recent) if self.recent else 0.0
+
+    def recent_sum(self) -> float:
+        """Return the sum of the recent samples."""
+        return math.fsum(self.recent)
+
+    def median(self) -> float:
+        """Return the median of the recent window, 0.0 when empty."""
+        return percentile(self.sorted_recent(), 50.0)
+
+    def stddev(self) -> float:
+        """Return the sample standard deviation (n-1) of the recent window."""
+        return _sample_stddev(self.recent, self.recent_mean())
+
+    def percentile(self, q: float) -> float:
+        """Return the ``q``-th percentile (0-100) of the recent window."""
+        return percentile(self.sorted_recent(), q)
+
+    def rate(self) -> float:
+        """Return events per second over the recent window: (n-1)/(t_last-t_first).
+
+        0.0 when fewer than two events were timestamped or they share one instant.
+        """
+        first, last = self.first_event_ns, self.last_event_ns
+        if self.events < 2 or first is None or last is None or last <= first:
+            return 0.0
+        return (self.events - 1) * _NS_PER_S / (last - first)
+
+    def summary(self) -> Summary:
+        """Compute every statistic in one pass (one sort, two sums)."""
+        recent = self.recent
+        ordered = self.sorted_recent()
+        n = len(recent)
+        recent_mean = math.fsum(recent) / n if n else 0.0
+        return Summary(
+            count=self.count,
+            total=self.total,
+            minimum=self.minimum,
+            maximum=self.maximum,
+            recent_count=n,
+            recent_min=ordered[0] if n else 0.0,
+            recent_max=ordered[-1] if n else 0.0,
+            recent_mean=recent_mean,
+            median=percentile(ordered, 50.0),
+            stddev=_sample_stddev(recent, recent_mean),
+            p90=percentile(ordered, 90.0),
+            p99=percentile(ordered, 99.0),
+            rate=self.rate(),
+        )
+
+    def merge(self, other: StatsSnapshot) -> StatsSnapshot:
+        """Combine two snapshots of the same quantity into one.
+
+        Counts and sums add, extremes combine, the recent windows are pooled (so
+        percentiles describe both sources), and the rate treats the two event
+        streams as one: ``(events - 1) / (last - first)`` over the union. That is
+        right both for consecutive periods of one source and for parallel sources
+        (replicas of one stage) timed on the same host's monotonic clock.
+        """
+        if not isinstance(other, StatsSnapshot):
+            raise TypeError(f"other must be a StatsSnapshot, got {type(other).__name__}")
+        if not other.count:
+            return self
+        if not self.count:
+            return other
+        firsts = [t for t in (self.first_event_ns, other.first_event_ns) if t is not None]
+        lasts = [t for t in (self.last_event_ns, other.last_event_ns) if t is not None]
+        return StatsSnapshot(
+            window=self.window + other.window,
+            count=self.count + other.count,
+            total=self.total + other.total,
+            minimum=min(self.minimum, other.minimum),
+            maximum=max(self.maximum, other.maximum),
+            recent=self.recent + other.recent,
+            events=self.events + other.events,
+            first_event_ns=min(firsts) if firsts else None,
+            last_event_ns=max(lasts) if lasts else None,
+        )
+
+    def __add__(self, other: StatsSnapshot) -> StatsSnapshot:
+        return self.merge(other)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the snapshot as a plain dict that :meth:`from_dict` reads back."""
+        return {
+            "window": self.window,
+            "count": self.count,
+            "total": self.total,
+            "minimum": self.minimum,
+            "maximum": self.maximum,
+            "recent": list(self.recent),
+            "events": self.events,
+            "first_event_ns": self.first_event_ns,
+            "last_event_ns": self.last_event_ns,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StatsSnapshot:
+        """Rebuild a snapshot from :meth:`to_dict` output (e.g. parsed JSON)."""
+        if not isinstance(data, Mapping):
+            raise TypeError(f"data must be a mapping, got {type(data).__name__}")
+        missing = {"window", "count", "total", "minimum", "maximum", "recent"} - data.keys()
+        if missing:
+            raise ValueError(f"data is missing keys: {', '.join(sorted(missing))}")
+        first, last = data.get("first_event_ns"), data.get("last_event_ns")
+        return cls(
+            window=int(data["window"]),
+            count=int(data["count"]),
+            total=float(data["total"]),
+            minimum=float(data["minimum"]),
+            maximum=float(data["maximum"]),
+            recent=tuple(float(v) for v in data["recent"]),
+            events=int(data.get("events", 0)),
+            first_event_ns=None if first is None else int(first),
+            last_event_ns=None if last is None else int(last),
+        )
+
+
+class RollingStats:
+    """Accumulate samples: a bounded recent window plus exact all-time aggregates.
+
+    Samples are stored as given (e.g. integer nanoseconds) and divided by
+    ``divisor`` only when a snapshot is taken (``divisor=1e9`` reports seconds;
+    dividing, rather than multiplying by 1e-9, gives the correctly rounded value).
+    Optionally each sample carries the monotonic timestamp (ns) of its event;
+    those give the rate of events over the recent window.
+
+    Not synchronised: one thread adds samples; take snapshots from that thread,
+    or guard both with a lock. Timers in framescope feed it in batches.
+
+    Args:
+        window: how many recent samples to keep (>= 1).
+        divisor: stored samples are divided by it in snapshots.
+    """
+
+    __slots__ = ("_count", "_divisor", "_max", "_min", "_recent", "_stamps", "_total", "_window")
+
+    def __init__(self, window: int = 100, *, divisor: float = 1.0) -> None:
+        self._window = check_positive_int(window, "window")
+        if isinstance(divisor, bool) or not isinstance(divisor, (int, float)):
+            raise TypeError(f"divisor must be a positive number, got {type(divisor).__name__}")
+        if not (divisor > 0 and math.isfinite(divisor)):
+            raise ValueError(f"divisor must be a positive finite number, got {divisor!r}")
+        self._divisor = float(divisor)
+        self._recent: deque[float] = deque(maxlen=window)
+        self._stamps: deque[int] = deque(maxlen=window)
+        self._count = 0
+        self._total: float = 0
+        self._min: float = 0
+        self._max: float = 0
+
+    @property
+    def window(self) -> int:
+        """Capacity of the recent window."""
+        return self._window
+
+    @property
+    def count(self) -> int:
+        """Number of samples ever added (exact)."""
+        return self._count
+
+    def __len__(self) -> int:
+        """Number of samples currently in the recent window."""
+        return len(self._recent)
+
+    def add(self, value: float, timestamp_ns: int | None = None) -> None:
+        """Add one sample, optionally with the monotonic timestamp of its event."""
+        if self._count:
+            if value < self._min:
+                self._min = value
+            elif value > self._max:
+                self._max = value
+        else:
+            self._min = self._max = value
+        self._count += 1
+        self._total += value
+        self._recent.append(value)
+        if timestamp_ns is not None:
+            self._stamps.append(timestamp_ns)
+
+    def extend(self, values: Iterable[float], timestamps_ns: Iterable[int] | None = None) -> None:
+        """Add many samples at once (much faster than repeated :meth:`add`).
+
+        ``timestamps_ns``, when given, must hold one timestamp per value.
+        """
+        batch = values if isinstance(values, list) else list(values)
+        if not batch:
+            return
+        if timestamps_ns is not None:
+            stamps = timestamps_ns if isinstance(timestamps_ns, list) else list(timestamps_ns)
+            if len(stamps) != len(batch):
+                raise ValueError(
+                    f"timestamps_ns must have one entry per value: "
+                    f"{len(stamps)} timestamps for {len(batch)} values"
+                )
+            self._stamps.extend(stamps)
+        low, high = min(batch), max(batch)
+        if self._count:
+            self._min = min(self._min, low)
+            self._max = max(self._max, high)
+        else:
+            self._min, self._max = low, high
+        self._count += len(batch)
+        self._total += sum(batch)
+        self._recent.extend(batch)
+
+    def reset(self) -> None:
+        """Forget every sample and aggregate."""
+        self._recent.clear()
+        self._stamps.clear()
+        self._count = 0
+        self._total = 0
+        self._min = self._max = 0
+
+    def recent_values(self) -> tuple[float, ...]:
+        """Return the recent window (divided by ``divisor``), oldest first."""
+        divisor = self._divisor
+        if divisor == 1.0:
+            return tuple(self._recent)
+        return tuple(map(divisor.__rtruediv__, self._recent))
+
+    def snapshot(self) -> StatsSnapshot:
+        """Return an immutable :class:`StatsSnapshot` of the current state."""
+        divisor = self._divisor
+        stamps = self._stamps
+        return StatsSnapshot(
+            window=self._window,
+            count=self._count,
+            total=self._total / divisor,
+            minimum=self._min / divisor,
+            maximum=self._max / divisor,
+            recent=self.recent_values(),
+            events=len(stamps),
+            first_event_ns=stamps[0] if stamps else None,
+            last_event_ns=stamps[-1] if stamps else None,
+        )
+
+    def __repr__(self) -> str:
+        return f"RollingStats(window={self._window}, count={self._count})"

@@ -1,0 +1,494 @@
+"""Timers: :class:`Ticker` (time between events) and :class:`StopWatch` (time inside a block).
+
+The hot path of every timer only reads the monotonic clock and appends a record to
+a pending list; records are folded into the statistics engine
+(:class:`~framescope.stats.RollingStats`) in batches, when the list grows long or
+when somebody reads the timer. Reading a timer from another thread is safe: the
+fold takes a lock that the per-sample path never touches, and a record appended
+while a fold runs is kept for the next one.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import operator
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from types import TracebackType
+from typing import Any, ClassVar, TypeVar
+
+from framescope._validation import check_positive_int
+from framescope.clock import SYSTEM_CLOCK, Clock
+from framescope.stats import RollingStats, StatsSnapshot
+
+__all__ = ["BaseTimer", "CallableName", "StopWatch", "Ticker", "TimerSnapshot"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+FOLD_AT = 4096
+"""Pending records that trigger a fold on the recording thread (bounds memory)."""
+
+MAX_REPR_INTERVALS = 5
+"""At most this many intervals are printed by a timer's repr, then ``...``."""
+
+
+def format_timer(kind: str, name: str | None, snapshot: TimerSnapshot) -> str:
+    """Render the one-line timer repr: ``<Ticker intervals=[...] min=... mean=... max=...>``."""
+    props = [kind]
+    if name is not None:
+        props.append(f"name={name}")
+    intervals = snapshot.intervals
+    if intervals:
+        shown = [f"{iv:.4f}" for iv in islice(intervals, MAX_REPR_INTERVALS)]
+        if len(intervals) > MAX_REPR_INTERVALS:
+            shown.append("...")
+        props.append(f"intervals=[{', '.join(shown)}]")
+        props.append(f"min={snapshot.min():.4f}")
+        props.append(f"mean={snapshot.mean():.4f}")
+        props.append(f"max={snapshot.max():.4f}")
+    return "<" + " ".join(props)
+
+
+@dataclass(frozen=True, slots=True)
+class TimerSnapshot:
+    """An immutable reading of a timer, with the same methods as the timer.
+
+    This is what tachometers hand to their ``stats_callback``: it can be read on
+    any thread while the timer keeps running. ``min() max() sum() len() mean()``
+    are exact over the samples the snapshot summarises (a timer's window, or every
+    sample of a tachometer's reporting period); ``median() stddev() percentile()``
+    use ``intervals``, the samples that were kept.
+
+    Attributes:
+        intervals: kept samples in seconds, oldest first.
+        count: number of samples summarised.
+        total: their sum in seconds.
+        minimum: the shortest one (0.0 when there is none).
+        maximum: the longest one (0.0 when there is none).
+        rate: events per second over the kept samples.
+        stats: the full statistics snapshot (all-time aggregates included).
+        kind: the timer class name, used by the repr.
+        name: the timer's name, when it has one.
+    """
+
+    intervals: tuple[float, ...]
+    count: int
+    total: float
+    minimum: float
+    maximum: float
+    rate: float
+    stats: StatsSnapshot
+    kind: str = "Ticker"
+    name: str | None = None
+
+    @classmethod
+    def of_window(cls, stats: StatsSnapshot, kind: str, name: str | None) -> TimerSnapshot:
+        """Summarise the recent window of ``stats`` (what a timer's own methods report)."""
+        recent = stats.recent
+        return cls(
+            intervals=recent,
+            count=len(recent),
+            total=math.fsum(recent),
+            minimum=min(recent) if recent else 0.0,
+            maximum=max(recent) if recent else 0.0,
+            rate=stats.rate(),
+            stats=stats,
+            kind=kind,
+            name=name,
+        )
+
+    @classmethod
+    def of_all(cls, stats: StatsSnapshot, kind: str, name: str | None) -> TimerSnapshot:
+        """Summarise every sample of ``stats`` exactly (what a tachometer reports)."""
+        return cls(
+            intervals=stats.recent,
+            count=stats.count,
+            total=stats.total,
+            minimum=stats.minimum,
+            maximum=stats.maximum,
+            rate=stats.rate(),
+            stats=stats,
+            kind=kind,
+            name=name,
+        )
+
+    def min(self) -> float:
+        """Shortest interval in seconds (0.0 when empty)."""
+        return self.minimum
+
+    def max(self) -> float:
+        """Longest interval in seconds (0.0 when empty)."""
+        return self.maximum
+
+    def sum(self) -> float:
+        """Sum of the intervals in seconds."""
+        return self.total
+
+    def len(self) -> int:
+        """Number of intervals."""
+        return self.count
+
+    def mean(self) -> float:
+        """Mean interval in seconds (0.0 when empty)."""
+        return self.total / self.count if self.count else 0.0
+
+    def freq(self) -> float:
+        """Events per second, (n-1)/(t_last-t_first) over the kept samples."""
+        return self.rate
+
+    def median(self) -> float:
+        """Median of the kept intervals in seconds."""
+        return self.stats.median()
+
+    def stddev(self) -> float:
+        """Sample standard deviation of the kept intervals in seconds."""
+        return self.stats.stddev()
+
+    def percentile(self, q: float) -> float:
+        """The ``q``-th percentile (0-100) of the kept intervals in seconds."""
+        return self.stats.percentile(q)
+
+    def __repr__(self) -> str:
+        return format_timer(self.kind, self.name, self) + ">"
+
+
+class BaseTimer:
+    """Common base of :class:`Ticker` and :class:`StopWatch`.
+
+    A timer remembers its ``max_intervals`` most recent intervals; ``min() max()
+    mean() sum() len() freq() median() stddev() percentile(q)`` describe those, and
+    return 0.0 when there is none. :meth:`statistics` adds the exact all-time
+    aggregates. All values are in seconds.
+
+    Args:
+        max_intervals: how many recent intervals to remember (>= 1).
+        clock: where to read the time; the system clock by default.
+    """
+
+    _RECORD_KIND: ClassVar[str] = "BaseTimer"
+
+    def __init__(self, max_intervals: int = 10, *, clock: Clock | None = None) -> None:
+        check_positive_int(max_intervals, "max_intervals")
+        if clock is None:
+            clock = SYSTEM_CLOCK
+        elif not isinstance(clock, Clock):
+            raise TypeError(
+                f"clock must provide monotonic_ns() and wall(), got {type(clock).__name__}"
+            )
+        self._clock = clock
+        self._now = clock.monotonic_ns
+        self._stats = RollingStats(max_intervals, divisor=1e9)
+        self._pending: list[Any] = []
+        self._push = self._pending.append
+        self._fold_lock = threading.Lock()
+
+    @property
+    def clock(self) -> Clock:
+        """The clock this timer reads."""
+        return self._clock
+
+    @property
+    def max_intervals(self) -> int:
+        """How many recent intervals the timer remembers."""
+        return self._stats.window
+
+    def _absorb(self, records: list[Any]) -> None:
+        """Turn a batch of raw records into samples of ``self._stats`` (lock held)."""
+        raise NotImplementedError
+
+    def _fold(self) -> None:
+        with self._fold_lock:
+            self._fold_locked()
+
+    def _fold_locked(self) -> None:
+        pending = self._pending
+        n = len(pending)
+        if n:
+            # Slice then delete the same prefix: appends that land in between
+            # sit after index n and stay for the next fold.
+            records = pending[:n]
+            del pending[:n]
+            self._absorb(records)
+
+    def statistics(self, *, reset: bool = False) -> StatsSnapshot:
+        """Return the full :class:`~framescope.stats.StatsSnapshot`, all-time aggregates included.
+
+        With ``reset=True`` the timer is reset in the same step, so that taking
+        statistics period after period reports every sample exactly once.
+        """
+        with self._fold_lock:
+            self._fold_locked()
+            snapshot = self._stats.snapshot()
+            if reset:
+                self._stats.reset()
+            return snapshot
+
+    def snapshot(self) -> TimerSnapshot:
+        """Return an immutable :class:`TimerSnapshot` of the remembered intervals."""
+        return TimerSnapshot.of_window(self.statistics(), self._RECORD_KIND, self._name())
+
+    def _name(self) -> str | None:
+        """The name shown in reprs and snapshots (StopWatch has one)."""
+        return None
+
+    @property
+    def intervals(self) -> tuple[float, ...]:
+        """The remembered intervals in seconds, most recent last."""
+        with self._fold_lock:
+            self._fold_locked()
+            return self._stats.recent_values()
+
+    def min(self) -> float:
+        """Shortest remembered interval in seconds (0.0 when empty)."""
+        return self.snapshot().min()
+
+    def max(self) -> float:
+        """Longest remembered interval in seconds (0.0 when empty)."""
+        return self.snapshot().max()
+
+    def mean(self) -> float:
+        """Mean of the remembered intervals in seconds (0.0 when empty)."""
+        return self.snapshot().mean()
+
+    def sum(self) -> float:
+        """Sum of the remembered intervals in seconds."""
+        return self.snapshot().sum()
+
+    def len(self) -> int:
+        """Number of remembered intervals."""
+        return len(self.intervals)
+
+    def freq(self) -> float:
+        """Events per second over the remembered intervals, (n-1)/(t_last-t_first)."""
+        return self.statistics().rate()
+
+    def median(self) -> float:
+        """Median of the remembered intervals in seconds."""
+        return self.statistics().median()
+
+    def stddev(self) -> float:
+        """Sample standard deviation of the remembered intervals in seconds."""
+        return self.statistics().stddev()
+
+    def percentile(self, q: float) -> float:
+        """The ``q``-th percentile (0-100) of the remembered intervals in seconds."""
+        return self.statistics().percentile(q)
+
+    def reset(self) -> None:
+        """Forget every interval and aggregate (the timer keeps running)."""
+        with self._fold_lock:
+            self._fold_locked()
+            self._stats.reset()
+
+    def __repr__(self) -> str:
+        return format_timer(self._RECORD_KIND, self._name(), self.snapshot()) + ">"
+
+
+class Ticker(BaseTimer):
+    """Measures the time between successive calls of :meth:`tick`.
+
+    The first tick only starts the clock; every later tick records the interval
+    since the previous one. Use it in a frame loop to learn the frame period::
+
+        ticker = Ticker(max_intervals=5)
+        for frame in frames:
+            ticker.tick()
+            process(frame)
+        print(ticker)
+        # <Ticker intervals=[0.0899, 0.0632, 0.0543, 0.0713, 0.0681] min=0.0543 ...>
+
+    :meth:`reset` forgets the intervals but not the last tick, so the next tick
+    still records the interval that ends with it.
+
+    Args:
+        max_intervals: how many recent intervals to remember (>= 1).
+        clock: where to read the time; the system clock by default.
+    """
+
+    _RECORD_KIND: ClassVar[str] = "Ticker"
+
+    def __init__(self, max_intervals: int = 10, *, clock: Clock | None = None) -> None:
+        super().__init__(max_intervals, clock=clock)
+        self._last_tick: int | None = None
+
+    def tick(self) -> None:
+        """Register an event now."""
+        self._push(self._now())
+        if len(self._pending) >= FOLD_AT:
+            self._fold()
+
+    def tick_at(self, timestamp_ns: int) -> None:
+        """Register an event at a monotonic time (ns) the caller already read.
+
+        Timestamps must come from this ticker's clock and must not go backwards.
+        """
+        self._push(timestamp_ns)
+        if len(self._pending) >= FOLD_AT:
+            self._fold()
+
+    def _absorb(self, records: list[int]) -> None:
+        if self._last_tick is None:
+            self._last_tick = records[0]
+            records = records[1:]
+            if not records:
+                return
+        previous = [self._last_tick]
+        previous.extend(records[:-1])
+        self._last_tick = records[-1]
+        self._stats.extend(list(map(operator.sub, records, previous)), records)
+
+
+class CallableName(str):
+    """A ``str`` that also returns itself when called.
+
+    ``StopWatch.full_name`` is one, so both spellings users write work:
+    ``watch.full_name`` and ``watch.full_name()``.
+    """
+
+    __slots__ = ()
+
+    def __call__(self) -> str:
+        return str(self)
+
+
+class StopWatch(BaseTimer):
+    """Measures how long a block of code takes, as a tree of named watches.
+
+    Use it as a context manager (the same watch can be entered again in every
+    iteration, or even nested in itself) or decorate a function with
+    :meth:`measure`. :meth:`child` creates or returns a named sub-watch::
+
+        with StopWatch('root') as root:
+            with root.child('decode'):
+                decode()
+            with root.child('infer'):
+                infer()
+        print(root)   # the whole tree, one watch per line
+
+    Entering and leaving a watch from several threads at once is not supported:
+    give each thread its own watch (or child).
+
+    Args:
+        name: the watch's name (a non-empty str).
+        max_intervals: how many recent intervals to remember (>= 1).
+        clock: where to read the time; the system clock by default.
+    """
+
+    _RECORD_KIND: ClassVar[str] = "StopWatch"
+
+    def __init__(self, name: str, max_intervals: int = 10, *, clock: Clock | None = None) -> None:
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str, got {type(name).__name__}")
+        if not name:
+            raise ValueError("name must be a non-empty str")
+        super().__init__(max_intervals, clock=clock)
+        self.name: str = name
+        self.parent: StopWatch | None = None
+        self.children: dict[str, StopWatch] = {}
+        self._starts: list[int] = []
+
+    def _name(self) -> str:
+        return self.name
+
+    def __enter__(self) -> StopWatch:
+        """Start timing a block; returns the watch itself."""
+        self._starts.append(self._now())
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Stop timing the innermost open block and record its duration."""
+        end = self._now()
+        try:
+            start = self._starts.pop()
+        except IndexError:
+            raise RuntimeError(
+                f"StopWatch {self.name!r} was exited more times than it was entered"
+            ) from None
+        self._push((start, end))
+        if len(self._pending) >= FOLD_AT:
+            self._fold()
+
+    def _absorb(self, records: list[tuple[int, int]]) -> None:
+        ends = list(map(operator.itemgetter(1), records))
+        starts = map(operator.itemgetter(0), records)
+        self._stats.extend(list(map(operator.sub, ends, starts)), ends)
+
+    def measure(self, func: _F) -> _F:
+        """Decorate ``func`` so that every call is timed by this watch.
+
+        The wrapper returns what ``func`` returns, and records the call's duration
+        even when it raises (the exception propagates unchanged).
+        """
+        if not callable(func):
+            raise TypeError(f"measure expects a callable, got {type(func).__name__}")
+
+        @functools.wraps(func)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            with self:
+                return func(*args, **kwargs)
+
+        return timed  # type: ignore[return-value]
+
+    def child(self, name: str, max_intervals: int | None = None) -> StopWatch:
+        """Return the child watch called ``name``, creating it when it does not exist.
+
+        A new child remembers ``max_intervals`` intervals (the parent's setting when
+        None) and reads the parent's clock. An existing child is returned as it is.
+        """
+        existing = self.children.get(name)
+        if existing is not None:
+            return existing
+        child = type(self)(
+            name,
+            self.max_intervals if max_intervals is None else max_intervals,
+            clock=self._clock,
+        )
+        child.parent = self
+        self.children[name] = child
+        return child
+
+    def parents(self) -> Iterator[StopWatch]:
+        """Yield the parent, the grandparent, ... up to the root."""
+        current = self.parent
+        while current is not None:
+            yield current
+            current = current.parent
+
+    @property
+    def full_name(self) -> CallableName:
+        """The dotted path from the root, e.g. ``root.task1.subtask1_1``.
+
+        Works both as an attribute and called as ``full_name()``.
+        """
+        family = [self.name, *(p.name for p in self.parents())]
+        return CallableName(".".join(reversed(family)))
+
+    @property
+    def level(self) -> int:
+        """The number of parents (0 for a root watch)."""
+        return sum(1 for _ in self.parents())
+
+    def walk(self) -> Iterator[StopWatch]:
+        """Yield this watch and every descendant, depth first, in creation order."""
+        yield self
+        for child in self.children.values():
+            yield from child.walk()
+
+    def _repr_lines(self, depth: int) -> str:
+        indent = "    " * depth
+        line = indent + format_timer(self._RECORD_KIND, self.name, self.snapshot())
+        if not self.children:
+            return line + ">"
+        inner = ",\n".join(c._repr_lines(depth + 1) for c in self.children.values())
+        return f"{line} children=[\n{inner}\n{indent}]>"
+
+    def __repr__(self) -> str:
+        return self._repr_lines(0)
