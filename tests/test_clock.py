@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import datetime
+import time
+
+import pytest
+
+from framescope.clock import SYSTEM_CLOCK, Clock, FakeClock, SystemClock, to_nanoseconds
+
+
+def test_system_clock_readings() -> None:
+    clock = SystemClock()
+    assert isinstance(clock, Clock)
+    first = clock.monotonic_ns()
+    second = clock.monotonic_ns()
+    assert isinstance(first, int)
+    assert second >= first
+    wall = clock.wall()
+    assert wall.tzinfo is not None
+    assert wall.utcoffset() == datetime.timedelta(0)
+    # The monotonic reading is perf_counter_ns itself, not a wrapper.
+    assert SystemClock.monotonic_ns is time.perf_counter_ns
+    assert SYSTEM_CLOCK.monotonic_ns is time.perf_counter_ns
+
+
+def test_fake_clock_advances_both_readings(clock: FakeClock) -> None:
+    start_wall = clock.wall()
+    clock.advance(1.5)
+    assert clock.monotonic_ns() == 2_500_000_000
+    assert clock.wall() - start_wall == datetime.timedelta(seconds=1.5)
+    clock.advance(datetime.timedelta(milliseconds=250))
+    assert clock.monotonic_ns() == 2_750_000_000
+    clock.advance_ns(7)
+    assert clock.monotonic_ns() == 2_750_000_007
+
+
+def test_fake_clock_wall_jump_leaves_monotonic_alone(clock: FakeClock) -> None:
+    mono = clock.monotonic_ns()
+    wall = clock.wall()
+    clock.jump_wall(-3600)
+    assert clock.monotonic_ns() == mono
+    assert clock.wall() == wall - datetime.timedelta(hours=1)
+    clock.jump_wall(datetime.timedelta(days=1))
+    assert clock.wall() == wall + datetime.timedelta(hours=23)
+
+
+def test_fake_clock_rejects_going_back_and_bad_types(clock: FakeClock) -> None:
+    with pytest.raises(ValueError, match="seconds must be >= 0"):
+        clock.advance(-1)
+    with pytest.raises(ValueError, match="nanoseconds must be >= 0"):
+        clock.advance_ns(-1)
+    with pytest.raises(TypeError, match="nanoseconds must be an int"):
+        clock.advance_ns(1.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="seconds must be a number"):
+        clock.advance("1")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="timezone-aware"):
+        FakeClock(wall=datetime.datetime(2024, 1, 1))
+    with pytest.raises(TypeError, match="start_ns must be an int"):
+        FakeClock(start_ns=1.0)  # type: ignore[arg-type]
+
+
+def test_to_nanoseconds() -> None:
+    assert to_nanoseconds(datetime.timedelta(seconds=1.35), "x") == 1_350_000_000
+    assert to_nanoseconds(0.001, "x") == 1_000_000
+    assert to_nanoseconds(2, "x") == 2_000_000_000
+    with pytest.raises(ValueError, match="x must be finite"):
+        to_nanoseconds(float("nan"), "x")
+    with pytest.raises(ValueError, match="x must be finite"):
+        to_nanoseconds(float("inf"), "x")
+    with pytest.raises(TypeError, match="x must be a number"):
+        to_nanoseconds(True, "x")

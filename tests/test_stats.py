@@ -1,0 +1,238 @@
+from __future__ import annotations
+
+import json
+import math
+import statistics
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from framescope.stats import RollingStats, StatsSnapshot, percentile
+
+finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
+
+
+def test_empty_stats_are_zero() -> None:
+    snap = RollingStats(window=5).snapshot()
+    assert snap.count == 0
+    assert snap.recent == ()
+    s = snap.summary()
+    assert (s.minimum, s.maximum, s.recent_mean, s.median, s.stddev, s.p90, s.p99, s.rate) == (
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+    )
+    assert snap.mean() == 0.0
+
+
+def test_window_is_bounded_but_all_time_aggregates_are_exact() -> None:
+    stats = RollingStats(window=3)
+    for value in [5, 1, 9, 4, 6, 7]:
+        stats.add(value)
+    snap = stats.snapshot()
+    assert snap.recent == (4, 6, 7)
+    assert snap.count == 6
+    assert snap.total == 32
+    assert snap.minimum == 1  # fell out of the window long ago
+    assert snap.maximum == 9
+    assert snap.recent_min() == 4
+    assert snap.recent_max() == 7
+    assert snap.mean() == pytest.approx(32 / 6)
+    assert snap.recent_mean() == pytest.approx(17 / 3)
+
+
+def test_add_and_extend_agree() -> None:
+    values = [3, 8, 1, 1, 12, 7, 2]
+    one = RollingStats(window=4)
+    for i, v in enumerate(values):
+        one.add(v, timestamp_ns=i * 10)
+    many = RollingStats(window=4)
+    many.extend(values[:3], [0, 10, 20])
+    many.extend(values[3:], [30, 40, 50, 60])
+    assert one.snapshot() == many.snapshot()
+
+
+def test_extend_checks_timestamp_count() -> None:
+    with pytest.raises(ValueError, match="one entry per value: 1 timestamps for 2 values"):
+        RollingStats().extend([1, 2], [5])
+
+
+def test_divisor_reports_correctly_rounded_units() -> None:
+    stats = RollingStats(window=10, divisor=1e9)
+    stats.extend([13_900_491, 1_937_025_402])
+    snap = stats.snapshot()
+    assert snap.recent == (0.013900491, 1.937025402)
+    assert snap.minimum == 0.013900491
+    assert snap.total == 1.950925893
+
+
+def test_rate_is_events_minus_one_over_span() -> None:
+    stats = RollingStats(window=100)
+    # 11 events, 100 ms apart: 10 intervals in 1 s -> 10 per second.
+    stats.extend([1.0] * 11, [i * 100_000_000 for i in range(11)])
+    assert stats.snapshot().rate() == pytest.approx(10.0)
+    # A window keeps only the newest timestamps.
+    small = RollingStats(window=3)
+    small.extend([1.0] * 5, [0, 1_000_000_000, 2_000_000_000, 2_500_000_000, 3_000_000_000])
+    assert small.snapshot().rate() == pytest.approx(2 / 1.0)
+
+
+def test_rate_is_not_a_mean_of_reciprocals() -> None:
+    stats = RollingStats(window=10)
+    # Irregular events: 0, 0.1 s, 1.0 s -> 2 intervals in 1 s = 2/s.
+    stats.extend([0.0, 0.1, 0.9], [0, 100_000_000, 1_000_000_000])
+    rate = stats.snapshot().rate()
+    assert rate == pytest.approx(2.0)
+    mean_of_reciprocals = (1 / 0.1 + 1 / 0.9) / 2
+    assert rate != pytest.approx(mean_of_reciprocals)
+
+
+def test_rate_needs_two_distinct_events() -> None:
+    stats = RollingStats()
+    stats.add(1.0, timestamp_ns=5)
+    assert stats.snapshot().rate() == 0.0
+    stats.add(1.0, timestamp_ns=5)
+    assert stats.snapshot().rate() == 0.0
+    untimed = RollingStats()
+    untimed.extend([1.0, 2.0])
+    assert untimed.snapshot().rate() == 0.0
+
+
+@given(st.lists(finite, min_size=1, max_size=300), st.integers(min_value=1, max_value=400))
+def test_recent_statistics_match_the_statistics_module(values: list[float], window: int) -> None:
+    stats = RollingStats(window=window)
+    stats.extend(values)
+    snap = stats.snapshot()
+    recent = values[-window:]
+    summary = snap.summary()
+    assert summary.count == len(values)
+    assert summary.minimum == min(values)
+    assert summary.maximum == max(values)
+    assert summary.recent_count == len(recent)
+    assert summary.recent_min == min(recent)
+    assert summary.recent_max == max(recent)
+    assert summary.recent_mean == pytest.approx(statistics.fmean(recent), abs=1e-6)
+    assert summary.median == pytest.approx(statistics.median(recent), abs=1e-6)
+    if len(recent) >= 2:
+        assert summary.stddev == pytest.approx(statistics.stdev(recent), rel=1e-6, abs=1e-6)
+        quantiles = statistics.quantiles(recent, n=100, method="inclusive")
+        assert summary.p90 == pytest.approx(quantiles[89], abs=1e-6)
+        assert summary.p99 == pytest.approx(quantiles[98], abs=1e-6)
+    else:
+        assert summary.stddev == 0.0
+        assert summary.p90 == summary.p99 == recent[0]
+    assert snap.median() == summary.median
+    assert snap.stddev() == summary.stddev
+    assert snap.percentile(90) == summary.p90
+
+
+def test_percentile_interpolates_and_validates() -> None:
+    ordered = [10.0, 20.0, 30.0, 40.0]
+    assert percentile(ordered, 0) == 10.0
+    assert percentile(ordered, 100) == 40.0
+    assert percentile(ordered, 50) == 25.0
+    assert percentile(ordered, 90) == pytest.approx(37.0)
+    assert percentile([], 50) == 0.0
+    with pytest.raises(ValueError, match="q must be between 0 and 100"):
+        percentile(ordered, 101)
+    with pytest.raises(ValueError, match="q must be between 0 and 100"):
+        percentile(ordered, -0.5)
+    with pytest.raises(TypeError, match="q must be a number"):
+        percentile(ordered, "50")  # type: ignore[arg-type]
+
+
+@given(
+    st.lists(finite, max_size=50),
+    st.lists(finite, max_size=50),
+)
+def test_merge_equals_recording_both(first: list[float], second: list[float]) -> None:
+    a, b, both = RollingStats(window=50), RollingStats(window=50), RollingStats(window=100)
+    a.extend(first, [i * 1000 for i in range(len(first))])
+    b.extend(second, [10**9 + i * 1000 for i in range(len(second))])
+    both.extend(
+        first + second,
+        [i * 1000 for i in range(len(first))] + [10**9 + i * 1000 for i in range(len(second))],
+    )
+    merged = a.snapshot().merge(b.snapshot())
+    expected = both.snapshot()
+    assert merged.count == expected.count
+    assert merged.total == pytest.approx(expected.total)
+    assert merged.minimum == expected.minimum
+    assert merged.maximum == expected.maximum
+    assert sorted(merged.recent) == sorted(expected.recent)
+    assert merged.rate() == pytest.approx(expected.rate())
+    assert (a.snapshot() + b.snapshot()).count == merged.count
+
+
+def test_merge_of_parallel_sources_adds_rates() -> None:
+    a, b = RollingStats(), RollingStats()
+    # Two replicas, each 10 events/s over the same second.
+    a.extend([1.0] * 11, [i * 100_000_000 for i in range(11)])
+    b.extend([2.0] * 11, [50_000_000 + i * 100_000_000 for i in range(11)])
+    merged = a.snapshot().merge(b.snapshot())
+    assert merged.rate() == pytest.approx(20.0, rel=0.1)
+    assert merged.median() == pytest.approx(1.5)
+
+
+def test_merge_rejects_other_types() -> None:
+    with pytest.raises(TypeError, match="other must be a StatsSnapshot"):
+        RollingStats().snapshot().merge({})  # type: ignore[arg-type]
+
+
+def test_snapshot_round_trips_through_json() -> None:
+    stats = RollingStats(window=4, divisor=1e9)
+    stats.extend([1_000_000, 3_000_000, 2_000_000], [10, 20, 30])
+    snap = stats.snapshot()
+    text = json.dumps(snap.to_dict())
+    again = StatsSnapshot.from_dict(json.loads(text))
+    assert again == snap
+    assert again.summary() == snap.summary()
+    assert json.loads(json.dumps(snap.summary().to_dict()))["p99"] == snap.summary().p99
+
+
+def test_from_dict_reports_missing_keys() -> None:
+    with pytest.raises(ValueError, match="missing keys: count, maximum"):
+        StatsSnapshot.from_dict({"window": 1, "total": 0, "minimum": 0, "recent": []})
+    with pytest.raises(TypeError, match="data must be a mapping"):
+        StatsSnapshot.from_dict([])  # type: ignore[arg-type]
+
+
+def test_snapshot_is_immutable_and_independent() -> None:
+    stats = RollingStats(window=3)
+    stats.extend([1, 2, 3])
+    snap = stats.snapshot()
+    stats.extend([100, 200])
+    assert snap.recent == (1, 2, 3)
+    with pytest.raises(AttributeError):
+        snap.count = 7  # type: ignore[misc]
+
+
+def test_reset_forgets_everything() -> None:
+    stats = RollingStats(window=3)
+    stats.extend([1, 2, 3], [1, 2, 3])
+    stats.reset()
+    snap = stats.snapshot()
+    assert (snap.count, snap.total, snap.recent, snap.events) == (0, 0, (), 0)
+    assert len(stats) == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"window": 0}, ValueError, "window must be >= 1"),
+        ({"window": 2.5}, TypeError, "window must be a positive int"),
+        ({"window": True}, TypeError, "window must be a positive int"),
+        ({"divisor": 0}, ValueError, "divisor must be a positive finite number"),
+        ({"divisor": math.inf}, ValueError, "divisor must be a positive finite number"),
+        ({"divisor": "1"}, TypeError, "divisor must be a positive number"),
+    ],
+)
+def test_bad_arguments(kwargs: dict[str, object], error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        RollingStats(**kwargs)  # type: ignore[arg-type]
