@@ -198,7 +198,7 @@ def test_snapshot_round_trips_through_json() -> None:
 
 def test_from_dict_reports_missing_keys() -> None:
     with pytest.raises(ValueError, match="missing keys: count, maximum"):
-        StatsSnapshot.from_dict({"window": 1, "total": 0, "minimum": 0, "recent": []})
+        StatsSnapshot.from_dict({"window": 1, "total": 0, "minimum": 0, "samples": []})
     with pytest.raises(TypeError, match="data must be a mapping"):
         StatsSnapshot.from_dict([])  # type: ignore[arg-type]
 
@@ -236,3 +236,46 @@ def test_reset_forgets_everything() -> None:
 def test_bad_arguments(kwargs: dict[str, object], error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
         RollingStats(**kwargs)  # type: ignore[arg-type]
+
+
+@given(
+    st.lists(st.integers(min_value=0, max_value=10**12), min_size=1, max_size=300),
+    st.integers(min_value=1, max_value=400),
+)
+def test_integer_nanoseconds_give_exact_statistics_in_seconds(raw: list[int], window: int) -> None:
+    stats = RollingStats(window=window, divisor=1e9)
+    stats.extend(raw)
+    summary = stats.snapshot().summary()
+    recent = [v / 1e9 for v in raw[-window:]]
+    assert summary.recent_mean == pytest.approx(statistics.fmean(recent), rel=1e-12, abs=1e-15)
+    assert summary.median == pytest.approx(statistics.median(recent), rel=1e-12, abs=1e-15)
+    if len(recent) >= 2:
+        expected = statistics.stdev(raw[-window:]) / 1e9  # exact on the integers
+        assert summary.stddev == pytest.approx(expected, rel=1e-9, abs=1e-15)
+    assert summary.total == pytest.approx(sum(raw) / 1e9, rel=1e-12)
+    assert stats.snapshot().recent == tuple(recent)
+
+
+def test_stddev_of_identical_large_integers_is_exactly_zero() -> None:
+    stats = RollingStats(window=10, divisor=1e9)
+    stats.extend([10**15 + 7] * 10)
+    assert stats.snapshot().stddev() == 0.0
+
+
+def test_merge_of_different_units_converts_to_reported_units() -> None:
+    seconds_from_ns = RollingStats(divisor=1e9)
+    seconds_from_ns.extend([1_000_000_000, 3_000_000_000])
+    seconds = RollingStats()
+    seconds.extend([2.0])
+    merged = seconds_from_ns.snapshot().merge(seconds.snapshot())
+    assert merged.divisor == 1.0
+    assert sorted(merged.recent) == [1.0, 2.0, 3.0]
+    assert merged.median() == 2.0
+    assert merged.total == 6.0
+
+
+def test_from_dict_rejects_non_numeric_samples() -> None:
+    data = RollingStats().snapshot().to_dict()
+    data["samples"] = [1, "2"]
+    with pytest.raises(ValueError, match=r"data\['samples'\] must hold numbers"):
+        StatsSnapshot.from_dict(data)

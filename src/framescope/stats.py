@@ -53,12 +53,22 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     return float(low_value + (sorted_values[high] - low_value) * fraction)
 
 
-def _sample_stddev(values: Sequence[float], mean: float) -> float:
-    n = len(values)
+def _raw_stddev(samples: Sequence[float], total: float) -> float:
+    """Sample standard deviation (n-1) of raw samples whose sum is ``total``.
+
+    Integer samples (nanoseconds) take the exact integer route: the numerator
+    ``n*sum(x^2) - sum(x)^2`` is computed without rounding, so there is neither
+    cancellation nor a second pass over the data.
+    """
+    n = len(samples)
     if n < 2:
         return 0.0
-    deviations = list(map(mean.__rsub__, values))
-    return math.sqrt(math.fsum(map(operator.mul, deviations, deviations)) / (n - 1))
+    if isinstance(total, int):
+        square_sum = sum(map(operator.mul, samples, samples))
+        return math.sqrt((n * square_sum - total * total) / (n * (n - 1)))
+    mean = total / n
+    deviations = list(map(mean.__rsub__, samples))
+    return math.sqrt(sum(map(operator.mul, deviations, deviations)) / (n - 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,13 +104,19 @@ class Summary:
 class StatsSnapshot:
     """An immutable picture of a :class:`RollingStats` at one moment.
 
+    The recent samples are kept as they were recorded (``samples``, e.g. integer
+    nanoseconds) together with the ``divisor`` that turns them into the reported
+    unit; ``recent`` and every statistic are in the reported unit. Computing on
+    the raw integers keeps the statistics exact and cheap.
+
     Attributes:
         window: capacity of the recent window the samples came from.
         count: number of samples ever recorded (exact).
-        total: sum of every sample ever recorded (exact up to float rounding).
+        total: sum of every sample ever recorded (reported unit).
         minimum: smallest sample ever recorded (0.0 when there is none).
         maximum: largest sample ever recorded (0.0 when there is none).
-        recent: the most recent samples, oldest first.
+        samples: the most recent raw samples, oldest first.
+        divisor: raw samples divided by it give the reported unit.
         events: number of event timestamps in the recent window.
         first_event_ns: monotonic timestamp of the oldest recent event, or None.
         last_event_ns: monotonic timestamp of the newest recent event, or None.
@@ -111,17 +127,31 @@ class StatsSnapshot:
     total: float = 0.0
     minimum: float = 0.0
     maximum: float = 0.0
-    recent: tuple[float, ...] = ()
+    samples: tuple[float, ...] = ()
+    divisor: float = 1.0
     events: int = 0
     first_event_ns: int | None = None
     last_event_ns: int | None = None
+    _recent: tuple[float, ...] | None = field(default=None, init=False, repr=False, compare=False)
     _sorted: tuple[float, ...] | None = field(default=None, init=False, repr=False, compare=False)
 
-    def sorted_recent(self) -> tuple[float, ...]:
-        """Return the recent samples in ascending order (computed once, cached)."""
+    @property
+    def recent(self) -> tuple[float, ...]:
+        """The most recent samples in the reported unit, oldest first (cached)."""
+        cached = self._recent
+        if cached is None:
+            divisor = self.divisor
+            if divisor == 1.0:
+                cached = self.samples
+            else:
+                cached = tuple(map(divisor.__rtruediv__, self.samples))
+            object.__setattr__(self, "_recent", cached)
+        return cached
+
+    def _sorted_samples(self) -> tuple[float, ...]:
         cached = self._sorted
         if cached is None:
-            cached = tuple(sorted(self.recent))
+            cached = tuple(sorted(self.samples))
             object.__setattr__(self, "_sorted", cached)
         return cached
 
@@ -131,31 +161,32 @@ class StatsSnapshot:
 
     def recent_mean(self) -> float:
         """Return the mean of the recent window, 0.0 when empty."""
-        return math.fsum(self.recent) / len(self.recent) if self.recent else 0.0
+        samples = self.samples
+        return sum(samples) / len(samples) / self.divisor if samples else 0.0
 
     def recent_min(self) -> float:
         """Return the smallest recent sample, 0.0 when empty."""
-        return min(self.recent) if self.recent else 0.0
+        return min(self.samples) / self.divisor if self.samples else 0.0
 
     def recent_max(self) -> float:
         """Return the largest recent sample, 0.0 when empty."""
-        return max(self.recent) if self.recent else 0.0
+        return max(self.samples) / self.divisor if self.samples else 0.0
 
     def recent_sum(self) -> float:
         """Return the sum of the recent samples."""
-        return math.fsum(self.recent)
+        return sum(self.samples) / self.divisor
 
     def median(self) -> float:
         """Return the median of the recent window, 0.0 when empty."""
-        return percentile(self.sorted_recent(), 50.0)
+        return percentile(self._sorted_samples(), 50.0) / self.divisor
 
     def stddev(self) -> float:
         """Return the sample standard deviation (n-1) of the recent window."""
-        return _sample_stddev(self.recent, self.recent_mean())
+        return _raw_stddev(self.samples, sum(self.samples)) / self.divisor
 
     def percentile(self, q: float) -> float:
         """Return the ``q``-th percentile (0-100) of the recent window."""
-        return percentile(self.sorted_recent(), q)
+        return percentile(self._sorted_samples(), q) / self.divisor
 
     def rate(self) -> float:
         """Return events per second over the recent window: (n-1)/(t_last-t_first).
@@ -168,24 +199,25 @@ class StatsSnapshot:
         return (self.events - 1) * _NS_PER_S / (last - first)
 
     def summary(self) -> Summary:
-        """Compute every statistic in one pass (one sort, two sums)."""
-        recent = self.recent
-        ordered = self.sorted_recent()
-        n = len(recent)
-        recent_mean = math.fsum(recent) / n if n else 0.0
+        """Compute every statistic in one pass over the window (one sort, two sums)."""
+        samples = self.samples
+        ordered = self._sorted_samples()
+        divisor = self.divisor
+        n = len(samples)
+        recent_total = sum(samples)
         return Summary(
             count=self.count,
             total=self.total,
             minimum=self.minimum,
             maximum=self.maximum,
             recent_count=n,
-            recent_min=ordered[0] if n else 0.0,
-            recent_max=ordered[-1] if n else 0.0,
-            recent_mean=recent_mean,
-            median=percentile(ordered, 50.0),
-            stddev=_sample_stddev(recent, recent_mean),
-            p90=percentile(ordered, 90.0),
-            p99=percentile(ordered, 99.0),
+            recent_min=ordered[0] / divisor if n else 0.0,
+            recent_max=ordered[-1] / divisor if n else 0.0,
+            recent_mean=recent_total / n / divisor if n else 0.0,
+            median=percentile(ordered, 50.0) / divisor,
+            stddev=_raw_stddev(samples, recent_total) / divisor,
+            p90=percentile(ordered, 90.0) / divisor,
+            p99=percentile(ordered, 99.0) / divisor,
             rate=self.rate(),
         )
 
@@ -204,6 +236,10 @@ class StatsSnapshot:
             return self
         if not self.count:
             return other
+        if self.divisor == other.divisor:
+            samples, divisor = self.samples + other.samples, self.divisor
+        else:
+            samples, divisor = self.recent + other.recent, 1.0
         firsts = [t for t in (self.first_event_ns, other.first_event_ns) if t is not None]
         lasts = [t for t in (self.last_event_ns, other.last_event_ns) if t is not None]
         return StatsSnapshot(
@@ -212,7 +248,8 @@ class StatsSnapshot:
             total=self.total + other.total,
             minimum=min(self.minimum, other.minimum),
             maximum=max(self.maximum, other.maximum),
-            recent=self.recent + other.recent,
+            samples=samples,
+            divisor=divisor,
             events=self.events + other.events,
             first_event_ns=min(firsts) if firsts else None,
             last_event_ns=max(lasts) if lasts else None,
@@ -222,14 +259,15 @@ class StatsSnapshot:
         return self.merge(other)
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the snapshot as a plain dict that :meth:`from_dict` reads back."""
+        """Return the snapshot as a plain dict that :meth:`from_dict` reads back exactly."""
         return {
             "window": self.window,
             "count": self.count,
             "total": self.total,
             "minimum": self.minimum,
             "maximum": self.maximum,
-            "recent": list(self.recent),
+            "samples": list(self.samples),
+            "divisor": self.divisor,
             "events": self.events,
             "first_event_ns": self.first_event_ns,
             "last_event_ns": self.last_event_ns,
@@ -240,9 +278,13 @@ class StatsSnapshot:
         """Rebuild a snapshot from :meth:`to_dict` output (e.g. parsed JSON)."""
         if not isinstance(data, Mapping):
             raise TypeError(f"data must be a mapping, got {type(data).__name__}")
-        missing = {"window", "count", "total", "minimum", "maximum", "recent"} - data.keys()
+        missing = {"window", "count", "total", "minimum", "maximum", "samples"} - data.keys()
         if missing:
             raise ValueError(f"data is missing keys: {', '.join(sorted(missing))}")
+        samples = tuple(data["samples"])
+        for value in samples:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"data['samples'] must hold numbers, found {value!r}")
         first, last = data.get("first_event_ns"), data.get("last_event_ns")
         return cls(
             window=int(data["window"]),
@@ -250,7 +292,8 @@ class StatsSnapshot:
             total=float(data["total"]),
             minimum=float(data["minimum"]),
             maximum=float(data["maximum"]),
-            recent=tuple(float(v) for v in data["recent"]),
+            samples=samples,
+            divisor=float(data.get("divisor", 1.0)),
             events=int(data.get("events", 0)),
             first_event_ns=None if first is None else int(first),
             last_event_ns=None if last is None else int(last),
@@ -334,7 +377,7 @@ class RollingStats:
                     f"timestamps_ns must have one entry per value: "
                     f"{len(stamps)} timestamps for {len(batch)} values"
                 )
-            self._stamps.extend(stamps)
+            self._stamps.extend(stamps[-self._window :])
         low, high = min(batch), max(batch)
         if self._count:
             self._min = min(self._min, low)
@@ -343,7 +386,7 @@ class RollingStats:
             self._min, self._max = low, high
         self._count += len(batch)
         self._total += sum(batch)
-        self._recent.extend(batch)
+        self._recent.extend(batch[-self._window :])
 
     def reset(self) -> None:
         """Forget every sample and aggregate."""
@@ -370,7 +413,8 @@ class RollingStats:
             total=self._total / divisor,
             minimum=self._min / divisor,
             maximum=self._max / divisor,
-            recent=self.recent_values(),
+            samples=tuple(self._recent),
+            divisor=divisor,
             events=len(stamps),
             first_event_ns=stamps[0] if stamps else None,
             last_event_ns=stamps[-1] if stamps else None,

@@ -274,3 +274,30 @@ def test_bad_arguments(factory: object, error: type[Exception], message: str) ->
 def test_base_timer_is_usable_as_a_common_type(clock: FakeClock) -> None:
     timers: list[BaseTimer] = [Ticker(clock=clock), StopWatch("w", clock=clock)]
     assert all(t.max_intervals == 10 for t in timers)
+
+
+def test_reader_thread_never_splits_a_stopwatch_record() -> None:
+    clock = FakeClock()
+    watch = StopWatch("w", max_intervals=50, clock=clock)
+    done = threading.Event()
+    snapshots = []
+
+    def reader() -> None:
+        while not done.is_set():
+            snapshots.append(watch.statistics())
+
+    thread = threading.Thread(target=reader, name="test-reader")
+    thread.start()
+    n_blocks = 50_000
+    for _ in range(n_blocks):
+        with watch:
+            clock.advance_ns(1_000)  # every block lasts exactly 1 us
+        clock.advance_ns(5_000)
+    done.set()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    final = watch.statistics()
+    assert final.count == n_blocks
+    assert final.minimum == final.maximum == 1e-6  # a split pair would show up here
+    assert all(s.maximum in (0.0, 1e-6) for s in snapshots)
+    assert len(snapshots) > 1

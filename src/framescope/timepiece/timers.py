@@ -11,7 +11,6 @@ while a fold runs is kept for the next one.
 from __future__ import annotations
 
 import functools
-import math
 import operator
 import threading
 from collections.abc import Callable, Iterator
@@ -87,13 +86,12 @@ class TimerSnapshot:
     @classmethod
     def of_window(cls, stats: StatsSnapshot, kind: str, name: str | None) -> TimerSnapshot:
         """Summarise the recent window of ``stats`` (what a timer's own methods report)."""
-        recent = stats.recent
         return cls(
-            intervals=recent,
-            count=len(recent),
-            total=math.fsum(recent),
-            minimum=min(recent) if recent else 0.0,
-            maximum=max(recent) if recent else 0.0,
+            intervals=stats.recent,
+            count=len(stats.samples),
+            total=stats.recent_sum(),
+            minimum=stats.recent_min(),
+            maximum=stats.recent_max(),
             rate=stats.rate(),
             stats=stats,
             kind=kind,
@@ -169,6 +167,7 @@ class BaseTimer:
     """
 
     _RECORD_KIND: ClassVar[str] = "BaseTimer"
+    _RECORD_WIDTH: ClassVar[int] = 1
 
     def __init__(self, max_intervals: int = 10, *, clock: Clock | None = None) -> None:
         check_positive_int(max_intervals, "max_intervals")
@@ -206,6 +205,7 @@ class BaseTimer:
     def _fold_locked(self) -> None:
         pending = self._pending
         n = len(pending)
+        n -= n % self._RECORD_WIDTH  # a record still being written stays for the next fold
         if n:
             # Slice then delete the same prefix: appends that land in between
             # sit after index n and stay for the next fold.
@@ -378,6 +378,7 @@ class StopWatch(BaseTimer):
     """
 
     _RECORD_KIND: ClassVar[str] = "StopWatch"
+    _RECORD_WIDTH: ClassVar[int] = 2  # start, end
 
     def __init__(self, name: str, max_intervals: int = 10, *, clock: Clock | None = None) -> None:
         if not isinstance(name, str):
@@ -412,14 +413,15 @@ class StopWatch(BaseTimer):
             raise RuntimeError(
                 f"StopWatch {self.name!r} was exited more times than it was entered"
             ) from None
-        self._push((start, end))
+        push = self._push
+        push(start)
+        push(end)
         if len(self._pending) >= FOLD_AT:
             self._fold()
 
-    def _absorb(self, records: list[tuple[int, int]]) -> None:
-        ends = list(map(operator.itemgetter(1), records))
-        starts = map(operator.itemgetter(0), records)
-        self._stats.extend(list(map(operator.sub, ends, starts)), ends)
+    def _absorb(self, records: list[int]) -> None:
+        ends = records[1::2]
+        self._stats.extend(list(map(operator.sub, ends, records[0::2])), ends)
 
     def measure(self, func: _F) -> _F:
         """Decorate ``func`` so that every call is timed by this watch.

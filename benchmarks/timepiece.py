@@ -1,0 +1,152 @@
+"""Hot-path cost of the timepiece timers, as ratios to a bare clock read.
+
+Run: python benchmarks/timepiece.py [--quick]
+
+Every figure comes from this one run: each operation is timed with timeit
+(best of several repeats, so the figure is the cost, not the noise) and
+divided by the cost of a bare ``time.perf_counter_ns()`` call measured the
+same way. The loops are long enough to include the amortised batch folds.
+Targets: Ticker.tick() <= 4x, StopWatch enter+exit <= 10x, recent statistics
+over a full window of 1,000 samples < 100 us.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import random
+import statistics
+import sys
+import time
+import timeit
+from collections import deque
+from typing import Any
+
+from framescope.stats import RollingStats
+from framescope.timepiece import StopWatch, StopWatchTachometer, Ticker, TickerTachometer
+
+
+def best_ns(stmt: str, env: dict[str, Any], number: int, repeat: int) -> float:
+    """Best per-call time in ns of ``stmt`` over ``repeat`` runs of ``number`` calls."""
+    return min(timeit.repeat(stmt, globals=env, number=number, repeat=repeat)) / number * 1e9
+
+
+class NaiveTicker:
+    """The simplest ticker one would write by hand: a deque of float differences."""
+
+    def __init__(self, max_intervals: int = 10) -> None:
+        self.intervals: deque[float] = deque(maxlen=max_intervals)
+        self._last: float | None = None
+
+    def tick(self) -> None:
+        now = time.perf_counter()
+        if self._last is not None:
+            self.intervals.append(now - self._last)
+        self._last = now
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run)")
+    args = parser.parse_args()
+    number, repeat = (100_000, 3) if args.quick else (1_000_000, 7)
+
+    clock_read = time.perf_counter_ns
+    ticker = Ticker(max_intervals=100)
+    naive = NaiveTicker(max_intervals=100)
+    watch = StopWatch("bench", max_intervals=100)
+    tach = TickerTachometer(lambda ts, t: None, stats_interval=datetime.timedelta(seconds=1))
+    sw_tach = StopWatchTachometer(lambda ts, t: None, stats_interval=datetime.timedelta(seconds=1))
+
+    def stopwatch_block() -> None:
+        with watch:
+            pass
+
+    def tach_block() -> None:
+        with sw_tach:
+            pass
+
+    def empty_call() -> None:
+        pass
+
+    env = {
+        "clock_read": clock_read,
+        "ticker": ticker,
+        "naive": naive,
+        "stopwatch_block": stopwatch_block,
+        "tach": tach,
+        "tach_block": tach_block,
+        "empty_call": empty_call,
+    }
+    floor = best_ns("clock_read()", env, number, repeat)
+    rows = [
+        ("bare time.perf_counter_ns()", floor, None),
+        ("Ticker.tick()", best_ns("ticker.tick()", env, number, repeat), 4.0),
+        ("hand-written deque ticker .tick()", best_ns("naive.tick()", env, number, repeat), None),
+        ("TickerTachometer.tick()", best_ns("tach.tick()", env, number, repeat), None),
+        (
+            "StopWatch enter+exit (with-block in a function)",
+            best_ns("stopwatch_block()", env, number, repeat),
+            10.0,
+        ),
+        (
+            "  of which: calling the empty function",
+            best_ns("empty_call()", env, number, repeat),
+            None,
+        ),
+        (
+            "StopWatchTachometer enter+exit",
+            best_ns("tach_block()", env, number, repeat),
+            None,
+        ),
+    ]
+    print(f"Python {sys.version.split()[0]}, {number:,} calls x {repeat} repeats, best run\n")
+    print(f"{'operation':<50} {'ns/call':>9} {'x clock':>8}  target")
+    failed = False
+    for name, ns, target in rows:
+        ratio = ns / floor
+        verdict = ""
+        if target is not None:
+            ok = ratio <= target
+            failed |= not ok
+            verdict = f"<= {target:g}x {'ok' if ok else 'MISSED'}"
+        print(f"{name:<50} {ns:9.1f} {ratio:8.2f}  {verdict}")
+
+    rng = random.Random(7)
+    samples = [rng.randint(1_000_000, 50_000_000) for _ in range(5_000)]
+    stats = RollingStats(window=1_000, divisor=1e9)
+    stats.extend(samples, list(range(len(samples))))
+    full_ticker = Ticker(max_intervals=1_000)
+    for _ in range(2_000):
+        full_ticker.tick()
+    window = [s / 1e9 for s in samples[-1_000:]]
+    env2 = {"stats": stats, "full_ticker": full_ticker, "window": window, "st": statistics}
+    n_stats = 200 if args.quick else 2_000
+    summary_us = best_ns("stats.snapshot().summary()", env2, n_stats, repeat) / 1e3
+    ticker_us = best_ns("full_ticker.statistics().summary()", env2, n_stats, repeat) / 1e3
+    stdlib_us = (
+        best_ns(
+            "st.fmean(window); st.median(window); st.stdev(window);"
+            "st.quantiles(window, n=100, method='inclusive')",
+            env2,
+            max(n_stats // 10, 20),
+            repeat,
+        )
+        / 1e3
+    )
+    print("\nrecent statistics over a full window of 1,000 samples")
+    print("(min, max, mean, median, stddev, p90, p99, rate, all-time aggregates)")
+    for name, us in (
+        ("RollingStats.snapshot().summary()", summary_us),
+        ("Ticker.statistics().summary()", ticker_us),
+    ):
+        ok = us < 100.0
+        failed |= not ok
+        print(f"{name:<50} {us:9.1f} us  < 100 us {'ok' if ok else 'MISSED'}")
+    print(f"{'stdlib statistics: fmean+median+stdev+quantiles':<50} {stdlib_us:9.1f} us")
+    print(f"{'  ratio stdlib / ours':<50} {stdlib_us / summary_us:9.1f} x")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,64 @@
+"""The ``framescope`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from framescope._version import __version__
+from framescope.demo import run_demo
+
+__all__ = ["build_parser", "main"]
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the ``framescope`` command."""
+    parser = argparse.ArgumentParser(
+        prog="framescope",
+        description="Build, time, watch and ship real-time video pipelines.",
+    )
+    parser.add_argument("--version", action="version", version=f"framescope {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    demo = commands.add_parser("demo", help="run a short simulated frame loop and show its timing")
+    demo.add_argument("--seconds", type=_positive_float, default=3.0, help="how long (default 3)")
+    demo.add_argument("--fps", type=_positive_float, default=25.0, help="target rate (default 25)")
+    demo.add_argument(
+        "--report-interval",
+        type=_positive_float,
+        default=1.0,
+        help="seconds between tachometer reports (default 1)",
+    )
+    demo.add_argument("--seed", type=int, default=None, help="seed of the simulated workload")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``framescope`` command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        run_demo(
+            sys.stdout,
+            seconds=args.seconds,
+            fps=args.fps,
+            report_interval=args.report_interval,
+            seed=args.seed,
+        )
+        return 0
+    parser.print_help()
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import io
+import re
+import subprocess
+import sys
+
+import pytest
+
+from framescope import __version__
+from framescope.cli import main
+from framescope.clock import FakeClock
+from framescope.demo import run_demo
+
+
+def test_demo_on_a_fake_clock_reports_what_it_measured(clock: FakeClock) -> None:
+    out = io.StringIO()
+    frames = run_demo(
+        out, seconds=3.0, fps=25.0, report_interval=1.0, clock=clock, sleep=clock.advance, seed=1
+    )
+    text = out.getvalue()
+    assert frames == 75  # the loop holds exactly 40 ms per frame on a fake clock
+    reports = re.findall(r"frames=(\d+) fps=([\d.]+)", text)
+    assert [int(n) for n, _ in reports] == [25, 25, 24]  # 74 intervals between 75 ticks
+    assert all(float(fps) == pytest.approx(25.0) for _, fps in reports)
+    assert "frame period: <Ticker intervals=[0.0400, 0.0400, 0.0400, 0.0400, 0.0400, ...]" in text
+    assert "<StopWatch name=frame intervals=[" in text
+    assert "\n    <StopWatch name=decode " in text
+    assert "\n        <StopWatch name=model " in text
+    assert re.search(r"frame time: mean=\d+\.\d\dms median=.* p99=\d+\.\d\dms", text)
+
+
+def test_demo_rejects_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="fps must be positive"):
+        run_demo(io.StringIO(), fps=0)
+
+
+def test_cli_parses_demo_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--seconds", "-1"])
+    assert exit_info.value.code == 2
+    assert "must be positive" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["demo", "--fps", "fast"])
+    assert "expected a number" in capsys.readouterr().err
+
+
+def test_cli_without_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "demo" in capsys.readouterr().out
+
+
+def test_cli_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"framescope {__version__}"
+
+
+def test_python_dash_m_runs_the_command() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "framescope", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert done.stdout.strip() == f"framescope {__version__}"
