@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import sys
+from collections.abc import Iterator
 
 import pytest
 
@@ -16,3 +18,14 @@ def clock() -> FakeClock:
         start_ns=1_000_000_000,
         wall=datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc),
     )
+
+
+@pytest.fixture
+def fast_thread_switching() -> Iterator[None]:
+    """Make the interpreter switch threads as often as it can, to expose races."""
+    old_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(old_interval)

@@ -125,6 +125,7 @@ def test_snapshot_is_immutable_and_detached(clock: FakeClock) -> None:
         snap.count = 3  # type: ignore[misc]
 
 
+@pytest.mark.usefixtures("fast_thread_switching")
 def test_reading_from_another_thread_loses_no_tick() -> None:
     ticker = Ticker(max_intervals=10)
     n_ticks = 200_000
@@ -276,6 +277,7 @@ def test_base_timer_is_usable_as_a_common_type(clock: FakeClock) -> None:
     assert all(t.max_intervals == 10 for t in timers)
 
 
+@pytest.mark.usefixtures("fast_thread_switching")
 def test_reader_thread_never_splits_a_stopwatch_record() -> None:
     clock = FakeClock()
     watch = StopWatch("w", max_intervals=50, clock=clock)
@@ -289,12 +291,14 @@ def test_reader_thread_never_splits_a_stopwatch_record() -> None:
     thread = threading.Thread(target=reader, name="test-reader")
     thread.start()
     n_blocks = 50_000
-    for _ in range(n_blocks):
-        with watch:
-            clock.advance_ns(1_000)  # every block lasts exactly 1 us
-        clock.advance_ns(5_000)
-    done.set()
-    thread.join(timeout=10)
+    try:
+        for _ in range(n_blocks):
+            with watch:
+                clock.advance_ns(1_000)  # every block lasts exactly 1 us
+            clock.advance_ns(5_000)
+    finally:
+        done.set()
+        thread.join(timeout=10)
     assert not thread.is_alive()
     final = watch.statistics()
     assert final.count == n_blocks
