@@ -305,3 +305,16 @@ def test_reader_thread_never_splits_a_stopwatch_record() -> None:
     assert final.minimum == final.maximum == 1e-6  # a split pair would show up here
     assert all(s.maximum in (0.0, 1e-6) for s in snapshots)
     assert len(snapshots) > 1
+
+
+def test_repr_uses_the_subclass_name(clock: FakeClock) -> None:
+    class FrameTicker(Ticker):
+        pass
+
+    ticker = FrameTicker(clock=clock)
+    assert repr(ticker) == "<FrameTicker>"
+    ticker.tick()
+    clock.advance(0.5)
+    ticker.tick()
+    assert repr(ticker) == "<FrameTicker intervals=[0.5000] min=0.5000 mean=0.5000 max=0.5000>"
+    assert repr(ticker.snapshot()).startswith("<FrameTicker intervals=")

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime
-import functools
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
 from framescope.clock import Clock
 from framescope.timepiece.schedules import NOT_FIRED, Callback, IntervalSchedule
-from framescope.timepiece.timers import BaseTimer, StopWatch, Ticker, TimerSnapshot
+from framescope.timepiece.timers import BaseTimer, StopWatch, Ticker, TimerSnapshot, timed_by
 
 __all__ = ["BaseTachometer", "StopWatchTachometer", "Tachometer", "TickerTachometer"]
 
@@ -180,15 +179,7 @@ class StopWatchTachometer(BaseTachometer):
 
     def measure(self, func: _F) -> _F:
         """Decorate ``func`` so that every call is measured; the result is returned unchanged."""
-        if not callable(func):
-            raise TypeError(f"measure expects a callable, got {type(func).__name__}")
-
-        @functools.wraps(func)
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            with self:
-                return func(*args, **kwargs)
-
-        return timed  # type: ignore[return-value]
+        return timed_by(self, func)
 
 
 class Tachometer(TickerTachometer):

@@ -14,6 +14,7 @@ import functools
 import operator
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from itertools import islice
 from types import TracebackType
@@ -23,7 +24,7 @@ from framescope._validation import check_positive_int
 from framescope.clock import SYSTEM_CLOCK, Clock
 from framescope.stats import RollingStats, StatsSnapshot
 
-__all__ = ["BaseTimer", "CallableName", "StopWatch", "Ticker", "TimerSnapshot"]
+__all__ = ["BaseTimer", "CallableName", "StopWatch", "Ticker", "TimerSnapshot", "timed_by"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -166,7 +167,6 @@ class BaseTimer:
         clock: where to read the time; the system clock by default.
     """
 
-    _RECORD_KIND: ClassVar[str] = "BaseTimer"
     _RECORD_WIDTH: ClassVar[int] = 1
 
     def __init__(self, max_intervals: int = 10, *, clock: Clock | None = None) -> None:
@@ -228,7 +228,7 @@ class BaseTimer:
 
     def snapshot(self) -> TimerSnapshot:
         """Return an immutable :class:`TimerSnapshot` of the remembered intervals."""
-        return TimerSnapshot.of_window(self.statistics(), self._RECORD_KIND, self._name())
+        return TimerSnapshot.of_window(self.statistics(), type(self).__name__, self._name())
 
     def _name(self) -> str | None:
         """The name shown in reprs and snapshots (StopWatch has one)."""
@@ -284,7 +284,7 @@ class BaseTimer:
             self._stats.reset()
 
     def __repr__(self) -> str:
-        return format_timer(self._RECORD_KIND, self._name(), self.snapshot()) + ">"
+        return format_timer(type(self).__name__, self._name(), self.snapshot()) + ">"
 
 
 class Ticker(BaseTimer):
@@ -307,8 +307,6 @@ class Ticker(BaseTimer):
         max_intervals: how many recent intervals to remember (>= 1).
         clock: where to read the time; the system clock by default.
     """
-
-    _RECORD_KIND: ClassVar[str] = "Ticker"
 
     def __init__(self, max_intervals: int = 10, *, clock: Clock | None = None) -> None:
         super().__init__(max_intervals, clock=clock)
@@ -339,6 +337,22 @@ class Ticker(BaseTimer):
         previous.extend(records[:-1])
         self._last_tick = records[-1]
         self._stats.extend(list(map(operator.sub, records, previous)), records)
+
+
+def timed_by(block: AbstractContextManager[Any], func: _F) -> _F:
+    """Wrap ``func`` so that every call runs inside ``block`` (a re-enterable timer).
+
+    The wrapper keeps ``func``'s name and docstring and returns its result.
+    """
+    if not callable(func):
+        raise TypeError(f"measure expects a callable, got {type(func).__name__}")
+
+    @functools.wraps(func)
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        with block:
+            return func(*args, **kwargs)
+
+    return timed  # type: ignore[return-value]
 
 
 class CallableName(str):
@@ -377,7 +391,6 @@ class StopWatch(BaseTimer):
         clock: where to read the time; the system clock by default.
     """
 
-    _RECORD_KIND: ClassVar[str] = "StopWatch"
     _RECORD_WIDTH: ClassVar[int] = 2  # start, end
 
     def __init__(self, name: str, max_intervals: int = 10, *, clock: Clock | None = None) -> None:
@@ -429,15 +442,7 @@ class StopWatch(BaseTimer):
         The wrapper returns what ``func`` returns, and records the call's duration
         even when it raises (the exception propagates unchanged).
         """
-        if not callable(func):
-            raise TypeError(f"measure expects a callable, got {type(func).__name__}")
-
-        @functools.wraps(func)
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            with self:
-                return func(*args, **kwargs)
-
-        return timed  # type: ignore[return-value]
+        return timed_by(self, func)
 
     def child(self, name: str, max_intervals: int | None = None) -> StopWatch:
         """Return the child watch called ``name``, creating it when it does not exist.
@@ -486,7 +491,7 @@ class StopWatch(BaseTimer):
 
     def _repr_lines(self, depth: int) -> str:
         indent = "    " * depth
-        line = indent + format_timer(self._RECORD_KIND, self.name, self.snapshot())
+        line = indent + format_timer(type(self).__name__, self.name, self.snapshot())
         if not self.children:
             return line + ">"
         inner = ",\n".join(c._repr_lines(depth + 1) for c in self.children.values())
