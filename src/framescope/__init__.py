@@ -8,6 +8,7 @@ import logging
 
 from framescope._version import __version__
 from framescope.clock import Clock, FakeClock, SystemClock
+from framescope.pipeline import Pipeline, Stage
 from framescope.stats import RollingStats, StatsSnapshot, Summary
 from framescope.timepiece import StopWatch, Ticker
 
@@ -16,7 +17,9 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 __all__ = [
     "Clock",
     "FakeClock",
+    "Pipeline",
     "RollingStats",
+    "Stage",
     "StatsSnapshot",
     "StopWatch",
     "Summary",

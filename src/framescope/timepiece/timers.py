@@ -432,6 +432,18 @@ class StopWatch(BaseTimer):
         if len(self._pending) >= FOLD_AT:
             self._fold()
 
+    def record(self, start_ns: int, end_ns: int) -> None:
+        """Record a block that was timed elsewhere, from its start and end readings (ns).
+
+        The readings must come from this watch's clock. Safe to call from one
+        thread while others read the watch.
+        """
+        push = self._push
+        push(start_ns)
+        push(end_ns)
+        if len(self._pending) >= FOLD_AT:
+            self._fold()
+
     def _absorb(self, records: list[int]) -> None:
         ends = records[1::2]
         self._stats.extend(list(map(operator.sub, ends, records[0::2])), ends)

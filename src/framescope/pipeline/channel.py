@@ -1,0 +1,121 @@
+"""A bounded, closable FIFO between two pipeline threads."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any
+
+from framescope._validation import check_positive_int
+
+__all__ = ["CLOSED", "Channel"]
+
+
+class _Closed:
+    """Sentinel returned by :meth:`Channel.get` once the channel is closed."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "CLOSED"
+
+
+CLOSED: Any = _Closed()
+
+
+class Channel:
+    """A bounded FIFO with blocking put/get, drop policies and prompt close.
+
+    :meth:`close` wakes every waiting thread at once: blocked ``put`` calls
+    return False and ``get`` returns :data:`CLOSED`; items still queued, and
+    items offered after the close, are discarded and counted in ``discarded``.
+
+    Args:
+        maxsize: capacity (>= 1).
+    """
+
+    __slots__ = ("_closed", "_items", "_lock", "_maxsize", "_not_empty", "_not_full", "discarded")
+
+    def __init__(self, maxsize: int) -> None:
+        self._maxsize = check_positive_int(maxsize, "queue_size")
+        self._items: deque[Any] = deque()
+        self._lock = threading.Lock()
+        self._not_empty = threading.Condition(self._lock)
+        self._not_full = threading.Condition(self._lock)
+        self._closed = False
+        self.discarded = 0
+
+    @property
+    def maxsize(self) -> int:
+        """The capacity."""
+        return self._maxsize
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, item: Any, timeout: float | None = None) -> bool:
+        """Queue ``item``, waiting for room up to ``timeout`` seconds (None: forever).
+
+        Returns False when there was no room in time or the channel is closed.
+        """
+        with self._not_full:
+            if len(self._items) >= self._maxsize and not self._closed:
+                if timeout is not None and timeout <= 0:
+                    return False
+                if not self._not_full.wait_for(
+                    lambda: len(self._items) < self._maxsize or self._closed, timeout
+                ):
+                    return False  # the caller counts a refused item
+            if self._closed:
+                self.discarded += 1  # an item in flight when the channel closed
+                return False
+            self._items.append(item)
+            self._not_empty.notify()
+            return True
+
+    def put_drop_oldest(self, item: Any) -> Any:
+        """Queue ``item`` now; if full, drop and return the oldest item (else CLOSED)."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("channel is closed")
+            dropped = CLOSED
+            if len(self._items) >= self._maxsize:
+                dropped = self._items.popleft()
+            self._items.append(item)
+            self._not_empty.notify()
+            return dropped
+
+    def get(self, timeout: float | None = None) -> Any:
+        """Return the oldest item, waiting up to ``timeout`` (None: forever).
+
+        Returns :data:`CLOSED` once closed; raises TimeoutError when nothing came in time.
+        """
+        with self._not_empty:
+            while not self._items:
+                if self._closed:
+                    return CLOSED
+                if not self._not_empty.wait(timeout):
+                    if self._items:
+                        break
+                    if self._closed:
+                        return CLOSED
+                    raise TimeoutError("nothing arrived in time")
+            item = self._items.popleft()
+            self._not_full.notify()
+            return item
+
+    def close(self) -> None:
+        """Close: discard what is queued and wake every waiter."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self.discarded += len(self._items)
+            self._items.clear()
+            self._not_empty.notify_all()
+            self._not_full.notify_all()

@@ -1,0 +1,117 @@
+"""The steady input loop behind ``Pipeline.start_loop``."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from framescope.clock import Clock
+
+__all__ = ["InputLoop", "PeriodicGrid"]
+
+logger = logging.getLogger(__name__)
+
+
+class PeriodicGrid:
+    """Due times ``start, start + period, ...`` on a monotonic clock, without drift.
+
+    :meth:`advance` moves to the next slot after a cycle that finished at
+    ``now_ns``: when the cycle overran the slot, the next cycle is due at once,
+    the missed slots are skipped, and the overrun is counted.
+    """
+
+    def __init__(self, period_ns: int, start_ns: int) -> None:
+        if period_ns <= 0:
+            raise ValueError(f"period must be positive, got {period_ns} ns")
+        self.period_ns = period_ns
+        self.due_ns = start_ns
+        self.overruns = 0
+
+    def advance(self, now_ns: int) -> int:
+        """Return how long (ns) to wait before the next cycle, given the time now."""
+        next_due = self.due_ns + self.period_ns
+        if now_ns >= next_due:
+            self.overruns += 1
+            missed = (now_ns - next_due) // self.period_ns
+            self.due_ns = next_due + missed * self.period_ns
+            return 0
+        self.due_ns = next_due
+        return next_due - now_ns
+
+
+class InputLoop:
+    """A named thread that calls ``produce`` then ``deliver`` once per period.
+
+    ``produce`` raising StopIteration ends the loop normally; any other
+    exception from either is logged, counted in ``errors`` and kept in
+    ``last_error``, and the loop goes on. :meth:`stop` returns promptly: the
+    waits between cycles are on an Event, not sleeps.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        period_ns: int,
+        produce: Callable[[], Any],
+        deliver: Callable[[Any], Any],
+        clock: Clock,
+    ) -> None:
+        self._produce = produce
+        self._deliver = deliver
+        self._clock = clock
+        self._grid = PeriodicGrid(period_ns, clock.monotonic_ns())
+        self._stop = threading.Event()
+        self.cycles = 0
+        self.errors = 0
+        self.last_error: BaseException | None = None
+        self.finished = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    @property
+    def overruns(self) -> int:
+        """Cycles that took longer than the period."""
+        return self._grid.overruns
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    item = self._produce()
+                except StopIteration:
+                    return
+                except Exception as error:
+                    self._record(error, "input_generator")
+                else:
+                    try:
+                        self._deliver(item)
+                    except Exception as error:
+                        self._record(error, "forward")
+                self.cycles += 1
+                wait_ns = self._grid.advance(self._clock.monotonic_ns())
+                if wait_ns and self._stop.wait(wait_ns / 1e9):
+                    return
+        finally:
+            self.finished.set()
+
+    def _record(self, error: BaseException, where: str) -> None:
+        self.errors += 1
+        self.last_error = error
+        logger.error("input loop: %s raised", where, exc_info=error)
+
+    def stop(self, timeout: float) -> bool:
+        """Ask the loop to stop and wait up to ``timeout`` s; True when it ended."""
+        self._stop.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def running(self) -> bool:
+        """Whether the thread is still running."""
+        return self._thread.is_alive()

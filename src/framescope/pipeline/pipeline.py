@@ -1,0 +1,673 @@
+"""The :class:`Pipeline`: stages run serially or one thread per stage."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import Any
+
+from framescope._validation import check_positive_int
+from framescope.clock import SYSTEM_CLOCK, Clock, to_nanoseconds
+from framescope.pipeline.channel import CLOSED, Channel
+from framescope.pipeline.errors import (
+    ErrorPolicy,
+    OverflowPolicy,
+    PipelineClosedError,
+    PipelineStoppedError,
+    StageError,
+)
+from framescope.pipeline.loop import InputLoop
+from framescope.pipeline.results import ResultBuffer
+from framescope.pipeline.stage import Stage, stage_display_name
+from framescope.pipeline.steps import (
+    Envelope,
+    ItemFailedError,
+    Step,
+    Unit,
+    close_span,
+    open_span,
+    step_unit,
+)
+from framescope.stats import StatsSnapshot
+from framescope.timepiece import StopWatch
+
+__all__ = ["Pipeline", "PipelineStage"]
+
+logger = logging.getLogger(__name__)
+
+SEPARATOR = "__"
+"""Joins pipeline and stage names in profile keys: ``MainPipeline__Stage1``."""
+
+_SERIAL, _PARALLEL = "serial", "parallel"
+
+
+class PipelineStage(Stage):
+    """A pipeline used as a stage of another pipeline (see :meth:`Pipeline.as_stage`)."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self.name = pipeline.name
+
+    def __call__(self, data: Any) -> Any:
+        """Run the nested pipeline's stages on ``data`` and return the result."""
+        return self.pipeline._run_inline(data)
+
+    def cleanup(self) -> None:
+        """Clean up the nested pipeline."""
+        self.pipeline.cleanup()
+
+
+class _Worker:
+    """One thread of a parallel pipeline: takes envelopes, runs a unit, passes them on."""
+
+    def __init__(
+        self,
+        owner: Pipeline,
+        unit: Unit,
+        inbox: Channel,
+        outbox: Channel | None,
+        name: str,
+    ) -> None:
+        self.owner = owner
+        self.unit = unit
+        self.inbox = inbox
+        self.outbox = outbox
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _run(self) -> None:
+        get, unit, owner, outbox = self.inbox.get, self.unit, self.owner, self.outbox
+        while True:
+            envelope = get()
+            if envelope is CLOSED:
+                return
+            try:
+                envelope = unit(envelope)
+            except ItemFailedError as failure:
+                owner._handle_failure(failure, raise_now=False)
+                continue
+            if outbox is None:
+                owner._deliver(envelope)
+            elif not outbox.put(envelope):
+                return
+
+
+class Pipeline:
+    """A chain of stages that items flow through, serially or one thread per stage.
+
+    Build it with :meth:`add`, choose how it runs with :meth:`serialize` or
+    :meth:`parallelize`, push items with :meth:`forward` (or let
+    :meth:`start_loop` pull them from ``input_generator``), and read results
+    with :meth:`get_results` (the latest) or by iterating :meth:`results`
+    (every result, in order). :meth:`cleanup` stops it; ``with Pipeline() as p``
+    does that for you. Every stage's latency and throughput, and the pipeline's
+    end-to-end latency, are measured all the time; :meth:`get_profiles` returns
+    them.
+
+    Args:
+        input_generator: what :meth:`start_loop` pulls items from: a callable
+            without arguments, or an iterator (its end stops the loop).
+        use_profiler: accepted for compatibility; profiling is always on (it is cheap).
+        name: the pipeline's name, the first part of every profile key.
+        clock: where to read the time; the system clock by default.
+        window: how many recent items the profiles describe.
+        results_size: how many results wait for the caller before the oldest is dropped.
+    """
+
+    def __init__(
+        self,
+        input_generator: Callable[[], Any] | Iterator[Any] | None = None,
+        use_profiler: bool = False,
+        name: str = "MainPipeline",
+        *,
+        clock: Clock | None = None,
+        window: int = 100,
+        results_size: int = 1024,
+    ) -> None:
+        if input_generator is not None and not (
+            callable(input_generator) or isinstance(input_generator, Iterator)
+        ):
+            raise TypeError(
+                "input_generator must be a callable without arguments or an iterator, "
+                f"got {type(input_generator).__name__}"
+            )
+        self.name = _check_name(name, "name")
+        self.input_generator = input_generator
+        self.use_profiler = bool(use_profiler)
+        self._clock = SYSTEM_CLOCK if clock is None else clock
+        self._window = check_positive_int(window, "window")
+        self._watch = StopWatch(self.name, max_intervals=window, clock=self._clock)
+        self._results = ResultBuffer(results_size)
+        self._steps: list[Step] = []
+        self._unnamed = 0
+        self._mode: str | None = None
+        self._running = False
+        self._closed = False
+        self._nested_in: Pipeline | None = None
+        self._lock = threading.Lock()
+        self._pending_error: StageError | None = None
+        self._stopped_by: StageError | None = None
+        self._workers: list[_Worker] = []
+        self._channels: list[Channel] = []
+        self._input: Channel | None = None
+        self._loop: InputLoop | None = None
+        self._block_input = True
+        self._input_timeout: float | None = 10.0
+        self._queue_size = 1
+        self._overflow = OverflowPolicy.BLOCK
+        self._counts = dict.fromkeys(
+            ("forwarded", "completed", "rejected", "dropped", "failed", "unreported_errors"), 0
+        )
+
+    # -- building ---------------------------------------------------------------
+
+    def add(
+        self,
+        stage: Callable[[Any], Any],
+        name: str | None = None,
+        *,
+        on_error: ErrorPolicy | str = ErrorPolicy.RAISE,
+        queue_size: int | None = None,
+    ) -> Pipeline:
+        """Append a stage; returns the pipeline, so calls can be chained.
+
+        Args:
+            stage: a :class:`Stage`, any one-argument callable, or a pipeline
+                (or its :meth:`as_stage`) to nest.
+            name: the stage's name in profiles; by default the stage's own
+                ``name`` attribute, else ``Stage_1``, ``Stage_2`` ...
+            on_error: ``"raise"``, ``"skip"`` or ``"stop"``, see :class:`ErrorPolicy`.
+            queue_size: capacity of the queue in front of this stage when the
+                pipeline runs in parallel (default: the pipeline's queue size).
+        """
+        if self._mode is not None:
+            raise RuntimeError(
+                f"add: pipeline {self.name!r} already started; add every stage before "
+                "serialize() or parallelize()"
+            )
+        if isinstance(stage, Pipeline):
+            stage = stage.as_stage()
+        child = stage.pipeline if isinstance(stage, PipelineStage) else None
+        if not callable(stage):
+            raise TypeError(f"stage must be callable (a Stage or a function), got {stage!r}")
+        policy = ErrorPolicy.parse(on_error)
+        if queue_size is not None:
+            check_positive_int(queue_size, "queue_size")
+        if name is None:
+            name = stage_display_name(stage) if child is None else child.name
+            if name is None:
+                name = self._next_default_name()
+        else:
+            name = _check_name(name, "name")
+        if any(step.name == name for step in self._steps):
+            raise ValueError(f"name: pipeline {self.name!r} already has a stage named {name!r}")
+        if child is not None:
+            if child is self or self._contains(child) or child._contains(self):
+                raise ValueError("stage: a pipeline cannot contain itself")
+            if child._nested_in is not None:
+                raise ValueError(f"stage: pipeline {child.name!r} is already nested elsewhere")
+            child._nested_in = self
+        watch = StopWatch(name, max_intervals=self._window, clock=self._clock)
+        self._steps.append(Step(name, stage, stage, watch, policy, queue_size, child))
+        return self
+
+    def _next_default_name(self) -> str:
+        taken = {step.name for step in self._steps}
+        while True:
+            self._unnamed += 1
+            candidate = f"Stage_{self._unnamed}"
+            if candidate not in taken:
+                return candidate
+
+    def _contains(self, other: Pipeline) -> bool:
+        return any(
+            step.child is other or (step.child is not None and step.child._contains(other))
+            for step in self._steps
+        )
+
+    def as_stage(self) -> PipelineStage:
+        """Return this pipeline wrapped as a stage, to nest it inside another pipeline."""
+        return PipelineStage(self)
+
+    @property
+    def stage_names(self) -> list[str]:
+        """Names of the stages, in order."""
+        return [step.name for step in self._steps]
+
+    # -- choosing how it runs -----------------------------------------------------
+
+    def serialize(self) -> Pipeline:
+        """Run every stage in the calling thread (``forward`` returns with the result ready)."""
+        self._configure(_SERIAL)
+        return self
+
+    def parallelize(
+        self,
+        block_input: bool = True,
+        input_timeout: float | None = 10,
+        queue_size: int = 1,
+        overflow: OverflowPolicy | str = OverflowPolicy.BLOCK,
+    ) -> Pipeline:
+        """Run each stage in its own thread, joined by bounded queues; order is kept.
+
+        Args:
+            block_input: with the ``block`` overflow policy, whether ``forward``
+                waits for room in the input queue (False: it returns at once).
+            input_timeout: longest wait in seconds (None: no limit); ``forward``
+                returns False when the item could not be queued in time.
+            queue_size: default capacity of the queue in front of each stage.
+            overflow: ``"block"``, ``"drop_oldest"`` or ``"drop_newest"``, see
+                :class:`OverflowPolicy`.
+        """
+        self._overflow = OverflowPolicy.parse(overflow)
+        self._queue_size = check_positive_int(queue_size, "queue_size")
+        if input_timeout is not None:
+            if isinstance(input_timeout, bool) or not isinstance(input_timeout, (int, float)):
+                raise TypeError(
+                    f"input_timeout must be a number of seconds or None, got {input_timeout!r}"
+                )
+            if input_timeout < 0:
+                raise ValueError(f"input_timeout must be >= 0, got {input_timeout!r}")
+        self._block_input = bool(block_input)
+        self._input_timeout = input_timeout
+        self._configure(_PARALLEL)
+        return self
+
+    def _configure(self, mode: str) -> None:
+        if self._closed:
+            raise PipelineClosedError(f"pipeline {self.name!r} was cleaned up")
+        if self._running:
+            raise RuntimeError(f"pipeline {self.name!r} is already running")
+        if not self._steps:
+            raise ValueError(f"pipeline {self.name!r} has no stages; add() some first")
+        self._mode = mode
+
+    @property
+    def mode(self) -> str | None:
+        """``"serial"``, ``"parallel"``, or None before either was chosen."""
+        return self._mode
+
+    # -- starting -----------------------------------------------------------------
+
+    def _qualify(self, prefix: str) -> None:
+        for step in self._steps:
+            step.qualified = f"{prefix}{SEPARATOR}{step.name}"
+            if step.child is not None:
+                step.child._qualify(step.qualified)
+
+    def _ensure_running(self) -> None:
+        if self._closed:
+            raise PipelineClosedError(f"pipeline {self.name!r} was cleaned up; build a new one")
+        if self._stopped_by is not None:
+            raise PipelineStoppedError(self._stopped_by)
+        if self._running:
+            return
+        with self._lock:
+            if self._running:
+                return
+            if self._nested_in is not None:
+                raise RuntimeError(
+                    f"pipeline {self.name!r} is nested in {self._nested_in.name!r}; "
+                    "feed the outer pipeline"
+                )
+            if self._mode is None:
+                self._configure(_SERIAL)
+            self._qualify(self.name)
+            if self._mode == _PARALLEL:
+                self._start_threads()
+            self._running = True
+
+    def _units(self) -> list[tuple[Unit, int | None, str]]:
+        """The per-thread units of a parallel run: (unit, queue size, thread label)."""
+        units: list[tuple[Unit, int | None, str]] = []
+        for step in self._steps:
+            child = step.child
+            if child is not None and child._mode == _PARALLEL:
+                inner = child._units()
+                key = id(step)
+                first, size, label = inner[0]
+                inner[0] = (open_span(first, key, self._clock.monotonic_ns), size, label)
+                last, size, label = inner[-1]
+                inner[-1] = (close_span(last, key, step.watch), size, label)
+                if step.queue_size is not None:
+                    inner[0] = (inner[0][0], step.queue_size, inner[0][2])
+                units.extend(inner)
+            else:
+                units.append((step_unit(step), step.queue_size, step.qualified))
+        return units
+
+    def _start_threads(self) -> None:
+        units = self._units()
+        channels = [Channel(size or self._queue_size) for _, size, _ in units]
+        self._channels = channels
+        self._input = channels[0]
+        for index, (unit, _, label) in enumerate(units):
+            outbox = channels[index + 1] if index + 1 < len(channels) else None
+            worker = _Worker(self, unit, channels[index], outbox, f"framescope:{label}")
+            self._workers.append(worker)
+        for worker in self._workers:
+            worker.thread.start()
+
+    # -- running items ----------------------------------------------------------
+
+    def _run_inline(self, data: Any) -> Any:
+        """Run every stage on ``data`` in this thread (serial mode, or as a nested stage)."""
+        for step in self._steps:
+            data = step.run(data)
+        return data
+
+    def forward(self, data: Any) -> bool:
+        """Push one item into the pipeline.
+
+        Serial: the stages run now, in this thread, and the result is ready when
+        ``forward`` returns. Parallel: the item is queued per the overflow policy;
+        returns False when it was not accepted (full queue) and True otherwise.
+        A stage error waiting to be reported (``raise`` policy) is raised here.
+        """
+        self._raise_pending()
+        return self._submit(data, raise_now=True)
+
+    def _submit(self, data: Any, *, raise_now: bool) -> bool:
+        self._ensure_running()
+        t_in = self._clock.monotonic_ns()
+        if self._mode == _SERIAL:
+            self._count("forwarded")
+            try:
+                result = self._run_inline(data)
+            except ItemFailedError as failure:
+                self._handle_failure(failure, raise_now=raise_now)
+                return True
+            envelope = Envelope(result, t_in)
+            self._deliver(envelope)
+            return True
+        channel = self._input
+        assert channel is not None
+        envelope = Envelope(data, t_in)
+        if self._overflow is OverflowPolicy.DROP_OLDEST:
+            try:
+                dropped = channel.put_drop_oldest(envelope)
+            except RuntimeError:
+                self._ensure_running()  # raises the reason the channel is closed
+                raise
+            self._count("forwarded")
+            if dropped is not CLOSED:
+                self._count("dropped")
+            return True
+        if self._overflow is OverflowPolicy.DROP_NEWEST:
+            timeout: float | None = 0
+        else:
+            timeout = self._input_timeout if self._block_input else 0
+        if channel.put(envelope, timeout):
+            self._count("forwarded")
+            return True
+        self._ensure_running()  # a closed or stopped pipeline raises, not returns False
+        self._count("dropped" if self._overflow is OverflowPolicy.DROP_NEWEST else "rejected")
+        return False
+
+    def _deliver(self, envelope: Envelope) -> None:
+        self._watch.record(envelope.t_in, self._clock.monotonic_ns())
+        self._results.put(envelope.data)
+        self._count("completed")
+
+    def _count(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self._counts[key] += n
+
+    def _handle_failure(self, failure: ItemFailedError, *, raise_now: bool) -> None:
+        error, policy = failure.error, failure.step.on_error
+        self._count("failed")
+        logger.error(
+            "pipeline %r: %s (policy %s)\n%s",
+            self.name,
+            error,
+            policy.value,
+            error.traceback_text,
+        )
+        if policy is ErrorPolicy.SKIP:
+            return
+        if policy is ErrorPolicy.STOP:
+            with self._lock:
+                if self._stopped_by is None:
+                    self._stopped_by = error
+            self._halt()
+            if raise_now:
+                raise PipelineStoppedError(error)
+            return
+        if raise_now:
+            raise error
+        with self._lock:
+            if self._pending_error is None:
+                self._pending_error = error
+            else:
+                self._counts["unreported_errors"] += 1
+        self._results.wake()
+
+    def _raise_pending(self) -> None:
+        if self._pending_error is None:
+            return
+        with self._lock:
+            error, self._pending_error = self._pending_error, None
+        if error is not None:
+            raise error
+
+    def _halt(self) -> None:
+        """Stop taking and moving items (threads end; stages are not cleaned up yet)."""
+        for channel in self._channels:
+            channel.close()
+        self._results.close()
+
+    # -- reading results ------------------------------------------------------------
+
+    def get_results(self) -> Any:
+        """Return the newest result and discard older ones; None when there is nothing new.
+
+        A stage error waiting to be reported (``raise`` policy) is raised here.
+        """
+        self._raise_pending()
+        return self._results.take_latest()
+
+    def results(self, timeout: float | None = None) -> Iterator[Any]:
+        """Yield every result, in order, as it becomes available.
+
+        Stops when ``timeout`` seconds pass without a result (None: wait on) or
+        when the pipeline is cleaned up or stopped and every result was read.
+        A stage error (``raise`` policy) is raised from the iterator.
+        """
+        while True:
+            self._raise_pending()
+            item = self._results.take_next(timeout, lambda: self._pending_error is not None)
+            if ResultBuffer.is_nothing(item):
+                self._raise_pending()
+                if self._stopped_by is not None and not len(self._results):
+                    raise PipelineStoppedError(self._stopped_by)
+                return
+            yield item
+
+    def __iter__(self) -> Iterator[Any]:
+        """Iterate over every result in order (see :meth:`results`)."""
+        return self.results()
+
+    # -- the automatic loop -----------------------------------------------------
+
+    def start_loop(self, period: float | datetime.timedelta) -> None:
+        """Pull an item from ``input_generator`` every ``period`` and forward it.
+
+        The period is kept on the monotonic clock without drift; a cycle that
+        overruns starts the next one at once and is counted (``counters()``).
+        """
+        period_ns = to_nanoseconds(period, "period")
+        if period_ns <= 0:
+            raise ValueError(f"period must be positive, got {period!r}")
+        source = self.input_generator
+        if source is None:
+            raise ValueError("start_loop needs the pipeline's input_generator; none was given")
+        if self._loop is not None and self._loop.running:
+            raise RuntimeError(f"pipeline {self.name!r} already runs a loop; stop_loop() first")
+        self._ensure_running()
+        produce: Callable[[], Any] = source.__next__ if isinstance(source, Iterator) else source
+        self._loop = InputLoop(
+            f"framescope:{self.name}:loop",
+            period_ns,
+            produce,
+            lambda item: self._submit(item, raise_now=False),
+            self._clock,
+        )
+        self._loop.start()
+
+    def stop_loop(self, timeout: float = 5.0) -> bool:
+        """Stop the loop started by :meth:`start_loop`; a no-op returning False if none runs."""
+        loop = self._loop
+        if loop is None:
+            return False
+        if not loop.stop(timeout):
+            logger.warning("pipeline %r: input loop did not stop within %s s", self.name, timeout)
+        return True
+
+    # -- profiles and counters --------------------------------------------------
+
+    def statistics(self) -> dict[str, StatsSnapshot]:
+        """Return the timing statistics of the pipeline and of every stage, by profile key.
+
+        The pipeline's entry is end-to-end latency (``forward`` to result); a
+        stage's entry is its processing latency; a nested pipeline's entry spans
+        its stages. Each snapshot's ``rate()`` is the throughput.
+        """
+        stats = {self.name: self._watch.statistics()}
+        self._collect(self.name, stats)
+        return stats
+
+    def _collect(self, prefix: str, out: dict[str, StatsSnapshot]) -> None:
+        for step in self._steps:
+            key = f"{prefix}{SEPARATOR}{step.name}"
+            out[key] = step.watch.statistics()
+            if step.child is not None:
+                step.child._collect(key, out)
+
+    def get_profiles(self) -> tuple[dict[str, float], dict[str, float]]:
+        """Return ``(latency_s, throughput_per_s)``, two dicts keyed like ``MainPipeline__Stage1``.
+
+        Latency is the mean over the recent window in seconds; throughput is
+        items per second over the same window, (n-1)/(t_last-t_first).
+        """
+        stats = self.statistics()
+        latency = {key: snap.recent_mean() for key, snap in stats.items()}
+        throughput = {key: snap.rate() for key, snap in stats.items()}
+        return latency, throughput
+
+    def counters(self) -> dict[str, int]:
+        """Counts of what happened to items, including every drop and failure.
+
+        ``forwarded`` accepted items, ``completed`` results, ``rejected`` items
+        refused by a full queue (``block``), ``dropped`` items dropped by the
+        overflow policy, ``failed`` stage errors, ``unreported_errors`` errors
+        that arrived while another was waiting to be raised, ``results_dropped``
+        results lost because nobody read them, ``results_skipped`` results
+        passed over by :meth:`get_results`, ``discarded`` items still queued at
+        cleanup, ``loop_overruns``/``loop_errors`` of the input loop.
+        """
+        with self._lock:
+            counts = dict(self._counts)
+        counts["results_dropped"] = self._results.dropped
+        counts["results_skipped"] = self._results.skipped
+        counts["discarded"] = sum(channel.discarded for channel in self._channels)
+        loop = self._loop
+        counts["loop_overruns"] = loop.overruns if loop else 0
+        counts["loop_errors"] = loop.errors if loop else 0
+        return counts
+
+    def stage_failures(self) -> dict[str, int]:
+        """How many items each stage failed on, by profile key."""
+        out: dict[str, int] = {}
+
+        def walk(pipeline: Pipeline, prefix: str) -> None:
+            for step in pipeline._steps:
+                key = f"{prefix}{SEPARATOR}{step.name}"
+                out[key] = step.failures
+                if step.child is not None:
+                    walk(step.child, key)
+
+        walk(self, self.name)
+        return out
+
+    # -- shutting down ------------------------------------------------------------
+
+    def cleanup(self, timeout: float = 2.0) -> list[str]:
+        """Stop every thread, call each stage's ``cleanup()`` once, and close the pipeline.
+
+        Items still queued are discarded (counted). Threads are joined for at most
+        ``timeout`` seconds in all; a stage that does not return by then is
+        reported: its name is logged and returned (an empty list means every
+        thread stopped). Calling it again does nothing.
+        """
+        with self._lock:
+            if self._closed:
+                return []
+            self._closed = True
+        hung: list[str] = []
+        if self._loop is not None and not self._loop.stop(timeout):
+            hung.append(f"{self.name}:loop")
+        self._halt()
+        deadline = self._clock.monotonic_ns() + round(timeout * 1e9)
+        current = threading.current_thread()
+        for worker in self._workers:
+            if worker.thread is current:
+                continue
+            remaining = max(0.0, (deadline - self._clock.monotonic_ns()) / 1e9)
+            worker.thread.join(remaining)
+            if worker.thread.is_alive():
+                hung.append(worker.thread.name.removeprefix("framescope:"))
+        if hung:
+            logger.warning(
+                "pipeline %r: cleanup left threads that did not stop within %s s: %s",
+                self.name,
+                timeout,
+                ", ".join(hung),
+            )
+        for step in self._steps:
+            self._cleanup_stage(step)
+        return hung
+
+    def _cleanup_stage(self, step: Step) -> None:
+        stage_cleanup = getattr(step.stage, "cleanup", None)
+        if not callable(stage_cleanup):
+            return
+        try:
+            stage_cleanup()
+        except Exception:
+            logger.exception("pipeline %r: cleanup() of stage %r raised", self.name, step.name)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`cleanup` was called."""
+        return self._closed
+
+    def __enter__(self) -> Pipeline:
+        """Use the pipeline in a ``with`` block; it is cleaned up on exit."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Clean up."""
+        self.cleanup()
+
+    def __repr__(self) -> str:
+        stages = ", ".join(self.stage_names)
+        state = "closed" if self._closed else (self._mode or "not started")
+        return f"<Pipeline {self.name} [{stages}] {state}>"
+
+
+def _check_name(name: object, argument: str) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"{argument} must be a str, got {type(name).__name__}")
+    if not name or SEPARATOR in name:
+        raise ValueError(
+            f"{argument} must be a non-empty str without {SEPARATOR!r} "
+            f"(it separates levels in profile keys), got {name!r}"
+        )
+    return name
