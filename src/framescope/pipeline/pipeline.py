@@ -20,7 +20,7 @@ from framescope.pipeline.errors import (
     StageError,
 )
 from framescope.pipeline.loop import InputLoop
-from framescope.pipeline.results import ResultBuffer
+from framescope.pipeline.results import NOTHING, ResultBuffer
 from framescope.pipeline.stage import Stage, stage_display_name
 from framescope.pipeline.steps import (
     Envelope,
@@ -83,11 +83,13 @@ class _Worker:
             envelope = get()
             if envelope is CLOSED:
                 return
-            try:
-                envelope = unit(envelope)
-            except ItemFailedError as failure:
-                owner._handle_failure(failure, raise_now=False)
-                continue
+            if envelope.error is None:  # a failed item passes on, unprocessed, to keep order
+                try:
+                    envelope = unit(envelope)
+                except ItemFailedError as failure:
+                    if not owner._handle_failure(failure, raise_now=False):
+                        continue
+                    envelope.error = failure.error
             if outbox is None:
                 owner._deliver(envelope)
             elif not outbox.put(envelope):
@@ -147,7 +149,6 @@ class Pipeline:
         self._closed = False
         self._nested_in: Pipeline | None = None
         self._lock = threading.Lock()
-        self._pending_error: StageError | None = None
         self._stopped_by: StageError | None = None
         self._workers: list[_Worker] = []
         self._channels: list[Channel] = []
@@ -157,9 +158,7 @@ class Pipeline:
         self._input_timeout: float | None = 10.0
         self._queue_size = 1
         self._overflow = OverflowPolicy.BLOCK
-        self._counts = dict.fromkeys(
-            ("forwarded", "completed", "rejected", "dropped", "failed", "unreported_errors"), 0
-        )
+        self._counts = dict.fromkeys(("forwarded", "completed", "rejected", "dropped", "failed"), 0)
 
     # -- building ---------------------------------------------------------------
 
@@ -364,9 +363,12 @@ class Pipeline:
         Serial: the stages run now, in this thread, and the result is ready when
         ``forward`` returns. Parallel: the item is queued per the overflow policy;
         returns False when it was not accepted (full queue) and True otherwise.
-        A stage error waiting to be reported (``raise`` policy) is raised here.
+        The error of an earlier item waiting to be reported (``raise`` policy)
+        is raised here.
         """
-        self._raise_pending()
+        error = self._results.pop_error()
+        if error is not None:
+            raise error
         return self._submit(data, raise_now=True)
 
     def _submit(self, data: Any, *, raise_now: bool) -> bool:
@@ -374,12 +376,13 @@ class Pipeline:
         t_in = self._clock.monotonic_ns()
         if self._mode == _SERIAL:
             self._count("forwarded")
+            envelope = Envelope(data, t_in)
             try:
-                result = self._run_inline(data)
+                envelope.data = self._run_inline(data)
             except ItemFailedError as failure:
-                self._handle_failure(failure, raise_now=raise_now)
-                return True
-            envelope = Envelope(result, t_in)
+                if not self._handle_failure(failure, raise_now=raise_now):
+                    return True
+                envelope.error = failure.error
             self._deliver(envelope)
             return True
         channel = self._input
@@ -407,6 +410,9 @@ class Pipeline:
         return False
 
     def _deliver(self, envelope: Envelope) -> None:
+        if envelope.error is not None:
+            self._results.put_error(envelope.error)
+            return
         self._watch.record(envelope.t_in, self._clock.monotonic_ns())
         self._results.put(envelope.data)
         self._count("completed")
@@ -415,7 +421,12 @@ class Pipeline:
         with self._lock:
             self._counts[key] += n
 
-    def _handle_failure(self, failure: ItemFailedError, *, raise_now: bool) -> None:
+    def _handle_failure(self, failure: ItemFailedError, *, raise_now: bool) -> bool:
+        """Count and log a failure and apply the stage's policy.
+
+        Raises when ``raise_now`` and the policy raises; otherwise returns True
+        when the error must travel on to the results (``raise`` policy).
+        """
         error, policy = failure.error, failure.step.on_error
         self._count("failed")
         logger.error(
@@ -426,7 +437,7 @@ class Pipeline:
             error.traceback_text,
         )
         if policy is ErrorPolicy.SKIP:
-            return
+            return False
         if policy is ErrorPolicy.STOP:
             with self._lock:
                 if self._stopped_by is None:
@@ -434,23 +445,10 @@ class Pipeline:
             self._halt()
             if raise_now:
                 raise PipelineStoppedError(error)
-            return
+            return False
         if raise_now:
             raise error
-        with self._lock:
-            if self._pending_error is None:
-                self._pending_error = error
-            else:
-                self._counts["unreported_errors"] += 1
-        self._results.wake()
-
-    def _raise_pending(self) -> None:
-        if self._pending_error is None:
-            return
-        with self._lock:
-            error, self._pending_error = self._pending_error, None
-        if error is not None:
-            raise error
+        return True
 
     def _halt(self) -> None:
         """Stop taking and moving items (threads end; stages are not cleaned up yet)."""
@@ -463,9 +461,9 @@ class Pipeline:
     def get_results(self) -> Any:
         """Return the newest result and discard older ones; None when there is nothing new.
 
-        A stage error waiting to be reported (``raise`` policy) is raised here.
+        The error of an item waiting to be reported (``raise`` policy) is raised
+        first.
         """
-        self._raise_pending()
         return self._results.take_latest()
 
     def results(self, timeout: float | None = None) -> Iterator[Any]:
@@ -473,13 +471,12 @@ class Pipeline:
 
         Stops when ``timeout`` seconds pass without a result (None: wait on) or
         when the pipeline is cleaned up or stopped and every result was read.
-        A stage error (``raise`` policy) is raised from the iterator.
+        An item's stage error (``raise`` policy) is raised in that item's place;
+        iterating again goes on with the next result.
         """
         while True:
-            self._raise_pending()
-            item = self._results.take_next(timeout, lambda: self._pending_error is not None)
-            if ResultBuffer.is_nothing(item):
-                self._raise_pending()
+            item = self._results.take_next(timeout)
+            if item is NOTHING:
                 if self._stopped_by is not None and not len(self._results):
                     raise PipelineStoppedError(self._stopped_by)
                 return
@@ -561,8 +558,7 @@ class Pipeline:
 
         ``forwarded`` accepted items, ``completed`` results, ``rejected`` items
         refused by a full queue (``block``), ``dropped`` items dropped by the
-        overflow policy, ``failed`` stage errors, ``unreported_errors`` errors
-        that arrived while another was waiting to be raised, ``results_dropped``
+        overflow policy, ``failed`` stage errors, ``results_dropped``
         results lost because nobody read them, ``results_skipped`` results
         passed over by :meth:`get_results`, ``discarded`` items still queued at
         cleanup, ``loop_overruns``/``loop_errors`` of the input loop.

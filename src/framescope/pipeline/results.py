@@ -1,48 +1,89 @@
-"""Where a pipeline's results wait for the caller."""
+"""Where a pipeline's results, and the errors among them, wait for the caller."""
 
 from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 from framescope._validation import check_positive_int
+from framescope.pipeline.errors import StageError
 
-__all__ = ["ResultBuffer"]
+__all__ = ["NOTHING", "ResultBuffer"]
 
-_NOTHING: Any = object()
+NOTHING: Any = object()
+"""Returned by :meth:`ResultBuffer.take_next` when no result came."""
+
+
+class _Failed:
+    """A stage error standing in the results where its item's result would be."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: StageError) -> None:
+        self.error = error
 
 
 class ResultBuffer:
-    """An ordered, bounded buffer of results that callers read in two ways.
+    """An ordered, bounded buffer of results (and of the errors of failed items).
 
-    :meth:`take_latest` returns the newest result and discards the older ones
-    (counted in ``skipped``); :meth:`take_next` returns results one by one, in
-    order. When the buffer is full the oldest result is dropped and counted in
-    ``dropped``.
+    Errors keep their place: reading in order raises an item's error exactly
+    where its result would have been. :meth:`take_latest` returns the newest
+    result and discards older ones (counted in ``skipped``), but raises a
+    waiting error first. When the buffer is full the oldest entry is dropped and
+    counted in ``dropped``; an error is never dropped.
     """
 
     def __init__(self, maxsize: int) -> None:
-        check_positive_int(maxsize, "results_size")
+        self._maxsize = check_positive_int(maxsize, "results_size")
         self._items: deque[Any] = deque()
-        self._maxsize = maxsize
+        self._errors = 0
         self._cond = threading.Condition()
         self._closed = False
         self.dropped = 0
         self.skipped = 0
 
-    def put(self, result: Any) -> None:
-        """Append a result (drops the oldest one when full)."""
+    def _append(self, entry: Any) -> None:
         with self._cond:
             if len(self._items) >= self._maxsize:
-                self._items.popleft()
-                self.dropped += 1
-            self._items.append(result)
+                for index, old in enumerate(self._items):
+                    if not isinstance(old, _Failed):
+                        del self._items[index]
+                        self.dropped += 1
+                        break
+            self._items.append(entry)
             self._cond.notify_all()
 
+    def put(self, result: Any) -> None:
+        """Append a result."""
+        self._append(result)
+
+    def put_error(self, error: StageError) -> None:
+        """Append the error of a failed item, in its place."""
+        with self._cond:
+            self._errors += 1
+        self._append(_Failed(error))
+
+    def pop_error(self) -> StageError | None:
+        """Remove and return the oldest waiting error, or None."""
+        with self._cond:
+            if not self._errors:
+                return None
+            for index, entry in enumerate(self._items):
+                if isinstance(entry, _Failed):
+                    del self._items[index]
+                    self._errors -= 1
+                    return entry.error
+            return None  # pragma: no cover - _errors counts the _Failed entries
+
     def take_latest(self) -> Any:
-        """Return the newest result and discard older ones; None when there is none."""
+        """Return the newest result and discard older ones; None when there is none.
+
+        Raises the oldest waiting :class:`StageError` first, if there is one.
+        """
+        error = self.pop_error()
+        if error is not None:
+            raise error
         with self._cond:
             if not self._items:
                 return None
@@ -51,30 +92,21 @@ class ResultBuffer:
             self._items.clear()
             return latest
 
-    def take_next(
-        self, timeout: float | None, interrupted: Callable[[], bool] = lambda: False
-    ) -> Any:
-        """Return the oldest result, waiting up to ``timeout`` seconds (None: forever).
+    def take_next(self, timeout: float | None) -> Any:
+        """Return the oldest entry, waiting up to ``timeout`` seconds (None: forever).
 
-        Returns a marker (see :meth:`is_nothing`) when the buffer is closed and
-        empty, the timeout passed, or ``interrupted()`` became true while waiting
-        (checked whenever :meth:`wake` is called).
+        Raises the entry's :class:`StageError` when it stands for a failed item;
+        returns :data:`NOTHING` when closed and empty or when the timeout passed.
         """
         with self._cond:
-            self._cond.wait_for(lambda: self._items or self._closed or interrupted(), timeout)
-            if self._items:
-                return self._items.popleft()
-            return _NOTHING
-
-    @staticmethod
-    def is_nothing(value: Any) -> bool:
-        """Whether ``value`` is the marker :meth:`take_next` returns for 'no result'."""
-        return value is _NOTHING
-
-    def wake(self) -> None:
-        """Wake readers so they re-check the pipeline's state (e.g. a pending error)."""
-        with self._cond:
-            self._cond.notify_all()
+            self._cond.wait_for(lambda: self._items or self._closed, timeout)
+            if not self._items:
+                return NOTHING
+            entry = self._items.popleft()
+            if isinstance(entry, _Failed):
+                self._errors -= 1
+                raise entry.error
+            return entry
 
     def close(self) -> None:
         """No more results will come; readers stop waiting once the buffer is empty."""

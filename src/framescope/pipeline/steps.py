@@ -18,12 +18,13 @@ __all__ = ["Envelope", "ItemFailedError", "Step", "Unit"]
 class Envelope:
     """One item travelling through a pipeline, with its entry time."""
 
-    __slots__ = ("data", "marks", "t_in")
+    __slots__ = ("data", "error", "marks", "t_in")
 
     def __init__(self, data: Any, t_in: int) -> None:
         self.data = data
         self.t_in = t_in
         self.marks: dict[int, int] | None = None
+        self.error: StageError | None = None  # set when a stage failed on this item
 
 
 class ItemFailedError(Exception):

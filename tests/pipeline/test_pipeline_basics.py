@@ -1,0 +1,176 @@
+from __future__ import annotations
+
+import threading
+from itertools import islice
+from typing import Any
+
+import pytest
+
+from framescope import Pipeline, Stage
+from framescope.clock import FakeClock
+from framescope.pipeline import PipelineClosedError
+
+from .helpers import Busy, Counter
+
+
+def double(data: int) -> int:
+    return data * 2
+
+
+@pytest.mark.parametrize("mode", ["serial", "parallel"])
+def test_items_flow_through_all_stages_in_order(mode: str) -> None:
+    with Pipeline() as pipeline:
+        a, b = Counter("StageA", add=1), Counter("StageB", add=10)
+        pipeline.add(a).add(b).add(double)
+        pipeline.serialize() if mode == "serial" else pipeline.parallelize(queue_size=2)
+        for i in range(50):
+            assert pipeline.forward(i)
+        results = list(islice(pipeline.results(timeout=10), 50))
+        assert results == [(i + 11) * 2 for i in range(50)]
+        assert a.count == b.count == 50
+    assert a.cleanups == b.cleanups == 1
+
+
+def test_get_results_returns_latest_and_none_when_nothing_new() -> None:
+    pipeline = Pipeline().add(double).serialize()
+    assert pipeline.get_results() is None
+    for i in range(5):
+        pipeline.forward(i)
+    assert pipeline.get_results() == 8
+    assert pipeline.get_results() is None
+    assert pipeline.counters()["results_skipped"] == 4
+    pipeline.cleanup()
+
+
+def test_default_names_and_profile_keys() -> None:
+    pipeline = Pipeline(use_profiler=True)
+    pipeline.add(Counter("StageA")).add(Counter("StageB")).add(double).add(double)
+    assert pipeline.stage_names == ["StageA", "StageB", "Stage_1", "Stage_2"]
+    pipeline.add(lambda d: d, "Custom")
+    pipeline.serialize()
+    pipeline.forward(1)
+    latency, throughput = pipeline.get_profiles()
+    assert list(latency) == [
+        "MainPipeline",
+        "MainPipeline__StageA",
+        "MainPipeline__StageB",
+        "MainPipeline__Stage_1",
+        "MainPipeline__Stage_2",
+        "MainPipeline__Custom",
+    ]
+    assert list(throughput) == list(latency)
+    pipeline.cleanup()
+
+
+def test_default_names_skip_names_already_taken() -> None:
+    pipeline = Pipeline().add(double, "Stage_1").add(double)
+    assert pipeline.stage_names == ["Stage_1", "Stage_2"]
+
+
+def test_profiles_measure_latency_and_throughput_exactly() -> None:
+    clock = FakeClock()
+    pipeline = Pipeline(clock=clock, name="Cam")
+    pipeline.add(Busy("Decode", clock, 0.010)).add(Busy("Infer", clock, 0.030))
+    pipeline.serialize()
+    for _ in range(20):
+        pipeline.forward(None)
+        clock.advance(0.060)  # one item every 100 ms
+    latency, throughput = pipeline.get_profiles()
+    assert latency["Cam"] == pytest.approx(0.040)
+    assert latency["Cam__Decode"] == pytest.approx(0.010)
+    assert latency["Cam__Infer"] == pytest.approx(0.030)
+    for key in latency:
+        assert throughput[key] == pytest.approx(10.0)
+    stats = pipeline.statistics()
+    assert stats["Cam__Infer"].count == 20
+    assert stats["Cam__Infer"].summary().p99 == pytest.approx(0.030)
+
+
+def test_throughput_is_a_rate_not_a_mean_of_reciprocals() -> None:
+    clock = FakeClock()
+    pipeline = Pipeline(clock=clock).add(Busy("S", clock, 0.001)).serialize()
+    for gap in (0.0, 0.009, 0.989):  # items at 0, 10 ms, 1 s: 2 intervals in 1 s
+        clock.advance(gap)
+        pipeline.forward(None)
+    _, throughput = pipeline.get_profiles()
+    assert throughput["MainPipeline__S"] == pytest.approx(2.0)
+
+
+def test_profiles_survive_cleanup() -> None:
+    stage = Counter("S")
+    pipeline = Pipeline().add(stage).parallelize()
+    for i in range(3):
+        pipeline.forward(i)
+    assert list(islice(pipeline.results(timeout=10), 3)) == [1, 2, 3]
+    pipeline.cleanup()
+    assert stage.count == 0  # its cleanup ran
+    assert pipeline.statistics()["MainPipeline__S"].count == 3
+
+
+def test_forward_without_mode_runs_serially() -> None:
+    pipeline = Pipeline().add(double)
+    assert pipeline.forward(4)
+    assert pipeline.mode == "serial"
+    assert pipeline.get_results() == 8
+
+
+def test_cleanup_is_idempotent_and_forward_after_cleanup_raises() -> None:
+    stage = Counter("S")
+    pipeline = Pipeline().add(stage).parallelize()
+    pipeline.forward(1)
+    assert pipeline.cleanup() == []
+    assert pipeline.cleanup() == []
+    assert stage.cleanups == 1
+    assert pipeline.closed
+    with pytest.raises(PipelineClosedError, match="cleaned up"):
+        pipeline.forward(2)
+    with pytest.raises(PipelineClosedError):
+        pipeline.parallelize()
+
+
+def test_cleanup_leaves_no_thread_behind() -> None:
+    before = set(threading.enumerate())
+    pipeline = Pipeline().add(double).add(double).add(double).parallelize()
+    pipeline.forward(1)
+    assert next(iter(pipeline)) == 8
+    assert len(set(threading.enumerate()) - before) == 3
+    assert pipeline.cleanup() == []
+    assert set(threading.enumerate()) - before == set()
+
+
+def test_cleanup_counts_items_still_in_flight() -> None:
+    from .helpers import Gate
+
+    gate = Gate()
+    pipeline = Pipeline().add(gate).add(double).parallelize(queue_size=2)
+    for i in range(3):
+        assert pipeline.forward(i)
+    gate.entered.wait(10)
+    gate.release.set()
+    pipeline.cleanup()
+    counts = pipeline.counters()
+    assert counts["forwarded"] == 3
+    assert counts["completed"] + counts["discarded"] == 3
+
+
+def test_stage_class_with_cleanup_default() -> None:
+    class Plain(Stage):
+        name = "Plain"
+
+        def __call__(self, data: Any) -> Any:
+            return data
+
+    with Pipeline().add(Plain()) as pipeline:
+        pipeline.forward(1)
+        assert pipeline.get_results() == 1
+    with pytest.raises(TypeError):
+        Stage()  # type: ignore[abstract]
+
+
+def test_repr() -> None:
+    pipeline = Pipeline(name="P").add(double, "D")
+    assert repr(pipeline) == "<Pipeline P [D] not started>"
+    pipeline.serialize()
+    assert repr(pipeline) == "<Pipeline P [D] serial>"
+    pipeline.cleanup()
+    assert repr(pipeline) == "<Pipeline P [D] closed>"
