@@ -174,3 +174,36 @@ def test_repr() -> None:
     assert repr(pipeline) == "<Pipeline P [D] serial>"
     pipeline.cleanup()
     assert repr(pipeline) == "<Pipeline P [D] closed>"
+
+
+def test_forward_without_data_pulls_from_the_input_generator() -> None:
+    source = iter([5, 6])
+    pipeline = Pipeline(input_generator=source).add(double).serialize()
+    assert pipeline.forward()
+    assert pipeline.forward()
+    assert list(pipeline.results(timeout=0)) == [10, 12]
+    with pytest.raises(ValueError, match="no input_generator"):
+        Pipeline().add(double).forward()
+
+
+def test_block_output_makes_get_results_wait_for_a_result() -> None:
+    from .helpers import Gate
+
+    gate = Gate()
+    pipeline = Pipeline().add(gate).parallelize(block_output=True, output_timeout=10)
+    pipeline.forward(7)
+    gate.entered.wait(10)
+    threading.Timer(0.01, gate.release.set).start()
+    assert pipeline.get_results() == 7  # waited for the gate instead of returning None
+    pipeline.cleanup()
+    nonblocking = Pipeline().add(gate).parallelize(block_output=False)
+    assert nonblocking.get_results() is None
+    nonblocking.cleanup()
+
+
+def test_pystream_style_positional_parallelize() -> None:
+    pipeline = Pipeline().add(double)
+    pipeline.parallelize(True, 10, False, 10)
+    pipeline.forward(2)
+    assert next(pipeline.results(timeout=10)) == 4
+    pipeline.cleanup()

@@ -42,6 +42,7 @@ SEPARATOR = "__"
 """Joins pipeline and stage names in profile keys: ``MainPipeline__Stage1``."""
 
 _SERIAL, _PARALLEL = "serial", "parallel"
+_FROM_GENERATOR: Any = object()
 
 
 class PipelineStage(Stage):
@@ -156,6 +157,8 @@ class Pipeline:
         self._loop: InputLoop | None = None
         self._block_input = True
         self._input_timeout: float | None = 10.0
+        self._block_output = False
+        self._output_timeout: float | None = 10.0
         self._queue_size = 1
         self._overflow = OverflowPolicy.BLOCK
         self._counts = dict.fromkeys(("forwarded", "completed", "rejected", "dropped", "failed"), 0)
@@ -246,6 +249,9 @@ class Pipeline:
         self,
         block_input: bool = True,
         input_timeout: float | None = 10,
+        block_output: bool = False,
+        output_timeout: float | None = 10,
+        *,
         queue_size: int = 1,
         overflow: OverflowPolicy | str = OverflowPolicy.BLOCK,
     ) -> Pipeline:
@@ -256,21 +262,19 @@ class Pipeline:
                 waits for room in the input queue (False: it returns at once).
             input_timeout: longest wait in seconds (None: no limit); ``forward``
                 returns False when the item could not be queued in time.
+            block_output: whether :meth:`get_results` waits for a new result
+                when there is none yet.
+            output_timeout: longest such wait in seconds (None: no limit).
             queue_size: default capacity of the queue in front of each stage.
             overflow: ``"block"``, ``"drop_oldest"`` or ``"drop_newest"``, see
                 :class:`OverflowPolicy`.
         """
         self._overflow = OverflowPolicy.parse(overflow)
         self._queue_size = check_positive_int(queue_size, "queue_size")
-        if input_timeout is not None:
-            if isinstance(input_timeout, bool) or not isinstance(input_timeout, (int, float)):
-                raise TypeError(
-                    f"input_timeout must be a number of seconds or None, got {input_timeout!r}"
-                )
-            if input_timeout < 0:
-                raise ValueError(f"input_timeout must be >= 0, got {input_timeout!r}")
         self._block_input = bool(block_input)
-        self._input_timeout = input_timeout
+        self._input_timeout = _check_timeout(input_timeout, "input_timeout")
+        self._block_output = bool(block_output)
+        self._output_timeout = _check_timeout(output_timeout, "output_timeout")
         self._configure(_PARALLEL)
         return self
 
@@ -357,8 +361,8 @@ class Pipeline:
             data = step.run(data)
         return data
 
-    def forward(self, data: Any) -> bool:
-        """Push one item into the pipeline.
+    def forward(self, data: Any = _FROM_GENERATOR) -> bool:
+        """Push one item into the pipeline (without ``data``: one from ``input_generator``).
 
         Serial: the stages run now, in this thread, and the result is ready when
         ``forward`` returns. Parallel: the item is queued per the overflow policy;
@@ -369,7 +373,17 @@ class Pipeline:
         error = self._results.pop_error()
         if error is not None:
             raise error
+        if data is _FROM_GENERATOR:
+            data = self._produce()()
         return self._submit(data, raise_now=True)
+
+    def _produce(self) -> Callable[[], Any]:
+        source = self.input_generator
+        if source is None:
+            raise ValueError("no data given and the pipeline has no input_generator")
+        if isinstance(source, Iterator):
+            return source.__next__
+        return source
 
     def _submit(self, data: Any, *, raise_now: bool) -> bool:
         self._ensure_running()
@@ -461,9 +475,12 @@ class Pipeline:
     def get_results(self) -> Any:
         """Return the newest result and discard older ones; None when there is nothing new.
 
-        The error of an item waiting to be reported (``raise`` policy) is raised
-        first.
+        With ``parallelize(block_output=True)`` it waits up to ``output_timeout``
+        for a result when there is none. The error of an item waiting to be
+        reported (``raise`` policy) is raised first.
         """
+        if self._block_output and self._mode == _PARALLEL and self._running:
+            self._results.wait_for_any(self._output_timeout)
         return self._results.take_latest()
 
     def results(self, timeout: float | None = None) -> Iterator[Any]:
@@ -488,7 +505,7 @@ class Pipeline:
 
     # -- the automatic loop -----------------------------------------------------
 
-    def start_loop(self, period: float | datetime.timedelta) -> None:
+    def start_loop(self, period: float | datetime.timedelta = 0.01) -> None:
         """Pull an item from ``input_generator`` every ``period`` and forward it.
 
         The period is kept on the monotonic clock without drift; a cycle that
@@ -497,13 +514,12 @@ class Pipeline:
         period_ns = to_nanoseconds(period, "period")
         if period_ns <= 0:
             raise ValueError(f"period must be positive, got {period!r}")
-        source = self.input_generator
-        if source is None:
+        if self.input_generator is None:
             raise ValueError("start_loop needs the pipeline's input_generator; none was given")
         if self._loop is not None and self._loop.running:
             raise RuntimeError(f"pipeline {self.name!r} already runs a loop; stop_loop() first")
         self._ensure_running()
-        produce: Callable[[], Any] = source.__next__ if isinstance(source, Iterator) else source
+        produce = self._produce()
         self._loop = InputLoop(
             f"framescope:{self.name}:loop",
             period_ns,
@@ -656,6 +672,16 @@ class Pipeline:
         stages = ", ".join(self.stage_names)
         state = "closed" if self._closed else (self._mode or "not started")
         return f"<Pipeline {self.name} [{stages}] {state}>"
+
+
+def _check_timeout(value: float | None, argument: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{argument} must be a number of seconds or None, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{argument} must be >= 0, got {value!r}")
+    return float(value)
 
 
 def _check_name(name: object, argument: str) -> str:

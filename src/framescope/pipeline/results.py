@@ -92,6 +92,12 @@ class ResultBuffer:
             self._items.clear()
             return latest
 
+    def wait_for_any(self, timeout: float | None) -> bool:
+        """Wait up to ``timeout`` seconds until an entry is waiting; True if one is."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._items or self._closed, timeout)
+            return bool(self._items)
+
     def take_next(self, timeout: float | None) -> Any:
         """Return the oldest entry, waiting up to ``timeout`` seconds (None: forever).
 
