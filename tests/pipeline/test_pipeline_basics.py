@@ -207,3 +207,13 @@ def test_pystream_style_positional_parallelize() -> None:
     pipeline.forward(2)
     assert next(pipeline.results(timeout=10)) == 4
     pipeline.cleanup()
+
+
+def test_start_launches_threads_before_the_first_item() -> None:
+    before = set(threading.enumerate())
+    pipeline = Pipeline(name="Early").add(double, "D").parallelize()
+    assert set(threading.enumerate()) - before == set()  # nothing runs before start
+    assert pipeline.start() is pipeline
+    assert {t.name for t in set(threading.enumerate()) - before} == {"framescope:Early__D"}
+    assert pipeline.cleanup() == []
+    assert set(threading.enumerate()) - before == set()

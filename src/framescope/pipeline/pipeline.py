@@ -294,6 +294,14 @@ class Pipeline:
 
     # -- starting -----------------------------------------------------------------
 
+    def start(self) -> Pipeline:
+        """Start now (threads, in parallel mode) instead of at the first ``forward``.
+
+        A pipeline whose mode was not chosen starts in serial mode. Returns the pipeline.
+        """
+        self._ensure_running()
+        return self
+
     def _qualify(self, prefix: str) -> None:
         for step in self._steps:
             step.qualified = f"{prefix}{SEPARATOR}{step.name}"

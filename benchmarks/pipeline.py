@@ -1,0 +1,296 @@
+"""Pipeline runtime throughput and overhead, as ratios measured in one run.
+
+Run: python benchmarks/pipeline.py [--items N] [--no-pystream] [--pystream-venv DIR]
+
+1. Overhead: 4 empty stages in threads, N items. framescope vs the floor (bare
+   threads passing items through queue.Queue of the same size) and vs PyStream
+   0.2.0, which the script installs into a throw-away virtual environment (it
+   needs numpy<2; it never becomes a dependency of this project).
+   Targets: >= 80% of the floor; above PyStream at queue size 1.
+2. Pipelining: 4 stages that each release the GIL for 10 ms, 300 items.
+   Target: >= 97% of the ideal 100 items/s.
+3. Serial overhead per stage call. Target: < 2 us.
+
+In every threaded run the fourth stage counts items and signals the N-th, and
+the clock stops there: the same end point for all three runtimes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from framescope import Pipeline
+
+
+def identity(data: Any) -> Any:
+    return data
+
+
+class LastStage:
+    """Counts items, notes when the first and the n-th passed, sets ``done`` at the n-th."""
+
+    def __init__(self, n: int, work: Callable[[Any], Any] = identity) -> None:
+        self.name = "Last"
+        self.n = n
+        self.work = work
+        self.count = 0
+        self.first = self.last = 0.0
+        self.done = threading.Event()
+
+    def __call__(self, data: Any) -> Any:
+        data = self.work(data)
+        self.count += 1
+        if self.count == 1:
+            self.first = time.perf_counter()
+        if self.count == self.n:
+            self.last = time.perf_counter()
+            self.done.set()
+        return data
+
+    def steady_rate(self) -> float:
+        """Items per second between the first and the last item: (n-1)/(t_last-t_first)."""
+        return (self.n - 1) / (self.last - self.first)
+
+
+def run_floor(n: int, queue_size: int, work: Callable[[Any], Any] = identity) -> LastStage:
+    """Run n items through 4 bare threads joined by queue.Queue(maxsize=queue_size)."""
+    last = LastStage(n, work)
+    stages: list[Callable[[Any], Any]] = [work, work, work, last]
+    queues: list[queue.Queue[Any]] = [queue.Queue(maxsize=queue_size) for _ in range(5)]
+    stop = object()
+
+    def worker(index: int) -> None:
+        get, put, fn = queues[index].get, queues[index + 1].put, stages[index]
+        while True:
+            item = get()
+            if item is stop:
+                put(stop)
+                return
+            put(fn(item))
+
+    def drain() -> None:
+        get = queues[4].get
+        while get() is not stop:
+            pass
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    threads.append(threading.Thread(target=drain))
+    for thread in threads:
+        thread.start()
+    put = queues[0].put
+    for i in range(n):
+        put(i)
+    last.done.wait()
+    put(stop)
+    for thread in threads:
+        thread.join()
+    return last
+
+
+def run_framescope(n: int, queue_size: int, work: Callable[[Any], Any] = identity) -> LastStage:
+    """Run n items through a framescope Pipeline of the same 4 stages."""
+    last = LastStage(n, work)
+    pipeline = Pipeline(results_size=n + 1)
+    pipeline.add(work).add(work, "Work2").add(work, "Work3").add(last)
+    pipeline.parallelize(block_input=True, input_timeout=None, queue_size=queue_size)
+    pipeline.start()
+    forward = pipeline.forward
+    for i in range(n):
+        forward(i)
+    last.done.wait()
+    pipeline.cleanup()
+    return last
+
+
+PYSTREAM_RUN = textwrap.dedent(
+    """
+    import sys, threading, time
+    from pystream import Pipeline
+
+    n = int(sys.argv[1])
+
+    def identity(data):
+        return data
+
+    class Last:
+        def __init__(self):
+            self.name = "Last"
+            self.count = 0
+            self.done = threading.Event()
+
+        def __call__(self, data):
+            global start
+            self.count += 1
+            if self.count == 1:
+                start = time.perf_counter()
+            if self.count == n:
+                self.done.set()
+            return data
+
+        def cleanup(self):
+            pass
+
+    last = Last()
+    pipeline = Pipeline()
+    for stage in (identity, identity, identity, last):
+        pipeline.add(stage)
+    pipeline.parallelize(block_input=True, input_timeout=60)
+    for i in range(n):
+        pipeline.forward(i)
+    last.done.wait()
+    elapsed = time.perf_counter() - start
+    pipeline.cleanup()
+    print((n - 1) / elapsed)
+    """
+)
+
+
+def pystream_python(venv_dir: Path) -> Path | None:
+    """Create (or reuse) a venv holding pystream-pipeline 0.2.0; return its python."""
+    python = venv_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    if not python.exists():
+        print(f"installing pystream-pipeline==0.2.0 into a throw-away venv at {venv_dir} ...")
+        subprocess.run([sys.executable, "-m", "venv", str(venv_dir)], check=True)
+        done = subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "pystream-pipeline==0.2.0", "numpy<2"],
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            print("  could not install PyStream:", done.stderr.strip().splitlines()[-1:])
+            return None
+    return python
+
+
+def run_pystream(python: Path, n: int) -> float:
+    """Items/s through PyStream's parallel pipeline (its queues hold 1 item)."""
+    done = subprocess.run(
+        [str(python), "-c", PYSTREAM_RUN, str(n)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def best(runs: int, measure: Callable[[], float]) -> float:
+    """The best of several runs (the cost, not the noise)."""
+    return max(measure() for _ in range(runs))
+
+
+def sleeper(data: Any) -> Any:
+    time.sleep(0.010)
+    return data
+
+
+def bare_sleep_ms(times: int = 100) -> float:
+    """How long time.sleep(0.010) really takes here, in ms."""
+    start = time.perf_counter()
+    for _ in range(times):
+        time.sleep(0.010)
+    return (time.perf_counter() - start) / times * 1000
+
+
+def run_serial_overhead(items: int, stages: int) -> tuple[float, float]:
+    """(ns per stage call in a serial pipeline, ns per bare call of the same function)."""
+    pipeline = Pipeline(results_size=1)
+    for _ in range(stages):
+        pipeline.add(identity)
+    pipeline.serialize()
+    forward = pipeline.forward
+    start = time.perf_counter_ns()
+    for i in range(items):
+        forward(i)
+    ours = (time.perf_counter_ns() - start) / (items * stages)
+    functions = [identity] * stages
+    start = time.perf_counter_ns()
+    for i in range(items):
+        data = i
+        for fn in functions:
+            data = fn(data)
+    bare = (time.perf_counter_ns() - start) / (items * stages)
+    pipeline.cleanup()
+    return ours, bare
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=20_000, help="items per overhead run")
+    parser.add_argument("--runs", type=int, default=3, help="runs per figure (best is kept)")
+    parser.add_argument("--no-pystream", action="store_true", help="skip the PyStream runs")
+    parser.add_argument("--pystream-venv", type=Path, default=None, help="reuse this venv")
+    args = parser.parse_args()
+    n, runs = args.items, args.runs
+    failed = False
+
+    python: Path | None = None
+    scratch: tempfile.TemporaryDirectory[str] | None = None
+    if not args.no_pystream:
+        if args.pystream_venv is None:
+            scratch = tempfile.TemporaryDirectory(prefix="pystream-venv-")
+            venv_dir = Path(scratch.name)
+        else:
+            venv_dir = args.pystream_venv
+        python = pystream_python(venv_dir)
+
+    print(f"\n1. overhead: 4 empty stages in threads, {n:,} items, best of {runs}")
+    print(f"{'queue size':>10} {'floor/s':>10} {'ours/s':>10} {'ours/floor':>11} target")
+    for size in (1, 8):
+        floor = best(runs, lambda size=size: run_floor(n, size).steady_rate())
+        ours = best(runs, lambda size=size: run_framescope(n, size).steady_rate())
+        ok = ours >= 0.8 * floor
+        failed |= not ok
+        print(
+            f"{size:>10} {floor:>10,.0f} {ours:>10,.0f} {ours / floor:>10.0%}  "
+            f">= 80% {'ok' if ok else 'MISSED'}"
+        )
+        if size == 1 and python is not None:
+            theirs = best(runs, lambda: run_pystream(python, n))
+            ok = ours > theirs
+            failed |= not ok
+            print(
+                f"{'':>10} {'PyStream/s':>10} {theirs:>10,.0f}  ours/PyStream {ours / theirs:.2f}x"
+                f"  > 1x {'ok' if ok else 'MISSED'}"
+            )
+    if scratch is not None:
+        scratch.cleanup()
+
+    print("\n2. pipelining: 4 stages x time.sleep(0.010) (GIL released), 300 items, queue size 1")
+    rate = best(runs, lambda: run_framescope(300, 1, sleeper).steady_rate())
+    floor = best(runs, lambda: run_floor(300, 1, sleeper).steady_rate())
+    slept = bare_sleep_ms()
+    ok = rate >= 97.0
+    failed |= not ok
+    verdict = "ok" if ok else "MISSED"
+    print(f"   ours {rate:.1f} items/s = {rate:.1f}% of the ideal 100/s  >= 97% {verdict}")
+    print(f"   bare threads + queue.Queue: {floor:.1f} items/s; ours/floor {rate / floor:.1%}")
+    print(f"   (a bare time.sleep(0.010) takes {slept:.2f} ms here: no runtime can beat")
+    print(f"    {1000 / slept:.1f} items/s on this machine)")
+
+    print("\n3. serial overhead per stage call (10 identity stages, 20,000 items)")
+    ours_ns, bare_ns = run_serial_overhead(20_000, 10)
+    overhead_us = (ours_ns - bare_ns) / 1000
+    ok = overhead_us < 2.0
+    failed |= not ok
+    print(
+        f"   {ours_ns:.0f} ns per stage call vs {bare_ns:.0f} ns bare: "
+        f"overhead {overhead_us:.2f} us  < 2 us {'ok' if ok else 'MISSED'}"
+    )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
