@@ -10,6 +10,7 @@ Run: python benchmarks/pipeline.py [--items N] [--no-pystream] [--pystream-venv 
 2. Pipelining: 4 stages that each release the GIL for 10 ms, 300 items.
    Target: >= 97% of the ideal 100 items/s.
 3. Serial overhead per stage call. Target: < 2 us.
+4. Cleanup of an idle parallel pipeline. Target: < 100 ms.
 
 In every threaded run the fourth stage counts items and signals the N-th, and
 the clock stops there: the same end point for all three runtimes.
@@ -226,6 +227,38 @@ def run_serial_overhead(items: int, stages: int) -> tuple[float, float]:
     return ours, bare
 
 
+def report_serial_overhead() -> bool:
+    """Print the serial per-stage overhead; True when it meets the target."""
+    print("\n3. serial overhead per stage call (10 identity stages, 20,000 items)")
+    ours_ns, bare_ns = run_serial_overhead(20_000, 10)
+    overhead_us = (ours_ns - bare_ns) / 1000
+    ok = overhead_us < 2.0
+    print(
+        f"   {ours_ns:.0f} ns per stage call vs {bare_ns:.0f} ns bare: "
+        f"overhead {overhead_us:.2f} us  < 2 us {'ok' if ok else 'MISSED'}"
+    )
+    return ok
+
+
+def report_idle_cleanup() -> bool:
+    """Print how long cleanup of an idle parallel pipeline takes; True when on target."""
+    print("\n4. cleanup of an idle parallel pipeline (4 stages, threads started)")
+    times = []
+    for _ in range(20):
+        idle = Pipeline().add(identity).add(identity, "B").add(identity, "C").add(identity, "D")
+        idle.parallelize().start()
+        start = time.perf_counter()
+        hung = idle.cleanup()
+        times.append(time.perf_counter() - start)
+        if hung:
+            print(f"   threads did not stop: {hung}")
+            return False
+    worst_ms = max(times) * 1000
+    ok = worst_ms < 100
+    print(f"   worst of 20: {worst_ms:.2f} ms  < 100 ms {'ok' if ok else 'MISSED'}")
+    return ok
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=20_000, help="items per overhead run")
@@ -280,15 +313,8 @@ def main() -> int:
     print(f"   (a bare time.sleep(0.010) takes {slept:.2f} ms here: no runtime can beat")
     print(f"    {1000 / slept:.1f} items/s on this machine)")
 
-    print("\n3. serial overhead per stage call (10 identity stages, 20,000 items)")
-    ours_ns, bare_ns = run_serial_overhead(20_000, 10)
-    overhead_us = (ours_ns - bare_ns) / 1000
-    ok = overhead_us < 2.0
-    failed |= not ok
-    print(
-        f"   {ours_ns:.0f} ns per stage call vs {bare_ns:.0f} ns bare: "
-        f"overhead {overhead_us:.2f} us  < 2 us {'ok' if ok else 'MISSED'}"
-    )
+    failed |= not report_serial_overhead()
+    failed |= not report_idle_cleanup()
     return 1 if failed else 0
 
 
