@@ -217,3 +217,29 @@ def test_start_launches_threads_before_the_first_item() -> None:
     assert {t.name for t in set(threading.enumerate()) - before} == {"framescope:Early__D"}
     assert pipeline.cleanup() == []
     assert set(threading.enumerate()) - before == set()
+
+
+def test_a_stage_added_twice_is_cleaned_up_once() -> None:
+    shared = Counter("Shared")
+    child = Pipeline(name="Child").add(shared, "Inner")
+    pipeline = Pipeline().add(shared, "First").add(shared, "Second").add(child, "Child")
+    pipeline.serialize()
+    pipeline.forward(0)
+    assert pipeline.get_results() == 3
+    pipeline.cleanup()
+    assert shared.cleanups == 1
+    assert child.closed
+
+
+def test_per_stage_queue_size() -> None:
+    from .helpers import Gate
+
+    gate = Gate()
+    pipeline = Pipeline().add(gate, queue_size=3).parallelize(block_input=False)
+    assert pipeline.forward(0)  # taken by the gate
+    gate.entered.wait(10)
+    assert [pipeline.forward(i) for i in range(1, 5)] == [True, True, True, False]
+    assert pipeline.counters()["rejected"] == 1
+    gate.release.set()
+    assert list(islice(pipeline.results(timeout=10), 4)) == [0, 1, 2, 3]
+    pipeline.cleanup()

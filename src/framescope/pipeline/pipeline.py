@@ -645,18 +645,28 @@ class Pipeline:
                 timeout,
                 ", ".join(hung),
             )
-        for step in self._steps:
-            self._cleanup_stage(step)
+        self._cleanup_stages(set())
         return hung
 
-    def _cleanup_stage(self, step: Step) -> None:
-        stage_cleanup = getattr(step.stage, "cleanup", None)
-        if not callable(stage_cleanup):
-            return
-        try:
-            stage_cleanup()
-        except Exception:
-            logger.exception("pipeline %r: cleanup() of stage %r raised", self.name, step.name)
+    def _cleanup_stages(self, seen: set[int]) -> None:
+        """Call ``cleanup()`` of every stage in the tree once, even if added twice."""
+        for step in self._steps:
+            child = step.child
+            if child is not None:
+                child._closed = True
+                child._halt()
+                child._cleanup_stages(seen)
+                continue
+            if id(step.stage) in seen:
+                continue
+            seen.add(id(step.stage))
+            stage_cleanup = getattr(step.stage, "cleanup", None)
+            if not callable(stage_cleanup):
+                continue
+            try:
+                stage_cleanup()
+            except Exception:
+                logger.exception("pipeline %r: cleanup() of stage %r raised", self.name, step.name)
 
     @property
     def closed(self) -> bool:
