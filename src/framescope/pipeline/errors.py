@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import traceback
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = [
     "ErrorPolicy",
@@ -15,7 +15,23 @@ __all__ = [
 ]
 
 
-class ErrorPolicy(str, enum.Enum):
+_Policy = TypeVar("_Policy", bound="_ParsedChoice")
+
+
+class _ParsedChoice(str, enum.Enum):
+    """A string enum whose :meth:`parse` names the argument and the allowed values."""
+
+    @classmethod
+    def parse(cls: type[_Policy], value: _Policy | str, name: str) -> _Policy:
+        """Accept a member or its string value; anything else is a clear ValueError."""
+        try:
+            return cls(value)
+        except ValueError:
+            allowed = ", ".join(repr(member.value) for member in cls)
+            raise ValueError(f"{name} must be one of {allowed}, got {value!r}") from None
+
+
+class ErrorPolicy(_ParsedChoice):
     """What a pipeline does when a stage raises.
 
     - ``RAISE``: drop the item and raise a :class:`StageError` to the next caller
@@ -29,17 +45,8 @@ class ErrorPolicy(str, enum.Enum):
     SKIP = "skip"
     STOP = "stop"
 
-    @classmethod
-    def parse(cls, value: ErrorPolicy | str, name: str = "on_error") -> ErrorPolicy:
-        """Accept a member or its string value; anything else is a clear ValueError."""
-        try:
-            return cls(value)
-        except ValueError:
-            allowed = ", ".join(repr(m.value) for m in cls)
-            raise ValueError(f"{name} must be one of {allowed}, got {value!r}") from None
 
-
-class OverflowPolicy(str, enum.Enum):
+class OverflowPolicy(_ParsedChoice):
     """What ``forward`` does when the pipeline's input queue is full.
 
     - ``BLOCK``: wait (up to the input timeout) for room; ``forward`` returns
@@ -53,15 +60,6 @@ class OverflowPolicy(str, enum.Enum):
     BLOCK = "block"
     DROP_OLDEST = "drop_oldest"
     DROP_NEWEST = "drop_newest"
-
-    @classmethod
-    def parse(cls, value: OverflowPolicy | str, name: str = "overflow") -> OverflowPolicy:
-        """Accept a member or its string value; anything else is a clear ValueError."""
-        try:
-            return cls(value)
-        except ValueError:
-            allowed = ", ".join(repr(m.value) for m in cls)
-            raise ValueError(f"{name} must be one of {allowed}, got {value!r}") from None
 
 
 class StageError(Exception):

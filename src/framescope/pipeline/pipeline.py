@@ -194,7 +194,7 @@ class Pipeline:
         child = stage.pipeline if isinstance(stage, PipelineStage) else None
         if not callable(stage):
             raise TypeError(f"stage must be callable (a Stage or a function), got {stage!r}")
-        policy = ErrorPolicy.parse(on_error)
+        policy = ErrorPolicy.parse(on_error, "on_error")
         if queue_size is not None:
             check_positive_int(queue_size, "queue_size")
         if name is None:
@@ -269,7 +269,7 @@ class Pipeline:
             overflow: ``"block"``, ``"drop_oldest"`` or ``"drop_newest"``, see
                 :class:`OverflowPolicy`.
         """
-        self._overflow = OverflowPolicy.parse(overflow)
+        self._overflow = OverflowPolicy.parse(overflow, "overflow")
         self._queue_size = check_positive_int(queue_size, "queue_size")
         self._block_input = bool(block_input)
         self._input_timeout = _check_timeout(input_timeout, "input_timeout")
