@@ -1,0 +1,259 @@
+"""Pipeline events: what every node reports about its own work, cheaply.
+
+Each node (stage) owns one :class:`EventRecorder`. Recording an event reads the
+monotonic clock and appends one tuple to a list that only the node's thread
+writes: no lock, no formatting, no object beyond the tuple. The aggregator
+drains the lists in batches and turns the raw tuples into
+:class:`PipelineEvent` objects and node states.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any, TypeVar
+
+from framescope.clock import Clock
+
+__all__ = [
+    "EventInterval",
+    "EventRecorder",
+    "EventStatus",
+    "EventType",
+    "PipelineEvent",
+]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class EventType(enum.IntEnum):
+    """What an event is about (DepthAI's names)."""
+
+    CUSTOM = 0
+    LOOP = 1
+    INPUT = 2
+    OUTPUT = 3
+    INPUT_BLOCK = 4
+    OUTPUT_BLOCK = 5
+
+
+class EventInterval(enum.IntEnum):
+    """Whether an event starts or ends a timed interval, or stands alone."""
+
+    NONE = 0
+    START = 1
+    END = 2
+
+
+class EventStatus(enum.IntEnum):
+    """How the operation went."""
+
+    SUCCESS = 0
+    BLOCKED = 1
+    CANCELLED = 2
+
+
+# Raw record layout, shared with the aggregator:
+# (type, interval, status, queue_size, source, timestamp_ns, sequence_num, frame_id)
+RawEvent = tuple[int, int, int, "int | None", str, int, int, "int | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineEvent:
+    """One event reported by a node.
+
+    Attributes:
+        node_id: the node's id (its profile key, e.g. ``MainPipeline__Stage1``).
+        type: an :class:`EventType`.
+        interval: an :class:`EventInterval`; a START and an END of the same
+            ``type``/``source`` pair up by ``sequence_num``.
+        status: an :class:`EventStatus`.
+        queue_size: items in the queue concerned, for INPUT/OUTPUT events.
+        source: the port or custom block name (``in``, ``out``, ``nms`` ...).
+        timestamp_ns: monotonic time of the event.
+        sequence_num: pairs START with END; counts per type and source.
+        frame_id: the frame being processed, when there is one.
+    """
+
+    node_id: str
+    type: EventType
+    interval: EventInterval
+    status: EventStatus
+    queue_size: int | None
+    source: str
+    timestamp_ns: int
+    sequence_num: int
+    frame_id: int | None = None
+
+    @classmethod
+    def from_raw(cls, node_id: str, raw: RawEvent) -> PipelineEvent:
+        """Build an event from a recorder's raw tuple."""
+        kind, interval, status, queue_size, source, timestamp, sequence, frame = raw
+        return cls(
+            node_id,
+            EventType(kind),
+            EventInterval(interval),
+            EventStatus(status),
+            queue_size,
+            source,
+            timestamp,
+            sequence,
+            frame,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as a JSON-ready dict (enums by name)."""
+        data = asdict(self)
+        data["type"] = self.type.name
+        data["interval"] = self.interval.name
+        data["status"] = self.status.name
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PipelineEvent:
+        """Rebuild an event from :meth:`to_dict` output."""
+        return cls(
+            node_id=str(data["node_id"]),
+            type=EventType[data["type"]],
+            interval=EventInterval[data["interval"]],
+            status=EventStatus[data["status"]],
+            queue_size=data.get("queue_size"),
+            source=str(data["source"]),
+            timestamp_ns=int(data["timestamp_ns"]),
+            sequence_num=int(data["sequence_num"]),
+            frame_id=data.get("frame_id"),
+        )
+
+
+class EventRecorder:
+    """The per-node event dispatcher: stage code and the runtime record events here.
+
+    A stage author adds CUSTOM events around a block of work::
+
+        class Detector(Stage):
+            def __call__(self, frame):
+                with self.events.block("nms"):
+                    boxes = nms(raw)
+
+    or with :meth:`measure` as a decorator, or with explicit :meth:`start` /
+    :meth:`end`. When debugging is off the recorder is disabled and every
+    call returns at once.
+
+    Only the node's own thread should record; the aggregator drains from
+    another thread without a lock (see :meth:`drain`).
+    """
+
+    __slots__ = (
+        "_append",
+        "_buffer",
+        "_now",
+        "_open",
+        "_sequences",
+        "enabled",
+        "frame_id",
+        "node_id",
+    )
+
+    def __init__(self, node_id: str, clock: Clock, *, enabled: bool = True) -> None:
+        self.node_id = node_id
+        self.enabled = enabled
+        self.frame_id: int | None = None
+        self._now = clock.monotonic_ns
+        self._buffer: list[RawEvent] = []
+        self._append = self._buffer.append
+        self._sequences: dict[tuple[int, str], int] = {}
+        self._open: dict[tuple[int, str], list[int]] = {}
+
+    def record(
+        self,
+        kind: EventType,
+        interval: EventInterval,
+        source: str,
+        *,
+        status: EventStatus = EventStatus.SUCCESS,
+        queue_size: int | None = None,
+    ) -> None:
+        """Record one event now (the runtime's and custom events go through here)."""
+        if not self.enabled:
+            return
+        key = (kind, source)
+        if interval is EventInterval.END:
+            opened = self._open.get(key)
+            sequence = opened.pop() if opened else self._next_sequence(key)
+        else:
+            sequence = self._next_sequence(key)
+            if interval is EventInterval.START:
+                self._open.setdefault(key, []).append(sequence)
+        self._append(
+            (kind, interval, status, queue_size, source, self._now(), sequence, self.frame_id)
+        )
+
+    def _next_sequence(self, key: tuple[int, str]) -> int:
+        sequence = self._sequences.get(key, 0)
+        self._sequences[key] = sequence + 1
+        return sequence
+
+    def start(self, name: str) -> None:
+        """Start a CUSTOM timed block called ``name``."""
+        self.record(EventType.CUSTOM, EventInterval.START, name)
+
+    def end(self, name: str, *, status: EventStatus = EventStatus.SUCCESS) -> None:
+        """End the innermost open CUSTOM block called ``name``."""
+        self.record(EventType.CUSTOM, EventInterval.END, name, status=status)
+
+    @contextmanager
+    def block(self, name: str) -> Iterator[None]:
+        """Time the ``with`` block as CUSTOM ``name`` (CANCELLED status if it raises)."""
+        self.start(name)
+        try:
+            yield
+        except BaseException:
+            self.end(name, status=EventStatus.CANCELLED)
+            raise
+        self.end(name)
+
+    def measure(self, name: str) -> Callable[[_F], _F]:
+        """Decorator form of :meth:`block`."""
+
+        def decorate(func: _F) -> _F:
+            @functools.wraps(func)
+            def timed(*args: Any, **kwargs: Any) -> Any:
+                with self.block(name):
+                    return func(*args, **kwargs)
+
+            return timed  # type: ignore[return-value]
+
+        return decorate
+
+    def drain(self) -> list[RawEvent]:
+        """Take every event recorded so far (called by the aggregator's thread).
+
+        Slicing then deleting the same prefix keeps events appended meanwhile.
+        """
+        buffer = self._buffer
+        n = len(buffer)
+        if not n:
+            return []
+        events = buffer[:n]
+        del buffer[:n]
+        return events
+
+    def __repr__(self) -> str:
+        return f"EventRecorder({self.node_id!r}, enabled={self.enabled})"
+
+
+_local = threading.local()
+
+
+def current_recorder() -> EventRecorder | None:
+    """The recorder of the stage running in this thread, if any (used by ``Stage.events``)."""
+    return getattr(_local, "recorder", None)
+
+
+def set_current_recorder(recorder: EventRecorder | None) -> None:
+    """Make ``recorder`` the current one for this thread."""
+    _local.recorder = recorder
