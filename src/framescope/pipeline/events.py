@@ -24,6 +24,7 @@ __all__ = [
     "EventRecorder",
     "EventStatus",
     "EventType",
+    "NodePhase",
     "PipelineEvent",
 ]
 
@@ -57,9 +58,25 @@ class EventStatus(enum.IntEnum):
     CANCELLED = 2
 
 
-# Raw record layout, shared with the aggregator:
+class NodePhase(enum.IntEnum):
+    """What a node is doing right now (DepthAI's ``NodeState.State``)."""
+
+    IDLE = 0
+    GETTING_INPUTS = 1
+    PROCESSING = 2
+    SENDING_OUTPUTS = 3
+
+
+# Raw CUSTOM record layout, shared with the aggregator:
 # (type, interval, status, queue_size, source, timestamp_ns, sequence_num, frame_id)
 RawEvent = tuple[int, int, int, "int | None", str, int, int, "int | None"]
+
+# One iteration of a runtime worker, recorded as a single tuple:
+# (sequence, frame_id, t_get, queued_before_get, t_got, queued_after_get,
+#  t_send, out_queued_before, t_sent, out_queued_after, sent)
+# It stands for the LOOP, INPUT_BLOCK/INPUT start+end and OUTPUT_BLOCK/OUTPUT
+# start+end events of that iteration; the aggregator expands it on demand.
+IterationRecord = tuple[int, int, int, int, int, int, int, "int | None", int, "int | None", bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,12 +167,16 @@ class EventRecorder:
     __slots__ = (
         "_append",
         "_buffer",
+        "_iterations",
         "_now",
         "_open",
         "_sequences",
+        "append_iteration",
         "enabled",
         "frame_id",
         "node_id",
+        "phase",
+        "phase_since",
     )
 
     def __init__(self, node_id: str, clock: Clock, *, enabled: bool = True) -> None:
@@ -167,6 +188,10 @@ class EventRecorder:
         self._append = self._buffer.append
         self._sequences: dict[tuple[int, str], int] = {}
         self._open: dict[tuple[int, str], list[int]] = {}
+        self._iterations: list[IterationRecord] = []
+        self.append_iteration = self._iterations.append
+        self.phase = NodePhase.IDLE
+        self.phase_since = 0
 
     def record(
         self,
@@ -228,6 +253,16 @@ class EventRecorder:
             return timed  # type: ignore[return-value]
 
         return decorate
+
+    def drain_iterations(self) -> list[IterationRecord]:
+        """Take every iteration record so far (same lock-free scheme as :meth:`drain`)."""
+        records = self._iterations
+        n = len(records)
+        if not n:
+            return []
+        taken = records[:n]
+        del records[:n]
+        return taken
 
     def drain(self) -> list[RawEvent]:
         """Take every event recorded so far (called by the aggregator's thread).

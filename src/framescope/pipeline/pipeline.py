@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime
+import itertools
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator
 from types import TracebackType
@@ -11,6 +13,7 @@ from typing import Any
 
 from framescope._validation import check_positive_int
 from framescope.clock import SYSTEM_CLOCK, Clock, to_nanoseconds
+from framescope.pipeline.aggregation import Aggregator, NodeLink, in_micros, timing_from
 from framescope.pipeline.channel import CLOSED, Channel
 from framescope.pipeline.errors import (
     ErrorPolicy,
@@ -19,9 +22,18 @@ from framescope.pipeline.errors import (
     PipelineStoppedError,
     StageError,
 )
+from framescope.pipeline.events import EventRecorder, NodePhase, set_current_recorder
 from framescope.pipeline.loop import InputLoop
+from framescope.pipeline.query import PipelineStateQuery
 from framescope.pipeline.results import NOTHING, ResultBuffer
 from framescope.pipeline.stage import Stage, stage_display_name
+from framescope.pipeline.state import (
+    InputQueueState,
+    NodeState,
+    OutputQueueState,
+    PipelineState,
+    Timing,
+)
 from framescope.pipeline.steps import (
     Envelope,
     ItemFailedError,
@@ -71,12 +83,16 @@ class _Worker:
         inbox: Channel,
         outbox: Channel | None,
         name: str,
+        *,
+        recorder: EventRecorder,
     ) -> None:
         self.owner = owner
         self.unit = unit
         self.inbox = inbox
         self.outbox = outbox
-        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.recorder = recorder
+        target = self._run_debug if recorder.enabled else self._run
+        self.thread = threading.Thread(target=target, name=name, daemon=True)
 
     def _run(self) -> None:
         get, unit, owner, outbox = self.inbox.get, self.unit, self.owner, self.outbox
@@ -95,6 +111,96 @@ class _Worker:
                 owner._deliver(envelope)
             elif not outbox.put(envelope):
                 return
+
+    def _run_debug(self) -> None:
+        """:meth:`_run` that also records what the node does, for the aggregator.
+
+        Per item it appends one compact record to the node's own list (see
+        :data:`~framescope.pipeline.events.IterationRecord`) and keeps its live
+        phase in two attributes; the aggregator expands records into LOOP,
+        INPUT, OUTPUT, INPUT_BLOCK and OUTPUT_BLOCK events when asked.
+        """
+        get, unit, owner, inbox, outbox = (
+            self.inbox.get,
+            self.unit,
+            self.owner,
+            self.inbox,
+            self.outbox,
+        )
+        recorder = self.recorder
+        set_current_recorder(recorder)
+        append, now = recorder.append_iteration, owner._clock.monotonic_ns
+        getting, processing, sending = (
+            NodePhase.GETTING_INPUTS,
+            NodePhase.PROCESSING,
+            NodePhase.SENDING_OUTPUTS,
+        )
+        sequence = 0
+        while True:
+            t_get = recorder.phase_since = now()
+            recorder.phase = getting
+            queued_before = len(inbox)
+            envelope = get()
+            t_got = recorder.phase_since = now()
+            if envelope is CLOSED:
+                recorder.phase = NodePhase.IDLE
+                return
+            recorder.phase = processing
+            frame = recorder.frame_id = envelope.frame_id
+            queued_after = len(inbox)
+            if envelope.error is None:
+                try:
+                    envelope = unit(envelope)
+                except ItemFailedError as failure:
+                    if not owner._handle_failure(failure, raise_now=False):
+                        t = now()
+                        append(
+                            (
+                                sequence,
+                                frame,
+                                t_get,
+                                queued_before,
+                                t_got,
+                                queued_after,
+                                t,
+                                None,
+                                t,
+                                None,
+                                False,
+                            )
+                        )
+                        sequence += 1
+                        continue
+                    envelope.error = failure.error
+            t_send = recorder.phase_since = now()
+            recorder.phase = sending
+            if outbox is None:
+                owner._deliver(envelope)
+                sent, out_before, out_after = True, None, None
+            else:
+                out_before = len(outbox)
+                sent = outbox.put(envelope)
+                out_after = len(outbox)
+            t_sent = now()
+            append(
+                (
+                    sequence,
+                    frame,
+                    t_get,
+                    queued_before,
+                    t_got,
+                    queued_after,
+                    t_send,
+                    out_before,
+                    t_sent,
+                    out_after,
+                    sent,
+                )
+            )
+            if not sent:
+                recorder.phase = NodePhase.IDLE
+                return
+            sequence += 1
 
 
 class Pipeline:
@@ -115,6 +221,9 @@ class Pipeline:
         use_profiler: accepted for compatibility; profiling is always on (it is cheap).
         name: the pipeline's name, the first part of every profile key.
         clock: where to read the time; the system clock by default.
+        debug: record pipeline events (see :meth:`get_pipeline_state`); None
+            (default) turns it on when the environment has ``FRAMESCOPE_DEBUG=1``.
+        debug_interval: seconds between the aggregator's drains of the events.
         window: how many recent items the profiles describe.
         results_size: how many results wait for the caller before the oldest is dropped.
     """
@@ -126,6 +235,8 @@ class Pipeline:
         name: str = "MainPipeline",
         *,
         clock: Clock | None = None,
+        debug: bool | None = None,
+        debug_interval: float = 0.1,
         window: int = 100,
         results_size: int = 1024,
     ) -> None:
@@ -141,6 +252,17 @@ class Pipeline:
         self.use_profiler = bool(use_profiler)
         self._clock = SYSTEM_CLOCK if clock is None else clock
         self._window = check_positive_int(window, "window")
+        if debug is None:
+            debug = os.environ.get("FRAMESCOPE_DEBUG", "").strip().lower() in ("1", "true", "yes")
+        self.debug = bool(debug)
+        if isinstance(debug_interval, bool) or not isinstance(debug_interval, (int, float)):
+            raise TypeError(f"debug_interval must be a number of seconds, got {debug_interval!r}")
+        if not debug_interval > 0:
+            raise ValueError(f"debug_interval must be positive, got {debug_interval!r}")
+        self._debug_interval = float(debug_interval)
+        self._aggregator: Aggregator | None = None
+        self._feeding = False  # True while forward() waits to put an item in
+        self._frame_ids = itertools.count()
         self._watch = StopWatch(self.name, max_intervals=window, clock=self._clock)
         self._results = ResultBuffer(results_size)
         self._steps: list[Step] = []
@@ -212,7 +334,10 @@ class Pipeline:
                 raise ValueError(f"stage: pipeline {child.name!r} is already nested elsewhere")
             child._nested_in = self
         watch = StopWatch(name, max_intervals=self._window, clock=self._clock)
-        self._steps.append(Step(name, stage, stage, watch, policy, queue_size, child))
+        recorder = EventRecorder(name, self._clock, enabled=self.debug)
+        if isinstance(stage, Stage) and child is None:
+            stage.__dict__["_framescope_events"] = recorder
+        self._steps.append(Step(name, stage, stage, watch, policy, queue_size, recorder, child))
         return self
 
     def _next_default_name(self) -> str:
@@ -305,6 +430,7 @@ class Pipeline:
     def _qualify(self, prefix: str) -> None:
         for step in self._steps:
             step.qualified = f"{prefix}{SEPARATOR}{step.name}"
+            step.recorder.node_id = step.qualified
             if step.child is not None:
                 step.child._qualify(step.qualified)
 
@@ -328,7 +454,45 @@ class Pipeline:
             self._qualify(self.name)
             if self._mode == _PARALLEL:
                 self._start_threads()
+            if self.debug:
+                self._aggregator = Aggregator(
+                    self.name,
+                    self._node_links(),
+                    self._clock,
+                    interval_s=self._debug_interval,
+                    window=self._window,
+                )
+                self._aggregator.start()
             self._running = True
+
+    def _node_links(self) -> list[NodeLink]:
+        """How each node (step) sits in the running pipeline, for the aggregator."""
+        workers = {
+            worker.thread.name.removeprefix("framescope:"): worker for worker in self._workers
+        }
+        ordered = list(workers.values())
+        links = []
+        for step in self._walk_steps():
+            worker = workers.get(step.qualified)
+            if worker is None:
+                links.append(
+                    NodeLink(step.qualified, step.recorder, fallback=step.watch.statistics)
+                )
+                continue
+            index = ordered.index(worker)
+            upstream = self._is_feeding if index == 0 else _sending(ordered[index - 1].recorder)
+            links.append(
+                NodeLink(
+                    step.qualified,
+                    step.recorder,
+                    inbox_length=worker.inbox.__len__,
+                    capacity=worker.inbox.maxsize,
+                    upstream_sending=upstream,
+                    out_capacity=worker.outbox.maxsize if worker.outbox is not None else None,
+                    fallback=step.watch.statistics,
+                )
+            )
+        return links
 
     def _units(self) -> list[tuple[Unit, int | None, str]]:
         """The per-thread units of a parallel run: (unit, queue size, thread label)."""
@@ -354,14 +518,29 @@ class Pipeline:
         channels = [Channel(size or self._queue_size) for _, size, _ in units]
         self._channels = channels
         self._input = channels[0]
+        recorders = {step.qualified: step.recorder for step in self._walk_steps()}
         for index, (unit, _, label) in enumerate(units):
             outbox = channels[index + 1] if index + 1 < len(channels) else None
-            worker = _Worker(self, unit, channels[index], outbox, f"framescope:{label}")
+            worker = _Worker(
+                self,
+                unit,
+                channels[index],
+                outbox,
+                f"framescope:{label}",
+                recorder=recorders[label],
+            )
             self._workers.append(worker)
         for worker in self._workers:
             worker.thread.start()
 
     # -- running items ----------------------------------------------------------
+
+    def _walk_steps(self) -> Iterator[Step]:
+        """Every step of this pipeline and of nested ones, depth first."""
+        for step in self._steps:
+            yield step
+            if step.child is not None:
+                yield from step.child._walk_steps()
 
     def _run_inline(self, data: Any) -> Any:
         """Run every stage on ``data`` in this thread (serial mode, or as a nested stage)."""
@@ -396,9 +575,10 @@ class Pipeline:
     def _submit(self, data: Any, *, raise_now: bool) -> bool:
         self._ensure_running()
         t_in = self._clock.monotonic_ns()
+        frame_id = next(self._frame_ids)
         if self._mode == _SERIAL:
             self._count("forwarded")
-            envelope = Envelope(data, t_in)
+            envelope = Envelope(data, t_in, frame_id)
             try:
                 envelope.data = self._run_inline(data)
             except ItemFailedError as failure:
@@ -409,7 +589,7 @@ class Pipeline:
             return True
         channel = self._input
         assert channel is not None
-        envelope = Envelope(data, t_in)
+        envelope = Envelope(data, t_in, frame_id)
         if self._overflow is OverflowPolicy.DROP_OLDEST:
             try:
                 dropped = channel.put_drop_oldest(envelope)
@@ -424,7 +604,12 @@ class Pipeline:
             timeout: float | None = 0
         else:
             timeout = self._input_timeout if self._block_input else 0
-        if channel.put(envelope, timeout):
+        self._feeding = True
+        try:
+            accepted = channel.put(envelope, timeout)
+        finally:
+            self._feeding = False
+        if accepted:
             self._count("forwarded")
             return True
         self._ensure_running()  # a closed or stopped pipeline raises, not returns False
@@ -546,6 +731,36 @@ class Pipeline:
             logger.warning("pipeline %r: input loop did not stop within %s s", self.name, timeout)
         return True
 
+    # -- live state -------------------------------------------------------------
+
+    def _is_feeding(self) -> bool:
+        return self._feeding
+
+    def get_pipeline_state(self) -> PipelineStateQuery:
+        """Every node's live state, to query: ``.nodes()``, ``.nodes(id).inputs("in")`` ...
+
+        Node ids are the profile keys. With debugging on (``debug=True`` or
+        ``FRAMESCOPE_DEBUG=1``) the state is current, aggregated from the
+        nodes' events; before the pipeline starts every node is IDLE with
+        invalid timings. With debugging off only the main loop timings (from
+        the profiles) are filled in.
+        """
+        aggregator = self._aggregator
+        if aggregator is not None:
+            return PipelineStateQuery(aggregator.state())
+        self._qualify(self.name)
+        started = self._running or self._closed
+        now = self._clock.monotonic_ns()
+        nodes = {}
+        for step in self._walk_steps():
+            timing = timing_from(in_micros(step.watch.statistics()), now) if started else Timing()
+            nodes[step.qualified] = NodeState(
+                input_states={"in": InputQueueState()},
+                output_states={"out": OutputQueueState()},
+                main_loop_timing=timing,
+            )
+        return PipelineStateQuery(PipelineState(nodes))
+
     # -- profiles and counters --------------------------------------------------
 
     def statistics(self) -> dict[str, StatsSnapshot]:
@@ -638,6 +853,8 @@ class Pipeline:
             worker.thread.join(remaining)
             if worker.thread.is_alive():
                 hung.append(worker.thread.name.removeprefix("framescope:"))
+        if self._aggregator is not None and not self._aggregator.stop(timeout):
+            hung.append(f"{self.name}:aggregator")
         if hung:
             logger.warning(
                 "pipeline %r: cleanup left threads that did not stop within %s s: %s",
@@ -690,6 +907,15 @@ class Pipeline:
         stages = ", ".join(self.stage_names)
         state = "closed" if self._closed else (self._mode or "not started")
         return f"<Pipeline {self.name} [{stages}] {state}>"
+
+
+def _sending(recorder: EventRecorder) -> Callable[[], bool]:
+    """Whether the node behind ``recorder`` is trying to send its output right now."""
+
+    def is_sending() -> bool:
+        return recorder.phase is NodePhase.SENDING_OUTPUTS
+
+    return is_sending
 
 
 def _check_timeout(value: float | None, argument: str) -> float | None:

@@ -5,7 +5,12 @@ from __future__ import annotations
 import abc
 from typing import Any
 
+from framescope.clock import SYSTEM_CLOCK
+from framescope.pipeline.events import EventRecorder
+
 __all__ = ["Stage", "stage_display_name"]
+
+_DISABLED = EventRecorder("", SYSTEM_CLOCK, enabled=False)
 
 
 class Stage(abc.ABC):
@@ -18,6 +23,16 @@ class Stage(abc.ABC):
     """
 
     name: str
+
+    @property
+    def events(self) -> EventRecorder:
+        """This stage's event recorder, for CUSTOM events: ``with self.events.block("nms"):``.
+
+        The pipeline attaches it when the stage is added; until then, and when
+        debugging is off, it records nothing.
+        """
+        recorder: EventRecorder | None = self.__dict__.get("_framescope_events")
+        return _DISABLED if recorder is None else recorder
 
     @abc.abstractmethod
     def __call__(self, data: Any) -> Any:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from framescope.pipeline.errors import ErrorPolicy, StageError
+from framescope.pipeline.events import EventRecorder
 from framescope.timepiece import StopWatch
 
 if TYPE_CHECKING:
@@ -18,11 +19,12 @@ __all__ = ["Envelope", "ItemFailedError", "Step", "Unit"]
 class Envelope:
     """One item travelling through a pipeline, with its entry time."""
 
-    __slots__ = ("data", "error", "marks", "t_in")
+    __slots__ = ("data", "error", "frame_id", "marks", "t_in")
 
-    def __init__(self, data: Any, t_in: int) -> None:
+    def __init__(self, data: Any, t_in: int, frame_id: int = 0) -> None:
         self.data = data
         self.t_in = t_in
+        self.frame_id = frame_id
         self.marks: dict[int, int] | None = None
         self.error: StageError | None = None  # set when a stage failed on this item
 
@@ -46,6 +48,7 @@ class Step:
     watch: StopWatch
     on_error: ErrorPolicy
     queue_size: int | None
+    recorder: EventRecorder
     child: Pipeline | None = None
     qualified: str = ""
     failures: int = 0

@@ -1,0 +1,341 @@
+"""The aggregator: drains every node's records in batches and keeps its statistics.
+
+One aggregator per pipeline runs in its own named thread and drains at a fixed
+interval (default 100 ms). A state query drains once more first, so what it
+returns is current. Everything the aggregator keeps goes through the shared
+statistics engine (:class:`~framescope.stats.RollingStats`).
+"""
+
+from __future__ import annotations
+
+import logging
+import operator
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from framescope.clock import Clock
+from framescope.pipeline.events import (
+    EventInterval,
+    EventRecorder,
+    EventStatus,
+    EventType,
+    IterationRecord,
+    NodePhase,
+    PipelineEvent,
+    RawEvent,
+)
+from framescope.pipeline.state import (
+    DurationStats,
+    InputQueueState,
+    NodeState,
+    OutputQueueState,
+    PipelineState,
+    QueueStats,
+    Timing,
+)
+from framescope.stats import RollingStats, StatsSnapshot
+
+__all__ = ["Aggregator", "NodeLink", "timing_from"]
+
+logger = logging.getLogger(__name__)
+
+_MAX_OPEN_CUSTOM = 4096
+
+
+def decayed_fps(stats: StatsSnapshot, now_ns: int) -> float:
+    """Events per second over the recent window, decaying towards 0 once they stop.
+
+    While events keep coming this is (n-1)/(t_last-t_first). Once the time since
+    the last event exceeds the mean gap, the window is stretched to now, so the
+    figure falls like 1/t after a node stops instead of freezing.
+    """
+    first, last, n = stats.first_event_ns, stats.last_event_ns, stats.events
+    if n < 2 or first is None or last is None or last <= first:
+        return 0.0
+    mean_gap = (last - first) / (n - 1)
+    end = max(float(last), now_ns - mean_gap)
+    return (n - 1) * 1e9 / (end - first)
+
+
+def timing_from(stats: StatsSnapshot, now_ns: int) -> Timing:
+    """Turn a snapshot of durations in microseconds into a :class:`Timing`."""
+    if not stats.count:
+        return Timing()
+    summary = stats.summary()
+    return Timing(
+        fps=decayed_fps(stats, now_ns),
+        duration_stats=DurationStats(
+            min_micros=summary.minimum,
+            max_micros=summary.maximum,
+            average_micros_recent=summary.recent_mean,
+            std_dev_micros_recent=summary.stddev,
+            min_micros_recent=summary.recent_min,
+            max_micros_recent=summary.recent_max,
+            median_micros_recent=summary.median,
+            p90_micros_recent=summary.p90,
+            p99_micros_recent=summary.p99,
+        ),
+        count=summary.count,
+    )
+
+
+def _durations(window: int) -> RollingStats:
+    return RollingStats(window, divisor=1_000)  # nanoseconds in, microseconds out
+
+
+@dataclass(frozen=True)
+class NodeLink:
+    """What the aggregator needs to know about a node's place in the pipeline.
+
+    ``inbox_length`` and ``capacity`` describe its input queue (None without
+    one); ``upstream_sending`` tells whether whoever feeds that queue is
+    waiting to put an item in; ``out_capacity`` is the size of the queue the
+    node sends to; ``fallback`` gives the stage's own timer when the node
+    records no iterations (serial mode).
+    """
+
+    node_id: str
+    recorder: EventRecorder
+    inbox_length: Callable[[], int] | None = None
+    capacity: int | None = None
+    upstream_sending: Callable[[], bool] | None = None
+    out_capacity: int | None = None
+    fallback: Callable[[], StatsSnapshot] | None = None
+
+
+class _NodeAggregate:
+    """Everything the aggregator keeps about one node."""
+
+    def __init__(self, window: int, events_kept: int) -> None:
+        self.loop = _durations(window)
+        self.inputs_get = _durations(window)
+        self.outputs_send = _durations(window)
+        self.queued = RollingStats(window)
+        self.other: dict[str, RollingStats] = {}
+        self.open_custom: dict[tuple[str, int], int] = {}
+        self.unpaired = 0
+        self.last_loop_start: int | None = None
+        self.recent_iterations: deque[IterationRecord] = deque(maxlen=events_kept)
+        self.recent_custom: deque[RawEvent] = deque(maxlen=events_kept)
+        self.window = window
+
+    def absorb_iterations(self, records: list[IterationRecord]) -> None:
+        starts = list(map(operator.itemgetter(2), records))
+        got = list(map(operator.itemgetter(4), records))
+        sends = list(map(operator.itemgetter(6), records))
+        sent = list(map(operator.itemgetter(8), records))
+        previous = [self.last_loop_start] if self.last_loop_start is not None else []
+        previous.extend(starts[:-1])
+        loop_ends = starts[1:] if self.last_loop_start is None else starts
+        if loop_ends:
+            self.loop.extend(list(map(operator.sub, loop_ends, previous)), loop_ends)
+        self.last_loop_start = starts[-1]
+        self.inputs_get.extend(list(map(operator.sub, got, starts)), got)
+        self.outputs_send.extend(list(map(operator.sub, sent, sends)), sent)
+        self.queued.extend(list(map(operator.itemgetter(3), records)))
+        self.recent_iterations.extend(records)
+
+    def absorb_custom(self, events: list[RawEvent]) -> None:
+        for raw in events:
+            kind, interval, _status, _queue, source, timestamp, sequence, _frame = raw
+            if kind != EventType.CUSTOM:
+                continue
+            key = (source, sequence)
+            if interval == EventInterval.START:
+                if len(self.open_custom) >= _MAX_OPEN_CUSTOM:
+                    self.open_custom.pop(next(iter(self.open_custom)))
+                    self.unpaired += 1
+                self.open_custom[key] = timestamp
+            elif interval == EventInterval.END:
+                started = self.open_custom.pop(key, None)
+                if started is None:
+                    self.unpaired += 1
+                    continue
+                stats = self.other.get(source)
+                if stats is None:
+                    stats = self.other[source] = _durations(self.window)
+                stats.add(timestamp - started, timestamp)
+        self.recent_custom.extend(events)
+
+
+def expand_iteration(
+    node_id: str, record: IterationRecord, out_capacity: int | None
+) -> list[PipelineEvent]:
+    """The LOOP, INPUT(_BLOCK) and OUTPUT(_BLOCK) events one iteration record stands for.
+
+    The OUTPUT start is BLOCKED when the queue it sends to was full at that moment.
+    """
+    sequence, frame, t_get, q_before, t_got, q_after, t_send, out_before, t_sent, out_after = (
+        record[:10]
+    )
+    ok, none = EventStatus.SUCCESS, EventInterval.NONE
+    start, end = EventInterval.START, EventInterval.END
+    full = out_before is not None and out_capacity is not None and out_before >= out_capacity
+    send_status = EventStatus.BLOCKED if full else ok
+    done = ok if record[10] else EventStatus.CANCELLED
+    # (type, interval, status, queue size, source, time, frame id known yet)
+    rows = (
+        (EventType.LOOP, none, ok, None, "loop", t_get, False),
+        (EventType.INPUT_BLOCK, start, ok, None, "inputs", t_get, False),
+        (EventType.INPUT, start, ok, q_before, "in", t_get, False),
+        (EventType.INPUT, end, ok, q_after, "in", t_got, True),
+        (EventType.INPUT_BLOCK, end, ok, None, "inputs", t_got, True),
+        (EventType.OUTPUT_BLOCK, start, ok, None, "outputs", t_send, True),
+        (EventType.OUTPUT, start, send_status, out_before, "out", t_send, True),
+        (EventType.OUTPUT, end, done, out_after, "out", t_sent, True),
+        (EventType.OUTPUT_BLOCK, end, done, None, "outputs", t_sent, True),
+    )
+    return [
+        PipelineEvent(
+            node_id, kind, interval, status, queue, source, t, sequence, frame if known else None
+        )
+        for kind, interval, status, queue, source, t, known in rows
+    ]
+
+
+class Aggregator:
+    """Drains the nodes' records at ``interval_s`` and builds :class:`PipelineState` on demand.
+
+    Args:
+        name: the pipeline's name (used in the thread name).
+        links: one :class:`NodeLink` per node, in pipeline order.
+        clock: the pipeline's clock.
+        interval_s: seconds between drains (> 0).
+        window: recent samples per statistic.
+        events_kept: recent events kept per node for ``NodeState.events``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        links: Sequence[NodeLink],
+        clock: Clock,
+        *,
+        interval_s: float = 0.1,
+        window: int = 100,
+        events_kept: int = 32,
+    ) -> None:
+        if not interval_s > 0:
+            raise ValueError(f"debug_interval must be positive, got {interval_s!r}")
+        self.links = list(links)
+        self._clock = clock
+        self._interval_s = interval_s
+        self._events_kept = events_kept
+        self._nodes = {link.node_id: _NodeAggregate(window, events_kept) for link in self.links}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"framescope:{name}:aggregator", daemon=True
+        )
+        self.drained_records = 0
+
+    def start(self) -> None:
+        """Start draining in the background."""
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                self.drain()
+            except Exception:  # keep aggregating: one bad batch must not end debugging
+                logger.exception("pipeline aggregator failed on a batch")
+
+    def stop(self, timeout: float) -> bool:
+        """Stop the thread (after one last drain); True when it ended within ``timeout``."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        self.drain()
+        return not self._thread.is_alive()
+
+    def drain(self) -> None:
+        """Fold every node's new records into its statistics."""
+        with self._lock:
+            for link in self.links:
+                node = self._nodes[link.node_id]
+                iterations = link.recorder.drain_iterations()
+                if iterations:
+                    node.absorb_iterations(iterations)
+                custom = link.recorder.drain()
+                if custom:
+                    node.absorb_custom(custom)
+                self.drained_records += len(iterations) + len(custom)
+
+    def state(self) -> PipelineState:
+        """Drain, then return every node's state now."""
+        self.drain()
+        now = self._clock.monotonic_ns()
+        with self._lock:
+            return PipelineState({link.node_id: self._node_state(link, now) for link in self.links})
+
+    def _node_state(self, link: NodeLink, now: int) -> NodeState:
+        node = self._nodes[link.node_id]
+        phase = link.recorder.phase
+        loop_stats = node.loop.snapshot()
+        if not loop_stats.count and link.fallback is not None:
+            loop_stats = in_micros(link.fallback())  # serial mode: the stage's own timer
+        loop_timing = timing_from(loop_stats, now)
+        get_timing = timing_from(node.inputs_get.snapshot(), now)
+        send_timing = timing_from(node.outputs_send.snapshot(), now)
+        inputs: dict[str, InputQueueState] = {}
+        if link.inbox_length is not None:
+            queued = link.inbox_length()
+            if (
+                link.capacity is not None
+                and queued >= link.capacity
+                and (link.upstream_sending is not None and link.upstream_sending())
+            ):
+                input_state = "BLOCKED"
+            elif phase is NodePhase.GETTING_INPUTS and queued == 0:
+                input_state = "WAITING"
+            else:
+                input_state = "IDLE"
+            queue_snapshot = node.queued.snapshot()
+            inputs["in"] = InputQueueState(
+                state=input_state,
+                num_queued=queued,
+                timing=get_timing,
+                queue_stats=QueueStats(
+                    max_queued=int(max(queue_snapshot.maximum, queued)),
+                    min_queued_recent=int(queue_snapshot.recent_min()),
+                    max_queued_recent=int(queue_snapshot.recent_max()),
+                    median_queued_recent=int(queue_snapshot.median()),
+                ),
+            )
+        outputs = {
+            "out": OutputQueueState(
+                state="SENDING" if phase is NodePhase.SENDING_OUTPUTS else "IDLE",
+                timing=send_timing,
+            )
+        }
+        events = [
+            event
+            for record in node.recent_iterations
+            for event in expand_iteration(link.node_id, record, link.out_capacity)
+        ]
+        events.extend(PipelineEvent.from_raw(link.node_id, raw) for raw in node.recent_custom)
+        events.sort(key=operator.attrgetter("timestamp_ns"))
+        return NodeState(
+            state=phase.name,
+            input_states=inputs,
+            output_states=outputs,
+            main_loop_timing=loop_timing,
+            inputs_get_timing=get_timing,
+            outputs_send_timing=send_timing,
+            other_timings={k: timing_from(v.snapshot(), now) for k, v in node.other.items()},
+            events=tuple(events[-self._events_kept :]),
+            unpaired_events=node.unpaired,
+        )
+
+
+def in_micros(stats: StatsSnapshot) -> StatsSnapshot:
+    """Re-express a snapshot of seconds (a stage's StopWatch) in microseconds."""
+    return replace(
+        stats,
+        divisor=stats.divisor / 1e6,
+        total=stats.total * 1e6,
+        minimum=stats.minimum * 1e6,
+        maximum=stats.maximum * 1e6,
+    )

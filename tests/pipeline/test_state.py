@@ -1,0 +1,256 @@
+from __future__ import annotations
+
+import threading
+from itertools import islice
+from typing import Any
+
+import pytest
+
+from framescope import Pipeline, Stage
+from framescope.clock import FakeClock
+from framescope.pipeline.state import PipelineState, merge_states
+
+from .helpers import Busy, Gate
+
+
+def wait_until(predicate: Any, what: str) -> None:
+    """Wait on a condition another thread makes true (bounded; no fixed sleeps)."""
+    done = threading.Event()
+    for _ in range(10_000):
+        if predicate():
+            return
+        done.wait(0.001)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.parametrize("debug", [True, False])
+def test_all_nodes_idle_with_invalid_timings_before_start(debug: bool) -> None:
+    pipeline = Pipeline(debug=debug).add(lambda d: d, "A").add(lambda d: d, "B")
+    state = pipeline.get_pipeline_state()
+    nodes = state.nodes().detailed().node_states
+    assert list(nodes) == ["MainPipeline__A", "MainPipeline__B"]
+    for node in nodes.values():
+        assert node.state == "IDLE"
+        assert not node.main_loop_timing.is_valid()
+        assert node.input_states["in"].state == "IDLE"
+
+
+def test_node_blocked_in_get_is_getting_inputs_with_input_waiting() -> None:
+    pipeline = Pipeline(debug=True).add(lambda d: d, "A").parallelize().start()
+    node = pipeline.get_pipeline_state().nodes("MainPipeline__A")
+    wait_until(
+        lambda: (
+            pipeline.get_pipeline_state().nodes("MainPipeline__A").summary().state
+            == "GETTING_INPUTS"
+        ),
+        "the node to wait for input",
+    )
+    node = pipeline.get_pipeline_state().nodes("MainPipeline__A")
+    assert node.summary().state == "GETTING_INPUTS"
+    assert node.inputs("in").state == "WAITING"
+    assert node.inputs("in").num_queued == 0
+    assert pipeline.cleanup() == []
+
+
+def test_filling_a_queue_then_blocking_the_sender() -> None:
+    gate = Gate("B")
+    pipeline = Pipeline(debug=True).add(lambda d: d, "A").add(gate, queue_size=4)
+    pipeline.parallelize(queue_size=4, input_timeout=None).start()
+    pipeline.forward(0)
+    gate.entered.wait(10)  # B holds item 0
+    seen = []
+    for i in range(1, 5):
+        pipeline.forward(i)
+        wait_until(
+            lambda i=i: (
+                pipeline.get_pipeline_state().nodes("MainPipeline__B").inputs("in").num_queued == i
+            ),
+            f"{i} queued",
+        )
+        seen.append(pipeline.get_pipeline_state().nodes("MainPipeline__B").inputs("in").num_queued)
+    assert seen == [1, 2, 3, 4]
+    pipeline.forward(5)  # A takes it and cannot send it on
+    wait_until(
+        lambda: (
+            pipeline.get_pipeline_state().nodes("MainPipeline__A").summary().state
+            == "SENDING_OUTPUTS"
+        ),
+        "A to block on its send",
+    )
+    state = pipeline.get_pipeline_state()
+    assert state.nodes("MainPipeline__B").inputs("in").state == "BLOCKED"
+    assert state.nodes("MainPipeline__A").outputs("out").state == "SENDING"
+    assert state.nodes("MainPipeline__B").detailed().input_states["in"].queue_stats.max_queued == 4
+    gate.release.set()
+    assert list(islice(pipeline.results(timeout=10), 6)) == [0, 1, 2, 3, 4, 5]
+    assert pipeline.cleanup() == []
+
+
+def test_loop_timing_of_a_100_ms_stage_and_fps_decay() -> None:
+    clock = FakeClock()
+    pipeline = Pipeline(debug=True, clock=clock).add(Busy("Slow", clock, 0.100))
+    pipeline.parallelize(queue_size=32, input_timeout=None)
+    for i in range(21):
+        pipeline.forward(i)
+    assert len(list(islice(pipeline.results(timeout=10), 21))) == 21
+    loop = pipeline.get_pipeline_state().nodes("MainPipeline__Slow").summary().main_loop_timing
+    assert loop.is_valid()
+    assert loop.duration_stats.average_micros_recent == pytest.approx(100_000, rel=1e-6)
+    assert loop.duration_stats.p99_micros_recent == pytest.approx(100_000, rel=1e-6)
+    assert loop.fps == pytest.approx(10.0, rel=1e-6)
+    clock.advance(60)  # the stage has nothing more to do
+    decayed = pipeline.get_pipeline_state().nodes("MainPipeline__Slow").summary().main_loop_timing
+    assert decayed.fps < 1.0
+    clock.advance(600)
+    assert (
+        pipeline.get_pipeline_state().nodes("MainPipeline__Slow").summary().main_loop_timing.fps
+        < 0.1
+    )
+    pipeline.cleanup()
+
+
+def test_custom_block_shows_in_other_timings() -> None:
+    clock = FakeClock()
+
+    class Detector(Stage):
+        name = "Detector"
+
+        def __call__(self, data: int) -> int:
+            with self.events.block("nms"):
+                clock.advance(0.005)
+            self.events.start("post")
+            clock.advance(0.002)
+            self.events.end("post")
+            return data
+
+    pipeline = Pipeline(debug=True, clock=clock).add(Detector()).parallelize(queue_size=8)
+    for i in range(5):
+        pipeline.forward(i)
+    list(islice(pipeline.results(timeout=10), 5))
+    node = pipeline.get_pipeline_state().nodes("MainPipeline__Detector")
+    nms = node.other_timings("nms")
+    assert nms.count == 5
+    assert nms.duration_stats.average_micros_recent == pytest.approx(5_000)
+    assert set(node.other_timings()) == {"nms", "post"}
+    assert node.detailed().unpaired_events == 0
+    pipeline.cleanup()
+
+
+def test_unpaired_custom_events_are_counted() -> None:
+    class Sloppy(Stage):
+        name = "Sloppy"
+
+        def __call__(self, data: int) -> int:
+            self.events.end("never-started")
+            return data
+
+    pipeline = Pipeline(debug=True).add(Sloppy()).serialize()
+    pipeline.forward(1)
+    node = pipeline.get_pipeline_state().nodes("MainPipeline__Sloppy").detailed()
+    assert node.unpaired_events == 1
+    pipeline.cleanup()
+
+
+def test_events_of_a_node_describe_each_iteration() -> None:
+    pipeline = Pipeline(debug=True).add(lambda d: d, "A").add(lambda d: d, "B")
+    pipeline.parallelize(queue_size=4)
+    pipeline.forward(0)
+    next(pipeline.results(timeout=10))
+    events = pipeline.get_pipeline_state().nodes("MainPipeline__A").detailed().events
+    kinds = [(e.type.name, e.interval.name) for e in events]
+    assert kinds[:9] == [
+        ("LOOP", "NONE"),
+        ("INPUT_BLOCK", "START"),
+        ("INPUT", "START"),
+        ("INPUT", "END"),
+        ("INPUT_BLOCK", "END"),
+        ("OUTPUT_BLOCK", "START"),
+        ("OUTPUT", "START"),
+        ("OUTPUT", "END"),
+        ("OUTPUT_BLOCK", "END"),
+    ]
+    assert events[3].frame_id == 0
+    assert {e.sequence_num for e in events[:9]} == {0}
+    pipeline.cleanup()
+
+
+def test_state_json_round_trip_and_queries() -> None:
+    pipeline = Pipeline(debug=True).add(lambda d: d, "A").add(lambda d: d, "B")
+    pipeline.parallelize(queue_size=4)
+    for i in range(3):
+        pipeline.forward(i)
+    list(islice(pipeline.results(timeout=10), 3))
+    query = pipeline.get_pipeline_state()
+    state = query.nodes().detailed()
+    again = PipelineState.from_json(state.to_json())
+    assert again == state
+    node = state.node_states["MainPipeline__A"]
+    assert type(node).from_json(node.to_json()) == node
+    summary = query.nodes().summary()
+    assert summary.node_states["MainPipeline__A"].events == ()
+    assert set(query.nodes().inputs("in")) == {"MainPipeline__A", "MainPipeline__B"}
+    assert set(query.nodes("MainPipeline__A", "MainPipeline__B").outputs()) == {
+        "MainPipeline__A",
+        "MainPipeline__B",
+    }
+    with pytest.raises(KeyError, match="no node 'Nope'"):
+        query.nodes("Nope")
+    with pytest.raises(KeyError, match="has no input 'video'"):
+        query.nodes("MainPipeline__A").inputs("video")
+    pipeline.cleanup()
+
+
+def test_merge_states_namespaces_and_refuses_collisions() -> None:
+    first = Pipeline(debug=True).add(lambda d: d, "A")
+    second = Pipeline(debug=True).add(lambda d: d, "A")
+    a = first.get_pipeline_state().state
+    b = second.get_pipeline_state().state
+    with pytest.raises(ValueError, match="appears in more than one state"):
+        merge_states(a, b)
+    merged = merge_states(a, b, prefixes=["cam1", "cam2"])
+    assert list(merged.node_states) == ["cam1__MainPipeline__A", "cam2__MainPipeline__A"]
+    other = Pipeline(name="Other", debug=True).add(lambda d: d, "A").get_pipeline_state().state
+    assert list(merge_states(a, other).node_states) == ["MainPipeline__A", "Other__A"]
+    with pytest.raises(ValueError, match="one entry per state"):
+        merge_states(a, b, prefixes=["x"])
+
+
+def test_debug_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FRAMESCOPE_DEBUG", "1")
+    assert Pipeline().debug
+    monkeypatch.setenv("FRAMESCOPE_DEBUG", "0")
+    assert not Pipeline().debug
+    assert Pipeline(debug=True).debug
+
+
+def test_debug_threads_end_at_cleanup() -> None:
+    before = set(threading.enumerate())
+    pipeline = Pipeline(debug=True, debug_interval=0.001).add(lambda d: d, "A").parallelize()
+    pipeline.forward(1)
+    next(pipeline.results(timeout=10))
+    assert any(t.name == "framescope:MainPipeline:aggregator" for t in threading.enumerate())
+    assert pipeline.cleanup() == []
+    assert set(threading.enumerate()) - before == set()
+    # The final state stays readable after cleanup.
+    assert (
+        pipeline.get_pipeline_state().nodes("MainPipeline__A").summary().main_loop_timing.count >= 0
+    )
+
+
+def test_serial_mode_state_uses_the_stage_timers() -> None:
+    clock = FakeClock()
+    pipeline = Pipeline(debug=True, clock=clock).add(Busy("S", clock, 0.02)).serialize()
+    for _ in range(5):
+        pipeline.forward(None)
+        clock.advance(0.08)
+    loop = pipeline.get_pipeline_state().nodes("MainPipeline__S").summary().main_loop_timing
+    assert loop.duration_stats.average_micros_recent == pytest.approx(20_000)
+    assert loop.fps == pytest.approx(10.0)
+    pipeline.cleanup()
+
+
+def test_bad_debug_interval() -> None:
+    with pytest.raises(ValueError, match="debug_interval must be positive"):
+        Pipeline(debug_interval=0)
+    with pytest.raises(TypeError, match="debug_interval must be a number"):
+        Pipeline(debug_interval="fast")  # type: ignore[arg-type]
