@@ -124,8 +124,8 @@ class _NodeAggregate:
     def absorb_iterations(self, records: list[IterationRecord]) -> None:
         starts = list(map(operator.itemgetter(2), records))
         got = list(map(operator.itemgetter(4), records))
-        sends = list(map(operator.itemgetter(6), records))
-        sent = list(map(operator.itemgetter(8), records))
+        sends = list(map(operator.itemgetter(5), records))
+        sent = list(map(operator.itemgetter(7), records))
         previous = [self.last_loop_start] if self.last_loop_start is not None else []
         previous.extend(starts[:-1])
         loop_ends = starts[1:] if self.last_loop_start is None else starts
@@ -167,24 +167,22 @@ def expand_iteration(
 
     The OUTPUT start is BLOCKED when the queue it sends to was full at that moment.
     """
-    sequence, frame, t_get, q_before, t_got, q_after, t_send, out_before, t_sent, out_after = (
-        record[:10]
-    )
+    sequence, frame, t_get, q_before, t_got, t_send, out_before, t_sent, sent = record
     ok, none = EventStatus.SUCCESS, EventInterval.NONE
     start, end = EventInterval.START, EventInterval.END
     full = out_before is not None and out_capacity is not None and out_before >= out_capacity
     send_status = EventStatus.BLOCKED if full else ok
-    done = ok if record[10] else EventStatus.CANCELLED
+    done = ok if sent else EventStatus.CANCELLED
     # (type, interval, status, queue size, source, time, frame id known yet)
     rows = (
         (EventType.LOOP, none, ok, None, "loop", t_get, False),
         (EventType.INPUT_BLOCK, start, ok, None, "inputs", t_get, False),
         (EventType.INPUT, start, ok, q_before, "in", t_get, False),
-        (EventType.INPUT, end, ok, q_after, "in", t_got, True),
+        (EventType.INPUT, end, ok, None, "in", t_got, True),
         (EventType.INPUT_BLOCK, end, ok, None, "inputs", t_got, True),
         (EventType.OUTPUT_BLOCK, start, ok, None, "outputs", t_send, True),
         (EventType.OUTPUT, start, send_status, out_before, "out", t_send, True),
-        (EventType.OUTPUT, end, done, out_after, "out", t_sent, True),
+        (EventType.OUTPUT, end, done, None, "out", t_sent, True),
         (EventType.OUTPUT_BLOCK, end, done, None, "outputs", t_sent, True),
     )
     return [

@@ -72,11 +72,11 @@ class NodePhase(enum.IntEnum):
 RawEvent = tuple[int, int, int, "int | None", str, int, int, "int | None"]
 
 # One iteration of a runtime worker, recorded as a single tuple:
-# (sequence, frame_id, t_get, queued_before_get, t_got, queued_after_get,
-#  t_send, out_queued_before, t_sent, out_queued_after, sent)
+# (sequence, frame_id, t_get, queued_before_get, t_got, t_send,
+#  out_queued_before_send, t_sent, sent)
 # It stands for the LOOP, INPUT_BLOCK/INPUT start+end and OUTPUT_BLOCK/OUTPUT
 # start+end events of that iteration; the aggregator expands it on demand.
-IterationRecord = tuple[int, int, int, int, int, int, int, "int | None", int, "int | None", bool]
+IterationRecord = tuple[int, int, int, int, int, int, "int | None", int, bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +176,6 @@ class EventRecorder:
         "frame_id",
         "node_id",
         "phase",
-        "phase_since",
     )
 
     def __init__(self, node_id: str, clock: Clock, *, enabled: bool = True) -> None:
@@ -191,7 +190,6 @@ class EventRecorder:
         self._iterations: list[IterationRecord] = []
         self.append_iteration = self._iterations.append
         self.phase = NodePhase.IDLE
-        self.phase_since = 0
 
     def record(
         self,

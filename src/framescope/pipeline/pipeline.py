@@ -137,66 +137,35 @@ class _Worker:
         )
         sequence = 0
         while True:
-            t_get = recorder.phase_since = now()
+            t_get = now()
             recorder.phase = getting
-            queued_before = len(inbox)
+            queued = len(inbox)
             envelope = get()
-            t_got = recorder.phase_since = now()
+            t_got = now()
             if envelope is CLOSED:
                 recorder.phase = NodePhase.IDLE
                 return
             recorder.phase = processing
             frame = recorder.frame_id = envelope.frame_id
-            queued_after = len(inbox)
             if envelope.error is None:
                 try:
                     envelope = unit(envelope)
                 except ItemFailedError as failure:
                     if not owner._handle_failure(failure, raise_now=False):
                         t = now()
-                        append(
-                            (
-                                sequence,
-                                frame,
-                                t_get,
-                                queued_before,
-                                t_got,
-                                queued_after,
-                                t,
-                                None,
-                                t,
-                                None,
-                                False,
-                            )
-                        )
+                        append((sequence, frame, t_get, queued, t_got, t, None, t, False))
                         sequence += 1
                         continue
                     envelope.error = failure.error
-            t_send = recorder.phase_since = now()
+            t_send = now()
             recorder.phase = sending
             if outbox is None:
                 owner._deliver(envelope)
-                sent, out_before, out_after = True, None, None
+                sent, out_queued = True, None
             else:
-                out_before = len(outbox)
+                out_queued = len(outbox)
                 sent = outbox.put(envelope)
-                out_after = len(outbox)
-            t_sent = now()
-            append(
-                (
-                    sequence,
-                    frame,
-                    t_get,
-                    queued_before,
-                    t_got,
-                    queued_after,
-                    t_send,
-                    out_before,
-                    t_sent,
-                    out_after,
-                    sent,
-                )
-            )
+            append((sequence, frame, t_get, queued, t_got, t_send, out_queued, now(), sent))
             if not sent:
                 recorder.phase = NodePhase.IDLE
                 return

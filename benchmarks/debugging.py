@@ -1,0 +1,92 @@
+"""Cost of pipeline debugging, as ratios measured in one run.
+
+Run: python benchmarks/debugging.py [--items N]
+
+1. Throughput of 4 empty threaded stages (the runtime benchmark's set-up) with
+   debugging on, as a share of the same with debugging off. Target: >= 85%.
+2. Aggregator speed: events folded per second by one drain on one core.
+   Each runtime iteration record stands for 9 events (LOOP, INPUT_BLOCK and
+   INPUT start/end, OUTPUT_BLOCK and OUTPUT start/end); custom events count
+   one each. Target: >= 500,000 events/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from framescope import Pipeline
+from framescope.clock import SYSTEM_CLOCK
+from framescope.pipeline.aggregation import Aggregator, NodeLink
+from framescope.pipeline.events import EventRecorder
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pipeline import LastStage, identity
+
+EVENTS_PER_ITERATION = 9
+
+
+def throughput(n: int, queue_size: int, debug: bool) -> float:
+    """Steady items/s through 4 empty stages."""
+    last = LastStage(n)
+    pipeline = Pipeline(results_size=n + 1, debug=debug)
+    pipeline.add(identity).add(identity, "B").add(identity, "C").add(last)
+    pipeline.parallelize(input_timeout=None, queue_size=queue_size).start()
+    for i in range(n):
+        pipeline.forward(i)
+    last.done.wait()
+    pipeline.cleanup()
+    return last.steady_rate()
+
+
+def aggregator_rate(records: int, custom: int, nodes: int = 4) -> tuple[float, float]:
+    """(events/s, seconds) for one drain of ``records`` iterations + ``custom`` events per node."""
+    links = []
+    for index in range(nodes):
+        recorder = EventRecorder(f"P__S{index}", SYSTEM_CLOCK)
+        for sequence in range(records):
+            t = sequence * 1_000_000
+            recorder.append_iteration(
+                (sequence, sequence, t, 1, t + 1_000, t + 50_000, 0, t + 51_000, True)
+            )
+        for _ in range(custom // 2):
+            with recorder.block("nms"):
+                pass
+        links.append(NodeLink(recorder.node_id, recorder, out_capacity=4))
+    aggregator = Aggregator("P", links, SYSTEM_CLOCK)
+    start = time.perf_counter()
+    aggregator.drain()
+    elapsed = time.perf_counter() - start
+    events = nodes * (records * EVENTS_PER_ITERATION + (custom // 2) * 2)
+    return events / elapsed, elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=20_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    failed = False
+    print(f"1. 4 empty threaded stages, {args.items:,} items, best of {args.runs}")
+    print(f"{'queue size':>10} {'debug off/s':>12} {'debug on/s':>11} {'on/off':>7}  target")
+    for size in (1, 8):
+        off = max(throughput(args.items, size, False) for _ in range(args.runs))
+        on = max(throughput(args.items, size, True) for _ in range(args.runs))
+        ok = on >= 0.85 * off
+        failed |= not ok
+        verdict = "ok" if ok else "MISSED"
+        print(f"{size:>10} {off:>12,.0f} {on:>11,.0f} {on / off:>7.1%}  >= 85% {verdict}")
+    print("\n2. aggregator: one drain of 4 nodes x 25,000 iterations + 5,000 custom events")
+    rate, seconds = aggregator_rate(25_000, 5_000)
+    ok = rate >= 500_000
+    failed |= not ok
+    print(
+        f"   {rate:,.0f} events/s ({seconds * 1000:.0f} ms)  >= 500,000 {'ok' if ok else 'MISSED'}"
+    )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
