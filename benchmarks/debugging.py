@@ -49,7 +49,7 @@ def aggregator_rate(records: int, custom: int, nodes: int = 4) -> tuple[float, f
         for sequence in range(records):
             t = sequence * 1_000_000
             recorder.append_iteration(
-                (sequence, sequence, t, 1, t + 1_000, t + 50_000, 0, t + 51_000, True)
+                (sequence, sequence, t, 1, t + 1_000, t + 50_000, 0, t + 51_000, True, t - 9)
             )
         for _ in range(custom // 2):
             with recorder.block("nms"):

@@ -167,7 +167,7 @@ def expand_iteration(
 
     The OUTPUT start is BLOCKED when the queue it sends to was full at that moment.
     """
-    sequence, frame, t_get, q_before, t_got, t_send, out_before, t_sent, sent = record
+    sequence, frame, t_get, q_before, t_got, t_send, out_before, t_sent, sent = record[:9]
     ok, none = EventStatus.SUCCESS, EventInterval.NONE
     start, end = EventInterval.START, EventInterval.END
     full = out_before is not None and out_capacity is not None and out_before >= out_capacity

@@ -73,10 +73,11 @@ RawEvent = tuple[int, int, int, "int | None", str, int, int, "int | None"]
 
 # One iteration of a runtime worker, recorded as a single tuple:
 # (sequence, frame_id, t_get, queued_before_get, t_got, t_send,
-#  out_queued_before_send, t_sent, sent)
+#  out_queued_before_send, t_sent, sent, t_in)
+# where t_in is when the item entered the pipeline.
 # It stands for the LOOP, INPUT_BLOCK/INPUT start+end and OUTPUT_BLOCK/OUTPUT
 # start+end events of that iteration; the aggregator expands it on demand.
-IterationRecord = tuple[int, int, int, int, int, int, "int | None", int, bool]
+IterationRecord = tuple[int, int, int, int, int, int, "int | None", int, bool, int]
 
 
 @dataclass(frozen=True, slots=True)

@@ -147,13 +147,14 @@ class _Worker:
                 return
             recorder.phase = processing
             frame = recorder.frame_id = envelope.frame_id
+            t_in = envelope.t_in
             if envelope.error is None:
                 try:
                     envelope = unit(envelope)
                 except ItemFailedError as failure:
                     if not owner._handle_failure(failure, raise_now=False):
                         t = now()
-                        append((sequence, frame, t_get, queued, t_got, t, None, t, False))
+                        append((sequence, frame, t_get, queued, t_got, t, None, t, False, t_in))
                         sequence += 1
                         continue
                     envelope.error = failure.error
@@ -165,7 +166,7 @@ class _Worker:
             else:
                 out_queued = len(outbox)
                 sent = outbox.put(envelope)
-            append((sequence, frame, t_get, queued, t_got, t_send, out_queued, now(), sent))
+            append((sequence, frame, t_get, queued, t_got, t_send, out_queued, now(), sent, t_in))
             if not sent:
                 recorder.phase = NodePhase.IDLE
                 return
