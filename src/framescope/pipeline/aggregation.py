@@ -8,12 +8,14 @@ statistics engine (:class:`~framescope.stats.RollingStats`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import operator
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from framescope.clock import Clock
 from framescope.pipeline.events import (
@@ -36,6 +38,7 @@ from framescope.pipeline.state import (
     Timing,
 )
 from framescope.stats import RollingStats, StatsSnapshot
+from framescope.trace import FrameTrace, StageSpan
 
 __all__ = ["Aggregator", "NodeLink", "timing_from"]
 
@@ -137,9 +140,11 @@ class _NodeAggregate:
         self.queued.extend(list(map(operator.itemgetter(3), records)))
         self.recent_iterations.extend(records)
 
-    def absorb_custom(self, events: list[RawEvent]) -> None:
+    def absorb_custom(
+        self, events: list[RawEvent], on_block: Callable[[str, int, int, int | None], None]
+    ) -> None:
         for raw in events:
-            kind, interval, _status, _queue, source, timestamp, sequence, _frame = raw
+            kind, interval, _status, _queue, source, timestamp, sequence, frame = raw
             if kind != EventType.CUSTOM:
                 continue
             key = (source, sequence)
@@ -157,6 +162,7 @@ class _NodeAggregate:
                 if stats is None:
                     stats = self.other[source] = _durations(self.window)
                 stats.add(timestamp - started, timestamp)
+                on_block(source, started, timestamp, frame)
         self.recent_custom.extend(events)
 
 
@@ -214,6 +220,8 @@ class Aggregator:
         interval_s: float = 0.1,
         window: int = 100,
         events_kept: int = 32,
+        trace_every: int = 1,
+        trace_frames: int = 1000,
     ) -> None:
         if not interval_s > 0:
             raise ValueError(f"debug_interval must be positive, got {interval_s!r}")
@@ -221,6 +229,10 @@ class Aggregator:
         self._clock = clock
         self._interval_s = interval_s
         self._events_kept = events_kept
+        self._trace_every = trace_every
+        self._trace_frames = trace_frames
+        # frame id -> [t_in, {node index: (t_start, t_end, t_sent, queued)}, {node index: blocks}]
+        self._frames: OrderedDict[int, list[Any]] = OrderedDict()
         self._nodes = {link.node_id: _NodeAggregate(window, events_kept) for link in self.links}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -251,15 +263,68 @@ class Aggregator:
     def drain(self) -> None:
         """Fold every node's new records into its statistics."""
         with self._lock:
-            for link in self.links:
+            for index, link in enumerate(self.links):
                 node = self._nodes[link.node_id]
                 iterations = link.recorder.drain_iterations()
                 if iterations:
                     node.absorb_iterations(iterations)
+                    self._trace_iterations(index, iterations)
                 custom = link.recorder.drain()
                 if custom:
-                    node.absorb_custom(custom)
+                    node.absorb_custom(custom, functools.partial(self._trace_block, index))
                 self.drained_records += len(iterations) + len(custom)
+
+    def _frame_entry(self, frame: int, t_in: int | None) -> list[Any] | None:
+        entry = self._frames.get(frame)
+        if entry is None:
+            if t_in is None:
+                return None
+            entry = self._frames[frame] = [t_in, {}, {}]
+            if len(self._frames) > self._trace_frames:
+                self._frames.popitem(last=False)
+        return entry
+
+    def _trace_iterations(self, index: int, records: list[IterationRecord]) -> None:
+        every = self._trace_every
+        for record in records:
+            frame = record[1]
+            if frame % every:
+                continue
+            entry = self._frame_entry(frame, record[9])
+            if entry is not None:
+                entry[1][index] = (record[4], record[5], record[7], record[3])
+
+    def _trace_block(self, index: int, name: str, start: int, end: int, frame: int | None) -> None:
+        if frame is None or frame % self._trace_every:
+            return
+        entry = self._frames.get(frame)
+        if entry is not None:
+            entry[2].setdefault(index, []).append((name, start, end))
+
+    def frame_traces(self) -> list[FrameTrace]:
+        """Drain, then return the sampled frames kept in the ring, oldest first."""
+        self.drain()
+        traces = []
+        with self._lock:
+            for frame, (t_in, spans, blocks) in self._frames.items():
+                built = []
+                ready = t_in
+                for index in sorted(spans):
+                    t_start, t_end, t_sent, queued = spans[index]
+                    built.append(
+                        StageSpan(
+                            self.links[index].node_id,
+                            ready,
+                            t_start,
+                            t_end,
+                            t_sent,
+                            queued,
+                            tuple(blocks.get(index, ())),
+                        )
+                    )
+                    ready = t_sent
+                traces.append(FrameTrace(frame, t_in, tuple(built)))
+        return traces
 
     def state(self) -> PipelineState:
         """Drain, then return every node's state now."""

@@ -8,6 +8,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -45,6 +46,7 @@ from framescope.pipeline.steps import (
 )
 from framescope.stats import StatsSnapshot
 from framescope.timepiece import StopWatch
+from framescope.trace import FrameTrace, chrome_trace, write_trace
 
 __all__ = ["Pipeline", "PipelineStage"]
 
@@ -194,6 +196,8 @@ class Pipeline:
         debug: record pipeline events (see :meth:`get_pipeline_state`); None
             (default) turns it on when the environment has ``FRAMESCOPE_DEBUG=1``.
         debug_interval: seconds between the aggregator's drains of the events.
+        trace_every: with debugging on, keep the trace of one frame in this many.
+        trace_frames: how many sampled frame traces to keep (oldest dropped).
         window: how many recent items the profiles describe.
         results_size: how many results wait for the caller before the oldest is dropped.
     """
@@ -207,6 +211,8 @@ class Pipeline:
         clock: Clock | None = None,
         debug: bool | None = None,
         debug_interval: float = 0.1,
+        trace_every: int = 1,
+        trace_frames: int = 1000,
         window: int = 100,
         results_size: int = 1024,
     ) -> None:
@@ -230,6 +236,8 @@ class Pipeline:
         if not debug_interval > 0:
             raise ValueError(f"debug_interval must be positive, got {debug_interval!r}")
         self._debug_interval = float(debug_interval)
+        self._trace_every = check_positive_int(trace_every, "trace_every")
+        self._trace_frames = check_positive_int(trace_frames, "trace_frames")
         self._aggregator: Aggregator | None = None
         self._feeding = False  # True while forward() waits to put an item in
         self._frame_ids = itertools.count()
@@ -431,6 +439,8 @@ class Pipeline:
                     self._clock,
                     interval_s=self._debug_interval,
                     window=self._window,
+                    trace_every=self._trace_every,
+                    trace_frames=self._trace_frames,
                 )
                 self._aggregator.start()
             self._running = True
@@ -730,6 +740,36 @@ class Pipeline:
                 main_loop_timing=timing,
             )
         return PipelineStateQuery(PipelineState(nodes))
+
+    def frame_traces(self) -> list[FrameTrace]:
+        """The sampled per-frame traces kept so far (needs debugging on), oldest first.
+
+        Each tells, per stage, how long the frame waited in the queue and was
+        processed, and its end-to-end latency.
+        """
+        return self._require_aggregator("frame_traces").frame_traces()
+
+    def export_trace(self, path: str | os.PathLike[str]) -> Path:
+        """Write the sampled frame traces as Chrome Trace Event JSON (opens in Perfetto).
+
+        One track per stage thread with a slice per stage call and custom
+        blocks nested inside, flow arrows following each frame across the
+        stages, a track of whole frames, and counter tracks for queue depth and
+        fps. The file is gzip-compressed when ``path`` ends in ``.gz``.
+        """
+        aggregator = self._require_aggregator("export_trace")
+        node_ids = [link.node_id for link in aggregator.links]
+        document = chrome_trace(aggregator.frame_traces(), node_ids, title=self.name)
+        return write_trace(path, document)
+
+    def _require_aggregator(self, what: str) -> Aggregator:
+        if not self.debug:
+            raise RuntimeError(
+                f"{what} needs debugging on: Pipeline(debug=True) or FRAMESCOPE_DEBUG=1"
+            )
+        if self._aggregator is None:
+            raise RuntimeError(f"{what}: pipeline {self.name!r} has not started yet")
+        return self._aggregator
 
     # -- profiles and counters --------------------------------------------------
 

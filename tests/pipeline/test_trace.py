@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import gzip
+import json
+from collections import defaultdict
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from framescope import Pipeline, Stage
+from framescope.clock import FakeClock
+
+from .helpers import Busy
+
+
+class Detect(Stage):
+    """Advances the fake clock inside a custom block, so the block nests in the call."""
+
+    name = "Detect"
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+
+    def __call__(self, data: Any) -> Any:
+        self.clock.advance(0.001)
+        with self.events.block("nms"):
+            self.clock.advance(0.002)
+        self.clock.advance(0.001)
+        return data
+
+
+def run_traced(tmp_path: Path, name: str, **kwargs: Any) -> tuple[Pipeline, dict[str, Any]]:
+    clock = FakeClock()
+    pipeline = Pipeline(debug=True, clock=clock, **kwargs)
+    pipeline.add(Busy("Decode", clock, 0.005)).add(Detect(clock)).add(Busy("Draw", clock, 0.001))
+    pipeline.parallelize(queue_size=16)
+    for i in range(10):
+        pipeline.forward(i)
+    assert len(list(islice(pipeline.results(timeout=10), 10))) == 10
+    path = pipeline.export_trace(tmp_path / name)
+    opener = gzip.open if name.endswith(".gz") else open
+    with opener(path, "rt") as handle:
+        document = json.load(handle)
+    return pipeline, document
+
+
+@pytest.mark.parametrize("name", ["trace.json", "trace.json.gz"])
+def test_trace_is_valid_json_with_a_track_per_stage(tmp_path: Path, name: str) -> None:
+    pipeline, document = run_traced(tmp_path, name)
+    events = document["traceEvents"]
+    threads = {e["args"]["name"] for e in events if e.get("name") == "thread_name"}
+    assert {"MainPipeline__Decode", "MainPipeline__Detect", "MainPipeline__Draw"} <= threads
+    stage_slices = [e for e in events if e.get("cat") == "stage"]
+    assert len(stage_slices) == 30
+    assert all(e["ph"] == "X" and e["dur"] >= 0 for e in stage_slices)
+    frames = [e for e in events if e.get("cat") == "frame"]
+    assert [e["args"]["frame"] for e in frames] == list(range(10))
+    assert any(e["ph"] == "C" and e["name"] == "queue depth" for e in events)
+    assert any(e["ph"] == "C" and e["name"] == "fps" for e in events)
+    pipeline.cleanup()
+
+
+def test_custom_blocks_nest_inside_their_stage_slice(tmp_path: Path) -> None:
+    pipeline, document = run_traced(tmp_path, "t.json")
+    events = document["traceEvents"]
+    stages = {(e["tid"], e["args"]["frame"]): e for e in events if e.get("cat") == "stage"}
+    customs = [e for e in events if e.get("cat") == "custom"]
+    assert len(customs) == 10
+    for block in customs:
+        parent = stages[(block["tid"], block["args"]["frame"])]
+        assert parent["name"] == "Detect"
+        assert parent["ts"] <= block["ts"]
+        assert block["ts"] + block["dur"] <= parent["ts"] + parent["dur"] + 1e-6
+        assert block["dur"] == pytest.approx(2_000)
+    pipeline.cleanup()
+
+
+def test_flows_connect_each_frame_end_to_end(tmp_path: Path) -> None:
+    pipeline, document = run_traced(tmp_path, "t.json")
+    events = document["traceEvents"]
+    tids = {e["args"]["name"]: e["tid"] for e in events if e.get("name") == "thread_name"}
+    expected_tids = [tids[f"MainPipeline__{n}"] for n in ("Decode", "Detect", "Draw")]
+    flows: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for e in events:
+        if e.get("cat") == "flow":
+            flows[e["id"]].append(e)
+    assert sorted(flows) == list(range(10))
+    for chain in flows.values():
+        assert [e["ph"] for e in chain] == ["s", "t", "f"]
+        assert [e["tid"] for e in chain] == expected_tids
+        assert [e["ts"] for e in chain] == sorted(e["ts"] for e in chain)
+    pipeline.cleanup()
+
+
+def test_frame_traces_report_waits_processing_and_latency() -> None:
+    clock = FakeClock()
+    pipeline = Pipeline(debug=True, clock=clock)
+    pipeline.add(Busy("A", clock, 0.010)).add(Busy("B", clock, 0.030)).parallelize(queue_size=8)
+    for i in range(4):
+        pipeline.forward(i)
+    list(islice(pipeline.results(timeout=10), 4))
+    traces = pipeline.frame_traces()
+    assert [t.frame_id for t in traces] == [0, 1, 2, 3]
+    for trace in traces:
+        a, b = trace.spans
+        assert a.busy_ns == 10_000_000
+        assert b.busy_ns == 30_000_000
+        assert trace.latency_ns >= a.busy_ns + b.busy_ns
+        assert trace.latency_ns == a.wait_ns + a.busy_ns + (
+            a.t_sent - a.t_end
+        ) + b.wait_ns + b.busy_ns + (b.t_sent - b.t_end)
+    pipeline.cleanup()
+
+
+def test_sampling_and_ring_buffer_keep_memory_flat() -> None:
+    pipeline = Pipeline(debug=True, trace_every=3, trace_frames=4).add(lambda d: d, "A")
+    pipeline.parallelize(queue_size=64)
+    for i in range(30):
+        pipeline.forward(i)
+    list(islice(pipeline.results(timeout=10), 30))
+    assert [t.frame_id for t in pipeline.frame_traces()] == [18, 21, 24, 27]
+    pipeline.cleanup()
+
+
+def test_traces_need_debugging() -> None:
+    pipeline = Pipeline(debug=False).add(lambda d: d, "A")
+    with pytest.raises(RuntimeError, match="needs debugging on"):
+        pipeline.export_trace("x.json")
+    with pytest.raises(RuntimeError, match="has not started yet"):
+        Pipeline(debug=True).add(lambda d: d).frame_traces()
+    with pytest.raises(ValueError, match="trace_every must be >= 1"):
+        Pipeline(trace_every=0)
