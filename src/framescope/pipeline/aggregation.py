@@ -12,10 +12,9 @@ import functools
 import logging
 import operator
 import threading
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 from framescope.clock import Clock
 from framescope.pipeline.events import (
@@ -231,8 +230,11 @@ class Aggregator:
         self._events_kept = events_kept
         self._trace_every = trace_every
         self._trace_frames = trace_frames
-        # frame id -> [t_in, {node index: (t_start, t_end, t_sent, queued)}, {node index: blocks}]
-        self._frames: OrderedDict[int, list[Any]] = OrderedDict()
+        # Bounded rings of raw material; joined into frame traces only when asked.
+        self._trace_rings: list[deque[IterationRecord]] = [
+            deque(maxlen=trace_frames) for _ in self.links
+        ]
+        self._block_ring: deque[tuple[int, int, str, int, int]] = deque(maxlen=trace_frames * 8)
         self._nodes = {link.node_id: _NodeAggregate(window, events_kept) for link in self.links}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -274,56 +276,50 @@ class Aggregator:
                     node.absorb_custom(custom, functools.partial(self._trace_block, index))
                 self.drained_records += len(iterations) + len(custom)
 
-    def _frame_entry(self, frame: int, t_in: int | None) -> list[Any] | None:
-        entry = self._frames.get(frame)
-        if entry is None:
-            if t_in is None:
-                return None
-            entry = self._frames[frame] = [t_in, {}, {}]
-            if len(self._frames) > self._trace_frames:
-                self._frames.popitem(last=False)
-        return entry
-
     def _trace_iterations(self, index: int, records: list[IterationRecord]) -> None:
         every = self._trace_every
-        for record in records:
-            frame = record[1]
-            if frame % every:
-                continue
-            entry = self._frame_entry(frame, record[9])
-            if entry is not None:
-                entry[1][index] = (record[4], record[5], record[7], record[3])
+        if every == 1:
+            self._trace_rings[index].extend(records)
+        else:
+            self._trace_rings[index].extend(r for r in records if not r[1] % every)
 
     def _trace_block(self, index: int, name: str, start: int, end: int, frame: int | None) -> None:
-        if frame is None or frame % self._trace_every:
-            return
-        entry = self._frames.get(frame)
-        if entry is not None:
-            entry[2].setdefault(index, []).append((name, start, end))
+        if frame is not None and not frame % self._trace_every:
+            self._block_ring.append((frame, index, name, start, end))
 
     def frame_traces(self) -> list[FrameTrace]:
-        """Drain, then return the sampled frames kept in the ring, oldest first."""
+        """Drain, then return the sampled frames still in the rings, oldest first."""
         self.drain()
-        traces = []
         with self._lock:
-            for frame, (t_in, spans, blocks) in self._frames.items():
-                built = []
-                ready = t_in
-                for index in sorted(spans):
-                    t_start, t_end, t_sent, queued = spans[index]
-                    built.append(
-                        StageSpan(
-                            self.links[index].node_id,
-                            ready,
-                            t_start,
-                            t_end,
-                            t_sent,
-                            queued,
-                            tuple(blocks.get(index, ())),
-                        )
+            frames: dict[int, tuple[int, dict[int, IterationRecord]]] = {}
+            for index, ring in enumerate(self._trace_rings):
+                for record in ring:
+                    entry = frames.setdefault(record[1], (record[9], {}))
+                    entry[1][index] = record
+            blocks: dict[tuple[int, int], list[tuple[str, int, int]]] = {}
+            for frame, index, name, start, end in self._block_ring:
+                blocks.setdefault((frame, index), []).append((name, start, end))
+        kept = sorted(frames)[-self._trace_frames :]
+        traces = []
+        for frame in kept:
+            t_in, records = frames[frame]
+            spans = []
+            ready = t_in
+            for index in sorted(records):
+                record = records[index]
+                spans.append(
+                    StageSpan(
+                        self.links[index].node_id,
+                        ready,
+                        record[4],
+                        record[5],
+                        record[7],
+                        record[3],
+                        tuple(blocks.get((frame, index), ())),
                     )
-                    ready = t_sent
-                traces.append(FrameTrace(frame, t_in, tuple(built)))
+                )
+                ready = record[7]
+            traces.append(FrameTrace(frame, t_in, tuple(spans)))
         return traces
 
     def state(self) -> PipelineState:

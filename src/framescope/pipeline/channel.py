@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from framescope._validation import check_positive_int
@@ -57,6 +58,10 @@ class Channel:
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def length_function(self) -> Callable[[], int]:
+        """A bare, C-level function returning the current length (for hot loops)."""
+        return self._items.__len__
 
     def put(self, item: Any, timeout: float | None = None) -> bool:
         """Queue ``item``, waiting for room up to ``timeout`` seconds (None: forever).

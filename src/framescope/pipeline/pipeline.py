@@ -137,11 +137,13 @@ class _Worker:
             NodePhase.PROCESSING,
             NodePhase.SENDING_OUTPUTS,
         )
+        inbox_length = inbox.length_function()
+        outbox_length = outbox.length_function() if outbox is not None else None
         sequence = 0
         while True:
             t_get = now()
             recorder.phase = getting
-            queued = len(inbox)
+            queued = inbox_length()
             envelope = get()
             t_got = now()
             if envelope is CLOSED:
@@ -166,7 +168,7 @@ class _Worker:
                 owner._deliver(envelope)
                 sent, out_queued = True, None
             else:
-                out_queued = len(outbox)
+                out_queued = outbox_length() if outbox_length is not None else None
                 sent = outbox.put(envelope)
             append((sequence, frame, t_get, queued, t_got, t_send, out_queued, now(), sent, t_in))
             if not sent:
