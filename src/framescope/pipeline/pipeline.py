@@ -16,6 +16,7 @@ from framescope._validation import check_positive_int
 from framescope.clock import SYSTEM_CLOCK, Clock, to_nanoseconds
 from framescope.pipeline.aggregation import Aggregator, NodeLink, in_micros, timing_from
 from framescope.pipeline.channel import CLOSED, Channel
+from framescope.pipeline.diagnosis import Diagnosis, diagnose
 from framescope.pipeline.errors import (
     ErrorPolicy,
     OverflowPolicy,
@@ -772,6 +773,53 @@ class Pipeline:
         if self._aggregator is None:
             raise RuntimeError(f"{what}: pipeline {self.name!r} has not started yet")
         return self._aggregator
+
+    def diagnose(self) -> Diagnosis:
+        """Name the stage that holds the pipeline back, and why.
+
+        The bottleneck is the stage busy the largest fraction of the time
+        (mean processing time x throughput over the recent window). With
+        debugging on, queue evidence is added: its input queue full most of
+        the time, the next stage waiting for input. The diagnosis also gives
+        end-to-end latency p50/p90/p99 and every loss counted.
+        ``str(pipeline.diagnose())`` is a readable report.
+        """
+        self._qualify(self.name)
+        stats = self.statistics()
+        running = self._running_steps()
+        stage_stats = {key: stats[key] for key in running}
+        counts = self.counters()
+        losses = {
+            key: counts[key]
+            for key in ("rejected", "dropped", "failed", "results_dropped", "discarded")
+        }
+        state = capacities = None
+        if self._aggregator is not None:
+            state = self._aggregator.state()
+            capacities = {
+                link.node_id: link.capacity
+                for link in self._aggregator.links
+                if link.capacity is not None
+            }
+        return diagnose(
+            stats[self.name],
+            stage_stats,
+            losses,
+            state=state,
+            capacities=capacities,
+            order=running,
+        )
+
+    def _running_steps(self) -> list[str]:
+        """Profile keys of the steps that do the work (a parallel child's own stages)."""
+        keys = []
+        for step in self._steps:
+            child = step.child
+            if child is not None and child._mode == _PARALLEL and self._mode == _PARALLEL:
+                keys.extend(child._running_steps())
+            else:
+                keys.append(step.qualified)
+        return keys
 
     # -- profiles and counters --------------------------------------------------
 
