@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -37,7 +39,7 @@ def test_demo_rejects_bad_arguments() -> None:
 
 def test_cli_parses_demo_arguments(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["demo", "--seconds", "-1"])
+        main(["timepiece-demo", "--seconds", "-1"])
     assert exit_info.value.code == 2
     assert "must be positive" in capsys.readouterr().err
     with pytest.raises(SystemExit):
@@ -66,3 +68,30 @@ def test_python_dash_m_runs_the_command() -> None:
         timeout=60,
     )
     assert done.stdout.strip() == f"framescope {__version__}"
+
+
+def test_pipeline_demo_runs_and_names_the_bottleneck(tmp_path: Path) -> None:
+    import gzip
+    import json
+
+    from framescope.pipeline_demo import run_pipeline_demo
+
+    out = io.StringIO()
+    trace = run_pipeline_demo(
+        out, seconds=1.0, refresh=0.5, trace_path=tmp_path / "demo.json.gz", live=False
+    )
+    text = out.getvalue()
+    assert text.count("Demo__Infer ") >= 2  # two live views
+    assert "Bottleneck: Demo__Infer" in text
+    assert f"Trace written to {trace}" in text
+    with gzip.open(trace, "rt") as handle:
+        events = json.load(handle)["traceEvents"]
+    assert any(e.get("cat") == "stage" and e["name"] == "Infer" for e in events)
+    assert any(e.get("cat") == "custom" and e["name"] == "backbone" for e in events)
+
+
+def test_cli_demo_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    trace = tmp_path / "t.json"
+    assert main(["demo", "--seconds", "0.5", "--refresh", "0.5", "--trace", str(trace)]) == 0
+    assert "Bottleneck:" in capsys.readouterr().out
+    assert json.loads(trace.read_text())["traceEvents"]

@@ -30,16 +30,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"framescope {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    demo = commands.add_parser("demo", help="run a short simulated frame loop and show its timing")
-    demo.add_argument("--seconds", type=_positive_float, default=3.0, help="how long (default 3)")
-    demo.add_argument("--fps", type=_positive_float, default=25.0, help="target rate (default 25)")
+    demo = commands.add_parser(
+        "demo", help="run a synthetic video pipeline, watch it live, then see its bottleneck"
+    )
+    demo.add_argument("--seconds", type=_positive_float, default=6.0, help="how long (default 6)")
     demo.add_argument(
+        "--fps", type=_positive_float, default=400.0, help="camera rate (default 400)"
+    )
+    demo.add_argument(
+        "--refresh", type=_positive_float, default=0.5, help="seconds between live views"
+    )
+    demo.add_argument("--trace", default=None, help="where to write the trace (.json or .json.gz)")
+    timepiece = commands.add_parser(
+        "timepiece-demo", help="run a short simulated frame loop timed with the timepiece tools"
+    )
+    timepiece.add_argument(
+        "--seconds", type=_positive_float, default=3.0, help="how long (default 3)"
+    )
+    timepiece.add_argument(
+        "--fps", type=_positive_float, default=25.0, help="target rate (default 25)"
+    )
+    timepiece.add_argument(
         "--report-interval",
         type=_positive_float,
         default=1.0,
         help="seconds between tachometer reports (default 1)",
     )
-    demo.add_argument("--seed", type=int, default=None, help="seed of the simulated workload")
+    timepiece.add_argument("--seed", type=int, default=None, help="seed of the simulated workload")
     return parser
 
 
@@ -48,6 +65,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "demo":
+        from framescope.pipeline_demo import run_pipeline_demo  # noqa: PLC0415 - needs numpy
+
+        run_pipeline_demo(
+            sys.stdout,
+            seconds=args.seconds,
+            fps=args.fps,
+            refresh=args.refresh,
+            trace_path=args.trace,
+        )
+        return 0
+    if args.command == "timepiece-demo":
         run_demo(
             sys.stdout,
             seconds=args.seconds,
