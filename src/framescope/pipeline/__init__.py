@@ -13,6 +13,7 @@ Code written for PyStream runs after changing the import::
     pipeline.cleanup()
 """
 
+from framescope.pipeline.diagnosis import Diagnosis, StageLoad
 from framescope.pipeline.errors import (
     ErrorPolicy,
     OverflowPolicy,
@@ -20,16 +21,50 @@ from framescope.pipeline.errors import (
     PipelineStoppedError,
     StageError,
 )
+from framescope.pipeline.events import (
+    EventInterval,
+    EventRecorder,
+    EventStatus,
+    EventType,
+    NodePhase,
+    PipelineEvent,
+)
 from framescope.pipeline.pipeline import Pipeline, PipelineStage
 from framescope.pipeline.stage import Stage
+from framescope.pipeline.state import (
+    DurationStats,
+    InputQueueState,
+    NodeState,
+    OutputQueueState,
+    PipelineState,
+    QueueStats,
+    Timing,
+    merge_states,
+)
 
 __all__ = [
+    "Diagnosis",
+    "DurationStats",
     "ErrorPolicy",
+    "EventInterval",
+    "EventRecorder",
+    "EventStatus",
+    "EventType",
+    "InputQueueState",
+    "NodePhase",
+    "NodeState",
+    "OutputQueueState",
     "OverflowPolicy",
     "Pipeline",
     "PipelineClosedError",
+    "PipelineEvent",
     "PipelineStage",
+    "PipelineState",
     "PipelineStoppedError",
+    "QueueStats",
     "Stage",
     "StageError",
+    "StageLoad",
+    "Timing",
+    "merge_states",
 ]
