@@ -137,7 +137,7 @@ class _NodeAggregate:
         self.inputs_get.extend(list(map(operator.sub, got, starts)), got)
         self.outputs_send.extend(list(map(operator.sub, sent, sends)), sent)
         self.queued.extend(list(map(operator.itemgetter(3), records)))
-        self.recent_iterations.extend(records)
+        self.recent_iterations.extend(records[-(self.recent_iterations.maxlen or len(records)) :])
 
     def absorb_custom(
         self, events: list[RawEvent], on_block: Callable[[str, int, int, int | None], None]
@@ -279,7 +279,7 @@ class Aggregator:
     def _trace_iterations(self, index: int, records: list[IterationRecord]) -> None:
         every = self._trace_every
         if every == 1:
-            self._trace_rings[index].extend(records)
+            self._trace_rings[index].extend(records[-self._trace_frames :])
         else:
             self._trace_rings[index].extend(r for r in records if not r[1] % every)
 
