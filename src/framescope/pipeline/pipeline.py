@@ -24,7 +24,7 @@ from framescope.pipeline.errors import (
     PipelineStoppedError,
     StageError,
 )
-from framescope.pipeline.events import EventRecorder, NodePhase, set_current_recorder
+from framescope.pipeline.events import EventRecorder, NodePhase
 from framescope.pipeline.loop import InputLoop
 from framescope.pipeline.query import PipelineStateQuery
 from framescope.pipeline.results import NOTHING, ResultBuffer
@@ -45,6 +45,7 @@ from framescope.pipeline.steps import (
     open_span,
     step_unit,
 )
+from framescope.pipeline.worker import Worker
 from framescope.stats import StatsSnapshot
 from framescope.timepiece import StopWatch
 from framescope.trace import FrameTrace, chrome_trace, write_trace
@@ -74,108 +75,6 @@ class PipelineStage(Stage):
     def cleanup(self) -> None:
         """Clean up the nested pipeline."""
         self.pipeline.cleanup()
-
-
-class _Worker:
-    """One thread of a parallel pipeline: takes envelopes, runs a unit, passes them on."""
-
-    def __init__(
-        self,
-        owner: Pipeline,
-        unit: Unit,
-        inbox: Channel,
-        outbox: Channel | None,
-        name: str,
-        *,
-        recorder: EventRecorder,
-    ) -> None:
-        self.owner = owner
-        self.unit = unit
-        self.inbox = inbox
-        self.outbox = outbox
-        self.recorder = recorder
-        target = self._run_debug if recorder.enabled else self._run
-        self.thread = threading.Thread(target=target, name=name, daemon=True)
-
-    def _run(self) -> None:
-        get, unit, owner, outbox = self.inbox.get, self.unit, self.owner, self.outbox
-        while True:
-            envelope = get()
-            if envelope is CLOSED:
-                return
-            if envelope.error is None:  # a failed item passes on, unprocessed, to keep order
-                try:
-                    envelope = unit(envelope)
-                except ItemFailedError as failure:
-                    if not owner._handle_failure(failure, raise_now=False):
-                        continue
-                    envelope.error = failure.error
-            if outbox is None:
-                owner._deliver(envelope)
-            elif not outbox.put(envelope):
-                return
-
-    def _run_debug(self) -> None:
-        """:meth:`_run` that also records what the node does, for the aggregator.
-
-        Per item it appends one compact record to the node's own list (see
-        :data:`~framescope.pipeline.events.IterationRecord`) and keeps its live
-        phase in two attributes; the aggregator expands records into LOOP,
-        INPUT, OUTPUT, INPUT_BLOCK and OUTPUT_BLOCK events when asked.
-        """
-        get, unit, owner, inbox, outbox = (
-            self.inbox.get,
-            self.unit,
-            self.owner,
-            self.inbox,
-            self.outbox,
-        )
-        recorder = self.recorder
-        set_current_recorder(recorder)
-        append, now = recorder.append_iteration, owner._clock.monotonic_ns
-        getting, processing, sending = (
-            NodePhase.GETTING_INPUTS,
-            NodePhase.PROCESSING,
-            NodePhase.SENDING_OUTPUTS,
-        )
-        inbox_length = inbox.length_function()
-        outbox_length = outbox.length_function() if outbox is not None else None
-        sequence = 0
-        while True:
-            t_get = now()
-            recorder.phase = getting
-            queued = inbox_length()
-            envelope = get()
-            t_got = now()
-            if envelope is CLOSED:
-                recorder.phase = NodePhase.IDLE
-                return
-            recorder.phase = processing
-            frame = recorder.frame_id = envelope.frame_id
-            t_in = envelope.t_in
-            if envelope.error is None:
-                try:
-                    envelope = unit(envelope)
-                except ItemFailedError as failure:
-                    if not owner._handle_failure(failure, raise_now=False):
-                        t = now()
-                        append((sequence, frame, t_get, queued, t_got, t, None, t, False, t_in))
-                        sequence += 1
-                        continue
-                    envelope.error = failure.error
-            t_send = now()
-            recorder.phase = sending
-            if outbox is None:
-                owner._deliver(envelope)
-                sent, out_queued = True, None
-            else:
-                out_queued = outbox_length() if outbox_length is not None else None
-                sent = outbox.put(envelope)
-            append((sequence, frame, t_get, queued, t_got, t_send, out_queued, now(), sent, t_in))
-            if not sent:
-                recorder.phase = NodePhase.IDLE
-                return
-            sequence += 1
 
 
 class Pipeline:
@@ -254,7 +153,7 @@ class Pipeline:
         self._nested_in: Pipeline | None = None
         self._lock = threading.Lock()
         self._stopped_by: StageError | None = None
-        self._workers: list[_Worker] = []
+        self._workers: list[Worker] = []
         self._channels: list[Channel] = []
         self._input: Channel | None = None
         self._loop: InputLoop | None = None
@@ -504,7 +403,7 @@ class Pipeline:
         recorders = {step.qualified: step.recorder for step in self._walk_steps()}
         for index, (unit, _, label) in enumerate(units):
             outbox = channels[index + 1] if index + 1 < len(channels) else None
-            worker = _Worker(
+            worker = Worker(
                 self,
                 unit,
                 channels[index],
