@@ -231,10 +231,9 @@ def test_debug_threads_end_at_cleanup() -> None:
     assert any(t.name == "framescope:MainPipeline:aggregator" for t in threading.enumerate())
     assert pipeline.cleanup() == []
     assert set(threading.enumerate()) - before == set()
-    # The final state stays readable after cleanup.
-    assert (
-        pipeline.get_pipeline_state().nodes("MainPipeline__A").summary().main_loop_timing.count >= 0
-    )
+    # The final state stays readable after cleanup, with the item that went through.
+    final = pipeline.get_pipeline_state().nodes("MainPipeline__A").summary()
+    assert final.inputs_get_timing.count == 1
 
 
 def test_serial_mode_state_uses_the_stage_timers() -> None:

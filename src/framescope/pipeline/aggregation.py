@@ -222,8 +222,6 @@ class Aggregator:
         trace_every: int = 1,
         trace_frames: int = 1000,
     ) -> None:
-        if not interval_s > 0:
-            raise ValueError(f"debug_interval must be positive, got {interval_s!r}")
         self.links = list(links)
         self._clock = clock
         self._interval_s = interval_s

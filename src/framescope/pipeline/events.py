@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import enum
 import functools
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
+from framescope._buffers import take_prefix
 from framescope.clock import Clock
 
 __all__ = [
@@ -255,39 +255,14 @@ class EventRecorder:
 
     def drain_iterations(self) -> list[IterationRecord]:
         """Take every iteration record so far (same lock-free scheme as :meth:`drain`)."""
-        records = self._iterations
-        n = len(records)
-        if not n:
-            return []
-        taken = records[:n]
-        del records[:n]
-        return taken
+        return take_prefix(self._iterations)
 
     def drain(self) -> list[RawEvent]:
         """Take every event recorded so far (called by the aggregator's thread).
 
         Slicing then deleting the same prefix keeps events appended meanwhile.
         """
-        buffer = self._buffer
-        n = len(buffer)
-        if not n:
-            return []
-        events = buffer[:n]
-        del buffer[:n]
-        return events
+        return take_prefix(self._buffer)
 
     def __repr__(self) -> str:
         return f"EventRecorder({self.node_id!r}, enabled={self.enabled})"
-
-
-_local = threading.local()
-
-
-def current_recorder() -> EventRecorder | None:
-    """The recorder of the stage running in this thread, if any (used by ``Stage.events``)."""
-    return getattr(_local, "recorder", None)
-
-
-def set_current_recorder(recorder: EventRecorder | None) -> None:
-    """Make ``recorder`` the current one for this thread."""
-    _local.recorder = recorder

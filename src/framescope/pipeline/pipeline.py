@@ -307,12 +307,18 @@ class Pipeline:
         self._ensure_running()
         return self
 
-    def _qualify(self, prefix: str) -> None:
+    def _keyed_steps(self, prefix: str) -> Iterator[tuple[str, Step]]:
+        """Every step of the tree, depth first, with its profile key under ``prefix``."""
         for step in self._steps:
-            step.qualified = f"{prefix}{SEPARATOR}{step.name}"
-            step.recorder.node_id = step.qualified
+            key = f"{prefix}{SEPARATOR}{step.name}"
+            yield key, step
             if step.child is not None:
-                step.child._qualify(step.qualified)
+                yield from step.child._keyed_steps(key)
+
+    def _qualify(self, prefix: str) -> None:
+        for key, step in self._keyed_steps(prefix):
+            step.qualified = key
+            step.recorder.node_id = key
 
     def _ensure_running(self) -> None:
         if self._closed:
@@ -349,10 +355,7 @@ class Pipeline:
 
     def _node_links(self) -> list[NodeLink]:
         """How each node (step) sits in the running pipeline, for the aggregator."""
-        workers = {
-            worker.thread.name.removeprefix("framescope:"): worker for worker in self._workers
-        }
-        ordered = list(workers.values())
+        workers = {worker.label: worker for worker in self._workers}
         links = []
         for step in self._walk_steps():
             worker = workers.get(step.qualified)
@@ -361,8 +364,10 @@ class Pipeline:
                     NodeLink(step.qualified, step.recorder, fallback=step.watch.statistics)
                 )
                 continue
-            index = ordered.index(worker)
-            upstream = self._is_feeding if index == 0 else _sending(ordered[index - 1].recorder)
+            index = self._workers.index(worker)
+            upstream = (
+                self._is_feeding if index == 0 else _sending(self._workers[index - 1].recorder)
+            )
             links.append(
                 NodeLink(
                     step.qualified,
@@ -408,7 +413,7 @@ class Pipeline:
                 unit,
                 channels[index],
                 outbox,
-                f"framescope:{label}",
+                label,
                 recorder=recorders[label],
             )
             self._workers.append(worker)
@@ -730,15 +735,8 @@ class Pipeline:
         its stages. Each snapshot's ``rate()`` is the throughput.
         """
         stats = {self.name: self._watch.statistics()}
-        self._collect(self.name, stats)
+        stats.update((key, step.watch.statistics()) for key, step in self._keyed_steps(self.name))
         return stats
-
-    def _collect(self, prefix: str, out: dict[str, StatsSnapshot]) -> None:
-        for step in self._steps:
-            key = f"{prefix}{SEPARATOR}{step.name}"
-            out[key] = step.watch.statistics()
-            if step.child is not None:
-                step.child._collect(key, out)
 
     def get_profiles(self) -> tuple[dict[str, float], dict[str, float]]:
         """Return ``(latency_s, throughput_per_s)``, two dicts keyed like ``MainPipeline__Stage1``.
@@ -773,17 +771,7 @@ class Pipeline:
 
     def stage_failures(self) -> dict[str, int]:
         """How many items each stage failed on, by profile key."""
-        out: dict[str, int] = {}
-
-        def walk(pipeline: Pipeline, prefix: str) -> None:
-            for step in pipeline._steps:
-                key = f"{prefix}{SEPARATOR}{step.name}"
-                out[key] = step.failures
-                if step.child is not None:
-                    walk(step.child, key)
-
-        walk(self, self.name)
-        return out
+        return {key: step.failures for key, step in self._keyed_steps(self.name)}
 
     # -- shutting down ------------------------------------------------------------
 
@@ -811,7 +799,7 @@ class Pipeline:
             remaining = max(0.0, (deadline - self._clock.monotonic_ns()) / 1e9)
             worker.thread.join(remaining)
             if worker.thread.is_alive():
-                hung.append(worker.thread.name.removeprefix("framescope:"))
+                hung.append(worker.label)
         if self._aggregator is not None and not self._aggregator.stop(timeout):
             hung.append(f"{self.name}:aggregator")
         if hung:

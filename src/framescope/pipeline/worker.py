@@ -6,7 +6,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from framescope.pipeline.channel import CLOSED, Channel
-from framescope.pipeline.events import EventRecorder, NodePhase, set_current_recorder
+from framescope.pipeline.events import EventRecorder, NodePhase
 from framescope.pipeline.steps import ItemFailedError, Unit
 
 if TYPE_CHECKING:
@@ -24,17 +24,18 @@ class Worker:
         unit: Unit,
         inbox: Channel,
         outbox: Channel | None,
-        name: str,
+        label: str,
         *,
         recorder: EventRecorder,
     ) -> None:
+        self.label = label
         self.owner = owner
         self.unit = unit
         self.inbox = inbox
         self.outbox = outbox
         self.recorder = recorder
         target = self._run_debug if recorder.enabled else self._run
-        self.thread = threading.Thread(target=target, name=name, daemon=True)
+        self.thread = threading.Thread(target=target, name=f"framescope:{label}", daemon=True)
 
     def _run(self) -> None:
         get, unit, owner, outbox = self.inbox.get, self.unit, self.owner, self.outbox
@@ -59,7 +60,7 @@ class Worker:
 
         Per item it appends one compact record to the node's own list (see
         :data:`~framescope.pipeline.events.IterationRecord`) and keeps its live
-        phase in two attributes; the aggregator expands records into LOOP,
+        phase in ``recorder.phase``; the aggregator expands records into LOOP,
         INPUT, OUTPUT, INPUT_BLOCK and OUTPUT_BLOCK events when asked.
         """
         get, unit, owner, inbox, outbox = (
@@ -70,7 +71,6 @@ class Worker:
             self.outbox,
         )
         recorder = self.recorder
-        set_current_recorder(recorder)
         append, now = recorder.append_iteration, owner._clock.monotonic_ns
         getting, processing, sending = (
             NodePhase.GETTING_INPUTS,
@@ -78,7 +78,7 @@ class Worker:
             NodePhase.SENDING_OUTPUTS,
         )
         inbox_length = inbox.length_function()
-        outbox_length = outbox.length_function() if outbox is not None else None
+        outbox_length = outbox.length_function() if outbox is not None else int
         sequence = 0
         while True:
             t_get = now()
@@ -108,7 +108,7 @@ class Worker:
                 owner._deliver(envelope)
                 sent, out_queued = True, None
             else:
-                out_queued = outbox_length() if outbox_length is not None else None
+                out_queued = outbox_length()
                 sent = outbox.put(envelope)
             append((sequence, frame, t_get, queued, t_got, t_send, out_queued, now(), sent, t_in))
             if not sent:

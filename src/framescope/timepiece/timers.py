@@ -20,6 +20,7 @@ from itertools import islice
 from types import TracebackType
 from typing import Any, ClassVar, TypeVar
 
+from framescope._buffers import take_prefix
 from framescope._validation import check_positive_int
 from framescope.clock import SYSTEM_CLOCK, Clock
 from framescope.stats import RollingStats, StatsSnapshot
@@ -207,11 +208,7 @@ class BaseTimer:
         n = len(pending)
         n -= n % self._RECORD_WIDTH  # a record still being written stays for the next fold
         if n:
-            # Slice then delete the same prefix: appends that land in between
-            # sit after index n and stay for the next fold.
-            records = pending[:n]
-            del pending[:n]
-            self._absorb(records)
+            self._absorb(take_prefix(pending, n))
 
     def statistics(self, *, reset: bool = False) -> StatsSnapshot:
         """Return the full :class:`~framescope.stats.StatsSnapshot`, all-time aggregates included.
