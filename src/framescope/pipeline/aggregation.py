@@ -239,7 +239,6 @@ class Aggregator:
         self._thread = threading.Thread(
             target=self._run, name=f"framescope:{name}:aggregator", daemon=True
         )
-        self.drained_records = 0
 
     def start(self) -> None:
         """Start draining in the background."""
@@ -272,7 +271,6 @@ class Aggregator:
                 custom = link.recorder.drain()
                 if custom:
                     node.absorb_custom(custom, functools.partial(self._trace_block, index))
-                self.drained_records += len(iterations) + len(custom)
 
     def _trace_iterations(self, index: int, records: list[IterationRecord]) -> None:
         every = self._trace_every

@@ -51,11 +51,6 @@ class Channel:
         """The capacity."""
         return self._maxsize
 
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` was called."""
-        return self._closed
-
     def __len__(self) -> int:
         return len(self._items)
 

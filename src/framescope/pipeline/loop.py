@@ -45,8 +45,8 @@ class InputLoop:
     """A named thread that calls ``produce`` then ``deliver`` once per period.
 
     ``produce`` raising StopIteration ends the loop normally; any other
-    exception from either is logged, counted in ``errors`` and kept in
-    ``last_error``, and the loop goes on. :meth:`stop` returns promptly: the
+    exception from either is logged with its traceback and counted in
+    ``errors``, and the loop goes on. :meth:`stop` returns promptly: the
     waits between cycles are on an Event, not sleeps.
     """
 
@@ -63,9 +63,7 @@ class InputLoop:
         self._clock = clock
         self._grid = PeriodicGrid(period_ns, clock.monotonic_ns())
         self._stop = threading.Event()
-        self.cycles = 0
         self.errors = 0
-        self.last_error: BaseException | None = None
         self.finished = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -92,7 +90,6 @@ class InputLoop:
                         self._deliver(item)
                     except Exception as error:
                         self._record(error, "forward")
-                self.cycles += 1
                 wait_ns = self._grid.advance(self._clock.monotonic_ns())
                 if wait_ns and self._stop.wait(wait_ns / 1e9):
                     return
@@ -101,7 +98,6 @@ class InputLoop:
 
     def _record(self, error: BaseException, where: str) -> None:
         self.errors += 1
-        self.last_error = error
         logger.error("input loop: %s raised", where, exc_info=error)
 
     def stop(self, timeout: float) -> bool:
