@@ -253,3 +253,25 @@ def test_bad_debug_interval() -> None:
         Pipeline(debug_interval=0)
     with pytest.raises(TypeError, match="debug_interval must be a number"):
         Pipeline(debug_interval="fast")  # type: ignore[arg-type]
+
+
+def test_serial_mode_shows_the_running_stage_and_its_frame() -> None:
+    seen: list[tuple[str, str]] = []
+
+    class Inspect(Stage):
+        name = "Inspect"
+
+        def __call__(self, data: int) -> int:
+            with self.events.block("look"):
+                nodes = pipeline.get_pipeline_state().nodes().detailed().node_states
+                seen.append((nodes["MainPipeline__Inspect"].state, nodes["MainPipeline__A"].state))
+            return data
+
+    pipeline = Pipeline(debug=True).add(lambda d: d, "A").add(Inspect()).serialize()
+    for item in range(3):
+        pipeline.forward(item)
+    node = pipeline.get_pipeline_state().nodes("MainPipeline__Inspect").detailed()
+    assert seen == [("PROCESSING", "IDLE")] * 3
+    assert node.state == "IDLE"
+    assert [e.frame_id for e in node.events if e.source == "look"] == [0, 0, 1, 1, 2, 2]
+    pipeline.cleanup()

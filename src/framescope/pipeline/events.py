@@ -71,13 +71,20 @@ class NodePhase(enum.IntEnum):
 # (type, interval, status, queue_size, source, timestamp_ns, sequence_num, frame_id)
 RawEvent = tuple[int, int, int, "int | None", str, int, int, "int | None"]
 
-# One iteration of a runtime worker, recorded as a single tuple:
+# One iteration of a runtime worker, as ITERATION_FIELDS values:
 # (sequence, frame_id, t_get, queued_before_get, t_got, t_send,
 #  out_queued_before_send, t_sent, sent, t_in)
 # where t_in is when the item entered the pipeline.
 # It stands for the LOOP, INPUT_BLOCK/INPUT start+end and OUTPUT_BLOCK/OUTPUT
 # start+end events of that iteration; the aggregator expands it on demand.
 IterationRecord = tuple[int, int, int, int, int, int, "int | None", int, bool, int]
+ITERATION_FIELDS = 10
+
+
+def iteration_records(flat: list[Any]) -> list[IterationRecord]:
+    """Regroup a flat run of iteration values (as recorded) into one tuple per iteration."""
+    columns = [flat[field::ITERATION_FIELDS] for field in range(ITERATION_FIELDS)]
+    return list(zip(*columns, strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,8 +179,8 @@ class EventRecorder:
         "_now",
         "_open",
         "_sequences",
-        "append_iteration",
         "enabled",
+        "extend_iterations",
         "frame_id",
         "node_id",
         "phase",
@@ -188,8 +195,10 @@ class EventRecorder:
         self._append = self._buffer.append
         self._sequences: dict[tuple[int, str], int] = {}
         self._open: dict[tuple[int, str], list[int]] = {}
-        self._iterations: list[IterationRecord] = []
-        self.append_iteration = self._iterations.append
+        # Flat values, ITERATION_FIELDS per iteration: one list.extend per
+        # iteration leaves no container behind for the garbage collector.
+        self._iterations: list[Any] = []
+        self.extend_iterations = self._iterations.extend
         self.phase = NodePhase.IDLE
 
     def record(
@@ -253,8 +262,20 @@ class EventRecorder:
 
         return decorate
 
-    def drain_iterations(self) -> list[IterationRecord]:
-        """Take every iteration record so far (same lock-free scheme as :meth:`drain`)."""
+    def record_iteration(self, record: IterationRecord) -> None:
+        """Record one runtime iteration (the worker threads call :attr:`extend_iterations`)."""
+        self.extend_iterations(record)
+
+    def backlog(self) -> int:
+        """How many iterations and events wait for the aggregator."""
+        return len(self._iterations) // ITERATION_FIELDS + len(self._buffer)
+
+    def drain_iterations(self) -> list[Any]:
+        """Take the flat values of every iteration so far (see :func:`iteration_records`).
+
+        One ``list.extend`` of a tuple is atomic, so the length is always a
+        whole number of iterations; the lock-free scheme is :meth:`drain`'s.
+        """
         return take_prefix(self._iterations)
 
     def drain(self) -> list[RawEvent]:

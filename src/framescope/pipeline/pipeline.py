@@ -381,32 +381,37 @@ class Pipeline:
             )
         return links
 
-    def _units(self) -> list[tuple[Unit, int | None, str]]:
-        """The per-thread units of a parallel run: (unit, queue size, thread label)."""
-        units: list[tuple[Unit, int | None, str]] = []
+    def _units(self) -> list[tuple[Unit, int | None, str, Step | None]]:
+        """The per-thread units of a parallel run.
+
+        Each is (unit, queue size, thread label, the step when the unit is
+        exactly one plain step).
+        """
+        units: list[tuple[Unit, int | None, str, Step | None]] = []
         for step in self._steps:
             child = step.child
             if child is not None and child._mode == _PARALLEL:
                 inner = child._units()
                 key = id(step)
-                first, size, label = inner[0]
-                inner[0] = (open_span(first, key, self._clock.monotonic_ns), size, label)
-                last, size, label = inner[-1]
-                inner[-1] = (close_span(last, key, step.watch), size, label)
+                first, size, label, _ = inner[0]
+                inner[0] = (open_span(first, key, self._clock.monotonic_ns), size, label, None)
+                last, size, label, _ = inner[-1]
+                inner[-1] = (close_span(last, key, step.watch), size, label, None)
                 if step.queue_size is not None:
-                    inner[0] = (inner[0][0], step.queue_size, inner[0][2])
+                    inner[0] = (inner[0][0], step.queue_size, inner[0][2], None)
                 units.extend(inner)
             else:
-                units.append((step_unit(step), step.queue_size, step.qualified))
+                plain = step if child is None else None
+                units.append((step_unit(step), step.queue_size, step.qualified, plain))
         return units
 
     def _start_threads(self) -> None:
         units = self._units()
-        channels = [Channel(size or self._queue_size) for _, size, _ in units]
+        channels = [Channel(size or self._queue_size) for _, size, _, _ in units]
         self._channels = channels
         self._input = channels[0]
         recorders = {step.qualified: step.recorder for step in self._walk_steps()}
-        for index, (unit, _, label) in enumerate(units):
+        for index, (unit, _, label, plain) in enumerate(units):
             outbox = channels[index + 1] if index + 1 < len(channels) else None
             worker = Worker(
                 self,
@@ -415,6 +420,7 @@ class Pipeline:
                 outbox,
                 label,
                 recorder=recorders[label],
+                step=plain,
             )
             self._workers.append(worker)
         for worker in self._workers:
@@ -429,10 +435,24 @@ class Pipeline:
             if step.child is not None:
                 yield from step.child._walk_steps()
 
-    def _run_inline(self, data: Any) -> Any:
-        """Run every stage on ``data`` in this thread (serial mode, or as a nested stage)."""
+    def _run_inline(self, data: Any, frame_id: int | None = None) -> Any:
+        """Run every stage on ``data`` in this thread (serial mode, or as a nested stage).
+
+        With debugging on, each stage's node shows PROCESSING while it runs and
+        its custom events carry ``frame_id``.
+        """
+        if not self.debug:
+            for step in self._steps:
+                data = step.run(data)
+            return data
         for step in self._steps:
-            data = step.run(data)
+            recorder = step.recorder
+            recorder.frame_id = frame_id
+            recorder.phase = NodePhase.PROCESSING
+            try:
+                data = step.run(data)
+            finally:
+                recorder.phase = NodePhase.IDLE
         return data
 
     def forward(self, data: Any = _FROM_GENERATOR) -> bool:
@@ -467,7 +487,7 @@ class Pipeline:
             self._count("forwarded")
             envelope = Envelope(data, t_in, frame_id)
             try:
-                envelope.data = self._run_inline(data)
+                envelope.data = self._run_inline(data, frame_id)
             except ItemFailedError as failure:
                 if not self._handle_failure(failure, raise_now=raise_now):
                     return True

@@ -62,10 +62,14 @@ class Step:
         except ItemFailedError:
             raise
         except Exception as error:
-            self.failures += 1
-            raise ItemFailedError(StageError(self.qualified, data, error), self) from error
+            raise self.failure(data, error) from error
         self.watch.record(start, now())
         return result
+
+    def failure(self, data: Any, error: Exception) -> ItemFailedError:
+        """Count a failure of the stage on ``data`` and wrap it for the runtime."""
+        self.failures += 1
+        return ItemFailedError(StageError(self.qualified, data, error), self)
 
 
 Unit = Callable[[Envelope], Envelope]

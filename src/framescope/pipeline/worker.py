@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from framescope.pipeline.channel import CLOSED, Channel
 from framescope.pipeline.events import EventRecorder, NodePhase
-from framescope.pipeline.steps import ItemFailedError, Unit
+from framescope.pipeline.steps import Envelope, ItemFailedError, Step, Unit
 
 if TYPE_CHECKING:
     from framescope.pipeline.pipeline import Pipeline
@@ -16,7 +16,11 @@ __all__ = ["Worker"]
 
 
 class Worker:
-    """One thread of a parallel pipeline: takes envelopes, runs a unit, passes them on."""
+    """One thread of a parallel pipeline: takes envelopes, runs a unit, passes them on.
+
+    ``step`` is given when the unit is exactly that one plain stage (no nested
+    pipeline); the debugging loop then calls the stage directly.
+    """
 
     def __init__(
         self,
@@ -27,8 +31,10 @@ class Worker:
         label: str,
         *,
         recorder: EventRecorder,
+        step: Step | None = None,
     ) -> None:
         self.label = label
+        self.step = step  # set when the unit is this one plain stage
         self.owner = owner
         self.unit = unit
         self.inbox = inbox
@@ -58,20 +64,27 @@ class Worker:
     def _run_debug(self) -> None:
         """:meth:`_run` that also records what the node does, for the aggregator.
 
-        Per item it appends one compact record to the node's own list (see
+        Per item it adds one compact record to the node's own list (see
         :data:`~framescope.pipeline.events.IterationRecord`) and keeps its live
         phase in ``recorder.phase``; the aggregator expands records into LOOP,
         INPUT, OUTPUT, INPUT_BLOCK and OUTPUT_BLOCK events when asked.
+
+        For a plain stage the loop calls the stage itself and hands its own
+        clock readings to the stage's timer, so timing a node costs one clock
+        read per phase boundary and no more. The end of one iteration is the
+        start of the next.
         """
-        get, unit, owner, inbox, outbox = (
-            self.inbox.get,
+        unit, owner, inbox, outbox, recorder = (
             self.unit,
             self.owner,
             self.inbox,
             self.outbox,
+            self.recorder,
         )
-        recorder = self.recorder
-        append, now = recorder.append_iteration, owner._clock.monotonic_ns
+        get, step = inbox.get, self.step
+        direct = step.fn if step is not None else None
+        watch_record = step.watch.record if step is not None else None
+        append, now = recorder.extend_iterations, owner._clock.monotonic_ns
         getting, processing, sending = (
             NodePhase.GETTING_INPUTS,
             NodePhase.PROCESSING,
@@ -80,8 +93,8 @@ class Worker:
         inbox_length = inbox.length_function()
         outbox_length = outbox.length_function() if outbox is not None else int
         sequence = 0
+        t_get = now()
         while True:
-            t_get = now()
             recorder.phase = getting
             queued = inbox_length()
             envelope = get()
@@ -94,15 +107,21 @@ class Worker:
             t_in = envelope.t_in
             if envelope.error is None:
                 try:
-                    envelope = unit(envelope)
-                except ItemFailedError as failure:
-                    if not owner._handle_failure(failure, raise_now=False):
+                    if direct is None:
+                        envelope = unit(envelope)
+                    else:
+                        envelope.data = direct(envelope.data)
+                except Exception as error:
+                    if not self._keep_failed(envelope, error):
                         t = now()
                         append((sequence, frame, t_get, queued, t_got, t, None, t, False, t_in))
-                        sequence += 1
+                        sequence, t_get = sequence + 1, t
                         continue
-                    envelope.error = failure.error
-            t_send = now()
+                t_send = now()
+                if watch_record is not None and envelope.error is None:
+                    watch_record(t_got, t_send)
+            else:
+                t_send = now()
             recorder.phase = sending
             if outbox is None:
                 owner._deliver(envelope)
@@ -110,8 +129,23 @@ class Worker:
             else:
                 out_queued = outbox_length()
                 sent = outbox.put(envelope)
-            append((sequence, frame, t_get, queued, t_got, t_send, out_queued, now(), sent, t_in))
+            t_sent = now()
+            append((sequence, frame, t_get, queued, t_got, t_send, out_queued, t_sent, sent, t_in))
             if not sent:
                 recorder.phase = NodePhase.IDLE
                 return
-            sequence += 1
+            sequence, t_get = sequence + 1, t_sent
+
+    def _keep_failed(self, envelope: Envelope, error: Exception) -> bool:
+        """Handle a stage failure in the debugging loop; True to pass the item on, marked."""
+        if isinstance(error, ItemFailedError):
+            failure = error
+        elif self.step is not None:  # the loop called the stage itself
+            failure = self.step.failure(envelope.data, error)
+            failure.__cause__ = error
+        else:
+            raise error
+        if not self.owner._handle_failure(failure, raise_now=False):
+            return False
+        envelope.error = failure.error
+        return True
