@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -152,6 +153,25 @@ class PipelineEvent:
             sequence_num=int(data["sequence_num"]),
             frame_id=data.get("frame_id"),
         )
+
+
+_running = threading.local()
+
+
+def current_recorder() -> EventRecorder | None:
+    """The recorder of the pipeline stage running on this thread, if debugging is on.
+
+    Instrumentation that knows nothing of pipelines (model timing) sends its
+    CUSTOM events here, so they nest under the stage's slice in the trace.
+    """
+    return getattr(_running, "recorder", None)
+
+
+def bind_recorder(recorder: EventRecorder | None) -> EventRecorder | None:
+    """Make ``recorder`` this thread's current one; return the one it replaces."""
+    previous = getattr(_running, "recorder", None)
+    _running.recorder = recorder
+    return previous
 
 
 class EventRecorder:

@@ -24,7 +24,7 @@ from framescope.pipeline.errors import (
     PipelineStoppedError,
     StageError,
 )
-from framescope.pipeline.events import EventRecorder, NodePhase
+from framescope.pipeline.events import EventRecorder, NodePhase, bind_recorder
 from framescope.pipeline.loop import InputLoop
 from framescope.pipeline.query import PipelineStateQuery
 from framescope.pipeline.results import NOTHING, ResultBuffer
@@ -449,10 +449,12 @@ class Pipeline:
             recorder = step.recorder
             recorder.frame_id = frame_id
             recorder.phase = NodePhase.PROCESSING
+            outer = bind_recorder(recorder)
             try:
                 data = step.run(data)
             finally:
                 recorder.phase = NodePhase.IDLE
+                bind_recorder(outer)
         return data
 
     def forward(self, data: Any = _FROM_GENERATOR) -> bool:

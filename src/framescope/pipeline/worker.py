@@ -6,7 +6,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from framescope.pipeline.channel import CLOSED, Channel
-from framescope.pipeline.events import EventRecorder, NodePhase
+from framescope.pipeline.events import EventRecorder, NodePhase, bind_recorder
 from framescope.pipeline.steps import Envelope, ItemFailedError, Step, Unit
 
 if TYPE_CHECKING:
@@ -92,8 +92,8 @@ class Worker:
         )
         inbox_length = inbox.length_function()
         outbox_length = outbox.length_function() if outbox is not None else int
-        sequence = 0
-        t_get = now()
+        bind_recorder(recorder)
+        sequence, t_get = 0, now()
         while True:
             recorder.phase = getting
             queued = inbox_length()

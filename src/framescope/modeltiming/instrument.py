@@ -1,0 +1,198 @@
+"""Installing and removing ModelTiming's instrumentation, leaving no trace behind.
+
+- ``torch.nn.Module`` (the model, its submodules, module transforms): a forward
+  pre-hook and an always-called forward hook, removed by their handles.
+- An object whose class defines ``__call__``: its ``__class__`` is swapped for a
+  generated subclass whose ``__call__`` is timed, and swapped back afterwards
+  (an instance attribute would not work: ``obj()`` looks ``__call__`` up on
+  the type).
+- A plain function (or any callable whose class cannot be swapped) inside a
+  list: the list slot holds a timed wrapper until the block ends.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import types
+from collections.abc import Callable, MutableSequence, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from framescope.modeltiming.calls import CallLog
+
+__all__ = ["NodeInfo", "Plan", "install", "plan_nodes"]
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """A timed node: its names, class, kind and parent (index, or -1 for a group)."""
+
+    name: str
+    qualified_name: str
+    class_name: str
+    kind: str  # "model", "module" or "transform"
+    group: str  # "Preprocessing", "Model" or "Postprocessing"
+    parent: int
+    target: Any
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every node to time, in tree order, and where each transform sits."""
+
+    nodes: tuple[NodeInfo, ...]
+    transform_slots: tuple[tuple[int, Sequence[Any], int], ...]  # (node, container, position)
+
+
+def _is_module(value: Any) -> bool:
+    return isinstance(value, importlib.import_module("torch").nn.Module)
+
+
+def _transform_name(transform: Any) -> str:
+    if isinstance(transform, (types.FunctionType, types.BuiltinFunctionType, types.MethodType)):
+        return str(getattr(transform, "__name__", type(transform).__name__))
+    if isinstance(transform, functools.partial):
+        return str(getattr(transform.func, "__name__", "partial"))
+    return type(transform).__name__
+
+
+def _module_nodes(
+    module: Any, root_name: str, root_kind: str, group: str, *, start: int
+) -> list[NodeInfo]:
+    """The module and its submodules (each once, under its first path) as nodes."""
+    nodes: list[NodeInfo] = []
+    index_of: dict[str, int] = {}
+    for path, sub in module.named_modules():
+        if path:
+            owner = path.rpartition(".")[0]
+            node_parent = index_of.get(owner, start)
+            name, qualified, kind = path.rpartition(".")[2], path, "module"
+            if root_kind == "transform":
+                qualified = f"{root_name}.{path}"
+        else:
+            node_parent, name, qualified, kind = -1, root_name, root_name, root_kind
+        index_of[path] = start + len(nodes)
+        nodes.append(NodeInfo(name, qualified, type(sub).__name__, kind, group, node_parent, sub))
+    return nodes
+
+
+def plan_nodes(
+    model: Any,
+    pre_transforms: Sequence[Any],
+    post_transforms: Sequence[Any],
+) -> Plan:
+    """Number every node to time: preprocessing, then the model's modules, then postprocessing."""
+    nodes: list[NodeInfo] = []
+    slots: list[tuple[int, Sequence[Any], int]] = []
+    seen: set[int] = set()
+    used_names: dict[str, int] = {}
+
+    def add_transforms(transforms: Sequence[Any], group: str, argument: str) -> None:
+        for position, transform in enumerate(transforms):
+            if not callable(transform):
+                raise TypeError(
+                    f"{argument}[{position}] must be callable (a torch.nn.Module, a function "
+                    f"or an object with __call__), got {type(transform).__name__}"
+                )
+            if id(transform) in seen:
+                continue
+            seen.add(id(transform))
+            name = _transform_name(transform)
+            used_names[name] = used_names.get(name, 0) + 1
+            if used_names[name] > 1:
+                name = f"{name}#{used_names[name]}"
+            start = len(nodes)
+            if _is_module(transform):
+                nodes.extend(_module_nodes(transform, name, "transform", group, start=start))
+            else:
+                nodes.append(
+                    NodeInfo(name, name, type(transform).__name__, "transform", group, -1, None)
+                )
+                slots.append((start, transforms, position))
+
+    add_transforms(pre_transforms, "Preprocessing", "pre_transforms")
+    if id(model) in seen:
+        raise ValueError("the model must not also be one of the transforms")
+    nodes.extend(_module_nodes(model, "Model", "model", "Model", start=len(nodes)))
+    seen.add(id(model))
+    add_transforms(post_transforms, "Postprocessing", "post_transforms")
+    return Plan(tuple(nodes), tuple(slots))
+
+
+def _timed_function(function: Callable[..., Any], node: int, log: CallLog) -> Callable[..., Any]:
+    enter, exit_ = log.enter, log.exit
+
+    @functools.wraps(function)
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        enter(node)
+        try:
+            return function(*args, **kwargs)
+        finally:
+            exit_()
+
+    return timed
+
+
+def _swap_class(target: Any, node: int, log: CallLog) -> Callable[[], None] | None:
+    """Give ``target`` a timed ``__call__`` by swapping its class; None if impossible."""
+    original = type(target)
+    if isinstance(target, (types.FunctionType, types.BuiltinFunctionType, types.MethodType)):
+        return None
+    call = original.__call__
+    enter, exit_ = log.enter, log.exit
+
+    def timed_call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        enter(node)
+        try:
+            return call(self, *args, **kwargs)
+        finally:
+            exit_()
+
+    namespace = {"__call__": timed_call, "__slots__": (), "__module__": original.__module__}
+    try:
+        timed_class = type(original.__name__, (original,), namespace)
+        target.__class__ = timed_class
+    except TypeError:
+        return None
+
+    def restore() -> None:
+        target.__class__ = original
+
+    return restore
+
+
+def install(plan: Plan, log: CallLog) -> list[Callable[[], None]]:
+    """Instrument every node of ``plan``; return the undo actions (run them in reverse)."""
+    undo: list[Callable[[], None]] = []
+    try:
+        for index, info in enumerate(plan.nodes):
+            if info.target is None:
+                continue
+            pre = info.target.register_forward_pre_hook(
+                lambda _module, _args, _i=index: log.enter(_i)
+            )
+            undo.append(pre.remove)
+            post = info.target.register_forward_hook(
+                lambda _module, _args, _output: log.exit(), always_call=True
+            )
+            undo.append(post.remove)
+        for node, container, position in plan.transform_slots:
+            transform = container[position]
+            restore = _swap_class(transform, node, log)
+            if restore is not None:
+                undo.append(restore)
+                continue
+            if not isinstance(container, MutableSequence):
+                raise TypeError(
+                    f"cannot time {plan.nodes[node].name!r}: a plain function can only be timed "
+                    "inside a list (its slot holds a timed wrapper during the block); pass the "
+                    "transforms as a list"
+                )
+            container[position] = _timed_function(transform, node, log)
+            undo.append(functools.partial(container.__setitem__, position, transform))
+    except BaseException:
+        for action in reversed(undo):
+            action()
+        raise
+    return undo

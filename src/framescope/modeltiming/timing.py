@@ -1,0 +1,274 @@
+"""ModelTiming: per-module timing of a PyTorch model with its pre- and post-processing."""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any
+
+from framescope._validation import check_positive_int
+from framescope.clock import SYSTEM_CLOCK, Clock
+from framescope.modeltiming.calls import (
+    CallLog,
+    CallTimer,
+    CudaEventTimer,
+    HostTimer,
+    SyncedHostTimer,
+)
+from framescope.modeltiming.instrument import NodeInfo, install, plan_nodes
+from framescope.modeltiming.report import TimingNode, format_table, format_tree
+
+__all__ = ["ModelTiming"]
+
+_GROUPS = (
+    ("Preprocessing", "PREPROCESSING"),
+    ("Model", ""),
+    ("Postprocessing", "POSTPROCESSING"),
+)
+_DEVICES = ("auto", "cpu", "cuda")
+_CUDA_TIMINGS = ("events", "synchronize")
+
+
+def _import_torch() -> Any:
+    try:
+        return importlib.import_module("torch")
+    except ImportError as error:
+        raise ImportError("ModelTiming needs PyTorch: pip install 'framescope[torch]'") from error
+
+
+class ModelTiming:
+    """Time every submodule of a model, and its transforms, inside a ``with`` block.
+
+    ::
+
+        with ModelTiming(model, pre_transforms, [post_transform]) as timing:
+            for images, paths in dataloader:
+                predictions = model(images)
+                outputs = post_transform(images, paths, predictions)
+        print(f"Pipeline time: {timing.timing_data.total_time * 1000:.2f}ms")
+        print(timing.summarize_table())
+        print(timing.summarize_tree())
+
+    The block runs your code; ModelTiming only watches. Every submodule gets a
+    forward pre-hook and an always-called forward hook; transforms that are
+    modules get the same, objects with ``__call__`` get a timed subclass for
+    the block's duration, and plain functions are timed through their slot in
+    the list you passed. On leaving the block, even by an exception, all of it
+    is removed: the model has the same hooks, class and ``forward`` as before.
+    Entering the same ModelTiming again while inside it instruments nothing
+    more; leaving and entering again keeps adding to the same figures.
+
+    Times are per call: each call's total, the time in instrumented children
+    during that call, and self = total - children (never negative). A module
+    reached from two parents is one node with the calls from both.
+
+    Args:
+        model: a ``torch.nn.Module``.
+        pre_transforms: callables applied before the model (timed under
+            ``Preprocessing``).
+        post_transforms: callables applied after it (``Postprocessing``).
+        warmup: leave out the first ``warmup`` top-level calls of the model and
+            of each transform (and everything inside them).
+        window: recent calls per node kept for percentiles.
+        device: ``"auto"`` (CUDA timing when the model's parameters are on a
+            CUDA device), ``"cpu"`` or ``"cuda"``.
+        cuda_timing: on CUDA, ``"events"`` (CUDA events around each module:
+            device time, no stalls) or ``"synchronize"`` (synchronise, then read
+            the host clock at every module boundary: exact but slower).
+        clock: host clock (tests pass a FakeClock).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        pre_transforms: Sequence[Callable[..., Any]] = (),
+        post_transforms: Sequence[Callable[..., Any]] = (),
+        *,
+        warmup: int = 0,
+        window: int = 100,
+        device: str = "auto",
+        cuda_timing: str = "events",
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        torch = _import_torch()
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        for argument, value in (
+            ("pre_transforms", pre_transforms),
+            ("post_transforms", post_transforms),
+        ):
+            if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+                raise TypeError(
+                    f"{argument} must be a list of callables, got {type(value).__name__}"
+                )
+        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+            raise ValueError(f"warmup must be a non-negative integer, got {warmup!r}")
+        check_positive_int(window, "window")
+        if device not in _DEVICES:
+            raise ValueError(f"device must be one of {', '.join(_DEVICES)}; got {device!r}")
+        if cuda_timing not in _CUDA_TIMINGS:
+            raise ValueError(
+                f"cuda_timing must be one of {', '.join(_CUDA_TIMINGS)}; got {cuda_timing!r}"
+            )
+        self.model = model
+        self._plan = plan_nodes(model, pre_transforms, post_transforms)
+        self._timer = self._choose_timer(torch, model, device, cuda_timing, clock)
+        labels = [info.qualified_name for info in self._plan.nodes]
+        self._log = CallLog(
+            len(self._plan.nodes), self._timer, window=window, warmup=warmup, labels=labels
+        )
+        self._undo: list[Callable[[], None]] = []
+        self._depth = 0
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _choose_timer(
+        torch: Any, model: Any, device: str, cuda_timing: str, clock: Clock
+    ) -> CallTimer:
+        if device == "auto":
+            on_cuda = any(p.is_cuda for p in model.parameters()) or any(
+                b.is_cuda for b in model.buffers()
+            )
+            device = "cuda" if on_cuda else "cpu"
+        if device == "cpu":
+            return HostTimer(clock)
+        if not torch.cuda.is_available():
+            raise ValueError("device='cuda' but torch.cuda.is_available() is False")
+        if cuda_timing == "synchronize":
+            return SyncedHostTimer(clock, torch.cuda.synchronize)
+        return CudaEventTimer(torch.cuda.Event)
+
+    @property
+    def device_timing(self) -> str:
+        """How module times are read: ``host``, ``cuda-events`` or ``cuda-synchronize``."""
+        if isinstance(self._timer, CudaEventTimer):
+            return "cuda-events"
+        if isinstance(self._timer, SyncedHostTimer):
+            return "cuda-synchronize"
+        return "host"
+
+    def __enter__(self) -> ModelTiming:
+        with self._lock:
+            if self._depth == 0:
+                self._undo = install(self._plan, self._log)
+            self._depth += 1
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        with self._lock:
+            self._depth -= 1
+            if self._depth == 0:
+                undo, self._undo = self._undo, []
+                for action in reversed(undo):
+                    action()
+
+    @property
+    def active(self) -> bool:
+        """True while inside the ``with`` block (instrumentation installed)."""
+        return self._depth > 0
+
+    @property
+    def timing_data(self) -> TimingNode:
+        """The whole timing tree now: ``Pipeline`` -> groups -> transforms and modules.
+
+        ``timing_data.total_time`` is the mean time of one pass (seconds): the
+        sum of the mean per-call times of the transforms and the model.
+        """
+        self._log.fold()
+        nodes = self._plan.nodes
+        built: list[TimingNode | None] = [None] * len(nodes)
+        children: dict[int, list[int]] = {}
+        for index, info in enumerate(nodes):
+            children.setdefault(info.parent, []).append(index)
+        for index in reversed(range(len(nodes))):  # children come after their parent
+            built[index] = self._node(
+                nodes[index],
+                index,
+                tuple(built[i] for i in children.get(index, ())),  # type: ignore[misc]
+            )
+        groups: list[TimingNode] = []
+        for group, class_name in _GROUPS:
+            members = tuple(
+                node
+                for index, node in enumerate(built)
+                if node is not None and nodes[index].parent == -1 and nodes[index].group == group
+            )
+            if group == "Model":
+                groups.extend(members)
+                continue
+            groups.append(_group(group, class_name, "group", members))
+        return _group("Pipeline", "PIPELINE", "pipeline", tuple(groups))
+
+    def _node(self, info: NodeInfo, index: int, children: tuple[TimingNode, ...]) -> TimingNode:
+        total, child, self_ = self._log.stats[index].snapshots()
+        return TimingNode(
+            name=info.name,
+            qualified_name=info.qualified_name,
+            class_name=info.class_name,
+            kind=info.kind,
+            times_run=total.count,
+            total_time=total.mean(),
+            child_time=child.mean(),
+            self_time=self_.mean(),
+            p50_time=total.median(),
+            p90_time=total.percentile(90.0),
+            p99_time=total.percentile(99.0),
+            children=children,
+        )
+
+    def summarize_table(self, sort_by: str = "self", limit: int | None = 20) -> str:
+        """A table of the timed nodes, sorted by ``sort_by`` (default: self time), ``limit`` rows.
+
+        ``sort_by`` is one of ``self``, ``total``, ``child``, ``calls``, ``p90``,
+        ``name``; ``limit=None`` shows every row.
+        """
+        return format_table(self.timing_data, sort_by=sort_by, limit=limit)
+
+    def summarize_tree(self, max_depth: int | None = None, min_share: float = 0.0) -> str:
+        """The timing tree, one line per node: ``name (class) took X.XXms (self: Y.YYms)``."""
+        return format_tree(self.timing_data, max_depth=max_depth, min_share=min_share)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The timing tree as JSON-ready data (see :meth:`TimingNode.from_dict`)."""
+        return self.timing_data.to_dict()
+
+    def to_json(self, indent: int | None = None) -> str:
+        """The timing tree as JSON text (see :meth:`TimingNode.from_json`)."""
+        return self.timing_data.to_json(indent=indent)
+
+    def __rich__(self) -> Any:
+        """The timing tree as a rich renderable (needs the ``rich`` package)."""
+        return self.timing_data.__rich__()
+
+    def __repr__(self) -> str:
+        state = "active" if self.active else "inactive"
+        return (
+            f"<ModelTiming {type(self.model).__name__} {state}, "
+            f"{len(self._plan.nodes)} nodes, {self.device_timing} timing>"
+        )
+
+
+def _group(name: str, class_name: str, kind: str, members: tuple[TimingNode, ...]) -> TimingNode:
+    """A node that only groups others: its time is the sum of theirs, its self time 0.
+
+    A sum of percentiles is no percentile, so a group has none (0.0).
+    """
+    total = sum(member.total_time for member in members)
+    return TimingNode(
+        name=name,
+        qualified_name=name,
+        class_name=class_name,
+        kind=kind,
+        times_run=max((member.times_run for member in members), default=0),
+        total_time=total,
+        child_time=total,
+        self_time=0.0,
+        children=members,
+    )
