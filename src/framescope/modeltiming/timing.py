@@ -92,6 +92,7 @@ class ModelTiming:
         cuda_timing: str = "events",
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self._depth = 0
         torch = _import_torch()
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -120,7 +121,6 @@ class ModelTiming:
             len(self._plan.nodes), self._timer, window=window, warmup=warmup, labels=labels
         )
         self._undo: list[Callable[[], None]] = []
-        self._depth = 0
         self._lock = threading.Lock()
 
     @staticmethod
