@@ -1,11 +1,10 @@
 """The call log behind ModelTiming: nested calls recorded cheaply, folded on demand.
 
-Each instrumented call opens a frame ``[node, start, end, children]`` on the
-calling thread's stack and closes it on return. Finished top-level frames wait
-in a list; folding walks them once, computes per call the total, child (the
-sum of the direct children's totals) and self time, and adds them to the
-node's statistics. A child that runs three times inside one parent call is
-charged three times to that one call; self time is clamped at zero.
+Each instrumented call opens a frame on the calling thread's stack and closes
+it on return. Per call it yields the total, the child time (the sum of the
+totals of the calls made directly inside it) and the self time (total - child,
+never negative), which are added to the node's statistics. A child that runs
+three times inside one parent call is charged three times to that one call.
 
 Readings come from a :class:`CallTimer`: the host clock on the CPU, CUDA
 events (or a synchronising host clock) on a GPU.
@@ -13,18 +12,20 @@ events (or a synchronising host clock) on a GPU.
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from framescope._buffers import take_prefix
 from framescope.clock import Clock
-from framescope.pipeline.events import EventRecorder, current_recorder
+from framescope.pipeline.events import RUNNING, current_recorder
 from framescope.stats import RollingStats, StatsSnapshot
 
 __all__ = ["CallLog", "CallTimer", "CudaEventTimer", "HostTimer", "NodeStats", "SyncedHostTimer"]
 
-_FOLD_AT = 1024
-"""Finished top-level calls kept before the log folds them (host timers only)."""
+_FOLD_AT = 256
+"""Top-level calls of a node after which a host-timed log folds (bounds its memory)."""
 
 
 class CallTimer(Protocol):
@@ -109,6 +110,12 @@ class NodeStats:
 class CallLog:
     """Records nested calls of numbered nodes from any thread and folds them.
 
+    :meth:`wrap` turns a callable into a timed one. With a host timer each
+    call's times are worked out when it returns (its total is added to the
+    caller's child time) and three numbers are appended; with a deferred
+    timer (CUDA events) the calls are kept as a tree of readings and resolved
+    when the log folds.
+
     Args:
         node_count: how many nodes (indices 0..node_count-1).
         timer: where readings come from.
@@ -131,14 +138,14 @@ class CallLog:
     ) -> None:
         self.stats = [NodeStats(window) for _ in range(node_count)]
         self._timer = timer
-        self._reading = timer.reading
         self._warmup = warmup
         self._root_calls = [0] * node_count
-        self._finished: list[list[Any]] = []
+        self._labels = list(labels) or [str(i) for i in range(node_count)]
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._labels = list(labels)
-        self.unbalanced = 0  # exits without a matching enter
+        # host: per node, flat (total_ns, child_ns) pairs of finished calls
+        self._node_results: list[list[int]] = [[] for _ in range(node_count)]
+        self._trees: list[list[Any]] = []  # deferred: finished top-level call trees
 
     def _stack(self) -> list[list[Any]]:
         try:
@@ -147,54 +154,105 @@ class CallLog:
             stack = self._local.stack = []
         return stack
 
-    def enter(self, node: int) -> None:
-        """A call of ``node`` starts on this thread."""
-        stack = self._stack()
-        recorder = current_recorder()
-        if recorder is not None and self._labels:
-            recorder.start(self._labels[node])
-        frame: list[Any] = [node, self._reading(), None, [], recorder]
-        if stack:
-            stack[-1][3].append(frame)
-        stack.append(frame)
-
-    def exit(self) -> None:
-        """The innermost open call on this thread returns."""
-        end = self._reading()
-        stack = self._stack()
-        if not stack:
-            self.unbalanced += 1
-            return
-        frame = stack.pop()
-        frame[2] = end
-        recorder: EventRecorder | None = frame[4]
-        if recorder is not None and self._labels:
-            recorder.end(self._labels[frame[0]])
-        if stack:
-            return
-        node = frame[0]
+    def _keep_root(self, node: int) -> bool:
+        """Count a top-level call of ``node``; False while it is still warming up."""
         self._root_calls[node] += 1
-        if self._root_calls[node] <= self._warmup:
-            return
-        self._finished.append(frame)
-        if len(self._finished) >= _FOLD_AT and not self._timer.deferred:
-            self.fold()
+        return self._root_calls[node] > self._warmup
+
+    def wrap(self, function: Callable[..., Any], node: int) -> Callable[..., Any]:
+        """A callable that runs ``function`` and records the call as one of ``node``."""
+        if self._timer.deferred:
+            return self._wrap_deferred(function, node)
+        return self._wrap_host(function, node)
+
+    def _wrap_host(self, function: Callable[..., Any], node: int) -> Callable[..., Any]:
+        # The hot path of model timing: per call two clock reads, one list.extend
+        # and the bookkeeping of the thread's stack of child-time accumulators
+        # (None marks a call left out during warm-up, and everything inside it).
+        local, now, label = self._local, self._timer.reading, self._labels[node]
+        results = self._node_results[node]
+        extend, keep_root, fold, running = results.extend, self._keep_root, self.fold, RUNNING
+        fold_at = 2 * _FOLD_AT
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            try:
+                stack = local.stack
+            except AttributeError:
+                stack = local.stack = []
+            counted = stack[-1] is not None if stack else keep_root(node)
+            stack.append(0 if counted else None)
+            recorder = running.recorder
+            if recorder is not None:
+                recorder.start(label)
+            start = now()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                total = now() - start
+                child = stack.pop()
+                if recorder is not None:
+                    recorder.end(label)
+                if child is not None:
+                    extend((total, child))
+                    if stack:
+                        stack[-1] += total
+                    elif len(results) >= fold_at:
+                        fold()
+
+        return timed
+
+    def _wrap_deferred(self, function: Callable[..., Any], node: int) -> Callable[..., Any]:
+        stack_of, reading, label = self._stack, self._timer.reading, self._labels[node]
+        trees, keep_root = self._trees, self._keep_root
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            stack = stack_of()
+            recorder = current_recorder()
+            if recorder is not None:
+                recorder.start(label)
+            # frame: [node, start reading, end reading, children]
+            frame: list[Any] = [node, reading(), None, []]
+            if stack:
+                stack[-1][3].append(frame)
+            stack.append(frame)
+            try:
+                return function(*args, **kwargs)
+            finally:
+                frame[2] = reading()
+                stack.pop()
+                if recorder is not None:
+                    recorder.end(label)
+                if not stack and keep_root(node):
+                    trees.append(frame)
+
+        return timed
 
     def fold(self) -> None:
-        """Fold every finished top-level call into the node statistics."""
+        """Fold every finished call into the node statistics."""
         with self._lock:
-            finished = self._finished[:]
-            del self._finished[: len(finished)]
-            for frame in finished:
-                self._fold_frame(frame)
+            for node, results in enumerate(self._node_results):
+                if results:
+                    self._fold_pairs(self.stats[node], take_prefix(results))
+            for tree in take_prefix(self._trees):
+                self._fold_tree(tree)
 
-    def _fold_frame(self, frame: list[Any]) -> int:
+    @staticmethod
+    def _fold_pairs(stats: NodeStats, pairs: list[int]) -> None:
+        totals, children = pairs[0::2], pairs[1::2]
+        selves = list(map(operator.sub, totals, children))
+        if min(selves) < 0:  # only a deferred or coarse clock can get here
+            selves = [max(0, value) for value in selves]
+        stats.total.extend(totals)
+        stats.child.extend(children)
+        stats.self.extend(selves)
+
+    def _fold_tree(self, frame: list[Any]) -> int:
         node, start, end, children = frame[0], frame[1], frame[2], frame[3]
         total = self._timer.elapsed_ns(start, end)
         child = 0
         for inner in children:
             if inner[2] is not None:  # a child still open cannot be timed
-                child += self._fold_frame(inner)
+                child += self._fold_tree(inner)
         stats = self.stats[node]
         stats.total.add(total)
         stats.child.add(child)

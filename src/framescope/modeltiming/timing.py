@@ -51,12 +51,12 @@ class ModelTiming:
         print(timing.summarize_table())
         print(timing.summarize_tree())
 
-    The block runs your code; ModelTiming only watches. Every submodule gets a
-    forward pre-hook and an always-called forward hook; transforms that are
-    modules get the same, objects with ``__call__`` get a timed subclass for
-    the block's duration, and plain functions are timed through their slot in
-    the list you passed. On leaving the block, even by an exception, all of it
-    is removed: the model has the same hooks, class and ``forward`` as before.
+    The block runs your code; ModelTiming only watches. Every submodule (and
+    every transform that is a module) gets a timed ``forward`` as an instance
+    attribute; objects with ``__call__`` get a timed subclass for the block's
+    duration, and plain functions are timed through their slot in the list
+    you passed. On leaving the block, even by an exception, all of it is
+    removed: the model has the same hooks, class and ``forward`` as before.
     Entering the same ModelTiming again while inside it instruments nothing
     more; leaving and entering again keeps adding to the same figures.
 

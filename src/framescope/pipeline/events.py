@@ -155,7 +155,14 @@ class PipelineEvent:
         )
 
 
-_running = threading.local()
+class _RunningStage(threading.local):
+    """Per thread: the recorder of the pipeline stage running there (None if none)."""
+
+    recorder: EventRecorder | None = None  # a class default: reading it never raises
+
+
+RUNNING = _RunningStage()
+"""``RUNNING.recorder`` is the recorder of the stage running on this thread, or None."""
 
 
 def current_recorder() -> EventRecorder | None:
@@ -164,13 +171,13 @@ def current_recorder() -> EventRecorder | None:
     Instrumentation that knows nothing of pipelines (model timing) sends its
     CUSTOM events here, so they nest under the stage's slice in the trace.
     """
-    return getattr(_running, "recorder", None)
+    return RUNNING.recorder
 
 
 def bind_recorder(recorder: EventRecorder | None) -> EventRecorder | None:
     """Make ``recorder`` this thread's current one; return the one it replaces."""
-    previous = getattr(_running, "recorder", None)
-    _running.recorder = recorder
+    previous = RUNNING.recorder
+    RUNNING.recorder = recorder
     return previous
 
 
