@@ -496,3 +496,93 @@ def test_module_calls_nest_under_the_stage_slice_in_the_pipeline_trace(tmp_path:
     assert state.duration_stats.average_micros_recent == pytest.approx(4_000)
     assert timing.timing_data.find("head").times_run == 3
     pipeline.cleanup()
+
+
+def test_a_transform_that_is_part_of_the_model_is_refused(clock: FakeClock) -> None:
+    model = Detector(clock)
+    with pytest.raises(ValueError, match="must not be the model or one of its submodules"):
+        ModelTiming(model, [model.head])
+    with pytest.raises(ValueError, match="must not be the model or one of its submodules"):
+        ModelTiming(model, [], [model])
+
+
+def test_long_runs_fold_in_batches_and_count_every_call(clock: FakeClock) -> None:
+    model = Detector(clock)
+    with ModelTiming(model, clock=clock, window=50) as timing:
+        run(model, 700)  # several folds on the way
+        inner = timing.timing_data.find("backbone.body.layer1.0.inner")
+        assert inner.times_run == 2100
+        run(model, 5)
+    data = timing.timing_data
+    assert data.find("Model").times_run == 705
+    assert data.find("backbone.body.layer1.0").child_time == pytest.approx(3 * MS)
+    assert data.find("Model").p99_time == pytest.approx(9.75 * MS)
+
+
+def test_deferred_device_timer_resolves_nested_calls_when_folding(clock: FakeClock) -> None:
+    """The CUDA-event path, with a stand-in event that reads the fake clock.
+
+    No GPU is available to the test suite; the stand-in checks that readings
+    are taken around each call and resolved, nested, only when the log folds.
+    """
+    from framescope.modeltiming.calls import CallLog, CudaEventTimer
+
+    class Event:
+        created = 0
+
+        def __init__(self, enable_timing: bool) -> None:
+            assert enable_timing
+            self.time: int | None = None
+            Event.created += 1
+
+        def record(self) -> None:
+            self.time = clock.monotonic_ns()
+
+        def synchronize(self) -> None:
+            assert self.time is not None
+
+        def elapsed_time(self, end: Event) -> float:
+            assert self.time is not None and end.time is not None
+            return (end.time - self.time) / 1e6  # milliseconds, as torch.cuda.Event
+
+    log = CallLog(2, CudaEventTimer(Event), warmup=1)
+
+    def leaf() -> None:
+        clock.advance(1 * MS)
+
+    timed_leaf = log.wrap(leaf, 1)
+
+    def parent() -> None:
+        for _ in range(3):
+            timed_leaf()
+        clock.advance(0.5 * MS)
+
+    timed_parent = log.wrap(parent, 0)
+    for _ in range(4):
+        timed_parent()
+    assert Event.created == 32
+    log.fold()
+    total, child, self_ = log.stats[0].snapshots()
+    assert total.count == 3  # the first call was warm-up
+    assert total.mean() == pytest.approx(3.5 * MS)
+    assert child.mean() == pytest.approx(3 * MS)
+    assert self_.mean() == pytest.approx(0.5 * MS)
+    assert log.stats[1].snapshots()[0].count == 9
+
+
+def test_the_example_runs() -> None:
+    import subprocess
+    import sys
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "model_timing.py"
+    result = subprocess.run(
+        [sys.executable, str(example), "--images", "6", "--batch", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert result.stdout.startswith("Pipeline time: ")
+    assert "backbone.body.layer1.0.conv1" in result.stdout
+    assert ". Model (TinyDetector) took" in result.stdout
+    assert ". Postprocessing (POSTPROCESSING) took" in result.stdout
