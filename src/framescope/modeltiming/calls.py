@@ -147,29 +147,40 @@ class CallLog:
         self._node_results: list[list[int]] = [[] for _ in range(node_count)]
         self._trees: list[list[Any]] = []  # deferred: finished top-level call trees
 
-    def _stack(self) -> list[list[Any]]:
+    def _frames(self) -> list[list[Any]]:
+        """This thread's stack of open deferred-timed calls."""
         try:
-            stack: list[list[Any]] = self._local.stack
+            frames: list[list[Any]] = self._local.frames
         except AttributeError:
-            stack = self._local.stack = []
-        return stack
+            frames = self._local.frames = []
+        return frames
 
     def _keep_root(self, node: int) -> bool:
         """Count a top-level call of ``node``; False while it is still warming up."""
         self._root_calls[node] += 1
         return self._root_calls[node] > self._warmup
 
-    def wrap(self, function: Callable[..., Any], node: int) -> Callable[..., Any]:
-        """A callable that runs ``function`` and records the call as one of ``node``."""
-        if self._timer.deferred:
-            return self._wrap_deferred(function, node)
-        return self._wrap_host(function, node)
+    def wrap(
+        self, function: Callable[..., Any], node: int, timer: CallTimer | None = None
+    ) -> Callable[..., Any]:
+        """A callable that runs ``function`` and records the call as one of ``node``.
 
-    def _wrap_host(self, function: Callable[..., Any], node: int) -> Callable[..., Any]:
+        ``timer`` overrides the log's timer for this node (a transform that
+        runs on the host inside a CUDA-timed model, say). Child time counts
+        the calls inside that were timed by the same kind of timer.
+        """
+        timer = timer or self._timer
+        if timer.deferred:
+            return self._wrap_deferred(function, node, timer)
+        return self._wrap_host(function, node, timer)
+
+    def _wrap_host(
+        self, function: Callable[..., Any], node: int, timer: CallTimer
+    ) -> Callable[..., Any]:
         # The hot path of model timing: per call two clock reads, one list.extend
         # and the bookkeeping of the thread's stack of child-time accumulators
         # (None marks a call left out during warm-up, and everything inside it).
-        local, now, label = self._local, self._timer.reading, self._labels[node]
+        local, now, label = self._local, timer.reading, self._labels[node]
         results = self._node_results[node]
         extend, keep_root, fold, running = results.extend, self._keep_root, self.fold, RUNNING
         fold_at = 2 * _FOLD_AT
@@ -201,8 +212,10 @@ class CallLog:
 
         return timed
 
-    def _wrap_deferred(self, function: Callable[..., Any], node: int) -> Callable[..., Any]:
-        stack_of, reading, label = self._stack, self._timer.reading, self._labels[node]
+    def _wrap_deferred(
+        self, function: Callable[..., Any], node: int, timer: CallTimer
+    ) -> Callable[..., Any]:
+        stack_of, reading, label = self._frames, timer.reading, self._labels[node]
         trees, keep_root = self._trees, self._keep_root
 
         def timed(*args: Any, **kwargs: Any) -> Any:
@@ -210,8 +223,8 @@ class CallLog:
             recorder = current_recorder()
             if recorder is not None:
                 recorder.start(label)
-            # frame: [node, start reading, end reading, children]
-            frame: list[Any] = [node, reading(), None, []]
+            # frame: [node, start reading, end reading, children, timer]
+            frame: list[Any] = [node, reading(), None, [], timer]
             if stack:
                 stack[-1][3].append(frame)
             stack.append(frame)
@@ -247,8 +260,8 @@ class CallLog:
         stats.self.extend(selves)
 
     def _fold_tree(self, frame: list[Any]) -> int:
-        node, start, end, children = frame[0], frame[1], frame[2], frame[3]
-        total = self._timer.elapsed_ns(start, end)
+        node, start, end, children, timer = frame
+        total: int = timer.elapsed_ns(start, end)
         child = 0
         for inner in children:
             if inner[2] is not None:  # a child still open cannot be timed

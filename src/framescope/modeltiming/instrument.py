@@ -22,7 +22,7 @@ from collections.abc import Callable, MutableSequence, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from framescope.modeltiming.calls import CallLog
+from framescope.modeltiming.calls import CallLog, CallTimer
 
 __all__ = ["NodeInfo", "Plan", "install", "plan_nodes"]
 
@@ -129,11 +129,13 @@ def plan_nodes(
     return Plan(tuple(nodes), tuple(slots))
 
 
-def _replace_forward(module: Any, node: int, log: CallLog) -> Callable[[], None]:
+def _replace_forward(
+    module: Any, node: int, log: CallLog, timer: CallTimer | None
+) -> Callable[[], None]:
     """Give ``module`` a timed ``forward`` as an instance attribute; return the undo."""
     had_own = "forward" in module.__dict__
     original = module.__dict__.get("forward")
-    module.forward = functools.wraps(module.forward)(log.wrap(module.forward, node))
+    module.forward = functools.wraps(module.forward)(log.wrap(module.forward, node, timer))
 
     def restore() -> None:
         if had_own:
@@ -144,12 +146,14 @@ def _replace_forward(module: Any, node: int, log: CallLog) -> Callable[[], None]
     return restore
 
 
-def _swap_class(target: Any, node: int, log: CallLog) -> Callable[[], None] | None:
+def _swap_class(
+    target: Any, node: int, log: CallLog, timer: CallTimer | None
+) -> Callable[[], None] | None:
     """Give ``target`` a timed ``__call__`` by swapping its class; None if impossible."""
     original = type(target)
     if isinstance(target, (types.FunctionType, types.BuiltinFunctionType, types.MethodType)):
         return None
-    timed = log.wrap(original.__call__, node)
+    timed = log.wrap(original.__call__, node, timer)
 
     def timed_call(self: Any, *args: Any, **kwargs: Any) -> Any:
         return timed(self, *args, **kwargs)
@@ -167,16 +171,23 @@ def _swap_class(target: Any, node: int, log: CallLog) -> Callable[[], None] | No
     return restore
 
 
-def install(plan: Plan, log: CallLog) -> list[Callable[[], None]]:
-    """Instrument every node of ``plan``; return the undo actions (run them in reverse)."""
+def install(
+    plan: Plan, log: CallLog, timers: Sequence[CallTimer | None] = ()
+) -> list[Callable[[], None]]:
+    """Instrument every node of ``plan``; return the undo actions (run them in reverse).
+
+    ``timers`` gives a node its own timer (None: the log's).
+    """
     undo: list[Callable[[], None]] = []
+    node_timers = list(timers) or [None] * len(plan.nodes)
     try:
         for index, info in enumerate(plan.nodes):
             if info.target is not None:
-                undo.append(_replace_forward(info.target, index, log))
+                undo.append(_replace_forward(info.target, index, log, node_timers[index]))
         for node, container, position in plan.transform_slots:
             transform = container[position]
-            restore = _swap_class(transform, node, log)
+            timer = node_timers[node]
+            restore = _swap_class(transform, node, log, timer)
             if restore is not None:
                 undo.append(restore)
                 continue
@@ -186,7 +197,7 @@ def install(plan: Plan, log: CallLog) -> list[Callable[[], None]]:
                     "inside a list (its slot holds a timed wrapper during the block); pass the "
                     "transforms as a list"
                 )
-            container[position] = functools.wraps(transform)(log.wrap(transform, node))
+            container[position] = functools.wraps(transform)(log.wrap(transform, node, timer))
             undo.append(functools.partial(container.__setitem__, position, transform))
     except BaseException:
         for action in reversed(undo):

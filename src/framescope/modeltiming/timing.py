@@ -77,6 +77,9 @@ class ModelTiming:
         cuda_timing: on CUDA, ``"events"`` (CUDA events around each module:
             device time, no stalls) or ``"synchronize"`` (synchronise, then read
             the host clock at every module boundary: exact but slower).
+            Transforms are timed on the host clock unless they are modules on
+            a CUDA device. The nested slices in a pipeline trace are always
+            host time.
         clock: host clock (tests pass a FakeClock).
     """
 
@@ -116,6 +119,14 @@ class ModelTiming:
         self.model = model
         self._plan = plan_nodes(model, pre_transforms, post_transforms)
         self._timer = self._choose_timer(torch, model, device, cuda_timing, clock)
+        host = HostTimer(clock)
+        # Transforms run on the host unless they are modules living on a CUDA device.
+        self._node_timers: list[CallTimer | None] = [
+            host
+            if info.kind != "model" and info.group != "Model" and not _on_cuda(info.target)
+            else None
+            for info in self._plan.nodes
+        ]
         labels = [info.qualified_name for info in self._plan.nodes]
         self._log = CallLog(
             len(self._plan.nodes), self._timer, window=window, warmup=warmup, labels=labels
@@ -128,10 +139,7 @@ class ModelTiming:
         torch: Any, model: Any, device: str, cuda_timing: str, clock: Clock
     ) -> CallTimer:
         if device == "auto":
-            on_cuda = any(p.is_cuda for p in model.parameters()) or any(
-                b.is_cuda for b in model.buffers()
-            )
-            device = "cuda" if on_cuda else "cpu"
+            device = "cuda" if _on_cuda(model) else "cpu"
         if device == "cpu":
             return HostTimer(clock)
         if not torch.cuda.is_available():
@@ -152,7 +160,7 @@ class ModelTiming:
     def __enter__(self) -> ModelTiming:
         with self._lock:
             if self._depth == 0:
-                self._undo = install(self._plan, self._log)
+                self._undo = install(self._plan, self._log, self._node_timers)
             self._depth += 1
         return self
 
@@ -253,6 +261,13 @@ class ModelTiming:
             f"<ModelTiming {type(self.model).__name__} {state}, "
             f"{len(self._plan.nodes)} nodes, {self.device_timing} timing>"
         )
+
+
+def _on_cuda(target: Any) -> bool:
+    """True for a module with a parameter or buffer on a CUDA device."""
+    if target is None:
+        return False
+    return any(p.is_cuda for p in target.parameters()) or any(b.is_cuda for b in target.buffers())
 
 
 def _group(name: str, class_name: str, kind: str, members: tuple[TimingNode, ...]) -> TimingNode:
