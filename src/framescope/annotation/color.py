@@ -1,0 +1,188 @@
+"""Colours for annotations: RGB with alpha, parsed from the forms people write."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+__all__ = ["Color", "ColorMap", "HTMLColors"]
+
+
+def _channel(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"Color {name} must be an integer 0-255, got {value!r}")
+    if not 0 <= value <= 255:
+        raise ValueError(f"Color {name} must be between 0 and 255, got {value}")
+    return value
+
+
+def _alpha(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"Color alpha must be a number between 0 and 1, got {value!r}")
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise ValueError(f"Color alpha must be between 0 and 1, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Color:
+    """An RGB colour, channels 0-255, with ``alpha`` from 0 (invisible) to 1 (opaque)."""
+
+    r: int
+    g: int
+    b: int
+    alpha: float = 1.0
+
+    def __post_init__(self) -> None:
+        _channel(self.r, "r")
+        _channel(self.g, "g")
+        _channel(self.b, "b")
+        object.__setattr__(self, "alpha", _alpha(self.alpha))
+
+    @classmethod
+    def from_hex(cls, value: str | int) -> Color:
+        """From ``"#ff8800"``, ``"ff8800"``, ``"#f80"`` or an int ``0xff8800``."""
+        if isinstance(value, bool):
+            raise TypeError(f"a hex colour must be a string or an int, got {value!r}")
+        if isinstance(value, int):
+            if not 0 <= value <= 0xFFFFFF:
+                raise ValueError(f"a hex colour int must be 0 to 0xFFFFFF, got {value:#x}")
+            return cls((value >> 16) & 0xFF, (value >> 8) & 0xFF, value & 0xFF)
+        if not isinstance(value, str):
+            raise TypeError(f"a hex colour must be a string or an int, got {value!r}")
+        digits = value.strip().removeprefix("#")
+        if len(digits) == 3:
+            digits = "".join(c * 2 for c in digits)
+        try:
+            if len(digits) != 6:
+                raise ValueError
+            number = int(digits, 16)
+        except ValueError:
+            raise ValueError(f"not a hex colour: {value!r} (use '#rrggbb' or '#rgb')") from None
+        return cls.from_hex(number)
+
+    @classmethod
+    def from_value(cls, value: Any) -> Color:
+        """From a Color, a hex string or int, an ``(r, g, b[, alpha])`` sequence, or a
+        mapping with ``r``, ``g``, ``b`` and optionally ``alpha`` (or ``a``)."""
+        if isinstance(value, Color):
+            return value
+        if isinstance(value, (str, int)) and not isinstance(value, bool):
+            return cls.from_hex(value)
+        if isinstance(value, Mapping):
+            missing = [k for k in ("r", "g", "b") if k not in value]
+            if missing:
+                raise ValueError(f"a colour mapping needs r, g and b; {missing} missing")
+            alpha = value.get("alpha", value.get("a", 1.0))
+            return cls(value["r"], value["g"], value["b"], alpha)
+        if isinstance(value, Sequence) and len(value) in (3, 4):
+            return cls(*value)
+        raise ValueError(
+            f"cannot make a Color of {value!r}: give a Color, '#rrggbb', an int, "
+            "(r, g, b[, alpha]) or {'r', 'g', 'b'[, 'alpha']}"
+        )
+
+    @classmethod
+    def from_id(cls, identifier: int | str, salt: str = "salt") -> Color:
+        """A stable colour for a class or track id (the same id always gives the same colour)."""
+        digest = hashlib.md5(f"{salt}{identifier}".encode(), usedforsecurity=False).digest()
+        return cls(digest[0], digest[1], digest[2])
+
+    def brightness(self, factor: float) -> Color:
+        """This colour scaled by ``factor`` (> 1 brighter, < 1 darker), clipped to 255."""
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor < 0:
+            raise ValueError(f"brightness factor must be a non-negative number, got {factor!r}")
+
+        def scale(channel: int) -> int:
+            return min(255, round(channel * factor))
+
+        return Color(scale(self.r), scale(self.g), scale(self.b), self.alpha)
+
+    def with_alpha(self, alpha: float) -> Color:
+        """This colour with another alpha."""
+        return Color(self.r, self.g, self.b, alpha)
+
+    @property
+    def hex(self) -> str:
+        """``"#rrggbb"``."""
+        return f"#{self.r:02x}{self.g:02x}{self.b:02x}"
+
+    @property
+    def bgr(self) -> tuple[int, int, int]:
+        """(b, g, r), the channel order of OpenCV images."""
+        return self.b, self.g, self.r
+
+    @property
+    def rgb(self) -> tuple[int, int, int]:
+        """(r, g, b)."""
+        return self.r, self.g, self.b
+
+
+class ColorMap:
+    """A named palette; subclasses fill :attr:`colors`."""
+
+    colors: ClassVar[Mapping[str, Color]] = {}
+
+    @classmethod
+    def from_name(cls, name: str) -> Color:
+        """The colour called ``name`` (case-insensitive); KeyError names the choices."""
+        try:
+            return cls.colors[name.lower()]
+        except KeyError:
+            raise KeyError(
+                f"no colour called {name!r} in {cls.__name__}; choose from {', '.join(cls.colors)}"
+            ) from None
+
+    @classmethod
+    def as_list(cls) -> list[Color]:
+        """The palette's colours in order."""
+        return list(cls.colors.values())
+
+    @classmethod
+    def color_from_id(cls, identifier: int) -> Color:
+        """The palette's colour for an integer id (cycling through the palette)."""
+        colors = cls.as_list()
+        return colors[identifier % len(colors)]
+
+
+class HTMLColors(ColorMap):
+    """The 16 basic HTML colours, with their standard values."""
+
+    WHITE = Color(255, 255, 255)
+    SILVER = Color(192, 192, 192)
+    GRAY = Color(128, 128, 128)
+    BLACK = Color(0, 0, 0)
+    RED = Color(255, 0, 0)
+    MAROON = Color(128, 0, 0)
+    YELLOW = Color(255, 255, 0)
+    OLIVE = Color(128, 128, 0)
+    LIME = Color(0, 255, 0)
+    GREEN = Color(0, 128, 0)
+    AQUA = Color(0, 255, 255)
+    TEAL = Color(0, 128, 128)
+    BLUE = Color(0, 0, 255)
+    NAVY = Color(0, 0, 128)
+    FUCHSIA = Color(255, 0, 255)
+    PURPLE = Color(128, 0, 128)
+
+    colors: ClassVar[Mapping[str, Color]] = {
+        "white": WHITE,
+        "silver": SILVER,
+        "gray": GRAY,
+        "black": BLACK,
+        "red": RED,
+        "maroon": MAROON,
+        "yellow": YELLOW,
+        "olive": OLIVE,
+        "lime": LIME,
+        "green": GREEN,
+        "aqua": AQUA,
+        "teal": TEAL,
+        "blue": BLUE,
+        "navy": NAVY,
+        "fuchsia": FUCHSIA,
+        "purple": PURPLE,
+    }

@@ -1,0 +1,241 @@
+"""Drawing on OpenCV images (numpy arrays, BGR)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from framescope.annotation.annotations import (
+    HorizontalAnchor,
+    LabelAnnotation,
+    LineAnnotation,
+    MarkerAnnotation,
+    MarkerStyle,
+    PolyLineAnnotation,
+    RectAnnotation,
+    VerticalAnchor,
+)
+from framescope.annotation.color import Color
+from framescope.annotation.driver import AnnotationDriverBase
+from framescope.annotation.geometry import Point
+
+__all__ = ["OpenCVImageAnnotationDriver"]
+
+Drawer = Callable[[Any, int, int], None]
+"""Draws opaquely on an image whose origin is at pixel (ox, oy) of the frame."""
+
+
+def import_cv2() -> Any:
+    """The cv2 module, or an ImportError naming the extra to install."""
+    try:
+        return importlib.import_module("cv2")
+    except ImportError as error:
+        raise ImportError(
+            "the OpenCV driver needs OpenCV: pip install 'framescope[opencv]'"
+        ) from error
+
+
+class OpenCVImageAnnotationDriver(AnnotationDriverBase):
+    """Draws on a numpy image (H x W x 3 BGR, H x W x 4 BGRA or H x W gray, uint8), in place.
+
+    A colour with alpha < 1 is blended over the region the annotation covers
+    only (its bounding box plus the line width), never over a copy of the
+    whole frame. Text scales with the image: ``size=1`` is font scale 1 on a
+    400-pixel-high image.
+    """
+
+    IMG_HEIGHT_FOR_UNIT_FONT_SCALE = 400
+    MARKER_SIZE_AT_UNIT = 20  # pixels on a 400-pixel-high image
+
+    def __init__(self, parent_logger: Any = None) -> None:
+        super().__init__(parent_logger)
+        cv2 = self._cv2 = import_cv2()
+        self._np = importlib.import_module("numpy")
+        self.DEFAULT_FONT = cv2.FONT_HERSHEY_PLAIN
+        self._markers = {
+            MarkerStyle.CROSS: cv2.MARKER_CROSS,
+            MarkerStyle.TILTED_CROSS: cv2.MARKER_TILTED_CROSS,
+            MarkerStyle.STAR: cv2.MARKER_STAR,
+            MarkerStyle.DIAMOND: cv2.MARKER_DIAMOND,
+            MarkerStyle.SQUARE: cv2.MARKER_SQUARE,
+            MarkerStyle.TRIANGLE_UP: cv2.MARKER_TRIANGLE_UP,
+            MarkerStyle.TRIANGLE_DOWN: cv2.MARKER_TRIANGLE_DOWN,
+        }
+
+    def check_context(self, context: Any) -> None:
+        """The context must be a uint8 numpy image with 1, 3 or 4 channels."""
+        np = self._np
+        if not isinstance(context, np.ndarray):
+            raise TypeError(f"context must be a numpy image, got {type(context).__name__}")
+        shape_ok = context.ndim == 2 or (context.ndim == 3 and context.shape[2] in (1, 3, 4))
+        if context.dtype != np.uint8 or not shape_ok:
+            raise TypeError(
+                "context must be a uint8 image of shape (H, W), (H, W, 3) or (H, W, 4); "
+                f"got {context.dtype} {context.shape}"
+            )
+
+    # -- helpers ------------------------------------------------------------------
+
+    @staticmethod
+    def scale(point: Point, context: Any) -> tuple[int, int]:
+        """Pixel coordinates of a normalised point on ``context`` (clipped to the image)."""
+        height, width = context.shape[:2]
+        return Point.from_value(point).to_pixels(width, height)
+
+    @staticmethod
+    def _ink(color: Color, context: Any) -> tuple[int, ...]:
+        if context.ndim == 2 or context.shape[2] == 1:
+            return (round(0.299 * color.r + 0.587 * color.g + 0.114 * color.b),)
+        if context.shape[2] == 4:
+            return color.b, color.g, color.r, 255
+        return color.bgr
+
+    def _paint(
+        self, image: Any, box: tuple[int, int, int, int], alpha: float, draw: Drawer
+    ) -> None:
+        """Draw with ``draw``; blend at ``alpha`` over ``box`` (x0, y0, x1, y1) only."""
+        if alpha <= 0.0:
+            return
+        if alpha >= 1.0:
+            draw(image, 0, 0)
+            return
+        height, width = image.shape[:2]
+        x0, y0 = max(box[0], 0), max(box[1], 0)
+        x1, y1 = min(box[2], width), min(box[3], height)
+        if x1 <= x0 or y1 <= y0:
+            return
+        region = image[y0:y1, x0:x1]
+        overlay = region.copy()
+        draw(overlay, x0, y0)
+        self._cv2.addWeighted(overlay, alpha, region, 1.0 - alpha, 0.0, dst=region)
+
+    # -- annotations ----------------------------------------------------------------
+
+    def add_rect(self, rect: RectAnnotation, context: Any) -> None:
+        """Draw a rectangle (filled first when it has a fill colour)."""
+        cv2 = self._cv2
+        x0, y0 = self.scale(rect.rect.pt_min, context)
+        x1, y1 = self.scale(rect.rect.pt_max, context)
+        t = rect.thickness
+        box = (x0 - t, y0 - t, x1 + t + 1, y1 + t + 1)
+        if rect.fill_color is not None:
+            fill = self._ink(rect.fill_color, context)
+
+            def draw_fill(img: Any, ox: int, oy: int) -> None:
+                cv2.rectangle(img, (x0 - ox, y0 - oy), (x1 - ox, y1 - oy), fill, -1)
+
+            self._paint(context, box, rect.fill_color.alpha, draw_fill)
+        color = rect.color or self.DEFAULT_COLOR
+        ink = self._ink(color, context)
+
+        def draw(img: Any, ox: int, oy: int) -> None:
+            cv2.rectangle(img, (x0 - ox, y0 - oy), (x1 - ox, y1 - oy), ink, t)
+
+        self._paint(context, box, color.alpha, draw)
+
+    def text_geometry(
+        self, label: LabelAnnotation, context: Any
+    ) -> tuple[int, int, int, int, int, float, int]:
+        """Where a label goes: (org x, org y, width, height, baseline, font scale, thickness)."""
+        height = context.shape[0]
+        scale = height / self.IMG_HEIGHT_FOR_UNIT_FONT_SCALE * label.size
+        thickness = max(int(scale), 1)
+        (text_w, text_h), baseline = self._cv2.getTextSize(
+            label.text, self.DEFAULT_FONT, scale, thickness
+        )
+        x, y = self.scale(label.point, context)
+        if label.horizontal_anchor is HorizontalAnchor.CENTER:
+            x -= text_w // 2
+        elif label.horizontal_anchor is HorizontalAnchor.RIGHT:
+            x -= text_w
+        if label.vertical_anchor is VerticalAnchor.TOP:
+            y += text_h
+        elif label.vertical_anchor is VerticalAnchor.CENTER:
+            y += text_h // 2
+        elif label.vertical_anchor is VerticalAnchor.BOTTOM:
+            y -= baseline
+        return x, y, text_w, text_h, baseline, scale, thickness
+
+    def add_label(self, label: LabelAnnotation, context: Any) -> None:
+        """Draw a label, placed by its anchors."""
+        cv2 = self._cv2
+        x, y, text_w, text_h, baseline, scale, thickness = self.text_geometry(label, context)
+        color = label.color or self.DEFAULT_COLOR
+        ink, font, text = self._ink(color, context), self.DEFAULT_FONT, label.text
+        box = (
+            x - thickness,
+            y - text_h - thickness,
+            x + text_w + thickness,
+            y + baseline + thickness,
+        )
+
+        def draw(img: Any, ox: int, oy: int) -> None:
+            cv2.putText(img, text, (x - ox, y - oy), font, scale, ink, thickness, cv2.LINE_AA)
+
+        self._paint(context, box, color.alpha, draw)
+
+    def add_marker(self, marker: MarkerAnnotation, context: Any) -> None:
+        """Draw a marker of the named style."""
+        cv2 = self._cv2
+        height = context.shape[0]
+        size = max(
+            3,
+            round(
+                self.MARKER_SIZE_AT_UNIT
+                * marker.size
+                * height
+                / self.IMG_HEIGHT_FOR_UNIT_FONT_SCALE
+            ),
+        )
+        thickness = max(1, size // 10)
+        x, y = self.scale(marker.point, context)
+        color = marker.color or self.DEFAULT_COLOR
+        ink, kind = self._ink(color, context), self._markers[marker.style]
+        reach = size // 2 + thickness + 1
+        box = (x - reach, y - reach, x + reach + 1, y + reach + 1)
+
+        def draw(img: Any, ox: int, oy: int) -> None:
+            cv2.drawMarker(img, (x - ox, y - oy), ink, kind, size, thickness)
+
+        self._paint(context, box, color.alpha, draw)
+
+    def add_line(self, line: LineAnnotation, context: Any) -> None:
+        """Draw a line segment."""
+        cv2 = self._cv2
+        x0, y0 = self.scale(line.line.pt1, context)
+        x1, y1 = self.scale(line.line.pt2, context)
+        t = line.thickness
+        color = line.color or self.DEFAULT_COLOR
+        ink = self._ink(color, context)
+        box = (min(x0, x1) - t, min(y0, y1) - t, max(x0, x1) + t + 1, max(y0, y1) + t + 1)
+
+        def draw(img: Any, ox: int, oy: int) -> None:
+            cv2.line(img, (x0 - ox, y0 - oy), (x1 - ox, y1 - oy), ink, t, cv2.LINE_AA)
+
+        self._paint(context, box, color.alpha, draw)
+
+    def add_polyline(self, polyline: PolyLineAnnotation, context: Any) -> None:
+        """Draw a polyline; a fill colour fills the polygon first."""
+        cv2, np = self._cv2, self._np
+        points = np.array(
+            [self.scale(point, context) for point in polyline.polyline.points], dtype=np.int32
+        )
+        t = polyline.thickness
+        x0, y0 = points.min(axis=0)
+        x1, y1 = points.max(axis=0)
+        box = (int(x0) - t, int(y0) - t, int(x1) + t + 1, int(y1) + t + 1)
+        if polyline.fill_color is not None:
+            fill = self._ink(polyline.fill_color, context)
+
+            def draw_fill(img: Any, ox: int, oy: int) -> None:
+                cv2.fillPoly(img, [points - (ox, oy)], fill)
+
+            self._paint(context, box, polyline.fill_color.alpha, draw_fill)
+        color = polyline.color or self.DEFAULT_COLOR
+        ink, closed = self._ink(color, context), polyline.polyline.closed
+
+        def draw(img: Any, ox: int, oy: int) -> None:
+            cv2.polylines(img, [points - (ox, oy)], closed, ink, t, cv2.LINE_AA)
+
+        self._paint(context, box, color.alpha, draw)
