@@ -121,7 +121,9 @@ def main() -> int:
     print(f"{BOXES} labelled boxes, alpha 0.5, {WIDTH}x{HEIGHT}, OpenCV {cv2.__version__}")
     print(f"best of {args.rounds} rounds x {args.frames} frames\n")
     for name, seconds in best.items():
-        print(f"{name:>18}: {seconds * 1e3:8.2f} ms/frame  {seconds / best['bare OpenCV']:6.2f}x bare")
+        print(
+            f"{name:>18}: {seconds * 1e3:8.2f} ms/frame  {seconds / best['bare OpenCV']:6.2f}x bare"
+        )
     ratio = best["framescope"] / best["bare OpenCV"]
     ok = ratio <= 1.5 and best["framescope"] < best["full-frame blends"] / 10
     print(f"\nframescope / bare OpenCV = {ratio:.2f} (target <= 1.5): {'ok' if ok else 'MISSED'}")
