@@ -62,7 +62,8 @@ def bare_opencv(frame: Any, boxes: list[BoundingBoxAnnotation]) -> None:
     for box in boxes:
         x0, y0 = int(box.rectangle.pt_min.x * WIDTH), int(box.rectangle.pt_min.y * HEIGHT)
         x1, y1 = int(box.rectangle.pt_max.x * WIDTH), int(box.rectangle.pt_max.y * HEIGHT)
-        assert box.color is not None and box.top_label is not None
+        assert box.color is not None
+        assert box.top_label is not None
         color = box.color.bgr
         cv2.rectangle(overlay, (x0, y0), (x1, y1), color, 1)
         cv2.putText(
@@ -78,7 +79,8 @@ def full_frame_per_annotation(frame: Any, boxes: list[BoundingBoxAnnotation]) ->
     for box in boxes:
         x0, y0 = int(box.rectangle.pt_min.x * WIDTH), int(box.rectangle.pt_min.y * HEIGHT)
         x1, y1 = int(box.rectangle.pt_max.x * WIDTH), int(box.rectangle.pt_max.y * HEIGHT)
-        assert box.color is not None and box.top_label is not None
+        assert box.color is not None
+        assert box.top_label is not None
         color = box.color.bgr
         overlay = frame.copy()
         cv2.rectangle(overlay, (x0, y0), (x1, y1), color, 1)
