@@ -54,41 +54,38 @@ def make_boxes(seed: int = 0) -> list[BoundingBoxAnnotation]:
     return boxes
 
 
+def box_in_pixels(box: BoundingBoxAnnotation) -> tuple[int, int, int, int, Any, str]:
+    """(x0, y0, x1, y1, BGR colour, label) of a box on the frame."""
+    x0, y0 = int(box.rectangle.pt_min.x * WIDTH), int(box.rectangle.pt_min.y * HEIGHT)
+    x1, y1 = int(box.rectangle.pt_max.x * WIDTH), int(box.rectangle.pt_max.y * HEIGHT)
+    assert box.color is not None
+    assert box.top_label is not None
+    return x0, y0, x1, y1, box.color.bgr, box.top_label
+
+
+SCALE = HEIGHT / 400  # the driver's font scale on this frame
+THICKNESS = max(int(SCALE), 1)
+
+
 def bare_opencv(frame: Any, boxes: list[BoundingBoxAnnotation]) -> None:
     """Every box and label on one overlay, then one full-frame blend."""
     overlay = frame.copy()
-    scale = HEIGHT / 400
-    thickness = max(int(scale), 1)
     for box in boxes:
-        x0, y0 = int(box.rectangle.pt_min.x * WIDTH), int(box.rectangle.pt_min.y * HEIGHT)
-        x1, y1 = int(box.rectangle.pt_max.x * WIDTH), int(box.rectangle.pt_max.y * HEIGHT)
-        assert box.color is not None
-        assert box.top_label is not None
-        color = box.color.bgr
+        x0, y0, x1, y1, color, label = box_in_pixels(box)
         cv2.rectangle(overlay, (x0, y0), (x1, y1), color, 1)
-        cv2.putText(
-            overlay, box.top_label, (x0, y0 - 2), cv2.FONT_HERSHEY_PLAIN, scale, color, thickness
-        )
+        cv2.putText(overlay, label, (x0, y0 - 2), cv2.FONT_HERSHEY_PLAIN, SCALE, color, THICKNESS)
     cv2.addWeighted(overlay, 0.5, frame, 0.5, 0.0, dst=frame)
 
 
 def full_frame_per_annotation(frame: Any, boxes: list[BoundingBoxAnnotation]) -> None:
     """A copy and a blend of the whole frame for each rectangle and each label."""
-    scale = HEIGHT / 400
-    thickness = max(int(scale), 1)
     for box in boxes:
-        x0, y0 = int(box.rectangle.pt_min.x * WIDTH), int(box.rectangle.pt_min.y * HEIGHT)
-        x1, y1 = int(box.rectangle.pt_max.x * WIDTH), int(box.rectangle.pt_max.y * HEIGHT)
-        assert box.color is not None
-        assert box.top_label is not None
-        color = box.color.bgr
+        x0, y0, x1, y1, color, label = box_in_pixels(box)
         overlay = frame.copy()
         cv2.rectangle(overlay, (x0, y0), (x1, y1), color, 1)
         cv2.addWeighted(overlay, 0.5, frame, 0.5, 0.0, dst=frame)
         overlay = frame.copy()
-        cv2.putText(
-            overlay, box.top_label, (x0, y0 - 2), cv2.FONT_HERSHEY_PLAIN, scale, color, thickness
-        )
+        cv2.putText(overlay, label, (x0, y0 - 2), cv2.FONT_HERSHEY_PLAIN, SCALE, color, THICKNESS)
         cv2.addWeighted(overlay, 0.5, frame, 0.5, 0.0, dst=frame)
 
 

@@ -112,6 +112,15 @@ class Point:
         raise ValueError(f"cannot make a Point of {value!r}: give (x, y), {{'x', 'y'}} or a Point")
 
 
+def _two_points(value: Any, kind: str) -> tuple[Point, Point]:
+    """Two points from a pair of point values or a ``{"pt1", "pt2"}`` mapping."""
+    if isinstance(value, Mapping) and "pt1" in value and "pt2" in value:
+        return Point.from_value(value["pt1"]), Point.from_value(value["pt2"])
+    if isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2:
+        return Point.from_value(value[0]), Point.from_value(value[1])
+    raise ValueError(f"cannot make a {kind} of {value!r}: give two points")
+
+
 @dataclass(frozen=True)
 class Line:
     """A line segment from ``pt1`` to ``pt2``."""
@@ -143,11 +152,7 @@ class Line:
         """A Line from a Line, a pair of points or a ``{"pt1", "pt2"}`` mapping."""
         if isinstance(value, Line):
             return value
-        if isinstance(value, Mapping) and "pt1" in value and "pt2" in value:
-            return cls(Point.from_value(value["pt1"]), Point.from_value(value["pt2"]))
-        if isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2:
-            return cls(Point.from_value(value[0]), Point.from_value(value[1]))
-        raise ValueError(f"cannot make a Line of {value!r}: give two points")
+        return cls(*_two_points(value, "Line"))
 
 
 @dataclass(frozen=True)
@@ -187,11 +192,7 @@ class Rectangle:
         """A Rectangle from a Rectangle, a pair of points or a ``{"pt1", "pt2"}`` mapping."""
         if isinstance(value, Rectangle):
             return value
-        if isinstance(value, Mapping) and "pt1" in value and "pt2" in value:
-            return cls(Point.from_value(value["pt1"]), Point.from_value(value["pt2"]))
-        if isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2:
-            return cls(Point.from_value(value[0]), Point.from_value(value[1]))
-        raise ValueError(f"cannot make a Rectangle of {value!r}: give two corner points")
+        return cls(*_two_points(value, "Rectangle"))
 
     @property
     def width(self) -> float:
