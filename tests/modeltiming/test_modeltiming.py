@@ -519,13 +519,8 @@ def test_long_runs_fold_in_batches_and_count_every_call(clock: FakeClock) -> Non
     assert data.find("Model").p99_time == pytest.approx(9.75 * MS)
 
 
-def test_deferred_device_timer_resolves_nested_calls_when_folding(clock: FakeClock) -> None:
-    """The CUDA-event path, with a stand-in event that reads the fake clock.
-
-    No GPU is available to the test suite; the stand-in checks that readings
-    are taken around each call and resolved, nested, only when the log folds.
-    """
-    from framescope.modeltiming.calls import CallLog, CudaEventTimer
+def fake_cuda_event(clock: FakeClock) -> Any:
+    """A stand-in for torch.cuda.Event whose recorded times come from the fake clock."""
 
     class Event:
         created = 0
@@ -545,7 +540,19 @@ def test_deferred_device_timer_resolves_nested_calls_when_folding(clock: FakeClo
             assert self.time is not None and end.time is not None
             return (end.time - self.time) / 1e6  # milliseconds, as torch.cuda.Event
 
-    log = CallLog(2, CudaEventTimer(Event), warmup=1)
+    return Event
+
+
+def test_deferred_device_timer_resolves_nested_calls_when_folding(clock: FakeClock) -> None:
+    """The CUDA-event path, with a stand-in event that reads the fake clock.
+
+    No GPU is available to the test suite; the stand-in checks that readings
+    are taken around each call and resolved, nested, only when the log folds.
+    """
+    from framescope.modeltiming.calls import CallLog, CudaEventTimer
+
+    event_type = fake_cuda_event(clock)
+    log = CallLog(2, CudaEventTimer(event_type), warmup=1)
 
     def leaf() -> None:
         clock.advance(1 * MS)
@@ -560,7 +567,7 @@ def test_deferred_device_timer_resolves_nested_calls_when_folding(clock: FakeClo
     timed_parent = log.wrap(parent, 0)
     for _ in range(4):
         timed_parent()
-    assert Event.created == 32
+    assert event_type.created == 32
     log.fold()
     total, child, self_ = log.stats[0].snapshots()
     assert total.count == 3  # the first call was warm-up
@@ -587,3 +594,21 @@ def test_the_example_runs() -> None:
     assert ". . . . . . conv1 (Conv2d) took" in result.stdout  # backbone.body.layer1.0.conv1
     assert ". Model (TinyDetector) took" in result.stdout
     assert ". Postprocessing (POSTPROCESSING) took" in result.stdout
+
+
+def test_deferred_device_timer_keeps_a_bounded_backlog(clock: FakeClock) -> None:
+    from framescope.modeltiming.calls import CallLog, CudaEventTimer
+
+    log = CallLog(1, CudaEventTimer(fake_cuda_event(clock)))
+
+    def step() -> None:
+        clock.advance(1 * MS)
+
+    timed = log.wrap(step, 0)
+    for _ in range(1500):
+        timed()
+        assert len(log._trees) < 512  # older trees are folded on the way
+    log.fold()
+    total = log.stats[0].snapshots()[0]
+    assert total.count == 1500
+    assert total.mean() == pytest.approx(1 * MS)

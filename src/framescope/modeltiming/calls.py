@@ -19,13 +19,17 @@ from typing import Any, Protocol
 
 from framescope._buffers import take_prefix
 from framescope.clock import Clock
-from framescope.pipeline.events import RUNNING, current_recorder
+from framescope.pipeline.events import RUNNING
 from framescope.stats import RollingStats, StatsSnapshot
 
 __all__ = ["CallLog", "CallTimer", "CudaEventTimer", "HostTimer", "NodeStats", "SyncedHostTimer"]
 
 _FOLD_AT = 256
-"""Top-level calls of a node after which a host-timed log folds (bounds its memory)."""
+"""Top-level calls after which the log folds, which bounds its memory.
+
+A deferred (CUDA-event) log folds only its oldest call trees then, whose
+events have long completed, so folding never waits on work still running.
+"""
 
 
 class CallTimer(Protocol):
@@ -112,9 +116,9 @@ class CallLog:
 
     :meth:`wrap` turns a callable into a timed one. With a host timer each
     call's times are worked out when it returns (its total is added to the
-    caller's child time) and three numbers are appended; with a deferred
-    timer (CUDA events) the calls are kept as a tree of readings and resolved
-    when the log folds.
+    caller's child time) and its (total, child) pair is appended; with a
+    deferred timer (CUDA events) the calls are kept as a tree of readings and
+    resolved when the log folds.
 
     Args:
         node_count: how many nodes (indices 0..node_count-1).
@@ -216,11 +220,16 @@ class CallLog:
         self, function: Callable[..., Any], node: int, timer: CallTimer
     ) -> Callable[..., Any]:
         stack_of, reading, label = self._frames, timer.reading, self._labels[node]
-        trees, keep_root = self._trees, self._keep_root
+        trees, keep_root, fold_trees, running = (
+            self._trees,
+            self._keep_root,
+            self._fold_trees,
+            RUNNING,
+        )
 
         def timed(*args: Any, **kwargs: Any) -> Any:
             stack = stack_of()
-            recorder = current_recorder()
+            recorder = running.recorder
             if recorder is not None:
                 recorder.start(label)
             # frame: [node, start reading, end reading, children, timer]
@@ -237,6 +246,8 @@ class CallLog:
                     recorder.end(label)
                 if not stack and keep_root(node):
                     trees.append(frame)
+                    if len(trees) >= 2 * _FOLD_AT:
+                        fold_trees(_FOLD_AT)
 
         return timed
 
@@ -246,14 +257,19 @@ class CallLog:
             for node, results in enumerate(self._node_results):
                 if results:
                     self._fold_pairs(self.stats[node], take_prefix(results))
-            for tree in take_prefix(self._trees):
+        self._fold_trees()
+
+    def _fold_trees(self, count: int | None = None) -> None:
+        """Resolve and fold the oldest ``count`` finished call trees (default: all)."""
+        with self._lock:
+            for tree in take_prefix(self._trees, count):
                 self._fold_tree(tree)
 
     @staticmethod
     def _fold_pairs(stats: NodeStats, pairs: list[int]) -> None:
         totals, children = pairs[0::2], pairs[1::2]
         selves = list(map(operator.sub, totals, children))
-        if min(selves) < 0:  # only a deferred or coarse clock can get here
+        if min(selves) < 0:  # only a clock that is not monotonic can get here
             selves = [max(0, value) for value in selves]
         stats.total.extend(totals)
         stats.child.extend(children)
