@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["check_positive_int"]
+__all__ = ["check_int_at_least", "check_positive_int"]
 
 
 def check_positive_int(value: object, name: str) -> int:
@@ -12,3 +12,17 @@ def check_positive_int(value: object, name: str) -> int:
     if value < 1:
         raise ValueError(f"{name} must be >= 1, got {value}")
     return value
+
+
+def check_int_at_least(value: object, name: str, minimum: int, *, or_none: bool = False) -> None:
+    """Raise ValueError unless ``value`` is an int >= ``minimum`` (0 or 1), or None if allowed.
+
+    The message reads "``name`` must be a positive integer" (minimum 1) or "a
+    non-negative integer" (minimum 0), with "or None" when None is allowed.
+    """
+    if or_none and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        kind = "positive" if minimum == 1 else "non-negative"
+        allowed = " or None" if or_none else ""
+        raise ValueError(f"{name} must be a {kind} integer{allowed}, got {value!r}")

@@ -15,6 +15,7 @@ from framescope.annotation import (  # noqa: E402
     Color,
     HorizontalAnchor,
     LabelAnnotation,
+    Line,
     LineAnnotation,
     MarkerAnnotation,
     MarkerStyle,
@@ -54,7 +55,9 @@ def test_the_issue_example_runs_as_written() -> None:
     assert rendered.shape == frame.shape
     assert not frame.any()  # the original frame is untouched
     assert (rendered[48, 64:577] == 255).all()  # the top edge of the rectangle
-    assert rendered[200:400, 100:300].sum() == 0 or rendered[240, 320:330].any()
+    assert rendered[220:240, 320:420].any()  # the label: right of and above its point
+    assert not rendered[220:240, 100:318].any()
+    assert not rendered[242:300, 300:420].any()
 
 
 def test_rectangle_edges_land_on_the_right_pixels() -> None:
@@ -107,32 +110,24 @@ def test_alpha_zero_draws_nothing_and_alpha_one_is_opaque() -> None:
         [RectAnnotation(point1=(0.1, 0.1), point2=(0.9, 0.9), color=RED.with_alpha(0.0))], black()
     )
     assert not image.any()
-
-
-def _label_box(
-    driver: Any, horizontal: HorizontalAnchor, vertical: VerticalAnchor
-) -> tuple[int, int, int, int]:
-    image = black(200, 400)
-    label = LabelAnnotation(
-        Point(0.5, 0.5), "Mg", horizontal_anchor=horizontal, vertical_anchor=vertical, size=3
+    frame = np.full((100, 200, 3), 77, np.uint8)
+    OpenCVImageAnnotationDriver().render(
+        [RectAnnotation(point1=(0.1, 0.1), point2=(0.9, 0.9), color=RED.with_alpha(1.0))], frame
     )
-    return ink_box(driver.render([label], image))
+    assert frame[10, 20].tolist() == [0, 0, 255]
 
 
 @pytest.mark.parametrize("driver_type", ["opencv", "pillow"])
 def test_anchors_move_labels_as_named(driver_type: str) -> None:
-    if driver_type == "opencv":
-        driver: Any = OpenCVImageAnnotationDriver()
-        box = lambda h, v: _label_box(driver, h, v)  # noqa: E731
-    else:
-        pillow = PillowImageAnnotationDriver()
+    opencv, pillow = OpenCVImageAnnotationDriver(), PillowImageAnnotationDriver()
 
-        def box(h: HorizontalAnchor, v: VerticalAnchor) -> tuple[int, int, int, int]:
-            image = Image.new("RGB", (400, 200))
-            label = LabelAnnotation(
-                Point(0.5, 0.5), "Mg", horizontal_anchor=h, vertical_anchor=v, size=3
-            )
-            return ink_box(np.asarray(pillow.render([label], image)))
+    def box(horizontal: HorizontalAnchor, vertical: VerticalAnchor) -> tuple[int, int, int, int]:
+        label = LabelAnnotation(
+            Point(0.5, 0.5), "Mg", horizontal_anchor=horizontal, vertical_anchor=vertical, size=3
+        )
+        if driver_type == "opencv":
+            return ink_box(opencv.render([label], black(200, 400)))
+        return ink_box(np.asarray(pillow.render([label], Image.new("RGB", (400, 200)))))
 
     x, y = 200, 100
     left_bottom = box(HorizontalAnchor.LEFT, VerticalAnchor.BOTTOM)
@@ -174,16 +169,10 @@ def test_polyline_fill_and_outline() -> None:
 
 def test_line_annotation() -> None:
     image = OpenCVImageAnnotationDriver().render(
-        [LineAnnotation(Line_((0.0, 0.5), (1.0, 0.5)), color=RED, thickness=1)], black()
+        [LineAnnotation(Line(Point(0.0, 0.5), Point(1.0, 0.5)), color=RED, thickness=1)], black()
     )
     assert (image[50, 5:195, 2] > 0).all()
     assert not image[40].any()
-
-
-def Line_(a: tuple[float, float], b: tuple[float, float]) -> Any:  # noqa: N802
-    from framescope.annotation import Line
-
-    return Line(Point(*a), Point(*b))
 
 
 def test_points_outside_the_image_are_clipped() -> None:
@@ -280,8 +269,8 @@ def test_panorama_driver_sends_normalised_arguments(caplog: pytest.LogCaptureFix
                 MarkerAnnotation(Point(0.3, 0.4), MarkerStyle.CROSS),
                 BoundingBoxAnnotation(Rectangle(Point(0.2, 0.2), Point(0.4, 0.6)), "car", "id 1"),
                 TimestampAnnotation(datetime.datetime(2024, 1, 2, 3, 4, 5)),
-                LineAnnotation(Line_((0, 0), (1, 1))),
-                LineAnnotation(Line_((0, 1), (1, 0))),
+                LineAnnotation(Line(Point(0, 0), Point(1, 1))),
+                LineAnnotation(Line(Point(0, 1), Point(1, 0))),
                 PolyLineAnnotation(PolyLine([(0, 0), (1, 0), (1, 1)])),
                 RectAnnotation(point1=(0, 0), point2=(1, 1), color=RED),
             ],

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeAlias
 
+from framescope._validation import check_int_at_least
 from framescope.annotation.color import Color
 from framescope.annotation.geometry import Line, Point, PolyLine, Rectangle
 
@@ -153,9 +154,8 @@ class RectAnnotation(Annotation):
 
 
 def _thickness(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"thickness must be a positive integer (pixels), got {value!r}")
-    return value
+    check_int_at_least(value, "thickness", 1)
+    return int(value)
 
 
 @dataclass(frozen=True)

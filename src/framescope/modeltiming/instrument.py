@@ -114,17 +114,13 @@ def plan_nodes(
                 )
                 slots.append((start, transforms, position))
 
-    add_transforms(pre_transforms, "Preprocessing", "pre_transforms")
-    timed_modules = {id(info.target) for info in nodes if info.target is not None}
-    if any(id(module) in timed_modules for module in model.modules()):
-        raise ValueError("a transform must not be the model or one of its submodules")
-    nodes.extend(_module_nodes(model, "Model", "model", "Model", start=len(nodes)))
-    seen.add(id(model))
     model_modules = {id(module) for module in model.modules()}
-    for transform in post_transforms:
+    for transform in (*pre_transforms, *post_transforms):
         inside = transform.modules() if _is_module(transform) else (transform,)
         if any(id(module) in model_modules for module in inside):
             raise ValueError("a transform must not be the model or one of its submodules")
+    add_transforms(pre_transforms, "Preprocessing", "pre_transforms")
+    nodes.extend(_module_nodes(model, "Model", "model", "Model", start=len(nodes)))
     add_transforms(post_transforms, "Postprocessing", "post_transforms")
     return Plan(tuple(nodes), tuple(slots))
 

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from framescope._validation import check_int_at_least
 
 __all__ = ["SORT_KEYS", "TimingNode", "format_table", "format_tree"]
 
 _MS = 1000.0
 
-SORT_KEYS = ("self", "total", "child", "calls", "p90", "name")
-"""What :func:`format_table` can sort by."""
 
 TABLE_HEADERS = (
     "name",
@@ -148,18 +148,16 @@ class TimingNode:
         return tree
 
 
-def _sort_value(node: TimingNode, sort_by: str) -> Any:
-    if sort_by == "self":
-        return -node.self_time
-    if sort_by == "total":
-        return -node.total_time
-    if sort_by == "child":
-        return -node.child_time
-    if sort_by == "calls":
-        return -node.times_run
-    if sort_by == "p90":
-        return -node.p90_time
-    return node.qualified_name
+_SORT_ORDER: dict[str, Callable[[TimingNode], Any]] = {
+    "self": lambda node: -node.self_time,
+    "total": lambda node: -node.total_time,
+    "child": lambda node: -node.child_time,
+    "calls": lambda node: -node.times_run,
+    "p90": lambda node: -node.p90_time,
+    "name": lambda node: node.qualified_name,
+}
+SORT_KEYS = tuple(_SORT_ORDER)
+"""What :func:`format_table` can sort by."""
 
 
 def format_table(root: TimingNode, sort_by: str = "self", limit: int | None = 20) -> str:
@@ -170,10 +168,9 @@ def format_table(root: TimingNode, sort_by: str = "self", limit: int | None = 20
     """
     if sort_by not in SORT_KEYS:
         raise ValueError(f"sort_by must be one of {', '.join(SORT_KEYS)}; got {sort_by!r}")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
+    check_int_at_least(limit, "limit", 1, or_none=True)
     rows = [node for _, node in root.walk() if node.kind not in ("pipeline", "group")]
-    rows.sort(key=lambda node: _sort_value(node, sort_by))
+    rows.sort(key=_SORT_ORDER[sort_by])
     if limit is not None:
         rows = rows[:limit]
     cells = [
@@ -230,10 +227,7 @@ def format_tree(root: TimingNode, max_depth: int | None = None, min_share: float
         min_share: leave out nodes (and their subtrees) whose total time is
             below this fraction (0-1) of the root's.
     """
-    if max_depth is not None and (
-        isinstance(max_depth, bool) or not isinstance(max_depth, int) or max_depth < 0
-    ):
-        raise ValueError(f"max_depth must be a non-negative integer or None, got {max_depth!r}")
+    check_int_at_least(max_depth, "max_depth", 0, or_none=True)
     if isinstance(min_share, bool) or not isinstance(min_share, (int, float)):
         raise TypeError(f"min_share must be a number between 0 and 1, got {min_share!r}")
     if not 0.0 <= min_share <= 1.0:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
-from framescope._validation import check_positive_int
+from framescope._validation import check_int_at_least, check_positive_int
 from framescope.clock import SYSTEM_CLOCK, Clock
 from framescope.modeltiming.calls import (
     CallLog,
@@ -107,8 +107,7 @@ class ModelTiming:
                 raise TypeError(
                     f"{argument} must be a list of callables, got {type(value).__name__}"
                 )
-        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-            raise ValueError(f"warmup must be a non-negative integer, got {warmup!r}")
+        check_int_at_least(warmup, "warmup", 0)
         check_positive_int(window, "window")
         if device not in _DEVICES:
             raise ValueError(f"device must be one of {', '.join(_DEVICES)}; got {device!r}")
@@ -122,9 +121,7 @@ class ModelTiming:
         host = HostTimer(clock)
         # Transforms run on the host unless they are modules living on a CUDA device.
         self._node_timers: list[CallTimer | None] = [
-            host
-            if info.kind != "model" and info.group != "Model" and not _on_cuda(info.target)
-            else None
+            host if info.group != "Model" and not _on_cuda(info.target) else None
             for info in self._plan.nodes
         ]
         labels = [info.qualified_name for info in self._plan.nodes]
@@ -216,6 +213,7 @@ class ModelTiming:
 
     def _node(self, info: NodeInfo, index: int, children: tuple[TimingNode, ...]) -> TimingNode:
         total, child, self_ = self._log.stats[index].snapshots()
+        summary = total.summary()
         return TimingNode(
             name=info.name,
             qualified_name=info.qualified_name,
@@ -225,9 +223,9 @@ class ModelTiming:
             total_time=total.mean(),
             child_time=child.mean(),
             self_time=self_.mean(),
-            p50_time=total.median(),
-            p90_time=total.percentile(90.0),
-            p99_time=total.percentile(99.0),
+            p50_time=summary.median,
+            p90_time=summary.p90,
+            p99_time=summary.p99,
             children=children,
         )
 
