@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from framescope._validation import check_positive_int
+from framescope.histogram import Histogram, HistogramSnapshot
 
 __all__ = ["RollingStats", "StatsSnapshot", "Summary", "percentile"]
 
@@ -120,6 +121,8 @@ class StatsSnapshot:
         events: number of event timestamps in the recent window.
         first_event_ns: monotonic timestamp of the oldest recent event, or None.
         last_event_ns: monotonic timestamp of the newest recent event, or None.
+        histogram: cumulative bucket counts, when the source tracks a histogram
+            (see :meth:`RollingStats.track_histogram`).
     """
 
     window: int
@@ -132,6 +135,7 @@ class StatsSnapshot:
     events: int = 0
     first_event_ns: int | None = None
     last_event_ns: int | None = None
+    histogram: HistogramSnapshot | None = None
     _recent: tuple[float, ...] | None = field(default=None, init=False, repr=False, compare=False)
     _sorted: tuple[float, ...] | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -240,6 +244,13 @@ class StatsSnapshot:
             samples, divisor = self.samples + other.samples, self.divisor
         else:
             samples, divisor = self.recent + other.recent, 1.0
+        histogram = self.histogram
+        if histogram is None or other.histogram is None:
+            histogram = histogram or other.histogram
+        elif histogram.bounds == other.histogram.bounds:
+            histogram = histogram.merge(other.histogram)
+        else:
+            histogram = None
         firsts = [t for t in (self.first_event_ns, other.first_event_ns) if t is not None]
         lasts = [t for t in (self.last_event_ns, other.last_event_ns) if t is not None]
         return StatsSnapshot(
@@ -253,6 +264,7 @@ class StatsSnapshot:
             events=self.events + other.events,
             first_event_ns=min(firsts) if firsts else None,
             last_event_ns=max(lasts) if lasts else None,
+            histogram=histogram,
         )
 
     def __add__(self, other: StatsSnapshot) -> StatsSnapshot:
@@ -260,7 +272,7 @@ class StatsSnapshot:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the snapshot as a plain dict that :meth:`from_dict` reads back exactly."""
-        return {
+        data: dict[str, Any] = {
             "window": self.window,
             "count": self.count,
             "total": self.total,
@@ -272,6 +284,9 @@ class StatsSnapshot:
             "first_event_ns": self.first_event_ns,
             "last_event_ns": self.last_event_ns,
         }
+        if self.histogram is not None:
+            data["histogram"] = self.histogram.to_dict()
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StatsSnapshot:
@@ -286,6 +301,7 @@ class StatsSnapshot:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(f"data['samples'] must hold numbers, found {value!r}")
         first, last = data.get("first_event_ns"), data.get("last_event_ns")
+        histogram = data.get("histogram")
         return cls(
             window=int(data["window"]),
             count=int(data["count"]),
@@ -297,6 +313,7 @@ class StatsSnapshot:
             events=int(data.get("events", 0)),
             first_event_ns=None if first is None else int(first),
             last_event_ns=None if last is None else int(last),
+            histogram=None if histogram is None else HistogramSnapshot.from_dict(histogram),
         )
 
 
@@ -317,7 +334,17 @@ class RollingStats:
         divisor: stored samples are divided by it in snapshots.
     """
 
-    __slots__ = ("_count", "_divisor", "_max", "_min", "_recent", "_stamps", "_total", "_window")
+    __slots__ = (
+        "_count",
+        "_divisor",
+        "_histogram",
+        "_max",
+        "_min",
+        "_recent",
+        "_stamps",
+        "_total",
+        "_window",
+    )
 
     def __init__(self, window: int = 100, *, divisor: float = 1.0) -> None:
         self._window = check_positive_int(window, "window")
@@ -332,6 +359,25 @@ class RollingStats:
         self._total: float = 0
         self._min: float = 0
         self._max: float = 0
+        self._histogram: Histogram | None = None
+
+    def track_histogram(self, bounds: Sequence[float]) -> None:
+        """Also count every sample added from now on into fixed buckets.
+
+        ``bounds`` are upper bounds in the reported unit. The histogram is
+        cumulative: :meth:`reset` does not clear it, so exporters see counts that
+        only grow. Calling again with the same bounds does nothing; other bounds
+        are an error, since counts cannot be moved between buckets.
+        """
+        histogram = Histogram(bounds, self._divisor)
+        if self._histogram is not None:
+            if self._histogram.bounds != histogram.bounds:
+                raise ValueError(
+                    f"this timer already tracks a histogram with bounds "
+                    f"{self._histogram.bounds!r}; got {histogram.bounds!r}"
+                )
+            return
+        self._histogram = histogram
 
     @property
     def window(self) -> int:
@@ -361,6 +407,8 @@ class RollingStats:
         self._recent.append(value)
         if timestamp_ns is not None:
             self._stamps.append(timestamp_ns)
+        if self._histogram is not None:
+            self._histogram.add(value)
 
     def extend(self, values: Iterable[float], timestamps_ns: Iterable[int] | None = None) -> None:
         """Add many samples at once (much faster than repeated :meth:`add`).
@@ -387,9 +435,11 @@ class RollingStats:
         self._count += len(batch)
         self._total += sum(batch)
         self._recent.extend(batch[-self._window :])
+        if self._histogram is not None:
+            self._histogram.extend(batch)
 
     def reset(self) -> None:
-        """Forget every sample and aggregate."""
+        """Forget every sample and aggregate (a tracked histogram keeps counting)."""
         self._recent.clear()
         self._stamps.clear()
         self._count = 0
@@ -418,6 +468,7 @@ class RollingStats:
             events=len(stamps),
             first_event_ns=stamps[0] if stamps else None,
             last_event_ns=stamps[-1] if stamps else None,
+            histogram=None if self._histogram is None else self._histogram.snapshot(),
         )
 
     def __repr__(self) -> str:

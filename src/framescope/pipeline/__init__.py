@@ -29,6 +29,7 @@ from framescope.pipeline.events import (
     NodePhase,
     PipelineEvent,
 )
+from framescope.pipeline.metrics import PipelineMetrics, StageMetrics, pipeline_metrics
 from framescope.pipeline.pipeline import Pipeline, PipelineStage
 from framescope.pipeline.stage import Stage
 from framescope.pipeline.state import (
@@ -58,6 +59,7 @@ __all__ = [
     "Pipeline",
     "PipelineClosedError",
     "PipelineEvent",
+    "PipelineMetrics",
     "PipelineStage",
     "PipelineState",
     "PipelineStoppedError",
@@ -65,6 +67,8 @@ __all__ = [
     "Stage",
     "StageError",
     "StageLoad",
+    "StageMetrics",
     "Timing",
     "merge_states",
+    "pipeline_metrics",
 ]

@@ -760,6 +760,34 @@ class Pipeline:
         stats.update((key, step.watch.statistics()) for key, step in self._keyed_steps(self.name))
         return stats
 
+    def timers(self) -> dict[str, StopWatch]:
+        """The live StopWatch behind each entry of :meth:`statistics`, by profile key.
+
+        Exporters use them to track latency histograms
+        (:meth:`~framescope.timepiece.BaseTimer.track_histogram`).
+        """
+        self._qualify(self.name)
+        timers = {self.name: self._watch}
+        timers.update((key, step.watch) for key, step in self._keyed_steps(self.name))
+        return timers
+
+    def queue_depths(self) -> dict[str, int]:
+        """Items waiting in each stage thread's input queue now, by profile key.
+
+        Empty unless the pipeline runs threaded (a serial pipeline has no queues).
+        """
+        return {worker.label: len(worker.inbox) for worker in self._workers}
+
+    def node_phases(self) -> dict[str, str]:
+        """What each stage is doing now (IDLE, PROCESSING, ...), by profile key.
+
+        Needs debugging on; empty otherwise, since only debugging records phases.
+        """
+        aggregator = self._aggregator
+        if aggregator is None:
+            return {}
+        return {link.node_id: link.recorder.phase.name for link in aggregator.links}
+
     def get_profiles(self) -> tuple[dict[str, float], dict[str, float]]:
         """Return ``(latency_s, throughput_per_s)``, two dicts keyed like ``MainPipeline__Stage1``.
 

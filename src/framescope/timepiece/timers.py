@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import operator
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from itertools import islice
@@ -23,6 +23,7 @@ from typing import Any, ClassVar, TypeVar
 from framescope._buffers import take_prefix
 from framescope._validation import check_positive_int
 from framescope.clock import SYSTEM_CLOCK, Clock
+from framescope.histogram import DEFAULT_LATENCY_BUCKETS
 from framescope.stats import RollingStats, StatsSnapshot
 
 __all__ = ["BaseTimer", "CallableName", "StopWatch", "Ticker", "TimerSnapshot", "timed_by"]
@@ -209,6 +210,18 @@ class BaseTimer:
         n -= n % self._RECORD_WIDTH  # a record still being written stays for the next fold
         if n:
             self._absorb(take_prefix(pending, n))
+
+    def track_histogram(self, bounds: Sequence[float] = DEFAULT_LATENCY_BUCKETS) -> None:
+        """Count every interval recorded from now on into cumulative buckets (seconds).
+
+        Exporters call this (a Prometheus histogram needs counts that only
+        grow); ``statistics().histogram`` then holds the counts. The buckets
+        are filled when records are folded, off the measuring path, and survive
+        ``statistics(reset=True)``.
+        """
+        with self._fold_lock:
+            self._fold_locked()
+            self._stats.track_histogram(bounds)
 
     def statistics(self, *, reset: bool = False) -> StatsSnapshot:
         """Return the full :class:`~framescope.stats.StatsSnapshot`, all-time aggregates included.

@@ -1,0 +1,275 @@
+"""Send a pipeline's per-stage fps and latency percentiles to CloudWatch on an interval."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime
+import logging
+import threading
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+from framescope.clock import SYSTEM_CLOCK, Clock, to_nanoseconds
+from framescope.cwadapter.adapter import CloudWatchSender
+from framescope.cwadapter.datum import base_datum, cw_dimensions, value_datum
+from framescope.cwadapter.delivery import DeliveryCounters
+from framescope.pipeline.metrics import PipelineMetrics, pipeline_metrics
+from framescope.pipeline.pipeline import Pipeline
+from framescope.stats import StatsSnapshot
+
+__all__ = ["PipelineStateExporter", "pipeline_data"]
+
+logger = logging.getLogger(__name__)
+
+#: The percentiles sent for each latency, as metric-name suffixes.
+PERCENTILES = ((50.0, "P50"), (90.0, "P90"), (99.0, "P99"))
+
+
+def _period_statistics(
+    now: StatsSnapshot, last: tuple[int, float] | None
+) -> tuple[dict[str, float] | None, tuple[int, float]]:
+    """StatisticValues of the samples recorded since ``last`` (count, total), and the new mark.
+
+    Count and sum are exact (differences of all-time totals). Minimum and
+    maximum come from the new samples still in the recent window: exact unless
+    more samples arrived in the period than the window holds.
+    """
+    mark = (now.count, now.total)
+    last_count, last_total = last if last is not None else (0, 0.0)
+    new = now.count - last_count
+    if new <= 0:
+        return None, mark
+    recent = now.recent
+    fresh = recent[-new:] if new <= len(recent) else recent
+    values = {
+        "SampleCount": float(new),
+        "Sum": max(0.0, now.total - last_total),
+        "Minimum": min(fresh) if fresh else now.minimum,
+        "Maximum": max(fresh) if fresh else now.maximum,
+    }
+    return values, mark
+
+
+def pipeline_data(
+    metrics: PipelineMetrics,
+    timestamp: datetime.datetime,
+    marks: dict[str, Any],
+    dimensions: Mapping[str, str] | None = None,
+    *,
+    high_resolution: bool = False,
+) -> list[dict[str, Any]]:
+    """The CloudWatch data for one report of a pipeline; updates ``marks`` in place.
+
+    ``marks`` remembers the counts of the previous report, so counts and
+    StatisticValues cover only the period since then.
+
+    Per stage (dimensions Pipeline, Stage): FramesPerSecond, ProcessingTime
+    (StatisticValues of the period), ProcessingTimeP50/P90/P99 (recent window),
+    QueueDepth (threaded pipelines) and FailedItems (in the period). For the
+    whole pipeline (dimension Pipeline): FramesPerSecond, Latency (end to
+    end), LatencyP50/P90/P99, FailedItems and DroppedItems (dimension Reason).
+    """
+    base = dict(dimensions or {})
+    base["Pipeline"] = metrics.pipeline
+    data: list[dict[str, Any]] = []
+
+    def timing(name: str, key: str, stats: StatsSnapshot, dims: list[dict[str, str]]) -> None:
+        data.append(
+            value_datum(
+                "FramesPerSecond",
+                dims,
+                timestamp,
+                stats.rate(),
+                unit="Count/Second",
+                high_resolution=high_resolution,
+            )
+        )
+        values, marks[key] = _period_statistics(stats, marks.get(key))
+        if values is None:
+            return
+        datum = base_datum(name, dims, timestamp, "Seconds", high_resolution)
+        datum["StatisticValues"] = values
+        data.append(datum)
+        for q, suffix in PERCENTILES:
+            data.append(
+                value_datum(
+                    name + suffix,
+                    dims,
+                    timestamp,
+                    stats.percentile(q),
+                    unit="Seconds",
+                    high_resolution=high_resolution,
+                )
+            )
+
+    def count(name: str, key: str, total: int, dims: list[dict[str, str]]) -> None:
+        previous = marks.get(key, 0)
+        marks[key] = total
+        data.append(
+            value_datum(
+                name,
+                dims,
+                timestamp,
+                max(0, total - previous),
+                unit="Count",
+                high_resolution=high_resolution,
+            )
+        )
+
+    pipeline_dims = cw_dimensions(base)
+    timing("Latency", "latency", metrics.latency, pipeline_dims)
+    count("FailedItems", "failed", metrics.counters.get("failed", 0), pipeline_dims)
+    for reason, total in metrics.dropped().items():
+        count(
+            "DroppedItems",
+            f"dropped:{reason}",
+            total,
+            cw_dimensions({**base, "Reason": reason}),
+        )
+    for stage in metrics.stages:
+        dims = cw_dimensions({**base, "Stage": stage.stage})
+        timing("ProcessingTime", f"stage:{stage.key}", stage.latency, dims)
+        count("FailedItems", f"failed:{stage.key}", stage.failures, dims)
+        if stage.queue_depth is not None:
+            data.append(
+                value_datum(
+                    "QueueDepth",
+                    dims,
+                    timestamp,
+                    stage.queue_depth,
+                    unit="Count",
+                    high_resolution=high_resolution,
+                )
+            )
+    return data
+
+
+class PipelineStateExporter:
+    """Reports a pipeline's numbers to CloudWatch every ``interval``.
+
+    A thread of its own (``framescope-cloudwatch-pipeline``) reads the pipeline
+    once per interval and queues the data (see :func:`pipeline_data` for the
+    metrics); delivery happens off that thread, with the retries and bounded
+    buffer of :class:`~framescope.cwadapter.adapter.CloudWatchSender`. Use it as
+    a context manager, or :meth:`start` and :meth:`close`::
+
+        with PipelineStateExporter(pipeline, "my_app", {"Device": "cam-1"}):
+            pipeline.start_loop(1 / 30)
+            ...
+
+    Args:
+        pipeline: the pipeline to report.
+        namespace: the CloudWatch namespace.
+        dimensions: extra dimensions added to every datum.
+        interval: seconds (or a timedelta) between reports; 60 by default.
+        region, boto3_session, executor, endpoint_url, max_buffer,
+            retry_initial, retry_max, client: see CloudWatchSender.
+        high_resolution: store at 1-second resolution.
+        clock: where the report timestamps come from.
+    """
+
+    def __init__(  # noqa: PLR0917 - the same order as CloudWatchTimerAdapter
+        self,
+        pipeline: Pipeline,
+        namespace: str,
+        dimensions: Mapping[str, str] | None = None,
+        interval: float | datetime.timedelta = 60.0,
+        region: str | None = None,
+        boto3_session: Any = None,
+        executor: concurrent.futures.Executor | None = None,
+        *,
+        high_resolution: bool = False,
+        endpoint_url: str | None = None,
+        max_buffer: int = 10_000,
+        retry_initial: float = 1.0,
+        retry_max: float = 60.0,
+        client: Any = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        if not isinstance(pipeline, Pipeline):
+            raise TypeError(f"pipeline must be a Pipeline, got {type(pipeline).__name__}")
+        interval_ns = to_nanoseconds(interval, "interval")
+        if interval_ns <= 0:
+            raise ValueError(f"interval must be > 0, got {interval!r}")
+        self.pipeline = pipeline
+        self.interval = interval_ns / 1e9
+        cw_dimensions(dimensions)  # validate now, not at the first report
+        self.dimensions = dict(dimensions or {})
+        self.high_resolution = bool(high_resolution)
+        self.clock = clock
+        self.sender = CloudWatchSender(
+            namespace,
+            region=region,
+            boto3_session=boto3_session,
+            executor=executor,
+            endpoint_url=endpoint_url,
+            max_buffer=max_buffer,
+            retry_initial=retry_initial,
+            retry_max=retry_max,
+            client=client,
+        )
+        self.reports = 0
+        self.report_errors = 0
+        self._marks: dict[str, Any] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def report(self) -> list[dict[str, Any]]:
+        """Read the pipeline now and queue its data; returns the data queued."""
+        with self._lock:
+            data = pipeline_data(
+                pipeline_metrics(self.pipeline),
+                self.clock.wall(),
+                self._marks,
+                self.dimensions,
+                high_resolution=self.high_resolution,
+            )
+            self.reports += 1
+        self.sender.delivery.submit_many(data)
+        return data
+
+    def start(self) -> PipelineStateExporter:
+        """Start reporting every ``interval`` on a thread of its own; returns self."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="framescope-cloudwatch-pipeline", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.report()
+            except Exception:  # a report must never kill the reporting thread
+                self.report_errors += 1
+                logger.exception("reading pipeline %r for CloudWatch failed", self.pipeline.name)
+
+    def counters(self) -> DeliveryCounters:
+        """Delivery counts (submitted, sent, dropped, rejected, failed_attempts, pending)."""
+        counts = self.sender.counters()
+        counts["reports"] = self.reports
+        counts["report_errors"] = self.report_errors
+        return counts
+
+    def close(self, timeout: float = 5.0) -> bool:
+        """Stop reporting, send a last report and what is buffered; True when all went."""
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout)
+            self.report()
+        return self.sender.close(timeout)
+
+    def __enter__(self) -> PipelineStateExporter:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

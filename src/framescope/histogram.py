@@ -1,0 +1,146 @@
+"""Cumulative latency histograms with fixed bucket bounds.
+
+A :class:`Histogram` counts every sample into the first bucket whose upper bound
+is at least the sample (Prometheus ``le`` semantics), plus one overflow bucket.
+Unlike the recent window of :class:`~framescope.stats.RollingStats`, it never
+forgets: counts only grow, which is what a Prometheus histogram or an
+OpenTelemetry cumulative histogram needs. It is fed in batches when a timer
+folds its records, never on the measuring path.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["DEFAULT_LATENCY_BUCKETS", "Histogram", "HistogramSnapshot", "check_bounds"]
+
+#: Upper bounds in seconds: sub-millisecond steps for fast stages, up to 10 s.
+DEFAULT_LATENCY_BUCKETS: tuple[float, ...] = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+
+
+def check_bounds(bounds: Iterable[float], name: str = "buckets") -> tuple[float, ...]:
+    """Validate bucket upper bounds: finite numbers, strictly increasing, at least one."""
+    if isinstance(bounds, (str, bytes)) or not isinstance(bounds, Iterable):
+        raise TypeError(f"{name} must be a sequence of numbers, got {type(bounds).__name__}")
+    values = tuple(bounds)
+    if not values:
+        raise ValueError(f"{name} must hold at least one upper bound")
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name} must hold numbers, found {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be finite (+Inf is implied), found {value!r}")
+    if any(b <= a for a, b in itertools.pairwise(values)):
+        raise ValueError(f"{name} must be strictly increasing, got {values!r}")
+    return tuple(float(value) for value in values)
+
+
+@dataclass(frozen=True, slots=True)
+class HistogramSnapshot:
+    """The counts of a :class:`Histogram` at one moment, in the reported unit.
+
+    Attributes:
+        bounds: the upper bounds, ascending (``+Inf`` is implied after the last).
+        counts: samples per bucket, one more entry than ``bounds`` (the overflow).
+        total: sum of every counted sample.
+    """
+
+    bounds: tuple[float, ...]
+    counts: tuple[int, ...]
+    total: float = 0.0
+
+    @property
+    def count(self) -> int:
+        """Number of samples counted."""
+        return sum(self.counts)
+
+    def cumulative(self) -> list[tuple[float, int]]:
+        """``(upper bound, samples <= bound)`` pairs, ending with ``(inf, count)``."""
+        pairs = []
+        running = 0
+        for bound, count in zip((*self.bounds, math.inf), self.counts, strict=True):
+            running += count
+            pairs.append((bound, running))
+        return pairs
+
+    def merge(self, other: HistogramSnapshot) -> HistogramSnapshot:
+        """Add two histograms with the same bounds."""
+        if other.bounds != self.bounds:
+            raise ValueError("cannot merge histograms with different bounds")
+        counts = tuple(a + b for a, b in zip(self.counts, other.counts, strict=True))
+        return HistogramSnapshot(self.bounds, counts, self.total + other.total)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the histogram as a plain dict (JSON-able)."""
+        return {"bounds": list(self.bounds), "counts": list(self.counts), "total": self.total}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> HistogramSnapshot:
+        """Rebuild a histogram from :meth:`to_dict` output."""
+        bounds = check_bounds(data["bounds"], "data['bounds']")
+        counts = tuple(int(value) for value in data["counts"])
+        if len(counts) != len(bounds) + 1:
+            raise ValueError("data['counts'] must have one entry more than data['bounds']")
+        return cls(bounds, counts, float(data.get("total", 0.0)))
+
+
+class Histogram:
+    """Fixed-bucket cumulative counts of samples stored in raw units.
+
+    Args:
+        bounds: upper bounds in the reported unit (e.g. seconds).
+        divisor: raw samples divided by it give the reported unit (1e9 for ns).
+    """
+
+    __slots__ = ("_bounds", "_counts", "_divisor", "_raw_bounds", "_total")
+
+    def __init__(self, bounds: Sequence[float], divisor: float = 1.0) -> None:
+        self._bounds = check_bounds(bounds)
+        self._divisor = float(divisor)
+        # A raw sample x falls in bucket i when x / divisor <= bounds[i].
+        self._raw_bounds = [bound * self._divisor for bound in self._bounds]
+        self._counts = [0] * (len(self._bounds) + 1)
+        self._total: float = 0
+
+    @property
+    def bounds(self) -> tuple[float, ...]:
+        """The upper bounds in the reported unit."""
+        return self._bounds
+
+    def add(self, value: float) -> None:
+        """Count one raw sample."""
+        self._counts[bisect_left(self._raw_bounds, value)] += 1
+        self._total += value
+
+    def extend(self, values: Sequence[float]) -> None:
+        """Count a batch of raw samples."""
+        counts, raw_bounds = self._counts, self._raw_bounds
+        for value in values:
+            counts[bisect_left(raw_bounds, value)] += 1
+        self._total += sum(values)
+
+    def snapshot(self) -> HistogramSnapshot:
+        """Return the counts so far, in the reported unit."""
+        return HistogramSnapshot(self._bounds, tuple(self._counts), self._total / self._divisor)

@@ -1,0 +1,88 @@
+"""A real moto server on loopback, and boto3 sessions pointed at it."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+boto3 = pytest.importorskip("boto3")
+moto_server = pytest.importorskip("moto.server")
+
+REGION = "eu-west-1"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class MotoEndpoint:
+    """A ThreadedMotoServer that tests can stop and start again on the same port."""
+
+    port: int
+    server: object | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        server = moto_server.ThreadedMotoServer(
+            ip_address="127.0.0.1", port=self.port, verbose=False
+        )
+        server.start()
+        self.server = server
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()  # type: ignore[attr-defined]
+            self.server = None
+
+    def session(self) -> object:
+        return boto3.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
+        )
+
+    def client(self, service: str) -> object:
+        return self.session().client(service, endpoint_url=self.url)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def moto() -> Iterator[MotoEndpoint]:
+    """A fresh moto server on a free loopback port (its data is reset per test)."""
+    endpoint = MotoEndpoint(free_port())
+    endpoint.start()
+    try:
+        import requests
+
+        requests.post(f"{endpoint.url}/moto-api/reset", timeout=5)
+        yield endpoint
+    finally:
+        endpoint.stop()
+
+
+@pytest.fixture(autouse=True)
+def no_threads_left_behind() -> Iterator[None]:
+    """Every framescope thread a test starts is gone when it ends."""
+    yield
+    left = [t.name for t in threading.enumerate() if t.name.startswith("framescope")]
+    assert not left, f"threads left running: {left}"
+
+
+def wait_until(predicate: object, timeout: float = 10.0) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds pass (for real servers)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(0.01)
+    return bool(predicate())  # type: ignore[operator]

@@ -1,0 +1,328 @@
+"""CloudWatch adapter, tachometer and pipeline exporter against a real moto server."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime
+import logging
+from typing import Any
+
+import pytest
+
+from framescope.clock import FakeClock
+from framescope.cwadapter import (
+    CloudWatchTimerAdapter,
+    CWTachometer,
+    PipelineStateExporter,
+)
+from framescope.cwadapter.datum import values_and_counts
+from framescope.pipeline import Pipeline
+from framescope.timepiece import TickerTachometer
+from tests.aws.conftest import MotoEndpoint, wait_until
+
+UTC = datetime.timezone.utc
+NAMESPACE = "framescope-tests"
+
+
+def statistics(
+    endpoint: MotoEndpoint,
+    metric: str,
+    dimensions: dict[str, str] | None = None,
+    namespace: str = NAMESPACE,
+) -> list[dict[str, Any]]:
+    """Read a metric back with GetMetricStatistics, oldest first."""
+    cloudwatch: Any = endpoint.client("cloudwatch")
+    now = datetime.datetime.now(UTC)
+    response = cloudwatch.get_metric_statistics(
+        Namespace=namespace,
+        MetricName=metric,
+        Dimensions=[{"Name": k, "Value": v} for k, v in (dimensions or {}).items()],
+        StartTime=now - datetime.timedelta(days=1),
+        EndTime=now + datetime.timedelta(days=1),
+        Period=60,
+        Statistics=["SampleCount", "Sum", "Minimum", "Maximum"],
+    )
+    return sorted(response["Datapoints"], key=lambda point: point["Timestamp"])
+
+
+def adapter_for(endpoint: MotoEndpoint, **options: Any) -> CloudWatchTimerAdapter:
+    options.setdefault("retry_initial", 0.02)
+    options.setdefault("retry_max", 0.1)
+    return CloudWatchTimerAdapter(
+        NAMESPACE,
+        options.pop("metric_name", "frame_time"),
+        options.pop("dimensions", {"Device": "cam-1"}),
+        boto3_session=endpoint.session(),
+        endpoint_url=endpoint.url,
+        **options,
+    )
+
+
+def ticking_tachometer(clock: FakeClock, adapter: CloudWatchTimerAdapter) -> TickerTachometer:
+    return TickerTachometer(stats_callback=adapter.send_metrics, stats_interval=60, clock=clock)
+
+
+def test_tachometer_report_arrives_with_exact_statistics(
+    moto: MotoEndpoint, clock: FakeClock
+) -> None:
+    clock.jump_wall(datetime.datetime.now(UTC) - clock.wall())
+    with adapter_for(moto) as adapter:
+        tach = ticking_tachometer(clock, adapter)
+        tach.tick()
+        for step in [0.04, 0.05, 0.06, 0.05] * 300:  # 1,200 intervals, 60 s in all
+            clock.advance(step)
+            tach.tick()
+        assert tach.reports == 1
+        assert adapter.flush(timeout=10)
+        counts = adapter.counters()
+    assert counts["sent"] == 1 and counts["dropped"] == 0 and counts["pending"] == 0
+    (point,) = statistics(moto, "frame_time", {"Device": "cam-1"})
+    assert point["SampleCount"] == 1200
+    assert point["Sum"] == pytest.approx(60.0)
+    assert point["Minimum"] == pytest.approx(0.04)
+    assert point["Maximum"] == pytest.approx(0.06)
+    assert point["Unit"] == "Seconds"
+
+
+def test_datum_shape_matches_the_older_api(moto: MotoEndpoint) -> None:
+    local = datetime.timezone(datetime.timedelta(hours=2))
+    stamp = datetime.datetime(2026, 11, 21, 12, 0, tzinfo=local)
+    clock = FakeClock()
+    tach = TickerTachometer(stats_callback=lambda ts, t: None, clock=clock)
+    tach.tick()
+    clock.advance(0.5)
+    tach.tick()
+    with adapter_for(moto) as adapter:
+        datum = adapter.send_metrics(stamp, tach.ticker.snapshot())
+    assert datum == {
+        "MetricName": "frame_time",
+        "Dimensions": [{"Name": "Device", "Value": "cam-1"}],
+        "Timestamp": datetime.datetime(2026, 11, 21, 10, 0, tzinfo=UTC),
+        "Unit": "Seconds",
+        "StatisticValues": {"SampleCount": 1.0, "Sum": 0.5, "Minimum": 0.5, "Maximum": 0.5},
+    }
+
+
+def test_high_resolution_and_percentiles(moto: MotoEndpoint, clock: FakeClock) -> None:
+    clock.jump_wall(datetime.datetime.now(UTC) - clock.wall())
+    data: list[dict[str, Any]] = []
+    with adapter_for(moto, high_resolution=True, percentiles=True) as adapter:
+
+        def send(timestamp: datetime.datetime, timer: Any) -> None:
+            data.append(adapter.send_metrics(timestamp, timer))  # type: ignore[arg-type]
+
+        tach = TickerTachometer(
+            stats_callback=send, stats_interval=1, clock=clock, max_intervals=500
+        )
+        tach.tick()
+        steps = [0.001 * (1 + i % 7) for i in range(600)]
+        for step in steps:
+            clock.advance(step)
+            tach.tick()
+        tach.flush()
+        assert adapter.flush(timeout=10)
+    assert all(d["StorageResolution"] == 1 for d in data)
+    assert all(len(d["Values"]) <= 150 for d in data)
+    points = statistics(moto, "frame_time", {"Device": "cam-1"})
+    assert sum(p["SampleCount"] for p in points) == pytest.approx(600)
+    assert sum(p["Sum"] for p in points) == pytest.approx(sum(steps), rel=0.05)
+    assert min(p["Minimum"] for p in points) == pytest.approx(0.001)
+    assert max(p["Maximum"] for p in points) == pytest.approx(0.007)
+
+
+def test_values_and_counts_keep_count_sum_and_extremes() -> None:
+    samples = [float(i) for i in range(1, 1001)]
+    values, counts = values_and_counts(samples, 1000)
+    assert len(values) <= 150
+    assert sum(counts) == pytest.approx(1000)
+    assert sum(v * c for v, c in zip(values, counts, strict=True)) == pytest.approx(sum(samples))
+    assert min(values) == 1.0 and max(values) == 1000.0
+    # More samples than were kept: the counts are scaled up to the true count.
+    values, counts = values_and_counts(samples[-100:], 5000, minimum=0.5, maximum=2000.0)
+    assert sum(counts) == pytest.approx(5000)
+    assert values[0] == 0.5 and values[-1] == 2000.0
+    assert values_and_counts([], 0) == ([], [])
+    assert values_and_counts([3.0], 4) == ([3.0], [4.0])
+
+
+def test_cw_tachometer_as_older_code_writes_it(moto: MotoEndpoint, clock: FakeClock) -> None:
+    clock.jump_wall(datetime.datetime.now(UTC) - clock.wall())
+    tach = CWTachometer(
+        namespace=NAMESPACE,
+        metric_name="loop_time",
+        dimensions={"App": "demo"},
+        stats_interval=datetime.timedelta(seconds=60),
+        boto3_session=moto.session(),
+        endpoint_url=moto.url,
+        clock=clock,
+    )
+    tach.tick()
+    for _ in range(10):
+        clock.advance(0.1)
+        tach.tick()
+    assert tach.close(timeout=10)  # reports the unfinished period and sends it
+    (point,) = statistics(moto, "loop_time", {"App": "demo"})
+    assert point["SampleCount"] == 10
+    assert point["Sum"] == pytest.approx(1.0)
+    assert tach.counters()["sent"] == 1
+
+
+def test_endpoint_down_then_back(moto: MotoEndpoint, clock: FakeClock) -> None:
+    clock.jump_wall(datetime.datetime.now(UTC) - clock.wall())
+    with adapter_for(moto) as adapter:
+        tach = ticking_tachometer(clock, adapter)
+        tach.tick()
+        moto.stop()  # the endpoint dies mid-run
+        for _ in range(3 * 60):  # three periods of one tick per second
+            clock.advance(1.0)
+            tach.tick()
+        assert tach.reports == 3  # the frame loop went on; nothing raised
+        assert wait_until(lambda: adapter.counters()["failed_attempts"] >= 2)
+        assert not adapter.flush(timeout=0.1)
+        counts = adapter.counters()
+        assert counts["pending"] == 3 and counts["sent"] == 0
+        moto.start()  # and comes back: the buffered data go out, in order
+        assert adapter.flush(timeout=10)
+        counts = adapter.counters()
+    assert counts["sent"] == 3 and counts["dropped"] == 0
+    points = statistics(moto, "frame_time", {"Device": "cam-1"})
+    assert sum(p["SampleCount"] for p in points) == 180
+
+
+def test_full_buffer_drops_the_oldest(moto: MotoEndpoint, caplog: pytest.LogCaptureFixture) -> None:
+    moto.stop()
+    base = datetime.datetime.now(UTC).replace(second=0, microsecond=0)
+    caplog.set_level(logging.WARNING)
+    with adapter_for(moto, max_buffer=5, metric_name="burst") as adapter:
+        for minute in range(8):
+            snapshot = _one_sample_snapshot(float(minute + 1))
+            adapter.send_metrics(base - datetime.timedelta(minutes=10 - minute), snapshot)
+        # A batch being sent when the buffer filled comes back to the front on failure,
+        # and is then the oldest: wait for that first failure.
+        assert wait_until(lambda: adapter.counters()["failed_attempts"] >= 1)
+        counts = adapter.counters()
+        assert counts["dropped"] == 3 and counts["pending"] == 5
+        assert "buffer full" in caplog.text
+        moto.start()
+        assert adapter.flush(timeout=10)
+    points = statistics(moto, "burst", {"Device": "cam-1"})
+    assert [p["Sum"] for p in points] == [4.0, 5.0, 6.0, 7.0, 8.0]
+
+
+def _one_sample_snapshot(seconds: float) -> Any:
+    clock = FakeClock()
+    tach = TickerTachometer(stats_callback=lambda ts, t: None, clock=clock)
+    tach.tick()
+    clock.advance(seconds)
+    tach.tick()
+    return tach.ticker.snapshot()
+
+
+def test_missing_credentials_are_retried_not_raised(
+    moto: MotoEndpoint, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    import boto3
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    adapter = CloudWatchTimerAdapter(
+        NAMESPACE,
+        "no_creds",
+        boto3_session=boto3.Session(region_name="eu-west-1"),
+        endpoint_url=moto.url,
+        retry_initial=0.02,
+        retry_max=0.05,
+    )
+    adapter.send_metrics(datetime.datetime.now(UTC), _one_sample_snapshot(1.0))
+    assert wait_until(lambda: adapter.counters()["failed_attempts"] >= 2)
+    counts = adapter.counters()
+    assert counts["pending"] == 1 and counts["sent"] == 0
+    assert "NoCredentialsError" in (adapter.sender.delivery.last_error or "")
+    assert not adapter.close(timeout=0.1)
+    assert adapter.counters()["dropped"] == 1  # unsent at close: counted, not silently lost
+
+
+def test_deliveries_on_a_given_executor(moto: MotoEndpoint) -> None:
+    with concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="user-pool") as pool:
+        adapter = adapter_for(moto, executor=pool, metric_name="pooled")
+        adapter.send_metrics(datetime.datetime.now(UTC), _one_sample_snapshot(2.0))
+        assert adapter.flush(timeout=10)
+        assert adapter.close(timeout=5)
+    (point,) = statistics(moto, "pooled", {"Device": "cam-1"})
+    assert point["Sum"] == 2.0
+
+
+def test_pipeline_state_exporter(moto: MotoEndpoint) -> None:
+    pipeline = Pipeline(name="Cam")
+    pipeline.add(lambda x: x + 1, "Decode").add(lambda x: x * 2, "Detect")
+    for i in range(25):
+        pipeline.forward(i)
+    exporter = PipelineStateExporter(
+        pipeline,
+        NAMESPACE,
+        {"Device": "cam-1"},
+        interval=0.05,
+        boto3_session=moto.session(),
+        endpoint_url=moto.url,
+    )
+    with exporter:
+        data = exporter.report()
+        assert exporter.sender.flush(timeout=10)
+    names = {d["MetricName"] for d in data}
+    assert {"FramesPerSecond", "Latency", "LatencyP90", "ProcessingTime"} <= names
+    assert {"ProcessingTimeP50", "ProcessingTimeP99", "FailedItems", "DroppedItems"} <= names
+    dims = {"Device": "cam-1", "Pipeline": "Cam", "Stage": "Detect"}
+    points = statistics(moto, "ProcessingTime", dims)
+    assert sum(p["SampleCount"] for p in points) == 25  # the second report adds none
+    assert statistics(moto, "Latency", {"Device": "cam-1", "Pipeline": "Cam"})
+    assert exporter.counters()["reports"] >= 2
+    pipeline.cleanup()
+
+
+def test_pipeline_report_counts_only_the_period() -> None:
+    from framescope.cwadapter import pipeline_data
+    from framescope.pipeline import pipeline_metrics
+
+    pipeline = Pipeline(name="P")
+    pipeline.add(lambda x: x, "A")
+    marks: dict[str, Any] = {}
+    now = datetime.datetime.now(UTC)
+    for i in range(5):
+        pipeline.forward(i)
+    first = pipeline_data(pipeline_metrics(pipeline), now, marks)
+    for i in range(3):
+        pipeline.forward(i)
+    second = pipeline_data(pipeline_metrics(pipeline), now, marks)
+
+    def stage_count(data: list[dict[str, Any]]) -> float:
+        (datum,) = [d for d in data if d["MetricName"] == "ProcessingTime"]
+        return float(datum["StatisticValues"]["SampleCount"])
+
+    assert stage_count(first) == 5 and stage_count(second) == 3
+    pipeline.cleanup()
+
+
+def test_bad_arguments(moto: MotoEndpoint, monkeypatch: pytest.MonkeyPatch) -> None:
+    session = moto.session()
+    with pytest.raises(ValueError, match="namespace must not start with 'AWS/'"):
+        CloudWatchTimerAdapter("AWS/EC2", "m", boto3_session=session)
+    with pytest.raises(ValueError, match="metric_name must be 1 to 255"):
+        CloudWatchTimerAdapter("ns", "", boto3_session=session)
+    with pytest.raises(TypeError, match="dimensions must be a mapping"):
+        CloudWatchTimerAdapter("ns", "m", [("a", "b")], boto3_session=session)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"dimensions\['a'\] must be a str"):
+        CloudWatchTimerAdapter("ns", "m", {"a": 1}, boto3_session=session)  # type: ignore[dict-item]
+    with pytest.raises(ValueError, match="max_buffer must be >= 1"):
+        CloudWatchTimerAdapter("ns", "m", boto3_session=session, max_buffer=0)
+    with pytest.raises(TypeError, match="executor must be"):
+        CloudWatchTimerAdapter("ns", "m", boto3_session=session, executor="pool")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="pipeline must be a Pipeline"):
+        PipelineStateExporter("p", "ns", boto3_session=session)  # type: ignore[arg-type]
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    with pytest.raises(ValueError, match="region: no AWS region"):
+        CloudWatchTimerAdapter("ns", "m")

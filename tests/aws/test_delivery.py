@@ -1,0 +1,107 @@
+"""The delivery loop's retry, back-off and reject paths, with faults a real server cannot give."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from botocore.exceptions import (
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ParamValidationError,
+)
+
+from framescope.cwadapter.aws import classify_aws_error
+from framescope.cwadapter.delivery import FailureKind, MetricDelivery
+from tests.aws.conftest import wait_until
+
+
+def client_error(code: str, status: int) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        "PutMetricData",
+    )
+
+
+def test_classification() -> None:
+    assert classify_aws_error(client_error("Throttling", 400)) is FailureKind.RETRY
+    assert classify_aws_error(client_error("InternalFailure", 500)) is FailureKind.RETRY
+    assert classify_aws_error(client_error("ExpiredTokenException", 400)) is FailureKind.RETRY
+    assert classify_aws_error(client_error("Whatever", 503)) is FailureKind.RETRY
+    assert classify_aws_error(client_error("InvalidParameterValue", 400)) is FailureKind.REJECT
+    assert classify_aws_error(EndpointConnectionError(endpoint_url="x")) is FailureKind.RETRY
+    assert classify_aws_error(NoCredentialsError()) is FailureKind.RETRY
+    assert classify_aws_error(ParamValidationError(report="bad")) is FailureKind.REJECT
+    assert classify_aws_error(ValueError("bug")) is FailureKind.REJECT
+
+
+class FlakyEndpoint:
+    """Raises the given errors in turn, then accepts; records what it accepted."""
+
+    def __init__(self, *errors: Exception) -> None:
+        self.errors = list(errors)
+        self.accepted: list[Any] = []
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, batch: list[Any]) -> None:
+        with self.lock:
+            self.calls += 1
+            if self.errors:
+                raise self.errors.pop(0)
+            self.accepted.extend(batch)
+
+
+def test_throttling_is_retried_with_back_off_then_delivered() -> None:
+    endpoint = FlakyEndpoint(client_error("Throttling", 400), client_error("Throttling", 400))
+    delivery = MetricDelivery(endpoint, classify_aws_error, retry_initial=0.01, retry_max=0.02)
+    delivery.submit_many(range(45))
+    assert delivery.flush(timeout=10)
+    assert endpoint.accepted == list(range(45))  # in order, nothing lost or doubled
+    counts = delivery.counters()
+    assert counts["failed_attempts"] == 2 and counts["sent"] == 45
+    assert counts["batches"] == 3  # batches of at most 20
+    assert not delivery.failing
+    assert delivery.close()
+
+
+def test_rejected_batch_is_counted_and_the_rest_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    endpoint = FlakyEndpoint(client_error("InvalidParameterValue", 400))
+    delivery = MetricDelivery(endpoint, classify_aws_error, batch_size=2)
+    delivery.submit_many(["bad", "bad too", "good"])
+    assert delivery.flush(timeout=10)
+    assert endpoint.accepted == ["good"]
+    assert delivery.counters()["rejected"] == 2
+    assert "rejected" in caplog.text
+    delivery.close()
+
+
+def test_back_off_grows_and_is_capped() -> None:
+    endpoint = FlakyEndpoint(*[EndpointConnectionError(endpoint_url="x") for _ in range(6)])
+    delivery = MetricDelivery(endpoint, classify_aws_error, retry_initial=0.001, retry_max=0.004)
+    delivery.submit(1)
+    assert wait_until(lambda: delivery.counters()["sent"] == 1)
+    assert delivery._backoff == 0.0  # reset after the success
+    assert endpoint.calls == 7
+    delivery.close()
+
+
+def test_close_stops_a_loop_waiting_out_a_long_back_off() -> None:
+    endpoint = FlakyEndpoint(*[EndpointConnectionError(endpoint_url="x") for _ in range(100)])
+    delivery = MetricDelivery(endpoint, classify_aws_error, retry_initial=30.0)
+    delivery.submit("x")
+    assert wait_until(lambda: delivery.failing)
+    assert not delivery.close(timeout=0.2)  # the 30 s wait does not hold it up
+    counts = delivery.counters()
+    assert counts["dropped"] == 1 and counts["pending"] == 0
+    delivery.submit("late")  # after close: counted, never silently lost
+    assert delivery.counters()["dropped"] == 2
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="retry_initial must be a positive number"):
+        MetricDelivery(print, classify_aws_error, retry_initial=0)
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        MetricDelivery(print, classify_aws_error, batch_size=0)
