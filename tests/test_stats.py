@@ -279,3 +279,42 @@ def test_from_dict_rejects_non_numeric_samples() -> None:
     data["samples"] = [1, "2"]
     with pytest.raises(ValueError, match=r"data\['samples'\] must hold numbers"):
         StatsSnapshot.from_dict(data)
+
+
+def test_histogram_counts_with_le_semantics_and_survives_reset() -> None:
+    from framescope.histogram import HistogramSnapshot
+
+    stats = RollingStats(window=4, divisor=1e9)
+    stats.add(5)  # before tracking: not counted
+    stats.track_histogram((0.001, 0.01))
+    stats.extend([1_000_000, 1_000_001, 10_000_000, 20_000_000])  # 1 ms is <= 0.001
+    stats.add(500_000)
+    stats.reset()
+    histogram = stats.snapshot().histogram
+    assert histogram is not None
+    assert histogram.counts == (2, 2, 1)
+    assert histogram.cumulative() == [(0.001, 2), (0.01, 4), (math.inf, 5)]
+    assert histogram.count == 5
+    assert histogram.total == pytest.approx(0.032500001)
+    assert HistogramSnapshot.from_dict(histogram.to_dict()) == histogram
+    assert histogram.merge(histogram).counts == (4, 4, 2)
+    stats.track_histogram((0.001, 0.01))  # the same bounds again: nothing changes
+    with pytest.raises(ValueError, match="already tracks a histogram"):
+        stats.track_histogram((0.5,))
+    with pytest.raises(ValueError, match="strictly increasing"):
+        RollingStats().track_histogram((1.0, 1.0))
+    with pytest.raises(ValueError, match="must be finite"):
+        RollingStats().track_histogram((1.0, math.inf))
+
+
+def test_snapshot_with_histogram_round_trips_and_merges() -> None:
+    a = RollingStats(divisor=1e9)
+    a.track_histogram((0.5,))
+    a.extend([100_000_000, 900_000_000])
+    b = RollingStats(divisor=1e9)
+    b.track_histogram((0.5,))
+    b.add(200_000_000)
+    snap = a.snapshot()
+    assert StatsSnapshot.from_dict(snap.to_dict()) == snap
+    merged = snap.merge(b.snapshot())
+    assert merged.histogram is not None and merged.histogram.counts == (2, 1)

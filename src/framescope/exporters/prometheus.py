@@ -1,0 +1,292 @@
+"""Pipelines and timers on a Prometheus ``/metrics`` endpoint (``framescope[prometheus]``).
+
+Metric names follow Prometheus conventions (base units, ``_seconds``,
+``_total`` for counters) and labels stay low-cardinality (pipeline, stage,
+timer, reason). With the default namespace ``framescope``:
+
+================================================  =========  ==========================
+metric                                            type       labels
+================================================  =========  ==========================
+framescope_pipeline_latency_seconds               histogram  pipeline
+framescope_pipeline_frames_per_second             gauge      pipeline
+framescope_pipeline_forwarded_items_total         counter    pipeline
+framescope_pipeline_completed_items_total         counter    pipeline
+framescope_pipeline_failed_items_total            counter    pipeline
+framescope_pipeline_dropped_items_total           counter    pipeline, reason
+framescope_stage_processing_seconds               histogram  pipeline, stage
+framescope_stage_frames_per_second                gauge      pipeline, stage
+framescope_stage_failed_items_total               counter    pipeline, stage
+framescope_stage_queue_depth                      gauge      pipeline, stage (threaded)
+framescope_stage_state                            stateset   pipeline, stage (debugging)
+framescope_timer_seconds                          histogram  timer
+framescope_timer_events_per_second                gauge      timer
+================================================  =========  ==========================
+
+Histograms count from the moment a source is added; the fps gauges are the
+rate over each timer's recent window. Everything is read at scrape time, once
+per scrape, so the numbers of one scrape belong together.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from socketserver import ThreadingMixIn
+from types import TracebackType
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from framescope._optional import require
+from framescope.exporters.sources import MetricSources, Reading
+from framescope.histogram import DEFAULT_LATENCY_BUCKETS, HistogramSnapshot
+from framescope.pipeline.events import NodePhase
+from framescope.pipeline.pipeline import Pipeline
+from framescope.timepiece.tachometers import BaseTachometer
+from framescope.timepiece.timers import BaseTimer
+
+_prometheus = require("prometheus_client", "prometheus", "the Prometheus exporter")
+_core = require("prometheus_client.core", "prometheus", "the Prometheus exporter")
+
+__all__ = ["MetricsServer", "PrometheusExporter"]
+
+_PHASES = [phase.name for phase in NodePhase]
+
+
+def _buckets(histogram: HistogramSnapshot) -> list[tuple[str, float]]:
+    return [
+        ("+Inf" if math.isinf(bound) else repr(bound), float(count))
+        for bound, count in histogram.cumulative()
+    ]
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes are not worth a log line each."""
+
+
+class MetricsServer:
+    """An HTTP server for ``/metrics`` on a named thread; :meth:`close` stops and joins it.
+
+    Attributes:
+        host: the address it listens on.
+        port: the port (the one picked when 0 was asked for).
+    """
+
+    def __init__(self, registry: Any, port: int = 0, host: str = "127.0.0.1") -> None:
+        app = _prometheus.make_wsgi_app(registry)
+        self._server = make_server(
+            host, port, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
+        )
+        self.host = host
+        self.port: int = self._server.server_port
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"framescope-metrics-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        """The URL to scrape."""
+        return f"http://{self.host}:{self.port}/metrics"
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop serving and join the thread."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout)
+
+
+class PrometheusExporter:
+    """A Prometheus collector for framescope pipelines and timers.
+
+    Example::
+
+        exporter = PrometheusExporter()
+        exporter.add_pipeline(pipeline)
+        exporter.add_timer(frame_ticker, "frame")
+        server = exporter.serve(port=9100, host="0.0.0.0")   # scrape /metrics
+        ...
+        exporter.close()
+
+    Args:
+        namespace: the prefix of every metric name.
+        buckets: latency histogram upper bounds in seconds.
+        registry: the ``prometheus_client`` registry to register with; a fresh
+            private ``CollectorRegistry`` when None (pass
+            ``prometheus_client.REGISTRY`` to join the process's default one).
+    """
+
+    def __init__(
+        self,
+        namespace: str = "framescope",
+        buckets: Sequence[float] = DEFAULT_LATENCY_BUCKETS,
+        registry: Any = None,
+    ) -> None:
+        if not isinstance(namespace, str) or not namespace.isidentifier():
+            raise ValueError(f"namespace must be a valid metric name prefix, got {namespace!r}")
+        self.namespace = namespace
+        self.sources = MetricSources(buckets)
+        self.registry = registry if registry is not None else _core.CollectorRegistry()
+        self.registry.register(self)
+        self._servers: list[MetricsServer] = []
+
+    def add_pipeline(self, pipeline: Pipeline) -> PrometheusExporter:
+        """Export ``pipeline`` (see the module docs for its metrics); returns self."""
+        self.sources.add_pipeline(pipeline)
+        return self
+
+    def add_timer(self, timer: BaseTimer | BaseTachometer, name: str) -> PrometheusExporter:
+        """Export a Ticker, StopWatch or tachometer with label ``timer=name``; returns self."""
+        self.sources.add_timer(timer, name)
+        return self
+
+    def serve(self, port: int = 0, host: str = "127.0.0.1") -> MetricsServer:
+        """Serve this exporter's registry on ``http://host:port/metrics`` (port 0: any free)."""
+        server = MetricsServer(self.registry, port, host)
+        self._servers.append(server)
+        return server
+
+    def describe(self) -> list[Any]:
+        """Nothing to describe up front: the metrics depend on what is added later."""
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        """Read every source once and yield the metric families (called per scrape)."""
+        yield from render(self.sources.read(), self.namespace)
+
+    def close(self) -> None:
+        """Stop the servers started by :meth:`serve` and unregister from the registry."""
+        for server in self._servers:
+            server.close()
+        self._servers.clear()
+        with contextlib.suppress(KeyError):  # already unregistered
+            self.registry.unregister(self)
+
+    def __enter__(self) -> PrometheusExporter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def render(reading: Reading, namespace: str = "framescope") -> Iterable[Any]:
+    """The Prometheus metric families for one reading (a pure function of it)."""
+    core = _core
+    ns = namespace
+
+    def family(kind: Any, name: str, doc: str, labels: list[str], **extra: Any) -> Any:
+        return kind(f"{ns}_{name}", doc, labels=labels, **extra)
+
+    p_latency = family(
+        core.HistogramMetricFamily,
+        "pipeline_latency_seconds",
+        "End-to-end latency of items through the pipeline.",
+        ["pipeline"],
+    )
+    p_fps = family(
+        core.GaugeMetricFamily,
+        "pipeline_frames_per_second",
+        "Items completed per second over the recent window.",
+        ["pipeline"],
+    )
+    p_counts = {
+        key: family(
+            core.CounterMetricFamily,
+            f"pipeline_{key}_items",
+            f"Items {key} by the pipeline.",
+            ["pipeline"],
+        )
+        for key in ("forwarded", "completed", "failed")
+    }
+    p_dropped = family(
+        core.CounterMetricFamily,
+        "pipeline_dropped_items",
+        "Items lost: queue_full (refused), overflow (dropped by policy), "
+        "result_unread (results nobody read), cleanup (queued at cleanup).",
+        ["pipeline", "reason"],
+    )
+    s_latency = family(
+        core.HistogramMetricFamily,
+        "stage_processing_seconds",
+        "Time a stage spends processing one item.",
+        ["pipeline", "stage"],
+    )
+    s_fps = family(
+        core.GaugeMetricFamily,
+        "stage_frames_per_second",
+        "Items a stage processes per second over the recent window.",
+        ["pipeline", "stage"],
+    )
+    s_failed = family(
+        core.CounterMetricFamily,
+        "stage_failed_items",
+        "Items a stage raised on.",
+        ["pipeline", "stage"],
+    )
+    s_depth = family(
+        core.GaugeMetricFamily,
+        "stage_queue_depth",
+        "Items waiting in the stage's input queue.",
+        ["pipeline", "stage"],
+    )
+    s_state = family(
+        core.StateSetMetricFamily,
+        "stage_state",
+        "What the stage is doing (needs pipeline debugging on).",
+        ["pipeline", "stage"],
+    )
+    t_latency = family(
+        core.HistogramMetricFamily,
+        "timer_seconds",
+        "Intervals measured by a framescope timer.",
+        ["timer"],
+    )
+    t_rate = family(
+        core.GaugeMetricFamily,
+        "timer_events_per_second",
+        "Events per second over the timer's recent window.",
+        ["timer"],
+    )
+    for metrics in reading.pipelines:
+        name = metrics.pipeline
+        if metrics.latency.histogram is not None:
+            histogram = metrics.latency.histogram
+            p_latency.add_metric([name], _buckets(histogram), histogram.total)
+        p_fps.add_metric([name], metrics.latency.rate())
+        for key, counter in p_counts.items():
+            counter.add_metric([name], float(metrics.counters.get(key, 0)))
+        for reason, total in metrics.dropped().items():
+            p_dropped.add_metric([name, reason], float(total))
+        for stage in metrics.stages:
+            labels = [name, stage.stage]
+            if stage.latency.histogram is not None:
+                histogram = stage.latency.histogram
+                s_latency.add_metric(labels, _buckets(histogram), histogram.total)
+            s_fps.add_metric(labels, stage.latency.rate())
+            s_failed.add_metric(labels, float(stage.failures))
+            if stage.queue_depth is not None:
+                s_depth.add_metric(labels, float(stage.queue_depth))
+            if stage.phase is not None:
+                s_state.add_metric(labels, {phase: phase == stage.phase for phase in _PHASES})
+    for timer in reading.timers:
+        if timer.stats.histogram is not None:
+            histogram = timer.stats.histogram
+            t_latency.add_metric([timer.name], _buckets(histogram), histogram.total)
+        t_rate.add_metric([timer.name], timer.stats.rate())
+    families = [p_latency, p_fps, *p_counts.values(), p_dropped, s_latency, s_fps, s_failed]
+    families += [s_depth, s_state, t_latency, t_rate]
+    return [f for f in families if f.samples]

@@ -1,0 +1,253 @@
+"""The Prometheus exporter: exposition checked directly, and scraped by a real Prometheus."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("prometheus_client")
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from framescope.clock import FakeClock
+from framescope.exporters.prometheus import PrometheusExporter
+from framescope.pipeline import NodePhase, Pipeline
+from framescope.timepiece import StopWatch, TickerTachometer
+
+
+def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Fetch and parse an exposition: {(sample name, sorted labels): value}."""
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def test_pipeline_and_timer_exposition(clock: FakeClock) -> None:
+    pipeline = Pipeline(name="Cam", clock=clock, debug=True)
+
+    def decode(x: int) -> int:
+        clock.advance(0.0004)  # 0.4 ms: a sub-millisecond bucket
+        return x
+
+    def detect(x: int) -> int:
+        clock.advance(0.003)
+        if x == 7:
+            raise ValueError("bad frame")
+        return x
+
+    pipeline.add(decode, "Decode").add(detect, "Detect", on_error="skip")
+    watch = StopWatch("draw", clock=clock)
+    with PrometheusExporter() as exporter:
+        exporter.add_pipeline(pipeline).add_timer(watch, "draw")
+        for i in range(10):
+            pipeline.forward(i)
+            with watch:
+                clock.advance(0.02)
+        server = exporter.serve()
+        samples = scrape(server.url)
+    pipeline.cleanup()
+
+    def value(name: str, **labels: str) -> float:
+        return samples[(name, tuple(sorted(labels.items())))]
+
+    cam = {"pipeline": "Cam"}
+    decode_labels = {"pipeline": "Cam", "stage": "Decode"}
+    detect_labels = {"pipeline": "Cam", "stage": "Detect"}
+    assert value("framescope_pipeline_forwarded_items_total", **cam) == 10
+    assert value("framescope_pipeline_completed_items_total", **cam) == 9
+    assert value("framescope_pipeline_failed_items_total", **cam) == 1
+    assert value("framescope_pipeline_dropped_items_total", reason="overflow", **cam) == 0
+    assert value("framescope_stage_failed_items_total", **detect_labels) == 1
+    # 0.4 ms lands in the le=0.0005 bucket, not in le=0.00025.
+    assert value("framescope_stage_processing_seconds_bucket", le="0.00025", **decode_labels) == 0
+    assert value("framescope_stage_processing_seconds_bucket", le="0.0005", **decode_labels) == 10
+    assert value("framescope_stage_processing_seconds_count", **decode_labels) == 10
+    assert value("framescope_stage_processing_seconds_sum", **decode_labels) == pytest.approx(0.004)
+    # The failed item is not a processing sample of Detect.
+    assert value("framescope_stage_processing_seconds_count", **detect_labels) == 9
+    assert value("framescope_stage_processing_seconds_bucket", le="0.0025", **detect_labels) == 0
+    assert value("framescope_stage_processing_seconds_bucket", le="0.005", **detect_labels) == 9
+    assert value("framescope_timer_seconds_count", timer="draw") == 10
+    assert value("framescope_timer_seconds_bucket", le="0.025", timer="draw") == 10
+    assert value("framescope_timer_seconds_bucket", le="0.01", timer="draw") == 0
+    assert value("framescope_timer_events_per_second", timer="draw") > 0
+    # Debugging on: the stage state is a state set, one state true.
+    states = {
+        labels: v
+        for (name, labels), v in samples.items()
+        if name == "framescope_stage_state" and ("stage", "Decode") in labels
+    }
+    assert sum(states.values()) == 1
+    assert len(states) == len(NodePhase)
+    assert (
+        states[(("framescope_stage_state", "IDLE"), ("pipeline", "Cam"), ("stage", "Decode"))] == 1
+    )
+
+
+def test_queue_depth_of_a_threaded_pipeline() -> None:
+    release = threading.Event()
+    pipeline = Pipeline(name="Slow")
+    pipeline.add(lambda x: release.wait(5) and x, "Hold").add(lambda x: x, "Pass")
+    pipeline.parallelize(queue_size=8)
+    with PrometheusExporter() as exporter:
+        exporter.add_pipeline(pipeline)
+        for i in range(5):
+            pipeline.forward(i)
+        server = exporter.serve()
+        deadline = time.monotonic() + 5
+        while True:  # the first item is taken by the stage, the other 4 wait
+            depth = scrape(server.url)[
+                ("framescope_stage_queue_depth", (("pipeline", "Slow"), ("stage", "Hold")))
+            ]
+            if depth == 4 or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        assert depth == 4
+        release.set()
+    pipeline.cleanup()
+
+
+def test_tachometer_histogram_survives_period_resets(clock: FakeClock) -> None:
+    reports: list[Any] = []
+    tach = TickerTachometer(
+        stats_callback=lambda ts, t: reports.append(t), stats_interval=1, clock=clock
+    )
+    with PrometheusExporter(namespace="app", buckets=(0.05, 0.2)) as exporter:
+        exporter.add_timer(tach, "loop")
+        tach.tick()
+        for _ in range(30):
+            clock.advance(0.1)
+            tach.tick()
+        samples = scrape(exporter.serve().url)
+    assert len(reports) == 3  # the tachometer reset its ticker three times ...
+    assert samples[("app_timer_seconds_count", (("timer", "loop"),))] == 30  # ... counts stayed
+    assert samples[("app_timer_seconds_bucket", (("le", "0.05"), ("timer", "loop")))] == 0
+    assert samples[("app_timer_seconds_bucket", (("le", "0.2"), ("timer", "loop")))] == 30
+
+
+def test_bad_arguments() -> None:
+    exporter = PrometheusExporter()
+    with pytest.raises(TypeError, match="pipeline must be a Pipeline"):
+        exporter.add_pipeline("Cam")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="timer must be a Ticker, StopWatch or tachometer"):
+        exporter.add_timer(object(), "x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="low-cardinality label"):
+        exporter.add_timer(StopWatch("w"), "frame 17 of camera 3")
+    exporter.add_timer(StopWatch("w"), "w")
+    with pytest.raises(ValueError, match="already exported"):
+        exporter.add_timer(StopWatch("w"), "w")
+    with pytest.raises(ValueError, match="strictly increasing"):
+        PrometheusExporter(buckets=(0.1, 0.01))
+    with pytest.raises(ValueError, match="namespace must be"):
+        PrometheusExporter(namespace="my-app")
+    exporter.close()
+
+
+# -- a real Prometheus server scraping the exporter -------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def prometheus_server(tmp_path: Path) -> Iterator[Any]:
+    """Start Debian's prometheus on loopback; yields a function that sets its scrape target."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.skip("the prometheus server is not installed (bash scripts/install-test-servers.sh)")
+    port = _free_port()
+    processes: list[subprocess.Popen[bytes]] = []
+    log_path = tmp_path / "prometheus.log"
+
+    def start(target: str) -> str:
+        config = tmp_path / "prometheus.yml"
+        config.write_text(
+            "global:\n  scrape_interval: 200ms\n  scrape_timeout: 150ms\n"
+            "scrape_configs:\n  - job_name: framescope\n"
+            f"    static_configs:\n      - targets: ['{target}']\n"
+        )
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [
+                    binary,
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={tmp_path / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        processes.append(process)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if urllib.request.urlopen(f"{url}/-/ready", timeout=1).status == 200:
+                    return url
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("prometheus did not become ready: " + log_path.read_text())
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(10)
+
+
+def query(url: str, expression: str) -> list[dict[str, Any]]:
+    address = f"{url}/api/v1/query?" + urllib.parse.urlencode({"query": expression})
+    body = json.loads(urllib.request.urlopen(address, timeout=5).read())
+    assert body["status"] == "success"
+    result: list[dict[str, Any]] = body["data"]["result"]
+    return result
+
+
+def test_real_prometheus_scrapes_the_values(prometheus_server: Any, clock: FakeClock) -> None:
+    pipeline = Pipeline(name="Cam", clock=clock)
+
+    def infer(x: int) -> int:
+        clock.advance(0.0007)
+        return x
+
+    pipeline.add(infer, "Infer")
+    with PrometheusExporter() as exporter:
+        exporter.add_pipeline(pipeline)
+        for i in range(42):
+            pipeline.forward(i)
+        server = exporter.serve()
+        prometheus = prometheus_server(f"127.0.0.1:{server.port}")
+        expression = 'framescope_stage_processing_seconds_bucket{stage="Infer",le="0.001"}'
+        deadline = time.monotonic() + 30
+        result: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and not result:
+            result = query(prometheus, expression)
+            if not result:
+                time.sleep(0.2)
+        assert result, "Prometheus never scraped the exporter"
+        assert float(result[0]["value"][1]) == 42
+        assert result[0]["metric"]["pipeline"] == "Cam"
+        completed = query(prometheus, "framescope_pipeline_completed_items_total")
+        assert float(completed[0]["value"][1]) == 42
+        below = query(prometheus, 'framescope_stage_processing_seconds_bucket{le="0.0005"}')
+        assert float(below[0]["value"][1]) == 0
+        up = query(prometheus, 'up{job="framescope"}')
+        assert float(up[0]["value"][1]) == 1
+    pipeline.cleanup()
