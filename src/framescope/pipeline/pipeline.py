@@ -883,6 +883,11 @@ class Pipeline:
                 logger.exception("pipeline %r: cleanup() of stage %r raised", self.name, step.name)
 
     @property
+    def clock(self) -> Clock:
+        """The clock the pipeline's timings and traces are read from."""
+        return self._clock
+
+    @property
     def closed(self) -> bool:
         """Whether :meth:`cleanup` was called."""
         return self._closed

@@ -1,0 +1,372 @@
+"""Pipelines and timers as OpenTelemetry metrics, frame traces as spans (``framescope[otel]``).
+
+The numbers are those of the Prometheus exporter, as asynchronous (observable)
+instruments read at each collection:
+
+=================================  ================  =======================================
+instrument                         kind              attributes
+=================================  ================  =======================================
+framescope.pipeline.latency        gauge (s)         pipeline, quantile (0.5, 0.9, 0.99)
+framescope.pipeline.frame_rate     gauge ({frame}/s) pipeline
+framescope.pipeline.items          counter           pipeline, outcome (forwarded, completed,
+                                                     failed)
+framescope.pipeline.dropped        counter           pipeline, reason
+framescope.stage.duration          gauge (s)         pipeline, stage, quantile
+framescope.stage.processed         counter           pipeline, stage
+framescope.stage.busy_time         counter (s)       pipeline, stage
+framescope.stage.frame_rate        gauge ({frame}/s) pipeline, stage
+framescope.stage.failed            counter           pipeline, stage
+framescope.stage.queue_depth       gauge             pipeline, stage (threaded pipelines)
+framescope.stage.state             gauge (0 or 1)    pipeline, stage, state (debugging on)
+framescope.timer.duration          gauge (s)         timer, quantile
+framescope.timer.count             counter           timer
+framescope.timer.rate              gauge (1/s)       timer
+=================================  ================  =======================================
+
+OpenTelemetry has no asynchronous histogram, so latency distributions are
+reported as quantile gauges over each timer's recent window, with the exact
+all-time count and sum as counters. With ``traces=True`` the pipeline's sampled
+frame traces (debugging on) become spans: one ``frame`` span per traced frame,
+a child span per stage, and the stage's custom blocks nested inside.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from types import TracebackType
+from typing import Any
+
+from framescope._optional import require
+from framescope._version import __version__
+from framescope.exporters.sources import MetricSources, Reading
+from framescope.histogram import DEFAULT_LATENCY_BUCKETS
+from framescope.pipeline.events import NodePhase
+from framescope.pipeline.pipeline import Pipeline
+from framescope.stats import StatsSnapshot
+from framescope.timepiece.tachometers import BaseTachometer
+from framescope.timepiece.timers import BaseTimer
+from framescope.trace import FrameTrace
+
+_metrics_api = require("opentelemetry.metrics", "otel", "the OpenTelemetry exporter")
+_trace_api = require("opentelemetry.trace", "otel", "the OpenTelemetry exporter")
+
+__all__ = ["OpenTelemetryExporter", "otlp_meter_provider", "otlp_tracer_provider"]
+
+QUANTILES = ((0.5, "0.5"), (0.9, "0.9"), (0.99, "0.99"))
+_READING_REUSE_S = 0.05  # instruments of one collection share one reading
+
+Observed = Iterable[tuple[float, dict[str, str]]]
+
+
+def otlp_meter_provider(endpoint: str | None = None, interval_s: float = 60.0) -> Any:
+    """A MeterProvider that sends to an OTLP/HTTP endpoint every ``interval_s`` seconds.
+
+    ``endpoint`` is the full metrics URL (``http://host:4318/v1/metrics``); by
+    default the ``OTEL_EXPORTER_OTLP_*`` environment variables decide.
+    """
+    sdk = require("opentelemetry.sdk.metrics", "otel", "OTLP metrics")
+    export = require("opentelemetry.sdk.metrics.export", "otel", "OTLP metrics")
+    otlp = require("opentelemetry.exporter.otlp.proto.http.metric_exporter", "otel", "OTLP metrics")
+    reader = export.PeriodicExportingMetricReader(
+        otlp.OTLPMetricExporter(endpoint=endpoint), export_interval_millis=interval_s * 1000
+    )
+    return sdk.MeterProvider(metric_readers=[reader])
+
+
+def otlp_tracer_provider(endpoint: str | None = None) -> Any:
+    """A TracerProvider that batches spans to an OTLP/HTTP endpoint (``.../v1/traces``)."""
+    sdk = require("opentelemetry.sdk.trace", "otel", "OTLP traces")
+    export = require("opentelemetry.sdk.trace.export", "otel", "OTLP traces")
+    otlp = require("opentelemetry.exporter.otlp.proto.http.trace_exporter", "otel", "OTLP traces")
+    provider = sdk.TracerProvider()
+    provider.add_span_processor(export.BatchSpanProcessor(otlp.OTLPSpanExporter(endpoint=endpoint)))
+    return provider
+
+
+def _quantiles(stats: StatsSnapshot, attributes: dict[str, str]) -> Observed:
+    if not stats.samples:
+        return []
+    return [
+        (stats.percentile(q * 100), {**attributes, "quantile": label}) for q, label in QUANTILES
+    ]
+
+
+class OpenTelemetryExporter:
+    """Reports framescope pipelines and timers through the OpenTelemetry SDK.
+
+    Example::
+
+        exporter = OpenTelemetryExporter()          # OTLP/HTTP, every 60 s
+        exporter.add_pipeline(pipeline, traces=True)
+        ...
+        exporter.close()
+
+    Args:
+        meter_provider: the MeterProvider to report through (any configured
+            exporter). None: a new one sending OTLP/HTTP (see
+            :func:`otlp_meter_provider`), owned and shut down by this exporter.
+        tracer_provider: the TracerProvider for frame spans; None: a new OTLP
+            one, created when a pipeline is added with ``traces=True``.
+        buckets: histogram bounds tracked on the timers (shared with other exporters).
+    """
+
+    def __init__(
+        self,
+        meter_provider: Any = None,
+        *,
+        tracer_provider: Any = None,
+        buckets: Sequence[float] = DEFAULT_LATENCY_BUCKETS,
+    ) -> None:
+        self._owned: list[Any] = []
+        if meter_provider is None:
+            meter_provider = otlp_meter_provider()
+            self._owned.append(meter_provider)
+        self.meter_provider = meter_provider
+        self._tracer_provider = tracer_provider
+        self.sources = MetricSources(buckets)
+        self._traced: dict[str, int] = {}
+        self._traced_pipelines: list[Pipeline] = []
+        self._lock = threading.Lock()
+        self._reading: tuple[float, Reading] | None = None
+        self.spans_exported = 0
+        self._meter = meter_provider.get_meter("framescope", __version__)
+        self._create_instruments()
+
+    # -- sources ---------------------------------------------------------------------
+
+    def add_pipeline(self, pipeline: Pipeline, *, traces: bool = False) -> OpenTelemetryExporter:
+        """Report ``pipeline``; with ``traces=True`` also its sampled frame traces as spans."""
+        self.sources.add_pipeline(pipeline)
+        if traces:
+            if not pipeline.debug:
+                raise ValueError(
+                    "traces=True needs frame traces: build the pipeline with debug=True"
+                )
+            if self._tracer_provider is None:
+                self._tracer_provider = otlp_tracer_provider()
+                self._owned.append(self._tracer_provider)
+            with self._lock:
+                self._traced_pipelines.append(pipeline)
+                self._traced[pipeline.name] = -1
+        return self
+
+    def add_timer(self, timer: BaseTimer | BaseTachometer, name: str) -> OpenTelemetryExporter:
+        """Report a Ticker, StopWatch or tachometer with attribute ``timer=name``."""
+        self.sources.add_timer(timer, name)
+        return self
+
+    # -- metrics ---------------------------------------------------------------------
+
+    def _read(self) -> Reading:
+        now = time.monotonic()
+        with self._lock:
+            cached = self._reading
+            if cached is not None and now - cached[0] < _READING_REUSE_S:
+                return cached[1]
+        reading = self.sources.read()
+        with self._lock:
+            self._reading = (now, reading)
+        if self._traced_pipelines:
+            self.export_traces()
+        return reading
+
+    def _observe(self, extract: Callable[[Reading], Iterable[tuple[float, dict[str, str]]]]) -> Any:
+        observation = _metrics_api.Observation
+
+        def callback(options: Any) -> list[Any]:
+            return [observation(value, attrs) for value, attrs in extract(self._read())]
+
+        return callback
+
+    def _create_instruments(self) -> None:
+        meter = self._meter
+        gauge, counter = meter.create_observable_gauge, meter.create_observable_counter
+        spec: list[tuple[Any, str, str, str, Callable[[Reading], Iterable[Any]]]] = [
+            (gauge, "pipeline.latency", "s", "End-to-end latency quantiles.", _pipeline_latency),
+            (
+                gauge,
+                "pipeline.frame_rate",
+                "{frame}/s",
+                "Items completed per second.",
+                _pipe_rate,
+            ),
+            (counter, "pipeline.items", "{item}", "Items by outcome.", _pipeline_items),
+            (counter, "pipeline.dropped", "{item}", "Items lost, by reason.", _pipeline_dropped),
+            (gauge, "stage.duration", "s", "Stage processing-time quantiles.", _stage_duration),
+            (counter, "stage.processed", "{item}", "Items a stage processed.", _stage_processed),
+            (counter, "stage.busy_time", "s", "Time a stage spent processing.", _stage_busy),
+            (
+                gauge,
+                "stage.frame_rate",
+                "{frame}/s",
+                "Items a stage processes per second.",
+                _stage_rate,
+            ),
+            (counter, "stage.failed", "{item}", "Items a stage raised on.", _stage_failed),
+            (gauge, "stage.queue_depth", "{item}", "Items waiting for the stage.", _stage_depth),
+            (gauge, "stage.state", "1", "1 for the stage's current state.", _stage_state),
+            (gauge, "timer.duration", "s", "Timer interval quantiles.", _timer_duration),
+            (counter, "timer.count", "{event}", "Intervals a timer measured.", _timer_count),
+            (gauge, "timer.rate", "1/s", "Timer events per second.", _timer_rate),
+        ]
+        self.instruments = [
+            create(f"framescope.{name}", [self._observe(extract)], unit=unit, description=doc)
+            for create, name, unit, doc, extract in spec
+        ]
+
+    # -- traces ----------------------------------------------------------------------
+
+    def export_traces(self) -> int:
+        """Emit the frame traces sampled since the last call as spans; returns how many frames.
+
+        Runs at every metrics collection by itself; call it to send sooner.
+        """
+        if self._tracer_provider is None:
+            return 0
+        tracer = self._tracer_provider.get_tracer("framescope", __version__)
+        exported = 0
+        with self._lock:
+            pipelines = list(self._traced_pipelines)
+        for pipeline in pipelines:
+            traces = pipeline.frame_traces()
+            with self._lock:
+                last = self._traced[pipeline.name]
+                fresh = [t for t in traces if t.frame_id > last]
+                if fresh:
+                    self._traced[pipeline.name] = fresh[-1].frame_id
+            clock = pipeline.clock
+            # Trace times are monotonic; anchor them to the wall clock now.
+            offset = int(clock.wall().timestamp() * 1e9) - clock.monotonic_ns()
+            for frame in fresh:
+                _emit_frame(tracer, pipeline.name, frame, offset)
+            exported += len(fresh)
+        self.spans_exported += exported
+        return exported
+
+    # -- shutting down ---------------------------------------------------------------
+
+    def close(self) -> None:
+        """Send the last traces and shut down the providers this exporter created."""
+        self.export_traces()
+        for provider in self._owned:
+            provider.shutdown()
+        self._owned.clear()
+
+    def __enter__(self) -> OpenTelemetryExporter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _emit_frame(tracer: Any, pipeline: str, frame: FrameTrace, offset: int) -> None:
+    context_of = _trace_api.set_span_in_context
+    root = tracer.start_span(
+        "frame",
+        start_time=frame.t_in + offset,
+        attributes={"framescope.pipeline": pipeline, "framescope.frame_id": frame.frame_id},
+    )
+    parent = context_of(root)
+    for span in frame.spans:
+        stage = tracer.start_span(
+            span.node_id,
+            context=parent,
+            start_time=span.t_start + offset,
+            attributes={
+                "framescope.queue_wait_s": span.wait_ns / 1e9,
+                "framescope.queued": span.queued,
+            },
+        )
+        inner = context_of(stage)
+        for name, start, end in span.custom:
+            tracer.start_span(name, context=inner, start_time=start + offset).end(end + offset)
+        stage.end(span.t_end + offset)
+    root.end(frame.t_out + offset)
+
+
+# -- what each instrument observes (pure functions of a reading) ---------------------
+
+
+def _pipeline_latency(r: Reading) -> Observed:
+    for p in r.pipelines:
+        yield from _quantiles(p.latency, {"pipeline": p.pipeline})
+
+
+def _pipe_rate(r: Reading) -> Observed:
+    return [(p.latency.rate(), {"pipeline": p.pipeline}) for p in r.pipelines]
+
+
+def _pipeline_items(r: Reading) -> Observed:
+    for p in r.pipelines:
+        for outcome in ("forwarded", "completed", "failed"):
+            yield p.counters.get(outcome, 0), {"pipeline": p.pipeline, "outcome": outcome}
+
+
+def _pipeline_dropped(r: Reading) -> Observed:
+    for p in r.pipelines:
+        for reason, total in p.dropped().items():
+            yield total, {"pipeline": p.pipeline, "reason": reason}
+
+
+def _stages(r: Reading) -> Iterable[tuple[Any, dict[str, str]]]:
+    for p in r.pipelines:
+        for stage in p.stages:
+            yield stage, {"pipeline": p.pipeline, "stage": stage.stage}
+
+
+def _stage_duration(r: Reading) -> Observed:
+    for stage, attrs in _stages(r):
+        yield from _quantiles(stage.latency, attrs)
+
+
+def _stage_processed(r: Reading) -> Observed:
+    return [(stage.latency.count, attrs) for stage, attrs in _stages(r)]
+
+
+def _stage_busy(r: Reading) -> Observed:
+    return [(stage.latency.total, attrs) for stage, attrs in _stages(r)]
+
+
+def _stage_rate(r: Reading) -> Observed:
+    return [(stage.latency.rate(), attrs) for stage, attrs in _stages(r)]
+
+
+def _stage_failed(r: Reading) -> Observed:
+    return [(stage.failures, attrs) for stage, attrs in _stages(r)]
+
+
+def _stage_depth(r: Reading) -> Observed:
+    return [(s.queue_depth, attrs) for s, attrs in _stages(r) if s.queue_depth is not None]
+
+
+def _stage_state(r: Reading) -> Observed:
+    for stage, attrs in _stages(r):
+        if stage.phase is not None:
+            for phase in NodePhase:
+                yield float(phase.name == stage.phase), {**attrs, "state": phase.name}
+
+
+def _timer_duration(r: Reading) -> Observed:
+    for timer in r.timers:
+        yield from _quantiles(timer.stats, {"timer": timer.name})
+
+
+def _timer_count(r: Reading) -> Observed:
+    counts = []
+    for timer in r.timers:
+        histogram = timer.stats.histogram
+        # The histogram keeps counting across tachometer resets; the count is all-time.
+        total = histogram.count if histogram is not None else timer.stats.count
+        counts.append((total, {"timer": timer.name}))
+    return counts
+
+
+def _timer_rate(r: Reading) -> Observed:
+    return [(timer.stats.rate(), {"timer": timer.name}) for timer in r.timers]

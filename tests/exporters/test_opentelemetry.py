@@ -1,0 +1,239 @@
+"""The OpenTelemetry exporter: an in-memory reader, and OTLP/HTTP to a loopback receiver."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+pytest.importorskip("opentelemetry.sdk")
+
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from framescope.clock import FakeClock
+from framescope.exporters.opentelemetry import (
+    OpenTelemetryExporter,
+    otlp_meter_provider,
+    otlp_tracer_provider,
+)
+from framescope.pipeline import Pipeline
+from framescope.timepiece import Ticker
+
+
+def points(reader: InMemoryMetricReader) -> dict[str, list[tuple[dict[str, Any], float]]]:
+    """{instrument name: [(attributes, value), ...]} from one collection."""
+    found: dict[str, list[tuple[dict[str, Any], float]]] = {}
+    data = reader.get_metrics_data()
+    assert data is not None
+    for resource in data.resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                for point in metric.data.data_points:
+                    found.setdefault(metric.name, []).append(
+                        (dict(point.attributes or {}), point.value)
+                    )
+    return found
+
+
+def value(found: dict[str, list[tuple[dict[str, Any], float]]], name: str, **attrs: str) -> float:
+    (match,) = [v for a, v in found[name] if a == attrs]
+    return match
+
+
+def build_pipeline(clock: FakeClock, *, threaded: bool = False) -> Pipeline:
+    """Decode then Infer (2 or 4 ms on the fake clock; item 9 fails)."""
+    pipeline = Pipeline(name="Cam", clock=clock, debug=True)
+
+    def infer(x: int) -> int:
+        clock.advance(0.002 if x % 2 else 0.004)
+        if x == 9:
+            raise ValueError("bad frame")
+        return x
+
+    pipeline.add(lambda x: x, "Decode").add(infer, "Infer", on_error="skip")
+    if threaded:
+        pipeline.parallelize(queue_size=16)
+    return pipeline
+
+
+def run_items(pipeline: Pipeline, count: int) -> None:
+    """Forward ``count`` items and wait for their results."""
+    for i in range(count):
+        pipeline.forward(i)
+    if pipeline.mode == "parallel":
+        results = pipeline.results(timeout=10)
+        for _ in range(count):
+            next(results)
+
+
+def test_metrics_through_an_in_memory_reader(clock: FakeClock) -> None:
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    pipeline = build_pipeline(clock)
+    ticker = Ticker(clock=clock)
+    exporter = OpenTelemetryExporter(provider)
+    exporter.add_pipeline(pipeline).add_timer(ticker, "frame")
+    for i in range(10):
+        ticker.tick()
+        pipeline.forward(i)
+        clock.advance(0.01)
+    found = points(reader)
+    cam = {"pipeline": "Cam"}
+    infer = {"pipeline": "Cam", "stage": "Infer"}
+    assert value(found, "framescope.pipeline.items", outcome="forwarded", **cam) == 10
+    assert value(found, "framescope.pipeline.items", outcome="completed", **cam) == 9
+    assert value(found, "framescope.pipeline.items", outcome="failed", **cam) == 1
+    assert value(found, "framescope.pipeline.dropped", reason="overflow", **cam) == 0
+    assert value(found, "framescope.stage.processed", **infer) == 9
+    assert value(found, "framescope.stage.busy_time", **infer) == pytest.approx(0.028)
+    assert value(found, "framescope.stage.failed", **infer) == 1
+    assert value(found, "framescope.stage.duration", quantile="0.5", **infer) == pytest.approx(
+        0.004
+    )
+    assert value(found, "framescope.stage.duration", quantile="0.99", **infer) == pytest.approx(
+        0.004
+    )
+    assert value(found, "framescope.stage.state", state="IDLE", **infer) == 1
+    assert value(found, "framescope.stage.state", state="PROCESSING", **infer) == 0
+    assert value(found, "framescope.timer.count", timer="frame") == 9
+    assert value(found, "framescope.timer.rate", timer="frame") > 0
+    assert value(found, "framescope.pipeline.frame_rate", **cam) > 0
+    assert "framescope.stage.queue_depth" not in found  # serial: no queues
+    exporter.close()
+    provider.shutdown()
+    pipeline.cleanup()
+
+
+def test_frame_traces_become_nested_spans(clock: FakeClock) -> None:
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    pipeline = build_pipeline(clock, threaded=True)
+    exporter = OpenTelemetryExporter(provider, tracer_provider=tracer_provider)
+    exporter.add_pipeline(pipeline, traces=True)
+    run_items(pipeline, 3)
+    assert exporter.export_traces() == 3
+    assert exporter.export_traces() == 0  # each frame once
+    finished = spans.get_finished_spans()
+    frames = [s for s in finished if s.name == "frame"]
+    stages = [s for s in finished if s.name == "Cam__Infer"]
+    assert len(frames) == 3 and len(stages) == 3
+    assert len([s for s in finished if s.name == "Cam__Decode"]) == 3
+    for stage in stages:
+        assert stage.parent is not None
+        parent = next(f for f in frames if f.context.span_id == stage.parent.span_id)
+        assert parent.start_time <= stage.start_time <= stage.end_time <= parent.end_time
+    infer_spans = sorted(stages, key=lambda s: s.start_time)
+    assert [s.end_time - s.start_time for s in infer_spans] == [4_000_000, 2_000_000, 4_000_000]
+    assert sorted(f.attributes["framescope.frame_id"] for f in frames) == [0, 1, 2]
+    exporter.close()
+    provider.shutdown()
+    tracer_provider.shutdown()
+    pipeline.cleanup()
+
+
+def test_traces_need_debugging(clock: FakeClock) -> None:
+    provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    exporter = OpenTelemetryExporter(provider, tracer_provider=TracerProvider())
+    with pytest.raises(ValueError, match="debug=True"):
+        exporter.add_pipeline(Pipeline(clock=clock), traces=True)
+    provider.shutdown()
+
+
+# -- end to end: OTLP over HTTP to a receiver on loopback ----------------------------
+
+
+class OTLPReceiver:
+    """A minimal OTLP/HTTP receiver: decodes the protobuf requests it is sent."""
+
+    def __init__(self) -> None:
+        self.metrics: list[ExportMetricsServiceRequest] = []
+        self.traces: list[ExportTraceServiceRequest] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.path == "/v1/metrics":
+                    receiver.metrics.append(ExportMetricsServiceRequest.FromString(body))
+                elif self.path == "/v1/traces":
+                    receiver.traces.append(ExportTraceServiceRequest.FromString(body))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def receiver() -> Iterator[OTLPReceiver]:
+    server = OTLPReceiver()
+    yield server
+    server.close()
+
+
+def test_otlp_http_end_to_end(receiver: OTLPReceiver, clock: FakeClock) -> None:
+    meter_provider = otlp_meter_provider(f"{receiver.url}/v1/metrics", interval_s=3600)
+    tracer_provider = otlp_tracer_provider(f"{receiver.url}/v1/traces")
+    pipeline = build_pipeline(clock, threaded=True)
+    exporter = OpenTelemetryExporter(meter_provider, tracer_provider=tracer_provider)
+    exporter.add_pipeline(pipeline, traces=True)
+    run_items(pipeline, 8)
+    assert meter_provider.force_flush(10_000)  # one collection, sent over HTTP
+    assert tracer_provider.force_flush(10_000)
+    exporter.close()
+    meter_provider.shutdown()
+    tracer_provider.shutdown()
+    pipeline.cleanup()
+
+    received: dict[str, float] = {}
+    for request in receiver.metrics:
+        for resource in request.resource_metrics:
+            for scope in resource.scope_metrics:
+                assert scope.scope.name == "framescope"
+                for metric in scope.metrics:
+                    kind = metric.WhichOneof("data")
+                    for point in getattr(metric, kind).data_points:
+                        attrs = {a.key: a.value.string_value for a in point.attributes}
+                        if attrs.get("stage") in (None, "Infer") and "quantile" not in attrs:
+                            key = metric.name + "".join(
+                                f",{k}={v}" for k, v in sorted(attrs.items())
+                            )
+                            received[key] = point.as_double or point.as_int
+    assert received["framescope.stage.processed,pipeline=Cam,stage=Infer"] == 8
+    assert received["framescope.pipeline.items,outcome=completed,pipeline=Cam"] == 8
+    assert received["framescope.stage.busy_time,pipeline=Cam,stage=Infer"] == pytest.approx(0.024)
+    span_names = [
+        span.name
+        for request in receiver.traces
+        for resource in request.resource_spans
+        for scope in resource.scope_spans
+        for span in scope.spans
+    ]
+    assert span_names.count("frame") == 8
+    assert span_names.count("Cam__Infer") == 8
