@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 from framescope.cwadapter.aws import aws_client, classify_aws_error
 from framescope.cwadapter.delivery import FailureKind
 
-__all__ = ["AutoIdentity", "HostIdentity", "Identity"]
+__all__ = ["APP_INSTANCE_VARIABLE", "AutoIdentity", "HostIdentity", "Identity", "container_id"]
 
 logger = logging.getLogger(__name__)
 
