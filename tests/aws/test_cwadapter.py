@@ -240,7 +240,7 @@ def test_missing_credentials_are_retried_not_raised(
     assert wait_until(lambda: adapter.counters()["failed_attempts"] >= 2)
     counts = adapter.counters()
     assert counts["pending"] == 1 and counts["sent"] == 0
-    assert "NoCredentialsError" in (adapter.sender.delivery.last_error or "")
+    assert "NoCredentialsError" in (adapter.sender.last_error or "")
     assert not adapter.close(timeout=0.1)
     assert adapter.counters()["dropped"] == 1  # unsent at close: counted, not silently lost
 

@@ -18,12 +18,12 @@ from framescope.timepiece.tachometers import DEFAULT_STATS_INTERVAL, TickerTacho
 __all__ = ["CWTachometer", "CloudWatchSender", "CloudWatchTimerAdapter"]
 
 
-class CloudWatchSender:
+class CloudWatchSender(MetricDelivery):
     """Puts metric data to one CloudWatch namespace, off the caller's thread.
 
-    Data are buffered and sent by :class:`~framescope.cwadapter.delivery.MetricDelivery`
-    in batches of up to 20 with ``PutMetricData``; see there for retries,
-    back-off and what is dropped when. The IAM role needs
+    A :class:`~framescope.cwadapter.delivery.MetricDelivery` whose batches (up
+    to 20 data) go out with ``PutMetricData``; see there for retries, back-off,
+    the bounded buffer and its counters. The IAM role needs
     ``cloudwatch:PutMetricData``.
 
     Args:
@@ -52,10 +52,7 @@ class CloudWatchSender:
         self.namespace = check_name(namespace, "namespace")
         if namespace.startswith("AWS/"):
             raise ValueError(f"namespace must not start with 'AWS/' (reserved), got {namespace!r}")
-        self.cloudwatch = client or aws_client(
-            "cloudwatch", region=region, boto3_session=boto3_session, endpoint_url=endpoint_url
-        )
-        self.delivery = MetricDelivery(
+        super().__init__(
             self._put,
             classify_aws_error,
             name=f"framescope-cloudwatch-{namespace}",
@@ -64,25 +61,12 @@ class CloudWatchSender:
             retry_max=retry_max,
             executor=executor,
         )
+        self.cloudwatch = client or aws_client(
+            "cloudwatch", region=region, boto3_session=boto3_session, endpoint_url=endpoint_url
+        )
 
     def _put(self, batch: list[dict[str, Any]]) -> None:
         self.cloudwatch.put_metric_data(Namespace=self.namespace, MetricData=batch)
-
-    def submit(self, datum: dict[str, Any]) -> None:
-        """Queue one MetricDatum for sending; returns at once."""
-        self.delivery.submit(datum)
-
-    def counters(self) -> DeliveryCounters:
-        """Delivery counts: submitted, sent, dropped, rejected, failed_attempts, pending ..."""
-        return self.delivery.counters()
-
-    def flush(self, timeout: float | None = None) -> bool:
-        """Wait until what was queued so far is sent; False on timeout."""
-        return self.delivery.flush(timeout)
-
-    def close(self, timeout: float = 5.0) -> bool:
-        """Send what is buffered (up to ``timeout`` seconds), then stop; True when all went."""
-        return self.delivery.close(timeout)
 
 
 class CloudWatchTimerAdapter:

@@ -227,7 +227,7 @@ class PipelineStateExporter:
                 high_resolution=self.high_resolution,
             )
             self.reports += 1
-        self.sender.delivery.submit_many(data)
+        self.sender.submit_many(data)
         return data
 
     def start(self) -> PipelineStateExporter:
