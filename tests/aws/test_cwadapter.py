@@ -82,6 +82,27 @@ def test_tachometer_report_arrives_with_exact_statistics(
     assert point["Minimum"] == pytest.approx(0.04)
     assert point["Maximum"] == pytest.approx(0.06)
     assert point["Unit"] == "Seconds"
+    cloudwatch: Any = moto.client("cloudwatch")
+    now = datetime.datetime.now(UTC)
+    stat = {
+        "Metric": {
+            "Namespace": NAMESPACE,
+            "MetricName": "frame_time",
+            "Dimensions": [{"Name": "Device", "Value": "cam-1"}],
+        },
+        "Period": 60,
+    }
+    results = cloudwatch.get_metric_data(
+        MetricDataQueries=[
+            {"Id": "count", "MetricStat": {**stat, "Stat": "SampleCount"}},
+            {"Id": "total", "MetricStat": {**stat, "Stat": "Sum"}},
+        ],
+        StartTime=now - datetime.timedelta(hours=1),
+        EndTime=now + datetime.timedelta(hours=1),
+    )["MetricDataResults"]
+    by_id = {result["Id"]: result["Values"] for result in results}
+    assert by_id["count"] == [1200.0]
+    assert by_id["total"] == [pytest.approx(60.0)]
 
 
 def test_datum_shape_matches_the_older_api(moto: MotoEndpoint) -> None:
