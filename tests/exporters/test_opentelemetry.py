@@ -237,3 +237,24 @@ def test_otlp_http_end_to_end(receiver: OTLPReceiver, clock: FakeClock) -> None:
     ]
     assert span_names.count("frame") == 8
     assert span_names.count("Cam__Infer") == 8
+
+
+def test_default_provider_is_otlp_http(
+    receiver: OTLPReceiver, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    """With no provider given, the exporter sends OTLP/HTTP where OTEL_* variables say."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", f"{receiver.url}/v1/metrics")
+    pipeline = build_pipeline(clock)
+    exporter = OpenTelemetryExporter()
+    exporter.add_pipeline(pipeline)
+    run_items(pipeline, 3)
+    exporter.close()  # shuts its own provider down, which exports once more
+    pipeline.cleanup()
+    names = {
+        metric.name
+        for request in receiver.metrics
+        for resource in request.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+    }
+    assert "framescope.stage.processed" in names
