@@ -105,3 +105,21 @@ def test_bad_arguments() -> None:
         MetricDelivery(print, classify_aws_error, retry_initial=0)
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
         MetricDelivery(print, classify_aws_error, batch_size=0)
+
+
+def test_a_batch_failing_after_close_is_counted_as_dropped() -> None:
+    release = threading.Event()
+
+    def stuck_then_down(batch: list[Any]) -> None:
+        release.wait(10)
+        raise EndpointConnectionError(endpoint_url="x")
+
+    delivery = MetricDelivery(stuck_then_down, classify_aws_error, name="framescope-stuck")
+    delivery.submit_many(["a", "b"])
+    assert wait_until(lambda: delivery.counters()["pending"] == 2 and not delivery._buffer)
+    assert not delivery.close(timeout=0.05)  # the batch is still in flight
+    release.set()
+    assert wait_until(lambda: delivery.counters()["pending"] == 0)
+    counts = delivery.counters()
+    assert counts["dropped"] == 2 and counts["failed_attempts"] == 0
+    assert wait_until(lambda: not any(t.name == "framescope-stuck" for t in threading.enumerate()))

@@ -111,21 +111,20 @@ class MetricDelivery:
 
     def submit(self, datum: Any) -> None:
         """Queue one datum; never waits on the network. Drops the oldest when full."""
+        self.submit_many((datum,))
+
+    def submit_many(self, data: Sequence[Any]) -> None:
+        """Queue several data at once, under one lock (see :meth:`submit`)."""
         with self._lock:
             if self._closing:
-                self._counts["dropped"] += 1
-                logger.warning("%s: closed, dropped a datum", self.name)
+                self._counts["dropped"] += len(data)
+                logger.warning("%s: closed, dropped %d data", self.name, len(data))
                 return
-            self._buffer.append(datum)
-            self._counts["submitted"] += 1
+            self._buffer.extend(data)
+            self._counts["submitted"] += len(data)
             self._trim_locked()
             self._ensure_started_locked()
             self._wake.notify()
-
-    def submit_many(self, data: Sequence[Any]) -> None:
-        """Queue several data at once (see :meth:`submit`)."""
-        for datum in data:
-            self.submit(datum)
 
     def _trim_locked(self) -> None:
         overflow = len(self._buffer) - self.max_buffer
@@ -181,7 +180,7 @@ class MetricDelivery:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             while self._buffer or self._in_flight:
-                if self._closing and self._thread is None and self._future is None:
+                if self._closing:
                     return False
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
@@ -277,7 +276,7 @@ class MetricDelivery:
     def _failed(self, batch: list[Any], error: Exception) -> None:
         kind = self._classify(error)
         description = f"{type(error).__name__}: {error}"
-        delay, first_failure = 0.0, False
+        delay, first_failure, closing = 0.0, False, False
         with self._lock:
             self._in_flight = 0
             self.last_error = description
@@ -285,6 +284,11 @@ class MetricDelivery:
                 self._counts["rejected"] += len(batch)
                 if not self._buffer:
                     self._idle.notify_all()
+            elif self._closing:
+                # close() already gave up on what was buffered; this batch goes the same way.
+                closing = True
+                self._counts["dropped"] += len(batch)
+                self._idle.notify_all()
             else:
                 self._counts["failed_attempts"] += 1
                 self._buffer.extendleft(reversed(batch))
@@ -297,6 +301,8 @@ class MetricDelivery:
                 self._failing = True
         if kind is FailureKind.REJECT:
             logger.error("%s: %d data rejected: %s", self.name, len(batch), description)
+        elif closing:
+            logger.warning("%s: closed; dropped %d unsent data", self.name, len(batch))
         elif first_failure:
             logger.warning(
                 "%s: delivery failed (%s); retrying with back-off, data are buffered",
