@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["check_int_at_least", "check_positive_int"]
+import math
+
+__all__ = ["check_int_at_least", "check_positive_int", "check_positive_seconds"]
 
 
 def check_positive_int(value: object, name: str) -> int:
@@ -26,3 +28,14 @@ def check_int_at_least(value: object, name: str, minimum: int, *, or_none: bool 
         kind = "positive" if minimum == 1 else "non-negative"
         allowed = " or None" if or_none else ""
         raise ValueError(f"{name} must be a {kind} integer{allowed}, got {value!r}")
+
+
+def check_positive_seconds(value: object, name: str) -> float:
+    """Return ``value`` as a float if it is a finite number > 0, else raise a clear ValueError."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (value > 0 and math.isfinite(value))
+    ):
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(value)

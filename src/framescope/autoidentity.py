@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+from framescope._validation import check_positive_seconds
 from framescope.cwadapter.aws import aws_client, classify_aws_error
 from framescope.cwadapter.delivery import FailureKind
 
@@ -168,12 +169,9 @@ class AutoIdentity(Identity):
                 "application_instance_id must be a str or None, "
                 f"got {type(application_instance_id).__name__}"
             )
-        for name, value in (("timeout", timeout), ("retry_interval", retry_interval)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
         self.device_region = device_region
-        self.timeout = float(timeout)
-        self.retry_interval = float(retry_interval)
+        self.timeout = check_positive_seconds(timeout, "timeout")
+        self.retry_interval = check_positive_seconds(retry_interval, "retry_interval")
         self.attempts = 0
         for field in _PANORAMA_FIELDS:
             setattr(self, field, None)
@@ -186,15 +184,17 @@ class AutoIdentity(Identity):
                 "or set the AppGraph_Uid environment variable"
             )
             self._missing("application_instance_id", reason)
-            self._all_missing(reason)
+            self._give_up(reason)
             return
         self._client = client
         self._client_options = {"boto3_session": boto3_session, "endpoint_url": endpoint_url}
         self.refresh()
 
-    def _all_missing(self, reason: str) -> None:
+    def _give_up(self, reason: str) -> None:
+        """Give ``reason`` to every field still unknown; what was learned before stays."""
         for field in _PANORAMA_FIELDS:
-            self._missing(field, reason)
+            if getattr(self, field) is None:
+                self._missing(field, reason)
 
     def _panorama(self) -> Any:
         if self._client is None:
@@ -220,7 +220,13 @@ class AutoIdentity(Identity):
                 return
 
     def refresh(self, timeout: float | None = None) -> bool:
-        """Look the instance up again, for at most ``timeout`` s; True when all fields are known."""
+        """Look the instance up again, for at most ``timeout`` seconds.
+
+        Returns True when this lookup found the instance healthy and every
+        field is known. When it gives up, fields learned earlier keep their
+        values (an instance whose health stayed NOT_AVAILABLE keeps its name,
+        device ...); the fields still unknown get the reason.
+        """
         if not self.application_instance_id:
             return False
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
@@ -228,18 +234,20 @@ class AutoIdentity(Identity):
         while True:
             done, reason = self._attempt()
             if done:
-                return not self.reasons
+                return reason is None and not self.reasons
             remaining = deadline - time.monotonic()
-            if reason is None or remaining <= 0:
-                if reason is not None:
-                    self._all_missing(f"{reason} (gave up after {self.attempts} attempts)")
-                return not self.reasons
+            if remaining <= 0:
+                self._give_up(f"{reason} (gave up after {self.attempts} attempts)")
+                return False
             logger.info("AutoIdentity: %s; retrying in %.2f s", reason, min(wait, remaining))
             time.sleep(min(wait, remaining))
             wait *= 2
 
     def _attempt(self) -> tuple[bool, str | None]:
-        """One lookup: (finished, reason to retry). A reason with finished=False means retry."""
+        """One lookup: (finished, reason). Unfinished: retry for that reason.
+
+        Finished with a reason: a failure no retry can mend (recorded already).
+        """
         self.attempts += 1
         try:
             panorama = self._panorama()
@@ -250,20 +258,19 @@ class AutoIdentity(Identity):
                     instance = candidate
                     break
         except ImportError as error:
-            self._all_missing(str(error))
-            return True, None
+            self._give_up(str(error))
+            return True, str(error)
         except Exception as error:
             description = f"ListApplicationInstances failed: {type(error).__name__}: {error}"
             if _is_unknown_service(error):
-                self._all_missing(
+                description = (
                     "this boto3 has no Panorama API (AWS removed it in botocore 1.43.38); "
                     "install boto3<=1.43.37"
                 )
-                return True, None
-            if classify_aws_error(error) is FailureKind.REJECT:
-                self._all_missing(description)
-                return True, None
-            return False, description
+            elif classify_aws_error(error) is FailureKind.RETRY:
+                return False, description
+            self._give_up(description)
+            return True, description
         if instance is None:
             return False, (
                 f"application instance {self.application_instance_id!r} not found among "

@@ -115,6 +115,27 @@ def test_throttled_lookup_is_retried_then_succeeds(moto: MotoEndpoint) -> None:
     assert identity.reasons == {}
 
 
+def test_health_not_available_keeps_what_was_learned(moto: MotoEndpoint) -> None:
+    """moto always reports RUNNING: a client passes its answers on with NOT_AVAILABLE."""
+    (instance_id,) = deploy(moto, 1)
+    panorama: Any = moto.client("panorama")
+
+    class StartingUp:
+        def list_application_instances(self, **kwargs: Any) -> Any:
+            response = panorama.list_application_instances(**kwargs)
+            for instance in response["ApplicationInstances"]:
+                instance["HealthStatus"] = "NOT_AVAILABLE"
+            return response
+
+    identity = AutoIdentity(
+        REGION, instance_id, client=StartingUp(), timeout=0.05, retry_interval=0.01
+    )
+    assert identity.application_status == "NOT_AVAILABLE"
+    assert identity.application_name == "people-counter-0"  # kept, not wiped
+    assert identity.reasons == {}
+    assert not identity.refresh(timeout=0.05)  # still not healthy
+
+
 def test_endpoint_down_is_retried_then_found_on_refresh(moto: MotoEndpoint) -> None:
     (instance_id,) = deploy(moto, 1)
     moto.stop()

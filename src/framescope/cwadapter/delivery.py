@@ -24,7 +24,7 @@ from enum import Enum
 from types import TracebackType
 from typing import Any
 
-from framescope._validation import check_positive_int
+from framescope._validation import check_positive_int, check_positive_seconds
 
 __all__ = ["DeliveryCounters", "FailureKind", "MetricDelivery"]
 
@@ -41,12 +41,6 @@ class FailureKind(Enum):
 
 
 DeliveryCounters = dict[str, int]
-
-
-def _check_seconds(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
-    return float(value)
 
 
 class MetricDelivery:
@@ -88,8 +82,8 @@ class MetricDelivery:
         self.name = name
         self.max_buffer = check_positive_int(max_buffer, "max_buffer")
         self.batch_size = check_positive_int(batch_size, "batch_size")
-        self.retry_initial = _check_seconds(retry_initial, "retry_initial")
-        self.retry_max = max(_check_seconds(retry_max, "retry_max"), self.retry_initial)
+        self.retry_initial = check_positive_seconds(retry_initial, "retry_initial")
+        self.retry_max = max(check_positive_seconds(retry_max, "retry_max"), self.retry_initial)
         self.executor = executor
         self._buffer: deque[Any] = deque()
         self._lock = threading.Lock()

@@ -22,8 +22,8 @@ __all__ = ["PipelineStateExporter", "pipeline_data"]
 
 logger = logging.getLogger(__name__)
 
-#: The percentiles sent for each latency, as metric-name suffixes.
-PERCENTILES = ((50.0, "P50"), (90.0, "P90"), (99.0, "P99"))
+#: The percentiles sent for each latency: the Summary field, and the metric-name suffix.
+PERCENTILES = (("median", "P50"), ("p90", "P90"), ("p99", "P99"))
 
 
 def _period_statistics(
@@ -74,74 +74,40 @@ def pipeline_data(
     base["Pipeline"] = metrics.pipeline
     data: list[dict[str, Any]] = []
 
-    def timing(name: str, key: str, stats: StatsSnapshot, dims: list[dict[str, str]]) -> None:
+    def value(name: str, dims: list[dict[str, str]], reading: float, unit: str) -> None:
         data.append(
-            value_datum(
-                "FramesPerSecond",
-                dims,
-                timestamp,
-                stats.rate(),
-                unit="Count/Second",
-                high_resolution=high_resolution,
-            )
+            value_datum(name, dims, timestamp, reading, unit=unit, high_resolution=high_resolution)
         )
+
+    def timing(name: str, key: str, stats: StatsSnapshot, dims: list[dict[str, str]]) -> None:
+        value("FramesPerSecond", dims, stats.rate(), "Count/Second")
         values, marks[key] = _period_statistics(stats, marks.get(key))
         if values is None:
             return
         datum = base_datum(name, dims, timestamp, "Seconds", high_resolution)
         datum["StatisticValues"] = values
         data.append(datum)
-        for q, suffix in PERCENTILES:
-            data.append(
-                value_datum(
-                    name + suffix,
-                    dims,
-                    timestamp,
-                    stats.percentile(q),
-                    unit="Seconds",
-                    high_resolution=high_resolution,
-                )
-            )
+        summary = stats.summary()
+        for field, suffix in PERCENTILES:
+            value(name + suffix, dims, getattr(summary, field), "Seconds")
 
     def count(name: str, key: str, total: int, dims: list[dict[str, str]]) -> None:
         previous = marks.get(key, 0)
         marks[key] = total
-        data.append(
-            value_datum(
-                name,
-                dims,
-                timestamp,
-                max(0, total - previous),
-                unit="Count",
-                high_resolution=high_resolution,
-            )
-        )
+        value(name, dims, max(0, total - previous), "Count")
 
     pipeline_dims = cw_dimensions(base)
     timing("Latency", "latency", metrics.latency, pipeline_dims)
     count("FailedItems", "failed", metrics.counters.get("failed", 0), pipeline_dims)
     for reason, total in metrics.dropped().items():
-        count(
-            "DroppedItems",
-            f"dropped:{reason}",
-            total,
-            cw_dimensions({**base, "Reason": reason}),
-        )
+        reason_dims = cw_dimensions({**base, "Reason": reason})
+        count("DroppedItems", f"dropped:{reason}", total, reason_dims)
     for stage in metrics.stages:
         dims = cw_dimensions({**base, "Stage": stage.stage})
         timing("ProcessingTime", f"stage:{stage.key}", stage.latency, dims)
         count("FailedItems", f"failed:{stage.key}", stage.failures, dims)
         if stage.queue_depth is not None:
-            data.append(
-                value_datum(
-                    "QueueDepth",
-                    dims,
-                    timestamp,
-                    stage.queue_depth,
-                    unit="Count",
-                    high_resolution=high_resolution,
-                )
-            )
+            value("QueueDepth", dims, stage.queue_depth, "Count")
     return data
 
 
