@@ -54,7 +54,8 @@ _trace_api = require("opentelemetry.trace", "otel", "the OpenTelemetry exporter"
 
 __all__ = ["OpenTelemetryExporter", "otlp_meter_provider", "otlp_tracer_provider"]
 
-QUANTILES = ((0.5, "0.5"), (0.9, "0.9"), (0.99, "0.99"))
+#: The quantiles reported for each latency: the Summary field, and the attribute value.
+QUANTILES = (("median", "0.5"), ("p90", "0.9"), ("p99", "0.99"))
 _READING_REUSE_S = 0.05  # instruments of one collection share one reading
 
 Observed = Iterable[tuple[float, dict[str, str]]]
@@ -88,8 +89,9 @@ def otlp_tracer_provider(endpoint: str | None = None) -> Any:
 def _quantiles(stats: StatsSnapshot, attributes: dict[str, str]) -> Observed:
     if not stats.samples:
         return []
+    summary = stats.summary()
     return [
-        (stats.percentile(q * 100), {**attributes, "quantile": label}) for q, label in QUANTILES
+        (getattr(summary, field), {**attributes, "quantile": label}) for field, label in QUANTILES
     ]
 
 

@@ -95,7 +95,3 @@ class MetricSources:
                 for name, timer in timers
             ),
         )
-
-    def __len__(self) -> int:
-        """How many sources are registered."""
-        return len(self._pipelines) + len(self._timers)
