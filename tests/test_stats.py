@@ -225,7 +225,7 @@ def test_reset_forgets_everything() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"window": 0}, ValueError, "window must be >= 1"),
+        ({"window": 0}, ValueError, "window must be a positive integer \\(>= 1\\)"),
         ({"window": 2.5}, TypeError, "window must be a positive int"),
         ({"window": True}, TypeError, "window must be a positive int"),
         ({"divisor": 0}, ValueError, "divisor must be a positive finite number"),

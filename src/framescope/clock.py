@@ -3,7 +3,8 @@
 Durations are measured on a monotonic clock in integer nanoseconds; wall-clock
 timestamps are timezone-aware :class:`~datetime.datetime` objects in UTC. Every
 timing class takes an optional ``clock=`` so that tests can drive time by hand
-with :class:`FakeClock` instead of sleeping.
+with :class:`FakeClock` instead of sleeping, and every wait for a timeout goes
+through :func:`wait_on` (the clock's ``wait``), so a fake clock controls waits too.
 """
 
 from __future__ import annotations
@@ -14,13 +15,31 @@ import threading
 import time
 from typing import Protocol, runtime_checkable
 
-__all__ = ["SYSTEM_CLOCK", "Clock", "FakeClock", "SystemClock", "to_nanoseconds"]
+__all__ = [
+    "SYSTEM_CLOCK",
+    "Clock",
+    "FakeClock",
+    "SystemClock",
+    "TimeSource",
+    "Waitable",
+    "sleep_on",
+    "to_nanoseconds",
+    "wait_on",
+]
 
 _UTC = datetime.timezone.utc
 
 
+class Waitable(Protocol):
+    """What a clock waits on: a :class:`threading.Event`, or a held :class:`threading.Condition`."""
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until woken or ``timeout`` seconds pass; True when woken."""
+        ...
+
+
 @runtime_checkable
-class Clock(Protocol):
+class TimeSource(Protocol):
     """The two readings every framescope timer needs.
 
     ``monotonic_ns()`` never goes backwards and is used for every duration;
@@ -37,6 +56,41 @@ class Clock(Protocol):
         ...
 
 
+@runtime_checkable
+class Clock(TimeSource, Protocol):
+    """A :class:`TimeSource` that also waits: every timeout in framescope goes through it.
+
+    ``wait(waitable, timeout)`` waits on an Event (or a held Condition) for up
+    to ``timeout`` seconds *of this clock*: the system clock waits in real
+    time, a :class:`FakeClock` until the test advances it (or at once, with
+    ``autojump``). A clock written before ``wait`` existed still works:
+    :func:`wait_on` falls back to a real wait for it.
+    """
+
+    def wait(self, waitable: Waitable, timeout: float | None) -> bool:
+        """Wait on ``waitable`` for up to ``timeout`` s (None: no limit); True when woken."""
+        ...
+
+
+def wait_on(clock: TimeSource, waitable: Waitable, timeout: float | None) -> bool:
+    """Wait on ``waitable`` for up to ``timeout`` seconds of ``clock``; True when woken.
+
+    Like :meth:`threading.Condition.wait`, it may return early; callers that
+    wait for a condition re-check it in a loop.
+    """
+    wait = getattr(clock, "wait", None)
+    if wait is None:
+        return waitable.wait(timeout)
+    woken: bool = wait(waitable, timeout)
+    return woken
+
+
+def sleep_on(clock: TimeSource, seconds: float) -> None:
+    """Sleep ``seconds`` of ``clock`` (a fake clock: until advanced that far)."""
+    if seconds > 0:
+        wait_on(clock, threading.Event(), seconds)
+
+
 class SystemClock:
     """The real clock: :func:`time.perf_counter_ns` and the system wall clock.
 
@@ -51,6 +105,10 @@ class SystemClock:
     def wall(self) -> datetime.datetime:
         """Return ``datetime.now(timezone.utc)``."""
         return datetime.datetime.now(_UTC)
+
+    def wait(self, waitable: Waitable, timeout: float | None) -> bool:
+        """Wait in real time: ``waitable.wait(timeout)``."""
+        return waitable.wait(timeout)
 
     def __repr__(self) -> str:
         return "SystemClock()"
@@ -80,12 +138,22 @@ def to_nanoseconds(value: float | datetime.timedelta, name: str) -> int:
     return round(value * 1_000_000_000)
 
 
+_FAKE_POLL_S = 0.002  # a fake clock's wait looks this often (real s) whether time was advanced
+
+
 class FakeClock:
     """A clock that moves only when told to, for deterministic tests.
 
     The monotonic and the wall reading advance together with :meth:`advance`;
     :meth:`jump_wall` moves only the wall clock (as NTP or a user changing the
     system time would), so code can be tested against wall-clock jumps.
+
+    Waits (:meth:`wait`, and so every framescope timeout given this clock)
+    last until the test advances the clock past their deadline, or until
+    they are woken. With ``autojump=True`` a wait that nobody wakes at once
+    moves the clock to its deadline instead (trio's ``MockClock`` idea): code
+    that retries with back-off runs through in no real time, and the clock
+    shows when each attempt happened.
 
     Example::
 
@@ -95,12 +163,14 @@ class FakeClock:
         assert ticker.intervals == (0.04,)
     """
 
-    __slots__ = ("_lock", "_mono_ns", "_wall")
+    __slots__ = ("_lock", "_mono_ns", "_wall", "autojump")
 
     def __init__(
         self,
         start_ns: int = 1_000_000_000,
         wall: datetime.datetime | None = None,
+        *,
+        autojump: bool = False,
     ) -> None:
         if isinstance(start_ns, bool) or not isinstance(start_ns, int):
             raise TypeError(f"start_ns must be an int, got {type(start_ns).__name__}")
@@ -110,6 +180,7 @@ class FakeClock:
         self._lock = threading.Lock()
         self._mono_ns = start_ns
         self._wall = wall.astimezone(_UTC)
+        self.autojump = bool(autojump)
 
     @staticmethod
     def _check_aware(value: datetime.datetime, name: str) -> None:
@@ -144,6 +215,33 @@ class FakeClock:
         with self._lock:
             self._mono_ns += nanoseconds
             self._wall += datetime.timedelta(microseconds=nanoseconds / 1_000)
+
+    def wait(self, waitable: Waitable, timeout: float | None) -> bool:
+        """Wait on ``waitable`` until woken or this clock passes ``timeout`` seconds from now.
+
+        Without ``autojump`` it polls in short real waits until the test
+        advances the clock that far; with ``autojump`` an unwoken wait moves
+        the clock to the deadline and returns False at once.
+        """
+        if timeout is None:
+            return waitable.wait(None)
+        deadline = self._mono_ns + max(0, round(timeout * 1e9))
+        if self.autojump or timeout <= 0:
+            if waitable.wait(0):
+                return True
+            self._advance_to(deadline)
+            return False
+        while self._mono_ns < deadline:
+            if waitable.wait(_FAKE_POLL_S):
+                return True
+        return False
+
+    def _advance_to(self, target_ns: int) -> None:
+        with self._lock:
+            if target_ns > self._mono_ns:
+                delta = target_ns - self._mono_ns
+                self._mono_ns = target_ns
+                self._wall += datetime.timedelta(microseconds=delta / 1_000)
 
     def jump_wall(self, delta: float | datetime.timedelta) -> None:
         """Move only the wall clock, forwards or backwards, as a clock step would."""

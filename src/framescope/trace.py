@@ -53,6 +53,31 @@ class StageSpan:
         """Time the stage spent processing the frame."""
         return self.t_end - self.t_start
 
+    def to_dict(self) -> dict[str, Any]:
+        """The span as a JSON-ready dict."""
+        return {
+            "node_id": self.node_id,
+            "t_ready": self.t_ready,
+            "t_start": self.t_start,
+            "t_end": self.t_end,
+            "t_sent": self.t_sent,
+            "queued": self.queued,
+            "custom": [list(block) for block in self.custom],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StageSpan:
+        """Rebuild a span from :meth:`to_dict` output."""
+        return cls(
+            str(data["node_id"]),
+            int(data["t_ready"]),
+            int(data["t_start"]),
+            int(data["t_end"]),
+            int(data["t_sent"]),
+            int(data["queued"]),
+            tuple((str(n), int(a), int(b)) for n, a, b in data.get("custom", ())),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class FrameTrace:
@@ -71,6 +96,20 @@ class FrameTrace:
     def latency_ns(self) -> int:
         """End-to-end latency so far: entering the pipeline to leaving the last stage."""
         return self.t_out - self.t_in
+
+    def to_dict(self) -> dict[str, Any]:
+        """The trace as a JSON-ready dict."""
+        return {
+            "frame_id": self.frame_id,
+            "t_in": self.t_in,
+            "spans": [span.to_dict() for span in self.spans],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FrameTrace:
+        """Rebuild a trace from :meth:`to_dict` output."""
+        spans = tuple(StageSpan.from_dict(span) for span in data.get("spans", ()))
+        return cls(int(data["frame_id"]), int(data["t_in"]), spans)
 
 
 def _us(t_ns: int, origin: int) -> float:

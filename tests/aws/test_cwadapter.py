@@ -336,7 +336,7 @@ def test_bad_arguments(moto: MotoEndpoint, monkeypatch: pytest.MonkeyPatch) -> N
         CloudWatchTimerAdapter("ns", "m", [("a", "b")], boto3_session=session)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"dimensions\['a'\] must be a str"):
         CloudWatchTimerAdapter("ns", "m", {"a": 1}, boto3_session=session)  # type: ignore[dict-item]
-    with pytest.raises(ValueError, match="max_buffer must be >= 1"):
+    with pytest.raises(ValueError, match="max_buffer must be a positive integer \\(>= 1\\)"):
         CloudWatchTimerAdapter("ns", "m", boto3_session=session, max_buffer=0)
     with pytest.raises(TypeError, match="executor must be"):
         CloudWatchTimerAdapter("ns", "m", boto3_session=session, executor="pool")  # type: ignore[arg-type]

@@ -103,7 +103,7 @@ def test_close_stops_a_loop_waiting_out_a_long_back_off() -> None:
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="retry_initial must be a positive number"):
         MetricDelivery(print, classify_aws_error, retry_initial=0)
-    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+    with pytest.raises(ValueError, match="batch_size must be a positive integer \\(>= 1\\)"):
         MetricDelivery(print, classify_aws_error, batch_size=0)
 
 

@@ -71,12 +71,12 @@ def test_parallel_error_waits_in_its_items_place() -> None:
 def test_get_results_and_forward_raise_a_waiting_error_first() -> None:
     pipeline = Pipeline().add(FailOn({0}), on_error="raise").serialize()
     # The input loop submits like this: errors are stored in place, not raised.
-    pipeline._submit(0, raise_now=False)
-    pipeline._submit(1, raise_now=False)
+    pipeline._runtime.submit(0, raise_now=False)
+    pipeline._runtime.submit(1, raise_now=False)
     with pytest.raises(StageError, match="bad item 0"):
         pipeline.get_results()
     assert pipeline.get_results() == 1
-    pipeline._submit(0, raise_now=False)
+    pipeline._runtime.submit(0, raise_now=False)
     with pytest.raises(StageError, match="bad item 0"):
         pipeline.forward(5)
     assert pipeline.forward(5)

@@ -228,11 +228,15 @@ def test_start_loop_needs_an_input_generator() -> None:
             ValueError,
             "on_error must be one of 'raise', 'skip', 'stop'",
         ),
-        (lambda p: p.add(lambda d: d, queue_size=0), ValueError, "queue_size must be >= 1"),
+        (
+            lambda p: p.add(lambda d: d, queue_size=0),
+            ValueError,
+            "queue_size must be a positive integer \\(>= 1\\)",
+        ),
         (
             lambda p: p.add(lambda d: d).parallelize(queue_size=-1),
             ValueError,
-            "queue_size must be >= 1",
+            "queue_size must be a positive integer \\(>= 1\\)",
         ),
         (
             lambda p: p.add(lambda d: d).parallelize(queue_size=1.5),
@@ -266,9 +270,9 @@ def test_adding_after_start_is_an_error() -> None:
 def test_bad_constructor_arguments() -> None:
     with pytest.raises(TypeError, match="input_generator must be a callable"):
         Pipeline(input_generator=42)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="window must be >= 1"):
+    with pytest.raises(ValueError, match="window must be a positive integer \\(>= 1\\)"):
         Pipeline(window=0)
-    with pytest.raises(ValueError, match="results_size must be >= 1"):
+    with pytest.raises(ValueError, match="results_size must be a positive integer \\(>= 1\\)"):
         Pipeline(results_size=0)
     with pytest.raises(ValueError, match="name must be a non-empty str"):
         Pipeline(name="")

@@ -249,7 +249,7 @@ def test_serial_mode_state_uses_the_stage_timers() -> None:
 
 
 def test_bad_debug_interval() -> None:
-    with pytest.raises(ValueError, match="debug_interval must be positive"):
+    with pytest.raises(ValueError, match="debug_interval must be a positive number of seconds"):
         Pipeline(debug_interval=0)
     with pytest.raises(TypeError, match="debug_interval must be a number"):
         Pipeline(debug_interval="fast")  # type: ignore[arg-type]

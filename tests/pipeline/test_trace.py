@@ -130,5 +130,5 @@ def test_traces_need_debugging() -> None:
         pipeline.export_trace("x.json")
     with pytest.raises(RuntimeError, match="has not started yet"):
         Pipeline(debug=True).add(lambda d: d).frame_traces()
-    with pytest.raises(ValueError, match="trace_every must be >= 1"):
+    with pytest.raises(ValueError, match="trace_every must be a positive integer \\(>= 1\\)"):
         Pipeline(trace_every=0)

@@ -258,8 +258,16 @@ def test_child_returns_existing_and_inherits_settings(clock: FakeClock) -> None:
 @pytest.mark.parametrize(
     ("factory", "error", "message"),
     [
-        (lambda: Ticker(max_intervals=0), ValueError, "max_intervals must be >= 1"),
-        (lambda: Ticker(max_intervals=-3), ValueError, "max_intervals must be >= 1"),
+        (
+            lambda: Ticker(max_intervals=0),
+            ValueError,
+            "max_intervals must be a positive integer \\(>= 1\\)",
+        ),
+        (
+            lambda: Ticker(max_intervals=-3),
+            ValueError,
+            "max_intervals must be a positive integer \\(>= 1\\)",
+        ),
         (lambda: Ticker(max_intervals=2.0), TypeError, "max_intervals must be a positive int"),
         (lambda: Ticker(clock=object()), TypeError, "clock must provide monotonic_ns"),
         (lambda: StopWatch(""), ValueError, "name must be a non-empty str"),

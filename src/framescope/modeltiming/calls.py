@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from framescope._buffers import take_prefix
 from framescope.clock import Clock
-from framescope.pipeline.events import RUNNING
+from framescope.running import RUNNING
 from framescope.stats import RollingStats, StatsSnapshot
 
 __all__ = ["CallLog", "CallTimer", "CudaEventTimer", "HostTimer", "NodeStats", "SyncedHostTimer"]

@@ -29,8 +29,14 @@ from framescope.pipeline.events import (
     NodePhase,
     PipelineEvent,
 )
-from framescope.pipeline.metrics import PipelineMetrics, StageMetrics, pipeline_metrics
+from framescope.pipeline.metrics import (
+    PipelineMetrics,
+    SnapshotSource,
+    StageMetrics,
+    pipeline_metrics,
+)
 from framescope.pipeline.pipeline import Pipeline, PipelineStage
+from framescope.pipeline.snapshot import PipelineSnapshot, StageSnapshot, merge_snapshots
 from framescope.pipeline.stage import Stage
 from framescope.pipeline.state import (
     DurationStats,
@@ -60,15 +66,19 @@ __all__ = [
     "PipelineClosedError",
     "PipelineEvent",
     "PipelineMetrics",
+    "PipelineSnapshot",
     "PipelineStage",
     "PipelineState",
     "PipelineStoppedError",
     "QueueStats",
+    "SnapshotSource",
     "Stage",
     "StageError",
     "StageLoad",
     "StageMetrics",
+    "StageSnapshot",
     "Timing",
+    "merge_snapshots",
     "merge_states",
     "pipeline_metrics",
 ]

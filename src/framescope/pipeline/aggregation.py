@@ -12,25 +12,26 @@ import functools
 import logging
 import operator
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from framescope.clock import Clock
+from framescope.clock import Clock, wait_on
 from framescope.pipeline.events import (
     ITERATION_FIELDS,
     EventInterval,
     EventRecorder,
     EventStatus,
     EventType,
+    Field,
     IterationRecord,
     NodePhase,
     PipelineEvent,
     RawEvent,
     iteration_records,
 )
+from framescope.pipeline.framelog import Block, TraceMaterial
 from framescope.pipeline.state import (
     DurationStats,
     InputQueueState,
@@ -41,7 +42,6 @@ from framescope.pipeline.state import (
     Timing,
 )
 from framescope.stats import RollingStats, StatsSnapshot
-from framescope.trace import FrameTrace, StageSpan
 
 __all__ = ["Aggregator", "NodeLink", "timing_from"]
 
@@ -137,8 +137,9 @@ class _NodeAggregate:
 
     def absorb_iterations(self, flat: list[Any]) -> None:
         """Fold a drained run of flat iteration values into the statistics."""
-        width = ITERATION_FIELDS
-        starts, got, sends, sent = flat[2::width], flat[4::width], flat[5::width], flat[7::width]
+        width = Field.WIDTH
+        starts, got = flat[Field.T_GET :: width], flat[Field.T_GOT :: width]
+        sends, sent = flat[Field.T_SEND :: width], flat[Field.T_SENT :: width]
         previous = [self.last_loop_start] if self.last_loop_start is not None else []
         previous.extend(starts[:-1])
         loop_ends = starts[1:] if self.last_loop_start is None else starts
@@ -147,7 +148,7 @@ class _NodeAggregate:
         self.last_loop_start = starts[-1]
         self.inputs_get.extend(list(map(operator.sub, got, starts)), got)
         self.outputs_send.extend(list(map(operator.sub, sent, sends)), sent)
-        self.queued.extend(flat[3::width])
+        self.queued.extend(flat[Field.QUEUED :: width])
         keep_tail(self.recent_iterations, flat, self.events_kept * width)
 
     def absorb_custom(
@@ -182,6 +183,10 @@ def keep_tail(kept: list[Any], new: list[Any], limit: int) -> None:
     del kept[:-limit]
 
 
+EVENTS_PER_ITERATION = 9
+"""Events one iteration record stands for (see :func:`expand_iteration`)."""
+
+
 def expand_iteration(
     node_id: str, record: IterationRecord, out_capacity: int | None
 ) -> list[PipelineEvent]:
@@ -189,7 +194,7 @@ def expand_iteration(
 
     The OUTPUT start is BLOCKED when the queue it sends to was full at that moment.
     """
-    sequence, frame, t_get, q_before, t_got, t_send, out_before, t_sent, sent = record[:9]
+    sequence, frame, t_get, q_before, t_got, t_send, out_before, t_sent, sent, _ = record
     ok, none = EventStatus.SUCCESS, EventInterval.NONE
     start, end = EventInterval.START, EventInterval.END
     full = out_before is not None and out_capacity is not None and out_before >= out_capacity
@@ -249,30 +254,26 @@ class Aggregator:
         self._trace_frames = trace_frames
         # Bounded rings of raw material; joined into frame traces only when asked.
         self._trace_rings: list[list[Any]] = [[] for _ in self.links]  # flat, like the records
-        self._block_ring: deque[tuple[int, int, str, int, int]] = deque(maxlen=trace_frames * 8)
+        self._block_ring: deque[Block] = deque(maxlen=trace_frames * 8)
         self._nodes = {link.node_id: _NodeAggregate(window, events_kept) for link in self.links}
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"framescope:{name}:aggregator", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name=f"framescope:{name}:aggregator")
 
     def start(self) -> None:
         """Start draining in the background."""
         self._thread.start()
 
     def _run(self) -> None:
-        interval = self._interval_s
-        poll = min(interval, _POLL_S)
+        interval_ns = round(self._interval_s * 1e9)
+        poll = min(self._interval_s, _POLL_S)
         recorders = [link.recorder for link in self.links]
-        due = time.monotonic() + interval
-        while not self._stop.wait(poll):
-            if (
-                time.monotonic() < due
-                and max(map(EventRecorder.backlog, recorders)) < _EARLY_DRAIN_AT
-            ):
+        now, stop, clock = self._clock.monotonic_ns, self._stop, self._clock
+        due = now() + interval_ns
+        while not (wait_on(clock, stop, poll) or stop.is_set()):
+            if now() < due and max(map(EventRecorder.backlog, recorders)) < _EARLY_DRAIN_AT:
                 continue
-            due = time.monotonic() + interval
+            due = now() + interval_ns
             try:
                 self.drain()
             except Exception:  # keep aggregating: one bad batch must not end debugging
@@ -302,7 +303,7 @@ class Aggregator:
     def _trace_iterations(self, index: int, flat: list[Any]) -> None:
         width, every = ITERATION_FIELDS, self._trace_every
         if every != 1:
-            frames = flat[1::width]
+            frames = flat[Field.FRAME_ID :: width]
             flat = [
                 value
                 for position, frame in enumerate(frames)
@@ -315,40 +316,16 @@ class Aggregator:
         if frame is not None and not frame % self._trace_every:
             self._block_ring.append((frame, index, name, start, end))
 
-    def frame_traces(self) -> list[FrameTrace]:
-        """Drain, then return the sampled frames still in the rings, oldest first."""
+    def trace_material(self) -> TraceMaterial:
+        """Drain, then copy the trace rings (joined into frame traces by the reader)."""
         self.drain()
         with self._lock:
-            frames: dict[int, tuple[int, dict[int, IterationRecord]]] = {}
-            for index, ring in enumerate(self._trace_rings):
-                for record in iteration_records(ring):
-                    entry = frames.setdefault(record[1], (record[9], {}))
-                    entry[1][index] = record
-            blocks: dict[tuple[int, int], list[tuple[str, int, int]]] = {}
-            for frame, index, name, start, end in self._block_ring:
-                blocks.setdefault((frame, index), []).append((name, start, end))
-        kept = sorted(frames)[-self._trace_frames :]
-        traces = []
-        for frame in kept:
-            t_in, records = frames[frame]
-            spans = []
-            ready = t_in
-            for index in sorted(records):
-                record = records[index]
-                spans.append(
-                    StageSpan(
-                        self.links[index].node_id,
-                        ready,
-                        record[4],
-                        record[5],
-                        record[7],
-                        record[3],
-                        tuple(blocks.get((frame, index), ())),
-                    )
-                )
-                ready = record[7]
-            traces.append(FrameTrace(frame, t_in, tuple(spans)))
-        return traces
+            return TraceMaterial(
+                tuple(link.node_id for link in self.links),
+                tuple(tuple(ring) for ring in self._trace_rings),
+                tuple(self._block_ring),
+                self._trace_frames,
+            )
 
     def state(self) -> PipelineState:
         """Drain, then return every node's state now."""
@@ -397,9 +374,12 @@ class Aggregator:
                 timing=send_timing,
             )
         }
+        # Only the newest records can hold the newest events_kept events.
+        records = self._events_kept // EVENTS_PER_ITERATION + 1
+        newest = node.recent_iterations[-records * ITERATION_FIELDS :]
         events = [
             event
-            for record in iteration_records(node.recent_iterations)
+            for record in iteration_records(newest)
             for event in expand_iteration(link.node_id, record, link.out_capacity)
         ]
         events.extend(PipelineEvent.from_raw(link.node_id, raw) for raw in node.recent_custom)

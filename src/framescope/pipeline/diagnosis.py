@@ -5,10 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from framescope.pipeline.snapshot import PipelineSnapshot
 from framescope.pipeline.state import PipelineState
 from framescope.stats import StatsSnapshot
 
-__all__ = ["Diagnosis", "StageLoad", "diagnose"]
+__all__ = ["LOSS_COUNTERS", "Diagnosis", "StageLoad", "diagnose", "diagnose_snapshot"]
+
+#: The pipeline counters a diagnosis reports as losses.
+LOSS_COUNTERS = ("rejected", "dropped", "failed", "results_dropped", "discarded")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +116,23 @@ def diagnose(
         latency_p99_s=pipeline_latency.percentile(99),
         items=len(pipeline_latency.samples),
         losses={name: count for name, count in losses.items() if count},
+    )
+
+
+def diagnose_snapshot(snapshot: PipelineSnapshot) -> Diagnosis:
+    """The diagnosis of one pipeline snapshot (what ``Pipeline.diagnose()`` returns)."""
+    working = snapshot.working_stages()
+    return diagnose(
+        snapshot.latency,
+        {stage.key: stage.latency for stage in working},
+        {key: snapshot.counters.get(key, 0) for key in LOSS_COUNTERS},
+        state=snapshot.state if snapshot.debug else None,
+        capacities={
+            stage.key: stage.queue_capacity
+            for stage in snapshot.stages
+            if stage.queue_capacity is not None
+        },
+        order=[stage.key for stage in working],
     )
 
 

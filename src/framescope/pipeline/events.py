@@ -11,22 +11,27 @@ from __future__ import annotations
 
 import enum
 import functools
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from framescope._buffers import take_prefix
 from framescope.clock import Clock
+from framescope.running import bind_recorder, current_recorder
 
 __all__ = [
+    "ITERATION_FIELDS",
     "EventInterval",
     "EventRecorder",
     "EventStatus",
     "EventType",
+    "IterationRecord",
     "NodePhase",
     "PipelineEvent",
+    "bind_recorder",
+    "current_recorder",
+    "iteration_records",
 ]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -72,20 +77,57 @@ class NodePhase(enum.IntEnum):
 # (type, interval, status, queue_size, source, timestamp_ns, sequence_num, frame_id)
 RawEvent = tuple[int, int, int, "int | None", str, int, int, "int | None"]
 
-# One iteration of a runtime worker, as ITERATION_FIELDS values:
-# (sequence, frame_id, t_get, queued_before_get, t_got, t_send,
-#  out_queued_before_send, t_sent, sent, t_in)
-# where t_in is when the item entered the pipeline.
-# It stands for the LOOP, INPUT_BLOCK/INPUT start+end and OUTPUT_BLOCK/OUTPUT
-# start+end events of that iteration; the aggregator expands it on demand.
-IterationRecord = tuple[int, int, int, int, int, int, "int | None", int, bool, int]
-ITERATION_FIELDS = 10
+
+class IterationRecord(NamedTuple):
+    """One iteration of a runtime worker: when it took, ran and passed on one item.
+
+    It stands for the LOOP, INPUT_BLOCK/INPUT start+end and OUTPUT_BLOCK/OUTPUT
+    start+end events of that iteration; the aggregator expands it on demand.
+    Workers record its fields as flat values (see :func:`iteration_records`).
+
+    Attributes:
+        sequence: the worker's iteration number.
+        frame_id: the item's frame id.
+        t_get: when the worker went to take an item (the previous iteration's end).
+        queued: items in its input queue at that moment.
+        t_got: when it had the item (processing starts).
+        t_send: when processing ended and handing the item on started.
+        out_queued: items in the next queue at that moment (None: no next queue).
+        t_sent: when the item had been handed on.
+        sent: whether it was handed on (False: dropped by policy or the queue closed).
+        t_in: when the item entered the pipeline.
+    """
+
+    sequence: int
+    frame_id: int
+    t_get: int
+    queued: int
+    t_got: int
+    t_send: int
+    out_queued: int | None
+    t_sent: int
+    sent: bool
+    t_in: int
+
+
+ITERATION_FIELDS = len(IterationRecord._fields)
+"""How many flat values one recorded iteration takes."""
+
+
+class Field:
+    """Offsets of the fields in a flat run of iteration values: ``flat[Field.T_GOT::WIDTH]``."""
+
+    SEQUENCE, FRAME_ID, T_GET, QUEUED, T_GOT, T_SEND, OUT_QUEUED, T_SENT, SENT, T_IN = range(
+        ITERATION_FIELDS
+    )
+    WIDTH = ITERATION_FIELDS
 
 
 def iteration_records(flat: list[Any]) -> list[IterationRecord]:
-    """Regroup a flat run of iteration values (as recorded) into one tuple per iteration."""
+    """Regroup a flat run of iteration values (as recorded) into one record per iteration."""
     columns = [flat[field::ITERATION_FIELDS] for field in range(ITERATION_FIELDS)]
-    return list(zip(*columns, strict=True))
+    make = IterationRecord._make
+    return [make(values) for values in zip(*columns, strict=True)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,32 +195,6 @@ class PipelineEvent:
             sequence_num=int(data["sequence_num"]),
             frame_id=data.get("frame_id"),
         )
-
-
-class _RunningStage(threading.local):
-    """Per thread: the recorder of the pipeline stage running there (None if none)."""
-
-    recorder: EventRecorder | None = None  # a class default: reading it never raises
-
-
-RUNNING = _RunningStage()
-"""``RUNNING.recorder`` is the recorder of the stage running on this thread, or None."""
-
-
-def current_recorder() -> EventRecorder | None:
-    """The recorder of the pipeline stage running on this thread, if debugging is on.
-
-    Instrumentation that knows nothing of pipelines (model timing) sends its
-    CUSTOM events here, so they nest under the stage's slice in the trace.
-    """
-    return RUNNING.recorder
-
-
-def bind_recorder(recorder: EventRecorder | None) -> EventRecorder | None:
-    """Make ``recorder`` this thread's current one; return the one it replaces."""
-    previous = RUNNING.recorder
-    RUNNING.recorder = recorder
-    return previous
 
 
 class EventRecorder:

@@ -1,63 +1,46 @@
-"""The :class:`Pipeline`: stages run serially or one thread per stage."""
+"""The :class:`Pipeline` facade: PyStream's and DepthAI's names over a stage tree and a runtime."""
 
 from __future__ import annotations
 
 import datetime
-import itertools
 import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from framescope._validation import check_positive_int
+from framescope._validation import (
+    check_positive_int,
+    check_positive_seconds,
+    check_seconds_or_none,
+)
 from framescope.clock import SYSTEM_CLOCK, Clock, to_nanoseconds
-from framescope.pipeline.aggregation import Aggregator, NodeLink, in_micros, timing_from
-from framescope.pipeline.channel import CLOSED, Channel
-from framescope.pipeline.diagnosis import Diagnosis, diagnose
+from framescope.pipeline.aggregation import Aggregator
+from framescope.pipeline.diagnosis import Diagnosis, diagnose_snapshot
 from framescope.pipeline.errors import (
     ErrorPolicy,
     OverflowPolicy,
     PipelineClosedError,
     PipelineStoppedError,
-    StageError,
 )
-from framescope.pipeline.events import EventRecorder, NodePhase, bind_recorder
-from framescope.pipeline.loop import InputLoop
 from framescope.pipeline.query import PipelineStateQuery
+from framescope.pipeline.readout import read_snapshot
 from framescope.pipeline.results import NOTHING, ResultBuffer
-from framescope.pipeline.stage import Stage, stage_display_name
-from framescope.pipeline.state import (
-    InputQueueState,
-    NodeState,
-    OutputQueueState,
-    PipelineState,
-    Timing,
-)
-from framescope.pipeline.steps import (
-    Envelope,
-    ItemFailedError,
-    Step,
-    Unit,
-    close_span,
-    open_span,
-    step_unit,
-)
-from framescope.pipeline.worker import Worker
+from framescope.pipeline.runtime import RunSettings, Runtime
+from framescope.pipeline.snapshot import PipelineSnapshot
+from framescope.pipeline.stage import Stage
+from framescope.pipeline.tree import PARALLEL, SEPARATOR, SERIAL, StageTree
 from framescope.stats import StatsSnapshot
 from framescope.timepiece import StopWatch
 from framescope.trace import FrameTrace, chrome_trace, write_trace
 
-__all__ = ["Pipeline", "PipelineStage"]
+__all__ = ["SEPARATOR", "Pipeline", "PipelineStage"]
 
 logger = logging.getLogger(__name__)
 
-SEPARATOR = "__"
-"""Joins pipeline and stage names in profile keys: ``MainPipeline__Stage1``."""
-
-_SERIAL, _PARALLEL = "serial", "parallel"
 _FROM_GENERATOR: Any = object()
 
 
@@ -70,7 +53,7 @@ class PipelineStage(Stage):
 
     def __call__(self, data: Any) -> Any:
         """Run the nested pipeline's stages on ``data`` and return the result."""
-        return self.pipeline._run_inline(data)
+        return self.pipeline._tree.run_inline(data)
 
     def cleanup(self) -> None:
         """Clean up the nested pipeline."""
@@ -86,8 +69,8 @@ class Pipeline:
     with :meth:`get_results` (the latest) or by iterating :meth:`results`
     (every result, in order). :meth:`cleanup` stops it; ``with Pipeline() as p``
     does that for you. Every stage's latency and throughput, and the pipeline's
-    end-to-end latency, are measured all the time; :meth:`get_profiles` returns
-    them.
+    end-to-end latency, are measured all the time: :meth:`snapshot` reads them
+    all at one instant, and :meth:`get_profiles` returns the PyStream summary.
 
     Args:
         input_generator: what :meth:`start_loop` pulls items from: a callable
@@ -125,45 +108,29 @@ class Pipeline:
                 "input_generator must be a callable without arguments or an iterator, "
                 f"got {type(input_generator).__name__}"
             )
-        self.name = _check_name(name, "name")
         self.input_generator = input_generator
         self.use_profiler = bool(use_profiler)
         self._clock = SYSTEM_CLOCK if clock is None else clock
-        self._window = check_positive_int(window, "window")
         if debug is None:
             debug = os.environ.get("FRAMESCOPE_DEBUG", "").strip().lower() in ("1", "true", "yes")
         self.debug = bool(debug)
-        if isinstance(debug_interval, bool) or not isinstance(debug_interval, (int, float)):
-            raise TypeError(f"debug_interval must be a number of seconds, got {debug_interval!r}")
-        if not debug_interval > 0:
-            raise ValueError(f"debug_interval must be positive, got {debug_interval!r}")
-        self._debug_interval = float(debug_interval)
-        self._trace_every = check_positive_int(trace_every, "trace_every")
-        self._trace_frames = check_positive_int(trace_frames, "trace_frames")
-        self._aggregator: Aggregator | None = None
-        self._feeding = False  # True while forward() waits to put an item in
-        self._frame_ids = itertools.count()
+        self._tree = StageTree(name, self._clock, window=window, debug=self.debug)
+        self.name = self._tree.name
+        aggregator = partial(
+            Aggregator,
+            self.name,
+            clock=self._clock,
+            interval_s=check_positive_seconds(debug_interval, "debug_interval"),
+            window=window,
+            trace_every=check_positive_int(trace_every, "trace_every"),
+            trace_frames=check_positive_int(trace_frames, "trace_frames"),
+        )
         self._watch = StopWatch(self.name, max_intervals=window, clock=self._clock)
         self._results = ResultBuffer(results_size)
-        self._steps: list[Step] = []
-        self._unnamed = 0
-        self._mode: str | None = None
-        self._running = False
-        self._closed = False
-        self._nested_in: Pipeline | None = None
+        self._runtime = Runtime(
+            self._tree, self._clock, self._results, self._watch, aggregator if self.debug else None
+        )
         self._lock = threading.Lock()
-        self._stopped_by: StageError | None = None
-        self._workers: list[Worker] = []
-        self._channels: list[Channel] = []
-        self._input: Channel | None = None
-        self._loop: InputLoop | None = None
-        self._block_input = True
-        self._input_timeout: float | None = 10.0
-        self._block_output = False
-        self._output_timeout: float | None = 10.0
-        self._queue_size = 1
-        self._overflow = OverflowPolicy.BLOCK
-        self._counts = dict.fromkeys(("forwarded", "completed", "rejected", "dropped", "failed"), 0)
 
     # -- building ---------------------------------------------------------------
 
@@ -186,53 +153,18 @@ class Pipeline:
             queue_size: capacity of the queue in front of this stage when the
                 pipeline runs in parallel (default: the pipeline's queue size).
         """
-        if self._mode is not None:
+        if self._tree.mode is not None:
             raise RuntimeError(
                 f"add: pipeline {self.name!r} already started; add every stage before "
                 "serialize() or parallelize()"
             )
         if isinstance(stage, Pipeline):
             stage = stage.as_stage()
-        child = stage.pipeline if isinstance(stage, PipelineStage) else None
+        child = stage.pipeline._tree if isinstance(stage, PipelineStage) else None
         if not callable(stage):
             raise TypeError(f"stage must be callable (a Stage or a function), got {stage!r}")
-        policy = ErrorPolicy.parse(on_error, "on_error")
-        if queue_size is not None:
-            check_positive_int(queue_size, "queue_size")
-        if name is None:
-            name = stage_display_name(stage) if child is None else child.name
-            if name is None:
-                name = self._next_default_name()
-        else:
-            name = _check_name(name, "name")
-        if any(step.name == name for step in self._steps):
-            raise ValueError(f"name: pipeline {self.name!r} already has a stage named {name!r}")
-        if child is not None:
-            if child is self or self._contains(child) or child._contains(self):
-                raise ValueError("stage: a pipeline cannot contain itself")
-            if child._nested_in is not None:
-                raise ValueError(f"stage: pipeline {child.name!r} is already nested elsewhere")
-            child._nested_in = self
-        watch = StopWatch(name, max_intervals=self._window, clock=self._clock)
-        recorder = EventRecorder(name, self._clock, enabled=self.debug)
-        if isinstance(stage, Stage) and child is None:
-            stage.__dict__["_framescope_events"] = recorder
-        self._steps.append(Step(name, stage, stage, watch, policy, queue_size, recorder, child))
+        self._tree.add(stage, name, ErrorPolicy.parse(on_error, "on_error"), queue_size, child)
         return self
-
-    def _next_default_name(self) -> str:
-        taken = {step.name for step in self._steps}
-        while True:
-            self._unnamed += 1
-            candidate = f"Stage_{self._unnamed}"
-            if candidate not in taken:
-                return candidate
-
-    def _contains(self, other: Pipeline) -> bool:
-        return any(
-            step.child is other or (step.child is not None and step.child._contains(other))
-            for step in self._steps
-        )
 
     def as_stage(self) -> PipelineStage:
         """Return this pipeline wrapped as a stage, to nest it inside another pipeline."""
@@ -241,13 +173,13 @@ class Pipeline:
     @property
     def stage_names(self) -> list[str]:
         """Names of the stages, in order."""
-        return [step.name for step in self._steps]
+        return self._tree.names
 
     # -- choosing how it runs -----------------------------------------------------
 
     def serialize(self) -> Pipeline:
         """Run every stage in the calling thread (``forward`` returns with the result ready)."""
-        self._configure(_SERIAL)
+        self._configure(SERIAL)
         return self
 
     def parallelize(
@@ -274,30 +206,33 @@ class Pipeline:
             overflow: ``"block"``, ``"drop_oldest"`` or ``"drop_newest"``, see
                 :class:`OverflowPolicy`.
         """
-        self._overflow = OverflowPolicy.parse(overflow, "overflow")
-        self._queue_size = check_positive_int(queue_size, "queue_size")
-        self._block_input = bool(block_input)
-        self._input_timeout = _check_timeout(input_timeout, "input_timeout")
-        self._block_output = bool(block_output)
-        self._output_timeout = _check_timeout(output_timeout, "output_timeout")
-        self._configure(_PARALLEL)
+        settings = RunSettings(
+            block_input=bool(block_input),
+            input_timeout=check_seconds_or_none(input_timeout, "input_timeout"),
+            block_output=bool(block_output),
+            output_timeout=check_seconds_or_none(output_timeout, "output_timeout"),
+            queue_size=check_positive_int(queue_size, "queue_size"),
+            overflow=OverflowPolicy.parse(overflow, "overflow"),
+        )
+        self._configure(PARALLEL)
+        self._runtime.settings = settings
         return self
 
     def _configure(self, mode: str) -> None:
-        if self._closed:
+        if self._tree.closed:
             raise PipelineClosedError(f"pipeline {self.name!r} was cleaned up")
-        if self._running:
+        if self._runtime.running:
             raise RuntimeError(f"pipeline {self.name!r} is already running")
-        if not self._steps:
+        if not self._tree.steps:
             raise ValueError(f"pipeline {self.name!r} has no stages; add() some first")
-        self._mode = mode
+        self._tree.mode = mode
 
     @property
     def mode(self) -> str | None:
         """``"serial"``, ``"parallel"``, or None before either was chosen."""
-        return self._mode
+        return self._tree.mode
 
-    # -- starting -----------------------------------------------------------------
+    # -- running ------------------------------------------------------------------
 
     def start(self) -> Pipeline:
         """Start now (threads, in parallel mode) instead of at the first ``forward``.
@@ -307,155 +242,23 @@ class Pipeline:
         self._ensure_running()
         return self
 
-    def _keyed_steps(self, prefix: str) -> Iterator[tuple[str, Step]]:
-        """Every step of the tree, depth first, with its profile key under ``prefix``."""
-        for step in self._steps:
-            key = f"{prefix}{SEPARATOR}{step.name}"
-            yield key, step
-            if step.child is not None:
-                yield from step.child._keyed_steps(key)
-
-    def _qualify(self, prefix: str) -> None:
-        for key, step in self._keyed_steps(prefix):
-            step.qualified = key
-            step.recorder.node_id = key
-
     def _ensure_running(self) -> None:
-        if self._closed:
-            raise PipelineClosedError(f"pipeline {self.name!r} was cleaned up; build a new one")
-        if self._stopped_by is not None:
-            raise PipelineStoppedError(self._stopped_by)
-        if self._running:
+        runtime = self._runtime
+        runtime.check_open()
+        if runtime.running:
             return
         with self._lock:
-            if self._running:
+            if runtime.running:
                 return
-            if self._nested_in is not None:
+            if self._tree.nested_in is not None:
                 raise RuntimeError(
-                    f"pipeline {self.name!r} is nested in {self._nested_in.name!r}; "
+                    f"pipeline {self.name!r} is nested in {self._tree.nested_in.name!r}; "
                     "feed the outer pipeline"
                 )
-            if self._mode is None:
-                self._configure(_SERIAL)
-            self._qualify(self.name)
-            if self._mode == _PARALLEL:
-                self._start_threads()
-            if self.debug:
-                self._aggregator = Aggregator(
-                    self.name,
-                    self._node_links(),
-                    self._clock,
-                    interval_s=self._debug_interval,
-                    window=self._window,
-                    trace_every=self._trace_every,
-                    trace_frames=self._trace_frames,
-                )
-                self._aggregator.start()
-            self._running = True
-
-    def _node_links(self) -> list[NodeLink]:
-        """How each node (step) sits in the running pipeline, for the aggregator."""
-        workers = {worker.label: worker for worker in self._workers}
-        links = []
-        for step in self._walk_steps():
-            worker = workers.get(step.qualified)
-            if worker is None:
-                links.append(
-                    NodeLink(step.qualified, step.recorder, fallback=step.watch.statistics)
-                )
-                continue
-            index = self._workers.index(worker)
-            upstream = (
-                self._is_feeding if index == 0 else _sending(self._workers[index - 1].recorder)
-            )
-            links.append(
-                NodeLink(
-                    step.qualified,
-                    step.recorder,
-                    inbox_length=worker.inbox.__len__,
-                    capacity=worker.inbox.maxsize,
-                    upstream_sending=upstream,
-                    out_capacity=worker.outbox.maxsize if worker.outbox is not None else None,
-                    fallback=step.watch.statistics,
-                )
-            )
-        return links
-
-    def _units(self) -> list[tuple[Unit, int | None, str, Step | None]]:
-        """The per-thread units of a parallel run.
-
-        Each is (unit, queue size, thread label, the step when the unit is
-        exactly one plain step).
-        """
-        units: list[tuple[Unit, int | None, str, Step | None]] = []
-        for step in self._steps:
-            child = step.child
-            if child is not None and child._mode == _PARALLEL:
-                inner = child._units()
-                key = id(step)
-                first, size, label, _ = inner[0]
-                inner[0] = (open_span(first, key, self._clock.monotonic_ns), size, label, None)
-                last, size, label, _ = inner[-1]
-                inner[-1] = (close_span(last, key, step.watch), size, label, None)
-                if step.queue_size is not None:
-                    inner[0] = (inner[0][0], step.queue_size, inner[0][2], None)
-                units.extend(inner)
-            else:
-                plain = step if child is None else None
-                units.append((step_unit(step), step.queue_size, step.qualified, plain))
-        return units
-
-    def _start_threads(self) -> None:
-        units = self._units()
-        channels = [Channel(size or self._queue_size) for _, size, _, _ in units]
-        self._channels = channels
-        self._input = channels[0]
-        recorders = {step.qualified: step.recorder for step in self._walk_steps()}
-        for index, (unit, _, label, plain) in enumerate(units):
-            outbox = channels[index + 1] if index + 1 < len(channels) else None
-            worker = Worker(
-                self,
-                unit,
-                channels[index],
-                outbox,
-                label,
-                recorder=recorders[label],
-                step=plain,
-            )
-            self._workers.append(worker)
-        for worker in self._workers:
-            worker.thread.start()
-
-    # -- running items ----------------------------------------------------------
-
-    def _walk_steps(self) -> Iterator[Step]:
-        """Every step of this pipeline and of nested ones, depth first."""
-        for step in self._steps:
-            yield step
-            if step.child is not None:
-                yield from step.child._walk_steps()
-
-    def _run_inline(self, data: Any, frame_id: int | None = None) -> Any:
-        """Run every stage on ``data`` in this thread (serial mode, or as a nested stage).
-
-        With debugging on, each stage's node shows PROCESSING while it runs and
-        its custom events carry ``frame_id``.
-        """
-        if not self.debug:
-            for step in self._steps:
-                data = step.run(data)
-            return data
-        for step in self._steps:
-            recorder = step.recorder
-            recorder.frame_id = frame_id
-            recorder.phase = NodePhase.PROCESSING
-            outer = bind_recorder(recorder)
-            try:
-                data = step.run(data)
-            finally:
-                recorder.phase = NodePhase.IDLE
-                bind_recorder(outer)
-        return data
+            if self._tree.mode is None:
+                self._configure(SERIAL)
+            self._tree.qualify()
+            runtime.start()
 
     def forward(self, data: Any = _FROM_GENERATOR) -> bool:
         """Push one item into the pipeline (without ``data``: one from ``input_generator``).
@@ -471,108 +274,14 @@ class Pipeline:
             raise error
         if data is _FROM_GENERATOR:
             data = self._produce()()
-        return self._submit(data, raise_now=True)
+        self._ensure_running()
+        return self._runtime.submit(data, raise_now=True)
 
     def _produce(self) -> Callable[[], Any]:
         source = self.input_generator
         if source is None:
             raise ValueError("no data given and the pipeline has no input_generator")
-        if isinstance(source, Iterator):
-            return source.__next__
-        return source
-
-    def _submit(self, data: Any, *, raise_now: bool) -> bool:
-        self._ensure_running()
-        t_in = self._clock.monotonic_ns()
-        frame_id = next(self._frame_ids)
-        if self._mode == _SERIAL:
-            self._count("forwarded")
-            envelope = Envelope(data, t_in, frame_id)
-            try:
-                envelope.data = self._run_inline(data, frame_id)
-            except ItemFailedError as failure:
-                if not self._handle_failure(failure, raise_now=raise_now):
-                    return True
-                envelope.error = failure.error
-            self._deliver(envelope)
-            return True
-        channel = self._input
-        assert channel is not None
-        envelope = Envelope(data, t_in, frame_id)
-        if self._overflow is OverflowPolicy.DROP_OLDEST:
-            try:
-                dropped = channel.put_drop_oldest(envelope)
-            except RuntimeError:
-                self._ensure_running()  # raises the reason the channel is closed
-                raise
-            self._count("forwarded")
-            if dropped is not CLOSED:
-                self._count("dropped")
-            return True
-        if self._overflow is OverflowPolicy.DROP_NEWEST:
-            timeout: float | None = 0
-        else:
-            timeout = self._input_timeout if self._block_input else 0
-        self._feeding = True
-        try:
-            accepted = channel.put(envelope, timeout)
-        finally:
-            self._feeding = False
-        if accepted:
-            self._count("forwarded")
-            return True
-        self._ensure_running()  # a closed or stopped pipeline raises, not returns False
-        self._count("dropped" if self._overflow is OverflowPolicy.DROP_NEWEST else "rejected")
-        return False
-
-    def _deliver(self, envelope: Envelope) -> None:
-        if envelope.error is not None:
-            self._results.put_error(envelope.error)
-            return
-        self._watch.record(envelope.t_in, self._clock.monotonic_ns())
-        self._results.put(envelope.data)
-        self._count("completed")
-
-    def _count(self, key: str, n: int = 1) -> None:
-        with self._lock:
-            self._counts[key] += n
-
-    def _handle_failure(self, failure: ItemFailedError, *, raise_now: bool) -> bool:
-        """Count and log a failure and apply the stage's policy.
-
-        Raises when ``raise_now`` and the policy raises; otherwise returns True
-        when the error must travel on to the results (``raise`` policy).
-        """
-        error, policy = failure.error, failure.step.on_error
-        self._count("failed")
-        logger.error(
-            "pipeline %r: %s (policy %s)\n%s",
-            self.name,
-            error,
-            policy.value,
-            error.traceback_text,
-        )
-        if policy is ErrorPolicy.SKIP:
-            return False
-        if policy is ErrorPolicy.STOP:
-            with self._lock:
-                if self._stopped_by is None:
-                    self._stopped_by = error
-            self._halt()
-            if raise_now:
-                raise PipelineStoppedError(error)
-            return False
-        if raise_now:
-            raise error
-        return True
-
-    def _halt(self) -> None:
-        """Stop taking and moving items (threads end; stages are not cleaned up yet)."""
-        for channel in self._channels:
-            channel.close()
-        self._results.close()
-
-    # -- reading results ------------------------------------------------------------
+        return source.__next__ if isinstance(source, Iterator) else source
 
     def get_results(self) -> Any:
         """Return the newest result and discard older ones; None when there is nothing new.
@@ -581,8 +290,9 @@ class Pipeline:
         for a result when there is none. The error of an item waiting to be
         reported (``raise`` policy) is raised first.
         """
-        if self._block_output and self._mode == _PARALLEL and self._running:
-            self._results.wait_for_any(self._output_timeout)
+        settings = self._runtime.settings
+        if settings.block_output and self._tree.mode == PARALLEL and self._runtime.running:
+            self._results.wait_for_any(settings.output_timeout)
         return self._results.take_latest()
 
     def results(self, timeout: float | None = None) -> Iterator[Any]:
@@ -596,16 +306,15 @@ class Pipeline:
         while True:
             item = self._results.take_next(timeout)
             if item is NOTHING:
-                if self._stopped_by is not None and not len(self._results):
-                    raise PipelineStoppedError(self._stopped_by)
+                stopped_by = self._runtime.stopped_by
+                if stopped_by is not None and not len(self._results):
+                    raise PipelineStoppedError(stopped_by)
                 return
             yield item
 
     def __iter__(self) -> Iterator[Any]:
         """Iterate over every result in order (see :meth:`results`)."""
         return self.results()
-
-    # -- the automatic loop -----------------------------------------------------
 
     def start_loop(self, period: float | datetime.timedelta = 0.01) -> None:
         """Pull an item from ``input_generator`` every ``period`` and forward it.
@@ -618,32 +327,26 @@ class Pipeline:
             raise ValueError(f"period must be positive, got {period!r}")
         if self.input_generator is None:
             raise ValueError("start_loop needs the pipeline's input_generator; none was given")
-        if self._loop is not None and self._loop.running:
+        loop = self._runtime.loop
+        if loop is not None and loop.running:
             raise RuntimeError(f"pipeline {self.name!r} already runs a loop; stop_loop() first")
         self._ensure_running()
-        produce = self._produce()
-        self._loop = InputLoop(
-            f"framescope:{self.name}:loop",
-            period_ns,
-            produce,
-            lambda item: self._submit(item, raise_now=False),
-            self._clock,
-        )
-        self._loop.start()
+        self._runtime.start_loop(period_ns, self._produce())
 
     def stop_loop(self, timeout: float = 5.0) -> bool:
         """Stop the loop started by :meth:`start_loop`; a no-op returning False if none runs."""
-        loop = self._loop
+        loop = self._runtime.loop
         if loop is None:
             return False
         if not loop.stop(timeout):
             logger.warning("pipeline %r: input loop did not stop within %s s", self.name, timeout)
         return True
 
-    # -- live state -------------------------------------------------------------
+    # -- reading: everything below is computed from one snapshot --------------------
 
-    def _is_feeding(self) -> bool:
-        return self._feeding
+    def snapshot(self) -> PipelineSnapshot:
+        """Read every number of the pipeline at one instant (see :class:`PipelineSnapshot`)."""
+        return read_snapshot(self._tree, self._runtime)
 
     def get_pipeline_state(self) -> PipelineStateQuery:
         """Every node's live state, to query: ``.nodes()``, ``.nodes(id).inputs("in")`` ...
@@ -654,21 +357,7 @@ class Pipeline:
         invalid timings. With debugging off only the main loop timings (from
         the profiles) are filled in.
         """
-        aggregator = self._aggregator
-        if aggregator is not None:
-            return PipelineStateQuery(aggregator.state())
-        self._qualify(self.name)
-        started = self._running or self._closed
-        now = self._clock.monotonic_ns()
-        nodes = {}
-        for step in self._walk_steps():
-            timing = timing_from(in_micros(step.watch.statistics()), now) if started else Timing()
-            nodes[step.qualified] = NodeState(
-                input_states={"in": InputQueueState()},
-                output_states={"out": OutputQueueState()},
-                main_loop_timing=timing,
-            )
-        return PipelineStateQuery(PipelineState(nodes))
+        return PipelineStateQuery(self.snapshot().state)
 
     def frame_traces(self) -> list[FrameTrace]:
         """The sampled per-frame traces kept so far (needs debugging on), oldest first.
@@ -676,7 +365,7 @@ class Pipeline:
         Each tells, per stage, how long the frame waited in the queue and was
         processed, and its end-to-end latency.
         """
-        return self._require_aggregator("frame_traces").frame_traces()
+        return list(self._traced_snapshot("frame_traces").traces)
 
     def export_trace(self, path: str | os.PathLike[str]) -> Path:
         """Write the sampled frame traces as Chrome Trace Event JSON (opens in Perfetto).
@@ -686,68 +375,29 @@ class Pipeline:
         stages, a track of whole frames, and counter tracks for queue depth and
         fps. The file is gzip-compressed when ``path`` ends in ``.gz``.
         """
-        aggregator = self._require_aggregator("export_trace")
-        node_ids = [link.node_id for link in aggregator.links]
-        document = chrome_trace(aggregator.frame_traces(), node_ids, title=self.name)
+        snapshot = self._traced_snapshot("export_trace")
+        document = chrome_trace(snapshot.traces, snapshot.node_ids, title=self.name)
         return write_trace(path, document)
 
-    def _require_aggregator(self, what: str) -> Aggregator:
+    def _traced_snapshot(self, what: str) -> PipelineSnapshot:
         if not self.debug:
             raise RuntimeError(
                 f"{what} needs debugging on: Pipeline(debug=True) or FRAMESCOPE_DEBUG=1"
             )
-        if self._aggregator is None:
+        if self._runtime.aggregator is None:
             raise RuntimeError(f"{what}: pipeline {self.name!r} has not started yet")
-        return self._aggregator
+        return self.snapshot()
 
     def diagnose(self) -> Diagnosis:
-        """Name the stage that holds the pipeline back, and why.
+        """Name the stage that holds the pipeline back, and why (``str()`` is a report).
 
         The bottleneck is the stage busy the largest fraction of the time
         (mean processing time x throughput over the recent window). With
         debugging on, queue evidence is added: its input queue full most of
         the time, the next stage waiting for input. The diagnosis also gives
         end-to-end latency p50/p90/p99 and every loss counted.
-        ``str(pipeline.diagnose())`` is a readable report.
         """
-        self._qualify(self.name)
-        stats = self.statistics()
-        running = self._running_steps()
-        stage_stats = {key: stats[key] for key in running}
-        counts = self.counters()
-        losses = {
-            key: counts[key]
-            for key in ("rejected", "dropped", "failed", "results_dropped", "discarded")
-        }
-        state = capacities = None
-        if self._aggregator is not None:
-            state = self._aggregator.state()
-            capacities = {
-                link.node_id: link.capacity
-                for link in self._aggregator.links
-                if link.capacity is not None
-            }
-        return diagnose(
-            stats[self.name],
-            stage_stats,
-            losses,
-            state=state,
-            capacities=capacities,
-            order=running,
-        )
-
-    def _running_steps(self) -> list[str]:
-        """Profile keys of the steps that do the work (a parallel child's own stages)."""
-        keys = []
-        for step in self._steps:
-            child = step.child
-            if child is not None and child._mode == _PARALLEL and self._mode == _PARALLEL:
-                keys.extend(child._running_steps())
-            else:
-                keys.append(step.qualified)
-        return keys
-
-    # -- profiles and counters --------------------------------------------------
+        return diagnose_snapshot(self.snapshot())
 
     def statistics(self) -> dict[str, StatsSnapshot]:
         """Return the timing statistics of the pipeline and of every stage, by profile key.
@@ -756,37 +406,7 @@ class Pipeline:
         stage's entry is its processing latency; a nested pipeline's entry spans
         its stages. Each snapshot's ``rate()`` is the throughput.
         """
-        stats = {self.name: self._watch.statistics()}
-        stats.update((key, step.watch.statistics()) for key, step in self._keyed_steps(self.name))
-        return stats
-
-    def timers(self) -> dict[str, StopWatch]:
-        """The live StopWatch behind each entry of :meth:`statistics`, by profile key.
-
-        Exporters use them to track latency histograms
-        (:meth:`~framescope.timepiece.BaseTimer.track_histogram`).
-        """
-        self._qualify(self.name)
-        timers = {self.name: self._watch}
-        timers.update((key, step.watch) for key, step in self._keyed_steps(self.name))
-        return timers
-
-    def queue_depths(self) -> dict[str, int]:
-        """Items waiting in each stage thread's input queue now, by profile key.
-
-        Empty unless the pipeline runs threaded (a serial pipeline has no queues).
-        """
-        return {worker.label: len(worker.inbox) for worker in self._workers}
-
-    def node_phases(self) -> dict[str, str]:
-        """What each stage is doing now (IDLE, PROCESSING, ...), by profile key.
-
-        Needs debugging on; empty otherwise, since only debugging records phases.
-        """
-        aggregator = self._aggregator
-        if aggregator is None:
-            return {}
-        return {link.node_id: link.recorder.phase.name for link in aggregator.links}
+        return self.snapshot().statistics()
 
     def get_profiles(self) -> tuple[dict[str, float], dict[str, float]]:
         """Return ``(latency_s, throughput_per_s)``, two dicts keyed like ``MainPipeline__Stage1``.
@@ -794,10 +414,7 @@ class Pipeline:
         Latency is the mean over the recent window in seconds; throughput is
         items per second over the same window, (n-1)/(t_last-t_first).
         """
-        stats = self.statistics()
-        latency = {key: snap.recent_mean() for key, snap in stats.items()}
-        throughput = {key: snap.rate() for key, snap in stats.items()}
-        return latency, throughput
+        return self.snapshot().get_profiles()
 
     def counters(self) -> dict[str, int]:
         """Counts of what happened to items, including every drop and failure.
@@ -809,19 +426,29 @@ class Pipeline:
         passed over by :meth:`get_results`, ``discarded`` items still queued at
         cleanup, ``loop_overruns``/``loop_errors`` of the input loop.
         """
-        with self._lock:
-            counts = dict(self._counts)
-        counts["results_dropped"] = self._results.dropped
-        counts["results_skipped"] = self._results.skipped
-        counts["discarded"] = sum(channel.discarded for channel in self._channels)
-        loop = self._loop
-        counts["loop_overruns"] = loop.overruns if loop else 0
-        counts["loop_errors"] = loop.errors if loop else 0
-        return counts
+        return self._runtime.counters()
 
     def stage_failures(self) -> dict[str, int]:
         """How many items each stage failed on, by profile key."""
-        return {key: step.failures for key, step in self._keyed_steps(self.name)}
+        return {stage.key: stage.failures for stage in self.snapshot().stages}
+
+    def queue_depths(self) -> dict[str, int]:
+        """Items waiting in each stage thread's input queue now, by profile key (threaded only)."""
+        return {key: depth for key, (depth, _) in self._runtime.queues().items()}
+
+    def node_phases(self) -> dict[str, str]:
+        """What each stage is doing now (IDLE, PROCESSING, ...), by profile key (debugging only)."""
+        aggregator = self._runtime.aggregator
+        if aggregator is None:
+            return {}
+        return {link.node_id: link.recorder.phase.name for link in aggregator.links}
+
+    def timers(self) -> dict[str, StopWatch]:
+        """The live StopWatch behind each entry of :meth:`statistics`, by profile key."""
+        self._tree.qualify()
+        timers = {self.name: self._watch}
+        timers.update((key, step.watch) for key, step in self._tree.keyed())
+        return timers
 
     # -- shutting down ------------------------------------------------------------
 
@@ -834,24 +461,10 @@ class Pipeline:
         thread stopped). Calling it again does nothing.
         """
         with self._lock:
-            if self._closed:
+            if self._tree.closed:
                 return []
-            self._closed = True
-        hung: list[str] = []
-        if self._loop is not None and not self._loop.stop(timeout):
-            hung.append(f"{self.name}:loop")
-        self._halt()
-        deadline = self._clock.monotonic_ns() + round(timeout * 1e9)
-        current = threading.current_thread()
-        for worker in self._workers:
-            if worker.thread is current:
-                continue
-            remaining = max(0.0, (deadline - self._clock.monotonic_ns()) / 1e9)
-            worker.thread.join(remaining)
-            if worker.thread.is_alive():
-                hung.append(worker.label)
-        if self._aggregator is not None and not self._aggregator.stop(timeout):
-            hung.append(f"{self.name}:aggregator")
+            self._tree.closed = True
+        hung = self._runtime.shutdown(timeout)
         if hung:
             logger.warning(
                 "pipeline %r: cleanup left threads that did not stop within %s s: %s",
@@ -859,28 +472,8 @@ class Pipeline:
                 timeout,
                 ", ".join(hung),
             )
-        self._cleanup_stages(set())
+        self._tree.cleanup_stages(set())
         return hung
-
-    def _cleanup_stages(self, seen: set[int]) -> None:
-        """Call ``cleanup()`` of every stage in the tree once, even if added twice."""
-        for step in self._steps:
-            child = step.child
-            if child is not None:
-                child._closed = True
-                child._halt()
-                child._cleanup_stages(seen)
-                continue
-            if id(step.stage) in seen:
-                continue
-            seen.add(id(step.stage))
-            stage_cleanup = getattr(step.stage, "cleanup", None)
-            if not callable(stage_cleanup):
-                continue
-            try:
-                stage_cleanup()
-            except Exception:
-                logger.exception("pipeline %r: cleanup() of stage %r raised", self.name, step.name)
 
     @property
     def clock(self) -> Clock:
@@ -889,8 +482,8 @@ class Pipeline:
 
     @property
     def closed(self) -> bool:
-        """Whether :meth:`cleanup` was called."""
-        return self._closed
+        """Whether :meth:`cleanup` was called (on it, or on the pipeline it is nested in)."""
+        return self._tree.closed
 
     def __enter__(self) -> Pipeline:
         """Use the pipeline in a ``with`` block; it is cleaned up on exit."""
@@ -907,35 +500,5 @@ class Pipeline:
 
     def __repr__(self) -> str:
         stages = ", ".join(self.stage_names)
-        state = "closed" if self._closed else (self._mode or "not started")
+        state = "closed" if self._tree.closed else (self._tree.mode or "not started")
         return f"<Pipeline {self.name} [{stages}] {state}>"
-
-
-def _sending(recorder: EventRecorder) -> Callable[[], bool]:
-    """Whether the node behind ``recorder`` is trying to send its output right now."""
-
-    def is_sending() -> bool:
-        return recorder.phase is NodePhase.SENDING_OUTPUTS
-
-    return is_sending
-
-
-def _check_timeout(value: float | None, argument: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{argument} must be a number of seconds or None, got {value!r}")
-    if value < 0:
-        raise ValueError(f"{argument} must be >= 0, got {value!r}")
-    return float(value)
-
-
-def _check_name(name: object, argument: str) -> str:
-    if not isinstance(name, str):
-        raise TypeError(f"{argument} must be a str, got {type(name).__name__}")
-    if not name or SEPARATOR in name:
-        raise ValueError(
-            f"{argument} must be a non-empty str without {SEPARATOR!r} "
-            f"(it separates levels in profile keys), got {name!r}"
-        )
-    return name

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from framescope._validation import check_positive_int
-from framescope.clock import SYSTEM_CLOCK, Clock, to_nanoseconds
+from framescope.clock import SYSTEM_CLOCK, Clock, TimeSource, to_nanoseconds
 
 __all__ = [
     "AlarmClock",
@@ -148,7 +148,7 @@ def as_callback(
 def _resolve_clock(clock: Clock | None) -> Clock:
     if clock is None:
         return SYSTEM_CLOCK
-    if not isinstance(clock, Clock):
+    if not isinstance(clock, TimeSource):
         raise TypeError(f"clock must provide monotonic_ns() and wall(), got {type(clock).__name__}")
     return clock
 

@@ -22,7 +22,7 @@ from typing import Any, ClassVar, TypeVar
 
 from framescope._buffers import take_prefix
 from framescope._validation import check_positive_int
-from framescope.clock import SYSTEM_CLOCK, Clock
+from framescope.clock import SYSTEM_CLOCK, Clock, TimeSource
 from framescope.histogram import DEFAULT_LATENCY_BUCKETS
 from framescope.stats import RollingStats, StatsSnapshot
 
@@ -175,7 +175,7 @@ class BaseTimer:
         check_positive_int(max_intervals, "max_intervals")
         if clock is None:
             clock = SYSTEM_CLOCK
-        elif not isinstance(clock, Clock):
+        elif not isinstance(clock, TimeSource):
             raise TypeError(
                 f"clock must provide monotonic_ns() and wall(), got {type(clock).__name__}"
             )

@@ -1,0 +1,80 @@
+"""The read-out: one :class:`~framescope.pipeline.snapshot.PipelineSnapshot` of a running tree."""
+
+from __future__ import annotations
+
+from framescope.pipeline.aggregation import in_micros, timing_from
+from framescope.pipeline.framelog import TraceMaterial
+from framescope.pipeline.runtime import Runtime
+from framescope.pipeline.snapshot import PipelineSnapshot, StageSnapshot
+from framescope.pipeline.state import (
+    InputQueueState,
+    NodeState,
+    OutputQueueState,
+    PipelineState,
+    Timing,
+)
+from framescope.pipeline.tree import PARALLEL, SEPARATOR, StageTree
+
+__all__ = ["read_snapshot"]
+
+
+def _plain_state(tree: StageTree, started: bool, now_ns: int) -> PipelineState:
+    """Node states without debugging: only the main-loop timings, from the stage timers."""
+    nodes = {}
+    for key, step in tree.keyed():
+        timing = timing_from(in_micros(step.watch.statistics()), now_ns) if started else Timing()
+        nodes[key] = NodeState(
+            input_states={"in": InputQueueState()},
+            output_states={"out": OutputQueueState()},
+            main_loop_timing=timing,
+        )
+    return PipelineState(nodes)
+
+
+def read_snapshot(tree: StageTree, runtime: Runtime) -> PipelineSnapshot:
+    """Read ``tree`` and its ``runtime`` once into a snapshot.
+
+    With debugging on the aggregator drains first, so node states and traces
+    are current; stage statistics, queues and counters are read right after.
+    """
+    tree.qualify()
+    clock = runtime.clock
+    taken_ns, wall = clock.monotonic_ns(), clock.wall()
+    aggregator = runtime.aggregator
+    if aggregator is not None:
+        state = aggregator.state()
+        material = aggregator.trace_material()
+        phases = {link.node_id: link.recorder.phase.name for link in aggregator.links}
+    else:
+        started = runtime.running or tree.closed
+        state, material, phases = _plain_state(tree, started, taken_ns), TraceMaterial(), {}
+    queues = runtime.queues()
+    working = set(tree.working_keys(tree.mode == PARALLEL))
+    prefix = tree.name + SEPARATOR
+    stages = []
+    for key, step in tree.keyed():
+        depth, capacity = queues.get(key, (None, None))
+        stages.append(
+            StageSnapshot(
+                key=key,
+                stage=key[len(prefix) :],
+                latency=step.watch.statistics(),
+                failures=step.failures,
+                working=key in working,
+                queue_depth=depth,
+                queue_capacity=capacity,
+                phase=phases.get(key),
+            )
+        )
+    return PipelineSnapshot(
+        pipeline=tree.name,
+        latency=runtime.latency.statistics(),
+        counters=runtime.counters(),
+        stages=tuple(stages),
+        state=state,
+        taken_ns=taken_ns,
+        wall_time=wall,
+        mode=tree.mode,
+        debug=aggregator is not None,
+        trace_material=material,
+    )

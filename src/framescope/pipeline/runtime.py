@@ -1,0 +1,334 @@
+"""The runtime: runs a stage tree serially or one thread per unit, and shuts it down.
+
+It owns everything that moves items: the input queue and the overflow
+policy, the worker threads, the error policies (:meth:`Runtime.fail`), the
+delivery of results, the counters, the input loop and the aggregator thread.
+Every runner moves items with the one per-item protocol,
+:func:`~framescope.pipeline.item.item_processor`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from framescope.clock import Clock
+from framescope.pipeline.aggregation import Aggregator, NodeLink
+from framescope.pipeline.channel import CLOSED, Channel
+from framescope.pipeline.errors import (
+    ErrorPolicy,
+    OverflowPolicy,
+    PipelineClosedError,
+    PipelineStoppedError,
+    StageError,
+)
+from framescope.pipeline.events import EventRecorder, NodePhase
+from framescope.pipeline.item import Envelope, ItemFailedError, item_processor
+from framescope.pipeline.loop import InputLoop
+from framescope.pipeline.results import ResultBuffer
+from framescope.pipeline.tree import PARALLEL, SERIAL, StageTree
+from framescope.pipeline.worker import Worker
+from framescope.timepiece import StopWatch
+
+__all__ = ["RunSettings", "Runtime"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    """How a threaded run takes items in and hands results out (see ``Pipeline.parallelize``)."""
+
+    block_input: bool = True
+    input_timeout: float | None = 10.0
+    block_output: bool = False
+    output_timeout: float | None = 10.0
+    queue_size: int = 1
+    overflow: OverflowPolicy = OverflowPolicy.BLOCK
+
+
+AggregatorFactory = Callable[[list[NodeLink]], Aggregator]
+
+
+class Runtime:
+    """Runs one stage tree: submits items, applies policies, delivers, counts, shuts down.
+
+    Args:
+        tree: the stages to run (its ``mode`` says serial or threaded).
+        clock: the pipeline's clock.
+        results: where results and the errors of failed items go.
+        latency: the pipeline's end-to-end timer.
+        aggregator: builds the debugging aggregator from the node links (None: no debugging).
+    """
+
+    def __init__(
+        self,
+        tree: StageTree,
+        clock: Clock,
+        results: ResultBuffer,
+        latency: StopWatch,
+        aggregator: AggregatorFactory | None = None,
+    ) -> None:
+        self.tree = tree
+        self.clock = clock
+        self.results = results
+        self.latency = latency
+        self.settings = RunSettings()
+        self.aggregator: Aggregator | None = None
+        self.loop: InputLoop | None = None
+        self.stopped_by: StageError | None = None
+        self.running = False
+        self.workers: list[Worker] = []
+        self._make_aggregator = aggregator
+        self._channels: list[Channel] = []
+        self._input: Channel | None = None
+        self._feeding = False  # True while a submit waits to put an item in
+        self._frame_ids = itertools.count()
+        self._lock = threading.Lock()
+        self._counts = dict.fromkeys(("forwarded", "completed", "rejected", "dropped", "failed"), 0)
+        self._process_now = item_processor(self._run_inline, self._fail_now)
+        self._process_later = item_processor(self._run_inline, self._fail_later)
+
+    # -- starting --------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the threads (threaded mode) and the aggregator (debugging)."""
+        if self.tree.mode == PARALLEL:
+            self._start_threads()
+        if self._make_aggregator is not None:
+            self.aggregator = self._make_aggregator(self._node_links())
+            self.aggregator.start()
+        self.running = True
+
+    def _start_threads(self) -> None:
+        specs = self.tree.units()
+        default = self.settings.queue_size
+        channels = [Channel(spec.queue_size or default) for spec in specs]
+        self._channels, self._input = channels, channels[0]
+        fail = self._fail_later
+        for index, spec in enumerate(specs):
+            outbox = channels[index + 1] if index + 1 < len(channels) else None
+            self.workers.append(
+                Worker(
+                    spec.label,
+                    item_processor(spec.unit, fail),
+                    channels[index],
+                    self.deliver if outbox is None else outbox.put,
+                    outbox_length=None if outbox is None else outbox.length_function(),
+                    recorder=spec.recorder,
+                    clock=self.clock,
+                )
+            )
+        for worker in self.workers:
+            worker.thread.start()
+
+    def _node_links(self) -> list[NodeLink]:
+        """How each node (step) sits in the running pipeline, for the aggregator."""
+        workers = {worker.label: index for index, worker in enumerate(self.workers)}
+        links = []
+        for step in self.tree.walk():
+            index = workers.get(step.qualified)
+            if index is None:
+                links.append(
+                    NodeLink(step.qualified, step.recorder, fallback=step.watch.statistics)
+                )
+                continue
+            worker = self.workers[index]
+            upstream = (
+                self._is_feeding if index == 0 else _sending(self.workers[index - 1].recorder)
+            )
+            outbox = self._channels[index + 1] if index + 1 < len(self._channels) else None
+            links.append(
+                NodeLink(
+                    step.qualified,
+                    step.recorder,
+                    inbox_length=worker.inbox.__len__,
+                    capacity=worker.inbox.maxsize,
+                    upstream_sending=upstream,
+                    out_capacity=None if outbox is None else outbox.maxsize,
+                    fallback=step.watch.statistics,
+                )
+            )
+        return links
+
+    def _is_feeding(self) -> bool:
+        return self._feeding
+
+    # -- items -----------------------------------------------------------------------
+
+    def submit(self, data: Any, *, raise_now: bool) -> bool:
+        """Take one item in: run it now (serial) or queue it per the overflow policy.
+
+        ``raise_now``: a stage error of this very item (serial mode) is raised
+        to the caller, as the policy says. Returns False when it was refused.
+        """
+        envelope = Envelope(data, self.clock.monotonic_ns(), next(self._frame_ids))
+        if self.tree.mode == SERIAL:
+            self.count("forwarded")
+            process = self._process_now if raise_now else self._process_later
+            if process(envelope):
+                self.deliver(envelope)
+            return True
+        channel = self._input
+        assert channel is not None
+        settings = self.settings
+        if settings.overflow is OverflowPolicy.DROP_OLDEST:
+            try:
+                dropped = channel.put_drop_oldest(envelope)
+            except RuntimeError:
+                self.check_open()  # raises the reason the channel is closed
+                raise
+            self.count("forwarded")
+            if dropped is not CLOSED:
+                self.count("dropped")
+            return True
+        if settings.overflow is OverflowPolicy.DROP_NEWEST or not settings.block_input:
+            timeout: float | None = 0
+        else:
+            timeout = settings.input_timeout
+        self._feeding = True
+        try:
+            accepted = channel.put(envelope, timeout)
+        finally:
+            self._feeding = False
+        if accepted:
+            self.count("forwarded")
+            return True
+        self.check_open()  # a closed or stopped pipeline raises, not returns False
+        self.count("dropped" if settings.overflow is OverflowPolicy.DROP_NEWEST else "rejected")
+        return False
+
+    def _run_inline(self, envelope: Envelope) -> Envelope:
+        envelope.data = self.tree.run_inline(envelope.data, envelope.frame_id)
+        return envelope
+
+    def deliver(self, envelope: Envelope) -> bool:
+        """Hand a finished item to the results (its error, when a stage failed on it)."""
+        if envelope.error is not None:
+            self.results.put_error(envelope.error)
+            return True
+        self.latency.record(envelope.t_in, self.clock.monotonic_ns())
+        self.results.put(envelope.data)
+        self.count("completed")
+        return True
+
+    def count(self, key: str, n: int = 1) -> None:
+        """Add ``n`` to counter ``key``."""
+        with self._lock:
+            self._counts[key] += n
+
+    def _fail_now(self, failure: ItemFailedError) -> bool:
+        return self.fail(failure, raise_now=True)
+
+    def _fail_later(self, failure: ItemFailedError) -> bool:
+        return self.fail(failure, raise_now=False)
+
+    def fail(self, failure: ItemFailedError, *, raise_now: bool) -> bool:
+        """Count and log a stage failure and apply its stage's error policy.
+
+        Raises when ``raise_now`` and the policy raises; otherwise returns True
+        when the error must travel on to the results (``raise`` policy).
+        """
+        error, policy = failure.error, failure.policy
+        self.count("failed")
+        logger.error(
+            "pipeline %r: %s (policy %s)\n%s",
+            self.tree.name,
+            error,
+            policy.value,
+            error.traceback_text,
+        )
+        if policy is ErrorPolicy.SKIP:
+            return False
+        if policy is ErrorPolicy.STOP:
+            with self._lock:
+                if self.stopped_by is None:
+                    self.stopped_by = error
+            self.halt()
+            if raise_now:
+                raise PipelineStoppedError(error)
+            return False
+        if raise_now:
+            raise error
+        return True
+
+    def check_open(self) -> None:
+        """Raise if the pipeline takes no more items (cleaned up, or stopped by a stage)."""
+        if self.tree.closed:
+            raise PipelineClosedError(
+                f"pipeline {self.tree.name!r} was cleaned up; build a new one"
+            )
+        if self.stopped_by is not None:
+            raise PipelineStoppedError(self.stopped_by)
+
+    # -- the input loop --------------------------------------------------------------
+
+    def start_loop(self, period_ns: int, produce: Callable[[], Any]) -> None:
+        """Pull from ``produce`` every ``period_ns`` on a named thread and submit it."""
+        self.loop = InputLoop(
+            f"framescope:{self.tree.name}:loop",
+            period_ns,
+            produce,
+            lambda item: self.submit(item, raise_now=False),
+            self.clock,
+        )
+        self.loop.start()
+
+    # -- reading ---------------------------------------------------------------------
+
+    def counters(self) -> dict[str, int]:
+        """Counts of what happened to items (see ``Pipeline.counters``)."""
+        with self._lock:
+            counts = dict(self._counts)
+        counts["results_dropped"] = self.results.dropped
+        counts["results_skipped"] = self.results.skipped
+        counts["discarded"] = sum(channel.discarded for channel in self._channels)
+        loop = self.loop
+        counts["loop_overruns"] = loop.overruns if loop else 0
+        counts["loop_errors"] = loop.errors if loop else 0
+        return counts
+
+    def queues(self) -> dict[str, tuple[int, int]]:
+        """``(items waiting, capacity)`` of each thread's input queue, by node id."""
+        return {worker.label: (len(worker.inbox), worker.inbox.maxsize) for worker in self.workers}
+
+    # -- stopping --------------------------------------------------------------------
+
+    def halt(self) -> None:
+        """Stop taking and moving items (threads end; stages are not cleaned up yet)."""
+        for channel in self._channels:
+            channel.close()
+        self.results.close()
+
+    def shutdown(self, timeout: float) -> list[str]:
+        """Stop the loop, halt, join every thread within ``timeout`` s; the ones left running."""
+        hung: list[str] = []
+        if self.loop is not None and not self.loop.stop(timeout):
+            hung.append(f"{self.tree.name}:loop")
+        self.halt()
+        # Joining is a real-time bound on real threads, whatever clock the timings use.
+        deadline = time.monotonic() + timeout
+        current = threading.current_thread()
+        for worker in self.workers:
+            if worker.thread is current:
+                continue
+            worker.thread.join(max(0.0, deadline - time.monotonic()))
+            if worker.thread.is_alive():
+                hung.append(worker.label)
+        if self.aggregator is not None and not self.aggregator.stop(timeout):
+            hung.append(f"{self.tree.name}:aggregator")
+        return hung
+
+
+def _sending(recorder: EventRecorder) -> Callable[[], bool]:
+    """Whether the node behind ``recorder`` is trying to send its output right now."""
+
+    def is_sending() -> bool:
+        return recorder.phase is NodePhase.SENDING_OUTPUTS
+
+    return is_sending

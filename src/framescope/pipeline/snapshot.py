@@ -1,0 +1,257 @@
+"""One reading of a pipeline at one instant: the :class:`PipelineSnapshot` every reader renders.
+
+``Pipeline.snapshot()`` takes it; the diagnosis, the Chrome trace, the
+Prometheus, OpenTelemetry and CloudWatch exporters and the live views are
+functions of it, so they all show the same numbers. It is frozen plain data:
+safe to hand to another thread, JSON both ways (:meth:`PipelineSnapshot.to_dict`),
+and mergeable across pipelines or boxes (:func:`merge_snapshots`).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from framescope.pipeline.framelog import TraceMaterial, join_traces
+from framescope.pipeline.state import PipelineState, merge_states
+from framescope.pipeline.tree import SEPARATOR
+from framescope.stats import StatsSnapshot
+from framescope.trace import FrameTrace
+
+__all__ = ["DROP_REASONS", "PipelineSnapshot", "StageSnapshot", "merge_snapshots"]
+
+#: Pipeline counters that count lost items, and the reason each stands for.
+DROP_REASONS: dict[str, str] = {
+    "rejected": "queue_full",
+    "dropped": "overflow",
+    "results_dropped": "result_unread",
+    "discarded": "cleanup",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StageSnapshot:
+    """One stage's numbers in a snapshot.
+
+    Attributes:
+        key: the profile key and node id (``MainPipeline__Detect``).
+        stage: the key without the pipeline's name (``Detect``, ``Inner__Resize``).
+        latency: processing-time statistics in seconds (``rate()`` is the fps).
+        failures: items the stage failed on, all time.
+        working: whether it processes items itself (False for a threaded nested
+            pipeline, whose own stages do the work; its latency is their span).
+        queue_depth: items waiting in its input queue (None when it has none).
+        queue_capacity: the size of that queue (None when it has none).
+        phase: IDLE, PROCESSING, ... (None unless debugging is on).
+    """
+
+    key: str
+    stage: str
+    latency: StatsSnapshot
+    failures: int = 0
+    working: bool = True
+    queue_depth: int | None = None
+    queue_capacity: int | None = None
+    phase: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stage as a JSON-ready dict."""
+        return {
+            "key": self.key,
+            "stage": self.stage,
+            "latency": self.latency.to_dict(),
+            "failures": self.failures,
+            "working": self.working,
+            "queue_depth": self.queue_depth,
+            "queue_capacity": self.queue_capacity,
+            "phase": self.phase,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StageSnapshot:
+        """Rebuild a stage from :meth:`to_dict` output."""
+        return cls(
+            key=str(data["key"]),
+            stage=str(data["stage"]),
+            latency=StatsSnapshot.from_dict(data["latency"]),
+            failures=int(data.get("failures", 0)),
+            working=bool(data.get("working", True)),
+            queue_depth=data.get("queue_depth"),
+            queue_capacity=data.get("queue_capacity"),
+            phase=data.get("phase"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSnapshot:
+    """A pipeline's numbers at one instant.
+
+    Attributes:
+        pipeline: the pipeline's name.
+        latency: end-to-end latency statistics in seconds (``rate()`` is the fps).
+        counters: what happened to items (see ``Pipeline.counters``).
+        stages: every stage, in pipeline order (nested stages after their parent).
+        state: every node's state, DepthAI style (current with debugging on;
+            otherwise only main-loop timings).
+        taken_ns: the pipeline clock's monotonic reading when it was taken.
+        wall_time: the wall-clock time when it was taken (UTC).
+        mode: ``"serial"``, ``"parallel"`` or None (not started).
+        debug: whether debugging was on (node phases, queue evidence, traces).
+        trace_material: the raw material of the sampled frame traces.
+    """
+
+    pipeline: str
+    latency: StatsSnapshot
+    counters: dict[str, int] = field(default_factory=dict)
+    stages: tuple[StageSnapshot, ...] = ()
+    state: PipelineState = field(default_factory=PipelineState)
+    taken_ns: int = 0
+    wall_time: datetime.datetime | None = None
+    mode: str | None = None
+    debug: bool = False
+    trace_material: TraceMaterial = field(default_factory=TraceMaterial)
+    _traces: tuple[FrameTrace, ...] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    @property
+    def traces(self) -> tuple[FrameTrace, ...]:
+        """The sampled frame traces (debugging on), oldest first; joined on first use."""
+        traces = self._traces
+        if traces is None:
+            traces = join_traces(self.trace_material)
+            object.__setattr__(self, "_traces", traces)
+        return traces
+
+    @property
+    def node_ids(self) -> tuple[str, ...]:
+        """The working nodes in pipeline order (one trace track each)."""
+        return self.trace_material.node_ids or tuple(s.key for s in self.stages if s.working)
+
+    def stage(self, key: str) -> StageSnapshot:
+        """The stage with profile key ``key`` (a KeyError naming the keys there are)."""
+        for stage in self.stages:
+            if stage.key == key:
+                return stage
+        known = ", ".join(s.key for s in self.stages) or "none"
+        raise KeyError(f"no stage {key!r} in pipeline {self.pipeline!r}; stages are: {known}")
+
+    def statistics(self) -> dict[str, StatsSnapshot]:
+        """Timing statistics by profile key: the pipeline's (end-to-end) and every stage's."""
+        stats = {self.pipeline: self.latency}
+        stats.update((stage.key, stage.latency) for stage in self.stages)
+        return stats
+
+    def get_profiles(self) -> tuple[dict[str, float], dict[str, float]]:
+        """``(latency_s, throughput_per_s)`` by profile key, as ``Pipeline.get_profiles``."""
+        stats = self.statistics()
+        latency = {key: snap.recent_mean() for key, snap in stats.items()}
+        throughput = {key: snap.rate() for key, snap in stats.items()}
+        return latency, throughput
+
+    def working_stages(self) -> tuple[StageSnapshot, ...]:
+        """The stages that process items themselves, in pipeline order."""
+        return tuple(stage for stage in self.stages if stage.working)
+
+    def dropped(self) -> dict[str, int]:
+        """Lost items by reason (queue_full, overflow, result_unread, cleanup)."""
+        return {reason: self.counters.get(key, 0) for key, reason in DROP_REASONS.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The snapshot as a JSON-ready dict (traces included); :meth:`from_dict` reads it back."""
+        return {
+            "pipeline": self.pipeline,
+            "latency": self.latency.to_dict(),
+            "counters": dict(self.counters),
+            "stages": [stage.to_dict() for stage in self.stages],
+            "state": json.loads(self.state.to_json()),
+            "taken_ns": self.taken_ns,
+            "wall_time": None if self.wall_time is None else self.wall_time.isoformat(),
+            "mode": self.mode,
+            "debug": self.debug,
+            "node_ids": list(self.node_ids),
+            "traces": [trace.to_dict() for trace in self.traces],
+        }
+
+    def to_json(self) -> str:
+        """The snapshot as a JSON string."""
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PipelineSnapshot:
+        """Rebuild a snapshot from :meth:`to_dict` output (e.g. another box's JSON)."""
+        if not isinstance(data, Mapping):
+            raise TypeError(f"data must be a mapping, got {type(data).__name__}")
+        wall = data.get("wall_time")
+        snapshot = cls(
+            pipeline=str(data["pipeline"]),
+            latency=StatsSnapshot.from_dict(data["latency"]),
+            counters={str(k): int(v) for k, v in data.get("counters", {}).items()},
+            stages=tuple(StageSnapshot.from_dict(s) for s in data.get("stages", ())),
+            state=PipelineState.from_json(json.dumps(data.get("state", {"node_states": {}}))),
+            taken_ns=int(data.get("taken_ns", 0)),
+            wall_time=None if wall is None else datetime.datetime.fromisoformat(wall),
+            mode=data.get("mode"),
+            debug=bool(data.get("debug", False)),
+            trace_material=TraceMaterial(tuple(data.get("node_ids", ()))),
+        )
+        traces = tuple(FrameTrace.from_dict(t) for t in data.get("traces", ()))
+        object.__setattr__(snapshot, "_traces", traces)
+        return snapshot
+
+
+def merge_snapshots(
+    *snapshots: PipelineSnapshot, prefixes: list[str] | None = None, name: str | None = None
+) -> PipelineSnapshot:
+    """Combine the snapshots of several pipelines (or boxes) into one, as ``merge_states`` does.
+
+    Stage keys and node ids get ``prefixes`` (one per snapshot, e.g. the
+    host) in front: ``box1__MainPipeline__Detect``. Counters add up; the
+    end-to-end latency statistics merge. Frame traces stay with their own
+    pipeline's snapshot (a merged snapshot has none). Two stages with the
+    same key are a ValueError: pass ``prefixes`` to tell them apart.
+    """
+    if not snapshots:
+        raise ValueError("merge_snapshots needs at least one snapshot")
+    for snapshot in snapshots:
+        if not isinstance(snapshot, PipelineSnapshot):
+            raise TypeError(
+                f"snapshots must be PipelineSnapshot objects, got {type(snapshot).__name__}"
+            )
+    if prefixes is not None and len(prefixes) != len(snapshots):
+        raise ValueError(
+            f"prefixes must have one entry per snapshot: {len(prefixes)} for {len(snapshots)}"
+        )
+    stages: list[StageSnapshot] = []
+    seen: set[str] = set()
+    counters: dict[str, int] = {}
+    latency = StatsSnapshot(window=1)
+    for index, snapshot in enumerate(snapshots):
+        prefix = f"{prefixes[index]}{SEPARATOR}" if prefixes is not None else ""
+        for stage in snapshot.stages:
+            key = prefix + stage.key
+            if key in seen:
+                raise ValueError(
+                    f"stage {key!r} appears in more than one snapshot; "
+                    "pass prefixes= to tell them apart"
+                )
+            seen.add(key)
+            stages.append(replace(stage, key=key))
+        for counter, value in snapshot.counters.items():
+            counters[counter] = counters.get(counter, 0) + value
+        latency = latency.merge(snapshot.latency)
+    merged = merge_states(*(s.state for s in snapshots), prefixes=prefixes)
+    return PipelineSnapshot(
+        pipeline=name if name is not None else "+".join(s.pipeline for s in snapshots),
+        latency=latency,
+        counters=counters,
+        stages=tuple(stages),
+        state=merged,
+        taken_ns=max(s.taken_ns for s in snapshots),
+        wall_time=max((s.wall_time for s in snapshots if s.wall_time is not None), default=None),
+        mode=snapshots[0].mode if len({s.mode for s in snapshots}) == 1 else None,
+        debug=all(s.debug for s in snapshots),
+    )

@@ -1,0 +1,286 @@
+"""The stage tree: stage names, profile keys, nesting, and compilation into runnable units.
+
+A :class:`StageTree` is what a pipeline is made of before it runs: its steps
+in order, each with its timer, error policy and event recorder, and possibly a
+nested tree. It knows nothing of the pipeline facade or of threads; the
+runtime asks it to run inline (:meth:`StageTree.run_inline`) or to compile into
+one unit per thread (:meth:`StageTree.units`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from framescope._validation import check_positive_int
+from framescope.clock import Clock
+from framescope.pipeline.errors import ErrorPolicy, StageError
+from framescope.pipeline.events import EventRecorder, NodePhase
+from framescope.pipeline.item import Envelope, ItemFailedError, Unit, close_span, open_span
+from framescope.pipeline.stage import Stage, stage_display_name
+from framescope.running import bind_recorder
+from framescope.timepiece import StopWatch
+
+__all__ = ["PARALLEL", "SEPARATOR", "SERIAL", "StageTree", "Step", "UnitSpec", "check_name"]
+
+logger = logging.getLogger(__name__)
+
+SEPARATOR = "__"
+"""Joins pipeline and stage names in profile keys: ``MainPipeline__Stage1``."""
+
+SERIAL, PARALLEL = "serial", "parallel"
+
+
+def check_name(name: object, argument: str) -> str:
+    """Return ``name`` if it can be a pipeline or stage name, else raise a clear error."""
+    if not isinstance(name, str):
+        raise TypeError(f"{argument} must be a str, got {type(name).__name__}")
+    if not name or SEPARATOR in name:
+        raise ValueError(
+            f"{argument} must be a non-empty str without {SEPARATOR!r} "
+            f"(it separates levels in profile keys), got {name!r}"
+        )
+    return name
+
+
+@dataclass(eq=False)
+class Step:
+    """One stage of a tree: the callable, its name, policy, timer and recorder.
+
+    ``child`` is the tree of a nested pipeline (whose stages do the work);
+    ``qualified`` is the profile key, set when the root tree is qualified.
+    """
+
+    name: str
+    stage: Callable[[Any], Any]
+    watch: StopWatch
+    on_error: ErrorPolicy
+    queue_size: int | None
+    recorder: EventRecorder
+    child: StageTree | None = None
+    qualified: str = ""
+    failures: int = 0
+
+    def run(self, data: Any) -> Any:
+        """Run the stage on ``data``, timed; a failure becomes :class:`ItemFailedError`."""
+        now = self.watch.clock.monotonic_ns
+        start = now()
+        try:
+            result = self.stage(data)
+        except ItemFailedError:
+            raise
+        except Exception as error:
+            self.failures += 1
+            failure = ItemFailedError(StageError(self.qualified, data, error), self.on_error)
+            raise failure from error
+        self.watch.record(start, now())
+        return result
+
+
+@dataclass(frozen=True, slots=True)
+class UnitSpec:
+    """What one thread of a threaded run does: its unit, queue size, label and recorder."""
+
+    unit: Unit
+    queue_size: int | None
+    label: str
+    recorder: EventRecorder
+
+
+def step_unit(step: Step) -> Unit:
+    """The unit that runs one plain step on an envelope."""
+    run = step.run
+
+    def unit(envelope: Envelope) -> Envelope:
+        envelope.data = run(envelope.data)
+        return envelope
+
+    return unit
+
+
+class StageTree:
+    """The stages of one pipeline, in order, with nested pipelines' trees inside.
+
+    Args:
+        name: the pipeline's name (the first part of its profile keys).
+        clock: the clock every stage timer reads.
+        window: recent samples each stage timer keeps.
+        debug: whether stage recorders record events.
+    """
+
+    def __init__(self, name: str, clock: Clock, *, window: int, debug: bool) -> None:
+        self.name = check_name(name, "name")
+        self.clock = clock
+        self.window = check_positive_int(window, "window")
+        self.debug = debug
+        self.steps: list[Step] = []
+        self.mode: str | None = None
+        self.nested_in: StageTree | None = None
+        self.closed = False  # set once the pipeline (or the one it is nested in) is cleaned up
+        self._unnamed = 0
+
+    def add(
+        self,
+        stage: Callable[[Any], Any],
+        name: str | None,
+        on_error: ErrorPolicy,
+        queue_size: int | None,
+        child: StageTree | None = None,
+    ) -> Step:
+        """Append a stage (or the tree of a nested pipeline, ``child``) and return its step."""
+        if queue_size is not None:
+            check_positive_int(queue_size, "queue_size")
+        if name is None:
+            name = stage_display_name(stage) if child is None else child.name
+            if name is None:
+                name = self._next_default_name()
+        else:
+            name = check_name(name, "name")
+        if name in self.names:
+            raise ValueError(f"name: pipeline {self.name!r} already has a stage named {name!r}")
+        if child is not None:
+            if child is self or self.contains(child) or child.contains(self):
+                raise ValueError("stage: a pipeline cannot contain itself")
+            if child.nested_in is not None:
+                raise ValueError(f"stage: pipeline {child.name!r} is already nested elsewhere")
+            child.nested_in = self
+        watch = StopWatch(name, max_intervals=self.window, clock=self.clock)
+        recorder = EventRecorder(name, self.clock, enabled=self.debug)
+        if isinstance(stage, Stage) and child is None:
+            stage.__dict__["_framescope_events"] = recorder
+        step = Step(name, stage, watch, on_error, queue_size, recorder, child)
+        self.steps.append(step)
+        return step
+
+    def _next_default_name(self) -> str:
+        taken = set(self.names)
+        while True:
+            self._unnamed += 1
+            candidate = f"Stage_{self._unnamed}"
+            if candidate not in taken:
+                return candidate
+
+    @property
+    def names(self) -> list[str]:
+        """Names of the stages, in order."""
+        return [step.name for step in self.steps]
+
+    def contains(self, other: StageTree) -> bool:
+        """Whether ``other`` is nested somewhere inside this tree."""
+        return any(
+            step.child is other or (step.child is not None and step.child.contains(other))
+            for step in self.steps
+        )
+
+    def walk(self) -> Iterator[Step]:
+        """Every step of this tree and of nested ones, depth first."""
+        for step in self.steps:
+            yield step
+            if step.child is not None:
+                yield from step.child.walk()
+
+    def keyed(self, prefix: str | None = None) -> Iterator[tuple[str, Step]]:
+        """Every step, depth first, with its profile key under ``prefix`` (default: the name)."""
+        prefix = self.name if prefix is None else prefix
+        for step in self.steps:
+            key = f"{prefix}{SEPARATOR}{step.name}"
+            yield key, step
+            if step.child is not None:
+                yield from step.child.keyed(key)
+
+    def qualify(self) -> None:
+        """Set every step's profile key (and its recorder's node id) under this tree's name."""
+        for key, step in self.keyed():
+            step.qualified = key
+            step.recorder.node_id = key
+
+    def working_keys(self, threaded: bool) -> list[str]:
+        """Profile keys of the steps that do the work when the tree runs (``threaded`` or not).
+
+        A threaded nested pipeline inside a threaded one runs its own stages in
+        threads, so they are the working steps; otherwise the nested pipeline's
+        step runs them inline and is the working step itself.
+        """
+        keys = []
+        for step in self.steps:
+            child = step.child
+            if child is not None and threaded and child.mode == PARALLEL:
+                keys.extend(child.working_keys(True))
+            else:
+                keys.append(step.qualified)
+        return keys
+
+    def run_inline(self, data: Any, frame_id: int | None = None) -> Any:
+        """Run every stage on ``data`` in this thread (serial mode, or as a nested stage).
+
+        With debugging on, each stage's node shows PROCESSING while it runs and
+        its custom events carry ``frame_id``.
+        """
+        if not self.debug:
+            for step in self.steps:
+                data = step.run(data)
+            return data
+        for step in self.steps:
+            recorder = step.recorder
+            recorder.frame_id = frame_id
+            recorder.phase = NodePhase.PROCESSING
+            outer = bind_recorder(recorder)
+            try:
+                data = step.run(data)
+            finally:
+                recorder.phase = NodePhase.IDLE
+                bind_recorder(outer)
+        return data
+
+    def units(self) -> list[UnitSpec]:
+        """Compile into one unit per thread, in order, for a threaded run.
+
+        A threaded nested pipeline contributes its own units, wrapped so that
+        its span (first unit's start to last unit's end) is timed on its step;
+        a serial one runs inline inside one unit.
+        """
+        specs: list[UnitSpec] = []
+        now = self.clock.monotonic_ns
+        for step in self.steps:
+            child = step.child
+            if child is not None and child.mode == PARALLEL:
+                inner = child.units()
+                key = id(step)
+                first = inner[0]
+                size = step.queue_size if step.queue_size is not None else first.queue_size
+                inner[0] = UnitSpec(
+                    open_span(first.unit, key, now), size, first.label, first.recorder
+                )
+                last = inner[-1]
+                inner[-1] = UnitSpec(
+                    close_span(last.unit, key, step.watch),
+                    last.queue_size,
+                    last.label,
+                    last.recorder,
+                )
+                specs.extend(inner)
+            else:
+                specs.append(
+                    UnitSpec(step_unit(step), step.queue_size, step.qualified, step.recorder)
+                )
+        return specs
+
+    def cleanup_stages(self, seen: set[int]) -> None:
+        """Call ``cleanup()`` of every stage in the tree once, even if added twice."""
+        self.closed = True
+        for step in self.steps:
+            if step.child is not None:
+                step.child.cleanup_stages(seen)
+                continue
+            if id(step.stage) in seen:
+                continue
+            seen.add(id(step.stage))
+            stage_cleanup = getattr(step.stage, "cleanup", None)
+            if not callable(stage_cleanup):
+                continue
+            try:
+                stage_cleanup()
+            except Exception:
+                logger.exception("pipeline %r: cleanup() of stage %r raised", self.name, step.name)
