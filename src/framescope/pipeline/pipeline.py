@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import datetime
-import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
 from functools import partial
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -19,27 +17,20 @@ from framescope._validation import (
 )
 from framescope.clock import SYSTEM_CLOCK, Clock, to_nanoseconds
 from framescope.pipeline.aggregation import Aggregator
-from framescope.pipeline.diagnosis import Diagnosis, diagnose_snapshot
 from framescope.pipeline.errors import (
     ErrorPolicy,
     OverflowPolicy,
-    PipelineClosedError,
-    PipelineStoppedError,
 )
-from framescope.pipeline.query import PipelineStateQuery
+from framescope.pipeline.readers import SnapshotReaders
 from framescope.pipeline.readout import read_snapshot
-from framescope.pipeline.results import NOTHING, ResultBuffer
+from framescope.pipeline.results import ResultBuffer
 from framescope.pipeline.runtime import RunSettings, Runtime
 from framescope.pipeline.snapshot import PipelineSnapshot
 from framescope.pipeline.stage import Stage
 from framescope.pipeline.tree import PARALLEL, SEPARATOR, SERIAL, StageTree
-from framescope.stats import StatsSnapshot
 from framescope.timepiece import StopWatch
-from framescope.trace import FrameTrace, chrome_trace, write_trace
 
 __all__ = ["SEPARATOR", "Pipeline", "PipelineStage"]
-
-logger = logging.getLogger(__name__)
 
 _FROM_GENERATOR: Any = object()
 
@@ -60,7 +51,7 @@ class PipelineStage(Stage):
         self.pipeline.cleanup()
 
 
-class Pipeline:
+class Pipeline(SnapshotReaders):
     """A chain of stages that items flow through, serially or one thread per stage.
 
     Build it with :meth:`add`, choose how it runs with :meth:`serialize` or
@@ -219,13 +210,7 @@ class Pipeline:
         return self
 
     def _configure(self, mode: str) -> None:
-        if self._tree.closed:
-            raise PipelineClosedError(f"pipeline {self.name!r} was cleaned up")
-        if self._runtime.running:
-            raise RuntimeError(f"pipeline {self.name!r} is already running")
-        if not self._tree.steps:
-            raise ValueError(f"pipeline {self.name!r} has no stages; add() some first")
-        self._tree.mode = mode
+        self._runtime.configure(mode)
 
     @property
     def mode(self) -> str | None:
@@ -235,30 +220,12 @@ class Pipeline:
     # -- running ------------------------------------------------------------------
 
     def start(self) -> Pipeline:
-        """Start now (threads, in parallel mode) instead of at the first ``forward``.
-
-        A pipeline whose mode was not chosen starts in serial mode. Returns the pipeline.
-        """
+        """Start now instead of at the first ``forward`` (serial, if no mode was chosen)."""
         self._ensure_running()
         return self
 
     def _ensure_running(self) -> None:
-        runtime = self._runtime
-        runtime.check_open()
-        if runtime.running:
-            return
-        with self._lock:
-            if runtime.running:
-                return
-            if self._tree.nested_in is not None:
-                raise RuntimeError(
-                    f"pipeline {self.name!r} is nested in {self._tree.nested_in.name!r}; "
-                    "feed the outer pipeline"
-                )
-            if self._tree.mode is None:
-                self._configure(SERIAL)
-            self._tree.qualify()
-            runtime.start()
+        self._runtime.ensure_started()
 
     def forward(self, data: Any = _FROM_GENERATOR) -> bool:
         """Push one item into the pipeline (without ``data``: one from ``input_generator``).
@@ -290,10 +257,7 @@ class Pipeline:
         for a result when there is none. The error of an item waiting to be
         reported (``raise`` policy) is raised first.
         """
-        settings = self._runtime.settings
-        if settings.block_output and self._tree.mode == PARALLEL and self._runtime.running:
-            self._results.wait_for_any(settings.output_timeout)
-        return self._results.take_latest()
+        return self._runtime.take_latest()
 
     def results(self, timeout: float | None = None) -> Iterator[Any]:
         """Yield every result, in order, as it becomes available.
@@ -303,14 +267,7 @@ class Pipeline:
         An item's stage error (``raise`` policy) is raised in that item's place;
         iterating again goes on with the next result.
         """
-        while True:
-            item = self._results.take_next(timeout)
-            if item is NOTHING:
-                stopped_by = self._runtime.stopped_by
-                if stopped_by is not None and not len(self._results):
-                    raise PipelineStoppedError(stopped_by)
-                return
-            yield item
+        return self._runtime.iterate_results(timeout)
 
     def __iter__(self) -> Iterator[Any]:
         """Iterate over every result in order (see :meth:`results`)."""
@@ -322,126 +279,19 @@ class Pipeline:
         The period is kept on the monotonic clock without drift; a cycle that
         overruns starts the next one at once and is counted (``counters()``).
         """
-        period_ns = to_nanoseconds(period, "period")
-        if period_ns <= 0:
-            raise ValueError(f"period must be positive, got {period!r}")
         if self.input_generator is None:
             raise ValueError("start_loop needs the pipeline's input_generator; none was given")
-        loop = self._runtime.loop
-        if loop is not None and loop.running:
-            raise RuntimeError(f"pipeline {self.name!r} already runs a loop; stop_loop() first")
-        self._ensure_running()
-        self._runtime.start_loop(period_ns, self._produce())
+        self._runtime.start_loop(to_nanoseconds(period, "period"), self._produce())
 
     def stop_loop(self, timeout: float = 5.0) -> bool:
         """Stop the loop started by :meth:`start_loop`; a no-op returning False if none runs."""
-        loop = self._runtime.loop
-        if loop is None:
-            return False
-        if not loop.stop(timeout):
-            logger.warning("pipeline %r: input loop did not stop within %s s", self.name, timeout)
-        return True
+        return self._runtime.stop_loop(timeout)
 
-    # -- reading: everything below is computed from one snapshot --------------------
+    # -- reading (the readers of SnapshotReaders are computed from one snapshot) ----
 
     def snapshot(self) -> PipelineSnapshot:
         """Read every number of the pipeline at one instant (see :class:`PipelineSnapshot`)."""
         return read_snapshot(self._tree, self._runtime)
-
-    def get_pipeline_state(self) -> PipelineStateQuery:
-        """Every node's live state, to query: ``.nodes()``, ``.nodes(id).inputs("in")`` ...
-
-        Node ids are the profile keys. With debugging on (``debug=True`` or
-        ``FRAMESCOPE_DEBUG=1``) the state is current, aggregated from the
-        nodes' events; before the pipeline starts every node is IDLE with
-        invalid timings. With debugging off only the main loop timings (from
-        the profiles) are filled in.
-        """
-        return PipelineStateQuery(self.snapshot().state)
-
-    def frame_traces(self) -> list[FrameTrace]:
-        """The sampled per-frame traces kept so far (needs debugging on), oldest first.
-
-        Each tells, per stage, how long the frame waited in the queue and was
-        processed, and its end-to-end latency.
-        """
-        return list(self._traced_snapshot("frame_traces").traces)
-
-    def export_trace(self, path: str | os.PathLike[str]) -> Path:
-        """Write the sampled frame traces as Chrome Trace Event JSON (opens in Perfetto).
-
-        One track per stage thread with a slice per stage call and custom
-        blocks nested inside, flow arrows following each frame across the
-        stages, a track of whole frames, and counter tracks for queue depth and
-        fps. The file is gzip-compressed when ``path`` ends in ``.gz``.
-        """
-        snapshot = self._traced_snapshot("export_trace")
-        document = chrome_trace(snapshot.traces, snapshot.node_ids, title=self.name)
-        return write_trace(path, document)
-
-    def _traced_snapshot(self, what: str) -> PipelineSnapshot:
-        if not self.debug:
-            raise RuntimeError(
-                f"{what} needs debugging on: Pipeline(debug=True) or FRAMESCOPE_DEBUG=1"
-            )
-        if self._runtime.aggregator is None:
-            raise RuntimeError(f"{what}: pipeline {self.name!r} has not started yet")
-        return self.snapshot()
-
-    def diagnose(self) -> Diagnosis:
-        """Name the stage that holds the pipeline back, and why (``str()`` is a report).
-
-        The bottleneck is the stage busy the largest fraction of the time
-        (mean processing time x throughput over the recent window). With
-        debugging on, queue evidence is added: its input queue full most of
-        the time, the next stage waiting for input. The diagnosis also gives
-        end-to-end latency p50/p90/p99 and every loss counted.
-        """
-        return diagnose_snapshot(self.snapshot())
-
-    def statistics(self) -> dict[str, StatsSnapshot]:
-        """Return the timing statistics of the pipeline and of every stage, by profile key.
-
-        The pipeline's entry is end-to-end latency (``forward`` to result); a
-        stage's entry is its processing latency; a nested pipeline's entry spans
-        its stages. Each snapshot's ``rate()`` is the throughput.
-        """
-        return self.snapshot().statistics()
-
-    def get_profiles(self) -> tuple[dict[str, float], dict[str, float]]:
-        """Return ``(latency_s, throughput_per_s)``, two dicts keyed like ``MainPipeline__Stage1``.
-
-        Latency is the mean over the recent window in seconds; throughput is
-        items per second over the same window, (n-1)/(t_last-t_first).
-        """
-        return self.snapshot().get_profiles()
-
-    def counters(self) -> dict[str, int]:
-        """Counts of what happened to items, including every drop and failure.
-
-        ``forwarded`` accepted items, ``completed`` results, ``rejected`` items
-        refused by a full queue (``block``), ``dropped`` items dropped by the
-        overflow policy, ``failed`` stage errors, ``results_dropped``
-        results lost because nobody read them, ``results_skipped`` results
-        passed over by :meth:`get_results`, ``discarded`` items still queued at
-        cleanup, ``loop_overruns``/``loop_errors`` of the input loop.
-        """
-        return self._runtime.counters()
-
-    def stage_failures(self) -> dict[str, int]:
-        """How many items each stage failed on, by profile key."""
-        return {stage.key: stage.failures for stage in self.snapshot().stages}
-
-    def queue_depths(self) -> dict[str, int]:
-        """Items waiting in each stage thread's input queue now, by profile key (threaded only)."""
-        return {key: depth for key, (depth, _) in self._runtime.queues().items()}
-
-    def node_phases(self) -> dict[str, str]:
-        """What each stage is doing now (IDLE, PROCESSING, ...), by profile key (debugging only)."""
-        aggregator = self._runtime.aggregator
-        if aggregator is None:
-            return {}
-        return {link.node_id: link.recorder.phase.name for link in aggregator.links}
 
     def timers(self) -> dict[str, StopWatch]:
         """The live StopWatch behind each entry of :meth:`statistics`, by profile key."""
@@ -465,13 +315,6 @@ class Pipeline:
                 return []
             self._tree.closed = True
         hung = self._runtime.shutdown(timeout)
-        if hung:
-            logger.warning(
-                "pipeline %r: cleanup left threads that did not stop within %s s: %s",
-                self.name,
-                timeout,
-                ", ".join(hung),
-            )
         self._tree.cleanup_stages(set())
         return hung
 

@@ -13,7 +13,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,7 @@ from framescope.pipeline.errors import (
 from framescope.pipeline.events import EventRecorder, NodePhase
 from framescope.pipeline.item import Envelope, ItemFailedError, item_processor
 from framescope.pipeline.loop import InputLoop
-from framescope.pipeline.results import ResultBuffer
+from framescope.pipeline.results import NOTHING, ResultBuffer
 from framescope.pipeline.tree import PARALLEL, SERIAL, StageTree
 from framescope.pipeline.worker import Worker
 from framescope.timepiece import StopWatch
@@ -90,11 +90,40 @@ class Runtime:
         self._feeding = False  # True while a submit waits to put an item in
         self._frame_ids = itertools.count()
         self._lock = threading.Lock()
+        self._start_lock = threading.Lock()
         self._counts = dict.fromkeys(("forwarded", "completed", "rejected", "dropped", "failed"), 0)
         self._process_now = item_processor(self._run_inline, self._fail_now)
         self._process_later = item_processor(self._run_inline, self._fail_later)
 
     # -- starting --------------------------------------------------------------------
+
+    def configure(self, mode: str) -> None:
+        """Choose serial or threaded running, before the start."""
+        if self.tree.closed:
+            raise PipelineClosedError(f"pipeline {self.tree.name!r} was cleaned up")
+        if self.running:
+            raise RuntimeError(f"pipeline {self.tree.name!r} is already running")
+        if not self.tree.steps:
+            raise ValueError(f"pipeline {self.tree.name!r} has no stages; add() some first")
+        self.tree.mode = mode
+
+    def ensure_started(self) -> None:
+        """Start once (serial when no mode was chosen); raise if it takes no more items."""
+        self.check_open()
+        if self.running:
+            return
+        with self._start_lock:
+            if self.running:
+                return
+            if self.tree.nested_in is not None:
+                raise RuntimeError(
+                    f"pipeline {self.tree.name!r} is nested in {self.tree.nested_in.name!r}; "
+                    "feed the outer pipeline"
+                )
+            if self.tree.mode is None:
+                self.configure(SERIAL)
+            self.tree.qualify()
+            self.start()
 
     def start(self) -> None:
         """Start the threads (threaded mode) and the aggregator (debugging)."""
@@ -266,10 +295,36 @@ class Runtime:
         if self.stopped_by is not None:
             raise PipelineStoppedError(self.stopped_by)
 
+    # -- results ---------------------------------------------------------------------
+
+    def take_latest(self) -> Any:
+        """The newest result (older ones skipped), waiting if the settings say so."""
+        settings = self.settings
+        if settings.block_output and self.tree.mode == PARALLEL and self.running:
+            self.results.wait_for_any(settings.output_timeout)
+        return self.results.take_latest()
+
+    def iterate_results(self, timeout: float | None) -> Iterator[Any]:
+        """Every result in order; ends after ``timeout`` s without one, or once closed and read."""
+        while True:
+            item = self.results.take_next(timeout)
+            if item is NOTHING:
+                if self.stopped_by is not None and not len(self.results):
+                    raise PipelineStoppedError(self.stopped_by)
+                return
+            yield item
+
     # -- the input loop --------------------------------------------------------------
 
     def start_loop(self, period_ns: int, produce: Callable[[], Any]) -> None:
         """Pull from ``produce`` every ``period_ns`` on a named thread and submit it."""
+        if period_ns <= 0:
+            raise ValueError(f"period must be positive, got {period_ns / 1e9!r} s")
+        if self.loop is not None and self.loop.running:
+            raise RuntimeError(
+                f"pipeline {self.tree.name!r} already runs a loop; stop_loop() first"
+            )
+        self.ensure_started()
         self.loop = InputLoop(
             f"framescope:{self.tree.name}:loop",
             period_ns,
@@ -278,6 +333,17 @@ class Runtime:
             self.clock,
         )
         self.loop.start()
+
+    def stop_loop(self, timeout: float) -> bool:
+        """Stop the input loop; False when none was started."""
+        loop = self.loop
+        if loop is None:
+            return False
+        if not loop.stop(timeout):
+            logger.warning(
+                "pipeline %r: input loop did not stop within %s s", self.tree.name, timeout
+            )
+        return True
 
     # -- reading ---------------------------------------------------------------------
 
@@ -322,6 +388,13 @@ class Runtime:
                 hung.append(worker.label)
         if self.aggregator is not None and not self.aggregator.stop(timeout):
             hung.append(f"{self.tree.name}:aggregator")
+        if hung:
+            logger.warning(
+                "pipeline %r: cleanup left threads that did not stop within %s s: %s",
+                self.tree.name,
+                timeout,
+                ", ".join(hung),
+            )
         return hung
 
 

@@ -1,0 +1,125 @@
+"""What a pipeline tells about itself, each computed from one :meth:`snapshot`.
+
+:class:`SnapshotReaders` holds the PyStream and DepthAI read calls
+(``get_profiles``, ``get_pipeline_state``, ``diagnose`` ...). Each takes one
+snapshot and renders it, so every reader shows the numbers of one instant.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from framescope.pipeline.diagnosis import Diagnosis, diagnose_snapshot
+from framescope.pipeline.query import PipelineStateQuery
+from framescope.pipeline.snapshot import PipelineSnapshot
+from framescope.stats import StatsSnapshot
+from framescope.trace import FrameTrace, chrome_trace, write_trace
+
+__all__ = ["SnapshotReaders"]
+
+
+class SnapshotReaders:
+    """The read calls of a pipeline, on top of its :meth:`snapshot`."""
+
+    name: str
+    debug: bool
+
+    def snapshot(self) -> PipelineSnapshot:
+        """Read every number at one instant (implemented by the pipeline)."""
+        raise NotImplementedError
+
+    def get_pipeline_state(self) -> PipelineStateQuery:
+        """Every node's live state, to query: ``.nodes()``, ``.nodes(id).inputs("in")`` ...
+
+        Node ids are the profile keys. With debugging on (``debug=True`` or
+        ``FRAMESCOPE_DEBUG=1``) the state is current, aggregated from the
+        nodes' events; before the pipeline starts every node is IDLE with
+        invalid timings. With debugging off only the main loop timings (from
+        the profiles) are filled in.
+        """
+        return PipelineStateQuery(self.snapshot().state)
+
+    def frame_traces(self) -> list[FrameTrace]:
+        """The sampled per-frame traces kept so far (needs debugging on), oldest first.
+
+        Each tells, per stage, how long the frame waited in the queue and was
+        processed, and its end-to-end latency.
+        """
+        return list(self._traced_snapshot("frame_traces").traces)
+
+    def export_trace(self, path: str | os.PathLike[str]) -> Path:
+        """Write the sampled frame traces as Chrome Trace Event JSON (opens in Perfetto).
+
+        One track per stage thread with a slice per stage call and custom
+        blocks nested inside, flow arrows following each frame across the
+        stages, a track of whole frames, and counter tracks for queue depth and
+        fps. The file is gzip-compressed when ``path`` ends in ``.gz``.
+        """
+        snapshot = self._traced_snapshot("export_trace")
+        document = chrome_trace(snapshot.traces, snapshot.node_ids, title=self.name)
+        return write_trace(path, document)
+
+    def _traced_snapshot(self, what: str) -> PipelineSnapshot:
+        if not self.debug:
+            raise RuntimeError(
+                f"{what} needs debugging on: Pipeline(debug=True) or FRAMESCOPE_DEBUG=1"
+            )
+        snapshot = self.snapshot()
+        if not snapshot.debug:
+            raise RuntimeError(f"{what}: pipeline {self.name!r} has not started yet")
+        return snapshot
+
+    def diagnose(self) -> Diagnosis:
+        """Name the stage that holds the pipeline back, and why (``str()`` is a report).
+
+        The bottleneck is the stage busy the largest fraction of the time
+        (mean processing time x throughput over the recent window). With
+        debugging on, queue evidence is added: its input queue full most of
+        the time, the next stage waiting for input. The diagnosis also gives
+        end-to-end latency p50/p90/p99 and every loss counted.
+        """
+        return diagnose_snapshot(self.snapshot())
+
+    def statistics(self) -> dict[str, StatsSnapshot]:
+        """Return the timing statistics of the pipeline and of every stage, by profile key.
+
+        The pipeline's entry is end-to-end latency (``forward`` to result); a
+        stage's entry is its processing latency; a nested pipeline's entry spans
+        its stages. Each snapshot's ``rate()`` is the throughput.
+        """
+        return self.snapshot().statistics()
+
+    def get_profiles(self) -> tuple[dict[str, float], dict[str, float]]:
+        """Return ``(latency_s, throughput_per_s)``, two dicts keyed like ``MainPipeline__Stage1``.
+
+        Latency is the mean over the recent window in seconds; throughput is
+        items per second over the same window, (n-1)/(t_last-t_first).
+        """
+        return self.snapshot().get_profiles()
+
+    def counters(self) -> dict[str, int]:
+        """Counts of what happened to items, including every drop and failure.
+
+        ``forwarded`` accepted items, ``completed`` results, ``rejected`` items
+        refused by a full queue (``block``), ``dropped`` items dropped by the
+        overflow policy, ``failed`` stage errors, ``results_dropped``
+        results lost because nobody read them, ``results_skipped`` results
+        passed over by :meth:`get_results`, ``discarded`` items still queued at
+        cleanup, ``loop_overruns``/``loop_errors`` of the input loop.
+        """
+        return dict(self.snapshot().counters)
+
+    def stage_failures(self) -> dict[str, int]:
+        """How many items each stage failed on, by profile key."""
+        return {stage.key: stage.failures for stage in self.snapshot().stages}
+
+    def queue_depths(self) -> dict[str, int]:
+        """Items waiting in each stage thread's input queue now, by profile key (threaded only)."""
+        stages = self.snapshot().stages
+        return {stage.key: stage.queue_depth for stage in stages if stage.queue_depth is not None}
+
+    def node_phases(self) -> dict[str, str]:
+        """What each stage is doing now (IDLE, PROCESSING, ...), by profile key (debugging only)."""
+        stages = self.snapshot().stages
+        return {stage.key: stage.phase for stage in stages if stage.phase is not None}
