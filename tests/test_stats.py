@@ -318,3 +318,76 @@ def test_snapshot_with_histogram_round_trips_and_merges() -> None:
     assert StatsSnapshot.from_dict(snap.to_dict()) == snap
     merged = snap.merge(b.snapshot())
     assert merged.histogram is not None and merged.histogram.counts == (2, 1)
+
+
+def test_distribution_sums_into_any_buckets_exactly_on_the_grid() -> None:
+    import random
+
+    from framescope.histogram import DEFAULT_LATENCY_BUCKETS, LATENCY_GRID_NS, Histogram
+
+    rng = random.Random(7)
+    samples = [rng.randint(0, 20_000_000_000) for _ in range(3000)] + [0, 100, 125, 10**14]
+    stats = RollingStats(10, divisor=1e9)
+    stats.keep_distribution()
+    stats.extend(samples[:1000])
+    for value in samples[1000:1010]:
+        stats.add(value)
+    stats.reset()  # the distribution is cumulative
+    stats.extend(samples[1010:])
+    distribution = stats.snapshot().distribution
+    assert distribution is not None
+    assert distribution.count == len(samples)
+    assert distribution.total == pytest.approx(sum(samples) / 1e9)
+    prometheus_defaults = (
+        0.005,
+        0.01,
+        0.025,
+        0.05,
+        0.075,
+        0.1,
+        0.25,
+        0.5,
+        0.75,
+        1,
+        2.5,
+        5,
+        7.5,
+        10,
+    )
+    for bounds in (DEFAULT_LATENCY_BUCKETS, prometheus_defaults, (0.0,)):
+        exact = Histogram(bounds, 1e9)
+        exact.extend(samples)
+        assert distribution.histogram(bounds).counts == exact.snapshot().counts, bounds
+    assert len(LATENCY_GRID_NS) == 178
+
+
+def test_distribution_off_the_grid_never_counts_a_sample_above_its_bound() -> None:
+    stats = RollingStats(10, divisor=1e9)
+    stats.keep_distribution()
+    stats.extend([4_000_000, 4_100_000, 4_300_000, 4_500_000])  # ns
+    distribution = stats.snapshot().distribution
+    assert distribution is not None
+    # 4.2 ms lies between the grid edges 4 and 4.5 ms: only the 4 ms sample is counted.
+    assert distribution.histogram((0.0042,)).cumulative() == [(0.0042, 1), (math.inf, 4)]
+    assert distribution.histogram((0.0045,)).cumulative() == [(0.0045, 4), (math.inf, 4)]
+
+
+def test_distribution_merges_and_round_trips() -> None:
+    from framescope.histogram import DistributionSnapshot
+
+    a, b = RollingStats(divisor=1e9), RollingStats(divisor=1e9)
+    a.keep_distribution()
+    b.keep_distribution()
+    a.extend([1_000, 2_000_000])
+    b.extend([2_000_000])
+    merged = a.snapshot().merge(b.snapshot())
+    assert merged.distribution is not None
+    assert merged.distribution.histogram((0.001, 0.002)).counts == (1, 2, 0)
+    data = merged.to_dict()
+    assert StatsSnapshot.from_dict(json.loads(json.dumps(data))) == merged
+    assert DistributionSnapshot.from_dict(merged.distribution.to_dict()) == merged.distribution
+    with pytest.raises(ValueError, match="out of range"):
+        DistributionSnapshot.from_dict({"counts": {"999": 1}})
+    plain = RollingStats()
+    plain.add(1.0)
+    assert plain.snapshot().distribution is None

@@ -12,12 +12,20 @@ from __future__ import annotations
 
 import itertools
 import math
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULT_LATENCY_BUCKETS", "Histogram", "HistogramSnapshot", "check_bounds"]
+__all__ = [
+    "DEFAULT_LATENCY_BUCKETS",
+    "LATENCY_GRID_NS",
+    "Distribution",
+    "DistributionSnapshot",
+    "Histogram",
+    "HistogramSnapshot",
+    "check_bounds",
+]
 
 #: Upper bounds in seconds: sub-millisecond steps for fast stages, up to 10 s.
 DEFAULT_LATENCY_BUCKETS: tuple[float, ...] = (
@@ -144,3 +152,123 @@ class Histogram:
     def snapshot(self) -> HistogramSnapshot:
         """Return the counts so far, in the reported unit."""
         return HistogramSnapshot(self._bounds, tuple(self._counts), self._total / self._divisor)
+
+
+_QUARTER_MANTISSAS = (4, 5, 6, 7, 8, 10, 12, 14, 16, 18, 20, 24, 28, 30, 32, 36)
+# 1, 1.25, 1.5, 1.75, 2, 2.5, 3, 3.5, 4, 4.5, 5, 6, 7, 7.5, 8, 9 (in quarters) per decade.
+
+LATENCY_GRID_NS: tuple[int, ...] = (
+    0,
+    *(quarter * 10**exponent // 4 for exponent in range(2, 13) for quarter in _QUARTER_MANTISSAS),
+    10**13,
+)
+"""The fixed bucket edges (ns) every distribution counts on: 0, then 100 ns to 10,000 s.
+
+Sixteen edges per decade (1, 1.25, 1.5, 1.75, 2, 2.5, 3, 3.5, 4, 4.5, 5, 6, 7,
+7.5, 8, 9): Prometheus' default buckets, OpenTelemetry's default explicit
+buckets and framescope's own all lie on it, so a histogram summed from the
+grid at those bounds is exact.
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class DistributionSnapshot:
+    """Cumulative counts on :data:`LATENCY_GRID_NS` at one moment; exporters sum them into buckets.
+
+    Attributes:
+        counts: samples per grid bucket (``edge[i-1] < x <= edge[i]``), plus one overflow.
+        total: sum of every counted sample (seconds).
+    """
+
+    counts: tuple[int, ...]
+    total: float = 0.0
+
+    @property
+    def count(self) -> int:
+        """Number of samples counted."""
+        return sum(self.counts)
+
+    def histogram(self, bounds: Sequence[float]) -> HistogramSnapshot:
+        """The counts summed into ``bounds`` (seconds, ascending), as a :class:`HistogramSnapshot`.
+
+        A bound on the grid is exact. A bound between two grid edges counts the
+        samples up to the edge below it, so a bucket never holds a sample above
+        its bound (it may miss some of those between that edge and the bound).
+        """
+        values = check_bounds(bounds, "bounds")
+        counts = []
+        position = 0
+        edges = LATENCY_GRID_NS
+        for bound in values:
+            limit = bound * 1e9 * (1 + 1e-12)  # absorbs the rounding of seconds to ns
+            taken = 0
+            while position < len(edges) and edges[position] <= limit:
+                taken += self.counts[position]
+                position += 1
+            counts.append(taken)
+        counts.append(sum(self.counts[position:]))
+        return HistogramSnapshot(values, tuple(counts), self.total)
+
+    def merge(self, other: DistributionSnapshot) -> DistributionSnapshot:
+        """Add two distributions (of replicas, periods or boxes)."""
+        counts = tuple(a + b for a, b in zip(self.counts, other.counts, strict=True))
+        return DistributionSnapshot(counts, self.total + other.total)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the distribution as a plain dict: only the buckets that hold samples."""
+        nonzero = {str(index): count for index, count in enumerate(self.counts) if count}
+        return {"counts": nonzero, "total": self.total}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DistributionSnapshot:
+        """Rebuild a distribution from :meth:`to_dict` output."""
+        counts = [0] * (len(LATENCY_GRID_NS) + 1)
+        for index, count in dict(data.get("counts", {})).items():
+            position = int(index)
+            if not 0 <= position < len(counts):
+                raise ValueError(f"data['counts'] has a bucket index out of range: {index!r}")
+            counts[position] = int(count)
+        return cls(tuple(counts), float(data.get("total", 0.0)))
+
+
+class Distribution:
+    """Counts raw samples on the fixed latency grid, cumulatively (a reset does not clear it).
+
+    Unlike a :class:`Histogram`, it has no bounds to choose: every exporter
+    sums the grid into its own buckets (:meth:`DistributionSnapshot.histogram`),
+    so any number of exporters with different buckets can read one timer.
+
+    Args:
+        divisor: raw samples divided by it give seconds (1e9 for nanoseconds).
+    """
+
+    __slots__ = ("_counts", "_divisor", "_edges", "_total")
+
+    def __init__(self, divisor: float = 1e9) -> None:
+        self._divisor = float(divisor)
+        if self._divisor == 1e9:
+            self._edges: list[float] = list(LATENCY_GRID_NS)
+        else:
+            self._edges = [edge * self._divisor / 1e9 for edge in LATENCY_GRID_NS]
+        self._counts = [0] * (len(self._edges) + 1)
+        self._total: float = 0
+
+    def extend(self, values: Sequence[float]) -> None:
+        """Count a batch of raw samples (sorted once, then cut at the grid edges)."""
+        if not values:
+            return
+        ordered = sorted(values)
+        edges, counts = self._edges, self._counts
+        first = bisect_left(edges, ordered[0])
+        last = bisect_left(edges, ordered[-1])
+        taken = 0
+        for index in range(first, last):
+            upto = bisect_right(ordered, edges[index], taken)
+            counts[index] += upto - taken
+            taken = upto
+        counts[last] += len(ordered) - taken
+        self._total += sum(values)
+
+    def snapshot(self) -> DistributionSnapshot:
+        """Return the counts so far (total in seconds)."""
+        return DistributionSnapshot(tuple(self._counts), self._total / self._divisor)

@@ -139,6 +139,43 @@ def test_tachometer_histogram_survives_period_resets(clock: FakeClock) -> None:
     assert samples[("app_timer_seconds_bucket", (("le", "0.2"), ("timer", "loop")))] == 30
 
 
+def test_two_exporters_with_different_buckets_on_one_pipeline(clock: FakeClock) -> None:
+    pipeline = Pipeline(name="Cam", clock=clock)
+
+    def infer(x: int) -> int:
+        clock.advance(0.001 * (x + 1))  # 1, 2, ... 10 ms
+        return x
+
+    pipeline.add(infer, "Infer").serialize()
+    coarse = PrometheusExporter(namespace="coarse", buckets=(0.005, 0.1))
+    # 0.0042 lies between two grid edges (4 and 4.5 ms): counted up to the edge below.
+    fine = PrometheusExporter(namespace="fine", buckets=(0.001, 0.002, 0.0042, 0.0075))
+    coarse.add_pipeline(pipeline)
+    fine.add_pipeline(pipeline)
+    for i in range(10):
+        pipeline.forward(i)
+    with coarse, fine:
+        a = scrape(coarse.serve().url)
+        b = scrape(fine.serve().url)
+    pipeline.cleanup()
+    labels = (("pipeline", "Cam"), ("stage", "Infer"))
+
+    def bucket(samples: dict[Any, float], ns: str, le: str) -> float:
+        return samples[(f"{ns}_stage_processing_seconds_bucket", (("le", le), *labels))]
+
+    assert [bucket(a, "coarse", le) for le in ("0.005", "0.1", "+Inf")] == [5, 10, 10]
+    assert [bucket(b, "fine", le) for le in ("0.001", "0.002", "0.0042", "0.0075", "+Inf")] == [
+        1,
+        2,
+        4,
+        7,
+        10,
+    ]
+    for samples, ns in ((a, "coarse"), (b, "fine")):
+        assert samples[(f"{ns}_stage_processing_seconds_count", labels)] == 10
+        assert samples[(f"{ns}_stage_processing_seconds_sum", labels)] == pytest.approx(0.055)
+
+
 def test_bad_arguments() -> None:
     exporter = PrometheusExporter()
     with pytest.raises(TypeError, match="pipeline must be a Pipeline"):

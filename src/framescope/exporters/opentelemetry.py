@@ -27,27 +27,34 @@ OpenTelemetry has no asynchronous histogram, so latency distributions are
 reported as quantile gauges over each timer's recent window, with the exact
 all-time count and sum as counters. With ``traces=True`` the pipeline's sampled
 frame traces (debugging on) become spans: one ``frame`` span per traced frame,
-a child span per stage, and the stage's custom blocks nested inside.
+a child span per stage, and the stage's custom blocks nested inside. Spans are
+made on their own schedule (every ``trace_interval`` seconds, on a named
+thread, and at :meth:`OpenTelemetryExporter.close`), never as a side effect of
+a metrics collection.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
 from framescope._optional import require
+from framescope._validation import check_positive_seconds
 from framescope._version import __version__
+from framescope.clock import SYSTEM_CLOCK, Clock, wait_on
 from framescope.exporters.sources import MetricSources, Reading
 from framescope.histogram import DEFAULT_LATENCY_BUCKETS
 from framescope.pipeline.events import NodePhase
-from framescope.pipeline.pipeline import Pipeline
+from framescope.pipeline.metrics import SnapshotSource
 from framescope.stats import StatsSnapshot
 from framescope.timepiece.tachometers import BaseTachometer
 from framescope.timepiece.timers import BaseTimer
 from framescope.trace import FrameTrace
+
+logger = logging.getLogger(__name__)
 
 _metrics_api = require("opentelemetry.metrics", "otel", "the OpenTelemetry exporter")
 _trace_api = require("opentelemetry.trace", "otel", "the OpenTelemetry exporter")
@@ -56,7 +63,7 @@ __all__ = ["OpenTelemetryExporter", "otlp_meter_provider", "otlp_tracer_provider
 
 #: The quantiles reported for each latency: the Summary field, and the attribute value.
 QUANTILES = (("median", "0.5"), ("p90", "0.9"), ("p99", "0.99"))
-_READING_REUSE_S = 0.05  # instruments of one collection share one reading
+_READING_REUSE_NS = 50_000_000  # instruments of one collection share one reading
 
 Observed = Iterable[tuple[float, dict[str, str]]]
 
@@ -111,7 +118,10 @@ class OpenTelemetryExporter:
             :func:`otlp_meter_provider`), owned and shut down by this exporter.
         tracer_provider: the TracerProvider for frame spans; None: a new OTLP
             one, created when a pipeline is added with ``traces=True``.
-        buckets: histogram bounds tracked on the timers (shared with other exporters).
+        buckets: accepted for symmetry with the Prometheus exporter (OpenTelemetry
+            gets quantiles, not buckets).
+        trace_interval: seconds between turning new frame traces into spans.
+        clock: the clock that times the reading cache and the trace schedule.
     """
 
     def __init__(
@@ -120,7 +130,11 @@ class OpenTelemetryExporter:
         *,
         tracer_provider: Any = None,
         buckets: Sequence[float] = DEFAULT_LATENCY_BUCKETS,
+        trace_interval: float = 5.0,
+        clock: Clock | None = None,
     ) -> None:
+        self.trace_interval = check_positive_seconds(trace_interval, "trace_interval")
+        self._clock = SYSTEM_CLOCK if clock is None else clock
         self._owned: list[Any] = []
         if meter_provider is None:
             meter_provider = otlp_meter_provider()
@@ -129,30 +143,46 @@ class OpenTelemetryExporter:
         self._tracer_provider = tracer_provider
         self.sources = MetricSources(buckets)
         self._traced: dict[str, int] = {}
-        self._traced_pipelines: list[Pipeline] = []
+        self._traced_pipelines: list[SnapshotSource] = []
         self._lock = threading.Lock()
-        self._reading: tuple[float, Reading] | None = None
+        self._reading: tuple[int, Reading] | None = None
+        self._stop = threading.Event()
+        self._trace_thread: threading.Thread | None = None
         self.spans_exported = 0
         self._meter = meter_provider.get_meter("framescope", __version__)
         self._create_instruments()
 
     # -- sources ---------------------------------------------------------------------
 
-    def add_pipeline(self, pipeline: Pipeline, *, traces: bool = False) -> OpenTelemetryExporter:
+    def add_pipeline(
+        self, pipeline: SnapshotSource, *, traces: bool = False
+    ) -> OpenTelemetryExporter:
         """Report ``pipeline``; with ``traces=True`` also its sampled frame traces as spans."""
+        if traces and not getattr(pipeline, "debug", False):
+            raise ValueError("traces=True needs frame traces: build the pipeline with debug=True")
         self.sources.add_pipeline(pipeline)
         if traces:
-            if not pipeline.debug:
-                raise ValueError(
-                    "traces=True needs frame traces: build the pipeline with debug=True"
-                )
             if self._tracer_provider is None:
                 self._tracer_provider = otlp_tracer_provider()
                 self._owned.append(self._tracer_provider)
             with self._lock:
                 self._traced_pipelines.append(pipeline)
                 self._traced[pipeline.name] = -1
+                if self._trace_thread is None:
+                    self._trace_thread = threading.Thread(
+                        target=self._trace_loop, name="framescope-otel-traces"
+                    )
+                    self._trace_thread.start()
         return self
+
+    def _trace_loop(self) -> None:
+        while not wait_on(self._clock, self._stop, self.trace_interval):
+            if self._stop.is_set() or not threading.main_thread().is_alive():
+                return
+            try:
+                self.export_traces()
+            except Exception:  # the exporter keeps going; the next round tries again
+                logger.exception("OpenTelemetry exporter: making spans failed")
 
     def add_timer(self, timer: BaseTimer | BaseTachometer, name: str) -> OpenTelemetryExporter:
         """Report a Ticker, StopWatch or tachometer with attribute ``timer=name``."""
@@ -162,16 +192,14 @@ class OpenTelemetryExporter:
     # -- metrics ---------------------------------------------------------------------
 
     def _read(self) -> Reading:
-        now = time.monotonic()
+        now = self._clock.monotonic_ns()
         with self._lock:
             cached = self._reading
-            if cached is not None and now - cached[0] < _READING_REUSE_S:
+            if cached is not None and now - cached[0] < _READING_REUSE_NS:
                 return cached[1]
         reading = self.sources.read()
         with self._lock:
             self._reading = (now, reading)
-        if self._traced_pipelines:
-            self.export_traces()
         return reading
 
     def _observe(self, extract: Callable[[Reading], Iterable[tuple[float, dict[str, str]]]]) -> Any:
@@ -223,7 +251,8 @@ class OpenTelemetryExporter:
     def export_traces(self) -> int:
         """Emit the frame traces sampled since the last call as spans; returns how many frames.
 
-        Runs at every metrics collection by itself; call it to send sooner.
+        Runs every ``trace_interval`` seconds and at :meth:`close` by itself;
+        call it to send sooner.
         """
         if self._tracer_provider is None:
             return 0
@@ -232,15 +261,17 @@ class OpenTelemetryExporter:
         with self._lock:
             pipelines = list(self._traced_pipelines)
         for pipeline in pipelines:
-            traces = pipeline.frame_traces()
+            snapshot = pipeline.snapshot()
+            traces = snapshot.traces
             with self._lock:
                 last = self._traced[pipeline.name]
                 fresh = [t for t in traces if t.frame_id > last]
                 if fresh:
                     self._traced[pipeline.name] = fresh[-1].frame_id
-            clock = pipeline.clock
-            # Trace times are monotonic; anchor them to the wall clock now.
-            offset = int(clock.wall().timestamp() * 1e9) - clock.monotonic_ns()
+            if snapshot.wall_time is None:
+                continue
+            # Trace times are monotonic; anchor them to the wall clock of the snapshot.
+            offset = int(snapshot.wall_time.timestamp() * 1e9) - snapshot.taken_ns
             for frame in fresh:
                 _emit_frame(tracer, pipeline.name, frame, offset)
             exported += len(fresh)
@@ -250,7 +281,11 @@ class OpenTelemetryExporter:
     # -- shutting down ---------------------------------------------------------------
 
     def close(self) -> None:
-        """Send the last traces and shut down the providers this exporter created."""
+        """Stop the trace thread, send the last traces, shut down the providers it created."""
+        self._stop.set()
+        thread = self._trace_thread
+        if thread is not None:
+            thread.join(5.0)
         self.export_traces()
         for provider in self._owned:
             provider.shutdown()
@@ -363,9 +398,9 @@ def _timer_duration(r: Reading) -> Observed:
 def _timer_count(r: Reading) -> Observed:
     counts = []
     for timer in r.timers:
-        histogram = timer.stats.histogram
-        # The histogram keeps counting across tachometer resets; the count is all-time.
-        total = histogram.count if histogram is not None else timer.stats.count
+        distribution = timer.stats.distribution
+        # The distribution keeps counting across tachometer resets; the count is all-time.
+        total = distribution.count if distribution is not None else timer.stats.count
         counts.append((total, {"timer": timer.name}))
     return counts
 

@@ -22,9 +22,12 @@ framescope_timer_seconds                          histogram  timer
 framescope_timer_events_per_second                gauge      timer
 ================================================  =========  ==========================
 
-Histograms count from the moment a source is added; the fps gauges are the
-rate over each timer's recent window. Everything is read at scrape time, once
-per scrape, so the numbers of one scrape belong together.
+Histogram buckets are this exporter's own (``buckets=``): a pipeline's timers
+count on a fixed fine grid from the start, and each scrape sums the grid into
+the buckets, so two exporters with different buckets can report one pipeline.
+A timer added with :meth:`PrometheusExporter.add_timer` counts from then on.
+The fps gauges are the rate over each timer's recent window. Every scrape
+takes one snapshot of each source, so the numbers of one scrape belong together.
 """
 
 from __future__ import annotations
@@ -39,10 +42,10 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from framescope._optional import require
-from framescope.exporters.sources import MetricSources, Reading
+from framescope.exporters.sources import MetricSources, Reading, histogram_of
 from framescope.histogram import DEFAULT_LATENCY_BUCKETS, HistogramSnapshot
 from framescope.pipeline.events import NodePhase
-from framescope.pipeline.pipeline import Pipeline
+from framescope.pipeline.metrics import SnapshotSource
 from framescope.timepiece.tachometers import BaseTachometer
 from framescope.timepiece.timers import BaseTimer
 
@@ -139,7 +142,7 @@ class PrometheusExporter:
         self.registry.register(self)
         self._servers: list[MetricsServer] = []
 
-    def add_pipeline(self, pipeline: Pipeline) -> PrometheusExporter:
+    def add_pipeline(self, pipeline: SnapshotSource) -> PrometheusExporter:
         """Export ``pipeline`` (see the module docs for its metrics); returns self."""
         self.sources.add_pipeline(pipeline)
         return self
@@ -161,7 +164,7 @@ class PrometheusExporter:
 
     def collect(self) -> Iterator[Any]:
         """Read every source once and yield the metric families (called per scrape)."""
-        yield from render(self.sources.read(), self.namespace)
+        yield from render(self.sources.read(), self.namespace, self.sources.buckets)
 
     def close(self) -> None:
         """Stop the servers started by :meth:`serve` and unregister from the registry."""
@@ -183,8 +186,12 @@ class PrometheusExporter:
         self.close()
 
 
-def render(reading: Reading, namespace: str = "framescope") -> Iterable[Any]:
-    """The Prometheus metric families for one reading (a pure function of it)."""
+def render(
+    reading: Reading,
+    namespace: str = "framescope",
+    buckets: Sequence[float] = DEFAULT_LATENCY_BUCKETS,
+) -> Iterable[Any]:
+    """The Prometheus metric families for one reading (a pure function of it and the buckets)."""
     core = _core
     ns = namespace
 
@@ -263,8 +270,8 @@ def render(reading: Reading, namespace: str = "framescope") -> Iterable[Any]:
     )
     for metrics in reading.pipelines:
         name = metrics.pipeline
-        if metrics.latency.histogram is not None:
-            histogram = metrics.latency.histogram
+        histogram = histogram_of(metrics.latency, buckets)
+        if histogram is not None:
             p_latency.add_metric([name], _buckets(histogram), histogram.total)
         p_fps.add_metric([name], metrics.latency.rate())
         for key, counter in p_counts.items():
@@ -273,8 +280,8 @@ def render(reading: Reading, namespace: str = "framescope") -> Iterable[Any]:
             p_dropped.add_metric([name, reason], float(total))
         for stage in metrics.stages:
             labels = [name, stage.stage]
-            if stage.latency.histogram is not None:
-                histogram = stage.latency.histogram
+            histogram = histogram_of(stage.latency, buckets)
+            if histogram is not None:
                 s_latency.add_metric(labels, _buckets(histogram), histogram.total)
             s_fps.add_metric(labels, stage.latency.rate())
             s_failed.add_metric(labels, float(stage.failures))
@@ -283,8 +290,8 @@ def render(reading: Reading, namespace: str = "framescope") -> Iterable[Any]:
             if stage.phase is not None:
                 s_state.add_metric(labels, {phase: phase == stage.phase for phase in _PHASES})
     for timer in reading.timers:
-        if timer.stats.histogram is not None:
-            histogram = timer.stats.histogram
+        histogram = histogram_of(timer.stats, buckets)
+        if histogram is not None:
             t_latency.add_metric([timer.name], _buckets(histogram), histogram.total)
         t_rate.add_metric([timer.name], timer.stats.rate())
     families = [p_latency, p_fps, *p_counts.values(), p_dropped, s_latency, s_fps, s_failed]

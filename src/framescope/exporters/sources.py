@@ -1,4 +1,13 @@
-"""What an exporter reports: pipelines and timers, read once per collection."""
+"""What an exporter reports: snapshot sources, read once per collection.
+
+An exporter never reaches into a live pipeline or timer: it holds *sources*,
+objects with ``snapshot()`` (a ``Pipeline``, or anything that produces a
+:class:`~framescope.pipeline.PipelineSnapshot`; a timer or tachometer), and
+renders what one :meth:`MetricSources.read` returns. Histogram buckets belong
+to the exporter: timers count on a fixed grid (``StatsSnapshot.distribution``)
+that each exporter sums into its own buckets, so exporters with different
+buckets can report the same pipeline.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +16,21 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from framescope.histogram import DEFAULT_LATENCY_BUCKETS, check_bounds
-from framescope.pipeline.metrics import PipelineMetrics, pipeline_metrics
-from framescope.pipeline.pipeline import Pipeline
+from framescope.histogram import DEFAULT_LATENCY_BUCKETS, HistogramSnapshot, check_bounds
+from framescope.pipeline.metrics import SnapshotSource
+from framescope.pipeline.snapshot import PipelineSnapshot
 from framescope.stats import StatsSnapshot
 from framescope.timepiece.tachometers import BaseTachometer
 from framescope.timepiece.timers import BaseTimer
 
-__all__ = ["MetricSources", "Reading", "TimerReading"]
+__all__ = ["MetricSources", "Reading", "TimerReading", "histogram_of"]
 
 _LABEL_VALUE = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 
 
 @dataclass(frozen=True, slots=True)
 class TimerReading:
-    """One registered timer: its name and statistics (``histogram`` included)."""
+    """One registered timer: its name, kind and statistics (``distribution`` included)."""
 
     name: str
     kind: str
@@ -32,16 +41,19 @@ class TimerReading:
 class Reading:
     """Everything an exporter reports, read at one moment."""
 
-    pipelines: tuple[PipelineMetrics, ...]
+    pipelines: tuple[PipelineSnapshot, ...]
     timers: tuple[TimerReading, ...]
 
 
-class MetricSources:
-    """The pipelines and timers an exporter reports.
+def histogram_of(stats: StatsSnapshot, buckets: Sequence[float]) -> HistogramSnapshot | None:
+    """The cumulative histogram of ``stats`` in ``buckets`` (None without a distribution)."""
+    if stats.distribution is None:
+        return None
+    return stats.distribution.histogram(buckets)
 
-    Adding a source starts a cumulative latency histogram on its timers
-    (counts from that moment on), since Prometheus and OpenTelemetry
-    histograms only grow.
+
+class MetricSources:
+    """The pipelines and timers an exporter reports, and the exporter's buckets.
 
     Args:
         buckets: histogram upper bounds in seconds (sub-millisecond to 10 s by default).
@@ -49,23 +61,30 @@ class MetricSources:
 
     def __init__(self, buckets: Sequence[float] = DEFAULT_LATENCY_BUCKETS) -> None:
         self.buckets = check_bounds(buckets)
-        self._pipelines: list[Pipeline] = []
+        self._pipelines: list[SnapshotSource] = []
         self._timers: dict[str, BaseTimer] = {}
         self._lock = threading.Lock()
 
-    def add_pipeline(self, pipeline: Pipeline) -> None:
-        """Report ``pipeline``: end-to-end latency, and per stage fps, latency, queue, state."""
-        if not isinstance(pipeline, Pipeline):
-            raise TypeError(f"pipeline must be a Pipeline, got {type(pipeline).__name__}")
+    def add_pipeline(self, pipeline: SnapshotSource) -> None:
+        """Report ``pipeline`` (anything with ``name`` and ``snapshot()``)."""
+        if not callable(getattr(pipeline, "snapshot", None)) or not isinstance(
+            getattr(pipeline, "name", None), str
+        ):
+            raise TypeError(
+                "pipeline must be a Pipeline (or have a name and snapshot()), "
+                f"got {type(pipeline).__name__}"
+            )
         with self._lock:
             if any(p.name == pipeline.name for p in self._pipelines):
                 raise ValueError(f"a pipeline named {pipeline.name!r} is already exported")
-            for timer in pipeline.timers().values():
-                timer.track_histogram(self.buckets)
             self._pipelines.append(pipeline)
 
     def add_timer(self, timer: BaseTimer | BaseTachometer, name: str) -> None:
-        """Report a Ticker, StopWatch or tachometer under ``name`` (a short, fixed label)."""
+        """Report a Ticker, StopWatch or tachometer under ``name`` (a short, fixed label).
+
+        The timer starts counting its intervals on the fixed grid (it has no
+        buckets to choose, so several exporters can share it).
+        """
         if isinstance(timer, BaseTachometer):
             timer = timer.timer
         if not isinstance(timer, BaseTimer):
@@ -80,18 +99,24 @@ class MetricSources:
         with self._lock:
             if name in self._timers:
                 raise ValueError(f"a timer named {name!r} is already exported")
-            timer.track_histogram(self.buckets)
+            timer.keep_distribution()
             self._timers[name] = timer
 
+    @property
+    def pipelines(self) -> tuple[SnapshotSource, ...]:
+        """The pipeline sources, in the order they were added."""
+        with self._lock:
+            return tuple(self._pipelines)
+
     def read(self) -> Reading:
-        """Read every source now."""
+        """Take one snapshot of every source."""
         with self._lock:
             pipelines = list(self._pipelines)
             timers = list(self._timers.items())
         return Reading(
-            tuple(pipeline_metrics(p) for p in pipelines),
+            tuple(p.snapshot() for p in pipelines),
             tuple(
-                TimerReading(name, type(timer).__name__, timer.statistics())
+                TimerReading(name, type(timer).__name__, timer.snapshot().stats)
                 for name, timer in timers
             ),
         )

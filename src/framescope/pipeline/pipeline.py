@@ -117,6 +117,7 @@ class Pipeline(SnapshotReaders):
             trace_frames=check_positive_int(trace_frames, "trace_frames"),
         )
         self._watch = StopWatch(self.name, max_intervals=window, clock=self._clock)
+        self._watch.keep_distribution()
         self._results = ResultBuffer(results_size)
         self._runtime = Runtime(
             self._tree, self._clock, self._results, self._watch, aggregator if self.debug else None

@@ -147,6 +147,7 @@ class StageTree:
                 raise ValueError(f"stage: pipeline {child.name!r} is already nested elsewhere")
             child.nested_in = self
         watch = StopWatch(name, max_intervals=self.window, clock=self.clock)
+        watch.keep_distribution()  # cumulative, for exporters' histograms
         recorder = EventRecorder(name, self.clock, enabled=self.debug)
         if isinstance(stage, Stage) and child is None:
             stage.__dict__["_framescope_events"] = recorder

@@ -1,0 +1,325 @@
+"""Immutable statistics: :class:`StatsSnapshot` (of a ``RollingStats``) and :class:`Summary`.
+
+A snapshot is plain data: it can be handed to another thread, merged with other
+snapshots, turned into a dict (JSON) and back, and summarised in one pass into a
+:class:`Summary` (recent mean, median, stddev, p90, p99, rate ...).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from framescope.histogram import DistributionSnapshot, HistogramSnapshot
+
+__all__ = ["StatsSnapshot", "Summary", "percentile"]
+
+_NS_PER_S = 1_000_000_000
+
+
+def _check_quantile(q: float) -> float:
+    if isinstance(q, bool) or not isinstance(q, (int, float)):
+        raise TypeError(f"q must be a number between 0 and 100, got {type(q).__name__}")
+    if not 0.0 <= q <= 100.0:
+        raise ValueError(f"q must be between 0 and 100, got {q!r}")
+    return float(q)
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Return the ``q``-th percentile (0-100) of already sorted values.
+
+    Uses linear interpolation between the closest ranks (the same definition as
+    NumPy's default), and returns 0.0 for an empty sequence.
+    """
+    q = _check_quantile(q)
+    n = len(sorted_values)
+    if n == 0:
+        return 0.0
+    position = (n - 1) * q / 100.0
+    low = math.floor(position)
+    high = min(low + 1, n - 1)
+    fraction = position - low
+    low_value = sorted_values[low]
+    return float(low_value + (sorted_values[high] - low_value) * fraction)
+
+
+def _raw_stddev(samples: Sequence[float], total: float) -> float:
+    """Sample standard deviation (n-1) of raw samples whose sum is ``total``.
+
+    Integer samples (nanoseconds) take the exact integer route: the numerator
+    ``n*sum(x^2) - sum(x)^2`` is computed without rounding, so there is neither
+    cancellation nor a second pass over the data.
+    """
+    n = len(samples)
+    if n < 2:
+        return 0.0
+    if isinstance(total, int):
+        square_sum = sum(map(operator.mul, samples, samples))
+        return math.sqrt((n * square_sum - total * total) / (n * (n - 1)))
+    mean = total / n
+    deviations = list(map(mean.__rsub__, samples))
+    return math.sqrt(sum(map(operator.mul, deviations, deviations)) / (n - 1))
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Every statistic of a snapshot, computed at once.
+
+    ``count``, ``total``, ``minimum`` and ``maximum`` are exact over every sample
+    ever recorded (all-time); the ``recent_*`` values, ``median``, ``stddev``,
+    ``p90`` and ``p99`` describe the recent window; ``rate`` is events per second
+    over the recent window.
+    """
+
+    count: int
+    total: float
+    minimum: float
+    maximum: float
+    recent_count: int
+    recent_min: float
+    recent_max: float
+    recent_mean: float
+    median: float
+    stddev: float
+    p90: float
+    p99: float
+    rate: float
+
+    def to_dict(self) -> dict[str, float | int]:
+        """Return the summary as a plain dict (JSON-serialisable)."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True, slots=True)
+class StatsSnapshot:
+    """An immutable picture of a :class:`RollingStats` at one moment.
+
+    The recent samples are kept as they were recorded (``samples``, e.g. integer
+    nanoseconds) together with the ``divisor`` that turns them into the reported
+    unit; ``recent`` and every statistic are in the reported unit. Computing on
+    the raw integers keeps the statistics exact and cheap.
+
+    Attributes:
+        window: capacity of the recent window the samples came from.
+        count: number of samples ever recorded (exact).
+        total: sum of every sample ever recorded (reported unit).
+        minimum: smallest sample ever recorded (0.0 when there is none).
+        maximum: largest sample ever recorded (0.0 when there is none).
+        samples: the most recent raw samples, oldest first.
+        divisor: raw samples divided by it give the reported unit.
+        events: number of event timestamps in the recent window.
+        first_event_ns: monotonic timestamp of the oldest recent event, or None.
+        last_event_ns: monotonic timestamp of the newest recent event, or None.
+        histogram: cumulative bucket counts, when the source tracks a histogram
+            (see :meth:`RollingStats.track_histogram`).
+        distribution: cumulative counts on the fixed latency grid, when the
+            source keeps one (see :meth:`RollingStats.keep_distribution`);
+            exporters sum it into their own buckets.
+    """
+
+    window: int
+    count: int = 0
+    total: float = 0.0
+    minimum: float = 0.0
+    maximum: float = 0.0
+    samples: tuple[float, ...] = ()
+    divisor: float = 1.0
+    events: int = 0
+    first_event_ns: int | None = None
+    last_event_ns: int | None = None
+    histogram: HistogramSnapshot | None = None
+    distribution: DistributionSnapshot | None = None
+    _recent: tuple[float, ...] | None = field(default=None, init=False, repr=False, compare=False)
+    _sorted: tuple[float, ...] | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def recent(self) -> tuple[float, ...]:
+        """The most recent samples in the reported unit, oldest first (cached)."""
+        cached = self._recent
+        if cached is None:
+            divisor = self.divisor
+            if divisor == 1.0:
+                cached = self.samples
+            else:
+                cached = tuple(map(divisor.__rtruediv__, self.samples))
+            object.__setattr__(self, "_recent", cached)
+        return cached
+
+    def _sorted_samples(self) -> tuple[float, ...]:
+        cached = self._sorted
+        if cached is None:
+            cached = tuple(sorted(self.samples))
+            object.__setattr__(self, "_sorted", cached)
+        return cached
+
+    def mean(self) -> float:
+        """Return the all-time mean (``total / count``), 0.0 when empty."""
+        return self.total / self.count if self.count else 0.0
+
+    def recent_mean(self) -> float:
+        """Return the mean of the recent window, 0.0 when empty."""
+        samples = self.samples
+        return sum(samples) / len(samples) / self.divisor if samples else 0.0
+
+    def recent_min(self) -> float:
+        """Return the smallest recent sample, 0.0 when empty."""
+        return min(self.samples) / self.divisor if self.samples else 0.0
+
+    def recent_max(self) -> float:
+        """Return the largest recent sample, 0.0 when empty."""
+        return max(self.samples) / self.divisor if self.samples else 0.0
+
+    def recent_sum(self) -> float:
+        """Return the sum of the recent samples."""
+        return sum(self.samples) / self.divisor
+
+    def median(self) -> float:
+        """Return the median of the recent window, 0.0 when empty."""
+        return percentile(self._sorted_samples(), 50.0) / self.divisor
+
+    def stddev(self) -> float:
+        """Return the sample standard deviation (n-1) of the recent window."""
+        return _raw_stddev(self.samples, sum(self.samples)) / self.divisor
+
+    def percentile(self, q: float) -> float:
+        """Return the ``q``-th percentile (0-100) of the recent window."""
+        return percentile(self._sorted_samples(), q) / self.divisor
+
+    def rate(self) -> float:
+        """Return events per second over the recent window: (n-1)/(t_last-t_first).
+
+        0.0 when fewer than two events were timestamped or they share one instant.
+        """
+        first, last = self.first_event_ns, self.last_event_ns
+        if self.events < 2 or first is None or last is None or last <= first:
+            return 0.0
+        return (self.events - 1) * _NS_PER_S / (last - first)
+
+    def summary(self) -> Summary:
+        """Compute every statistic in one pass over the window (one sort, two sums)."""
+        samples = self.samples
+        ordered = self._sorted_samples()
+        divisor = self.divisor
+        n = len(samples)
+        recent_total = sum(samples)
+        return Summary(
+            count=self.count,
+            total=self.total,
+            minimum=self.minimum,
+            maximum=self.maximum,
+            recent_count=n,
+            recent_min=ordered[0] / divisor if n else 0.0,
+            recent_max=ordered[-1] / divisor if n else 0.0,
+            recent_mean=recent_total / n / divisor if n else 0.0,
+            median=percentile(ordered, 50.0) / divisor,
+            stddev=_raw_stddev(samples, recent_total) / divisor,
+            p90=percentile(ordered, 90.0) / divisor,
+            p99=percentile(ordered, 99.0) / divisor,
+            rate=self.rate(),
+        )
+
+    def merge(self, other: StatsSnapshot) -> StatsSnapshot:
+        """Combine two snapshots of the same quantity into one.
+
+        Counts and sums add, extremes combine, the recent windows are pooled (so
+        percentiles describe both sources), and the rate treats the two event
+        streams as one: ``(events - 1) / (last - first)`` over the union. That is
+        right both for consecutive periods of one source and for parallel sources
+        (replicas of one stage) timed on the same host's monotonic clock.
+        """
+        if not isinstance(other, StatsSnapshot):
+            raise TypeError(f"other must be a StatsSnapshot, got {type(other).__name__}")
+        if not other.count:
+            return self
+        if not self.count:
+            return other
+        if self.divisor == other.divisor:
+            samples, divisor = self.samples + other.samples, self.divisor
+        else:
+            samples, divisor = self.recent + other.recent, 1.0
+        histogram = self.histogram
+        if histogram is None or other.histogram is None:
+            histogram = histogram or other.histogram
+        elif histogram.bounds == other.histogram.bounds:
+            histogram = histogram.merge(other.histogram)
+        else:
+            histogram = None
+        distribution = self.distribution
+        if distribution is None or other.distribution is None:
+            distribution = distribution or other.distribution
+        else:
+            distribution = distribution.merge(other.distribution)
+        firsts = [t for t in (self.first_event_ns, other.first_event_ns) if t is not None]
+        lasts = [t for t in (self.last_event_ns, other.last_event_ns) if t is not None]
+        return StatsSnapshot(
+            window=self.window + other.window,
+            count=self.count + other.count,
+            total=self.total + other.total,
+            minimum=min(self.minimum, other.minimum),
+            maximum=max(self.maximum, other.maximum),
+            samples=samples,
+            divisor=divisor,
+            events=self.events + other.events,
+            first_event_ns=min(firsts) if firsts else None,
+            last_event_ns=max(lasts) if lasts else None,
+            histogram=histogram,
+            distribution=distribution,
+        )
+
+    def __add__(self, other: StatsSnapshot) -> StatsSnapshot:
+        return self.merge(other)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the snapshot as a plain dict that :meth:`from_dict` reads back exactly."""
+        data: dict[str, Any] = {
+            "window": self.window,
+            "count": self.count,
+            "total": self.total,
+            "minimum": self.minimum,
+            "maximum": self.maximum,
+            "samples": list(self.samples),
+            "divisor": self.divisor,
+            "events": self.events,
+            "first_event_ns": self.first_event_ns,
+            "last_event_ns": self.last_event_ns,
+        }
+        if self.histogram is not None:
+            data["histogram"] = self.histogram.to_dict()
+        if self.distribution is not None:
+            data["distribution"] = self.distribution.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StatsSnapshot:
+        """Rebuild a snapshot from :meth:`to_dict` output (e.g. parsed JSON)."""
+        if not isinstance(data, Mapping):
+            raise TypeError(f"data must be a mapping, got {type(data).__name__}")
+        missing = {"window", "count", "total", "minimum", "maximum", "samples"} - data.keys()
+        if missing:
+            raise ValueError(f"data is missing keys: {', '.join(sorted(missing))}")
+        samples = tuple(data["samples"])
+        for value in samples:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"data['samples'] must hold numbers, found {value!r}")
+        first, last = data.get("first_event_ns"), data.get("last_event_ns")
+        histogram = data.get("histogram")
+        distribution = data.get("distribution")
+        return cls(
+            window=int(data["window"]),
+            count=int(data["count"]),
+            total=float(data["total"]),
+            minimum=float(data["minimum"]),
+            maximum=float(data["maximum"]),
+            samples=samples,
+            divisor=float(data.get("divisor", 1.0)),
+            events=int(data.get("events", 0)),
+            first_event_ns=None if first is None else int(first),
+            last_event_ns=None if last is None else int(last),
+            histogram=None if histogram is None else HistogramSnapshot.from_dict(histogram),
+            distribution=(
+                None if distribution is None else DistributionSnapshot.from_dict(distribution)
+            ),
+        )
