@@ -9,7 +9,7 @@ instance and receives the CloudWatch data. The example
    as on a Panorama device) and uses that for the CloudWatch dimensions;
 2. runs a threaded two-stage pipeline for about a second, with a
    TickerTachometer reporting frame times to CloudWatch every 0.25 s and a
-   PipelineStateExporter sending per-stage fps and latency percentiles;
+   PipelineMetricsExporter sending per-stage fps and latency percentiles;
 3. serves the pipeline on a Prometheus /metrics endpoint and scrapes it once;
 4. reads the frame-time statistics back from CloudWatch.
 """
@@ -27,7 +27,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from framescope.autoidentity import APP_INSTANCE_VARIABLE, AutoIdentity
-from framescope.cwadapter import CloudWatchTimerAdapter, PipelineStateExporter
+from framescope.cwadapter import CloudWatchTimerAdapter, PipelineMetricsExporter
 from framescope.exporters.prometheus import PrometheusExporter
 from framescope.pipeline import Pipeline
 from framescope.timepiece import TickerTachometer
@@ -83,7 +83,7 @@ def main() -> int:
         tach = TickerTachometer(stats_callback=adapter.send_metrics, stats_interval=0.25)
         prometheus = PrometheusExporter().add_pipeline(pipeline).add_timer(tach, "frame")
         server = prometheus.serve()
-        with PipelineStateExporter(
+        with PipelineMetricsExporter(
             pipeline, NAMESPACE, dimensions, interval=0.25, boto3_session=session, endpoint_url=url
         ) as pipeline_exporter:
             end = time.monotonic() + 1.0

@@ -20,14 +20,14 @@ import os
 import re
 import socket
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+from framescope._aws import aws_client, classify_aws_error
 from framescope._validation import check_positive_seconds
-from framescope.cwadapter.aws import aws_client, classify_aws_error
-from framescope.cwadapter.delivery import FailureKind
+from framescope.clock import SYSTEM_CLOCK, Clock, sleep_on
+from framescope.delivery import FailureKind
 
 __all__ = ["APP_INSTANCE_VARIABLE", "AutoIdentity", "HostIdentity", "Identity", "container_id"]
 
@@ -127,6 +127,9 @@ class AutoIdentity(Identity):
         boto3_session: the boto3 session to use.
         endpoint_url: another Panorama endpoint (e.g. a local test server).
         client: an existing boto3 Panorama client to use.
+        clock: the clock the retry waits and the timeout are measured on (a
+            :class:`~framescope.clock.FakeClock` with ``autojump`` runs the
+            retries in no real time).
     """
 
     FIELDS: ClassVar[tuple[str, ...]] = (
@@ -160,8 +163,10 @@ class AutoIdentity(Identity):
         boto3_session: Any = None,
         endpoint_url: str | None = None,
         client: Any = None,
+        clock: Clock | None = None,
     ) -> None:
         super().__init__(self.FIELDS, self.DEFAULT_DIMENSIONS)
+        self.clock = SYSTEM_CLOCK if clock is None else clock
         if not isinstance(device_region, str) or not device_region:
             raise ValueError(f"device_region must be a non-empty str, got {device_region!r}")
         if application_instance_id is not None and not isinstance(application_instance_id, str):
@@ -229,18 +234,20 @@ class AutoIdentity(Identity):
         """
         if not self.application_instance_id:
             return False
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        now = self.clock.monotonic_ns
+        limit = self.timeout if timeout is None else check_positive_seconds(timeout, "timeout")
+        deadline = now() + round(limit * 1e9)
         wait = self.retry_interval
         while True:
             done, reason = self._attempt()
             if done:
                 return reason is None and not self.reasons
-            remaining = deadline - time.monotonic()
+            remaining = (deadline - now()) / 1e9
             if remaining <= 0:
                 self._give_up(f"{reason} (gave up after {self.attempts} attempts)")
                 return False
             logger.info("AutoIdentity: %s; retrying in %.2f s", reason, min(wait, remaining))
-            time.sleep(min(wait, remaining))
+            sleep_on(self.clock, min(wait, remaining))
             wait *= 2
 
     def _attempt(self) -> tuple[bool, str | None]:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from framescope.autoidentity import AutoIdentity, HostIdentity
+from framescope.clock import FakeClock
 from tests.aws.conftest import REGION, MotoEndpoint
 
 
@@ -81,7 +82,14 @@ def test_no_instance_id_gives_a_reason_without_calling_aws(monkeypatch: pytest.M
 
 def test_unknown_instance_is_retried_until_the_timeout(moto: MotoEndpoint) -> None:
     deploy(moto, 2)
-    identity = identity_for(moto, "applicationInstance-nope", timeout=0.3, retry_interval=0.05)
+    clock = FakeClock(autojump=True)  # the waits pass at once, on the fake clock
+    start = clock.monotonic_ns()
+    identity = identity_for(
+        moto, "applicationInstance-nope", timeout=10, retry_interval=0.5, clock=clock
+    )
+    # Attempts at 0, 0.5, 1.5, 3.5 and 7.5 s (the wait doubles), then at 10 s the timeout.
+    assert identity.attempts == 6
+    assert clock.monotonic_ns() - start == 10_000_000_000
     assert identity.application_name is None
     reason = identity.reason("application_name") or ""
     assert "'applicationInstance-nope' not found among 2 instances in eu-west-1" in reason
@@ -107,10 +115,13 @@ def test_throttled_lookup_is_retried_then_succeeds(moto: MotoEndpoint) -> None:
                 )
             return panorama.list_application_instances(**kwargs)
 
+    clock = FakeClock(autojump=True)
+    start = clock.monotonic_ns()
     identity = AutoIdentity(
-        REGION, instance_id, client=ThrottledOnce(), timeout=60, retry_interval=0.01
+        REGION, instance_id, client=ThrottledOnce(), timeout=60, retry_interval=2, clock=clock
     )
     assert identity.attempts == 2
+    assert clock.monotonic_ns() - start == 2_000_000_000  # one retry_interval waited
     assert identity.application_name == "people-counter-0"
     assert identity.reasons == {}
 
@@ -127,19 +138,21 @@ def test_health_not_available_keeps_what_was_learned(moto: MotoEndpoint) -> None
                 instance["HealthStatus"] = "NOT_AVAILABLE"
             return response
 
+    clock = FakeClock(autojump=True)
     identity = AutoIdentity(
-        REGION, instance_id, client=StartingUp(), timeout=0.05, retry_interval=0.01
+        REGION, instance_id, client=StartingUp(), timeout=5, retry_interval=1, clock=clock
     )
     assert identity.application_status == "NOT_AVAILABLE"
     assert identity.application_name == "people-counter-0"  # kept, not wiped
     assert identity.reasons == {}
-    assert not identity.refresh(timeout=0.05)  # still not healthy
+    assert not identity.refresh(timeout=5)  # still not healthy
 
 
 def test_endpoint_down_is_retried_then_found_on_refresh(moto: MotoEndpoint) -> None:
     (instance_id,) = deploy(moto, 1)
     moto.stop()
-    identity = identity_for(moto, instance_id, timeout=0.2, retry_interval=0.05)
+    clock = FakeClock(autojump=True)
+    identity = identity_for(moto, instance_id, timeout=2, retry_interval=0.5, clock=clock)
     assert identity.application_name is None
     assert "EndpointConnectionError" in (identity.reason("device_id") or "")
     moto.start()  # moto keeps its data across the restart

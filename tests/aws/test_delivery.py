@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from typing import Any
 
@@ -13,8 +14,9 @@ from botocore.exceptions import (
     ParamValidationError,
 )
 
-from framescope.cwadapter.aws import classify_aws_error
-from framescope.cwadapter.delivery import FailureKind, MetricDelivery
+from framescope._aws import classify_aws_error
+from framescope.clock import FakeClock
+from framescope.delivery import FailureKind, MetricDelivery
 from tests.aws.conftest import wait_until
 
 
@@ -79,12 +81,30 @@ def test_rejected_batch_is_counted_and_the_rest_goes_on(caplog: pytest.LogCaptur
 
 
 def test_back_off_grows_and_is_capped() -> None:
+    clock = FakeClock(autojump=True)  # every back-off passes at once, on the fake clock
     endpoint = FlakyEndpoint(*[EndpointConnectionError(endpoint_url="x") for _ in range(6)])
-    delivery = MetricDelivery(endpoint, classify_aws_error, retry_initial=0.001, retry_max=0.004)
+    attempts: list[int] = []
+
+    def send(batch: list[Any]) -> None:
+        attempts.append(clock.monotonic_ns())
+        endpoint(batch)
+
+    delivery = MetricDelivery(
+        send, classify_aws_error, retry_initial=1.0, retry_max=8.0, clock=clock
+    )
     delivery.submit(1)
     assert wait_until(lambda: delivery.counters()["sent"] == 1)
-    assert delivery._backoff == 0.0  # reset after the success
     assert endpoint.calls == 7
+    gaps = [(b - a) / 1e9 for a, b in itertools.pairwise(attempts)]
+    expected = [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]  # doubling, then capped at retry_max
+    assert len(gaps) == len(expected)
+    for gap, full in zip(gaps, expected, strict=True):
+        assert 0.8 * full <= gap <= full  # jitter only ever shortens a wait
+    # After the success the back-off starts over from retry_initial.
+    endpoint.errors.append(EndpointConnectionError(endpoint_url="x"))
+    delivery.submit(2)
+    assert wait_until(lambda: delivery.counters()["sent"] == 2)
+    assert 0.8 <= (attempts[-1] - attempts[-2]) / 1e9 <= 1.0
     delivery.close()
 
 

@@ -3,8 +3,8 @@
 - :class:`CloudWatchTimerAdapter`: ``send_metrics(timestamp, timer)`` is a
   tachometer's ``stats_callback``; each report is one ``PutMetricData`` datum.
 - :class:`CWTachometer`: a TickerTachometer that reports to CloudWatch itself.
-- :class:`PipelineStateExporter`: a pipeline's per-stage fps and latency
-  percentiles on an interval.
+- :class:`PipelineMetricsExporter` (earlier name ``PipelineStateExporter``):
+  a pipeline's per-stage fps and latency percentiles on an interval.
 
 Nothing here blocks or raises into the frame loop: data are buffered (bounded,
 oldest dropped and counted) and sent by a delivery loop that retries with
@@ -12,8 +12,12 @@ back-off. boto3 is imported when a client is created, not on import.
 """
 
 from framescope.cwadapter.adapter import CloudWatchSender, CloudWatchTimerAdapter, CWTachometer
-from framescope.cwadapter.delivery import FailureKind, MetricDelivery
-from framescope.cwadapter.pipeline_exporter import PipelineStateExporter, pipeline_data
+from framescope.cwadapter.pipeline_metrics import (
+    PipelineMetricsExporter,
+    PipelineStateExporter,
+    pipeline_data,
+)
+from framescope.delivery import FailureKind, MetricDelivery
 
 __all__ = [
     "CWTachometer",
@@ -21,6 +25,7 @@ __all__ = [
     "CloudWatchTimerAdapter",
     "FailureKind",
     "MetricDelivery",
+    "PipelineMetricsExporter",
     "PipelineStateExporter",
     "pipeline_data",
 ]

@@ -9,10 +9,10 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
+from framescope._aws import aws_client, classify_aws_error
 from framescope.clock import Clock
-from framescope.cwadapter.aws import aws_client, classify_aws_error
 from framescope.cwadapter.datum import TimerLike, check_name, cw_dimensions, timer_datum
-from framescope.cwadapter.delivery import DeliveryCounters, MetricDelivery
+from framescope.delivery import DeliveryCounters, MetricDelivery
 from framescope.timepiece.tachometers import DEFAULT_STATS_INTERVAL, TickerTachometer
 
 __all__ = ["CWTachometer", "CloudWatchSender", "CloudWatchTimerAdapter"]
@@ -21,7 +21,7 @@ __all__ = ["CWTachometer", "CloudWatchSender", "CloudWatchTimerAdapter"]
 class CloudWatchSender(MetricDelivery):
     """Puts metric data to one CloudWatch namespace, off the caller's thread.
 
-    A :class:`~framescope.cwadapter.delivery.MetricDelivery` whose batches (up
+    A :class:`~framescope.delivery.MetricDelivery` whose batches (up
     to 20 data) go out with ``PutMetricData``; see there for retries, back-off,
     the bounded buffer and its counters. The IAM role needs
     ``cloudwatch:PutMetricData``.
@@ -34,6 +34,7 @@ class CloudWatchSender(MetricDelivery):
         endpoint_url: another CloudWatch endpoint (a VPC endpoint, a local test server).
         max_buffer, retry_initial, retry_max: see MetricDelivery.
         client: an existing boto3 CloudWatch client to use instead of creating one.
+        clock: the clock the retry back-off is waited on.
     """
 
     def __init__(
@@ -48,6 +49,7 @@ class CloudWatchSender(MetricDelivery):
         retry_initial: float = 1.0,
         retry_max: float = 60.0,
         client: Any = None,
+        clock: Clock | None = None,
     ) -> None:
         self.namespace = check_name(namespace, "namespace")
         if namespace.startswith("AWS/"):
@@ -60,6 +62,7 @@ class CloudWatchSender(MetricDelivery):
             retry_initial=retry_initial,
             retry_max=retry_max,
             executor=executor,
+            clock=clock,
         )
         self.cloudwatch = client or aws_client(
             "cloudwatch", region=region, boto3_session=boto3_session, endpoint_url=endpoint_url
@@ -97,6 +100,7 @@ class CloudWatchTimerAdapter:
         endpoint_url, max_buffer, retry_initial, retry_max, client: see
             :class:`CloudWatchSender`.
         parent_logger: log under this logger's name.
+        clock: the clock the retry back-off is waited on.
     """
 
     def __init__(  # noqa: PLR0917 - the positional order users of the older API write
@@ -116,6 +120,7 @@ class CloudWatchTimerAdapter:
         retry_max: float = 60.0,
         client: Any = None,
         parent_logger: logging.Logger | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.metric_name = check_name(metric_name, "metric_name")
         self.dimensions = cw_dimensions(dimensions)
@@ -136,6 +141,7 @@ class CloudWatchTimerAdapter:
             retry_initial=retry_initial,
             retry_max=retry_max,
             client=client,
+            clock=clock,
         )
 
     @property
@@ -237,6 +243,7 @@ class CWTachometer(TickerTachometer):
             region=region,
             boto3_session=boto3_session,
             executor=executor,
+            clock=clock,
             **adapter_options,
         )
         super().__init__(self.adapter.send_metrics, stats_interval, clock=clock)

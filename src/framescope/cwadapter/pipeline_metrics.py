@@ -10,17 +10,19 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
-from framescope.clock import SYSTEM_CLOCK, Clock, to_nanoseconds
+from framescope.clock import SYSTEM_CLOCK, Clock, to_nanoseconds, wait_on
 from framescope.cwadapter.adapter import CloudWatchSender
 from framescope.cwadapter.datum import base_datum, cw_dimensions, value_datum
-from framescope.cwadapter.delivery import DeliveryCounters
-from framescope.pipeline.metrics import PipelineMetrics, pipeline_metrics
-from framescope.pipeline.pipeline import Pipeline
+from framescope.delivery import DeliveryCounters
+from framescope.pipeline.metrics import SnapshotSource
+from framescope.pipeline.snapshot import PipelineSnapshot
 from framescope.stats import StatsSnapshot
 
-__all__ = ["PipelineStateExporter", "pipeline_data"]
+__all__ = ["PipelineMetricsExporter", "PipelineStateExporter", "pipeline_data"]
 
 logger = logging.getLogger(__name__)
+
+_EXIT_POLL_S = 0.5
 
 #: The percentiles sent for each latency: the Summary field, and the metric-name suffix.
 PERCENTILES = (("median", "P50"), ("p90", "P90"), ("p99", "P99"))
@@ -52,7 +54,7 @@ def _period_statistics(
 
 
 def pipeline_data(
-    metrics: PipelineMetrics,
+    metrics: PipelineSnapshot,
     timestamp: datetime.datetime,
     marks: dict[str, Any],
     dimensions: Mapping[str, str] | None = None,
@@ -111,33 +113,35 @@ def pipeline_data(
     return data
 
 
-class PipelineStateExporter:
+class PipelineMetricsExporter:
     """Reports a pipeline's numbers to CloudWatch every ``interval``.
 
-    A thread of its own (``framescope-cloudwatch-pipeline``) reads the pipeline
-    once per interval and queues the data (see :func:`pipeline_data` for the
+    A thread of its own (``framescope-cloudwatch-pipeline``) takes one
+    snapshot of the pipeline per interval and queues the data (see :func:`pipeline_data` for the
     metrics); delivery happens off that thread, with the retries and bounded
     buffer of :class:`~framescope.cwadapter.adapter.CloudWatchSender`. Use it as
     a context manager, or :meth:`start` and :meth:`close`::
 
-        with PipelineStateExporter(pipeline, "my_app", {"Device": "cam-1"}):
+        with PipelineMetricsExporter(pipeline, "my_app", {"Device": "cam-1"}):
             pipeline.start_loop(1 / 30)
             ...
 
+    ``PipelineStateExporter`` is the same class under its earlier name.
+
     Args:
-        pipeline: the pipeline to report.
+        pipeline: the pipeline to report (anything with ``name`` and ``snapshot()``).
         namespace: the CloudWatch namespace.
         dimensions: extra dimensions added to every datum.
         interval: seconds (or a timedelta) between reports; 60 by default.
         region, boto3_session, executor, endpoint_url, max_buffer,
             retry_initial, retry_max, client: see CloudWatchSender.
         high_resolution: store at 1-second resolution.
-        clock: where the report timestamps come from.
+        clock: where the report timestamps come from, and what the interval is waited on.
     """
 
     def __init__(  # noqa: PLR0917 - the same order as CloudWatchTimerAdapter
         self,
-        pipeline: Pipeline,
+        pipeline: SnapshotSource,
         namespace: str,
         dimensions: Mapping[str, str] | None = None,
         interval: float | datetime.timedelta = 60.0,
@@ -153,8 +157,10 @@ class PipelineStateExporter:
         client: Any = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        if not isinstance(pipeline, Pipeline):
-            raise TypeError(f"pipeline must be a Pipeline, got {type(pipeline).__name__}")
+        if not callable(getattr(pipeline, "snapshot", None)):
+            raise TypeError(
+                f"pipeline must be a Pipeline (or have snapshot()), got {type(pipeline).__name__}"
+            )
         interval_ns = to_nanoseconds(interval, "interval")
         if interval_ns <= 0:
             raise ValueError(f"interval must be > 0, got {interval!r}")
@@ -174,6 +180,7 @@ class PipelineStateExporter:
             retry_initial=retry_initial,
             retry_max=retry_max,
             client=client,
+            clock=clock,
         )
         self.reports = 0
         self.report_errors = 0
@@ -183,10 +190,10 @@ class PipelineStateExporter:
         self._lock = threading.Lock()
 
     def report(self) -> list[dict[str, Any]]:
-        """Read the pipeline now and queue its data; returns the data queued."""
+        """Take a snapshot of the pipeline now and queue its data; returns the data queued."""
         with self._lock:
             data = pipeline_data(
-                pipeline_metrics(self.pipeline),
+                self.pipeline.snapshot(),
                 self.clock.wall(),
                 self._marks,
                 self.dimensions,
@@ -196,17 +203,25 @@ class PipelineStateExporter:
         self.sender.submit_many(data)
         return data
 
-    def start(self) -> PipelineStateExporter:
+    def start(self) -> PipelineMetricsExporter:
         """Start reporting every ``interval`` on a thread of its own; returns self."""
         if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._run, name="framescope-cloudwatch-pipeline", daemon=True
-            )
+            self._thread = threading.Thread(target=self._run, name="framescope-cloudwatch-pipeline")
             self._thread.start()
         return self
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        interval_ns = round(self.interval * 1e9)
+        now = self.clock.monotonic_ns
+        due = now() + interval_ns
+        while not self._stop.is_set():
+            # Short waits, so that the thread also ends once the main thread has finished.
+            wait_on(self.clock, self._stop, min(_EXIT_POLL_S, max(0.0, (due - now()) / 1e9)))
+            if self._stop.is_set() or not threading.main_thread().is_alive():
+                return
+            if now() < due:
+                continue
+            due += interval_ns * max(1, (now() - due) // interval_ns + 1)
             try:
                 self.report()
             except Exception:  # a report must never kill the reporting thread
@@ -229,7 +244,7 @@ class PipelineStateExporter:
             self.report()
         return self.sender.close(timeout)
 
-    def __enter__(self) -> PipelineStateExporter:
+    def __enter__(self) -> PipelineMetricsExporter:
         return self.start()
 
     def __exit__(
@@ -239,3 +254,7 @@ class PipelineStateExporter:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+PipelineStateExporter = PipelineMetricsExporter
+"""The earlier name of :class:`PipelineMetricsExporter` (it sends metrics, not a state)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from framescope._optional import require
-from framescope.cwadapter.delivery import FailureKind
+from framescope.delivery import FailureKind
 
 __all__ = ["aws_client", "classify_aws_error"]
 

@@ -9,6 +9,11 @@ exponential back-off; a batch the service refuses as invalid is dropped and
 counted as rejected. When the endpoint stays down the buffer fills up and the
 oldest datum is dropped for each new one (counted); when the endpoint comes
 back, what is buffered is sent in order.
+
+The back-off is a delay of the program's own making, so it is waited on the
+``clock`` (a :class:`~framescope.clock.FakeClock` drives it in tests);
+:meth:`MetricDelivery.flush` and :meth:`MetricDelivery.close` bound real I/O
+and wait in real time.
 """
 
 from __future__ import annotations
@@ -25,10 +30,13 @@ from types import TracebackType
 from typing import Any
 
 from framescope._validation import check_positive_int, check_positive_seconds
+from framescope.clock import SYSTEM_CLOCK, Clock, wait_on
 
 __all__ = ["DeliveryCounters", "FailureKind", "MetricDelivery"]
 
 logger = logging.getLogger(__name__)
+
+_IDLE_POLL_S = 0.5  # an idle loop looks this often (real s) whether the program is exiting
 
 
 class FailureKind(Enum):
@@ -58,6 +66,7 @@ class MetricDelivery:
         retry_max: the longest back-off in seconds.
         executor: run the delivery loop on this executor (it occupies one of
             its workers until :meth:`close`) instead of a thread of its own.
+        clock: the clock the back-off is timed and waited on.
     """
 
     def __init__(
@@ -71,6 +80,7 @@ class MetricDelivery:
         retry_initial: float = 1.0,
         retry_max: float = 60.0,
         executor: concurrent.futures.Executor | None = None,
+        clock: Clock | None = None,
     ) -> None:
         if executor is not None and not isinstance(executor, concurrent.futures.Executor):
             raise TypeError(
@@ -85,13 +95,14 @@ class MetricDelivery:
         self.retry_initial = check_positive_seconds(retry_initial, "retry_initial")
         self.retry_max = max(check_positive_seconds(retry_max, "retry_max"), self.retry_initial)
         self.executor = executor
+        self.clock = SYSTEM_CLOCK if clock is None else clock
         self._buffer: deque[Any] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._idle = threading.Condition(self._lock)
         self._in_flight = 0
         self._closing = False
-        self._retry_at = 0.0
+        self._retry_at = 0  # monotonic ns of the clock
         self._backoff = 0.0
         self._failing = False
         self._thread: threading.Thread | None = None
@@ -142,7 +153,9 @@ class MetricDelivery:
                 return
             except RuntimeError as error:  # the executor was shut down
                 logger.warning("%s: executor unusable (%s); using a thread", self.name, error)
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        # Not a daemon: it runs no user code; it ends at close(), or by itself
+        # once the main thread has finished (so a forgotten close() cannot hang exit).
+        self._thread = threading.Thread(target=self._run, name=self.name)
         self._thread.start()
 
     # -- reading it -------------------------------------------------------------
@@ -227,13 +240,15 @@ class MetricDelivery:
                 if self._closing:
                     return None
                 if self._buffer:
-                    wait = self._retry_at - time.monotonic()
-                    if wait <= 0:
+                    wait_ns = self._retry_at - self.clock.monotonic_ns()
+                    if wait_ns <= 0:
                         break
-                    self._wake.wait(wait)
+                    wait_on(self.clock, self._wake, wait_ns / 1e9)
                 else:
                     self._idle.notify_all()
-                    self._wake.wait()
+                    if not threading.main_thread().is_alive():
+                        return None
+                    self._wake.wait(_IDLE_POLL_S)
             size = min(self.batch_size, len(self._buffer))
             batch = [self._buffer.popleft() for _ in range(size)]
             self._in_flight = size
@@ -259,7 +274,7 @@ class MetricDelivery:
             self._counts["sent"] += len(batch)
             self._counts["batches"] += 1
             self._backoff = 0.0
-            self._retry_at = 0.0
+            self._retry_at = 0
             recovered = self._failing
             self._failing = False
             if not self._buffer:
@@ -290,7 +305,7 @@ class MetricDelivery:
                 self._backoff = min(self.retry_max, max(self.retry_initial, self._backoff * 2))
                 # Jitter spreads the retries of a fleet that lost the endpoint together.
                 delay = self._backoff * random.uniform(0.8, 1.0)
-                self._retry_at = time.monotonic() + delay
+                self._retry_at = self.clock.monotonic_ns() + round(delay * 1e9)
                 first_failure = not self._failing
                 self._failing = True
         if kind is FailureKind.REJECT:
