@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import sys
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -29,3 +31,21 @@ def fast_thread_switching() -> Iterator[None]:
         yield
     finally:
         sys.setswitchinterval(old_interval)
+
+
+@pytest.fixture(autouse=True)
+def no_threads_left_behind() -> Iterator[None]:
+    """Every framescope thread a test starts is gone when it ends (a real-time grace of 2 s)."""
+    before = {t.ident for t in threading.enumerate()}
+    yield
+    deadline = time.monotonic() + 2.0
+    while True:
+        left = [
+            t.name
+            for t in threading.enumerate()
+            if t.name.startswith("framescope") and t.ident not in before
+        ]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    assert not left, f"threads left running: {left}"

@@ -1,23 +1,39 @@
 """framescope: build, time, watch and ship real-time video and ML-inference pipelines.
 
 The core (clocks, statistics, timepiece) needs only the standard library; heavier
-features live behind optional extras and are imported lazily.
+features live behind optional extras and are imported lazily. ``Pipeline`` and
+``Stage`` load the pipeline package on first use, so importing a part that does
+not need it (``framescope.autoidentity``, ``framescope.modeltiming``) does not
+load it.
 """
 
+from __future__ import annotations
+
+import importlib
 import logging
+from typing import TYPE_CHECKING, Any
 
 from framescope._version import __version__
 from framescope.clock import Clock, FakeClock, SystemClock
-from framescope.pipeline import Pipeline, Stage
 from framescope.stats import RollingStats, StatsSnapshot, Summary
 from framescope.timepiece import StopWatch, Ticker
 
+if TYPE_CHECKING:
+    from framescope.pipeline import Pipeline, PipelineSnapshot, Stage
+
 logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+_LAZY = {
+    "Pipeline": "framescope.pipeline",
+    "PipelineSnapshot": "framescope.pipeline",
+    "Stage": "framescope.pipeline",
+}
 
 __all__ = [
     "Clock",
     "FakeClock",
     "Pipeline",
+    "PipelineSnapshot",
     "RollingStats",
     "Stage",
     "StatsSnapshot",
@@ -27,3 +43,17 @@ __all__ = [
     "Ticker",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Load ``Pipeline``, ``PipelineSnapshot`` and ``Stage`` on first use."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'framescope' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -66,14 +65,6 @@ def moto() -> Iterator[MotoEndpoint]:
         yield endpoint
     finally:
         endpoint.stop()
-
-
-@pytest.fixture(autouse=True)
-def no_threads_left_behind() -> Iterator[None]:
-    """Every framescope thread a test starts is gone when it ends."""
-    yield
-    left = [t.name for t in threading.enumerate() if t.name.startswith("framescope")]
-    assert not left, f"threads left running: {left}"
 
 
 def wait_until(predicate: object, timeout: float = 10.0) -> bool:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime
 import threading
+import time
 from itertools import islice
 from typing import Any
 
@@ -149,6 +150,26 @@ def test_loop_with_a_callable_generator_and_stop() -> None:
     assert list(islice(pipeline.results(timeout=10), 3)) == [0, 1, 2]
     assert len(produced) == n  # nothing pulled after stop_loop returned
     pipeline.cleanup()
+
+
+def test_cleanup_stops_the_input_loop() -> None:
+    produced: list[int] = []
+    started = threading.Event()
+
+    def generate() -> int:
+        produced.append(len(produced))
+        started.set()
+        return produced[-1]
+
+    pipeline = Pipeline(input_generator=generate).add(lambda d: d).parallelize(queue_size=4)
+    pipeline.start_loop(0.0001)
+    assert started.wait(10)
+    assert pipeline.cleanup() == []  # without stop_loop() first
+    n = len(produced)
+    loops = [t for t in threading.enumerate() if t.name == "framescope:MainPipeline:loop"]
+    assert loops == []  # the loop's thread has ended ...
+    time.sleep(0.01)
+    assert len(produced) == n  # ... and pulls nothing more
 
 
 def test_loop_errors_are_counted_and_do_not_kill_the_loop() -> None:

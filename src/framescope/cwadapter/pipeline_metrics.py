@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
-from framescope.clock import SYSTEM_CLOCK, Clock, to_nanoseconds, wait_on
+from framescope._periodic import run_every
+from framescope.clock import SYSTEM_CLOCK, Clock, to_nanoseconds
 from framescope.cwadapter.adapter import CloudWatchSender
 from framescope.cwadapter.datum import base_datum, cw_dimensions, value_datum
 from framescope.delivery import DeliveryCounters
@@ -21,8 +22,6 @@ from framescope.stats import StatsSnapshot
 __all__ = ["PipelineMetricsExporter", "PipelineStateExporter", "pipeline_data"]
 
 logger = logging.getLogger(__name__)
-
-_EXIT_POLL_S = 0.5
 
 #: The percentiles sent for each latency: the Summary field, and the metric-name suffix.
 PERCENTILES = (("median", "P50"), ("p90", "P90"), ("p99", "P99"))
@@ -211,22 +210,14 @@ class PipelineMetricsExporter:
         return self
 
     def _run(self) -> None:
-        interval_ns = round(self.interval * 1e9)
-        now = self.clock.monotonic_ns
-        due = now() + interval_ns
-        while not self._stop.is_set():
-            # Short waits, so that the thread also ends once the main thread has finished.
-            wait_on(self.clock, self._stop, min(_EXIT_POLL_S, max(0.0, (due - now()) / 1e9)))
-            if self._stop.is_set() or not threading.main_thread().is_alive():
-                return
-            if now() < due:
-                continue
-            due += interval_ns * max(1, (now() - due) // interval_ns + 1)
-            try:
-                self.report()
-            except Exception:  # a report must never kill the reporting thread
-                self.report_errors += 1
-                logger.exception("reading pipeline %r for CloudWatch failed", self.pipeline.name)
+        run_every(self.clock, self._stop, self.interval, self._report_logged)
+
+    def _report_logged(self) -> None:
+        try:
+            self.report()
+        except Exception:  # a report must never kill the reporting thread
+            self.report_errors += 1
+            logger.exception("reading pipeline %r for CloudWatch failed", self.pipeline.name)
 
     def counters(self) -> DeliveryCounters:
         """Delivery counts (submitted, sent, dropped, rejected, failed_attempts, pending)."""

@@ -42,9 +42,10 @@ from types import TracebackType
 from typing import Any
 
 from framescope._optional import require
+from framescope._periodic import run_every
 from framescope._validation import check_positive_seconds
 from framescope._version import __version__
-from framescope.clock import SYSTEM_CLOCK, Clock, wait_on
+from framescope.clock import SYSTEM_CLOCK, Clock
 from framescope.exporters.sources import MetricSources, Reading
 from framescope.histogram import DEFAULT_LATENCY_BUCKETS
 from framescope.pipeline.events import NodePhase
@@ -176,13 +177,13 @@ class OpenTelemetryExporter:
         return self
 
     def _trace_loop(self) -> None:
-        while not wait_on(self._clock, self._stop, self.trace_interval):
-            if self._stop.is_set() or not threading.main_thread().is_alive():
-                return
-            try:
-                self.export_traces()
-            except Exception:  # the exporter keeps going; the next round tries again
-                logger.exception("OpenTelemetry exporter: making spans failed")
+        run_every(self._clock, self._stop, self.trace_interval, self._export_logged)
+
+    def _export_logged(self) -> None:
+        try:
+            self.export_traces()
+        except Exception:  # the exporter keeps going; the next round tries again
+            logger.exception("OpenTelemetry exporter: making spans failed")
 
     def add_timer(self, timer: BaseTimer | BaseTachometer, name: str) -> OpenTelemetryExporter:
         """Report a Ticker, StopWatch or tachometer with attribute ``timer=name``."""

@@ -65,6 +65,8 @@ def _buckets(histogram: HistogramSnapshot) -> list[tuple[str, float]]:
 
 
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    # Request threads are daemons: a scraper that never finishes its request
+    # must not keep the process alive. The serving thread itself is joined.
     daemon_threads = True
 
 
@@ -88,13 +90,17 @@ class MetricsServer:
         )
         self.host = host
         self.port: int = self._server.server_port
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"framescope-metrics-{self.port}",
-            daemon=True,
-        )
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name=f"framescope-metrics-{self.port}")
         self._thread.start()
+
+    def _serve(self) -> None:
+        # handle_request() waits at most server.timeout, so the loop also ends
+        # once the main thread has finished (a forgotten close() cannot hang exit).
+        self._server.timeout = 0.05
+        main = threading.main_thread()
+        while not self._stop.is_set() and main.is_alive():
+            self._server.handle_request()
 
     @property
     def url(self) -> str:
@@ -103,9 +109,9 @@ class MetricsServer:
 
     def close(self, timeout: float = 2.0) -> None:
         """Stop serving and join the thread."""
-        self._server.shutdown()
-        self._server.server_close()
+        self._stop.set()
         self._thread.join(timeout)
+        self._server.server_close()
 
 
 class PrometheusExporter:

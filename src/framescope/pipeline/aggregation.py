@@ -270,7 +270,10 @@ class Aggregator:
         recorders = [link.recorder for link in self.links]
         now, stop, clock = self._clock.monotonic_ns, self._stop, self._clock
         due = now() + interval_ns
+        main = threading.main_thread()
         while not (wait_on(clock, stop, poll) or stop.is_set()):
+            if not main.is_alive():  # a pipeline nobody cleaned up must not hold the exit
+                return
             if now() < due and max(map(EventRecorder.backlog, recorders)) < _EARLY_DRAIN_AT:
                 continue
             due = now() + interval_ns

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from framescope.clock import Clock
+from framescope.clock import Clock, wait_on
 
 __all__ = ["InputLoop", "PeriodicGrid"]
 
@@ -65,6 +65,8 @@ class InputLoop:
         self._stop = threading.Event()
         self.errors = 0
         self.finished = threading.Event()
+        # A daemon thread: it calls the user's input_generator, which may never
+        # return; that must not keep the process alive at exit.
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     @property
@@ -91,7 +93,7 @@ class InputLoop:
                     except Exception as error:
                         self._record(error, "forward")
                 wait_ns = self._grid.advance(self._clock.monotonic_ns())
-                if wait_ns and self._stop.wait(wait_ns / 1e9):
+                if wait_ns and wait_on(self._clock, self._stop, wait_ns / 1e9):
                     return
         finally:
             self.finished.set()
