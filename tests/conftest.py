@@ -12,6 +12,8 @@ import pytest
 
 from framescope.clock import FakeClock
 
+pytest_plugins = ("tests.moto_server",)  # the ``moto`` fixture: a moto server on loopback
+
 
 @pytest.fixture
 def clock() -> FakeClock:

@@ -12,12 +12,12 @@ import pytest
 from framescope import __version__
 from framescope.cli import main
 from framescope.clock import FakeClock
-from framescope.demo import run_demo
+from framescope.timepiece_demo import run_timepiece_demo
 
 
 def test_demo_on_a_fake_clock_reports_what_it_measured(clock: FakeClock) -> None:
     out = io.StringIO()
-    frames = run_demo(
+    frames = run_timepiece_demo(
         out, seconds=3.0, fps=25.0, report_interval=1.0, clock=clock, sleep=clock.advance, seed=1
     )
     text = out.getvalue()
@@ -33,8 +33,8 @@ def test_demo_on_a_fake_clock_reports_what_it_measured(clock: FakeClock) -> None
 
 
 def test_demo_rejects_bad_arguments() -> None:
-    with pytest.raises(ValueError, match="fps must be positive"):
-        run_demo(io.StringIO(), fps=0)
+    with pytest.raises(ValueError, match="fps must be a positive number"):
+        run_timepiece_demo(io.StringIO(), fps=0)
 
 
 def test_cli_parses_demo_arguments(capsys: pytest.CaptureFixture[str]) -> None:
@@ -74,10 +74,10 @@ def test_pipeline_demo_runs_and_names_the_bottleneck(tmp_path: Path) -> None:
     import gzip
     import json
 
-    from framescope.pipeline_demo import run_pipeline_demo
+    from framescope.demo import run_demo
 
     out = io.StringIO()
-    trace = run_pipeline_demo(
+    trace = run_demo(
         out, seconds=1.0, refresh=0.5, trace_path=tmp_path / "demo.json.gz", live=False
     )
     text = out.getvalue()

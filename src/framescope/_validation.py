@@ -7,9 +7,11 @@ ValueError, and the message names the argument and what is allowed.
 from __future__ import annotations
 
 import math
+from numbers import Real
 
 __all__ = [
     "check_int_at_least",
+    "check_int_between",
     "check_number",
     "check_positive_int",
     "check_positive_seconds",
@@ -18,7 +20,7 @@ __all__ = [
 
 
 def _is_number(value: object) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float))
+    return not isinstance(value, bool) and isinstance(value, Real)
 
 
 def _kind(minimum: int) -> str:
@@ -52,28 +54,51 @@ def check_positive_int(value: object, name: str) -> int:
 
 
 def check_number(
-    value: object, name: str, *, low: float | None = None, high: float | None = None
+    value: object,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    positive: bool = False,
 ) -> float:
-    """Return ``value`` as a float if it is a finite number within [``low``, ``high``]."""
+    """Return ``value`` as a float if it is a finite real number in range; else raise.
+
+    ``positive``: it must be > 0; ``low``/``high``: inclusive bounds. The
+    message says what is allowed: "a positive number", "a number between 0
+    and 1", "a number >= 0", or "a real number" (finite) without bounds.
+    """
+    if positive:
+        allowed = "a positive number"
+    elif low is not None and high is not None:
+        allowed = f"a number between {low:g} and {high:g}"
+    elif low is not None:
+        allowed = f"a number >= {low:g}"
+    elif high is not None:
+        allowed = f"a number <= {high:g}"
+    else:
+        allowed = "a real number"
     if not _is_number(value):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+        raise TypeError(f"{name} must be {allowed}, got {type(value).__name__}")
     number = float(value)  # type: ignore[arg-type]
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {number!r}")
     if (
-        not math.isfinite(number)
+        (positive and not number > 0)
         or (low is not None and number < low)
         or (high is not None and number > high)
     ):
-        bounds = (
-            f" between {low:g} and {high:g}"
-            if low is not None and high is not None
-            else f" >= {low:g}"
-            if low is not None
-            else f" <= {high:g}"
-            if high is not None
-            else ""
-        )
-        raise ValueError(f"{name} must be a finite number{bounds}, got {value!r}")
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
     return number
+
+
+def check_int_between(value: object, name: str, low: int, high: int) -> int:
+    """Return ``value`` if it is an int in [``low``, ``high``], else raise TypeError/ValueError."""
+    allowed = f"an integer between {low} and {high}"
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be {allowed}, got {type(value).__name__}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+    return value
 
 
 def check_positive_seconds(value: object, name: str) -> float:

@@ -7,7 +7,6 @@ import sys
 from collections.abc import Sequence
 
 from framescope._version import __version__
-from framescope.demo import run_demo
 
 __all__ = ["build_parser", "main"]
 
@@ -65,9 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "demo":
-        from framescope.pipeline_demo import run_pipeline_demo  # noqa: PLC0415 - needs numpy
+        from framescope.demo import run_demo  # noqa: PLC0415 - needs numpy, loads the pipeline
 
-        run_pipeline_demo(
+        run_demo(
             sys.stdout,
             seconds=args.seconds,
             fps=args.fps,
@@ -76,7 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 0
     if args.command == "timepiece-demo":
-        run_demo(
+        from framescope.timepiece_demo import run_timepiece_demo  # noqa: PLC0415
+
+        run_timepiece_demo(
             sys.stdout,
             seconds=args.seconds,
             fps=args.fps,

@@ -13,11 +13,10 @@ snapshots, turned into a dict (JSON) and back, and summarised in one pass into a
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Iterable, Sequence
 
-from framescope._validation import check_positive_int
+from framescope._validation import check_number, check_positive_int
 from framescope.histogram import Distribution, Histogram
 from framescope.statsnapshot import StatsSnapshot, Summary, percentile
 
@@ -56,11 +55,7 @@ class RollingStats:
 
     def __init__(self, window: int = 100, *, divisor: float = 1.0) -> None:
         self._window = check_positive_int(window, "window")
-        if isinstance(divisor, bool) or not isinstance(divisor, (int, float)):
-            raise TypeError(f"divisor must be a positive number, got {type(divisor).__name__}")
-        if not (divisor > 0 and math.isfinite(divisor)):
-            raise ValueError(f"divisor must be a positive finite number, got {divisor!r}")
-        self._divisor = float(divisor)
+        self._divisor = check_number(divisor, "divisor", positive=True)
         self._recent: deque[float] = deque(maxlen=window)
         self._stamps: deque[int] = deque(maxlen=window)
         self._count = 0

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from framescope._validation import check_number
 from framescope.histogram import DistributionSnapshot, HistogramSnapshot
 
 __all__ = ["StatsSnapshot", "Summary", "percentile"]
@@ -21,11 +22,7 @@ _NS_PER_S = 1_000_000_000
 
 
 def _check_quantile(q: float) -> float:
-    if isinstance(q, bool) or not isinstance(q, (int, float)):
-        raise TypeError(f"q must be a number between 0 and 100, got {type(q).__name__}")
-    if not 0.0 <= q <= 100.0:
-        raise ValueError(f"q must be between 0 and 100, got {q!r}")
-    return float(q)
+    return check_number(q, "q", low=0.0, high=100.0)
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:

@@ -145,10 +145,10 @@ def test_named_colours_have_their_standard_values() -> None:
 @pytest.mark.parametrize(
     ("value", "error", "message"),
     [
-        ((256, 0, 0), ValueError, "Color r must be between 0 and 255, got 256"),
-        ((0, -1, 0), ValueError, "Color g must be between 0 and 255"),
-        ((0, 0, 0.5), TypeError, "Color b must be an integer 0-255"),
-        ((0, 0, 0, 1.5), ValueError, "Color alpha must be between 0 and 1"),
+        ((256, 0, 0), ValueError, "Color r must be an integer between 0 and 255, got 256"),
+        ((0, -1, 0), ValueError, "Color g must be an integer between 0 and 255"),
+        ((0, 0, 0.5), TypeError, "Color b must be an integer between 0 and 255"),
+        ((0, 0, 0, 1.5), ValueError, "Color alpha must be a number between 0 and 1"),
         ("#12345", ValueError, "not a hex colour: '#12345'"),
         ("#gggggg", ValueError, "not a hex colour"),
         ({"r": 1}, ValueError, r"needs r, g and b; \['g', 'b'\] missing"),
@@ -169,7 +169,7 @@ def test_annotations_convert_and_check_their_arguments() -> None:
         RectAnnotation(point1=Point(0.1, 0.1))
     with pytest.raises(TypeError, match="not both"):
         RectAnnotation(rect=Rectangle(Point(0, 0), Point(1, 1)), point1=Point(0, 0))
-    with pytest.raises(ValueError, match="color: Color r must be between 0 and 255"):
+    with pytest.raises(ValueError, match="color: Color r must be an integer between 0 and 255"):
         LabelAnnotation(Point(0, 0), "x", color=(300, 0, 0))
     with pytest.raises(TypeError, match="text must be a string, got int"):
         LabelAnnotation(Point(0, 0), 5)  # type: ignore[arg-type]

@@ -378,7 +378,7 @@ def test_tree_formatting(clock: FakeClock) -> None:
         ". . backbone (Backbone) took 5.50ms (self: 0.00ms)",
         ". . head (Cost) took 4.00ms (self: 4.00ms)",
     ]
-    with pytest.raises(ValueError, match="min_share must be between 0 and 1"):
+    with pytest.raises(ValueError, match="min_share must be a number between 0 and 1"):
         timing.summarize_tree(min_share=2)
     with pytest.raises(ValueError, match="max_depth must be a non-negative integer"):
         timing.summarize_tree(max_depth=-1)

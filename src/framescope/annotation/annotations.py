@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import datetime
 import enum
-import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeAlias
 
-from framescope._validation import check_int_at_least
+from framescope._validation import check_int_at_least, check_number
 from framescope.annotation.color import Color
 from framescope.annotation.geometry import Line, Point, PolyLine, Rectangle
 
@@ -39,11 +38,7 @@ def _color(value: Any, name: str = "color") -> Color | None:
 
 
 def _positive(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a positive number, got {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    return value
+    return check_number(value, name, positive=True)
 
 
 class Annotation:

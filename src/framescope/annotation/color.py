@@ -3,28 +3,21 @@
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
+
+from framescope._validation import check_int_between, check_number
 
 __all__ = ["Color", "ColorMap", "HTMLColors"]
 
 
 def _channel(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"Color {name} must be an integer 0-255, got {value!r}")
-    if not 0 <= value <= 255:
-        raise ValueError(f"Color {name} must be between 0 and 255, got {value}")
-    return value
+    return check_int_between(value, f"Color {name}", 0, 255)
 
 
 def _alpha(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"Color alpha must be a number between 0 and 1, got {value!r}")
-    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
-        raise ValueError(f"Color alpha must be between 0 and 1, got {value!r}")
-    return float(value)
+    return check_number(value, "Color alpha", low=0.0, high=1.0)
 
 
 @dataclass(frozen=True)
@@ -93,8 +86,7 @@ class Color:
 
     def brightness(self, factor: float) -> Color:
         """This colour scaled by ``factor`` (> 1 brighter, < 1 darker), clipped to 255."""
-        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor < 0:
-            raise ValueError(f"brightness factor must be a non-negative number, got {factor!r}")
+        factor = check_number(factor, "brightness factor", low=0.0)
 
         def scale(channel: int) -> int:
             return min(255, round(channel * factor))

@@ -14,15 +14,13 @@ from functools import cached_property
 from numbers import Real
 from typing import Any
 
+from framescope._validation import check_number
+
 __all__ = ["Line", "Point", "PolyLine", "Rectangle"]
 
 
 def _coordinate(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"{name} must be a finite number, got {number!r}")
+    number = check_number(value, name)
     return number
 
 

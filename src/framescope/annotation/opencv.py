@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Any
 
+from framescope._optional import require
 from framescope.annotation.annotations import (
     HorizontalAnchor,
     LabelAnnotation,
@@ -28,12 +28,7 @@ Drawer = Callable[[Any, int, int], None]
 
 def import_cv2() -> Any:
     """The cv2 module, or an ImportError naming the extra to install."""
-    try:
-        return importlib.import_module("cv2")
-    except ImportError as error:
-        raise ImportError(
-            "the OpenCV driver needs OpenCV: pip install 'framescope[opencv]'"
-        ) from error
+    return require("cv2", "opencv", "the OpenCV driver")
 
 
 class OpenCVImageAnnotationDriver(AnnotationDriverBase):
@@ -51,7 +46,7 @@ class OpenCVImageAnnotationDriver(AnnotationDriverBase):
     def __init__(self, parent_logger: Any = None) -> None:
         super().__init__(parent_logger)
         cv2 = self._cv2 = import_cv2()
-        self._np = importlib.import_module("numpy")
+        self._np = require("numpy", "opencv", "the OpenCV driver")
         self.DEFAULT_FONT = cv2.FONT_HERSHEY_PLAIN
         self._markers = {
             MarkerStyle.CROSS: cv2.MARKER_CROSS,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable
 from typing import Any
 
+from framescope._optional import require
 from framescope.annotation.annotations import (
     HorizontalAnchor,
     LabelAnnotation,
@@ -37,10 +37,7 @@ _VERTICAL = {
 
 
 def _import(module: str) -> Any:
-    try:
-        return importlib.import_module(module)
-    except ImportError as error:
-        raise ImportError("the Pillow driver needs Pillow: pip install pillow") from error
+    return require(module, "pillow", "the Pillow driver")
 
 
 class PillowImageAnnotationDriver(AnnotationDriverBase):

@@ -16,12 +16,12 @@
 from __future__ import annotations
 
 import functools
-import importlib
 import types
 from collections.abc import Callable, MutableSequence, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from framescope._optional import require
 from framescope.modeltiming.calls import CallLog, CallTimer
 
 __all__ = ["NodeInfo", "Plan", "install", "plan_nodes"]
@@ -49,7 +49,7 @@ class Plan:
 
 
 def _is_module(value: Any) -> bool:
-    return isinstance(value, importlib.import_module("torch").nn.Module)
+    return isinstance(value, require("torch", "torch", "ModelTiming").nn.Module)
 
 
 def _transform_name(transform: Any) -> str:

@@ -8,13 +8,13 @@ renderable are pure functions of it.
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from framescope._validation import check_int_at_least
+from framescope._optional import require
+from framescope._validation import check_int_at_least, check_number
 
 __all__ = ["SORT_KEYS", "TimingNode", "format_table", "format_tree"]
 
@@ -125,12 +125,7 @@ class TimingNode:
 
     def __rich__(self) -> Any:
         """A ``rich.tree.Tree`` of the subtree (needs the ``rich`` package)."""
-        try:
-            tree_type = importlib.import_module("rich.tree").Tree
-        except ImportError as error:  # pragma: no cover - depends on the environment
-            raise ImportError(
-                "rendering with rich needs the rich package: pip install 'framescope[torch]'"
-            ) from error
+        tree_type = require("rich.tree", "torch", "rendering with rich").Tree
 
         def label(node: TimingNode) -> str:
             return (
@@ -228,10 +223,7 @@ def format_tree(root: TimingNode, max_depth: int | None = None, min_share: float
             below this fraction (0-1) of the root's.
     """
     check_int_at_least(max_depth, "max_depth", 0, or_none=True)
-    if isinstance(min_share, bool) or not isinstance(min_share, (int, float)):
-        raise TypeError(f"min_share must be a number between 0 and 1, got {min_share!r}")
-    if not 0.0 <= min_share <= 1.0:
-        raise ValueError(f"min_share must be between 0 and 1, got {min_share!r}")
+    min_share = check_number(min_share, "min_share", low=0.0, high=1.0)
     floor = root.total_time * min_share
     lines: list[str] = []
 

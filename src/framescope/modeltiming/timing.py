@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
 import threading
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
+from framescope._optional import require
 from framescope._validation import check_int_at_least, check_positive_int
 from framescope.clock import SYSTEM_CLOCK, Clock
 from framescope.modeltiming.calls import (
@@ -32,10 +32,7 @@ _CUDA_TIMINGS = ("events", "synchronize")
 
 
 def _import_torch() -> Any:
-    try:
-        return importlib.import_module("torch")
-    except ImportError as error:
-        raise ImportError("ModelTiming needs PyTorch: pip install 'framescope[torch]'") from error
+    return require("torch", "torch", "ModelTiming")
 
 
 class ModelTiming:

@@ -9,7 +9,7 @@ import pytest
 
 from framescope.autoidentity import AutoIdentity, HostIdentity
 from framescope.clock import FakeClock
-from tests.aws.conftest import REGION, MotoEndpoint
+from tests.moto_server import REGION, MotoEndpoint
 
 
 def deploy(endpoint: MotoEndpoint, count: int) -> list[str]:

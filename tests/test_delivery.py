@@ -17,7 +17,7 @@ from botocore.exceptions import (
 from framescope._aws import classify_aws_error
 from framescope.clock import FakeClock
 from framescope.delivery import FailureKind, MetricDelivery
-from tests.aws.conftest import wait_until
+from tests.moto_server import wait_until
 
 
 def client_error(code: str, status: int) -> ClientError:

@@ -11,8 +11,7 @@ import pytest
 
 from framescope import Pipeline, Stage
 from framescope.clock import FakeClock
-
-from .helpers import Busy
+from tests.pipeline.helpers import Busy
 
 
 class Detect(Stage):

@@ -8,9 +8,6 @@ from dataclasses import dataclass
 
 import pytest
 
-boto3 = pytest.importorskip("boto3")
-moto_server = pytest.importorskip("moto.server")
-
 REGION = "eu-west-1"
 
 
@@ -33,6 +30,7 @@ class MotoEndpoint:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        moto_server = pytest.importorskip("moto.server")
         server = moto_server.ThreadedMotoServer(
             ip_address="127.0.0.1", port=self.port, verbose=False
         )
@@ -45,6 +43,7 @@ class MotoEndpoint:
             self.server = None
 
     def session(self) -> object:
+        boto3 = pytest.importorskip("boto3")
         return boto3.Session(
             aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
         )

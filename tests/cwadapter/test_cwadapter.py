@@ -18,7 +18,7 @@ from framescope.cwadapter import (
 from framescope.cwadapter.datum import values_and_counts
 from framescope.pipeline import Pipeline
 from framescope.timepiece import TickerTachometer
-from tests.aws.conftest import MotoEndpoint, wait_until
+from tests.moto_server import MotoEndpoint, wait_until
 
 UTC = datetime.timezone.utc
 NAMESPACE = "framescope-tests"
