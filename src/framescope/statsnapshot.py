@@ -31,7 +31,11 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     Uses linear interpolation between the closest ranks (the same definition as
     NumPy's default), and returns 0.0 for an empty sequence.
     """
-    q = _check_quantile(q)
+    return _interpolate(sorted_values, _check_quantile(q))
+
+
+def _interpolate(sorted_values: Sequence[float], q: float) -> float:
+    """:func:`percentile` without the check of ``q`` (for callers that pass constants)."""
     n = len(sorted_values)
     if n == 0:
         return 0.0
@@ -175,7 +179,7 @@ class StatsSnapshot:
 
     def median(self) -> float:
         """Return the median of the recent window, 0.0 when empty."""
-        return percentile(self._sorted_samples(), 50.0) / self.divisor
+        return _interpolate(self._sorted_samples(), 50.0) / self.divisor
 
     def stddev(self) -> float:
         """Return the sample standard deviation (n-1) of the recent window."""
@@ -211,10 +215,10 @@ class StatsSnapshot:
             recent_min=ordered[0] / divisor if n else 0.0,
             recent_max=ordered[-1] / divisor if n else 0.0,
             recent_mean=recent_total / n / divisor if n else 0.0,
-            median=percentile(ordered, 50.0) / divisor,
+            median=_interpolate(ordered, 50.0) / divisor,
             stddev=_raw_stddev(samples, recent_total) / divisor,
-            p90=percentile(ordered, 90.0) / divisor,
-            p99=percentile(ordered, 99.0) / divisor,
+            p90=_interpolate(ordered, 90.0) / divisor,
+            p99=_interpolate(ordered, 99.0) / divisor,
             rate=self.rate(),
         )
 

@@ -14,7 +14,7 @@ import operator
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from framescope.clock import Clock, wait_on
@@ -22,28 +22,22 @@ from framescope.pipeline.events import (
     ITERATION_FIELDS,
     EventInterval,
     EventRecorder,
-    EventStatus,
     EventType,
     Field,
-    IterationRecord,
-    NodePhase,
-    PipelineEvent,
     RawEvent,
-    iteration_records,
 )
 from framescope.pipeline.framelog import Block, TraceMaterial
-from framescope.pipeline.state import (
-    DurationStats,
-    InputQueueState,
-    NodeState,
-    OutputQueueState,
-    PipelineState,
-    QueueStats,
-    Timing,
+from framescope.pipeline.nodestate import (
+    EVENTS_PER_ITERATION,
+    NodeReading,
+    in_micros,
+    pipeline_state,
+    timing_from,
 )
+from framescope.pipeline.state import PipelineState
 from framescope.stats import RollingStats, StatsSnapshot
 
-__all__ = ["Aggregator", "NodeLink", "timing_from"]
+__all__ = ["Aggregator", "NodeLink", "in_micros", "timing_from"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,43 +49,6 @@ _EARLY_DRAIN_AT = 512
 Folding small batches while they are still in the CPU cache costs a third of
 what folding one large batch does, so a busy pipeline is drained more often.
 """
-
-
-def decayed_fps(stats: StatsSnapshot, now_ns: int) -> float:
-    """Events per second over the recent window, decaying towards 0 once they stop.
-
-    While events keep coming this is (n-1)/(t_last-t_first). Once the time since
-    the last event exceeds the mean gap, the window is stretched to now, so the
-    figure falls like 1/t after a node stops instead of freezing.
-    """
-    first, last, n = stats.first_event_ns, stats.last_event_ns, stats.events
-    if n < 2 or first is None or last is None or last <= first:
-        return 0.0
-    mean_gap = (last - first) / (n - 1)
-    end = max(float(last), now_ns - mean_gap)
-    return (n - 1) * 1e9 / (end - first)
-
-
-def timing_from(stats: StatsSnapshot, now_ns: int) -> Timing:
-    """Turn a snapshot of durations in microseconds into a :class:`Timing`."""
-    if not stats.count:
-        return Timing()
-    summary = stats.summary()
-    return Timing(
-        fps=decayed_fps(stats, now_ns),
-        duration_stats=DurationStats(
-            min_micros=summary.minimum,
-            max_micros=summary.maximum,
-            average_micros_recent=summary.recent_mean,
-            std_dev_micros_recent=summary.stddev,
-            min_micros_recent=summary.recent_min,
-            max_micros_recent=summary.recent_max,
-            median_micros_recent=summary.median,
-            p90_micros_recent=summary.p90,
-            p99_micros_recent=summary.p99,
-        ),
-        count=summary.count,
-    )
 
 
 def _durations(window: int) -> RollingStats:
@@ -183,43 +140,6 @@ def keep_tail(kept: list[Any], new: list[Any], limit: int) -> None:
     del kept[:-limit]
 
 
-EVENTS_PER_ITERATION = 9
-"""Events one iteration record stands for (see :func:`expand_iteration`)."""
-
-
-def expand_iteration(
-    node_id: str, record: IterationRecord, out_capacity: int | None
-) -> list[PipelineEvent]:
-    """The LOOP, INPUT(_BLOCK) and OUTPUT(_BLOCK) events one iteration record stands for.
-
-    The OUTPUT start is BLOCKED when the queue it sends to was full at that moment.
-    """
-    sequence, frame, t_get, q_before, t_got, t_send, out_before, t_sent, sent, _ = record
-    ok, none = EventStatus.SUCCESS, EventInterval.NONE
-    start, end = EventInterval.START, EventInterval.END
-    full = out_before is not None and out_capacity is not None and out_before >= out_capacity
-    send_status = EventStatus.BLOCKED if full else ok
-    done = ok if sent else EventStatus.CANCELLED
-    # (type, interval, status, queue size, source, time, frame id known yet)
-    rows = (
-        (EventType.LOOP, none, ok, None, "loop", t_get, False),
-        (EventType.INPUT_BLOCK, start, ok, None, "inputs", t_get, False),
-        (EventType.INPUT, start, ok, q_before, "in", t_get, False),
-        (EventType.INPUT, end, ok, None, "in", t_got, True),
-        (EventType.INPUT_BLOCK, end, ok, None, "inputs", t_got, True),
-        (EventType.OUTPUT_BLOCK, start, ok, None, "outputs", t_send, True),
-        (EventType.OUTPUT, start, send_status, out_before, "out", t_send, True),
-        (EventType.OUTPUT, end, done, None, "out", t_sent, True),
-        (EventType.OUTPUT_BLOCK, end, done, None, "outputs", t_sent, True),
-    )
-    return [
-        PipelineEvent(
-            node_id, kind, interval, status, queue, source, t, sequence, frame if known else None
-        )
-        for kind, interval, status, queue, source, t, known in rows
-    ]
-
-
 class Aggregator:
     """Drains the nodes' records at ``interval_s`` and builds :class:`PipelineState` on demand.
 
@@ -253,7 +173,10 @@ class Aggregator:
         self._trace_every = trace_every
         self._trace_frames = trace_frames
         # Bounded rings of raw material; joined into frame traces only when asked.
-        self._trace_rings: list[list[Any]] = [[] for _ in self.links]  # flat, like the records
+        # Per node, immutable chunks of flat iteration values (one per drain): a
+        # snapshot shares the chunks instead of copying every value.
+        self._trace_rings: list[deque[tuple[Any, ...]]] = [deque() for _ in self.links]
+        self._trace_sizes = [0] * len(self.links)
         self._block_ring: deque[Block] = deque(maxlen=trace_frames * 8)
         self._nodes = {link.node_id: _NodeAggregate(window, events_kept) for link in self.links}
         self._lock = threading.Lock()
@@ -313,7 +236,16 @@ class Aggregator:
                 if not frame % every
                 for value in flat[position * width : (position + 1) * width]
             ]
-        keep_tail(self._trace_rings[index], flat, self._trace_frames * width)
+        if not flat:
+            return
+        limit = self._trace_frames * width
+        ring = self._trace_rings[index]
+        chunk = tuple(flat[-limit:])
+        ring.append(chunk)
+        size = self._trace_sizes[index] + len(chunk)
+        while size - len(ring[0]) >= limit:  # the newer chunks still hold ``limit`` values
+            size -= len(ring.popleft())
+        self._trace_sizes[index] = size
 
     def _trace_block(self, index: int, name: str, start: int, end: int, frame: int | None) -> None:
         if frame is not None and not frame % self._trace_every:
@@ -325,87 +257,45 @@ class Aggregator:
         with self._lock:
             return TraceMaterial(
                 tuple(link.node_id for link in self.links),
-                tuple(tuple(ring) for ring in self._trace_rings),
+                tuple(tuple(ring) for ring in self._trace_rings),  # chunk references
                 tuple(self._block_ring),
                 self._trace_frames,
             )
 
-    def state(self) -> PipelineState:
-        """Drain, then return every node's state now."""
+    def readings(self) -> tuple[NodeReading, ...]:
+        """Drain, then read every node now (rendered into node states by the reader)."""
         self.drain()
         now = self._clock.monotonic_ns()
         with self._lock:
-            return PipelineState({link.node_id: self._node_state(link, now) for link in self.links})
+            return tuple(self._reading(link, now) for link in self.links)
 
-    def _node_state(self, link: NodeLink, now: int) -> NodeState:
+    def state(self) -> PipelineState:
+        """Drain, then return every node's state now."""
+        return pipeline_state(self.readings())
+
+    def _reading(self, link: NodeLink, now: int) -> NodeReading:
         node = self._nodes[link.node_id]
-        phase = link.recorder.phase
         loop_stats = node.loop.snapshot()
         if not loop_stats.count and link.fallback is not None:
             loop_stats = in_micros(link.fallback())  # serial mode: the stage's own timer
-        loop_timing = timing_from(loop_stats, now)
-        get_timing = timing_from(node.inputs_get.snapshot(), now)
-        send_timing = timing_from(node.outputs_send.snapshot(), now)
-        inputs: dict[str, InputQueueState] = {}
-        if link.inbox_length is not None:
-            queued = link.inbox_length()
-            if (
-                link.capacity is not None
-                and queued >= link.capacity
-                and (link.upstream_sending is not None and link.upstream_sending())
-            ):
-                input_state = "BLOCKED"
-            elif phase is NodePhase.GETTING_INPUTS and queued == 0:
-                input_state = "WAITING"
-            else:
-                input_state = "IDLE"
-            queue_snapshot = node.queued.snapshot()
-            inputs["in"] = InputQueueState(
-                state=input_state,
-                num_queued=queued,
-                timing=get_timing,
-                queue_stats=QueueStats(
-                    max_queued=int(max(queue_snapshot.maximum, queued)),
-                    min_queued_recent=int(queue_snapshot.recent_min()),
-                    max_queued_recent=int(queue_snapshot.recent_max()),
-                    median_queued_recent=int(queue_snapshot.median()),
-                ),
-            )
-        outputs = {
-            "out": OutputQueueState(
-                state="SENDING" if phase is NodePhase.SENDING_OUTPUTS else "IDLE",
-                timing=send_timing,
-            )
-        }
         # Only the newest records can hold the newest events_kept events.
         records = self._events_kept // EVENTS_PER_ITERATION + 1
-        newest = node.recent_iterations[-records * ITERATION_FIELDS :]
-        events = [
-            event
-            for record in iteration_records(newest)
-            for event in expand_iteration(link.node_id, record, link.out_capacity)
-        ]
-        events.extend(PipelineEvent.from_raw(link.node_id, raw) for raw in node.recent_custom)
-        events.sort(key=operator.attrgetter("timestamp_ns"))
-        return NodeState(
-            state=phase.name,
-            input_states=inputs,
-            output_states=outputs,
-            main_loop_timing=loop_timing,
-            inputs_get_timing=get_timing,
-            outputs_send_timing=send_timing,
-            other_timings={k: timing_from(v.snapshot(), now) for k, v in node.other.items()},
-            events=tuple(events[-self._events_kept :]),
-            unpaired_events=node.unpaired,
+        has_inbox = link.inbox_length is not None
+        return NodeReading(
+            node_id=link.node_id,
+            taken_ns=now,
+            phase=link.recorder.phase,
+            loop=loop_stats,
+            inputs_get=node.inputs_get.snapshot(),
+            outputs_send=node.outputs_send.snapshot(),
+            queued_stats=node.queued.snapshot() if has_inbox else None,
+            queued=link.inbox_length() if link.inbox_length is not None else None,
+            capacity=link.capacity,
+            upstream_sending=link.upstream_sending is not None and link.upstream_sending(),
+            out_capacity=link.out_capacity,
+            other={name: stats.snapshot() for name, stats in node.other.items()},
+            recent_iterations=tuple(node.recent_iterations[-records * ITERATION_FIELDS :]),
+            recent_custom=tuple(node.recent_custom),
+            events_kept=self._events_kept,
+            unpaired=node.unpaired,
         )
-
-
-def in_micros(stats: StatsSnapshot) -> StatsSnapshot:
-    """Re-express a snapshot of seconds (a stage's StopWatch) in microseconds."""
-    return replace(
-        stats,
-        divisor=stats.divisor / 1e6,
-        total=stats.total * 1e6,
-        minimum=stats.minimum * 1e6,
-        maximum=stats.maximum * 1e6,
-    )

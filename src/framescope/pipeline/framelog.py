@@ -9,6 +9,7 @@ them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain
 
 from framescope.pipeline.events import IterationRecord, iteration_records
 from framescope.trace import FrameTrace, StageSpan
@@ -21,10 +22,14 @@ Block = tuple[int, int, str, int, int]
 
 @dataclass(frozen=True, slots=True)
 class TraceMaterial:
-    """Copies of the trace rings: per node (in ``node_ids`` order) its flat iteration values."""
+    """The trace rings at one moment: per node (in ``node_ids`` order) chunks of flat values.
+
+    Each chunk is an immutable tuple of flat iteration values (as recorded),
+    shared with the aggregator rather than copied.
+    """
 
     node_ids: tuple[str, ...] = ()
-    rings: tuple[tuple[int | bool | None, ...], ...] = ()
+    rings: tuple[tuple[tuple[int | bool | None, ...], ...], ...] = ()
     blocks: tuple[Block, ...] = ()
     keep: int = 1000
 
@@ -33,7 +38,7 @@ def join_traces(material: TraceMaterial) -> tuple[FrameTrace, ...]:
     """Join the rings into one trace per sampled frame, oldest first (at most ``keep``)."""
     frames: dict[int, tuple[int, dict[int, IterationRecord]]] = {}
     for index, ring in enumerate(material.rings):
-        for record in iteration_records(list(ring)):
+        for record in iteration_records(list(chain.from_iterable(ring))):
             entry = frames.setdefault(record.frame_id, (record.t_in, {}))
             entry[1][index] = record
     blocks: dict[tuple[int, int], list[tuple[str, int, int]]] = {}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from framescope.pipeline.aggregation import in_micros, timing_from
 from framescope.pipeline.framelog import TraceMaterial
+from framescope.pipeline.nodestate import NodeReading, in_micros, timing_from
 from framescope.pipeline.runtime import Runtime
 from framescope.pipeline.snapshot import PipelineSnapshot, StageSnapshot
 from framescope.pipeline.state import (
@@ -41,10 +41,12 @@ def read_snapshot(tree: StageTree, runtime: Runtime) -> PipelineSnapshot:
     clock = runtime.clock
     taken_ns, wall = clock.monotonic_ns(), clock.wall()
     aggregator = runtime.aggregator
+    state: PipelineState | None = None
+    readings: tuple[NodeReading, ...] = ()
     if aggregator is not None:
-        state = aggregator.state()
+        readings = aggregator.readings()
         material = aggregator.trace_material()
-        phases = {link.node_id: link.recorder.phase.name for link in aggregator.links}
+        phases = {reading.node_id: reading.phase.name for reading in readings}
     else:
         started = runtime.running or tree.closed
         state, material, phases = _plain_state(tree, started, taken_ns), TraceMaterial(), {}
@@ -71,7 +73,8 @@ def read_snapshot(tree: StageTree, runtime: Runtime) -> PipelineSnapshot:
         latency=runtime.latency.statistics(),
         counters=runtime.counters(),
         stages=tuple(stages),
-        state=state,
+        node_readings=readings,
+        _state=state,
         taken_ns=taken_ns,
         wall_time=wall,
         mode=tree.mode,

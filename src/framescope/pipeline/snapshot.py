@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from framescope.pipeline.framelog import TraceMaterial, join_traces
+from framescope.pipeline.nodestate import NodeReading, pipeline_state
 from framescope.pipeline.state import PipelineState, merge_states
 from framescope.pipeline.tree import SEPARATOR
 from framescope.stats import StatsSnapshot
@@ -94,28 +95,40 @@ class PipelineSnapshot:
         latency: end-to-end latency statistics in seconds (``rate()`` is the fps).
         counters: what happened to items (see ``Pipeline.counters``).
         stages: every stage, in pipeline order (nested stages after their parent).
-        state: every node's state, DepthAI style (current with debugging on;
-            otherwise only main-loop timings).
         taken_ns: the pipeline clock's monotonic reading when it was taken.
         wall_time: the wall-clock time when it was taken (UTC).
         mode: ``"serial"``, ``"parallel"`` or None (not started).
         debug: whether debugging was on (node phases, queue evidence, traces).
         trace_material: the raw material of the sampled frame traces.
+        node_readings: with debugging on, each node's reading (see :attr:`state`).
+
+    :attr:`state` (DepthAI's node states) and :attr:`traces` are rendered from
+    the readings of this instant the first time they are read.
     """
 
     pipeline: str
     latency: StatsSnapshot
     counters: dict[str, int] = field(default_factory=dict)
     stages: tuple[StageSnapshot, ...] = ()
-    state: PipelineState = field(default_factory=PipelineState)
     taken_ns: int = 0
     wall_time: datetime.datetime | None = None
     mode: str | None = None
     debug: bool = False
     trace_material: TraceMaterial = field(default_factory=TraceMaterial)
+    node_readings: tuple[NodeReading, ...] = ()
+    _state: PipelineState | None = field(default=None, repr=False, compare=False)
     _traces: tuple[FrameTrace, ...] | None = field(
         default=None, init=False, repr=False, compare=False
     )
+
+    @property
+    def state(self) -> PipelineState:
+        """Every node's state, DepthAI style (current with debugging on; else main-loop timings)."""
+        state = self._state
+        if state is None:
+            state = pipeline_state(self.node_readings)
+            object.__setattr__(self, "_state", state)
+        return state
 
     @property
     def traces(self) -> tuple[FrameTrace, ...]:
@@ -191,7 +204,7 @@ class PipelineSnapshot:
             latency=StatsSnapshot.from_dict(data["latency"]),
             counters={str(k): int(v) for k, v in data.get("counters", {}).items()},
             stages=tuple(StageSnapshot.from_dict(s) for s in data.get("stages", ())),
-            state=PipelineState.from_json(json.dumps(data.get("state", {"node_states": {}}))),
+            _state=PipelineState.from_json(json.dumps(data.get("state", {"node_states": {}}))),
             taken_ns=int(data.get("taken_ns", 0)),
             wall_time=None if wall is None else datetime.datetime.fromisoformat(wall),
             mode=data.get("mode"),
@@ -249,7 +262,7 @@ def merge_snapshots(
         latency=latency,
         counters=counters,
         stages=tuple(stages),
-        state=merged,
+        _state=merged,
         taken_ns=max(s.taken_ns for s in snapshots),
         wall_time=max((s.wall_time for s in snapshots if s.wall_time is not None), default=None),
         mode=snapshots[0].mode if len({s.mode for s in snapshots}) == 1 else None,
