@@ -65,7 +65,7 @@ def main() -> int:
     print(f"10-stage threaded pipeline, debugging on, {args.items:,} items, {args.calls} calls")
     p90 = statistics.quantiles(snapshot_ms, n=10)[-1]
     verdict = "ok" if ok else "MISSED"
-    print(f"  snapshot():                median {median:.3f} ms, p90 {p90:.3f} ms  < 1 ms {verdict}")
+    print(f"  snapshot():              median {median:.3f} ms, p90 {p90:.3f} ms  < 1 ms {verdict}")
     print(f"  11 timers' statistics():   median {statistics.median(floor_ms):.3f} ms (floor)")
     print(f"  first .traces ({len(traces)} frames): {join_ms:.1f} ms (joined on first use)")
     print(f"  to_dict() with the traces: {dict_ms:.1f} ms")
