@@ -5,11 +5,13 @@ Run: python benchmarks/pipeline.py [--items N] [--no-pystream] [--pystream-venv 
 1. Overhead: 4 empty stages in threads, N items. framescope vs the floor (bare
    threads passing items through queue.Queue of the same size) and vs PyStream
    0.2.0, which the script installs into a throw-away virtual environment (it
-   needs numpy<2; it never becomes a dependency of this project).
-   Targets: >= 80% of the floor; above PyStream at queue size 1.
+   needs numpy<2; it never becomes a dependency of this project). Floor and
+   framescope runs alternate; the verdict is the median of the per-pair ratios.
+   Targets: >= 95% of the floor at queue size 1; above PyStream.
 2. Pipelining: 4 stages that each release the GIL for 10 ms, 300 items.
    Target: >= 97% of the ideal 100 items/s.
-3. Serial overhead per stage call. Target: < 2 us.
+3. Serial overhead per stage call (median of 7 rounds). Target: <= 0.6 us on
+   the reference machine, checked as <= 14.8 bare clock reads of the same round.
 4. Cleanup of an idle parallel pipeline. Target: < 100 ms.
 
 In every threaded run the fourth stage counts items and signals the N-th, and
@@ -21,12 +23,14 @@ from __future__ import annotations
 import argparse
 import os
 import queue
+import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
 import threading
 import time
+import timeit
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -227,15 +231,41 @@ def run_serial_overhead(items: int, stages: int) -> tuple[float, float]:
     return ours, bare
 
 
-def report_serial_overhead() -> bool:
-    """Print the serial per-stage overhead; True when it meets the target."""
-    print("\n3. serial overhead per stage call (10 identity stages, 20,000 items)")
-    ours_ns, bare_ns = run_serial_overhead(20_000, 10)
-    overhead_us = (ours_ns - bare_ns) / 1000
-    ok = overhead_us < 2.0
+def clock_read_ns() -> float:
+    """What one bare time.perf_counter_ns() costs here (best of 3 x 200,000 calls)."""
+    return min(timeit.repeat(time.perf_counter_ns, number=200_000, repeat=3)) / 200_000 * 1e9
+
+
+#: 0.6 us on the reference machine, where a bare clock read took 40.6 ns.
+SERIAL_TARGET_READS = 0.6e3 / 40.6
+
+
+def report_serial_overhead(rounds: int = 7) -> bool:
+    """Print the serial per-stage overhead (median of rounds); True when it meets the target.
+
+    The target is 0.6 us on the reference machine; machines differ in speed
+    (and this one from day to day), so it is checked in units of a bare clock
+    read measured in the same round: <= 14.8 reads.
+    """
     print(
-        f"   {ours_ns:.0f} ns per stage call vs {bare_ns:.0f} ns bare: "
-        f"overhead {overhead_us:.2f} us  < 2 us {'ok' if ok else 'MISSED'}"
+        f"\n3. serial overhead per stage call (10 identity stages, 20,000 items, {rounds} rounds)"
+    )
+    rounds_done = []
+    for _ in range(rounds):
+        ours, bare = run_serial_overhead(20_000, 10)
+        rounds_done.append((ours, bare, clock_read_ns()))
+    overhead_ns = statistics.median(ours - bare for ours, bare, _ in rounds_done)
+    in_reads = statistics.median((ours - bare) / read for ours, bare, read in rounds_done)
+    ours_ns = statistics.median(ours for ours, _, _ in rounds_done)
+    bare_ns = statistics.median(bare for _, bare, _ in rounds_done)
+    read_ns = statistics.median(read for _, _, read in rounds_done)
+    ok = in_reads <= SERIAL_TARGET_READS
+    print(
+        f"   {ours_ns:.0f} ns per stage call, {bare_ns:.0f} ns bare: overhead {overhead_ns:.0f} ns"
+    )
+    print(
+        f"   = {in_reads:.1f} bare clock reads ({read_ns:.1f} ns each here); target <= "
+        f"{SERIAL_TARGET_READS:.1f} (0.6 us at 40.6 ns a read) {'ok' if ok else 'MISSED'}"
     )
     return ok
 
@@ -262,7 +292,7 @@ def report_idle_cleanup() -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=20_000, help="items per overhead run")
-    parser.add_argument("--runs", type=int, default=3, help="runs per figure (best is kept)")
+    parser.add_argument("--runs", type=int, default=7, help="runs per figure")
     parser.add_argument("--no-pystream", action="store_true", help="skip the PyStream runs")
     parser.add_argument("--pystream-venv", type=Path, default=None, help="reuse this venv")
     args = parser.parse_args()
@@ -279,17 +309,20 @@ def main() -> int:
             venv_dir = args.pystream_venv
         python = pystream_python(venv_dir)
 
-    print(f"\n1. overhead: 4 empty stages in threads, {n:,} items, best of {runs}")
+    print(f"\n1. overhead: 4 empty stages in threads, {n:,} items, median of {runs} pairs")
     print(f"{'queue size':>10} {'floor/s':>10} {'ours/s':>10} {'ours/floor':>11} target")
     for size in (1, 8):
-        floor = best(runs, lambda size=size: run_floor(n, size).steady_rate())
-        ours = best(runs, lambda size=size: run_framescope(n, size).steady_rate())
-        ok = ours >= 0.8 * floor
+        floors, ourses = [], []
+        for _ in range(runs):  # alternate, so a slow spell of the machine hits both
+            floors.append(run_floor(n, size).steady_rate())
+            ourses.append(run_framescope(n, size).steady_rate())
+        ratio = statistics.median(o / f for o, f in zip(ourses, floors, strict=True))
+        floor, ours = statistics.median(floors), statistics.median(ourses)
+        target = 0.95 if size == 1 else 0.0
+        ok = ratio >= target
         failed |= not ok
-        print(
-            f"{size:>10} {floor:>10,.0f} {ours:>10,.0f} {ours / floor:>10.0%}  "
-            f">= 80% {'ok' if ok else 'MISSED'}"
-        )
+        goal = f">= {target:.0%} {'ok' if ok else 'MISSED'}" if target else "(no target)"
+        print(f"{size:>10} {floor:>10,.0f} {ours:>10,.0f} {ratio:>10.0%}  {goal}")
         if size == 1 and python is not None:
             theirs = best(runs, lambda: run_pystream(python, n))
             ok = ours > theirs

@@ -14,7 +14,15 @@ from typing import Any
 from framescope.pipeline.errors import ErrorPolicy, StageError
 from framescope.timepiece import StopWatch
 
-__all__ = ["Envelope", "ItemFailedError", "Unit", "close_span", "item_processor", "open_span"]
+__all__ = [
+    "Envelope",
+    "ItemFailedError",
+    "Process",
+    "Unit",
+    "close_span",
+    "item_processor",
+    "open_span",
+]
 
 
 class Envelope:
@@ -39,56 +47,67 @@ class ItemFailedError(Exception):
         self.policy = policy
 
 
-Unit = Callable[[Envelope], Envelope]
-"""What one runner does to each item (one stage, or several run inline)."""
+Unit = Callable[[Envelope, int], int]
+"""What one runner does to each item: ``unit(envelope, start_ns) -> end_ns``.
+
+It processes ``envelope.data`` in place (one stage, or several run inline)
+and times itself with the clock reading the caller already took when it
+started (``start_ns``), returning the reading it ended on. Consecutive units
+chain these readings, so timing a stage costs one clock read, not two.
+"""
 
 Fail = Callable[[ItemFailedError], bool]
 """Applies a failure's policy; True when the item travels on, marked as failed."""
 
+Process = Callable[[Envelope, int], "int | None"]
+"""The per-item protocol: ``process(envelope, start_ns)`` -> end_ns, or None when the item ends."""
 
-def item_processor(unit: Unit, fail: Fail) -> Callable[[Envelope], bool]:
+
+def item_processor(unit: Unit, fail: Fail, now: Callable[[], int]) -> Process:
     """The per-item protocol: run ``unit`` on an envelope, apply the policy on failure.
 
-    The returned function returns False when the item ends here (its stage
-    failed under ``skip`` or ``stop``), True when it goes on: processed, or
-    marked with its error so that the error reaches the results in its place.
-    An item that an earlier stage failed on passes through unprocessed.
+    The returned function returns the clock reading the item was done at, or
+    None when the item ends here (its stage failed under ``skip`` or
+    ``stop``). An item that fails under ``raise`` goes on, marked with its
+    error, so that the error reaches the results in its place; an item that
+    an earlier stage failed on passes through unprocessed.
     """
 
-    def process(envelope: Envelope) -> bool:
+    def process(envelope: Envelope, start: int) -> int | None:
         if envelope.error is None:
             try:
-                unit(envelope)
+                return unit(envelope, start)
             except ItemFailedError as failure:
                 if not fail(failure):
-                    return False
+                    return None
                 envelope.error = failure.error
-        return True
+                return now()
+        return start
 
     return process
 
 
-def open_span(unit: Unit, key: int, now: Callable[[], int]) -> Unit:
-    """Wrap ``unit`` so that it first stamps the start of a nested pipeline's span."""
+def open_span(unit: Unit, key: int) -> Unit:
+    """Wrap ``unit`` so that it first notes the start of a nested pipeline's span."""
 
-    def opening(envelope: Envelope) -> Envelope:
+    def opening(envelope: Envelope, start: int) -> int:
         if envelope.marks is None:
             envelope.marks = {}
-        envelope.marks[key] = now()
-        return unit(envelope)
+        envelope.marks[key] = start
+        return unit(envelope, start)
 
     return opening
 
 
 def close_span(unit: Unit, key: int, watch: StopWatch) -> Unit:
     """Wrap ``unit`` so that afterwards it records the nested pipeline's span on ``watch``."""
-    now = watch.clock.monotonic_ns
+    record = watch.record
 
-    def closing(envelope: Envelope) -> Envelope:
-        envelope = unit(envelope)
+    def closing(envelope: Envelope, start: int) -> int:
+        end = unit(envelope, start)
         marks = envelope.marks
         if marks is not None and key in marks:
-            watch.record(marks.pop(key), now())
-        return envelope
+            record(marks.pop(key), end)
+        return end
 
     return closing

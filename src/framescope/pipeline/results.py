@@ -66,6 +66,8 @@ class ResultBuffer:
 
     def pop_error(self) -> StageError | None:
         """Remove and return the oldest waiting error, or None."""
+        if not self._errors:  # the common case, without the lock (an int read is atomic)
+            return None
         with self._cond:
             if not self._errors:
                 return None

@@ -28,7 +28,7 @@ from framescope.pipeline.errors import (
     StageError,
 )
 from framescope.pipeline.events import EventRecorder, NodePhase
-from framescope.pipeline.item import Envelope, ItemFailedError, item_processor
+from framescope.pipeline.item import Envelope, ItemFailedError, Process, item_processor
 from framescope.pipeline.loop import InputLoop
 from framescope.pipeline.results import NOTHING, ResultBuffer
 from framescope.pipeline.tree import PARALLEL, SERIAL, StageTree
@@ -92,8 +92,8 @@ class Runtime:
         self._lock = threading.Lock()
         self._start_lock = threading.Lock()
         self._counts = dict.fromkeys(("forwarded", "completed", "rejected", "dropped", "failed"), 0)
-        self._process_now = item_processor(self._run_inline, self._fail_now)
-        self._process_later = item_processor(self._run_inline, self._fail_later)
+        self._process_now: Process | None = None  # the serial runner's, built at the start
+        self._process_later: Process | None = None
 
     # -- starting --------------------------------------------------------------------
 
@@ -129,6 +129,10 @@ class Runtime:
         """Start the threads (threaded mode) and the aggregator (debugging)."""
         if self.tree.mode == PARALLEL:
             self._start_threads()
+        else:
+            inline, now = self.tree.inline_unit(), self.clock.monotonic_ns
+            self._process_now = item_processor(inline, self._fail_now, now)
+            self._process_later = item_processor(inline, self._fail_later, now)
         if self._make_aggregator is not None:
             self.aggregator = self._make_aggregator(self._node_links())
             self.aggregator.start()
@@ -139,13 +143,13 @@ class Runtime:
         default = self.settings.queue_size
         channels = [Channel(spec.queue_size or default) for spec in specs]
         self._channels, self._input = channels, channels[0]
-        fail = self._fail_later
+        fail, now = self._fail_later, self.clock.monotonic_ns
         for index, spec in enumerate(specs):
             outbox = channels[index + 1] if index + 1 < len(channels) else None
             self.workers.append(
                 Worker(
                     spec.label,
-                    item_processor(spec.unit, fail),
+                    item_processor(spec.unit, fail, now),
                     channels[index],
                     self.deliver if outbox is None else outbox.put,
                     outbox_length=None if outbox is None else outbox.length_function(),
@@ -196,12 +200,17 @@ class Runtime:
         ``raise_now``: a stage error of this very item (serial mode) is raised
         to the caller, as the policy says. Returns False when it was refused.
         """
-        envelope = Envelope(data, self.clock.monotonic_ns(), next(self._frame_ids))
+        if not self.running:
+            self.ensure_started()
+        t_in = self.clock.monotonic_ns()
+        envelope = Envelope(data, t_in, next(self._frame_ids))
         if self.tree.mode == SERIAL:
             self.count("forwarded")
             process = self._process_now if raise_now else self._process_later
-            if process(envelope):
-                self.deliver(envelope)
+            assert process is not None
+            done = process(envelope, t_in)
+            if done is not None:
+                self.deliver(envelope, done)
             return True
         channel = self._input
         assert channel is not None
@@ -232,16 +241,16 @@ class Runtime:
         self.count("dropped" if settings.overflow is OverflowPolicy.DROP_NEWEST else "rejected")
         return False
 
-    def _run_inline(self, envelope: Envelope) -> Envelope:
-        envelope.data = self.tree.run_inline(envelope.data, envelope.frame_id)
-        return envelope
+    def deliver(self, envelope: Envelope, done_ns: int | None = None) -> bool:
+        """Hand a finished item to the results (its error, when a stage failed on it).
 
-    def deliver(self, envelope: Envelope) -> bool:
-        """Hand a finished item to the results (its error, when a stage failed on it)."""
+        ``done_ns`` is the reading it was finished at (read now when not given).
+        """
         if envelope.error is not None:
             self.results.put_error(envelope.error)
             return True
-        self.latency.record(envelope.t_in, self.clock.monotonic_ns())
+        end = self.clock.monotonic_ns() if done_ns is None else done_ns
+        self.latency.record(envelope.t_in, end)
         self.results.put(envelope.data)
         self.count("completed")
         return True

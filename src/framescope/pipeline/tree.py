@@ -3,8 +3,8 @@
 A :class:`StageTree` is what a pipeline is made of before it runs: its steps
 in order, each with its timer, error policy and event recorder, and possibly a
 nested tree. It knows nothing of the pipeline facade or of threads; the
-runtime asks it to run inline (:meth:`StageTree.run_inline`) or to compile into
-one unit per thread (:meth:`StageTree.units`).
+runtime asks it for one unit that runs inline (:meth:`StageTree.inline_unit`) or
+for one unit per thread (:meth:`StageTree.units`).
 """
 
 from __future__ import annotations
@@ -63,20 +63,12 @@ class Step:
     qualified: str = ""
     failures: int = 0
 
-    def run(self, data: Any) -> Any:
-        """Run the stage on ``data``, timed; a failure becomes :class:`ItemFailedError`."""
-        now = self.watch.clock.monotonic_ns
-        start = now()
-        try:
-            result = self.stage(data)
-        except ItemFailedError:
-            raise
-        except Exception as error:
-            self.failures += 1
-            failure = ItemFailedError(StageError(self.qualified, data, error), self.on_error)
-            raise failure from error
-        self.watch.record(start, now())
-        return result
+    def failure(self, data: Any, error: Exception) -> ItemFailedError:
+        """Count a failure of the stage on ``data`` and wrap it for the runtime."""
+        self.failures += 1
+        failure = ItemFailedError(StageError(self.qualified, data, error), self.on_error)
+        failure.__cause__ = error
+        return failure
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,14 +82,59 @@ class UnitSpec:
 
 
 def step_unit(step: Step) -> Unit:
-    """The unit that runs one plain step on an envelope."""
-    run = step.run
+    """The unit that runs one step: timed from the reading it is given to the one it takes.
 
-    def unit(envelope: Envelope) -> Envelope:
-        envelope.data = run(envelope.data)
-        return envelope
+    A step that nests a pipeline runs that pipeline's stages inline and times
+    their whole span.
+    """
+    record = step.watch.record
+    if step.child is not None:
+        inner = step.child.inline_unit()
+
+        def nested(envelope: Envelope, start: int) -> int:
+            end = inner(envelope, start)
+            record(start, end)
+            return end
+
+        return nested
+    stage, now = step.stage, step.watch.clock.monotonic_ns
+
+    def unit(envelope: Envelope, start: int) -> int:
+        data = envelope.data
+        try:
+            result = stage(data)
+        except ItemFailedError:
+            raise
+        except Exception as error:
+            raise step.failure(data, error) from error
+        end = now()
+        record(start, end)
+        envelope.data = result
+        return end
 
     return unit
+
+
+def _flat_unit(steps: list[Step], now: Callable[[], int]) -> Unit:
+    """:func:`step_unit` of plain steps, fused into one loop (the serial hot path)."""
+    plan = [(step.stage, step.watch.record, step) for step in steps]
+
+    def run(envelope: Envelope, start: int) -> int:
+        data = envelope.data
+        for stage, record, step in plan:
+            try:
+                data = stage(data)
+            except ItemFailedError:
+                raise
+            except Exception as error:
+                raise step.failure(data, error) from error
+            end = now()
+            record(start, end)
+            start = end
+        envelope.data = data
+        return start
+
+    return run
 
 
 class StageTree:
@@ -213,27 +250,46 @@ class StageTree:
                 keys.append(step.qualified)
         return keys
 
-    def run_inline(self, data: Any, frame_id: int | None = None) -> Any:
-        """Run every stage on ``data`` in this thread (serial mode, or as a nested stage).
+    def inline_unit(self) -> Unit:
+        """One unit that runs every stage in turn in the calling thread (serial, or nested).
 
-        With debugging on, each stage's node shows PROCESSING while it runs and
-        its custom events carry ``frame_id``.
+        Each stage is timed from the previous one's end reading. With
+        debugging on, each stage's node shows PROCESSING while it runs, and
+        its custom events carry the item's frame id.
         """
+        units = [step_unit(step) for step in self.steps]
+        if not self.debug and all(step.child is None for step in self.steps):
+            return _flat_unit(self.steps, self.clock.monotonic_ns)
         if not self.debug:
-            for step in self.steps:
-                data = step.run(data)
-            return data
-        for step in self.steps:
-            recorder = step.recorder
-            recorder.frame_id = frame_id
-            recorder.phase = NodePhase.PROCESSING
-            outer = bind_recorder(recorder)
-            try:
-                data = step.run(data)
-            finally:
-                recorder.phase = NodePhase.IDLE
-                bind_recorder(outer)
-        return data
+
+            def run(envelope: Envelope, start: int) -> int:
+                for unit in units:
+                    start = unit(envelope, start)
+                return start
+
+            return run
+        pairs = [(unit, step.recorder) for unit, step in zip(units, self.steps, strict=True)]
+        processing, idle = NodePhase.PROCESSING, NodePhase.IDLE
+
+        def run_recorded(envelope: Envelope, start: int) -> int:
+            for unit, recorder in pairs:
+                recorder.frame_id = envelope.frame_id
+                recorder.phase = processing
+                outer = bind_recorder(recorder)
+                try:
+                    start = unit(envelope, start)
+                finally:
+                    recorder.phase = idle
+                    bind_recorder(outer)
+            return start
+
+        return run_recorded
+
+    def run_inline(self, data: Any) -> Any:
+        """Run every stage on ``data`` in this thread and return the result (an inline unit)."""
+        envelope = Envelope(data, 0)
+        self.inline_unit()(envelope, self.clock.monotonic_ns())
+        return envelope.data
 
     def units(self) -> list[UnitSpec]:
         """Compile into one unit per thread, in order, for a threaded run.
@@ -243,7 +299,6 @@ class StageTree:
         a serial one runs inline inside one unit.
         """
         specs: list[UnitSpec] = []
-        now = self.clock.monotonic_ns
         for step in self.steps:
             child = step.child
             if child is not None and child.mode == PARALLEL:
@@ -251,9 +306,7 @@ class StageTree:
                 key = id(step)
                 first = inner[0]
                 size = step.queue_size if step.queue_size is not None else first.queue_size
-                inner[0] = UnitSpec(
-                    open_span(first.unit, key, now), size, first.label, first.recorder
-                )
+                inner[0] = UnitSpec(open_span(first.unit, key), size, first.label, first.recorder)
                 last = inner[-1]
                 inner[-1] = UnitSpec(
                     close_span(last.unit, key, step.watch),

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from framescope.clock import Clock
 from framescope.pipeline.channel import CLOSED, Channel
 from framescope.pipeline.events import EventRecorder, NodePhase
-from framescope.pipeline.item import Envelope
+from framescope.pipeline.item import Envelope, Process
 from framescope.running import bind_recorder
 
 __all__ = ["Worker"]
@@ -18,7 +18,8 @@ class Worker:
     """One thread of a threaded pipeline: takes envelopes, processes them, sends them on.
 
     It is given only the callables it needs: ``process`` (the per-item
-    protocol, see :func:`~framescope.pipeline.item.item_processor`) and
+    protocol, see :func:`~framescope.pipeline.item.item_processor`, given the
+    reading taken when the item arrived) and
     ``send`` (put into the next queue, or deliver the result; False when the
     pipeline stopped taking items). With the recorder enabled it also
     records each iteration for the aggregator: one flat
@@ -27,7 +28,8 @@ class Worker:
 
     Args:
         label: the node id (profile key) of the unit it runs.
-        process: runs the unit on an envelope; False when the item ends here.
+        process: runs the unit on an envelope from a start reading; returns the end
+            reading, or None when the item ends here.
         inbox: the queue it takes items from.
         send: hands a processed envelope on.
         outbox_length: the length of the queue ``send`` puts into (None: it delivers).
@@ -38,7 +40,7 @@ class Worker:
     def __init__(
         self,
         label: str,
-        process: Callable[[Envelope], bool],
+        process: Process,
         inbox: Channel,
         send: Callable[[Envelope], bool],
         *,
@@ -70,7 +72,7 @@ class Worker:
         )
         if recording:
             bind_recorder(recorder)
-        sequence = queued = t_got = 0
+        sequence = queued = 0
         t_get = now()  # the end of one iteration is the start of the next
         try:
             while True:
@@ -80,11 +82,12 @@ class Worker:
                 envelope = get()
                 if envelope is CLOSED:
                     return
+                t_got = now()
                 if recording:
-                    t_got = now()
                     recorder.phase = processing
                     recorder.frame_id = envelope.frame_id
-                if not process(envelope):
+                t_send = process(envelope, t_got)
+                if t_send is None:  # the item ends here (skipped, or the pipeline stopped)
                     if recording:
                         t = now()
                         frame, t_in = envelope.frame_id, envelope.t_in
@@ -95,7 +98,6 @@ class Worker:
                     if not send(envelope):
                         return
                     continue
-                t_send = now()
                 recorder.phase = sending
                 out_queued = outbox_length() if outbox_length is not None else None
                 sent = send(envelope)
