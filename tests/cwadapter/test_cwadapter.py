@@ -190,7 +190,8 @@ def test_cw_tachometer_as_older_code_writes_it(moto: MotoEndpoint, clock: FakeCl
 
 def test_endpoint_down_then_back(moto: MotoEndpoint, clock: FakeClock) -> None:
     clock.jump_wall(datetime.datetime.now(UTC) - clock.wall())
-    with adapter_for(moto) as adapter:
+    retries = FakeClock()  # the delivery back-off waits on it: the test moves it on
+    with adapter_for(moto, clock=retries, retry_initial=1.0, retry_max=8.0) as adapter:
         tach = ticking_tachometer(clock, adapter)
         tach.tick()
         moto.stop()  # the endpoint dies mid-run
@@ -198,11 +199,14 @@ def test_endpoint_down_then_back(moto: MotoEndpoint, clock: FakeClock) -> None:
             clock.advance(1.0)
             tach.tick()
         assert tach.reports == 3  # the frame loop went on; nothing raised
+        assert wait_until(lambda: adapter.counters()["failed_attempts"] >= 1)
+        retries.advance(1.0)  # the first back-off (at most retry_initial) is over
         assert wait_until(lambda: adapter.counters()["failed_attempts"] >= 2)
         assert not adapter.flush(timeout=0.1)
         counts = adapter.counters()
         assert counts["pending"] == 3 and counts["sent"] == 0
         moto.start()  # and comes back: the buffered data go out, in order
+        retries.advance(2.0)  # the second back-off
         assert adapter.flush(timeout=10)
         counts = adapter.counters()
     assert counts["sent"] == 3 and counts["dropped"] == 0
@@ -214,7 +218,10 @@ def test_full_buffer_drops_the_oldest(moto: MotoEndpoint, caplog: pytest.LogCapt
     moto.stop()
     base = datetime.datetime.now(UTC).replace(second=0, microsecond=0)
     caplog.set_level(logging.WARNING)
-    with adapter_for(moto, max_buffer=5, metric_name="burst") as adapter:
+    retries = FakeClock()
+    with adapter_for(
+        moto, max_buffer=5, metric_name="burst", clock=retries, retry_initial=1.0
+    ) as adapter:
         for minute in range(8):
             snapshot = _one_sample_snapshot(float(minute + 1))
             adapter.send_metrics(base - datetime.timedelta(minutes=10 - minute), snapshot)
@@ -225,6 +232,7 @@ def test_full_buffer_drops_the_oldest(moto: MotoEndpoint, caplog: pytest.LogCapt
         assert counts["dropped"] == 3 and counts["pending"] == 5
         assert "buffer full" in caplog.text
         moto.start()
+        retries.advance(1.0)  # past the back-off
         assert adapter.flush(timeout=10)
     points = statistics(moto, "burst", {"Device": "cam-1"})
     assert [p["Sum"] for p in points] == [4.0, 5.0, 6.0, 7.0, 8.0]
@@ -254,10 +262,13 @@ def test_missing_credentials_are_retried_not_raised(
         "no_creds",
         boto3_session=boto3.Session(region_name="eu-west-1"),
         endpoint_url=moto.url,
-        retry_initial=0.02,
-        retry_max=0.05,
+        retry_initial=1.0,
+        retry_max=4.0,
+        clock=(retries := FakeClock()),
     )
     adapter.send_metrics(datetime.datetime.now(UTC), _one_sample_snapshot(1.0))
+    assert wait_until(lambda: adapter.counters()["failed_attempts"] >= 1)
+    retries.advance(1.0)
     assert wait_until(lambda: adapter.counters()["failed_attempts"] >= 2)
     counts = adapter.counters()
     assert counts["pending"] == 1 and counts["sent"] == 0

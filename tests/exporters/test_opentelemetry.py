@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -139,6 +140,34 @@ def test_frame_traces_become_nested_spans(clock: FakeClock) -> None:
     infer_spans = sorted(stages, key=lambda s: s.start_time)
     assert [s.end_time - s.start_time for s in infer_spans] == [4_000_000, 2_000_000, 4_000_000]
     assert sorted(f.attributes["framescope.frame_id"] for f in frames) == [0, 1, 2]
+    exporter.close()
+    provider.shutdown()
+    tracer_provider.shutdown()
+    pipeline.cleanup()
+
+
+def test_a_metrics_collection_makes_no_spans_the_trace_schedule_does(clock: FakeClock) -> None:
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    pipeline = build_pipeline(clock, threaded=True)
+    schedule = FakeClock()  # drives the exporter's trace interval
+    exporter = OpenTelemetryExporter(
+        provider, tracer_provider=tracer_provider, trace_interval=5, clock=schedule
+    )
+    exporter.add_pipeline(pipeline, traces=True)
+    run_items(pipeline, 4)
+    assert value(points(reader), "framescope.pipeline.items", pipeline="Cam", outcome="completed")
+    assert spans.get_finished_spans() == ()  # collecting metrics made no span
+    assert exporter.spans_exported == 0
+    schedule.advance(5)
+    deadline = time.monotonic() + 10
+    while exporter.spans_exported < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert exporter.spans_exported == 4
+    assert len([s for s in spans.get_finished_spans() if s.name == "frame"]) == 4
     exporter.close()
     provider.shutdown()
     tracer_provider.shutdown()

@@ -16,12 +16,14 @@ from framescope.timepiece import StopWatch
 
 __all__ = [
     "Envelope",
+    "Fail",
     "ItemFailedError",
     "Process",
     "Unit",
     "close_span",
     "item_processor",
     "open_span",
+    "stage_processor",
 ]
 
 
@@ -78,13 +80,54 @@ def item_processor(unit: Unit, fail: Fail, now: Callable[[], int]) -> Process:
             try:
                 return unit(envelope, start)
             except ItemFailedError as failure:
-                if not fail(failure):
-                    return None
-                envelope.error = failure.error
-                return now()
+                return _failed(envelope, failure, fail, now)
         return start
 
     return process
+
+
+def stage_processor(
+    stage: Callable[[Any], Any],
+    record: Callable[[int, int], None],
+    wrap: Callable[[Any, Exception], ItemFailedError],
+    fail: Fail,
+    now: Callable[[], int],
+) -> Process:
+    """:func:`item_processor` of a unit that is one plain stage, in one function.
+
+    The same protocol, with the stage call, its timing (``record(start,
+    end)``) and the wrapping of its error (``wrap(item, error)``) written in
+    place: a thread that runs one stage saves two Python calls per item, which
+    is a measurable share of an empty stage's cost. Failures end in the same
+    place as :func:`item_processor`'s.
+    """
+
+    def process(envelope: Envelope, start: int) -> int | None:
+        if envelope.error is None:
+            data = envelope.data
+            try:
+                result = stage(data)
+            except ItemFailedError as failure:
+                return _failed(envelope, failure, fail, now)
+            except Exception as error:
+                return _failed(envelope, wrap(data, error), fail, now)
+            end = now()
+            record(start, end)
+            envelope.data = result
+            return end
+        return start
+
+    return process
+
+
+def _failed(
+    envelope: Envelope, failure: ItemFailedError, fail: Fail, now: Callable[[], int]
+) -> int | None:
+    """Apply the policy to a failed item: None when it ends here, else mark it and go on."""
+    if not fail(failure):
+        return None
+    envelope.error = failure.error
+    return now()
 
 
 def open_span(unit: Unit, key: int) -> Unit:

@@ -28,10 +28,17 @@ from framescope.pipeline.errors import (
     StageError,
 )
 from framescope.pipeline.events import EventRecorder, NodePhase
-from framescope.pipeline.item import Envelope, ItemFailedError, Process, item_processor
+from framescope.pipeline.item import (
+    Envelope,
+    Fail,
+    ItemFailedError,
+    Process,
+    item_processor,
+    stage_processor,
+)
 from framescope.pipeline.loop import InputLoop
 from framescope.pipeline.results import NOTHING, ResultBuffer
-from framescope.pipeline.tree import PARALLEL, SERIAL, StageTree
+from framescope.pipeline.tree import PARALLEL, SERIAL, StageTree, UnitSpec
 from framescope.pipeline.worker import Worker
 from framescope.timepiece import StopWatch
 
@@ -149,7 +156,7 @@ class Runtime:
             self.workers.append(
                 Worker(
                     spec.label,
-                    item_processor(spec.unit, fail, now),
+                    _processor(spec, fail, now),
                     channels[index],
                     self.deliver if outbox is None else outbox.put,
                     outbox_length=None if outbox is None else outbox.length_function(),
@@ -405,6 +412,14 @@ class Runtime:
                 ", ".join(hung),
             )
         return hung
+
+
+def _processor(spec: UnitSpec, fail: Fail, now: Callable[[], int]) -> Process:
+    """The per-item protocol for one thread's unit (fused when it is one plain stage)."""
+    step = spec.step
+    if step is None:
+        return item_processor(spec.unit, fail, now)
+    return stage_processor(step.stage, step.watch.record, step.failure, fail, now)
 
 
 def _sending(recorder: EventRecorder) -> Callable[[], bool]:

@@ -73,12 +73,17 @@ class Step:
 
 @dataclass(frozen=True, slots=True)
 class UnitSpec:
-    """What one thread of a threaded run does: its unit, queue size, label and recorder."""
+    """What one thread of a threaded run does: its unit, queue size, label and recorder.
+
+    ``step`` is set when the unit is exactly one plain step (the runtime then
+    runs that stage through the fused :func:`~framescope.pipeline.item.stage_processor`).
+    """
 
     unit: Unit
     queue_size: int | None
     label: str
     recorder: EventRecorder
+    step: Step | None = None
 
 
 def step_unit(step: Step) -> Unit:
