@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 
@@ -9,19 +10,28 @@ from framescope.clock import TimeSource, wait_on
 
 __all__ = ["run_every"]
 
+logger = logging.getLogger(__name__)
+
 _EXIT_POLL_S = 0.5
 """The longest single wait: how soon the loop notices that the main thread has finished."""
 
 
 def run_every(
-    clock: TimeSource, stop: threading.Event, interval_s: float, action: Callable[[], None]
+    clock: TimeSource,
+    stop: threading.Event,
+    interval_s: float,
+    action: Callable[[], object],
+    *,
+    what: str,
+    failed: Callable[[], None] | None = None,
 ) -> None:
     """Call ``action`` every ``interval_s`` seconds of ``clock`` until ``stop`` is set.
 
     The slots are on a fixed grid (a slow action does not shift the later
     ones; slots it overran are skipped). The loop also returns once the main
     thread has finished, so a thread running it never holds up the
-    interpreter's exit. ``action`` must handle its own errors.
+    interpreter's exit. An action that raises is logged (as ``what``) and
+    counted through ``failed``; the loop goes on.
     """
     interval_ns = max(1, round(interval_s * 1e9))
     now = clock.monotonic_ns
@@ -34,4 +44,9 @@ def run_every(
         if now() < due:
             continue
         due += interval_ns * ((now() - due) // interval_ns + 1)
-        action()
+        try:
+            action()
+        except Exception:  # a failing round must never end the loop
+            logger.exception("%s failed", what)
+            if failed is not None:
+                failed()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime
-import logging
 import threading
 from collections.abc import Mapping
 from types import TracebackType
@@ -20,8 +19,6 @@ from framescope.pipeline.snapshot import PipelineSnapshot
 from framescope.stats import StatsSnapshot
 
 __all__ = ["PipelineMetricsExporter", "PipelineStateExporter", "pipeline_data"]
-
-logger = logging.getLogger(__name__)
 
 #: The percentiles sent for each latency: the Summary field, and the metric-name suffix.
 PERCENTILES = (("median", "P50"), ("p90", "P90"), ("p99", "P99"))
@@ -210,14 +207,17 @@ class PipelineMetricsExporter:
         return self
 
     def _run(self) -> None:
-        run_every(self.clock, self._stop, self.interval, self._report_logged)
+        run_every(
+            self.clock,
+            self._stop,
+            self.interval,
+            self.report,
+            what=f"reporting pipeline {self.pipeline.name!r} to CloudWatch",
+            failed=self._count_error,
+        )
 
-    def _report_logged(self) -> None:
-        try:
-            self.report()
-        except Exception:  # a report must never kill the reporting thread
-            self.report_errors += 1
-            logger.exception("reading pipeline %r for CloudWatch failed", self.pipeline.name)
+    def _count_error(self) -> None:
+        self.report_errors += 1
 
     def counters(self) -> DeliveryCounters:
         """Delivery counts (submitted, sent, dropped, rejected, failed_attempts, pending)."""

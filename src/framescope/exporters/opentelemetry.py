@@ -35,7 +35,6 @@ a metrics collection.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
@@ -54,8 +53,6 @@ from framescope.stats import StatsSnapshot
 from framescope.timepiece.tachometers import BaseTachometer
 from framescope.timepiece.timers import BaseTimer
 from framescope.trace import FrameTrace
-
-logger = logging.getLogger(__name__)
 
 _metrics_api = require("opentelemetry.metrics", "otel", "the OpenTelemetry exporter")
 _trace_api = require("opentelemetry.trace", "otel", "the OpenTelemetry exporter")
@@ -177,13 +174,8 @@ class OpenTelemetryExporter:
         return self
 
     def _trace_loop(self) -> None:
-        run_every(self._clock, self._stop, self.trace_interval, self._export_logged)
-
-    def _export_logged(self) -> None:
-        try:
-            self.export_traces()
-        except Exception:  # the exporter keeps going; the next round tries again
-            logger.exception("OpenTelemetry exporter: making spans failed")
+        what = "OpenTelemetry exporter: making spans"
+        run_every(self._clock, self._stop, self.trace_interval, self.export_traces, what=what)
 
     def add_timer(self, timer: BaseTimer | BaseTachometer, name: str) -> OpenTelemetryExporter:
         """Report a Ticker, StopWatch or tachometer with attribute ``timer=name``."""

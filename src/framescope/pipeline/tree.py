@@ -102,26 +102,11 @@ def step_unit(step: Step) -> Unit:
             return end
 
         return nested
-    stage, now = step.stage, step.watch.clock.monotonic_ns
-
-    def unit(envelope: Envelope, start: int) -> int:
-        data = envelope.data
-        try:
-            result = stage(data)
-        except ItemFailedError:
-            raise
-        except Exception as error:
-            raise step.failure(data, error) from error
-        end = now()
-        record(start, end)
-        envelope.data = result
-        return end
-
-    return unit
+    return _flat_unit([step], step.watch.clock.monotonic_ns)
 
 
 def _flat_unit(steps: list[Step], now: Callable[[], int]) -> Unit:
-    """:func:`step_unit` of plain steps, fused into one loop (the serial hot path)."""
+    """The unit of plain steps run in turn, in one loop (the serial runner's hot path)."""
     plan = [(step.stage, step.watch.record, step) for step in steps]
 
     def run(envelope: Envelope, start: int) -> int:
