@@ -69,3 +69,78 @@ def test_to_nanoseconds() -> None:
         to_nanoseconds(float("inf"), "x")
     with pytest.raises(TypeError, match="x must be a number"):
         to_nanoseconds(True, "x")
+
+
+def test_a_fake_clock_wait_lasts_until_the_clock_is_advanced() -> None:
+    import threading
+
+    clock = FakeClock()
+    stop = threading.Event()
+    outcome: list[bool] = []
+    waiter = threading.Thread(target=lambda: outcome.append(clock.wait(stop, 5.0)))
+    waiter.start()
+    time.sleep(0.05)  # real time passes; fake time does not
+    assert outcome == []
+    clock.advance(4.999)
+    time.sleep(0.02)
+    assert outcome == []
+    clock.advance(0.001)
+    waiter.join(5)
+    assert outcome == [False]  # the timeout passed on the fake clock
+    waiter = threading.Thread(target=lambda: outcome.append(clock.wait(stop, 5.0)))
+    waiter.start()
+    stop.set()
+    waiter.join(5)
+    assert outcome == [False, True]  # woken before its timeout
+
+
+def test_autojump_moves_the_clock_to_the_deadline_of_an_unwoken_wait() -> None:
+    import threading
+
+    from framescope.clock import sleep_on, wait_on
+
+    clock = FakeClock(autojump=True)
+    start = clock.monotonic_ns()
+    wall = clock.wall()
+    assert not clock.wait(threading.Event(), 2.5)
+    assert clock.monotonic_ns() - start == 2_500_000_000
+    assert clock.wall() - wall == datetime.timedelta(seconds=2.5)
+    sleep_on(clock, 1.0)
+    assert clock.monotonic_ns() - start == 3_500_000_000
+    woken = threading.Event()
+    woken.set()
+    assert clock.wait(woken, 10.0)  # already set: no jump
+    assert clock.monotonic_ns() - start == 3_500_000_000
+    condition = threading.Condition()
+    with condition:
+        assert not wait_on(clock, condition, 0.5)  # a held Condition works too
+    assert clock.monotonic_ns() - start == 4_000_000_000
+
+
+def test_wait_on_falls_back_to_a_real_wait_for_a_clock_without_wait() -> None:
+    import threading
+
+    from framescope.clock import wait_on
+
+    class ReadingsOnly:
+        def monotonic_ns(self) -> int:
+            return 0
+
+        def wall(self) -> datetime.datetime:
+            return datetime.datetime.now(datetime.timezone.utc)
+
+    class Recording:
+        def __init__(self) -> None:
+            self.timeouts: list[float | None] = []
+
+        def wait(self, timeout: float | None = None) -> bool:
+            self.timeouts.append(timeout)
+            return False
+
+    waitable = Recording()
+    assert not wait_on(ReadingsOnly(), waitable, 0.25)
+    assert waitable.timeouts == [0.25]  # handed to the waitable itself: a real wait
+    ready = threading.Event()
+    ready.set()
+    assert wait_on(ReadingsOnly(), ready, 0.25)
+    assert SYSTEM_CLOCK.wait(threading.Event(), 0) is False

@@ -17,7 +17,7 @@ from typing import Any
 
 from framescope.pipeline.framelog import TraceMaterial, join_traces
 from framescope.pipeline.nodestate import NodeReading, pipeline_state
-from framescope.pipeline.state import PipelineState, merge_states
+from framescope.pipeline.state import NodeState, PipelineState, merge_states
 from framescope.pipeline.tree import SEPARATOR
 from framescope.stats import StatsSnapshot
 from framescope.trace import FrameTrace
@@ -151,6 +151,14 @@ class PipelineSnapshot:
                 return stage
         known = ", ".join(s.key for s in self.stages) or "none"
         raise KeyError(f"no stage {key!r} in pipeline {self.pipeline!r}; stages are: {known}")
+
+    def node(self, key: str) -> NodeState:
+        """The node state of the stage with profile key ``key`` (see :attr:`state`)."""
+        nodes = self.state.node_states
+        if key not in nodes:
+            known = ", ".join(nodes) or "none"
+            raise KeyError(f"no node {key!r} in pipeline {self.pipeline!r}; nodes are: {known}")
+        return nodes[key]
 
     def statistics(self) -> dict[str, StatsSnapshot]:
         """Timing statistics by profile key: the pipeline's (end-to-end) and every stage's."""
