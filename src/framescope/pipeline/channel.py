@@ -9,7 +9,7 @@ from typing import Any
 
 from framescope._validation import check_positive_int
 
-__all__ = ["CLOSED", "Channel"]
+__all__ = ["CLOSED", "END", "Channel"]
 
 
 class _Closed:
@@ -22,6 +22,18 @@ class _Closed:
 
 
 CLOSED: Any = _Closed()
+
+
+class _End:
+    """Marks the end of the input: it follows the last item through every queue."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "END"
+
+
+END: Any = _End()
 
 
 class Channel:

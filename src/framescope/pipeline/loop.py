@@ -44,10 +44,12 @@ class PeriodicGrid:
 class InputLoop:
     """A named thread that calls ``produce`` then ``deliver`` once per period.
 
-    ``produce`` raising StopIteration ends the loop normally; any other
-    exception from either is logged with its traceback and counted in
-    ``errors``, and the loop goes on. :meth:`stop` returns promptly: the
-    waits between cycles are on an Event, not sleeps.
+    A period of 0 means no waiting: each item goes as soon as ``deliver``
+    took the previous one (back-pressure, not a timer). ``produce`` raising
+    StopIteration ends the loop normally and calls ``on_end`` (the input is
+    over); any other exception from either is logged with its traceback and
+    counted in ``errors``, and the loop goes on. :meth:`stop` returns
+    promptly: the waits between cycles are on an Event, not sleeps.
     """
 
     def __init__(
@@ -57,11 +59,15 @@ class InputLoop:
         produce: Callable[[], Any],
         deliver: Callable[[Any], Any],
         clock: Clock,
+        *,
+        on_end: Callable[[], object] | None = None,
     ) -> None:
         self._produce = produce
         self._deliver = deliver
         self._clock = clock
-        self._grid = PeriodicGrid(period_ns, clock.monotonic_ns())
+        self._on_end = on_end
+        self._grid = PeriodicGrid(period_ns, clock.monotonic_ns()) if period_ns > 0 else None
+        self.exhausted = False
         self._stop = threading.Event()
         self.errors = 0
         self.finished = threading.Event()
@@ -72,7 +78,7 @@ class InputLoop:
     @property
     def overruns(self) -> int:
         """Cycles that took longer than the period."""
-        return self._grid.overruns
+        return self._grid.overruns if self._grid is not None else 0
 
     def start(self) -> None:
         """Start the thread."""
@@ -84,6 +90,9 @@ class InputLoop:
                 try:
                     item = self._produce()
                 except StopIteration:
+                    self.exhausted = True
+                    if self._on_end is not None:
+                        self._on_end()
                     return
                 except Exception as error:
                     self._record(error, "input_generator")
@@ -92,6 +101,8 @@ class InputLoop:
                         self._deliver(item)
                     except Exception as error:
                         self._record(error, "forward")
+                if self._grid is None:
+                    continue
                 wait_ns = self._grid.advance(self._clock.monotonic_ns())
                 if wait_ns and wait_on(self._clock, self._stop, wait_ns / 1e9):
                     return

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import datetime
 import os
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from types import TracebackType
 from typing import Any
@@ -15,7 +15,7 @@ from framescope._validation import (
     check_positive_seconds,
     check_seconds_or_none,
 )
-from framescope.clock import SYSTEM_CLOCK, Clock, to_nanoseconds
+from framescope.clock import SYSTEM_CLOCK, Clock
 from framescope.pipeline.aggregation import Aggregator
 from framescope.pipeline.errors import (
     ErrorPolicy,
@@ -27,6 +27,7 @@ from framescope.pipeline.results import ResultBuffer
 from framescope.pipeline.runtime import RunSettings, Runtime
 from framescope.pipeline.snapshot import PipelineSnapshot
 from framescope.pipeline.stage import Stage
+from framescope.pipeline.streaming import StreamControls
 from framescope.pipeline.tree import PARALLEL, SEPARATOR, SERIAL, StageTree
 from framescope.timepiece import StopWatch
 
@@ -51,7 +52,7 @@ class PipelineStage(Stage):
         self.pipeline.cleanup()
 
 
-class Pipeline(SnapshotReaders):
+class Pipeline(StreamControls, SnapshotReaders):
     """A chain of stages that items flow through, serially or one thread per stage.
 
     Build it with :meth:`add`, choose how it runs with :meth:`serialize` or
@@ -65,7 +66,8 @@ class Pipeline(SnapshotReaders):
 
     Args:
         input_generator: what :meth:`start_loop` pulls items from: a callable
-            without arguments, or an iterator (its end stops the loop).
+            without arguments, or an iterable (its end closes the input, see
+            :meth:`close`).
         use_profiler: accepted for compatibility; profiling is always on (it is cheap).
         name: the pipeline's name, the first part of every profile key.
         clock: where to read the time; the system clock by default.
@@ -80,7 +82,7 @@ class Pipeline(SnapshotReaders):
 
     def __init__(
         self,
-        input_generator: Callable[[], Any] | Iterator[Any] | None = None,
+        input_generator: Callable[[], Any] | Iterable[Any] | None = None,
         use_profiler: bool = False,
         name: str = "MainPipeline",
         *,
@@ -92,13 +94,13 @@ class Pipeline(SnapshotReaders):
         window: int = 100,
         results_size: int = 1024,
     ) -> None:
-        if input_generator is not None and not (
-            callable(input_generator) or isinstance(input_generator, Iterator)
-        ):
-            raise TypeError(
-                "input_generator must be a callable without arguments or an iterator, "
-                f"got {type(input_generator).__name__}"
-            )
+        if input_generator is not None and not callable(input_generator):
+            if not isinstance(input_generator, Iterable):
+                raise TypeError(
+                    "input_generator must be a callable without arguments or an iterable, "
+                    f"got {type(input_generator).__name__}"
+                )
+            input_generator = iter(input_generator)
         self.input_generator = input_generator
         self.use_profiler = bool(use_profiler)
         self._clock = SYSTEM_CLOCK if clock is None else clock
@@ -245,12 +247,6 @@ class Pipeline(SnapshotReaders):
         self._ensure_running()
         return self._runtime.submit(data, raise_now=True)
 
-    def _produce(self) -> Callable[[], Any]:
-        source = self.input_generator
-        if source is None:
-            raise ValueError("no data given and the pipeline has no input_generator")
-        return source.__next__ if isinstance(source, Iterator) else source
-
     def get_results(self) -> Any:
         """Return the newest result and discard older ones; None when there is nothing new.
 
@@ -274,20 +270,6 @@ class Pipeline(SnapshotReaders):
         """Iterate over every result in order (see :meth:`results`)."""
         return self.results()
 
-    def start_loop(self, period: float | datetime.timedelta = 0.01) -> None:
-        """Pull an item from ``input_generator`` every ``period`` and forward it.
-
-        The period is kept on the monotonic clock without drift; a cycle that
-        overruns starts the next one at once and is counted (``counters()``).
-        """
-        if self.input_generator is None:
-            raise ValueError("start_loop needs the pipeline's input_generator; none was given")
-        self._runtime.start_loop(to_nanoseconds(period, "period"), self._produce())
-
-    def stop_loop(self, timeout: float = 5.0) -> bool:
-        """Stop the loop started by :meth:`start_loop`; a no-op returning False if none runs."""
-        return self._runtime.stop_loop(timeout)
-
     # -- reading (the readers of SnapshotReaders are computed from one snapshot) ----
 
     def snapshot(self) -> PipelineSnapshot:
@@ -303,19 +285,25 @@ class Pipeline(SnapshotReaders):
 
     # -- shutting down ------------------------------------------------------------
 
-    def cleanup(self, timeout: float = 2.0) -> list[str]:
+    def cleanup(self, timeout: float = 2.0, *, drain: bool = False) -> list[str]:
         """Stop every thread, call each stage's ``cleanup()`` once, and close the pipeline.
 
-        Items still queued are discarded (counted). Threads are joined for at most
-        ``timeout`` seconds in all; a stage that does not return by then is
-        reported: its name is logged and returned (an empty list means every
-        thread stopped). Calling it again does nothing.
+        Items still queued are discarded (counted); with ``drain=True`` the
+        input is closed first and what is in flight is carried through (for
+        up to ``timeout``). Threads are joined within ``timeout`` seconds in
+        all; a stage that does not return by then is reported: its name is
+        logged and returned (an empty list: every thread stopped). Calling it
+        again does nothing.
         """
+        started = time.monotonic()
+        if drain and self._runtime.running and not self._tree.closed:
+            self.close()
+            self.join(timeout)
         with self._lock:
             if self._tree.closed:
                 return []
             self._tree.closed = True
-        hung = self._runtime.shutdown(timeout)
+        hung = self._runtime.shutdown(max(0.0, timeout - (time.monotonic() - started)))
         self._tree.cleanup_stages(set())
         return hung
 

@@ -40,11 +40,16 @@ class ResultBuffer:
         self._errors = 0
         self._cond = threading.Condition()
         self._closed = False
+        self.blocking = False  # True: a full buffer makes the deliverer wait (back-pressure)
         self.dropped = 0
         self.skipped = 0
 
     def _append(self, entry: Any) -> None:
         with self._cond:
+            if self.blocking:
+                self._cond.wait_for(
+                    lambda: len(self._items) < self._maxsize or self._closed or not self.blocking
+                )
             if len(self._items) >= self._maxsize:
                 for index, old in enumerate(self._items):
                     if not isinstance(old, _Failed):
@@ -92,6 +97,7 @@ class ResultBuffer:
             latest = self._items.pop()
             self.skipped += len(self._items)
             self._items.clear()
+            self._cond.notify_all()
             return latest
 
     def wait_for_any(self, timeout: float | None) -> bool:
@@ -111,10 +117,22 @@ class ResultBuffer:
             if not self._items:
                 return NOTHING
             entry = self._items.popleft()
+            self._cond.notify_all()  # a deliverer may wait for room
             if isinstance(entry, _Failed):
                 self._errors -= 1
                 raise entry.error
             return entry
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def set_blocking(self, blocking: bool) -> None:
+        """Make a full buffer hold up the deliverer (True) or drop its oldest result (False)."""
+        with self._cond:
+            self.blocking = blocking
+            self._cond.notify_all()
 
     def close(self) -> None:
         """No more results will come; readers stop waiting once the buffer is empty."""

@@ -15,11 +15,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from framescope.clock import Clock
 from framescope.pipeline.aggregation import Aggregator, NodeLink
-from framescope.pipeline.channel import CLOSED, Channel
+from framescope.pipeline.channel import CLOSED, END, Channel
 from framescope.pipeline.errors import (
     ErrorPolicy,
     OverflowPolicy,
@@ -95,6 +96,8 @@ class Runtime:
         self._channels: list[Channel] = []
         self._input: Channel | None = None
         self._feeding = False  # True while a submit waits to put an item in
+        self.input_closed = False  # close(): no more input; what is in flight finishes
+        self.finished = threading.Event()  # every item before the end is out
         self._frame_ids = itertools.count()
         self._lock = threading.Lock()
         self._start_lock = threading.Lock()
@@ -153,12 +156,14 @@ class Runtime:
         fail, now = self._fail_later, self.clock.monotonic_ns
         for index, spec in enumerate(specs):
             outbox = channels[index + 1] if index + 1 < len(channels) else None
+            end = self._finish if outbox is None else partial(outbox.put, END, None)
             self.workers.append(
                 Worker(
                     spec.label,
                     _processor(spec, fail, now),
                     channels[index],
                     self.deliver if outbox is None else outbox.put,
+                    end=end,
                     outbox_length=None if outbox is None else outbox.length_function(),
                     recorder=spec.recorder,
                     clock=self.clock,
@@ -201,14 +206,18 @@ class Runtime:
 
     # -- items -----------------------------------------------------------------------
 
-    def submit(self, data: Any, *, raise_now: bool) -> bool:
+    def submit(self, data: Any, *, raise_now: bool, wait: bool = False) -> bool:
         """Take one item in: run it now (serial) or queue it per the overflow policy.
 
         ``raise_now``: a stage error of this very item (serial mode) is raised
-        to the caller, as the policy says. Returns False when it was refused.
+        to the caller, as the policy says. ``wait``: with the ``block`` policy,
+        wait for room as long as it takes (a feeder that follows the stages).
+        Returns False when it was refused.
         """
         if not self.running:
             self.ensure_started()
+        if self.input_closed:
+            raise PipelineClosedError(f"pipeline {self.tree.name!r} was closed: no more input")
         t_in = self.clock.monotonic_ns()
         envelope = Envelope(data, t_in, next(self._frame_ids))
         if self.tree.mode == SERIAL:
@@ -235,7 +244,7 @@ class Runtime:
         if settings.overflow is OverflowPolicy.DROP_NEWEST or not settings.block_input:
             timeout: float | None = 0
         else:
-            timeout = settings.input_timeout
+            timeout = None if wait else settings.input_timeout
         self._feeding = True
         try:
             accepted = channel.put(envelope, timeout)
@@ -311,6 +320,27 @@ class Runtime:
         if self.stopped_by is not None:
             raise PipelineStoppedError(self.stopped_by)
 
+    # -- the end of the input --------------------------------------------------------
+
+    def close_input(self) -> None:
+        """No more input: the end marker follows the last item; results end after it."""
+        with self._lock:
+            if self.input_closed:
+                return
+            self.input_closed = True
+        if self.tree.mode != PARALLEL or self._input is None:
+            self._finish()  # serial (or never started): nothing is in flight
+        elif not self._input.put(END, None):
+            self._finish()  # the pipeline was halted: nothing more will come
+
+    def _finish(self) -> None:
+        self.results.close()
+        self.finished.set()
+
+    def join(self, timeout: float | None) -> bool:
+        """Wait until every item before the end of the input is out; False if time ran out."""
+        return self.finished.wait(timeout)
+
     # -- results ---------------------------------------------------------------------
 
     def take_latest(self) -> Any:
@@ -333,9 +363,12 @@ class Runtime:
     # -- the input loop --------------------------------------------------------------
 
     def start_loop(self, period_ns: int, produce: Callable[[], Any]) -> None:
-        """Pull from ``produce`` every ``period_ns`` on a named thread and submit it."""
-        if period_ns <= 0:
-            raise ValueError(f"period must be positive, got {period_ns / 1e9!r} s")
+        """Pull from ``produce`` every ``period_ns`` (0: as fast as accepted) and submit it.
+
+        When ``produce`` is exhausted the input is closed (see :meth:`close_input`).
+        """
+        if period_ns < 0:
+            raise ValueError(f"period must be positive or 0, got {period_ns / 1e9!r} s")
         if self.loop is not None and self.loop.running:
             raise RuntimeError(
                 f"pipeline {self.tree.name!r} already runs a loop; stop_loop() first"
@@ -345,8 +378,9 @@ class Runtime:
             f"framescope:{self.tree.name}:loop",
             period_ns,
             produce,
-            lambda item: self.submit(item, raise_now=False),
+            partial(self.submit, raise_now=False, wait=period_ns == 0),
             self.clock,
+            on_end=self.close_input,
         )
         self.loop.start()
 
@@ -385,7 +419,7 @@ class Runtime:
         """Stop taking and moving items (threads end; stages are not cleaned up yet)."""
         for channel in self._channels:
             channel.close()
-        self.results.close()
+        self._finish()
 
     def shutdown(self, timeout: float) -> list[str]:
         """Stop the loop, halt, join every thread within ``timeout`` s; the ones left running."""

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 
 from framescope.clock import Clock
-from framescope.pipeline.channel import CLOSED, Channel
+from framescope.pipeline.channel import CLOSED, END, Channel
 from framescope.pipeline.events import EventRecorder, NodePhase
 from framescope.pipeline.item import Envelope, Process
 from framescope.running import bind_recorder
@@ -32,6 +32,7 @@ class Worker:
             reading, or None when the item ends here.
         inbox: the queue it takes items from.
         send: hands a processed envelope on.
+        end: called when the end of the input arrives (after every item before it).
         outbox_length: the length of the queue ``send`` puts into (None: it delivers).
         recorder: the node's event recorder.
         clock: the pipeline's clock.
@@ -44,6 +45,7 @@ class Worker:
         inbox: Channel,
         send: Callable[[Envelope], bool],
         *,
+        end: Callable[[], object],
         outbox_length: Callable[[], int] | None,
         recorder: EventRecorder,
         clock: Clock,
@@ -53,6 +55,7 @@ class Worker:
         self.recorder = recorder
         self._process = process
         self._send = send
+        self._end = end
         self._outbox_length = outbox_length
         self._now = clock.monotonic_ns
         # A daemon thread: a user stage that never returns must not keep the
@@ -81,6 +84,9 @@ class Worker:
                     queued = inbox_length()
                 envelope = get()
                 if envelope is CLOSED:
+                    return
+                if envelope is END:
+                    self._end()
                     return
                 t_got = now()
                 if recording:
