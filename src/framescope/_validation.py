@@ -114,11 +114,16 @@ def check_positive_seconds(value: object, name: str) -> float:
 
 
 def check_seconds_or_none(value: object, name: str) -> float | None:
-    """Return ``value`` as a float if it is a number of seconds >= 0, or None; else raise."""
+    """Return ``value`` as a float if it is a finite number of seconds >= 0, or None; else raise.
+
+    None means no limit; infinity is refused (say None), as are NaN and negatives.
+    """
     if value is None:
         return None
     if not _is_number(value):
         raise TypeError(f"{name} must be a number of seconds or None, got {value!r}")
-    if not value >= 0 or math.isnan(value):  # type: ignore[operator,arg-type]
-        raise ValueError(f"{name} must be >= 0 (seconds) or None, got {value!r}")
+    if not (value >= 0 and math.isfinite(value)):  # type: ignore[operator,arg-type]
+        raise ValueError(
+            f"{name} must be >= 0 (seconds) and finite, or None for no limit, got {value!r}"
+        )
     return float(value)  # type: ignore[arg-type]

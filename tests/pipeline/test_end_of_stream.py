@@ -142,3 +142,57 @@ def test_close_before_start_and_twice_is_harmless() -> None:
     assert pipeline.join(0)
     assert list(pipeline.results()) == []
     pipeline.cleanup()
+
+
+def test_an_item_given_to_forward_is_never_lost_to_an_earlier_error() -> None:
+    from framescope.pipeline import StageError
+
+    pipeline = Pipeline().add(FailOn({0}), on_error="raise").parallelize(queue_size=4)
+    pipeline.forward(0)
+    assert pipeline.join(0) is False
+    pipeline.close()
+    assert pipeline.join(10)
+    pipeline.cleanup()
+    # The next pipeline: item 0's error waits while item 1 is handed in.
+    pipeline = Pipeline().add(FailOn({0}), on_error="raise").serialize()
+    pipeline._runtime.submit(0, raise_now=False)  # as the input loop does: stored in place
+    with pytest.raises(StageError, match="bad item 0"):
+        pipeline.forward(1)  # item 1 was accepted before the earlier error was raised
+    assert pipeline.counters()["forwarded"] == 2
+    assert pipeline.get_results() == 1
+    pipeline.cleanup()
+
+
+def test_cleanup_timeouts() -> None:
+    pipeline = three_stages("parallel")
+    for bad in ("2", float("nan"), -1.0, float("inf")):
+        with pytest.raises((TypeError, ValueError), match="timeout"):
+            pipeline.cleanup(timeout=bad)  # type: ignore[arg-type]
+    assert not pipeline.closed  # refused before anything changed
+    pipeline.forward(1)
+    assert pipeline.cleanup(timeout=None) == []  # None: no limit
+    assert pipeline.closed
+    with pytest.raises(ValueError, match="input_timeout must be >= 0"):
+        three_stages("serial").parallelize(input_timeout=float("inf"))
+
+
+def test_a_hung_stage_fed_by_the_loop_is_the_only_one_named() -> None:
+    release = threading.Event()
+
+    def hang(x: int) -> int:
+        release.wait(30)
+        return x
+
+    pipeline = Pipeline(input_generator=lambda: 1).add(hang, "Hang").parallelize(queue_size=1)
+    pipeline.start_loop(0)
+    time.sleep(0.05)  # the loop now waits to put an item into the full queue
+    started = time.monotonic()
+    hung = pipeline.cleanup(timeout=0.3)
+    elapsed = time.monotonic() - started
+    release.set()
+    assert hung == ["MainPipeline__Hang"]  # the loop was let go, not reported
+    assert elapsed < 2.0  # one deadline for all, not one per thread
+    deadline = time.monotonic() + 10
+    while any(t.name.startswith("framescope") for t in threading.enumerate()):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)

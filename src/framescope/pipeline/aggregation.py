@@ -205,7 +205,7 @@ class Aggregator:
             except Exception:  # keep aggregating: one bad batch must not end debugging
                 logger.exception("pipeline aggregator failed on a batch")
 
-    def stop(self, timeout: float) -> bool:
+    def stop(self, timeout: float | None) -> bool:
         """Stop the thread (after one last drain); True when it ended within ``timeout``."""
         self._stop.set()
         if self._thread.is_alive():

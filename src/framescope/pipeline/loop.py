@@ -113,8 +113,12 @@ class InputLoop:
         self.errors += 1
         logger.error("input loop: %s raised", where, exc_info=error)
 
-    def stop(self, timeout: float) -> bool:
-        """Ask the loop to stop and wait up to ``timeout`` s; True when it ended."""
+    def request_stop(self) -> None:
+        """Ask the loop to stop, without waiting for it."""
+        self._stop.set()
+
+    def stop(self, timeout: float | None) -> bool:
+        """Ask the loop to stop, wait up to ``timeout`` s (None: no limit); True if it ended."""
         self._stop.set()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout)

@@ -237,15 +237,18 @@ class Pipeline(StreamControls, SnapshotReaders):
         ``forward`` returns. Parallel: the item is queued per the overflow policy;
         returns False when it was not accepted (full queue) and True otherwise.
         The error of an earlier item waiting to be reported (``raise`` policy)
-        is raised here.
+        is raised here, but only once this item was accepted: an item given to
+        ``forward`` is never lost to another item's error.
         """
-        error = self._results.pop_error()
-        if error is not None:
-            raise error
         if data is _FROM_GENERATOR:
             data = self._produce()()
         self._ensure_running()
-        return self._runtime.submit(data, raise_now=True)
+        accepted = self._runtime.submit(data, raise_now=True)
+        if accepted:
+            error = self._results.pop_error()
+            if error is not None:
+                raise error
+        return accepted
 
     def get_results(self) -> Any:
         """Return the newest result and discard older ones; None when there is nothing new.
@@ -285,16 +288,17 @@ class Pipeline(StreamControls, SnapshotReaders):
 
     # -- shutting down ------------------------------------------------------------
 
-    def cleanup(self, timeout: float = 2.0, *, drain: bool = False) -> list[str]:
+    def cleanup(self, timeout: float | None = 2.0, *, drain: bool = False) -> list[str]:
         """Stop every thread, call each stage's ``cleanup()`` once, and close the pipeline.
 
         Items still queued are discarded (counted); with ``drain=True`` the
         input is closed first and what is in flight is carried through (for
         up to ``timeout``). Threads are joined within ``timeout`` seconds in
-        all; a stage that does not return by then is reported: its name is
-        logged and returned (an empty list: every thread stopped). Calling it
-        again does nothing.
+        all (None: no limit); a stage that does not return by then is
+        reported: its name is logged and returned (an empty list: every thread
+        stopped). Calling it again does nothing.
         """
+        timeout = check_seconds_or_none(timeout, "timeout")
         started = time.monotonic()
         if drain and self._runtime.running and not self._tree.closed:
             self.close()
@@ -303,7 +307,8 @@ class Pipeline(StreamControls, SnapshotReaders):
             if self._tree.closed:
                 return []
             self._tree.closed = True
-        hung = self._runtime.shutdown(max(0.0, timeout - (time.monotonic() - started)))
+        left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+        hung = self._runtime.shutdown(left)
         self._tree.cleanup_stages(set())
         return hung
 

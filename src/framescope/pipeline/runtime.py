@@ -421,22 +421,32 @@ class Runtime:
             channel.close()
         self._finish()
 
-    def shutdown(self, timeout: float) -> list[str]:
-        """Stop the loop, halt, join every thread within ``timeout`` s; the ones left running."""
+    def shutdown(self, timeout: float | None) -> list[str]:
+        """Stop the loop, halt, join every thread within ``timeout`` s (None: no limit).
+
+        Returns the threads left running. Every thread shares the one deadline.
+        """
         hung: list[str] = []
-        if self.loop is not None and not self.loop.stop(timeout):
-            hung.append(f"{self.tree.name}:loop")
-        self.halt()
         # Joining is a real-time bound on real threads, whatever clock the timings use.
-        deadline = time.monotonic() + timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def left() -> float | None:
+            return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+        loop = self.loop
+        if loop is not None:
+            loop.request_stop()
+        self.halt()  # a loop waiting to put an item in is let go, not waited out
+        if loop is not None and not loop.stop(left()):
+            hung.append(f"{self.tree.name}:loop")
         current = threading.current_thread()
         for worker in self.workers:
             if worker.thread is current:
                 continue
-            worker.thread.join(max(0.0, deadline - time.monotonic()))
+            worker.thread.join(left())
             if worker.thread.is_alive():
                 hung.append(worker.label)
-        if self.aggregator is not None and not self.aggregator.stop(timeout):
+        if self.aggregator is not None and not self.aggregator.stop(left()):
             hung.append(f"{self.tree.name}:aggregator")
         if hung:
             logger.warning(
