@@ -196,3 +196,46 @@ def test_a_hung_stage_fed_by_the_loop_is_the_only_one_named() -> None:
     while any(t.name.startswith("framescope") for t in threading.enumerate()):
         assert time.monotonic() < deadline
         time.sleep(0.01)
+
+
+class Fatal(BaseException):
+    """A BaseException of the user's own."""
+
+
+@pytest.mark.parametrize("exception", [SystemExit(3), KeyboardInterrupt(), Fatal("boom")])
+def test_a_base_exception_in_a_stage_thread_stops_the_pipeline_and_reaches_the_caller(
+    exception: BaseException,
+) -> None:
+    def stage(x: int) -> int:
+        if x == 2:
+            raise exception
+        return x
+
+    pipeline = Pipeline().add(stage, "Bad").add(lambda x: x, "Next").parallelize(queue_size=8)
+    for i in range(5):
+        pipeline.forward(i)
+    results = []
+    with pytest.raises(type(exception)) as info:
+        for result in pipeline.results(timeout=10):  # never waits out the timeout
+            results.append(result)
+    assert info.value is exception  # raised as itself, in this thread
+    assert results == [0, 1][: len(results)]  # the items ahead of it, unless still queued
+    counts = pipeline.counters()
+    assert counts["failed"] == 1
+    assert counts["forwarded"] == 5
+    assert counts["completed"] + counts["failed"] + counts["discarded"] == 5
+    with pytest.raises(type(exception)):
+        pipeline.forward(9)  # a stopped pipeline says why
+    with pytest.raises(type(exception)):
+        pipeline.join(1)
+    assert pipeline.cleanup() == []
+
+
+def test_a_base_exception_in_serial_mode_propagates_directly() -> None:
+    def stage(x: int) -> int:
+        raise Fatal("now")
+
+    pipeline = Pipeline().add(stage).serialize()
+    with pytest.raises(Fatal, match="now"):
+        pipeline.forward(1)
+    pipeline.cleanup()

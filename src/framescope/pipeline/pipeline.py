@@ -24,7 +24,8 @@ from framescope.pipeline.errors import (
 from framescope.pipeline.readers import SnapshotReaders
 from framescope.pipeline.readout import read_snapshot
 from framescope.pipeline.results import ResultBuffer
-from framescope.pipeline.runtime import RunSettings, Runtime
+from framescope.pipeline.runtime import Runtime
+from framescope.pipeline.settings import RunSettings
 from framescope.pipeline.snapshot import PipelineSnapshot
 from framescope.pipeline.stage import Stage
 from framescope.pipeline.streaming import StreamControls

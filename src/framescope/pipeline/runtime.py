@@ -14,7 +14,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -28,36 +27,22 @@ from framescope.pipeline.errors import (
     PipelineStoppedError,
     StageError,
 )
-from framescope.pipeline.events import EventRecorder, NodePhase
 from framescope.pipeline.item import (
     Envelope,
-    Fail,
     ItemFailedError,
     Process,
     item_processor,
-    stage_processor,
 )
 from framescope.pipeline.loop import InputLoop
 from framescope.pipeline.results import NOTHING, ResultBuffer
-from framescope.pipeline.tree import PARALLEL, SERIAL, StageTree, UnitSpec
-from framescope.pipeline.worker import Worker
+from framescope.pipeline.settings import RunSettings
+from framescope.pipeline.tree import PARALLEL, SERIAL, StageTree
+from framescope.pipeline.worker import Worker, is_sending, processor_for
 from framescope.timepiece import StopWatch
 
 __all__ = ["RunSettings", "Runtime"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class RunSettings:
-    """How a threaded run takes items in and hands results out (see ``Pipeline.parallelize``)."""
-
-    block_input: bool = True
-    input_timeout: float | None = 10.0
-    block_output: bool = False
-    output_timeout: float | None = 10.0
-    queue_size: int = 1
-    overflow: OverflowPolicy = OverflowPolicy.BLOCK
 
 
 AggregatorFactory = Callable[[list[NodeLink]], Aggregator]
@@ -90,6 +75,7 @@ class Runtime:
         self.aggregator: Aggregator | None = None
         self.loop: InputLoop | None = None
         self.stopped_by: StageError | None = None
+        self.crashed: BaseException | None = None  # escaped a stage in a thread
         self.running = False
         self.workers: list[Worker] = []
         self._make_aggregator = aggregator
@@ -160,10 +146,11 @@ class Runtime:
             self.workers.append(
                 Worker(
                     spec.label,
-                    _processor(spec, fail, now),
+                    processor_for(spec, fail, now),
                     channels[index],
                     self.deliver if outbox is None else outbox.put,
                     end=end,
+                    crash=self.crash,
                     outbox_length=None if outbox is None else outbox.length_function(),
                     recorder=spec.recorder,
                     clock=self.clock,
@@ -185,7 +172,7 @@ class Runtime:
                 continue
             worker = self.workers[index]
             upstream = (
-                self._is_feeding if index == 0 else _sending(self.workers[index - 1].recorder)
+                self._is_feeding if index == 0 else is_sending(self.workers[index - 1].recorder)
             )
             outbox = self._channels[index + 1] if index + 1 < len(self._channels) else None
             links.append(
@@ -311,8 +298,29 @@ class Runtime:
             raise error
         return True
 
+    def crash(self, error: BaseException) -> None:
+        """A BaseException escaped a stage in a worker thread: count it, stop, keep it to raise."""
+        with self._lock:
+            first = self.crashed is None
+            if first:
+                self.crashed = error
+            self._counts["failed"] += 1
+        logger.error(
+            "pipeline %r: a stage raised %s; the pipeline stops",
+            self.tree.name,
+            type(error).__name__,
+            exc_info=error,
+        )
+        self.halt()
+
+    def raise_crash(self) -> None:
+        """Raise, in the caller's thread, what escaped a stage in a worker thread (if anything)."""
+        if self.crashed is not None:
+            raise self.crashed
+
     def check_open(self) -> None:
         """Raise if the pipeline takes no more items (cleaned up, or stopped by a stage)."""
+        self.raise_crash()
         if self.tree.closed:
             raise PipelineClosedError(
                 f"pipeline {self.tree.name!r} was cleaned up; build a new one"
@@ -338,8 +346,13 @@ class Runtime:
         self.finished.set()
 
     def join(self, timeout: float | None) -> bool:
-        """Wait until every item before the end of the input is out; False if time ran out."""
-        return self.finished.wait(timeout)
+        """Wait until every item before the end of the input is out; False if time ran out.
+
+        Raises what escaped a stage in a worker thread, if that is why it ended.
+        """
+        done = self.finished.wait(timeout)
+        self.raise_crash()
+        return done
 
     # -- results ---------------------------------------------------------------------
 
@@ -355,6 +368,7 @@ class Runtime:
         while True:
             item = self.results.take_next(timeout)
             if item is NOTHING:
+                self.raise_crash()
                 if self.stopped_by is not None and not len(self.results):
                     raise PipelineStoppedError(self.stopped_by)
                 return
@@ -456,20 +470,3 @@ class Runtime:
                 ", ".join(hung),
             )
         return hung
-
-
-def _processor(spec: UnitSpec, fail: Fail, now: Callable[[], int]) -> Process:
-    """The per-item protocol for one thread's unit (fused when it is one plain stage)."""
-    step = spec.step
-    if step is None:
-        return item_processor(spec.unit, fail, now)
-    return stage_processor(step.stage, step.watch.record, step.failure, fail, now)
-
-
-def _sending(recorder: EventRecorder) -> Callable[[], bool]:
-    """Whether the node behind ``recorder`` is trying to send its output right now."""
-
-    def is_sending() -> bool:
-        return recorder.phase is NodePhase.SENDING_OUTPUTS
-
-    return is_sending

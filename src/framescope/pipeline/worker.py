@@ -8,10 +8,11 @@ from collections.abc import Callable
 from framescope.clock import Clock
 from framescope.pipeline.channel import CLOSED, END, Channel
 from framescope.pipeline.events import EventRecorder, NodePhase
-from framescope.pipeline.item import Envelope, Process
+from framescope.pipeline.item import Envelope, Fail, Process, item_processor, stage_processor
+from framescope.pipeline.tree import UnitSpec
 from framescope.running import bind_recorder
 
-__all__ = ["Worker"]
+__all__ = ["Worker", "is_sending", "processor_for"]
 
 
 class Worker:
@@ -33,6 +34,7 @@ class Worker:
         inbox: the queue it takes items from.
         send: hands a processed envelope on.
         end: called when the end of the input arrives (after every item before it).
+        crash: called with a BaseException that escaped the stage (the thread then ends).
         outbox_length: the length of the queue ``send`` puts into (None: it delivers).
         recorder: the node's event recorder.
         clock: the pipeline's clock.
@@ -46,6 +48,7 @@ class Worker:
         send: Callable[[Envelope], bool],
         *,
         end: Callable[[], object],
+        crash: Callable[[BaseException], object],
         outbox_length: Callable[[], int] | None,
         recorder: EventRecorder,
         clock: Clock,
@@ -56,6 +59,7 @@ class Worker:
         self._process = process
         self._send = send
         self._end = end
+        self._crash = crash
         self._outbox_length = outbox_length
         self._now = clock.monotonic_ns
         # A daemon thread: a user stage that never returns must not keep the
@@ -115,7 +119,28 @@ class Worker:
                 if not sent:
                     return
                 sequence, t_get = sequence + 1, t_sent
+        except BaseException as error:  # SystemExit, KeyboardInterrupt ... from a stage
+            # Not lost in a dead thread: the runtime counts it, stops the
+            # pipeline and raises it again in the caller's thread.
+            self._crash(error)
         finally:
             recorder.phase = NodePhase.IDLE
             if recording:
                 bind_recorder(None)
+
+
+def processor_for(spec: UnitSpec, fail: Fail, now: Callable[[], int]) -> Process:
+    """The per-item protocol for one thread's unit (fused when it is one plain stage)."""
+    step = spec.step
+    if step is None:
+        return item_processor(spec.unit, fail, now)
+    return stage_processor(step.stage, step.watch.record, step.failure, fail, now)
+
+
+def is_sending(recorder: EventRecorder) -> Callable[[], bool]:
+    """Whether the node behind ``recorder`` is trying to send its output right now."""
+
+    def is_sending() -> bool:
+        return recorder.phase is NodePhase.SENDING_OUTPUTS
+
+    return is_sending
