@@ -131,3 +131,27 @@ def test_traces_need_debugging() -> None:
         Pipeline(debug=True).add(lambda d: d).frame_traces()
     with pytest.raises(ValueError, match="trace_every must be a positive integer \\(>= 1\\)"):
         Pipeline(trace_every=0)
+
+
+def test_write_trace_is_atomic_and_does_not_follow_a_link(tmp_path: Path) -> None:
+    from framescope.trace import write_trace
+
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_text("keep me")
+    link = tmp_path / "trace.json"
+    link.symlink_to(elsewhere)
+    write_trace(link, {"traceEvents": []})
+    assert not link.is_symlink()  # the link was replaced by the file ...
+    assert elsewhere.read_text() == "keep me"  # ... not written through
+    assert json.loads(link.read_text()) == {"traceEvents": []}
+    with pytest.raises(TypeError):
+        write_trace(link, {"traceEvents": [object()]})  # cannot be written: nothing changes
+    assert json.loads(link.read_text()) == {"traceEvents": []}
+    write_trace(tmp_path / "t.json.gz", {"traceEvents": [1]})
+    with gzip.open(tmp_path / "t.json.gz", "rt") as handle:
+        assert json.load(handle) == {"traceEvents": [1]}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "elsewhere.txt",
+        "t.json.gz",
+        "trace.json",
+    ]

@@ -154,8 +154,8 @@ def run_demo(
         check_number(value, name, positive=True)
     if live is None:
         live = out.isatty()
-    if trace_path is None:
-        trace_path = Path(tempfile.gettempdir()) / "framescope-demo-trace.json.gz"
+    if trace_path is None:  # a fresh folder of its own, not a fixed name in the shared one
+        trace_path = Path(tempfile.mkdtemp(prefix="framescope-demo-")) / "trace.json.gz"
     pipeline = build_demo_pipeline()
     stop = threading.Event()
     out.write(

@@ -11,9 +11,11 @@ gzip-compressed when the path ends in ``.gz``.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,12 +232,25 @@ def chrome_trace(
 
 
 def write_trace(path: str | os.PathLike[str], document: dict[str, Any]) -> Path:
-    """Write a trace document as JSON, gzip-compressed when ``path`` ends in ``.gz``."""
+    """Write a trace document as JSON, gzip-compressed when ``path`` ends in ``.gz``.
+
+    The file is written whole or not at all: into a temporary file in the
+    same folder, then renamed over ``path``. A symbolic link at ``path`` is
+    replaced by the file, never written through.
+    """
     target = Path(path)
     data = json.dumps(document, separators=(",", ":")).encode()
     if target.suffix == ".gz":
-        with gzip.open(target, "wb") as handle:
+        data = gzip.compress(data)
+    descriptor, temporary = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+    )
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
-    else:
-        target.write_bytes(data)
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
     return target
