@@ -117,6 +117,9 @@ def test_color_parsing() -> None:
     assert Color.from_value((1, 2, 3, 0.5)) == Color(1, 2, 3, 0.5)
     assert Color.from_value({"r": 1, "g": 2, "b": 3, "a": 0.25}).alpha == 0.25
     assert Color.from_value({"r": 1, "g": 2, "b": 3, "alpha": 0.75}).alpha == 0.75
+    for raw in (b"abc", bytearray(b"abc")):
+        with pytest.raises(ValueError, match="cannot make a Color"):
+            Color.from_value(raw)  # not Color(97, 98, 99)
     color = Color(10, 20, 30)
     assert Color.from_value(color) is color
     assert color.with_alpha(0.5) == Color(10, 20, 30, 0.5)

@@ -71,7 +71,11 @@ class Color:
                 raise ValueError(f"a colour mapping needs r, g and b; {missing} missing")
             alpha = value.get("alpha", value.get("a", 1.0))
             return cls(value["r"], value["g"], value["b"], alpha)
-        if isinstance(value, Sequence) and len(value) in (3, 4):
+        if (
+            isinstance(value, Sequence)
+            and not isinstance(value, (bytes, bytearray))  # b"abc" is not (97, 98, 99)
+            and len(value) in (3, 4)
+        ):
             return cls(*value)
         raise ValueError(
             f"cannot make a Color of {value!r}: give a Color, '#rrggbb', an int, "
