@@ -297,3 +297,20 @@ def test_panorama_driver_sends_normalised_arguments(caplog: pytest.LogCaptureFix
     }
     warnings = [r.getMessage() for r in caplog.records]
     assert sum("cannot draw lines" in w for w in warnings) == 1  # reported once
+
+
+def test_opencv_refuses_arrays_it_cannot_draw_into() -> None:
+    driver = OpenCVImageAnnotationDriver()
+    box = [RectAnnotation(point1=(0.1, 0.1), point2=(0.9, 0.9), color=RED)]
+    with pytest.raises(ValueError, match="non-empty"):
+        driver.render(box, np.zeros((0, 10, 3), np.uint8))
+    frozen = np.zeros((20, 20, 3), np.uint8)
+    frozen.setflags(write=False)
+    with pytest.raises(ValueError, match="writeable"):
+        driver.render(box, frozen)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        driver.render(box, np.zeros((20, 20, 3), np.uint8, order="F"))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        driver.render(box, np.zeros((40, 40, 3), np.uint8)[::2, ::2])
+    fine = np.zeros((20, 20, 3), np.uint8)
+    assert driver.render(box, fine) is fine and fine.any()

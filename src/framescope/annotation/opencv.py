@@ -59,7 +59,11 @@ class OpenCVImageAnnotationDriver(AnnotationDriverBase):
         }
 
     def check_context(self, context: Any) -> None:
-        """The context must be a uint8 numpy image with 1, 3 or 4 channels."""
+        """The context must be a non-empty, writeable, C-contiguous uint8 image (1, 3, 4 channels).
+
+        OpenCV draws in place into such arrays only; anything else would fail
+        inside cv2 or draw into a temporary copy.
+        """
         np = self._np
         if not isinstance(context, np.ndarray):
             raise TypeError(f"context must be a numpy image, got {type(context).__name__}")
@@ -68,6 +72,15 @@ class OpenCVImageAnnotationDriver(AnnotationDriverBase):
             raise TypeError(
                 "context must be a uint8 image of shape (H, W), (H, W, 3) or (H, W, 4); "
                 f"got {context.dtype} {context.shape}"
+            )
+        if context.shape[0] == 0 or context.shape[1] == 0:
+            raise ValueError(f"context must be a non-empty image, got shape {context.shape}")
+        if not context.flags.writeable:
+            raise ValueError("context must be writeable: the driver draws in place (pass a copy)")
+        if not context.flags.c_contiguous:
+            raise ValueError(
+                "context must be C-contiguous (a slice with steps, a transposed or "
+                "Fortran-order array is not): pass np.ascontiguousarray(image)"
             )
 
     # -- helpers ------------------------------------------------------------------
