@@ -239,3 +239,23 @@ def test_a_base_exception_in_serial_mode_propagates_directly() -> None:
     with pytest.raises(Fatal, match="now"):
         pipeline.forward(1)
     pipeline.cleanup()
+
+
+def test_errors_nobody_reads_are_bounded_and_the_newest_is_kept() -> None:
+    from framescope.pipeline import StageError
+
+    pipeline = Pipeline(results_size=4).add(FailOn(set(range(100))), on_error="raise")
+    pipeline.serialize()
+    for i in range(100):
+        pipeline._runtime.submit(i, raise_now=False)  # stored in place, as the loop does
+    counts = pipeline.counters()
+    assert counts["failed"] == 100
+    assert counts["errors_dropped"] == 96  # memory stays bounded: 4 kept
+    kept = []
+    for _ in range(4):
+        with pytest.raises(StageError) as info:
+            pipeline.get_results()
+        kept.append(info.value.item)
+    assert kept == [96, 97, 98, 99]  # the newest errors, in order
+    assert pipeline.get_results() is None
+    pipeline.cleanup()

@@ -105,8 +105,10 @@ class SnapshotReaders:
         refused by a full queue (``block``), ``dropped`` items dropped by the
         overflow policy, ``failed`` stage errors, ``results_dropped``
         results lost because nobody read them, ``results_skipped`` results
-        passed over by :meth:`get_results`, ``discarded`` items still queued at
-        cleanup, ``loop_overruns``/``loop_errors`` of the input loop.
+        passed over by :meth:`get_results`, ``errors_dropped`` stage errors
+        nobody read (only when nothing but errors waited; the items are still
+        counted in ``failed``), ``discarded`` items still queued at cleanup,
+        ``loop_overruns``/``loop_errors`` of the input loop.
         """
         return dict(self.snapshot().counters)
 

@@ -31,7 +31,10 @@ class ResultBuffer:
     where its result would have been. :meth:`take_latest` returns the newest
     result and discards older ones (counted in ``skipped``), but raises a
     waiting error first. When the buffer is full the oldest entry is dropped and
-    counted in ``dropped``; an error is never dropped.
+    counted in ``dropped``; errors are dropped only when nothing but errors
+    waits (the oldest first, counted in ``errors_dropped``), so memory stays
+    bounded even when nobody reads a failing pipeline, and the newest error
+    is always kept.
     """
 
     def __init__(self, maxsize: int) -> None:
@@ -43,6 +46,7 @@ class ResultBuffer:
         self.blocking = False  # True: a full buffer makes the deliverer wait (back-pressure)
         self.dropped = 0
         self.skipped = 0
+        self.errors_dropped = 0
 
     def _append(self, entry: Any) -> None:
         with self._cond:
@@ -56,6 +60,10 @@ class ResultBuffer:
                         del self._items[index]
                         self.dropped += 1
                         break
+                else:  # only errors wait: the oldest goes (each holds its item's data)
+                    self._items.popleft()
+                    self._errors -= 1
+                    self.errors_dropped += 1
             self._items.append(entry)
             self._cond.notify_all()
 

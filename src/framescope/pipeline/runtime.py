@@ -417,6 +417,7 @@ class Runtime:
             counts = dict(self._counts)
         counts["results_dropped"] = self.results.dropped
         counts["results_skipped"] = self.results.skipped
+        counts["errors_dropped"] = self.results.errors_dropped
         counts["discarded"] = sum(channel.discarded for channel in self._channels)
         loop = self.loop
         counts["loop_overruns"] = loop.overruns if loop else 0
