@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from framescope._ratelimit import FULL, LogLimiter
 from framescope.clock import Clock, wait_on
 
 __all__ = ["InputLoop", "PeriodicGrid"]
@@ -70,6 +71,7 @@ class InputLoop:
         self.exhausted = False
         self._stop = threading.Event()
         self.errors = 0
+        self._log_limit = LogLimiter(clock=clock)
         self.finished = threading.Event()
         # A daemon thread: it calls the user's input_generator, which may never
         # return; that must not keep the process alive at exit.
@@ -111,7 +113,16 @@ class InputLoop:
 
     def _record(self, error: BaseException, where: str) -> None:
         self.errors += 1
-        logger.error("input loop: %s raised", where, exc_info=error)
+        verdict = self._log_limit.check((where, type(error).__name__))
+        if verdict == FULL:
+            logger.error("input loop: %s raised", where, exc_info=error)
+        elif verdict > 0:
+            logger.error(
+                "input loop: %s raised %s %d more times (not logged each)",
+                where,
+                type(error).__name__,
+                verdict,
+            )
 
     def request_stop(self) -> None:
         """Ask the loop to stop, without waiting for it."""

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
+from framescope._ratelimit import FULL, LogLimiter
 from framescope.clock import Clock
 from framescope.pipeline.aggregation import Aggregator, NodeLink
 from framescope.pipeline.channel import CLOSED, END, Channel
@@ -87,6 +88,7 @@ class Runtime:
         self._frame_ids = itertools.count()
         self._lock = threading.Lock()
         self._start_lock = threading.Lock()
+        self._log_limit = LogLimiter(clock=clock)
         self._counts = dict.fromkeys(("forwarded", "completed", "rejected", "dropped", "failed"), 0)
         self._process_now: Process | None = None  # the serial runner's, built at the start
         self._process_later: Process | None = None
@@ -277,13 +279,24 @@ class Runtime:
         """
         error, policy = failure.error, failure.policy
         self.count("failed")
-        logger.error(
-            "pipeline %r: %s (policy %s)\n%s",
-            self.tree.name,
-            error,
-            policy.value,
-            error.traceback_text,
-        )
+        verdict = self._log_limit.check((error.stage, type(error.error).__name__))
+        if verdict == FULL:
+            logger.error(
+                "pipeline %r: %s (policy %s)\n%s",
+                self.tree.name,
+                error,
+                policy.value,
+                error.traceback_text,
+            )
+        elif verdict > 0:
+            logger.error(
+                "pipeline %r: stage %r raised %s %d more times (policy %s; not logged each)",
+                self.tree.name,
+                error.stage,
+                type(error.error).__name__,
+                verdict,
+                policy.value,
+            )
         if policy is ErrorPolicy.SKIP:
             return False
         if policy is ErrorPolicy.STOP:
