@@ -87,8 +87,12 @@ def wait_on(clock: TimeSource, waitable: Waitable, timeout: float | None) -> boo
 
 def sleep_on(clock: TimeSource, seconds: float) -> None:
     """Sleep ``seconds`` of ``clock`` (a fake clock: until advanced that far)."""
-    if seconds > 0:
-        wait_on(clock, threading.Event(), seconds)
+    if seconds <= 0:
+        return
+    never = threading.Event()
+    deadline = clock.monotonic_ns() + round(seconds * 1e9)
+    while (left := deadline - clock.monotonic_ns()) > 0:
+        wait_on(clock, never, left / 1e9)
 
 
 class SystemClock:
@@ -219,9 +223,12 @@ class FakeClock:
     def wait(self, waitable: Waitable, timeout: float | None) -> bool:
         """Wait on ``waitable`` until woken or this clock passes ``timeout`` seconds from now.
 
-        Without ``autojump`` it polls in short real waits until the test
-        advances the clock that far; with ``autojump`` an unwoken wait moves
-        the clock to the deadline and returns False at once.
+        Without ``autojump``, a wait on an Event polls in short real waits
+        until the Event is set or the test advances the clock that far; a
+        wait on a Condition returns after one short poll (a notification
+        could otherwise be missed between polls: callers re-check their
+        condition, as with any Condition). With ``autojump`` an unwoken wait
+        moves the clock to the deadline and returns False at once.
         """
         if timeout is None:
             return waitable.wait(None)
@@ -231,6 +238,8 @@ class FakeClock:
                 return True
             self._advance_to(deadline)
             return False
+        if not isinstance(waitable, threading.Event):
+            return waitable.wait(_FAKE_POLL_S)
         while self._mono_ns < deadline:
             if waitable.wait(_FAKE_POLL_S):
                 return True

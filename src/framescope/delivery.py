@@ -239,15 +239,15 @@ class MetricDelivery:
             while True:
                 if self._closing:
                     return None
+                if not threading.main_thread().is_alive():
+                    return None  # the program has ended without close(): do not hold its exit
                 if self._buffer:
                     wait_ns = self._retry_at - self.clock.monotonic_ns()
                     if wait_ns <= 0:
                         break
-                    wait_on(self.clock, self._wake, wait_ns / 1e9)
+                    wait_on(self.clock, self._wake, min(wait_ns / 1e9, _IDLE_POLL_S))
                 else:
                     self._idle.notify_all()
-                    if not threading.main_thread().is_alive():
-                        return None
                     self._wake.wait(_IDLE_POLL_S)
             size = min(self.batch_size, len(self._buffer))
             batch = [self._buffer.popleft() for _ in range(size)]

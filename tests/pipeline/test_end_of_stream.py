@@ -193,7 +193,7 @@ def test_a_hung_stage_fed_by_the_loop_is_the_only_one_named() -> None:
     assert hung == ["MainPipeline__Hang"]  # the loop was let go, not reported
     assert elapsed < 2.0  # one deadline for all, not one per thread
     deadline = time.monotonic() + 10
-    while any(t.name.startswith("framescope") for t in threading.enumerate()):
+    while any(t.name == "framescope:MainPipeline__Hang" for t in threading.enumerate()):
         assert time.monotonic() < deadline
         time.sleep(0.01)
 

@@ -106,10 +106,18 @@ class InputLoop:
                 if self._grid is None:
                     continue
                 wait_ns = self._grid.advance(self._clock.monotonic_ns())
-                if wait_ns and wait_on(self._clock, self._stop, wait_ns / 1e9):
+                if wait_ns and self._wait(self._clock.monotonic_ns() + wait_ns):
                     return
         finally:
             self.finished.set()
+
+    def _wait(self, due_ns: int) -> bool:
+        """Wait until the clock reaches ``due_ns``; True when asked to stop meanwhile."""
+        now = self._clock.monotonic_ns
+        while (left := due_ns - now()) > 0:
+            if wait_on(self._clock, self._stop, left / 1e9) or self._stop.is_set():
+                return True
+        return self._stop.is_set()
 
     def _record(self, error: BaseException, where: str) -> None:
         self.errors += 1
