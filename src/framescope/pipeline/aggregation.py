@@ -31,10 +31,8 @@ from framescope.pipeline.nodestate import (
     EVENTS_PER_ITERATION,
     NodeReading,
     in_micros,
-    pipeline_state,
     timing_from,
 )
-from framescope.pipeline.state import PipelineState
 from framescope.stats import RollingStats, StatsSnapshot
 
 __all__ = ["Aggregator", "NodeLink", "in_micros", "timing_from"]
@@ -141,7 +139,7 @@ def keep_tail(kept: list[Any], new: list[Any], limit: int) -> None:
 
 
 class Aggregator:
-    """Drains the nodes' records at ``interval_s`` and builds :class:`PipelineState` on demand.
+    """Drains the nodes' records at ``interval_s`` and reads every node on demand.
 
     A node with a large backlog (a busy pipeline) is drained sooner.
 
@@ -269,10 +267,6 @@ class Aggregator:
         with self._lock:
             return tuple(self._reading(link, now) for link in self.links)
 
-    def state(self) -> PipelineState:
-        """Drain, then return every node's state now."""
-        return pipeline_state(self.readings())
-
     def _reading(self, link: NodeLink, now: int) -> NodeReading:
         node = self._nodes[link.node_id]
         loop_stats = node.loop.snapshot()
@@ -280,7 +274,6 @@ class Aggregator:
             loop_stats = in_micros(link.fallback())  # serial mode: the stage's own timer
         # Only the newest records can hold the newest events_kept events.
         records = self._events_kept // EVENTS_PER_ITERATION + 1
-        has_inbox = link.inbox_length is not None
         return NodeReading(
             node_id=link.node_id,
             taken_ns=now,
@@ -288,7 +281,7 @@ class Aggregator:
             loop=loop_stats,
             inputs_get=node.inputs_get.snapshot(),
             outputs_send=node.outputs_send.snapshot(),
-            queued_stats=node.queued.snapshot() if has_inbox else None,
+            queued_stats=node.queued.snapshot() if link.inbox_length is not None else None,
             queued=link.inbox_length() if link.inbox_length is not None else None,
             capacity=link.capacity,
             upstream_sending=link.upstream_sending is not None and link.upstream_sending(),

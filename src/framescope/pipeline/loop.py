@@ -68,7 +68,6 @@ class InputLoop:
         self._clock = clock
         self._on_end = on_end
         self._grid = PeriodicGrid(period_ns, clock.monotonic_ns()) if period_ns > 0 else None
-        self.exhausted = False
         self._stop = threading.Event()
         self.errors = 0
         self._log_limit = LogLimiter(clock=clock)
@@ -92,7 +91,6 @@ class InputLoop:
                 try:
                     item = self._produce()
                 except StopIteration:
-                    self.exhausted = True
                     if self._on_end is not None:
                         self._on_end()
                     return

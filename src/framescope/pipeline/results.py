@@ -105,7 +105,8 @@ class ResultBuffer:
             latest = self._items.pop()
             self.skipped += len(self._items)
             self._items.clear()
-            self._cond.notify_all()
+            if self.blocking:
+                self._cond.notify_all()  # a deliverer may wait for room
             return latest
 
     def wait_for_any(self, timeout: float | None) -> bool:
@@ -125,16 +126,12 @@ class ResultBuffer:
             if not self._items:
                 return NOTHING
             entry = self._items.popleft()
-            self._cond.notify_all()  # a deliverer may wait for room
+            if self.blocking:
+                self._cond.notify_all()  # a deliverer may wait for room
             if isinstance(entry, _Failed):
                 self._errors -= 1
                 raise entry.error
             return entry
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` was called."""
-        return self._closed
 
     def set_blocking(self, blocking: bool) -> None:
         """Make a full buffer hold up the deliverer (True) or drop its oldest result (False)."""
