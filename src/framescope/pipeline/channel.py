@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from framescope._validation import check_positive_int
+from framescope.pipeline.item import Envelope
 
 __all__ = ["CLOSED", "END", "Channel"]
 
@@ -40,14 +41,25 @@ class Channel:
     """A bounded FIFO with blocking put/get, drop policies and prompt close.
 
     :meth:`close` wakes every waiting thread at once: blocked ``put`` calls
-    return False and ``get`` returns :data:`CLOSED`; items still queued, and
-    items offered after the close, are discarded and counted in ``discarded``.
+    return False and ``get`` returns :data:`CLOSED`; items still queued are
+    discarded, and those that had not failed are counted in ``discarded`` (a
+    failed item is already counted as failed). An item offered after the
+    close is refused (False): whoever offered it still holds it, and counts it.
 
     Args:
         maxsize: capacity (>= 1).
     """
 
-    __slots__ = ("_closed", "_items", "_lock", "_maxsize", "_not_empty", "_not_full", "discarded")
+    __slots__ = (
+        "_closed",
+        "_ended",
+        "_items",
+        "_lock",
+        "_maxsize",
+        "_not_empty",
+        "_not_full",
+        "discarded",
+    )
 
     def __init__(self, maxsize: int) -> None:
         self._maxsize = check_positive_int(maxsize, "queue_size")
@@ -56,6 +68,7 @@ class Channel:
         self._not_empty = threading.Condition(self._lock)
         self._not_full = threading.Condition(self._lock)
         self._closed = False
+        self._ended = False  # END was queued: nothing may follow it
         self.discarded = 0
 
     @property
@@ -73,7 +86,8 @@ class Channel:
     def put(self, item: Any, timeout: float | None = None) -> bool:
         """Queue ``item``, waiting for room up to ``timeout`` seconds (None: forever).
 
-        Returns False when there was no room in time or the channel is closed.
+        Returns False when there was no room in time, the channel is closed, or
+        :data:`END` was queued before ``item``.
         """
         with self._not_full:
             if len(self._items) >= self._maxsize and not self._closed:
@@ -83,17 +97,21 @@ class Channel:
                     lambda: len(self._items) < self._maxsize or self._closed, timeout
                 ):
                     return False  # the caller counts a refused item
-            if self._closed:
-                self.discarded += 1  # an item in flight when the channel closed
+            if self._closed or self._ended:
                 return False
+            if item is END:
+                self._ended = True
             self._items.append(item)
             self._not_empty.notify()
             return True
 
     def put_drop_oldest(self, item: Any) -> Any:
-        """Queue ``item`` now; if full, drop and return the oldest item (else CLOSED)."""
+        """Queue ``item`` now; if full, drop and return the oldest item (else CLOSED).
+
+        Raises RuntimeError when the channel is closed or :data:`END` was queued.
+        """
         with self._lock:
-            if self._closed:
+            if self._closed or self._ended:
                 raise RuntimeError("channel is closed")
             dropped = CLOSED
             if len(self._items) >= self._maxsize:
@@ -127,7 +145,9 @@ class Channel:
             if self._closed:
                 return
             self._closed = True
-            self.discarded += len(self._items)
+            self.discarded += sum(
+                1 for item in self._items if type(item) is Envelope and item.error is None
+            )
             self._items.clear()
             self._not_empty.notify_all()
             self._not_full.notify_all()

@@ -101,14 +101,22 @@ class SnapshotReaders:
     def counters(self) -> dict[str, int]:
         """Counts of what happened to items, including every drop and failure.
 
-        ``forwarded`` accepted items, ``completed`` results, ``rejected`` items
-        refused by a full queue (``block``), ``dropped`` items dropped by the
-        overflow policy, ``failed`` stage errors, ``results_dropped``
-        results lost because nobody read them, ``results_skipped`` results
-        passed over by :meth:`get_results`, ``errors_dropped`` stage errors
-        nobody read (only when nothing but errors waited; the items are still
-        counted in ``failed``), ``discarded`` items still queued at cleanup,
-        ``loop_overruns``/``loop_errors`` of the input loop.
+        ``forwarded`` items accepted, ``completed`` results, ``failed`` stage
+        errors, ``dropped_oldest`` queued items dropped for newer ones
+        (``drop_oldest``), ``discarded`` items still inside at cleanup, and
+        ``in_flight`` the items inside now. Every accepted item is in exactly
+        one of these: ``forwarded == completed + failed + dropped_oldest +
+        discarded + in_flight`` at every instant and after shutdown.
+
+        Items ``forward`` did not accept (it returned False): ``rejected`` by
+        a full queue (``block``) and ``dropped_newest`` (``drop_newest``);
+        ``dropped`` is both drop policies together. An item a waiting
+        ``forward`` gave up on because the pipeline stopped raised an error to
+        its caller and is not counted. Parts of the outcomes above:
+        ``results_dropped`` results lost because nobody read them,
+        ``results_skipped`` results passed over by :meth:`get_results`,
+        ``errors_dropped`` stage errors nobody read (only when nothing but
+        errors waited). And ``loop_overruns``/``loop_errors`` of the input loop.
         """
         return dict(self.snapshot().counters)
 

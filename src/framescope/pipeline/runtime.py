@@ -19,6 +19,7 @@ from typing import Any
 
 from framescope._ratelimit import FULL, LogLimiter
 from framescope.clock import Clock
+from framescope.pipeline.accounting import ItemCounts
 from framescope.pipeline.aggregation import Aggregator, NodeLink
 from framescope.pipeline.channel import CLOSED, END, Channel
 from framescope.pipeline.errors import (
@@ -89,7 +90,7 @@ class Runtime:
         self._lock = threading.Lock()
         self._start_lock = threading.Lock()
         self._log_limit = LogLimiter(clock=clock)
-        self._counts = dict.fromkeys(("forwarded", "completed", "rejected", "dropped", "failed"), 0)
+        self.counts = ItemCounts()
         self._process_now: Process | None = None  # the serial runner's, built at the start
         self._process_later: Process | None = None
 
@@ -213,7 +214,13 @@ class Runtime:
             self.count("forwarded")
             process = self._process_now if raise_now else self._process_later
             assert process is not None
-            done = process(envelope, t_in)
+            try:
+                done = process(envelope, t_in)
+            except Exception:  # a stage error under the raise policy: counted already
+                raise
+            except BaseException:  # SystemExit, KeyboardInterrupt ...: propagates, counted
+                self.count("failed")
+                raise
             if done is not None:
                 self.deliver(envelope, done)
             return True
@@ -224,11 +231,9 @@ class Runtime:
             try:
                 dropped = channel.put_drop_oldest(envelope)
             except RuntimeError:
-                self.check_open()  # raises the reason the channel is closed
+                self._refused()  # raises the reason the channel is closed
                 raise
-            self.count("forwarded")
-            if dropped is not CLOSED:
-                self.count("dropped")
+            self.counts.accepted(evicted=dropped is not CLOSED)
             return True
         if settings.overflow is OverflowPolicy.DROP_NEWEST or not settings.block_input:
             timeout: float | None = 0
@@ -242,9 +247,16 @@ class Runtime:
         if accepted:
             self.count("forwarded")
             return True
-        self.check_open()  # a closed or stopped pipeline raises, not returns False
-        self.count("dropped" if settings.overflow is OverflowPolicy.DROP_NEWEST else "rejected")
+        self._refused()  # a closed or stopped pipeline raises, not returns False
+        newest = settings.overflow is OverflowPolicy.DROP_NEWEST
+        self.count("dropped_newest" if newest else "rejected")
         return False
+
+    def _refused(self) -> None:
+        """Raise why the input queue refused an item, when it is closed or ended."""
+        self.check_open()
+        if self.input_closed:
+            raise PipelineClosedError(f"pipeline {self.tree.name!r} was closed: no more input")
 
     def deliver(self, envelope: Envelope, done_ns: int | None = None) -> bool:
         """Hand a finished item to the results (its error, when a stage failed on it).
@@ -262,8 +274,7 @@ class Runtime:
 
     def count(self, key: str, n: int = 1) -> None:
         """Add ``n`` to counter ``key``."""
-        with self._lock:
-            self._counts[key] += n
+        self.counts.count(key, n)
 
     def _fail_now(self, failure: ItemFailedError) -> bool:
         return self.fail(failure, raise_now=True)
@@ -317,7 +328,7 @@ class Runtime:
             first = self.crashed is None
             if first:
                 self.crashed = error
-            self._counts["failed"] += 1
+        self.count("failed")
         logger.error(
             "pipeline %r: a stage raised %s; the pipeline stops",
             self.tree.name,
@@ -426,12 +437,11 @@ class Runtime:
 
     def counters(self) -> dict[str, int]:
         """Counts of what happened to items (see ``Pipeline.counters``)."""
-        with self._lock:
-            counts = dict(self._counts)
+        discarded = [channel.discarded for channel in self._channels]
+        counts = self.counts.read(discarded + [worker.discarded for worker in self.workers])
         counts["results_dropped"] = self.results.dropped
         counts["results_skipped"] = self.results.skipped
         counts["errors_dropped"] = self.results.errors_dropped
-        counts["discarded"] = sum(channel.discarded for channel in self._channels)
         loop = self.loop
         counts["loop_overruns"] = loop.overruns if loop else 0
         counts["loop_errors"] = loop.errors if loop else 0

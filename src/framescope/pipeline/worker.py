@@ -62,6 +62,7 @@ class Worker:
         self._crash = crash
         self._outbox_length = outbox_length
         self._now = clock.monotonic_ns
+        self.discarded = 0  # items it held when the next queue closed (not failed ones)
         # A daemon thread: a user stage that never returns must not keep the
         # process alive at exit. cleanup() joins it with a bound and reports it.
         self.thread = threading.Thread(target=self._run, name=f"framescope:{label}", daemon=True)
@@ -69,9 +70,8 @@ class Worker:
     def _run(self) -> None:
         get, process, send, now = self.inbox.get, self._process, self._send, self._now
         recorder = self.recorder
-        recording = recorder.enabled
+        recording, append = recorder.enabled, recorder.extend_iterations
         inbox_length, outbox_length = self.inbox.length_function(), self._outbox_length
-        append = recorder.extend_iterations
         getting, processing, sending = (
             NodePhase.GETTING_INPUTS,
             NodePhase.PROCESSING,
@@ -96,8 +96,7 @@ class Worker:
                 if recording:
                     recorder.phase = processing
                     recorder.frame_id = envelope.frame_id
-                t_send = process(envelope, t_got)
-                if t_send is None:  # the item ends here (skipped, or the pipeline stopped)
+                if (t_send := process(envelope, t_got)) is None:  # skipped, or the pipeline stopped
                     if recording:
                         t = now()
                         frame, t_in = envelope.frame_id, envelope.t_in
@@ -106,7 +105,7 @@ class Worker:
                     continue
                 if not recording:
                     if not send(envelope):
-                        return
+                        break
                     continue
                 recorder.phase = sending
                 out_queued = outbox_length() if outbox_length is not None else None
@@ -117,8 +116,9 @@ class Worker:
                     (sequence, frame, t_get, queued, t_got, t_send, out_queued, t_sent, sent, t_in)
                 )
                 if not sent:
-                    return
+                    break
                 sequence, t_get = sequence + 1, t_sent
+            self._lost(envelope)  # the loop ends here only when it could not send
         except BaseException as error:  # SystemExit, KeyboardInterrupt ... from a stage
             # Not lost in a dead thread: the runtime counts it, stops the
             # pipeline and raises it again in the caller's thread.
@@ -127,6 +127,11 @@ class Worker:
             recorder.phase = NodePhase.IDLE
             if recording:
                 bind_recorder(None)
+
+    def _lost(self, envelope: Envelope) -> None:
+        """The pipeline stopped while this thread held ``envelope``: count it discarded."""
+        if envelope.error is None:  # a failed item is counted as failed already
+            self.discarded += 1
 
 
 def processor_for(spec: UnitSpec, fail: Fail, now: Callable[[], int]) -> Process:

@@ -1,0 +1,65 @@
+"""What happened to every item: the pipeline's counters, and the accounting invariant.
+
+Every item a pipeline accepts ends in exactly one outcome, so at every
+instant and after shutdown::
+
+    forwarded == completed + failed + dropped_oldest + discarded + in_flight
+
+``completed`` items may since have been dropped unread from the results
+(``results_dropped``, a part of ``completed``) and failed items' errors may
+have been dropped unread (``errors_dropped``, a part of ``failed``). Items
+that ``forward`` did not accept (it returned False: ``rejected`` by a full
+queue, or ``dropped_newest``) never entered; an item a blocked ``forward``
+gave up on because the pipeline stopped was refused with an exception and is
+not counted at all.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+__all__ = ["OUTCOMES", "ItemCounts"]
+
+#: The counters an accepted item ends in (besides ``in_flight``).
+OUTCOMES = ("completed", "failed", "dropped_oldest", "discarded")
+
+
+class ItemCounts:
+    """Thread-safe counters of items, read as one dictionary with ``in_flight`` derived."""
+
+    __slots__ = ("_counts", "_lock")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts = dict.fromkeys(
+            ("forwarded", "completed", "failed", "rejected", "dropped_oldest", "dropped_newest"), 0
+        )
+
+    def count(self, key: str, n: int = 1) -> None:
+        """Add ``n`` to counter ``key``."""
+        with self._lock:
+            self._counts[key] += n
+
+    def accepted(self, evicted: bool) -> None:
+        """One item came in; with ``evicted``, the oldest queued one was dropped for it."""
+        with self._lock:
+            self._counts["forwarded"] += 1
+            if evicted:
+                self._counts["dropped_oldest"] += 1
+
+    def read(self, discarded: Iterable[int]) -> dict[str, int]:
+        """The counters, with ``dropped`` (both drop policies), ``discarded`` and ``in_flight``.
+
+        ``discarded``: what each queue and thread discarded at a stop. They are
+        read before the items that came in, so ``in_flight`` is never below
+        the truth (an item only ever moves from in flight to an outcome).
+        """
+        lost = sum(discarded)
+        with self._lock:
+            counts = dict(self._counts)
+        counts["dropped"] = counts["dropped_oldest"] + counts["dropped_newest"]
+        counts["discarded"] = lost
+        ended = sum(counts[outcome] for outcome in OUTCOMES)
+        counts["in_flight"] = counts["forwarded"] - ended  # below 0 only if counted twice
+        return counts

@@ -1,0 +1,248 @@
+"""Every item is accounted for: forwarded = completed + failed + dropped + discarded + in flight."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from framescope import Pipeline
+from framescope.pipeline import (
+    PipelineClosedError,
+    PipelineStoppedError,
+    StageError,
+)
+from framescope.pipeline.accounting import OUTCOMES
+
+from .helpers import Gate
+
+
+def outcomes(counts: dict[str, int]) -> int:
+    return sum(counts[name] for name in OUTCOMES)
+
+
+@dataclass
+class Faulty:
+    """A stage that raises for the items whose id is in ``bad``; notes what it saw."""
+
+    name: str
+    bad: frozenset[int]
+    seen: set[int] = field(default_factory=set)
+    raised: list[int] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, item: int) -> int:
+        with self.lock:
+            self.seen.add(item)
+        if item in self.bad:
+            with self.lock:
+                self.raised.append(item)
+            raise ValueError(f"{self.name} refuses {item}")
+        return item
+
+
+stage_plans = st.lists(
+    st.tuples(
+        st.frozensets(st.integers(0, 39), max_size=8),
+        st.sampled_from(["raise", "skip", "stop"]),
+        st.one_of(st.none(), st.integers(1, 3)),
+    ),
+    min_size=1,
+    max_size=3,
+)
+
+
+scenarios = st.fixed_dictionaries(
+    {
+        "plan": stage_plans,
+        "mode": st.sampled_from(["serial", "threaded"]),
+        "debug": st.booleans(),
+        "queue_size": st.integers(1, 4),
+        "overflow": st.sampled_from(["block", "drop_oldest", "drop_newest"]),
+        "results_size": st.integers(1, 50),
+        "items": st.integers(0, 40),
+        "check_every": st.integers(1, 10),
+        "ending": st.sampled_from(["cleanup", "drain", "close_join"]),
+    }
+)
+
+
+@dataclass
+class Tally:
+    """What the caller saw: items accepted, refused, not taken; results and errors read."""
+
+    accepted: int = 0
+    refused: int = 0
+    not_taken: int = 0
+    errors_read: int = 0
+    read: list[int] = field(default_factory=list)
+
+
+def build(case: dict[str, Any]) -> tuple[Pipeline, list[Faulty]]:
+    pipeline = Pipeline(debug=case["debug"], results_size=case["results_size"])
+    stages = [Faulty(f"S{index}", bad) for index, (bad, _, _) in enumerate(case["plan"])]
+    for stage, (_, policy, size) in zip(stages, case["plan"], strict=True):
+        pipeline.add(stage, stage.name, on_error=policy, queue_size=size)
+    if case["mode"] == "serial":
+        pipeline.serialize()
+    else:
+        pipeline.parallelize(
+            input_timeout=30, queue_size=case["queue_size"], overflow=case["overflow"]
+        )
+    return pipeline, stages
+
+
+def forward_one(pipeline: Pipeline, stages: list[Faulty], item: int, tally: Tally) -> None:
+    try:
+        if pipeline.forward(item):
+            tally.accepted += 1
+        else:
+            tally.not_taken += 1  # a full queue (or drop_newest): forward said so
+    except StageError:
+        tally.accepted += 1  # an error of this item (serial) or an earlier one, once accepted
+    except PipelineStoppedError:
+        # serial: this very item stopped the pipeline; otherwise it was refused
+        if any(item in stage.seen for stage in stages):
+            tally.accepted += 1
+        else:
+            tally.refused += 1
+    except PipelineClosedError:
+        tally.refused += 1
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=scenarios)
+def test_every_item_is_accounted_for(case: dict[str, Any]) -> None:
+    pipeline, stages = build(case)
+    tally = Tally()
+    serial = case["mode"] == "serial"
+    for item in range(case["items"]):
+        forward_one(pipeline, stages, item, tally)
+        if item % case["check_every"] == 0:
+            counts = pipeline.counters()
+            assert counts["in_flight"] >= 0, counts  # nothing counted twice
+            assert counts["forwarded"] == outcomes(counts) + counts["in_flight"]
+            assert not serial or counts["in_flight"] == 0  # the stages ran inside forward
+        if serial:
+            tally.errors_read += drain(pipeline, tally.read, timeout=0)
+
+    if case["ending"] == "close_join":
+        pipeline.close()
+        assert pipeline.join(30)
+        tally.errors_read += drain(pipeline, tally.read, timeout=None)
+        assert pipeline.cleanup() == []
+    else:
+        assert pipeline.cleanup(timeout=30, drain=case["ending"] == "drain") == []
+        tally.errors_read += drain(pipeline, tally.read, timeout=0)
+    check_accounts(pipeline.counters(), case, stages, tally)
+
+
+def check_accounts(
+    counts: dict[str, int], case: dict[str, Any], stages: list[Faulty], tally: Tally
+) -> None:
+    raised = sum(len(stage.raised) for stage in stages)
+    assert counts["forwarded"] == tally.accepted
+    assert counts["failed"] == raised
+    assert counts["rejected"] + counts["dropped_newest"] == tally.not_taken
+    assert counts["in_flight"] == 0
+    assert counts["forwarded"] == outcomes(counts)
+    # Every result was read or dropped unread.
+    assert counts["completed"] == len(tally.read) + counts["results_dropped"]
+    read = tally.read
+    assert read == sorted(read) and len(set(read)) == len(read)  # in order, once each
+    assert tally.errors_read <= raised
+    stopping = any(policy == "stop" and bad for bad, policy, _ in case["plan"])
+    if case["ending"] != "cleanup" and not stopping:
+        assert counts["discarded"] == 0  # a drained pipeline discards nothing
+    if case["mode"] == "serial" or case["overflow"] != "drop_oldest":
+        assert counts["dropped_oldest"] == 0
+
+
+def drain(pipeline: Pipeline, read: list[int], timeout: float | None) -> int:
+    """Read every waiting result into ``read``; returns how many errors stood among them."""
+    errors = 0
+    while True:
+        try:
+            read.extend(pipeline.results(timeout=timeout))
+            return errors
+        except StageError:
+            errors += 1
+        except PipelineStoppedError:
+            return errors
+
+
+def test_in_flight_counts_the_items_inside_and_cleanup_accounts_for_them() -> None:
+    gate = Gate()
+    pipeline = Pipeline().add(gate).add(lambda x: x, "After").parallelize(queue_size=3)
+    pipeline.forward(0)
+    assert gate.entered.wait(10)
+    for item in range(1, 4):
+        assert pipeline.forward(item)  # the gate holds 0; 1, 2, 3 wait in its queue
+    counts = pipeline.counters()
+    assert counts["in_flight"] == 4 and counts["forwarded"] == 4
+
+    stopping = threading.Thread(target=pipeline.cleanup, kwargs={"timeout": 30})
+    stopping.start()
+    while pipeline.counters()["discarded"] < 3:  # the queue was emptied at the stop
+        threading.Event().wait(0.001)
+    gate.release.set()  # the gate's item meets a closed queue: discarded too
+    stopping.join(30)
+    counts = pipeline.counters()
+    assert counts["discarded"] == 4 and counts["in_flight"] == 0 and counts["completed"] == 0
+
+
+def test_a_forward_waiting_at_cleanup_is_refused_not_discarded() -> None:
+    gate = Gate()
+    pipeline = Pipeline().add(gate).parallelize(queue_size=1, input_timeout=None)
+    pipeline.forward(0)
+    assert gate.entered.wait(10)
+    pipeline.forward(1)  # fills the queue
+    outcome: list[Any] = []
+
+    def blocked_forward() -> None:
+        try:
+            outcome.append(pipeline.forward(2))
+        except PipelineClosedError as error:
+            outcome.append(error)
+
+    feeder = threading.Thread(target=blocked_forward)
+    feeder.start()
+    while not pipeline._runtime._feeding:  # the feeder waits for room (no public probe)
+        threading.Event().wait(0.001)
+    stopping = threading.Thread(target=pipeline.cleanup, kwargs={"timeout": 30})
+    stopping.start()
+    feeder.join(30)
+    assert isinstance(outcome[0], PipelineClosedError)  # the caller was told: refused
+    gate.release.set()
+    stopping.join(30)
+    counts = pipeline.counters()
+    # 0 was inside the last stage (it completes), 1 waited in the queue; 2 is neither
+    assert counts["forwarded"] == 2 and counts["completed"] == 1 and counts["discarded"] == 1
+    assert counts["rejected"] == 0 and counts["in_flight"] == 0
+
+
+@pytest.mark.parametrize("mode", ["serial", "threaded"])
+def test_a_base_exception_in_a_stage_is_counted_as_failed(mode: str) -> None:
+    def quit_on_two(item: int) -> int:
+        if item == 2:
+            raise SystemExit(3)
+        return item
+
+    pipeline = Pipeline().add(quit_on_two, "Quit")
+    if mode == "serial":
+        pipeline.serialize()
+    else:
+        pipeline.parallelize(queue_size=8)
+    with pytest.raises(SystemExit):
+        for item in range(5):
+            pipeline.forward(item)
+        pipeline.close()
+        pipeline.join(30)
+    pipeline.cleanup()
+    counts = pipeline.counters()
+    assert counts["failed"] == 1
+    assert counts["forwarded"] == outcomes(counts) and counts["in_flight"] == 0
