@@ -275,3 +275,38 @@ def test_serial_mode_shows_the_running_stage_and_its_frame() -> None:
     assert node.state == "IDLE"
     assert [e.frame_id for e in node.events if e.source == "look"] == [0, 0, 1, 1, 2, 2]
     pipeline.cleanup()
+
+
+def test_block_names_past_the_bound_are_folded_into_other(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock()
+
+    class Tracker(Stage):
+        name = "Tracker"
+
+        def __call__(self, data: int) -> int:
+            with self.events.block(f"track-{data}"):  # a new name for every item
+                clock.advance(0.001)
+            return data
+
+    pipeline = Pipeline(debug=True, clock=clock, block_names=8).add(Tracker())
+    pipeline.parallelize(queue_size=8)
+    with caplog.at_level("WARNING", logger="framescope.pipeline.events"):
+        for i in range(300):
+            pipeline.forward(i)
+        list(islice(pipeline.results(timeout=10), 300))
+    node = pipeline.get_pipeline_state().nodes("MainPipeline__Tracker")
+    names = set(node.other_timings())
+    assert names == {f"track-{i}" for i in range(8)} | {"other"}
+    assert node.other_timings("other").count == 292
+    assert node.detailed().unpaired_events == 0
+    assert pipeline.counters()["blocks_folded"] == 292
+    warnings = [r for r in caplog.records if "distinct block names" in r.getMessage()]
+    assert len(warnings) == 1 and "track-8" in warnings[0].getMessage()
+    pipeline.cleanup()
+
+
+def test_block_names_must_be_a_positive_int() -> None:
+    with pytest.raises(ValueError, match="block_names"):
+        Pipeline(block_names=0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -21,7 +22,9 @@ from framescope.clock import Clock
 from framescope.running import bind_recorder, current_recorder
 
 __all__ = [
+    "BLOCK_NAMES",
     "ITERATION_FIELDS",
+    "OTHER_BLOCK",
     "EventInterval",
     "EventRecorder",
     "EventStatus",
@@ -35,6 +38,13 @@ __all__ = [
 ]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+logger = logging.getLogger(__name__)
+
+#: How many distinct CUSTOM block names a node keeps apart by default.
+BLOCK_NAMES = 64
+#: The name every CUSTOM block past the bound is folded into.
+OTHER_BLOCK = "other"
 
 
 class EventType(enum.IntEnum):
@@ -211,27 +221,45 @@ class EventRecorder:
     :meth:`end`. When debugging is off the recorder is disabled and every
     call returns at once.
 
+    A node keeps at most ``block_names`` distinct block names apart (a name
+    per item, such as ``f"track-{id}"``, would otherwise grow memory without
+    bound): later new names are timed together as :data:`OTHER_BLOCK`,
+    counted in ``folded_blocks``, with one warning.
+
     Only the node's own thread should record; the aggregator drains from
     another thread without a lock (see :meth:`drain`).
     """
 
     __slots__ = (
         "_append",
+        "_block_names",
         "_buffer",
+        "_max_block_names",
         "_iterations",
         "_now",
         "_open",
         "_sequences",
         "enabled",
         "extend_iterations",
+        "folded_blocks",
         "frame_id",
         "node_id",
         "phase",
     )
 
-    def __init__(self, node_id: str, clock: Clock, *, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        node_id: str,
+        clock: Clock,
+        *,
+        enabled: bool = True,
+        block_names: int = BLOCK_NAMES,
+    ) -> None:
         self.node_id = node_id
         self.enabled = enabled
+        self._max_block_names = block_names
+        self._block_names: set[str] = set()
+        self.folded_blocks = 0  # CUSTOM events past the name bound, recorded as OTHER_BLOCK
         self.frame_id: int | None = None
         self._now = clock.monotonic_ns
         self._buffer: list[RawEvent] = []
@@ -256,10 +284,14 @@ class EventRecorder:
         """Record one event now (the runtime's and custom events go through here)."""
         if not self.enabled:
             return
+        if kind is EventType.CUSTOM and source not in self._block_names:
+            source = self._block_name(source, counted=interval is not EventInterval.END)
         key = (kind, source)
         if interval is EventInterval.END:
             opened = self._open.get(key)
             sequence = opened.pop() if opened else self._next_sequence(key)
+            if opened is not None and not opened:
+                del self._open[key]
         else:
             sequence = self._next_sequence(key)
             if interval is EventInterval.START:
@@ -267,6 +299,26 @@ class EventRecorder:
         self._append(
             (kind, interval, status, queue_size, source, self._now(), sequence, self.frame_id)
         )
+
+    def _block_name(self, name: str, *, counted: bool) -> str:
+        """``name`` while there is room for a new block name, else :data:`OTHER_BLOCK`.
+
+        ``counted``: this event begins a block (so a folded block counts once).
+        """
+        if len(self._block_names) < self._max_block_names or name == OTHER_BLOCK:
+            self._block_names.add(name)
+            return name
+        if not self.folded_blocks and counted:
+            logger.warning(
+                "node %r: more than %d distinct block names; new ones (first %r) are "
+                "timed together as %r (a name per item grows memory without bound)",
+                self.node_id,
+                self._max_block_names,
+                name,
+                OTHER_BLOCK,
+            )
+        self.folded_blocks += counted
+        return OTHER_BLOCK
 
     def _next_sequence(self, key: tuple[int, str]) -> int:
         sequence = self._sequences.get(key, 0)

@@ -79,6 +79,9 @@ class Pipeline(StreamControls, SnapshotReaders):
         trace_frames: how many sampled frame traces to keep (oldest dropped).
         window: how many recent items the profiles describe.
         results_size: how many results wait for the caller before the oldest is dropped.
+        block_names: how many distinct CUSTOM block names each stage keeps apart
+            (later ones are timed together as ``other`` and counted in
+            ``blocks_folded``).
     """
 
     def __init__(
@@ -94,6 +97,7 @@ class Pipeline(StreamControls, SnapshotReaders):
         trace_frames: int = 1000,
         window: int = 100,
         results_size: int = 1024,
+        block_names: int = 64,
     ) -> None:
         if input_generator is not None and not callable(input_generator):
             if not isinstance(input_generator, Iterable):
@@ -108,7 +112,9 @@ class Pipeline(StreamControls, SnapshotReaders):
         if debug is None:
             debug = os.environ.get("FRAMESCOPE_DEBUG", "").strip().lower() in ("1", "true", "yes")
         self.debug = bool(debug)
-        self._tree = StageTree(name, self._clock, window=window, debug=self.debug)
+        self._tree = StageTree(
+            name, self._clock, window=window, debug=self.debug, block_names=block_names
+        )
         self.name = self._tree.name
         aggregator = partial(
             Aggregator,

@@ -116,7 +116,9 @@ class SnapshotReaders:
         ``results_dropped`` results lost because nobody read them,
         ``results_skipped`` results passed over by :meth:`get_results`,
         ``errors_dropped`` stage errors nobody read (only when nothing but
-        errors waited). And ``loop_overruns``/``loop_errors`` of the input loop.
+        errors waited). And ``loop_overruns``/``loop_errors`` of the input loop,
+        and ``blocks_folded``: CUSTOM blocks timed as ``other`` past the
+        ``block_names`` bound.
         """
         return dict(self.snapshot().counters)
 

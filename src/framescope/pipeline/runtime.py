@@ -439,6 +439,7 @@ class Runtime:
         """Counts of what happened to items (see ``Pipeline.counters``)."""
         discarded = [channel.discarded for channel in self._channels]
         counts = self.counts.read(discarded + [worker.discarded for worker in self.workers])
+        counts["blocks_folded"] = sum(step.recorder.folded_blocks for step in self.tree.walk())
         counts["results_dropped"] = self.results.dropped
         counts["results_skipped"] = self.results.skipped
         counts["errors_dropped"] = self.results.errors_dropped

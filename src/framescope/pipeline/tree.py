@@ -17,7 +17,7 @@ from typing import Any
 from framescope._validation import check_positive_int
 from framescope.clock import Clock
 from framescope.pipeline.errors import ErrorPolicy, StageError
-from framescope.pipeline.events import EventRecorder, NodePhase
+from framescope.pipeline.events import BLOCK_NAMES, EventRecorder, NodePhase
 from framescope.pipeline.item import Envelope, ItemFailedError, Unit, close_span, open_span
 from framescope.pipeline.stage import Stage, stage_display_name
 from framescope.running import bind_recorder
@@ -137,11 +137,14 @@ class StageTree:
         debug: whether stage recorders record events.
     """
 
-    def __init__(self, name: str, clock: Clock, *, window: int, debug: bool) -> None:
+    def __init__(
+        self, name: str, clock: Clock, *, window: int, debug: bool, block_names: int = BLOCK_NAMES
+    ) -> None:
         self.name = check_name(name, "name")
         self.clock = clock
         self.window = check_positive_int(window, "window")
         self.debug = debug
+        self.block_names = check_positive_int(block_names, "block_names")
         self.steps: list[Step] = []
         self.mode: str | None = None
         self.nested_in: StageTree | None = None
@@ -175,7 +178,9 @@ class StageTree:
             child.nested_in = self
         watch = StopWatch(name, max_intervals=self.window, clock=self.clock)
         watch.keep_distribution()  # cumulative, for exporters' histograms
-        recorder = EventRecorder(name, self.clock, enabled=self.debug)
+        recorder = EventRecorder(
+            name, self.clock, enabled=self.debug, block_names=self.block_names
+        )
         if isinstance(stage, Stage) and child is None:
             stage.__dict__["_framescope_events"] = recorder
         step = Step(name, stage, watch, on_error, queue_size, recorder, child)
