@@ -10,10 +10,17 @@ to :class:`NodeState`; a node has a ``state``, its ``input_states`` and
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from framescope.pipeline.events import NodePhase, PipelineEvent
+from framescope.pipeline.events import (
+    EventInterval,
+    EventStatus,
+    EventType,
+    NodePhase,
+    PipelineEvent,
+)
 
 __all__ = [
     "DurationStats",
@@ -106,8 +113,13 @@ class NodeState:
 
     @classmethod
     def from_json(cls, text: str) -> NodeState:
-        """Rebuild from :meth:`to_json` output."""
-        return _node_from_dict(json.loads(text))
+        """Rebuild from :meth:`to_json` output (or any JSON of the same shape).
+
+        Every field is checked: a wrong type, an unknown state name or a
+        negative count is a ValueError naming the field. Missing fields take
+        their defaults; unknown ones are ignored (a newer writer may add some).
+        """
+        return _node_from_dict(_loads(text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +136,14 @@ class PipelineState:
 
     @classmethod
     def from_json(cls, text: str) -> PipelineState:
-        """Rebuild from :meth:`to_json` output."""
-        data = json.loads(text)
-        return cls({k: _node_from_dict(v) for k, v in data["node_states"].items()})
+        """Rebuild from :meth:`to_json` output, checking every field (see NodeState's)."""
+        nodes = _Reader(_loads(text), "").mapping("node_states")
+        return cls(
+            {
+                _node_id(node_id): _node_from_dict(node, f"node_states[{node_id!r}]")
+                for node_id, node in nodes.items()
+            }
+        )
 
 
 def _node_to_dict(node: NodeState) -> dict[str, Any]:
@@ -135,37 +152,157 @@ def _node_to_dict(node: NodeState) -> dict[str, Any]:
     return data
 
 
-def _timing(data: dict[str, Any]) -> Timing:
-    return Timing(
-        fps=float(data["fps"]),
-        duration_stats=DurationStats(**data["duration_stats"]),
-        count=int(data.get("count", 0)),
-    )
+class _Reader:
+    """Reads one JSON object, checking each field; errors name the field's path."""
 
+    def __init__(self, data: Any, path: str) -> None:
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected an object, got {_shown(data)}")
+        self.data, self.path = data, path
 
-def _node_from_dict(data: dict[str, Any]) -> NodeState:
-    return NodeState(
-        state=str(data["state"]),
-        input_states={
-            name: InputQueueState(
-                state=port["state"],
-                num_queued=int(port["num_queued"]),
-                timing=_timing(port["timing"]),
-                queue_stats=QueueStats(**port["queue_stats"]),
+    def at(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def child(self, key: str) -> _Reader:
+        return _Reader(self.data.get(key, {}), self.at(key))
+
+    def number(self, key: str, default: float = 0.0) -> float:
+        value = self.data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{self.at(key)}: expected a number, got {_shown(value)}")
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{self.at(key)}: expected a finite number >= 0, got {value!r}")
+        return value
+
+    def count(self, key: str, default: int | None = 0) -> int | None:
+        value = self.data.get(key, default)
+        if value is None and default is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{self.at(key)}: expected a whole number, got {_shown(value)}")
+        if value < 0:
+            raise ValueError(f"{self.at(key)}: expected a count >= 0, got {value!r}")
+        return value
+
+    def name(self, key: str, allowed: tuple[str, ...] | None = None, default: str = "") -> str:
+        value = self.data.get(key, default)
+        if not isinstance(value, str):
+            raise ValueError(f"{self.at(key)}: expected a string, got {_shown(value)}")
+        if allowed is not None and value not in allowed:
+            raise ValueError(
+                f"{self.at(key)}: unknown state {value!r}; expected one of {', '.join(allowed)}"
             )
-            for name, port in data["input_states"].items()
-        },
-        output_states={
-            name: OutputQueueState(state=port["state"], timing=_timing(port["timing"]))
-            for name, port in data["output_states"].items()
-        },
-        main_loop_timing=_timing(data["main_loop_timing"]),
-        inputs_get_timing=_timing(data["inputs_get_timing"]),
-        outputs_send_timing=_timing(data["outputs_send_timing"]),
-        other_timings={k: _timing(v) for k, v in data["other_timings"].items()},
-        events=tuple(PipelineEvent.from_dict(e) for e in data.get("events", ())),
-        unpaired_events=int(data.get("unpaired_events", 0)),
+        return value
+
+    def mapping(self, key: str) -> dict[str, Any]:
+        value = self.data.get(key, {})
+        if not isinstance(value, dict):
+            raise ValueError(f"{self.at(key)}: expected an object, got {_shown(value)}")
+        return value
+
+
+def _shown(value: Any) -> str:
+    """A value for an error message: its type, and a short repr."""
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
+_NODE_STATES = tuple(phase.name for phase in NodePhase)
+_INPUT_STATES = ("IDLE", "WAITING", "BLOCKED")
+_OUTPUT_STATES = ("IDLE", "SENDING")
+_DURATION_FIELDS = tuple(DurationStats.__dataclass_fields__)
+_QUEUE_FIELDS = tuple(QueueStats.__dataclass_fields__)
+
+
+def _timing(reader: _Reader) -> Timing:
+    stats = reader.child("duration_stats")
+    durations = {
+        key: stats.number(key, DurationStats.__dataclass_fields__[key].default)  # type: ignore[arg-type]
+        for key in _DURATION_FIELDS
+    }
+    return Timing(
+        fps=reader.number("fps"),
+        duration_stats=DurationStats(**durations),
+        count=reader.count("count") or 0,
     )
+
+
+def _input(reader: _Reader) -> InputQueueState:
+    queue = reader.child("queue_stats")
+    return InputQueueState(
+        state=reader.name("state", _INPUT_STATES, "IDLE"),
+        num_queued=reader.count("num_queued") or 0,
+        timing=_timing(reader.child("timing")),
+        queue_stats=QueueStats(**{key: queue.count(key) or 0 for key in _QUEUE_FIELDS}),
+    )
+
+
+def _event(reader: _Reader) -> PipelineEvent:
+    def member(key: str, enum_type: Any) -> Any:
+        name = reader.name(key)
+        if name not in enum_type.__members__:
+            raise ValueError(
+                f"{reader.at(key)}: unknown {key} {name!r}; "
+                f"expected one of {', '.join(enum_type.__members__)}"
+            )
+        return enum_type[name]
+
+    return PipelineEvent(
+        node_id=reader.name("node_id"),
+        type=member("type", EventType),
+        interval=member("interval", EventInterval),
+        status=member("status", EventStatus),
+        queue_size=reader.count("queue_size", None),
+        source=reader.name("source"),
+        timestamp_ns=reader.count("timestamp_ns") or 0,
+        sequence_num=reader.count("sequence_num") or 0,
+        frame_id=reader.count("frame_id", None),
+    )
+
+
+def _node_from_dict(data: Any, path: str = "") -> NodeState:
+    node = _Reader(data, path)
+    ports = node.child("input_states"), node.child("output_states")
+    others = node.child("other_timings")
+    events = node.data.get("events", [])
+    if not isinstance(events, list):
+        raise ValueError(f"{node.at('events')}: expected a list, got {_shown(events)}")
+    return NodeState(
+        state=node.name("state", _NODE_STATES, NodePhase.IDLE.name),
+        input_states={name: _input(ports[0].child(name)) for name in ports[0].data},
+        output_states={
+            name: OutputQueueState(
+                state=ports[1].child(name).name("state", _OUTPUT_STATES, "IDLE"),
+                timing=_timing(ports[1].child(name).child("timing")),
+            )
+            for name in ports[1].data
+        },
+        main_loop_timing=_timing(node.child("main_loop_timing")),
+        inputs_get_timing=_timing(node.child("inputs_get_timing")),
+        outputs_send_timing=_timing(node.child("outputs_send_timing")),
+        other_timings={name: _timing(others.child(name)) for name in others.data},
+        events=tuple(
+            _event(_Reader(event, f"{node.at('events')}[{index}]"))
+            for index, event in enumerate(events)
+        ),
+        unpaired_events=node.count("unpaired_events") or 0,
+    )
+
+
+def _loads(text: str | bytes) -> Any:
+    """Parse JSON text; absurdly deep nesting is a ValueError, not a RecursionError."""
+    if not isinstance(text, (str, bytes, bytearray)):
+        raise TypeError(f"text must be a JSON string, got {type(text).__name__}")
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("text: JSON nested too deeply to be a pipeline state") from None
+
+
+def _node_id(node_id: Any) -> str:
+    if not isinstance(node_id, str) or not node_id:
+        raise ValueError(f"node id: expected a non-empty string, got {node_id!r}")
+    return node_id
 
 
 def merge_states(*states: PipelineState, prefixes: list[str] | None = None) -> PipelineState:
@@ -179,13 +316,23 @@ def merge_states(*states: PipelineState, prefixes: list[str] | None = None) -> P
         raise ValueError(
             f"prefixes must have one entry per state: {len(prefixes)} for {len(states)}"
         )
+    for prefix in prefixes or ():
+        if not isinstance(prefix, str) or not prefix:
+            raise ValueError(f"prefixes: each must be a non-empty string, got {prefix!r}")
     merged: dict[str, NodeState] = {}
     for index, state in enumerate(states):
         if not isinstance(state, PipelineState):
             raise TypeError(f"states must be PipelineState objects, got {type(state).__name__}")
         prefix = f"{prefixes[index]}__" if prefixes is not None else ""
+        if not isinstance(state.node_states, dict):
+            raise ValueError(f"states[{index}].node_states: expected a dict")
         for node_id, node in state.node_states.items():
-            key = prefix + node_id
+            if not isinstance(node, NodeState):
+                raise ValueError(
+                    f"states[{index}].node_states[{node_id!r}]: expected a NodeState, "
+                    f"got {type(node).__name__}"
+                )
+            key = prefix + _node_id(node_id)
             if key in merged:
                 raise ValueError(
                     f"node id {key!r} appears in more than one state; "

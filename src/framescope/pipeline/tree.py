@@ -178,9 +178,7 @@ class StageTree:
             child.nested_in = self
         watch = StopWatch(name, max_intervals=self.window, clock=self.clock)
         watch.keep_distribution()  # cumulative, for exporters' histograms
-        recorder = EventRecorder(
-            name, self.clock, enabled=self.debug, block_names=self.block_names
-        )
+        recorder = EventRecorder(name, self.clock, enabled=self.debug, block_names=self.block_names)
         if isinstance(stage, Stage) and child is None:
             stage.__dict__["_framescope_events"] = recorder
         step = Step(name, stage, watch, on_error, queue_size, recorder, child)
