@@ -29,7 +29,11 @@ from enum import Enum
 from types import TracebackType
 from typing import Any
 
-from framescope._validation import check_positive_int, check_positive_seconds
+from framescope._validation import (
+    check_positive_int,
+    check_positive_seconds,
+    check_seconds_or_none,
+)
 from framescope.clock import SYSTEM_CLOCK, Clock, wait_on
 
 __all__ = ["DeliveryCounters", "FailureKind", "MetricDelivery"]
@@ -195,12 +199,18 @@ class MetricDelivery:
                 self._idle.wait(remaining)
         return True
 
-    def close(self, timeout: float = 5.0) -> bool:
-        """Send what is buffered (for up to ``timeout`` seconds), then stop the loop.
+    def close(self, timeout: float | None = 5.0) -> bool:
+        """Send what is buffered (for up to ``timeout`` seconds in all), then stop the loop.
 
         Data still unsent when the time is up are dropped and counted. Returns
         True when everything was delivered. Safe to call more than once.
         """
+        timeout = check_seconds_or_none(timeout, "timeout")
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def left() -> float | None:
+            return None if deadline is None else max(0.0, deadline - time.monotonic())
+
         delivered = self.flush(timeout)
         with self._lock:
             self._closing = True
@@ -211,11 +221,13 @@ class MetricDelivery:
                 logger.warning("%s: closed with %d data unsent (dropped)", self.name, leftover)
             self._wake.notify_all()
             thread, future = self._thread, self._future
+        # One deadline for the whole close: a call hung on the endpoint is left
+        # to its own read timeout (its batch is then dropped and counted).
         if thread is not None:
-            thread.join(timeout)
+            thread.join(left())
         if future is not None:
             try:
-                future.result(timeout)
+                future.result(left())
             except concurrent.futures.TimeoutError:
                 logger.warning("%s: delivery loop did not stop within %s s", self.name, timeout)
         return delivered and not leftover

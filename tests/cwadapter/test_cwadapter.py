@@ -5,10 +5,14 @@ from __future__ import annotations
 import concurrent.futures
 import datetime
 import logging
+import socket
+import threading
+import time
 from typing import Any
 
 import pytest
 
+from framescope._aws import aws_client
 from framescope.clock import FakeClock
 from framescope.cwadapter import (
     CloudWatchTimerAdapter,
@@ -358,3 +362,30 @@ def test_bad_arguments(moto: MotoEndpoint, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     with pytest.raises(ValueError, match="region: no AWS region"):
         CloudWatchTimerAdapter("ns", "m")
+
+
+def test_close_keeps_its_timeout_against_a_hanging_endpoint(moto: MotoEndpoint) -> None:
+    silent = socket.socket()  # completes TCP handshakes, never answers a request
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    client = aws_client(
+        "cloudwatch",
+        region="eu-west-1",
+        boto3_session=moto.session(),
+        endpoint_url=f"http://127.0.0.1:{silent.getsockname()[1]}",
+        read_timeout=3,
+    )
+    adapter = CloudWatchTimerAdapter(NAMESPACE, "hung", client=client)
+    adapter.send_metrics(datetime.datetime.now(UTC), _one_sample_snapshot(1.0))
+    assert wait_until(lambda: adapter.counters()["pending"] == 1)
+    started = time.monotonic()
+    assert not adapter.close(timeout=2.0)
+    took = time.monotonic() - started
+    assert took < 3.5, took  # one deadline for flush and join (not 2 s each)
+    sender = [t for t in threading.enumerate() if t.name == adapter.sender.name]
+    for thread in sender:  # the hung call ends at its read timeout, and the thread with it
+        thread.join(30)
+        assert not thread.is_alive()
+    counts = adapter.counters()
+    assert counts["dropped"] == 1 and counts["sent"] == 0 and counts["pending"] == 0
+    silent.close()

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -161,12 +166,13 @@ def test_a_metrics_collection_makes_no_spans_the_trace_schedule_does(clock: Fake
     run_items(pipeline, 4)
     assert value(points(reader), "framescope.pipeline.items", pipeline="Cam", outcome="completed")
     assert spans.get_finished_spans() == ()  # collecting metrics made no span
-    assert exporter.spans_exported == 0
+    assert exporter.frames_traced == 0
+    assert exporter.spans_exported is None  # a provider it did not make: delivery unknown
     schedule.advance(5)
     deadline = time.monotonic() + 10
-    while exporter.spans_exported < 4 and time.monotonic() < deadline:
+    while exporter.frames_traced < 4 and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert exporter.spans_exported == 4
+    assert exporter.frames_traced == 4
     assert len([s for s in spans.get_finished_spans() if s.name == "frame"]) == 4
     exporter.close()
     provider.shutdown()
@@ -266,6 +272,8 @@ def test_otlp_http_end_to_end(receiver: OTLPReceiver, clock: FakeClock) -> None:
     ]
     assert span_names.count("frame") == 8
     assert span_names.count("Cam__Infer") == 8
+    assert exporter.frames_traced == 8
+    assert exporter.spans_exported == len(span_names)  # delivered, counted by the collector's 200
 
 
 def test_default_provider_is_otlp_http(
@@ -287,3 +295,77 @@ def test_default_provider_is_otlp_http(
         for metric in scope.metrics
     }
     assert "framescope.stage.processed" in names
+
+
+# -- a collector that accepts connections and never answers --------------------------
+
+
+@pytest.fixture
+def silent_collector(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A loopback port that completes TCP handshakes and never answers a request."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", f"{url}/v1/metrics")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", f"{url}/v1/traces")
+    yield url
+    listener.close()
+
+
+def test_close_returns_within_its_timeout_when_the_collector_hangs(
+    silent_collector: str, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "3")  # each export gives up after 3 s
+    pipeline = build_pipeline(clock, threaded=True)
+    exporter = OpenTelemetryExporter()  # owns OTLP providers aimed at the silent collector
+    exporter.add_pipeline(pipeline, traces=True)
+    run_items(pipeline, 5)
+    started = time.monotonic()
+    assert exporter.close(timeout=0.5) is False  # time ran out: said so, not waited out
+    took = time.monotonic() - started
+    assert took < 2.5, took  # the SDK alone would wait its whole export timeout, or more
+    assert exporter.frames_traced == 5
+    assert exporter.spans_exported == 0  # handed to the SDK, but never delivered
+    helpers = [t for t in threading.enumerate() if t.name == "framescope-otel-shutdown"]
+    for helper in helpers:  # it gives up by itself, within the export timeout
+        helper.join(30)
+        assert not helper.is_alive()
+    pipeline.cleanup()
+
+
+def test_close_refuses_a_bad_timeout(clock: FakeClock) -> None:
+    exporter = OpenTelemetryExporter(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+    with pytest.raises(ValueError, match="timeout"):
+        exporter.close(timeout=-1)
+    assert exporter.close(timeout=None)
+
+
+def test_a_program_that_never_closes_its_exporter_exits_promptly(silent_collector: str) -> None:
+    script = textwrap.dedent(
+        """
+        from framescope import Pipeline
+        from framescope.exporters.opentelemetry import OpenTelemetryExporter
+
+        pipeline = Pipeline(debug=True).add(lambda x: x, "A").parallelize(queue_size=4)
+        exporter = OpenTelemetryExporter(trace_interval=0.1)
+        exporter.add_pipeline(pipeline, traces=True)
+        for item in pipeline.run(range(20)):
+            pass
+        pipeline.cleanup()
+        print("done")
+        """
+    )
+    env = {**os.environ, "OTEL_EXPORTER_OTLP_TIMEOUT": "30"}
+    # Without the exit bound, the SDK's own exit hooks retry the silent collector
+    # for 30 s per export; a hang here is a failure, not a slow pass.
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "done"

@@ -35,16 +35,22 @@ a metrics collection.
 
 from __future__ import annotations
 
+import atexit
+import inspect
+import logging
 import threading
+import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
 from framescope._optional import require
 from framescope._periodic import run_every
-from framescope._validation import check_positive_seconds
+from framescope._validation import check_positive_seconds, check_seconds_or_none
 from framescope._version import __version__
 from framescope.clock import SYSTEM_CLOCK, Clock
+from framescope.exporters.otlp import delivered_spans, otlp_meter_provider, otlp_tracer_provider
 from framescope.exporters.sources import MetricSources, Reading
 from framescope.histogram import DEFAULT_LATENCY_BUCKETS
 from framescope.pipeline.events import NodePhase
@@ -62,33 +68,12 @@ __all__ = ["OpenTelemetryExporter", "otlp_meter_provider", "otlp_tracer_provider
 #: The quantiles reported for each latency: the Summary field, and the attribute value.
 QUANTILES = (("median", "0.5"), ("p90", "0.9"), ("p99", "0.99"))
 _READING_REUSE_NS = 50_000_000  # instruments of one collection share one reading
+EXIT_TIMEOUT_S = 1.0  # at exit, exporters not closed get this long to send what is left
+
+logger = logging.getLogger(__name__)
+_open_exporters: weakref.WeakSet[OpenTelemetryExporter] = weakref.WeakSet()
 
 Observed = Iterable[tuple[float, dict[str, str]]]
-
-
-def otlp_meter_provider(endpoint: str | None = None, interval_s: float = 60.0) -> Any:
-    """A MeterProvider that sends to an OTLP/HTTP endpoint every ``interval_s`` seconds.
-
-    ``endpoint`` is the full metrics URL (``http://host:4318/v1/metrics``); by
-    default the ``OTEL_EXPORTER_OTLP_*`` environment variables decide.
-    """
-    sdk = require("opentelemetry.sdk.metrics", "otel", "OTLP metrics")
-    export = require("opentelemetry.sdk.metrics.export", "otel", "OTLP metrics")
-    otlp = require("opentelemetry.exporter.otlp.proto.http.metric_exporter", "otel", "OTLP metrics")
-    reader = export.PeriodicExportingMetricReader(
-        otlp.OTLPMetricExporter(endpoint=endpoint), export_interval_millis=interval_s * 1000
-    )
-    return sdk.MeterProvider(metric_readers=[reader])
-
-
-def otlp_tracer_provider(endpoint: str | None = None) -> Any:
-    """A TracerProvider that batches spans to an OTLP/HTTP endpoint (``.../v1/traces``)."""
-    sdk = require("opentelemetry.sdk.trace", "otel", "OTLP traces")
-    export = require("opentelemetry.sdk.trace.export", "otel", "OTLP traces")
-    otlp = require("opentelemetry.exporter.otlp.proto.http.trace_exporter", "otel", "OTLP traces")
-    provider = sdk.TracerProvider()
-    provider.add_span_processor(export.BatchSpanProcessor(otlp.OTLPSpanExporter(endpoint=endpoint)))
-    return provider
 
 
 def _quantiles(stats: StatsSnapshot, attributes: dict[str, str]) -> Observed:
@@ -120,6 +105,13 @@ class OpenTelemetryExporter:
             gets quantiles, not buckets).
         trace_interval: seconds between turning new frame traces into spans.
         clock: the clock that times the reading cache and the trace schedule.
+
+    Providers it creates are shut down by :meth:`close`, within its timeout,
+    however the collector behaves; an exporter never closed gets
+    ``EXIT_TIMEOUT_S`` at interpreter exit, so a dead collector never holds
+    the exit up. ``frames_traced`` counts frames turned into spans;
+    ``spans_exported`` the spans the collector accepted (known for providers
+    made by :func:`otlp_tracer_provider`; None for others).
     """
 
     def __init__(
@@ -140,13 +132,15 @@ class OpenTelemetryExporter:
         self.meter_provider = meter_provider
         self._tracer_provider = tracer_provider
         self.sources = MetricSources(buckets)
+        _open_exporters.add(self)
         self._traced: dict[str, int] = {}
         self._traced_pipelines: list[SnapshotSource] = []
         self._lock = threading.Lock()
         self._reading: tuple[int, Reading] | None = None
         self._stop = threading.Event()
         self._trace_thread: threading.Thread | None = None
-        self.spans_exported = 0
+        self.frames_traced = 0
+        self._closed = False
         self._meter = meter_provider.get_meter("framescope", __version__)
         self._create_instruments()
 
@@ -268,21 +262,55 @@ class OpenTelemetryExporter:
             for frame in fresh:
                 _emit_frame(tracer, pipeline.name, frame, offset)
             exported += len(fresh)
-        self.spans_exported += exported
+        self.frames_traced += exported
         return exported
+
+    @property
+    def spans_exported(self) -> int | None:
+        """Spans the collector accepted (None: the tracer provider does not say)."""
+        counted = delivered_spans(self._tracer_provider)
+        return None if counted is None else counted.delivered
 
     # -- shutting down ---------------------------------------------------------------
 
-    def close(self) -> None:
-        """Stop the trace thread, send the last traces, shut down the providers it created."""
+    def close(self, timeout: float | None = 5.0) -> bool:
+        """Stop the trace thread, send the last traces, shut down the providers it created.
+
+        Returns within ``timeout`` seconds (None: no limit) however the
+        collector behaves: True when everything was shut down, False when
+        time ran out (what was not sent by then is dropped, with a warning;
+        the SDK's own threads give up within their export timeout).
+        """
+        limit = check_seconds_or_none(timeout, "timeout")
+        deadline = None if limit is None else time.monotonic() + limit
+
+        def left() -> float | None:
+            return None if deadline is None else max(0.0, deadline - time.monotonic())
+
         self._stop.set()
+        _open_exporters.discard(self)
         thread = self._trace_thread
         if thread is not None:
-            thread.join(5.0)
-        self.export_traces()
-        for provider in self._owned:
-            provider.shutdown()
-        self._owned.clear()
+            thread.join(left())
+        if not self._closed:
+            self._closed = True
+            self.export_traces()
+        owned, self._owned = self._owned, []
+        if not owned:
+            return thread is None or not thread.is_alive()
+        shutting = threading.Thread(
+            target=_shut_down, args=(owned, deadline), name="framescope-otel-shutdown", daemon=True
+        )
+        shutting.start()
+        shutting.join(left())
+        if shutting.is_alive():
+            logger.warning(
+                "OpenTelemetry exporter: its providers did not shut down within %s s "
+                "(is the collector reachable?); what was not sent is dropped",
+                timeout,
+            )
+            return False
+        return True
 
     def __enter__(self) -> OpenTelemetryExporter:
         return self
@@ -294,6 +322,33 @@ class OpenTelemetryExporter:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _shut_down(providers: list[Any], deadline: float | None) -> None:
+    """Shut each provider down (on a helper thread: the SDK may wait on the network)."""
+    for provider in providers:
+        try:
+            if deadline is not None and "timeout_millis" in _parameters(provider.shutdown):
+                provider.shutdown(timeout_millis=max(0.0, deadline - time.monotonic()) * 1000)
+            else:
+                provider.shutdown()  # TracerProvider.shutdown takes no timeout
+        except Exception:
+            logger.exception("OpenTelemetry exporter: shutting a provider down failed")
+
+
+def _parameters(function: Callable[..., Any]) -> Sequence[str]:
+    try:
+        return list(inspect.signature(function).parameters)
+    except (TypeError, ValueError):
+        return ()
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    """Give exporters nobody closed a short, shared time to send what is left."""
+    deadline = time.monotonic() + EXIT_TIMEOUT_S
+    for exporter in list(_open_exporters):
+        exporter.close(max(0.0, deadline - time.monotonic()))
 
 
 def _emit_frame(tracer: Any, pipeline: str, frame: FrameTrace, offset: int) -> None:
