@@ -34,13 +34,13 @@ from __future__ import annotations
 
 import contextlib
 import math
-import threading
+import ssl
 from collections.abc import Iterable, Iterator, Sequence
-from socketserver import ThreadingMixIn
 from types import TracebackType
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from framescope._httpserver import BoundedServing
 from framescope._optional import require
 from framescope.exporters.sources import MetricSources, Reading, histogram_of
 from framescope.histogram import DEFAULT_LATENCY_BUCKETS, HistogramSnapshot
@@ -64,10 +64,8 @@ def _buckets(histogram: HistogramSnapshot) -> list[tuple[str, float]]:
     ]
 
 
-class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-    # Request threads are daemons: a scraper that never finishes its request
-    # must not keep the process alive. The serving thread itself is joined.
-    daemon_threads = True
+class _BoundedWSGIServer(BoundedServing, WSGIServer):
+    """The WSGI server, with bounded connection threads, timeouts and optional TLS."""
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -76,42 +74,63 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 class MetricsServer:
-    """An HTTP server for ``/metrics`` on a named thread; :meth:`close` stops and joins it.
+    """An HTTP(S) server for ``/metrics`` on a named thread; :meth:`close` stops and joins it.
+
+    At most ``max_connections`` scrapes are served at once (more are answered
+    503), each connection gets ``request_timeout`` seconds per read or write,
+    and with ``ssl_context`` it serves HTTPS.
 
     Attributes:
         host: the address it listens on.
         port: the port (the one picked when 0 was asked for).
     """
 
-    def __init__(self, registry: Any, port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        registry: Any,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        max_connections: int = 32,
+        request_timeout: float = 10.0,
+    ) -> None:
         app = _prometheus.make_wsgi_app(registry)
         self._server = make_server(
-            host, port, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
+            host, port, app, server_class=_BoundedWSGIServer, handler_class=_QuietHandler
         )
         self.host = host
         self.port: int = self._server.server_port
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name=f"framescope-metrics-{self.port}")
-        self._thread.start()
-
-    def _serve(self) -> None:
-        # handle_request() waits at most server.timeout, so the loop also ends
-        # once the main thread has finished (a forgotten close() cannot hang exit).
-        self._server.timeout = 0.05
-        main = threading.main_thread()
-        while not self._stop.is_set() and main.is_alive():
-            self._server.handle_request()
+        self.scheme = "http" if ssl_context is None else "https"
+        try:
+            self._server.configure(
+                name=f"framescope-metrics-{self.port}",
+                max_connections=max_connections,
+                request_timeout=request_timeout,
+                ssl_context=ssl_context,
+            )
+        except (TypeError, ValueError):
+            self._server.server_close()
+            raise
+        self._server.start()
 
     @property
     def url(self) -> str:
         """The URL to scrape."""
-        return f"http://{self.host}:{self.port}/metrics"
+        return f"{self.scheme}://{self.host}:{self.port}/metrics"
 
-    def close(self, timeout: float = 2.0) -> None:
-        """Stop serving and join the thread."""
-        self._stop.set()
-        self._thread.join(timeout)
-        self._server.server_close()
+    @property
+    def refused(self) -> int:
+        """Connections answered 503 because ``max_connections`` were being served."""
+        return self._server.refused
+
+    def handler_threads(self) -> int:
+        """How many connections are being served now."""
+        return self._server.handler_threads()
+
+    def close(self, timeout: float = 2.0) -> bool:
+        """Stop serving, end open connections and join the threads; False if one outlived it."""
+        return self._server.stop(timeout)
 
 
 class PrometheusExporter:
@@ -122,7 +141,7 @@ class PrometheusExporter:
         exporter = PrometheusExporter()
         exporter.add_pipeline(pipeline)
         exporter.add_timer(frame_ticker, "frame")
-        server = exporter.serve(port=9100, host="0.0.0.0")   # scrape /metrics
+        server = exporter.serve(port=9100)   # scrape http://127.0.0.1:9100/metrics
         ...
         exporter.close()
 
@@ -158,9 +177,29 @@ class PrometheusExporter:
         self.sources.add_timer(timer, name)
         return self
 
-    def serve(self, port: int = 0, host: str = "127.0.0.1") -> MetricsServer:
-        """Serve this exporter's registry on ``http://host:port/metrics`` (port 0: any free)."""
-        server = MetricsServer(self.registry, port, host)
+    def serve(
+        self,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        max_connections: int = 32,
+        request_timeout: float = 10.0,
+    ) -> MetricsServer:
+        """Serve this exporter's registry on ``http://host:port/metrics`` (port 0: any free).
+
+        It listens on loopback unless told otherwise: pass ``host="0.0.0.0"``
+        to let other machines scrape it (and ``ssl_context`` for HTTPS). See
+        :class:`MetricsServer` for the connection bounds.
+        """
+        server = MetricsServer(
+            self.registry,
+            port,
+            host,
+            ssl_context=ssl_context,
+            max_connections=max_connections,
+            request_timeout=request_timeout,
+        )
         self._servers.append(server)
         return server
 
