@@ -173,7 +173,7 @@ class Aggregator:
         # Bounded rings of raw material; joined into frame traces only when asked.
         # Per node, immutable chunks of flat iteration values (one per drain): a
         # snapshot shares the chunks instead of copying every value.
-        self._trace_rings: list[deque[tuple[Any, ...]]] = [deque() for _ in self.links]
+        self._trace_rings: list[deque[list[Any]]] = [deque() for _ in self.links]
         self._trace_sizes = [0] * len(self.links)
         self._block_ring: deque[Block] = deque(maxlen=trace_frames * 8)
         self._nodes = {link.node_id: _NodeAggregate(window, events_kept) for link in self.links}
@@ -238,7 +238,8 @@ class Aggregator:
             return
         limit = self._trace_frames * width
         ring = self._trace_rings[index]
-        chunk = tuple(flat[-limit:])
+        # The drained list is this drain's own and never modified again: kept as is.
+        chunk = flat if len(flat) <= limit else flat[-limit:]
         ring.append(chunk)
         size = self._trace_sizes[index] + len(chunk)
         while size - len(ring[0]) >= limit:  # the newer chunks still hold ``limit`` values

@@ -8,6 +8,7 @@ them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
 
@@ -24,12 +25,13 @@ Block = tuple[int, int, str, int, int]
 class TraceMaterial:
     """The trace rings at one moment: per node (in ``node_ids`` order) chunks of flat values.
 
-    Each chunk is an immutable tuple of flat iteration values (as recorded),
-    shared with the aggregator rather than copied.
+    Each chunk is a sequence of flat iteration values (as recorded), shared
+    with the aggregator rather than copied: nobody modifies a chunk once the
+    aggregator has stored it (it is the list one drain took, kept as is).
     """
 
     node_ids: tuple[str, ...] = ()
-    rings: tuple[tuple[tuple[int | bool | None, ...], ...], ...] = ()
+    rings: tuple[tuple[Sequence[int | bool | None], ...], ...] = ()
     blocks: tuple[Block, ...] = ()
     keep: int = 1000
 
