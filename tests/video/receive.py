@@ -19,6 +19,7 @@ def main() -> int:
     url, container_format = sys.argv[1], sys.argv[2]
     options = dict(arg.split("=", 1) for arg in sys.argv[3:])
     frames, size, first, last, ended = 0, None, None, None, "end"
+    print(json.dumps({"event": "ready"}), flush=True)
     try:
         container = av.open(url, format=container_format or None, options=options, timeout=(20, 5))
         print(json.dumps({"event": "open"}), flush=True)

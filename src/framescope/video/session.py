@@ -58,9 +58,11 @@ class EncoderSession:
                 self._on_event(event)
                 if event.get("event") in ("error", "closed"):
                     break
-        except OSError:
+        except (OSError, ValueError):  # closed under us by kill()
             pass
         finally:
+            with contextlib.suppress(OSError):
+                stdout.close()
             self.ended.set()
 
     def send(self, image: Any, stream_time: float) -> None:

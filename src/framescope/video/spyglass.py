@@ -277,13 +277,16 @@ class SpyGlass(Stage):
 
     def _feed(self) -> None:
         failures = 0
-        self._sent_total = self._sent_in_session = 0
+        self._sent_in_session = self._handed = 0
         while not self._stopping.is_set():
             session = EncoderSession(self._settings(), self._on_event, self.name)
             self._session = session
-            self._sent_in_session = 0
+            self._sent_in_session = self._handed = 0
             failed = self._feed_session(session)
+            session.ended.wait(5)  # its last report, with what it sent
             self._counts["sent"] += self._sent_in_session
+            # Handed to the encoder but not confirmed sent: lost with the session.
+            self._lost += max(0, self._handed - self._sent_in_session)
             if not failed:
                 return
             failures += 1
@@ -315,6 +318,7 @@ class SpyGlass(Stage):
             image, stamp = item
             try:
                 session.send(_np.ascontiguousarray(image), stamp)
+                self._handed += 1
             except (OSError, ValueError):
                 self._lost += 1
                 session.kill()
