@@ -88,6 +88,14 @@ def test_pipeline_demo_runs_and_names_the_bottleneck(tmp_path: Path) -> None:
         events = json.load(handle)["traceEvents"]
     assert any(e.get("cat") == "stage" and e["name"] == "Infer" for e in events)
     assert any(e.get("cat") == "custom" and e["name"] == "backbone" for e in events)
+    # The annotated result is a real video file, decodable, of the frames that went out.
+    from framescope.video import VideoSource
+
+    line = next(line for line in text.splitlines() if line.startswith("Annotated video"))
+    path = line.split(" written to ", 1)[1].rsplit(" (", 1)[0]
+    sent = int(line.rsplit("(", 1)[1].split()[0])
+    assert sent > 0
+    assert sum(1 for _ in VideoSource(path)) == sent
 
 
 def test_cli_demo_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -40,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--refresh", type=_positive_float, default=0.5, help="seconds between live views"
     )
     demo.add_argument("--trace", default=None, help="where to write the trace (.json or .json.gz)")
+    demo.add_argument("--video", default=None, help="a video file to decode (default: a test clip)")
+    demo.add_argument(
+        "--restream", default=None, help="send the annotated video to this URL (rtmp://...)"
+    )
     timepiece = commands.add_parser(
         "timepiece-demo", help="run a short simulated frame loop timed with the timepiece tools"
     )
@@ -72,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             fps=args.fps,
             refresh=args.refresh,
             trace_path=args.trace,
+            video=args.video,
+            restream=args.restream,
         )
         return 0
     if args.command == "timepiece-demo":

@@ -1,16 +1,20 @@
-"""The ``framescope demo``: a synthetic video pipeline, watched live, then diagnosed.
+"""The ``framescope demo``: a real video through a pipeline, watched live, then diagnosed.
 
-A synthetic camera makes numpy frames (no camera or download needed). They go
-through five stages of different cost, one of them clearly the slowest. While
-it runs, a live view of every node's state refreshes in the terminal. At the
-end comes the diagnosis, which names the bottleneck, and a Chrome trace file
-to open in Perfetto.
+It writes a short H.264 clip of a moving test pattern (``SyntheticSource`` +
+``VideoWriter``; no camera or download needed), or takes ``--video PATH``,
+and decodes it in a loop with ``VideoSource``. The frames go through four
+stages of different cost, one of them clearly the slowest, and the annotated
+result goes to a video file (or, with ``--restream URL``, to a stream) through
+a ``SpyGlass``. While it runs, a live view of every node's state refreshes in
+the terminal. At the end come the diagnosis, which names the bottleneck, the
+annotated video's path and a Chrome trace file to open in Perfetto.
 """
 
 from __future__ import annotations
 
 import tempfile
 import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -29,25 +33,23 @@ def _numpy() -> Any:
     return require("numpy", "demo", "framescope demo")
 
 
-class SyntheticCamera:
-    """Makes 480x640 BGR frames: a gradient with a bright square moving across it."""
+def demo_clip(folder: Path, seconds: float = 4.0) -> Path:
+    """Write the demo's input: a 640x480, 30 fps H.264 clip of a moving test pattern."""
+    from framescope.video import SyntheticSource, VideoWriter  # noqa: PLC0415 - needs PyAV
 
-    def __init__(self, height: int = 480, width: int = 640) -> None:
-        np = _numpy()
-        self.np = np
-        self.height, self.width = height, width
-        y, x = np.mgrid[0:height, 0:width]
-        self.background = np.stack(
-            [(x * 255 // width), (y * 255 // height), np.full_like(x, 96)], axis=-1
-        ).astype(np.uint8)
-        self.count = 0
+    path = folder / "input.mp4"
+    with VideoWriter(str(path), fps=30) as writer:
+        for frame in SyntheticSource(640, 480, 30, frames=round(30 * seconds)):
+            writer.write(frame)
+    return path
 
-    def __call__(self) -> dict[str, Any]:
-        frame = self.background.copy()
-        left = (self.count * 8) % (self.width - 64)
-        frame[200:264, left : left + 64] = 255
-        self.count += 1
-        return {"frame": frame, "index": self.count}
+
+def video_frames(path: str | Path) -> Iterator[dict[str, Any]]:
+    """The frames of ``path``, decoded in a loop, as the demo's items."""
+    from framescope.video import VideoSource  # noqa: PLC0415 - needs PyAV
+
+    for frame in VideoSource(path, loop=True):
+        yield {"frame": frame.image, "index": frame.index}
 
 
 class Preprocess(Stage):
@@ -111,11 +113,33 @@ class Annotate(Stage):
         return item
 
 
-def build_demo_pipeline(*, trace_every: int = 1) -> Pipeline:
-    """The demo's pipeline: camera -> Preprocess -> Infer -> Postprocess -> Annotate."""
-    camera = SyntheticCamera()
-    pipeline = Pipeline(input_generator=camera, name="Demo", debug=True, trace_every=trace_every)
+class Output(Stage):
+    """Hand the annotated frame to a SpyGlass, which writes or restreams it without waiting."""
+
+    name = "Output"
+
+    def __init__(self, spyglass: Any) -> None:
+        self.spyglass = spyglass
+
+    def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
+        self.spyglass.put(item["frame"])
+        return item
+
+    def cleanup(self) -> None:
+        self.spyglass.stop_streaming()
+
+
+def build_demo_pipeline(
+    frames: Iterable[dict[str, Any]], output: Any = None, *, trace_every: int = 1
+) -> Pipeline:
+    """The demo's pipeline: frames -> Preprocess -> Infer -> Postprocess -> Annotate [-> output].
+
+    ``output`` (a SpyGlass) restreams or writes the annotated frames.
+    """
+    pipeline = Pipeline(input_generator=frames, name="Demo", debug=True, trace_every=trace_every)
     pipeline.add(Preprocess()).add(Infer()).add(Postprocess()).add(Annotate())
+    if output is not None:
+        pipeline.add(Output(output))
     return pipeline.parallelize(queue_size=4, input_timeout=None)
 
 
@@ -144,23 +168,35 @@ def run_demo(
     fps: float = 400.0,
     trace_path: str | Path | None = None,
     live: bool | None = None,
+    video: str | Path | None = None,
+    restream: str | None = None,
 ) -> Path:
     """Run the demo for ``seconds``, showing live state every ``refresh`` s; returns the trace path.
 
     ``live`` redraws the view in place (default: when ``out`` is a terminal);
-    otherwise each refresh prints a new block.
+    otherwise each refresh prints a new block. ``video``: the clip to decode
+    (default: one it writes); ``restream``: a URL to send the annotated video
+    to (default: a file beside the trace).
     """
+    from framescope.video import SpyGlass  # noqa: PLC0415 - needs PyAV
+
     for name, value in (("seconds", seconds), ("refresh", refresh), ("fps", fps)):
         check_number(value, name, positive=True)
     if live is None:
         live = out.isatty()
-    if trace_path is None:  # a fresh folder of its own, not a fixed name in the shared one
-        trace_path = Path(tempfile.mkdtemp(prefix="framescope-demo-")) / "trace.json.gz"
-    pipeline = build_demo_pipeline()
+    folder = Path(tempfile.mkdtemp(prefix="framescope-demo-"))  # its own, not a fixed name
+    if trace_path is None:
+        trace_path = folder / "trace.json.gz"
+    source = Path(video) if video is not None else demo_clip(folder)
+    target = restream if restream is not None else str(folder / "annotated.mp4")
+    spyglass = SpyGlass(target, 30, 640, 480, name="Output")
+    pipeline = build_demo_pipeline(video_frames(source), spyglass)
     stop = threading.Event()
     out.write(
-        f"framescope demo: a synthetic {fps:g} fps camera through 4 stages for {seconds:g} s\n"
+        f"framescope demo: {source} decoded at up to {fps:g} fps through 4 stages "
+        f"for {seconds:g} s\n"
     )
+    spyglass.start_streaming()
     with pipeline:
         pipeline.start_loop(1 / fps)
         consumer = threading.Thread(
@@ -181,6 +217,9 @@ def run_demo(
         diagnosis = diagnose_snapshot(final)
         written = write_trace(trace_path, chrome_trace(final.traces, final.node_ids, title="Demo"))
     consumer.join(timeout=5)
+    counts = spyglass.counts
     out.write(f"\n{diagnosis.report()}\n")
+    where = "Restreamed to" if restream is not None else "Annotated video written to"
+    out.write(f"\n{where} {target} ({counts['sent']} frames, {counts['dropped']} dropped)\n")
     out.write(f"\nTrace written to {written} (open it at https://ui.perfetto.dev)\n")
     return written
