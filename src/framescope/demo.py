@@ -189,7 +189,8 @@ def run_demo(
         trace_path = folder / "trace.json.gz"
     source = Path(video) if video is not None else demo_clip(folder)
     target = restream if restream is not None else str(folder / "annotated.mp4")
-    spyglass = SpyGlass(target, 30, 640, 480, name="Output")
+    # A second of frames may queue while the encoder process starts.
+    spyglass = SpyGlass(target, 30, 640, 480, queue_size=48, name="Output")
     pipeline = build_demo_pipeline(video_frames(source), spyglass)
     stop = threading.Event()
     out.write(
