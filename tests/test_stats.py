@@ -391,3 +391,20 @@ def test_distribution_merges_and_round_trips() -> None:
     plain = RollingStats()
     plain.add(1.0)
     assert plain.snapshot().distribution is None
+
+
+def test_a_rate_read_at_a_time_falls_to_zero_within_its_window() -> None:
+    from framescope.stats import RollingStats
+
+    stats = RollingStats(100)
+    for tick in range(50):  # 20 Hz for 2.45 s
+        stats.add(1.0, timestamp_ns=tick * 50_000_000)
+    snap = stats.snapshot()
+    last = 49 * 50_000_000
+    assert snap.rate() == pytest.approx(20)
+    assert snap.rate(last) == pytest.approx(20)
+    assert snap.rate(last + 40_000_000) == pytest.approx(20)  # within one gap: on schedule
+    assert 0 < snap.rate(last + 3_000_000_000) < 20
+    assert snap.rate(last + 5_000_000_000) == 0
+    assert snap.rate(last + 60_000_000_000) == 0
+    assert snap.rate(last + 1_000_000_000, window_s=1.0) == 0

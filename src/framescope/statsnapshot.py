@@ -19,6 +19,8 @@ from framescope.histogram import DistributionSnapshot, HistogramSnapshot
 __all__ = ["StatsSnapshot", "Summary", "percentile"]
 
 _NS_PER_S = 1_000_000_000
+RATE_WINDOW_S = 5.0
+"""The look-back of a rate read at a given time (DepthAI's fps window is 5 s too)."""
 
 
 def _check_quantile(q: float) -> float:
@@ -189,15 +191,30 @@ class StatsSnapshot:
         """Return the ``q``-th percentile (0-100) of the recent window."""
         return percentile(self._sorted_samples(), q) / self.divisor
 
-    def rate(self) -> float:
-        """Return events per second over the recent window: (n-1)/(t_last-t_first).
+    def rate(self, now_ns: int | None = None, window_s: float = RATE_WINDOW_S) -> float:
+        """Return events per second: over the recent window, or the last ``window_s`` s.
 
-        0.0 when fewer than two events were timestamped or they share one instant.
+        Without ``now_ns``: (n-1)/(t_last-t_first) over the remembered events.
+        With ``now_ns`` (the time of the reading): the events of the last
+        ``window_s`` seconds before it, divided by that span (the
+        remembered events taken as evenly spread; a reading less than one
+        mean gap after the last event counts as on schedule), so a rate
+        falls to 0 within ``window_s`` of the last event instead of holding
+        its last value. 0.0 when fewer than two events were timestamped or they
+        share one instant.
         """
         first, last = self.first_event_ns, self.last_event_ns
         if self.events < 2 or first is None or last is None or last <= first:
             return 0.0
-        return (self.events - 1) * _NS_PER_S / (last - first)
+        if now_ns is None:
+            return (self.events - 1) * _NS_PER_S / (last - first)
+        start = max(first, now_ns - round(window_s * _NS_PER_S))
+        if last <= start:
+            return 0.0
+        intervals = (self.events - 1) * (last - start) / (last - first)
+        # A reading within one mean gap of the last event is on schedule: no decay yet.
+        end = max(last, now_ns - (last - first) / (self.events - 1))
+        return intervals * _NS_PER_S / (end - start)
 
     def summary(self) -> Summary:
         """Compute every statistic in one pass over the window (one sort, two sums)."""

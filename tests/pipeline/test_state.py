@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import threading
-from itertools import islice
+from itertools import islice, pairwise
 from typing import Any
 
 import pytest
@@ -310,3 +310,26 @@ def test_block_names_past_the_bound_are_folded_into_other(
 def test_block_names_must_be_a_positive_int() -> None:
     with pytest.raises(ValueError, match="block_names"):
         Pipeline(block_names=0)
+
+
+def test_fps_falls_to_about_zero_once_a_stage_stops() -> None:
+    """DepthAI's host test: about 10 fps at 10 Hz, about 0 (within 2) after 7 s idle."""
+    clock = FakeClock()
+    pipeline = Pipeline(debug=True, clock=clock).add(lambda x: x, "Work").serialize()
+    for item in range(60):
+        pipeline.forward(item)
+        clock.advance(0.1)
+    fps = pipeline.get_pipeline_state().nodes("MainPipeline__Work").summary().main_loop_timing.fps
+    assert fps == pytest.approx(10, rel=0.05)
+    assert pipeline.get_profiles()[1]["MainPipeline__Work"] == pytest.approx(10, rel=0.05)
+    readings = []
+    for _ in range(14):
+        clock.advance(0.5)
+        state = pipeline.get_pipeline_state()
+        readings.append(state.nodes("MainPipeline__Work").summary().main_loop_timing.fps)
+    assert readings[2] > 5  # 1.5 s after: still most of its rate
+    assert all(b <= a for a, b in pairwise(readings))  # falls steadily
+    assert readings[13] <= 2  # 7 s idle: about 0
+    assert readings[10] == 0  # past the 5 s window: nothing
+    assert pipeline.get_profiles()[1]["MainPipeline__Work"] == 0
+    pipeline.cleanup()

@@ -78,7 +78,7 @@ def pipeline_data(
         )
 
     def timing(name: str, key: str, stats: StatsSnapshot, dims: list[dict[str, str]]) -> None:
-        value("FramesPerSecond", dims, stats.rate(), "Count/Second")
+        value("FramesPerSecond", dims, stats.rate(metrics.taken_ns), "Count/Second")
         values, marks[key] = _period_statistics(stats, marks.get(key))
         if values is None:
             return

@@ -385,7 +385,7 @@ def _pipeline_latency(r: Reading) -> Observed:
 
 
 def _pipe_rate(r: Reading) -> Observed:
-    return [(p.latency.rate(), {"pipeline": p.pipeline}) for p in r.pipelines]
+    return [(p.latency.rate(p.taken_ns), {"pipeline": p.pipeline}) for p in r.pipelines]
 
 
 def _pipeline_items(r: Reading) -> Observed:
@@ -420,7 +420,11 @@ def _stage_busy(r: Reading) -> Observed:
 
 
 def _stage_rate(r: Reading) -> Observed:
-    return [(stage.latency.rate(), attrs) for stage, attrs in _stages(r)]
+    return [
+        (stage.latency.rate(p.taken_ns), {"pipeline": p.pipeline, "stage": stage.stage})
+        for p in r.pipelines
+        for stage in p.stages
+    ]
 
 
 def _stage_failed(r: Reading) -> Observed:

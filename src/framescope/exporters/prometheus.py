@@ -318,7 +318,7 @@ def render(
         histogram = histogram_of(metrics.latency, buckets)
         if histogram is not None:
             p_latency.add_metric([name], _buckets(histogram), histogram.total)
-        p_fps.add_metric([name], metrics.latency.rate())
+        p_fps.add_metric([name], metrics.latency.rate(metrics.taken_ns))
         for key, counter in p_counts.items():
             counter.add_metric([name], float(metrics.counters.get(key, 0)))
         for reason, total in metrics.dropped().items():
@@ -328,7 +328,7 @@ def render(
             histogram = histogram_of(stage.latency, buckets)
             if histogram is not None:
                 s_latency.add_metric(labels, _buckets(histogram), histogram.total)
-            s_fps.add_metric(labels, stage.latency.rate())
+            s_fps.add_metric(labels, stage.latency.rate(metrics.taken_ns))
             s_failed.add_metric(labels, float(stage.failures))
             if stage.queue_depth is not None:
                 s_depth.add_metric(labels, float(stage.queue_depth))

@@ -46,18 +46,12 @@ __all__ = [
 
 
 def decayed_fps(stats: StatsSnapshot, now_ns: int) -> float:
-    """Events per second over the recent window, decaying towards 0 once they stop.
+    """Events per second over the last 5 s before ``now_ns``: 0 within 5 s of the last event.
 
-    While events keep coming this is (n-1)/(t_last-t_first). Once the time since
-    the last event exceeds the mean gap, the window is stretched to now, so the
-    figure falls like 1/t after a node stops instead of freezing.
+    While events keep coming this is the node's rate; once they stop it falls
+    linearly to 0 over the window (see :meth:`StatsSnapshot.rate`).
     """
-    first, last, n = stats.first_event_ns, stats.last_event_ns, stats.events
-    if n < 2 or first is None or last is None or last <= first:
-        return 0.0
-    mean_gap = (last - first) / (n - 1)
-    end = max(float(last), now_ns - mean_gap)
-    return (n - 1) * 1e9 / (end - first)
+    return stats.rate(now_ns)
 
 
 def timing_from(stats: StatsSnapshot, now_ns: int) -> Timing:

@@ -170,7 +170,7 @@ class PipelineSnapshot:
         """``(latency_s, throughput_per_s)`` by profile key, as ``Pipeline.get_profiles``."""
         stats = self.statistics()
         latency = {key: snap.recent_mean() for key, snap in stats.items()}
-        throughput = {key: snap.rate() for key, snap in stats.items()}
+        throughput = {key: snap.rate(self.taken_ns) for key, snap in stats.items()}
         return latency, throughput
 
     def working_stages(self) -> tuple[StageSnapshot, ...]:
