@@ -314,3 +314,22 @@ def test_opencv_refuses_arrays_it_cannot_draw_into() -> None:
         driver.render(box, np.zeros((40, 40, 3), np.uint8)[::2, ::2])
     fine = np.zeros((20, 20, 3), np.uint8)
     assert driver.render(box, fine) is fine and fine.any()
+
+
+def test_one_annotation_may_be_given_without_a_list() -> None:
+    rect = RectAnnotation(Rectangle(Point(0.1, 0.1), Point(0.5, 0.5)), color=RED)
+    alone = OpenCVImageAnnotationDriver().render(rect, black())
+    listed = OpenCVImageAnnotationDriver().render([rect], black())
+    assert np.array_equal(alone, listed) and alone.any()
+
+
+def test_pixel_coordinates_by_mistake_are_reported_once(caplog: pytest.LogCaptureFixture) -> None:
+    driver = OpenCVImageAnnotationDriver()
+    in_pixels = RectAnnotation(Rectangle(Point(20, 10), Point(120, 80)))
+    with caplog.at_level(logging.WARNING, logger="framescope.annotation"):
+        driver.render([LabelAnnotation(Point(0.5, 0.5), "fine")], black())
+        assert not caplog.records  # normalised: nothing to say
+        driver.render([in_pixels], black())
+        driver.render([in_pixels], black())
+    (record,) = caplog.records
+    assert "normalised" in record.getMessage() and "RectAnnotation" in record.getMessage()

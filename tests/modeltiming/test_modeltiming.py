@@ -398,6 +398,17 @@ def test_warmup_calls_are_left_out(clock: FakeClock) -> None:
     assert data.find("backbone.body.layer1.0.inner").times_run == 9
 
 
+def test_a_summary_during_the_warm_up_says_so(clock: FakeClock) -> None:
+    model = Detector(clock)
+    with ModelTiming(model, warmup=5, clock=clock) as timing:
+        run(model, 3)
+    with pytest.warns(UserWarning, match=r"ran 3 time\(s\), all in the warm-up \(warmup=5\)"):
+        table = timing.summarize_table()
+    assert "nothing measured yet" in table and "0.00" not in table
+    with pytest.warns(UserWarning, match="warm-up"):
+        assert "nothing measured yet" in timing.summarize_tree()
+
+
 def test_json_round_trip(clock: FakeClock) -> None:
     model = Detector(clock)
     with ModelTiming(model, [Scale(clock)], clock=clock) as timing:

@@ -243,3 +243,15 @@ def test_per_stage_queue_size() -> None:
     gate.release.set()
     assert list(islice(pipeline.results(timeout=10), 4)) == [0, 1, 2, 3]
     pipeline.cleanup()
+
+
+def test_an_unnamed_stage_is_called_after_its_class() -> None:
+    class Resize(Stage):
+        def __call__(self, data: int) -> int:
+            return data
+
+    pipeline = Pipeline().add(Resize()).add(Resize()).add(double).add(lambda x: x)
+    assert pipeline.stage_names == ["Resize", "Resize_2", "Stage_1", "Stage_2"]
+    with pytest.raises(TypeError, match=r"got the class Resize; pass an instance: Resize\(\)"):
+        pipeline.add(Resize)  # type: ignore[arg-type]
+    assert Pipeline().add(str).stage_names == ["Stage_1"]  # a class that is no Stage is a callable

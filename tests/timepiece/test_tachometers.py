@@ -248,3 +248,10 @@ def test_base_tachometer_with_own_timer(clock: FakeClock) -> None:
         clock.advance(0.4)
     assert tach.flush()[0]
     assert reports.items[0][1].len() == 2
+
+
+def test_a_bad_stats_interval_is_named_as_such() -> None:
+    with pytest.raises(ValueError, match="stats_interval must be positive"):
+        TickerTachometer(lambda *args: None, stats_interval=0)
+    with pytest.raises(TypeError, match="stats_interval"):
+        TickerTachometer(lambda *args: None, stats_interval="60")  # type: ignore[arg-type]

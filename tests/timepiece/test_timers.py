@@ -326,3 +326,18 @@ def test_repr_uses_the_subclass_name(clock: FakeClock) -> None:
     ticker.tick()
     assert repr(ticker) == "<FrameTicker intervals=[0.5000] min=0.5000 mean=0.5000 max=0.5000>"
     assert repr(ticker.snapshot()).startswith("<FrameTicker intervals=")
+
+
+def test_freq_counts_every_remembered_interval(clock: FakeClock) -> None:
+    one = Ticker(max_intervals=1, clock=clock)
+    one.tick()
+    clock.advance(0.5)
+    one.tick()
+    assert one.freq() == pytest.approx(2.0)  # Backpack: two ticks 0.5 s apart are 2 Hz
+    ticker = Ticker(max_intervals=10, clock=clock)
+    for _ in range(11):
+        ticker.tick()
+        clock.advance(0.1)
+    assert ticker.len() == 10
+    assert ticker.freq() == pytest.approx(10.0)  # n / sum, not (n - 1) / n of it
+    assert Ticker(clock=clock).freq() == 0.0

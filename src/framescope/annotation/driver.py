@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -23,6 +24,23 @@ from framescope.annotation.color import Color
 from framescope.annotation.geometry import Point
 
 __all__ = ["AnnotationDriverBase"]
+
+_FAR_OUTSIDE = 4.0  # a normalised coordinate beyond -4..5 is surely a pixel position
+
+
+def _looks_like_pixels(value: Any, depth: int = 0) -> bool:
+    """Whether an annotation holds a point far outside the normalised range."""
+    if isinstance(value, Point):
+        return any(c < -_FAR_OUTSIDE or c > 1 + _FAR_OUTSIDE for c in (value.x, value.y))
+    if depth > 3:
+        return False
+    if isinstance(value, (list, tuple)):
+        return any(_looks_like_pixels(item, depth + 1) for item in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return any(
+            _looks_like_pixels(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value)
+        )
+    return False
 
 
 class AnnotationDriverBase(ABC):
@@ -47,11 +65,27 @@ class AnnotationDriverBase(ABC):
             else logging.getLogger(f"framescope.annotation.{name}")
         )
         self.unsupported: Counter[str] = Counter()
+        self._warned_pixels = False
 
-    def render(self, annotations: Iterable[Annotation], context: Any) -> Any:
-        """Draw every annotation on ``context`` in order; return the context."""
+    def render(self, annotations: Iterable[Annotation] | Annotation, context: Any) -> Any:
+        """Draw every annotation on ``context`` in order; return the context.
+
+        ``annotations`` is a list (or any iterable) of annotations, or one
+        annotation. Coordinates are normalised (0 to 1 across the image):
+        the first annotation with points far outside that (pixel
+        coordinates by mistake) is reported once in the log.
+        """
         self.check_context(context)
+        if isinstance(annotations, Annotation):
+            annotations = [annotations]
         for annotation in annotations:
+            if not self._warned_pixels and _looks_like_pixels(annotation):
+                self._warned_pixels = True
+                self.logger.warning(
+                    "%s has coordinates far outside 0..1; annotation coordinates are "
+                    "normalised (x / width, y / height), not pixels",
+                    type(annotation).__name__,
+                )
             if isinstance(annotation, LabelAnnotation):
                 self.add_label(annotation, context)
             elif isinstance(annotation, RectAnnotation):

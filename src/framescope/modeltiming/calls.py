@@ -159,6 +159,10 @@ class CallLog:
             frames = self._local.frames = []
         return frames
 
+    def root_calls(self) -> int:
+        """The most top-level calls any node has had, warm-up included."""
+        return max(self._root_calls, default=0)
+
     def _keep_root(self, node: int) -> bool:
         """Count a top-level call of ``node``; False while it is still warming up."""
         self._root_calls[node] += 1

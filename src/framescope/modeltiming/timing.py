@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
@@ -105,6 +106,7 @@ class ModelTiming:
                     f"{argument} must be a list of callables, got {type(value).__name__}"
                 )
         check_int_at_least(warmup, "warmup", 0)
+        self._warmup = warmup
         check_positive_int(window, "window")
         if device not in _DEVICES:
             raise ValueError(f"device must be one of {', '.join(_DEVICES)}; got {device!r}")
@@ -230,13 +232,28 @@ class ModelTiming:
         """A table of the timed nodes, sorted by ``sort_by`` (default: self time), ``limit`` rows.
 
         ``sort_by`` is one of ``self``, ``total``, ``child``, ``calls``, ``p90``,
-        ``name``; ``limit=None`` shows every row.
+        ``name``; ``limit=None`` shows every row. While every call so far was
+        in the warm-up, it warns and says so instead of a table of zeros.
         """
-        return format_table(self.timing_data, sort_by=sort_by, limit=limit)
+        note = self._still_warming_up()
+        return note or format_table(self.timing_data, sort_by=sort_by, limit=limit)
 
     def summarize_tree(self, max_depth: int | None = None, min_share: float = 0.0) -> str:
         """The timing tree, one line per node: ``name (class) took X.XXms (self: Y.YYms)``."""
-        return format_tree(self.timing_data, max_depth=max_depth, min_share=min_share)
+        note = self._still_warming_up()
+        return note or format_tree(self.timing_data, max_depth=max_depth, min_share=min_share)
+
+    def _still_warming_up(self) -> str | None:
+        """A note (and a warning) when calls were made but all were left out as warm-up."""
+        calls = self._log.root_calls()
+        if not self._warmup or not calls or calls > self._warmup:
+            return None
+        note = (
+            f"ModelTiming: nothing measured yet: the model ran {calls} time(s), all in the "
+            f"warm-up (warmup={self._warmup}); run it more times"
+        )
+        warnings.warn(note, UserWarning, stacklevel=3)
+        return note
 
     def to_dict(self) -> dict[str, Any]:
         """The timing tree as JSON-ready data (see :meth:`TimingNode.from_dict`)."""

@@ -159,11 +159,21 @@ class StageTree:
         queue_size: int | None,
         child: StageTree | None = None,
     ) -> Step:
-        """Append a stage (or the tree of a nested pipeline, ``child``) and return its step."""
+        """Append a stage (or the tree of a nested pipeline, ``child``) and return its step.
+
+        Unnamed, a :class:`Stage` is called after its class (``Resize``, then
+        ``Resize_2``); any other callable ``Stage_N``.
+        """
+        if isinstance(stage, type) and issubclass(stage, Stage):
+            raise TypeError(
+                f"stage: got the class {stage.__name__}; pass an instance: {stage.__name__}()"
+            )
         if queue_size is not None:
             check_positive_int(queue_size, "queue_size")
         if name is None:
             name = stage_display_name(stage) if child is None else child.name
+            if name is None and isinstance(stage, Stage):
+                name = self._free_name(type(stage).__name__)
             if name is None:
                 name = self._next_default_name()
         else:
@@ -184,6 +194,13 @@ class StageTree:
         step = Step(name, stage, watch, on_error, queue_size, recorder, child)
         self.steps.append(step)
         return step
+
+    def _free_name(self, base: str) -> str:
+        taken, candidate, number = set(self.names), base, 1
+        while candidate in taken:
+            number += 1
+            candidate = f"{base}_{number}"
+        return candidate
 
     def _next_default_name(self) -> str:
         taken = set(self.names)

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
-from framescope.clock import Clock
+from framescope.clock import Clock, to_nanoseconds
 from framescope.timepiece.schedules import NOT_FIRED, Callback, IntervalSchedule
 from framescope.timepiece.timers import BaseTimer, StopWatch, Ticker, TimerSnapshot, timed_by
 
@@ -55,6 +55,8 @@ class BaseTachometer:
             raise TypeError(f"timer must be a BaseTimer, got {type(timer).__name__}")
         if not callable(stats_callback):
             raise TypeError(f"stats_callback must be callable, got {type(stats_callback).__name__}")
+        if to_nanoseconds(stats_interval, "stats_interval") <= 0:
+            raise ValueError(f"stats_interval must be positive, got {stats_interval!r}")
         self.timer = timer
         self.stats_callback = stats_callback
         self.callback = Callback(stats_callback, executor=executor)

@@ -169,8 +169,13 @@ class BaseTimer:
         return len(self.intervals)
 
     def freq(self) -> float:
-        """Events per second over the remembered intervals, (n-1)/(t_last-t_first)."""
-        return self.statistics().rate()
+        """The rate over the remembered intervals: their number over their sum (0.0 if none).
+
+        For a Ticker that is the tick rate (two ticks 0.5 s apart: 2.0 Hz);
+        for a StopWatch, how many of the timed blocks fit in a second.
+        """
+        mean = self.statistics().recent_mean()  # sum / n, so the rate is n / sum
+        return 1.0 / mean if mean > 0 else 0.0
 
     def median(self) -> float:
         """Median of the remembered intervals in seconds."""
