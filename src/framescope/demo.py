@@ -22,6 +22,7 @@ from framescope._optional import require
 from framescope._validation import check_number
 from framescope.pipeline import Pipeline, PipelineSnapshot, Stage
 from framescope.pipeline.diagnosis import diagnose_snapshot
+from framescope.pipeline.render import state_table
 from framescope.trace import chrome_trace, write_trace
 
 __all__ = ["build_demo_pipeline", "render_state", "run_demo"]
@@ -144,20 +145,8 @@ def build_demo_pipeline(
 
 
 def render_state(snapshot: PipelineSnapshot) -> str:
-    """A table of every node's state in a snapshot: what it does, fps, loop time, queue."""
-    state = snapshot.state.node_states
-    width = max(len(node_id) for node_id in state)
-    lines = [f"{'node':<{width}}  {'state':<15}  {'fps':>6}  {'loop':>9}  {'in queue':>10}"]
-    for node_id, node in state.items():
-        loop = node.main_loop_timing
-        loop_ms = loop.duration_stats.average_micros_recent / 1000 if loop.is_valid() else 0.0
-        port = node.input_states.get("in")
-        queued = f"{port.num_queued} {port.state}" if port is not None else "-"
-        lines.append(
-            f"{node_id:<{width}}  {node.state:<15}  {loop.fps:>6.1f}  "
-            f"{loop_ms:>6.2f} ms  {queued:>10}"
-        )
-    return "\n".join(lines)
+    """The live view's table: ``str(snapshot.state)``, as a user would print it."""
+    return state_table(snapshot.state)
 
 
 def run_demo(
@@ -194,8 +183,9 @@ def run_demo(
     pipeline = build_demo_pipeline(video_frames(source), spyglass)
     stop = threading.Event()
     out.write(
-        f"framescope demo: {source} decoded at up to {fps:g} fps through 4 stages "
-        f"for {seconds:g} s\n"
+        f"framescope demo: {source} decoded at up to {fps:g} fps through 4 stages and an output "
+        f"for {seconds:g} s.\nThe input is deliberately faster than the pipeline can go: "
+        "watch which stage holds the others back.\n"
     )
     spyglass.start_streaming()
     with pipeline:

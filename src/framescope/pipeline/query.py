@@ -134,6 +134,33 @@ class PipelineStateQuery:
             return NodesQuery(self.state)
         return NodesQuery(PipelineState({n: known[n] for n in node_ids}))
 
+    @property
+    def node_states(self) -> dict[str, NodeState]:
+        """Every node's state by id (as :class:`PipelineState`'s)."""
+        return self.state.node_states
+
     def to_json(self) -> str:
         """The whole state as JSON."""
         return self.state.to_json()
+
+    @classmethod
+    def from_json(cls, text: str) -> PipelineStateQuery:
+        """Rebuild from :meth:`to_json` output, checking every field."""
+        return cls(PipelineState.from_json(text))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, PipelineStateQuery):
+            return self.state == other.state
+        return self.state == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __str__(self) -> str:
+        return str(self.state)
+
+    def __repr__(self) -> str:
+        return f"PipelineStateQuery({len(self.state.node_states)} nodes)"
+
+    def __rich__(self) -> Any:
+        """A rich table of the nodes (needs ``rich``)."""
+        return self.state.__rich__()

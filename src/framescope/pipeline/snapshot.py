@@ -17,6 +17,7 @@ from typing import Any
 
 from framescope.pipeline.framelog import TraceMaterial, join_traces
 from framescope.pipeline.nodestate import NodeReading, pipeline_state
+from framescope.pipeline.render import SNAPSHOT_COLUMNS, rich_table, snapshot_rows, snapshot_table
 from framescope.pipeline.state import NodeState, PipelineState, merge_states
 from framescope.pipeline.tree import SEPARATOR
 from framescope.stats import StatsSnapshot
@@ -129,6 +130,15 @@ class PipelineSnapshot:
             state = pipeline_state(self.node_readings)
             object.__setattr__(self, "_state", state)
         return state
+
+    def __str__(self) -> str:
+        return snapshot_table(self)
+
+    def __rich__(self) -> Any:
+        """A rich table of the stages, states in colour (needs ``rich``)."""
+        return rich_table(
+            SNAPSHOT_COLUMNS, snapshot_rows(self), title=snapshot_table(self).split("\n")[0]
+        )
 
     @property
     def traces(self) -> tuple[FrameTrace, ...]:

@@ -21,6 +21,14 @@ from framescope.pipeline.events import (
     NodePhase,
     PipelineEvent,
 )
+from framescope.pipeline.render import (
+    STATE_COLUMNS,
+    node_text,
+    rich_table,
+    state_rows,
+    state_table,
+    timing_text,
+)
 
 __all__ = [
     "DurationStats",
@@ -63,6 +71,9 @@ class Timing:
     def is_valid(self) -> bool:
         """False until at least one duration was measured (min > max)."""
         return self.duration_stats.min_micros <= self.duration_stats.max_micros
+
+    def __str__(self) -> str:
+        return timing_text(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +119,11 @@ class NodeState:
     unpaired_events: int = 0
 
     def to_json(self) -> str:
-        """Serialise to a JSON string."""
+        """Serialise to a JSON string (a timing without samples has ``min_micros: null``)."""
         return json.dumps(_node_to_dict(self))
+
+    def __str__(self) -> str:
+        return node_text(self)
 
     @classmethod
     def from_json(cls, text: str) -> NodeState:
@@ -129,10 +143,17 @@ class PipelineState:
     node_states: dict[str, NodeState] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        """Serialise to a JSON string."""
+        """Serialise to a JSON string (a timing without samples has ``min_micros: null``)."""
         return json.dumps(
             {"node_states": {k: _node_to_dict(v) for k, v in self.node_states.items()}}
         )
+
+    def __str__(self) -> str:
+        return state_table(self)
+
+    def __rich__(self) -> Any:
+        """A rich table of the nodes, WAITING and BLOCKED in colour (needs ``rich``)."""
+        return rich_table(STATE_COLUMNS, state_rows(self))
 
     @classmethod
     def from_json(cls, text: str) -> PipelineState:
@@ -149,7 +170,17 @@ class PipelineState:
 def _node_to_dict(node: NodeState) -> dict[str, Any]:
     data = asdict(node)
     data["events"] = [event.to_dict() for event in node.events]
+    _null_invalid_minimums(data)
     return data
+
+
+def _null_invalid_minimums(data: Any) -> None:
+    """Write a timing without samples as ``min_micros: null``, not 2**64 - 1."""
+    if isinstance(data, dict):
+        if data.get("min_micros") == INVALID_MIN_MICROS:
+            data["min_micros"] = None
+        for value in data.values():
+            _null_invalid_minimums(value)
 
 
 class _Reader:
@@ -216,6 +247,8 @@ _QUEUE_FIELDS = tuple(QueueStats.__dataclass_fields__)
 
 def _timing(reader: _Reader) -> Timing:
     stats = reader.child("duration_stats")
+    if stats.data.get("min_micros", 0) is None:  # written for a timing without samples
+        stats.data = {**stats.data, "min_micros": INVALID_MIN_MICROS}
     durations = {
         key: stats.number(key, DurationStats.__dataclass_fields__[key].default)  # type: ignore[arg-type]
         for key in _DURATION_FIELDS
@@ -320,7 +353,9 @@ def merge_states(*states: PipelineState, prefixes: list[str] | None = None) -> P
         if not isinstance(prefix, str) or not prefix:
             raise ValueError(f"prefixes: each must be a non-empty string, got {prefix!r}")
     merged: dict[str, NodeState] = {}
-    for index, state in enumerate(states):
+    for index, given in enumerate(states):
+        # ``pipeline.get_pipeline_state()`` gives a query object holding the state.
+        state = getattr(given, "state", given)
         if not isinstance(state, PipelineState):
             raise TypeError(f"states must be PipelineState objects, got {type(state).__name__}")
         prefix = f"{prefixes[index]}__" if prefixes is not None else ""

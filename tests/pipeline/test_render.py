@@ -1,0 +1,124 @@
+"""States, snapshots and timings print as short tables, and as rich tables."""
+
+from __future__ import annotations
+
+import json
+from itertools import islice
+
+import pytest
+
+from framescope import Pipeline
+from framescope.clock import FakeClock
+from framescope.pipeline.query import PipelineStateQuery
+from framescope.pipeline.state import PipelineState, Timing, merge_states
+
+from .helpers import Gate
+
+
+def busy_pipeline(clock: FakeClock) -> Pipeline:
+    def work(item: int) -> int:
+        clock.advance(0.004)
+        return item
+
+    pipeline = Pipeline(name="Cam", debug=True, clock=clock).add(work, "Detect")
+    pipeline.add(lambda x: x, "Draw").parallelize(queue_size=4)
+    for item in range(20):
+        pipeline.forward(item)
+    list(islice(pipeline.results(timeout=10), 20))
+    return pipeline
+
+
+def test_a_state_prints_as_a_table(clock: FakeClock) -> None:
+    pipeline = busy_pipeline(clock)
+    state = pipeline.get_pipeline_state()
+    text = str(state)
+    lines = text.splitlines()
+    assert lines[0].split() == ["node", "state", "fps", "p50", "ms", "p90", "ms", "queue", "input"]
+    assert lines[1].startswith("Cam__Detect") and lines[2].startswith("Cam__Draw")
+    assert "object at" not in text and len(text) < 400
+    summary = str(state.nodes().summary())
+    assert summary == text  # the summary prints the same table
+    node = str(state.nodes("Cam__Detect").detailed())
+    assert node.startswith("GETTING_INPUTS; loop 250.0 fps, p50 4.00 ms") and "input in:" in node
+    pipeline.cleanup()
+
+
+def test_a_timing_without_samples_prints_a_dash_and_writes_null() -> None:
+    assert str(Timing()) == "-"
+    state = Pipeline(name="P").add(lambda x: x, "A").get_pipeline_state()  # not started
+    data = json.loads(state.to_json())
+    assert data["node_states"]["P__A"]["main_loop_timing"]["duration_stats"]["min_micros"] is None
+    assert PipelineStateQuery.from_json(state.to_json()) == state
+    assert "-" in str(state).splitlines()[1]
+
+
+def test_the_state_a_pipeline_gives_serialises_and_merges(clock: FakeClock) -> None:
+    pipeline = busy_pipeline(clock)
+    state = pipeline.get_pipeline_state()
+    again = PipelineStateQuery.from_json(state.to_json())
+    assert again == state and again.node_states.keys() == state.node_states.keys()
+    merged = merge_states(state, again, prefixes=["box1", "box2"])
+    assert set(merged.node_states) == {
+        "box1__Cam__Detect",
+        "box1__Cam__Draw",
+        "box2__Cam__Detect",
+        "box2__Cam__Draw",
+    }
+    assert isinstance(PipelineState.from_json(state.to_json()), PipelineState)
+    pipeline.cleanup()
+
+
+def test_a_snapshot_prints_its_headline_and_stages(clock: FakeClock) -> None:
+    pipeline = busy_pipeline(clock)
+    text = str(pipeline.snapshot())
+    head, columns, *rows = text.splitlines()
+    assert head.startswith("Cam (parallel): 20 completed of 20 forwarded, 0 failed, 0 dropped")
+    assert columns.split()[:3] == ["stage", "state", "fps"]
+    detect = next(row for row in rows if row.startswith("Cam__Detect"))
+    assert "4.00" in detect  # p50 processing 4 ms
+    assert "0/4" in detect  # queue n/size
+    pipeline.cleanup()
+
+
+def test_rich_tables_colour_waiting_and_blocked() -> None:
+    rich_console = pytest.importorskip("rich.console")
+    gate = Gate()
+    pipeline = Pipeline(name="Cam", debug=True).add(gate).add(lambda x: x, "After")
+    pipeline.parallelize(queue_size=1)
+    pipeline.forward(0)
+    assert gate.entered.wait(10)
+    pipeline.forward(1)
+    console = rich_console.Console(record=True, width=120, color_system="truecolor")
+    console.print(pipeline.get_pipeline_state())
+    console.print(pipeline.snapshot())
+    text = console.export_text(clear=False)
+    assert "Cam__Gate" in text and "WAITING" in text and "PROCESSING" in text
+    assert "\x1b[" in console.export_text(styles=True)  # coloured
+    gate.release.set()
+    pipeline.cleanup()
+
+
+def test_watch_shows_the_live_table_until_stopped() -> None:
+    import io
+    import threading
+
+    from framescope.live import watch
+
+    pipeline = Pipeline(name="Cam").add(lambda x: x, "Detect").parallelize(queue_size=2)
+    list(pipeline.run(range(5)))
+    out = io.StringIO()
+    stop = threading.Event()
+    views = []
+
+    class Counting(io.StringIO):
+        def write(self, text: str) -> int:
+            views.append(text)
+            if len(views) >= 4:
+                stop.set()
+            return out.write(text)
+
+    watch(pipeline, refresh=0.01, out=Counting(), stop=stop, use_rich=False)
+    text = out.getvalue()
+    assert text.count("Cam (parallel): 5 completed of 5 forwarded") >= 2
+    assert "Cam__Detect" in text
+    pipeline.cleanup()
