@@ -82,7 +82,7 @@ def test_pipeline_demo_runs_and_names_the_bottleneck(tmp_path: Path) -> None:
     )
     text = out.getvalue()
     assert text.count("Demo__Infer ") >= 2  # two live views
-    assert "Bottleneck: Demo__Infer" in text
+    assert "Stage-bound: Demo__Infer holds the pipeline back" in text
     assert f"Trace written to {trace}" in text
     with gzip.open(trace, "rt") as handle:
         events = json.load(handle)["traceEvents"]
@@ -101,5 +101,5 @@ def test_pipeline_demo_runs_and_names_the_bottleneck(tmp_path: Path) -> None:
 def test_cli_demo_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     trace = tmp_path / "t.json"
     assert main(["demo", "--seconds", "0.5", "--refresh", "0.5", "--trace", str(trace)]) == 0
-    assert "Bottleneck:" in capsys.readouterr().out
+    assert "Stage-bound:" in capsys.readouterr().out
     assert json.loads(trace.read_text())["traceEvents"]

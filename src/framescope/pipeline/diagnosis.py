@@ -1,26 +1,58 @@
-"""Which stage holds the pipeline back, and why: ``pipeline.diagnose()``."""
+"""What holds a pipeline back, and why: ``pipeline.diagnose()``.
+
+One verdict, with its evidence, from one snapshot:
+
+- **stalled**: no item completed for ``stall_after`` seconds while items are inside;
+- **failing**: a stage fails a share of its items;
+- **dropping**: items are lost to an overflow policy or an unread result buffer;
+- **stage-bound**: a stage is busy nearly all the time (its input queue
+  full, the stages after it waiting);
+- **source-bound**: the pipeline keeps up; its input comes slower than the
+  slowest stage could take it (with the headroom);
+- **not enough data yet**.
+
+``busy`` is processing time over wall time in the recent window (a stage's
+mean processing time times its rate over the last 5 s), bounded to 0..100%.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from framescope.pipeline.snapshot import PipelineSnapshot
-from framescope.pipeline.state import PipelineState
-from framescope.stats import StatsSnapshot
+from framescope.statsnapshot import StatsSnapshot
 
-__all__ = ["LOSS_COUNTERS", "Diagnosis", "StageLoad", "diagnose", "diagnose_snapshot"]
+__all__ = [
+    "LOSS_COUNTERS",
+    "VERDICTS",
+    "Diagnosis",
+    "StageLoad",
+    "diagnose_snapshot",
+]
 
 #: The pipeline counters a diagnosis reports as losses.
-LOSS_COUNTERS = ("rejected", "dropped", "failed", "results_dropped", "discarded")
+LOSS_COUNTERS = ("rejected", "dropped", "failed", "results_dropped", "discarded", "errors_dropped")
+#: Every verdict a diagnosis can give.
+VERDICTS = ("stalled", "failing", "dropping", "stage-bound", "source-bound", "not enough data")
+
+BUSY_BOUND = 0.9  # a stage this busy (or more) sets the pace
+SHARE_REPORTED = 0.01  # failures or drops of at least 1% of the items are a verdict
+_HEADLINE = {
+    "stalled": "Stalled",
+    "failing": "Failing",
+    "dropping": "Dropping",
+    "stage-bound": "Stage-bound",
+    "source-bound": "Source-bound",
+    "not enough data": "Not enough data yet",
+}
 
 
 @dataclass(frozen=True, slots=True)
 class StageLoad:
     """How loaded one stage is over the recent window.
 
-    ``busy`` is the fraction of time it spends processing: its mean processing
-    time times its throughput (1.0 means it never rests).
+    ``busy`` is the share of wall time it spends processing (0 to 1): its mean
+    processing time times its rate over the last 5 s.
     """
 
     node_id: str
@@ -31,7 +63,12 @@ class StageLoad:
 
 @dataclass(frozen=True, slots=True)
 class Diagnosis:
-    """The verdict: the bottleneck stage, the evidence, latency tails and losses."""
+    """The verdict (one of :data:`VERDICTS`), its evidence, latency tails and losses.
+
+    ``bottleneck`` names the stage that sets the pace when the verdict is
+    stage-bound (else the busiest stage, or None without data);
+    ``suggestion`` says what would help, where the numbers support it.
+    """
 
     bottleneck: str | None
     reasons: tuple[str, ...]
@@ -41,20 +78,22 @@ class Diagnosis:
     latency_p99_s: float
     items: int
     losses: dict[str, int] = field(default_factory=dict)
+    verdict: str = "not enough data"
+    headline: str = ""
+    suggestion: str | None = None
 
     def report(self) -> str:
-        """A readable multi-line report."""
-        lines = []
-        if self.bottleneck is None:
-            lines.append("Bottleneck: none yet (no item has gone through)")
-        else:
-            lines.append(f"Bottleneck: {self.bottleneck}")
+        """A readable multi-line report: the verdict first, then the evidence and figures."""
+        lines = [f"{_HEADLINE[self.verdict]}: {self.headline}"]
         lines.extend(f"  - {reason}" for reason in self.reasons)
-        lines.append(
-            f"End-to-end latency over the last {self.items} items: "
-            f"p50 {self.latency_p50_s * 1e3:.2f} ms, p90 {self.latency_p90_s * 1e3:.2f} ms, "
-            f"p99 {self.latency_p99_s * 1e3:.2f} ms"
-        )
+        if self.suggestion:
+            lines.append(f"  Suggestion: {self.suggestion}")
+        if self.items:
+            lines.append(
+                f"End-to-end latency over the last {self.items} items: "
+                f"p50 {self.latency_p50_s * 1e3:.2f} ms, p90 {self.latency_p90_s * 1e3:.2f} ms, "
+                f"p99 {self.latency_p99_s * 1e3:.2f} ms"
+            )
         if self.stages:
             width = max(len(s.node_id) for s in self.stages)
             lines.append(f"  {'stage':<{width}}  {'busy':>5}  {'mean':>9}  {'rate':>9}")
@@ -72,75 +111,188 @@ class Diagnosis:
     def __str__(self) -> str:
         return self.report()
 
+    def __rich__(self) -> str:
+        """The report, for ``rich.print`` (plain text)."""
+        return self.report()
 
-def diagnose(
-    pipeline_latency: StatsSnapshot,
-    stage_stats: Mapping[str, StatsSnapshot],
-    losses: Mapping[str, int],
-    *,
-    state: PipelineState | None = None,
-    capacities: Mapping[str, int] | None = None,
-    order: list[str] | None = None,
-) -> Diagnosis:
-    """Name the bottleneck from the stages' statistics (seconds) and, if given, live state.
 
-    ``stage_stats`` are the processing-time snapshots of the stages that run
-    (in pipeline order); ``state`` and ``capacities`` (input queue size per
-    node) add evidence from the queues when debugging is on.
+def _load(node_id: str, stats: StatsSnapshot, now_ns: int) -> StageLoad:
+    mean = stats.recent_mean()
+    rate = stats.rate(now_ns)
+    return StageLoad(node_id, max(0.0, min(1.0, mean * rate)), mean, rate)
+
+
+def diagnose_snapshot(snapshot: PipelineSnapshot, *, stall_after: float = 5.0) -> Diagnosis:
+    """The diagnosis of one pipeline snapshot (what ``Pipeline.diagnose()`` returns).
+
+    ``stall_after``: seconds without a completed item, while items are inside,
+    that make the verdict "stalled".
     """
-    loads = []
-    for node_id, snap in stage_stats.items():
-        mean = snap.recent_mean()
-        rate = snap.rate()
-        loads.append(StageLoad(node_id, min(1.0, mean * rate), mean, rate))
-    ranked = [load for load in loads if load.throughput_per_s > 0 or load.mean_latency_s > 0]
-    reasons: list[str] = []
-    bottleneck = None
-    if ranked:
-        top = max(ranked, key=lambda load: (load.busy, load.mean_latency_s))
-        bottleneck = top.node_id
-        others = [load.busy for load in ranked if load is not top]
-        runner_up = max(others) if others else 0.0
-        reasons.append(
-            f"it is busy {top.busy:.0%} of the time, the most of any stage "
-            f"(next: {runner_up:.0%}); mean processing {top.mean_latency_s * 1e3:.2f} ms"
-        )
-        if state is not None:
-            reasons.extend(_queue_evidence(bottleneck, state, capacities or {}, order or []))
+    now = snapshot.taken_ns
+    working = snapshot.working_stages()
+    loads = tuple(_load(stage.key, stage.latency, now) for stage in working)
+    counters = snapshot.counters
+    latency = snapshot.latency
+    verdict, headline, reasons, suggestion, bottleneck = _verdict(snapshot, loads, stall_after)
     return Diagnosis(
         bottleneck=bottleneck,
         reasons=tuple(reasons),
-        stages=tuple(loads),
-        latency_p50_s=pipeline_latency.percentile(50),
-        latency_p90_s=pipeline_latency.percentile(90),
-        latency_p99_s=pipeline_latency.percentile(99),
-        items=len(pipeline_latency.samples),
-        losses={name: count for name, count in losses.items() if count},
+        stages=loads,
+        latency_p50_s=latency.percentile(50),
+        latency_p90_s=latency.percentile(90),
+        latency_p99_s=latency.percentile(99),
+        items=len(latency.samples),
+        losses={key: counters.get(key, 0) for key in LOSS_COUNTERS if counters.get(key, 0)},
+        verdict=verdict,
+        headline=headline,
+        suggestion=suggestion,
     )
 
 
-def diagnose_snapshot(snapshot: PipelineSnapshot) -> Diagnosis:
-    """The diagnosis of one pipeline snapshot (what ``Pipeline.diagnose()`` returns)."""
-    working = snapshot.working_stages()
-    return diagnose(
-        snapshot.latency,
-        {stage.key: stage.latency for stage in working},
-        {key: snapshot.counters.get(key, 0) for key in LOSS_COUNTERS},
-        state=snapshot.state if snapshot.debug else None,
-        capacities={
-            stage.key: stage.queue_capacity
-            for stage in snapshot.stages
-            if stage.queue_capacity is not None
-        },
-        order=[stage.key for stage in working],
+Verdict = tuple[str, str, list[str], "str | None", "str | None"]
+
+
+def _verdict(
+    snapshot: PipelineSnapshot, loads: tuple[StageLoad, ...], stall_after: float
+) -> Verdict:
+    counters = snapshot.counters
+    busiest = max(loads, key=lambda load: (load.busy, load.mean_latency_s), default=None)
+    top = busiest.node_id if busiest is not None and busiest.mean_latency_s > 0 else None
+    stalled = _stalled(snapshot, stall_after)
+    if stalled is not None:
+        return "stalled", stalled[0], stalled[1], None, top
+    forwarded = counters.get("forwarded", 0)
+    failing = _failing(snapshot, forwarded)
+    if failing is not None:
+        return "failing", failing[0], failing[1], None, top
+    dropping = _dropping(snapshot, forwarded)
+    if dropping is not None:
+        return "dropping", dropping[0], dropping[1], dropping[2], top
+    if busiest is None or snapshot.latency.count < 2 or busiest.mean_latency_s <= 0:
+        return (
+            "not enough data",
+            "fewer than two items have gone through",
+            [],
+            None,
+            None,
+        )
+    return _pace(snapshot, loads, busiest)
+
+
+def _stalled(snapshot: PipelineSnapshot, stall_after: float) -> tuple[str, list[str]] | None:
+    inside = snapshot.counters.get("in_flight", 0)
+    last = snapshot.latency.last_event_ns
+    if inside <= 0 or snapshot.mode is None:
+        return None
+    started = min(
+        (s.latency.first_event_ns for s in snapshot.stages if s.latency.first_event_ns),
+        default=None,
     )
+    since = last if last is not None else started
+    if since is None:
+        return None
+    idle = (snapshot.taken_ns - since) / 1e9
+    if idle < stall_after:
+        return None
+    reasons = [f"{inside} item(s) are inside the pipeline and none has come out for {idle:.1f} s"]
+    stuck = _where_stuck(snapshot)
+    if stuck:
+        reasons.append(stuck)
+    return f"no item completed for {idle:.1f} s", reasons
 
 
-def _queue_evidence(
-    bottleneck: str, state: PipelineState, capacities: Mapping[str, int], order: list[str]
-) -> list[str]:
-    evidence = []
-    node = state.node_states.get(bottleneck)
+def _where_stuck(snapshot: PipelineSnapshot) -> str | None:
+    """The last stage (in order) holding items: working on one, or with a queue."""
+    for stage in reversed(snapshot.working_stages()):
+        if stage.phase == "PROCESSING":
+            return f"{stage.key} is still processing its item"
+        if stage.queue_depth:
+            return f"{stage.key} has {stage.queue_depth} item(s) waiting and takes none"
+    return None
+
+
+def _failing(snapshot: PipelineSnapshot, forwarded: int) -> tuple[str, list[str]] | None:
+    failed = snapshot.counters.get("failed", 0)
+    if not failed or not forwarded or failed / forwarded < SHARE_REPORTED:
+        return None
+    reasons = [
+        f"{stage.key} failed {stage.failures} of its items"
+        for stage in snapshot.stages
+        if stage.failures
+    ]
+    return f"{failed} of {forwarded} items failed ({failed / forwarded:.0%})", reasons
+
+
+def _dropping(
+    snapshot: PipelineSnapshot, forwarded: int
+) -> tuple[str, list[str], str | None] | None:
+    counters = snapshot.counters
+    where = {
+        "dropped_oldest": "at the input: the oldest queued items made room for new ones",
+        "dropped_newest": "at the input: new items found the queue full",
+        "rejected": "at the input: forward() found the queue full and gave up",
+        "results_dropped": "at the output: results nobody read were dropped",
+    }
+    offered = forwarded + counters.get("dropped_newest", 0) + counters.get("rejected", 0)
+    lost = {key: counters.get(key, 0) for key in where if counters.get(key, 0)}
+    total = sum(lost.values())
+    if not total or not offered or total / offered < SHARE_REPORTED:
+        return None
+    reasons = [f"{count} {where[key]}" for key, count in lost.items()]
+    suggestion = None
+    if "results_dropped" in lost:
+        suggestion = "read results as fast as they come (results()), or raise results_size"
+    elif lost:
+        suggestion = "the stages cannot take items as fast as they come: see the busiest stage"
+    return f"{total} of {offered} items were lost ({total / offered:.0%})", reasons, suggestion
+
+
+def _pace(snapshot: PipelineSnapshot, loads: tuple[StageLoad, ...], busiest: StageLoad) -> Verdict:
+    """Stage-bound or source-bound, from how busy the stages are."""
+    others = [load for load in loads if load is not busiest]
+    runner_up = max((load.busy for load in others), default=0.0)
+    serial = snapshot.mode != "parallel"
+    # Serial stages take turns in one thread: together they share its time.
+    pace = sum(load.busy for load in loads) if serial else busiest.busy
+    rate = snapshot.latency.rate(snapshot.taken_ns)
+    name = busiest.node_id
+    if min(1.0, pace) >= BUSY_BOUND:
+        reasons = [
+            f"{name} is busy {busiest.busy:.0%} of the time, the most of any stage "
+            f"(next: {runner_up:.0%}); mean processing {busiest.mean_latency_s * 1e3:.2f} ms"
+        ]
+        if serial:
+            reasons.append(
+                f"the stages run in turn in one thread, busy {min(1.0, pace):.0%} in all"
+            )
+        reasons.extend(_queue_evidence(snapshot, name))
+        suggestion = None
+        if not serial and runner_up > 0:
+            factor = min(busiest.busy / runner_up, 10.0)
+            if factor >= 1.2:
+                suggestion = (
+                    f"{name} sets the pace; making it faster (or running it on more "
+                    f"workers) could raise throughput about {factor:.1f}x before the next "
+                    f"busiest stage ({runner_up:.0%} busy) limits it"
+                )
+        return "stage-bound", f"{name} holds the pipeline back", reasons, suggestion, name
+    headroom = 1 / pace if pace > 0 else float("inf")
+    reasons = [
+        f"input arrives at {rate:.1f} items/s and the busiest stage, {name}, "
+        f"is busy {busiest.busy:.0%} of the time",
+        f"the stages could take about {headroom:.1f}x the current input rate",
+    ]
+    return "source-bound", "the pipeline keeps up with its input", reasons, None, name
+
+
+def _queue_evidence(snapshot: PipelineSnapshot, bottleneck: str) -> list[str]:
+    evidence: list[str] = []
+    if not snapshot.debug:
+        return evidence
+    state = snapshot.state.node_states
+    stages = [stage.key for stage in snapshot.working_stages()]
+    capacities = {s.key: s.queue_capacity for s in snapshot.stages}
+    node = state.get(bottleneck)
     port = node.input_states.get("in") if node is not None else None
     capacity = capacities.get(bottleneck)
     if port is not None and capacity:
@@ -150,16 +302,16 @@ def _queue_evidence(
                 f"its input queue is full most of the time (median {median} of {capacity} "
                 "queued): the stages before it wait to hand items over"
             )
-    if bottleneck in order:
-        position = order.index(bottleneck)
-        if position + 1 < len(order):
-            follower = state.node_states.get(order[position + 1])
+    if bottleneck in stages:
+        position = stages.index(bottleneck)
+        if position + 1 < len(stages):
+            follower = state.get(stages[position + 1])
             if follower is not None and follower.main_loop_timing.is_valid():
                 loop = follower.main_loop_timing.duration_stats.average_micros_recent
                 waiting = follower.inputs_get_timing.duration_stats.average_micros_recent
                 if loop > 0 and waiting / loop >= 0.5:
+                    share = min(1.0, waiting / loop)  # the two windows differ a little
                     evidence.append(
-                        f"{order[position + 1]} waits for its input {waiting / loop:.0%} "
-                        "of its loop time"
+                        f"{stages[position + 1]} waits for its input {share:.0%} of its loop time"
                     )
     return evidence

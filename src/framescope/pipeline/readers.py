@@ -71,13 +71,15 @@ class SnapshotReaders:
         return snapshot
 
     def diagnose(self) -> Diagnosis:
-        """Name the stage that holds the pipeline back, and why (``str()`` is a report).
+        """What holds the pipeline back, and why (``str()`` is a report).
 
-        The bottleneck is the stage busy the largest fraction of the time
-        (mean processing time x throughput over the recent window). With
-        debugging on, queue evidence is added: its input queue full most of
-        the time, the next stage waiting for input. The diagnosis also gives
-        end-to-end latency p50/p90/p99 and every loss counted.
+        One verdict with its evidence: ``stalled`` (no item out for 5 s while
+        items are inside), ``failing``, ``dropping`` (by policy, or results
+        nobody read), ``stage-bound`` (a stage busy nearly all the time,
+        with a suggestion where the numbers support one), ``source-bound``
+        (the pipeline keeps up, with its headroom) or ``not enough data``.
+        Busy is processing time over wall time in the recent window. It also
+        gives end-to-end latency p50/p90/p99 and every loss counted.
         """
         return diagnose_snapshot(self.snapshot())
 
