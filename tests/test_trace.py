@@ -11,7 +11,7 @@ import pytest
 
 from framescope import Pipeline, Stage
 from framescope.clock import FakeClock
-from tests.pipeline.helpers import Busy
+from tests.pipeline.helpers import Busy, Gate
 
 
 class Detect(Stage):
@@ -54,8 +54,11 @@ def test_trace_is_valid_json_with_a_track_per_stage(tmp_path: Path, name: str) -
     stage_slices = [e for e in events if e.get("cat") == "stage"]
     assert len(stage_slices) == 30
     assert all(e["ph"] == "X" and e["dur"] >= 0 for e in stage_slices)
-    frames = [e for e in events if e.get("cat") == "frame"]
-    assert [e["args"]["frame"] for e in frames] == list(range(10))
+    begins = [e for e in events if e.get("cat") == "frame" and e["ph"] == "b"]
+    ends = [e for e in events if e.get("cat") == "frame" and e["ph"] == "e"]
+    assert [e["args"]["frame"] for e in begins] == list(range(10))
+    assert [e["id"] for e in ends] == list(range(10))
+    assert all("latency_ms" in e["args"] for e in begins)  # every one finished
     assert any(e["ph"] == "C" and e["name"] == "queue depth" for e in events)
     assert any(e["ph"] == "C" and e["name"] == "fps" for e in events)
     pipeline.cleanup()
@@ -155,3 +158,47 @@ def test_write_trace_is_atomic_and_does_not_follow_a_link(tmp_path: Path) -> Non
         "t.json.gz",
         "trace.json",
     ]
+
+
+def test_no_slice_partially_overlaps_another_on_any_thread_track(tmp_path: Path) -> None:
+    pipeline, document = run_traced(tmp_path, "t.json")
+    pipeline.cleanup()
+    tracks: dict[tuple[int, int], list[tuple[float, float]]] = defaultdict(list)
+    for e in document["traceEvents"]:
+        if e["ph"] == "X":
+            tracks[(e["pid"], e["tid"])].append((e["ts"], e["ts"] + e["dur"]))
+    assert len(tracks) == 3  # the stages' tracks; whole frames are async slices
+    for slices in tracks.values():
+        open_ends: list[float] = []
+        for start, end in sorted(slices, key=lambda s: (s[0], -s[1])):
+            while open_ends and open_ends[-1] <= start + 1e-6:
+                open_ends.pop()
+            # nested inside the enclosing slice, or after it: never across its end
+            assert not open_ends or end <= open_ends[-1] + 1e-6, (start, end, open_ends)
+            open_ends.append(end)
+    frames = [e for e in document["traceEvents"] if e.get("cat") == "frame"]
+    in_flight = 0
+    for e in sorted(frames, key=lambda e: (e["ts"], e["ph"] == "b")):
+        in_flight += 1 if e["ph"] == "b" else -1
+        assert in_flight >= 0
+    assert in_flight == 0
+
+
+def test_frames_still_in_flight_are_marked_unfinished(tmp_path: Path) -> None:
+    clock = FakeClock()
+    gate = Gate()
+    pipeline = Pipeline(debug=True, clock=clock).add(Busy("Decode", clock, 0.001)).add(gate)
+    pipeline.parallelize(queue_size=4)
+    for i in range(3):
+        pipeline.forward(i)
+    assert gate.entered.wait(10)
+    path = pipeline.export_trace(tmp_path / "open.json")
+    begins = [
+        e
+        for e in json.loads(path.read_text())["traceEvents"]
+        if e.get("cat") == "frame" and e["ph"] == "b"
+    ]
+    assert begins and all(e["args"].get("unfinished") is True for e in begins)
+    assert not any("latency_ms" in e["args"] for e in begins)
+    gate.release.set()
+    pipeline.cleanup()

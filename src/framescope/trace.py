@@ -144,20 +144,20 @@ def chrome_trace(
         return {"traceEvents": events, "displayTimeUnit": "ms"}
     origin = min(frame.t_in for frame in frames)
     last_sent: dict[str, tuple[int, int]] = {}  # node -> (t_sent, frame id) of its last span
+    last_node = node_ids[-1] if node_ids else None
     for frame in sorted(frames, key=lambda f: f.frame_id):
-        frame_args = {"frame": frame.frame_id, "latency_ms": frame.latency_ns / 1e6}
-        events.append(
-            {
-                "name": f"frame {frame.frame_id}",
-                "cat": "frame",
-                "ph": "X",
-                "pid": _PID,
-                "tid": 0,
-                "ts": _us(frame.t_in, origin),
-                "dur": max(frame.latency_ns, 0) / 1_000,
-                "args": frame_args,
-            }
-        )
+        # Frames overlap in time (several are in flight at once), so each is an
+        # async slice of its own: nothing overlaps on a thread track.
+        finished = bool(frame.spans) and frame.spans[-1].node_id == last_node
+        frame_args: dict[str, Any] = {"frame": frame.frame_id}
+        if finished:
+            frame_args["latency_ms"] = frame.latency_ns / 1e6
+        else:
+            frame_args["unfinished"] = True  # still in flight when the trace was taken
+        common = {"name": f"frame {frame.frame_id}", "cat": "frame", "pid": _PID, "tid": 0}
+        common["id"] = frame.frame_id
+        events.append({**common, "ph": "b", "ts": _us(frame.t_in, origin), "args": frame_args})
+        events.append({**common, "ph": "e", "ts": _us(max(frame.t_out, frame.t_in), origin)})
         for index, span in enumerate(frame.spans):
             tid = tids.setdefault(span.node_id, len(tids) + 1)
             start = _us(span.t_start, origin)
