@@ -266,3 +266,15 @@ class CWTachometer(TickerTachometer):
         """Report the unfinished period, send what is buffered, stop; True when all went."""
         self.flush()
         return self.adapter.close(timeout)
+
+    def __enter__(self) -> CWTachometer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Leaving the block reports the unfinished period and sends it (see :meth:`close`)."""
+        self.close()
