@@ -75,6 +75,10 @@ class Timing:
     def __str__(self) -> str:
         return timing_text(self)
 
+    def __rich__(self) -> str:
+        """The same text, for ``rich.print``."""
+        return timing_text(self)
+
 
 @dataclass(frozen=True, slots=True)
 class QueueStats:
@@ -123,6 +127,10 @@ class NodeState:
         return json.dumps(_node_to_dict(self))
 
     def __str__(self) -> str:
+        return node_text(self)
+
+    def __rich__(self) -> str:
+        """The same text, for ``rich.print``."""
         return node_text(self)
 
     @classmethod
