@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from framescope.pipeline.diagnosis import Diagnosis, diagnose_snapshot
 from framescope.pipeline.query import PipelineStateQuery
@@ -69,6 +70,16 @@ class SnapshotReaders:
         if not snapshot.debug:
             raise RuntimeError(f"{what}: pipeline {self.name!r} has not started yet")
         return snapshot
+
+    def serve(self, port: int = 0, host: str = "127.0.0.1", **options: Any) -> Any:
+        """Show this pipeline live in a browser: a started :class:`~framescope.live.LiveView`.
+
+        ``view.url`` is the address to open; ``view.close()`` stops it.
+        ``options`` go to LiveView (``token``, ``refresh``, ...).
+        """
+        from framescope.live.server import LiveView  # noqa: PLC0415 - the view renders pipelines
+
+        return LiveView(self, host=host, port=port, **options).start()
 
     def diagnose(self) -> Diagnosis:
         """What holds the pipeline back, and why (``str()`` is a report).

@@ -1,0 +1,357 @@
+"""The live view in the browser: one page, Server-Sent Events, JSON and MJPEG endpoints.
+
+A :class:`LiveView` serves snapshots of its sources (pipelines, or other
+LiveViews' URLs for a fleet). One publisher thread takes one snapshot per
+``refresh`` (however many browsers watch) and renders it for the page; the
+handlers only send what it made. It runs on framescope's bounded HTTP server
+(a cap on connections, a timeout per connection), binds 127.0.0.1 by default,
+and needs a token (compared in constant time, on every endpoint) when bound
+to any other address.
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import importlib.resources
+import json
+import logging
+import secrets
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from framescope._httpserver import BoundedServing
+from framescope._validation import check_positive_seconds
+from framescope.live.preview import PreviewTap
+from framescope.live.view import page_view
+from framescope.pipeline.snapshot import PipelineSnapshot, merge_snapshots
+
+__all__ = ["LiveView"]
+
+logger = logging.getLogger(__name__)
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class _Server(BoundedServing, HTTPServer):
+    """The HTTP server, with bounded connection threads, timeouts and optional TLS."""
+
+    view: LiveView
+
+
+class LiveView:
+    """A live page of one pipeline, several, or a fleet of boxes: ``url`` to open it.
+
+    Example::
+
+        with LiveView(pipeline) as view:     # or: view = pipeline.serve()
+            print("open", view.url)
+            ...
+
+    Endpoints: ``/`` (the page, self-contained: no CDN), ``/events``
+    (Server-Sent Events, one ``snapshot`` event per refresh), ``/view.json``
+    (what the page draws), ``/snapshot.json`` (the full snapshot, which a
+    fleet LiveView reads), ``/state.json`` (DepthAI's ``PipelineState``),
+    ``/video/<name>.mjpg`` (a preview, see :meth:`preview`) and ``/healthz``.
+
+    Args:
+        sources: pipelines (anything with ``snapshot()``) and URLs of other
+            LiveViews (``http://box:8080/?token=...``), shown as one view
+            with node ids prefixed by box.
+        host: the address to listen on. Anything but loopback needs a token.
+        port: the port (0: any free one; see ``url``).
+        token: the access token; None: none on loopback, a random one otherwise.
+        refresh: seconds between snapshots.
+        max_connections: browsers (and streams) served at once; more get 503.
+        request_timeout: seconds a client may take per read or write.
+        ssl_context: serve HTTPS with this ``ssl.SSLContext``.
+    """
+
+    def __init__(
+        self,
+        *sources: Any,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str | None = None,
+        refresh: float = 0.5,
+        max_connections: int = 16,
+        request_timeout: float = 10.0,
+        ssl_context: Any = None,
+    ) -> None:
+        if not sources:
+            raise ValueError("sources: give at least one pipeline or LiveView URL")
+        self.pipelines: list[Any] = []
+        self.remotes: list[_Remote] = []
+        for source in sources:
+            if isinstance(source, str):
+                self.remotes.append(_Remote(source, request_timeout))
+            elif callable(getattr(source, "snapshot", None)):
+                self.pipelines.append(source)
+            else:
+                raise TypeError(
+                    f"sources must be pipelines (with snapshot()) or LiveView URLs, "
+                    f"got {type(source).__name__}"
+                )
+        self.refresh = check_positive_seconds(refresh, "refresh")
+        if token is not None and (not isinstance(token, str) or len(token) < 8):
+            raise ValueError("token must be a string of at least 8 characters")
+        if token is None and host not in _LOOPBACK:
+            token = secrets.token_urlsafe(16)  # never open beyond loopback without one
+        self.token = token
+        self.previews: dict[str, PreviewTap] = {}
+        self._server = _Server((host, port), _Handler)
+        self._server.view = self
+        try:
+            self._server.configure(
+                name=f"framescope-live-{self._server.server_port}",
+                max_connections=max_connections,
+                request_timeout=request_timeout,
+                ssl_context=ssl_context,
+            )
+        except (TypeError, ValueError):
+            self._server.server_close()
+            raise
+        self.host, self.port = host, self._server.server_port
+        self.scheme = "http" if ssl_context is None else "https"
+        self._published: tuple[int, bytes, bytes] = (0, b"{}", b"{}")  # version, view, snapshot
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._publisher = threading.Thread(
+            target=self._publish_loop, name=f"framescope-live-{self.port}-publisher"
+        )
+        self.started = False
+
+    # -- the public side ---------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The page's address (with the token, when one is needed)."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        base = f"{self.scheme}://{host}:{self.port}/"
+        return base + (f"?token={self.token}" if self.token else "")
+
+    def preview(self, name: str = "preview", *, fps: float = 10.0) -> PreviewTap:
+        """A :class:`PreviewTap` stage to add to the pipeline; its frames show on the page."""
+        if name in self.previews:
+            raise ValueError(f"name: there is already a preview called {name!r}")
+        tap = PreviewTap(name, fps=fps)
+        self.previews[name] = tap
+        if self.started:
+            tap.start()
+        return tap
+
+    def start(self) -> LiveView:
+        """Start serving (returns self)."""
+        if self.started:
+            return self
+        self.started = True
+        self._publish()  # the first snapshot is there before the first browser
+        self._publisher.start()
+        for tap in self.previews.values():
+            tap.start()
+        self._server.start()
+        return self
+
+    def close(self, timeout: float = 2.0) -> bool:
+        """Stop serving, end open connections and join every thread; False if one outlived it."""
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        for tap in self.previews.values():
+            tap.stop()
+        stopped = self._server.stop(timeout)
+        if self._publisher.is_alive():
+            self._publisher.join(timeout)
+        return stopped and not self._publisher.is_alive()
+
+    def __enter__(self) -> LiveView:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- publishing --------------------------------------------------------------------
+
+    def snapshot(self) -> PipelineSnapshot:
+        """One snapshot of every source, merged (remote boxes' last answers included)."""
+        local = [pipeline.snapshot() for pipeline in self.pipelines]
+        remote = [r.snapshot for r in self.remotes if r.snapshot is not None]
+        if len(local) == 1 and not remote:
+            only: PipelineSnapshot = local[0]
+            return only
+        prefixes = [f"local{i}" if len(local) > 1 else "local" for i in range(len(local))]
+        prefixes += [r.prefix for r in self.remotes if r.snapshot is not None]
+        if not local and not remote:
+            raise RuntimeError("no source has answered yet")
+        return merge_snapshots(*local, *remote, prefixes=prefixes, name="fleet")
+
+    def _publish(self) -> None:
+        for remote in self.remotes:
+            remote.poll(self._stop)
+        try:
+            snapshot = self.snapshot()
+        except RuntimeError:
+            return  # a fleet of boxes none of which answered yet
+        unreachable = {r.prefix: r.last_seen for r in self.remotes if not r.reachable}
+        view = json.dumps(page_view(snapshot, unreachable=unreachable)).encode()
+        full = json.dumps(snapshot.to_dict()).encode()
+        with self._cond:
+            self._published = (self._published[0] + 1, view, full)
+            self._cond.notify_all()
+
+    def _publish_loop(self) -> None:
+        main = threading.main_thread()
+        while not self._stop.wait(self.refresh) and main.is_alive():
+            try:
+                self._publish()
+            except Exception:  # one bad reading must not end the view
+                logger.exception("live view: a snapshot failed")
+
+    def published(self, after: int = 0, timeout: float | None = None) -> tuple[int, bytes, bytes]:
+        """The latest (version, page view JSON, snapshot JSON), once newer than ``after``."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._published[0] > after or self._stop.is_set(), timeout)
+            return self._published
+
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._stop.is_set()
+
+    def page(self) -> bytes:
+        """The page, with the names of the previews filled in."""
+        text = importlib.resources.files("framescope.live").joinpath("page.html").read_text()
+        names = html.escape(json.dumps(sorted(self.previews)), quote=True)
+        return text.replace("<body>", f'<body data-previews="{names}">', 1).encode()
+
+    def authorised(self, query: dict[str, list[str]], headers: Any) -> bool:
+        """Whether a request carries the token (in ``?token=`` or ``Authorization: Bearer``)."""
+        if self.token is None:
+            return True
+        given = (query.get("token") or [""])[0]
+        auth = headers.get("Authorization", "")
+        if not given and auth.startswith("Bearer "):
+            given = auth[len("Bearer ") :]
+        return hmac.compare_digest(given.encode(), self.token.encode())
+
+
+class _Remote:
+    """Another LiveView, polled for its full snapshot."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"sources: a remote must be a LiveView URL (http://host:port/), got {url!r}"
+            )
+        self.url = f"{parts.scheme}://{parts.netloc}/snapshot.json" + (
+            f"?{parts.query}" if parts.query else ""
+        )
+        self.prefix = parts.hostname.replace(".", "_") + (f"_{parts.port}" if parts.port else "")
+        self.timeout = min(timeout, 5.0)
+        self.snapshot: PipelineSnapshot | None = None
+        self.reachable = False
+        self.last_seen: float | None = None  # wall time of its last answer
+        self.failures = 0
+
+    def poll(self, stop: threading.Event) -> None:
+        if stop.is_set():
+            return
+        try:
+            with urllib.request.urlopen(
+                self.url, timeout=self.timeout
+            ) as response:  # http(s) only, checked
+                self.snapshot = PipelineSnapshot.from_dict(json.loads(response.read()))
+            self.reachable, self.last_seen = True, time.time()
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            if self.reachable or not self.failures:
+                logger.warning("live view: %s does not answer (%s)", self.url, error)
+            self.reachable = False
+            self.failures += 1
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.0"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Requests are not worth a log line each."""
+
+    def do_GET(self) -> None:
+        view = self.server.view
+        parts = urlsplit(self.path)
+        if not view.authorised(parse_qs(parts.query), self.headers):
+            self._send(401, b"unauthorised\n", "text/plain")
+            return
+        path = parts.path
+        if path == "/":
+            self._send(200, view.page(), "text/html; charset=utf-8")
+        elif path == "/healthz":
+            self._send(200, b'{"status": "ok"}', "application/json")
+        elif path in ("/view.json", "/snapshot.json"):
+            _, page, full = view.published()
+            self._send(200, page if path == "/view.json" else full, "application/json")
+        elif path == "/state.json":
+            self._send(200, view.snapshot().state.to_json().encode(), "application/json")
+        elif path == "/events":
+            self._events(view)
+        elif path.startswith("/video/") and path.endswith(".mjpg"):
+            tap = view.previews.get(path[len("/video/") : -len(".mjpg")])
+            if tap is None:
+                self._send(404, b"no such preview\n", "text/plain")
+            else:
+                self._mjpeg(view, tap)
+        else:
+            self._send(404, b"not found\n", "text/plain")
+
+    def _send(self, status: int, body: bytes, kind: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _events(self, view: LiveView) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(b"retry: 2000\n\n")
+        version = 0
+        while not view.stopping:
+            version, page, _ = view.published(after=version, timeout=view.refresh * 4)
+            if view.stopping:
+                return
+            self.wfile.write(b"event: snapshot\ndata: " + page + b"\n\n")
+            self.wfile.flush()
+
+    def _mjpeg(self, view: LiveView, tap: PreviewTap) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        number = 0
+        while not view.stopping:
+            latest = tap.latest(after=number, timeout=1.0)
+            if latest is None:
+                continue
+            number, jpeg = latest
+            self.wfile.write(
+                b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                + str(len(jpeg)).encode()
+                + b"\r\n\r\n"
+                + jpeg
+                + b"\r\n"
+            )
+            self.wfile.flush()

@@ -1,0 +1,232 @@
+"""The live view's endpoints, without a browser: page, SSE, JSON, MJPEG, tokens, limits, fleet."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+import numpy as np
+import pytest
+
+from framescope import Pipeline
+from framescope.live import LiveView
+from framescope.pipeline.state import PipelineState
+
+from ..pipeline.helpers import Gate
+
+
+def get(url: str, timeout: float = 5) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        body: bytes = response.read()
+        return body
+
+
+def status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            code: int = response.status
+            return code
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def with_query(view: LiveView, path: str) -> str:
+    base, _, query = view.url.partition("?")
+    return base + path + (f"?{query}" if query else "")
+
+
+def running(name: str = "Cam") -> Pipeline:
+    pipeline = Pipeline(name=name, debug=True).add(lambda x: x, "Detect")
+    pipeline.add(lambda x: x, "Draw").parallelize(queue_size=4)
+    for _ in pipeline.run(range(20)):
+        pass
+    return pipeline
+
+
+def test_the_page_and_json_endpoints() -> None:
+    pipeline = running()
+    with pipeline.serve(refresh=0.05) as view:
+        assert view.url.startswith("http://127.0.0.1:") and "token" not in view.url
+        page = get(view.url).decode()
+        assert page.startswith("<!doctype html>") and "EventSource" in page
+        assert (
+            "http" not in page.split("<script>")[1].split("</script>")[0].replace("location", "")
+            or "cdn" not in page.lower()
+        )  # self-contained: nothing fetched from elsewhere
+        assert json.loads(get(with_query(view, "healthz"))) == {"status": "ok"}
+        shown = json.loads(get(with_query(view, "view.json")))
+        assert [s["key"] for s in shown["stages"]] == ["Cam__Detect", "Cam__Draw"]
+        assert shown["counters"]["completed"] == 20 and shown["verdict"]
+        for stage in shown["stages"]:
+            assert set(stage) >= {"state", "input", "fps", "p50_ms", "p90_ms", "queued", "capacity"}
+        full = json.loads(get(with_query(view, "snapshot.json")))
+        assert full["pipeline"] == "Cam" and len(full["stages"]) == 2
+        state = PipelineState.from_json(get(with_query(view, "state.json")).decode())
+        assert set(state.node_states) == {"Cam__Detect", "Cam__Draw"}
+        assert status(with_query(view, "nothing")) == 404
+    pipeline.cleanup()
+
+
+def test_events_arrive_as_server_sent_events_and_change() -> None:
+    pipeline = Pipeline(name="Cam", debug=True).add(lambda x: x, "Detect").parallelize()
+    with LiveView(pipeline, refresh=0.05) as view:
+        stream = urllib.request.urlopen(with_query(view, "events"), timeout=5)
+        assert stream.headers["Content-Type"] == "text/event-stream"
+        assert stream.readline() == b"retry: 2000\n" and stream.readline() == b"\n"
+        counts = []
+        for _ in range(3):
+            assert stream.readline() == b"event: snapshot\n"
+            data = stream.readline()
+            assert data.startswith(b"data: ") and stream.readline() == b"\n"
+            counts.append(json.loads(data[6:])["counters"]["forwarded"])
+            pipeline.forward(len(counts))
+        stream.close()
+    assert counts[0] < counts[-1]  # the numbers change over time
+    pipeline.cleanup()
+
+
+def test_the_preview_streams_jpegs_of_the_frames() -> None:
+    pytest.importorskip("av")
+    from PIL import Image
+
+    pipeline = Pipeline(name="Cam")
+    view = LiveView(pipeline, refresh=0.05)
+    pipeline.add(lambda f: f, "Annotate").add(view.preview("annotated", fps=20))
+    pipeline.parallelize(queue_size=4)
+    with view:
+        for _ in range(10):
+            pipeline.forward(np.full((120, 160, 3), 200, np.uint8))
+        stream = urllib.request.urlopen(with_query(view, "video/annotated.mjpg"), timeout=5)
+        assert stream.headers["Content-Type"] == "multipart/x-mixed-replace; boundary=frame"
+        assert stream.readline() == b"--frame\r\n"
+        assert stream.readline() == b"Content-Type: image/jpeg\r\n"
+        length = int(stream.readline().split(b":")[1])
+        assert stream.readline() == b"\r\n"
+        image = Image.open(io.BytesIO(stream.read(length)))
+        assert image.size == (160, 120) and image.format == "JPEG"
+        stream.close()
+        assert status(with_query(view, "video/other.mjpg")) == 404
+    pipeline.cleanup()
+
+
+def test_beyond_loopback_every_endpoint_needs_the_token() -> None:
+    pipeline = running()
+    with pipeline.serve(host="0.0.0.0", refresh=0.05) as view:
+        assert view.token and f"?token={view.token}" in view.url
+        base = f"http://127.0.0.1:{view.port}/"
+        for path in (
+            "",
+            "healthz",
+            "events",
+            "view.json",
+            "snapshot.json",
+            "state.json",
+            "video/x.mjpg",
+        ):
+            assert status(base + path) == 401
+            assert status(base + path + "?token=wrong-token") == 401
+        assert status(with_query(view, "healthz")) == 200
+        request = urllib.request.Request(
+            base + "healthz", headers={"Authorization": f"Bearer {view.token}"}
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.status == 200
+    pipeline.cleanup()
+
+
+def test_too_many_clients_get_503_and_idle_ones_are_let_go() -> None:
+    pipeline = running()
+    with pipeline.serve(max_connections=2, request_timeout=0.5, refresh=0.05) as view:
+        idle = [socket.create_connection(("127.0.0.1", view.port)) for _ in range(6)]
+        deadline = time.monotonic() + 10
+        answered = b""
+        while time.monotonic() < deadline and not answered:
+            answered = idle[-1].recv(100)
+        assert answered.startswith(b"HTTP/1.0 503")
+        for connection in idle:
+            connection.close()
+        time.sleep(0.8)  # the idle ones time out
+        assert status(with_query(view, "healthz")) == 200
+    pipeline.cleanup()
+
+
+def test_a_fleet_view_merges_boxes_and_marks_one_that_goes_away() -> None:
+    box1, box2 = running("Left"), running("Right")
+    remote1, remote2 = box1.serve(refresh=0.05), box2.serve(refresh=0.05)
+    fleet = LiveView(remote1.url, remote2.url, refresh=0.05).start()
+    try:
+        shown = json.loads(get(with_query(fleet, "view.json")))
+        keys = {s["key"] for s in shown["stages"]}
+        assert f"127_0_0_1_{remote1.port}__Left__Detect" in keys
+        assert f"127_0_0_1_{remote2.port}__Right__Draw" in keys
+        assert shown["unreachable"] == {}
+        remote2.close()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not shown["unreachable"]:
+            time.sleep(0.05)
+            shown = json.loads(get(with_query(fleet, "view.json")))
+        ((gone, last_seen),) = shown["unreachable"].items()
+        assert gone == f"127_0_0_1_{remote2.port}" and last_seen > 0
+        assert any(k.endswith("__Right__Draw") for k in (s["key"] for s in shown["stages"]))
+    finally:
+        fleet.close()
+        remote1.close()
+        remote2.close()
+        box1.cleanup()
+        box2.cleanup()
+
+
+def test_a_stage_behind_a_gated_one_shows_its_input_blocked() -> None:
+    gate = Gate()
+    pipeline = Pipeline(name="Cam", debug=True).add(lambda x: x, "Decode").add(gate)
+    pipeline.parallelize(queue_size=1)
+    with pipeline.serve(refresh=0.05) as view:
+        for item in range(3):
+            pipeline.forward(item)
+        assert gate.entered.wait(10)
+        shown: dict[str, Any] = {}
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            shown = json.loads(get(with_query(view, "view.json")))
+            stages = {s["key"]: s for s in shown["stages"]}
+            if stages["Cam__Gate"]["input"] == "BLOCKED":
+                break
+            time.sleep(0.05)
+        assert stages["Cam__Gate"]["state"] == "PROCESSING"
+        assert stages["Cam__Gate"]["input"] == "BLOCKED"  # Decode waits to hand item 2 over
+        assert stages["Cam__Gate"]["queued"] == 1
+        gate.release.set()
+    pipeline.cleanup()
+
+
+def test_bad_arguments() -> None:
+    pipeline = Pipeline().add(lambda x: x, "A")
+    with pytest.raises(ValueError, match="sources"):
+        LiveView()
+    with pytest.raises(TypeError, match="sources"):
+        LiveView(42)
+    with pytest.raises(ValueError, match="remote must be a LiveView URL"):
+        LiveView("ftp://box/")
+    with pytest.raises(ValueError, match="token"):
+        LiveView(pipeline, token="short")
+    with pytest.raises(ValueError, match="refresh"):
+        LiveView(pipeline, refresh=0)
+
+
+def test_an_event_for_twenty_stages_stays_small() -> None:
+    pipeline = Pipeline(name="Cam", debug=True)
+    for index in range(20):
+        pipeline.add(lambda x: x, f"Stage{index:02d}")
+    pipeline.parallelize(queue_size=4)
+    for _ in pipeline.run(range(200)):
+        pass
+    with LiveView(pipeline, refresh=0.05) as view:
+        event = get(with_query(view, "view.json"))
+    assert len(event) < 50_000
+    assert len(json.loads(event)["stages"]) == 20
+    pipeline.cleanup()
