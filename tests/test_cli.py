@@ -103,3 +103,39 @@ def test_cli_demo_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert main(["demo", "--seconds", "0.5", "--refresh", "0.5", "--trace", str(trace)]) == 0
     assert "Stage-bound:" in capsys.readouterr().out
     assert json.loads(trace.read_text())["traceEvents"]
+
+
+def test_demo_serve_shows_the_pipeline_in_a_live_view(tmp_path: Path) -> None:
+    import re
+    import threading
+    import time
+    import urllib.request
+
+    from framescope.demo import run_demo
+
+    class Lines(io.StringIO):
+        url: str | None = None
+
+        def write(self, text: str) -> int:
+            found = re.search(r"Live view: open (\S+)", text)
+            if found:
+                self.url = found.group(1)
+            return super().write(text)
+
+    out = Lines()
+    runner = threading.Thread(
+        target=run_demo,
+        args=(out,),
+        kwargs={"seconds": 2.0, "refresh": 0.5, "trace_path": tmp_path / "t.json", "serve": True},
+    )
+    runner.start()
+    deadline = time.monotonic() + 30
+    while out.url is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert out.url is not None
+    time.sleep(0.5)
+    with urllib.request.urlopen(out.url + "view.json", timeout=5) as response:
+        shown = json.loads(response.read())
+    assert "Demo__Infer" in {stage["key"] for stage in shown["stages"]}
+    runner.join(60)
+    assert "framescope demo --serve" not in out.getvalue()  # it was served

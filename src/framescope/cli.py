@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--restream", default=None, help="send the annotated video to this URL (rtmp://...)"
     )
+    demo.add_argument(
+        "--serve", action="store_true", help="show it live in a browser (prints the address)"
+    )
     timepiece = commands.add_parser(
         "timepiece-demo", help="run a short simulated frame loop timed with the timepiece tools"
     )
@@ -78,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             trace_path=args.trace,
             video=args.video,
             restream=args.restream,
+            serve=args.serve,
         )
         return 0
     if args.command == "timepiece-demo":

@@ -130,15 +130,50 @@ class Output(Stage):
         self.spyglass.stop_streaming()
 
 
+class PreviewFrames(Stage):
+    """Hand the annotated frame to the live view's preview (it keeps a reference, no more)."""
+
+    name = "Preview"
+
+    def __init__(self, tap: Any) -> None:
+        self.tap = tap
+
+    def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
+        self.tap(item["frame"])
+        return item
+
+
+def _preview_tap() -> Any:
+    from framescope.live import PreviewTap  # noqa: PLC0415 - the live view loads on demand
+
+    return PreviewTap("annotated")
+
+
+def _serve(pipeline: Pipeline, preview: Any, refresh: float) -> Any:
+    """Start a live view of ``pipeline`` showing ``preview``; returns it."""
+    from framescope.live import LiveView  # noqa: PLC0415
+
+    view = LiveView(pipeline, refresh=refresh)
+    view.previews[preview.name] = preview
+    return view.start()
+
+
 def build_demo_pipeline(
-    frames: Iterable[dict[str, Any]], output: Any = None, *, trace_every: int = 1
+    frames: Iterable[dict[str, Any]],
+    output: Any = None,
+    *,
+    trace_every: int = 1,
+    preview: Any = None,
 ) -> Pipeline:
     """The demo's pipeline: frames -> Preprocess -> Infer -> Postprocess -> Annotate [-> output].
 
-    ``output`` (a SpyGlass) restreams or writes the annotated frames.
+    ``output`` (a SpyGlass) restreams or writes the annotated frames;
+    ``preview`` (a live view's PreviewTap) shows them in the browser.
     """
     pipeline = Pipeline(input_generator=frames, name="Demo", debug=True, trace_every=trace_every)
     pipeline.add(Preprocess()).add(Infer()).add(Postprocess()).add(Annotate())
+    if preview is not None:
+        pipeline.add(PreviewFrames(preview))
     if output is not None:
         pipeline.add(Output(output))
     return pipeline.parallelize(queue_size=4, input_timeout=None)
@@ -159,13 +194,15 @@ def run_demo(
     live: bool | None = None,
     video: str | Path | None = None,
     restream: str | None = None,
+    serve: bool = False,
 ) -> Path:
     """Run the demo for ``seconds``, showing live state every ``refresh`` s; returns the trace path.
 
     ``live`` redraws the view in place (default: when ``out`` is a terminal);
     otherwise each refresh prints a new block. ``video``: the clip to decode
     (default: one it writes); ``restream``: a URL to send the annotated video
-    to (default: a file beside the trace).
+    to (default: a file beside the trace); ``serve``: show it live in a
+    browser too (a LiveView on 127.0.0.1, with the annotated preview).
     """
     from framescope.video import SpyGlass  # noqa: PLC0415 - needs PyAV
 
@@ -180,13 +217,17 @@ def run_demo(
     target = restream if restream is not None else str(folder / "annotated.mp4")
     # A second of frames may queue while the encoder process starts.
     spyglass = SpyGlass(target, 30, 640, 480, queue_size=48, name="Output")
-    pipeline = build_demo_pipeline(video_frames(source), spyglass)
+    preview = _preview_tap() if serve else None
+    pipeline = build_demo_pipeline(video_frames(source), spyglass, preview=preview)
+    live_view = _serve(pipeline, preview, refresh) if preview is not None else None
     stop = threading.Event()
     out.write(
         f"framescope demo: {source} decoded at up to {fps:g} fps through 4 stages and an output "
         f"for {seconds:g} s.\nThe input is deliberately faster than the pipeline can go: "
         "watch which stage holds the others back.\n"
     )
+    if live_view is not None:
+        out.write(f"Live view: open {live_view.url}\n")
     spyglass.start_streaming()
     with pipeline:
         pipeline.start_loop(1 / fps)
@@ -208,9 +249,13 @@ def run_demo(
         diagnosis = diagnose_snapshot(final)
         written = write_trace(trace_path, chrome_trace(final.traces, final.node_ids, title="Demo"))
     consumer.join(timeout=5)
+    if live_view is not None:
+        live_view.close()
     counts = spyglass.counts
     out.write(f"\n{diagnosis.report()}\n")
     where = "Restreamed to" if restream is not None else "Annotated video written to"
     out.write(f"\n{where} {target} ({counts['sent']} frames, {counts['dropped']} dropped)\n")
     out.write(f"\nTrace written to {written} (open it at https://ui.perfetto.dev)\n")
+    if live_view is None:
+        out.write("To watch it live in a browser: framescope demo --serve\n")
     return written
