@@ -1,0 +1,145 @@
+"""The live page in a real browser: Debian's Chromium, driven by selenium."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("selenium", reason="selenium drives the browser")
+
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+from framescope import Pipeline
+from framescope.live import LiveView
+
+from ..pipeline.helpers import Gate
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None or DRIVER is None,
+    reason="Debian's chromium and chromium-driver are not installed "
+    "(scripts/install-test-servers.sh installs them)",
+)
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    options = Options()
+    options.binary_location = CHROMIUM  # type: ignore[assignment]
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(argument)
+    options.page_load_strategy = "none"  # SSE and MJPEG never finish loading
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver.set_window_size(1200, 800)
+    yield driver
+    driver.quit()
+
+
+def eventually(check: Callable[[], Any], limit: float = 20) -> Any:
+    deadline = time.monotonic() + limit
+    while True:
+        try:
+            value = check()
+            if value:
+                return value
+        except Exception:  # the element may not be drawn yet
+            if time.monotonic() > deadline:
+                raise
+        if time.monotonic() > deadline:
+            raise AssertionError("the page never showed it")
+        time.sleep(0.05)
+
+
+def totals(driver: Any) -> str:
+    text: str = driver.find_element(By.ID, "totals").text
+    return text
+
+
+def test_the_page_shows_every_stage_and_live_numbers(browser: Any, tmp_path: Path) -> None:
+    pipeline = Pipeline(name="Cam", debug=True).add(lambda x: x, "Decode")
+    pipeline.add(lambda x: x, "Detect").add(lambda x: x, "Draw").parallelize(queue_size=4)
+    with pipeline.serve(refresh=0.1) as view:
+        browser.get(view.url)
+        names = eventually(
+            lambda: [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#graph .node b")]
+        )
+        assert names == ["Cam__Decode", "Cam__Detect", "Cam__Draw"]
+        assert eventually(lambda: browser.find_element(By.ID, "conn").text == "live")
+        for item in range(5):
+            pipeline.forward(item)
+        assert eventually(lambda: totals(browser).startswith("5 completed of 5"))
+        for item in range(5):
+            pipeline.forward(item)
+        assert eventually(lambda: totals(browser).startswith("10 completed of 10"))  # SSE arrive
+        browser.save_screenshot(str(tmp_path / "live.png"))
+    # The server stopped: the indicator says so, and the page keeps trying.
+    assert eventually(lambda: "lost" in browser.find_element(By.ID, "conn").get_attribute("class"))
+    pipeline.cleanup()
+
+
+def test_a_blocked_input_turns_red_behind_a_gated_stage(browser: Any) -> None:
+    gate = Gate()
+    pipeline = Pipeline(name="Cam", debug=True).add(lambda x: x, "Decode").add(gate)
+    pipeline.parallelize(queue_size=1)
+    try:
+        _look_at_the_gate(browser, pipeline, gate)
+    finally:
+        gate.release.set()
+        pipeline.cleanup()
+
+
+def _look_at_the_gate(browser: Any, pipeline: Pipeline, gate: Gate) -> None:
+    with pipeline.serve(refresh=0.1) as view:
+        for item in range(3):
+            pipeline.forward(item)
+        assert gate.entered.wait(10)
+        browser.get(view.url)
+        # The page redraws each event: read the node in one script, not across redraws.
+        colour, classes = eventually(
+            lambda: browser.execute_script(
+                "const n = document.querySelector('#graph .node[data-key=\"Cam__Gate\"]');"
+                "const b = n && n.querySelector('.in.BLOCKED');"
+                "return b ? [getComputedStyle(b).backgroundColor, n.className] : null;"
+            )
+        )
+        assert colour == "rgb(204, 34, 34)"  # DepthAI's red for BLOCKED
+        assert "PROCESSING" in classes
+
+
+def test_the_preview_image_receives_frames(browser: Any) -> None:
+    pytest.importorskip("av")
+    pipeline = Pipeline(name="Cam")
+    view = LiveView(pipeline, refresh=0.1)
+    pipeline.add(lambda f: f, "Annotate").add(view.preview("annotated", fps=20)).parallelize()
+    with view:
+        browser.get(view.url)
+        for _ in range(40):
+            pipeline.forward(np.full((120, 160, 3), 180, np.uint8))
+            time.sleep(0.02)
+        size = eventually(
+            lambda: browser.execute_script(
+                "const i = document.getElementById('preview-annotated');"
+                "return i && i.naturalWidth ? [i.naturalWidth, i.naturalHeight] : null;"
+            )
+        )
+        assert size == [160, 120]
+    pipeline.cleanup()
+
+
+def test_without_the_token_the_browser_gets_401(browser: Any) -> None:
+    pipeline = Pipeline(name="Cam").add(lambda x: x, "A")
+    with pipeline.serve(host="0.0.0.0", refresh=0.1) as view:
+        browser.get(f"http://127.0.0.1:{view.port}/")
+        assert eventually(lambda: "unauthorised" in browser.find_element(By.TAG_NAME, "body").text)
+        browser.get(view.url)  # with the token: the page
+        assert eventually(lambda: browser.find_elements(By.CSS_SELECTOR, "#graph .node"))
+    pipeline.cleanup()
