@@ -143,3 +143,36 @@ def test_without_the_token_the_browser_gets_401(browser: Any) -> None:
         browser.get(view.url)  # with the token: the page
         assert eventually(lambda: browser.find_elements(By.CSS_SELECTOR, "#graph .node"))
     pipeline.cleanup()
+
+
+def test_a_screenshot_of_the_demo_pipeline(browser: Any, tmp_path: Path) -> None:
+    """The page for the demo pipeline; ``FRAMESCOPE_SCREENSHOT=path`` also saves it there."""
+    import os
+
+    pytest.importorskip("av")
+    from framescope.demo import build_demo_pipeline, demo_clip, video_frames
+    from framescope.live import PreviewTap
+
+    tap = PreviewTap("annotated")
+    pipeline = build_demo_pipeline(video_frames(demo_clip(tmp_path, seconds=2)), preview=tap)
+    view = LiveView(pipeline, refresh=0.25)
+    view.previews[tap.name] = tap
+    with view:
+        pipeline.start_loop(1 / 200)
+        browser.set_window_size(1100, 900)
+        browser.get(view.url)
+        assert eventually(
+            lambda: browser.execute_script(
+                "const i = document.getElementById('preview-annotated');"
+                "return i && i.naturalWidth === 640;"
+            )
+        )
+        time.sleep(3)  # a few seconds of sparklines
+        shot = tmp_path / "live-view.png"
+        browser.save_screenshot(str(shot))
+        pipeline.stop_loop()
+    pipeline.cleanup()
+    assert shot.stat().st_size > 10_000
+    target = os.environ.get("FRAMESCOPE_SCREENSHOT")
+    if target:
+        Path(target).write_bytes(shot.read_bytes())
