@@ -2,8 +2,8 @@
 
 A :class:`PreviewTap` is a pipeline stage that only keeps a reference to the
 frame passing through (no copy, no wait) and passes it on. Its own thread
-encodes the newest frame to JPEG at most ``fps`` times a second (PyAV's
-MJPEG encoder), so the frame loop never waits for a viewer: frames that come
+encodes the newest frame to JPEG at most ``fps`` times a second (OpenCV where installed,
+else PyAV's MJPEG encoder), so the frame loop never waits for a viewer: frames that come
 faster are skipped, never queued. The live server streams the JPEGs as
 ``multipart/x-mixed-replace`` (MJPEG) to any number of browsers.
 """
@@ -23,6 +23,15 @@ from framescope.pipeline.stage import Stage
 __all__ = ["PreviewTap"]
 
 logger = logging.getLogger(__name__)
+
+
+def _opencv() -> Any:
+    """OpenCV, where installed: it encodes JPEG about 3x faster than PyAV here."""
+    try:
+        import cv2  # noqa: PLC0415 - optional, loaded on the first preview frame
+    except ImportError:  # pragma: no cover - depends on the extras installed
+        return None
+    return cv2
 
 
 class PreviewTap(Stage):
@@ -58,6 +67,7 @@ class PreviewTap(Stage):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._codec: Any = None
+        self._opencv: Any = False  # not looked for yet
 
     def __call__(self, frame: Any) -> Any:
         """Keep a reference to ``frame`` for the encoder, and pass it on."""
@@ -98,8 +108,16 @@ class PreviewTap(Stage):
                 self._ready.notify_all()
 
     def _encode(self, frame: Any) -> bytes:
-        av = require("av", "video", "the live preview")
         image = getattr(frame, "image", frame)
+        if self._opencv is False:
+            self._opencv = _opencv()
+        cv2 = self._opencv
+        if cv2 is not None:
+            ok, buffer = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 80])
+            if not ok:
+                raise ValueError("OpenCV could not encode the frame")
+            return bytes(buffer)
+        av = require("av", "video", "the live preview")
         height, width = image.shape[:2]
         codec = self._codec
         if codec is None or (codec.width, codec.height) != (width - width % 2, height - height % 2):
