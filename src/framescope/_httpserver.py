@@ -55,13 +55,20 @@ class BoundedServing(socketserver.TCPServer):
         request_timeout: float = 10.0,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        """Set the bounds; ``name`` names the threads (``name``, ``name-conn``)."""
-        self.max_connections = check_positive_int(max_connections, "max_connections")
-        self.request_timeout = check_positive_seconds(request_timeout, "request_timeout")
-        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
-            raise TypeError(
-                f"ssl_context must be an ssl.SSLContext, got {type(ssl_context).__name__}"
-            )
+        """Set the bounds; ``name`` names the threads (``name``, ``name-conn``).
+
+        A bad bound is refused with the listening socket closed again.
+        """
+        try:
+            self.max_connections = check_positive_int(max_connections, "max_connections")
+            self.request_timeout = check_positive_seconds(request_timeout, "request_timeout")
+            if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
+                raise TypeError(
+                    f"ssl_context must be an ssl.SSLContext, got {type(ssl_context).__name__}"
+                )
+        except (TypeError, ValueError):
+            self.server_close()
+            raise
         self.ssl_context = ssl_context
         self.thread_name = name
         self.refused = 0  # connections answered 503 because every slot was taken

@@ -102,16 +102,12 @@ class MetricsServer:
         self.host = host
         self.port: int = self._server.server_port
         self.scheme = "http" if ssl_context is None else "https"
-        try:
-            self._server.configure(
-                name=f"framescope-metrics-{self.port}",
-                max_connections=max_connections,
-                request_timeout=request_timeout,
-                ssl_context=ssl_context,
-            )
-        except (TypeError, ValueError):
-            self._server.server_close()
-            raise
+        self._server.configure(
+            name=f"framescope-metrics-{self.port}",
+            max_connections=max_connections,
+            request_timeout=request_timeout,
+            ssl_context=ssl_context,
+        )
         self._server.start()
 
     @property

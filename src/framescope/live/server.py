@@ -106,19 +106,17 @@ class LiveView:
         self.previews: dict[str, PreviewTap] = {}
         self._server = _Server((host, port), _Handler)
         self._server.view = self
-        try:
-            self._server.configure(
-                name=f"framescope-live-{self._server.server_port}",
-                max_connections=max_connections,
-                request_timeout=request_timeout,
-                ssl_context=ssl_context,
-            )
-        except (TypeError, ValueError):
-            self._server.server_close()
-            raise
+        self._server.configure(
+            name=f"framescope-live-{self._server.server_port}",
+            max_connections=max_connections,
+            request_timeout=request_timeout,
+            ssl_context=ssl_context,
+        )
         self.host, self.port = host, self._server.server_port
         self.scheme = "http" if ssl_context is None else "https"
-        self._published: tuple[int, bytes, bytes] = (0, b"{}", b"{}")  # version, view, snapshot
+        # version, page view JSON, and the snapshot it was made from
+        self._published: tuple[int, bytes, PipelineSnapshot | None] = (0, b"{}", None)
+        self._rendered: dict[str, tuple[int, bytes]] = {}  # full JSON renderings, by version
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._publisher = threading.Thread(
@@ -204,9 +202,8 @@ class LiveView:
             return  # a fleet of boxes none of which answered yet
         unreachable = {r.prefix: r.last_seen for r in self.remotes if not r.reachable}
         view = json.dumps(page_view(snapshot, unreachable=unreachable)).encode()
-        full = json.dumps(snapshot.to_dict()).encode()
         with self._cond:
-            self._published = (self._published[0] + 1, view, full)
+            self._published = (self._published[0] + 1, view, snapshot)
             self._cond.notify_all()
 
     def _publish_loop(self) -> None:
@@ -217,11 +214,34 @@ class LiveView:
             except Exception:  # one bad reading must not end the view
                 logger.exception("live view: a snapshot failed")
 
-    def published(self, after: int = 0, timeout: float | None = None) -> tuple[int, bytes, bytes]:
-        """The latest (version, page view JSON, snapshot JSON), once newer than ``after``."""
+    def published(
+        self, after: int = 0, timeout: float | None = None
+    ) -> tuple[int, bytes, PipelineSnapshot | None]:
+        """The latest (version, page view JSON, snapshot), once newer than ``after``."""
         with self._cond:
             self._cond.wait_for(lambda: self._published[0] > after or self._stop.is_set(), timeout)
             return self._published
+
+    def rendered(self, what: str) -> bytes:
+        """The latest snapshot as JSON (``"snapshot"``) or as its state (``"state"``).
+
+        Rendered when first asked for, once per published snapshot, however
+        many clients ask: the publisher only makes what the page needs.
+        """
+        version, _, snapshot = self.published()
+        with self._cond:
+            cached = self._rendered.get(what)
+            if cached is not None and cached[0] == version:
+                return cached[1]
+        if snapshot is None:
+            body = b"{}"
+        elif what == "state":
+            body = snapshot.state.to_json().encode()
+        else:
+            body = json.dumps(snapshot.to_dict()).encode()
+        with self._cond:
+            self._rendered[what] = (version, body)
+        return body
 
     @property
     def stopping(self) -> bool:
@@ -298,11 +318,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, view.page(), "text/html; charset=utf-8")
         elif path == "/healthz":
             self._send(200, b'{"status": "ok"}', "application/json")
-        elif path in ("/view.json", "/snapshot.json"):
-            _, page, full = view.published()
-            self._send(200, page if path == "/view.json" else full, "application/json")
-        elif path == "/state.json":
-            self._send(200, view.snapshot().state.to_json().encode(), "application/json")
+        elif path == "/view.json":
+            self._send(200, view.published()[1], "application/json")
+        elif path in ("/snapshot.json", "/state.json"):
+            self._send(200, view.rendered(path[1:-5]), "application/json")
         elif path == "/events":
             self._events(view)
         elif path.startswith("/video/") and path.endswith(".mjpg"):

@@ -325,8 +325,7 @@ class Runtime:
     def crash(self, error: BaseException) -> None:
         """A BaseException escaped a stage in a worker thread: count it, stop, keep it to raise."""
         with self._lock:
-            first = self.crashed is None
-            if first:
+            if self.crashed is None:  # the first one is raised; later ones are counted
                 self.crashed = error
         self.count("failed")
         logger.error(

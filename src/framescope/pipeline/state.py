@@ -205,8 +205,11 @@ class _Reader:
     def child(self, key: str) -> _Reader:
         return _Reader(self.data.get(key, {}), self.at(key))
 
-    def number(self, key: str, default: float = 0.0) -> float:
+    def number(self, key: str, default: float = 0.0, *, null: float | None = None) -> float:
+        """The field as a number >= 0; ``null``: what a JSON null stands for (else refused)."""
         value = self.data.get(key, default)
+        if value is None and null is not None:
+            return null
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{self.at(key)}: expected a number, got {_shown(value)}")
         if not math.isfinite(value) or value < 0:
@@ -255,12 +258,14 @@ _QUEUE_FIELDS = tuple(QueueStats.__dataclass_fields__)
 
 def _timing(reader: _Reader) -> Timing:
     stats = reader.child("duration_stats")
-    if stats.data.get("min_micros", 0) is None:  # written for a timing without samples
-        stats.data = {**stats.data, "min_micros": INVALID_MIN_MICROS}
-    durations = {
-        key: stats.number(key, DurationStats.__dataclass_fields__[key].default)  # type: ignore[arg-type]
+    # A timing without samples is written with a null minimum.
+    invalid = INVALID_MIN_MICROS
+    durations = {"min_micros": stats.number("min_micros", invalid, null=invalid)}
+    durations.update(
+        (key, stats.number(key, DurationStats.__dataclass_fields__[key].default))  # type: ignore[arg-type]
         for key in _DURATION_FIELDS
-    }
+        if key != "min_micros"
+    )
     return Timing(
         fps=reader.number("fps"),
         duration_stats=DurationStats(**durations),

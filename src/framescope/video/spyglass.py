@@ -10,7 +10,6 @@ counted) and an encoder process sends it (see
 from __future__ import annotations
 
 import enum
-import itertools
 import logging
 import random
 import threading
@@ -140,9 +139,11 @@ class SpyGlass(Stage):
         # the oldest itself) and wakes the encoder thread only when it idles.
         self._wake = threading.Event()
         self._idle = False
-        self._queued = itertools.count()
+        self._queued = 0  # frames put in the queue (put() runs in the frame loop's thread)
         self._taken = 0  # frames the encoder thread took from the queue
         self._lost = 0  # frames taken that did not reach the encoder, or left at a stop
+        self._handed = 0  # frames written to this session's encoder process
+        self._sent_in_session = 0  # frames that process reported sent
         self._stopping = threading.Event()
         self._feeder: threading.Thread | None = None
         self._session: EncoderSession | None = None
@@ -163,16 +164,10 @@ class SpyGlass(Stage):
         sessions that failed, ``reconnects`` new sessions after a failure.
         """
         counts = dict(self._counts)
-        queued = self._queued_count()
-        counts["queued"] = queued
+        queued = counts["queued"] = self._queued
         # What is neither waiting, nor was taken, was pushed out of the full queue.
         counts["dropped"] = queued - self._taken - len(self._queue) + self._lost
         return counts
-
-    def _queued_count(self) -> int:
-        counter = self._queued
-        # itertools.count has no read; its repr holds the next value.
-        return int(repr(counter)[6:-1])
 
     # -- the session -----------------------------------------------------------------
 
@@ -228,7 +223,7 @@ class SpyGlass(Stage):
         if state is SpyGlassState.START_WARMUP or state is SpyGlassState.WARMUP:
             return self._warm_up(image)
         self._queue.append((image, (self._clock.monotonic_ns() - self._start_ns) / 1e9))
-        next(self._queued)
+        self._queued += 1
         if self._idle:
             self._wake.set()
         return True
@@ -277,7 +272,6 @@ class SpyGlass(Stage):
 
     def _feed(self) -> None:
         failures = 0
-        self._sent_in_session = self._handed = 0
         while not self._stopping.is_set():
             session = EncoderSession(self._settings(), self._on_event, self.name)
             self._session = session
