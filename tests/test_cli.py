@@ -78,7 +78,7 @@ def test_pipeline_demo_runs_and_names_the_bottleneck(tmp_path: Path) -> None:
 
     out = io.StringIO()
     trace = run_demo(
-        out, seconds=1.0, refresh=0.5, trace_path=tmp_path / "demo.json.gz", live=False
+        out, seconds=1.5, refresh=0.5, trace_path=tmp_path / "demo.json.gz", live=False
     )
     text = out.getvalue()
     assert text.count("Demo__Infer ") >= 2  # two live views
@@ -100,7 +100,7 @@ def test_pipeline_demo_runs_and_names_the_bottleneck(tmp_path: Path) -> None:
 
 def test_cli_demo_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     trace = tmp_path / "t.json"
-    assert main(["demo", "--seconds", "0.5", "--refresh", "0.5", "--trace", str(trace)]) == 0
+    assert main(["demo", "--seconds", "1.5", "--refresh", "0.5", "--trace", str(trace)]) == 0
     assert "Stage-bound:" in capsys.readouterr().out
     assert json.loads(trace.read_text())["traceEvents"]
 
