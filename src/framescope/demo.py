@@ -130,19 +130,6 @@ class Output(Stage):
         self.spyglass.stop_streaming()
 
 
-class PreviewFrames(Stage):
-    """Hand the annotated frame to the live view's preview (it keeps a reference, no more)."""
-
-    name = "Preview"
-
-    def __init__(self, tap: Any) -> None:
-        self.tap = tap
-
-    def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
-        self.tap(item["frame"])
-        return item
-
-
 def _preview_tap() -> Any:
     from framescope.live import PreviewTap  # noqa: PLC0415 - the live view loads on demand
 
@@ -172,8 +159,8 @@ def build_demo_pipeline(
     """
     pipeline = Pipeline(input_generator=frames, name="Demo", debug=True, trace_every=trace_every)
     pipeline.add(Preprocess()).add(Infer()).add(Postprocess()).add(Annotate())
-    if preview is not None:
-        pipeline.add(PreviewFrames(preview))
+    if preview is not None:  # the annotated frame, in Annotate's thread: no stage added
+        pipeline.tap("Annotate", lambda item: preview(item["frame"]))
     if output is not None:
         pipeline.add(Output(output))
     return pipeline.parallelize(queue_size=4, input_timeout=None)

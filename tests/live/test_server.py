@@ -207,6 +207,30 @@ def test_a_stage_behind_a_gated_one_shows_its_input_blocked() -> None:
     pipeline.cleanup()
 
 
+def test_a_preview_of_a_stage_taps_it_without_adding_a_stage() -> None:
+    pytest.importorskip("av")
+    from PIL import Image
+
+    pipeline = Pipeline(name="Cam").add(lambda f: f[:, ::2], "Annotate")
+    view = LiveView(pipeline, refresh=0.05)
+    tap = view.preview("annotated", "Annotate", fps=20)
+    assert pipeline.stage_names == ["Annotate"]
+    with pytest.raises(ValueError, match="there is already a preview called 'annotated'"):
+        view.preview("annotated", "Annotate")
+    with pytest.raises(ValueError, match=r"stage: no pipeline of this view can show 'Nope'"):
+        view.preview("other", "Nope")
+    pipeline.parallelize(queue_size=4)
+    with view:
+        for _ in range(10):
+            pipeline.forward(np.full((120, 160, 3), 90, np.uint8))
+        latest = tap.latest(timeout=5)
+        assert latest is not None
+        image = Image.open(io.BytesIO(latest[1]))
+        assert image.size == (80, 120)  # the stage's result, not its input
+    assert tap.frames_seen == 10
+    pipeline.cleanup()
+
+
 def test_bad_arguments() -> None:
     pipeline = Pipeline().add(lambda x: x, "A")
     with pytest.raises(ValueError, match="sources"):

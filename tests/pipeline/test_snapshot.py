@@ -74,7 +74,7 @@ def test_snapshot_round_trips_through_json(clock: FakeClock) -> None:
     assert len(snapshot.traces) == 5
     assert snapshot.stage("Cam__Infer").queue_capacity == 4
     assert snapshot.stage("Cam__Infer").phase in ("GETTING_INPUTS", "IDLE")
-    assert snapshot.node("Cam__Infer").main_loop_timing.count == 4  # loops: start to next start
+    assert snapshot.node("Cam__Infer").main_loop_timing.count == 5  # one loop per item handed on
     assert snapshot.node("Cam__Infer").input_states["in"].queue_stats.max_queued >= 0
     with pytest.raises(KeyError, match="nodes are: Cam__Decode, Cam__Infer"):
         snapshot.node("Cam__Nope")

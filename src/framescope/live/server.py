@@ -133,15 +133,36 @@ class LiveView:
         base = f"{self.scheme}://{host}:{self.port}/"
         return base + (f"?token={self.token}" if self.token else "")
 
-    def preview(self, name: str = "preview", *, fps: float = 10.0) -> PreviewTap:
-        """A :class:`PreviewTap` stage to add to the pipeline; its frames show on the page."""
+    def preview(
+        self, name: str = "preview", stage: str | None = None, *, fps: float = 10.0
+    ) -> PreviewTap:
+        """Show frames of the pipeline on the page as ``/video/<name>.mjpg``.
+
+        With ``stage`` (a stage's name, typically the one that draws), the
+        view taps that stage's results in place: no stage is added, and the
+        pipeline must not have started yet. Without it, the returned
+        :class:`PreviewTap` is a stage for you to add where the preview should show.
+        """
         if name in self.previews:
             raise ValueError(f"name: there is already a preview called {name!r}")
         tap = PreviewTap(name, fps=fps)
+        if stage is not None:
+            self._tap(stage, tap)
         self.previews[name] = tap
         if self.started:
             tap.start()
         return tap
+
+    def _tap(self, stage: str, tap: PreviewTap) -> None:
+        reasons = []
+        for pipeline in self.pipelines:
+            try:
+                pipeline.tap(stage, tap.__call__)
+                return
+            except (ValueError, AttributeError) as error:
+                reasons.append(f"{getattr(pipeline, 'name', pipeline)!r}: {error}")
+        why = "; ".join(reasons)
+        raise ValueError(f"stage: no pipeline of this view can show {stage!r} ({why})")
 
     def start(self) -> LiveView:
         """Start serving (returns self)."""

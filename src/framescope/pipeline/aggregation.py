@@ -84,23 +84,21 @@ class _NodeAggregate:
         self.other: dict[str, RollingStats] = {}
         self.open_custom: dict[tuple[str, int], int] = {}
         self.unpaired = 0
-        self.last_loop_start: int | None = None
         self.recent_iterations: list[Any] = []  # flat values of the newest iterations
         self.events_kept = events_kept
         self.recent_custom: deque[RawEvent] = deque(maxlen=events_kept)
         self.window = window
 
     def absorb_iterations(self, flat: list[Any]) -> None:
-        """Fold a drained run of flat iteration values into the statistics."""
+        """Fold a drained run of flat iteration values into the statistics.
+
+        An iteration starts where the one before it was handed on (the worker
+        reads the clock once for both), so its loop time is ``t_sent - t_get``.
+        """
         width = Field.WIDTH
         starts, got = flat[Field.T_GET :: width], flat[Field.T_GOT :: width]
         sends, sent = flat[Field.T_SEND :: width], flat[Field.T_SENT :: width]
-        previous = [self.last_loop_start] if self.last_loop_start is not None else []
-        previous.extend(starts[:-1])
-        loop_ends = starts[1:] if self.last_loop_start is None else starts
-        if loop_ends:
-            self.loop.extend(list(map(operator.sub, loop_ends, previous)), loop_ends)
-        self.last_loop_start = starts[-1]
+        self.loop.extend(list(map(operator.sub, sent, starts)), sent)
         self.inputs_get.extend(list(map(operator.sub, got, starts)), got)
         self.outputs_send.extend(list(map(operator.sub, sent, sends)), sent)
         self.queued.extend(flat[Field.QUEUED :: width])

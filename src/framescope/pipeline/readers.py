@@ -8,12 +8,15 @@ snapshot and renders it, so every reader shows the numbers of one instant.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from framescope.pipeline.diagnosis import Diagnosis, diagnose_snapshot
 from framescope.pipeline.query import PipelineStateQuery
+from framescope.pipeline.runtime import Runtime
 from framescope.pipeline.snapshot import PipelineSnapshot
+from framescope.pipeline.tree import StageTree
 from framescope.stats import StatsSnapshot
 from framescope.trace import FrameTrace, chrome_trace, write_trace
 
@@ -25,6 +28,8 @@ class SnapshotReaders:
 
     name: str
     debug: bool
+    _tree: StageTree
+    _runtime: Runtime
 
     def snapshot(self) -> PipelineSnapshot:
         """Read every number at one instant (implemented by the pipeline)."""
@@ -80,6 +85,18 @@ class SnapshotReaders:
         from framescope.live.server import LiveView  # noqa: PLC0415 - the view renders pipelines
 
         return LiveView(self, host=host, port=port, **options).start()
+
+    def tap(self, stage: str, callback: Callable[[Any], None]) -> None:
+        """Call ``callback(result)`` with every result of ``stage``, in the stage's own thread.
+
+        For quick looks at the items (a live preview keeps a reference): the
+        callback runs inside the stage's time, and an exception from it fails
+        the item as the stage's would. ``stage`` is a stage name or profile
+        key; taps are set before the pipeline starts.
+        """
+        if self._runtime.running:
+            raise RuntimeError(f"tap: pipeline {self.name!r} is running; tap before it starts")
+        self._tree.tap(stage, callback)
 
     def diagnose(self) -> Diagnosis:
         """What holds the pipeline back, and why (``str()`` is a report).

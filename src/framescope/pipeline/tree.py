@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from framescope._validation import check_positive_int
@@ -62,6 +62,21 @@ class Step:
     child: StageTree | None = None
     qualified: str = ""
     failures: int = 0
+    taps: list[Callable[[Any], None]] = field(default_factory=list)
+
+    def work(self) -> Callable[[Any], Any]:
+        """The stage's callable, followed by its taps if any (see :meth:`StageTree.tap`)."""
+        if not self.taps:
+            return self.stage
+        stage, taps = self.stage, tuple(self.taps)
+
+        def tapped(data: Any) -> Any:
+            result = stage(data)
+            for tap in taps:
+                tap(result)
+            return result
+
+        return tapped
 
     def failure(self, data: Any, error: Exception) -> ItemFailedError:
         """Count a failure of the stage on ``data`` and wrap it for the runtime."""
@@ -107,7 +122,7 @@ def step_unit(step: Step) -> Unit:
 
 def _flat_unit(steps: list[Step], now: Callable[[], int]) -> Unit:
     """The unit of plain steps run in turn, in one loop (the serial runner's hot path)."""
-    plan = [(step.stage, step.watch.record, step) for step in steps]
+    plan = [(step.work(), step.watch.record, step) for step in steps]
 
     def run(envelope: Envelope, start: int) -> int:
         data = envelope.data
@@ -194,6 +209,22 @@ class StageTree:
         step = Step(name, stage, watch, on_error, queue_size, recorder, child)
         self.steps.append(step)
         return step
+
+    def tap(self, stage: str, callback: Callable[[Any], None]) -> None:
+        """Call ``callback(result)`` with every result of the plain stage named ``stage``.
+
+        ``stage`` is a stage's name or its profile key (``Main__Draw``); nested
+        pipelines are searched too. Taps are compiled in when the pipeline starts.
+        """
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+        plain = {key: step for key, step in self.keyed() if step.child is None}
+        found = [step for key, step in plain.items() if stage in (key, step.name)]
+        if not found:
+            raise ValueError(f"stage: no stage named {stage!r}; stages are {sorted(plain)}")
+        if len(found) > 1:
+            raise ValueError(f"stage: {stage!r} names several stages; give its profile key")
+        found[0].taps.append(callback)
 
     def _free_name(self, base: str) -> str:
         taken, candidate, number = set(self.names), base, 1

@@ -139,7 +139,7 @@ def processor_for(spec: UnitSpec, fail: Fail, now: Callable[[], int]) -> Process
     step = spec.step
     if step is None:
         return item_processor(spec.unit, fail, now)
-    return stage_processor(step.stage, step.watch.record, step.failure, fail, now)
+    return stage_processor(step.work(), step.watch.record, step.failure, fail, now)
 
 
 def is_sending(recorder: EventRecorder) -> Callable[[], bool]:
