@@ -113,6 +113,119 @@ def _look_at_the_gate(browser: Any, pipeline: Pipeline, gate: Gate) -> None:
         )
         assert colour == "rgb(204, 34, 34)"  # DepthAI's red for BLOCKED
         assert "PROCESSING" in classes
+        # Nothing comes out for 5 s: the verdict names the gated stage, outlined.
+        verdict = eventually(lambda: _stalled_verdict(browser), limit=30)
+        assert "Cam__Gate is still processing its item" in verdict
+        assert (
+            eventually(
+                lambda: browser.execute_script(
+                    "const n = document.querySelector('#graph .node.bottleneck');"
+                    "return n && n.dataset.key;"
+                )
+            )
+            == "Cam__Gate"
+        )
+
+
+def _stalled_verdict(browser: Any) -> str | None:
+    verdict = browser.find_element(By.ID, "verdict").text
+    reasons: str = browser.find_element(By.ID, "reasons").text
+    return reasons if verdict.startswith("stalled") else None
+
+
+def test_nested_pipelines_are_grouped(browser: Any) -> None:
+    inner = Pipeline(name="Inner").add(lambda x: x, "Resize").add(lambda x: x, "Crop")
+    outer = Pipeline(name="Outer", debug=True).add(lambda x: x, "Decode").add(inner)
+    outer.add(lambda x: x, "Draw").parallelize(queue_size=2)
+    for _ in outer.run(range(5)):
+        pass
+    with outer.serve(refresh=0.1) as view:
+        browser.get(view.url)
+        grouped = eventually(
+            lambda: browser.execute_script(
+                "const g = document.querySelector('.group[data-group=\"Outer__Inner\"]');"
+                "return g && [...g.querySelectorAll('.node b')].map((b) => b.textContent);"
+            )
+        )
+        assert grouped == ["Outer__Inner__Resize", "Outer__Inner__Crop"]
+        top = browser.execute_script(
+            "const g = document.querySelector('.group[data-group=\"Outer\"]');"
+            "return [...g.children].filter((c) => c.classList.contains('node'))"
+            ".map((n) => n.dataset.key);"
+        )
+        assert top == ["Outer__Decode", "Outer__Inner", "Outer__Draw"]
+    outer.cleanup()
+
+
+_BOX = """
+import sys, threading, time
+from framescope import Pipeline
+pipeline = Pipeline(name=sys.argv[1], debug=True).add(lambda x: x, "Detect")
+pipeline.add(lambda x: x, "Draw").parallelize(queue_size=4)
+view = pipeline.serve(refresh=0.1)
+print(view.url, flush=True)
+gone = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), gone.set()), daemon=True).start()
+deadline, item = time.monotonic() + 120, 0
+while not gone.is_set() and time.monotonic() < deadline:  # until the test lets go
+    pipeline.forward(item)
+    item += 1
+    time.sleep(0.02)
+view.close()
+pipeline.cleanup()
+"""
+
+
+def test_a_fleet_of_two_processes_and_one_killed(browser: Any) -> None:
+    import subprocess
+    import sys
+
+    boxes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _BOX, name],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("Left", "Right")
+    ]
+    try:
+        urls = [box.stdout.readline().strip() for box in boxes if box.stdout is not None]
+        ports = [url.rsplit(":", 1)[1].strip("/") for url in urls]
+        with LiveView(*urls, refresh=0.1) as fleet:
+            browser.get(fleet.url)
+            expected = [f"127_0_0_1_{ports[0]}__Left__Detect", f"127_0_0_1_{ports[1]}__Right__Draw"]
+            names = eventually(
+                lambda: (
+                    found
+                    if set(expected)
+                    <= set(
+                        found := [
+                            e.text for e in browser.find_elements(By.CSS_SELECTOR, "#graph .node b")
+                        ]
+                    )
+                    else None
+                )
+            )
+            assert len(names) == 4
+            assert eventually(lambda: totals(browser).split()[0] != "0")  # items from both
+            boxes[1].kill()
+            boxes[1].wait(10)
+            gone = eventually(lambda: browser.find_element(By.ID, "unreachable").text)
+            assert gone.startswith(f"127_0_0_1_{ports[1]} unreachable since")
+            shown = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#graph .node b")]
+            assert expected[1] in shown  # its last answer stays on the page
+    finally:
+        for box in boxes:
+            if box.stdin is not None:
+                box.stdin.close()
+            try:
+                box.wait(10)
+            except subprocess.TimeoutExpired:
+                box.kill()
+                box.wait(5)
+            if box.stdout is not None:
+                box.stdout.close()
 
 
 def test_the_preview_image_receives_frames(browser: Any) -> None:
@@ -159,7 +272,7 @@ def test_a_screenshot_of_the_demo_pipeline(browser: Any, tmp_path: Path) -> None
     view.previews[tap.name] = tap
     with view:
         pipeline.start_loop(1 / 200)
-        browser.set_window_size(1100, 900)
+        browser.set_window_size(1500, 760)
         browser.get(view.url)
         assert eventually(
             lambda: browser.execute_script(

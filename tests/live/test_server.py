@@ -163,8 +163,10 @@ def test_a_fleet_view_merges_boxes_and_marks_one_that_goes_away() -> None:
     remote1, remote2 = box1.serve(refresh=0.05), box2.serve(refresh=0.05)
     fleet = LiveView(remote1.url, remote2.url, refresh=0.05).start()
     try:
-        shown = json.loads(get(with_query(fleet, "view.json")))
-        keys = {s["key"] for s in shown["stages"]}
+        deadline, keys = time.monotonic() + 10, set()
+        while time.monotonic() < deadline and len(keys) < 4:  # each box is polled on its own
+            shown = json.loads(get(with_query(fleet, "view.json")))
+            keys = {s["key"] for s in shown["stages"]}
         assert f"127_0_0_1_{remote1.port}__Left__Detect" in keys
         assert f"127_0_0_1_{remote2.port}__Right__Draw" in keys
         assert shown["unreachable"] == {}
@@ -182,6 +184,57 @@ def test_a_fleet_view_merges_boxes_and_marks_one_that_goes_away() -> None:
         remote2.close()
         box1.cleanup()
         box2.cleanup()
+
+
+def test_a_box_that_never_answers_holds_up_neither_the_page_nor_the_others() -> None:
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)  # takes the connection, never answers
+    box = running("Live")
+    remote = box.serve(refresh=0.05)
+    fleet = LiveView(
+        f"http://127.0.0.1:{silent.getsockname()[1]}/", remote.url, refresh=0.05
+    ).start()
+    try:
+        first = fleet.published()[0]
+        deadline = time.monotonic() + 10
+        shown: dict[str, Any] = {"stages": []}
+        while time.monotonic() < deadline and not shown["stages"]:
+            shown = json.loads(get(with_query(fleet, "view.json")))
+            time.sleep(0.05)
+        assert {s["key"] for s in shown["stages"]} >= {f"127_0_0_1_{remote.port}__Live__Detect"}
+        time.sleep(0.5)
+        assert fleet.published()[0] - first >= 4  # still publishing every 0.05 s
+        assert list(shown["unreachable"]) == [f"127_0_0_1_{silent.getsockname()[1]}"]
+    finally:
+        assert fleet.close(timeout=8)  # the silent box's poller gives up within its timeout
+        remote.close()
+        box.cleanup()
+        silent.close()
+
+
+def test_drops_at_the_input_show_on_the_first_stage() -> None:
+    gate = Gate()
+    pipeline = Pipeline(name="Cam", debug=True).add(gate).add(lambda x: x, "Draw")
+    pipeline.parallelize(queue_size=1, overflow="drop_newest")
+    with pipeline.serve(refresh=0.05) as view:
+        for item in range(6):
+            pipeline.forward(item)
+        assert gate.entered.wait(10)
+        for item in range(6):
+            pipeline.forward(item)
+        lost = pipeline.counters()["rejected"] + pipeline.counters()["dropped"]
+        assert lost > 0
+        deadline, stages = time.monotonic() + 10, {}
+        while time.monotonic() < deadline:
+            stages = {s["key"]: s for s in json.loads(get(with_query(view, "view.json")))["stages"]}
+            if stages["Cam__Gate"]["dropped"] == lost:
+                break
+            time.sleep(0.05)
+        assert stages["Cam__Gate"]["dropped"] == lost
+        assert stages["Cam__Draw"]["dropped"] == 0
+        gate.release.set()
+    pipeline.cleanup()
 
 
 def test_a_stage_behind_a_gated_one_shows_its_input_blocked() -> None:

@@ -164,6 +164,7 @@ def test_stalled_names_where_the_items_are_held() -> None:
         diagnosis.reasons[0] == "3 item(s) are inside the pipeline and none has come out for 6.0 s"
     )
     assert diagnosis.reasons[1] == "MainPipeline__Gate is still processing its item"
+    assert diagnosis.bottleneck == "MainPipeline__Gate"
     gate.release.set()
     pipeline.cleanup()
 

@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 from framescope._httpserver import BoundedServing
 from framescope._validation import check_positive_seconds
 from framescope.live.preview import PreviewTap
-from framescope.live.view import page_view
+from framescope.live.view import input_drops, page_view
 from framescope.pipeline.snapshot import PipelineSnapshot, merge_snapshots
 
 __all__ = ["LiveView"]
@@ -169,6 +169,8 @@ class LiveView:
         if self.started:
             return self
         self.started = True
+        for number, remote in enumerate(self.remotes):
+            remote.start(self.refresh, self._stop, f"framescope-live-{self.port}-remote{number}")
         self._publish()  # the first snapshot is there before the first browser
         self._publisher.start()
         for tap in self.previews.values():
@@ -184,9 +186,11 @@ class LiveView:
         for tap in self.previews.values():
             tap.stop()
         stopped = self._server.stop(timeout)
-        if self._publisher.is_alive():
-            self._publisher.join(timeout)
-        return stopped and not self._publisher.is_alive()
+        threads = [self._publisher] + [r.thread for r in self.remotes if r.thread is not None]
+        for thread in threads:
+            if thread.is_alive():
+                thread.join(timeout)
+        return stopped and not any(thread.is_alive() for thread in threads)
 
     def __enter__(self) -> LiveView:
         return self.start()
@@ -203,28 +207,38 @@ class LiveView:
 
     def snapshot(self) -> PipelineSnapshot:
         """One snapshot of every source, merged (remote boxes' last answers included)."""
+        return self._merged(*self._parts())
+
+    def _parts(self) -> tuple[list[PipelineSnapshot], list[str]]:
+        """Each source's snapshot (remote ones as last answered), and its prefix when merged."""
         local = [pipeline.snapshot() for pipeline in self.pipelines]
-        remote = [r.snapshot for r in self.remotes if r.snapshot is not None]
-        if len(local) == 1 and not remote:
-            only: PipelineSnapshot = local[0]
-            return only
+        answered = [r for r in self.remotes if r.snapshot is not None]
         prefixes = [f"local{i}" if len(local) > 1 else "local" for i in range(len(local))]
-        prefixes += [r.prefix for r in self.remotes if r.snapshot is not None]
-        if not local and not remote:
+        prefixes += [r.prefix for r in answered]
+        return local + [r.snapshot for r in answered if r.snapshot is not None], prefixes
+
+    def _merged(self, parts: list[PipelineSnapshot], prefixes: list[str]) -> PipelineSnapshot:
+        if not parts:
             raise RuntimeError("no source has answered yet")
-        return merge_snapshots(*local, *remote, prefixes=prefixes, name="fleet")
+        if len(parts) == 1 and not self.remotes:
+            return parts[0]
+        return merge_snapshots(*parts, prefixes=prefixes, name="fleet")
 
     def _publish(self) -> None:
-        for remote in self.remotes:
-            remote.poll(self._stop)
+        parts, prefixes = self._parts()
         try:
-            snapshot = self.snapshot()
+            snapshot = self._merged(parts, prefixes)
         except RuntimeError:
             return  # a fleet of boxes none of which answered yet
+        drops: dict[str, int] = {}
+        merged = snapshot is not parts[0]
+        for part, prefix in zip(parts, prefixes, strict=True):
+            drops.update(input_drops(part, prefix if merged else ""))
         unreachable = {r.prefix: r.last_seen for r in self.remotes if not r.reachable}
-        view = json.dumps(page_view(snapshot, unreachable=unreachable)).encode()
+        view = page_view(snapshot, unreachable=unreachable, drops=drops)
+        body = json.dumps(view).encode()
         with self._cond:
-            self._published = (self._published[0] + 1, view, snapshot)
+            self._published = (self._published[0] + 1, body, snapshot)
             self._cond.notify_all()
 
     def _publish_loop(self) -> None:
@@ -287,7 +301,11 @@ class LiveView:
 
 
 class _Remote:
-    """Another LiveView, polled for its full snapshot."""
+    """Another LiveView, polled for its full snapshot by a thread of its own.
+
+    A box that does not answer holds up only its own poller (for at most the
+    request timeout, 5 s at most), never the page's publisher or other boxes.
+    """
 
     def __init__(self, url: str, timeout: float) -> None:
         parts = urlsplit(url)
@@ -304,8 +322,22 @@ class _Remote:
         self.reachable = False
         self.last_seen: float | None = None  # wall time of its last answer
         self.failures = 0
+        self.thread: threading.Thread | None = None
+
+    def start(self, every: float, stop: threading.Event, name: str) -> None:
+        """Poll every ``every`` seconds until ``stop`` is set."""
+
+        def run() -> None:
+            main = threading.main_thread()
+            while not stop.is_set() and main.is_alive():
+                self.poll(stop)
+                stop.wait(every)
+
+        self.thread = threading.Thread(target=run, name=name, daemon=True)
+        self.thread.start()
 
     def poll(self, stop: threading.Event) -> None:
+        """Ask the box once for its snapshot."""
         if stop.is_set():
             return
         try:

@@ -11,23 +11,47 @@ from typing import Any
 
 from framescope.pipeline.diagnosis import diagnose_snapshot
 from framescope.pipeline.snapshot import PipelineSnapshot
+from framescope.pipeline.tree import SEPARATOR
 
-__all__ = ["page_view"]
+__all__ = ["input_drops", "page_view"]
+
+
+_NAMED = ("stage-bound", "stalled")
+"""Verdicts whose ``bottleneck`` is the stage to outline (not merely the busiest one)."""
 
 
 def _ms(seconds: float) -> float:
     return round(seconds * 1e3, 3)
 
 
+def input_drops(snapshot: PipelineSnapshot, prefix: str = "") -> dict[str, int]:
+    """Items lost at a pipeline's input (``rejected`` + ``dropped``), by its first stage's key.
+
+    The overflow policies drop at the input queue, in front of the first
+    working stage; ``prefix`` is the one the stage gets in a merged view.
+    """
+    working = snapshot.working_stages()
+    lost = snapshot.counters.get("rejected", 0) + snapshot.counters.get("dropped", 0)
+    if not working:
+        return {}
+    return {(f"{prefix}{SEPARATOR}" if prefix else "") + working[0].key: lost}
+
+
 def page_view(
-    snapshot: PipelineSnapshot, *, unreachable: dict[str, float | None] | None = None
+    snapshot: PipelineSnapshot,
+    *,
+    unreachable: dict[str, float | None] | None = None,
+    drops: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """The page's data: stages (state, input state, fps, p50/p90, queue), verdict, totals.
+    """The page's data: stages (state, input state, fps, p50/p90, queue, losses), verdict, totals.
 
     ``unreachable``: remote boxes that stopped answering, with the wall time
-    (epoch seconds) of their last snapshot.
+    (epoch seconds) of their last snapshot. ``drops``: items lost at each
+    stage's input (default: :func:`input_drops` of ``snapshot``; a merged
+    view passes those of its parts).
     """
     now = snapshot.taken_ns
+    drops = input_drops(snapshot) if drops is None else drops
     inputs = (
         {
             node_id: node.input_states["in"].state
@@ -53,6 +77,7 @@ def page_view(
                 "queued": stage.queue_depth,
                 "capacity": stage.queue_capacity,
                 "failures": stage.failures,
+                "dropped": drops.get(stage.key, 0),
                 "working": stage.working,
             }
         )
@@ -75,7 +100,7 @@ def page_view(
         "fps": round(latency.rate(now), 2) if latency.count else 0.0,
         "verdict": diagnosis.verdict,
         "headline": diagnosis.headline,
-        "bottleneck": diagnosis.bottleneck if diagnosis.verdict == "stage-bound" else None,
+        "bottleneck": diagnosis.bottleneck if diagnosis.verdict in _NAMED else None,
         "reasons": list(diagnosis.reasons),
         "suggestion": diagnosis.suggestion,
         "unreachable": dict(unreachable or {}),

@@ -66,7 +66,8 @@ class Diagnosis:
     """The verdict (one of :data:`VERDICTS`), its evidence, latency tails and losses.
 
     ``bottleneck`` names the stage that sets the pace when the verdict is
-    stage-bound (else the busiest stage, or None without data);
+    stage-bound, the stage that holds the items when it is stalled (else the
+    busiest stage, or None without data);
     ``suggestion`` says what would help, where the numbers support it.
     """
 
@@ -160,7 +161,7 @@ def _verdict(
     top = busiest.node_id if busiest is not None and busiest.mean_latency_s > 0 else None
     stalled = _stalled(snapshot, stall_after)
     if stalled is not None:
-        return "stalled", stalled[0], stalled[1], None, top
+        return "stalled", stalled[0], stalled[1], None, stalled[2] or top
     forwarded = counters.get("forwarded", 0)
     failing = _failing(snapshot, forwarded)
     if failing is not None:
@@ -179,7 +180,9 @@ def _verdict(
     return _pace(snapshot, loads, busiest)
 
 
-def _stalled(snapshot: PipelineSnapshot, stall_after: float) -> tuple[str, list[str]] | None:
+def _stalled(
+    snapshot: PipelineSnapshot, stall_after: float
+) -> tuple[str, list[str], str | None] | None:
     inside = snapshot.counters.get("in_flight", 0)
     last = snapshot.latency.last_event_ns
     if inside <= 0 or snapshot.mode is None:
@@ -196,18 +199,18 @@ def _stalled(snapshot: PipelineSnapshot, stall_after: float) -> tuple[str, list[
         return None
     reasons = [f"{inside} item(s) are inside the pipeline and none has come out for {idle:.1f} s"]
     stuck = _where_stuck(snapshot)
-    if stuck:
-        reasons.append(stuck)
-    return f"no item completed for {idle:.1f} s", reasons
+    if stuck is not None:
+        reasons.append(stuck[1])
+    return f"no item completed for {idle:.1f} s", reasons, stuck[0] if stuck else None
 
 
-def _where_stuck(snapshot: PipelineSnapshot) -> str | None:
-    """The last stage (in order) holding items: working on one, or with a queue."""
+def _where_stuck(snapshot: PipelineSnapshot) -> tuple[str, str] | None:
+    """The last stage (in order) holding items, working on one or with a queue: (key, why)."""
     for stage in reversed(snapshot.working_stages()):
         if stage.phase == "PROCESSING":
-            return f"{stage.key} is still processing its item"
+            return stage.key, f"{stage.key} is still processing its item"
         if stage.queue_depth:
-            return f"{stage.key} has {stage.queue_depth} item(s) waiting and takes none"
+            return stage.key, f"{stage.key} has {stage.queue_depth} item(s) waiting and takes none"
     return None
 
 
