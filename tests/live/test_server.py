@@ -178,6 +178,12 @@ def test_a_fleet_view_merges_boxes_and_marks_one_that_goes_away() -> None:
         ((gone, last_seen),) = shown["unreachable"].items()
         assert gone == f"127_0_0_1_{remote2.port}" and last_seen > 0
         assert any(k.endswith("__Right__Draw") for k in (s["key"] for s in shown["stages"]))
+        remote2 = box2.serve(port=remote2.port, refresh=0.05)  # the box answers again
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and shown["unreachable"]:
+            time.sleep(0.05)
+            shown = json.loads(get(with_query(fleet, "view.json")))
+        assert shown["unreachable"] == {}
     finally:
         fleet.close()
         remote1.close()
