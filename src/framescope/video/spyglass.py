@@ -15,7 +15,7 @@ import random
 import threading
 import time
 from collections import deque
-from typing import Any
+from typing import Any, Protocol
 
 from framescope._optional import require
 from framescope._validation import (
@@ -36,6 +36,15 @@ __all__ = ["USE_LAST_VALUE", "SpyGlass", "SpyGlassState"]
 
 logger = logging.getLogger(__name__)
 _np = require("numpy", "video", "SpyGlass")
+
+
+class _Session(Protocol):
+    """What the frame feeder needs of where its frames go: whether it can take more, and an end."""
+
+    @property
+    def alive(self) -> bool: ...
+
+    def kill(self) -> None: ...
 
 
 class _LastValue:
@@ -117,7 +126,7 @@ class SpyGlass(Stage):
     ) -> None:
         self.name = name
         self.uri = uri
-        self._target = resolve_target(uri, format, options)
+        self._target = self._resolve(uri, format, options)
         self._encoder = {
             "codec": check_codec(codec),
             "preset": preset,
@@ -146,12 +155,16 @@ class SpyGlass(Stage):
         self._sent_in_session = 0  # frames that process reported sent
         self._stopping = threading.Event()
         self._feeder: threading.Thread | None = None
-        self._session: EncoderSession | None = None
+        self._session: _Session | None = None
         self._ticker: Ticker | None = None
         self._warmed = 0
         self._start_ns = 0
         self._counts = dict.fromkeys(("put", "warmup", "sent", "failures", "reconnects"), 0)
         self.last_error: str | None = None
+
+    def _resolve(self, uri: str, format: str | None, options: dict[str, str] | None) -> Any:
+        """Where the frames go (a subclass that sends elsewhere checks its own target)."""
+        return resolve_target(uri, format, options)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -322,7 +335,7 @@ class SpyGlass(Stage):
                     self.last_error = "the encoder process ended"
                 return True
 
-    def _next_frame(self, session: EncoderSession) -> tuple[Any, float] | None:
+    def _next_frame(self, session: _Session) -> tuple[Any, float] | None:
         """The oldest queued frame; None when stopping with none left or the session ended."""
         queue, wake = self._queue, self._wake
         while True:

@@ -1,0 +1,236 @@
+"""KVSSpyGlass: restream annotated frames to Amazon Kinesis Video Streams, from Python.
+
+Backpack's KVSSpyGlass needed the KVS Producer SDK compiled with its
+GStreamer plugin. This one encodes with PyAV (H.264 in live Matroska, one
+fragment per key frame) and speaks PutMedia itself (see
+:mod:`framescope.kvs.uploader`). ``put()`` is SpyGlass's: it never blocks
+and never raises for a streaming problem.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from framescope._validation import check_positive_seconds
+from framescope.clock import Clock
+from framescope.kvs.credentials import KVSCredentialsHandler
+from framescope.kvs.fragments import Fragment, FragmentEncoder
+from framescope.kvs.uploader import Uploader
+from framescope.video.spyglass import SpyGlass, SpyGlassState
+
+__all__ = ["KVSSpyGlass"]
+
+logger = logging.getLogger(__name__)
+
+
+class KVSSpyGlass(SpyGlass):
+    """Sends the frames given to :meth:`put` to a Kinesis video stream.
+
+    Example (Backpack's lines, without the Dockerfile)::
+
+        spyglass = KVSSpyGlass(
+            stream_region="us-east-1",
+            stream_name="panorama-video",
+            credentials_handler=KVSFileCredentialsHandler(),
+        )
+        spyglass.start_streaming()
+        spyglass.put(image)  # in the frame loop: never blocks
+
+    Args:
+        stream_region: the stream's AWS region.
+        stream_name: the stream (it must exist).
+        credentials_handler: a ``KVS...CredentialsHandler``.
+        fps, width, height: the stream's rate and size (None: measured in
+            a warm-up, as for :class:`~framescope.video.SpyGlass`).
+        dotenv_path: accepted for Backpack code and ignored (nothing needs
+            GST_PLUGIN_PATH any more).
+        endpoint_url: the Kinesis Video control plane's URL (default: AWS's).
+        data_endpoint_url: where to PutMedia instead of the host that
+            ``GetDataEndpoint`` gives (a proxy, or a test receiver).
+        fragment_s: seconds per fragment (a key frame starts each; <= 10).
+        max_connection_s: a connection is rotated before it is this old.
+        credentials_margin_s: ... or when its credentials expire within this.
+        timeout: seconds to connect and per write.
+        queue_size, warmup_frames, preset, tune, bitrate, reconnect_initial,
+        reconnect_max, name, clock: as for SpyGlass.
+    """
+
+    def __init__(  # noqa: PLR0917 - Backpack's positional order
+        self,
+        stream_region: str,
+        stream_name: str,
+        credentials_handler: KVSCredentialsHandler,
+        fps: float | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        *,
+        dotenv_path: str | None = None,
+        endpoint_url: str | None = None,
+        data_endpoint_url: str | None = None,
+        fragment_s: float = 2.0,
+        max_connection_s: float = 45 * 60,
+        credentials_margin_s: float = 300.0,
+        timeout: float = 10.0,
+        queue_size: int = 30,
+        warmup_frames: int = 100,
+        preset: str | None = "ultrafast",
+        tune: str | None = "zerolatency",
+        bitrate: int | None = None,
+        reconnect_initial: float = 0.5,
+        reconnect_max: float = 10.0,
+        name: str = "KVSSpyGlass",
+        clock: Clock | None = None,
+    ) -> None:
+        for argument, value in (("stream_region", stream_region), ("stream_name", stream_name)):
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{argument} must be a non-empty str, got {value!r}")
+        if not isinstance(credentials_handler, KVSCredentialsHandler):
+            raise TypeError(
+                "credentials_handler must be a KVS...CredentialsHandler, "
+                f"got {type(credentials_handler).__name__}"
+            )
+        self.stream_region, self.stream_name = stream_region, stream_name
+        self.credentials_handler = credentials_handler
+        super().__init__(
+            f"kvs://{stream_region}/{stream_name}",
+            fps,
+            width,
+            height,
+            warmup_frames=warmup_frames,
+            queue_size=queue_size,
+            preset=preset,
+            tune=tune,
+            bitrate=bitrate,
+            reconnect_initial=reconnect_initial,
+            reconnect_max=reconnect_max,
+            name=name,
+            clock=clock,
+        )
+        if dotenv_path is not None:
+            logger.info(
+                "KVSSpyGlass: dotenv_path=%r is not needed (no GStreamer plugin) and is ignored",
+                dotenv_path,
+            )
+        self.dotenv_path = dotenv_path
+        self.endpoint_url, self.data_endpoint_url = endpoint_url, data_endpoint_url
+        self.fragment_s = check_positive_seconds(fragment_s, "fragment_s")
+        if self.fragment_s > 10:
+            raise ValueError(f"fragment_s must be at most 10 (KVS's limit), got {fragment_s}")
+        self.max_connection_s = check_positive_seconds(max_connection_s, "max_connection_s")
+        self.credentials_margin_s = check_positive_seconds(
+            credentials_margin_s, "credentials_margin_s"
+        )
+        self.timeout = check_positive_seconds(timeout, "timeout")
+        self._uploader: Uploader | None = None
+        self._totals: dict[str, Any] = {}
+
+    def _resolve(self, uri: str, format: str | None, options: dict[str, str] | None) -> Any:
+        return None  # the stream is named by region and name, not by a URI
+
+    # -- the session ------------------------------------------------------------------
+
+    def _feed(self) -> None:
+        fps, width, height = self.fps, self.width, self.height
+        assert fps is not None
+        assert width is not None
+        assert height is not None
+        uploader = Uploader(self, self._stopping)
+        self._uploader = uploader
+        self._session = uploader
+        encoder: FragmentEncoder | None = None
+        try:
+            encoder = FragmentEncoder(
+                fps,
+                width,
+                height,
+                lambda fragment: self._send(uploader, encoder, fragment),
+                start_epoch_ms=round(uploader.producer_start * 1000),
+                gop=max(1, math.ceil(fps * self.fragment_s)),
+                preset=self._setting("preset"),
+                tune=self._setting("tune"),
+                bitrate=self._encoder["bitrate"],  # type: ignore[arg-type]
+            )
+            self._stream(uploader, encoder)
+        except Exception as error:  # an encoder that cannot start: say why, count the frames
+            uploader.fatal = uploader.fatal or f"{type(error).__name__}: {error}"
+            logger.error("KVSSpyGlass %r: %s", self.name, uploader.fatal)
+        finally:
+            if uploader.fatal is not None:
+                self.state = SpyGlassState.ERROR
+                self.last_error = uploader.fatal
+            self._collect(uploader, encoder)
+
+    def _setting(self, name: str) -> str | None:
+        value = self._encoder[name]
+        return value if isinstance(value, str) else None
+
+    def _stream(self, uploader: Uploader, encoder: FragmentEncoder) -> None:
+        while True:
+            item = self._next_frame(uploader)
+            if item is None:
+                break
+            image, stamp = item
+            encoder.encode(image, stamp)
+            self._handed += 1
+        if uploader.alive:
+            encoder.close()  # the last fragment goes out
+            uploader.finish(timeout=2.0)
+
+    def _send(
+        self, uploader: Uploader, encoder: FragmentEncoder | None, fragment: Fragment
+    ) -> None:
+        header = encoder.splitter.header if encoder is not None else None
+        if header is None:  # pragma: no cover - a cluster always follows the header
+            return
+        uploader.send(header, fragment)
+        if uploader.alive and uploader.counts["connections"]:
+            self.state = SpyGlassState.STREAMING if not self._stopping.is_set() else self.state
+        elif uploader.alive:
+            self.state = SpyGlassState.ERROR
+
+    def _collect(self, uploader: Uploader, encoder: FragmentEncoder | None) -> None:
+        """The session ended: add its figures to the totals; frames it held are lost."""
+        counts = uploader.counts
+        self._counts["sent"] += counts["frames_sent"]
+        self._counts["reconnects"] += counts["reconnects"]
+        held = self._handed - counts["frames_sent"] - counts["frames_lost"]
+        self._lost += counts["frames_lost"] + max(0, held)
+        totals = self._totals
+        for key, value in counts.items():
+            totals[key] = totals.get(key, 0) + value
+        for kind in ("acks", "errors"):
+            merged = totals.setdefault(kind, {})
+            for key, value in getattr(uploader, kind).items():
+                merged[key] = merged.get(key, 0) + value
+        self._handed = 0
+        self._uploader = None
+
+    def counters(self) -> dict[str, Any]:
+        """Frames put, dropped (queue full or lost with a fragment) and sent; fragments sent
+        and lost; acks by kind; errors by code; connections, reconnects and rotations."""
+        counts: dict[str, Any] = {**self.counts}
+        live = self._uploader
+        totals = {
+            key: value for key, value in self._totals.items() if key not in ("acks", "errors")
+        }
+        acks: dict[str, int] = dict(self._totals.get("acks", {}))
+        errors: dict[int, int] = dict(self._totals.get("errors", {}))
+        if live is not None:
+            for key, value in live.counts.items():
+                totals[key] = totals.get(key, 0) + value
+            for kind, number in live.acks.items():
+                acks[kind] = acks.get(kind, 0) + number
+            for code, number in live.errors.items():
+                errors[code] = errors.get(code, 0) + number
+            counts["sent"] += live.counts["frames_sent"]
+        counts.update(totals)
+        counts["acks"], counts["errors"] = acks, errors
+        return counts
+
+    def __repr__(self) -> str:
+        return (
+            f"KVSSpyGlass(stream_region={self.stream_region!r}, "
+            f"stream_name={self.stream_name!r}, state={self.state.name})"
+        )

@@ -1,0 +1,229 @@
+"""The PutMedia side of KVSSpyGlass: connections opened, rotated and retried; acks counted.
+
+One :class:`Uploader` per streaming session sends each fragment to the
+stream over one connection at a time. It opens a connection with fresh
+credentials and a fresh data endpoint, rotates it (between fragments, so
+nothing is lost) before it reaches ``max_connection_s`` or its credentials
+expire, and after a failure reconnects with back-off (never more than 5
+connections a second). A fragment being written when a connection fails is
+lost, and counted with its frames. Fatal errors (the stream is gone, access
+refused with fresh credentials) end the session with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+from framescope.kvs.acks import Ack, error_name, is_fatal
+from framescope.kvs.credentials import Credentials, KVSCredentialsHandler
+from framescope.kvs.fragments import Fragment
+from framescope.kvs.putmedia import PutMediaConnection
+
+__all__ = ["Uploader"]
+
+logger = logging.getLogger(__name__)
+
+MIN_CONNECT_INTERVAL_S = 0.2  # the service allows 5 connections a second per stream
+
+
+class Uploader:
+    """Sends fragments to one stream; see the module docstring.
+
+    Args:
+        glass: names the stream (``stream_name``, ``stream_region``) and gives
+            ``credentials_handler``, ``endpoint_url``, ``data_endpoint_url``
+            and the connection settings.
+        stopping: set when the session ends (waits give up).
+    """
+
+    def __init__(self, glass: Any, stopping: threading.Event) -> None:
+        self._glass = glass
+        self._stopping = stopping
+        self._handler: KVSCredentialsHandler = glass.credentials_handler
+        self._connection: PutMediaConnection | None = None
+        self._last_attempt = 0.0
+        self._failures = 0  # consecutive failed connections
+        self._refused = 0  # consecutive connections refused for their credentials
+        self.fatal: str | None = None
+        self.acks: Counter[str] = Counter()
+        self.errors: Counter[int] = Counter()
+        self._logged_codes: set[int] = set()
+        self.counts = dict.fromkeys(
+            (
+                "fragments_sent",
+                "fragments_lost",
+                "frames_sent",
+                "frames_lost",
+                "connections",
+                "reconnects",
+                "rotations",
+                "connect_failures",
+            ),
+            0,
+        )
+        self.producer_start = time.time()
+
+    @property
+    def alive(self) -> bool:
+        """False once a fatal error ended the session."""
+        return self.fatal is None
+
+    def kill(self) -> None:
+        """Close the connection now (a stop that ran out of time)."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+    # -- fragments -------------------------------------------------------------------
+
+    def send(self, header: bytes, fragment: Fragment) -> None:
+        """Send one fragment (opening or rotating the connection first when needed)."""
+        if self.fatal is not None:
+            self._lose(fragment)
+            return
+        connection = self._usable_connection(header)
+        if connection is None:
+            self._lose(fragment)
+            return
+        try:
+            connection.send(fragment.data)
+        except OSError:
+            self._lose(fragment)
+            self._drop(connection)
+            return
+        self.counts["fragments_sent"] += 1
+        self.counts["frames_sent"] += fragment.frames
+
+    def finish(self, timeout: float) -> None:
+        """End the upload: the last acks are awaited up to ``timeout`` s."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.finish(timeout)
+
+    def _lose(self, fragment: Fragment) -> None:
+        self.counts["fragments_lost"] += 1
+        self.counts["frames_lost"] += fragment.frames
+
+    def _usable_connection(self, header: bytes) -> PutMediaConnection | None:
+        connection = self._connection
+        if connection is not None and connection.failure is not None:
+            self._drop(connection)
+            connection = None
+        if connection is not None and self._due_for_rotation(connection):
+            self._connection = None
+            connection.finish(timeout=1.0)
+            self.counts["rotations"] += 1
+            connection = None
+        if connection is None:
+            connection = self._connect(header)
+        return connection
+
+    def _due_for_rotation(self, connection: PutMediaConnection) -> bool:
+        if connection.age >= self._glass.max_connection_s:
+            return True
+        left = connection.credentials.seconds_left()
+        return left is not None and left <= self._glass.credentials_margin_s
+
+    def _drop(self, connection: PutMediaConnection) -> None:
+        """A connection failed: classify why, close it, and back off before the next."""
+        self._connection = None
+        connection.close()
+        reason = connection.failure or "the connection failed"
+        code = connection.error_code
+        if code is not None and is_fatal(code):
+            self._end(f"PutMedia answered {reason}")
+        elif connection.status == 404:
+            self._end(f"PutMedia answered {reason}: the stream does not exist")
+        elif connection.status == 403:
+            self._refused += 1
+            if self._refused >= 2:  # refused again with fresh credentials
+                self._end(f"PutMedia refused the credentials: {reason}")
+        self._failures += 1
+        self._glass.last_error = reason
+        logger.warning("KVSSpyGlass %r: %s; reconnecting", self._glass.name, reason)
+
+    def _end(self, reason: str) -> None:
+        if self.fatal is None:
+            self.fatal = reason
+            logger.error("KVSSpyGlass %r stops streaming: %s", self._glass.name, reason)
+
+    def _connect(self, header: bytes) -> PutMediaConnection | None:
+        glass = self._glass
+        if self._failures:
+            delay = min(glass.reconnect_max, glass.reconnect_initial * 2 ** (self._failures - 1))
+            if self._stopping.wait(delay * random.uniform(0.8, 1.0)):
+                return None
+            self.counts["reconnects"] += 1
+        wait = self._last_attempt + MIN_CONNECT_INTERVAL_S - time.monotonic()
+        if wait > 0 and self._stopping.wait(wait):
+            return None
+        self._last_attempt = time.monotonic()
+        try:
+            credentials = self._credentials()
+            endpoint = self._endpoint()
+            connection = PutMediaConnection(
+                endpoint,
+                stream_name=glass.stream_name,
+                region=glass.stream_region,
+                credentials=credentials,
+                producer_start=self.producer_start,
+                on_ack=self._on_ack,
+                timeout=glass.timeout,
+                name=glass.name,
+            )
+            connection.send(header)
+        except Exception as error:
+            self._connect_failed(error)
+            return None
+        self._connection = connection
+        self.counts["connections"] += 1
+        self._failures = 0
+        return connection
+
+    def _connect_failed(self, error: Exception) -> None:
+        self.counts["connect_failures"] += 1
+        self._failures += 1
+        name = type(error).__name__
+        code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
+        reason = f"{name} {code}".strip()
+        self._glass.last_error = f"cannot open the upload: {reason}"
+        if code in ("ResourceNotFoundException", "NotAuthorizedException"):
+            self._end(f"{code} from Kinesis Video Streams")
+        if self._failures == 1:
+            logger.warning("KVSSpyGlass %r: cannot open the upload (%s)", self._glass.name, reason)
+
+    def _credentials(self) -> Credentials:
+        return self._handler.credentials()
+
+    def _endpoint(self) -> str:
+        glass = self._glass
+        client = self._handler.boto3_session(glass.stream_region).client(
+            "kinesisvideo", region_name=glass.stream_region, endpoint_url=glass.endpoint_url
+        )
+        answer = client.get_data_endpoint(StreamName=glass.stream_name, APIName="PUT_MEDIA")
+        endpoint: str = glass.data_endpoint_url or answer["DataEndpoint"]
+        return endpoint
+
+    # -- acks (on the connection's reader thread) -------------------------------------
+
+    def _on_ack(self, ack: Ack) -> None:
+        self.acks[ack.event_type] += 1
+        if ack.event_type in {"PERSISTED", "RECEIVED"}:
+            self._refused = 0
+        if ack.event_type == "ERROR" and ack.error_id is not None:
+            code = ack.error_id
+            self.errors[code] += 1
+            if code not in self._logged_codes:  # once per code
+                self._logged_codes.add(code)
+                logger.warning(
+                    "KVSSpyGlass %r: PutMedia error %d %s (fragment %s)",
+                    self._glass.name,
+                    code,
+                    error_name(code),
+                    ack.fragment_timecode,
+                )
