@@ -154,8 +154,8 @@ class PutMediaConnection:
             self.failure = reason
 
     def _read(self) -> None:
+        stream = self._sock.makefile("rb")
         try:
-            stream = self._sock.makefile("rb")
             status_line = stream.readline(65537).decode("latin-1").split()
             if len(status_line) < 2 or not status_line[1].isdigit():
                 self._fail("the server closed the connection without an answer")
@@ -180,6 +180,8 @@ class PutMediaConnection:
         except (OSError, ValueError) as error:
             self._fail(f"the connection failed: {type(error).__name__}")
         finally:
+            with contextlib.suppress(OSError):
+                stream.close()
             self.responded.set()
             self.ended.set()
 

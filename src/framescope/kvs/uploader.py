@@ -6,7 +6,9 @@ credentials and a fresh data endpoint, rotates it (between fragments, so
 nothing is lost) before it reaches ``max_connection_s`` or its credentials
 expire, and after a failure reconnects with back-off (never more than 5
 connections a second). A fragment being written when a connection fails is
-lost, and counted with its frames. Fatal errors (the stream is gone, access
+lost, and counted with its frames: a fragment's frames count as sent once
+the service acknowledges it RECEIVED, and a connection that ends before
+that loses the fragments it had not acknowledged. Fatal errors (the stream is gone, access
 refused with fresh credentials) end the session with the reason.
 """
 
@@ -53,9 +55,12 @@ class Uploader:
         self.acks: Counter[str] = Counter()
         self.errors: Counter[int] = Counter()
         self._logged_codes: set[int] = set()
+        self._lock = threading.Lock()
+        self._pending: dict[int, int] = {}  # the connection's fragments not yet RECEIVED
         self.counts = dict.fromkeys(
             (
                 "fragments_sent",
+                "fragments_received",
                 "fragments_lost",
                 "frames_sent",
                 "frames_lost",
@@ -78,6 +83,7 @@ class Uploader:
         connection, self._connection = self._connection, None
         if connection is not None:
             connection.close()
+            self._forget_pending()
 
     # -- fragments -------------------------------------------------------------------
 
@@ -90,24 +96,35 @@ class Uploader:
         if connection is None:
             self._lose(fragment)
             return
+        self._pending[fragment.timecode] = fragment.frames  # before: its ack may come at once
         try:
             connection.send(fragment.data)
         except OSError:
-            self._lose(fragment)
             self._drop(connection)
             return
-        self.counts["fragments_sent"] += 1
-        self.counts["frames_sent"] += fragment.frames
+        self._add("fragments_sent", 1)
 
     def finish(self, timeout: float) -> None:
         """End the upload: the last acks are awaited up to ``timeout`` s."""
         connection, self._connection = self._connection, None
         if connection is not None:
             connection.finish(timeout)
+            self._forget_pending()
+
+    def _add(self, key: str, number: int) -> None:
+        with self._lock:  # the reader thread counts acks meanwhile
+            self.counts[key] += number
 
     def _lose(self, fragment: Fragment) -> None:
-        self.counts["fragments_lost"] += 1
-        self.counts["frames_lost"] += fragment.frames
+        self._add("fragments_lost", 1)
+        self._add("frames_lost", fragment.frames)
+
+    def _forget_pending(self) -> None:
+        """The connection ended: what it had not acknowledged is lost."""
+        with self._lock:  # an ack read meanwhile counts a fragment sent, or this lost: not both
+            pending, self._pending = self._pending, {}
+            self.counts["fragments_lost"] += len(pending)
+            self.counts["frames_lost"] += sum(pending.values())
 
     def _usable_connection(self, header: bytes) -> PutMediaConnection | None:
         connection = self._connection
@@ -116,10 +133,11 @@ class Uploader:
             connection = None
         if connection is not None and self._due_for_rotation(connection):
             self._connection = None
-            connection.finish(timeout=1.0)
-            self.counts["rotations"] += 1
+            connection.finish(timeout=1.0)  # its last acks come before the server ends
+            self._forget_pending()
+            self._add("rotations", 1)
             connection = None
-        if connection is None:
+        if connection is None and self.fatal is None:
             connection = self._connect(header)
         return connection
 
@@ -133,6 +151,7 @@ class Uploader:
         """A connection failed: classify why, close it, and back off before the next."""
         self._connection = None
         connection.close()
+        self._forget_pending()
         reason = connection.failure or "the connection failed"
         code = connection.error_code
         if code is not None and is_fatal(code):
@@ -145,7 +164,8 @@ class Uploader:
                 self._end(f"PutMedia refused the credentials: {reason}")
         self._failures += 1
         self._glass.last_error = reason
-        logger.warning("KVSSpyGlass %r: %s; reconnecting", self._glass.name, reason)
+        if self.fatal is None:
+            logger.warning("KVSSpyGlass %r: %s; reconnecting", self._glass.name, reason)
 
     def _end(self, reason: str) -> None:
         if self.fatal is None:
@@ -158,35 +178,38 @@ class Uploader:
             delay = min(glass.reconnect_max, glass.reconnect_initial * 2 ** (self._failures - 1))
             if self._stopping.wait(delay * random.uniform(0.8, 1.0)):
                 return None
-            self.counts["reconnects"] += 1
+            self._add("reconnects", 1)
         wait = self._last_attempt + MIN_CONNECT_INTERVAL_S - time.monotonic()
         if wait > 0 and self._stopping.wait(wait):
             return None
         self._last_attempt = time.monotonic()
         try:
-            credentials = self._credentials()
-            endpoint = self._endpoint()
             connection = PutMediaConnection(
-                endpoint,
+                self._endpoint(),
                 stream_name=glass.stream_name,
                 region=glass.stream_region,
-                credentials=credentials,
+                credentials=self._credentials(),
                 producer_start=self.producer_start,
                 on_ack=self._on_ack,
                 timeout=glass.timeout,
                 name=glass.name,
             )
-            connection.send(header)
-        except Exception as error:
+        except Exception as error:  # any failure here is a failed connection
             self._connect_failed(error)
             return None
+        self._add("connections", 1)
+        try:
+            connection.send(header)
+        except OSError:  # refused at once (403, 5xx ...): said why in its answer
+            connection.responded.wait(glass.timeout)
+            self._drop(connection)
+            return None
         self._connection = connection
-        self.counts["connections"] += 1
         self._failures = 0
         return connection
 
     def _connect_failed(self, error: Exception) -> None:
-        self.counts["connect_failures"] += 1
+        self._add("connect_failures", 1)
         self._failures += 1
         name = type(error).__name__
         code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
@@ -212,12 +235,19 @@ class Uploader:
     # -- acks (on the connection's reader thread) -------------------------------------
 
     def _on_ack(self, ack: Ack) -> None:
-        self.acks[ack.event_type] += 1
-        if ack.event_type in {"PERSISTED", "RECEIVED"}:
+        with self._lock:
+            self.acks[ack.event_type] += 1
+        if ack.event_type == "RECEIVED" and ack.fragment_timecode is not None:
+            with self._lock:
+                frames = self._pending.pop(ack.fragment_timecode, None)
+                if frames is not None:
+                    self.counts["fragments_received"] += 1
+                    self.counts["frames_sent"] += frames
             self._refused = 0
         if ack.event_type == "ERROR" and ack.error_id is not None:
             code = ack.error_id
-            self.errors[code] += 1
+            with self._lock:
+                self.errors[code] += 1
             if code not in self._logged_codes:  # once per code
                 self._logged_codes.add(code)
                 logger.warning(
