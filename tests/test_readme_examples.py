@@ -53,6 +53,15 @@ def debug_pipeline() -> Pipeline:
     return pipeline
 
 
+def paced_images(count: int, fps: float) -> Any:
+    """Frames as a camera gives them: ``fps`` a second, not all at once."""
+    import time
+
+    for index in range(count):
+        time.sleep(1 / fps)
+        yield np.full((480, 640, 3), index * 4, np.uint8)
+
+
 def normalize(images: Any) -> Any:
     return images / 2
 
@@ -81,6 +90,22 @@ def _fixtures(tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, Calla
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
             monkeypatch.setenv(name, "testing")
 
+    def kvs() -> None:
+        from tests.kvs.receiver import Key, KVSReceiver
+
+        moto = request.getfixturevalue("moto")
+        monkeypatch = request.getfixturevalue("monkeypatch")
+        monkeypatch.setenv("AWS_ENDPOINT_URL_KINESIS_VIDEO", moto.url)
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            monkeypatch.setenv(name, "testing")
+        moto.session().client(
+            "kinesisvideo", region_name="us-east-1", endpoint_url=moto.url
+        ).create_stream(StreamName="panorama-video")
+        receiver = KVSReceiver({"testing": Key("testing")}, "panorama-video", "us-east-1")
+        request.addfinalizer(receiver.close)
+        monkeypatch.setenv("FRAMESCOPE_KVS_DATA_ENDPOINT_URL", receiver.url)
+        _receivers.append(receiver)
+
     return {
         "frames": lambda: list(range(6)),
         "grab_frame": lambda: lambda: np.zeros((4, 4, 3), np.uint8),
@@ -98,7 +123,12 @@ def _fixtures(tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, Calla
         "frame_ticker": Ticker,
         "clip.mp4": clip,
         "aws": aws,
+        "kvs": kvs,
+        "annotated_images": lambda: paced_images(60, fps=60),
     }
+
+
+_receivers: list[Any] = []  # the PutMedia receiver of the block being checked
 
 
 BLOCKS = readme_blocks()
@@ -154,6 +184,11 @@ def check_block(code: str, namespace: dict[str, Any], folder: Path, printed: str
         from framescope.video import VideoSource
 
         assert sum(1 for _ in VideoSource(folder / "annotated.mp4")) == 20
+    if "KVSSpyGlass" in code:
+        receiver = _receivers.pop()
+        assert receiver.problems == []
+        assert receiver.decoded_frames() == 60 == namespace["spyglass"].counters()["sent"]
+        assert "'PERSISTED': " in printed
     if "CWTachometer" in code:
         assert "'sent': 1" in printed  # the period was reported and delivered on leaving
     if "diagnose()" in code:

@@ -118,6 +118,10 @@ class AckParser:
                     self._depth = 1
                 continue
             self._buffer.append(byte)
+            if len(self._buffer) > self._max_object:
+                self.malformed += 1
+                self._reset()
+                continue
             if self._in_string:
                 if self._escaped:
                     self._escaped = False
@@ -134,9 +138,6 @@ class AckParser:
                 self._depth -= 1
                 if self._depth == 0:
                     acks.extend(self._finish())
-            if len(self._buffer) > self._max_object:
-                self.malformed += 1
-                self._reset()
         return acks
 
     def _finish(self) -> list[Ack]:
@@ -144,8 +145,8 @@ class AckParser:
         self._reset()
         try:
             data = json.loads(text)
-            if not isinstance(data, dict):
-                raise ValueError("not an object")
+            if not isinstance(data, dict) or "EventType" not in data:
+                raise ValueError("not an acknowledgement")
             return [Ack.from_json(data)]
         except ValueError:
             self.malformed += 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from typing import Any
 
 from framescope._validation import check_positive_seconds
@@ -48,7 +49,8 @@ class KVSSpyGlass(SpyGlass):
             GST_PLUGIN_PATH any more).
         endpoint_url: the Kinesis Video control plane's URL (default: AWS's).
         data_endpoint_url: where to PutMedia instead of the host that
-            ``GetDataEndpoint`` gives (a proxy, or a test receiver).
+            ``GetDataEndpoint`` gives (a proxy, or a test receiver); default:
+            the ``FRAMESCOPE_KVS_DATA_ENDPOINT_URL`` environment variable.
         fragment_s: seconds per fragment (a key frame starts each; <= 10).
         max_connection_s: a connection is rotated before it is this old.
         credentials_margin_s: ... or when its credentials expire within this.
@@ -114,7 +116,10 @@ class KVSSpyGlass(SpyGlass):
                 dotenv_path,
             )
         self.dotenv_path = dotenv_path
-        self.endpoint_url, self.data_endpoint_url = endpoint_url, data_endpoint_url
+        self.endpoint_url = endpoint_url
+        self.data_endpoint_url = data_endpoint_url or os.environ.get(
+            "FRAMESCOPE_KVS_DATA_ENDPOINT_URL"
+        )
         self.fragment_s = check_positive_seconds(fragment_s, "fragment_s")
         if self.fragment_s > 10:
             raise ValueError(f"fragment_s must be at most 10 (KVS's limit), got {fragment_s}")
