@@ -83,6 +83,7 @@ class PutMediaConnection:
             raise ValueError(f"endpoint must be an http(s) URL, got {endpoint!r}")
         url = f"{parts.scheme}://{parts.netloc}/putMedia"
         self.credentials = credentials
+        self.header: bytes | None = None  # the stream header it began with
         self.opened_at = time.monotonic()
         self.status: int | None = None
         self.failure: str | None = None

@@ -12,14 +12,19 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Callable
 from typing import Any
 
+from framescope._optional import require
 from framescope._validation import check_positive_seconds
 from framescope.clock import Clock
 from framescope.kvs.credentials import KVSCredentialsHandler
-from framescope.kvs.fragments import Fragment, FragmentEncoder
+from framescope.kvs.fragments import Fragment
+from framescope.kvs.session import FragmenterSession
 from framescope.kvs.uploader import Uploader
 from framescope.video.spyglass import SpyGlass, SpyGlassState
+
+_np = require("numpy", "kvs", "KVSSpyGlass")
 
 __all__ = ["KVSSpyGlass"]
 
@@ -143,59 +148,60 @@ class KVSSpyGlass(SpyGlass):
         assert height is not None
         uploader = Uploader(self, self._stopping)
         self._uploader = uploader
-        self._session = uploader
-        encoder: FragmentEncoder | None = None
+        settings = {
+            "fps": fps,
+            "width": width,
+            "height": height,
+            "gop": max(1, math.ceil(fps * self.fragment_s)),
+            "preset": self._setting("preset"),
+            "tune": self._setting("tune"),
+            "bitrate": self._encoder["bitrate"],
+            "start_epoch_ms": round(uploader.producer_start * 1000),
+        }
+        fragmenter = FragmenterSession(settings, self._sender(uploader), self.name)
+        session = _Streaming(fragmenter, uploader)
+        self._session = session
         try:
-            encoder = FragmentEncoder(
-                fps,
-                width,
-                height,
-                lambda fragment: self._send(uploader, encoder, fragment),
-                start_epoch_ms=round(uploader.producer_start * 1000),
-                gop=max(1, math.ceil(fps * self.fragment_s)),
-                preset=self._setting("preset"),
-                tune=self._setting("tune"),
-                bitrate=self._encoder["bitrate"],  # type: ignore[arg-type]
-            )
-            self._stream(uploader, encoder)
-        except Exception as error:  # an encoder that cannot start: say why, count the frames
-            uploader.fatal = uploader.fatal or f"{type(error).__name__}: {error}"
-            logger.error("KVSSpyGlass %r: %s", self.name, uploader.fatal)
+            self._stream(session)
         finally:
+            if uploader.fatal is None and fragmenter.error is not None:
+                uploader.fatal = f"the encoder failed: {fragmenter.error}"
             if uploader.fatal is not None:
                 self.state = SpyGlassState.ERROR
                 self.last_error = uploader.fatal
-            self._collect(uploader, encoder)
+            self._collect(uploader)
 
     def _setting(self, name: str) -> str | None:
         value = self._encoder[name]
         return value if isinstance(value, str) else None
 
-    def _stream(self, uploader: Uploader, encoder: FragmentEncoder) -> None:
+    def _sender(self, uploader: Uploader) -> Callable[[bytes, Fragment], None]:
+        def send(header: bytes, fragment: Fragment) -> None:
+            uploader.send(header, fragment)
+            if uploader.alive and not self._stopping.is_set():
+                self.state = SpyGlassState.STREAMING if uploader.connected else SpyGlassState.ERROR
+
+        return send
+
+    def _stream(self, session: _Streaming) -> None:
+        fragmenter, uploader = session.fragmenter, session.uploader
         while True:
-            item = self._next_frame(uploader)
+            item = self._next_frame(session)
             if item is None:
                 break
             image, stamp = item
-            encoder.encode(image, stamp)
+            try:
+                fragmenter.send(_np.ascontiguousarray(image), stamp)
+            except (OSError, ValueError):
+                self._lost += 1
+                break
             self._handed += 1
-        if uploader.alive:
-            encoder.close()  # the last fragment goes out
+        if uploader.alive and fragmenter.finish(timeout=10):  # the last fragment goes out
             uploader.finish(timeout=2.0)
+        else:
+            session.kill()
 
-    def _send(
-        self, uploader: Uploader, encoder: FragmentEncoder | None, fragment: Fragment
-    ) -> None:
-        header = encoder.splitter.header if encoder is not None else None
-        if header is None:  # pragma: no cover - a cluster always follows the header
-            return
-        uploader.send(header, fragment)
-        if uploader.alive and uploader.counts["connections"]:
-            self.state = SpyGlassState.STREAMING if not self._stopping.is_set() else self.state
-        elif uploader.alive:
-            self.state = SpyGlassState.ERROR
-
-    def _collect(self, uploader: Uploader, encoder: FragmentEncoder | None) -> None:
+    def _collect(self, uploader: Uploader) -> None:
         """The session ended: add its figures to the totals; frames it held are lost."""
         counts = uploader.counts
         self._counts["sent"] += counts["frames_sent"]
@@ -239,3 +245,20 @@ class KVSSpyGlass(SpyGlass):
             f"KVSSpyGlass(stream_region={self.stream_region!r}, "
             f"stream_name={self.stream_name!r}, state={self.state.name})"
         )
+
+
+class _Streaming:
+    """A session as the frame feeder sees it: the encoder process and the upload."""
+
+    def __init__(self, fragmenter: FragmenterSession, uploader: Uploader) -> None:
+        self.fragmenter, self.uploader = fragmenter, uploader
+
+    @property
+    def alive(self) -> bool:
+        """Whether frames can still go out."""
+        return self.fragmenter.alive and self.uploader.alive
+
+    def kill(self) -> None:
+        """End both now."""
+        self.fragmenter.kill()
+        self.uploader.kill()

@@ -74,6 +74,11 @@ class Uploader:
         self.producer_start = time.time()
 
     @property
+    def connected(self) -> bool:
+        """Whether a connection is open now."""
+        return self._connection is not None
+
+    @property
     def alive(self) -> bool:
         """False once a fatal error ended the session."""
         return self.fatal is None
@@ -131,7 +136,9 @@ class Uploader:
         if connection is not None and connection.failure is not None:
             self._drop(connection)
             connection = None
-        if connection is not None and self._due_for_rotation(connection):
+        if connection is not None and (
+            self._due_for_rotation(connection) or connection.header is not header
+        ):
             self._connection = None
             connection.finish(timeout=1.0)  # its last acks come before the server ends
             self._forget_pending()
@@ -198,6 +205,7 @@ class Uploader:
             self._connect_failed(error)
             return None
         self._add("connections", 1)
+        connection.header = header  # a new encoder's stream needs a new connection
         try:
             connection.send(header)
         except OSError:  # refused at once (403, 5xx ...): said why in its answer

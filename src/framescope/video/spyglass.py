@@ -37,6 +37,9 @@ __all__ = ["USE_LAST_VALUE", "SpyGlass", "SpyGlassState"]
 logger = logging.getLogger(__name__)
 _np = require("numpy", "video", "SpyGlass")
 
+POLL_S = 0.002
+"""How often an idle encoder thread looks for a new frame (it adds at most this latency)."""
+
 
 class _Session(Protocol):
     """What the frame feeder needs of where its frames go: whether it can take more, and an end."""
@@ -144,10 +147,11 @@ class SpyGlass(Stage):
         self._clock = SYSTEM_CLOCK if clock is None else clock
         self.state = SpyGlassState.STOPPED
         self._queue: deque[tuple[Any, float]] = deque(maxlen=self.queue_size)
-        # The frame loop never takes a lock: put() appends (the deque drops
-        # the oldest itself) and wakes the encoder thread only when it idles.
-        self._wake = threading.Event()
-        self._idle = False
+        # The frame loop never takes a lock nor wakes a thread: put() appends
+        # (the deque drops the oldest itself) and the encoder thread looks
+        # every POLL_S when idle. Waking it from put() cost 60-120 us a frame
+        # on a loop that waits for its next frame (the woken thread preempts).
+        self._wake = threading.Event()  # set only to stop
         self._queued = 0  # frames put in the queue (put() runs in the frame loop's thread)
         self._taken = 0  # frames the encoder thread took from the queue
         self._lost = 0  # frames taken that did not reach the encoder, or left at a stop
@@ -210,6 +214,7 @@ class SpyGlass(Stage):
     def _begin(self) -> None:
         """The rate and size are known: start the encoder thread (state STREAMING)."""
         self._start_ns = self._clock.monotonic_ns()
+        self._wake.clear()  # set by the last stop
         self.state = SpyGlassState.STREAMING
         self._feeder = threading.Thread(
             target=self._feed, name=f"framescope-spyglass-{self.name}", daemon=True
@@ -237,8 +242,6 @@ class SpyGlass(Stage):
             return self._warm_up(image)
         self._queue.append((image, (self._clock.monotonic_ns() - self._start_ns) / 1e9))
         self._queued += 1
-        if self._idle:
-            self._wake.set()
         return True
 
     def _warm_up(self, image: Any) -> bool:
@@ -348,11 +351,7 @@ class SpyGlass(Stage):
                 return item
             if self._stopping.is_set() or not session.alive:
                 return None
-            self._idle = True  # set before looking again: a put() after this wakes us
-            if not queue:
-                wake.wait(0.1)
-            self._idle = False
-            wake.clear()
+            wake.wait(POLL_S)
 
     def stop_streaming(self, timeout: float = 5.0) -> bool:
         """End the session: send what is queued (up to ``timeout`` s), then close the stream.
