@@ -40,11 +40,14 @@ _made: list[KVSSpyGlass] = []
 
 
 @pytest.fixture(autouse=True)
-def _stopped() -> Iterator[None]:
-    """Every KVSSpyGlass a test made is stopped, even when the test fails."""
+def _stopped(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Every KVSSpyGlass a test made is stopped, even when the test fails; no log shows a secret."""
+    caplog.set_level(logging.DEBUG)
     yield
     while _made:
         _made.pop().stop_streaming(timeout=5)
+    for secret in (SECRET, "role-secret-", "wrong-secret", "token-"):
+        assert secret not in caplog.text
 
 
 def glass(moto: MotoEndpoint, receiver: KVSReceiver, **options: Any) -> KVSSpyGlass:
