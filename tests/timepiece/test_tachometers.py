@@ -43,7 +43,7 @@ def test_ticker_tachometer_reports_each_period(clock: FakeClock) -> None:
         clock.advance(0.1)
     fired = [r for r in results if r[0]]
     assert len(fired) == 4  # at 2, 4, 6, 8 s (the grid starts at construction)
-    assert all(r[1] == "reported" for r in fired)
+    assert all(r[1] == (True, "reported") for r in fired)  # Backpack's (fired, (sent, result))
     counts = [t.len() for _, t in reports.items]
     assert counts == [20, 20, 20, 20]  # the tick at 2.0 s closes the first period
     for timestamp, timer in reports.items:
@@ -92,9 +92,9 @@ def test_callback_on_executor_gets_an_immutable_snapshot(clock: FakeClock) -> No
         )
         fired_future = None
         for _ in range(15):
-            fired, result = tach.tick()
+            fired, report = tach.tick()
             if fired:
-                fired_future = result
+                fired_future = report[1]
             clock.advance(0.1)
         assert fired_future is not None
         for _ in range(500):  # keep ticking while the callback is blocked
@@ -117,9 +117,9 @@ def test_executor_callback_failure_is_counted(clock: FakeClock) -> None:
         )
         futures = []
         for _ in range(35):
-            fired, result = tach.tick()
+            fired, report = tach.tick()
             if fired:
-                futures.append(result)
+                futures.append(report[1])
             clock.advance(0.1)
         for f in futures:
             f.exception(timeout=10)

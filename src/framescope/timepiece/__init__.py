@@ -24,7 +24,14 @@ from framescope.timepiece.tachometers import (
     Tachometer,
     TickerTachometer,
 )
-from framescope.timepiece.timers import BaseTimer, CallableName, StopWatch, Ticker, TimerSnapshot
+from framescope.timepiece.timers import (
+    BaseTimer,
+    CallableName,
+    Intervals,
+    StopWatch,
+    Ticker,
+    TimerSnapshot,
+)
 from framescope.timepiece.wallclock import local_dt, local_now, panorama_timestamp_to_datetime
 
 __all__ = [
@@ -35,6 +42,7 @@ __all__ = [
     "CallableName",
     "Callback",
     "IntervalSchedule",
+    "Intervals",
     "OrdinalSchedule",
     "Schedule",
     "StopWatch",

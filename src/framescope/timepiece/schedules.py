@@ -69,9 +69,10 @@ class Callback:
             raise TypeError(f"cbargs must be a list or tuple, got {type(cbargs).__name__}")
         if cbkwargs is not None and not isinstance(cbkwargs, Mapping):
             raise TypeError(f"cbkwargs must be a dict, got {type(cbkwargs).__name__}")
-        if executor is not None and not isinstance(executor, concurrent.futures.Executor):
+        if executor is not None and not callable(getattr(executor, "submit", None)):
             raise TypeError(
-                f"executor must be a concurrent.futures.Executor, got {type(executor).__name__}"
+                "executor must be a concurrent.futures.Executor (anything with submit()), "
+                f"got {type(executor).__name__}"
             )
         self.cb = cb
         self.cbargs: list[Any] = list(cbargs or ())
@@ -357,9 +358,11 @@ class AlarmClock:
             self.add(schedule)
 
     def add(self, schedule: Schedule) -> None:
-        """Add a schedule."""
-        if not isinstance(schedule, Schedule):
-            raise TypeError(f"schedule must be a Schedule, got {type(schedule).__name__}")
+        """Add a schedule (anything with ``tick()``, as in Backpack)."""
+        if not callable(getattr(schedule, "tick", None)):
+            raise TypeError(
+                f"schedule must be a Schedule (have a tick() method), got {type(schedule).__name__}"
+            )
         self.schedules.append(schedule)
 
     def remove(self, schedule: Schedule) -> None:
@@ -367,16 +370,25 @@ class AlarmClock:
         self.schedules.remove(schedule)
 
     def tick(self) -> None:
-        """Tick every schedule once."""
+        """Tick every schedule once; drop those that fired and do not repeat."""
         first_error: BaseException | None = None
+        spent: list[Any] = []
         for schedule in list(self.schedules):
             try:
-                schedule.tick()
+                answer = schedule.tick()
             except Exception as error:
                 if first_error is None:
                     first_error = error
                 else:
                     logger.exception("schedule %r raised while ticking", schedule)
-        self.schedules = [s for s in self.schedules if not s.done]
+                if getattr(schedule, "done", False):
+                    spent.append(schedule)  # a one-shot that fired, though its callback raised
+                continue
+            fired = isinstance(answer, tuple) and bool(answer and answer[0])
+            if getattr(schedule, "done", False) or (
+                fired and not getattr(schedule, "repeating", True)
+            ):
+                spent.append(schedule)  # Backpack's rule: fired and not repeating
+        self.schedules = [s for s in self.schedules if s not in spent]
         if first_error is not None:
             raise first_error

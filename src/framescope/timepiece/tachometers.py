@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime
+import inspect
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
@@ -77,12 +78,16 @@ class BaseTachometer:
             return None
         return TimerSnapshot.of_all(stats, type(self.timer).__name__, self.timer._name())
 
-    def _report(self) -> Any:
+    EXPECTED_MAX_FPS: int = 100
+    """Backpack sized its timers by this; framescope counts every event exactly regardless."""
+
+    def _report(self) -> tuple[bool, Any]:
+        """Report the period now ending: ``(True, result)``; ``(False, None)`` if it was empty."""
         period = self._take_period()
         if period is None:
-            return None
+            return NOT_FIRED
         self.reports += 1
-        return self.callback(self.timer.clock.wall(), period)
+        return True, self.callback(self.timer.clock.wall(), period)
 
     def flush(self) -> tuple[bool, Any]:
         """Report the samples of the current, unfinished period now (e.g. at shutdown).
@@ -132,7 +137,13 @@ class TickerTachometer(BaseTachometer):
         super().__init__(self.ticker, stats_callback, stats_interval, executor)
 
     def tick(self) -> tuple[bool, Any]:
-        """Register an event; returns ``(True, result)`` when this tick sent a report."""
+        """Register an event; returns what Backpack's does: ``(schedule_fired, report)``.
+
+        ``report`` is ``(stats_sent, callback_result)`` when the period ended
+        on this tick (``stats_sent`` False when it had no samples), else the
+        result is ``(False, None)``: ``fired, (sent, result) = tach.tick()``
+        once ``fired``. With an executor, ``callback_result`` is the Future.
+        """
         now = self._now()
         self.ticker.tick_at(now)
         return self.schedule.tick_at(now)
@@ -184,17 +195,40 @@ class StopWatchTachometer(BaseTachometer):
         return timed_by(self, func)
 
 
-class Tachometer(TickerTachometer):
-    """The older tachometer form, with a flat statistics callback.
+def _takes_flat_statistics(callback: Callable[..., Any]) -> bool:
+    """Whether ``callback`` names five positional parameters: (timestamp, min, max, sum, num).
 
-    ``stats_callback(timestamp, min_proc_time, max_proc_time, sum_proc_time,
-    num_events)`` is called once per ``stats_interval`` with the period's exact
-    minimum, maximum and sum of the intervals (seconds) and their number.
+    Backpack's released Tachometer called ``callback(timestamp, ticker)``;
+    framescope's README documented the flat form. A callback that names at
+    least five positional parameters gets the flat form; any other (two
+    parameters, ``*args``, a builtin) gets ``(timestamp, timer)``.
+    """
+    try:
+        parameters = inspect.signature(callback).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = [
+        p
+        for p in parameters
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    return len(positional) >= 5
+
+
+class Tachometer(TickerTachometer):
+    """Backpack's older tachometer: a Ticker that reports each period.
+
+    The callback's form is chosen by its signature: ``stats_callback(timestamp,
+    timer)`` (what every released Backpack Tachometer called), or, for a
+    callback that names five positional parameters, ``stats_callback(timestamp,
+    min_proc_time, max_proc_time, sum_proc_time, num_events)`` with the
+    period's exact minimum, maximum and sum of the intervals (seconds) and
+    their number.
     """
 
     def __init__(
         self,
-        stats_callback: Callable[[datetime.datetime, float, float, float, int], Any],
+        stats_callback: Callable[..., Any],
         stats_interval: datetime.timedelta | float = DEFAULT_STATS_INTERVAL,
         executor: concurrent.futures.Executor | None = None,
         *,
@@ -203,10 +237,15 @@ class Tachometer(TickerTachometer):
     ) -> None:
         if not callable(stats_callback):
             raise TypeError(f"stats_callback must be callable, got {type(stats_callback).__name__}")
+        self.flat_stats_callback = stats_callback
+        if not _takes_flat_statistics(stats_callback):
+            super().__init__(
+                stats_callback, stats_interval, executor, max_intervals=max_intervals, clock=clock
+            )
+            return
         flat_callback = stats_callback
 
         def unpack(timestamp: datetime.datetime, timer: TimerSnapshot) -> Any:
             return flat_callback(timestamp, timer.min(), timer.max(), timer.sum(), timer.len())
 
         super().__init__(unpack, stats_interval, executor, max_intervals=max_intervals, clock=clock)
-        self.flat_stats_callback = stats_callback

@@ -13,7 +13,8 @@ from __future__ import annotations
 import functools
 import operator
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, ClassVar, TypeVar
@@ -29,6 +30,7 @@ __all__ = [
     "MAX_REPR_INTERVALS",
     "BaseTimer",
     "CallableName",
+    "Intervals",
     "StopWatch",
     "Ticker",
     "TimerSnapshot",
@@ -39,6 +41,30 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 FOLD_AT = 4096
 """Pending records that trigger a fold on the recording thread (bounds memory)."""
+
+
+class Intervals(tuple[float, ...]):
+    """A timer's remembered intervals: a tuple with ``maxlen``, ``copy()`` and ``clear()``."""
+
+    maxlen: int
+    _reset: Callable[[], None] | None
+
+    def __new__(
+        cls, values: Iterable[float], maxlen: int, reset: Callable[[], None] | None = None
+    ) -> Intervals:
+        made = super().__new__(cls, values)
+        made.maxlen = maxlen
+        made._reset = reset
+        return made
+
+    def copy(self) -> deque[float]:
+        """The intervals as a new deque of the same ``maxlen`` (as Backpack's ``copy()``)."""
+        return deque(self, maxlen=self.maxlen)
+
+    def clear(self) -> None:
+        """Forget the timer's intervals: :meth:`BaseTimer.reset` (this tuple stays as it is)."""
+        if self._reset is not None:
+            self._reset()
 
 
 class BaseTimer:
@@ -55,6 +81,8 @@ class BaseTimer:
     """
 
     _RECORD_WIDTH: ClassVar[int] = 1
+    MAX_REPR_INTERVALS: ClassVar[int] = MAX_REPR_INTERVALS
+    """At most this many intervals show in the repr (Backpack's name)."""
 
     def __init__(self, max_intervals: int = 10, *, clock: Clock | None = None) -> None:
         check_positive_int(max_intervals, "max_intervals")
@@ -142,11 +170,15 @@ class BaseTimer:
         return None
 
     @property
-    def intervals(self) -> tuple[float, ...]:
-        """The remembered intervals in seconds, most recent last."""
+    def intervals(self) -> Intervals:
+        """The remembered intervals in seconds, most recent last (a read-only tuple).
+
+        Backpack's was the timer's own ``deque``: this answers ``maxlen``,
+        ``copy()`` (a deque) and ``clear()`` (which resets the timer) too.
+        """
         with self._fold_lock:
             self._fold_locked()
-            return self._stats.recent_values()
+            return Intervals(self._stats.recent_values(), self._stats.window, self.reset)
 
     def min(self) -> float:
         """Shortest remembered interval in seconds (0.0 when empty)."""
