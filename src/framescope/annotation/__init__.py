@@ -31,9 +31,9 @@ from framescope.annotation.annotations import (
     TimestampAnnotation,
     VerticalAnchor,
 )
-from framescope.annotation.color import Color, ColorMap, HTMLColors
-from framescope.annotation.driver import AnnotationDriverBase
-from framescope.annotation.geometry import Line, Point, PolyLine, Rectangle
+from framescope.annotation.color import Color, ColorMap, ColorValueError, HTMLColors
+from framescope.annotation.driver import AnnotationDriverBase, UnknownAnnotationError
+from framescope.annotation.geometry import Intersection, Line, Point, PolyLine, Rectangle
 from framescope.annotation.opencv import OpenCVImageAnnotationDriver
 from framescope.annotation.panorama import PanoramaMediaAnnotationDriver
 from framescope.annotation.pillow import PillowImageAnnotationDriver
@@ -44,8 +44,10 @@ __all__ = [
     "BoundingBoxAnnotation",
     "Color",
     "ColorMap",
+    "ColorValueError",
     "HTMLColors",
     "HorizontalAnchor",
+    "Intersection",
     "LabelAnnotation",
     "Line",
     "LineAnnotation",
@@ -60,5 +62,6 @@ __all__ = [
     "RectAnnotation",
     "Rectangle",
     "TimestampAnnotation",
+    "UnknownAnnotationError",
     "VerticalAnchor",
 ]

@@ -9,15 +9,25 @@ from typing import Any, ClassVar
 
 from framescope._validation import check_int_between, check_number
 
-__all__ = ["Color", "ColorMap", "HTMLColors"]
+__all__ = ["Color", "ColorMap", "ColorValueError", "HTMLColors"]
+
+
+class ColorValueError(ValueError, TypeError):
+    """A colour that cannot be made: both a ValueError (as Backpack raised) and a TypeError."""
 
 
 def _channel(value: Any, name: str) -> int:
-    return check_int_between(value, f"Color {name}", 0, 255)
+    try:
+        return check_int_between(value, f"Color {name}", 0, 255)
+    except (TypeError, ValueError) as error:
+        raise ColorValueError(str(error)) from None
 
 
 def _alpha(value: Any) -> float:
-    return check_number(value, "Color alpha", low=0.0, high=1.0)
+    try:
+        return check_number(value, "Color alpha", low=0.0, high=1.0)
+    except (TypeError, ValueError) as error:
+        raise ColorValueError(str(error)) from None
 
 
 @dataclass(frozen=True)
@@ -39,13 +49,13 @@ class Color:
     def from_hex(cls, value: str | int) -> Color:
         """From ``"#ff8800"``, ``"ff8800"``, ``"#f80"`` or an int ``0xff8800``."""
         if isinstance(value, bool):
-            raise TypeError(f"a hex colour must be a string or an int, got {value!r}")
+            raise ColorValueError(f"a hex colour must be a string or an int, got {value!r}")
         if isinstance(value, int):
             if not 0 <= value <= 0xFFFFFF:
-                raise ValueError(f"a hex colour int must be 0 to 0xFFFFFF, got {value:#x}")
+                raise ColorValueError(f"a hex colour int must be 0 to 0xFFFFFF, got {value:#x}")
             return cls((value >> 16) & 0xFF, (value >> 8) & 0xFF, value & 0xFF)
         if not isinstance(value, str):
-            raise TypeError(f"a hex colour must be a string or an int, got {value!r}")
+            raise ColorValueError(f"a hex colour must be a string or an int, got {value!r}")
         digits = value.strip().removeprefix("#")
         if len(digits) == 3:
             digits = "".join(c * 2 for c in digits)
@@ -54,7 +64,9 @@ class Color:
                 raise ValueError
             number = int(digits, 16)
         except ValueError:
-            raise ValueError(f"not a hex colour: {value!r} (use '#rrggbb' or '#rgb')") from None
+            raise ColorValueError(
+                f"not a hex colour: {value!r} (use '#rrggbb' or '#rgb')"
+            ) from None
         return cls.from_hex(number)
 
     @classmethod
@@ -68,7 +80,7 @@ class Color:
         if isinstance(value, Mapping):
             missing = [k for k in ("r", "g", "b") if k not in value]
             if missing:
-                raise ValueError(f"a colour mapping needs r, g and b; {missing} missing")
+                raise ColorValueError(f"a colour mapping needs r, g and b; {missing} missing")
             alpha = value.get("alpha", value.get("a", 1.0))
             return cls(value["r"], value["g"], value["b"], alpha)
         if (
@@ -77,7 +89,7 @@ class Color:
             and len(value) in (3, 4)
         ):
             return cls(*value)
-        raise ValueError(
+        raise ColorValueError(
             f"cannot make a Color of {value!r}: give a Color, '#rrggbb', an int, "
             "(r, g, b[, alpha]) or {'r', 'g', 'b'[, 'alpha']}"
         )

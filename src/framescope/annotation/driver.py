@@ -23,7 +23,7 @@ from framescope.annotation.annotations import (
 from framescope.annotation.color import Color
 from framescope.annotation.geometry import Point
 
-__all__ = ["AnnotationDriverBase"]
+__all__ = ["AnnotationDriverBase", "UnknownAnnotationError"]
 
 _FAR_OUTSIDE = 4.0  # a normalised coordinate beyond -4..5 is surely a pixel position
 
@@ -41,6 +41,11 @@ def _looks_like_pixels(value: Any, depth: int = 0) -> bool:
             _looks_like_pixels(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value)
         )
     return False
+
+
+class UnknownAnnotationError(ValueError, TypeError):
+    """``render`` was given something that is not an annotation (a ValueError, as Backpack
+    raised, and a TypeError)."""
 
 
 class AnnotationDriverBase(ABC):
@@ -99,7 +104,7 @@ class AnnotationDriverBase(ABC):
             elif isinstance(annotation, PolyLineAnnotation):
                 self.add_polyline(annotation, context)
             else:
-                raise TypeError(
+                raise UnknownAnnotationError(
                     f"{type(self).__name__} cannot draw {type(annotation).__name__!r}: "
                     "annotations must be framescope.annotation types (LabelAnnotation, "
                     "RectAnnotation, LineAnnotation, MarkerAnnotation, PolyLineAnnotation, "

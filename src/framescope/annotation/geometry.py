@@ -7,16 +7,17 @@ bad detection fails where it is made, not deep inside a drawing call.
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from numbers import Real
-from typing import Any
+from typing import Any, ClassVar, TypeAlias
 
 from framescope._validation import check_number
 
-__all__ = ["Line", "Point", "PolyLine", "Rectangle"]
+__all__ = ["Intersection", "Line", "Point", "PolyLine", "Rectangle"]
 
 
 def _coordinate(value: Any, name: str) -> float:
@@ -69,6 +70,8 @@ class Point:
         yield self.y
 
     def __getitem__(self, index: int) -> float:
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise TypeError(f"Point indices must be integers, got {type(index).__name__}")
         if index in (0, -2):
             return self.x
         if index in (1, -1):
@@ -119,12 +122,38 @@ def _two_points(value: Any, kind: str) -> tuple[Point, Point]:
     raise ValueError(f"cannot make a {kind} of {value!r}: give two points")
 
 
+def _pair_item(owner: str, first: Any, second: Any, index: Any) -> Any:
+    """``first`` or ``second`` by index 0/1 (or -2/-1), as Backpack's ``[]`` gives them."""
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise TypeError(f"{owner} indices must be integers, got {type(index).__name__}")
+    if index in (0, -2):
+        return first
+    if index in (1, -1):
+        return second
+    raise IndexError(f"{owner} index must be 0 or 1, got {index!r}")
+
+
+class Intersection(enum.Enum):
+    """How a segment crosses another: from its LEFT, from its RIGHT, or NONE (falsy)."""
+
+    LEFT = -1
+    NONE = 0
+    RIGHT = 1
+
+    def __bool__(self) -> bool:
+        return bool(self.value)
+
+
+_Crossing: TypeAlias = Intersection  # the name Line's methods annotate with
+
+
 @dataclass(frozen=True)
 class Line:
     """A line segment from ``pt1`` to ``pt2``."""
 
     pt1: Point
     pt2: Point
+    Intersection: ClassVar[type[Intersection]] = Intersection
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "pt1", Point.from_value(self.pt1))
@@ -135,15 +164,27 @@ class Line:
         """The segment's length."""
         return self.pt1.distance(self.pt2)
 
-    def intersects(self, other: Line) -> bool:
-        """True when this segment properly crosses ``other``."""
-        return Point.ccw(self.pt1, other.pt1, other.pt2) != Point.ccw(
+    def intersects(self, other: Line) -> _Crossing:
+        """How ``other`` crosses this segment: ``Line.Intersection.LEFT``, ``RIGHT`` or ``NONE``.
+
+        Truthy when they properly cross. Looking from ``pt1`` to ``pt2`` (in
+        image coordinates, y down), ``other`` crosses to the LEFT when it starts
+        on the left side, as Backpack's line-crossing counters read it.
+        """
+        crosses = Point.ccw(self.pt1, other.pt1, other.pt2) != Point.ccw(
             self.pt2, other.pt1, other.pt2
         ) and Point.ccw(self.pt1, self.pt2, other.pt1) != Point.ccw(self.pt1, self.pt2, other.pt2)
+        if not crosses:
+            return Intersection.NONE
+        return Intersection.LEFT if Point.ccw(self.pt1, self.pt2, other.pt1) else Intersection.RIGHT
 
     def __iter__(self) -> Iterator[Point]:
         yield self.pt1
         yield self.pt2
+
+    def __getitem__(self, index: int) -> Point:
+        result: Point = _pair_item("Line", self.pt1, self.pt2, index)
+        return result
 
     @classmethod
     def from_value(cls, value: Any) -> Line:
@@ -174,14 +215,14 @@ class Rectangle:
         object.__setattr__(self, "pt_max", Point(max(pt1.x, pt2.x), max(pt1.y, pt2.y)))
 
     @classmethod
-    def from_tlbr(cls, tlbr: Sequence[float]) -> Rectangle:
-        """From ``(top, left, bottom, right)``."""
+    def from_tlbr(cls, tlbr: Sequence[float] | Any) -> Rectangle:
+        """From ``(top, left, bottom, right)``: a sequence or a numpy array."""
         top, left, bottom, right = _four(tlbr, "tlbr")
         return cls(Point(left, top), Point(right, bottom))
 
     @classmethod
-    def from_tlhw(cls, tlhw: Sequence[float]) -> Rectangle:
-        """From ``(top, left, height, width)``."""
+    def from_tlhw(cls, tlhw: Sequence[float] | Any) -> Rectangle:
+        """From ``(top, left, height, width)``: a sequence or a numpy array."""
         top, left, height, width = _four(tlhw, "tlhw")
         return cls(Point(left, top), Point(left + width, top + height))
 
@@ -191,6 +232,31 @@ class Rectangle:
         if isinstance(value, Rectangle):
             return value
         return cls(*_two_points(value, "Rectangle"))
+
+    @property
+    def top(self) -> float:
+        """The top edge (smallest y)."""
+        return self.pt_min.y
+
+    @property
+    def left(self) -> float:
+        """The left edge (smallest x)."""
+        return self.pt_min.x
+
+    @property
+    def bottom(self) -> float:
+        """The bottom edge (largest y)."""
+        return self.pt_max.y
+
+    @property
+    def right(self) -> float:
+        """The right edge (largest x)."""
+        return self.pt_max.x
+
+    def __getitem__(self, index: int) -> Point:
+        """``rect[0]`` is ``pt_min``, ``rect[1]`` is ``pt_max`` (as in Backpack)."""
+        result: Point = _pair_item("Rectangle", self.pt_min, self.pt_max, index)
+        return result
 
     @property
     def width(self) -> float:
@@ -248,8 +314,11 @@ class Rectangle:
         return Rectangle(self.pt_min.clipped(), self.pt_max.clipped())
 
 
-def _four(values: Sequence[float], name: str) -> tuple[float, float, float, float]:
-    if isinstance(values, str) or not isinstance(values, Sequence) or len(values) != 4:
+def _four(values: Any, name: str) -> tuple[float, float, float, float]:
+    """Four numbers from a sequence or a numpy array (what detectors give)."""
+    if hasattr(values, "tolist") and not isinstance(values, (str, bytes)):
+        values = values.tolist()  # a numpy array or scalar row: plain Python numbers
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) != 4:
         raise ValueError(f"{name} must be a sequence of 4 numbers, got {values!r}")
     a, b, c, d = (_coordinate(v, f"{name} value") for v in values)
     return a, b, c, d
@@ -276,12 +345,22 @@ class PolyLine:
         object.__setattr__(self, "closed", bool(self.closed))
 
     @cached_property
-    def lines(self) -> tuple[Line, ...]:
-        """The segments, including the closing one when ``closed``."""
+    def _segments(self) -> tuple[Line, ...]:
         pairs = list(zip(self.points, self.points[1:], strict=False))
         if self.closed and len(self.points) > 2:
             pairs.append((self.points[-1], self.points[0]))
         return tuple(Line(a, b) for a, b in pairs)
+
+    @property
+    def lines(self) -> list[Line]:
+        """The segments, including the closing one when ``closed`` (a new list, as Backpack's)."""
+        return list(self._segments)
+
+    def __getitem__(self, index: int) -> Point:
+        """A point of the polyline."""
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise TypeError(f"PolyLine indices must be integers, got {type(index).__name__}")
+        return self.points[index]
 
     @cached_property
     def boundingbox(self) -> Rectangle:
@@ -293,7 +372,7 @@ class PolyLine:
     @cached_property
     def self_intersects(self) -> bool:
         """True when two non-adjacent segments cross."""
-        lines = self.lines
+        lines = self._segments
         count = len(lines)
         for i in range(count):
             for j in range(i + 2, count):

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from framescope._optional import require
+from framescope._validation import check_number
 from framescope.annotation.annotations import (
     HorizontalAnchor,
     LabelAnnotation,
@@ -42,12 +43,14 @@ class OpenCVImageAnnotationDriver(AnnotationDriverBase):
 
     IMG_HEIGHT_FOR_UNIT_FONT_SCALE = 400
     MARKER_SIZE_AT_UNIT = 20  # pixels on a 400-pixel-high image
+    DEFAULT_FONT = 1  # cv2.FONT_HERSHEY_PLAIN (a class attribute, as in Backpack)
+    DEFAULT_LINEWIDTH = 1  # the thinnest text stroke, in pixels
+    DEFAULT_TEXT_PADDING = (2, 2)  # pixels between an anchor and its label's side, as Backpack's
 
     def __init__(self, parent_logger: Any = None) -> None:
         super().__init__(parent_logger)
         cv2 = self._cv2 = import_cv2()
         self._np = require("numpy", "opencv", "the OpenCV driver")
-        self.DEFAULT_FONT = cv2.FONT_HERSHEY_PLAIN
         self._markers = {
             MarkerStyle.CROSS: cv2.MARKER_CROSS,
             MarkerStyle.TILTED_CROSS: cv2.MARKER_TILTED_CROSS,
@@ -57,6 +60,21 @@ class OpenCVImageAnnotationDriver(AnnotationDriverBase):
             MarkerStyle.TRIANGLE_UP: cv2.MARKER_TRIANGLE_UP,
             MarkerStyle.TRIANGLE_DOWN: cv2.MARKER_TRIANGLE_DOWN,
         }
+
+    def draw_transparent(self, alpha: float, context: Any, drawer: Callable[[Any], None]) -> None:
+        """Draw with ``drawer(image)`` on ``context``, blended at opacity ``alpha`` (Backpack's).
+
+        ``alpha`` 1 draws opaquely, 0 draws nothing, in between blends the
+        drawing over the image (as Backpack's code does; its docstring says the
+        reverse).
+        """
+        alpha = check_number(alpha, "alpha", low=0.0, high=1.0)
+        if alpha == 1.0:
+            drawer(context)
+        elif alpha > 0.0:
+            overlay = context.copy()
+            drawer(overlay)
+            self._np.copyto(context, self._cv2.addWeighted(overlay, alpha, context, 1 - alpha, 0))
 
     def check_context(self, context: Any) -> None:
         """The context must be a non-empty, writeable, C-contiguous uint8 image (1, 3, 4 channels).
@@ -148,21 +166,29 @@ class OpenCVImageAnnotationDriver(AnnotationDriverBase):
         """Where a label goes: (org x, org y, width, height, baseline, font scale, thickness)."""
         height = context.shape[0]
         scale = height / self.IMG_HEIGHT_FOR_UNIT_FONT_SCALE * label.size
-        thickness = max(int(scale), 1)
+        thickness = max(int(scale), self.DEFAULT_LINEWIDTH)
         (text_w, text_h), baseline = self._cv2.getTextSize(
             label.text, self.DEFAULT_FONT, scale, thickness
         )
         x, y = self.scale(label.point, context)
-        if label.horizontal_anchor is HorizontalAnchor.CENTER:
+        horizontal, vertical = label.horizontal_anchor, label.vertical_anchor
+        # Backpack keeps a label placed by its anchors DEFAULT_TEXT_PADDING away
+        # from them (all but the default left-bottom placement).
+        pad_x, pad_y = self.DEFAULT_TEXT_PADDING
+        if (horizontal, vertical) == (HorizontalAnchor.LEFT, VerticalAnchor.BOTTOM):
+            pad_x = pad_y = 0
+        if horizontal is HorizontalAnchor.CENTER:
             x -= text_w // 2
-        elif label.horizontal_anchor is HorizontalAnchor.RIGHT:
-            x -= text_w
-        if label.vertical_anchor is VerticalAnchor.TOP:
-            y += text_h
-        elif label.vertical_anchor is VerticalAnchor.CENTER:
+        elif horizontal is HorizontalAnchor.RIGHT:
+            x -= text_w + pad_x
+        else:
+            x += pad_x
+        if vertical is VerticalAnchor.TOP:
+            y += text_h + pad_y
+        elif vertical is VerticalAnchor.CENTER:
             y += text_h // 2
-        elif label.vertical_anchor is VerticalAnchor.BOTTOM:
-            y -= baseline
+        elif vertical is VerticalAnchor.BOTTOM:
+            y -= baseline + pad_y
         return x, y, text_w, text_h, baseline, scale, thickness
 
     def add_label(self, label: LabelAnnotation, context: Any) -> None:
