@@ -158,6 +158,19 @@ def test_too_many_clients_get_503_and_idle_ones_are_let_go() -> None:
     pipeline.cleanup()
 
 
+def serve_again(pipeline: Pipeline, port: int) -> LiveView:
+    """Serve on ``port`` again (the old socket may take a moment to let it go)."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            view: LiveView = pipeline.serve(port=port, refresh=0.05)
+            return view
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def test_a_fleet_view_merges_boxes_and_marks_one_that_goes_away() -> None:
     box1, box2 = running("Left"), running("Right")
     remote1, remote2 = box1.serve(refresh=0.05), box2.serve(refresh=0.05)
@@ -178,7 +191,7 @@ def test_a_fleet_view_merges_boxes_and_marks_one_that_goes_away() -> None:
         ((gone, last_seen),) = shown["unreachable"].items()
         assert gone == f"127_0_0_1_{remote2.port}" and last_seen > 0
         assert any(k.endswith("__Right__Draw") for k in (s["key"] for s in shown["stages"]))
-        remote2 = box2.serve(port=remote2.port, refresh=0.05)  # the box answers again
+        remote2 = serve_again(box2, remote2.port)  # the box answers again
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and shown["unreachable"]:
             time.sleep(0.05)

@@ -273,7 +273,6 @@ def test_start_loop_needs_an_input_generator() -> None:
             ValueError,
             "input_timeout must be >= 0",
         ),
-        (lambda p: p.serialize(), ValueError, "has no stages"),
     ],
 )
 def test_bad_input_is_a_clear_error(build: Any, error: type[Exception], message: str) -> None:

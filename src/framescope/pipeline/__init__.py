@@ -36,6 +36,13 @@ from framescope.pipeline.metrics import (
     pipeline_metrics,
 )
 from framescope.pipeline.pipeline import Pipeline, PipelineStage
+from framescope.pipeline.pystream import (
+    MAIN_PIPELINE_NAME,
+    PipelineUndefined,
+    get_profiler_db_folder,
+    logger,
+    set_profiler_db_folder,
+)
 from framescope.pipeline.snapshot import PipelineSnapshot, StageSnapshot, merge_snapshots
 from framescope.pipeline.stage import Stage
 from framescope.pipeline.state import (
@@ -50,6 +57,7 @@ from framescope.pipeline.state import (
 )
 
 __all__ = [
+    "MAIN_PIPELINE_NAME",
     "Diagnosis",
     "DurationStats",
     "ErrorPolicy",
@@ -70,6 +78,7 @@ __all__ = [
     "PipelineStage",
     "PipelineState",
     "PipelineStoppedError",
+    "PipelineUndefined",
     "QueueStats",
     "SnapshotSource",
     "Stage",
@@ -78,7 +87,10 @@ __all__ = [
     "StageMetrics",
     "StageSnapshot",
     "Timing",
+    "get_profiler_db_folder",
+    "logger",
     "merge_snapshots",
     "merge_states",
     "pipeline_metrics",
+    "set_profiler_db_folder",
 ]

@@ -159,8 +159,8 @@ class Pipeline(StreamControls, SnapshotReaders):
                 f"add: pipeline {self.name!r} already started; add every stage before "
                 "serialize() or parallelize()"
             )
-        if isinstance(stage, Pipeline):
-            stage = stage.as_stage()
+        if isinstance(stage, Pipeline):  # framescope's form keeps the child's name
+            stage, name = stage.as_stage(), stage.name if name is None else name
         child = stage.pipeline._tree if isinstance(stage, PipelineStage) else None
         if not callable(stage):
             raise TypeError(f"stage must be callable (a Stage or a function), got {stage!r}")

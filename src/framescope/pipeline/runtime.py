@@ -102,9 +102,9 @@ class Runtime:
             raise PipelineClosedError(f"pipeline {self.tree.name!r} was cleaned up")
         if self.running:
             raise RuntimeError(f"pipeline {self.tree.name!r} is already running")
-        if not self.tree.steps:
-            raise ValueError(f"pipeline {self.tree.name!r} has no stages; add() some first")
-        self.tree.mode = mode
+        # A pipeline without stages passes its items through (as PyStream's does), in
+        # the caller's thread: there is no stage to give a thread to.
+        self.tree.mode = mode if self.tree.steps else SERIAL
 
     def ensure_started(self) -> None:
         """Start once (serial when no mode was chosen); raise if it takes no more items."""

@@ -22,7 +22,8 @@ class Stage(abc.ABC):
     be used as a stage too.
     """
 
-    name: str
+    name: str = ""
+    """The stage's name in profiles; empty: named after its class (``Resize``, ``Resize_2``)."""
 
     @property
     def events(self) -> EventRecorder:

@@ -185,8 +185,10 @@ class StageTree:
             )
         if queue_size is not None:
             check_positive_int(queue_size, "queue_size")
-        if name is None:
-            name = stage_display_name(stage) if child is None else child.name
+        if name is None and child is not None:
+            name = self._next_default_name()  # PyStream: add(sub.as_stage()) keys it Stage_N
+        elif name is None:
+            name = stage_display_name(stage)
             if name is None and isinstance(stage, Stage):
                 name = self._free_name(type(stage).__name__)
             if name is None:
