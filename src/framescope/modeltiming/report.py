@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from framescope._optional import require
@@ -50,6 +50,10 @@ class TimingNode:
         p50_time, p90_time, p99_time: percentiles of the total time per call
             over the recent window.
         children: the child nodes, in model order.
+        level: the depth in the tree (the ``Pipeline`` node is 0).
+        times: the recent per-call total times (seconds), oldest first.
+
+    torchlight's names answer too: ``class_`` is ``class_name``.
     """
 
     name: str
@@ -64,6 +68,18 @@ class TimingNode:
     p90_time: float = 0.0
     p99_time: float = 0.0
     children: tuple[TimingNode, ...] = field(default=())
+    level: int = 0
+    times: tuple[float, ...] = field(default=(), repr=False, compare=False)
+
+    @property
+    def class_(self) -> str:
+        """The class name (torchlight's attribute name)."""
+        return self.class_name
+
+    def at_level(self, level: int = 0) -> TimingNode:
+        """This subtree with ``level`` set on every node (the root at ``level``)."""
+        children = tuple(child.at_level(level + 1) for child in self.children)
+        return replace(self, level=level, children=children)
 
     def walk(self, depth: int = 0) -> Iterator[tuple[int, TimingNode]]:
         """Yield (depth, node) for this node and every descendant, depth first."""
@@ -92,6 +108,7 @@ class TimingNode:
             "p50_time": self.p50_time,
             "p90_time": self.p90_time,
             "p99_time": self.p99_time,
+            "level": self.level,
         }
         data["children"] = [child.to_dict() for child in self.children]
         return data
@@ -112,6 +129,7 @@ class TimingNode:
             p90_time=float(data["p90_time"]),
             p99_time=float(data["p99_time"]),
             children=tuple(cls.from_dict(child) for child in data.get("children", ())),
+            level=int(data.get("level", 0)),
         )
 
     def to_json(self, indent: int | None = None) -> str:
@@ -151,8 +169,18 @@ _SORT_ORDER: dict[str, Callable[[TimingNode], Any]] = {
     "p90": lambda node: -node.p90_time,
     "name": lambda node: node.qualified_name,
 }
+_SORT_ORDER.update(
+    {  # torchlight's column names
+        "total_mean_time[ms]": _SORT_ORDER["total"],
+        "child_mean_time[ms]": _SORT_ORDER["child"],
+        "self_mean_time[ms]": _SORT_ORDER["self"],
+        "times_run": _SORT_ORDER["calls"],
+        "total_p90_time[ms]": _SORT_ORDER["p90"],
+        "class": lambda node: node.class_name,
+    }
+)
 SORT_KEYS = tuple(_SORT_ORDER)
-"""What :func:`format_table` can sort by."""
+"""What :func:`format_table` can sort by: short keys, or the table's column names."""
 
 
 def format_table(root: TimingNode, sort_by: str = "self", limit: int | None = 20) -> str:

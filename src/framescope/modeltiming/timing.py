@@ -115,6 +115,8 @@ class ModelTiming:
                 f"cuda_timing must be one of {', '.join(_CUDA_TIMINGS)}; got {cuda_timing!r}"
             )
         self.model = model
+        self.pre_transforms = list(pre_transforms)  # torchlight's attribute names
+        self.post_transforms = list(post_transforms)
         self._plan = plan_nodes(model, pre_transforms, post_transforms)
         self._timer = self._choose_timer(torch, model, device, cuda_timing, clock)
         host = HostTimer(clock)
@@ -208,7 +210,7 @@ class ModelTiming:
                 groups.extend(members)
                 continue
             groups.append(_group(group, class_name, "group", members))
-        return _group("Pipeline", "PIPELINE", "pipeline", tuple(groups))
+        return _group("Pipeline", "PIPELINE", "pipeline", tuple(groups)).at_level(0)
 
     def _node(self, info: NodeInfo, index: int, children: tuple[TimingNode, ...]) -> TimingNode:
         total, child, self_ = self._log.stats[index].snapshots()
@@ -226,12 +228,14 @@ class ModelTiming:
             p90_time=summary.p90,
             p99_time=summary.p99,
             children=children,
+            times=total.recent,
         )
 
     def summarize_table(self, sort_by: str = "self", limit: int | None = 20) -> str:
         """A table of the timed nodes, sorted by ``sort_by`` (default: self time), ``limit`` rows.
 
-        ``sort_by`` is one of ``self``, ``total``, ``child``, ``calls``, ``p90``,
+        ``sort_by`` is one of ``self``, ``total``, ``child``, ``calls``, ``p90``, a
+        column name of the table (torchlight's: ``self_mean_time[ms]`` ...),
         ``name``; ``limit=None`` shows every row. While every call so far was
         in the warm-up, it warns and says so instead of a table of zeros.
         """
