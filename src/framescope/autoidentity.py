@@ -25,11 +25,27 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from framescope._aws import aws_client, classify_aws_error
+from framescope._panorama import (
+    AutoIdentityData,
+    AutoIdentityError,
+    AutoIdentityFetcher,
+    child_logger,
+    deployed_instances,
+)
 from framescope._validation import check_positive_seconds
 from framescope.clock import SYSTEM_CLOCK, Clock, sleep_on
 from framescope.delivery import FailureKind
 
-__all__ = ["APP_INSTANCE_VARIABLE", "AutoIdentity", "HostIdentity", "Identity", "container_id"]
+__all__ = [
+    "APP_INSTANCE_VARIABLE",
+    "AutoIdentity",
+    "AutoIdentityData",
+    "AutoIdentityError",
+    "AutoIdentityFetcher",
+    "HostIdentity",
+    "Identity",
+    "container_id",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +138,11 @@ class AutoIdentity(Identity):
     Args:
         device_region: the AWS region the device is registered in.
         application_instance_id: the instance id; ``AppGraph_Uid`` when None.
+        test_utility: fill in dummy values and call no service (Backpack's
+            switch for Panorama's Test Utility); the id is
+            ``test_utility_app_instance_id + "_test_app"``.
+        test_utility_app_instance_id: the application name in that mode.
+        parent_logger: log as a child of this logger (``<parent>.AutoIdentity``).
         timeout: the longest the lookup may take, in seconds.
         retry_interval: the first wait between attempts (doubles, capped by the timeout).
         boto3_session: the boto3 session to use.
@@ -157,6 +178,9 @@ class AutoIdentity(Identity):
         self,
         device_region: str,
         application_instance_id: str | None = None,
+        test_utility: bool = False,
+        test_utility_app_instance_id: str | None = None,
+        parent_logger: logging.Logger | None = None,
         *,
         timeout: float = 10.0,
         retry_interval: float = 0.5,
@@ -167,6 +191,7 @@ class AutoIdentity(Identity):
     ) -> None:
         super().__init__(self.FIELDS, self.DEFAULT_DIMENSIONS)
         self.clock = SYSTEM_CLOCK if clock is None else clock
+        self._logger = child_logger(parent_logger, "AutoIdentity")
         if not isinstance(device_region, str) or not device_region:
             raise ValueError(f"device_region must be a non-empty str, got {device_region!r}")
         if application_instance_id is not None and not isinstance(application_instance_id, str):
@@ -180,6 +205,9 @@ class AutoIdentity(Identity):
         self.attempts = 0
         for field in _PANORAMA_FIELDS:
             setattr(self, field, None)
+        if test_utility:
+            self._fill_for_test_utility(test_utility_app_instance_id)
+            return
         self.application_instance_id = application_instance_id or os.environ.get(
             APP_INSTANCE_VARIABLE
         )
@@ -195,8 +223,19 @@ class AutoIdentity(Identity):
         self._client_options = {"boto3_session": boto3_session, "endpoint_url": endpoint_url}
         self.refresh()
 
+    def _fill_for_test_utility(self, name: str | None) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError("test_utility needs test_utility_app_instance_id (the app's name)")
+        self.application_instance_id = self.application_name = f"{name}_test_app"
+        self.device_id, self.device_name = "emulator", "test_utility_emulator"
+        self.application_created_time = datetime.datetime.now(datetime.timezone.utc)
+        self.application_status = "TEST_UTILITY"
+        self.application_tags = {}
+        self.application_description = self.application_name
+
     def _give_up(self, reason: str) -> None:
         """Give ``reason`` to every field still unknown; what was learned before stays."""
+        self._logger.warning("AutoIdentity: %s", reason)  # as Backpack logs it
         for field in _PANORAMA_FIELDS:
             if getattr(self, field) is None:
                 self._missing(field, reason)
@@ -213,16 +252,7 @@ class AutoIdentity(Identity):
         return self._client
 
     def _instances(self, panorama: Any) -> Iterator[dict[str, Any]]:
-        token = None
-        while True:
-            kwargs: dict[str, Any] = {"MaxResults": 25}  # the most one page may hold
-            if token:
-                kwargs["NextToken"] = token
-            response = panorama.list_application_instances(**kwargs)
-            yield from response.get("ApplicationInstances", [])
-            token = response.get("NextToken")
-            if not token:
-                return
+        return deployed_instances(panorama)
 
     def refresh(self, timeout: float | None = None) -> bool:
         """Look the instance up again, for at most ``timeout`` seconds.
@@ -246,7 +276,7 @@ class AutoIdentity(Identity):
             if remaining <= 0:
                 self._give_up(f"{reason} (gave up after {self.attempts} attempts)")
                 return False
-            logger.info("AutoIdentity: %s; retrying in %.2f s", reason, min(wait, remaining))
+            self._logger.info("AutoIdentity: %s; retrying in %.2f s", reason, min(wait, remaining))
             sleep_on(self.clock, min(wait, remaining))
             wait *= 2
 

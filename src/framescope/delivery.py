@@ -71,6 +71,7 @@ class MetricDelivery:
         executor: run the delivery loop on this executor (it occupies one of
             its workers until :meth:`close`) instead of a thread of its own.
         clock: the clock the back-off is timed and waited on.
+        log: where its warnings go (default: this module's logger).
     """
 
     def __init__(
@@ -85,7 +86,9 @@ class MetricDelivery:
         retry_max: float = 60.0,
         executor: concurrent.futures.Executor | None = None,
         clock: Clock | None = None,
+        log: logging.Logger | None = None,
     ) -> None:
+        self.log = logger if log is None else log
         if executor is not None and not isinstance(executor, concurrent.futures.Executor):
             raise TypeError(
                 f"executor must be a concurrent.futures.Executor or None, "
@@ -127,7 +130,7 @@ class MetricDelivery:
         with self._lock:
             if self._closing:
                 self._counts["dropped"] += len(data)
-                logger.warning("%s: closed, dropped %d data", self.name, len(data))
+                self.log.warning("%s: closed, dropped %d data", self.name, len(data))
                 return
             self._buffer.extend(data)
             self._counts["submitted"] += len(data)
@@ -141,7 +144,7 @@ class MetricDelivery:
             for _ in range(overflow):
                 self._buffer.popleft()
             if self._counts["dropped"] == 0:
-                logger.warning(
+                self.log.warning(
                     "%s: buffer full (%d); dropping the oldest data until the endpoint is back",
                     self.name,
                     self.max_buffer,
@@ -156,7 +159,7 @@ class MetricDelivery:
                 self._future = self.executor.submit(self._run)
                 return
             except RuntimeError as error:  # the executor was shut down
-                logger.warning("%s: executor unusable (%s); using a thread", self.name, error)
+                self.log.warning("%s: executor unusable (%s); using a thread", self.name, error)
         # Not a daemon: it runs no user code; it ends at close(), or by itself
         # once the main thread has finished (so a forgotten close() cannot hang exit).
         self._thread = threading.Thread(target=self._run, name=self.name)
@@ -218,7 +221,7 @@ class MetricDelivery:
             if leftover:
                 self._counts["dropped"] += leftover
                 self._buffer.clear()
-                logger.warning("%s: closed with %d data unsent (dropped)", self.name, leftover)
+                self.log.warning("%s: closed with %d data unsent (dropped)", self.name, leftover)
             self._wake.notify_all()
             thread, future = self._thread, self._future
         # One deadline for the whole close: a call hung on the endpoint is left
@@ -229,7 +232,7 @@ class MetricDelivery:
             try:
                 future.result(left())
             except concurrent.futures.TimeoutError:
-                logger.warning("%s: delivery loop did not stop within %s s", self.name, timeout)
+                self.log.warning("%s: delivery loop did not stop within %s s", self.name, timeout)
         return delivered and not leftover
 
     def __enter__(self) -> MetricDelivery:
@@ -292,7 +295,7 @@ class MetricDelivery:
             if not self._buffer:
                 self._idle.notify_all()
         if recovered:
-            logger.info("%s: delivery recovered; sending the buffered data", self.name)
+            self.log.info("%s: delivery recovered; sending the buffered data", self.name)
 
     def _failed(self, batch: list[Any], error: Exception) -> None:
         kind = self._classify(error)
@@ -321,14 +324,14 @@ class MetricDelivery:
                 first_failure = not self._failing
                 self._failing = True
         if kind is FailureKind.REJECT:
-            logger.error("%s: %d data rejected: %s", self.name, len(batch), description)
+            self.log.error("%s: %d data rejected: %s", self.name, len(batch), description)
         elif closing:
-            logger.warning("%s: closed; dropped %d unsent data", self.name, len(batch))
+            self.log.warning("%s: closed; dropped %d unsent data", self.name, len(batch))
         elif first_failure:
-            logger.warning(
+            self.log.warning(
                 "%s: delivery failed (%s); retrying with back-off, data are buffered",
                 self.name,
                 description,
             )
         else:
-            logger.debug("%s: retry failed (%s); next in %.2f s", self.name, description, delay)
+            self.log.debug("%s: retry failed (%s); next in %.2f s", self.name, description, delay)

@@ -35,6 +35,7 @@ class CloudWatchSender(MetricDelivery):
         max_buffer, retry_initial, retry_max: see MetricDelivery.
         client: an existing boto3 CloudWatch client to use instead of creating one.
         clock: the clock the retry back-off is waited on.
+        log: where delivery warnings go (the adapter passes its own logger).
     """
 
     def __init__(
@@ -50,6 +51,7 @@ class CloudWatchSender(MetricDelivery):
         retry_max: float = 60.0,
         client: Any = None,
         clock: Clock | None = None,
+        log: logging.Logger | None = None,
     ) -> None:
         self.namespace = check_name(namespace, "namespace")
         if namespace.startswith("AWS/"):
@@ -63,6 +65,7 @@ class CloudWatchSender(MetricDelivery):
             retry_max=retry_max,
             executor=executor,
             clock=clock,
+            log=log,
         )
         self.cloudwatch = client or aws_client(
             "cloudwatch", region=region, boto3_session=boto3_session, endpoint_url=endpoint_url
@@ -142,6 +145,7 @@ class CloudWatchTimerAdapter:
             retry_max=retry_max,
             client=client,
             clock=clock,
+            log=self.logger,  # delivery failures reach the adapter's logger, as in Backpack
         )
 
     @property
@@ -257,6 +261,21 @@ class CWTachometer(TickerTachometer):
     def metric_name(self) -> str:
         """The metric name."""
         return self.adapter.metric_name
+
+    @property
+    def dimensions(self) -> list[dict[str, str]]:
+        """The metric's dimensions (Backpack's attribute)."""
+        return self.adapter.dimensions
+
+    @property
+    def cloudwatch(self) -> Any:
+        """The boto3 CloudWatch client."""
+        return self.adapter.cloudwatch
+
+    @property
+    def logger(self) -> logging.Logger:
+        """The adapter's logger (a child of ``parent_logger`` when one was given)."""
+        return self.adapter.logger
 
     def counters(self) -> DeliveryCounters:
         """Delivery counts (see :meth:`CloudWatchTimerAdapter.counters`)."""
