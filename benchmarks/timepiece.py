@@ -8,6 +8,13 @@ divided by the cost of a bare ``time.perf_counter_ns()`` call measured the
 same way. The loops are long enough to include the amortised batch folds.
 Targets: Ticker.tick() <= 4x, StopWatch enter+exit <= 10x, recent statistics
 over a full window of 1,000 samples < 100 us.
+
+With --backpack (the default), Backpack 0.3.2's timepiece is installed into a
+throw-away venv (--backpack-venv, reused when present; its numpy pin cannot
+install on this Python, so without dependencies, plus python-dateutil) and
+imported into this process: its Ticker.tick() and StopWatch enter+exit are
+timed alternately with ours, and the ratios ours / Backpack are printed.
+Target: <= 1.1x.
 """
 
 from __future__ import annotations
@@ -16,10 +23,13 @@ import argparse
 import datetime
 import random
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import timeit
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 from framescope.stats import RollingStats
@@ -45,9 +55,68 @@ class NaiveTicker:
         self._last = now
 
 
-def main() -> int:
+def backpack_timepiece(venv_dir: Path) -> Any:
+    """Backpack 0.3.2's timepiece module, from a throw-away venv (made on first use)."""
+    python = venv_dir / "bin" / "python"
+    if not python.exists():
+        print(f"installing panorama-backpack==0.3.2 into a throw-away venv at {venv_dir} ...")
+        subprocess.run([sys.executable, "-m", "venv", str(venv_dir)], check=True)
+        for packages in (["--no-deps", "panorama-backpack==0.3.2"], ["python-dateutil"]):
+            subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], check=True)
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    sys.path.append(site)  # after ours: only backpack itself comes from there
+    import backpack.timepiece  # type: ignore[import-not-found]
+
+    return backpack.timepiece
+
+
+def compare_with_backpack(venv_dir: Path, number: int, repeat: int) -> bool:
+    """Print ours vs Backpack's tick and StopWatch cost, alternated; True when within 1.1x."""
+    bp = backpack_timepiece(venv_dir)
+    ours_ticker, their_ticker = Ticker(max_intervals=10), bp.Ticker(max_intervals=10)
+    ours_watch, their_watch = StopWatch("a"), bp.StopWatch("a")
+
+    def ours_block() -> None:
+        with ours_watch:
+            pass
+
+    def their_block() -> None:
+        with their_watch:
+            pass
+
+    env = {"o": ours_ticker, "t": their_ticker, "ob": ours_block, "tb": their_block}
+    ok = True
+    print("\nside by side with Backpack 0.3.2 (alternated, best of each)")
+    for name, ours_stmt, their_stmt in (
+        ("Ticker.tick()", "o.tick()", "t.tick()"),
+        ("StopWatch enter+exit", "ob()", "tb()"),
+    ):
+        ours, theirs = [], []
+        for _ in range(repeat):
+            ours.append(best_ns(ours_stmt, env, number, 1))
+            theirs.append(best_ns(their_stmt, env, number, 1))
+        ratio = min(ours) / min(theirs)
+        verdict = "ok" if ratio <= 1.1 else "MISSED"
+        ok &= ratio <= 1.1
+        print(
+            f"{name:<24} framescope {min(ours):7.1f} ns, Backpack {min(theirs):7.1f} ns: "
+            f"{ratio:.2f}x (<= 1.1x {verdict})"
+        )
+    return ok
+
+
+def main() -> int:  # noqa: PLR0915 - one measured run, printed in order
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run)")
+    parser.add_argument("--no-backpack", action="store_true", help="skip the Backpack comparison")
+    parser.add_argument(
+        "--backpack-venv", type=Path, default=Path(tempfile.gettempdir()) / "framescope-bp-venv"
+    )
     args = parser.parse_args()
     number, repeat = (100_000, 3) if args.quick else (1_000_000, 7)
 
@@ -145,6 +214,8 @@ def main() -> int:
         print(f"{name:<50} {us:9.1f} us  < 100 us {'ok' if ok else 'MISSED'}")
     print(f"{'stdlib statistics: fmean+median+stdev+quantiles':<50} {stdlib_us:9.1f} us")
     print(f"{'  ratio stdlib / ours':<50} {stdlib_us / summary_us:9.1f} x")
+    if not args.no_backpack:
+        failed |= not compare_with_backpack(args.backpack_venv, number, repeat)
     return 1 if failed else 0
 
 
