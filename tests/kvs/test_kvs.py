@@ -60,6 +60,7 @@ def glass(moto: MotoEndpoint, receiver: KVSReceiver, **options: Any) -> KVSSpyGl
         "data_endpoint_url": receiver.url,
         "reconnect_initial": 0.05,
         "reconnect_max": 0.2,
+        "queue_size": 240,  # frames wait while the encoder process starts, even on a slow machine
     }
     settings.update(options)
     handler = settings.pop("credentials_handler", KVSInlineCredentialsHandler(KEY_ID, SECRET))
