@@ -1,4 +1,11 @@
-"""One run of the encoder process: start it, feed it frames, hear what it says."""
+"""One run of an encoder child process: start it, feed it frames, hear what it says.
+
+:class:`FrameProcess` is the part every encoder process shares: a child
+started with ``python -m <module>``, one JSON settings line, then frames
+(``HEADER`` and the BGR pixels) on its stdin, and a reader thread on its
+stdout. :class:`EncoderSession` (SpyGlass) reads JSON reports;
+``framescope.kvs`` reads fragments.
+"""
 
 from __future__ import annotations
 
@@ -9,29 +16,37 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any
 
 from framescope.video.encoder_process import HEADER
 
-__all__ = ["EncoderSession"]
+__all__ = ["EncoderSession", "FrameProcess"]
 
 logger = logging.getLogger(__name__)
 
 
-class EncoderSession:
-    """An encoder child process and the thread that reads its reports.
+class FrameProcess:
+    """A child process that takes frames on stdin, and the thread that reads its stdout.
+
+    Subclasses implement :meth:`read` (on the reader thread); :attr:`ended`
+    is set when it returns.
 
     Args:
-        settings: the VideoWriter settings (``uri`` included), JSON-ready.
-        on_event: called on the reader thread with each report (a dict).
+        module: the module the child runs (``python -m module``).
+        settings: its settings, JSON-ready (the first line of its stdin).
         name: names the reader thread.
+        prepare: called with the child's stdin before the settings are written.
     """
 
     def __init__(
-        self, settings: dict[str, Any], on_event: Callable[[dict[str, Any]], None], name: str
+        self,
+        module: str,
+        settings: dict[str, Any],
+        name: str,
+        prepare: Callable[[IO[bytes]], None] | None = None,
     ) -> None:
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "framescope.video.encoder_process"],
+            [sys.executable, "-m", module],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -39,25 +54,23 @@ class EncoderSession:
         assert self._process.stdin is not None
         assert self._process.stdout is not None
         self._stdin = self._process.stdin
+        if prepare is not None:
+            prepare(self._stdin)
         self._stdin.write((json.dumps(settings) + "\n").encode())
         self._stdin.flush()
-        self._on_event = on_event
         self.ended = threading.Event()  # the process said it failed or closed, or exited
-        self._reader = threading.Thread(target=self._read, name=f"{name}-reports", daemon=True)
+        self._reader = threading.Thread(target=self._run_reader, name=name, daemon=True)
         self._reader.start()
 
-    def _read(self) -> None:
+    def read(self, stdout: IO[bytes]) -> None:
+        """Read what the child says until it ends (on the reader thread)."""
+        raise NotImplementedError
+
+    def _run_reader(self) -> None:
         stdout = self._process.stdout
         assert stdout is not None
         try:
-            for line in stdout:
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    continue
-                self._on_event(event)
-                if event.get("event") in ("error", "closed"):
-                    break
+            self.read(stdout)
         except (OSError, ValueError):  # closed under us by kill()
             pass
         finally:
@@ -95,8 +108,37 @@ class EncoderSession:
             self._process.wait(5)
         with contextlib.suppress(OSError):
             self._stdin.close()
+        if self._reader is not threading.current_thread():
+            self._reader.join(5)
 
     @property
     def alive(self) -> bool:
         """Whether the process is running and has not reported its end."""
         return self._process.poll() is None and not self.ended.is_set()
+
+
+class EncoderSession(FrameProcess):
+    """SpyGlass's encoder process and the thread that reads its reports.
+
+    Args:
+        settings: the VideoWriter settings (``uri`` included), JSON-ready.
+        on_event: called on the reader thread with each report (a dict).
+        name: names the reader thread.
+    """
+
+    def __init__(
+        self, settings: dict[str, Any], on_event: Callable[[dict[str, Any]], None], name: str
+    ) -> None:
+        self._on_event = on_event
+        super().__init__("framescope.video.encoder_process", settings, f"{name}-reports")
+
+    def read(self, stdout: IO[bytes]) -> None:
+        """Hand each JSON report to ``on_event`` until the process fails or closes."""
+        for line in stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            self._on_event(event)
+            if event.get("event") in ("error", "closed"):
+                break
