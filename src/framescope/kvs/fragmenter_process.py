@@ -7,11 +7,13 @@ process (``python -m framescope.kvs.fragmenter_process``) and talks to it
 through pipes:
 
 - stdin: one JSON line with the settings (fps, width, height, gop, preset,
-  tune, bitrate, start_epoch_ms), then per frame ``HEADER`` (height, width,
-  stream time in s) and the BGR pixels; the end of stdin flushes and exits;
+  tune, bitrate, start_epoch_ms, slots), then per frame a
+  :data:`~framescope.video.frame_slots.SLOT_HEADER` and, for slot -1, the
+  BGR pixels; the end of stdin flushes and exits;
 - stdout: messages of a kind byte and a length-prefixed body: ``H`` the
   stream header (once), ``F`` a fragment (timecode and frame count, then the
-  cluster), ``E`` an error text, ``C`` the frames encoded, at the end.
+  cluster), ``S`` a slot whose frame was taken, ``E`` an error text, ``C``
+  the frames encoded, at the end.
 """
 
 from __future__ import annotations
@@ -22,31 +24,19 @@ import struct
 import sys
 from typing import BinaryIO
 
-import numpy
-
 from framescope.kvs.fragments import Fragment, FragmentEncoder
-from framescope.video.encoder_process import HEADER, _read_exactly
+from framescope.video.frame_slots import AttachedSlots, read_frame
 
-__all__ = ["FRAGMENT_FACTS", "HEADER", "MESSAGE", "main"]
+__all__ = ["FRAGMENT_FACTS", "MESSAGE", "SLOT_FREE", "main"]
 
 MESSAGE = struct.Struct("<cI")  # kind, body length
 FRAGMENT_FACTS = struct.Struct("<qI")  # timecode (ms), frames
+SLOT_FREE = struct.Struct("<i")  # the body of an ``S`` message: a slot the parent may reuse
 
 
 def _say(out: BinaryIO, kind: bytes, body: bytes) -> None:
     out.write(MESSAGE.pack(kind, len(body)) + body)
     out.flush()
-
-
-def _read_into(source: BinaryIO, buffer: bytearray) -> bool:
-    """Fill ``buffer`` from ``source``; False when the stream ended first."""
-    view, got = memoryview(buffer), 0
-    while got < len(buffer):
-        chunk = source.readinto(view[got:])  # type: ignore[attr-defined]
-        if not chunk:
-            return False
-        got += chunk
-    return True
 
 
 def main() -> int:
@@ -57,7 +47,8 @@ def main() -> int:
     settings = json.loads(source.readline() or b"{}")
     encoder: FragmentEncoder | None = None
     sent_header = False
-    pixels = bytearray()
+    names = settings.pop("slots", None)
+    slots = AttachedSlots(names) if names else None
 
     def on_fragment(fragment: Fragment) -> None:
         nonlocal sent_header
@@ -80,17 +71,15 @@ def main() -> int:
             tune=settings.get("tune"),
             bitrate=settings.get("bitrate"),
         )
+        spare = bytearray()
         while True:
-            header = _read_exactly(source, HEADER.size)
-            if header is None:
+            read = read_frame(source, slots, spare)
+            if read is None:
                 break  # the parent closed the stream
-            height, width, stream_time = HEADER.unpack(header)
-            if len(pixels) != height * width * 3:  # one buffer, reused: the encoder copies
-                pixels = bytearray(height * width * 3)
-            if not _read_into(source, pixels):
-                break
-            image = numpy.frombuffer(pixels, numpy.uint8).reshape(height, width, 3)
-            encoder.encode(image, stream_time)
+            image, stream_time, slot, spare = read
+            encoder.encode(image, stream_time)  # copies the pixels
+            if slot >= 0:
+                _say(out, b"S", SLOT_FREE.pack(slot))
         encoder.close()
         _say(out, b"C", str(encoder.frames_encoded).encode())
         return 0
@@ -98,6 +87,9 @@ def main() -> int:
         with contextlib.suppress(OSError):
             _say(out, b"E", f"{type(error).__name__}: {error}".encode())
         return 1
+    finally:
+        if slots is not None:
+            slots.close()
 
 
 if __name__ == "__main__":

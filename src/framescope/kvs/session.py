@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Callable
 from typing import IO, Any
 
-from framescope.kvs.fragmenter_process import FRAGMENT_FACTS, MESSAGE
+from framescope.kvs.fragmenter_process import FRAGMENT_FACTS, MESSAGE, SLOT_FREE
 from framescope.kvs.fragments import Fragment
 from framescope.video.session import FrameProcess
 
@@ -46,7 +46,11 @@ class FragmenterSession(FrameProcess):
         self.error: str | None = None
         self.encoded: int | None = None  # frames, once it closed cleanly
         super().__init__(
-            "framescope.kvs.fragmenter_process", settings, f"{name}-fragments", prepare=_widen
+            "framescope.kvs.fragmenter_process",
+            settings,
+            f"{name}-fragments",
+            prepare=_widen,
+            frame_bytes=settings["width"] * settings["height"] * 3,
         )
 
     def read(self, stdout: IO[bytes]) -> None:
@@ -63,6 +67,8 @@ class FragmenterSession(FrameProcess):
             elif kind == b"F" and header is not None:
                 timecode, frames = FRAGMENT_FACTS.unpack_from(body)
                 self._on_fragment(header, Fragment(body[FRAGMENT_FACTS.size :], timecode, frames))
+            elif kind == b"S":
+                self.slot_free(SLOT_FREE.unpack(body)[0])
             elif kind == b"E":
                 self.error = body.decode("utf-8", "replace")
             elif kind == b"C":

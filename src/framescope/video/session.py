@@ -2,8 +2,8 @@
 
 :class:`FrameProcess` is the part every encoder process shares: a child
 started with ``python -m <module>``, one JSON settings line, then frames
-(``HEADER`` and the BGR pixels) on its stdin, and a reader thread on its
-stdout. :class:`EncoderSession` (SpyGlass) reads JSON reports;
+(in shared-memory slots, or through the pipe) on its stdin, and a reader
+thread on its stdout. :class:`EncoderSession` (SpyGlass) reads JSON reports;
 ``framescope.kvs`` reads fragments.
 """
 
@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from typing import IO, Any
 
-from framescope.video.encoder_process import HEADER
+from framescope.video.frame_slots import SLOT_HEADER, FrameSlots
 
 __all__ = ["EncoderSession", "FrameProcess"]
 
@@ -28,15 +28,22 @@ logger = logging.getLogger(__name__)
 class FrameProcess:
     """A child process that takes frames on stdin, and the thread that reads its stdout.
 
-    Subclasses implement :meth:`read` (on the reader thread); :attr:`ended`
-    is set when it returns.
+    Subclasses implement :meth:`read` (on the reader thread) and call
+    :meth:`slot_free` when the child says it is done with a slot; :attr:`ended`
+    is set when ``read`` returns.
 
     Args:
         module: the module the child runs (``python -m module``).
         settings: its settings, JSON-ready (the first line of its stdin).
         name: names the reader thread.
         prepare: called with the child's stdin before the settings are written.
+        frame_bytes: the size of the frames it will get; with it, frames of
+            that size or smaller go through shared-memory slots (see
+            :mod:`framescope.video.frame_slots`), listed in
+            ``settings["slots"]``.
     """
+
+    SLOTS = 3
 
     def __init__(
         self,
@@ -44,7 +51,15 @@ class FrameProcess:
         settings: dict[str, Any],
         name: str,
         prepare: Callable[[IO[bytes]], None] | None = None,
+        frame_bytes: int | None = None,
     ) -> None:
+        self._slots: FrameSlots | None = None
+        if frame_bytes:
+            try:
+                self._slots = FrameSlots(self.SLOTS, frame_bytes, lambda: self.alive)
+                settings = {**settings, "slots": self._slots.names}
+            except OSError as error:  # no shared memory here: the pipe carries the frames
+                logger.info("frames go through the pipe (no shared memory: %s)", error)
         self._process = subprocess.Popen(
             [sys.executable, "-m", module],
             stdin=subprocess.PIPE,
@@ -79,10 +94,30 @@ class FrameProcess:
             self.ended.set()
 
     def send(self, image: Any, stream_time: float) -> None:
-        """Hand one BGR image to the encoder (blocks while its pipe is full); OSError if gone."""
+        """Hand one contiguous BGR image to the encoder; OSError if it is gone.
+
+        Blocks while the child holds every slot (or its pipe is full): the
+        caller is the feeder thread, never the frame loop.
+        """
         height, width = image.shape[:2]
-        self._stdin.write(HEADER.pack(height, width, stream_time))
+        slots = self._slots
+        if slots is not None and slots.fits(image):
+            index = slots.acquire()
+            slots.write(index, image)
+            self._stdin.write(SLOT_HEADER.pack(height, width, stream_time, index))
+            self._stdin.flush()  # the header is all the child waits for
+            return
+        self._stdin.write(SLOT_HEADER.pack(height, width, stream_time, -1))
         self._stdin.write(memoryview(image).cast("B"))
+
+    def slot_free(self, index: int) -> None:
+        """The child is done with slot ``index`` (called by :meth:`read`)."""
+        if self._slots is not None:
+            self._slots.release(index)
+
+    def _close_slots(self) -> None:
+        if self._slots is not None:
+            self._slots.close()
 
     def finish(self, timeout: float | None) -> bool:
         """Close the stream (the encoder flushes and exits); kill it after ``timeout`` s.
@@ -98,6 +133,7 @@ class FrameProcess:
             clean = False
             self.kill()
         self._reader.join(5)
+        self._close_slots()
         return clean
 
     def kill(self) -> None:
@@ -110,6 +146,7 @@ class FrameProcess:
             self._stdin.close()
         if self._reader is not threading.current_thread():
             self._reader.join(5)
+        self._close_slots()
 
     @property
     def alive(self) -> bool:
@@ -130,7 +167,10 @@ class EncoderSession(FrameProcess):
         self, settings: dict[str, Any], on_event: Callable[[dict[str, Any]], None], name: str
     ) -> None:
         self._on_event = on_event
-        super().__init__("framescope.video.encoder_process", settings, f"{name}-reports")
+        size = settings.get("width", 0) * settings.get("height", 0) * 3
+        super().__init__(
+            "framescope.video.encoder_process", settings, f"{name}-reports", frame_bytes=size
+        )
 
     def read(self, stdout: IO[bytes]) -> None:
         """Hand each JSON report to ``on_event`` until the process fails or closes."""
@@ -138,6 +178,9 @@ class EncoderSession(FrameProcess):
             try:
                 event = json.loads(line)
             except ValueError:
+                continue
+            if event.get("event") == "free":
+                self.slot_free(int(event.get("slot", -1)))
                 continue
             self._on_event(event)
             if event.get("event") in ("error", "closed"):
