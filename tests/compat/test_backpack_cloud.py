@@ -174,3 +174,20 @@ def test_fetcher_retries_while_not_available(moto: MotoEndpoint) -> None:
     answers["n"] = -100
     with pytest.raises(AutoIdentityError, match="Maximum number of retries"):
         fetcher.get_data(retry_freq=1, max_retry_num=3)
+
+
+def test_autoidentity_data_from_a_service_answer() -> None:
+    data = AutoIdentityData.from_instance(
+        {
+            "ApplicationInstanceId": "applicationInstance-1",
+            "Name": "counter",
+            "HealthStatus": "RUNNING",
+        }
+    )
+    assert (data.application_instance_id, data.application_name) == (
+        "applicationInstance-1",
+        "counter",
+    )
+    assert data.application_status == "RUNNING" and data.application_tags == {}
+    with pytest.raises(AutoIdentityError, match="no Name"):
+        AutoIdentityData.from_instance({"ApplicationInstanceId": "applicationInstance-1"})
