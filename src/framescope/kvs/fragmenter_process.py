@@ -25,7 +25,7 @@ import sys
 from typing import BinaryIO
 
 from framescope.kvs.fragments import Fragment, FragmentEncoder
-from framescope.video.frame_slots import AttachedSlots, read_frame
+from framescope.video.frame_slots import incoming_frames
 
 __all__ = ["FRAGMENT_FACTS", "MESSAGE", "SLOT_FREE", "main"]
 
@@ -47,8 +47,9 @@ def main() -> int:
     settings = json.loads(source.readline() or b"{}")
     encoder: FragmentEncoder | None = None
     sent_header = False
-    names = settings.pop("slots", None)
-    slots = AttachedSlots(names) if names else None
+    frames = incoming_frames(
+        source, settings.pop("slots", None), lambda slot: _say(out, b"S", SLOT_FREE.pack(slot))
+    )
 
     def on_fragment(fragment: Fragment) -> None:
         nonlocal sent_header
@@ -71,15 +72,8 @@ def main() -> int:
             tune=settings.get("tune"),
             bitrate=settings.get("bitrate"),
         )
-        spare = bytearray()
-        while True:
-            read = read_frame(source, slots, spare)
-            if read is None:
-                break  # the parent closed the stream
-            image, stream_time, slot, spare = read
+        for image, stream_time in frames:
             encoder.encode(image, stream_time)  # copies the pixels
-            if slot >= 0:
-                _say(out, b"S", SLOT_FREE.pack(slot))
         encoder.close()
         _say(out, b"C", str(encoder.frames_encoded).encode())
         return 0
@@ -88,8 +82,7 @@ def main() -> int:
             _say(out, b"E", f"{type(error).__name__}: {error}".encode())
         return 1
     finally:
-        if slots is not None:
-            slots.close()
+        frames.close()
 
 
 if __name__ == "__main__":

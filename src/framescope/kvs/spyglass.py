@@ -208,13 +208,7 @@ class KVSSpyGlass(SpyGlass):
         self._counts["reconnects"] += counts["reconnects"]
         held = self._handed - counts["frames_sent"] - counts["frames_lost"]
         self._lost += counts["frames_lost"] + max(0, held)
-        totals = self._totals
-        for key, value in counts.items():
-            totals[key] = totals.get(key, 0) + value
-        for kind in ("acks", "errors"):
-            merged = totals.setdefault(kind, {})
-            for key, value in getattr(uploader, kind).items():
-                merged[key] = merged.get(key, 0) + value
+        _add_up(self._totals, uploader)
         self._handed = 0
         self._uploader = None
 
@@ -222,22 +216,14 @@ class KVSSpyGlass(SpyGlass):
         """Frames put, dropped (queue full or lost with a fragment) and sent; fragments sent
         and lost; acks by kind; errors by code; connections, reconnects and rotations."""
         counts: dict[str, Any] = {**self.counts}
+        totals = {k: dict(v) if isinstance(v, dict) else v for k, v in self._totals.items()}
         live = self._uploader
-        totals = {
-            key: value for key, value in self._totals.items() if key not in ("acks", "errors")
-        }
-        acks: dict[str, int] = dict(self._totals.get("acks", {}))
-        errors: dict[int, int] = dict(self._totals.get("errors", {}))
         if live is not None:
-            for key, value in live.counts.items():
-                totals[key] = totals.get(key, 0) + value
-            for kind, number in live.acks.items():
-                acks[kind] = acks.get(kind, 0) + number
-            for code, number in live.errors.items():
-                errors[code] = errors.get(code, 0) + number
+            _add_up(totals, live)
             counts["sent"] += live.counts["frames_sent"]
         counts.update(totals)
-        counts["acks"], counts["errors"] = acks, errors
+        counts.setdefault("acks", {})
+        counts.setdefault("errors", {})
         return counts
 
     def __repr__(self) -> str:
@@ -245,6 +231,16 @@ class KVSSpyGlass(SpyGlass):
             f"KVSSpyGlass(stream_region={self.stream_region!r}, "
             f"stream_name={self.stream_name!r}, state={self.state.name})"
         )
+
+
+def _add_up(totals: dict[str, Any], uploader: Uploader) -> None:
+    """Add a session's counts, acks by kind and errors by code to ``totals``."""
+    for key, value in uploader.counts.items():
+        totals[key] = totals.get(key, 0) + value
+    for kind, found in (("acks", dict(uploader.acks)), ("errors", dict(uploader.errors))):
+        merged: dict[Any, int] = totals.setdefault(kind, {})
+        for name, number in found.items():
+            merged[name] = merged.get(name, 0) + number
 
 
 class _Streaming:

@@ -5,11 +5,11 @@ stream over one connection at a time. It opens a connection with fresh
 credentials and a fresh data endpoint, rotates it (between fragments, so
 nothing is lost) before it reaches ``max_connection_s`` or its credentials
 expire, and after a failure reconnects with back-off (never more than 5
-connections a second). A fragment being written when a connection fails is
-lost, and counted with its frames: a fragment's frames count as sent once
-the service acknowledges it RECEIVED, and a connection that ends before
-that loses the fragments it had not acknowledged. Fatal errors (the stream is gone, access
-refused with fresh credentials) end the session with the reason.
+connections a second). A fragment's frames count as sent once the service
+acknowledges it RECEIVED; a connection that ends before that loses the
+fragments it had not acknowledged, counted with their frames. Fatal errors
+(the stream is gone, access refused with fresh credentials) end the session
+with the reason.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from collections import Counter
 from typing import Any
 
 from framescope.kvs.acks import Ack, error_name, is_fatal
-from framescope.kvs.credentials import Credentials, KVSCredentialsHandler
+from framescope.kvs.credentials import KVSCredentialsHandler
 from framescope.kvs.fragments import Fragment
 from framescope.kvs.putmedia import PutMediaConnection
 
@@ -101,7 +101,8 @@ class Uploader:
         if connection is None:
             self._lose(fragment)
             return
-        self._pending[fragment.timecode] = fragment.frames  # before: its ack may come at once
+        with self._lock:  # before writing it: its ack may come at once
+            self._pending[fragment.timecode] = fragment.frames
         try:
             connection.send(fragment.data)
         except OSError:
@@ -121,8 +122,9 @@ class Uploader:
             self.counts[key] += number
 
     def _lose(self, fragment: Fragment) -> None:
-        self._add("fragments_lost", 1)
-        self._add("frames_lost", fragment.frames)
+        with self._lock:
+            self.counts["fragments_lost"] += 1
+            self.counts["frames_lost"] += fragment.frames
 
     def _forget_pending(self) -> None:
         """The connection ended: what it had not acknowledged is lost."""
@@ -195,7 +197,7 @@ class Uploader:
                 self._endpoint(),
                 stream_name=glass.stream_name,
                 region=glass.stream_region,
-                credentials=self._credentials(),
+                credentials=self._handler.credentials(),
                 producer_start=self.producer_start,
                 on_ack=self._on_ack,
                 timeout=glass.timeout,
@@ -228,9 +230,6 @@ class Uploader:
         if self._failures == 1:
             logger.warning("KVSSpyGlass %r: cannot open the upload (%s)", self._glass.name, reason)
 
-    def _credentials(self) -> Credentials:
-        return self._handler.credentials()
-
     def _endpoint(self) -> str:
         glass = self._glass
         client = self._handler.boto3_session(glass.stream_region).client(
@@ -243,25 +242,23 @@ class Uploader:
     # -- acks (on the connection's reader thread) -------------------------------------
 
     def _on_ack(self, ack: Ack) -> None:
+        code = ack.error_id if ack.event_type == "ERROR" else None
         with self._lock:
             self.acks[ack.event_type] += 1
-        if ack.event_type == "RECEIVED" and ack.fragment_timecode is not None:
-            with self._lock:
+            if ack.event_type == "RECEIVED" and ack.fragment_timecode is not None:
                 frames = self._pending.pop(ack.fragment_timecode, None)
                 if frames is not None:
                     self.counts["fragments_received"] += 1
                     self.counts["frames_sent"] += frames
-            self._refused = 0
-        if ack.event_type == "ERROR" and ack.error_id is not None:
-            code = ack.error_id
-            with self._lock:
+                self._refused = 0
+            if code is not None:
                 self.errors[code] += 1
-            if code not in self._logged_codes:  # once per code
-                self._logged_codes.add(code)
-                logger.warning(
-                    "KVSSpyGlass %r: PutMedia error %d %s (fragment %s)",
-                    self._glass.name,
-                    code,
-                    error_name(code),
-                    ack.fragment_timecode,
-                )
+        if code is not None and code not in self._logged_codes:  # once per code
+            self._logged_codes.add(code)
+            logger.warning(
+                "KVSSpyGlass %r: PutMedia error %d %s (fragment %s)",
+                self._glass.name,
+                code,
+                error_name(code),
+                ack.fragment_timecode,
+            )

@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 import av
 
 from framescope.video.frame import Frame
-from framescope.video.frame_slots import AttachedSlots, read_frame
+from framescope.video.frame_slots import incoming_frames
 from framescope.video.writer import VideoWriter
 
 __all__ = ["main"]
@@ -46,20 +46,14 @@ def main() -> int:
     source, out = sys.stdin.buffer, sys.stdout.buffer
     settings = json.loads(source.readline() or b"{}")
     writer: Any = None
-    names = settings.pop("slots", None)
-    slots = AttachedSlots(names) if names else None
+    frames = incoming_frames(
+        source, settings.pop("slots", None), lambda slot: _say(out, "free", slot=slot)
+    )
     try:
         av.logging.set_level(av.logging.ERROR)
         writer = VideoWriter(settings.pop("uri"), **settings)
-        spare = bytearray()
-        while True:
-            read = read_frame(source, slots, spare)
-            if read is None:
-                break  # the parent closed the stream
-            image, stream_time, slot, spare = read
+        for image, stream_time in frames:
             writer.write(Frame(image, writer.frames_written, time=stream_time))  # copies it
-            if slot >= 0:
-                _say(out, "free", slot=slot)
             if writer.frames_written == 1:
                 _say(out, "streaming")
             elif writer.frames_written % _REPORT_EVERY == 0:
@@ -73,8 +67,7 @@ def main() -> int:
             _say(out, "error", message=f"{type(error).__name__}: {error}", count=sent)
         return 1
     finally:
-        if slots is not None:
-            slots.close()
+        frames.close()
 
 
 if __name__ == "__main__":

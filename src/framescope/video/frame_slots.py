@@ -7,8 +7,9 @@ small, bounded pool of shared-memory slots the parent writes a frame into
 child tells the parent when the slot is free again. A frame that does not
 fit a slot goes through the pipe as before (slot ``-1``).
 
-The child attaches with :class:`AttachedSlots` and reads each frame with
-:func:`read_frame`.
+The child reads its frames with :func:`incoming_frames` (which attaches to
+the slots and frees each one once the child asked for the next frame), or
+one at a time with :func:`read_frame`.
 """
 
 from __future__ import annotations
@@ -17,11 +18,15 @@ import contextlib
 import struct
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from multiprocessing import resource_tracker, shared_memory
 from typing import Any, BinaryIO
 
-__all__ = ["SLOT_HEADER", "AttachedSlots", "FrameSlots", "read_frame"]
+from framescope._optional import require
+
+__all__ = ["SLOT_HEADER", "AttachedSlots", "FrameSlots", "incoming_frames", "read_frame"]
+
+numpy = require("numpy", "video", "frames through shared memory")
 
 SLOT_HEADER = struct.Struct("<IIdi")
 """Per frame: height, width (uint32), stream time (float64 s), slot (-1: the pixels follow)."""
@@ -64,8 +69,6 @@ class FrameSlots:
 
     def write(self, index: int, image: Any) -> None:
         """Copy ``image`` into slot ``index``."""
-        import numpy  # noqa: PLC0415 - the video extra has it
-
         target = numpy.ndarray(image.shape, numpy.uint8, buffer=self._blocks[index].buf)
         numpy.copyto(target, image)
 
@@ -110,8 +113,6 @@ class AttachedSlots:
 
     def image(self, index: int, height: int, width: int) -> Any:
         """The frame in slot ``index`` (valid until the slot is released)."""
-        import numpy  # noqa: PLC0415
-
         return numpy.ndarray((height, width, 3), numpy.uint8, buffer=self._blocks[index].buf)
 
     def close(self) -> None:
@@ -139,8 +140,6 @@ def read_frame(
     A frame sent through the pipe is read into ``spare`` (reused while its
     size stays the same; the encoder copies every frame it takes).
     """
-    import numpy  # noqa: PLC0415
-
     header = bytearray(SLOT_HEADER.size)
     if not _read_into(source, header):
         return None
@@ -153,3 +152,27 @@ def read_frame(
         return None
     image = numpy.frombuffer(spare, numpy.uint8).reshape(height, width, 3)
     return image, stream_time, -1, spare
+
+
+def incoming_frames(
+    source: BinaryIO, slot_names: list[str] | None, free: Callable[[int], None]
+) -> Generator[tuple[Any, float], None, None]:
+    """Each frame on ``source`` as (image, stream time), until the parent closes it.
+
+    Attaches to ``slot_names`` (the ``slots`` setting, None: every frame
+    comes through the pipe); a slot's frame is valid until the next one is
+    asked for, and then ``free(slot)`` tells the parent it may reuse it. The
+    consumer must copy what it keeps (the encoders do).
+    """
+    slots = AttachedSlots(slot_names) if slot_names else None
+    spare = bytearray()
+    try:
+        while (read := read_frame(source, slots, spare)) is not None:
+            image, stream_time, slot, spare = read
+            yield image, stream_time
+            del image, read  # no view of the slot outlives it
+            if slot >= 0:
+                free(slot)
+    finally:
+        if slots is not None:
+            slots.close()
