@@ -15,6 +15,7 @@ from framescope._aws import aws_client
 from framescope.clock import SYSTEM_CLOCK, Clock, sleep_on
 
 __all__ = [
+    "PANORAMA_FIELDS",
     "AutoIdentityData",
     "AutoIdentityError",
     "AutoIdentityFetcher",
@@ -52,16 +53,18 @@ class AutoIdentityError(RuntimeError):
     """Backpack 0.3's error: the identity could not be fetched."""
 
 
-_KEYS = {
-    "application_instance_id": "ApplicationInstanceId",
+PANORAMA_FIELDS = {
+    "application_created_time": "CreatedTime",
+    "application_description": "Description",
     "application_name": "Name",
+    "application_status": "HealthStatus",
     "application_tags": "Tags",
     "device_id": "DefaultRuntimeContextDevice",
     "device_name": "DefaultRuntimeContextDeviceName",
-    "application_created_time": "CreatedTime",
-    "application_status": "HealthStatus",
-    "application_description": "Description",
 }
+"""Identity fields and the ``ListApplicationInstances`` keys they come from."""
+
+_KEYS = {"application_instance_id": "ApplicationInstanceId", **PANORAMA_FIELDS}
 
 
 @dataclass(frozen=True)

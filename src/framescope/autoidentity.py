@@ -20,11 +20,14 @@ import os
 import re
 import socket
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 from framescope._aws import aws_client, classify_aws_error
+from framescope._panorama import (
+    PANORAMA_FIELDS as _PANORAMA_FIELDS,
+)
 from framescope._panorama import (
     AutoIdentityData,
     AutoIdentityError,
@@ -106,16 +109,6 @@ class Identity:
 
 #: The environment variable in which Panorama gives an application its instance id.
 APP_INSTANCE_VARIABLE = "AppGraph_Uid"
-
-_PANORAMA_FIELDS = {
-    "application_created_time": "CreatedTime",
-    "application_description": "Description",
-    "application_name": "Name",
-    "application_status": "HealthStatus",
-    "application_tags": "Tags",
-    "device_id": "DefaultRuntimeContextDevice",
-    "device_name": "DefaultRuntimeContextDeviceName",
-}
 
 
 class AutoIdentity(Identity):
@@ -251,9 +244,6 @@ class AutoIdentity(Identity):
             )
         return self._client
 
-    def _instances(self, panorama: Any) -> Iterator[dict[str, Any]]:
-        return deployed_instances(panorama)
-
     def refresh(self, timeout: float | None = None) -> bool:
         """Look the instance up again, for at most ``timeout`` seconds.
 
@@ -290,7 +280,7 @@ class AutoIdentity(Identity):
             panorama = self._panorama()
             instance = None
             seen = 0
-            for seen, candidate in enumerate(self._instances(panorama), 1):  # noqa: B007
+            for seen, candidate in enumerate(deployed_instances(panorama), 1):  # noqa: B007
                 if candidate.get("ApplicationInstanceId") == self.application_instance_id:
                     instance = candidate
                     break

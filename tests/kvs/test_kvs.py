@@ -154,7 +154,7 @@ def test_the_receiver_going_away_never_blocks_the_frame_loop(
         gaps.append(now - last)
         last = now
     assert max(gaps) < 0.5  # put() never waited on the network (generous bound)
-    assert spyglass.stop_streaming(timeout=3) in (True, False)
+    assert spyglass.stop_streaming(timeout=10)  # the stalled upload does not hold the stop
     counts = spyglass.counters()
     assert counts["put"] == 300
     assert counts["put"] == counts["sent"] + counts["dropped"]

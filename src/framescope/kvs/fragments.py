@@ -44,9 +44,9 @@ def read_element_header(data: bytes | bytearray, at: int) -> tuple[int, int | No
         return None
     first = data[at]
     id_length = 1 + (8 - first.bit_length()) if first else 0
-    if not 1 <= id_length <= 4 or at + id_length >= len(data):
-        if not 1 <= id_length <= 4:
-            raise ValueError(f"not an EBML element id at byte {at}")
+    if not 1 <= id_length <= 4:
+        raise ValueError(f"not an EBML element id at byte {at}")
+    if at + id_length >= len(data):
         return None
     element = int.from_bytes(data[at : at + id_length], "big")
     marker = data[at + id_length]
@@ -93,7 +93,7 @@ class ClusterSplitter:
         self._in_segment = False
         self._prefix = b""  # the header so far
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         """Take more of the stream."""
         self._pending += data
         while self._step():
@@ -152,9 +152,9 @@ class _Sink(io.RawIOBase):
         return False
 
     def write(self, data: Any) -> int:
-        chunk = bytes(data)
-        self._splitter.write(chunk)
-        return len(chunk)
+        view = memoryview(data)  # the splitter copies what it keeps
+        self._splitter.write(view)
+        return view.nbytes
 
 
 class FragmentEncoder:
