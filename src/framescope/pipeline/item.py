@@ -21,6 +21,7 @@ __all__ = [
     "Process",
     "Unit",
     "close_span",
+    "failed_item",
     "item_processor",
     "open_span",
     "stage_processor",
@@ -30,7 +31,7 @@ __all__ = [
 class Envelope:
     """One item travelling through a pipeline, with its entry time and frame id."""
 
-    __slots__ = ("data", "error", "frame_id", "marks", "t_in")
+    __slots__ = ("data", "error", "frame_id", "marks", "sequence", "t_in")
 
     def __init__(self, data: Any, t_in: int, frame_id: int = 0) -> None:
         self.data = data
@@ -38,6 +39,7 @@ class Envelope:
         self.frame_id = frame_id
         self.marks: dict[int, int] | None = None
         self.error: StageError | None = None  # set when a stage failed on this item
+        self.sequence = 0  # its number in a replicated stage (see pipeline.replicas)
 
 
 class ItemFailedError(Exception):
@@ -80,7 +82,7 @@ def item_processor(unit: Unit, fail: Fail, now: Callable[[], int]) -> Process:
             try:
                 return unit(envelope, start)
             except ItemFailedError as failure:
-                return _failed(envelope, failure, fail, now)
+                return failed_item(envelope, failure, fail, now)
         return start
 
     return process
@@ -108,9 +110,9 @@ def stage_processor(
             try:
                 result = stage(data)
             except ItemFailedError as failure:
-                return _failed(envelope, failure, fail, now)
+                return failed_item(envelope, failure, fail, now)
             except Exception as error:
-                return _failed(envelope, wrap(data, error), fail, now)
+                return failed_item(envelope, wrap(data, error), fail, now)
             end = now()
             record(start, end)
             envelope.data = result
@@ -120,7 +122,7 @@ def stage_processor(
     return process
 
 
-def _failed(
+def failed_item(
     envelope: Envelope, failure: ItemFailedError, fail: Fail, now: Callable[[], int]
 ) -> int | None:
     """Apply the policy to a failed item: None when it ends here, else mark it and go on."""

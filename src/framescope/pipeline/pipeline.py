@@ -17,40 +17,23 @@ from framescope._validation import (
 )
 from framescope.clock import SYSTEM_CLOCK, Clock
 from framescope.pipeline.aggregation import Aggregator
-from framescope.pipeline.errors import (
-    ErrorPolicy,
-    OverflowPolicy,
-)
+from framescope.pipeline.errors import ErrorPolicy, OverflowPolicy
+from framescope.pipeline.executor_choice import resolve_executor
+from framescope.pipeline.executors import Executor
 from framescope.pipeline.readers import SnapshotReaders
 from framescope.pipeline.readout import read_snapshot
 from framescope.pipeline.results import ResultBuffer
 from framescope.pipeline.runtime import Runtime
 from framescope.pipeline.settings import RunSettings
 from framescope.pipeline.snapshot import PipelineSnapshot
-from framescope.pipeline.stage import Stage
+from framescope.pipeline.stage import PipelineStage
 from framescope.pipeline.streaming import StreamControls
 from framescope.pipeline.tree import PARALLEL, SEPARATOR, SERIAL, StageTree
 from framescope.timepiece import StopWatch
 
-__all__ = ["SEPARATOR", "Pipeline", "PipelineStage"]
+__all__ = ["SEPARATOR", "Pipeline", "PipelineStage"]  # PipelineStage: see stage.py
 
 _FROM_GENERATOR: Any = object()
-
-
-class PipelineStage(Stage):
-    """A pipeline used as a stage of another pipeline (see :meth:`Pipeline.as_stage`)."""
-
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.pipeline = pipeline
-        self.name = pipeline.name
-
-    def __call__(self, data: Any) -> Any:
-        """Run the nested pipeline's stages on ``data`` and return the result."""
-        return self.pipeline._tree.run_inline(data)
-
-    def cleanup(self) -> None:
-        """Clean up the nested pipeline."""
-        self.pipeline.cleanup()
 
 
 class Pipeline(StreamControls, SnapshotReaders):
@@ -142,6 +125,9 @@ class Pipeline(StreamControls, SnapshotReaders):
         *,
         on_error: ErrorPolicy | str = ErrorPolicy.RAISE,
         queue_size: int | None = None,
+        replicas: int = 1,
+        executor: str | Executor = "thread",
+        ordered: bool = True,
     ) -> Pipeline:
         """Append a stage; returns the pipeline, so calls can be chained.
 
@@ -153,6 +139,11 @@ class Pipeline(StreamControls, SnapshotReaders):
             on_error: ``"raise"``, ``"skip"`` or ``"stop"``, see :class:`ErrorPolicy`.
             queue_size: capacity of the queue in front of this stage when the
                 pipeline runs in parallel (default: the pipeline's queue size).
+            replicas: run the stage on this many workers at once when the pipeline
+                runs in parallel (``Stage#0``, ``Stage#1`` ... in the state).
+            executor: where replicas run: ``"thread"`` (the stage object is shared),
+                ``"process"`` (a copy in each worker process) or ``"ray"`` (actors).
+            ordered: results leave the stage in input order (False: as they finish).
         """
         if self._tree.mode is not None:
             raise RuntimeError(
@@ -164,7 +155,17 @@ class Pipeline(StreamControls, SnapshotReaders):
         child = stage.pipeline._tree if isinstance(stage, PipelineStage) else None
         if not callable(stage):
             raise TypeError(f"stage must be callable (a Stage or a function), got {stage!r}")
-        self._tree.add(stage, name, ErrorPolicy.parse(on_error, "on_error"), queue_size, child)
+        policy, plan = ErrorPolicy.parse(on_error, "on_error"), resolve_executor(executor, replicas)
+        self._tree.add(
+            stage,
+            name,
+            policy,
+            queue_size,
+            child,
+            replicas=replicas,
+            executor=plan,
+            ordered=ordered,
+        )
         return self
 
     def as_stage(self) -> PipelineStage:

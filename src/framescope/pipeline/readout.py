@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from framescope.pipeline.framelog import TraceMaterial
 from framescope.pipeline.nodestate import NodeReading, in_micros, timing_from
 from framescope.pipeline.runtime import Runtime
@@ -22,7 +24,7 @@ def _plain_state(tree: StageTree, started: bool, now_ns: int) -> PipelineState:
     """Node states without debugging: only the main-loop timings, from the stage timers."""
     nodes = {}
     for key, step in tree.keyed():
-        timing = timing_from(in_micros(step.watch.statistics()), now_ns) if started else Timing()
+        timing = timing_from(in_micros(step.statistics()), now_ns) if started else Timing()
         nodes[key] = NodeState(
             input_states={"in": InputQueueState()},
             output_states={"out": OutputQueueState()},
@@ -50,7 +52,7 @@ def read_snapshot(tree: StageTree, runtime: Runtime) -> PipelineSnapshot:
     else:
         started = runtime.running or tree.closed
         state, material, phases = _plain_state(tree, started, taken_ns), TraceMaterial(), {}
-    queues = runtime.queues()
+    queues, held = runtime.queues(), runtime.held()
     working = set(tree.working_keys(tree.mode == PARALLEL))
     prefix = tree.name + SEPARATOR
     stages = []
@@ -60,14 +62,28 @@ def read_snapshot(tree: StageTree, runtime: Runtime) -> PipelineSnapshot:
             StageSnapshot(
                 key=key,
                 stage=key[len(prefix) :],
-                latency=step.watch.statistics(),
+                latency=step.statistics(),
                 failures=step.failures,
                 working=key in working,
                 queue_depth=depth,
                 queue_capacity=capacity,
                 phase=phases.get(key),
+                replicas=step.replicas,
+                held=held.get(key),
             )
         )
+        for index, watch in enumerate(step.replica_watches):
+            replica = f"{key}#{index}"
+            stages.append(
+                StageSnapshot(
+                    key=replica,
+                    stage=replica[len(prefix) :],
+                    latency=watch.statistics(),
+                    working=False,
+                    phase=phases.get(replica),
+                    replica_of=key,
+                )
+            )
     return PipelineSnapshot(
         pipeline=tree.name,
         latency=runtime.latency.statistics(),
@@ -80,4 +96,5 @@ def read_snapshot(tree: StageTree, runtime: Runtime) -> PipelineSnapshot:
         mode=tree.mode,
         debug=aggregator is not None,
         trace_material=material,
+        cpu_count=os.cpu_count(),
     )

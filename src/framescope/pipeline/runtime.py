@@ -38,8 +38,9 @@ from framescope.pipeline.item import (
 from framescope.pipeline.loop import InputLoop
 from framescope.pipeline.results import NOTHING, ResultBuffer
 from framescope.pipeline.settings import RunSettings
+from framescope.pipeline.threads import StageThreads, node_links, start_threads
 from framescope.pipeline.tree import PARALLEL, SERIAL, StageTree
-from framescope.pipeline.worker import Worker, is_sending, processor_for
+from framescope.pipeline.worker import Worker
 from framescope.timepiece import StopWatch
 
 __all__ = ["RunSettings", "Runtime"]
@@ -80,6 +81,7 @@ class Runtime:
         self.crashed: BaseException | None = None  # escaped a stage in a thread
         self.running = False
         self.workers: list[Worker] = []
+        self.groups: list[StageThreads] = []
         self._make_aggregator = aggregator
         self._channels: list[Channel] = []
         self._input: Channel | None = None
@@ -138,58 +140,22 @@ class Runtime:
         self.running = True
 
     def _start_threads(self) -> None:
-        specs = self.tree.units()
-        default = self.settings.queue_size
-        channels = [Channel(spec.queue_size or default) for spec in specs]
-        self._channels, self._input = channels, channels[0]
-        fail, now = self._fail_later, self.clock.monotonic_ns
-        for index, spec in enumerate(specs):
-            outbox = channels[index + 1] if index + 1 < len(channels) else None
-            end = self._finish if outbox is None else partial(outbox.put, END, None)
-            self.workers.append(
-                Worker(
-                    spec.label,
-                    processor_for(spec, fail, now),
-                    channels[index],
-                    self.deliver if outbox is None else outbox.put,
-                    end=end,
-                    crash=self.crash,
-                    outbox_length=None if outbox is None else outbox.length_function(),
-                    recorder=spec.recorder,
-                    clock=self.clock,
-                )
-            )
-        for worker in self.workers:
-            worker.thread.start()
+        self.groups = start_threads(
+            self.tree.units(),
+            self.settings.queue_size,
+            fail=self._fail_later,
+            deliver=self.deliver,
+            finish=self._finish,
+            crash=self.crash,
+            clock=self.clock,
+        )
+        self._channels = [group.inbox for group in self.groups]
+        self._input = self._channels[0]
+        self.workers = [worker for group in self.groups for worker in group.workers]
 
     def _node_links(self) -> list[NodeLink]:
-        """How each node (step) sits in the running pipeline, for the aggregator."""
-        workers = {worker.label: index for index, worker in enumerate(self.workers)}
-        links = []
-        for step in self.tree.walk():
-            index = workers.get(step.qualified)
-            if index is None:
-                links.append(
-                    NodeLink(step.qualified, step.recorder, fallback=step.watch.statistics)
-                )
-                continue
-            worker = self.workers[index]
-            upstream = (
-                self._is_feeding if index == 0 else is_sending(self.workers[index - 1].recorder)
-            )
-            outbox = self._channels[index + 1] if index + 1 < len(self._channels) else None
-            links.append(
-                NodeLink(
-                    step.qualified,
-                    step.recorder,
-                    inbox_length=worker.inbox.__len__,
-                    capacity=worker.inbox.maxsize,
-                    upstream_sending=upstream,
-                    out_capacity=None if outbox is None else outbox.maxsize,
-                    fallback=step.watch.statistics,
-                )
-            )
-        return links
+        """How each node sits in the running pipeline, for the aggregator."""
+        return node_links(self.tree, self.groups, self._is_feeding)
 
     def _is_feeding(self) -> bool:
         return self._feeding
@@ -437,7 +403,10 @@ class Runtime:
     def counters(self) -> dict[str, int]:
         """Counts of what happened to items (see ``Pipeline.counters``)."""
         discarded = [channel.discarded for channel in self._channels]
-        counts = self.counts.read(discarded + [worker.discarded for worker in self.workers])
+        discarded += [worker.discarded for worker in self.workers]
+        discarded += [g.sequencer.discarded for g in self.groups if g.sequencer is not None]
+        counts = self.counts.read(discarded)
+        counts["replica_restarts"] = sum(group.restarts for group in self.groups)
         counts["blocks_folded"] = sum(step.recorder.folded_blocks for step in self.tree.walk())
         counts["results_dropped"] = self.results.dropped
         counts["results_skipped"] = self.results.skipped
@@ -449,7 +418,11 @@ class Runtime:
 
     def queues(self) -> dict[str, tuple[int, int]]:
         """``(items waiting, capacity)`` of each thread's input queue, by node id."""
-        return {worker.label: (len(worker.inbox), worker.inbox.maxsize) for worker in self.workers}
+        return {group.label: (len(group.inbox), group.inbox.maxsize) for group in self.groups}
+
+    def held(self) -> dict[str, int]:
+        """Results each replicated stage holds until an earlier one is done, by node id."""
+        return {g.label: len(g.sequencer) for g in self.groups if g.sequencer is not None}
 
     # -- stopping --------------------------------------------------------------------
 
@@ -457,6 +430,8 @@ class Runtime:
         """Stop taking and moving items (threads end; stages are not cleaned up yet)."""
         for channel in self._channels:
             channel.close()
+        for group in self.groups:
+            group.halt()
         self._finish()
 
     def shutdown(self, timeout: float | None) -> list[str]:
@@ -484,6 +459,8 @@ class Runtime:
             worker.thread.join(left())
             if worker.thread.is_alive():
                 hung.append(worker.label)
+        for group in self.groups:
+            group.close(left())
         if self.aggregator is not None and not self.aggregator.stop(left()):
             hung.append(f"{self.tree.name}:aggregator")
         if hung:

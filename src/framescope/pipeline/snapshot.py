@@ -48,6 +48,10 @@ class StageSnapshot:
         queue_depth: items waiting in its input queue (None when it has none).
         queue_capacity: the size of that queue (None when it has none).
         phase: IDLE, PROCESSING, ... (None unless debugging is on).
+        replicas: how many replicas run the stage (its latency merges theirs: the
+            rate is their sum, the percentiles their pooled samples).
+        replica_of: for a replica's own entry (``Main__Infer#1``), the stage's key.
+        held: results a replicated stage holds back until an earlier one is done.
     """
 
     key: str
@@ -58,6 +62,9 @@ class StageSnapshot:
     queue_depth: int | None = None
     queue_capacity: int | None = None
     phase: str | None = None
+    replicas: int = 1
+    replica_of: str | None = None
+    held: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The stage as a JSON-ready dict."""
@@ -70,6 +77,9 @@ class StageSnapshot:
             "queue_depth": self.queue_depth,
             "queue_capacity": self.queue_capacity,
             "phase": self.phase,
+            "replicas": self.replicas,
+            "replica_of": self.replica_of,
+            "held": self.held,
         }
 
     @classmethod
@@ -84,6 +94,9 @@ class StageSnapshot:
             queue_depth=data.get("queue_depth"),
             queue_capacity=data.get("queue_capacity"),
             phase=data.get("phase"),
+            replicas=int(data.get("replicas", 1)),
+            replica_of=data.get("replica_of"),
+            held=data.get("held"),
         )
 
 
@@ -102,6 +115,7 @@ class PipelineSnapshot:
         debug: whether debugging was on (node phases, queue evidence, traces).
         trace_material: the raw material of the sampled frame traces.
         node_readings: with debugging on, each node's reading (see :attr:`state`).
+        cpu_count: the cores of the machine the pipeline runs on (None: unknown).
 
     :attr:`state` (DepthAI's node states) and :attr:`traces` are rendered from
     the readings of this instant the first time they are read.
@@ -117,6 +131,7 @@ class PipelineSnapshot:
     debug: bool = False
     trace_material: TraceMaterial = field(default_factory=TraceMaterial)
     node_readings: tuple[NodeReading, ...] = ()
+    cpu_count: int | None = None
     _state: PipelineState | None = field(default=None, repr=False, compare=False)
     _traces: tuple[FrameTrace, ...] | None = field(
         default=None, init=False, repr=False, compare=False
@@ -183,6 +198,10 @@ class PipelineSnapshot:
         throughput = {key: snap.rate(self.taken_ns) for key, snap in stats.items()}
         return latency, throughput
 
+    def replicas_of(self, key: str) -> tuple[StageSnapshot, ...]:
+        """The entries of the replicas of the stage ``key`` (empty when it has none)."""
+        return tuple(stage for stage in self.stages if stage.replica_of == key)
+
     def working_stages(self) -> tuple[StageSnapshot, ...]:
         """The stages that process items themselves, in pipeline order."""
         return tuple(stage for stage in self.stages if stage.working)
@@ -203,6 +222,7 @@ class PipelineSnapshot:
             "wall_time": None if self.wall_time is None else self.wall_time.isoformat(),
             "mode": self.mode,
             "debug": self.debug,
+            "cpu_count": self.cpu_count,
             "node_ids": list(self.node_ids),
             "traces": [trace.to_dict() for trace in self.traces],
         }
@@ -227,6 +247,7 @@ class PipelineSnapshot:
             wall_time=None if wall is None else datetime.datetime.fromisoformat(wall),
             mode=data.get("mode"),
             debug=bool(data.get("debug", False)),
+            cpu_count=data.get("cpu_count"),
             trace_material=TraceMaterial(tuple(data.get("node_ids", ()))),
         )
         traces = tuple(FrameTrace.from_dict(t) for t in data.get("traces", ()))
@@ -270,7 +291,8 @@ def merge_snapshots(
                     "pass prefixes= to tell them apart"
                 )
             seen.add(key)
-            stages.append(replace(stage, key=key))
+            replica_of = None if stage.replica_of is None else prefix + stage.replica_of
+            stages.append(replace(stage, key=key, replica_of=replica_of))
         for counter, value in snapshot.counters.items():
             counters[counter] = counters.get(counter, 0) + value
         latency = latency.merge(snapshot.latency)
@@ -285,4 +307,5 @@ def merge_snapshots(
         wall_time=max((s.wall_time for s in snapshots if s.wall_time is not None), default=None),
         mode=snapshots[0].mode if len({s.mode for s in snapshots}) == 1 else None,
         debug=all(s.debug for s in snapshots),
+        cpu_count=snapshots[0].cpu_count if len({s.cpu_count for s in snapshots}) == 1 else None,
     )

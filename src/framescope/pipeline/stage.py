@@ -8,7 +8,7 @@ from typing import Any
 from framescope.clock import SYSTEM_CLOCK
 from framescope.pipeline.events import EventRecorder
 
-__all__ = ["Stage", "stage_display_name"]
+__all__ = ["PipelineStage", "Stage", "stage_display_name"]
 
 _DISABLED = EventRecorder("", SYSTEM_CLOCK, enabled=False)
 
@@ -49,3 +49,19 @@ def stage_display_name(stage: object) -> str | None:
     if isinstance(name, str) and name:
         return name
     return None
+
+
+class PipelineStage(Stage):
+    """A pipeline used as a stage of another pipeline (see :meth:`Pipeline.as_stage`)."""
+
+    def __init__(self, pipeline: Any) -> None:
+        self.pipeline = pipeline
+        self.name = pipeline.name
+
+    def __call__(self, data: Any) -> Any:
+        """Run the nested pipeline's stages on ``data`` and return the result."""
+        return self.pipeline._tree.run_inline(data)
+
+    def cleanup(self) -> None:
+        """Clean up the nested pipeline."""
+        self.pipeline.cleanup()

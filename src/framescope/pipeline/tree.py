@@ -10,6 +10,7 @@ for one unit per thread (:meth:`StageTree.units`).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,9 +19,11 @@ from framescope._validation import check_positive_int
 from framescope.clock import Clock
 from framescope.pipeline.errors import ErrorPolicy, StageError
 from framescope.pipeline.events import BLOCK_NAMES, EventRecorder, NodePhase
+from framescope.pipeline.executors import Executor, ThreadExecutor
 from framescope.pipeline.item import Envelope, ItemFailedError, Unit, close_span, open_span
 from framescope.pipeline.stage import Stage, stage_display_name
 from framescope.running import bind_recorder
+from framescope.stats import StatsSnapshot
 from framescope.timepiece import StopWatch
 
 __all__ = ["PARALLEL", "SEPARATOR", "SERIAL", "StageTree", "Step", "UnitSpec", "check_name"]
@@ -51,6 +54,10 @@ class Step:
 
     ``child`` is the tree of a nested pipeline (whose stages do the work);
     ``qualified`` is the profile key, set when the root tree is qualified.
+    A step with ``replicas`` > 1 runs on that many threads of a threaded
+    pipeline (driving processes or actors per its ``executor``), each timed by
+    its own watch in ``replica_watches`` and recorded by its own recorder
+    (node ``Key#0``, ``Key#1`` ...).
     """
 
     name: str
@@ -63,6 +70,24 @@ class Step:
     qualified: str = ""
     failures: int = 0
     taps: list[Callable[[Any], None]] = field(default_factory=list)
+    replicas: int = 1
+    executor: Executor = field(default_factory=ThreadExecutor)
+    ordered: bool = True
+    replica_watches: list[StopWatch] = field(default_factory=list)
+    replica_recorders: list[EventRecorder] = field(default_factory=list)
+    _failure_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def replicated(self) -> bool:
+        """Whether the step has replicas (more than one, or any that run elsewhere)."""
+        return self.replicas > 1 or self.executor.remote
+
+    def statistics(self) -> StatsSnapshot:
+        """The stage's timing: its own watch's, merged with every replica's."""
+        stats = self.watch.statistics()
+        for watch in self.replica_watches:
+            stats = stats.merge(watch.statistics())
+        return stats
 
     def work(self) -> Callable[[Any], Any]:
         """The stage's callable, followed by its taps if any (see :meth:`StageTree.tap`)."""
@@ -80,7 +105,8 @@ class Step:
 
     def failure(self, data: Any, error: Exception) -> ItemFailedError:
         """Count a failure of the stage on ``data`` and wrap it for the runtime."""
-        self.failures += 1
+        with self._failure_lock:  # replicas fail from several threads
+            self.failures += 1
         failure = ItemFailedError(StageError(self.qualified, data, error), self.on_error)
         failure.__cause__ = error
         return failure
@@ -173,12 +199,20 @@ class StageTree:
         on_error: ErrorPolicy,
         queue_size: int | None,
         child: StageTree | None = None,
+        *,
+        replicas: int = 1,
+        executor: Executor | None = None,
+        ordered: bool = True,
     ) -> Step:
         """Append a stage (or the tree of a nested pipeline, ``child``) and return its step.
 
         Unnamed, a :class:`Stage` is called after its class (``Resize``, then
-        ``Resize_2``); any other callable ``Stage_N``.
+        ``Resize_2``); any other callable ``Stage_N``. ``replicas``,
+        ``executor`` and ``ordered``: see ``Pipeline.add``.
         """
+        executor = ThreadExecutor() if executor is None else executor
+        if not isinstance(ordered, bool):
+            raise TypeError(f"ordered must be a bool, got {type(ordered).__name__}")
         if isinstance(stage, type) and issubclass(stage, Stage):
             raise TypeError(
                 f"stage: got the class {stage.__name__}; pass an instance: {stage.__name__}()"
@@ -197,6 +231,12 @@ class StageTree:
             name = check_name(name, "name")
         if name in self.names:
             raise ValueError(f"name: pipeline {self.name!r} already has a stage named {name!r}")
+        if child is not None and (replicas > 1 or executor.remote):
+            raise ValueError(
+                f"replicas: stage {name!r} is a nested pipeline; give replicas to its stages"
+            )
+        if executor.remote or replicas > 1:
+            executor.check(stage, name)
         if child is not None:
             if child is self or self.contains(child) or child.contains(self):
                 raise ValueError("stage: a pipeline cannot contain itself")
@@ -209,6 +249,17 @@ class StageTree:
         if isinstance(stage, Stage) and child is None:
             stage.__dict__["_framescope_events"] = recorder
         step = Step(name, stage, watch, on_error, queue_size, recorder, child)
+        step.replicas, step.executor, step.ordered = replicas, executor, ordered
+        if step.replicated:
+            for index in range(replicas):
+                label = f"{name}#{index}"
+                replica = StopWatch(label, max_intervals=self.window, clock=self.clock)
+                replica.keep_distribution()
+                step.replica_watches.append(replica)
+                recorder = EventRecorder(
+                    label, self.clock, enabled=self.debug, block_names=self.block_names
+                )
+                step.replica_recorders.append(recorder)
         self.steps.append(step)
         return step
 
@@ -276,6 +327,8 @@ class StageTree:
         for key, step in self.keyed():
             step.qualified = key
             step.recorder.node_id = key
+            for index, recorder in enumerate(step.replica_recorders):
+                recorder.node_id = f"{key}#{index}"
 
     def working_keys(self, threaded: bool) -> list[str]:
         """Profile keys of the steps that do the work when the tree runs (``threaded`` or not).
@@ -346,6 +399,13 @@ class StageTree:
             child = step.child
             if child is not None and child.mode == PARALLEL:
                 inner = child.units()
+                for end in (inner[0], inner[-1]):
+                    if end.step is not None and end.step.replicated:
+                        raise ValueError(
+                            f"replicas: {end.label!r} is the first or last stage of the "
+                            f"threaded nested pipeline {child.name!r}; give replicas to a "
+                            "stage inside it, or run it serial"
+                        )
                 key = id(step)
                 first = inner[0]
                 size = step.queue_size if step.queue_size is not None else first.queue_size
@@ -359,8 +419,9 @@ class StageTree:
                 )
                 specs.extend(inner)
             else:
+                plain = step if child is None else None
                 specs.append(
-                    UnitSpec(step_unit(step), step.queue_size, step.qualified, step.recorder)
+                    UnitSpec(step_unit(step), step.queue_size, step.qualified, step.recorder, plain)
                 )
         return specs
 

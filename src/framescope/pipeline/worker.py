@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from framescope.clock import Clock
 from framescope.pipeline.channel import CLOSED, END, Channel
@@ -38,6 +39,9 @@ class Worker:
         outbox_length: the length of the queue ``send`` puts into (None: it delivers).
         recorder: the node's event recorder.
         clock: the pipeline's clock.
+        get: takes the next item (default: ``inbox.get``; a replica takes through its
+            stage's :class:`~framescope.pipeline.replicas.Sequencer`).
+        skip: told of an item that ended in this stage (a replica's sequencer).
     """
 
     def __init__(
@@ -52,9 +56,13 @@ class Worker:
         outbox_length: Callable[[], int] | None,
         recorder: EventRecorder,
         clock: Clock,
+        get: Callable[[], Any] | None = None,
+        skip: Callable[[Envelope], None] | None = None,
     ) -> None:
         self.label = label
         self.inbox = inbox
+        self._get = inbox.get if get is None else get
+        self._skip = _nothing if skip is None else skip
         self.recorder = recorder
         self._process = process
         self._send = send
@@ -68,10 +76,10 @@ class Worker:
         self.thread = threading.Thread(target=self._run, name=f"framescope:{label}", daemon=True)
 
     def _run(self) -> None:
-        get, process, send, now = self.inbox.get, self._process, self._send, self._now
-        recorder = self.recorder
-        recording, append = recorder.enabled, recorder.extend_iterations
-        inbox_length, outbox_length = self.inbox.length_function(), self._outbox_length
+        get, process, send, now = self._get, self._process, self._send, self._now
+        skip, recorder, recording = self._skip, self.recorder, self.recorder.enabled
+        append, inbox_length = recorder.extend_iterations, self.inbox.length_function()
+        outbox_length = self._outbox_length
         getting, processing, sending = (
             NodePhase.GETTING_INPUTS,
             NodePhase.PROCESSING,
@@ -79,8 +87,7 @@ class Worker:
         )
         if recording:
             bind_recorder(recorder)
-        sequence = queued = 0
-        t_get = now()  # the end of one iteration is the start of the next
+        sequence, queued, t_get = 0, 0, now()  # one iteration's end is the next one's start
         try:
             while True:
                 if recording:
@@ -97,6 +104,7 @@ class Worker:
                     recorder.phase = processing
                     recorder.frame_id = envelope.frame_id
                 if (t_send := process(envelope, t_got)) is None:  # skipped, or the pipeline stopped
+                    skip(envelope)
                     if recording:
                         t = now()
                         frame, t_in = envelope.frame_id, envelope.t_in
@@ -132,6 +140,10 @@ class Worker:
         """The pipeline stopped while this thread held ``envelope``: count it discarded."""
         if envelope.error is None:  # a failed item is counted as failed already
             self.discarded += 1
+
+
+def _nothing(envelope: Envelope) -> None:
+    """What a stage that is not replicated does with an item that ended in it."""
 
 
 def processor_for(spec: UnitSpec, fail: Fail, now: Callable[[], int]) -> Process:

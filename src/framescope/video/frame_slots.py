@@ -19,10 +19,11 @@ import struct
 import threading
 from collections import deque
 from collections.abc import Callable, Generator
-from multiprocessing import resource_tracker, shared_memory
+from multiprocessing import shared_memory
 from typing import Any, BinaryIO
 
 from framescope._optional import require
+from framescope._shm import attach_untracked
 
 __all__ = ["SLOT_HEADER", "AttachedSlots", "FrameSlots", "incoming_frames", "read_frame"]
 
@@ -91,25 +92,11 @@ class FrameSlots:
                 block.unlink()
 
 
-def _attach(name: str) -> shared_memory.SharedMemory:
-    """Open a slot the parent made, without this process's tracker removing it at exit."""
-    untracked: dict[str, Any] = {"track": False}  # Python 3.13's switch
-    try:
-        return shared_memory.SharedMemory(name=name, **untracked)
-    except TypeError:  # before Python 3.13 every attach is tracked: keep it out
-        register = resource_tracker.register
-        setattr(resource_tracker, "register", lambda *args, **kwargs: None)  # noqa: B010
-        try:
-            return shared_memory.SharedMemory(name=name)
-        finally:
-            setattr(resource_tracker, "register", register)  # noqa: B010
-
-
 class AttachedSlots:
     """The child's view of the parent's slots."""
 
     def __init__(self, names: list[str]) -> None:
-        self._blocks = [_attach(name) for name in names]
+        self._blocks = [attach_untracked(name) for name in names]
 
     def image(self, index: int, height: int, width: int) -> Any:
         """The frame in slot ``index`` (valid until the slot is released)."""
