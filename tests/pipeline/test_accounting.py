@@ -50,6 +50,7 @@ stage_plans = st.lists(
         st.frozensets(st.integers(0, 39), max_size=8),
         st.sampled_from(["raise", "skip", "stop"]),
         st.one_of(st.none(), st.integers(1, 3)),
+        st.sampled_from([1, 1, 2, 3]),  # replicas
     ),
     min_size=1,
     max_size=3,
@@ -84,9 +85,9 @@ class Tally:
 
 def build(case: dict[str, Any]) -> tuple[Pipeline, list[Faulty]]:
     pipeline = Pipeline(debug=case["debug"], results_size=case["results_size"])
-    stages = [Faulty(f"S{index}", bad) for index, (bad, _, _) in enumerate(case["plan"])]
-    for stage, (_, policy, size) in zip(stages, case["plan"], strict=True):
-        pipeline.add(stage, stage.name, on_error=policy, queue_size=size)
+    stages = [Faulty(f"S{index}", bad) for index, (bad, *_) in enumerate(case["plan"])]
+    for stage, (_, policy, size, replicas) in zip(stages, case["plan"], strict=True):
+        pipeline.add(stage, stage.name, on_error=policy, queue_size=size, replicas=replicas)
     if case["mode"] == "serial":
         pipeline.serialize()
     else:
@@ -155,7 +156,7 @@ def check_accounts(
     read = tally.read
     assert read == sorted(read) and len(set(read)) == len(read)  # in order, once each
     assert tally.errors_read <= raised
-    stopping = any(policy == "stop" and bad for bad, policy, _ in case["plan"])
+    stopping = any(policy == "stop" and bad for bad, policy, *_ in case["plan"])
     if case["ending"] != "cleanup" and not stopping:
         assert counts["discarded"] == 0  # a drained pipeline discards nothing
     if case["mode"] == "serial" or case["overflow"] != "drop_oldest":

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from framescope.pipeline.replica_advice import replica_balance, replica_suggestion
 from framescope.pipeline.snapshot import PipelineSnapshot
 from framescope.statsnapshot import StatsSnapshot
 
@@ -52,13 +53,15 @@ class StageLoad:
     """How loaded one stage is over the recent window.
 
     ``busy`` is the share of wall time it spends processing (0 to 1): its mean
-    processing time times its rate over the last 5 s.
+    processing time times its rate over the last 5 s (for a stage with
+    ``replicas``, divided by their number: the share of its replicas' time).
     """
 
     node_id: str
     busy: float
     mean_latency_s: float
     throughput_per_s: float
+    replicas: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,10 +120,10 @@ class Diagnosis:
         return self.report()
 
 
-def _load(node_id: str, stats: StatsSnapshot, now_ns: int) -> StageLoad:
+def _load(node_id: str, stats: StatsSnapshot, now_ns: int, replicas: int = 1) -> StageLoad:
     mean = stats.recent_mean()
     rate = stats.rate(now_ns)
-    return StageLoad(node_id, max(0.0, min(1.0, mean * rate)), mean, rate)
+    return StageLoad(node_id, max(0.0, min(1.0, mean * rate / replicas)), mean, rate, replicas)
 
 
 def diagnose_snapshot(snapshot: PipelineSnapshot, *, stall_after: float = 5.0) -> Diagnosis:
@@ -131,7 +134,7 @@ def diagnose_snapshot(snapshot: PipelineSnapshot, *, stall_after: float = 5.0) -
     """
     now = snapshot.taken_ns
     working = snapshot.working_stages()
-    loads = tuple(_load(stage.key, stage.latency, now) for stage in working)
+    loads = tuple(_load(stage.key, stage.latency, now, stage.replicas) for stage in working)
     counters = snapshot.counters
     latency = snapshot.latency
     verdict, headline, reasons, suggestion, bottleneck = _verdict(snapshot, loads, stall_after)
@@ -207,7 +210,8 @@ def _stalled(
 def _where_stuck(snapshot: PipelineSnapshot) -> tuple[str, str] | None:
     """The last stage (in order) holding items, working on one or with a queue: (key, why)."""
     for stage in reversed(snapshot.working_stages()):
-        if stage.phase == "PROCESSING":
+        phases = [stage.phase] + [replica.phase for replica in snapshot.replicas_of(stage.key)]
+        if "PROCESSING" in phases:
             return stage.key, f"{stage.key} is still processing its item"
         if stage.queue_depth:
             return stage.key, f"{stage.key} has {stage.queue_depth} item(s) waiting and takes none"
@@ -269,21 +273,17 @@ def _pace(snapshot: PipelineSnapshot, loads: tuple[StageLoad, ...], busiest: Sta
                 f"the stages run in turn in one thread, busy {min(1.0, pace):.0%} in all"
             )
         reasons.extend(_queue_evidence(snapshot, name))
+        reasons.extend(replica_balance(snapshot, loads))
         suggestion = None
-        if not serial and runner_up > 0:
-            factor = min(busiest.busy / runner_up, 10.0)
-            if factor >= 1.2:
-                suggestion = (
-                    f"{name} sets the pace; making it faster (or running it on more "
-                    f"workers) could raise throughput about {factor:.1f}x before the next "
-                    f"busiest stage ({runner_up:.0%} busy) limits it"
-                )
+        if not serial:
+            suggestion = replica_suggestion(snapshot, loads, busiest, runner_up)
         return "stage-bound", f"{name} holds the pipeline back", reasons, suggestion, name
     headroom = 1 / pace if pace > 0 else float("inf")
     reasons = [
         f"input arrives at {rate:.1f} items/s and the busiest stage, {name}, "
         f"is busy {busiest.busy:.0%} of the time",
         f"the stages could take about {headroom:.1f}x the current input rate",
+        *replica_balance(snapshot, loads),
     ]
     return "source-bound", "the pipeline keeps up with its input", reasons, None, name
 

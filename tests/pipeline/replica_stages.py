@@ -1,0 +1,99 @@
+"""Stages for process and Ray replica tests: defined at module level, so workers can import them."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import time
+from typing import Any
+
+import numpy as np
+
+
+class Brighten:
+    """Adds ``amount`` to a frame in place and returns it with the worker's process id."""
+
+    def __init__(self, amount: int) -> None:
+        self.amount = amount
+
+    def __call__(self, item: tuple[int, np.ndarray]) -> dict[str, Any]:
+        index, frame = item
+        frame += self.amount  # in place: the worker's copy is writable
+        return {"index": index, "frame": frame, "pid": os.getpid()}
+
+
+class Echo:
+    """Returns what it got, with the worker's process id."""
+
+    def __call__(self, item: Any) -> tuple[Any, int]:
+        return item, os.getpid()
+
+
+class Refuses:
+    """Raises KeyError for odd items."""
+
+    def __call__(self, item: int) -> int:
+        if item % 2:
+            raise KeyError(f"odd item {item}")
+        return item
+
+
+class UnpicklableError(Exception):
+    """An exception that cannot be rebuilt from its pickle."""
+
+    def __init__(self, a: int, b: int) -> None:
+        super().__init__(f"{a}/{b}")
+
+
+class RaisesUnpicklable:
+    def __call__(self, item: int) -> int:
+        raise UnpicklableError(item, 2)
+
+
+class Stall:
+    """Writes its process id to ``marker`` and waits a long time on item ``stall_on``."""
+
+    def __init__(self, marker: str, stall_on: int) -> None:
+        self.marker = marker
+        self.stall_on = stall_on
+
+    def __call__(self, item: int) -> int:
+        if item == self.stall_on:
+            pathlib.Path(self.marker).write_text(str(os.getpid()))
+            time.sleep(60)
+        return item
+
+
+class NotesCleanup:
+    """Appends its process id to ``path`` when its ``cleanup()`` is called."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __call__(self, item: int) -> int:
+        return item
+
+    def cleanup(self) -> None:
+        with open(self.path, "a") as file:
+            file.write(f"{os.getpid()}\n")
+
+
+class Spin:
+    """Keeps the interpreter busy for ``seconds`` (pure Python: holds the GIL)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __call__(self, item: Any) -> Any:
+        end = time.perf_counter() + self.seconds
+        while time.perf_counter() < end:
+            pass
+        return item
+
+
+class Draw:
+    """Writes into its frame (fails on a read-only one)."""
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        frame[0, 0] = 255
+        return frame

@@ -1,0 +1,203 @@
+"""Process replicas: frames through shared memory, failures and dead workers counted, nothing left."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from framescope import Pipeline
+from framescope.pipeline import StageError
+from framescope.pipeline.executors import ReplicaLostError
+from framescope.pipeline.shared_items import SharedBlock, pack, unpack
+
+from .replica_stages import (
+    Brighten,
+    Echo,
+    NotesCleanup,
+    RaisesUnpicklable,
+    Refuses,
+    Stall,
+)
+
+
+def shm_names() -> set[str]:
+    return set(os.listdir("/dev/shm"))
+
+
+def children() -> set[int]:
+    """Process ids whose parent is this process (but multiprocessing's resource tracker).
+
+    The tracker is the standard library's one helper per interpreter: it
+    unlinks shared memory a crashed process leaves, and ends with the interpreter.
+    """
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) != os.getpid() or fields[0] == "Z":
+            continue
+        command = Path(f"/proc/{entry}/cmdline").read_bytes()
+        if b"resource_tracker" not in command:
+            found.add(int(entry))
+    return found
+
+
+def test_frames_go_through_worker_processes_in_order() -> None:
+    before_shm, before_children = shm_names(), children()
+    frames = [(i, np.full((480, 640, 3), i, np.uint8)) for i in range(20)]
+    with Pipeline() as pipeline:
+        pipeline.add(Brighten(3), "Brighten", replicas=2, executor="process")
+        pipeline.parallelize(queue_size=2)
+        results = list(pipeline.run(frames))
+        snapshot = pipeline.snapshot()
+    assert [r["index"] for r in results] == list(range(20))
+    for index, result in enumerate(results):
+        assert result["frame"].shape == (480, 640, 3)
+        assert result["frame"].flags.writeable
+        assert int(result["frame"][0, 0, 0]) == index + 3
+    assert int(frames[0][1][0, 0, 0]) == 0  # the caller's frame was not touched
+    pids = {r["pid"] for r in results}
+    assert len(pids) == 2 and os.getpid() not in pids
+    entry = snapshot.stage("MainPipeline__Brighten")
+    assert entry.replicas == 2 and entry.latency.count == 20
+    assert sum(r.latency.count for r in snapshot.replicas_of(entry.key)) == 20
+    assert children() - before_children == set()  # cleanup ended both workers
+    assert shm_names() - before_shm == set()  # and freed their blocks
+
+
+def test_items_without_arrays_and_with_small_ones_are_pickled() -> None:
+    items = [None, "text", {"n": 1}, np.arange(4), (np.zeros(3), [np.ones(2)])]
+    with Pipeline() as pipeline:
+        pipeline.add(Echo(), "Echo", replicas=1, executor="process").parallelize()
+        results = [item for item, _pid in pipeline.run(items)]
+    assert results[:3] == [None, "text", {"n": 1}]
+    assert results[3].tolist() == [0, 1, 2, 3]
+    assert results[4][0].tolist() == [0, 0, 0] and results[4][1][0].tolist() == [1, 1]
+
+
+def test_shared_blocks_carry_large_buffers_and_grow() -> None:
+    block = SharedBlock()
+    try:
+        frame = np.arange(300_000, dtype=np.uint8).reshape(1000, 300)
+        payload, layout, total = pack({"f": frame}, block.room)
+        assert layout is not None and layout[0] == "shared" and total >= frame.nbytes
+        assert (unpack(payload, layout, block.buffer)["f"] == frame).all()
+        bigger = np.ones((2000, 300), np.uint8)
+        payload, layout, _ = pack(bigger, block.room)
+        assert block.size >= bigger.nbytes
+        assert (unpack(payload, layout, block.buffer) == bigger).all()
+        payload, layout, _ = pack(np.ones(10), block.room)  # small: inline
+        assert layout is not None and layout[0] == "inline"
+    finally:
+        block.close()
+
+
+def test_a_stage_error_in_a_worker_keeps_its_type_and_the_workers_traceback() -> None:
+    with Pipeline() as pipeline:
+        pipeline.add(Refuses(), "Refuses", replicas=2, executor="process", on_error="skip")
+        pipeline.parallelize()
+        assert list(pipeline.run(range(10))) == [0, 2, 4, 6, 8]
+        assert pipeline.counters()["failed"] == 5
+    with Pipeline() as pipeline:
+        pipeline.add(Refuses(), "Refuses", executor="process").parallelize()
+        with pytest.raises(StageError) as raised:
+            list(pipeline.run([1]))
+    error = raised.value.error
+    assert isinstance(error, KeyError)
+    assert "worker process of MainPipeline__Refuses#0" in "".join(error.__notes__)
+    assert "replica_stages.py" in "".join(error.__notes__)
+
+
+def test_an_exception_that_cannot_travel_back_arrives_as_its_text() -> None:
+    with Pipeline() as pipeline:
+        pipeline.add(RaisesUnpicklable(), "Bad", executor="process").parallelize()
+        with pytest.raises(StageError) as raised:
+            list(pipeline.run([1]))
+    assert type(raised.value.error).__name__ == "RemoteStageError"
+    assert "UnpicklableError: 1/2" in str(raised.value.error)
+
+
+def test_a_worker_killed_mid_item_fails_that_item_and_is_restarted(tmp_path: Path) -> None:
+    marker = tmp_path / "pid"
+    pipeline = Pipeline(results_size=100)
+    pipeline.add(Stall(str(marker), stall_on=3), "Stall", executor="process", on_error="skip")
+    pipeline.parallelize(queue_size=2)
+    try:
+        for item in range(6):
+            assert pipeline.forward(item)
+        deadline = time.monotonic() + 60
+        while not marker.exists() or not marker.read_text():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        os.kill(int(marker.read_text()), signal.SIGKILL)
+        marker.unlink()
+        for item in range(6, 9):
+            assert pipeline.forward(item)
+        pipeline.close()
+        assert pipeline.join(60)
+        results = list(pipeline.results(timeout=0))
+        counts = pipeline.counters()
+    finally:
+        pipeline.cleanup()
+    assert results == [0, 1, 2, 4, 5, 6, 7, 8]  # item 3 died with its worker
+    assert counts["failed"] == 1 and counts["replica_restarts"] == 1
+    assert counts["forwarded"] == counts["completed"] + counts["failed"]
+
+
+def test_a_lost_worker_is_a_stage_error_under_the_raise_policy(tmp_path: Path) -> None:
+    marker = tmp_path / "pid"
+    with Pipeline() as pipeline:
+        pipeline.add(Stall(str(marker), stall_on=0), "Stall", executor="process")
+        pipeline.parallelize()
+        assert pipeline.forward(0)
+        deadline = time.monotonic() + 60
+        while not marker.exists() or not marker.read_text():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        os.kill(int(marker.read_text()), signal.SIGKILL)
+        pipeline.close()
+        with pytest.raises(StageError) as raised:
+            list(pipeline.results(timeout=60))
+    assert isinstance(raised.value.error, ReplicaLostError)
+    assert "exit code -9" in str(raised.value.error)
+
+
+def test_cleanup_ends_busy_workers_and_runs_each_copys_cleanup(tmp_path: Path) -> None:
+    before_shm, before_children = shm_names(), children()
+    notes = tmp_path / "cleanups"
+    with Pipeline() as pipeline:
+        pipeline.add(NotesCleanup(str(notes)), "Notes", replicas=2, executor="process")
+        pipeline.parallelize()
+        assert list(pipeline.run(range(4))) == [0, 1, 2, 3]
+    pids = [int(pid) for pid in notes.read_text().split()]
+    # each worker's copy cleaned up in its worker, and the pipeline's own object here
+    assert len(pids) == 3 and len(set(pids)) == 3 and os.getpid() in pids
+    marker = tmp_path / "pid"
+    pipeline = Pipeline().add(Stall(str(marker), 0), "Stall", replicas=2, executor="process")
+    pipeline.parallelize()
+    assert pipeline.forward(0)
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    started = time.monotonic()
+    assert pipeline.cleanup(timeout=10) == []
+    assert time.monotonic() - started < 10  # the stalled worker was ended, not waited for
+    assert children() - before_children == set()
+    assert shm_names() - before_shm == set()
+
+
+def test_a_stage_that_cannot_be_pickled_is_refused_at_add() -> None:
+    with pytest.raises(TypeError, match="must be picklable") as raised:
+        Pipeline().add(lambda x: x, "Inline", executor="process")
+    assert "'Inline'" in str(raised.value) and "module level" in str(raised.value)
