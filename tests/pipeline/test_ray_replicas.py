@@ -1,0 +1,102 @@
+"""Ray replicas on a local cluster on loopback: order, read-only frames, a dead actor replaced."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from framescope import Pipeline
+from framescope.pipeline import StageError
+from framescope.pipeline.executors import ReplicaLostError
+
+from .replica_stages import Draw, Echo, Refuses, Stall
+
+ray: Any = pytest.importorskip("ray", reason="Ray is not installed (pip install framescope[ray])")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_cluster() -> Iterator[None]:
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        _node_ip_address="127.0.0.1",
+    )
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def test_actors_keep_the_order_and_report_their_timing() -> None:
+    with Pipeline() as pipeline:
+        pipeline.add(Echo(), "Echo", replicas=2, executor="ray").parallelize(queue_size=2)
+        results = list(pipeline.run(range(30)))
+        snapshot = pipeline.snapshot()
+    assert [item for item, _pid in results] == list(range(30))
+    assert len({pid for _item, pid in results}) == 2 and os.getpid() not in {p for _, p in results}
+    entry = snapshot.stage("MainPipeline__Echo")
+    assert entry.replicas == 2 and entry.latency.count == 30
+    assert sum(r.latency.count for r in snapshot.replicas_of(entry.key)) == 30
+
+
+def test_a_frame_arrives_read_only_and_the_error_says_to_copy() -> None:
+    with Pipeline() as pipeline:
+        pipeline.add(Draw(), "Draw", executor="ray").parallelize()
+        with pytest.raises(StageError) as raised:
+            list(pipeline.run([np.zeros((480, 640, 3), np.uint8)]))
+    assert "frame = frame.copy()" in str(raised.value.error)
+
+
+def test_a_stage_error_in_an_actor_is_counted_under_its_policy() -> None:
+    with Pipeline() as pipeline:
+        pipeline.add(Refuses(), "Refuses", replicas=2, executor="ray", on_error="skip")
+        pipeline.parallelize()
+        assert list(pipeline.run(range(6))) == [0, 2, 4]
+        assert pipeline.counters()["failed"] == 3
+
+
+def test_an_actor_that_dies_mid_item_fails_it_and_is_replaced(tmp_path: Path) -> None:
+    marker = tmp_path / "pid"
+    pipeline = Pipeline(results_size=100)
+    pipeline.add(Stall(str(marker), stall_on=2), "Stall", executor="ray", on_error="skip")
+    pipeline.parallelize(queue_size=2)
+    try:
+        for item in range(5):
+            assert pipeline.forward(item)
+        deadline = time.monotonic() + 60
+        while not marker.exists() or not marker.read_text():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        os.kill(int(marker.read_text()), 9)
+        pipeline.close()
+        assert pipeline.join(60)
+        results = list(pipeline.results(timeout=0))
+        counts = pipeline.counters()
+    finally:
+        pipeline.cleanup()
+    assert results == [0, 1, 3, 4]
+    assert counts["failed"] == 1 and counts["replica_restarts"] == 1
+
+
+def test_a_lost_actor_is_a_replica_lost_error(tmp_path: Path) -> None:
+    marker = tmp_path / "pid"
+    with Pipeline() as pipeline:
+        pipeline.add(Stall(str(marker), stall_on=0), "Stall", executor="ray").parallelize()
+        assert pipeline.forward(0)
+        deadline = time.monotonic() + 60
+        while not marker.exists() or not marker.read_text():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        os.kill(int(marker.read_text()), 9)
+        pipeline.close()
+        with pytest.raises(StageError) as raised:
+            list(pipeline.results(timeout=60))
+    assert isinstance(raised.value.error, ReplicaLostError)
