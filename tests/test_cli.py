@@ -45,6 +45,9 @@ def test_cli_parses_demo_arguments(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["demo", "--fps", "fast"])
     assert "expected a number" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["demo", "--replicas", "0"])
+    assert "must be 1 or more" in capsys.readouterr().err
 
 
 def test_cli_without_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
@@ -103,6 +106,18 @@ def test_cli_demo_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert main(["demo", "--seconds", "1.5", "--refresh", "0.5", "--trace", str(trace)]) == 0
     assert "Stage-bound:" in capsys.readouterr().out
     assert json.loads(trace.read_text())["traceEvents"]
+
+
+def test_cli_demo_with_replicas_shows_them_and_their_gain(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trace = tmp_path / "t.json"
+    arguments = ["demo", "--seconds", "2", "--replicas", "2", "--trace", str(trace)]
+    assert main(arguments) == 0
+    out = capsys.readouterr().out
+    assert "Infer on 2 replicas" in out
+    assert "Demo__Infer#0" in out and "Demo__Infer#1" in out  # in the live state table
+    assert "Demo__Infer runs on 2 replicas, together" in out  # the diagnosis: gain per replica
 
 
 def test_demo_serve_shows_the_pipeline_in_a_live_view(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -18,6 +19,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
     return value
 
 
@@ -47,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--serve", action="store_true", help="show it live in a browser (prints the address)"
     )
+    demo.add_argument(
+        "--replicas", type=_positive_int, default=1, help="threads that run Infer (default 1)"
+    )
     timepiece = commands.add_parser(
         "timepiece-demo", help="run a short simulated frame loop timed with the timepiece tools"
     )
@@ -71,6 +85,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "demo":
+        # The stand-in model's matrix products take one core per call, as a small
+        # model's do on an edge box, so that --replicas shows what replicas add.
+        # (NumPy reads these when it loads, which is below.)
+        for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(variable, "1")
         from framescope.demo import run_demo  # noqa: PLC0415 - needs numpy, loads the pipeline
 
         run_demo(
@@ -82,6 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             video=args.video,
             restream=args.restream,
             serve=args.serve,
+            replicas=args.replicas,
         )
         return 0
     if args.command == "timepiece-demo":

@@ -151,14 +151,16 @@ def build_demo_pipeline(
     *,
     trace_every: int = 1,
     preview: Any = None,
+    replicas: int = 1,
 ) -> Pipeline:
     """The demo's pipeline: frames -> Preprocess -> Infer -> Postprocess -> Annotate [-> output].
 
     ``output`` (a SpyGlass) restreams or writes the annotated frames;
-    ``preview`` (a live view's PreviewTap) shows them in the browser.
+    ``preview`` (a live view's PreviewTap) shows them in the browser;
+    ``replicas``: how many threads run Infer (its matrix products release the GIL).
     """
     pipeline = Pipeline(input_generator=frames, name="Demo", debug=True, trace_every=trace_every)
-    pipeline.add(Preprocess()).add(Infer()).add(Postprocess()).add(Annotate())
+    pipeline.add(Preprocess()).add(Infer(), replicas=replicas).add(Postprocess()).add(Annotate())
     if preview is not None:  # the annotated frame, in Annotate's thread: no stage added
         pipeline.tap("Annotate", lambda item: preview(item["frame"]))
     if output is not None:
@@ -182,6 +184,7 @@ def run_demo(
     video: str | Path | None = None,
     restream: str | None = None,
     serve: bool = False,
+    replicas: int = 1,
 ) -> Path:
     """Run the demo for ``seconds``, showing live state every ``refresh`` s; returns the trace path.
 
@@ -189,7 +192,8 @@ def run_demo(
     otherwise each refresh prints a new block. ``video``: the clip to decode
     (default: one it writes); ``restream``: a URL to send the annotated video
     to (default: a file beside the trace); ``serve``: show it live in a
-    browser too (a LiveView on 127.0.0.1, with the annotated preview).
+    browser too (a LiveView on 127.0.0.1, with the annotated preview);
+    ``replicas``: run Infer on that many threads (the diagnosis shows the gain).
     """
     from framescope.video import SpyGlass  # noqa: PLC0415 - needs PyAV
 
@@ -205,12 +209,15 @@ def run_demo(
     # A second of frames may queue while the encoder process starts.
     spyglass = SpyGlass(target, 30, 640, 480, queue_size=48, name="Output")
     preview = _preview_tap() if serve else None
-    pipeline = build_demo_pipeline(video_frames(source), spyglass, preview=preview)
+    pipeline = build_demo_pipeline(
+        video_frames(source), spyglass, preview=preview, replicas=replicas
+    )
     live_view = _serve(pipeline, preview, refresh) if preview is not None else None
     stop = threading.Event()
+    on = f" (Infer on {replicas} replicas)" if replicas > 1 else ""
     out.write(
-        f"framescope demo: {source} decoded at up to {fps:g} fps through 4 stages and an output "
-        f"for {seconds:g} s.\nThe input is deliberately faster than the pipeline can go: "
+        f"framescope demo: {source} decoded at up to {fps:g} fps through 4 stages{on} and an "
+        f"output for {seconds:g} s.\nThe input is deliberately faster than the pipeline can go: "
         "watch which stage holds the others back.\n"
     )
     if live_view is not None:
@@ -245,4 +252,6 @@ def run_demo(
     out.write(f"\nTrace written to {written} (open it at https://ui.perfetto.dev)\n")
     if live_view is None:
         out.write("To watch it live in a browser: framescope demo --serve\n")
+    if replicas == 1:
+        out.write("To run Infer on two threads and see the gain: framescope demo --replicas 2\n")
     return written

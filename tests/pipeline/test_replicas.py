@@ -196,11 +196,11 @@ def test_the_suggestion_counts_replicas_when_cores_are_idle() -> None:
 
     from framescope.pipeline.diagnosis import diagnose_snapshot
 
-    many = diagnose_snapshot(replace(snapshot, cpu_count=8))
+    many = diagnose_snapshot(replace(snapshot, cpu_count=8, cpu_load=1.0))
     assert many.verdict == "stage-bound"
     assert many.suggestion is not None and "add(..., replicas=" in many.suggestion
     assert "cores are idle" in many.suggestion
-    one = diagnose_snapshot(replace(snapshot, cpu_count=1))
+    one = diagnose_snapshot(replace(snapshot, cpu_count=1, cpu_load=1.0))
     assert one.suggestion is None or "replicas=" not in one.suggestion
 
 
@@ -235,3 +235,21 @@ def test_replicas_in_a_serial_pipeline_run_the_stage_in_the_callers_thread() -> 
     with Pipeline() as pipeline:
         pipeline.add(lambda x: threading.current_thread().name, "Where", replicas=3)
         assert list(pipeline.run(range(2))) == [threading.current_thread().name] * 2
+
+
+def test_custom_blocks_of_a_replicated_stage_land_on_the_replica_that_ran_them() -> None:
+    class Blocks(Stage):
+        name = "Blocks"
+
+        def __call__(self, item: int) -> int:
+            with self.events.block("work"):
+                time.sleep(0.001)
+            return item
+
+    with Pipeline(debug=True) as pipeline:
+        pipeline.add(Blocks(), replicas=2).parallelize(queue_size=2)
+        assert len(list(pipeline.run(range(40)))) == 40
+        nodes = pipeline.snapshot().state.node_states
+    counts = [nodes[f"MainPipeline__Blocks#{i}"].other_timings["work"].count for i in (0, 1)]
+    assert sum(counts) == 40 and all(counts)
+    assert "work" not in nodes["MainPipeline__Blocks"].other_timings

@@ -97,4 +97,5 @@ def read_snapshot(tree: StageTree, runtime: Runtime) -> PipelineSnapshot:
         debug=aggregator is not None,
         trace_material=material,
         cpu_count=os.cpu_count(),
+        cpu_load=runtime.cpu.load(),
     )

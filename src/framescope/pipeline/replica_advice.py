@@ -49,10 +49,16 @@ def replica_balance(snapshot: PipelineSnapshot, loads: Sequence[StageLoad]) -> l
         if load.mean_latency_s > 0 and load.throughput_per_s > 0:
             one = 1 / load.mean_latency_s
             line += (
-                f", {load.throughput_per_s / one:.2f}x the rate of one "
-                f"({load.throughput_per_s:.1f}/s against {one:.1f}/s)"
+                f", together {load.throughput_per_s:.1f}/s: {load.throughput_per_s / one:.2f}x "
+                f"what one replica does at their {load.mean_latency_s * 1e3:.1f} ms per item"
             )
-        lines.append(f"{line}: {'; '.join(parts)}")
+        lines.append(f"{line} ({'; '.join(parts)})")
+        cores, in_use = snapshot.cpu_count, snapshot.cpu_load
+        if cores and in_use is not None and in_use >= cores - 0.3:
+            lines.append(
+                f"the process keeps {in_use:.1f} of {cores} cores busy: the replicas share "
+                "them, so each takes longer per item than one alone would"
+            )
         for replica, mean in zip(replicas, means, strict=True):
             others = [m for other, m in zip(replicas, means, strict=True) if other is not replica]
             typical = median(others) if others else 0.0
@@ -79,7 +85,9 @@ def replica_suggestion(
     if factor < _GAIN_SHOWN:
         return None
     cores = snapshot.cpu_count or 0
-    used = sum(load.busy * load.replicas for load in loads)
+    used = snapshot.cpu_load
+    if used is None:  # not measured: take each busy stage thread as a busy core
+        used = sum(load.busy * load.replicas for load in loads)
     idle = cores - used
     current = busiest.replicas
     affordable = current + math.floor(idle + 0.25)  # a core 75% idle is as good as free

@@ -22,6 +22,7 @@ from framescope.clock import Clock
 from framescope.pipeline.accounting import ItemCounts
 from framescope.pipeline.aggregation import Aggregator, NodeLink
 from framescope.pipeline.channel import CLOSED, END, Channel
+from framescope.pipeline.cpu import CpuMeter
 from framescope.pipeline.errors import (
     ErrorPolicy,
     OverflowPolicy,
@@ -93,6 +94,7 @@ class Runtime:
         self._start_lock = threading.Lock()
         self._log_limit = LogLimiter(clock=clock)
         self.counts = ItemCounts()
+        self.cpu = CpuMeter()
         self._process_now: Process | None = None  # the serial runner's, built at the start
         self._process_later: Process | None = None
 

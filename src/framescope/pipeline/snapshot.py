@@ -116,6 +116,7 @@ class PipelineSnapshot:
         trace_material: the raw material of the sampled frame traces.
         node_readings: with debugging on, each node's reading (see :attr:`state`).
         cpu_count: the cores of the machine the pipeline runs on (None: unknown).
+        cpu_load: the cores its process kept busy lately, on average (None: unknown).
 
     :attr:`state` (DepthAI's node states) and :attr:`traces` are rendered from
     the readings of this instant the first time they are read.
@@ -132,6 +133,7 @@ class PipelineSnapshot:
     trace_material: TraceMaterial = field(default_factory=TraceMaterial)
     node_readings: tuple[NodeReading, ...] = ()
     cpu_count: int | None = None
+    cpu_load: float | None = None
     _state: PipelineState | None = field(default=None, repr=False, compare=False)
     _traces: tuple[FrameTrace, ...] | None = field(
         default=None, init=False, repr=False, compare=False
@@ -223,6 +225,7 @@ class PipelineSnapshot:
             "mode": self.mode,
             "debug": self.debug,
             "cpu_count": self.cpu_count,
+            "cpu_load": self.cpu_load,
             "node_ids": list(self.node_ids),
             "traces": [trace.to_dict() for trace in self.traces],
         }
@@ -248,6 +251,7 @@ class PipelineSnapshot:
             mode=data.get("mode"),
             debug=bool(data.get("debug", False)),
             cpu_count=data.get("cpu_count"),
+            cpu_load=data.get("cpu_load"),
             trace_material=TraceMaterial(tuple(data.get("node_ids", ()))),
         )
         traces = tuple(FrameTrace.from_dict(t) for t in data.get("traces", ()))

@@ -7,6 +7,7 @@ from typing import Any
 
 from framescope.clock import SYSTEM_CLOCK
 from framescope.pipeline.events import EventRecorder
+from framescope.running import RUNNING
 
 __all__ = ["PipelineStage", "Stage", "stage_display_name"]
 
@@ -30,10 +31,17 @@ class Stage(abc.ABC):
         """This stage's event recorder, for CUSTOM events: ``with self.events.block("nms"):``.
 
         The pipeline attaches it when the stage is added; until then, and when
-        debugging is off, it records nothing.
+        debugging is off, it records nothing. A stage with thread replicas
+        records to the replica running the call (``Stage#1``).
         """
         recorder: EventRecorder | None = self.__dict__.get("_framescope_events")
-        return _DISABLED if recorder is None else recorder
+        if recorder is None:
+            return _DISABLED
+        if self.__dict__.get("_framescope_replicated"):
+            running = RUNNING.recorder
+            if isinstance(running, EventRecorder):
+                return running
+        return recorder
 
     @abc.abstractmethod
     def __call__(self, data: Any) -> Any:

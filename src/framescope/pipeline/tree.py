@@ -248,6 +248,8 @@ class StageTree:
         recorder = EventRecorder(name, self.clock, enabled=self.debug, block_names=self.block_names)
         if isinstance(stage, Stage) and child is None:
             stage.__dict__["_framescope_events"] = recorder
+            if replicas > 1:
+                stage.__dict__["_framescope_replicated"] = True
         step = Step(name, stage, watch, on_error, queue_size, recorder, child)
         step.replicas, step.executor, step.ordered = replicas, executor, ordered
         if step.replicated:
