@@ -86,6 +86,34 @@ def test_the_page_shows_every_stage_and_live_numbers(browser: Any, tmp_path: Pat
     pipeline.cleanup()
 
 
+def test_replicas_are_shown_inside_their_stage(browser: Any) -> None:
+    pipeline = Pipeline(name="Cam", debug=True).add(lambda x: x, "Decode")
+    pipeline.add(lambda x: x, "Detect", replicas=3).parallelize(queue_size=4)
+    try:
+        with pipeline.serve(refresh=0.1) as view:
+            browser.get(view.url)
+            names = eventually(
+                lambda: [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#graph .node > b")]
+            )
+            assert names == ["Cam__Decode", "Cam__Detect \u00d73"]
+            for item in range(30):
+                pipeline.forward(item)
+            assert eventually(lambda: totals(browser).startswith("30 completed of 30"))
+            # one reading of the page (it redraws every refresh)
+            lines, rows = browser.execute_script(
+                "return [[...document.querySelectorAll('.node[data-key=\"Cam__Detect\"] .replica')]"
+                ".map(e => [e.dataset.key, e.textContent]),"
+                "[...document.querySelectorAll('#stages tbody tr')]"
+                ".map(r => r.firstChild.textContent.trim())]"
+            )
+    finally:
+        pipeline.cleanup()
+    assert [key for key, _ in lines] == [f"Cam__Detect#{index}" for index in range(3)]
+    assert all(line.startswith(f"#{i} ") and "fps" in line for i, (_, line) in enumerate(lines))
+    replicas = [f"Cam__Detect#{index}" for index in range(3)]
+    assert rows == ["Cam__Decode", "Cam__Detect", *replicas]
+
+
 def test_a_blocked_input_turns_red_behind_a_gated_stage(browser: Any) -> None:
     gate = Gate()
     pipeline = Pipeline(name="Cam", debug=True).add(lambda x: x, "Decode").add(gate)

@@ -79,6 +79,8 @@ def page_view(
                 "failures": stage.failures,
                 "dropped": drops.get(stage.key, 0),
                 "working": stage.working,
+                "replicas": stage.replicas,
+                "replica_of": stage.replica_of,
             }
         )
     diagnosis = diagnose_snapshot(snapshot)
