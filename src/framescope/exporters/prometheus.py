@@ -18,6 +18,8 @@ framescope_stage_frames_per_second                gauge      pipeline, stage
 framescope_stage_failed_items_total               counter    pipeline, stage
 framescope_stage_queue_depth                      gauge      pipeline, stage (threaded)
 framescope_stage_state                            stateset   pipeline, stage (debugging)
+framescope_replica_processing_seconds             histogram  pipeline, stage, replica
+framescope_replica_frames_per_second              gauge      pipeline, stage, replica
 framescope_timer_seconds                          histogram  timer
 framescope_timer_events_per_second                gauge      timer
 ================================================  =========  ==========================
@@ -28,6 +30,10 @@ the buckets, so two exporters with different buckets can report one pipeline.
 A timer added with :meth:`PrometheusExporter.add_timer` counts from then on.
 The fps gauges are the rate over each timer's recent window. Every scrape
 takes one snapshot of each source, so the numbers of one scrape belong together.
+A replicated stage's series are its replicas' merged (its fps their sum);
+each replica has its own ``replica_`` series, so sums over ``stage`` do not
+count an item twice. ``labels=`` adds constant labels (a host, a site) to every
+series: ``PrometheusExporter(labels=HostIdentity().dimensions("host_name"))``.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from __future__ import annotations
 import contextlib
 import math
 import ssl
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -46,6 +52,7 @@ from framescope.exporters.sources import MetricSources, Reading, histogram_of
 from framescope.histogram import DEFAULT_LATENCY_BUCKETS, HistogramSnapshot
 from framescope.pipeline.events import NodePhase
 from framescope.pipeline.metrics import SnapshotSource
+from framescope.pipeline.tree import SEPARATOR
 from framescope.timepiece.tachometers import BaseTachometer
 from framescope.timepiece.timers import BaseTimer
 
@@ -154,10 +161,12 @@ class PrometheusExporter:
         namespace: str = "framescope",
         buckets: Sequence[float] = DEFAULT_LATENCY_BUCKETS,
         registry: Any = None,
+        labels: Mapping[str, str] | None = None,
     ) -> None:
         if not isinstance(namespace, str) or not namespace.isidentifier():
             raise ValueError(f"namespace must be a valid metric name prefix, got {namespace!r}")
         self.namespace = namespace
+        self.labels = _constant_labels(labels)
         self.sources = MetricSources(buckets)
         self.registry = registry if registry is not None else _core.CollectorRegistry()
         self.registry.register(self)
@@ -205,7 +214,16 @@ class PrometheusExporter:
 
     def collect(self) -> Iterator[Any]:
         """Read every source once and yield the metric families (called per scrape)."""
-        yield from render(self.sources.read(), self.namespace, self.sources.buckets)
+        families = render(self.sources.read(), self.namespace, self.sources.buckets)
+        if not self.labels:
+            yield from families
+            return
+        for family in families:
+            family.samples = [
+                sample._replace(labels={**self.labels, **sample.labels})
+                for sample in family.samples
+            ]
+            yield family
 
     def close(self) -> None:
         """Stop the servers started by :meth:`serve` and unregister from the registry."""
@@ -297,6 +315,18 @@ def render(
         "What the stage is doing (needs pipeline debugging on).",
         ["pipeline", "stage"],
     )
+    r_latency = family(
+        core.HistogramMetricFamily,
+        "replica_processing_seconds",
+        "Time one replica of a stage spends processing one item.",
+        ["pipeline", "stage", "replica"],
+    )
+    r_fps = family(
+        core.GaugeMetricFamily,
+        "replica_frames_per_second",
+        "Items one replica of a stage processes per second over the recent window.",
+        ["pipeline", "stage", "replica"],
+    )
     t_latency = family(
         core.HistogramMetricFamily,
         "timer_seconds",
@@ -319,7 +349,15 @@ def render(
             counter.add_metric([name], float(metrics.counters.get(key, 0)))
         for reason, total in metrics.dropped().items():
             p_dropped.add_metric([name, reason], float(total))
+        prefix = f"{name}{SEPARATOR}"
         for stage in metrics.stages:
+            if stage.replica_of is not None:
+                of, replica = stage.replica_of.removeprefix(prefix), stage.key.rsplit("#", 1)[1]
+                histogram = histogram_of(stage.latency, buckets)
+                if histogram is not None:
+                    r_latency.add_metric([name, of, replica], _buckets(histogram), histogram.total)
+                r_fps.add_metric([name, of, replica], stage.latency.rate(metrics.taken_ns))
+                continue
             labels = [name, stage.stage]
             histogram = histogram_of(stage.latency, buckets)
             if histogram is not None:
@@ -336,5 +374,24 @@ def render(
             t_latency.add_metric([timer.name], _buckets(histogram), histogram.total)
         t_rate.add_metric([timer.name], timer.stats.rate())
     families = [p_latency, p_fps, *p_counts.values(), p_dropped, s_latency, s_fps, s_failed]
-    families += [s_depth, s_state, t_latency, t_rate]
+    families += [s_depth, s_state, r_latency, r_fps, t_latency, t_rate]
     return [f for f in families if f.samples]
+
+
+def _constant_labels(labels: Mapping[str, str] | None) -> dict[str, str]:
+    """Check ``labels=``: names that are Prometheus label names, values that are strings."""
+    if labels is None:
+        return {}
+    if not isinstance(labels, Mapping):
+        raise TypeError(f"labels must be a mapping of names to values, got {type(labels).__name__}")
+    checked = {}
+    for key, value in labels.items():
+        if not isinstance(key, str) or not key.isidentifier() or key.startswith("__"):
+            raise ValueError(f"labels: {key!r} is not a Prometheus label name")
+        if key in ("pipeline", "stage", "replica", "reason", "timer", "le", "quantile"):
+            raise ValueError(f"labels: {key!r} is a label framescope sets itself")
+        if not isinstance(value, str):
+            kind = type(value).__name__
+            raise TypeError(f"labels: the value of {key!r} must be a str, got {kind}")
+        checked[key] = value
+    return checked
