@@ -46,6 +46,17 @@ class Detect(Stage):
             return frame
 
 
+class Track(Stage):
+    def __call__(self, frame: Any) -> Any:
+        return frame
+
+
+def replica_infer() -> Any:
+    from tests.pipeline.replica_stages import Infer  # importable by a worker process
+
+    return Infer
+
+
 def debug_pipeline() -> Pipeline:
     pipeline = Pipeline(debug=True).add(Detect()).parallelize(queue_size=4)
     for _ in pipeline.run(range(10)):
@@ -108,6 +119,8 @@ def _fixtures(tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, Calla
 
     return {
         "frames": lambda: list(range(6)),
+        "Track": lambda: Track,
+        "Infer": replica_infer,
         "grab_frame": lambda: lambda: np.zeros((4, 4, 3), np.uint8),
         "Decode": lambda: Decode,
         "detect": lambda: lambda frame: frame,
@@ -198,6 +211,9 @@ def check_block(code: str, namespace: dict[str, Any], folder: Path, printed: str
     if "diagnose()" in code:
         assert (folder / "trace.json.gz").exists()
         assert "Stage-bound" in printed or "Source-bound" in printed
+    if "replicas=2" in code:
+        assert namespace["results"] == [item + 1 for item in range(6)]
+        assert printed.splitlines()[:2] == ["6", "['Cam__Infer#0', 'Cam__Infer#1']"]
     if "render([box]" in code:
         assert namespace["rendered"].any()
     if "print(ticker)" in code:

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from framescope import Stage
+
 
 class Brighten:
     """Adds ``amount`` to a frame in place and returns it with the worker's process id."""
@@ -97,3 +99,12 @@ class Draw:
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         frame[0, 0] = 255
         return frame
+
+
+class Infer(Stage):
+    """A stand-in model for the README: adds one to its input (a number or a frame)."""
+
+    name = "Infer"
+
+    def __call__(self, frame: Any) -> Any:
+        return frame + 1
