@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import signal
 import time
 from typing import Any
 
@@ -64,6 +65,22 @@ class Stall:
             pathlib.Path(self.marker).write_text(str(os.getpid()))
             time.sleep(60)
         return item
+
+
+def stalled_worker(marker: pathlib.Path, limit: float = 60) -> int:
+    """The process id a :class:`Stall` wrote to ``marker`` once it stalled (waits for it)."""
+    deadline = time.monotonic() + limit
+    while not marker.exists() or not marker.read_text():
+        if time.monotonic() > deadline:
+            raise AssertionError("the stage never stalled")
+        time.sleep(0.01)
+    return int(marker.read_text())
+
+
+def kill_stalled_worker(marker: pathlib.Path) -> None:
+    """SIGKILL the worker a :class:`Stall` stalled in, and forget its marker."""
+    os.kill(stalled_worker(marker), signal.SIGKILL)
+    marker.unlink()
 
 
 class NotesCleanup:

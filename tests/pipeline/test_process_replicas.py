@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import time
 from pathlib import Path
 
@@ -22,6 +21,8 @@ from .replica_stages import (
     RaisesUnpicklable,
     Refuses,
     Stall,
+    kill_stalled_worker,
+    stalled_worker,
 )
 
 
@@ -135,12 +136,7 @@ def test_a_worker_killed_mid_item_fails_that_item_and_is_restarted(tmp_path: Pat
     try:
         for item in range(6):
             assert pipeline.forward(item)
-        deadline = time.monotonic() + 60
-        while not marker.exists() or not marker.read_text():
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        os.kill(int(marker.read_text()), signal.SIGKILL)
-        marker.unlink()
+        kill_stalled_worker(marker)
         for item in range(6, 9):
             assert pipeline.forward(item)
         pipeline.close()
@@ -160,11 +156,7 @@ def test_a_lost_worker_is_a_stage_error_under_the_raise_policy(tmp_path: Path) -
         pipeline.add(Stall(str(marker), stall_on=0), "Stall", executor="process")
         pipeline.parallelize()
         assert pipeline.forward(0)
-        deadline = time.monotonic() + 60
-        while not marker.exists() or not marker.read_text():
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        os.kill(int(marker.read_text()), signal.SIGKILL)
+        kill_stalled_worker(marker)
         pipeline.close()
         with pytest.raises(StageError) as raised:
             list(pipeline.results(timeout=60))
@@ -186,10 +178,7 @@ def test_cleanup_ends_busy_workers_and_runs_each_copys_cleanup(tmp_path: Path) -
     pipeline = Pipeline().add(Stall(str(marker), 0), "Stall", replicas=2, executor="process")
     pipeline.parallelize()
     assert pipeline.forward(0)
-    deadline = time.monotonic() + 60
-    while not marker.exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    stalled_worker(marker)
     started = time.monotonic()
     assert pipeline.cleanup(timeout=10) == []
     assert time.monotonic() - started < 10  # the stalled worker was ended, not waited for

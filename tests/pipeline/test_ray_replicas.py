@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from framescope import Pipeline
 from framescope.pipeline import StageError
 from framescope.pipeline.executors import ReplicaLostError
 
-from .replica_stages import Draw, Echo, Refuses, Stall
+from .replica_stages import Draw, Echo, Refuses, Stall, kill_stalled_worker
 
 ray: Any = pytest.importorskip("ray", reason="Ray is not installed (pip install framescope[ray])")
 
@@ -71,11 +70,7 @@ def test_an_actor_that_dies_mid_item_fails_it_and_is_replaced(tmp_path: Path) ->
     try:
         for item in range(5):
             assert pipeline.forward(item)
-        deadline = time.monotonic() + 60
-        while not marker.exists() or not marker.read_text():
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        os.kill(int(marker.read_text()), 9)
+        kill_stalled_worker(marker)
         pipeline.close()
         assert pipeline.join(60)
         results = list(pipeline.results(timeout=0))
@@ -91,11 +86,7 @@ def test_a_lost_actor_is_a_replica_lost_error(tmp_path: Path) -> None:
     with Pipeline() as pipeline:
         pipeline.add(Stall(str(marker), stall_on=0), "Stall", executor="ray").parallelize()
         assert pipeline.forward(0)
-        deadline = time.monotonic() + 60
-        while not marker.exists() or not marker.read_text():
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        os.kill(int(marker.read_text()), 9)
+        kill_stalled_worker(marker)
         pipeline.close()
         with pytest.raises(StageError) as raised:
             list(pipeline.results(timeout=60))
