@@ -105,7 +105,7 @@ def test_a_held_head_holds_the_others_back_within_the_window() -> None:
         pipeline.close()
         assert pipeline.join(10)
         assert list(pipeline.results(timeout=0)) == list(range(6))
-        assert pipeline._runtime.groups[0].sequencer.head_waits >= 1  # type: ignore[union-attr]
+        assert pipeline.counters()["reorder_waits"] >= 1
     finally:
         stage.release.set()
         pipeline.cleanup()

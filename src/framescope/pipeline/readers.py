@@ -147,8 +147,10 @@ class SnapshotReaders:
         ``results_skipped`` results passed over by :meth:`get_results`,
         ``errors_dropped`` stage errors nobody read (only when nothing but
         errors waited). And ``loop_overruns``/``loop_errors`` of the input loop,
-        and ``blocks_folded``: CUSTOM blocks timed as ``other`` past the
-        ``block_names`` bound.
+        ``blocks_folded``: CUSTOM blocks timed as ``other`` past the
+        ``block_names`` bound; for replicated stages, ``replica_restarts``
+        (workers started again after they died) and ``reorder_waits`` (times
+        a replica waited for a slow item at the head of the line).
         """
         return dict(self.snapshot().counters)
 

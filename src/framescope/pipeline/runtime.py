@@ -409,6 +409,9 @@ class Runtime:
         discarded += [g.sequencer.discarded for g in self.groups if g.sequencer is not None]
         counts = self.counts.read(discarded)
         counts["replica_restarts"] = sum(group.restarts for group in self.groups)
+        counts["reorder_waits"] = sum(
+            group.sequencer.head_waits for group in self.groups if group.sequencer is not None
+        )
         counts["blocks_folded"] = sum(step.recorder.folded_blocks for step in self.tree.walk())
         counts["results_dropped"] = self.results.dropped
         counts["results_skipped"] = self.results.skipped
