@@ -253,3 +253,21 @@ def test_custom_blocks_of_a_replicated_stage_land_on_the_replica_that_ran_them()
     counts = [nodes[f"MainPipeline__Blocks#{i}"].other_timings["work"].count for i in (0, 1)]
     assert sum(counts) == 40 and all(counts)
     assert "work" not in nodes["MainPipeline__Blocks"].other_timings
+
+
+def test_a_replicated_stage_inside_a_threaded_nested_pipeline() -> None:
+    inner = Pipeline(name="Inner").add(lambda x: x, "A")
+    inner.add(lambda x: x + 1, "B", replicas=3).add(lambda x: x, "C").parallelize()
+    with Pipeline(name="Outer", debug=True) as outer:
+        outer.add(lambda x: x, "Pre").add(inner).add(lambda x: x * 10, "Post")
+        outer.parallelize(queue_size=2)
+        assert list(outer.run(range(50))) == [(i + 1) * 10 for i in range(50)]
+        snapshot = outer.snapshot()
+    replicas = snapshot.replicas_of("Outer__Inner__B")
+    assert len(replicas) == 3 and sum(r.latency.count for r in replicas) == 50
+    edge = Pipeline(name="Edge").add(lambda x: x, "A", replicas=2).add(lambda x: x, "B")
+    edge.parallelize()
+    outer = Pipeline(name="Outer").add(edge).parallelize()
+    with pytest.raises(ValueError, match="first or last stage of the threaded nested"):
+        outer.start()
+    outer.cleanup()

@@ -27,7 +27,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from framescope.clock import Clock, sleep_on
+from framescope.clock import Clock, wait_on
 from framescope.pipeline.executors import Replica, ReplicaLostError, check_picklable
 from framescope.pipeline.replica_child import serve
 from framescope.pipeline.shared_items import SharedBlock, pack, unpack
@@ -87,6 +87,7 @@ class ProcessReplica:
         self._deaths_in_a_row = 0
         self._busy = False
         self._closed = False
+        self._stopping = threading.Event()  # cuts a restart back-off short
         self._lock = threading.Lock()
         self._conn: Connection | None = None
         self._process: BaseProcess | None = None
@@ -167,7 +168,7 @@ class ProcessReplica:
             self._reap()
         first, longest = BACKOFF_S
         delay = min(longest, first * 2 ** max(0, self._deaths_in_a_row - 1))
-        sleep_on(self._clock, delay)
+        wait_on(self._clock, self._stopping, delay)
         with self._lock:
             if self._closed:
                 raise ReplicaLostError(f"replica {self.label} was closed")
@@ -176,6 +177,7 @@ class ProcessReplica:
 
     def halt(self) -> None:
         """The pipeline stops: end a worker that is busy on an item, so its thread returns."""
+        self._stopping.set()
         with self._lock:
             self._closed = True
             process = self._process
@@ -184,6 +186,7 @@ class ProcessReplica:
 
     def close(self, timeout: float | None) -> None:
         """Stop the worker (its stage's ``cleanup()`` runs), then free the pipe and blocks."""
+        self._stopping.set()
         with self._lock:
             self._closed = True
             process, conn = self._process, self._conn
