@@ -121,6 +121,20 @@ def test_metrics_through_an_in_memory_reader(clock: FakeClock) -> None:
     pipeline.cleanup()
 
 
+def test_a_replicated_stage_is_reported_once_with_its_replicas_merged() -> None:
+    reader = InMemoryMetricReader()
+    pipeline = Pipeline(name="Cam").add(lambda x: x, "Detect", replicas=3).parallelize()
+    assert len(list(pipeline.run(range(30)))) == 30
+    exporter = OpenTelemetryExporter(MeterProvider(metric_readers=[reader]))
+    exporter.add_pipeline(pipeline)
+    found = points(reader)
+    processed = found["framescope.stage.processed"]
+    assert processed == [({"pipeline": "Cam", "stage": "Detect"}, 30)]
+    assert [a["stage"] for a, _ in found["framescope.stage.frame_rate"]] == ["Detect"]
+    exporter.close()
+    pipeline.cleanup()
+
+
 def test_frame_traces_become_nested_spans(clock: FakeClock) -> None:
     spans = InMemorySpanExporter()
     tracer_provider = TracerProvider()

@@ -176,7 +176,37 @@ def test_two_exporters_with_different_buckets_on_one_pipeline(clock: FakeClock) 
         assert samples[(f"{ns}_stage_processing_seconds_sum", labels)] == pytest.approx(0.055)
 
 
+def test_replicas_have_their_own_series_and_labels_go_on_every_series() -> None:
+    pipeline = Pipeline(name="Cam").add(lambda x: x, "Detect", replicas=2).parallelize()
+    assert len(list(pipeline.run(range(20)))) == 20
+    with PrometheusExporter(labels={"host_name": "box1", "site": "dock"}) as exporter:
+        exporter.add_pipeline(pipeline)
+        samples = scrape(exporter.serve().url)
+    pipeline.cleanup()
+    processed = {
+        labels: value
+        for (name, labels), value in samples.items()
+        if name.endswith("processing_seconds_count")
+    }
+    base = (("host_name", "box1"), ("pipeline", "Cam"))
+    stage = (*base, ("site", "dock"), ("stage", "Detect"))
+    assert processed[stage] == 20  # the stage: both replicas merged
+    replicas = [
+        processed[(*base, ("replica", str(i)), ("site", "dock"), ("stage", "Detect"))]
+        for i in (0, 1)
+    ]
+    assert sum(replicas) == 20
+    assert not any("Detect#" in value for labels in samples for _, value in labels[1])
+    assert all(dict(labels).get("host_name") == "box1" for _, labels in samples)
+
+
 def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="a label framescope sets itself"):
+        PrometheusExporter(labels={"stage": "x"})
+    with pytest.raises(ValueError, match="not a Prometheus label name"):
+        PrometheusExporter(labels={"host-name": "x"})
+    with pytest.raises(TypeError, match="must be a str"):
+        PrometheusExporter(labels={"host": 3})  # type: ignore[dict-item]
     exporter = PrometheusExporter()
     with pytest.raises(TypeError, match="pipeline must be a Pipeline"):
         exporter.add_pipeline("Cam")  # type: ignore[arg-type]

@@ -23,6 +23,8 @@ framescope.timer.count             counter           timer
 framescope.timer.rate              gauge (1/s)       timer
 =================================  ================  =======================================
 
+A replicated stage reports its replicas merged (its frame rate their sum);
+each replica shows on its own in the snapshot, the live view and Prometheus.
 OpenTelemetry has no asynchronous histogram, so latency distributions are
 reported as quantile gauges over each timer's recent window, with the exact
 all-time count and sum as counters. With ``traces=True`` the pipeline's sampled
@@ -401,9 +403,12 @@ def _pipeline_dropped(r: Reading) -> Observed:
 
 
 def _stages(r: Reading) -> Iterable[tuple[Any, dict[str, str]]]:
+    # A replicated stage's entry merges its replicas; their own entries are left
+    # out, so a sum over stages counts each item once.
     for p in r.pipelines:
         for stage in p.stages:
-            yield stage, {"pipeline": p.pipeline, "stage": stage.stage}
+            if stage.replica_of is None:
+                yield stage, {"pipeline": p.pipeline, "stage": stage.stage}
 
 
 def _stage_duration(r: Reading) -> Observed:
@@ -424,6 +429,7 @@ def _stage_rate(r: Reading) -> Observed:
         (stage.latency.rate(p.taken_ns), {"pipeline": p.pipeline, "stage": stage.stage})
         for p in r.pipelines
         for stage in p.stages
+        if stage.replica_of is None
     ]
 
 
