@@ -81,6 +81,7 @@ def page_view(
                 "working": stage.working,
                 "replicas": stage.replicas,
                 "replica_of": stage.replica_of,
+                "held": stage.held,
             }
         )
     diagnosis = diagnose_snapshot(snapshot)
