@@ -288,11 +288,9 @@ class Pipeline(StreamControls, SnapshotReaders):
         return read_snapshot(self._tree, self._runtime)
 
     def timers(self) -> dict[str, StopWatch]:
-        """The live StopWatch behind each entry of :meth:`statistics`, by profile key."""
+        """The live StopWatch behind each entry of :meth:`statistics`, replicas' as ``Key#i``."""
         self._tree.qualify()
-        timers = {self.name: self._watch}
-        timers.update((key, step.watch) for key, step in self._tree.keyed())
-        return timers
+        return {self.name: self._watch, **dict(self._tree.watches())}
 
     # -- shutting down ------------------------------------------------------------
 

@@ -324,6 +324,17 @@ class StageTree:
             if step.child is not None:
                 yield from step.child.keyed(key)
 
+    def watches(self) -> Iterator[tuple[str, StopWatch]]:
+        """Every stage's StopWatch by profile key, and its replicas' as ``Key#0``, ``Key#1`` ...
+
+        A replicated stage's own entry in a snapshot merges its replicas'; its
+        own watch times it when the pipeline runs serially.
+        """
+        for key, step in self.keyed():
+            yield key, step.watch
+            for index, watch in enumerate(step.replica_watches):
+                yield f"{key}#{index}", watch
+
     def qualify(self) -> None:
         """Set every step's profile key (and its recorder's node id) under this tree's name."""
         for key, step in self.keyed():
