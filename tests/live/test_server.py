@@ -232,6 +232,38 @@ def test_a_box_that_never_answers_holds_up_neither_the_page_nor_the_others() -> 
         silent.close()
 
 
+def test_a_box_that_closes_mid_answer_is_marked_and_polled_again() -> None:
+    import threading
+
+    from framescope.live.server import _Remote
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    answered = threading.Event()
+
+    def answer_short() -> None:  # promises 100 bytes, sends 1, hangs up
+        for _ in range(2):
+            connection, _ = server.accept()
+            with connection:
+                connection.recv(4096)
+                connection.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 100\r\n\r\n{")
+        answered.set()
+
+    thread = threading.Thread(target=answer_short)
+    thread.start()
+    remote = _Remote(f"http://127.0.0.1:{server.getsockname()[1]}/snapshot.json", 2.0)
+    stop = threading.Event()
+    try:
+        remote.poll(stop)  # an IncompleteRead: counted, not raised into the poller's thread
+        remote.poll(stop)
+        assert answered.wait(10)
+        assert not remote.reachable and remote.failures == 2
+    finally:
+        thread.join(10)
+        server.close()
+
+
 def test_drops_at_the_input_show_on_the_first_stage() -> None:
     gate = Gate()
     pipeline = Pipeline(name="Cam", debug=True).add(gate).add(lambda x: x, "Draw")

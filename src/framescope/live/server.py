@@ -20,6 +20,7 @@ import secrets
 import threading
 import time
 import urllib.request
+from http.client import HTTPException
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from types import TracebackType
 from typing import Any
@@ -346,7 +347,8 @@ class _Remote:
             ) as response:  # http(s) only, checked
                 self.snapshot = PipelineSnapshot.from_dict(json.loads(response.read()))
             self.reachable, self.last_seen = True, time.time()
-        except (OSError, ValueError, KeyError, TypeError) as error:
+        except (OSError, HTTPException, ValueError, KeyError, TypeError) as error:
+            # HTTPException: a box that closes mid-answer (IncompleteRead) is not an OSError
             if self.reachable or not self.failures:
                 logger.warning("live view: %s does not answer (%s)", self.url, error)
             self.reachable = False
