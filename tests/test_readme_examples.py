@@ -94,21 +94,22 @@ def _fixtures(tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, Calla
             for frame in SyntheticSource(160, 120, 30, frames=20):
                 writer.write(frame)
 
-    def aws() -> None:
+    def moto_for(service_variable: str) -> tuple[Any, Any]:
+        """The moto server, as the endpoint of one service, with test credentials."""
         moto = request.getfixturevalue("moto")
         monkeypatch = request.getfixturevalue("monkeypatch")
-        monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH", moto.url)
+        monkeypatch.setenv(service_variable, moto.url)
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
             monkeypatch.setenv(name, "testing")
+        return moto, monkeypatch
+
+    def aws() -> None:
+        moto_for("AWS_ENDPOINT_URL_CLOUDWATCH")
 
     def kvs() -> None:
         from tests.kvs.receiver import Key, KVSReceiver
 
-        moto = request.getfixturevalue("moto")
-        monkeypatch = request.getfixturevalue("monkeypatch")
-        monkeypatch.setenv("AWS_ENDPOINT_URL_KINESIS_VIDEO", moto.url)
-        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-            monkeypatch.setenv(name, "testing")
+        moto, monkeypatch = moto_for("AWS_ENDPOINT_URL_KINESIS_VIDEO")
         moto.session().client(
             "kinesisvideo", region_name="us-east-1", endpoint_url=moto.url
         ).create_stream(StreamName="panorama-video")

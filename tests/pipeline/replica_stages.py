@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from framescope import Stage
+from framescope import Pipeline, Stage
 
 
 class Brighten:
@@ -81,6 +81,29 @@ def kill_stalled_worker(marker: pathlib.Path) -> None:
     """SIGKILL the worker a :class:`Stall` stalled in, and forget its marker."""
     os.kill(stalled_worker(marker), signal.SIGKILL)
     marker.unlink()
+
+
+def run_killing_one_worker(
+    executor: str, marker: pathlib.Path, stall_on: int, before: int, after: int
+) -> tuple[list[Any], dict[str, int]]:
+    """Forward ``before`` items, kill the worker stalled on ``stall_on``, forward up to ``after``.
+
+    The stage's policy is ``skip``; returns the results and the counters after the end.
+    """
+    pipeline = Pipeline(results_size=100)
+    pipeline.add(Stall(str(marker), stall_on), "Stall", executor=executor, on_error="skip")
+    pipeline.parallelize(queue_size=2)
+    try:
+        for item in range(before):
+            assert pipeline.forward(item)
+        kill_stalled_worker(marker)
+        for item in range(before, after):
+            assert pipeline.forward(item)
+        pipeline.close()
+        assert pipeline.join(60)
+        return list(pipeline.results(timeout=0)), pipeline.counters()
+    finally:
+        pipeline.cleanup()
 
 
 class NotesCleanup:

@@ -22,6 +22,7 @@ from .replica_stages import (
     Refuses,
     Stall,
     kill_stalled_worker,
+    run_killing_one_worker,
     stalled_worker,
 )
 
@@ -129,22 +130,7 @@ def test_an_exception_that_cannot_travel_back_arrives_as_its_text() -> None:
 
 
 def test_a_worker_killed_mid_item_fails_that_item_and_is_restarted(tmp_path: Path) -> None:
-    marker = tmp_path / "pid"
-    pipeline = Pipeline(results_size=100)
-    pipeline.add(Stall(str(marker), stall_on=3), "Stall", executor="process", on_error="skip")
-    pipeline.parallelize(queue_size=2)
-    try:
-        for item in range(6):
-            assert pipeline.forward(item)
-        kill_stalled_worker(marker)
-        for item in range(6, 9):
-            assert pipeline.forward(item)
-        pipeline.close()
-        assert pipeline.join(60)
-        results = list(pipeline.results(timeout=0))
-        counts = pipeline.counters()
-    finally:
-        pipeline.cleanup()
+    results, counts = run_killing_one_worker("process", tmp_path / "pid", 3, before=6, after=9)
     assert results == [0, 1, 2, 4, 5, 6, 7, 8]  # item 3 died with its worker
     assert counts["failed"] == 1 and counts["replica_restarts"] == 1
     assert counts["forwarded"] == counts["completed"] + counts["failed"]

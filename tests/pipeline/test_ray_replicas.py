@@ -14,7 +14,7 @@ from framescope import Pipeline
 from framescope.pipeline import StageError
 from framescope.pipeline.executors import ReplicaLostError
 
-from .replica_stages import Draw, Echo, Refuses, Stall, kill_stalled_worker
+from .replica_stages import Draw, Echo, Refuses, Stall, kill_stalled_worker, run_killing_one_worker
 
 ray: Any = pytest.importorskip("ray", reason="Ray is not installed (pip install framescope[ray])")
 
@@ -63,20 +63,7 @@ def test_a_stage_error_in_an_actor_is_counted_under_its_policy() -> None:
 
 
 def test_an_actor_that_dies_mid_item_fails_it_and_is_replaced(tmp_path: Path) -> None:
-    marker = tmp_path / "pid"
-    pipeline = Pipeline(results_size=100)
-    pipeline.add(Stall(str(marker), stall_on=2), "Stall", executor="ray", on_error="skip")
-    pipeline.parallelize(queue_size=2)
-    try:
-        for item in range(5):
-            assert pipeline.forward(item)
-        kill_stalled_worker(marker)
-        pipeline.close()
-        assert pipeline.join(60)
-        results = list(pipeline.results(timeout=0))
-        counts = pipeline.counters()
-    finally:
-        pipeline.cleanup()
+    results, counts = run_killing_one_worker("ray", tmp_path / "pid", 2, before=5, after=5)
     assert results == [0, 1, 3, 4]
     assert counts["failed"] == 1 and counts["replica_restarts"] == 1
 

@@ -352,7 +352,7 @@ def render(
         prefix = f"{name}{SEPARATOR}"
         for stage in metrics.stages:
             if stage.replica_of is not None:
-                of, replica = stage.replica_of.removeprefix(prefix), stage.key.rsplit("#", 1)[1]
+                of, replica = stage.replica_of.removeprefix(prefix), str(stage.replica_index)
                 histogram = histogram_of(stage.latency, buckets)
                 if histogram is not None:
                     r_latency.add_metric([name, of, replica], _buckets(histogram), histogram.total)

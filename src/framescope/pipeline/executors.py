@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 from framescope.clock import Clock
 
@@ -43,7 +43,6 @@ class ReplicaLostError(RuntimeError):
     """A replica's worker (process or actor) died while it held an item; it is restarted."""
 
 
-@runtime_checkable
 class Replica(Protocol):
     """One remote replica: ``call(data)`` returns ``(result, busy_ns)``, ``close`` ends it."""
 
@@ -90,21 +89,30 @@ class ThreadExecutor:
         return []
 
 
-def pickle_stage(stage: Callable[[Any], Any]) -> bytes:
+def _dumps(stage: object) -> bytes:
+    return pickle.dumps(stage, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def pickle_stage(stage: Callable[[Any], Any], dumps: Callable[[Any], bytes] = _dumps) -> bytes:
     """The stage pickled for a worker, without the event recorder the pipeline attached."""
     attached = getattr(stage, "__dict__", {})
     recorder = attached.pop("_framescope_events", None)
     try:
-        return pickle.dumps(stage, protocol=pickle.HIGHEST_PROTOCOL)
+        return bytes(dumps(stage))
     finally:
         if recorder is not None:
             attached["_framescope_events"] = recorder
 
 
-def check_picklable(stage: Callable[[Any], Any], label: str, executor: str) -> bytes:
-    """Pickle ``stage`` or raise a TypeError saying why it must be picklable and how."""
+def check_picklable(
+    stage: Callable[[Any], Any],
+    label: str,
+    executor: str,
+    dumps: Callable[[Any], bytes] = _dumps,
+) -> bytes:
+    """Pickle ``stage`` (with ``dumps``) or raise a TypeError saying why it must be and how."""
     try:
-        return pickle_stage(stage)
+        return pickle_stage(stage, dumps)
     except Exception as error:
         raise TypeError(
             f"stage: executor={executor!r} sends a copy of stage {label!r} to each worker, "

@@ -33,13 +33,15 @@ class Envelope:
 
     __slots__ = ("data", "error", "frame_id", "marks", "sequence", "t_in")
 
+    sequence: int
+    """Its number in a replicated stage, set when a replica takes it (see pipeline.replicas)."""
+
     def __init__(self, data: Any, t_in: int, frame_id: int = 0) -> None:
         self.data = data
         self.t_in = t_in
         self.frame_id = frame_id
         self.marks: dict[int, int] | None = None
         self.error: StageError | None = None  # set when a stage failed on this item
-        self.sequence = 0  # its number in a replicated stage (see pipeline.replicas)
 
 
 class ItemFailedError(Exception):

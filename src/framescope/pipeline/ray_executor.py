@@ -22,7 +22,7 @@ from typing import Any
 
 from framescope._optional import require
 from framescope.clock import Clock
-from framescope.pipeline.executors import Replica, ReplicaLostError
+from framescope.pipeline.executors import Replica, ReplicaLostError, check_picklable
 
 __all__ = ["RayExecutor", "RayReplica", "StageActor"]
 
@@ -94,20 +94,7 @@ class RayExecutor:
         self._pickled(stage, label)
 
     def _pickled(self, stage: Callable[[Any], Any], label: str) -> bytes:
-        ray = _ray()
-        attached = getattr(stage, "__dict__", {})
-        recorder = attached.pop("_framescope_events", None)
-        try:
-            return bytes(ray.cloudpickle.dumps(stage))
-        except Exception as error:
-            raise TypeError(
-                f"stage: executor='ray' sends a copy of stage {label!r} to each actor, so it "
-                f"must be picklable, and it is not ({type(error).__name__}: {error}); open "
-                "what cannot be pickled (models, cameras, sockets) on first call in the actor"
-            ) from error
-        finally:
-            if recorder is not None:
-                attached["_framescope_events"] = recorder
+        return check_picklable(stage, label, self.name, dumps=_ray().cloudpickle.dumps)
 
     def replicas(
         self, stage: Callable[[Any], Any], count: int, label: str, clock: Clock

@@ -44,7 +44,7 @@ def replica_balance(snapshot: PipelineSnapshot, loads: Sequence[StageLoad]) -> l
         parts = []
         for replica, mean in zip(replicas, means, strict=True):
             busy = min(1.0, mean * replica.latency.rate(now))
-            parts.append(f"#{replica.key.rsplit('#', 1)[1]} {busy:.0%} busy, {mean * 1e3:.1f} ms")
+            parts.append(f"#{replica.replica_index} {busy:.0%} busy, {mean * 1e3:.1f} ms")
         line = f"{load.node_id} runs on {len(replicas)} replicas"
         if load.mean_latency_s > 0 and load.throughput_per_s > 0:
             one = 1 / load.mean_latency_s

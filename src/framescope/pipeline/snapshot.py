@@ -66,6 +66,13 @@ class StageSnapshot:
     replica_of: str | None = None
     held: int | None = None
 
+    @property
+    def replica_index(self) -> int | None:
+        """For a replica's entry, its number (1 for ``Main__Infer#1``); else None."""
+        if self.replica_of is None:
+            return None
+        return int(self.key.rsplit("#", 1)[1])
+
     def to_dict(self) -> dict[str, Any]:
         """The stage as a JSON-ready dict."""
         return {
