@@ -329,20 +329,20 @@ class KVSReceiver:
                     return
 
     def _check_tracks(self, header: bytes) -> None:
-        at = header.find(TRACKS_ID.to_bytes(4, "big"))
-        if at < 0:
+        at = _top_level(header, TRACKS_ID)
+        if at is None:
             self.problems.append("no Tracks element before the first cluster")
             return
         codec = header.find(CODEC_ID_ID.to_bytes(1, "big") + b"\x8f" + b"V_MPEG4/ISO/AVC")
         if codec < 0:
             self.problems.append("track 1 is not V_MPEG4/ISO/AVC")
-        private = header.find(CODEC_PRIVATE_ID.to_bytes(2, "big"))
-        if private < 0:
+        # Walk Segment > Tracks > TrackEntry > CodecPrivate: a byte search for
+        # an id also matches in the SeekHead, the random SegmentUID or DateUTC.
+        private = _child(header, at, (TRACK_ENTRY_ID, CODEC_PRIVATE_ID))
+        if private is None:
             self.problems.append("no codec private data")
             return
-        found = read_element_header(header, private)
-        assert found is not None
-        if header[private + found[2]] != 1:  # AVCDecoderConfigurationRecord version
+        if header[private] != 1:  # AVCDecoderConfigurationRecord version
             self.problems.append("codec private data is not AVCC")
 
     def _fragment(self, header: bytes, cluster: bytes, connection: int) -> int:
@@ -374,3 +374,40 @@ class KVSReceiver:
             self.problems.append(f"fragment {timecode} does not decode: {error}")
         self.fragments.append(Received(timecode, frames, connection))
         return timecode
+
+
+def _top_level(header: bytes, wanted: int) -> int | None:
+    """Where the Segment's child ``wanted`` starts in a stream header (after the EBML header)."""
+    ebml = read_element_header(header, 0)
+    if ebml is None or ebml[1] is None:
+        return None
+    segment_at = ebml[2] + ebml[1]
+    segment = read_element_header(header, segment_at)
+    if segment is None:
+        return None
+    position = segment_at + segment[2]  # a live segment's size is unknown: walk to the end
+    while position < len(header):
+        child = read_element_header(header, position)
+        if child is None or child[1] is None:
+            return None
+        if child[0] == wanted:
+            return position
+        position += child[2] + child[1]
+    return None
+
+
+def _child(data: bytes, at: int, path: tuple[int, ...]) -> int | None:
+    """Where the payload of the element reached by ``path`` inside the one at ``at`` starts."""
+    found = read_element_header(data, at)
+    if found is None or found[1] is None:
+        return None
+    position, end = at + found[2], min(len(data), at + found[2] + found[1])
+    while position < end:
+        child = read_element_header(data, position)
+        if child is None or child[1] is None:
+            return None
+        element, size, length = child
+        if element == path[0]:
+            return position + length if len(path) == 1 else _child(data, position, path[1:])
+        position += length + size
+    return None
