@@ -14,13 +14,36 @@ snapshots, turned into a dict (JSON) and back, and summarised in one pass into a
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import NamedTuple
 
 from framescope._validation import check_number, check_positive_int
 from framescope.histogram import Distribution, Histogram
 from framescope.statsnapshot import StatsSnapshot, Summary, percentile
 
-__all__ = ["RollingStats", "StatsSnapshot", "Summary", "percentile"]
+__all__ = ["Batch", "RollingStats", "StatsSnapshot", "Summary", "percentile"]
+
+
+class Batch(NamedTuple):
+    """The exact aggregates of one batch of samples, folded in bulk.
+
+    Attributes:
+        size: how many samples.
+        total: their exact sum.
+        low: the smallest.
+        high: the largest.
+        recent: the newest samples (at most the window), oldest first.
+        stamps: the timestamps of ``recent``, or empty when they have none.
+        values: returns every sample, oldest first (asked only for histograms).
+    """
+
+    size: int
+    total: float
+    low: float
+    high: float
+    recent: Sequence[float]
+    stamps: Sequence[int]
+    values: Callable[[], Sequence[float]]
 
 
 class RollingStats:
@@ -142,20 +165,45 @@ class RollingStats:
                     f"timestamps_ns must have one entry per value: "
                     f"{len(stamps)} timestamps for {len(batch)} values"
                 )
-            self._stamps.extend(stamps[-self._window :])
-        low, high = min(batch), max(batch)
-        if self._count:
-            self._min = min(self._min, low)
-            self._max = max(self._max, high)
         else:
-            self._min, self._max = low, high
-        self._count += len(batch)
-        self._total += sum(batch)
-        self._recent.extend(batch[-self._window :])
-        if self._histogram is not None:
-            self._histogram.extend(batch)
-        if self._distribution is not None:
-            self._distribution.extend(batch)
+            stamps = []
+        window = self._window
+        self.add_batch(
+            Batch(
+                len(batch),
+                sum(batch),
+                min(batch),
+                max(batch),
+                batch[-window:],
+                stamps[-window:],
+                lambda: batch,
+            )
+        )
+
+    def add_batch(self, batch: Batch) -> None:
+        """Add a batch of samples whose aggregates were folded elsewhere, in bulk.
+
+        ``batch.recent`` must be the batch's newest values (up to the window)
+        and ``batch.stamps`` their timestamps, or empty when they have none.
+        """
+        if not batch.size:
+            return
+        if self._count:
+            self._min = min(self._min, batch.low)
+            self._max = max(self._max, batch.high)
+        else:
+            self._min, self._max = batch.low, batch.high
+        self._count += batch.size
+        self._total += batch.total
+        self._recent.extend(batch.recent)
+        if batch.stamps:
+            self._stamps.extend(batch.stamps)
+        if self._histogram is not None or self._distribution is not None:
+            every = batch.values()
+            if self._histogram is not None:
+                self._histogram.extend(every)
+            if self._distribution is not None:
+                self._distribution.extend(every)
 
     def reset(self) -> None:
         """Forget every sample and aggregate (a histogram or distribution keeps counting)."""

@@ -1,9 +1,9 @@
 """Timers: :class:`Ticker` (time between events) and :class:`StopWatch` (time inside a block).
 
 The hot path of every timer only reads the monotonic clock and appends a record to
-a pending list; records are folded into the statistics engine
-(:class:`~framescope.stats.RollingStats`) in batches, when the list grows long or
-when somebody reads the timer. Reading a timer from another thread is safe: the
+a pending list; records are folded in bulk (:mod:`framescope.timepiece.folds`)
+into the statistics engine (:class:`~framescope.stats.RollingStats`), when the
+list grows long or when somebody reads the timer. Reading a timer from another thread is safe: the
 fold takes a lock that the per-sample path never touches, and a record appended
 while a fold runs is kept for the next one.
 """
@@ -11,8 +11,8 @@ while a fold runs is kept for the next one.
 from __future__ import annotations
 
 import functools
-import operator
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -24,6 +24,7 @@ from framescope._validation import check_positive_int
 from framescope.clock import SYSTEM_CLOCK, Clock, TimeSource
 from framescope.histogram import DEFAULT_LATENCY_BUCKETS
 from framescope.stats import RollingStats, StatsSnapshot
+from framescope.timepiece.folds import durations, intervals
 from framescope.timepiece.timer_snapshot import MAX_REPR_INTERVALS, TimerSnapshot, format_timer
 
 __all__ = [
@@ -41,6 +42,9 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 FOLD_AT = 4096
 """Pending records that trigger a fold on the recording thread (bounds memory)."""
+
+_system_now = time.perf_counter_ns
+"""The system clock's reading, called directly on the hot paths (see ``SystemClock``)."""
 
 
 class Intervals(tuple[float, ...]):
@@ -95,8 +99,7 @@ class BaseTimer:
         self._clock = clock
         self._now = clock.monotonic_ns
         self._stats = RollingStats(max_intervals, divisor=1e9)
-        self._pending: list[Any] = []
-        self._push = self._pending.append
+        self._pending: list[int] = []
         self._fold_lock = threading.Lock()
 
     @property
@@ -109,7 +112,7 @@ class BaseTimer:
         """How many recent intervals the timer remembers."""
         return self._stats.window
 
-    def _absorb(self, records: list[Any]) -> None:
+    def _absorb(self, records: list[int]) -> None:
         """Turn a batch of raw records into samples of ``self._stats`` (lock held)."""
         raise NotImplementedError
 
@@ -255,11 +258,22 @@ class Ticker(BaseTimer):
     def __init__(self, max_intervals: int = 10, *, clock: Clock | None = None) -> None:
         super().__init__(max_intervals, clock=clock)
         self._last_tick: int | None = None
+        if self._now is not _system_now:
+            self.tick = self._tick_on_clock  # type: ignore[method-assign]
 
     def tick(self) -> None:
         """Register an event now."""
-        self._push(self._now())
-        if len(self._pending) >= FOLD_AT:
+        # The system clock is called by name: one attribute load fewer per tick
+        # (a ticker on another clock has _tick_on_clock in this method's place).
+        pending = self._pending
+        pending.append(_system_now())
+        if len(pending) >= FOLD_AT:
+            self._fold()
+
+    def _tick_on_clock(self) -> None:
+        pending = self._pending
+        pending.append(self._now())
+        if len(pending) >= FOLD_AT:
             self._fold()
 
     def tick_at(self, timestamp_ns: int) -> None:
@@ -267,8 +281,9 @@ class Ticker(BaseTimer):
 
         Timestamps must come from this ticker's clock and must not go backwards.
         """
-        self._push(timestamp_ns)
-        if len(self._pending) >= FOLD_AT:
+        pending = self._pending
+        pending.append(timestamp_ns)
+        if len(pending) >= FOLD_AT:
             self._fold()
 
     def _absorb(self, records: list[int]) -> None:
@@ -277,10 +292,8 @@ class Ticker(BaseTimer):
             records = records[1:]
             if not records:
                 return
-        previous = [self._last_tick]
-        previous.extend(records[:-1])
+        self._stats.add_batch(intervals(self._last_tick, records, self._stats.window))
         self._last_tick = records[-1]
-        self._stats.extend(list(map(operator.sub, records, previous)), records)
 
 
 def timed_by(block: AbstractContextManager[Any], func: _F) -> _F:
@@ -346,14 +359,17 @@ class StopWatch(BaseTimer):
         self.name: str = name
         self.parent: StopWatch | None = None
         self.children: dict[str, StopWatch] = {}
-        self._starts: list[int] = []
+        self._start: int | None = None  # the innermost open block's start
+        self._outer_starts: list[int] = []  # blocks of this watch open around it
 
     def _name(self) -> str:
         return self.name
 
     def __enter__(self) -> StopWatch:
         """Start timing a block; returns the watch itself."""
-        self._starts.append(self._now())
+        if self._start is not None:  # entered again inside itself
+            self._outer_starts.append(self._start)
+        self._start = self._now()
         return self
 
     def __exit__(
@@ -364,16 +380,14 @@ class StopWatch(BaseTimer):
     ) -> None:
         """Stop timing the innermost open block and record its duration."""
         end = self._now()
-        try:
-            start = self._starts.pop()
-        except IndexError:
-            raise RuntimeError(
-                f"StopWatch {self.name!r} was exited more times than it was entered"
-            ) from None
-        push = self._push
-        push(start)
-        push(end)
-        if len(self._pending) >= FOLD_AT:
+        start = self._start
+        if start is None:
+            raise RuntimeError(f"StopWatch {self.name!r} was exited more times than it was entered")
+        pending = self._pending
+        pending.append(start)
+        pending.append(end)
+        self._start = self._outer_starts.pop() if self._outer_starts else None
+        if len(pending) >= FOLD_AT:
             self._fold()
 
     def record(self, start_ns: int, end_ns: int) -> None:
@@ -382,15 +396,14 @@ class StopWatch(BaseTimer):
         The readings must come from this watch's clock. Safe to call from one
         thread while others read the watch.
         """
-        push = self._push
-        push(start_ns)
-        push(end_ns)
-        if len(self._pending) >= FOLD_AT:
+        pending = self._pending
+        pending.append(start_ns)
+        pending.append(end_ns)
+        if len(pending) >= FOLD_AT:
             self._fold()
 
     def _absorb(self, records: list[int]) -> None:
-        ends = records[1::2]
-        self._stats.extend(list(map(operator.sub, ends, records[0::2])), ends)
+        self._stats.add_batch(durations(records, self._stats.window))
 
     def measure(self, func: _F) -> _F:
         """Decorate ``func`` so that every call is timed by this watch.

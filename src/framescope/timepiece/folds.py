@@ -1,0 +1,101 @@
+"""Bulk folds of timer records into exact batch aggregates.
+
+A timer's hot path only appends clock readings to a list; a fold turns a batch
+of them into what :class:`~framescope.stats.RollingStats` keeps: the count,
+exact sum, minimum and maximum of the batch, and its newest values and
+timestamps. Every value is needed only when a histogram or distribution is
+kept, so it is computed on demand.
+
+When the application has loaded NumPy (any program that handles frames has),
+large batches are folded with it: a few nanoseconds a record instead of some
+fifty in pure Python. NumPy is never imported here, so a timer never stalls a
+frame loop on an import; both ways give the same exact integers.
+"""
+
+from __future__ import annotations
+
+import operator
+import sys
+from typing import Any
+
+from framescope.stats import Batch
+
+__all__ = ["NUMPY_FROM", "durations", "intervals"]
+
+NUMPY_FROM = 256
+"""Records from which a batch is folded with NumPy (below, its call overhead dominates)."""
+
+
+def _numpy() -> Any:
+    """NumPy when the application has imported it, else None."""
+    return sys.modules.get("numpy")
+
+
+def _fits(low: int, high: int) -> bool:
+    """Whether readings from ``low`` to ``high`` fit NumPy's int64 (a far-off clock may not)."""
+    return low > -(2**62) and high < 2**62
+
+
+def intervals(previous: int, stamps: list[int], window: int) -> Batch:
+    """Fold the gaps between successive ``stamps`` (the first gap starts at ``previous``).
+
+    ``stamps`` must not be empty. The sum telescopes: the last stamp minus ``previous``.
+    """
+    count = len(stamps)
+    total = stamps[-1] - previous
+    np = _numpy() if count >= NUMPY_FROM else None
+    if np is not None and _fits(previous, stamps[-1]):
+        gaps = np.diff(np.fromiter(stamps, np.int64, count), prepend=previous)
+        return Batch(
+            count,
+            total,
+            int(gaps.min()),
+            int(gaps.max()),
+            gaps[-window:].tolist(),
+            stamps[-window:],
+            gaps.tolist,
+        )
+    before = [previous]
+    before.extend(stamps[:-1])
+    values = list(map(operator.sub, stamps, before))
+    return Batch(
+        count,
+        total,
+        min(values),
+        max(values),
+        values[-window:],
+        stamps[-window:],
+        lambda: values,
+    )
+
+
+def durations(pairs: list[int], window: int) -> Batch:
+    """Fold flat ``[start, end, start, end, ...]`` readings into block durations.
+
+    ``pairs`` must hold at least one whole pair; the timestamp of a block is its end.
+    """
+    count = len(pairs) // 2
+    ends = pairs[1::2]
+    np = _numpy() if count >= NUMPY_FROM else None
+    if np is not None and _fits(min(pairs[0], pairs[-1]), max(pairs[0], pairs[-1])):
+        readings = np.fromiter(pairs, np.int64, 2 * count).reshape(count, 2)
+        spans = readings[:, 1] - readings[:, 0]
+        return Batch(
+            count,
+            int(spans.sum()),
+            int(spans.min()),
+            int(spans.max()),
+            spans[-window:].tolist(),
+            ends[-window:],
+            spans.tolist,
+        )
+    values = list(map(operator.sub, ends, pairs[0::2]))
+    return Batch(
+        count,
+        sum(values),
+        min(values),
+        max(values),
+        values[-window:],
+        ends[-window:],
+        lambda: values,
+    )
