@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from array import array
+from typing import Any, TypeVar
 
 __all__ = ["take_prefix"]
 
-_T = TypeVar("_T")
+_Buffer = TypeVar("_Buffer", "list[Any]", "array[int]")
 
 
-def take_prefix(buffer: list[_T], n: int | None = None) -> list[_T]:
+def take_prefix(buffer: _Buffer, n: int | None = None) -> _Buffer:
     """Remove and return the first ``n`` items (default: all there are now).
 
     Slicing then deleting the same prefix keeps anything the appending thread
@@ -18,7 +19,7 @@ def take_prefix(buffer: list[_T], n: int | None = None) -> list[_T]:
     if n is None:
         n = len(buffer)
     if not n:
-        return []
+        return buffer[:0]
     taken = buffer[:n]
     del buffer[:n]
     return taken

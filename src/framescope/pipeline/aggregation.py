@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import functools
 import logging
-import operator
 import threading
+from array import array
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from framescope.clock import Clock, wait_on
 from framescope.pipeline.events import (
@@ -34,6 +33,7 @@ from framescope.pipeline.nodestate import (
     timing_from,
 )
 from framescope.stats import RollingStats, StatsSnapshot
+from framescope.timepiece.folds import numpy_columns, samples, spans
 
 __all__ = ["Aggregator", "NodeLink", "in_micros", "timing_from"]
 
@@ -84,24 +84,27 @@ class _NodeAggregate:
         self.other: dict[str, RollingStats] = {}
         self.open_custom: dict[tuple[str, int], int] = {}
         self.unpaired = 0
-        self.recent_iterations: list[Any] = []  # flat values of the newest iterations
+        self.recent_iterations: array[int] = array("q")  # flat values of the newest iterations
         self.events_kept = events_kept
         self.recent_custom: deque[RawEvent] = deque(maxlen=events_kept)
         self.window = window
 
-    def absorb_iterations(self, flat: list[Any]) -> None:
+    def absorb_iterations(self, flat: array[int]) -> None:
         """Fold a drained run of flat iteration values into the statistics.
 
         An iteration starts where the one before it was handed on (the worker
         reads the clock once for both), so its loop time is ``t_sent - t_get``.
         """
-        width = Field.WIDTH
-        starts, got = flat[Field.T_GET :: width], flat[Field.T_GOT :: width]
-        sends, sent = flat[Field.T_SEND :: width], flat[Field.T_SENT :: width]
-        self.loop.extend(list(map(operator.sub, sent, starts)), sent)
-        self.inputs_get.extend(list(map(operator.sub, got, starts)), got)
-        self.outputs_send.extend(list(map(operator.sub, sent, sends)), sent)
-        self.queued.extend(flat[Field.QUEUED :: width])
+        width, window = Field.WIDTH, self.window
+        columns = numpy_columns(flat, width)
+        if columns is None:
+            columns = [flat[field::width] for field in range(width)]
+        starts, got = columns[Field.T_GET], columns[Field.T_GOT]
+        sends, sent = columns[Field.T_SEND], columns[Field.T_SENT]
+        self.loop.add_batch(spans(starts, sent, window))
+        self.inputs_get.add_batch(spans(starts, got, window))
+        self.outputs_send.add_batch(spans(sends, sent, window))
+        self.queued.add_batch(samples(columns[Field.QUEUED], window))
         keep_tail(self.recent_iterations, flat, self.events_kept * width)
 
     def absorb_custom(
@@ -130,7 +133,7 @@ class _NodeAggregate:
         self.recent_custom.extend(events)
 
 
-def keep_tail(kept: list[Any], new: list[Any], limit: int) -> None:
+def keep_tail(kept: array[int], new: array[int], limit: int) -> None:
     """Append ``new`` to ``kept`` and trim ``kept`` to its last ``limit`` values."""
     kept.extend(new[-limit:])
     del kept[:-limit]
@@ -171,7 +174,7 @@ class Aggregator:
         # Bounded rings of raw material; joined into frame traces only when asked.
         # Per node, immutable chunks of flat iteration values (one per drain): a
         # snapshot shares the chunks instead of copying every value.
-        self._trace_rings: list[deque[list[Any]]] = [deque() for _ in self.links]
+        self._trace_rings: list[deque[array[int]]] = [deque() for _ in self.links]
         self._trace_sizes = [0] * len(self.links)
         self._block_ring: deque[Block] = deque(maxlen=trace_frames * 8)
         self._nodes = {link.node_id: _NodeAggregate(window, events_kept) for link in self.links}
@@ -222,16 +225,19 @@ class Aggregator:
                 if custom:
                     node.absorb_custom(custom, functools.partial(self._trace_block, index))
 
-    def _trace_iterations(self, index: int, flat: list[Any]) -> None:
+    def _trace_iterations(self, index: int, flat: array[int]) -> None:
         width, every = ITERATION_FIELDS, self._trace_every
         if every != 1:
             frames = flat[Field.FRAME_ID :: width]
-            flat = [
-                value
-                for position, frame in enumerate(frames)
-                if not frame % every
-                for value in flat[position * width : (position + 1) * width]
-            ]
+            flat = array(
+                "q",
+                [
+                    value
+                    for position, frame in enumerate(frames)
+                    if not frame % every
+                    for value in flat[position * width : (position + 1) * width]
+                ],
+            )
         if not flat:
             return
         limit = self._trace_frames * width

@@ -12,7 +12,9 @@ from __future__ import annotations
 import enum
 import functools
 import logging
-from collections.abc import Callable, Iterator
+import struct
+from array import array
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple, TypeVar
@@ -24,6 +26,7 @@ from framescope.running import bind_recorder, current_recorder
 __all__ = [
     "BLOCK_NAMES",
     "ITERATION_FIELDS",
+    "NO_QUEUE",
     "OTHER_BLOCK",
     "EventInterval",
     "EventRecorder",
@@ -123,6 +126,12 @@ class IterationRecord(NamedTuple):
 ITERATION_FIELDS = len(IterationRecord._fields)
 """How many flat values one recorded iteration takes."""
 
+NO_QUEUE = -1
+"""``out_queued`` as recorded for a node that sends to no queue (None in a record)."""
+
+pack_iteration: Callable[..., bytes] = struct.Struct(f"={ITERATION_FIELDS}q").pack
+"""Pack one iteration's fields (all ints; ``NO_QUEUE`` for None) as recorded."""
+
 
 class Field:
     """Offsets of the fields in a flat run of iteration values: ``flat[Field.T_GOT::WIDTH]``."""
@@ -133,9 +142,13 @@ class Field:
     WIDTH = ITERATION_FIELDS
 
 
-def iteration_records(flat: list[Any]) -> list[IterationRecord]:
+def iteration_records(flat: Sequence[int]) -> list[IterationRecord]:
     """Regroup a flat run of iteration values (as recorded) into one record per iteration."""
-    columns = [flat[field::ITERATION_FIELDS] for field in range(ITERATION_FIELDS)]
+    columns: list[Sequence[Any]] = [
+        flat[field::ITERATION_FIELDS] for field in range(ITERATION_FIELDS)
+    ]
+    columns[Field.OUT_QUEUED] = [None if q == NO_QUEUE else q for q in columns[Field.OUT_QUEUED]]
+    columns[Field.SENT] = [bool(sent) for sent in columns[Field.SENT]]
     make = IterationRecord._make
     return [make(values) for values in zip(*columns, strict=True)]
 
@@ -266,10 +279,11 @@ class EventRecorder:
         self._append = self._buffer.append
         self._sequences: dict[tuple[int, str], int] = {}
         self._open: dict[tuple[int, str], list[int]] = {}
-        # Flat values, ITERATION_FIELDS per iteration: one list.extend per
-        # iteration leaves no container behind for the garbage collector.
-        self._iterations: list[Any] = []
-        self.extend_iterations = self._iterations.extend
+        # Flat int64 values, ITERATION_FIELDS per iteration, appended as one
+        # packed run (pack_iteration): no Python object is kept per value, so
+        # the aggregator frees nothing per record and can fold with NumPy.
+        self._iterations: array[int] = array("q")
+        self.extend_iterations = self._iterations.frombytes
         self.phase = NodePhase.IDLE
 
     def record(
@@ -357,19 +371,19 @@ class EventRecorder:
 
         return decorate
 
-    def record_iteration(self, record: IterationRecord) -> None:
+    def record_iteration(self, record: Sequence[Any]) -> None:
         """Record one runtime iteration (the worker threads call :attr:`extend_iterations`)."""
-        self.extend_iterations(record)
+        self.extend_iterations(pack_iteration(*(NO_QUEUE if v is None else v for v in record)))
 
     def backlog(self) -> int:
         """How many iterations and events wait for the aggregator."""
         return len(self._iterations) // ITERATION_FIELDS + len(self._buffer)
 
-    def drain_iterations(self) -> list[Any]:
+    def drain_iterations(self) -> array[int]:
         """Take the flat values of every iteration so far (see :func:`iteration_records`).
 
-        One ``list.extend`` of a tuple is atomic, so the length is always a
-        whole number of iterations; the lock-free scheme is :meth:`drain`'s.
+        One ``frombytes`` of a packed iteration is atomic, so the length is always
+        a whole number of iterations; the lock-free scheme is :meth:`drain`'s.
         """
         return take_prefix(self._iterations)
 

@@ -31,7 +31,7 @@ class TraceMaterial:
     """
 
     node_ids: tuple[str, ...] = ()
-    rings: tuple[tuple[Sequence[int | bool | None], ...], ...] = ()
+    rings: tuple[tuple[Sequence[int], ...], ...] = ()
     blocks: tuple[Block, ...] = ()
     keep: int = 1000
 

@@ -145,7 +145,7 @@ class NodeReading:
     upstream_sending: bool = False
     out_capacity: int | None = None
     other: dict[str, StatsSnapshot] = field(default_factory=dict)
-    recent_iterations: tuple[int | bool | None, ...] = ()
+    recent_iterations: tuple[int, ...] = ()
     recent_custom: tuple[RawEvent, ...] = ()
     events_kept: int = 32
     unpaired: int = 0

@@ -8,7 +8,7 @@ from typing import Any
 
 from framescope.clock import Clock
 from framescope.pipeline.channel import CLOSED, END, Channel
-from framescope.pipeline.events import EventRecorder, NodePhase
+from framescope.pipeline.events import NO_QUEUE, EventRecorder, NodePhase, pack_iteration
 from framescope.pipeline.item import Envelope, Fail, Process, item_processor, stage_processor
 from framescope.pipeline.tree import UnitSpec
 from framescope.running import bind_recorder
@@ -108,7 +108,11 @@ class Worker:
                     if recording:
                         t = now()
                         frame, t_in = envelope.frame_id, envelope.t_in
-                        append((sequence, frame, t_get, queued, t_got, t, None, t, False, t_in))
+                        append(
+                            pack_iteration(
+                                sequence, frame, t_get, queued, t_got, t, NO_QUEUE, t, 0, t_in
+                            )
+                        )
                         sequence, t_get = sequence + 1, t
                     continue
                 if not recording:
@@ -116,12 +120,23 @@ class Worker:
                         break
                     continue
                 recorder.phase = sending
-                out_queued = outbox_length() if outbox_length is not None else None
+                out_queued = outbox_length() if outbox_length is not None else NO_QUEUE
                 sent = send(envelope)
                 t_sent = now()
                 frame, t_in = envelope.frame_id, envelope.t_in
                 append(
-                    (sequence, frame, t_get, queued, t_got, t_send, out_queued, t_sent, sent, t_in)
+                    pack_iteration(
+                        sequence,
+                        frame,
+                        t_get,
+                        queued,
+                        t_got,
+                        t_send,
+                        out_queued,
+                        t_sent,
+                        sent,
+                        t_in,
+                    )
                 )
                 if not sent:
                     break

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import operator
 import sys
+from array import array
+from collections.abc import Sequence
 from typing import Any
 
 from framescope.stats import Batch
 
-__all__ = ["NUMPY_FROM", "durations", "intervals"]
+__all__ = ["NUMPY_FROM", "durations", "intervals", "numpy_columns", "samples", "spans"]
 
 NUMPY_FROM = 256
 """Records from which a batch is folded with NumPy (below, its call overhead dominates)."""
@@ -98,4 +100,58 @@ def durations(pairs: list[int], window: int) -> Batch:
         values[-window:],
         ends[-window:],
         lambda: values,
+    )
+
+
+def numpy_columns(flat: array[int], width: int) -> Any:
+    """The columns of a flat int64 run of ``width``-value records as NumPy views, or None.
+
+    None when NumPy is not loaded or the run is too short to gain from it;
+    the views share ``flat``'s memory (which must then not be resized).
+    """
+    np = _numpy() if len(flat) >= NUMPY_FROM * width else None
+    if np is None:
+        return None
+    return np.frombuffer(flat, np.int64).reshape(-1, width).T
+
+
+def spans(starts: Any, ends: Any, window: int) -> Batch:
+    """Fold ``ends[i] - starts[i]`` (stamped with ``ends``): NumPy columns or int sequences."""
+    if not isinstance(starts, Sequence):  # NumPy columns from numpy_columns()
+        gaps = ends - starts
+        return Batch(
+            len(gaps),
+            int(gaps.sum()),
+            int(gaps.min()),
+            int(gaps.max()),
+            gaps[-window:].tolist(),
+            ends[-window:].tolist(),
+            gaps.tolist,
+        )
+    values = list(map(operator.sub, ends, starts))
+    return Batch(
+        len(values),
+        sum(values),
+        min(values),
+        max(values),
+        values[-window:],
+        ends[-window:],
+        lambda: values,
+    )
+
+
+def samples(values: Any, window: int) -> Batch:
+    """Fold plain samples (no timestamps): a NumPy column or an int sequence."""
+    if not isinstance(values, Sequence):
+        return Batch(
+            len(values),
+            int(values.sum()),
+            int(values.min()),
+            int(values.max()),
+            values[-window:].tolist(),
+            (),
+            values.tolist,
+        )
+    return Batch(
+        len(values), sum(values), min(values), max(values), values[-window:], (), lambda: values
     )

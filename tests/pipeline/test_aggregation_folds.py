@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import random
+
+import numpy
+import pytest
+
+from framescope.clock import FakeClock
+from framescope.pipeline.aggregation import Aggregator, NodeLink
+from framescope.pipeline.events import NO_QUEUE, EventRecorder, IterationRecord, iteration_records
+from framescope.pipeline.nodestate import NodeReading
+from framescope.timepiece import folds
+
+
+def recorded(count: int, seed: int) -> tuple[EventRecorder, list[IterationRecord]]:
+    """A recorder holding ``count`` iterations with random timings (some not sent)."""
+    rng = random.Random(seed)
+    recorder = EventRecorder("P__S", FakeClock())
+    records, t = [], 10**13
+    for sequence in range(count):
+        got = t + rng.randint(0, 5_000_000)
+        send = got + rng.randint(0, 20_000_000)
+        sent_at = send + rng.randint(0, 1_000_000)
+        record = IterationRecord(
+            sequence,
+            sequence * 3,
+            t,
+            rng.randint(0, 8),
+            got,
+            send,
+            rng.choice([None, rng.randint(0, 4)]),
+            sent_at,
+            rng.random() > 0.1,
+            t - rng.randint(0, 10**8),
+        )
+        recorder.record_iteration(record)
+        records.append(record)
+        t = sent_at
+    return recorder, records
+
+
+def read(recorder: EventRecorder) -> NodeReading:
+    link = NodeLink(recorder.node_id, recorder, inbox_length=lambda: 0, capacity=8)
+    aggregator = Aggregator("P", [link], FakeClock(), window=50, events_kept=32)
+    (reading,) = aggregator.readings()
+    return reading
+
+
+@pytest.mark.parametrize("count", [3, folds.NUMPY_FROM + 1, 2_000])
+def test_numpy_and_python_folds_of_iterations_agree(
+    count: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert folds._numpy() is numpy
+    fast = read(recorded(count, count)[0])
+    monkeypatch.setattr(folds, "_numpy", lambda: None)
+    slow = read(recorded(count, count)[0])
+    for name in ("loop", "inputs_get", "outputs_send", "queued_stats"):
+        assert getattr(fast, name) == getattr(slow, name), name
+    assert fast.recent_iterations == slow.recent_iterations
+
+
+def test_folded_iterations_are_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    recorder, records = recorded(1_000, 7)
+    reading = read(recorder)
+    loops = [r.t_sent - r.t_get for r in records]
+    gets = [r.t_got - r.t_get for r in records]
+    queued = [r.queued for r in records]
+    assert reading.loop.count == 1_000
+    assert reading.loop.total == pytest.approx(sum(loops) / 1_000)  # microseconds
+    assert (reading.loop.minimum, reading.loop.maximum) == (min(loops) / 1e3, max(loops) / 1e3)
+    assert (reading.inputs_get.minimum, reading.inputs_get.maximum) == (
+        min(gets) / 1e3,
+        max(gets) / 1e3,
+    )
+    assert reading.queued_stats is not None
+    assert (reading.queued_stats.minimum, reading.queued_stats.maximum) == (
+        min(queued),
+        max(queued),
+    )
+
+
+def test_recorded_iterations_come_back_as_they_went_in() -> None:
+    recorder, records = recorded(40, 1)
+    flat = recorder.drain_iterations()
+    assert iteration_records(flat) == records  # None for "no next queue", sent as a bool
+    assert NO_QUEUE in flat[6::10] and all(type(r.sent) is bool for r in iteration_records(flat))
