@@ -38,8 +38,9 @@ from typing import Any
 
 import numpy  # noqa: F401 - loaded as in any frame-handling application: the folds use it
 
+from framescope import folds
 from framescope.stats import RollingStats
-from framescope.timepiece import StopWatch, StopWatchTachometer, Ticker, TickerTachometer, folds
+from framescope.timepiece import StopWatch, StopWatchTachometer, Ticker, TickerTachometer
 
 
 def best_ns(stmt: str, env: dict[str, Any], number: int, repeat: int) -> float:

@@ -5,11 +5,11 @@ import random
 import numpy
 import pytest
 
+from framescope import folds
 from framescope.clock import FakeClock
 from framescope.pipeline.aggregation import Aggregator, NodeLink
 from framescope.pipeline.events import NO_QUEUE, EventRecorder, IterationRecord, iteration_records
 from framescope.pipeline.nodestate import NodeReading
-from framescope.timepiece import folds
 
 
 def recorded(count: int, seed: int) -> tuple[EventRecorder, list[IterationRecord]]:

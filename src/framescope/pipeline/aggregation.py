@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from framescope.clock import Clock, wait_on
+from framescope.folds import numpy_columns, samples, spans
 from framescope.pipeline.events import (
     ITERATION_FIELDS,
     EventInterval,
@@ -33,7 +34,6 @@ from framescope.pipeline.nodestate import (
     timing_from,
 )
 from framescope.stats import RollingStats, StatsSnapshot
-from framescope.timepiece.folds import numpy_columns, samples, spans
 
 __all__ = ["Aggregator", "NodeLink", "in_micros", "timing_from"]
 

@@ -1,7 +1,7 @@
 """Timers: :class:`Ticker` (time between events) and :class:`StopWatch` (time inside a block).
 
 The hot path of every timer only reads the monotonic clock and appends a record to
-a pending list; records are folded in bulk (:mod:`framescope.timepiece.folds`)
+a pending list; records are folded in bulk (:mod:`framescope.folds`)
 into the statistics engine (:class:`~framescope.stats.RollingStats`), when the
 list grows long or when somebody reads the timer. Reading a timer from another thread is safe: the
 fold takes a lock that the per-sample path never touches, and a record appended
@@ -22,9 +22,9 @@ from typing import Any, ClassVar, TypeVar
 from framescope._buffers import take_prefix
 from framescope._validation import check_positive_int
 from framescope.clock import SYSTEM_CLOCK, Clock, TimeSource
+from framescope.folds import durations, intervals
 from framescope.histogram import DEFAULT_LATENCY_BUCKETS
 from framescope.stats import RollingStats, StatsSnapshot
-from framescope.timepiece.folds import durations, intervals
 from framescope.timepiece.timer_snapshot import MAX_REPR_INTERVALS, TimerSnapshot, format_timer
 
 __all__ = [

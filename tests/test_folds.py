@@ -8,9 +8,10 @@ import time
 import numpy
 import pytest
 
+from framescope import folds
 from framescope.clock import SYSTEM_CLOCK
 from framescope.stats import Batch, RollingStats
-from framescope.timepiece import StopWatch, Ticker, folds
+from framescope.timepiece import StopWatch, Ticker
 
 
 def without_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
