@@ -77,30 +77,11 @@ def durations(pairs: list[int], window: int) -> Batch:
     ``pairs`` must hold at least one whole pair; the timestamp of a block is its end.
     """
     count = len(pairs) // 2
-    ends = pairs[1::2]
     np = _numpy() if count >= NUMPY_FROM else None
     if np is not None and _fits(min(pairs[0], pairs[-1]), max(pairs[0], pairs[-1])):
         readings = np.fromiter(pairs, np.int64, 2 * count).reshape(count, 2)
-        spans = readings[:, 1] - readings[:, 0]
-        return Batch(
-            count,
-            int(spans.sum()),
-            int(spans.min()),
-            int(spans.max()),
-            spans[-window:].tolist(),
-            ends[-window:],
-            spans.tolist,
-        )
-    values = list(map(operator.sub, ends, pairs[0::2]))
-    return Batch(
-        count,
-        sum(values),
-        min(values),
-        max(values),
-        values[-window:],
-        ends[-window:],
-        lambda: values,
-    )
+        return spans(readings[:, 0], readings[:, 1], window)
+    return spans(pairs[0 : 2 * count : 2], pairs[1 : 2 * count : 2], window)
 
 
 def numpy_columns(flat: array[int], width: int) -> Any:
