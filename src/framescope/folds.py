@@ -99,16 +99,7 @@ def numpy_columns(flat: array[int], width: int) -> Any:
 def spans(starts: Any, ends: Any, window: int) -> Batch:
     """Fold ``ends[i] - starts[i]`` (stamped with ``ends``): NumPy columns or int sequences."""
     if not isinstance(starts, Sequence):  # NumPy columns from numpy_columns()
-        gaps = ends - starts
-        return Batch(
-            len(gaps),
-            int(gaps.sum()),
-            int(gaps.min()),
-            int(gaps.max()),
-            gaps[-window:].tolist(),
-            ends[-window:].tolist(),
-            gaps.tolist,
-        )
+        return _column_batch(ends - starts, window, ends[-window:].tolist())
     values = list(map(operator.sub, ends, starts))
     return Batch(
         len(values),
@@ -124,15 +115,20 @@ def spans(starts: Any, ends: Any, window: int) -> Batch:
 def samples(values: Any, window: int) -> Batch:
     """Fold plain samples (no timestamps): a NumPy column or an int sequence."""
     if not isinstance(values, Sequence):
-        return Batch(
-            len(values),
-            int(values.sum()),
-            int(values.min()),
-            int(values.max()),
-            values[-window:].tolist(),
-            (),
-            values.tolist,
-        )
+        return _column_batch(values, window, ())
     return Batch(
         len(values), sum(values), min(values), max(values), values[-window:], (), lambda: values
+    )
+
+
+def _column_batch(values: Any, window: int, stamps: Sequence[int]) -> Batch:
+    """The Batch of a NumPy int64 column (its aggregates computed in C)."""
+    return Batch(
+        len(values),
+        int(values.sum()),
+        int(values.min()),
+        int(values.max()),
+        values[-window:].tolist(),
+        stamps,
+        values.tolist,
     )

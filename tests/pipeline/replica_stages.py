@@ -9,8 +9,10 @@ import time
 from typing import Any
 
 import numpy as np
+import pytest
 
 from framescope import Pipeline, Stage
+from framescope.pipeline import StageError
 
 
 class Brighten:
@@ -104,6 +106,18 @@ def run_killing_one_worker(
         return list(pipeline.results(timeout=0)), pipeline.counters()
     finally:
         pipeline.cleanup()
+
+
+def error_of_killed_worker(executor: str, marker: pathlib.Path) -> BaseException:
+    """Kill the worker stalled on the first item under the ``raise`` policy; the error results raise."""
+    with Pipeline() as pipeline:
+        pipeline.add(Stall(str(marker), stall_on=0), "Stall", executor=executor).parallelize()
+        assert pipeline.forward(0)
+        kill_stalled_worker(marker)
+        pipeline.close()
+        with pytest.raises(StageError) as raised:
+            list(pipeline.results(timeout=60))
+    return raised.value.error
 
 
 class NotesCleanup:

@@ -21,7 +21,7 @@ from .replica_stages import (
     RaisesUnpicklable,
     Refuses,
     Stall,
-    kill_stalled_worker,
+    error_of_killed_worker,
     run_killing_one_worker,
     stalled_worker,
 )
@@ -137,17 +137,9 @@ def test_a_worker_killed_mid_item_fails_that_item_and_is_restarted(tmp_path: Pat
 
 
 def test_a_lost_worker_is_a_stage_error_under_the_raise_policy(tmp_path: Path) -> None:
-    marker = tmp_path / "pid"
-    with Pipeline() as pipeline:
-        pipeline.add(Stall(str(marker), stall_on=0), "Stall", executor="process")
-        pipeline.parallelize()
-        assert pipeline.forward(0)
-        kill_stalled_worker(marker)
-        pipeline.close()
-        with pytest.raises(StageError) as raised:
-            list(pipeline.results(timeout=60))
-    assert isinstance(raised.value.error, ReplicaLostError)
-    assert "exit code -9" in str(raised.value.error)
+    error = error_of_killed_worker("process", tmp_path / "pid")
+    assert isinstance(error, ReplicaLostError)
+    assert "exit code -9" in str(error)
 
 
 def test_cleanup_ends_busy_workers_and_runs_each_copys_cleanup(tmp_path: Path) -> None:
