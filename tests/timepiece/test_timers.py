@@ -90,6 +90,37 @@ def test_ticker_counts_stay_exact_across_folds(clock: FakeClock) -> None:
     assert ticker.intervals == pytest.approx((1e-6,) * 10)
 
 
+def test_ticks_stay_bounded_and_exact_with_reads_between_folds(clock: FakeClock) -> None:
+    ticker = Ticker(max_intervals=3, clock=clock)
+    gaps = [1_000 + (i * 7919) % 5_000 for i in range(FOLD_AT * 2 + 50)]
+    ticker.tick()
+    longest_pending = 0
+    for i, gap in enumerate(gaps):
+        clock.advance_ns(gap)
+        ticker.tick()
+        longest_pending = max(longest_pending, len(ticker._pending))
+        if i % 1_000 == 999:  # a reader folds part of a batch
+            assert ticker.statistics().count == i + 1
+    stats = ticker.statistics()
+    assert longest_pending <= FOLD_AT
+    assert stats.count == len(gaps) and stats.total == pytest.approx(sum(gaps) / 1e9)
+    assert stats.minimum == min(gaps) / 1e9 and stats.maximum == max(gaps) / 1e9
+    assert ticker.intervals == pytest.approx([g / 1e9 for g in gaps[-3:]])
+
+
+def test_a_subclass_tick_stays_in_charge(clock: FakeClock) -> None:
+    class CountingTicker(Ticker):
+        calls = 0
+
+        def tick(self) -> None:
+            self.calls += 1
+            super().tick()
+
+    ticker = CountingTicker(clock=clock)
+    tick_every(ticker, clock, [0.5, 0.25])
+    assert ticker.calls == 3 and ticker.intervals == pytest.approx((0.5, 0.25))
+
+
 def test_ticker_reset_keeps_last_tick(clock: FakeClock) -> None:
     ticker = Ticker(clock=clock)
     tick_every(ticker, clock, [0.1, 0.1])
