@@ -22,7 +22,15 @@ from typing import Any
 
 from framescope.stats import Batch
 
-__all__ = ["NUMPY_FROM", "durations", "intervals", "numpy_columns", "samples", "spans"]
+__all__ = [
+    "NUMPY_FROM",
+    "durations",
+    "intervals",
+    "numpy_columns",
+    "numpy_loaded",
+    "samples",
+    "spans",
+]
 
 NUMPY_FROM = 256
 """Records from which a batch is folded with NumPy (below, its call overhead dominates)."""
@@ -31,6 +39,11 @@ NUMPY_FROM = 256
 def _numpy() -> Any:
     """NumPy when the application has imported it, else None."""
     return sys.modules.get("numpy")
+
+
+def numpy_loaded() -> bool:
+    """Whether the folds use NumPy now (the application has imported it)."""
+    return _numpy() is not None
 
 
 def _fits(low: int, high: int) -> bool:

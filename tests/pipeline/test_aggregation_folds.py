@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import random
+import threading
 
 import numpy
 import pytest
@@ -84,3 +85,32 @@ def test_recorded_iterations_come_back_as_they_went_in() -> None:
     flat = recorder.drain_iterations()
     assert iteration_records(flat) == records  # None for "no next queue", sent as a bool
     assert NO_QUEUE in flat[6::10] and all(type(r.sent) is bool for r in iteration_records(flat))
+
+
+@pytest.mark.parametrize(("with_numpy", "first_drain_ms"), [(True, 100), (False, 10)])
+def test_a_backlog_drains_early_as_suits_the_fold_in_use(
+    with_numpy: bool, first_drain_ms: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 600 records wait: past the pure-Python fold's early-drain mark (512),
+    # short of NumPy's (2048), where only the 100 ms interval drains them.
+    if not with_numpy:
+        monkeypatch.setattr(folds, "_numpy", lambda: None)
+    recorder, _ = recorded(600, 7)
+    clock = FakeClock(autojump=True)
+    aggregator = Aggregator("P", [NodeLink(recorder.node_id, recorder)], clock, interval_s=0.1)
+    start, drained_at, drained = clock.monotonic_ns(), [], threading.Event()
+    drain = aggregator.drain
+
+    def noted_drain() -> None:
+        drained_at.append(clock.monotonic_ns() - start)
+        drained.set()
+        drain()
+
+    monkeypatch.setattr(aggregator, "drain", noted_drain)
+    aggregator.start()
+    try:
+        assert drained.wait(10)
+    finally:
+        assert aggregator.stop(10)
+    assert drained_at[0] == first_drain_ms * 1_000_000
+    assert recorder.backlog() == 0
