@@ -260,8 +260,9 @@ class Ticker(BaseTimer):
         self._recorder = itertools.chain.from_iterable(self._recording_batches())
         if type(self).tick is Ticker.tick:  # a subclass's own tick() stays in charge
             # Every tick is one C call: the chain reads the clock and appends the
-            # reading, with no Python frame (a third of a tick's cost). After
-            # FOLD_AT readings it resumes _recording_batches, which folds them.
+            # reading without a Python frame (a frame cost about a fifth of a
+            # tick). After FOLD_AT readings it resumes _recording_batches,
+            # which folds them and hands it the next batch.
             self.tick = self._recorder.__next__  # type: ignore[method-assign]
 
     def tick(self) -> None:
