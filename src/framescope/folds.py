@@ -60,7 +60,10 @@ def intervals(previous: int, stamps: list[int], window: int) -> Batch:
     total = stamps[-1] - previous
     np = _numpy() if count >= NUMPY_FROM else None
     if np is not None and _fits(previous, stamps[-1]):
-        gaps = np.diff(np.fromiter(stamps, np.int64, count), prepend=previous)
+        readings = np.fromiter(stamps, np.int64, count)
+        gaps = np.empty(count, np.int64)
+        gaps[0] = stamps[0] - previous
+        np.subtract(readings[1:], readings[:-1], out=gaps[1:])  # np.diff would copy
         return Batch(
             count,
             total,

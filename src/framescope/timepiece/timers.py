@@ -271,10 +271,13 @@ class Ticker(BaseTimer):
 
     def _recording_batches(self) -> Iterator[Iterator[None]]:
         """Endless batches of FOLD_AT clock readings appended to the pending list, folded after."""
-        append, now = self._pending.append, self._now
+        now = self._now
         while True:
-            yield map(append, itertools.islice(iter(now, None), FOLD_AT))
-            self._fold()
+            yield map(self._pending.append, itertools.islice(iter(now, None), FOLD_AT))
+            with self._fold_lock:  # nothing appends to the used-up batch's list any more
+                readings, self._pending = self._pending, []
+                if readings:
+                    self._absorb(readings)
 
     def tick_at(self, timestamp_ns: int) -> None:
         """Register an event at a monotonic time (ns) the caller already read.
