@@ -13,11 +13,12 @@ With --backpack (the default), Backpack 0.3.2's timepiece is installed into a
 throw-away venv (--backpack-venv, reused when present; its numpy pin cannot
 install on this Python, so without dependencies, plus python-dateutil) and
 imported into this process: its Ticker.tick() and StopWatch enter+exit are
-timed back to back with ours in 21 paired rounds, and the median of the
-rounds' ratios ours / Backpack is the verdict (the best times are printed
-too). Target: <= 1.1x. NumPy is loaded first (as in any application that handles
-frames), so the timers fold their records with it; ours is also timed with
-the pure-Python fold, which a process without NumPy uses.
+timed back to back with ours in paired rounds (21; 9 with --quick), and the
+median of the rounds' ratios ours / Backpack is the verdict (the best times
+are printed too). Target: <= 1.1x. NumPy is loaded first (as in any
+application that handles frames), so the timers fold their records with it;
+ours is also timed with the pure-Python fold, which a process without NumPy
+uses.
 """
 
 from __future__ import annotations

@@ -109,7 +109,7 @@ def run_killing_one_worker(
 
 
 def error_of_killed_worker(executor: str, marker: pathlib.Path) -> BaseException:
-    """Kill the worker stalled on the first item under the ``raise`` policy; the error results raise."""
+    """Kill the worker stalled on item 0 (``raise`` policy); return the error ``results()`` raises."""
     with Pipeline() as pipeline:
         pipeline.add(Stall(str(marker), stall_on=0), "Stall", executor=executor).parallelize()
         assert pipeline.forward(0)

@@ -274,10 +274,7 @@ class Ticker(BaseTimer):
         now = self._now
         while True:
             yield map(self._pending.append, itertools.islice(iter(now, None), FOLD_AT))
-            with self._fold_lock:  # nothing appends to the used-up batch's list any more
-                readings, self._pending = self._pending, []
-                if readings:
-                    self._absorb(readings)
+            self._fold()
 
     def tick_at(self, timestamp_ns: int) -> None:
         """Register an event at a monotonic time (ns) the caller already read.
