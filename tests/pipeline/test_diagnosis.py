@@ -111,8 +111,8 @@ def test_dropping_unread_results_suggests_reading_them() -> None:
     diagnosis = pipeline.diagnose()
     assert diagnosis.verdict == "dropping"
     assert diagnosis.headline == "8 of 10 items were lost (80%)"
-    assert "8 at the output: results nobody read were dropped" in diagnosis.reasons
-    assert diagnosis.suggestion is not None and "results_size" in diagnosis.suggestion
+    assert "8 results dropped unread: read results() or pass results_size=0" in diagnosis.reasons
+    assert diagnosis.suggestion is not None and "results_size=0" in diagnosis.suggestion
 
 
 def test_drop_oldest_is_reported_as_dropping_not_waiting() -> None:

@@ -172,25 +172,29 @@ def test_cleanup_stops_the_input_loop() -> None:
     assert len(produced) == n  # ... and pulls nothing more
 
 
-def test_loop_errors_are_counted_and_do_not_kill_the_loop() -> None:
-    attempts = iter([1, "boom", 2, 3])
-    done = threading.Event()
+def test_an_input_generator_that_raises_ends_the_input_and_raises_after_its_items() -> None:
+    attempts = iter([1, 2, "boom", 3])
 
     def generate() -> int:
         value = next(attempts)
         if value == "boom":
             raise OSError("camera glitch")
-        if value == 3:
-            done.set()
         return int(value)
 
     pipeline = Pipeline(input_generator=generate).add(lambda d: d).serialize()
     pipeline.start_loop(0.0001)
-    assert done.wait(10)
-    pipeline.stop_loop()
-    assert pipeline.counters()["loop_errors"] == 1
-    assert list(pipeline.results(timeout=0)) == [1, 2, 3]
-    pipeline.cleanup()
+    results = pipeline.results(timeout=10)
+    assert [next(results), next(results)] == [1, 2]
+    with pytest.raises(OSError, match="camera glitch"):
+        next(results)
+    with pytest.raises(OSError, match="camera glitch"):
+        pipeline.join(10)
+    counts = pipeline.counters()
+    assert counts["loop_errors"] == 1 and counts["source_errors"] == 1
+    assert counts["forwarded"] == counts["completed"] == 2
+    assert pipeline.snapshot().source_error == "OSError: camera glitch"
+    assert next(attempts) == 3  # nothing pulled after the failure
+    assert pipeline.cleanup() == []
 
 
 def test_start_loop_twice_is_an_error_and_stop_without_loop_a_no_op() -> None:
@@ -291,7 +295,11 @@ def test_bad_constructor_arguments() -> None:
         Pipeline(input_generator=42)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="window must be a positive integer \\(>= 1\\)"):
         Pipeline(window=0)
-    with pytest.raises(ValueError, match="results_size must be a positive integer \\(>= 1\\)"):
-        Pipeline(results_size=0)
+    with pytest.raises(ValueError, match="results_size must be a non-negative integer"):
+        Pipeline(results_size=-1)
+    with pytest.raises(TypeError, match="results_bytes must be a positive integer or None"):
+        Pipeline(results_bytes=1.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="results_bytes must be a positive integer \\(>= 1\\)"):
+        Pipeline(results_bytes=0)
     with pytest.raises(ValueError, match="name must be a non-empty str"):
         Pipeline(name="")

@@ -2,6 +2,7 @@
 
 One verdict, with its evidence, from one snapshot:
 
+- **source failed**: the pipeline's source raised; its input ended there;
 - **stalled**: no item completed for ``stall_after`` seconds while items are inside;
 - **failing**: a stage fails a share of its items;
 - **dropping**: items are lost to an overflow policy or an unread result buffer;
@@ -34,11 +35,20 @@ __all__ = [
 #: The pipeline counters a diagnosis reports as losses.
 LOSS_COUNTERS = ("rejected", "dropped", "failed", "results_dropped", "discarded", "errors_dropped")
 #: Every verdict a diagnosis can give.
-VERDICTS = ("stalled", "failing", "dropping", "stage-bound", "source-bound", "not enough data")
+VERDICTS = (
+    "source failed",
+    "stalled",
+    "failing",
+    "dropping",
+    "stage-bound",
+    "source-bound",
+    "not enough data",
+)
 
 BUSY_BOUND = 0.9  # a stage this busy (or more) sets the pace
 SHARE_REPORTED = 0.01  # failures or drops of at least 1% of the items are a verdict
 _HEADLINE = {
+    "source failed": "Source failed",
     "stalled": "Stalled",
     "failing": "Failing",
     "dropping": "Dropping",
@@ -162,6 +172,8 @@ def _verdict(
     counters = snapshot.counters
     busiest = max(loads, key=lambda load: (load.busy, load.mean_latency_s), default=None)
     top = busiest.node_id if busiest is not None and busiest.mean_latency_s > 0 else None
+    if snapshot.source_error is not None:
+        return "source failed", *_source_failed(snapshot), None, top
     stalled = _stalled(snapshot, stall_after)
     if stalled is not None:
         return "stalled", stalled[0], stalled[1], None, stalled[2] or top
@@ -181,6 +193,22 @@ def _verdict(
             None,
         )
     return _pace(snapshot, loads, busiest)
+
+
+def _source_failed(snapshot: PipelineSnapshot) -> tuple[str, list[str]]:
+    counters = snapshot.counters
+    reasons = [
+        f"the input ended when the source raised, after {counters.get('forwarded', 0)} "
+        f"item(s) went in ({counters.get('completed', 0)} completed)"
+    ]
+    unread = counters.get("results_dropped", 0)
+    if unread:
+        reasons.append(_unread(unread))
+    return f"{snapshot.source_error}", reasons
+
+
+def _unread(count: int) -> str:
+    return f"{count} results dropped unread: read results() or pass results_size=0"
 
 
 def _stalled(
@@ -245,10 +273,16 @@ def _dropping(
     total = sum(lost.values())
     if not total or not offered or total / offered < SHARE_REPORTED:
         return None
-    reasons = [f"{count} {where[key]}" for key, count in lost.items()]
+    reasons = [
+        _unread(count) if key == "results_dropped" else f"{count} {where[key]}"
+        for key, count in lost.items()
+    ]
     suggestion = None
     if "results_dropped" in lost:
-        suggestion = "read results as fast as they come (results()), or raise results_size"
+        suggestion = (
+            "read results() as fast as they come, or pass results_size=0 when the last "
+            "stage is the output (results_size and results_bytes bound what waits)"
+        )
     elif lost:
         suggestion = "the stages cannot take items as fast as they come: see the busiest stage"
     return f"{total} of {offered} items were lost ({total / offered:.0%})", reasons, suggestion

@@ -12,6 +12,7 @@ __all__ = [
     "PipelineClosedError",
     "PipelineStoppedError",
     "StageError",
+    "describe_error",
 ]
 
 
@@ -97,3 +98,9 @@ class PipelineStoppedError(RuntimeError):
         self.stage_error = stage_error
         super().__init__(f"pipeline stopped: {stage_error}")
         self.__cause__ = stage_error
+
+
+def describe_error(error: BaseException) -> str:
+    """One line naming an exception: ``ValueError: uri: 'x.mp4' has no video stream``."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__

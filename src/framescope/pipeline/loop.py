@@ -9,6 +9,7 @@ from typing import Any
 
 from framescope._ratelimit import FULL, LogLimiter
 from framescope.clock import Clock, wait_on
+from framescope.pipeline.errors import PipelineClosedError, PipelineStoppedError
 
 __all__ = ["InputLoop", "PeriodicGrid"]
 
@@ -48,9 +49,13 @@ class InputLoop:
     A period of 0 means no waiting: each item goes as soon as ``deliver``
     took the previous one (back-pressure, not a timer). ``produce`` raising
     StopIteration ends the loop normally and calls ``on_end`` (the input is
-    over); any other exception from either is logged with its traceback and
-    counted in ``errors``, and the loop goes on. :meth:`stop` returns
-    promptly: the waits between cycles are on an Event, not sleeps.
+    over); any other exception from ``produce`` is counted in ``errors`` and,
+    with ``on_fail``, ends the loop and is handed to ``on_fail`` (the source
+    failed; without it, it is logged and the loop goes on). An exception from
+    ``deliver`` is logged and counted, and the loop goes on, unless it says
+    the pipeline takes no more items (it was closed, stopped or cleaned up):
+    then the loop ends. :meth:`stop` returns promptly: the waits between
+    cycles are on an Event, not sleeps.
     """
 
     def __init__(
@@ -62,11 +67,13 @@ class InputLoop:
         clock: Clock,
         *,
         on_end: Callable[[], object] | None = None,
+        on_fail: Callable[[Exception], object] | None = None,
     ) -> None:
         self._produce = produce
         self._deliver = deliver
         self._clock = clock
         self._on_end = on_end
+        self._on_fail = on_fail
         self._grid = PeriodicGrid(period_ns, clock.monotonic_ns()) if period_ns > 0 else None
         self._stop = threading.Event()
         self.errors = 0
@@ -95,10 +102,16 @@ class InputLoop:
                         self._on_end()
                     return
                 except Exception as error:
+                    if self._on_fail is not None:
+                        self.errors += 1
+                        self._on_fail(error)
+                        return
                     self._record(error, "input_generator")
                 else:
                     try:
                         self._deliver(item)
+                    except (PipelineClosedError, PipelineStoppedError):
+                        return  # the pipeline takes no more items: pulling more would lose them
                     except Exception as error:
                         self._record(error, "forward")
                 if self._grid is None:

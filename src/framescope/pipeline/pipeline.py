@@ -22,7 +22,7 @@ from framescope.pipeline.executor_choice import resolve_executor
 from framescope.pipeline.executors import Executor
 from framescope.pipeline.readers import SnapshotReaders
 from framescope.pipeline.readout import read_snapshot
-from framescope.pipeline.results import ResultBuffer
+from framescope.pipeline.results import DEFAULT_RESULTS_BYTES, ResultBuffer
 from framescope.pipeline.runtime import Runtime
 from framescope.pipeline.settings import RunSettings
 from framescope.pipeline.snapshot import PipelineSnapshot
@@ -61,7 +61,13 @@ class Pipeline(StreamControls, SnapshotReaders):
         trace_every: with debugging on, keep the trace of one frame in this many.
         trace_frames: how many sampled frame traces to keep (oldest dropped).
         window: how many recent items the profiles describe.
-        results_size: how many results wait for the caller before the oldest is dropped.
+        results_size: how many results wait for the caller before the oldest is
+            dropped; 0 keeps none (the last stage is the output: every item
+            still runs through and is counted in ``results_not_kept``).
+        results_bytes: how many bytes of arrays (numpy arrays, frames' images,
+            also inside a dict, list or tuple) the waiting results may hold
+            before the oldest is dropped (default 256 MiB; None: bounded by
+            ``results_size`` only). Drops are counted in ``results_dropped``.
         block_names: how many distinct CUSTOM block names each stage keeps apart
             (later ones are timed together as ``other`` and counted in
             ``blocks_folded``).
@@ -80,6 +86,7 @@ class Pipeline(StreamControls, SnapshotReaders):
         trace_frames: int = 1000,
         window: int = 100,
         results_size: int = 1024,
+        results_bytes: int | None = DEFAULT_RESULTS_BYTES,
         block_names: int = 64,
     ) -> None:
         if input_generator is not None and not callable(input_generator):
@@ -110,7 +117,7 @@ class Pipeline(StreamControls, SnapshotReaders):
         )
         self._watch = StopWatch(self.name, max_intervals=window, clock=self._clock)
         self._watch.keep_distribution()
-        self._results = ResultBuffer(results_size)
+        self._results = ResultBuffer(results_size, results_bytes)
         self._runtime = Runtime(
             self._tree, self._clock, self._results, self._watch, aggregator if self.debug else None
         )
@@ -308,7 +315,7 @@ class Pipeline(StreamControls, SnapshotReaders):
         started = time.monotonic()
         if drain and self._runtime.running and not self._tree.closed:
             self.close()
-            self.join(timeout)
+            self._runtime.join(timeout, raise_source=False)
         with self._lock:
             if self._tree.closed:
                 return []

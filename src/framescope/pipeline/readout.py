@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from framescope.pipeline.errors import describe_error
 from framescope.pipeline.framelog import TraceMaterial
 from framescope.pipeline.nodestate import NodeReading, in_micros, timing_from
 from framescope.pipeline.runtime import Runtime
@@ -53,6 +54,7 @@ def read_snapshot(tree: StageTree, runtime: Runtime) -> PipelineSnapshot:
         started = runtime.running or tree.closed
         state, material, phases = _plain_state(tree, started, taken_ns), TraceMaterial(), {}
     queues, held = runtime.queues(), runtime.held()
+    source_error = runtime.source_error
     working = set(tree.working_keys(tree.mode == PARALLEL))
     prefix = tree.name + SEPARATOR
     stages = []
@@ -98,4 +100,5 @@ def read_snapshot(tree: StageTree, runtime: Runtime) -> PipelineSnapshot:
         trace_material=material,
         cpu_count=os.cpu_count(),
         cpu_load=runtime.cpu.load(),
+        source_error=None if source_error is None else describe_error(source_error),
     )

@@ -6,13 +6,17 @@ import threading
 from collections import deque
 from typing import Any
 
-from framescope._validation import check_positive_int
+from framescope._buffers import held_bytes
+from framescope._validation import check_int_at_least
 from framescope.pipeline.errors import StageError
 
-__all__ = ["NOTHING", "ResultBuffer"]
+__all__ = ["DEFAULT_RESULTS_BYTES", "NOTHING", "ResultBuffer"]
 
 NOTHING: Any = object()
 """Returned by :meth:`ResultBuffer.take_next` when no result came."""
+
+DEFAULT_RESULTS_BYTES = 256 * 2**20
+"""The default bound on the bytes of waiting results (256 MiB)."""
 
 
 class _Failed:
@@ -25,21 +29,32 @@ class _Failed:
 
 
 class ResultBuffer:
-    """An ordered, bounded buffer of results (and of the errors of failed items).
+    """An ordered buffer of results (and of the errors of failed items), bounded twice.
 
-    Errors keep their place: reading in order raises an item's error exactly
-    where its result would have been. :meth:`take_latest` returns the newest
-    result and discards older ones (counted in ``skipped``), but raises a
-    waiting error first. When the buffer is full the oldest entry is dropped and
-    counted in ``dropped``; errors are dropped only when nothing but errors
-    waits (the oldest first, counted in ``errors_dropped``), so memory stays
-    bounded even when nobody reads a failing pipeline, and the newest error
-    is always kept.
+    At most ``maxsize`` entries wait, holding at most ``maxbytes`` bytes of
+    array buffers (see :func:`framescope._buffers.held_bytes`; None: no bound
+    in bytes). Errors keep their place: reading in order raises an item's
+    error exactly where its result would have been. :meth:`take_latest`
+    returns the newest result and discards older ones (counted in
+    ``skipped``), but raises a waiting error first. When a new entry does not
+    fit, the oldest results are dropped and counted in ``dropped``; errors
+    are dropped only when nothing but errors waits (the oldest first, counted
+    in ``errors_dropped``), so memory stays bounded even when nobody reads a
+    failing pipeline. The newest entry is always kept, even one larger than
+    ``maxbytes`` on its own.
+
+    ``maxsize=0`` keeps no results: :meth:`put` counts them in ``not_kept``
+    and lets them go. The newest error still waits (room for one).
     """
 
-    def __init__(self, maxsize: int) -> None:
-        self._maxsize = check_positive_int(maxsize, "results_size")
+    def __init__(self, maxsize: int, maxbytes: int | None = DEFAULT_RESULTS_BYTES) -> None:
+        checked = check_int_at_least(maxsize, "results_size", 0)
+        assert checked is not None
+        self._maxsize = checked
+        self._maxbytes = check_int_at_least(maxbytes, "results_bytes", 1, or_none=True)
         self._items: deque[Any] = deque()
+        self._sizes: deque[int] = deque()
+        self._bytes = 0
         self._errors = 0
         self._cond = threading.Condition()
         self._closed = False
@@ -47,35 +62,71 @@ class ResultBuffer:
         self.dropped = 0
         self.skipped = 0
         self.errors_dropped = 0
+        self.not_kept = 0
 
-    def _append(self, entry: Any) -> None:
+    @property
+    def maxsize(self) -> int:
+        """How many entries may wait (0: results are not kept)."""
+        return self._maxsize
+
+    @property
+    def maxbytes(self) -> int | None:
+        """How many bytes of array buffers the waiting entries may hold (None: no bound)."""
+        return self._maxbytes
+
+    @property
+    def held_bytes(self) -> int:
+        """The bytes the waiting entries hold now, as counted when they came."""
+        return self._bytes
+
+    def _fits(self, size: int) -> bool:
+        """Whether an entry of ``size`` bytes fits beside those waiting."""
+        if not self._items:
+            return True
+        if len(self._items) >= max(self._maxsize, 1):
+            return False
+        return self._maxbytes is None or self._bytes + size <= self._maxbytes
+
+    def _remove(self, index: int) -> None:
+        del self._items[index]
+        self._bytes -= self._sizes[index]
+        del self._sizes[index]
+
+    def _make_room(self) -> None:
+        """Drop the oldest result (or, when only errors wait, the oldest error)."""
+        for index, old in enumerate(self._items):
+            if not isinstance(old, _Failed):
+                self._remove(index)
+                self.dropped += 1
+                return
+        self._remove(0)  # only errors wait: the oldest goes (each holds its item's data)
+        self._errors -= 1
+        self.errors_dropped += 1
+
+    def _append(self, entry: Any, size: int) -> None:
         with self._cond:
             if self.blocking:
-                self._cond.wait_for(
-                    lambda: len(self._items) < self._maxsize or self._closed or not self.blocking
-                )
-            if len(self._items) >= self._maxsize:
-                for index, old in enumerate(self._items):
-                    if not isinstance(old, _Failed):
-                        del self._items[index]
-                        self.dropped += 1
-                        break
-                else:  # only errors wait: the oldest goes (each holds its item's data)
-                    self._items.popleft()
-                    self._errors -= 1
-                    self.errors_dropped += 1
+                self._cond.wait_for(lambda: self._fits(size) or self._closed or not self.blocking)
+            while not self._fits(size):
+                self._make_room()
             self._items.append(entry)
+            self._sizes.append(size)
+            self._bytes += size
             self._cond.notify_all()
 
     def put(self, result: Any) -> None:
-        """Append a result."""
-        self._append(result)
+        """Append a result (with ``maxsize=0``: count it in ``not_kept`` and let it go)."""
+        if not self._maxsize:
+            with self._cond:
+                self.not_kept += 1
+            return
+        self._append(result, held_bytes(result))
 
     def put_error(self, error: StageError) -> None:
         """Append the error of a failed item, in its place."""
         with self._cond:
             self._errors += 1
-        self._append(_Failed(error))
+        self._append(_Failed(error), held_bytes(error.item))
 
     def pop_error(self) -> StageError | None:
         """Remove and return the oldest waiting error, or None."""
@@ -86,8 +137,9 @@ class ResultBuffer:
                 return None
             for index, entry in enumerate(self._items):
                 if isinstance(entry, _Failed):
-                    del self._items[index]
+                    self._remove(index)
                     self._errors -= 1
+                    self._cond.notify_all()  # a deliverer may wait for room
                     return entry.error
             return None  # pragma: no cover - _errors counts the _Failed entries
 
@@ -105,8 +157,9 @@ class ResultBuffer:
             latest = self._items.pop()
             self.skipped += len(self._items)
             self._items.clear()
-            if self.blocking:
-                self._cond.notify_all()  # a deliverer may wait for room
+            self._sizes.clear()
+            self._bytes = 0
+            self._cond.notify_all()  # a deliverer may wait for room
             return latest
 
     def wait_for_any(self, timeout: float | None) -> bool:
@@ -126,8 +179,8 @@ class ResultBuffer:
             if not self._items:
                 return NOTHING
             entry = self._items.popleft()
-            if self.blocking:
-                self._cond.notify_all()  # a deliverer may wait for room
+            self._bytes -= self._sizes.popleft()
+            self._cond.notify_all()  # a deliverer may wait for room
             if isinstance(entry, _Failed):
                 self._errors -= 1
                 raise entry.error
@@ -144,6 +197,11 @@ class ResultBuffer:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (no more results will come)."""
+        return self._closed
 
     def __len__(self) -> int:
         return len(self._items)

@@ -29,6 +29,7 @@ from framescope.pipeline.errors import (
     PipelineClosedError,
     PipelineStoppedError,
     StageError,
+    describe_error,
 )
 from framescope.pipeline.item import (
     Envelope,
@@ -80,6 +81,7 @@ class Runtime:
         self.loop: InputLoop | None = None
         self.stopped_by: StageError | None = None
         self.crashed: BaseException | None = None  # escaped a stage in a thread
+        self.source_error: Exception | None = None  # the input failed (see source_failed)
         self.running = False
         self.workers: list[Worker] = []
         self.groups: list[StageThreads] = []
@@ -175,7 +177,7 @@ class Runtime:
         if not self.running:
             self.ensure_started()
         if self.input_closed:
-            raise PipelineClosedError(f"pipeline {self.tree.name!r} was closed: no more input")
+            self._refuse_closed()
         t_in = self.clock.monotonic_ns()
         envelope = Envelope(data, t_in, next(self._frame_ids))
         if self.tree.mode == SERIAL:
@@ -224,7 +226,15 @@ class Runtime:
         """Raise why the input queue refused an item, when it is closed or ended."""
         self.check_open()
         if self.input_closed:
+            self._refuse_closed()
+
+    def _refuse_closed(self) -> None:
+        error = self.source_error
+        if error is None:
             raise PipelineClosedError(f"pipeline {self.tree.name!r} was closed: no more input")
+        raise PipelineClosedError(
+            f"pipeline {self.tree.name!r} was closed: its source failed ({describe_error(error)})"
+        ) from error
 
     def deliver(self, envelope: Envelope, done_ns: int | None = None) -> bool:
         """Hand a finished item to the results (its error, when a stage failed on it).
@@ -332,17 +342,44 @@ class Runtime:
         elif not self._input.put(END, None):
             self._finish()  # the pipeline was halted: nothing more will come
 
+    def source_failed(self, error: Exception) -> None:
+        """The source raised ``error``: it is over; close the input and keep the error to raise.
+
+        What is inside is carried through; then :meth:`iterate_results` and
+        :meth:`join` raise ``error`` (the first one, when several sources fail).
+        """
+        with self._lock:
+            first = self.source_error is None
+            if first:
+                self.source_error = error
+        logger.error(
+            "pipeline %r: its source raised %s; the input ends here",
+            self.tree.name,
+            type(error).__name__,
+            exc_info=error if first else None,
+        )
+        self.close_input()
+
+    def raise_source_error(self) -> None:
+        """Raise the source's error once every item before it is out and every result read."""
+        error = self.source_error
+        if error is not None and self.finished.is_set() and not len(self.results):
+            raise error
+
     def _finish(self) -> None:
         self.results.close()
         self.finished.set()
 
-    def join(self, timeout: float | None) -> bool:
+    def join(self, timeout: float | None, *, raise_source: bool = True) -> bool:
         """Wait until every item before the end of the input is out; False if time ran out.
 
-        Raises what escaped a stage in a worker thread, if that is why it ended.
+        Raises what escaped a stage in a worker thread, if that is why it ended,
+        and (with ``raise_source``) the source's error once every item is out.
         """
         done = self.finished.wait(timeout)
         self.raise_crash()
+        if done and raise_source and self.source_error is not None:
+            raise self.source_error
         return done
 
     # -- results ---------------------------------------------------------------------
@@ -362,6 +399,7 @@ class Runtime:
                 self.raise_crash()
                 if self.stopped_by is not None and not len(self.results):
                     raise PipelineStoppedError(self.stopped_by)
+                self.raise_source_error()
                 return
             yield item
 
@@ -386,6 +424,7 @@ class Runtime:
             partial(self.submit, raise_now=False, wait=period_ns == 0),
             self.clock,
             on_end=self.close_input,
+            on_fail=self.source_failed,
         )
         self.loop.start()
 
@@ -414,11 +453,14 @@ class Runtime:
         )
         counts["blocks_folded"] = sum(step.recorder.folded_blocks for step in self.tree.walk())
         counts["results_dropped"] = self.results.dropped
+        counts["results_not_kept"] = self.results.not_kept
+        counts["results_held_bytes"] = self.results.held_bytes
         counts["results_skipped"] = self.results.skipped
         counts["errors_dropped"] = self.results.errors_dropped
         loop = self.loop
         counts["loop_overruns"] = loop.overruns if loop else 0
         counts["loop_errors"] = loop.errors if loop else 0
+        counts["source_errors"] = 0 if self.source_error is None else 1
         return counts
 
     def queues(self) -> dict[str, tuple[int, int]]:

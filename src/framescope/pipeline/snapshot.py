@@ -124,6 +124,8 @@ class PipelineSnapshot:
         node_readings: with debugging on, each node's reading (see :attr:`state`).
         cpu_count: the cores of the machine the pipeline runs on (None: unknown).
         cpu_load: the cores its process kept busy lately, on average (None: unknown).
+        source_error: why its source failed, ``"ValueError: ..."`` (None: it did
+            not fail). The input ended there; counted in ``source_errors``.
 
     :attr:`state` (DepthAI's node states) and :attr:`traces` are rendered from
     the readings of this instant the first time they are read.
@@ -141,6 +143,7 @@ class PipelineSnapshot:
     node_readings: tuple[NodeReading, ...] = ()
     cpu_count: int | None = None
     cpu_load: float | None = None
+    source_error: str | None = None
     _state: PipelineState | None = field(default=None, repr=False, compare=False)
     _traces: tuple[FrameTrace, ...] | None = field(
         default=None, init=False, repr=False, compare=False
@@ -233,6 +236,7 @@ class PipelineSnapshot:
             "debug": self.debug,
             "cpu_count": self.cpu_count,
             "cpu_load": self.cpu_load,
+            "source_error": self.source_error,
             "node_ids": list(self.node_ids),
             "traces": [trace.to_dict() for trace in self.traces],
         }
@@ -259,6 +263,7 @@ class PipelineSnapshot:
             debug=bool(data.get("debug", False)),
             cpu_count=data.get("cpu_count"),
             cpu_load=data.get("cpu_load"),
+            source_error=data.get("source_error"),
             trace_material=TraceMaterial(tuple(data.get("node_ids", ()))),
         )
         traces = tuple(FrameTrace.from_dict(t) for t in data.get("traces", ()))
@@ -319,4 +324,8 @@ def merge_snapshots(
         mode=snapshots[0].mode if len({s.mode for s in snapshots}) == 1 else None,
         debug=all(s.debug for s in snapshots),
         cpu_count=snapshots[0].cpu_count if len({s.cpu_count for s in snapshots}) == 1 else None,
+        source_error="; ".join(
+            f"{s.pipeline}: {s.source_error}" for s in snapshots if s.source_error is not None
+        )
+        or None,
     )

@@ -33,7 +33,11 @@ class StreamControls:
         The period is kept on the monotonic clock without drift; a cycle that
         overruns starts the next one at once and is counted (``counters()``).
         A period of 0 feeds as fast as the first stage accepts. When the input
-        ends, the pipeline closes itself (see :meth:`close`).
+        ends, the pipeline closes itself (see :meth:`close`). When it raises
+        (a file that cannot be read, a generator that fails part-way), that is
+        the end of the input too: the items already inside are carried
+        through, then :meth:`results` and :meth:`join` raise the source's
+        exception, and the snapshot's ``source_error`` and the diagnosis say so.
         """
         if self.input_generator is None:
             raise ValueError("start_loop needs the pipeline's input_generator; none was given")
@@ -63,6 +67,8 @@ class StreamControls:
         """Wait until every item given before :meth:`close` is out (or the pipeline stopped).
 
         Returns False when ``timeout`` seconds (None: no limit) passed first.
+        Raises the source's exception when the input ended because its source
+        raised (see :meth:`start_loop`), once every item before it is out.
         """
         return self._runtime.join(timeout)
 
@@ -75,13 +81,22 @@ class StreamControls:
         dropped while you iterate); iteration ends after the last result. A
         serial pipeline runs each item in the calling thread between yields;
         a threaded one is fed by its input-loop thread. A stage error
-        (``raise`` policy) is raised in its item's place.
+        (``raise`` policy) is raised in its item's place. When ``source``
+        raises, its exception is raised after the results of the items it
+        gave before it (and the snapshot and diagnosis say the source failed).
         """
         iterator = iter(source)
         runtime = self._runtime
         self._ensure_running()
         if runtime.tree.mode != "parallel":
-            for item in iterator:
+            while True:
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    break
+                except Exception as error:
+                    runtime.source_failed(error)
+                    break
                 runtime.submit(item, raise_now=False)
                 yield from self.results(timeout=0)
             runtime.close_input()
