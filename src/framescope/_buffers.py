@@ -38,12 +38,13 @@ def _buffer_bytes(obj: Any, seen: set[int]) -> int:
         nbytes = getattr(obj, "nbytes", None)
         if type(nbytes) is not int:
             return 0
-        # A view keeps its whole base alive: count the outermost array it views.
+        # A view keeps its whole base alive: count the outermost array it views
+        # (or the view, when it is larger: a broadcast view counts as if copied).
+        size = nbytes
         base = getattr(obj, "base", None)
         while base is not None and type(getattr(base, "nbytes", None)) is int:
-            obj, nbytes = base, base.nbytes
+            obj, size = base, max(size, base.nbytes)
             base = getattr(obj, "base", None)
-        size = nbytes
     if id(obj) in seen:
         return 0
     seen.add(id(obj))

@@ -64,7 +64,7 @@ scenarios = st.fixed_dictionaries(
         "debug": st.booleans(),
         "queue_size": st.integers(1, 4),
         "overflow": st.sampled_from(["block", "drop_oldest", "drop_newest"]),
-        "results_size": st.integers(1, 50),
+        "results_size": st.integers(0, 50),
         "items": st.integers(0, 40),
         "check_every": st.integers(1, 10),
         "ending": st.sampled_from(["cleanup", "drain", "close_join"]),
@@ -151,8 +151,10 @@ def check_accounts(
     assert counts["rejected"] + counts["dropped_newest"] == tally.not_taken
     assert counts["in_flight"] == 0
     assert counts["forwarded"] == outcomes(counts)
-    # Every result was read or dropped unread.
-    assert counts["completed"] == len(tally.read) + counts["results_dropped"]
+    # Every result was read, dropped unread, or not kept (results_size=0).
+    kept = counts["completed"] - counts["results_not_kept"]
+    assert kept == len(tally.read) + counts["results_dropped"]
+    assert case["results_size"] or (not tally.read and kept == 0)
     read = tally.read
     assert read == sorted(read) and len(set(read)) == len(read)  # in order, once each
     assert tally.errors_read <= raised
