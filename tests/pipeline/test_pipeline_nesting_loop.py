@@ -10,6 +10,7 @@ import pytest
 
 from framescope import Pipeline
 from framescope.clock import FakeClock
+from framescope.pipeline import PipelineStoppedError
 from framescope.pipeline.loop import PeriodicGrid
 
 from .helpers import Busy, Counter
@@ -303,3 +304,30 @@ def test_bad_constructor_arguments() -> None:
         Pipeline(results_bytes=0)
     with pytest.raises(ValueError, match="name must be a non-empty str"):
         Pipeline(name="")
+
+
+def test_the_loop_ends_when_a_stage_stops_the_pipeline_and_pulls_no_more() -> None:
+    pulled: list[int] = []
+
+    def generate() -> int:
+        pulled.append(len(pulled))
+        return pulled[-1]
+
+    def stop_on_three(x: int) -> int:
+        if x == 3:
+            raise ValueError("three")
+        return x
+
+    pipeline = Pipeline(input_generator=generate).add(stop_on_three, on_error="stop")
+    pipeline.parallelize(queue_size=2)
+    pipeline.start_loop(0)
+    with pytest.raises(PipelineStoppedError):
+        list(pipeline.results(timeout=30))
+    deadline = time.monotonic() + 30
+    loop = pipeline._runtime.loop  # the loop thread itself (no public probe)
+    while loop is not None and loop.running:
+        assert time.monotonic() < deadline, "the input loop kept pulling after the stop"
+        time.sleep(0.001)
+    assert len(pulled) <= 3 + 2 + 2  # up to the failing item, the queue and one in hand
+    assert pipeline.counters()["loop_errors"] == 0
+    assert pipeline.cleanup() == []

@@ -158,3 +158,18 @@ def test_results_size_0_still_raises_stage_errors(mode: str) -> None:
 def test_bad_result_bounds_are_refused(options: dict[str, Any], error: type, message: str) -> None:
     with pytest.raises(error, match=message):
         Pipeline(**options)
+
+
+def test_results_size_0_get_results_does_not_wait_for_a_result_that_cannot_come() -> None:
+    pipeline = Pipeline(results_size=0).add(lambda x: x, "Sink")
+    pipeline.parallelize(queue_size=2, block_output=True, output_timeout=600)
+    pipeline.forward(1)
+    answers: list[Any] = []
+    asking = threading.Thread(target=lambda: answers.append(pipeline.get_results()), daemon=True)
+    asking.start()
+    asking.join(30)
+    assert answers == [None]  # it answered, without waiting out output_timeout
+    pipeline.close()
+    assert pipeline.join(30)
+    assert pipeline.counters()["results_not_kept"] == 1
+    assert pipeline.cleanup() == []

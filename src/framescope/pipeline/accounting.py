@@ -6,7 +6,8 @@ instant and after shutdown::
     forwarded == completed + failed + dropped_oldest + discarded + in_flight
 
 ``completed`` items may since have been dropped unread from the results
-(``results_dropped``, a part of ``completed``) and failed items' errors may
+(``results_dropped``, a part of ``completed``) or not kept at all
+(``results_not_kept``, with ``results_size=0``) and failed items' errors may
 have been dropped unread (``errors_dropped``, a part of ``failed``). Items
 that ``forward`` did not accept (it returned False: ``rejected`` by a full
 queue, or ``dropped_newest``) never entered; an item a blocked ``forward``

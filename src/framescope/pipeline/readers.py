@@ -101,7 +101,8 @@ class SnapshotReaders:
     def diagnose(self) -> Diagnosis:
         """What holds the pipeline back, and why (``str()`` is a report).
 
-        One verdict with its evidence: ``stalled`` (no item out for 5 s while
+        One verdict with its evidence: ``source failed`` (the source raised;
+        the input ended there), ``stalled`` (no item out for 5 s while
         items are inside), ``failing``, ``dropping`` (by policy, or results
         nobody read), ``stage-bound`` (a stage busy nearly all the time,
         with a suggestion where the numbers support one), ``source-bound``
@@ -143,10 +144,15 @@ class SnapshotReaders:
         ``dropped`` is both drop policies together. An item a waiting
         ``forward`` gave up on because the pipeline stopped raised an error to
         its caller and is not counted. Parts of the outcomes above:
-        ``results_dropped`` results lost because nobody read them,
+        ``results_dropped`` results lost because nobody read them (past
+        ``results_size`` or ``results_bytes``), ``results_not_kept`` results
+        let go at once because ``results_size=0``, ``results_held_bytes`` the
+        bytes of the results waiting now (a gauge, not a count),
         ``results_skipped`` results passed over by :meth:`get_results`,
         ``errors_dropped`` stage errors nobody read (only when nothing but
         errors waited). And ``loop_overruns``/``loop_errors`` of the input loop,
+        ``source_errors`` (1 when the source raised and the input ended there;
+        the snapshot's ``source_error`` says why),
         ``blocks_folded``: CUSTOM blocks timed as ``other`` past the
         ``block_names`` bound; for replicated stages, ``replica_restarts``
         (workers started again after they died) and ``reorder_waits`` (times

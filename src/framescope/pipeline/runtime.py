@@ -387,7 +387,8 @@ class Runtime:
     def take_latest(self) -> Any:
         """The newest result (older ones skipped), waiting if the settings say so."""
         settings = self.settings
-        if settings.block_output and self.tree.mode == PARALLEL and self.running:
+        waits = self.results.maxsize > 0  # results_size=0: no result will come
+        if waits and settings.block_output and self.tree.mode == PARALLEL and self.running:
             self.results.wait_for_any(settings.output_timeout)
         return self.results.take_latest()
 
