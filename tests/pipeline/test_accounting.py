@@ -249,3 +249,47 @@ def test_a_base_exception_in_a_stage_is_counted_as_failed(mode: str) -> None:
     counts = pipeline.counters()
     assert counts["failed"] == 1
     assert counts["forwarded"] == outcomes(counts) and counts["in_flight"] == 0
+
+
+class SourceFailedError(RuntimeError):
+    """What the failing sources of the property below raise."""
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    mode=st.sampled_from(["serial", "threaded"]),
+    items=st.integers(0, 30),
+    fails_after=st.one_of(st.none(), st.integers(0, 30)),
+    results_size=st.integers(0, 4),
+    queue_size=st.integers(1, 3),
+)
+def test_a_source_that_fails_is_accounted_for_and_raised_after_its_items(
+    mode: str, items: int, fails_after: int | None, results_size: int, queue_size: int
+) -> None:
+    def source() -> Any:
+        for item in range(items):
+            if item == fails_after:
+                raise SourceFailedError(f"failed at {item}")
+            yield item
+
+    pipeline = Pipeline(results_size=results_size).add(lambda x: x + 1, "Inc")
+    pipeline.serialize() if mode == "serial" else pipeline.parallelize(queue_size=queue_size)
+    fails = fails_after is not None and fails_after < items
+    went_in = fails_after if fails and fails_after is not None else items
+    got: list[int] = []
+    try:
+        got.extend(pipeline.run(source()))
+    except SourceFailedError:
+        assert fails
+    else:
+        assert not fails
+    expected = list(range(1, went_in + 1)) if results_size else []
+    assert got == expected  # run() waits for its reader: nothing dropped, in order
+    counts = pipeline.counters()
+    assert counts["forwarded"] == counts["completed"] == went_in
+    assert counts["forwarded"] == outcomes(counts) and counts["in_flight"] == 0
+    assert counts["results_dropped"] == 0
+    assert counts["results_not_kept"] == (0 if results_size else went_in)
+    assert counts["source_errors"] == int(fails)
+    assert (pipeline.snapshot().source_error is not None) == fails
+    assert pipeline.cleanup(timeout=30) == []

@@ -49,9 +49,8 @@ class InputLoop:
     A period of 0 means no waiting: each item goes as soon as ``deliver``
     took the previous one (back-pressure, not a timer). ``produce`` raising
     StopIteration ends the loop normally and calls ``on_end`` (the input is
-    over); any other exception from ``produce`` is counted in ``errors`` and,
-    with ``on_fail``, ends the loop and is handed to ``on_fail`` (the source
-    failed; without it, it is logged and the loop goes on). An exception from
+    over); any other exception from ``produce`` is counted in ``errors``, ends
+    the loop and is handed to ``on_fail`` (the source failed). An exception from
     ``deliver`` is logged and counted, and the loop goes on, unless it says
     the pipeline takes no more items (it was closed, stopped or cleaned up):
     then the loop ends. :meth:`stop` returns promptly: the waits between
@@ -66,8 +65,8 @@ class InputLoop:
         deliver: Callable[[Any], Any],
         clock: Clock,
         *,
+        on_fail: Callable[[Exception], object],
         on_end: Callable[[], object] | None = None,
-        on_fail: Callable[[Exception], object] | None = None,
     ) -> None:
         self._produce = produce
         self._deliver = deliver
@@ -102,11 +101,9 @@ class InputLoop:
                         self._on_end()
                     return
                 except Exception as error:
-                    if self._on_fail is not None:
-                        self.errors += 1
-                        self._on_fail(error)
-                        return
-                    self._record(error, "input_generator")
+                    self.errors += 1
+                    self._on_fail(error)
+                    return
                 else:
                     try:
                         self._deliver(item)
