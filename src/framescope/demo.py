@@ -22,7 +22,7 @@ from framescope._optional import require
 from framescope._validation import check_number
 from framescope.pipeline import Pipeline, PipelineSnapshot, Stage
 from framescope.pipeline.diagnosis import diagnose_snapshot
-from framescope.pipeline.render import state_table
+from framescope.pipeline.render import snapshot_table
 from framescope.trace import chrome_trace, write_trace
 
 __all__ = ["build_demo_pipeline", "render_state", "run_demo"]
@@ -171,8 +171,12 @@ def build_demo_pipeline(
 
 
 def render_state(snapshot: PipelineSnapshot) -> str:
-    """The live view's table: ``str(snapshot.state)``, as a user would print it."""
-    return state_table(snapshot.state)
+    """The live view's table: ``str(snapshot)``, as a user would print it.
+
+    Every stage's state, input state, rate and processing times (the time
+    inside the stage call, which names the slow stage), queue and failures.
+    """
+    return snapshot_table(snapshot)
 
 
 def _drain(pipeline: Pipeline, out: TextIO) -> None:
