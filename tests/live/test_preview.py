@@ -126,3 +126,17 @@ def test_an_image_function_that_raises_is_a_problem_not_the_end_of_the_preview()
         assert tap.problem is None
     finally:
         tap.stop()
+
+
+def test_a_tap_added_as_a_stage_names_itself_in_the_problem() -> None:
+    clock = FakeClock()
+    tap = PreviewTap("annotated", clock=clock)
+    tap.start()
+    try:
+        tap(("label", 0.5))
+        until(lambda: tap.problem, tap, clock)
+        assert tap.problem == (
+            "what reaches preview 'annotated' is a tuple without an image in it: pass image=..."
+        )
+    finally:
+        tap.stop()

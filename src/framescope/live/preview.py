@@ -220,7 +220,10 @@ class PreviewTap(Stage):
         if why is None:
             self.problem = None
             return image
-        problem = f"{self.source or 'the tapped stage'} {why}"
+        if self.source is not None:
+            problem = f"{self.source} {why}"
+        else:  # used as a stage itself: it knows no stage name
+            problem = f"what reaches preview {self.name!r} {why.replace('returns', 'is a', 1)}"
         self.problem = problem
         if problem not in self._problems_logged and len(self._problems_logged) < 16:
             self._problems_logged.add(problem)
