@@ -9,6 +9,7 @@ folder, and checks that it did what its text says.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -217,5 +218,11 @@ def check_block(code: str, namespace: dict[str, Any], folder: Path, printed: str
         assert printed.splitlines()[:2] == ["6", "['Cam__Infer#0', 'Cam__Infer#1']"]
     if "render([box]" in code:
         assert namespace["rendered"].any()
+    if "view.preview(" in code:
+        preview, deadline = namespace["preview"], time.monotonic() + 10
+        while preview.sequence == 0 and time.monotonic() < deadline:
+            preview.latest(timeout=0.1)  # the encoder takes the newest result at its pace
+        assert preview.sequence >= 1 and preview.problem is None
+        namespace["view"].close()
     if "print(ticker)" in code:
         assert printed.startswith("<Ticker intervals=[")

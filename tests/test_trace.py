@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
-from collections import defaultdict
+import threading
+from collections import Counter, defaultdict
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ import pytest
 
 from framescope import Pipeline, Stage
 from framescope.clock import FakeClock
+from framescope.trace import chrome_trace
 from tests.pipeline.helpers import Busy, Gate
 
 
@@ -202,3 +205,41 @@ def test_frames_still_in_flight_are_marked_unfinished(tmp_path: Path) -> None:
     assert not any("latency_ms" in e["args"] for e in begins)
     gate.release.set()
     pipeline.cleanup()
+
+
+@pytest.mark.parametrize("items", [356, 1500])
+def test_every_frame_through_a_threaded_pipeline_has_its_slice_on_every_stage(items: int) -> None:
+    pipeline = Pipeline(debug=True, trace_every=1, trace_frames=2000)
+    for name in ("A", "B", "C", "D"):
+        pipeline.add(lambda d: d, name)
+    pipeline.parallelize(queue_size=4, input_timeout=None)
+    results: list[Any] = []
+    reader = threading.Thread(target=lambda: results.extend(pipeline.results(timeout=30)))
+    reader.start()
+    for i in range(items):
+        pipeline.forward(i)
+    pipeline.close()
+    assert pipeline.join(30)
+    reader.join(30)
+    assert len(results) == items
+    snapshot = pipeline.snapshot()
+    document = chrome_trace(snapshot.traces, snapshot.node_ids)
+    slices = Counter(e["name"] for e in document["traceEvents"] if e.get("cat") == "stage")
+    assert slices == dict.fromkeys(("A", "B", "C", "D"), items)
+    pipeline.cleanup()
+
+
+def test_the_demo_trace_has_every_written_frame_on_every_stage(tmp_path: Path) -> None:
+    from framescope.demo import run_demo
+
+    out = io.StringIO()
+    trace = run_demo(out, seconds=1.5, refresh=0.5, trace_path=tmp_path / "d.json.gz", live=False)
+    with gzip.open(trace, "rt") as handle:
+        events = json.load(handle)["traceEvents"]
+    slices = Counter(e["name"] for e in events if e.get("cat") == "stage")
+    line = next(x for x in out.getvalue().splitlines() if x.startswith("Annotated video"))
+    written = int(line.rsplit("(", 1)[1].split()[0])
+    stages = ("Preprocess", "Infer", "Postprocess", "Annotate", "Output")
+    assert written > 0
+    assert slices == dict.fromkeys(stages, written)
+    assert "Losses: none" in out.getvalue()

@@ -22,12 +22,14 @@ from framescope._optional import require
 from framescope._validation import check_number
 from framescope.pipeline import Pipeline, PipelineSnapshot, Stage
 from framescope.pipeline.diagnosis import diagnose_snapshot
-from framescope.pipeline.render import state_table
+from framescope.pipeline.render import snapshot_table
 from framescope.trace import chrome_trace, write_trace
 
 __all__ = ["build_demo_pipeline", "render_state", "run_demo"]
 
 _CLEAR = "\x1b[H\x1b[2J"
+_DRAIN_S = 10.0
+"""Seconds the frames in flight at the end may take to pass through every stage."""
 
 
 def _numpy() -> Any:
@@ -169,8 +171,23 @@ def build_demo_pipeline(
 
 
 def render_state(snapshot: PipelineSnapshot) -> str:
-    """The live view's table: ``str(snapshot.state)``, as a user would print it."""
-    return state_table(snapshot.state)
+    """The live view's table: ``str(snapshot)``, as a user would print it.
+
+    Every stage's state, input state, rate and processing times (the time
+    inside the stage call, which names the slow stage), queue and failures.
+    """
+    return snapshot_table(snapshot)
+
+
+def _drain(pipeline: Pipeline, out: TextIO) -> None:
+    """Stop the input and carry every frame already in through all stages.
+
+    Then the final reading, the trace and the video count the same frames.
+    """
+    pipeline.stop_loop()
+    pipeline.close()
+    if not pipeline.join(_DRAIN_S):
+        out.write(f"Frames still in flight after {_DRAIN_S:g} s are counted as discarded.\n")
 
 
 def run_demo(
@@ -237,7 +254,7 @@ def run_demo(
             view = render_state(pipeline.snapshot())
             out.write((_CLEAR if live else "\n") + f"t = {elapsed:4.1f} s\n{view}\n")
             out.flush()
-        pipeline.stop_loop()
+        _drain(pipeline, out)
         stop.set()
         final = pipeline.snapshot()  # the report and the trace render the same reading
         diagnosis = diagnose_snapshot(final)

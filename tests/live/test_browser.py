@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -319,3 +321,118 @@ def test_a_screenshot_of_the_demo_pipeline(browser: Any, tmp_path: Path) -> None
     target = os.environ.get("FRAMESCOPE_SCREENSHOT")
     if target:
         Path(target).write_bytes(shot.read_bytes())
+
+
+class Feeder:
+    """Forwards ``make(n)`` into a pipeline from its own thread until stopped (a live source)."""
+
+    def __init__(self, pipeline: Pipeline, make: Callable[[int], Any]) -> None:
+        self.pipeline, self.make = pipeline, make
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="test-feeder")
+
+    def _run(self) -> None:
+        number = 0
+        while not self.stop.wait(0.02):
+            self.pipeline.forward(self.make(number))
+            number += 1
+
+    def __enter__(self) -> Feeder:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(10)
+
+
+def preview_note(driver: Any, name: str) -> str:
+    text: str = driver.find_element(By.ID, f"preview-{name}-note").text
+    return text
+
+
+def test_a_stage_that_returns_a_dict_shows_its_image(browser: Any) -> None:
+    pytest.importorskip("av")
+    pipeline = Pipeline(name="Cam")
+    pipeline.add(lambda f: {"frame": f, "index": 7}, "Annotate").parallelize()
+    view = LiveView(pipeline, refresh=0.1)
+    view.preview("annotated", "Annotate", fps=20)
+    with pipeline, view, Feeder(pipeline, lambda n: np.full((120, 160, 3), 180, np.uint8)):
+        browser.get(view.url)
+        size = eventually(
+            lambda: browser.execute_script(
+                "const i = document.getElementById('preview-annotated');"
+                "return i && i.naturalWidth ? [i.naturalWidth, i.naturalHeight] : null;"
+            )
+        )
+        assert size == [160, 120]
+        assert eventually(lambda: preview_note(browser, "annotated") == "")
+
+
+def test_a_result_without_an_image_says_so_in_the_preview_box(browser: Any) -> None:
+    pipeline = Pipeline(name="Cam")
+    pipeline.add(lambda f: {"score": 0.9}, "Annotate").parallelize()
+    view = LiveView(pipeline, refresh=0.1)
+    view.preview("annotated", "Annotate", fps=20)
+    with pipeline, view, Feeder(pipeline, lambda n: n):
+        browser.get(view.url)
+        assert eventually(
+            lambda: (
+                preview_note(browser, "annotated")
+                == "Annotate returns dict without an image in it: pass image=..."
+            )
+        )
+
+
+def test_an_empty_preview_does_not_hold_up_the_page(browser: Any) -> None:
+    pipeline = Pipeline(name="Cam").add(lambda f: f, "Annotate").parallelize()
+    view = LiveView(pipeline, refresh=0.1)
+    view.preview("annotated", "Annotate")
+    with pipeline, view:  # no frame ever comes
+        browser.get(view.url)
+        # The load event fires promptly (the MJPEG stream starts after it), not after 30 s.
+        assert eventually(
+            lambda: browser.execute_script("return document.readyState") == "complete", 10
+        )
+        assert browser.execute_script(
+            "return document.getElementById('preview-annotated').src"
+        ).endswith("video/annotated.mjpg")
+        assert eventually(
+            lambda: preview_note(browser, "annotated") == "waiting for the first frame"
+        )
+
+
+def mjpeg_parts(url: str, count: int) -> list[bytes]:
+    """The first ``count`` JPEGs of an MJPEG stream."""
+    parts = []
+    with urllib.request.urlopen(url, timeout=10) as stream:
+        while len(parts) < count:
+            assert stream.readline() == b"--frame\r\n"
+            assert stream.readline() == b"Content-Type: image/jpeg\r\n"
+            length = int(stream.readline().split(b":")[1])
+            assert stream.readline() == b"\r\n"
+            parts.append(stream.read(length))
+            stream.readline()
+    return parts
+
+
+def test_a_stage_that_reuses_its_output_buffer_keeps_the_preview_moving(browser: Any) -> None:
+    pytest.importorskip("av")
+    buffer = np.zeros((120, 160, 3), np.uint8)
+
+    def draw(n: int) -> Any:
+        buffer[:] = (n * 37) % 256  # one preallocated frame, drawn into every time
+        return buffer
+
+    pipeline = Pipeline(name="Cam").add(draw, "Annotate").parallelize()
+    view = LiveView(pipeline, refresh=0.1)
+    view.preview("annotated", "Annotate", fps=20)
+    with pipeline, view, Feeder(pipeline, lambda n: n):
+        browser.get(view.url)
+        assert eventually(
+            lambda: browser.execute_script(
+                "return document.getElementById('preview-annotated').naturalWidth === 160"
+            )
+        )
+        parts = mjpeg_parts(view.url.split("?")[0] + "video/annotated.mjpg", 4)
+        assert len(set(parts)) == 4  # every JPEG a new picture

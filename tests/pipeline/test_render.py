@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from itertools import islice
 
 import pytest
@@ -33,7 +34,15 @@ def test_a_state_prints_as_a_table(clock: FakeClock) -> None:
     state = pipeline.get_pipeline_state()
     text = str(state)
     lines = text.splitlines()
-    assert lines[0].split() == ["node", "state", "fps", "p50", "ms", "p90", "ms", "queue", "input"]
+    assert re.split(" {2,}", lines[0]) == [
+        "node",
+        "state",
+        "loop fps",
+        "loop p50 ms",
+        "loop p90 ms",
+        "queue",
+        "input",
+    ]
     assert lines[1].startswith("Cam__Detect") and lines[2].startswith("Cam__Draw")
     assert "object at" not in text and len(text) < 400
     summary = str(state.nodes().summary())
@@ -73,7 +82,7 @@ def test_a_snapshot_prints_its_headline_and_stages(clock: FakeClock) -> None:
     text = str(pipeline.snapshot())
     head, columns, *rows = text.splitlines()
     assert head.startswith("Cam (parallel): 20 completed of 20 forwarded, 0 failed, 0 dropped")
-    assert columns.split()[:3] == ["stage", "state", "fps"]
+    assert columns.split()[:4] == ["stage", "state", "input", "fps"]
     detect = next(row for row in rows if row.startswith("Cam__Detect"))
     assert "4.00" in detect  # p50 processing 4 ms
     assert "0/4" in detect  # queue n/size
@@ -121,4 +130,69 @@ def test_watch_shows_the_live_table_until_stopped() -> None:
     text = out.getvalue()
     assert text.count("Cam (parallel): 5 completed of 5 forwarded") >= 2
     assert "Cam__Detect" in text
+    pipeline.cleanup()
+
+
+def _columns(table: str) -> dict[str, dict[str, str]]:
+    """A text table's cells by row key and column name (columns split on two spaces)."""
+    header, *rows = table.splitlines()
+    names = re.split(" {2,}", header.strip())
+    cells = {}
+    for row in rows:
+        values = row.split()
+        cells[values[0]] = dict(zip(names, values, strict=True))
+    return cells
+
+
+def test_fps_and_p50_p90_mean_processing_in_the_terminal_the_demo_and_the_browser(
+    clock: FakeClock,
+) -> None:
+    import io
+    import threading
+
+    from framescope.demo import render_state
+    from framescope.live import watch
+    from framescope.live.view import page_view
+    from framescope.pipeline.render import SNAPSHOT_COLUMNS
+
+    pipeline = busy_pipeline(clock)  # Detect takes 4 ms per call, Draw none
+    snapshot = pipeline.snapshot()
+    out, stop = io.StringIO(), threading.Event()
+    stop.set()  # one view
+    watch(pipeline, refresh=0.01, out=out, stop=stop, use_rich=False)
+    terminal = out.getvalue().strip().split("\n", 1)[1]
+    demo = render_state(snapshot).split("\n", 1)[1]
+    browser = {stage["key"]: stage for stage in page_view(snapshot)["stages"]}
+    for table in (terminal, demo):
+        assert tuple(re.split(" {2,}", table.splitlines()[0])) == SNAPSHOT_COLUMNS
+        rows = _columns(table)
+        assert rows["Cam__Detect"]["p50 ms"] == rows["Cam__Detect"]["p90 ms"] == "4.00"
+        assert rows["Cam__Draw"]["p50 ms"] == rows["Cam__Draw"]["p90 ms"] == "0.00"
+        for key in ("Cam__Detect", "Cam__Draw"):
+            assert float(rows[key]["p50 ms"]) == pytest.approx(browser[key]["p50_ms"], abs=0.005)
+            assert float(rows[key]["fps"]) == pytest.approx(browser[key]["fps"], abs=0.05)
+    # The node state table's loop figures say so: no bare "p50 ms" that means something else.
+    state_header = str(snapshot.state).splitlines()[0]
+    assert "loop p50 ms" in state_header and "  p50 ms" not in state_header
+    pipeline.cleanup()
+
+
+def test_a_stage_that_received_nothing_reads_zero_fps(clock: FakeClock) -> None:
+    from framescope.live.view import page_view
+
+    def fail(item: int) -> int:
+        clock.advance(0.002)
+        raise ValueError("no")
+
+    pipeline = Pipeline(name="Cam", debug=True, clock=clock).add(fail, "Fail", on_error="skip")
+    pipeline.add(lambda x: x, "Never").parallelize(queue_size=4)
+    for item in range(5):
+        pipeline.forward(item)
+    pipeline.close()
+    assert pipeline.join(10)
+    snapshot = pipeline.snapshot()
+    never = _columns(str(snapshot).split("\n", 1)[1])["Cam__Never"]
+    assert (never["fps"], never["p50 ms"], never["p90 ms"]) == ("0.0", "-", "-")
+    assert _columns(str(snapshot.state))["Cam__Never"]["loop fps"] == "0.0"
+    assert next(s for s in page_view(snapshot)["stages"] if s["key"] == "Cam__Never")["fps"] == 0.0
     pipeline.cleanup()

@@ -372,3 +372,19 @@ def test_freq_counts_every_remembered_interval(clock: FakeClock) -> None:
     assert ticker.len() == 10
     assert ticker.freq() == pytest.approx(10.0)  # n / sum, not (n - 1) / n of it
     assert Ticker(clock=clock).freq() == 0.0
+
+
+def test_freq_is_one_over_the_mean_on_a_timer_and_its_snapshot(clock: FakeClock) -> None:
+    watch = StopWatch("infer", clock=clock)
+    ticker = Ticker(clock=clock)
+    for _ in range(10):  # a 10 ms block every 100 ms
+        ticker.tick()
+        with watch:
+            clock.advance(0.010)
+        clock.advance(0.090)
+    ticker.tick()
+    assert watch.freq() == pytest.approx(100.0)  # Backpack: 1 / mean duration
+    assert watch.snapshot().freq() == pytest.approx(100.0)
+    assert watch.snapshot().rate == pytest.approx(10.0)  # how often the blocks ran
+    assert ticker.freq() == ticker.snapshot().freq() == pytest.approx(10.0)
+    assert StopWatch("idle", clock=clock).snapshot().freq() == 0.0

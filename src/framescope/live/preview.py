@@ -13,6 +13,7 @@ from __future__ import annotations
 import fractions
 import logging
 import threading
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from framescope._optional import require
@@ -20,7 +21,7 @@ from framescope._validation import check_number
 from framescope.clock import SYSTEM_CLOCK, Clock, wait_on
 from framescope.pipeline.stage import Stage
 
-__all__ = ["PreviewTap"]
+__all__ = ["ImageChoice", "PreviewTap", "pick_image"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,12 +35,95 @@ def _opencv() -> Any:
     return cv2
 
 
+ImageChoice = str | int | Callable[[Any], Any] | None
+"""Which part of a stage's result is the image: a key or attribute name, a
+tuple index, or a function of the result (None: find the one image in it)."""
+
+
+def _image_of(value: Any) -> Any | None:
+    """``value`` as an image (an H x W x 3 or H x W uint8 array, or a Frame's), else None."""
+    inner = getattr(value, "image", None)
+    if inner is not None and not hasattr(value, "dtype"):
+        value = inner  # a framescope.video.Frame, or anything with an image
+    shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+    if shape is None or str(dtype) != "uint8":
+        return None
+    if len(shape) == 2 or (len(shape) == 3 and shape[2] == 3):
+        return value if shape[0] and shape[1] else None
+    return None
+
+
+def _chosen(value: Any, image: ImageChoice) -> Any:
+    """The part of ``value`` that ``image`` names (None when it is not there)."""
+    if image is None:
+        return value
+    if callable(image):
+        return image(value)
+    if isinstance(value, Mapping):
+        return value.get(image)
+    if isinstance(image, int):
+        if isinstance(value, (tuple, list)) and -len(value) <= image < len(value):
+            return value[image]
+        return None
+    return getattr(value, image, None)
+
+
+def pick_image(value: Any, image: ImageChoice = None) -> tuple[Any | None, str | None]:
+    """Find the image to preview in what a stage returned: ``(image, None)`` or ``(None, why)``.
+
+    An image is an H x W x 3 (BGR) or H x W (grey) uint8 array, or a
+    :class:`~framescope.video.Frame` (its ``image``). ``value`` may be one,
+    or a dict, tuple or list holding one: the single image-like value in it
+    is taken. ``image`` picks it when there are several (or none is found):
+    a key (dict) or attribute name, an index (tuple, list), or a function of
+    ``value``. ``why`` says what ``value`` is and what to pass, e.g.
+    ``returns dict with 2 images ('frame', 'mask'): pass image=...``.
+    """
+    kind = type(value).__name__
+    if image is not None:
+        found = _image_of(_chosen(value, image))
+        if found is None:
+            return None, f"returns {kind}, and image={image!r} picks no uint8 image in it"
+        return found, None
+    found = _image_of(value)
+    if found is not None:
+        return found, None
+    if isinstance(value, Mapping):
+        parts: list[tuple[Any, Any]] = list(value.items())
+    elif isinstance(value, (tuple, list)):
+        parts = list(enumerate(value))
+    else:
+        return None, f"returns {kind}, not an image: pass image=..."
+    images = [(key, picked) for key, part in parts if (picked := _image_of(part)) is not None]
+    if len(images) == 1:
+        return images[0][1], None
+    if not images:
+        return None, f"returns {kind} without an image in it: pass image=..."
+    keys = ", ".join(repr(key) for key, _ in images)
+    return None, f"returns {kind} with {len(images)} images ({keys}): pass image=..."
+
+
+def check_image_choice(image: object) -> ImageChoice:
+    """``image`` if it can pick an image (None, a str, an int or a callable); else a TypeError."""
+    if image is None or callable(image) or isinstance(image, (str, int)):
+        return image
+    raise TypeError(
+        "image must be a key or attribute name (str), an index (int) or a function, "
+        f"got {type(image).__name__}"
+    )
+
+
 class PreviewTap(Stage):
     """A stage that publishes the frames passing through it as a JPEG preview.
 
-    Put it where the preview should show (typically after annotation); the
-    frame is passed on unchanged. A frame is a numpy BGR image or anything
-    with an ``image`` attribute (a :class:`~framescope.video.Frame`). The
+    Put it where the preview should show (typically after annotation); what
+    passes is passed on unchanged. It shows what stages return in practice:
+    an H x W x 3 (BGR) or H x W (grey) uint8 array, a
+    :class:`~framescope.video.Frame`, or a dict, tuple or list holding one
+    (see :func:`pick_image`; ``image=`` picks it when there are several).
+    When there is no image in it, :attr:`problem` says so (the live page
+    shows it in the preview's box) and it is logged once. Every result
+    counts as a new frame, also one drawn again into the same buffer. The
     encoder reads the frame after the tap has passed it on: stages after the
     tap should not draw on it in place, or the preview may show their work.
 
@@ -47,22 +131,37 @@ class PreviewTap(Stage):
         name: the preview's name: ``/video/<name>.mjpg`` on the live server.
         fps: the most JPEGs a second (the rest of the frames are skipped).
         clock: the clock of the encoder's pace.
+        image: which part of each result is the image (see :func:`pick_image`).
+        source: what the tap sees, for messages (the live view passes the stage's name).
     """
 
     def __init__(
-        self, name: str = "preview", *, fps: float = 10.0, clock: Clock | None = None
+        self,
+        name: str = "preview",
+        *,
+        fps: float = 10.0,
+        clock: Clock | None = None,
+        image: ImageChoice = None,
+        source: str | None = None,
     ) -> None:
         if not isinstance(name, str) or not name.isidentifier():
             raise ValueError(f"name must be a simple name (letters, digits, _), got {name!r}")
         self.name = name
         self.fps = check_number(fps, "fps", positive=True)
+        self.image = check_image_choice(image)
+        if source is not None and not isinstance(source, str):
+            raise TypeError(f"source must be a str or None, got {type(source).__name__}")
+        self.source = source
         self._clock = SYSTEM_CLOCK if clock is None else clock
         self._latest: Any = None
-        self._encoded_from: Any = None
+        self._encoded_seen = 0  # frames_seen when the encoder last took a frame
         self._jpeg: bytes | None = None
         self.sequence = 0  # JPEGs made so far
         self.frames_seen = 0
         self.failures = 0
+        self.problem: str | None = None
+        """Why the newest result shows no image (None: it does, or none came yet)."""
+        self._problems_logged: set[str] = set()
         self._ready = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -91,24 +190,51 @@ class PreviewTap(Stage):
         period = 1.0 / self.fps
         main = threading.main_thread()
         while not wait_on(self._clock, self._stop, period) and main.is_alive():
-            frame = self._latest
-            if frame is None or frame is self._encoded_from:
+            # A counter, not the frame's identity: a stage that draws into one
+            # buffer every time returns the same object with new pixels.
+            seen = self.frames_seen
+            if seen == self._encoded_seen:
+                continue
+            self._encoded_seen = seen
+            image = self._image(self._latest)
+            if image is None:
                 continue
             try:
-                jpeg = self._encode(frame)
+                jpeg = self._encode(image)
             except Exception as error:  # a bad frame must not end the preview
                 self.failures += 1
                 if self.failures == 1:
                     logger.warning("preview %r: cannot encode a frame: %s", self.name, error)
-                self._encoded_from = frame
                 continue
             with self._ready:
-                self._jpeg, self._encoded_from = jpeg, frame
+                self._jpeg = jpeg
                 self.sequence += 1
                 self._ready.notify_all()
 
-    def _encode(self, frame: Any) -> bytes:
-        image = getattr(frame, "image", frame)
+    def _image(self, value: Any) -> Any | None:
+        """The image in ``value``; else None, with :attr:`problem` set (logged once each)."""
+        try:
+            image, why = pick_image(value, self.image)
+        except Exception as error:  # a user's image= function: it must not end the preview
+            image, why = None, f"returns {type(value).__name__}, and image= raised {error!r}"
+        if why is None:
+            self.problem = None
+            return image
+        if self.source is not None:
+            problem = f"{self.source} {why}"
+        else:  # used as a stage itself: it knows no stage name
+            problem = f"what reaches preview {self.name!r} {why.replace('returns', 'is a', 1)}"
+        self.problem = problem
+        if problem not in self._problems_logged and len(self._problems_logged) < 16:
+            self._problems_logged.add(problem)
+            logger.warning("preview %r shows nothing: %s", self.name, problem)
+        return None
+
+    def status(self) -> dict[str, Any]:
+        """What the live page shows about this preview: JPEGs made, and any problem."""
+        return {"frames": self.sequence, "problem": self.problem}
+
+    def _encode(self, image: Any) -> bytes:
         if self._opencv is False:
             self._opencv = _opencv()
         cv2 = self._opencv
@@ -126,7 +252,7 @@ class PreviewTap(Stage):
             codec.pix_fmt = "yuvj420p"
             codec.time_base = fractions.Fraction(1, 1000)
             self._codec = codec
-        video = av.VideoFrame.from_ndarray(image, format="bgr24")
+        video = av.VideoFrame.from_ndarray(image, format="bgr24" if image.ndim == 3 else "gray")
         video = video.reformat(width=codec.width, height=codec.height, format="yuvj420p")
         video.pts = self.sequence
         return b"".join(bytes(packet) for packet in codec.encode(video))

@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from framescope._httpserver import BoundedServing
 from framescope._validation import check_positive_seconds
-from framescope.live.preview import PreviewTap
+from framescope.live.preview import ImageChoice, PreviewTap
 from framescope.live.view import input_drops, page_view
 from framescope.pipeline.snapshot import PipelineSnapshot, merge_snapshots
 
@@ -135,7 +135,12 @@ class LiveView:
         return base + (f"?token={self.token}" if self.token else "")
 
     def preview(
-        self, name: str = "preview", stage: str | None = None, *, fps: float = 10.0
+        self,
+        name: str = "preview",
+        stage: str | None = None,
+        *,
+        fps: float = 10.0,
+        image: ImageChoice = None,
     ) -> PreviewTap:
         """Show frames of the pipeline on the page as ``/video/<name>.mjpg``.
 
@@ -143,10 +148,14 @@ class LiveView:
         view taps that stage's results in place: no stage is added, and the
         pipeline must not have started yet. Without it, the returned
         :class:`PreviewTap` is a stage for you to add where the preview should show.
+        A result may be an image, a :class:`~framescope.video.Frame`, or a
+        dict or tuple holding one; ``image`` (a key, an index or a function)
+        picks it when there are several. When a result holds no image, the
+        preview's box on the page says so.
         """
         if name in self.previews:
             raise ValueError(f"name: there is already a preview called {name!r}")
-        tap = PreviewTap(name, fps=fps)
+        tap = PreviewTap(name, fps=fps, image=image, source=stage)
         if stage is not None:
             self._tap(stage, tap)
         self.previews[name] = tap
@@ -237,6 +246,7 @@ class LiveView:
             drops.update(input_drops(part, prefix if merged else ""))
         unreachable = {r.prefix: r.last_seen for r in self.remotes if not r.reachable}
         view = page_view(snapshot, unreachable=unreachable, drops=drops)
+        view["previews"] = {name: tap.status() for name, tap in self.previews.items()}
         body = json.dumps(view).encode()
         with self._cond:
             self._published = (self._published[0] + 1, body, snapshot)

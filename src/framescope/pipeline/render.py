@@ -25,6 +25,8 @@ __all__ = [
     "timing_text",
 ]
 
+_WORDS = frozenset({"node", "stage", "state", "input"})
+"""Columns of words, aligned left (numbers align right)."""
 _STYLES = {"WAITING": "yellow", "BLOCKED": "bold red", "PROCESSING": "green"}
 
 
@@ -54,11 +56,20 @@ def _ms(micros: float, valid: bool) -> str:
     return f"{micros / 1e3:.2f}" if valid else "-"
 
 
-STATE_COLUMNS = ("node", "state", "fps", "p50 ms", "p90 ms", "queue", "input")
+# One meaning per column name in every view: "fps", "p50 ms" and "p90 ms" are
+# always the stage's processing (the time inside the stage call, and how many
+# calls a second); a node state knows only whole loops (waiting for input and
+# handing on included), so its columns say "loop".
+STATE_COLUMNS = ("node", "state", "loop fps", "loop p50 ms", "loop p90 ms", "queue", "input")
 
 
 def state_rows(state: Any) -> list[tuple[str, ...]]:
-    """One row per node: id, state, fps, loop p50/p90 in ms, queued items, input state."""
+    """One row per node: id, state, loop rate, loop p50/p90 in ms, queued items, input state.
+
+    A loop lasts from taking an item to having handed it on: waiting for
+    input and for room downstream included. A node that ran no loop reads
+    0.0 loops a second.
+    """
     rows: list[tuple[str, ...]] = []
     for node_id, node in state.node_states.items():
         loop = node.main_loop_timing
@@ -68,7 +79,7 @@ def state_rows(state: Any) -> list[tuple[str, ...]]:
             (
                 node_id,
                 node.state,
-                f"{loop.fps:.1f}" if valid else "-",
+                f"{loop.fps:.1f}" if valid else "0.0",
                 _ms(loop.duration_stats.median_micros_recent, valid),
                 _ms(loop.duration_stats.p90_micros_recent, valid),
                 str(port.num_queued) if port is not None else "-",
@@ -78,11 +89,29 @@ def state_rows(state: Any) -> list[tuple[str, ...]]:
     return rows
 
 
-SNAPSHOT_COLUMNS = ("stage", "state", "fps", "p50 ms", "p90 ms", "queue", "failed")
+SNAPSHOT_COLUMNS = ("stage", "state", "input", "fps", "p50 ms", "p90 ms", "queue", "failed")
+"""The stage table's columns, the browser live view's too."""
+
+
+def _input_states(snapshot: Any) -> dict[str, str]:
+    """Each node's input state (WAITING, BLOCKED, IDLE) when debugging is on."""
+    if not snapshot.debug:
+        return {}
+    return {
+        node_id: node.input_states["in"].state
+        for node_id, node in snapshot.state.node_states.items()
+        if "in" in node.input_states
+    }
 
 
 def snapshot_rows(snapshot: Any) -> list[tuple[str, ...]]:
-    """One row per stage: key, state, fps, processing p50/p90 ms, queue n/size, failures."""
+    """One row per stage: key, state, input state, fps, p50/p90 ms, queue n/size, failures.
+
+    fps, p50 and p90 are the stage's processing: calls a second and the time
+    inside the stage call (as in the browser live view). A stage that
+    received nothing reads 0.0 fps and ``-`` for the times.
+    """
+    inputs = _input_states(snapshot)
     rows: list[tuple[str, ...]] = []
     for stage in snapshot.stages:
         stats = stage.latency
@@ -95,7 +124,8 @@ def snapshot_rows(snapshot: Any) -> list[tuple[str, ...]]:
             (
                 stage.key,
                 stage.phase or "-",
-                f"{stats.rate(snapshot.taken_ns):.1f}" if valid else "-",
+                inputs.get(stage.key, "-"),
+                f"{stats.rate(snapshot.taken_ns):.1f}" if valid else "0.0",
                 f"{summary.median * 1e3:.2f}" if summary else "-",
                 f"{summary.p90 * 1e3:.2f}" if summary else "-",
                 queue,
@@ -108,12 +138,13 @@ def snapshot_rows(snapshot: Any) -> list[tuple[str, ...]]:
 def _table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
 
+    left = [column in _WORDS for column in columns]
+
     def line(cells: tuple[str, ...]) -> str:
-        first = f"{cells[0]:<{widths[0]}}  {cells[1]:<{widths[1]}}"
-        rest = "  ".join(
-            f"{cell:>{width}}" for cell, width in zip(cells[2:], widths[2:], strict=True)
-        )
-        return f"{first}  {rest}".rstrip()
+        return "  ".join(
+            f"{cell:<{width}}" if word else f"{cell:>{width}}"
+            for cell, width, word in zip(cells, widths, left, strict=True)
+        ).rstrip()
 
     return "\n".join([line(columns), *map(line, rows)])
 
@@ -147,8 +178,8 @@ def rich_table(columns: tuple[str, ...], rows: list[tuple[str, ...]], title: str
     """A ``rich.table.Table`` of the rows, states coloured (needs the ``rich`` package)."""
     table_type = require("rich.table", "demo", "rendering with rich").Table
     table = table_type(title=title or None)
-    for index, column in enumerate(columns):
-        table.add_column(column, justify="left" if index < 2 else "right")
+    for column in columns:
+        table.add_column(column, justify="left" if column in _WORDS else "right")
     for row in rows:
         table.add_row(*(f"[{_STYLES[cell]}]{cell}[/]" if cell in _STYLES else cell for cell in row))
     return table

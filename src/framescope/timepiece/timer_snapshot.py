@@ -46,7 +46,8 @@ class TimerSnapshot:
         total: their sum in seconds.
         minimum: the shortest one (0.0 when there is none).
         maximum: the longest one (0.0 when there is none).
-        rate: events per second over the kept samples.
+        rate: events per second over the kept samples, (n-1)/(t_last-t_first)
+            (for a StopWatch: how often its blocks ran, not :meth:`freq`).
         stats: the full statistics snapshot (all-time aggregates included).
         kind: the timer class name, used by the repr.
         name: the timer's name, when it has one.
@@ -113,8 +114,15 @@ class TimerSnapshot:
         return self.total / self.count if self.count else 0.0
 
     def freq(self) -> float:
-        """Events per second, (n-1)/(t_last-t_first) over the kept samples."""
-        return self.rate
+        """``1 / mean()`` in Hz, as Backpack's ``freq()`` (0.0 when empty).
+
+        For a Ticker that is the tick rate (ticks 0.1 s apart: 10.0 Hz); for a
+        StopWatch, how many of the timed blocks fit in a second (10 ms blocks:
+        100.0 Hz, however often they run). The timer's own ``freq()`` is the
+        same. How often blocks *start* is ``rate``.
+        """
+        mean = self.mean()
+        return 1.0 / mean if mean > 0 else 0.0
 
     def median(self) -> float:
         """Median of the kept intervals in seconds."""

@@ -201,13 +201,14 @@ class BaseTimer:
         return len(self.intervals)
 
     def freq(self) -> float:
-        """The rate over the remembered intervals: their number over their sum (0.0 if none).
+        """``1 / mean()`` in Hz over the remembered intervals, as Backpack's (0.0 if none).
 
         For a Ticker that is the tick rate (two ticks 0.5 s apart: 2.0 Hz);
-        for a StopWatch, how many of the timed blocks fit in a second.
+        for a StopWatch, how many of the timed blocks fit in a second (10 ms
+        blocks: 100.0 Hz, however often they run). ``snapshot().freq()`` is
+        the same number.
         """
-        mean = self.statistics().recent_mean()  # sum / n, so the rate is n / sum
-        return 1.0 / mean if mean > 0 else 0.0
+        return self.snapshot().freq()
 
     def median(self) -> float:
         """Median of the remembered intervals in seconds."""
