@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from framescope._validation import check_int_between, check_number
 
-__all__ = ["Color", "ColorMap", "ColorValueError", "HTMLColors"]
+__all__ = ["ID_PALETTE", "Color", "ColorMap", "ColorValueError", "HTMLColors"]
 
 
 class ColorValueError(ValueError, TypeError):
@@ -96,9 +96,35 @@ class Color:
 
     @classmethod
     def from_id(cls, identifier: int | str, salt: str = "salt") -> Color:
-        """A stable colour for a class or track id (the same id always gives the same colour)."""
+        """A bright colour for a class or track id, the same one every time.
+
+        Integer ids cycle through :data:`ID_PALETTE` (16 saturated colours that
+        differ from their neighbours), so ids 0 to 15 all get different
+        colours; a string id, or another ``salt``, picks a palette colour by a
+        hash. Every colour reads on dark and light frames alike.
+        """
+        if isinstance(identifier, bool) or not isinstance(identifier, (int, str)):
+            raise ColorValueError(f"identifier must be an int or a str, got {identifier!r}")
+        if isinstance(identifier, int) and salt == "salt":
+            return ID_PALETTE[identifier % len(ID_PALETTE)]
         digest = hashlib.md5(f"{salt}{identifier}".encode(), usedforsecurity=False).digest()
-        return cls(digest[0], digest[1], digest[2])
+        return ID_PALETTE[int.from_bytes(digest[:4], "big") % len(ID_PALETTE)]
+
+    @property
+    def luminance(self) -> float:
+        """Relative luminance (WCAG 2), 0 for black to 1 for white."""
+
+        def linear(channel: int) -> float:
+            value = channel / 255
+            return value / 12.92 if value <= 0.04045 else ((value + 0.055) / 1.055) ** 2.4
+
+        return 0.2126 * linear(self.r) + 0.7152 * linear(self.g) + 0.0722 * linear(self.b)
+
+    def text_color(self) -> Color:
+        """Opaque black or white, whichever contrasts more with this colour (text on it)."""
+        lum = self.luminance
+        # WCAG contrast ratios against white (1.05 / (L + 0.05)) and black ((L + 0.05) / 0.05).
+        return _WHITE if 1.05 / (lum + 0.05) >= (lum + 0.05) / 0.05 else _BLACK
 
     def brightness(self, factor: float) -> Color:
         """This colour scaled by ``factor`` (> 1 brighter, < 1 darker), clipped to 255."""
@@ -127,6 +153,33 @@ class Color:
     def rgb(self) -> tuple[int, int, int]:
         """(r, g, b)."""
         return self.r, self.g, self.b
+
+
+_WHITE = Color(255, 255, 255)
+_BLACK = Color(0, 0, 0)
+
+ID_PALETTE: tuple[Color, ...] = tuple(
+    Color.from_hex(value)
+    for value in (
+        "#ff3838",  # red
+        "#2ecc40",  # green
+        "#1e90ff",  # blue
+        "#ffdc00",  # yellow
+        "#ff00c8",  # magenta
+        "#00e5ff",  # cyan
+        "#ff851b",  # orange
+        "#a25cff",  # violet
+        "#7cfc00",  # lime
+        "#ff6f91",  # pink
+        "#00c896",  # teal
+        "#ffb21d",  # amber
+        "#5c7cff",  # periwinkle
+        "#d6ff3d",  # chartreuse
+        "#ff9e80",  # peach
+        "#3de0c8",  # turquoise
+    )
+)
+"""The colours :meth:`Color.from_id` gives, in id order: saturated and bright."""
 
 
 class ColorMap:

@@ -51,16 +51,23 @@ class UnknownAnnotationError(ValueError, TypeError):
 class AnnotationDriverBase(ABC):
     """Draws annotations on one kind of context; subclasses implement the ``add_*`` methods.
 
-    A :class:`BoundingBoxAnnotation` is drawn as its rectangle plus its labels
-    (the top label sits on the box's top edge, the bottom label under its
-    bottom edge). What a backend cannot draw is reported once per kind in the
-    log and counted in :attr:`unsupported`.
+    A :class:`BoundingBoxAnnotation` is drawn as its rectangle plus its labels,
+    each on a filled box in the box's colour with black or white text
+    (whichever contrasts more): the top label above the top edge, the bottom
+    label under the bottom edge, or just inside the box where outside would
+    leave the image. Lines without a thickness get :meth:`line_width`. What a
+    backend cannot draw is reported once per kind in the log and counted in
+    :attr:`unsupported`.
 
     Args:
         parent_logger: a logger to attach this driver's logger to.
     """
 
     DEFAULT_COLOR = Color(255, 255, 255)
+    LINE_WIDTH_PIXELS_PER_STEP = 360
+    """Lines without a thickness get one pixel per this many pixels of the shorter side."""
+    MIN_LINE_WIDTH = 2
+    """The thinnest line drawn without a thickness, in pixels (1 px hardly shows on video)."""
 
     def __init__(self, parent_logger: logging.Logger | None = None) -> None:
         name = type(self).__name__
@@ -121,32 +128,45 @@ class AnnotationDriverBase(ABC):
         if self.unsupported[what] == 1:
             self.logger.warning("%s cannot draw %s; it is skipped", type(self).__name__, what)
 
+    @classmethod
+    def line_width(cls, width: int, height: int) -> int:
+        """The width of a line without a thickness on a ``width`` x ``height`` image.
+
+        ``max(2, round(min(width, height) / 360))``: 2 px up to 720p, 3 px at
+        1080p, 6 px at 4K.
+        """
+        return max(cls.MIN_LINE_WIDTH, round(min(width, height) / cls.LINE_WIDTH_PIXELS_PER_STEP))
+
+    def label_leaves_image(self, label: LabelAnnotation, context: Any) -> bool:
+        """Whether ``label`` drawn as given would reach past the top or bottom of the image.
+
+        Drivers that know their text size answer it; this default says no.
+        """
+        return False
+
     def add_bounding_box(self, box: BoundingBoxAnnotation, context: Any) -> None:
-        """Draw a bounding box as its rectangle and labels."""
+        """Draw a bounding box as its rectangle and labels (see the class docs)."""
         rect = box.rectangle
+        color = box.color or self.DEFAULT_COLOR
         self.add_rect(RectAnnotation(rect=rect, color=box.color), context)
-        if box.top_label:
-            self.add_label(
-                LabelAnnotation(
-                    rect.pt_min,
-                    box.top_label,
-                    box.color,
-                    HorizontalAnchor.LEFT,
-                    VerticalAnchor.BOTTOM,
-                ),
-                context,
+        text_color = color.text_color()
+        for text, corner, outside, inside in (
+            (box.top_label, rect.pt_min, VerticalAnchor.BOTTOM, VerticalAnchor.TOP),
+            (
+                box.bottom_label,
+                Point(rect.pt_min.x, rect.pt_max.y),
+                VerticalAnchor.TOP,
+                VerticalAnchor.BOTTOM,
+            ),
+        ):
+            if not text:
+                continue
+            label = LabelAnnotation(
+                corner, text, text_color, HorizontalAnchor.LEFT, outside, background=color
             )
-        if box.bottom_label:
-            self.add_label(
-                LabelAnnotation(
-                    Point(rect.pt_min.x, rect.pt_max.y),
-                    box.bottom_label,
-                    box.color,
-                    HorizontalAnchor.LEFT,
-                    VerticalAnchor.TOP,
-                ),
-                context,
-            )
+            if self.label_leaves_image(label, context):
+                label = dataclasses.replace(label, vertical_anchor=inside)
+            self.add_label(label, context)
 
     @abstractmethod
     def add_rect(self, rect: RectAnnotation, context: Any) -> None:
