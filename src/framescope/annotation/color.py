@@ -175,7 +175,7 @@ ID_PALETTE: tuple[Color, ...] = tuple(
         "#ffb21d",  # amber
         "#5c7cff",  # periwinkle
         "#d6ff3d",  # chartreuse
-        "#ff9e80",  # peach
+        "#ff9a70",  # peach
         "#3de0c8",  # turquoise
     )
 )
