@@ -77,11 +77,14 @@ def test_the_readme_box_is_drawn_in_the_bright_colour_and_thick_at_1080p(driver:
     )
     image = render(driver, [box], grey_frame(driver))
     row = matches(image[540], colour)  # across the middle: the left and right edges
-    left = np.flatnonzero(row[: 960])
+    left = np.flatnonzero(row[:960])
     assert len(left) >= 2, "the box's left edge is at least 2 px wide at 1080p"
     assert left.max() - left.min() + 1 == len(left)  # one solid run
-    half = render(driver, [BoundingBoxAnnotation(box.rectangle, color=colour.with_alpha(0.5))],
-                  grey_frame(driver))
+    half = render(
+        driver,
+        [BoundingBoxAnnotation(box.rectangle, color=colour.with_alpha(0.5))],
+        grey_frame(driver),
+    )
     blended = half[540, int(left.min())]
     expected = [round((c + GREY) / 2) for c in colour.rgb]
     assert np.abs(blended.astype(int) - expected).max() <= 1  # half-way to grey, still bright

@@ -146,21 +146,17 @@ class PillowImageAnnotationDriver(AnnotationDriverBase):
             (x, y), label.text, font=font, anchor=anchor
         )
         if label.background is None:
-            box = (math.floor(left) - 1, math.floor(top) - 1, math.ceil(right) + 1)
-            return (*box, math.ceil(bottom) + 1), (x, y), anchor, font
+            x0, y0 = math.floor(left) - 1, math.floor(top) - 1
+            x1, y1 = math.ceil(right) + 1, math.ceil(bottom) + 1
+            return (x0, y0, x1, y1), (x, y), anchor, font
         pad = max(2, round((bottom - top) / 4))
         dx = {"l": pad, "m": 0, "r": -pad}[anchor[0]]
         dy = {"t": pad, "m": 0, "s": -pad, "d": -pad}[anchor[1]]
         width = context.size[0]
-        dx += max(0, -(left + dx - pad)) - max(0, right + dx + pad - width)
-        x, y = x + dx, y + dy
-        box = (math.floor(left + dx) - pad, math.floor(top + dy) - pad)
-        return (
-            (*box, math.ceil(right + dx) + pad, math.ceil(bottom + dy) + pad),
-            (x, y),
-            anchor,
-            font,
-        )
+        dx += int(max(0, pad - (left + dx)) - max(0, right + dx + pad - width))
+        x0, y0 = math.floor(left + dx) - pad, math.floor(top + dy) - pad
+        x1, y1 = math.ceil(right + dx) + pad, math.ceil(bottom + dy) + pad
+        return (x0, y0, x1, y1), (x + dx, y + dy), anchor, font
 
     def label_leaves_image(self, label: LabelAnnotation, context: Any) -> bool:
         """Whether the label would reach past the top or bottom of the image."""
