@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -122,9 +123,7 @@ class Color:
 
     def text_color(self) -> Color:
         """Opaque black or white, whichever contrasts more with this colour (text on it)."""
-        lum = self.luminance
-        # WCAG contrast ratios against white (1.05 / (L + 0.05)) and black ((L + 0.05) / 0.05).
-        return _WHITE if 1.05 / (lum + 0.05) >= (lum + 0.05) / 0.05 else _BLACK
+        return _text_color(self.r, self.g, self.b)
 
     def brightness(self, factor: float) -> Color:
         """This colour scaled by ``factor`` (> 1 brighter, < 1 darker), clipped to 255."""
@@ -157,6 +156,14 @@ class Color:
 
 _WHITE = Color(255, 255, 255)
 _BLACK = Color(0, 0, 0)
+
+
+@functools.lru_cache(maxsize=1024)
+def _text_color(r: int, g: int, b: int) -> Color:
+    lum = Color(r, g, b).luminance
+    # WCAG contrast ratios against white (1.05 / (L + 0.05)) and black ((L + 0.05) / 0.05).
+    return _WHITE if 1.05 / (lum + 0.05) >= (lum + 0.05) / 0.05 else _BLACK
+
 
 ID_PALETTE: tuple[Color, ...] = tuple(
     Color.from_hex(value)

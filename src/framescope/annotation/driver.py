@@ -7,7 +7,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from framescope.annotation.annotations import (
     Annotation,
@@ -28,10 +28,35 @@ __all__ = ["AnnotationDriverBase", "UnknownAnnotationError"]
 _FAR_OUTSIDE = 4.0  # a normalised coordinate beyond -4..5 is surely a pixel position
 
 
+_LOW, _HIGH = -_FAR_OUTSIDE, 1 + _FAR_OUTSIDE
+
+
+def _outside(point: Point) -> bool:
+    return not (_LOW <= point.x <= _HIGH and _LOW <= point.y <= _HIGH)
+
+
+def _points(annotation: Any) -> tuple[Point, ...] | None:
+    """The points of a known annotation type (None for any other object)."""
+    if isinstance(annotation, (LabelAnnotation, MarkerAnnotation)):
+        return (annotation.point,)
+    if isinstance(annotation, BoundingBoxAnnotation):
+        return annotation.rectangle.pt1, annotation.rectangle.pt2
+    if isinstance(annotation, RectAnnotation):
+        return annotation.rect.pt1, annotation.rect.pt2
+    if isinstance(annotation, LineAnnotation):
+        return annotation.line.pt1, annotation.line.pt2
+    if isinstance(annotation, PolyLineAnnotation):
+        return tuple(annotation.polyline.points)
+    return None
+
+
 def _looks_like_pixels(value: Any, depth: int = 0) -> bool:
     """Whether an annotation holds a point far outside the normalised range."""
+    points = _points(value)
+    if points is not None:
+        return any(_outside(point) for point in points)
     if isinstance(value, Point):
-        return any(c < -_FAR_OUTSIDE or c > 1 + _FAR_OUTSIDE for c in (value.x, value.y))
+        return _outside(value)
     if depth > 3:
         return False
     if isinstance(value, (list, tuple)):
@@ -41,6 +66,21 @@ def _looks_like_pixels(value: Any, depth: int = 0) -> bool:
             _looks_like_pixels(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value)
         )
     return False
+
+
+_A = TypeVar("_A", bound=Annotation)
+
+
+def _checked(cls: type[_A], **fields: Any) -> _A:
+    """An annotation made of field values that are already checked and converted.
+
+    A bounding box's rectangle and labels are built on every frame from the
+    box's own checked values: this skips checking them again. Every field of
+    ``cls`` must be given.
+    """
+    made = object.__new__(cls)
+    made.__dict__.update(fields)  # frozen dataclasses refuse setattr, not their __dict__
+    return made
 
 
 class UnknownAnnotationError(ValueError, TypeError):
@@ -147,9 +187,11 @@ class AnnotationDriverBase(ABC):
     def add_bounding_box(self, box: BoundingBoxAnnotation, context: Any) -> None:
         """Draw a bounding box as its rectangle and labels (see the class docs)."""
         rect = box.rectangle
+        self.add_rect(
+            _checked(RectAnnotation, rect=rect, color=box.color, thickness=None, fill_color=None),
+            context,
+        )
         color = box.color or self.DEFAULT_COLOR
-        self.add_rect(RectAnnotation(rect=rect, color=box.color), context)
-        text_color = color.text_color()
         for text, corner, outside, inside in (
             (box.top_label, rect.pt_min, VerticalAnchor.BOTTOM, VerticalAnchor.TOP),
             (
@@ -161,8 +203,15 @@ class AnnotationDriverBase(ABC):
         ):
             if not text:
                 continue
-            label = LabelAnnotation(
-                corner, text, text_color, HorizontalAnchor.LEFT, outside, background=color
+            label = _checked(
+                LabelAnnotation,
+                point=corner,
+                text=text,
+                color=color.text_color(),
+                horizontal_anchor=HorizontalAnchor.LEFT,
+                vertical_anchor=outside,
+                size=1.0,
+                background=color,
             )
             if self.label_leaves_image(label, context):
                 label = dataclasses.replace(label, vertical_anchor=inside)

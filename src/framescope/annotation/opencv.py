@@ -23,6 +23,9 @@ from framescope.annotation.geometry import Point
 
 __all__ = ["OpenCVImageAnnotationDriver"]
 
+_Geometry = tuple[int, int, int, int, int, float, int]
+_Box = tuple[int, int, int, int]
+
 Drawer = Callable[[Any, int, int], None]
 """Draws opaquely on an image whose origin is at pixel (ox, oy) of the frame."""
 
@@ -61,6 +64,9 @@ class OpenCVImageAnnotationDriver(AnnotationDriverBase):
     def __init__(self, parent_logger: Any = None) -> None:
         super().__init__(parent_logger)
         self._cv2 = import_cv2()
+        self._geometry: tuple[LabelAnnotation, tuple[int, ...], tuple[_Geometry, _Box]] | None = (
+            None
+        )
         self._np = require("numpy", "opencv", "the OpenCV driver")
 
     def draw_transparent(self, alpha: float, context: Any, drawer: Callable[[Any], None]) -> None:
@@ -149,8 +155,9 @@ class OpenCVImageAnnotationDriver(AnnotationDriverBase):
     def add_rect(self, rect: RectAnnotation, context: Any) -> None:
         """Draw a rectangle (filled first when it has a fill colour)."""
         cv2 = self._cv2
-        x0, y0 = self.scale(rect.rect.pt_min, context)
-        x1, y1 = self.scale(rect.rect.pt_max, context)
+        height, width = context.shape[:2]  # annotations hold Points: no conversion needed
+        x0, y0 = rect.rect.pt_min.to_pixels(width, height)
+        x1, y1 = rect.rect.pt_max.to_pixels(width, height)
         t = self._width(rect.thickness, context)
         box = (x0 - t, y0 - t, x1 + t + 1, y1 + t + 1)
         if rect.fill_color is not None:
@@ -162,35 +169,43 @@ class OpenCVImageAnnotationDriver(AnnotationDriverBase):
             self._paint(context, box, rect.fill_color.alpha, draw_fill)
         color = rect.color or self.DEFAULT_COLOR
         ink = self._ink(color, context)
+        if color.alpha >= 1.0:  # the common case, without a closure
+            cv2.rectangle(context, (x0, y0), (x1, y1), ink, t)
+            return
 
         def draw(img: Any, ox: int, oy: int) -> None:
             cv2.rectangle(img, (x0 - ox, y0 - oy), (x1 - ox, y1 - oy), ink, t)
 
         self._paint(context, box, color.alpha, draw)
 
-    def text_geometry(
-        self, label: LabelAnnotation, context: Any
-    ) -> tuple[int, int, int, int, int, float, int]:
+    def text_geometry(self, label: LabelAnnotation, context: Any) -> _Geometry:
         """Where a label goes: (org x, org y, width, height, baseline, font scale, thickness).
 
         A label with a background is placed so that the background's edge,
         :meth:`label_padding` pixels around the text, sits on the anchor point,
         and is moved sideways to stay inside the image.
         """
+        return self._layout(label, context)[0]
+
+    def _layout(self, label: LabelAnnotation, context: Any) -> tuple[_Geometry, _Box]:
+        """The label's text geometry and the box it covers (kept for the same label)."""
+        memo = self._geometry
+        if memo is not None and memo[0] is label and memo[1] == context.shape:
+            return memo[2]  # the same label again: placed, then drawn
         height, width = context.shape[:2]
         scale = height / self.IMG_HEIGHT_FOR_UNIT_FONT_SCALE * label.size
         thickness = max(int(scale), self.DEFAULT_LINEWIDTH)
         (text_w, text_h), baseline = self._cv2.getTextSize(
             label.text, self.DEFAULT_FONT, scale, thickness
         )
-        x, y = self.scale(label.point, context)
+        x, y = label.point.to_pixels(width, height)
         horizontal, vertical = label.horizontal_anchor, label.vertical_anchor
         # Backpack keeps a label placed by its anchors DEFAULT_TEXT_PADDING away
         # from them (all but the default left-bottom placement).
         pad_x, pad_y = self.DEFAULT_TEXT_PADDING
         if label.background is not None:
             pad_x = pad_y = self.label_padding(text_h)
-        elif (horizontal, vertical) == (HorizontalAnchor.LEFT, VerticalAnchor.BOTTOM):
+        elif horizontal is HorizontalAnchor.LEFT and vertical is VerticalAnchor.BOTTOM:
             pad_x = pad_y = 0
         if horizontal is HorizontalAnchor.CENTER:
             x -= text_w // 2
@@ -206,41 +221,49 @@ class OpenCVImageAnnotationDriver(AnnotationDriverBase):
             y -= baseline + pad_y
         if label.background is not None:
             x = max(pad_x, min(x, width - text_w - pad_x))
-        return x, y, text_w, text_h, baseline, scale, thickness
+            box = (x - pad_x, y - text_h - pad_y, x + text_w + pad_x, y + baseline + pad_y)
+        else:
+            t = thickness
+            box = (x - t, y - text_h - t, x + text_w + t, y + baseline + t)
+        layout = (x, y, text_w, text_h, baseline, scale, thickness), box
+        self._geometry = (label, context.shape, layout)
+        return layout
 
     @staticmethod
     def label_padding(text_height: int) -> int:
         """Pixels between a label's text and the edge of its background box."""
         return max(2, round(text_height / 4))
 
-    def label_box(self, label: LabelAnnotation, context: Any) -> tuple[int, int, int, int]:
+    def label_box(self, label: LabelAnnotation, context: Any) -> _Box:
         """(x0, y0, x1, y1): the pixels a label covers (its background box when it has one)."""
-        x, y, text_w, text_h, baseline, _, thickness = self.text_geometry(label, context)
-        if label.background is not None:
-            pad = self.label_padding(text_h)
-            return x - pad, y - text_h - pad, x + text_w + pad, y + baseline + pad
-        t = thickness
-        return x - t, y - text_h - t, x + text_w + t, y + baseline + t
+        return self._layout(label, context)[1]
 
     def label_leaves_image(self, label: LabelAnnotation, context: Any) -> bool:
         """Whether the label would reach past the top or bottom of the image."""
-        _, y0, _, y1 = self.label_box(label, context)
+        _, y0, _, y1 = self._layout(label, context)[1]
         return y0 < 0 or y1 > context.shape[0]
 
     def add_label(self, label: LabelAnnotation, context: Any) -> None:
         """Draw a label, placed by its anchors, on its background box when it has one."""
         cv2 = self._cv2
-        x, y, _, _, _, scale, thickness = self.text_geometry(label, context)
-        box = self.label_box(label, context)
-        if label.background is not None:
-            fill = self._ink(label.background, context)
+        (x, y, _, _, _, scale, thickness), box = self._layout(label, context)
+        background = label.background
+        if background is not None:
+            fill = self._ink(background, context)
+            if background.alpha >= 1.0:  # the common case, without a closure
+                cv2.rectangle(context, box[:2], box[2:], fill, -1)
+            else:
 
-            def draw_background(img: Any, ox: int, oy: int) -> None:
-                cv2.rectangle(img, (box[0] - ox, box[1] - oy), (box[2] - ox, box[3] - oy), fill, -1)
+                def draw_background(img: Any, ox: int, oy: int) -> None:
+                    corner = (box[0] - ox, box[1] - oy)
+                    cv2.rectangle(img, corner, (box[2] - ox, box[3] - oy), fill, -1)
 
-            self._paint(context, box, label.background.alpha, draw_background)
+                self._paint(context, box, background.alpha, draw_background)
         color = label.color or self.DEFAULT_COLOR
         ink, font, text = self._ink(color, context), self.DEFAULT_FONT, label.text
+        if color.alpha >= 1.0:
+            cv2.putText(context, text, (x, y), font, scale, ink, thickness, cv2.LINE_AA)
+            return
 
         def draw(img: Any, ox: int, oy: int) -> None:
             cv2.putText(img, text, (x - ox, y - oy), font, scale, ink, thickness, cv2.LINE_AA)
