@@ -178,3 +178,20 @@ def test_panorama_moves_a_top_edge_box_label_inside() -> None:
     assert ("label", "a", 0.2, 0.3) in calls  # room above: outside as before
     assert ("label", "bottom", 0.2, 1.0) in calls  # no room below: inside, on the bottom edge
     assert LabelAnnotation(Point(0, 0), "x").vertical_anchor is VerticalAnchor.BOTTOM
+
+
+def test_a_see_through_outline_blends_each_pixel_once() -> None:
+    """The outline is blended strip by strip: corners are not blended twice."""
+    colour = Color.from_id(0).with_alpha(0.5)
+    frame = grey_frame("opencv")
+    rects = [
+        RectAnnotation(point1=(0.1, 0.1), point2=(0.6, 0.8), color=colour),
+        RectAnnotation(point1=(0.7, 0.7), point2=(0.702, 0.703), color=colour),  # tiny: whole
+    ]
+    image = render("opencv", rects, frame)
+    blend = np.array([round((c + GREY) / 2) for c in colour.rgb])
+    grey = (image == GREY).all(axis=2)
+    blended = (np.abs(image.astype(int) - blend) <= 1).all(axis=2)
+    assert (grey | blended).all()  # nothing blended twice, nothing else touched
+    assert blended[108:110, 192:1152].all()  # the top edge (y 108), 3 px at 1080p
+    assert blended[1080 * 8 // 10, 192] and grey[540, 600]  # an edge, the inside

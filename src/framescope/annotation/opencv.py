@@ -30,6 +30,27 @@ Drawer = Callable[[Any, int, int], None]
 """Draws opaquely on an image whose origin is at pixel (ox, oy) of the frame."""
 
 
+def _outline_strips(
+    box: tuple[int, int, int, int], reach: int
+) -> tuple[tuple[int, int, int, int], ...]:
+    """The parts of ``box`` an outline ``reach`` px from its sides covers: the top and
+    bottom strips, then the left and right ones between them (no pixel twice).
+
+    Blending only these, not the whole box, keeps a see-through outline's cost
+    to its own pixels.
+    """
+    x0, y0, x1, y1 = box
+    band = 2 * reach + 1
+    if x1 - x0 <= 2 * band or y1 - y0 <= 2 * band:
+        return (box,)
+    return (
+        (x0, y0, x1, y0 + band),
+        (x0, y1 - band, x1, y1),
+        (x0, y0 + band, x0 + band, y1 - band),
+        (x1 - band, y0 + band, x1, y1 - band),
+    )
+
+
 def import_cv2() -> Any:
     """The cv2 module, or an ImportError naming the extra to install."""
     return require("cv2", "opencv", "the OpenCV driver")
@@ -176,7 +197,8 @@ class OpenCVImageAnnotationDriver(AnnotationDriverBase):
         def draw(img: Any, ox: int, oy: int) -> None:
             cv2.rectangle(img, (x0 - ox, y0 - oy), (x1 - ox, y1 - oy), ink, t)
 
-        self._paint(context, box, color.alpha, draw)
+        for strip in _outline_strips(box, t):
+            self._paint(context, strip, color.alpha, draw)
 
     def text_geometry(self, label: LabelAnnotation, context: Any) -> _Geometry:
         """Where a label goes: (org x, org y, width, height, baseline, font scale, thickness).
