@@ -59,6 +59,8 @@ def test_from_id_gives_distinct_bright_saturated_colours_cycling() -> None:
     assert Color.from_id(0) != Color(21, 73, 4)  # what the hash gave: dark green
     assert Color.from_id("car") in ID_PALETTE and Color.from_id("car") == Color.from_id("car")
     assert Color.from_id(3, salt="other") in ID_PALETTE
+    assert Color.from_id(np.int64(5)) == Color.from_id(5)  # a detector's class id
+    assert Color.from_id(2.5) in ID_PALETTE  # anything else is hashed, as Backpack did
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -96,18 +97,20 @@ class Color:
         )
 
     @classmethod
-    def from_id(cls, identifier: int | str, salt: str = "salt") -> Color:
+    def from_id(cls, identifier: Any, salt: str = "salt") -> Color:
         """A bright colour for a class or track id, the same one every time.
 
         Integer ids cycle through :data:`ID_PALETTE` (16 saturated colours that
         differ from their neighbours), so ids 0 to 15 all get different
-        colours; a string id, or another ``salt``, picks a palette colour by a
-        hash. Every colour reads on dark and light frames alike.
+        colours (numpy integers too); a string or any other id, or another
+        ``salt``, picks a palette colour by a hash. Every colour reads on dark
+        and light frames alike.
         """
-        if isinstance(identifier, bool) or not isinstance(identifier, (int, str)):
-            raise ColorValueError(f"identifier must be an int or a str, got {identifier!r}")
-        if isinstance(identifier, int) and salt == "salt":
-            return ID_PALETTE[identifier % len(ID_PALETTE)]
+        if salt == "salt" and not isinstance(identifier, str):
+            try:  # an int, or an integer of another kind (numpy's class ids)
+                return ID_PALETTE[operator.index(identifier) % len(ID_PALETTE)]
+            except TypeError:
+                pass  # anything else is hashed, as Backpack did
         digest = hashlib.md5(f"{salt}{identifier}".encode(), usedforsecurity=False).digest()
         return ID_PALETTE[int.from_bytes(digest[:4], "big") % len(ID_PALETTE)]
 
