@@ -197,3 +197,16 @@ def test_a_see_through_outline_blends_each_pixel_once() -> None:
     assert (grey | blended).all()  # nothing blended twice, nothing else touched
     assert blended[108:110, 192:1152].all()  # the top edge (y 108), 3 px at 1080p
     assert blended[1080 * 8 // 10, 192] and grey[540, 600]  # an edge, the inside
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_bottom_label_of_a_box_at_the_bottom_edge_is_drawn_inside_the_box(driver: str) -> None:
+    colour = Color.from_id(4)
+    box = BoundingBoxAnnotation(
+        Rectangle(Point(0.25, 0.5), Point(0.75, 1.0)), bottom_label="id 7", color=colour
+    )
+    image = render(driver, [box], grey_frame(driver))
+    background, text = label_pixels(image, colour, (480, 560, 1440, 1080))
+    assert background.sum() > 1000 and text.sum() > 50
+    rows = np.flatnonzero(background[:, 100:300].any(axis=1)) + 560  # clear of the side edges
+    assert rows.min() > 1080 - 100 and rows.max() >= 1075  # a strip on the bottom edge, inside
