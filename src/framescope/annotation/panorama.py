@@ -28,8 +28,8 @@ class PanoramaMediaAnnotationDriver(AnnotationDriverBase):
     two-character label centred on its point; a label anchored at its top (or
     centre) moves down a line (or half); a line and a polyline are skipped;
     colours, alpha, thickness, fills, label backgrounds, label sizes and
-    horizontal anchors other than left are ignored. Each such loss is logged once per kind and
-    counted in :attr:`unsupported`; nothing raises.
+    horizontal anchors other than left are ignored. Each such loss is logged
+    once per kind and counted in :attr:`unsupported`; nothing raises.
     """
 
     MARKER_STYLE_TO_STR: ClassVar[dict[MarkerStyle, str]] = {
