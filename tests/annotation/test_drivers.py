@@ -62,7 +62,8 @@ def test_the_issue_example_runs_as_written() -> None:
 
 def test_rectangle_edges_land_on_the_right_pixels() -> None:
     image = OpenCVImageAnnotationDriver().render(
-        [RectAnnotation(point1=Point(0.1, 0.1), point2=Point(0.9, 0.9), color=RED)], black()
+        [RectAnnotation(point1=Point(0.1, 0.1), point2=Point(0.9, 0.9), color=RED, thickness=1)],
+        black(),
     )
     assert image[10, 20].tolist() == [0, 0, 255]  # BGR red at the top-left corner
     assert image[90, 180].tolist() == [0, 0, 255]
@@ -285,7 +286,7 @@ def test_panorama_driver_sends_normalised_arguments(caplog: pytest.LogCaptureFix
         ("label", "+", 0.3, 0.4),
         ("rect", 0.2, 0.2, 0.4, 0.6),
         ("label", "car", 0.2, 0.2),
-        ("label", "id 1", 0.2, 0.6),
+        ("label", "id 1", 0.2, 0.64),  # under the box: a label's height lower
         ("label", "2024-01-02 03:04:05", 0.02, 0.04),
         ("rect", 0.0, 0.0, 1.0, 1.0),
     ]
@@ -293,7 +294,8 @@ def test_panorama_driver_sends_normalised_arguments(caplog: pytest.LogCaptureFix
         "lines": 2,
         "polylines": 1,
         "rectangle colours": 1,
-        "label anchors other than LEFT/BOTTOM": 1,
+        "label colours": 2,  # the box labels' black text
+        "label backgrounds": 2,  # and their boxes
     }
     warnings = [r.getMessage() for r in caplog.records]
     assert sum("cannot draw lines" in w for w in warnings) == 1  # reported once

@@ -84,3 +84,21 @@ def test_opencv_driver_names_and_draw_transparent() -> None:
     assert image[0, 0, 0] == 200  # nothing drawn
     label = LabelAnnotation(point=Point(0.5, 0.5), text="x")
     driver.render([label], np.zeros((100, 100, 3), np.uint8))
+
+
+def test_marker_style_to_cv2_maps_each_style_to_its_opencv_shape() -> None:
+    import cv2
+
+    from framescope.annotation import MarkerAnnotation
+
+    table = OpenCVImageAnnotationDriver.MARKER_STYLE_TO_CV2  # a class attribute, as Backpack's
+    style = MarkerAnnotation.Style
+    assert table == {
+        style.CROSS: cv2.MARKER_CROSS,  # Backpack's table said MARKER_DIAMOND here
+        style.TILTED_CROSS: cv2.MARKER_TILTED_CROSS,
+        style.STAR: cv2.MARKER_STAR,
+        style.DIAMOND: cv2.MARKER_DIAMOND,
+        style.SQUARE: cv2.MARKER_SQUARE,
+        style.TRIANGLE_UP: cv2.MARKER_TRIANGLE_UP,
+        style.TRIANGLE_DOWN: cv2.MARKER_TRIANGLE_DOWN,
+    }

@@ -75,7 +75,8 @@ def test_cwtachometer_has_backpacks_attributes(moto: MotoEndpoint) -> None:
         endpoint_url=moto.url,
         parent_logger=parent,
     ) as tach:
-        assert tach.dimensions == [{"Name": "Device", "Value": "cam-1"}]
+        assert tach.dimensions == {"Device": "cam-1"}  # Backpack 0.1.9 returns the dict given
+        assert tach.cw_dimensions == [{"Name": "Device", "Value": "cam-1"}]
         assert tach.cloudwatch.meta.service_model.service_name == "cloudwatch"
         assert tach.logger.name == "my_app.CloudWatchTimerAdapter"
 

@@ -160,3 +160,50 @@ def test_intervals_answer_as_the_deque_did(clock: FakeClock) -> None:
 def test_backpack_class_attributes_exist() -> None:
     assert TickerTachometer.EXPECTED_MAX_FPS == StopWatchTachometer.EXPECTED_MAX_FPS == 100
     assert Ticker.MAX_REPR_INTERVALS == StopWatch.MAX_REPR_INTERVALS == 5
+
+
+def test_tachometer_callback_intervals_copy_and_maxlen_as_backpacks(clock: FakeClock) -> None:
+    """Backpack's tests call ``ticker.intervals.copy()`` inside the stats callback."""
+    copies: list[deque[float]] = []
+    tach = TickerTachometer(
+        lambda ts, ticker: copies.append(ticker.intervals.copy()),
+        datetime.timedelta(seconds=1),
+        max_intervals=50,
+        clock=clock,
+    )
+    for _ in range(12):
+        tach.tick()
+        clock.advance(0.25)
+    assert len(copies) == 2
+    assert isinstance(copies[0], deque) and copies[0].maxlen == 50
+    assert list(copies[0]) == [0.25] * 4
+    watched: list[deque[float]] = []
+    watch = StopWatchTachometer(
+        lambda ts, timer: watched.append(timer.intervals.copy()), 1, max_intervals=7, clock=clock
+    )
+    with watch:
+        clock.advance(0.5)
+    watch.flush()
+    assert watched == [deque([0.5], maxlen=7)] and watched[0].maxlen == 7
+
+
+class RepeatingWithDone(Schedule):
+    """A repeating user schedule whose ``done`` is truthy without meaning 'remove me'."""
+
+    done = True  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__(True, lambda: None)
+        self.ticks = 0
+
+    def tick(self) -> tuple[bool, Any]:
+        self.ticks += 1
+        return False, None
+
+
+def test_alarm_clock_keeps_a_repeating_schedule_whatever_its_done_says() -> None:
+    schedule = RepeatingWithDone()
+    alarm = AlarmClock([schedule])
+    for _ in range(3):
+        alarm.tick()
+    assert alarm.schedules == [schedule] and schedule.ticks == 3

@@ -100,3 +100,30 @@ def test_functional_helpers() -> None:
         func_parallel_thread([broken, lambda d: d])({})
     with pytest.raises(TypeError, match="funcs must hold functions"):
         func_serial([1])  # type: ignore[list-item]
+
+
+class Passing(Stage):
+    def __call__(self, data: Any) -> Any:
+        return data
+
+
+def test_stages_sequence_lists_the_stages_added_in_order() -> None:
+    """PyStream's own test: an empty list, then one entry per add()."""
+    pipeline = Pipeline()
+    assert pipeline.stages_sequence == []
+    stages = [Passing() for _ in range(5)]
+    for stage in stages:
+        pipeline.add(stage)
+    assert len(pipeline.stages_sequence) == 5
+    assert all(a is b for a, b in zip(pipeline.stages_sequence, stages, strict=True))
+    pipeline.stages_sequence.clear()  # a copy: the pipeline keeps its stages
+    assert len(pipeline.stages_sequence) == 5
+
+
+def test_get_profiles_before_any_item_is_empty_as_in_pystream() -> None:
+    pipeline = Pipeline(use_profiler=True).add(lambda x: x, "S1").serialize()
+    assert pipeline.get_profiles() == ({}, {})
+    pipeline.forward(1)
+    latency, throughput = pipeline.get_profiles()
+    assert set(latency) == set(throughput) == {"MainPipeline", "MainPipeline__S1"}
+    pipeline.cleanup()

@@ -61,3 +61,29 @@ def test_torchlight_names_for_sorting_nodes_and_transforms() -> None:
     levels = {node.qualified_name: node.level for _, node in root.walk()}
     assert levels["conv1"] == levels["fc"] == 2  # Pipeline > Model (Net) > conv1
     assert conv.times == pytest.approx((0.004, 0.004, 0.004))
+
+
+def test_forward_timers_and_module_timing_atom_as_torchlight_names_them() -> None:
+    from framescope.modeltiming import ModuleTimingAtom
+
+    clock = FakeClock()
+    model = Net(clock)
+    pre = [resize]
+    timing = ModelTiming(model, pre, [], clock=clock)
+    # torchlight: one timer per submodule and per transform, the model itself aside.
+    assert [t.qualified_name for t in timing.forward_timers] == ["resize", "conv1", "fc"]
+    assert [t.module for t in timing.forward_timers] == [resize, model.conv1, model.fc]
+    with timing:
+        for _ in range(2):
+            model(pre[0](torch.zeros(1)))
+    times = {t.name: t.times for t in timing.forward_timers}
+    assert times["conv1"] == pytest.approx((0.004, 0.004))
+    assert times["fc"] == pytest.approx((0.001, 0.001))
+    assert len(times["resize"]) == 2
+    root = timing.timing_data
+    assert isinstance(root, ModuleTimingAtom)
+    assert all(isinstance(node, ModuleTimingAtom) for _, node in root.walk())
+    conv = root.find("conv1")
+    assert (conv.name, conv.class_, conv.level) == ("conv1", "Slow", 2)  # torchlight's fields
+    assert conv.total_time == pytest.approx(0.004) and conv.self_time == pytest.approx(0.004)
+    assert isinstance(conv.children, tuple) and conv.child_time == 0.0

@@ -31,7 +31,7 @@ from framescope.annotation.annotations import (
     TimestampAnnotation,
     VerticalAnchor,
 )
-from framescope.annotation.color import Color, ColorMap, ColorValueError, HTMLColors
+from framescope.annotation.color import ID_PALETTE, Color, ColorMap, ColorValueError, HTMLColors
 from framescope.annotation.driver import AnnotationDriverBase, UnknownAnnotationError
 from framescope.annotation.geometry import Intersection, Line, Point, PolyLine, Rectangle
 from framescope.annotation.opencv import OpenCVImageAnnotationDriver
@@ -39,6 +39,7 @@ from framescope.annotation.panorama import PanoramaMediaAnnotationDriver
 from framescope.annotation.pillow import PillowImageAnnotationDriver
 
 __all__ = [
+    "ID_PALETTE",
     "Annotation",
     "AnnotationDriverBase",
     "BoundingBoxAnnotation",

@@ -74,6 +74,8 @@ class LabelAnnotation(Annotation):
     """Text at ``point``; the anchors say which corner/edge of the text sits there.
 
     ``size`` scales the text (1.0: a line of text is about 1/40 of the image height).
+    ``background`` (optional) fills a box behind the text, a few pixels larger
+    than it; the anchors then place that box's edge on ``point``.
     """
 
     HorizontalAnchor: ClassVar[type[_Horizontal]] = HorizontalAnchor
@@ -85,12 +87,14 @@ class LabelAnnotation(Annotation):
     horizontal_anchor: _Horizontal = _Horizontal.LEFT
     vertical_anchor: _Vertical = _Vertical.BOTTOM
     size: float = 1.0
+    background: Color | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "point", Point.from_value(self.point))
         if not isinstance(self.text, str):
             raise TypeError(f"text must be a string, got {type(self.text).__name__}")
         object.__setattr__(self, "color", _color(self.color))
+        object.__setattr__(self, "background", _color(self.background, "background"))
         if not isinstance(self.horizontal_anchor, HorizontalAnchor):
             raise TypeError(
                 f"horizontal_anchor must be a LabelAnnotation.HorizontalAnchor, "
@@ -108,12 +112,13 @@ class LabelAnnotation(Annotation):
 class RectAnnotation(Annotation):
     """A rectangle outline; give ``rect=`` or the two corners ``point1=`` and ``point2=``.
 
-    ``fill_color`` (optional) fills it first; ``thickness`` is in pixels.
+    ``fill_color`` (optional) fills it first; ``thickness`` is in pixels (None:
+    grows with the image, see :meth:`AnnotationDriverBase.line_width`).
     """
 
     rect: Rectangle
     color: Color | None = None
-    thickness: int = 1
+    thickness: int | None = None
     fill_color: Color | None = None
 
     def __init__(
@@ -123,7 +128,7 @@ class RectAnnotation(Annotation):
         *,
         point1: Any = None,
         point2: Any = None,
-        thickness: int = 1,
+        thickness: int | None = None,
         fill_color: Any = None,
     ) -> None:
         if rect is not None and (point1 is not None or point2 is not None):
@@ -148,18 +153,20 @@ class RectAnnotation(Annotation):
         return self.rect.pt2
 
 
-def _thickness(value: Any) -> int:
+def _thickness(value: Any) -> int | None:
+    if value is None:
+        return None
     check_int_at_least(value, "thickness", 1)
     return int(value)
 
 
 @dataclass(frozen=True)
 class LineAnnotation(Annotation):
-    """A line segment."""
+    """A line segment; ``thickness`` in pixels (None: grows with the image)."""
 
     line: Line
     color: Color | None = None
-    thickness: int = 1
+    thickness: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "line", Line.from_value(self.line))
@@ -203,10 +210,13 @@ class MarkerAnnotation(Annotation):
 
 @dataclass(frozen=True)
 class PolyLineAnnotation(Annotation):
-    """A polyline or polygon outline, optionally filled with ``fill_color``."""
+    """A polyline or polygon outline, optionally filled with ``fill_color``.
+
+    ``thickness`` is in pixels (None: grows with the image).
+    """
 
     polyline: PolyLine
-    thickness: int = 1
+    thickness: int | None = None
     color: Color | None = None
     fill_color: Color | None = None
 
@@ -239,6 +249,8 @@ class TimestampAnnotation(LabelAnnotation):
         point: Any = _TOP_LEFT,
         color: Any = None,
         size: float = 1.0,
+        *,
+        background: Any = None,
     ) -> None:
         if timestamp is None:
             timestamp = _local_now()
@@ -246,13 +258,22 @@ class TimestampAnnotation(LabelAnnotation):
             raise TypeError(f"timestamp must be a datetime, got {type(timestamp).__name__}")
         object.__setattr__(self, "timestamp", timestamp)
         super().__init__(
-            point=point, text=timestamp.strftime("%Y-%m-%d %H:%M:%S"), color=color, size=size
+            point=point,
+            text=timestamp.strftime("%Y-%m-%d %H:%M:%S"),
+            color=color,
+            size=size,
+            background=background,
         )
 
 
 @dataclass(frozen=True)
 class BoundingBoxAnnotation(Annotation):
-    """A detection box: a rectangle with an optional label above and below it."""
+    """A detection box: a rectangle with an optional label above and below it.
+
+    Drivers draw each label on a filled box in ``color`` with black or white
+    text (whichever contrasts more), outside the rectangle, or just inside it
+    where outside would leave the image. Without a colour the box is white.
+    """
 
     rectangle: Rectangle
     top_label: str | None = None

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from framescope._validation import check_int_between, check_number
 
-__all__ = ["Color", "ColorMap", "ColorValueError", "HTMLColors"]
+__all__ = ["ID_PALETTE", "Color", "ColorMap", "ColorValueError", "HTMLColors"]
 
 
 class ColorValueError(ValueError, TypeError):
@@ -95,10 +97,36 @@ class Color:
         )
 
     @classmethod
-    def from_id(cls, identifier: int | str, salt: str = "salt") -> Color:
-        """A stable colour for a class or track id (the same id always gives the same colour)."""
+    def from_id(cls, identifier: Any, salt: str = "salt") -> Color:
+        """A bright colour for a class or track id, the same one every time.
+
+        Integer ids cycle through :data:`ID_PALETTE` (16 saturated colours that
+        differ from their neighbours), so ids 0 to 15 all get different
+        colours (numpy integers too); a string or any other id, or another
+        ``salt``, picks a palette colour by a hash. Every colour reads on dark
+        and light frames alike.
+        """
+        if salt == "salt" and not isinstance(identifier, str):
+            try:  # an int, or an integer of another kind (numpy's class ids)
+                return ID_PALETTE[operator.index(identifier) % len(ID_PALETTE)]
+            except TypeError:
+                pass  # anything else is hashed, as Backpack did
         digest = hashlib.md5(f"{salt}{identifier}".encode(), usedforsecurity=False).digest()
-        return cls(digest[0], digest[1], digest[2])
+        return ID_PALETTE[int.from_bytes(digest[:4], "big") % len(ID_PALETTE)]
+
+    @property
+    def luminance(self) -> float:
+        """Relative luminance (WCAG 2), 0 for black to 1 for white."""
+
+        def linear(channel: int) -> float:
+            value = channel / 255
+            return value / 12.92 if value <= 0.04045 else ((value + 0.055) / 1.055) ** 2.4
+
+        return 0.2126 * linear(self.r) + 0.7152 * linear(self.g) + 0.0722 * linear(self.b)
+
+    def text_color(self) -> Color:
+        """Opaque black or white, whichever contrasts more with this colour (text on it)."""
+        return _text_color(self.r, self.g, self.b)
 
     def brightness(self, factor: float) -> Color:
         """This colour scaled by ``factor`` (> 1 brighter, < 1 darker), clipped to 255."""
@@ -127,6 +155,41 @@ class Color:
     def rgb(self) -> tuple[int, int, int]:
         """(r, g, b)."""
         return self.r, self.g, self.b
+
+
+_WHITE = Color(255, 255, 255)
+_BLACK = Color(0, 0, 0)
+
+
+@functools.lru_cache(maxsize=1024)
+def _text_color(r: int, g: int, b: int) -> Color:
+    lum = Color(r, g, b).luminance
+    # WCAG contrast ratios against white (1.05 / (L + 0.05)) and black ((L + 0.05) / 0.05).
+    return _WHITE if 1.05 / (lum + 0.05) >= (lum + 0.05) / 0.05 else _BLACK
+
+
+ID_PALETTE: tuple[Color, ...] = tuple(
+    Color.from_hex(value)
+    for value in (
+        "#ff3838",  # red
+        "#2ecc40",  # green
+        "#1e90ff",  # blue
+        "#ffdc00",  # yellow
+        "#ff00c8",  # magenta
+        "#00e5ff",  # cyan
+        "#ff851b",  # orange
+        "#a25cff",  # violet
+        "#7cfc00",  # lime
+        "#ff6f91",  # pink
+        "#00c896",  # teal
+        "#ffb21d",  # amber
+        "#5c7cff",  # periwinkle
+        "#d6ff3d",  # chartreuse
+        "#ff9a70",  # peach
+        "#3de0c8",  # turquoise
+    )
+)
+"""The colours :meth:`Color.from_id` gives, in id order: saturated and bright."""
 
 
 class ColorMap:

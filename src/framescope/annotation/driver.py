@@ -7,7 +7,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from framescope.annotation.annotations import (
     Annotation,
@@ -28,10 +28,35 @@ __all__ = ["AnnotationDriverBase", "UnknownAnnotationError"]
 _FAR_OUTSIDE = 4.0  # a normalised coordinate beyond -4..5 is surely a pixel position
 
 
+_LOW, _HIGH = -_FAR_OUTSIDE, 1 + _FAR_OUTSIDE
+
+
+def _outside(point: Point) -> bool:
+    return not (_LOW <= point.x <= _HIGH and _LOW <= point.y <= _HIGH)
+
+
+def _points(annotation: Any) -> tuple[Point, ...] | None:
+    """The points of a known annotation type (None for any other object)."""
+    if isinstance(annotation, (LabelAnnotation, MarkerAnnotation)):
+        return (annotation.point,)
+    if isinstance(annotation, BoundingBoxAnnotation):
+        return annotation.rectangle.pt1, annotation.rectangle.pt2
+    if isinstance(annotation, RectAnnotation):
+        return annotation.rect.pt1, annotation.rect.pt2
+    if isinstance(annotation, LineAnnotation):
+        return annotation.line.pt1, annotation.line.pt2
+    if isinstance(annotation, PolyLineAnnotation):
+        return tuple(annotation.polyline.points)
+    return None
+
+
 def _looks_like_pixels(value: Any, depth: int = 0) -> bool:
     """Whether an annotation holds a point far outside the normalised range."""
+    points = _points(value)
+    if points is not None:
+        return any(_outside(point) for point in points)
     if isinstance(value, Point):
-        return any(c < -_FAR_OUTSIDE or c > 1 + _FAR_OUTSIDE for c in (value.x, value.y))
+        return _outside(value)
     if depth > 3:
         return False
     if isinstance(value, (list, tuple)):
@@ -43,6 +68,21 @@ def _looks_like_pixels(value: Any, depth: int = 0) -> bool:
     return False
 
 
+_A = TypeVar("_A", bound=Annotation)
+
+
+def _checked(cls: type[_A], **fields: Any) -> _A:
+    """An annotation made of field values that are already checked and converted.
+
+    A bounding box's rectangle and labels are built on every frame from the
+    box's own checked values: this skips checking them again. Every field of
+    ``cls`` must be given.
+    """
+    made = object.__new__(cls)
+    made.__dict__.update(fields)  # frozen dataclasses refuse setattr, not their __dict__
+    return made
+
+
 class UnknownAnnotationError(ValueError, TypeError):
     """``render`` was given something that is not an annotation (a ValueError, as Backpack
     raised, and a TypeError)."""
@@ -51,16 +91,23 @@ class UnknownAnnotationError(ValueError, TypeError):
 class AnnotationDriverBase(ABC):
     """Draws annotations on one kind of context; subclasses implement the ``add_*`` methods.
 
-    A :class:`BoundingBoxAnnotation` is drawn as its rectangle plus its labels
-    (the top label sits on the box's top edge, the bottom label under its
-    bottom edge). What a backend cannot draw is reported once per kind in the
-    log and counted in :attr:`unsupported`.
+    A :class:`BoundingBoxAnnotation` is drawn as its rectangle plus its labels,
+    each on a filled box in the box's colour with black or white text
+    (whichever contrasts more): the top label above the top edge, the bottom
+    label under the bottom edge, or just inside the box where outside would
+    leave the image. Lines without a thickness get :meth:`line_width`. What a
+    backend cannot draw is reported once per kind in the log and counted in
+    :attr:`unsupported`.
 
     Args:
         parent_logger: a logger to attach this driver's logger to.
     """
 
     DEFAULT_COLOR = Color(255, 255, 255)
+    LINE_WIDTH_PIXELS_PER_STEP = 360
+    """Lines without a thickness get one pixel per this many pixels of the shorter side."""
+    MIN_LINE_WIDTH = 2
+    """The thinnest line drawn without a thickness, in pixels (1 px hardly shows on video)."""
 
     def __init__(self, parent_logger: logging.Logger | None = None) -> None:
         name = type(self).__name__
@@ -121,32 +168,54 @@ class AnnotationDriverBase(ABC):
         if self.unsupported[what] == 1:
             self.logger.warning("%s cannot draw %s; it is skipped", type(self).__name__, what)
 
+    @classmethod
+    def line_width(cls, width: int, height: int) -> int:
+        """The width of a line without a thickness on a ``width`` x ``height`` image.
+
+        ``max(2, round(min(width, height) / 360))``: 2 px up to 720p, 3 px at
+        1080p, 6 px at 4K.
+        """
+        return max(cls.MIN_LINE_WIDTH, round(min(width, height) / cls.LINE_WIDTH_PIXELS_PER_STEP))
+
+    def label_leaves_image(self, label: LabelAnnotation, context: Any) -> bool:
+        """Whether ``label`` drawn as given would reach past the top or bottom of the image.
+
+        Drivers that know their text size answer it; this default says no.
+        """
+        return False
+
     def add_bounding_box(self, box: BoundingBoxAnnotation, context: Any) -> None:
-        """Draw a bounding box as its rectangle and labels."""
+        """Draw a bounding box as its rectangle and labels (see the class docs)."""
         rect = box.rectangle
-        self.add_rect(RectAnnotation(rect=rect, color=box.color), context)
-        if box.top_label:
-            self.add_label(
-                LabelAnnotation(
-                    rect.pt_min,
-                    box.top_label,
-                    box.color,
-                    HorizontalAnchor.LEFT,
-                    VerticalAnchor.BOTTOM,
-                ),
-                context,
+        self.add_rect(
+            _checked(RectAnnotation, rect=rect, color=box.color, thickness=None, fill_color=None),
+            context,
+        )
+        color = box.color or self.DEFAULT_COLOR
+        for text, corner, outside, inside in (
+            (box.top_label, rect.pt_min, VerticalAnchor.BOTTOM, VerticalAnchor.TOP),
+            (
+                box.bottom_label,
+                Point(rect.pt_min.x, rect.pt_max.y),
+                VerticalAnchor.TOP,
+                VerticalAnchor.BOTTOM,
+            ),
+        ):
+            if not text:
+                continue
+            label = _checked(
+                LabelAnnotation,
+                point=corner,
+                text=text,
+                color=color.text_color(),
+                horizontal_anchor=HorizontalAnchor.LEFT,
+                vertical_anchor=outside,
+                size=1.0,
+                background=color,
             )
-        if box.bottom_label:
-            self.add_label(
-                LabelAnnotation(
-                    Point(rect.pt_min.x, rect.pt_max.y),
-                    box.bottom_label,
-                    box.color,
-                    HorizontalAnchor.LEFT,
-                    VerticalAnchor.TOP,
-                ),
-                context,
-            )
+            if self.label_leaves_image(label, context):
+                label = dataclasses.replace(label, vertical_anchor=inside)
+            self.add_label(label, context)
 
     @abstractmethod
     def add_rect(self, rect: RectAnnotation, context: Any) -> None:

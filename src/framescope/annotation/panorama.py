@@ -15,6 +15,7 @@ from framescope.annotation.annotations import (
     VerticalAnchor,
 )
 from framescope.annotation.driver import AnnotationDriverBase
+from framescope.annotation.geometry import Point
 
 __all__ = ["PanoramaMediaAnnotationDriver"]
 
@@ -24,10 +25,11 @@ class PanoramaMediaAnnotationDriver(AnnotationDriverBase):
     and ``add_label(text, x, y)``, in normalised coordinates clipped to [0, 1].
 
     That is all such a media object can draw, so: a marker becomes a one- or
-    two-character label centred on its point; a line and a polyline are
-    skipped; colours, alpha, thickness, fills, label sizes and anchors other
-    than left/bottom are ignored. Each such loss is logged once per kind and
-    counted in :attr:`unsupported`; nothing raises.
+    two-character label centred on its point; a label anchored at its top (or
+    centre) moves down a line (or half); a line and a polyline are skipped;
+    colours, alpha, thickness, fills, label backgrounds, label sizes and
+    horizontal anchors other than left are ignored. Each such loss is logged
+    once per kind and counted in :attr:`unsupported`; nothing raises.
     """
 
     MARKER_STYLE_TO_STR: ClassVar[dict[MarkerStyle, str]] = {
@@ -53,6 +55,24 @@ class PanoramaMediaAnnotationDriver(AnnotationDriverBase):
         if color is not None:
             self.report_unsupported(f"{what} colours")
 
+    LABEL_HEIGHT = 0.04
+    """About the height of a media object's label, as a fraction of the frame height."""
+
+    def _label_point(self, label: LabelAnnotation) -> tuple[float, float]:
+        """Where the media object's label goes: its text runs up from this point."""
+        x, y = label.point.x, label.point.y
+        if label.vertical_anchor is VerticalAnchor.TOP:
+            y += self.LABEL_HEIGHT
+        elif label.vertical_anchor is VerticalAnchor.CENTER:
+            y += self.LABEL_HEIGHT / 2
+        return x, y
+
+    def label_leaves_image(self, label: LabelAnnotation, context: Any) -> bool:
+        """Whether the label, about :attr:`LABEL_HEIGHT` high, would reach past the top or
+        bottom of the frame."""
+        y = self._label_point(label)[1]
+        return y - self.LABEL_HEIGHT < 0 or y > 1
+
     def add_rect(self, rect: RectAnnotation, context: Any) -> None:
         """Draw a rectangle outline."""
         x1, y1 = rect.rect.pt_min.clipped()
@@ -60,21 +80,20 @@ class PanoramaMediaAnnotationDriver(AnnotationDriverBase):
         self._note_color(rect.color, "rectangle")
         if rect.fill_color is not None:
             self.report_unsupported("rectangle fills")
-        if rect.thickness != 1:
+        if rect.thickness is not None:
             self.report_unsupported("line thickness")
         context.add_rect(x1, y1, x2, y2)
 
     def add_label(self, label: LabelAnnotation, context: Any) -> None:
-        """Draw a label at its point."""
-        x, y = label.point.clipped()
+        """Draw a label at its point (moved down a line for a top or centre anchor)."""
+        x, y = Point(*self._label_point(label)).clipped()
         self._note_color(label.color, "label")
-        if (
-            label.horizontal_anchor is not HorizontalAnchor.LEFT
-            or label.vertical_anchor is not VerticalAnchor.BOTTOM
-        ):
-            self.report_unsupported("label anchors other than LEFT/BOTTOM")
+        if label.horizontal_anchor is not HorizontalAnchor.LEFT:
+            self.report_unsupported("label anchors other than LEFT")
         if label.size != 1.0:
             self.report_unsupported("label sizes")
+        if label.background is not None:
+            self.report_unsupported("label backgrounds")
         context.add_label(label.text, x, y)
 
     def add_marker(self, marker: MarkerAnnotation, context: Any) -> None:

@@ -105,11 +105,14 @@ class PillowImageAnnotationDriver(AnnotationDriverBase):
             font = self._fonts[pixels] = self._font.load_default(size=pixels)
         return font
 
+    def _width(self, thickness: int | None, context: Any) -> int:
+        return thickness if thickness is not None else self.line_width(*context.size)
+
     def add_rect(self, rect: RectAnnotation, context: Any) -> None:
         """Draw a rectangle (filled first when it has a fill colour)."""
         x0, y0 = self._pixel(rect.rect.pt_min, context)
         x1, y1 = self._pixel(rect.rect.pt_max, context)
-        t = rect.thickness
+        t = self._width(rect.thickness, context)
         box = (x0 - t, y0 - t, x1 + t + 1, y1 + t + 1)
         if rect.fill_color is not None:
             self._paint(
@@ -127,20 +130,51 @@ class PillowImageAnnotationDriver(AnnotationDriverBase):
             ),
         )
 
-    def add_label(self, label: LabelAnnotation, context: Any) -> None:
-        """Draw a label, placed by its anchors."""
+    def label_box(
+        self, label: LabelAnnotation, context: Any
+    ) -> tuple[tuple[int, int, int, int], tuple[int, int], str, Any]:
+        """Where a label goes: (pixel box it covers, text position, Pillow anchor, font).
+
+        A label with a background is placed so that the background's edge, a
+        few pixels around the text, sits on the anchor point, and is moved
+        sideways to stay inside the image.
+        """
         font = self._font_for(label.size, context.size[1])
         x, y = self._pixel(label.point, context)
         anchor = _HORIZONTAL[label.horizontal_anchor] + _VERTICAL[label.vertical_anchor]
         left, top, right, bottom = self._draw.Draw(context).textbbox(
             (x, y), label.text, font=font, anchor=anchor
         )
-        box = (
-            math.floor(left) - 1,
-            math.floor(top) - 1,
-            math.ceil(right) + 1,
-            math.ceil(bottom) + 1,
-        )
+        if label.background is None:
+            x0, y0 = math.floor(left) - 1, math.floor(top) - 1
+            x1, y1 = math.ceil(right) + 1, math.ceil(bottom) + 1
+            return (x0, y0, x1, y1), (x, y), anchor, font
+        pad = max(2, round((bottom - top) / 4))
+        dx = {"l": pad, "m": 0, "r": -pad}[anchor[0]]
+        dy = {"t": pad, "m": 0, "s": -pad, "d": -pad}[anchor[1]]
+        width = context.size[0]
+        dx += int(max(0, pad - (left + dx)) - max(0, right + dx + pad - width))
+        x0, y0 = math.floor(left + dx) - pad, math.floor(top + dy) - pad
+        x1, y1 = math.ceil(right + dx) + pad, math.ceil(bottom + dy) + pad
+        return (x0, y0, x1, y1), (x + dx, y + dy), anchor, font
+
+    def label_leaves_image(self, label: LabelAnnotation, context: Any) -> bool:
+        """Whether the label would reach past the top or bottom of the image."""
+        (_, y0, _, y1), _, _, _ = self.label_box(label, context)
+        return y0 < 0 or y1 > context.size[1]
+
+    def add_label(self, label: LabelAnnotation, context: Any) -> None:
+        """Draw a label, placed by its anchors, on its background box when it has one."""
+        box, (x, y), anchor, font = self.label_box(label, context)
+        if label.background is not None:
+            self._paint(
+                context,
+                box,
+                label.background,
+                lambda d, ink, ox, oy: d.rectangle(
+                    (box[0] - ox, box[1] - oy, box[2] - ox - 1, box[3] - oy - 1), fill=ink
+                ),
+            )
         self._paint(
             context,
             box,
@@ -205,7 +239,7 @@ class PillowImageAnnotationDriver(AnnotationDriverBase):
         """Draw a line segment."""
         x0, y0 = self._pixel(line.line.pt1, context)
         x1, y1 = self._pixel(line.line.pt2, context)
-        t = line.thickness
+        t = self._width(line.thickness, context)
         box = (min(x0, x1) - t, min(y0, y1) - t, max(x0, x1) + t + 1, max(y0, y1) + t + 1)
         self._paint(
             context,
@@ -217,7 +251,7 @@ class PillowImageAnnotationDriver(AnnotationDriverBase):
     def add_polyline(self, polyline: PolyLineAnnotation, context: Any) -> None:
         """Draw a polyline; a fill colour fills the polygon first."""
         points = [self._pixel(point, context) for point in polyline.polyline.points]
-        t = polyline.thickness
+        t = self._width(polyline.thickness, context)
         xs, ys = [p[0] for p in points], [p[1] for p in points]
         box = (min(xs) - t, min(ys) - t, max(xs) + t + 1, max(ys) + t + 1)
 

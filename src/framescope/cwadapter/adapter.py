@@ -263,9 +263,14 @@ class CWTachometer(TickerTachometer):
         return self.adapter.metric_name
 
     @property
-    def dimensions(self) -> list[dict[str, str]]:
-        """The metric's dimensions (Backpack's attribute)."""
-        return self.adapter.dimensions
+    def dimensions(self) -> dict[str, str]:
+        """The dimensions as given, a ``{name: value}`` dict (as Backpack's attribute)."""
+        return {entry["Name"]: entry["Value"] for entry in self.adapter.dimensions}
+
+    @property
+    def cw_dimensions(self) -> list[dict[str, str]]:
+        """The dimensions as CloudWatch takes them: ``[{"Name": ..., "Value": ...}]``."""
+        return [dict(entry) for entry in self.adapter.dimensions]
 
     @property
     def cloudwatch(self) -> Any:

@@ -8,6 +8,13 @@ does not import torch.
 """
 
 from framescope.modeltiming.report import TimingNode, format_table, format_tree
-from framescope.modeltiming.timing import ModelTiming
+from framescope.modeltiming.timing import ForwardTimer, ModelTiming, ModuleTimingAtom
 
-__all__ = ["ModelTiming", "TimingNode", "format_table", "format_tree"]
+__all__ = [
+    "ForwardTimer",
+    "ModelTiming",
+    "ModuleTimingAtom",
+    "TimingNode",
+    "format_table",
+    "format_tree",
+]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -21,7 +22,29 @@ from framescope.modeltiming.calls import (
 from framescope.modeltiming.instrument import NodeInfo, install, plan_nodes
 from framescope.modeltiming.report import TimingNode, format_table, format_tree
 
-__all__ = ["ModelTiming"]
+__all__ = ["ForwardTimer", "ModelTiming", "ModuleTimingAtom"]
+
+ModuleTimingAtom = TimingNode
+"""torchlight's name for a node of the timing tree (:class:`TimingNode`)."""
+
+
+@dataclass(frozen=True)
+class ForwardTimer:
+    """What :attr:`ModelTiming.forward_timers` lists: one timed submodule or transform.
+
+    Attributes:
+        name: the node's name (``conv1``, a transform's name).
+        qualified_name: its path in the model (``backbone.body.conv1``).
+        module: the submodule or transform that is timed.
+        times: its recent per-call times in seconds, oldest first (the
+            ``window`` newest calls).
+    """
+
+    name: str
+    qualified_name: str
+    module: Any
+    times: tuple[float, ...]
+
 
 _GROUPS = (
     ("Preprocessing", "PREPROCESSING"),
@@ -118,6 +141,9 @@ class ModelTiming:
         self.pre_transforms = list(pre_transforms)  # torchlight's attribute names
         self.post_transforms = list(post_transforms)
         self._plan = plan_nodes(model, pre_transforms, post_transforms)
+        self._targets = [info.target for info in self._plan.nodes]
+        for node, container, position in self._plan.transform_slots:
+            self._targets[node] = container[position]  # a plain callable, not yet wrapped
         self._timer = self._choose_timer(torch, model, device, cuda_timing, clock)
         host = HostTimer(clock)
         # Transforms run on the host unless they are modules living on a CUDA device.
@@ -230,6 +256,26 @@ class ModelTiming:
             children=children,
             times=total.recent,
         )
+
+    @property
+    def forward_timers(self) -> list[ForwardTimer]:
+        """Every timed submodule and transform (the model itself aside), in tree order.
+
+        torchlight's list of its per-module timers. Here each entry is a
+        reading taken now (:class:`ForwardTimer`: the module and its recent
+        times); the ``with`` block turns all of them on and off together.
+        """
+        self._log.fold()
+        return [
+            ForwardTimer(
+                info.name,
+                info.qualified_name,
+                self._targets[index],
+                self._log.stats[index].snapshots()[0].recent,
+            )
+            for index, info in enumerate(self._plan.nodes)
+            if info.kind != "model"
+        ]
 
     def summarize_table(self, sort_by: str = "self", limit: int | None = 20) -> str:
         """A table of the timed nodes, sorted by ``sort_by`` (default: self time), ``limit`` rows.

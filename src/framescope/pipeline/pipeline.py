@@ -20,6 +20,7 @@ from framescope.pipeline.aggregation import Aggregator
 from framescope.pipeline.errors import ErrorPolicy, OverflowPolicy
 from framescope.pipeline.executor_choice import resolve_executor
 from framescope.pipeline.executors import Executor
+from framescope.pipeline.pystream import PyStreamNames
 from framescope.pipeline.readers import SnapshotReaders
 from framescope.pipeline.readout import read_snapshot
 from framescope.pipeline.results import DEFAULT_RESULTS_BYTES, ResultBuffer
@@ -36,7 +37,7 @@ __all__ = ["SEPARATOR", "Pipeline", "PipelineStage"]  # PipelineStage: see stage
 _FROM_GENERATOR: Any = object()
 
 
-class Pipeline(StreamControls, SnapshotReaders):
+class Pipeline(StreamControls, SnapshotReaders, PyStreamNames):
     """A chain of stages that items flow through, serially or one thread per stage.
 
     Build it with :meth:`add`, choose how it runs with :meth:`serialize` or

@@ -205,7 +205,8 @@ class PipelineSnapshot:
 
     def get_profiles(self) -> tuple[dict[str, float], dict[str, float]]:
         """``(latency_s, throughput_per_s)`` by profile key, as ``Pipeline.get_profiles``."""
-        stats = self.statistics()
+        # A key appears once it has timed an item, as in PyStream's profiler.
+        stats = {key: snap for key, snap in self.statistics().items() if snap.count}
         latency = {key: snap.recent_mean() for key, snap in stats.items()}
         throughput = {key: snap.rate(self.taken_ns) for key, snap in stats.items()}
         return latency, throughput

@@ -342,6 +342,17 @@ class OrdinalSchedule(Schedule):
         return True, self.fire()
 
 
+def _spent(schedule: Any, *, fired: bool) -> bool:
+    """Backpack's rule: a schedule that does not repeat goes once it has fired.
+
+    ``done`` counts as fired only for a schedule that does not repeat: a
+    repeating schedule stays whatever its ``done`` says.
+    """
+    if getattr(schedule, "repeating", True):
+        return False
+    return fired or bool(getattr(schedule, "done", False))
+
+
 class AlarmClock:
     """Ticks a group of schedules at once and drops one-shot schedules that fired.
 
@@ -381,14 +392,11 @@ class AlarmClock:
                     first_error = error
                 else:
                     logger.exception("schedule %r raised while ticking", schedule)
-                if getattr(schedule, "done", False):
+                if _spent(schedule, fired=False):
                     spent.append(schedule)  # a one-shot that fired, though its callback raised
                 continue
-            fired = isinstance(answer, tuple) and bool(answer and answer[0])
-            if getattr(schedule, "done", False) or (
-                fired and not getattr(schedule, "repeating", True)
-            ):
-                spent.append(schedule)  # Backpack's rule: fired and not repeating
+            if _spent(schedule, fired=isinstance(answer, tuple) and bool(answer and answer[0])):
+                spent.append(schedule)
         self.schedules = [s for s in self.schedules if s not in spent]
         if first_error is not None:
             raise first_error

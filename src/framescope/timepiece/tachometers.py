@@ -16,6 +16,7 @@ tachometer is created; a period without samples sends no report.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import datetime
 import inspect
 from collections.abc import Callable
@@ -24,7 +25,14 @@ from typing import Any, TypeVar
 
 from framescope.clock import Clock, to_nanoseconds
 from framescope.timepiece.schedules import NOT_FIRED, Callback, IntervalSchedule
-from framescope.timepiece.timers import BaseTimer, StopWatch, Ticker, TimerSnapshot, timed_by
+from framescope.timepiece.timers import (
+    BaseTimer,
+    Intervals,
+    StopWatch,
+    Ticker,
+    TimerSnapshot,
+    timed_by,
+)
 
 __all__ = ["BaseTachometer", "StopWatchTachometer", "Tachometer", "TickerTachometer"]
 
@@ -76,7 +84,11 @@ class BaseTachometer:
         stats = self.timer.statistics(reset=True)
         if not stats.count:
             return None
-        return TimerSnapshot.of_all(stats, type(self.timer).__name__, self.timer._name())
+        period = TimerSnapshot.of_all(stats, type(self.timer).__name__, self.timer._name())
+        # Backpack handed its live timer, whose ``intervals`` was a deque: callbacks
+        # call ``intervals.copy()`` and read ``intervals.maxlen``.
+        kept = Intervals(period.intervals, self.timer.max_intervals)
+        return dataclasses.replace(period, intervals=kept)
 
     EXPECTED_MAX_FPS: int = 100
     """Backpack sized its timers by this; framescope counts every event exactly regardless."""
