@@ -157,6 +157,7 @@ class VideoSource:
         self.decode_errors = 0
         self.last_error: str | None = None
         self.ended_early = False
+        self._counted = False
         self._closed = False
         self._run = _Run()
 
@@ -186,6 +187,7 @@ class VideoSource:
             self.duration = container.duration / 1_000_000
         elif stream.duration and stream.time_base:
             self.duration = float(stream.duration * stream.time_base)
+        self._counted = bool(stream.frames)  # the container states its frame count
         if stream.frames:
             self.expected_frames = int(stream.frames)
         elif self.duration and self.fps and not self._live:
@@ -229,9 +231,7 @@ class VideoSource:
                     if self._path is not None:
                         self._end_of_file()
                     if self.loop and self._path is not None and self._run.frames:
-                        with self._lock:
-                            if self._container is not None:
-                                self._container.seek(0)
+                        self._rewind()
                         timeline.restart(reconnect=False)
                         continue
                     if not self.reconnect or self._closed:
@@ -264,10 +264,12 @@ class VideoSource:
                         return
                     demuxer = container.demux(stream)
                     continue
+                if packet.is_corrupt:
+                    self._damage("the demuxer flagged a packet as corrupt", run)
                 try:
                     decoded = packet.decode()
                 except _av.FFmpegError as error:
-                    self._damage(error, run)
+                    self._damage(f"{type(error).__name__}: {error}", run)
                     continue
             run.failures_in_row = 0
             for frame in decoded:
@@ -295,13 +297,23 @@ class VideoSource:
         run.frames += 1
         return frame
 
+    def _rewind(self) -> None:
+        """Back to a file's start, for ``loop``: a seek, or a new opening where it cannot seek."""
+        with self._lock:
+            if self._container is None:
+                return
+            try:
+                self._container.seek(0)
+            except (_av.FFmpegError, OSError):  # e.g. a raw H.264 stream
+                self._close_container()
+
     # -- faults ------------------------------------------------------------------------
 
-    def _damage(self, error: BaseException, run: _Run) -> None:
-        """A packet that failed to decode (or demux): counted and skipped."""
+    def _damage(self, what: str, run: _Run) -> None:
+        """A damaged packet (or a demuxer failure read past): counted, logged (limited)."""
         self.decode_errors += 1
         run.damaged += 1
-        self.last_error = f"damaged data skipped: {type(error).__name__}: {error}"
+        self.last_error = f"damaged data: {what}"
         verdict = self._log_limiter.check("damage")
         if verdict == FULL:
             logger.warning("video source %s: %s", self.uri, self.last_error)
@@ -319,7 +331,7 @@ class VideoSource:
             run.error = f"{type(error).__name__}: {error}"
             self.last_error = f"the demuxer stopped: {run.error}"
             return False
-        self._damage(error, run)
+        self._damage(f"{type(error).__name__}: {error}", run)
         return True
 
     def _failed(self, error: BaseException) -> None:
@@ -341,27 +353,34 @@ class VideoSource:
         """Say how much of a file was read when it had damage or ended early."""
         run, step = self._run, 1 / self.fps if self.fps else 0.0
         if run.first_time is not None and run.last_time is not None:
-            covered = run.last_time - run.first_time + step
+            covered: float | None = run.last_time - run.first_time + step
         else:
-            covered = run.frames * step
-        short = self.duration is not None and covered < self.duration * _SHORT_SHARE - step
+            covered = run.frames * step if step else None
+        short = (
+            self.duration is not None
+            and covered is not None
+            and covered < self.duration * _SHORT_SHARE - step
+        )
         if run.error is not None or short:
             self.ended_early = True
-        elif not run.damaged:
+        elif not run.damaged and not (self._counted and run.frames < (self.expected_frames or 0)):
             return
         expected = "?" if self.expected_frames is None else str(self.expected_frames)
         stated = "?" if self.duration is None else f"{self.duration:.1f}"
-        why = [f"{run.damaged} damaged packets skipped"] if run.damaged else []
+        read = "?" if covered is None else f"{covered:.1f}"
+        why = [f"{run.damaged} damaged packet{'s' * (run.damaged != 1)}"] if run.damaged else []
         if run.error is not None:
             why.append(f"the demuxer stopped: {run.error}")
         elif short:
             why.append("it ends before its stated duration")
+        elif not why:
+            why.append("frames are missing")
         logger.warning(
-            "video file %r: read %d of %s frames (%.1f of %s s); %s",
+            "video file %r: read %d of %s frames (%s of %s s); %s",
             self.uri,
             run.frames,
             expected,
-            covered,
+            read,
             stated,
             "; ".join(why),
         )
@@ -496,6 +515,10 @@ def _normalise(uri: object, format: str | None) -> tuple[str, str | None, Path |
     path = None
     if (not scheme or len(scheme) == 1 or scheme == "file") and not uri.startswith("/dev/"):
         path = Path(uri[len("file://") :] if scheme == "file" else uri)
-        if not path.exists():
-            raise FileNotFoundError(f"uri: no such video file: {uri!r}")
+        try:
+            path.stat()
+        except FileNotFoundError:
+            raise FileNotFoundError(f"uri: no such video file: {uri!r}") from None
+        except OSError:
+            pass  # open() says why it cannot be read
     return uri, format, path
