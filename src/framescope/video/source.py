@@ -89,7 +89,9 @@ class VideoSource:
         timeout: seconds FFmpeg may take to open the source (and, for a
             file, per read).
         stall_timeout: seconds a live source (network or camera) may send
-            nothing before it counts as stalled (default 5).
+            nothing before it counts as stalled (default 5; for live HLS,
+            set it above the segment length, as a read waits for the next
+            segment).
         clock: paces ``realtime`` and the back-off, and stamps ``wall_time``.
 
     Attributes:
