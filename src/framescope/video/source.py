@@ -275,9 +275,9 @@ class VideoSource:
                     continue
             run.failures_in_row = 0
             for frame in decoded:
-                yield self._frame(frame, timeline, pacer, run)
-                if self._closed:
+                if self._closed:  # also when close() found the lock taken by the call above
                     return
+                yield self._frame(frame, timeline, pacer, run)
 
     def _frame(self, decoded: Any, timeline: Timeline, pacer: _Pacer | None, run: _Run) -> Frame:
         own_time = decoded.time
