@@ -125,3 +125,20 @@ def test_a_stall_without_reconnect_is_a_timeout_error(camera: RtspCamera) -> Non
     assert str(reader.error) == f"uri: {camera.url!r} stalled: no data for 1 s"
     assert reader.source.stalls == 1 and reader.source.reconnects == 0
     reader.source.close()
+
+
+def test_close_from_another_thread_while_a_read_waits(
+    camera: RtspCamera, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock(autojump=True)
+    reader = Reader(source(camera.url, clock, stall_timeout=2.0))
+    wait_for(lambda: len(reader.frames) >= 10, 60, "frames from the camera")
+    with caplog.at_level(logging.WARNING, "framescope.video.source"):
+        camera.command("freeze")  # the reader now waits inside FFmpeg for data
+        reader.source.close()  # returns at once; the reader closes the container after FFmpeg
+        reader.thread.join(60)
+    assert not caplog.records  # closing is no fault
+    assert not reader.thread.is_alive()
+    assert reader.error is None
+    assert reader.source._container is None
+    assert reader.source.reconnects == 0 and reader.source.stalls == 0

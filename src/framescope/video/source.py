@@ -228,6 +228,8 @@ class VideoSource:
                     timeline.set_rate(self.fps)
                     yield from self._read_run(timeline, pacer)
                 except (_StalledError, _av.FFmpegError, OSError) as error:
+                    if self._closed:  # a read cut short by close(): no fault
+                        return
                     self._failed(error)
                 else:
                     if self._path is not None:
