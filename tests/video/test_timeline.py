@@ -64,3 +64,11 @@ def test_time_that_goes_back_is_moved_forward() -> None:
     timeline = Timeline(FakeClock())
     timeline.set_rate(10)
     assert stamps(timeline, [3.0, 3.1, 0.0, 0.1]) == pytest.approx([3.0, 3.1, 3.2, 3.3])
+
+
+def test_a_timestamp_out_of_order_keeps_the_clock() -> None:
+    timeline = Timeline(FakeClock())
+    timeline.set_rate(10)
+    stamped = stamps(timeline, [0.0, 0.1, 0.3, 0.2, 0.4, 0.5])
+    assert stamped == pytest.approx([0.0, 0.1, 0.3, 0.300001, 0.4, 0.5], abs=1e-9)
+    assert all(b > a for a, b in itertools.pairwise(stamped))

@@ -7,6 +7,8 @@ from framescope.clock import TimeSource
 __all__ = ["Timeline"]
 
 _DEFAULT_STEP = 1 / 30  # a frame's interval when the stream states no rate
+_OUT_OF_ORDER = 1.0  # a step back shorter than this is one odd timestamp, not a new clock
+_TICK = 1e-6  # how far after the one before an out-of-order frame is placed
 
 
 class Timeline:
@@ -18,8 +20,10 @@ class Timeline:
     it follows on: one frame interval after the last frame for a loop, and
     after the time that passed on the clock (at least one interval) for a
     reconnect, so the outage shows as a gap. A frame without a timestamp is
-    placed one frame interval (1 / fps) after the one before, and a timestamp
-    that would go back is moved forward the same way.
+    placed one frame interval (1 / fps) after the one before. A timestamp that
+    goes back less than a second (out of order) is placed a microsecond after
+    the one before; one that goes back further (the stream's clock started
+    again) starts a new run that follows on by one frame interval.
 
     Args:
         clock: measures the outage of a reconnect.
@@ -63,9 +67,12 @@ class Timeline:
             if self._base is None:
                 self._base = following - time
             stamped = time + self._base
-            if self._last is not None and stamped <= self._last:  # went back: follow on
-                self._base = following - time
-                stamped = following
+            if self._last is not None and stamped <= self._last:
+                if self._last - stamped < _OUT_OF_ORDER:  # one timestamp out of order
+                    stamped = self._last + _TICK
+                else:  # the stream's clock started again: follow on from here
+                    self._base = following - time
+                    stamped = following
         if pts is None:
             own = stamped - (self._target if self._base is None else self._base)
             pts = round(own / time_base) if time_base else self._run_frames
