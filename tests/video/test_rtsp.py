@@ -96,13 +96,13 @@ def test_a_frozen_stream_is_reported_as_stalled_and_reopened(
     camera: RtspCamera, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = FakeClock(autojump=True)
-    reader = Reader(source(camera.url, clock, stall_timeout=1.0))
+    reader = Reader(source(camera.url, clock, stall_timeout=2.0))
     try:
         with caplog.at_level(logging.WARNING, "framescope.video.source"):
             wait_for(lambda: len(reader.frames) >= 20, 60, "frames from the camera")
             camera.command("freeze")  # the connection stays open; nothing comes
             wait_for(lambda: reader.source.stalls >= 1, 60, "the stall")
-            assert reader.source.last_error == "stalled: no data for 1 s"
+            assert reader.source.last_error == "stalled: no data for 2 s"
             before = len(reader.frames)
             wait_for(lambda: len(reader.frames) >= before + 20, 60, "frames after reopening")
     finally:
@@ -111,7 +111,7 @@ def test_a_frozen_stream_is_reported_as_stalled_and_reopened(
     assert reader.source.errors == 1
     check_times(reader.frames)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warnings == [f"video source {camera.url} stalled (no data for 1 s); reconnecting"]
+    assert warnings == [f"video source {camera.url} stalled (no data for 2 s); reconnecting"]
 
 
 def test_a_stall_without_reconnect_is_a_timeout_error(camera: RtspCamera) -> None:
