@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import queue
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +97,95 @@ def write_clip(
         for frame in SyntheticSource(size[0], size[1], fps, frames=frames):
             writer.write(frame)
     return path
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+_GSTREAMER_PROBE = (
+    "import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRtspServer', '1.0');"
+    "from gi.repository import Gst; Gst.init(None);"
+    "assert all(Gst.ElementFactory.find(e) for e in ('videotestsrc', 'x264enc', 'rtph264pay'))"
+)
+
+
+def gstreamer_rtsp_missing() -> str | None:
+    """Why the GStreamer RTSP server cannot run here (None: it can)."""
+    if not Path(SYSTEM_PYTHON).exists():
+        return f"no {SYSTEM_PYTHON} (the system python, with gi)"
+    probe = subprocess.run(
+        [SYSTEM_PYTHON, "-c", _GSTREAMER_PROBE],
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
+    if probe.returncode:
+        return (
+            "GStreamer's RTSP server or its x264 plugins are not installed"
+            " (scripts/install-test-servers.sh installs them)"
+        )
+    return None
+
+
+class RtspCamera:
+    """Debian's GStreamer RTSP server serving a live camera (tests/video/rtsp_server.py).
+
+    ``command("freeze" | "drop")`` acts on the clients being served, and
+    returns once the server has done it.
+    """
+
+    def __init__(self, timeout: float = 60) -> None:
+        self.process = subprocess.Popen(
+            [SYSTEM_PYTHON, str(Path(__file__).with_name("rtsp_server.py"))],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        self._lines: queue.Queue[str] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, name="rtsp-camera-out", daemon=True)
+        self._reader.start()
+        words = self._expect("ready", timeout).split()
+        self.url = f"rtsp://127.0.0.1:{int(words[1])}/cam"
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.put(line.strip())
+
+    def _expect(self, prefix: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if line.startswith(prefix):
+                return line
+        raise AssertionError(f"the RTSP server did not say {prefix!r} within {timeout} s")
+
+    def command(self, command: str, timeout: float = 30) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        self._expect(f"done {command}", timeout)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            assert self.process.stdin is not None
+            self.process.stdin.close()  # the end of its commands: it quits
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self._reader.join(10)  # it reads to the end of the output
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        threading.Event().wait(0.02)

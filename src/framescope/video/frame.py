@@ -17,9 +17,12 @@ class Frame:
             OpenCV drawing works on it).
         index: the frame's number in this source, from 0 (it keeps counting
             across reconnects and loops).
-        pts: the presentation timestamp in the stream's time base (None when
-            the stream gave none).
-        time: the stream time in seconds (continues across loops of a file).
+        pts: the presentation timestamp in the stream's time base. Sources
+            always set it (:class:`VideoSource` derives one where the stream
+            gave none); None only in a frame made by hand without it.
+        time: the stream time in seconds. Sources always set it, and it keeps
+            rising across loops and reconnects; None only in a frame made by
+            hand without it.
         wall_time: when it was read, in seconds since the epoch.
     """
 

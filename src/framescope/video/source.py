@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterator
+import stat
+import threading
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
 from framescope._optional import require
+from framescope._ratelimit import FULL, SILENT, LogLimiter
 from framescope._validation import check_int_at_least, check_positive_seconds
-from framescope.clock import SYSTEM_CLOCK, Clock, sleep_on
+from framescope.clock import SYSTEM_CLOCK, Clock, sleep_on, wait_on
 from framescope.video.frame import Frame
+from framescope.video.timeline import Timeline
 
 __all__ = ["VideoSource"]
 
@@ -22,6 +26,12 @@ logger = logging.getLogger(__name__)
 _av = require("av", "video", "video input")
 
 _NETWORK = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "rtp", "srt")
+_DEMUX_RETRIES = 16  # demuxer failures in a row a damaged file may cost before it counts as ended
+_SHORT_SHARE = 0.98  # a file that covers less of its stated duration ended early
+
+
+class _StalledError(Exception):
+    """A live source sent nothing for ``stall_timeout`` seconds."""
 
 
 class VideoSource:
@@ -34,8 +44,33 @@ class VideoSource:
 
     Iterating opens the source and yields frames until it ends (a file's
     end; a network stream that drops is reopened, see ``reconnect``).
-    ``fps``, ``width``, ``height`` and ``duration`` are known once it is open
-    (:meth:`open`, or the first frame).
+    ``fps``, ``width``, ``height``, ``duration`` and ``expected_frames`` are
+    known once it is open (:meth:`open`, or the first frame).
+
+    A file that cannot be read raises at :meth:`open` (and when iterating
+    starts): ``FileNotFoundError`` for a missing one, ``ValueError`` for an
+    empty, unreadable or non-video one or one without a video stream, with the
+    file and the reason in one line.
+
+    Every frame has a ``time`` and a ``pts``: a frame the stream gave no
+    timestamp is placed one frame interval after the one before, and ``time``
+    keeps rising across loops and reconnects (after a reconnect it resumes
+    after the time the outage took, so the gap shows).
+
+    Damaged data in a file is skipped: each packet is decoded on its own, and
+    one that fails is counted in ``decode_errors``; the file ends when its
+    demuxer cannot go on. At the end of a file that had damage or ended early
+    a warning says how much of it was read.
+
+    A live source (network or camera) that sends nothing for
+    ``stall_timeout`` seconds while connected has stalled: it is counted in
+    ``stalls``, logged as a warning, ``last_error`` says so, and it is
+    reopened like a dropped stream (with ``reconnect=False`` it raises
+    ``TimeoutError``).
+
+    :meth:`close` may be called from any thread at any time: it returns at
+    once, and an iteration in progress ends after its current frame (or when
+    FFmpeg returns from a network read, within ``stall_timeout``).
 
     Args:
         uri: a file path, a URL (``rtsp://``, ``rtmp://``, ``http(s)://``,
@@ -46,13 +81,31 @@ class VideoSource:
         format: the FFmpeg demuxer, when it cannot be told from the input.
         options: FFmpeg demuxer or protocol options (strings).
         pixel_format: the layout of ``Frame.image`` (``bgr24``: OpenCV's).
-        reconnect: reopen a network stream that fails or ends, with
+        reconnect: reopen a network stream that fails, stalls or ends, with
             back-off; None: for network URLs only.
         reconnect_initial, reconnect_max: the back-off bounds in seconds.
         max_reconnects: give up after this many reconnects in a row without
             a frame (None: never).
-        timeout: seconds FFmpeg may wait on the network per operation.
+        timeout: seconds FFmpeg may take to open the source (and, for a
+            file, per read).
+        stall_timeout: seconds a live source (network or camera) may send
+            nothing before it counts as stalled (default 5; for live HLS,
+            set it above the segment length, as a read waits for the next
+            segment).
         clock: paces ``realtime`` and the back-off, and stamps ``wall_time``.
+
+    Attributes:
+        frames_read: frames yielded so far.
+        reconnects: times the source was reopened.
+        errors: failures (stalls included) that led to a reconnect.
+        stalls: times a live source stalled.
+        decode_errors: damaged packets skipped past (and failures of a
+            file's demuxer it got past).
+        last_error: the last failure, stall or skipped damage, in words.
+        expected_frames: the frames a file states it holds (its frame count,
+            or its stated duration x fps); None when unknown.
+        ended_early: a file ended on an error, or more than 2 % short of its
+            stated duration.
     """
 
     def __init__(
@@ -69,10 +122,12 @@ class VideoSource:
         reconnect_max: float = 10.0,
         max_reconnects: int | None = None,
         timeout: float = 10.0,
+        stall_timeout: float = 5.0,
         clock: Clock | None = None,
     ) -> None:
-        self.uri, self.format = _normalise(uri, format)
+        self.uri, self.format, self._path = _normalise(uri, format)
         self.network = urlsplit(self.uri).scheme.lower() in _NETWORK
+        self._live = self.network or self.format == "v4l2" or self.uri.startswith("/dev/")
         self.realtime = bool(realtime)
         self.loop = bool(loop)
         self.options = {str(k): str(v) for k, v in (options or {}).items()}
@@ -82,105 +137,271 @@ class VideoSource:
         self.reconnect_max = check_positive_seconds(reconnect_max, "reconnect_max")
         self.max_reconnects = check_int_at_least(max_reconnects, "max_reconnects", 0, or_none=True)
         self.timeout = check_positive_seconds(timeout, "timeout")
+        self.stall_timeout = check_positive_seconds(stall_timeout, "stall_timeout")
         self._clock = SYSTEM_CLOCK if clock is None else clock
         self._container: Any = None
         self._stream: Any = None
+        self._time_base: float | None = None
+        # Held around every FFmpeg call on the container, so that close() from
+        # another thread never frees it under a demux or a decode.
+        self._lock = threading.Lock()
+        self._wake = threading.Event()  # close() cuts a back-off short
+        self._log_limiter = LogLimiter(first=3, clock=self._clock)
         self.fps: float | None = None
         self.width: int | None = None
         self.height: int | None = None
         self.duration: float | None = None
+        self.expected_frames: int | None = None
         self.frames_read = 0
-        self.reconnects = 0  # times a network stream was reopened
-        self.errors = 0  # failures that led to a reconnect
+        self.reconnects = 0
+        self.errors = 0
+        self.stalls = 0
+        self.decode_errors = 0
         self.last_error: str | None = None
+        self.ended_early = False
+        self._counted = False
         self._closed = False
+        self._run = _Run()
 
     # -- opening -----------------------------------------------------------------------
 
     def open(self) -> VideoSource:
         """Open now (iterating does it otherwise); raises if it cannot be opened."""
-        if self._container is None:
-            self._open()
+        with self._lock:
+            if self._container is None:
+                self._open()
         return self
 
     def _open(self) -> None:
-        container = _av.open(
-            self.uri, format=self.format, options=dict(self.options), timeout=self.timeout
-        )
+        container = self._open_file() if self._path is not None else self._open_av()
         if not container.streams.video:
+            kinds = sorted({stream.type for stream in container.streams})
             container.close()
-            raise ValueError(f"uri: {self.uri!r} has no video stream")
+            raise ValueError(f"uri: {self.uri!r} has no video stream ({_only(kinds)})")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"  # decode on several cores where the codec allows
         rate = stream.average_rate or stream.guessed_rate
         self.fps = float(rate) if rate else None
         self.width = stream.codec_context.width or None
         self.height = stream.codec_context.height or None
+        self._time_base = float(stream.time_base) if stream.time_base else None
         if container.duration:
             self.duration = container.duration / 1_000_000
         elif stream.duration and stream.time_base:
             self.duration = float(stream.duration * stream.time_base)
+        self._counted = bool(stream.frames)  # the container states its frame count
+        if stream.frames:
+            self.expected_frames = int(stream.frames)
+        elif self.duration and self.fps and not self._live:
+            self.expected_frames = round(self.duration * self.fps)
         self._container, self._stream = container, stream
+
+    def _open_av(self) -> Any:
+        timeout = (self.timeout, self.stall_timeout) if self._live else self.timeout
+        return _av.open(self.uri, format=self.format, options=dict(self.options), timeout=timeout)
+
+    def _open_file(self) -> Any:
+        assert self._path is not None
+        _check_file(self.uri, self._path)
+        try:
+            return self._open_av()
+        except FileNotFoundError as error:
+            raise FileNotFoundError(f"uri: no such video file: {self.uri!r}") from error
+        except (_av.FFmpegError, OSError) as error:
+            raise ValueError(f"uri: {self.uri!r} {_reason(error)}") from error
 
     # -- reading -----------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[Frame]:
-        clock = self._clock
-        offset = 0.0  # stream time of the loops before this one
-        start_ns: int | None = None  # realtime pacing: when the first frame was due
-        first_time: float | None = None
+        timeline = Timeline(self._clock)
+        pacer = _Pacer(self._clock) if self.realtime else None
         failures = 0
-        last_time = 0.0
-        while not self._closed:
-            try:
-                if self._container is None:
-                    self._open()
-                for decoded in self._container.decode(self._stream):
-                    failures = 0
-                    stream_time = None if decoded.time is None else float(decoded.time) + offset
-                    if self.realtime and stream_time is not None:
-                        if start_ns is None or first_time is None:
-                            start_ns, first_time = clock.monotonic_ns(), stream_time
-                        delay = (start_ns - clock.monotonic_ns()) / 1e9 + stream_time - first_time
-                        if delay > 0:
-                            sleep_on(clock, delay)
-                    image = decoded.to_ndarray(format=self.pixel_format)
-                    frame = Frame(
-                        image,
-                        self.frames_read,
-                        pts=decoded.pts,
-                        time=stream_time,
-                        wall_time=clock.wall().timestamp(),
-                    )
-                    self.frames_read += 1
-                    if stream_time is not None:
-                        last_time = stream_time
-                    yield frame
-                    if self._closed:
+        try:
+            while not self._closed:
+                self._run = _Run()
+                try:
+                    with self._lock:
+                        if self._closed:
+                            return
+                        if self._container is None:
+                            self._open()
+                    timeline.set_rate(self.fps)
+                    yield from self._read_run(timeline, pacer)
+                except (_StalledError, _av.FFmpegError, OSError) as error:
+                    if self._closed:  # a read cut short by close(): no fault
                         return
-            except (_av.FFmpegError, OSError) as error:
-                if not self.reconnect:
-                    raise
-                self.errors += 1
-                self.last_error = f"{type(error).__name__}: {error}"
-                logger.warning("video source %s failed (%s); reconnecting", self.uri, error)
-            else:
-                if self.loop and not self.network:
-                    step = 1 / self.fps if self.fps else 0.0
-                    offset = last_time + step
-                    self._container.seek(0)
-                    continue
-                if not self.reconnect:
+                    self._failed(error)
+                else:
+                    if self._path is not None:
+                        self._end_of_file()
+                    if self.loop and self._path is not None and self._run.frames:
+                        self._rewind()
+                        timeline.restart(reconnect=False)
+                        continue
+                    if not self.reconnect or self._closed:
+                        return
+                    logger.info("video source %s ended; reconnecting", self.uri)
+                failures = 1 if self._run.frames else failures + 1
+                if not self._back_off(failures):
                     return
-                logger.info("video source %s ended; reconnecting", self.uri)
-            failures += 1
-            if self.max_reconnects is not None and failures > self.max_reconnects:
-                logger.warning("video %s: gave up after %d reconnects", self.uri, failures - 1)
+                timeline.restart(reconnect=True)
+        finally:
+            if self._closed:
+                with self._lock:
+                    self._close_container()
+
+    def _read_run(self, timeline: Timeline, pacer: _Pacer | None) -> Generator[Frame, None, None]:
+        """Yield the open container's frames to its end (a packet at a time, under the lock)."""
+        run = self._run
+        container, stream, lock = self._container, self._stream, self._lock
+        demuxer = container.demux(stream)
+        while True:
+            with lock:
+                if self._closed:
+                    return
+                try:
+                    packet = next(demuxer)
+                except StopIteration:
+                    return
+                except (_av.FFmpegError, OSError) as error:
+                    if not self._demux_failed(error, run):
+                        return
+                    demuxer = container.demux(stream)
+                    continue
+                if packet.is_corrupt:
+                    self._damage("the demuxer flagged a packet as corrupt", run)
+                try:
+                    decoded = packet.decode()
+                except _av.FFmpegError as error:
+                    self._damage(f"{type(error).__name__}: {error}", run)
+                    continue
+            run.failures_in_row = 0
+            for frame in decoded:
+                if self._closed:  # also when close() found the lock taken by the call above
+                    return
+                yield self._frame(frame, timeline, pacer, run)
+
+    def _frame(self, decoded: Any, timeline: Timeline, pacer: _Pacer | None, run: _Run) -> Frame:
+        own_time = decoded.time
+        time, pts = timeline.stamp(own_time, decoded.pts, self._time_base)
+        if pacer is not None:
+            pacer.wait_until(time)
+        if own_time is not None:
+            if run.first_time is None:
+                run.first_time = own_time
+            run.last_time = own_time
+        frame = Frame(
+            decoded.to_ndarray(format=self.pixel_format),
+            self.frames_read,
+            pts=pts,
+            time=time,
+            wall_time=self._clock.wall().timestamp(),
+        )
+        self.frames_read += 1
+        run.frames += 1
+        return frame
+
+    def _rewind(self) -> None:
+        """Back to a file's start, for ``loop``: a seek, or a new opening where it cannot seek."""
+        with self._lock:
+            if self._container is None:
                 return
+            try:
+                self._container.seek(0)
+            except (_av.FFmpegError, OSError):  # e.g. a raw H.264 stream
+                self._close_container()
+
+    # -- faults ------------------------------------------------------------------------
+
+    def _damage(self, what: str, run: _Run) -> None:
+        """A damaged packet (or a demuxer failure read past): counted, logged (limited)."""
+        self.decode_errors += 1
+        run.damaged += 1
+        self.last_error = f"damaged data: {what}"
+        verdict = self._log_limiter.check("damage")
+        if verdict == FULL:
+            logger.warning("video source %s: %s", self.uri, self.last_error)
+        elif verdict != SILENT:
+            logger.warning("video source %s: %d more damaged packets skipped", self.uri, verdict)
+
+    def _demux_failed(self, error: BaseException, run: _Run) -> bool:
+        """True to read on past a demuxer failure (a file's); raises for a live source."""
+        if self._live:
+            if isinstance(error, _av.ExitError):
+                raise _StalledError(f"no data for {self.stall_timeout:g} s") from error
+            raise error
+        run.failures_in_row += 1
+        if run.failures_in_row > _DEMUX_RETRIES:
+            run.error = f"{type(error).__name__}: {error}"
+            self.last_error = f"the demuxer stopped: {run.error}"
+            return False
+        self._damage(f"{type(error).__name__}: {error}", run)
+        return True
+
+    def _failed(self, error: BaseException) -> None:
+        """A live source (or a forced reconnect) failed or stalled: count it, or raise."""
+        self.errors += 1
+        if isinstance(error, _StalledError):
+            self.stalls += 1
+            self.last_error = f"stalled: {error}"
+            if not self.reconnect:
+                raise TimeoutError(f"uri: {self.uri!r} stalled: {error}") from error
+            logger.warning("video source %s stalled (%s); reconnecting", self.uri, error)
+            return
+        self.last_error = f"{type(error).__name__}: {error}"
+        if not self.reconnect:
+            raise error
+        logger.warning("video source %s failed (%s); reconnecting", self.uri, error)
+
+    def _end_of_file(self) -> None:
+        """Say how much of a file was read when it had damage or ended early."""
+        run, step = self._run, 1 / self.fps if self.fps else 0.0
+        if run.first_time is not None and run.last_time is not None:
+            covered: float | None = run.last_time - run.first_time + step
+        else:
+            covered = run.frames * step if step else None
+        short = (
+            self.duration is not None
+            and covered is not None
+            and covered < self.duration * _SHORT_SHARE - step
+        )
+        if run.error is not None or short:
+            self.ended_early = True
+        elif not run.damaged and not (self._counted and run.frames < (self.expected_frames or 0)):
+            return
+        expected = "?" if self.expected_frames is None else str(self.expected_frames)
+        stated = "?" if self.duration is None else f"{self.duration:.1f}"
+        read = "?" if covered is None else f"{covered:.1f}"
+        why = [f"{run.damaged} damaged packet{'s' * (run.damaged != 1)}"] if run.damaged else []
+        if run.error is not None:
+            why.append(f"the demuxer stopped: {run.error}")
+        elif short:
+            why.append("it ends before its stated duration")
+        elif not why:
+            why.append("frames are missing")
+        logger.warning(
+            "video file %r: read %d of %s frames (%s of %s s); %s",
+            self.uri,
+            run.frames,
+            expected,
+            read,
+            stated,
+            "; ".join(why),
+        )
+
+    def _back_off(self, failures: int) -> bool:
+        """Close and wait before reopening; False when it is time to give up."""
+        if self.max_reconnects is not None and failures > self.max_reconnects:
+            logger.warning("video %s: gave up after %d reconnects", self.uri, failures - 1)
+            return False
+        with self._lock:
             self._close_container()
-            delay = min(self.reconnect_max, self.reconnect_initial * 2 ** (failures - 1))
-            sleep_on(clock, delay * random.uniform(0.8, 1.0))
-            self.reconnects += 1
+        delay = min(self.reconnect_max, self.reconnect_initial * 2 ** (failures - 1))
+        wait_on(self._clock, self._wake, delay * random.uniform(0.8, 1.0))
+        if self._closed:
+            return False
+        self.reconnects += 1
+        return True
 
     # -- closing -----------------------------------------------------------------------
 
@@ -193,9 +414,16 @@ class VideoSource:
                 logger.debug("closing %s failed", self.uri, exc_info=True)
 
     def close(self) -> None:
-        """Close the source; an iteration in progress ends after its current frame."""
+        """Close the source, from any thread; an iteration in progress ends after its frame."""
         self._closed = True
-        self._close_container()
+        self._wake.set()
+        # A reading thread inside FFmpeg holds the lock: it closes the container
+        # itself when the call returns (it checks the flag after each one).
+        if self._lock.acquire(blocking=False):
+            try:
+                self._close_container()
+            finally:
+                self._lock.release()
 
     def __enter__(self) -> VideoSource:
         return self
@@ -212,7 +440,69 @@ class VideoSource:
         return f"VideoSource({self.uri!r})"
 
 
-def _normalise(uri: object, format: str | None) -> tuple[str, str | None]:
+class _Run:
+    """What one pass over an opened source read: for the end-of-file account."""
+
+    __slots__ = ("damaged", "error", "failures_in_row", "first_time", "frames", "last_time")
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self.damaged = 0
+        self.failures_in_row = 0
+        self.error: str | None = None
+        self.first_time: float | None = None
+        self.last_time: float | None = None
+
+
+class _Pacer:
+    """Holds frames back to their stream time, for ``realtime``."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._start_ns: int | None = None
+        self._first = 0.0
+
+    def wait_until(self, time: float) -> None:
+        now = self._clock.monotonic_ns()
+        if self._start_ns is None:
+            self._start_ns, self._first = now, time
+        delay = (self._start_ns - now) / 1e9 + time - self._first
+        if delay > 0:
+            sleep_on(self._clock, delay)
+
+
+def _only(kinds: list[str]) -> str:
+    if not kinds:
+        return "no streams at all"
+    return f"{', '.join(kinds)} only"
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, PermissionError):
+        return "cannot be read (permission denied)"
+    if isinstance(error, IsADirectoryError):
+        return "is a directory, not a video file"
+    if isinstance(error, _av.InvalidDataError):
+        return "is not a video file FFmpeg can read (invalid data)"
+    reason = getattr(error, "strerror", None) or str(error)
+    return f"cannot be opened ({reason})"
+
+
+def _check_file(uri: str, path: Path) -> None:
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"uri: no such video file: {uri!r}") from None
+    except OSError as error:
+        raise ValueError(f"uri: {uri!r} {_reason(error)}") from error
+    if stat.S_ISDIR(status.st_mode):
+        raise ValueError(f"uri: {uri!r} is a directory, not a video file")
+    if stat.S_ISREG(status.st_mode) and status.st_size == 0:
+        raise ValueError(f"uri: {uri!r} is empty (0 bytes)")
+
+
+def _normalise(uri: object, format: str | None) -> tuple[str, str | None, Path | None]:
+    """The URI as FFmpeg takes it, the demuxer, and the local file (None: not a file)."""
     if isinstance(uri, bool):
         raise TypeError("uri must be a path, a URL or a camera number, got bool")
     if isinstance(uri, int):
@@ -226,8 +516,13 @@ def _normalise(uri: object, format: str | None) -> tuple[str, str | None]:
     if format is None and uri.startswith("/dev/video"):
         format = "v4l2"
     scheme = urlsplit(uri).scheme.lower()
-    if not scheme or len(scheme) == 1 or scheme == "file":
+    path = None
+    if (not scheme or len(scheme) == 1 or scheme == "file") and not uri.startswith("/dev/"):
         path = Path(uri[len("file://") :] if scheme == "file" else uri)
-        if not uri.startswith("/dev/") and not path.exists():
-            raise FileNotFoundError(f"uri: no such video file: {uri!r}")
-    return uri, format
+        try:
+            path.stat()
+        except FileNotFoundError:
+            raise FileNotFoundError(f"uri: no such video file: {uri!r}") from None
+        except OSError:
+            pass  # open() says why it cannot be read
+    return uri, format, path
