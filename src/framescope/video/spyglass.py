@@ -381,6 +381,8 @@ class SpyGlass(Stage):
         generation = self._generation
 
         def on_event(event: dict[str, Any]) -> None:
+            if generation != self._generation:  # a report that came after its session
+                return
             kind = event.get("event")
             if kind in ("ready", "streaming"):
                 self.state = SpyGlassState.STREAMING
@@ -406,10 +408,10 @@ class SpyGlass(Stage):
         while not self._stopping.is_set():
             if not self._run_session():
                 return
-            self._ready.set()  # start_streaming waits no longer: it failed
             failures += 1
             self._counts["failures"] += 1
             self.state = SpyGlassState.ERROR
+            self._ready.set()  # start_streaming waits no longer: it failed
             logger.warning(
                 "SpyGlass %r: streaming to %s failed (%s); reconnecting",
                 self.name,
@@ -450,7 +452,8 @@ class SpyGlass(Stage):
                 session.kill()
                 return True
             if item is None:  # stopping, and nothing left
-                return not session.finish(timeout=5) and not self._stopping.is_set()
+                session.finish(timeout=5)
+                return False
             image, stamp = item
             try:
                 session.send(_np.ascontiguousarray(image), stamp)
