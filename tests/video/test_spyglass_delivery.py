@@ -275,3 +275,23 @@ def test_an_encoder_that_dies_without_a_word_says_how_it_ended(tmp_path: Path) -
 def test_an_unknown_scheme_is_refused_at_construction() -> None:
     with pytest.raises(ValueError, match=r"^uri: unsupported scheme 'bogus'.*rtmp://.*https://"):
         SpyGlass("bogus://x")
+
+
+def test_the_encoder_loads_during_the_warm_up_so_no_frame_after_it_is_lost(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "after_warm_up.mkv"
+    # 12 frames (0.2 s) absorb the session's own start (the file opened, x264 set up),
+    # not a process that starts loading PyAV only once the warm-up is over.
+    spyglass = SpyGlass(str(out), warmup_frames=120, queue_size=12)
+    spyglass.start_streaming()
+    image = np.full((120, 160, 3), 40, np.uint8)
+    taken = []
+    for _ in range(180):  # 120 frames (2 s) of warm-up, then 60 to send, at 60 fps
+        taken.append(spyglass.put(image))
+        time.sleep(1 / 60)
+    assert spyglass.stop_streaming()
+    assert taken == [False] * 120 + [True] * 60
+    counts = spyglass.counts
+    assert counts["warmup"] == 120 and counts["dropped"] == 0, counts
+    assert len(decoded_times(out)) == counts["sent"] == 60
