@@ -225,6 +225,7 @@ class KVSSpyGlass(SpyGlass):
         if live is not None:
             _add_up(totals, live)
             counts["sent"] += live.counts["frames_sent"]
+            counts["in_flight"] -= live.counts["frames_sent"]
         counts.update(totals)
         counts.setdefault("acks", {})
         counts.setdefault("errors", {})
