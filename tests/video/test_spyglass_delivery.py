@@ -64,6 +64,7 @@ def test_frames_put_right_after_the_start_all_reach_the_receiver() -> None:
 # -- counts["sent"] follows the session -----------------------------------------------
 
 
+@pytest.mark.usefixtures("fast_thread_switching")
 def test_sent_is_live_and_every_reading_adds_up(tmp_path: Path) -> None:
     out = tmp_path / "live.mkv"
     spyglass = SpyGlass(str(out), 30, 160, 120, queue_size=16)
