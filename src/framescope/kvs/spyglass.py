@@ -139,6 +139,9 @@ class KVSSpyGlass(SpyGlass):
     def _resolve(self, uri: str, format: str | None, options: dict[str, str] | None) -> Any:
         return None  # the stream is named by region and name, not by a URI
 
+    def _prestart(self) -> None:
+        return None  # the fragmenter process starts with the session
+
     # -- the session ------------------------------------------------------------------
 
     def _feed(self) -> None:
@@ -161,6 +164,7 @@ class KVSSpyGlass(SpyGlass):
         fragmenter = FragmenterSession(settings, self._sender(uploader), self.name)
         session = _Streaming(fragmenter, uploader)
         self._session = session
+        self._ready.set()  # start_streaming returns: the upload connects on its own
         try:
             self._stream(session)
         finally:
@@ -221,6 +225,7 @@ class KVSSpyGlass(SpyGlass):
         if live is not None:
             _add_up(totals, live)
             counts["sent"] += live.counts["frames_sent"]
+            counts["in_flight"] -= live.counts["frames_sent"]
         counts.update(totals)
         counts.setdefault("acks", {})
         counts.setdefault("errors", {})

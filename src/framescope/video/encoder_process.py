@@ -12,10 +12,17 @@ user's main module), and talks to it through pipes:
   (:data:`~framescope.video.frame_slots.SLOT_HEADER`: height, width, stream
   time in seconds, slot) and, for slot -1, the BGR pixels; the end of stdin
   closes the stream cleanly;
-- stdout: JSON lines, ``{"event": "streaming"}`` after the first frame is
-  out, ``{"event": "free", "slot": k}`` once a slot's frame is taken,
-  ``{"event": "sent", "count": n}`` now and then, ``{"event": "error",
-  "message": ...}`` when it fails, ``{"event": "closed", "count": n}`` at the end.
+- stdout: JSON lines, ``{"event": "ready"}`` once the output is open (and
+  the stream header written: a network receiver has been reached),
+  ``{"event": "streaming"}`` after the first frame is out, ``{"event":
+  "free", "slot": k, "count": n}`` once a slot's frame is taken (``n``:
+  frames sent so far), ``{"event": "sent", "count": n}`` now and then,
+  ``{"event": "error", "message": ...}`` when it fails, ``{"event":
+  "closed", "count": n}`` at the end.
+
+The child is started before its settings are known (during SpyGlass's
+warm-up) so that loading PyAV does not delay the first frames: it blocks on
+the settings line until the parent writes it.
 """
 
 from __future__ import annotations
@@ -46,12 +53,17 @@ def main() -> int:
     source, out = sys.stdin.buffer, sys.stdout.buffer
     settings = json.loads(source.readline() or b"{}")
     writer: Any = None
-    frames = incoming_frames(
-        source, settings.pop("slots", None), lambda slot: _say(out, "free", slot=slot)
-    )
+
+    def free(slot: int) -> None:
+        _say(out, "free", slot=slot, count=writer.frames_written)
+
+    frames = incoming_frames(source, settings.pop("slots", None), free)
     try:
         av.logging.set_level(av.logging.ERROR)
         writer = VideoWriter(settings.pop("uri"), **settings)
+        writer.open()
+        writer.start()
+        _say(out, "ready")
         for image, stream_time in frames:
             writer.write(Frame(image, writer.frames_written, time=stream_time))  # copies it
             if writer.frames_written == 1:

@@ -20,9 +20,26 @@ from typing import IO, Any
 
 from framescope.video.frame_slots import SLOT_HEADER, FrameSlots
 
-__all__ = ["EncoderSession", "FrameProcess"]
+__all__ = ["ENCODER_MODULE", "EncoderSession", "FrameProcess", "spawn"]
+
+ENCODER_MODULE = "framescope.video.encoder_process"
+"""The module SpyGlass's encoder child runs."""
 
 logger = logging.getLogger(__name__)
+
+
+def spawn(module: str) -> subprocess.Popen[bytes]:
+    """Start ``python -m module`` with pipes for stdin and stdout (its settings come later).
+
+    Starting it early lets it load its imports while the parent still
+    decides the settings (see :class:`FrameProcess`'s ``process``).
+    """
+    return subprocess.Popen(
+        [sys.executable, "-m", module],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 class FrameProcess:
@@ -41,6 +58,8 @@ class FrameProcess:
             that size or smaller go through shared-memory slots (see
             :mod:`framescope.video.frame_slots`), listed in
             ``settings["slots"]``.
+        process: a child already started with :func:`spawn` for ``module``
+            (None: start one now).
     """
 
     SLOTS = 3
@@ -52,6 +71,8 @@ class FrameProcess:
         name: str,
         prepare: Callable[[IO[bytes]], None] | None = None,
         frame_bytes: int | None = None,
+        *,
+        process: subprocess.Popen[bytes] | None = None,
     ) -> None:
         self._slots: FrameSlots | None = None
         if frame_bytes:
@@ -60,19 +81,15 @@ class FrameProcess:
                 settings = {**settings, "slots": self._slots.names}
             except OSError as error:  # no shared memory here: the pipe carries the frames
                 logger.info("frames go through the pipe (no shared memory: %s)", error)
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", module],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
+        self._process = spawn(module) if process is None else process
         assert self._process.stdin is not None
         assert self._process.stdout is not None
         self._stdin = self._process.stdin
         if prepare is not None:
             prepare(self._stdin)
-        self._stdin.write((json.dumps(settings) + "\n").encode())
-        self._stdin.flush()
+        with contextlib.suppress(OSError):  # a child already gone: the reader sees it end
+            self._stdin.write((json.dumps(settings) + "\n").encode())
+            self._stdin.flush()
         self.ended = threading.Event()  # the process said it failed or closed, or exited
         self._reader = threading.Thread(target=self._run_reader, name=name, daemon=True)
         self._reader.start()
@@ -153,23 +170,39 @@ class FrameProcess:
         """Whether the process is running and has not reported its end."""
         return self._process.poll() is None and not self.ended.is_set()
 
+    def exit_status(self) -> str:
+        """How the process ended, in words ("running" while it runs)."""
+        code = self._process.poll()
+        if code is None:
+            return "running"
+        if code < 0:
+            return f"the encoder process was killed by signal {-code}"
+        return f"the encoder process exited with status {code}"
+
 
 class EncoderSession(FrameProcess):
     """SpyGlass's encoder process and the thread that reads its reports.
 
     Args:
         settings: the VideoWriter settings (``uri`` included), JSON-ready.
-        on_event: called on the reader thread with each report (a dict).
+        on_event: called on the reader thread with each report (a dict);
+            a ``free`` report is handled here and then passed on too.
         name: names the reader thread.
+        process: the child, already started with ``spawn(ENCODER_MODULE)``.
     """
 
     def __init__(
-        self, settings: dict[str, Any], on_event: Callable[[dict[str, Any]], None], name: str
+        self,
+        settings: dict[str, Any],
+        on_event: Callable[[dict[str, Any]], None],
+        name: str,
+        *,
+        process: subprocess.Popen[bytes] | None = None,
     ) -> None:
         self._on_event = on_event
         size = settings.get("width", 0) * settings.get("height", 0) * 3
         super().__init__(
-            "framescope.video.encoder_process", settings, f"{name}-reports", frame_bytes=size
+            ENCODER_MODULE, settings, f"{name}-reports", frame_bytes=size, process=process
         )
 
     def read(self, stdout: IO[bytes]) -> None:
@@ -181,7 +214,6 @@ class EncoderSession(FrameProcess):
                 continue
             if event.get("event") == "free":
                 self.slot_free(int(event.get("slot", -1)))
-                continue
             self._on_event(event)
             if event.get("event") in ("error", "closed"):
                 break

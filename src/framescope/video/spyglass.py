@@ -12,9 +12,11 @@ from __future__ import annotations
 import enum
 import logging
 import random
+import subprocess
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from framescope._optional import require
@@ -28,17 +30,23 @@ from framescope.clock import SYSTEM_CLOCK, Clock, wait_on
 from framescope.pipeline.stage import Stage
 from framescope.timepiece import Ticker
 from framescope.video.frame import Frame
-from framescope.video.session import EncoderSession
+from framescope.video.session import ENCODER_MODULE, EncoderSession, spawn
 from framescope.video.targets import resolve_target
 from framescope.video.writer import check_codec
 
-__all__ = ["USE_LAST_VALUE", "SpyGlass", "SpyGlassState"]
+__all__ = ["MAX_SIDE", "USE_LAST_VALUE", "SpyGlass", "SpyGlassState"]
 
 logger = logging.getLogger(__name__)
 _np = require("numpy", "video", "SpyGlass")
 
 POLL_S = 0.002
 """How often an idle encoder thread looks for a new frame (it adds at most this latency)."""
+
+MAX_SIDE = 16384
+"""The longest image side :meth:`SpyGlass.put` takes (FFmpeg's scaler refuses more)."""
+
+_UINT8 = _np.dtype(_np.uint8)
+_INF = float("inf")
 
 
 class _Session(Protocol):
@@ -74,28 +82,37 @@ class SpyGlass(Stage):
 
     Example::
 
-        spyglass = SpyGlass("rtmp://127.0.0.1/live/cam1")
-        spyglass.start_streaming()
+        spyglass = SpyGlass("rtmp://127.0.0.1/live/cam1", fps=30, width=1280, height=720)
+        spyglass.start_streaming()  # returns once the encoder is ready
         ...
         spyglass.put(annotated_image)  # in the frame loop: never blocks
         ...
         spyglass.stop_streaming()
 
-    Without ``fps`` or a size, the first ``warmup_frames`` frames measure the
-    rate and the size (they are counted, not sent); with all three given
-    there is no warm-up. Timestamps follow real time: each frame is stamped
-    when it is put, so a source faster or slower than ``fps`` still plays at
-    the speed it happened (no frame is duplicated or dropped to match
-    ``fps``, which only guides the encoder). Frames of another size are
-    scaled once, in the encoder. A receiver that goes away moves the state to
-    ``ERROR``; the SpyGlass reconnects with back-off while the loop goes on.
+    Without ``fps``, ``width`` or ``height``, the first ``warmup_frames``
+    frames measure the rate and the size: they are counted
+    (``counts["warmup"]``), not sent, and a warning says so once. Give all
+    three and there is no warm-up. Frames put after :meth:`start_streaming`
+    returns reach the encoder: it waits (up to ``timeout``) until the encoder
+    process has loaded and opened the target.
+
+    Timestamps: a frame put with a stream time (``put(image, time=t)``, or a
+    :class:`Frame` with ``.time``) is presented at its time relative to the
+    first one, so a 30 fps clip plays at 30 fps even when its frames are put
+    in bursts; a frame without one is stamped when it is put, so it plays at
+    the speed it happened. No frame is duplicated or dropped to match
+    ``fps``, which only guides the encoder. Frames of another size than the
+    stream's are scaled, in the encoder. A receiver that cannot be reached
+    or goes away moves the state to ``ERROR`` (``last_error`` says why); the
+    SpyGlass reconnects with back-off while the loop goes on.
 
     Restreaming can carry a closed camera network's video to the Internet:
     it is off until you start it, and nothing here listens on any address.
 
     Args:
-        uri: where to send: ``rtmp://``, ``rtsp://``, ``udp://``, ``tcp://``,
-            ``http(s)://``, a ``.m3u8`` HLS playlist or a video file.
+        uri: where to send: ``rtmp://``, ``rtmps://``, ``rtsp://``,
+            ``udp://``, ``tcp://``, ``http(s)://``, a ``.m3u8`` HLS playlist
+            or a video file (any other scheme is a ValueError here).
         fps, width, height: the stream's rate and size (None: measured).
         warmup_frames: frames the warm-up measures.
         queue_size: frames waiting for the encoder before the oldest is dropped.
@@ -146,23 +163,32 @@ class SpyGlass(Stage):
         self.reconnect_max = check_positive_seconds(reconnect_max, "reconnect_max")
         self._clock = SYSTEM_CLOCK if clock is None else clock
         self.state = SpyGlassState.STOPPED
-        self._queue: deque[tuple[Any, float]] = deque(maxlen=self.queue_size)
         # The frame loop never takes a lock nor wakes a thread: put() appends
-        # (the deque drops the oldest itself) and the encoder thread looks
-        # every POLL_S when idle. Waking it from put() cost 60-120 us a frame
-        # on a loop that waits for its next frame (the woken thread preempts).
+        # and trims the queue itself, and the encoder thread looks every
+        # POLL_S when idle. Waking it from put() cost 60-120 us a frame on a
+        # loop that waits for its next frame (the woken thread preempts).
+        self._queue: deque[tuple[Any, float]] = deque()
         self._wake = threading.Event()  # set only to stop
-        self._queued = 0  # frames put in the queue (put() runs in the frame loop's thread)
-        self._taken = 0  # frames the encoder thread took from the queue
-        self._lost = 0  # frames taken that did not reach the encoder, or left at a stop
+        self._ready = threading.Event()  # the first session is ready, or ended
+        # What counts() reads together is changed together under _lock, except
+        # put()'s own counters, which it raises before the frame moves on.
+        self._lock = threading.Lock()
+        self._queued = 0  # frames put in the queue (only put() writes it)
+        self._overflow = 0  # frames pushed out of the full queue (only put() writes it)
+        self._lost = 0  # frames that never reached the encoder, or died with a session
         self._handed = 0  # frames written to this session's encoder process
         self._sent_in_session = 0  # frames that process reported sent
+        self._generation = 0  # which session's reports count
+        self._session_error = False  # this session's process said why it failed
         self._stopping = threading.Event()
         self._feeder: threading.Thread | None = None
         self._session: _Session | None = None
+        self._spare: subprocess.Popen[bytes] | None = None
         self._ticker: Ticker | None = None
         self._warmed = 0
+        self._warned_warmup = False
         self._start_ns = 0
+        self._time_origin: float | None = None
         self._counts = dict.fromkeys(("put", "warmup", "sent", "failures", "reconnects"), 0)
         self.last_error: str | None = None
 
@@ -172,31 +198,50 @@ class SpyGlass(Stage):
 
     @property
     def counts(self) -> dict[str, int]:
-        """What happened to the frames: every one put is warm-up, queued, or not taken.
+        """What happened to the frames put: warm-up, or queued and then sent, dropped or in flight.
 
-        ``put`` frames given, ``warmup`` used to measure (not sent),
-        ``queued`` handed to the encoder queue, ``dropped`` of those not
-        sent (the queue was full, the encoder failed while holding them, or
-        they were left at a stop), ``sent`` encoded and sent, ``failures``
-        sessions that failed, ``reconnects`` new sessions after a failure.
+        ``put`` frames given (``put = warmup + queued`` plus those put while
+        stopped), ``warmup`` used to measure (not sent), ``queued`` handed to
+        the encoder queue, ``sent`` encoded and sent (live: it follows the
+        session), ``dropped`` queued but never sent (pushed out of the full
+        queue, held by an encoder that failed, or left at a stop),
+        ``in_flight`` waiting in the queue or held by the encoder, so that
+        ``queued == sent + dropped + in_flight`` in every reading;
+        ``failures`` sessions that failed, ``reconnects`` new sessions after a
+        failure. After :meth:`stop_streaming`, ``in_flight`` is 0.
         """
-        counts = dict(self._counts)
-        queued = counts["queued"] = self._queued
-        # What is neither waiting, nor was taken, was pushed out of the full queue.
-        counts["dropped"] = queued - self._taken - len(self._queue) + self._lost
+        with self._lock:
+            counts = dict(self._counts)
+            counts["sent"] += self._sent_in_session
+            counts["queued"] = self._queued
+            counts["dropped"] = self._overflow + self._lost
+        counts["in_flight"] = counts["queued"] - counts["sent"] - counts["dropped"]
         return counts
 
     # -- the session -----------------------------------------------------------------
 
     def start_streaming(
-        self, fps: Any = USE_LAST_VALUE, width: Any = USE_LAST_VALUE, height: Any = USE_LAST_VALUE
+        self,
+        fps: Any = USE_LAST_VALUE,
+        width: Any = USE_LAST_VALUE,
+        height: Any = USE_LAST_VALUE,
+        *,
+        timeout: float = 10.0,
     ) -> None:
         """Start a streaming session (warm-up first when the rate or size is not known).
 
         ``USE_LAST_VALUE`` keeps the value of the constructor or the last
         session; None measures it in the warm-up. A bad setting is a
         ValueError here, not in the encoder.
+
+        With the rate and size known, it returns once the encoder process
+        has started and opened the target (a receiver is reached; a target
+        that cannot be reached has made the state ``ERROR`` by then), or
+        after ``timeout`` real seconds, with a warning (frames put then
+        wait in the queue). With a warm-up it returns at once; the encoder
+        process starts loading meanwhile.
         """
+        timeout = check_positive_seconds(timeout, "timeout")
         fps = self.fps if fps is USE_LAST_VALUE else fps
         width = self.width if width is USE_LAST_VALUE else width
         height = self.height if height is USE_LAST_VALUE else height
@@ -204,44 +249,98 @@ class SpyGlass(Stage):
         if self.state is not SpyGlassState.STOPPED:
             self.stop_streaming()
         self._stopping.clear()
+        self._time_origin = None
+        self._spare = self._prestart()
         if self.fps is None or self.width is None or self.height is None:
+            self._warn_warmup()
             self._ticker = Ticker(max_intervals=self.warmup_frames, clock=self._clock)
             self._warmed = 0
             self.state = SpyGlassState.START_WARMUP
-        else:
-            self._begin()
+            return
+        self._begin()
+        if not self._ready.wait(timeout):
+            logger.warning(
+                "SpyGlass %r: the encoder is not ready after %g s; frames wait in the queue",
+                self.name,
+                timeout,
+            )
+
+    def _prestart(self) -> subprocess.Popen[bytes] | None:
+        """Start the encoder process now: it loads PyAV while the session gets ready."""
+        return spawn(ENCODER_MODULE)
+
+    def _warn_warmup(self) -> None:
+        if self._warned_warmup:
+            return
+        self._warned_warmup = True
+        logger.warning(
+            "SpyGlass %r: fps, width or height not given: the first %d frames put measure "
+            "them and are not sent; pass fps, width and height to stream from the first frame",
+            self.name,
+            self.warmup_frames,
+        )
 
     def _begin(self) -> None:
         """The rate and size are known: start the encoder thread (state STREAMING)."""
         self._start_ns = self._clock.monotonic_ns()
         self._wake.clear()  # set by the last stop
+        self._ready.clear()
         self.state = SpyGlassState.STREAMING
         self._feeder = threading.Thread(
-            target=self._feed, name=f"framescope-spyglass-{self.name}", daemon=True
+            target=self._run_feed, name=f"framescope-spyglass-{self.name}", daemon=True
         )
         self._feeder.start()
 
-    def put(self, frame: Any) -> bool:
-        """Hand over one frame (a numpy BGR image or a :class:`Frame`); never blocks.
+    def put(self, frame: Any, *, time: float | None = None) -> bool:
+        """Hand over one frame; never blocks.
+
+        ``frame`` is an H x W x 3 uint8 (BGR) numpy image, each side 1 to
+        :data:`MAX_SIDE` pixels, or a :class:`Frame` (its ``.image``; its
+        ``.time`` when ``time`` is None). Anything else is refused before it
+        is queued: TypeError for another type or dtype (convert float or
+        16-bit images to uint8 yourself), ValueError for another shape.
+        ``time``: the frame's stream time in seconds; frames with times are
+        presented at their time relative to the first (see the class).
 
         Returns True when it was queued to be sent, False when it was not
         (stopped, or used by the warm-up). A full queue drops its oldest
         frame (counted in ``counts["dropped"]``).
         """
-        image = frame.image if isinstance(frame, Frame) else frame
-        if type(image) is not _np.ndarray or image.ndim != 3 or image.shape[2] != 3:
-            raise TypeError(
-                "frame must be an H x W x 3 numpy image or a framescope Frame, "
-                f"got {type(image).__name__}"
-            )
+        if isinstance(frame, Frame):
+            image = frame.image
+            if time is None:
+                time = frame.time
+        else:
+            image = frame
+        if type(image) is not _np.ndarray or image.dtype is not _UINT8:
+            _check_image(image)
+        shape = image.shape
+        if len(shape) != 3 or shape[2] != 3 or not (0 < shape[0] <= MAX_SIDE >= shape[1] > 0):
+            _check_image(image)
+        if time is not None and (time.__class__ is not float or not -_INF < time < _INF):
+            time = check_number(time, "time")
         state = self.state
         self._counts["put"] += 1
         if state is SpyGlassState.STOPPED:
             return False
         if state is SpyGlassState.START_WARMUP or state is SpyGlassState.WARMUP:
             return self._warm_up(image)
-        self._queue.append((image, (self._clock.monotonic_ns() - self._start_ns) / 1e9))
-        self._queued += 1
+        now = (self._clock.monotonic_ns() - self._start_ns) / 1e9
+        if time is not None:
+            origin = self._time_origin
+            if origin is None:  # the first timed frame is presented now
+                origin = self._time_origin = time - now
+            now = time - origin
+        queue = self._queue
+        self._queued += 1  # counted first: a reading never sees it sent before queued
+        queue.append((image, now))
+        if len(queue) > self.queue_size:
+            try:
+                queue.popleft()
+            except IndexError:  # the encoder thread took it meanwhile
+                pass
+            else:
+                self._overflow += 1
         return True
 
     def _warm_up(self, image: Any) -> bool:
@@ -255,8 +354,8 @@ class SpyGlass(Stage):
             return False
         measured = ticker.freq() if ticker.len() else 0.0
         height, width = image.shape[:2]
-        self.width = self.width or width - width % 2
-        self.height = self.height or height - height % 2
+        self.width = self.width or max(2, width - width % 2)
+        self.height = self.height or max(2, height - height % 2)
         self.fps = self.fps or (measured if measured > 0 else 30.0)
         self._begin()
         return False
@@ -277,31 +376,42 @@ class SpyGlass(Stage):
             **self._encoder,
         }
 
-    def _on_event(self, event: dict[str, Any]) -> None:
-        kind = event.get("event")
-        if kind == "streaming":
-            self.state = SpyGlassState.STREAMING
-        elif kind in ("sent", "closed", "error"):
-            self._sent_in_session = int(event.get("count", 0))
-        if kind == "error":
-            self.last_error = str(event.get("message"))
+    def _reports(self) -> Callable[[dict[str, Any]], None]:
+        """The handler of the current session's reports (a later session's ignores them)."""
+        generation = self._generation
+
+        def on_event(event: dict[str, Any]) -> None:
+            if generation != self._generation:  # a report that came after its session
+                return
+            kind = event.get("event")
+            if kind in ("ready", "streaming"):
+                self.state = SpyGlassState.STREAMING
+                self._ready.set()
+            if "count" in event:
+                with self._lock:
+                    if generation == self._generation:
+                        self._sent_in_session = max(self._sent_in_session, int(event["count"]))
+            if kind == "error":
+                self.last_error = str(event.get("message"))
+                self._session_error = True
+
+        return on_event
+
+    def _run_feed(self) -> None:
+        try:
+            self._feed()
+        finally:
+            self._ready.set()
 
     def _feed(self) -> None:
         failures = 0
         while not self._stopping.is_set():
-            session = EncoderSession(self._settings(), self._on_event, self.name)
-            self._session = session
-            self._sent_in_session = self._handed = 0
-            failed = self._feed_session(session)
-            session.ended.wait(5)  # its last report, with what it sent
-            self._counts["sent"] += self._sent_in_session
-            # Handed to the encoder but not confirmed sent: lost with the session.
-            self._lost += max(0, self._handed - self._sent_in_session)
-            if not failed:
+            if not self._run_session():
                 return
             failures += 1
             self._counts["failures"] += 1
             self.state = SpyGlassState.ERROR
+            self._ready.set()  # start_streaming waits no longer: it failed
             logger.warning(
                 "SpyGlass %r: streaming to %s failed (%s); reconnecting",
                 self.name,
@@ -313,13 +423,32 @@ class SpyGlass(Stage):
                 return
             self._counts["reconnects"] += 1
 
+    def _run_session(self) -> bool:
+        """One encoder process, fed until stopped (False) or until it fails (True)."""
+        process, self._spare = self._spare, None
+        self._session_error = False
+        session = EncoderSession(self._settings(), self._reports(), self.name, process=process)
+        self._session = session
+        failed = self._feed_session(session)
+        session.ended.wait(5)  # its last report, with what it sent
+        if failed and not self._session_error:  # it ended without saying why
+            self.last_error = session.exit_status()
+        with self._lock:
+            sent = self._sent_in_session
+            self._counts["sent"] += sent
+            # Handed to the encoder but not confirmed sent: lost with the session.
+            self._lost += max(0, self._handed - sent)
+            self._sent_in_session = self._handed = 0
+            self._generation += 1
+        return failed
+
     def _feed_session(self, session: EncoderSession) -> bool:
         """Send queued frames until stopped (False) or the session fails (True)."""
         while True:
             item = self._next_frame(session)
             if not session.alive:
                 if item is not None:
-                    self._lost += 1
+                    self._lose(1)
                 session.kill()
                 return True
             if item is None:  # stopping, and nothing left
@@ -328,27 +457,25 @@ class SpyGlass(Stage):
             image, stamp = item
             try:
                 session.send(_np.ascontiguousarray(image), stamp)
-                self._handed += 1
             except (OSError, ValueError):
-                self._lost += 1
+                self._lose(1)
                 session.kill()
-                if self._stopping.is_set():
-                    return False
-                if self.last_error is None:
-                    self.last_error = "the encoder process ended"
-                return True
+                return not self._stopping.is_set()
+            with self._lock:
+                self._handed += 1
+
+    def _lose(self, frames: int) -> None:
+        with self._lock:
+            self._lost += frames
 
     def _next_frame(self, session: _Session) -> tuple[Any, float] | None:
         """The oldest queued frame; None when stopping with none left or the session ended."""
         queue, wake = self._queue, self._wake
         while True:
             try:
-                item = queue.popleft()
+                return queue.popleft()
             except IndexError:
                 pass
-            else:
-                self._taken += 1
-                return item
             if self._stopping.is_set() or not session.alive:
                 return None
             wake.wait(POLL_S)
@@ -372,13 +499,26 @@ class SpyGlass(Stage):
                 if session is not None:
                     session.kill()
                 feeder.join(5)
-        left = len(self._queue)
-        self._queue.clear()
-        self._taken += left  # taken off the queue, and lost
-        self._lost += left
+        self._end_spare()
+        left = 0
+        while True:  # what is still queued is lost
+            try:
+                self._queue.popleft()
+            except IndexError:
+                break
+            left += 1
+        self._lose(left)
         self._session = None
         self.state = SpyGlassState.STOPPED
         return clean
+
+    def _end_spare(self) -> None:
+        """End an encoder process started for a session that never began."""
+        spare, self._spare = self._spare, None
+        if spare is None:
+            return
+        spare.kill()
+        spare.communicate(timeout=5)  # reaps it and closes its pipes
 
     def cleanup(self) -> None:
         """As a pipeline stage: stop streaming when the pipeline is cleaned up."""
@@ -387,6 +527,23 @@ class SpyGlass(Stage):
 
     def __repr__(self) -> str:
         return f"SpyGlass({self.uri!r}, state={self.state.name})"
+
+
+def _check_image(image: Any) -> None:
+    """Raise for what put() cannot send (the slow path: a uint8 image of a rare dtype passes)."""
+    allowed = f"an H x W x 3 uint8 (BGR) numpy image, each side 1 to {MAX_SIDE} pixels"
+    if not isinstance(image, _np.ndarray):
+        raise TypeError(
+            f"frame must be {allowed}, or a framescope Frame; got {type(image).__name__}"
+        )
+    if image.dtype != _UINT8:
+        raise TypeError(
+            f"frame must be {allowed}; got dtype {image.dtype} "
+            "(convert it first, e.g. np.clip(image * 255, 0, 255).astype(np.uint8))"
+        )
+    shape = image.shape
+    if len(shape) != 3 or shape[2] != 3 or not (0 < shape[0] <= MAX_SIDE >= shape[1] > 0):
+        raise ValueError(f"frame must be {allowed}; got shape {shape}")
 
 
 def _checked(fps: Any, width: Any, height: Any) -> tuple[float | None, int | None, int | None]:

@@ -138,6 +138,7 @@ class VideoWriter:
         self._clock = SYSTEM_CLOCK if clock is None else clock
         self._container: Any = None
         self._stream: Any = None
+        self._started = False
         self._first_time: float | None = None
         self._start_ns = 0
         self._last_pts = -1
@@ -186,6 +187,18 @@ class VideoWriter:
             raise
         self._container, self._stream = container, stream
         self.width, self.height = width, height
+
+    def start(self) -> None:
+        """Write the stream header now, not at the first frame (opening the output first).
+
+        For an RTSP server this is where it is reached; a target that cannot
+        be written fails here rather than at the first frame.
+        """
+        if self._container is None:
+            self.open()
+        if not self._started:
+            self._container.start_encoding()
+            self._started = True
 
     def write(self, frame: Any) -> None:
         """Encode one frame: a :class:`Frame`, a numpy image (BGR) or an ``av.VideoFrame``."""
