@@ -1,37 +1,94 @@
 """The ``framescope demo``: a real video through a pipeline, watched live, then diagnosed.
 
 It writes a short H.264 clip of a moving test pattern (``SyntheticSource`` +
-``VideoWriter``; no camera or download needed), or takes ``--video PATH``,
-and decodes it in a loop with ``VideoSource``. The frames go through four
-stages of different cost, one of them clearly the slowest, and the annotated
-result goes to a video file (or, with ``--restream URL``, to a stream) through
-a ``SpyGlass``. While it runs, a live view of every node's state refreshes in
-the terminal. At the end come the diagnosis, which names the bottleneck, the
-annotated video's path and a Chrome trace file to open in Perfetto.
+``VideoWriter``; no camera or download needed), or takes ``--video PATH``
+(any size, codec and pixel format PyAV decodes), and decodes it in a loop
+with ``VideoSource``. The frames go through four stages of different cost,
+one of them clearly the slowest, and the annotated result goes to a video
+file (or, with ``--restream URL``, to a stream) through a ``SpyGlass``, each
+frame stamped with its stream time so the result plays at the source's
+speed. While it runs, a live view of every node's state refreshes in the
+terminal. At the end come the diagnosis, which names the bottleneck, a
+summary of what became of every frame read, the annotated video's path and a
+Chrome trace file to open in Perfetto. Everything goes into one output
+folder (``--out``), overwritten by the next run.
 """
 
 from __future__ import annotations
 
-import tempfile
+import logging
+import os
 import threading
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from framescope._optional import require
 from framescope._validation import check_number
-from framescope.pipeline import Pipeline, PipelineSnapshot, Stage
+from framescope.pipeline import Pipeline, PipelineSnapshot, Stage, StageError
 from framescope.pipeline.diagnosis import diagnose_snapshot
 from framescope.pipeline.render import state_table
 from framescope.trace import chrome_trace, write_trace
 
-__all__ = ["build_demo_pipeline", "render_state", "run_demo"]
+__all__ = [
+    "DemoError",
+    "DemoInput",
+    "DemoReport",
+    "OutputFailedError",
+    "QuietOutputFailures",
+    "build_demo_pipeline",
+    "default_out_dir",
+    "render_state",
+    "run_demo",
+]
 
 _CLEAR = "\x1b[H\x1b[2J"
+MODEL_INPUT = (120, 160)
+"""Rows and columns of the stand-in model's input grid (any frame size is sampled onto it)."""
+_FALLBACK_FPS = 30.0  # a stream that states no rate
 
 
 def _numpy() -> Any:
     return require("numpy", "demo", "framescope demo")
+
+
+class DemoError(Exception):
+    """The demo cannot run with what it was given (a video it cannot read); one line says why."""
+
+
+class OutputFailedError(RuntimeError):
+    """The annotated frame could not be handed on: the output (a restream) is failing."""
+
+
+class QuietOutputFailures(logging.Filter):
+    """A log filter for the command: no per-frame error log for frames a failing output refused.
+
+    The output's own warning says why it fails (once per attempt), and the
+    frames it could not take are counted in the diagnosis and the summary;
+    a traceback for each would bury both.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for the pipeline's log of an :class:`OutputFailedError`."""
+        args = record.args if isinstance(record.args, tuple) else ()
+        for arg in args:
+            if arg == OutputFailedError.__name__:
+                return False
+            if isinstance(getattr(arg, "error", None), OutputFailedError):
+                return False
+        return True
+
+
+def default_out_dir() -> Path:
+    """Where the demo writes when no ``--out`` is given: ``$XDG_CACHE_HOME/framescope/demo``.
+
+    (``~/.cache/framescope/demo`` when ``XDG_CACHE_HOME`` is not set.) One
+    folder, reused: each run overwrites the clip, the annotated video and the
+    trace of the last.
+    """
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "framescope" / "demo"
 
 
 def demo_clip(folder: Path, seconds: float = 4.0) -> Path:
@@ -45,38 +102,108 @@ def demo_clip(folder: Path, seconds: float = 4.0) -> Path:
     return path
 
 
-def video_frames(path: str | Path) -> Iterator[dict[str, Any]]:
-    """The frames of ``path``, decoded in a loop, as the demo's items."""
-    from framescope.video import VideoSource  # noqa: PLC0415 - needs PyAV
+class DemoInput:
+    """The demo's video, opened and probed: its size and rate, and its frames in a loop.
 
-    for frame in VideoSource(path, loop=True):
-        yield {"frame": frame.image, "index": frame.index}
+    Opening decodes the first frame, so a file that is missing, empty, not a
+    video, audio only or unreadable fails here, before anything starts, with
+    a :class:`DemoError` naming the file and the reason. :meth:`items` yields
+    the frames as the pipeline's items; an error part-way is kept in
+    ``error`` (and raised on to the pipeline) with the frames read before it.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        from framescope.video import VideoSource  # noqa: PLC0415 - needs PyAV
+
+        self.path = str(path)
+        self.error: str | None = None
+        try:
+            self.source = VideoSource(self.path, loop=True).open()
+            self._frames = iter(self.source)
+            first = next(self._frames, None)
+        except Exception as error:  # any reason it cannot be read is the user's to fix
+            raise DemoError(_reason(self.path, error)) from error
+        if first is None:
+            raise DemoError(f"--video {self.path!r}: no video frame could be decoded")
+        self._first: Any = first
+        self.height, self.width = (int(n) for n in first.image.shape[:2])
+        self.fps = float(self.source.fps or _FALLBACK_FPS)
+
+    @property
+    def frames_read(self) -> int:
+        """Frames decoded so far (the source's own count)."""
+        return int(self.source.frames_read)
+
+    def items(self) -> Iterator[dict[str, Any]]:
+        """The frames, decoded in a loop, as the demo's items (image, index, stream time)."""
+        frame, frames = self._first, self._frames
+        self._first = None
+        while frame is not None:
+            yield {"frame": frame.image, "index": frame.index, "time": frame.time}
+            try:
+                frame = next(frames, None)
+            except Exception as error:
+                self.error = f"{type(error).__name__}: {error}"
+                raise
+
+    def problems(self) -> str | None:
+        """What went wrong reading the input (errors, damaged frames), or None."""
+        found = []
+        if self.error is not None:
+            found.append(f"decoding stopped on an error: {self.error}")
+        skipped = int(getattr(self.source, "decode_errors", 0) or 0)
+        if skipped:
+            found.append(f"{skipped} damaged packets or frames skipped")
+        if getattr(self.source, "ended_early", False) and self.error is None:
+            last = getattr(self.source, "last_error", None)
+            found.append("it ended before its stated duration" + (f" ({last})" if last else ""))
+        if not found:
+            return None
+        return f"{'; '.join(found)}; {self.frames_read} frames were read"
+
+    def close(self) -> None:
+        """Close the video."""
+        self.source.close()
+
+
+def _reason(path: str, error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    text = text.removeprefix("uri: ")
+    return f"--video: {text}" if repr(path) in text or path in text else f"--video {path!r}: {text}"
 
 
 class Preprocess(Stage):
-    """Downscale by 4 and normalise to float32 (light work)."""
+    """Sample the frame onto the model's fixed input grid and normalise to float32 (light)."""
 
     name = "Preprocess"
 
     def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
-        item["tensor"] = item["frame"][::4, ::4].astype("float32") / 255.0
+        np = _numpy()
+        frame = item["frame"]
+        rows, columns = MODEL_INPUT
+        height, width = frame.shape[:2]
+        grid = frame[
+            (np.arange(rows) * height // rows)[:, None], np.arange(columns) * width // columns
+        ]
+        item["tensor"] = grid.astype("float32") / 255.0
         return item
 
 
 class Infer(Stage):
-    """A stand-in model: dense layers over the downscaled frame (the heavy stage)."""
+    """A stand-in model: dense layers over the fixed-size input grid (the heavy stage)."""
 
     name = "Infer"
 
     def __init__(self, layers: int = 12) -> None:
         np = _numpy()
         rng = np.random.default_rng(0)
+        features = MODEL_INPUT[1] * 3
         self.weights = [
-            rng.standard_normal((480, 480)).astype("float32") / 22 for _ in range(layers)
+            rng.standard_normal((features, features)).astype("float32") / 22 for _ in range(layers)
         ]
 
     def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
-        features = item["tensor"].reshape(120, 480)
+        features = item["tensor"].reshape(MODEL_INPUT[0], MODEL_INPUT[1] * 3)
         with self.events.block("backbone"):
             for weight in self.weights:
                 features = features @ weight
@@ -108,14 +235,20 @@ class Annotate(Stage):
         top, left, bottom, right = item["box"]
         frame = item["frame"]
         frame[top:bottom, left : left + 2] = (0, 255, 0)
-        frame[top:bottom, right - 2 : right] = (0, 255, 0)
+        frame[top:bottom, max(right - 2, 0) : right] = (0, 255, 0)
         frame[top : top + 2, left:right] = (0, 255, 0)
-        frame[bottom - 2 : bottom, left:right] = (0, 255, 0)
+        frame[max(bottom - 2, 0) : bottom, left:right] = (0, 255, 0)
         return item
 
 
 class Output(Stage):
-    """Hand the annotated frame to a SpyGlass, which writes or restreams it without waiting."""
+    """Hand the annotated frame, with its stream time, to a SpyGlass (which never waits).
+
+    The frame is cut to the SpyGlass's size (H.264 needs even sides: an odd
+    row or column is left out). While the SpyGlass is failing (a restream
+    that cannot connect), the frame cannot be delivered: it fails with
+    :class:`OutputFailedError`, so the pipeline counts it as lost.
+    """
 
     name = "Output"
 
@@ -123,7 +256,15 @@ class Output(Stage):
         self.spyglass = spyglass
 
     def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
-        self.spyglass.put(item["frame"])
+        from framescope.video import SpyGlassState  # noqa: PLC0415 - needs PyAV
+
+        spyglass = self.spyglass
+        if spyglass.state is SpyGlassState.ERROR:
+            raise OutputFailedError(f"{spyglass.uri}: {spyglass.last_error or 'failing'}")
+        frame = item["frame"]
+        if spyglass.width is not None and spyglass.height is not None:
+            frame = frame[: spyglass.height, : spyglass.width]
+        spyglass.put(frame, time=item.get("time"))
         return item
 
     def cleanup(self) -> None:
@@ -153,9 +294,10 @@ def build_demo_pipeline(
     preview: Any = None,
     replicas: int = 1,
 ) -> Pipeline:
-    """The demo's pipeline: frames -> Preprocess -> Infer -> Postprocess -> Annotate [-> output].
+    """The demo's pipeline: frames -> Preprocess -> Infer -> Postprocess -> Annotate [-> Output].
 
-    ``output`` (a SpyGlass) restreams or writes the annotated frames;
+    ``output`` (a SpyGlass) restreams or writes the annotated frames (a frame
+    it cannot take is a counted failure of the Output stage);
     ``preview`` (a live view's PreviewTap) shows them in the browser;
     ``replicas``: how many threads run Infer (its matrix products release the GIL).
     """
@@ -164,13 +306,169 @@ def build_demo_pipeline(
     if preview is not None:  # the annotated frame, in Annotate's thread: no stage added
         pipeline.tap("Annotate", lambda item: preview(item["frame"]))
     if output is not None:
-        pipeline.add(Output(output))
+        pipeline.add(Output(output), on_error="skip")
     return pipeline.parallelize(queue_size=4, input_timeout=None)
 
 
 def render_state(snapshot: PipelineSnapshot) -> str:
     """The live view's table: ``str(snapshot.state)``, as a user would print it."""
     return state_table(snapshot.state)
+
+
+@dataclass
+class DemoReport:
+    """What a demo run did: where it wrote, and what became of every frame read.
+
+    ``frames_read`` frames were decoded from the input; each was either
+    ``frames_written`` (sent to the annotated video or the restream) or
+    ``frames_failed`` (failed in a stage, refused by a failing output, or
+    dropped by the output), except those still unaccounted for
+    (``frames_read - frames_written - frames_failed``, 0 on a clean end).
+    """
+
+    trace: Path
+    output: str
+    frames_read: int = 0
+    frames_written: int = 0
+    frames_failed: int = 0
+    interrupted: bool = False
+    input_problem: str | None = None
+    output_problem: str | None = None
+    failures: dict[str, int] = field(default_factory=dict)
+
+
+def _spyglass(target: str, video: DemoInput) -> Any:
+    from framescope.video import SpyGlass  # noqa: PLC0415 - needs PyAV
+
+    width, height = video.width - video.width % 2, video.height - video.height % 2
+    if width < 2 or height < 2:
+        raise DemoError(f"--video {video.path!r}: {video.width}x{video.height} is too small")
+    # A second of frames may queue while the encoder process starts.
+    return SpyGlass(target, video.fps, width, height, queue_size=48, name="Output")
+
+
+def _open_input(video: str | Path | None, folder: Path | None) -> tuple[DemoInput, Path]:
+    """Open ``video`` (or write the test clip), then make the output folder."""
+    if video is not None:
+        opened = DemoInput(video)  # before anything is written
+        folder = default_out_dir() if folder is None else folder
+        folder.mkdir(parents=True, exist_ok=True)
+        return opened, folder
+    folder = default_out_dir() if folder is None else folder
+    folder.mkdir(parents=True, exist_ok=True)
+    return DemoInput(demo_clip(folder)), folder
+
+
+class _Consumer(threading.Thread):
+    """Reads the pipeline's results (the annotated frames went out in Output) until they end."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        super().__init__(name="framescope:demo-consumer")
+        self.pipeline = pipeline
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        while True:
+            try:
+                for _ in self.pipeline.results():  # ends when the pipeline is closed and empty
+                    pass
+            except StageError:
+                continue  # a stage's failure, counted by the pipeline; the next results follow
+            except Exception as error:  # shown in the summary, not lost in a thread
+                self.error = error
+            return
+
+
+@dataclass(frozen=True)
+class _Settings:
+    seconds: float
+    refresh: float
+    fps: float
+    live: bool
+    restream: bool
+    serve: bool
+    replicas: int
+
+
+def _watch(out: TextIO, pipeline: Pipeline, consumer: _Consumer, settings: _Settings) -> bool:
+    """Show the live state every ``refresh`` s until ``seconds`` or the input's end.
+
+    Returns True when interrupted (Ctrl-C): the caller still reports.
+    """
+    import time  # noqa: PLC0415
+
+    start = time.monotonic()
+    shown = 0
+    try:
+        refresh, seconds = settings.refresh, settings.seconds
+        while consumer.is_alive() and shown * refresh < seconds:
+            shown += 1
+            due = start + min(shown * refresh, seconds)
+            consumer.join(max(0.0, due - time.monotonic()))  # returns early at the input's end
+            view = render_state(pipeline.snapshot())
+            elapsed = time.monotonic() - start
+            out.write((_CLEAR if settings.live else "\n") + f"t = {elapsed:4.1f} s\n{view}\n")
+            out.flush()
+    except KeyboardInterrupt:
+        out.write("\nInterrupted: stopping the pipeline.\n")
+        return True
+    return False
+
+
+def _account(report: DemoReport, final: PipelineSnapshot, spyglass: Any) -> None:
+    """Fill in what became of the frames, from the pipeline's and the output's counters."""
+    from framescope.pipeline.diagnosis import LOSS_COUNTERS  # noqa: PLC0415
+
+    counts = spyglass.counts
+    lost_inside = sum(final.counters.get(name, 0) for name in LOSS_COUNTERS)
+    report.frames_written = counts["sent"]
+    report.frames_failed = lost_inside + counts["dropped"]
+    report.failures = {stage.key: stage.failures for stage in final.stages if stage.failures}
+    for name in LOSS_COUNTERS:  # losses that are not a stage's failure
+        if name != "failed" and final.counters.get(name, 0):
+            report.failures[name] = final.counters[name]
+    if counts["dropped"]:
+        report.failures["dropped by the output"] = counts["dropped"]
+    if counts["failures"] or spyglass.last_error:
+        report.output_problem = (
+            f"{spyglass.uri}: {spyglass.last_error or 'failed'} "
+            f"(sessions failed: {counts['failures']})"
+        )
+
+
+def _summary(report: DemoReport, restream: bool, source: str) -> str:
+    lost = ", ".join(f"{where} {count}" for where, count in report.failures.items())
+    lines = [
+        f"Frames: {report.frames_read} read from {source}, {report.frames_written} written, "
+        f"{report.frames_failed} failed" + (f" ({lost})" if lost else "")
+    ]
+    unaccounted = report.frames_read - report.frames_written - report.frames_failed
+    if unaccounted:
+        lines.append(f"  {unaccounted} frames read were neither written nor counted as failed")
+    if report.input_problem:
+        lines.append(f"Input: {report.input_problem}")
+    if report.output_problem:
+        lines.append(f"Output failed: {report.output_problem}")
+    if restream and report.frames_written:
+        lines.append(f"Restreamed to {report.output} ({report.frames_written} frames sent)")
+    elif restream:
+        lines.append(f"Nothing was restreamed (no frame reached {report.output})")
+    elif report.frames_written:
+        lines.append(f"Annotated video written to {report.output} ({report.frames_written} frames)")
+    else:
+        lines.append(f"No annotated video was written (no frame reached {report.output})")
+    return "\n".join(lines)
+
+
+def _intro(out: TextIO, source: DemoInput, settings: _Settings) -> None:
+    fps, seconds, replicas = settings.fps, settings.seconds, settings.replicas
+    on = f" (Infer on {replicas} replicas)" if replicas > 1 else ""
+    out.write(
+        f"framescope demo: {source.path} ({source.width}x{source.height}, {source.fps:g} fps) "
+        f"decoded at up to {fps:g} fps through 4 stages{on} and an output for {seconds:g} s.\n"
+        "The input is deliberately faster than the pipeline can go: "
+        "watch which stage holds the others back.\n"
+    )
 
 
 def run_demo(
@@ -185,73 +483,90 @@ def run_demo(
     restream: str | None = None,
     serve: bool = False,
     replicas: int = 1,
-) -> Path:
-    """Run the demo for ``seconds``, showing live state every ``refresh`` s; returns the trace path.
+    out_dir: str | Path | None = None,
+) -> DemoReport:
+    """Run the demo for ``seconds``, showing live state every ``refresh`` s; returns its report.
 
+    ``out_dir``: the folder it writes into (default :func:`default_out_dir`),
+    overwritten per run: the test clip (``input.mp4``, unless ``video`` is
+    given), the annotated video (``annotated.mp4``, unless ``restream``) and
+    the trace (``trace.json.gz``, unless ``trace_path``).
     ``live`` redraws the view in place (default: when ``out`` is a terminal);
     otherwise each refresh prints a new block. ``video``: the clip to decode
-    (default: one it writes); ``restream``: a URL to send the annotated video
-    to (default: a file beside the trace); ``serve``: show it live in a
-    browser too (a LiveView on 127.0.0.1, with the annotated preview);
-    ``replicas``: run Infer on that many threads (the diagnosis shows the gain).
+    (default: one it writes); it is opened first, and one it cannot read
+    raises :class:`DemoError` before anything is written. ``restream``: a
+    URL to send the annotated video to; ``serve``: show it live in a browser
+    too (a LiveView on 127.0.0.1, with the annotated preview); ``replicas``:
+    run Infer on that many threads (the diagnosis shows the gain). Ctrl-C
+    ends the run early: the report still comes, with ``interrupted`` set.
     """
-    from framescope.video import SpyGlass  # noqa: PLC0415 - needs PyAV
-
     for name, value in (("seconds", seconds), ("refresh", refresh), ("fps", fps)):
         check_number(value, name, positive=True)
-    if live is None:
-        live = out.isatty()
-    folder = Path(tempfile.mkdtemp(prefix="framescope-demo-"))  # its own, not a fixed name
-    if trace_path is None:
-        trace_path = folder / "trace.json.gz"
-    source = Path(video) if video is not None else demo_clip(folder)
-    target = restream if restream is not None else str(folder / "annotated.mp4")
-    # A second of frames may queue while the encoder process starts.
-    spyglass = SpyGlass(target, 30, 640, 480, queue_size=48, name="Output")
-    preview = _preview_tap() if serve else None
+    source, folder = _open_input(video, None if out_dir is None else Path(out_dir))
+    try:
+        target = restream if restream is not None else str(folder / "annotated.mp4")
+        if restream is None:
+            Path(target).unlink(missing_ok=True)  # the last run's must not pass for this one's
+        trace = Path(trace_path) if trace_path is not None else folder / "trace.json.gz"
+        report = DemoReport(trace=trace, output=target)
+        settings = _Settings(
+            seconds,
+            refresh,
+            fps,
+            out.isatty() if live is None else live,
+            restream is not None,
+            serve,
+            replicas,
+        )
+        _run(out, source, report, settings)
+        return report
+    finally:
+        source.close()
+
+
+def _run(out: TextIO, source: DemoInput, report: DemoReport, settings: _Settings) -> None:
+    spyglass = _spyglass(report.output, source)
+    preview = _preview_tap() if settings.serve else None
     pipeline = build_demo_pipeline(
-        video_frames(source), spyglass, preview=preview, replicas=replicas
+        source.items(), spyglass, preview=preview, replicas=settings.replicas
     )
-    live_view = _serve(pipeline, preview, refresh) if preview is not None else None
-    stop = threading.Event()
-    on = f" (Infer on {replicas} replicas)" if replicas > 1 else ""
-    out.write(
-        f"framescope demo: {source} decoded at up to {fps:g} fps through 4 stages{on} and an "
-        f"output for {seconds:g} s.\nThe input is deliberately faster than the pipeline can go: "
-        "watch which stage holds the others back.\n"
-    )
+    live_view = _serve(pipeline, preview, settings.refresh) if preview is not None else None
+    _intro(out, source, settings)
     if live_view is not None:
         out.write(f"Live view: open {live_view.url}\n")
     spyglass.start_streaming()
-    with pipeline:
-        pipeline.start_loop(1 / fps)
-        consumer = threading.Thread(
-            target=lambda: [None for _ in pipeline.results(timeout=0.5) if not stop.is_set()],
-            name="framescope:demo-consumer",
-        )
-        consumer.start()
-        elapsed = 0.0
-        while elapsed < seconds:
-            stop.wait(min(refresh, seconds - elapsed))
-            elapsed += min(refresh, seconds - elapsed)
-            view = render_state(pipeline.snapshot())
-            out.write((_CLEAR if live else "\n") + f"t = {elapsed:4.1f} s\n{view}\n")
-            out.flush()
-        pipeline.stop_loop()
-        stop.set()
-        final = pipeline.snapshot()  # the report and the trace render the same reading
-        diagnosis = diagnose_snapshot(final)
-        written = write_trace(trace_path, chrome_trace(final.traces, final.node_ids, title="Demo"))
-    consumer.join(timeout=5)
-    if live_view is not None:
-        live_view.close()
-    counts = spyglass.counts
-    out.write(f"\n{diagnosis.report()}\n")
-    where = "Restreamed to" if restream is not None else "Annotated video written to"
-    out.write(f"\n{where} {target} ({counts['sent']} frames, {counts['dropped']} dropped)\n")
-    out.write(f"\nTrace written to {written} (open it at https://ui.perfetto.dev)\n")
-    if live_view is None:
+    consumer = _Consumer(pipeline)
+    try:
+        with pipeline:
+            pipeline.start_loop(1 / settings.fps)
+            consumer.start()
+            report.interrupted = _watch(out, pipeline, consumer, settings)
+            pipeline.stop_loop()
+            pipeline.close()  # what is inside goes through to the output
+            pipeline.join(timeout=10)
+        consumer.join(timeout=10)
+    finally:
+        if live_view is not None:
+            live_view.close()
+    final = pipeline.snapshot()  # drained: the report and the trace render the same reading
+    report.trace = write_trace(
+        report.trace, chrome_trace(final.traces, final.node_ids, title="Demo")
+    )
+    report.frames_read = source.frames_read
+    _account(report, final, spyglass)
+    report.input_problem = source.problems()
+    if report.input_problem is None and consumer.error is not None:
+        report.input_problem = f"{type(consumer.error).__name__}: {consumer.error}"
+    _report(out, report, final, source, settings)
+
+
+def _report(
+    out: TextIO, report: DemoReport, final: PipelineSnapshot, source: DemoInput, settings: _Settings
+) -> None:
+    summary = _summary(report, settings.restream, source.path)
+    out.write(f"\n{diagnose_snapshot(final).report()}\n\n{summary}\n")
+    out.write(f"\nTrace written to {report.trace} (open it at https://ui.perfetto.dev)\n")
+    if not settings.serve:
         out.write("To watch it live in a browser: framescope demo --serve\n")
-    if replicas == 1:
+    if settings.replicas == 1:
         out.write("To run Infer on two threads and see the gain: framescope demo --replicas 2\n")
-    return written
