@@ -455,3 +455,16 @@ def test_demo_help_says_what_it_does_and_writes(capsys: pytest.CaptureFixture[st
         "threads that run the slow stage, Infer",
     ):
         assert promised in text, promised
+
+
+def test_video_frames_checks_the_video_at_once_and_yields_timed_items(tmp_path: Path) -> None:
+    from framescope.demo import DemoError, demo_clip, video_frames
+
+    with pytest.raises(DemoError, match=r"missing\.mp4"):
+        video_frames(tmp_path / "missing.mp4")  # not deferred to the first next()
+    frames = video_frames(demo_clip(tmp_path, seconds=0.5))
+    items = [next(frames) for _ in range(40)]  # 15 frames a loop: it loops
+    assert [item["index"] for item in items] == list(range(40))
+    times = [item["time"] for item in items]
+    assert times == pytest.approx([index / 30 for index in range(40)])
+    frames.close()

@@ -43,6 +43,7 @@ __all__ = [
     "default_out_dir",
     "render_state",
     "run_demo",
+    "video_frames",
 ]
 
 _CLEAR = "\x1b[H\x1b[2J"
@@ -117,13 +118,14 @@ class DemoInput:
     def __init__(self, path: str | Path) -> None:
         from framescope.video import VideoSource  # noqa: PLC0415 - needs PyAV
 
+        av = require("av", "video", "framescope demo")
         self.path = str(path)
         self.error: str | None = None
         try:
             self.source = VideoSource(self.path, loop=True).open()
             self._frames = iter(self.source)
             first = next(self._frames, None)
-        except Exception as error:  # any reason it cannot be read is the user's to fix
+        except (OSError, ValueError, av.FFmpegError) as error:  # the file's fault, not ours
             raise DemoError(_reason(self.path, error)) from error
         if first is None:
             raise DemoError(f"--video {self.path!r}: no video frame could be decoded")
@@ -140,13 +142,16 @@ class DemoInput:
         """The frames, decoded in a loop, as the demo's items (image, index, stream time)."""
         frame, frames = self._first, self._frames
         self._first = None
-        while frame is not None:
-            yield {"frame": frame.image, "index": frame.index, "time": frame.time}
-            try:
-                frame = next(frames, None)
-            except Exception as error:
-                self.error = f"{type(error).__name__}: {error}"
-                raise
+        try:
+            while frame is not None:
+                yield {"frame": frame.image, "index": frame.index, "time": frame.time}
+                try:
+                    frame = next(frames, None)
+                except Exception as error:
+                    self.error = f"{type(error).__name__}: {error}"
+                    raise
+        finally:  # ended, failed or dropped: the file is closed
+            self.close()
 
     def problems(self) -> str | None:
         """What went wrong reading the input (errors, damaged frames), or None."""
@@ -166,6 +171,15 @@ class DemoInput:
     def close(self) -> None:
         """Close the video."""
         self.source.close()
+
+
+def video_frames(path: str | Path) -> Iterator[dict[str, Any]]:
+    """The frames of ``path``, decoded in a loop, as the demo's items.
+
+    Raises :class:`DemoError` at once (not at the first frame) when the video
+    cannot be read.
+    """
+    return DemoInput(path).items()
 
 
 def _reason(path: str, error: BaseException) -> str:
