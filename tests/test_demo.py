@@ -387,7 +387,10 @@ def test_ctrl_c_stops_reports_and_writes_the_trace(tmp_path: Path) -> None:
 
 def _readme_logging_calls() -> list[str]:
     text = (REPO / "README.md").read_text()
-    section = text.split("## Seeing framescope's log in your own program", 1)[1].split("\n## ")[0]
+    heading = "## Seeing framescope's log in your own program"
+    if heading not in text:
+        return []
+    section = text.split(heading, 1)[1].split("\n## ")[0]
     return re.findall(r"`(logging\.[^`]+\))`", " ".join(section.split()))
 
 
