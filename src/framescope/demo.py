@@ -587,7 +587,10 @@ def _run(out: TextIO, source: DemoInput, report: DemoReport, settings: _Settings
             report.interrupted = _watch(out, pipeline, consumer, settings)
             pipeline.stop_loop()
             pipeline.close()  # what is inside goes through to the output
-            pipeline.join(timeout=10)
+            try:
+                pipeline.join(timeout=10)
+            except Exception as error:  # the input failed: said in the summary, not raised
+                consumer.error = consumer.error or error
         consumer.join(timeout=10)
     finally:
         if live_view is not None:
