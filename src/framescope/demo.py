@@ -586,6 +586,7 @@ def _run(out: TextIO, source: DemoInput, report: DemoReport, settings: _Settings
             consumer.start()
             report.interrupted = _watch(out, pipeline, consumer, settings)
             pipeline.stop_loop()
+            running = pipeline.snapshot()  # the verdict and the trace: the pipeline at work
             pipeline.close()  # what is inside goes through to the output
             try:
                 pipeline.join(timeout=10)
@@ -595,16 +596,15 @@ def _run(out: TextIO, source: DemoInput, report: DemoReport, settings: _Settings
     finally:
         if live_view is not None:
             live_view.close()
-    final = pipeline.snapshot()  # drained: the report and the trace render the same reading
     report.trace = write_trace(
-        report.trace, chrome_trace(final.traces, final.node_ids, title="Demo")
+        report.trace, chrome_trace(running.traces, running.node_ids, title="Demo")
     )
     report.frames_read = source.frames_read
-    _account(report, final, spyglass)
+    _account(report, pipeline.snapshot(), spyglass)  # drained: every frame's end is known
     report.input_problem = source.problems()
     if report.input_problem is None and consumer.error is not None:
         report.input_problem = f"{type(consumer.error).__name__}: {consumer.error}"
-    _report(out, report, final, source, settings)
+    _report(out, report, running, source, settings)
 
 
 def _report(
