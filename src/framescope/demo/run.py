@@ -1,334 +1,25 @@
-"""The ``framescope demo``: a real video through a pipeline, watched live, then diagnosed.
-
-It writes a short H.264 clip of a moving test pattern (``SyntheticSource`` +
-``VideoWriter``; no camera or download needed), or takes ``--video PATH``
-(any size, codec and pixel format PyAV decodes), and decodes it in a loop
-with ``VideoSource``. The frames go through four stages of different cost,
-one of them clearly the slowest, and the annotated result goes to a video
-file (or, with ``--restream URL``, to a stream) through a ``SpyGlass``, each
-frame stamped with its stream time so the result plays at the source's
-speed. While it runs, a live view of every node's state refreshes in the
-terminal. At the end come the diagnosis, which names the bottleneck, a
-summary of what became of every frame read, the annotated video's path and a
-Chrome trace file to open in Perfetto. Everything goes into one output
-folder (``--out``), overwritten by the next run.
-"""
+"""Running the demo: the live tables, then the verdict, the frame summary and the trace."""
 
 from __future__ import annotations
 
-import logging
-import os
 import signal
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from framescope._optional import require
 from framescope._validation import check_number
-from framescope.pipeline import Pipeline, PipelineSnapshot, Stage, StageError
+from framescope.demo.inputs import DemoError, DemoInput, default_out_dir, demo_clip
+from framescope.demo.stages import build_demo_pipeline, render_state
+from framescope.pipeline import Pipeline, PipelineSnapshot, StageError
 from framescope.pipeline.diagnosis import diagnose_snapshot
-from framescope.pipeline.render import state_table
 from framescope.trace import chrome_trace, write_trace
 
-__all__ = [
-    "DemoError",
-    "DemoInput",
-    "DemoReport",
-    "OutputFailedError",
-    "QuietOutputFailures",
-    "build_demo_pipeline",
-    "default_out_dir",
-    "render_state",
-    "run_demo",
-    "video_frames",
-]
+__all__ = ["DemoReport", "run_demo"]
 
 _CLEAR = "\x1b[H\x1b[2J"
-MODEL_INPUT = (120, 160)
-"""Rows and columns of the stand-in model's input grid (any frame size is sampled onto it)."""
-_FALLBACK_FPS = 30.0  # a stream that states no rate
-
-
-def _numpy() -> Any:
-    return require("numpy", "demo", "framescope demo")
-
-
-class DemoError(Exception):
-    """The demo cannot run with what it was given (a video it cannot read); one line says why."""
-
-
-class OutputFailedError(RuntimeError):
-    """The annotated frame could not be handed on: the output (a restream) is failing."""
-
-
-class QuietOutputFailures(logging.Filter):
-    """A log filter for the command: no per-frame error log for frames a failing output refused.
-
-    The output's own warning says why it fails (once per attempt), and the
-    frames it could not take are counted in the diagnosis and the summary;
-    a traceback for each would bury both.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """False for the pipeline's log of an :class:`OutputFailedError`."""
-        args = record.args if isinstance(record.args, tuple) else ()
-        for arg in args:
-            if arg == OutputFailedError.__name__:
-                return False
-            if isinstance(getattr(arg, "error", None), OutputFailedError):
-                return False
-        return True
-
-
-def default_out_dir() -> Path:
-    """Where the demo writes when no ``--out`` is given: ``$XDG_CACHE_HOME/framescope/demo``.
-
-    (``~/.cache/framescope/demo`` when ``XDG_CACHE_HOME`` is not set.) One
-    folder, reused: each run overwrites the clip, the annotated video and the
-    trace of the last.
-    """
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "framescope" / "demo"
-
-
-def demo_clip(folder: Path, seconds: float = 4.0) -> Path:
-    """Write the demo's input: a 640x480, 30 fps H.264 clip of a moving test pattern."""
-    from framescope.video import SyntheticSource, VideoWriter  # noqa: PLC0415 - needs PyAV
-
-    path = folder / "input.mp4"
-    with VideoWriter(str(path), fps=30) as writer:
-        for frame in SyntheticSource(640, 480, 30, frames=round(30 * seconds)):
-            writer.write(frame)
-    return path
-
-
-class DemoInput:
-    """The demo's video, opened and probed: its size and rate, and its frames in a loop.
-
-    Opening decodes the first frame, so a file that is missing, empty, not a
-    video, audio only or unreadable fails here, before anything starts, with
-    a :class:`DemoError` naming the file and the reason. :meth:`items` yields
-    the frames as the pipeline's items; an error part-way is kept in
-    ``error`` (and raised on to the pipeline) with the frames read before it.
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        from framescope.video import VideoSource  # noqa: PLC0415 - needs PyAV
-
-        av = require("av", "video", "framescope demo")
-        self.path = str(path)
-        self.error: str | None = None
-        try:
-            self.source = VideoSource(self.path, loop=True).open()
-            self._frames = iter(self.source)
-            first = next(self._frames, None)
-        except (OSError, ValueError, av.FFmpegError) as error:  # the file's fault, not ours
-            raise DemoError(_reason(self.path, error)) from error
-        if first is None:
-            raise DemoError(f"--video {self.path!r}: no video frame could be decoded")
-        self._first: Any = first
-        self.height, self.width = (int(n) for n in first.image.shape[:2])
-        self.fps = float(self.source.fps or _FALLBACK_FPS)
-
-    @property
-    def frames_read(self) -> int:
-        """Frames decoded so far (the source's own count)."""
-        return int(self.source.frames_read)
-
-    def items(self) -> Iterator[dict[str, Any]]:
-        """The frames, decoded in a loop, as the demo's items (image, index, stream time)."""
-        frame, frames = self._first, self._frames
-        self._first = None
-        try:
-            while frame is not None:
-                yield {"frame": frame.image, "index": frame.index, "time": frame.time}
-                try:
-                    frame = next(frames, None)
-                except Exception as error:
-                    self.error = f"{type(error).__name__}: {error}"
-                    raise
-        finally:  # ended, failed or dropped: the file is closed
-            self.close()
-
-    def problems(self) -> str | None:
-        """What went wrong reading the input (errors, damaged frames), or None."""
-        found = []
-        if self.error is not None:
-            found.append(f"decoding stopped on an error: {self.error}")
-        skipped = int(getattr(self.source, "decode_errors", 0) or 0)
-        if skipped:
-            found.append(f"{skipped} damaged packets or frames skipped")
-        if getattr(self.source, "ended_early", False) and self.error is None:
-            last = getattr(self.source, "last_error", None)
-            found.append("it ended before its stated duration" + (f" ({last})" if last else ""))
-        if not found:
-            return None
-        return f"{'; '.join(found)}; {self.frames_read} frames were read"
-
-    def close(self) -> None:
-        """Close the video."""
-        self.source.close()
-
-
-def video_frames(path: str | Path) -> Iterator[dict[str, Any]]:
-    """The frames of ``path``, decoded in a loop, as the demo's items.
-
-    Raises :class:`DemoError` at once (not at the first frame) when the video
-    cannot be read.
-    """
-    return DemoInput(path).items()
-
-
-def _reason(path: str, error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    text = text.removeprefix("uri: ")
-    return f"--video: {text}" if repr(path) in text or path in text else f"--video {path!r}: {text}"
-
-
-class Preprocess(Stage):
-    """Sample the frame onto the model's fixed input grid and normalise to float32 (light)."""
-
-    name = "Preprocess"
-
-    def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
-        np = _numpy()
-        frame = item["frame"]
-        rows, columns = MODEL_INPUT
-        height, width = frame.shape[:2]
-        grid = frame[
-            (np.arange(rows) * height // rows)[:, None], np.arange(columns) * width // columns
-        ]
-        item["tensor"] = grid.astype("float32") / 255.0
-        return item
-
-
-class Infer(Stage):
-    """A stand-in model: dense layers over the fixed-size input grid (the heavy stage)."""
-
-    name = "Infer"
-
-    def __init__(self, layers: int = 12) -> None:
-        np = _numpy()
-        rng = np.random.default_rng(0)
-        features = MODEL_INPUT[1] * 3
-        self.weights = [
-            rng.standard_normal((features, features)).astype("float32") / 22 for _ in range(layers)
-        ]
-
-    def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
-        features = item["tensor"].reshape(MODEL_INPUT[0], MODEL_INPUT[1] * 3)
-        with self.events.block("backbone"):
-            for weight in self.weights:
-                features = features @ weight
-                features = features * (features > 0)
-        with self.events.block("head"):
-            item["scores"] = features.mean(axis=1)
-        return item
-
-
-class Postprocess(Stage):
-    """Find the brightest band as a 'detection' (light work)."""
-
-    name = "Postprocess"
-
-    def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
-        frame = item["frame"]
-        row = int(frame[..., 0].mean(axis=1).argmax())
-        column = int(frame[row].sum(axis=1).argmax())
-        item["box"] = (max(row - 32, 0), max(column - 32, 0), row + 32, column + 32)
-        return item
-
-
-class Annotate(Stage):
-    """Draw the detection box onto the frame (light work)."""
-
-    name = "Annotate"
-
-    def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
-        top, left, bottom, right = item["box"]
-        frame = item["frame"]
-        frame[top:bottom, left : left + 2] = (0, 255, 0)
-        frame[top:bottom, max(right - 2, 0) : right] = (0, 255, 0)
-        frame[top : top + 2, left:right] = (0, 255, 0)
-        frame[max(bottom - 2, 0) : bottom, left:right] = (0, 255, 0)
-        return item
-
-
-class Output(Stage):
-    """Hand the annotated frame, with its stream time, to a SpyGlass (which never waits).
-
-    The frame is cut to the SpyGlass's size (H.264 needs even sides: an odd
-    row or column is left out). While the SpyGlass is failing (a restream
-    that cannot connect), the frame cannot be delivered: it fails with
-    :class:`OutputFailedError`, so the pipeline counts it as lost.
-    """
-
-    name = "Output"
-
-    def __init__(self, spyglass: Any) -> None:
-        self.spyglass = spyglass
-
-    def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
-        from framescope.video import SpyGlassState  # noqa: PLC0415 - needs PyAV
-
-        spyglass = self.spyglass
-        if spyglass.state is SpyGlassState.ERROR:
-            raise OutputFailedError(f"{spyglass.uri}: {spyglass.last_error or 'failing'}")
-        frame = item["frame"]
-        if spyglass.width is not None and spyglass.height is not None:
-            frame = frame[: spyglass.height, : spyglass.width]
-        spyglass.put(frame, time=item.get("time"))
-        return item
-
-    def cleanup(self) -> None:
-        self.spyglass.stop_streaming()
-
-
-def _preview_tap() -> Any:
-    from framescope.live import PreviewTap  # noqa: PLC0415 - the live view loads on demand
-
-    return PreviewTap("annotated")
-
-
-def _serve(pipeline: Pipeline, preview: Any, refresh: float) -> Any:
-    """Start a live view of ``pipeline`` showing ``preview``; returns it."""
-    from framescope.live import LiveView  # noqa: PLC0415
-
-    view = LiveView(pipeline, refresh=refresh)
-    view.previews[preview.name] = preview
-    return view.start()
-
-
-def build_demo_pipeline(
-    frames: Iterable[dict[str, Any]],
-    output: Any = None,
-    *,
-    trace_every: int = 1,
-    preview: Any = None,
-    replicas: int = 1,
-) -> Pipeline:
-    """The demo's pipeline: frames -> Preprocess -> Infer -> Postprocess -> Annotate [-> Output].
-
-    ``output`` (a SpyGlass) restreams or writes the annotated frames (a frame
-    it cannot take is a counted failure of the Output stage);
-    ``preview`` (a live view's PreviewTap) shows them in the browser;
-    ``replicas``: how many threads run Infer (its matrix products release the GIL).
-    """
-    pipeline = Pipeline(input_generator=frames, name="Demo", debug=True, trace_every=trace_every)
-    pipeline.add(Preprocess()).add(Infer(), replicas=replicas).add(Postprocess()).add(Annotate())
-    if preview is not None:  # the annotated frame, in Annotate's thread: no stage added
-        pipeline.tap("Annotate", lambda item: preview(item["frame"]))
-    if output is not None:
-        pipeline.add(Output(output), on_error="skip")
-    return pipeline.parallelize(queue_size=4, input_timeout=None)
-
-
-def render_state(snapshot: PipelineSnapshot) -> str:
-    """The live view's table: ``str(snapshot.state)``, as a user would print it."""
-    return state_table(snapshot.state)
 
 
 @dataclass
@@ -351,6 +42,21 @@ class DemoReport:
     input_problem: str | None = None
     output_problem: str | None = None
     failures: dict[str, int] = field(default_factory=dict)
+
+
+def _preview_tap() -> Any:
+    from framescope.live import PreviewTap  # noqa: PLC0415 - the live view loads on demand
+
+    return PreviewTap("annotated")
+
+
+def _serve(pipeline: Pipeline, preview: Any, refresh: float) -> Any:
+    """Start a live view of ``pipeline`` showing ``preview``; returns it."""
+    from framescope.live import LiveView  # noqa: PLC0415
+
+    view = LiveView(pipeline, refresh=refresh)
+    view.previews[preview.name] = preview
+    return view.start()
 
 
 def _spyglass(target: str, video: DemoInput) -> Any:
