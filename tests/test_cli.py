@@ -80,9 +80,15 @@ def test_pipeline_demo_runs_and_names_the_bottleneck(tmp_path: Path) -> None:
     from framescope.demo import run_demo
 
     out = io.StringIO()
-    trace = run_demo(
-        out, seconds=1.5, refresh=0.5, trace_path=tmp_path / "demo.json.gz", live=False
+    report = run_demo(
+        out,
+        seconds=1.5,
+        refresh=0.5,
+        trace_path=tmp_path / "demo.json.gz",
+        live=False,
+        out_dir=tmp_path,
     )
+    trace = report.trace
     text = out.getvalue()
     assert text.count("Demo__Infer ") >= 2  # two live views
     assert "Stage-bound: Demo__Infer holds the pipeline back" in text
@@ -97,13 +103,15 @@ def test_pipeline_demo_runs_and_names_the_bottleneck(tmp_path: Path) -> None:
     line = next(line for line in text.splitlines() if line.startswith("Annotated video"))
     path = line.split(" written to ", 1)[1].rsplit(" (", 1)[0]
     sent = int(line.rsplit("(", 1)[1].split()[0])
-    assert sent > 0
+    assert sent > 0 and sent == report.frames_written == report.frames_read
+    assert path == str(tmp_path / "annotated.mp4")
     assert sum(1 for _ in VideoSource(path)) == sent
 
 
 def test_cli_demo_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     trace = tmp_path / "t.json"
-    assert main(["demo", "--seconds", "1.5", "--refresh", "0.5", "--trace", str(trace)]) == 0
+    arguments = ["demo", "--seconds", "1.5", "--refresh", "0.5", "--trace", str(trace)]
+    assert main([*arguments, "--out", str(tmp_path)]) == 0
     assert "Stage-bound:" in capsys.readouterr().out
     assert json.loads(trace.read_text())["traceEvents"]
 
@@ -113,6 +121,7 @@ def test_cli_demo_with_replicas_shows_them_and_their_gain(
 ) -> None:
     trace = tmp_path / "t.json"
     arguments = ["demo", "--seconds", "2", "--replicas", "2", "--trace", str(trace)]
+    arguments += ["--out", str(tmp_path)]
     assert main(arguments) == 0
     out = capsys.readouterr().out
     assert "Infer on 2 replicas" in out
@@ -141,7 +150,13 @@ def test_demo_serve_shows_the_pipeline_in_a_live_view(tmp_path: Path) -> None:
     runner = threading.Thread(
         target=run_demo,
         args=(out,),
-        kwargs={"seconds": 2.0, "refresh": 0.5, "trace_path": tmp_path / "t.json", "serve": True},
+        kwargs={
+            "seconds": 2.0,
+            "refresh": 0.5,
+            "trace_path": tmp_path / "t.json",
+            "serve": True,
+            "out_dir": tmp_path,
+        },
     )
     runner.start()
     deadline = time.monotonic() + 30

@@ -233,7 +233,15 @@ def test_the_demo_trace_has_every_written_frame_on_every_stage(tmp_path: Path) -
     from framescope.demo import run_demo
 
     out = io.StringIO()
-    trace = run_demo(out, seconds=1.5, refresh=0.5, trace_path=tmp_path / "d.json.gz", live=False)
+    report = run_demo(
+        out,
+        seconds=1.5,
+        refresh=0.5,
+        trace_path=tmp_path / "d.json.gz",
+        live=False,
+        out_dir=tmp_path,
+    )
+    trace = report.trace
     with gzip.open(trace, "rt") as handle:
         events = json.load(handle)["traceEvents"]
     slices = Counter(e["name"] for e in events if e.get("cat") == "stage")

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
 
 from framescope._version import __version__
 
@@ -32,6 +36,22 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _restream_url(text: str) -> str:
+    from framescope.video.targets import NETWORK_SCHEMES, resolve_target  # noqa: PLC0415
+
+    if urlsplit(text).scheme.lower() not in NETWORK_SCHEMES:
+        schemes = ", ".join(f"{name}://" for name in NETWORK_SCHEMES)
+        raise argparse.ArgumentTypeError(
+            f"expected a URL starting {schemes}, got {text!r} "
+            "(the annotated file goes to the --out folder)"
+        )
+    try:
+        resolve_target(text, None, None)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``framescope`` command."""
     parser = argparse.ArgumentParser(
@@ -41,25 +61,76 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"framescope {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = commands.add_parser(
-        "demo", help="run a synthetic video pipeline, watch it live, then see its bottleneck"
-    )
-    demo.add_argument("--seconds", type=_positive_float, default=6.0, help="how long (default 6)")
-    demo.add_argument(
-        "--fps", type=_positive_float, default=400.0, help="camera rate (default 400)"
-    )
-    demo.add_argument(
-        "--refresh", type=_positive_float, default=0.5, help="seconds between live views"
-    )
-    demo.add_argument("--trace", default=None, help="where to write the trace (.json or .json.gz)")
-    demo.add_argument("--video", default=None, help="a video file to decode (default: a test clip)")
-    demo.add_argument(
-        "--restream", default=None, help="send the annotated video to this URL (rtmp://...)"
-    )
-    demo.add_argument(
-        "--serve", action="store_true", help="show it live in a browser (prints the address)"
+        "demo",
+        help="run a video through a pipeline, watch it live, then see its bottleneck",
+        description=(
+            "Decode a video in a loop (a test clip it writes, or --video FILE) through four "
+            "stages, one of them a deliberately slow stand-in model, and write the annotated "
+            "frames to a video (or restream them). A live table of every stage refreshes "
+            "while it runs; at the end come the diagnosis (the bottleneck), what became of "
+            "every frame read, and a trace to open in Perfetto. Ctrl-C ends it early, "
+            "with the same report."
+        ),
+        epilog=(
+            "Exit status: 0 when it ran, 1 when the video cannot be read, 2 for a bad "
+            "option, 130 when interrupted (Ctrl-C)."
+        ),
     )
     demo.add_argument(
-        "--replicas", type=_positive_int, default=1, help="threads that run Infer (default 1)"
+        "--seconds", type=_positive_float, default=6.0, help="how long to run (default 6)"
+    )
+    demo.add_argument(
+        "--fps",
+        type=_positive_float,
+        default=400.0,
+        help="the most frames per second read from the video (default 400: faster than "
+        "the pipeline, so that its slowest stage shows)",
+    )
+    demo.add_argument(
+        "--refresh",
+        type=_positive_float,
+        default=0.5,
+        help="seconds between live tables (default 0.5)",
+    )
+    demo.add_argument(
+        "--video",
+        default=None,
+        metavar="FILE",
+        help="the video to decode, in a loop: any size, codec and pixel format FFmpeg "
+        "reads (default: a 640x480 test clip written to the --out folder)",
+    )
+    demo.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="the folder it writes into, overwritten by each run: input.mp4 (the test "
+        "clip), annotated.mp4 and trace.json.gz (default: ~/.cache/framescope/demo, "
+        "or $XDG_CACHE_HOME/framescope/demo)",
+    )
+    demo.add_argument(
+        "--trace",
+        default=None,
+        metavar="FILE",
+        help="write the trace here instead (.json or .json.gz)",
+    )
+    demo.add_argument(
+        "--restream",
+        type=_restream_url,
+        default=None,
+        metavar="URL",
+        help="send the annotated video to this URL (rtmp://, rtsp://, udp://, tcp://, "
+        "http(s)://) instead of writing annotated.mp4",
+    )
+    demo.add_argument(
+        "--serve",
+        action="store_true",
+        help="also show it live in a browser, on 127.0.0.1 (prints the address)",
+    )
+    demo.add_argument(
+        "--replicas",
+        type=_positive_int,
+        default=1,
+        help="threads that run the slow stage, Infer (default 1)",
     )
     timepiece = commands.add_parser(
         "timepiece-demo", help="run a short simulated frame loop timed with the timepiece tools"
@@ -80,43 +151,77 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextmanager
+def _warnings_on_stderr(*filters: logging.Filter) -> Iterator[None]:
+    """Show framescope's warnings on stderr while the command runs (the library logs only)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    for log_filter in filters:
+        handler.addFilter(log_filter)
+    handler.setFormatter(logging.Formatter("framescope: %(levelname)s: %(message)s"))
+    logger = logging.getLogger("framescope")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``framescope`` command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "demo":
-        # The stand-in model's matrix products take one core per call, as a small
-        # model's do on an edge box, so that --replicas shows what replicas add.
-        # (NumPy reads these when it loads, which is below.)
-        for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ.setdefault(variable, "1")
-        from framescope.demo import run_demo  # noqa: PLC0415 - needs numpy, loads the pipeline
+        return _demo(args)
+    with _warnings_on_stderr():
+        if args.command == "timepiece-demo":
+            from framescope.timepiece_demo import run_timepiece_demo  # noqa: PLC0415
 
-        run_demo(
-            sys.stdout,
-            seconds=args.seconds,
-            fps=args.fps,
-            refresh=args.refresh,
-            trace_path=args.trace,
-            video=args.video,
-            restream=args.restream,
-            serve=args.serve,
-            replicas=args.replicas,
-        )
-        return 0
-    if args.command == "timepiece-demo":
-        from framescope.timepiece_demo import run_timepiece_demo  # noqa: PLC0415
-
-        run_timepiece_demo(
-            sys.stdout,
-            seconds=args.seconds,
-            fps=args.fps,
-            report_interval=args.report_interval,
-            seed=args.seed,
-        )
-        return 0
+            run_timepiece_demo(
+                sys.stdout,
+                seconds=args.seconds,
+                fps=args.fps,
+                report_interval=args.report_interval,
+                seed=args.seed,
+            )
+            return 0
     parser.print_help()
     return 2
+
+
+def _demo(args: Any) -> int:
+    # The stand-in model's matrix products take one core per call, as a small
+    # model's do on an edge box, so that --replicas shows what replicas add.
+    # (NumPy reads these when it loads, which is below.)
+    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
+    from framescope.demo import (  # noqa: PLC0415 - needs numpy and PyAV
+        DemoError,
+        QuietOutputFailures,
+        run_demo,
+    )
+
+    try:
+        with _warnings_on_stderr(QuietOutputFailures()):
+            report = run_demo(
+                sys.stdout,
+                seconds=args.seconds,
+                fps=args.fps,
+                refresh=args.refresh,
+                trace_path=args.trace,
+                video=args.video,
+                restream=args.restream,
+                serve=args.serve,
+                replicas=args.replicas,
+                out_dir=args.out,
+            )
+    except DemoError as error:
+        print(f"framescope demo: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # before the pipeline ran: nothing to report
+        print("framescope demo: interrupted", file=sys.stderr)
+        return 130
+    return 130 if report.interrupted else 0
 
 
 if __name__ == "__main__":

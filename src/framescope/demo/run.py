@@ -1,0 +1,325 @@
+"""Running the demo: the live tables, then the verdict, the frame summary and the trace."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from framescope._validation import check_number
+from framescope.demo.inputs import DemoError, DemoInput, default_out_dir, demo_clip
+from framescope.demo.stages import build_demo_pipeline, render_state
+from framescope.pipeline import Pipeline, PipelineSnapshot, StageError
+from framescope.pipeline.diagnosis import diagnose_snapshot
+from framescope.trace import chrome_trace, write_trace
+
+__all__ = ["DemoReport", "run_demo"]
+
+_CLEAR = "\x1b[H\x1b[2J"
+
+
+@dataclass
+class DemoReport:
+    """What a demo run did: where it wrote, and what became of every frame read.
+
+    ``frames_read`` frames were decoded from the input; each was either
+    ``frames_written`` (sent to the annotated video or the restream) or
+    ``frames_failed`` (failed in a stage, refused by a failing output, or
+    dropped by the output), except those still unaccounted for
+    (``frames_read - frames_written - frames_failed``, 0 on a clean end).
+    """
+
+    trace: Path
+    output: str
+    frames_read: int = 0
+    frames_written: int = 0
+    frames_failed: int = 0
+    interrupted: bool = False
+    input_problem: str | None = None
+    output_problem: str | None = None
+    failures: dict[str, int] = field(default_factory=dict)
+
+
+def _preview_tap() -> Any:
+    from framescope.live import PreviewTap  # noqa: PLC0415 - the live view loads on demand
+
+    return PreviewTap("annotated")
+
+
+def _serve(pipeline: Pipeline, preview: Any, refresh: float) -> Any:
+    """Start a live view of ``pipeline`` showing ``preview``; returns it."""
+    from framescope.live import LiveView  # noqa: PLC0415
+
+    view = LiveView(pipeline, refresh=refresh)
+    view.previews[preview.name] = preview
+    return view.start()
+
+
+def _spyglass(target: str, video: DemoInput) -> Any:
+    from framescope.video import SpyGlass  # noqa: PLC0415 - needs PyAV
+
+    width, height = video.width - video.width % 2, video.height - video.height % 2
+    if width < 2 or height < 2:
+        raise DemoError(f"--video {video.path!r}: {video.width}x{video.height} is too small")
+    # A second of frames may queue while the encoder process starts.
+    return SpyGlass(target, video.fps, width, height, queue_size=48, name="Output")
+
+
+def _open_input(video: str | Path | None, folder: Path | None) -> tuple[DemoInput, Path]:
+    """Open ``video`` (or write the test clip), then make the output folder."""
+    if video is not None:
+        opened = DemoInput(video)  # before anything is written
+        folder = default_out_dir() if folder is None else folder
+        folder.mkdir(parents=True, exist_ok=True)
+        return opened, folder
+    folder = default_out_dir() if folder is None else folder
+    folder.mkdir(parents=True, exist_ok=True)
+    return DemoInput(demo_clip(folder)), folder
+
+
+@contextmanager
+def _threads_started_here_block_ctrl_c() -> Iterator[None]:
+    """Threads started inside (and their child processes) do not receive SIGINT.
+
+    A terminal's Ctrl-C goes to the whole process group: the SpyGlass's
+    encoder process would die of it mid-file and take the annotated video
+    with it. A thread inherits its creator's signal mask and a child process
+    its spawning thread's, so blocking SIGINT while the SpyGlass starts its
+    thread keeps the encoder processes out of it; the demo's own thread
+    still gets it, stops the pipeline and lets the encoder finish the file.
+    """
+    block = getattr(signal, "pthread_sigmask", None)
+    if block is None:  # no POSIX signal masks here
+        yield
+        return
+    # Starting multiprocessing's resource tracker (shared memory frames) unblocks
+    # SIGINT in the thread that starts it: start it here, before blocking.
+    from multiprocessing import resource_tracker  # noqa: PLC0415
+
+    resource_tracker.ensure_running()
+    before = block(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        block(signal.SIG_SETMASK, before)
+
+
+class _Consumer(threading.Thread):
+    """Reads the pipeline's results (the annotated frames went out in Output) until they end."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        super().__init__(name="framescope:demo-consumer")
+        self.pipeline = pipeline
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        while True:
+            try:
+                for _ in self.pipeline.results():  # ends when the pipeline is closed and empty
+                    pass
+            except StageError:
+                continue  # a stage's failure, counted by the pipeline; the next results follow
+            except Exception as error:  # shown in the summary, not lost in a thread
+                self.error = error
+            return
+
+
+@dataclass(frozen=True)
+class _Settings:
+    seconds: float
+    refresh: float
+    fps: float
+    live: bool
+    restream: bool
+    serve: bool
+    replicas: int
+
+
+def _watch(out: TextIO, pipeline: Pipeline, consumer: _Consumer, settings: _Settings) -> bool:
+    """Show the live state every ``refresh`` s until ``seconds`` or the input's end.
+
+    Returns True when interrupted (Ctrl-C): the caller still reports.
+    """
+    import time  # noqa: PLC0415
+
+    start = time.monotonic()
+    shown = 0
+    try:
+        refresh, seconds = settings.refresh, settings.seconds
+        while consumer.is_alive() and shown * refresh < seconds:
+            shown += 1
+            due = start + min(shown * refresh, seconds)
+            consumer.join(max(0.0, due - time.monotonic()))  # returns early at the input's end
+            view = render_state(pipeline.snapshot())
+            elapsed = time.monotonic() - start
+            out.write((_CLEAR if settings.live else "\n") + f"t = {elapsed:4.1f} s\n{view}\n")
+            out.flush()
+    except KeyboardInterrupt:
+        out.write("\nInterrupted: stopping the pipeline.\n")
+        return True
+    return False
+
+
+def _account(report: DemoReport, final: PipelineSnapshot, spyglass: Any) -> None:
+    """Fill in what became of the frames, from the pipeline's and the output's counters."""
+    from framescope.pipeline.diagnosis import LOSS_COUNTERS  # noqa: PLC0415
+
+    counts = spyglass.counts
+    lost_inside = sum(final.counters.get(name, 0) for name in LOSS_COUNTERS)
+    report.frames_written = counts["sent"]
+    report.frames_failed = lost_inside + counts["dropped"]
+    report.failures = {stage.key: stage.failures for stage in final.stages if stage.failures}
+    for name in LOSS_COUNTERS:  # losses that are not a stage's failure
+        if name != "failed" and final.counters.get(name, 0):
+            report.failures[name] = final.counters[name]
+    if counts["dropped"]:
+        report.failures["dropped by the output"] = counts["dropped"]
+    if counts["failures"] or spyglass.last_error:
+        report.output_problem = (
+            f"{spyglass.uri}: {spyglass.last_error or 'failed'} "
+            f"(sessions failed: {counts['failures']})"
+        )
+
+
+def _summary(report: DemoReport, restream: bool, source: str) -> str:
+    lost = ", ".join(f"{where} {count}" for where, count in report.failures.items())
+    lines = [
+        f"Frames: {report.frames_read} read from {source}, {report.frames_written} written, "
+        f"{report.frames_failed} failed" + (f" ({lost})" if lost else "")
+    ]
+    unaccounted = report.frames_read - report.frames_written - report.frames_failed
+    if unaccounted:
+        lines.append(f"  {unaccounted} frames read were neither written nor counted as failed")
+    if report.input_problem:
+        lines.append(f"Input: {report.input_problem}")
+    if report.output_problem:
+        lines.append(f"Output failed: {report.output_problem}")
+    if restream and report.frames_written:
+        lines.append(f"Restreamed to {report.output} ({report.frames_written} frames sent)")
+    elif restream:
+        lines.append(f"Nothing was restreamed (no frame reached {report.output})")
+    elif report.frames_written:
+        lines.append(f"Annotated video written to {report.output} ({report.frames_written} frames)")
+    else:
+        lines.append(f"No annotated video was written (no frame reached {report.output})")
+    return "\n".join(lines)
+
+
+def _intro(out: TextIO, source: DemoInput, settings: _Settings) -> None:
+    fps, seconds, replicas = settings.fps, settings.seconds, settings.replicas
+    on = f" (Infer on {replicas} replicas)" if replicas > 1 else ""
+    out.write(
+        f"framescope demo: {source.path} ({source.width}x{source.height}, {source.fps:g} fps) "
+        f"decoded at up to {fps:g} fps through 4 stages{on} and an output for {seconds:g} s.\n"
+        "The input is deliberately faster than the pipeline can go: "
+        "watch which stage holds the others back.\n"
+    )
+
+
+def run_demo(
+    out: TextIO,
+    seconds: float = 6.0,
+    *,
+    refresh: float = 0.5,
+    fps: float = 400.0,
+    trace_path: str | Path | None = None,
+    live: bool | None = None,
+    video: str | Path | None = None,
+    restream: str | None = None,
+    serve: bool = False,
+    replicas: int = 1,
+    out_dir: str | Path | None = None,
+) -> DemoReport:
+    """Run the demo for ``seconds``, showing live state every ``refresh`` s; returns its report.
+
+    ``out_dir``: the folder it writes into (default :func:`default_out_dir`),
+    overwritten per run: the test clip (``input.mp4``, unless ``video`` is
+    given), the annotated video (``annotated.mp4``, unless ``restream``) and
+    the trace (``trace.json.gz``, unless ``trace_path``).
+    ``live`` redraws the view in place (default: when ``out`` is a terminal);
+    otherwise each refresh prints a new block. ``video``: the clip to decode
+    (default: one it writes); it is opened first, and one it cannot read
+    raises :class:`DemoError` before anything is written. ``restream``: a
+    URL to send the annotated video to; ``serve``: show it live in a browser
+    too (a LiveView on 127.0.0.1, with the annotated preview); ``replicas``:
+    run Infer on that many threads (the diagnosis shows the gain). Ctrl-C
+    ends the run early: the report still comes, with ``interrupted`` set.
+    """
+    for name, value in (("seconds", seconds), ("refresh", refresh), ("fps", fps)):
+        check_number(value, name, positive=True)
+    source, folder = _open_input(video, None if out_dir is None else Path(out_dir))
+    try:
+        target = restream if restream is not None else str(folder / "annotated.mp4")
+        if restream is None:
+            Path(target).unlink(missing_ok=True)  # the last run's must not pass for this one's
+        trace = Path(trace_path) if trace_path is not None else folder / "trace.json.gz"
+        report = DemoReport(trace=trace, output=target)
+        settings = _Settings(
+            seconds,
+            refresh,
+            fps,
+            out.isatty() if live is None else live,
+            restream is not None,
+            serve,
+            replicas,
+        )
+        _run(out, source, report, settings)
+        return report
+    finally:
+        source.close()
+
+
+def _run(out: TextIO, source: DemoInput, report: DemoReport, settings: _Settings) -> None:
+    spyglass = _spyglass(report.output, source)
+    preview = _preview_tap() if settings.serve else None
+    pipeline = build_demo_pipeline(
+        source.items(), spyglass, preview=preview, replicas=settings.replicas
+    )
+    live_view = _serve(pipeline, preview, settings.refresh) if preview is not None else None
+    _intro(out, source, settings)
+    if live_view is not None:
+        out.write(f"Live view: open {live_view.url}\n")
+    with _threads_started_here_block_ctrl_c():
+        spyglass.start_streaming()  # its thread starts the encoder processes
+    consumer = _Consumer(pipeline)
+    try:
+        with pipeline:
+            pipeline.start_loop(1 / settings.fps)
+            consumer.start()
+            report.interrupted = _watch(out, pipeline, consumer, settings)
+            pipeline.stop_loop()
+            pipeline.close()  # what is inside goes through to the output
+            try:
+                pipeline.join(timeout=10)
+            except Exception as error:  # the input failed: said in the summary, not raised
+                consumer.error = consumer.error or error
+        consumer.join(timeout=10)
+    finally:
+        if live_view is not None:
+            live_view.close()
+    final = pipeline.snapshot()  # drained: every frame's end, slice and failure is known
+    report.trace = write_trace(
+        report.trace, chrome_trace(final.traces, final.node_ids, title="Demo")
+    )
+    report.frames_read = source.frames_read
+    _account(report, final, spyglass)
+    report.input_problem = source.problems()
+    if report.input_problem is None and consumer.error is not None:
+        report.input_problem = f"{type(consumer.error).__name__}: {consumer.error}"
+    _report(out, report, final, source, settings)
+
+
+def _report(
+    out: TextIO, report: DemoReport, final: PipelineSnapshot, source: DemoInput, settings: _Settings
+) -> None:
+    summary = _summary(report, settings.restream, source.path)
+    out.write(f"\n{diagnose_snapshot(final).report()}\n\n{summary}\n")
+    out.write(f"\nTrace written to {report.trace} (open it at https://ui.perfetto.dev)\n")
+    if not settings.serve:
+        out.write("To watch it live in a browser: framescope demo --serve\n")
+    if settings.replicas == 1:
+        out.write("To run Infer on two threads and see the gain: framescope demo --replicas 2\n")

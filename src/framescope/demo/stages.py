@@ -1,0 +1,186 @@
+"""The demo's stages: a light pre- and post-processing, a heavy stand-in model, an output."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from framescope._optional import require
+from framescope.pipeline import Pipeline, PipelineSnapshot, Stage
+from framescope.pipeline.render import snapshot_table
+
+__all__ = [
+    "MODEL_INPUT",
+    "Annotate",
+    "Infer",
+    "Output",
+    "OutputFailedError",
+    "Postprocess",
+    "Preprocess",
+    "QuietOutputFailures",
+    "build_demo_pipeline",
+    "render_state",
+]
+
+MODEL_INPUT = (120, 160)
+"""Rows and columns of the stand-in model's input grid (any frame size is sampled onto it)."""
+
+
+def _numpy() -> Any:
+    return require("numpy", "demo", "framescope demo")
+
+
+class OutputFailedError(RuntimeError):
+    """The annotated frame could not be handed on: the output (a restream) is failing."""
+
+
+class QuietOutputFailures(logging.Filter):
+    """A log filter for the command: no per-frame error log for frames a failing output refused.
+
+    The output's own warning says why it fails (once per attempt), and the
+    frames it could not take are counted in the diagnosis and the summary;
+    a traceback for each would bury both.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for the pipeline's log of an :class:`OutputFailedError`."""
+        args = record.args if isinstance(record.args, tuple) else ()
+        for arg in args:
+            if arg == OutputFailedError.__name__:
+                return False
+            if isinstance(getattr(arg, "error", None), OutputFailedError):
+                return False
+        return True
+
+
+class Preprocess(Stage):
+    """Sample the frame onto the model's fixed input grid and normalise to float32 (light)."""
+
+    name = "Preprocess"
+
+    def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
+        np = _numpy()
+        frame = item["frame"]
+        rows, columns = MODEL_INPUT
+        height, width = frame.shape[:2]
+        grid = frame[
+            (np.arange(rows) * height // rows)[:, None], np.arange(columns) * width // columns
+        ]
+        item["tensor"] = grid.astype("float32") / 255.0
+        return item
+
+
+class Infer(Stage):
+    """A stand-in model: dense layers over the fixed-size input grid (the heavy stage)."""
+
+    name = "Infer"
+
+    def __init__(self, layers: int = 12) -> None:
+        np = _numpy()
+        rng = np.random.default_rng(0)
+        features = MODEL_INPUT[1] * 3
+        self.weights = [
+            rng.standard_normal((features, features)).astype("float32") / 22 for _ in range(layers)
+        ]
+
+    def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
+        features = item["tensor"].reshape(MODEL_INPUT[0], MODEL_INPUT[1] * 3)
+        with self.events.block("backbone"):
+            for weight in self.weights:
+                features = features @ weight
+                features = features * (features > 0)
+        with self.events.block("head"):
+            item["scores"] = features.mean(axis=1)
+        return item
+
+
+class Postprocess(Stage):
+    """Find the brightest band as a 'detection' (light work)."""
+
+    name = "Postprocess"
+
+    def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
+        frame = item["frame"]
+        row = int(frame[..., 0].mean(axis=1).argmax())
+        column = int(frame[row].sum(axis=1).argmax())
+        item["box"] = (max(row - 32, 0), max(column - 32, 0), row + 32, column + 32)
+        return item
+
+
+class Annotate(Stage):
+    """Draw the detection box onto the frame (light work)."""
+
+    name = "Annotate"
+
+    def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
+        top, left, bottom, right = item["box"]
+        frame = item["frame"]
+        frame[top:bottom, left : left + 2] = (0, 255, 0)
+        frame[top:bottom, max(right - 2, 0) : right] = (0, 255, 0)
+        frame[top : top + 2, left:right] = (0, 255, 0)
+        frame[max(bottom - 2, 0) : bottom, left:right] = (0, 255, 0)
+        return item
+
+
+class Output(Stage):
+    """Hand the annotated frame, with its stream time, to a SpyGlass (which never waits).
+
+    The frame is cut to the SpyGlass's size (H.264 needs even sides: an odd
+    row or column is left out). While the SpyGlass is failing (a restream
+    that cannot connect), the frame cannot be delivered: it fails with
+    :class:`OutputFailedError`, so the pipeline counts it as lost.
+    """
+
+    name = "Output"
+
+    def __init__(self, spyglass: Any) -> None:
+        self.spyglass = spyglass
+
+    def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
+        from framescope.video import SpyGlassState  # noqa: PLC0415 - needs PyAV
+
+        spyglass = self.spyglass
+        if spyglass.state is SpyGlassState.ERROR:
+            raise OutputFailedError(f"{spyglass.uri}: {spyglass.last_error or 'failing'}")
+        frame = item["frame"]
+        if spyglass.width is not None and spyglass.height is not None:
+            frame = frame[: spyglass.height, : spyglass.width]
+        spyglass.put(frame, time=item.get("time"))
+        return item
+
+    def cleanup(self) -> None:
+        self.spyglass.stop_streaming()
+
+
+def build_demo_pipeline(
+    frames: Iterable[dict[str, Any]],
+    output: Any = None,
+    *,
+    trace_every: int = 1,
+    preview: Any = None,
+    replicas: int = 1,
+) -> Pipeline:
+    """The demo's pipeline: frames -> Preprocess -> Infer -> Postprocess -> Annotate [-> Output].
+
+    ``output`` (a SpyGlass) restreams or writes the annotated frames (a frame
+    it cannot take is a counted failure of the Output stage);
+    ``preview`` (a live view's PreviewTap) shows them in the browser;
+    ``replicas``: how many threads run Infer (its matrix products release the GIL).
+    """
+    pipeline = Pipeline(input_generator=frames, name="Demo", debug=True, trace_every=trace_every)
+    pipeline.add(Preprocess()).add(Infer(), replicas=replicas).add(Postprocess()).add(Annotate())
+    if preview is not None:  # the annotated frame, in Annotate's thread: no stage added
+        pipeline.tap("Annotate", lambda item: preview(item["frame"]))
+    if output is not None:
+        pipeline.add(Output(output), on_error="skip")
+    return pipeline.parallelize(queue_size=4, input_timeout=None)
+
+
+def render_state(snapshot: PipelineSnapshot) -> str:
+    """The live view's table: ``str(snapshot)``, as a user would print it.
+
+    Every stage's state, input state, rate and processing times (the time
+    inside the stage call, which names the slow stage), queue and failures.
+    """
+    return snapshot_table(snapshot)

@@ -1,0 +1,473 @@
+"""The ``framescope demo`` on real clips: every size, codec and rate, bad inputs, Ctrl-C, --out."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from framescope.cli import main
+from framescope.demo import Infer, Preprocess, default_out_dir, run_demo
+from tests.video.helpers import free_port
+
+REPO = Path(__file__).resolve().parents[1]
+FFMPEG = shutil.which("ffmpeg")
+needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="needs Debian's ffmpeg")
+
+# (name, width, height, fps, encoder arguments, extension, with an audio track)
+CLIPS = [
+    ("h264-720p-audio", 1280, 720, 30, ["-c:v", "libx264", "-pix_fmt", "yuv420p"], "mp4", True),
+    ("hevc-360p", 640, 360, 25, ["-c:v", "libx265", "-pix_fmt", "yuv420p"], "mp4", False),
+    ("h264-444-odd", 641, 359, 30, ["-c:v", "libx264", "-pix_fmt", "yuv444p"], "mp4", False),
+    (
+        "vp9-240p-15fps",
+        320,
+        240,
+        15,
+        ["-c:v", "libvpx-vp9", "-deadline", "realtime"],
+        "webm",
+        False,
+    ),
+    ("mjpeg-cif", 352, 288, 30, ["-c:v", "mjpeg", "-pix_fmt", "yuvj422p"], "mkv", False),
+]
+
+
+def make_clip(
+    path: Path,
+    width: int,
+    height: int,
+    fps: float,
+    codec: list[str],
+    *,
+    audio: bool = False,
+    seconds: float = 1.0,
+    extra: tuple[str, ...] = (),
+) -> Path:
+    """A short clip of ffmpeg's moving test pattern."""
+    assert FFMPEG is not None
+    command = [FFMPEG, "-loglevel", "error", "-y", "-f", "lavfi"]
+    command += ["-i", f"testsrc2=size={width}x{height}:rate={fps}", "-t", str(seconds)]
+    if audio:
+        command += ["-f", "lavfi", "-i", "sine=frequency=440", "-t", str(seconds), "-c:a", "aac"]
+    subprocess.run([*command, *codec, *extra, str(path)], check=True, timeout=120)
+    return path
+
+
+def decoded(path: str | Path) -> tuple[int, int, list[float]]:
+    """Width, height and every frame's time of a video file."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        times = [float(frame.time) for frame in container.decode(stream)]
+        return stream.codec_context.width, stream.codec_context.height, times
+
+
+def summary_counts(text: str) -> tuple[int, int, int]:
+    found = re.search(r"Frames: (\d+) read from .*?, (\d+) written, (\d+) failed", text)
+    assert found, text
+    read, written, failed = (int(n) for n in found.groups())
+    return read, written, failed
+
+
+def assert_plays_at(times: list[float], fps: float) -> None:
+    """The frames are 1/fps apart: the video plays at the source's speed."""
+    assert times == sorted(times)
+    span = times[-1] - times[0]
+    assert span == pytest.approx((len(times) - 1) / fps, abs=1.5 / fps)
+
+
+# -- any input -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("width", "height"), [(1280, 720), (640, 360), (641, 359), (16, 16), (3, 2)]
+)
+def test_the_stand_in_model_takes_any_frame_size(width: int, height: int) -> None:
+    frame = np.random.default_rng(1).integers(0, 255, (height, width, 3), dtype=np.uint8)
+    item = Infer(layers=2)(Preprocess()({"frame": frame}))
+    assert item["tensor"].shape == (120, 160, 3)
+    assert item["scores"].shape == (120,)
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("clip", CLIPS, ids=[clip[0] for clip in CLIPS])
+def test_demo_runs_on_any_size_codec_and_rate(
+    tmp_path: Path, clip: tuple[str, int, int, int, list[str], str, bool]
+) -> None:
+    name, width, height, fps, codec, extension, audio = clip
+    video = make_clip(tmp_path / f"{name}.{extension}", width, height, fps, codec, audio=audio)
+    out = io.StringIO()
+    report = run_demo(out, seconds=1.0, refresh=0.5, live=False, video=video, out_dir=tmp_path)
+    text = out.getvalue()
+    read, written, failed = summary_counts(text)
+    assert (read, written, failed) == (report.frames_read, report.frames_written, 0)
+    assert read > 0 and written == read  # every frame read went out
+    assert "Losses: none" in text
+    assert f"Annotated video written to {tmp_path / 'annotated.mp4'} ({written} frames)" in text
+    out_width, out_height, times = decoded(tmp_path / "annotated.mp4")
+    assert (out_width, out_height) == (width - width % 2, height - height % 2)
+    assert len(times) == written
+    assert_plays_at(times, fps)
+
+
+@needs_ffmpeg
+def test_demo_on_a_variable_frame_rate_clip_keeps_its_times(tmp_path: Path) -> None:
+    # Frames 1/30 s apart, then 1/10 s apart: the output keeps each frame's own time.
+    video = tmp_path / "vfr.mp4"
+    with av.open(str(video), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        stream.codec_context.time_base = stream.time_base = __import__("fractions").Fraction(1, 90)
+        for index, pts in enumerate([0, 3, 6, 9, 12, 21, 30, 39, 48, 57]):
+            image = np.full((240, 320, 3), index * 20, dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts = pts
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    report = run_demo(
+        io.StringIO(), seconds=0.5, refresh=0.5, live=False, video=video, out_dir=tmp_path
+    )
+    assert report.frames_written == report.frames_read > 10  # it looped
+    _, _, times = decoded(tmp_path / "annotated.mp4")
+    gaps = np.round(np.diff(times[:10]) * 90).astype(int).tolist()
+    assert gaps == [3, 3, 3, 3, 9, 9, 9, 9, 9]
+
+
+def test_the_default_demo_plays_at_the_clips_speed(tmp_path: Path) -> None:
+    report = run_demo(io.StringIO(), seconds=1.0, refresh=0.5, live=False, out_dir=tmp_path)
+    _, _, times = decoded(report.output)
+    assert len(times) == report.frames_written == report.frames_read
+    assert_plays_at(times, 30)  # the 30 fps test clip, looped: times keep rising
+
+
+# -- inputs it cannot read -----------------------------------------------------------------
+
+
+def _bad_inputs(folder: Path) -> dict[str, Path]:
+    folder.mkdir()
+    (folder / "empty.mp4").write_bytes(b"")
+    (folder / "notes.mp4").write_text("not a video\n")
+    (folder / "a-folder.mp4").mkdir()
+    files = {
+        "missing": folder / "missing.mp4",
+        "empty": folder / "empty.mp4",
+        "not a video": folder / "notes.mp4",
+        "a folder": folder / "a-folder.mp4",
+    }
+    if FFMPEG is not None:
+        audio = folder / "audio-only.m4a"
+        subprocess.run(
+            [FFMPEG, "-loglevel", "error", "-f", "lavfi", "-i", "sine=d=1", str(audio)],
+            check=True,
+            timeout=60,
+        )
+        files["audio only"] = audio
+    return files
+
+
+def test_a_video_it_cannot_read_is_one_line_and_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for kind, video in _bad_inputs(tmp_path / "in").items():
+        out = tmp_path / "out"
+        assert main(["demo", "--video", str(video), "--out", str(out)]) == 1, kind
+        captured = capsys.readouterr()
+        assert captured.out == "", kind
+        lines = captured.err.splitlines()
+        assert len(lines) == 1, (kind, captured.err)
+        assert lines[0].startswith("framescope demo: error: --video"), kind
+        assert str(video) in lines[0], kind
+        assert not out.exists(), kind  # nothing written
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file without read permission")
+def test_an_unreadable_video_is_one_line_and_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    video = tmp_path / "locked.mp4"
+    video.write_bytes(b"\x00" * 64)
+    video.chmod(0)
+    assert main(["demo", "--video", str(video), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(video) in err and "ermission" in err
+    assert not (tmp_path / "out").exists()
+
+
+@needs_ffmpeg
+def test_a_damaged_video_is_named_in_the_summary_with_the_frames_read(tmp_path: Path) -> None:
+    video = make_clip(
+        tmp_path / "cut.mp4",
+        320,
+        240,
+        30,
+        ["-c:v", "libx264", "-pix_fmt", "yuv420p"],
+        seconds=0.5,
+        extra=("-movflags", "+faststart"),  # the index first: the cut leaves it whole
+    )
+    data = video.read_bytes()
+    video.write_bytes(data[: len(data) // 2])  # it ends at about half its stated duration
+    out = io.StringIO()
+    report = run_demo(out, seconds=1.0, refresh=0.5, live=False, video=video, out_dir=tmp_path)
+    text = out.getvalue()
+    assert report.input_problem is not None
+    line = next(line for line in text.splitlines() if line.startswith("Input: "))
+    assert f"{report.frames_read} frames were read" in line
+    assert "ended before its stated duration" in line or "error" in line
+
+
+# -- restreaming to nobody ----------------------------------------------------------------
+
+
+def test_restream_to_a_receiver_that_is_not_there_counts_every_frame_lost(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"rtmp://127.0.0.1:{free_port()}/live/nobody"
+    arguments = ["demo", "--seconds", "2", "--refresh", "0.5", "--out", str(tmp_path)]
+    assert main([*arguments, "--restream", url]) == 0
+    captured = capsys.readouterr()
+    read, written, failed = summary_counts(captured.out)
+    assert read > 0 and written == 0 and failed == read  # every frame read is accounted lost
+    assert re.search(rf"Output failed: {re.escape(url)}: .*Connection refused", captured.out)
+    assert f"Nothing was restreamed (no frame reached {url})" in captured.out
+    losses = re.search(r"Losses: failed (\d+)", captured.out)
+    assert losses and int(losses.group(1)) > 0  # the verdict counts them
+    assert "Failing:" in captured.out
+    # The command shows the output's warning on stderr; no per-frame tracebacks.
+    assert f"streaming to {url} failed" in captured.err
+    assert "Traceback" not in captured.err
+    # and the library keeps only its NullHandler once the command returned
+    handlers = logging.getLogger("framescope").handlers
+    assert [type(handler) for handler in handlers] == [logging.NullHandler]
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("bogus://x", "expected a URL starting rtmp://"),
+        ("annotated.mp4", "expected a URL starting rtmp://"),
+        ("ftp://example.com/x", "expected a URL starting rtmp://"),
+    ],
+)
+def test_a_bad_restream_url_is_a_usage_error(
+    url: str, says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--restream", url, "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --restream" in err and says in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+# -- where it writes --------------------------------------------------------------------
+
+
+def test_each_run_overwrites_the_same_out_folder(tmp_path: Path) -> None:
+    seen = []
+    for _ in range(2):
+        report = run_demo(io.StringIO(), seconds=0.5, refresh=0.5, live=False, out_dir=tmp_path)
+        assert report.trace == tmp_path / "trace.json.gz"
+        assert report.output == str(tmp_path / "annotated.mp4")
+        seen.append(sorted(path.name for path in tmp_path.iterdir()))
+    assert seen == [["annotated.mp4", "input.mp4", "trace.json.gz"]] * 2
+
+
+def test_the_default_out_folder_is_the_users_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert default_out_dir() == tmp_path / "cache" / "framescope" / "demo"
+    before = set(Path(os.environ.get("TMPDIR", "/tmp")).glob("framescope-demo-*"))
+    assert main(["demo", "--seconds", "0.5"]) == 0
+    out = capsys.readouterr().out
+    folder = default_out_dir()
+    assert f"Annotated video written to {folder / 'annotated.mp4'}" in out
+    assert f"Trace written to {folder / 'trace.json.gz'}" in out
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "annotated.mp4",
+        "input.mp4",
+        "trace.json.gz",
+    ]
+    assert set(Path(os.environ.get("TMPDIR", "/tmp")).glob("framescope-demo-*")) == before
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert default_out_dir() == Path.home() / ".cache" / "framescope" / "demo"
+
+
+def test_trace_goes_where_asked_and_the_rest_to_out(tmp_path: Path) -> None:
+    trace = tmp_path / "elsewhere" / "t.json"
+    trace.parent.mkdir()
+    report = run_demo(
+        io.StringIO(), seconds=0.5, refresh=0.5, live=False, trace_path=trace, out_dir=tmp_path
+    )
+    assert report.trace == trace and json.loads(trace.read_text())["traceEvents"]
+    assert not (tmp_path / "trace.json.gz").exists()
+
+
+# -- Ctrl-C --------------------------------------------------------------------------------
+
+
+def _read_lines(stream: io.TextIOBase, into: list[str]) -> None:
+    for line in stream:
+        into.append(line)
+
+
+def test_ctrl_c_stops_reports_and_writes_the_trace(tmp_path: Path) -> None:
+    """As in a terminal: SIGINT to the command's process group after its first live table."""
+    environment = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "framescope",
+            "demo",
+            "--seconds",
+            "120",
+            "--refresh",
+            "0.2",
+            "--out",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+        start_new_session=True,  # its own process group, as a terminal's command has
+    )
+    assert process.stdout is not None and process.stderr is not None
+    lines: list[str] = []
+    reader = threading.Thread(target=_read_lines, args=(process.stdout, lines), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not any(line.startswith("t = ") for line in lines):
+            assert time.monotonic() < deadline, "".join(lines)
+            assert process.poll() is None, "".join(lines)
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: to the whole group, children too
+        status = process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    reader.join(10)
+    err = process.stderr.read()
+    process.stderr.close()
+    process.stdout.close()
+    text = "".join(lines)
+    assert status == 130, (text, err)
+    assert "Traceback" not in err and "Traceback" not in text
+    assert "Interrupted: stopping the pipeline." in text
+    assert re.search(r"^(Stage-bound|Source-bound|Failing|Dropping|Stalled)", text, re.M)
+    read, written, failed = summary_counts(text)
+    assert written == read and failed == 0  # the encoder process finished the file
+    trace = tmp_path / "trace.json.gz"
+    assert f"Trace written to {trace}" in text
+    with gzip.open(trace, "rt") as handle:
+        assert json.load(handle)["traceEvents"]
+    _, _, times = decoded(tmp_path / "annotated.mp4")  # finished: it decodes
+    assert len(times) == written
+
+
+# -- logging -------------------------------------------------------------------------------
+
+
+def _readme_logging_calls() -> list[str]:
+    text = (REPO / "README.md").read_text()
+    heading = "## Seeing framescope's log in your own program"
+    if heading not in text:
+        return []
+    section = text.split(heading, 1)[1].split("\n## ")[0]
+    return re.findall(r"`(logging\.[^`]+\))`", " ".join(section.split()))
+
+
+@pytest.mark.parametrize("call", _readme_logging_calls())
+def test_the_readme_says_how_to_see_framescopes_log(call: str) -> None:
+    program = (
+        "import logging\nimport framescope\n"
+        "logging.getLogger('framescope.video.spyglass').warning('restream failed')\n"
+        f"{call}\n"
+        "logging.getLogger('framescope.video.spyglass').warning('restream failed again')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+        check=True,
+    )
+    assert "restream failed again" in done.stderr
+    assert "restream failed\n" not in done.stderr  # before: only the NullHandler
+
+
+def test_the_readme_note_names_both_ways() -> None:
+    assert len(_readme_logging_calls()) == 2
+
+
+def test_the_command_shows_framescopes_warnings_on_stderr_only_while_it_runs(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from framescope import cli
+
+    def warn(*args: object, **kwargs: object) -> int:
+        logging.getLogger("framescope.video.source").warning("video source x failed; reconnecting")
+        logging.getLogger("framescope.video.source").info("not shown: below WARNING")
+        logging.getLogger("elsewhere").warning("not framescope's")
+        return 0
+
+    monkeypatch.setattr("framescope.timepiece_demo.run_timepiece_demo", warn)
+    assert cli.main(["timepiece-demo"]) == 0
+    err = capsys.readouterr().err
+    assert "framescope: WARNING: video source x failed; reconnecting" in err
+    assert "not shown" not in err and "not framescope's" not in err
+    handlers = logging.getLogger("framescope").handlers
+    assert [type(handler) for handler in handlers] == [logging.NullHandler]
+    assert not logging.getLogger().handlers or all(
+        type(handler).__module__.startswith("_pytest") for handler in logging.getLogger().handlers
+    )
+
+
+def test_demo_help_says_what_it_does_and_writes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for promised in (
+        "--out DIR",
+        "~/.cache/framescope/demo",
+        "input.mp4 (the test clip), annotated.mp4 and trace.json.gz",
+        "--video FILE",
+        "--restream URL",
+        "Ctrl-C ends it early",
+        "1 when the video cannot be read",
+        "130 when interrupted",
+        "threads that run the slow stage, Infer",
+    ):
+        assert promised in text, promised
+
+
+def test_video_frames_checks_the_video_at_once_and_yields_timed_items(tmp_path: Path) -> None:
+    from framescope.demo import DemoError, demo_clip, video_frames
+
+    with pytest.raises(DemoError, match=r"missing\.mp4"):
+        video_frames(tmp_path / "missing.mp4")  # not deferred to the first next()
+    frames = video_frames(demo_clip(tmp_path, seconds=0.5))
+    items = [next(frames) for _ in range(40)]  # 15 frames a loop: it loops
+    assert [item["index"] for item in items] == list(range(40))
+    times = [item["time"] for item in items]
+    assert times == pytest.approx([index / 30 for index in range(40)])
+    frames.close()
