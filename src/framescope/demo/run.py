@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import signal
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -79,33 +76,6 @@ def _open_input(video: str | Path | None, folder: Path | None) -> tuple[DemoInpu
     folder = default_out_dir() if folder is None else folder
     folder.mkdir(parents=True, exist_ok=True)
     return DemoInput(demo_clip(folder)), folder
-
-
-@contextmanager
-def _threads_started_here_block_ctrl_c() -> Iterator[None]:
-    """Threads started inside (and their child processes) do not receive SIGINT.
-
-    A terminal's Ctrl-C goes to the whole process group: the SpyGlass's
-    encoder process would die of it mid-file and take the annotated video
-    with it. A thread inherits its creator's signal mask and a child process
-    its spawning thread's, so blocking SIGINT while the SpyGlass starts its
-    thread keeps the encoder processes out of it; the demo's own thread
-    still gets it, stops the pipeline and lets the encoder finish the file.
-    """
-    block = getattr(signal, "pthread_sigmask", None)
-    if block is None:  # no POSIX signal masks here
-        yield
-        return
-    # Starting multiprocessing's resource tracker (shared memory frames) unblocks
-    # SIGINT in the thread that starts it: start it here, before blocking.
-    from multiprocessing import resource_tracker  # noqa: PLC0415
-
-    resource_tracker.ensure_running()
-    before = block(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        block(signal.SIG_SETMASK, before)
 
 
 class _Consumer(threading.Thread):
@@ -283,8 +253,7 @@ def _run(out: TextIO, source: DemoInput, report: DemoReport, settings: _Settings
     _intro(out, source, settings)
     if live_view is not None:
         out.write(f"Live view: open {live_view.url}\n")
-    with _threads_started_here_block_ctrl_c():
-        spyglass.start_streaming()  # its thread starts the encoder processes
+    spyglass.start_streaming()
     consumer = _Consumer(pipeline)
     try:
         with pipeline:

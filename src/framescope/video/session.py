@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -32,13 +33,18 @@ def spawn(module: str) -> subprocess.Popen[bytes]:
     """Start ``python -m module`` with pipes for stdin and stdout (its settings come later).
 
     Starting it early lets it load its imports while the parent still
-    decides the settings (see :class:`FrameProcess`'s ``process``).
+    decides the settings (see :class:`FrameProcess`'s ``process``). It runs
+    in a session of its own, so a terminal's Ctrl-C (sent to the whole
+    foreground process group) reaches only the parent, which then stops it
+    in order and the file it writes stays whole. It ends by itself when the
+    parent goes away (its stdin closes).
     """
     return subprocess.Popen(
         [sys.executable, "-m", module],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
+        start_new_session=os.name == "posix",
     )
 
 
