@@ -18,7 +18,7 @@ from framescope.video import Frame, SyntheticSource, VideoSource, VideoWriter
 from .helpers import write_clip
 
 
-@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".ts"])
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".ts", ".webm"])
 def test_a_clip_round_trips_through_a_file(tmp_path: Path, suffix: str) -> None:
     path = write_clip(tmp_path / f"clip{suffix}", frames=45, size=(320, 240), fps=30)
     source = VideoSource(path).open()

@@ -132,7 +132,7 @@ class SpyGlass(Stage):
         *,
         warmup_frames: int = 100,
         queue_size: int = 8,
-        codec: str = "libx264",
+        codec: str | None = None,
         preset: str | None = "ultrafast",
         tune: str | None = "zerolatency",
         gop: int | None = None,
@@ -148,7 +148,7 @@ class SpyGlass(Stage):
         self.uri = uri
         self._target = self._resolve(uri, format, options)
         self._encoder = {
-            "codec": check_codec(codec),
+            "codec": None if codec is None else check_codec(codec),
             "preset": preset,
             "tune": tune,
             "gop": check_int_at_least(gop, "gop", 1, or_none=True),

@@ -21,6 +21,21 @@ _np = require("numpy", "video", "video output")
 TIME_BASE = fractions.Fraction(1, 90_000)
 
 
+def _default_codec(container_format: str | None) -> str:
+    """The encoder a container takes by default: VP8 for WebM (no H.264 there), else x264."""
+    return "libvpx" if container_format == "webm" else "libx264"
+
+
+def _encoder_options(codec: str, preset: str | None, tune: str | None) -> dict[str, str]:
+    """The speed options each encoder understands (x264's preset and tune mean nothing to VP8)."""
+    if codec in ("libx264", "libx265"):
+        named = {"preset": preset, "tune": tune}
+        return {key: value for key, value in named.items() if value is not None}
+    if codec in ("libvpx", "libvpx-vp9"):
+        return {"deadline": "realtime", "cpu-used": "8"}
+    return {}
+
+
 def check_codec(codec: object) -> str:
     """Return ``codec`` if PyAV's FFmpeg can encode with it, else raise ValueError naming it."""
     if not isinstance(codec, str) or not codec:
@@ -95,8 +110,11 @@ class VideoWriter:
         uri: a file path or a URL (see above).
         fps: the nominal frame rate.
         width, height: the stream size (even numbers); None: the first frame's.
-        codec: an FFmpeg encoder (``libx264`` by default).
-        preset, tune: x264's speed preset and tuning (None: the encoder's default).
+        codec: an FFmpeg encoder; None: ``libvpx`` (VP8) for WebM, which
+            cannot hold H.264, else ``libx264``.
+        preset, tune: the speed preset and tuning of x264 and x265 (None: the
+            encoder's default). Other encoders ignore them; VP8 and VP9 encode
+            in their real-time mode.
         gop: frames between keyframes (None: two seconds' worth).
         bitrate: target bits per second (None: the encoder's quality default).
         format: the FFmpeg container name, overriding the one the target implies.
@@ -113,7 +131,7 @@ class VideoWriter:
         fps: float | None = None,
         width: int | None = None,
         height: int | None = None,
-        codec: str = "libx264",
+        codec: str | None = None,
         preset: str | None = "ultrafast",
         tune: str | None = "zerolatency",
         gop: int | None = None,
@@ -129,7 +147,7 @@ class VideoWriter:
         self.fps = None if fps is None else check_number(fps, "fps", positive=True)
         self.width = _size(width, "width")
         self.height = _size(height, "height")
-        self.codec = check_codec(codec)
+        self.codec = check_codec(_default_codec(self.target.format) if codec is None else codec)
         self.preset, self.tune = preset, tune
         self.gop = check_int_at_least(gop, "gop", 1, or_none=True)
         self.bitrate = check_int_at_least(bitrate, "bitrate", 1, or_none=True)
@@ -170,11 +188,7 @@ class VideoWriter:
         )
         try:
             rate = fractions.Fraction(self.fps or 30).limit_denominator(1001)
-            codec_options = {}
-            if self.preset is not None:
-                codec_options["preset"] = self.preset
-            if self.tune is not None:
-                codec_options["tune"] = self.tune
+            codec_options = _encoder_options(self.codec, self.preset, self.tune)
             stream = container.add_stream(self.codec, rate=rate, options=codec_options)
             stream.width, stream.height = width, height
             stream.pix_fmt = self.pixel_format
