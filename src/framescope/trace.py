@@ -123,6 +123,23 @@ def chrome_trace(
 ) -> dict[str, Any]:
     """Render frame traces as a Chrome Trace Event document (a JSON-ready dict)."""
     tids = {node_id: index + 1 for index, node_id in enumerate(node_ids)}
+    events = _track_names(title, tids)
+    if not frames:
+        return {"traceEvents": events, "displayTimeUnit": "ms"}
+    origin = min(frame.t_in for frame in frames)
+    last_sent: dict[str, tuple[int, int]] = {}  # node -> (t_sent, frame id) of its last span
+    last_node = node_ids[-1] if node_ids else None
+    for frame in sorted(frames, key=lambda f: f.frame_id):
+        events.extend(_frame_slice(frame, last_node, origin))
+        for index, span in enumerate(frame.spans):
+            tid = tids.setdefault(span.node_id, len(tids) + 1)
+            events.extend(_span_events(frame, index, span, tid, origin))
+            events.extend(_fps_counter(frame.frame_id, span, origin, last_sent))
+    return {"traceEvents": events, "displayTimeUnit": "ms"}
+
+
+def _track_names(title: str, tids: dict[str, int]) -> list[dict[str, Any]]:
+    """The metadata events that name the process and its tracks: frames first, then each node."""
     events: list[dict[str, Any]] = [
         {"name": "process_name", "ph": "M", "pid": _PID, "args": {"name": title}},
         {"name": "thread_name", "ph": "M", "pid": _PID, "tid": 0, "args": {"name": "frames"}},
@@ -140,95 +157,108 @@ def chrome_trace(
                 "args": {"sort_index": tid},
             }
         )
-    if not frames:
-        return {"traceEvents": events, "displayTimeUnit": "ms"}
-    origin = min(frame.t_in for frame in frames)
-    last_sent: dict[str, tuple[int, int]] = {}  # node -> (t_sent, frame id) of its last span
-    last_node = node_ids[-1] if node_ids else None
-    for frame in sorted(frames, key=lambda f: f.frame_id):
-        # Frames overlap in time (several are in flight at once), so each is an
-        # async slice of its own: nothing overlaps on a thread track.
-        finished = bool(frame.spans) and frame.spans[-1].node_id == last_node
-        frame_args: dict[str, Any] = {"frame": frame.frame_id}
-        if finished:
-            frame_args["latency_ms"] = frame.latency_ns / 1e6
-        else:
-            frame_args["unfinished"] = True  # still in flight when the trace was taken
-        common = {"name": f"frame {frame.frame_id}", "cat": "frame", "pid": _PID, "tid": 0}
-        common["id"] = frame.frame_id
-        events.append({**common, "ph": "b", "ts": _us(frame.t_in, origin), "args": frame_args})
-        events.append({**common, "ph": "e", "ts": _us(max(frame.t_out, frame.t_in), origin)})
-        for index, span in enumerate(frame.spans):
-            tid = tids.setdefault(span.node_id, len(tids) + 1)
-            start = _us(span.t_start, origin)
-            events.append(
-                {
-                    "name": span.node_id.rsplit("__", 1)[-1],
-                    "cat": "stage",
-                    "ph": "X",
-                    "pid": _PID,
-                    "tid": tid,
-                    "ts": start,
-                    "dur": max(span.busy_ns, 0) / 1_000,
-                    "args": {
-                        "frame": frame.frame_id,
-                        "node": span.node_id,
-                        "queue_wait_ms": span.wait_ns / 1e6,
-                        "queued": span.queued,
-                    },
-                }
-            )
-            for name, block_start, block_end in span.custom:
-                events.append(
-                    {
-                        "name": name,
-                        "cat": "custom",
-                        "ph": "X",
-                        "pid": _PID,
-                        "tid": tid,
-                        "ts": _us(block_start, origin),
-                        "dur": max(block_end - block_start, 0) / 1_000,
-                        "args": {"frame": frame.frame_id},
-                    }
-                )
-            if len(frame.spans) > 1:
-                phase = "s" if index == 0 else ("f" if index == len(frame.spans) - 1 else "t")
-                flow: dict[str, Any] = {
-                    "name": "frame",
-                    "cat": "flow",
-                    "ph": phase,
-                    "id": frame.frame_id,
-                    "pid": _PID,
-                    "tid": tid,
-                    "ts": start,
-                }
-                if phase != "s":
-                    flow["bp"] = "e"
-                events.append(flow)
-            events.append(
-                {
-                    "name": "queue depth",
-                    "ph": "C",
-                    "pid": _PID,
-                    "ts": start,
-                    "args": {span.node_id: span.queued},
-                }
-            )
-            previous = last_sent.get(span.node_id)
-            if previous is not None and span.t_sent > previous[0]:
-                # Frame ids count every frame, sampled into the trace or not.
-                passed = frame.frame_id - previous[1]
-                events.append(
-                    {
-                        "name": "fps",
-                        "ph": "C",
-                        "pid": _PID,
-                        "ts": _us(span.t_sent, origin),
-                        "args": {span.node_id: passed * 1e9 / (span.t_sent - previous[0])},
-                    }
-                )
-            last_sent[span.node_id] = (span.t_sent, frame.frame_id)
-    return {"traceEvents": events, "displayTimeUnit": "ms"}
+    return events
+
+
+def _frame_slice(frame: FrameTrace, last_node: str | None, origin: int) -> list[dict[str, Any]]:
+    """The begin and end of one frame's async slice on the frames track."""
+    # Frames overlap in time (several are in flight at once), so each is an
+    # async slice of its own: nothing overlaps on a thread track.
+    finished = bool(frame.spans) and frame.spans[-1].node_id == last_node
+    frame_args: dict[str, Any] = {"frame": frame.frame_id}
+    if finished:
+        frame_args["latency_ms"] = frame.latency_ns / 1e6
+    else:
+        frame_args["unfinished"] = True  # still in flight when the trace was taken
+    common = {"name": f"frame {frame.frame_id}", "cat": "frame", "pid": _PID, "tid": 0}
+    common["id"] = frame.frame_id
+    return [
+        {**common, "ph": "b", "ts": _us(frame.t_in, origin), "args": frame_args},
+        {**common, "ph": "e", "ts": _us(max(frame.t_out, frame.t_in), origin)},
+    ]
+
+
+def _span_events(
+    frame: FrameTrace, index: int, span: StageSpan, tid: int, origin: int
+) -> list[dict[str, Any]]:
+    """One stage's span of a frame: its slice, its custom blocks, the flow arrow, the queue."""
+    start = _us(span.t_start, origin)
+    events: list[dict[str, Any]] = [
+        {
+            "name": span.node_id.rsplit("__", 1)[-1],
+            "cat": "stage",
+            "ph": "X",
+            "pid": _PID,
+            "tid": tid,
+            "ts": start,
+            "dur": max(span.busy_ns, 0) / 1_000,
+            "args": {
+                "frame": frame.frame_id,
+                "node": span.node_id,
+                "queue_wait_ms": span.wait_ns / 1e6,
+                "queued": span.queued,
+            },
+        }
+    ]
+    for name, block_start, block_end in span.custom:
+        events.append(
+            {
+                "name": name,
+                "cat": "custom",
+                "ph": "X",
+                "pid": _PID,
+                "tid": tid,
+                "ts": _us(block_start, origin),
+                "dur": max(block_end - block_start, 0) / 1_000,
+                "args": {"frame": frame.frame_id},
+            }
+        )
+    if len(frame.spans) > 1:
+        phase = "s" if index == 0 else ("f" if index == len(frame.spans) - 1 else "t")
+        flow: dict[str, Any] = {
+            "name": "frame",
+            "cat": "flow",
+            "ph": phase,
+            "id": frame.frame_id,
+            "pid": _PID,
+            "tid": tid,
+            "ts": start,
+        }
+        if phase != "s":
+            flow["bp"] = "e"
+        events.append(flow)
+    events.append(
+        {
+            "name": "queue depth",
+            "ph": "C",
+            "pid": _PID,
+            "ts": start,
+            "args": {span.node_id: span.queued},
+        }
+    )
+    return events
+
+
+def _fps_counter(
+    frame_id: int, span: StageSpan, origin: int, last_sent: dict[str, tuple[int, int]]
+) -> list[dict[str, Any]]:
+    """The node's fps since its previous span in the trace (none for its first); notes this one."""
+    events: list[dict[str, Any]] = []
+    previous = last_sent.get(span.node_id)
+    if previous is not None and span.t_sent > previous[0]:
+        # Frame ids count every frame, sampled into the trace or not.
+        passed = frame_id - previous[1]
+        events.append(
+            {
+                "name": "fps",
+                "ph": "C",
+                "pid": _PID,
+                "ts": _us(span.t_sent, origin),
+                "args": {span.node_id: passed * 1e9 / (span.t_sent - previous[0])},
+            }
+        )
+    last_sent[span.node_id] = (span.t_sent, frame_id)
+    return events
 
 
 def write_trace(path: str | os.PathLike[str], document: dict[str, Any]) -> Path:

@@ -297,36 +297,61 @@ class KVSReceiver:
                 if element != CLUSTER_ID:
                     continue
                 count += 1
-                timecode = self._fragment(bytes(header), cluster, number)
-                self._ack(sock, {"EventType": "BUFFERING", "FragmentTimecode": timecode})
-                if error_after is not None and count == error_after[0]:
-                    self.errored.append(self.fragments.pop())  # refused: not persisted
-                    self._ack(
-                        sock,
-                        {
-                            "EventType": "ERROR",
-                            "FragmentTimecode": timecode,
-                            "ErrorId": error_after[1],
-                        },
-                    )
-                    sock.sendall(b"0\r\n\r\n")
-                    return
-                self._ack(
+                go_on = self._answer_fragment(
                     sock,
-                    {
-                        "EventType": "RECEIVED",
-                        "FragmentTimecode": timecode,
-                        "FragmentNumber": str(count),
-                    },
-                    {
-                        "EventType": "PERSISTED",
-                        "FragmentTimecode": timecode,
-                        "FragmentNumber": str(count),
-                    },
+                    bytes(header),
+                    cluster,
+                    number,
+                    count,
+                    drop_after=drop_after,
+                    error_after=error_after,
                 )
-                if drop_after is not None and count == drop_after:
-                    sock.shutdown(socket.SHUT_RDWR)
+                if not go_on:
                     return
+
+    def _answer_fragment(
+        self,
+        sock: socket.socket,
+        header: bytes,
+        cluster: bytes,
+        number: int,
+        count: int,
+        *,
+        drop_after: int | None,
+        error_after: tuple[int, int] | None,
+    ) -> bool:
+        """Acknowledge fragment ``count`` as the service does; False when the connection ends."""
+        timecode = self._fragment(header, cluster, number)
+        self._ack(sock, {"EventType": "BUFFERING", "FragmentTimecode": timecode})
+        if error_after is not None and count == error_after[0]:
+            self.errored.append(self.fragments.pop())  # refused: not persisted
+            self._ack(
+                sock,
+                {
+                    "EventType": "ERROR",
+                    "FragmentTimecode": timecode,
+                    "ErrorId": error_after[1],
+                },
+            )
+            sock.sendall(b"0\r\n\r\n")
+            return False
+        self._ack(
+            sock,
+            {
+                "EventType": "RECEIVED",
+                "FragmentTimecode": timecode,
+                "FragmentNumber": str(count),
+            },
+            {
+                "EventType": "PERSISTED",
+                "FragmentTimecode": timecode,
+                "FragmentNumber": str(count),
+            },
+        )
+        if drop_after is not None and count == drop_after:
+            sock.shutdown(socket.SHUT_RDWR)
+            return False
+        return True
 
     def _check_tracks(self, header: bytes) -> None:
         at = _top_level(header, TRACKS_ID)

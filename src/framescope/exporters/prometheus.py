@@ -52,6 +52,7 @@ from framescope.exporters.sources import MetricSources, Reading, histogram_of
 from framescope.histogram import DEFAULT_LATENCY_BUCKETS, HistogramSnapshot
 from framescope.pipeline.events import NodePhase
 from framescope.pipeline.metrics import SnapshotSource
+from framescope.pipeline.snapshot import PipelineSnapshot, StageSnapshot
 from framescope.pipeline.tree import SEPARATOR
 from framescope.timepiece.tachometers import BaseTachometer
 from framescope.timepiece.timers import BaseTimer
@@ -245,137 +246,189 @@ class PrometheusExporter:
         self.close()
 
 
+_PIPELINE_COUNTERS = ("forwarded", "completed", "failed")
+
+# The metric families of one scrape, in the order they are exposed:
+# (key, family class in prometheus_client.core, name after the namespace, help, labels).
+_FAMILIES: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
+    (
+        "p_latency",
+        "HistogramMetricFamily",
+        "pipeline_latency_seconds",
+        "End-to-end latency of items through the pipeline.",
+        ("pipeline",),
+    ),
+    (
+        "p_fps",
+        "GaugeMetricFamily",
+        "pipeline_frames_per_second",
+        "Items completed per second over the recent window.",
+        ("pipeline",),
+    ),
+    *(
+        (
+            key,
+            "CounterMetricFamily",
+            f"pipeline_{key}_items",
+            f"Items {key} by the pipeline.",
+            ("pipeline",),
+        )
+        for key in _PIPELINE_COUNTERS
+    ),
+    (
+        "p_dropped",
+        "CounterMetricFamily",
+        "pipeline_dropped_items",
+        "Items lost: queue_full (refused), overflow (dropped by policy), "
+        "result_unread (results nobody read), cleanup (queued at cleanup).",
+        ("pipeline", "reason"),
+    ),
+    (
+        "s_latency",
+        "HistogramMetricFamily",
+        "stage_processing_seconds",
+        "Time a stage spends processing one item.",
+        ("pipeline", "stage"),
+    ),
+    (
+        "s_fps",
+        "GaugeMetricFamily",
+        "stage_frames_per_second",
+        "Items a stage processes per second over the recent window.",
+        ("pipeline", "stage"),
+    ),
+    (
+        "s_failed",
+        "CounterMetricFamily",
+        "stage_failed_items",
+        "Items a stage raised on.",
+        ("pipeline", "stage"),
+    ),
+    (
+        "s_depth",
+        "GaugeMetricFamily",
+        "stage_queue_depth",
+        "Items waiting in the stage's input queue.",
+        ("pipeline", "stage"),
+    ),
+    (
+        "s_state",
+        "StateSetMetricFamily",
+        "stage_state",
+        "What the stage is doing (needs pipeline debugging on).",
+        ("pipeline", "stage"),
+    ),
+    (
+        "r_latency",
+        "HistogramMetricFamily",
+        "replica_processing_seconds",
+        "Time one replica of a stage spends processing one item.",
+        ("pipeline", "stage", "replica"),
+    ),
+    (
+        "r_fps",
+        "GaugeMetricFamily",
+        "replica_frames_per_second",
+        "Items one replica of a stage processes per second over the recent window.",
+        ("pipeline", "stage", "replica"),
+    ),
+    (
+        "t_latency",
+        "HistogramMetricFamily",
+        "timer_seconds",
+        "Intervals measured by a framescope timer.",
+        ("timer",),
+    ),
+    (
+        "t_rate",
+        "GaugeMetricFamily",
+        "timer_events_per_second",
+        "Events per second over the timer's recent window.",
+        ("timer",),
+    ),
+)
+
+
 def render(
     reading: Reading,
     namespace: str = "framescope",
     buckets: Sequence[float] = DEFAULT_LATENCY_BUCKETS,
 ) -> Iterable[Any]:
     """The Prometheus metric families for one reading (a pure function of it and the buckets)."""
-    core = _core
-    ns = namespace
-
-    def family(kind: Any, name: str, doc: str, labels: list[str], **extra: Any) -> Any:
-        return kind(f"{ns}_{name}", doc, labels=labels, **extra)
-
-    p_latency = family(
-        core.HistogramMetricFamily,
-        "pipeline_latency_seconds",
-        "End-to-end latency of items through the pipeline.",
-        ["pipeline"],
-    )
-    p_fps = family(
-        core.GaugeMetricFamily,
-        "pipeline_frames_per_second",
-        "Items completed per second over the recent window.",
-        ["pipeline"],
-    )
-    p_counts = {
-        key: family(
-            core.CounterMetricFamily,
-            f"pipeline_{key}_items",
-            f"Items {key} by the pipeline.",
-            ["pipeline"],
-        )
-        for key in ("forwarded", "completed", "failed")
-    }
-    p_dropped = family(
-        core.CounterMetricFamily,
-        "pipeline_dropped_items",
-        "Items lost: queue_full (refused), overflow (dropped by policy), "
-        "result_unread (results nobody read), cleanup (queued at cleanup).",
-        ["pipeline", "reason"],
-    )
-    s_latency = family(
-        core.HistogramMetricFamily,
-        "stage_processing_seconds",
-        "Time a stage spends processing one item.",
-        ["pipeline", "stage"],
-    )
-    s_fps = family(
-        core.GaugeMetricFamily,
-        "stage_frames_per_second",
-        "Items a stage processes per second over the recent window.",
-        ["pipeline", "stage"],
-    )
-    s_failed = family(
-        core.CounterMetricFamily,
-        "stage_failed_items",
-        "Items a stage raised on.",
-        ["pipeline", "stage"],
-    )
-    s_depth = family(
-        core.GaugeMetricFamily,
-        "stage_queue_depth",
-        "Items waiting in the stage's input queue.",
-        ["pipeline", "stage"],
-    )
-    s_state = family(
-        core.StateSetMetricFamily,
-        "stage_state",
-        "What the stage is doing (needs pipeline debugging on).",
-        ["pipeline", "stage"],
-    )
-    r_latency = family(
-        core.HistogramMetricFamily,
-        "replica_processing_seconds",
-        "Time one replica of a stage spends processing one item.",
-        ["pipeline", "stage", "replica"],
-    )
-    r_fps = family(
-        core.GaugeMetricFamily,
-        "replica_frames_per_second",
-        "Items one replica of a stage processes per second over the recent window.",
-        ["pipeline", "stage", "replica"],
-    )
-    t_latency = family(
-        core.HistogramMetricFamily,
-        "timer_seconds",
-        "Intervals measured by a framescope timer.",
-        ["timer"],
-    )
-    t_rate = family(
-        core.GaugeMetricFamily,
-        "timer_events_per_second",
-        "Events per second over the timer's recent window.",
-        ["timer"],
-    )
+    families = _empty_families(namespace)
     for metrics in reading.pipelines:
-        name = metrics.pipeline
-        histogram = histogram_of(metrics.latency, buckets)
-        if histogram is not None:
-            p_latency.add_metric([name], _buckets(histogram), histogram.total)
-        p_fps.add_metric([name], metrics.latency.rate(metrics.taken_ns))
-        for key, counter in p_counts.items():
-            counter.add_metric([name], float(metrics.counters.get(key, 0)))
-        for reason, total in metrics.dropped().items():
-            p_dropped.add_metric([name, reason], float(total))
-        prefix = f"{name}{SEPARATOR}"
+        _add_pipeline(families, metrics, buckets)
+        prefix = f"{metrics.pipeline}{SEPARATOR}"
         for stage in metrics.stages:
-            if stage.replica_of is not None:
-                of, replica = stage.replica_of.removeprefix(prefix), str(stage.replica_index)
-                histogram = histogram_of(stage.latency, buckets)
-                if histogram is not None:
-                    r_latency.add_metric([name, of, replica], _buckets(histogram), histogram.total)
-                r_fps.add_metric([name, of, replica], stage.latency.rate(metrics.taken_ns))
-                continue
-            labels = [name, stage.stage]
-            histogram = histogram_of(stage.latency, buckets)
-            if histogram is not None:
-                s_latency.add_metric(labels, _buckets(histogram), histogram.total)
-            s_fps.add_metric(labels, stage.latency.rate(metrics.taken_ns))
-            s_failed.add_metric(labels, float(stage.failures))
-            if stage.queue_depth is not None:
-                s_depth.add_metric(labels, float(stage.queue_depth))
-            if stage.phase is not None:
-                s_state.add_metric(labels, {phase: phase == stage.phase for phase in _PHASES})
+            if stage.replica_of is None:
+                _add_stage(families, metrics, stage, buckets)
+            else:
+                of = stage.replica_of.removeprefix(prefix)
+                _add_replica(families, metrics, stage, of, buckets)
     for timer in reading.timers:
         histogram = histogram_of(timer.stats, buckets)
         if histogram is not None:
-            t_latency.add_metric([timer.name], _buckets(histogram), histogram.total)
-        t_rate.add_metric([timer.name], timer.stats.rate())
-    families = [p_latency, p_fps, *p_counts.values(), p_dropped, s_latency, s_fps, s_failed]
-    families += [s_depth, s_state, r_latency, r_fps, t_latency, t_rate]
-    return [f for f in families if f.samples]
+            families["t_latency"].add_metric([timer.name], _buckets(histogram), histogram.total)
+        families["t_rate"].add_metric([timer.name], timer.stats.rate())
+    return [f for f in families.values() if f.samples]
+
+
+def _empty_families(namespace: str) -> dict[str, Any]:
+    """A fresh family of each metric in ``_FAMILIES``, by key, in exposition order."""
+    return {
+        key: getattr(_core, kind)(f"{namespace}_{name}", doc, labels=list(labels))
+        for key, kind, name, doc, labels in _FAMILIES
+    }
+
+
+def _add_pipeline(
+    families: dict[str, Any], metrics: PipelineSnapshot, buckets: Sequence[float]
+) -> None:
+    """One pipeline's own series: latency, fps, item counters and drops by reason."""
+    name = metrics.pipeline
+    histogram = histogram_of(metrics.latency, buckets)
+    if histogram is not None:
+        families["p_latency"].add_metric([name], _buckets(histogram), histogram.total)
+    families["p_fps"].add_metric([name], metrics.latency.rate(metrics.taken_ns))
+    for key in _PIPELINE_COUNTERS:
+        families[key].add_metric([name], float(metrics.counters.get(key, 0)))
+    for reason, total in metrics.dropped().items():
+        families["p_dropped"].add_metric([name, reason], float(total))
+
+
+def _add_stage(
+    families: dict[str, Any],
+    metrics: PipelineSnapshot,
+    stage: StageSnapshot,
+    buckets: Sequence[float],
+) -> None:
+    """One stage's series (a replicated stage's are its replicas' merged)."""
+    labels = [metrics.pipeline, stage.stage]
+    histogram = histogram_of(stage.latency, buckets)
+    if histogram is not None:
+        families["s_latency"].add_metric(labels, _buckets(histogram), histogram.total)
+    families["s_fps"].add_metric(labels, stage.latency.rate(metrics.taken_ns))
+    families["s_failed"].add_metric(labels, float(stage.failures))
+    if stage.queue_depth is not None:
+        families["s_depth"].add_metric(labels, float(stage.queue_depth))
+    if stage.phase is not None:
+        state = {phase: phase == stage.phase for phase in _PHASES}
+        families["s_state"].add_metric(labels, state)
+
+
+def _add_replica(
+    families: dict[str, Any],
+    metrics: PipelineSnapshot,
+    stage: StageSnapshot,
+    of: str,
+    buckets: Sequence[float],
+) -> None:
+    """One replica's series, labelled with the stage it is a replica of (``of``) and its index."""
+    labels = [metrics.pipeline, of, str(stage.replica_index)]
+    histogram = histogram_of(stage.latency, buckets)
+    if histogram is not None:
+        families["r_latency"].add_metric(labels, _buckets(histogram), histogram.total)
+    families["r_fps"].add_metric(labels, stage.latency.rate(metrics.taken_ns))
 
 
 def _constant_labels(labels: Mapping[str, str] | None) -> dict[str, str]:

@@ -53,8 +53,31 @@ def read_snapshot(tree: StageTree, runtime: Runtime) -> PipelineSnapshot:
     else:
         started = runtime.running or tree.closed
         state, material, phases = _plain_state(tree, started, taken_ns), TraceMaterial(), {}
-    queues, held = runtime.queues(), runtime.held()
     source_error = runtime.source_error
+    stages = _stage_snapshots(tree, runtime, phases)
+    return PipelineSnapshot(
+        pipeline=tree.name,
+        latency=runtime.latency.statistics(),
+        counters=runtime.counters(),
+        stages=stages,
+        node_readings=readings,
+        _state=state,
+        taken_ns=taken_ns,
+        wall_time=wall,
+        mode=tree.mode,
+        debug=aggregator is not None,
+        trace_material=material,
+        cpu_count=os.cpu_count(),
+        cpu_load=runtime.cpu.load(),
+        source_error=None if source_error is None else describe_error(source_error),
+    )
+
+
+def _stage_snapshots(
+    tree: StageTree, runtime: Runtime, phases: dict[str, str]
+) -> tuple[StageSnapshot, ...]:
+    """Each stage's snapshot in pipeline order, each followed by its replicas' own."""
+    queues, held = runtime.queues(), runtime.held()
     working = set(tree.working_keys(tree.mode == PARALLEL))
     prefix = tree.name + SEPARATOR
     stages = []
@@ -86,19 +109,4 @@ def read_snapshot(tree: StageTree, runtime: Runtime) -> PipelineSnapshot:
                     replica_of=key,
                 )
             )
-    return PipelineSnapshot(
-        pipeline=tree.name,
-        latency=runtime.latency.statistics(),
-        counters=runtime.counters(),
-        stages=tuple(stages),
-        node_readings=readings,
-        _state=state,
-        taken_ns=taken_ns,
-        wall_time=wall,
-        mode=tree.mode,
-        debug=aggregator is not None,
-        trace_material=material,
-        cpu_count=os.cpu_count(),
-        cpu_load=runtime.cpu.load(),
-        source_error=None if source_error is None else describe_error(source_error),
-    )
+    return tuple(stages)

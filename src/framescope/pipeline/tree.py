@@ -219,6 +219,33 @@ class StageTree:
             )
         if queue_size is not None:
             check_positive_int(queue_size, "queue_size")
+        name = self._stage_name(stage, name, child)
+        if child is not None and (replicas > 1 or executor.remote):
+            raise ValueError(
+                f"replicas: stage {name!r} is a nested pipeline; give replicas to its stages"
+            )
+        if executor.remote or replicas > 1:
+            executor.check(stage, name)
+        if child is not None:
+            self._nest(child)
+        watch = StopWatch(name, max_intervals=self.window, clock=self.clock)
+        watch.keep_distribution()  # cumulative, for exporters' histograms
+        recorder = EventRecorder(name, self.clock, enabled=self.debug, block_names=self.block_names)
+        if isinstance(stage, Stage) and child is None:
+            stage.__dict__["_framescope_events"] = recorder
+            if replicas > 1:
+                stage.__dict__["_framescope_replicated"] = True
+        step = Step(name, stage, watch, on_error, queue_size, recorder, child)
+        step.replicas, step.executor, step.ordered = replicas, executor, ordered
+        if step.replicated:
+            self._add_replica_timers(step)
+        self.steps.append(step)
+        return step
+
+    def _stage_name(
+        self, stage: Callable[[Any], Any], name: str | None, child: StageTree | None
+    ) -> str:
+        """The checked name of a stage being added: ``name``, or its default; not yet taken."""
         if name is None and child is not None:
             name = self._next_default_name()  # PyStream: add(sub.as_stage()) keys it Stage_N
         elif name is None:
@@ -231,39 +258,27 @@ class StageTree:
             name = check_name(name, "name")
         if name in self.names:
             raise ValueError(f"name: pipeline {self.name!r} already has a stage named {name!r}")
-        if child is not None and (replicas > 1 or executor.remote):
-            raise ValueError(
-                f"replicas: stage {name!r} is a nested pipeline; give replicas to its stages"
+        return name
+
+    def _nest(self, child: StageTree) -> None:
+        """Make ``child`` a nested pipeline of this one, refusing cycles and second parents."""
+        if child is self or self.contains(child) or child.contains(self):
+            raise ValueError("stage: a pipeline cannot contain itself")
+        if child.nested_in is not None:
+            raise ValueError(f"stage: pipeline {child.name!r} is already nested elsewhere")
+        child.nested_in = self
+
+    def _add_replica_timers(self, step: Step) -> None:
+        """Give each replica of a replicated step its own stopwatch and event recorder."""
+        for index in range(step.replicas):
+            label = f"{step.name}#{index}"
+            replica = StopWatch(label, max_intervals=self.window, clock=self.clock)
+            replica.keep_distribution()
+            step.replica_watches.append(replica)
+            recorder = EventRecorder(
+                label, self.clock, enabled=self.debug, block_names=self.block_names
             )
-        if executor.remote or replicas > 1:
-            executor.check(stage, name)
-        if child is not None:
-            if child is self or self.contains(child) or child.contains(self):
-                raise ValueError("stage: a pipeline cannot contain itself")
-            if child.nested_in is not None:
-                raise ValueError(f"stage: pipeline {child.name!r} is already nested elsewhere")
-            child.nested_in = self
-        watch = StopWatch(name, max_intervals=self.window, clock=self.clock)
-        watch.keep_distribution()  # cumulative, for exporters' histograms
-        recorder = EventRecorder(name, self.clock, enabled=self.debug, block_names=self.block_names)
-        if isinstance(stage, Stage) and child is None:
-            stage.__dict__["_framescope_events"] = recorder
-            if replicas > 1:
-                stage.__dict__["_framescope_replicated"] = True
-        step = Step(name, stage, watch, on_error, queue_size, recorder, child)
-        step.replicas, step.executor, step.ordered = replicas, executor, ordered
-        if step.replicated:
-            for index in range(replicas):
-                label = f"{name}#{index}"
-                replica = StopWatch(label, max_intervals=self.window, clock=self.clock)
-                replica.keep_distribution()
-                step.replica_watches.append(replica)
-                recorder = EventRecorder(
-                    label, self.clock, enabled=self.debug, block_names=self.block_names
-                )
-                step.replica_recorders.append(recorder)
-        self.steps.append(step)
-        return step
+            step.replica_recorders.append(recorder)
 
     def tap(self, stage: str, callback: Callable[[Any], None]) -> None:
         """Call ``callback(result)`` with every result of the plain stage named ``stage``.

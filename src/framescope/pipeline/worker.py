@@ -76,72 +76,14 @@ class Worker:
         self.thread = threading.Thread(target=self._run, name=f"framescope:{label}", daemon=True)
 
     def _run(self) -> None:
-        get, process, send, now = self._get, self._process, self._send, self._now
-        skip, recorder, recording = self._skip, self.recorder, self.recorder.enabled
-        append, inbox_length = recorder.extend_iterations, self.inbox.length_function()
-        outbox_length = self._outbox_length
-        getting, processing, sending = (
-            NodePhase.GETTING_INPUTS,
-            NodePhase.PROCESSING,
-            NodePhase.SENDING_OUTPUTS,
-        )
+        recorder, recording = self.recorder, self.recorder.enabled
         if recording:
             bind_recorder(recorder)
-        sequence, queued, t_get = 0, 0, now()  # one iteration's end is the next one's start
         try:
-            while True:
-                if recording:
-                    recorder.phase = getting
-                    queued = inbox_length()
-                envelope = get()
-                if envelope is CLOSED:
-                    return
-                if envelope is END:
-                    self._end()
-                    return
-                t_got = now()
-                if recording:
-                    recorder.phase = processing
-                    recorder.frame_id = envelope.frame_id
-                if (t_send := process(envelope, t_got)) is None:  # skipped, or the pipeline stopped
-                    skip(envelope)
-                    if recording:
-                        t = now()
-                        frame, t_in = envelope.frame_id, envelope.t_in
-                        append(
-                            pack_iteration(
-                                sequence, frame, t_get, queued, t_got, t, NO_QUEUE, t, 0, t_in
-                            )
-                        )
-                        sequence, t_get = sequence + 1, t
-                    continue
-                if not recording:
-                    if not send(envelope):
-                        break
-                    continue
-                recorder.phase = sending
-                out_queued = outbox_length() if outbox_length is not None else NO_QUEUE
-                sent = send(envelope)
-                t_sent = now()
-                frame, t_in = envelope.frame_id, envelope.t_in
-                append(
-                    pack_iteration(
-                        sequence,
-                        frame,
-                        t_get,
-                        queued,
-                        t_got,
-                        t_send,
-                        out_queued,
-                        t_sent,
-                        sent,
-                        t_in,
-                    )
-                )
-                if not sent:
-                    break
-                sequence, t_get = sequence + 1, t_sent
-            self._lost(envelope)  # the loop ends here only when it could not send
+            # Two loops rather than one that asks per item whether it records.
+            held = self._recorded_loop() if recording else self._plain_loop()
+            if held is not None:  # the loop ends here only when it could not send
+                self._lost(held)
         except BaseException as error:  # SystemExit, KeyboardInterrupt ... from a stage
             # Not lost in a dead thread: the runtime counts it, stops the
             # pipeline and raises it again in the caller's thread.
@@ -150,6 +92,68 @@ class Worker:
             recorder.phase = NodePhase.IDLE
             if recording:
                 bind_recorder(None)
+
+    def _plain_loop(self) -> Envelope | None:
+        """Pass items on until the input ends (None) or the next queue closes (the item held)."""
+        get, process, send, now, skip = self._get, self._process, self._send, self._now, self._skip
+        while True:
+            envelope: Envelope = get()
+            if envelope is CLOSED:
+                return None
+            if envelope is END:
+                self._end()
+                return None
+            if process(envelope, now()) is None:  # skipped, or the pipeline stopped
+                skip(envelope)
+                continue
+            if not send(envelope):
+                return envelope
+
+    def _recorded_loop(self) -> Envelope | None:
+        """:meth:`_plain_loop`, recording each iteration and the node's live phase."""
+        get, process, send, now = self._get, self._process, self._send, self._now
+        skip, recorder = self._skip, self.recorder
+        append, inbox_length = recorder.extend_iterations, self.inbox.length_function()
+        outbox_length = self._outbox_length
+        getting, processing, sending = (
+            NodePhase.GETTING_INPUTS,
+            NodePhase.PROCESSING,
+            NodePhase.SENDING_OUTPUTS,
+        )
+        sequence, t_get = 0, now()  # one iteration's end is the next one's start
+        while True:
+            recorder.phase = getting
+            queued = inbox_length()
+            envelope: Envelope = get()
+            if envelope is CLOSED:
+                return None
+            if envelope is END:
+                self._end()
+                return None
+            t_got = now()
+            recorder.phase = processing
+            recorder.frame_id = envelope.frame_id
+            frame, t_in = envelope.frame_id, envelope.t_in
+            if (t_send := process(envelope, t_got)) is None:  # skipped, or the pipeline stopped
+                skip(envelope)
+                t = now()
+                append(
+                    pack_iteration(sequence, frame, t_get, queued, t_got, t, NO_QUEUE, t, 0, t_in)
+                )
+                sequence, t_get = sequence + 1, t
+                continue
+            recorder.phase = sending
+            out_queued = outbox_length() if outbox_length is not None else NO_QUEUE
+            sent = send(envelope)
+            t_sent = now()
+            append(
+                pack_iteration(
+                    sequence, frame, t_get, queued, t_got, t_send, out_queued, t_sent, sent, t_in
+                )
+            )
+            if not sent:
+                return envelope
+            sequence, t_get = sequence + 1, t_sent
 
     def _lost(self, envelope: Envelope) -> None:
         """The pipeline stopped while this thread held ``envelope``: count it discarded."""
