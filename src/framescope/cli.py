@@ -60,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"framescope {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_demo_command(commands)
+    _add_timepiece_command(commands)
+    return parser
+
+
+def _add_demo_command(commands: Any) -> None:
+    """``framescope demo``: a video through a pipeline, watched live, then diagnosed."""
     demo = commands.add_parser(
         "demo",
         help="run a video through a pipeline, watch it live, then see its bottleneck",
@@ -132,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="threads that run the slow stage, Infer (default 1)",
     )
+
+
+def _add_timepiece_command(commands: Any) -> None:
+    """``framescope timepiece-demo``: a simulated frame loop timed with the timepiece tools."""
     timepiece = commands.add_parser(
         "timepiece-demo", help="run a short simulated frame loop timed with the timepiece tools"
     )
@@ -148,7 +159,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between tachometer reports (default 1)",
     )
     timepiece.add_argument("--seed", type=int, default=None, help="seed of the simulated workload")
-    return parser
 
 
 @contextmanager
