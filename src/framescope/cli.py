@@ -99,6 +99,22 @@ def _add_demo_command(commands: Any) -> None:
         default=0.5,
         help="seconds between live tables (default 0.5)",
     )
+    _add_demo_files(demo)
+    demo.add_argument(
+        "--serve",
+        action="store_true",
+        help="also show it live in a browser, on 127.0.0.1 (prints the address)",
+    )
+    demo.add_argument(
+        "--replicas",
+        type=_positive_int,
+        default=1,
+        help="threads that run the slow stage, Infer (default 1)",
+    )
+
+
+def _add_demo_files(demo: argparse.ArgumentParser) -> None:
+    """The demo's input and outputs: --video, --out, --trace, --restream."""
     demo.add_argument(
         "--video",
         default=None,
@@ -127,17 +143,6 @@ def _add_demo_command(commands: Any) -> None:
         metavar="URL",
         help="send the annotated video to this URL (rtmp://, rtsp://, udp://, tcp://, "
         "http(s)://) instead of writing annotated.mp4",
-    )
-    demo.add_argument(
-        "--serve",
-        action="store_true",
-        help="also show it live in a browser, on 127.0.0.1 (prints the address)",
-    )
-    demo.add_argument(
-        "--replicas",
-        type=_positive_int,
-        default=1,
-        help="threads that run the slow stage, Infer (default 1)",
     )
 
 
