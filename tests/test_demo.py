@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import io
 import json
@@ -60,7 +61,9 @@ def make_clip(
     """A short clip of ffmpeg's moving test pattern."""
     assert FFMPEG is not None
     command = [FFMPEG, "-loglevel", "error", "-y", "-f", "lavfi"]
-    command += ["-i", f"testsrc2=size={width}x{height}:rate={fps}", "-t", str(seconds)]
+    pattern = f"testsrc2=size={width + width % 2}x{height + height % 2}:rate={fps}"
+    # testsrc2 makes even sizes only: an odd size is cut from the next even one.
+    command += ["-i", f"{pattern},crop={width}:{height}:0:0", "-t", str(seconds)]
     if audio:
         command += ["-f", "lavfi", "-i", "sine=frequency=440", "-t", str(seconds), "-c:a", "aac"]
     subprocess.run([*command, *codec, *extra, str(path)], check=True, timeout=120)
@@ -116,9 +119,14 @@ def test_demo_runs_on_any_size_codec_and_rate(
     assert (read, written, failed) == (report.frames_read, report.frames_written, 0)
     assert read > 0 and written == read  # every frame read went out
     assert "Losses: none" in text
-    assert f"Annotated video written to {tmp_path / 'annotated.mp4'} ({written} frames)" in text
+    even = (width - width % 2, height - height % 2)
+    assert report.input_size is not None
+    was = "x".join(map(str, report.input_size))
+    cut = f", {even[0]}x{even[1]}: cut from {was}, H.264 needs even sides"
+    said = f"({written} frames{cut if even != report.input_size else ''})"
+    assert f"Annotated video written to {tmp_path / 'annotated.mp4'} {said}" in text
     out_width, out_height, times = decoded(tmp_path / "annotated.mp4")
-    assert (out_width, out_height) == (width - width % 2, height - height % 2)
+    assert (out_width, out_height) == even
     assert len(times) == written
     assert_plays_at(times, fps)
 
@@ -236,7 +244,7 @@ def test_restream_to_a_receiver_that_is_not_there_counts_every_frame_lost(
 ) -> None:
     url = f"rtmp://127.0.0.1:{free_port()}/live/nobody"
     arguments = ["demo", "--seconds", "2", "--refresh", "0.5", "--out", str(tmp_path)]
-    assert main([*arguments, "--restream", url]) == 0
+    assert main([*arguments, "--restream", url]) == 1  # a fault shows in the exit status
     captured = capsys.readouterr()
     read, written, failed = summary_counts(captured.out)
     assert read > 0 and written == 0 and failed == read  # every frame read is accounted lost
@@ -308,13 +316,95 @@ def test_the_default_out_folder_is_the_users_cache(
 
 
 def test_trace_goes_where_asked_and_the_rest_to_out(tmp_path: Path) -> None:
+    run_demo(io.StringIO(), seconds=0.5, refresh=0.5, live=False, out_dir=tmp_path)
+    assert (tmp_path / "trace.json.gz").exists()  # the last run's
     trace = tmp_path / "elsewhere" / "t.json"
     trace.parent.mkdir()
     report = run_demo(
         io.StringIO(), seconds=0.5, refresh=0.5, live=False, trace_path=trace, out_dir=tmp_path
     )
     assert report.trace == trace and json.loads(trace.read_text())["traceEvents"]
-    assert not (tmp_path / "trace.json.gz").exists()
+    assert not (tmp_path / "trace.json.gz").exists()  # nothing stale passes for this run's
+
+
+def test_a_run_on_another_video_leaves_no_stale_clip_or_trace(tmp_path: Path) -> None:
+    folder = tmp_path / "out"
+    run_demo(io.StringIO(), seconds=0.5, refresh=0.5, live=False, out_dir=folder)
+    video = tmp_path / "mine.mp4"
+    shutil.copy(folder / "input.mp4", video)
+    out = io.StringIO()
+    trace = tmp_path / "t.json"
+    run_demo(
+        out, seconds=0.5, refresh=0.5, live=False, video=video, trace_path=trace, out_dir=folder
+    )
+    assert sorted(path.name for path in folder.iterdir()) == ["annotated.mp4"]
+    # The closing hints run the same video into the same folder.
+    again = f"framescope demo --video {video} --out {folder}"
+    assert f"To watch it live in a browser: {again} --serve" in out.getvalue()
+    # The test clip given as the video is read, not removed.
+    run_demo(io.StringIO(), seconds=0.5, refresh=0.5, live=False, out_dir=folder)
+    given = folder / "input.mp4"
+    report = run_demo(
+        io.StringIO(), seconds=0.5, refresh=0.5, live=False, video=given, out_dir=folder
+    )
+    assert given.exists() and report.frames_written > 0
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "says"),
+    [
+        ("--out", "a-file", "cannot make the folder (File exists)"),
+        ("--trace", "missing/t.json", "no such folder"),
+        ("--trace", ".", "is a folder"),
+    ],
+)
+def test_a_folder_it_cannot_write_is_one_line_and_exit_1(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    *,
+    flag: str,
+    value: str,
+    says: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("not a folder")
+    arguments = ["demo", "--seconds", "0.5", "--out", str(tmp_path / "out"), flag, value]
+    if flag == "--out":
+        arguments = ["demo", "--seconds", "0.5", flag, value]
+    assert main(arguments) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and says in err and value in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "annotated.mp4").exists()
+
+
+def test_a_live_redraw_keeps_the_header(tmp_path: Path) -> None:
+    out = io.StringIO()
+    run_demo(out, seconds=1.0, refresh=0.5, live=True, out_dir=tmp_path)
+    screens = out.getvalue().split("\x1b[H\x1b[2J")[1:]
+    assert len(screens) >= 2
+    assert all(screen.startswith("framescope demo: ") for screen in screens)
+    assert all("watch which stage holds the others back" in screen for screen in screens)
+
+
+def test_the_command_sets_one_blas_thread_before_it_reads_its_options(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Checking --restream loads PyAV, which loads NumPy, which reads these once.
+    from framescope import cli
+
+    seen: list[str | None] = []
+
+    class Recording(argparse.ArgumentParser):
+        def parse_args(self, *args: object, **kwargs: object) -> argparse.Namespace:  # type: ignore[override]
+            seen.append(os.environ.get("OPENBLAS_NUM_THREADS"))
+            raise SystemExit(2)
+
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    monkeypatch.setattr(cli, "build_parser", Recording)
+    with pytest.raises(SystemExit):
+        cli.main(["demo"])
+    assert seen == ["1"]
 
 
 # -- Ctrl-C --------------------------------------------------------------------------------

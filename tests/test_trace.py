@@ -3,6 +3,8 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
+import stat
 import threading
 from collections import Counter, defaultdict
 from itertools import islice
@@ -251,3 +253,14 @@ def test_the_demo_trace_has_every_written_frame_on_every_stage(tmp_path: Path) -
     assert written > 0
     assert slices == dict.fromkeys(stages, written)
     assert "Losses: none" in out.getvalue()
+
+
+def test_a_written_trace_has_the_mode_any_new_file_gets(tmp_path: Path) -> None:
+    from framescope.trace import write_trace
+
+    mask = os.umask(0o027)
+    try:
+        path = write_trace(tmp_path / "t.json", {"traceEvents": []})
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640  # not the private 0600 of a temporary file

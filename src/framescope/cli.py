@@ -79,7 +79,8 @@ def _add_demo_command(commands: Any) -> None:
             "with the same report."
         ),
         epilog=(
-            "Exit status: 0 when it ran, 1 when the video cannot be read, 2 for a bad "
+            "Exit status: 0 when it ran, 1 when the video cannot be read, a folder cannot "
+            "be written or the output failed (a restream that cannot connect), 2 for a bad "
             "option, 130 when interrupted (Ctrl-C)."
         ),
     )
@@ -184,6 +185,12 @@ def _warnings_on_stderr(*filters: logging.Filter) -> Iterator[None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``framescope`` command; returns the exit status."""
+    # The demo's stand-in model: its matrix products take one core per call, as a
+    # small model's do on an edge box, so that --replicas shows what replicas add.
+    # NumPy reads these once, when it first loads, and checking --restream's URL
+    # loads PyAV, which loads NumPy: they are set before the arguments are parsed.
+    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "demo":
@@ -205,11 +212,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _demo(args: Any) -> int:
-    # The stand-in model's matrix products take one core per call, as a small
-    # model's do on an edge box, so that --replicas shows what replicas add.
-    # (NumPy reads these when it loads, which is below.)
-    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(variable, "1")
     from framescope.demo import (  # noqa: PLC0415 - needs numpy and PyAV
         DemoError,
         QuietOutputFailures,
@@ -236,7 +238,9 @@ def _demo(args: Any) -> int:
     except KeyboardInterrupt:  # before the pipeline ran: nothing to report
         print("framescope demo: interrupted", file=sys.stderr)
         return 130
-    return 130 if report.interrupted else 0
+    if report.interrupted:
+        return 130
+    return 1 if report.output_problem is not None else 0
 
 
 if __name__ == "__main__":

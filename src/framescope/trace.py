@@ -261,6 +261,13 @@ def _fps_counter(
     return events
 
 
+def _umask() -> int:
+    """The process's file mode creation mask (read by setting it, then set back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_trace(path: str | os.PathLike[str], document: dict[str, Any]) -> Path:
     """Write a trace document as JSON, gzip-compressed when ``path`` ends in ``.gz``.
 
@@ -278,6 +285,7 @@ def write_trace(path: str | os.PathLike[str], document: dict[str, Any]) -> Path:
     try:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
+        os.chmod(temporary, 0o666 & ~_umask())  # as open() would make it, not mkstemp's 0600
         os.replace(temporary, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -176,3 +176,29 @@ def test_busy_shares_are_bounded() -> None:
         pipeline.forward(item)
     for load in pipeline.diagnose().stages:
         assert 0.0 <= load.busy <= 1.0
+
+
+def test_a_stage_whose_input_queue_stays_full_sets_the_pace_however_busy_it_looks() -> None:
+    # On a shared machine a stage's measured busy share can fall below the bound
+    # (a window that includes its start, time spent waiting for a core) while the
+    # stages before it wait to hand items over: the full queue is the measured fact.
+    pipeline = Pipeline(debug=True)
+    pipeline.add(sleeper(0.0002), "Decode").add(sleeper(0.004), "Infer")
+    pipeline.parallelize(queue_size=4, input_timeout=None)
+    for i in range(60):
+        pipeline.forward(i)
+    assert len(list(islice(pipeline.results(timeout=30), 60))) == 60
+    snapshot = pipeline.snapshot()
+    pipeline.cleanup()
+    from dataclasses import replace
+
+    from framescope.pipeline.diagnosis import _pace, diagnose_snapshot
+
+    measured = diagnose_snapshot(snapshot).stages
+    loads = tuple(replace(load, busy=min(load.busy, 0.6)) for load in measured)
+    busiest = next(load for load in loads if load.node_id == "MainPipeline__Infer")
+    verdict, _headline, reasons, _, bottleneck = _pace(snapshot, loads, busiest)
+    assert verdict == "stage-bound" and bottleneck == "MainPipeline__Infer"
+    assert any("input queue is full" in reason for reason in reasons)
+    without_debug = replace(snapshot, debug=False)  # no queue readings: busy alone decides
+    assert _pace(without_debug, loads, busiest)[0] == "source-bound"

@@ -28,6 +28,8 @@ class DemoReport:
     ``frames_failed`` (failed in a stage, refused by a failing output, or
     dropped by the output), except those still unaccounted for
     (``frames_read - frames_written - frames_failed``, 0 on a clean end).
+    ``input_size`` and ``output_size`` are (width, height): the output is
+    cut to even sides, as H.264 needs.
     """
 
     trace: Path
@@ -39,6 +41,8 @@ class DemoReport:
     input_problem: str | None = None
     output_problem: str | None = None
     failures: dict[str, int] = field(default_factory=dict)
+    input_size: tuple[int, int] | None = None
+    output_size: tuple[int, int] | None = None
 
 
 def _preview_tap() -> Any:
@@ -66,15 +70,47 @@ def _spyglass(target: str, video: DemoInput) -> Any:
     return SpyGlass(target, video.fps, width, height, queue_size=48, name="Output")
 
 
+_WRITTEN = ("input.mp4", "annotated.mp4", "trace.json.gz")
+"""What a run writes into its folder (each only when this run writes it)."""
+
+
+def _make_folder(folder: Path) -> Path:
+    """Make the output folder, or say in one line why it cannot be."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise DemoError(f"--out {str(folder)!r}: cannot make the folder ({reason})") from None
+    return folder
+
+
+def _check_trace_path(trace_path: str | Path | None) -> None:
+    """A --trace in a folder that is not there is one line before the run, not a lost report."""
+    if trace_path is None:
+        return
+    path = Path(trace_path)
+    if path.is_dir():
+        raise DemoError(f"--trace {str(path)!r}: is a folder (give a file name)")
+    if not path.parent.is_dir():
+        raise DemoError(f"--trace {str(path)!r}: no such folder {str(path.parent)!r}")
+
+
+def _clear_last_run(folder: Path, keep: set[Path]) -> None:
+    """Remove what the last run wrote into ``folder``, so nothing stale passes for this run's."""
+    for name in _WRITTEN:
+        path = folder / name
+        if path.resolve() not in keep:
+            path.unlink(missing_ok=True)
+
+
 def _open_input(video: str | Path | None, folder: Path | None) -> tuple[DemoInput, Path]:
     """Open ``video`` (or write the test clip), then make the output folder."""
+    folder = default_out_dir() if folder is None else folder
     if video is not None:
         opened = DemoInput(video)  # before anything is written
-        folder = default_out_dir() if folder is None else folder
-        folder.mkdir(parents=True, exist_ok=True)
+        _clear_last_run(_make_folder(folder), keep={Path(video).resolve()})
         return opened, folder
-    folder = default_out_dir() if folder is None else folder
-    folder.mkdir(parents=True, exist_ok=True)
+    _clear_last_run(_make_folder(folder), keep=set())
     return DemoInput(demo_clip(folder)), folder
 
 
@@ -107,9 +143,12 @@ class _Settings:
     restream: bool
     serve: bool
     replicas: int
+    options: str = ""  # the user's --video/--out, repeated in the closing hints
 
 
-def _watch(out: TextIO, pipeline: Pipeline, consumer: _Consumer, settings: _Settings) -> bool:
+def _watch(
+    out: TextIO, pipeline: Pipeline, consumer: _Consumer, settings: _Settings, header: str
+) -> bool:
     """Show the live state every ``refresh`` s until ``seconds`` or the input's end.
 
     Returns True when interrupted (Ctrl-C): the caller still reports.
@@ -126,7 +165,8 @@ def _watch(out: TextIO, pipeline: Pipeline, consumer: _Consumer, settings: _Sett
             consumer.join(max(0.0, due - time.monotonic()))  # returns early at the input's end
             view = render_state(pipeline.snapshot())
             elapsed = time.monotonic() - start
-            out.write((_CLEAR if settings.live else "\n") + f"t = {elapsed:4.1f} s\n{view}\n")
+            top = _CLEAR + header if settings.live else "\n"  # a redraw keeps the header
+            out.write(f"{top}t = {elapsed:4.1f} s\n{view}\n")
             out.flush()
     except KeyboardInterrupt:
         out.write("\nInterrupted: stopping the pipeline.\n")
@@ -173,21 +213,40 @@ def _summary(report: DemoReport, restream: bool, source: str) -> str:
     elif restream:
         lines.append(f"Nothing was restreamed (no frame reached {report.output})")
     elif report.frames_written:
-        lines.append(f"Annotated video written to {report.output} ({report.frames_written} frames)")
+        lines.append(
+            f"Annotated video written to {report.output} ({report.frames_written} frames"
+            f"{_cropped(report)})"
+        )
     else:
         lines.append(f"No annotated video was written (no frame reached {report.output})")
     return "\n".join(lines)
 
 
-def _intro(out: TextIO, source: DemoInput, settings: _Settings) -> None:
+def _cropped(report: DemoReport) -> str:
+    """Say so when the output is smaller than the input (H.264 needs even sides)."""
+    if report.output_size is None or report.output_size == report.input_size:
+        return ""
+    (width, height), (was_width, was_height) = report.output_size, report.input_size or (0, 0)
+    return f", {width}x{height}: cut from {was_width}x{was_height}, H.264 needs even sides"
+
+
+def _intro(source: DemoInput, settings: _Settings) -> str:
     fps, seconds, replicas = settings.fps, settings.seconds, settings.replicas
     on = f" (Infer on {replicas} replicas)" if replicas > 1 else ""
-    out.write(
+    return (
         f"framescope demo: {source.path} ({source.width}x{source.height}, {source.fps:g} fps) "
         f"decoded at up to {fps:g} fps through 4 stages{on} and an output for {seconds:g} s.\n"
         "The input is deliberately faster than the pipeline can go: "
         "watch which stage holds the others back.\n"
     )
+
+
+def _options(video: str | Path | None, out_dir: str | Path | None) -> str:
+    """The user's input and folder as command options, for hints that run the same video."""
+    import shlex  # noqa: PLC0415
+
+    given = (("--video", video), ("--out", out_dir))
+    return "".join(f" {flag} {shlex.quote(str(value))}" for flag, value in given if value)
 
 
 def run_demo(
@@ -221,11 +280,10 @@ def run_demo(
     """
     for name, value in (("seconds", seconds), ("refresh", refresh), ("fps", fps)):
         check_number(value, name, positive=True)
+    _check_trace_path(trace_path)
     source, folder = _open_input(video, None if out_dir is None else Path(out_dir))
     try:
         target = restream if restream is not None else str(folder / "annotated.mp4")
-        if restream is None:
-            Path(target).unlink(missing_ok=True)  # the last run's must not pass for this one's
         trace = Path(trace_path) if trace_path is not None else folder / "trace.json.gz"
         report = DemoReport(trace=trace, output=target)
         settings = _Settings(
@@ -236,6 +294,7 @@ def run_demo(
             restream is not None,
             serve,
             replicas,
+            _options(video, out_dir),
         )
         _run(out, source, report, settings)
         return report
@@ -245,32 +304,38 @@ def run_demo(
 
 def _run(out: TextIO, source: DemoInput, report: DemoReport, settings: _Settings) -> None:
     spyglass = _spyglass(report.output, source)
+    report.input_size = (source.width, source.height)
+    report.output_size = (spyglass.width, spyglass.height)
     preview = _preview_tap() if settings.serve else None
     pipeline = build_demo_pipeline(
         source.items(), spyglass, preview=preview, replicas=settings.replicas
     )
     live_view = _serve(pipeline, preview, settings.refresh) if preview is not None else None
-    _intro(out, source, settings)
+    header = _intro(source, settings)
     if live_view is not None:
-        out.write(f"Live view: open {live_view.url}\n")
+        header += f"Live view: open {live_view.url}\n"
+    out.write(header)
     spyglass.start_streaming()
     consumer = _Consumer(pipeline)
     try:
         with pipeline:
             pipeline.start_loop(1 / settings.fps)
             consumer.start()
-            report.interrupted = _watch(out, pipeline, consumer, settings)
+            report.interrupted = _watch(out, pipeline, consumer, settings, header)
             pipeline.stop_loop()
             pipeline.close()  # what is inside goes through to the output
             try:
                 pipeline.join(timeout=10)
             except Exception as error:  # the input failed: said in the summary, not raised
                 consumer.error = consumer.error or error
+            # Drained, before the output stops (its encoder may take a moment to
+            # finish the file): every frame's end, slice and failure is known, and
+            # the busy shares are those of the run, not of the shutdown.
+            final = pipeline.snapshot()
         consumer.join(timeout=10)
     finally:
         if live_view is not None:
             live_view.close()
-    final = pipeline.snapshot()  # drained: every frame's end, slice and failure is known
     report.trace = write_trace(
         report.trace, chrome_trace(final.traces, final.node_ids, title="Demo")
     )
@@ -288,7 +353,8 @@ def _report(
     summary = _summary(report, settings.restream, source.path)
     out.write(f"\n{diagnose_snapshot(final).report()}\n\n{summary}\n")
     out.write(f"\nTrace written to {report.trace} (open it at https://ui.perfetto.dev)\n")
+    again = f"framescope demo{settings.options}"
     if not settings.serve:
-        out.write("To watch it live in a browser: framescope demo --serve\n")
+        out.write(f"To watch it live in a browser: {again} --serve\n")
     if settings.replicas == 1:
-        out.write("To run Infer on two threads and see the gain: framescope demo --replicas 2\n")
+        out.write(f"To run Infer on two threads and see the gain: {again} --replicas 2\n")

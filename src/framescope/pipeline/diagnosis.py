@@ -6,8 +6,9 @@ One verdict, with its evidence, from one snapshot:
 - **stalled**: no item completed for ``stall_after`` seconds while items are inside;
 - **failing**: a stage fails a share of its items;
 - **dropping**: items are lost to an overflow policy or an unread result buffer;
-- **stage-bound**: a stage is busy nearly all the time (its input queue
-  full, the stages after it waiting);
+- **stage-bound**: a stage is busy nearly all the time, or (with debugging
+  on) its input queue is full most of the time: the stages before it wait to
+  hand items over, however busy it looks on a shared machine;
 - **source-bound**: the pipeline keeps up; its input comes slower than the
   slowest stage could take it (with the headroom);
 - **not enough data yet**.
@@ -297,7 +298,7 @@ def _pace(snapshot: PipelineSnapshot, loads: tuple[StageLoad, ...], busiest: Sta
     pace = sum(load.busy for load in loads) if serial else busiest.busy
     rate = snapshot.latency.rate(snapshot.taken_ns)
     name = busiest.node_id
-    if min(1.0, pace) >= BUSY_BOUND:
+    if min(1.0, pace) >= BUSY_BOUND or (not serial and _input_full(snapshot, name)):
         reasons = [
             f"{name} is busy {busiest.busy:.0%} of the time, the most of any stage "
             f"(next: {runner_up:.0%}); mean processing {busiest.mean_latency_s * 1e3:.2f} ms"
@@ -322,23 +323,36 @@ def _pace(snapshot: PipelineSnapshot, loads: tuple[StageLoad, ...], busiest: Sta
     return "source-bound", "the pipeline keeps up with its input", reasons, None, name
 
 
+def _input_queue(snapshot: PipelineSnapshot, stage: str) -> tuple[int, int] | None:
+    """The median items recently queued at ``stage``'s input and the queue's capacity."""
+    if not snapshot.debug:
+        return None
+    node = snapshot.state.node_states.get(stage)
+    port = node.input_states.get("in") if node is not None else None
+    capacity = {s.key: s.queue_capacity for s in snapshot.stages}.get(stage)
+    if port is None or not capacity:
+        return None
+    return int(port.queue_stats.median_queued_recent), int(capacity)
+
+
+def _input_full(snapshot: PipelineSnapshot, stage: str) -> bool:
+    """Whether ``stage``'s input queue is full most of the time (back-pressure, measured)."""
+    queued = _input_queue(snapshot, stage)
+    return queued is not None and queued[0] >= queued[1]
+
+
 def _queue_evidence(snapshot: PipelineSnapshot, bottleneck: str) -> list[str]:
     evidence: list[str] = []
     if not snapshot.debug:
         return evidence
     state = snapshot.state.node_states
     stages = [stage.key for stage in snapshot.working_stages()]
-    capacities = {s.key: s.queue_capacity for s in snapshot.stages}
-    node = state.get(bottleneck)
-    port = node.input_states.get("in") if node is not None else None
-    capacity = capacities.get(bottleneck)
-    if port is not None and capacity:
-        median = port.queue_stats.median_queued_recent
-        if median >= capacity:
-            evidence.append(
-                f"its input queue is full most of the time (median {median} of {capacity} "
-                "queued): the stages before it wait to hand items over"
-            )
+    queued = _input_queue(snapshot, bottleneck)
+    if queued is not None and queued[0] >= queued[1]:
+        evidence.append(
+            f"its input queue is full most of the time (median {queued[0]} of {queued[1]} "
+            "queued): the stages before it wait to hand items over"
+        )
     if bottleneck in stages:
         position = stages.index(bottleneck)
         if position + 1 < len(stages):
