@@ -561,3 +561,32 @@ def test_video_frames_checks_the_video_at_once_and_yields_timed_items(tmp_path: 
     times = [item["time"] for item in items]
     assert times == pytest.approx([index / 30 for index in range(40)])
     frames.close()
+
+
+def test_the_detection_box_surrounds_the_test_clips_grey_square() -> None:
+    from framescope.demo import Annotate, Postprocess
+    from framescope.video import SyntheticSource
+
+    source = SyntheticSource(1280, 720, 30)
+    image = source.image(45)
+    grey = np.all(image == 128, axis=2)
+    rows, columns = np.flatnonzero(grey.any(axis=1)), np.flatnonzero(grey.any(axis=0))
+    item = Postprocess()(Preprocess()({"frame": image}))
+    top, left, bottom, right = item["box"]
+    cell = (720 / 120, 1280 / 160)  # one cell of the model's grid, in pixels
+    assert abs(top - rows[0]) <= cell[0] and abs(bottom - rows[-1] - 1) <= cell[0]
+    assert abs(left - columns[0]) <= cell[1] and abs(right - columns[-1] - 1) <= cell[1]
+    drawn = Annotate()(item)["frame"]
+    green = np.all(drawn == (0, 255, 0), axis=2)
+    assert green.sum() > 4 * 2 * (bottom - top)  # lines at least 2 px wide on all sides
+    assert not green[rows[0] + 8 : rows[-1] - 8, columns[0] + 8 : columns[-1] - 8].any()
+
+
+def test_a_frame_without_a_grey_region_gets_no_box() -> None:
+    from framescope.demo import Annotate, Postprocess
+
+    frame = np.zeros((360, 640, 3), np.uint8)
+    frame[:, :320] = (0, 0, 255)
+    item = Postprocess()(Preprocess()({"frame": frame}))
+    assert item["box"] is None
+    assert np.array_equal(Annotate()(item)["frame"], frame)

@@ -96,31 +96,65 @@ class Infer(Stage):
 
 
 class Postprocess(Stage):
-    """Find the brightest band as a 'detection' (light work)."""
+    """Find the mid-grey, colourless region as a 'detection' (light work).
+
+    On the demo's test clip that is its moving grey square; on another video,
+    the densest mid-grey area, or nothing when there is none. It looks at the
+    model's small input grid, so its cost does not grow with the frame.
+    """
 
     name = "Postprocess"
 
     def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
-        frame = item["frame"]
-        row = int(frame[..., 0].mean(axis=1).argmax())
-        column = int(frame[row].sum(axis=1).argmax())
-        item["box"] = (max(row - 32, 0), max(column - 32, 0), row + 32, column + 32)
+        np = _numpy()
+        grid = item["tensor"]  # rows x columns x BGR in 0..1
+        grey = (np.ptp(grid, axis=2) < 0.08) & (np.abs(grid.mean(axis=2) - 0.5) < 0.12)
+        item["box"] = _densest_box(np, grey, item["frame"].shape[:2])
         return item
 
 
+def _densest_box(np: Any, mask: Any, frame_size: tuple[int, int]) -> tuple[int, ...] | None:
+    """Where ``mask`` is densest, scaled to the frame: (top, left, bottom, right)."""
+    rows, columns = mask.sum(axis=1), mask.sum(axis=0)
+    if rows.max(initial=0) < 3:  # a few stray pixels are no object
+        return None
+    dense_rows = np.flatnonzero(rows >= rows.max() / 2)
+    dense_columns = np.flatnonzero(columns >= columns.max() / 2)
+    height, width = frame_size
+    scale_y, scale_x = height / mask.shape[0], width / mask.shape[1]
+    return (
+        int(dense_rows[0] * scale_y),
+        int(dense_columns[0] * scale_x),
+        min(height, int((dense_rows[-1] + 1) * scale_y)),
+        min(width, int((dense_columns[-1] + 1) * scale_x)),
+    )
+
+
 class Annotate(Stage):
-    """Draw the detection box onto the frame (light work)."""
+    """Draw the detection box around it, green edged in black to show on any colour (light)."""
 
     name = "Annotate"
 
     def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
-        top, left, bottom, right = item["box"]
         frame = item["frame"]
-        frame[top:bottom, left : left + 2] = (0, 255, 0)
-        frame[top:bottom, max(right - 2, 0) : right] = (0, 255, 0)
-        frame[top : top + 2, left:right] = (0, 255, 0)
-        frame[max(bottom - 2, 0) : bottom, left:right] = (0, 255, 0)
+        if item.get("box") is None:
+            return item
+        height, width = frame.shape[:2]
+        line = max(2, min(height, width) // 240)
+        top, left, bottom, right = item["box"]
+        top, left = max(0, top - 2 * line), max(0, left - 2 * line)
+        bottom, right = min(height, bottom + 2 * line), min(width, right + 2 * line)
+        _rectangle(frame, (top, left, bottom, right), line + 2, (0, 0, 0))
+        _rectangle(frame, (top + 1, left + 1, bottom - 1, right - 1), line, (0, 255, 0))
         return item
+
+
+def _rectangle(frame: Any, box: tuple[int, int, int, int], line: int, colour: Any) -> None:
+    top, left, bottom, right = box
+    frame[top:bottom, left : left + line] = colour
+    frame[top:bottom, max(right - line, 0) : right] = colour
+    frame[top : top + line, left:right] = colour
+    frame[max(bottom - line, 0) : bottom, left:right] = colour
 
 
 class Output(Stage):
