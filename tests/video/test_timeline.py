@@ -39,6 +39,19 @@ def test_a_loop_follows_on_one_frame_after_the_last() -> None:
     assert first + second == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4, 0.5])
 
 
+def test_a_variable_rate_loop_joins_with_the_files_own_last_interval() -> None:
+    timeline = Timeline(FakeClock())
+    timeline.set_rate(19.5)  # the mean rate of a file whose frames come 20 to 66 ms apart
+    first = stamps(timeline, [0.0, 0.066, 0.1, 3.933])
+    timeline.restart(reconnect=False, length=3.966)  # its last frame lasts 33 ms
+    second = stamps(timeline, [0.0, 0.066])
+    assert second == pytest.approx([3.966, 4.032])
+    assert second[0] - first[-1] == pytest.approx(0.033)
+    # A stated length shorter than what was read (a wrong header) still moves on a frame.
+    timeline.restart(reconnect=False, length=0.05)
+    assert stamps(timeline, [0.0]) == pytest.approx([4.032 + 1 / 19.5])
+
+
 def test_a_reconnect_resumes_after_the_outage_on_the_clock() -> None:
     clock = FakeClock()
     timeline = Timeline(clock)

@@ -236,7 +236,7 @@ class VideoSource:
                         self._end_of_file()
                     if self.loop and self._path is not None and self._run.frames:
                         self._rewind()
-                        timeline.restart(reconnect=False)
+                        timeline.restart(reconnect=False, length=self.duration)
                         continue
                     if not self.reconnect or self._closed:
                         return

@@ -17,7 +17,9 @@ class Timeline:
     A source reads its input in runs: the first opening, then each loop of a
     file and each reconnect of a stream, whose own timestamps start again.
     The first run keeps the stream's own times; a later run is shifted so that
-    it follows on: one frame interval after the last frame for a loop, and
+    it follows on: for a loop, the file's length after the first frame of the
+    last run (so a variable-rate file joins with its own last interval), or
+    one frame interval after the last frame when the length is not known; and
     after the time that passed on the clock (at least one interval) for a
     reconnect, so the outage shows as a gap. A frame without a timestamp is
     placed one frame interval (1 / fps) after the one before. A timestamp that
@@ -37,13 +39,17 @@ class Timeline:
         self._last: float | None = None  # the last time given
         self._last_ns = 0  # the clock when it was given
         self._run_frames = 0
+        self._run_first = 0.0  # the time given to this run's first frame
 
     def set_rate(self, fps: float | None) -> None:
         """The stream's frame rate (None: unknown), for frames without a timestamp."""
         self._step = 1 / fps if fps else _DEFAULT_STEP
 
-    def restart(self, *, reconnect: bool) -> None:
-        """A new run begins: a loop of a file, or a reconnect (``reconnect=True``)."""
+    def restart(self, *, reconnect: bool, length: float | None = None) -> None:
+        """A new run begins: a loop of a file, or a reconnect (``reconnect=True``).
+
+        ``length``: a looped file's duration in seconds, when it states one.
+        """
         self._base, self._run_frames = None, 0
         if self._last is None:
             self._target = 0.0
@@ -51,6 +57,8 @@ class Timeline:
         gap = self._step
         if reconnect:
             gap = max(gap, (self._clock.monotonic_ns() - self._last_ns) / 1e9)
+        elif length is not None and self._run_first + length > self._last:
+            gap = self._run_first + length - self._last
         self._target = self._last + gap
 
     def stamp(
@@ -77,5 +85,7 @@ class Timeline:
             own = stamped - (self._target if self._base is None else self._base)
             pts = round(own / time_base) if time_base else self._run_frames
         self._last, self._last_ns = stamped, self._clock.monotonic_ns()
+        if not self._run_frames:
+            self._run_first = stamped
         self._run_frames += 1
         return stamped, pts
