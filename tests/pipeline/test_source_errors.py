@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -168,3 +169,21 @@ def test_stage_errors_keep_their_policy_when_the_source_ends_well(mode: str) -> 
     assert counts["failed"] == 1 and counts["source_errors"] == 0
     assert pipeline.snapshot().source_error is None
     assert pipeline.cleanup() == []
+
+
+def test_a_reader_woken_by_the_end_of_the_results_still_raises(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The results close last: a reader they wake already sees the pipeline finished."""
+    pipeline = build("parallel")
+    results = pipeline._runtime.results
+    close = results.close
+
+    def close_then_pause() -> None:
+        close()
+        time.sleep(0.2)  # whatever comes after the close comes late
+
+    monkeypatch.setattr(results, "close", close_then_pause)
+    with pytest.raises(SourceBrokeError):
+        list(pipeline.run(five_then_raise()))
+    pipeline.cleanup()

@@ -367,8 +367,10 @@ class Runtime:
             raise error
 
     def _finish(self) -> None:
-        self.results.close()
+        # Finished before the results close: a reader woken by the close must see
+        # it, or it would end quietly instead of raising the source's error.
         self.finished.set()
+        self.results.close()
 
     def join(self, timeout: float | None, *, raise_source: bool = True) -> bool:
         """Wait until every item before the end of the input is out; False if time ran out.
