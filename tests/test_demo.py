@@ -291,7 +291,7 @@ def test_each_run_overwrites_the_same_out_folder(tmp_path: Path) -> None:
         assert report.trace == tmp_path / "trace.json.gz"
         assert report.output == str(tmp_path / "annotated.mp4")
         seen.append(sorted(path.name for path in tmp_path.iterdir()))
-    assert seen == [["annotated.mp4", "input.mp4", "trace.json.gz"]] * 2
+    assert seen == [[".framescope-demo", "annotated.mp4", "input.mp4", "trace.json.gz"]] * 2
 
 
 def test_the_default_out_folder_is_the_users_cache(
@@ -306,6 +306,7 @@ def test_the_default_out_folder_is_the_users_cache(
     assert f"Annotated video written to {folder / 'annotated.mp4'}" in out
     assert f"Trace written to {folder / 'trace.json.gz'}" in out
     assert sorted(p.name for p in folder.iterdir()) == [
+        ".framescope-demo",
         "annotated.mp4",
         "input.mp4",
         "trace.json.gz",
@@ -337,7 +338,7 @@ def test_a_run_on_another_video_leaves_no_stale_clip_or_trace(tmp_path: Path) ->
     run_demo(
         out, seconds=0.5, refresh=0.5, live=False, video=video, trace_path=trace, out_dir=folder
     )
-    assert sorted(path.name for path in folder.iterdir()) == ["annotated.mp4"]
+    assert sorted(path.name for path in folder.iterdir()) == [".framescope-demo", "annotated.mp4"]
     # The closing hints run the same video into the same folder.
     again = f"framescope demo --video {video} --out {folder}"
     assert f"To watch it live in a browser: {again} --serve" in out.getvalue()
@@ -590,3 +591,47 @@ def test_a_frame_without_a_grey_region_gets_no_box() -> None:
     item = Postprocess()(Preprocess()({"frame": frame}))
     assert item["box"] is None
     assert np.array_equal(Annotate()(item)["frame"], frame)
+
+
+def test_the_video_read_is_never_a_file_the_run_writes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "out"
+    run_demo(io.StringIO(), seconds=0.5, refresh=0.5, live=False, out_dir=folder)
+    annotated = folder / "annotated.mp4"
+    size = annotated.stat().st_size
+    assert main(["demo", "--seconds", "0.5", "--video", str(annotated), "--out", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "this run writes its annotated video there" in err
+    trace = tmp_path / "t.mp4"
+    shutil.copy(annotated, trace)
+    arguments = ["demo", "--video", str(trace), "--trace", str(trace), "--out", str(folder)]
+    assert main(arguments) == 1
+    assert "this run writes its trace there" in capsys.readouterr().err
+    assert annotated.stat().st_size == size  # neither read nor written over
+
+
+def test_a_folder_the_demo_did_not_make_keeps_its_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mine = tmp_path / "input.mp4"
+    mine.write_bytes(b"a user's own file")
+    assert main(["demo", "--seconds", "0.5", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "which framescope demo did not write" in err
+    assert mine.read_bytes() == b"a user's own file"
+
+
+def test_a_trace_it_cannot_write_is_said_after_the_report_and_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import framescope.demo.run as demo_run
+
+    def refuse(path: object, document: object) -> Path:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(demo_run, "write_trace", refuse)
+    assert main(["demo", "--seconds", "0.5", "--out", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "Frames: " in out and "Annotated video written to" in out  # the report still came
+    assert f"Trace not written: {tmp_path / 'trace.json.gz'}: Permission denied" in out

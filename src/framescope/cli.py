@@ -79,9 +79,10 @@ def _add_demo_command(commands: Any) -> None:
             "with the same report."
         ),
         epilog=(
-            "Exit status: 0 when it ran, 1 when the video cannot be read, a folder cannot "
-            "be written or the output failed (a restream that cannot connect), 2 for a bad "
-            "option, 130 when interrupted (Ctrl-C)."
+            "Exit status: 0 when it ran (damage in the video is named in the summary), 1 when "
+            "the video cannot be read, a folder or the trace cannot be written or the output "
+            "failed (a restream that cannot connect), 2 for a bad option, 130 when "
+            "interrupted (Ctrl-C)."
         ),
     )
     demo.add_argument(
@@ -189,8 +190,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # small model's do on an edge box, so that --replicas shows what replicas add.
     # NumPy reads these once, when it first loads, and checking --restream's URL
     # loads PyAV, which loads NumPy: they are set before the arguments are parsed.
-    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(variable, "1")
+    if "demo" in (sys.argv[1:] if argv is None else argv):
+        for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(variable, "1")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "demo":
@@ -240,7 +242,8 @@ def _demo(args: Any) -> int:
         return 130
     if report.interrupted:
         return 130
-    return 1 if report.output_problem is not None else 0
+    failed = (report.output_problem, report.pipeline_problem, report.trace_problem)
+    return 1 if any(problem is not None for problem in failed) else 0
 
 
 if __name__ == "__main__":

@@ -267,3 +267,51 @@ def test_close_from_another_thread_never_crashes(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-2000:]}"
     assert done.stdout.strip() == "failures []"
+
+
+@pytest.mark.skipif(FFMPEG is None, reason="Debian's ffmpeg muxes the audio track")
+def test_an_audio_track_longer_than_the_video_is_no_early_end(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clip = tmp_path / "talk.mp4"
+    subprocess.run(
+        [
+            FFMPEG or "ffmpeg",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x120:rate=30:duration=2",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=duration=3",
+            "-c:v",
+            "libx264",
+            "-c:a",
+            "aac",
+            str(clip),
+        ],
+        check=True,
+        timeout=120,
+    )
+    source = VideoSource(clip)
+    with caplog.at_level(logging.WARNING, logger="framescope"):
+        frames = list(source)
+    assert len(frames) == source.expected_frames == 60
+    assert source.duration == pytest.approx(2.0, abs=0.05)  # the video's, not the audio's
+    assert not source.ended_early
+    assert not [r for r in caplog.records if "ends before" in r.getMessage()]
+
+
+def test_a_looped_damaged_file_warns_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    clip = write_clip(tmp_path / "clip.ts", frames=60, size=(320, 240), fps=30)
+    damaged = damage(clip, tmp_path / "damaged.ts", size=8 * 1024)
+    source = VideoSource(damaged, loop=True)
+    with caplog.at_level(logging.WARNING, "framescope.video.source"):
+        frames = list(itertools.islice(source, 200))  # more than three passes
+    source.close()
+    assert len(frames) == 200 and source.decode_errors >= 3
+    summary = [r for r in caplog.records if "frames (" in r.getMessage()]
+    assert len(summary) == 1

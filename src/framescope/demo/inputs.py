@@ -56,14 +56,21 @@ class DemoInput:
         av = require("av", "video", "framescope demo")
         self.path = str(path)
         self.error: str | None = None
+        problems = (OSError, ValueError, av.FFmpegError)  # the file's fault, not ours
         try:
-            self.source = VideoSource(self.path, loop=True).open()
-            self._frames = iter(self.source)
+            source = VideoSource(self.path, loop=True).open()
+        except problems as error:
+            raise DemoError(_reason(self.path, error)) from error
+        try:
+            self._frames = iter(source)
             first = next(self._frames, None)
-        except (OSError, ValueError, av.FFmpegError) as error:  # the file's fault, not ours
+        except problems as error:
+            source.close()
             raise DemoError(_reason(self.path, error)) from error
         if first is None:
+            source.close()
             raise DemoError(f"--video {self.path!r}: no video frame could be decoded")
+        self.source = source
         self._first: Any = first
         self.height, self.width = (int(n) for n in first.image.shape[:2])
         self.fps = float(self.source.fps or _FALLBACK_FPS)

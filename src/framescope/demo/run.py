@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import threading
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -10,7 +10,7 @@ from typing import Any, TextIO
 from framescope._validation import check_number
 from framescope.demo.inputs import DemoError, DemoInput, default_out_dir, demo_clip
 from framescope.demo.stages import build_demo_pipeline, render_state
-from framescope.pipeline import Pipeline, PipelineSnapshot, StageError
+from framescope.pipeline import Pipeline, PipelineSnapshot
 from framescope.pipeline.diagnosis import diagnose_snapshot
 from framescope.trace import chrome_trace, write_trace
 
@@ -29,7 +29,9 @@ class DemoReport:
     dropped by the output), except those still unaccounted for
     (``frames_read - frames_written - frames_failed``, 0 on a clean end).
     ``input_size`` and ``output_size`` are (width, height): the output is
-    cut to even sides, as H.264 needs.
+    cut to even sides, as H.264 needs. ``input_problem``, ``output_problem``,
+    ``pipeline_problem`` and ``trace_problem`` say what went wrong where
+    (None: nothing).
     """
 
     trace: Path
@@ -40,6 +42,8 @@ class DemoReport:
     interrupted: bool = False
     input_problem: str | None = None
     output_problem: str | None = None
+    pipeline_problem: str | None = None
+    trace_problem: str | None = None
     failures: dict[str, int] = field(default_factory=dict)
     input_size: tuple[int, int] | None = None
     output_size: tuple[int, int] | None = None
@@ -72,6 +76,8 @@ def _spyglass(target: str, video: DemoInput) -> Any:
 
 _WRITTEN = ("input.mp4", "annotated.mp4", "trace.json.gz")
 """What a run writes into its folder (each only when this run writes it)."""
+_MARK = ".framescope-demo"
+"""A file that marks a folder as the demo's: only there are earlier runs' files removed."""
 
 
 def _make_folder(folder: Path) -> Path:
@@ -93,20 +99,45 @@ def _check_trace_path(trace_path: str | Path | None) -> None:
         raise DemoError(f"--trace {str(path)!r}: is a folder (give a file name)")
     if not path.parent.is_dir():
         raise DemoError(f"--trace {str(path)!r}: no such folder {str(path.parent)!r}")
+    if not os.access(path.parent, os.W_OK):
+        raise DemoError(f"--trace {str(path)!r}: cannot write in {str(path.parent)!r}")
+
+
+def _check_not_written_over(video: str | Path, writes: dict[str, Path]) -> None:
+    """The video read must not be a file this run writes (it would be cut while read)."""
+    read = Path(video).resolve()
+    for what, path in writes.items():
+        if path.resolve() == read:
+            raise DemoError(
+                f"--video {str(video)!r}: this run writes its {what} there "
+                "(copy the video elsewhere, or give another --out or --trace)"
+            )
 
 
 def _clear_last_run(folder: Path, keep: set[Path]) -> None:
-    """Remove what the last run wrote into ``folder``, so nothing stale passes for this run's."""
-    for name in _WRITTEN:
-        path = folder / name
+    """Remove what the last run wrote into ``folder``, so nothing stale passes for this run's.
+
+    Only in a folder the demo marked as its own: a file of the same name that
+    the demo did not write is never removed or written over.
+    """
+    found = [folder / name for name in _WRITTEN if (folder / name).exists()]
+    if found and not (folder / _MARK).exists():
+        raise DemoError(
+            f"--out {str(folder)!r}: it holds {found[0].name}, which framescope demo did not "
+            "write (give an empty or a new folder)"
+        )
+    for path in found:
         if path.resolve() not in keep:
-            path.unlink(missing_ok=True)
+            path.unlink()
+    (folder / _MARK).write_text("framescope demo writes here; each run replaces its files\n")
 
 
-def _open_input(video: str | Path | None, folder: Path | None) -> tuple[DemoInput, Path]:
+def _open_input(
+    video: str | Path | None, folder: Path, writes: dict[str, Path]
+) -> tuple[DemoInput, Path]:
     """Open ``video`` (or write the test clip), then make the output folder."""
-    folder = default_out_dir() if folder is None else folder
     if video is not None:
+        _check_not_written_over(video, writes)
         opened = DemoInput(video)  # before anything is written
         _clear_last_run(_make_folder(folder), keep={Path(video).resolve()})
         return opened, folder
@@ -114,24 +145,28 @@ def _open_input(video: str | Path | None, folder: Path | None) -> tuple[DemoInpu
     return DemoInput(demo_clip(folder)), folder
 
 
-class _Consumer(threading.Thread):
-    """Reads the pipeline's results (the annotated frames went out in Output) until they end."""
+def _finished(pipeline: Pipeline, timeout: float) -> bool:
+    """Whether the pipeline is done with every item (the input ended), waiting ``timeout`` s."""
+    try:
+        return pipeline.join(max(0.0, timeout))
+    except Exception:  # it ended on an error: the drain reads it and says where
+        return True
 
-    def __init__(self, pipeline: Pipeline) -> None:
-        super().__init__(name="framescope:demo-consumer")
-        self.pipeline = pipeline
-        self.error: BaseException | None = None
 
-    def run(self) -> None:
-        while True:
-            try:
-                for _ in self.pipeline.results():  # ends when the pipeline is closed and empty
-                    pass
-            except StageError:
-                continue  # a stage's failure, counted by the pipeline; the next results follow
-            except Exception as error:  # shown in the summary, not lost in a thread
-                self.error = error
-            return
+def _drain(pipeline: Pipeline, source: DemoInput, report: DemoReport) -> None:
+    """Close the input and carry every frame inside through to the output.
+
+    An error that ends the pipeline is the input's when the video failed
+    (said under "Input:"), otherwise the pipeline's own.
+    """
+    pipeline.stop_loop()
+    pipeline.close()  # what is inside goes through to the output
+    try:
+        if not pipeline.join(timeout=10):
+            report.pipeline_problem = "frames were still inside after 10 s (counted discarded)"
+    except Exception as error:  # said in the summary, not raised
+        if source.error is None:
+            report.pipeline_problem = f"{type(error).__name__}: {error}"
 
 
 @dataclass(frozen=True)
@@ -146,9 +181,7 @@ class _Settings:
     options: str = ""  # the user's --video/--out, repeated in the closing hints
 
 
-def _watch(
-    out: TextIO, pipeline: Pipeline, consumer: _Consumer, settings: _Settings, header: str
-) -> bool:
+def _watch(out: TextIO, pipeline: Pipeline, settings: _Settings, header: str) -> bool:
     """Show the live state every ``refresh`` s until ``seconds`` or the input's end.
 
     Returns True when interrupted (Ctrl-C): the caller still reports.
@@ -159,10 +192,11 @@ def _watch(
     shown = 0
     try:
         refresh, seconds = settings.refresh, settings.seconds
-        while consumer.is_alive() and shown * refresh < seconds:
+        ended = False
+        while not ended and shown * refresh < seconds:
             shown += 1
             due = start + min(shown * refresh, seconds)
-            consumer.join(max(0.0, due - time.monotonic()))  # returns early at the input's end
+            ended = _finished(pipeline, due - time.monotonic())  # early at the input's end
             view = render_state(pipeline.snapshot())
             elapsed = time.monotonic() - start
             top = _CLEAR + header if settings.live else "\n"  # a redraw keeps the header
@@ -208,6 +242,8 @@ def _summary(report: DemoReport, restream: bool, source: str) -> str:
         lines.append(f"Input: {report.input_problem}")
     if report.output_problem:
         lines.append(f"Output failed: {report.output_problem}")
+    if report.pipeline_problem:
+        lines.append(f"Pipeline failed: {report.pipeline_problem}")
     if restream and report.frames_written:
         lines.append(f"Restreamed to {report.output} ({report.frames_written} frames sent)")
     elif restream:
@@ -281,10 +317,14 @@ def run_demo(
     for name, value in (("seconds", seconds), ("refresh", refresh), ("fps", fps)):
         check_number(value, name, positive=True)
     _check_trace_path(trace_path)
-    source, folder = _open_input(video, None if out_dir is None else Path(out_dir))
+    folder = default_out_dir() if out_dir is None else Path(out_dir)
+    trace = Path(trace_path) if trace_path is not None else folder / "trace.json.gz"
+    writes = {"trace": trace}
+    if restream is None:
+        writes["annotated video"] = folder / "annotated.mp4"
+    source, folder = _open_input(video, folder, writes)
     try:
-        target = restream if restream is not None else str(folder / "annotated.mp4")
-        trace = Path(trace_path) if trace_path is not None else folder / "trace.json.gz"
+        target = restream if restream is not None else str(writes["annotated video"])
         report = DemoReport(trace=trace, output=target)
         settings = _Settings(
             seconds,
@@ -310,41 +350,39 @@ def _run(out: TextIO, source: DemoInput, report: DemoReport, settings: _Settings
     pipeline = build_demo_pipeline(
         source.items(), spyglass, preview=preview, replicas=settings.replicas
     )
-    live_view = _serve(pipeline, preview, settings.refresh) if preview is not None else None
-    header = _intro(source, settings)
-    if live_view is not None:
-        header += f"Live view: open {live_view.url}\n"
-    out.write(header)
-    spyglass.start_streaming()
-    consumer = _Consumer(pipeline)
+    live_view = None
     try:
+        live_view = _serve(pipeline, preview, settings.refresh) if preview is not None else None
+        header = _intro(source, settings)
+        if live_view is not None:
+            header += f"Live view: open {live_view.url}\n"
+        out.write(header)
+        spyglass.start_streaming()
         with pipeline:
             pipeline.start_loop(1 / settings.fps)
-            consumer.start()
-            report.interrupted = _watch(out, pipeline, consumer, settings, header)
-            pipeline.stop_loop()
-            pipeline.close()  # what is inside goes through to the output
-            try:
-                pipeline.join(timeout=10)
-            except Exception as error:  # the input failed: said in the summary, not raised
-                consumer.error = consumer.error or error
+            report.interrupted = _watch(out, pipeline, settings, header)
+            _drain(pipeline, source, report)
             # Drained, before the output stops (its encoder may take a moment to
             # finish the file): every frame's end, slice and failure is known, and
             # the busy shares are those of the run, not of the shutdown.
             final = pipeline.snapshot()
-        consumer.join(timeout=10)
-    finally:
+    finally:  # also when Ctrl-C or an error comes before the pipeline ran
+        spyglass.stop_streaming()
         if live_view is not None:
             live_view.close()
-    report.trace = write_trace(
-        report.trace, chrome_trace(final.traces, final.node_ids, title="Demo")
-    )
+    _write_trace(report, final)
     report.frames_read = source.frames_read
     _account(report, final, spyglass)
     report.input_problem = source.problems()
-    if report.input_problem is None and consumer.error is not None:
-        report.input_problem = f"{type(consumer.error).__name__}: {consumer.error}"
     _report(out, report, final, source, settings)
+
+
+def _write_trace(report: DemoReport, final: PipelineSnapshot) -> None:
+    """Write the trace; a trace that cannot be written is said in the summary, not raised."""
+    try:
+        write_trace(report.trace, chrome_trace(final.traces, final.node_ids, title="Demo"))
+    except OSError as error:
+        report.trace_problem = f"{report.trace}: {error.strerror or error}"
 
 
 def _report(
@@ -352,7 +390,10 @@ def _report(
 ) -> None:
     summary = _summary(report, settings.restream, source.path)
     out.write(f"\n{diagnose_snapshot(final).report()}\n\n{summary}\n")
-    out.write(f"\nTrace written to {report.trace} (open it at https://ui.perfetto.dev)\n")
+    if report.trace_problem is None:
+        out.write(f"\nTrace written to {report.trace} (open it at https://ui.perfetto.dev)\n")
+    else:
+        out.write(f"\nTrace not written: {report.trace_problem}\n")
     again = f"framescope demo{settings.options}"
     if not settings.serve:
         out.write(f"To watch it live in a browser: {again} --serve\n")

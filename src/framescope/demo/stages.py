@@ -184,6 +184,7 @@ class Output(Stage):
         return item
 
     def cleanup(self) -> None:
+        """Stop the SpyGlass: what it holds is sent, then the stream is closed."""
         self.spyglass.stop_streaming()
 
 
@@ -198,11 +199,19 @@ def build_demo_pipeline(
     """The demo's pipeline: frames -> Preprocess -> Infer -> Postprocess -> Annotate [-> Output].
 
     ``output`` (a SpyGlass) restreams or writes the annotated frames (a frame
-    it cannot take is a counted failure of the Output stage);
+    it cannot take is a counted failure of the Output stage), and then the
+    pipeline keeps no results (``results_size=0``);
     ``preview`` (a live view's PreviewTap) shows them in the browser;
     ``replicas``: how many threads run Infer (its matrix products release the GIL).
     """
-    pipeline = Pipeline(input_generator=frames, name="Demo", debug=True, trace_every=trace_every)
+    pipeline = Pipeline(
+        input_generator=frames,
+        name="Demo",
+        debug=True,
+        trace_every=trace_every,
+        # With an output the last stage is the output: no result is kept for a reader.
+        results_size=1024 if output is None else 0,
+    )
     pipeline.add(Preprocess()).add(Infer(), replicas=replicas).add(Postprocess()).add(Annotate())
     if preview is not None:  # the annotated frame, in Annotate's thread: no stage added
         pipeline.tap("Annotate", lambda item: preview(item["frame"]))

@@ -151,6 +151,7 @@ class VideoSource:
         self.width: int | None = None
         self.height: int | None = None
         self.duration: float | None = None
+        self._end_said = False  # how much of the file was read: said once
         self.expected_frames: int | None = None
         self.frames_read = 0
         self.reconnects = 0
@@ -185,10 +186,12 @@ class VideoSource:
         self.width = stream.codec_context.width or None
         self.height = stream.codec_context.height or None
         self._time_base = float(stream.time_base) if stream.time_base else None
-        if container.duration:
-            self.duration = container.duration / 1_000_000
-        elif stream.duration and stream.time_base:
+        # The video's own length: the container's is that of its longest stream
+        # (an audio track that runs on would make a whole video look cut short).
+        if stream.duration and stream.time_base:
             self.duration = float(stream.duration * stream.time_base)
+        elif container.duration:
+            self.duration = container.duration / 1_000_000
         self._counted = bool(stream.frames)  # the container states its frame count
         if stream.frames:
             self.expected_frames = int(stream.frames)
@@ -379,7 +382,11 @@ class VideoSource:
             why.append("it ends before its stated duration")
         elif not why:
             why.append("frames are missing")
-        logger.warning(
+        # A looped file says the same each pass: once as a warning, then at debug level.
+        level = logging.DEBUG if self._end_said else logging.WARNING
+        self._end_said = True
+        logger.log(
+            level,
             "video file %r: read %d of %s frames (%s of %s s); %s",
             self.uri,
             run.frames,
