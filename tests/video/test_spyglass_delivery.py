@@ -48,7 +48,9 @@ def decoded_sizes(path: Path) -> list[tuple[int, int]]:
 def test_frames_put_right_after_the_start_all_reach_the_receiver() -> None:
     url = f"rtmp://127.0.0.1:{free_port()}/live/cam"
     receiver = Receiver(url, "flv", "listen=1")
-    spyglass = SpyGlass(url, 60, 320, 240)  # the default queue: 8 frames
+    # 24 frames (0.4 s at 60 fps) ride out a loaded machine's scheduling, not an
+    # encoder that starts loading only when the frames come (that lost about 1 s).
+    spyglass = SpyGlass(url, 60, 320, 240, queue_size=24)
     spyglass.start_streaming()
     image = np.full((240, 320, 3), 90, np.uint8)
     for _ in range(90):  # at 60 fps, from the moment start_streaming returned
@@ -95,8 +97,9 @@ def test_sent_is_live_and_every_reading_adds_up(tmp_path: Path) -> None:
     bound = spyglass.queue_size + 1 + 1 + FrameProcess.SLOTS
     for counts in readings:
         assert counts["queued"] == counts["sent"] + counts["dropped"] + counts["in_flight"]
-        assert 0 <= counts["in_flight"] <= bound, counts
-    assert [c["sent"] for c in readings] == sorted(c["sent"] for c in readings)
+        assert 0 <= counts["in_flight"] <= bound, counts  # never a frame counted twice
+    for key in ("queued", "sent", "dropped"):  # counts of what happened only rise
+        assert [c[key] for c in readings] == sorted(c[key] for c in readings), key
     assert spyglass.stop_streaming()
     final = spyglass.counts
     assert final["in_flight"] == 0

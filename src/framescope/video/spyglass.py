@@ -425,7 +425,8 @@ class SpyGlass(Stage):
 
     def _run_session(self) -> bool:
         """One encoder process, fed until stopped (False) or until it fails (True)."""
-        process, self._spare = self._spare, None
+        with self._lock:  # stop_streaming may end the spare from another thread
+            process, self._spare = self._spare, None
         self._session_error = False
         session = EncoderSession(self._settings(), self._reports(), self.name, process=process)
         self._session = session
@@ -514,7 +515,8 @@ class SpyGlass(Stage):
 
     def _end_spare(self) -> None:
         """End an encoder process started for a session that never began."""
-        spare, self._spare = self._spare, None
+        with self._lock:  # the feeder thread may take it for a session meanwhile
+            spare, self._spare = self._spare, None
         if spare is None:
             return
         spare.kill()
