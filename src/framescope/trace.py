@@ -262,7 +262,18 @@ def _fps_counter(
 
 
 def _umask() -> int:
-    """The process's file mode creation mask (read by setting it, then set back)."""
+    """The process's file mode creation mask.
+
+    Read from ``/proc/self/status`` where there is one: setting it to read it
+    back would change it for every thread of the process for a moment.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask

@@ -110,6 +110,10 @@ def test_bad_arguments_are_clear_errors(tmp_path: Path) -> None:
         VideoSource(tmp_path / "missing.mp4")
     with pytest.raises(ValueError, match="camera number"):
         VideoSource(-1)
+    with pytest.raises(TypeError, match="uri must be a path, a URL or a camera number, got float"):
+        VideoSource(3.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="uri must be a path"):
+        VideoSource("  ")
     with pytest.raises(ValueError, match="extension"):
         VideoWriter(str(tmp_path / "out.xyz"))
     with pytest.raises(ValueError, match="scheme"):

@@ -281,7 +281,9 @@ class Pipeline(StreamControls, SnapshotReaders, PyStreamNames):
         Stops when ``timeout`` seconds pass without a result (None: wait on) or
         when the pipeline is cleaned up or stopped and every result was read.
         An item's stage error (``raise`` policy) is raised in that item's place;
-        iterating again goes on with the next result.
+        iterating again goes on with the next result. When the input ended
+        because its source raised, that exception is raised after the last
+        result, and again by every later call.
         """
         return self._runtime.iterate_results(timeout)
 

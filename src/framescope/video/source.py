@@ -47,10 +47,11 @@ class VideoSource:
     ``fps``, ``width``, ``height``, ``duration`` and ``expected_frames`` are
     known once it is open (:meth:`open`, or the first frame).
 
-    A file that cannot be read raises at :meth:`open` (and when iterating
-    starts): ``FileNotFoundError`` for a missing one, ``ValueError`` for an
-    empty, unreadable or non-video one or one without a video stream, with the
-    file and the reason in one line.
+    A missing file raises ``FileNotFoundError`` when the source is made (and
+    again at :meth:`open` if it went away since); one that cannot be read
+    raises ``ValueError`` at :meth:`open` (and when iterating starts): empty,
+    unreadable, not a video, or without a video stream, with the file and the
+    reason in one line.
 
     Every frame has a ``time`` and a ``pts``: a frame the stream gave no
     timestamp is placed one frame interval after the one before, and ``time``
@@ -518,7 +519,9 @@ def _normalise(uri: object, format: str | None) -> tuple[str, str | None, Path |
         uri = f"/dev/video{uri}"
     if isinstance(uri, Path):
         uri = str(uri)
-    if not isinstance(uri, str) or not uri.strip():
+    if not isinstance(uri, str):
+        raise TypeError(f"uri must be a path, a URL or a camera number, got {type(uri).__name__}")
+    if not uri.strip():
         raise ValueError(f"uri must be a path, a URL or a camera number, got {uri!r}")
     if format is None and uri.startswith("/dev/video"):
         format = "v4l2"
