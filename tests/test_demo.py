@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -201,17 +202,43 @@ def test_a_video_it_cannot_read_is_one_line_and_exit_1(
         assert not out.exists(), kind  # nothing written
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file without read permission")
-def test_an_unreadable_video_is_one_line_and_exit_1(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    video = tmp_path / "locked.mp4"
-    video.write_bytes(b"\x00" * 64)
-    video.chmod(0)
-    assert main(["demo", "--video", str(video), "--out", str(tmp_path / "out")]) == 1
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and str(video) in err and "ermission" in err
-    assert not (tmp_path / "out").exists()
+_AS_NOBODY = """
+import os, sys
+import framescope.demo, framescope.video  # loaded first: nobody cannot read root's Python
+from framescope.cli import main
+os.setgid(65534); os.setuid(65534)  # nobody: the mode bits now apply
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_an_unreadable_video_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    shared = Path(tempfile.mkdtemp(prefix="framescope-"))  # a folder anyone enters
+    try:
+        shared.chmod(0o777)
+        video = shared / "locked.mp4"
+        video.write_bytes(b"\x00" * 64)
+        video.chmod(0)
+        arguments = ["demo", "--video", str(video), "--out", str(shared / "out")]
+        # root reads any file: as root the command runs as nobody, in a child process
+        code = (
+            _AS_NOBODY
+            if os.geteuid() == 0
+            else "import sys; from framescope.cli import main; sys.exit(main(sys.argv[1:]))"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code, *arguments],
+            check=False,
+            env={**os.environ, "PYTHONPATH": str(REPO / "src"), "XDG_CACHE_HOME": str(shared)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.count("\n") == 1, done.stderr
+        assert str(video) in done.stderr and "cannot be read (permission denied)" in done.stderr
+        assert not (shared / "out").exists()
+    finally:
+        shutil.rmtree(shared)
 
 
 @needs_ffmpeg
