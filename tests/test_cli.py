@@ -5,6 +5,7 @@ import json
 import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,11 @@ def test_pipeline_demo_runs_and_names_the_bottleneck(tmp_path: Path) -> None:
     assert sent > 0 and sent == report.frames_written == report.frames_read
     assert path == str(tmp_path / "annotated.mp4")
     assert sum(1 for _ in VideoSource(path)) == sent
+    # Every frame that went out has its slice on every stage of the trace.
+    slices = Counter(e["name"] for e in events if e.get("cat") == "stage")
+    stages = ("Preprocess", "Infer", "Postprocess", "Annotate", "Output")
+    assert slices == dict.fromkeys(stages, sent)
+    assert "Losses: none" in text
 
 
 def test_cli_demo_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

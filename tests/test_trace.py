@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import os
 import stat
@@ -229,30 +228,6 @@ def test_every_frame_through_a_threaded_pipeline_has_its_slice_on_every_stage(it
     slices = Counter(e["name"] for e in document["traceEvents"] if e.get("cat") == "stage")
     assert slices == dict.fromkeys(("A", "B", "C", "D"), items)
     pipeline.cleanup()
-
-
-def test_the_demo_trace_has_every_written_frame_on_every_stage(tmp_path: Path) -> None:
-    from framescope.demo import run_demo
-
-    out = io.StringIO()
-    report = run_demo(
-        out,
-        seconds=1.5,
-        refresh=0.5,
-        trace_path=tmp_path / "d.json.gz",
-        live=False,
-        out_dir=tmp_path,
-    )
-    trace = report.trace
-    with gzip.open(trace, "rt") as handle:
-        events = json.load(handle)["traceEvents"]
-    slices = Counter(e["name"] for e in events if e.get("cat") == "stage")
-    line = next(x for x in out.getvalue().splitlines() if x.startswith("Annotated video"))
-    written = int(line.rsplit("(", 1)[1].split()[0])
-    stages = ("Preprocess", "Infer", "Postprocess", "Annotate", "Output")
-    assert written > 0
-    assert slices == dict.fromkeys(stages, written)
-    assert "Losses: none" in out.getvalue()
 
 
 def test_a_written_trace_has_the_mode_any_new_file_gets(tmp_path: Path) -> None:
