@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from framescope.pipeline import SnapshotFormatError
 from framescope.stats import RollingStats, StatsSnapshot, percentile
 
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
@@ -197,10 +198,42 @@ def test_snapshot_round_trips_through_json() -> None:
 
 
 def test_from_dict_reports_missing_keys() -> None:
-    with pytest.raises(ValueError, match="missing keys: count, maximum"):
+    with pytest.raises(SnapshotFormatError, match=r"^count: missing"):
         StatsSnapshot.from_dict({"window": 1, "total": 0, "minimum": 0, "samples": []})
-    with pytest.raises(TypeError, match="data must be a mapping"):
+    with pytest.raises(SnapshotFormatError, match=r"^data: expected an object, got list"):
         StatsSnapshot.from_dict([])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"samples": [1.0, float("nan")]},
+            r"^samples\[1\]: expected a finite number, got float nan",
+        ),
+        ({"window": -3}, "^window: expected a non-negative integer"),
+        ({"count": -1}, "^count: expected a non-negative integer"),
+        ({"count": 1}, "^count: expected at least the 2 samples"),
+        ({"events": 2**70}, "^events: expected a non-negative integer up to 2\\*\\*63-1"),
+        ({"total": float("inf")}, "^total: expected a finite number"),
+        ({"maximum": 10**400}, "^maximum: expected a finite number"),
+        ({"divisor": 0}, "^divisor: expected a finite number > 0"),
+        ({"first_event_ns": "soon"}, "^first_event_ns: expected a non-negative integer"),
+        ({"histogram": {"bounds": [1.0], "counts": [1, -1]}}, r"^histogram\.counts\[1\]"),
+        ({"histogram": {"bounds": [2.0, 1.0], "counts": [1, 1, 1]}}, "^histogram.bounds"),
+        ({"distribution": {"counts": {"3": -1}}}, "^distribution.counts.3"),
+        ({"distribution": {"counts": {"x": 1}}}, "^distribution.counts: a bucket index"),
+        ({"distribution": []}, "^distribution: expected an object"),
+    ],
+)
+def test_from_dict_refuses_what_is_not_a_snapshot_naming_the_field(
+    change: dict[str, object], message: str
+) -> None:
+    stats = RollingStats(window=4)
+    stats.extend([1.0, 2.0])
+    data = stats.snapshot().to_dict() | change
+    with pytest.raises(SnapshotFormatError, match=message):
+        StatsSnapshot.from_dict(data)
 
 
 def test_snapshot_is_immutable_and_independent() -> None:
@@ -277,7 +310,7 @@ def test_merge_of_different_units_converts_to_reported_units() -> None:
 def test_from_dict_rejects_non_numeric_samples() -> None:
     data = RollingStats().snapshot().to_dict()
     data["samples"] = [1, "2"]
-    with pytest.raises(ValueError, match=r"data\['samples'\] must hold numbers"):
+    with pytest.raises(ValueError, match=r"^samples\[1\]: expected a finite number, got str '2'"):
         StatsSnapshot.from_dict(data)
 
 

@@ -17,6 +17,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from framescope._snapshotformat import (
+    Fields,
+    SnapshotFormatError,
+    check_field_number,
+    check_integer,
+    shown,
+)
+
 __all__ = [
     "DEFAULT_LATENCY_BUCKETS",
     "LATENCY_GRID_NS",
@@ -106,12 +114,28 @@ class HistogramSnapshot:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> HistogramSnapshot:
-        """Rebuild a histogram from :meth:`to_dict` output."""
-        bounds = check_bounds(data["bounds"], "data['bounds']")
-        counts = tuple(int(value) for value in data["counts"])
-        if len(counts) != len(bounds) + 1:
-            raise ValueError("data['counts'] must have one entry more than data['bounds']")
-        return cls(bounds, counts, float(data.get("total", 0.0)))
+        """Rebuild a histogram from :meth:`to_dict` output (checked; see SnapshotFormatError)."""
+        return read_histogram(Fields(data, ""))
+
+
+def read_histogram(fields: Fields) -> HistogramSnapshot:
+    """A :class:`HistogramSnapshot` from checked fields (errors name the field's path)."""
+    raw = fields.items("bounds")
+    for index, value in enumerate(raw):
+        check_field_number(value, f"{fields.at('bounds')}[{index}]")
+    if any(b <= a for a, b in itertools.pairwise(raw)):
+        raise fields.fail("bounds", "strictly increasing bounds", raw)
+    counts = fields.items("counts")
+    for index, value in enumerate(counts):
+        check_integer(value, f"{fields.at('counts')}[{index}]")
+    if len(counts) != len(raw) + 1:
+        raise SnapshotFormatError(
+            f"{fields.at('counts')}: expected {len(raw) + 1} counts (one more than the bounds), "
+            f"got {len(counts)}"
+        )
+    return HistogramSnapshot(
+        tuple(float(b) for b in raw), tuple(counts), fields.number("total", 0.0)
+    )
 
 
 class Histogram:
@@ -221,14 +245,23 @@ class DistributionSnapshot:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DistributionSnapshot:
-        """Rebuild a distribution from :meth:`to_dict` output."""
-        counts = [0] * (len(LATENCY_GRID_NS) + 1)
-        for index, count in dict(data.get("counts", {})).items():
-            position = int(index)
-            if not 0 <= position < len(counts):
-                raise ValueError(f"data['counts'] has a bucket index out of range: {index!r}")
-            counts[position] = int(count)
-        return cls(tuple(counts), float(data.get("total", 0.0)))
+        """Rebuild a distribution from :meth:`to_dict` output (checked; see SnapshotFormatError)."""
+        return read_distribution(Fields(data, ""))
+
+
+def read_distribution(fields: Fields) -> DistributionSnapshot:
+    """A :class:`DistributionSnapshot` from checked fields (errors name the field's path)."""
+    counts = [0] * (len(LATENCY_GRID_NS) + 1)
+    given = fields.child("counts", {})
+    for index in given.data:
+        ok = isinstance(index, str) and index.isascii() and index.isdigit() and len(index) < 6
+        if not (ok and int(index) < len(counts)):
+            raise SnapshotFormatError(
+                f"{fields.at('counts')}: a bucket index out of range 0..{len(counts) - 1}: "
+                f"{shown(index)}"
+            )
+        counts[int(index)] = given.integer(index)
+    return DistributionSnapshot(tuple(counts), fields.number("total", 0.0))
 
 
 class Distribution:

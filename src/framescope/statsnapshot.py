@@ -13,8 +13,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from framescope._snapshotformat import Fields, SnapshotFormatError, check_field_number
 from framescope._validation import check_number
-from framescope.histogram import DistributionSnapshot, HistogramSnapshot
+from framescope.histogram import (
+    DistributionSnapshot,
+    HistogramSnapshot,
+    read_distribution,
+    read_histogram,
+)
 
 __all__ = ["StatsSnapshot", "Summary", "percentile"]
 
@@ -312,32 +318,41 @@ class StatsSnapshot:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StatsSnapshot:
-        """Rebuild a snapshot from :meth:`to_dict` output (e.g. parsed JSON)."""
-        if not isinstance(data, Mapping):
-            raise TypeError(f"data must be a mapping, got {type(data).__name__}")
-        missing = {"window", "count", "total", "minimum", "maximum", "samples"} - data.keys()
-        if missing:
-            raise ValueError(f"data is missing keys: {', '.join(sorted(missing))}")
-        samples = tuple(data["samples"])
-        for value in samples:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"data['samples'] must hold numbers, found {value!r}")
-        first, last = data.get("first_event_ns"), data.get("last_event_ns")
-        histogram = data.get("histogram")
-        distribution = data.get("distribution")
-        return cls(
-            window=int(data["window"]),
-            count=int(data["count"]),
-            total=float(data["total"]),
-            minimum=float(data["minimum"]),
-            maximum=float(data["maximum"]),
-            samples=samples,
-            divisor=float(data.get("divisor", 1.0)),
-            events=int(data.get("events", 0)),
-            first_event_ns=None if first is None else int(first),
-            last_event_ns=None if last is None else int(last),
-            histogram=None if histogram is None else HistogramSnapshot.from_dict(histogram),
-            distribution=(
-                None if distribution is None else DistributionSnapshot.from_dict(distribution)
-            ),
+        """Rebuild a snapshot from :meth:`to_dict` output (e.g. parsed JSON).
+
+        Every field is checked: anything wrong (a missing key, a wrong type, a
+        negative count, a NaN) is a :class:`SnapshotFormatError` naming the field.
+        """
+        return read_stats(Fields(data, ""))
+
+
+def read_stats(fields: Fields) -> StatsSnapshot:
+    """A :class:`StatsSnapshot` from checked fields (errors name the field's path)."""
+    samples = fields.items("samples")
+    for index, value in enumerate(samples):
+        check_field_number(value, f"{fields.at('samples')}[{index}]")
+    count = fields.integer("count")
+    if count < len(samples):
+        raise SnapshotFormatError(
+            f"{fields.at('count')}: expected at least the {len(samples)} samples, got {count}"
         )
+    histogram = fields.get("histogram", None)
+    distribution = fields.get("distribution", None)
+    return StatsSnapshot(
+        window=fields.integer("window"),
+        count=count,
+        total=fields.number("total"),
+        minimum=fields.number("minimum"),
+        maximum=fields.number("maximum"),
+        samples=tuple(samples),
+        divisor=fields.number("divisor", 1.0, positive=True),
+        events=fields.integer("events", 0),
+        first_event_ns=fields.integer("first_event_ns", None, or_none=True),
+        last_event_ns=fields.integer("last_event_ns", None, or_none=True),
+        histogram=None
+        if histogram is None
+        else read_histogram(Fields(histogram, fields.at("histogram"))),
+        distribution=None
+        if distribution is None
+        else read_distribution(Fields(distribution, fields.at("distribution"))),
+    )

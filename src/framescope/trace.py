@@ -16,10 +16,12 @@ import gzip
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from framescope._snapshotformat import Fields, SnapshotFormatError, check_integer, shown
 
 __all__ = ["FrameTrace", "StageSpan", "chrome_trace", "write_trace"]
 
@@ -68,17 +70,31 @@ class StageSpan:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> StageSpan:
-        """Rebuild a span from :meth:`to_dict` output."""
-        return cls(
-            str(data["node_id"]),
-            int(data["t_ready"]),
-            int(data["t_start"]),
-            int(data["t_end"]),
-            int(data["t_sent"]),
-            int(data["queued"]),
-            tuple((str(n), int(a), int(b)) for n, a, b in data.get("custom", ())),
+    def from_dict(cls, data: Mapping[str, Any]) -> StageSpan:
+        """Rebuild a span from :meth:`to_dict` output (checked; see SnapshotFormatError)."""
+        return _read_span(Fields(data, ""))
+
+
+def _read_span(fields: Fields) -> StageSpan:
+    custom = []
+    for index, block in enumerate(fields.items("custom", ())):
+        at = f"{fields.at('custom')}[{index}]"
+        if not isinstance(block, (list, tuple)) or len(block) != 3:
+            raise SnapshotFormatError(f"{at}: expected [name, start, end], got {shown(block)}")
+        if not isinstance(block[0], str):
+            raise SnapshotFormatError(f"{at}[0]: expected a string, got {shown(block[0])}")
+        custom.append(
+            (block[0], check_integer(block[1], f"{at}[1]"), check_integer(block[2], f"{at}[2]"))
         )
+    return StageSpan(
+        fields.text("node_id"),
+        fields.integer("t_ready"),
+        fields.integer("t_start"),
+        fields.integer("t_end"),
+        fields.integer("t_sent"),
+        fields.integer("queued"),
+        tuple(custom),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +124,22 @@ class FrameTrace:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FrameTrace:
-        """Rebuild a trace from :meth:`to_dict` output."""
-        spans = tuple(StageSpan.from_dict(span) for span in data.get("spans", ()))
-        return cls(int(data["frame_id"]), int(data["t_in"]), spans)
+    def from_dict(cls, data: Mapping[str, Any]) -> FrameTrace:
+        """Rebuild a trace from :meth:`to_dict` output (checked; see SnapshotFormatError)."""
+        return read_trace(Fields(data, ""))
+
+
+def read_trace(fields: Fields) -> FrameTrace:
+    """A :class:`FrameTrace` from checked fields (errors name the field's path)."""
+    spans = fields.items("spans", ())
+    return FrameTrace(
+        fields.integer("frame_id"),
+        fields.integer("t_in"),
+        tuple(
+            _read_span(Fields(span, f"{fields.at('spans')}[{index}]"))
+            for index, span in enumerate(spans)
+        ),
+    )
 
 
 def _us(t_ns: int, origin: int) -> float:

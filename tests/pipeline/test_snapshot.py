@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import json
+import operator
+import re
 from itertools import islice
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from framescope import Pipeline
 from framescope.clock import FakeClock
-from framescope.pipeline import PipelineSnapshot, merge_snapshots
+from framescope.live.view import page_view
+from framescope.pipeline import PipelineSnapshot, SnapshotFormatError, merge_snapshots
 from framescope.pipeline.diagnosis import diagnose_snapshot
 
 from .helpers import Busy, FailOn
@@ -127,3 +135,96 @@ def test_snapshot_before_start_and_of_a_nested_threaded_pipeline(clock: FakeCloc
     }
     assert snapshot.node_ids == ("Outer__Decode", "Outer__Inner__Resize")
     outer.cleanup()
+
+
+def recorded_snapshot() -> dict[str, Any]:
+    """A real snapshot's JSON: debugging on (node states, traces), a latency distribution."""
+    clock = FakeClock(start_ns=1_000_000_000)
+    pipeline = Pipeline(name="Cam", clock=clock, debug=True)
+    pipeline.add(Busy("Decode", clock, 0.002)).add(FailOn({2}), on_error="skip")
+    pipeline.parallelize(queue_size=4)
+    for i in range(4):
+        pipeline.forward(i)
+    assert len(list(islice(pipeline.results(timeout=10), 3))) == 3
+    data: dict[str, Any] = json.loads(json.dumps(pipeline.snapshot().to_dict()))
+    pipeline.cleanup()
+    return data
+
+
+RECORDED = recorded_snapshot()
+
+JUNK = st.sampled_from(
+    [
+        None,
+        -1,
+        -(2**70),
+        2**63,
+        10**400,
+        1.5,
+        float("nan"),
+        float("inf"),
+        True,
+        "",
+        "junk",
+        "2024-13-45",
+        [],
+        [-1],
+        [None, "x"],
+        {},
+        {"a": [1, {"b": None}]},
+        {"node_states": 3},
+        [[1, 2, 3]],
+        ["x", -1, 2**70],
+    ]
+)
+
+
+def every_place(node: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """The path of every value in a JSON document (keys and list indexes)."""
+    places = [at] if at else []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            places += every_place(value, (*at, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            places += every_place(value, (*at, index))
+    return places
+
+
+PLACES = every_place(RECORDED)
+
+
+def test_the_recorded_snapshot_has_what_the_mutations_aim_at() -> None:
+    assert RECORDED["traces"] and RECORDED["traces"][0]["spans"]
+    assert RECORDED["state"]["node_states"]["Cam__Decode"]["main_loop_timing"]["count"] > 0
+    assert RECORDED["stages"][0]["latency"]["distribution"]["counts"]
+    assert PipelineSnapshot.from_dict(copy.deepcopy(RECORDED)).to_dict() == RECORDED
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_a_mutated_snapshot_reads_back_or_is_one_error_naming_the_field(data: Any) -> None:
+    document = copy.deepcopy(RECORDED)
+    for _ in range(data.draw(st.integers(1, 3), label="mutations")):
+        place = data.draw(st.sampled_from(PLACES), label="place")
+        *parents, last = place
+        try:
+            container = functools.reduce(operator.getitem, parents, document)
+            container[last]  # a place an earlier mutation removed is skipped
+        except (KeyError, IndexError, TypeError):
+            continue
+        if isinstance(container, dict) and data.draw(st.booleans(), label="drop"):
+            del container[last]
+        else:
+            container[last] = data.draw(JUNK, label="junk")
+    try:
+        snapshot = PipelineSnapshot.from_dict(document)
+    except SnapshotFormatError as error:
+        # The message starts with the field's path: ``stages[0].latency.count: ...``.
+        assert re.match(r"^[a-z_]+(\[\d+\]|\[[^\]]+\]|\.[\w#]+)*: ", str(error)), str(error)  # noqa: PT017
+        return
+    # What was read is a snapshot every renderer can show.
+    json.dumps(snapshot.to_dict(), allow_nan=False)
+    page_view(snapshot)
+    str(snapshot)
+    merge_snapshots(snapshot, snapshot, prefixes=["a", "b"])

@@ -43,7 +43,12 @@ from framescope.pipeline.pystream import (
     logger,
     set_profiler_db_folder,
 )
-from framescope.pipeline.snapshot import PipelineSnapshot, StageSnapshot, merge_snapshots
+from framescope.pipeline.snapshot import (
+    PipelineSnapshot,
+    SnapshotFormatError,
+    StageSnapshot,
+    merge_snapshots,
+)
 from framescope.pipeline.stage import Stage
 from framescope.pipeline.state import (
     DurationStats,
@@ -80,6 +85,7 @@ __all__ = [
     "PipelineStoppedError",
     "PipelineUndefined",
     "QueueStats",
+    "SnapshotFormatError",
     "SnapshotSource",
     "Stage",
     "StageError",

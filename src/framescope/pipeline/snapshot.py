@@ -15,15 +15,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from framescope._snapshotformat import Fields, SnapshotFormatError, shown
 from framescope.pipeline.framelog import TraceMaterial, join_traces
 from framescope.pipeline.nodestate import NodeReading, pipeline_state
 from framescope.pipeline.render import SNAPSHOT_COLUMNS, rich_table, snapshot_rows, snapshot_table
-from framescope.pipeline.state import NodeState, PipelineState, merge_states
+from framescope.pipeline.state import NodeState, PipelineState, merge_states, read_state
 from framescope.pipeline.tree import SEPARATOR
 from framescope.stats import StatsSnapshot
-from framescope.trace import FrameTrace
+from framescope.statsnapshot import read_stats
+from framescope.trace import FrameTrace, read_trace
 
-__all__ = ["DROP_REASONS", "PipelineSnapshot", "StageSnapshot", "merge_snapshots"]
+__all__ = [
+    "DROP_REASONS",
+    "PipelineSnapshot",
+    "SnapshotFormatError",
+    "StageSnapshot",
+    "merge_snapshots",
+]
 
 #: Pipeline counters that count lost items, and the reason each stands for.
 DROP_REASONS: dict[str, str] = {
@@ -91,20 +99,28 @@ class StageSnapshot:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StageSnapshot:
-        """Rebuild a stage from :meth:`to_dict` output."""
-        return cls(
-            key=str(data["key"]),
-            stage=str(data["stage"]),
-            latency=StatsSnapshot.from_dict(data["latency"]),
-            failures=int(data.get("failures", 0)),
-            working=bool(data.get("working", True)),
-            queue_depth=data.get("queue_depth"),
-            queue_capacity=data.get("queue_capacity"),
-            phase=data.get("phase"),
-            replicas=int(data.get("replicas", 1)),
-            replica_of=data.get("replica_of"),
-            held=data.get("held"),
-        )
+        """Rebuild a stage from :meth:`to_dict` output (checked; see SnapshotFormatError)."""
+        return _read_stage(Fields(data, ""))
+
+
+def _read_stage(fields: Fields) -> StageSnapshot:
+    key = fields.text("key")
+    replica_of = fields.text("replica_of", None, or_none=True)
+    if replica_of is not None and not key.rpartition("#")[2].isdecimal():
+        raise fields.fail("key", "a replica's key ending in #<number>", key)
+    return StageSnapshot(
+        key=key,
+        stage=fields.text("stage"),
+        latency=read_stats(fields.child("latency")),
+        failures=fields.integer("failures", 0),
+        working=fields.boolean("working", True),
+        queue_depth=fields.integer("queue_depth", None, or_none=True),
+        queue_capacity=fields.integer("queue_capacity", None, or_none=True),
+        phase=fields.text("phase", None, or_none=True),
+        replicas=fields.integer("replicas", 1, minimum=1),
+        replica_of=replica_of,
+        held=fields.integer("held", None, or_none=True),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,28 +264,75 @@ class PipelineSnapshot:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PipelineSnapshot:
-        """Rebuild a snapshot from :meth:`to_dict` output (e.g. another box's JSON)."""
-        if not isinstance(data, Mapping):
-            raise TypeError(f"data must be a mapping, got {type(data).__name__}")
-        wall = data.get("wall_time")
+        """Rebuild a snapshot from :meth:`to_dict` output (e.g. another box's JSON).
+
+        Every field is checked: whatever is wrong (a missing key, a wrong
+        type, a negative count, a NaN, an out-of-range number) is a
+        :class:`SnapshotFormatError` (a ValueError) whose message starts
+        with the field's path: ``stages[2].latency.count: expected a
+        non-negative integer, got int -1``.
+        """
+        fields = Fields(data, "")
+        cpu_load = fields.number("cpu_load", None, or_none=True)
+        if cpu_load is not None and cpu_load < 0:
+            raise fields.fail("cpu_load", "a number >= 0 or null", cpu_load)
         snapshot = cls(
-            pipeline=str(data["pipeline"]),
-            latency=StatsSnapshot.from_dict(data["latency"]),
-            counters={str(k): int(v) for k, v in data.get("counters", {}).items()},
-            stages=tuple(StageSnapshot.from_dict(s) for s in data.get("stages", ())),
-            _state=PipelineState.from_json(json.dumps(data.get("state", {"node_states": {}}))),
-            taken_ns=int(data.get("taken_ns", 0)),
-            wall_time=None if wall is None else datetime.datetime.fromisoformat(wall),
-            mode=data.get("mode"),
-            debug=bool(data.get("debug", False)),
-            cpu_count=data.get("cpu_count"),
-            cpu_load=data.get("cpu_load"),
-            source_error=data.get("source_error"),
-            trace_material=TraceMaterial(tuple(data.get("node_ids", ()))),
+            pipeline=fields.text("pipeline"),
+            latency=read_stats(fields.child("latency")),
+            counters=_read_counters(fields.child("counters", {})),
+            stages=_read_stages(fields),
+            _state=read_state(fields.get("state", {"node_states": {}}), "state"),
+            taken_ns=fields.integer("taken_ns", 0),
+            wall_time=_read_wall_time(fields),
+            mode=fields.text("mode", None, or_none=True),
+            debug=fields.boolean("debug", False),
+            cpu_count=fields.integer("cpu_count", None, minimum=1, or_none=True),
+            cpu_load=cpu_load,
+            source_error=fields.text("source_error", None, or_none=True),
+            trace_material=TraceMaterial(_read_names(fields, "node_ids")),
         )
-        traces = tuple(FrameTrace.from_dict(t) for t in data.get("traces", ()))
+        traces = tuple(
+            read_trace(Fields(trace, f"traces[{index}]"))
+            for index, trace in enumerate(fields.items("traces", ()))
+        )
         object.__setattr__(snapshot, "_traces", traces)
         return snapshot
+
+
+def _read_counters(fields: Fields) -> dict[str, int]:
+    return {str(name): fields.integer(name) for name in fields.data}
+
+
+def _read_stages(fields: Fields) -> tuple[StageSnapshot, ...]:
+    stages = []
+    seen: set[str] = set()
+    for index, data in enumerate(fields.items("stages", ())):
+        stage = _read_stage(Fields(data, f"stages[{index}]"))
+        if stage.key in seen:
+            raise SnapshotFormatError(f"stages[{index}].key: {stage.key!r} appears twice")
+        seen.add(stage.key)
+        stages.append(stage)
+    return tuple(stages)
+
+
+def _read_names(fields: Fields, key: str) -> tuple[str, ...]:
+    names = fields.items(key, ())
+    for index, name in enumerate(names):
+        if not isinstance(name, str):
+            raise SnapshotFormatError(f"{key}[{index}]: expected a string, got {shown(name)}")
+    return tuple(names)
+
+
+def _read_wall_time(fields: Fields) -> datetime.datetime | None:
+    wall = fields.text("wall_time", None, or_none=True)
+    if wall is None:
+        return None
+    try:
+        when = datetime.datetime.fromisoformat(wall)
+        when.timestamp()  # one the page can show (a year 1 in a zone west of UTC cannot)
+    except (ValueError, OverflowError, OSError):
+        raise fields.fail("wall_time", "an ISO 8601 date and time", wall) from None
+    return when
 
 
 def merge_snapshots(

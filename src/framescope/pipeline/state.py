@@ -10,10 +10,10 @@ to :class:`NodeState`; a node has a ``state``, its ``input_states`` and
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from framescope._snapshotformat import MAX_INT, SnapshotFormatError, check_field_number, shown
 from framescope.pipeline.events import (
     EventInterval,
     EventStatus,
@@ -166,13 +166,21 @@ class PipelineState:
     @classmethod
     def from_json(cls, text: str) -> PipelineState:
         """Rebuild from :meth:`to_json` output, checking every field (see NodeState's)."""
-        nodes = _Reader(_loads(text), "").mapping("node_states")
-        return cls(
-            {
-                _node_id(node_id): _node_from_dict(node, f"node_states[{node_id!r}]")
-                for node_id, node in nodes.items()
-            }
-        )
+        return read_state(_loads(text))
+
+
+def read_state(data: Any, path: str = "") -> PipelineState:
+    """A :class:`PipelineState` from JSON data; a SnapshotFormatError names a bad field."""
+    reader = _Reader(data, path)
+    nodes = reader.mapping("node_states")
+    return PipelineState(
+        {
+            _node_id(node_id, reader.at("node_states")): _node_from_dict(
+                node, f"{reader.at('node_states')}[{node_id!r}]"
+            )
+            for node_id, node in nodes.items()
+        }
+    )
 
 
 def _node_to_dict(node: NodeState) -> dict[str, Any]:
@@ -196,7 +204,7 @@ class _Reader:
 
     def __init__(self, data: Any, path: str) -> None:
         if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected an object, got {_shown(data)}")
+            raise SnapshotFormatError(f"{path}: expected an object, got {_shown(data)}")
         self.data, self.path = data, path
 
     def at(self, key: str) -> str:
@@ -210,28 +218,32 @@ class _Reader:
         value = self.data.get(key, default)
         if value is None and null is not None:
             return null
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{self.at(key)}: expected a number, got {_shown(value)}")
-        if not math.isfinite(value) or value < 0:
-            raise ValueError(f"{self.at(key)}: expected a finite number >= 0, got {value!r}")
-        return value
+        number = check_field_number(value, self.at(key))
+        if number < 0:
+            raise SnapshotFormatError(
+                f"{self.at(key)}: expected a finite number >= 0, got {value!r}"
+            )
+        kept: float = value  # as written (an int stays an int)
+        return kept
 
     def count(self, key: str, default: int | None = 0) -> int | None:
         value = self.data.get(key, default)
         if value is None and default is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{self.at(key)}: expected a whole number, got {_shown(value)}")
-        if value < 0:
-            raise ValueError(f"{self.at(key)}: expected a count >= 0, got {value!r}")
+            raise SnapshotFormatError(
+                f"{self.at(key)}: expected a whole number, got {_shown(value)}"
+            )
+        if not 0 <= value <= MAX_INT:
+            raise SnapshotFormatError(f"{self.at(key)}: expected a count >= 0, got {value!r}")
         return value
 
     def name(self, key: str, allowed: tuple[str, ...] | None = None, default: str = "") -> str:
         value = self.data.get(key, default)
         if not isinstance(value, str):
-            raise ValueError(f"{self.at(key)}: expected a string, got {_shown(value)}")
+            raise SnapshotFormatError(f"{self.at(key)}: expected a string, got {_shown(value)}")
         if allowed is not None and value not in allowed:
-            raise ValueError(
+            raise SnapshotFormatError(
                 f"{self.at(key)}: unknown state {value!r}; expected one of {', '.join(allowed)}"
             )
         return value
@@ -239,14 +251,11 @@ class _Reader:
     def mapping(self, key: str) -> dict[str, Any]:
         value = self.data.get(key, {})
         if not isinstance(value, dict):
-            raise ValueError(f"{self.at(key)}: expected an object, got {_shown(value)}")
+            raise SnapshotFormatError(f"{self.at(key)}: expected an object, got {_shown(value)}")
         return value
 
 
-def _shown(value: Any) -> str:
-    """A value for an error message: its type, and a short repr."""
-    text = repr(value)
-    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
+_shown = shown
 
 
 _NODE_STATES = tuple(phase.name for phase in NodePhase)
@@ -287,7 +296,7 @@ def _event(reader: _Reader) -> PipelineEvent:
     def member(key: str, enum_type: Any) -> Any:
         name = reader.name(key)
         if name not in enum_type.__members__:
-            raise ValueError(
+            raise SnapshotFormatError(
                 f"{reader.at(key)}: unknown {key} {name!r}; "
                 f"expected one of {', '.join(enum_type.__members__)}"
             )
@@ -312,7 +321,7 @@ def _node_from_dict(data: Any, path: str = "") -> NodeState:
     others = node.child("other_timings")
     events = node.data.get("events", [])
     if not isinstance(events, list):
-        raise ValueError(f"{node.at('events')}: expected a list, got {_shown(events)}")
+        raise SnapshotFormatError(f"{node.at('events')}: expected a list, got {_shown(events)}")
     return NodeState(
         state=node.name("state", _NODE_STATES, NodePhase.IDLE.name),
         input_states={name: _input(ports[0].child(name)) for name in ports[0].data},
@@ -342,12 +351,12 @@ def _loads(text: str | bytes) -> Any:
     try:
         return json.loads(text)
     except RecursionError:
-        raise ValueError("text: JSON nested too deeply to be a pipeline state") from None
+        raise SnapshotFormatError("text: JSON nested too deeply to be a pipeline state") from None
 
 
-def _node_id(node_id: Any) -> str:
+def _node_id(node_id: Any, path: str = "node id") -> str:
     if not isinstance(node_id, str) or not node_id:
-        raise ValueError(f"node id: expected a non-empty string, got {node_id!r}")
+        raise SnapshotFormatError(f"{path}: expected non-empty string node ids, got {node_id!r}")
     return node_id
 
 
