@@ -235,7 +235,7 @@ def test_a_box_that_never_answers_holds_up_neither_the_page_nor_the_others() -> 
 def test_a_box_that_closes_mid_answer_is_marked_and_polled_again() -> None:
     import threading
 
-    from framescope.live.server import _Remote
+    from framescope.live.remote import RemoteBox
 
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
@@ -252,7 +252,7 @@ def test_a_box_that_closes_mid_answer_is_marked_and_polled_again() -> None:
 
     thread = threading.Thread(target=answer_short)
     thread.start()
-    remote = _Remote(f"http://127.0.0.1:{server.getsockname()[1]}/snapshot.json", 2.0)
+    remote = RemoteBox(f"http://127.0.0.1:{server.getsockname()[1]}/snapshot.json", 2.0)
     stop = threading.Event()
     try:
         remote.poll(stop)  # an IncompleteRead: counted, not raised into the poller's thread

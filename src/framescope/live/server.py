@@ -18,9 +18,6 @@ import json
 import logging
 import secrets
 import threading
-import time
-import urllib.request
-from http.client import HTTPException
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from types import TracebackType
 from typing import Any
@@ -29,8 +26,10 @@ from urllib.parse import parse_qs, urlsplit
 from framescope._httpserver import BoundedServing
 from framescope._validation import check_positive_seconds
 from framescope.live.preview import ImageChoice, PreviewTap
+from framescope.live.remote import RemoteBox
 from framescope.live.view import input_drops, page_view
 from framescope.pipeline.snapshot import PipelineSnapshot, merge_snapshots
+from framescope.stats import StatsSnapshot
 
 __all__ = ["LiveView"]
 
@@ -87,10 +86,10 @@ class LiveView:
         if not sources:
             raise ValueError("sources: give at least one pipeline or LiveView URL")
         self.pipelines: list[Any] = []
-        self.remotes: list[_Remote] = []
+        self.remotes: list[RemoteBox] = []
         for source in sources:
             if isinstance(source, str):
-                self.remotes.append(_Remote(source, request_timeout))
+                self.remotes.append(RemoteBox(source, request_timeout))
             elif callable(getattr(source, "snapshot", None)):
                 self.pipelines.append(source)
             else:
@@ -238,14 +237,19 @@ class LiveView:
         parts, prefixes = self._parts()
         try:
             snapshot = self._merged(parts, prefixes)
-        except RuntimeError:
-            return  # a fleet of boxes none of which answered yet
+        except RuntimeError:  # a fleet none of whose boxes answered yet: the page says why
+            snapshot = PipelineSnapshot(pipeline="fleet", latency=StatsSnapshot(window=1))
         drops: dict[str, int] = {}
-        merged = snapshot is not parts[0]
+        merged = not parts or snapshot is not parts[0]
         for part, prefix in zip(parts, prefixes, strict=True):
             drops.update(input_drops(part, prefix if merged else ""))
-        unreachable = {r.prefix: r.last_seen for r in self.remotes if not r.reachable}
-        view = page_view(snapshot, unreachable=unreachable, drops=drops)
+        gone = [r for r in self.remotes if not r.reachable]
+        view = page_view(
+            snapshot,
+            unreachable={r.prefix: r.last_seen for r in gone},
+            reasons={r.prefix: r.problem or "" for r in gone},
+            drops=drops,
+        )
         view["previews"] = {name: tap.status() for name, tap in self.previews.items()}
         body = json.dumps(view).encode()
         with self._cond:
@@ -309,60 +313,6 @@ class LiveView:
         if not given and auth.startswith("Bearer "):
             given = auth[len("Bearer ") :]
         return hmac.compare_digest(given.encode(), self.token.encode())
-
-
-class _Remote:
-    """Another LiveView, polled for its full snapshot by a thread of its own.
-
-    A box that does not answer holds up only its own poller (for at most the
-    request timeout, 5 s at most), never the page's publisher or other boxes.
-    """
-
-    def __init__(self, url: str, timeout: float) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(
-                f"sources: a remote must be a LiveView URL (http://host:port/), got {url!r}"
-            )
-        self.url = f"{parts.scheme}://{parts.netloc}/snapshot.json" + (
-            f"?{parts.query}" if parts.query else ""
-        )
-        self.prefix = parts.hostname.replace(".", "_") + (f"_{parts.port}" if parts.port else "")
-        self.timeout = min(timeout, 5.0)
-        self.snapshot: PipelineSnapshot | None = None
-        self.reachable = False
-        self.last_seen: float | None = None  # wall time of its last answer
-        self.failures = 0
-        self.thread: threading.Thread | None = None
-
-    def start(self, every: float, stop: threading.Event, name: str) -> None:
-        """Poll every ``every`` seconds until ``stop`` is set."""
-
-        def run() -> None:
-            main = threading.main_thread()
-            while not stop.is_set() and main.is_alive():
-                self.poll(stop)
-                stop.wait(every)
-
-        self.thread = threading.Thread(target=run, name=name, daemon=True)
-        self.thread.start()
-
-    def poll(self, stop: threading.Event) -> None:
-        """Ask the box once for its snapshot."""
-        if stop.is_set():
-            return
-        try:
-            with urllib.request.urlopen(
-                self.url, timeout=self.timeout
-            ) as response:  # http(s) only, checked
-                self.snapshot = PipelineSnapshot.from_dict(json.loads(response.read()))
-            self.reachable, self.last_seen = True, time.time()
-        except (OSError, HTTPException, ValueError, KeyError, TypeError) as error:
-            # HTTPException: a box that closes mid-answer (IncompleteRead) is not an OSError
-            if self.reachable or not self.failures:
-                logger.warning("live view: %s does not answer (%s)", self.url, error)
-            self.reachable = False
-            self.failures += 1
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -42,11 +42,13 @@ def page_view(
     *,
     unreachable: dict[str, float | None] | None = None,
     drops: dict[str, int] | None = None,
+    reasons: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The page's data: stages (state, input state, fps, p50/p90, queue, losses), verdict, totals.
 
     ``unreachable``: remote boxes that stopped answering, with the wall time
-    (epoch seconds) of their last snapshot. ``drops``: items lost at each
+    (epoch seconds) of their last good snapshot; ``reasons``: why each is
+    (``does not answer: ...``, ``answers garbage: ...``). ``drops``: items lost at each
     stage's input (default: :func:`input_drops` of ``snapshot``; a merged
     view passes those of its parts).
     """
@@ -107,4 +109,5 @@ def page_view(
         "reasons": list(diagnosis.reasons),
         "suggestion": diagnosis.suggestion,
         "unreachable": dict(unreachable or {}),
+        "unreachable_reasons": dict(reasons or {}),
     }
