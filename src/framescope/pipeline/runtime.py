@@ -487,7 +487,10 @@ class Runtime:
     def shutdown(self, timeout: float | None) -> list[str]:
         """Stop the loop, halt, join every thread within ``timeout`` s (None: no limit).
 
-        Returns the threads left running. Every thread shares the one deadline.
+        Returns the threads left running. Every thread shares the one deadline;
+        the aggregator (our own code, it ends at once) is stopped first, so a
+        hung stage cannot spend its time, and folds the workers' last records
+        after they are joined.
         """
         hung: list[str] = []
         # Joining is a real-time bound on real threads, whatever clock the timings use.
@@ -496,6 +499,9 @@ class Runtime:
         def left() -> float | None:
             return None if deadline is None else max(0.0, deadline - time.monotonic())
 
+        aggregator = self.aggregator
+        if aggregator is not None and not aggregator.stop(left()):
+            hung.append(f"{self.tree.name}:aggregator")
         loop = self.loop
         if loop is not None:
             loop.request_stop()
@@ -511,8 +517,8 @@ class Runtime:
                 hung.append(worker.label)
         for group in self.groups:
             group.close(left())
-        if self.aggregator is not None and not self.aggregator.stop(left()):
-            hung.append(f"{self.tree.name}:aggregator")
+        if aggregator is not None:
+            aggregator.drain()  # what the workers recorded since it stopped
         if hung:
             logger.warning(
                 "pipeline %r: cleanup left threads that did not stop within %s s: %s",
