@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -99,6 +100,11 @@ class Runtime:
         self.cpu = CpuMeter()
         self._process_now: Process | None = None  # the serial runner's, built at the start
         self._process_later: Process | None = None
+        # The stop policy: the frame id of the last item kept (every later one is discarded),
+        # which stage thread each worker thread is, and what reached the end after it.
+        self._keep_up_to = sys.maxsize
+        self._group_of: dict[threading.Thread, int] = {}
+        self._discarded_late = 0
 
     # -- starting --------------------------------------------------------------------
 
@@ -156,6 +162,11 @@ class Runtime:
         self._channels = [group.inbox for group in self.groups]
         self._input = self._channels[0]
         self.workers = [worker for group in self.groups for worker in group.workers]
+        self._group_of = {
+            worker.thread: index
+            for index, group in enumerate(self.groups)
+            for worker in group.workers
+        }
 
     def _node_links(self) -> list[NodeLink]:
         """How each node sits in the running pipeline, for the aggregator."""
@@ -241,6 +252,10 @@ class Runtime:
 
         ``done_ns`` is the reading it was finished at (read now when not given).
         """
+        if envelope.frame_id > self._keep_up_to:  # came in after an item that stopped it
+            with self._lock:
+                self._discarded_late += envelope.error is None  # a failed one counts as failed
+            return True
         if envelope.error is not None:
             self.results.put_error(envelope.error)
             return True
@@ -254,17 +269,21 @@ class Runtime:
         """Add ``n`` to counter ``key``."""
         self.counts.count(key, n)
 
-    def _fail_now(self, failure: ItemFailedError) -> bool:
-        return self.fail(failure, raise_now=True)
+    def _fail_now(self, failure: ItemFailedError, envelope: Envelope) -> bool:
+        return self.fail(failure, raise_now=True, envelope=envelope)
 
-    def _fail_later(self, failure: ItemFailedError) -> bool:
-        return self.fail(failure, raise_now=False)
+    def _fail_later(self, failure: ItemFailedError, envelope: Envelope) -> bool:
+        return self.fail(failure, raise_now=False, envelope=envelope)
 
-    def fail(self, failure: ItemFailedError, *, raise_now: bool) -> bool:
+    def fail(
+        self, failure: ItemFailedError, *, raise_now: bool, envelope: Envelope | None = None
+    ) -> bool:
         """Count and log a stage failure and apply its stage's error policy.
 
         Raises when ``raise_now`` and the policy raises; otherwise returns True
         when the error must travel on to the results (``raise`` policy).
+        ``envelope`` is the item that failed (the ``stop`` policy keeps what
+        came in before it).
         """
         error, policy = failure.error, failure.policy
         self.count("failed")
@@ -292,13 +311,31 @@ class Runtime:
             with self._lock:
                 if self.stopped_by is None:
                     self.stopped_by = error
-            self.halt()
+            self._stop_after(envelope)
             if raise_now:
                 raise PipelineStoppedError(error)
             return False
         if raise_now:
             raise error
         return True
+
+    def _stop_after(self, envelope: Envelope | None) -> None:
+        """A stage failed on ``envelope`` under ``stop``: take nothing more, finish what is ahead.
+
+        Every item that came in before it goes through its remaining stages
+        and is delivered; then the results end (and raise the stop). Items
+        after it are discarded, counted: those queued at or before the failing
+        stage now, any that still reaches the end later.
+        """
+        thread = threading.current_thread()
+        index = self._group_of.get(thread) if envelope is not None else None
+        if envelope is None or index is None:  # serial: nothing is in flight
+            self.halt()
+            return
+        with self._lock:
+            self._keep_up_to = last = min(self._keep_up_to, envelope.frame_id)
+        for channel in self._channels[: index + 1]:
+            channel.cut(last)  # the end follows the items kept; a waiting forward is refused
 
     def crash(self, error: BaseException) -> None:
         """A BaseException escaped a stage in a worker thread: count it, stop, keep it to raise."""
@@ -339,8 +376,9 @@ class Runtime:
             self.input_closed = True
         if self.tree.mode != PARALLEL or self._input is None:
             self._finish()  # serial (or never started): nothing is in flight
-        elif not self._input.put(END, None):
+        elif not self._input.put(END, None) and self._input.closed:
             self._finish()  # the pipeline was halted: nothing more will come
+        # (refused but not closed: a stage stopped it, and the end is on its way already)
 
     def source_failed(self, error: Exception) -> None:
         """The source raised ``error``: it is over; close the input and keep the error to raise.
@@ -449,6 +487,7 @@ class Runtime:
         discarded = [channel.discarded for channel in self._channels]
         discarded += [worker.discarded for worker in self.workers]
         discarded += [g.sequencer.discarded for g in self.groups if g.sequencer is not None]
+        discarded.append(self._discarded_late)
         counts = self.counts.read(discarded)
         counts["replica_restarts"] = sum(group.restarts for group in self.groups)
         counts["reorder_waits"] = sum(
