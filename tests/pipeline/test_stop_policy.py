@@ -102,3 +102,28 @@ def test_a_forward_waiting_for_room_when_a_stage_stops_the_pipeline_is_refused()
     counts = pipeline.counters()  # 1 came in after the failing item; 2 never came in
     assert counts["forwarded"] == 2 and counts["failed"] == 1 and counts["discarded"] == 1
     assert counts["completed"] == 0 and counts["in_flight"] == 0
+
+
+def test_an_item_after_the_failing_one_that_a_replica_finished_goes_no_further() -> None:
+    middle, last = FailWhenReleased(7, "Middle"), HoldOn(None, "Last")  # Last holds nothing
+    pipeline = (
+        Pipeline()
+        .add(middle, on_error="stop", replicas=2)
+        .add(last, queue_size=10)
+        .parallelize(queue_size=10)
+    )
+    for item in range(1, 9):
+        assert pipeline.forward(item)
+    assert middle.entered.wait(10)  # one replica holds 7
+    held = pipeline._runtime.held  # (no public probe) the other replica is done with 8
+    wait_until(lambda: held()["MainPipeline__Middle"] == 1)
+    middle.release.set()  # 7 fails: 8 is let go behind it
+    got: list[int] = []
+    with pytest.raises(PipelineStoppedError):
+        got.extend(pipeline.results(timeout=10))
+    assert got == [1, 2, 3, 4, 5, 6]
+    assert pipeline.cleanup(timeout=10) == []
+    assert 8 not in last.seen  # the later stage never ran on it
+    counts = pipeline.counters()
+    assert counts["completed"] == 6 and counts["failed"] == 1 and counts["discarded"] == 1
+    assert counts["in_flight"] == 0

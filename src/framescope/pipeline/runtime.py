@@ -102,7 +102,7 @@ class Runtime:
         self._process_later: Process | None = None
         # The stop policy: the frame id of the last item kept (every later one is discarded),
         # which stage thread each worker thread is, and what reached the end after it.
-        self._keep_up_to = sys.maxsize
+        self._stop_line = [sys.maxsize]  # shared with the workers: one list, read in place
         self._group_of: dict[threading.Thread, int] = {}
         self._discarded_late = 0
 
@@ -158,6 +158,7 @@ class Runtime:
             finish=self._finish,
             crash=self.crash,
             clock=self.clock,
+            stop_line=self._stop_line,
         )
         self._channels = [group.inbox for group in self.groups]
         self._input = self._channels[0]
@@ -252,7 +253,7 @@ class Runtime:
 
         ``done_ns`` is the reading it was finished at (read now when not given).
         """
-        if envelope.frame_id > self._keep_up_to:  # came in after an item that stopped it
+        if envelope.frame_id > self._stop_line[0]:  # came in after an item that stopped it
             with self._lock:
                 self._discarded_late += envelope.error is None  # a failed one counts as failed
             return True
@@ -325,7 +326,8 @@ class Runtime:
         Every item that came in before it goes through its remaining stages
         and is delivered; then the results end (and raise the stop). Items
         after it are discarded, counted: those queued at or before the failing
-        stage now, any that still reaches the end later.
+        stage now, and any taken by a later stage or reaching the end later (a
+        replica of a stage may have been done with one already).
         """
         thread = threading.current_thread()
         index = self._group_of.get(thread) if envelope is not None else None
@@ -333,7 +335,7 @@ class Runtime:
             self.halt()
             return
         with self._lock:
-            self._keep_up_to = last = min(self._keep_up_to, envelope.frame_id)
+            self._stop_line[0] = last = min(self._stop_line[0], envelope.frame_id)
         for channel in self._channels[: index + 1]:
             channel.cut(last)  # the end follows the items kept; a waiting forward is refused
 
