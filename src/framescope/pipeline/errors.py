@@ -43,7 +43,9 @@ class ErrorPolicy(_ParsedChoice):
       threaded pipeline every item that came in before the failing one still
       runs its remaining stages and is delivered; then the results raise the
       :class:`PipelineStoppedError`. Items that came in after it are
-      discarded (counted in ``discarded``).
+      discarded (counted in ``discarded``), and so is an item still inside
+      an ``ordered=False`` replicated stage before the failing one (it may
+      have been overtaken by the failing item).
     """
 
     RAISE = "raise"
