@@ -69,3 +69,38 @@ class Busy(Stage):
     def __call__(self, data: Any) -> Any:
         self.clock.advance(self.seconds)
         return data
+
+
+class HoldOn(Stage):
+    """A :class:`Gate` for one item: blocks on ``item`` until ``release`` is set, passes others."""
+
+    def __init__(self, item: Any, name: str = "HoldOn") -> None:
+        self.name = name
+        self.item = item
+        self.release = threading.Event()
+        self.entered = threading.Event()
+        self.seen: list[Any] = []
+
+    def __call__(self, data: Any) -> Any:
+        self.seen.append(data)
+        if data == self.item:
+            self.entered.set()
+            self.release.wait(timeout=30)
+        return data
+
+
+class FailWhenReleased(Stage):
+    """Passes items through; on ``item`` it waits for ``release``, then raises ValueError."""
+
+    def __init__(self, item: Any, name: str = "FailWhenReleased") -> None:
+        self.name = name
+        self.item = item
+        self.release = threading.Event()
+        self.entered = threading.Event()
+
+    def __call__(self, data: Any) -> Any:
+        if data == self.item:
+            self.entered.set()
+            self.release.wait(timeout=30)
+            raise ValueError(f"bad item {data}")
+        return data

@@ -81,6 +81,11 @@ class Tally:
     not_taken: int = 0
     errors_read: int = 0
     read: list[int] = field(default_factory=list)
+    taken: list[int] = field(default_factory=list)  # the items accepted
+
+    def accept(self, item: int) -> None:
+        self.accepted += 1
+        self.taken.append(item)
 
 
 def build(case: dict[str, Any]) -> tuple[Pipeline, list[Faulty]]:
@@ -100,15 +105,15 @@ def build(case: dict[str, Any]) -> tuple[Pipeline, list[Faulty]]:
 def forward_one(pipeline: Pipeline, stages: list[Faulty], item: int, tally: Tally) -> None:
     try:
         if pipeline.forward(item):
-            tally.accepted += 1
+            tally.accept(item)
         else:
             tally.not_taken += 1  # a full queue (or drop_newest): forward said so
     except StageError:
-        tally.accepted += 1  # an error of this item (serial) or an earlier one, once accepted
+        tally.accept(item)  # an error of this item (serial) or an earlier one, once accepted
     except PipelineStoppedError:
         # serial: this very item stopped the pipeline; otherwise it was refused
         if any(item in stage.seen for stage in stages):
-            tally.accepted += 1
+            tally.accept(item)
         else:
             tally.refused += 1
     except PipelineClosedError:
@@ -163,6 +168,31 @@ def check_accounts(
         assert counts["discarded"] == 0  # a drained pipeline discards nothing
     if case["mode"] == "serial" or case["overflow"] != "drop_oldest":
         assert counts["dropped_oldest"] == 0
+    check_stop(counts, case, stages, tally)
+
+
+def check_stop(
+    counts: dict[str, int], case: dict[str, Any], stages: list[Faulty], tally: Tally
+) -> None:
+    """A stop keeps every item ahead of the one that stopped it and discards every later one."""
+    plan = case["plan"]
+    stops = [
+        item
+        for stage, (_, policy, *_) in zip(stages, plan, strict=True)
+        if policy == "stop"
+        for item in stage.raised
+    ]
+    if not stops:
+        return
+    cut = min(stops)  # items are numbered in the order they were forwarded, as the frames are
+    assert all(item < cut for item in tally.read)
+    if case["ending"] == "cleanup" or case["overflow"] == "drop_oldest":
+        return  # a cleanup discards what is inside; drop_oldest drops some of those ahead
+    failed = {item for stage in stages for item in stage.raised}
+    ahead = [item for item in tally.taken if item < cut and item not in failed]
+    after = [item for item in tally.taken if item > cut and item not in failed]
+    assert counts["completed"] == len(ahead)
+    assert counts["discarded"] == len(after)
 
 
 def drain(pipeline: Pipeline, read: list[int], timeout: float | None) -> int:

@@ -90,11 +90,14 @@ class Channel:
         :data:`END` was queued before ``item``.
         """
         with self._not_full:
+            if self._ended:
+                return False
             if len(self._items) >= self._maxsize and not self._closed:
                 if timeout is not None and timeout <= 0:
                     return False
                 if not self._not_full.wait_for(
-                    lambda: len(self._items) < self._maxsize or self._closed, timeout
+                    lambda: len(self._items) < self._maxsize or self._closed or self._ended,
+                    timeout,
                 ):
                     return False  # the caller counts a refused item
             if self._closed or self._ended:
@@ -138,6 +141,36 @@ class Channel:
             item = self._items.popleft()
             self._not_full.notify()
             return item
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def cut(self, last_frame: int) -> None:
+        """End the input here after frame ``last_frame``: later items are discarded (counted).
+
+        What is queued up to ``last_frame`` stays, :data:`END` follows it (unless
+        it was queued already: one end only), and every later ``put`` is
+        refused, so a waiting one returns False at once. The end marker may
+        stand one place past the capacity: nothing can be put after it.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            kept = []  # the deque stays the same object: length_function() is bound to it
+            for item in self._items:
+                if type(item) is Envelope and item.frame_id > last_frame:
+                    self.discarded += item.error is None
+                else:
+                    kept.append(item)
+            self._items.clear()
+            self._items.extend(kept)
+            if not self._ended:
+                self._ended = True
+                self._items.append(END)
+            self._not_empty.notify_all()
+            self._not_full.notify_all()
 
     def close(self) -> None:
         """Close: discard what is queued and wake every waiter."""

@@ -39,7 +39,13 @@ class ErrorPolicy(_ParsedChoice):
       of ``forward``/``get_results`` (once); the pipeline keeps running.
     - ``SKIP``: drop the item, log and count the error, keep running.
     - ``STOP``: stop the pipeline; every later ``forward`` raises
-      :class:`PipelineStoppedError` carrying the :class:`StageError`.
+      :class:`PipelineStoppedError` carrying the :class:`StageError`. In a
+      threaded pipeline every item that came in before the failing one still
+      runs its remaining stages and is delivered; then the results raise the
+      :class:`PipelineStoppedError`. Items that came in after it are
+      discarded (counted in ``discarded``), and so is an item still inside
+      an ``ordered=False`` replicated stage before the failing one (it may
+      have been overtaken by the failing item).
     """
 
     RAISE = "raise"

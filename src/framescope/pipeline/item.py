@@ -62,8 +62,8 @@ started (``start_ns``), returning the reading it ended on. Consecutive units
 chain these readings, so timing a stage costs one clock read, not two.
 """
 
-Fail = Callable[[ItemFailedError], bool]
-"""Applies a failure's policy; True when the item travels on, marked as failed."""
+Fail = Callable[[ItemFailedError, Envelope], bool]
+"""Applies a failure's policy to the failed item; True when it travels on, marked as failed."""
 
 Process = Callable[[Envelope, int], "int | None"]
 """The per-item protocol: ``process(envelope, start_ns)`` -> end_ns, or None when the item ends."""
@@ -128,7 +128,7 @@ def failed_item(
     envelope: Envelope, failure: ItemFailedError, fail: Fail, now: Callable[[], int]
 ) -> int | None:
     """Apply the policy to a failed item: None when it ends here, else mark it and go on."""
-    if not fail(failure):
+    if not fail(failure, envelope):
         return None
     envelope.error = failure.error
     return now()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -99,6 +100,11 @@ class Runtime:
         self.cpu = CpuMeter()
         self._process_now: Process | None = None  # the serial runner's, built at the start
         self._process_later: Process | None = None
+        # The stop policy: the frame id of the last item kept (every later one is discarded),
+        # which stage thread each worker thread is, and what reached the end after it.
+        self._stop_line = [sys.maxsize]  # shared with the workers: one list, read in place
+        self._group_of: dict[threading.Thread, int] = {}
+        self._discarded_late = 0
 
     # -- starting --------------------------------------------------------------------
 
@@ -152,10 +158,16 @@ class Runtime:
             finish=self._finish,
             crash=self.crash,
             clock=self.clock,
+            stop_line=self._stop_line,
         )
         self._channels = [group.inbox for group in self.groups]
         self._input = self._channels[0]
         self.workers = [worker for group in self.groups for worker in group.workers]
+        self._group_of = {
+            worker.thread: index
+            for index, group in enumerate(self.groups)
+            for worker in group.workers
+        }
 
     def _node_links(self) -> list[NodeLink]:
         """How each node sits in the running pipeline, for the aggregator."""
@@ -241,6 +253,10 @@ class Runtime:
 
         ``done_ns`` is the reading it was finished at (read now when not given).
         """
+        if envelope.frame_id > self._stop_line[0]:  # came in after an item that stopped it
+            with self._lock:
+                self._discarded_late += envelope.error is None  # a failed one counts as failed
+            return True
         if envelope.error is not None:
             self.results.put_error(envelope.error)
             return True
@@ -254,17 +270,21 @@ class Runtime:
         """Add ``n`` to counter ``key``."""
         self.counts.count(key, n)
 
-    def _fail_now(self, failure: ItemFailedError) -> bool:
-        return self.fail(failure, raise_now=True)
+    def _fail_now(self, failure: ItemFailedError, envelope: Envelope) -> bool:
+        return self.fail(failure, raise_now=True, envelope=envelope)
 
-    def _fail_later(self, failure: ItemFailedError) -> bool:
-        return self.fail(failure, raise_now=False)
+    def _fail_later(self, failure: ItemFailedError, envelope: Envelope) -> bool:
+        return self.fail(failure, raise_now=False, envelope=envelope)
 
-    def fail(self, failure: ItemFailedError, *, raise_now: bool) -> bool:
+    def fail(
+        self, failure: ItemFailedError, *, raise_now: bool, envelope: Envelope | None = None
+    ) -> bool:
         """Count and log a stage failure and apply its stage's error policy.
 
         Raises when ``raise_now`` and the policy raises; otherwise returns True
         when the error must travel on to the results (``raise`` policy).
+        ``envelope`` is the item that failed (the ``stop`` policy keeps what
+        came in before it).
         """
         error, policy = failure.error, failure.policy
         self.count("failed")
@@ -292,13 +312,32 @@ class Runtime:
             with self._lock:
                 if self.stopped_by is None:
                     self.stopped_by = error
-            self.halt()
+            self._stop_after(envelope)
             if raise_now:
                 raise PipelineStoppedError(error)
             return False
         if raise_now:
             raise error
         return True
+
+    def _stop_after(self, envelope: Envelope | None) -> None:
+        """A stage failed on ``envelope`` under ``stop``: take nothing more, finish what is ahead.
+
+        Every item that came in before it goes through its remaining stages
+        and is delivered; then the results end (and raise the stop). Items
+        after it are discarded, counted: those queued at or before the failing
+        stage now, and any taken by a later stage or reaching the end later (a
+        replica of a stage may have been done with one already).
+        """
+        thread = threading.current_thread()
+        index = self._group_of.get(thread) if envelope is not None else None
+        if envelope is None or index is None:  # serial: nothing is in flight
+            self.halt()
+            return
+        with self._lock:
+            self._stop_line[0] = last = min(self._stop_line[0], envelope.frame_id)
+        for channel in self._channels[: index + 1]:
+            channel.cut(last)  # the end follows the items kept; a waiting forward is refused
 
     def crash(self, error: BaseException) -> None:
         """A BaseException escaped a stage in a worker thread: count it, stop, keep it to raise."""
@@ -339,8 +378,9 @@ class Runtime:
             self.input_closed = True
         if self.tree.mode != PARALLEL or self._input is None:
             self._finish()  # serial (or never started): nothing is in flight
-        elif not self._input.put(END, None):
+        elif not self._input.put(END, None) and self._input.closed:
             self._finish()  # the pipeline was halted: nothing more will come
+        # (refused but not closed: a stage stopped it, and the end is on its way already)
 
     def source_failed(self, error: Exception) -> None:
         """The source raised ``error``: it is over; close the input and keep the error to raise.
@@ -449,6 +489,7 @@ class Runtime:
         discarded = [channel.discarded for channel in self._channels]
         discarded += [worker.discarded for worker in self.workers]
         discarded += [g.sequencer.discarded for g in self.groups if g.sequencer is not None]
+        discarded.append(self._discarded_late)
         counts = self.counts.read(discarded)
         counts["replica_restarts"] = sum(group.restarts for group in self.groups)
         counts["reorder_waits"] = sum(
@@ -487,7 +528,10 @@ class Runtime:
     def shutdown(self, timeout: float | None) -> list[str]:
         """Stop the loop, halt, join every thread within ``timeout`` s (None: no limit).
 
-        Returns the threads left running. Every thread shares the one deadline.
+        Returns the threads left running. Every thread shares the one deadline;
+        the aggregator (our own code, it ends at once) is stopped first, so a
+        hung stage cannot spend its time, and folds the workers' last records
+        after they are joined.
         """
         hung: list[str] = []
         # Joining is a real-time bound on real threads, whatever clock the timings use.
@@ -496,6 +540,9 @@ class Runtime:
         def left() -> float | None:
             return None if deadline is None else max(0.0, deadline - time.monotonic())
 
+        aggregator = self.aggregator
+        if aggregator is not None and not aggregator.stop(left()):
+            hung.append(f"{self.tree.name}:aggregator")
         loop = self.loop
         if loop is not None:
             loop.request_stop()
@@ -511,8 +558,8 @@ class Runtime:
                 hung.append(worker.label)
         for group in self.groups:
             group.close(left())
-        if self.aggregator is not None and not self.aggregator.stop(left()):
-            hung.append(f"{self.tree.name}:aggregator")
+        if aggregator is not None:
+            aggregator.drain()  # what the workers recorded since it stopped
         if hung:
             logger.warning(
                 "pipeline %r: cleanup left threads that did not stop within %s s: %s",

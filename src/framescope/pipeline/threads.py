@@ -70,8 +70,12 @@ def start_threads(
     finish: Callable[[], object],
     crash: Callable[[BaseException], object],
     clock: Clock,
+    stop_line: list[int] | None = None,
 ) -> list[StageThreads]:
-    """Build and start the threads of ``specs``, in order, joined by bounded channels."""
+    """Build and start the threads of ``specs``, in order, joined by bounded channels.
+
+    ``stop_line``: see :class:`~framescope.pipeline.worker.Worker`.
+    """
     channels = [Channel(spec.queue_size or default_queue) for spec in specs]
     now = clock.monotonic_ns
     groups: list[StageThreads] = []
@@ -85,6 +89,7 @@ def start_threads(
             make = partial(
                 Worker,
                 crash=crash,
+                stop_line=stop_line,
                 outbox_length=None if outbox is None else outbox.length_function(),
                 clock=clock,
             )

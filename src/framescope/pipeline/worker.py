@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -42,6 +43,9 @@ class Worker:
         get: takes the next item (default: ``inbox.get``; a replica takes through its
             stage's :class:`~framescope.pipeline.replicas.Sequencer`).
         skip: told of an item that ended in this stage (a replica's sequencer).
+        stop_line: a one-element list holding the frame id of the last item to
+            run (a stage stopped the pipeline on it); a later one is discarded,
+            counted, when taken. Shared with the runtime, which lowers it.
     """
 
     def __init__(
@@ -58,6 +62,7 @@ class Worker:
         clock: Clock,
         get: Callable[[], Any] | None = None,
         skip: Callable[[Envelope], None] | None = None,
+        stop_line: list[int] | None = None,
     ) -> None:
         self.label = label
         self.inbox = inbox
@@ -70,6 +75,7 @@ class Worker:
         self._crash = crash
         self._outbox_length = outbox_length
         self._now = clock.monotonic_ns
+        self._stop_line = [sys.maxsize] if stop_line is None else stop_line
         self.discarded = 0  # items it held when the next queue closed (not failed ones)
         # A daemon thread: a user stage that never returns must not keep the
         # process alive at exit. cleanup() joins it with a bound and reports it.
@@ -96,6 +102,7 @@ class Worker:
     def _plain_loop(self) -> Envelope | None:
         """Pass items on until the input ends (None) or the next queue closes (the item held)."""
         get, process, send, now, skip = self._get, self._process, self._send, self._now, self._skip
+        line = self._stop_line
         while True:
             envelope: Envelope = get()
             if envelope is CLOSED:
@@ -103,6 +110,9 @@ class Worker:
             if envelope is END:
                 self._end()
                 return None
+            if envelope.frame_id > line[0]:
+                self._cut(envelope)
+                continue
             if process(envelope, now()) is None:  # skipped, or the pipeline stopped
                 skip(envelope)
                 continue
@@ -112,7 +122,7 @@ class Worker:
     def _recorded_loop(self) -> Envelope | None:
         """:meth:`_plain_loop`, recording each iteration and the node's live phase."""
         get, process, send, now = self._get, self._process, self._send, self._now
-        skip, recorder = self._skip, self.recorder
+        skip, recorder, line = self._skip, self.recorder, self._stop_line
         append, inbox_length = recorder.extend_iterations, self.inbox.length_function()
         outbox_length = self._outbox_length
         getting, processing, sending = (
@@ -130,6 +140,9 @@ class Worker:
             if envelope is END:
                 self._end()
                 return None
+            if envelope.frame_id > line[0]:
+                self._cut(envelope)
+                continue
             t_got = now()
             recorder.phase = processing
             recorder.frame_id = envelope.frame_id
@@ -154,6 +167,11 @@ class Worker:
             if not sent:
                 return envelope
             sequence, t_get = sequence + 1, t_sent
+
+    def _cut(self, envelope: Envelope) -> None:
+        """``envelope`` came in after the item a stage stopped the pipeline on: discard it."""
+        self._lost(envelope)
+        self._skip(envelope)
 
     def _lost(self, envelope: Envelope) -> None:
         """The pipeline stopped while this thread held ``envelope``: count it discarded."""
