@@ -12,11 +12,14 @@ import pytest
 from framescope import Pipeline
 from framescope.pipeline import StageError
 from framescope.pipeline.executors import ReplicaLostError
+from framescope.pipeline.process_executor import ProcessExecutor
 from framescope.pipeline.shared_items import SharedBlock, pack, unpack
 
 from .replica_stages import (
     Brighten,
     Echo,
+    EchoNotes,
+    Leak,
     NotesCleanup,
     RaisesUnpicklable,
     Refuses,
@@ -168,3 +171,56 @@ def test_a_stage_that_cannot_be_pickled_is_refused_at_add() -> None:
     with pytest.raises(TypeError, match="must be picklable") as raised:
         Pipeline().add(lambda x: x, "Inline", executor="process")
     assert "'Inline'" in str(raised.value) and "module level" in str(raised.value)
+
+
+MIB = 1 << 20
+
+
+def test_max_items_replaces_the_worker_between_items_and_loses_none(tmp_path: Path) -> None:
+    before_children = children()
+    notes = tmp_path / "cleanups"
+    executor = ProcessExecutor(max_items=3)
+    with Pipeline() as pipeline:
+        pipeline.add(EchoNotes(str(notes)), "Echo", executor=executor).parallelize()
+        results = list(pipeline.run(range(10)))
+        counts = pipeline.counters()
+    assert [item for item, _pid in results] == list(range(10))
+    pids = [pid for _item, pid in results]
+    workers = list(dict.fromkeys(pids))  # in the order they served
+    assert len(workers) == 4 and os.getpid() not in workers
+    assert pids == [worker for worker in workers for _ in range(3)][:10]  # 3 items each, in a row
+    assert executor.recycles == 3
+    assert counts["failed"] == 0 and counts["replica_restarts"] == 0
+    cleaned = [int(pid) for pid in notes.read_text().split()]
+    assert sorted(cleaned) == sorted([*workers, os.getpid()])  # each copy's cleanup() ran
+    assert children() - before_children == set()
+
+
+def test_max_memory_replaces_a_leaking_worker_before_it_grows_past_the_bound() -> None:
+    bound = 128 * MIB
+    executor = ProcessExecutor(max_memory=bound)
+    with Pipeline() as pipeline:
+        pipeline.add(Leak(8), "Leak", replicas=2, executor=executor).parallelize()
+        results = list(pipeline.run(range(40)))  # 320 MiB leaked in all
+        counts = pipeline.counters()
+    assert [item for item, _pid, _rss in results] == list(range(40))
+    measured = [rss for _item, _pid, rss in results]
+    assert all(rss is not None for rss in measured)
+    # a worker is replaced once it passes the bound, so it holds at most one item's more
+    assert max(measured) <= bound + 8 * MIB + 4 * MIB
+    assert bound < executor.peak_memory <= bound + 12 * MIB
+    assert executor.recycles >= 2 and len({pid for _item, pid, _rss in results}) >= 4
+    assert counts["failed"] == 0 and counts["replica_restarts"] == 0
+
+
+def test_process_executor_bounds_are_checked() -> None:
+    with pytest.raises(ValueError, match="max_items must be a positive integer"):
+        ProcessExecutor(max_items=0)
+    with pytest.raises(TypeError, match="max_items must be a positive integer or None"):
+        ProcessExecutor(max_items=2.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="max_memory"):
+        ProcessExecutor(max_memory="1G")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_memory"):
+        ProcessExecutor(max_memory=-1)
+    with pytest.raises(TypeError, match="max_items"):
+        ProcessExecutor(max_items=True)  # type: ignore[arg-type]

@@ -2,17 +2,22 @@
 
 The parent sends ``(payload, layout, request_block, response_block,
 response_size)`` per item (see :mod:`framescope.pipeline.shared_items`), or
-None to stop. The worker answers ``("ok", payload, layout, busy_ns, needed)``
-or ``("error", pickled_exception_or_None, text, busy_ns)``; ``busy_ns`` is the
-time the stage took here, ``needed`` the bytes the result's buffers take (the
-parent grows the response block to fit them next time).
+None to stop. The worker answers ``("ok", rss, payload, layout, busy_ns,
+needed)`` or ``("error", rss, pickled_exception_or_None, text, busy_ns)``;
+``rss`` is this process's resident memory in bytes after the item (None where
+it cannot be read), ``busy_ns`` the time the stage took here, ``needed`` the
+bytes the result's buffers take (the parent grows the response block to fit
+them next time).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import pickle
+import resource
 import signal
+import sys
 import time
 import traceback
 from multiprocessing import shared_memory
@@ -22,7 +27,18 @@ from typing import Any
 from framescope._shm import attach_untracked
 from framescope.pipeline.shared_items import pack, unpack
 
-__all__ = ["serve"]
+__all__ = ["resident_bytes", "serve"]
+
+
+def resident_bytes() -> int | None:
+    """This process's resident memory in bytes (from ``/proc``; elsewhere its peak)."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak) if sys.platform == "darwin" else int(peak) * 1024
 
 
 class _Blocks:
@@ -93,5 +109,5 @@ def _answer(stage: Any, message: tuple[Any, ...], blocks: _Blocks) -> tuple[Any,
             candidate = pickle.dumps(error)
             pickle.loads(candidate)  # some exceptions pickle but cannot be rebuilt
             pickled = candidate
-        return ("error", pickled, text, busy)
-    return ("ok", payload, layout, busy, needed)
+        return ("error", resident_bytes(), pickled, text, busy)
+    return ("ok", resident_bytes(), payload, layout, busy, needed)
