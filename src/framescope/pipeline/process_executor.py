@@ -12,7 +12,9 @@ A worker that dies (killed, crashed, out of memory) fails the item it held
 with :class:`~framescope.pipeline.executors.ReplicaLostError` (counted as
 that stage's failure, under its error policy) and is started again on the
 next item, after a back-off that doubles with each death in a row (0.1 s up
-to 5 s, on the pipeline's clock); ``restarts`` counts them.
+to 5 s, on the pipeline's clock); ``restarts`` counts them. A worker that
+could not start (the script re-run in it failed, or the stage's module does
+not import there) fails the item with what went wrong there and what to do.
 
 ``ProcessExecutor(max_items=..., max_memory=...)`` recycles a worker that
 served that many items, or whose resident memory after an item passed that
@@ -28,6 +30,7 @@ import contextlib
 import logging
 import multiprocessing
 import pickle
+import re
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -39,6 +42,7 @@ from framescope.clock import Clock, wait_on
 from framescope.pipeline.executors import Replica, ReplicaLostError, check_picklable
 from framescope.pipeline.replica_child import serve
 from framescope.pipeline.shared_items import SharedBlock, pack, unpack
+from framescope.pipeline.worker_start import ReportingProcess
 
 __all__ = ["ProcessExecutor", "ProcessReplica", "RemoteStageError"]
 
@@ -49,6 +53,12 @@ BACKOFF_S = (0.1, 5.0)
 
 RECYCLE_WAIT_S = 10.0
 """How long a recycled worker's ``cleanup()`` may take before the worker is killed."""
+
+START_ADVICE = (
+    "guard the script's entry point with `if __name__ == '__main__':` or define the "
+    "stage in an importable module"
+)
+"""What to do when a worker could not start (it re-runs the main script, then loads the stage)."""
 
 
 class RemoteStageError(RuntimeError):
@@ -173,13 +183,13 @@ class ProcessReplica:
         self._stopping = threading.Event()  # cuts a restart back-off short
         self._lock = threading.Lock()
         self._conn: Connection | None = None
-        self._process: BaseProcess | None = None
-        self._retiring: BaseProcess | None = None  # a worker being recycled
+        self._process: ReportingProcess | None = None
+        self._retiring: ReportingProcess | None = None  # a worker being recycled
         self._start()
 
     def _start(self) -> None:
         parent, child = self._context.Pipe(duplex=True)
-        process = self._context.Process(
+        process = ReportingProcess(
             target=serve,
             args=(child, self._stage_bytes),
             name=f"framescope:{self.label}",
@@ -225,14 +235,28 @@ class ProcessReplica:
             conn.send(message)
             reply: tuple[Any, ...] = conn.recv()
         except (EOFError, OSError) as lost:
+            process = self._process
             code = self._reap()
+            failure = process.start_failure() if process is not None else ""
+            if failure:
+                raise ReplicaLostError(self._could_not_start(code, failure)) from lost
             raise ReplicaLostError(
                 f"replica {self.label}: its worker process ended (exit code {code}) while it "
                 "held this item; a new one starts with the next item"
             ) from lost
         finally:
             self._busy = False
+        if reply[0] == "unloadable":
+            self._reap()
+            raise ReplicaLostError(self._could_not_start(None, reply[1]))
         return reply
+
+    def _could_not_start(self, code: int | None, failure: str) -> str:
+        ended = "" if code is None else f" (exit code {code})"
+        return (
+            f"replica {self.label}: the worker process could not start{ended}: "
+            f"{_raised_text(failure)}; {START_ADVICE}"
+        )
 
     def _outcome(self, reply: tuple[Any, ...]) -> tuple[Any, int]:
         """The result of an ``ok`` reply; an ``error`` reply raised as the stage's exception."""
@@ -327,6 +351,18 @@ class ProcessReplica:
         _stop(process, conn, 2.0 if timeout is None else max(0.1, timeout), ask=not busy)
         self._request.close()
         self._response.close()
+
+
+_RAISED = re.compile(r"[A-Za-z_][\w.]*(:\s|:$)")
+"""A traceback's line that names the exception (``RuntimeError: ...``)."""
+
+
+def _raised_text(traceback_text: str, most: int = 600) -> str:
+    """The exception a traceback ends with (its type and message), on one line."""
+    lines = [line.strip() for line in traceback_text.strip().splitlines() if line.strip()]
+    starts = [index for index, line in enumerate(lines) if _RAISED.match(line)]
+    text = " ".join(lines[starts[-1] :] if starts else lines[-6:])
+    return text if len(text) <= most else text[: most - 3] + "..."
 
 
 def _stop(

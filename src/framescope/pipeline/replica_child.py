@@ -7,7 +7,8 @@ needed)`` or ``("error", rss, pickled_exception_or_None, text, busy_ns)``;
 ``rss`` is this process's resident memory in bytes after the item (None where
 it cannot be read), ``busy_ns`` the time the stage took here, ``needed`` the
 bytes the result's buffers take (the parent grows the response block to fit
-them next time).
+them next time). A stage that cannot be loaded here (its module does not
+import) is answered ``("unloadable", traceback_text)`` to the first item.
 """
 
 from __future__ import annotations
@@ -67,7 +68,11 @@ class _Blocks:
 def serve(conn: Connection, stage_bytes: bytes) -> None:
     """Run the stage pickled in ``stage_bytes`` on each item ``conn`` brings, until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    stage = pickle.loads(stage_bytes)
+    try:
+        stage = pickle.loads(stage_bytes)
+    except Exception:
+        _refuse(conn, traceback.format_exc())
+        return
     blocks = _Blocks()
     try:
         while True:
@@ -84,6 +89,14 @@ def serve(conn: Connection, stage_bytes: bytes) -> None:
         if callable(cleanup):
             with contextlib.suppress(Exception):
                 cleanup()
+
+
+def _refuse(conn: Connection, text: str) -> None:
+    """The stage did not load: answer the first item with why, then end."""
+    with contextlib.suppress(EOFError, OSError):
+        if conn.recv() is not None:
+            conn.send(("unloadable", text))
+    conn.close()
 
 
 def _answer(stage: Any, message: tuple[Any, ...], blocks: _Blocks) -> tuple[Any, ...]:
