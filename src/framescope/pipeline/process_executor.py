@@ -31,6 +31,7 @@ import logging
 import multiprocessing
 import pickle
 import re
+import sys
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -183,13 +184,14 @@ class ProcessReplica:
         self._stopping = threading.Event()  # cuts a restart back-off short
         self._lock = threading.Lock()
         self._conn: Connection | None = None
-        self._process: ReportingProcess | None = None
-        self._retiring: ReportingProcess | None = None  # a worker being recycled
+        self._process: BaseProcess | None = None
+        self._retiring: BaseProcess | None = None  # a worker being recycled
         self._start()
 
     def _start(self) -> None:
         parent, child = self._context.Pipe(duplex=True)
-        process = ReportingProcess(
+        kind = ReportingProcess if sys.platform != "win32" else self._context.Process
+        process = kind(
             target=serve,
             args=(child, self._stage_bytes),
             name=f"framescope:{self.label}",
@@ -237,7 +239,8 @@ class ProcessReplica:
         except (EOFError, OSError) as lost:
             process = self._process
             code = self._reap()
-            failure = process.start_failure() if process is not None else ""
+            start_failure = getattr(process, "start_failure", None)  # not on Windows
+            failure = start_failure() if start_failure is not None else ""
             if failure:
                 raise ReplicaLostError(self._could_not_start(code, failure)) from lost
             raise ReplicaLostError(

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
-import resource
 import signal
 import sys
 import time
@@ -24,6 +23,11 @@ import traceback
 from multiprocessing import shared_memory
 from multiprocessing.connection import Connection
 from typing import Any
+
+try:
+    import resource
+except ImportError:  # pragma: no cover - Windows has no such module
+    resource = None  # type: ignore[assignment]
 
 from framescope._shm import attach_untracked
 from framescope.pipeline.shared_items import pack, unpack
@@ -38,6 +42,8 @@ def resident_bytes() -> int | None:
             return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         pass
+    if resource is None:  # pragma: no cover
+        return None
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak) if sys.platform == "darwin" else int(peak) * 1024
 
