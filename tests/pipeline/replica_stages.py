@@ -13,6 +13,7 @@ import pytest
 
 from framescope import Pipeline, Stage
 from framescope.pipeline import StageError
+from framescope.pipeline.replica_child import resident_bytes
 
 
 class Brighten:
@@ -162,3 +163,22 @@ class Infer(Stage):
 
     def __call__(self, frame: Any) -> Any:
         return frame + 1
+
+
+class EchoNotes(NotesCleanup):
+    """Returns its item with the worker's process id; notes its ``cleanup()`` in ``path``."""
+
+    def __call__(self, item: int) -> tuple[int, int]:  # type: ignore[override]
+        return item, os.getpid()
+
+
+class Leak:
+    """Keeps ``mib`` MiB (pages touched) per item; returns the item, its process id and RSS."""
+
+    def __init__(self, mib: int) -> None:
+        self.mib = mib
+        self.kept: list[np.ndarray] = []
+
+    def __call__(self, item: int) -> tuple[int, int, int | None]:
+        self.kept.append(np.ones(self.mib << 20, np.uint8))
+        return item, os.getpid(), resident_bytes()

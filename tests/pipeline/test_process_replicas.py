@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import framescope
 from framescope import Pipeline
 from framescope.pipeline import StageError
 from framescope.pipeline.executors import ReplicaLostError
+from framescope.pipeline.process_executor import ProcessExecutor
 from framescope.pipeline.shared_items import SharedBlock, pack, unpack
 
 from .replica_stages import (
     Brighten,
     Echo,
+    EchoNotes,
+    Leak,
     NotesCleanup,
     RaisesUnpicklable,
     Refuses,
@@ -27,8 +34,27 @@ from .replica_stages import (
 )
 
 
-def shm_names() -> set[str]:
-    return set(os.listdir("/dev/shm"))
+def blocks_made(monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """The names of the shared-memory blocks this process makes from now on (filled as made).
+
+    Other programs on the machine make and free blocks of their own meanwhile,
+    so what is left over is checked by name, not by listing /dev/shm.
+    """
+    made: set[str] = set()
+    room = SharedBlock.room
+
+    def recording(block: SharedBlock, size: int) -> memoryview | None:
+        view = room(block, size)
+        if block.name is not None:
+            made.add(block.name.lstrip("/"))
+        return view
+
+    monkeypatch.setattr(SharedBlock, "room", recording)
+    return made
+
+
+def left_over(made: set[str]) -> set[str]:
+    return made & set(os.listdir("/dev/shm"))
 
 
 def children() -> set[int]:
@@ -54,8 +80,8 @@ def children() -> set[int]:
     return found
 
 
-def test_frames_go_through_worker_processes_in_order() -> None:
-    before_shm, before_children = shm_names(), children()
+def test_frames_go_through_worker_processes_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    made, before_children = blocks_made(monkeypatch), children()
     frames = [(i, np.full((480, 640, 3), i, np.uint8)) for i in range(20)]
     with Pipeline() as pipeline:
         pipeline.add(Brighten(3), "Brighten", replicas=2, executor="process")
@@ -74,7 +100,7 @@ def test_frames_go_through_worker_processes_in_order() -> None:
     assert entry.replicas == 2 and entry.latency.count == 20
     assert sum(r.latency.count for r in snapshot.replicas_of(entry.key)) == 20
     assert children() - before_children == set()  # cleanup ended both workers
-    assert shm_names() - before_shm == set()  # and freed their blocks
+    assert made and left_over(made) == set()  # and freed their blocks
 
 
 def test_items_without_arrays_and_with_small_ones_are_pickled() -> None:
@@ -142,8 +168,10 @@ def test_a_lost_worker_is_a_stage_error_under_the_raise_policy(tmp_path: Path) -
     assert "exit code -9" in str(error)
 
 
-def test_cleanup_ends_busy_workers_and_runs_each_copys_cleanup(tmp_path: Path) -> None:
-    before_shm, before_children = shm_names(), children()
+def test_cleanup_ends_busy_workers_and_runs_each_copys_cleanup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made, before_children = blocks_made(monkeypatch), children()
     notes = tmp_path / "cleanups"
     with Pipeline() as pipeline:
         pipeline.add(NotesCleanup(str(notes)), "Notes", replicas=2, executor="process")
@@ -161,10 +189,125 @@ def test_cleanup_ends_busy_workers_and_runs_each_copys_cleanup(tmp_path: Path) -
     assert pipeline.cleanup(timeout=10) == []
     assert time.monotonic() - started < 10  # the stalled worker was ended, not waited for
     assert children() - before_children == set()
-    assert shm_names() - before_shm == set()
+    assert left_over(made) == set()
 
 
 def test_a_stage_that_cannot_be_pickled_is_refused_at_add() -> None:
     with pytest.raises(TypeError, match="must be picklable") as raised:
         Pipeline().add(lambda x: x, "Inline", executor="process")
     assert "'Inline'" in str(raised.value) and "module level" in str(raised.value)
+
+
+MIB = 1 << 20
+
+
+def test_max_items_replaces_the_worker_between_items_and_loses_none(tmp_path: Path) -> None:
+    before_children = children()
+    notes = tmp_path / "cleanups"
+    executor = ProcessExecutor(max_items=3)
+    with Pipeline() as pipeline:
+        pipeline.add(EchoNotes(str(notes)), "Echo", executor=executor).parallelize()
+        results = list(pipeline.run(range(10)))
+        counts = pipeline.counters()
+    assert [item for item, _pid in results] == list(range(10))
+    pids = [pid for _item, pid in results]
+    workers = list(dict.fromkeys(pids))  # in the order they served
+    assert len(workers) == 4 and os.getpid() not in workers
+    assert pids == [worker for worker in workers for _ in range(3)][:10]  # 3 items each, in a row
+    assert executor.recycles == 3
+    assert counts["failed"] == 0 and counts["replica_restarts"] == 0
+    cleaned = [int(pid) for pid in notes.read_text().split()]
+    assert sorted(cleaned) == sorted([*workers, os.getpid()])  # each copy's cleanup() ran
+    assert children() - before_children == set()
+
+
+def test_max_memory_replaces_a_leaking_worker_before_it_grows_past_the_bound() -> None:
+    bound = 128 * MIB
+    executor = ProcessExecutor(max_memory=bound)
+    with Pipeline() as pipeline:
+        pipeline.add(Leak(8), "Leak", replicas=2, executor=executor).parallelize()
+        results = list(pipeline.run(range(40)))  # 320 MiB leaked in all
+        counts = pipeline.counters()
+    assert [item for item, _pid, _rss in results] == list(range(40))
+    measured = [rss for _item, _pid, rss in results]
+    assert all(rss is not None for rss in measured)
+    # a worker is replaced once it passes the bound, so it holds at most one item's more
+    assert max(measured) <= bound + 8 * MIB + 4 * MIB
+    assert bound < executor.peak_memory <= bound + 12 * MIB
+    assert executor.recycles >= 2 and len({pid for _item, pid, _rss in results}) >= 4
+    assert counts["failed"] == 0 and counts["replica_restarts"] == 0
+
+
+def test_process_executor_bounds_are_checked() -> None:
+    with pytest.raises(ValueError, match="max_items must be a positive integer"):
+        ProcessExecutor(max_items=0)
+    with pytest.raises(TypeError, match="max_items must be a positive integer or None"):
+        ProcessExecutor(max_items=2.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="max_memory"):
+        ProcessExecutor(max_memory="1G")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_memory"):
+        ProcessExecutor(max_memory=-1)
+    with pytest.raises(TypeError, match="max_items"):
+        ProcessExecutor(max_items=True)  # type: ignore[arg-type]
+
+
+UNGUARDED_SCRIPT = """
+import sys
+sys.path.insert(0, {src!r})
+from framescope import Pipeline
+from framescope.pipeline import StageError
+
+
+class Double:
+    def __call__(self, item):
+        return item * 2
+
+
+pipeline = Pipeline().add(Double(), "Double", executor="process").parallelize()
+try:
+    print(list(pipeline.run([1, 2])))
+except StageError as error:
+    print("FAILED:", error.error)
+"""
+
+
+def test_a_script_without_the_main_guard_is_told_how_to_fix_it(tmp_path: Path) -> None:
+    script = tmp_path / "unguarded.py"
+    src = str(Path(framescope.__file__).resolve().parents[1])  # the framescope tested here
+    script.write_text(UNGUARDED_SCRIPT.format(src=src))
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        check=False,
+    )
+    failure = done.stdout.split("FAILED:", 1)[-1]
+    assert "FAILED:" in done.stdout, done.stdout + done.stderr
+    assert "the worker process could not start (exit code 1)" in failure
+    assert "bootstrapping phase" in failure  # the last lines of what failed in the worker
+    assert "guard the script's entry point with `if __name__ == '__main__':`" in failure
+    assert "define the stage in an importable module" in failure
+
+
+def test_a_stage_whose_module_does_not_import_in_the_worker_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "vanishing_stage.py").write_text(
+        "class Triple:\n    def __call__(self, item):\n        return item * 3\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "vanishing_stage", raising=False)  # gone again at undo()
+    module = importlib.import_module("vanishing_stage")
+    with Pipeline() as pipeline:
+        pipeline.add(module.Triple(), "Triple", executor="process")
+        monkeypatch.undo()  # the worker gets this sys.path: without the stage's folder
+        pipeline.parallelize()
+        with pytest.raises(StageError) as raised:
+            list(pipeline.run([1]))
+    error = raised.value.error
+    assert isinstance(error, ReplicaLostError)
+    assert "the worker process could not start" in str(error)
+    assert "No module named 'vanishing_stage'" in str(error)
+    assert "define the stage in an importable module" in str(error)
