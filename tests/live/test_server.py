@@ -257,6 +257,36 @@ def test_slow_clients_never_keep_one_with_the_token_out() -> None:
         pipeline.cleanup()
 
 
+def test_streams_whose_clients_left_free_their_slots_without_a_new_frame() -> None:
+    pipeline = Pipeline(name="Cam")
+    view = LiveView(pipeline, refresh=0.05, max_connections=16)
+    pipeline.add(lambda f: f, "Annotate").add(view.preview("still"))  # gets no frame
+    with view:
+        streams = [
+            urllib.request.urlopen(with_query(view, "video/still.mjpg"), timeout=5)
+            for _ in range(16)
+        ]
+        assert all(s.headers["Content-Type"].startswith("multipart/") for s in streams)
+        assert status(with_query(view, "healthz")) == 503  # every slot is a stream's
+        for stream in streams:
+            stream.close()
+        until_ok(with_query(view, "healthz"))
+        assert wait_until(lambda: view._server.handler_threads() == 0)
+    pipeline.cleanup()
+
+
+def test_a_stream_ends_when_its_preview_stops() -> None:
+    pipeline = Pipeline(name="Cam")
+    view = LiveView(pipeline, refresh=0.05)
+    pipeline.add(lambda f: f, "Annotate").add(view.preview("still"))
+    with view:
+        stream = urllib.request.urlopen(with_query(view, "video/still.mjpg"), timeout=5)
+        assert wait_until(lambda: view._server.handler_threads() == 1)
+        pipeline.cleanup()  # stops the preview's encoder: no JPEG will come
+        assert stream.read() == b""  # the end, not a stream held open for ever
+        assert wait_until(lambda: view._server.handler_threads() == 0)
+
+
 def wait_until(condition: Any, limit: float = 10.0) -> bool:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:

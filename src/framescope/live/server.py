@@ -12,12 +12,15 @@ slot) when bound to any other address.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import html
 import importlib.resources
 import json
 import logging
 import secrets
+import select
+import ssl
 import threading
 import time
 import urllib.request
@@ -42,6 +45,7 @@ _UNAUTHORISED = (
     b"HTTP/1.0 401 Unauthorized\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n"
     b"Cache-Control: no-store\r\nConnection: close\r\n\r\nunauthorised\n"
 )
+_GONE_POLL_S = 0.5  # how often a stream waiting for a frame looks whether its client left
 
 
 class _Server(BoundedServing, HTTPServer):
@@ -439,8 +443,12 @@ class _Handler(GuardedRequestHandler):
         self.end_headers()
         number = 0
         while not view.stopping:
-            latest = tap.latest(after=number, timeout=1.0)
+            latest = tap.latest(after=number, timeout=_GONE_POLL_S)
             if latest is None:
+                # The stream ends with its preview, and when its client left:
+                # without a frame to write nothing else would tell.
+                if tap.stopped or self._client_left():
+                    return
                 continue
             number, jpeg = latest
             self.wfile.write(
@@ -451,3 +459,24 @@ class _Handler(GuardedRequestHandler):
                 + b"\r\n"
             )
             self.wfile.flush()
+
+    def _client_left(self) -> bool:
+        """Whether the client closed its end (a stream's client sends nothing after its head)."""
+        connection = self.connection
+        try:
+            readable, _, _ = select.select([connection], [], [], 0)
+        except (OSError, ValueError):  # closed already
+            return True
+        if not readable:
+            return False
+        timeout = connection.gettimeout()
+        try:
+            connection.settimeout(0.0)
+            return not connection.recv(4096)  # b"": the end; anything else is dropped
+        except (BlockingIOError, ssl.SSLWantReadError):
+            return False  # part of a TLS record
+        except OSError:  # reset
+            return True
+        finally:
+            with contextlib.suppress(OSError):
+                connection.settimeout(timeout)
