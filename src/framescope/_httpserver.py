@@ -184,14 +184,14 @@ class BoundedServing(socketserver.TCPServer):
     def process_request(self, request: Any, client_address: Any) -> None:
         """Give the connection a thread to send its head on, making room when needed."""
         with self._lock:
-            if len(self._pending) >= self.max_pending:  # the oldest makes room
-                self._cut(next(iter(self._pending)), _BUSY)
-                self.refused += 1
             # Cut connections keep their thread until it sees the end: a hard bound.
             if len(self._handlers) >= self.max_connections + 2 * self.max_pending:
                 self.refused += 1
                 self._refuse(request)
                 return
+            if len(self._pending) >= self.max_pending:  # the oldest makes room
+                self._cut(next(iter(self._pending)), _BUSY)
+                self.refused += 1
             connection = _Connection(request, time.monotonic() + self.header_timeout)
             thread = threading.Thread(
                 target=self._serve_connection,

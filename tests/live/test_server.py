@@ -162,7 +162,7 @@ def until_ok(url: str, limit: float = 10.0) -> None:
 
 def test_too_many_clients_get_503_and_idle_ones_are_let_go() -> None:
     pipeline = running()
-    with pipeline.serve(max_connections=2, request_timeout=0.5, refresh=0.05) as view:
+    with pipeline.serve(max_connections=2, request_timeout=5, refresh=0.05) as view:
         # Two event streams hold both slots: a third request is answered 503.
         streams = [urllib.request.urlopen(with_query(view, "events"), timeout=5) for _ in range(2)]
         assert status(with_query(view, "healthz")) == 503
