@@ -57,6 +57,16 @@ class _Connection:
         self.state = "head"  # "head" -> "admitting" -> "served", or "cut"
 
 
+def _shut(sock: socket.socket) -> None:
+    """Shut a connection down from another thread than its own.
+
+    The plain socket's shutdown also for TLS: ``SSLSocket.shutdown`` would
+    drop the TLS state under the thread still reading it.
+    """
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
 class BoundedServing(socketserver.TCPServer):
     """A ``socketserver`` TCP server base: bounded threads, deadlines, TLS.
 
@@ -149,8 +159,7 @@ class BoundedServing(socketserver.TCPServer):
         if self.ssl_context is None:
             with contextlib.suppress(OSError):
                 sock.send(answer, socket.MSG_DONTWAIT)
-        with contextlib.suppress(OSError):  # wakes its thread, blocked on a read
-            sock.shutdown(socket.SHUT_RDWR)
+        _shut(sock)  # wakes its thread, blocked on a read
 
     def _cut_late(self) -> None:
         now = time.monotonic()
@@ -261,8 +270,7 @@ class BoundedServing(socketserver.TCPServer):
         with self._lock:
             handlers = list(self._handlers.items())
         for _, connection in handlers:  # wakes a handler blocked on a slow or idle client
-            with contextlib.suppress(OSError):
-                connection.socket.shutdown(socket.SHUT_RDWR)
+            _shut(connection.socket)
         for handler, _ in handlers:
             handler.join(left())
         return not self._acceptor.is_alive() and not any(h.is_alive() for h, _ in handlers)

@@ -193,7 +193,7 @@ def test_https_with_an_ssl_context(exporter: PrometheusExporter, tmp_path: Path)
     cert, key = self_signed(tmp_path)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    server = exporter.serve(ssl_context=context, request_timeout=2)
+    server = exporter.serve(ssl_context=context, request_timeout=60, header_timeout=1)
     assert server.url.startswith("https://")
     client = ssl.create_default_context(cafile=str(cert))
     url = f"https://localhost:{server.port}/metrics"
@@ -201,11 +201,17 @@ def test_https_with_an_ssl_context(exporter: PrometheusExporter, tmp_path: Path)
     assert "framescope_pipeline_forwarded_items_total" in body
     with pytest.raises((urllib.error.URLError, ConnectionError)):  # plain HTTP: refused
         urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=5).read()
-    # A client that connects and never says hello frees its thread at the timeout.
+    # A client that never says hello, and one that never ends its request head,
+    # are cut at the head's deadline, long before a read would time out.
     silent = socket.create_connection(("127.0.0.1", server.port))
-    assert wait_until(lambda: server.handler_threads() == 1)
+    slow = client.wrap_socket(
+        socket.create_connection(("127.0.0.1", server.port)), server_hostname="localhost"
+    )
+    slow.sendall(b"GET /metrics HTTP/1.0\r\n")
+    assert wait_until(lambda: server.timed_out == 2)
     assert wait_until(lambda: server.handler_threads() == 0)
     silent.close()
+    slow.close()
 
 
 def test_bad_server_options_are_refused(exporter: PrometheusExporter) -> None:
