@@ -140,7 +140,7 @@ class MetricsServer:
         return self._server.timed_out
 
     def handler_threads(self) -> int:
-        """How many connections are being served now."""
+        """How many connections have a thread now (sending their request head, or served)."""
         return self._server.handler_threads()
 
     def close(self, timeout: float = 2.0) -> bool:
