@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import select
 import socket
 import ssl
 import threading
@@ -49,22 +51,105 @@ def exporter() -> Iterator[PrometheusExporter]:
     pipeline.cleanup()
 
 
+def answer_of(connection: socket.socket, limit: float = 10.0) -> bytes:
+    """All the server sends on ``connection`` until it closes it (``limit`` s at most)."""
+    connection.settimeout(limit)
+    answer = b""
+    with contextlib.suppress(OSError):
+        while chunk := connection.recv(4096):
+            answer += chunk
+    return answer
+
+
 def test_idle_connections_hold_a_bounded_number_of_threads(exporter: PrometheusExporter) -> None:
-    server = exporter.serve(max_connections=4, request_timeout=2)
+    server = exporter.serve(max_connections=4, request_timeout=60, header_timeout=60)
     idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(60)]
     try:
-        assert wait_until(lambda: server.handler_threads() == 4)
-        assert handler_threads() <= 4  # not one per connection
-        busy = idle[-1].recv(200)  # past the bound: answered at once, no thread
-        assert busy.startswith(b"HTTP/1.0 503")
-        assert wait_until(lambda: server.refused == 56)  # every one past the first 4
-        # The idle ones time out and free their slots; a scrape then gets through.
-        assert wait_until(lambda: server.handler_threads() == 0)
+        # At most 4 wait for their request head; each newer one made the oldest go (503).
+        assert answer_of(idle[0]).startswith(b"HTTP/1.0 503")
+        assert wait_until(lambda: server.refused == 56)
+        assert wait_until(lambda: handler_threads() <= 4)  # not one per connection
+        # They take no slot: a scrape gets through while they wait.
         body = urllib.request.urlopen(server.url, timeout=5).read().decode()
         assert "framescope_pipeline_forwarded_items_total" in body
     finally:
         for connection in idle:
             connection.close()
+    assert wait_until(lambda: server.handler_threads() == 0)
+
+
+class SlowClients:
+    """Connections that each send a request head one byte every ``every`` s, never ending it.
+
+    Records, per connection, what the server answered and how long after it
+    was opened the server closed it.
+    """
+
+    HEAD = b"GET /metrics HTTP/1.0\r\nX-Slow: "
+
+    def __init__(self, port: int, count: int, every: float = 0.2) -> None:
+        self.opened = time.monotonic()
+        self.connections = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
+        self.answers = [b""] * count
+        self.closed_after: dict[int, float] = {}
+        self._sent = [0] * count
+        self._every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._drip, name="slow-clients")
+        self._thread.start()
+
+    def _drip(self) -> None:
+        while not self._stop.is_set() and len(self.closed_after) < len(self.connections):
+            for number, connection in enumerate(self.connections):
+                if number not in self.closed_after:
+                    self._one(number, connection)
+            self._stop.wait(self._every)
+
+    def _one(self, number: int, connection: socket.socket) -> None:
+        try:
+            if select.select([connection], [], [], 0)[0]:
+                chunk = connection.recv(4096)
+                self.answers[number] += chunk
+                if chunk:
+                    return
+            else:
+                sent = self._sent[number]
+                connection.send(self.HEAD[sent : sent + 1] or b"a")
+                self._sent[number] += 1
+                return
+        except OSError:
+            pass
+        self.closed_after[number] = time.monotonic() - self.opened
+
+    def all_closed(self, limit: float) -> bool:
+        self._thread.join(limit)
+        return not self._thread.is_alive()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        for connection in self.connections:
+            connection.close()
+
+
+def test_slow_clients_never_keep_a_scrape_out(exporter: PrometheusExporter) -> None:
+    server = exporter.serve(max_connections=8, request_timeout=30, header_timeout=2)
+    slow = SlowClients(server.port, 24)
+    try:
+        assert wait_until(lambda: server.handler_threads() == 8)  # 8 still on their head
+        for _ in range(5):
+            body = urllib.request.urlopen(server.url, timeout=5).read().decode()
+            assert "framescope_pipeline_forwarded_items_total" in body
+        # Each one was cut: to make room (503), or at the head's deadline (408).
+        assert slow.all_closed(limit=2 + 10)
+        for number, answer in enumerate(slow.answers):
+            assert answer.startswith((b"HTTP/1.0 503", b"HTTP/1.0 408")), answer
+            if answer.startswith(b"HTTP/1.0 408"):
+                assert slow.closed_after[number] >= 2
+        timed_out = sum(answer.startswith(b"HTTP/1.0 408") for answer in slow.answers)
+        assert timed_out >= 1 and server.timed_out == timed_out
+    finally:
+        slow.close()
 
 
 def test_close_ends_connections_that_are_still_open(exporter: PrometheusExporter) -> None:
@@ -108,7 +193,7 @@ def test_https_with_an_ssl_context(exporter: PrometheusExporter, tmp_path: Path)
     cert, key = self_signed(tmp_path)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    server = exporter.serve(ssl_context=context, request_timeout=2)
+    server = exporter.serve(ssl_context=context, request_timeout=60, header_timeout=1)
     assert server.url.startswith("https://")
     client = ssl.create_default_context(cafile=str(cert))
     url = f"https://localhost:{server.port}/metrics"
@@ -116,11 +201,17 @@ def test_https_with_an_ssl_context(exporter: PrometheusExporter, tmp_path: Path)
     assert "framescope_pipeline_forwarded_items_total" in body
     with pytest.raises((urllib.error.URLError, ConnectionError)):  # plain HTTP: refused
         urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=5).read()
-    # A client that connects and never says hello frees its thread at the timeout.
+    # A client that never says hello, and one that never ends its request head,
+    # are cut at the head's deadline, long before a read would time out.
     silent = socket.create_connection(("127.0.0.1", server.port))
-    assert wait_until(lambda: server.handler_threads() == 1)
+    slow = client.wrap_socket(
+        socket.create_connection(("127.0.0.1", server.port)), server_hostname="localhost"
+    )
+    slow.sendall(b"GET /metrics HTTP/1.0\r\n")
+    assert wait_until(lambda: server.timed_out == 2)
     assert wait_until(lambda: server.handler_threads() == 0)
     silent.close()
+    slow.close()
 
 
 def test_bad_server_options_are_refused(exporter: PrometheusExporter) -> None:
@@ -128,5 +219,7 @@ def test_bad_server_options_are_refused(exporter: PrometheusExporter) -> None:
         exporter.serve(max_connections=0)
     with pytest.raises(ValueError, match="request_timeout"):
         exporter.serve(request_timeout=-1)
+    with pytest.raises(ValueError, match="header_timeout"):
+        exporter.serve(header_timeout=0)
     with pytest.raises(TypeError, match="ssl_context"):
         exporter.serve(ssl_context="cert.pem")  # type: ignore[arg-type]

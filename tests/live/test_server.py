@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import select
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -139,23 +142,158 @@ def test_beyond_loopback_every_endpoint_needs_the_token() -> None:
     pipeline.cleanup()
 
 
+def answer_of(connection: socket.socket, limit: float = 10.0) -> bytes:
+    """All the server sends on ``connection`` until it closes it (``limit`` s at most)."""
+    connection.settimeout(limit)
+    answer = b""
+    with contextlib.suppress(OSError):
+        while chunk := connection.recv(4096):
+            answer += chunk
+    connection.close()
+    return answer
+
+
+def until_ok(url: str, limit: float = 10.0) -> None:
+    deadline = time.monotonic() + limit
+    while status(url) != 200:
+        assert time.monotonic() < deadline, "the slots were never freed"
+        time.sleep(0.05)
+
+
 def test_too_many_clients_get_503_and_idle_ones_are_let_go() -> None:
     pipeline = running()
-    with pipeline.serve(max_connections=2, request_timeout=0.5, refresh=0.05) as view:
+    with pipeline.serve(max_connections=2, request_timeout=5, refresh=0.05) as view:
+        # Two event streams hold both slots: a third request is answered 503.
+        streams = [urllib.request.urlopen(with_query(view, "events"), timeout=5) for _ in range(2)]
+        assert status(with_query(view, "healthz")) == 503
+        for stream in streams:
+            stream.close()
+        until_ok(with_query(view, "healthz"))
+        # Connections that send nothing take no slot; past two of them the oldest
+        # makes room (503), and the rest are let go at the read timeout.
         idle = [socket.create_connection(("127.0.0.1", view.port)) for _ in range(6)]
-        deadline = time.monotonic() + 10
-        answered = b""
-        while time.monotonic() < deadline and not answered:
-            answered = idle[-1].recv(100)
-        assert answered.startswith(b"HTTP/1.0 503")
-        for connection in idle:
-            connection.close()
-        # Once the idle ones are let go, a request gets through again.
-        deadline = time.monotonic() + 10
-        while status(with_query(view, "healthz")) != 200:
-            assert time.monotonic() < deadline, "the slots were never freed"
-            time.sleep(0.05)
+        assert answer_of(idle[0]).startswith(b"HTTP/1.0 503")
+        for connection in idle[1:]:
+            answer_of(connection)
+        until_ok(with_query(view, "healthz"))
     pipeline.cleanup()
+
+
+class SlowClients:
+    """Connections that each send a request head one byte every ``every`` s, never ending it.
+
+    Records, per connection, what the server answered and how long after it
+    was opened the server closed it.
+    """
+
+    HEAD = b"GET /healthz HTTP/1.0\r\nX-Slow: "
+
+    def __init__(self, port: int, count: int, every: float = 0.2) -> None:
+        self.opened = time.monotonic()
+        self.connections = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
+        self.answers = [b""] * count
+        self.closed_after: dict[int, float] = {}
+        self._sent = [0] * count
+        self._every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._drip, name="slow-clients")
+        self._thread.start()
+
+    def _drip(self) -> None:
+        while not self._stop.is_set() and len(self.closed_after) < len(self.connections):
+            for number, connection in enumerate(self.connections):
+                if number not in self.closed_after:
+                    self._one(number, connection)
+            self._stop.wait(self._every)
+
+    def _one(self, number: int, connection: socket.socket) -> None:
+        try:
+            if select.select([connection], [], [], 0)[0]:
+                chunk = connection.recv(4096)
+                self.answers[number] += chunk
+                if chunk:
+                    return
+            else:
+                sent = self._sent[number]
+                connection.send(self.HEAD[sent : sent + 1] or b"a")
+                self._sent[number] += 1
+                return
+        except OSError:
+            pass
+        self.closed_after[number] = time.monotonic() - self.opened
+
+    def all_closed(self, limit: float) -> bool:
+        self._thread.join(limit)
+        return not self._thread.is_alive()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        for connection in self.connections:
+            connection.close()
+
+
+def test_slow_clients_never_keep_one_with_the_token_out() -> None:
+    pipeline = running()
+    view = pipeline.serve(
+        host="0.0.0.0", max_connections=4, request_timeout=30, header_timeout=2, refresh=0.05
+    )
+    slow = SlowClients(view.port, 12)
+    try:
+        assert wait_until(lambda: view._server.handler_threads() == 4)  # 4 still on their head
+        for _ in range(5):
+            assert status(with_query(view, "healthz")) == 200
+        # Each one was cut: to make room (503), or at the head's deadline (408).
+        assert slow.all_closed(limit=2 + 10)
+        for number, answer in enumerate(slow.answers):
+            assert answer.startswith((b"HTTP/1.0 503", b"HTTP/1.0 408")), answer
+            if answer.startswith(b"HTTP/1.0 408"):
+                assert slow.closed_after[number] >= 2
+        timed_out = sum(answer.startswith(b"HTTP/1.0 408") for answer in slow.answers)
+        assert timed_out >= 1 and view._server.timed_out == timed_out
+    finally:
+        slow.close()
+        view.close()
+        pipeline.cleanup()
+
+
+def test_streams_whose_clients_left_free_their_slots_without_a_new_frame() -> None:
+    pipeline = Pipeline(name="Cam")
+    view = LiveView(pipeline, refresh=0.05, max_connections=16)
+    pipeline.add(lambda f: f, "Annotate").add(view.preview("still"))  # gets no frame
+    with view:
+        streams = [
+            urllib.request.urlopen(with_query(view, "video/still.mjpg"), timeout=5)
+            for _ in range(16)
+        ]
+        assert all(s.headers["Content-Type"].startswith("multipart/") for s in streams)
+        assert status(with_query(view, "healthz")) == 503  # every slot is a stream's
+        for stream in streams:
+            stream.close()
+        until_ok(with_query(view, "healthz"))
+        assert wait_until(lambda: view._server.handler_threads() == 0)
+    pipeline.cleanup()
+
+
+def test_a_stream_ends_when_its_preview_stops() -> None:
+    pipeline = Pipeline(name="Cam")
+    view = LiveView(pipeline, refresh=0.05)
+    pipeline.add(lambda f: f, "Annotate").add(view.preview("still"))
+    with view:
+        stream = urllib.request.urlopen(with_query(view, "video/still.mjpg"), timeout=5)
+        assert wait_until(lambda: view._server.handler_threads() == 1)
+        pipeline.cleanup()  # stops the preview's encoder: no JPEG will come
+        assert stream.read() == b""  # the end, not a stream held open for ever
+        assert wait_until(lambda: view._server.handler_threads() == 0)
+
+
+def wait_until(condition: Any, limit: float = 10.0) -> bool:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return False
 
 
 def serve_again(pipeline: Pipeline, port: int) -> LiveView:
@@ -347,6 +485,8 @@ def test_bad_arguments() -> None:
         LiveView(pipeline, token="short")
     with pytest.raises(ValueError, match="refresh"):
         LiveView(pipeline, refresh=0)
+    with pytest.raises(ValueError, match="header_timeout"):
+        LiveView(pipeline, header_timeout=0)
 
 
 def test_an_event_for_twenty_stages_stays_small() -> None:

@@ -46,7 +46,7 @@ from types import TracebackType
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from framescope._httpserver import BoundedServing
+from framescope._httpserver import BoundedServing, GuardedRequestHandler
 from framescope._optional import require
 from framescope.exporters.sources import MetricSources, Reading, histogram_of
 from framescope.histogram import DEFAULT_LATENCY_BUCKETS, HistogramSnapshot
@@ -76,7 +76,7 @@ class _BoundedWSGIServer(BoundedServing, WSGIServer):
     """The WSGI server, with bounded connection threads, timeouts and optional TLS."""
 
 
-class _QuietHandler(WSGIRequestHandler):
+class _QuietHandler(GuardedRequestHandler, WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Scrapes are not worth a log line each."""
 
@@ -85,8 +85,11 @@ class MetricsServer:
     """An HTTP(S) server for ``/metrics`` on a named thread; :meth:`close` stops and joins it.
 
     At most ``max_connections`` scrapes are served at once (more are answered
-    503), each connection gets ``request_timeout`` seconds per read or write,
-    and with ``ssl_context`` it serves HTTPS.
+    503); a connection counts only once its request head is complete, which
+    it must be within ``header_timeout`` seconds (a slower one is cut, and
+    when ``max_connections`` connections are still sending their head a new
+    one makes the oldest of them go). Each read or write gets
+    ``request_timeout`` seconds, and with ``ssl_context`` it serves HTTPS.
 
     Attributes:
         host: the address it listens on.
@@ -102,6 +105,7 @@ class MetricsServer:
         ssl_context: ssl.SSLContext | None = None,
         max_connections: int = 32,
         request_timeout: float = 10.0,
+        header_timeout: float = 5.0,
     ) -> None:
         app = _prometheus.make_wsgi_app(registry)
         self._server = make_server(
@@ -114,6 +118,7 @@ class MetricsServer:
             name=f"framescope-metrics-{self.port}",
             max_connections=max_connections,
             request_timeout=request_timeout,
+            header_timeout=header_timeout,
             ssl_context=ssl_context,
         )
         self._server.start()
@@ -125,11 +130,17 @@ class MetricsServer:
 
     @property
     def refused(self) -> int:
-        """Connections answered 503 because ``max_connections`` were being served."""
+        """Connections answered 503: ``max_connections`` were being served, or, still
+        sending their head, they made room for a newer connection."""
         return self._server.refused
 
+    @property
+    def timed_out(self) -> int:
+        """Connections cut because their request head was not complete in ``header_timeout``."""
+        return self._server.timed_out
+
     def handler_threads(self) -> int:
-        """How many connections are being served now."""
+        """How many connections have a thread now (sending their request head, or served)."""
         return self._server.handler_threads()
 
     def close(self, timeout: float = 2.0) -> bool:
@@ -191,6 +202,7 @@ class PrometheusExporter:
         ssl_context: ssl.SSLContext | None = None,
         max_connections: int = 32,
         request_timeout: float = 10.0,
+        header_timeout: float = 5.0,
     ) -> MetricsServer:
         """Serve this exporter's registry on ``http://host:port/metrics`` (port 0: any free).
 
@@ -205,6 +217,7 @@ class PrometheusExporter:
             ssl_context=ssl_context,
             max_connections=max_connections,
             request_timeout=request_timeout,
+            header_timeout=header_timeout,
         )
         self._servers.append(server)
         return server

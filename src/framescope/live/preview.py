@@ -268,6 +268,11 @@ class PreviewTap(Stage):
                 return None
             return self.sequence, self._jpeg
 
+    @property
+    def stopped(self) -> bool:
+        """Whether :meth:`stop` was called (no JPEG will come any more)."""
+        return self._stop.is_set()
+
     def stop(self, timeout: float = 2.0) -> None:
         """Stop encoding, and wake every viewer waiting for a frame."""
         self._stop.set()

@@ -4,26 +4,30 @@ A :class:`LiveView` serves snapshots of its sources (pipelines, or other
 LiveViews' URLs for a fleet). One publisher thread takes one snapshot per
 ``refresh`` (however many browsers watch) and renders it for the page; the
 handlers only send what it made. It runs on framescope's bounded HTTP server
-(a cap on connections, a timeout per connection), binds 127.0.0.1 by default,
-and needs a token (compared in constant time, on every endpoint) when bound
-to any other address.
+(a deadline for each request head, a cap on requests served at once, a
+timeout per read or write), binds 127.0.0.1 by default, and needs a token
+(compared in constant time, on every endpoint, before a request takes a
+slot) when bound to any other address.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import html
 import importlib.resources
 import json
 import logging
 import secrets
+import select
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from framescope._httpserver import BoundedServing
+from framescope._httpserver import BoundedServing, GuardedRequestHandler
 from framescope._validation import check_positive_seconds
 from framescope.live.preview import ImageChoice, PreviewTap
 from framescope.live.remote import RemoteBox
@@ -36,12 +40,22 @@ __all__ = ["LiveView"]
 logger = logging.getLogger(__name__)
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
+_UNAUTHORISED = (
+    b"HTTP/1.0 401 Unauthorized\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n"
+    b"Cache-Control: no-store\r\nConnection: close\r\n\r\nunauthorised\n"
+)
+_GONE_POLL_S = 0.5  # how often a stream waiting for a frame looks whether its client left
 
 
 class _Server(BoundedServing, HTTPServer):
     """The HTTP server, with bounded connection threads, timeouts and optional TLS."""
 
     view: LiveView
+
+    def refusal(self, handler: BaseHTTPRequestHandler) -> bytes | None:
+        """401 for a request without the token: it never takes a slot."""
+        query = parse_qs(urlsplit(handler.path).query)
+        return None if self.view.authorised(query, handler.headers) else _UNAUTHORISED
 
 
 class LiveView:
@@ -67,8 +81,12 @@ class LiveView:
         port: the port (0: any free one; see ``url``).
         token: the access token; None: none on loopback, a random one otherwise.
         refresh: seconds between snapshots.
-        max_connections: browsers (and streams) served at once; more get 503.
+        max_connections: requests (page loads, event and video streams)
+            served at once; more get 503. A connection counts only once its
+            request head is complete and carries the token.
         request_timeout: seconds a client may take per read or write.
+        header_timeout: seconds a connection has in all to send its request
+            head (and finish the TLS handshake); a slower one is cut.
         ssl_context: serve HTTPS with this ``ssl.SSLContext``.
     """
 
@@ -81,6 +99,7 @@ class LiveView:
         refresh: float = 0.5,
         max_connections: int = 16,
         request_timeout: float = 10.0,
+        header_timeout: float = 5.0,
         ssl_context: Any = None,
     ) -> None:
         if not sources:
@@ -110,6 +129,7 @@ class LiveView:
             name=f"framescope-live-{self._server.server_port}",
             max_connections=max_connections,
             request_timeout=request_timeout,
+            header_timeout=header_timeout,
             ssl_context=ssl_context,
         )
         self.host, self.port = host, self._server.server_port
@@ -315,20 +335,16 @@ class LiveView:
         return hmac.compare_digest(given.encode(), self.token.encode())
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(GuardedRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.0"
 
     def log_message(self, format: str, *args: Any) -> None:
         """Requests are not worth a log line each."""
 
-    def do_GET(self) -> None:
-        view = self.server.view
-        parts = urlsplit(self.path)
-        if not view.authorised(parse_qs(parts.query), self.headers):
-            self._send(401, b"unauthorised\n", "text/plain")
-            return
-        path = parts.path
+    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+        view = self.server.view  # the token was checked before the request took a slot
+        path = urlsplit(self.path).path
         if path == "/":
             self._send(200, view.page(), "text/html; charset=utf-8")
         elif path == "/healthz":
@@ -377,8 +393,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         number = 0
         while not view.stopping:
-            latest = tap.latest(after=number, timeout=1.0)
+            latest = tap.latest(after=number, timeout=_GONE_POLL_S)
             if latest is None:
+                # The stream ends with its preview, and when its client left:
+                # without a frame to write nothing else would tell.
+                if tap.stopped or self._client_left():
+                    return
                 continue
             number, jpeg = latest
             self.wfile.write(
@@ -389,3 +409,24 @@ class _Handler(BaseHTTPRequestHandler):
                 + b"\r\n"
             )
             self.wfile.flush()
+
+    def _client_left(self) -> bool:
+        """Whether the client closed its end (a stream's client sends nothing after its head)."""
+        connection = self.connection
+        try:
+            readable, _, _ = select.select([connection], [], [], 0)
+        except (OSError, ValueError):  # closed already
+            return True
+        if not readable:
+            return False
+        timeout = connection.gettimeout()
+        try:
+            connection.settimeout(0.0)
+            return not connection.recv(4096)  # b"": the end; anything else is dropped
+        except (BlockingIOError, ssl.SSLWantReadError):
+            return False  # part of a TLS record
+        except OSError:  # reset
+            return True
+        finally:
+            with contextlib.suppress(OSError):
+                connection.settimeout(timeout)
