@@ -112,6 +112,7 @@ class KVSSpyGlass(SpyGlass):
             bitrate=bitrate,
             reconnect_initial=reconnect_initial,
             reconnect_max=reconnect_max,
+            stall_timeout=None,  # the fragmenter's session is not an encoder session
             name=name,
             clock=clock,
         )
