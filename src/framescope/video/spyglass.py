@@ -306,7 +306,7 @@ class SpyGlass(Stage):
             target=self._run_feed, name=f"framescope-spyglass-{self.name}", daemon=True
         )
         self._feeder.start()
-        if self.stall_timeout is not None:
+        if self._watch_s() is not None:
             self._watchdog = threading.Thread(
                 target=self._run_watch, name=f"framescope-spyglass-{self.name}-watch", daemon=True
             )
@@ -496,14 +496,19 @@ class SpyGlass(Stage):
             with self._lock:
                 self._handed += 1
 
+    def _watch_s(self) -> float | None:
+        """The time the watch thread allows (None: no watch); see :meth:`_check_stall`."""
+        return self.stall_timeout
+
     def _run_watch(self) -> None:
-        """End a session that sends nothing for ``stall_timeout`` s (it cannot end itself)."""
-        assert self.stall_timeout is not None
-        interval = min(0.25, self.stall_timeout / 10)
-        while not wait_on(self._clock, self._stopping, interval):
-            self._check_stall(round(self.stall_timeout * 1e9))
+        """Look every tenth of the watch time (at most 0.25 s) for a session that is stuck."""
+        limit = self._watch_s()
+        assert limit is not None
+        while not wait_on(self._clock, self._stopping, min(0.25, limit / 10)):
+            self._check_stall(round(limit * 1e9))
 
     def _check_stall(self, limit_ns: int) -> None:
+        """End a session that sends nothing for ``limit_ns`` (it cannot end itself)."""
         now = self._clock.monotonic_ns()
         with self._lock:
             session = self._session
