@@ -405,3 +405,12 @@ def test_an_outage_shows_while_it_lasts_and_streaming_comes_back(
     assert counts["sent"] == receiver.decoded_frames()
     assert counts["put"] == receiver.decoded_frames() + counts["dropped"]
     assert receiver.problems == []
+
+
+def test_a_bad_ack_timeout_is_refused_by_name() -> None:
+    handler = KVSInlineCredentialsHandler(KEY_ID, SECRET)
+    with pytest.raises(ValueError, match="ack_timeout"):
+        KVSSpyGlass(REGION, STREAM, handler, ack_timeout=-1)
+    with pytest.raises(TypeError, match="ack_timeout"):
+        KVSSpyGlass(REGION, STREAM, handler, ack_timeout="10")
+    assert KVSSpyGlass(REGION, STREAM, handler, ack_timeout=None).ack_timeout is None

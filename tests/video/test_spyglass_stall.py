@@ -121,3 +121,12 @@ def test_the_stall_is_timed_on_the_clock_and_the_stuck_encoder_is_ended(
     assert spyglass.state is SpyGlassState.STOPPED
     names = [thread.name for thread in threading.enumerate()]
     assert not [name for name in names if "spyglass" in name.lower()]
+
+
+def test_a_bad_stall_timeout_is_refused_by_name() -> None:
+    url = "rtmp://127.0.0.1:1935/live/cam"
+    with pytest.raises(ValueError, match="stall_timeout"):
+        SpyGlass(url, stall_timeout=0)
+    with pytest.raises(TypeError, match="stall_timeout"):
+        SpyGlass(url, stall_timeout="5")
+    assert SpyGlass(url, stall_timeout=None).stall_timeout is None  # no watch
