@@ -9,7 +9,9 @@ timecodes increase, decodes every fragment on its own with PyAV (so one that
 does not start on a key frame fails), and answers BUFFERING, RECEIVED and
 PERSISTED per fragment, written without separators and split across chunks
 (so the client must match braces). It can be told to send an ERROR ack, drop
-the connection, answer 5xx, or stall.
+the connection, answer 5xx, or stall; to read every fragment and never
+acknowledge one (``never_ack``); or, while ``outage`` is set, to read and
+neither acknowledge nor keep the fragments (a service whose back end is out).
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ class Plan:
     drop_after: list[int] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
     stall: bool = False
+    never_ack: bool = False  # read every fragment, acknowledge none
+    outage: threading.Event = field(default_factory=threading.Event)  # while set: as never_ack
 
 
 def _hmac(key: bytes, text: str) -> bytes:
@@ -131,6 +135,7 @@ class KVSReceiver:
         self.keys, self.stream_name, self.region = keys, stream_name, region
         self.fragments: list[Received] = []  # persisted
         self.errored: list[Received] = []  # answered with an ERROR ack
+        self.unanswered = 0  # fragments read and never acknowledged (never_ack, outage)
         self.problems: list[str] = []  # what a real service would refuse
         self.refused: list[str] = []  # 403s: why
         self.connections = 0
@@ -321,6 +326,9 @@ class KVSReceiver:
         error_after: tuple[int, int] | None,
     ) -> bool:
         """Acknowledge fragment ``count`` as the service does; False when the connection ends."""
+        if self.plan.never_ack or self.plan.outage.is_set():
+            self.unanswered += 1  # read, neither acknowledged nor kept
+            return True
         timecode = self._fragment(header, cluster, number)
         self._ack(sock, {"EventType": "BUFFERING", "FragmentTimecode": timecode})
         if error_after is not None and count == error_after[0]:

@@ -13,6 +13,7 @@ import pytest
 pytest.importorskip("av")
 pytest.importorskip("boto3")
 
+from framescope.clock import FakeClock
 from framescope.kvs import KVSInlineCredentialsHandler, KVSSpyGlass
 from framescope.video import SpyGlassState
 
@@ -333,3 +334,83 @@ def test_warm_up_then_restart(stream: MotoEndpoint, receiver: KVSReceiver) -> No
     assert spyglass.stop_streaming(timeout=10)
     assert receiver.decoded_frames() == 60 == spyglass.counters()["sent"]
     assert receiver.problems == []
+
+
+def put_on(spyglass: KVSSpyGlass, clock: FakeClock, until: Any, limit: float = 60) -> bool:
+    """Put frames, 30 a second on ``clock``, until ``until()`` holds (or ``limit`` real s)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        for image in frames(15):
+            spyglass.put(image)
+            clock.advance(1 / 30)
+            time.sleep(1 / 120)
+        if until():
+            return True
+    return False
+
+
+def test_an_endpoint_that_never_acknowledges_is_an_outage_not_a_stream(
+    stream: MotoEndpoint, receiver: KVSReceiver
+) -> None:
+    receiver.plan.never_ack = True  # reads every fragment, answers none
+    clock = FakeClock()
+    spyglass = glass(stream, receiver, ack_timeout=1.0, clock=clock)
+    spyglass.start_streaming()
+    assert put_on(spyglass, clock, lambda: spyglass.state is SpyGlassState.ERROR)
+    assert "no acknowledgement from PutMedia for" in (spyglass.last_error or "")
+    assert spyglass.counters()["ack_timeouts"] >= 1
+    # The silent connection is dropped and replaced, and the state stays ERROR.
+    assert put_on(spyglass, clock, lambda: spyglass.counters()["reconnects"] >= 1)
+    assert put_on(spyglass, clock, lambda: spyglass.counters()["ack_timeouts"] >= 2)
+    assert spyglass.state is SpyGlassState.ERROR
+    assert receiver.connections >= 2
+    spyglass.stop_streaming(timeout=5)
+    counts = spyglass.counters()
+    assert receiver.unanswered >= 2 and receiver.fragments == []
+    assert counts["sent"] == 0 and counts["put"] == counts["dropped"]  # every frame lost, counted
+    assert counts["fragments_lost"] >= 2
+    assert receiver.problems == []
+
+
+def test_an_outage_shows_while_it_lasts_and_streaming_comes_back(
+    stream: MotoEndpoint, receiver: KVSReceiver
+) -> None:
+    clock = FakeClock()
+    spyglass = glass(stream, receiver, ack_timeout=2.0, clock=clock)
+    spyglass.start_streaming()
+    assert put_on(spyglass, clock, lambda: receiver.fragments)  # acknowledged: streaming
+    assert spyglass.state is SpyGlassState.STREAMING and spyglass.last_error is None
+    receiver.plan.outage.set()
+    outage_began = clock.monotonic_ns()
+    assert put_on(spyglass, clock, lambda: spyglass.state is SpyGlassState.ERROR)
+    assert "no acknowledgement from PutMedia for" in (spyglass.last_error or "")
+    assert spyglass.counters()["ack_timeouts"] >= 1
+    # The outage lasts 5 s on the clock: the state says so all along, reconnections included.
+    while clock.monotonic_ns() - outage_began < 5e9:
+        assert put_on(spyglass, clock, lambda: True)
+        assert spyglass.state is SpyGlassState.ERROR
+    received = spyglass.counters()["acks"].get("RECEIVED", 0)
+    receiver.plan.outage.clear()
+    assert put_on(
+        spyglass,
+        clock,
+        lambda: (
+            spyglass.state is SpyGlassState.STREAMING
+            and spyglass.counters()["acks"].get("RECEIVED", 0) > received
+        ),
+    )
+    assert spyglass.stop_streaming(timeout=10)
+    counts = spyglass.counters()
+    assert counts["fragments_lost"] >= 1  # what the outage swallowed, counted
+    assert counts["sent"] == receiver.decoded_frames()
+    assert counts["put"] == receiver.decoded_frames() + counts["dropped"]
+    assert receiver.problems == []
+
+
+def test_a_bad_ack_timeout_is_refused_by_name() -> None:
+    handler = KVSInlineCredentialsHandler(KEY_ID, SECRET)
+    with pytest.raises(ValueError, match="ack_timeout"):
+        KVSSpyGlass(REGION, STREAM, handler, ack_timeout=-1)
+    with pytest.raises(TypeError, match="ack_timeout"):
+        KVSSpyGlass(REGION, STREAM, handler, ack_timeout="10")
+    assert KVSSpyGlass(REGION, STREAM, handler, ack_timeout=None).ack_timeout is None

@@ -139,6 +139,16 @@ class PutMediaConnection:
         self.close()
         return ended
 
+    def abandon(self, reason: str) -> None:
+        """Mark it failed for ``reason`` and cut the socket (its user then closes it).
+
+        Safe from another thread than the one sending: a write blocked on it
+        fails at once.
+        """
+        self._fail(reason)
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+
     def close(self) -> None:
         """Close the socket now and end the reader."""
         with contextlib.suppress(OSError):

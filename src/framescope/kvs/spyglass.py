@@ -60,6 +60,12 @@ class KVSSpyGlass(SpyGlass):
         max_connection_s: a connection is rotated before it is this old.
         credentials_margin_s: ... or when its credentials expire within this.
         timeout: seconds to connect and per write.
+        ack_timeout: seconds fragments may wait for an acknowledgement
+            before the upload counts as out (None: wait for ever): the state
+            turns ``ERROR``, ``last_error`` says so, ``ack_timeouts`` counts
+            it, the connection is dropped (its fragments counted lost) and a
+            new one made with back-off; the state is ``STREAMING`` again once
+            a fragment is acknowledged RECEIVED. Timed on ``clock``.
         queue_size, warmup_frames, preset, tune, bitrate, reconnect_initial,
         reconnect_max, name, clock: as for SpyGlass.
     """
@@ -80,6 +86,7 @@ class KVSSpyGlass(SpyGlass):
         max_connection_s: float = 45 * 60,
         credentials_margin_s: float = 300.0,
         timeout: float = 10.0,
+        ack_timeout: float | None = 10.0,
         queue_size: int = 30,
         warmup_frames: int = 100,
         preset: str | None = "ultrafast",
@@ -112,6 +119,7 @@ class KVSSpyGlass(SpyGlass):
             bitrate=bitrate,
             reconnect_initial=reconnect_initial,
             reconnect_max=reconnect_max,
+            stall_timeout=None,  # the upload is watched by its acknowledgements instead
             name=name,
             clock=clock,
         )
@@ -133,6 +141,9 @@ class KVSSpyGlass(SpyGlass):
             credentials_margin_s, "credentials_margin_s"
         )
         self.timeout = check_positive_seconds(timeout, "timeout")
+        self.ack_timeout = (
+            None if ack_timeout is None else check_positive_seconds(ack_timeout, "ack_timeout")
+        )
         self._uploader: Uploader | None = None
         self._totals: dict[str, Any] = {}
 
@@ -175,6 +186,15 @@ class KVSSpyGlass(SpyGlass):
                 self.last_error = uploader.fatal
             self._collect(uploader)
 
+    def _watch_s(self) -> float | None:
+        return self.ack_timeout
+
+    def _check_stall(self, limit_ns: int) -> None:
+        """An upload without acknowledgements for ``ack_timeout`` is out (see the class)."""
+        uploader = self._uploader
+        if uploader is not None:
+            uploader.check_acks(limit_ns)
+
     def _setting(self, name: str) -> str | None:
         value = self._encoder[name]
         return value if isinstance(value, str) else None
@@ -183,7 +203,8 @@ class KVSSpyGlass(SpyGlass):
         def send(header: bytes, fragment: Fragment) -> None:
             uploader.send(header, fragment)
             if uploader.alive and not self._stopping.is_set():
-                self.state = SpyGlassState.STREAMING if uploader.connected else SpyGlassState.ERROR
+                up = uploader.connected and not uploader.outage
+                self.state = SpyGlassState.STREAMING if up else SpyGlassState.ERROR
 
         return send
 
@@ -218,7 +239,8 @@ class KVSSpyGlass(SpyGlass):
 
     def counters(self) -> dict[str, Any]:
         """Frames put, dropped (queue full or lost with a fragment) and sent; fragments sent
-        and lost; acks by kind; errors by code; connections, reconnects and rotations."""
+        and lost; acks by kind; errors by code; connections, reconnects and rotations;
+        ``ack_timeouts``: the times acknowledgements stopped for ``ack_timeout``."""
         counts: dict[str, Any] = {**self.counts}
         totals = {k: dict(v) if isinstance(v, dict) else v for k, v in self._totals.items()}
         live = self._uploader

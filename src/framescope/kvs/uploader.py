@@ -7,7 +7,10 @@ nothing is lost) before it reaches ``max_connection_s`` or its credentials
 expire, and after a failure reconnects with back-off (never more than 5
 connections a second). A fragment's frames count as sent once the service
 acknowledges it RECEIVED; a connection that ends before that loses the
-fragments it had not acknowledged, counted with their frames. Fatal errors
+fragments it had not acknowledged, counted with their frames. A connection
+whose fragments wait ``ack_timeout`` without any acknowledgement is an
+outage (:meth:`Uploader.check_acks`): it is dropped and replaced, and the
+state stays ``ERROR`` until a fragment is acknowledged RECEIVED again. Fatal errors
 (the stream is gone, access refused with fresh credentials) end the session
 with the reason.
 """
@@ -25,6 +28,7 @@ from framescope.kvs.acks import Ack, error_name, is_fatal
 from framescope.kvs.credentials import KVSCredentialsHandler
 from framescope.kvs.fragments import Fragment
 from framescope.kvs.putmedia import PutMediaConnection
+from framescope.video.spyglass import SpyGlassState
 
 __all__ = ["Uploader"]
 
@@ -68,10 +72,14 @@ class Uploader:
                 "reconnects",
                 "rotations",
                 "connect_failures",
+                "ack_timeouts",
             ),
             0,
         )
         self.producer_start = time.time()
+        self._clock = glass._clock
+        self._heard_ns = 0  # the last acknowledgement, or when fragments began to wait
+        self.outage = False  # acknowledgements stopped; cleared by the next RECEIVED
 
     @property
     def connected(self) -> bool:
@@ -102,6 +110,8 @@ class Uploader:
             self._lose(fragment)
             return
         with self._lock:  # before writing it: its ack may come at once
+            if not self._pending:
+                self._heard_ns = self._clock.monotonic_ns()
             self._pending[fragment.timecode] = fragment.frames
         try:
             connection.send(fragment.data)
@@ -116,6 +126,32 @@ class Uploader:
         if connection is not None:
             connection.finish(timeout)
             self._forget_pending()
+
+    def check_acks(self, limit_ns: int) -> None:
+        """Drop the connection when its fragments have had no acknowledgement for ``limit_ns``.
+
+        Called on the watch thread; the fragment sender sees the connection
+        failed, counts what it held lost and reconnects with back-off.
+        """
+        now = self._clock.monotonic_ns()
+        with self._lock:
+            connection = self._connection
+            silent = now - self._heard_ns
+            if connection is None or not self._pending or silent < limit_ns:
+                return
+            waiting = len(self._pending)
+            self._heard_ns = now
+            self.counts["ack_timeouts"] += 1
+            self.outage = True
+        reason = (
+            f"no acknowledgement from PutMedia for {silent / 1e9:g} s ({waiting} fragments waiting)"
+        )
+        glass = self._glass
+        glass.last_error = reason
+        if self.fatal is None and not self._stopping.is_set():
+            glass.state = SpyGlassState.ERROR
+        logger.warning("KVSSpyGlass %r: %s; reconnecting", glass.name, reason)
+        connection.abandon(reason)
 
     def _add(self, key: str, number: int) -> None:
         with self._lock:  # the reader thread counts acks meanwhile
@@ -243,8 +279,12 @@ class Uploader:
 
     def _on_ack(self, ack: Ack) -> None:
         code = ack.error_id if ack.event_type == "ERROR" else None
+        back = False
         with self._lock:
+            self._heard_ns = self._clock.monotonic_ns()
             self.acks[ack.event_type] += 1
+            if ack.event_type == "RECEIVED" and self.outage:
+                self.outage, back = False, True
             if ack.event_type == "RECEIVED" and ack.fragment_timecode is not None:
                 frames = self._pending.pop(ack.fragment_timecode, None)
                 if frames is not None:
@@ -253,6 +293,9 @@ class Uploader:
                 self._refused = 0
             if code is not None:
                 self.errors[code] += 1
+        if back and self.fatal is None and not self._stopping.is_set():
+            self._glass.state = SpyGlassState.STREAMING
+            logger.info("KVSSpyGlass %r: acknowledgements came back", self._glass.name)
         if code is not None and code not in self._logged_codes:  # once per code
             self._logged_codes.add(code)
             logger.warning(

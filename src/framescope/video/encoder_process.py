@@ -12,11 +12,14 @@ user's main module), and talks to it through pipes:
   (:data:`~framescope.video.frame_slots.SLOT_HEADER`: height, width, stream
   time in seconds, slot) and, for slot -1, the BGR pixels; the end of stdin
   closes the stream cleanly;
-- stdout: JSON lines, ``{"event": "ready"}`` once the output is open (and
+- stdout: JSON lines, ``{"event": "connecting"}`` once the settings are
+  read (PyAV is loaded and the target is being opened), ``{"event":
+  "ready"}`` once the output is open (and
   the stream header written: a network receiver has been reached),
   ``{"event": "streaming"}`` after the first frame is out, ``{"event":
   "free", "slot": k, "count": n}`` once a slot's frame is taken (``n``:
-  frames sent so far), ``{"event": "sent", "count": n}`` now and then,
+  frames sent so far), ``{"event": "sent", "count": n}`` after each later frame
+  (a frame that came through the pipe frees no slot),
   ``{"event": "error", "message": ...}`` when it fails, ``{"event":
   "closed", "count": n}`` at the end.
 
@@ -40,8 +43,6 @@ from framescope.video.writer import VideoWriter
 
 __all__ = ["main"]
 
-_REPORT_EVERY = 15  # frames between "sent" reports
-
 
 def _say(out: BinaryIO, event: str, **fields: Any) -> None:
     out.write((json.dumps({"event": event, **fields}) + "\n").encode())
@@ -58,6 +59,7 @@ def main() -> int:
         _say(out, "free", slot=slot, count=writer.frames_written)
 
     frames = incoming_frames(source, settings.pop("slots", None), free)
+    _say(out, "connecting")  # the parent's stall watch times the connection from here
     try:
         av.logging.set_level(av.logging.ERROR)
         writer = VideoWriter(settings.pop("uri"), **settings)
@@ -68,7 +70,7 @@ def main() -> int:
             writer.write(Frame(image, writer.frames_written, time=stream_time))  # copies it
             if writer.frames_written == 1:
                 _say(out, "streaming")
-            elif writer.frames_written % _REPORT_EVERY == 0:
+            else:  # a sign of life for the parent's stall watch, also for pipe frames
                 _say(out, "sent", count=writer.frames_written)
         writer.close()
         _say(out, "closed", count=writer.frames_written)

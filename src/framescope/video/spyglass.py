@@ -104,7 +104,11 @@ class SpyGlass(Stage):
     ``fps``, which only guides the encoder. Frames of another size than the
     stream's are scaled, in the encoder. A receiver that cannot be reached
     or goes away moves the state to ``ERROR`` (``last_error`` says why); the
-    SpyGlass reconnects with back-off while the loop goes on.
+    SpyGlass reconnects with back-off while the loop goes on. So does a
+    receiver that accepts the connection and then takes nothing: a session
+    that has frames to send (or has not finished connecting) and sends
+    nothing for ``stall_timeout`` seconds has failed; its encoder process is
+    ended and counted in ``counts["failures"]``.
 
     Restreaming can carry a closed camera network's video to the Internet:
     it is off until you start it, and nothing here listens on any address.
@@ -119,6 +123,8 @@ class SpyGlass(Stage):
         codec, preset, tune, gop, bitrate, format, options: encoder and
             container settings, as for :class:`~framescope.video.VideoWriter`.
         reconnect_initial, reconnect_max: back-off bounds in seconds.
+        stall_timeout: seconds a session may connect, or hold frames,
+            without sending one before it counts as failed (None: never).
         name: the stage name (and the threads' names).
         clock: the clock of the warm-up, the timestamps and the back-off.
     """
@@ -141,6 +147,7 @@ class SpyGlass(Stage):
         options: dict[str, str] | None = None,
         reconnect_initial: float = 0.5,
         reconnect_max: float = 10.0,
+        stall_timeout: float | None = 5.0,
         name: str = "SpyGlass",
         clock: Clock | None = None,
     ) -> None:
@@ -161,6 +168,7 @@ class SpyGlass(Stage):
         self.queue_size = check_positive_int(queue_size, "queue_size")
         self.reconnect_initial = check_positive_seconds(reconnect_initial, "reconnect_initial")
         self.reconnect_max = check_positive_seconds(reconnect_max, "reconnect_max")
+        self.stall_timeout = _check_stall_timeout(stall_timeout)
         self._clock = SYSTEM_CLOCK if clock is None else clock
         self.state = SpyGlassState.STOPPED
         # The frame loop never takes a lock nor wakes a thread: put() appends
@@ -182,6 +190,12 @@ class SpyGlass(Stage):
         self._session_error = False  # this session's process said why it failed
         self._stopping = threading.Event()
         self._feeder: threading.Thread | None = None
+        self._watchdog: threading.Thread | None = None
+        # The stall watch (under _lock): the session's last sign of life, and
+        # whether it is connecting (loaded, not yet open) or holding a frame.
+        self._progress_ns = 0
+        self._connecting = False
+        self._sending = False
         self._session: _Session | None = None
         self._spare: subprocess.Popen[bytes] | None = None
         self._ticker: Ticker | None = None
@@ -236,9 +250,11 @@ class SpyGlass(Stage):
 
         With the rate and size known, it returns once the encoder process
         has started and opened the target (a receiver is reached; a target
-        that cannot be reached has made the state ``ERROR`` by then), or
-        after ``timeout`` real seconds, with a warning (frames put then
-        wait in the queue). With a warm-up it returns at once; the encoder
+        that cannot be reached, or does not complete the connection within
+        ``stall_timeout``, has made the state ``ERROR`` by then), or after
+        ``timeout`` real seconds, with a warning (frames put then wait in
+        the queue; the stall watch still ends a connection that never
+        completes). With a warm-up it returns at once; the encoder
         process starts loading meanwhile.
         """
         timeout = check_positive_seconds(timeout, "timeout")
@@ -290,6 +306,11 @@ class SpyGlass(Stage):
             target=self._run_feed, name=f"framescope-spyglass-{self.name}", daemon=True
         )
         self._feeder.start()
+        if self._watch_s() is not None:
+            self._watchdog = threading.Thread(
+                target=self._run_watch, name=f"framescope-spyglass-{self.name}-watch", daemon=True
+            )
+            self._watchdog.start()
 
     def put(self, frame: Any, *, time: float | None = None) -> bool:
         """Hand over one frame; never blocks.
@@ -384,6 +405,10 @@ class SpyGlass(Stage):
             if generation != self._generation:  # a report that came after its session
                 return
             kind = event.get("event")
+            with self._lock:
+                if generation == self._generation:
+                    self._progress_ns = self._clock.monotonic_ns()
+                    self._connecting = kind == "connecting"
             if kind in ("ready", "streaming"):
                 self.state = SpyGlassState.STREAMING
                 self._ready.set()
@@ -428,6 +453,9 @@ class SpyGlass(Stage):
         with self._lock:  # stop_streaming may end the spare from another thread
             process, self._spare = self._spare, None
         self._session_error = False
+        with self._lock:
+            self._progress_ns = self._clock.monotonic_ns()
+            self._connecting = False
         session = EncoderSession(self._settings(), self._reports(), self.name, process=process)
         self._session = session
         failed = self._feed_session(session)
@@ -456,14 +484,51 @@ class SpyGlass(Stage):
                 session.finish(timeout=5)
                 return False
             image, stamp = item
+            self._sending = True
             try:
                 session.send(_np.ascontiguousarray(image), stamp)
             except (OSError, ValueError):
                 self._lose(1)
                 session.kill()
                 return not self._stopping.is_set()
+            finally:
+                self._sending = False
             with self._lock:
                 self._handed += 1
+
+    def _watch_s(self) -> float | None:
+        """The time the watch thread allows (None: no watch); see :meth:`_check_stall`."""
+        return self.stall_timeout
+
+    def _run_watch(self) -> None:
+        """Look every tenth of the watch time (at most 0.25 s) for a session that is stuck."""
+        limit = self._watch_s()
+        assert limit is not None
+        while not wait_on(self._clock, self._stopping, min(0.25, limit / 10)):
+            self._check_stall(round(limit * 1e9))
+
+    def _check_stall(self, limit_ns: int) -> None:
+        """End a session that sends nothing for ``limit_ns`` (it cannot end itself)."""
+        now = self._clock.monotonic_ns()
+        with self._lock:
+            session = self._session
+            busy = self._connecting or self._sending or bool(self._queue)
+            if session is None or not session.alive or not busy:
+                self._progress_ns = now
+                return
+            if now - self._progress_ns < limit_ns:
+                return
+            seconds = (now - self._progress_ns) / 1e9
+            if self._connecting:
+                self.last_error = (
+                    f"stalled: the receiver did not complete the connection in {seconds:g} s"
+                )
+            else:
+                self.last_error = f"stalled: the receiver did not take a frame for {seconds:g} s"
+            self._session_error = True
+            self._progress_ns = now
+        logger.warning("SpyGlass %r: %s; ending the encoder process", self.name, self.last_error)
+        session.kill()
 
     def _lose(self, frames: int) -> None:
         with self._lock:
@@ -491,6 +556,9 @@ class SpyGlass(Stage):
         self._stopping.set()
         self._wake.set()
         feeder, self._feeder = self._feeder, None
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            watchdog.join()
         clean = True
         if feeder is not None:
             feeder.join(max(0.0, deadline - time.monotonic()))
@@ -546,6 +614,12 @@ def _check_image(image: Any) -> None:
     shape = image.shape
     if len(shape) != 3 or shape[2] != 3 or not (0 < shape[0] <= MAX_SIDE >= shape[1] > 0):
         raise ValueError(f"frame must be {allowed}; got shape {shape}")
+
+
+def _check_stall_timeout(value: Any) -> float | None:
+    if value is None:
+        return None
+    return check_positive_seconds(value, "stall_timeout")
 
 
 def _checked(fps: Any, width: Any, height: Any) -> tuple[float | None, int | None, int | None]:
