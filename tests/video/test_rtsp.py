@@ -107,11 +107,14 @@ def test_a_frozen_stream_is_reported_as_stalled_and_reopened(
             wait_for(lambda: len(reader.frames) >= before + 20, 60, "frames after reopening")
     finally:
         reader.stop()
-    assert reader.source.stalls == 1 and reader.source.reconnects == 1
-    assert reader.source.errors == 1
+    # A loaded machine may starve the camera's process past 2 s once more: each
+    # such stall is reported and reopened the same way.
+    stalls = reader.source.stalls
+    assert stalls >= 1 and reader.source.reconnects == stalls == reader.source.errors
     check_times(reader.frames)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warnings == [f"video source {camera.url} stalled (no data for 2 s); reconnecting"]
+    said = f"video source {camera.url} stalled (no data for 2 s); reconnecting"
+    assert warnings == [said] * stalls
 
 
 def test_a_stall_without_reconnect_is_a_timeout_error(camera: RtspCamera) -> None:
