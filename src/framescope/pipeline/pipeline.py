@@ -278,14 +278,14 @@ class Pipeline(StreamControls, SnapshotReaders, PyStreamNames):
     def results(self, timeout: float | None = None) -> Iterator[Any]:
         """Yield every result, in order, as it becomes available.
 
-        Stops when ``timeout`` seconds pass without a result (None: wait on) or
+        Stops when ``timeout`` seconds (>= 0) pass without a result (None: wait on) or
         when the pipeline is cleaned up or stopped and every result was read.
         An item's stage error (``raise`` policy) is raised in that item's place;
         iterating again goes on with the next result. When the input ended
         because its source raised, that exception is raised after the last
         result, and again by every later call.
         """
-        return self._runtime.iterate_results(timeout)
+        return self._runtime.iterate_results(check_seconds_or_none(timeout, "timeout"))
 
     def __iter__(self) -> Iterator[Any]:
         """Iterate over every result in order (see :meth:`results`)."""
