@@ -144,3 +144,36 @@ def test_opencv_refuses_an_empty_image() -> None:
 def test_a_timedelta_interval_still_works() -> None:
     schedule = IntervalSchedule(datetime.timedelta(days=365), _nothing)
     assert schedule.interval == datetime.timedelta(days=365)
+
+
+@pytest.mark.parametrize("keyword", ["use_profiler", "debug"])
+@pytest.mark.parametrize("value", ["no", 1, [True]])
+def test_pipeline_flags_must_be_bools(keyword: str, value: object) -> None:
+    with pytest.raises(TypeError, match=keyword):
+        Pipeline(**{keyword: value})  # type: ignore[arg-type]
+
+
+def test_pipeline_trace_frames_is_bounded() -> None:
+    with pytest.raises(ValueError, match="trace_frames must be at most"):
+        Pipeline(trace_frames=2**64)
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value", "error"),
+    [("replicas", 1025, ValueError), ("ordered", "no", TypeError)],
+)
+def test_add_refuses_what_it_cannot_run(
+    keyword: str, value: object, error: type[Exception]
+) -> None:
+    pipeline = Pipeline()
+    with pytest.raises(error, match=keyword):
+        pipeline.add(lambda item: item, **{keyword: value})  # type: ignore[arg-type]
+    assert pipeline.stage_names == []
+
+
+@pytest.mark.parametrize("keyword", ["block_input", "block_output"])
+def test_parallelize_flags_must_be_bools(keyword: str) -> None:
+    pipeline = Pipeline().add(lambda item: item)
+    with pytest.raises(TypeError, match=keyword):
+        pipeline.parallelize(**{keyword: "false"})  # type: ignore[arg-type]
+    pipeline.cleanup()
