@@ -7,16 +7,26 @@ ValueError, and the message names the argument and what is allowed.
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Mapping
 from numbers import Real
 
 __all__ = [
+    "MAX_SECONDS",
+    "check_bool",
     "check_int_at_least",
     "check_int_between",
     "check_number",
     "check_positive_int",
     "check_positive_seconds",
     "check_seconds_or_none",
+    "check_str_mapping",
 ]
+
+
+# The longest wait the standard library's locks and events accept: a longer
+# timeout would raise OverflowError from deep inside the wait.
+MAX_SECONDS = float(threading.TIMEOUT_MAX)
 
 
 def _is_number(value: object) -> bool:
@@ -31,13 +41,19 @@ def _kind(minimum: int) -> str:
 
 
 def check_int_at_least(
-    value: object, name: str, minimum: int = 1, *, or_none: bool = False
+    value: object,
+    name: str,
+    minimum: int = 1,
+    *,
+    or_none: bool = False,
+    maximum: int | None = None,
 ) -> int | None:
     """Return ``value`` if it is an int >= ``minimum`` (or None, when allowed); else raise.
 
     TypeError: "``name`` must be a positive integer, got float"; ValueError:
     "``name`` must be a positive integer (>= 1), got 0" ("non-negative" for
-    a minimum of 0; "or None" is added when None is allowed).
+    a minimum of 0; "or None" is added when None is allowed). ``maximum``,
+    when given, is an inclusive upper bound (ValueError above it).
     """
     if or_none and value is None:
         return None
@@ -46,12 +62,14 @@ def check_int_at_least(
         raise TypeError(f"{name} must be {_kind(minimum)}{allowed}, got {type(value).__name__}")
     if value < minimum:
         raise ValueError(f"{name} must be {_kind(minimum)} (>= {minimum}){allowed}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be at most {maximum:_}, got {value!r}")
     return value
 
 
-def check_positive_int(value: object, name: str) -> int:
-    """Return ``value`` if it is an int >= 1, else raise a clear TypeError/ValueError."""
-    checked = check_int_at_least(value, name, 1)
+def check_positive_int(value: object, name: str, *, maximum: int | None = None) -> int:
+    """Return ``value`` if it is an int >= 1 (<= ``maximum``, if given); else raise."""
+    checked = check_int_at_least(value, name, 1, maximum=maximum)
     assert checked is not None
     return checked
 
@@ -110,7 +128,16 @@ def check_positive_seconds(value: object, name: str) -> float:
         raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
     if not (value > 0 and math.isfinite(value)):  # type: ignore[operator,arg-type]
         raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
-    return float(value)  # type: ignore[arg-type]
+    return _at_most_max(float(value), name)  # type: ignore[arg-type]
+
+
+def _at_most_max(seconds: float, name: str) -> float:
+    if seconds > MAX_SECONDS:
+        raise ValueError(
+            f"{name} must be at most {MAX_SECONDS:g} seconds (threading.TIMEOUT_MAX), "
+            f"got {seconds!r}"
+        )
+    return seconds
 
 
 def check_seconds_or_none(value: object, name: str) -> float | None:
@@ -126,4 +153,44 @@ def check_seconds_or_none(value: object, name: str) -> float | None:
         raise ValueError(
             f"{name} must be >= 0 (seconds) and finite, or None for no limit, got {value!r}"
         )
-    return float(value)  # type: ignore[arg-type]
+    return _at_most_max(float(value), name)  # type: ignore[arg-type]
+
+
+def check_bool(value: object, name: str, *, or_none: bool = False) -> bool | None:
+    """Return ``value`` as a bool (or None, when allowed); else raise TypeError.
+
+    True, False, and the integers 1 and 0 that older code passes for them;
+    anything else is refused: a string such as ``"no"`` would otherwise count
+    as true.
+    """
+    if or_none and value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    if type(value) is int and value in (0, 1):
+        return bool(value)
+    allowed = "True, False or None" if or_none else "True or False"
+    raise TypeError(f"{name} must be {allowed}, got {type(value).__name__}")
+
+
+def check_str_mapping(value: object, name: str) -> dict[str, str]:
+    """Return a dict of str keys and str values from a mapping (or None: empty); else raise.
+
+    Keys must be str; values may be str, int or float (written as text).
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(
+            f"{name} must be a dict of str keys to str values, got {type(value).__name__}"
+        )
+    checked: dict[str, str] = {}
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise TypeError(f"{name} keys must be str, got {type(key).__name__} ({key!r})")
+        if isinstance(item, bool) or not isinstance(item, (str, int, float)):
+            raise TypeError(
+                f"{name}[{key!r}] must be a str (or a number), got {type(item).__name__}"
+            )
+        checked[key] = str(item)
+    return checked

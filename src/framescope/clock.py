@@ -126,7 +126,9 @@ def to_nanoseconds(value: float | datetime.timedelta, name: str) -> int:
     """Convert seconds (int/float) or a timedelta to integer nanoseconds.
 
     ``name`` is the argument name used in the error message when ``value`` is
-    not a number or timedelta, or is not finite.
+    not a number or timedelta, is not finite, or is longer (in either
+    direction) than ``datetime.timedelta.max``, the longest span it can be
+    reported back as.
     """
     if isinstance(value, datetime.timedelta):
         # timedelta holds whole microseconds: convert exactly, without a float.
@@ -139,7 +141,15 @@ def to_nanoseconds(value: float | datetime.timedelta, name: str) -> int:
         )
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value!r}")
+    if abs(value) > _MAX_SECONDS:
+        raise ValueError(
+            f"{name} must be at most {_MAX_SECONDS:g} seconds (datetime.timedelta.max) "
+            f"in size, got {value!r}"
+        )
     return round(value * 1_000_000_000)
+
+
+_MAX_SECONDS = datetime.timedelta.max.total_seconds()
 
 
 _FAKE_POLL_S = 0.002  # a fake clock's wait looks this often (real s) whether time was advanced

@@ -24,6 +24,7 @@ from framescope._snapshotformat import (
     check_integer,
     shown,
 )
+from framescope._validation import check_number
 
 __all__ = [
     "DEFAULT_LATENCY_BUCKETS",
@@ -143,14 +144,15 @@ class Histogram:
 
     Args:
         bounds: upper bounds in the reported unit (e.g. seconds).
-        divisor: raw samples divided by it give the reported unit (1e9 for ns).
+        divisor: raw samples divided by it give the reported unit (1e9 for ns);
+            a finite positive number.
     """
 
     __slots__ = ("_bounds", "_counts", "_divisor", "_raw_bounds", "_total")
 
     def __init__(self, bounds: Sequence[float], divisor: float = 1.0) -> None:
         self._bounds = check_bounds(bounds)
-        self._divisor = float(divisor)
+        self._divisor = check_number(divisor, "divisor", positive=True)
         # A raw sample x falls in bucket i when x / divisor <= bounds[i].
         self._raw_bounds = [bound * self._divisor for bound in self._bounds]
         self._counts = [0] * (len(self._bounds) + 1)
@@ -272,13 +274,14 @@ class Distribution:
     so any number of exporters with different buckets can read one timer.
 
     Args:
-        divisor: raw samples divided by it give seconds (1e9 for nanoseconds).
+        divisor: raw samples divided by it give seconds (1e9 for nanoseconds);
+            a finite positive number.
     """
 
     __slots__ = ("_counts", "_divisor", "_edges", "_total")
 
     def __init__(self, divisor: float = 1e9) -> None:
-        self._divisor = float(divisor)
+        self._divisor = check_number(divisor, "divisor", positive=True)
         if self._divisor == 1e9:
             self._edges: list[float] = list(LATENCY_GRID_NS)
         else:

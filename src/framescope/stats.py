@@ -21,7 +21,10 @@ from framescope._validation import check_number, check_positive_int
 from framescope.histogram import Distribution, Histogram
 from framescope.statsnapshot import StatsSnapshot, Summary, percentile
 
-__all__ = ["Batch", "RollingStats", "StatsSnapshot", "Summary", "percentile"]
+MAX_WINDOW = 10_000_000
+"""The largest recent window: it bounds memory (two deques, ~160 MB at most)."""
+
+__all__ = ["MAX_WINDOW", "Batch", "RollingStats", "StatsSnapshot", "Summary", "percentile"]
 
 
 class Batch(NamedTuple):
@@ -59,7 +62,7 @@ class RollingStats:
     or guard both with a lock. Timers in framescope feed it in batches.
 
     Args:
-        window: how many recent samples to keep (>= 1).
+        window: how many recent samples to keep (1 to :data:`MAX_WINDOW`).
         divisor: stored samples are divided by it in snapshots.
     """
 
@@ -77,7 +80,7 @@ class RollingStats:
     )
 
     def __init__(self, window: int = 100, *, divisor: float = 1.0) -> None:
-        self._window = check_positive_int(window, "window")
+        self._window = check_positive_int(window, "window", maximum=MAX_WINDOW)
         self._divisor = check_number(divisor, "divisor", positive=True)
         self._recent: deque[float] = deque(maxlen=window)
         self._stamps: deque[int] = deque(maxlen=window)

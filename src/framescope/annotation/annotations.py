@@ -37,8 +37,18 @@ def _color(value: Any, name: str = "color") -> Color | None:
         raise type(error)(f"{name}: {error}") from None
 
 
+MAX_SIZE = 100.0
+"""The largest ``size`` of a label or marker (1.0 is the usual size; 40 fills a frame)."""
+
+MAX_THICKNESS = 1000
+"""The thickest line in pixels (OpenCV draws at most 32767; more would only fill the frame)."""
+
+
 def _positive(value: Any, name: str) -> float:
-    return check_number(value, name, positive=True)
+    number = check_number(value, name, positive=True)
+    if number > MAX_SIZE:
+        raise ValueError(f"{name} must be a positive number up to {MAX_SIZE:g}, got {value!r}")
+    return number
 
 
 class Annotation:
@@ -156,7 +166,7 @@ class RectAnnotation(Annotation):
 def _thickness(value: Any) -> int | None:
     if value is None:
         return None
-    check_int_at_least(value, "thickness", 1)
+    check_int_at_least(value, "thickness", 1, maximum=MAX_THICKNESS)
     return int(value)
 
 

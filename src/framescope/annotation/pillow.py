@@ -59,11 +59,13 @@ class PillowImageAnnotationDriver(AnnotationDriverBase):
         self._fonts: dict[int, Any] = {}
 
     def check_context(self, context: Any) -> None:
-        """The context must be a Pillow image in mode RGB, RGBA or L."""
+        """The context must be a non-empty Pillow image in mode RGB, RGBA or L."""
         if not isinstance(context, self._image.Image):
             raise TypeError(f"context must be a PIL.Image.Image, got {type(context).__name__}")
         if context.mode not in ("RGB", "RGBA", "L"):
             raise TypeError(f"context must be an RGB, RGBA or L image, got mode {context.mode!r}")
+        if context.width == 0 or context.height == 0:
+            raise ValueError(f"context must be a non-empty image, got size {context.size}")
 
     def _pixel(self, point: Point, context: Any) -> tuple[int, int]:
         return Point.from_value(point).to_pixels(*context.size)

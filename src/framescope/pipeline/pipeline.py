@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import Any
 
 from framescope._validation import (
+    check_bool,
     check_positive_int,
     check_positive_seconds,
     check_seconds_or_none,
@@ -35,6 +36,8 @@ from framescope.timepiece import StopWatch
 __all__ = ["SEPARATOR", "Pipeline", "PipelineStage"]  # PipelineStage: see stage.py
 
 _FROM_GENERATOR: Any = object()
+MAX_TRACES = 1_000_000  # sampled frame traces kept at most: bounds their memory
+MAX_REPLICAS = 1024  # workers of one stage: each is a thread, a process or an actor
 
 
 class Pipeline(StreamControls, SnapshotReaders, PyStreamNames):
@@ -60,7 +63,8 @@ class Pipeline(StreamControls, SnapshotReaders, PyStreamNames):
             (default) turns it on when the environment has ``FRAMESCOPE_DEBUG=1``.
         debug_interval: seconds between the aggregator's drains of the events.
         trace_every: with debugging on, keep the trace of one frame in this many.
-        trace_frames: how many sampled frame traces to keep (oldest dropped).
+        trace_frames: how many sampled frame traces to keep (oldest dropped; at
+            most 1_000_000).
         window: how many recent items the profiles describe.
         results_size: how many results wait for the caller before the oldest is
             dropped; 0 keeps none (the last stage is the output: every item
@@ -98,9 +102,9 @@ class Pipeline(StreamControls, SnapshotReaders, PyStreamNames):
                 )
             input_generator = iter(input_generator)
         self.input_generator = input_generator
-        self.use_profiler = bool(use_profiler)
+        self.use_profiler = bool(check_bool(use_profiler, "use_profiler"))
         self._clock = SYSTEM_CLOCK if clock is None else clock
-        if debug is None:
+        if check_bool(debug, "debug", or_none=True) is None:
             debug = os.environ.get("FRAMESCOPE_DEBUG", "").strip().lower() in ("1", "true", "yes")
         self.debug = bool(debug)
         self._tree = StageTree(
@@ -114,7 +118,7 @@ class Pipeline(StreamControls, SnapshotReaders, PyStreamNames):
             interval_s=check_positive_seconds(debug_interval, "debug_interval"),
             window=window,
             trace_every=check_positive_int(trace_every, "trace_every"),
-            trace_frames=check_positive_int(trace_frames, "trace_frames"),
+            trace_frames=check_positive_int(trace_frames, "trace_frames", maximum=MAX_TRACES),
         )
         self._watch = StopWatch(self.name, max_intervals=window, clock=self._clock)
         self._watch.keep_distribution()
@@ -148,7 +152,7 @@ class Pipeline(StreamControls, SnapshotReaders, PyStreamNames):
             queue_size: capacity of the queue in front of this stage when the
                 pipeline runs in parallel (default: the pipeline's queue size).
             replicas: run the stage on this many workers at once when the pipeline
-                runs in parallel (``Stage#0``, ``Stage#1`` ... in the state).
+                runs in parallel (``Stage#0``, ``Stage#1`` ... in the state); 1 to 1024.
             executor: where replicas run: ``"thread"`` (the stage object is shared),
                 ``"process"`` (a copy in each worker process) or ``"ray"`` (actors).
             ordered: results leave the stage in input order (False: as they finish).
@@ -163,6 +167,7 @@ class Pipeline(StreamControls, SnapshotReaders, PyStreamNames):
         child = stage.pipeline._tree if isinstance(stage, PipelineStage) else None
         if not callable(stage):
             raise TypeError(f"stage must be callable (a Stage or a function), got {stage!r}")
+        check_positive_int(replicas, "replicas", maximum=MAX_REPLICAS)
         policy, plan = ErrorPolicy.parse(on_error, "on_error"), resolve_executor(executor, replicas)
         self._tree.add(
             stage,
@@ -217,9 +222,9 @@ class Pipeline(StreamControls, SnapshotReaders, PyStreamNames):
                 :class:`OverflowPolicy`.
         """
         settings = RunSettings(
-            block_input=bool(block_input),
+            block_input=bool(check_bool(block_input, "block_input")),
             input_timeout=check_seconds_or_none(input_timeout, "input_timeout"),
-            block_output=bool(block_output),
+            block_output=bool(check_bool(block_output, "block_output")),
             output_timeout=check_seconds_or_none(output_timeout, "output_timeout"),
             queue_size=check_positive_int(queue_size, "queue_size"),
             overflow=OverflowPolicy.parse(overflow, "overflow"),
@@ -278,14 +283,14 @@ class Pipeline(StreamControls, SnapshotReaders, PyStreamNames):
     def results(self, timeout: float | None = None) -> Iterator[Any]:
         """Yield every result, in order, as it becomes available.
 
-        Stops when ``timeout`` seconds pass without a result (None: wait on) or
+        Stops when ``timeout`` seconds (>= 0) pass without a result (None: wait on) or
         when the pipeline is cleaned up or stopped and every result was read.
         An item's stage error (``raise`` policy) is raised in that item's place;
         iterating again goes on with the next result. When the input ended
         because its source raised, that exception is raised after the last
         result, and again by every later call.
         """
-        return self._runtime.iterate_results(timeout)
+        return self._runtime.iterate_results(check_seconds_or_none(timeout, "timeout"))
 
     def __iter__(self) -> Iterator[Any]:
         """Iterate over every result in order (see :meth:`results`)."""

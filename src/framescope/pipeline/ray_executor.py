@@ -17,7 +17,7 @@ import os
 import pickle
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from framescope._optional import require
@@ -80,13 +80,24 @@ class RayExecutor:
 
     Args:
         actor_options: passed to ``ray.remote`` for each actor (e.g.
-            ``{"num_cpus": 1, "num_gpus": 0.5}``; default ``num_cpus=1``).
+            ``{"num_cpus": 1, "num_gpus": 0.5}``; default ``num_cpus=1``): a
+            dict with str keys, or None.
     """
 
     name = "ray"
     remote = True
 
     def __init__(self, actor_options: dict[str, Any] | None = None) -> None:
+        if actor_options is not None and not isinstance(actor_options, Mapping):
+            raise TypeError(
+                "actor_options must be a dict of ray.remote options (such as "
+                f'{{"num_cpus": 1}}) or None, got {type(actor_options).__name__}'
+            )
+        for key in actor_options or {}:
+            if not isinstance(key, str):
+                raise TypeError(
+                    f"actor_options keys must be str (ray.remote option names), got {key!r}"
+                )
         self.actor_options = {"num_cpus": 1, **(actor_options or {})}
 
     def check(self, stage: Callable[[Any], Any], label: str) -> None:

@@ -6,6 +6,7 @@ import datetime
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from framescope._validation import check_seconds_or_none
 from framescope.clock import to_nanoseconds
 from framescope.pipeline.results import ResultBuffer
 from framescope.pipeline.runtime import Runtime
@@ -44,8 +45,14 @@ class StreamControls:
         self._runtime.start_loop(to_nanoseconds(period, "period"), self._produce())
 
     def stop_loop(self, timeout: float = 5.0) -> bool:
-        """Stop the loop started by :meth:`start_loop`; a no-op returning False if none runs."""
-        return self._runtime.stop_loop(timeout)
+        """Stop the loop started by :meth:`start_loop`; a no-op returning False if none runs.
+
+        Waits up to ``timeout`` seconds (a number >= 0) for it to end.
+        """
+        seconds = check_seconds_or_none(timeout, "timeout")
+        if seconds is None:
+            raise TypeError("timeout must be a number of seconds >= 0, got None")
+        return self._runtime.stop_loop(seconds)
 
     def _produce(self) -> Callable[[], Any]:
         source = self.input_generator
@@ -69,8 +76,9 @@ class StreamControls:
         Returns False when ``timeout`` seconds (None: no limit) passed first.
         Raises the source's exception when the input ended because its source
         raised (see :meth:`start_loop`), once every item before it is out.
+        ``timeout`` is a number of seconds >= 0, or None.
         """
-        return self._runtime.join(timeout)
+        return self._runtime.join(check_seconds_or_none(timeout, "timeout"))
 
     def run(self, source: Iterable[Any]) -> Iterator[Any]:
         """Feed ``source`` as fast as the stages accept it, and yield every result in order.

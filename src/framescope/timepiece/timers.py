@@ -24,7 +24,7 @@ from framescope._validation import check_positive_int
 from framescope.clock import SYSTEM_CLOCK, Clock, TimeSource
 from framescope.folds import durations, intervals
 from framescope.histogram import DEFAULT_LATENCY_BUCKETS
-from framescope.stats import RollingStats, StatsSnapshot
+from framescope.stats import MAX_WINDOW, RollingStats, StatsSnapshot
 from framescope.timepiece.timer_snapshot import MAX_REPR_INTERVALS, TimerSnapshot, format_timer
 
 __all__ = [
@@ -77,7 +77,7 @@ class BaseTimer:
     aggregates. All values are in seconds.
 
     Args:
-        max_intervals: how many recent intervals to remember (>= 1).
+        max_intervals: how many recent intervals to remember (1 to 10_000_000).
         clock: where to read the time; the system clock by default.
     """
 
@@ -86,7 +86,7 @@ class BaseTimer:
     """At most this many intervals show in the repr (Backpack's name)."""
 
     def __init__(self, max_intervals: int = 10, *, clock: Clock | None = None) -> None:
-        check_positive_int(max_intervals, "max_intervals")
+        check_positive_int(max_intervals, "max_intervals", maximum=MAX_WINDOW)
         if clock is None:
             clock = SYSTEM_CLOCK
         elif not isinstance(clock, TimeSource):
@@ -251,7 +251,7 @@ class Ticker(BaseTimer):
     give each thread its own.
 
     Args:
-        max_intervals: how many recent intervals to remember (>= 1).
+        max_intervals: how many recent intervals to remember (1 to 10_000_000).
         clock: where to read the time; the system clock by default.
     """
 
@@ -345,7 +345,7 @@ class StopWatch(BaseTimer):
 
     Args:
         name: the watch's name (a non-empty str).
-        max_intervals: how many recent intervals to remember (>= 1).
+        max_intervals: how many recent intervals to remember (1 to 10_000_000).
         clock: where to read the time; the system clock by default.
     """
 

@@ -14,7 +14,12 @@ from urllib.parse import urlsplit
 
 from framescope._optional import require
 from framescope._ratelimit import FULL, SILENT, LogLimiter
-from framescope._validation import check_int_at_least, check_positive_seconds
+from framescope._validation import (
+    check_bool,
+    check_int_at_least,
+    check_positive_seconds,
+    check_str_mapping,
+)
 from framescope.clock import SYSTEM_CLOCK, Clock, sleep_on, wait_on
 from framescope.video.frame import Frame
 from framescope.video.timeline import Timeline
@@ -80,7 +85,8 @@ class VideoSource:
             it, frames come as fast as they are taken).
         loop: start a file again at its end (stream time keeps rising).
         format: the FFmpeg demuxer, when it cannot be told from the input.
-        options: FFmpeg demuxer or protocol options (strings).
+        options: FFmpeg demuxer or protocol options: a dict of str keys to str
+            values (numbers are written as text).
         pixel_format: the layout of ``Frame.image`` (``bgr24``: OpenCV's).
         reconnect: reopen a network stream that fails, stalls or ends, with
             back-off; None: for network URLs only.
@@ -126,20 +132,29 @@ class VideoSource:
         stall_timeout: float = 5.0,
         clock: Clock | None = None,
     ) -> None:
-        self.uri, self.format, self._path = _normalise(uri, format)
-        self.network = urlsplit(self.uri).scheme.lower() in _NETWORK
-        self._live = self.network or self.format == "v4l2" or self.uri.startswith("/dev/")
-        self.realtime = bool(realtime)
-        self.loop = bool(loop)
-        self.options = {str(k): str(v) for k, v in (options or {}).items()}
-        self.pixel_format = pixel_format
-        self.reconnect = self.network if reconnect is None else bool(reconnect)
+        # Every argument is checked before the uri is looked at: a wrong one is
+        # said as such, not hidden behind a missing file.
+        self.realtime = bool(check_bool(realtime, "realtime"))
+        self.loop = bool(check_bool(loop, "loop"))
+        self.options = check_str_mapping(options, "options")
+        self.pixel_format = _check_name(pixel_format, "pixel_format")
+        format = None if format is None else _check_name(format, "format", or_none=True)
+        reconnect = check_bool(reconnect, "reconnect", or_none=True)
         self.reconnect_initial = check_positive_seconds(reconnect_initial, "reconnect_initial")
         self.reconnect_max = check_positive_seconds(reconnect_max, "reconnect_max")
         self.max_reconnects = check_int_at_least(max_reconnects, "max_reconnects", 0, or_none=True)
         self.timeout = check_positive_seconds(timeout, "timeout")
         self.stall_timeout = check_positive_seconds(stall_timeout, "stall_timeout")
+        if clock is not None and not isinstance(clock, Clock):
+            raise TypeError(
+                f"clock must be a framescope Clock (monotonic_ns(), wall(), wait()) or None, "
+                f"got {type(clock).__name__}"
+            )
         self._clock = SYSTEM_CLOCK if clock is None else clock
+        self.uri, self.format, self._path = _normalise(uri, format)
+        self.network = urlsplit(self.uri).scheme.lower() in _NETWORK
+        self._live = self.network or self.format == "v4l2" or self.uri.startswith("/dev/")
+        self.reconnect = self.network if reconnect is None else reconnect
         self._container: Any = None
         self._stream: Any = None
         self._time_base: float | None = None
@@ -507,6 +522,16 @@ def _check_file(uri: str, path: Path) -> None:
         raise ValueError(f"uri: {uri!r} is a directory, not a video file")
     if stat.S_ISREG(status.st_mode) and status.st_size == 0:
         raise ValueError(f"uri: {uri!r} is empty (0 bytes)")
+
+
+def _check_name(value: object, name: str, *, or_none: bool = False) -> str:
+    """An FFmpeg name (pixel format, demuxer): a non-empty str."""
+    allowed = "a non-empty str" + (" or None" if or_none else "")
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be {allowed}, got {type(value).__name__}")
+    if not value.strip() or "\0" in value:
+        raise ValueError(f"{name} must be {allowed} (an FFmpeg name), got {value!r}")
+    return value
 
 
 def _normalise(uri: object, format: str | None) -> tuple[str, str | None, Path | None]:
