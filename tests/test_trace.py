@@ -239,3 +239,18 @@ def test_a_written_trace_has_the_mode_any_new_file_gets(tmp_path: Path) -> None:
     finally:
         os.umask(mask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o640  # not the private 0600 of a temporary file
+
+
+def test_export_trace_replaces_a_file_only_when_told(tmp_path: Path) -> None:
+    pipeline = Pipeline(debug=True).add(lambda x: x, "Step").parallelize()
+    assert list(pipeline.run(range(5))) == [0, 1, 2, 3, 4]
+    kept = tmp_path / "trace.json"
+    kept.write_text("an earlier trace")
+    with pytest.raises(FileExistsError, match=r"exists; pass overwrite=True to replace it"):
+        pipeline.export_trace(kept)
+    assert kept.read_text() == "an earlier trace"
+    with pytest.raises(TypeError, match="overwrite must be True or False"):
+        pipeline.export_trace(kept, overwrite="yes")  # type: ignore[arg-type]
+    path = pipeline.export_trace(kept, overwrite=True)
+    assert json.loads(path.read_text())["traceEvents"]
+    pipeline.cleanup()

@@ -54,14 +54,22 @@ class SnapshotReaders:
         """
         return list(self._traced_snapshot("frame_traces").traces)
 
-    def export_trace(self, path: str | os.PathLike[str]) -> Path:
+    def export_trace(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
         """Write the sampled frame traces as Chrome Trace Event JSON (opens in Perfetto).
 
         One track per stage thread with a slice per stage call and custom
         blocks nested inside, flow arrows following each frame across the
         stages, a track of whole frames, and counter tracks for queue depth and
-        fps. The file is gzip-compressed when ``path`` ends in ``.gz``.
+        fps. The file is gzip-compressed when ``path`` ends in ``.gz``. It is
+        written whole or not at all; an existing file at ``path`` is replaced
+        only with ``overwrite=True`` (otherwise ``FileExistsError``).
         """
+        if not isinstance(overwrite, bool):
+            raise TypeError(f"overwrite must be True or False, got {type(overwrite).__name__}")
+        if not overwrite and os.path.lexists(path):
+            raise FileExistsError(
+                f"path: {os.fspath(path)!r} exists; pass overwrite=True to replace it"
+            )
         snapshot = self._traced_snapshot("export_trace")
         document = chrome_trace(snapshot.traces, snapshot.node_ids, title=self.name)
         return write_trace(path, document)
