@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import select
 import socket
 import ssl
 import threading
@@ -26,6 +25,7 @@ from cryptography.x509.oid import NameOID
 
 from framescope.exporters.prometheus import PrometheusExporter
 from framescope.pipeline import Pipeline
+from tests.slow_clients import SlowClients
 
 
 def handler_threads() -> int:
@@ -78,63 +78,9 @@ def test_idle_connections_hold_a_bounded_number_of_threads(exporter: PrometheusE
     assert wait_until(lambda: server.handler_threads() == 0)
 
 
-class SlowClients:
-    """Connections that each send a request head one byte every ``every`` s, never ending it.
-
-    Records, per connection, what the server answered and how long after it
-    was opened the server closed it.
-    """
-
-    HEAD = b"GET /metrics HTTP/1.0\r\nX-Slow: "
-
-    def __init__(self, port: int, count: int, every: float = 0.2) -> None:
-        self.opened = time.monotonic()
-        self.connections = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
-        self.answers = [b""] * count
-        self.closed_after: dict[int, float] = {}
-        self._sent = [0] * count
-        self._every = every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._drip, name="slow-clients")
-        self._thread.start()
-
-    def _drip(self) -> None:
-        while not self._stop.is_set() and len(self.closed_after) < len(self.connections):
-            for number, connection in enumerate(self.connections):
-                if number not in self.closed_after:
-                    self._one(number, connection)
-            self._stop.wait(self._every)
-
-    def _one(self, number: int, connection: socket.socket) -> None:
-        try:
-            if select.select([connection], [], [], 0)[0]:
-                chunk = connection.recv(4096)
-                self.answers[number] += chunk
-                if chunk:
-                    return
-            else:
-                sent = self._sent[number]
-                connection.send(self.HEAD[sent : sent + 1] or b"a")
-                self._sent[number] += 1
-                return
-        except OSError:
-            pass
-        self.closed_after[number] = time.monotonic() - self.opened
-
-    def all_closed(self, limit: float) -> bool:
-        self._thread.join(limit)
-        return not self._thread.is_alive()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        for connection in self.connections:
-            connection.close()
-
-
 def test_slow_clients_never_keep_a_scrape_out(exporter: PrometheusExporter) -> None:
     server = exporter.serve(max_connections=8, request_timeout=30, header_timeout=2)
-    slow = SlowClients(server.port, 24)
+    slow = SlowClients(server.port, 24, "/metrics")
     try:
         assert wait_until(lambda: server.handler_threads() == 8)  # 8 still on their head
         for _ in range(5):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import select
 import socket
 import threading
 import time
@@ -19,6 +18,7 @@ import pytest
 from framescope import Pipeline
 from framescope.live import LiveView
 from framescope.pipeline.state import PipelineState
+from tests.slow_clients import SlowClients
 
 from ..pipeline.helpers import Gate
 
@@ -179,66 +179,12 @@ def test_too_many_clients_get_503_and_idle_ones_are_let_go() -> None:
     pipeline.cleanup()
 
 
-class SlowClients:
-    """Connections that each send a request head one byte every ``every`` s, never ending it.
-
-    Records, per connection, what the server answered and how long after it
-    was opened the server closed it.
-    """
-
-    HEAD = b"GET /healthz HTTP/1.0\r\nX-Slow: "
-
-    def __init__(self, port: int, count: int, every: float = 0.2) -> None:
-        self.opened = time.monotonic()
-        self.connections = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
-        self.answers = [b""] * count
-        self.closed_after: dict[int, float] = {}
-        self._sent = [0] * count
-        self._every = every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._drip, name="slow-clients")
-        self._thread.start()
-
-    def _drip(self) -> None:
-        while not self._stop.is_set() and len(self.closed_after) < len(self.connections):
-            for number, connection in enumerate(self.connections):
-                if number not in self.closed_after:
-                    self._one(number, connection)
-            self._stop.wait(self._every)
-
-    def _one(self, number: int, connection: socket.socket) -> None:
-        try:
-            if select.select([connection], [], [], 0)[0]:
-                chunk = connection.recv(4096)
-                self.answers[number] += chunk
-                if chunk:
-                    return
-            else:
-                sent = self._sent[number]
-                connection.send(self.HEAD[sent : sent + 1] or b"a")
-                self._sent[number] += 1
-                return
-        except OSError:
-            pass
-        self.closed_after[number] = time.monotonic() - self.opened
-
-    def all_closed(self, limit: float) -> bool:
-        self._thread.join(limit)
-        return not self._thread.is_alive()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        for connection in self.connections:
-            connection.close()
-
-
 def test_slow_clients_never_keep_one_with_the_token_out() -> None:
     pipeline = running()
     view = pipeline.serve(
         host="0.0.0.0", max_connections=4, request_timeout=30, header_timeout=2, refresh=0.05
     )
-    slow = SlowClients(view.port, 12)
+    slow = SlowClients(view.port, 12, "/healthz")
     try:
         assert wait_until(lambda: view._server.handler_threads() == 4)  # 4 still on their head
         for _ in range(5):
@@ -371,7 +317,6 @@ def test_a_box_that_never_answers_holds_up_neither_the_page_nor_the_others() -> 
 
 
 def test_a_box_that_closes_mid_answer_is_marked_and_polled_again() -> None:
-    import threading
 
     from framescope.live.remote import RemoteBox
 

@@ -189,3 +189,13 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {timeout} s")
         threading.Event().wait(0.02)
+
+
+def holds_within(condition: Callable[[], object], limit: float = 30) -> bool:
+    """Poll ``condition`` every 10 ms; whether it held within ``limit`` s."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return False

@@ -22,16 +22,7 @@ from framescope.video import (
     VideoSource,
 )
 
-from .helpers import Receiver, free_port, write_clip
-
-
-def wait_for(condition: object, limit: float = 30) -> bool:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return True
-        time.sleep(0.01)
-    return False
+from .helpers import Receiver, free_port, holds_within, write_clip
 
 
 def test_warm_up_measures_rate_and_size_then_streams(tmp_path: Path) -> None:
@@ -115,14 +106,14 @@ def test_a_receiver_that_goes_away_and_comes_back() -> None:
             time.sleep(1 / 30)
 
     put_for(1.5)
-    assert wait_for(lambda: spyglass.state is SpyGlassState.STREAMING)
+    assert holds_within(lambda: spyglass.state is SpyGlassState.STREAMING)
     receiver.kill()
     put_for(1.5)
-    assert wait_for(lambda: spyglass.counts["failures"] >= 1)
+    assert holds_within(lambda: spyglass.counts["failures"] >= 1)
     assert spyglass.last_error is not None
     again = Receiver(url, "flv", "listen=1")
     put_for(0.5)
-    assert wait_for(lambda: spyglass.counts["reconnects"] >= 1, 20)
+    assert holds_within(lambda: spyglass.counts["reconnects"] >= 1, 20)
     put_for(1.5)
     assert spyglass.stop_streaming()
     assert again.result()["frames"] > 0  # streaming resumed to the new receiver
@@ -191,7 +182,7 @@ def test_no_thread_or_process_is_left_behind(tmp_path: Path) -> None:
     spyglass = SpyGlass(str(tmp_path / "t.mkv"), 30, 64, 64)
     spyglass.start_streaming()
     spyglass.put(np.zeros((64, 64, 3), np.uint8))
-    assert wait_for(lambda: spyglass._session is not None)
+    assert holds_within(lambda: spyglass._session is not None)
     session = spyglass._session
     assert spyglass.stop_streaming()
     assert session is not None

@@ -7,7 +7,6 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +18,7 @@ av = pytest.importorskip("av")
 from framescope.video import Frame, SpyGlass, SpyGlassState  # noqa: E402
 from framescope.video.session import FrameProcess  # noqa: E402
 
-from .helpers import Receiver, free_port  # noqa: E402
-
-
-def wait_for(condition: Callable[[], bool], limit: float = 30) -> bool:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return False
+from .helpers import Receiver, free_port, holds_within  # noqa: E402
 
 
 def decoded_times(path: Path) -> list[float]:
@@ -256,7 +246,7 @@ def test_a_receiver_that_is_not_there_is_an_error_with_its_reason() -> None:
         states.add(spyglass.state)
         return spyglass.counts["failures"] >= 3
 
-    assert wait_for(failed_again)
+    assert holds_within(failed_again)
     assert states == {SpyGlassState.ERROR}  # it stays in ERROR while it fails
     assert spyglass.stop_streaming()
     counts = spyglass.counts
@@ -272,7 +262,7 @@ def test_an_encoder_that_dies_without_a_word_says_how_it_ended(tmp_path: Path) -
     assert session is not None
     session._process.kill()  # type: ignore[attr-defined]
     image = np.zeros((64, 64, 3), np.uint8)
-    assert wait_for(lambda: spyglass.put(image) and spyglass.counts["failures"] >= 1)
+    assert holds_within(lambda: spyglass.put(image) and spyglass.counts["failures"] >= 1)
     assert spyglass.last_error == "the encoder process was killed by signal 9"
     assert spyglass.stop_streaming()
 

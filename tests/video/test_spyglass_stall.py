@@ -14,14 +14,7 @@ pytest.importorskip("av")
 from framescope.clock import FakeClock
 from framescope.video import SpyGlass, SpyGlassState
 
-
-def wait_for(condition: object, limit: float = 30) -> bool:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return True
-        time.sleep(0.01)
-    return False
+from .helpers import holds_within
 
 
 class SilentServer:
@@ -79,7 +72,7 @@ def test_a_handshake_that_never_completes_is_an_error_not_a_silent_stream(
     image = np.zeros((120, 160, 3), np.uint8)
     for _ in range(20):
         assert spyglass.put(image)
-    assert wait_for(lambda: spyglass.counts["reconnects"] >= 1 and len(silent.accepted) >= 2)
+    assert holds_within(lambda: spyglass.counts["reconnects"] >= 1 and len(silent.accepted) >= 2)
     assert spyglass.stop_streaming(timeout=1.0) in (True, False)
     counts = spyglass.counts
     assert counts["sent"] == 0
@@ -96,7 +89,7 @@ def test_the_stall_is_timed_on_the_clock_and_the_stuck_encoder_is_ended(
         url, 30, 160, 120, stall_timeout=5.0, reconnect_initial=1.0, reconnect_max=1.0, clock=clock
     )
     spyglass.start_streaming(timeout=0.01)  # a fake clock: the stall comes only as it moves
-    assert wait_for(lambda: len(silent.accepted) == 1)
+    assert holds_within(lambda: len(silent.accepted) == 1)
     session = spyglass._session
     assert session is not None and session.alive
     started = clock.monotonic_ns()
@@ -111,13 +104,13 @@ def test_the_stall_is_timed_on_the_clock_and_the_stuck_encoder_is_ended(
     prefix = "stalled: the receiver did not complete the connection in "
     assert error.startswith(prefix) and error.endswith(" s")
     assert float(error[len(prefix) : -2]) >= 5.0  # the time it waited, as measured
-    assert wait_for(lambda: session._process.poll() is not None)  # the stuck encoder, ended
+    assert holds_within(lambda: session._process.poll() is not None)  # the stuck encoder, ended
     assert spyglass.counts["reconnects"] == 0  # the back-off waits on the clock
     while spyglass.counts["reconnects"] == 0:
         assert clock.monotonic_ns() - started < 9e9, "no reconnect after the back-off"
         clock.advance(0.1)
         time.sleep(0.01)
-    assert wait_for(lambda: len(silent.accepted) == 2)  # connected again
+    assert holds_within(lambda: len(silent.accepted) == 2)  # connected again
     spyglass.stop_streaming(timeout=1.0)
     assert spyglass.state is SpyGlassState.STOPPED
     names = [thread.name for thread in threading.enumerate()]
