@@ -95,7 +95,8 @@ def run_killing_one_worker(
     """
     pipeline = Pipeline(results_size=100)
     pipeline.add(Stall(str(marker), stall_on), "Stall", executor=executor, on_error="skip")
-    pipeline.parallelize(queue_size=2)
+    # A worker or actor can take seconds to start on a loaded machine: forward waits for room.
+    pipeline.parallelize(queue_size=2, input_timeout=60)
     try:
         for item in range(before):
             assert pipeline.forward(item)
