@@ -223,6 +223,10 @@ class RollingStats:
             return tuple(self._recent)
         return tuple(map(divisor.__rtruediv__, self._recent))
 
+    def total(self) -> float:
+        """The sum of every value added so far (divided by ``divisor``), all time."""
+        return self._total / self._divisor
+
     def snapshot(self) -> StatsSnapshot:
         """Return an immutable :class:`StatsSnapshot` of the current state."""
         divisor = self._divisor

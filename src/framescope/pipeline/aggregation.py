@@ -182,6 +182,8 @@ class Aggregator:
         self._block_ring: deque[Block] = deque(maxlen=trace_frames * 8)
         self._nodes = {link.node_id: _NodeAggregate(window, events_kept) for link in self.links}
         self._lock = threading.Lock()
+        self.after_drain: Callable[[], object] | None = None
+        """Called after each timed drain (the CPU accounting's sampling)."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"framescope:{name}:aggregator")
 
@@ -205,6 +207,8 @@ class Aggregator:
             due = now() + interval_ns
             try:
                 self.drain()
+                if self.after_drain is not None:
+                    self.after_drain()
             except Exception:  # keep aggregating: one bad batch must not end debugging
                 logger.exception("pipeline aggregator failed on a batch")
 

@@ -1,42 +1,561 @@
-"""How many cores this process keeps busy, measured between snapshots."""
+"""Where the stages' time goes: on a CPU, waiting for one, or blocked; and how busy the machine is.
+
+A stage's worker thread (or a process replica's worker process) is, at any
+instant, running on a CPU, runnable but waiting on a run queue (the machine
+is oversubscribed), or sleeping: on I/O, a lock, the interpreter lock, or its
+input queue. The kernel keeps the first two for every thread (on Linux in
+``/proc/<pid>/task/<tid>/schedstat``); the third, inside the stage's calls, is
+the stage's busy time less the other two.
+
+:class:`CpuAccounting` reads a :class:`CpuSource` for every tracked thread or
+process and for the machine at most every :data:`MIN_GAP_S`, never per item
+(the aggregator's drains with debugging on, and every snapshot), and turns
+the deltas over the recent :data:`WINDOW_S` into a :class:`CpuSplit` per
+stage and per replica and a :class:`MachineLoad`. Where the kernel reports
+only a thread's CPU time, the waiting and blocked shares are None (unknown),
+never guessed.
+"""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
 
-__all__ = ["CpuMeter"]
+from framescope._snapshotformat import Fields, SnapshotFormatError
+
+__all__ = [
+    "MIN_GAP_S",
+    "WINDOW_S",
+    "CpuAccounting",
+    "CpuSource",
+    "CpuSplit",
+    "FakeCpuSource",
+    "MachineLoad",
+    "MachineTimes",
+    "ProcCpuSource",
+    "TaskTimes",
+    "ThreadClockCpuSource",
+    "default_cpu_source",
+]
+
+WINDOW_S = 5.0
+"""Seconds of readings the shares describe (the same span as a stage's rate)."""
+MIN_GAP_S = 0.25
+"""Readings closer together than this are skipped (a snapshot taken in a tight loop reads once)."""
 
 
-class CpuMeter:
-    """This process's CPU time per second of real time, over about the last ``window_s`` s.
+@dataclass(frozen=True, slots=True)
+class TaskTimes:
+    """One thread's (or process's) scheduler accounting so far, in nanoseconds.
 
-    Each :meth:`load` call is also a reading; the load is measured from the
-    oldest reading still inside the window (or from the meter's start), so it
-    needs no thread of its own. Worker processes' CPU time is not included.
+    ``waiting_ns`` is the time it was runnable but not running (None where
+    the system does not report it).
     """
 
-    def __init__(self, window_s: float = 10.0) -> None:
-        self._window_s = window_s
-        self._lock = threading.Lock()
-        self._readings: deque[tuple[float, float]] = deque([self._now()])
+    on_cpu_ns: int
+    waiting_ns: int | None
 
-    @staticmethod
-    def _now() -> tuple[float, float]:
-        return time.monotonic(), time.process_time()
 
-    def load(self) -> float | None:
-        """Cores busy on average (1.0: one core all the time); None over less than 0.2 s."""
-        with self._lock:
-            now = self._now()
-            readings = self._readings
-            while len(readings) > 1 and now[0] - readings[1][0] >= self._window_s:
-                readings.popleft()
-            start = readings[0]
-            if now[0] - readings[-1][0] >= 0.5:  # a reading every half second is enough
-                readings.append(now)
-        wall = now[0] - start[0]
-        if wall < 0.2:
+@dataclass(frozen=True, slots=True)
+class MachineTimes:
+    """The machine's accounting so far: busy and total CPU time over all cores, load, this process.
+
+    ``busy_ticks``/``total_ticks`` are None where the system does not report
+    them; ``process_cpu_s`` is this process's CPU time (all its threads).
+    """
+
+    busy_ticks: int | None
+    total_ticks: int | None
+    load1: float | None
+    process_cpu_s: float
+
+
+class CpuSource(Protocol):
+    """Where scheduler accounting is read: the kernel (:func:`default_cpu_source`) or a fake."""
+
+    cores: int | None
+
+    def thread(self, thread: threading.Thread) -> TaskTimes | None:
+        """The accounting of one thread of this process (None: not readable, e.g. ended)."""
+
+    def process(self, pid: int) -> TaskTimes | None:
+        """The accounting of a child process, all its threads (None: not readable)."""
+
+    def machine(self) -> MachineTimes:
+        """The machine's accounting."""
+
+
+def _schedstat(path: str) -> TaskTimes | None:
+    try:
+        with open(path, "rb") as file:
+            fields = file.read().split()
+        return TaskTimes(int(fields[0]), int(fields[1]))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _load1() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+class ProcCpuSource:
+    """Linux: ``/proc/self/task/<tid>/schedstat`` per thread, ``/proc/stat`` for the machine."""
+
+    def __init__(self, proc: str = "/proc") -> None:
+        self.cores = os.cpu_count()
+        self._proc = proc
+
+    def thread(self, thread: threading.Thread) -> TaskTimes | None:
+        """The thread's time on a CPU and on a run queue (None once it ended)."""
+        if thread.native_id is None:
             return None
-        return max(0.0, (now[1] - start[1]) / wall)
+        return _schedstat(f"{self._proc}/self/task/{thread.native_id}/schedstat")
+
+    def process(self, pid: int) -> TaskTimes | None:
+        """The sum over the process's threads (None once it ended)."""
+        on_cpu = waiting = 0
+        try:
+            tasks = os.listdir(f"{self._proc}/{pid}/task")
+        except OSError:
+            return None
+        for task in tasks:
+            times = _schedstat(f"{self._proc}/{pid}/task/{task}/schedstat")
+            if times is not None:
+                on_cpu += times.on_cpu_ns
+                waiting += times.waiting_ns or 0
+        return TaskTimes(on_cpu, waiting)
+
+    def machine(self) -> MachineTimes:
+        """``/proc/stat``'s first line: busy is everything but idle and I/O wait."""
+        busy = total = None
+        try:
+            with open(f"{self._proc}/stat", "rb") as file:
+                values = [int(value) for value in file.readline().split()[1:9]]
+            idle = values[3] + values[4]  # idle, iowait
+            busy = values[0] + values[1] + values[2] + values[5] + values[6] + values[7]
+            total = busy + idle
+        except (OSError, ValueError, IndexError):
+            pass
+        return MachineTimes(busy, total, _load1(), time.process_time())
+
+
+class ThreadClockCpuSource:
+    """Where there is no ``/proc``: a thread's CPU time from its CPU clock; the rest unknown."""
+
+    def __init__(self) -> None:
+        self.cores = os.cpu_count()
+
+    def thread(self, thread: threading.Thread) -> TaskTimes | None:
+        """The thread's CPU time (waiting unknown); None where it cannot be read."""
+        getclock = getattr(time, "pthread_getcpuclockid", None)
+        if getclock is None or thread.ident is None or not thread.is_alive():
+            return None
+        try:
+            return TaskTimes(time.clock_gettime_ns(getclock(thread.ident)), None)
+        except (OSError, ValueError, OverflowError):
+            return None
+
+    def process(self, pid: int) -> TaskTimes | None:
+        """Not readable here: None."""
+        return None
+
+    def machine(self) -> MachineTimes:
+        """Load average where the system has one; machine-wide CPU time unknown."""
+        return MachineTimes(None, None, _load1(), time.process_time())
+
+
+def default_cpu_source() -> CpuSource:
+    """The kernel's accounting: ``/proc`` where it reports threads, else thread CPU clocks."""
+    if Path(f"/proc/self/task/{threading.get_native_id()}/schedstat").exists():
+        return ProcCpuSource()
+    return ThreadClockCpuSource()
+
+
+class FakeCpuSource:
+    """Scheduler accounting set by a test: thread times by thread name, processes by pid.
+
+    ``set(name, on_cpu=..., waiting=...)`` gives the cumulative seconds of a
+    worker thread (named ``framescope:<key>``; pass the key) and
+    ``set_machine(busy=..., total=..., load1=...)`` the machine's cumulative
+    CPU seconds over all cores. Unset threads read as None (unknown).
+    """
+
+    def __init__(self, cores: int = 4) -> None:
+        self.cores: int | None = cores
+        self._threads: dict[str, TaskTimes] = {}
+        self._processes: dict[int, TaskTimes] = {}
+        self._machine = MachineTimes(0, 0, 0.0, 0.0)
+        self._lock = threading.Lock()
+
+    def set(self, name: str | int, *, on_cpu: float, waiting: float | None = 0.0) -> None:
+        """Set a worker's (key) or a process's (pid) cumulative seconds on a CPU and waiting."""
+        times = TaskTimes(round(on_cpu * 1e9), None if waiting is None else round(waiting * 1e9))
+        with self._lock:
+            if isinstance(name, int):
+                self._processes[name] = times
+            else:
+                self._threads[name] = times
+
+    def set_machine(
+        self, *, busy: float, total: float, load1: float | None = None, process: float = 0.0
+    ) -> None:
+        """Set the machine's cumulative busy and total CPU seconds (all cores) and its load."""
+        with self._lock:
+            self._machine = MachineTimes(round(busy * 100), round(total * 100), load1, process)
+
+    def thread(self, thread: threading.Thread) -> TaskTimes | None:
+        """What was set for the thread's key (its name without ``framescope:``)."""
+        with self._lock:
+            return self._threads.get(thread.name.removeprefix("framescope:"))
+
+    def process(self, pid: int) -> TaskTimes | None:
+        """What was set for ``pid``."""
+        with self._lock:
+            return self._processes.get(pid)
+
+    def machine(self) -> MachineTimes:
+        """What was set with :meth:`set_machine`."""
+        with self._lock:
+            return self._machine
+
+
+@dataclass(frozen=True, slots=True)
+class CpuSplit:
+    """Where a stage's (or replica's) time went over the recent window.
+
+    Shares are of the window's wall time per thread (0 to 1; for a stage on
+    several replicas, their average): ``busy`` inside the stage's calls,
+    ``on_cpu`` running on a CPU, ``waiting`` runnable but waiting for a CPU,
+    ``blocked`` the rest of the busy time (sleeping: I/O, a lock, the
+    interpreter lock). ``waiting`` and ``blocked`` are None where the system
+    reports only CPU time. The ``*_s`` fields are all-time seconds, summed
+    over the threads; ``series`` holds ``(taken_ns, on_cpu, waiting, blocked)``
+    per reading in the window.
+    """
+
+    window_s: float
+    threads: int
+    busy: float
+    on_cpu: float
+    waiting: float | None
+    blocked: float | None
+    on_cpu_s: float
+    waiting_s: float | None
+    blocked_s: float | None
+    series: tuple[tuple[int, float, float | None, float | None], ...] = ()
+
+    def share_of_busy(self, part: float | None) -> float | None:
+        """``part`` (one of the shares) as a share of the busy time (None without busy time)."""
+        if part is None or self.busy <= 0:
+            return None
+        return min(1.0, part / self.busy)
+
+    @property
+    def cores_on_cpu(self) -> float:
+        """The cores its threads kept running, together, over the window."""
+        return self.on_cpu * self.threads
+
+    def to_dict(self) -> dict[str, Any]:
+        """The split as a JSON-ready dict; :meth:`from_dict` reads it back."""
+        return {
+            "window_s": self.window_s,
+            "threads": self.threads,
+            "busy": self.busy,
+            "on_cpu": self.on_cpu,
+            "waiting": self.waiting,
+            "blocked": self.blocked,
+            "on_cpu_s": self.on_cpu_s,
+            "waiting_s": self.waiting_s,
+            "blocked_s": self.blocked_s,
+            "series": [list(point) for point in self.series],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, path: str = "cpu") -> CpuSplit:
+        """Rebuild a split from :meth:`to_dict` output (a SnapshotFormatError names a bad field)."""
+        fields = Fields(data, path)
+        shares = {name: _share(fields, name) for name in ("busy", "on_cpu")}
+        unknown = {name: _share(fields, name, or_none=True) for name in ("waiting", "blocked")}
+        seconds = {name: _seconds(fields, name) for name in ("waiting_s", "blocked_s")}
+        return cls(
+            window_s=_seconds(fields, "window_s", or_none=False),
+            threads=fields.integer("threads", minimum=1),
+            on_cpu_s=_seconds(fields, "on_cpu_s", or_none=False),
+            series=_read_series(fields),
+            **shares,
+            **unknown,
+            **seconds,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MachineLoad:
+    """How busy the whole machine was over the recent window (every process, not only this one).
+
+    ``cpu_busy`` is the share of all cores' time spent running anything
+    (None where unknown); ``load1`` the one-minute load average;
+    ``process_cores`` the cores this process kept busy.
+    """
+
+    cores: int | None
+    window_s: float
+    cpu_busy: float | None
+    load1: float | None
+    process_cores: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The load as a JSON-ready dict; :meth:`from_dict` reads it back."""
+        return {
+            "cores": self.cores,
+            "window_s": self.window_s,
+            "cpu_busy": self.cpu_busy,
+            "load1": self.load1,
+            "process_cores": self.process_cores,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, path: str = "machine") -> MachineLoad:
+        """Rebuild a load from :meth:`to_dict` output (a SnapshotFormatError names a bad field)."""
+        fields = Fields(data, path)
+        return cls(
+            cores=fields.integer("cores", None, minimum=1, or_none=True),
+            window_s=_seconds(fields, "window_s", or_none=False),
+            cpu_busy=_share(fields, "cpu_busy", or_none=True),
+            load1=_seconds(fields, "load1"),
+            process_cores=_seconds(fields, "process_cores"),
+        )
+
+    @property
+    def idle_cores(self) -> float | None:
+        """Cores nothing ran on, on average over the window (None where unknown)."""
+        if self.cores is None or self.cpu_busy is None:
+            return None
+        return max(0.0, self.cores * (1.0 - self.cpu_busy))
+
+
+def _share(fields: Fields, name: str, *, or_none: bool = False) -> Any:
+    value = fields.number(name, None, or_none=True) if or_none else fields.number(name)
+    if value is not None and not 0.0 <= value <= 1.0:
+        raise fields.fail(name, "a share from 0 to 1", value)
+    return value
+
+
+def _seconds(fields: Fields, name: str, *, or_none: bool = True) -> Any:
+    value = fields.number(name, None, or_none=True) if or_none else fields.number(name)
+    if value is not None and value < 0:
+        raise fields.fail(name, "a number >= 0", value)
+    return value
+
+
+_SERIES_FIELDS = ("taken_ns", "on_cpu", "waiting", "blocked")
+
+
+def _read_series(fields: Fields) -> tuple[tuple[int, float, float | None, float | None], ...]:
+    series = []
+    for index, point in enumerate(fields.items("series", ())):
+        at = f"{fields.at('series')}[{index}]"
+        if not isinstance(point, (list, tuple)) or len(point) != 4:
+            raise SnapshotFormatError(f"{at}: expected [taken_ns, on_cpu, waiting, blocked]")
+        values = Fields(dict(zip(_SERIES_FIELDS, point, strict=True)), at)
+        series.append(
+            (
+                values.integer("taken_ns"),
+                _share(values, "on_cpu"),
+                _share(values, "waiting", or_none=True),
+                _share(values, "blocked", or_none=True),
+            )
+        )
+    return tuple(series)
+
+
+TaskReader = Callable[[], "tuple[object, TaskTimes | None]"]
+"""Reads one tracked task now: an identity (a thread, a pid) and its times."""
+
+Point = tuple[int, float, float, float | None, float]
+"""One reading's deltas: (taken_ns, seconds covered, on CPU, waiting or None, busy)."""
+
+
+class _Track:
+    """The readings of one tracked thread or process, and its all-time totals."""
+
+    def __init__(self, read: TaskReader, busy_s: Callable[[], float]) -> None:
+        self.read, self.busy_s = read, busy_s
+        self.points: deque[Point] = deque()
+        self.last: tuple[object, TaskTimes | None, float, int] | None = None
+        self.totals = [0.0, 0.0, 0.0]  # on CPU, waiting, blocked (s)
+        self.known_waiting = True
+
+    def take(self, now_ns: int) -> None:
+        identity, times = self.read()
+        busy = self.busy_s()
+        last, self.last = self.last, (identity, times, busy, now_ns)
+        if times is None or last is None or last[1] is None or now_ns <= last[3]:
+            return
+        # A new worker process (restarted, recycled) counts from zero.
+        previous = last[1] if last[0] == identity else TaskTimes(0, 0)
+        on_cpu = max(0, times.on_cpu_ns - previous.on_cpu_ns) / 1e9
+        waiting = None
+        if times.waiting_ns is not None and previous.waiting_ns is not None:
+            waiting = max(0, times.waiting_ns - previous.waiting_ns) / 1e9
+        else:
+            self.known_waiting = False
+        busy_delta = max(0.0, busy - last[2])
+        self.points.append((now_ns, (now_ns - last[3]) / 1e9, on_cpu, waiting, busy_delta))
+        self.totals[0] += on_cpu
+        if waiting is not None:
+            self.totals[1] += waiting
+            self.totals[2] += max(0.0, busy_delta - on_cpu - waiting)
+
+    def trim(self, now_ns: int, window_ns: int) -> None:
+        while self.points and now_ns - self.points[0][0] >= window_ns:
+            self.points.popleft()
+
+
+class CpuAccounting:
+    """Samples a :class:`CpuSource` for the tracked threads and processes and the machine.
+
+    ``track(key, read, busy_s)`` adds a task: ``read()`` gives its identity and
+    :class:`TaskTimes`, ``busy_s()`` the seconds its stage has spent in calls
+    so far. :meth:`sample` reads everything (at most every ``min_gap_s``);
+    :meth:`split` and :meth:`machine` describe the last ``window_s``.
+    """
+
+    def __init__(
+        self,
+        source: CpuSource,
+        now_ns: Callable[[], int],
+        *,
+        window_s: float = WINDOW_S,
+        min_gap_s: float = MIN_GAP_S,
+    ) -> None:
+        self.source = source
+        self._now_ns = now_ns
+        self._window_ns = round(window_s * 1e9)
+        self._gap_ns = round(min_gap_s * 1e9)
+        self._tracks: dict[str, _Track] = {}
+        self._machine: deque[tuple[int, MachineTimes]] = deque()
+        self._last_ns: int | None = None
+        self._lock = threading.Lock()
+        self.sample(force=True)
+
+    def track(self, key: str, read: TaskReader, busy_s: Callable[[], float]) -> None:
+        """Follow one worker thread or process, whose stage (or replica) is ``key``."""
+        with self._lock:
+            track = self._tracks[key] = _Track(read, busy_s)
+            track.take(self._now_ns())
+
+    def track_thread(self, key: str, thread: threading.Thread, busy_s: Callable[[], float]) -> None:
+        """Follow a worker thread of this process."""
+        source = self.source
+        self.track(key, lambda: (thread, source.thread(thread)), busy_s)
+
+    def track_process(
+        self, key: str, pid: Callable[[], int | None], busy_s: Callable[[], float]
+    ) -> None:
+        """Follow a worker process whose pid may change (a restarted or recycled worker)."""
+        source = self.source
+
+        def read() -> tuple[object, TaskTimes | None]:
+            current = pid()
+            return current, None if current is None else source.process(current)
+
+        self.track(key, read, busy_s)
+
+    def sample(self, *, force: bool = False) -> bool:
+        """Read every tracked task and the machine (unless read less than ``min_gap_s`` ago)."""
+        with self._lock:
+            now = self._now_ns()
+            if not force and self._last_ns is not None and now - self._last_ns < self._gap_ns:
+                return False
+            self._last_ns = now
+            for track in self._tracks.values():
+                track.take(now)
+                track.trim(now, self._window_ns)
+            machine = self._machine
+            machine.append((now, self.source.machine()))
+            while len(machine) > 2 and now - machine[1][0] >= self._window_ns:
+                machine.popleft()
+            return True
+
+    def split(self, keys: list[str]) -> CpuSplit | None:
+        """The split of the tasks ``keys`` together (a stage's replicas; None: nothing read)."""
+        with self._lock:
+            tracks = [self._tracks[key] for key in keys if key in self._tracks]
+            if not tracks or not any(track.points for track in tracks):
+                return None
+            return _split(tracks)
+
+    def machine(self) -> MachineLoad:
+        """The machine's load over the window."""
+        with self._lock:
+            (start, first), (end, last) = self._machine[0], self._machine[-1]
+        wall = (end - start) / 1e9
+        busy = process = None
+        if wall > 0:
+            process = max(0.0, (last.process_cpu_s - first.process_cpu_s) / wall)
+            busy = _busy_share(first, last)
+        return MachineLoad(self.source.cores, wall, busy, last.load1, process)
+
+
+def _busy_share(first: MachineTimes, last: MachineTimes) -> float | None:
+    if first.busy_ticks is None or last.busy_ticks is None:
+        return None
+    if first.total_ticks is None or last.total_ticks is None:
+        return None
+    total = last.total_ticks - first.total_ticks
+    if total <= 0:
+        return None
+    return min(1.0, max(0.0, (last.busy_ticks - first.busy_ticks) / total))
+
+
+def _split(tracks: list[_Track]) -> CpuSplit:
+    points = [point for track in tracks for point in track.points]
+    known = all(track.known_waiting for track in tracks)
+    wall = sum(point[1] for point in points)
+    on_cpu = sum(point[2] for point in points) / wall
+    waiting = sum(point[3] or 0.0 for point in points) / wall
+    busy = min(1.0, sum(point[4] for point in points) / wall)
+    totals = [sum(track.totals[index] for track in tracks) for index in range(3)]
+    return CpuSplit(
+        window_s=wall / len(tracks),
+        threads=len(tracks),
+        busy=busy,
+        on_cpu=min(1.0, on_cpu),
+        waiting=min(1.0, waiting) if known else None,
+        blocked=max(0.0, busy - on_cpu - waiting) if known else None,
+        on_cpu_s=totals[0],
+        waiting_s=totals[1] if known else None,
+        blocked_s=totals[2] if known else None,
+        series=_series(points, known),
+    )
+
+
+def _series(
+    points: list[Point], known: bool
+) -> tuple[tuple[int, float, float | None, float | None], ...]:
+    """Per reading (all tracks are read at one instant): the shares of its interval."""
+    by_time: dict[int, list[float]] = {}
+    for taken, covered, on_cpu, waiting, busy in points:
+        sums = by_time.setdefault(taken, [0.0, 0.0, 0.0, 0.0])
+        sums[0] += covered
+        sums[1] += on_cpu
+        sums[2] += waiting or 0.0
+        sums[3] += busy
+    series = []
+    for taken in sorted(by_time):
+        covered, on_cpu, waiting, busy = by_time[taken]
+        if covered <= 0:
+            continue
+        on_share, wait_share = min(1.0, on_cpu / covered), min(1.0, waiting / covered)
+        blocked = max(0.0, min(1.0, busy / covered) - on_share - wait_share)
+        series.append((taken, on_share, wait_share if known else None, blocked if known else None))
+    return tuple(series)

@@ -18,6 +18,7 @@ from framescope._validation import (
 )
 from framescope.clock import SYSTEM_CLOCK, Clock
 from framescope.pipeline.aggregation import Aggregator
+from framescope.pipeline.cpu import CpuSource
 from framescope.pipeline.errors import ErrorPolicy, OverflowPolicy
 from framescope.pipeline.executor_choice import resolve_executor
 from framescope.pipeline.executors import Executor
@@ -38,6 +39,18 @@ __all__ = ["SEPARATOR", "Pipeline", "PipelineStage"]  # PipelineStage: see stage
 _FROM_GENERATOR: Any = object()
 MAX_TRACES = 1_000_000  # sampled frame traces kept at most: bounds their memory
 MAX_REPLICAS = 1024  # workers of one stage: each is a thread, a process or an actor
+
+
+def _check_cpu_source(source: object) -> CpuSource | None:
+    if source is None:
+        return None
+    for method in ("thread", "process", "machine"):
+        if not callable(getattr(source, method, None)):
+            raise TypeError(
+                "cpu_source must provide thread(), process() and machine() "
+                f"(a CpuSource), got {type(source).__name__}"
+            )
+    return source  # type: ignore[return-value]
 
 
 class Pipeline(StreamControls, SnapshotReaders, PyStreamNames):
@@ -76,6 +89,9 @@ class Pipeline(StreamControls, SnapshotReaders, PyStreamNames):
         block_names: how many distinct CUSTOM block names each stage keeps apart
             (later ones are timed together as ``other`` and counted in
             ``blocks_folded``).
+        cpu_source: where each stage thread's time on a CPU and waiting for one
+            is read (see :mod:`framescope.pipeline.cpu`): the kernel's accounting
+            by default; a :class:`~framescope.pipeline.cpu.FakeCpuSource` in tests.
     """
 
     def __init__(
@@ -93,6 +109,7 @@ class Pipeline(StreamControls, SnapshotReaders, PyStreamNames):
         results_size: int = 1024,
         results_bytes: int | None = DEFAULT_RESULTS_BYTES,
         block_names: int = 64,
+        cpu_source: CpuSource | None = None,
     ) -> None:
         if input_generator is not None and not callable(input_generator):
             if not isinstance(input_generator, Iterable):
@@ -124,7 +141,12 @@ class Pipeline(StreamControls, SnapshotReaders, PyStreamNames):
         self._watch.keep_distribution()
         self._results = ResultBuffer(results_size, results_bytes)
         self._runtime = Runtime(
-            self._tree, self._clock, self._results, self._watch, aggregator if self.debug else None
+            self._tree,
+            self._clock,
+            self._results,
+            self._watch,
+            aggregator if self.debug else None,
+            cpu_source=_check_cpu_source(cpu_source),
         )
         self._lock = threading.Lock()
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from framescope.pipeline.errors import describe_error
 from framescope.pipeline.framelog import TraceMaterial
 from framescope.pipeline.nodestate import NodeReading, in_micros, timing_from
@@ -41,6 +39,7 @@ def read_snapshot(tree: StageTree, runtime: Runtime) -> PipelineSnapshot:
     are current; stage statistics, queues and counters are read right after.
     """
     tree.qualify()
+    runtime.cpu.sample()
     clock = runtime.clock
     taken_ns, wall = clock.monotonic_ns(), clock.wall()
     aggregator = runtime.aggregator
@@ -55,6 +54,7 @@ def read_snapshot(tree: StageTree, runtime: Runtime) -> PipelineSnapshot:
         state, material, phases = _plain_state(tree, started, taken_ns), TraceMaterial(), {}
     source_error = runtime.source_error
     stages = _stage_snapshots(tree, runtime, phases)
+    machine = runtime.cpu.machine()
     return PipelineSnapshot(
         pipeline=tree.name,
         latency=runtime.latency.statistics(),
@@ -67,8 +67,9 @@ def read_snapshot(tree: StageTree, runtime: Runtime) -> PipelineSnapshot:
         mode=tree.mode,
         debug=aggregator is not None,
         trace_material=material,
-        cpu_count=os.cpu_count(),
-        cpu_load=runtime.cpu.load(),
+        cpu_count=machine.cores,
+        cpu_load=machine.process_cores,
+        machine=machine,
         source_error=None if source_error is None else describe_error(source_error),
     )
 
@@ -80,6 +81,7 @@ def _stage_snapshots(
     queues, held = runtime.queues(), runtime.held()
     working = set(tree.working_keys(tree.mode == PARALLEL))
     prefix = tree.name + SEPARATOR
+    split = runtime.cpu.split
     stages = []
     for key, step in tree.keyed():
         depth, capacity = queues.get(key, (None, None))
@@ -95,6 +97,7 @@ def _stage_snapshots(
                 phase=phases.get(key),
                 replicas=step.replicas,
                 held=held.get(key),
+                cpu=split(_thread_keys(key, step.replicas if step.replicated else 0)),
             )
         )
         for index, watch in enumerate(step.replica_watches):
@@ -107,6 +110,12 @@ def _stage_snapshots(
                     working=False,
                     phase=phases.get(replica),
                     replica_of=key,
+                    cpu=split([replica]),
                 )
             )
     return tuple(stages)
+
+
+def _thread_keys(key: str, replicas: int) -> list[str]:
+    """The keys the CPU accounting follows a stage by: its own, or its replicas'."""
+    return [f"{key}#{index}" for index in range(replicas)] if replicas else [key]

@@ -23,7 +23,7 @@ from framescope.clock import Clock
 from framescope.pipeline.accounting import ItemCounts
 from framescope.pipeline.aggregation import Aggregator, NodeLink
 from framescope.pipeline.channel import CLOSED, END, Channel
-from framescope.pipeline.cpu import CpuMeter
+from framescope.pipeline.cpu import CpuAccounting, CpuSource, default_cpu_source
 from framescope.pipeline.errors import (
     ErrorPolicy,
     OverflowPolicy,
@@ -41,7 +41,7 @@ from framescope.pipeline.item import (
 from framescope.pipeline.loop import InputLoop
 from framescope.pipeline.results import NOTHING, ResultBuffer
 from framescope.pipeline.settings import RunSettings
-from framescope.pipeline.threads import StageThreads, node_links, start_threads
+from framescope.pipeline.threads import StageThreads, node_links, start_threads, track_cpu
 from framescope.pipeline.tree import PARALLEL, SERIAL, StageTree
 from framescope.pipeline.worker import Worker
 from framescope.timepiece import StopWatch
@@ -63,6 +63,7 @@ class Runtime:
         results: where results and the errors of failed items go.
         latency: the pipeline's end-to-end timer.
         aggregator: builds the debugging aggregator from the node links (None: no debugging).
+        cpu_source: where the threads' scheduler accounting is read (the kernel by default).
     """
 
     def __init__(
@@ -72,6 +73,8 @@ class Runtime:
         results: ResultBuffer,
         latency: StopWatch,
         aggregator: AggregatorFactory | None = None,
+        *,
+        cpu_source: CpuSource | None = None,
     ) -> None:
         self.tree = tree
         self.clock = clock
@@ -97,7 +100,8 @@ class Runtime:
         self._start_lock = threading.Lock()
         self._log_limit = LogLimiter(clock=clock)
         self.counts = ItemCounts()
-        self.cpu = CpuMeter()
+        source = default_cpu_source() if cpu_source is None else cpu_source
+        self.cpu = CpuAccounting(source, clock.monotonic_ns)
         self._process_now: Process | None = None  # the serial runner's, built at the start
         self._process_later: Process | None = None
         # The stop policy: the frame id of the last item kept (every later one is discarded),
@@ -146,6 +150,7 @@ class Runtime:
             self._process_later = item_processor(inline, self._fail_later, now)
         if self._make_aggregator is not None:
             self.aggregator = self._make_aggregator(self._node_links())
+            self.aggregator.after_drain = self.cpu.sample
             self.aggregator.start()
         self.running = True
 
@@ -160,6 +165,7 @@ class Runtime:
             clock=self.clock,
             stop_line=self._stop_line,
         )
+        track_cpu(self.tree, self.groups, self.cpu)
         self._channels = [group.inbox for group in self.groups]
         self._input = self._channels[0]
         self.workers = [worker for group in self.groups for worker in group.workers]

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from framescope._snapshotformat import Fields, SnapshotFormatError, shown
+from framescope.pipeline.cpu import CpuSplit, MachineLoad
 from framescope.pipeline.framelog import TraceMaterial, join_traces
 from framescope.pipeline.nodestate import NodeReading, pipeline_state
 from framescope.pipeline.render import SNAPSHOT_COLUMNS, rich_table, snapshot_rows, snapshot_table
@@ -32,6 +33,8 @@ __all__ = [
     "StageSnapshot",
     "merge_snapshots",
 ]
+
+_T = TypeVar("_T")
 
 #: Pipeline counters that count lost items, and the reason each stands for.
 DROP_REASONS: dict[str, str] = {
@@ -60,6 +63,8 @@ class StageSnapshot:
             rate is their sum, the percentiles their pooled samples).
         replica_of: for a replica's own entry (``Main__Infer#1``), the stage's key.
         held: results a replicated stage holds back until an earlier one is done.
+        cpu: where its thread's (or replicas') time went over the recent window:
+            on a CPU, waiting for one, blocked (None: not measured, e.g. serial mode).
     """
 
     key: str
@@ -73,6 +78,7 @@ class StageSnapshot:
     replicas: int = 1
     replica_of: str | None = None
     held: int | None = None
+    cpu: CpuSplit | None = None
 
     @property
     def replica_index(self) -> int | None:
@@ -95,6 +101,7 @@ class StageSnapshot:
             "replicas": self.replicas,
             "replica_of": self.replica_of,
             "held": self.held,
+            "cpu": None if self.cpu is None else self.cpu.to_dict(),
         }
 
     @classmethod
@@ -120,7 +127,13 @@ def _read_stage(fields: Fields) -> StageSnapshot:
         replicas=fields.integer("replicas", 1, minimum=1),
         replica_of=replica_of,
         held=fields.integer("held", None, or_none=True),
+        cpu=_read_optional(fields, "cpu", CpuSplit.from_dict),
     )
+
+
+def _read_optional(fields: Fields, key: str, read: Callable[[Any, str], _T]) -> _T | None:
+    value = fields.get(key, None)
+    return None if value is None else read(value, fields.at(key))
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +153,8 @@ class PipelineSnapshot:
         node_readings: with debugging on, each node's reading (see :attr:`state`).
         cpu_count: the cores of the machine the pipeline runs on (None: unknown).
         cpu_load: the cores its process kept busy lately, on average (None: unknown).
+        machine: how busy the whole machine was lately: every process's CPU use,
+            the load average (None: not measured).
         source_error: why its source failed, ``"ValueError: ..."`` (None: it did
             not fail). The input ended there; counted in ``source_errors``.
 
@@ -160,6 +175,7 @@ class PipelineSnapshot:
     cpu_count: int | None = None
     cpu_load: float | None = None
     source_error: str | None = None
+    machine: MachineLoad | None = None
     _state: PipelineState | None = field(default=None, repr=False, compare=False)
     _traces: tuple[FrameTrace, ...] | None = field(
         default=None, init=False, repr=False, compare=False
@@ -254,6 +270,7 @@ class PipelineSnapshot:
             "cpu_count": self.cpu_count,
             "cpu_load": self.cpu_load,
             "source_error": self.source_error,
+            "machine": None if self.machine is None else self.machine.to_dict(),
             "node_ids": list(self.node_ids),
             "traces": [trace.to_dict() for trace in self.traces],
         }
@@ -289,6 +306,7 @@ class PipelineSnapshot:
             cpu_count=fields.integer("cpu_count", None, minimum=1, or_none=True),
             cpu_load=cpu_load,
             source_error=fields.text("source_error", None, or_none=True),
+            machine=_read_optional(fields, "machine", MachineLoad.from_dict),
             trace_material=TraceMaterial(_read_names(fields, "node_ids")),
         )
         traces = tuple(

@@ -16,6 +16,7 @@ from functools import partial
 from framescope.clock import Clock
 from framescope.pipeline.aggregation import NodeLink
 from framescope.pipeline.channel import END, Channel
+from framescope.pipeline.cpu import CpuAccounting
 from framescope.pipeline.events import EventRecorder
 from framescope.pipeline.executors import Replica
 from framescope.pipeline.item import Envelope, Fail, stage_processor
@@ -23,7 +24,7 @@ from framescope.pipeline.replicas import Sequencer, remote_processor
 from framescope.pipeline.tree import StageTree, Step, UnitSpec
 from framescope.pipeline.worker import Worker, is_sending, processor_for
 
-__all__ = ["StageThreads", "node_links", "start_threads"]
+__all__ = ["StageThreads", "node_links", "start_threads", "track_cpu"]
 
 logger = logging.getLogger(__name__)
 
@@ -202,3 +203,32 @@ def _any_sending(recorders: list[EventRecorder]) -> Callable[[], bool]:
         return any(check() for check in checks)
 
     return any_sending
+
+
+def track_cpu(tree: StageTree, groups: list[StageThreads], accounting: CpuAccounting) -> None:
+    """Have ``accounting`` follow each unit's thread, each replica's thread or worker process.
+
+    A thread's time goes to the unit's stage; a replica's to its own key
+    (``Key#i``), its worker process's where it has one. Replicas elsewhere
+    (Ray actors) are not followed: their split is unknown.
+    """
+    steps = {step.qualified: step for step in tree.walk()}
+    for group in groups:
+        step = steps.get(group.label)
+        if group.sequencer is None or step is None:
+            watch = step.watch if step is not None else None
+            busy = watch.total_seconds if watch is not None else _no_busy
+            accounting.track_thread(group.label, group.workers[0].thread, busy)
+            continue
+        for index, worker in enumerate(group.workers):
+            busy = step.replica_watches[index].total_seconds
+            if not group.remote:
+                accounting.track_thread(worker.label, worker.thread, busy)
+                continue
+            replica = group.remote[index]
+            if hasattr(replica, "pid"):
+                accounting.track_process(worker.label, partial(getattr, replica, "pid"), busy)
+
+
+def _no_busy() -> float:
+    return 0.0

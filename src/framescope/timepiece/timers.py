@@ -161,6 +161,12 @@ class BaseTimer:
                 self._stats.reset()
             return snapshot
 
+    def total_seconds(self) -> float:
+        """The sum of every interval recorded so far, in seconds (all time; cheap to read)."""
+        with self._fold_lock:
+            self._fold_locked()
+            return self._stats.total()
+
     def snapshot(self) -> TimerSnapshot:
         """Return an immutable :class:`TimerSnapshot` of the remembered intervals."""
         return TimerSnapshot.of_window(self.statistics(), type(self).__name__, self._name())
