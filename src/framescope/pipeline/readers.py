@@ -106,7 +106,7 @@ class SnapshotReaders:
             raise RuntimeError(f"tap: pipeline {self.name!r} is running; tap before it starts")
         self._tree.tap(stage, callback)
 
-    def diagnose(self) -> Diagnosis:
+    def diagnose(self, *, baseline: PipelineSnapshot | None = None) -> Diagnosis:
         """What holds the pipeline back, and why (``str()`` is a report).
 
         One verdict with its evidence: ``source failed`` (the source raised;
@@ -115,10 +115,17 @@ class SnapshotReaders:
         nobody read), ``stage-bound`` (a stage busy nearly all the time,
         with a suggestion where the numbers support one), ``source-bound``
         (the pipeline keeps up, with its headroom) or ``not enough data``.
-        Busy is processing time over wall time in the recent window. It also
-        gives end-to-end latency p50/p90/p99 and every loss counted.
+        Busy is processing time over wall time in the recent window; where
+        the scheduler's accounting was read, the pace-setting stage is also
+        compute-bound, CPU-starved or blocked, and replicas are suggested
+        only where the whole machine has idle cores. It also gives
+        end-to-end latency p50/p90/p99 and every loss counted.
+
+        ``baseline``: a snapshot of an earlier run of the same stages (e.g.
+        with fewer replicas): a replicated stage's gain is then also given as
+        measured, its rate now against its rate then.
         """
-        return diagnose_snapshot(self.snapshot())
+        return diagnose_snapshot(self.snapshot(), baseline=baseline)
 
     def statistics(self) -> dict[str, StatsSnapshot]:
         """Return the timing statistics of the pipeline and of every stage, by profile key.

@@ -98,6 +98,7 @@ def _stage_snapshots(
                 replicas=step.replicas,
                 held=held.get(key),
                 cpu=split(_thread_keys(key, step.replicas if step.replicated else 0)),
+                executor=step.executor.name if step.replicated else None,
             )
         )
         for index, watch in enumerate(step.replica_watches):

@@ -63,6 +63,8 @@ class StageSnapshot:
             rate is their sum, the percentiles their pooled samples).
         replica_of: for a replica's own entry (``Main__Infer#1``), the stage's key.
         held: results a replicated stage holds back until an earlier one is done.
+        executor: for a replicated stage, where its replicas run (``thread``,
+            ``process``, ``ray``; None for a stage without replicas).
         cpu: where its thread's (or replicas') time went over the recent window:
             on a CPU, waiting for one, blocked (None: not measured, e.g. serial mode).
     """
@@ -79,6 +81,7 @@ class StageSnapshot:
     replica_of: str | None = None
     held: int | None = None
     cpu: CpuSplit | None = None
+    executor: str | None = None
 
     @property
     def replica_index(self) -> int | None:
@@ -102,6 +105,7 @@ class StageSnapshot:
             "replica_of": self.replica_of,
             "held": self.held,
             "cpu": None if self.cpu is None else self.cpu.to_dict(),
+            "executor": self.executor,
         }
 
     @classmethod
@@ -128,6 +132,7 @@ def _read_stage(fields: Fields) -> StageSnapshot:
         replica_of=replica_of,
         held=fields.integer("held", None, or_none=True),
         cpu=_read_optional(fields, "cpu", CpuSplit.from_dict),
+        executor=fields.text("executor", None, or_none=True),
     )
 
 
