@@ -283,11 +283,12 @@ def replica_suggestion(
         advice = _more_replicas(snapshot, busiest, factor, free, limit)
         if advice is not None:
             return advice
+    busy = _busy_cores(snapshot, free)
     if runner_up <= 0:
-        return None
+        return f"{name} sets the pace; make it cheaper{busy}" if busy else None
     return (
         f"{name} sets the pace; making it faster could raise throughput about {factor:.1f}x "
-        f"before {limit} limits it" + _busy_cores(snapshot, free)
+        f"before {limit} limits it{busy}"
     )
 
 
