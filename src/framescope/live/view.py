@@ -78,26 +78,9 @@ def input_drops(snapshot: PipelineSnapshot, prefix: str = "") -> dict[str, int]:
     return {(f"{prefix}{SEPARATOR}" if prefix else "") + working[0].key: lost}
 
 
-def page_view(
-    snapshot: PipelineSnapshot,
-    *,
-    unreachable: dict[str, float | None] | None = None,
-    drops: dict[str, int] | None = None,
-    reasons: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """The page's data: stages (state, input, fps, p50/p90, queue, losses, CPU), verdict, totals.
-
-    Each stage's ``cpu`` is :func:`cpu_view` of its split; ``machine`` is
-    :func:`machine_view` of the machine's load.
-
-    ``unreachable``: remote boxes that stopped answering, with the wall time
-    (epoch seconds) of their last good snapshot; ``reasons``: why each is
-    (``does not answer: ...``, ``answers garbage: ...``). ``drops``: items lost at each
-    stage's input (default: :func:`input_drops` of ``snapshot``; a merged
-    view passes those of its parts).
-    """
+def _stage_views(snapshot: PipelineSnapshot, drops: dict[str, int]) -> list[dict[str, Any]]:
+    """Each stage's (and replica's) entry of the page's data."""
     now = snapshot.taken_ns
-    drops = input_drops(snapshot) if drops is None else drops
     inputs = (
         {
             node_id: node.input_states["in"].state
@@ -131,6 +114,29 @@ def page_view(
                 "cpu": cpu_view(stage.cpu),
             }
         )
+    return stages
+
+
+def page_view(
+    snapshot: PipelineSnapshot,
+    *,
+    unreachable: dict[str, float | None] | None = None,
+    drops: dict[str, int] | None = None,
+    reasons: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The page's data: stages (state, input, fps, p50/p90, queue, losses, CPU), verdict, totals.
+
+    Each stage's ``cpu`` is :func:`cpu_view` of its split; ``machine`` is
+    :func:`machine_view` of the machine's load.
+
+    ``unreachable``: remote boxes that stopped answering, with the wall time
+    (epoch seconds) of their last good snapshot; ``reasons``: why each is
+    (``does not answer: ...``, ``answers garbage: ...``). ``drops``: items lost at each
+    stage's input (default: :func:`input_drops` of ``snapshot``; a merged
+    view passes those of its parts).
+    """
+    now = snapshot.taken_ns
+    stages = _stage_views(snapshot, input_drops(snapshot) if drops is None else drops)
     diagnosis = diagnose_snapshot(snapshot)
     latency = snapshot.latency
     end_to_end = latency.summary() if latency.count else None
