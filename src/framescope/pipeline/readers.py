@@ -59,10 +59,12 @@ class SnapshotReaders:
 
         One track per stage thread with a slice per stage call and custom
         blocks nested inside, flow arrows following each frame across the
-        stages, a track of whole frames, and counter tracks for queue depth and
-        fps. The file is gzip-compressed when ``path`` ends in ``.gz``. It is
-        written whole or not at all; an existing file at ``path`` is replaced
-        only with ``overwrite=True`` (otherwise ``FileExistsError``).
+        stages, a track of whole frames, and counter tracks for queue depth,
+        fps and each stage's (and replica's) recent time on a CPU, waiting for
+        one and blocked (``"<stage> cpu"``, in percent). The file is
+        gzip-compressed when ``path`` ends in ``.gz``. It is written whole or
+        not at all; an existing file at ``path`` is replaced only with
+        ``overwrite=True`` (otherwise ``FileExistsError``).
         """
         if not isinstance(overwrite, bool):
             raise TypeError(f"overwrite must be True or False, got {type(overwrite).__name__}")
@@ -71,7 +73,8 @@ class SnapshotReaders:
                 f"path: {os.fspath(path)!r} exists; pass overwrite=True to replace it"
             )
         snapshot = self._traced_snapshot("export_trace")
-        document = chrome_trace(snapshot.traces, snapshot.node_ids, title=self.name)
+        cpu = {stage.key: stage.cpu.series for stage in snapshot.stages if stage.cpu is not None}
+        document = chrome_trace(snapshot.traces, snapshot.node_ids, title=self.name, cpu=cpu)
         return write_trace(path, document)
 
     def _traced_snapshot(self, what: str) -> PipelineSnapshot:

@@ -19,7 +19,13 @@ from framescope._snapshotformat import Fields, SnapshotFormatError, shown
 from framescope.pipeline.cpu import CpuSplit, MachineLoad
 from framescope.pipeline.framelog import TraceMaterial, join_traces
 from framescope.pipeline.nodestate import NodeReading, pipeline_state
-from framescope.pipeline.render import SNAPSHOT_COLUMNS, rich_table, snapshot_rows, snapshot_table
+from framescope.pipeline.render import (
+    SNAPSHOT_COLUMNS,
+    rich_table,
+    snapshot_head,
+    snapshot_rows,
+    snapshot_table,
+)
 from framescope.pipeline.state import NodeState, PipelineState, merge_states, read_state
 from framescope.pipeline.tree import SEPARATOR
 from framescope.stats import StatsSnapshot
@@ -200,9 +206,7 @@ class PipelineSnapshot:
 
     def __rich__(self) -> Any:
         """A rich table of the stages, states in colour (needs ``rich``)."""
-        return rich_table(
-            SNAPSHOT_COLUMNS, snapshot_rows(self), title=snapshot_table(self).split("\n")[0]
-        )
+        return rich_table(SNAPSHOT_COLUMNS, snapshot_rows(self), title=snapshot_head(self))
 
     @property
     def traces(self) -> tuple[FrameTrace, ...]:
