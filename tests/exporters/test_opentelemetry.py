@@ -246,6 +246,7 @@ def receiver() -> Iterator[OTLPReceiver]:
     server.close()
 
 
+@pytest.mark.integration
 def test_otlp_http_end_to_end(receiver: OTLPReceiver, clock: FakeClock) -> None:
     meter_provider = otlp_meter_provider(f"{receiver.url}/v1/metrics", interval_s=3600)
     tracer_provider = otlp_tracer_provider(f"{receiver.url}/v1/traces")
@@ -290,6 +291,7 @@ def test_otlp_http_end_to_end(receiver: OTLPReceiver, clock: FakeClock) -> None:
     assert exporter.spans_exported == len(span_names)  # delivered, counted by the collector's 200
 
 
+@pytest.mark.integration
 def test_default_provider_is_otlp_http(
     receiver: OTLPReceiver, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
 ) -> None:
@@ -327,6 +329,7 @@ def silent_collector(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     listener.close()
 
 
+@pytest.mark.integration
 def test_close_returns_within_its_timeout_when_the_collector_hangs(
     silent_collector: str, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
 ) -> None:
@@ -355,6 +358,7 @@ def test_close_refuses_a_bad_timeout(clock: FakeClock) -> None:
     assert exporter.close(timeout=None)
 
 
+@pytest.mark.integration
 def test_a_program_that_never_closes_its_exporter_exits_promptly(silent_collector: str) -> None:
     script = textwrap.dedent(
         """

@@ -287,6 +287,7 @@ def query(url: str, expression: str) -> list[dict[str, Any]]:
     return result
 
 
+@pytest.mark.integration
 def test_real_prometheus_scrapes_the_values(prometheus_server: Any, clock: FakeClock) -> None:
     pipeline = Pipeline(name="Cam", clock=clock)
 

@@ -26,11 +26,14 @@ from framescope.live import LiveView
 from ..pipeline.helpers import Gate
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or DRIVER is None,
-    reason="Debian's chromium and chromium-driver are not installed "
-    "(scripts/install-test-servers.sh installs them)",
-)
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        CHROMIUM is None or DRIVER is None,
+        reason="Debian's chromium and chromium-driver are not installed "
+        "(scripts/install-test-servers.sh installs them)",
+    ),
+]
 
 
 @pytest.fixture

@@ -19,10 +19,13 @@ import pytest
 from framescope.pipeline import CpuSplit, Pipeline, PipelineSnapshot, StageSnapshot
 from framescope.pipeline.diagnosis import diagnose_snapshot
 
-pytestmark = pytest.mark.skipif(
-    not Path(f"/proc/self/task/{os.getpid()}/schedstat").exists(),
-    reason="needs Linux's per-thread scheduler accounting",
-)
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        not Path(f"/proc/self/task/{os.getpid()}/schedstat").exists(),
+        reason="needs Linux's per-thread scheduler accounting",
+    ),
+]
 
 CORES = os.cpu_count() or 1
 
