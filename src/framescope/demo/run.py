@@ -213,12 +213,12 @@ def _account(report: DemoReport, final: PipelineSnapshot, spyglass: Any) -> None
     from framescope.pipeline.diagnosis import LOSS_COUNTERS  # noqa: PLC0415
 
     counts = spyglass.counts
-    lost_inside = sum(final.counters.get(name, 0) for name in LOSS_COUNTERS)
+    lost_inside = sum(final.count(name) for name in LOSS_COUNTERS)
     report.frames_written = counts["sent"]
     report.frames_failed = lost_inside + counts["dropped"]
     report.failures = {stage.key: stage.failures for stage in final.stages if stage.failures}
     for name in LOSS_COUNTERS:  # losses that are not a stage's failure
-        if name != "failed" and final.counters.get(name, 0):
+        if name != "failed" and final.count(name):
             report.failures[name] = final.counters[name]
     if counts["dropped"]:
         report.failures["dropped by the output"] = counts["dropped"]

@@ -412,7 +412,7 @@ def _pipe_rate(r: Reading) -> Observed:
 def _pipeline_items(r: Reading) -> Observed:
     for p in r.pipelines:
         for outcome in ("forwarded", "completed", "failed"):
-            yield p.counters.get(outcome, 0), {"pipeline": p.pipeline, "outcome": outcome}
+            yield p.count(outcome), {"pipeline": p.pipeline, "outcome": outcome}
 
 
 def _pipeline_dropped(r: Reading) -> Observed:

@@ -455,7 +455,7 @@ def _add_pipeline(
         families["p_latency"].add_metric([name], _buckets(histogram), histogram.total)
     families["p_fps"].add_metric([name], metrics.latency.rate(metrics.taken_ns))
     for key in _PIPELINE_COUNTERS:
-        families[key].add_metric([name], float(metrics.counters.get(key, 0)))
+        families[key].add_metric([name], float(metrics.count(key)))
     for reason, total in metrics.dropped().items():
         families["p_dropped"].add_metric([name, reason], float(total))
     machine = metrics.machine

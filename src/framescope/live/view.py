@@ -72,7 +72,7 @@ def input_drops(snapshot: PipelineSnapshot, prefix: str = "") -> dict[str, int]:
     working stage; ``prefix`` is the one the stage gets in a merged view.
     """
     working = snapshot.working_stages()
-    lost = snapshot.counters.get("rejected", 0) + snapshot.counters.get("dropped", 0)
+    lost = snapshot.count("rejected") + snapshot.count("dropped")
     if not working:
         return {}
     return {(f"{prefix}{SEPARATOR}" if prefix else "") + working[0].key: lost}

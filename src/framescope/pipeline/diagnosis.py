@@ -212,7 +212,6 @@ def diagnose_snapshot(
     now = snapshot.taken_ns
     working = snapshot.working_stages()
     loads = tuple(_load(stage, now) for stage in working)
-    counters = snapshot.counters
     latency = snapshot.latency
     verdict, headline, reasons, suggestion, bottleneck = _verdict(snapshot, loads, stall_after)
     if baseline is not None:
@@ -225,7 +224,7 @@ def diagnose_snapshot(
         latency_p90_s=latency.percentile(90),
         latency_p99_s=latency.percentile(99),
         items=len(latency.samples),
-        losses={key: counters.get(key, 0) for key in LOSS_COUNTERS if counters.get(key, 0)},
+        losses={key: snapshot.count(key) for key in LOSS_COUNTERS if snapshot.count(key)},
         verdict=verdict,
         headline=headline,
         suggestion=suggestion,
@@ -238,7 +237,6 @@ Verdict = tuple[str, str, list[str], "str | None", "str | None"]
 def _verdict(
     snapshot: PipelineSnapshot, loads: tuple[StageLoad, ...], stall_after: float
 ) -> Verdict:
-    counters = snapshot.counters
     busiest = max(loads, key=lambda load: (load.busy, load.mean_latency_s), default=None)
     top = busiest.node_id if busiest is not None and busiest.mean_latency_s > 0 else None
     if snapshot.source_error is not None:
@@ -246,7 +244,7 @@ def _verdict(
     stalled = _stalled(snapshot, stall_after)
     if stalled is not None:
         return "stalled", stalled[0], stalled[1], None, stalled[2] or top
-    forwarded = counters.get("forwarded", 0)
+    forwarded = snapshot.count("forwarded")
     failing = _failing(snapshot, forwarded)
     if failing is not None:
         return "failing", failing[0], failing[1], None, top
@@ -265,12 +263,11 @@ def _verdict(
 
 
 def _source_failed(snapshot: PipelineSnapshot) -> tuple[str, list[str]]:
-    counters = snapshot.counters
     reasons = [
-        f"the input ended when the source raised, after {counters.get('forwarded', 0)} "
-        f"item(s) went in ({counters.get('completed', 0)} completed)"
+        f"the input ended when the source raised, after {snapshot.count('forwarded')} "
+        f"item(s) went in ({snapshot.count('completed')} completed)"
     ]
-    unread = counters.get("results_dropped", 0)
+    unread = snapshot.count("results_dropped")
     if unread:
         reasons.append(_unread(unread))
     return f"{snapshot.source_error}", reasons
@@ -283,7 +280,7 @@ def _unread(count: int) -> str:
 def _stalled(
     snapshot: PipelineSnapshot, stall_after: float
 ) -> tuple[str, list[str], str | None] | None:
-    inside = snapshot.counters.get("in_flight", 0)
+    inside = snapshot.count("in_flight")
     last = snapshot.latency.last_event_ns
     if inside <= 0 or snapshot.mode is None:
         return None
@@ -316,7 +313,7 @@ def _where_stuck(snapshot: PipelineSnapshot) -> tuple[str, str] | None:
 
 
 def _failing(snapshot: PipelineSnapshot, forwarded: int) -> tuple[str, list[str]] | None:
-    failed = snapshot.counters.get("failed", 0)
+    failed = snapshot.count("failed")
     if not failed or not forwarded or failed / forwarded < SHARE_REPORTED:
         return None
     reasons = [
@@ -330,15 +327,14 @@ def _failing(snapshot: PipelineSnapshot, forwarded: int) -> tuple[str, list[str]
 def _dropping(
     snapshot: PipelineSnapshot, forwarded: int
 ) -> tuple[str, list[str], str | None] | None:
-    counters = snapshot.counters
     where = {
         "dropped_oldest": "at the input: the oldest queued items made room for new ones",
         "dropped_newest": "at the input: new items found the queue full",
         "rejected": "at the input: forward() found the queue full and gave up",
         "results_dropped": "at the output: results nobody read were dropped",
     }
-    offered = forwarded + counters.get("dropped_newest", 0) + counters.get("rejected", 0)
-    lost = {key: counters.get(key, 0) for key in where if counters.get(key, 0)}
+    offered = forwarded + snapshot.count("dropped_newest") + snapshot.count("rejected")
+    lost = {key: snapshot.count(key) for key in where if snapshot.count(key)}
     total = sum(lost.values())
     if not total or not offered or total / offered < SHARE_REPORTED:
         return None

@@ -175,6 +175,8 @@ class SnapshotReaders:
         ``block_names`` bound; for replicated stages, ``replica_restarts``
         (workers started again after they died) and ``reorder_waits`` (times
         a replica waited for a slow item at the head of the line).
+        ``framescope.pipeline.accounting.COUNTERS`` lists them all, and
+        ``snapshot.count(name)`` reads one (a misspelt name is a KeyError).
         """
         return dict(self.snapshot().counters)
 

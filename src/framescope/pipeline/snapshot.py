@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from framescope._snapshotformat import Fields, SnapshotFormatError, shown
+from framescope.pipeline.accounting import check_counter
 from framescope.pipeline.cpu import CpuSplit, MachineLoad
 from framescope.pipeline.framelog import TraceMaterial, join_traces
 from framescope.pipeline.nodestate import NodeReading, pipeline_state
@@ -260,9 +261,14 @@ class PipelineSnapshot:
         """The stages that process items themselves, in pipeline order."""
         return tuple(stage for stage in self.stages if stage.working)
 
+    def count(self, name: str) -> int:
+        """Counter ``name`` (0 when a snapshot from an older box lacks it; a KeyError when
+        ``name`` is no pipeline counter, so a misspelt name never reads as 0)."""
+        return self.counters.get(check_counter(name), 0)
+
     def dropped(self) -> dict[str, int]:
         """Lost items by reason (queue_full, overflow, result_unread, cleanup)."""
-        return {reason: self.counters.get(key, 0) for key, reason in DROP_REASONS.items()}
+        return {reason: self.count(key) for key, reason in DROP_REASONS.items()}
 
     def to_dict(self) -> dict[str, Any]:
         """The snapshot as a JSON-ready dict (traces included); :meth:`from_dict` reads it back."""
