@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from framescope._keys import leaf_name
 from framescope._snapshotformat import Fields, SnapshotFormatError, check_integer, shown
 
 __all__ = ["CpuSeries", "FrameTrace", "StageSpan", "chrome_trace", "write_trace"]
@@ -237,7 +238,7 @@ def _span_events(
     start = _us(span.t_start, origin)
     events: list[dict[str, Any]] = [
         {
-            "name": span.node_id.rsplit("__", 1)[-1],
+            "name": leaf_name(span.node_id),
             "cat": "stage",
             "ph": "X",
             "pid": _PID,

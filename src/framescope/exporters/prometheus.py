@@ -62,13 +62,13 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from framescope._httpserver import BoundedServing, GuardedRequestHandler
+from framescope._keys import without_prefix
 from framescope._optional import require
 from framescope.exporters.sources import MetricSources, Reading, cpu_seconds, histogram_of
 from framescope.histogram import DEFAULT_LATENCY_BUCKETS, HistogramSnapshot
 from framescope.pipeline.events import NodePhase
 from framescope.pipeline.metrics import SnapshotSource
 from framescope.pipeline.snapshot import PipelineSnapshot, StageSnapshot
-from framescope.pipeline.tree import SEPARATOR
 from framescope.timepiece.tachometers import BaseTachometer
 from framescope.timepiece.timers import BaseTimer
 
@@ -422,12 +422,11 @@ def render(
     families = _empty_families(namespace)
     for metrics in reading.pipelines:
         _add_pipeline(families, metrics, buckets)
-        prefix = f"{metrics.pipeline}{SEPARATOR}"
         for stage in metrics.stages:
             if stage.replica_of is None:
                 _add_stage(families, metrics, stage, buckets)
             else:
-                of = stage.replica_of.removeprefix(prefix)
+                of = without_prefix(stage.replica_of, metrics.pipeline)
                 _add_replica(families, metrics, stage, of, buckets)
     for timer in reading.timers:
         histogram = histogram_of(timer.stats, buckets)

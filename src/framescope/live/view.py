@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from framescope._keys import join_key
 from framescope.pipeline.cpu import CpuSplit, MachineLoad
 from framescope.pipeline.diagnosis import diagnose_snapshot
 from framescope.pipeline.render import cpu_text, machine_text
 from framescope.pipeline.snapshot import PipelineSnapshot
-from framescope.pipeline.tree import SEPARATOR
 
 __all__ = ["cpu_view", "input_drops", "machine_view", "page_view"]
 
@@ -75,7 +75,7 @@ def input_drops(snapshot: PipelineSnapshot, prefix: str = "") -> dict[str, int]:
     lost = snapshot.count("rejected") + snapshot.count("dropped")
     if not working:
         return {}
-    return {(f"{prefix}{SEPARATOR}" if prefix else "") + working[0].key: lost}
+    return {join_key(prefix, working[0].key): lost}
 
 
 def _stage_views(snapshot: PipelineSnapshot, drops: dict[str, int]) -> list[dict[str, Any]]:

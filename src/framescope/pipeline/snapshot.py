@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
+from framescope._keys import join_key, replica_index
 from framescope._snapshotformat import Fields, SnapshotFormatError, shown
 from framescope.pipeline.accounting import check_counter
 from framescope.pipeline.cpu import CpuSplit, MachineLoad
@@ -28,7 +29,6 @@ from framescope.pipeline.render import (
     snapshot_table,
 )
 from framescope.pipeline.state import NodeState, PipelineState, merge_states, read_state
-from framescope.pipeline.tree import SEPARATOR
 from framescope.stats import StatsSnapshot
 from framescope.statsnapshot import read_stats
 from framescope.trace import FrameTrace, read_trace
@@ -95,7 +95,7 @@ class StageSnapshot:
         """For a replica's entry, its number (1 for ``Main__Infer#1``); else None."""
         if self.replica_of is None:
             return None
-        return int(self.key.rsplit("#", 1)[1])
+        return replica_index(self.key)
 
     def to_dict(self) -> dict[str, Any]:
         """The stage as a JSON-ready dict."""
@@ -124,7 +124,7 @@ class StageSnapshot:
 def _read_stage(fields: Fields) -> StageSnapshot:
     key = fields.text("key")
     replica_of = fields.text("replica_of", None, or_none=True)
-    if replica_of is not None and not key.rpartition("#")[2].isdecimal():
+    if replica_of is not None and replica_index(key) is None:
         raise fields.fail("key", "a replica's key ending in #<number>", key)
     return StageSnapshot(
         key=key,
@@ -395,16 +395,16 @@ def merge_snapshots(
     counters: dict[str, int] = {}
     latency = StatsSnapshot(window=1)
     for index, snapshot in enumerate(snapshots):
-        prefix = f"{prefixes[index]}{SEPARATOR}" if prefixes is not None else ""
+        prefix = prefixes[index] if prefixes is not None else ""
         for stage in snapshot.stages:
-            key = prefix + stage.key
+            key = join_key(prefix, stage.key)
             if key in seen:
                 raise ValueError(
                     f"stage {key!r} appears in more than one snapshot; "
                     "pass prefixes= to tell them apart"
                 )
             seen.add(key)
-            replica_of = None if stage.replica_of is None else prefix + stage.replica_of
+            replica_of = None if stage.replica_of is None else join_key(prefix, stage.replica_of)
             stages.append(replace(stage, key=key, replica_of=replica_of))
         for counter, value in snapshot.counters.items():
             counters[counter] = counters.get(counter, 0) + value
