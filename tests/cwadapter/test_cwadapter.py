@@ -17,7 +17,7 @@ from framescope.clock import FakeClock
 from framescope.cwadapter import (
     CloudWatchTimerAdapter,
     CWTachometer,
-    PipelineStateExporter,
+    PipelineMetricsExporter,
 )
 from framescope.cwadapter.datum import values_and_counts
 from framescope.pipeline import Pipeline
@@ -298,7 +298,7 @@ def test_pipeline_state_exporter(moto: MotoEndpoint) -> None:
     pipeline.add(lambda x: x + 1, "Decode").add(lambda x: x * 2, "Detect")
     for i in range(25):
         pipeline.forward(i)
-    exporter = PipelineStateExporter(
+    exporter = PipelineMetricsExporter(
         pipeline,
         NAMESPACE,
         {"Device": "cam-1"},
@@ -322,7 +322,6 @@ def test_pipeline_state_exporter(moto: MotoEndpoint) -> None:
 
 def test_pipeline_report_counts_only_the_period() -> None:
     from framescope.cwadapter import pipeline_data
-    from framescope.pipeline import pipeline_metrics
 
     pipeline = Pipeline(name="P")
     pipeline.add(lambda x: x, "A")
@@ -330,10 +329,10 @@ def test_pipeline_report_counts_only_the_period() -> None:
     now = datetime.datetime.now(UTC)
     for i in range(5):
         pipeline.forward(i)
-    first = pipeline_data(pipeline_metrics(pipeline), now, marks)
+    first = pipeline_data(pipeline.snapshot(), now, marks)
     for i in range(3):
         pipeline.forward(i)
-    second = pipeline_data(pipeline_metrics(pipeline), now, marks)
+    second = pipeline_data(pipeline.snapshot(), now, marks)
 
     def stage_count(data: list[dict[str, Any]]) -> float:
         (datum,) = [d for d in data if d["MetricName"] == "ProcessingTime"]
@@ -358,7 +357,7 @@ def test_bad_arguments(moto: MotoEndpoint, monkeypatch: pytest.MonkeyPatch) -> N
     with pytest.raises(TypeError, match="executor must be"):
         CloudWatchTimerAdapter("ns", "m", boto3_session=session, executor="pool")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="pipeline must be a Pipeline"):
-        PipelineStateExporter("p", "ns", boto3_session=session)  # type: ignore[arg-type]
+        PipelineMetricsExporter("p", "ns", boto3_session=session)  # type: ignore[arg-type]
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
     monkeypatch.delenv("AWS_REGION", raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")

@@ -9,7 +9,13 @@ import pytest
 from framescope import folds
 from framescope.clock import FakeClock
 from framescope.pipeline.aggregation import Aggregator, NodeLink
-from framescope.pipeline.events import NO_QUEUE, EventRecorder, IterationRecord, iteration_records
+from framescope.pipeline.events import (
+    NO_QUEUE,
+    EventRecorder,
+    IterationRecord,
+    iteration_records,
+    pack_iteration,
+)
 from framescope.pipeline.nodestate import NodeReading
 
 
@@ -34,7 +40,7 @@ def recorded(count: int, seed: int) -> tuple[EventRecorder, list[IterationRecord
             rng.random() > 0.1,
             t - rng.randint(0, 10**8),
         )
-        recorder.record_iteration(record)
+        recorder.extend_iterations(pack_iteration(*(NO_QUEUE if v is None else v for v in record)))
         records.append(record)
         t = sent_at
     return recorder, records

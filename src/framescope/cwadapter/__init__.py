@@ -3,7 +3,7 @@
 - :class:`CloudWatchTimerAdapter`: ``send_metrics(timestamp, timer)`` is a
   tachometer's ``stats_callback``; each report is one ``PutMetricData`` datum.
 - :class:`CWTachometer`: a TickerTachometer that reports to CloudWatch itself.
-- :class:`PipelineMetricsExporter` (earlier name ``PipelineStateExporter``):
+- :class:`PipelineMetricsExporter`:
   a pipeline's per-stage fps and latency percentiles on an interval.
 
 Nothing here blocks or raises into the frame loop: data are buffered (bounded,
@@ -14,7 +14,6 @@ back-off. boto3 is imported when a client is created, not on import.
 from framescope.cwadapter.adapter import CloudWatchSender, CloudWatchTimerAdapter, CWTachometer
 from framescope.cwadapter.pipeline_metrics import (
     PipelineMetricsExporter,
-    PipelineStateExporter,
     pipeline_data,
 )
 from framescope.delivery import FailureKind, MetricDelivery
@@ -26,6 +25,5 @@ __all__ = [
     "FailureKind",
     "MetricDelivery",
     "PipelineMetricsExporter",
-    "PipelineStateExporter",
     "pipeline_data",
 ]

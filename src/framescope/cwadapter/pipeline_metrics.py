@@ -14,11 +14,10 @@ from framescope.clock import SYSTEM_CLOCK, Clock, to_nanoseconds
 from framescope.cwadapter.adapter import CloudWatchSender
 from framescope.cwadapter.datum import base_datum, cw_dimensions, value_datum
 from framescope.delivery import DeliveryCounters
-from framescope.pipeline.metrics import SnapshotSource
-from framescope.pipeline.snapshot import PipelineSnapshot
+from framescope.pipeline.snapshot import PipelineSnapshot, SnapshotSource
 from framescope.stats import StatsSnapshot
 
-__all__ = ["PipelineMetricsExporter", "PipelineStateExporter", "pipeline_data"]
+__all__ = ["PipelineMetricsExporter", "pipeline_data"]
 
 #: The percentiles sent for each latency: the Summary field, and the metric-name suffix.
 PERCENTILES = (("median", "P50"), ("p90", "P90"), ("p99", "P99"))
@@ -122,7 +121,6 @@ class PipelineMetricsExporter:
             pipeline.start_loop(1 / 30)
             ...
 
-    ``PipelineStateExporter`` is the same class under its earlier name.
 
     Args:
         pipeline: the pipeline to report (anything with ``name`` and ``snapshot()``).
@@ -247,5 +245,4 @@ class PipelineMetricsExporter:
         self.close()
 
 
-PipelineStateExporter = PipelineMetricsExporter
 """The earlier name of :class:`PipelineMetricsExporter` (it sends metrics, not a state)."""

@@ -62,9 +62,8 @@ from framescope._version import __version__
 from framescope.clock import SYSTEM_CLOCK, Clock
 from framescope.exporters.otlp import delivered_spans, otlp_meter_provider, otlp_tracer_provider
 from framescope.exporters.sources import MetricSources, Reading, cpu_seconds
-from framescope.histogram import DEFAULT_LATENCY_BUCKETS
 from framescope.pipeline.events import NodePhase
-from framescope.pipeline.metrics import SnapshotSource
+from framescope.pipeline.snapshot import SnapshotSource
 from framescope.stats import StatsSnapshot
 from framescope.timepiece.tachometers import BaseTachometer
 from framescope.timepiece.timers import BaseTimer
@@ -111,8 +110,6 @@ class OpenTelemetryExporter:
             :func:`otlp_meter_provider`), owned and shut down by this exporter.
         tracer_provider: the TracerProvider for frame spans; None: a new OTLP
             one, created when a pipeline is added with ``traces=True``.
-        buckets: accepted for symmetry with the Prometheus exporter (OpenTelemetry
-            gets quantiles, not buckets).
         trace_interval: seconds between turning new frame traces into spans.
         clock: the clock that times the reading cache and the trace schedule.
 
@@ -129,7 +126,6 @@ class OpenTelemetryExporter:
         meter_provider: Any = None,
         *,
         tracer_provider: Any = None,
-        buckets: Sequence[float] = DEFAULT_LATENCY_BUCKETS,
         trace_interval: float = 5.0,
         clock: Clock | None = None,
     ) -> None:
@@ -141,7 +137,7 @@ class OpenTelemetryExporter:
             self._owned.append(meter_provider)
         self.meter_provider = meter_provider
         self._tracer_provider = tracer_provider
-        self.sources = MetricSources(buckets)
+        self.sources = MetricSources()
         _open_exporters.add(self)
         self._traced: dict[str, int] = {}
         self._traced_pipelines: list[SnapshotSource] = []

@@ -8,8 +8,8 @@ import threading
 from typing import Any, TextIO
 
 from framescope._validation import check_number
-from framescope.pipeline.metrics import SnapshotSource
 from framescope.pipeline.render import snapshot_table
+from framescope.pipeline.snapshot import SnapshotSource
 
 __all__ = ["watch"]
 

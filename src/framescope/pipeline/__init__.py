@@ -30,12 +30,6 @@ from framescope.pipeline.events import (
     NodePhase,
     PipelineEvent,
 )
-from framescope.pipeline.metrics import (
-    PipelineMetrics,
-    SnapshotSource,
-    StageMetrics,
-    pipeline_metrics,
-)
 from framescope.pipeline.pipeline import Pipeline, PipelineStage
 from framescope.pipeline.pystream import (
     MAIN_PIPELINE_NAME,
@@ -47,6 +41,7 @@ from framescope.pipeline.pystream import (
 from framescope.pipeline.snapshot import (
     PipelineSnapshot,
     SnapshotFormatError,
+    SnapshotSource,
     StageSnapshot,
     merge_snapshots,
 )
@@ -83,7 +78,6 @@ __all__ = [
     "Pipeline",
     "PipelineClosedError",
     "PipelineEvent",
-    "PipelineMetrics",
     "PipelineSnapshot",
     "PipelineStage",
     "PipelineState",
@@ -95,13 +89,11 @@ __all__ = [
     "Stage",
     "StageError",
     "StageLoad",
-    "StageMetrics",
     "StageSnapshot",
     "Timing",
     "get_profiler_db_folder",
     "logger",
     "merge_snapshots",
     "merge_states",
-    "pipeline_metrics",
     "set_profiler_db_folder",
 ]

@@ -371,10 +371,6 @@ class EventRecorder:
 
         return decorate
 
-    def record_iteration(self, record: Sequence[Any]) -> None:
-        """Record one runtime iteration (the worker threads call :attr:`extend_iterations`)."""
-        self.extend_iterations(pack_iteration(*(NO_QUEUE if v is None else v for v in record)))
-
     def backlog(self) -> int:
         """How many iterations and events wait for the aggregator."""
         return len(self._iterations) // ITERATION_FIELDS + len(self._buffer)

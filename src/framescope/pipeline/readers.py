@@ -183,13 +183,3 @@ class SnapshotReaders:
     def stage_failures(self) -> dict[str, int]:
         """How many items each stage failed on, by profile key."""
         return {stage.key: stage.failures for stage in self.snapshot().stages}
-
-    def queue_depths(self) -> dict[str, int]:
-        """Items waiting in each stage thread's input queue now, by profile key (threaded only)."""
-        stages = self.snapshot().stages
-        return {stage.key: stage.queue_depth for stage in stages if stage.queue_depth is not None}
-
-    def node_phases(self) -> dict[str, str]:
-        """What each stage is doing now (IDLE, PROCESSING, ...), by profile key (debugging only)."""
-        stages = self.snapshot().stages
-        return {stage.key: stage.phase for stage in stages if stage.phase is not None}

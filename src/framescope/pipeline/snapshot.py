@@ -13,7 +13,7 @@ import datetime
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from framescope._keys import join_key, replica_index
 from framescope._snapshotformat import Fields, SnapshotFormatError, shown
@@ -37,6 +37,7 @@ __all__ = [
     "DROP_REASONS",
     "PipelineSnapshot",
     "SnapshotFormatError",
+    "SnapshotSource",
     "StageSnapshot",
     "merge_snapshots",
 ]
@@ -366,6 +367,19 @@ def _read_wall_time(fields: Fields) -> datetime.datetime | None:
     except (ValueError, OverflowError, OSError):
         raise fields.fail("wall_time", "an ISO 8601 date and time", wall) from None
     return when
+
+
+class SnapshotSource(Protocol):
+    """Anything read into a :class:`PipelineSnapshot`: a ``Pipeline``, a remote view."""
+
+    @property
+    def name(self) -> str:
+        """The pipeline's name."""
+        ...
+
+    def snapshot(self) -> PipelineSnapshot:
+        """Read every number at one instant."""
+        ...
 
 
 def merge_snapshots(

@@ -103,14 +103,23 @@ class UnitSpec:
     """What one thread of a threaded run does: its unit, queue size, label and recorder.
 
     ``step`` is set when the unit is exactly one plain step (the runtime then
-    runs that stage through the fused :func:`~framescope.pipeline.item.stage_processor`).
+    runs that stage through the fused :func:`~framescope.pipeline.item.stage_processor`,
+    and its unit is built only if something asks for it: ``built`` is None).
     """
 
-    unit: Unit
+    built: Unit | None
     queue_size: int | None
     label: str
     recorder: EventRecorder
     step: Step | None = None
+
+    @property
+    def unit(self) -> Unit:
+        """The unit the thread runs (a plain step's is built when asked for)."""
+        if self.built is not None:
+            return self.built
+        assert self.step is not None  # a spec has a unit or a step
+        return step_unit(self.step)
 
 
 def step_unit(step: Step) -> Unit:
@@ -433,10 +442,9 @@ class StageTree:
                 )
                 specs.extend(inner)
             else:
+                unit = step_unit(step) if child is not None else None
                 plain = step if child is None else None
-                specs.append(
-                    UnitSpec(step_unit(step), step.queue_size, step.qualified, step.recorder, plain)
-                )
+                specs.append(UnitSpec(unit, step.queue_size, step.qualified, step.recorder, plain))
         return specs
 
     def cleanup_stages(self, seen: set[int]) -> None:
