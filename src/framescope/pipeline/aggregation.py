@@ -262,23 +262,27 @@ class Aggregator:
         if frame is not None and not frame % self._trace_every:
             self._block_ring.append((frame, index, name, start, end))
 
-    def trace_material(self) -> TraceMaterial:
-        """Drain, then copy the trace rings (joined into frame traces by the reader)."""
+    def read(self) -> tuple[tuple[NodeReading, ...], TraceMaterial]:
+        """Drain once, then read every node and copy the trace rings, at one instant.
+
+        The readings are rendered into node states, the material joined into
+        frame traces, by the reader.
+        """
         self.drain()
+        now = self._clock.monotonic_ns()
         with self._lock:
-            return TraceMaterial(
+            readings = tuple(self._reading(link, now) for link in self.links)
+            material = TraceMaterial(
                 tuple(link.node_id for link in self.links),
                 tuple(tuple(ring) for ring in self._trace_rings),  # chunk references
                 tuple(self._block_ring),
                 self._trace_frames,
             )
+        return readings, material
 
     def readings(self) -> tuple[NodeReading, ...]:
-        """Drain, then read every node now (rendered into node states by the reader)."""
-        self.drain()
-        now = self._clock.monotonic_ns()
-        with self._lock:
-            return tuple(self._reading(link, now) for link in self.links)
+        """Drain, then read every node now."""
+        return self.read()[0]
 
     def _reading(self, link: NodeLink, now: int) -> NodeReading:
         node = self._nodes[link.node_id]

@@ -47,8 +47,7 @@ def read_snapshot(tree: StageTree, runtime: Runtime) -> PipelineSnapshot:
     state: PipelineState | None = None
     readings: tuple[NodeReading, ...] = ()
     if aggregator is not None:
-        readings = aggregator.readings()
-        material = aggregator.trace_material()
+        readings, material = aggregator.read()
         phases = {reading.node_id: reading.phase.name for reading in readings}
     else:
         started = runtime.running or tree.closed
