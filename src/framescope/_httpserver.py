@@ -36,6 +36,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from framescope._validation import check_positive_int, check_positive_seconds
+from framescope._waits import Deadline
 
 __all__ = ["BoundedServing", "GuardedRequestHandler"]
 
@@ -258,10 +259,7 @@ class BoundedServing(socketserver.TCPServer):
 
         Returns False when a thread was still running at the deadline.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-
-        def left() -> float | None:
-            return None if deadline is None else max(0.0, deadline - time.monotonic())
+        left = Deadline(timeout).left
 
         self._stopping.set()
         if self._acceptor.is_alive():

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-import random
 import threading
 import time
 from collections import deque
@@ -34,6 +33,7 @@ from framescope._validation import (
     check_positive_seconds,
     check_seconds_or_none,
 )
+from framescope._waits import Deadline, backoff_delay
 from framescope.clock import SYSTEM_CLOCK, Clock, wait_on
 
 __all__ = ["DeliveryCounters", "FailureKind", "MetricDelivery"]
@@ -110,7 +110,7 @@ class MetricDelivery:
         self._in_flight = 0
         self._closing = False
         self._retry_at = 0  # monotonic ns of the clock
-        self._backoff = 0.0
+        self._failures = 0  # failed attempts in a row
         self._failing = False
         self._thread: threading.Thread | None = None
         self._future: concurrent.futures.Future[None] | None = None
@@ -209,10 +209,7 @@ class MetricDelivery:
         True when everything was delivered. Safe to call more than once.
         """
         timeout = check_seconds_or_none(timeout, "timeout")
-        deadline = None if timeout is None else time.monotonic() + timeout
-
-        def left() -> float | None:
-            return None if deadline is None else max(0.0, deadline - time.monotonic())
+        left = Deadline(timeout).left
 
         delivered = self.flush(timeout)
         with self._lock:
@@ -288,7 +285,7 @@ class MetricDelivery:
             self._in_flight = 0
             self._counts["sent"] += len(batch)
             self._counts["batches"] += 1
-            self._backoff = 0.0
+            self._failures = 0
             self._retry_at = 0
             recovered = self._failing
             self._failing = False
@@ -317,9 +314,8 @@ class MetricDelivery:
                 self._counts["failed_attempts"] += 1
                 self._buffer.extendleft(reversed(batch))
                 self._trim_locked()
-                self._backoff = min(self.retry_max, max(self.retry_initial, self._backoff * 2))
-                # Jitter spreads the retries of a fleet that lost the endpoint together.
-                delay = self._backoff * random.uniform(0.8, 1.0)
+                self._failures += 1
+                delay = backoff_delay(self._failures, self.retry_initial, self.retry_max)
                 self._retry_at = self.clock.monotonic_ns() + round(delay * 1e9)
                 first_failure = not self._failing
                 self._failing = True

@@ -49,7 +49,6 @@ import atexit
 import inspect
 import logging
 import threading
-import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
@@ -59,6 +58,7 @@ from framescope._optional import require
 from framescope._periodic import run_every
 from framescope._validation import check_positive_seconds, check_seconds_or_none
 from framescope._version import __version__
+from framescope._waits import Deadline
 from framescope.clock import SYSTEM_CLOCK, Clock
 from framescope.exporters.otlp import delivered_spans, otlp_meter_provider, otlp_tracer_provider
 from framescope.exporters.sources import MetricSources, Reading, cpu_seconds
@@ -299,10 +299,8 @@ class OpenTelemetryExporter:
         the SDK's own threads give up within their export timeout).
         """
         limit = check_seconds_or_none(timeout, "timeout")
-        deadline = None if limit is None else time.monotonic() + limit
-
-        def left() -> float | None:
-            return None if deadline is None else max(0.0, deadline - time.monotonic())
+        deadline = Deadline(limit)
+        left = deadline.left
 
         self._stop.set()
         _open_exporters.discard(self)
@@ -341,12 +339,13 @@ class OpenTelemetryExporter:
         self.close()
 
 
-def _shut_down(providers: list[Any], deadline: float | None) -> None:
+def _shut_down(providers: list[Any], deadline: Deadline) -> None:
     """Shut each provider down (on a helper thread: the SDK may wait on the network)."""
     for provider in providers:
+        left = deadline.left()
         try:
-            if deadline is not None and "timeout_millis" in _parameters(provider.shutdown):
-                provider.shutdown(timeout_millis=max(0.0, deadline - time.monotonic()) * 1000)
+            if left is not None and "timeout_millis" in _parameters(provider.shutdown):
+                provider.shutdown(timeout_millis=left * 1000)
             else:
                 provider.shutdown()  # TracerProvider.shutdown takes no timeout
         except Exception:
@@ -363,9 +362,9 @@ def _parameters(function: Callable[..., Any]) -> Sequence[str]:
 @atexit.register
 def _close_at_exit() -> None:
     """Give exporters nobody closed a short, shared time to send what is left."""
-    deadline = time.monotonic() + EXIT_TIMEOUT_S
+    deadline = Deadline(EXIT_TIMEOUT_S)
     for exporter in list(_open_exporters):
-        exporter.close(max(0.0, deadline - time.monotonic()))
+        exporter.close(deadline.left())
 
 
 def _emit_frame(tracer: Any, pipeline: str, frame: FrameTrace, offset: int) -> None:

@@ -18,12 +18,12 @@ with the reason.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections import Counter
 from typing import Any
 
+from framescope._waits import backoff_delay
 from framescope.kvs.acks import Ack, error_name, is_fatal
 from framescope.kvs.credentials import KVSCredentialsHandler
 from framescope.kvs.fragments import Fragment
@@ -220,8 +220,8 @@ class Uploader:
     def _connect(self, header: bytes) -> PutMediaConnection | None:
         glass = self._glass
         if self._failures:
-            delay = min(glass.reconnect_max, glass.reconnect_initial * 2 ** (self._failures - 1))
-            if self._stopping.wait(delay * random.uniform(0.8, 1.0)):
+            delay = backoff_delay(self._failures, glass.reconnect_initial, glass.reconnect_max)
+            if self._stopping.wait(delay):
                 return None
             self._add("reconnects", 1)
         wait = self._last_attempt + MIN_CONNECT_INTERVAL_S - time.monotonic()

@@ -40,6 +40,7 @@ from typing import Any
 
 from framescope._keys import replica_key
 from framescope._validation import check_int_at_least
+from framescope._waits import backoff_delay
 from framescope.clock import Clock, wait_on
 from framescope.pipeline.executors import Replica, ReplicaLostError, check_picklable
 from framescope.pipeline.replica_child import serve
@@ -324,7 +325,7 @@ class ProcessReplica:
         if self._process is not None:
             self._reap()
         first, longest = BACKOFF_S
-        delay = min(longest, first * 2 ** max(0, self._deaths_in_a_row - 1))
+        delay = backoff_delay(self._deaths_in_a_row, first, longest, jitter=0.0)
         wait_on(self._clock, self._stopping, delay)
         with self._lock:
             if self._closed:

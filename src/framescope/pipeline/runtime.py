@@ -13,12 +13,12 @@ import itertools
 import logging
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
 from framescope._ratelimit import FULL, LogLimiter
+from framescope._waits import Deadline
 from framescope.clock import Clock
 from framescope.pipeline.accounting import ItemCounts
 from framescope.pipeline.aggregation import Aggregator, NodeLink
@@ -546,10 +546,7 @@ class Runtime:
         """
         hung: list[str] = []
         # Joining is a real-time bound on real threads, whatever clock the timings use.
-        deadline = None if timeout is None else time.monotonic() + timeout
-
-        def left() -> float | None:
-            return None if deadline is None else max(0.0, deadline - time.monotonic())
+        left = Deadline(timeout).left
 
         aggregator = self.aggregator
         if aggregator is not None and not aggregator.stop(left()):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import random
 import stat
 import threading
 from collections.abc import Generator, Iterator
@@ -20,6 +19,7 @@ from framescope._validation import (
     check_positive_seconds,
     check_str_mapping,
 )
+from framescope._waits import backoff_delay
 from framescope.clock import SYSTEM_CLOCK, Clock, sleep_on, wait_on
 from framescope.video.frame import Frame
 from framescope.video.timeline import Timeline
@@ -419,8 +419,8 @@ class VideoSource:
             return False
         with self._lock:
             self._close_container()
-        delay = min(self.reconnect_max, self.reconnect_initial * 2 ** (failures - 1))
-        wait_on(self._clock, self._wake, delay * random.uniform(0.8, 1.0))
+        delay = backoff_delay(failures, self.reconnect_initial, self.reconnect_max)
+        wait_on(self._clock, self._wake, delay)
         if self._closed:
             return False
         self.reconnects += 1

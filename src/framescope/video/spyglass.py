@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import random
 import subprocess
 import threading
 import time
@@ -26,6 +25,7 @@ from framescope._validation import (
     check_positive_int,
     check_positive_seconds,
 )
+from framescope._waits import backoff_delay
 from framescope.clock import SYSTEM_CLOCK, Clock, wait_on
 from framescope.pipeline.stage import Stage
 from framescope.timepiece import Ticker
@@ -186,6 +186,7 @@ class SpyGlass(Stage):
         self._lost = 0  # frames that never reached the encoder, or died with a session
         self._handed = 0  # frames written to this session's encoder process
         self._sent_in_session = 0  # frames that process reported sent
+        self._last_session_sent = 0  # what the last session that ended had sent
         self._generation = 0  # which session's reports count
         self._session_error = False  # this session's process said why it failed
         self._stopping = threading.Event()
@@ -433,7 +434,8 @@ class SpyGlass(Stage):
         while not self._stopping.is_set():
             if not self._run_session():
                 return
-            failures += 1
+            # A session that sent frames was up: the back-off starts again from the first delay.
+            failures = 1 if self._last_session_sent else failures + 1
             self._counts["failures"] += 1
             self.state = SpyGlassState.ERROR
             self._ready.set()  # start_streaming waits no longer: it failed
@@ -443,8 +445,8 @@ class SpyGlass(Stage):
                 self.uri,
                 self.last_error,
             )
-            delay = min(self.reconnect_max, self.reconnect_initial * 2 ** (failures - 1))
-            if wait_on(self._clock, self._stopping, delay * random.uniform(0.8, 1.0)):
+            delay = backoff_delay(failures, self.reconnect_initial, self.reconnect_max)
+            if wait_on(self._clock, self._stopping, delay):
                 return
             self._counts["reconnects"] += 1
 
@@ -463,7 +465,7 @@ class SpyGlass(Stage):
         if failed and not self._session_error:  # it ended without saying why
             self.last_error = session.exit_status()
         with self._lock:
-            sent = self._sent_in_session
+            sent = self._last_session_sent = self._sent_in_session
             self._counts["sent"] += sent
             # Handed to the encoder but not confirmed sent: lost with the session.
             self._lost += max(0, self._handed - sent)
