@@ -75,15 +75,3 @@ def moto(moto_server: MotoEndpoint) -> Iterator[MotoEndpoint]:
     yield moto_server
     if moto_server.server is None:  # the test took it down: the next one finds it up
         moto_server.start()
-
-
-def wait_until(predicate: object, timeout: float = 10.0) -> bool:
-    """Poll ``predicate`` until it is true or ``timeout`` seconds pass (for real servers)."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
-        time.sleep(0.01)
-    return bool(predicate())  # type: ignore[operator]

@@ -17,7 +17,7 @@ from botocore.exceptions import (
 from framescope._aws import classify_aws_error
 from framescope.clock import FakeClock
 from framescope.delivery import FailureKind, MetricDelivery
-from tests.moto_server import wait_until
+from tests.polling import holds_within
 
 
 def client_error(code: str, status: int) -> ClientError:
@@ -93,7 +93,7 @@ def test_back_off_grows_and_is_capped() -> None:
         send, classify_aws_error, retry_initial=1.0, retry_max=8.0, clock=clock
     )
     delivery.submit(1)
-    assert wait_until(lambda: delivery.counters()["sent"] == 1)
+    assert holds_within(lambda: delivery.counters()["sent"] == 1)
     assert endpoint.calls == 7
     gaps = [(b - a) / 1e9 for a, b in itertools.pairwise(attempts)]
     expected = [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]  # doubling, then capped at retry_max
@@ -103,7 +103,7 @@ def test_back_off_grows_and_is_capped() -> None:
     # After the success the back-off starts over from retry_initial.
     endpoint.errors.append(EndpointConnectionError(endpoint_url="x"))
     delivery.submit(2)
-    assert wait_until(lambda: delivery.counters()["sent"] == 2)
+    assert holds_within(lambda: delivery.counters()["sent"] == 2)
     assert 0.8 <= (attempts[-1] - attempts[-2]) / 1e9 <= 1.0
     delivery.close()
 
@@ -112,7 +112,7 @@ def test_close_stops_a_loop_waiting_out_a_long_back_off() -> None:
     endpoint = FlakyEndpoint(*[EndpointConnectionError(endpoint_url="x") for _ in range(100)])
     delivery = MetricDelivery(endpoint, classify_aws_error, retry_initial=30.0)
     delivery.submit("x")
-    assert wait_until(lambda: delivery.failing)
+    assert holds_within(lambda: delivery.failing)
     assert not delivery.close(timeout=0.2)  # the 30 s wait does not hold it up
     counts = delivery.counters()
     assert counts["dropped"] == 1 and counts["pending"] == 0
@@ -136,10 +136,12 @@ def test_a_batch_failing_after_close_is_counted_as_dropped() -> None:
 
     delivery = MetricDelivery(stuck_then_down, classify_aws_error, name="framescope-stuck")
     delivery.submit_many(["a", "b"])
-    assert wait_until(lambda: delivery.counters()["pending"] == 2 and not delivery._buffer)
+    assert holds_within(lambda: delivery.counters()["pending"] == 2 and not delivery._buffer)
     assert not delivery.close(timeout=0.05)  # the batch is still in flight
     release.set()
-    assert wait_until(lambda: delivery.counters()["pending"] == 0)
+    assert holds_within(lambda: delivery.counters()["pending"] == 0)
     counts = delivery.counters()
     assert counts["dropped"] == 2 and counts["failed_attempts"] == 0
-    assert wait_until(lambda: not any(t.name == "framescope-stuck" for t in threading.enumerate()))
+    assert holds_within(
+        lambda: not any(t.name == "framescope-stuck" for t in threading.enumerate())
+    )

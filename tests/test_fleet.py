@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import pytest
 
 from framescope.live import LiveView
+from tests.polling import eventually
 
 from .exporters.test_prometheus import prometheus_server, query  # noqa: F401 - the fixture
 
@@ -40,15 +40,6 @@ def start_box(name: str, items: int) -> tuple[subprocess.Popen[str], dict[str, s
         box.communicate(timeout=30)
         raise
     return box, urls
-
-
-def eventually(check: Any, limit: float = 30) -> Any:
-    deadline = time.monotonic() + limit
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.2)
 
 
 def test_two_boxes_read_through_their_endpoints_and_one_merged_view(

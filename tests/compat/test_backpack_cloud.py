@@ -16,7 +16,8 @@ from framescope.autoidentity import (
 )
 from framescope.clock import FakeClock
 from framescope.cwadapter import CloudWatchTimerAdapter, CWTachometer
-from tests.moto_server import REGION, MotoEndpoint, wait_until
+from tests.moto_server import REGION, MotoEndpoint
+from tests.polling import holds_within
 
 from ..test_autoidentity import deploy
 
@@ -41,7 +42,7 @@ def test_delivery_failures_reach_the_adapters_logger(
     )
     with caplog.at_level(logging.WARNING, logger="my_app"):
         adapter.send_metrics(datetime.datetime.now(datetime.timezone.utc), _Timer([0.01, 0.02]))
-        assert wait_until(lambda: adapter.counters()["failed_attempts"] >= 1)
+        assert holds_within(lambda: adapter.counters()["failed_attempts"] >= 1)
         adapter.close(timeout=0.5)
     records = [r for r in caplog.records if r.name == "my_app.CloudWatchTimerAdapter"]
     assert records and records[0].levelno == logging.WARNING

@@ -22,7 +22,8 @@ from framescope.cwadapter import (
 from framescope.cwadapter.datum import values_and_counts
 from framescope.pipeline import Pipeline
 from framescope.timepiece import TickerTachometer
-from tests.moto_server import MotoEndpoint, wait_until
+from tests.moto_server import MotoEndpoint
+from tests.polling import holds_within
 
 pytestmark = pytest.mark.integration
 
@@ -205,9 +206,9 @@ def test_endpoint_down_then_back(moto: MotoEndpoint, clock: FakeClock) -> None:
             clock.advance(1.0)
             tach.tick()
         assert tach.reports == 3  # the frame loop went on; nothing raised
-        assert wait_until(lambda: adapter.counters()["failed_attempts"] >= 1)
+        assert holds_within(lambda: adapter.counters()["failed_attempts"] >= 1)
         retries.advance(1.0)  # the first back-off (at most retry_initial) is over
-        assert wait_until(lambda: adapter.counters()["failed_attempts"] >= 2)
+        assert holds_within(lambda: adapter.counters()["failed_attempts"] >= 2)
         assert not adapter.flush(timeout=0.1)
         counts = adapter.counters()
         assert counts["pending"] == 3 and counts["sent"] == 0
@@ -233,7 +234,7 @@ def test_full_buffer_drops_the_oldest(moto: MotoEndpoint, caplog: pytest.LogCapt
             adapter.send_metrics(base - datetime.timedelta(minutes=10 - minute), snapshot)
         # A batch being sent when the buffer filled comes back to the front on failure,
         # and is then the oldest: wait for that first failure.
-        assert wait_until(lambda: adapter.counters()["failed_attempts"] >= 1)
+        assert holds_within(lambda: adapter.counters()["failed_attempts"] >= 1)
         counts = adapter.counters()
         assert counts["dropped"] == 3 and counts["pending"] == 5
         assert "buffer full" in caplog.text
@@ -273,9 +274,9 @@ def test_missing_credentials_are_retried_not_raised(
         clock=(retries := FakeClock()),
     )
     adapter.send_metrics(datetime.datetime.now(UTC), _one_sample_snapshot(1.0))
-    assert wait_until(lambda: adapter.counters()["failed_attempts"] >= 1)
+    assert holds_within(lambda: adapter.counters()["failed_attempts"] >= 1)
     retries.advance(1.0)
-    assert wait_until(lambda: adapter.counters()["failed_attempts"] >= 2)
+    assert holds_within(lambda: adapter.counters()["failed_attempts"] >= 2)
     counts = adapter.counters()
     assert counts["pending"] == 1 and counts["sent"] == 0
     assert "NoCredentialsError" in (adapter.sender.last_error or "")
@@ -378,7 +379,7 @@ def test_close_keeps_its_timeout_against_a_hanging_endpoint(moto: MotoEndpoint) 
     )
     adapter = CloudWatchTimerAdapter(NAMESPACE, "hung", client=client)
     adapter.send_metrics(datetime.datetime.now(UTC), _one_sample_snapshot(1.0))
-    assert wait_until(lambda: adapter.counters()["pending"] == 1)
+    assert holds_within(lambda: adapter.counters()["pending"] == 1)
     started = time.monotonic()
     assert not adapter.close(timeout=2.0)
     took = time.monotonic() - started

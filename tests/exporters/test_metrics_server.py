@@ -7,7 +7,6 @@ import datetime
 import socket
 import ssl
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from cryptography.x509.oid import NameOID
 
 from framescope.exporters.prometheus import PrometheusExporter
 from framescope.pipeline import Pipeline
+from tests.polling import holds_within
 from tests.slow_clients import SlowClients
 
 pytestmark = pytest.mark.integration
@@ -32,15 +32,6 @@ pytestmark = pytest.mark.integration
 
 def handler_threads() -> int:
     return sum(1 for t in threading.enumerate() if t.name.endswith("-conn"))
-
-
-def wait_until(condition: object, limit: float = 10.0) -> bool:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return True
-        time.sleep(0.01)
-    return False
 
 
 @pytest.fixture
@@ -69,22 +60,22 @@ def test_idle_connections_hold_a_bounded_number_of_threads(exporter: PrometheusE
     try:
         # At most 4 wait for their request head; each newer one made the oldest go (503).
         assert answer_of(idle[0]).startswith(b"HTTP/1.0 503")
-        assert wait_until(lambda: server.refused == 56)
-        assert wait_until(lambda: handler_threads() <= 4)  # not one per connection
+        assert holds_within(lambda: server.refused == 56)
+        assert holds_within(lambda: handler_threads() <= 4)  # not one per connection
         # They take no slot: a scrape gets through while they wait.
         body = urllib.request.urlopen(server.url, timeout=5).read().decode()
         assert "framescope_pipeline_forwarded_items_total" in body
     finally:
         for connection in idle:
             connection.close()
-    assert wait_until(lambda: server.handler_threads() == 0)
+    assert holds_within(lambda: server.handler_threads() == 0)
 
 
 def test_slow_clients_never_keep_a_scrape_out(exporter: PrometheusExporter) -> None:
     server = exporter.serve(max_connections=8, request_timeout=30, header_timeout=2)
     slow = SlowClients(server.port, 24, "/metrics")
     try:
-        assert wait_until(lambda: server.handler_threads() == 8)  # 8 still on their head
+        assert holds_within(lambda: server.handler_threads() == 8)  # 8 still on their head
         for _ in range(5):
             body = urllib.request.urlopen(server.url, timeout=5).read().decode()
             assert "framescope_pipeline_forwarded_items_total" in body
@@ -104,7 +95,7 @@ def test_close_ends_connections_that_are_still_open(exporter: PrometheusExporter
     server = exporter.serve(request_timeout=60)
     stalled = socket.create_connection(("127.0.0.1", server.port))
     stalled.sendall(b"GET /metrics HTTP/1.0\r\n")  # never finishes its request
-    assert wait_until(lambda: server.handler_threads() == 1)
+    assert holds_within(lambda: server.handler_threads() == 1)
     assert server.close(timeout=5)  # not held for the 60 s read timeout
     assert handler_threads() == 0
     stalled.close()
@@ -156,8 +147,8 @@ def test_https_with_an_ssl_context(exporter: PrometheusExporter, tmp_path: Path)
         socket.create_connection(("127.0.0.1", server.port)), server_hostname="localhost"
     )
     slow.sendall(b"GET /metrics HTTP/1.0\r\n")
-    assert wait_until(lambda: server.timed_out == 2)
-    assert wait_until(lambda: server.handler_threads() == 0)
+    assert holds_within(lambda: server.timed_out == 2)
+    assert holds_within(lambda: server.handler_threads() == 0)
     silent.close()
     slow.close()
 

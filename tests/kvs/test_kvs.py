@@ -16,8 +16,9 @@ pytest.importorskip("boto3")
 from framescope.clock import FakeClock
 from framescope.kvs import KVSInlineCredentialsHandler, KVSSpyGlass
 from framescope.video import SpyGlassState
+from tests.polling import holds_within
 
-from ..moto_server import REGION, MotoEndpoint, wait_until
+from ..moto_server import REGION, MotoEndpoint
 from .receiver import Key, KVSReceiver
 
 pytestmark = pytest.mark.integration
@@ -135,7 +136,7 @@ def test_a_deleted_stream_stops_with_a_clear_state(
     spyglass = glass(stream, receiver)
     spyglass.start_streaming()
     put_all(spyglass, 60)
-    assert wait_until(lambda: spyglass.state is SpyGlassState.ERROR)
+    assert holds_within(lambda: spyglass.state is SpyGlassState.ERROR)
     assert "STREAM_NOT_ACTIVE (4008)" in (spyglass.last_error or "")
     assert receiver.connections == 1  # no reconnecting to a stream that is gone
     spyglass.stop_streaming(timeout=5)
@@ -271,7 +272,7 @@ def test_refused_credentials_end_in_error_after_one_retry(
     )
     spyglass.start_streaming()
     put_all(spyglass, 60)
-    assert wait_until(lambda: spyglass.state is SpyGlassState.ERROR)
+    assert holds_within(lambda: spyglass.state is SpyGlassState.ERROR)
     assert "NotAuthorizedException" in (spyglass.last_error or "")
     assert receiver.refused == ["the request signature does not match"] * 2
     spyglass.stop_streaming(timeout=5)
@@ -284,7 +285,7 @@ def test_a_stream_that_does_not_exist_is_a_clear_error(
     spyglass = glass(moto, receiver)  # no stream was created
     spyglass.start_streaming()
     put_all(spyglass, 40)
-    assert wait_until(lambda: spyglass.state is SpyGlassState.ERROR)
+    assert holds_within(lambda: spyglass.state is SpyGlassState.ERROR)
     assert "ResourceNotFoundException" in (spyglass.last_error or "")
     assert receiver.connections == 0
     spyglass.stop_streaming(timeout=5)
@@ -315,7 +316,7 @@ def test_a_receiver_that_is_down_never_blocks_the_frame_loop(stream: MotoEndpoin
         ticks += 1
     elapsed = time.perf_counter() - started
     assert ticks / elapsed > 1000  # hundreds of thousands a second here; any wait would show
-    assert wait_until(lambda: spyglass.counters()["connect_failures"] >= 1)
+    assert holds_within(lambda: spyglass.counters()["connect_failures"] >= 1)
     assert spyglass.stop_streaming(timeout=5)
     counts = spyglass.counters()
     assert counts["put"] == 600 == counts["sent"] + counts["dropped"]

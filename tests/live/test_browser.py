@@ -22,6 +22,7 @@ from selenium.webdriver.common.by import By
 
 from framescope import Pipeline
 from framescope.live import LiveView
+from tests import polling
 
 from ..pipeline.helpers import Gate
 
@@ -50,18 +51,8 @@ def browser() -> Iterator[Any]:
 
 
 def eventually(check: Callable[[], Any], limit: float = 20) -> Any:
-    deadline = time.monotonic() + limit
-    while True:
-        try:
-            value = check()
-            if value:
-                return value
-        except Exception:  # the element may not be drawn yet
-            if time.monotonic() > deadline:
-                raise
-        if time.monotonic() > deadline:
-            raise AssertionError("the page never showed it")
-        time.sleep(0.05)
+    """The page may still be drawing: an error from ``check`` counts as not yet."""
+    return polling.eventually(check, limit, errors=True)
 
 
 def totals(driver: Any) -> str:

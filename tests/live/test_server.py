@@ -18,6 +18,7 @@ import pytest
 from framescope import Pipeline
 from framescope.live import LiveView
 from framescope.pipeline.state import PipelineState
+from tests.polling import holds_within
 from tests.slow_clients import SlowClients
 
 from ..pipeline.helpers import Gate
@@ -188,7 +189,7 @@ def test_slow_clients_never_keep_one_with_the_token_out() -> None:
     )
     slow = SlowClients(view.port, 12, "/healthz")
     try:
-        assert wait_until(lambda: view._server.handler_threads() == 4)  # 4 still on their head
+        assert holds_within(lambda: view._server.handler_threads() == 4)  # 4 still on their head
         for _ in range(5):
             assert status(with_query(view, "healthz")) == 200
         # Each one was cut: to make room (503), or at the head's deadline (408).
@@ -219,7 +220,7 @@ def test_streams_whose_clients_left_free_their_slots_without_a_new_frame() -> No
         for stream in streams:
             stream.close()
         until_ok(with_query(view, "healthz"))
-        assert wait_until(lambda: view._server.handler_threads() == 0)
+        assert holds_within(lambda: view._server.handler_threads() == 0)
     pipeline.cleanup()
 
 
@@ -229,19 +230,10 @@ def test_a_stream_ends_when_its_preview_stops() -> None:
     pipeline.add(lambda f: f, "Annotate").add(view.preview("still"))
     with view:
         stream = urllib.request.urlopen(with_query(view, "video/still.mjpg"), timeout=5)
-        assert wait_until(lambda: view._server.handler_threads() == 1)
+        assert holds_within(lambda: view._server.handler_threads() == 1)
         pipeline.cleanup()  # stops the preview's encoder: no JPEG will come
         assert stream.read() == b""  # the end, not a stream held open for ever
-        assert wait_until(lambda: view._server.handler_threads() == 0)
-
-
-def wait_until(condition: Any, limit: float = 10.0) -> bool:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return False
+        assert holds_within(lambda: view._server.handler_threads() == 0)
 
 
 def serve_again(pipeline: Pipeline, port: int) -> LiveView:

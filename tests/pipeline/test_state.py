@@ -2,25 +2,15 @@ from __future__ import annotations
 
 import threading
 from itertools import islice, pairwise
-from typing import Any
 
 import pytest
 
 from framescope import Pipeline, Stage
 from framescope.clock import FakeClock
 from framescope.pipeline.state import PipelineState, merge_states
+from tests.polling import wait_for
 
 from .helpers import Busy, Gate
-
-
-def wait_until(predicate: Any, what: str) -> None:
-    """Wait on a condition another thread makes true (bounded; no fixed sleeps)."""
-    done = threading.Event()
-    for _ in range(10_000):
-        if predicate():
-            return
-        done.wait(0.001)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.parametrize("debug", [True, False])
@@ -38,12 +28,12 @@ def test_all_nodes_idle_with_invalid_timings_before_start(debug: bool) -> None:
 def test_node_blocked_in_get_is_getting_inputs_with_input_waiting() -> None:
     pipeline = Pipeline(debug=True).add(lambda d: d, "A").parallelize().start()
     node = pipeline.get_pipeline_state().nodes("MainPipeline__A")
-    wait_until(
+    wait_for(
         lambda: (
             pipeline.get_pipeline_state().nodes("MainPipeline__A").summary().state
             == "GETTING_INPUTS"
         ),
-        "the node to wait for input",
+        what="the node to wait for input",
     )
     node = pipeline.get_pipeline_state().nodes("MainPipeline__A")
     assert node.summary().state == "GETTING_INPUTS"
@@ -61,21 +51,21 @@ def test_filling_a_queue_then_blocking_the_sender() -> None:
     seen = []
     for i in range(1, 5):
         pipeline.forward(i)
-        wait_until(
+        wait_for(
             lambda i=i: (
                 pipeline.get_pipeline_state().nodes("MainPipeline__B").inputs("in").num_queued == i
             ),
-            f"{i} queued",
+            what=f"{i} queued",
         )
         seen.append(pipeline.get_pipeline_state().nodes("MainPipeline__B").inputs("in").num_queued)
     assert seen == [1, 2, 3, 4]
     pipeline.forward(5)  # A takes it and cannot send it on
-    wait_until(
+    wait_for(
         lambda: (
             pipeline.get_pipeline_state().nodes("MainPipeline__A").summary().state
             == "SENDING_OUTPUTS"
         ),
-        "A to block on its send",
+        what="A to block on its send",
     )
     state = pipeline.get_pipeline_state()
     assert state.nodes("MainPipeline__B").inputs("in").state == "BLOCKED"

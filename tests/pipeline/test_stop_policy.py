@@ -4,13 +4,12 @@ what really did not stop."""
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 
 import pytest
 
 from framescope import Pipeline
 from framescope.pipeline import PipelineStoppedError
+from tests.polling import wait_for
 
 from .helpers import FailWhenReleased, Gate, HoldOn
 
@@ -34,13 +33,6 @@ def test_cleanup_with_a_hung_stage_names_only_that_stage_not_the_aggregator() ->
         hang.release.set()  # let the hung thread end
 
 
-def wait_until(condition: Callable[[], bool], seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "the condition did not come true in time"
-        threading.Event().wait(0.001)
-
-
 @pytest.mark.parametrize("debug", [False, True])
 def test_stop_delivers_the_items_ahead_of_the_failure_then_raises(debug: bool) -> None:
     first, last = HoldOn(8, "First"), HoldOn(5, "Last")
@@ -57,7 +49,7 @@ def test_stop_delivers_the_items_ahead_of_the_failure_then_raises(debug: bool) -
     # 5 is inside the last stage, 6 waits in its queue, 7 is in the middle, 8 in the first
     assert last.entered.wait(10) and middle.entered.wait(10) and first.entered.wait(10)
     middle.release.set()  # 7 fails
-    wait_until(lambda: pipeline.counters()["failed"] == 1)
+    wait_for(lambda: pipeline.counters()["failed"] == 1)
     with pytest.raises(PipelineStoppedError):
         pipeline.forward(9)
     first.release.set()  # 8 came in after the failing item: it goes no further
@@ -92,7 +84,7 @@ def test_a_forward_waiting_for_room_when_a_stage_stops_the_pipeline_is_refused()
 
     feeder = threading.Thread(target=blocked_forward)
     feeder.start()
-    wait_until(lambda: pipeline._runtime._feeding)  # it waits for room (no public probe)
+    wait_for(lambda: pipeline._runtime._feeding)  # it waits for room (no public probe)
     failing.release.set()
     feeder.join(10)
     assert not feeder.is_alive() and isinstance(outcome[0], PipelineStoppedError)
@@ -116,7 +108,7 @@ def test_an_item_after_the_failing_one_that_a_replica_finished_goes_no_further()
         assert pipeline.forward(item)
     assert middle.entered.wait(10)  # one replica holds 7
     held = pipeline._runtime.held  # (no public probe) the other replica is done with 8
-    wait_until(lambda: held()["MainPipeline__Middle"] == 1)
+    wait_for(lambda: held()["MainPipeline__Middle"] == 1)
     middle.release.set()  # 7 fails: 8 is let go behind it
     got: list[int] = []
     with pytest.raises(PipelineStoppedError):

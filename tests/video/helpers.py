@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -180,22 +179,3 @@ class RtspCamera:
         self._reader.join(10)  # it reads to the end of the output
         assert self.process.stdout is not None
         self.process.stdout.close()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        threading.Event().wait(0.02)
-
-
-def holds_within(condition: Callable[[], object], limit: float = 30) -> bool:
-    """Poll ``condition`` every 10 ms; whether it held within ``limit`` s."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return False

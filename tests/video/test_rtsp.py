@@ -13,8 +13,9 @@ pytest.importorskip("av")
 
 from framescope.clock import FakeClock
 from framescope.video import Frame, VideoSource
+from tests.polling import wait_for
 
-from .helpers import RtspCamera, gstreamer_rtsp_missing, wait_for
+from .helpers import RtspCamera, gstreamer_rtsp_missing
 
 _MISSING = gstreamer_rtsp_missing()
 pytestmark = [

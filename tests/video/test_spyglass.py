@@ -21,8 +21,9 @@ from framescope.video import (
     SyntheticSource,
     VideoSource,
 )
+from tests.polling import holds_within
 
-from .helpers import Receiver, free_port, holds_within, write_clip
+from .helpers import Receiver, free_port, write_clip
 
 pytestmark = pytest.mark.integration
 

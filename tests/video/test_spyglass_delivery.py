@@ -17,8 +17,9 @@ av = pytest.importorskip("av")
 
 from framescope.video import Frame, SpyGlass, SpyGlassState  # noqa: E402
 from framescope.video.session import FrameProcess  # noqa: E402
+from tests.polling import holds_within  # noqa: E402
 
-from .helpers import Receiver, free_port, holds_within  # noqa: E402
+from .helpers import Receiver, free_port  # noqa: E402
 
 pytestmark = pytest.mark.integration
 

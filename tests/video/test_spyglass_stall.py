@@ -13,8 +13,7 @@ pytest.importorskip("av")
 
 from framescope.clock import FakeClock
 from framescope.video import SpyGlass, SpyGlassState
-
-from .helpers import holds_within
+from tests.polling import holds_within
 
 pytestmark = pytest.mark.integration
 
