@@ -486,9 +486,9 @@ def _report(
     if settings.replicas > 1:
         out.write(f"{compare_phases(report.phases, report.claims, settings.replicas)}\n\n")
     out.write(f"{summary}\n")
-    of = "" if len(report.phases) < 2 else f" (of the {settings.replicas}-replica phase)"
+    of = "" if len(report.phases) < 2 else f"of the {settings.replicas}-replica phase; "
     if report.trace_problem is None:
-        out.write(f"\nTrace written to {report.trace}{of} (open it at https://ui.perfetto.dev)\n")
+        out.write(f"\nTrace written to {report.trace} ({of}open it at https://ui.perfetto.dev)\n")
     else:
         out.write(f"\nTrace not written: {report.trace_problem}\n")
     again = f"framescope demo{settings.options}"
