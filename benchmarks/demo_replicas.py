@@ -41,7 +41,8 @@ from framescope.demo import DemoReport, run_demo  # noqa: E402
 
 HOGS = 2
 TOLERANCE = 0.15
-_IDLE = re.compile(r"[^.;(]*\bidle\b[^.;)]*")
+_IDLE = re.compile(r"\bidle\b")
+_PARTS = re.compile(r"[;()\n]|\.\s")  # the clauses of the diagnosis's text
 
 
 @dataclass(frozen=True)
@@ -89,9 +90,9 @@ def claimed_gain(report: DemoReport) -> tuple[float | None, str]:
 def idle_claim(report: DemoReport) -> str | None:
     """The diagnosis's words that call cores idle, if any."""
     text = report.diagnosis.report() if report.diagnosis is not None else ""
-    for found in _IDLE.finditer(text):
-        if "core" in found.group(0):
-            return found.group(0).strip()
+    for part in _PARTS.split(text):
+        if _IDLE.search(part) and "core" in part:
+            return " ".join(part.split())
     return None
 
 
