@@ -1,6 +1,6 @@
 """Cost of the CPU accounting: one sampling pass over 10 stage threads, and its share of a snapshot.
 
-Run: python benchmarks/cpu.py [--passes 2000] [--snapshots 2000] [--rounds 5]
+Run: python benchmarks/cpu.py [--passes 2000] [--snapshots 1000] [--rounds 5]
 
 A pipeline of 10 threaded stages (real threads, started, waiting for input),
 read through the kernel's accounting (``/proc/self/task/<tid>/schedstat`` per
@@ -10,11 +10,13 @@ thread and ``/proc/stat``, or the thread CPU clocks where there is no
 1. ``CpuAccounting.sample(force=True)``: one pass over the 10 threads and the
    machine, median of ``--passes`` in microseconds. Target: < 200 us (a
    snapshot samples at most every 0.25 s: under 0.1% of one core).
-2. ``Pipeline.snapshot()`` with a sampling pass in every snapshot against
-   one that skips it (the 0.25 s gap not yet passed): the medians, their
-   difference, and a pass as a share of a snapshot (the difference is within
-   the snapshots' own noise on a busy machine; the share uses figure 1). The two alternate within
-   each round; the figures are the medians of the rounds.
+2. Per snapshot: ``Pipeline.snapshot()`` with the accounting as it is in
+   steady use (20 readings per thread: a 5 s window at one pass per 0.25 s)
+   and the pass itself skipped (the 0.25 s gap not yet passed), median of
+   ``--snapshots``; the part of it that reads the CPU splits and the
+   machine's load; and a pass as a share of a snapshot that makes one
+   (snapshot + pass). Passes and snapshots alternate by round; the figures
+   are the medians of the rounds.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from framescope import Pipeline
 from framescope.pipeline.cpu import ProcCpuSource, default_cpu_source
 
 STAGES = 10
+READINGS = 20  # a 5 s window at one pass per 0.25 s
 
 
 def identity(item: Any) -> Any:
@@ -55,20 +58,35 @@ def median_us(call: Any, count: int) -> float:
     return statistics.median(times) / 1e3
 
 
-def snapshot_us(pipeline: Pipeline, accounting: Any, count: int, sampled: bool) -> float:
-    """Median microseconds per snapshot, with a sampling pass in each one or in none."""
-    gap = accounting._gap_ns  # the 0.25 s between passes
-    accounting._gap_ns = 0 if sampled else 1 << 62
-    try:
-        return median_us(pipeline.snapshot, count)
-    finally:
-        accounting._gap_ns = gap
+def steady(accounting: Any) -> None:
+    """Fill the window as steady use does: 20 readings per thread, then no pass in a snapshot."""
+    window = accounting._window_ns
+    accounting._window_ns = 1 << 62
+    for _ in range(READINGS):
+        accounting.sample(force=True)
+    for track in accounting._tracks.values():
+        while len(track.points) > READINGS:
+            track.points.popleft()
+    accounting._window_ns = window
+    accounting._gap_ns = 1 << 62  # no snapshot of the figures makes a pass
+
+
+def read_us(pipeline: Pipeline, accounting: Any, count: int) -> tuple[float, float]:
+    """Median microseconds of a snapshot (no pass in it), and of reading the CPU part alone."""
+    keys = [[stage.key] for stage in pipeline.snapshot().stages]
+
+    def cpu_part() -> None:
+        for key in keys:
+            accounting.split(key)
+        accounting.machine()
+
+    return median_us(pipeline.snapshot, count), median_us(cpu_part, count)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--passes", type=int, default=2000)
-    parser.add_argument("--snapshots", type=int, default=2000)
+    parser.add_argument("--snapshots", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     pipeline = ten_stages()
@@ -80,13 +98,15 @@ def main() -> int:
             raise SystemExit(f"expected {STAGES} tracked stage threads, found {tracked}")
         real = isinstance(default_cpu_source(), ProcCpuSource)
         print(f"{tracked} tracked stage threads, read through {source} (/proc: {real})")
-        passes, with_pass, without = [], [], []
-        for round_ in range(args.rounds):
+        passes, snapshots, cpu_parts = [], [], []
+        for _ in range(args.rounds):
             passes.append(median_us(lambda: accounting.sample(force=True), args.passes))
-            order = (True, False) if round_ % 2 == 0 else (False, True)
-            for sampled in order:
-                figure = snapshot_us(pipeline, accounting, args.snapshots, sampled)
-                (with_pass if sampled else without).append(figure)
+            gap = accounting._gap_ns
+            steady(accounting)
+            snapshot, cpu_part = read_us(pipeline, accounting, args.snapshots)
+            accounting._gap_ns = gap
+            snapshots.append(snapshot)
+            cpu_parts.append(cpu_part)
     finally:
         pipeline.cleanup()
     one = statistics.median(passes)
@@ -96,13 +116,15 @@ def main() -> int:
         f"rounds: {one:.1f} us (rounds {min(passes):.1f}-{max(passes):.1f})  "
         f"< 200 us {'ok' if ok else 'MISSED'}"
     )
-    sampled, skipped = statistics.median(with_pass), statistics.median(without)
-    print(f"2. Pipeline.snapshot() of the 10 stages, median of {args.snapshots} x {args.rounds}:")
-    print(f"   with a sampling pass in it: {sampled:.1f} us")
-    print(f"   without (skipped, < 0.25 s since the last): {skipped:.1f} us")
+    snapshot, cpu_part = statistics.median(snapshots), statistics.median(cpu_parts)
     print(
-        f"   difference: {sampled - skipped:.1f} us; one pass is {one / skipped:.1%} of a "
-        "snapshot that skips it"
+        f"2. Pipeline.snapshot() of the 10 stages, {READINGS} readings per thread, no pass in "
+        f"it: {snapshot:.1f} us (median of {args.snapshots} x {args.rounds} rounds)"
+    )
+    print(f"   of which reading the CPU splits and the machine's load: {cpu_part:.1f} us")
+    print(
+        f"   a snapshot that makes a pass: {snapshot + one:.1f} us, the pass "
+        f"{one / (snapshot + one):.0%} of it"
     )
     print(f"   at most 4 passes a second: {4 * one / 1e6:.3%} of one core")
     return 0 if ok else 1
