@@ -52,18 +52,29 @@ class MotoEndpoint:
         return self.session().client(service, endpoint_url=self.url)  # type: ignore[attr-defined]
 
 
-@pytest.fixture
-def moto() -> Iterator[MotoEndpoint]:
-    """A fresh moto server on a free loopback port (its data is reset per test)."""
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoEndpoint]:
+    """One moto server on a free loopback port for the whole session."""
     endpoint = MotoEndpoint(free_port())
     endpoint.start()
     try:
-        import requests
-
-        requests.post(f"{endpoint.url}/moto-api/reset", timeout=5)
         yield endpoint
     finally:
         endpoint.stop()
+
+
+@pytest.fixture
+def moto(moto_server: MotoEndpoint) -> Iterator[MotoEndpoint]:
+    """The session's moto server, its data reset for this test (started again if a test
+    stopped it, on the same port)."""
+    import requests
+
+    if moto_server.server is None:
+        moto_server.start()
+    requests.post(f"{moto_server.url}/moto-api/reset", timeout=5).raise_for_status()
+    yield moto_server
+    if moto_server.server is None:  # the test took it down: the next one finds it up
+        moto_server.start()
 
 
 def wait_until(predicate: object, timeout: float = 10.0) -> bool:

@@ -11,6 +11,8 @@ from framescope.autoidentity import AutoIdentity, HostIdentity
 from framescope.clock import FakeClock
 from tests.moto_server import REGION, MotoEndpoint
 
+pytestmark = pytest.mark.integration
+
 
 def deploy(endpoint: MotoEndpoint, count: int) -> list[str]:
     """Provision a device and create ``count`` application instances; returns their ids."""

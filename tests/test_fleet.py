@@ -11,9 +11,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from framescope.live import LiveView
 
 from .exporters.test_prometheus import prometheus_server, query  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -20,6 +20,8 @@ import pytest
 from framescope import Pipeline, Stage
 from framescope.timepiece import Ticker
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parent.parent
 _BLOCK = re.compile(r"(?:<!-- readme-test: needs ([^>]*?) -->\n)?```python\n(.+?)\n```", re.S)
 

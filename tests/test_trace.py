@@ -254,3 +254,69 @@ def test_export_trace_replaces_a_file_only_when_told(tmp_path: Path) -> None:
     path = pipeline.export_trace(kept, overwrite=True)
     assert json.loads(path.read_text())["traceEvents"]
     pipeline.cleanup()
+
+
+def _cpu_counters(document: dict[str, Any]) -> dict[str, list[tuple[float, dict[str, float]]]]:
+    tracks: dict[str, list[tuple[float, dict[str, float]]]] = defaultdict(list)
+    for event in document["traceEvents"]:
+        if event["ph"] == "C" and event["name"].endswith(" cpu"):
+            tracks[event["name"]].append((event["ts"], event["args"]))
+    return dict(tracks)
+
+
+def test_cpu_readings_become_a_counter_track_per_stage() -> None:
+    start = 5_000_000_000
+    cpu = {
+        "Cam__Detect": [
+            (start, 0.9, 0.0, 0.0),  # its interval began before the readings kept: left out
+            (start + 500_000_000, 0.5, 0.2, 0.1),
+            (start + 1_000_000_000, 0.25, 0.5, 0.125),
+        ],
+        "Cam__Draw": [(start, 0.3, None, None), (start + 250_000_000, 0.1, None, None)],
+        "Cam__Idle": [(start, 0.0, 0.0, 0.0)],  # one reading: no interval to draw
+    }
+    document = chrome_trace([], ["Cam__Detect", "Cam__Draw", "Cam__Idle"], cpu=cpu)
+    json.dumps(document)
+    assert _cpu_counters(document) == {
+        # each reading drawn from the one before (ts in microseconds from the first)
+        "Cam__Detect cpu": [
+            (0.0, {"on_cpu": 50.0, "waiting": 20.0, "blocked": 10.0}),
+            (500_000.0, {"on_cpu": 25.0, "waiting": 50.0, "blocked": 12.5}),
+        ],
+        "Cam__Draw cpu": [(0.0, {"on_cpu": 10.0})],  # waiting and blocked not known
+    }
+    assert _cpu_counters(chrome_trace([], ["Cam__Detect"])) == {}
+
+
+def test_export_trace_draws_each_stage_s_cpu_readings(tmp_path: Path, clock: FakeClock) -> None:
+    from framescope.pipeline.cpu import FakeCpuSource
+
+    source = FakeCpuSource(cores=2)
+    source.set("Cam__Detect", on_cpu=0.0, waiting=0.0)
+    source.set("Cam__Infer#0", on_cpu=0.0, waiting=0.0)
+    source.set("Cam__Infer#1", on_cpu=0.0, waiting=0.0)
+    pipeline = Pipeline(name="Cam", debug=True, clock=clock, cpu_source=source)
+    pipeline.add(lambda x: x, "Detect").add(lambda x: x, "Infer", replicas=2).parallelize()
+    try:
+        assert list(pipeline.run(range(4))) == [0, 1, 2, 3]
+        for step in range(1, 4):
+            # Set before the clock moves: the aggregator's readings see them too.
+            source.set("Cam__Detect", on_cpu=0.2 * step, waiting=0.1 * step)
+            source.set("Cam__Infer#0", on_cpu=0.4 * step, waiting=0.0)
+            source.set("Cam__Infer#1", on_cpu=0.1 * step, waiting=0.05 * step)
+            clock.advance(0.5)
+            pipeline.snapshot()  # a reading
+        written = pipeline.export_trace(tmp_path / "trace.json")
+        stages = {s.key: s.cpu for s in pipeline.snapshot().stages}
+    finally:
+        pipeline.cleanup()
+    tracks = _cpu_counters(json.loads(written.read_text()))
+    assert set(tracks) == {f"{key} cpu" for key in stages}
+    for key, split in stages.items():
+        assert split is not None and len(split.series) >= 3, key
+        drawn = [args["on_cpu"] for _, args in tracks[f"{key} cpu"]]
+        assert drawn == [round(point[1] * 100, 1) for point in split.series[1:]], key
+    # The last readings: Detect 0.2 s on a CPU and 0.1 s waiting in every 0.5 s.
+    assert tracks["Cam__Detect cpu"][-1][1] == {"on_cpu": 40.0, "waiting": 20.0, "blocked": 0.0}
+    assert tracks["Cam__Infer#0 cpu"][-1][1]["on_cpu"] == 80.0
+    assert tracks["Cam__Infer cpu"][-1][1]["on_cpu"] == 50.0  # the replicas' average

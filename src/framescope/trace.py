@@ -5,14 +5,17 @@ each stage when it waited, ran and handed the frame on, plus custom blocks.
 :func:`chrome_trace` turns a list of them into the Trace Event format: one track
 per stage thread, a slice per stage call (custom blocks nested inside), flow
 arrows linking one frame across its stages, a track of whole frames, and
-counter tracks for queue depth and throughput. :func:`write_trace` saves it,
-gzip-compressed when the path ends in ``.gz``.
+counter tracks for queue depth and throughput, and, given each stage's CPU
+readings, a counter track per stage of its time on a CPU, waiting for one and
+blocked. :func:`write_trace` saves it, gzip-compressed when the path ends in
+``.gz``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gzip
+import itertools
 import json
 import os
 import tempfile
@@ -21,11 +24,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from framescope._keys import leaf_name
 from framescope._snapshotformat import Fields, SnapshotFormatError, check_integer, shown
 
-__all__ = ["FrameTrace", "StageSpan", "chrome_trace", "write_trace"]
+__all__ = ["CpuSeries", "FrameTrace", "StageSpan", "chrome_trace", "write_trace"]
 
 _PID = 1
+
+CpuSeries = Sequence[tuple[int, float, float | None, float | None]]
+"""A stage's CPU readings: ``(taken_ns, on_cpu, waiting, blocked)``, each a share of the
+interval since the reading before (``CpuSplit.series``; None: not known)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,14 +155,31 @@ def _us(t_ns: int, origin: int) -> float:
 
 
 def chrome_trace(
-    frames: Sequence[FrameTrace], node_ids: Sequence[str], *, title: str = "framescope"
+    frames: Sequence[FrameTrace],
+    node_ids: Sequence[str],
+    *,
+    title: str = "framescope",
+    cpu: Mapping[str, CpuSeries] | None = None,
 ) -> dict[str, Any]:
-    """Render frame traces as a Chrome Trace Event document (a JSON-ready dict)."""
+    """Render frame traces as a Chrome Trace Event document (a JSON-ready dict).
+
+    ``cpu`` maps a stage (or replica) key to its CPU readings
+    (``StageSnapshot.cpu.series``): each becomes a counter track
+    ``"<key> cpu"`` with ``on_cpu``, ``waiting`` and ``blocked`` in percent of
+    the wall time, each reading drawn from the reading before it to its own
+    (the first reading, whose interval starts before the readings kept, is
+    left out; a share not known is left out of its args).
+    """
     tids = {node_id: index + 1 for index, node_id in enumerate(node_ids)}
     events = _track_names(title, tids)
-    if not frames:
+    cpu = {} if cpu is None else cpu
+    starts = [frame.t_in for frame in frames]
+    starts.extend(series[0][0] for series in cpu.values() if len(series) > 1)
+    if not starts:
         return {"traceEvents": events, "displayTimeUnit": "ms"}
-    origin = min(frame.t_in for frame in frames)
+    origin = min(starts)
+    for key, series in cpu.items():
+        events.extend(_cpu_counter(key, series, origin))
     last_sent: dict[str, tuple[int, int]] = {}  # node -> (t_sent, frame id) of its last span
     last_node = node_ids[-1] if node_ids else None
     for frame in sorted(frames, key=lambda f: f.frame_id):
@@ -213,7 +238,7 @@ def _span_events(
     start = _us(span.t_start, origin)
     events: list[dict[str, Any]] = [
         {
-            "name": span.node_id.rsplit("__", 1)[-1],
+            "name": leaf_name(span.node_id),
             "cat": "stage",
             "ph": "X",
             "pid": _PID,
@@ -264,6 +289,21 @@ def _span_events(
             "args": {span.node_id: span.queued},
         }
     )
+    return events
+
+
+def _cpu_counter(key: str, series: CpuSeries, origin: int) -> list[dict[str, Any]]:
+    """One stage's CPU counter: each reading's shares, in percent, from the reading before."""
+    events = []
+    for (start, *_), (_, *shares) in itertools.pairwise(series):
+        args = {
+            name: round(share * 100, 1)
+            for name, share in zip(("on_cpu", "waiting", "blocked"), shares, strict=True)
+            if share is not None
+        }
+        events.append(
+            {"name": f"{key} cpu", "ph": "C", "pid": _PID, "ts": _us(start, origin), "args": args}
+        )
     return events
 
 

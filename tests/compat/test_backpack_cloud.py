@@ -20,6 +20,8 @@ from tests.moto_server import REGION, MotoEndpoint, wait_until
 
 from ..test_autoidentity import deploy
 
+pytestmark = pytest.mark.integration
+
 
 def test_delivery_failures_reach_the_adapters_logger(
     moto: MotoEndpoint, caplog: pytest.LogCaptureFixture

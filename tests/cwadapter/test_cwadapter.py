@@ -24,6 +24,8 @@ from framescope.pipeline import Pipeline
 from framescope.timepiece import TickerTachometer
 from tests.moto_server import MotoEndpoint, wait_until
 
+pytestmark = pytest.mark.integration
+
 UTC = datetime.timezone.utc
 NAMESPACE = "framescope-tests"
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.integration
+
 pytest.importorskip("prometheus_client")
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "fleet_metrics.py"

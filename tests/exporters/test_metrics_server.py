@@ -27,6 +27,8 @@ from framescope.exporters.prometheus import PrometheusExporter
 from framescope.pipeline import Pipeline
 from tests.slow_clients import SlowClients
 
+pytestmark = pytest.mark.integration
+
 
 def handler_threads() -> int:
     return sum(1 for t in threading.enumerate() if t.name.endswith("-conn"))

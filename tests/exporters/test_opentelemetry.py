@@ -246,6 +246,7 @@ def receiver() -> Iterator[OTLPReceiver]:
     server.close()
 
 
+@pytest.mark.integration
 def test_otlp_http_end_to_end(receiver: OTLPReceiver, clock: FakeClock) -> None:
     meter_provider = otlp_meter_provider(f"{receiver.url}/v1/metrics", interval_s=3600)
     tracer_provider = otlp_tracer_provider(f"{receiver.url}/v1/traces")
@@ -290,6 +291,7 @@ def test_otlp_http_end_to_end(receiver: OTLPReceiver, clock: FakeClock) -> None:
     assert exporter.spans_exported == len(span_names)  # delivered, counted by the collector's 200
 
 
+@pytest.mark.integration
 def test_default_provider_is_otlp_http(
     receiver: OTLPReceiver, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
 ) -> None:
@@ -327,6 +329,7 @@ def silent_collector(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     listener.close()
 
 
+@pytest.mark.integration
 def test_close_returns_within_its_timeout_when_the_collector_hangs(
     silent_collector: str, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
 ) -> None:
@@ -355,6 +358,7 @@ def test_close_refuses_a_bad_timeout(clock: FakeClock) -> None:
     assert exporter.close(timeout=None)
 
 
+@pytest.mark.integration
 def test_a_program_that_never_closes_its_exporter_exits_promptly(silent_collector: str) -> None:
     script = textwrap.dedent(
         """
@@ -383,3 +387,36 @@ def test_a_program_that_never_closes_its_exporter_exits_promptly(silent_collecto
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "done"
+
+
+def test_stage_cpu_by_state_and_the_machine_gauges(clock: FakeClock) -> None:
+    from ..cpu_figures import measured_pipeline
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    pipeline, _ = measured_pipeline(clock)
+    exporter = OpenTelemetryExporter(provider)
+    try:
+        exporter.add_pipeline(pipeline)
+        found = points(reader)
+    finally:
+        exporter.close()
+        provider.shutdown()
+        pipeline.cleanup()
+
+    def cpu(stage: str) -> dict[str, float]:
+        return {
+            attrs["state"]: seconds
+            for attrs, seconds in found["framescope.stage.cpu"]
+            if attrs["stage"] == stage and attrs["pipeline"] == "Cam"
+        }
+
+    assert cpu("Detect") == pytest.approx({"on_cpu": 0.5, "runqueue": 0.2, "blocked": 0.1})
+    assert cpu("Infer") == pytest.approx({"on_cpu": 0.4, "runqueue": 0.2, "blocked": 0.0})
+    assert cpu("Draw") == pytest.approx({"on_cpu": 0.1})
+    assert len(found["framescope.stage.cpu"]) == 7  # no replica of Infer counted twice
+    cam = {"pipeline": "Cam"}
+    assert value(found, "framescope.machine.cores", **cam) == 4
+    assert value(found, "framescope.machine.cpu_busy", **cam) == pytest.approx(0.5)
+    assert value(found, "framescope.machine.load1", **cam) == pytest.approx(1.5)
+    assert value(found, "framescope.process.cpu_cores", **cam) == pytest.approx(0.7)

@@ -287,6 +287,7 @@ def query(url: str, expression: str) -> list[dict[str, Any]]:
     return result
 
 
+@pytest.mark.integration
 def test_real_prometheus_scrapes_the_values(prometheus_server: Any, clock: FakeClock) -> None:
     pipeline = Pipeline(name="Cam", clock=clock)
 
@@ -318,3 +319,47 @@ def test_real_prometheus_scrapes_the_values(prometheus_server: Any, clock: FakeC
         up = query(prometheus, 'up{job="framescope"}')
         assert float(up[0]["value"][1]) == 1
     pipeline.cleanup()
+
+
+def test_stage_cpu_seconds_by_state_and_the_machine_gauges(clock: FakeClock) -> None:
+    from ..cpu_figures import measured_pipeline
+
+    pipeline, _ = measured_pipeline(clock)
+    try:
+        with PrometheusExporter() as exporter:
+            exporter.add_pipeline(pipeline)
+            samples = scrape(exporter.serve().url)
+    finally:
+        pipeline.cleanup()
+
+    def cpu(stage: str) -> dict[str, float]:
+        labels = (("pipeline", "Cam"), ("stage", stage))
+        return {
+            dict(found)["state"]: value
+            for (name, found), value in samples.items()
+            if name == "framescope_stage_cpu_seconds_total" and found[:2] == labels
+        }
+
+    assert cpu("Detect") == pytest.approx({"on_cpu": 0.5, "runqueue": 0.2, "blocked": 0.1})
+    # A replicated stage: its replicas' seconds summed; no replica series of its own.
+    assert cpu("Infer") == pytest.approx({"on_cpu": 0.4, "runqueue": 0.2, "blocked": 0.0})
+    assert cpu("Draw") == pytest.approx({"on_cpu": 0.1})  # the rest not reported: left out
+    cam = (("pipeline", "Cam"),)
+    assert samples[("framescope_machine_cores", cam)] == 4
+    assert samples[("framescope_machine_cpu_busy_ratio", cam)] == pytest.approx(0.5)
+    assert samples[("framescope_machine_load1", cam)] == pytest.approx(1.5)
+    assert samples[("framescope_process_cpu_cores", cam)] == pytest.approx(0.7)
+
+
+def test_a_serial_pipeline_has_no_cpu_series_and_state_is_a_reserved_label(
+    clock: FakeClock,
+) -> None:
+    pipeline = Pipeline(name="Cam", clock=clock).add(lambda x: x, "Detect")
+    assert list(pipeline.run(range(3))) == [0, 1, 2]
+    with PrometheusExporter() as exporter:
+        exporter.add_pipeline(pipeline)
+        samples = scrape(exporter.serve().url)
+    pipeline.cleanup()
+    assert not [key for key in samples if key[0] == "framescope_stage_cpu_seconds_total"]
+    with pytest.raises(ValueError, match="'state' is a label framescope sets itself"):
+        PrometheusExporter(labels={"state": "on"})

@@ -20,6 +20,8 @@ from framescope.video import SpyGlassState
 from ..moto_server import REGION, MotoEndpoint, wait_until
 from .receiver import Key, KVSReceiver
 
+pytestmark = pytest.mark.integration
+
 STREAM = "panorama-video"
 KEY_ID, SECRET = "AKIDEXAMPLE12345", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 

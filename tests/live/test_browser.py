@@ -26,11 +26,14 @@ from framescope.live import LiveView
 from ..pipeline.helpers import Gate
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or DRIVER is None,
-    reason="Debian's chromium and chromium-driver are not installed "
-    "(scripts/install-test-servers.sh installs them)",
-)
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        CHROMIUM is None or DRIVER is None,
+        reason="Debian's chromium and chromium-driver are not installed "
+        "(scripts/install-test-servers.sh installs them)",
+    ),
+]
 
 
 @pytest.fixture
@@ -436,3 +439,60 @@ def test_a_stage_that_reuses_its_output_buffer_keeps_the_preview_moving(browser:
         )
         parts = mjpeg_parts(view.url.split("?")[0] + "video/annotated.mjpg", 4)
         assert len(set(parts)) == 4  # every JPEG a new picture
+
+
+_READ_CPU = """
+const bars = {};
+for (const bar of document.querySelectorAll('#graph .cpu')) {
+  const owner = bar.closest('[data-key]').dataset.key, whole = bar.getBoundingClientRect().width;
+  bars[owner] = {title: bar.title, parts: [...bar.children].map(
+    (part) => [part.className, 100 * part.getBoundingClientRect().width / whole])};
+}
+const cells = {};
+for (const row of document.querySelectorAll('#stages tbody tr')) {
+  cells[row.firstChild.textContent.trim()] = row.lastChild.textContent;
+}
+return [bars, cells, document.getElementById('machine').textContent];
+"""
+
+
+def test_each_stage_shows_a_bar_of_where_its_time_goes(browser: Any, clock: Any) -> None:
+    from ..cpu_figures import measured_pipeline
+
+    pipeline, _ = measured_pipeline(clock)
+    try:
+        with pipeline.serve(refresh=0.1) as view:
+            browser.get(view.url)
+            # one reading of the page (it redraws every refresh)
+            bars, cells, machine = eventually(
+                lambda: (read := browser.execute_script(_READ_CPU))[2] and read
+            )
+    finally:
+        pipeline.cleanup()
+    assert (
+        machine == "machine: 4 cores, 50% busy (all processes), load 1.50, this process 0.70 cores"
+    )
+    assert cells == {
+        "Cam__Detect": "50/20/10%",
+        "Cam__Infer": "20/10/0%",
+        "Cam__Infer#0": "30/10/0%",
+        "Cam__Infer#1": "10/10/0%",
+        "Cam__Draw": "10/?/?%",
+    }
+    expected = {
+        "Cam__Detect": [("on", 50), ("wait", 20), ("blk", 10)],  # and 20% idle
+        "Cam__Infer": [("on", 20), ("wait", 10), ("blk", 0)],
+        "Cam__Infer#0": [("on", 30), ("wait", 10), ("blk", 0)],
+        "Cam__Infer#1": [("on", 10), ("wait", 10), ("blk", 0)],
+        "Cam__Draw": [("on", 10), ("unk", 0)],  # busy 0: nothing of it left unsplit
+    }
+    assert set(bars) == set(expected)
+    for key, parts in expected.items():
+        names = [name for name, _ in bars[key]["parts"]]
+        assert names == [name for name, _ in parts], key
+        for (_, width), (_, share) in zip(bars[key]["parts"], parts, strict=True):
+            assert width == pytest.approx(share, abs=1.0), key
+    assert bars["Cam__Detect"]["title"] == (
+        "on a CPU 50.0%, waiting for a CPU 20.0%, blocked 10.0%, idle 20.0% of the last 1.0 s"
+    )
+    assert "waiting and blocked unknown" in bars["Cam__Draw"]["title"]

@@ -18,6 +18,8 @@ from framescope import Pipeline
 from framescope.live import LiveView
 from framescope.live.remote import RemoteBox, redact_url
 
+pytestmark = pytest.mark.integration
+
 SECRET = "FleetTokenSecret0123"
 
 

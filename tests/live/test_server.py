@@ -22,6 +22,8 @@ from tests.slow_clients import SlowClients
 
 from ..pipeline.helpers import Gate
 
+pytestmark = pytest.mark.integration
+
 
 def get(url: str, timeout: float = 5) -> bytes:
     with urllib.request.urlopen(url, timeout=timeout) as response:

@@ -588,6 +588,7 @@ def test_deferred_device_timer_resolves_nested_calls_when_folding(clock: FakeClo
     assert log.stats[1].snapshots()[0].count == 9
 
 
+@pytest.mark.integration
 def test_the_example_runs() -> None:
     import subprocess
     import sys

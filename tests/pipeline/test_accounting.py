@@ -323,3 +323,23 @@ def test_a_source_that_fails_is_accounted_for_and_raised_after_its_items(
     assert counts["source_errors"] == int(fails)
     assert (pipeline.snapshot().source_error is not None) == fails
     assert pipeline.cleanup(timeout=30) == []
+
+
+@pytest.mark.parametrize("mode", ["serialize", "parallelize"])
+def test_every_counter_has_one_home_and_a_misspelt_one_is_refused(mode: str) -> None:
+    from framescope.exporters.prometheus import _PIPELINE_COUNTERS
+    from framescope.pipeline.accounting import COUNTERS, OUTCOMES
+    from framescope.pipeline.diagnosis import LOSS_COUNTERS
+    from framescope.pipeline.snapshot import DROP_REASONS
+
+    with Pipeline() as pipeline:
+        getattr(pipeline.add(lambda x: x, "Same"), mode)()
+        list(pipeline.run(range(3)))
+        snapshot = pipeline.snapshot()
+    assert set(pipeline.counters()) == set(COUNTERS)
+    assert set(snapshot.counters) == set(COUNTERS)
+    named = {*OUTCOMES, *LOSS_COUNTERS, *DROP_REASONS, *_PIPELINE_COUNTERS}
+    assert named <= set(COUNTERS), named - set(COUNTERS)
+    assert snapshot.count("completed") == 3
+    with pytest.raises(KeyError, match="no pipeline counter 'complete'; the counters are"):
+        snapshot.count("complete")

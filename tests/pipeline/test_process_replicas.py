@@ -33,6 +33,8 @@ from .replica_stages import (
     stalled_worker,
 )
 
+pytestmark = pytest.mark.integration
+
 
 def blocks_made(monkeypatch: pytest.MonkeyPatch) -> set[str]:
     """The names of the shared-memory blocks this process makes from now on (filled as made).

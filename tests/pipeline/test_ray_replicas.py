@@ -16,6 +16,8 @@ from framescope.pipeline.executors import ReplicaLostError
 
 from .replica_stages import Draw, Echo, Refuses, error_of_killed_worker, run_killing_one_worker
 
+pytestmark = pytest.mark.integration
+
 ray: Any = pytest.importorskip("ray", reason="Ray is not installed (pip install framescope[ray])")
 
 

@@ -80,8 +80,9 @@ def test_the_state_a_pipeline_gives_serialises_and_merges(clock: FakeClock) -> N
 def test_a_snapshot_prints_its_headline_and_stages(clock: FakeClock) -> None:
     pipeline = busy_pipeline(clock)
     text = str(pipeline.snapshot())
-    head, columns, *rows = text.splitlines()
+    head, machine, columns, *rows = text.splitlines()
     assert head.startswith("Cam (parallel): 20 completed of 20 forwarded, 0 failed, 0 dropped")
+    assert machine.startswith("machine: ")
     assert columns.split()[:4] == ["stage", "state", "input", "fps"]
     detect = next(row for row in rows if row.startswith("Cam__Detect"))
     assert "4.00" in detect  # p50 processing 4 ms
@@ -160,8 +161,8 @@ def test_fps_and_p50_p90_mean_processing_in_the_terminal_the_demo_and_the_browse
     out, stop = io.StringIO(), threading.Event()
     stop.set()  # one view
     watch(pipeline, refresh=0.01, out=out, stop=stop, use_rich=False)
-    terminal = out.getvalue().strip().split("\n", 1)[1]
-    demo = render_state(snapshot).split("\n", 1)[1]
+    terminal = out.getvalue().strip().split("\n", 2)[2]
+    demo = render_state(snapshot).split("\n", 2)[2]
     browser = {stage["key"]: stage for stage in page_view(snapshot)["stages"]}
     for table in (terminal, demo):
         assert tuple(re.split(" {2,}", table.splitlines()[0])) == SNAPSHOT_COLUMNS
@@ -191,8 +192,74 @@ def test_a_stage_that_received_nothing_reads_zero_fps(clock: FakeClock) -> None:
     pipeline.close()
     assert pipeline.join(10)
     snapshot = pipeline.snapshot()
-    never = _columns(str(snapshot).split("\n", 1)[1])["Cam__Never"]
+    never = _columns(str(snapshot).split("\n", 2)[2])["Cam__Never"]
     assert (never["fps"], never["p50 ms"], never["p90 ms"]) == ("0.0", "-", "-")
     assert _columns(str(snapshot.state))["Cam__Never"]["loop fps"] == "0.0"
     assert next(s for s in page_view(snapshot)["stages"] if s["key"] == "Cam__Never")["fps"] == 0.0
     pipeline.cleanup()
+
+
+def test_the_stage_table_shows_where_each_stage_s_time_goes(clock: FakeClock) -> None:
+    from ..cpu_figures import measured_pipeline
+
+    pipeline, _ = measured_pipeline(clock)
+    try:
+        text = str(pipeline.snapshot())
+    finally:
+        pipeline.cleanup()
+    head, machine, table = text.split("\n", 2)
+    assert head.startswith("Cam (parallel): 8 completed of 8 forwarded")
+    assert (
+        machine == "machine: 4 cores, 50% busy (all processes), load 1.50, this process 0.70 cores"
+    )
+    split = {key: row["cpu/wait/blk"] for key, row in _columns(table).items()}
+    assert split == {
+        "Cam__Detect": "50/20/10%",
+        "Cam__Infer": "20/10/0%",
+        "Cam__Infer#0": "30/10/0%",
+        "Cam__Infer#1": "10/10/0%",
+        "Cam__Draw": "10/?/?%",  # only CPU time known: the rest is not guessed
+    }
+
+
+def test_a_serial_pipeline_s_stages_read_not_measured(clock: FakeClock) -> None:
+    from framescope.pipeline.cpu import MachineLoad
+    from framescope.pipeline.render import machine_text
+
+    pipeline = Pipeline(name="Cam", clock=clock).add(lambda x: x, "Detect")
+    assert list(pipeline.run(range(3))) == [0, 1, 2]
+    rows = _columns(str(pipeline.snapshot()).split("\n", 2)[2])
+    assert rows["Cam__Detect"]["cpu/wait/blk"] == "-"
+    pipeline.cleanup()
+    unknown = MachineLoad(cores=None, window_s=1.0, cpu_busy=None, load1=None, process_cores=None)
+    assert (
+        machine_text(unknown)
+        == "machine: ? cores, ?% busy (all processes), load ?, this process ? cores"
+    )
+    assert machine_text(None) == "machine: not measured"
+
+
+def test_the_terminal_live_view_shows_the_split_and_the_machine(clock: FakeClock) -> None:
+    import io
+    import threading
+
+    from framescope.live import watch
+
+    from ..cpu_figures import measured_pipeline
+
+    rich_console = pytest.importorskip("rich.console")
+    pipeline, _ = measured_pipeline(clock)
+    try:
+        out, stop = io.StringIO(), threading.Event()
+        stop.set()  # one view
+        watch(pipeline, refresh=0.01, out=out, stop=stop, use_rich=False)
+        console = rich_console.Console(record=True, width=160)
+        console.print(pipeline.snapshot())
+    finally:
+        pipeline.cleanup()
+    text = out.getvalue()
+    assert "machine: 4 cores, 50% busy (all processes), load 1.50, this process 0.70 cores" in text
+    assert _columns(text.strip().split("\n", 2)[2])["Cam__Detect"]["cpu/wait/blk"] == "50/20/10%"
+    drawn = console.export_text()
+    assert "cpu/wait/blk" in drawn and "50/20/10%" in drawn and "10/?/?%" in drawn
+    assert "machine: 4 cores, 50% busy" in drawn

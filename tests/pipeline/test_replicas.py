@@ -194,13 +194,16 @@ def test_the_suggestion_counts_replicas_when_cores_are_idle() -> None:
         snapshot = pipeline.snapshot()
     from dataclasses import replace
 
+    from framescope.pipeline.cpu import MachineLoad
     from framescope.pipeline.diagnosis import diagnose_snapshot
 
-    many = diagnose_snapshot(replace(snapshot, cpu_count=8, cpu_load=1.0))
+    idle = MachineLoad(cores=8, window_s=5.0, cpu_busy=1 / 8, load1=1.0, process_cores=1.0)
+    many = diagnose_snapshot(replace(snapshot, cpu_count=8, cpu_load=1.0, machine=idle))
     assert many.verdict == "stage-bound"
     assert many.suggestion is not None and "add(..., replicas=" in many.suggestion
     assert "cores are idle" in many.suggestion
-    one = diagnose_snapshot(replace(snapshot, cpu_count=1, cpu_load=1.0))
+    full = MachineLoad(cores=1, window_s=5.0, cpu_busy=1.0, load1=3.0, process_cores=0.1)
+    one = diagnose_snapshot(replace(snapshot, cpu_count=1, cpu_load=0.1, machine=full))
     assert one.suggestion is None or "replicas=" not in one.suggestion
 
 

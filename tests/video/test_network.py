@@ -16,6 +16,8 @@ from framescope.video import SyntheticSource, VideoSource, VideoWriter
 
 from .helpers import REPO, FfmpegRtspServer, Receiver, free_port
 
+pytestmark = pytest.mark.integration
+
 
 def send(url: str, frames: int = 45, **options: object) -> None:
     with VideoWriter(url, fps=30, **options) as writer:  # type: ignore[arg-type]

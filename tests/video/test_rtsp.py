@@ -17,7 +17,10 @@ from framescope.video import Frame, VideoSource
 from .helpers import RtspCamera, gstreamer_rtsp_missing, wait_for
 
 _MISSING = gstreamer_rtsp_missing()
-pytestmark = pytest.mark.skipif(_MISSING is not None, reason=_MISSING or "")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(_MISSING is not None, reason=_MISSING or ""),
+]
 
 
 @pytest.fixture

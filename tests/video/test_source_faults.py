@@ -22,6 +22,8 @@ from framescope.video import SyntheticSource, VideoSource, VideoWriter
 
 from .helpers import REPO, write_clip
 
+pytestmark = pytest.mark.integration
+
 FFMPEG = shutil.which("ffmpeg")
 
 

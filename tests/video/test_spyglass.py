@@ -24,6 +24,8 @@ from framescope.video import (
 
 from .helpers import Receiver, free_port, holds_within, write_clip
 
+pytestmark = pytest.mark.integration
+
 
 def test_warm_up_measures_rate_and_size_then_streams(tmp_path: Path) -> None:
     clock = FakeClock()

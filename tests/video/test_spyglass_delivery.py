@@ -20,6 +20,8 @@ from framescope.video.session import FrameProcess  # noqa: E402
 
 from .helpers import Receiver, free_port, holds_within  # noqa: E402
 
+pytestmark = pytest.mark.integration
+
 
 def decoded_times(path: Path) -> list[float]:
     """The presentation time of every frame in ``path``, decoded with PyAV."""

@@ -16,6 +16,8 @@ from framescope.video import SpyGlass, SpyGlassState
 
 from .helpers import holds_within
 
+pytestmark = pytest.mark.integration
+
 
 class SilentServer:
     """Accepts TCP connections on 127.0.0.1 and never answers (an RTMP handshake never ends)."""

@@ -96,7 +96,7 @@ def pipeline_data(
 
     pipeline_dims = cw_dimensions(base)
     timing("Latency", "latency", metrics.latency, pipeline_dims)
-    count("FailedItems", "failed", metrics.counters.get("failed", 0), pipeline_dims)
+    count("FailedItems", "failed", metrics.count("failed"), pipeline_dims)
     for reason, total in metrics.dropped().items():
         reason_dims = cw_dimensions({**base, "Reason": reason})
         count("DroppedItems", f"dropped:{reason}", total, reason_dims)

@@ -52,13 +52,12 @@ class DemoPhase:
         cls, final: PipelineSnapshot, frames_in: int, seconds: float, replicas: int
     ) -> DemoPhase:
         """The phase as its drained pipeline's last snapshot counts it."""
-        counters = final.counters
         infer = next((stage for stage in final.stages if stage.key == INFER), None)
         return cls(
             replicas=replicas,
             frames_in=frames_in,
-            frames_out=counters.get("completed", 0),
-            frames_lost=sum(counters.get(name, 0) for name in LOSS_COUNTERS),
+            frames_out=final.count("completed"),
+            frames_lost=sum(final.count(name) for name in LOSS_COUNTERS),
             infer_frames=0 if infer is None else infer.latency.count,
             seconds=seconds,
         )

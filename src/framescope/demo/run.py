@@ -240,13 +240,13 @@ def _account(report: DemoReport, finals: list[PipelineSnapshot], spyglass: Any) 
     report.frames_failed = counts["dropped"]
     report.failures = {}
     for final in finals:
-        report.frames_failed += sum(final.counters.get(name, 0) for name in LOSS_COUNTERS)
+        report.frames_failed += sum(final.count(name) for name in LOSS_COUNTERS)
         for stage in final.stages:
             if stage.failures:
                 report.failures[stage.key] = report.failures.get(stage.key, 0) + stage.failures
         for name in LOSS_COUNTERS:  # losses that are not a stage's failure
-            if name != "failed" and final.counters.get(name, 0):
-                report.failures[name] = report.failures.get(name, 0) + final.counters[name]
+            if name != "failed" and final.count(name):
+                report.failures[name] = report.failures.get(name, 0) + final.count(name)
     if counts["dropped"]:
         report.failures["dropped by the output"] = counts["dropped"]
     if counts["failures"] or spyglass.last_error:

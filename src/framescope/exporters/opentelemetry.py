@@ -18,6 +18,12 @@ framescope.stage.frame_rate        gauge ({frame}/s) pipeline, stage
 framescope.stage.failed            counter           pipeline, stage
 framescope.stage.queue_depth       gauge             pipeline, stage (threaded pipelines)
 framescope.stage.state             gauge (0 or 1)    pipeline, stage, state (debugging on)
+framescope.stage.cpu               counter (s)       pipeline, stage, state (on_cpu, runqueue,
+                                                     blocked)
+framescope.machine.cores           gauge ({cpu})     pipeline
+framescope.machine.cpu_busy        gauge (1)         pipeline
+framescope.machine.load1           gauge (1)         pipeline
+framescope.process.cpu_cores       gauge ({cpu})     pipeline
 framescope.timer.duration          gauge (s)         timer, quantile
 framescope.timer.count             counter           timer
 framescope.timer.rate              gauge (1/s)       timer
@@ -27,7 +33,9 @@ A replicated stage reports its replicas merged (its frame rate their sum);
 each replica shows on its own in the snapshot, the live view and Prometheus.
 OpenTelemetry has no asynchronous histogram, so latency distributions are
 reported as quantile gauges over each timer's recent window, with the exact
-all-time count and sum as counters. With ``traces=True`` the pipeline's sampled
+all-time count and sum as counters. ``stage.cpu`` and the machine gauges are
+Prometheus's ``stage_cpu_seconds_total`` and ``machine_*`` (see
+:mod:`framescope.exporters.prometheus`). With ``traces=True`` the pipeline's sampled
 frame traces (debugging on) become spans: one ``frame`` span per traced frame,
 a child span per stage, and the stage's custom blocks nested inside. Spans are
 made on their own schedule (every ``trace_interval`` seconds, on a named
@@ -53,7 +61,7 @@ from framescope._validation import check_positive_seconds, check_seconds_or_none
 from framescope._version import __version__
 from framescope.clock import SYSTEM_CLOCK, Clock
 from framescope.exporters.otlp import delivered_spans, otlp_meter_provider, otlp_tracer_provider
-from framescope.exporters.sources import MetricSources, Reading
+from framescope.exporters.sources import MetricSources, Reading, cpu_seconds
 from framescope.histogram import DEFAULT_LATENCY_BUCKETS
 from framescope.pipeline.events import NodePhase
 from framescope.pipeline.metrics import SnapshotSource
@@ -226,6 +234,17 @@ class OpenTelemetryExporter:
             (counter, "stage.failed", "{item}", "Items a stage raised on.", _stage_failed),
             (gauge, "stage.queue_depth", "{item}", "Items waiting for the stage.", _stage_depth),
             (gauge, "stage.state", "1", "1 for the stage's current state.", _stage_state),
+            (counter, "stage.cpu", "s", "Stage thread time by scheduler state.", _stage_cpu),
+            (gauge, "machine.cores", "{cpu}", "The machine's cores.", _machine("cores")),
+            (gauge, "machine.cpu_busy", "1", "Share of all cores busy.", _machine("cpu_busy")),
+            (gauge, "machine.load1", "1", "One-minute load average.", _machine("load1")),
+            (
+                gauge,
+                "process.cpu_cores",
+                "{cpu}",
+                "Cores the pipeline's process kept busy.",
+                _machine("process_cores"),
+            ),
             (gauge, "timer.duration", "s", "Timer interval quantiles.", _timer_duration),
             (counter, "timer.count", "{event}", "Intervals a timer measured.", _timer_count),
             (gauge, "timer.rate", "1/s", "Timer events per second.", _timer_rate),
@@ -393,7 +412,7 @@ def _pipe_rate(r: Reading) -> Observed:
 def _pipeline_items(r: Reading) -> Observed:
     for p in r.pipelines:
         for outcome in ("forwarded", "completed", "failed"):
-            yield p.counters.get(outcome, 0), {"pipeline": p.pipeline, "outcome": outcome}
+            yield p.count(outcome), {"pipeline": p.pipeline, "outcome": outcome}
 
 
 def _pipeline_dropped(r: Reading) -> Observed:
@@ -446,6 +465,24 @@ def _stage_state(r: Reading) -> Observed:
         if stage.phase is not None:
             for phase in NodePhase:
                 yield float(phase.name == stage.phase), {**attrs, "state": phase.name}
+
+
+def _stage_cpu(r: Reading) -> Observed:
+    for stage, attrs in _stages(r):
+        for state, seconds in cpu_seconds(stage):
+            yield seconds, {**attrs, "state": state}
+
+
+def _machine(figure: str) -> Callable[[Reading], Observed]:
+    """The observer of one :class:`~framescope.pipeline.cpu.MachineLoad` figure, per pipeline."""
+
+    def observe(r: Reading) -> Observed:
+        for p in r.pipelines:
+            value = None if p.machine is None else getattr(p.machine, figure)
+            if value is not None:
+                yield float(value), {"pipeline": p.pipeline}
+
+    return observe
 
 
 def _timer_duration(r: Reading) -> Observed:

@@ -18,6 +18,11 @@ framescope_stage_frames_per_second                gauge      pipeline, stage
 framescope_stage_failed_items_total               counter    pipeline, stage
 framescope_stage_queue_depth                      gauge      pipeline, stage (threaded)
 framescope_stage_state                            stateset   pipeline, stage (debugging)
+framescope_stage_cpu_seconds_total                counter    pipeline, stage, state
+framescope_machine_cores                          gauge      pipeline
+framescope_machine_cpu_busy_ratio                 gauge      pipeline
+framescope_machine_load1                          gauge      pipeline
+framescope_process_cpu_cores                      gauge      pipeline
 framescope_replica_processing_seconds             histogram  pipeline, stage, replica
 framescope_replica_frames_per_second              gauge      pipeline, stage, replica
 framescope_timer_seconds                          histogram  timer
@@ -34,6 +39,16 @@ A replicated stage's series are its replicas' merged (its fps their sum);
 each replica has its own ``replica_`` series, so sums over ``stage`` do not
 count an item twice. ``labels=`` adds constant labels (a host, a site) to every
 series: ``PrometheusExporter(labels=HostIdentity().dimensions("host_name"))``.
+
+``stage_cpu_seconds_total`` is where a stage's worker threads (a replicated
+stage's, summed) spent their time inside its calls: ``state="on_cpu"``
+running, ``"runqueue"`` runnable but waiting for a CPU (the machine is
+oversubscribed), ``"blocked"`` sleeping (I/O, a lock, the interpreter lock).
+A state the system does not report is left out, as is a stage not measured
+(serial mode, Ray replicas). The ``machine_`` gauges describe the machine the
+pipeline runs on over the recent window (every process on it): its cores,
+the share of all of them busy, the one-minute load average;
+``process_cpu_cores`` the cores the pipeline's process kept busy.
 """
 
 from __future__ import annotations
@@ -47,13 +62,13 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from framescope._httpserver import BoundedServing, GuardedRequestHandler
+from framescope._keys import without_prefix
 from framescope._optional import require
-from framescope.exporters.sources import MetricSources, Reading, histogram_of
+from framescope.exporters.sources import MetricSources, Reading, cpu_seconds, histogram_of
 from framescope.histogram import DEFAULT_LATENCY_BUCKETS, HistogramSnapshot
 from framescope.pipeline.events import NodePhase
 from framescope.pipeline.metrics import SnapshotSource
 from framescope.pipeline.snapshot import PipelineSnapshot, StageSnapshot
-from framescope.pipeline.tree import SEPARATOR
 from framescope.timepiece.tachometers import BaseTachometer
 from framescope.timepiece.timers import BaseTimer
 
@@ -332,6 +347,42 @@ _FAMILIES: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
         ("pipeline", "stage"),
     ),
     (
+        "s_cpu",
+        "CounterMetricFamily",
+        "stage_cpu_seconds",
+        "Time a stage's threads spent, in its calls, on a CPU (on_cpu), waiting for one "
+        "(runqueue) or sleeping (blocked).",
+        ("pipeline", "stage", "state"),
+    ),
+    (
+        "m_cores",
+        "GaugeMetricFamily",
+        "machine_cores",
+        "The cores of the machine the pipeline runs on.",
+        ("pipeline",),
+    ),
+    (
+        "m_busy",
+        "GaugeMetricFamily",
+        "machine_cpu_busy_ratio",
+        "The share of all the machine's cores busy (every process) over the recent window.",
+        ("pipeline",),
+    ),
+    (
+        "m_load1",
+        "GaugeMetricFamily",
+        "machine_load1",
+        "The machine's one-minute load average.",
+        ("pipeline",),
+    ),
+    (
+        "m_process",
+        "GaugeMetricFamily",
+        "process_cpu_cores",
+        "The cores the pipeline's process kept busy over the recent window.",
+        ("pipeline",),
+    ),
+    (
         "r_latency",
         "HistogramMetricFamily",
         "replica_processing_seconds",
@@ -371,12 +422,11 @@ def render(
     families = _empty_families(namespace)
     for metrics in reading.pipelines:
         _add_pipeline(families, metrics, buckets)
-        prefix = f"{metrics.pipeline}{SEPARATOR}"
         for stage in metrics.stages:
             if stage.replica_of is None:
                 _add_stage(families, metrics, stage, buckets)
             else:
-                of = stage.replica_of.removeprefix(prefix)
+                of = without_prefix(stage.replica_of, metrics.pipeline)
                 _add_replica(families, metrics, stage, of, buckets)
     for timer in reading.timers:
         histogram = histogram_of(timer.stats, buckets)
@@ -404,9 +454,20 @@ def _add_pipeline(
         families["p_latency"].add_metric([name], _buckets(histogram), histogram.total)
     families["p_fps"].add_metric([name], metrics.latency.rate(metrics.taken_ns))
     for key in _PIPELINE_COUNTERS:
-        families[key].add_metric([name], float(metrics.counters.get(key, 0)))
+        families[key].add_metric([name], float(metrics.count(key)))
     for reason, total in metrics.dropped().items():
         families["p_dropped"].add_metric([name, reason], float(total))
+    machine = metrics.machine
+    if machine is not None:
+        figures = (
+            ("m_cores", machine.cores),
+            ("m_busy", machine.cpu_busy),
+            ("m_load1", machine.load1),
+            ("m_process", machine.process_cores),
+        )
+        for key, value in figures:
+            if value is not None:
+                families[key].add_metric([name], float(value))
 
 
 def _add_stage(
@@ -427,6 +488,8 @@ def _add_stage(
     if stage.phase is not None:
         state = {phase: phase == stage.phase for phase in _PHASES}
         families["s_state"].add_metric(labels, state)
+    for state_name, seconds in cpu_seconds(stage):
+        families["s_cpu"].add_metric([*labels, state_name], seconds)
 
 
 def _add_replica(
@@ -454,7 +517,7 @@ def _constant_labels(labels: Mapping[str, str] | None) -> dict[str, str]:
     for key, value in labels.items():
         if not isinstance(key, str) or not key.isidentifier() or key.startswith("__"):
             raise ValueError(f"labels: {key!r} is not a Prometheus label name")
-        if key in ("pipeline", "stage", "replica", "reason", "timer", "le", "quantile"):
+        if key in ("pipeline", "stage", "replica", "reason", "timer", "state", "le", "quantile"):
             raise ValueError(f"labels: {key!r} is a label framescope sets itself")
         if not isinstance(value, str):
             kind = type(value).__name__

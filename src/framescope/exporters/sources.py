@@ -18,12 +18,12 @@ from dataclasses import dataclass
 
 from framescope.histogram import DEFAULT_LATENCY_BUCKETS, HistogramSnapshot, check_bounds
 from framescope.pipeline.metrics import SnapshotSource
-from framescope.pipeline.snapshot import PipelineSnapshot
+from framescope.pipeline.snapshot import PipelineSnapshot, StageSnapshot
 from framescope.stats import StatsSnapshot
 from framescope.timepiece.tachometers import BaseTachometer
 from framescope.timepiece.timers import BaseTimer
 
-__all__ = ["MetricSources", "Reading", "TimerReading", "histogram_of"]
+__all__ = ["CPU_STATES", "MetricSources", "Reading", "TimerReading", "cpu_seconds", "histogram_of"]
 
 _LABEL_VALUE = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 
@@ -43,6 +43,27 @@ class Reading:
 
     pipelines: tuple[PipelineSnapshot, ...]
     timers: tuple[TimerReading, ...]
+
+
+CPU_STATES = ("on_cpu", "runqueue", "blocked")
+"""The ``state`` of a stage's CPU seconds: on a CPU, runnable but waiting for one, sleeping."""
+
+
+def cpu_seconds(stage: StageSnapshot) -> list[tuple[str, float]]:
+    """A stage's all-time seconds in each of :data:`CPU_STATES`; a state not known is left out.
+
+    Nothing for a stage not measured (serial mode, Ray replicas). A
+    replicated stage's seconds are its replicas' summed.
+    """
+    split = stage.cpu
+    if split is None:
+        return []
+    seconds = (split.on_cpu_s, split.waiting_s, split.blocked_s)
+    return [
+        (state, value)
+        for state, value in zip(CPU_STATES, seconds, strict=True)
+        if value is not None
+    ]
 
 
 def histogram_of(stats: StatsSnapshot, buckets: Sequence[float]) -> HistogramSnapshot | None:

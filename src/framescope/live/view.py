@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from framescope._keys import join_key
+from framescope.pipeline.cpu import CpuSplit, MachineLoad
 from framescope.pipeline.diagnosis import diagnose_snapshot
+from framescope.pipeline.render import cpu_text, machine_text
 from framescope.pipeline.snapshot import PipelineSnapshot
-from framescope.pipeline.tree import SEPARATOR
 
-__all__ = ["input_drops", "page_view"]
+__all__ = ["cpu_view", "input_drops", "machine_view", "page_view"]
 
 
 _NAMED = ("stage-bound", "stalled")
@@ -24,6 +26,45 @@ def _ms(seconds: float) -> float:
     return round(seconds * 1e3, 3)
 
 
+def _percent(share: float | None) -> float | None:
+    return None if share is None else round(share * 100, 1)
+
+
+def cpu_view(split: CpuSplit | None) -> dict[str, Any] | None:
+    """A stage's recent window in percent of its wall time: busy, on a CPU, waiting, blocked.
+
+    None when not measured; ``waiting`` and ``blocked`` are None where only
+    CPU time is known. ``text`` is the stage table's cell (``50/20/10%``).
+    """
+    if split is None:
+        return None
+    return {
+        "busy": _percent(split.busy),
+        "on_cpu": _percent(split.on_cpu),
+        "waiting": _percent(split.waiting),
+        "blocked": _percent(split.blocked),
+        "window_s": round(split.window_s, 2),
+        "threads": split.threads,
+        "text": cpu_text(split),
+    }
+
+
+def machine_view(machine: MachineLoad | None) -> dict[str, Any] | None:
+    """The machine's cores, busy percent of all of them, load average, this process's cores.
+
+    ``text`` is the stage table's machine line.
+    """
+    if machine is None:
+        return None
+    return {
+        "cores": machine.cores,
+        "busy": _percent(machine.cpu_busy),
+        "load1": None if machine.load1 is None else round(machine.load1, 2),
+        "process_cores": None if machine.process_cores is None else round(machine.process_cores, 2),
+        "text": machine_text(machine),
+    }
+
+
 def input_drops(snapshot: PipelineSnapshot, prefix: str = "") -> dict[str, int]:
     """Items lost at a pipeline's input (``rejected`` + ``dropped``), by its first stage's key.
 
@@ -31,29 +72,15 @@ def input_drops(snapshot: PipelineSnapshot, prefix: str = "") -> dict[str, int]:
     working stage; ``prefix`` is the one the stage gets in a merged view.
     """
     working = snapshot.working_stages()
-    lost = snapshot.counters.get("rejected", 0) + snapshot.counters.get("dropped", 0)
+    lost = snapshot.count("rejected") + snapshot.count("dropped")
     if not working:
         return {}
-    return {(f"{prefix}{SEPARATOR}" if prefix else "") + working[0].key: lost}
+    return {join_key(prefix, working[0].key): lost}
 
 
-def page_view(
-    snapshot: PipelineSnapshot,
-    *,
-    unreachable: dict[str, float | None] | None = None,
-    drops: dict[str, int] | None = None,
-    reasons: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """The page's data: stages (state, input state, fps, p50/p90, queue, losses), verdict, totals.
-
-    ``unreachable``: remote boxes that stopped answering, with the wall time
-    (epoch seconds) of their last good snapshot; ``reasons``: why each is
-    (``does not answer: ...``, ``answers garbage: ...``). ``drops``: items lost at each
-    stage's input (default: :func:`input_drops` of ``snapshot``; a merged
-    view passes those of its parts).
-    """
+def _stage_views(snapshot: PipelineSnapshot, drops: dict[str, int]) -> list[dict[str, Any]]:
+    """Each stage's (and replica's) entry of the page's data."""
     now = snapshot.taken_ns
-    drops = input_drops(snapshot) if drops is None else drops
     inputs = (
         {
             node_id: node.input_states["in"].state
@@ -84,8 +111,32 @@ def page_view(
                 "replicas": stage.replicas,
                 "replica_of": stage.replica_of,
                 "held": stage.held,
+                "cpu": cpu_view(stage.cpu),
             }
         )
+    return stages
+
+
+def page_view(
+    snapshot: PipelineSnapshot,
+    *,
+    unreachable: dict[str, float | None] | None = None,
+    drops: dict[str, int] | None = None,
+    reasons: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The page's data: stages (state, input, fps, p50/p90, queue, losses, CPU), verdict, totals.
+
+    Each stage's ``cpu`` is :func:`cpu_view` of its split; ``machine`` is
+    :func:`machine_view` of the machine's load.
+
+    ``unreachable``: remote boxes that stopped answering, with the wall time
+    (epoch seconds) of their last good snapshot; ``reasons``: why each is
+    (``does not answer: ...``, ``answers garbage: ...``). ``drops``: items lost at each
+    stage's input (default: :func:`input_drops` of ``snapshot``; a merged
+    view passes those of its parts).
+    """
+    now = snapshot.taken_ns
+    stages = _stage_views(snapshot, input_drops(snapshot) if drops is None else drops)
     diagnosis = diagnose_snapshot(snapshot)
     latency = snapshot.latency
     end_to_end = latency.summary() if latency.count else None
@@ -110,4 +161,5 @@ def page_view(
         "suggestion": diagnosis.suggestion,
         "unreachable": dict(unreachable or {}),
         "unreachable_reasons": dict(reasons or {}),
+        "machine": machine_view(snapshot.machine),
     }

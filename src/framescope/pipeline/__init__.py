@@ -13,6 +13,7 @@ Code written for PyStream runs after changing the import::
     pipeline.cleanup()
 """
 
+from framescope.pipeline.cpu import CpuSource, CpuSplit, FakeCpuSource, MachineLoad
 from framescope.pipeline.diagnosis import Diagnosis, StageLoad
 from framescope.pipeline.errors import (
     ErrorPolicy,
@@ -63,6 +64,8 @@ from framescope.pipeline.state import (
 
 __all__ = [
     "MAIN_PIPELINE_NAME",
+    "CpuSource",
+    "CpuSplit",
     "Diagnosis",
     "DurationStats",
     "ErrorPolicy",
@@ -70,7 +73,9 @@ __all__ = [
     "EventRecorder",
     "EventStatus",
     "EventType",
+    "FakeCpuSource",
     "InputQueueState",
+    "MachineLoad",
     "NodePhase",
     "NodeState",
     "OutputQueueState",

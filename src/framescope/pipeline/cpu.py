@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from framescope._snapshotformat import Fields, SnapshotFormatError
+from framescope.clock import TimeSource
 
 __all__ = [
     "MIN_GAP_S",
@@ -181,51 +182,104 @@ def default_cpu_source() -> CpuSource:
 
 
 class FakeCpuSource:
-    """Scheduler accounting set by a test: thread times by thread name, processes by pid.
+    """Scheduler accounting set by a test: thread times by stage key, processes by pid.
 
-    ``set(name, on_cpu=..., waiting=...)`` gives the cumulative seconds of a
-    worker thread (named ``framescope:<key>``; pass the key) and
-    ``set_machine(busy=..., total=..., load1=...)`` the machine's cumulative
-    CPU seconds over all cores. Unset threads read as None (unknown).
+    ``set(key, on_cpu=..., waiting=...)`` gives the cumulative seconds of the
+    worker thread of stage (or replica) ``key``, or of a process when ``key``
+    is a pid; ``set_rates(key, on_cpu=..., waiting=...)`` makes them grow at
+    those shares of the ``clock``'s time from now on (a FakeClock drives
+    them). ``set_machine``/``set_machine_rate`` do the same for the machine's
+    busy CPU time over all ``cores``. What was never set reads as None
+    (unknown).
     """
 
-    def __init__(self, cores: int = 4) -> None:
+    def __init__(self, cores: int = 4, *, clock: TimeSource | None = None) -> None:
         self.cores: int | None = cores
-        self._threads: dict[str, TaskTimes] = {}
-        self._processes: dict[int, TaskTimes] = {}
-        self._machine = MachineTimes(0, 0, 0.0, 0.0)
+        self._clock = clock
+        self._fixed: dict[str | int, TaskTimes] = {}
+        self._rates: dict[str | int, tuple[int, TaskTimes, float, float | None]] = {}
+        # Busy and total CPU seconds, the busy share they grow at, since when (ns).
+        self._machine: tuple[float, float, float, int | None] = (0.0, 0.0, 0.0, None)
+        self._load1: float | None = None
+        self._process_cpu = 0.0
         self._lock = threading.Lock()
 
-    def set(self, name: str | int, *, on_cpu: float, waiting: float | None = 0.0) -> None:
-        """Set a worker's (key) or a process's (pid) cumulative seconds on a CPU and waiting."""
+    def _now(self) -> int:
+        if self._clock is None:
+            raise RuntimeError("FakeCpuSource needs clock= for rates")
+        return self._clock.monotonic_ns()
+
+    def set(self, key: str | int, *, on_cpu: float, waiting: float | None = 0.0) -> None:
+        """Set the cumulative seconds on a CPU and waiting of stage ``key``'s thread (or a pid)."""
         times = TaskTimes(round(on_cpu * 1e9), None if waiting is None else round(waiting * 1e9))
         with self._lock:
-            if isinstance(name, int):
-                self._processes[name] = times
-            else:
-                self._threads[name] = times
+            self._rates.pop(key, None)
+            self._fixed[key] = times
+
+    def set_rates(self, key: str | int, *, on_cpu: float, waiting: float | None = 0.0) -> None:
+        """From now on, ``key``'s times grow at these shares of the clock's time."""
+        now = self._now()
+        with self._lock:
+            start = self._current(key, now) or TaskTimes(0, 0)
+            self._fixed.pop(key, None)
+            self._rates[key] = (now, start, on_cpu, waiting)
+
+    def _current(self, key: str | int, now: int) -> TaskTimes | None:
+        fixed = self._fixed.get(key)
+        if fixed is not None:
+            return fixed
+        rate = self._rates.get(key)
+        if rate is None:
+            return None
+        since, start, on_cpu, waiting = rate
+        elapsed = now - since
+        wait = None
+        if waiting is not None and start.waiting_ns is not None:
+            wait = start.waiting_ns + round(elapsed * waiting)
+        return TaskTimes(start.on_cpu_ns + round(elapsed * on_cpu), wait)
 
     def set_machine(
         self, *, busy: float, total: float, load1: float | None = None, process: float = 0.0
     ) -> None:
         """Set the machine's cumulative busy and total CPU seconds (all cores) and its load."""
         with self._lock:
-            self._machine = MachineTimes(round(busy * 100), round(total * 100), load1, process)
+            self._machine = (busy, total, 0.0, None)
+            self._load1, self._process_cpu = load1, process
+
+    def set_machine_rate(self, busy: float, *, load1: float | None = None) -> None:
+        """From now on, the machine's cores are busy this share of the clock's time."""
+        now = self._now()
+        with self._lock:
+            done, total = self._machine_seconds(now)
+            self._machine = (done, total, busy, now)
+            self._load1 = load1
+
+    def _machine_seconds(self, now: int) -> tuple[float, float]:
+        busy, total, share, since = self._machine
+        if since is None:
+            return busy, total
+        elapsed = (now - since) / 1e9 * (self.cores or 1)
+        return busy + elapsed * share, total + elapsed
 
     def thread(self, thread: threading.Thread) -> TaskTimes | None:
         """What was set for the thread's key (its name without ``framescope:``)."""
+        now = self._now() if self._clock is not None else 0
         with self._lock:
-            return self._threads.get(thread.name.removeprefix("framescope:"))
+            return self._current(thread.name.removeprefix("framescope:"), now)
 
     def process(self, pid: int) -> TaskTimes | None:
         """What was set for ``pid``."""
+        now = self._now() if self._clock is not None else 0
         with self._lock:
-            return self._processes.get(pid)
+            return self._current(pid, now)
 
     def machine(self) -> MachineTimes:
-        """What was set with :meth:`set_machine`."""
+        """What was set with :meth:`set_machine` or :meth:`set_machine_rate`."""
+        now = self._now() if self._clock is not None else 0
         with self._lock:
-            return self._machine
+            busy, total = self._machine_seconds(now)
+            load1, process = self._load1, self._process_cpu
+        return MachineTimes(round(busy * 100), round(total * 100), load1, process)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,22 +15,48 @@ One verdict, with its evidence, from one snapshot:
 
 ``busy`` is processing time over wall time in the recent window (a stage's
 mean processing time times its rate over the last 5 s), bounded to 0..100%.
+
+Where the scheduler's accounting was read (``StageSnapshot.cpu``), a stage
+that sets the pace is also said to be one of :data:`STAGE_KINDS`:
+**compute-bound** (on a CPU most of its busy time), **CPU-starved** (waiting
+for a CPU at least :data:`STARVED_SHARE` of it: the machine is
+oversubscribed) or **blocked** (sleeping: I/O, a lock, the interpreter lock).
+Idle cores are the whole machine's (every process), and replicas are
+suggested only where they are idle.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from framescope.pipeline.replica_advice import replica_balance, replica_suggestion
-from framescope.pipeline.snapshot import PipelineSnapshot
-from framescope.statsnapshot import StatsSnapshot
+from framescope.pipeline.cpu import CpuSplit
+from framescope.pipeline.replica_advice import (
+    BLOCKED,
+    COMPUTE_BOUND,
+    CPU_STARVED,
+    STAGE_KINDS,
+    STARVED_SHARE,
+    kind_line,
+    machine_line,
+    measured_gains,
+    replica_balance,
+    replica_suggestion,
+    stage_kind,
+)
+from framescope.pipeline.snapshot import PipelineSnapshot, StageSnapshot
 
 __all__ = [
+    "BLOCKED",
+    "COMPUTE_BOUND",
+    "CPU_STARVED",
     "LOSS_COUNTERS",
+    "STAGE_KINDS",
+    "STARVED_SHARE",
     "VERDICTS",
     "Diagnosis",
     "StageLoad",
     "diagnose_snapshot",
+    "stage_kind",
 ]
 
 #: The pipeline counters a diagnosis reports as losses.
@@ -47,6 +73,7 @@ VERDICTS = (
 )
 
 BUSY_BOUND = 0.9  # a stage this busy (or more) sets the pace
+
 SHARE_REPORTED = 0.01  # failures or drops of at least 1% of the items are a verdict
 _HEADLINE = {
     "source failed": "Source failed",
@@ -66,6 +93,9 @@ class StageLoad:
     ``busy`` is the share of wall time it spends processing (0 to 1): its mean
     processing time times its rate over the last 5 s (for a stage with
     ``replicas``, divided by their number: the share of its replicas' time).
+    ``cpu`` is where its threads' time went (None: not measured) and
+    ``kind`` what its busy time is mostly spent on (one of
+    :data:`STAGE_KINDS`; None when unknown or the stage is hardly busy).
     """
 
     node_id: str
@@ -73,6 +103,9 @@ class StageLoad:
     mean_latency_s: float
     throughput_per_s: float
     replicas: int = 1
+    cpu: CpuSplit | None = None
+    kind: str | None = None
+    executor: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,18 +143,31 @@ class Diagnosis:
                 f"p99 {self.latency_p99_s * 1e3:.2f} ms"
             )
         if self.stages:
-            width = max(len(s.node_id) for s in self.stages)
-            lines.append(f"  {'stage':<{width}}  {'busy':>5}  {'mean':>9}  {'rate':>9}")
-            for stage in self.stages:
-                marker = " <" if stage.node_id == self.bottleneck else ""
-                mean_ms = stage.mean_latency_s * 1e3
-                lines.append(
-                    f"  {stage.node_id:<{width}}  {stage.busy:>5.0%}  "
-                    f"{mean_ms:>6.2f} ms  {stage.throughput_per_s:>7.1f}/s{marker}"
-                )
+            lines.extend(self._stage_table())
         losses = ", ".join(f"{name} {count}" for name, count in self.losses.items())
         lines.append(f"Losses: {losses or 'none'}")
         return "\n".join(lines)
+
+    def _stage_table(self) -> list[str]:
+        """Per stage: busy, where its time went (on CPU / waiting / blocked), mean, rate."""
+        width = max(len(s.node_id) for s in self.stages)
+        lines = [
+            f"  {'stage':<{width}}  {'busy':>5}  {'on CPU':>6}  {'wait':>5}  {'blkd':>5}"
+            f"  {'mean':>9}  {'rate':>9}"
+        ]
+        for stage in self.stages:
+            marker = " <" if stage.node_id == self.bottleneck else ""
+            mean_ms = stage.mean_latency_s * 1e3
+            cpu = stage.cpu
+            shares = [None, None, None] if cpu is None else [cpu.on_cpu, cpu.waiting, cpu.blocked]
+            on_cpu, waiting, blocked = (
+                "-" if cpu is None else "?" if share is None else f"{share:.0%}" for share in shares
+            )
+            lines.append(
+                f"  {stage.node_id:<{width}}  {stage.busy:>5.0%}  {on_cpu:>6}  {waiting:>5}  "
+                f"{blocked:>5}  {mean_ms:>6.2f} ms  {stage.throughput_per_s:>7.1f}/s{marker}"
+            )
+        return lines
 
     def __str__(self) -> str:
         return self.report()
@@ -131,24 +177,45 @@ class Diagnosis:
         return self.report()
 
 
-def _load(node_id: str, stats: StatsSnapshot, now_ns: int, replicas: int = 1) -> StageLoad:
+def _load(stage: StageSnapshot, now_ns: int) -> StageLoad:
+    stats, replicas = stage.latency, stage.replicas
     mean = stats.recent_mean()
     rate = stats.rate(now_ns)
-    return StageLoad(node_id, max(0.0, min(1.0, mean * rate / replicas)), mean, rate, replicas)
+    busy = max(0.0, min(1.0, mean * rate / replicas))
+    return StageLoad(
+        stage.key,
+        busy,
+        mean,
+        rate,
+        replicas,
+        cpu=stage.cpu,
+        kind=stage_kind(stage.cpu),
+        executor=stage.executor,
+    )
 
 
-def diagnose_snapshot(snapshot: PipelineSnapshot, *, stall_after: float = 5.0) -> Diagnosis:
+def diagnose_snapshot(
+    snapshot: PipelineSnapshot,
+    *,
+    stall_after: float = 5.0,
+    baseline: PipelineSnapshot | None = None,
+) -> Diagnosis:
     """The diagnosis of one pipeline snapshot (what ``Pipeline.diagnose()`` returns).
 
     ``stall_after``: seconds without a completed item, while items are inside,
-    that make the verdict "stalled".
+    that make the verdict "stalled". ``baseline``: a snapshot of an earlier
+    run of the same stages; a stage whose replica count differs there gets
+    its measured gain (its rate now against its rate then).
     """
+    if baseline is not None and not isinstance(baseline, PipelineSnapshot):
+        raise TypeError(f"baseline must be a PipelineSnapshot, got {type(baseline).__name__}")
     now = snapshot.taken_ns
     working = snapshot.working_stages()
-    loads = tuple(_load(stage.key, stage.latency, now, stage.replicas) for stage in working)
-    counters = snapshot.counters
+    loads = tuple(_load(stage, now) for stage in working)
     latency = snapshot.latency
     verdict, headline, reasons, suggestion, bottleneck = _verdict(snapshot, loads, stall_after)
+    if baseline is not None:
+        reasons = reasons + measured_gains(snapshot, baseline)
     return Diagnosis(
         bottleneck=bottleneck,
         reasons=tuple(reasons),
@@ -157,7 +224,7 @@ def diagnose_snapshot(snapshot: PipelineSnapshot, *, stall_after: float = 5.0) -
         latency_p90_s=latency.percentile(90),
         latency_p99_s=latency.percentile(99),
         items=len(latency.samples),
-        losses={key: counters.get(key, 0) for key in LOSS_COUNTERS if counters.get(key, 0)},
+        losses={key: snapshot.count(key) for key in LOSS_COUNTERS if snapshot.count(key)},
         verdict=verdict,
         headline=headline,
         suggestion=suggestion,
@@ -170,7 +237,6 @@ Verdict = tuple[str, str, list[str], "str | None", "str | None"]
 def _verdict(
     snapshot: PipelineSnapshot, loads: tuple[StageLoad, ...], stall_after: float
 ) -> Verdict:
-    counters = snapshot.counters
     busiest = max(loads, key=lambda load: (load.busy, load.mean_latency_s), default=None)
     top = busiest.node_id if busiest is not None and busiest.mean_latency_s > 0 else None
     if snapshot.source_error is not None:
@@ -178,7 +244,7 @@ def _verdict(
     stalled = _stalled(snapshot, stall_after)
     if stalled is not None:
         return "stalled", stalled[0], stalled[1], None, stalled[2] or top
-    forwarded = counters.get("forwarded", 0)
+    forwarded = snapshot.count("forwarded")
     failing = _failing(snapshot, forwarded)
     if failing is not None:
         return "failing", failing[0], failing[1], None, top
@@ -197,12 +263,11 @@ def _verdict(
 
 
 def _source_failed(snapshot: PipelineSnapshot) -> tuple[str, list[str]]:
-    counters = snapshot.counters
     reasons = [
-        f"the input ended when the source raised, after {counters.get('forwarded', 0)} "
-        f"item(s) went in ({counters.get('completed', 0)} completed)"
+        f"the input ended when the source raised, after {snapshot.count('forwarded')} "
+        f"item(s) went in ({snapshot.count('completed')} completed)"
     ]
-    unread = counters.get("results_dropped", 0)
+    unread = snapshot.count("results_dropped")
     if unread:
         reasons.append(_unread(unread))
     return f"{snapshot.source_error}", reasons
@@ -215,7 +280,7 @@ def _unread(count: int) -> str:
 def _stalled(
     snapshot: PipelineSnapshot, stall_after: float
 ) -> tuple[str, list[str], str | None] | None:
-    inside = snapshot.counters.get("in_flight", 0)
+    inside = snapshot.count("in_flight")
     last = snapshot.latency.last_event_ns
     if inside <= 0 or snapshot.mode is None:
         return None
@@ -248,7 +313,7 @@ def _where_stuck(snapshot: PipelineSnapshot) -> tuple[str, str] | None:
 
 
 def _failing(snapshot: PipelineSnapshot, forwarded: int) -> tuple[str, list[str]] | None:
-    failed = snapshot.counters.get("failed", 0)
+    failed = snapshot.count("failed")
     if not failed or not forwarded or failed / forwarded < SHARE_REPORTED:
         return None
     reasons = [
@@ -262,15 +327,14 @@ def _failing(snapshot: PipelineSnapshot, forwarded: int) -> tuple[str, list[str]
 def _dropping(
     snapshot: PipelineSnapshot, forwarded: int
 ) -> tuple[str, list[str], str | None] | None:
-    counters = snapshot.counters
     where = {
         "dropped_oldest": "at the input: the oldest queued items made room for new ones",
         "dropped_newest": "at the input: new items found the queue full",
         "rejected": "at the input: forward() found the queue full and gave up",
         "results_dropped": "at the output: results nobody read were dropped",
     }
-    offered = forwarded + counters.get("dropped_newest", 0) + counters.get("rejected", 0)
-    lost = {key: counters.get(key, 0) for key in where if counters.get(key, 0)}
+    offered = forwarded + snapshot.count("dropped_newest") + snapshot.count("rejected")
+    lost = {key: snapshot.count(key) for key in where if snapshot.count(key)}
     total = sum(lost.values())
     if not total or not offered or total / offered < SHARE_REPORTED:
         return None
@@ -308,11 +372,13 @@ def _pace(snapshot: PipelineSnapshot, loads: tuple[StageLoad, ...], busiest: Sta
                 f"the stages run in turn in one thread, busy {min(1.0, pace):.0%} in all"
             )
         reasons.extend(_queue_evidence(snapshot, name))
+        reasons.extend(_cpu_evidence(snapshot, busiest))
         reasons.extend(replica_balance(snapshot, loads))
         suggestion = None
         if not serial:
             suggestion = replica_suggestion(snapshot, loads, busiest, runner_up)
-        return "stage-bound", f"{name} holds the pipeline back", reasons, suggestion, name
+        kind = f" ({busiest.kind})" if busiest.kind is not None else ""
+        return "stage-bound", f"{name} holds the pipeline back{kind}", reasons, suggestion, name
     headroom = 1 / pace if pace > 0 else float("inf")
     reasons = [
         f"input arrives at {rate:.1f} items/s and the busiest stage, {name}, "
@@ -321,6 +387,22 @@ def _pace(snapshot: PipelineSnapshot, loads: tuple[StageLoad, ...], busiest: Sta
         *replica_balance(snapshot, loads),
     ]
     return "source-bound", "the pipeline keeps up with its input", reasons, None, name
+
+
+def _cpu_evidence(snapshot: PipelineSnapshot, busiest: StageLoad) -> list[str]:
+    """Where the pace-setting stage's time goes, and how busy the machine is."""
+    lines = [line for line in (kind_line(busiest), machine_line(snapshot)) if line]
+    if busiest.kind == CPU_STARVED:
+        lines.append(
+            "it waits for a CPU: the machine is oversubscribed, and replicas would wait too"
+        )
+    elif busiest.kind == BLOCKED:
+        lines.append(
+            "it sleeps inside its calls (I/O, a device, a lock or the interpreter lock): "
+            "thread replicas help a stage waiting on I/O, process replicas one waiting "
+            "for the interpreter lock"
+        )
+    return lines
 
 
 def _input_queue(snapshot: PipelineSnapshot, stage: str) -> tuple[int, int] | None:

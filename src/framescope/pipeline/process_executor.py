@@ -38,6 +38,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from framescope._keys import replica_key
 from framescope._validation import check_int_at_least
 from framescope.clock import Clock, wait_on
 from framescope.pipeline.executors import Replica, ReplicaLostError, check_picklable
@@ -131,7 +132,7 @@ class ProcessExecutor:
                 made.append(
                     ProcessReplica(
                         stage_bytes,
-                        f"{label}#{index}",
+                        replica_key(label, index),
                         clock,
                         max_items=self.max_items,
                         max_memory=self.max_memory,

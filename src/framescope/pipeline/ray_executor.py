@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from framescope._keys import replica_key
 from framescope._optional import require
 from framescope.clock import Clock
 from framescope.pipeline.executors import Replica, ReplicaLostError, check_picklable
@@ -114,7 +115,7 @@ class RayExecutor:
         stage_bytes = self._pickled(stage, label)
         ray = ensure_ray()
         actor_class = ray.remote(**self.actor_options)(StageActor)
-        return [RayReplica(actor_class, stage_bytes, f"{label}#{i}") for i in range(count)]
+        return [RayReplica(actor_class, stage_bytes, replica_key(label, i)) for i in range(count)]
 
 
 class RayReplica:

@@ -59,10 +59,12 @@ class SnapshotReaders:
 
         One track per stage thread with a slice per stage call and custom
         blocks nested inside, flow arrows following each frame across the
-        stages, a track of whole frames, and counter tracks for queue depth and
-        fps. The file is gzip-compressed when ``path`` ends in ``.gz``. It is
-        written whole or not at all; an existing file at ``path`` is replaced
-        only with ``overwrite=True`` (otherwise ``FileExistsError``).
+        stages, a track of whole frames, and counter tracks for queue depth,
+        fps and each stage's (and replica's) recent time on a CPU, waiting for
+        one and blocked (``"<stage> cpu"``, in percent). The file is
+        gzip-compressed when ``path`` ends in ``.gz``. It is written whole or
+        not at all; an existing file at ``path`` is replaced only with
+        ``overwrite=True`` (otherwise ``FileExistsError``).
         """
         if not isinstance(overwrite, bool):
             raise TypeError(f"overwrite must be True or False, got {type(overwrite).__name__}")
@@ -71,7 +73,8 @@ class SnapshotReaders:
                 f"path: {os.fspath(path)!r} exists; pass overwrite=True to replace it"
             )
         snapshot = self._traced_snapshot("export_trace")
-        document = chrome_trace(snapshot.traces, snapshot.node_ids, title=self.name)
+        cpu = {stage.key: stage.cpu.series for stage in snapshot.stages if stage.cpu is not None}
+        document = chrome_trace(snapshot.traces, snapshot.node_ids, title=self.name, cpu=cpu)
         return write_trace(path, document)
 
     def _traced_snapshot(self, what: str) -> PipelineSnapshot:
@@ -106,7 +109,7 @@ class SnapshotReaders:
             raise RuntimeError(f"tap: pipeline {self.name!r} is running; tap before it starts")
         self._tree.tap(stage, callback)
 
-    def diagnose(self) -> Diagnosis:
+    def diagnose(self, *, baseline: PipelineSnapshot | None = None) -> Diagnosis:
         """What holds the pipeline back, and why (``str()`` is a report).
 
         One verdict with its evidence: ``source failed`` (the source raised;
@@ -115,10 +118,17 @@ class SnapshotReaders:
         nobody read), ``stage-bound`` (a stage busy nearly all the time,
         with a suggestion where the numbers support one), ``source-bound``
         (the pipeline keeps up, with its headroom) or ``not enough data``.
-        Busy is processing time over wall time in the recent window. It also
-        gives end-to-end latency p50/p90/p99 and every loss counted.
+        Busy is processing time over wall time in the recent window; where
+        the scheduler's accounting was read, the pace-setting stage is also
+        compute-bound, CPU-starved or blocked, and replicas are suggested
+        only where the whole machine has idle cores. It also gives
+        end-to-end latency p50/p90/p99 and every loss counted.
+
+        ``baseline``: a snapshot of an earlier run of the same stages (e.g.
+        with fewer replicas): a replicated stage's gain is then also given as
+        measured, its rate now against its rate then.
         """
-        return diagnose_snapshot(self.snapshot())
+        return diagnose_snapshot(self.snapshot(), baseline=baseline)
 
     def statistics(self) -> dict[str, StatsSnapshot]:
         """Return the timing statistics of the pipeline and of every stage, by profile key.
@@ -165,6 +175,8 @@ class SnapshotReaders:
         ``block_names`` bound; for replicated stages, ``replica_restarts``
         (workers started again after they died) and ``reorder_waits`` (times
         a replica waited for a slow item at the head of the line).
+        ``framescope.pipeline.accounting.COUNTERS`` lists them all, and
+        ``snapshot.count(name)`` reads one (a misspelt name is a KeyError).
         """
         return dict(self.snapshot().counters)
 

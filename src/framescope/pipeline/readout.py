@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from framescope._keys import replica_key, without_prefix
 from framescope.pipeline.errors import describe_error
 from framescope.pipeline.framelog import TraceMaterial
 from framescope.pipeline.nodestate import NodeReading, in_micros, timing_from
@@ -14,7 +15,7 @@ from framescope.pipeline.state import (
     PipelineState,
     Timing,
 )
-from framescope.pipeline.tree import PARALLEL, SEPARATOR, StageTree
+from framescope.pipeline.tree import PARALLEL, StageTree
 
 __all__ = ["read_snapshot"]
 
@@ -80,7 +81,6 @@ def _stage_snapshots(
     """Each stage's snapshot in pipeline order, each followed by its replicas' own."""
     queues, held = runtime.queues(), runtime.held()
     working = set(tree.working_keys(tree.mode == PARALLEL))
-    prefix = tree.name + SEPARATOR
     split = runtime.cpu.split
     stages = []
     for key, step in tree.keyed():
@@ -88,7 +88,7 @@ def _stage_snapshots(
         stages.append(
             StageSnapshot(
                 key=key,
-                stage=key[len(prefix) :],
+                stage=without_prefix(key, tree.name),
                 latency=step.statistics(),
                 failures=step.failures,
                 working=key in working,
@@ -98,14 +98,15 @@ def _stage_snapshots(
                 replicas=step.replicas,
                 held=held.get(key),
                 cpu=split(_thread_keys(key, step.replicas if step.replicated else 0)),
+                executor=step.executor.name if step.replicated else None,
             )
         )
         for index, watch in enumerate(step.replica_watches):
-            replica = f"{key}#{index}"
+            replica = replica_key(key, index)
             stages.append(
                 StageSnapshot(
                     key=replica,
-                    stage=replica[len(prefix) :],
+                    stage=without_prefix(replica, tree.name),
                     latency=watch.statistics(),
                     working=False,
                     phase=phases.get(replica),
@@ -118,4 +119,4 @@ def _stage_snapshots(
 
 def _thread_keys(key: str, replicas: int) -> list[str]:
     """The keys the CPU accounting follows a stage by: its own, or its replicas'."""
-    return [f"{key}#{index}" for index in range(replicas)] if replicas else [key]
+    return [replica_key(key, index) for index in range(replicas)] if replicas else [key]

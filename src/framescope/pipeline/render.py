@@ -16,8 +16,11 @@ from framescope._optional import require
 __all__ = [
     "SNAPSHOT_COLUMNS",
     "STATE_COLUMNS",
+    "cpu_text",
+    "machine_text",
     "node_text",
     "rich_table",
+    "snapshot_head",
     "snapshot_rows",
     "snapshot_table",
     "state_rows",
@@ -89,8 +92,52 @@ def state_rows(state: Any) -> list[tuple[str, ...]]:
     return rows
 
 
-SNAPSHOT_COLUMNS = ("stage", "state", "input", "fps", "p50 ms", "p90 ms", "queue", "failed")
+SNAPSHOT_COLUMNS = (
+    "stage",
+    "state",
+    "input",
+    "fps",
+    "p50 ms",
+    "p90 ms",
+    "queue",
+    "failed",
+    "cpu/wait/blk",
+)
 """The stage table's columns, the browser live view's too."""
+
+
+def _percent(share: float | None) -> str:
+    return "?" if share is None else f"{share * 100:.0f}"
+
+
+def cpu_text(split: Any) -> str:
+    """``62/30/5%``: a stage thread's recent window on a CPU / waiting for one / blocked.
+
+    Each is a share of the window's wall time (``-`` when not measured;
+    ``62/?/?%`` where the system reports only CPU time). The rest of the
+    window the thread was idle, waiting for an item.
+    """
+    if split is None:
+        return "-"
+    parts = (split.on_cpu, split.waiting, split.blocked)
+    return "/".join(_percent(part) for part in parts) + "%"
+
+
+def machine_text(machine: Any) -> str:
+    """One line about the machine: cores, busy share of all of them (every process), load, us.
+
+    ``machine: 4 cores, 50% busy (all processes), load 1.50, this process 0.70 cores``;
+    a figure that is not known reads ``?``.
+    """
+    if machine is None:
+        return "machine: not measured"
+    cores = "?" if machine.cores is None else f"{machine.cores}"
+    load = "?" if machine.load1 is None else f"{machine.load1:.2f}"
+    process = "?" if machine.process_cores is None else f"{machine.process_cores:.2f}"
+    return (
+        f"machine: {cores} cores, {_percent(machine.cpu_busy)}% busy (all processes), "
+        f"load {load}, this process {process} cores"
+    )
 
 
 def _input_states(snapshot: Any) -> dict[str, str]:
@@ -105,11 +152,12 @@ def _input_states(snapshot: Any) -> dict[str, str]:
 
 
 def snapshot_rows(snapshot: Any) -> list[tuple[str, ...]]:
-    """One row per stage: key, state, input state, fps, p50/p90 ms, queue n/size, failures.
+    """One row per stage: key, state, input, fps, p50/p90 ms, queue n/size, failures, CPU split.
 
     fps, p50 and p90 are the stage's processing: calls a second and the time
     inside the stage call (as in the browser live view). A stage that
-    received nothing reads 0.0 fps and ``-`` for the times.
+    received nothing reads 0.0 fps and ``-`` for the times. The last column
+    is :func:`cpu_text` of its recent window.
     """
     inputs = _input_states(snapshot)
     rows: list[tuple[str, ...]] = []
@@ -130,6 +178,7 @@ def snapshot_rows(snapshot: Any) -> list[tuple[str, ...]]:
                 f"{summary.p90 * 1e3:.2f}" if summary else "-",
                 queue,
                 str(stage.failures),
+                cpu_text(stage.cpu),
             )
         )
     return rows
@@ -156,7 +205,17 @@ def state_table(state: Any) -> str:
 
 
 def snapshot_table(snapshot: Any) -> str:
-    """The pipeline's headline, then a table of its stages (see :func:`snapshot_rows`)."""
+    """The pipeline's headline, the machine's line, then a table of its stages.
+
+    See :func:`snapshot_head` and :func:`snapshot_rows`.
+    """
+    rows = snapshot_rows(snapshot)
+    head = snapshot_head(snapshot)
+    return head + ("\n" + _table(SNAPSHOT_COLUMNS, rows) if rows else "")
+
+
+def snapshot_head(snapshot: Any) -> str:
+    """Two lines: items in, out, failed and dropped, end-to-end latency; :func:`machine_text`."""
     counts = snapshot.counters
     latency = snapshot.latency
     head = (
@@ -170,8 +229,7 @@ def snapshot_table(snapshot: Any) -> str:
             f"; end to end p50 {summary.median * 1e3:.2f} ms, p90 {summary.p90 * 1e3:.2f} ms, "
             f"{latency.rate(snapshot.taken_ns):.1f} items/s"
         )
-    rows = snapshot_rows(snapshot)
-    return head + ("\n" + _table(SNAPSHOT_COLUMNS, rows) if rows else "")
+    return head + "\n" + machine_text(snapshot.machine)
 
 
 def rich_table(columns: tuple[str, ...], rows: list[tuple[str, ...]], title: str = "") -> Any:

@@ -1,4 +1,11 @@
-"""What the diagnosis says about replicas: how balanced they are, and when more would help."""
+"""What the diagnosis says about cores and replicas: where a stage's time goes, the machine's
+idle cores, how much the replicas of a stage add, and when more would help.
+
+Everything about cores comes from measured time: a thread's time on a CPU and
+waiting for one (``StageSnapshot.cpu``) and the whole machine's CPU use
+(``PipelineSnapshot.machine``), never from busy time alone, which counts the
+time a thread waited for a CPU as work.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +14,48 @@ from collections.abc import Sequence
 from statistics import median
 from typing import Protocol
 
-from framescope.pipeline.snapshot import PipelineSnapshot
+from framescope.pipeline.cpu import CpuSplit
+from framescope.pipeline.snapshot import PipelineSnapshot, StageSnapshot
 
-__all__ = ["SLOW_REPLICA", "replica_balance", "replica_suggestion"]
+__all__ = [
+    "BLOCKED",
+    "COMPUTE_BOUND",
+    "CPU_STARVED",
+    "IDLE_CORE",
+    "INTERPRETER_BUSY",
+    "SLOW_REPLICA",
+    "STAGE_KINDS",
+    "STARVED_SHARE",
+    "idle_cores",
+    "kind_line",
+    "machine_line",
+    "measured_gains",
+    "replica_balance",
+    "replica_gain",
+    "replica_suggestion",
+    "stage_kind",
+    "starved_advice",
+]
 
 SLOW_REPLICA = 1.5
 """A replica whose mean processing time is this many times the others' median is slow."""
+IDLE_CORE = 0.75
+"""A core idle this share of the time (or more) counts as free for one more replica."""
+INTERPRETER_BUSY = 0.9
+"""A process keeping this many cores busy may be waiting on its interpreter lock: a thread
+replica's blocked time then is not counted as work one replica alone would do."""
+
+COMPUTE_BOUND = "compute-bound"
+CPU_STARVED = "CPU-starved"
+BLOCKED = "blocked"
+#: What a busy stage's time is mostly spent on.
+STAGE_KINDS = (COMPUTE_BOUND, CPU_STARVED, BLOCKED)
+#: A stage waiting for a CPU this share of its busy time (or more) is CPU-starved.
+STARVED_SHARE = 0.3
+_MIN_BUSY_FOR_KIND = 0.05  # below this busy share, the split says too little
 
 _GAIN_SHOWN = 1.2  # below this expected gain, suggest nothing
+_PACE = 0.9  # replicas this busy on average are the pace (the stage-bound share)
 
 
 class StageLoad(Protocol):
@@ -30,35 +71,133 @@ class StageLoad(Protocol):
     def throughput_per_s(self) -> float: ...
     @property
     def replicas(self) -> int: ...
+    @property
+    def cpu(self) -> CpuSplit | None: ...
+    @property
+    def kind(self) -> str | None: ...
+    @property
+    def executor(self) -> str | None: ...
+
+
+def stage_kind(cpu: CpuSplit | None) -> str | None:
+    """What a stage's busy time is mostly spent on, from its split (None: unknown or idle).
+
+    Waiting for a CPU :data:`STARVED_SHARE` of the busy time is CPU-starved;
+    otherwise the larger of on-CPU and blocked decides. Where waiting is not
+    reported, only a stage on a CPU most of its busy time gets a kind.
+    """
+    if cpu is None or cpu.busy < _MIN_BUSY_FOR_KIND:
+        return None
+    on_cpu = cpu.share_of_busy(cpu.on_cpu) or 0.0
+    waiting, blocked = cpu.share_of_busy(cpu.waiting), cpu.share_of_busy(cpu.blocked)
+    if waiting is None or blocked is None:
+        return COMPUTE_BOUND if on_cpu >= 0.5 else None
+    if waiting >= STARVED_SHARE:
+        return CPU_STARVED
+    return COMPUTE_BOUND if on_cpu >= blocked else BLOCKED
+
+
+def idle_cores(snapshot: PipelineSnapshot) -> tuple[float, bool] | None:
+    """The machine's idle cores and whether every process was counted (None: unknown).
+
+    From the machine-wide CPU use where it was read; else from this process's
+    own use (other processes unknown: the second value is False).
+    """
+    machine = snapshot.machine
+    if machine is not None and machine.idle_cores is not None:
+        return machine.idle_cores, True
+    cores, used = snapshot.cpu_count, snapshot.cpu_load
+    if not cores or used is None:
+        return None
+    return max(0.0, cores - used), False
+
+
+def machine_line(snapshot: PipelineSnapshot) -> str | None:
+    """The machine's cores, how busy they are (every process), the load, this process's share."""
+    machine = snapshot.machine
+    if machine is None or machine.cores is None:
+        return None
+    parts = [f"the machine's {machine.cores} cores are"]
+    if machine.cpu_busy is not None:
+        parts.append(f"{machine.cpu_busy:.0%} busy")
+    else:
+        parts.append("busy to an unknown degree (not reported here)")
+    if machine.load1 is not None:
+        parts.append(f"(load average {machine.load1:.1f})")
+    line = " ".join(parts)
+    if machine.process_cores is not None:
+        line += f"; this process keeps {machine.process_cores:.1f} of them busy"
+    return line
+
+
+def _shares(cpu: CpuSplit) -> str:
+    on_cpu = cpu.share_of_busy(cpu.on_cpu) or 0.0
+    waiting, blocked = cpu.share_of_busy(cpu.waiting), cpu.share_of_busy(cpu.blocked)
+    if waiting is None or blocked is None:
+        return f"on a CPU {on_cpu:.0%} of its busy time (waiting and blocked not reported here)"
+    return (
+        f"on a CPU {on_cpu:.0%} of its busy time, waiting for a CPU {waiting:.0%}, "
+        f"blocked {blocked:.0%}"
+    )
+
+
+def kind_line(load: StageLoad) -> str | None:
+    """What the stage's busy time is spent on, as a reason line (None: not measured)."""
+    cpu = load.cpu
+    if cpu is None:
+        return None
+    if load.kind is None:
+        return f"{load.node_id} is {_shares(cpu)}"
+    return f"{load.node_id} is {load.kind}: {_shares(cpu)}"
+
+
+def starved_advice(snapshot: PipelineSnapshot, load: StageLoad) -> str:
+    """What to do for a stage that waits for a CPU: free cores; replicas would wait too."""
+    machine = machine_line(snapshot) or "the machine's cores are busy"
+    return (
+        f"{load.node_id} waits for a CPU, not for work: {machine}. More replicas would "
+        "wait too; free cores (stop other work on this machine, or move it) or make "
+        "the stage cheaper"
+    )
+
+
+def replica_gain(snapshot: PipelineSnapshot, load: StageLoad) -> tuple[float, str] | None:
+    """How many times what one replica would do the replicas of ``load`` do, and how it is known.
+
+    One replica on a core of its own spends each item's time on a CPU and
+    blocked, never waiting for a CPU: the replicas together do, per second
+    of wall time, the sum of their on-CPU and blocked shares in such items.
+    A thread replica's blocked time is left out when the process keeps about
+    a core busy (it may be waiting for the interpreter lock, which one
+    replica would not). None when the split was not measured.
+    """
+    cpu = load.cpu
+    if cpu is None:
+        return None
+    work = cpu.on_cpu * cpu.threads
+    if cpu.blocked is None:
+        return work, "their time on a CPU"
+    machine = snapshot.machine
+    interpreter = machine is not None and (machine.process_cores or 0.0) >= INTERPRETER_BUSY
+    if load.executor in (None, "thread") and interpreter:
+        return work, "their time on a CPU (blocked time not counted: the process keeps a core busy)"
+    return work + cpu.blocked * cpu.threads, "their time on a CPU or blocked"
 
 
 def replica_balance(snapshot: PipelineSnapshot, loads: Sequence[StageLoad]) -> list[str]:
-    """One line per replicated stage: its gain over one replica, each replica's share, slow ones."""
+    """Per replicated stage: what its replicas add over one, each one's share, the slow ones."""
     lines = []
-    now = snapshot.taken_ns
     for load in loads:
         replicas = snapshot.replicas_of(load.node_id)
         if not replicas:
             continue
         means = [r.latency.recent_mean() for r in replicas]
-        parts = []
-        for replica, mean in zip(replicas, means, strict=True):
-            busy = min(1.0, mean * replica.latency.rate(now))
-            parts.append(f"#{replica.replica_index} {busy:.0%} busy, {mean * 1e3:.1f} ms")
+        parts = [_replica_part(snapshot, r, m) for r, m in zip(replicas, means, strict=True)]
         line = f"{load.node_id} runs on {len(replicas)} replicas"
-        if load.mean_latency_s > 0 and load.throughput_per_s > 0:
-            one = 1 / load.mean_latency_s
-            line += (
-                f", together {load.throughput_per_s:.1f}/s: {load.throughput_per_s / one:.2f}x "
-                f"what one replica does at their {load.mean_latency_s * 1e3:.1f} ms per item"
-            )
+        if load.throughput_per_s > 0:
+            line += f", together {load.throughput_per_s:.1f}/s"
+            line += _gain_text(snapshot, load)
         lines.append(f"{line} ({'; '.join(parts)})")
-        cores, in_use = snapshot.cpu_count, snapshot.cpu_load
-        if cores and in_use is not None and in_use >= cores - 0.3:
-            lines.append(
-                f"the process keeps {in_use:.1f} of {cores} cores busy: the replicas share "
-                "them, so each takes longer per item than one alone would"
-            )
         for replica, mean in zip(replicas, means, strict=True):
             others = [m for other, m in zip(replicas, means, strict=True) if other is not replica]
             typical = median(others) if others else 0.0
@@ -70,43 +209,143 @@ def replica_balance(snapshot: PipelineSnapshot, loads: Sequence[StageLoad]) -> l
     return lines
 
 
+def _replica_part(snapshot: PipelineSnapshot, replica: StageSnapshot, mean: float) -> str:
+    busy = min(1.0, mean * replica.latency.rate(snapshot.taken_ns))
+    cpu = replica.cpu
+    split = ""
+    if cpu is not None:
+        split = f" ({cpu.on_cpu:.0%} on a CPU"
+        split += f", {cpu.waiting:.0%} waiting)" if cpu.waiting is not None else ")"
+    return f"#{replica.replica_index} {busy:.0%} busy{split}, {mean * 1e3:.1f} ms"
+
+
+def _gain_text(snapshot: PipelineSnapshot, load: StageLoad) -> str:
+    gain = replica_gain(snapshot, load)
+    if gain is None:
+        return " (where their time went was not measured: no gain is claimed)"
+    value, basis = gain
+    if load.busy < _PACE:
+        return (
+            f"; the input keeps them {load.busy:.0%} busy, so one replica could do about as "
+            f"much ({basis}: {value:.2f} cores' worth)"
+        )
+    text = f": about {value:.2f}x what one replica on a free core would do, from {basis}"
+    cpu = load.cpu
+    if cpu is not None and cpu.waiting is not None and cpu.waiting * cpu.threads >= 0.05:
+        text += f"; they wait for a CPU {cpu.waiting * cpu.threads:.2f} s of each second"
+    return text
+
+
+def measured_gains(snapshot: PipelineSnapshot, baseline: PipelineSnapshot) -> list[str]:
+    """Per stage whose replica count differs in ``baseline``: its rate now against then."""
+    before = {stage.key: stage for stage in baseline.stages}
+    lines = []
+    for stage in snapshot.working_stages():
+        earlier = before.get(stage.key)
+        if earlier is None or earlier.replicas == stage.replicas:
+            continue
+        now = stage.latency.rate(snapshot.taken_ns)
+        then = earlier.latency.rate(baseline.taken_ns)
+        if now <= 0 or then <= 0:
+            continue
+        lines.append(
+            f"measured: {stage.key} does {now:.1f}/s on {stage.replicas} replica"
+            f"{'s' if stage.replicas > 1 else ''} against {then:.1f}/s on {earlier.replicas} "
+            f"in the baseline: {now / then:.2f}x"
+        )
+    return lines
+
+
 def replica_suggestion(
     snapshot: PipelineSnapshot, loads: Sequence[StageLoad], busiest: StageLoad, runner_up: float
 ) -> str | None:
-    """More replicas of the stage that sets the pace, when the machine has idle cores.
+    """More replicas of the stage that sets the pace, only where the machine has idle cores.
 
-    The gain is what the measured busy times allow: the pace stage's rate
-    grows with its replicas until the next busiest stage's limit, and each
-    added replica is taken to need one core (so a machine whose cores are
-    already busy gets the generic advice instead).
+    The gain is bounded by the next busiest stage's limit and by the idle
+    cores of the whole machine: each added replica needs the cores one
+    replica keeps on a CPU (a whole core where that was not measured). A
+    CPU-starved stage gets no replicas: they would wait for a CPU too.
     """
+    del loads  # the busiest stage and the runner-up's share say what is needed
     name = busiest.node_id
     factor = min(busiest.busy / runner_up, 10.0) if runner_up > 0 else 10.0
     if factor < _GAIN_SHOWN:
         return None
-    cores = snapshot.cpu_count or 0
-    used = snapshot.cpu_load
-    if used is None:  # not measured: take each busy stage thread as a busy core
-        used = sum(load.busy * load.replicas for load in loads)
-    idle = cores - used
-    current = busiest.replicas
-    affordable = current + math.floor(idle + 0.25)  # a core 75% idle is as good as free
-    wanted = max(current + 1, min(math.ceil(current * factor), affordable))
-    gain = min(wanted / current, factor)
+    if busiest.kind == CPU_STARVED:
+        return starved_advice(snapshot, busiest)
     limit = (
         f"the next busiest stage ({runner_up:.0%} busy)"
         if runner_up >= 0.01
         else "another part of the pipeline"
     )
-    if wanted <= affordable and gain >= _GAIN_SHOWN:
-        return (
-            f"{name} sets the pace on {current} replica{'s' if current > 1 else ''}; "
-            f"add(..., replicas={wanted}) would raise throughput about {gain:.1f}x "
-            f"before {limit} limits it (about {idle:.1f} of {cores} cores are idle)"
-        )
+    free = idle_cores(snapshot)
+    if free is not None:
+        advice = _more_replicas(snapshot, busiest, factor, free, limit)
+        if advice is not None:
+            return advice
+    busy = _busy_cores(snapshot, free)
     if runner_up <= 0:
-        return None
+        return f"{name} sets the pace; make it cheaper{busy}" if busy else None
     return (
-        f"{name} sets the pace; making it faster (or running it on more workers) could "
-        f"raise throughput about {factor:.1f}x before {limit} limits it"
+        f"{name} sets the pace; making it faster could raise throughput about {factor:.1f}x "
+        f"before {limit} limits it{busy}"
     )
+
+
+def _busy_cores(snapshot: PipelineSnapshot, free: tuple[float, bool] | None) -> str:
+    if free is None:
+        return ""
+    line = machine_line(snapshot)
+    if free[0] >= IDLE_CORE or line is None:
+        return ""
+    return f"; more replicas would wait for a CPU: {line}"
+
+
+def _more_replicas(
+    snapshot: PipelineSnapshot, load: StageLoad, factor: float, free: tuple[float, bool], limit: str
+) -> str | None:
+    idle, whole_machine = free
+    current = load.replicas
+    need = _cores_per_replica(snapshot, load)
+    # A replica whose share of a core is IDLE_CORE free counts as affordable.
+    affordable = current + math.floor(idle / need + (1 - IDLE_CORE))
+    wanted = max(current + 1, min(math.ceil(current * factor), affordable))
+    gain = min(wanted / current, factor)
+    if wanted > affordable or gain < _GAIN_SHOWN:
+        return None
+    where = "" if whole_machine else " (other processes' use unknown)"
+    executor = ""
+    if _interpreter_bound(snapshot, load):
+        executor = ", executor='process'"
+    return (
+        f"{load.node_id} sets the pace on {current} replica{'s' if current > 1 else ''}; "
+        f"add(..., replicas={wanted}{executor}) would raise throughput about {gain:.1f}x "
+        f"before {limit} limits it (about {idle:.1f} of {snapshot.cpu_count} cores are "
+        f"idle{where}; {_need_text(snapshot, load, need)})"
+    )
+
+
+def _need_text(snapshot: PipelineSnapshot, load: StageLoad, need: float) -> str:
+    cpu = load.cpu
+    if cpu is None:
+        return "each replica taken to need a core: its time on a CPU was not measured"
+    if _interpreter_bound(snapshot, load):  # freed from the interpreter lock, it would run
+        return f"each replica would keep about {need:.2f} of a core busy"
+    return f"each replica keeps {cpu.on_cpu:.2f} of a core on a CPU"
+
+
+def _interpreter_bound(snapshot: PipelineSnapshot, load: StageLoad) -> bool:
+    """A blocked thread stage in a process that keeps about a core busy: the interpreter lock."""
+    machine = snapshot.machine
+    busy_process = machine is not None and (machine.process_cores or 0.0) >= INTERPRETER_BUSY
+    return load.kind == BLOCKED and load.executor in (None, "thread") and busy_process
+
+
+def _cores_per_replica(snapshot: PipelineSnapshot, load: StageLoad) -> float:
+    """The cores one more replica would keep busy: its on-CPU share (a core if unknown)."""
+    cpu = load.cpu
+    if cpu is None:
+        return 1.0
+    if _interpreter_bound(snapshot, load) and cpu.blocked is not None:
+        return max(0.05, min(1.0, cpu.on_cpu + cpu.blocked))  # freed from the lock, it runs
+    return max(0.05, min(1.0, cpu.on_cpu))

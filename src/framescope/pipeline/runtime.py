@@ -164,6 +164,7 @@ class Runtime:
             crash=self.crash,
             clock=self.clock,
             stop_line=self._stop_line,
+            on_exit=self._worker_ends,
         )
         track_cpu(self.tree, self.groups, self.cpu)
         self._channels = [group.inbox for group in self.groups]
@@ -174,6 +175,10 @@ class Runtime:
             for index, group in enumerate(self.groups)
             for worker in group.workers
         }
+
+    def _worker_ends(self) -> None:
+        """A worker thread's last readings, taken in it as it ends (its accounting then goes)."""
+        self.cpu.sample(force=True)
 
     def _node_links(self) -> list[NodeLink]:
         """How each node sits in the running pipeline, for the aggregator."""

@@ -15,13 +15,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
+from framescope._keys import join_key, replica_index
 from framescope._snapshotformat import Fields, SnapshotFormatError, shown
+from framescope.pipeline.accounting import check_counter
 from framescope.pipeline.cpu import CpuSplit, MachineLoad
 from framescope.pipeline.framelog import TraceMaterial, join_traces
 from framescope.pipeline.nodestate import NodeReading, pipeline_state
-from framescope.pipeline.render import SNAPSHOT_COLUMNS, rich_table, snapshot_rows, snapshot_table
+from framescope.pipeline.render import (
+    SNAPSHOT_COLUMNS,
+    rich_table,
+    snapshot_head,
+    snapshot_rows,
+    snapshot_table,
+)
 from framescope.pipeline.state import NodeState, PipelineState, merge_states, read_state
-from framescope.pipeline.tree import SEPARATOR
 from framescope.stats import StatsSnapshot
 from framescope.statsnapshot import read_stats
 from framescope.trace import FrameTrace, read_trace
@@ -63,6 +70,8 @@ class StageSnapshot:
             rate is their sum, the percentiles their pooled samples).
         replica_of: for a replica's own entry (``Main__Infer#1``), the stage's key.
         held: results a replicated stage holds back until an earlier one is done.
+        executor: for a replicated stage, where its replicas run (``thread``,
+            ``process``, ``ray``; None for a stage without replicas).
         cpu: where its thread's (or replicas') time went over the recent window:
             on a CPU, waiting for one, blocked (None: not measured, e.g. serial mode).
     """
@@ -79,13 +88,14 @@ class StageSnapshot:
     replica_of: str | None = None
     held: int | None = None
     cpu: CpuSplit | None = None
+    executor: str | None = None
 
     @property
     def replica_index(self) -> int | None:
         """For a replica's entry, its number (1 for ``Main__Infer#1``); else None."""
         if self.replica_of is None:
             return None
-        return int(self.key.rsplit("#", 1)[1])
+        return replica_index(self.key)
 
     def to_dict(self) -> dict[str, Any]:
         """The stage as a JSON-ready dict."""
@@ -102,6 +112,7 @@ class StageSnapshot:
             "replica_of": self.replica_of,
             "held": self.held,
             "cpu": None if self.cpu is None else self.cpu.to_dict(),
+            "executor": self.executor,
         }
 
     @classmethod
@@ -113,7 +124,7 @@ class StageSnapshot:
 def _read_stage(fields: Fields) -> StageSnapshot:
     key = fields.text("key")
     replica_of = fields.text("replica_of", None, or_none=True)
-    if replica_of is not None and not key.rpartition("#")[2].isdecimal():
+    if replica_of is not None and replica_index(key) is None:
         raise fields.fail("key", "a replica's key ending in #<number>", key)
     return StageSnapshot(
         key=key,
@@ -128,6 +139,7 @@ def _read_stage(fields: Fields) -> StageSnapshot:
         replica_of=replica_of,
         held=fields.integer("held", None, or_none=True),
         cpu=_read_optional(fields, "cpu", CpuSplit.from_dict),
+        executor=fields.text("executor", None, or_none=True),
     )
 
 
@@ -195,9 +207,7 @@ class PipelineSnapshot:
 
     def __rich__(self) -> Any:
         """A rich table of the stages, states in colour (needs ``rich``)."""
-        return rich_table(
-            SNAPSHOT_COLUMNS, snapshot_rows(self), title=snapshot_table(self).split("\n")[0]
-        )
+        return rich_table(SNAPSHOT_COLUMNS, snapshot_rows(self), title=snapshot_head(self))
 
     @property
     def traces(self) -> tuple[FrameTrace, ...]:
@@ -251,9 +261,14 @@ class PipelineSnapshot:
         """The stages that process items themselves, in pipeline order."""
         return tuple(stage for stage in self.stages if stage.working)
 
+    def count(self, name: str) -> int:
+        """Counter ``name`` (0 when a snapshot from an older box lacks it; a KeyError when
+        ``name`` is no pipeline counter, so a misspelt name never reads as 0)."""
+        return self.counters.get(check_counter(name), 0)
+
     def dropped(self) -> dict[str, int]:
         """Lost items by reason (queue_full, overflow, result_unread, cleanup)."""
-        return {reason: self.counters.get(key, 0) for key, reason in DROP_REASONS.items()}
+        return {reason: self.count(key) for key, reason in DROP_REASONS.items()}
 
     def to_dict(self) -> dict[str, Any]:
         """The snapshot as a JSON-ready dict (traces included); :meth:`from_dict` reads it back."""
@@ -380,16 +395,16 @@ def merge_snapshots(
     counters: dict[str, int] = {}
     latency = StatsSnapshot(window=1)
     for index, snapshot in enumerate(snapshots):
-        prefix = f"{prefixes[index]}{SEPARATOR}" if prefixes is not None else ""
+        prefix = prefixes[index] if prefixes is not None else ""
         for stage in snapshot.stages:
-            key = prefix + stage.key
+            key = join_key(prefix, stage.key)
             if key in seen:
                 raise ValueError(
                     f"stage {key!r} appears in more than one snapshot; "
                     "pass prefixes= to tell them apart"
                 )
             seen.add(key)
-            replica_of = None if stage.replica_of is None else prefix + stage.replica_of
+            replica_of = None if stage.replica_of is None else join_key(prefix, stage.replica_of)
             stages.append(replace(stage, key=key, replica_of=replica_of))
         for counter, value in snapshot.counters.items():
             counters[counter] = counters.get(counter, 0) + value

@@ -72,10 +72,11 @@ def start_threads(
     crash: Callable[[BaseException], object],
     clock: Clock,
     stop_line: list[int] | None = None,
+    on_exit: Callable[[], object] | None = None,
 ) -> list[StageThreads]:
     """Build and start the threads of ``specs``, in order, joined by bounded channels.
 
-    ``stop_line``: see :class:`~framescope.pipeline.worker.Worker`.
+    ``stop_line``, ``on_exit``: see :class:`~framescope.pipeline.worker.Worker`.
     """
     channels = [Channel(spec.queue_size or default_queue) for spec in specs]
     now = clock.monotonic_ns
@@ -91,6 +92,7 @@ def start_threads(
                 Worker,
                 crash=crash,
                 stop_line=stop_line,
+                on_exit=on_exit,
                 outbox_length=None if outbox is None else outbox.length_function(),
                 clock=clock,
             )

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from framescope._keys import SEPARATOR, check_name, join_key, replica_key
 from framescope._validation import check_positive_int
 from framescope.clock import Clock
 from framescope.pipeline.errors import ErrorPolicy, StageError
@@ -30,22 +31,7 @@ __all__ = ["PARALLEL", "SEPARATOR", "SERIAL", "StageTree", "Step", "UnitSpec", "
 
 logger = logging.getLogger(__name__)
 
-SEPARATOR = "__"
-"""Joins pipeline and stage names in profile keys: ``MainPipeline__Stage1``."""
-
 SERIAL, PARALLEL = "serial", "parallel"
-
-
-def check_name(name: object, argument: str) -> str:
-    """Return ``name`` if it can be a pipeline or stage name, else raise a clear error."""
-    if not isinstance(name, str):
-        raise TypeError(f"{argument} must be a str, got {type(name).__name__}")
-    if not name or SEPARATOR in name:
-        raise ValueError(
-            f"{argument} must be a non-empty str without {SEPARATOR!r} "
-            f"(it separates levels in profile keys), got {name!r}"
-        )
-    return name
 
 
 @dataclass(eq=False)
@@ -271,7 +257,7 @@ class StageTree:
     def _add_replica_timers(self, step: Step) -> None:
         """Give each replica of a replicated step its own stopwatch and event recorder."""
         for index in range(step.replicas):
-            label = f"{step.name}#{index}"
+            label = replica_key(step.name, index)
             replica = StopWatch(label, max_intervals=self.window, clock=self.clock)
             replica.keep_distribution()
             step.replica_watches.append(replica)
@@ -334,7 +320,7 @@ class StageTree:
         """Every step, depth first, with its profile key under ``prefix`` (default: the name)."""
         prefix = self.name if prefix is None else prefix
         for step in self.steps:
-            key = f"{prefix}{SEPARATOR}{step.name}"
+            key = join_key(prefix, step.name)
             yield key, step
             if step.child is not None:
                 yield from step.child.keyed(key)
@@ -348,7 +334,7 @@ class StageTree:
         for key, step in self.keyed():
             yield key, step.watch
             for index, watch in enumerate(step.replica_watches):
-                yield f"{key}#{index}", watch
+                yield replica_key(key, index), watch
 
     def qualify(self) -> None:
         """Set every step's profile key (and its recorder's node id) under this tree's name."""
@@ -356,7 +342,7 @@ class StageTree:
             step.qualified = key
             step.recorder.node_id = key
             for index, recorder in enumerate(step.replica_recorders):
-                recorder.node_id = f"{key}#{index}"
+                recorder.node_id = replica_key(key, index)
 
     def working_keys(self, threaded: bool) -> list[str]:
         """Profile keys of the steps that do the work when the tree runs (``threaded`` or not).

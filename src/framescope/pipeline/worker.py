@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 from collections.abc import Callable
@@ -13,6 +14,8 @@ from framescope.pipeline.events import NO_QUEUE, EventRecorder, NodePhase, pack_
 from framescope.pipeline.item import Envelope, Fail, Process, item_processor, stage_processor
 from framescope.pipeline.tree import UnitSpec
 from framescope.running import bind_recorder
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["Worker", "is_sending", "processor_for"]
 
@@ -46,6 +49,8 @@ class Worker:
         stop_line: a one-element list holding the frame id of the last item to
             run (a stage stopped the pipeline on it); a later one is discarded,
             counted, when taken. Shared with the runtime, which lowers it.
+        on_exit: called once in the thread as it ends (before it passes the
+            END on): the CPU accounting's last reading of it.
     """
 
     def __init__(
@@ -63,6 +68,7 @@ class Worker:
         get: Callable[[], Any] | None = None,
         skip: Callable[[Envelope], None] | None = None,
         stop_line: list[int] | None = None,
+        on_exit: Callable[[], object] | None = None,
     ) -> None:
         self.label = label
         self.inbox = inbox
@@ -77,6 +83,7 @@ class Worker:
         self._now = clock.monotonic_ns
         self._stop_line = [sys.maxsize] if stop_line is None else stop_line
         self.discarded = 0  # items it held when the next queue closed (not failed ones)
+        self._on_exit = on_exit
         # A daemon thread: a user stage that never returns must not keep the
         # process alive at exit. cleanup() joins it with a bound and reports it.
         self.thread = threading.Thread(target=self._run, name=f"framescope:{label}", daemon=True)
@@ -95,9 +102,19 @@ class Worker:
             # pipeline and raises it again in the caller's thread.
             self._crash(error)
         finally:
+            self._leave()
             recorder.phase = NodePhase.IDLE
             if recording:
                 bind_recorder(None)
+
+    def _leave(self) -> None:
+        """Tell ``on_exit`` once, before the END goes on (the thread's last readings)."""
+        on_exit, self._on_exit = self._on_exit, None
+        if on_exit is not None:
+            try:
+                on_exit()
+            except Exception:  # a reading must not cost the pipeline its end
+                logger.exception("reading %r's CPU accounting at its end failed", self.label)
 
     def _plain_loop(self) -> Envelope | None:
         """Pass items on until the input ends (None) or the next queue closes (the item held)."""
@@ -108,6 +125,7 @@ class Worker:
             if envelope is CLOSED:
                 return None
             if envelope is END:
+                self._leave()
                 self._end()
                 return None
             if envelope.frame_id > line[0]:
@@ -138,6 +156,7 @@ class Worker:
             if envelope is CLOSED:
                 return None
             if envelope is END:
+                self._leave()
                 self._end()
                 return None
             if envelope.frame_id > line[0]:
