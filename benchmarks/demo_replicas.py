@@ -13,10 +13,10 @@ input) once in each condition, the order alternating from round to round:
 
 Per run: the throughput each phase measured and their ratio (the fact), the
 gain the diagnosis of the 2-replica phase claims (the first ``<number>x`` in
-its line about the replicas, as printed), and whether it says any cores are
-idle. Targets: quiet, the claim within 15% of the measured ratio (median of
-the rounds); hog, in every round no claim above the measured ratio + 15% and
-no idle cores claimed.
+its line about the replicas, as printed; 1.0 where it says one replica could
+do about as much), and whether it says any cores are idle. Targets: quiet,
+the claim within 15% of the measured ratio (median of the rounds); hog, in
+every round no claim above the measured ratio + 15% and no idle cores claimed.
 """
 
 from __future__ import annotations
@@ -83,7 +83,11 @@ def claimed_gain(report: DemoReport) -> tuple[float | None, str]:
     for line in report.claims:
         if "runs on" in line and "replicas" in line:
             found = re.search(r"(\d+(?:\.\d+)?)x", line)
-            return (float(found.group(1)) if found else None), line
+            if found:
+                return float(found.group(1)), line
+            if "one replica could do about as much" in line:
+                return 1.0, line  # the input, not the replicas, sets the pace: no gain
+            return None, line
     return None, "(no line about the replicas)"
 
 
