@@ -177,6 +177,7 @@ def test_demo_serve_shows_the_pipeline_in_a_live_view(tmp_path: Path) -> None:
     assert "framescope demo --serve" not in out.getvalue()  # it was served
 
 
+@pytest.mark.integration  # an encoder process and a live view
 def test_demo_serve_with_replicas_shows_each_phase_at_the_same_address(tmp_path: Path) -> None:
     import re
     import threading

@@ -169,6 +169,7 @@ _PHASE_ROW = re.compile(
 )
 
 
+@pytest.mark.integration  # an encoder process
 def test_replicas_2_measures_one_replica_then_two_on_the_same_input(tmp_path: Path) -> None:
     out = io.StringIO()
     report = run_demo(out, seconds=2.0, refresh=0.5, live=False, replicas=2, out_dir=tmp_path)
