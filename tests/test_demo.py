@@ -228,6 +228,21 @@ def test_a_phase_takes_no_frame_after_it_closed_and_the_next_goes_on() -> None:
     assert (first.taken, second.taken, first.ended, second.ended) == (2, 3, False, True)
 
 
+def test_a_run_that_ends_in_the_first_phase_compares_nothing() -> None:
+    from framescope.demo import DemoPhase
+    from framescope.demo.phases import compare_phases
+
+    one = DemoPhase(1, frames_in=50, frames_out=50, frames_lost=0, infer_frames=50, seconds=2.0)
+    text = compare_phases([one], ("Demo__Infer runs on 2 replicas ...",), 2)
+    assert "   50 frames through Infer in  2.00 s:    25.0/s" in text
+    assert "ended before the 2-replica phase: nothing to compare" in text
+    assert "Measured:" not in text and "claimed" not in text
+    two = DemoPhase(2, frames_in=60, frames_out=60, frames_lost=0, infer_frames=60, seconds=2.0)
+    text = compare_phases([one, two], (), 2)
+    assert "Measured: 2 replicas did 1.20x what 1 did. This ratio is the fact." in text
+    assert "The diagnosis of the 2-replica phase made no claim about replicas." in text
+
+
 # -- inputs it cannot read -----------------------------------------------------------------
 
 
