@@ -175,3 +175,40 @@ def test_demo_serve_shows_the_pipeline_in_a_live_view(tmp_path: Path) -> None:
     assert "Demo__Infer" in {stage["key"] for stage in shown["stages"]}
     runner.join(60)
     assert "framescope demo --serve" not in out.getvalue()  # it was served
+
+
+@pytest.mark.integration  # an encoder process and a live view
+def test_demo_serve_with_replicas_shows_each_phase_at_the_same_address(tmp_path: Path) -> None:
+    import re
+    import threading
+    import time
+    import urllib.request
+
+    from framescope.demo import run_demo
+
+    out = io.StringIO()
+    runner = threading.Thread(
+        target=run_demo,
+        args=(out,),
+        kwargs={"seconds": 3.0, "serve": True, "replicas": 2, "out_dir": tmp_path},
+    )
+    runner.start()
+    seen: set[str] = set()
+    try:
+        deadline = time.monotonic() + 60
+        while runner.is_alive() and time.monotonic() < deadline:
+            found = re.search(r"Live view: open (\S+)", out.getvalue())
+            if found:
+                try:
+                    with urllib.request.urlopen(found.group(1) + "view.json", timeout=5) as answer:
+                        seen |= {stage["key"] for stage in json.loads(answer.read())["stages"]}
+                except OSError:  # the view closed at the end of the run
+                    break
+            if "Demo__Infer#1" in seen:
+                break
+            time.sleep(0.1)
+    finally:
+        runner.join(60)
+    assert not runner.is_alive()
+    assert "Demo__Infer" in seen and "Demo__Infer#1" in seen  # phase 1, then phase 2's replica
+    assert out.getvalue().count("Live view: open ") == 1

@@ -162,6 +162,87 @@ def test_the_default_demo_plays_at_the_clips_speed(tmp_path: Path) -> None:
     assert_plays_at(times, 30)  # the 30 fps test clip, looped: times keep rising
 
 
+# -- --replicas N: one replica, then N, measured -------------------------------------------
+
+_PHASE_ROW = re.compile(
+    r"^  (\d+) replicas? +(\d+) frames through Infer in +([\d.]+) s: +([\d.]+)/s$", re.M
+)
+
+
+@pytest.mark.integration  # an encoder process
+def test_replicas_2_measures_one_replica_then_two_on_the_same_input(tmp_path: Path) -> None:
+    out = io.StringIO()
+    report = run_demo(out, seconds=2.0, refresh=0.5, live=False, replicas=2, out_dir=tmp_path)
+    text = out.getvalue()
+    phases = report.phases
+    assert [phase.replicas for phase in phases] == [1, 2]
+    rows = _PHASE_ROW.findall(text)
+    assert len(rows) == 2, text
+    for phase, (replicas, frames, seconds, fps) in zip(phases, rows, strict=True):
+        assert int(replicas) == phase.replicas
+        # what it prints is what it counted and timed ...
+        assert int(frames) == phase.infer_frames
+        assert float(seconds) == pytest.approx(phase.seconds, abs=0.0051)
+        # ... and the rate is those frames over that time, within the printed rounding
+        rounding = 0.051 + phase.infer_frames / float(seconds) ** 2 * 0.0051
+        assert float(fps) == pytest.approx(phase.infer_frames / float(seconds), abs=rounding)
+        assert phase.fps == phase.infer_frames / phase.seconds
+        # every frame the phase took went through Infer and came out (a clean run)
+        assert phase.infer_frames == phase.frames_in == phase.frames_out > 0
+        assert phase.frames_lost == 0
+        assert phase.seconds >= 0.9  # each phase ran its half of the 2 s
+    ratio = re.search(
+        r"Measured: 2 replicas did ([\d.]+)x what 1 did\. This ratio is the fact\.", text
+    )
+    assert ratio, text
+    assert float(ratio.group(1)) == pytest.approx(phases[1].fps / phases[0].fps, abs=0.0051)
+    # The frame accounting covers both phases: the summary adds them up.
+    read, written, failed = summary_counts(text)
+    assert read == report.frames_read == sum(phase.frames_in for phase in phases)
+    assert written == report.frames_written == sum(phase.frames_out for phase in phases)
+    assert failed == report.frames_failed == 0
+    # The claim is the diagnosis of the 2-replica phase, quoted as it printed it.
+    assert "Diagnosis of the last phase (Infer on 2 replicas):" in text
+    assert report.diagnosis is not None and report.claims
+    quoted = text.split("What the diagnosis of the 2-replica phase claimed:\n", 1)[1]
+    for claim in report.claims:
+        assert f"    {claim}\n" in quoted
+        assert claim.removeprefix("Suggestion: ") in report.diagnosis.report()
+    # One output across both phases: the second phase's frames follow the first's.
+    _, _, times = decoded(tmp_path / "annotated.mp4")
+    assert len(times) == written
+    assert_plays_at(times, 30)
+
+
+def test_a_phase_takes_no_frame_after_it_closed_and_the_next_goes_on() -> None:
+    from framescope.demo.phases import PhaseInput
+
+    frames = iter(range(5))
+    first = PhaseInput(frames)
+    assert [next(first), next(first)] == [0, 1]
+    first.close()
+    with pytest.raises(StopIteration):
+        next(first)
+    second = PhaseInput(frames)
+    assert list(second) == [2, 3, 4]
+    assert (first.taken, second.taken, first.ended, second.ended) == (2, 3, False, True)
+
+
+def test_a_run_that_ends_in_the_first_phase_compares_nothing() -> None:
+    from framescope.demo import DemoPhase
+    from framescope.demo.phases import compare_phases
+
+    one = DemoPhase(1, frames_in=50, frames_out=50, frames_lost=0, infer_frames=50, seconds=2.0)
+    text = compare_phases([one], ("Demo__Infer runs on 2 replicas ...",), 2)
+    assert "   50 frames through Infer in  2.00 s:    25.0/s" in text
+    assert "ended before the 2-replica phase: nothing to compare" in text
+    assert "Measured:" not in text and "claimed" not in text
+    two = DemoPhase(2, frames_in=60, frames_out=60, frames_lost=0, infer_frames=60, seconds=2.0)
+    text = compare_phases([one, two], (), 2)
+    assert "Measured: 2 replicas did 1.20x what 1 did. This ratio is the fact." in text
+    assert "The diagnosis of the 2-replica phase made no claim about replicas." in text
+
+
 # -- inputs it cannot read -----------------------------------------------------------------
 
 
@@ -574,6 +655,8 @@ def test_demo_help_says_what_it_does_and_writes(capsys: pytest.CaptureFixture[st
         "1 when the video cannot be read",
         "130 when interrupted",
         "threads that run the slow stage, Infer",
+        "two phases on the same input, each half of --seconds: Infer on 1 replica, then on N",
+        "their ratio (the fact)",
     ):
         assert promised in text, promised
 

@@ -111,7 +111,10 @@ def _add_demo_command(commands: Any) -> None:
         "--replicas",
         type=_positive_int,
         default=1,
-        help="threads that run the slow stage, Infer (default 1)",
+        help="threads that run the slow stage, Infer (default 1). With N > 1 the run has "
+        "two phases on the same input, each half of --seconds: Infer on 1 replica, then on N; "
+        "the report prints the throughput each phase measured and their ratio (the fact) "
+        "beside what the diagnosis of the N-replica phase claims",
     )
 
 

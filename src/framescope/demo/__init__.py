@@ -11,10 +11,13 @@ speed. While it runs, a live view of every node's state refreshes in the
 terminal. At the end come the diagnosis, which names the bottleneck, a
 summary of what became of every frame read, the annotated video's path and a
 Chrome trace file to open in Perfetto. Everything goes into one output
-folder (``--out``), overwritten by the next run.
+folder (``--out``), overwritten by the next run. With ``--replicas N`` it
+runs Infer on 1 replica and then on N, on the same input, and sets each
+phase's measured throughput and their ratio beside the diagnosis's claim.
 """
 
 from framescope.demo.inputs import DemoError, DemoInput, default_out_dir, demo_clip, video_frames
+from framescope.demo.phases import DemoPhase
 from framescope.demo.run import DemoReport, run_demo
 from framescope.demo.stages import (
     MODEL_INPUT,
@@ -34,6 +37,7 @@ __all__ = [
     "Annotate",
     "DemoError",
     "DemoInput",
+    "DemoPhase",
     "DemoReport",
     "Infer",
     "Output",

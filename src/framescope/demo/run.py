@@ -9,9 +9,16 @@ from typing import Any, TextIO
 
 from framescope._validation import check_number
 from framescope.demo.inputs import DemoError, DemoInput, default_out_dir, demo_clip
+from framescope.demo.phases import (
+    DemoPhase,
+    PhaseInput,
+    ShownPipeline,
+    compare_phases,
+    replica_claims,
+)
 from framescope.demo.stages import build_demo_pipeline, render_state
 from framescope.pipeline import Pipeline, PipelineSnapshot
-from framescope.pipeline.diagnosis import diagnose_snapshot
+from framescope.pipeline.diagnosis import Diagnosis, diagnose_snapshot
 from framescope.trace import chrome_trace, write_trace
 
 __all__ = ["DemoReport", "run_demo"]
@@ -31,7 +38,10 @@ class DemoReport:
     ``input_size`` and ``output_size`` are (width, height): the output is
     cut to even sides, as H.264 needs. ``input_problem``, ``output_problem``,
     ``pipeline_problem`` and ``trace_problem`` say what went wrong where
-    (None: nothing).
+    (None: nothing). With ``replicas`` N > 1 the run has two phases, Infer
+    on 1 replica and then on N (:class:`DemoPhase` each, in ``phases``; one
+    phase otherwise); the frame counts above cover both. ``diagnosis`` is that
+    of the last phase, and ``claims`` its lines about the replicas.
     """
 
     trace: Path
@@ -47,6 +57,9 @@ class DemoReport:
     failures: dict[str, int] = field(default_factory=dict)
     input_size: tuple[int, int] | None = None
     output_size: tuple[int, int] | None = None
+    phases: list[DemoPhase] = field(default_factory=list)
+    diagnosis: Diagnosis | None = None
+    claims: tuple[str, ...] = ()
 
 
 def _preview_tap() -> Any:
@@ -55,7 +68,7 @@ def _preview_tap() -> Any:
     return PreviewTap("annotated")
 
 
-def _serve(pipeline: Pipeline, preview: Any, refresh: float) -> Any:
+def _serve(pipeline: ShownPipeline, preview: Any, refresh: float) -> Any:
     """Start a live view of ``pipeline`` showing ``preview``; returns it."""
     from framescope.live import LiveView  # noqa: PLC0415
 
@@ -153,19 +166,20 @@ def _finished(pipeline: Pipeline, timeout: float) -> bool:
         return True
 
 
-def _drain(pipeline: Pipeline, source: DemoInput, report: DemoReport) -> None:
+def _drain(pipeline: Pipeline, source: DemoInput, report: DemoReport, inputs: PhaseInput) -> None:
     """Close the input and carry every frame inside through to the output.
 
     An error that ends the pipeline is the input's when the video failed
     (said under "Input:"), otherwise the pipeline's own.
     """
     pipeline.stop_loop()
+    inputs.close()  # even a loop that did not stop takes no frame of the next phase
     pipeline.close()  # what is inside goes through to the output
     try:
         if not pipeline.join(timeout=10):
             report.pipeline_problem = "frames were still inside after 10 s (counted discarded)"
     except Exception as error:  # said in the summary, not raised
-        if source.error is None:
+        if source.error is None and report.pipeline_problem is None:
             report.pipeline_problem = f"{type(error).__name__}: {error}"
 
 
@@ -181,7 +195,16 @@ class _Settings:
     options: str = ""  # the user's --video/--out, repeated in the closing hints
 
 
-def _watch(out: TextIO, pipeline: Pipeline, settings: _Settings, header: str) -> bool:
+def _phases(settings: _Settings) -> list[tuple[int, float]]:
+    """(replicas, seconds) of each phase: N > 1 replicas runs 1 first, each for half the time."""
+    if settings.replicas == 1:
+        return [(1, settings.seconds)]
+    return [(1, settings.seconds / 2), (settings.replicas, settings.seconds / 2)]
+
+
+def _watch(
+    out: TextIO, pipeline: Pipeline, settings: _Settings, seconds: float, header: str
+) -> bool:
     """Show the live state every ``refresh`` s until ``seconds`` or the input's end.
 
     Returns True when interrupted (Ctrl-C): the caller still reports.
@@ -191,7 +214,7 @@ def _watch(out: TextIO, pipeline: Pipeline, settings: _Settings, header: str) ->
     start = time.monotonic()
     shown = 0
     try:
-        refresh, seconds = settings.refresh, settings.seconds
+        refresh = settings.refresh
         ended = False
         while not ended and shown * refresh < seconds:
             shown += 1
@@ -208,18 +231,22 @@ def _watch(out: TextIO, pipeline: Pipeline, settings: _Settings, header: str) ->
     return False
 
 
-def _account(report: DemoReport, final: PipelineSnapshot, spyglass: Any) -> None:
-    """Fill in what became of the frames, from the pipeline's and the output's counters."""
+def _account(report: DemoReport, finals: list[PipelineSnapshot], spyglass: Any) -> None:
+    """Fill in what became of the frames, from the phases' pipelines' and the output's counters."""
     from framescope.pipeline.diagnosis import LOSS_COUNTERS  # noqa: PLC0415
 
     counts = spyglass.counts
-    lost_inside = sum(final.count(name) for name in LOSS_COUNTERS)
     report.frames_written = counts["sent"]
-    report.frames_failed = lost_inside + counts["dropped"]
-    report.failures = {stage.key: stage.failures for stage in final.stages if stage.failures}
-    for name in LOSS_COUNTERS:  # losses that are not a stage's failure
-        if name != "failed" and final.count(name):
-            report.failures[name] = final.counters[name]
+    report.frames_failed = counts["dropped"]
+    report.failures = {}
+    for final in finals:
+        report.frames_failed += sum(final.count(name) for name in LOSS_COUNTERS)
+        for stage in final.stages:
+            if stage.failures:
+                report.failures[stage.key] = report.failures.get(stage.key, 0) + stage.failures
+        for name in LOSS_COUNTERS:  # losses that are not a stage's failure
+            if name != "failed" and final.count(name):
+                report.failures[name] = report.failures.get(name, 0) + final.count(name)
     if counts["dropped"]:
         report.failures["dropped by the output"] = counts["dropped"]
     if counts["failures"] or spyglass.last_error:
@@ -268,7 +295,9 @@ def _cropped(report: DemoReport) -> str:
 
 def _intro(source: DemoInput, settings: _Settings) -> str:
     fps, seconds, replicas = settings.fps, settings.seconds, settings.replicas
-    on = f" (Infer on {replicas} replicas)" if replicas > 1 else ""
+    on = ""
+    if replicas > 1:
+        on = f" (Infer on 1 replica, then on {replicas}: {seconds / 2:g} s each)"
     return (
         f"framescope demo: {source.path} ({source.width}x{source.height}, {source.fps:g} fps) "
         f"decoded at up to {fps:g} fps through 4 stages{on} and an output for {seconds:g} s.\n"
@@ -311,7 +340,10 @@ def run_demo(
     raises :class:`DemoError` before anything is written. ``restream``: a
     URL to send the annotated video to; ``serve``: show it live in a browser
     too (a LiveView on 127.0.0.1, with the annotated preview); ``replicas``:
-    run Infer on that many threads (the diagnosis shows the gain). Ctrl-C
+    run Infer on that many threads: for N > 1, first on 1 for half of
+    ``seconds``, then on N for the other half, on the same input, and the
+    report sets the two phases' measured throughput and their ratio beside
+    what the diagnosis of the N-replica phase claims. Ctrl-C
     ends the run early: the report still comes, with ``interrupted`` set.
     """
     for name, value in (("seconds", seconds), ("refresh", refresh), ("fps", fps)):
@@ -347,34 +379,87 @@ def _run(out: TextIO, source: DemoInput, report: DemoReport, settings: _Settings
     report.input_size = (source.width, source.height)
     report.output_size = (spyglass.width, spyglass.height)
     preview = _preview_tap() if settings.serve else None
-    pipeline = build_demo_pipeline(
-        source.items(), spyglass, preview=preview, replicas=settings.replicas
-    )
+    frames = source.items()
+    plan = _phases(settings)
+    inputs = PhaseInput(frames)
+    shown = ShownPipeline(_pipeline(inputs, spyglass, preview, plan[0][0]))
+    finals: list[PipelineSnapshot] = []
     live_view = None
     try:
-        live_view = _serve(pipeline, preview, settings.refresh) if preview is not None else None
+        live_view = _serve(shown, preview, settings.refresh) if preview is not None else None
         header = _intro(source, settings)
         if live_view is not None:
             header += f"Live view: open {live_view.url}\n"
         out.write(header)
         spyglass.start_streaming()
-        with pipeline:
-            pipeline.start_loop(1 / settings.fps)
-            report.interrupted = _watch(out, pipeline, settings, header)
-            _drain(pipeline, source, report)
-            # Drained, before the output stops (its encoder may take a moment to
-            # finish the file): every frame's end, slice and failure is known, and
-            # the busy shares are those of the run, not of the shutdown.
-            final = pipeline.snapshot()
+        for index, (replicas, seconds) in enumerate(plan):
+            if index:  # the next phase takes the frames where the last one stopped
+                inputs = PhaseInput(frames)
+                shown.pipeline = _pipeline(inputs, spyglass, preview, replicas)
+            header_now = header + _phase_line(index, plan)
+            phase = _Phase(shown.pipeline, inputs, replicas, seconds, header_now)
+            final = _phase(out, phase, source, report, settings)
+            finals.append(final)
+            report.phases.append(DemoPhase.measured(final, inputs.taken, phase.took, replicas))
+            if report.interrupted or inputs.ended:
+                break
     finally:  # also when Ctrl-C or an error comes before the pipeline ran
         spyglass.stop_streaming()
         if live_view is not None:
             live_view.close()
+    final = finals[-1]
     _write_trace(report, final)
     report.frames_read = source.frames_read
-    _account(report, final, spyglass)
+    _account(report, finals, spyglass)
     report.input_problem = source.problems()
     _report(out, report, final, source, settings)
+
+
+def _pipeline(inputs: PhaseInput, spyglass: Any, preview: Any, replicas: int) -> Pipeline:
+    """One phase's pipeline; the SpyGlass outlives it (the run stops it after the last phase)."""
+    return build_demo_pipeline(
+        inputs, spyglass, preview=preview, replicas=replicas, stop_output=False
+    )
+
+
+def _phase_line(index: int, plan: list[tuple[int, float]]) -> str:
+    if len(plan) == 1:
+        return ""
+    replicas = plan[index][0]
+    return f"Phase {index + 1} of {len(plan)}: Infer on {replicas} replica{'s' * (replicas > 1)}\n"
+
+
+@dataclass
+class _Phase:
+    pipeline: Pipeline
+    inputs: PhaseInput
+    replicas: int
+    seconds: float
+    header: str
+    took: float = 0.0  # seconds from its start to its drained end
+
+
+def _phase(
+    out: TextIO,
+    phase: _Phase,
+    source: DemoInput,
+    report: DemoReport,
+    settings: _Settings,
+) -> PipelineSnapshot:
+    """Run one phase: watch it, drain it; returns its pipeline's last snapshot."""
+    import time  # noqa: PLC0415
+
+    pipeline = phase.pipeline
+    with pipeline:
+        start = time.monotonic()
+        pipeline.start_loop(1 / settings.fps)
+        report.interrupted = _watch(out, pipeline, settings, phase.seconds, phase.header)
+        _drain(pipeline, source, report, phase.inputs)
+        phase.took = time.monotonic() - start
+        # Drained, before the output stops (its encoder may take a moment to
+        # finish the file): every frame's end, slice and failure is known, and
+        # the busy shares are those of the run, not of the shutdown.
+        return pipeline.snapshot()
 
 
 def _write_trace(report: DemoReport, final: PipelineSnapshot) -> None:
@@ -389,13 +474,25 @@ def _report(
     out: TextIO, report: DemoReport, final: PipelineSnapshot, source: DemoInput, settings: _Settings
 ) -> None:
     summary = _summary(report, settings.restream, source.path)
-    out.write(f"\n{diagnose_snapshot(final).report()}\n\n{summary}\n")
+    diagnosis = report.diagnosis = diagnose_snapshot(final)
+    report.claims = replica_claims(diagnosis)
+    out.write("\n")
+    if settings.replicas > 1:
+        replicas = report.phases[-1].replicas
+        out.write(
+            f"Diagnosis of the last phase (Infer on {replicas} replica{'s' * (replicas > 1)}):\n"
+        )
+    out.write(f"{diagnosis.report()}\n\n")
+    if settings.replicas > 1:
+        out.write(f"{compare_phases(report.phases, report.claims, settings.replicas)}\n\n")
+    out.write(f"{summary}\n")
+    of = "" if len(report.phases) < 2 else f"of the {settings.replicas}-replica phase; "
     if report.trace_problem is None:
-        out.write(f"\nTrace written to {report.trace} (open it at https://ui.perfetto.dev)\n")
+        out.write(f"\nTrace written to {report.trace} ({of}open it at https://ui.perfetto.dev)\n")
     else:
         out.write(f"\nTrace not written: {report.trace_problem}\n")
     again = f"framescope demo{settings.options}"
     if not settings.serve:
         out.write(f"To watch it live in a browser: {again} --serve\n")
     if settings.replicas == 1:
-        out.write(f"To run Infer on two threads and see the gain: {again} --replicas 2\n")
+        out.write(f"To compare Infer on one thread and on two, measured: {again} --replicas 2\n")

@@ -164,12 +164,15 @@ class Output(Stage):
     row or column is left out). While the SpyGlass is failing (a restream
     that cannot connect), the frame cannot be delivered: it fails with
     :class:`OutputFailedError`, so the pipeline counts it as lost.
+    ``stop``: stop the SpyGlass at the pipeline's cleanup (False: the caller
+    stops it, when several pipelines feed it one after another).
     """
 
     name = "Output"
 
-    def __init__(self, spyglass: Any) -> None:
+    def __init__(self, spyglass: Any, *, stop: bool = True) -> None:
         self.spyglass = spyglass
+        self.stop = stop
 
     def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
         from framescope.video import SpyGlassState  # noqa: PLC0415 - needs PyAV
@@ -184,8 +187,9 @@ class Output(Stage):
         return item
 
     def cleanup(self) -> None:
-        """Stop the SpyGlass: what it holds is sent, then the stream is closed."""
-        self.spyglass.stop_streaming()
+        """Stop the SpyGlass (unless ``stop`` is False): what it holds is sent, then it closes."""
+        if self.stop:
+            self.spyglass.stop_streaming()
 
 
 def build_demo_pipeline(
@@ -195,6 +199,7 @@ def build_demo_pipeline(
     trace_every: int = 1,
     preview: Any = None,
     replicas: int = 1,
+    stop_output: bool = True,
 ) -> Pipeline:
     """The demo's pipeline: frames -> Preprocess -> Infer -> Postprocess -> Annotate [-> Output].
 
@@ -202,7 +207,9 @@ def build_demo_pipeline(
     it cannot take is a counted failure of the Output stage), and then the
     pipeline keeps no results (``results_size=0``);
     ``preview`` (a live view's PreviewTap) shows them in the browser;
-    ``replicas``: how many threads run Infer (its matrix products release the GIL).
+    ``replicas``: how many threads run Infer (its matrix products release the GIL);
+    ``stop_output``: stop ``output`` when the pipeline is cleaned up (False:
+    the caller stops it, e.g. after a later pipeline fed it too).
     """
     pipeline = Pipeline(
         input_generator=frames,
@@ -216,7 +223,7 @@ def build_demo_pipeline(
     if preview is not None:  # the annotated frame, in Annotate's thread: no stage added
         pipeline.tap("Annotate", lambda item: preview(item["frame"]))
     if output is not None:
-        pipeline.add(Output(output), on_error="skip")
+        pipeline.add(Output(output, stop=stop_output), on_error="skip")
     return pipeline.parallelize(queue_size=4, input_timeout=None)
 
 
