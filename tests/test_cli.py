@@ -74,6 +74,7 @@ def test_python_dash_m_runs_the_command() -> None:
     assert done.stdout.strip() == f"framescope {__version__}"
 
 
+@pytest.mark.integration  # runs the demo: an encoder process
 def test_pipeline_demo_runs_and_names_the_bottleneck(tmp_path: Path) -> None:
     import gzip
     import json
@@ -114,6 +115,7 @@ def test_pipeline_demo_runs_and_names_the_bottleneck(tmp_path: Path) -> None:
     assert "Losses: none" in text
 
 
+@pytest.mark.integration  # runs the demo: an encoder process
 def test_cli_demo_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     trace = tmp_path / "t.json"
     arguments = ["demo", "--seconds", "1.5", "--refresh", "0.5", "--trace", str(trace)]
@@ -122,6 +124,7 @@ def test_cli_demo_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert json.loads(trace.read_text())["traceEvents"]
 
 
+@pytest.mark.integration  # runs the demo: an encoder process
 def test_cli_demo_with_replicas_shows_them_and_their_gain(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -135,6 +138,7 @@ def test_cli_demo_with_replicas_shows_them_and_their_gain(
     assert "Demo__Infer runs on 2 replicas, together" in out  # the diagnosis: gain per replica
 
 
+@pytest.mark.integration  # runs the demo: an encoder process
 def test_demo_serve_shows_the_pipeline_in_a_live_view(tmp_path: Path) -> None:
     import re
     import threading

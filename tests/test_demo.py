@@ -106,6 +106,7 @@ def test_the_stand_in_model_takes_any_frame_size(width: int, height: int) -> Non
     assert item["scores"].shape == (120,)
 
 
+@pytest.mark.integration  # runs the demo: an encoder process
 @needs_ffmpeg
 @pytest.mark.parametrize("clip", CLIPS, ids=[clip[0] for clip in CLIPS])
 def test_demo_runs_on_any_size_codec_and_rate(
@@ -132,6 +133,7 @@ def test_demo_runs_on_any_size_codec_and_rate(
     assert_plays_at(times, fps)
 
 
+@pytest.mark.integration  # runs the demo: an encoder process
 @needs_ffmpeg
 def test_demo_on_a_variable_frame_rate_clip_keeps_its_times(tmp_path: Path) -> None:
     # Frames 1/30 s apart, then 1/10 s apart: the output keeps each frame's own time.
@@ -155,6 +157,7 @@ def test_demo_on_a_variable_frame_rate_clip_keeps_its_times(tmp_path: Path) -> N
     assert gaps == [3, 3, 3, 3, 9, 9, 9, 9, 9]
 
 
+@pytest.mark.integration  # runs the demo: an encoder process
 def test_the_default_demo_plays_at_the_clips_speed(tmp_path: Path) -> None:
     report = run_demo(io.StringIO(), seconds=1.0, refresh=0.5, live=False, out_dir=tmp_path)
     _, _, times = decoded(report.output)
@@ -322,6 +325,7 @@ def test_an_unreadable_video_is_one_line_and_exit_1(tmp_path: Path) -> None:
         shutil.rmtree(shared)
 
 
+@pytest.mark.integration  # runs the demo: an encoder process
 @needs_ffmpeg
 def test_a_damaged_video_is_named_in_the_summary_with_the_frames_read(tmp_path: Path) -> None:
     video = make_clip(
@@ -347,6 +351,7 @@ def test_a_damaged_video_is_named_in_the_summary_with_the_frames_read(tmp_path: 
 # -- restreaming to nobody ----------------------------------------------------------------
 
 
+@pytest.mark.integration  # runs the demo: an encoder process
 def test_restream_to_a_receiver_that_is_not_there_counts_every_frame_lost(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -392,6 +397,7 @@ def test_a_bad_restream_url_is_a_usage_error(
 # -- where it writes --------------------------------------------------------------------
 
 
+@pytest.mark.integration  # runs the demo: an encoder process
 def test_each_run_overwrites_the_same_out_folder(tmp_path: Path) -> None:
     seen = []
     for _ in range(2):
@@ -402,6 +408,7 @@ def test_each_run_overwrites_the_same_out_folder(tmp_path: Path) -> None:
     assert seen == [[".framescope-demo", "annotated.mp4", "input.mp4", "trace.json.gz"]] * 2
 
 
+@pytest.mark.integration  # runs the demo: an encoder process
 def test_the_default_out_folder_is_the_users_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -424,6 +431,7 @@ def test_the_default_out_folder_is_the_users_cache(
     assert default_out_dir() == Path.home() / ".cache" / "framescope" / "demo"
 
 
+@pytest.mark.integration  # runs the demo: an encoder process
 def test_trace_goes_where_asked_and_the_rest_to_out(tmp_path: Path) -> None:
     run_demo(io.StringIO(), seconds=0.5, refresh=0.5, live=False, out_dir=tmp_path)
     assert (tmp_path / "trace.json.gz").exists()  # the last run's
@@ -436,6 +444,7 @@ def test_trace_goes_where_asked_and_the_rest_to_out(tmp_path: Path) -> None:
     assert not (tmp_path / "trace.json.gz").exists()  # nothing stale passes for this run's
 
 
+@pytest.mark.integration  # runs the demo: an encoder process
 def test_a_run_on_another_video_leaves_no_stale_clip_or_trace(tmp_path: Path) -> None:
     folder = tmp_path / "out"
     run_demo(io.StringIO(), seconds=0.5, refresh=0.5, live=False, out_dir=folder)
@@ -487,6 +496,7 @@ def test_a_folder_it_cannot_write_is_one_line_and_exit_1(
     assert not (tmp_path / "out" / "annotated.mp4").exists()
 
 
+@pytest.mark.integration  # runs the demo: an encoder process
 def test_a_live_redraw_keeps_the_header(tmp_path: Path) -> None:
     out = io.StringIO()
     run_demo(out, seconds=1.0, refresh=0.5, live=True, out_dir=tmp_path)
@@ -524,6 +534,7 @@ def _read_lines(stream: io.TextIOBase, into: list[str]) -> None:
         into.append(line)
 
 
+@pytest.mark.integration  # runs the demo: an encoder process
 def test_ctrl_c_stops_reports_and_writes_the_trace(tmp_path: Path) -> None:
     """As in a terminal: SIGINT to the command's process group after its first live table."""
     environment = {**os.environ, "PYTHONPATH": str(REPO / "src")}
@@ -703,6 +714,7 @@ def test_a_frame_without_a_grey_region_gets_no_box() -> None:
     assert np.array_equal(Annotate()(item)["frame"], frame)
 
 
+@pytest.mark.integration  # runs the demo: an encoder process
 def test_the_video_read_is_never_a_file_the_run_writes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -732,6 +744,7 @@ def test_a_folder_the_demo_did_not_make_keeps_its_files(
     assert mine.read_bytes() == b"a user's own file"
 
 
+@pytest.mark.integration  # runs the demo: an encoder process
 def test_a_trace_it_cannot_write_is_said_after_the_report_and_exit_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
