@@ -268,7 +268,7 @@ def test_the_gain_of_replicas_that_wait_for_a_cpu_is_not_claimed() -> None:
 
 def test_the_gain_of_replicas_on_free_cores_is_their_time_on_a_cpu() -> None:
     diagnosis = diagnose_snapshot(_replicated(on_cpu=0.97, waiting=0.01, process_cores=1.95))
-    assert "about 1.94x what one replica on a free core would do" in diagnosis.report()
+    assert "about 1.98x what one replica on a free core would do" in diagnosis.report()
 
 
 def test_a_baseline_gives_the_measured_gain() -> None:
@@ -355,3 +355,18 @@ def test_task_times_read_from_the_kernel_for_this_thread() -> None:
     times = source.thread(threading.current_thread())
     assert isinstance(times, TaskTimes)
     assert times.on_cpu_ns > 0
+
+
+@pytest.mark.parametrize(
+    ("process_cores", "gain", "basis"),
+    [
+        (1.0, "0.60x", "blocked time not counted"),  # about one interpreter's worth: its lock
+        (1.6, "1.80x", "their time on a CPU or blocked"),  # threads ran in parallel
+    ],
+)
+def test_thread_replicas_blocked_time_counts_unless_the_interpreter_holds_them(
+    process_cores: float, gain: str, basis: str
+) -> None:
+    text = diagnose_snapshot(_replicated(0.3, 0.1, process_cores)).report()
+    assert f"about {gain} what one replica on a free core would do" in text
+    assert basis in text

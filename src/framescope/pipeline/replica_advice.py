@@ -41,9 +41,10 @@ SLOW_REPLICA = 1.5
 """A replica whose mean processing time is this many times the others' median is slow."""
 IDLE_CORE = 0.75
 """A core idle this share of the time (or more) counts as free for one more replica."""
-INTERPRETER_BUSY = 0.9
-"""A process keeping this many cores busy may be waiting on its interpreter lock: a thread
-replica's blocked time then is not counted as work one replica alone would do."""
+INTERPRETER_BUSY = (0.9, 1.25)
+"""A process keeping about one core busy (within these bounds) may be held by its interpreter
+lock: a thread replica's blocked time then is not counted as work one replica alone would do.
+A process busier than that runs threads in parallel: the lock is not what holds them."""
 
 COMPUTE_BOUND = "compute-bound"
 CPU_STARVED = "CPU-starved"
@@ -177,8 +178,7 @@ def replica_gain(snapshot: PipelineSnapshot, load: StageLoad) -> tuple[float, st
     work = cpu.on_cpu * cpu.threads
     if cpu.blocked is None:
         return work, "their time on a CPU"
-    machine = snapshot.machine
-    interpreter = machine is not None and (machine.process_cores or 0.0) >= INTERPRETER_BUSY
+    interpreter = _about_one_core(snapshot)
     if load.executor in (None, "thread") and interpreter:
         return work, "their time on a CPU (blocked time not counted: the process keeps a core busy)"
     return work + cpu.blocked * cpu.threads, "their time on a CPU or blocked"
@@ -336,9 +336,17 @@ def _need_text(snapshot: PipelineSnapshot, load: StageLoad, need: float) -> str:
 
 def _interpreter_bound(snapshot: PipelineSnapshot, load: StageLoad) -> bool:
     """A blocked thread stage in a process that keeps about a core busy: the interpreter lock."""
-    machine = snapshot.machine
-    busy_process = machine is not None and (machine.process_cores or 0.0) >= INTERPRETER_BUSY
+    busy_process = _about_one_core(snapshot)
     return load.kind == BLOCKED and load.executor in (None, "thread") and busy_process
+
+
+def _about_one_core(snapshot: PipelineSnapshot) -> bool:
+    """Whether the process keeps about one core busy, as one interpreter lock allows."""
+    machine = snapshot.machine
+    if machine is None or machine.process_cores is None:
+        return False
+    low, high = INTERPRETER_BUSY
+    return low <= machine.process_cores <= high
 
 
 def _cores_per_replica(snapshot: PipelineSnapshot, load: StageLoad) -> float:
