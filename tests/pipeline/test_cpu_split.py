@@ -25,6 +25,7 @@ from framescope.pipeline import (
 from framescope.pipeline.cpu import CpuAccounting, TaskTimes
 from framescope.pipeline.diagnosis import diagnose_snapshot
 from framescope.stats import StatsSnapshot
+from tests.polling import holds_within
 
 WORK = "MainPipeline__Work"
 PASS = "MainPipeline__Pass"
@@ -293,8 +294,8 @@ def test_the_split_and_the_machine_survive_the_json_round_trip(
     assert again.stage(WORK).cpu == snapshot.stage(WORK).cpu
     assert again.machine == snapshot.machine
     data = snapshot.to_dict()
-    data["stages"][0]["cpu"]["waiting"] = 1.5
-    with pytest.raises(SnapshotFormatError, match=r"stages\[0\]\.cpu\.waiting: expected a share"):
+    data["stages"][0]["cpu"]["busy"] = 1.5
+    with pytest.raises(SnapshotFormatError, match=r"stages\[0\]\.cpu\.busy: expected a share"):
         PipelineSnapshot.from_dict(data)
     data = snapshot.to_dict()
     data["machine"]["cores"] = 0
@@ -323,7 +324,7 @@ def test_sampling_is_bounded_in_time_and_memory_and_skips_close_readings() -> No
     assert split.on_cpu_s == pytest.approx(125.0)
 
 
-def test_a_recycled_worker_process_counts_from_zero() -> None:
+def test_a_recycled_worker_process_starts_from_its_first_reading() -> None:
     clock = FakeClock()
     source = FakeCpuSource(cores=2, clock=clock)
     accounting = CpuAccounting(source, clock.monotonic_ns)
@@ -334,13 +335,16 @@ def test_a_recycled_worker_process_counts_from_zero() -> None:
     source.set(100, on_cpu=50.8, waiting=0.0)
     accounting.sample()
     clock.advance(1.0)
-    pid[0] = 200  # recycled: a new worker whose times start from zero
+    pid[0] = 200  # recycled: its start-up (imports, unpickling) is not the stage's time
     source.set(200, on_cpu=0.5, waiting=0.1)
+    accounting.sample()
+    clock.advance(1.0)
+    source.set(200, on_cpu=1.2, waiting=0.1)
     accounting.sample()
     split = accounting.split(["Main__A#0"])
     assert split is not None
-    assert split.on_cpu_s == pytest.approx(1.3)
-    assert split.on_cpu == pytest.approx(0.65)
+    assert split.on_cpu_s == pytest.approx(1.5)  # 0.8 by the first worker, 0.7 by the second
+    assert split.on_cpu == pytest.approx(0.75)  # over the 2 s that were read
 
 
 def test_a_cpu_source_without_the_methods_is_refused_by_name() -> None:
@@ -370,3 +374,83 @@ def test_thread_replicas_blocked_time_counts_unless_the_interpreter_holds_them(
     text = diagnose_snapshot(_replicated(0.3, 0.1, process_cores)).report()
     assert f"about {gain} what one replica on a free core would do" in text
     assert basis in text
+
+
+def test_calls_longer_than_the_gap_between_readings_are_not_counted_blocked() -> None:
+    # Busy time arrives when a call ends; on-CPU time while it runs. A stage on a CPU all
+    # the time with 1 s calls read every 0.25 s was never blocked.
+    clock = FakeClock()
+    source = FakeCpuSource(cores=2, clock=clock)
+    accounting = CpuAccounting(source, clock.monotonic_ns, window_s=5.0, min_gap_s=0.25)
+    source.set_rates("Main__A", on_cpu=1.0, waiting=0.0)
+    busy = [0.0]
+    accounting.track_thread("Main__A", threading.Thread(name="framescope:Main__A"), lambda: busy[0])
+    for tick in range(1, 41):  # 10 s
+        clock.advance(0.25)
+        if tick % 4 == 0:
+            busy[0] += 1.0  # a 1 s call ended
+        accounting.sample()
+    split = accounting.split(["Main__A"])
+    assert split is not None
+    assert split.on_cpu_s == pytest.approx(10.0)
+    assert split.blocked_s == pytest.approx(0.0)
+    assert split.blocked == pytest.approx(0.0)
+
+
+def test_a_replica_that_could_not_be_read_does_not_count_as_a_thread() -> None:
+    clock = FakeClock()
+    source = FakeCpuSource(cores=2, clock=clock)
+    accounting = CpuAccounting(source, clock.monotonic_ns)
+    source.set(1, on_cpu=0.0, waiting=0.0)
+    accounting.track_process("Main__A#0", lambda: 1, lambda: 0.0)
+    accounting.track_process("Main__A#1", lambda: None, lambda: 0.0)  # restarting: no pid
+    for _ in range(20):
+        clock.advance(0.25)
+        source.set(1, on_cpu=clock.monotonic_ns() / 1e9 - 1.0, waiting=0.0)
+        accounting.sample()
+    split = accounting.split(["Main__A#0", "Main__A#1"])
+    assert split is not None
+    assert split.threads == 1
+    assert split.cores_on_cpu == pytest.approx(1.0)
+    assert split.window_s == pytest.approx(5.0)
+
+
+def test_a_process_replica_running_threads_shows_the_cores_it_keeps_busy() -> None:
+    clock = FakeClock()
+    source = FakeCpuSource(cores=4, clock=clock)
+    accounting = CpuAccounting(source, clock.monotonic_ns)
+    source.set_rates(7, on_cpu=3.0, waiting=0.0)  # a worker whose library runs 3 threads
+    accounting.track_process("Main__A#0", lambda: 7, lambda: clock.monotonic_ns() / 1e9)
+    for _ in range(20):
+        clock.advance(0.25)
+        accounting.sample()
+    split = accounting.split(["Main__A#0"])
+    assert split is not None
+    assert split.on_cpu == pytest.approx(3.0)
+    assert split.on_cpu_s == pytest.approx(split.window_s * 3.0)
+    again = CpuSplit.from_dict(split.to_dict())
+    assert again == split
+
+
+def test_without_debugging_a_threaded_pipeline_reads_on_its_own(
+    clock: FakeClock, source: FakeCpuSource
+) -> None:
+    # The shares are of the last 5 s even when snapshots are far apart.
+    source.set_rates(WORK, on_cpu=1.0, waiting=0.0)
+    source.set_rates(PASS, on_cpu=0.0, waiting=0.0)
+    with Pipeline(clock=clock, cpu_source=source) as pipeline:
+        pipeline.add(Advance(clock, 0.25), "Work").add(lambda x: x, "Pass").parallelize()
+        results = pipeline.results()
+        for item in range(40):  # 10 s busy on a CPU
+            pipeline.forward(item)
+            assert next(results) == item
+        source.set_rates(WORK, on_cpu=0.0, waiting=0.0)
+        accounting = pipeline._runtime.cpu  # no public probe of its readings
+        for _ in range(24):  # then 6 s idle, read by the pipeline's own thread
+            clock.advance(0.25)
+            assert holds_within(lambda: accounting.last_reading_ns == clock.monotonic_ns())
+        snapshot = pipeline.snapshot()
+    work = snapshot.stage(WORK).cpu
+    assert work is not None
+    assert work.window_s <= 5.0 + 1e-9
+    assert work.on_cpu < 0.2, work

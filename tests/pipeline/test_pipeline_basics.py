@@ -133,7 +133,9 @@ def test_cleanup_leaves_no_thread_behind() -> None:
     pipeline = Pipeline().add(double).add(double).add(double).parallelize()
     pipeline.forward(1)
     assert next(iter(pipeline)) == 8
-    assert len(set(threading.enumerate()) - before) == 3
+    started = {t.name for t in set(threading.enumerate()) - before}
+    stages = {f"framescope:MainPipeline__Stage_{n}" for n in (1, 2, 3)}
+    assert started == stages | {"framescope:MainPipeline:cpu"}  # one per stage, one reading CPU
     assert pipeline.cleanup() == []
     assert set(threading.enumerate()) - before == set()
 
@@ -214,7 +216,8 @@ def test_start_launches_threads_before_the_first_item() -> None:
     pipeline = Pipeline(name="Early").add(double, "D").parallelize()
     assert set(threading.enumerate()) - before == set()  # nothing runs before start
     assert pipeline.start() is pipeline
-    assert {t.name for t in set(threading.enumerate()) - before} == {"framescope:Early__D"}
+    started = {t.name for t in set(threading.enumerate()) - before}
+    assert started == {"framescope:Early__D", "framescope:Early:cpu"}
     assert pipeline.cleanup() == []
     assert set(threading.enumerate()) - before == set()
 

@@ -41,9 +41,11 @@ count an item twice. ``labels=`` adds constant labels (a host, a site) to every
 series: ``PrometheusExporter(labels=HostIdentity().dimensions("host_name"))``.
 
 ``stage_cpu_seconds_total`` is where a stage's worker threads (a replicated
-stage's, summed) spent their time inside its calls: ``state="on_cpu"``
-running, ``"runqueue"`` runnable but waiting for a CPU (the machine is
-oversubscribed), ``"blocked"`` sleeping (I/O, a lock, the interpreter lock).
+stage's, summed; a process replica's worker process) spent their time:
+``state="on_cpu"`` running, ``"runqueue"`` runnable but waiting for a CPU
+(the machine is oversubscribed), both over the thread's whole time, and
+``"blocked"`` sleeping inside the stage's calls (I/O, a lock, the
+interpreter lock).
 A state the system does not report is left out, as is a stage not measured
 (serial mode, Ray replicas). The ``machine_`` gauges describe the machine the
 pipeline runs on over the recent window (every process on it): its cores,
@@ -349,8 +351,8 @@ _FAMILIES: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
         "s_cpu",
         "CounterMetricFamily",
         "stage_cpu_seconds",
-        "Time a stage's threads spent, in its calls, on a CPU (on_cpu), waiting for one "
-        "(runqueue) or sleeping (blocked).",
+        "Time a stage's threads spent on a CPU (on_cpu) or waiting for one (runqueue), "
+        "and sleeping inside its calls (blocked).",
         ("pipeline", "stage", "state"),
     ),
     (

@@ -18,6 +18,7 @@ never guessed.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from framescope._periodic import run_every
 from framescope._snapshotformat import Fields, SnapshotFormatError
 from framescope.clock import TimeSource
 
@@ -34,6 +36,7 @@ __all__ = [
     "MIN_GAP_S",
     "WINDOW_S",
     "CpuAccounting",
+    "CpuSampler",
     "CpuSource",
     "CpuSplit",
     "FakeCpuSource",
@@ -44,6 +47,8 @@ __all__ = [
     "ThreadClockCpuSource",
     "default_cpu_source",
 ]
+
+logger = logging.getLogger(__name__)
 
 WINDOW_S = 5.0
 """Seconds of readings the shares describe (the same span as a stage's rate)."""
@@ -108,12 +113,31 @@ def _load1() -> float | None:
         return None
 
 
+def usable_cpus() -> list[int] | None:
+    """The CPUs this process may run on (its affinity; None where the system does not say)."""
+    getaffinity = getattr(os, "sched_getaffinity", None)
+    if getaffinity is None:
+        return None
+    try:
+        return sorted(getaffinity(0))
+    except OSError:
+        return None
+
+
 class ProcCpuSource:
-    """Linux: ``/proc/self/task/<tid>/schedstat`` per thread, ``/proc/stat`` for the machine."""
+    """Linux: ``/proc/self/task/<tid>/schedstat`` per thread, ``/proc/stat`` for the machine.
+
+    The machine is the CPUs this process may run on (its affinity, e.g.
+    under ``taskset``): ``cores`` counts them and their lines of
+    ``/proc/stat`` give how busy they are, whatever else runs there. A
+    container's CPU quota (cgroup ``cpu.max``) is not taken into account.
+    """
 
     def __init__(self, proc: str = "/proc") -> None:
-        self.cores = os.cpu_count()
+        self._cpus = usable_cpus()
+        self.cores = len(self._cpus) if self._cpus else os.cpu_count()
         self._proc = proc
+        self._tick_ns = 1e9 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 1e7
 
     def thread(self, thread: threading.Thread) -> TaskTimes | None:
         """The thread's time on a CPU and on a run queue (None once it ended)."""
@@ -122,30 +146,43 @@ class ProcCpuSource:
         return _schedstat(f"{self._proc}/self/task/{thread.native_id}/schedstat")
 
     def process(self, pid: int) -> TaskTimes | None:
-        """The sum over the process's threads (None once it ended)."""
-        on_cpu = waiting = 0
+        """The process's CPU time (its threads, ended ones too) and its live threads' waiting."""
         try:
+            with open(f"{self._proc}/{pid}/stat", "rb") as file:
+                stat = file.read()
             tasks = os.listdir(f"{self._proc}/{pid}/task")
-        except OSError:
+            # The fields after the command's closing parenthesis: utime and stime are 12 and 13.
+            fields = stat[stat.rindex(b")") + 2 :].split()
+            on_cpu = round((int(fields[11]) + int(fields[12])) * self._tick_ns)
+        except (OSError, ValueError, IndexError):
             return None
+        waiting = 0
         for task in tasks:
             times = _schedstat(f"{self._proc}/{pid}/task/{task}/schedstat")
             if times is not None:
-                on_cpu += times.on_cpu_ns
                 waiting += times.waiting_ns or 0
         return TaskTimes(on_cpu, waiting)
 
     def machine(self) -> MachineTimes:
-        """``/proc/stat``'s first line: busy is everything but idle and I/O wait."""
+        """``/proc/stat``'s lines of the usable CPUs: busy is everything but idle and I/O wait."""
         busy = total = None
         try:
             with open(f"{self._proc}/stat", "rb") as file:
-                values = [int(value) for value in file.readline().split()[1:9]]
-            idle = values[3] + values[4]  # idle, iowait
-            busy = values[0] + values[1] + values[2] + values[5] + values[6] + values[7]
-            total = busy + idle
+                lines = file.read().split(b"\n")
+            wanted = None if self._cpus is None else {b"cpu%d" % cpu for cpu in self._cpus}
+            busy = total = 0
+            for line in lines:
+                parts = line.split()
+                if not parts or not parts[0].startswith(b"cpu"):
+                    continue
+                if (parts[0] != b"cpu") if wanted is None else (parts[0] not in wanted):
+                    continue
+                values = [int(value) for value in parts[1:9]]
+                spent = values[0] + values[1] + values[2] + values[5] + values[6] + values[7]
+                busy += spent
+                total += spent + values[3] + values[4]  # idle, iowait
         except (OSError, ValueError, IndexError):
-            pass
+            busy = total = None
         return MachineTimes(busy, total, _load1(), time.process_time())
 
 
@@ -162,7 +199,7 @@ class ThreadClockCpuSource:
             return None
         try:
             return TaskTimes(time.clock_gettime_ns(getclock(thread.ident)), None)
-        except (OSError, ValueError, OverflowError):
+        except Exception:  # the thread may end between the check and the reading
             return None
 
     def process(self, pid: int) -> TaskTimes | None:
@@ -286,14 +323,18 @@ class FakeCpuSource:
 class CpuSplit:
     """Where a stage's (or replica's) time went over the recent window.
 
-    Shares are of the window's wall time per thread (0 to 1; for a stage on
-    several replicas, their average): ``busy`` inside the stage's calls,
-    ``on_cpu`` running on a CPU, ``waiting`` runnable but waiting for a CPU,
-    ``blocked`` the rest of the busy time (sleeping: I/O, a lock, the
-    interpreter lock). ``waiting`` and ``blocked`` are None where the system
-    reports only CPU time. The ``*_s`` fields are all-time seconds, summed
-    over the threads; ``series`` holds ``(taken_ns, on_cpu, waiting, blocked)``
-    per reading in the window.
+    Shares are of the window's wall time per thread (for a stage on several
+    replicas, the average of those that were read; ``threads`` says how
+    many): ``busy`` inside the stage's calls (0 to 1), ``on_cpu`` running on
+    a CPU, ``waiting`` runnable but waiting for a CPU, ``blocked`` the rest
+    of the busy time (sleeping: I/O, a lock, the interpreter lock). On-CPU
+    and waiting cover the thread's whole time (its queue handling too); a
+    process replica's cover its worker process, whose threads may keep more
+    than one core busy (``on_cpu`` above 1). ``waiting`` and ``blocked`` are
+    None where the system reports only CPU time. The ``*_s`` fields are
+    all-time seconds, summed over the threads (blocked seconds only ever
+    grow: a call's busy time arrives when it ends); ``series`` holds
+    ``(taken_ns, on_cpu, waiting, blocked)`` per reading in the window.
     """
 
     window_s: float
@@ -337,8 +378,12 @@ class CpuSplit:
     def from_dict(cls, data: Any, path: str = "cpu") -> CpuSplit:
         """Rebuild a split from :meth:`to_dict` output (a SnapshotFormatError names a bad field)."""
         fields = Fields(data, path)
-        shares = {name: _share(fields, name) for name in ("busy", "on_cpu")}
-        unknown = {name: _share(fields, name, or_none=True) for name in ("waiting", "blocked")}
+        shares = {
+            "busy": _share(fields, "busy"),
+            "on_cpu": _seconds(fields, "on_cpu", or_none=False),  # cores: a process may use more
+            "waiting": _seconds(fields, "waiting"),
+            "blocked": _share(fields, "blocked", or_none=True),
+        }
         seconds = {name: _seconds(fields, name) for name in ("waiting_s", "blocked_s")}
         return cls(
             window_s=_seconds(fields, "window_s", or_none=False),
@@ -346,7 +391,6 @@ class CpuSplit:
             on_cpu_s=_seconds(fields, "on_cpu_s", or_none=False),
             series=_read_series(fields),
             **shares,
-            **unknown,
             **seconds,
         )
 
@@ -423,8 +467,8 @@ def _read_series(fields: Fields) -> tuple[tuple[int, float, float | None, float 
         series.append(
             (
                 values.integer("taken_ns"),
-                _share(values, "on_cpu"),
-                _share(values, "waiting", or_none=True),
+                _seconds(values, "on_cpu", or_none=False),
+                _seconds(values, "waiting"),
                 _share(values, "blocked", or_none=True),
             )
         )
@@ -446,6 +490,9 @@ class _Track:
         self.points: deque[Point] = deque()
         self.last: tuple[object, TaskTimes | None, float, int] | None = None
         self.totals = [0.0, 0.0, 0.0]  # on CPU, waiting, blocked (s)
+        # Busy time arrives when a call ends, on-CPU time while it runs: blocked time is
+        # the running difference, never taken per reading (a long call would count twice).
+        self.unexplained = 0.0
         self.known_waiting = True
 
     def take(self, now_ns: int) -> None:
@@ -454,8 +501,9 @@ class _Track:
         last, self.last = self.last, (identity, times, busy, now_ns)
         if times is None or last is None or last[1] is None or now_ns <= last[3]:
             return
-        # A new worker process (restarted, recycled) counts from zero.
-        previous = last[1] if last[0] == identity else TaskTimes(0, 0)
+        if last[0] != identity:  # a new worker process: its first reading is its baseline
+            return
+        previous = last[1]
         on_cpu = max(0, times.on_cpu_ns - previous.on_cpu_ns) / 1e9
         waiting = None
         if times.waiting_ns is not None and previous.waiting_ns is not None:
@@ -467,7 +515,8 @@ class _Track:
         self.totals[0] += on_cpu
         if waiting is not None:
             self.totals[1] += waiting
-            self.totals[2] += max(0.0, busy_delta - on_cpu - waiting)
+            self.unexplained += busy_delta - on_cpu - waiting
+            self.totals[2] = max(self.totals[2], self.unexplained)  # only ever grows
 
     def trim(self, now_ns: int, window_ns: int) -> None:
         while self.points and now_ns - self.points[0][0] >= window_ns:
@@ -501,6 +550,11 @@ class CpuAccounting:
         self._lock = threading.Lock()
         self.sample(force=True)
 
+    @property
+    def last_reading_ns(self) -> int | None:
+        """When the last reading was taken (the clock's monotonic time)."""
+        return self._last_ns
+
     def track(self, key: str, read: TaskReader, busy_s: Callable[[], float]) -> None:
         """Follow one worker thread or process, whose stage (or replica) is ``key``."""
         with self._lock:
@@ -531,8 +585,11 @@ class CpuAccounting:
             if not force and self._last_ns is not None and now - self._last_ns < self._gap_ns:
                 return False
             self._last_ns = now
-            for track in self._tracks.values():
-                track.take(now)
+            for key, track in self._tracks.items():
+                try:
+                    track.take(now)
+                except Exception:  # one unreadable task must not cost the others their reading
+                    logger.exception("reading the CPU accounting of %r failed", key)
                 track.trim(now, self._window_ns)
             machine = self._machine
             machine.append((now, self.source.machine()))
@@ -560,6 +617,35 @@ class CpuAccounting:
         return MachineLoad(self.source.cores, wall, busy, last.load1, process)
 
 
+class CpuSampler:
+    """A thread that reads ``accounting`` every :data:`MIN_GAP_S` of ``clock``'s time.
+
+    A threaded pipeline without debugging runs one, so the shares describe
+    the last :data:`WINDOW_S` whenever a snapshot is taken (with debugging,
+    the aggregator reads after its drains). :meth:`stop` ends it.
+    """
+
+    def __init__(self, accounting: CpuAccounting, clock: TimeSource, name: str) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=run_every,
+            args=(clock, self._stop, MIN_GAP_S, accounting.sample),
+            kwargs={"what": "reading the CPU accounting"},
+            name=f"framescope:{name}:cpu",
+        )
+
+    def start(self) -> None:
+        """Start reading."""
+        self._thread.start()
+
+    def stop(self, timeout: float | None) -> bool:
+        """Stop; True when the thread ended within ``timeout`` s."""
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        return not self._thread.is_alive() or self._thread is threading.current_thread()
+
+
 def _busy_share(first: MachineTimes, last: MachineTimes) -> float | None:
     if first.busy_ticks is None or last.busy_ticks is None:
         return None
@@ -572,19 +658,21 @@ def _busy_share(first: MachineTimes, last: MachineTimes) -> float | None:
 
 
 def _split(tracks: list[_Track]) -> CpuSplit:
-    points = [point for track in tracks for point in track.points]
-    known = all(track.known_waiting for track in tracks)
+    read = [track for track in tracks if track.points]  # a replica not read says nothing
+    points = [point for track in read for point in track.points]
+    known = all(track.known_waiting for track in read)
     wall = sum(point[1] for point in points)
+    # Per thread (a process replica: per worker, whose threads may keep several cores busy).
     on_cpu = sum(point[2] for point in points) / wall
     waiting = sum(point[3] or 0.0 for point in points) / wall
     busy = min(1.0, sum(point[4] for point in points) / wall)
     totals = [sum(track.totals[index] for track in tracks) for index in range(3)]
     return CpuSplit(
-        window_s=wall / len(tracks),
-        threads=len(tracks),
+        window_s=wall / len(read),
+        threads=len(read),
         busy=busy,
-        on_cpu=min(1.0, on_cpu),
-        waiting=min(1.0, waiting) if known else None,
+        on_cpu=on_cpu,
+        waiting=waiting if known else None,
         blocked=max(0.0, busy - on_cpu - waiting) if known else None,
         on_cpu_s=totals[0],
         waiting_s=totals[1] if known else None,
@@ -609,7 +697,7 @@ def _series(
         covered, on_cpu, waiting, busy = by_time[taken]
         if covered <= 0:
             continue
-        on_share, wait_share = min(1.0, on_cpu / covered), min(1.0, waiting / covered)
+        on_share, wait_share = on_cpu / covered, waiting / covered
         blocked = max(0.0, min(1.0, busy / covered) - on_share - wait_share)
         series.append((taken, on_share, wait_share if known else None, blocked if known else None))
     return tuple(series)

@@ -206,7 +206,8 @@ class ProcessReplica:
     @property
     def pid(self) -> int | None:
         """The worker process's id (None when none runs)."""
-        return None if self._process is None else self._process.pid
+        process = self._process  # read once: a restart may set it to None meanwhile
+        return None if process is None else process.pid
 
     def call(self, data: Any) -> tuple[Any, int]:
         """Run the stage on ``data`` in the worker; its result and the time it took there."""

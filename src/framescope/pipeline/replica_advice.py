@@ -180,7 +180,10 @@ def replica_gain(snapshot: PipelineSnapshot, load: StageLoad) -> tuple[float, st
         return work, "their time on a CPU"
     interpreter = _about_one_core(snapshot)
     if load.executor in (None, "thread") and interpreter:
-        return work, "their time on a CPU (blocked time not counted: the process keeps a core busy)"
+        return work, (
+            "their time on a CPU (blocked time not counted: the process keeps about one core "
+            "busy, so they may be waiting for the interpreter lock)"
+        )
     return work + cpu.blocked * cpu.threads, "their time on a CPU or blocked"
 
 
@@ -227,7 +230,7 @@ def _gain_text(snapshot: PipelineSnapshot, load: StageLoad) -> str:
     if load.busy < _PACE:
         return (
             f"; the input keeps them {load.busy:.0%} busy, so one replica could do about as "
-            f"much ({basis}: {value:.2f} cores' worth)"
+            f"much (from {basis}: {value:.2f}x one replica's worth)"
         )
     text = f": about {value:.2f}x what one replica on a free core would do, from {basis}"
     cpu = load.cpu
@@ -314,14 +317,18 @@ def _more_replicas(
     if wanted > affordable or gain < _GAIN_SHOWN:
         return None
     where = "" if whole_machine else " (other processes' use unknown)"
-    executor = ""
+    executor, condition = "", ""
     if _interpreter_bound(snapshot, load):
         executor = ", executor='process'"
+        condition = (
+            "if it waits for the interpreter lock (this process keeps about one core busy, "
+            "as one interpreter can), "
+        )
     return (
         f"{load.node_id} sets the pace on {current} replica{'s' if current > 1 else ''}; "
-        f"add(..., replicas={wanted}{executor}) would raise throughput about {gain:.1f}x "
-        f"before {limit} limits it (about {idle:.1f} of {snapshot.cpu_count} cores are "
-        f"idle{where}; {_need_text(snapshot, load, need)})"
+        f"{condition}add(..., replicas={wanted}{executor}) would raise throughput about "
+        f"{gain:.1f}x before {limit} limits it (about {idle:.1f} of {snapshot.cpu_count} "
+        f"cores are idle{where}; {_need_text(snapshot, load, need)})"
     )
 
 
@@ -356,4 +363,4 @@ def _cores_per_replica(snapshot: PipelineSnapshot, load: StageLoad) -> float:
         return 1.0
     if _interpreter_bound(snapshot, load) and cpu.blocked is not None:
         return max(0.05, min(1.0, cpu.on_cpu + cpu.blocked))  # freed from the lock, it runs
-    return max(0.05, min(1.0, cpu.on_cpu))
+    return max(0.05, cpu.on_cpu)  # a process replica's worker may keep several cores busy

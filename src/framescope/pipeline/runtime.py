@@ -23,7 +23,7 @@ from framescope.clock import Clock
 from framescope.pipeline.accounting import ItemCounts
 from framescope.pipeline.aggregation import Aggregator, NodeLink
 from framescope.pipeline.channel import CLOSED, END, Channel
-from framescope.pipeline.cpu import CpuAccounting, CpuSource, default_cpu_source
+from framescope.pipeline.cpu import CpuAccounting, CpuSampler, CpuSource, default_cpu_source
 from framescope.pipeline.errors import (
     ErrorPolicy,
     OverflowPolicy,
@@ -102,6 +102,7 @@ class Runtime:
         self.counts = ItemCounts()
         source = default_cpu_source() if cpu_source is None else cpu_source
         self.cpu = CpuAccounting(source, clock.monotonic_ns)
+        self._sampler: CpuSampler | None = None  # threaded, without debugging
         self._process_now: Process | None = None  # the serial runner's, built at the start
         self._process_later: Process | None = None
         # The stop policy: the frame id of the last item kept (every later one is discarded),
@@ -152,6 +153,9 @@ class Runtime:
             self.aggregator = self._make_aggregator(self._node_links())
             self.aggregator.after_drain = self.cpu.sample
             self.aggregator.start()
+        elif self.tree.mode == PARALLEL:
+            self._sampler = CpuSampler(self.cpu, self.clock, self.tree.name)
+            self._sampler.start()
         self.running = True
 
     def _start_threads(self) -> None:
@@ -422,6 +426,8 @@ class Runtime:
         # it, or it would end quietly instead of raising the source's error.
         self.finished.set()
         self.results.close()
+        if self._sampler is not None:  # every worker has ended: nothing left to read
+            self._sampler.stop(0)
 
     def join(self, timeout: float | None, *, raise_source: bool = True) -> bool:
         """Wait until every item before the end of the input is out; False if time ran out.
@@ -551,6 +557,8 @@ class Runtime:
         aggregator = self.aggregator
         if aggregator is not None and not aggregator.stop(left()):
             hung.append(f"{self.tree.name}:aggregator")
+        if self._sampler is not None and not self._sampler.stop(left()):
+            hung.append(f"{self.tree.name}:cpu")
         loop = self.loop
         if loop is not None:
             loop.request_stop()
