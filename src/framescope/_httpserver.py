@@ -26,19 +26,21 @@ the standard library's threading servers this one
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import socket
 import socketserver
 import ssl
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from framescope._validation import check_positive_int, check_positive_seconds
 from framescope._waits import Deadline
 
-__all__ = ["BoundedServing", "GuardedRequestHandler"]
+__all__ = ["BoundedServing", "GuardedRequestHandler", "check_address", "listening_on"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +68,35 @@ def _shut(sock: socket.socket) -> None:
     """
     with contextlib.suppress(OSError):
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+def check_address(host: object, port: object) -> tuple[str, int]:
+    """``(host, port)`` if they can be listened on: a non-empty host name, a port 0..65535."""
+    if not isinstance(host, str):
+        raise TypeError(f"host must be a str (an address to listen on), got {type(host).__name__}")
+    if not host or "\x00" in host:
+        raise ValueError(f"host must be an address to listen on, got {host!r}")
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise TypeError(f"port must be an int, got {type(port).__name__}")
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port must be from 0 (any free port) to 65535, got {port}")
+    return host, port
+
+
+@contextlib.contextmanager
+def listening_on(host: str, port: int) -> Iterator[None]:
+    """Around making a server: a host that is no address of this machine is a ValueError.
+
+    (A port in use stays an OSError: the address is right, the moment is not.)
+    """
+    try:
+        yield
+    except socket.gaierror as error:
+        raise ValueError(f"host {host!r} is not an address to listen on: {error}") from None
+    except OSError as error:
+        if error.errno == errno.EADDRNOTAVAIL:
+            raise ValueError(f"host {host!r} is not an address of this machine: {error}") from None
+        raise
 
 
 class BoundedServing(socketserver.TCPServer):

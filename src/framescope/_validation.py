@@ -74,6 +74,15 @@ def check_positive_int(value: object, name: str, *, maximum: int | None = None) 
     return checked
 
 
+def as_float(value: object, name: str) -> float:
+    """``value`` (an int or float) as a float; an int too large for one is a ValueError."""
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        bits = value.bit_length() if isinstance(value, int) else "many"
+        raise ValueError(f"{name} is too large a number: an int of {bits} bits") from None
+
+
 def check_number(
     value: object,
     name: str,
@@ -100,7 +109,7 @@ def check_number(
         allowed = "a real number"
     if not _is_number(value):
         raise TypeError(f"{name} must be {allowed}, got {type(value).__name__}")
-    number = float(value)  # type: ignore[arg-type]
+    number = as_float(value, name)
     if not math.isfinite(number):
         raise ValueError(f"{name} must be a finite number, got {number!r}")
     if (
@@ -126,9 +135,10 @@ def check_positive_seconds(value: object, name: str) -> float:
     """Return ``value`` as a float if it is a finite number of seconds > 0, else raise."""
     if not _is_number(value):
         raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
-    if not (value > 0 and math.isfinite(value)):  # type: ignore[operator,arg-type]
+    seconds = as_float(value, name)
+    if not (seconds > 0 and math.isfinite(seconds)):
         raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
-    return _at_most_max(float(value), name)  # type: ignore[arg-type]
+    return _at_most_max(seconds, name)
 
 
 def _at_most_max(seconds: float, name: str) -> float:
@@ -149,11 +159,12 @@ def check_seconds_or_none(value: object, name: str) -> float | None:
         return None
     if not _is_number(value):
         raise TypeError(f"{name} must be a number of seconds or None, got {value!r}")
-    if not (value >= 0 and math.isfinite(value)):  # type: ignore[operator,arg-type]
+    seconds = as_float(value, name)
+    if not (seconds >= 0 and math.isfinite(seconds)):
         raise ValueError(
             f"{name} must be >= 0 (seconds) and finite, or None for no limit, got {value!r}"
         )
-    return _at_most_max(float(value), name)  # type: ignore[arg-type]
+    return _at_most_max(seconds, name)
 
 
 def check_bool(value: object, name: str, *, or_none: bool = False) -> bool | None:

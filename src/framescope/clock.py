@@ -139,6 +139,13 @@ def to_nanoseconds(value: float | datetime.timedelta, name: str) -> int:
             f"{name} must be a number of seconds or a datetime.timedelta, "
             f"got {type(value).__name__}"
         )
+    if isinstance(value, int) and abs(value) > _MAX_SECONDS:
+        value = float(_MAX_SECONDS) * 2  # too long whatever its size: refused just below
+    if isinstance(value, int) and abs(value) > _MAX_SECONDS:  # compared exactly: no float
+        raise ValueError(
+            f"{name} must be at most {_MAX_SECONDS:g} seconds (datetime.timedelta.max) "
+            f"in size, got an int of {value.bit_length()} bits"
+        )
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value!r}")
     if abs(value) > _MAX_SECONDS:

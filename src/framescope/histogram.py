@@ -58,7 +58,12 @@ DEFAULT_LATENCY_BUCKETS: tuple[float, ...] = (
 
 
 def check_bounds(bounds: Iterable[float], name: str = "buckets") -> tuple[float, ...]:
-    """Validate bucket upper bounds: finite numbers, strictly increasing, at least one."""
+    """Validate bucket upper bounds: finite numbers, strictly increasing, at least one.
+
+    ``name``: the argument the bounds were given as, named in the error.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be the argument's name (a str), got {type(name).__name__}")
     if isinstance(bounds, (str, bytes)) or not isinstance(bounds, Iterable):
         raise TypeError(f"{name} must be a sequence of numbers, got {type(bounds).__name__}")
     values = tuple(bounds)
@@ -151,7 +156,7 @@ class Histogram:
     __slots__ = ("_bounds", "_counts", "_divisor", "_raw_bounds", "_total")
 
     def __init__(self, bounds: Sequence[float], divisor: float = 1.0) -> None:
-        self._bounds = check_bounds(bounds)
+        self._bounds = check_bounds(bounds, "bounds")
         self._divisor = check_number(divisor, "divisor", positive=True)
         # A raw sample x falls in bucket i when x / divisor <= bounds[i].
         self._raw_bounds = [bound * self._divisor for bound in self._bounds]

@@ -39,6 +39,15 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     Uses linear interpolation between the closest ranks (the same definition as
     NumPy's default), and returns 0.0 for an empty sequence.
     """
+    if not isinstance(sorted_values, Sequence) or isinstance(sorted_values, (str, bytes)):
+        raise TypeError(
+            f"sorted_values must be a sequence of numbers, got {type(sorted_values).__name__}"
+        )
+    if sorted_values and not all(
+        isinstance(value, (int, float)) and not isinstance(value, bool)
+        for value in (sorted_values[0], sorted_values[-1])
+    ):
+        raise TypeError("sorted_values must hold numbers")
     return _interpolate(sorted_values, _check_quantile(q))
 
 

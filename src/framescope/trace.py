@@ -150,6 +150,14 @@ def read_trace(fields: Fields) -> FrameTrace:
     )
 
 
+def _check_sequence(value: object, name: str, kind: type) -> None:
+    if not isinstance(value, Sequence) or isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a sequence of {kind.__name__}, got {type(value).__name__}")
+    for item in value:
+        if not isinstance(item, kind):
+            raise TypeError(f"{name} must hold {kind.__name__} objects, got {type(item).__name__}")
+
+
 def _us(t_ns: int, origin: int) -> float:
     return (t_ns - origin) / 1_000
 
@@ -170,6 +178,8 @@ def chrome_trace(
     (the first reading, whose interval starts before the readings kept, is
     left out; a share not known is left out of its args).
     """
+    _check_sequence(frames, "frames", FrameTrace)
+    _check_sequence(node_ids, "node_ids", str)
     tids = {node_id: index + 1 for index, node_id in enumerate(node_ids)}
     events = _track_names(title, tids)
     cpu = {} if cpu is None else cpu
@@ -355,7 +365,10 @@ def write_trace(path: str | os.PathLike[str], document: dict[str, Any]) -> Path:
     replaced by the file, never written through.
     """
     target = Path(path)
-    data = json.dumps(document, separators=(",", ":")).encode()
+    try:
+        data = json.dumps(document, separators=(",", ":")).encode()
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"document must be JSON data (a chrome_trace result): {error}") from None
     if target.suffix == ".gz":
         data = gzip.compress(data)
     descriptor, temporary = tempfile.mkstemp(

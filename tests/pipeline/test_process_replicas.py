@@ -223,6 +223,21 @@ def test_max_items_replaces_the_worker_between_items_and_loses_none(tmp_path: Pa
     assert children() - before_children == set()
 
 
+def test_recycled_workers_are_counted_as_replica_recycles(tmp_path: Path) -> None:
+    executor = ProcessExecutor(max_items=2)
+    with Pipeline() as pipeline:
+        pipeline.add(EchoNotes(str(tmp_path / "cleanups")), "Echo", executor=executor)
+        pipeline.parallelize()
+        results = list(pipeline.run(range(7)))
+        counts = pipeline.counters()
+        snapshot = pipeline.snapshot()
+    assert [item for item, _pid in results] == list(range(7))
+    # 2 items a worker: replaced after items 1, 3 and 5; the fourth worker ends with the pipeline
+    assert executor.recycles == 3
+    assert counts["replica_recycles"] == 3 and counts["replica_restarts"] == 0
+    assert snapshot.counters["replica_recycles"] == 3
+
+
 def test_max_memory_replaces_a_leaking_worker_before_it_grows_past_the_bound() -> None:
     bound = 128 * MIB
     executor = ProcessExecutor(max_memory=bound)
@@ -238,6 +253,7 @@ def test_max_memory_replaces_a_leaking_worker_before_it_grows_past_the_bound() -
     assert bound < executor.peak_memory <= bound + 12 * MIB
     assert executor.recycles >= 2 and len({pid for _item, pid, _rss in results}) >= 4
     assert counts["failed"] == 0 and counts["replica_restarts"] == 0
+    assert counts["replica_recycles"] == executor.recycles
 
 
 def test_process_executor_bounds_are_checked() -> None:

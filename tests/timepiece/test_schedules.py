@@ -376,8 +376,10 @@ def test_alarm_clock_add_remove_and_validation() -> None:
     assert alarm.schedules == [sched]
     alarm.remove(sched)
     assert alarm.schedules == []
-    with pytest.raises(TypeError, match="schedule must be a Schedule"):
+    with pytest.raises(TypeError, match="schedules must hold Schedules"):
         AlarmClock([print])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="schedule must be a Schedule"):
+        alarm.add(print)  # type: ignore[arg-type]
 
 
 def test_schedule_is_abstract() -> None:

@@ -100,7 +100,7 @@ class LabelAnnotation(Annotation):
     background: Color | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "point", Point.from_value(self.point))
+        object.__setattr__(self, "point", Point.from_value(self.point, "point"))
         if not isinstance(self.text, str):
             raise TypeError(f"text must be a string, got {type(self.text).__name__}")
         object.__setattr__(self, "color", _color(self.color))
@@ -146,8 +146,8 @@ class RectAnnotation(Annotation):
         if rect is None:
             if point1 is None or point2 is None:
                 raise TypeError("RectAnnotation needs rect= or both point1= and point2=")
-            rect = Rectangle(Point.from_value(point1), Point.from_value(point2))
-        object.__setattr__(self, "rect", Rectangle.from_value(rect))
+            rect = Rectangle(Point.from_value(point1, "point1"), Point.from_value(point2, "point2"))
+        object.__setattr__(self, "rect", Rectangle.from_value(rect, "rect"))
         object.__setattr__(self, "color", _color(color))
         object.__setattr__(self, "thickness", _thickness(thickness))
         object.__setattr__(self, "fill_color", _color(fill_color, "fill_color"))
@@ -179,7 +179,7 @@ class LineAnnotation(Annotation):
     thickness: int | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "line", Line.from_value(self.line))
+        object.__setattr__(self, "line", Line.from_value(self.line, "line"))
         object.__setattr__(self, "color", _color(self.color))
         _thickness(self.thickness)
 
@@ -211,7 +211,7 @@ class MarkerAnnotation(Annotation):
     size: float = 1.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "point", Point.from_value(self.point))
+        object.__setattr__(self, "point", Point.from_value(self.point, "point"))
         if not isinstance(self.style, MarkerStyle):
             raise TypeError(f"style must be a MarkerAnnotation.Style, got {self.style!r}")
         object.__setattr__(self, "color", _color(self.color))
@@ -231,7 +231,7 @@ class PolyLineAnnotation(Annotation):
     fill_color: Color | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "polyline", PolyLine.from_value(self.polyline))
+        object.__setattr__(self, "polyline", PolyLine.from_value(self.polyline, name="polyline"))
         _thickness(self.thickness)
         object.__setattr__(self, "color", _color(self.color))
         object.__setattr__(self, "fill_color", _color(self.fill_color, "fill_color"))
@@ -291,7 +291,7 @@ class BoundingBoxAnnotation(Annotation):
     color: Color | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "rectangle", Rectangle.from_value(self.rectangle))
+        object.__setattr__(self, "rectangle", Rectangle.from_value(self.rectangle, "rectangle"))
         for name in ("top_label", "bottom_label"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):

@@ -102,24 +102,33 @@ class Point:
         return d21.x * d31.y >= d31.x * d21.y
 
     @classmethod
-    def from_value(cls, value: Any) -> Point:
-        """A Point from a Point, an ``(x, y)`` sequence or a ``{"x": .., "y": ..}`` mapping."""
+    def from_value(cls, value: Any, name: str = "") -> Point:
+        """A Point from a Point, an ``(x, y)`` sequence or a ``{"x": .., "y": ..}`` mapping.
+
+        ``name``: the argument it was given as, named in the error.
+        """
         if isinstance(value, Point):
             return value
         if isinstance(value, Mapping) and "x" in value and "y" in value:
             return cls(value["x"], value["y"])
         if isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2:
             return cls(value[0], value[1])
-        raise ValueError(f"cannot make a Point of {value!r}: give (x, y), {{'x', 'y'}} or a Point")
+        raise ValueError(
+            f"{_named(name)}cannot make a Point of {value!r}: give (x, y), {{'x', 'y'}} or a Point"
+        )
 
 
-def _two_points(value: Any, kind: str) -> tuple[Point, Point]:
+def _named(name: str) -> str:
+    return f"{name}: " if name else ""
+
+
+def _two_points(value: Any, kind: str, name: str = "") -> tuple[Point, Point]:
     """Two points from a pair of point values or a ``{"pt1", "pt2"}`` mapping."""
     if isinstance(value, Mapping) and "pt1" in value and "pt2" in value:
         return Point.from_value(value["pt1"]), Point.from_value(value["pt2"])
     if isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2:
         return Point.from_value(value[0]), Point.from_value(value[1])
-    raise ValueError(f"cannot make a {kind} of {value!r}: give two points")
+    raise ValueError(f"{_named(name)}cannot make a {kind} of {value!r}: give two points")
 
 
 def _pair_item(owner: str, first: Any, second: Any, index: Any) -> Any:
@@ -156,8 +165,8 @@ class Line:
     Intersection: ClassVar[type[Intersection]] = Intersection
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "pt1", Point.from_value(self.pt1))
-        object.__setattr__(self, "pt2", Point.from_value(self.pt2))
+        object.__setattr__(self, "pt1", Point.from_value(self.pt1, "pt1"))
+        object.__setattr__(self, "pt2", Point.from_value(self.pt2, "pt2"))
 
     @property
     def length(self) -> float:
@@ -187,11 +196,14 @@ class Line:
         return result
 
     @classmethod
-    def from_value(cls, value: Any) -> Line:
-        """A Line from a Line, a pair of points or a ``{"pt1", "pt2"}`` mapping."""
+    def from_value(cls, value: Any, name: str = "") -> Line:
+        """A Line from a Line, a pair of points or a ``{"pt1", "pt2"}`` mapping.
+
+        ``name``: the argument it was given as, named in the error.
+        """
         if isinstance(value, Line):
             return value
-        return cls(*_two_points(value, "Line"))
+        return cls(*_two_points(value, "Line", name))
 
 
 @dataclass(frozen=True)
@@ -208,7 +220,7 @@ class Rectangle:
     pt_max: Point = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        pt1, pt2 = Point.from_value(self.pt1), Point.from_value(self.pt2)
+        pt1, pt2 = Point.from_value(self.pt1, "pt1"), Point.from_value(self.pt2, "pt2")
         object.__setattr__(self, "pt1", pt1)
         object.__setattr__(self, "pt2", pt2)
         object.__setattr__(self, "pt_min", Point(min(pt1.x, pt2.x), min(pt1.y, pt2.y)))
@@ -227,11 +239,14 @@ class Rectangle:
         return cls(Point(left, top), Point(left + width, top + height))
 
     @classmethod
-    def from_value(cls, value: Any) -> Rectangle:
-        """A Rectangle from a Rectangle, a pair of points or a ``{"pt1", "pt2"}`` mapping."""
+    def from_value(cls, value: Any, name: str = "") -> Rectangle:
+        """A Rectangle from a Rectangle, a pair of points or a ``{"pt1", "pt2"}`` mapping.
+
+        ``name``: the argument it was given as, named in the error.
+        """
         if isinstance(value, Rectangle):
             return value
-        return cls(*_two_points(value, "Rectangle"))
+        return cls(*_two_points(value, "Rectangle", name))
 
     @property
     def top(self) -> float:
@@ -422,12 +437,20 @@ class PolyLine:
         return len(self.points)
 
     @classmethod
-    def from_value(cls, value: Any, closed: bool = True) -> PolyLine:
-        """A PolyLine from a PolyLine, a sequence of points or a mapping with ``points``."""
+    def from_value(cls, value: Any, closed: bool = True, name: str = "") -> PolyLine:
+        """A PolyLine from a PolyLine, a sequence of points or a mapping with ``points``.
+
+        ``name``: the argument it was given as, named in the error.
+        """
         if isinstance(value, PolyLine):
             return value
-        if isinstance(value, Mapping) and "points" in value:
-            return cls(tuple(value["points"]), bool(value.get("closed", closed)))
-        if isinstance(value, Sequence) and not isinstance(value, str):
-            return cls(tuple(value), closed)
-        raise ValueError(f"cannot make a PolyLine of {value!r}: give a sequence of points")
+        try:
+            if isinstance(value, Mapping) and "points" in value:
+                return cls(tuple(value["points"]), bool(value.get("closed", closed)))
+            if isinstance(value, Sequence) and not isinstance(value, (str, bytes, bytearray)):
+                return cls(tuple(value), closed)
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"{_named(name)}{error}") from None
+        raise ValueError(
+            f"{_named(name)}cannot make a PolyLine of {value!r}: give a sequence of points"
+        )

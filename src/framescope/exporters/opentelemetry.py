@@ -59,7 +59,7 @@ from framescope._periodic import run_every
 from framescope._validation import check_positive_seconds, check_seconds_or_none
 from framescope._version import __version__
 from framescope._waits import Deadline
-from framescope.clock import SYSTEM_CLOCK, Clock
+from framescope.clock import SYSTEM_CLOCK, Clock, TimeSource
 from framescope.exporters.otlp import delivered_spans, otlp_meter_provider, otlp_tracer_provider
 from framescope.exporters.sources import MetricSources, Reading, cpu_seconds
 from framescope.pipeline.events import NodePhase
@@ -130,6 +130,19 @@ class OpenTelemetryExporter:
         clock: Clock | None = None,
     ) -> None:
         self.trace_interval = check_positive_seconds(trace_interval, "trace_interval")
+        if clock is not None and not isinstance(clock, TimeSource):
+            raise TypeError(
+                f"clock must provide monotonic_ns() and wall(), got {type(clock).__name__}"
+            )
+        for name, provider, method in (
+            ("meter_provider", meter_provider, "get_meter"),
+            ("tracer_provider", tracer_provider, "get_tracer"),
+        ):
+            if provider is not None and not callable(getattr(provider, method, None)):
+                raise TypeError(
+                    f"{name} must be an OpenTelemetry provider (with {method}()), "
+                    f"got {type(provider).__name__}"
+                )
         self._clock = SYSTEM_CLOCK if clock is None else clock
         self._owned: list[Any] = []
         if meter_provider is None:

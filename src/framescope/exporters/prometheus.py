@@ -63,7 +63,12 @@ from types import TracebackType
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from framescope._httpserver import BoundedServing, GuardedRequestHandler
+from framescope._httpserver import (
+    BoundedServing,
+    GuardedRequestHandler,
+    check_address,
+    listening_on,
+)
 from framescope._keys import without_prefix
 from framescope._optional import require
 from framescope.exporters.sources import MetricSources, Reading, cpu_seconds, histogram_of
@@ -123,10 +128,12 @@ class MetricsServer:
         request_timeout: float = 10.0,
         header_timeout: float = 5.0,
     ) -> None:
+        host, port = check_address(host, port)
         app = _prometheus.make_wsgi_app(registry)
-        self._server = make_server(
-            host, port, app, server_class=_BoundedWSGIServer, handler_class=_QuietHandler
-        )
+        with listening_on(host, port):
+            self._server = make_server(
+                host, port, app, server_class=_BoundedWSGIServer, handler_class=_QuietHandler
+            )
         self.host = host
         self.port: int = self._server.server_port
         self.scheme = "http" if ssl_context is None else "https"

@@ -27,7 +27,12 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from framescope._httpserver import BoundedServing, GuardedRequestHandler
+from framescope._httpserver import (
+    BoundedServing,
+    GuardedRequestHandler,
+    check_address,
+    listening_on,
+)
 from framescope._validation import check_positive_seconds
 from framescope.live.preview import ImageChoice, PreviewTap
 from framescope.live.remote import RemoteBox
@@ -123,7 +128,9 @@ class LiveView:
             token = secrets.token_urlsafe(16)  # never open beyond loopback without one
         self.token = token
         self.previews: dict[str, PreviewTap] = {}
-        self._server = _Server((host, port), _Handler)
+        address = check_address(host, port)
+        with listening_on(*address):
+            self._server = _Server(address, _Handler)
         self._server.view = self
         self._server.configure(
             name=f"framescope-live-{self._server.server_port}",

@@ -7,7 +7,7 @@ import sys
 import threading
 from typing import Any, TextIO
 
-from framescope._validation import check_number
+from framescope._validation import check_bool, check_positive_seconds
 from framescope.pipeline.render import snapshot_table
 from framescope.pipeline.snapshot import SnapshotSource
 
@@ -33,9 +33,12 @@ def watch(
     ``print(pipeline.snapshot())`` prints), redrawn in place on a terminal.
     Each view renders one snapshot. Ctrl-C ends it.
     """
-    check_number(refresh, "refresh", positive=True)
+    refresh = check_positive_seconds(refresh, "refresh")
     if seconds is not None:
-        check_number(seconds, "seconds", positive=True)
+        seconds = check_positive_seconds(seconds, "seconds")
+    use_rich = check_bool(use_rich, "use_rich", or_none=True)
+    if not isinstance(stop, threading.Event | None):
+        raise TypeError(f"stop must be a threading.Event or None, got {type(stop).__name__}")
     stream = sys.stdout if out is None else out
     stopped = threading.Event() if stop is None else stop
     tty = stream.isatty()

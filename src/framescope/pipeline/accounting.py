@@ -35,6 +35,7 @@ COUNTERS: dict[str, str] = {
     "discarded": "items still inside when the pipeline stopped",
     "in_flight": "items inside the pipeline now",
     "replica_restarts": "replica workers started again after they died",
+    "replica_recycles": "process replica workers replaced at max_items or max_memory",
     "reorder_waits": "times a replica waited for a slow item at the head of the line",
     "blocks_folded": "CUSTOM blocks timed as 'other' past the block_names bound",
     "results_dropped": "results dropped unread (past results_size or results_bytes)",

@@ -47,6 +47,7 @@ class Replica(Protocol):
     """One remote replica: ``call(data)`` returns ``(result, busy_ns)``, ``close`` ends it."""
 
     restarts: int
+    recycles: int
 
     def call(self, data: Any) -> tuple[Any, int]:
         """Run the stage on ``data`` where the replica lives; the result and its busy time (ns)."""

@@ -124,6 +124,7 @@ class RayReplica:
     def __init__(self, actor_class: Any, stage_bytes: bytes, label: str) -> None:
         self.label = label
         self.restarts = 0
+        self.recycles = 0  # an actor is never replaced for its bounds; only ProcessExecutor's
         self._actor_class = actor_class
         self._stage_bytes = stage_bytes
         self._closed = False

@@ -173,7 +173,8 @@ class SnapshotReaders:
         the snapshot's ``source_error`` says why),
         ``blocks_folded``: CUSTOM blocks timed as ``other`` past the
         ``block_names`` bound; for replicated stages, ``replica_restarts``
-        (workers started again after they died) and ``reorder_waits`` (times
+        (workers started again after they died), ``replica_recycles`` (workers
+        replaced at ``ProcessExecutor``'s ``max_items``/``max_memory``) and ``reorder_waits`` (times
         a replica waited for a slow item at the head of the line).
         ``framescope.pipeline.accounting.COUNTERS`` lists them all, and
         ``snapshot.count(name)`` reads one (a misspelt name is a KeyError).

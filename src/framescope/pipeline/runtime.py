@@ -509,6 +509,7 @@ class Runtime:
         discarded.append(self._discarded_late)
         counts = self.counts.read(discarded)
         counts["replica_restarts"] = sum(group.restarts for group in self.groups)
+        counts["replica_recycles"] = sum(group.recycles for group in self.groups)
         counts["reorder_waits"] = sum(
             group.sequencer.head_waits for group in self.groups if group.sequencer is not None
         )

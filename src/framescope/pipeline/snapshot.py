@@ -400,6 +400,10 @@ def merge_snapshots(
             raise TypeError(
                 f"snapshots must be PipelineSnapshot objects, got {type(snapshot).__name__}"
             )
+    if prefixes is not None and (
+        not isinstance(prefixes, (list, tuple)) or not all(isinstance(p, str) for p in prefixes)
+    ):
+        raise TypeError(f"prefixes must be a list of str (one per snapshot), got {prefixes!r}")
     if prefixes is not None and len(prefixes) != len(snapshots):
         raise ValueError(
             f"prefixes must have one entry per snapshot: {len(prefixes)} for {len(snapshots)}"

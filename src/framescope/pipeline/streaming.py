@@ -93,6 +93,8 @@ class StreamControls:
         raises, its exception is raised after the results of the items it
         gave before it (and the snapshot and diagnosis say the source failed).
         """
+        if not isinstance(source, Iterable):
+            raise TypeError(f"source must be an iterable of items, got {type(source).__name__}")
         iterator = iter(source)
         runtime = self._runtime
         self._ensure_running()

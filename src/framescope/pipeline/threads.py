@@ -61,6 +61,11 @@ class StageThreads:
         """How many times a remote replica's worker was restarted after it died."""
         return sum(replica.restarts for replica in self.remote)
 
+    @property
+    def recycles(self) -> int:
+        """How many times a remote replica's worker was replaced at its item or memory bound."""
+        return sum(replica.recycles for replica in self.remote)
+
 
 def start_threads(
     specs: list[UnitSpec],

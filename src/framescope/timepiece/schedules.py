@@ -365,7 +365,18 @@ class AlarmClock:
 
     def __init__(self, schedules: Iterable[Schedule] | None = None) -> None:
         self.schedules: list[Schedule] = []
+        if schedules is not None and (
+            not isinstance(schedules, Iterable) or isinstance(schedules, (str, bytes))
+        ):
+            raise TypeError(
+                f"schedules must be an iterable of schedules, got {type(schedules).__name__}"
+            )
         for schedule in schedules or ():
+            if not callable(getattr(schedule, "tick", None)):
+                raise TypeError(
+                    "schedules must hold Schedules (with a tick() method), "
+                    f"got {type(schedule).__name__}"
+                )
             self.add(schedule)
 
     def add(self, schedule: Schedule) -> None:

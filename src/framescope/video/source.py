@@ -546,7 +546,7 @@ def _normalise(uri: object, format: str | None) -> tuple[str, str | None, Path |
         uri = str(uri)
     if not isinstance(uri, str):
         raise TypeError(f"uri must be a path, a URL or a camera number, got {type(uri).__name__}")
-    if not uri.strip():
+    if not uri.strip() or "\x00" in uri:
         raise ValueError(f"uri must be a path, a URL or a camera number, got {uri!r}")
     if format is None and uri.startswith("/dev/video"):
         format = "v4l2"
