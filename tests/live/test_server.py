@@ -224,6 +224,24 @@ def test_streams_whose_clients_left_free_their_slots_without_a_new_frame() -> No
     pipeline.cleanup()
 
 
+def test_event_streams_whose_clients_left_free_their_slots() -> None:
+    # An event stream writes at least every four refreshes (a new page view, or the
+    # same one again): a client that left is found by that write, not held for ever.
+    pipeline = Pipeline(name="Cam").add(lambda f: f, "Annotate")
+    view = LiveView(pipeline, refresh=0.05, max_connections=16)
+    with view:
+        streams = [
+            urllib.request.urlopen(with_query(view, "events"), timeout=5) for _ in range(16)
+        ]
+        assert all(s.headers["Content-Type"] == "text/event-stream" for s in streams)
+        assert status(with_query(view, "healthz")) == 503  # every slot is a stream's
+        for stream in streams:
+            stream.close()
+        until_ok(with_query(view, "healthz"))
+        assert holds_within(lambda: view._server.handler_threads() == 0)
+    pipeline.cleanup()
+
+
 def test_a_stream_ends_when_its_preview_stops() -> None:
     pipeline = Pipeline(name="Cam")
     view = LiveView(pipeline, refresh=0.05)
