@@ -230,9 +230,7 @@ def test_event_streams_whose_clients_left_free_their_slots() -> None:
     pipeline = Pipeline(name="Cam").add(lambda f: f, "Annotate")
     view = LiveView(pipeline, refresh=0.05, max_connections=16)
     with view:
-        streams = [
-            urllib.request.urlopen(with_query(view, "events"), timeout=5) for _ in range(16)
-        ]
+        streams = [urllib.request.urlopen(with_query(view, "events"), timeout=5) for _ in range(16)]
         assert all(s.headers["Content-Type"] == "text/event-stream" for s in streams)
         assert status(with_query(view, "healthz")) == 503  # every slot is a stream's
         for stream in streams:

@@ -163,28 +163,70 @@ def starved_advice(snapshot: PipelineSnapshot, load: StageLoad) -> str:
 
 
 def replica_gain(snapshot: PipelineSnapshot, load: StageLoad) -> tuple[float, str] | None:
-    """How many times what one replica would do the replicas of ``load`` do, and how it is known.
+    """How many times what one replica would do here the replicas of ``load`` do, and the basis.
 
-    One replica on a core of its own spends each item's time on a CPU and
-    blocked, never waiting for a CPU: the replicas together do, per second
-    of wall time, the sum of their on-CPU and blocked shares in such items.
-    A thread replica's blocked time is left out when the process keeps about
-    a core busy (it may be waiting for the interpreter lock, which one
-    replica would not). None when the split was not measured.
+    Each item costs the same time on a CPU however many replicas run, so the
+    gain is the replicas' on-CPU share together over the share one replica
+    alone would get. That one is on a CPU whenever it is runnable and a CPU
+    is free: the chance of that comes from the replicas' own time on a CPU
+    against their time waiting for one, with the machine's runnable threads
+    less the other replicas' and less the work the other stages would not
+    do at the lower rate. A thread replica's blocked time counts as time one
+    replica would run when the process keeps about one core busy and the
+    replicas hardly wait for a CPU (the interpreter lock may hold them).
+    Where waiting is not reported, the gain is the replicas' cores on a CPU
+    (what one replica on a free core would need). None without a split.
     """
     cpu = load.cpu
     if cpu is None:
         return None
-    work = cpu.on_cpu * cpu.threads
-    if cpu.blocked is None:
-        return work, "their time on a CPU"
-    interpreter = _about_one_core(snapshot)
-    if load.executor in (None, "thread") and interpreter:
-        return work, (
-            "their time on a CPU (blocked time not counted: the process keeps about one core "
-            "busy, so they may be waiting for the interpreter lock)"
-        )
-    return work + cpu.blocked * cpu.threads, "their time on a CPU or blocked"
+    together = cpu.on_cpu * cpu.threads
+    if cpu.waiting is None or cpu.blocked is None or cpu.busy <= 0:
+        return together, "their time on a CPU (waiting for one not reported here)"
+    lock = _interpreter_bound_split(snapshot, load, cpu)
+    alone = _one_replica_on_cpu(snapshot, load, cpu, lock)
+    if alone <= 0:
+        return None
+    basis = "their time on a CPU and waiting for one"
+    if lock:
+        basis += " (blocked time taken as the interpreter lock's: the process keeps one core busy)"
+    return together / alone, basis
+
+
+def _one_replica_on_cpu(
+    snapshot: PipelineSnapshot, load: StageLoad, cpu: CpuSplit, lock: bool
+) -> float:
+    """The share of its time one replica alone would spend on a CPU (see :func:`replica_gain`)."""
+    runnable = cpu.on_cpu + (cpu.waiting or 0.0)  # each replica's, on a CPU or waiting
+    blocked = 0.0 if lock else min(1.0, (cpu.blocked or 0.0) / cpu.busy)
+    # Setting the pace alone, it is runnable whenever it is not blocked (a worker process
+    # running several threads: as much as each replica is now).
+    alone_runnable = max(runnable, 1.0 - blocked)
+    chance = cpu.on_cpu / runnable if runnable > 0 else 1.0  # on a CPU when runnable
+    cores = snapshot.machine.cores if snapshot.machine is not None else None
+    if chance >= 0.98 or not cores:
+        return alone_runnable * min(1.0, chance)
+    machine_runnable = cores / chance  # threads runnable on the machine, on average
+    others = _other_stages_runnable(snapshot, load.node_id)
+    together = cpu.on_cpu * cpu.threads
+    alone = alone_runnable * chance
+    for _ in range(8):  # the other stages' work falls with the rate: a few rounds settle it
+        gain = together / max(alone, 1e-9)
+        left = machine_runnable - runnable * cpu.threads + alone_runnable
+        left -= others * max(0.0, 1.0 - 1.0 / gain)
+        alone = alone_runnable * min(1.0, cores / max(left, 1e-9))
+    return alone
+
+
+def _other_stages_runnable(snapshot: PipelineSnapshot, key: str) -> float:
+    """Threads of the pipeline's other stages runnable on average (on a CPU or waiting)."""
+    total = 0.0
+    for stage in snapshot.working_stages():
+        split = stage.cpu
+        if stage.key == key or split is None or split.waiting is None:
+            continue
+        total += (split.on_cpu + split.waiting) * split.threads
+    return total
 
 
 def replica_balance(snapshot: PipelineSnapshot, loads: Sequence[StageLoad]) -> list[str]:
@@ -232,7 +274,7 @@ def _gain_text(snapshot: PipelineSnapshot, load: StageLoad) -> str:
             f"; the input keeps them {load.busy:.0%} busy, so one replica could do about as "
             f"much (from {basis}: {value:.2f}x one replica's worth)"
         )
-    text = f": about {value:.2f}x what one replica on a free core would do, from {basis}"
+    text = f": about {value:.2f}x what one replica would do here, from {basis}"
     cpu = load.cpu
     if cpu is not None and cpu.waiting is not None and cpu.waiting * cpu.threads >= 0.05:
         text += f"; they wait for a CPU {cpu.waiting * cpu.threads:.2f} s of each second"
@@ -339,6 +381,13 @@ def _need_text(snapshot: PipelineSnapshot, load: StageLoad, need: float) -> str:
     if _interpreter_bound(snapshot, load):  # freed from the interpreter lock, it would run
         return f"each replica would keep about {need:.2f} of a core busy"
     return f"each replica keeps {cpu.on_cpu:.2f} of a core on a CPU"
+
+
+def _interpreter_bound_split(snapshot: PipelineSnapshot, load: StageLoad, cpu: CpuSplit) -> bool:
+    """Thread replicas in a process keeping about one core busy that hardly wait for a CPU."""
+    waiting = cpu.share_of_busy(cpu.waiting) or 0.0
+    thread = load.executor in (None, "thread")
+    return thread and _about_one_core(snapshot) and waiting < STARVED_SHARE
 
 
 def _interpreter_bound(snapshot: PipelineSnapshot, load: StageLoad) -> bool:
