@@ -207,8 +207,14 @@ def _one_replica_on_cpu(
     if chance >= 0.98 or not cores:
         return alone_runnable * min(1.0, chance)
     machine_runnable = cores / chance  # threads runnable on the machine, on average
-    others = _other_stages_runnable(snapshot, load.node_id)
     together = cpu.on_cpu * cpu.threads
+    # The rest of this process (other stages, the thread feeding the pipeline) does work
+    # per item too: what it keeps on a CPU, runnable at the same chance, or the stages' own.
+    process = snapshot.machine.process_cores if snapshot.machine is not None else None
+    others = _other_stages_runnable(snapshot, load.node_id)
+    if process is not None:
+        local = load.executor in (None, "thread")  # else its workers are other processes
+        others = max(others, (process - (together if local else 0.0)) / chance)
     alone = alone_runnable * chance
     for _ in range(8):  # the other stages' work falls with the rate: a few rounds settle it
         gain = together / max(alone, 1e-9)
