@@ -441,3 +441,28 @@ def test_a_rate_read_at_a_time_falls_to_zero_within_its_window() -> None:
     assert snap.rate(last + 5_000_000_000) == 0
     assert snap.rate(last + 60_000_000_000) == 0
     assert snap.rate(last + 1_000_000_000, window_s=1.0) == 0
+
+
+def test_the_rate_of_replicas_side_by_side_is_the_sum_of_theirs() -> None:
+    # A fast replica remembers its last 100 events over 0.5 s, a slow one 4 events over
+    # 2.1 s: pooled over the union their rate read 48/s where the stage did 199/s.
+    def stats(events: int, first: float, last: float) -> StatsSnapshot:
+        return StatsSnapshot(
+            window=100,
+            count=events,
+            total=events * 0.005,
+            minimum=0.005,
+            maximum=0.005,
+            samples=(0.005,) * min(events, 100),
+            events=events,
+            first_event_ns=round(first * 1e9),
+            last_event_ns=round(last * 1e9),
+        )
+
+    fast, slow = stats(100, 1.6, 2.1), stats(4, 0.001, 2.1)
+    merged = fast.merge(slow)
+    assert merged.rate() == pytest.approx(fast.rate() + slow.rate(), rel=1e-6)
+    assert merged.rate(round(2.1e9)) == pytest.approx(fast.rate() + slow.rate(), rel=1e-6)
+    # One source's consecutive periods (no overlap) stay one stream over the union.
+    before, after = stats(11, 0.0, 1.0), stats(11, 2.0, 3.0)
+    assert before.merge(after).rate() == pytest.approx(21 / 3.0)

@@ -258,10 +258,12 @@ class StatsSnapshot:
         """Combine two snapshots of the same quantity into one.
 
         Counts and sums add, extremes combine, the recent windows are pooled (so
-        percentiles describe both sources), and the rate treats the two event
-        streams as one: ``(events - 1) / (last - first)`` over the union. That is
-        right both for consecutive periods of one source and for parallel sources
-        (replicas of one stage) timed on the same host's monotonic clock.
+        percentiles describe both sources). The rate: two sources whose
+        remembered events overlap in time run side by side (replicas of one
+        stage, on the same host's monotonic clock), so their rates add (the
+        merged first event is placed where the summed rate puts it); events
+        that do not overlap are one source's consecutive periods, taken as one
+        stream over the union.
         """
         if not isinstance(other, StatsSnapshot):
             raise TypeError(f"other must be a StatsSnapshot, got {type(other).__name__}")
@@ -285,8 +287,7 @@ class StatsSnapshot:
             distribution = distribution or other.distribution
         else:
             distribution = distribution.merge(other.distribution)
-        firsts = [t for t in (self.first_event_ns, other.first_event_ns) if t is not None]
-        lasts = [t for t in (self.last_event_ns, other.last_event_ns) if t is not None]
+        first, last = _merged_span(self, other)
         return StatsSnapshot(
             window=self.window + other.window,
             count=self.count + other.count,
@@ -296,8 +297,8 @@ class StatsSnapshot:
             samples=samples,
             divisor=divisor,
             events=self.events + other.events,
-            first_event_ns=min(firsts) if firsts else None,
-            last_event_ns=max(lasts) if lasts else None,
+            first_event_ns=first,
+            last_event_ns=last,
             histogram=histogram,
             distribution=distribution,
         )
@@ -365,3 +366,20 @@ def read_stats(fields: Fields) -> StatsSnapshot:
         if distribution is None
         else read_distribution(Fields(distribution, fields.at("distribution"))),
     )
+
+
+def _merged_span(a: StatsSnapshot, b: StatsSnapshot) -> tuple[int | None, int | None]:
+    """The first and last event of two merged event streams (see :meth:`StatsSnapshot.merge`)."""
+    firsts = [t for t in (a.first_event_ns, b.first_event_ns) if t is not None]
+    lasts = [t for t in (a.last_event_ns, b.last_event_ns) if t is not None]
+    first, last = (min(firsts) if firsts else None), (max(lasts) if lasts else None)
+    spans: list[tuple[int, int, int]] = []
+    for stats in (a, b):
+        start, end = stats.first_event_ns, stats.last_event_ns
+        if start is None or end is None or end <= start or stats.events < 2:
+            return first, last
+        spans.append((start, end, stats.events))
+    if last is None or min(end for _, end, _ in spans) <= max(start for start, _, _ in spans):
+        return first, last  # consecutive periods: one stream over the union
+    rate = sum((events - 1) / (end - start) for start, end, events in spans)
+    return last - round((a.events + b.events - 1) / rate), last
