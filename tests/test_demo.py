@@ -195,7 +195,7 @@ def test_replicas_2_measures_one_replica_then_two_on_the_same_input(tmp_path: Pa
         assert phase.frames_lost == 0
         assert phase.seconds >= 0.9  # each phase ran its half of the 2 s
     ratio = re.search(
-        r"Measured: 2 replicas did ([\d.]+)x what 1 did\. This ratio is the fact\.", text
+        r"Measured: 2 replicas did ([\d.]+)x what 1 did \(the diagnosis below estimated", text
     )
     assert ratio, text
     assert float(ratio.group(1)) == pytest.approx(phases[1].fps / phases[0].fps, abs=0.0051)
@@ -242,8 +242,11 @@ def test_a_run_that_ends_in_the_first_phase_compares_nothing() -> None:
     assert "Measured:" not in text and "claimed" not in text
     two = DemoPhase(2, frames_in=60, frames_out=60, frames_lost=0, infer_frames=60, seconds=2.0)
     text = compare_phases([one, two], (), 2)
-    assert "Measured: 2 replicas did 1.20x what 1 did. This ratio is the fact." in text
+    assert "Measured: 2 replicas did 1.20x what 1 did (the diagnosis below" in text
     assert "The diagnosis of the 2-replica phase made no claim about replicas." in text
+    claim = "Demo__Infer runs on 2 replicas, together 30.0/s: about 1.44x what one replica would"
+    text = compare_phases([one, two], (claim,), 2)
+    assert "Estimate 1.44x against measured 1.20x: 20% high." in text
 
 
 # -- inputs it cannot read -----------------------------------------------------------------

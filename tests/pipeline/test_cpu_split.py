@@ -266,7 +266,7 @@ def test_the_gain_of_replicas_that_wait_for_a_cpu_is_not_claimed() -> None:
     text = diagnosis.report()
     assert "about 1.50x what one replica would do here" in text
     assert "1.96x" not in text and "2.00x" not in text
-    assert "they wait for a CPU 0.96 s of each second" in text
+    assert "together they wait for a CPU 0.96 s of each second" in text
 
 
 def test_the_gain_of_replicas_on_free_cores_is_their_time_on_a_cpu() -> None:

@@ -8,8 +8,9 @@ claim is shown beside.
 
 from __future__ import annotations
 
+import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,10 +141,18 @@ def compare_phases(phases: list[DemoPhase], claims: tuple[str, ...], wanted: int
         return "\n".join(lines)
     one, many = phases[0], phases[-1]
     if one.fps > 0:
+        measured = many.fps / one.fps
         lines.append(
-            f"  Measured: {wanted} replicas did {many.fps / one.fps:.2f}x what 1 did. "
-            "This ratio is the fact."
+            f"  Measured: {wanted} replicas did {measured:.2f}x what 1 did "
+            "(the diagnosis below estimated it from the last phase alone)."
         )
+        estimate = _estimate(claims)
+        if estimate is not None:
+            gap = estimate / measured - 1
+            lines.append(
+                f"  Estimate {estimate:.2f}x against measured {measured:.2f}x: "
+                f"{abs(gap):.0%} {'high' if gap > 0 else 'low'}."
+            )
     else:
         lines.append("  Measured: nothing went through Infer on 1 replica: no ratio.")
     if claims:
@@ -152,3 +161,12 @@ def compare_phases(phases: list[DemoPhase], claims: tuple[str, ...], wanted: int
     else:
         lines.append(f"  The diagnosis of the {wanted}-replica phase made no claim about replicas.")
     return "\n".join(lines)
+
+
+def _estimate(claims: Sequence[str]) -> float | None:
+    """The gain the diagnosis estimated for the replicas (its ``about <n>x what one replica``)."""
+    for claim in claims:
+        found = re.search(r"about (\d+(?:\.\d+)?)x what one replica", claim)
+        if found:
+            return float(found.group(1))
+    return None

@@ -394,7 +394,8 @@ def _cpu_evidence(snapshot: PipelineSnapshot, busiest: StageLoad) -> list[str]:
     lines = [line for line in (kind_line(busiest), machine_line(snapshot)) if line]
     if busiest.kind == CPU_STARVED:
         lines.append(
-            "it waits for a CPU: the machine is oversubscribed, and replicas would wait too"
+            "it waits for a CPU: the machine is oversubscribed; replicas would wait too, and "
+            "gain only the CPU time they take from the other work here"
         )
     elif busiest.kind == BLOCKED:
         lines.append(

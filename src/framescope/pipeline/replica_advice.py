@@ -157,8 +157,8 @@ def starved_advice(snapshot: PipelineSnapshot, load: StageLoad) -> str:
     machine = machine_line(snapshot) or "the machine's cores are busy"
     return (
         f"{load.node_id} waits for a CPU, not for work: {machine}. More replicas would "
-        "wait too; free cores (stop other work on this machine, or move it) or make "
-        "the stage cheaper"
+        "wait too (they gain only the CPU time they take from the other work here); free "
+        "cores (stop other work on this machine, or move it) or make the stage cheaper"
     )
 
 
@@ -283,7 +283,7 @@ def _gain_text(snapshot: PipelineSnapshot, load: StageLoad) -> str:
     text = f": about {value:.2f}x what one replica would do here, from {basis}"
     cpu = load.cpu
     if cpu is not None and cpu.waiting is not None and cpu.waiting * cpu.threads >= 0.05:
-        text += f"; they wait for a CPU {cpu.waiting * cpu.threads:.2f} s of each second"
+        text += f"; together they wait for a CPU {cpu.waiting * cpu.threads:.2f} s of each second"
     return text
 
 
