@@ -460,3 +460,32 @@ def test_without_debugging_a_threaded_pipeline_reads_on_its_own(
     assert work is not None
     assert work.window_s <= 5.0 + 1e-9
     assert work.on_cpu < 0.2, work
+
+
+def test_a_blocked_stage_beside_a_spinning_one_in_a_one_core_process_names_the_lock_holder() -> (
+    None
+):
+    nap = _stage("MainPipeline__Nap", busy=1.0, on_cpu=0.01, waiting=0.01)
+    spin = replace(
+        _stage("MainPipeline__Spin", busy=0.97, on_cpu=0.97, waiting=0.0),
+        latency=replace(nap.latency, samples=(0.019,) * 100),  # a little less busy
+    )
+    machine = MachineLoad(cores=2, window_s=5.0, cpu_busy=0.5, load1=0.6, process_cores=1.0)
+    snapshot = PipelineSnapshot(
+        pipeline="MainPipeline",
+        latency=nap.latency,
+        stages=(nap, spin),
+        taken_ns=5_955_000_000,
+        mode="parallel",
+        cpu_count=2,
+        cpu_load=1.0,
+        machine=machine,
+    )
+    text = diagnose_snapshot(snapshot).report()
+    assert "holds the pipeline back (blocked)" in text
+    assert (
+        "MainPipeline__Spin is on a CPU 97% of its time in this process, which keeps about one "
+        "core busy: MainPipeline__Nap may be waiting for the interpreter lock" in text
+    )
+    parallel = replace(snapshot, machine=replace(machine, process_cores=1.9))
+    assert "interpreter lock MainPipeline__Spin holds" not in diagnose_snapshot(parallel).report()

@@ -403,7 +403,29 @@ def _cpu_evidence(snapshot: PipelineSnapshot, busiest: StageLoad) -> list[str]:
             "thread replicas help a stage waiting on I/O, process replicas one waiting "
             "for the interpreter lock"
         )
+        lines.extend(_lock_holders(snapshot, busiest))
     return lines
+
+
+def _lock_holders(snapshot: PipelineSnapshot, blocked: StageLoad) -> list[str]:
+    """Stages of this process on a CPU most of their time: who may hold the interpreter lock."""
+    machine = snapshot.machine
+    if machine is None or machine.process_cores is None or machine.process_cores > 1.25:
+        return []  # threads ran in parallel: the lock is not what they wait for
+    holders = [
+        stage
+        for stage in snapshot.working_stages()
+        if stage.key != blocked.node_id
+        and stage.executor in (None, "thread")
+        and stage.cpu is not None
+        and stage.cpu.on_cpu >= 0.5
+    ]
+    return [
+        f"{stage.key} is on a CPU {stage.cpu.on_cpu:.0%} of its time in this process, which "  # type: ignore[union-attr]
+        f"keeps about one core busy: {blocked.node_id} may be waiting for the interpreter "
+        f"lock {stage.key} holds (a process replica of either would free it)"
+        for stage in holders
+    ]
 
 
 def _input_queue(snapshot: PipelineSnapshot, stage: str) -> tuple[int, int] | None:
