@@ -179,6 +179,9 @@ def test_replicas_2_measures_one_replica_then_two_on_the_same_input(tmp_path: Pa
     text = out.getvalue()
     phases = report.phases
     assert [phase.replicas for phase in phases] == [1, 2]
+    # without redraws, where each phase starts is said once, before its tables
+    first, second = text.index("Phase 1 of 2: Infer on 1 replica\n"), text.index("Phase 2 of 2")
+    assert first < text.index("t = ") < second
     rows = _PHASE_ROW.findall(text)
     assert len(rows) == 2, text
     for phase, (replicas, frames, seconds, fps) in zip(phases, rows, strict=True):

@@ -396,8 +396,8 @@ def _run(out: TextIO, source: DemoInput, report: DemoReport, settings: _Settings
             if index:  # the next phase takes the frames where the last one stopped
                 inputs = PhaseInput(frames)
                 shown.pipeline = _pipeline(inputs, spyglass, preview, replicas)
-            header_now = header + _phase_line(index, plan)
-            phase = _Phase(shown.pipeline, inputs, replicas, seconds, header_now)
+            title = _phase_line(index, plan)
+            phase = _Phase(shown.pipeline, inputs, replicas, seconds, header + title, title)
             final = _phase(out, phase, source, report, settings)
             finals.append(final)
             report.phases.append(DemoPhase.measured(final, inputs.taken, phase.took, replicas))
@@ -436,6 +436,7 @@ class _Phase:
     replicas: int
     seconds: float
     header: str
+    title: str  # "Phase 2 of 2: ..." (empty for a run of one phase)
     took: float = 0.0  # seconds from its start to its drained end
 
 
@@ -450,6 +451,8 @@ def _phase(
     import time  # noqa: PLC0415
 
     pipeline = phase.pipeline
+    if phase.title and not settings.live:  # no redraw carries the header: say it once
+        out.write(f"\n{phase.title}")
     with pipeline:
         start = time.monotonic()
         pipeline.start_loop(1 / settings.fps)
