@@ -578,11 +578,16 @@ class CpuAccounting:
 
         self.track(key, read, busy_s)
 
-    def sample(self, *, force: bool = False) -> bool:
-        """Read every tracked task and the machine (unless read less than ``min_gap_s`` ago)."""
+    def sample(self, *, force: bool = False, gap_s: float | None = None) -> bool:
+        """Read every tracked task and the machine (unless read less than ``min_gap_s`` ago).
+
+        ``gap_s``: a shorter gap for this call (a snapshot wants figures up to
+        its instant, not up to the last periodic reading).
+        """
+        gap = self._gap_ns if gap_s is None else min(self._gap_ns, round(gap_s * 1e9))
         with self._lock:
             now = self._now_ns()
-            if not force and self._last_ns is not None and now - self._last_ns < self._gap_ns:
+            if not force and self._last_ns is not None and now - self._last_ns < gap:
                 return False
             self._last_ns = now
             for key, track in self._tracks.items():

@@ -17,7 +17,11 @@ from framescope.pipeline.state import (
 )
 from framescope.pipeline.tree import PARALLEL, StageTree
 
-__all__ = ["read_snapshot"]
+__all__ = ["SNAPSHOT_GAP_S", "read_snapshot"]
+
+SNAPSHOT_GAP_S = 0.05
+"""A snapshot reads the CPU accounting unless it was read this recently (a tight loop of
+snapshots reads at most 20 times a second; the window's points stay bounded by time)."""
 
 
 def _plain_state(tree: StageTree, started: bool, now_ns: int) -> PipelineState:
@@ -40,7 +44,7 @@ def read_snapshot(tree: StageTree, runtime: Runtime) -> PipelineSnapshot:
     are current; stage statistics, queues and counters are read right after.
     """
     tree.qualify()
-    runtime.cpu.sample()
+    runtime.cpu.sample(gap_s=SNAPSHOT_GAP_S)
     clock = runtime.clock
     taken_ns, wall = clock.monotonic_ns(), clock.wall()
     aggregator = runtime.aggregator
@@ -93,7 +97,9 @@ def _stage_snapshots(
                 working=key in working,
                 queue_depth=depth,
                 queue_capacity=capacity,
-                phase=phases.get(key),
+                phase=_stage_phase(
+                    phases, _thread_keys(key, step.replicas if step.replicated else 0)
+                ),
                 replicas=step.replicas,
                 held=held.get(key),
                 cpu=split(_thread_keys(key, step.replicas if step.replicated else 0)),
@@ -119,3 +125,16 @@ def _stage_snapshots(
 def _thread_keys(key: str, replicas: int) -> list[str]:
     """The keys the CPU accounting follows a stage by: its own, or its replicas'."""
     return [replica_key(key, index) for index in range(replicas)] if replicas else [key]
+
+
+_BUSIEST_FIRST = ("PROCESSING", "SENDING_OUTPUTS", "GETTING_INPUTS", "IDLE")
+
+
+def _stage_phase(phases: dict[str, str], keys: list[str]) -> str | None:
+    """A stage's phase: its thread's, or for replicas the busiest of theirs (any PROCESSING)."""
+    found = [phases[key] for key in keys if key in phases]
+    if not found:
+        return None
+    return min(
+        found, key=lambda phase: _BUSIEST_FIRST.index(phase) if phase in _BUSIEST_FIRST else 9
+    )
