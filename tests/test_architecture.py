@@ -173,3 +173,26 @@ def test_vendor_free_modules_load_neither_the_pipeline_nor_cloudwatch(module: st
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
     ).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "data", ["framescope.pipeline.snapshot", "framescope.pipeline.state", "framescope.pipeline.cpu"]
+)
+def test_the_data_every_reader_renders_imports_none_of_its_renderers(data: str) -> None:
+    renderers = {
+        "framescope.pipeline.render",
+        "framescope.pipeline.diagnosis",
+        "framescope.pipeline.replica_advice",
+        "framescope.live",
+        "framescope.exporters",
+        "framescope.demo",
+    }
+    reached, todo = set(), [data]
+    graph = import_graph()
+    while todo:  # everything the data module loads, directly or through others
+        for target in graph.get(todo.pop(), ()):
+            if target not in reached:
+                reached.add(target)
+                todo.append(target)
+    loaded = {m for m in reached if any(m == r or m.startswith(r + ".") for r in renderers)}
+    assert not loaded, f"{data} loads {sorted(loaded)}"

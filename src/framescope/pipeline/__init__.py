@@ -13,6 +13,7 @@ Code written for PyStream runs after changing the import::
     pipeline.cleanup()
 """
 
+from framescope.pipeline import render as _render  # noqa: F401  (the views of the data)
 from framescope.pipeline.cpu import CpuSource, CpuSplit, FakeCpuSource, MachineLoad
 from framescope.pipeline.diagnosis import Diagnosis, StageLoad
 from framescope.pipeline.errors import (

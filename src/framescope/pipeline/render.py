@@ -9,9 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from framescope._optional import require
+from framescope._views import register
+from framescope.pipeline.snapshot import PipelineSnapshot
+from framescope.pipeline.state import NodeState, PipelineState, Timing
 
-# The renderers take states and snapshots by shape (``Any``): the classes call
-# them for their own __str__, so this module must not import them back.
+# The renderers take states and snapshots by shape (``Any``, as the live views'
+# data also is); they register themselves for the classes' __str__ and __rich__
+# at the end of this module, so the classes import nothing that renders them.
 
 __all__ = [
     "SNAPSHOT_COLUMNS",
@@ -241,3 +245,17 @@ def rich_table(columns: tuple[str, ...], rows: list[tuple[str, ...]], title: str
     for row in rows:
         table.add_row(*(f"[{_STYLES[cell]}]{cell}[/]" if cell in _STYLES else cell for cell in row))
     return table
+
+
+def _rich_snapshot(snapshot: PipelineSnapshot) -> Any:
+    return rich_table(SNAPSHOT_COLUMNS, snapshot_rows(snapshot), title=snapshot_head(snapshot))
+
+
+def _rich_state(state: PipelineState) -> Any:
+    return rich_table(STATE_COLUMNS, state_rows(state))
+
+
+register(PipelineSnapshot, snapshot_table, _rich_snapshot)
+register(PipelineState, state_table, _rich_state)
+register(NodeState, node_text)
+register(Timing, timing_text)

@@ -17,17 +17,11 @@ from typing import Any, Protocol, TypeVar
 
 from framescope._keys import join_key, replica_index
 from framescope._snapshotformat import Fields, SnapshotFormatError, shown
+from framescope._views import rich, text
 from framescope.pipeline.accounting import check_counter
 from framescope.pipeline.cpu import CpuSplit, MachineLoad
 from framescope.pipeline.framelog import TraceMaterial, join_traces
 from framescope.pipeline.nodestate import NodeReading, pipeline_state
-from framescope.pipeline.render import (
-    SNAPSHOT_COLUMNS,
-    rich_table,
-    snapshot_head,
-    snapshot_rows,
-    snapshot_table,
-)
 from framescope.pipeline.state import NodeState, PipelineState, merge_states, read_state
 from framescope.stats import StatsSnapshot
 from framescope.statsnapshot import read_stats
@@ -204,11 +198,11 @@ class PipelineSnapshot:
         return state
 
     def __str__(self) -> str:
-        return snapshot_table(self)
+        return text(self)
 
     def __rich__(self) -> Any:
         """A rich table of the stages, states in colour (needs ``rich``)."""
-        return rich_table(SNAPSHOT_COLUMNS, snapshot_rows(self), title=snapshot_head(self))
+        return rich(self)
 
     @property
     def traces(self) -> tuple[FrameTrace, ...]:

@@ -14,20 +14,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from framescope._snapshotformat import MAX_INT, SnapshotFormatError, check_field_number, shown
+from framescope._views import rich, text
 from framescope.pipeline.events import (
     EventInterval,
     EventStatus,
     EventType,
     NodePhase,
     PipelineEvent,
-)
-from framescope.pipeline.render import (
-    STATE_COLUMNS,
-    node_text,
-    rich_table,
-    state_rows,
-    state_table,
-    timing_text,
 )
 
 __all__ = [
@@ -73,11 +66,11 @@ class Timing:
         return self.duration_stats.min_micros <= self.duration_stats.max_micros
 
     def __str__(self) -> str:
-        return timing_text(self)
+        return text(self)
 
     def __rich__(self) -> str:
         """The same text, for ``rich.print``."""
-        return timing_text(self)
+        return text(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,11 +120,11 @@ class NodeState:
         return json.dumps(_node_to_dict(self))
 
     def __str__(self) -> str:
-        return node_text(self)
+        return text(self)
 
     def __rich__(self) -> str:
         """The same text, for ``rich.print``."""
-        return node_text(self)
+        return text(self)
 
     @classmethod
     def from_json(cls, text: str) -> NodeState:
@@ -157,11 +150,11 @@ class PipelineState:
         )
 
     def __str__(self) -> str:
-        return state_table(self)
+        return text(self)
 
     def __rich__(self) -> Any:
         """A rich table of the nodes, WAITING and BLOCKED in colour (needs ``rich``)."""
-        return rich_table(STATE_COLUMNS, state_rows(self))
+        return rich(self)
 
     @classmethod
     def from_json(cls, text: str) -> PipelineState:
