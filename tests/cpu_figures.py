@@ -34,11 +34,17 @@ def _work(clock: FakeClock) -> object:
 
 
 def measured_pipeline(clock: FakeClock, *, debug: bool = False) -> tuple[Pipeline, FakeCpuSource]:
-    """``Cam`` run over one 1.0 s window with the readings in the module's table set."""
-    source = FakeCpuSource(cores=4)
-    for key in ("Cam__Detect", "Cam__Infer#0", "Cam__Infer#1"):
-        source.set(key, on_cpu=0.0, waiting=0.0)
-    source.set("Cam__Draw", on_cpu=0.0, waiting=None)
+    """``Cam`` run over one 1.0 s window with the readings in the module's table set.
+
+    The readings grow with the fake clock as a kernel's would (Detect's only
+    while it works), so a reading taken at any moment of the run is consistent.
+    """
+    source = FakeCpuSource(cores=4, clock=clock)
+    busy_s = ITEMS * DETECT_S  # 0.8 s of Detect calls
+    source.set_rates("Cam__Detect", on_cpu=0.5 / busy_s, waiting=0.2 / busy_s)
+    source.set_rates("Cam__Infer#0", on_cpu=0.3, waiting=0.1)
+    source.set_rates("Cam__Infer#1", on_cpu=0.1, waiting=0.1)
+    source.set_rates("Cam__Draw", on_cpu=0.1, waiting=None)
     source.set_machine(busy=0.0, total=0.0, load1=1.5, process=0.0)
     pipeline = Pipeline(name="Cam", clock=clock, cpu_source=source, debug=debug)
     pipeline.add(_work(clock), "Detect").add(lambda x: x, "Infer", replicas=2)
@@ -47,10 +53,7 @@ def measured_pipeline(clock: FakeClock, *, debug: bool = False) -> tuple[Pipelin
         pipeline.forward(item)
     results = pipeline.results(timeout=10)
     assert sorted(next(results) for _ in range(ITEMS)) == list(range(ITEMS))
-    clock.advance(1.0 - ITEMS * DETECT_S)
-    source.set("Cam__Detect", on_cpu=0.5, waiting=0.2)
-    source.set("Cam__Infer#0", on_cpu=0.3, waiting=0.1)
-    source.set("Cam__Infer#1", on_cpu=0.1, waiting=0.1)
-    source.set("Cam__Draw", on_cpu=0.1, waiting=None)
+    source.set_rates("Cam__Detect", on_cpu=0.0, waiting=0.0)  # idle from here on
+    clock.advance(1.0 - busy_s)
     source.set_machine(busy=2.0, total=4.0, load1=1.5, process=0.7)
     return pipeline, source
