@@ -212,8 +212,12 @@ def check_block(code: str, namespace: dict[str, Any], folder: Path, printed: str
         assert "'PERSISTED': " in printed
     if "CWTachometer" in code:
         assert "'sent': 1" in printed  # the period was reported and delivered on leaving
-    if "diagnose()" in code:
+    if "diagnose()" in code and "export_trace(" in code:
         assert (folder / "trace.json.gz").exists()
+        assert "Stage-bound" in printed or "Source-bound" in printed
+    if "snapshot.machine" in code:  # where a stage's time goes
+        assert printed.startswith("CpuSplit(window_s=")
+        assert "MachineLoad(cores=" in printed
         assert "Stage-bound" in printed or "Source-bound" in printed
     if "replicas=2" in code:
         assert namespace["results"] == [item + 1 for item in range(6)]
