@@ -184,12 +184,18 @@ def replica_gain(snapshot: PipelineSnapshot, load: StageLoad) -> tuple[float, st
     if cpu.waiting is None or cpu.blocked is None or cpu.busy <= 0:
         return together, "their time on a CPU (waiting for one not reported here)"
     lock = _interpreter_bound_split(snapshot, load, cpu)
-    alone = _one_replica_on_cpu(snapshot, load, cpu, lock)
+    # Thread replicas of a stage mostly on a CPU or waiting for one block on each other
+    # (the interpreter lock held by a replica the system took off its CPU): one alone
+    # would not.
+    contention = load.executor in (None, "thread") and load.kind in (COMPUTE_BOUND, CPU_STARVED)
+    alone = _one_replica_on_cpu(snapshot, load, cpu, lock or contention)
     if alone <= 0:
         return None
     basis = "their time on a CPU and waiting for one"
     if lock:
         basis += " (blocked time taken as the interpreter lock's: the process keeps one core busy)"
+    elif contention and (cpu.blocked or 0.0) >= 0.01:
+        basis += " (their blocked time taken as contention one replica alone would not have)"
     return together / alone, basis
 
 
