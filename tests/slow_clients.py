@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import threading
@@ -59,3 +60,15 @@ class SlowClients:
         self._thread.join()
         for connection in self.connections:
             connection.close()
+
+
+def answer_of(connection: socket.socket, limit: float = 10.0) -> bytes:
+    """All the server sends on ``connection`` until it closes it (``limit`` s at most); then
+    the connection is closed here too."""
+    connection.settimeout(limit)
+    answer = b""
+    with contextlib.suppress(OSError):
+        while chunk := connection.recv(4096):
+            answer += chunk
+    connection.close()
+    return answer

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import socket
 import ssl
@@ -25,7 +24,7 @@ from cryptography.x509.oid import NameOID
 from framescope.exporters.prometheus import PrometheusExporter
 from framescope.pipeline import Pipeline
 from tests.polling import holds_within
-from tests.slow_clients import SlowClients
+from tests.slow_clients import SlowClients, answer_of
 
 pytestmark = pytest.mark.integration
 
@@ -42,16 +41,6 @@ def exporter() -> Iterator[PrometheusExporter]:
     yield exporter
     exporter.close()
     pipeline.cleanup()
-
-
-def answer_of(connection: socket.socket, limit: float = 10.0) -> bytes:
-    """All the server sends on ``connection`` until it closes it (``limit`` s at most)."""
-    connection.settimeout(limit)
-    answer = b""
-    with contextlib.suppress(OSError):
-        while chunk := connection.recv(4096):
-            answer += chunk
-    return answer
 
 
 def test_idle_connections_hold_a_bounded_number_of_threads(exporter: PrometheusExporter) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import socket
@@ -19,7 +18,7 @@ from framescope import Pipeline
 from framescope.live import LiveView
 from framescope.pipeline.state import PipelineState
 from tests.polling import holds_within
-from tests.slow_clients import SlowClients
+from tests.slow_clients import SlowClients, answer_of
 
 from ..pipeline.helpers import Gate
 
@@ -145,17 +144,6 @@ def test_beyond_loopback_every_endpoint_needs_the_token() -> None:
     pipeline.cleanup()
 
 
-def answer_of(connection: socket.socket, limit: float = 10.0) -> bytes:
-    """All the server sends on ``connection`` until it closes it (``limit`` s at most)."""
-    connection.settimeout(limit)
-    answer = b""
-    with contextlib.suppress(OSError):
-        while chunk := connection.recv(4096):
-            answer += chunk
-    connection.close()
-    return answer
-
-
 def until_ok(url: str, limit: float = 10.0) -> None:
     deadline = time.monotonic() + limit
     while status(url) != 200:
@@ -211,17 +199,22 @@ def test_streams_whose_clients_left_free_their_slots_without_a_new_frame() -> No
     view = LiveView(pipeline, refresh=0.05, max_connections=16)
     pipeline.add(lambda f: f, "Annotate").add(view.preview("still"))  # gets no frame
     with view:
-        streams = [
-            urllib.request.urlopen(with_query(view, "video/still.mjpg"), timeout=5)
-            for _ in range(16)
-        ]
-        assert all(s.headers["Content-Type"].startswith("multipart/") for s in streams)
-        assert status(with_query(view, "healthz")) == 503  # every slot is a stream's
-        for stream in streams:
-            stream.close()
-        until_ok(with_query(view, "healthz"))
-        assert holds_within(lambda: view._server.handler_threads() == 0)
+        fill_then_leave(view, "video/still.mjpg", "multipart/x-mixed-replace")
     pipeline.cleanup()
+
+
+def fill_then_leave(view: LiveView, path: str, content_type: str) -> None:
+    """Take every slot with a stream of ``path``, close them all: the slots come free."""
+    streams = [
+        urllib.request.urlopen(with_query(view, path), timeout=5)
+        for _ in range(view._server.max_connections)
+    ]
+    assert all(s.headers["Content-Type"].startswith(content_type) for s in streams)
+    assert status(with_query(view, "healthz")) == 503  # every slot is a stream's
+    for stream in streams:
+        stream.close()
+    until_ok(with_query(view, "healthz"))
+    assert holds_within(lambda: view._server.handler_threads() == 0)
 
 
 def test_event_streams_whose_clients_left_free_their_slots() -> None:
@@ -230,13 +223,7 @@ def test_event_streams_whose_clients_left_free_their_slots() -> None:
     pipeline = Pipeline(name="Cam").add(lambda f: f, "Annotate")
     view = LiveView(pipeline, refresh=0.05, max_connections=16)
     with view:
-        streams = [urllib.request.urlopen(with_query(view, "events"), timeout=5) for _ in range(16)]
-        assert all(s.headers["Content-Type"] == "text/event-stream" for s in streams)
-        assert status(with_query(view, "healthz")) == 503  # every slot is a stream's
-        for stream in streams:
-            stream.close()
-        until_ok(with_query(view, "healthz"))
-        assert holds_within(lambda: view._server.handler_threads() == 0)
+        fill_then_leave(view, "events", "text/event-stream")
     pipeline.cleanup()
 
 
