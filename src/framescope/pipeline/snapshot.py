@@ -376,6 +376,25 @@ class SnapshotSource(Protocol):
         ...
 
 
+def _check_merge(snapshots: tuple[object, ...], prefixes: object) -> None:
+    """:func:`merge_snapshots`' arguments: snapshots, and one str prefix per snapshot."""
+    if not snapshots:
+        raise ValueError("merge_snapshots needs at least one snapshot")
+    for snapshot in snapshots:
+        if not isinstance(snapshot, PipelineSnapshot):
+            raise TypeError(
+                f"snapshots must be PipelineSnapshot objects, got {type(snapshot).__name__}"
+            )
+    if prefixes is None:
+        return
+    if not isinstance(prefixes, (list, tuple)) or not all(isinstance(p, str) for p in prefixes):
+        raise TypeError(f"prefixes must be a list of str (one per snapshot), got {prefixes!r}")
+    if len(prefixes) != len(snapshots):
+        raise ValueError(
+            f"prefixes must have one entry per snapshot: {len(prefixes)} for {len(snapshots)}"
+        )
+
+
 def merge_snapshots(
     *snapshots: PipelineSnapshot, prefixes: list[str] | None = None, name: str | None = None
 ) -> PipelineSnapshot:
@@ -387,21 +406,7 @@ def merge_snapshots(
     pipeline's snapshot (a merged snapshot has none). Two stages with the
     same key are a ValueError: pass ``prefixes`` to tell them apart.
     """
-    if not snapshots:
-        raise ValueError("merge_snapshots needs at least one snapshot")
-    for snapshot in snapshots:
-        if not isinstance(snapshot, PipelineSnapshot):
-            raise TypeError(
-                f"snapshots must be PipelineSnapshot objects, got {type(snapshot).__name__}"
-            )
-    if prefixes is not None and (
-        not isinstance(prefixes, (list, tuple)) or not all(isinstance(p, str) for p in prefixes)
-    ):
-        raise TypeError(f"prefixes must be a list of str (one per snapshot), got {prefixes!r}")
-    if prefixes is not None and len(prefixes) != len(snapshots):
-        raise ValueError(
-            f"prefixes must have one entry per snapshot: {len(prefixes)} for {len(snapshots)}"
-        )
+    _check_merge(snapshots, prefixes)
     stages: list[StageSnapshot] = []
     seen: set[str] = set()
     counters: dict[str, int] = {}
