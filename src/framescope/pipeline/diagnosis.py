@@ -36,6 +36,7 @@ from framescope.pipeline.replica_advice import (
     CPU_STARVED,
     STAGE_KINDS,
     STARVED_SHARE,
+    about_one_core,
     kind_line,
     machine_line,
     measured_gains,
@@ -409,8 +410,7 @@ def _cpu_evidence(snapshot: PipelineSnapshot, busiest: StageLoad) -> list[str]:
 
 def _lock_holders(snapshot: PipelineSnapshot, blocked: StageLoad) -> list[str]:
     """Stages of this process on a CPU most of their time: who may hold the interpreter lock."""
-    machine = snapshot.machine
-    if machine is None or machine.process_cores is None or machine.process_cores > 1.25:
+    if not about_one_core(snapshot):
         return []  # threads ran in parallel: the lock is not what they wait for
     holders = [
         stage

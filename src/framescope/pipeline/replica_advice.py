@@ -26,6 +26,7 @@ __all__ = [
     "SLOW_REPLICA",
     "STAGE_KINDS",
     "STARVED_SHARE",
+    "about_one_core",
     "idle_cores",
     "kind_line",
     "machine_line",
@@ -180,10 +181,10 @@ def replica_gain(snapshot: PipelineSnapshot, load: StageLoad) -> tuple[float, st
     cpu = load.cpu
     if cpu is None:
         return None
-    together = cpu.on_cpu * cpu.threads
+    together = cpu.cores_on_cpu
     if cpu.waiting is None or cpu.blocked is None or cpu.busy <= 0:
         return together, "their time on a CPU (waiting for one not reported here)"
-    lock = _interpreter_bound_split(snapshot, load, cpu)
+    lock = _lock_may_hold(snapshot, load, cpu)
     # Thread replicas of a stage mostly on a CPU or waiting for one block on each other
     # (the interpreter lock held by a replica the system took off its CPU): one alone
     # would not.
@@ -213,7 +214,7 @@ def _one_replica_on_cpu(
     if chance >= 0.98 or not cores:
         return alone_runnable * min(1.0, chance)
     machine_runnable = cores / chance  # threads runnable on the machine, on average
-    together = cpu.on_cpu * cpu.threads
+    together = cpu.cores_on_cpu
     # The rest of this process (other stages, the thread feeding the pipeline) does work
     # per item too: what it keeps on a CPU, runnable at the same chance, or the stages' own.
     process = snapshot.machine.process_cores if snapshot.machine is not None else None
@@ -395,20 +396,20 @@ def _need_text(snapshot: PipelineSnapshot, load: StageLoad, need: float) -> str:
     return f"each replica keeps {cpu.on_cpu:.2f} of a core on a CPU"
 
 
-def _interpreter_bound_split(snapshot: PipelineSnapshot, load: StageLoad, cpu: CpuSplit) -> bool:
+def _lock_may_hold(snapshot: PipelineSnapshot, load: StageLoad, cpu: CpuSplit) -> bool:
     """Thread replicas in a process keeping about one core busy that hardly wait for a CPU."""
     waiting = cpu.share_of_busy(cpu.waiting) or 0.0
     thread = load.executor in (None, "thread")
-    return thread and _about_one_core(snapshot) and waiting < STARVED_SHARE
+    return thread and about_one_core(snapshot) and waiting < STARVED_SHARE
 
 
 def _interpreter_bound(snapshot: PipelineSnapshot, load: StageLoad) -> bool:
     """A blocked thread stage in a process that keeps about a core busy: the interpreter lock."""
-    busy_process = _about_one_core(snapshot)
-    return load.kind == BLOCKED and load.executor in (None, "thread") and busy_process
+    cpu = load.cpu
+    return load.kind == BLOCKED and cpu is not None and _lock_may_hold(snapshot, load, cpu)
 
 
-def _about_one_core(snapshot: PipelineSnapshot) -> bool:
+def about_one_core(snapshot: PipelineSnapshot) -> bool:
     """Whether the process keeps about one core busy, as one interpreter lock allows."""
     machine = snapshot.machine
     if machine is None or machine.process_cores is None:
