@@ -173,8 +173,10 @@ def replica_gain(snapshot: PipelineSnapshot, load: StageLoad) -> tuple[float, st
     against their time waiting for one, with the machine's runnable threads
     less the other replicas' and less the work the other stages would not
     do at the lower rate. A thread replica's blocked time counts as time one
-    replica would run when the process keeps about one core busy and the
-    replicas hardly wait for a CPU (the interpreter lock may hold them).
+    replica alone would run when the process keeps about one core busy and
+    the replicas hardly wait for a CPU (the interpreter lock may hold them),
+    and when the stage is mostly on a CPU or waiting for one (the replicas
+    block on each other: the lock held by one the system took off its CPU).
     Where waiting is not reported, the gain is the replicas' cores on a CPU
     (what one replica on a free core would need). None without a split.
     """
