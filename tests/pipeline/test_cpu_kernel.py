@@ -18,6 +18,7 @@ import pytest
 
 from framescope.pipeline import CpuSplit, Pipeline, PipelineSnapshot, StageSnapshot
 from framescope.pipeline.diagnosis import diagnose_snapshot
+from tests.polling import holds_within
 
 pytestmark = [
     pytest.mark.integration,
@@ -74,13 +75,23 @@ def split_of(stage: StageSnapshot) -> CpuSplit:
     return stage.cpu
 
 
+def _cpu_ticks(pid: int) -> int:
+    """The CPU time of process ``pid`` so far, in clock ticks (utime + stime)."""
+    with open(f"/proc/{pid}/stat") as file:
+        fields = file.read().rpartition(")")[2].split()
+    return int(fields[11]) + int(fields[12])
+
+
 @pytest.fixture
 def hogs() -> Iterator[None]:
     """Twice as many CPU-bound processes as cores, ended (and reaped) afterwards."""
     loop = "while True: pass"
     children = [subprocess.Popen([sys.executable, "-c", loop]) for _ in range(2 * CORES)]
     try:
-        time.sleep(0.3)  # let them reach the run queues
+        # Every hog has run (its process is past start-up and on the run queues).
+        assert all(
+            holds_within(lambda child=child: _cpu_ticks(child.pid) > 10) for child in children
+        )
         yield
     finally:
         for child in children:
