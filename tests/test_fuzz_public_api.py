@@ -60,8 +60,9 @@ from framescope.kvs import AckParser, KVSInlineCredentialsHandler, KVSSpyGlass
 from framescope.live import LiveView, PreviewTap
 from framescope.modeltiming import ModelTiming, format_table, format_tree
 from framescope.pipeline import StageError, merge_snapshots
-from framescope.pipeline.process_executor import ProcessExecutor
-from framescope.pipeline.ray_executor import RayExecutor
+from framescope.pipeline.model.traces import FrameTrace, StageSpan
+from framescope.pipeline.replicas.process import ProcessExecutor
+from framescope.pipeline.replicas.ray import RayExecutor
 from framescope.stats import percentile
 from framescope.timepiece import (
     AlarmClock,
@@ -71,7 +72,7 @@ from framescope.timepiece import (
     StopWatchTachometer,
     TickerTachometer,
 )
-from framescope.trace import FrameTrace, StageSpan, chrome_trace, write_trace
+from framescope.trace import chrome_trace, write_trace
 from framescope.video import SpyGlass, SyntheticSource, VideoSource, VideoWriter
 
 # One fixed, database-less profile: the same examples on every run and every machine.

@@ -16,7 +16,7 @@ import pytest
 
 from framescope import Pipeline
 from framescope.live import LiveView
-from framescope.pipeline.state import PipelineState
+from framescope.pipeline.model.state import PipelineState
 from tests.polling import holds_within
 from tests.slow_clients import SlowClients, answer_of
 

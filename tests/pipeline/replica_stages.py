@@ -13,7 +13,7 @@ import pytest
 
 from framescope import Pipeline, Stage
 from framescope.pipeline import StageError
-from framescope.pipeline.replica_child import resident_bytes
+from framescope.pipeline.replicas.child import resident_bytes
 
 
 class Brighten:

@@ -11,7 +11,7 @@ import pytest
 
 from framescope import Pipeline, Stage
 from framescope.pipeline import StageError
-from framescope.pipeline.executors import ThreadExecutor
+from framescope.pipeline.replicas.base import ThreadExecutor
 
 from .helpers import FailOn
 
@@ -194,8 +194,8 @@ def test_the_suggestion_counts_replicas_when_cores_are_idle() -> None:
         snapshot = pipeline.snapshot()
     from dataclasses import replace
 
-    from framescope.pipeline.cpu import MachineLoad
-    from framescope.pipeline.diagnosis import diagnose_snapshot
+    from framescope.pipeline.model.cpu import MachineLoad
+    from framescope.pipeline.views.diagnosis import diagnose_snapshot
 
     idle = MachineLoad(cores=8, window_s=5.0, cpu_busy=1 / 8, load1=1.0, process_cores=1.0)
     many = diagnose_snapshot(replace(snapshot, cpu_count=8, cpu_load=1.0, machine=idle))

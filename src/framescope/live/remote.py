@@ -18,7 +18,7 @@ import urllib.request
 from http.client import HTTPException
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from framescope.pipeline.snapshot import PipelineSnapshot
+from framescope.pipeline.model.snapshot import PipelineSnapshot
 
 __all__ = ["MAX_ANSWER_BYTES", "SECRET_PARAMETERS", "RemoteBox", "redact_url"]
 

@@ -37,7 +37,7 @@ from framescope._validation import check_positive_seconds
 from framescope.live.preview import ImageChoice, PreviewTap
 from framescope.live.remote import RemoteBox
 from framescope.live.view import input_drops, page_view
-from framescope.pipeline.snapshot import PipelineSnapshot, merge_snapshots
+from framescope.pipeline.model.snapshot import PipelineSnapshot, merge_snapshots
 from framescope.stats import StatsSnapshot
 
 __all__ = ["LiveView"]

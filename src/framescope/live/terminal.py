@@ -8,8 +8,8 @@ import threading
 from typing import Any, TextIO
 
 from framescope._validation import check_bool, check_positive_seconds
-from framescope.pipeline.render import snapshot_table
-from framescope.pipeline.snapshot import SnapshotSource
+from framescope.pipeline.model.snapshot import SnapshotSource
+from framescope.pipeline.views.tables import snapshot_table
 
 __all__ = ["watch"]
 
