@@ -28,6 +28,7 @@ from framescope.pipeline.replicas.base import Executor
 from framescope.pipeline.replicas.choice import resolve_executor
 from framescope.pipeline.runtime.core import RunSettings, Runtime
 from framescope.pipeline.runtime.cpu import CpuSource
+from framescope.pipeline.runtime.lifecycle import Phase
 from framescope.pipeline.runtime.readout import read_snapshot
 from framescope.pipeline.runtime.results import DEFAULT_RESULTS_BYTES, ResultBuffer
 from framescope.pipeline.runtime.tree import PARALLEL, SEPARATOR, SERIAL, StageTree
@@ -346,13 +347,14 @@ class Pipeline:
         """
         timeout = check_seconds_or_none(timeout, "timeout")
         started = time.monotonic()
-        if drain and self._runtime.running and not self._tree.closed:
+        life = self._tree.life
+        if drain and life.started and not life.cleaned_up:
             self.close()
             self._runtime.join(timeout, raise_source=False)
         with self._lock:
-            if self._tree.closed:
+            if life.cleaned_up:
                 return []
-            self._tree.closed = True
+            life.advance(Phase.CLEANED_UP)
         left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
         hung = self._runtime.shutdown(left)
         self._tree.cleanup_stages(set())
@@ -366,7 +368,7 @@ class Pipeline:
     @property
     def closed(self) -> bool:
         """Whether :meth:`cleanup` was called (on it, or on the pipeline it is nested in)."""
-        return self._tree.closed
+        return self._tree.life.cleaned_up
 
     def __enter__(self) -> Pipeline:
         """Use the pipeline in a ``with`` block; it is cleaned up on exit."""
@@ -383,7 +385,7 @@ class Pipeline:
 
     def __repr__(self) -> str:
         stages = ", ".join(self.stage_names)
-        state = "closed" if self._tree.closed else (self._tree.mode or "not started")
+        state = "closed" if self._tree.life.cleaned_up else (self._tree.mode or "not started")
         return f"<Pipeline {self.name} [{stages}] {state}>"
 
     def start_loop(self, period: float | datetime.timedelta = 0.01) -> None:
@@ -548,7 +550,7 @@ class Pipeline:
         the item as the stage's would. ``stage`` is a stage name or profile
         key; taps are set before the pipeline starts.
         """
-        if self._runtime.running:
+        if self._tree.life.started:
             raise RuntimeError(f"tap: pipeline {self.name!r} is running; tap before it starts")
         self._tree.tap(stage, callback)
 

@@ -27,13 +27,12 @@ from framescope.pipeline.errors import (
     OverflowPolicy,
     PipelineClosedError,
     PipelineStoppedError,
-    StageError,
-    describe_error,
 )
 from framescope.pipeline.runtime.accounting import ItemCounts
 from framescope.pipeline.runtime.channel import CLOSED, END, Channel
 from framescope.pipeline.runtime.cpu import CpuAccounting, CpuSampler, CpuSource, default_cpu_source
 from framescope.pipeline.runtime.item import Envelope, ItemFailedError, Process, item_processor
+from framescope.pipeline.runtime.lifecycle import Phase
 from framescope.pipeline.runtime.loop import InputLoop
 from framescope.pipeline.runtime.results import NOTHING, ResultBuffer
 from framescope.pipeline.runtime.threads import StageThreads, node_links, start_threads, track_cpu
@@ -90,18 +89,13 @@ class Runtime:
         self.settings = RunSettings()
         self.aggregator: Aggregator | None = None
         self.loop: InputLoop | None = None
-        self.stopped_by: StageError | None = None
-        self.crashed: BaseException | None = None  # escaped a stage in a thread
-        self.source_error: Exception | None = None  # the input failed (see source_failed)
-        self.running = False
+        self.life = tree.life
         self.workers: list[Worker] = []
         self.groups: list[StageThreads] = []
         self._make_aggregator = aggregator
         self._channels: list[Channel] = []
         self._input: Channel | None = None
         self._feeding = False  # True while a submit waits to put an item in
-        self.input_closed = False  # close(): no more input; what is in flight finishes
-        self.finished = threading.Event()  # every item before the end is out
         self._frame_ids = itertools.count()
         self._lock = threading.Lock()
         self._start_lock = threading.Lock()
@@ -122,9 +116,9 @@ class Runtime:
 
     def configure(self, mode: str) -> None:
         """Choose serial or threaded running, before the start."""
-        if self.tree.closed:
+        if self.life.cleaned_up:
             raise PipelineClosedError(f"pipeline {self.tree.name!r} was cleaned up")
-        if self.running:
+        if self.life.started:
             raise RuntimeError(f"pipeline {self.tree.name!r} is already running")
         # A pipeline without stages passes its items through (as PyStream's does), in
         # the caller's thread: there is no stage to give a thread to.
@@ -133,10 +127,10 @@ class Runtime:
     def ensure_started(self) -> None:
         """Start once (serial when no mode was chosen); raise if it takes no more items."""
         self.check_open()
-        if self.running:
+        if self.life.started:
             return
         with self._start_lock:
-            if self.running:
+            if self.life.started:
                 return
             if self.tree.nested_in is not None:
                 raise RuntimeError(
@@ -163,7 +157,7 @@ class Runtime:
         elif self.tree.mode == PARALLEL:
             self._sampler = CpuSampler(self.cpu, self.clock, self.tree.name)
             self._sampler.start()
-        self.running = True
+        self.life.advance(Phase.RUNNING)
 
     def _start_threads(self) -> None:
         self.groups = start_threads(
@@ -208,10 +202,10 @@ class Runtime:
         wait for room as long as it takes (a feeder that follows the stages).
         Returns False when it was refused.
         """
-        if not self.running:
+        if not self.life.started:
             self.ensure_started()
-        if self.input_closed:
-            self._refuse_closed()
+        if self.life.input_closed:
+            self.life.refuse_input()
         t_in = self.clock.monotonic_ns()
         envelope = Envelope(data, t_in, next(self._frame_ids))
         if self.tree.mode == SERIAL:
@@ -259,16 +253,8 @@ class Runtime:
     def _refused(self) -> None:
         """Raise why the input queue refused an item, when it is closed or ended."""
         self.check_open()
-        if self.input_closed:
-            self._refuse_closed()
-
-    def _refuse_closed(self) -> None:
-        error = self.source_error
-        if error is None:
-            raise PipelineClosedError(f"pipeline {self.tree.name!r} was closed: no more input")
-        raise PipelineClosedError(
-            f"pipeline {self.tree.name!r} was closed: its source failed ({describe_error(error)})"
-        ) from error
+        if self.life.input_closed:
+            self.life.refuse_input()
 
     def deliver(self, envelope: Envelope, done_ns: int | None = None) -> bool:
         """Hand a finished item to the results (its error, when a stage failed on it).
@@ -331,9 +317,7 @@ class Runtime:
         if policy is ErrorPolicy.SKIP:
             return False
         if policy is ErrorPolicy.STOP:
-            with self._lock:
-                if self.stopped_by is None:
-                    self.stopped_by = error
+            self.life.stop(error)
             self._stop_after(envelope)
             if raise_now:
                 raise PipelineStoppedError(error)
@@ -363,9 +347,7 @@ class Runtime:
 
     def crash(self, error: BaseException) -> None:
         """A BaseException escaped a stage in a worker thread: count it, stop, keep it to raise."""
-        with self._lock:
-            if self.crashed is None:  # the first one is raised; later ones are counted
-                self.crashed = error
+        self.life.crash(error)  # the first one is raised; later ones are counted
         self.count("failed")
         logger.error(
             "pipeline %r: a stage raised %s; the pipeline stops",
@@ -377,27 +359,18 @@ class Runtime:
 
     def raise_crash(self) -> None:
         """Raise, in the caller's thread, what escaped a stage in a worker thread (if anything)."""
-        if self.crashed is not None:
-            raise self.crashed
+        self.life.raise_crash()
 
     def check_open(self) -> None:
         """Raise if the pipeline takes no more items (cleaned up, or stopped by a stage)."""
-        self.raise_crash()
-        if self.tree.closed:
-            raise PipelineClosedError(
-                f"pipeline {self.tree.name!r} was cleaned up; build a new one"
-            )
-        if self.stopped_by is not None:
-            raise PipelineStoppedError(self.stopped_by)
+        self.life.check_open()
 
     # -- the end of the input --------------------------------------------------------
 
     def close_input(self) -> None:
         """No more input: the end marker follows the last item; results end after it."""
-        with self._lock:
-            if self.input_closed:
-                return
-            self.input_closed = True
+        if not self.life.advance(Phase.INPUT_CLOSED):
+            return  # closed, finished or cleaned up already
         if self.tree.mode != PARALLEL or self._input is None:
             self._finish()  # serial (or never started): nothing is in flight
         elif not self._input.put(END, None) and self._input.closed:
@@ -410,10 +383,7 @@ class Runtime:
         What is inside is carried through; then :meth:`iterate_results` and
         :meth:`join` raise ``error`` (the first one, when several sources fail).
         """
-        with self._lock:
-            first = self.source_error is None
-            if first:
-                self.source_error = error
+        first = self.life.source_failed(error)
         logger.error(
             "pipeline %r: its source raised %s; the input ends here",
             self.tree.name,
@@ -424,14 +394,14 @@ class Runtime:
 
     def raise_source_error(self) -> None:
         """Raise the source's error once every item before it is out and every result read."""
-        error = self.source_error
-        if error is not None and self.finished.is_set() and not len(self.results):
+        error = self.life.source_error
+        if error is not None and self.life.finished.is_set() and not len(self.results):
             raise error
 
     def _finish(self) -> None:
         # Finished before the results close: a reader woken by the close must see
         # it, or it would end quietly instead of raising the source's error.
-        self.finished.set()
+        self.life.advance(Phase.FINISHED)
         self.results.close()
         if self._sampler is not None:  # every worker has ended: nothing left to read
             self._sampler.stop(0)
@@ -442,10 +412,10 @@ class Runtime:
         Raises what escaped a stage in a worker thread, if that is why it ended,
         and (with ``raise_source``) the source's error once every item is out.
         """
-        done = self.finished.wait(timeout)
+        done = self.life.finished.wait(timeout)
         self.raise_crash()
-        if done and raise_source and self.source_error is not None:
-            raise self.source_error
+        if done and raise_source and self.life.source_error is not None:
+            raise self.life.source_error
         return done
 
     # -- results ---------------------------------------------------------------------
@@ -454,7 +424,7 @@ class Runtime:
         """The newest result (older ones skipped), waiting if the settings say so."""
         settings = self.settings
         waits = self.results.maxsize > 0  # results_size=0: no result will come
-        if waits and settings.block_output and self.tree.mode == PARALLEL and self.running:
+        if waits and settings.block_output and self.tree.mode == PARALLEL and self.life.started:
             self.results.wait_for_any(settings.output_timeout)
         return self.results.take_latest()
 
@@ -464,8 +434,8 @@ class Runtime:
             item = self.results.take_next(timeout)
             if item is NOTHING:
                 self.raise_crash()
-                if self.stopped_by is not None and not len(self.results):
-                    raise PipelineStoppedError(self.stopped_by)
+                if self.life.stopped_by is not None and not len(self.results):
+                    raise PipelineStoppedError(self.life.stopped_by)
                 self.raise_source_error()
                 return
             yield item
@@ -529,7 +499,7 @@ class Runtime:
         loop = self.loop
         counts["loop_overruns"] = loop.overruns if loop else 0
         counts["loop_errors"] = loop.errors if loop else 0
-        counts["source_errors"] = 0 if self.source_error is None else 1
+        counts["source_errors"] = 0 if self.life.source_error is None else 1
         return counts
 
     def queues(self) -> dict[str, tuple[int, int]]:

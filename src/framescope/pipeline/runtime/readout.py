@@ -56,10 +56,10 @@ def read_snapshot(tree: StageTree, runtime: Runtime) -> PipelineSnapshot:
         state = Deferred(partial(pipeline_state, readings))
         traces = Deferred(partial(join_traces, material))
     else:
-        started = runtime.running or tree.closed
+        started = tree.life.started
         state = Deferred.of(_plain_state(tree, started, taken_ns))
         material, traces, phases = TraceMaterial(), Deferred.of(()), {}
-    source_error = runtime.source_error
+    source_error = tree.life.source_error
     stages = _stage_snapshots(tree, runtime, phases)
     machine = runtime.cpu.machine()
     return PipelineSnapshot(

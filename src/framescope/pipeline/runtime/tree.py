@@ -23,6 +23,7 @@ from framescope.pipeline.errors import ErrorPolicy, StageError
 from framescope.pipeline.model.events import BLOCK_NAMES, NodePhase
 from framescope.pipeline.replicas.base import Executor, ThreadExecutor
 from framescope.pipeline.runtime.item import Envelope, ItemFailedError, Unit, close_span, open_span
+from framescope.pipeline.runtime.lifecycle import Lifecycle, Phase
 from framescope.pipeline.stage import Stage, stage_display_name
 from framescope.running import bind_recorder
 from framescope.stats import StatsSnapshot
@@ -185,7 +186,7 @@ class StageTree:
         self.steps: list[Step] = []
         self.mode: str | None = None
         self.nested_in: StageTree | None = None
-        self.closed = False  # set once the pipeline (or the one it is nested in) is cleaned up
+        self.life = Lifecycle(self.name)
         self._unnamed = 0
 
     def add(
@@ -450,7 +451,7 @@ class StageTree:
 
     def cleanup_stages(self, seen: set[int]) -> None:
         """Call ``cleanup()`` of every stage in the tree once, even if added twice."""
-        self.closed = True
+        self.life.advance(Phase.CLEANED_UP)
         for step in self.steps:
             if step.child is not None:
                 step.child.cleanup_stages(seen)
