@@ -13,7 +13,6 @@ import enum
 import logging
 import subprocess
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -25,7 +24,7 @@ from framescope._validation import (
     check_positive_int,
     check_positive_seconds,
 )
-from framescope._waits import backoff_delay
+from framescope._waits import Deadline, backoff_delay
 from framescope.clock import SYSTEM_CLOCK, Clock, wait_on
 from framescope.pipeline.stage import Stage
 from framescope.timepiece import Ticker
@@ -553,7 +552,7 @@ class SpyGlass(Stage):
         Returns True when it ended cleanly within the time. The SpyGlass can
         be started again.
         """
-        deadline = time.monotonic() + timeout
+        time_left = Deadline(timeout).left
         self._stopping.set()
         self._wake.set()
         feeder, self._feeder = self._feeder, None
@@ -562,7 +561,7 @@ class SpyGlass(Stage):
             watchdog.join()
         clean = True
         if feeder is not None:
-            feeder.join(max(0.0, deadline - time.monotonic()))
+            feeder.join(time_left())
             if feeder.is_alive():  # stuck on a receiver that does not read: end it
                 clean = False
                 session = self._session
