@@ -53,6 +53,29 @@ def running(name: str = "Cam") -> Pipeline:
     return pipeline
 
 
+def test_a_snapshot_that_fails_is_logged_and_publishing_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pipeline = running()
+
+    class Flaky:
+        calls = 0
+
+        def snapshot(self) -> Any:
+            self.calls += 1
+            if self.calls in (2, 3):
+                raise RuntimeError("reading failed")
+            return pipeline.snapshot()
+
+    source = Flaky()
+    with LiveView(source, refresh=0.02) as view:
+        assert holds_within(lambda: view.published(after=0, timeout=1)[0] >= 3)
+    assert source.calls >= 5  # the two failed rounds did not end the publishing
+    assert caplog.text.count("live view: a snapshot failed") == 2
+    assert "reading failed" in caplog.text
+    pipeline.cleanup()
+
+
 def test_the_page_and_json_endpoints() -> None:
     pipeline = running()
     with pipeline.serve(refresh=0.05) as view:
