@@ -76,12 +76,12 @@ def test_sent_is_live_and_every_reading_adds_up(tmp_path: Path) -> None:
     loop.start()
     readings = []
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+
+        def sent_45() -> bool:
             readings.append(spyglass.counters())
-            if readings[-1]["sent"] >= 45:
-                break
-            time.sleep(0.001)
+            return bool(readings[-1]["sent"] >= 45)
+
+        holds_within(sent_45, 30, every=0.001)
     finally:
         stop.set()
         loop.join()
