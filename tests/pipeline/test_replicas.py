@@ -143,8 +143,7 @@ def test_cleanup_with_items_inside_accounts_for_all_of_them() -> None:
     assert stage.holding.wait(10)
     stopping = threading.Thread(target=pipeline.cleanup, kwargs={"timeout": 30})
     stopping.start()
-    while pipeline.counters()["discarded"] < 5:
-        time.sleep(0.001)
+    wait_for(lambda: pipeline.counters()["discarded"] >= 5, 30, "five items discarded")
     stage.release.set()
     stopping.join(30)
     counts = pipeline.counters()
