@@ -235,7 +235,7 @@ def _account(report: DemoReport, finals: list[PipelineSnapshot], spyglass: Any) 
     """Fill in what became of the frames, from the phases' pipelines' and the output's counters."""
     from framescope.pipeline.views.diagnosis import LOSS_COUNTERS  # noqa: PLC0415
 
-    counts = spyglass.counts
+    counts = spyglass.counters()
     report.frames_written = counts["sent"]
     report.frames_failed = counts["dropped"]
     report.failures = {}

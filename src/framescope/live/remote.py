@@ -18,6 +18,8 @@ import urllib.request
 from http.client import HTTPException
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from framescope._periodic import run_every
+from framescope.clock import SYSTEM_CLOCK
 from framescope.pipeline.model.snapshot import PipelineSnapshot
 
 __all__ = ["MAX_ANSWER_BYTES", "SECRET_PARAMETERS", "RemoteBox", "redact_url"]
@@ -96,14 +98,15 @@ class RemoteBox:
     def start(self, every: float, stop: threading.Event, name: str) -> None:
         """Poll every ``every`` seconds until ``stop`` is set."""
 
+        def poll() -> None:
+            try:
+                self.poll(stop)
+            except Exception as error:  # a fault of ours must not end the polling either
+                self._failed(f"cannot be read: {self._scrubbed(error)}")
+
         def run() -> None:
-            main = threading.main_thread()
-            while not stop.is_set() and main.is_alive():
-                try:
-                    self.poll(stop)
-                except Exception as error:  # a fault of ours must not end the polling either
-                    self._failed(f"cannot be read: {self._scrubbed(error)}")
-                stop.wait(every)
+            poll()  # the first answer at once, then one every ``every`` s
+            run_every(SYSTEM_CLOCK, stop, every, poll, what=f"polling {self!r}")
 
         self.thread = threading.Thread(target=run, name=name, daemon=True)
         self.thread.start()

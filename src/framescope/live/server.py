@@ -33,7 +33,9 @@ from framescope._httpserver import (
     check_address,
     listening_on,
 )
+from framescope._periodic import run_every
 from framescope._validation import check_positive_seconds
+from framescope.clock import SYSTEM_CLOCK
 from framescope.live.preview import ImageChoice, PreviewTap
 from framescope.live.remote import RemoteBox
 from framescope.live.view import input_drops, page_view
@@ -284,12 +286,10 @@ class LiveView:
             self._cond.notify_all()
 
     def _publish_loop(self) -> None:
-        main = threading.main_thread()
-        while not self._stop.wait(self.refresh) and main.is_alive():
-            try:
-                self._publish()
-            except Exception:  # one bad reading must not end the view
-                logger.exception("live view: a snapshot failed")
+        # One bad reading must not end the view: run_every logs it and goes on.
+        run_every(
+            SYSTEM_CLOCK, self._stop, self.refresh, self._publish, what="live view: a snapshot"
+        )
 
     def published(
         self, after: int = 0, timeout: float | None = None

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from framescope._grid import FixedGrid
 from framescope._ratelimit import FULL, LogLimiter
 from framescope.clock import Clock, wait_on
 from framescope.pipeline.errors import PipelineClosedError, PipelineStoppedError
@@ -17,30 +18,38 @@ logger = logging.getLogger(__name__)
 
 
 class PeriodicGrid:
-    """Due times ``start, start + period, ...`` on a monotonic clock, without drift.
+    """The input loop's cycles on a :class:`~framescope._grid.FixedGrid` from ``start_ns``.
 
-    :meth:`advance` moves to the next slot after a cycle that finished at
-    ``now_ns``: when the cycle overran the slot, the next cycle is due at once,
-    the missed slots are skipped, and the overrun is counted.
+    ``due_ns`` is the slot the current cycle started on. :meth:`advance`
+    moves to the next slot after a cycle that finished at ``now_ns``: when
+    the cycle overran the slot, the next cycle is due at once, on the last
+    slot that went by (the ones before it are skipped), and the overrun is
+    counted.
     """
 
     def __init__(self, period_ns: int, start_ns: int) -> None:
-        if period_ns <= 0:
-            raise ValueError(f"period must be positive, got {period_ns} ns")
-        self.period_ns = period_ns
-        self.due_ns = start_ns
+        self._grid = FixedGrid(period_ns, start_ns + period_ns)
         self.overruns = 0
+
+    @property
+    def period_ns(self) -> int:
+        """The period (ns)."""
+        return self._grid.period_ns
+
+    @property
+    def due_ns(self) -> int:
+        """The slot (monotonic ns) the current cycle started on."""
+        return self._grid.due_ns - self._grid.period_ns
 
     def advance(self, now_ns: int) -> int:
         """Return how long (ns) to wait before the next cycle, given the time now."""
-        next_due = self.due_ns + self.period_ns
-        if now_ns >= next_due:
+        grid = self._grid
+        if grid.take(now_ns):  # the next slot went by during the cycle
             self.overruns += 1
-            missed = (now_ns - next_due) // self.period_ns
-            self.due_ns = next_due + missed * self.period_ns
             return 0
-        self.due_ns = next_due
-        return next_due - now_ns
+        wait_ns = grid.wait_ns(now_ns)
+        grid.take(grid.due_ns)  # the next cycle starts on its slot
+        return wait_ns
 
 
 class InputLoop:
