@@ -330,7 +330,6 @@ class Pipeline:
 
     def timers(self) -> dict[str, StopWatch]:
         """The live StopWatch behind each entry of :meth:`statistics`, replicas' as ``Key#i``."""
-        self._tree.qualify()
         return {self.name: self._watch, **dict(self._tree.watches())}
 
     # -- shutting down ------------------------------------------------------------

@@ -139,7 +139,6 @@ class Runtime:
                 )
             if self.tree.mode is None:
                 self.configure(SERIAL)
-            self.tree.qualify()
             self.start()
 
     def start(self) -> None:

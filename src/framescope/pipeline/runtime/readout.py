@@ -45,7 +45,6 @@ def read_snapshot(tree: StageTree, runtime: Runtime) -> PipelineSnapshot:
     With debugging on the aggregator drains first, so node states and traces
     are current; stage statistics, queues and counters are read right after.
     """
-    tree.qualify()
     runtime.cpu.sample(gap_s=SNAPSHOT_GAP_S)
     clock = runtime.clock
     taken_ns, wall = clock.monotonic_ns(), clock.wall()

@@ -22,7 +22,7 @@ from framescope.pipeline.runtime.cpu import CpuAccounting
 from framescope.pipeline.runtime.item import Envelope, Fail, stage_processor
 from framescope.pipeline.runtime.sequencer import Sequencer, remote_processor
 from framescope.pipeline.runtime.tree import StageTree, Step, UnitSpec
-from framescope.pipeline.runtime.worker import Worker, is_sending, processor_for
+from framescope.pipeline.runtime.worker import Worker, is_sending
 
 __all__ = ["StageThreads", "node_links", "start_threads", "track_cpu"]
 
@@ -103,7 +103,7 @@ def start_threads(
             )
             step = spec.step
             if step is None or not step.replicated:
-                process = processor_for(spec, fail, now)
+                process = spec.processor(fail, now)
                 group.workers.append(
                     make(spec.label, process, group.inbox, send, end=end, recorder=spec.recorder)
                 )

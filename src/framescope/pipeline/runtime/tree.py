@@ -22,7 +22,17 @@ from framescope.pipeline.debug.recorder import EventRecorder
 from framescope.pipeline.errors import ErrorPolicy, StageError
 from framescope.pipeline.model.events import BLOCK_NAMES, NodePhase
 from framescope.pipeline.replicas.base import Executor, ThreadExecutor
-from framescope.pipeline.runtime.item import Envelope, ItemFailedError, Unit, close_span, open_span
+from framescope.pipeline.runtime.item import (
+    Envelope,
+    Fail,
+    ItemFailedError,
+    Process,
+    Unit,
+    close_span,
+    item_processor,
+    open_span,
+    stage_processor,
+)
 from framescope.pipeline.runtime.lifecycle import Lifecycle, Phase
 from framescope.pipeline.stage import Stage, stage_display_name
 from framescope.running import bind_recorder
@@ -122,6 +132,13 @@ class UnitSpec:
             return self.built
         assert self.step is not None  # a spec has a unit or a step
         return step_unit(self.step)
+
+    def processor(self, fail: Fail, now: Callable[[], int]) -> Process:
+        """The per-item protocol for this thread (fused when it is one plain stage)."""
+        step = self.step
+        if step is None:
+            return item_processor(self.unit, fail, now)
+        return stage_processor(step.work(), step.watch.record, step.failure, fail, now)
 
 
 def step_unit(step: Step) -> Unit:
@@ -237,7 +254,15 @@ class StageTree:
         if step.replicated:
             self._add_replica_timers(step)
         self.steps.append(step)
+        self.root().qualify()  # keys change only here: a stage added, or a pipeline nested
         return step
+
+    def root(self) -> StageTree:
+        """The outermost tree this one is nested in (itself when it is not nested)."""
+        tree = self
+        while tree.nested_in is not None:
+            tree = tree.nested_in
+        return tree
 
     def _stage_name(
         self, stage: Callable[[Any], Any], name: str | None, child: StageTree | None
@@ -348,7 +373,11 @@ class StageTree:
                 yield replica_key(key, index), watch
 
     def qualify(self) -> None:
-        """Set every step's profile key (and its recorder's node id) under this tree's name."""
+        """Set every step's profile key (and its recorder's node id) under this tree's name.
+
+        :meth:`add` calls it on the root after every change, so a key is
+        computed once, where the structure changes.
+        """
         for key, step in self.keyed():
             step.qualified = key
             step.recorder.node_id = key

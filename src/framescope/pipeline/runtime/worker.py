@@ -14,17 +14,13 @@ from framescope.pipeline.model.events import NO_QUEUE, NodePhase, pack_iteration
 from framescope.pipeline.runtime.channel import CLOSED, END, Channel
 from framescope.pipeline.runtime.item import (
     Envelope,
-    Fail,
     Process,
-    item_processor,
-    stage_processor,
 )
-from framescope.pipeline.runtime.tree import UnitSpec
 from framescope.running import bind_recorder
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Worker", "is_sending", "processor_for"]
+__all__ = ["Worker", "is_sending"]
 
 
 class Worker:
@@ -207,14 +203,6 @@ class Worker:
 
 def _nothing(envelope: Envelope) -> None:
     """What a stage that is not replicated does with an item that ended in it."""
-
-
-def processor_for(spec: UnitSpec, fail: Fail, now: Callable[[], int]) -> Process:
-    """The per-item protocol for one thread's unit (fused when it is one plain stage)."""
-    step = spec.step
-    if step is None:
-        return item_processor(spec.unit, fail, now)
-    return stage_processor(step.work(), step.watch.record, step.failure, fail, now)
 
 
 def is_sending(recorder: EventRecorder) -> Callable[[], bool]:
