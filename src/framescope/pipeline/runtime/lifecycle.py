@@ -49,12 +49,30 @@ class Lifecycle:
         name: the pipeline's name, for the errors that refuse items.
     """
 
-    __slots__ = ("_lock", "_phase", "crashed", "finished", "name", "source_error", "stopped_by")
+    __slots__ = (
+        "_lock",
+        "_phase",
+        "cleaned_up",
+        "crashed",
+        "finished",
+        "input_closed",
+        "name",
+        "source_error",
+        "started",
+        "stopped_by",
+    )
 
     def __init__(self, name: str) -> None:
         self.name = name
         self._lock = threading.Lock()
         self._phase = Phase.NEW
+        # Plain flags, read on every item, set with the phase (a read is one attribute load).
+        self.started = False
+        """Whether it ever started (or was cleaned up, which ends it as well)."""
+        self.input_closed = False
+        """Whether it takes no more input: closed, finished or cleaned up."""
+        self.cleaned_up = False
+        """Whether ``cleanup()`` ran on it or on the pipeline it is nested in."""
         self.finished = threading.Event()
         """Set on reaching :attr:`Phase.FINISHED` (what ``join()`` waits for)."""
         self.stopped_by: StageError | None = None
@@ -75,24 +93,12 @@ class Lifecycle:
             if self._phase >= phase:
                 return False
             self._phase = phase
+            self.started = phase >= Phase.RUNNING
+            self.input_closed = phase >= Phase.INPUT_CLOSED
+            self.cleaned_up = phase is Phase.CLEANED_UP
         if phase >= Phase.FINISHED:
             self.finished.set()
         return True
-
-    @property
-    def started(self) -> bool:
-        """Whether it ever started (or was cleaned up, which ends it as well)."""
-        return self._phase >= Phase.RUNNING
-
-    @property
-    def input_closed(self) -> bool:
-        """Whether it takes no more input: closed, finished or cleaned up."""
-        return self._phase >= Phase.INPUT_CLOSED
-
-    @property
-    def cleaned_up(self) -> bool:
-        """Whether ``cleanup()`` ran on it or on the pipeline it is nested in."""
-        return self._phase is Phase.CLEANED_UP
 
     def stop(self, error: StageError) -> None:
         """A stage failed on an item under the ``stop`` policy (the first one is kept)."""
