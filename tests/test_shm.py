@@ -52,15 +52,23 @@ def python(script: str, *args: str) -> subprocess.Popen[str]:
     )
 
 
+def new_blocks(before: set[str]) -> list[str]:
+    """The blocks this process made since ``before`` was listed that still exist.
+
+    Other tests in this process may hold blocks of their own meanwhile.
+    """
+    return [name for name in blocks_alive() if name not in before]
+
+
 def listed(name: str) -> bool:
     return name.lstrip("/") in os.listdir("/dev/shm")
 
 
-def gone(pid: int) -> bool:
-    """Whether process ``pid`` has ended (exited, or a zombie not yet collected)."""
+def ended(child: int) -> bool:
+    """Whether this process's child ``child`` has ended, every thread of it (it is not reaped)."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
+        return os.waitid(os.P_PID, child, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:  # already reaped
         return True
 
 
@@ -103,6 +111,7 @@ def test_a_strided_array_is_written_in_c_order() -> None:
 
 
 def test_bad_sizes_and_places_are_refused_naming_the_argument() -> None:
+    before = set(blocks_alive())
     for size in (0, -1):
         with pytest.raises(ValueError, match="size must be a positive integer"):
             OwnedBlock(size)
@@ -126,11 +135,11 @@ def test_bad_sizes_and_places_are_refused_naming_the_argument() -> None:
         FrameSlots(0, 12, alive=lambda: True)
     with pytest.raises(ValueError, match="size must be a positive integer"):
         FrameSlots(2, 0, alive=lambda: True)
-    assert blocks_alive() == []  # the slot made before the refused size was unlinked
+    assert new_blocks(before) == []  # the slot made before the refused size was unlinked
 
 
 def test_many_items_through_a_growing_block_leave_one_block_then_none() -> None:
-    block, most = SharedBlock(), 0
+    block, most, before = SharedBlock(), 0, set(blocks_alive())
     try:
         for index in range(300):
             frame = np.full((120 + index % 7 * 40, 640), index % 251, np.uint8)
@@ -138,16 +147,17 @@ def test_many_items_through_a_growing_block_leave_one_block_then_none() -> None:
             assert layout is not None and layout[0] == "shared"
             item = unpack(payload, layout, block.buffer)
             assert item["index"] == index and np.array_equal(item["frame"], frame)
-            most = max(most, len(blocks_alive()))
+            most = max(most, len(new_blocks(before)))
     finally:
         block.close()
-    assert most == 1 and blocks_alive() == []
+    assert most == 1 and new_blocks(before) == []
 
 
 def test_many_frames_through_the_ring_reuse_its_slots_then_leave_none() -> None:
+    before = set(blocks_alive())
     slots = FrameSlots(3, 48 * 64 * 3, alive=lambda: True)
     child = AttachedSlots(slots.names)
-    assert sorted(slots.names) == blocks_alive()
+    assert sorted(slots.names) == new_blocks(before)
     try:
         for index in range(300):
             image = np.full((48, 64, 3), index % 251, np.uint8)
@@ -155,11 +165,11 @@ def test_many_frames_through_the_ring_reuse_its_slots_then_leave_none() -> None:
             slots.write(slot, image)
             assert int(child.image(slot, 48, 64)[47, 63, 2]) == index % 251
             slots.release(slot)
-            assert len(blocks_alive()) == 3
+            assert len(new_blocks(before)) == 3
     finally:
         child.close()
         slots.close()
-    assert blocks_alive() == []
+    assert new_blocks(before) == []
     with pytest.raises(OSError, match="the encoder process ended"):
         slots.acquire()  # a closed pool hands out no slot, though all were free
 
@@ -199,22 +209,23 @@ def test_an_owner_that_is_killed_leaves_no_block() -> None:
 
 @pytest.mark.integration
 def test_a_replica_worker_killed_between_items_leaves_its_blocks_to_close() -> None:
+    before = set(blocks_alive())
     replica = ProcessReplica(pickle.dumps(copy.copy), "Shm#0", SYSTEM_CLOCK)
     try:
         for index in range(120):
             frame = np.full((120 + index % 5 * 60, 640, 3), index % 251, np.uint8)
             result, _busy = replica.call(frame)
             assert np.array_equal(result, frame)
-            assert len(blocks_alive()) <= 2  # a request and a response block, reused
+            assert len(new_blocks(before)) <= 2  # a request and a response block, reused
             if index == 60:
                 worker = replica.pid
                 assert worker is not None
                 os.kill(worker, signal.SIGKILL)
-                wait_for(lambda w=worker: gone(w), what="the worker ended")
+                wait_for(lambda w=worker: ended(w), what="the worker ended")
         assert replica.restarts == 1
     finally:
         replica.close(5)
-    assert blocks_alive() == []
+    assert new_blocks(before) == []
 
 
 @pytest.mark.integration
@@ -224,8 +235,9 @@ def test_an_encoder_child_that_dies_leaves_no_slot_once_its_session_ends(tmp_pat
 
     events: list[dict[str, object]] = []
     settings = {"uri": str(tmp_path / "out.mkv"), "fps": 10, "width": 64, "height": 48}
+    before = set(blocks_alive())
     session = EncoderSession(settings, events.append, "shm-test")
-    slots = blocks_alive()
+    slots = new_blocks(before)
     assert len(slots) == FrameProcess.SLOTS
     try:
         for index in range(5):
@@ -233,7 +245,7 @@ def test_an_encoder_child_that_dies_leaves_no_slot_once_its_session_ends(tmp_pat
         wait_for(lambda: any(event.get("event") == "free" for event in events), what="a free")
         os.kill(child_running(ENCODER_MODULE), signal.SIGKILL)
         wait_for(lambda: not session.alive, what="the encoder process ended")
-        assert blocks_alive() == slots  # the parent owns them until the session ends
+        assert new_blocks(before) == slots  # the parent owns them until the session ends
     finally:
         session.kill()
-    assert blocks_alive() == []
+    assert new_blocks(before) == []

@@ -71,10 +71,17 @@ def _create(size: int) -> shared_memory.SharedMemory:
     raise FileExistsError(f"no free shared-memory name after {_NAME_TRIES} tries")
 
 
+def _check_offset(offset: int) -> None:
+    """Refuse an ``offset`` that is not a non-negative int (the usual one checked cheaply)."""
+    if type(offset) is not int or offset < 0:  # per item: the full check only when it may fail
+        check_int_at_least(offset, "offset", 0)
+
+
 def _check_span(offset: int, size: int, room: int) -> None:
     """Refuse a span of ``size`` bytes at ``offset`` that does not lie in ``room`` bytes."""
-    check_int_at_least(offset, "offset", 0)
-    check_int_at_least(size, "size", 0)
+    _check_offset(offset)
+    if type(size) is not int or size < 0:
+        check_int_at_least(size, "size", 0)
     if offset + size > room:
         raise ValueError(
             f"offset + size must be at most the block's {room:_} bytes, got {offset:_} + {size:_}"
@@ -98,7 +105,7 @@ def put(target: memoryview, data: Any, offset: int = 0) -> int:
     if source.ndim != 1 or source.format != "B":
         source = source.cast("B")
     size = source.nbytes
-    check_int_at_least(offset, "offset", 0)
+    _check_offset(offset)
     if offset + size > len(target):
         raise ValueError(
             f"data must fit the block: {size:_} bytes at offset {offset:_}, "
