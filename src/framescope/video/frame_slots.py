@@ -9,21 +9,22 @@ fit a slot goes through the pipe as before (slot ``-1``).
 
 The child reads its frames with :func:`incoming_frames` (which attaches to
 the slots and frees each one once the child asked for the next frame), or
-one at a time with :func:`read_frame`.
+one at a time with :func:`read_frame`. The blocks themselves (made, named,
+written, attached to, unlinked) are :mod:`framescope._shm`'s; this module is
+the ring of slots on them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import struct
 import threading
 from collections import deque
 from collections.abc import Callable, Generator
-from multiprocessing import shared_memory
 from typing import Any, BinaryIO
 
 from framescope._optional import require
-from framescope._shm import attach_untracked
+from framescope._shm import AttachedBlocks, OwnedBlock
+from framescope._validation import check_positive_int
 
 __all__ = ["SLOT_HEADER", "AttachedSlots", "FrameSlots", "incoming_frames", "read_frame"]
 
@@ -43,8 +44,14 @@ class FrameSlots:
     """
 
     def __init__(self, count: int, size: int, alive: Callable[[], bool]) -> None:
+        self._blocks: list[OwnedBlock] = []
+        try:
+            for _ in range(check_positive_int(count, "count")):
+                self._blocks.append(OwnedBlock(size))
+        except BaseException:
+            self._close_blocks()
+            raise
         self.size = size
-        self._blocks = [shared_memory.SharedMemory(create=True, size=size) for _ in range(count)]
         self._free = deque(range(count))
         self._ready = threading.Condition()
         self._alive = alive
@@ -60,9 +67,12 @@ class FrameSlots:
         return bool(image.nbytes <= self.size)
 
     def acquire(self) -> int:
-        """A free slot, waiting while the child holds them all; OSError once it is gone."""
+        """A free slot, waiting while the child holds them all; OSError once it is gone.
+
+        Also OSError once the pool was closed (its blocks are unlinked).
+        """
         with self._ready:
-            while not self._free:
+            while self.closed or not self._free:
                 if self.closed or not self._alive():
                     raise OSError("the encoder process ended")
                 self._ready.wait(0.2)
@@ -70,8 +80,7 @@ class FrameSlots:
 
     def write(self, index: int, image: Any) -> None:
         """Copy ``image`` into slot ``index``."""
-        target = numpy.ndarray(image.shape, numpy.uint8, buffer=self._blocks[index].buf)
-        numpy.copyto(target, image)
+        self._blocks[index].write(image)
 
     def release(self, index: int) -> None:
         """The child is done with slot ``index``."""
@@ -85,28 +94,28 @@ class FrameSlots:
         with self._ready:
             self.closed = True
             self._ready.notify_all()
+        self._close_blocks()
+
+    def _close_blocks(self) -> None:
         for block in self._blocks:
-            with contextlib.suppress(OSError, BufferError):
-                block.close()
-            with contextlib.suppress(OSError):
-                block.unlink()
+            block.close()
 
 
 class AttachedSlots:
     """The child's view of the parent's slots."""
 
     def __init__(self, names: list[str]) -> None:
-        self._blocks = [attach_untracked(name) for name in names]
+        self._names = list(names)
+        self._blocks = AttachedBlocks(self._names)
 
     def image(self, index: int, height: int, width: int) -> Any:
         """The frame in slot ``index`` (valid until the slot is released)."""
-        return numpy.ndarray((height, width, 3), numpy.uint8, buffer=self._blocks[index].buf)
+        view = self._blocks.view(self._names[index])
+        return numpy.ndarray((height, width, 3), numpy.uint8, buffer=view)
 
     def close(self) -> None:
         """Let go of the slots (the parent frees them)."""
-        for block in self._blocks:
-            with contextlib.suppress(OSError, BufferError):
-                block.close()
+        self._blocks.close()
 
 
 def _read_into(source: BinaryIO, buffer: bytearray | memoryview) -> bool:

@@ -20,7 +20,6 @@ import signal
 import sys
 import time
 import traceback
-from multiprocessing import shared_memory
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -29,7 +28,7 @@ try:
 except ImportError:  # pragma: no cover - Windows has no such module
     resource = None  # type: ignore[assignment]
 
-from framescope._shm import attach_untracked
+from framescope._shm import AttachedBlocks
 from framescope.pipeline.replicas.shared_items import pack, unpack
 
 __all__ = ["resident_bytes", "serve"]
@@ -48,27 +47,9 @@ def resident_bytes() -> int | None:
     return int(peak) if sys.platform == "darwin" else int(peak) * 1024
 
 
-class _Blocks:
-    """The parent's blocks this process has mapped, by name (older ones let go)."""
-
-    def __init__(self) -> None:
-        self._mapped: dict[str, shared_memory.SharedMemory] = {}
-
-    def view(self, name: str | None) -> memoryview | None:
-        if name is None:
-            return None
-        block = self._mapped.get(name)
-        if block is None:
-            block = self._mapped[name] = attach_untracked(name)
-        return block.buf
-
-    def keep_only(self, names: tuple[str | None, ...]) -> None:
-        for name in [name for name in self._mapped if name not in names]:
-            with contextlib.suppress(OSError, BufferError):
-                self._mapped.pop(name).close()
-
-    def close(self) -> None:
-        self.keep_only(())
+def _view(blocks: AttachedBlocks, name: str | None) -> memoryview | None:
+    """The parent's block ``name`` (None: it has made none yet)."""
+    return None if name is None else blocks.view(name)
 
 
 def serve(conn: Connection, stage_bytes: bytes) -> None:
@@ -79,7 +60,7 @@ def serve(conn: Connection, stage_bytes: bytes) -> None:
     except Exception:
         _refuse(conn, traceback.format_exc())
         return
-    blocks = _Blocks()
+    blocks = AttachedBlocks()
     try:
         while True:
             try:
@@ -105,16 +86,16 @@ def _refuse(conn: Connection, text: str) -> None:
     conn.close()
 
 
-def _answer(stage: Any, message: tuple[Any, ...], blocks: _Blocks) -> tuple[Any, ...]:
+def _answer(stage: Any, message: tuple[Any, ...], blocks: AttachedBlocks) -> tuple[Any, ...]:
     payload, layout, request_name, response_name, response_size = message
     blocks.keep_only((request_name, response_name))
     start = time.monotonic_ns()
     try:
-        data = unpack(payload, layout, blocks.view(request_name))
+        data = unpack(payload, layout, _view(blocks, request_name))
         start = time.monotonic_ns()
         result = stage(data)
         busy = time.monotonic_ns() - start
-        response = blocks.view(response_name)
+        response = _view(blocks, response_name)
 
         def room(size: int) -> memoryview | None:
             return response if response is not None and size <= response_size else None

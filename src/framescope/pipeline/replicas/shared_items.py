@@ -7,16 +7,17 @@ mapped, and only the small pickle and the buffers' places cross the pipe. A
 buffer too large for the block, or items with only small buffers, travel
 inline through the pipe instead. The reader copies each buffer out (so the
 writer can reuse its block at once, and the arrays it gets are its own and
-writable).
+writable). The blocks (made, named, written, attached to, unlinked) are
+:mod:`framescope._shm`'s; this module is the item layout on them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import pickle
 from collections.abc import Callable
-from multiprocessing import shared_memory
 from typing import Any
+
+from framescope._shm import OwnedBlock, put, take
 
 __all__ = ["SHARED_MIN_BYTES", "Layout", "SharedBlock", "pack", "unpack"]
 
@@ -31,10 +32,14 @@ Layout = tuple[str, list[Any]] | None
 
 
 class SharedBlock:
-    """A shared-memory block this process owns, grown as items need (then unlinked)."""
+    """A shared-memory block this process owns, grown as items need (then unlinked).
+
+    One block at a time: a larger one replaces it (the old one unlinked
+    first), so it holds as many bytes as the largest item so far needed.
+    """
 
     def __init__(self) -> None:
-        self._block: shared_memory.SharedMemory | None = None
+        self._block: OwnedBlock | None = None
 
     @property
     def name(self) -> str | None:
@@ -49,24 +54,20 @@ class SharedBlock:
     @property
     def buffer(self) -> memoryview | None:
         """A view of the whole block (None before the first one was made)."""
-        return None if self._block is None else self._block.buf
+        return None if self._block is None else self._block.view
 
     def room(self, size: int) -> memoryview | None:
         """A view of at least ``size`` bytes, making a larger block when needed."""
         if self._block is None or self._block.size < size:
             self.close()
-            self._block = shared_memory.SharedMemory(create=True, size=max(size, 1))
-        return self._block.buf
+            self._block = OwnedBlock(max(size, 1))
+        return self._block.view
 
     def close(self) -> None:
         """Unlink the block (a process still mapping it keeps its mapping)."""
         block, self._block = self._block, None
-        if block is None:
-            return
-        with contextlib.suppress(OSError, BufferError):
+        if block is not None:
             block.close()
-        with contextlib.suppress(OSError):
-            block.unlink()
 
 
 def pack(obj: Any, room: Callable[[int], memoryview | None]) -> tuple[bytes, Layout, int]:
@@ -87,8 +88,8 @@ def pack(obj: Any, room: Callable[[int], memoryview | None]) -> tuple[bytes, Lay
     target = room(total) if total >= SHARED_MIN_BYTES else None
     if target is None or len(target) < total:
         return payload, ("inline", [raw.tobytes() for raw in raws]), total
-    for raw, (start, size) in zip(raws, places, strict=True):
-        target[start : start + size] = raw
+    for raw, (start, _size) in zip(raws, places, strict=True):
+        put(target, raw, start)
     return payload, ("shared", places), total
 
 
@@ -101,5 +102,5 @@ def unpack(payload: bytes, layout: Layout, block: memoryview | None) -> Any:
         return pickle.loads(payload, buffers=[bytearray(part) for part in parts])
     if block is None:
         raise ValueError("an item's buffers are in shared memory, but no block was given")
-    buffers = [bytearray(block[start : start + size]) for start, size in parts]
+    buffers = [take(block, start, size) for start, size in parts]
     return pickle.loads(payload, buffers=buffers)
