@@ -17,6 +17,7 @@ from framescope.pipeline.model.events import (
     iteration_records,
     pack_iteration,
 )
+from tests.polling import wait_for
 
 
 def recorded(count: int, seed: int) -> tuple[EventRecorder, list[IterationRecord]]:
@@ -119,4 +120,51 @@ def test_a_backlog_drains_early_as_suits_the_fold_in_use(
     finally:
         assert aggregator.stop(10)
     assert drained_at[0] == first_drain_ms * 1_000_000
+    assert recorder.backlog() == 0
+
+
+def test_an_idle_aggregator_wakes_seldom_and_a_burst_is_drained_at_the_usual_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    recorder = EventRecorder("P__S", FakeClock())
+    clock = FakeClock(autojump=True)
+    aggregator = Aggregator("P", [NodeLink(recorder.node_id, recorder)], clock, interval_s=0.1)
+    checks: list[int] = []
+    rounds: list[int] = []
+    drains: list[int] = []
+    burst_at: list[int] = []
+    backlog = EventRecorder.backlog
+
+    def counted_backlog(self: EventRecorder) -> int:
+        checks.append(clock.monotonic_ns())
+        return backlog(self)
+
+    def counted_drain() -> None:
+        drains.append(clock.monotonic_ns())
+        drain()
+
+    def round_done() -> None:  # the periodic round's CPU reading
+        rounds.append(clock.monotonic_ns())
+        if clock.monotonic_ns() >= idle_until and not burst_at:
+            recorder.extend_iterations(pack_iteration(*range(10)))
+            burst_at.append(clock.monotonic_ns())
+
+    monkeypatch.setattr(EventRecorder, "backlog", counted_backlog)
+    drain = aggregator.drain
+    monkeypatch.setattr(aggregator, "drain", counted_drain)
+    idle_until = clock.monotonic_ns() + 10 * 10**9
+    aggregator.after_drain = round_done
+    aggregator.start()
+    try:
+        wait_for(lambda: burst_at and any(t > burst_at[0] for t in drains), what="the burst")
+    finally:
+        assert aggregator.stop(10)
+    # Idle for 10 s: a backlog check at most every 0.1 s and a round once a
+    # second, where a busy aggregator checks every 10 ms.
+    assert len([t for t in checks if t < idle_until]) <= 10 * 10 + 8
+    assert 9 <= len([t for t in rounds if t < idle_until]) <= 11
+    assert not [t for t in drains if t < idle_until]  # nothing recorded: nothing folded
+    # The burst is drained within the usual interval and one idle check.
+    first = min(t for t in drains if t > burst_at[0])
+    assert first - burst_at[0] <= 200_000_000
     assert recorder.backlog() == 0

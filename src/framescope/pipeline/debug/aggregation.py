@@ -1,7 +1,10 @@
 """The aggregator: drains every node's records in batches and keeps its statistics.
 
 One aggregator per pipeline runs in its own named thread and drains at a fixed
-interval (default 100 ms). A state query drains once more first, so what it
+interval (default 100 ms), sooner when a node's backlog is large. While
+nothing is recorded it checks less often (every 0.1 s at most) and its
+periodic round, with the CPU reading, comes once a second; the first record
+brings back the usual interval. A state query drains once more first, so what it
 returns is current. Everything the aggregator keeps goes through the shared
 statistics engine (:class:`~framescope.stats.RollingStats`).
 """
@@ -41,6 +44,10 @@ logger = logging.getLogger(__name__)
 
 _MAX_OPEN_CUSTOM = 4096
 _POLL_S = 0.01
+_IDLE_POLL_S = 0.1
+"""The longest pause between backlog checks while nothing is recorded."""
+_IDLE_DRAIN_NS = 1_000_000_000
+"""The interval of the periodic round (and its CPU reading) while nothing is recorded."""
 _EARLY_DRAIN_AT = 512
 """Backlog of a node (records) that triggers a drain before the interval is up.
 
@@ -193,7 +200,8 @@ class Aggregator:
 
     def _run(self) -> None:
         interval_ns = round(self._interval_s * 1e9)
-        poll = min(self._interval_s, _POLL_S)
+        quick = min(self._interval_s, _POLL_S)
+        poll = quick
         recorders = [link.recorder for link in self.links]
         now, stop, clock = self._clock.monotonic_ns, self._stop, self._clock
         due = now() + interval_ns
@@ -201,12 +209,18 @@ class Aggregator:
         while not (wait_on(clock, stop, poll) or stop.is_set()):
             if not main.is_alive():  # a pipeline nobody cleaned up must not hold the exit
                 return
+            backlog = max(map(EventRecorder.backlog, recorders), default=0)
+            # Idle, the checks slow down (a burst is noticed within _IDLE_POLL_S).
+            poll = quick if backlog else min(poll * 2, _IDLE_POLL_S)
+            if backlog and due - now() > interval_ns:  # recording again: the usual interval
+                due = now() + interval_ns
             early = _EARLY_DRAIN_AT_WITH_NUMPY if numpy_loaded() else _EARLY_DRAIN_AT
-            if now() < due and max(map(EventRecorder.backlog, recorders)) < early:
+            if now() < due and backlog < early:
                 continue
-            due = now() + interval_ns
+            due = now() + (interval_ns if backlog else max(interval_ns, _IDLE_DRAIN_NS))
             try:
-                self.drain()
+                if backlog:
+                    self.drain()
                 if self.after_drain is not None:
                     self.after_drain()
             except Exception:  # keep aggregating: one bad batch must not end debugging
