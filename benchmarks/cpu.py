@@ -27,7 +27,7 @@ import time
 from typing import Any
 
 from framescope import Pipeline
-from framescope.pipeline.cpu import ProcCpuSource, default_cpu_source
+from framescope.pipeline.runtime.cpu import ProcCpuSource, default_cpu_source
 
 STAGES = 10
 READINGS = 20  # a 5 s window at one pass per 0.25 s

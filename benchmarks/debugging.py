@@ -29,9 +29,9 @@ from pathlib import Path
 
 from framescope import Pipeline
 from framescope.clock import SYSTEM_CLOCK
-from framescope.pipeline.aggregation import Aggregator, NodeLink
-from framescope.pipeline.events import EventRecorder
-from framescope.pipeline.nodestate import EVENTS_PER_ITERATION
+from framescope.pipeline.debug.aggregation import Aggregator, NodeLink
+from framescope.pipeline.debug.nodestate import EVENTS_PER_ITERATION
+from framescope.pipeline.debug.recorder import EventRecorder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pipeline import LastStage, identity

@@ -33,8 +33,8 @@ import numpy as np
 
 from framescope import Pipeline
 from framescope.clock import SYSTEM_CLOCK
-from framescope.pipeline import shared_items
-from framescope.pipeline.process_executor import ProcessReplica
+from framescope.pipeline.replicas.process import ProcessReplica
+from framescope.pipeline.runtime.sequencer import shared_items
 
 
 class Sleep:
@@ -142,7 +142,7 @@ def transport(frame: np.ndarray) -> tuple[float, float]:
 def ray_figures(frame: np.ndarray, rounds: int) -> None:
     import ray
 
-    from framescope.pipeline.ray_executor import RayExecutor
+    from framescope.pipeline.replicas.ray import RayExecutor
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime
 import sys
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from framescope.clock import FakeClock
+from tests.polling import holds_within
 
 pytest_plugins = ("tests.moto_server",)  # the ``moto`` fixture: a moto server on loopback
 
@@ -40,14 +40,14 @@ def no_threads_left_behind() -> Iterator[None]:
     """Every framescope thread a test starts is gone when it ends (a real-time grace of 2 s)."""
     before = {t.ident for t in threading.enumerate()}
     yield
-    deadline = time.monotonic() + 2.0
-    while True:
-        left = [
+
+    def left() -> list[str]:
+        return [
             t.name
             for t in threading.enumerate()
             if t.name.startswith("framescope") and t.ident not in before
         ]
-        if not left or time.monotonic() > deadline:
-            break
-        time.sleep(0.01)
-    assert not left, f"threads left running: {left}"
+
+    holds_within(lambda: not left(), 2.0)
+    still = left()
+    assert not still, f"threads left running: {still}"

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from framescope import Pipeline
 from framescope.clock import FakeClock
-from framescope.pipeline.cpu import FakeCpuSource
+from framescope.pipeline.runtime.cpu import FakeCpuSource
 
 ITEMS = 8
 DETECT_S = 0.1  # the fake time each Detect call takes

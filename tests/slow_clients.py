@@ -55,6 +55,16 @@ class SlowClients:
         self._thread.join(limit)
         return not self._thread.is_alive()
 
+    def all_cut(self, header_timeout: float) -> int:
+        """Check that the server cut every one: to make room (503) or at the head's deadline
+        (408, not before ``header_timeout`` s). Returns how many were cut at the deadline."""
+        assert self.all_closed(limit=header_timeout + 10)
+        for number, answer in enumerate(self.answers):
+            assert answer.startswith((b"HTTP/1.0 503", b"HTTP/1.0 408")), answer
+            if answer.startswith(b"HTTP/1.0 408"):
+                assert self.closed_after[number] >= header_timeout
+        return sum(answer.startswith(b"HTTP/1.0 408") for answer in self.answers)
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join()

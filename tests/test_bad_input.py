@@ -21,7 +21,7 @@ from framescope.annotation import (
 )
 from framescope.histogram import Distribution, Histogram
 from framescope.pipeline import Pipeline
-from framescope.pipeline.ray_executor import RayExecutor
+from framescope.pipeline.replicas.ray import RayExecutor
 from framescope.stats import RollingStats
 from framescope.timepiece import IntervalSchedule, StopWatch, Ticker, TickerTachometer
 from framescope.video import VideoSource

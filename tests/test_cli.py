@@ -14,6 +14,7 @@ from framescope import __version__
 from framescope.cli import main
 from framescope.clock import FakeClock
 from framescope.timepiece_demo import run_timepiece_demo
+from tests.polling import holds_within, wait_for
 
 
 def test_demo_on_a_fake_clock_reports_what_it_measured(clock: FakeClock) -> None:
@@ -142,7 +143,6 @@ def test_cli_demo_with_replicas_shows_them_and_their_gain(
 def test_demo_serve_shows_the_pipeline_in_a_live_view(tmp_path: Path) -> None:
     import re
     import threading
-    import time
     import urllib.request
 
     from framescope.demo import run_demo
@@ -169,14 +169,16 @@ def test_demo_serve_shows_the_pipeline_in_a_live_view(tmp_path: Path) -> None:
         },
     )
     runner.start()
-    deadline = time.monotonic() + 30
-    while out.url is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert out.url is not None
-    time.sleep(0.5)
-    with urllib.request.urlopen(out.url + "view.json", timeout=5) as response:
-        shown = json.loads(response.read())
-    assert "Demo__Infer" in {stage["key"] for stage in shown["stages"]}
+    wait_for(lambda: out.url is not None, 30, "the live view's address")
+    url = out.url
+    assert url is not None
+
+    def infer_shown() -> bool:
+        with urllib.request.urlopen(url + "view.json", timeout=5) as response:
+            shown = json.loads(response.read())
+        return "Demo__Infer" in {stage["key"] for stage in shown["stages"]}
+
+    assert holds_within(infer_shown, 10, every=0.05)
     runner.join(60)
     assert "framescope demo --serve" not in out.getvalue()  # it was served
 
@@ -185,7 +187,6 @@ def test_demo_serve_shows_the_pipeline_in_a_live_view(tmp_path: Path) -> None:
 def test_demo_serve_with_replicas_shows_each_phase_at_the_same_address(tmp_path: Path) -> None:
     import re
     import threading
-    import time
     import urllib.request
 
     from framescope.demo import run_demo
@@ -199,18 +200,21 @@ def test_demo_serve_with_replicas_shows_each_phase_at_the_same_address(tmp_path:
     runner.start()
     seen: set[str] = set()
     try:
-        deadline = time.monotonic() + 60
-        while runner.is_alive() and time.monotonic() < deadline:
+
+        def looked() -> bool:
+            """Whether phase 2's replica was seen, or the run (or its view) ended."""
+            if not runner.is_alive():
+                return True
             found = re.search(r"Live view: open (\S+)", out.getvalue())
             if found:
                 try:
                     with urllib.request.urlopen(found.group(1) + "view.json", timeout=5) as answer:
-                        seen |= {stage["key"] for stage in json.loads(answer.read())["stages"]}
+                        seen.update(stage["key"] for stage in json.loads(answer.read())["stages"])
                 except OSError:  # the view closed at the end of the run
-                    break
-            if "Demo__Infer#1" in seen:
-                break
-            time.sleep(0.1)
+                    return True
+            return "Demo__Infer#1" in seen
+
+        holds_within(looked, 60, every=0.1)
     finally:
         runner.join(60)
     assert not runner.is_alive()

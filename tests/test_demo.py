@@ -15,7 +15,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import av
@@ -24,6 +23,7 @@ import pytest
 
 from framescope.cli import main
 from framescope.demo import Infer, Preprocess, default_out_dir, run_demo
+from tests.polling import holds_within
 from tests.video.helpers import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -568,11 +568,12 @@ def test_ctrl_c_stops_reports_and_writes_the_trace(tmp_path: Path) -> None:
     reader = threading.Thread(target=_read_lines, args=(process.stdout, lines), daemon=True)
     reader.start()
     try:
-        deadline = time.monotonic() + 60
-        while not any(line.startswith("t = ") for line in lines):
-            assert time.monotonic() < deadline, "".join(lines)
+
+        def drawing() -> bool:
             assert process.poll() is None, "".join(lines)
-            time.sleep(0.05)
+            return any(line.startswith("t = ") for line in lines)
+
+        assert holds_within(drawing, 60, every=0.05), "".join(lines)
         os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: to the whole group, children too
         status = process.wait(timeout=60)
     finally:

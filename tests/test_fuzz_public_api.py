@@ -19,7 +19,6 @@ import os
 import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,8 +59,9 @@ from framescope.kvs import AckParser, KVSInlineCredentialsHandler, KVSSpyGlass
 from framescope.live import LiveView, PreviewTap
 from framescope.modeltiming import ModelTiming, format_table, format_tree
 from framescope.pipeline import StageError, merge_snapshots
-from framescope.pipeline.process_executor import ProcessExecutor
-from framescope.pipeline.ray_executor import RayExecutor
+from framescope.pipeline.model.traces import FrameTrace, StageSpan
+from framescope.pipeline.replicas.process import ProcessExecutor
+from framescope.pipeline.replicas.ray import RayExecutor
 from framescope.stats import percentile
 from framescope.timepiece import (
     AlarmClock,
@@ -71,8 +71,9 @@ from framescope.timepiece import (
     StopWatchTachometer,
     TickerTachometer,
 )
-from framescope.trace import FrameTrace, StageSpan, chrome_trace, write_trace
+from framescope.trace import chrome_trace, write_trace
 from framescope.video import SpyGlass, SyntheticSource, VideoSource, VideoWriter
+from tests.polling import holds_within
 
 # One fixed, database-less profile: the same examples on every run and every machine.
 FUZZ = settings(
@@ -590,14 +591,14 @@ def nothing_left_running() -> Iterator[None]:
     """After the whole module: no thread and no child process it started is still running."""
     threads = set(threading.enumerate())
     yield
-    deadline = time.monotonic() + 10.0
-    while True:
+
+    def running() -> tuple[list[str], list[Any]]:
         left = [t.name for t in threading.enumerate() if t not in threads and t.is_alive()]
-        children = multiprocessing.active_children()
-        if not left and not children:
-            break
-        assert time.monotonic() < deadline, f"left running: threads {left}, children {children}"
-        time.sleep(0.05)
+        return left, multiprocessing.active_children()
+
+    holds_within(lambda: running() == ([], []), 10.0, every=0.05)
+    left, children = running()
+    assert not left and not children, f"left running: threads {left}, children {children}"
 
 
 def _fail_on_odd(item: int) -> int:

@@ -33,12 +33,12 @@ def test_a_stage_failing_every_item_logs_a_bounded_number_of_records(
         raise ValueError("always")
 
     pipeline = Pipeline(clock=clock).add(broken, "Broken", on_error="skip").serialize()
-    with caplog.at_level(logging.ERROR, logger="framescope.pipeline.runtime"):
+    with caplog.at_level(logging.ERROR, logger="framescope.pipeline.runtime.core"):
         for i in range(1000):
             pipeline.forward(i)
         clock.advance(60)
         pipeline.forward(1000)
-    records = [r for r in caplog.records if r.name == "framescope.pipeline.runtime"]
+    records = [r for r in caplog.records if r.name == "framescope.pipeline.runtime.core"]
     full = [r for r in records if "Traceback" in r.getMessage()]
     assert len(full) == 5
     (summary,) = [r for r in records if "more times" in r.getMessage()]

@@ -69,7 +69,6 @@ def debug_pipeline() -> Pipeline:
 
 def paced_images(count: int, fps: float) -> Any:
     """Frames as a camera gives them: ``fps`` a second, not all at once."""
-    import time
 
     for index in range(count):
         time.sleep(1 / fps)
@@ -225,9 +224,8 @@ def check_block(code: str, namespace: dict[str, Any], folder: Path, printed: str
     if "render([box]" in code:
         assert namespace["rendered"].any()
     if "view.preview(" in code:
-        preview, deadline = namespace["preview"], time.monotonic() + 10
-        while preview.sequence == 0 and time.monotonic() < deadline:
-            preview.latest(timeout=0.1)  # the encoder takes the newest result at its pace
+        preview = namespace["preview"]
+        preview.latest(timeout=10)  # the encoder takes the newest result at its pace
         assert preview.sequence >= 1 and preview.problem is None
         namespace["view"].close()
     if "print(ticker)" in code:

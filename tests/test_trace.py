@@ -289,7 +289,7 @@ def test_cpu_readings_become_a_counter_track_per_stage() -> None:
 
 
 def test_export_trace_draws_each_stage_s_cpu_readings(tmp_path: Path, clock: FakeClock) -> None:
-    from framescope.pipeline.cpu import FakeCpuSource
+    from framescope.pipeline.runtime.cpu import FakeCpuSource
 
     source = FakeCpuSource(cores=2)
     source.set("Cam__Detect", on_cpu=0.0, waiting=0.0)

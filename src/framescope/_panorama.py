@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import datetime
 import logging
+import math
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from framescope._aws import aws_client
+from framescope._waits import backoff_delay
 from framescope.clock import SYSTEM_CLOCK, Clock, sleep_on
 
 __all__ = [
@@ -170,6 +172,7 @@ class AutoIdentityFetcher:
         seconds, doubling up to ``max_retry_freq``, at most ``max_retry_num`` times
         (``retry_freq=None``: no retry). AutoIdentityError when it cannot be had."""
         retries = 0
+        cap = math.inf if max_retry_freq is None else max_retry_freq
         while True:
             instance = self._instance()
             status = instance.get("HealthStatus", "NOT_AVAILABLE")
@@ -183,8 +186,8 @@ class AutoIdentityFetcher:
             retries += 1
             if max_retry_num is not None and retries > max_retry_num:
                 raise AutoIdentityError("Maximum number of retries reached.")
-            self._logger.info("Will retry fetching auto identity data in %s seconds.", retry_freq)
-            sleep_on(self._clock, retry_freq)
-            retry_freq *= 2
-            if max_retry_freq is not None:
-                retry_freq = min(retry_freq, max_retry_freq)
+            wait = retry_freq  # Backpack's first wait, even above max_retry_freq
+            if retries > 1:
+                wait = backoff_delay(retries, retry_freq, cap, jitter=0.0)
+            self._logger.info("Will retry fetching auto identity data in %s seconds.", wait)
+            sleep_on(self._clock, wait)

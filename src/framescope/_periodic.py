@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from framescope._grid import FixedGrid
 from framescope.clock import TimeSource, wait_on
 
 __all__ = ["run_every"]
@@ -33,17 +34,16 @@ def run_every(
     interpreter's exit. An action that raises is logged (as ``what``) and
     counted through ``failed``; the loop goes on.
     """
-    interval_ns = max(1, round(interval_s * 1e9))
     now = clock.monotonic_ns
     main = threading.main_thread()
-    due = now() + interval_ns
+    interval_ns = max(1, round(interval_s * 1e9))
+    grid = FixedGrid(interval_ns, now() + interval_ns)
     while not stop.is_set():
-        wait_on(clock, stop, min(_EXIT_POLL_S, max(0.0, (due - now()) / 1e9)))
+        wait_on(clock, stop, min(_EXIT_POLL_S, grid.wait_ns(now()) / 1e9))
         if stop.is_set() or not main.is_alive():
             return
-        if now() < due:
+        if not grid.take(now()):
             continue
-        due += interval_ns * ((now() - due) // interval_ns + 1)
         try:
             action()
         except Exception:  # a failing round must never end the loop

@@ -36,6 +36,7 @@ from framescope._panorama import (
     deployed_instances,
 )
 from framescope._validation import check_positive_seconds
+from framescope._waits import backoff_delay
 from framescope.clock import SYSTEM_CLOCK, Clock, sleep_on
 from framescope.delivery import FailureKind
 
@@ -257,7 +258,7 @@ class AutoIdentity(Identity):
         now = self.clock.monotonic_ns
         limit = self.timeout if timeout is None else check_positive_seconds(timeout, "timeout")
         deadline = now() + round(limit * 1e9)
-        wait = self.retry_interval
+        failures = 0
         while True:
             done, reason = self._attempt()
             if done:
@@ -266,9 +267,10 @@ class AutoIdentity(Identity):
             if remaining <= 0:
                 self._give_up(f"{reason} (gave up after {self.attempts} attempts)")
                 return False
-            self._logger.info("AutoIdentity: %s; retrying in %.2f s", reason, min(wait, remaining))
-            sleep_on(self.clock, min(wait, remaining))
-            wait *= 2
+            failures += 1
+            wait = backoff_delay(failures, self.retry_interval, remaining, jitter=0.0)
+            self._logger.info("AutoIdentity: %s; retrying in %.2f s", reason, wait)
+            sleep_on(self.clock, wait)
 
     def _attempt(self) -> tuple[bool, str | None]:
         """One lookup: (finished, reason). Unfinished: retry for that reason.

@@ -21,7 +21,6 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from enum import Enum
@@ -191,12 +190,12 @@ class MetricDelivery:
 
         Returns False when ``timeout`` seconds passed first (e.g. the endpoint is down).
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        left = Deadline(timeout).left
         with self._lock:
             while self._buffer or self._in_flight:
                 if self._closing:
                     return False
-                remaining = None if deadline is None else deadline - time.monotonic()
+                remaining = left()
                 if remaining is not None and remaining <= 0:
                     return False
                 self._idle.wait(remaining)

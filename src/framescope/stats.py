@@ -4,11 +4,8 @@
 recent ones together with exact all-time count, sum, minimum and maximum, and the
 timestamps of the recent events so it can tell their rate. It does no work per
 sample beyond appending; everything else is computed on demand, away from the hot
-path, into an immutable :class:`StatsSnapshot`.
-
-A snapshot is plain data: it can be handed to another thread, merged with other
-snapshots, turned into a dict (JSON) and back, and summarised in one pass into a
-:class:`Summary` (recent mean, median, stddev, p90, p99, rate ...).
+path, into an immutable :class:`StatsSnapshot` (plain data, in
+``framescope.statsnapshot``: what every reader of a timer gets).
 """
 
 from __future__ import annotations

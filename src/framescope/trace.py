@@ -1,8 +1,7 @@
 """Per-frame traces rendered as Chrome Trace Event JSON (opens in Perfetto).
 
-:class:`FrameTrace` is plain data: when a frame entered the pipeline, and for
-each stage when it waited, ran and handed the frame on, plus custom blocks.
-:func:`chrome_trace` turns a list of them into the Trace Event format: one track
+:func:`chrome_trace` turns a list of :class:`FrameTrace` objects (plain data, in
+``framescope.pipeline.model.traces``) into the Trace Event format: one track
 per stage thread, a slice per stage call (custom blocks nested inside), flow
 arrows linking one frame across its stages, a track of whole frames, and
 counter tracks for queue depth and throughput, and, given each stage's CPU
@@ -20,134 +19,19 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from framescope._keys import leaf_name
-from framescope._snapshotformat import Fields, SnapshotFormatError, check_integer, shown
+from framescope.pipeline.model.traces import FrameTrace, StageSpan
 
-__all__ = ["CpuSeries", "FrameTrace", "StageSpan", "chrome_trace", "write_trace"]
+__all__ = ["CpuSeries", "chrome_trace", "write_trace"]
 
 _PID = 1
 
 CpuSeries = Sequence[tuple[int, float, float | None, float | None]]
 """A stage's CPU readings: ``(taken_ns, on_cpu, waiting, blocked)``, each a share of the
 interval since the reading before (``CpuSplit.series``; None: not known)."""
-
-
-@dataclass(frozen=True, slots=True)
-class StageSpan:
-    """One stage's handling of one frame (monotonic ns).
-
-    ``t_ready`` is when the frame was put in the stage's queue (when it entered
-    the pipeline, for the first stage); ``t_start``/``t_end`` bound the
-    processing; ``t_sent`` is when the stage had passed the frame on.
-    ``queued`` is how many frames were waiting in the queue when the stage
-    went to take this one. ``custom`` holds ``(name, start, end)`` blocks.
-    """
-
-    node_id: str
-    t_ready: int
-    t_start: int
-    t_end: int
-    t_sent: int
-    queued: int
-    custom: tuple[tuple[str, int, int], ...] = ()
-
-    @property
-    def wait_ns(self) -> int:
-        """Time the frame waited in the stage's input queue."""
-        return max(0, self.t_start - self.t_ready)
-
-    @property
-    def busy_ns(self) -> int:
-        """Time the stage spent processing the frame."""
-        return self.t_end - self.t_start
-
-    def to_dict(self) -> dict[str, Any]:
-        """The span as a JSON-ready dict."""
-        return {
-            "node_id": self.node_id,
-            "t_ready": self.t_ready,
-            "t_start": self.t_start,
-            "t_end": self.t_end,
-            "t_sent": self.t_sent,
-            "queued": self.queued,
-            "custom": [list(block) for block in self.custom],
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> StageSpan:
-        """Rebuild a span from :meth:`to_dict` output (checked; see SnapshotFormatError)."""
-        return _read_span(Fields(data, ""))
-
-
-def _read_span(fields: Fields) -> StageSpan:
-    custom = []
-    for index, block in enumerate(fields.items("custom", ())):
-        at = f"{fields.at('custom')}[{index}]"
-        if not isinstance(block, (list, tuple)) or len(block) != 3:
-            raise SnapshotFormatError(f"{at}: expected [name, start, end], got {shown(block)}")
-        if not isinstance(block[0], str):
-            raise SnapshotFormatError(f"{at}[0]: expected a string, got {shown(block[0])}")
-        custom.append(
-            (block[0], check_integer(block[1], f"{at}[1]"), check_integer(block[2], f"{at}[2]"))
-        )
-    return StageSpan(
-        fields.text("node_id"),
-        fields.integer("t_ready"),
-        fields.integer("t_start"),
-        fields.integer("t_end"),
-        fields.integer("t_sent"),
-        fields.integer("queued"),
-        tuple(custom),
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class FrameTrace:
-    """Everything that happened to one frame, stage by stage, in pipeline order."""
-
-    frame_id: int
-    t_in: int
-    spans: tuple[StageSpan, ...] = field(default_factory=tuple)
-
-    @property
-    def t_out(self) -> int:
-        """When the last stage passed the frame on (``t_in`` when no stage ran yet)."""
-        return self.spans[-1].t_sent if self.spans else self.t_in
-
-    @property
-    def latency_ns(self) -> int:
-        """End-to-end latency so far: entering the pipeline to leaving the last stage."""
-        return self.t_out - self.t_in
-
-    def to_dict(self) -> dict[str, Any]:
-        """The trace as a JSON-ready dict."""
-        return {
-            "frame_id": self.frame_id,
-            "t_in": self.t_in,
-            "spans": [span.to_dict() for span in self.spans],
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> FrameTrace:
-        """Rebuild a trace from :meth:`to_dict` output (checked; see SnapshotFormatError)."""
-        return read_trace(Fields(data, ""))
-
-
-def read_trace(fields: Fields) -> FrameTrace:
-    """A :class:`FrameTrace` from checked fields (errors name the field's path)."""
-    spans = fields.items("spans", ())
-    return FrameTrace(
-        fields.integer("frame_id"),
-        fields.integer("t_in"),
-        tuple(
-            _read_span(Fields(span, f"{fields.at('spans')}[{index}]"))
-            for index, span in enumerate(spans)
-        ),
-    )
 
 
 def _check_sequence(value: object, name: str, kind: type) -> None:

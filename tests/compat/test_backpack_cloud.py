@@ -175,6 +175,10 @@ def test_fetcher_retries_while_not_available(moto: MotoEndpoint) -> None:
     started = clock.monotonic_ns()
     assert fetcher.get_data(retry_freq=5, max_retry_freq=8).application_status == "RUNNING"
     assert (clock.monotonic_ns() - started) / 1e9 == pytest.approx(5 + 8)
+    for retry_freq, max_retry_freq, waited in ((10, 4, 10 + 4), (1, None, 1 + 2)):
+        answers["n"], started = 0, clock.monotonic_ns()  # two answers NOT_AVAILABLE again
+        fetcher.get_data(retry_freq=retry_freq, max_retry_freq=max_retry_freq)
+        assert (clock.monotonic_ns() - started) / 1e9 == pytest.approx(waited)  # the first uncapped
     answers["n"] = -100
     with pytest.raises(AutoIdentityError, match="Maximum number of retries"):
         fetcher.get_data(retry_freq=1, max_retry_num=3)

@@ -35,6 +35,7 @@ from framescope.exporters.opentelemetry import (
 )
 from framescope.pipeline import Pipeline
 from framescope.timepiece import Ticker
+from tests.polling import wait_for
 
 
 def points(reader: InMemoryMetricReader) -> dict[str, list[tuple[dict[str, Any], float]]]:
@@ -183,9 +184,7 @@ def test_a_metrics_collection_makes_no_spans_the_trace_schedule_does(clock: Fake
     assert exporter.frames_traced == 0
     assert exporter.spans_exported is None  # a provider it did not make: delivery unknown
     schedule.advance(5)
-    deadline = time.monotonic() + 10
-    while exporter.frames_traced < 4 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: exporter.frames_traced >= 4, 10, "four frames traced")
     assert exporter.frames_traced == 4
     assert len([s for s in spans.get_finished_spans() if s.name == "frame"]) == 4
     exporter.close()

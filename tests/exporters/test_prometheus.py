@@ -7,7 +7,6 @@ import shutil
 import socket
 import subprocess
 import threading
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from framescope.clock import FakeClock
 from framescope.exporters.prometheus import PrometheusExporter
 from framescope.pipeline import NodePhase, Pipeline
 from framescope.timepiece import StopWatch, TickerTachometer
+from tests.polling import eventually, holds_within
 
 
 def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -108,15 +108,9 @@ def test_queue_depth_of_a_threaded_pipeline() -> None:
         for i in range(5):
             pipeline.forward(i)
         server = exporter.serve()
-        deadline = time.monotonic() + 5
-        while True:  # the first item is taken by the stage, the other 4 wait
-            depth = scrape(server.url)[
-                ("framescope_stage_queue_depth", (("pipeline", "Slow"), ("stage", "Hold")))
-            ]
-            if depth == 4 or time.monotonic() > deadline:
-                break
-            time.sleep(0.01)
-        assert depth == 4
+        key = ("framescope_stage_queue_depth", (("pipeline", "Slow"), ("stage", "Hold")))
+        # the first item is taken by the stage, the other 4 wait
+        assert holds_within(lambda: scrape(server.url)[key] == 4, 5)
         release.set()
     pipeline.cleanup()
 
@@ -264,13 +258,16 @@ def prometheus_server(tmp_path: Path) -> Iterator[Any]:
             )
         processes.append(process)
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+
+        def ready() -> bool:
             try:
-                if urllib.request.urlopen(f"{url}/-/ready", timeout=1).status == 200:
-                    return url
+                with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as answer:
+                    return bool(answer.status == 200)
             except OSError:
-                time.sleep(0.1)
+                return False
+
+        if holds_within(ready, 30, every=0.1):
+            return url
         raise RuntimeError("prometheus did not become ready: " + log_path.read_text())
 
     yield start
@@ -303,13 +300,11 @@ def test_real_prometheus_scrapes_the_values(prometheus_server: Any, clock: FakeC
         server = exporter.serve()
         prometheus = prometheus_server(f"127.0.0.1:{server.port}")
         expression = 'framescope_stage_processing_seconds_bucket{stage="Infer",le="0.001"}'
-        deadline = time.monotonic() + 30
-        result: list[dict[str, Any]] = []
-        while time.monotonic() < deadline and not result:
-            result = query(prometheus, expression)
-            if not result:
-                time.sleep(0.2)
-        assert result, "Prometheus never scraped the exporter"
+
+        def scraped() -> list[dict[str, Any]]:
+            return query(prometheus, expression)  # empty until Prometheus scraped the exporter
+
+        result: list[dict[str, Any]] = eventually(scraped, 30, every=0.2)
         assert float(result[0]["value"][1]) == 42
         assert result[0]["metric"]["pipeline"] == "Cam"
         completed = query(prometheus, "framescope_pipeline_completed_items_total")

@@ -6,9 +6,7 @@ import json
 import logging
 import socket
 import threading
-import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -17,6 +15,9 @@ import pytest
 from framescope import Pipeline
 from framescope.live import LiveView
 from framescope.live.remote import RemoteBox, redact_url
+from tests.polling import wait_for
+
+from .views import view_json, view_showing
 
 pytestmark = pytest.mark.integration
 
@@ -71,23 +72,6 @@ def good_snapshot() -> bytes:
     return body
 
 
-def view_json(view: LiveView) -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{view.port}/view.json", timeout=5) as answer:
-        shown: dict[str, Any] = json.loads(answer.read())
-        return shown
-
-
-def wait_for(view: LiveView, check: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-    deadline = time.monotonic() + 15
-    shown: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        shown = view_json(view)
-        if check(shown):
-            return shown
-        time.sleep(0.02)
-    raise AssertionError(f"the view never showed it; last: {shown}")
-
-
 def why(shown: dict[str, Any], prefix: str) -> str:
     reason: str = shown.get("unreachable_reasons", {}).get(prefix, "")
     return reason
@@ -105,7 +89,7 @@ def test_a_box_answering_garbage_is_marked_and_its_poller_goes_on(box: Box) -> N
     remote = fleet.remotes[0]
     try:
         box.body = good
-        shown = wait_for(
+        shown = view_showing(
             fleet, lambda v: f"{prefix}__Far__Detect" in {s["key"] for s in v["stages"]}
         )
         assert shown["unreachable"] == {} and shown["unreachable_reasons"] == {}
@@ -117,7 +101,7 @@ def test_a_box_answering_garbage_is_marked_and_its_poller_goes_on(box: Box) -> N
             (b"[" * 100_000, "answers garbage: ValueError: JSON nested too deeply"),
         ]:
             box.body = body
-            shown = wait_for(fleet, lambda v, reason=reason: reason in why(v, prefix))
+            shown = view_showing(fleet, lambda v, reason=reason: reason in why(v, prefix))
             assert prefix in shown["unreachable"]  # shown as unreachable, with its reason
             assert shown["unreachable"][prefix] > 0  # since its last good snapshot
             assert remote.thread is not None and remote.thread.is_alive()
@@ -125,7 +109,7 @@ def test_a_box_answering_garbage_is_marked_and_its_poller_goes_on(box: Box) -> N
             assert f"{prefix}__Far__Detect" in {s["key"] for s in shown["stages"]}
         failures = remote.failures
         box.body = good  # it answers a snapshot again: the same poller picks it up
-        shown = wait_for(fleet, lambda v: not v["unreachable"])
+        shown = view_showing(fleet, lambda v: not v["unreachable"])
         assert shown["unreachable_reasons"] == {} and remote.reachable and remote.problem is None
         assert remote.failures >= failures >= 5
         assert remote.thread is not None and remote.thread.is_alive()
@@ -149,18 +133,17 @@ def test_a_box_token_is_in_no_log_line_repr_or_error(
         refresh=0.02,
     ).start()
     try:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and not all(
-            r.failures >= 2 and r.problem for r in fleet.remotes
-        ):
-            time.sleep(0.02)
+        wait_for(
+            lambda: all(r.failures >= 2 and r.problem for r in fleet.remotes),
+            15,
+            "two failed polls each",
+        )
         silent, answering = fleet.remotes
         assert silent.problem is not None and silent.problem.startswith("does not answer")
         assert answering.problem is not None and answering.problem.startswith("answers garbage")
         box.status, box.body = 401, b"unauthorised\n"
         failures = answering.failures
-        while time.monotonic() < deadline and answering.failures < failures + 2:
-            time.sleep(0.02)
+        wait_for(lambda: answering.failures >= failures + 2, 15, "two more failed polls")
         assert answering.problem is not None and "401" in answering.problem
         # The box still gets its token: in the Authorization header, not in the URL.
         assert f"Bearer {SECRET}" in box.authorizations

@@ -6,7 +6,6 @@ import io
 import json
 import socket
 import threading
-import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -17,11 +16,12 @@ import pytest
 from framescope import Pipeline
 from framescope.clock import FakeClock
 from framescope.live import LiveView
-from framescope.pipeline.state import PipelineState
-from tests.polling import holds_within
+from framescope.pipeline.model.state import PipelineState
+from tests.polling import eventually, holds_within, wait_for
 from tests.slow_clients import SlowClients, answer_of
 
 from ..pipeline.helpers import Gate
+from .views import view_showing, with_query
 
 pytestmark = pytest.mark.integration
 
@@ -41,9 +41,9 @@ def status(url: str) -> int:
         return error.code
 
 
-def with_query(view: LiveView, path: str) -> str:
-    base, _, query = view.url.partition("?")
-    return base + path + (f"?{query}" if query else "")
+def keyed(shown: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The stages a view shows, by key."""
+    return {stage["key"]: stage for stage in shown["stages"]}
 
 
 def running(name: str = "Cam") -> Pipeline:
@@ -52,6 +52,29 @@ def running(name: str = "Cam") -> Pipeline:
     for _ in pipeline.run(range(20)):
         pass
     return pipeline
+
+
+def test_a_snapshot_that_fails_is_logged_and_publishing_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pipeline = running()
+
+    class Flaky:
+        calls = 0
+
+        def snapshot(self) -> Any:
+            self.calls += 1
+            if self.calls in (2, 3):
+                raise RuntimeError("reading failed")
+            return pipeline.snapshot()
+
+    source = Flaky()
+    with LiveView(source, refresh=0.02) as view:
+        assert holds_within(lambda: view.published(after=0, timeout=1)[0] >= 3)
+    assert source.calls >= 5  # the two failed rounds did not end the publishing
+    assert caplog.text.count("live view: a snapshot failed") == 2
+    assert "reading failed" in caplog.text
+    pipeline.cleanup()
 
 
 def test_the_page_and_json_endpoints() -> None:
@@ -146,10 +169,7 @@ def test_beyond_loopback_every_endpoint_needs_the_token() -> None:
 
 
 def until_ok(url: str, limit: float = 10.0) -> None:
-    deadline = time.monotonic() + limit
-    while status(url) != 200:
-        assert time.monotonic() < deadline, "the slots were never freed"
-        time.sleep(0.05)
+    wait_for(lambda: status(url) == 200, limit, "the slots freed")
 
 
 def test_too_many_clients_get_503_and_idle_ones_are_let_go() -> None:
@@ -186,13 +206,7 @@ def test_slow_clients_never_keep_one_with_the_token_out() -> None:
         assert holds_within(lambda: view._server.handler_threads() == 4)  # 4 still on their head
         for _ in range(5):
             assert status(with_query(view, "healthz")) == 200
-        # Each one was cut: to make room (503), or at the head's deadline (408).
-        assert slow.all_closed(limit=2 + 10)
-        for number, answer in enumerate(slow.answers):
-            assert answer.startswith((b"HTTP/1.0 503", b"HTTP/1.0 408")), answer
-            if answer.startswith(b"HTTP/1.0 408"):
-                assert slow.closed_after[number] >= 2
-        timed_out = sum(answer.startswith(b"HTTP/1.0 408") for answer in slow.answers)
+        timed_out = slow.all_cut(header_timeout=2)
         assert timed_out >= 1 and view._server.timed_out == timed_out
     finally:
         slow.close()
@@ -247,15 +261,10 @@ def test_a_stream_ends_when_its_preview_stops() -> None:
 
 def serve_again(pipeline: Pipeline, port: int) -> LiveView:
     """Serve on ``port`` again (the old socket may take a moment to let it go)."""
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            view = LiveView(pipeline, port=port, refresh=0.05).start()
-            return view
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+    view: LiveView = eventually(
+        lambda: LiveView(pipeline, port=port, refresh=0.05).start(), 10, every=0.1, errors=True
+    )
+    return view
 
 
 def test_a_fleet_view_merges_boxes_and_marks_one_that_goes_away() -> None:
@@ -264,26 +273,18 @@ def test_a_fleet_view_merges_boxes_and_marks_one_that_goes_away() -> None:
     remote2 = LiveView(box2, refresh=0.05).start()
     fleet = LiveView(remote1.url, remote2.url, refresh=0.05).start()
     try:
-        deadline, keys = time.monotonic() + 10, set()
-        while time.monotonic() < deadline and len(keys) < 4:  # each box is polled on its own
-            shown = json.loads(get(with_query(fleet, "view.json")))
-            keys = {s["key"] for s in shown["stages"]}
+        shown = view_showing(fleet, lambda v: len(v["stages"]) >= 4, 10)  # polled one by one
+        keys = {s["key"] for s in shown["stages"]}
         assert f"127_0_0_1_{remote1.port}__Left__Detect" in keys
         assert f"127_0_0_1_{remote2.port}__Right__Draw" in keys
         assert shown["unreachable"] == {}
         remote2.close()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not shown["unreachable"]:
-            time.sleep(0.05)
-            shown = json.loads(get(with_query(fleet, "view.json")))
+        shown = view_showing(fleet, lambda v: v["unreachable"], 10)
         ((gone, last_seen),) = shown["unreachable"].items()
         assert gone == f"127_0_0_1_{remote2.port}" and last_seen > 0
         assert any(k.endswith("__Right__Draw") for k in (s["key"] for s in shown["stages"]))
         remote2 = serve_again(box2, remote2.port)  # the box answers again
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and shown["unreachable"]:
-            time.sleep(0.05)
-            shown = json.loads(get(with_query(fleet, "view.json")))
+        shown = view_showing(fleet, lambda v: not v["unreachable"], 10)
         assert shown["unreachable"] == {}
     finally:
         fleet.close()
@@ -303,11 +304,7 @@ def test_a_box_that_never_answers_holds_up_neither_the_page_nor_the_others() -> 
         f"http://127.0.0.1:{silent.getsockname()[1]}/", remote.url, refresh=0.05
     ).start()
     try:
-        deadline = time.monotonic() + 10
-        shown: dict[str, Any] = {"stages": []}
-        while time.monotonic() < deadline and not shown["stages"]:
-            shown = json.loads(get(with_query(fleet, "view.json")))
-            time.sleep(0.05)
+        shown = view_showing(fleet, lambda v: v["stages"], 10)
         assert {s["key"] for s in shown["stages"]} >= {f"127_0_0_1_{remote.port}__Live__Detect"}
         # Still publishing every 0.05 s while the silent box's poll hangs (up to 5 s).
         now = fleet.published()[0]
@@ -363,12 +360,8 @@ def test_drops_at_the_input_show_on_the_first_stage() -> None:
             pipeline.forward(item)
         lost = pipeline.counters()["rejected"] + pipeline.counters()["dropped"]
         assert lost > 0
-        deadline, stages = time.monotonic() + 10, {}
-        while time.monotonic() < deadline:
-            stages = {s["key"]: s for s in json.loads(get(with_query(view, "view.json")))["stages"]}
-            if stages["Cam__Gate"]["dropped"] == lost:
-                break
-            time.sleep(0.05)
+        shown = view_showing(view, lambda v: keyed(v)["Cam__Gate"]["dropped"] == lost, 10)
+        stages = keyed(shown)
         assert stages["Cam__Gate"]["dropped"] == lost
         assert stages["Cam__Draw"]["dropped"] == 0
         gate.release.set()
@@ -383,14 +376,8 @@ def test_a_stage_behind_a_gated_one_shows_its_input_blocked() -> None:
         for item in range(3):
             pipeline.forward(item)
         assert gate.entered.wait(10)
-        shown: dict[str, Any] = {}
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            shown = json.loads(get(with_query(view, "view.json")))
-            stages = {s["key"]: s for s in shown["stages"]}
-            if stages["Cam__Gate"]["input"] == "BLOCKED":
-                break
-            time.sleep(0.05)
+        shown = view_showing(view, lambda v: keyed(v)["Cam__Gate"]["input"] == "BLOCKED", 10)
+        stages = keyed(shown)
         assert stages["Cam__Gate"]["state"] == "PROCESSING"
         assert stages["Cam__Gate"]["input"] == "BLOCKED"  # Decode waits to hand item 2 over
         assert stages["Cam__Gate"]["queued"] == 1

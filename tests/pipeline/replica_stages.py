@@ -13,7 +13,8 @@ import pytest
 
 from framescope import Pipeline, Stage
 from framescope.pipeline import StageError
-from framescope.pipeline.replica_child import resident_bytes
+from framescope.pipeline.replicas.child import resident_bytes
+from tests.polling import wait_for
 
 
 class Brighten:
@@ -72,11 +73,7 @@ class Stall:
 
 def stalled_worker(marker: pathlib.Path, limit: float = 60) -> int:
     """The process id a :class:`Stall` wrote to ``marker`` once it stalled (waits for it)."""
-    deadline = time.monotonic() + limit
-    while not marker.exists() or not marker.read_text():
-        if time.monotonic() > deadline:
-            raise AssertionError("the stage never stalled")
-        time.sleep(0.01)
+    wait_for(lambda: marker.exists() and marker.read_text(), limit, "the stage stalling")
     return int(marker.read_text())
 
 

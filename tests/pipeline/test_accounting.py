@@ -16,7 +16,7 @@ from framescope.pipeline import (
     PipelineStoppedError,
     StageError,
 )
-from framescope.pipeline.accounting import OUTCOMES
+from framescope.pipeline.model.counters import OUTCOMES
 
 from .helpers import Gate
 
@@ -328,9 +328,8 @@ def test_a_source_that_fails_is_accounted_for_and_raised_after_its_items(
 @pytest.mark.parametrize("mode", ["serialize", "parallelize"])
 def test_every_counter_has_one_home_and_a_misspelt_one_is_refused(mode: str) -> None:
     from framescope.exporters.prometheus import _PIPELINE_COUNTERS
-    from framescope.pipeline.accounting import COUNTERS, OUTCOMES
-    from framescope.pipeline.diagnosis import LOSS_COUNTERS
-    from framescope.pipeline.snapshot import DROP_REASONS
+    from framescope.pipeline.model.counters import COUNTERS, DROP_REASONS, OUTCOMES
+    from framescope.pipeline.views.diagnosis import LOSS_COUNTERS
 
     with Pipeline() as pipeline:
         getattr(pipeline.add(lambda x: x, "Same"), mode)()

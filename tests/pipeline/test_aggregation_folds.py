@@ -8,15 +8,15 @@ import pytest
 
 from framescope import folds
 from framescope.clock import FakeClock
-from framescope.pipeline.aggregation import Aggregator, NodeLink
-from framescope.pipeline.events import (
+from framescope.pipeline.debug.aggregation import Aggregator, NodeLink
+from framescope.pipeline.debug.nodestate import NodeReading
+from framescope.pipeline.debug.recorder import EventRecorder
+from framescope.pipeline.model.events import (
     NO_QUEUE,
-    EventRecorder,
     IterationRecord,
     iteration_records,
     pack_iteration,
 )
-from framescope.pipeline.nodestate import NodeReading
 
 
 def recorded(count: int, seed: int) -> tuple[EventRecorder, list[IterationRecord]]:

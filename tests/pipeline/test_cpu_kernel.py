@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from framescope.pipeline import CpuSplit, Pipeline, PipelineSnapshot, StageSnapshot
-from framescope.pipeline.diagnosis import diagnose_snapshot
+from framescope.pipeline.views.diagnosis import diagnose_snapshot
 from tests.polling import holds_within
 
 pytestmark = [

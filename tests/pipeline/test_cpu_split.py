@@ -15,15 +15,15 @@ import pytest
 from framescope import FakeClock
 from framescope.pipeline import (
     CpuSplit,
-    FakeCpuSource,
     MachineLoad,
     Pipeline,
     PipelineSnapshot,
     SnapshotFormatError,
     StageSnapshot,
 )
-from framescope.pipeline.cpu import CpuAccounting, TaskTimes
-from framescope.pipeline.diagnosis import diagnose_snapshot
+from framescope.pipeline.lowlevel import FakeCpuSource
+from framescope.pipeline.runtime.cpu import CpuAccounting, TaskTimes
+from framescope.pipeline.views.diagnosis import diagnose_snapshot
 from framescope.stats import StatsSnapshot
 from tests.polling import holds_within
 
@@ -357,7 +357,7 @@ def test_a_cpu_source_without_the_methods_is_refused_by_name() -> None:
 
 
 def test_task_times_read_from_the_kernel_for_this_thread() -> None:
-    from framescope.pipeline.cpu import default_cpu_source
+    from framescope.pipeline.runtime.cpu import default_cpu_source
 
     source = default_cpu_source()
     times = source.thread(threading.current_thread())

@@ -192,7 +192,7 @@ def test_a_stage_whose_input_queue_stays_full_sets_the_pace_however_busy_it_look
     pipeline.cleanup()
     from dataclasses import replace
 
-    from framescope.pipeline.diagnosis import _pace, diagnose_snapshot
+    from framescope.pipeline.views.diagnosis import _pace, diagnose_snapshot
 
     measured = diagnose_snapshot(snapshot).stages
     loads = tuple(replace(load, busy=min(load.busy, 0.6)) for load in measured)

@@ -11,6 +11,7 @@ import pytest
 
 from framescope import Pipeline
 from framescope.pipeline import PipelineClosedError
+from tests.polling import wait_for
 
 from .helpers import FailOn, Gate
 
@@ -192,10 +193,8 @@ def test_a_hung_stage_fed_by_the_loop_is_the_only_one_named() -> None:
     release.set()
     assert hung == ["MainPipeline__Hang"]  # the loop was let go, not reported
     assert elapsed < 2.0  # one deadline for all, not one per thread
-    deadline = time.monotonic() + 10
-    while any(t.name == "framescope:MainPipeline__Hang" for t in threading.enumerate()):
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    hanging = "framescope:MainPipeline__Hang"
+    wait_for(lambda: all(t.name != hanging for t in threading.enumerate()), 10, "the thread gone")
 
 
 class Fatal(BaseException):

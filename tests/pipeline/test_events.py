@@ -6,13 +6,8 @@ import threading
 import pytest
 
 from framescope.clock import FakeClock
-from framescope.pipeline.events import (
-    EventInterval,
-    EventRecorder,
-    EventStatus,
-    EventType,
-    PipelineEvent,
-)
+from framescope.pipeline.debug.recorder import EventRecorder
+from framescope.pipeline.model.events import EventInterval, EventStatus, EventType, PipelineEvent
 
 
 def events_of(recorder: EventRecorder) -> list[PipelineEvent]:

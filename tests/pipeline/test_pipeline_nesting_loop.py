@@ -11,7 +11,7 @@ import pytest
 from framescope import Pipeline
 from framescope.clock import FakeClock
 from framescope.pipeline import PipelineStoppedError
-from framescope.pipeline.loop import PeriodicGrid
+from framescope.pipeline.runtime.loop import PeriodicGrid
 
 from .helpers import Busy, Counter
 

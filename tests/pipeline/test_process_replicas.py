@@ -15,9 +15,9 @@ import pytest
 import framescope
 from framescope import Pipeline
 from framescope.pipeline import StageError
-from framescope.pipeline.executors import ReplicaLostError
-from framescope.pipeline.process_executor import ProcessExecutor
-from framescope.pipeline.shared_items import SharedBlock, pack, unpack
+from framescope.pipeline.replicas.base import ReplicaLostError
+from framescope.pipeline.replicas.process import ProcessExecutor
+from framescope.pipeline.replicas.shared_items import SharedBlock, pack, unpack
 
 from .replica_stages import (
     Brighten,

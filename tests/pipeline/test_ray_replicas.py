@@ -12,7 +12,7 @@ import pytest
 
 from framescope import Pipeline
 from framescope.pipeline import StageError
-from framescope.pipeline.executors import ReplicaLostError
+from framescope.pipeline.replicas.base import ReplicaLostError
 
 from .replica_stages import Draw, Echo, Refuses, error_of_killed_worker, run_killing_one_worker
 

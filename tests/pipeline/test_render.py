@@ -10,8 +10,8 @@ import pytest
 
 from framescope import Pipeline
 from framescope.clock import FakeClock
-from framescope.pipeline.query import PipelineStateQuery
-from framescope.pipeline.state import PipelineState, Timing, merge_states
+from framescope.pipeline.model.query import PipelineStateQuery
+from framescope.pipeline.model.state import PipelineState, Timing, merge_states
 
 from .helpers import Gate
 
@@ -154,7 +154,7 @@ def test_fps_and_p50_p90_mean_processing_in_the_terminal_the_demo_and_the_browse
     from framescope.demo import render_state
     from framescope.live import watch
     from framescope.live.view import page_view
-    from framescope.pipeline.render import SNAPSHOT_COLUMNS
+    from framescope.pipeline.views.tables import SNAPSHOT_COLUMNS
 
     pipeline = busy_pipeline(clock)  # Detect takes 4 ms per call, Draw none
     snapshot = pipeline.snapshot()
@@ -223,8 +223,8 @@ def test_the_stage_table_shows_where_each_stage_s_time_goes(clock: FakeClock) ->
 
 
 def test_a_serial_pipeline_s_stages_read_not_measured(clock: FakeClock) -> None:
-    from framescope.pipeline.cpu import MachineLoad
-    from framescope.pipeline.render import machine_text
+    from framescope.pipeline.model.cpu import MachineLoad
+    from framescope.pipeline.views.tables import machine_text
 
     pipeline = Pipeline(name="Cam", clock=clock).add(lambda x: x, "Detect")
     assert list(pipeline.run(range(3))) == [0, 1, 2]

@@ -11,7 +11,8 @@ import pytest
 
 from framescope import Pipeline, Stage
 from framescope.pipeline import StageError
-from framescope.pipeline.executors import ThreadExecutor
+from framescope.pipeline.replicas.base import ThreadExecutor
+from tests.polling import wait_for
 
 from .helpers import FailOn
 
@@ -90,11 +91,9 @@ def test_a_held_head_holds_the_others_back_within_the_window() -> None:
         for item in range(3):
             assert pipeline.forward(item)
         assert stage.holding.wait(10)
-        deadline = time.monotonic() + 10
         # replicas + queue size = 4 items may be taken ahead of the head; the rest wait
-        while pipeline.snapshot().stage("MainPipeline__Held").held != 2:
-            assert time.monotonic() < deadline, pipeline.snapshot()
-            time.sleep(0.001)
+        held = pipeline.snapshot
+        wait_for(lambda: held().stage("MainPipeline__Held").held == 2, 10, "two items held")
         for item in range(3, 6):
             assert pipeline.forward(item)
         time.sleep(0.05)  # give a replica the chance to take more than the window allows
@@ -144,8 +143,7 @@ def test_cleanup_with_items_inside_accounts_for_all_of_them() -> None:
     assert stage.holding.wait(10)
     stopping = threading.Thread(target=pipeline.cleanup, kwargs={"timeout": 30})
     stopping.start()
-    while pipeline.counters()["discarded"] < 5:
-        time.sleep(0.001)
+    wait_for(lambda: pipeline.counters()["discarded"] >= 5, 30, "five items discarded")
     stage.release.set()
     stopping.join(30)
     counts = pipeline.counters()
@@ -194,8 +192,8 @@ def test_the_suggestion_counts_replicas_when_cores_are_idle() -> None:
         snapshot = pipeline.snapshot()
     from dataclasses import replace
 
-    from framescope.pipeline.cpu import MachineLoad
-    from framescope.pipeline.diagnosis import diagnose_snapshot
+    from framescope.pipeline.model.cpu import MachineLoad
+    from framescope.pipeline.views.diagnosis import diagnose_snapshot
 
     idle = MachineLoad(cores=8, window_s=5.0, cpu_busy=1 / 8, load1=1.0, process_cores=1.0)
     many = diagnose_snapshot(replace(snapshot, cpu_count=8, cpu_load=1.0, machine=idle))

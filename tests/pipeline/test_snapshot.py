@@ -19,7 +19,7 @@ from framescope import Pipeline
 from framescope.clock import FakeClock
 from framescope.live.view import page_view
 from framescope.pipeline import PipelineSnapshot, SnapshotFormatError, merge_snapshots
-from framescope.pipeline.diagnosis import diagnose_snapshot
+from framescope.pipeline.views.diagnosis import diagnose_snapshot
 
 from .helpers import Busy, FailOn
 

@@ -7,7 +7,7 @@ import pytest
 
 from framescope import Pipeline, Stage
 from framescope.clock import FakeClock
-from framescope.pipeline.state import PipelineState, merge_states
+from framescope.pipeline.model.state import PipelineState, merge_states
 from tests.polling import wait_for
 
 from .helpers import Busy, Gate
@@ -282,7 +282,7 @@ def test_block_names_past_the_bound_are_folded_into_other(
 
     pipeline = Pipeline(debug=True, clock=clock, block_names=8).add(Tracker())
     pipeline.parallelize(queue_size=8)
-    with caplog.at_level("WARNING", logger="framescope.pipeline.events"):
+    with caplog.at_level("WARNING", logger="framescope.pipeline.debug.recorder"):
         for i in range(300):
             pipeline.forward(i)
         list(islice(pipeline.results(timeout=10), 300))

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from framescope import Pipeline
-from framescope.pipeline.state import NodeState, PipelineState, merge_states
+from framescope.pipeline.model.state import NodeState, PipelineState, merge_states
 
 
 def recorded_state() -> dict[str, Any]:

@@ -43,7 +43,7 @@ def test_warm_up_measures_rate_and_size_then_streams(tmp_path: Path) -> None:
     assert spyglass.fps == pytest.approx(25)
     assert (spyglass.width, spyglass.height) == (320, 240)
     assert spyglass.stop_streaming()
-    counts = spyglass.counts
+    counts = spyglass.counters()
     assert counts["warmup"] == 10 and counts["queued"] == 30
     assert counts["sent"] == 30 and counts["dropped"] == 0
     assert counts["put"] == counts["warmup"] + counts["queued"]
@@ -58,7 +58,22 @@ def test_no_warm_up_when_rate_and_size_are_given(tmp_path: Path) -> None:
     assert spyglass.state is SpyGlassState.STREAMING
     assert spyglass.put(np.zeros((120, 160, 3), np.uint8))  # the first frame goes out
     assert spyglass.stop_streaming()
-    assert spyglass.counts["sent"] == 1 and spyglass.counts["warmup"] == 0
+    assert spyglass.counters()["sent"] == 1 and spyglass.counters()["warmup"] == 0
+
+
+def test_counters_is_the_one_reading_of_the_frames_and_rises_with_them(tmp_path: Path) -> None:
+    spyglass = SpyGlass(str(tmp_path / "counted.mp4"), 30, 160, 120, queue_size=64)
+    assert not hasattr(spyglass, "counts")  # Backpack had no such name: counters() only
+    keys = {"put", "warmup", "queued", "sent", "dropped", "in_flight", "failures", "reconnects"}
+    assert spyglass.counters() == dict.fromkeys(keys, 0)
+    spyglass.put(np.zeros((120, 160, 3), np.uint8))  # while stopped: put, not queued
+    spyglass.start_streaming()
+    spyglass.put(np.zeros((120, 160, 3), np.uint8))
+    assert spyglass.stop_streaming()
+    counts = spyglass.counters()
+    assert (counts["put"], counts["queued"], counts["sent"], counts["in_flight"]) == (2, 1, 1, 0)
+    counts["sent"] = 99  # a copy: the reading is the caller's
+    assert spyglass.counters()["sent"] == 1
 
 
 def test_frames_of_another_size_are_scaled(tmp_path: Path) -> None:
@@ -83,7 +98,7 @@ def test_round_trip_every_frame_arrives_at_the_rtmp_receiver(tmp_path: Path) -> 
     assert [frame.index for frame in passed] == list(range(90))  # the stage passes them on
     pipeline.cleanup()  # stops the SpyGlass: what is queued is sent first
     assert spyglass.state is SpyGlassState.STOPPED
-    counts = spyglass.counts
+    counts = spyglass.counters()
     assert counts["sent"] == 90 and counts["dropped"] == 0
     report = receiver.result()
     assert report["frames"] == 90
@@ -112,15 +127,15 @@ def test_a_receiver_that_goes_away_and_comes_back() -> None:
     assert holds_within(lambda: spyglass.state is SpyGlassState.STREAMING)
     receiver.kill()
     put_for(1.5)
-    assert holds_within(lambda: spyglass.counts["failures"] >= 1)
+    assert holds_within(lambda: spyglass.counters()["failures"] >= 1)
     assert spyglass.last_error is not None
     again = Receiver(url, "flv", "listen=1")
     put_for(0.5)
-    assert holds_within(lambda: spyglass.counts["reconnects"] >= 1, 20)
+    assert holds_within(lambda: spyglass.counters()["reconnects"] >= 1, 20)
     put_for(1.5)
     assert spyglass.stop_streaming()
     assert again.result()["frames"] > 0  # streaming resumed to the new receiver
-    counts = spyglass.counts
+    counts = spyglass.counters()
     assert counts["put"] == counts["queued"]
     assert counts["sent"] + counts["dropped"] == counts["queued"]  # every frame accounted for
     assert slowest < 0.5, slowest  # the loop never waited on the network
@@ -140,14 +155,14 @@ def test_a_receiver_that_never_reads_cannot_hold_the_loop() -> None:
         assert spyglass.put(noisy)
         slowest = max(slowest, time.monotonic() - started)
         time.sleep(0.005)
-        if spyglass.counts["dropped"] > 0:
+        if spyglass.counters()["dropped"] > 0:
             break
     assert slowest < 0.5, slowest
-    assert spyglass.counts["dropped"] > 0  # the bounded queue overflowed, counted
+    assert spyglass.counters()["dropped"] > 0  # the bounded queue overflowed, counted
     started = time.monotonic()
     spyglass.stop_streaming(timeout=1.0)  # the encoder is stuck on the socket: ended
     assert time.monotonic() - started < 10
-    counts = spyglass.counts
+    counts = spyglass.counters()
     assert counts["sent"] + counts["dropped"] == counts["queued"]
     listener.close()
 
@@ -162,7 +177,7 @@ def test_stop_and_start_three_times_to_the_same_url() -> None:
             spyglass.put(frame)
         assert spyglass.stop_streaming()
         assert receiver.result()["frames"] == 20
-    assert spyglass.counts["sent"] == 60
+    assert spyglass.counters()["sent"] == 60
 
 
 def test_bad_settings_fail_at_start_not_in_the_encoder(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from framescope.clock import SYSTEM_CLOCK, Clock, to_nanoseconds
 from framescope.cwadapter.adapter import CloudWatchSender
 from framescope.cwadapter.datum import base_datum, cw_dimensions, value_datum
 from framescope.delivery import DeliveryCounters
-from framescope.pipeline.snapshot import PipelineSnapshot, SnapshotSource
+from framescope.pipeline.model.snapshot import PipelineSnapshot, SnapshotSource
 from framescope.stats import StatsSnapshot
 
 __all__ = ["PipelineMetricsExporter", "pipeline_data"]

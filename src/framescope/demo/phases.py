@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from framescope.pipeline import PipelineSnapshot
-from framescope.pipeline.diagnosis import LOSS_COUNTERS, Diagnosis
+from framescope.pipeline.views.diagnosis import LOSS_COUNTERS, Diagnosis
 
 __all__ = ["DemoPhase", "PhaseInput", "ShownPipeline", "compare_phases", "replica_claims"]
 

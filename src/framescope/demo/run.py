@@ -18,7 +18,7 @@ from framescope.demo.phases import (
 )
 from framescope.demo.stages import build_demo_pipeline, render_state
 from framescope.pipeline import Pipeline, PipelineSnapshot
-from framescope.pipeline.diagnosis import Diagnosis, diagnose_snapshot
+from framescope.pipeline.views.diagnosis import Diagnosis, diagnose_snapshot
 from framescope.trace import chrome_trace, write_trace
 
 __all__ = ["DemoReport", "run_demo"]
@@ -233,9 +233,9 @@ def _watch(
 
 def _account(report: DemoReport, finals: list[PipelineSnapshot], spyglass: Any) -> None:
     """Fill in what became of the frames, from the phases' pipelines' and the output's counters."""
-    from framescope.pipeline.diagnosis import LOSS_COUNTERS  # noqa: PLC0415
+    from framescope.pipeline.views.diagnosis import LOSS_COUNTERS  # noqa: PLC0415
 
-    counts = spyglass.counts
+    counts = spyglass.counters()
     report.frames_written = counts["sent"]
     report.frames_failed = counts["dropped"]
     report.failures = {}

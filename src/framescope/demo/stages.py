@@ -8,7 +8,7 @@ from typing import Any
 
 from framescope._optional import require
 from framescope.pipeline import Pipeline, PipelineSnapshot, Stage
-from framescope.pipeline.render import snapshot_table
+from framescope.pipeline.views.tables import snapshot_table
 
 __all__ = [
     "MODEL_INPUT",

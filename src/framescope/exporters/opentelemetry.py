@@ -62,12 +62,12 @@ from framescope._waits import Deadline
 from framescope.clock import SYSTEM_CLOCK, Clock, TimeSource
 from framescope.exporters.otlp import delivered_spans, otlp_meter_provider, otlp_tracer_provider
 from framescope.exporters.sources import MetricSources, Reading, cpu_seconds
-from framescope.pipeline.events import NodePhase
-from framescope.pipeline.snapshot import SnapshotSource
+from framescope.pipeline.model.events import NodePhase
+from framescope.pipeline.model.snapshot import SnapshotSource
+from framescope.pipeline.model.traces import FrameTrace
 from framescope.stats import StatsSnapshot
 from framescope.timepiece.tachometers import BaseTachometer
 from framescope.timepiece.timers import BaseTimer
-from framescope.trace import FrameTrace
 
 _metrics_api = require("opentelemetry.metrics", "otel", "the OpenTelemetry exporter")
 _trace_api = require("opentelemetry.trace", "otel", "the OpenTelemetry exporter")
@@ -482,7 +482,7 @@ def _stage_cpu(r: Reading) -> Observed:
 
 
 def _machine(figure: str) -> Callable[[Reading], Observed]:
-    """The observer of one :class:`~framescope.pipeline.cpu.MachineLoad` figure, per pipeline."""
+    """The observer of one :class:`~framescope.pipeline.MachineLoad` figure, per pipeline."""
 
     def observe(r: Reading) -> Observed:
         for p in r.pipelines:

@@ -73,8 +73,8 @@ from framescope._keys import without_prefix
 from framescope._optional import require
 from framescope.exporters.sources import MetricSources, Reading, cpu_seconds, histogram_of
 from framescope.histogram import DEFAULT_LATENCY_BUCKETS, HistogramSnapshot
-from framescope.pipeline.events import NodePhase
-from framescope.pipeline.snapshot import PipelineSnapshot, SnapshotSource, StageSnapshot
+from framescope.pipeline.model.events import NodePhase
+from framescope.pipeline.model.snapshot import PipelineSnapshot, SnapshotSource, StageSnapshot
 from framescope.timepiece.tachometers import BaseTachometer
 from framescope.timepiece.timers import BaseTimer
 

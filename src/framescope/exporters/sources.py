@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from framescope.histogram import DEFAULT_LATENCY_BUCKETS, HistogramSnapshot, check_bounds
-from framescope.pipeline.snapshot import PipelineSnapshot, SnapshotSource, StageSnapshot
+from framescope.pipeline.model.snapshot import PipelineSnapshot, SnapshotSource, StageSnapshot
 from framescope.stats import StatsSnapshot
 from framescope.timepiece.tachometers import BaseTachometer
 from framescope.timepiece.timers import BaseTimer

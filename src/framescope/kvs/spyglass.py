@@ -241,7 +241,7 @@ class KVSSpyGlass(SpyGlass):
         """Frames put, dropped (queue full or lost with a fragment) and sent; fragments sent
         and lost; acks by kind; errors by code; connections, reconnects and rotations;
         ``ack_timeouts``: the times acknowledgements stopped for ``ack_timeout``."""
-        counts: dict[str, Any] = {**self.counts}
+        counts: dict[str, Any] = super().counters()
         totals = {k: dict(v) if isinstance(v, dict) else v for k, v in self._totals.items()}
         live = self._uploader
         if live is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from framescope._grid import FixedGrid
 from framescope.clock import TimeSource, wait_on
 
 __all__ = ["Beat", "wait_for"]
@@ -18,15 +19,15 @@ __all__ = ["Beat", "wait_for"]
 class Beat:
     """A beat every ``period`` seconds of ``clock``, until ``stop`` is set (or ``until`` s pass).
 
-    The first beat is due ``period`` after the Beat is made, each next one
-    ``period`` after the last was due; a loop that fell more than a period
-    behind goes on from now, without a burst to catch up. The beats are
-    instants of the clock, not waits counted from when a thread began to
-    wait, so a test that advances a fake clock before the loop waits still
-    moves it on.
+    The beats are the slots of a :class:`~framescope._grid.FixedGrid` whose
+    first slot is due ``period`` after the Beat is made: a loop that fell
+    behind skips the slots it missed, without a burst. They are instants of
+    the clock, fixed before the loop's thread starts (not waits counted from
+    when it began to wait), so a test that advances a fake clock at any
+    moment moves the loop on exactly.
     """
 
-    __slots__ = ("_clock", "_end_ns", "_next_ns", "_period_ns", "_stop")
+    __slots__ = ("_clock", "_end_ns", "_grid", "_stop")
 
     def __init__(
         self,
@@ -38,9 +39,9 @@ class Beat:
     ) -> None:
         self._clock = clock
         self._stop = stop
-        self._period_ns = max(1, round(period * 1e9))
         now = clock.monotonic_ns()
-        self._next_ns = now + self._period_ns
+        period_ns = max(1, round(period * 1e9))
+        self._grid = FixedGrid(period_ns, now + period_ns)
         self._end_ns = None if until is None else now + round(until * 1e9)
 
     def wait(self) -> bool:
@@ -50,13 +51,12 @@ class Beat:
             now = self._clock.monotonic_ns()
             if self._end_ns is not None and now >= self._end_ns:
                 return False
-            if now >= self._next_ns:
-                self._next_ns += self._period_ns
-                if self._next_ns <= now:  # fell behind: no burst of beats
-                    self._next_ns = now + self._period_ns
+            if self._grid.take(now):
                 return True
-            due = self._next_ns if self._end_ns is None else min(self._next_ns, self._end_ns)
-            wait_on(self._clock, self._stop, (due - now) / 1e9)
+            left = self._grid.wait_ns(now)
+            if self._end_ns is not None:
+                left = min(left, self._end_ns - now)
+            wait_on(self._clock, self._stop, left / 1e9)
         return False
 
 

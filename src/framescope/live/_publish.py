@@ -21,7 +21,7 @@ from framescope.live._pace import Beat, wait_for
 from framescope.live.preview import PreviewTap
 from framescope.live.remote import RemoteBox
 from framescope.live.view import input_drops, page_view
-from framescope.pipeline.snapshot import PipelineSnapshot, merge_snapshots
+from framescope.pipeline.model.snapshot import PipelineSnapshot, merge_snapshots
 from framescope.stats import StatsSnapshot
 
 __all__ = ["EVENTS_TYPE", "Publisher"]

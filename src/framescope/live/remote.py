@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from framescope.clock import SYSTEM_CLOCK, TimeSource
 from framescope.live._auth import HIDDEN, SECRET_PARAMETERS, redact_url
 from framescope.live._pace import Beat
-from framescope.pipeline.snapshot import PipelineSnapshot
+from framescope.pipeline.model.snapshot import PipelineSnapshot
 
 __all__ = ["MAX_ANSWER_BYTES", "SECRET_PARAMETERS", "RemoteBox", "redact_url"]
 

@@ -21,7 +21,7 @@ from framescope.live._http import open_server
 from framescope.live._publish import Published, Publisher
 from framescope.live.preview import ImageChoice, PreviewTap
 from framescope.live.remote import RemoteBox
-from framescope.pipeline.snapshot import PipelineSnapshot
+from framescope.pipeline.model.snapshot import PipelineSnapshot
 
 __all__ = ["LiveView"]
 

@@ -10,8 +10,8 @@ from typing import Any, TextIO
 from framescope._validation import check_bool, check_positive_seconds
 from framescope.clock import SYSTEM_CLOCK, TimeSource
 from framescope.live._pace import Beat
-from framescope.pipeline.render import snapshot_table
-from framescope.pipeline.snapshot import SnapshotSource
+from framescope.pipeline.model.snapshot import SnapshotSource
+from framescope.pipeline.views.tables import snapshot_table
 
 __all__ = ["watch"]
 

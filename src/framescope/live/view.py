@@ -15,10 +15,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from framescope._keys import join_key
-from framescope.pipeline.cpu import CpuSplit, MachineLoad
-from framescope.pipeline.diagnosis import diagnose_snapshot
-from framescope.pipeline.render import cpu_text, machine_text
-from framescope.pipeline.snapshot import PipelineSnapshot
+from framescope.pipeline.model.cpu import CpuSplit, MachineLoad
+from framescope.pipeline.model.snapshot import PipelineSnapshot
+from framescope.pipeline.views.diagnosis import diagnose_snapshot
+from framescope.pipeline.views.tables import cpu_text, machine_text
 
 __all__ = ["cpu_view", "input_drops", "machine_view", "page_html", "page_view"]
 

@@ -11,11 +11,14 @@ Code written for PyStream runs after changing the import::
     ...
     latency, throughput = pipeline.get_profiles()
     pipeline.cleanup()
+
+The names here are grouped: building and running a pipeline; reading it (the
+snapshot every view renders, the diagnosis); DepthAI's node states; PyStream's
+module-level names. What stage code, tests and integrations need below that
+(event recorders, CPU sources) is in :mod:`framescope.pipeline.lowlevel`.
 """
 
-from framescope.pipeline import render as _render  # noqa: F401  (the views of the data)
-from framescope.pipeline.cpu import CpuSource, CpuSplit, FakeCpuSource, MachineLoad
-from framescope.pipeline.diagnosis import Diagnosis, StageLoad
+from framescope.pipeline import views as _views  # noqa: F401  (registers the views of the data)
 from framescope.pipeline.errors import (
     ErrorPolicy,
     OverflowPolicy,
@@ -23,31 +26,22 @@ from framescope.pipeline.errors import (
     PipelineStoppedError,
     StageError,
 )
-from framescope.pipeline.events import (
+from framescope.pipeline.model.cpu import CpuSplit, MachineLoad
+from framescope.pipeline.model.events import (
     EventInterval,
-    EventRecorder,
     EventStatus,
     EventType,
     NodePhase,
     PipelineEvent,
 )
-from framescope.pipeline.pipeline import Pipeline, PipelineStage
-from framescope.pipeline.pystream import (
-    MAIN_PIPELINE_NAME,
-    PipelineUndefined,
-    get_profiler_db_folder,
-    logger,
-    set_profiler_db_folder,
-)
-from framescope.pipeline.snapshot import (
+from framescope.pipeline.model.snapshot import (
     PipelineSnapshot,
     SnapshotFormatError,
     SnapshotSource,
     StageSnapshot,
     merge_snapshots,
 )
-from framescope.pipeline.stage import Stage
-from framescope.pipeline.state import (
+from framescope.pipeline.model.state import (
     DurationStats,
     InputQueueState,
     NodeState,
@@ -57,44 +51,61 @@ from framescope.pipeline.state import (
     Timing,
     merge_states,
 )
+from framescope.pipeline.pipeline import Pipeline, PipelineStage
+from framescope.pipeline.pystream import (
+    MAIN_PIPELINE_NAME,
+    PipelineUndefined,
+    get_profiler_db_folder,
+    logger,
+    set_profiler_db_folder,
+)
+from framescope.pipeline.replicas.base import ReplicaLostError, ThreadExecutor
+from framescope.pipeline.replicas.process import ProcessExecutor
+from framescope.pipeline.replicas.ray import RayExecutor
+from framescope.pipeline.stage import Stage
+from framescope.pipeline.views.diagnosis import Diagnosis, StageLoad
 
-__all__ = [
-    "MAIN_PIPELINE_NAME",
-    "CpuSource",
-    "CpuSplit",
-    "Diagnosis",
-    "DurationStats",
+__all__ = [  # noqa: RUF022 - grouped as the docstring says
+    # building and running
     "ErrorPolicy",
-    "EventInterval",
-    "EventRecorder",
-    "EventStatus",
-    "EventType",
-    "FakeCpuSource",
-    "InputQueueState",
-    "MachineLoad",
-    "NodePhase",
-    "NodeState",
-    "OutputQueueState",
     "OverflowPolicy",
     "Pipeline",
     "PipelineClosedError",
-    "PipelineEvent",
-    "PipelineSnapshot",
     "PipelineStage",
-    "PipelineState",
     "PipelineStoppedError",
-    "PipelineUndefined",
-    "QueueStats",
-    "SnapshotFormatError",
-    "SnapshotSource",
+    "ProcessExecutor",
+    "RayExecutor",
+    "ReplicaLostError",
     "Stage",
     "StageError",
+    "ThreadExecutor",
+    # reading
+    "CpuSplit",
+    "Diagnosis",
+    "MachineLoad",
+    "PipelineSnapshot",
+    "SnapshotFormatError",
+    "SnapshotSource",
     "StageLoad",
     "StageSnapshot",
+    "merge_snapshots",
+    # DepthAI's node states and events
+    "DurationStats",
+    "EventInterval",
+    "EventStatus",
+    "EventType",
+    "InputQueueState",
+    "NodePhase",
+    "NodeState",
+    "OutputQueueState",
+    "PipelineEvent",
+    "PipelineState",
+    "QueueStats",
     "Timing",
+    "merge_states",
+    "MAIN_PIPELINE_NAME",
+    "PipelineUndefined",
     "get_profiler_db_folder",
     "logger",
-    "merge_snapshots",
-    "merge_states",
     "set_profiler_db_folder",
 ]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -16,23 +18,25 @@ from framescope._validation import (
     check_positive_seconds,
     check_seconds_or_none,
 )
-from framescope.clock import SYSTEM_CLOCK, Clock
-from framescope.pipeline.aggregation import Aggregator
-from framescope.pipeline.cpu import CpuSource
+from framescope.clock import SYSTEM_CLOCK, Clock, to_nanoseconds
+from framescope.pipeline.debug.aggregation import Aggregator
 from framescope.pipeline.errors import ErrorPolicy, OverflowPolicy
-from framescope.pipeline.executor_choice import resolve_executor
-from framescope.pipeline.executors import Executor
-from framescope.pipeline.pystream import PyStreamNames
-from framescope.pipeline.readers import SnapshotReaders
-from framescope.pipeline.readout import read_snapshot
-from framescope.pipeline.results import DEFAULT_RESULTS_BYTES, ResultBuffer
-from framescope.pipeline.runtime import Runtime
-from framescope.pipeline.settings import RunSettings
-from framescope.pipeline.snapshot import PipelineSnapshot
+from framescope.pipeline.model.query import PipelineStateQuery
+from framescope.pipeline.model.snapshot import PipelineSnapshot
+from framescope.pipeline.model.traces import FrameTrace
+from framescope.pipeline.replicas.base import Executor
+from framescope.pipeline.replicas.choice import resolve_executor
+from framescope.pipeline.runtime.core import RunSettings, Runtime
+from framescope.pipeline.runtime.cpu import CpuSource
+from framescope.pipeline.runtime.lifecycle import Phase
+from framescope.pipeline.runtime.readout import read_snapshot
+from framescope.pipeline.runtime.results import DEFAULT_RESULTS_BYTES, ResultBuffer
+from framescope.pipeline.runtime.tree import PARALLEL, SEPARATOR, SERIAL, StageTree
 from framescope.pipeline.stage import PipelineStage
-from framescope.pipeline.streaming import StreamControls
-from framescope.pipeline.tree import PARALLEL, SEPARATOR, SERIAL, StageTree
+from framescope.pipeline.views.diagnosis import Diagnosis, diagnose_snapshot
+from framescope.stats import StatsSnapshot
 from framescope.timepiece import StopWatch
+from framescope.trace import chrome_trace, write_trace
 
 __all__ = ["SEPARATOR", "Pipeline", "PipelineStage"]  # PipelineStage: see stage.py
 
@@ -53,7 +57,7 @@ def _check_cpu_source(source: object) -> CpuSource | None:
     return source  # type: ignore[return-value]
 
 
-class Pipeline(StreamControls, SnapshotReaders, PyStreamNames):
+class Pipeline:
     """A chain of stages that items flow through, serially or one thread per stage.
 
     Build it with :meth:`add`, choose how it runs with :meth:`serialize` or
@@ -90,8 +94,8 @@ class Pipeline(StreamControls, SnapshotReaders, PyStreamNames):
             (later ones are timed together as ``other`` and counted in
             ``blocks_folded``).
         cpu_source: where each stage thread's time on a CPU and waiting for one
-            is read (see :mod:`framescope.pipeline.cpu`): the kernel's accounting
-            by default; a :class:`~framescope.pipeline.cpu.FakeCpuSource` in tests.
+            is read (see :mod:`framescope.pipeline.runtime.cpu`): the kernel's accounting
+            by default; a :class:`~framescope.pipeline.lowlevel.FakeCpuSource` in tests.
     """
 
     def __init__(
@@ -326,7 +330,6 @@ class Pipeline(StreamControls, SnapshotReaders, PyStreamNames):
 
     def timers(self) -> dict[str, StopWatch]:
         """The live StopWatch behind each entry of :meth:`statistics`, replicas' as ``Key#i``."""
-        self._tree.qualify()
         return {self.name: self._watch, **dict(self._tree.watches())}
 
     # -- shutting down ------------------------------------------------------------
@@ -343,13 +346,14 @@ class Pipeline(StreamControls, SnapshotReaders, PyStreamNames):
         """
         timeout = check_seconds_or_none(timeout, "timeout")
         started = time.monotonic()
-        if drain and self._runtime.running and not self._tree.closed:
+        life = self._tree.life
+        if drain and life.started and not life.cleaned_up:
             self.close()
             self._runtime.join(timeout, raise_source=False)
         with self._lock:
-            if self._tree.closed:
+            if life.cleaned_up:
                 return []
-            self._tree.closed = True
+            life.advance(Phase.CLEANED_UP)
         left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
         hung = self._runtime.shutdown(left)
         self._tree.cleanup_stages(set())
@@ -363,7 +367,7 @@ class Pipeline(StreamControls, SnapshotReaders, PyStreamNames):
     @property
     def closed(self) -> bool:
         """Whether :meth:`cleanup` was called (on it, or on the pipeline it is nested in)."""
-        return self._tree.closed
+        return self._tree.life.cleaned_up
 
     def __enter__(self) -> Pipeline:
         """Use the pipeline in a ``with`` block; it is cleaned up on exit."""
@@ -380,5 +384,256 @@ class Pipeline(StreamControls, SnapshotReaders, PyStreamNames):
 
     def __repr__(self) -> str:
         stages = ", ".join(self.stage_names)
-        state = "closed" if self._tree.closed else (self._tree.mode or "not started")
+        state = "closed" if self._tree.life.cleaned_up else (self._tree.mode or "not started")
         return f"<Pipeline {self.name} [{stages}] {state}>"
+
+    def start_loop(self, period: float | datetime.timedelta = 0.01) -> None:
+        """Pull an item from ``input_generator`` every ``period`` and forward it.
+
+        The period is kept on the monotonic clock without drift; a cycle that
+        overruns starts the next one at once and is counted (``counters()``).
+        A period of 0 feeds as fast as the first stage accepts. When the input
+        ends, the pipeline closes itself (see :meth:`close`). When it raises
+        (a file that cannot be read, a generator that fails part-way), that is
+        the end of the input too: the items already inside are carried
+        through, then :meth:`results` and :meth:`join` raise the source's
+        exception, and the snapshot's ``source_error`` and the diagnosis say so.
+        """
+        if self.input_generator is None:
+            raise ValueError("start_loop needs the pipeline's input_generator; none was given")
+        self._runtime.start_loop(to_nanoseconds(period, "period"), self._produce())
+
+    def stop_loop(self, timeout: float = 5.0) -> bool:
+        """Stop the loop started by :meth:`start_loop`; a no-op returning False if none runs.
+
+        Waits up to ``timeout`` seconds (a number >= 0) for it to end.
+        """
+        seconds = check_seconds_or_none(timeout, "timeout")
+        if seconds is None:
+            raise TypeError("timeout must be a number of seconds >= 0, got None")
+        return self._runtime.stop_loop(seconds)
+
+    def _produce(self) -> Callable[[], Any]:
+        source = self.input_generator
+        if source is None:
+            raise ValueError("no data given and the pipeline has no input_generator")
+        return source.__next__ if isinstance(source, Iterator) else source
+
+    def close(self) -> None:
+        """No more input: every item already in is carried through all stages.
+
+        Then :meth:`results` iteration ends (it does not wait out its timeout)
+        and ``get_results()`` returns the last result. A later ``forward``
+        raises :class:`~framescope.pipeline.PipelineClosedError`. Threads keep
+        running until :meth:`cleanup`; see :meth:`join` to wait for the end.
+        """
+        self._runtime.close_input()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until every item given before :meth:`close` is out (or the pipeline stopped).
+
+        Returns False when ``timeout`` seconds (None: no limit) passed first.
+        Raises the source's exception when the input ended because its source
+        raised (see :meth:`start_loop`), once every item before it is out.
+        ``timeout`` is a number of seconds >= 0, or None.
+        """
+        return self._runtime.join(check_seconds_or_none(timeout, "timeout"))
+
+    def run(self, source: Iterable[Any]) -> Iterator[Any]:
+        """Feed ``source`` as fast as the stages accept it, and yield every result in order.
+
+        The one-liner for a file or a finite stream: ``for frame in
+        pipeline.run(frames): ...``. Feeding follows the first stage
+        (back-pressure, not a timer), and results wait for you (none is
+        dropped while you iterate); iteration ends after the last result. A
+        serial pipeline runs each item in the calling thread between yields;
+        a threaded one is fed by its input-loop thread. A stage error
+        (``raise`` policy) is raised in its item's place. When ``source``
+        raises, its exception is raised after the results of the items it
+        gave before it (and the snapshot and diagnosis say the source failed).
+        """
+        if not isinstance(source, Iterable):
+            raise TypeError(f"source must be an iterable of items, got {type(source).__name__}")
+        iterator = iter(source)
+        runtime = self._runtime
+        self._ensure_running()
+        if runtime.tree.mode != "parallel":
+            while True:
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    break
+                except Exception as error:
+                    runtime.source_failed(error)
+                    break
+                runtime.submit(item, raise_now=False)
+                yield from self.results(timeout=0)
+            runtime.close_input()
+            yield from self.results(timeout=0)
+            return
+        self._results.set_blocking(True)
+        try:
+            runtime.start_loop(0, iterator.__next__)
+            yield from self.results()
+        finally:
+            self._results.set_blocking(False)
+            runtime.stop_loop(5.0)
+
+    def get_pipeline_state(self) -> PipelineStateQuery:
+        """Every node's live state, to query: ``.nodes()``, ``.nodes(id).inputs("in")`` ...
+
+        Node ids are the profile keys. With debugging on (``debug=True`` or
+        ``FRAMESCOPE_DEBUG=1``) the state is current, aggregated from the
+        nodes' events; before the pipeline starts every node is IDLE with
+        invalid timings. With debugging off only the main loop timings (from
+        the profiles) are filled in.
+        """
+        return PipelineStateQuery(self.snapshot().state)
+
+    def frame_traces(self) -> list[FrameTrace]:
+        """The sampled per-frame traces kept so far (needs debugging on), oldest first.
+
+        Each tells, per stage, how long the frame waited in the queue and was
+        processed, and its end-to-end latency.
+        """
+        return list(self._traced_snapshot("frame_traces").traces)
+
+    def export_trace(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write the sampled frame traces as Chrome Trace Event JSON (opens in Perfetto).
+
+        One track per stage thread with a slice per stage call and custom
+        blocks nested inside, flow arrows following each frame across the
+        stages, a track of whole frames, and counter tracks for queue depth,
+        fps and each stage's (and replica's) recent time on a CPU, waiting for
+        one and blocked (``"<stage> cpu"``, in percent). The file is
+        gzip-compressed when ``path`` ends in ``.gz``. It is written whole or
+        not at all; an existing file at ``path`` is replaced only with
+        ``overwrite=True`` (otherwise ``FileExistsError``).
+        """
+        if not isinstance(overwrite, bool):
+            raise TypeError(f"overwrite must be True or False, got {type(overwrite).__name__}")
+        if not overwrite and os.path.lexists(path):
+            raise FileExistsError(
+                f"path: {os.fspath(path)!r} exists; pass overwrite=True to replace it"
+            )
+        snapshot = self._traced_snapshot("export_trace")
+        cpu = {stage.key: stage.cpu.series for stage in snapshot.stages if stage.cpu is not None}
+        document = chrome_trace(snapshot.traces, snapshot.node_ids, title=self.name, cpu=cpu)
+        return write_trace(path, document)
+
+    def _traced_snapshot(self, what: str) -> PipelineSnapshot:
+        if not self.debug:
+            raise RuntimeError(
+                f"{what} needs debugging on: Pipeline(debug=True) or FRAMESCOPE_DEBUG=1"
+            )
+        snapshot = self.snapshot()
+        if not snapshot.debug:
+            raise RuntimeError(f"{what}: pipeline {self.name!r} has not started yet")
+        return snapshot
+
+    def serve(self, port: int = 0, host: str = "127.0.0.1", **options: Any) -> Any:
+        """Show this pipeline live in a browser: a started :class:`~framescope.live.LiveView`.
+
+        ``view.url`` is the address to open; ``view.close()`` stops it.
+        ``options`` go to LiveView (``token``, ``refresh``, ...).
+        """
+        from framescope.live.server import LiveView  # noqa: PLC0415 - the view renders pipelines
+
+        return LiveView(self, host=host, port=port, **options).start()
+
+    def tap(self, stage: str, callback: Callable[[Any], None]) -> None:
+        """Call ``callback(result)`` with every result of ``stage``, in the stage's own thread.
+
+        For quick looks at the items (a live preview keeps a reference): the
+        callback runs inside the stage's time, and an exception from it fails
+        the item as the stage's would. ``stage`` is a stage name or profile
+        key; taps are set before the pipeline starts.
+        """
+        if self._tree.life.started:
+            raise RuntimeError(f"tap: pipeline {self.name!r} is running; tap before it starts")
+        self._tree.tap(stage, callback)
+
+    def diagnose(self, *, baseline: PipelineSnapshot | None = None) -> Diagnosis:
+        """What holds the pipeline back, and why (``str()`` is a report).
+
+        One verdict with its evidence: ``source failed`` (the source raised;
+        the input ended there), ``stalled`` (no item out for 5 s while
+        items are inside), ``failing``, ``dropping`` (by policy, or results
+        nobody read), ``stage-bound`` (a stage busy nearly all the time,
+        with a suggestion where the numbers support one), ``source-bound``
+        (the pipeline keeps up, with its headroom) or ``not enough data``.
+        Busy is processing time over wall time in the recent window; where
+        the scheduler's accounting was read, the pace-setting stage is also
+        compute-bound, CPU-starved or blocked, and replicas are suggested
+        only where the whole machine has idle cores. It also gives
+        end-to-end latency p50/p90/p99 and every loss counted.
+
+        ``baseline``: a snapshot of an earlier run of the same stages (e.g.
+        with fewer replicas): a replicated stage's gain is then also given as
+        measured, its rate now against its rate then.
+        """
+        return diagnose_snapshot(self.snapshot(), baseline=baseline)
+
+    def statistics(self) -> dict[str, StatsSnapshot]:
+        """Return the timing statistics of the pipeline and of every stage, by profile key.
+
+        The pipeline's entry is end-to-end latency (``forward`` to result); a
+        stage's entry is its processing latency; a nested pipeline's entry spans
+        its stages. Each snapshot's ``rate()`` is the throughput.
+        """
+        return self.snapshot().statistics()
+
+    def get_profiles(self) -> tuple[dict[str, float], dict[str, float]]:
+        """Return ``(latency_s, throughput_per_s)``, two dicts keyed like ``MainPipeline__Stage1``.
+
+        Latency is the mean over the recent window in seconds; throughput is
+        items per second over the same window, (n-1)/(t_last-t_first).
+        """
+        return self.snapshot().get_profiles()
+
+    def counters(self) -> dict[str, int]:
+        """Counts of what happened to items, including every drop and failure.
+
+        ``forwarded`` items accepted, ``completed`` results, ``failed`` stage
+        errors, ``dropped_oldest`` queued items dropped for newer ones
+        (``drop_oldest``), ``discarded`` items still inside at cleanup, and
+        ``in_flight`` the items inside now. Every accepted item is in exactly
+        one of these: ``forwarded == completed + failed + dropped_oldest +
+        discarded + in_flight`` at every instant and after shutdown.
+
+        Items ``forward`` did not accept (it returned False): ``rejected`` by
+        a full queue (``block``) and ``dropped_newest`` (``drop_newest``);
+        ``dropped`` is both drop policies together. An item a waiting
+        ``forward`` gave up on because the pipeline stopped raised an error to
+        its caller and is not counted. Parts of the outcomes above:
+        ``results_dropped`` results lost because nobody read them (past
+        ``results_size`` or ``results_bytes``), ``results_not_kept`` results
+        let go at once because ``results_size=0``, ``results_held_bytes`` the
+        bytes of the results waiting now (a gauge, not a count),
+        ``results_skipped`` results passed over by :meth:`get_results`,
+        ``errors_dropped`` stage errors nobody read (only when nothing but
+        errors waited). And ``loop_overruns``/``loop_errors`` of the input loop,
+        ``source_errors`` (1 when the source raised and the input ended there;
+        the snapshot's ``source_error`` says why),
+        ``blocks_folded``: CUSTOM blocks timed as ``other`` past the
+        ``block_names`` bound; for replicated stages, ``replica_restarts``
+        (workers started again after they died), ``replica_recycles`` (workers
+        replaced at ``ProcessExecutor``'s ``max_items``/``max_memory``) and ``reorder_waits`` (times
+        a replica waited for a slow item at the head of the line).
+        ``framescope.pipeline.lowlevel.COUNTERS`` lists them all, and
+        ``snapshot.count(name)`` reads one (a misspelt name is a KeyError).
+        """
+        return dict(self.snapshot().counters)
+
+    def stage_failures(self) -> dict[str, int]:
+        """How many items each stage failed on, by profile key."""
+        return {stage.key: stage.failures for stage in self.snapshot().stages}
+
+    @property
+    def stages_sequence(self) -> list[Callable[[Any], Any]]:
+        """The stages in the order they were added, as given to ``add`` (PyStream's list).
+
+        A nested pipeline appears as its :meth:`~framescope.Pipeline.as_stage`.
+        The list is a copy: changing it changes no pipeline.
+        """
+        return [step.stage for step in self._tree.steps]

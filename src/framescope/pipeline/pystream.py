@@ -15,16 +15,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from framescope.pipeline.tree import StageTree
 
 __all__ = [
     "MAIN_PIPELINE_NAME",
     "PipelineUndefined",
-    "PyStreamNames",
     "get_profiler_db_folder",
     "logger",
     "set_profiler_db_folder",
@@ -62,18 +56,3 @@ def set_profiler_db_folder(folder_path: str) -> None:
 def get_profiler_db_folder() -> str:
     """The folder given to :func:`set_profiler_db_folder` (PyStream's default otherwise)."""
     return _profiler_db_folder
-
-
-class PyStreamNames:
-    """PyStream's ``Pipeline`` attributes that have no other home in framescope."""
-
-    _tree: StageTree
-
-    @property
-    def stages_sequence(self) -> list[Callable[[Any], Any]]:
-        """The stages in the order they were added, as given to ``add`` (PyStream's list).
-
-        A nested pipeline appears as its :meth:`~framescope.Pipeline.as_stage`.
-        The list is a copy: changing it changes no pipeline.
-        """
-        return [step.stage for step in self._tree.steps]

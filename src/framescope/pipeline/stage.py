@@ -6,7 +6,7 @@ import abc
 from typing import Any
 
 from framescope.clock import SYSTEM_CLOCK
-from framescope.pipeline.events import EventRecorder
+from framescope.pipeline.debug.recorder import EventRecorder
 from framescope.running import RUNNING
 
 __all__ = ["PipelineStage", "Stage", "stage_display_name"]

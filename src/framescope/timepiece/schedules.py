@@ -19,6 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from framescope._grid import FixedGrid
 from framescope._validation import check_positive_int
 from framescope.clock import SYSTEM_CLOCK, Clock, TimeSource, to_nanoseconds
 
@@ -281,8 +282,7 @@ class IntervalSchedule(Schedule):
         super().__init__(True, callback, cbargs, cbkwargs, executor, clock=clock)
         self._interval_ns = interval_ns
         self._now = self._clock.monotonic_ns
-        self._next_ns: int | None = None
-        self.skipped = 0
+        self._grid: FixedGrid | None = None  # anchored at the first tick
 
     @property
     def interval(self) -> datetime.timedelta:
@@ -292,7 +292,12 @@ class IntervalSchedule(Schedule):
     @property
     def next_due_ns(self) -> int | None:
         """Monotonic time (ns) of the next firing; None before the first tick."""
-        return self._next_ns
+        return None if self._grid is None else self._grid.due_ns
+
+    @property
+    def skipped(self) -> int:
+        """Grid slots missed by late ticks (a late tick fires once for all of them)."""
+        return 0 if self._grid is None else self._grid.skipped
 
     def tick(self) -> tuple[bool, Any]:
         """Fire if the next grid slot is due."""
@@ -300,14 +305,9 @@ class IntervalSchedule(Schedule):
 
     def tick_at(self, now_ns: int) -> tuple[bool, Any]:
         """Like :meth:`tick`, with a monotonic reading (ns) the caller already took."""
-        due = self._next_ns
-        if due is None:
-            self._next_ns = now_ns + self._interval_ns
-        elif now_ns >= due:
-            missed = (now_ns - due) // self._interval_ns
-            self._next_ns = due + (missed + 1) * self._interval_ns
-            self.skipped += missed
-        else:
+        if self._grid is None:
+            self._grid = FixedGrid(self._interval_ns, now_ns + self._interval_ns)
+        elif not self._grid.take(now_ns):
             return NOT_FIRED
         return True, self.fire()
 

@@ -13,7 +13,6 @@ import enum
 import logging
 import subprocess
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -25,7 +24,7 @@ from framescope._validation import (
     check_positive_int,
     check_positive_seconds,
 )
-from framescope._waits import backoff_delay
+from framescope._waits import Deadline, backoff_delay
 from framescope.clock import SYSTEM_CLOCK, Clock, wait_on
 from framescope.pipeline.stage import Stage
 from framescope.timepiece import Ticker
@@ -91,7 +90,7 @@ class SpyGlass(Stage):
 
     Without ``fps``, ``width`` or ``height``, the first ``warmup_frames``
     frames measure the rate and the size: they are counted
-    (``counts["warmup"]``), not sent, and a warning says so once. Give all
+    (``counters()["warmup"]``), not sent, and a warning says so once. Give all
     three and there is no warm-up. Frames put after :meth:`start_streaming`
     returns reach the encoder: it waits (up to ``timeout``) until the encoder
     process has loaded and opened the target.
@@ -108,7 +107,7 @@ class SpyGlass(Stage):
     receiver that accepts the connection and then takes nothing: a session
     that has frames to send (or has not finished connecting) and sends
     nothing for ``stall_timeout`` seconds has failed; its encoder process is
-    ended and counted in ``counts["failures"]``.
+    ended and counted in ``counters()["failures"]``.
 
     Restreaming can carry a closed camera network's video to the Internet:
     it is off until you start it, and nothing here listens on any address.
@@ -178,7 +177,7 @@ class SpyGlass(Stage):
         self._queue: deque[tuple[Any, float]] = deque()
         self._wake = threading.Event()  # set only to stop
         self._ready = threading.Event()  # the first session is ready, or ended
-        # What counts() reads together is changed together under _lock, except
+        # What counters() reads together is changed together under _lock, except
         # put()'s own counters, which it raises before the frame moves on.
         self._lock = threading.Lock()
         self._queued = 0  # frames put in the queue (only put() writes it)
@@ -211,8 +210,7 @@ class SpyGlass(Stage):
         """Where the frames go (a subclass that sends elsewhere checks its own target)."""
         return resolve_target(uri, format, options)
 
-    @property
-    def counts(self) -> dict[str, int]:
+    def counters(self) -> dict[str, int]:
         """What happened to the frames put: warm-up, or queued and then sent, dropped or in flight.
 
         ``put`` frames given (``put = warmup + queued`` plus those put while
@@ -326,7 +324,7 @@ class SpyGlass(Stage):
 
         Returns True when it was queued to be sent, False when it was not
         (stopped, or used by the warm-up). A full queue drops its oldest
-        frame (counted in ``counts["dropped"]``).
+        frame (counted in ``counters()["dropped"]``).
         """
         if isinstance(frame, Frame):
             image = frame.image
@@ -554,7 +552,7 @@ class SpyGlass(Stage):
         Returns True when it ended cleanly within the time. The SpyGlass can
         be started again.
         """
-        deadline = time.monotonic() + timeout
+        time_left = Deadline(timeout).left
         self._stopping.set()
         self._wake.set()
         feeder, self._feeder = self._feeder, None
@@ -563,7 +561,7 @@ class SpyGlass(Stage):
             watchdog.join()
         clean = True
         if feeder is not None:
-            feeder.join(max(0.0, deadline - time.monotonic()))
+            feeder.join(time_left())
             if feeder.is_alive():  # stuck on a receiver that does not read: end it
                 clean = False
                 session = self._session

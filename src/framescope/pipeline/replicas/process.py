@@ -1,0 +1,387 @@
+"""Process replicas: each replica a worker process with its own copy of the stage.
+
+The stage is pickled at ``add()`` (a clear error when it cannot be) and
+unpickled in each worker, started with the ``spawn`` method (safe with
+threads and CUDA in the parent). The replica's thread in the pipeline sends
+an item and waits for the answer without holding the interpreter lock, so N
+replicas use N cores. Frames (NumPy arrays, also inside tuples, dicts or
+objects) cross through shared memory (:mod:`framescope.pipeline.replicas.shared_items`);
+the rest is pickled.
+
+A worker that dies (killed, crashed, out of memory) fails the item it held
+with :class:`~framescope.pipeline.ReplicaLostError` (counted as
+that stage's failure, under its error policy) and is started again on the
+next item, after a back-off that doubles with each death in a row (0.1 s up
+to 5 s, on the pipeline's clock); ``restarts`` counts them. A worker that
+could not start (the script re-run in it failed, or the stage's module does
+not import there) fails the item with what went wrong there and what to do.
+
+``ProcessExecutor(max_items=..., max_memory=...)`` recycles a worker that
+served that many items, or whose resident memory after an item passed that
+many bytes: the item is answered, then the worker is stopped (its
+``cleanup()`` runs) and a fresh one started before the next item; nothing is
+lost, and ``recycles`` counts it. Cleanup stops every worker (the stage
+copy's ``cleanup()`` runs in it) and frees the blocks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import pickle
+import re
+import sys
+import threading
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from framescope._keys import replica_key
+from framescope._validation import check_int_at_least
+from framescope._waits import backoff_delay
+from framescope.clock import Clock, wait_on
+from framescope.pipeline.replicas.base import Replica, ReplicaLostError, check_picklable
+from framescope.pipeline.replicas.child import serve
+from framescope.pipeline.replicas.shared_items import SharedBlock, pack, unpack
+from framescope.pipeline.replicas.worker_start import ReportingProcess
+
+__all__ = ["ProcessExecutor", "ProcessReplica", "RemoteStageError"]
+
+logger = logging.getLogger(__name__)
+
+BACKOFF_S = (0.1, 5.0)
+"""The first and the longest wait before a worker that died is started again."""
+
+RECYCLE_WAIT_S = 10.0
+"""How long a recycled worker's ``cleanup()`` may take before the worker is killed."""
+
+START_ADVICE = (
+    "guard the script's entry point with `if __name__ == '__main__':` or define the "
+    "stage in an importable module"
+)
+"""What to do when a worker could not start (it re-runs the main script, then loads the stage)."""
+
+
+class RemoteStageError(RuntimeError):
+    """A stage raised in a worker an exception that could not be pickled back (its text is kept)."""
+
+
+class Tally:
+    """What the replicas of one executor did, summed: recycles and the largest memory seen."""
+
+    def __init__(self) -> None:
+        self.recycles = 0
+        self.peak_memory = 0
+        self._lock = threading.Lock()
+
+    def recycled(self) -> None:
+        """A worker was replaced by a fresh one."""
+        with self._lock:
+            self.recycles += 1
+
+    def memory(self, rss: int) -> None:
+        """A worker reported ``rss`` bytes resident after an item."""
+        with self._lock:
+            self.peak_memory = max(self.peak_memory, rss)
+
+
+class ProcessExecutor:
+    """Runs each replica of a stage in a worker process (``executor="process"``).
+
+    Args:
+        max_items: replace a worker after it served this many items (None: never).
+        max_memory: replace a worker whose resident memory after an item is more
+            than this many bytes (None: never). A stage that leaks is bounded by
+            it, plus what one item adds.
+
+    ``recycles`` counts the workers replaced for these bounds, ``peak_memory``
+    the largest resident memory (bytes) a worker reported after an item.
+    """
+
+    name = "process"
+    remote = True
+
+    def __init__(self, *, max_items: int | None = None, max_memory: int | None = None) -> None:
+        self.max_items = check_int_at_least(max_items, "max_items", 1, or_none=True)
+        self.max_memory = check_int_at_least(max_memory, "max_memory", 1, or_none=True)
+        self._tally = Tally()
+
+    @property
+    def recycles(self) -> int:
+        """How many of this executor's workers were replaced for its bounds."""
+        return self._tally.recycles
+
+    @property
+    def peak_memory(self) -> int:
+        """The largest resident memory, in bytes, a worker reported after an item (0: none yet)."""
+        return self._tally.peak_memory
+
+    def check(self, stage: Callable[[Any], Any], label: str) -> None:
+        """Refuse a stage that cannot be pickled, saying why it must be."""
+        check_picklable(stage, label, self.name)
+
+    def replicas(
+        self, stage: Callable[[Any], Any], count: int, label: str, clock: Clock
+    ) -> list[Replica]:
+        """Start ``count`` worker processes, each with a copy of ``stage``."""
+        stage_bytes = check_picklable(stage, label, self.name)
+        made: list[Replica] = []
+        try:
+            for index in range(count):
+                made.append(
+                    ProcessReplica(
+                        stage_bytes,
+                        replica_key(label, index),
+                        clock,
+                        max_items=self.max_items,
+                        max_memory=self.max_memory,
+                        tally=self._tally,
+                    )
+                )
+        except BaseException:
+            for replica in made:
+                replica.close(1.0)
+            raise
+        return made
+
+
+class ProcessReplica:
+    """One worker process and the pipe and shared blocks to it.
+
+    Args:
+        stage_bytes: the pickled stage.
+        label: the replica's node id (``Main__Infer#0``), in the process name and errors.
+        clock: waits the restart back-off on it.
+        max_items: replace the worker after this many items (None: never).
+        max_memory: replace the worker when its resident bytes after an item pass this.
+        tally: where recycles and memory readings are summed (the executor's).
+    """
+
+    def __init__(
+        self,
+        stage_bytes: bytes,
+        label: str,
+        clock: Clock,
+        *,
+        max_items: int | None = None,
+        max_memory: int | None = None,
+        tally: Tally | None = None,
+    ) -> None:
+        self.label = label
+        self.restarts = 0
+        self.recycles = 0
+        self.memory: int | None = None  # the worker's resident bytes after its last item
+        self._stage_bytes = stage_bytes
+        self._clock = clock
+        self._max_items, self._max_memory = max_items, max_memory
+        self._tally = Tally() if tally is None else tally
+        self._served = 0  # items the current worker answered
+        self._context = multiprocessing.get_context("spawn")
+        self._request, self._response = SharedBlock(), SharedBlock()
+        self._deaths_in_a_row = 0
+        self._busy = False
+        self._closed = False
+        self._stopping = threading.Event()  # cuts a restart back-off short
+        self._lock = threading.Lock()
+        self._conn: Connection | None = None
+        self._process: BaseProcess | None = None
+        self._retiring: BaseProcess | None = None  # a worker being recycled
+        self._start()
+
+    def _start(self) -> None:
+        parent, child = self._context.Pipe(duplex=True)
+        kind = ReportingProcess if sys.platform != "win32" else self._context.Process
+        process = kind(
+            target=serve,
+            args=(child, self._stage_bytes),
+            name=f"framescope:{self.label}",
+            daemon=True,  # ended with the parent even if nobody cleans up
+        )
+        process.start()
+        child.close()
+        self._conn, self._process, self._served = parent, process, 0
+
+    @property
+    def pid(self) -> int | None:
+        """The worker process's id (None when none runs)."""
+        process = self._process  # read once: a restart may set it to None meanwhile
+        return None if process is None else process.pid
+
+    def call(self, data: Any) -> tuple[Any, int]:
+        """Run the stage on ``data`` in the worker; its result and the time it took there."""
+        if self._closed:
+            raise ReplicaLostError(f"replica {self.label} was closed")
+        if self._process is None or not self._process.is_alive():
+            self._restart()
+        payload, layout, _ = pack(data, self._request.room)
+        reply = self._exchange(
+            (payload, layout, self._request.name, self._response.name, self._response.size)
+        )
+        self._deaths_in_a_row = 0
+        self._served += 1
+        rss = reply[1]
+        if rss is not None:
+            self.memory = rss
+            self._tally.memory(rss)
+        try:
+            return self._outcome(reply)
+        finally:
+            if self._due(rss):
+                self._recycle()
+
+    def _exchange(self, message: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Send one item and take the worker's reply; a worker gone is a ReplicaLostError."""
+        conn = self._conn
+        assert conn is not None
+        self._busy = True
+        try:
+            conn.send(message)
+            reply: tuple[Any, ...] = conn.recv()
+        except (EOFError, OSError) as lost:
+            process = self._process
+            code = self._reap()
+            start_failure = getattr(process, "start_failure", None)  # not on Windows
+            failure = start_failure() if start_failure is not None else ""
+            if failure:
+                raise ReplicaLostError(self._could_not_start(code, failure)) from lost
+            raise ReplicaLostError(
+                f"replica {self.label}: its worker process ended (exit code {code}) while it "
+                "held this item; a new one starts with the next item"
+            ) from lost
+        finally:
+            self._busy = False
+        if reply[0] == "unloadable":
+            self._reap()
+            raise ReplicaLostError(self._could_not_start(None, reply[1]))
+        return reply
+
+    def _could_not_start(self, code: int | None, failure: str) -> str:
+        ended = "" if code is None else f" (exit code {code})"
+        return (
+            f"replica {self.label}: the worker process could not start{ended}: "
+            f"{_raised_text(failure)}; {START_ADVICE}"
+        )
+
+    def _outcome(self, reply: tuple[Any, ...]) -> tuple[Any, int]:
+        """The result of an ``ok`` reply; an ``error`` reply raised as the stage's exception."""
+        if reply[0] == "ok":
+            _, _rss, payload, layout, busy, needed = reply
+            result = unpack(payload, layout, self._response.buffer)
+            if needed > self._response.size:
+                self._response.room(needed)  # room for results this large from now on
+            return result, int(busy)
+        _, _rss, pickled, text, _busy_ns = reply
+        raised = pickle.loads(pickled) if pickled is not None else None
+        if not isinstance(raised, Exception):
+            raised = RemoteStageError(text.strip().splitlines()[-1] if text else "stage failed")
+        add_note = getattr(raised, "add_note", None)  # Python 3.11+
+        if add_note is not None:
+            add_note(f"raised in the worker process of {self.label}:\n{text.rstrip()}")
+        raise raised
+
+    def _due(self, rss: int | None) -> bool:
+        """Whether the worker has reached ``max_items`` or passed ``max_memory``."""
+        if self._max_items is not None and self._served >= self._max_items:
+            return True
+        return self._max_memory is not None and rss is not None and rss > self._max_memory
+
+    def _recycle(self) -> None:
+        """Stop the worker (its ``cleanup()`` runs) and start a fresh one in its place."""
+        with self._lock:
+            if self._closed:
+                return
+            process, conn = self._process, self._conn
+            self._process = self._conn = None
+            self._retiring = process  # halt() ends it rather than wait for its cleanup()
+        _stop(process, conn, RECYCLE_WAIT_S)
+        with self._lock:
+            self._retiring = None
+            if self._closed:
+                return
+            self.recycles += 1
+            self._tally.recycled()
+            try:
+                self._start()
+            except Exception:  # the item was answered: the next call starts one (as a restart)
+                logger.exception("replica %s: a fresh worker process did not start", self.label)
+
+    def _reap(self) -> int | None:
+        """The worker is gone: collect it, close the pipe; its exit code."""
+        self._deaths_in_a_row += 1
+        process, conn = self._process, self._conn
+        self._process = self._conn = None
+        if conn is not None:
+            conn.close()
+        if process is None:
+            return None
+        process.join(1.0)
+        if process.is_alive():
+            process.kill()
+            process.join(1.0)
+        return process.exitcode
+
+    def _restart(self) -> None:
+        if self._process is not None:
+            self._reap()
+        first, longest = BACKOFF_S
+        delay = backoff_delay(self._deaths_in_a_row, first, longest, jitter=0.0)
+        wait_on(self._clock, self._stopping, delay)
+        with self._lock:
+            if self._closed:
+                raise ReplicaLostError(f"replica {self.label} was closed")
+            self.restarts += 1
+            self._start()
+
+    def halt(self) -> None:
+        """The pipeline stops: end a worker that is busy on an item, so its thread returns."""
+        self._stopping.set()
+        with self._lock:
+            self._closed = True
+            process = self._process
+            if self._busy and process is not None and process.is_alive():
+                process.kill()
+            if self._retiring is not None and self._retiring.is_alive():
+                self._retiring.kill()
+
+    def close(self, timeout: float | None) -> None:
+        """Stop the worker (its stage's ``cleanup()`` runs), then free the pipe and blocks."""
+        self._stopping.set()
+        with self._lock:
+            self._closed = True
+            process, conn = self._process, self._conn
+            self._process = self._conn = None
+            busy = self._busy
+        # a busy worker is not told to stop: it gets the time, then is ended
+        _stop(process, conn, 2.0 if timeout is None else max(0.1, timeout), ask=not busy)
+        self._request.close()
+        self._response.close()
+
+
+_RAISED = re.compile(r"[A-Za-z_][\w.]*(:\s|:$)")
+"""A traceback's line that names the exception (``RuntimeError: ...``)."""
+
+
+def _raised_text(traceback_text: str, most: int = 600) -> str:
+    """The exception a traceback ends with (its type and message), on one line."""
+    lines = [line.strip() for line in traceback_text.strip().splitlines() if line.strip()]
+    starts = [index for index, line in enumerate(lines) if _RAISED.match(line)]
+    text = " ".join(lines[starts[-1] :] if starts else lines[-6:])
+    return text if len(text) <= most else text[: most - 3] + "..."
+
+
+def _stop(
+    process: BaseProcess | None, conn: Connection | None, timeout: float, *, ask: bool = True
+) -> None:
+    """Ask a worker to stop (its ``cleanup()`` runs), wait ``timeout`` s, then kill it."""
+    if process is not None and conn is not None:
+        if ask and process.is_alive():
+            with contextlib.suppress(OSError, ValueError):
+                conn.send(None)
+        process.join(timeout)
+        if process.is_alive():
+            process.kill()
+            process.join(1.0)
+    if conn is not None:
+        conn.close()

@@ -1,0 +1,186 @@
+"""A bounded, closable FIFO between two pipeline threads."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from framescope._validation import check_positive_int
+from framescope.pipeline.runtime.item import Envelope
+
+__all__ = ["CLOSED", "END", "Channel"]
+
+
+class _Closed:
+    """Sentinel returned by :meth:`Channel.get` once the channel is closed."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "CLOSED"
+
+
+CLOSED: Any = _Closed()
+
+
+class _End:
+    """Marks the end of the input: it follows the last item through every queue."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "END"
+
+
+END: Any = _End()
+
+
+class Channel:
+    """A bounded FIFO with blocking put/get, drop policies and prompt close.
+
+    :meth:`close` wakes every waiting thread at once: blocked ``put`` calls
+    return False and ``get`` returns :data:`CLOSED`; items still queued are
+    discarded, and those that had not failed are counted in ``discarded`` (a
+    failed item is already counted as failed). An item offered after the
+    close is refused (False): whoever offered it still holds it, and counts it.
+
+    Args:
+        maxsize: capacity (>= 1).
+    """
+
+    __slots__ = (
+        "_closed",
+        "_ended",
+        "_items",
+        "_lock",
+        "_maxsize",
+        "_not_empty",
+        "_not_full",
+        "discarded",
+    )
+
+    def __init__(self, maxsize: int) -> None:
+        self._maxsize = check_positive_int(maxsize, "queue_size")
+        self._items: deque[Any] = deque()
+        self._lock = threading.Lock()
+        self._not_empty = threading.Condition(self._lock)
+        self._not_full = threading.Condition(self._lock)
+        self._closed = False
+        self._ended = False  # END was queued: nothing may follow it
+        self.discarded = 0
+
+    @property
+    def maxsize(self) -> int:
+        """The capacity."""
+        return self._maxsize
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def length_function(self) -> Callable[[], int]:
+        """A bare, C-level function returning the current length (for hot loops)."""
+        return self._items.__len__
+
+    def put(self, item: Any, timeout: float | None = None) -> bool:
+        """Queue ``item``, waiting for room up to ``timeout`` seconds (None: forever).
+
+        Returns False when there was no room in time, the channel is closed, or
+        :data:`END` was queued before ``item``.
+        """
+        with self._not_full:
+            if self._ended:
+                return False
+            if len(self._items) >= self._maxsize and not self._closed:
+                if timeout is not None and timeout <= 0:
+                    return False
+                if not self._not_full.wait_for(
+                    lambda: len(self._items) < self._maxsize or self._closed or self._ended,
+                    timeout,
+                ):
+                    return False  # the caller counts a refused item
+            if self._closed or self._ended:
+                return False
+            if item is END:
+                self._ended = True
+            self._items.append(item)
+            self._not_empty.notify()
+            return True
+
+    def put_drop_oldest(self, item: Any) -> Any:
+        """Queue ``item`` now; if full, drop and return the oldest item (else CLOSED).
+
+        Raises RuntimeError when the channel is closed or :data:`END` was queued.
+        """
+        with self._lock:
+            if self._closed or self._ended:
+                raise RuntimeError("channel is closed")
+            dropped = CLOSED
+            if len(self._items) >= self._maxsize:
+                dropped = self._items.popleft()
+            self._items.append(item)
+            self._not_empty.notify()
+            return dropped
+
+    def get(self, timeout: float | None = None) -> Any:
+        """Return the oldest item, waiting up to ``timeout`` (None: forever).
+
+        Returns :data:`CLOSED` once closed; raises TimeoutError when nothing came in time.
+        """
+        with self._not_empty:
+            while not self._items:
+                if self._closed:
+                    return CLOSED
+                if not self._not_empty.wait(timeout):
+                    if self._items:
+                        break
+                    if self._closed:
+                        return CLOSED
+                    raise TimeoutError("nothing arrived in time")
+            item = self._items.popleft()
+            self._not_full.notify()
+            return item
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def cut(self, last_frame: int) -> None:
+        """End the input here after frame ``last_frame``: later items are discarded (counted).
+
+        What is queued up to ``last_frame`` stays, :data:`END` follows it (unless
+        it was queued already: one end only), and every later ``put`` is
+        refused, so a waiting one returns False at once. The end marker may
+        stand one place past the capacity: nothing can be put after it.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            kept = []  # the deque stays the same object: length_function() is bound to it
+            for item in self._items:
+                if type(item) is Envelope and item.frame_id > last_frame:
+                    self.discarded += item.error is None
+                else:
+                    kept.append(item)
+            self._items.clear()
+            self._items.extend(kept)
+            if not self._ended:
+                self._ended = True
+                self._items.append(END)
+            self._not_empty.notify_all()
+            self._not_full.notify_all()
+
+    def close(self) -> None:
+        """Close: discard what is queued and wake every waiter."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self.discarded += sum(
+                1 for item in self._items if type(item) is Envelope and item.error is None
+            )
+            self._items.clear()
+            self._not_empty.notify_all()
+            self._not_full.notify_all()

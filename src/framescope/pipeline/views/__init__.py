@@ -1,0 +1,1 @@
+"""Renderings of the snapshot model: text and rich tables, and the diagnosis."""

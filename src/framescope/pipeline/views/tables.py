@@ -1,0 +1,261 @@
+"""Readable renderings of states and snapshots: aligned text tables, and rich tables.
+
+``str(state)``, ``str(snapshot)`` and the terminal live view all come from
+here, so what a user prints and what the demo shows read the same.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from framescope._optional import require
+from framescope._views import register
+from framescope.pipeline.model.snapshot import PipelineSnapshot
+from framescope.pipeline.model.state import NodeState, PipelineState, Timing
+
+# The renderers take states and snapshots by shape (``Any``, as the live views'
+# data also is); they register themselves for the classes' __str__ and __rich__
+# at the end of this module, so the classes import nothing that renders them.
+
+__all__ = [
+    "SNAPSHOT_COLUMNS",
+    "STATE_COLUMNS",
+    "cpu_text",
+    "machine_text",
+    "node_text",
+    "rich_table",
+    "snapshot_head",
+    "snapshot_rows",
+    "snapshot_table",
+    "state_rows",
+    "state_table",
+    "timing_text",
+]
+
+_WORDS = frozenset({"node", "stage", "state", "input"})
+"""Columns of words, aligned left (numbers align right)."""
+_STYLES = {"WAITING": "yellow", "BLOCKED": "bold red", "PROCESSING": "green"}
+
+
+def timing_text(timing: Any) -> str:
+    """``12.5 fps, p50 4.10 ms, p90 5.20 ms (1,234 samples)``; ``-`` without samples."""
+    if not timing.is_valid():
+        return "-"
+    stats = timing.duration_stats
+    return (
+        f"{timing.fps:.1f} fps, p50 {stats.median_micros_recent / 1e3:.2f} ms, "
+        f"p90 {stats.p90_micros_recent / 1e3:.2f} ms ({timing.count:,} samples)"
+    )
+
+
+def node_text(node: Any) -> str:
+    """A node in a few lines: its state, loop timing, input queue and custom blocks."""
+    lines = [f"{node.state}; loop {timing_text(node.main_loop_timing)}"]
+    for name, port in node.input_states.items():
+        lines.append(f"  input {name}: {port.num_queued} queued, {port.state}")
+    for name, port in node.output_states.items():
+        lines.append(f"  output {name}: {port.state}")
+    lines.extend(f"  {name}: {timing_text(t)}" for name, t in node.other_timings.items())
+    return "\n".join(lines)
+
+
+def _ms(micros: float, valid: bool) -> str:
+    return f"{micros / 1e3:.2f}" if valid else "-"
+
+
+# One meaning per column name in every view: "fps", "p50 ms" and "p90 ms" are
+# always the stage's processing (the time inside the stage call, and how many
+# calls a second); a node state knows only whole loops (waiting for input and
+# handing on included), so its columns say "loop".
+STATE_COLUMNS = ("node", "state", "loop fps", "loop p50 ms", "loop p90 ms", "queue", "input")
+
+
+def state_rows(state: Any) -> list[tuple[str, ...]]:
+    """One row per node: id, state, loop rate, loop p50/p90 in ms, queued items, input state.
+
+    A loop lasts from taking an item to having handed it on: waiting for
+    input and for room downstream included. A node that ran no loop reads
+    0.0 loops a second.
+    """
+    rows: list[tuple[str, ...]] = []
+    for node_id, node in state.node_states.items():
+        loop = node.main_loop_timing
+        valid = loop.is_valid()
+        port = node.input_states.get("in")
+        rows.append(
+            (
+                node_id,
+                node.state,
+                f"{loop.fps:.1f}" if valid else "0.0",
+                _ms(loop.duration_stats.median_micros_recent, valid),
+                _ms(loop.duration_stats.p90_micros_recent, valid),
+                str(port.num_queued) if port is not None else "-",
+                port.state if port is not None else "-",
+            )
+        )
+    return rows
+
+
+SNAPSHOT_COLUMNS = (
+    "stage",
+    "state",
+    "input",
+    "fps",
+    "p50 ms",
+    "p90 ms",
+    "queue",
+    "failed",
+    "cpu/wait/blk",
+)
+"""The stage table's columns, the browser live view's too."""
+
+
+def _percent(share: float | None) -> str:
+    return "?" if share is None else f"{share * 100:.0f}"
+
+
+def cpu_text(split: Any) -> str:
+    """``62/30/5%``: a stage thread's recent window on a CPU / waiting for one / blocked.
+
+    Each is a share of the window's wall time (``-`` when not measured;
+    ``62/?/?%`` where the system reports only CPU time). The rest of the
+    window the thread was idle, waiting for an item.
+    """
+    if split is None:
+        return "-"
+    parts = (split.on_cpu, split.waiting, split.blocked)
+    return "/".join(_percent(part) for part in parts) + "%"
+
+
+def machine_text(machine: Any) -> str:
+    """One line about the machine: cores, busy share of all of them (every process), load, us.
+
+    ``machine: 4 cores, 50% busy (all processes), load 1.50, this process 0.70 cores``;
+    a figure that is not known reads ``?``.
+    """
+    if machine is None:
+        return "machine: not measured"
+    cores = "?" if machine.cores is None else f"{machine.cores}"
+    load = "?" if machine.load1 is None else f"{machine.load1:.2f}"
+    process = "?" if machine.process_cores is None else f"{machine.process_cores:.2f}"
+    return (
+        f"machine: {cores} cores, {_percent(machine.cpu_busy)}% busy (all processes), "
+        f"load {load}, this process {process} cores"
+    )
+
+
+def _input_states(snapshot: Any) -> dict[str, str]:
+    """Each node's input state (WAITING, BLOCKED, IDLE) when debugging is on."""
+    if not snapshot.debug:
+        return {}
+    return {
+        node_id: node.input_states["in"].state
+        for node_id, node in snapshot.state.node_states.items()
+        if "in" in node.input_states
+    }
+
+
+def snapshot_rows(snapshot: Any) -> list[tuple[str, ...]]:
+    """One row per stage: key, state, input, fps, p50/p90 ms, queue n/size, failures, CPU split.
+
+    fps, p50 and p90 are the stage's processing: calls a second and the time
+    inside the stage call (as in the browser live view). A stage that
+    received nothing reads 0.0 fps and ``-`` for the times. The last column
+    is :func:`cpu_text` of its recent window.
+    """
+    inputs = _input_states(snapshot)
+    rows: list[tuple[str, ...]] = []
+    for stage in snapshot.stages:
+        stats = stage.latency
+        valid = stats.count > 0
+        summary = stats.summary() if valid else None
+        queue = "-"
+        if stage.queue_depth is not None:
+            queue = f"{stage.queue_depth}/{stage.queue_capacity}"
+        rows.append(
+            (
+                stage.key,
+                stage.phase or "-",
+                inputs.get(stage.key, "-"),
+                f"{stats.rate(snapshot.taken_ns):.1f}" if valid else "0.0",
+                f"{summary.median * 1e3:.2f}" if summary else "-",
+                f"{summary.p90 * 1e3:.2f}" if summary else "-",
+                queue,
+                str(stage.failures),
+                cpu_text(stage.cpu),
+            )
+        )
+    return rows
+
+
+def _table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+
+    left = [column in _WORDS for column in columns]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(
+            f"{cell:<{width}}" if word else f"{cell:>{width}}"
+            for cell, width, word in zip(cells, widths, left, strict=True)
+        ).rstrip()
+
+    return "\n".join([line(columns), *map(line, rows)])
+
+
+def state_table(state: Any) -> str:
+    """An aligned text table of every node (see :func:`state_rows`)."""
+    rows = state_rows(state)
+    return _table(STATE_COLUMNS, rows) if rows else "(no nodes)"
+
+
+def snapshot_table(snapshot: Any) -> str:
+    """The pipeline's headline, the machine's line, then a table of its stages.
+
+    See :func:`snapshot_head` and :func:`snapshot_rows`.
+    """
+    rows = snapshot_rows(snapshot)
+    head = snapshot_head(snapshot)
+    return head + ("\n" + _table(SNAPSHOT_COLUMNS, rows) if rows else "")
+
+
+def snapshot_head(snapshot: Any) -> str:
+    """Two lines: items in, out, failed and dropped, end-to-end latency; :func:`machine_text`."""
+    counts = snapshot.counters
+    latency = snapshot.latency
+    head = (
+        f"{snapshot.pipeline} ({snapshot.mode or 'not started'}): "
+        f"{counts.get('completed', 0):,} completed of {counts.get('forwarded', 0):,} forwarded, "
+        f"{counts.get('failed', 0):,} failed, {counts.get('dropped', 0):,} dropped"
+    )
+    if latency.count:
+        summary = latency.summary()
+        head += (
+            f"; end to end p50 {summary.median * 1e3:.2f} ms, p90 {summary.p90 * 1e3:.2f} ms, "
+            f"{latency.rate(snapshot.taken_ns):.1f} items/s"
+        )
+    return head + "\n" + machine_text(snapshot.machine)
+
+
+def rich_table(columns: tuple[str, ...], rows: list[tuple[str, ...]], title: str = "") -> Any:
+    """A ``rich.table.Table`` of the rows, states coloured (needs the ``rich`` package)."""
+    table_type = require("rich.table", "demo", "rendering with rich").Table
+    table = table_type(title=title or None)
+    for column in columns:
+        table.add_column(column, justify="left" if column in _WORDS else "right")
+    for row in rows:
+        table.add_row(*(f"[{_STYLES[cell]}]{cell}[/]" if cell in _STYLES else cell for cell in row))
+    return table
+
+
+def _rich_snapshot(snapshot: PipelineSnapshot) -> Any:
+    return rich_table(SNAPSHOT_COLUMNS, snapshot_rows(snapshot), title=snapshot_head(snapshot))
+
+
+def _rich_state(state: PipelineState) -> Any:
+    return rich_table(STATE_COLUMNS, state_rows(state))
+
+
+register(PipelineSnapshot, snapshot_table, _rich_snapshot)
+register(PipelineState, state_table, _rich_state)
+register(NodeState, node_text)
+register(Timing, timing_text)

@@ -1,0 +1,114 @@
+"""A pipeline's life as one state machine: forward only, and one answer per state."""
+
+from __future__ import annotations
+
+import pytest
+
+from framescope import FakeClock, Pipeline
+from framescope.pipeline import PipelineClosedError, PipelineStoppedError, StageError
+from framescope.pipeline.runtime.lifecycle import Lifecycle, Phase
+
+
+def test_the_phase_only_moves_forward_and_may_skip() -> None:
+    life = Lifecycle("P")
+    assert life.phase is Phase.NEW and not life.started
+    assert life.advance(Phase.RUNNING)
+    assert not life.advance(Phase.RUNNING)  # there already
+    assert life.advance(Phase.FINISHED)  # a halt skips INPUT_CLOSED
+    assert not life.advance(Phase.INPUT_CLOSED)  # never back
+    assert life.phase is Phase.FINISHED and life.input_closed and not life.cleaned_up
+    assert life.finished.is_set()
+
+
+def test_finished_is_set_only_at_the_end() -> None:
+    life = Lifecycle("P")
+    life.advance(Phase.INPUT_CLOSED)
+    assert not life.finished.is_set()
+    life.advance(Phase.CLEANED_UP)  # cleaned up before it finished: nothing more comes
+    assert life.finished.is_set() and life.started and life.cleaned_up
+
+
+def test_the_first_reason_of_each_kind_is_kept() -> None:
+    life = Lifecycle("P")
+    first, second = StageError("A", 1, ValueError("a")), StageError("B", 2, ValueError("b"))
+    life.stop(first)
+    life.stop(second)
+    assert life.stopped_by is first
+    assert life.source_failed(OSError("gone"))
+    assert not life.source_failed(OSError("again"))
+    assert str(life.source_error) == "gone"
+    crash = KeyboardInterrupt()
+    life.crash(crash)
+    life.crash(SystemExit())
+    assert life.crashed is crash
+
+
+def test_check_open_answers_crash_then_cleanup_then_stop() -> None:
+    life = Lifecycle("P")
+    life.check_open()  # open: nothing raised
+    life.stop(StageError("A", 1, ValueError("a")))
+    with pytest.raises(PipelineStoppedError):
+        life.check_open()
+    life.advance(Phase.CLEANED_UP)
+    with pytest.raises(PipelineClosedError, match="cleaned up"):
+        life.check_open()
+    life.crash(RuntimeError("boom"))
+    with pytest.raises(RuntimeError, match="boom"):
+        life.check_open()
+
+
+def test_refusing_input_says_why() -> None:
+    life = Lifecycle("P")
+    life.advance(Phase.INPUT_CLOSED)
+    with pytest.raises(PipelineClosedError, match="no more input"):
+        life.refuse_input()
+    life.source_failed(OSError("disk gone"))
+    with pytest.raises(PipelineClosedError, match=r"source failed \(OSError: disk gone\)"):
+        life.refuse_input()
+
+
+def test_a_pipeline_walks_its_phases() -> None:
+    pipeline = Pipeline(clock=FakeClock()).add(lambda x: x + 1, "Inc")
+    life = pipeline._runtime.life
+    assert life.phase is Phase.NEW
+    pipeline.parallelize()
+    pipeline.forward(1)
+    assert life.phase is Phase.RUNNING
+    pipeline.close()
+    assert pipeline.join(5)
+    assert life.phase is Phase.FINISHED
+    assert list(pipeline.results(timeout=0)) == [2]
+    pipeline.cleanup()
+    assert life.phase is Phase.CLEANED_UP
+    with pytest.raises(PipelineClosedError, match="cleaned up"):
+        pipeline.forward(2)
+
+
+def test_a_stopped_pipeline_refuses_with_the_stop_not_the_close() -> None:
+    def broken(x: int) -> int:
+        raise ValueError("no")
+
+    with Pipeline(clock=FakeClock()) as pipeline:
+        pipeline.add(broken, "Broken", on_error="stop")
+        with pytest.raises(PipelineStoppedError):
+            pipeline.forward(1)
+        assert pipeline._runtime.life.phase is Phase.FINISHED
+        pipeline.close()  # after the stop: nothing to do, the answer stays the stop
+        with pytest.raises(PipelineStoppedError):
+            pipeline.forward(2)
+
+
+def test_cleaning_up_the_outer_pipeline_ends_the_nested_one() -> None:
+    inner = Pipeline(name="Inner").add(lambda x: x, "Same")
+    outer = Pipeline(name="Outer").add(inner)
+    outer.forward(1)
+    outer.cleanup()
+    assert inner.closed and inner._tree.life.phase is Phase.CLEANED_UP
+
+
+def test_cleanup_before_the_start_ends_it_too() -> None:
+    pipeline = Pipeline().add(lambda x: x, "Same")
+    pipeline.cleanup()
+    assert pipeline.closed
+    with pytest.raises(PipelineClosedError):
+        pipeline.parallelize()
