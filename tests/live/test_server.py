@@ -147,6 +147,7 @@ def test_beyond_loopback_every_endpoint_needs_the_token() -> None:
     pipeline = running()
     with LiveView(pipeline, host="0.0.0.0", refresh=0.05) as view:
         assert view.token and f"?token={view.token}" in view.url
+        assert view.token not in repr(view) and "?token=***" in repr(view)
         base = f"http://127.0.0.1:{view.port}/"
         for path in (
             "",
