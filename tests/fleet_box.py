@@ -13,6 +13,7 @@ import sys
 from framescope import Pipeline
 from framescope.autoidentity import HostIdentity
 from framescope.exporters.prometheus import PrometheusExporter
+from framescope.live import LiveView
 
 
 def double(item: int) -> int:
@@ -27,7 +28,7 @@ def main() -> None:
     with PrometheusExporter(labels=identity.dimensions("host_name", "box")) as exporter:
         exporter.add_pipeline(pipeline)
         metrics = exporter.serve()
-        with pipeline.serve(refresh=0.1) as view:
+        with LiveView(pipeline, refresh=0.1) as view:
             print(json.dumps({"metrics": metrics.url, "view": view.url}), flush=True)
             results = list(pipeline.run(range(items)))
             print("done" if results == [2 * i for i in range(items)] else "wrong", flush=True)

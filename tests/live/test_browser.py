@@ -63,7 +63,7 @@ def totals(driver: Any) -> str:
 def test_the_page_shows_every_stage_and_live_numbers(browser: Any, tmp_path: Path) -> None:
     pipeline = Pipeline(name="Cam", debug=True).add(lambda x: x, "Decode")
     pipeline.add(lambda x: x, "Detect").add(lambda x: x, "Draw").parallelize(queue_size=4)
-    with pipeline.serve(refresh=0.1) as view:
+    with LiveView(pipeline, refresh=0.1) as view:
         browser.get(view.url)
         names = eventually(
             lambda: [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#graph .node b")]
@@ -86,7 +86,7 @@ def test_replicas_are_shown_inside_their_stage(browser: Any) -> None:
     pipeline = Pipeline(name="Cam", debug=True).add(lambda x: x, "Decode")
     pipeline.add(lambda x: x, "Detect", replicas=3).parallelize(queue_size=4)
     try:
-        with pipeline.serve(refresh=0.1) as view:
+        with LiveView(pipeline, refresh=0.1) as view:
             browser.get(view.url)
             names = eventually(
                 lambda: [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#graph .node > b")]
@@ -122,7 +122,7 @@ def test_a_blocked_input_turns_red_behind_a_gated_stage(browser: Any) -> None:
 
 
 def _look_at_the_gate(browser: Any, pipeline: Pipeline, gate: Gate) -> None:
-    with pipeline.serve(refresh=0.1) as view:
+    with LiveView(pipeline, refresh=0.1) as view:
         for item in range(3):
             pipeline.forward(item)
         assert gate.entered.wait(10)
@@ -163,7 +163,7 @@ def test_nested_pipelines_are_grouped(browser: Any) -> None:
     outer.add(lambda x: x, "Draw").parallelize(queue_size=2)
     for _ in outer.run(range(5)):
         pass
-    with outer.serve(refresh=0.1) as view:
+    with LiveView(outer, refresh=0.1) as view:
         browser.get(view.url)
         grouped = eventually(
             lambda: browser.execute_script(
@@ -184,9 +184,10 @@ def test_nested_pipelines_are_grouped(browser: Any) -> None:
 _BOX = """
 import sys, threading, time
 from framescope import Pipeline
+from framescope.live import LiveView
 pipeline = Pipeline(name=sys.argv[1], debug=True).add(lambda x: x, "Detect")
 pipeline.add(lambda x: x, "Draw").parallelize(queue_size=4)
-view = pipeline.serve(refresh=0.1)
+view = LiveView(pipeline, refresh=0.1).start()
 print(view.url, flush=True)
 gone = threading.Event()
 threading.Thread(target=lambda: (sys.stdin.read(), gone.set()), daemon=True).start()
@@ -276,7 +277,7 @@ def test_the_preview_image_receives_frames(browser: Any) -> None:
 
 def test_without_the_token_the_browser_gets_401(browser: Any) -> None:
     pipeline = Pipeline(name="Cam").add(lambda x: x, "A")
-    with pipeline.serve(host="0.0.0.0", refresh=0.1) as view:
+    with LiveView(pipeline, host="0.0.0.0", refresh=0.1) as view:
         browser.get(f"http://127.0.0.1:{view.port}/")
         assert eventually(lambda: "unauthorised" in browser.find_element(By.TAG_NAME, "body").text)
         browser.get(view.url)  # with the token: the page
@@ -452,7 +453,7 @@ def test_each_stage_shows_a_bar_of_where_its_time_goes(browser: Any, clock: Any)
 
     pipeline, _ = measured_pipeline(clock)
     try:
-        with pipeline.serve(refresh=0.1) as view:
+        with LiveView(pipeline, refresh=0.1) as view:
             browser.get(view.url)
             # one reading of the page (it redraws every refresh)
             bars, cells, machine = eventually(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -62,10 +63,11 @@ def test_no_image_is_said_plainly() -> None:
 def until(check: Callable[[], Any], tap: PreviewTap, clock: FakeClock) -> Any:
     """Move the encoder's fake clock on until ``check()`` holds (polled, with a deadline)."""
     deadline = time.monotonic() + 10
+    pause = threading.Event()
     while not (value := check()):
         assert time.monotonic() < deadline, "the encoder never got there"
         clock.advance(1 / tap.fps)
-        tap.latest(after=tap.sequence, timeout=0.005)  # a short wait for the encoder
+        pause.wait(0.005)  # a short real pause for the encoder (tap.latest waits on the clock)
     return value
 
 

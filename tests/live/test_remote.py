@@ -176,3 +176,23 @@ def test_redact_url_hides_every_secret_and_keeps_the_rest() -> None:
         == "https://user:***@box:8321/snapshot.json?token=***&n=1&Key=***"
     )
     assert redact_url("http://box:8321/") == "http://box:8321/"
+
+
+def test_a_box_is_polled_on_the_views_clock(box: Box) -> None:
+    from framescope.clock import FakeClock
+    from tests.polling import holds_within
+
+    box.body = good_snapshot()
+    clock = FakeClock()
+    local = Pipeline(name="Here").add(lambda x: x, "Work")
+    fleet = LiveView(local, f"http://127.0.0.1:{box.port}/", refresh=60, clock=clock).start()
+    remote = fleet.remotes[0]
+    try:
+        for polls in (1, 2, 3):  # at once, at start; then once each 60 s of the view's clock
+            if polls > 1:
+                clock.advance(60)
+            # last_seen is the clock's wall time of the poll
+            assert holds_within(lambda: remote.last_seen == clock.wall().timestamp())
+            assert len(box.authorizations) == polls and remote.reachable
+    finally:
+        assert fleet.close(timeout=8)

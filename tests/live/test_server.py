@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from framescope import Pipeline
+from framescope.clock import FakeClock
 from framescope.live import LiveView
 from framescope.pipeline.model.state import PipelineState
 from tests.polling import eventually, holds_within, wait_for
@@ -78,7 +79,7 @@ def test_a_snapshot_that_fails_is_logged_and_publishing_goes_on(
 
 def test_the_page_and_json_endpoints() -> None:
     pipeline = running()
-    with pipeline.serve(refresh=0.05) as view:
+    with LiveView(pipeline, refresh=0.05) as view:
         assert view.url.startswith("http://127.0.0.1:") and "token" not in view.url
         page = get(view.url).decode()
         assert page.startswith("<!doctype html>") and "EventSource" in page
@@ -144,8 +145,9 @@ def test_the_preview_streams_jpegs_of_the_frames() -> None:
 
 def test_beyond_loopback_every_endpoint_needs_the_token() -> None:
     pipeline = running()
-    with pipeline.serve(host="0.0.0.0", refresh=0.05) as view:
+    with LiveView(pipeline, host="0.0.0.0", refresh=0.05) as view:
         assert view.token and f"?token={view.token}" in view.url
+        assert view.token not in repr(view) and "?token=***" in repr(view)
         base = f"http://127.0.0.1:{view.port}/"
         for path in (
             "",
@@ -173,7 +175,7 @@ def until_ok(url: str, limit: float = 10.0) -> None:
 
 def test_too_many_clients_get_503_and_idle_ones_are_let_go() -> None:
     pipeline = running()
-    with pipeline.serve(max_connections=2, request_timeout=5, refresh=0.05) as view:
+    with LiveView(pipeline, max_connections=2, request_timeout=5, refresh=0.05) as view:
         # Two event streams hold both slots: a third request is answered 503.
         streams = [urllib.request.urlopen(with_query(view, "events"), timeout=5) for _ in range(2)]
         assert status(with_query(view, "healthz")) == 503
@@ -192,9 +194,14 @@ def test_too_many_clients_get_503_and_idle_ones_are_let_go() -> None:
 
 def test_slow_clients_never_keep_one_with_the_token_out() -> None:
     pipeline = running()
-    view = pipeline.serve(
-        host="0.0.0.0", max_connections=4, request_timeout=30, header_timeout=2, refresh=0.05
-    )
+    view = LiveView(
+        pipeline,
+        host="0.0.0.0",
+        max_connections=4,
+        request_timeout=30,
+        header_timeout=2,
+        refresh=0.05,
+    ).start()
     slow = SlowClients(view.port, 12, "/healthz")
     try:
         assert holds_within(lambda: view._server.handler_threads() == 4)  # 4 still on their head
@@ -256,14 +263,15 @@ def test_a_stream_ends_when_its_preview_stops() -> None:
 def serve_again(pipeline: Pipeline, port: int) -> LiveView:
     """Serve on ``port`` again (the old socket may take a moment to let it go)."""
     view: LiveView = eventually(
-        lambda: pipeline.serve(port=port, refresh=0.05), 10, every=0.1, errors=True
+        lambda: LiveView(pipeline, port=port, refresh=0.05).start(), 10, every=0.1, errors=True
     )
     return view
 
 
 def test_a_fleet_view_merges_boxes_and_marks_one_that_goes_away() -> None:
     box1, box2 = running("Left"), running("Right")
-    remote1, remote2 = box1.serve(refresh=0.05), box2.serve(refresh=0.05)
+    remote1 = LiveView(box1, refresh=0.05).start()
+    remote2 = LiveView(box2, refresh=0.05).start()
     fleet = LiveView(remote1.url, remote2.url, refresh=0.05).start()
     try:
         shown = view_showing(fleet, lambda v: len(v["stages"]) >= 4, 10)  # polled one by one
@@ -292,7 +300,7 @@ def test_a_box_that_never_answers_holds_up_neither_the_page_nor_the_others() -> 
     silent.bind(("127.0.0.1", 0))
     silent.listen(4)  # takes the connection, never answers
     box = running("Live")
-    remote = box.serve(refresh=0.05)
+    remote = LiveView(box, refresh=0.05).start()
     fleet = LiveView(
         f"http://127.0.0.1:{silent.getsockname()[1]}/", remote.url, refresh=0.05
     ).start()
@@ -345,7 +353,7 @@ def test_drops_at_the_input_show_on_the_first_stage() -> None:
     gate = Gate()
     pipeline = Pipeline(name="Cam", debug=True).add(gate).add(lambda x: x, "Draw")
     pipeline.parallelize(queue_size=1, overflow="drop_newest")
-    with pipeline.serve(refresh=0.05) as view:
+    with LiveView(pipeline, refresh=0.05) as view:
         for item in range(6):
             pipeline.forward(item)
         assert gate.entered.wait(10)
@@ -365,7 +373,7 @@ def test_a_stage_behind_a_gated_one_shows_its_input_blocked() -> None:
     gate = Gate()
     pipeline = Pipeline(name="Cam", debug=True).add(lambda x: x, "Decode").add(gate)
     pipeline.parallelize(queue_size=1)
-    with pipeline.serve(refresh=0.05) as view:
+    with LiveView(pipeline, refresh=0.05) as view:
         for item in range(3):
             pipeline.forward(item)
         assert gate.entered.wait(10)
@@ -410,8 +418,12 @@ def test_bad_arguments() -> None:
         LiveView(42)
     with pytest.raises(ValueError, match="remote must be a LiveView URL"):
         LiveView("ftp://box/")
-    with pytest.raises(ValueError, match="token"):
+    with pytest.raises(ValueError, match="token must be at least 8 characters"):
         LiveView(pipeline, token="short")
+    with pytest.raises(TypeError, match="token must be a str or None, got int"):
+        LiveView(pipeline, token=12345678)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="clock must be a framescope Clock"):
+        LiveView(pipeline, clock=object())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="refresh"):
         LiveView(pipeline, refresh=0)
     with pytest.raises(ValueError, match="header_timeout"):
@@ -430,3 +442,40 @@ def test_an_event_for_twenty_stages_stays_small() -> None:
     assert len(event) < 50_000
     assert len(json.loads(event)["stages"]) == 20
     pipeline.cleanup()
+
+
+def test_snapshots_are_published_and_streamed_on_the_views_clock() -> None:
+    clock = FakeClock()
+    pipeline = Pipeline(name="Cam").add(lambda x: x, "Detect").parallelize()
+    with LiveView(pipeline, refresh=60, clock=clock) as view:
+        assert view.published()[0] == 1  # the first one, at start
+        stream = urllib.request.urlopen(with_query(view, "events"), timeout=5)
+        assert stream.readline() == b"retry: 2000\n" and stream.readline() == b"\n"
+        counts = []
+        for version in (2, 3):  # one snapshot each 60 s of the view's clock
+            assert stream.readline() == b"event: snapshot\n"
+            counts.append(json.loads(stream.readline()[6:])["counters"]["forwarded"])
+            assert stream.readline() == b"\n"
+            pipeline.forward(version)
+            clock.advance(60)
+            assert holds_within(lambda version=version: view.published()[0] == version)
+        assert view.published()[0] == 3
+        stream.close()
+    assert counts == [0, 1]
+    pipeline.cleanup()
+
+
+def test_every_wait_of_the_view_and_its_previews_is_on_its_clock() -> None:
+    clock = FakeClock(autojump=True)  # an unwoken wait moves the clock to its end at once
+    pipeline = Pipeline(name="Cam").add(lambda x: x, "Draw")
+    view = LiveView(pipeline, clock=clock)
+    try:
+        start = clock.monotonic_ns()
+        assert view.published(after=0, timeout=30)[0] == 0  # nothing published: not started
+        assert clock.monotonic_ns() - start == 30_000_000_000
+        tap = view.preview("annotated", "Draw")
+        assert tap.latest(timeout=45) is None  # no frame came within 45 s of the clock
+        assert clock.monotonic_ns() - start == 75_000_000_000
+    finally:
+        view.close()
+        pipeline.cleanup()

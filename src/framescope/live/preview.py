@@ -4,8 +4,9 @@ A :class:`PreviewTap` is a pipeline stage that only keeps a reference to the
 frame passing through (no copy, no wait) and passes it on. Its own thread
 encodes the newest frame to JPEG at most ``fps`` times a second (OpenCV where installed,
 else PyAV's MJPEG encoder), so the frame loop never waits for a viewer: frames that come
-faster are skipped, never queued. The live server streams the JPEGs as
-``multipart/x-mixed-replace`` (MJPEG) to any number of browsers.
+faster are skipped, never queued. :func:`mjpeg_parts` makes the
+``multipart/x-mixed-replace`` (MJPEG) stream the live server sends to any
+number of browsers.
 """
 
 from __future__ import annotations
@@ -13,15 +14,16 @@ from __future__ import annotations
 import fractions
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from framescope._optional import require
 from framescope._validation import check_number
-from framescope.clock import SYSTEM_CLOCK, Clock, wait_on
+from framescope.clock import SYSTEM_CLOCK, Clock
+from framescope.live._pace import Beat, wait_for
 from framescope.pipeline.stage import Stage
 
-__all__ = ["ImageChoice", "PreviewTap", "pick_image"]
+__all__ = ["MJPEG_TYPE", "ImageChoice", "PreviewTap", "mjpeg_parts", "pick_image"]
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +132,7 @@ class PreviewTap(Stage):
     Args:
         name: the preview's name: ``/video/<name>.mjpg`` on the live server.
         fps: the most JPEGs a second (the rest of the frames are skipped).
-        clock: the clock of the encoder's pace.
+        clock: the clock of the encoder's pace and of waits for a JPEG.
         image: which part of each result is the image (see :func:`pick_image`).
         source: what the tap sees, for messages (the live view passes the stage's name).
     """
@@ -181,15 +183,17 @@ class PreviewTap(Stage):
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()
+        beat = Beat(self._clock, 1.0 / self.fps, self._stop)
         self._thread = threading.Thread(
-            target=self._encode_loop, name=f"framescope-preview-{self.name}", daemon=True
+            target=self._encode_loop,
+            args=(beat,),
+            name=f"framescope-preview-{self.name}",
+            daemon=True,
         )
         self._thread.start()
 
-    def _encode_loop(self) -> None:
-        period = 1.0 / self.fps
-        main = threading.main_thread()
-        while not wait_on(self._clock, self._stop, period) and main.is_alive():
+    def _encode_loop(self, beat: Beat) -> None:
+        while beat.wait():
             # A counter, not the frame's identity: a stage that draws into one
             # buffer every time returns the same object with new pixels.
             seen = self.frames_seen
@@ -258,10 +262,16 @@ class PreviewTap(Stage):
         return b"".join(bytes(packet) for packet in codec.encode(video))
 
     def latest(self, after: int = 0, timeout: float | None = None) -> tuple[int, bytes] | None:
-        """The newest JPEG once there is one newer than number ``after``; None on timeout."""
+        """The newest JPEG once there is one newer than number ``after``.
+
+        None when ``timeout`` seconds of the tap's clock pass first, or it stops.
+        """
         with self._ready:
-            if not self._ready.wait_for(
-                lambda: self.sequence > after or self._stop.is_set(), timeout
+            if not wait_for(
+                self._clock,
+                self._ready,
+                lambda: self.sequence > after or self._stop.is_set(),
+                timeout,
             ):
                 return None
             if self._jpeg is None or self.sequence <= after:
@@ -284,3 +294,32 @@ class PreviewTap(Stage):
     def cleanup(self) -> None:
         """As a pipeline stage: stop encoding when the pipeline is cleaned up."""
         self.stop()
+
+
+MJPEG_TYPE = "multipart/x-mixed-replace; boundary=frame"
+"""The Content-Type of the stream :func:`mjpeg_parts` makes."""
+
+
+def mjpeg_parts(tap: PreviewTap, stop: threading.Event, poll: float) -> Iterator[bytes | None]:
+    """The MJPEG stream of ``tap``: one part per new JPEG, until ``tap`` or ``stop`` stops.
+
+    None when no new JPEG came within ``poll`` seconds of the tap's clock:
+    the server then looks whether the client left (a stream waiting for a
+    frame writes nothing else that would tell).
+    """
+    number = 0
+    while not stop.is_set():
+        latest = tap.latest(after=number, timeout=poll)
+        if latest is None:
+            if tap.stopped:
+                return
+            yield None
+            continue
+        number, jpeg = latest
+        yield (
+            b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+            + str(len(jpeg)).encode()
+            + b"\r\n\r\n"
+            + jpeg
+            + b"\r\n"
+        )

@@ -13,42 +13,21 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 import urllib.request
 from http.client import HTTPException
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from framescope._periodic import run_every
-from framescope.clock import SYSTEM_CLOCK
+from framescope.clock import SYSTEM_CLOCK, TimeSource
+from framescope.live._auth import HIDDEN, SECRET_PARAMETERS, redact_url
+from framescope.live._pace import Beat
 from framescope.pipeline.model.snapshot import PipelineSnapshot
 
 __all__ = ["MAX_ANSWER_BYTES", "SECRET_PARAMETERS", "RemoteBox", "redact_url"]
 
 logger = logging.getLogger(__name__)
 
-SECRET_PARAMETERS = frozenset({"token", "access_token", "secret", "password", "key", "api_key"})
-"""Query parameters whose values :func:`redact_url` hides (compared without case)."""
-
 MAX_ANSWER_BYTES = 64 * 1024 * 1024
 """The largest snapshot a box may answer; a longer answer is refused unread."""
-
-_HIDDEN = "***"
-
-
-def redact_url(url: str) -> str:
-    """``url`` with the values of its secret query parameters and its password as ``***``.
-
-    ``http://box:8321/?token=abc&x=1`` becomes ``http://box:8321/?token=***&x=1``.
-    """
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password is not None:  # http://user:password@host/
-        netloc = netloc.replace(f":{parts.password}@", f":{_HIDDEN}@", 1)
-    query = [
-        (name, _HIDDEN if name.lower() in SECRET_PARAMETERS else value)
-        for name, value in parse_qsl(parts.query, keep_blank_values=True)
-    ]
-    return parts._replace(netloc=netloc, query=urlencode(query, safe="*")).geturl()
 
 
 class RemoteBox:
@@ -56,6 +35,11 @@ class RemoteBox:
 
     A box that does not answer holds up only its own poller (for at most the
     request timeout, 5 s at most), never the page's publisher or other boxes.
+
+    Args:
+        url: the box's LiveView URL (its ``?token=`` is sent as a header).
+        timeout: seconds a poll may take (5 s at most).
+        clock: the clock of the polls' pace and of ``last_seen``.
 
     Attributes:
         url: where its snapshot is asked for, its secrets hidden (the token goes in a header).
@@ -67,7 +51,7 @@ class RemoteBox:
         failures: polls that brought no snapshot, all time.
     """
 
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(self, url: str, timeout: float, *, clock: TimeSource | None = None) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(
@@ -84,6 +68,7 @@ class RemoteBox:
         self._secrets += [v for n, v in query if n.lower() in SECRET_PARAMETERS and v]
         self.prefix = parts.hostname.replace(".", "_") + (f"_{parts.port}" if parts.port else "")
         self.timeout = min(timeout, 5.0)
+        self._clock = SYSTEM_CLOCK if clock is None else clock
         self.snapshot: PipelineSnapshot | None = None
         self.reachable = False
         self.problem: str | None = "not asked yet"
@@ -96,17 +81,17 @@ class RemoteBox:
         return f"RemoteBox({self.url!r}, {state})"
 
     def start(self, every: float, stop: threading.Event, name: str) -> None:
-        """Poll every ``every`` seconds until ``stop`` is set."""
-
-        def poll() -> None:
-            try:
-                self.poll(stop)
-            except Exception as error:  # a fault of ours must not end the polling either
-                self._failed(f"cannot be read: {self._scrubbed(error)}")
+        """Poll at once, then every ``every`` seconds of the clock, until ``stop`` is set."""
+        beat = Beat(self._clock, every, stop)
 
         def run() -> None:
-            poll()  # the first answer at once, then one every ``every`` s
-            run_every(SYSTEM_CLOCK, stop, every, poll, what=f"polling {self!r}")
+            while True:
+                try:
+                    self.poll(stop)
+                except Exception as error:  # a fault of ours must not end the polling either
+                    self._failed(f"cannot be read: {self._scrubbed(error)}")
+                if not beat.wait():
+                    return
 
         self.thread = threading.Thread(target=run, name=name, daemon=True)
         self.thread.start()
@@ -133,7 +118,7 @@ class RemoteBox:
         if not self.reachable and self.failures:
             logger.info("live view: %s answers again", self.url)
         self.snapshot, self.reachable, self.problem = snapshot, True, None
-        self.last_seen = time.time()
+        self.last_seen = self._clock.wall().timestamp()
 
     @staticmethod
     def _parse(body: bytes) -> PipelineSnapshot:
@@ -156,5 +141,5 @@ class RemoteBox:
         """The error as text, with this box's secrets hidden (a message may quote the URL)."""
         text = f"{type(error).__name__}: {error}"
         for secret in self._secrets:
-            text = text.replace(secret, _HIDDEN)
+            text = text.replace(secret, HIDDEN)
         return text if len(text) <= 300 else text[:297] + "..."

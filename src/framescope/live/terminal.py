@@ -8,6 +8,8 @@ import threading
 from typing import Any, TextIO
 
 from framescope._validation import check_bool, check_positive_seconds
+from framescope.clock import SYSTEM_CLOCK, TimeSource
+from framescope.live._pace import Beat
 from framescope.pipeline.model.snapshot import SnapshotSource
 from framescope.pipeline.views.tables import snapshot_table
 
@@ -24,6 +26,7 @@ def watch(
     out: TextIO | None = None,
     stop: threading.Event | None = None,
     use_rich: bool | None = None,
+    clock: TimeSource | None = None,
 ) -> None:
     """Show ``pipeline``'s stages live, every ``refresh`` s, for ``seconds`` (or until ``stop``).
 
@@ -31,7 +34,9 @@ def watch(
     with ``rich`` installed it draws a rich table in place (WAITING and
     BLOCKED in colour); elsewhere it prints the text table (the same one
     ``print(pipeline.snapshot())`` prints), redrawn in place on a terminal.
-    Each view renders one snapshot. Ctrl-C ends it.
+    Each view renders one snapshot: the first at once, then one each
+    ``refresh`` s of ``clock`` (the system clock unless given) until
+    ``seconds`` of it have passed. Ctrl-C ends it.
     """
     refresh = check_positive_seconds(refresh, "refresh")
     if seconds is not None:
@@ -39,47 +44,43 @@ def watch(
     use_rich = check_bool(use_rich, "use_rich", or_none=True)
     if not isinstance(stop, threading.Event | None):
         raise TypeError(f"stop must be a threading.Event or None, got {type(stop).__name__}")
+    if clock is not None and not isinstance(clock, TimeSource):
+        raise TypeError(f"clock must be a framescope Clock or None, got {type(clock).__name__}")
     stream = sys.stdout if out is None else out
-    stopped = threading.Event() if stop is None else stop
     tty = stream.isatty()
     if use_rich is None:
         use_rich = tty and importlib.util.find_spec("rich") is not None
-    deadline = None
-    if seconds is not None:
-        deadline = threading.Timer(seconds, stopped.set)
-        deadline.daemon = True
-        deadline.start()
+    beat = Beat(
+        SYSTEM_CLOCK if clock is None else clock,
+        refresh,
+        threading.Event() if stop is None else stop,
+        until=seconds,
+    )
     try:
         if use_rich:
-            _watch_rich(pipeline, refresh, stream, stopped)
+            _watch_rich(pipeline, beat, stream)
         else:
-            _watch_text(pipeline, refresh, stream, stopped, in_place=tty)
+            _watch_text(pipeline, beat, stream, in_place=tty)
     except KeyboardInterrupt:
         pass
-    finally:
-        if deadline is not None:
-            deadline.cancel()
 
 
-def _watch_text(
-    pipeline: SnapshotSource, refresh: float, out: TextIO, stop: threading.Event, *, in_place: bool
-) -> None:
+def _watch_text(pipeline: SnapshotSource, beat: Beat, out: TextIO, *, in_place: bool) -> None:
     while True:
         view = snapshot_table(pipeline.snapshot())
         out.write((_CLEAR if in_place else "\n") + view + "\n")
         out.flush()
-        if stop.wait(refresh):
+        if not beat.wait():
             return
 
 
-def _watch_rich(
-    pipeline: SnapshotSource, refresh: float, out: TextIO, stop: threading.Event
-) -> None:
+def _watch_rich(pipeline: SnapshotSource, beat: Beat, out: TextIO) -> None:
     from rich.console import Console  # noqa: PLC0415 - optional, checked above
     from rich.live import Live  # noqa: PLC0415
 
     console = Console(file=out)
     snapshot: Any = pipeline.snapshot()
-    with Live(snapshot, console=console, refresh_per_second=max(1.0, 1 / refresh)) as live:
-        while not stop.wait(refresh):
-            live.update(pipeline.snapshot())
+    # Redrawn on the beat only: rich's own refresh thread would wait in real time.
+    with Live(snapshot, console=console, auto_refresh=False) as live:
+        while beat.wait():
+            live.update(pipeline.snapshot(), refresh=True)

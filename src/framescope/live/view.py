@@ -1,12 +1,17 @@
-"""What the live page draws, from one snapshot: a compact, JSON-ready dict.
+"""The live page: its HTML (:func:`page_html`) and what it draws of a snapshot (:func:`page_view`).
 
-The full ``snapshot.to_dict()`` carries every recent sample and trace (for
-another box to merge); the page needs only the figures it shows, so one
-event stays small (a few hundred bytes a stage).
+The page itself is ``page.html`` (self-contained: no CDN), which draws what
+``/events`` sends. The full ``snapshot.to_dict()`` carries every recent
+sample and trace (for another box to merge); the page needs only the
+figures it shows, so one event stays small (a few hundred bytes a stage).
 """
 
 from __future__ import annotations
 
+import html
+import importlib.resources
+import json
+from collections.abc import Iterable
 from typing import Any
 
 from framescope._keys import join_key
@@ -15,11 +20,18 @@ from framescope.pipeline.model.snapshot import PipelineSnapshot
 from framescope.pipeline.views.diagnosis import diagnose_snapshot
 from framescope.pipeline.views.tables import cpu_text, machine_text
 
-__all__ = ["cpu_view", "input_drops", "machine_view", "page_view"]
+__all__ = ["cpu_view", "input_drops", "machine_view", "page_html", "page_view"]
 
 
 _NAMED = ("stage-bound", "stalled")
 """Verdicts whose ``bottleneck`` is the stage to outline (not merely the busiest one)."""
+
+
+def page_html(previews: Iterable[str]) -> bytes:
+    """The page, with the names of the ``previews`` (``/video/<name>.mjpg``) filled in."""
+    text = importlib.resources.files("framescope.live").joinpath("page.html").read_text()
+    names = html.escape(json.dumps(sorted(previews)), quote=True)
+    return text.replace("<body>", f'<body data-previews="{names}">', 1).encode()
 
 
 def _ms(seconds: float) -> float:

@@ -1,0 +1,131 @@
+"""The live view's HTTP side: which endpoint answers what, and streams that end with their client.
+
+It runs on framescope's bounded HTTP server (a deadline for each request
+head, a cap on requests served at once, a timeout per read or write). The
+token is checked (:class:`~framescope.live._auth.TokenRule`) before a
+request takes a slot; requests are not logged, so no token reaches a log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import ssl
+import threading
+from collections.abc import Iterator, Mapping
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from framescope._httpserver import BoundedServing, GuardedRequestHandler, listening_on
+from framescope.live._auth import UNAUTHORISED, TokenRule
+from framescope.live._publish import EVENTS_TYPE, Publisher
+from framescope.live.preview import MJPEG_TYPE, PreviewTap, mjpeg_parts
+from framescope.live.view import page_html
+
+__all__ = ["LiveServer", "open_server"]
+
+_GONE_POLL_S = 0.5  # how often a stream waiting for a frame looks whether its client left
+_JSON = "application/json"
+
+
+class LiveServer(BoundedServing, HTTPServer):
+    """The HTTP server of one LiveView: its token rule, publisher and previews."""
+
+    access: TokenRule
+    publisher: Publisher
+    previews: Mapping[str, PreviewTap]
+    closing: threading.Event  # set when the view closes: every stream ends
+
+    def refusal(self, handler: BaseHTTPRequestHandler) -> bytes | None:
+        """401 for a request without the token: it never takes a slot."""
+        return None if self.access.allows(handler.path, handler.headers) else UNAUTHORISED
+
+
+def open_server(
+    address: tuple[str, int],
+    access: TokenRule,
+    publisher: Publisher,
+    previews: Mapping[str, PreviewTap],
+    closing: threading.Event,
+) -> LiveServer:
+    """Bind ``address`` (an OSError names it when that fails); ``configure`` it, then start it."""
+    with listening_on(*address):
+        server = LiveServer(address, _Handler)
+    server.access, server.publisher, server.previews = access, publisher, previews
+    server.closing = closing
+    return server
+
+
+class _Handler(GuardedRequestHandler):
+    server: LiveServer
+    protocol_version = "HTTP/1.0"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Requests are not logged: not worth a line each, and their URLs may carry the token."""
+
+    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+        server = self.server  # the token was checked before the request took a slot
+        publisher = server.publisher
+        path = urlsplit(self.path).path
+        if path == "/":
+            self._send(200, page_html(server.previews), "text/html; charset=utf-8")
+        elif path == "/healthz":
+            self._send(200, b'{"status": "ok"}', _JSON)
+        elif path == "/view.json":
+            self._send(200, publisher.published()[1], _JSON)
+        elif path in ("/snapshot.json", "/state.json"):
+            self._send(200, publisher.rendered(path[1:-5]), _JSON)
+        elif path == "/events":
+            self._stream(EVENTS_TYPE, publisher.events())
+        elif path.startswith("/video/") and path.endswith(".mjpg"):
+            tap = server.previews.get(path[len("/video/") : -len(".mjpg")])
+            if tap is None:
+                self._send(404, b"no such preview\n", "text/plain")
+            else:
+                self._stream(MJPEG_TYPE, mjpeg_parts(tap, server.closing, _GONE_POLL_S))
+        else:
+            self._send(404, b"not found\n", "text/plain")
+
+    def _send(self, status: int, body: bytes, kind: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _stream(self, kind: str, parts: Iterator[bytes | None]) -> None:
+        """Send ``parts`` as they come; None: nothing new, so look whether the client left."""
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        for part in parts:
+            if part is None:
+                if self._client_left():
+                    return
+                continue
+            self.wfile.write(part)
+            self.wfile.flush()
+
+    def _client_left(self) -> bool:
+        """Whether the client closed its end (a stream's client sends nothing after its head)."""
+        connection = self.connection
+        try:
+            readable, _, _ = select.select([connection], [], [], 0)
+        except (OSError, ValueError):  # closed already
+            return True
+        if not readable:
+            return False
+        timeout = connection.gettimeout()
+        try:
+            connection.settimeout(0.0)
+            return not connection.recv(4096)  # b"": the end; anything else is dropped
+        except (BlockingIOError, ssl.SSLWantReadError):
+            return False  # part of a TLS record
+        except OSError:  # reset
+            return True
+        finally:
+            with contextlib.suppress(OSError):
+                connection.settimeout(timeout)
