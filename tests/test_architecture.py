@@ -256,3 +256,17 @@ def test_the_data_every_reader_renders_imports_none_of_its_renderers(data: str) 
                 todo.append(target)
     loaded = {m for m in reached if any(m == r or m.startswith(r + ".") for r in renderers)}
     assert not loaded, f"{data} loads {sorted(loaded)}"
+
+
+def test_no_module_of_the_pipeline_imports_a_view_that_shows_it() -> None:
+    # The live view, the exporters and the demo take a pipeline; the pipeline
+    # knows none of them (LiveView(pipeline) is the one way to serve it).
+    graph = import_graph()
+    wrong = sorted(
+        f"{module} -> {target}"
+        for module, targets in graph.items()
+        if module.startswith("framescope.pipeline")
+        for target in targets
+        if target.startswith(("framescope.live", "framescope.exporters", "framescope.demo"))
+    )
+    assert not wrong

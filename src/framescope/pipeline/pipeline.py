@@ -531,16 +531,6 @@ class Pipeline:
             raise RuntimeError(f"{what}: pipeline {self.name!r} has not started yet")
         return snapshot
 
-    def serve(self, port: int = 0, host: str = "127.0.0.1", **options: Any) -> Any:
-        """Show this pipeline live in a browser: a started :class:`~framescope.live.LiveView`.
-
-        ``view.url`` is the address to open; ``view.close()`` stops it.
-        ``options`` go to LiveView (``token``, ``refresh``, ...).
-        """
-        from framescope.live.server import LiveView  # noqa: PLC0415 - the view renders pipelines
-
-        return LiveView(self, host=host, port=port, **options).start()
-
     def tap(self, stage: str, callback: Callable[[Any], None]) -> None:
         """Call ``callback(result)`` with every result of ``stage``, in the stage's own thread.
 
