@@ -18,7 +18,6 @@ module-level names. What stage code, tests and integrations need below that
 (event recorders, CPU sources) is in :mod:`framescope.pipeline.lowlevel`.
 """
 
-from framescope.pipeline import views as _views  # noqa: F401  (registers the views of the data)
 from framescope.pipeline.errors import (
     ErrorPolicy,
     OverflowPolicy,
@@ -63,6 +62,7 @@ from framescope.pipeline.replicas.base import ReplicaLostError, ThreadExecutor
 from framescope.pipeline.replicas.process import ProcessExecutor
 from framescope.pipeline.replicas.ray import RayExecutor
 from framescope.pipeline.stage import Stage
+from framescope.pipeline.views import tables as _tables  # noqa: F401  (registers the views of the data)
 from framescope.pipeline.views.diagnosis import Diagnosis, StageLoad
 
 __all__ = [  # noqa: RUF022 - grouped as the docstring says
