@@ -20,7 +20,7 @@ from framescope._validation import (
 )
 from framescope.clock import SYSTEM_CLOCK, Clock, to_nanoseconds
 from framescope.pipeline.debug.aggregation import Aggregator
-from framescope.pipeline.errors import ErrorPolicy, OverflowPolicy
+from framescope.pipeline.errors import ErrorPolicy, OverflowPolicy, PipelineClosedError
 from framescope.pipeline.model.query import PipelineStateQuery
 from framescope.pipeline.model.snapshot import PipelineSnapshot
 from framescope.pipeline.model.traces import FrameTrace
@@ -36,7 +36,6 @@ from framescope.pipeline.stage import PipelineStage
 from framescope.pipeline.views.diagnosis import Diagnosis, diagnose_snapshot
 from framescope.stats import StatsSnapshot
 from framescope.timepiece import StopWatch
-from framescope.trace import chrome_trace, write_trace
 
 __all__ = ["SEPARATOR", "Pipeline", "PipelineStage"]  # PipelineStage: see stage.py
 
@@ -347,9 +346,13 @@ class Pipeline:
         timeout = check_seconds_or_none(timeout, "timeout")
         started = time.monotonic()
         life = self._tree.life
+        crash: BaseException | None = None
         if drain and life.started and not life.cleaned_up:
             self.close()
-            self._runtime.join(timeout, raise_source=False)
+            try:
+                self._runtime.join(timeout, raise_source=False)
+            except BaseException as error:  # escaped a stage: shut down first, then raise it
+                crash = error
         with self._lock:
             if life.cleaned_up:
                 return []
@@ -357,6 +360,8 @@ class Pipeline:
         left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
         hung = self._runtime.shutdown(left)
         self._tree.cleanup_stages(set())
+        if crash is not None:
+            raise crash
         return hung
 
     @property
@@ -518,6 +523,10 @@ class Pipeline:
             )
         snapshot = self._traced_snapshot("export_trace")
         cpu = {stage.key: stage.cpu.series for stage in snapshot.stages if stage.cpu is not None}
+        # framescope.trace renders the pipeline's traces: loading it with the
+        # pipeline would import the package from inside itself.
+        from framescope.trace import chrome_trace, write_trace  # noqa: PLC0415
+
         document = chrome_trace(snapshot.traces, snapshot.node_ids, title=self.name, cpu=cpu)
         return write_trace(path, document)
 
@@ -539,7 +548,10 @@ class Pipeline:
         the item as the stage's would. ``stage`` is a stage name or profile
         key; taps are set before the pipeline starts.
         """
-        if self._tree.life.started:
+        life = self._tree.life
+        if life.cleaned_up:
+            raise PipelineClosedError(f"tap: pipeline {self.name!r} was cleaned up")
+        if life.started:
             raise RuntimeError(f"tap: pipeline {self.name!r} is running; tap before it starts")
         self._tree.tap(stage, callback)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Protocol, TypeVar
@@ -41,15 +42,16 @@ class Deferred(Generic[_T]):
     """A value of a snapshot worked out on first read, then kept (node states, frame traces).
 
     The snapshot stays immutable: what is computed is a function of the
-    readings taken at its instant, supplied by whoever took them. Two threads
-    reading at once may both compute it; both get equal values.
+    readings taken at its instant, supplied by whoever took them. It is
+    computed once, whoever reads it first (other readers wait for it).
     """
 
-    __slots__ = ("_compute", "_value")
+    __slots__ = ("_compute", "_lock", "_value")
 
     def __init__(self, compute: Callable[[], _T]) -> None:
         self._compute: Callable[[], _T] | None = compute
         self._value: _T | None = None
+        self._lock = threading.Lock()
 
     @classmethod
     def of(cls, value: _T) -> Deferred[_T]:
@@ -60,11 +62,19 @@ class Deferred(Generic[_T]):
 
     def get(self) -> _T:
         """The value, computed now if this is the first read."""
-        compute = self._compute
-        if compute is not None:
-            self._value = compute()
-            self._compute = None
+        if self._compute is not None:
+            with self._lock:
+                compute = self._compute
+                if compute is not None:
+                    self._value = compute()
+                    self._compute = None
         return self._value  # type: ignore[return-value]
+
+    def __getstate__(self) -> tuple[object, ...]:
+        return (self.get(),)  # sent elsewhere (another process): the value, worked out
+
+    def __setstate__(self, state: tuple[object, ...]) -> None:
+        self._compute, self._value, self._lock = None, state[0], threading.Lock()  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return "Deferred(...)" if self._compute is not None else f"Deferred.of({self._value!r})"
