@@ -9,8 +9,14 @@ from __future__ import annotations
 
 import pytest
 
-from framescope.pipeline import CpuSplit, MachineLoad, PipelineSnapshot, StageSnapshot
-from framescope.pipeline.diagnosis import Diagnosis, diagnose_snapshot, stage_kind
+from framescope.pipeline import (
+    CpuSplit,
+    Diagnosis,
+    MachineLoad,
+    PipelineSnapshot,
+    StageSnapshot,
+)
+from framescope.pipeline.diagnosis import diagnose_snapshot, stage_kind
 from framescope.stats import StatsSnapshot
 
 SECOND = 1_000_000_000
