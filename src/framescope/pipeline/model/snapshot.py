@@ -431,8 +431,11 @@ def merge_snapshots(
     Stage keys and node ids get ``prefixes`` (one per snapshot, e.g. the
     host) in front: ``box1__MainPipeline__Detect``. Counters add up; the
     end-to-end latency statistics merge. Frame traces stay with their own
-    pipeline's snapshot (a merged snapshot has none). Two stages with the
-    same key are a ValueError: pass ``prefixes`` to tell them apart.
+    pipeline's snapshot (a merged snapshot has none). What describes one
+    machine or process (``mode``, ``cpu_count``, ``cpu_load``, ``machine``)
+    is kept where every snapshot has the same, else None (unknown): the load
+    of one box is no figure for a fleet. Two stages with the same key are a
+    ValueError: pass ``prefixes`` to tell them apart.
     """
     _check_merge(snapshots, prefixes)
     stages: list[StageSnapshot] = []
@@ -463,11 +466,19 @@ def merge_snapshots(
         _state=Deferred.of(merged),
         taken_ns=max(s.taken_ns for s in snapshots),
         wall_time=max((s.wall_time for s in snapshots if s.wall_time is not None), default=None),
-        mode=snapshots[0].mode if len({s.mode for s in snapshots}) == 1 else None,
+        mode=_shared([s.mode for s in snapshots]),
         debug=all(s.debug for s in snapshots),
-        cpu_count=snapshots[0].cpu_count if len({s.cpu_count for s in snapshots}) == 1 else None,
+        cpu_count=_shared([s.cpu_count for s in snapshots]),
+        cpu_load=_shared([s.cpu_load for s in snapshots]),
+        machine=_shared([s.machine for s in snapshots]),
         source_error="; ".join(
             f"{s.pipeline}: {s.source_error}" for s in snapshots if s.source_error is not None
         )
         or None,
     )
+
+
+def _shared(values: list[_T | None]) -> _T | None:
+    """The value every snapshot has, or None where they differ."""
+    first = values[0]
+    return first if all(value == first for value in values) else None
