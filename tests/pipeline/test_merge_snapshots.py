@@ -135,7 +135,7 @@ def check_state(merged: PipelineSnapshot, a: PipelineSnapshot, b: PipelineSnapsh
 
 def check_no_traces(merged: PipelineSnapshot, a: PipelineSnapshot, b: PipelineSnapshot) -> None:
     assert merged.traces == ()  # frame traces stay with their own pipeline's snapshot
-    assert not merged.trace_material.rings and not merged.trace_material.blocks
+    assert merged.trace_nodes == ()
     assert merged.node_ids == tuple(s.key for s in merged.stages if s.working)
 
 
@@ -156,8 +156,7 @@ PIPELINE_RULES: dict[str, Check] = {
     "wall_time": lambda m, a, b: equal_to(datetime.datetime(2024, 1, 2, tzinfo=UTC))(m.wall_time),
     "mode": lambda m, a, b: equal_to(None)(m.mode),  # parallel and serial: no one mode
     "debug": lambda m, a, b: equal_to(False)(m.debug),  # one had it on, one off
-    "trace_material": check_no_traces,
-    "node_readings": check_state,  # the readings' node states, merged into the state
+    "trace_nodes": check_no_traces,
     "cpu_count": lambda m, a, b: equal_to(None)(m.cpu_count),  # 5 and 6 cores: unknown
     "cpu_load": lambda m, a, b: equal_to(None)(m.cpu_load),  # two processes' loads
     "source_error": lambda m, a, b: equal_to(
@@ -253,7 +252,7 @@ def test_one_snapshot_merges_into_itself_but_for_its_traces(
 ) -> None:
     a, _ = pair
     merged = merge_snapshots(a)
-    kept = set(PIPELINE_RULES) - {"trace_material", "node_readings", "_state", "_traces"}
+    kept = set(PIPELINE_RULES) - {"trace_nodes", "_state", "_traces"}
     for name in kept:
         got, given = getattr(merged, name), getattr(a, name)
         if name == "latency":
