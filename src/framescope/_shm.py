@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from multiprocessing import resource_tracker, shared_memory
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from multiprocessing import shared_memory
 
 __all__ = ["attach_untracked"]
 
@@ -14,6 +16,8 @@ def attach_untracked(name: str) -> shared_memory.SharedMemory:
     The maker owns the block and unlinks it; an attaching process that the
     tracker also watched would unlink it (and warn) when it ends.
     """
+    from multiprocessing import resource_tracker, shared_memory  # noqa: PLC0415 - loaded on first use (cold start)
+
     untracked: dict[str, Any] = {"track": False}  # Python 3.13's switch
     try:
         return shared_memory.SharedMemory(name=name, **untracked)

@@ -19,7 +19,6 @@ import struct
 import threading
 from collections import deque
 from collections.abc import Callable, Generator
-from multiprocessing import shared_memory
 from typing import Any, BinaryIO
 
 from framescope._optional import require
@@ -43,6 +42,8 @@ class FrameSlots:
     """
 
     def __init__(self, count: int, size: int, alive: Callable[[], bool]) -> None:
+        from multiprocessing import shared_memory  # noqa: PLC0415 - loaded on first use (cold start)
+
         self.size = size
         self._blocks = [shared_memory.SharedMemory(create=True, size=size) for _ in range(count)]
         self._free = deque(range(count))
