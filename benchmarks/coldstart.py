@@ -195,8 +195,8 @@ def added_by_framescope(found: dict[str, tuple[float, float]]) -> list[str]:
         cpu = found[name][1] - found[baseline][1]
         verdict = "ok" if wall <= target else "MISSED"
         print(
-            f"  {COMMANDS[name]:<34} +{wall:6.1f} ms ({found[name][0] / found[baseline][0]:.2f}x "
-            f"{COMMANDS[baseline]!r}); CPU +{cpu:6.1f} ms; target <= +{target:.0f} ms {verdict}"
+            f"  {COMMANDS[name]:<34} {wall:+7.1f} ms ({found[name][0] / found[baseline][0]:.2f}x "
+            f"{COMMANDS[baseline]!r}); CPU {cpu:+7.1f} ms; target <= +{target:.0f} ms {verdict}"
         )
         if wall > target:
             missed.append(f"{name} (wall)")
@@ -204,10 +204,15 @@ def added_by_framescope(found: dict[str, tuple[float, float]]) -> list[str]:
             old_wall = found[f"{name} before"][0] - found[baseline][0]
             old_cpu = found[f"{name} before"][1] - found[baseline][1]
             print(
-                f"    before: +{old_wall:6.1f} ms; CPU +{old_cpu:6.1f} ms -> now "
-                f"{wall / old_wall:.2f}x wall, {cpu / old_cpu:.2f}x CPU of what it added"
+                f"    before: {old_wall:+7.1f} ms; CPU {old_cpu:+7.1f} ms -> now "
+                f"{share(wall, old_wall)} wall, {share(cpu, old_cpu)} CPU of what it added"
             )
     return missed
+
+
+def share(now: float, before: float) -> str:
+    """``now`` as a multiple of ``before``; unknown where the older tree added nothing."""
+    return f"{now / before:.2f}x" if before > 0 else "unknown (before added nothing measurable)"
 
 
 if __name__ == "__main__":
