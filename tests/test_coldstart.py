@@ -62,15 +62,14 @@ serial.cleanup()
 
 
 def clean_env() -> dict[str, str]:
-    """This process's environment, with site-packages on the path for an interpreter run with -S.
+    """This process's environment, with its search path for an interpreter run with -S.
 
     ``-S`` skips ``site`` and the ``.pth`` hooks an environment may install
     (one that loads ``certifi`` loads ``tempfile``, ``bz2`` and ``lzma`` into
     every interpreter), so what is loaded is what the code loaded.
     """
-    paths = [*sys.path[1:]]  # this process's search path, less the script's folder
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     return env
 
 
