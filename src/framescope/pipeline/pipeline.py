@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from framescope._validation import (
     check_bool,
@@ -33,9 +33,11 @@ from framescope.pipeline.runtime.readout import read_snapshot
 from framescope.pipeline.runtime.results import DEFAULT_RESULTS_BYTES, ResultBuffer
 from framescope.pipeline.runtime.tree import PARALLEL, SEPARATOR, SERIAL, StageTree
 from framescope.pipeline.stage import PipelineStage
-from framescope.pipeline.views.diagnosis import Diagnosis, diagnose_snapshot
 from framescope.stats import StatsSnapshot
 from framescope.timepiece import StopWatch
+
+if TYPE_CHECKING:
+    from framescope.pipeline.views.diagnosis import Diagnosis
 
 __all__ = ["SEPARATOR", "Pipeline", "PipelineStage"]  # PipelineStage: see stage.py
 
@@ -521,12 +523,10 @@ class Pipeline:
             raise FileExistsError(
                 f"path: {os.fspath(path)!r} exists; pass overwrite=True to replace it"
             )
+        from framescope.trace import chrome_trace, write_trace  # noqa: PLC0415 - loaded on first use (cold start)
+
         snapshot = self._traced_snapshot("export_trace")
         cpu = {stage.key: stage.cpu.series for stage in snapshot.stages if stage.cpu is not None}
-        # framescope.trace renders the pipeline's traces: loading it with the
-        # pipeline would import the package from inside itself.
-        from framescope.trace import chrome_trace, write_trace  # noqa: PLC0415
-
         document = chrome_trace(snapshot.traces, snapshot.node_ids, title=self.name, cpu=cpu)
         return write_trace(path, document)
 
@@ -574,6 +574,8 @@ class Pipeline:
         with fewer replicas): a replicated stage's gain is then also given as
         measured, its rate now against its rate then.
         """
+        from framescope.pipeline.views.diagnosis import diagnose_snapshot  # noqa: PLC0415 - loaded on first use (cold start)
+
         return diagnose_snapshot(self.snapshot(), baseline=baseline)
 
     def statistics(self) -> dict[str, StatsSnapshot]:
