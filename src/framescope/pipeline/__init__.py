@@ -25,10 +25,10 @@ asked for.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from framescope import _views
+from framescope._lazy import lazy_names
 
 if TYPE_CHECKING:
     from framescope.pipeline.errors import (
@@ -169,15 +169,4 @@ __all__ = [  # noqa: RUF022 - grouped as the docstring says
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Load a public name's module on first use."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'framescope.pipeline' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())
