@@ -295,7 +295,7 @@ def test_a_video_it_cannot_read_is_one_line_and_exit_1(
 _AS_NOBODY = """
 import os, sys
 import framescope.demo, framescope.video  # loaded first: nobody cannot read root's Python
-import locale  # and what argparse loads on first use (its messages)
+import gettext, locale, shutil, textwrap, traceback  # what argparse and error paths load late
 from framescope.cli import main
 os.setgid(65534); os.setuid(65534)  # nobody: the mode bits now apply
 sys.exit(main(sys.argv[1:]))
@@ -766,3 +766,15 @@ def test_a_trace_it_cannot_write_is_said_after_the_report_and_exit_1(
     out = capsys.readouterr().out
     assert "Frames: " in out and "Annotated video written to" in out  # the report still came
     assert f"Trace not written: {tmp_path / 'trace.json.gz'}: Permission denied" in out
+
+
+def test_frames_the_output_dropped_are_said_apart_from_the_pipelines_losses() -> None:
+    from framescope.demo.run import DemoReport, _summary
+
+    report = DemoReport(trace=Path("t.json.gz"), output="out.mp4", frames_read=463)
+    report.frames_written, report.frames_failed = 389, 74
+    report.failures = {"dropped by the output": 74}
+    text = _summary(report, restream=False, source="a.mp4")
+    assert summary_counts(text) == (463, 389, 74)
+    assert "the output dropped 74 frames: its encoder did not keep up" in text
+    assert "neither written nor counted" not in text

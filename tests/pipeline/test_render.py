@@ -263,3 +263,18 @@ def test_the_terminal_live_view_shows_the_split_and_the_machine(clock: FakeClock
     drawn = console.export_text()
     assert "cpu/wait/blk" in drawn and "50/20/10%" in drawn and "10/?/?%" in drawn
     assert "machine: 4 cores, 50% busy" in drawn
+
+
+def test_a_queried_node_prints_as_its_state() -> None:
+    from framescope import Pipeline
+
+    with Pipeline(debug=True) as pipeline:
+        pipeline.add(lambda x: x, "Detect").parallelize()
+        pipeline.forward(1)
+        pipeline.close()
+        assert pipeline.join(10)
+        state = pipeline.get_pipeline_state()
+        node = state.nodes("MainPipeline__Detect")
+        assert str(node) == str(node.detailed())
+        assert "loop" in str(node) and "NodeQuery object" not in str(node)
+        assert repr(node).startswith("<NodeQuery MainPipeline__Detect ")

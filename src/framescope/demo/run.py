@@ -262,6 +262,12 @@ def _summary(report: DemoReport, restream: bool, source: str) -> str:
         f"Frames: {report.frames_read} read from {source}, {report.frames_written} written, "
         f"{report.frames_failed} failed" + (f" ({lost})" if lost else "")
     ]
+    dropped_out = report.failures.get("dropped by the output", 0)
+    if dropped_out:  # the diagnosis's "Losses" are the pipeline's; these were after it
+        lines.append(
+            f"  the output dropped {dropped_out} frames: its encoder did not keep up "
+            "(it keeps the newest 48 waiting); the diagnosis above counts the stages' losses only"
+        )
     unaccounted = report.frames_read - report.frames_written - report.frames_failed
     if unaccounted:
         lines.append(f"  {unaccounted} frames read were neither written nor counted as failed")

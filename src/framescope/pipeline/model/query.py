@@ -51,6 +51,16 @@ class NodeQuery:
         self.node_id = node_id
         self._node = node
 
+    def __str__(self) -> str:
+        return str(self._node)  # the node state's table
+
+    def __rich__(self) -> Any:
+        """The node state as a rich table (needs ``rich``)."""
+        return self._node.__rich__()
+
+    def __repr__(self) -> str:
+        return f"<NodeQuery {self.node_id} {self._node.state}>"
+
     def summary(self) -> NodeState:
         """The node's state and main timings, without per-port statistics."""
         return _summary(self._node)
