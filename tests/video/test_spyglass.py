@@ -61,17 +61,25 @@ def test_no_warm_up_when_rate_and_size_are_given(tmp_path: Path) -> None:
     assert spyglass.counters()["sent"] == 1 and spyglass.counters()["warmup"] == 0
 
 
-def test_counters_is_the_one_reading_of_the_frames_and_rises_with_them(tmp_path: Path) -> None:
+def test_counters_is_the_one_reading_of_the_frames_and_rises_with_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     spyglass = SpyGlass(str(tmp_path / "counted.mp4"), 30, 160, 120, queue_size=64)
     assert not hasattr(spyglass, "counts")  # Backpack had no such name: counters() only
-    keys = {"put", "warmup", "queued", "sent", "dropped", "in_flight", "failures", "reconnects"}
-    assert spyglass.counters() == dict.fromkeys(keys, 0)
-    spyglass.put(np.zeros((120, 160, 3), np.uint8))  # while stopped: put, not queued
+    keys = {"put", "warmup", "stopped", "queued", "sent", "dropped", "in_flight"}
+    assert spyglass.counters() == dict.fromkeys({*keys, "failures", "reconnects"}, 0)
+    with caplog.at_level("WARNING", logger="framescope.video.spyglass"):
+        for _ in range(3):  # while stopped: counted, not sent, said once
+            assert not spyglass.put(np.zeros((120, 160, 3), np.uint8))
+    assert [r.message for r in caplog.records if "not streaming" in r.message] != []
+    assert len([r for r in caplog.records if "not streaming" in r.message]) == 1
     spyglass.start_streaming()
     spyglass.put(np.zeros((120, 160, 3), np.uint8))
     assert spyglass.stop_streaming()
     counts = spyglass.counters()
-    assert (counts["put"], counts["queued"], counts["sent"], counts["in_flight"]) == (2, 1, 1, 0)
+    assert (counts["put"], counts["stopped"], counts["queued"]) == (4, 3, 1)
+    assert (counts["sent"], counts["in_flight"]) == (1, 0)
+    assert counts["put"] == counts["warmup"] + counts["stopped"] + counts["queued"]
     counts["sent"] = 99  # a copy: the reading is the caller's
     assert spyglass.counters()["sent"] == 1
 

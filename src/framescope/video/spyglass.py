@@ -203,20 +203,35 @@ class SpyGlass(Stage):
         self._ticker: Ticker | None = None
         self._warmed = 0
         self._warned_warmup = False
+        self._warned_stopped = False
         self._start_ns = 0
         self._time_origin: float | None = None
-        self._counts = dict.fromkeys(("put", "warmup", "sent", "failures", "reconnects"), 0)
+        self._counts = dict.fromkeys(
+            ("put", "warmup", "stopped", "sent", "failures", "reconnects"), 0
+        )
         self.last_error: str | None = None
 
     def _resolve(self, uri: str, format: str | None, options: dict[str, str] | None) -> Any:
         """Where the frames go (a subclass that sends elsewhere checks its own target)."""
         return resolve_target(uri, format, options)
 
+    def _not_streaming(self) -> None:
+        """A frame put while stopped: counted, not sent, and said once."""
+        self._counts["stopped"] += 1
+        if not self._warned_stopped:
+            self._warned_stopped = True
+            logger.warning(
+                "SpyGlass %r: frames put while not streaming are not sent (counted in "
+                "counters()['stopped']); call start_streaming() first",
+                self.name,
+            )
+
     def counters(self) -> dict[str, int]:
         """What happened to the frames put: warm-up, or queued and then sent, dropped or in flight.
 
-        ``put`` frames given (``put = warmup + queued`` plus those put while
-        stopped), ``warmup`` used to measure (not sent), ``queued`` handed to
+        ``put`` frames given (``put = warmup + stopped + queued``), ``warmup``
+        used to measure (not sent), ``stopped`` put while not streaming (not
+        sent: call :meth:`start_streaming` first; a warning says so once), ``queued`` handed to
         the encoder queue, ``sent`` encoded and sent (live: it follows the
         session), ``dropped`` queued but never sent (pushed out of the full
         queue, held by an encoder that failed, or left at a stop),
@@ -344,6 +359,7 @@ class SpyGlass(Stage):
         state = self.state
         self._counts["put"] += 1
         if state is SpyGlassState.STOPPED:
+            self._not_streaming()
             return False
         if state is SpyGlassState.START_WARMUP or state is SpyGlassState.WARMUP:
             return self._warm_up(image)
