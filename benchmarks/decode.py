@@ -1,0 +1,188 @@
+"""Decoding to numpy: VideoSource vs cv2.VideoCapture and bare PyAV, as ratios measured in one run.
+
+Run: python benchmarks/decode.py [--frames 300] [--rounds 7] [--sizes 640x480,1280x720]
+
+Makes High-profile H.264 clips (libx264 preset medium, profile high, 4:2:0)
+of FFmpeg's moving testsrc2 pattern at each size, and an HEVC one (libx265
+preset medium) where both PyAV and OpenCV decode it. In each round every
+reader decodes the whole clip once, in an order that rotates round to round:
+
+- VideoSource, BGR (``pixel_format="bgr24"``, the default);
+- VideoSource, native (``pixel_format="native"``: the decoder's YUV, no conversion);
+- bare PyAV: ``container.decode`` + ``frame.to_ndarray(format="bgr24")``;
+- ``cv2.VideoCapture.read()`` (BGR).
+
+All decode with FFmpeg's frame and slice threads on every core (PyAV's
+``thread_type="AUTO"``; OpenCV's FFmpeg backend uses as many threads as
+cores by default). The verdict per clip is the median of the per-round
+ratios, with their range. Exits 1 when VideoSource BGR is below 1.0x
+cv2.VideoCapture on any clip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import av
+import cv2
+
+from framescope.video import VideoSource
+
+Reader = Callable[[Path], int]
+
+
+def make_clip(path: Path, codec: str, frames: int, width: int, height: int) -> None:
+    """testsrc2 (moving, with text and gradients) encoded at x264/x265 preset medium."""
+    options = {"preset": "medium"}
+    if codec == "libx264":
+        options["profile"] = "high"
+    else:
+        options["x265-params"] = "log-level=error"
+    pattern = f"testsrc2=size={width}x{height}:rate=30:duration={frames / 30}"
+    with av.open(pattern, format="lavfi") as source, av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=30, options=options)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for made in source.decode(video=0):
+            frame = made.reformat(format="yuv420p")  # testsrc2's own: nothing to convert
+            frame.pict_type = av.video.frame.PictureType.NONE
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+def videosource_bgr(path: Path) -> int:
+    with VideoSource(path) as source:
+        count = sum(1 for _ in source)
+        assert source.converter == "opencv", source.converter
+    return count
+
+
+def videosource_native(path: Path) -> int:
+    with VideoSource(path, pixel_format="native") as source:
+        return sum(1 for _ in source)
+
+
+def pyav_bgr(path: Path) -> int:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        count = 0
+        for frame in container.decode(stream):
+            frame.to_ndarray(format="bgr24")
+            count += 1
+    return count
+
+
+def opencv_capture(path: Path) -> int:
+    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    count = 0
+    try:
+        while True:
+            ok, _ = capture.read()
+            if not ok:
+                break
+            count += 1
+    finally:
+        capture.release()
+    return count
+
+
+READERS: dict[str, Reader] = {
+    "VideoSource BGR": videosource_bgr,
+    "VideoSource native": videosource_native,
+    "PyAV to_ndarray bgr24": pyav_bgr,
+    "cv2.VideoCapture": opencv_capture,
+}
+
+
+def both_decode(path: Path) -> bool:
+    """True when PyAV and OpenCV both read frames of this clip."""
+    try:
+        return pyav_bgr(path) > 0 and opencv_capture(path) > 0
+    except (av.FFmpegError, cv2.error):
+        return False
+
+
+def measure(path: Path, frames: int, rounds: int) -> dict[str, list[float]]:
+    """Frames per second of every reader, per round (the order rotates)."""
+    names = list(READERS)
+    fps: dict[str, list[float]] = {name: [] for name in names}
+    for name in names:  # warm-up: files in the page cache, libraries loaded
+        READERS[name](path)
+    for index in range(rounds):
+        order = names[index % len(names) :] + names[: index % len(names)]
+        for name in order:
+            start = time.perf_counter()
+            count = READERS[name](path)
+            elapsed = time.perf_counter() - start
+            if count != frames:
+                raise SystemExit(f"{name} read {count} frames of {path.name}, not {frames}")
+            fps[name].append(count / elapsed)
+    return fps
+
+
+def ratios(fps: dict[str, list[float]], ours: str, peer: str) -> tuple[float, float, float]:
+    """Median and range of the per-round ratio ours / peer."""
+    per_round = [a / b for a, b in zip(fps[ours], fps[peer], strict=True)]
+    return statistics.median(per_round), min(per_round), max(per_round)
+
+
+def report(label: str, fps: dict[str, list[float]]) -> float:
+    """Print one clip's figures; the BGR ratio to cv2.VideoCapture."""
+    print(f"\n{label}")
+    for name, values in fps.items():
+        print(f"  {name:<22} {statistics.median(values):8,.0f} frames/s (median)")
+    verdict = 0.0
+    for ours, peer in (
+        ("VideoSource BGR", "cv2.VideoCapture"),
+        ("VideoSource BGR", "PyAV to_ndarray bgr24"),
+        ("VideoSource native", "cv2.VideoCapture"),
+        ("PyAV to_ndarray bgr24", "cv2.VideoCapture"),
+    ):
+        median, low, high = ratios(fps, ours, peer)
+        if (ours, peer) == ("VideoSource BGR", "cv2.VideoCapture"):
+            verdict = median
+        print(f"  {ours} / {peer}: {median:.2f}x (rounds {low:.2f}-{high:.2f})")
+    return verdict
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--sizes", default="640x480,1280x720")
+    args = parser.parse_args()
+    sizes = [tuple(int(side) for side in size.split("x")) for size in args.sizes.split(",")]
+    print(
+        f"{os.cpu_count()} cores; OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads), "
+        f"PyAV {av.__version__}; {args.frames} frames, {args.rounds} rounds"
+    )
+    missed = []
+    with tempfile.TemporaryDirectory() as folder:
+        clips = []
+        for width, height in sizes:
+            clips.append((f"H.264 High {width}x{height}", "libx264", width, height))
+        clips.append((f"HEVC Main {sizes[0][0]}x{sizes[0][1]}", "libx265", *sizes[0]))
+        for label, codec, width, height in clips:
+            path = Path(folder) / f"{codec}_{width}x{height}.mp4"
+            make_clip(path, codec, args.frames, width, height)
+            if not both_decode(path):
+                print(f"\n{label}: not decoded by both PyAV and OpenCV here; skipped")
+                continue
+            ratio = report(label, measure(path, args.frames, args.rounds))
+            if ratio < 1.0:
+                missed.append(f"{label} {ratio:.2f}x")
+    print(f"\nVideoSource BGR >= 1.0x cv2.VideoCapture: {'MISSED: ' if missed else 'met'}", end="")
+    print(", ".join(missed))
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
