@@ -12,9 +12,9 @@ reader decodes the whole clip once, in an order that rotates round to round:
 - bare PyAV: ``container.decode`` + ``frame.to_ndarray(format="bgr24")``;
 - ``cv2.VideoCapture.read()`` (BGR).
 
-All decode with FFmpeg's frame and slice threads on every core (PyAV's
-``thread_type="AUTO"``; OpenCV's FFmpeg backend uses as many threads as
-cores by default). The verdict per clip is the median of the per-round
+All decode with FFmpeg's frame and slice threads (PyAV's
+``thread_type="AUTO"``: FFmpeg's own count, cores + 1; OpenCV's FFmpeg
+backend: one per core by default; both printed), no hardware decoding. The verdict per clip is the median of the per-round
 ratios, with their range. Exits 1 when VideoSource BGR is below 1.0x
 cv2.VideoCapture on any clip.
 """
@@ -102,6 +102,20 @@ READERS: dict[str, Reader] = {
 }
 
 
+def decode_threads(path: Path) -> str:
+    """The decoder threads each side runs (hardware decoding is off on both)."""
+    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    opencv = int(capture.get(cv2.CAP_PROP_N_THREADS))
+    hardware = int(capture.get(cv2.CAP_PROP_HW_ACCELERATION))
+    capture.release()
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"  # as VideoSource sets it
+        next(container.decode(stream))
+        pyav = stream.codec_context.thread_count
+    return f"decoder threads: PyAV {pyav} (FFmpeg's auto), OpenCV {opencv} (hw accel {hardware})"
+
+
 def both_decode(path: Path) -> bool:
     """True when PyAV and OpenCV both read frames of this clip."""
     try:
@@ -176,7 +190,9 @@ def main() -> int:
             if not both_decode(path):
                 print(f"\n{label}: not decoded by both PyAV and OpenCV here; skipped")
                 continue
-            ratio = report(label, measure(path, args.frames, args.rounds))
+            ratio = report(
+                f"{label}; {decode_threads(path)}", measure(path, args.frames, args.rounds)
+            )
             if ratio < 1.0:
                 missed.append(f"{label} {ratio:.2f}x")
     print(f"\nVideoSource BGR >= 1.0x cv2.VideoCapture: {'MISSED: ' if missed else 'met'}", end="")
