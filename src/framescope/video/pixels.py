@@ -1,14 +1,14 @@
 """A decoded picture as a numpy array, in the layout a source was asked for.
 
-BGR (or RGB) from the decoder's 8-bit 4:2:0 YUV in BT.601 limited range, of an
-even height (what H.264 and HEVC streams without other colour tags decode to) is converted with
-OpenCV's ``cvtColor`` when OpenCV can be imported: about twice as fast as
-FFmpeg's swscale through PyAV, and the same up to how chroma is upsampled
-(OpenCV repeats each chroma sample over its 2 x 2 pixels, swscale
-interpolates: a mean absolute difference below 1 and 99.9 % of values
-within 3; up to about 20 at a sharp colour edge). Everything else (other colour
-matrices or full range, 10-bit, 4:2:2, 4:4:4, other target formats, or no
-OpenCV) is PyAV's own ``to_ndarray``, exactly as before.
+BGR (or RGB) from the decoder's 8-bit 4:2:0 YUV in BT.601 limited range, of
+an even height (what H.264 and HEVC streams without other colour tags
+decode to), is converted with OpenCV's ``cvtColor`` when OpenCV can be
+imported: about twice as fast as FFmpeg's swscale through PyAV, and the same
+up to how chroma is upsampled (OpenCV repeats each chroma sample over its
+2 x 2 pixels, swscale interpolates: a mean absolute difference below 1, 99.9 %
+of values within 3, up to about 20 at a sharp colour edge). Everything else
+(other colour matrices or full range, 10-bit, 4:2:2, 4:4:4, other target
+formats, or no OpenCV) is PyAV's own ``to_ndarray``, exactly as before.
 
 ``native`` keeps the decoder's format: 4:2:0 pictures as one array of
 (H * 3/2) x W (the Y plane, then U and V, or the interleaved UV of NV12), the
