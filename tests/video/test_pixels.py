@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from framescope.video import Frame, VideoSource, VideoWriter
+from framescope.video.pixels import yuv420_array
 
 # How far OpenCV's BGR may be from PyAV's (swscale's) for the same frame: the mean absolute
 # difference over the picture, and the 99.9th percentile of the per-value differences. Only
@@ -213,14 +214,15 @@ def test_a_bt709_frame_would_be_wrong_through_opencvs_bt601(tmp_path: Path) -> N
     """Why BT.709 goes to PyAV: cvtColor's BT.601 matrix is far off for it."""
     path = make_clip(tmp_path / "hd.mkv", (64, 48), colorspace=BT709)
     (_, theirs, decoded), *_ = pyav_frames(path, format="bgr24")
-    from framescope.video.pixels import yuv420_array
-
     wrong = cv2.cvtColor(yuv420_array(decoded, None), cv2.COLOR_YUV2BGR_I420)
     assert np.abs(wrong.astype(int) - theirs).mean() > 3 * CHROMA_TOLERANCE["mean"]
 
 
 def test_without_opencv_pyav_converts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = make_clip(tmp_path / "clip.mkv", (641, 479))
+    path = make_clip(tmp_path / "clip.mkv", (650, 362))
+    with VideoSource(path) as with_opencv:
+        next(iter(with_opencv))
+        assert with_opencv.converter == "opencv"  # the clip OpenCV would convert
     monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 raises ImportError
     source = VideoSource(path)
     frames = list(source)
