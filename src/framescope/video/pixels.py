@@ -54,6 +54,8 @@ _CV_CODES = {
     ("nv21", "bgr24"): "COLOR_YUV2BGR_NV21",
     ("nv21", "rgb24"): "COLOR_YUV2RGB_NV21",
 }
+_TWO_PLANE_CODES = {key: name for key, name in _CV_CODES.items() if key[0] != "yuv420p"}
+_UINT8 = _np.dtype("uint8")
 _EXAMPLES = "'bgr24', 'rgb24', 'gray', 'yuv420p', 'nv12'"
 
 
@@ -97,7 +99,9 @@ class Pictures:
         self.pixel_format = check_pixel_format(pixel_format)
         wants_cv2 = any(target == pixel_format for _, target in _CV_CODES)
         self._cv2: Any = _load_cv2() if wants_cv2 else None
-        self._scratch: Any = None  # the 4:2:0 buffer cvtColor reads, reused frame to frame
+        # What cvtColor reads besides the decoder's planes (a 4:2:0 buffer of
+        # even sides, or interleaved chroma), reused frame to frame.
+        self._scratch: Any = None
         self.converter: str | None = None
 
     def convert(self, frame: Any) -> tuple[Any, str, tuple[int, int]]:
@@ -111,11 +115,29 @@ class Pictures:
             self.converter = "pyav"
             return frame.to_ndarray(format=self.pixel_format), self.pixel_format, size
         self.converter = "opencv"
-        self._scratch = yuv420_array(frame, self._scratch)
-        image = self._cv2.cvtColor(self._scratch, code)
-        if image.shape[:2] != (frame.height, frame.width):  # an odd side, padded to even
-            image = _np.ascontiguousarray(image[: frame.height, : frame.width])
-        return image, self.pixel_format, size
+        if frame.width & 1:  # copied into an I420 / NV12 buffer of even sides
+            self._scratch = yuv420_array(frame, self._scratch)
+            image = self._cv2.cvtColor(self._scratch, code)
+            return _np.ascontiguousarray(image[:, : frame.width]), self.pixel_format, size
+        return self._two_planes(frame), self.pixel_format, size
+
+    def _two_planes(self, frame: Any) -> Any:
+        """BGR / RGB of an even-width frame, read from the decoder's luma plane in place."""
+        width, height = frame.width, frame.height
+        luma = _plane(frame.planes[0], height, width, _UINT8)
+        if frame.format.name == "yuv420p":  # U and V interleaved into NV12's chroma plane
+            rows, cols = height // 2, width // 2
+            u = _plane(frame.planes[1], rows, cols, _UINT8)
+            v = _plane(frame.planes[2], rows, cols, _UINT8)
+            if self._scratch is None or self._scratch.shape != (rows, cols, 2):
+                self._scratch = _np.empty((rows, cols, 2), _UINT8)
+            chroma = self._cv2.merge([u, v], dst=self._scratch)
+            code = _TWO_PLANE_CODES["nv12", self.pixel_format]
+        else:  # NV12 / NV21: both planes as they are
+            pairs = _plane(frame.planes[1], height // 2, width, _UINT8)
+            chroma = pairs.reshape(height // 2, width // 2, 2)  # a view: pairs are samples
+            code = _TWO_PLANE_CODES[frame.format.name, self.pixel_format]
+        return self._cv2.cvtColorTwoPlane(luma, chroma, getattr(self._cv2, code))
 
     def _cv_code(self, frame: Any) -> int | None:
         """cvtColor's code when it converts this frame as FFmpeg would, else None."""
