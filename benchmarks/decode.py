@@ -11,6 +11,7 @@ round; a reader's time is the sum of its turns:
 
 - VideoSource, BGR (``pixel_format="bgr24"``, the default);
 - VideoSource, native (``pixel_format="native"``: the decoder's YUV, no conversion);
+- VideoSource, BGR, as where OpenCV is not installed (PyAV's conversion);
 - bare PyAV: ``container.decode`` + ``frame.to_ndarray(format="bgr24")``;
 - ``cv2.VideoCapture.read()`` (BGR);
 - and, to tell decoding from converting, PyAV decoding without a numpy
@@ -30,6 +31,7 @@ import argparse
 import itertools
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -69,6 +71,21 @@ def videosource_bgr(path: Path) -> Iterator[object]:
     try:
         for frame in source:
             assert source.converter == "opencv", source.converter
+            yield frame.image
+    finally:
+        source.close()
+
+
+def videosource_without_opencv(path: Path) -> Iterator[object]:
+    saved = sys.modules.get("cv2")
+    sys.modules["cv2"] = None  # type: ignore[assignment]  # as where OpenCV is not installed
+    try:
+        source = VideoSource(path)
+    finally:
+        sys.modules["cv2"] = saved  # type: ignore[assignment]
+    try:
+        for frame in source:
+            assert source.converter == "pyav", source.converter
             yield frame.image
     finally:
         source.close()
@@ -122,6 +139,7 @@ def opencv_grab(path: Path) -> Iterator[object]:
 READERS: dict[str, Reader] = {
     "VideoSource BGR": videosource_bgr,
     "VideoSource native": videosource_native,
+    "VideoSource BGR, no cv2": videosource_without_opencv,
     "PyAV to_ndarray bgr24": pyav_bgr,
     "cv2.VideoCapture": opencv_capture,
     "PyAV decode only": pyav_decode_only,
@@ -203,6 +221,8 @@ def report(label: str, fps: dict[str, list[float]]) -> float:
         ("VideoSource BGR", "cv2.VideoCapture"),
         ("VideoSource BGR", "PyAV to_ndarray bgr24"),
         ("VideoSource native", "cv2.VideoCapture"),
+        ("VideoSource BGR, no cv2", "cv2.VideoCapture"),
+        ("VideoSource BGR, no cv2", "PyAV to_ndarray bgr24"),
         ("PyAV to_ndarray bgr24", "cv2.VideoCapture"),
         ("PyAV decode only", "cv2 grab() only"),
     ):

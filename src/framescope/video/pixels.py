@@ -2,13 +2,15 @@
 
 BGR (or RGB) from the decoder's 8-bit 4:2:0 YUV in BT.601 limited range, of
 an even height (what H.264 and HEVC streams without other colour tags
-decode to), is converted with OpenCV's ``cvtColor`` when OpenCV can be
-imported: about twice as fast as FFmpeg's swscale through PyAV, and the same
-up to how chroma is upsampled (OpenCV repeats each chroma sample over its
-2 x 2 pixels, swscale interpolates: a mean absolute difference below 1, 99.9 %
-of values within 3, up to about 20 at a sharp colour edge). Everything else
-(other colour matrices or full range, 10-bit, 4:2:2, 4:4:4, other target
-formats, or no OpenCV) is PyAV's own ``to_ndarray``, exactly as before.
+decode to), is converted with OpenCV when it can be imported: faster than
+FFmpeg's swscale, and the same up to how chroma is upsampled (OpenCV repeats
+each chroma sample over its 2 x 2 pixels, swscale interpolates: a mean
+absolute difference below 1, 99.9 % of values within 3, up to about 20 at a
+sharp colour edge). Everything else (other colour matrices or full range,
+10-bit, 4:2:2, 4:4:4, other target formats, or no OpenCV) is PyAV's
+conversion, the values of ``to_ndarray``, through one swscale context kept
+for the source (``to_ndarray`` sets one up for every frame, which costs more
+than the conversion itself).
 
 ``native`` keeps the decoder's format: 4:2:0 pictures as one array of
 (H * 3/2) x W (the Y plane, then U and V, or the interleaved UV of NV12), the
@@ -30,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 _np = require("numpy", "video", "video input")
 _av = require("av", "video", "video input")
+_reformatter_module = require("av.video.reformatter", "video", "video input")
 
 NATIVE = "native"
 
@@ -102,6 +105,9 @@ class Pictures:
         # What cvtColor reads besides the decoder's planes (a 4:2:0 buffer of
         # even sides, or interleaved chroma), reused frame to frame.
         self._scratch: Any = None
+        # One swscale context for the whole source: frame.to_ndarray(format=...)
+        # makes a new one for every frame, which costs more than the conversion.
+        self._reformatter = _reformatter_module.VideoReformatter()
         self.converter: str | None = None
 
     def convert(self, frame: Any) -> tuple[Any, str, tuple[int, int]]:
@@ -113,7 +119,8 @@ class Pictures:
         code = self._cv_code(frame)
         if code is None:
             self.converter = "pyav"
-            return frame.to_ndarray(format=self.pixel_format), self.pixel_format, size
+            converted = self._reformatter.reformat(frame, format=self.pixel_format)
+            return converted.to_ndarray(), self.pixel_format, size
         self.converter = "opencv"
         if frame.width & 1:  # copied into an I420 / NV12 buffer of even sides
             self._scratch = yuv420_array(frame, self._scratch)
