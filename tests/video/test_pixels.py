@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from framescope.video import Frame, VideoSource, VideoWriter
-from framescope.video.pixels import yuv420_array
+from framescope.video.pixels import Pictures, yuv420_array
 
 # How far OpenCV's BGR may be from PyAV's (swscale's) for the same frame: the mean absolute
 # difference over the picture, and the 99.9th percentile of the per-value differences. Only
@@ -389,3 +389,19 @@ def test_a_writer_refuses_a_frame_that_is_not_bgr(tmp_path: Path) -> None:
                 writer.write(wrong)
         writer.write(next(iter(VideoSource(path))))
     assert writer.frames_written == 1
+
+
+def test_one_source_converts_frames_whose_size_and_format_change(tmp_path: Path) -> None:
+    """The source's one swscale context follows a stream that changes (e.g. after a reconnect)."""
+    clips = [
+        make_clip(tmp_path / "a.mkv", (98, 64), colorspace=BT709),
+        make_clip(tmp_path / "b.mkv", (64, 48), pix_fmt="yuv444p"),
+        make_clip(tmp_path / "c.mkv", (98, 64), pix_fmt="yuv420p10le"),
+    ]
+    pictures = Pictures("bgr24")
+    for path in [*clips, clips[0]]:
+        for _, theirs, decoded in pyav_frames(path, format="bgr24"):
+            image, pixel_format, size = pictures.convert(decoded)
+            assert pictures.converter == "pyav" and pixel_format == "bgr24"
+            assert size == (decoded.width, decoded.height)
+            assert np.array_equal(image, theirs)
