@@ -42,7 +42,10 @@ def make_clip(
 ) -> Path:
     """FFmpeg's moving testsrc2 pattern, encoded in ``pix_fmt`` (tagged when asked)."""
     width, height = size
-    options = {"preset": "medium", "profile": "high"} if codec == "libx264" else {}
+    options = {
+        "libx264": {"preset": "medium", "profile": "high"},
+        "libx265": {"preset": "medium", "x265-params": "log-level=error"},
+    }.get(codec, {})
     # testsrc2 rounds its sides down to even: made a little larger, scaled to the size
     even = f"{width + 1 & ~1}x{height + 1 & ~1}"
     pattern = f"testsrc2=size={even}:rate=30:duration={frames / 30}"
@@ -88,6 +91,7 @@ CLIPS = {
     # name: (size, codec, pix_fmt); ffv1 keeps odd sizes, and pads its planes' rows
     "h264-640x480": ((640, 480), "libx264", "yuv420p"),
     "h264-1280x720": ((1280, 720), "libx264", "yuv420p"),
+    "hevc-640x480": ((640, 480), "libx265", "yuv420p"),
     "padded-650x362": ((650, 362), "ffv1", "yuv420p"),
     "odd-width-641x480": ((641, 480), "ffv1", "yuv420p"),
     "nv12-640x480": ((640, 480), "rawvideo", "nv12"),
@@ -178,6 +182,7 @@ def test_every_plane_layout_gives_the_bt601_formula(
         ((98, 64), "yuv420p", None, FULL_RANGE),  # full range, tagged
         ((98, 64), "yuv420p", BT709, None),  # the HD matrix
         ((98, 63), "yuv420p", None, None),  # an odd height
+        ((641, 479), "yuv420p", None, None),  # odd sides
         ((97, 63), "gray", None, None),
     ],
 )
