@@ -1,7 +1,8 @@
 """Video in and out, on PyAV (``pip install 'framescope[video]'``).
 
 - :class:`VideoSource` reads files, network streams (RTSP, RTMP, HTTP, UDP)
-  and V4L2 cameras into :class:`Frame` objects (numpy BGR images);
+  and V4L2 cameras into :class:`Frame` objects (numpy BGR images, or the
+  decoder's own YUV with ``pixel_format="native"``);
   :class:`SyntheticSource` makes a moving test pattern (no download).
 - :class:`VideoWriter` encodes frames to a file, an HLS folder or a network
   stream (RTMP, RTSP, UDP, TCP, HTTP).

@@ -14,7 +14,8 @@ class Frame:
 
     Attributes:
         image: the pixels, a numpy array (H x W x 3 uint8, BGR by default, so
-            OpenCV drawing works on it).
+            OpenCV drawing works on it; in another layout when
+            ``pixel_format`` says so).
         index: the frame's number in this source, from 0 (it keeps counting
             across reconnects and loops).
         pts: the presentation timestamp in the stream's time base. Sources
@@ -24,6 +25,14 @@ class Frame:
             rising across loops and reconnects; None only in a frame made by
             hand without it.
         wall_time: when it was read, in seconds since the epoch.
+        pixel_format: the FFmpeg name of the image's layout: ``bgr24``, or
+            what the source was asked for (a ``VideoSource`` with
+            ``pixel_format="native"`` gives the decoder's own, e.g.
+            ``yuv420p`` or ``nv12``: an (H * 3/2) x W array of the planes).
+        size: (width, height) of the picture, which a 4:2:0 array's shape
+            does not say (its sides are also rounded up to even). Sources
+            always set it; None in a frame made by hand without it (the
+            image's shape says it then).
     """
 
     image: Any
@@ -31,13 +40,19 @@ class Frame:
     pts: int | None = None
     time: float | None = None
     wall_time: float | None = None
+    pixel_format: str = "bgr24"
+    size: tuple[int, int] | None = None
 
     @property
     def width(self) -> int:
-        """The image width in pixels."""
+        """The picture's width in pixels."""
+        if self.size is not None:
+            return self.size[0]
         return int(self.image.shape[1])
 
     @property
     def height(self) -> int:
-        """The image height in pixels."""
+        """The picture's height in pixels."""
+        if self.size is not None:
+            return self.size[1]
         return int(self.image.shape[0])

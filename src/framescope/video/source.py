@@ -22,6 +22,7 @@ from framescope._validation import (
 from framescope._waits import backoff_delay
 from framescope.clock import SYSTEM_CLOCK, Clock, sleep_on, wait_on
 from framescope.video.frame import Frame
+from framescope.video.pixels import Pictures
 from framescope.video.timeline import Timeline
 
 __all__ = ["VideoSource"]
@@ -87,7 +88,13 @@ class VideoSource:
         format: the FFmpeg demuxer, when it cannot be told from the input.
         options: FFmpeg demuxer or protocol options: a dict of str keys to str
             values (numbers are written as text).
-        pixel_format: the layout of ``Frame.image`` (``bgr24``: OpenCV's).
+        pixel_format: the layout of ``Frame.image``, an FFmpeg pixel format
+            name (``bgr24``: OpenCV's; ``rgb24``, ``gray`` ...), or
+            ``native``: the decoder's own format without any conversion
+            (``yuv420p``, ``nv12`` ...: an (H * 3/2) x W array of the planes;
+            ``Frame.pixel_format`` names it). BGR and RGB from 8-bit 4:2:0
+            BT.601 limited-range video are converted with OpenCV's
+            ``cvtColor`` when OpenCV is installed (see ``converter``).
         reconnect: reopen a network stream that fails, stalls or ends, with
             back-off; None: for network URLs only.
         reconnect_initial, reconnect_max: the back-off bounds in seconds.
@@ -109,6 +116,10 @@ class VideoSource:
         decode_errors: damaged packets skipped past (and failures of a
             file's demuxer it got past).
         last_error: the last failure, stall or skipped damage, in words.
+        converter: how the last frame's image was made: ``opencv``
+            (``cvtColor`` from the decoder's YUV, about twice as fast),
+            ``pyav`` (PyAV's ``to_ndarray``: FFmpeg's swscale), ``none``
+            (``native``); None before the first frame.
         expected_frames: the frames a file states it holds (its frame count,
             or its stated duration x fps); None when unknown.
         ended_early: a file ended on an error, or more than 2 % short of its
@@ -137,7 +148,8 @@ class VideoSource:
         self.realtime = bool(check_bool(realtime, "realtime"))
         self.loop = bool(check_bool(loop, "loop"))
         self.options = check_str_mapping(options, "options")
-        self.pixel_format = _check_name(pixel_format, "pixel_format")
+        self._pictures = Pictures(pixel_format)
+        self.pixel_format = pixel_format
         format = None if format is None else _check_name(format, "format", or_none=True)
         reconnect = check_bool(reconnect, "reconnect", or_none=True)
         self.reconnect_initial = check_positive_seconds(reconnect_initial, "reconnect_initial")
@@ -309,16 +321,24 @@ class VideoSource:
             if run.first_time is None:
                 run.first_time = own_time
             run.last_time = own_time
+        image, pixel_format, size = self._pictures.convert(decoded)
         frame = Frame(
-            decoded.to_ndarray(format=self.pixel_format),
+            image,
             self.frames_read,
             pts=pts,
             time=time,
             wall_time=self._clock.wall().timestamp(),
+            pixel_format=pixel_format,
+            size=size,
         )
         self.frames_read += 1
         run.frames += 1
         return frame
+
+    @property
+    def converter(self) -> str | None:
+        """How the last frame's image was made: ``opencv``, ``pyav``, ``none`` (native)."""
+        return self._pictures.converter
 
     def _rewind(self) -> None:
         """Back to a file's start, for ``loop``: a seek, or a new opening where it cannot seek."""

@@ -62,6 +62,11 @@ def to_video_frame(item: Any) -> tuple[Any, float | None]:
     Returns it with the item's stream time in seconds (None when it has none).
     """
     if isinstance(item, Frame):
+        if item.pixel_format != "bgr24":
+            raise ValueError(
+                f"frame: a Frame in {item.pixel_format!r} (its pixel_format); frames are written "
+                f"from BGR: read them with VideoSource(..., pixel_format='bgr24') or convert them"
+            )
         return _from_image(item.image), item.time
     if isinstance(item, _av.VideoFrame):
         return item, None if item.time is None else float(item.time)
