@@ -36,6 +36,13 @@ class Echo:
         return item, os.getpid()
 
 
+class Lineage:
+    """Returns what it got with the worker's process id and its parent's."""
+
+    def __call__(self, item: Any) -> tuple[Any, int, int]:
+        return item, os.getpid(), os.getppid()
+
+
 class Refuses:
     """Raises KeyError for odd items."""
 

@@ -29,10 +29,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import os
 import pickle
 import re
+import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -42,8 +45,20 @@ from framescope._keys import replica_key
 from framescope._validation import check_int_at_least
 from framescope._waits import backoff_delay
 from framescope.clock import Clock, wait_on
-from framescope.pipeline.replicas.base import Replica, ReplicaLostError, check_picklable
+from framescope.pipeline.replicas.base import (
+    Replica,
+    ReplicaLostError,
+    check_picklable,
+    pickle_stage,
+)
 from framescope.pipeline.replicas.child import serve
+from framescope.pipeline.replicas.server import (
+    WORKER_MODULE,
+    ServedProcess,
+    WorkerServer,
+    available,
+    stage_modules,
+)
 from framescope.pipeline.replicas.shared_items import SharedBlock, pack, unpack
 from framescope.pipeline.replicas.worker_start import ReportingProcess
 
@@ -53,6 +68,9 @@ logger = logging.getLogger(__name__)
 
 BACKOFF_S = (0.1, 5.0)
 """The first and the longest wait before a worker that died is started again."""
+
+SERVER_EXIT_WAIT_S = 1.0
+"""How long a worker server that stopped answering is given to end, so its reason can be read."""
 
 RECYCLE_WAIT_S = 10.0
 """How long a recycled worker's ``cleanup()`` may take before the worker is killed."""
@@ -107,6 +125,8 @@ class ProcessExecutor:
         self.max_items = check_int_at_least(max_items, "max_items", 1, or_none=True)
         self.max_memory = check_int_at_least(max_memory, "max_memory", 1, or_none=True)
         self._tally = Tally()
+        self._servers: dict[str, WorkerServer] = {}  # by stage label
+        self._lock = threading.Lock()
 
     @property
     def recycles(self) -> int:
@@ -122,11 +142,38 @@ class ProcessExecutor:
         """Refuse a stage that cannot be pickled, saying why it must be."""
         check_picklable(stage, label, self.name)
 
+    def prepare(self, stage: Callable[[Any], Any], label: str) -> Callable[[], None] | None:
+        """Start the stage's worker server now (at ``parallelize()``), ahead of its first item.
+
+        Returns what lets go of it (the pipeline calls it at cleanup, started
+        or not); None where workers are not forked from a server (Windows).
+        """
+        server = self._server_for(stage, label)
+        if server is None:
+            return None
+        server.acquire()
+        return server.release
+
+    def _server_for(self, stage: Callable[[Any], Any], label: str) -> WorkerServer | None:
+        if not available():
+            return None
+        with self._lock:
+            server = self._servers.get(label)
+            if server is None:
+                modules, needs_main = stage_modules(stage, pickle_stage(stage))
+                server = self._servers[label] = WorkerServer(modules, with_main=needs_main)
+            return server
+
     def replicas(
         self, stage: Callable[[Any], Any], count: int, label: str, clock: Clock
     ) -> list[Replica]:
-        """Start ``count`` worker processes, each with a copy of ``stage``."""
+        """Make ``count`` replicas, each with a copy of ``stage`` in a worker it starts.
+
+        Each worker is forked from the stage's worker server (started by
+        :meth:`prepare`, or here) when its replica takes its first item.
+        """
         stage_bytes = check_picklable(stage, label, self.name)
+        server = self._server_for(stage, label)
         made: list[Replica] = []
         try:
             for index in range(count):
@@ -138,6 +185,8 @@ class ProcessExecutor:
                         max_items=self.max_items,
                         max_memory=self.max_memory,
                         tally=self._tally,
+                        server=server,
+                        needs_main=stage_modules(stage, stage_bytes)[1],
                     )
                 )
         except BaseException:
@@ -168,6 +217,8 @@ class ProcessReplica:
         max_items: int | None = None,
         max_memory: int | None = None,
         tally: Tally | None = None,
+        server: WorkerServer | None = None,
+        needs_main: bool | None = None,
     ) -> None:
         self.label = label
         self.restarts = 0
@@ -188,20 +239,65 @@ class ProcessReplica:
         self._conn: Connection | None = None
         self._process: BaseProcess | None = None
         self._retiring: BaseProcess | None = None  # a worker being recycled
-        self._start()
+        self._starting = False
+        self._launched = False  # the first worker starts with the first item
+        if needs_main is None:
+            needs_main = b"__main__" in stage_bytes
+        self._needs_main = needs_main
+        if server is None and available():
+            server = WorkerServer([WORKER_MODULE], with_main=needs_main)
+        self._server = server
+        if server is not None:
+            try:
+                server.acquire()
+            except BaseException:
+                self._request.close()
+                self._response.close()
+                raise
 
     def _start(self) -> None:
+        """Start a worker (the caller holds the lock, so a close waits for it)."""
         parent, child = self._context.Pipe(duplex=True)
-        kind = ReportingProcess if sys.platform != "win32" else self._context.Process
-        process = kind(
-            target=serve,
-            args=(child, self._stage_bytes),
-            name=f"framescope:{self.label}",
-            daemon=True,  # ended with the parent even if nobody cleans up
-        )
-        process.start()
-        child.close()
+        process: BaseProcess
+        options: dict[str, Any] = {
+            "target": serve,
+            "args": (child, self._stage_bytes),
+            "name": f"framescope:{self.label}",
+            "daemon": True,  # ended with the parent even if nobody cleans up
+        }
+        server = self._server
+        if server is not None:
+            process = ServedProcess(server.token, self._needs_main, **options)
+        elif sys.platform != "win32":
+            process = ReportingProcess(**options)
+        else:
+            process = self._context.Process(**options)
+        self._starting = True
+        try:
+            process.start()
+        except (OSError, EOFError) as failed:  # the server ended before it forked the worker
+            parent.close()
+            raise ReplicaLostError(self._server_failure()) from failed
+        finally:
+            self._starting = False
+            child.close()
         self._conn, self._process, self._served = parent, process, 0
+
+    def _server_failure(self) -> str:
+        """Why the worker server could not fork a worker (it ended: how, and what escaped it)."""
+        assert self._server is not None
+        code, failure = self._server.failure()
+        deadline = time.monotonic() + SERVER_EXIT_WAIT_S
+        while code is None and time.monotonic() < deadline and not self._stopping.is_set():
+            time.sleep(0.01)  # its socket closed as it exits: collect how it ended
+            code, failure = self._server.failure()
+        if failure:
+            return self._could_not_start(code, failure)
+        ended = "" if code is None else f" (exit code {code})"
+        return (
+            f"replica {self.label}: the worker server of this stage ended{ended} before it "
+            "started a worker; a new one starts with the next item"
+        )
 
     @property
     def pid(self) -> int | None:
@@ -213,7 +309,13 @@ class ProcessReplica:
         """Run the stage on ``data`` in the worker; its result and the time it took there."""
         if self._closed:
             raise ReplicaLostError(f"replica {self.label} was closed")
-        if self._process is None or not self._process.is_alive():
+        if not self._launched:
+            self._launched = True
+            with self._lock:
+                if self._closed:
+                    raise ReplicaLostError(f"replica {self.label} was closed")
+                self._start()
+        elif self._process is None or not self._process.is_alive():
             self._restart()
         payload, layout, _ = pack(data, self._request.room)
         reply = self._exchange(
@@ -335,8 +437,14 @@ class ProcessReplica:
             self._start()
 
     def halt(self) -> None:
-        """The pipeline stops: end a worker that is busy on an item, so its thread returns."""
+        """The pipeline stops: end a worker that is busy on an item, so its thread returns.
+
+        A worker still being started is let go too: its server is ended (the
+        stage's other replicas are halted with it), and the start returns.
+        """
         self._stopping.set()
+        if self._starting and self._server is not None:
+            self._server.halt()
         with self._lock:
             self._closed = True
             process = self._process
@@ -357,6 +465,9 @@ class ProcessReplica:
         _stop(process, conn, 2.0 if timeout is None else max(0.1, timeout), ask=not busy)
         self._request.close()
         self._response.close()
+        server, self._server = self._server, None
+        if server is not None:
+            server.release()
 
 
 _RAISED = re.compile(r"[A-Za-z_][\w.]*(:\s|:$)")
@@ -383,5 +494,40 @@ def _stop(
         if process.is_alive():
             process.kill()
             process.join(1.0)
+        _wait_gone(process.pid, timeout)
     if conn is not None:
         conn.close()
+
+
+def _wait_gone(pid: int | None, timeout: float) -> None:
+    """Make sure a worker forked by a server that ended is gone too (killed after ``timeout``).
+
+    Its exit code comes from its server; a server that ended reports none, so
+    ``join`` returns while the worker may still run.
+    """
+    if pid is None or not _running(pid):
+        return
+    deadline = time.monotonic() + timeout
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 1.0
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, ended but not yet collected, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        pass
+    if sys.platform == "linux":
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
