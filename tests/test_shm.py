@@ -221,7 +221,7 @@ def test_a_replica_worker_killed_between_items_leaves_its_blocks_to_close() -> N
                 worker = replica.pid
                 assert worker is not None
                 os.kill(worker, signal.SIGKILL)
-                wait_for(lambda w=worker: ended(w), what="the worker ended")
+                wait_for(lambda: not replica.alive, what="the worker ended")
         assert replica.restarts == 1
     finally:
         replica.close(5)

@@ -305,6 +305,12 @@ class ProcessReplica:
         process = self._process  # read once: a restart may set it to None meanwhile
         return None if process is None else process.pid
 
+    @property
+    def alive(self) -> bool:
+        """Whether its worker runs (a worker's end is known once its server has reaped it)."""
+        process = self._process
+        return process is not None and process.is_alive()
+
     def call(self, data: Any) -> tuple[Any, int]:
         """Run the stage on ``data`` in the worker; its result and the time it took there."""
         if self._closed:
