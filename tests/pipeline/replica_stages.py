@@ -43,6 +43,17 @@ class Lineage:
         return item, os.getpid(), os.getppid()
 
 
+MARK: str | None = None
+"""Set at run time by a test: a worker forked from the test's process sees it, others do not."""
+
+
+class ReadsMark:
+    """Returns what it got with :data:`MARK` as its worker sees it."""
+
+    def __call__(self, item: Any) -> tuple[Any, str | None]:
+        return item, MARK
+
+
 class Refuses:
     """Raises KeyError for odd items."""
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from framescope.pipeline.replicas.process import ProcessExecutor
 from framescope.pipeline.replicas.shared_items import SharedBlock, pack, unpack
 from tests.polling import wait_for
 
+from . import replica_stages
 from .replica_stages import (
     Brighten,
     Echo,
@@ -29,6 +32,7 @@ from .replica_stages import (
     Lineage,
     NotesCleanup,
     RaisesUnpicklable,
+    ReadsMark,
     Refuses,
     Stall,
     error_of_killed_worker,
@@ -480,3 +484,44 @@ def test_the_main_script_runs_once_for_the_workers_and_only_when_the_stage_is_th
     assert done.stdout.strip() == "[0, 1, 2, 3]", done.stdout + done.stderr
     # 4 workers (one item each): the script ran here, and in their server only for a stage in it
     assert len(marker.read_text().split()) == runs
+
+
+def marks_seen(start_method: str) -> set[str | None]:
+    with Pipeline() as pipeline:
+        executor = ProcessExecutor(start_method=start_method)
+        pipeline.add(ReadsMark(), "Mark", replicas=2, executor=executor).parallelize()
+        return {mark for _item, mark in pipeline.run(range(4))}
+
+
+def test_start_method_fork_forks_the_worker_server_from_this_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    before = children()
+    monkeypatch.setattr(replica_stages, "MARK", "set here at run time")
+    assert marks_seen("fork") == {"set here at run time"}  # a copy of this process
+    assert marks_seen("forkserver") == {None}  # a fresh interpreter imported the module
+    assert marks_seen("spawn") == {None}
+    assert children() - before == set()
+
+
+def test_start_method_fork_spawns_the_server_while_another_thread_runs(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(replica_stages, "MARK", "set here at run time")
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, name="other")
+    other.start()
+    try:
+        with caplog.at_level(logging.WARNING, "framescope.pipeline.replicas.server"):
+            assert marks_seen("fork") == {None}
+    finally:
+        stop.set()
+        other.join()
+    assert "other threads run in this process" in caplog.text
+
+
+def test_start_method_is_checked() -> None:
+    with pytest.raises(ValueError, match="start_method must be one of 'forkserver', 'fork'"):
+        ProcessExecutor(start_method="threads")
+    with pytest.raises(TypeError, match="start_method must be one of"):
+        ProcessExecutor(start_method=None)  # type: ignore[arg-type]

@@ -53,7 +53,6 @@ from framescope.pipeline.replicas.base import (
 )
 from framescope.pipeline.replicas.child import serve
 from framescope.pipeline.replicas.server import (
-    WORKER_MODULE,
     ServedProcess,
     WorkerServer,
     available,
@@ -71,6 +70,10 @@ BACKOFF_S = (0.1, 5.0)
 
 SERVER_EXIT_WAIT_S = 1.0
 """How long a worker server that stopped answering is given to end, so its reason can be read."""
+
+START_METHODS = ("forkserver", "fork", "spawn")
+"""How workers start: forked by a spawned server of the stage (the default), forked by a
+server forked from this process, or each spawned (a fresh interpreter per worker)."""
 
 RECYCLE_WAIT_S = 10.0
 """How long a recycled worker's ``cleanup()`` may take before the worker is killed."""
@@ -113,6 +116,17 @@ class ProcessExecutor:
         max_memory: replace a worker whose resident memory after an item is more
             than this many bytes (None: never). A stage that leaks is bounded by
             it, plus what one item adds.
+        start_method: how workers start. ``"forkserver"`` (the default): a
+            server of the stage's own, itself started with ``spawn`` at
+            ``parallelize()`` (safe with threads and CUDA here), imports the stage
+            and forks each worker, restarts and recycles included, in
+            milliseconds. ``"fork"``: that server is forked from this process at
+            ``parallelize()`` instead, so the first workers start at once; it
+            copies this process as it is then (open files, an initialised CUDA
+            that the workers then cannot use), and is only forked while no other
+            thread runs here (else it is spawned, and a warning logged).
+            ``"spawn"``: a fresh interpreter per worker (each runs the main
+            script and imports the stage again).
 
     ``recycles`` counts the workers replaced for these bounds, ``peak_memory``
     the largest resident memory (bytes) a worker reported after an item.
@@ -121,9 +135,26 @@ class ProcessExecutor:
     name = "process"
     remote = True
 
-    def __init__(self, *, max_items: int | None = None, max_memory: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        max_items: int | None = None,
+        max_memory: int | None = None,
+        start_method: str = "forkserver",
+    ) -> None:
         self.max_items = check_int_at_least(max_items, "max_items", 1, or_none=True)
         self.max_memory = check_int_at_least(max_memory, "max_memory", 1, or_none=True)
+        if not isinstance(start_method, str):
+            raise TypeError(
+                f"start_method must be one of {', '.join(map(repr, START_METHODS))}, "
+                f"got {type(start_method).__name__}"
+            )
+        if start_method not in START_METHODS:
+            raise ValueError(
+                f"start_method must be one of {', '.join(map(repr, START_METHODS))}, "
+                f"got {start_method!r}"
+            )
+        self.start_method = start_method
         self._tally = Tally()
         self._servers: dict[str, WorkerServer] = {}  # by stage label
         self._lock = threading.Lock()
@@ -155,13 +186,16 @@ class ProcessExecutor:
         return server.release
 
     def _server_for(self, stage: Callable[[Any], Any], label: str) -> WorkerServer | None:
-        if not available():
+        if self.start_method == "spawn" or not available():
             return None
         with self._lock:
             server = self._servers.get(label)
             if server is None:
                 modules, needs_main = stage_modules(stage, pickle_stage(stage))
-                server = self._servers[label] = WorkerServer(modules, with_main=needs_main)
+                server = WorkerServer(
+                    modules, with_main=needs_main, fork=self.start_method == "fork"
+                )
+                self._servers[label] = server
             return server
 
     def replicas(
@@ -244,8 +278,6 @@ class ProcessReplica:
         if needs_main is None:
             needs_main = b"__main__" in stage_bytes
         self._needs_main = needs_main
-        if server is None and available():
-            server = WorkerServer([WORKER_MODULE], with_main=needs_main)
         self._server = server
         if server is not None:
             try:

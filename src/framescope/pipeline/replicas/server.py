@@ -22,14 +22,17 @@ worker.
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import itertools
+import logging
 import os
 import signal
 import socket
 import sys
 import threading
 import time
+import traceback
 from multiprocessing import (
     connection,
     context,
@@ -39,10 +42,13 @@ from multiprocessing import (
     spawn,
     util,
 )
+from multiprocessing.forkserver import main as serve_forks
 from multiprocessing.forkserver import read_signed
 from typing import Any
 
 __all__ = ["ServedProcess", "WorkerServer", "available", "stage_modules"]
+
+logger = logging.getLogger(__name__)
 
 REPORT_LIMIT = 4000
 """The most characters of the server's start failure kept (its last ones)."""
@@ -65,6 +71,11 @@ _SERVERS: dict[int, WorkerServer] = {}
 """The servers that have users, by token: how a process being started finds its server."""
 
 _tokens = itertools.count()
+
+
+def _alive_ends() -> list[int]:
+    """The "alive" pipe ends this process holds for its servers."""
+    return [fd for server in list(_SERVERS.values()) if (fd := server._alive_w) is not None]
 
 
 def available() -> bool:
@@ -96,16 +107,20 @@ class WorkerServer:
         with_main: also import the main script (as ``__mp_main__``, the way
             ``spawn`` does), for a stage defined there; workers of a stage defined
             elsewhere never run it.
+        fork: fork the server from this process (it then has all this process
+            imported and holds what it has open) instead of spawning it; done only
+            while no other thread runs here, else it is spawned.
 
     :meth:`acquire` starts it (a server that died is replaced), :meth:`release`
     stops it once no one holds it. It ends with this process in any case: it
     exits when the last copy of its "alive" pipe closes.
     """
 
-    def __init__(self, modules: list[str], *, with_main: bool) -> None:
+    def __init__(self, modules: list[str], *, with_main: bool, fork: bool = False) -> None:
         self.token = next(_tokens)
         self.modules = list(modules)
         self.with_main = with_main
+        self.fork = fork
         self._lock = threading.Lock()
         self._users = 0
         self._pid: int | None = None
@@ -180,10 +195,6 @@ class WorkerServer:
             return
         self._close_fds()
         data = spawn.get_preparation_data("framescope-worker-server")  # refused while bootstrapping
-        main_path = data.get("init_main_from_path") if self.with_main else None
-        preload = [*(["__main__"] if main_path else []), *self.modules]
-        sys_path = data.get("sys_path")
-        path = f"sys.path[:] = {sys_path!r}" if sys_path is not None else "pass"
         with socket.socket(socket.AF_UNIX) as listener:
             address = connection.arbitrary_address("AF_UNIX")  # type: ignore[attr-defined]
             listener.bind(address)
@@ -192,20 +203,11 @@ class WorkerServer:
             listener.listen()
             alive_r, alive_w = os.pipe()
             report_r, report_w = os.pipe()
+            ends = (listener.fileno(), alive_r, report_w)
             try:
-                program = _PROGRAM.format(
-                    path=path,
-                    listener=listener.fileno(),
-                    alive=alive_r,
-                    preload=preload,
-                    main_path=main_path,
-                    report=report_w,
-                    limit=REPORT_LIMIT,
-                )
-                exe: Any = spawn.get_executable()
-                flags = util._args_from_interpreter_flags()  # type: ignore[attr-defined]
-                args = [exe, *flags, "-c", program]
-                pid = util.spawnv_passfds(exe, args, [listener.fileno(), alive_r, report_w])
+                pid = self._fork(ends, (alive_w, report_r)) if self._may_fork() else None
+                if pid is None:
+                    pid = self._spawn(ends, data)
             except BaseException:
                 os.close(alive_w)
                 os.close(report_r)
@@ -215,6 +217,60 @@ class WorkerServer:
                 os.close(report_w)
         self._pid, self._address, self._alive_w, self._report_r = pid, address, alive_w, report_r
         self._exit_code, self._failure = None, ""
+
+    def _may_fork(self) -> bool:
+        if not self.fork:
+            return False
+        if threading.active_count() > 1:
+            logger.warning(
+                "start_method='fork': other threads run in this process, so the worker "
+                "server is spawned instead (forking now could copy a lock another thread holds)"
+            )
+            return False
+        return True
+
+    def _spawn(self, ends: tuple[int, int, int], data: dict[str, Any]) -> int:
+        """Start the server as a fresh interpreter that imports the stage; its process id."""
+        listener, alive_r, report_w = ends
+        main_path = data.get("init_main_from_path") if self.with_main else None
+        preload = [*(["__main__"] if main_path else []), *self.modules]
+        sys_path = data.get("sys_path")
+        program = _PROGRAM.format(
+            path=f"sys.path[:] = {sys_path!r}" if sys_path is not None else "pass",
+            listener=listener,
+            alive=alive_r,
+            preload=preload,
+            main_path=main_path,
+            report=report_w,
+            limit=REPORT_LIMIT,
+        )
+        exe: Any = spawn.get_executable()
+        flags = util._args_from_interpreter_flags()  # type: ignore[attr-defined]
+        pid: int = util.spawnv_passfds(exe, [exe, *flags, "-c", program], list(ends))
+        return pid
+
+    def _fork(self, ends: tuple[int, int, int], ours: tuple[int, int]) -> int:
+        """Fork the server from this process (one thread runs here); its process id."""
+        listener, alive_r, report_w = ends
+        pid = os.fork()
+        if pid:
+            return pid
+        code = 1
+        try:  # the server: this process as it was, with this thread only
+            for fd in (*ours, *_alive_ends()):  # else no server would see its end
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            gc.freeze()  # what was here stays shared with this process, untouched
+
+            serve_forks(listener, alive_r, [])
+        except SystemExit:
+            code = 0
+        except BaseException:
+            text = traceback.format_exc()[-REPORT_LIMIT:]
+            with contextlib.suppress(OSError):
+                os.write(report_w, text.encode(errors="replace"))
+        finally:
+            os._exit(code)
 
     def _poll(self) -> bool:
         """Whether the server runs; when it ended, collect its exit code and start failure."""
