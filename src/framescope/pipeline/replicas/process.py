@@ -1,8 +1,11 @@
 """Process replicas: each replica a worker process with its own copy of the stage.
 
 The stage is pickled at ``add()`` (a clear error when it cannot be) and
-unpickled in each worker, started with the ``spawn`` method (safe with
-threads and CUDA in the parent). The replica's thread in the pipeline sends
+unpickled in each worker. Workers are forked by the stage's worker server
+(:mod:`framescope.pipeline.replicas.server`), started at ``parallelize()``
+with ``spawn`` (safe with threads and CUDA in the parent) or, with
+``start_method="fork"``, forked from the parent; a replica starts its worker
+with its first item. The replica's thread in the pipeline sends
 an item and waits for the answer without holding the interpreter lock, so N
 replicas use N cores. Frames (NumPy arrays, also inside tuples, dicts or
 objects) cross through shared memory (:mod:`framescope.pipeline.replicas.shared_items`);
