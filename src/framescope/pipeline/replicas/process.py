@@ -42,7 +42,7 @@ import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from framescope._keys import replica_key
 from framescope._validation import check_int_at_least
@@ -55,14 +55,11 @@ from framescope.pipeline.replicas.base import (
     pickle_stage,
 )
 from framescope.pipeline.replicas.child import serve
-from framescope.pipeline.replicas.server import (
-    ServedProcess,
-    WorkerServer,
-    available,
-    stage_modules,
-)
 from framescope.pipeline.replicas.shared_items import SharedBlock, pack, unpack
 from framescope.pipeline.replicas.worker_start import ReportingProcess
+
+if TYPE_CHECKING:
+    from framescope.pipeline.replicas.server import WorkerServer
 
 __all__ = ["ProcessExecutor", "ProcessReplica", "RemoteStageError"]
 
@@ -189,6 +186,8 @@ class ProcessExecutor:
         return server.release
 
     def _server_for(self, stage: Callable[[Any], Any], label: str) -> WorkerServer | None:
+        from framescope.pipeline.replicas.server import WorkerServer, available, stage_modules  # noqa: PLC0415
+
         if self.start_method == "spawn" or not available():
             return None
         with self._lock:
@@ -209,6 +208,8 @@ class ProcessExecutor:
         Each worker is forked from the stage's worker server (started by
         :meth:`prepare`, or here) when its replica takes its first item.
         """
+        from framescope.pipeline.replicas.server import stage_modules  # noqa: PLC0415
+
         stage_bytes = check_picklable(stage, label, self.name)
         server = self._server_for(stage, label)
         made: list[Replica] = []
@@ -302,6 +303,8 @@ class ProcessReplica:
         }
         server = self._server
         if server is not None:
+            from framescope.pipeline.replicas.server import ServedProcess  # noqa: PLC0415
+
             process = ServedProcess(server.token, self._needs_main, **options)
         elif sys.platform != "win32":
             process = ReportingProcess(**options)
