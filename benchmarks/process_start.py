@@ -13,6 +13,9 @@ CPU-bound stage of 5 ms (``benchmarks/start_stage.py``) on ``--items`` items:
   workers need the script run (in their server) first;
 - ``framescope-fork``: the stage in a module, ``ProcessExecutor(start_method="fork")``
   (the worker server forked from this process at ``parallelize()``);
+- ``framescope-spawn``: ``start_method="spawn"``, a fresh interpreter per
+  worker that runs this script again (how workers started before the worker
+  server);
 - ``pool-fork`` / ``pool-spawn``: ``multiprocessing.Pool(2)`` with that start
   method, ``imap(spin, range(items))`` (ordered, one item a task, like the
   pipeline).
@@ -47,7 +50,14 @@ from framescope.pipeline import ProcessExecutor
 from start_stage import SPIN_S, spin
 
 TARGET_S = 0.300
-KINDS = ("framescope", "framescope-main", "framescope-fork", "pool-fork", "pool-spawn")
+KINDS = (
+    "framescope",
+    "framescope-main",
+    "framescope-fork",
+    "framescope-spawn",
+    "pool-fork",
+    "pool-spawn",
+)
 RUNNING_FROM = 100
 """The result after which the pool or pipeline counts as running."""
 
@@ -68,7 +78,7 @@ def one(kind: str, items: int) -> dict[str, float]:
     results: Iterator[Any]
     if kind.startswith("framescope"):
         stage = spin_here if kind == "framescope-main" else spin
-        method = "fork" if kind == "framescope-fork" else "forkserver"
+        method = {"framescope-fork": "fork", "framescope-spawn": "spawn"}.get(kind, "forkserver")
         executor = ProcessExecutor(start_method=method)
         pipeline = Pipeline().add(stage, "Spin", replicas=2, executor=executor)
         pipeline.parallelize(queue_size=4)
@@ -140,7 +150,7 @@ def main() -> int:
         running = spread([f["running_rate"] for f in figures], digits=1)
         print(f"{kind:16} {first:>18} {rate:>24} {running:>20}")
     print("\nframescope / pool, paired by round (median (min-max) of the rounds' ratios)")
-    for ours in ("framescope", "framescope-main", "framescope-fork"):
+    for ours in ("framescope", "framescope-main", "framescope-fork", "framescope-spawn"):
         for pool in ("pool-fork", "pool-spawn"):
             pairs = list(zip(runs[ours], runs[pool], strict=True))
             first = spread([a["first_s"] / b["first_s"] for a, b in pairs], digits=3)
