@@ -310,12 +310,20 @@ class ProcessReplica:
             process = ReportingProcess(**options)
         else:
             process = self._context.Process(**options)
-        self._starting = True
+        self._starting = True  # set before halt() is looked at, which sets _stopping first
         try:
-            process.start()
-        except (OSError, EOFError) as failed:  # the server ended before it forked the worker
+            if self._stopping.is_set():
+                raise ReplicaLostError(f"replica {self.label} was closed")
+            try:
+                process.start()
+            except (OSError, EOFError) as failed:
+                if server is None:
+                    raise
+                # the server ended before it forked the worker
+                raise ReplicaLostError(self._server_failure()) from failed
+        except BaseException:
             parent.close()
-            raise ReplicaLostError(self._server_failure()) from failed
+            raise
         finally:
             self._starting = False
             child.close()
