@@ -33,8 +33,8 @@ import numpy as np
 
 from framescope import Pipeline
 from framescope.clock import SYSTEM_CLOCK
+from framescope.pipeline.replicas import shared_items
 from framescope.pipeline.replicas.process import ProcessReplica
-from framescope.pipeline.runtime.sequencer import shared_items
 
 
 class Sleep:

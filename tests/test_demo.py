@@ -295,6 +295,7 @@ def test_a_video_it_cannot_read_is_one_line_and_exit_1(
 _AS_NOBODY = """
 import os, sys
 import framescope.demo, framescope.video  # loaded first: nobody cannot read root's Python
+import locale  # and what argparse loads on first use (its messages)
 from framescope.cli import main
 os.setgid(65534); os.setuid(65534)  # nobody: the mode bits now apply
 sys.exit(main(sys.argv[1:]))

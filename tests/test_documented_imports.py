@@ -97,3 +97,66 @@ def test_every_public_name_of_the_pipeline_is_there(module: str) -> None:
     imported = importlib.import_module(module)
     for name in imported.__all__:
         assert getattr(imported, name).__doc__ or isinstance(getattr(imported, name), (str, dict))
+
+
+def script_imports() -> set[tuple[str, str]]:
+    """(module, name) pairs the benchmarks and examples import from framescope."""
+    found = set()
+    for script in sorted((ROOT / "benchmarks").glob("*.py")) + sorted(
+        (ROOT / "examples").glob("*.py")
+    ):
+        for node in ast.walk(ast.parse(script.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("framescope"):
+                found.update((str(node.module), alias.name) for alias in node.names)
+    return found
+
+
+@pytest.mark.parametrize(("module", "name"), sorted(script_imports()))
+def test_what_the_benchmarks_and_examples_import_is_there(module: str, name: str) -> None:
+    if module.startswith("framescope.modeltiming"):
+        pytest.importorskip("torch")
+    imported = importlib.import_module(module)
+    assert hasattr(imported, name) or importlib.util.find_spec(f"{module}.{name}"), (
+        f"from {module} import {name}"
+    )
+
+
+def every_module() -> list[str]:
+    package = ROOT / "src" / "framescope"
+    names = []
+    for path in sorted(package.rglob("*.py")):
+        parts = list(path.relative_to(package.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        if parts[-1] != "__main__":
+            names.append(".".join(parts))
+    return names
+
+
+@pytest.mark.integration
+def test_every_module_imports_first_in_a_fresh_interpreter() -> None:
+    # An import cycle through a package's __init__ only shows when the module
+    # is the first one imported (e.g. `import framescope.trace` alone).
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    optional = ("framescope.modeltiming", "framescope.pipeline.replicas.ray")
+
+    def first_import(module: str) -> str | None:
+        done = subprocess.run(
+            [sys.executable, "-c", f"import {module}"],
+            capture_output=True,
+            check=False,
+            text=True,
+            timeout=120,
+        )
+        if done.returncode == 0:
+            return None
+        if module.startswith(optional) and "No module named" in done.stderr:
+            return None  # its extra is not installed
+        return f"{module}: {done.stderr.strip().splitlines()[-1]}"
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        failures = [f for f in pool.map(first_import, every_module()) if f]
+    assert failures == []

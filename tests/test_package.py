@@ -37,3 +37,19 @@ def test_core_imports_only_the_standard_library() -> None:
 
 def test_py_typed_is_shipped() -> None:
     assert (Path(framescope.__file__).parent / "py.typed").exists()
+
+
+def test_a_snapshot_prints_as_a_table_in_a_fresh_interpreter() -> None:
+    # The snapshot imports no renderer: the tables register with it when the
+    # pipeline package loads, so this must hold without importing them by hand.
+    code = (
+        "from framescope import Pipeline;"
+        "p = Pipeline().add(lambda x: x, 'Only'); p.forward(1);"
+        "s = p.snapshot(); print(str(s)); print(str(s.state)); p.cleanup()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert "PipelineSnapshot(" not in done.stdout
+    assert "MainPipeline__Only" in done.stdout
+    assert "PipelineState(" not in done.stdout

@@ -9,10 +9,10 @@ load it.
 
 from __future__ import annotations
 
-import importlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from framescope._lazy import lazy_names
 from framescope._version import __version__
 from framescope.clock import Clock, FakeClock, SystemClock
 from framescope.stats import RollingStats, StatsSnapshot, Summary
@@ -45,15 +45,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Load ``Pipeline``, ``PipelineSnapshot`` and ``Stage`` on first use."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'framescope' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, globals())

@@ -24,10 +24,12 @@ import contextlib
 import os
 import secrets
 from collections.abc import Collection, Iterable
-from multiprocessing import resource_tracker, shared_memory
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from framescope._validation import check_int_at_least, check_positive_int
+
+if TYPE_CHECKING:
+    from multiprocessing import shared_memory
 
 __all__ = [
     "AttachedBlocks",
@@ -63,6 +65,8 @@ def blocks_alive(pid: int | None = None) -> list[str]:
 
 
 def _create(size: int) -> shared_memory.SharedMemory:
+    from multiprocessing import shared_memory  # noqa: PLC0415 - loaded on first use (cold start)
+
     # 14 characters at most ("fs", a pid in hex up to 7, "_", 4): the limit on some BSDs
     for _ in range(_NAME_TRIES):
         name = block_prefix() + secrets.token_hex(2)
@@ -168,6 +172,8 @@ def attach_untracked(name: str) -> shared_memory.SharedMemory:
     The maker owns the block and unlinks it; an attaching process that the
     tracker also watched would unlink it (and warn) when it ends.
     """
+    from multiprocessing import resource_tracker, shared_memory  # noqa: PLC0415 - cold start
+
     untracked: dict[str, Any] = {"track": False}  # Python 3.13's switch
     try:
         return shared_memory.SharedMemory(name=name, **untracked)

@@ -2,19 +2,26 @@
 
 Data classes (the snapshot, the DepthAI states) call :func:`text` and
 :func:`rich` for their ``__str__`` and ``__rich__``; the renderers register
-their functions here when they are imported (``framescope.pipeline`` imports
-them), so data sits below its renderers and imports none of them.
+their functions here when they are imported, so data sits below its renderers
+and imports none of them. A package names its renderer modules with
+:func:`register_lazily` (``framescope.pipeline`` does); they are imported when
+something is first rendered, not when the package is.
 """
 
 from __future__ import annotations
 
+import importlib
+import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["register", "rich", "text"]
+__all__ = ["register", "register_lazily", "rich", "text"]
 
 _TEXT: dict[type, Callable[[Any], str]] = {}
 _RICH: dict[type, Callable[[Any], Any]] = {}
+_PENDING: list[str] = []
+"""Renderer modules named by register_lazily and not imported yet."""
+_PENDING_LOCK = threading.RLock()
 
 
 def register(
@@ -26,7 +33,24 @@ def register(
         _RICH[kind] = rich
 
 
+def register_lazily(module: str) -> None:
+    """Import ``module`` (which calls :func:`register`) when something is first rendered."""
+    with _PENDING_LOCK:
+        if module not in _PENDING:
+            _PENDING.append(module)
+
+
+def _load_pending() -> None:
+    # Held while importing, so no other thread renders with a renderer half registered.
+    with _PENDING_LOCK:
+        while _PENDING:
+            importlib.import_module(_PENDING[0])
+            _PENDING.pop(0)
+
+
 def _find(table: dict[type, Callable[[Any], Any]], value: object) -> Callable[[Any], Any] | None:
+    if _PENDING:
+        _load_pending()
     for kind in type(value).__mro__:
         found = table.get(kind)
         if found is not None:

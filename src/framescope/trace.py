@@ -13,11 +13,9 @@ blocked. :func:`write_trace` saves it, gzip-compressed when the path ends in
 from __future__ import annotations
 
 import contextlib
-import gzip
 import itertools
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -248,6 +246,9 @@ def write_trace(path: str | os.PathLike[str], document: dict[str, Any]) -> Path:
     same folder, then renamed over ``path``. A symbolic link at ``path`` is
     replaced by the file, never written through.
     """
+    import gzip  # noqa: PLC0415 - loaded on first use (cold start)
+    import tempfile  # noqa: PLC0415 - loaded on first use (cold start)
+
     target = Path(path)
     try:
         data = json.dumps(document, separators=(",", ":")).encode()

@@ -17,6 +17,7 @@ from framescope.pipeline import (
     StageError,
 )
 from framescope.pipeline.model.counters import OUTCOMES
+from tests.polling import wait_for
 
 from .helpers import Gate
 
@@ -68,8 +69,41 @@ scenarios = st.fixed_dictionaries(
         "items": st.integers(0, 40),
         "check_every": st.integers(1, 10),
         "ending": st.sampled_from(["cleanup", "drain", "close_join"]),
+        # Where a stage holding its first item until the cleanup stands (None: no such
+        # stage): items queue behind it, failed ones and ones a later stage would fail.
+        "hold": st.one_of(st.none(), st.integers(0, 3)),
     }
 )
+
+
+class Hold:
+    """Holds its first item until the pipeline has stopped and closed its queues."""
+
+    def __init__(self, name: str = "Hold") -> None:
+        self.name = name
+        self.entered = threading.Event()
+        self.pipeline: Pipeline | None = None
+
+    def __call__(self, item: int) -> int:
+        if not self.entered.is_set():
+            self.entered.set()
+            wait_for(self.stopped, what="the cleanup to close the queues")
+        return item
+
+    def stopped(self) -> bool:
+        pipeline = self.pipeline
+        # The queues are closed (what they held counted) just after the pipeline is marked
+        # closed; no public probe tells that moment.
+        return (
+            pipeline is not None
+            and pipeline.closed
+            and all(channel.closed for channel in pipeline._runtime._channels)
+        )
+
+
+def holds(case: dict[str, Any]) -> bool:
+    """Whether the case has a :class:`Hold` stage: threaded, ended by a cleanup."""
+    return case["hold"] is not None and case["mode"] == "threaded" and case["ending"] == "cleanup"
 
 
 @dataclass
@@ -91,13 +125,25 @@ class Tally:
 def build(case: dict[str, Any]) -> tuple[Pipeline, list[Faulty]]:
     pipeline = Pipeline(debug=case["debug"], results_size=case["results_size"])
     stages = [Faulty(f"S{index}", bad) for index, (bad, *_) in enumerate(case["plan"])]
-    for stage, (_, policy, size, replicas) in zip(stages, case["plan"], strict=True):
+    hold = Hold() if holds(case) else None
+    for index, (stage, (_, policy, size, replicas)) in enumerate(
+        zip(stages, case["plan"], strict=True)
+    ):
+        if hold is not None and index == case["hold"]:
+            pipeline.add(hold, hold.name)
         pipeline.add(stage, stage.name, on_error=policy, queue_size=size, replicas=replicas)
+    if hold is not None and case["hold"] >= len(stages):
+        pipeline.add(hold, hold.name)
+    if hold is not None:
+        hold.pipeline = pipeline
     if case["mode"] == "serial":
         pipeline.serialize()
     else:
+        # Behind a held stage the queues fill: a forward finding no room gives up at once.
         pipeline.parallelize(
-            input_timeout=30, queue_size=case["queue_size"], overflow=case["overflow"]
+            input_timeout=0 if hold is not None else 30,
+            queue_size=case["queue_size"],
+            overflow=case["overflow"],
         )
     return pipeline, stages
 
@@ -123,6 +169,48 @@ def forward_one(pipeline: Pipeline, stages: list[Faulty], item: int, tally: Tall
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=scenarios)
 def test_every_item_is_accounted_for(case: dict[str, Any]) -> None:
+    run_case(case)
+
+
+#: Threaded cases ended by a cleanup while a stage after the first holds an item: behind it
+#: wait items that failed before it (under each error policy; raise, whose failed items
+#: travel on to be reported in order, twice as often) and items a stage after it would fail.
+cleanup_scenarios = st.tuples(
+    scenarios,
+    st.lists(
+        st.tuples(
+            st.frozensets(st.integers(0, 15), min_size=1, max_size=8),
+            st.sampled_from(["raise", "raise", "skip", "stop"]),
+            st.one_of(st.none(), st.integers(1, 3)),
+            st.sampled_from([1, 1, 2, 3]),
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+    st.integers(1, 3),
+    st.integers(16, 40),
+).map(
+    lambda drawn: {
+        **drawn[0],
+        "plan": drawn[1],
+        "mode": "threaded",
+        "ending": "cleanup",
+        "hold": drawn[2],
+        "items": drawn[3],
+    }
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=cleanup_scenarios)
+def test_every_item_is_accounted_for_when_the_cleanup_finds_items_queued(
+    case: dict[str, Any],
+) -> None:
+    run_case(case)
+
+
+def run_case(case: dict[str, Any]) -> None:
+    """Forward the case's items, end it as it says, and check every item's account."""
     pipeline, stages = build(case)
     tally = Tally()
     serial = case["mode"] == "serial"
@@ -342,3 +430,78 @@ def test_every_counter_has_one_home_and_a_misspelt_one_is_refused(mode: str) -> 
     assert snapshot.count("completed") == 3
     with pytest.raises(KeyError, match="no pipeline counter 'complete'; the counters are"):
         snapshot.count("complete")
+
+
+@pytest.mark.parametrize(
+    ("policy", "queued", "failed", "discarded"),
+    [
+        # raise: 1 and 3 travel on failed (to be reported in order): counted failed, once
+        ("raise", 5, 2, 4),
+        # skip: 1 and 3 are failed and gone; 2, 4, 5 wait behind the held 0
+        ("skip", 3, 2, 4),
+        # stop: 1 stops the pipeline; 2 to 5 (3 would fail too) are discarded, not failed
+        ("stop", None, 1, 5),
+    ],
+)
+def test_failed_items_still_queued_at_cleanup_are_counted_once(
+    policy: str, queued: int | None, failed: int, discarded: int
+) -> None:
+    hold = Hold()
+    stage = Faulty("Check", frozenset({1, 3}))
+    pipeline = Pipeline(name="P").add(stage, stage.name, on_error=policy)
+    pipeline.add(hold, hold.name, queue_size=8).add(lambda x: x, "After")
+    pipeline.parallelize(queue_size=8)
+    hold.pipeline = pipeline
+    for item in range(6):
+        assert pipeline.forward(item)
+    assert hold.entered.wait(30)  # Hold has 0; the rest pass Check or fail there
+    if queued is not None:
+        wait_for(lambda: pipeline.snapshot().stage("P__Hold").queue_depth == queued)
+    else:
+        wait_for(lambda: pipeline.counters()["failed"] == 1)
+    assert pipeline.cleanup(timeout=30) == []
+    counts = pipeline.counters()
+    assert (counts["failed"], counts["discarded"], counts["completed"]) == (failed, discarded, 0)
+    assert counts["forwarded"] == 6 == outcomes(counts)
+    assert counts["in_flight"] == 0
+    assert sorted(stage.raised) == sorted({1, 3} if policy != "stop" else {1})
+
+
+class StopOn:
+    """Holds item ``item`` until ``release`` is set, then raises on it; passes the others."""
+
+    def __init__(self, item: int) -> None:
+        self.item = item
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, data: int) -> int:
+        if data == self.item:
+            self.entered.set()
+            self.release.wait(30)
+            raise ValueError(f"stop at {data}")
+        return data
+
+
+def test_a_failed_item_queued_behind_a_stop_is_counted_failed_not_discarded() -> None:
+    first = Faulty("First", frozenset({3}))
+    stopper = StopOn(1)
+    pipeline = Pipeline(name="P").add(first, "First", on_error="raise")
+    pipeline.add(stopper, "Stop", on_error="stop").add(lambda x: x, "After")
+    pipeline.parallelize(queue_size=8)
+    for item in range(5):
+        assert pipeline.forward(item)
+    assert stopper.entered.wait(30)
+    # Stop holds 1; 2, 3 (failed at First, travelling on to be reported) and 4 wait for it.
+    wait_for(lambda: pipeline.snapshot().stage("P__Stop").queue_depth == 3)
+    stopper.release.set()
+    pipeline.close()
+    assert pipeline.join(30)
+    read: list[int] = []
+    drain(pipeline, read, timeout=0)
+    assert pipeline.cleanup(timeout=30) == []
+    counts = pipeline.counters()
+    assert read == [0]
+    # 1 stopped it, 3 had failed before: both failed, once; 2 and 4 came after the stop.
+    assert (counts["completed"], counts["failed"], counts["discarded"]) == (1, 2, 2)
+    assert counts["forwarded"] == 5 == outcomes(counts) and counts["in_flight"] == 0

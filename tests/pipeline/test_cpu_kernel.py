@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from framescope.pipeline import CpuSplit, Pipeline, PipelineSnapshot, StageSnapshot
+from framescope.pipeline.views.advice import STARVED_SHARE
 from framescope.pipeline.views.diagnosis import diagnose_snapshot
 from tests.polling import holds_within
 
@@ -133,7 +134,12 @@ def test_a_sleeping_stage_is_blocked() -> None:
     cpu = split_of(snapshot.stage("MainPipeline__Work"))
     blocked = cpu.share_of_busy(cpu.blocked)
     assert blocked is not None and blocked >= 0.6, cpu
-    assert diagnose_snapshot(snapshot).stages[0].kind == "blocked"
+    kind = diagnose_snapshot(snapshot).stages[0].kind
+    # On a machine busy enough that each wake-up waits long for a CPU, that
+    # wait is what the verdict names (the claim the readout makes is the split's).
+    waiting = cpu.share_of_busy(cpu.waiting)
+    starved = waiting is not None and waiting >= STARVED_SHARE
+    assert kind == ("CPU-starved" if starved else "blocked"), cpu
 
 
 def test_process_replicas_report_their_worker_processes() -> None:

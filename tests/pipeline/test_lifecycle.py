@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
-from framescope import FakeClock, Pipeline
+from framescope import FakeClock, Pipeline, Stage
 from framescope.pipeline import PipelineClosedError, PipelineStoppedError, StageError
 from framescope.pipeline.runtime.lifecycle import Lifecycle, Phase
+from tests.polling import wait_for
 
 
 def test_the_phase_only_moves_forward_and_may_skip() -> None:
@@ -25,7 +28,8 @@ def test_finished_is_set_only_at_the_end() -> None:
     life.advance(Phase.INPUT_CLOSED)
     assert not life.finished.is_set()
     life.advance(Phase.CLEANED_UP)  # cleaned up before it finished: nothing more comes
-    assert life.finished.is_set() and life.started and life.cleaned_up
+    assert life.finished.is_set() and life.cleaned_up
+    assert not life.started  # it never reached RUNNING
 
 
 def test_the_first_reason_of_each_kind_is_kept() -> None:
@@ -112,3 +116,61 @@ def test_cleanup_before_the_start_ends_it_too() -> None:
     assert pipeline.closed
     with pytest.raises(PipelineClosedError):
         pipeline.parallelize()
+
+
+def test_a_pipeline_closed_before_it_started_says_so() -> None:
+    pipeline = Pipeline().add(lambda x: x, "Same")
+    pipeline.close()
+    assert pipeline.join(5)
+    for configure in (pipeline.serialize, pipeline.parallelize):
+        with pytest.raises(PipelineClosedError, match="closed before it started"):
+            configure()
+    with pytest.raises(PipelineClosedError, match="no more input"):
+        pipeline.forward(1)
+    assert pipeline._runtime.life.phase is Phase.FINISHED and not pipeline._runtime.life.started
+    assert not [t for t in threading.enumerate() if t.name.startswith("framescope:MainPipeline")]
+    pipeline.cleanup()
+    with pytest.raises(PipelineClosedError, match="cleaned up"):
+        pipeline.tap("Same", print)
+
+
+def test_cleanup_with_drain_after_a_crash_shuts_down_then_raises_it() -> None:
+    cleaned: list[str] = []
+
+    class Crashing(Stage):
+        def __call__(self, data: int) -> int:
+            raise KeyboardInterrupt
+
+        def cleanup(self) -> None:
+            cleaned.append("Crashing")
+
+    pipeline = Pipeline(debug=True).add(Crashing(), "Crashing")
+    pipeline.parallelize()
+    pipeline.forward(1)
+    wait_for(lambda: pipeline._runtime.life.crashed is not None, what="the crash")
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.cleanup(drain=True)
+    assert pipeline.closed and cleaned == ["Crashing"]
+    assert not [t for t in threading.enumerate() if t.name.startswith("framescope:MainPipeline")]
+
+
+def test_a_nested_pipeline_cleaned_up_first_is_not_cleaned_up_again() -> None:
+    cleaned: list[str] = []
+
+    class Counted(Stage):
+        def __init__(self, label: str) -> None:
+            super().__init__()
+            self.label = label
+
+        def __call__(self, data: int) -> int:
+            return data
+
+        def cleanup(self) -> None:
+            cleaned.append(self.label)
+
+    inner = Pipeline(name="Inner").add(Counted("Inside"), "Inside")
+    outer = Pipeline(name="Outer").add(inner).add(Counted("Outside"), "Outside")
+    outer.forward(1)
+    inner.cleanup()
+    outer.cleanup()
+    assert sorted(cleaned) == ["Inside", "Outside"]

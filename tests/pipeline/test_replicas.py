@@ -192,9 +192,17 @@ def test_the_suggestion_counts_replicas_when_cores_are_idle() -> None:
         snapshot = pipeline.snapshot()
     from dataclasses import replace
 
-    from framescope.pipeline.model.cpu import MachineLoad
+    from framescope.pipeline.model.cpu import CpuSplit, MachineLoad
     from framescope.pipeline.views.diagnosis import diagnose_snapshot
 
+    # The stage sleeps: blocked, not waiting for a CPU (as measured on a quiet
+    # machine; a busy one would rightly call it CPU-starved).
+    sleeping = CpuSplit(5.0, 1, 0.99, 0.05, 0.01, 0.93, 0.25, 0.05, 4.65)
+    stages = tuple(
+        replace(stage, cpu=sleeping) if stage.key == "MainPipeline__Infer" else stage
+        for stage in snapshot.stages
+    )
+    snapshot = replace(snapshot, stages=stages)
     idle = MachineLoad(cores=8, window_s=5.0, cpu_busy=1 / 8, load1=1.0, process_cores=1.0)
     many = diagnose_snapshot(replace(snapshot, cpu_count=8, cpu_load=1.0, machine=idle))
     assert many.verdict == "stage-bound"

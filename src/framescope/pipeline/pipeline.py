@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from framescope._validation import (
     check_bool,
@@ -20,7 +20,7 @@ from framescope._validation import (
 )
 from framescope.clock import SYSTEM_CLOCK, Clock, to_nanoseconds
 from framescope.pipeline.debug.aggregation import Aggregator
-from framescope.pipeline.errors import ErrorPolicy, OverflowPolicy
+from framescope.pipeline.errors import ErrorPolicy, OverflowPolicy, PipelineClosedError
 from framescope.pipeline.model.query import PipelineStateQuery
 from framescope.pipeline.model.snapshot import PipelineSnapshot
 from framescope.pipeline.model.traces import FrameTrace
@@ -33,10 +33,11 @@ from framescope.pipeline.runtime.readout import read_snapshot
 from framescope.pipeline.runtime.results import DEFAULT_RESULTS_BYTES, ResultBuffer
 from framescope.pipeline.runtime.tree import PARALLEL, SEPARATOR, SERIAL, StageTree
 from framescope.pipeline.stage import PipelineStage
-from framescope.pipeline.views.diagnosis import Diagnosis, diagnose_snapshot
 from framescope.stats import StatsSnapshot
 from framescope.timepiece import StopWatch
-from framescope.trace import chrome_trace, write_trace
+
+if TYPE_CHECKING:
+    from framescope.pipeline.views.diagnosis import Diagnosis
 
 __all__ = ["SEPARATOR", "Pipeline", "PipelineStage"]  # PipelineStage: see stage.py
 
@@ -347,9 +348,13 @@ class Pipeline:
         timeout = check_seconds_or_none(timeout, "timeout")
         started = time.monotonic()
         life = self._tree.life
+        crash: BaseException | None = None
         if drain and life.started and not life.cleaned_up:
             self.close()
-            self._runtime.join(timeout, raise_source=False)
+            try:
+                self._runtime.join(timeout, raise_source=False)
+            except BaseException as error:  # escaped a stage: shut down first, then raise it
+                crash = error
         with self._lock:
             if life.cleaned_up:
                 return []
@@ -357,6 +362,8 @@ class Pipeline:
         left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
         hung = self._runtime.shutdown(left)
         self._tree.cleanup_stages(set())
+        if crash is not None:
+            raise crash
         return hung
 
     @property
@@ -516,6 +523,8 @@ class Pipeline:
             raise FileExistsError(
                 f"path: {os.fspath(path)!r} exists; pass overwrite=True to replace it"
             )
+        from framescope.trace import chrome_trace, write_trace  # noqa: PLC0415 - loaded on first use (cold start)
+
         snapshot = self._traced_snapshot("export_trace")
         cpu = {stage.key: stage.cpu.series for stage in snapshot.stages if stage.cpu is not None}
         document = chrome_trace(snapshot.traces, snapshot.node_ids, title=self.name, cpu=cpu)
@@ -539,7 +548,10 @@ class Pipeline:
         the item as the stage's would. ``stage`` is a stage name or profile
         key; taps are set before the pipeline starts.
         """
-        if self._tree.life.started:
+        life = self._tree.life
+        if life.cleaned_up:
+            raise PipelineClosedError(f"tap: pipeline {self.name!r} was cleaned up")
+        if life.started:
             raise RuntimeError(f"tap: pipeline {self.name!r} is running; tap before it starts")
         self._tree.tap(stage, callback)
 
@@ -562,6 +574,8 @@ class Pipeline:
         with fewer replicas): a replicated stage's gain is then also given as
         measured, its rate now against its rate then.
         """
+        from framescope.pipeline.views.diagnosis import diagnose_snapshot  # noqa: PLC0415 - loaded on first use (cold start)
+
         return diagnose_snapshot(self.snapshot(), baseline=baseline)
 
     def statistics(self) -> dict[str, StatsSnapshot]:

@@ -11,17 +11,19 @@ is about a wall time by nature and compares against the wall clock.
 
 from __future__ import annotations
 
-import concurrent.futures
 import datetime
 import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from framescope._grid import FixedGrid
 from framescope._validation import check_positive_int
 from framescope.clock import SYSTEM_CLOCK, Clock, TimeSource, to_nanoseconds
+
+if TYPE_CHECKING:
+    import concurrent.futures
 
 __all__ = [
     "AlarmClock",

@@ -13,13 +13,15 @@ import contextlib
 import json
 import logging
 import os
-import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from framescope.video.frame_slots import SLOT_HEADER, FrameSlots
+
+if TYPE_CHECKING:
+    import subprocess
 
 __all__ = ["ENCODER_MODULE", "EncoderSession", "FrameProcess", "spawn"]
 
@@ -39,6 +41,8 @@ def spawn(module: str) -> subprocess.Popen[bytes]:
     in order and the file it writes stays whole. It ends by itself when the
     parent goes away (its stdin closes).
     """
+    import subprocess  # noqa: PLC0415 - loaded on first use (cold start)
+
     return subprocess.Popen(
         [sys.executable, "-m", module],
         stdin=subprocess.PIPE,
@@ -147,6 +151,8 @@ class FrameProcess:
 
         Returns True when it ended by itself.
         """
+        import subprocess  # noqa: PLC0415 - loaded on first use (cold start)
+
         with contextlib.suppress(OSError):
             self._stdin.close()
         try:
@@ -161,6 +167,8 @@ class FrameProcess:
 
     def kill(self) -> None:
         """End the encoder process now (a stuck receiver cannot hold it)."""
+        import subprocess  # noqa: PLC0415 - loaded on first use (cold start)
+
         with contextlib.suppress(OSError):
             self._process.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):

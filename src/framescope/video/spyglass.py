@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import enum
 import logging
-import subprocess
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from framescope._optional import require
 from framescope._validation import (
@@ -32,6 +31,9 @@ from framescope.video.frame import Frame
 from framescope.video.session import ENCODER_MODULE, EncoderSession, spawn
 from framescope.video.targets import resolve_target
 from framescope.video.writer import check_codec
+
+if TYPE_CHECKING:
+    import subprocess
 
 __all__ = ["MAX_SIDE", "USE_LAST_VALUE", "SpyGlass", "SpyGlassState"]
 

@@ -201,6 +201,7 @@ class Aggregator:
     def _run(self) -> None:
         interval_ns = round(self._interval_s * 1e9)
         quick = min(self._interval_s, _POLL_S)
+        idle_poll = max(quick, min(self._interval_s, _IDLE_POLL_S))
         poll = quick
         recorders = [link.recorder for link in self.links]
         now, stop, clock = self._clock.monotonic_ns, self._stop, self._clock
@@ -211,7 +212,7 @@ class Aggregator:
                 return
             backlog = max(map(EventRecorder.backlog, recorders), default=0)
             # Idle, the checks slow down (a burst is noticed within _IDLE_POLL_S).
-            poll = quick if backlog else min(poll * 2, _IDLE_POLL_S)
+            poll = quick if backlog else min(poll * 2, idle_poll)
             if backlog and due - now() > interval_ns:  # recording again: the usual interval
                 due = now() + interval_ns
             early = _EARLY_DRAIN_AT_WITH_NUMPY if numpy_loaded() else _EARLY_DRAIN_AT

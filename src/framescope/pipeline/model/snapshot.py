@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Protocol, TypeVar
@@ -41,15 +42,16 @@ class Deferred(Generic[_T]):
     """A value of a snapshot worked out on first read, then kept (node states, frame traces).
 
     The snapshot stays immutable: what is computed is a function of the
-    readings taken at its instant, supplied by whoever took them. Two threads
-    reading at once may both compute it; both get equal values.
+    readings taken at its instant, supplied by whoever took them. It is
+    computed once, whoever reads it first (other readers wait for it).
     """
 
-    __slots__ = ("_compute", "_value")
+    __slots__ = ("_compute", "_lock", "_value")
 
     def __init__(self, compute: Callable[[], _T]) -> None:
         self._compute: Callable[[], _T] | None = compute
         self._value: _T | None = None
+        self._lock = threading.Lock()
 
     @classmethod
     def of(cls, value: _T) -> Deferred[_T]:
@@ -60,11 +62,19 @@ class Deferred(Generic[_T]):
 
     def get(self) -> _T:
         """The value, computed now if this is the first read."""
-        compute = self._compute
-        if compute is not None:
-            self._value = compute()
-            self._compute = None
+        if self._compute is not None:
+            with self._lock:
+                compute = self._compute
+                if compute is not None:
+                    self._value = compute()
+                    self._compute = None
         return self._value  # type: ignore[return-value]
+
+    def __getstate__(self) -> tuple[object, ...]:
+        return (self.get(),)  # sent elsewhere (another process): the value, worked out
+
+    def __setstate__(self, state: tuple[object, ...]) -> None:
+        self._compute, self._value, self._lock = None, state[0], threading.Lock()  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return "Deferred(...)" if self._compute is not None else f"Deferred.of({self._value!r})"
@@ -421,8 +431,11 @@ def merge_snapshots(
     Stage keys and node ids get ``prefixes`` (one per snapshot, e.g. the
     host) in front: ``box1__MainPipeline__Detect``. Counters add up; the
     end-to-end latency statistics merge. Frame traces stay with their own
-    pipeline's snapshot (a merged snapshot has none). Two stages with the
-    same key are a ValueError: pass ``prefixes`` to tell them apart.
+    pipeline's snapshot (a merged snapshot has none). What describes one
+    machine or process (``mode``, ``cpu_count``, ``cpu_load``, ``machine``)
+    is kept where every snapshot has the same, else None (unknown): the load
+    of one box is no figure for a fleet. Two stages with the same key are a
+    ValueError: pass ``prefixes`` to tell them apart.
     """
     _check_merge(snapshots, prefixes)
     stages: list[StageSnapshot] = []
@@ -453,11 +466,19 @@ def merge_snapshots(
         _state=Deferred.of(merged),
         taken_ns=max(s.taken_ns for s in snapshots),
         wall_time=max((s.wall_time for s in snapshots if s.wall_time is not None), default=None),
-        mode=snapshots[0].mode if len({s.mode for s in snapshots}) == 1 else None,
+        mode=_shared([s.mode for s in snapshots]),
         debug=all(s.debug for s in snapshots),
-        cpu_count=snapshots[0].cpu_count if len({s.cpu_count for s in snapshots}) == 1 else None,
+        cpu_count=_shared([s.cpu_count for s in snapshots]),
+        cpu_load=_shared([s.cpu_load for s in snapshots]),
+        machine=_shared([s.machine for s in snapshots]),
         source_error="; ".join(
             f"{s.pipeline}: {s.source_error}" for s in snapshots if s.source_error is not None
         )
         or None,
     )
+
+
+def _shared(values: list[_T | None]) -> _T | None:
+    """The value every snapshot has, or None where they differ."""
+    first = values[0]
+    return first if all(value == first for value in values) else None

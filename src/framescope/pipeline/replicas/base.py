@@ -19,7 +19,6 @@ the result, so the stage's statistics hold processing time, not transport.
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -97,6 +96,8 @@ class ThreadExecutor:
 
 
 def _dumps(stage: object) -> bytes:
+    import pickle  # noqa: PLC0415 - loaded on first use (cold start)
+
     return pickle.dumps(stage, protocol=pickle.HIGHEST_PROTOCOL)
 
 

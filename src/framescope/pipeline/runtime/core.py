@@ -120,6 +120,8 @@ class Runtime:
         """Choose serial or threaded running, before the start."""
         if self.life.cleaned_up:
             raise PipelineClosedError(f"pipeline {self.tree.name!r} was cleaned up")
+        if self.life.input_closed and not self.life.started:
+            raise PipelineClosedError(f"pipeline {self.tree.name!r} was closed before it started")
         if self.life.started:
             raise RuntimeError(f"pipeline {self.tree.name!r} is already running")
         # A pipeline without stages passes its items through (as PyStream's does), in
@@ -147,6 +149,8 @@ class Runtime:
         self.check_open()
         if self.life.started:
             return
+        if self.life.input_closed:  # closed before it started: nothing will run
+            self.life.refuse_input()
         with self._start_lock:
             if self.life.started:
                 return

@@ -68,7 +68,7 @@ class Lifecycle:
         self._phase = Phase.NEW
         # Plain flags, read on every item, set with the phase (a read is one attribute load).
         self.started = False
-        """Whether it ever started (or was cleaned up, which ends it as well)."""
+        """Whether it ever started (reached :attr:`Phase.RUNNING`)."""
         self.input_closed = False
         """Whether it takes no more input: closed, finished or cleaned up."""
         self.cleaned_up = False
@@ -92,8 +92,8 @@ class Lifecycle:
         with self._lock:
             if self._phase >= phase:
                 return False
+            self.started = self.started or phase is Phase.RUNNING
             self._phase = phase
-            self.started = phase >= Phase.RUNNING
             self.input_closed = phase >= Phase.INPUT_CLOSED
             self.cleaned_up = phase is Phase.CLEANED_UP
         if phase >= Phase.FINISHED:

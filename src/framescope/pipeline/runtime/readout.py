@@ -55,7 +55,7 @@ def read_snapshot(tree: StageTree, runtime: Runtime) -> PipelineSnapshot:
         state = Deferred(partial(pipeline_state, readings))
         traces = Deferred(partial(join_traces, material))
     else:
-        started = tree.life.started
+        started = tree.life.started or tree.life.cleaned_up
         state = Deferred.of(_plain_state(tree, started, taken_ns))
         material, traces, phases = TraceMaterial(), Deferred.of(()), {}
     source_error = tree.life.source_error

@@ -479,11 +479,16 @@ class StageTree:
         return specs
 
     def cleanup_stages(self, seen: set[int]) -> None:
-        """Call ``cleanup()`` of every stage in the tree once, even if added twice."""
+        """Call ``cleanup()`` of every stage in the tree once, even if added twice.
+
+        A nested pipeline cleaned up on its own before is skipped: its stages
+        were cleaned up then.
+        """
         self.life.advance(Phase.CLEANED_UP)
         for step in self.steps:
             if step.child is not None:
-                step.child.cleanup_stages(seen)
+                if not step.child.life.cleaned_up:
+                    step.child.cleanup_stages(seen)
                 continue
             if id(step.stage) in seen:
                 continue

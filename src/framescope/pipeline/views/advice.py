@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from statistics import median
 from typing import Protocol
 
 from framescope.pipeline.model.cpu import CpuSplit
@@ -246,6 +245,8 @@ def _other_stages_runnable(snapshot: PipelineSnapshot, key: str) -> float:
 
 def replica_balance(snapshot: PipelineSnapshot, loads: Sequence[StageLoad]) -> list[str]:
     """Per replicated stage: what its replicas add over one, each one's share, the slow ones."""
+    from statistics import median  # noqa: PLC0415 - loaded on first use (cold start)
+
     lines = []
     for load in loads:
         replicas = snapshot.replicas_of(load.node_id)
