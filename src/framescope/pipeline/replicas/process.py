@@ -186,7 +186,11 @@ class ProcessExecutor:
         return server.release
 
     def _server_for(self, stage: Callable[[Any], Any], label: str) -> WorkerServer | None:
-        from framescope.pipeline.replicas.server import WorkerServer, available, stage_modules  # noqa: PLC0415
+        from framescope.pipeline.replicas.server import (  # noqa: PLC0415 - loaded on first use (cold start)
+            WorkerServer,
+            available,
+            stage_modules,
+        )
 
         if self.start_method == "spawn" or not available():
             return None
@@ -208,7 +212,9 @@ class ProcessExecutor:
         Each worker is forked from the stage's worker server (started by
         :meth:`prepare`, or here) when its replica takes its first item.
         """
-        from framescope.pipeline.replicas.server import stage_modules  # noqa: PLC0415
+        from framescope.pipeline.replicas.server import (  # noqa: PLC0415 - loaded on first use (cold start)
+            stage_modules,
+        )
 
         stage_bytes = check_picklable(stage, label, self.name)
         server = self._server_for(stage, label)
@@ -303,7 +309,9 @@ class ProcessReplica:
         }
         server = self._server
         if server is not None:
-            from framescope.pipeline.replicas.server import ServedProcess  # noqa: PLC0415
+            from framescope.pipeline.replicas.server import (  # noqa: PLC0415 - loaded on first use (cold start)
+                ServedProcess,
+            )
 
             process = ServedProcess(server.token, self._needs_main, **options)
         elif sys.platform != "win32":
