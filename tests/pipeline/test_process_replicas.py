@@ -498,6 +498,7 @@ def test_start_method_fork_forks_the_worker_server_from_this_process(
 ) -> None:
     before = children()
     monkeypatch.setattr(replica_stages, "MARK", "set here at run time")
+    assert threading.active_count() == 1, "a thread of an earlier test still runs"
     assert marks_seen("fork") == {"set here at run time"}  # a copy of this process
     assert marks_seen("forkserver") == {None}  # a fresh interpreter imported the module
     assert marks_seen("spawn") == {None}
