@@ -64,14 +64,6 @@ def listed(name: str) -> bool:
     return name.lstrip("/") in os.listdir("/dev/shm")
 
 
-def ended(child: int) -> bool:
-    """Whether this process's child ``child`` has ended, every thread of it (it is not reaped)."""
-    try:
-        return os.waitid(os.P_PID, child, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-    except ChildProcessError:  # already reaped
-        return True
-
-
 def child_running(module: str) -> int:
     """The process id of this process's child that runs ``python -m module``."""
     for entry in os.listdir("/proc"):
@@ -221,7 +213,7 @@ def test_a_replica_worker_killed_between_items_leaves_its_blocks_to_close() -> N
                 worker = replica.pid
                 assert worker is not None
                 os.kill(worker, signal.SIGKILL)
-                wait_for(lambda w=worker: ended(w), what="the worker ended")
+                wait_for(lambda: not replica.alive, what="the worker ended")
         assert replica.restarts == 1
     finally:
         replica.close(5)

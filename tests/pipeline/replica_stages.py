@@ -36,6 +36,24 @@ class Echo:
         return item, os.getpid()
 
 
+class Lineage:
+    """Returns what it got with the worker's process id and its parent's."""
+
+    def __call__(self, item: Any) -> tuple[Any, int, int]:
+        return item, os.getpid(), os.getppid()
+
+
+MARK: str | None = None
+"""Set at run time by a test: a worker forked from the test's process sees it, others do not."""
+
+
+class ReadsMark:
+    """Returns what it got with :data:`MARK` as its worker sees it."""
+
+    def __call__(self, item: Any) -> tuple[Any, str | None]:
+        return item, MARK
+
+
 class Refuses:
     """Raises KeyError for odd items."""
 

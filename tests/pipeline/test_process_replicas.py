@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,14 +21,18 @@ from framescope.pipeline import StageError
 from framescope.pipeline.replicas.base import ReplicaLostError
 from framescope.pipeline.replicas.process import ProcessExecutor
 from framescope.pipeline.replicas.shared_items import SharedBlock, pack, unpack
+from tests.polling import wait_for
 
+from . import replica_stages
 from .replica_stages import (
     Brighten,
     Echo,
     EchoNotes,
     Leak,
+    Lineage,
     NotesCleanup,
     RaisesUnpicklable,
+    ReadsMark,
     Refuses,
     Stall,
     error_of_killed_worker,
@@ -59,27 +66,44 @@ def left_over(made: set[str]) -> set[str]:
     return made & set(os.listdir("/dev/shm"))
 
 
-def children() -> set[int]:
-    """Process ids whose parent is this process (but multiprocessing's resource tracker).
-
-    The tracker is the standard library's one helper per interpreter: it
-    unlinks shared memory a crashed process leaves, and ends with the interpreter.
-    """
-    found = set()
+def _processes() -> dict[int, tuple[int, bytes]]:
+    """Every running process: its parent's id and its command line (zombies left out)."""
+    found = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             stat = Path(f"/proc/{entry}/stat").read_text()
+            command = Path(f"/proc/{entry}/cmdline").read_bytes()
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) != os.getpid() or fields[0] == "Z":
-            continue
-        command = Path(f"/proc/{entry}/cmdline").read_bytes()
-        if b"resource_tracker" not in command:
-            found.add(int(entry))
+        if fields[0] != "Z":
+            found[int(entry)] = (int(fields[1]), command)
     return found
+
+
+def children() -> set[int]:
+    """Process ids descended from this process (but multiprocessing's resource tracker).
+
+    Workers are forked by their stage's worker server, so they are this
+    process's grandchildren: every generation is looked at. The tracker is
+    the standard library's one helper per interpreter: it unlinks shared
+    memory a crashed process leaves, and ends with the interpreter.
+    """
+    processes = _processes()
+    found: set[int] = set()
+    parents = {os.getpid()}
+    while parents:
+        below = {pid for pid, (parent, _) in processes.items() if parent in parents}
+        below -= found
+        found |= below
+        parents = below
+    return {pid for pid in found if b"resource_tracker" not in processes[pid][1]}
+
+
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 def test_frames_go_through_worker_processes_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -329,3 +353,176 @@ def test_a_stage_whose_module_does_not_import_in_the_worker_says_so(
     assert "the worker process could not start" in str(error)
     assert "No module named 'vanishing_stage'" in str(error)
     assert "define the stage in an importable module" in str(error)
+
+
+def servers(before: set[int]) -> set[int]:
+    """The processes this process started since ``before`` was read (its workers' servers)."""
+    return {pid for pid in children() - before if _processes()[pid][0] == os.getpid()}
+
+
+def test_parallelize_starts_the_worker_server_and_cleanup_before_start_ends_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made, before = blocks_made(monkeypatch), children()
+    pipeline = Pipeline().add(Echo(), "Echo", replicas=2, executor="process").parallelize()
+    try:
+        # started at parallelize(), before any item: it imports the stage meanwhile
+        wait_for(lambda: servers(before), 60, "the stage's worker server")
+        assert len(servers(before)) == 1
+    finally:
+        assert pipeline.cleanup() == []
+    assert children() - before == set()  # never started: nothing left either
+    assert left_over(made) == set()
+
+
+def test_workers_and_their_replacements_are_forked_from_the_stage_server() -> None:
+    before = children()
+    executor = ProcessExecutor(max_items=2)
+    with Pipeline() as pipeline:
+        pipeline.add(Lineage(), "Lineage", replicas=2, executor=executor).parallelize()
+        wait_for(lambda: servers(before), 60, "the stage's worker server")
+        (server,) = servers(before)
+        results = list(pipeline.run(range(8)))
+    assert [item for item, _pid, _parent in results] == list(range(8))
+    assert {parent for _item, _pid, parent in results} == {server}
+    workers = {pid for _item, pid, _parent in results}
+    assert len(workers) >= 4 and executor.recycles >= 2  # at most 2 items a worker
+    assert children() - before == set()
+
+
+def test_a_worker_server_that_ended_is_replaced_for_the_next_worker() -> None:
+    before = children()
+    with Pipeline() as pipeline:
+        pipeline.add(Lineage(), "Lineage", executor="process").parallelize()
+        wait_for(lambda: servers(before), 60, "the stage's worker server")
+        (server,) = servers(before)
+        os.kill(server, signal.SIGKILL)
+        wait_for(lambda: server not in children(), 60, "the killed server ended")
+        results = list(pipeline.run(range(3)))
+        counts = pipeline.counters()
+    assert [item for item, _pid, _parent in results] == [0, 1, 2]
+    parents = {parent for _item, _pid, parent in results}
+    assert len(parents) == 1 and server not in parents and os.getpid() not in parents
+    assert counts["failed"] == 0
+    assert children() - before == set()
+
+
+def test_a_pipeline_cleaned_up_while_its_workers_start_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "slow_stage.py").write_text(
+        "import os, time\n"
+        "if os.environ.get('SLOW_STAGE_IMPORT'):\n"
+        "    time.sleep(30)\n"
+        "class Slow:\n"
+        "    def __call__(self, item):\n"
+        "        return item\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "slow_stage", raising=False)
+    module = importlib.import_module("slow_stage")
+    monkeypatch.setenv("SLOW_STAGE_IMPORT", "1")  # the server takes 30 s to import it
+    made, before = blocks_made(monkeypatch), children()
+    pipeline = Pipeline().add(module.Slow(), "Slow", replicas=2, executor="process")
+    pipeline.parallelize(input_timeout=60)
+    assert pipeline.forward(1) and pipeline.forward(2)
+    wait_for(lambda: servers(before), 60, "the stage's worker server")
+    assert pipeline.cleanup(timeout=10) == []
+    counts = pipeline.counters()
+    assert children() - before == set()
+    assert left_over(made) == set()
+    assert counts["forwarded"] == 2
+    assert counts["completed"] + counts["failed"] + counts["discarded"] == 2
+
+
+MAIN_MARKED_SCRIPT = """
+import os, sys
+sys.path.insert(0, {src!r})
+with open({marker!r}, "a") as marker:
+    marker.write(f"{{os.getpid()}}\\n")  # runs wherever this script is run
+
+from framescope import Pipeline
+from framescope.pipeline import ProcessExecutor
+from lineage_stage import Lineage
+
+
+class InMain:
+    def __call__(self, item):
+        return item, os.getpid(), os.getppid()
+
+
+if __name__ == "__main__":
+    stage = InMain() if sys.argv[1] == "main" else Lineage()
+    with Pipeline() as pipeline:
+        pipeline.add(stage, "S", replicas=2, executor=ProcessExecutor(max_items=1)).parallelize()
+        print(sorted(item for item, _pid, _parent in pipeline.run(range(4))))
+"""
+
+
+@pytest.mark.parametrize(("defined_in", "runs"), [("module", 1), ("main", 2)])
+def test_the_main_script_runs_once_for_the_workers_and_only_when_the_stage_is_there(
+    tmp_path: Path, defined_in: str, runs: int
+) -> None:
+    (tmp_path / "lineage_stage.py").write_text(
+        "import os\n"
+        "class Lineage:\n"
+        "    def __call__(self, item):\n"
+        "        return item, os.getpid(), os.getppid()\n"
+    )
+    marker = tmp_path / "runs"
+    script = tmp_path / "marked.py"
+    src = str(Path(framescope.__file__).resolve().parents[1])
+    script.write_text(MAIN_MARKED_SCRIPT.format(src=src, marker=str(marker)))
+    done = subprocess.run(
+        [sys.executable, str(script), defined_in],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert done.stdout.strip() == "[0, 1, 2, 3]", done.stdout + done.stderr
+    # 4 workers (one item each): the script ran here, and in their server only for a stage in it
+    assert len(marker.read_text().split()) == runs
+
+
+def marks_seen(start_method: str) -> set[str | None]:
+    with Pipeline() as pipeline:
+        executor = ProcessExecutor(start_method=start_method)
+        pipeline.add(ReadsMark(), "Mark", replicas=2, executor=executor).parallelize()
+        return {mark for _item, mark in pipeline.run(range(4))}
+
+
+def test_start_method_fork_forks_the_worker_server_from_this_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    before = children()
+    monkeypatch.setattr(replica_stages, "MARK", "set here at run time")
+    assert threading.active_count() == 1, "a thread of an earlier test still runs"
+    assert marks_seen("fork") == {"set here at run time"}  # a copy of this process
+    assert marks_seen("forkserver") == {None}  # a fresh interpreter imported the module
+    assert marks_seen("spawn") == {None}
+    assert children() - before == set()
+
+
+def test_start_method_fork_spawns_the_server_while_another_thread_runs(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(replica_stages, "MARK", "set here at run time")
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, name="other")
+    other.start()
+    try:
+        with caplog.at_level(logging.WARNING, "framescope.pipeline.replicas.server"):
+            assert marks_seen("fork") == {None}
+    finally:
+        stop.set()
+        other.join()
+    assert "other threads run in this process" in caplog.text
+
+
+def test_start_method_is_checked() -> None:
+    with pytest.raises(ValueError, match="start_method must be one of 'forkserver', 'fork'"):
+        ProcessExecutor(start_method="threads")
+    with pytest.raises(TypeError, match="start_method must be one of"):
+        ProcessExecutor(start_method=None)  # type: ignore[arg-type]

@@ -59,7 +59,13 @@ class Replica(Protocol):
 
 
 class Executor(Protocol):
-    """Makes a stage's replicas. ``remote`` is False when they run in this process's threads."""
+    """Makes a stage's replicas. ``remote`` is False when they run in this process's threads.
+
+    An executor may also have ``prepare(stage, label)``, called at
+    ``parallelize()`` to start ahead of the first item what its replicas come
+    from (the process executor's worker server); it returns what to call at
+    cleanup to let go of it (or None).
+    """
 
     name: str
     remote: bool

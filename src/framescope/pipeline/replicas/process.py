@@ -1,8 +1,11 @@
 """Process replicas: each replica a worker process with its own copy of the stage.
 
 The stage is pickled at ``add()`` (a clear error when it cannot be) and
-unpickled in each worker, started with the ``spawn`` method (safe with
-threads and CUDA in the parent). The replica's thread in the pipeline sends
+unpickled in each worker. Workers are forked by the stage's worker server
+(:mod:`framescope.pipeline.replicas.server`), started at ``parallelize()``
+with ``spawn`` (safe with threads and CUDA in the parent) or, with
+``start_method="fork"``, forked from the parent; a replica starts its worker
+with its first item. The replica's thread in the pipeline sends
 an item and waits for the answer without holding the interpreter lock, so N
 replicas use N cores. Frames (NumPy arrays, also inside tuples, dicts or
 objects) cross through shared memory (:mod:`framescope.pipeline.replicas.shared_items`);
@@ -29,23 +32,34 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import os
 import pickle
 import re
+import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from framescope._keys import replica_key
 from framescope._validation import check_int_at_least
 from framescope._waits import backoff_delay
 from framescope.clock import Clock, wait_on
-from framescope.pipeline.replicas.base import Replica, ReplicaLostError, check_picklable
+from framescope.pipeline.replicas.base import (
+    Replica,
+    ReplicaLostError,
+    check_picklable,
+    pickle_stage,
+)
 from framescope.pipeline.replicas.child import serve
 from framescope.pipeline.replicas.shared_items import SharedBlock, pack, unpack
 from framescope.pipeline.replicas.worker_start import ReportingProcess
+
+if TYPE_CHECKING:
+    from framescope.pipeline.replicas.server import WorkerServer
 
 __all__ = ["ProcessExecutor", "ProcessReplica", "RemoteStageError"]
 
@@ -53,6 +67,13 @@ logger = logging.getLogger(__name__)
 
 BACKOFF_S = (0.1, 5.0)
 """The first and the longest wait before a worker that died is started again."""
+
+SERVER_EXIT_WAIT_S = 1.0
+"""How long a worker server that stopped answering is given to end, so its reason can be read."""
+
+START_METHODS = ("forkserver", "fork", "spawn")
+"""How workers start: forked by a spawned server of the stage (the default), forked by a
+server forked from this process, or each spawned (a fresh interpreter per worker)."""
 
 RECYCLE_WAIT_S = 10.0
 """How long a recycled worker's ``cleanup()`` may take before the worker is killed."""
@@ -95,6 +116,17 @@ class ProcessExecutor:
         max_memory: replace a worker whose resident memory after an item is more
             than this many bytes (None: never). A stage that leaks is bounded by
             it, plus what one item adds.
+        start_method: how workers start. ``"forkserver"`` (the default): a
+            server of the stage's own, itself started with ``spawn`` at
+            ``parallelize()`` (safe with threads and CUDA here), imports the stage
+            and forks each worker, restarts and recycles included, in
+            milliseconds. ``"fork"``: that server is forked from this process at
+            ``parallelize()`` instead, so the first workers start at once; it
+            copies this process as it is then (open files, an initialised CUDA
+            that the workers then cannot use), and is only forked while no other
+            thread runs here (else it is spawned, and a warning logged).
+            ``"spawn"``: a fresh interpreter per worker (each runs the main
+            script and imports the stage again).
 
     ``recycles`` counts the workers replaced for these bounds, ``peak_memory``
     the largest resident memory (bytes) a worker reported after an item.
@@ -103,10 +135,29 @@ class ProcessExecutor:
     name = "process"
     remote = True
 
-    def __init__(self, *, max_items: int | None = None, max_memory: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        max_items: int | None = None,
+        max_memory: int | None = None,
+        start_method: str = "forkserver",
+    ) -> None:
         self.max_items = check_int_at_least(max_items, "max_items", 1, or_none=True)
         self.max_memory = check_int_at_least(max_memory, "max_memory", 1, or_none=True)
+        if not isinstance(start_method, str):
+            raise TypeError(
+                f"start_method must be one of {', '.join(map(repr, START_METHODS))}, "
+                f"got {type(start_method).__name__}"
+            )
+        if start_method not in START_METHODS:
+            raise ValueError(
+                f"start_method must be one of {', '.join(map(repr, START_METHODS))}, "
+                f"got {start_method!r}"
+            )
+        self.start_method = start_method
         self._tally = Tally()
+        self._servers: dict[str, WorkerServer] = {}  # by stage label
+        self._lock = threading.Lock()
 
     @property
     def recycles(self) -> int:
@@ -122,11 +173,51 @@ class ProcessExecutor:
         """Refuse a stage that cannot be pickled, saying why it must be."""
         check_picklable(stage, label, self.name)
 
+    def prepare(self, stage: Callable[[Any], Any], label: str) -> Callable[[], None] | None:
+        """Start the stage's worker server now (at ``parallelize()``), ahead of its first item.
+
+        Returns what lets go of it (the pipeline calls it at cleanup, started
+        or not); None where workers are not forked from a server (Windows).
+        """
+        server = self._server_for(stage, label)
+        if server is None:
+            return None
+        server.acquire()
+        return server.release
+
+    def _server_for(self, stage: Callable[[Any], Any], label: str) -> WorkerServer | None:
+        from framescope.pipeline.replicas.server import (  # noqa: PLC0415 - loaded on first use (cold start)
+            WorkerServer,
+            available,
+            stage_modules,
+        )
+
+        if self.start_method == "spawn" or not available():
+            return None
+        with self._lock:
+            server = self._servers.get(label)
+            if server is None:
+                modules, needs_main = stage_modules(stage, pickle_stage(stage))
+                server = WorkerServer(
+                    modules, with_main=needs_main, fork=self.start_method == "fork"
+                )
+                self._servers[label] = server
+            return server
+
     def replicas(
         self, stage: Callable[[Any], Any], count: int, label: str, clock: Clock
     ) -> list[Replica]:
-        """Start ``count`` worker processes, each with a copy of ``stage``."""
+        """Make ``count`` replicas, each with a copy of ``stage`` in a worker it starts.
+
+        Each worker is forked from the stage's worker server (started by
+        :meth:`prepare`, or here) when its replica takes its first item.
+        """
+        from framescope.pipeline.replicas.server import (  # noqa: PLC0415 - loaded on first use (cold start)
+            stage_modules,
+        )
+
         stage_bytes = check_picklable(stage, label, self.name)
+        server = self._server_for(stage, label)
         made: list[Replica] = []
         try:
             for index in range(count):
@@ -138,6 +229,8 @@ class ProcessExecutor:
                         max_items=self.max_items,
                         max_memory=self.max_memory,
                         tally=self._tally,
+                        server=server,
+                        needs_main=stage_modules(stage, stage_bytes)[1],
                     )
                 )
         except BaseException:
@@ -168,6 +261,8 @@ class ProcessReplica:
         max_items: int | None = None,
         max_memory: int | None = None,
         tally: Tally | None = None,
+        server: WorkerServer | None = None,
+        needs_main: bool | None = None,
     ) -> None:
         self.label = label
         self.restarts = 0
@@ -188,20 +283,75 @@ class ProcessReplica:
         self._conn: Connection | None = None
         self._process: BaseProcess | None = None
         self._retiring: BaseProcess | None = None  # a worker being recycled
-        self._start()
+        self._starting = False
+        self._launched = False  # the first worker starts with the first item
+        if needs_main is None:
+            needs_main = b"__main__" in stage_bytes
+        self._needs_main = needs_main
+        self._server = server
+        if server is not None:
+            try:
+                server.acquire()
+            except BaseException:
+                self._request.close()
+                self._response.close()
+                raise
 
     def _start(self) -> None:
+        """Start a worker (the caller holds the lock, so a close waits for it)."""
         parent, child = self._context.Pipe(duplex=True)
-        kind = ReportingProcess if sys.platform != "win32" else self._context.Process
-        process = kind(
-            target=serve,
-            args=(child, self._stage_bytes),
-            name=f"framescope:{self.label}",
-            daemon=True,  # ended with the parent even if nobody cleans up
-        )
-        process.start()
-        child.close()
+        process: BaseProcess
+        options: dict[str, Any] = {
+            "target": serve,
+            "args": (child, self._stage_bytes),
+            "name": f"framescope:{self.label}",
+            "daemon": True,  # ended with the parent even if nobody cleans up
+        }
+        server = self._server
+        if server is not None:
+            from framescope.pipeline.replicas.server import (  # noqa: PLC0415 - loaded on first use (cold start)
+                ServedProcess,
+            )
+
+            process = ServedProcess(server.token, self._needs_main, **options)
+        elif sys.platform != "win32":
+            process = ReportingProcess(**options)
+        else:
+            process = self._context.Process(**options)
+        self._starting = True  # set before halt() is looked at, which sets _stopping first
+        try:
+            if self._stopping.is_set():
+                raise ReplicaLostError(f"replica {self.label} was closed")
+            try:
+                process.start()
+            except (OSError, EOFError) as failed:
+                if server is None:
+                    raise
+                # the server ended before it forked the worker
+                raise ReplicaLostError(self._server_failure()) from failed
+        except BaseException:
+            parent.close()
+            raise
+        finally:
+            self._starting = False
+            child.close()
         self._conn, self._process, self._served = parent, process, 0
+
+    def _server_failure(self) -> str:
+        """Why the worker server could not fork a worker (it ended: how, and what escaped it)."""
+        assert self._server is not None
+        code, failure = self._server.failure()
+        deadline = time.monotonic() + SERVER_EXIT_WAIT_S
+        while code is None and time.monotonic() < deadline and not self._stopping.is_set():
+            time.sleep(0.01)  # its socket closed as it exits: collect how it ended
+            code, failure = self._server.failure()
+        if failure:
+            return self._could_not_start(code, failure)
+        ended = "" if code is None else f" (exit code {code})"
+        return (
+            f"replica {self.label}: the worker server of this stage ended{ended} before it "
+            "started a worker; a new one starts with the next item"
+        )
 
     @property
     def pid(self) -> int | None:
@@ -209,11 +359,23 @@ class ProcessReplica:
         process = self._process  # read once: a restart may set it to None meanwhile
         return None if process is None else process.pid
 
+    @property
+    def alive(self) -> bool:
+        """Whether its worker runs (a worker's end is known once its server has reaped it)."""
+        process = self._process
+        return process is not None and process.is_alive()
+
     def call(self, data: Any) -> tuple[Any, int]:
         """Run the stage on ``data`` in the worker; its result and the time it took there."""
         if self._closed:
             raise ReplicaLostError(f"replica {self.label} was closed")
-        if self._process is None or not self._process.is_alive():
+        if not self._launched:
+            self._launched = True
+            with self._lock:
+                if self._closed:
+                    raise ReplicaLostError(f"replica {self.label} was closed")
+                self._start()
+        elif self._process is None or not self._process.is_alive():
             self._restart()
         payload, layout, _ = pack(data, self._request.room)
         reply = self._exchange(
@@ -335,8 +497,14 @@ class ProcessReplica:
             self._start()
 
     def halt(self) -> None:
-        """The pipeline stops: end a worker that is busy on an item, so its thread returns."""
+        """The pipeline stops: end a worker that is busy on an item, so its thread returns.
+
+        A worker still being started is let go too: its server is ended (the
+        stage's other replicas are halted with it), and the start returns.
+        """
         self._stopping.set()
+        if self._starting and self._server is not None:
+            self._server.halt()
         with self._lock:
             self._closed = True
             process = self._process
@@ -357,6 +525,9 @@ class ProcessReplica:
         _stop(process, conn, 2.0 if timeout is None else max(0.1, timeout), ask=not busy)
         self._request.close()
         self._response.close()
+        server, self._server = self._server, None
+        if server is not None:
+            server.release()
 
 
 _RAISED = re.compile(r"[A-Za-z_][\w.]*(:\s|:$)")
@@ -383,5 +554,40 @@ def _stop(
         if process.is_alive():
             process.kill()
             process.join(1.0)
+        _wait_gone(process.pid, timeout)
     if conn is not None:
         conn.close()
+
+
+def _wait_gone(pid: int | None, timeout: float) -> None:
+    """Make sure a worker forked by a server that ended is gone too (killed after ``timeout``).
+
+    Its exit code comes from its server; a server that ended reports none, so
+    ``join`` returns while the worker may still run.
+    """
+    if pid is None or not _running(pid):
+        return
+    deadline = time.monotonic() + timeout
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 1.0
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, ended but not yet collected, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        pass
+    if sys.platform == "linux":
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True

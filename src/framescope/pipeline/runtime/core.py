@@ -111,6 +111,8 @@ class Runtime:
         self._stop_line = [sys.maxsize]  # shared with the workers: one list, read in place
         self._group_of: dict[threading.Thread, int] = {}
         self._discarded_late = 0
+        # What remote executors started at parallelize() (let go of at shutdown), by step.
+        self._prepared: dict[str, Callable[[], object] | None] = {}
 
     # -- starting --------------------------------------------------------------------
 
@@ -125,6 +127,22 @@ class Runtime:
         # A pipeline without stages passes its items through (as PyStream's does), in
         # the caller's thread: there is no stage to give a thread to.
         self.tree.mode = mode if self.tree.steps else SERIAL
+        if self.tree.mode == PARALLEL:
+            self._prepare_workers()
+
+    def _prepare_workers(self) -> None:
+        """Have remote executors start what their workers come from (``prepare``), early.
+
+        A process replica's worker server imports the stage while the caller
+        goes on; its workers are forked from it with the first items. What is
+        started here is let go at shutdown, whether the pipeline started or not.
+        """
+        for step in self.tree.walk():
+            prepare = getattr(step.executor, "prepare", None)
+            if not step.replicated or prepare is None or step.qualified in self._prepared:
+                continue
+            release = prepare(step.stage, step.qualified)
+            self._prepared[step.qualified] = release
 
     def ensure_started(self) -> None:
         """Start once (serial when no mode was chosen); raise if it takes no more items."""
@@ -523,6 +541,16 @@ class Runtime:
             group.halt()
         self._finish()
 
+    def _release_prepared(self) -> None:
+        prepared, self._prepared = self._prepared, {}
+        for label, release in prepared.items():
+            if release is None:
+                continue
+            try:
+                release()
+            except Exception:
+                logger.exception("the workers' server of %r did not stop cleanly", label)
+
     def shutdown(self, timeout: float | None) -> list[str]:
         """Stop the loop, halt, join every thread within ``timeout`` s (None: no limit).
 
@@ -555,6 +583,7 @@ class Runtime:
                 hung.append(worker.label)
         for group in self.groups:
             group.close(left())
+        self._release_prepared()
         if aggregator is not None:
             aggregator.drain()  # what the workers recorded since it stopped
         if hung:
