@@ -119,7 +119,7 @@ def test_cleanup_before_the_start_ends_it_too() -> None:
 
 
 def test_a_pipeline_closed_before_it_started_says_so() -> None:
-    pipeline = Pipeline().add(lambda x: x, "Same")
+    pipeline = Pipeline(name="ClosedEarly").add(lambda x: x, "Same")
     pipeline.close()
     assert pipeline.join(5)
     for configure in (pipeline.serialize, pipeline.parallelize):
@@ -128,7 +128,7 @@ def test_a_pipeline_closed_before_it_started_says_so() -> None:
     with pytest.raises(PipelineClosedError, match="no more input"):
         pipeline.forward(1)
     assert pipeline._runtime.life.phase is Phase.FINISHED and not pipeline._runtime.life.started
-    assert not [t for t in threading.enumerate() if t.name.startswith("framescope:MainPipeline")]
+    assert not [t for t in threading.enumerate() if t.name.startswith("framescope:ClosedEarly")]
     pipeline.cleanup()
     with pytest.raises(PipelineClosedError, match="cleaned up"):
         pipeline.tap("Same", print)
@@ -144,14 +144,14 @@ def test_cleanup_with_drain_after_a_crash_shuts_down_then_raises_it() -> None:
         def cleanup(self) -> None:
             cleaned.append("Crashing")
 
-    pipeline = Pipeline(debug=True).add(Crashing(), "Crashing")
+    pipeline = Pipeline(debug=True, name="Crashes").add(Crashing(), "Crashing")
     pipeline.parallelize()
     pipeline.forward(1)
     wait_for(lambda: pipeline._runtime.life.crashed is not None, what="the crash")
     with pytest.raises(KeyboardInterrupt):
         pipeline.cleanup(drain=True)
     assert pipeline.closed and cleaned == ["Crashing"]
-    assert not [t for t in threading.enumerate() if t.name.startswith("framescope:MainPipeline")]
+    assert not [t for t in threading.enumerate() if t.name.startswith("framescope:Crashes")]
 
 
 def test_a_nested_pipeline_cleaned_up_first_is_not_cleaned_up_again() -> None:
