@@ -26,6 +26,15 @@ def test_an_image_a_frame_and_a_grey_image_are_taken_as_they_are() -> None:
     assert image is BGR and why is None
 
 
+def test_a_frame_that_is_not_bgr_is_no_image_to_preview() -> None:
+    for pixel_format in ("rgb24", "yuv420p"):
+        image, why = pick_image(Frame(BGR, 3, pixel_format=pixel_format))
+        assert (
+            image is None
+            and why == f"returns Frame in {pixel_format!r}: the preview shows BGR frames"
+        )
+
+
 def test_the_single_image_in_a_dict_tuple_or_list_is_found() -> None:
     assert pick_image({"frame": BGR, "index": 3, "boxes": [(1, 2, 3, 4)]})[0] is BGR
     assert pick_image((0.5, BGR))[0] is BGR

@@ -16,6 +16,7 @@ from framescope import Pipeline
 from framescope.clock import FakeClock
 from framescope.video import (
     USE_LAST_VALUE,
+    Frame,
     SpyGlass,
     SpyGlassState,
     SyntheticSource,
@@ -215,3 +216,11 @@ def test_no_thread_or_process_is_left_behind(tmp_path: Path) -> None:
     assert session._process.poll() is not None  # the encoder process has exited
     names = [t.name for t in threading.enumerate()]
     assert not [name for name in names if "spyglass" in name.lower()]
+
+
+def test_a_frame_that_is_not_bgr_is_refused_by_name(tmp_path: Path) -> None:
+    spyglass = SpyGlass(str(tmp_path / "rgb.mp4"), 30, 160, 120)
+    image = np.zeros((120, 160, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"frame: a Frame in 'rgb24'"):
+        spyglass.put(Frame(image, 0, pixel_format="rgb24"))
+    assert spyglass.counters()["put"] == 0  # refused before it was counted

@@ -46,6 +46,8 @@ def _image_of(value: Any) -> Any | None:
     """``value`` as an image (an H x W x 3 or H x W uint8 array, or a Frame's), else None."""
     inner = getattr(value, "image", None)
     if inner is not None and not hasattr(value, "dtype"):
+        if getattr(value, "pixel_format", "bgr24") != "bgr24":
+            return None  # a Frame kept in the decoder's format (or RGB) is no BGR image
         value = inner  # a framescope.video.Frame, or anything with an image
     shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
     if shape is None or str(dtype) != "uint8":
@@ -90,6 +92,9 @@ def pick_image(value: Any, image: ImageChoice = None) -> tuple[Any | None, str |
     found = _image_of(value)
     if found is not None:
         return found, None
+    pixel_format = getattr(value, "pixel_format", "bgr24")
+    if pixel_format != "bgr24":
+        return None, f"returns {kind} in {pixel_format!r}: the preview shows BGR frames"
     if isinstance(value, Mapping):
         parts: list[tuple[Any, Any]] = list(value.items())
     elif isinstance(value, (tuple, list)):

@@ -335,7 +335,8 @@ class SpyGlass(Stage):
         :data:`MAX_SIDE` pixels, or a :class:`Frame` (its ``.image``; its
         ``.time`` when ``time`` is None). Anything else is refused before it
         is queued: TypeError for another type or dtype (convert float or
-        16-bit images to uint8 yourself), ValueError for another shape.
+        16-bit images to uint8 yourself), ValueError for another shape or a
+        Frame whose ``pixel_format`` is not ``bgr24``.
         ``time``: the frame's stream time in seconds; frames with times are
         presented at their time relative to the first (see the class).
 
@@ -344,6 +345,11 @@ class SpyGlass(Stage):
         frame (counted in ``counters()["dropped"]``).
         """
         if isinstance(frame, Frame):
+            if frame.pixel_format != "bgr24":
+                raise ValueError(
+                    f"frame: a Frame in {frame.pixel_format!r} (its pixel_format); SpyGlass "
+                    "sends BGR: read with VideoSource(..., pixel_format='bgr24') or convert it"
+                )
             image = frame.image
             if time is None:
                 time = frame.time
