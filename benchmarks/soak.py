@@ -10,8 +10,14 @@ bound), and a consumer reads every result. Every ``--every`` seconds it
 prints the resident memory (RSS), the number of threads and the items
 completed, and reads a snapshot and a diagnosis as a live view would.
 
+``--rate N`` feeds N items a second instead (``start_loop(1 / N)``), as a
+camera would.
+
 Verdict: after a warm-up (the first fifth of the run, at least one sample),
-RSS grows by at most 10% and the thread count does not change.
+RSS grows by at most 10% and the thread count does not change. The slope of
+RSS after the warm-up (least squares, MiB an hour) is printed too; with
+``--max-slope`` it is judged (e.g. ``--rate 1000 --duration 3600
+--max-slope 1``: flat within 1 MiB an hour).
 """
 
 from __future__ import annotations
@@ -88,13 +94,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=300.0, help="seconds to run")
     parser.add_argument("--every", type=float, default=10.0, help="seconds between samples")
+    parser.add_argument("--rate", type=float, default=0.0, help="items a second (0: as accepted)")
+    parser.add_argument("--max-slope", type=float, default=None, help="MiB an hour, judged")
     args = parser.parse_args()
     pipeline = build()
     tally = {"results": 0, "errors": 0}
     stop = threading.Event()
     consumer = threading.Thread(target=consume, args=(pipeline, tally, stop), name="consumer")
     consumer.start()
-    pipeline.start_loop(0)
+    pipeline.start_loop(1 / args.rate if args.rate > 0 else 0)
     print(f"{'t (s)':>6} {'RSS (MiB)':>10} {'threads':>8} {'completed':>10} {'items/s':>9}")
     samples: list[tuple[float, float, int]] = []
     started = time.monotonic()
@@ -130,13 +138,33 @@ def main() -> int:
     accounted = counts["completed"] + counts["failed"] + counts["dropped_oldest"]
     balanced = counts["forwarded"] == accounted + counts["discarded"]
     flat = growth <= 0.10
+    slope = rss_slope_mib_per_hour(samples[warm - 1 :])
+    slope_ok = args.max_slope is None or slope <= args.max_slope
+    judged = (
+        "" if args.max_slope is None else f" (<= {args.max_slope} {'ok' if slope_ok else 'MISSED'})"
+    )
+    print(f"RSS slope after the warm-up: {slope:+.2f} MiB an hour{judged}")
     print(
         f"RSS {base[1]:.1f} MiB at {base[0]:.0f} s -> {end[1]:.1f} MiB at {end[0]:.0f} s "
         f"({growth:+.1%}; <= +10% {'ok' if flat else 'MISSED'}); threads "
         f"{'steady' if steady_threads else 'CHANGED'}; accounting "
         f"{'balanced' if balanced else 'UNBALANCED'}"
     )
-    return 0 if flat and steady_threads and balanced else 1
+    return 0 if flat and steady_threads and balanced and slope_ok else 1
+
+
+def rss_slope_mib_per_hour(samples: list[tuple[float, float, int]]) -> float:
+    """The least-squares slope of RSS against time, in MiB an hour (0 with one sample)."""
+    if len(samples) < 2:
+        return 0.0
+    times = [t for t, _, _ in samples]
+    sizes = [rss for _, rss, _ in samples]
+    mean_t, mean_s = sum(times) / len(times), sum(sizes) / len(sizes)
+    spread = sum((t - mean_t) ** 2 for t in times)
+    if spread == 0:
+        return 0.0
+    slope = sum((t - mean_t) * (s - mean_s) for t, s in zip(times, sizes, strict=True)) / spread
+    return slope * 3600
 
 
 if __name__ == "__main__":
