@@ -498,7 +498,8 @@ def test_start_method_fork_forks_the_worker_server_from_this_process(
 ) -> None:
     before = children()
     monkeypatch.setattr(replica_stages, "MARK", "set here at run time")
-    assert threading.active_count() == 1, "a thread of an earlier test still runs"
+    # fork only from a process with no other thread: let those of earlier tests end
+    wait_for(lambda: threading.active_count() == 1, what="the threads of earlier tests to end")
     assert marks_seen("fork") == {"set here at run time"}  # a copy of this process
     assert marks_seen("forkserver") == {None}  # a fresh interpreter imported the module
     assert marks_seen("spawn") == {None}

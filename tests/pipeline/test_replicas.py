@@ -179,37 +179,23 @@ def test_diagnosis_reports_each_replica_and_names_a_slow_one() -> None:
 
 
 def test_the_suggestion_counts_replicas_when_cores_are_idle() -> None:
-    class Sleepy(Stage):
-        name = "Infer"
-
-        def __call__(self, item: int) -> int:
-            time.sleep(0.004)
-            return item
-
-    with Pipeline() as pipeline:
-        pipeline.add(lambda x: x, "Read").add(Sleepy()).parallelize(queue_size=2)
-        assert len(list(pipeline.run(range(60)))) == 60
-        snapshot = pipeline.snapshot()
     from dataclasses import replace
 
-    from framescope.pipeline.model.cpu import CpuSplit, MachineLoad
+    from framescope.pipeline.model.cpu import MachineLoad
     from framescope.pipeline.views.diagnosis import diagnose_snapshot
 
-    # The stage sleeps: blocked, not waiting for a CPU (as measured on a quiet
-    # machine; a busy one would rightly call it CPU-starved).
-    sleeping = CpuSplit(5.0, 1, 0.99, 0.05, 0.01, 0.93, 0.25, 0.05, 4.65)
-    stages = tuple(
-        replace(stage, cpu=sleeping) if stage.key == "MainPipeline__Infer" else stage
-        for stage in snapshot.stages
-    )
-    snapshot = replace(snapshot, stages=stages)
+    from .test_diagnosis_boundaries import snapshot, split, stage
+
+    # Infer sleeps 99% of the time (blocked, not waiting for a CPU); Read is idle.
+    sleeping = split(0.99, 0.05, 0.01, 0.93)
+    measured = snapshot(stage("Read", 10_000_000), stage("Infer", 990_000_000, cpu=sleeping))
     idle = MachineLoad(cores=8, window_s=5.0, cpu_busy=1 / 8, load1=1.0, process_cores=1.0)
-    many = diagnose_snapshot(replace(snapshot, cpu_count=8, cpu_load=1.0, machine=idle))
+    many = diagnose_snapshot(replace(measured, cpu_count=8, cpu_load=1.0, machine=idle))
     assert many.verdict == "stage-bound"
     assert many.suggestion is not None and "add(..., replicas=" in many.suggestion
     assert "cores are idle" in many.suggestion
     full = MachineLoad(cores=1, window_s=5.0, cpu_busy=1.0, load1=3.0, process_cores=0.1)
-    one = diagnose_snapshot(replace(snapshot, cpu_count=1, cpu_load=0.1, machine=full))
+    one = diagnose_snapshot(replace(measured, cpu_count=1, cpu_load=0.1, machine=full))
     assert one.suggestion is None or "replicas=" not in one.suggestion
 
 
