@@ -12,11 +12,21 @@ from framescope import Pipeline, Stage
 from framescope.pipeline import (
     MAIN_PIPELINE_NAME,
     PipelineUndefined,
+    functional,
     get_profiler_db_folder,
     logger,
     set_profiler_db_folder,
 )
 from framescope.pipeline.functional import func_parallel_thread, func_serial
+
+
+@pytest.fixture(autouse=True)
+def _shared_pool_ended() -> Any:
+    """The process-wide pool func_parallel_thread makes lives until exit; end it after a test."""
+    yield
+    pool, functional._shared = functional._shared, None
+    if pool is not None:
+        pool.shutdown(wait=True)
 
 
 def test_nested_pipelines_as_stages_are_keyed_stage_n_as_in_pystreams_docs() -> None:
