@@ -493,17 +493,47 @@ def marks_seen(start_method: str) -> set[str | None]:
         return {mark for _item, mark in pipeline.run(range(4))}
 
 
-def test_start_method_fork_forks_the_worker_server_from_this_process(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    before = children()
-    monkeypatch.setattr(replica_stages, "MARK", "set here at run time")
-    # fork only from a process with no other thread: let those of earlier tests end
-    wait_for(lambda: threading.active_count() == 1, what="the threads of earlier tests to end")
-    assert marks_seen("fork") == {"set here at run time"}  # a copy of this process
-    assert marks_seen("forkserver") == {None}  # a fresh interpreter imported the module
-    assert marks_seen("spawn") == {None}
-    assert children() - before == set()
+FORK_MARKS = """
+import sys
+sys.path.insert(0, {root!r})
+from framescope import Pipeline
+from framescope.pipeline import ProcessExecutor
+from tests.pipeline import replica_stages
+
+def marks_seen(start_method):
+    with Pipeline() as pipeline:
+        executor = ProcessExecutor(start_method=start_method)
+        stage = replica_stages.ReadsMark()
+        pipeline.add(stage, "Mark", replicas=2, executor=executor).parallelize()
+        return sorted({{str(mark) for _item, mark in pipeline.run(range(4))}})
+
+if __name__ == "__main__":
+    import threading
+    assert threading.active_count() == 1, threading.enumerate()
+    replica_stages.MARK = "set here at run time"
+    print(marks_seen("fork"), marks_seen("forkserver"), marks_seen("spawn"))
+"""
+
+
+def test_start_method_fork_forks_the_worker_server_from_this_process(tmp_path: Path) -> None:
+    # fork needs a process where no other thread runs: a fresh one, not this test run
+    root = str(Path(__file__).resolve().parents[2])
+    script = tmp_path / "fork_marks.py"
+    script.write_text(FORK_MARKS.format(root=root))
+    src = str(Path(framescope.__file__).resolve().parents[1])
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
+        check=False,
+        env={**os.environ, "PYTHONPATH": src},
+    )
+    # a copy of this process sees the mark; a fresh interpreter imported the module
+    assert done.stdout.strip() == "['set here at run time'] ['None'] ['None']", (
+        done.stdout + done.stderr
+    )
 
 
 def test_start_method_fork_spawns_the_server_while_another_thread_runs(
