@@ -74,6 +74,21 @@ class LastStage:
         return (self.n - 1) / (self.last - self.first)
 
 
+def feed_and_join(
+    threads: list[threading.Thread], put: Callable[[Any], None], last: LastStage, stop: object
+) -> LastStage:
+    """Start ``threads``, put ``last.n`` items, wait for the n-th at the end, stop and join."""
+    for thread in threads:
+        thread.start()
+    for i in range(last.n):
+        put(i)
+    last.done.wait()
+    put(stop)
+    for thread in threads:
+        thread.join()
+    return last
+
+
 def run_floor(n: int, queue_size: int, work: Callable[[Any], Any] = identity) -> LastStage:
     """Run n items through 4 bare threads joined by queue.Queue(maxsize=queue_size)."""
     last = LastStage(n, work)
@@ -97,16 +112,7 @@ def run_floor(n: int, queue_size: int, work: Callable[[Any], Any] = identity) ->
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
     threads.append(threading.Thread(target=drain))
-    for thread in threads:
-        thread.start()
-    put = queues[0].put
-    for i in range(n):
-        put(i)
-    last.done.wait()
-    put(stop)
-    for thread in threads:
-        thread.join()
-    return last
+    return feed_and_join(threads, queues[0].put, last, stop)
 
 
 def run_fair_floor(n: int, queue_size: int, work: Callable[[Any], Any] = identity) -> LastStage:
@@ -129,16 +135,7 @@ def run_fair_floor(n: int, queue_size: int, work: Callable[[Any], Any] = identit
             put(fn(item))
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
-    for thread in threads:
-        thread.start()
-    put = queues[0].put
-    for i in range(n):
-        put(i)
-    last.done.wait()
-    put(stop)
-    for thread in threads:
-        thread.join()
-    return last
+    return feed_and_join(threads, queues[0].put, last, stop)
 
 
 def run_framescope(n: int, queue_size: int, work: Callable[[Any], Any] = identity) -> LastStage:

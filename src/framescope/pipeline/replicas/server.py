@@ -46,6 +46,8 @@ from multiprocessing.forkserver import main as serve_forks
 from multiprocessing.forkserver import read_signed
 from typing import Any
 
+from framescope.pipeline.replicas.worker_start import read_report
+
 __all__ = ["ServedProcess", "WorkerServer", "available", "stage_modules"]
 
 logger = logging.getLogger(__name__)
@@ -290,14 +292,7 @@ class WorkerServer:
 
     def _read_report(self) -> str:
         fd = self._report_r
-        if fd is None:
-            return ""
-        chunks = []
-        with contextlib.suppress(OSError):
-            os.set_blocking(fd, False)
-            while chunk := os.read(fd, 65536):
-                chunks.append(chunk)
-        return b"".join(chunks).decode(errors="replace")
+        return "" if fd is None else read_report(fd)
 
     def _stop(self, timeout: float) -> None:
         """Close the alive pipe (it exits once its workers have), then wait, then kill."""

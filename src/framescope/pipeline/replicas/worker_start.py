@@ -17,7 +17,7 @@ import os
 from multiprocessing import context, popen_spawn_posix, reduction, resource_tracker, spawn, util
 from typing import Any
 
-__all__ = ["ReportingProcess"]
+__all__ = ["ReportingProcess", "read_report"]
 
 REPORT_LIMIT = 4000
 """The most characters of the worker's start failure kept (its last ones)."""
@@ -103,9 +103,14 @@ class ReportingProcess(context.SpawnProcess):
         fd = getattr(popen, "report_fd", None)
         if fd is None or self.exitcode is None:
             return ""
-        chunks = []
-        with contextlib.suppress(OSError):
-            os.set_blocking(fd, False)
-            while chunk := os.read(fd, 65536):
-                chunks.append(chunk)
-        return b"".join(chunks).decode(errors="replace")
+        return read_report(fd)
+
+
+def read_report(fd: int) -> str:
+    """Everything written to the report pipe ``fd`` so far, as text (it is not waited for)."""
+    chunks = []
+    with contextlib.suppress(OSError):
+        os.set_blocking(fd, False)
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
