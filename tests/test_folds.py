@@ -21,7 +21,9 @@ def without_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
 def same(a: Batch, b: Batch) -> None:
     assert a[:6] == b[:6]
     assert list(a.values()) == list(b.values())
-    assert all(type(v) is int for v in (a.total, a.low, a.high, *a.recent, *a.values()))
+    assert all(type(v) is int for v in (a.total, a.low, a.high, *a.recent))
+    for every in (a.values(), b.values()):  # a list of ints, or NumPy's int64 column
+        assert isinstance(every, list) or every.dtype == numpy.int64
 
 
 @pytest.mark.parametrize("size", [1, 2, folds.NUMPY_FROM - 1, folds.NUMPY_FROM, 5000])
@@ -113,3 +115,23 @@ def test_a_fold_never_imports_numpy() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
     assert folds._numpy() is numpy  # this process loaded it: the folds use it
+
+
+def test_histograms_count_a_numpy_fold_as_they_count_its_values() -> None:
+    from framescope.histogram import LATENCY_GRID_NS, Distribution, Histogram
+
+    rng = random.Random(7)
+    values = [rng.randint(0, 10**11) for _ in range(3000)]
+    values += [0, 1, 100, 101, *LATENCY_GRID_NS[:20], 10**13, 10**13 + 1, 10**15]  # on edges, past
+    listed, counted = Distribution(), Distribution()
+    listed.extend(values)
+    counted.extend(numpy.array(values, dtype=numpy.int64))
+    counted.extend(numpy.array([], dtype=numpy.int64))
+    assert counted.snapshot() == listed.snapshot()
+    assert type(counted.snapshot().total) is float
+    bounds = (0.000001, 0.001, 0.01, 1.0)
+    by_list, by_array = Histogram(bounds, 1e9), Histogram(bounds, 1e9)
+    by_list.extend(values)
+    by_array.extend(numpy.array(values, dtype=numpy.int64))
+    assert by_array.snapshot() == by_list.snapshot()
+    assert sum(by_array.snapshot().counts) == len(values)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from array import array
 from typing import Any, TypeVar
 
-__all__ = ["held_bytes", "take_prefix"]
+__all__ = ["SCALARS", "held_bytes", "take_prefix"]
 
 _Buffer = TypeVar("_Buffer", "list[Any]", "array[int]")
 
 _CONTAINERS = (dict, list, tuple)
+SCALARS = frozenset((int, float, str, bool, type(None)))
+"""Types that hold no buffer: :func:`held_bytes` is 0 for them without a look."""
 _LOOK_INSIDE = 2  # levels of dicts/lists/tuples looked into (an item, and one level of nesting)
 _MAX_ENTRIES = 64  # entries looked at per container: a cheap look, never a deep walk
 
@@ -79,4 +81,6 @@ def held_bytes(obj: Any) -> int:
     deep and the first 64 entries of each. Other objects count 0: nothing is
     walked deeply, so this costs a few attribute reads per item.
     """
+    if type(obj) in SCALARS:
+        return 0
     return _bytes_of(obj, 0, set())

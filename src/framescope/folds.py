@@ -71,7 +71,7 @@ def intervals(previous: int, stamps: list[int], window: int) -> Batch:
             int(gaps.max()),
             gaps[-window:].tolist(),
             stamps[-window:],
-            gaps.tolist,
+            lambda: gaps,  # histograms count a NumPy array in C
         )
     before = [previous]
     before.extend(stamps[:-1])
@@ -146,5 +146,5 @@ def _column_batch(values: Any, window: int, stamps: Sequence[int]) -> Batch:
         int(values.max()),
         values[-window:].tolist(),
         stamps,
-        values.tolist,
+        lambda: values,  # histograms count a NumPy array in C
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -174,8 +175,11 @@ class Histogram:
         self._total += value
 
     def extend(self, values: Sequence[float]) -> None:
-        """Count a batch of raw samples."""
+        """Count a batch of raw samples (a sequence, or a NumPy array: counted in C)."""
         counts, raw_bounds = self._counts, self._raw_bounds
+        if not isinstance(values, Sequence):
+            self._total += _count_array(raw_bounds, values, counts)
+            return
         for value in values:
             counts[bisect_left(raw_bounds, value)] += 1
         self._total += sum(values)
@@ -271,6 +275,21 @@ def read_distribution(fields: Fields) -> DistributionSnapshot:
     return DistributionSnapshot(tuple(counts), fields.number("total", 0.0))
 
 
+def _count_array(edges: Sequence[float], values: Any, counts: list[int]) -> Any:
+    """Add a NumPy array's samples to ``counts`` (bucket i: the edges' bisect_left); its sum.
+
+    The same buckets as ``counts[bisect_left(edges, value)] += 1`` for each
+    value, and the exact sum for an integer array.
+    """
+    np = sys.modules["numpy"]  # loaded: ``values`` is one of its arrays
+    if not len(values):
+        return 0
+    found = np.bincount(np.searchsorted(edges, values, side="left"), minlength=len(counts))
+    for index in np.flatnonzero(found).tolist():
+        counts[index] += int(found[index])
+    return values.sum().item()
+
+
 class Distribution:
     """Counts raw samples on the fixed latency grid, cumulatively (a reset does not clear it).
 
@@ -295,7 +314,13 @@ class Distribution:
         self._total: float = 0
 
     def extend(self, values: Sequence[float]) -> None:
-        """Count a batch of raw samples (sorted once, then cut at the grid edges)."""
+        """Count a batch of raw samples (sorted once, then cut at the grid edges).
+
+        ``values`` may be a NumPy array (a fold's column): counted in C.
+        """
+        if not isinstance(values, Sequence):
+            self._total += _count_array(self._edges, values, self._counts)
+            return
         if not values:
             return
         ordered = sorted(values)

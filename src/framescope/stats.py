@@ -34,7 +34,8 @@ class Batch(NamedTuple):
         high: the largest.
         recent: the newest samples (at most the window), oldest first.
         stamps: the timestamps of ``recent``, or empty when they have none.
-        values: returns every sample, oldest first (asked only for histograms).
+        values: returns every sample, oldest first (asked only for histograms): a
+            sequence, or a NumPy array when the batch was folded with NumPy.
     """
 
     size: int

@@ -86,6 +86,26 @@ def test_profiles_measure_latency_and_throughput_exactly() -> None:
     assert stats["Cam__Infer"].summary().p99 == pytest.approx(0.030)
 
 
+def test_serial_timers_count_every_item_and_stay_bounded_when_nobody_reads() -> None:
+    from framescope.pipeline.runtime.tree import SETTLE_EVERY
+    from framescope.timepiece.timers import FOLD_AT
+
+    clock = FakeClock()
+    pipeline = Pipeline(clock=clock, name="Long", results_size=1)
+    pipeline.add(Busy("A", clock, 0.001)).add(Busy("B", clock, 0.002)).serialize()
+    items = 3 * FOLD_AT + 7
+    for _ in range(items):
+        pipeline.forward(None)
+        bound = FOLD_AT + 2 * SETTLE_EVERY  # readings waiting for a fold, at most
+        watches = [step.watch for step in pipeline._tree.steps] + [pipeline._watch]
+        assert all(len(watch._pending) <= bound for watch in watches)
+    stats = pipeline.statistics()
+    assert stats["Long__A"].count == stats["Long__B"].count == stats["Long"].count == items
+    assert stats["Long__B"].total == pytest.approx(0.002 * items)
+    assert stats["Long"].total == pytest.approx(0.003 * items)
+    assert pipeline.counters()["completed"] == items
+
+
 def test_throughput_is_a_rate_not_a_mean_of_reciprocals() -> None:
     clock = FakeClock()
     pipeline = Pipeline(clock=clock).add(Busy("S", clock, 0.001)).serialize()

@@ -290,8 +290,7 @@ class Pipeline:
         """
         if data is _FROM_GENERATOR:
             data = self._produce()()
-        self._ensure_running()
-        accepted = self._runtime.submit(data, raise_now=True)
+        accepted = self._runtime.submit(data, raise_now=True)  # starts it, or says why it cannot
         if accepted:
             error = self._results.pop_error()
             if error is not None:

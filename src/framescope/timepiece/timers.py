@@ -409,6 +409,23 @@ class StopWatch(BaseTimer):
         if len(pending) >= FOLD_AT:
             self._fold()
 
+    def raw_recording(self) -> tuple[Callable[[int], None], Callable[[], None]]:
+        """``(append, settle)`` for a hot loop that records many blocks timed elsewhere.
+
+        ``append(start_ns)`` then ``append(end_ns)`` records one block, as
+        :meth:`record` does but without a call of its own; ``settle()`` folds
+        what waits once there is enough of it. Call ``settle()`` at least once
+        every 1,000 blocks or so: it is what keeps the memory bounded. The same
+        rule as :meth:`record`: one writing thread, any number of readers.
+        """
+        pending = self._pending
+
+        def settle() -> None:
+            if len(pending) >= FOLD_AT:
+                self._fold()
+
+        return pending.append, settle
+
     def _absorb(self, records: list[int]) -> None:
         self._stats.add_batch(durations(records, self._stats.window))
 

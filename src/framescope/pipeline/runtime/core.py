@@ -4,7 +4,8 @@ It owns everything that moves items: the input queue and the overflow
 policy, the worker threads, the error policies (:meth:`Runtime.fail`), the
 delivery of results, the counters, the input loop and the aggregator thread.
 Every runner moves items with the one per-item protocol,
-:func:`~framescope.pipeline.runtime.item.item_processor`.
+:func:`~framescope.pipeline.runtime.item.item_processor` (the serial runner
+writes it inline: a new item has failed nowhere yet).
 """
 
 from __future__ import annotations
@@ -31,12 +32,12 @@ from framescope.pipeline.errors import (
 from framescope.pipeline.runtime.accounting import ItemCounts
 from framescope.pipeline.runtime.channel import CLOSED, END, Channel
 from framescope.pipeline.runtime.cpu import CpuAccounting, CpuSampler, CpuSource, default_cpu_source
-from framescope.pipeline.runtime.item import Envelope, ItemFailedError, Process, item_processor
+from framescope.pipeline.runtime.item import Envelope, ItemFailedError, Unit, failed_item
 from framescope.pipeline.runtime.lifecycle import Phase
 from framescope.pipeline.runtime.loop import InputLoop
 from framescope.pipeline.runtime.results import NOTHING, ResultBuffer
 from framescope.pipeline.runtime.threads import StageThreads, node_links, start_threads, track_cpu
-from framescope.pipeline.runtime.tree import PARALLEL, SERIAL, StageTree
+from framescope.pipeline.runtime.tree import PARALLEL, SERIAL, SETTLE_EVERY, StageTree
 from framescope.pipeline.runtime.worker import Worker
 from framescope.timepiece import StopWatch
 
@@ -86,6 +87,8 @@ class Runtime:
         self.clock = clock
         self.results = results
         self.latency = latency
+        self._latency_append, self._latency_settle = latency.raw_recording()
+        self._settle_in = SETTLE_EVERY  # serial items until the latency timer may fold
         self.settings = RunSettings()
         self.aggregator: Aggregator | None = None
         self.loop: InputLoop | None = None
@@ -104,8 +107,7 @@ class Runtime:
         source = default_cpu_source() if cpu_source is None else cpu_source
         self.cpu = CpuAccounting(source, clock.monotonic_ns)
         self._sampler: CpuSampler | None = None  # threaded, without debugging
-        self._process_now: Process | None = None  # the serial runner's, built at the start
-        self._process_later: Process | None = None
+        self._inline: Unit | None = None  # the serial runner's unit, built at the start
         # The stop policy: the frame id of the last item kept (every later one is discarded),
         # which stage thread each worker thread is, and what reached the end after it.
         self._stop_line = [sys.maxsize]  # shared with the workers: one list, read in place
@@ -168,9 +170,7 @@ class Runtime:
         if self.tree.mode == PARALLEL:
             self._start_threads()
         else:
-            inline, now = self.tree.inline_unit(), self.clock.monotonic_ns
-            self._process_now = item_processor(inline, self._fail_now, now)
-            self._process_later = item_processor(inline, self._fail_later, now)
+            self._inline = self.tree.inline_unit()
         if self._make_aggregator is not None:
             self.aggregator = self._make_aggregator(self._node_links())
             self.aggregator.after_drain = self.cpu.sample
@@ -223,26 +223,47 @@ class Runtime:
         wait for room as long as it takes (a feeder that follows the stages).
         Returns False when it was refused.
         """
-        if not self.life.started:
+        life = self.life
+        if not life.started:
             self.ensure_started()
-        if self.life.input_closed:
-            self.life.refuse_input()
+        if life.input_closed:
+            life.refuse_input()
         t_in = self.clock.monotonic_ns()
         envelope = Envelope(data, t_in, next(self._frame_ids))
-        if self.tree.mode == SERIAL:
-            self.count("forwarded")
-            process = self._process_now if raise_now else self._process_later
-            assert process is not None
-            try:
-                done = process(envelope, t_in)
-            except Exception:  # a stage error under the raise policy: counted already
-                raise
-            except BaseException:  # SystemExit, KeyboardInterrupt ...: propagates, counted
-                self.count("failed")
-                raise
-            if done is not None:
-                self.deliver(envelope, done)
+        unit = self._inline
+        if unit is None:
+            return self._enqueue(envelope, wait)
+        # Serial: every stage runs on it now, in this thread, and it is delivered.
+        count = self.counts.count
+        count("forwarded")
+        try:
+            done: int | None = unit(envelope, t_in)
+        except ItemFailedError as failure:  # applies the policy (the raise policy raises)
+            fail = self._fail_now if raise_now else self._fail_later
+            done = failed_item(envelope, failure, fail, self.clock.monotonic_ns)
+        except Exception:  # not an item's failure (a unit wraps its stages' errors)
+            raise
+        except BaseException:  # SystemExit, KeyboardInterrupt ...: propagates, counted
+            count("failed")
+            raise
+        if done is None:
             return True
+        if envelope.error is not None:  # what deliver() does, inline (no stop line in serial)
+            self.results.put_error(envelope.error)
+            return True
+        append = self._latency_append
+        append(t_in)
+        append(done)
+        self.results.put(envelope.data)
+        count("completed")
+        self._settle_in -= 1
+        if self._settle_in <= 0:  # (<=: two feeding threads may pass 0 together)
+            self._settle_in = SETTLE_EVERY
+            self._latency_settle()
+        return True
+
+    def _enqueue(self, envelope: Envelope, wait: bool) -> bool:
+        """Put a new item into the first stage's queue per the overflow policy (threaded)."""
         channel = self._input
         assert channel is not None
         settings = self.settings
@@ -292,7 +313,7 @@ class Runtime:
         end = self.clock.monotonic_ns() if done_ns is None else done_ns
         self.latency.record(envelope.t_in, end)
         self.results.put(envelope.data)
-        self.count("completed")
+        self.counts.count("completed")
         return True
 
     def count(self, key: str, n: int = 1) -> None:

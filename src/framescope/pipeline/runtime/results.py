@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
+from framescope._buffers import SCALARS as _SCALARS
 from framescope._buffers import held_bytes
 from framescope._validation import check_int_at_least
 from framescope.pipeline.errors import StageError
@@ -56,7 +58,9 @@ class ResultBuffer:
         self._sizes: deque[int] = deque()
         self._bytes = 0
         self._errors = 0
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._waiters = 0  # threads waiting on _cond: nobody to wake, no notify (it is costly)
         self._closed = False
         self.blocking = False  # True: a full buffer makes the deliverer wait (back-pressure)
         self.dropped = 0
@@ -103,28 +107,65 @@ class ResultBuffer:
         self._errors -= 1
         self.errors_dropped += 1
 
-    def _append(self, entry: Any, size: int) -> None:
-        with self._cond:
-            if self.blocking:
-                self._cond.wait_for(lambda: self._fits(size) or self._closed or not self.blocking)
-            while not self._fits(size):
+    def _wait(self, ready: Callable[[], object], timeout: float | None) -> None:
+        """Wait (holding the lock) until ``ready()`` or ``timeout``, counted as a waiter."""
+        self._waiters += 1
+        try:
+            self._cond.wait_for(ready, timeout)
+        finally:
+            self._waiters -= 1
+
+    def _wake(self) -> None:
+        """Wake every waiter (holding the lock), if there is one."""
+        if self._waiters:
+            self._cond.notify_all()
+
+    def _make_room_for(self, size: int) -> None:
+        """Wait for room (blocking) or drop the oldest until an entry of ``size`` bytes fits."""
+        if self.blocking:
+            self._wait(lambda: self._fits(size) or self._closed or not self.blocking, None)
+        items = self._items
+        while not self._fits(size):
+            if self._errors:
                 self._make_room()
+            else:  # only results wait: the oldest goes
+                items.popleft()
+                self._bytes -= self._sizes.popleft()
+                self.dropped += 1
+
+    def _append(self, entry: Any, size: int) -> None:
+        with self._lock:
+            self._make_room_for(size)
             self._items.append(entry)
             self._sizes.append(size)
             self._bytes += size
-            self._cond.notify_all()
+            self._wake()
 
     def put(self, result: Any) -> None:
         """Append a result (with ``maxsize=0``: count it in ``not_kept`` and let it go)."""
         if not self._maxsize:
-            with self._cond:
+            with self._lock:
                 self.not_kept += 1
             return
-        self._append(result, held_bytes(result))
+        size = 0 if type(result) in _SCALARS else held_bytes(result)
+        maxbytes = self._maxbytes
+        with self._lock:  # _append's steps, inline: this runs for every result
+            items = self._items
+            if items and (
+                self.blocking
+                or len(items) >= self._maxsize
+                or (maxbytes is not None and self._bytes + size > maxbytes)
+            ):
+                self._make_room_for(size)
+            items.append(result)
+            self._sizes.append(size)
+            self._bytes += size
+            if self._waiters:
+                self._cond.notify_all()
 
     def put_error(self, error: StageError) -> None:
         """Append the error of a failed item, in its place."""
-        with self._cond:
+        with self._lock:
             self._errors += 1
         self._append(_Failed(error), held_bytes(error.item))
 
@@ -132,14 +173,14 @@ class ResultBuffer:
         """Remove and return the oldest waiting error, or None."""
         if not self._errors:  # the common case, without the lock (an int read is atomic)
             return None
-        with self._cond:
+        with self._lock:
             if not self._errors:
                 return None
             for index, entry in enumerate(self._items):
                 if isinstance(entry, _Failed):
                     self._remove(index)
                     self._errors -= 1
-                    self._cond.notify_all()  # a deliverer may wait for room
+                    self._wake()  # a deliverer may wait for room
                     return entry.error
             return None  # pragma: no cover - _errors counts the _Failed entries
 
@@ -151,7 +192,7 @@ class ResultBuffer:
         error = self.pop_error()
         if error is not None:
             raise error
-        with self._cond:
+        with self._lock:
             if not self._items:
                 return None
             latest = self._items.pop()
@@ -159,13 +200,13 @@ class ResultBuffer:
             self._items.clear()
             self._sizes.clear()
             self._bytes = 0
-            self._cond.notify_all()  # a deliverer may wait for room
+            self._wake()  # a deliverer may wait for room
             return latest
 
     def wait_for_any(self, timeout: float | None) -> bool:
         """Wait up to ``timeout`` seconds until an entry is waiting; True if one is."""
-        with self._cond:
-            self._cond.wait_for(lambda: self._items or self._closed, timeout)
+        with self._lock:
+            self._wait(lambda: self._items or self._closed, timeout)
             return bool(self._items)
 
     def take_next(self, timeout: float | None) -> Any:
@@ -174,13 +215,13 @@ class ResultBuffer:
         Raises the entry's :class:`StageError` when it stands for a failed item;
         returns :data:`NOTHING` when closed and empty or when the timeout passed.
         """
-        with self._cond:
-            self._cond.wait_for(lambda: self._items or self._closed, timeout)
+        with self._lock:
+            self._wait(lambda: self._items or self._closed, timeout)
             if not self._items:
                 return NOTHING
             entry = self._items.popleft()
             self._bytes -= self._sizes.popleft()
-            self._cond.notify_all()  # a deliverer may wait for room
+            self._wake()  # a deliverer may wait for room
             if isinstance(entry, _Failed):
                 self._errors -= 1
                 raise entry.error
@@ -188,15 +229,15 @@ class ResultBuffer:
 
     def set_blocking(self, blocking: bool) -> None:
         """Make a full buffer hold up the deliverer (True) or drop its oldest result (False)."""
-        with self._cond:
+        with self._lock:
             self.blocking = blocking
-            self._cond.notify_all()
+            self._wake()
 
     def close(self) -> None:
         """No more results will come; readers stop waiting once the buffer is empty."""
-        with self._cond:
+        with self._lock:
             self._closed = True
-            self._cond.notify_all()
+            self._wake()
 
     @property
     def closed(self) -> bool:
