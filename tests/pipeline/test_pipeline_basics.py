@@ -87,7 +87,7 @@ def test_profiles_measure_latency_and_throughput_exactly() -> None:
 
 
 def test_serial_timers_count_every_item_and_stay_bounded_when_nobody_reads() -> None:
-    from framescope.pipeline.runtime.tree import SETTLE_EVERY
+    from framescope.pipeline.runtime.item import SETTLE_EVERY
     from framescope.timepiece.timers import FOLD_AT
 
     clock = FakeClock()

@@ -53,12 +53,16 @@ class Channel:
     __slots__ = (
         "_closed",
         "_ended",
+        "_getters",
         "_items",
         "_lock",
         "_maxsize",
         "_not_empty",
         "_not_full",
+        "_putters",
+        "accepted",
         "discarded",
+        "evicted",
     )
 
     def __init__(self, maxsize: int) -> None:
@@ -67,9 +71,15 @@ class Channel:
         self._lock = threading.Lock()
         self._not_empty = threading.Condition(self._lock)
         self._not_full = threading.Condition(self._lock)
+        # Threads waiting in get() and put(): a notify with nobody to wake costs a
+        # Python call and a lock probe, on every item, so it is made only for a waiter.
+        self._getters = 0
+        self._putters = 0
         self._closed = False
         self._ended = False  # END was queued: nothing may follow it
         self.discarded = 0
+        self.accepted = 0  # items put (not END), counted under the lock that takes them
+        self.evicted = 0  # items put_drop_oldest dropped for newer ones
 
     @property
     def maxsize(self) -> int:
@@ -89,24 +99,34 @@ class Channel:
         Returns False when there was no room in time, the channel is closed, or
         :data:`END` was queued before ``item``.
         """
-        with self._not_full:
+        with self._lock:
             if self._ended:
                 return False
             if len(self._items) >= self._maxsize and not self._closed:
                 if timeout is not None and timeout <= 0:
                     return False
-                if not self._not_full.wait_for(
-                    lambda: len(self._items) < self._maxsize or self._closed or self._ended,
-                    timeout,
-                ):
+                if not self._wait_for_room(timeout):
                     return False  # the caller counts a refused item
             if self._closed or self._ended:
                 return False
             if item is END:
                 self._ended = True
+            else:
+                self.accepted += 1
             self._items.append(item)
-            self._not_empty.notify()
+            if self._getters:
+                self._not_empty.notify()
             return True
+
+    def _wait_for_room(self, timeout: float | None) -> bool:
+        """Wait (holding the lock) until there is room, or it closed or ended; False: timed out."""
+        self._putters += 1
+        try:
+            return self._not_full.wait_for(
+                lambda: len(self._items) < self._maxsize or self._closed or self._ended, timeout
+            )
+        finally:
+            self._putters -= 1
 
     def put_drop_oldest(self, item: Any) -> Any:
         """Queue ``item`` now; if full, drop and return the oldest item (else CLOSED).
@@ -119,8 +139,11 @@ class Channel:
             dropped = CLOSED
             if len(self._items) >= self._maxsize:
                 dropped = self._items.popleft()
+                self.evicted += 1
+            self.accepted += 1
             self._items.append(item)
-            self._not_empty.notify()
+            if self._getters:
+                self._not_empty.notify()
             return dropped
 
     def get(self, timeout: float | None = None) -> Any:
@@ -128,19 +151,31 @@ class Channel:
 
         Returns :data:`CLOSED` once closed; raises TimeoutError when nothing came in time.
         """
-        with self._not_empty:
-            while not self._items:
+        with self._lock:
+            items = self._items
+            while not items:
                 if self._closed:
                     return CLOSED
-                if not self._not_empty.wait(timeout):
-                    if self._items:
+                self._getters += 1
+                try:
+                    woken = self._not_empty.wait(timeout)
+                finally:
+                    self._getters -= 1
+                if not woken:
+                    if items:
                         break
                     if self._closed:
                         return CLOSED
                     raise TimeoutError("nothing arrived in time")
-            item = self._items.popleft()
-            self._not_full.notify()
+            item = items.popleft()
+            if self._putters:
+                self._not_full.notify()
             return item
+
+    def intake(self) -> tuple[int, int]:
+        """``(accepted, evicted)``: items put, and items dropped for newer ones, read together."""
+        with self._lock:
+            return self.accepted, self.evicted
 
     @property
     def closed(self) -> bool:

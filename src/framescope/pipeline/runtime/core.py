@@ -30,14 +30,20 @@ from framescope.pipeline.errors import (
     PipelineStoppedError,
 )
 from framescope.pipeline.runtime.accounting import ItemCounts
-from framescope.pipeline.runtime.channel import CLOSED, END, Channel
+from framescope.pipeline.runtime.channel import END, Channel
 from framescope.pipeline.runtime.cpu import CpuAccounting, CpuSampler, CpuSource, default_cpu_source
-from framescope.pipeline.runtime.item import Envelope, ItemFailedError, Unit, failed_item
+from framescope.pipeline.runtime.item import (
+    SETTLE_EVERY,
+    Envelope,
+    ItemFailedError,
+    Unit,
+    failed_item,
+)
 from framescope.pipeline.runtime.lifecycle import Phase
 from framescope.pipeline.runtime.loop import InputLoop
 from framescope.pipeline.runtime.results import NOTHING, ResultBuffer
 from framescope.pipeline.runtime.threads import StageThreads, node_links, start_threads, track_cpu
-from framescope.pipeline.runtime.tree import PARALLEL, SERIAL, SETTLE_EVERY, StageTree
+from framescope.pipeline.runtime.tree import PARALLEL, SERIAL, StageTree
 from framescope.pipeline.runtime.worker import Worker
 from framescope.timepiece import StopWatch
 
@@ -88,7 +94,12 @@ class Runtime:
         self.results = results
         self.latency = latency
         self._latency_append, self._latency_settle = latency.raw_recording()
-        self._settle_in = SETTLE_EVERY  # serial items until the latency timer may fold
+        self._settle_in = SETTLE_EVERY  # items delivered until the latency timer may fold
+        self._delivery_lock: threading.Lock | None = None  # when several threads deliver
+        # The input policy, as each item needs it (set at a threaded start).
+        self._drop_oldest = False
+        self._put_timeout: float | None = 0
+        self._wait_timeout: float | None = 0
         self.settings = RunSettings()
         self.aggregator: Aggregator | None = None
         self.loop: InputLoop | None = None
@@ -103,7 +114,7 @@ class Runtime:
         self._lock = threading.Lock()
         self._start_lock = threading.Lock()
         self._log_limit = LogLimiter(clock=clock)
-        self.counts = ItemCounts()
+        self.counts = ItemCounts(completed=partial(getattr, results, "received"))
         source = default_cpu_source() if cpu_source is None else cpu_source
         self.cpu = CpuAccounting(source, clock.monotonic_ns)
         self._sampler: CpuSampler | None = None  # threaded, without debugging
@@ -181,6 +192,11 @@ class Runtime:
         self.life.advance(Phase.RUNNING)
 
     def _start_threads(self) -> None:
+        settings = self.settings  # fixed from here on: what each item needs of it, read once
+        self._drop_oldest = settings.overflow is OverflowPolicy.DROP_OLDEST
+        no_wait = settings.overflow is OverflowPolicy.DROP_NEWEST or not settings.block_input
+        self._put_timeout = 0 if no_wait else settings.input_timeout
+        self._wait_timeout = 0 if no_wait else None
         self.groups = start_threads(
             self.tree.units(),
             self.settings.queue_size,
@@ -193,8 +209,12 @@ class Runtime:
             on_exit=self._worker_ends,
         )
         track_cpu(self.tree, self.groups, self.cpu)
+        last = self.groups[-1]
+        if last.sequencer is not None and not last.sequencer.ordered:
+            self._delivery_lock = threading.Lock()  # its replicas deliver side by side
         self._channels = [group.inbox for group in self.groups]
         self._input = self._channels[0]
+        self.counts.take_intake_from(self._input.intake)
         self.workers = [worker for group in self.groups for worker in group.workers]
         self._group_of = {
             worker.thread: index
@@ -254,8 +274,7 @@ class Runtime:
         append = self._latency_append
         append(t_in)
         append(done)
-        self.results.put(envelope.data)
-        count("completed")
+        self.results.put(envelope.data)  # counted there as completed
         self._settle_in -= 1
         if self._settle_in <= 0:  # (<=: two feeding threads may pass 0 together)
             self._settle_in = SETTLE_EVERY
@@ -266,29 +285,22 @@ class Runtime:
         """Put a new item into the first stage's queue per the overflow policy (threaded)."""
         channel = self._input
         assert channel is not None
-        settings = self.settings
-        if settings.overflow is OverflowPolicy.DROP_OLDEST:
+        if self._drop_oldest:
             try:
-                dropped = channel.put_drop_oldest(envelope)
+                channel.put_drop_oldest(envelope)  # counted there: forwarded, dropped_oldest
             except RuntimeError:
                 self._refused()  # raises the reason the channel is closed
                 raise
-            self.counts.accepted(evicted=dropped is not CLOSED)
             return True
-        if settings.overflow is OverflowPolicy.DROP_NEWEST or not settings.block_input:
-            timeout: float | None = 0
-        else:
-            timeout = None if wait else settings.input_timeout
         self._feeding = True
         try:
-            accepted = channel.put(envelope, timeout)
+            accepted = channel.put(envelope, self._wait_timeout if wait else self._put_timeout)
         finally:
             self._feeding = False
-        if accepted:
-            self.count("forwarded")
+        if accepted:  # counted as forwarded by the channel
             return True
         self._refused()  # a closed or stopped pipeline raises, not returns False
-        newest = settings.overflow is OverflowPolicy.DROP_NEWEST
+        newest = self.settings.overflow is OverflowPolicy.DROP_NEWEST
         self.count("dropped_newest" if newest else "rejected")
         return False
 
@@ -311,9 +323,19 @@ class Runtime:
             self.results.put_error(envelope.error)
             return True
         end = self.clock.monotonic_ns() if done_ns is None else done_ns
-        self.latency.record(envelope.t_in, end)
-        self.results.put(envelope.data)
-        self.counts.count("completed")
+        lock = self._delivery_lock
+        if lock is None:
+            self._latency_append(envelope.t_in)
+            self._latency_append(end)
+        else:  # replicas deliver side by side: a reading pair must not interleave
+            with lock:
+                self._latency_append(envelope.t_in)
+                self._latency_append(end)
+        self.results.put(envelope.data)  # counted there as completed
+        self._settle_in -= 1
+        if self._settle_in <= 0:  # (<=: replicas may pass 0 together)
+            self._settle_in = SETTLE_EVERY
+            self._latency_settle()
         return True
 
     def count(self, key: str, n: int = 1) -> None:

@@ -9,15 +9,18 @@ one place, the ``fail`` callable the runtime hands in.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from framescope.pipeline.errors import ErrorPolicy, StageError
 from framescope.timepiece import StopWatch
 
 __all__ = [
+    "SETTLE_EVERY",
     "Envelope",
     "Fail",
     "ItemFailedError",
+    "PlainStage",
     "Process",
     "Unit",
     "close_span",
@@ -90,21 +93,48 @@ def item_processor(unit: Unit, fail: Fail, now: Callable[[], int]) -> Process:
     return process
 
 
-def stage_processor(
-    stage: Callable[[Any], Any],
-    record: Callable[[int, int], None],
-    wrap: Callable[[Any, Exception], ItemFailedError],
-    fail: Fail,
-    now: Callable[[], int],
-) -> Process:
+SETTLE_EVERY = 1024
+"""Items between two looks at whether a hot loop's stage timers have enough to fold."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlainStage:
+    """One plain stage as a thread runs it in its own loop: the call, its timer, its failures.
+
+    A worker that runs one plain stage calls it in its loop, with the timing
+    written in place (see :meth:`Worker <framescope.pipeline.runtime.worker.Worker>`);
+    :func:`stage_processor` is the same as a per-item protocol function.
+    """
+
+    call: Callable[[Any], Any]
+    """The stage (followed by its taps, if any)."""
+    watch: StopWatch
+    """Its timer (one thread writes it: the one running this stage)."""
+    wrap: Callable[[Any, Exception], ItemFailedError]
+    """Counts a failure of the stage on an item and wraps it for the policy."""
+    fail: Fail
+    """Applies a failure's policy."""
+
+    def failed(
+        self, envelope: Envelope, data: Any, error: Exception, now: Callable[[], int]
+    ) -> int | None:
+        """The stage raised ``error`` on ``data``: apply the policy (see :func:`failed_item`)."""
+        failure = error if isinstance(error, ItemFailedError) else self.wrap(data, error)
+        return failed_item(envelope, failure, self.fail, now)
+
+
+def stage_processor(plain: PlainStage, now: Callable[[], int]) -> Process:
     """:func:`item_processor` of a unit that is one plain stage, in one function.
 
-    The same protocol, with the stage call, its timing (``record(start,
-    end)``) and the wrapping of its error (``wrap(item, error)``) written in
-    place: a thread that runs one stage saves two Python calls per item, which
-    is a measurable share of an empty stage's cost. Failures end in the same
-    place as :func:`item_processor`'s.
+    The same protocol, with the stage call, its timing and the wrapping of
+    its error written in place: a thread that runs one stage saves Python
+    calls per item, which are a measurable share of an empty stage's cost.
+    Failures end in the same place as :func:`item_processor`'s. It must be
+    run by one thread (the watch's writer).
     """
+    stage, wrap, fail = plain.call, plain.wrap, plain.fail
+    append, settle = plain.watch.raw_recording()
+    left = [SETTLE_EVERY]  # items until the watch may fold (a list: written in place)
 
     def process(envelope: Envelope, start: int) -> int | None:
         if envelope.error is None:
@@ -116,8 +146,13 @@ def stage_processor(
             except Exception as error:
                 return failed_item(envelope, wrap(data, error), fail, now)
             end = now()
-            record(start, end)
+            append(start)
+            append(end)
             envelope.data = result
+            left[0] -= 1
+            if left[0] <= 0:
+                left[0] = SETTLE_EVERY
+                settle()
             return end
         return start
 

@@ -63,6 +63,7 @@ class ResultBuffer:
         self._waiters = 0  # threads waiting on _cond: nobody to wake, no notify (it is costly)
         self._closed = False
         self.blocking = False  # True: a full buffer makes the deliverer wait (back-pressure)
+        self.received = 0  # every result put, kept or not (not the errors)
         self.dropped = 0
         self.skipped = 0
         self.errors_dropped = 0
@@ -145,11 +146,13 @@ class ResultBuffer:
         """Append a result (with ``maxsize=0``: count it in ``not_kept`` and let it go)."""
         if not self._maxsize:
             with self._lock:
+                self.received += 1
                 self.not_kept += 1
             return
         size = 0 if type(result) in _SCALARS else held_bytes(result)
         maxbytes = self._maxbytes
         with self._lock:  # _append's steps, inline: this runs for every result
+            self.received += 1
             items = self._items
             if items and (
                 self.blocking

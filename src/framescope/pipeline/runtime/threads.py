@@ -19,7 +19,7 @@ from framescope.pipeline.debug.recorder import EventRecorder
 from framescope.pipeline.replicas.base import Replica
 from framescope.pipeline.runtime.channel import END, Channel
 from framescope.pipeline.runtime.cpu import CpuAccounting
-from framescope.pipeline.runtime.item import Envelope, Fail, stage_processor
+from framescope.pipeline.runtime.item import Envelope, Fail, PlainStage, stage_processor
 from framescope.pipeline.runtime.sequencer import Sequencer, remote_processor
 from framescope.pipeline.runtime.tree import StageTree, Step, UnitSpec
 from framescope.pipeline.runtime.worker import Worker, is_sending
@@ -103,9 +103,17 @@ def start_threads(
             )
             step = spec.step
             if step is None or not step.replicated:
-                process = spec.processor(fail, now)
+                process, plain = spec.processor(fail, now), spec.plain(fail)
                 group.workers.append(
-                    make(spec.label, process, group.inbox, send, end=end, recorder=spec.recorder)
+                    make(
+                        spec.label,
+                        process,
+                        group.inbox,
+                        send,
+                        end=end,
+                        recorder=spec.recorder,
+                        plain=plain,
+                    )
                 )
                 continue
             _add_replicas(group, step, send=send, end=end, fail=fail, clock=clock, make=make)
@@ -155,8 +163,10 @@ def _add_replicas(
                 fail=fail,
                 now=now,
             )
+            plain = None
         else:
-            process = stage_processor(step.work(), watch.record, step.failure, fail, now)
+            plain = PlainStage(step.work(), watch, step.failure, fail)
+            process = stage_processor(plain, now)
         group.workers.append(
             make(
                 recorder.node_id,
@@ -167,6 +177,7 @@ def _add_replicas(
                 recorder=recorder,
                 get=sequencer.get,
                 skip=sequencer.skip,
+                plain=plain,
             )
         )
 

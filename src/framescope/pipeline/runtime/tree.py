@@ -23,9 +23,11 @@ from framescope.pipeline.errors import ErrorPolicy, StageError
 from framescope.pipeline.model.events import BLOCK_NAMES, NodePhase
 from framescope.pipeline.replicas.base import Executor, ThreadExecutor
 from framescope.pipeline.runtime.item import (
+    SETTLE_EVERY,
     Envelope,
     Fail,
     ItemFailedError,
+    PlainStage,
     Process,
     Unit,
     close_span,
@@ -135,10 +137,15 @@ class UnitSpec:
 
     def processor(self, fail: Fail, now: Callable[[], int]) -> Process:
         """The per-item protocol for this thread (fused when it is one plain stage)."""
-        step = self.step
-        if step is None:
+        plain = self.plain(fail)
+        if plain is None:
             return item_processor(self.unit, fail, now)
-        return stage_processor(step.work(), step.watch.record, step.failure, fail, now)
+        return stage_processor(plain, now)
+
+    def plain(self, fail: Fail) -> PlainStage | None:
+        """The thread's one plain stage, or None when its unit is more than that."""
+        step = self.step
+        return None if step is None else PlainStage(step.work(), step.watch, step.failure, fail)
 
 
 def step_unit(step: Step) -> Unit:
@@ -158,10 +165,6 @@ def step_unit(step: Step) -> Unit:
 
         return nested
     return _flat_unit([step], step.watch.clock.monotonic_ns)
-
-
-SETTLE_EVERY = 1024
-"""Items between two looks at whether a flat unit's stage timers have enough to fold."""
 
 
 def _flat_unit(steps: list[Step], now: Callable[[], int]) -> Unit:

@@ -12,10 +12,7 @@ from framescope.clock import Clock
 from framescope.pipeline.debug.recorder import EventRecorder
 from framescope.pipeline.model.events import NO_QUEUE, NodePhase, pack_iteration
 from framescope.pipeline.runtime.channel import CLOSED, END, Channel
-from framescope.pipeline.runtime.item import (
-    Envelope,
-    Process,
-)
+from framescope.pipeline.runtime.item import SETTLE_EVERY, Envelope, PlainStage, Process
 from framescope.running import bind_recorder
 
 logger = logging.getLogger(__name__)
@@ -54,6 +51,9 @@ class Worker:
             counted, when taken. Shared with the runtime, which lowers it.
         on_exit: called once in the thread as it ends (before it passes the
             END on): the CPU accounting's last reading of it.
+        plain: the one plain stage ``process`` runs, when it is that: without
+            the recorder the thread then calls it in its own loop (the same
+            protocol, fewer Python calls an item).
     """
 
     def __init__(
@@ -72,6 +72,7 @@ class Worker:
         skip: Callable[[Envelope], None] | None = None,
         stop_line: list[int] | None = None,
         on_exit: Callable[[], object] | None = None,
+        plain: PlainStage | None = None,
     ) -> None:
         self.label = label
         self.inbox = inbox
@@ -87,6 +88,7 @@ class Worker:
         self._stop_line = [sys.maxsize] if stop_line is None else stop_line
         self.discarded = 0  # items it held when the next queue closed (not failed ones)
         self._on_exit = on_exit
+        self._plain = plain
         # A daemon thread: a user stage that never returns must not keep the
         # process alive at exit. cleanup() joins it with a bound and reports it.
         self.thread = threading.Thread(target=self._run, name=f"framescope:{label}", daemon=True)
@@ -97,7 +99,12 @@ class Worker:
             bind_recorder(recorder)
         try:
             # Two loops rather than one that asks per item whether it records.
-            held = self._recorded_loop() if recording else self._plain_loop()
+            if recording:
+                held = self._recorded_loop()
+            elif self._plain is not None:
+                held = self._stage_loop(self._plain)
+            else:
+                held = self._plain_loop()
             if held is not None:  # the loop ends here only when it could not send
                 self._lost(held)
         except BaseException as error:  # SystemExit, KeyboardInterrupt ... from a stage
@@ -137,6 +144,43 @@ class Worker:
             if process(envelope, now()) is None:  # skipped, or the pipeline stopped
                 skip(envelope)
                 continue
+            if not send(envelope):
+                return envelope
+
+    def _stage_loop(self, plain: PlainStage) -> Envelope | None:
+        """:meth:`_plain_loop` with the one plain stage's protocol written in (see PlainStage)."""
+        get, send, now, skip, line = self._get, self._send, self._now, self._skip, self._stop_line
+        stage, failed = plain.call, plain.failed
+        append, settle = plain.watch.raw_recording()
+        left = SETTLE_EVERY  # items until the watch may fold
+        while True:
+            envelope: Envelope = get()
+            if envelope is CLOSED:
+                return None
+            if envelope is END:
+                self._leave()
+                self._end()
+                return None
+            if envelope.frame_id > line[0]:
+                self._cut(envelope)
+                continue
+            if envelope.error is None:  # else an earlier stage failed on it: it passes through
+                data = envelope.data
+                start = now()
+                try:
+                    envelope.data = stage(data)
+                except Exception as error:
+                    if failed(envelope, data, error, now) is None:  # skipped, or it stopped
+                        skip(envelope)
+                        continue
+                else:
+                    end = now()
+                    append(start)
+                    append(end)
+                    left -= 1
+                    if left <= 0:
+                        left = SETTLE_EVERY
+                        settle()
             if not send(envelope):
                 return envelope
 
