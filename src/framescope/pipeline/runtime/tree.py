@@ -37,7 +37,7 @@ from framescope.pipeline.runtime.item import (
 )
 from framescope.pipeline.runtime.lifecycle import Lifecycle, Phase
 from framescope.pipeline.stage import Stage, stage_display_name
-from framescope.running import bind_recorder
+from framescope.running import RUNNING, bind_recorder
 from framescope.stats import StatsSnapshot
 from framescope.timepiece import StopWatch
 
@@ -190,6 +190,51 @@ def _flat_unit(steps: list[Step], now: Callable[[], int]) -> Unit:
             except Exception as error:
                 raise step.failure(data, error) from error
             end = now()
+            append(start)
+            append(end)
+            start = end
+        envelope.data = data
+        left[0] -= 1
+        if left[0] <= 0:
+            left[0] = SETTLE_EVERY
+            for settle in settles:
+                settle()
+        return start
+
+    return run
+
+
+def _flat_recorded_unit(steps: list[Step], now: Callable[[], int]) -> Unit:
+    """:func:`_flat_unit` with debugging: each stage's node shows it runs, on which item.
+
+    While a stage runs, its recorder is this thread's current one (see
+    :mod:`framescope.running`, written in place), its phase is PROCESSING
+    and its frame id the item's, so custom blocks nest under it.
+    """
+    plan, settles = [], []
+    for step in steps:
+        append, settle = step.watch.raw_recording()
+        plan.append((step.work(), append, step, step.recorder))
+        settles.append(settle)
+    left = [SETTLE_EVERY]
+    processing, idle, running = NodePhase.PROCESSING, NodePhase.IDLE, RUNNING
+
+    def run(envelope: Envelope, start: int) -> int:
+        data, frame = envelope.data, envelope.frame_id
+        for stage, append, step, recorder in plan:
+            recorder.frame_id = frame
+            recorder.phase = processing
+            outer, running.recorder = running.recorder, recorder
+            try:
+                data = stage(data)
+                end = now()
+            except ItemFailedError:
+                raise
+            except Exception as error:
+                raise step.failure(data, error) from error
+            finally:
+                recorder.phase = idle
+                running.recorder = outer
             append(start)
             append(end)
             start = end
@@ -429,9 +474,11 @@ class StageTree:
         debugging on, each stage's node shows PROCESSING while it runs, and
         its custom events carry the item's frame id.
         """
-        units = [step_unit(step) for step in self.steps]
-        if not self.debug and all(step.child is None for step in self.steps):
+        if all(step.child is None for step in self.steps):
+            if self.debug:
+                return _flat_recorded_unit(self.steps, self.clock.monotonic_ns)
             return _flat_unit(self.steps, self.clock.monotonic_ns)
+        units = [step_unit(step) for step in self.steps]
         if not self.debug:
 
             def run(envelope: Envelope, start: int) -> int:
