@@ -32,6 +32,7 @@ from framescope.clock import SYSTEM_CLOCK
 from framescope.pipeline.debug.aggregation import Aggregator, NodeLink
 from framescope.pipeline.debug.nodestate import EVENTS_PER_ITERATION
 from framescope.pipeline.debug.recorder import EventRecorder
+from framescope.pipeline.model.events import pack_iteration
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pipeline import LastStage, identity
@@ -69,8 +70,10 @@ def aggregator_rate(records: int, custom: int, nodes: int = 4) -> tuple[float, f
         recorder = EventRecorder(f"P__S{index}", SYSTEM_CLOCK)
         for sequence in range(records):
             t = sequence * 1_000_000
-            recorder.record_iteration(
-                (sequence, sequence, t, 1, t + 1_000, t + 50_000, 0, t + 51_000, True, t - 9)
+            recorder.extend_iterations(
+                pack_iteration(
+                    sequence, sequence, t, 1, t + 1_000, t + 50_000, 0, t + 51_000, True, t - 9
+                )
             )
         for _ in range(custom // 2):
             with recorder.block("nms"):
