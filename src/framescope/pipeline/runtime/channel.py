@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+from _thread import LockType, allocate_lock
 from collections import deque
 from collections.abc import Callable
+from time import monotonic
 from typing import Any
 
 from framescope._validation import check_positive_int
@@ -53,13 +55,11 @@ class Channel:
     __slots__ = (
         "_closed",
         "_ended",
-        "_getters",
+        "_getting",
         "_items",
         "_lock",
         "_maxsize",
-        "_not_empty",
-        "_not_full",
-        "_putters",
+        "_putting",
         "accepted",
         "discarded",
         "evicted",
@@ -69,12 +69,11 @@ class Channel:
         self._maxsize = check_positive_int(maxsize, "queue_size")
         self._items: deque[Any] = deque()
         self._lock = threading.Lock()
-        self._not_empty = threading.Condition(self._lock)
-        self._not_full = threading.Condition(self._lock)
-        # Threads waiting in get() and put(): a notify with nobody to wake costs a
-        # Python call and a lock probe, on every item, so it is made only for a waiter.
-        self._getters = 0
-        self._putters = 0
+        # The threads waiting in get() and in put(), each on a lock of its own that
+        # the thread waking it releases: what threading.Condition does, without its
+        # Python-level ownership checks on every item (see _wait).
+        self._getting: deque[LockType] = deque()
+        self._putting: deque[LockType] = deque()
         self._closed = False
         self._ended = False  # END was queued: nothing may follow it
         self.discarded = 0
@@ -114,19 +113,54 @@ class Channel:
             else:
                 self.accepted += 1
             self._items.append(item)
-            if self._getters:
-                self._not_empty.notify()
+            if self._getting:
+                self._getting.popleft().release()
             return True
 
     def _wait_for_room(self, timeout: float | None) -> bool:
         """Wait (holding the lock) until there is room, or it closed or ended; False: timed out."""
-        self._putters += 1
+        deadline = None if timeout is None else monotonic() + timeout
+        while len(self._items) >= self._maxsize and not (self._closed or self._ended):
+            left = None if deadline is None else deadline - monotonic()
+            if left is not None and left <= 0:
+                return False
+            self._wait(self._putting, left)
+        return True
+
+    def _wait(self, waiters: deque[LockType], timeout: float | None) -> bool:
+        """Wait in line ``waiters`` until woken or ``timeout`` s passed, letting the lock go.
+
+        Called, and returns, holding the channel's lock. True when woken; a
+        waiter woken just as it timed out counts as woken (the wake is not
+        lost: the caller checks again what it waits for). A wait that ends in
+        an exception (KeyboardInterrupt) leaves the line.
+        """
+        waiter = allocate_lock()
+        waiter.acquire()
+        waiters.append(waiter)
+        self._lock.release()
+        woken = False
         try:
-            return self._not_full.wait_for(
-                lambda: len(self._items) < self._maxsize or self._closed or self._ended, timeout
-            )
+            if timeout is None:
+                woken = waiter.acquire()
+            elif timeout > 0:
+                woken = waiter.acquire(True, timeout)
+            else:
+                woken = waiter.acquire(False)
         finally:
-            self._putters -= 1
+            self._lock.acquire()
+            if not woken:
+                try:
+                    waiters.remove(waiter)
+                except ValueError:  # a waker took it off the line as it timed out
+                    woken = True
+        return woken
+
+    @staticmethod
+    def _wake_all(waiters: deque[LockType]) -> None:
+        """Wake every thread in line ``waiters`` (holding the channel's lock)."""
+        while waiters:
+            waiters.popleft().release()
 
     def put_drop_oldest(self, item: Any) -> Any:
         """Queue ``item`` now; if full, drop and return the oldest item (else CLOSED).
@@ -142,8 +176,8 @@ class Channel:
                 self.evicted += 1
             self.accepted += 1
             self._items.append(item)
-            if self._getters:
-                self._not_empty.notify()
+            if self._getting:
+                self._getting.popleft().release()
             return dropped
 
     def get(self, timeout: float | None = None) -> Any:
@@ -156,20 +190,15 @@ class Channel:
             while not items:
                 if self._closed:
                     return CLOSED
-                self._getters += 1
-                try:
-                    woken = self._not_empty.wait(timeout)
-                finally:
-                    self._getters -= 1
-                if not woken:
+                if not self._wait(self._getting, timeout):
                     if items:
                         break
                     if self._closed:
                         return CLOSED
                     raise TimeoutError("nothing arrived in time")
             item = items.popleft()
-            if self._putters:
-                self._not_full.notify()
+            if self._putting:
+                self._putting.popleft().release()
             return item
 
     def intake(self) -> tuple[int, int]:
@@ -204,8 +233,8 @@ class Channel:
             if not self._ended:
                 self._ended = True
                 self._items.append(END)
-            self._not_empty.notify_all()
-            self._not_full.notify_all()
+            self._wake_all(self._getting)
+            self._wake_all(self._putting)
 
     def close(self) -> None:
         """Close: discard what is queued and wake every waiter."""
@@ -217,5 +246,5 @@ class Channel:
                 1 for item in self._items if type(item) is Envelope and item.error is None
             )
             self._items.clear()
-            self._not_empty.notify_all()
-            self._not_full.notify_all()
+            self._wake_all(self._getting)
+            self._wake_all(self._putting)
