@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from framescope.pipeline.runtime import channel as channel_module
+from framescope.pipeline.runtime import waitline
 from framescope.pipeline.runtime.channel import CLOSED, END, Channel
 from framescope.pipeline.runtime.item import Envelope
 from tests.polling import wait_for
@@ -149,10 +149,10 @@ class _TakenAsItTimesOut:
 def test_a_wake_that_meets_a_timeout_counts_as_a_wake(monkeypatch: pytest.MonkeyPatch) -> None:
     channel = Channel(1)
     monkeypatch.setattr(
-        channel_module, "allocate_lock", lambda: _TakenAsItTimesOut(channel._getting)
+        waitline, "allocate_lock", lambda: _TakenAsItTimesOut(channel._getting.waiters)
     )
     with channel._lock:
-        assert channel._wait(channel._getting, 0.5) is True
+        assert channel._getting.wait(0.5) is True
     assert not channel._getting
 
 
@@ -170,7 +170,7 @@ class _Interrupted:
 def test_an_interrupted_wait_leaves_the_line(monkeypatch: pytest.MonkeyPatch) -> None:
     channel = Channel(1)
     channel.put(1)
-    monkeypatch.setattr(channel_module, "allocate_lock", _Interrupted)
+    monkeypatch.setattr(waitline, "allocate_lock", _Interrupted)
     with pytest.raises(KeyboardInterrupt):
         channel.put(2)
     assert not channel._putting and not channel._lock.locked()

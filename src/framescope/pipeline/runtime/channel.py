@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import threading
-from _thread import LockType, allocate_lock
 from collections import deque
 from collections.abc import Callable
-from time import monotonic
 from typing import Any
 
 from framescope._validation import check_positive_int
 from framescope.pipeline.runtime.item import Envelope
+from framescope.pipeline.runtime.waitline import WaitLine
 
 __all__ = ["CLOSED", "END", "Channel"]
 
@@ -69,11 +68,8 @@ class Channel:
         self._maxsize = check_positive_int(maxsize, "queue_size")
         self._items: deque[Any] = deque()
         self._lock = threading.Lock()
-        # The threads waiting in get() and in put(), each on a lock of its own that
-        # the thread waking it releases: what threading.Condition does, without its
-        # Python-level ownership checks on every item (see _wait).
-        self._getting: deque[LockType] = deque()
-        self._putting: deque[LockType] = deque()
+        self._getting = WaitLine(self._lock)  # the threads waiting in get()
+        self._putting = WaitLine(self._lock)  # and in put()
         self._closed = False
         self._ended = False  # END was queued: nothing may follow it
         self.discarded = 0
@@ -113,54 +109,15 @@ class Channel:
             else:
                 self.accepted += 1
             self._items.append(item)
-            if self._getting:
-                self._getting.popleft().release()
+            if self._getting.waiters:
+                self._getting.wake_one()
             return True
 
     def _wait_for_room(self, timeout: float | None) -> bool:
         """Wait (holding the lock) until there is room, or it closed or ended; False: timed out."""
-        deadline = None if timeout is None else monotonic() + timeout
-        while len(self._items) >= self._maxsize and not (self._closed or self._ended):
-            left = None if deadline is None else deadline - monotonic()
-            if left is not None and left <= 0:
-                return False
-            self._wait(self._putting, left)
-        return True
-
-    def _wait(self, waiters: deque[LockType], timeout: float | None) -> bool:
-        """Wait in line ``waiters`` until woken or ``timeout`` s passed, letting the lock go.
-
-        Called, and returns, holding the channel's lock. True when woken; a
-        waiter woken just as it timed out counts as woken (the wake is not
-        lost: the caller checks again what it waits for). A wait that ends in
-        an exception (KeyboardInterrupt) leaves the line.
-        """
-        waiter = allocate_lock()
-        waiter.acquire()
-        waiters.append(waiter)
-        self._lock.release()
-        woken = False
-        try:
-            if timeout is None:
-                woken = waiter.acquire()
-            elif timeout > 0:
-                woken = waiter.acquire(True, timeout)
-            else:
-                woken = waiter.acquire(False)
-        finally:
-            self._lock.acquire()
-            if not woken:
-                try:
-                    waiters.remove(waiter)
-                except ValueError:  # a waker took it off the line as it timed out
-                    woken = True
-        return woken
-
-    @staticmethod
-    def _wake_all(waiters: deque[LockType]) -> None:
-        """Wake every thread in line ``waiters`` (holding the channel's lock)."""
-        while waiters:
-            waiters.popleft().release()
+        return self._putting.wait_for(
+            lambda: len(self._items) < self._maxsize or self._closed or self._ended, timeout
+        )
 
     def put_drop_oldest(self, item: Any) -> Any:
         """Queue ``item`` now; if full, drop and return the oldest item (else CLOSED).
@@ -176,8 +133,8 @@ class Channel:
                 self.evicted += 1
             self.accepted += 1
             self._items.append(item)
-            if self._getting:
-                self._getting.popleft().release()
+            if self._getting.waiters:
+                self._getting.wake_one()
             return dropped
 
     def get(self, timeout: float | None = None) -> Any:
@@ -190,15 +147,15 @@ class Channel:
             while not items:
                 if self._closed:
                     return CLOSED
-                if not self._wait(self._getting, timeout):
+                if not self._getting.wait(timeout):
                     if items:
                         break
                     if self._closed:
                         return CLOSED
                     raise TimeoutError("nothing arrived in time")
             item = items.popleft()
-            if self._putting:
-                self._putting.popleft().release()
+            if self._putting.waiters:
+                self._putting.wake_one()
             return item
 
     def intake(self) -> tuple[int, int]:
@@ -233,8 +190,8 @@ class Channel:
             if not self._ended:
                 self._ended = True
                 self._items.append(END)
-            self._wake_all(self._getting)
-            self._wake_all(self._putting)
+            self._getting.wake_all()
+            self._putting.wake_all()
 
     def close(self) -> None:
         """Close: discard what is queued and wake every waiter."""
@@ -246,5 +203,5 @@ class Channel:
                 1 for item in self._items if type(item) is Envelope and item.error is None
             )
             self._items.clear()
-            self._wake_all(self._getting)
-            self._wake_all(self._putting)
+            self._getting.wake_all()
+            self._putting.wake_all()

@@ -11,6 +11,7 @@ from framescope._buffers import SCALARS as _SCALARS
 from framescope._buffers import held_bytes
 from framescope._validation import check_int_at_least
 from framescope.pipeline.errors import StageError
+from framescope.pipeline.runtime.waitline import WaitLine
 
 __all__ = ["DEFAULT_RESULTS_BYTES", "NOTHING", "ResultBuffer"]
 
@@ -59,8 +60,7 @@ class ResultBuffer:
         self._bytes = 0
         self._errors = 0
         self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
-        self._waiters = 0  # threads waiting on _cond: nobody to wake, no notify (it is costly)
+        self._line = WaitLine(self._lock)  # readers waiting for an entry, a deliverer for room
         self._closed = False
         self.blocking = False  # True: a full buffer makes the deliverer wait (back-pressure)
         self.received = 0  # every result put, kept or not (not the errors)
@@ -109,17 +109,13 @@ class ResultBuffer:
         self.errors_dropped += 1
 
     def _wait(self, ready: Callable[[], object], timeout: float | None) -> None:
-        """Wait (holding the lock) until ``ready()`` or ``timeout``, counted as a waiter."""
-        self._waiters += 1
-        try:
-            self._cond.wait_for(ready, timeout)
-        finally:
-            self._waiters -= 1
+        """Wait (holding the lock) until ``ready()`` or ``timeout``."""
+        self._line.wait_for(ready, timeout)
 
     def _wake(self) -> None:
         """Wake every waiter (holding the lock), if there is one."""
-        if self._waiters:
-            self._cond.notify_all()
+        if self._line.waiters:
+            self._line.wake_all()
 
     def _make_room_for(self, size: int) -> None:
         """Wait for room (blocking) or drop the oldest until an entry of ``size`` bytes fits."""
@@ -163,8 +159,8 @@ class ResultBuffer:
             items.append(result)
             self._sizes.append(size)
             self._bytes += size
-            if self._waiters:
-                self._cond.notify_all()
+            if self._line.waiters:
+                self._line.wake_all()
 
     def put_error(self, error: StageError) -> None:
         """Append the error of a failed item, in its place."""
