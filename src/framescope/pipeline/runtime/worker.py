@@ -100,7 +100,8 @@ class Worker:
         try:
             # Two loops rather than one that asks per item whether it records.
             if recording:
-                held = self._recorded_loop()
+                plain = self._plain
+                held = self._recorded_loop() if plain is None else self._recorded_stage_loop(plain)
             elif self._plain is not None:
                 held = self._stage_loop(self._plain)
             else:
@@ -233,6 +234,87 @@ class Worker:
             if not sent:
                 return envelope
             sequence, t_get = sequence + 1, t_sent
+
+    def _recorded_stage_loop(self, plain: PlainStage) -> Envelope | None:
+        """:meth:`_recorded_loop` with the one plain stage's protocol written in.
+
+        The same steps and records as :meth:`_recorded_loop` running
+        :func:`~framescope.pipeline.runtime.item.stage_processor`'s process,
+        without its call per item (a share of an empty stage's cost worth a
+        loop of its own: the debugging on/off ratio is a stated target).
+        """
+        get, send, now, skip = self._get, self._send, self._now, self._skip
+        recorder, line, outbox_length = self.recorder, self._stop_line, self._outbox_length
+        append, inbox_length = recorder.extend_iterations, self.inbox.length_function()
+        stage, failed = plain.call, plain.failed
+        add, settle = plain.watch.raw_recording()
+        getting, processing, sending = (
+            NodePhase.GETTING_INPUTS,
+            NodePhase.PROCESSING,
+            NodePhase.SENDING_OUTPUTS,
+        )
+        sequence, t_get, left = 0, now(), SETTLE_EVERY
+        while True:
+            recorder.phase = getting
+            queued = inbox_length()
+            envelope: Envelope = get()
+            if envelope is CLOSED:
+                return None
+            if envelope is END:
+                self._leave()
+                self._end()
+                return None
+            frame, t_in = envelope.frame_id, envelope.t_in
+            if frame > line[0]:
+                self._cut(envelope)
+                continue
+            t_got = t_send = now()
+            recorder.phase = processing
+            recorder.frame_id = frame
+            if envelope.error is None:  # else an earlier stage failed on it: it passes through
+                data = envelope.data
+                try:
+                    envelope.data = stage(data)
+                except Exception as error:
+                    ended = failed(envelope, data, error, now)
+                    if ended is None:  # skipped, or the pipeline stopped
+                        skip(envelope)
+                        t_get = self._ended_here((sequence, frame, t_get, queued, t_got), t_in)
+                        sequence += 1
+                        continue
+                    t_send = ended
+                else:
+                    t_send = now()
+                    add(t_got)
+                    add(t_send)
+                    left -= 1
+                    if left <= 0:
+                        left = SETTLE_EVERY
+                        settle()
+            recorder.phase = sending
+            out_queued = outbox_length() if outbox_length is not None else NO_QUEUE
+            sent = send(envelope)
+            t_sent = now()
+            append(
+                pack_iteration(
+                    sequence, frame, t_get, queued, t_got, t_send, out_queued, t_sent, sent, t_in
+                )
+            )
+            if not sent:
+                return envelope
+            sequence, t_get = sequence + 1, t_sent
+
+    def _ended_here(self, head: tuple[int, int, int, int, int], t_in: int) -> int:
+        """Record the iteration of an item that ended in this stage; the reading it ended on.
+
+        ``head``: the iteration's sequence, frame id, get and got readings and queue length.
+        """
+        sequence, frame, t_get, queued, t_got = head
+        t = self._now()
+        self.recorder.extend_iterations(
+            pack_iteration(sequence, frame, t_get, queued, t_got, t, NO_QUEUE, t, 0, t_in)
+        )
+        return t
 
     def _cut(self, envelope: Envelope) -> None:
         """``envelope`` came in after the item a stage stopped the pipeline on: discard it."""
