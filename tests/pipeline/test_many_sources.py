@@ -329,3 +329,20 @@ def test_the_sources_go_to_json_and_back(clock: FakeClock) -> None:
     data["sources"][1]["name"] = "a"
     with pytest.raises(SnapshotFormatError, match=r"^sources\[1\]\.name: 'a' appears twice"):
         PipelineSnapshot.from_dict(data)
+
+
+def test_the_snapshot_prints_a_row_per_source(clock: FakeClock) -> None:
+    pipeline = _pipeline(clock, threaded=False)
+    try:
+        list(pipeline.run({"door": range(3), "yard": Failing(1)}))
+        clock.advance(2.0)
+        text = str(pipeline.snapshot())
+    finally:
+        pipeline.cleanup()
+    lines = text.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("source"))
+    assert lines[head].split()[:3] == ["source", "state", "for"]
+    door, yard = lines[head + 1].split(), lines[head + 2].split()
+    assert door[:4] == ["door", "ended", "2.0", "3"]
+    assert yard[:4] == ["yard", "failed", "2.0", "1"]
+    assert lines[head + 2].endswith("OSError: camera unplugged")
