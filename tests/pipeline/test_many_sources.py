@@ -346,3 +346,102 @@ def test_the_snapshot_prints_a_row_per_source(clock: FakeClock) -> None:
     assert door[:4] == ["door", "ended", "2.0", "3"]
     assert yard[:4] == ["yard", "failed", "2.0", "1"]
     assert lines[head + 2].endswith("OSError: camera unplugged")
+
+
+def test_a_video_source_waiting_to_reconnect_is_reconnecting(clock: FakeClock) -> None:
+    pytest.importorskip("av")
+    from framescope.video import VideoSource
+    from tests.video.helpers import free_port
+
+    # Nothing listens on the port: each open is refused at once, then the source backs off
+    # on the fake clock, saying it is reconnecting.
+    camera = VideoSource(
+        f"tcp://127.0.0.1:{free_port()}", format="mpegts", reconnect=True, clock=clock
+    )
+    changes: list[SourceTransition] = []
+    pipeline = _pipeline(clock, threaded=True)
+    run = pipeline.run({"cam": camera, "other": range(3)}, on_source_state=changes.append)
+    reader = threading.Thread(target=lambda: list(run), name="framescope-test:reader")
+    try:
+        reader.start()
+        wait_for(lambda: camera.reconnecting, what="the source's back-off")
+        feeds = pipeline._runtime.sources
+        assert feeds is not None
+        rounds = feeds.rounds
+        clock.advance(feeds.check_every)
+        wait_for(lambda: feeds.rounds > rounds, what="a watcher round")
+        assert pipeline.snapshot().sources["cam"].state is SourceState.RECONNECTING
+    finally:
+        camera.close()
+        reader.join(30)
+        pipeline.cleanup()
+    cam = [(c.old, c.new) for c in changes if c.source == "cam"]
+    assert cam == [
+        (SourceState.STARTING, SourceState.RECONNECTING),
+        (SourceState.RECONNECTING, SourceState.ENDED),
+    ]
+    assert pipeline.snapshot().sources["other"].state is SourceState.ENDED
+
+
+def test_the_pipeline_s_drops_are_counted_per_source(clock: FakeClock) -> None:
+    go = threading.Event()
+
+    def gated(item: Any) -> Any:
+        go.wait(30)
+        return item
+
+    pipeline = Pipeline(name="Cams", clock=clock)
+    pipeline.add(gated, "Gated")
+    pipeline.parallelize(overflow="drop_newest")
+    run = pipeline.run({"a": range(20), "b": range(20)})
+    results: list[Sourced] = []
+    reader = threading.Thread(target=lambda: results.extend(run), name="framescope-test:reader")
+    try:
+        reader.start()
+        wait_for(
+            lambda: {s.state for s in pipeline.snapshot().sources.values()} == {SourceState.ENDED},
+            what="both sources ended",
+        )
+        go.set()
+        reader.join(30)
+        snapshot = pipeline.snapshot()
+    finally:
+        go.set()
+        pipeline.cleanup()
+    sources = snapshot.sources
+    assert sum(s.dropped for s in sources.values()) == snapshot.counters["dropped_newest"] > 0
+    for name, source in sources.items():
+        kept = [r.item for r in results if r.source == name]
+        assert source.frames == 20
+        assert source.frames - source.dropped == source.results == len(kept)
+        assert kept == sorted(kept)  # in order per source, with gaps where it was dropped
+
+
+@pytest.mark.integration
+def test_two_synthetic_cameras_at_real_time() -> None:
+    from framescope.video import SyntheticSource
+
+    pipeline = Pipeline(name="Cams")
+    pipeline.add(lambda frame: frame, "Pass")
+    pipeline.parallelize()
+    seen: dict[str, list[int]] = {"cam1": [], "cam2": []}
+    states: list[SourceTransition] = []
+    cameras = {
+        "cam1": SyntheticSource(64, 48, fps=30, frames=30, realtime=True),
+        "cam2": SyntheticSource(64, 48, fps=20, frames=10, realtime=True),
+    }
+    try:
+        for frame in pipeline.run(cameras, on_source_state=states.append):
+            seen[frame.source].append(frame.index)
+        sources = pipeline.snapshot().sources
+    finally:
+        pipeline.cleanup()
+    assert seen == {"cam1": list(range(30)), "cam2": list(range(10))}
+    for name in cameras:
+        assert sources[name].state is SourceState.ENDED
+        assert sources[name].fps is not None and sources[name].fps > 0
+        assert sources[name].last_frame_age is not None
+    for name in cameras:
+        entered = [c.new for c in states if c.source == name]
+        assert entered[0] is SourceState.RUNNING and entered[-1] is SourceState.ENDED
+        assert SourceState.STALLED not in entered  # a camera paced at its rate is never silent
