@@ -104,9 +104,9 @@ class SourceHealth:
     """One source's live state and counters.
 
     Its counters have one writer each (its thread: ``frames``, its times; the
-    pipeline's feeder: ``dropped``; the reader of the results: ``results``,
-    ``failed``); the state changes under ``lock``, through
-    :meth:`SourceFeeds.move`.
+    pipeline's feeder: ``refused``; the reader of the results: ``results``,
+    ``failed``; a stop, under ``lock``: ``unfed``); the state changes under
+    ``lock``, through :meth:`SourceFeeds.move`.
     """
 
     def __init__(self, name: str, source: Iterable[Any], now_ns: int) -> None:
@@ -119,7 +119,8 @@ class SourceHealth:
         self.transitions: dict[str, int] = {}
         self.callback_errors = 0
         self.frames = 0
-        self.dropped = 0
+        self.refused = 0  # items the pipeline refused (its overflow policy)
+        self.unfed = 0  # items a stop of the run left between the source and the pipeline
         self.failed = 0
         self.results = 0
         self.last_frame_ns: int | None = None
@@ -161,7 +162,7 @@ class SourceHealth:
             since=max(0, now_ns - since_ns) / 1e9,
             reason=reason,
             frames=self.frames,
-            dropped=self.dropped,
+            dropped=self.refused + self.unfed,
             failed=self.failed,
             results=self.results,
             fps=self.fps(now_ns),
@@ -313,7 +314,7 @@ class SourceFeeds:
         def deliver(entry: tuple[SourceHealth, Any]) -> None:
             health, item = entry
             if not submit(item, raise_now=False, wait=True):
-                health.dropped += 1  # the overflow policy's drop, counted pipeline-wide too
+                health.refused += 1  # the overflow policy's drop, counted pipeline-wide too
 
         return deliver
 
@@ -363,7 +364,8 @@ class SourceFeeds:
                 health.put_wait_ns += now() - t_got
                 health.putting_since = None
                 if not taken:  # the run was stopped: the item goes nowhere
-                    health.dropped += 1
+                    with health.lock:
+                        health.unfed += 1
                     return
         except StopIteration:
             self.move(health, SourceState.ENDED, now())
@@ -507,7 +509,8 @@ class SourceFeeds:
         """
         self._stop.set()
         for health, _ in self.merge.close():
-            health.dropped += 1
+            with health.lock:
+                health.unfed += 1
         left = Deadline(timeout).left
         hung = []
         current = threading.current_thread()
