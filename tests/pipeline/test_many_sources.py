@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -445,3 +446,29 @@ def test_two_synthetic_cameras_at_real_time() -> None:
         entered = [c.new for c in states if c.source == name]
         assert entered[0] is SourceState.RUNNING and entered[-1] is SourceState.ENDED
         assert SourceState.STALLED not in entered  # a camera paced at its rate is never silent
+
+
+def test_each_transition_is_logged_once_a_failure_with_its_traceback(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    pipeline = _pipeline(clock, threaded=False)
+    with caplog.at_level(logging.INFO, logger="framescope.pipeline.runtime.sources"):
+        try:
+            list(pipeline.run({"bad": Failing(1), "good": range(2)}))
+        finally:
+            pipeline.cleanup()
+    lines = sorted(
+        (r.levelname, r.getMessage(), r.exc_info is not None)
+        for r in caplog.records
+        if r.name == "framescope.pipeline.runtime.sources"
+    )
+    assert lines == [
+        (
+            "ERROR",
+            "pipeline 'Cams': source 'bad' running -> failed (OSError: camera unplugged)",
+            True,
+        ),
+        ("INFO", "pipeline 'Cams': source 'bad' starting -> running", False),
+        ("INFO", "pipeline 'Cams': source 'good' running -> ended", False),
+        ("INFO", "pipeline 'Cams': source 'good' starting -> running", False),
+    ]

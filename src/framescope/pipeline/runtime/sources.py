@@ -369,15 +369,8 @@ class SourceFeeds:
                     return
         except StopIteration:
             self.move(health, SourceState.ENDED, now())
-        except Exception as error:
-            logger.error(
-                "pipeline %r: source %r raised %s; the other sources go on",
-                self.pipeline,
-                health.name,
-                type(error).__name__,
-                exc_info=error,
-            )
-            self.move(health, SourceState.FAILED, now(), reason=describe_error(error))
+        except Exception as error:  # logged with its traceback as the move to failed
+            self.move(health, SourceState.FAILED, now(), reason=describe_error(error), error=error)
         finally:
             health.waiting_since = None
             self.merge.source_done()
@@ -431,11 +424,13 @@ class SourceFeeds:
         *,
         reason: str | None = None,
         only_from: frozenset[SourceState] | None = None,
+        error: Exception | None = None,
     ) -> SourceTransition | None:
         """Change ``health``'s state (unless final, the same, or not in ``only_from``).
 
         The one place a source's state changes: the change is timed, counted,
-        logged and handed to the callback. Returns it (None: no change).
+        logged (with ``error``'s traceback, for a failure) and handed to the
+        callback. Returns it (None: no change).
         """
         with health.lock:
             old = health.state
@@ -444,16 +439,16 @@ class SourceFeeds:
             health.state, health.since_ns, health.reason = new, now_ns, reason
             health.transitions[new.value] = health.transitions.get(new.value, 0) + 1
         transition = SourceTransition(health.name, old, new, now_ns, reason)
-        self._log(transition)
+        self._log(transition, error)
         if self._on_state is not None:
             try:
                 self._on_state(transition)
-            except Exception as error:
+            except Exception as fault:
                 health.callback_errors += 1
-                self._log_fault(transition, error)
+                self._log_fault(transition, fault)
         return transition
 
-    def _log(self, change: SourceTransition) -> None:
+    def _log(self, change: SourceTransition, error: Exception | None) -> None:
         verdict = self._log_limit.check((change.source, change.new))
         if verdict == FULL:
             logger.log(
@@ -464,6 +459,7 @@ class SourceFeeds:
                 change.old,
                 change.new,
                 "" if change.reason is None else f" ({change.reason})",
+                exc_info=error,
             )
         elif verdict > 0:
             logger.warning(
