@@ -472,3 +472,21 @@ def test_each_transition_is_logged_once_a_failure_with_its_traceback(
         ("INFO", "pipeline 'Cams': source 'good' running -> ended", False),
         ("INFO", "pipeline 'Cams': source 'good' starting -> running", False),
     ]
+
+
+def test_fps_and_last_frame_age_are_read_on_the_pipeline_s_clock(clock: FakeClock) -> None:
+    def paced(period: float, count: int) -> Iterator[int]:
+        for index in range(count):
+            clock.advance(period)  # the frame comes `period` after the one before
+            yield index
+
+    pipeline = _pipeline(clock, threaded=False)
+    try:
+        assert len(list(pipeline.run({"cam": paced(0.1, 20)}))) == 20
+        clock.advance(0.5)
+        cam = pipeline.snapshot().sources["cam"]
+    finally:
+        pipeline.cleanup()
+    assert cam.fps == pytest.approx(10.0)
+    assert cam.last_frame_age == pytest.approx(0.5)
+    assert cam.since == pytest.approx(0.5)  # ended with its last frame
