@@ -228,5 +228,8 @@ def check_block(code: str, namespace: dict[str, Any], folder: Path, printed: str
         preview.latest(timeout=10)  # the encoder takes the newest result at its pace
         assert preview.sequence >= 1 and preview.problem is None
         namespace["view"].close()
+    if "run(cameras" in code:  # many cameras: the snapshot has a row per camera
+        rows = [line.split()[:2] for line in printed.splitlines()]
+        assert ["cam1", "ended"] in rows and ["cam2", "ended"] in rows
     if "print(ticker)" in code:
         assert printed.startswith("<Ticker intervals=[")

@@ -10,10 +10,12 @@ import math
 import threading
 from collections.abc import Mapping
 from numbers import Real
+from typing import TypeVar
 
 __all__ = [
     "MAX_SECONDS",
     "check_bool",
+    "check_callable_or_none",
     "check_int_at_least",
     "check_int_between",
     "check_number",
@@ -27,6 +29,9 @@ __all__ = [
 # The longest wait the standard library's locks and events accept: a longer
 # timeout would raise OverflowError from deep inside the wait.
 MAX_SECONDS = float(threading.TIMEOUT_MAX)
+
+
+_C = TypeVar("_C")
 
 
 def _is_number(value: object) -> bool:
@@ -205,3 +210,10 @@ def check_str_mapping(value: object, name: str) -> dict[str, str]:
             )
         checked[key] = str(item)
     return checked
+
+
+def check_callable_or_none(value: _C | None, name: str) -> _C | None:
+    """Return ``value`` if it is callable or None, else raise TypeError naming ``name``."""
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} must be a callable or None, got {type(value).__name__}")
+    return value

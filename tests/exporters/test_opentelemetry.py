@@ -419,3 +419,27 @@ def test_stage_cpu_by_state_and_the_machine_gauges(clock: FakeClock) -> None:
     assert value(found, "framescope.machine.cpu_busy", **cam) == pytest.approx(0.5)
     assert value(found, "framescope.machine.load1", **cam) == pytest.approx(1.5)
     assert value(found, "framescope.process.cpu_cores", **cam) == pytest.approx(0.7)
+
+
+def test_each_source_of_a_many_source_run_is_an_instrument_series(clock: FakeClock) -> None:
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    pipeline = Pipeline(name="Cams", clock=clock)
+    pipeline.add(lambda item: item, "Pass")
+    exporter = OpenTelemetryExporter(provider)
+    exporter.add_pipeline(pipeline)
+    try:
+        assert len(list(pipeline.run({"door": range(4), "yard": range(2)}))) == 6
+        clock.advance(2.0)
+        found = points(reader)
+    finally:
+        exporter.close()
+        pipeline.cleanup()
+    door = {"pipeline": "Cams", "source": "door"}
+    assert value(found, "framescope.source.frames", **door) == 4
+    assert value(found, "framescope.source.frames", pipeline="Cams", source="yard") == 2
+    assert value(found, "framescope.source.state", state="ended", **door) == 1
+    assert value(found, "framescope.source.state", state="stalled", **door) == 0
+    assert value(found, "framescope.source.last_frame_age", **door) == 2.0
+    assert value(found, "framescope.source.transitions", state="running", **door) == 1
+    assert value(found, "framescope.source.dropped", **door) == 0

@@ -358,3 +358,37 @@ def test_a_serial_pipeline_has_no_cpu_series_and_state_is_a_reserved_label(
     assert not [key for key in samples if key[0] == "framescope_stage_cpu_seconds_total"]
     with pytest.raises(ValueError, match="'state' is a label framescope sets itself"):
         PrometheusExporter(labels={"state": "on"})
+
+
+class _Broken:
+    """Gives two items, then raises."""
+
+    def __iter__(self) -> Iterator[int]:
+        yield from range(2)
+        raise OSError("camera unplugged")
+
+
+def test_each_source_of_a_many_source_run_is_exported(clock: FakeClock) -> None:
+    pipeline = Pipeline(name="Cams", clock=clock)
+    pipeline.add(lambda item: item, "Pass")
+    with PrometheusExporter() as exporter:
+        exporter.add_pipeline(pipeline)
+        assert len(list(pipeline.run({"door": range(5), "yard": _Broken()}))) == 7
+        clock.advance(1.5)
+        samples = scrape(exporter.serve().url)
+    pipeline.cleanup()
+
+    def value(name: str, **labels: str) -> float:
+        return samples[(name, tuple(sorted({"pipeline": "Cams", **labels}.items())))]
+
+    assert value("framescope_source_frames_total", source="door") == 5
+    assert value("framescope_source_frames_total", source="yard") == 2
+    assert value("framescope_source_state", source="yard", state="failed") == 1
+    assert value("framescope_source_state", source="yard", state="running") == 0
+    assert value("framescope_source_state", source="door", state="ended") == 1
+    assert value("framescope_source_last_frame_age_seconds", source="door") == 1.5
+    assert value("framescope_source_dropped_items_total", source="door") == 0
+    assert value("framescope_source_reconnects_total", source="door") == 0
+    assert value("framescope_source_transitions_total", source="yard", state="failed") == 1
+    assert value("framescope_source_transitions_total", source="yard", state="stalled") == 0
+    assert value("framescope_source_state_seconds", source="yard") == 1.5

@@ -21,6 +21,8 @@ from framescope.pipeline import (
     CpuSplit,
     MachineLoad,
     PipelineSnapshot,
+    SourceSnapshot,
+    SourceState,
     StageSnapshot,
     merge_snapshots,
 )
@@ -85,6 +87,11 @@ def every_field_set(snapshot: PipelineSnapshot, n: int) -> PipelineSnapshot:
         debug=n == 1,
         wall_time=datetime.datetime(2024, 1, n, tzinfo=UTC),
         source_error=f"ValueError: camera {n} gone",
+        sources={
+            "cam": SourceSnapshot(
+                "cam", SourceState.STALLED if n == 1 else SourceState.RUNNING, since=n, frames=n
+            )
+        },
     )
 
 
@@ -139,6 +146,12 @@ def check_no_traces(merged: PipelineSnapshot, a: PipelineSnapshot, b: PipelineSn
     assert merged.node_ids == tuple(s.key for s in merged.stages if s.working)
 
 
+def check_sources(merged: PipelineSnapshot, a: PipelineSnapshot, b: PipelineSnapshot) -> None:
+    assert list(merged.sources) == ["box1__cam", "box2__cam"]
+    assert merged.sources["box1__cam"] == dataclasses.replace(a.sources["cam"], name="box1__cam")
+    assert merged.sources["box2__cam"] == dataclasses.replace(b.sources["cam"], name="box2__cam")
+
+
 def equal_to(value: Any) -> Callable[[Any], None]:
     def check(got: Any) -> None:
         assert got == value
@@ -163,6 +176,7 @@ PIPELINE_RULES: dict[str, Check] = {
         "Cam: ValueError: camera 1 gone; Door: ValueError: camera 2 gone"
     )(m.source_error),
     "machine": lambda m, a, b: equal_to(None)(m.machine),  # two machines' loads: none is both
+    "sources": check_sources,
     "_state": check_state,
     "_traces": check_no_traces,
 }

@@ -24,6 +24,15 @@ framescope.machine.cores           gauge ({cpu})     pipeline
 framescope.machine.cpu_busy        gauge (1)         pipeline
 framescope.machine.load1           gauge (1)         pipeline
 framescope.process.cpu_cores       gauge ({cpu})     pipeline
+framescope.source.state            gauge (0 or 1)    pipeline, source, state (many sources)
+framescope.source.state_time       gauge (s)         pipeline, source
+framescope.source.last_frame_age   gauge (s)         pipeline, source
+framescope.source.frame_rate       gauge ({frame}/s) pipeline, source
+framescope.source.frames           counter           pipeline, source
+framescope.source.dropped          counter           pipeline, source
+framescope.source.failed           counter           pipeline, source
+framescope.source.reconnects       counter           pipeline, source
+framescope.source.transitions      counter           pipeline, source, state
 framescope.timer.duration          gauge (s)         timer, quantile
 framescope.timer.count             counter           timer
 framescope.timer.rate              gauge (1/s)       timer
@@ -34,13 +43,14 @@ each replica shows on its own in the snapshot, the live view and Prometheus.
 OpenTelemetry has no asynchronous histogram, so latency distributions are
 reported as quantile gauges over each timer's recent window, with the exact
 all-time count and sum as counters. ``stage.cpu`` and the machine gauges are
-Prometheus's ``stage_cpu_seconds_total`` and ``machine_*`` (see
-:mod:`framescope.exporters.prometheus`). With ``traces=True`` the pipeline's sampled
-frame traces (debugging on) become spans: one ``frame`` span per traced frame,
-a child span per stage, and the stage's custom blocks nested inside. Spans are
-made on their own schedule (every ``trace_interval`` seconds, on a named
-thread, and at :meth:`OpenTelemetryExporter.close`), never as a side effect of
-a metrics collection.
+Prometheus's ``stage_cpu_seconds_total`` and ``machine_*``, the ``source.``
+instruments its ``source_*`` series (see :mod:`framescope.exporters.prometheus`).
+With ``traces=True`` the pipeline's sampled frame traces (debugging on) become
+spans: one ``frame`` span per traced frame, a child span per stage, and the
+stage's custom blocks nested inside. Spans are made on their own schedule (every
+``trace_interval`` seconds, on a named thread, and at
+:meth:`OpenTelemetryExporter.close`), never as a side effect of a metrics
+collection.
 """
 
 from __future__ import annotations
@@ -64,6 +74,7 @@ from framescope.exporters.otlp import delivered_spans, otlp_meter_provider, otlp
 from framescope.exporters.sources import MetricSources, Reading, cpu_seconds
 from framescope.pipeline.model.events import NodePhase
 from framescope.pipeline.model.snapshot import SnapshotSource
+from framescope.pipeline.model.sources import SourceSnapshot, SourceState
 from framescope.pipeline.model.traces import FrameTrace
 from framescope.stats import StatsSnapshot
 from framescope.timepiece.tachometers import BaseTachometer
@@ -254,6 +265,7 @@ class OpenTelemetryExporter:
                 "Cores the pipeline's process kept busy.",
                 _machine("process_cores"),
             ),
+            *_source_spec(gauge, counter),
             (gauge, "timer.duration", "s", "Timer interval quantiles.", _timer_duration),
             (counter, "timer.count", "{event}", "Intervals a timer measured.", _timer_count),
             (gauge, "timer.rate", "1/s", "Timer events per second.", _timer_rate),
@@ -491,6 +503,52 @@ def _machine(figure: str) -> Callable[[Reading], Observed]:
                 yield float(value), {"pipeline": p.pipeline}
 
     return observe
+
+
+def _source_spec(gauge: Any, counter: Any) -> list[tuple[Any, str, str, str, Callable[..., Any]]]:
+    """The instruments of a many-source run's sources (one set per source)."""
+    return [
+        (gauge, "source.state", "1", "1 for the source's current state.", _source_state),
+        (gauge, "source.state_time", "s", "Time in the current state.", _source("since")),
+        (gauge, "source.last_frame_age", "s", "Time since its last frame.", _source("age")),
+        (gauge, "source.frame_rate", "{frame}/s", "Frames a second.", _source("fps")),
+        (counter, "source.frames", "{frame}", "Frames taken from it.", _source("frames")),
+        (counter, "source.dropped", "{item}", "Its items refused.", _source("dropped")),
+        (counter, "source.failed", "{item}", "Its items a stage failed on.", _source("failed")),
+        (counter, "source.reconnects", "{reconnect}", "Reopened.", _source("reconnects")),
+        (counter, "source.transitions", "{transition}", "States entered.", _source_entered),
+    ]
+
+
+def _sources(r: Reading) -> Iterable[tuple[SourceSnapshot, dict[str, str]]]:
+    for p in r.pipelines:
+        for source in p.sources.values():
+            yield source, {"pipeline": p.pipeline, "source": source.name}
+
+
+def _source(figure: str) -> Callable[[Reading], Observed]:
+    """The observer of one figure of each source (left out where it is unknown)."""
+    name = {"since": "since", "age": "last_frame_age"}.get(figure, figure)
+
+    def observe(r: Reading) -> Observed:
+        for source, attrs in _sources(r):
+            value = getattr(source, name)
+            if value is not None:
+                yield float(value), attrs
+
+    return observe
+
+
+def _source_state(r: Reading) -> Observed:
+    for source, attrs in _sources(r):
+        for state in SourceState:
+            yield float(state is source.state), {**attrs, "state": state.value}
+
+
+def _source_entered(r: Reading) -> Observed:
+    for source, attrs in _sources(r):
+        for state in SourceState:
+            yield source.transitions.get(state.value, 0), {**attrs, "state": state.value}
 
 
 def _timer_duration(r: Reading) -> Observed:

@@ -25,6 +25,15 @@ framescope_machine_load1                          gauge      pipeline
 framescope_process_cpu_cores                      gauge      pipeline
 framescope_replica_processing_seconds             histogram  pipeline, stage, replica
 framescope_replica_frames_per_second              gauge      pipeline, stage, replica
+framescope_source_state                           gauge      pipeline, source, state
+framescope_source_state_seconds                   gauge      pipeline, source
+framescope_source_last_frame_age_seconds          gauge      pipeline, source
+framescope_source_frames_per_second               gauge      pipeline, source
+framescope_source_frames_total                    counter    pipeline, source
+framescope_source_dropped_items_total             counter    pipeline, source
+framescope_source_failed_items_total              counter    pipeline, source
+framescope_source_reconnects_total                counter    pipeline, source
+framescope_source_transitions_total               counter    pipeline, source, state
 framescope_timer_seconds                          histogram  timer
 framescope_timer_events_per_second                gauge      timer
 ================================================  =========  ==========================
@@ -51,6 +60,15 @@ A state the system does not report is left out, as is a stage not measured
 pipeline runs on over the recent window (every process on it): its cores,
 the share of all of them busy, the one-minute load average;
 ``process_cpu_cores`` the cores the pipeline's process kept busy.
+
+The ``source_`` series are there for a run of many sources
+(``pipeline.run({"cam1": ..., "cam2": ...})``), one set per source:
+``source_state`` is 1 for the state the source is in and 0 for every other
+(``starting``, ``running``, ``blocked``, ``stalled``, ``reconnecting``,
+``ended``, ``failed``), so ``framescope_source_state{state="stalled"} == 1``
+is the alert; ``source_last_frame_age_seconds`` is left out before a
+source's first frame, ``source_frames_per_second`` before its second;
+``source_transitions_total`` counts each state entered.
 """
 
 from __future__ import annotations
@@ -75,6 +93,7 @@ from framescope.exporters.sources import MetricSources, Reading, cpu_seconds, hi
 from framescope.histogram import DEFAULT_LATENCY_BUCKETS, HistogramSnapshot
 from framescope.pipeline.model.events import NodePhase
 from framescope.pipeline.model.snapshot import PipelineSnapshot, SnapshotSource, StageSnapshot
+from framescope.pipeline.model.sources import SourceSnapshot, SourceState
 from framescope.timepiece.tachometers import BaseTachometer
 from framescope.timepiece.timers import BaseTimer
 
@@ -405,6 +424,69 @@ _FAMILIES: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
         ("pipeline", "stage", "replica"),
     ),
     (
+        "src_state",
+        "GaugeMetricFamily",
+        "source_state",
+        "1 for the state a source is in, 0 for the others.",
+        ("pipeline", "source", "state"),
+    ),
+    (
+        "src_since",
+        "GaugeMetricFamily",
+        "source_state_seconds",
+        "Seconds a source has been in its state.",
+        ("pipeline", "source"),
+    ),
+    (
+        "src_age",
+        "GaugeMetricFamily",
+        "source_last_frame_age_seconds",
+        "Seconds since a source's last frame.",
+        ("pipeline", "source"),
+    ),
+    (
+        "src_fps",
+        "GaugeMetricFamily",
+        "source_frames_per_second",
+        "Frames a source gave per second over the recent window.",
+        ("pipeline", "source"),
+    ),
+    (
+        "src_frames",
+        "CounterMetricFamily",
+        "source_frames",
+        "Frames (items) taken from a source.",
+        ("pipeline", "source"),
+    ),
+    (
+        "src_dropped",
+        "CounterMetricFamily",
+        "source_dropped_items",
+        "A source's items the pipeline refused (its overflow policy) or a stop left unfed.",
+        ("pipeline", "source"),
+    ),
+    (
+        "src_failed",
+        "CounterMetricFamily",
+        "source_failed_items",
+        "A source's items a stage failed on, as read from the results (raise policy).",
+        ("pipeline", "source"),
+    ),
+    (
+        "src_reconnects",
+        "CounterMetricFamily",
+        "source_reconnects",
+        "Times a source reopened its stream.",
+        ("pipeline", "source"),
+    ),
+    (
+        "src_transitions",
+        "CounterMetricFamily",
+        "source_transitions",
+        "Times a source entered each state.",
+        ("pipeline", "source", "state"),
+    ),
+    (
         "t_latency",
         "HistogramMetricFamily",
         "timer_seconds",
@@ -436,6 +518,8 @@ def render(
             else:
                 of = without_prefix(stage.replica_of, metrics.pipeline)
                 _add_replica(families, metrics, stage, of, buckets)
+        for source in metrics.sources.values():
+            _add_source(families, metrics.pipeline, source)
     for timer in reading.timers:
         histogram = histogram_of(timer.stats, buckets)
         if histogram is not None:
@@ -513,6 +597,29 @@ def _add_replica(
     if histogram is not None:
         families["r_latency"].add_metric(labels, _buckets(histogram), histogram.total)
     families["r_fps"].add_metric(labels, stage.latency.rate(metrics.taken_ns))
+
+
+def _add_source(families: dict[str, Any], pipeline: str, source: SourceSnapshot) -> None:
+    """One source's series (a many-source run)."""
+    labels = [pipeline, source.name]
+    for state in SourceState:
+        families["src_state"].add_metric([*labels, state.value], float(state is source.state))
+    for state in SourceState:
+        entered = source.transitions.get(state.value, 0)
+        families["src_transitions"].add_metric([*labels, state.value], float(entered))
+    families["src_since"].add_metric(labels, source.since)
+    if source.last_frame_age is not None:
+        families["src_age"].add_metric(labels, source.last_frame_age)
+    if source.fps is not None:
+        families["src_fps"].add_metric(labels, source.fps)
+    counts = (
+        ("src_frames", source.frames),
+        ("src_dropped", source.dropped),
+        ("src_failed", source.failed),
+        ("src_reconnects", source.reconnects),
+    )
+    for key, value in counts:
+        families[key].add_metric(labels, float(value))
 
 
 def _constant_labels(labels: Mapping[str, str] | None) -> dict[str, str]:

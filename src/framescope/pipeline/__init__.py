@@ -53,6 +53,12 @@ if TYPE_CHECKING:
         StageSnapshot,
         merge_snapshots,
     )
+    from framescope.pipeline.model.sources import (
+        Sourced,
+        SourceSnapshot,
+        SourceState,
+        SourceTransition,
+    )
     from framescope.pipeline.model.state import (
         DurationStats,
         InputQueueState,
@@ -98,6 +104,10 @@ _LAZY: dict[str, str] = {
     "SnapshotSource": "framescope.pipeline.model.snapshot",
     "StageSnapshot": "framescope.pipeline.model.snapshot",
     "merge_snapshots": "framescope.pipeline.model.snapshot",
+    "SourceSnapshot": "framescope.pipeline.model.sources",
+    "SourceState": "framescope.pipeline.model.sources",
+    "SourceTransition": "framescope.pipeline.model.sources",
+    "Sourced": "framescope.pipeline.model.sources",
     "DurationStats": "framescope.pipeline.model.state",
     "InputQueueState": "framescope.pipeline.model.state",
     "NodeState": "framescope.pipeline.model.state",
@@ -134,6 +144,7 @@ __all__ = [  # noqa: RUF022 - grouped as the docstring says
     "ProcessExecutor",
     "RayExecutor",
     "ReplicaLostError",
+    "Sourced",
     "Stage",
     "StageError",
     "ThreadExecutor",
@@ -144,6 +155,9 @@ __all__ = [  # noqa: RUF022 - grouped as the docstring says
     "PipelineSnapshot",
     "SnapshotFormatError",
     "SnapshotSource",
+    "SourceSnapshot",
+    "SourceState",
+    "SourceTransition",
     "StageLoad",
     "StageSnapshot",
     "merge_snapshots",

@@ -6,7 +6,7 @@ import datetime
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from framescope._validation import (
     check_bool,
+    check_callable_or_none,
     check_positive_int,
     check_positive_seconds,
     check_seconds_or_none,
@@ -23,6 +24,7 @@ from framescope.pipeline.debug.aggregation import Aggregator
 from framescope.pipeline.errors import ErrorPolicy, OverflowPolicy, PipelineClosedError
 from framescope.pipeline.model.query import PipelineStateQuery
 from framescope.pipeline.model.snapshot import PipelineSnapshot
+from framescope.pipeline.model.sources import SourceTransition
 from framescope.pipeline.model.traces import FrameTrace
 from framescope.pipeline.replicas.base import Executor
 from framescope.pipeline.replicas.choice import resolve_executor
@@ -31,6 +33,7 @@ from framescope.pipeline.runtime.cpu import CpuSource
 from framescope.pipeline.runtime.lifecycle import Phase
 from framescope.pipeline.runtime.readout import read_snapshot
 from framescope.pipeline.runtime.results import DEFAULT_RESULTS_BYTES, ResultBuffer
+from framescope.pipeline.runtime.sources import SourceFeeds, check_sources
 from framescope.pipeline.runtime.tree import PARALLEL, SEPARATOR, SERIAL, StageTree
 from framescope.pipeline.stage import PipelineStage
 from framescope.stats import StatsSnapshot
@@ -445,7 +448,14 @@ class Pipeline:
         """
         return self._runtime.join(check_seconds_or_none(timeout, "timeout"))
 
-    def run(self, source: Iterable[Any]) -> Iterator[Any]:
+    def run(
+        self,
+        source: Iterable[Any] | Mapping[str, Iterable[Any]],
+        *,
+        stall_after: float | None = None,
+        warmup: float | None = None,
+        on_source_state: Callable[[SourceTransition], object] | None = None,
+    ) -> Iterator[Any]:
         """Feed ``source`` as fast as the stages accept it, and yield every result in order.
 
         The one-liner for a file or a finite stream: ``for frame in
@@ -457,10 +467,47 @@ class Pipeline:
         (``raise`` policy) is raised in its item's place. When ``source``
         raises, its exception is raised after the results of the items it
         gave before it (and the snapshot and diagnosis say the source failed).
+
+        Many sources: ``run({"cam1": source1, "cam2": source2})`` reads each
+        on its own thread (``framescope:<pipeline>:source:<name>``) into this
+        one pipeline. Each item carries its source's name: an item with a
+        ``source`` attribute (a video ``Frame``) gets it there, any other is
+        wrapped in :class:`~framescope.pipeline.Sourced` (``.source``,
+        ``.item``). Results come out in order per source; a source that ends
+        or raises leaves the others running (one that raises is ``failed``,
+        with its error, in ``snapshot().sources``; nothing is raised for it
+        here); iteration ends when every source has ended. Each source has a
+        health state (``snapshot().sources[name].state``): ``stalled`` after
+        ``stall_after`` seconds (default 5) inside its ``next()`` without a
+        frame, once ``warmup`` seconds (default 0) from the start have passed;
+        ``blocked`` while the pipeline will not take its frame (never
+        ``stalled`` then). ``on_source_state`` is called with each
+        :class:`~framescope.pipeline.SourceTransition`. Breaking out of the
+        loop stops the sources' threads (a thread inside a ``next()`` that
+        never returns is waited for 5 s, then reported).
         """
+        if isinstance(source, Mapping):
+            feeds = SourceFeeds(
+                self.name,
+                check_sources(source),
+                self._clock,
+                stall_after=5.0
+                if stall_after is None
+                else check_positive_seconds(stall_after, "stall_after"),
+                warmup=check_seconds_or_none(warmup, "warmup") or 0.0,
+                on_source_state=check_callable_or_none(on_source_state, "on_source_state"),
+            )
+            return self._run_sources(feeds)
+        if stall_after is not None or warmup is not None or on_source_state is not None:
+            raise TypeError(
+                "stall_after, warmup and on_source_state apply to many sources: "
+                "pass source as a mapping of names to iterables"
+            )
         if not isinstance(source, Iterable):
             raise TypeError(f"source must be an iterable of items, got {type(source).__name__}")
-        iterator = iter(source)
+        return self._run_one(iter(source))
+
+    def _run_one(self, iterator: Iterator[Any]) -> Iterator[Any]:
         runtime = self._runtime
         self._ensure_running()
         if runtime.tree.mode != "parallel":
@@ -484,6 +531,35 @@ class Pipeline:
         finally:
             self._results.set_blocking(False)
             runtime.stop_loop(5.0)
+
+    def _run_sources(self, feeds: SourceFeeds) -> Iterator[Any]:
+        """The many-source :meth:`run`: the sources' threads feed the merge, the pipeline takes."""
+        runtime = self._runtime
+        self._ensure_running()
+        runtime.attach_sources(feeds)
+        feeds.start()
+        threaded = runtime.tree.mode == PARALLEL
+        try:
+            if not threaded:
+                for _, item in feeds:
+                    runtime.submit(item, raise_now=False)
+                    yield from feeds.counted(self.results(timeout=0))
+                runtime.close_input()
+                yield from feeds.counted(self.results(timeout=0))
+                return
+            self._results.set_blocking(True)
+            runtime.start_loop(
+                0,
+                feeds.__next__,
+                deliver=feeds.feeder(runtime.submit),
+                on_end=feeds.ended(runtime.close_input),
+            )
+            yield from feeds.counted(self.results())
+        finally:
+            feeds.stop(5.0)
+            if threaded:
+                self._results.set_blocking(False)
+                runtime.stop_loop(5.0)
 
     def get_pipeline_state(self) -> PipelineStateQuery:
         """Every node's live state, to query: ``.nodes()``, ``.nodes(id).inputs("in")`` ...

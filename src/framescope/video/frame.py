@@ -33,6 +33,9 @@ class Frame:
             does not say (its sides are also rounded up to even). Sources
             always set it; None in a frame made by hand without it (the
             image's shape says it then).
+        source: the name of the source it came from, in a run of many
+            sources (``pipeline.run({"cam1": ..., "cam2": ...})`` sets it);
+            None otherwise.
     """
 
     image: Any
@@ -42,6 +45,7 @@ class Frame:
     wall_time: float | None = None
     pixel_format: str = "bgr24"
     size: tuple[int, int] | None = None
+    source: str | None = None
 
     @property
     def width(self) -> int:

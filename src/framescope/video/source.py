@@ -111,6 +111,9 @@ class VideoSource:
     Attributes:
         frames_read: frames yielded so far.
         reconnects: times the source was reopened.
+        reconnecting: True while it waits to reopen its stream (its back-off)
+            and reopens it; a many-source run shows the source as
+            ``reconnecting`` then.
         errors: failures (stalls included) that led to a reconnect.
         stalls: times a live source stalled.
         decode_errors: damaged packets skipped past (and failures of a
@@ -183,6 +186,7 @@ class VideoSource:
         self.expected_frames: int | None = None
         self.frames_read = 0
         self.reconnects = 0
+        self.reconnecting = False
         self.errors = 0
         self.stalls = 0
         self.decode_errors = 0
@@ -256,6 +260,7 @@ class VideoSource:
                             return
                         if self._container is None:
                             self._open()
+                    self.reconnecting = False
                     timeline.set_rate(self.fps)
                     yield from self._read_run(timeline, pacer)
                 except (_StalledError, _av.FFmpegError, OSError) as error:
@@ -277,6 +282,7 @@ class VideoSource:
                     return
                 timeline.restart(reconnect=True)
         finally:
+            self.reconnecting = False
             if self._closed:
                 with self._lock:
                     self._close_container()
@@ -437,11 +443,13 @@ class VideoSource:
         if self.max_reconnects is not None and failures > self.max_reconnects:
             logger.warning("video %s: gave up after %d reconnects", self.uri, failures - 1)
             return False
+        self.reconnecting = True  # until the stream is open again (or the iteration ends)
         with self._lock:
             self._close_container()
         delay = backoff_delay(failures, self.reconnect_initial, self.reconnect_max)
         wait_on(self._clock, self._wake, delay)
         if self._closed:
+            self.reconnecting = False
             return False
         self.reconnects += 1
         return True

@@ -21,6 +21,7 @@ from framescope._snapshotformat import Fields, SnapshotFormatError, shown
 from framescope._views import rich, text
 from framescope.pipeline.model.counters import DROP_REASONS, check_counter
 from framescope.pipeline.model.cpu import CpuSplit, MachineLoad
+from framescope.pipeline.model.sources import SourceSnapshot, read_sources
 from framescope.pipeline.model.state import NodeState, PipelineState, merge_states, read_state
 from framescope.pipeline.model.traces import FrameTrace, read_trace
 from framescope.stats import StatsSnapshot
@@ -197,6 +198,8 @@ class PipelineSnapshot:
             not fail). The input ended there; counted in ``source_errors``.
         trace_nodes: the nodes of the trace rings, in pipeline order (empty:
             the working stages; see :attr:`node_ids`).
+        sources: each source of a many-source run (``run({name: source})``)
+            by name, in the order given (empty for a run of one iterable).
 
     :attr:`state` (DepthAI's node states) and :attr:`traces` are rendered from
     the readings of this instant the first time they are read.
@@ -215,6 +218,7 @@ class PipelineSnapshot:
     source_error: str | None = None
     machine: MachineLoad | None = None
     trace_nodes: tuple[str, ...] = ()
+    sources: Mapping[str, SourceSnapshot] = field(default_factory=dict)
     _state: Deferred[PipelineState] = field(
         default_factory=lambda: Deferred.of(PipelineState()), repr=False, compare=False
     )
@@ -308,6 +312,7 @@ class PipelineSnapshot:
             "source_error": self.source_error,
             "machine": None if self.machine is None else self.machine.to_dict(),
             "node_ids": list(self.node_ids),
+            "sources": [source.to_dict() for source in self.sources.values()],
             "traces": [trace.to_dict() for trace in self.traces],
         }
 
@@ -344,6 +349,7 @@ class PipelineSnapshot:
             source_error=fields.text("source_error", None, or_none=True),
             machine=_read_optional(fields, "machine", MachineLoad.from_dict),
             trace_nodes=_read_names(fields, "node_ids"),
+            sources=read_sources(fields),
             _traces=Deferred.of(_read_traces(fields)),
         )
 
@@ -475,7 +481,26 @@ def merge_snapshots(
             f"{s.pipeline}: {s.source_error}" for s in snapshots if s.source_error is not None
         )
         or None,
+        sources=_merged_sources(snapshots, prefixes),
     )
+
+
+def _merged_sources(
+    snapshots: tuple[PipelineSnapshot, ...], prefixes: list[str] | None
+) -> dict[str, SourceSnapshot]:
+    """Every snapshot's sources, their names prefixed as the stage keys are."""
+    sources: dict[str, SourceSnapshot] = {}
+    for index, snapshot in enumerate(snapshots):
+        prefix = prefixes[index] if prefixes is not None else ""
+        for source in snapshot.sources.values():
+            name = join_key(prefix, source.name)
+            if name in sources:
+                raise ValueError(
+                    f"source {name!r} appears in more than one snapshot; "
+                    "pass prefixes= to tell them apart"
+                )
+            sources[name] = replace(source, name=name)
+    return sources
 
 
 def _shared(values: list[_T | None]) -> _T | None:

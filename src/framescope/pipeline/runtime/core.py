@@ -42,6 +42,7 @@ from framescope.pipeline.runtime.item import (
 from framescope.pipeline.runtime.lifecycle import Phase
 from framescope.pipeline.runtime.loop import InputLoop
 from framescope.pipeline.runtime.results import NOTHING, ResultBuffer
+from framescope.pipeline.runtime.sources import SourceFeeds
 from framescope.pipeline.runtime.threads import StageThreads, node_links, start_threads, track_cpu
 from framescope.pipeline.runtime.tree import PARALLEL, SERIAL, StageTree
 from framescope.pipeline.runtime.worker import Worker
@@ -103,6 +104,7 @@ class Runtime:
         self.settings = RunSettings()
         self.aggregator: Aggregator | None = None
         self.loop: InputLoop | None = None
+        self.sources: SourceFeeds | None = None  # the sources of a many-source run
         self.life = tree.life
         self.workers: list[Worker] = []
         self.groups: list[StageThreads] = []
@@ -506,10 +508,20 @@ class Runtime:
 
     # -- the input loop --------------------------------------------------------------
 
-    def start_loop(self, period_ns: int, produce: Callable[[], Any]) -> None:
+    def start_loop(
+        self,
+        period_ns: int,
+        produce: Callable[[], Any],
+        *,
+        deliver: Callable[[Any], Any] | None = None,
+        on_end: Callable[[], object] | None = None,
+    ) -> None:
         """Pull from ``produce`` every ``period_ns`` (0: as fast as accepted) and submit it.
 
         When ``produce`` is exhausted the input is closed (see :meth:`close_input`).
+        ``deliver`` and ``on_end`` replace what is done with each item and at
+        the end (a many-source run: its feeds count each source's drops, and a
+        stopped run does not close the input).
         """
         if period_ns < 0:
             raise ValueError(f"period must be positive or 0, got {period_ns / 1e9!r} s")
@@ -522,12 +534,23 @@ class Runtime:
             f"framescope:{self.tree.name}:loop",
             period_ns,
             produce,
-            partial(self.submit, raise_now=False, wait=period_ns == 0),
+            partial(self.submit, raise_now=False, wait=period_ns == 0)
+            if deliver is None
+            else deliver,
             self.clock,
-            on_end=self.close_input,
+            on_end=self.close_input if on_end is None else on_end,
             on_fail=self.source_failed,
         )
         self.loop.start()
+
+    def attach_sources(self, feeds: SourceFeeds) -> None:
+        """Run ``feeds`` (a many-source run): read into the snapshot, stopped at shutdown."""
+        previous = self.sources
+        if previous is not None and previous.running:
+            raise RuntimeError(
+                f"pipeline {self.tree.name!r} already runs its sources; end that run first"
+            )
+        self.sources = feeds
 
     def stop_loop(self, timeout: float) -> bool:
         """Stop the input loop; False when none was started."""
@@ -614,6 +637,8 @@ class Runtime:
         loop = self.loop
         if loop is not None:
             loop.request_stop()
+        if self.sources is not None:
+            hung += self.sources.stop(left())
         self.halt()  # a loop waiting to put an item in is let go, not waited out
         if loop is not None and not loop.stop(left()):
             hung.append(f"{self.tree.name}:loop")

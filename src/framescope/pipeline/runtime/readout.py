@@ -77,6 +77,7 @@ def read_snapshot(tree: StageTree, runtime: Runtime) -> PipelineSnapshot:
         cpu_load=machine.process_cores,
         machine=machine,
         source_error=None if source_error is None else describe_error(source_error),
+        sources={} if runtime.sources is None else runtime.sources.read(),
     )
 
 

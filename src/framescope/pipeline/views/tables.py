@@ -19,6 +19,7 @@ from framescope.pipeline.model.state import NodeState, PipelineState, Timing
 
 __all__ = [
     "SNAPSHOT_COLUMNS",
+    "SOURCE_COLUMNS",
     "STATE_COLUMNS",
     "cpu_text",
     "machine_text",
@@ -27,14 +28,39 @@ __all__ = [
     "snapshot_head",
     "snapshot_rows",
     "snapshot_table",
+    "source_rows",
     "state_rows",
     "state_table",
     "timing_text",
 ]
 
-_WORDS = frozenset({"node", "stage", "state", "input"})
+_WORDS = frozenset({"node", "stage", "state", "input", "source", "why"})
 """Columns of words, aligned left (numbers align right)."""
-_STYLES = {"WAITING": "yellow", "BLOCKED": "bold red", "PROCESSING": "green"}
+_STYLES = {
+    "WAITING": "yellow",
+    "BLOCKED": "bold red",
+    "PROCESSING": "green",
+    # a source's states
+    "running": "green",
+    "blocked": "yellow",
+    "reconnecting": "yellow",
+    "stalled": "bold red",
+    "failed": "bold red",
+}
+
+SOURCE_COLUMNS = (
+    "source",
+    "state",
+    "for s",
+    "frames",
+    "fps",
+    "dropped",
+    "failed",
+    "reconnects",
+    "last frame s",
+    "why",
+)
+"""The columns of :func:`source_rows`."""
 
 
 def timing_text(timing: Any) -> str:
@@ -188,6 +214,29 @@ def snapshot_rows(snapshot: Any) -> list[tuple[str, ...]]:
     return rows
 
 
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def source_rows(snapshot: Any) -> list[tuple[str, ...]]:
+    """One row per source of a many-source run (see :data:`SOURCE_COLUMNS`)."""
+    return [
+        (
+            source.name,
+            str(source.state),
+            _seconds(source.since),
+            f"{source.frames:,}",
+            "-" if source.fps is None else f"{source.fps:.1f}",
+            f"{source.dropped:,}",
+            f"{source.failed:,}",
+            f"{source.reconnects:,}",
+            _seconds(source.last_frame_age),
+            source.reason or "",
+        )
+        for source in snapshot.sources.values()
+    ]
+
+
 def _table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
 
@@ -209,13 +258,15 @@ def state_table(state: Any) -> str:
 
 
 def snapshot_table(snapshot: Any) -> str:
-    """The pipeline's headline, the machine's line, then a table of its stages.
+    """The pipeline's headline, the machine's line, a table of its stages, then of its sources.
 
-    See :func:`snapshot_head` and :func:`snapshot_rows`.
+    See :func:`snapshot_head`, :func:`snapshot_rows` and :func:`source_rows`
+    (the sources' table only for a many-source run).
     """
     rows = snapshot_rows(snapshot)
-    head = snapshot_head(snapshot)
-    return head + ("\n" + _table(SNAPSHOT_COLUMNS, rows) if rows else "")
+    text = snapshot_head(snapshot) + ("\n" + _table(SNAPSHOT_COLUMNS, rows) if rows else "")
+    sources = source_rows(snapshot)
+    return text + ("\n" + _table(SOURCE_COLUMNS, sources) if sources else "")
 
 
 def snapshot_head(snapshot: Any) -> str:
@@ -248,7 +299,12 @@ def rich_table(columns: tuple[str, ...], rows: list[tuple[str, ...]], title: str
 
 
 def _rich_snapshot(snapshot: PipelineSnapshot) -> Any:
-    return rich_table(SNAPSHOT_COLUMNS, snapshot_rows(snapshot), title=snapshot_head(snapshot))
+    table = rich_table(SNAPSHOT_COLUMNS, snapshot_rows(snapshot), title=snapshot_head(snapshot))
+    sources = source_rows(snapshot)
+    if not sources:
+        return table
+    group = require("rich.console", "demo", "rendering with rich").Group
+    return group(table, rich_table(SOURCE_COLUMNS, sources, title="sources"))
 
 
 def _rich_state(state: PipelineState) -> Any:

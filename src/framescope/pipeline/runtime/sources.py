@@ -1,0 +1,525 @@
+"""A many-source run: a thread per source, their merge into one pipeline, and their health.
+
+``Pipeline.run({"cam1": ..., "cam2": ...})`` makes one :class:`SourceFeeds`.
+Each source is read on its own thread (``framescope:<pipeline>:source:<name>``),
+which tags each item with the source's name and puts it into a small shared
+:class:`Merge` (one place a source); the pipeline's feeder takes from it.
+A source whose thread waits to put an item in is held back by the pipeline;
+one whose thread waits inside ``next()`` has nothing to give.
+
+The states (:class:`~framescope.pipeline.model.sources.SourceState`) change
+in one place, :meth:`SourceFeeds.move`. A source's thread moves it to
+``running`` when a frame comes, to ``ended`` or ``failed`` when its iterator
+stops; the watcher thread (``framescope:<pipeline>:sources``) judges, every
+``check_every`` seconds of the pipeline's clock, the states that need time:
+``blocked`` (waiting to put for a whole round), ``stalled`` (waiting inside
+``next()`` for ``stall_after`` seconds, after the warm-up), ``reconnecting``
+(the source's ``reconnecting`` attribute is true) and the way back from
+``blocked``. So a source that never returns from ``next()`` is judged stalled
+within ``stall_after + check_every``, and a source held by the pipeline is
+never judged stalled: it is not inside ``next()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+from framescope._periodic import run_every
+from framescope._ratelimit import FULL, LogLimiter
+from framescope._waits import Deadline
+from framescope.clock import Clock
+from framescope.pipeline.errors import StageError, describe_error
+from framescope.pipeline.model.sources import (
+    FINAL_STATES,
+    Sourced,
+    SourceSnapshot,
+    SourceState,
+    SourceTransition,
+)
+
+__all__ = ["FPS_WINDOW_S", "Merge", "SourceFeeds", "SourceHealth", "check_sources"]
+
+logger = logging.getLogger(__name__)
+
+FPS_WINDOW_S = 5.0
+"""The window (seconds) a source's frame rate is measured over."""
+
+_ARRIVALS_KEPT = 1024
+"""The arrival times kept per source for its frame rate (bounded: a source runs for days)."""
+
+_REVIVED_BY_A_FRAME = frozenset(
+    {SourceState.STARTING, SourceState.STALLED, SourceState.RECONNECTING}
+)
+
+_LEVELS = {
+    SourceState.STALLED: logging.WARNING,
+    SourceState.FAILED: logging.ERROR,
+    SourceState.RECONNECTING: logging.WARNING,
+}
+
+OnSourceState = Callable[[SourceTransition], object]
+
+
+def check_sources(sources: object) -> dict[str, Iterable[Any]]:
+    """``sources`` as a dict of names to iterables; TypeError/ValueError naming what is wrong."""
+    if not isinstance(sources, Mapping):
+        raise TypeError(f"sources must be a mapping of names to iterables, got {sources!r}")
+    if not sources:
+        raise ValueError("sources must name at least one source, got an empty mapping")
+    checked: dict[str, Iterable[Any]] = {}
+    for name, source in sources.items():
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"sources: each name must be a non-empty str, got {name!r}")
+        if not isinstance(source, Iterable):
+            raise TypeError(
+                f"sources[{name!r}] must be an iterable of items, got {type(source).__name__}"
+            )
+        checked[name] = source
+    return checked
+
+
+def tag(item: Any, name: str) -> Any:
+    """``item`` carrying its source's name.
+
+    An item with a ``source`` attribute (a video ``Frame``) gets the name in
+    it; any other item (or one whose ``source`` cannot be set) is wrapped in
+    a :class:`Sourced`.
+    """
+    if isinstance(item, Sourced):
+        return Sourced(name, item.item)
+    if hasattr(item, "source"):
+        try:
+            item.source = name
+        except (AttributeError, TypeError):
+            return Sourced(name, item)
+        return item
+    return Sourced(name, item)
+
+
+class SourceHealth:
+    """One source's live state and counters.
+
+    Its counters have one writer each (its thread: ``frames``, its times; the
+    pipeline's feeder: ``refused``; the reader of the results: ``results``,
+    ``failed``; a stop, under ``lock``: ``unfed``); the state changes under
+    ``lock``, through :meth:`SourceFeeds.move`.
+    """
+
+    def __init__(self, name: str, source: Iterable[Any], now_ns: int) -> None:
+        self.name = name
+        self.source = source
+        self.lock = threading.Lock()
+        self.state = SourceState.STARTING
+        self.since_ns = now_ns
+        self.reason: str | None = None
+        self.transitions: dict[str, int] = {}
+        self.callback_errors = 0
+        self.frames = 0
+        self.refused = 0  # items the pipeline refused (its overflow policy)
+        self.unfed = 0  # items a stop of the run left between the source and the pipeline
+        self.failed = 0
+        self.results = 0
+        self.last_frame_ns: int | None = None
+        self.arrivals: deque[int] = deque(maxlen=_ARRIVALS_KEPT)
+        self.waiting_since: int | None = None  # inside next() since then
+        self.putting_since: int | None = None  # waiting for the pipeline to take a frame
+        self.put_wait_ns = 0  # all the time it waited to put, up to its last put
+        self.seen_put_wait_ns = 0  # what the watcher's last round read of it
+
+    def got_frame(self, now_ns: int) -> None:
+        """A frame came (its thread)."""
+        self.waiting_since = None
+        self.frames += 1
+        self.last_frame_ns = now_ns
+        self.arrivals.append(now_ns)
+
+    def fps(self, now_ns: int) -> float | None:
+        """Frames a second over the last :data:`FPS_WINDOW_S` (None before a second frame)."""
+        if self.frames < 2:
+            return None
+        start = now_ns - round(FPS_WINDOW_S * 1e9)
+        recent = [t for t in tuple(self.arrivals) if t > start]
+        if len(recent) < 2:
+            return 0.0 if not recent else None
+        return (
+            (len(recent) - 1) / ((recent[-1] - recent[0]) / 1e9) if recent[-1] > recent[0] else None
+        )
+
+    def read(self, now_ns: int) -> SourceSnapshot:
+        """Its snapshot at ``now_ns``."""
+        with self.lock:
+            state, since_ns, reason = self.state, self.since_ns, self.reason
+            transitions = dict(self.transitions)
+        last = self.last_frame_ns
+        reconnects = getattr(self.source, "reconnects", 0)
+        return SourceSnapshot(
+            name=self.name,
+            state=state,
+            since=max(0, now_ns - since_ns) / 1e9,
+            reason=reason,
+            frames=self.frames,
+            dropped=self.refused + self.unfed,
+            failed=self.failed,
+            results=self.results,
+            fps=self.fps(now_ns),
+            reconnects=reconnects if isinstance(reconnects, int) else 0,
+            last_frame_age=None if last is None else max(0, now_ns - last) / 1e9,
+            transitions=transitions,
+            callback_errors=self.callback_errors,
+        )
+
+
+class Merge:
+    """The bounded queue the sources' threads put their items into and the feeder takes from.
+
+    :meth:`take` raises StopIteration once every source is done and nothing
+    is left, or once it is closed; :meth:`close` wakes every waiting thread
+    (a blocked :meth:`put` returns False: the item was not taken).
+    """
+
+    def __init__(self, capacity: int, sources: int) -> None:
+        self._items: deque[tuple[SourceHealth, Any]] = deque()
+        self._capacity = capacity
+        self._open = sources
+        self._closed = False
+        lock = threading.Lock()
+        self._not_empty = threading.Condition(lock)
+        self._not_full = threading.Condition(lock)
+
+    def put(self, health: SourceHealth, item: Any) -> bool:
+        """Put one item in, waiting for room; False when it was closed meanwhile."""
+        with self._not_full:
+            while len(self._items) >= self._capacity and not self._closed:
+                self._not_full.wait()
+            if self._closed:
+                return False
+            self._items.append((health, item))
+            self._not_empty.notify()
+        return True
+
+    def take(self) -> tuple[SourceHealth, Any]:
+        """The next item and its source; StopIteration when there will be none."""
+        with self._not_empty:
+            while not self._items and self._open and not self._closed:
+                self._not_empty.wait()
+            if self._closed or not self._items:
+                raise StopIteration
+            entry = self._items.popleft()
+            self._not_full.notify()
+        return entry
+
+    def source_done(self) -> None:
+        """One source will put no more."""
+        with self._not_empty:
+            self._open -= 1
+            self._not_empty.notify_all()
+
+    def close(self) -> list[tuple[SourceHealth, Any]]:
+        """Stop taking and giving; return what was left inside."""
+        with self._not_empty:
+            self._closed = True
+            left, self._items = list(self._items), deque()
+            self._not_empty.notify_all()
+            self._not_full.notify_all()
+        return left
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+
+class SourceFeeds:
+    """The threads that read a many-source run's sources, their merge, and their health.
+
+    Args:
+        pipeline: the pipeline's name (in thread names and log lines).
+        sources: the sources by name.
+        clock: the pipeline's clock: every state change is timed on it, and the
+            watcher's rounds wait on it.
+        stall_after: seconds inside ``next()`` after which a source is stalled.
+        warmup: seconds from the start during which no source is judged stalled.
+        on_source_state: called with each :class:`SourceTransition`, on the
+            thread that made it (a source's or the watcher's); what it raises
+            is logged and counted (``callback_errors``), never passed on.
+    """
+
+    def __init__(
+        self,
+        pipeline: str,
+        sources: Mapping[str, Iterable[Any]],
+        clock: Clock,
+        *,
+        stall_after: float,
+        warmup: float,
+        on_source_state: OnSourceState | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.clock = clock
+        self.stall_after_ns = round(stall_after * 1e9)
+        self.check_every = min(0.25, stall_after / 4)
+        self._check_ns = round(self.check_every * 1e9)
+        start = clock.monotonic_ns()
+        self._warm_at = start + round(warmup * 1e9)
+        self.healths = {name: SourceHealth(name, source, start) for name, source in sources.items()}
+        self.merge = Merge(len(self.healths), len(self.healths))
+        self._on_state = on_source_state
+        self._stop = threading.Event()
+        self._started = False
+        self._log_limit = LogLimiter(clock=clock)
+        self.rounds = 0  # watcher rounds done (tests wait for one)
+        self._last_round_ns = start
+        self._threads = [
+            threading.Thread(
+                target=self._read,
+                args=(health,),
+                name=f"framescope:{pipeline}:source:{name}",
+                daemon=True,  # it runs the user's iterator, which may never return
+            )
+            for name, health in self.healths.items()
+        ]
+        self._watcher = threading.Thread(
+            target=run_every,
+            args=(clock, self._stop, self.check_every, self.check),
+            kwargs={"what": f"pipeline {pipeline!r}: the sources' watcher"},
+            name=f"framescope:{pipeline}:sources",
+        )
+
+    def start(self) -> None:
+        """Start the watcher and a thread per source."""
+        self._started = True
+        self._watcher.start()
+        for thread in self._threads:
+            thread.start()
+
+    @property
+    def running(self) -> bool:
+        """Whether it was started and not stopped yet."""
+        return self._started and not self._stop.is_set()
+
+    def __iter__(self) -> Iterator[tuple[SourceHealth, Any]]:
+        return self
+
+    def __next__(self) -> tuple[SourceHealth, Any]:
+        """The next item of any source, with its source (StopIteration once all are done)."""
+        return self.merge.take()
+
+    def feeder(self, submit: Callable[..., bool]) -> Callable[[tuple[SourceHealth, Any]], None]:
+        """The feeder's step for each item: submit it; a refusal is its source's drop."""
+
+        def deliver(entry: tuple[SourceHealth, Any]) -> None:
+            health, item = entry
+            if not submit(item, raise_now=False, wait=True):
+                health.refused += 1  # the overflow policy's drop, counted pipeline-wide too
+
+        return deliver
+
+    def ended(self, close_input: Callable[[], None]) -> Callable[[], None]:
+        """What the feeder does when the merge ends: close the input, unless the run was stopped."""
+
+        def on_end() -> None:
+            if not self.merge.closed:
+                close_input()
+
+        return on_end
+
+    def counted(self, results: Iterator[Any]) -> Iterator[Any]:
+        """``results``, each counted for the source it names (a stage error too, as it passes)."""
+        healths = self.healths
+        while True:
+            try:
+                result = next(results)
+            except StopIteration:
+                return
+            except StageError as error:
+                name = getattr(error.item, "source", None)
+                if isinstance(name, str) and name in healths:
+                    healths[name].failed += 1
+                raise
+            name = getattr(result, "source", None)
+            if isinstance(name, str) and name in healths:
+                healths[name].results += 1
+            yield result
+
+    # -- a source's thread -----------------------------------------------------------
+
+    def _read(self, health: SourceHealth) -> None:
+        now = self.clock.monotonic_ns
+        try:
+            health.waiting_since = now()
+            iterator = iter(health.source)
+            while not self._stop.is_set():
+                health.waiting_since = now()
+                item = next(iterator)
+                t_got = now()
+                health.got_frame(t_got)
+                if health.state in _REVIVED_BY_A_FRAME:
+                    self.move(health, SourceState.RUNNING, t_got, only_from=_REVIVED_BY_A_FRAME)
+                health.putting_since = t_got
+                taken = self.merge.put(health, tag(item, health.name))
+                health.put_wait_ns += now() - t_got
+                health.putting_since = None
+                if not taken:  # the run was stopped: the item goes nowhere
+                    with health.lock:
+                        health.unfed += 1
+                    return
+        except StopIteration:
+            self.move(health, SourceState.ENDED, now())
+        except Exception as error:  # logged with its traceback as the move to failed
+            self.move(health, SourceState.FAILED, now(), reason=describe_error(error), error=error)
+        finally:
+            health.waiting_since = None
+            self.merge.source_done()
+
+    # -- the watcher -----------------------------------------------------------------
+
+    def check(self) -> None:
+        """One round of the watcher: judge each source's state from what its thread does."""
+        now = self.clock.monotonic_ns()
+        round_ns = max(1, now - self._last_round_ns)
+        self._last_round_ns = now
+        for health in self.healths.values():
+            new, reason = self._judge(health, now, round_ns)
+            if new is not None:
+                self.move(health, new, now, reason=reason)
+        self.rounds += 1
+
+    def _judge(
+        self, health: SourceHealth, now: int, round_ns: int
+    ) -> tuple[SourceState | None, str | None]:
+        """The state ``health`` should move to now (None: stay), and why."""
+        state = health.state
+        if state in FINAL_STATES:
+            return None, None
+        putting, waiting = health.putting_since, health.waiting_since
+        put_wait = health.put_wait_ns + (0 if putting is None else max(0, now - putting))
+        waited_share = (put_wait - health.seen_put_wait_ns) / round_ns
+        health.seen_put_wait_ns = put_wait
+        if getattr(health.source, "reconnecting", False) is True:
+            return SourceState.RECONNECTING, None
+        if putting is not None and now - putting >= self._check_ns:
+            return SourceState.BLOCKED, None
+        if (
+            waiting is not None
+            and now >= self._warm_at
+            and now - waiting >= self.stall_after_ns
+            and state is not SourceState.STALLED
+        ):
+            return SourceState.STALLED, f"no frame for {(now - waiting) / 1e9:.3g} s"
+        if state is SourceState.BLOCKED and waited_share < 0.5:
+            return SourceState.RUNNING, None
+        return None, None
+
+    # -- state changes ---------------------------------------------------------------
+
+    def move(
+        self,
+        health: SourceHealth,
+        new: SourceState,
+        now_ns: int,
+        *,
+        reason: str | None = None,
+        only_from: frozenset[SourceState] | None = None,
+        error: Exception | None = None,
+    ) -> SourceTransition | None:
+        """Change ``health``'s state (unless final, the same, or not in ``only_from``).
+
+        The one place a source's state changes: the change is timed, counted,
+        logged (with ``error``'s traceback, for a failure) and handed to the
+        callback. Returns it (None: no change).
+        """
+        with health.lock:
+            old = health.state
+            if old is new or old in FINAL_STATES or (only_from and old not in only_from):
+                return None
+            health.state, health.since_ns, health.reason = new, now_ns, reason
+            health.transitions[new.value] = health.transitions.get(new.value, 0) + 1
+        transition = SourceTransition(health.name, old, new, now_ns, reason)
+        self._log(transition, error)
+        if self._on_state is not None:
+            try:
+                self._on_state(transition)
+            except Exception as fault:
+                health.callback_errors += 1
+                self._log_fault(transition, fault)
+        return transition
+
+    def _log(self, change: SourceTransition, error: Exception | None) -> None:
+        verdict = self._log_limit.check((change.source, change.new))
+        if verdict == FULL:
+            logger.log(
+                _LEVELS.get(change.new, logging.INFO),
+                "pipeline %r: source %r %s -> %s%s",
+                self.pipeline,
+                change.source,
+                change.old,
+                change.new,
+                "" if change.reason is None else f" ({change.reason})",
+                exc_info=error,
+            )
+        elif verdict > 0:
+            logger.warning(
+                "pipeline %r: source %r became %s %d more times (not logged each)",
+                self.pipeline,
+                change.source,
+                change.new,
+                verdict,
+            )
+
+    def _log_fault(self, change: SourceTransition, error: Exception) -> None:
+        verdict = self._log_limit.check(("callback", type(error).__name__))
+        if verdict == FULL:
+            logger.error(
+                "pipeline %r: on_source_state raised on %s -> %s of %r",
+                self.pipeline,
+                change.old,
+                change.new,
+                change.source,
+                exc_info=error,
+            )
+        elif verdict > 0:
+            logger.error(
+                "pipeline %r: on_source_state raised %s %d more times (not logged each)",
+                self.pipeline,
+                type(error).__name__,
+                verdict,
+            )
+
+    # -- reading and stopping --------------------------------------------------------
+
+    def read(self) -> dict[str, SourceSnapshot]:
+        """Every source's snapshot, now."""
+        now = self.clock.monotonic_ns()
+        return {name: health.read(now) for name, health in self.healths.items()}
+
+    def stop(self, timeout: float | None) -> list[str]:
+        """Stop the watcher and the sources' threads; return the names of those still running.
+
+        An item left in the merge is counted as dropped by its source. A
+        thread inside its source's ``next()`` ends when that returns; it is
+        waited for up to ``timeout`` s (real time: a bound on real threads).
+        """
+        self._stop.set()
+        for health, _ in self.merge.close():
+            with health.lock:
+                health.unfed += 1
+        left = Deadline(timeout).left
+        hung = []
+        current = threading.current_thread()
+        for thread in [self._watcher, *self._threads]:
+            if thread.ident is not None and thread is not current:
+                thread.join(left())
+            if thread.is_alive():
+                hung.append(thread.name)
+        if hung:
+            logger.warning(
+                "pipeline %r: source threads did not stop within %s s: %s",
+                self.pipeline,
+                timeout,
+                ", ".join(hung),
+            )
+        return hung
