@@ -1,6 +1,6 @@
 """Pipeline runtime throughput and overhead, as ratios measured in one run.
 
-Run: python benchmarks/pipeline.py [--items N] [--no-pystream] [--pystream-venv DIR]
+Run: python benchmarks/pipeline.py [--items N] [--no-pystream] [--pystream-venv DIR] [--numpy]
 
 1. Overhead: 4 empty stages in threads, N items. framescope vs the floor and
    vs PyStream 0.2.0, which the script installs into a throw-away virtual
@@ -15,9 +15,14 @@ Run: python benchmarks/pipeline.py [--items N] [--no-pystream] [--pystream-venv 
    above PyStream.
 2. Pipelining: 4 stages that each release the GIL for 10 ms, 300 items.
    Target: >= 97% of the ideal 100 items/s.
-3. Serial overhead per stage call (median of 7 rounds). Target: <= 0.6 us on
-   the reference machine, checked as <= 14.8 bare clock reads of the same round.
+3. Serial overhead per stage call over a plain chain of the same functions
+   (10 identity stages, median of 7 rounds). Target: <= 300 ns. (The older
+   target, 0.6 us where a clock read took 40.6 ns, is printed in clock reads.)
 4. Cleanup of an idle parallel pipeline. Target: < 100 ms.
+
+``--numpy`` loads NumPy first, as any application that handles frames has:
+the stage timers then fold their readings with it (a few ns a reading
+instead of some 50 in pure Python). Without it the figures are NumPy-free.
 
 In every threaded run the fourth stage counts items and signals the N-th, and
 the clock stops there: the same end point for all three runtimes.
@@ -271,16 +276,19 @@ def clock_read_ns() -> float:
     return min(timeit.repeat(time.perf_counter_ns, number=200_000, repeat=3)) / 200_000 * 1e9
 
 
-#: 0.6 us on the reference machine, where a bare clock read took 40.6 ns.
+#: 0.6 us on the reference machine, where a bare clock read took 40.6 ns (the older target).
 SERIAL_TARGET_READS = 0.6e3 / 40.6
+
+#: The target: a stage call in a serial pipeline costs at most this much over a plain call.
+SERIAL_TARGET_NS = 300.0
 
 
 def report_serial_overhead(rounds: int = 7) -> bool:
     """Print the serial per-stage overhead (median of rounds); True when it meets the target.
 
-    The target is 0.6 us on the reference machine; machines differ in speed
-    (and this one from day to day), so it is checked in units of a bare clock
-    read measured in the same round: <= 14.8 reads.
+    The target: <= 300 ns a stage call over a plain call of the same function.
+    The older one, 0.6 us on a reference machine, is printed in units of a
+    bare clock read measured in the same round (<= 14.8 reads).
     """
     print(
         f"\n3. serial overhead per stage call (10 identity stages, 20,000 items, {rounds} rounds)"
@@ -294,13 +302,17 @@ def report_serial_overhead(rounds: int = 7) -> bool:
     ours_ns = statistics.median(ours for ours, _, _ in rounds_done)
     bare_ns = statistics.median(bare for _, bare, _ in rounds_done)
     read_ns = statistics.median(read for _, _, read in rounds_done)
-    ok = in_reads <= SERIAL_TARGET_READS
+    ok = overhead_ns <= SERIAL_TARGET_NS
+    spread = [ours - bare for ours, bare, _ in rounds_done]
     print(
-        f"   {ours_ns:.0f} ns per stage call, {bare_ns:.0f} ns bare: overhead {overhead_ns:.0f} ns"
+        f"   {ours_ns:.0f} ns per stage call, {bare_ns:.0f} ns bare: overhead {overhead_ns:.0f} ns "
+        f"(rounds {min(spread):.0f}-{max(spread):.0f})  <= {SERIAL_TARGET_NS:.0f} ns "
+        f"{'ok' if ok else 'MISSED'}"
     )
     print(
-        f"   = {in_reads:.1f} bare clock reads ({read_ns:.1f} ns each here); target <= "
-        f"{SERIAL_TARGET_READS:.1f} (0.6 us at 40.6 ns a read) {'ok' if ok else 'MISSED'}"
+        f"   = {in_reads:.1f} bare clock reads ({read_ns:.1f} ns each here); the older target "
+        f"<= {SERIAL_TARGET_READS:.1f} (0.6 us at 40.6 ns a read) "
+        f"{'ok' if in_reads <= SERIAL_TARGET_READS else 'missed'}"
     )
     return ok
 
@@ -324,13 +336,32 @@ def report_idle_cleanup() -> bool:
     return ok
 
 
+def report_pipelining(runs: int) -> bool:
+    """Print how close 4 sleeping stages come to the ideal rate; True when on target."""
+    print("\n2. pipelining: 4 stages x time.sleep(0.010) (GIL released), 300 items, queue size 1")
+    rate = best(runs, lambda: run_framescope(300, 1, sleeper).steady_rate())
+    floor = best(runs, lambda: run_floor(300, 1, sleeper).steady_rate())
+    slept = bare_sleep_ms()
+    ok = rate >= 97.0
+    verdict = "ok" if ok else "MISSED"
+    print(f"   ours {rate:.1f} items/s = {rate:.1f}% of the ideal 100/s  >= 97% {verdict}")
+    print(f"   bare threads + queue.Queue: {floor:.1f} items/s; ours/floor {rate / floor:.1%}")
+    print(f"   (a bare time.sleep(0.010) takes {slept:.2f} ms here: no runtime can beat")
+    print(f"    {1000 / slept:.1f} items/s on this machine)")
+    return ok
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=20_000, help="items per overhead run")
     parser.add_argument("--runs", type=int, default=7, help="runs per figure")
     parser.add_argument("--no-pystream", action="store_true", help="skip the PyStream runs")
     parser.add_argument("--pystream-venv", type=Path, default=None, help="reuse this venv")
+    parser.add_argument("--numpy", action="store_true", help="load NumPy first (see above)")
     args = parser.parse_args()
+    if args.numpy:
+        import numpy  # noqa: F401 - loaded as in a frame-handling application
+    print(f"NumPy {'loaded' if 'numpy' in sys.modules else 'not loaded'}")
     n, runs = args.items, args.runs
     failed = False
 
@@ -374,18 +405,7 @@ def main() -> int:
     if scratch is not None:
         scratch.cleanup()
 
-    print("\n2. pipelining: 4 stages x time.sleep(0.010) (GIL released), 300 items, queue size 1")
-    rate = best(runs, lambda: run_framescope(300, 1, sleeper).steady_rate())
-    floor = best(runs, lambda: run_floor(300, 1, sleeper).steady_rate())
-    slept = bare_sleep_ms()
-    ok = rate >= 97.0
-    failed |= not ok
-    verdict = "ok" if ok else "MISSED"
-    print(f"   ours {rate:.1f} items/s = {rate:.1f}% of the ideal 100/s  >= 97% {verdict}")
-    print(f"   bare threads + queue.Queue: {floor:.1f} items/s; ours/floor {rate / floor:.1%}")
-    print(f"   (a bare time.sleep(0.010) takes {slept:.2f} ms here: no runtime can beat")
-    print(f"    {1000 / slept:.1f} items/s on this machine)")
-
+    failed |= not report_pipelining(runs)
     failed |= not report_serial_overhead()
     failed |= not report_idle_cleanup()
     return 1 if failed else 0

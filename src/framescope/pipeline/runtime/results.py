@@ -149,13 +149,16 @@ class ResultBuffer:
         maxbytes = self._maxbytes
         with self._lock:  # _append's steps, inline: this runs for every result
             self.received += 1
-            items = self._items
-            if items and (
-                self.blocking
-                or len(items) >= self._maxsize
-                or (maxbytes is not None and self._bytes + size > maxbytes)
-            ):
+            items, most = self._items, self._maxsize
+            if self.blocking or self._errors:
                 self._make_room_for(size)
+            else:  # only results wait: the oldest go until this one fits (_fits, inline)
+                while items and (
+                    len(items) >= most or (maxbytes is not None and self._bytes + size > maxbytes)
+                ):
+                    items.popleft()
+                    self._bytes -= self._sizes.popleft()
+                    self.dropped += 1
             items.append(result)
             self._sizes.append(size)
             self._bytes += size
