@@ -266,3 +266,46 @@ def test_a_replicated_stage_inside_a_threaded_nested_pipeline() -> None:
     with pytest.raises(ValueError, match="first or last stage of the threaded nested"):
         outer.start()
     outer.cleanup()
+
+
+def test_unordered_last_replicas_record_each_latency_whole() -> None:
+    """Replicas that deliver side by side must not interleave a latency's two readings.
+
+    Item k enters at k ms on a fake clock and every item is delivered at 10 s:
+    the latencies' sum is known exactly, and a pair split across two items
+    (two replicas appending at once) would change it.
+    """
+    from framescope.clock import FakeClock
+
+    items, clock, gate = 400, FakeClock(start_ns=0), threading.Event()
+
+    def held(x: int) -> int:
+        gate.wait(30)
+        return x
+
+    pipeline = Pipeline(results_size=items + 1, name="LatencyPairs", clock=clock)
+    pipeline.add(held, "Work", replicas=4, ordered=False)
+    pipeline.parallelize(queue_size=items, input_timeout=None)
+    pipeline.start()
+    runtime = pipeline._runtime
+    append = runtime._latency_append
+
+    def append_then_yield(reading: int) -> None:
+        append(reading)
+        time.sleep(0)  # let another replica run between an item's two readings
+
+    runtime._latency_append = append_then_yield
+    try:
+        for i in range(items):
+            clock.advance_ns(1_000_000 if i else 0)
+            pipeline.forward(i)
+        clock.advance_ns(10 * 10**9 - clock.monotonic_ns())
+        gate.set()
+        wait_for(lambda: pipeline.counters()["completed"] == items, 60, "every result")
+    finally:
+        gate.set()
+    latency = pipeline.statistics()["LatencyPairs"]
+    pipeline.cleanup()
+    assert latency.count == items
+    assert latency.total == pytest.approx(sum(10.0 - k / 1000 for k in range(items)))
+    assert latency.minimum == pytest.approx(10.0 - (items - 1) / 1000)
