@@ -100,11 +100,7 @@ class KVSSpyGlass(SpyGlass):
         for argument, value in (("stream_region", stream_region), ("stream_name", stream_name)):
             if not isinstance(value, str) or not value:
                 raise ValueError(f"{argument} must be a non-empty str, got {value!r}")
-        if not isinstance(credentials_handler, KVSCredentialsHandler):
-            raise TypeError(
-                "credentials_handler must be a KVS...CredentialsHandler, "
-                f"got {type(credentials_handler).__name__}"
-            )
+        _check_handler(credentials_handler)
         self.stream_region, self.stream_name = stream_region, stream_name
         self.credentials_handler = credentials_handler
         super().__init__(
@@ -285,3 +281,11 @@ class _Streaming:
         """End both now."""
         self.fragmenter.kill()
         self.uploader.kill()
+
+
+def _check_handler(handler: object) -> None:
+    """A TypeError unless ``handler`` is one of the KVS credentials handlers."""
+    if not isinstance(handler, KVSCredentialsHandler):
+        raise TypeError(
+            f"credentials_handler must be a KVS...CredentialsHandler, got {type(handler).__name__}"
+        )

@@ -172,6 +172,10 @@ class SpyGlass(Stage):
         self.stall_timeout = _check_stall_timeout(stall_timeout)
         self._clock = SYSTEM_CLOCK if clock is None else clock
         self.state = SpyGlassState.STOPPED
+        self._init_sessions()
+
+    def _init_sessions(self) -> None:
+        """The queue, the sessions' threads and the counters, before the first start."""
         # The frame loop never takes a lock nor wakes a thread: put() appends
         # and trims the queue itself, and the encoder thread looks every
         # POLL_S when idle. Waking it from put() cost 60-120 us a frame on a
