@@ -76,7 +76,7 @@ from __future__ import annotations
 import contextlib
 import math
 import ssl
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -94,6 +94,7 @@ from framescope.histogram import DEFAULT_LATENCY_BUCKETS, HistogramSnapshot
 from framescope.pipeline.model.events import NodePhase
 from framescope.pipeline.model.snapshot import PipelineSnapshot, SnapshotSource, StageSnapshot
 from framescope.pipeline.model.sources import SourceSnapshot, SourceState
+from framescope.pipeline.views.health import Health, judge_health
 from framescope.timepiece.tachometers import BaseTachometer
 from framescope.timepiece.timers import BaseTimer
 
@@ -121,8 +122,33 @@ class _QuietHandler(GuardedRequestHandler, WSGIRequestHandler):
         """Scrapes are not worth a log line each."""
 
 
+def _with_health(app: Any, health: Callable[[], Health]) -> Any:
+    """``app`` with ``/healthz`` answered from ``health()`` (200 or 503, a JSON body)."""
+
+    def serve(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO") != "/healthz":
+            return app(environ, start_response)
+        verdict = health()
+        body = verdict.to_json()
+        reason = "200 OK" if verdict.healthy else "503 Service Unavailable"
+        start_response(
+            reason,
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(body))),
+                ("Cache-Control", "no-store"),
+            ],
+        )
+        return [body]
+
+    return serve
+
+
 class MetricsServer:
     """An HTTP(S) server for ``/metrics`` on a named thread; :meth:`close` stops and joins it.
+
+    With ``health`` it also answers ``/healthz``: 200 when ``health()`` says
+    healthy, 503 when not, with its JSON body (:class:`~framescope.pipeline.views.health.Health`).
 
     At most ``max_connections`` scrapes are served at once (more are answered
     503); a connection counts only once its request head is complete, which
@@ -146,9 +172,12 @@ class MetricsServer:
         max_connections: int = 32,
         request_timeout: float = 10.0,
         header_timeout: float = 5.0,
+        health: Callable[[], Health] | None = None,
     ) -> None:
         host, port = check_address(host, port)
         app = _prometheus.make_wsgi_app(registry)
+        if health is not None:
+            app = _with_health(app, health)
         with listening_on(host, port):
             self._server = make_server(
                 host, port, app, server_class=_BoundedWSGIServer, handler_class=_QuietHandler
@@ -250,7 +279,8 @@ class PrometheusExporter:
 
         It listens on loopback unless told otherwise: pass ``host="0.0.0.0"``
         to let other machines scrape it (and ``ssl_context`` for HTTPS). See
-        :class:`MetricsServer` for the connection bounds.
+        :class:`MetricsServer` for the connection bounds. ``/healthz`` on the
+        same server answers :meth:`health`: 200 or 503, with a JSON body.
         """
         server = MetricsServer(
             self.registry,
@@ -260,9 +290,19 @@ class PrometheusExporter:
             max_connections=max_connections,
             request_timeout=request_timeout,
             header_timeout=header_timeout,
+            health=self.health,
         )
         self._servers.append(server)
         return server
+
+    def health(self) -> Health:
+        """The health of the exported pipelines, one snapshot each (what ``/healthz`` answers).
+
+        See :mod:`framescope.pipeline.views.health` for what is unhealthy: a
+        stalled or failed source, one reconnecting for over 30 s, a stalled
+        stage; never a blocked or an ended source. No pipeline: healthy.
+        """
+        return judge_health(self.sources.read().pipelines)
 
     def describe(self) -> list[Any]:
         """Nothing to describe up front: the metrics depend on what is added later."""

@@ -22,6 +22,7 @@ from framescope.live.preview import PreviewTap
 from framescope.live.remote import RemoteBox
 from framescope.live.view import input_drops, page_view
 from framescope.pipeline.model.snapshot import PipelineSnapshot, merge_snapshots
+from framescope.pipeline.views.health import Health, judge_health
 from framescope.stats import StatsSnapshot
 
 __all__ = ["EVENTS_TYPE", "Publisher"]
@@ -165,6 +166,16 @@ class Publisher:
         with self._cond:
             self._rendered[what] = (version, body)
         return body
+
+    def health(self) -> Health:
+        """The health of the latest published snapshot (``/healthz``).
+
+        A fleet's boxes are judged by their last answers, and a box that does
+        not answer now is a problem of its own.
+        """
+        snapshot = self.published()[2]
+        gone = {r.prefix: r.problem or "does not answer" for r in self.remotes if not r.reachable}
+        return judge_health((snapshot,) if snapshot is not None else (), unreachable=gone)
 
     def events(self) -> Iterator[bytes]:
         """Server-Sent Events: one ``snapshot`` event per published snapshot, until the view closes.
