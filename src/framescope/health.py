@@ -48,7 +48,8 @@ def heartbeat_data(snapshot: PipelineSnapshot, health: Health, *, pid: int) -> d
 
     ``time`` is the wall time the snapshot was taken (Unix seconds; the
     check measures freshness from it), ``fps`` the pipeline's results a
-    second over the recent window, ``frames`` its completed items,
+    second over the last 5 s (falling to 0 within 5 s once results stop:
+    ``StatsSnapshot.rate``), ``frames`` its completed items,
     ``last_frame_age`` the seconds since its last result (None: none yet).
     """
     now = snapshot.taken_ns
