@@ -59,7 +59,7 @@ def test_reconnecting_beyond_the_bound_is_unhealthy() -> None:
     beyond = SourceSnapshot("b", SourceState.RECONNECTING, since=RECONNECT_LIMIT_S + 0.5)
     health = judge_health(snapshot_of(within, beyond))
     assert [(p.name, p.state) for p in health.problems] == [("b", "reconnecting")]
-    assert health.problems[0].reason == "reconnecting for 30.5 s (more than 30 s)"
+    assert health.problems[0].reason == "for 30.5 s, more than 30 s"
     assert judge_health(snapshot_of(beyond), reconnect_limit=60).healthy
 
 
@@ -164,3 +164,41 @@ def test_a_silent_camera_makes_it_unhealthy_then_healthy_again(clock: FakeClock)
         pipeline.cleanup()
     assert len(results) == 8
     assert judge_health(pipeline.snapshot()).healthy  # both ended
+
+
+def test_the_page_greys_exactly_the_sources_the_verdict_names() -> None:
+    from framescope.live.view import page_view
+
+    sources = [
+        SourceSnapshot("a", SourceState.RUNNING, 3.0, frames=90, fps=29.97, last_frame_age=0.01),
+        SourceSnapshot("b", SourceState.BLOCKED, 9.0, frames=40, fps=5.0, last_frame_age=0.2),
+        SourceSnapshot("c", SourceState.STALLED, 1.0, frames=7, last_frame_age=6.256),
+        SourceSnapshot("d", SourceState.FAILED, 1.0, reason="OSError: unplugged"),
+        SourceSnapshot("e", SourceState.RECONNECTING, 45.0, reconnects=3, last_frame_age=45.5),
+        SourceSnapshot("f", SourceState.ENDED, 2.0, frames=300, last_frame_age=2.0),
+    ]
+    view = page_view(snapshot_of(*sources))
+    shown = {s["name"]: s for s in view["sources"]}
+    assert list(shown) == list("abcdef")
+    assert {name for name, s in shown.items() if s["down"]} == {"c", "d", "e"}
+    assert shown["a"] == {
+        "name": "a",
+        "state": "running",
+        "since": 3.0,
+        "reason": None,
+        "fps": 29.97,
+        "frames": 90,
+        "dropped": 0,
+        "reconnects": 0,
+        "last_frame_age": 0.01,
+        "down": False,
+    }
+    assert shown["c"]["last_frame_age"] == 6.26 and shown["e"]["reconnects"] == 3
+    assert view["health"] == {
+        "status": "unhealthy",
+        "problems": [
+            "source c stalled (no frame for 6.3 s)",
+            "source d failed (OSError: unplugged)",
+            "source e reconnecting (for 45.0 s, more than 30 s)",
+        ],
+    }

@@ -167,7 +167,7 @@ def _source_problem(pipeline: str, source: SourceSnapshot, limit: float) -> Prob
     elif state is SourceState.FAILED:
         reason = source.reason or "it failed"
     elif state is SourceState.RECONNECTING and source.since > limit:
-        reason = f"reconnecting for {source.since:.1f} s (more than {limit:g} s)"
+        reason = f"for {source.since:.1f} s, more than {limit:g} s"
     else:
         return None
     return Problem(
