@@ -69,6 +69,12 @@ The ``source_`` series are there for a run of many sources
 is the alert; ``source_last_frame_age_seconds`` is left out before a
 source's first frame, ``source_frames_per_second`` before its second;
 ``source_transitions_total`` counts each state entered.
+
+The server :meth:`PrometheusExporter.serve` starts also answers
+``/healthz``: 200 when the exported pipelines are healthy, 503 when not,
+with a JSON body naming each problem (the verdict of
+:mod:`framescope.pipeline.views.health`, the one the live view's
+``/healthz`` and the heartbeat file give).
 """
 
 from __future__ import annotations

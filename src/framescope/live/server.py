@@ -39,7 +39,11 @@ class LiveView:
     (Server-Sent Events, one ``snapshot`` event per refresh), ``/view.json``
     (what the page draws), ``/snapshot.json`` (the full snapshot, which a
     fleet LiveView reads), ``/state.json`` (DepthAI's ``PipelineState``),
-    ``/video/<name>.mjpg`` (a preview, see :meth:`preview`) and ``/healthz``.
+    ``/video/<name>.mjpg`` (a preview, see :meth:`preview`) and ``/healthz``
+    (200 or 503 with a JSON body naming each stalled or failed source and
+    stalled stage: :func:`~framescope.pipeline.views.health.judge_health` of
+    the latest published snapshot). Every endpoint, ``/healthz`` included,
+    follows the token rule: free on loopback, the token beyond it.
 
     Args:
         sources: pipelines (anything with ``snapshot()``) and URLs of other
