@@ -128,6 +128,28 @@ def test_each_write_replaces_the_file_whole_and_a_failed_one_leaves_the_old(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hb.json"]  # no temporary left
 
 
+def test_a_failing_write_is_counted_and_logged_and_the_next_one_goes_on(
+    clock: FakeClock, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with pytest.raises(FileNotFoundError):  # the first write says what is wrong at once
+        Heartbeat(Snapshots(), tmp_path / "no" / "hb.json", clock=clock).start()
+    (tmp_path / "no").mkdir()
+    heartbeat = Heartbeat(Snapshots(), tmp_path / "no" / "hb.json", interval=1.0, clock=clock)
+    heartbeat.start()
+    try:
+        (tmp_path / "no" / "hb.json").unlink()
+        (tmp_path / "no").rmdir()
+        clock.advance(1.0)
+        wait_for(lambda: heartbeat.write_errors == 1, what="a failed write counted")
+        assert "heartbeat: cannot write" in caplog.text
+        (tmp_path / "no").mkdir()
+        clock.advance(1.0)
+        wait_for(lambda: heartbeat.writes == 2, what="the next write")
+        assert read(tmp_path / "no" / "hb.json")["time"] == START + 2.0
+    finally:
+        assert heartbeat.close()
+
+
 def test_bad_arguments_are_refused(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="pipeline must be a Pipeline"):
         Heartbeat(object(), tmp_path / "hb.json")

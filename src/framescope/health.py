@@ -30,6 +30,7 @@ from types import TracebackType
 from typing import Any
 
 from framescope._periodic import run_every
+from framescope._ratelimit import FULL, LogLimiter
 from framescope._validation import check_positive_seconds
 from framescope.clock import SYSTEM_CLOCK, TimeSource
 from framescope.pipeline.model.snapshot import PipelineSnapshot
@@ -134,6 +135,7 @@ class Heartbeat:
         )
         self.writes = 0
         self.write_errors = 0
+        self._log_limit = LogLimiter(clock=self._clock)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -166,15 +168,23 @@ class Heartbeat:
     def _beat(self) -> None:
         try:
             self.write()
-        except OSError:
+        except Exception as error:  # a full disk, a pipeline that cannot be read: next time
             self.write_errors += 1
-            logger.exception("heartbeat: cannot write %s", self.path)
+            said = self._log_limit.check(type(error).__name__)
+            if said == FULL:
+                logger.error("heartbeat: cannot write %s", self.path, exc_info=True)
+            elif said > 0:
+                logger.error("heartbeat: %d more failed writes of %s: %s", said, self.path, error)
 
     def start(self) -> Heartbeat:
-        """Write the first file now, then every ``interval`` on a thread (returns self)."""
+        """Write the first file now, then every ``interval`` on a thread (returns self).
+
+        The first write raises what fails it (a folder that does not exist);
+        a later one is logged and counted.
+        """
         if self._thread is not None:
             return self
-        self._beat()
+        self.write()
         self._thread = threading.Thread(
             target=run_every,
             args=(self._clock, self._stop, self.interval, self._beat),
