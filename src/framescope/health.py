@@ -98,7 +98,8 @@ class Heartbeat:
         interval: seconds between writes (give ``--max-age`` a few of them).
         stall_after: seconds without a completed item, items inside, that
             make a stage stalled (as :meth:`Pipeline.diagnose` judges).
-        reconnect_limit: seconds a source may be ``reconnecting`` and still be healthy.
+        reconnect_limit: seconds without a frame a ``reconnecting`` source may
+            have and still be healthy.
         clock: where the interval and the file's time are read.
 
     Attributes:

@@ -54,13 +54,18 @@ def test_a_stalled_source_without_a_reason_says_how_long_no_frame_came() -> None
     assert problem.reason == "no frame for 6.2 s"
 
 
-def test_reconnecting_beyond_the_bound_is_unhealthy() -> None:
-    within = SourceSnapshot("a", SourceState.RECONNECTING, since=RECONNECT_LIMIT_S)
-    beyond = SourceSnapshot("b", SourceState.RECONNECTING, since=RECONNECT_LIMIT_S + 0.5)
-    health = judge_health(snapshot_of(within, beyond))
-    assert [(p.name, p.state) for p in health.problems] == [("b", "reconnecting")]
-    assert health.problems[0].reason == "for 30.5 s, more than 30 s"
-    assert judge_health(snapshot_of(beyond), reconnect_limit=60).healthy
+def test_reconnecting_with_no_frame_beyond_the_bound_is_unhealthy() -> None:
+    limit = RECONNECT_LIMIT_S
+    within = SourceSnapshot("a", SourceState.RECONNECTING, since=2.0, last_frame_age=limit)
+    # Back in reconnecting 2 s ago, after a stall: its last frame is what counts.
+    beyond = SourceSnapshot("b", SourceState.RECONNECTING, since=2.0, last_frame_age=limit + 0.5)
+    never = SourceSnapshot("c", SourceState.RECONNECTING, since=limit + 1)  # no frame yet
+    health = judge_health(snapshot_of(within, beyond, never))
+    assert [(p.name, p.state, p.reason) for p in health.problems] == [
+        ("b", "reconnecting", "no frame for 30.5 s, more than 30 s"),
+        ("c", "reconnecting", "no frame for 31.0 s, more than 30 s"),
+    ]
+    assert judge_health(snapshot_of(beyond, never), reconnect_limit=60).healthy
 
 
 def test_a_blocked_only_pipeline_is_healthy() -> None:
@@ -199,6 +204,6 @@ def test_the_page_greys_exactly_the_sources_the_verdict_names() -> None:
         "problems": [
             "source c stalled (no frame for 6.3 s)",
             "source d failed (OSError: unplugged)",
-            "source e reconnecting (for 45.0 s, more than 30 s)",
+            "source e reconnecting (no frame for 45.5 s, more than 30 s)",
         ],
     }

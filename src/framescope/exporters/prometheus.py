@@ -305,7 +305,7 @@ class PrometheusExporter:
         """The health of the exported pipelines, one snapshot each (what ``/healthz`` answers).
 
         See :mod:`framescope.pipeline.views.health` for what is unhealthy: a
-        stalled or failed source, one reconnecting for over 30 s, a stalled
+        stalled or failed source, one reconnecting with no frame for 30 s, a stalled
         stage; never a blocked or an ended source. No pipeline: healthy.
         """
         return judge_health(self.sources.read().pipelines)

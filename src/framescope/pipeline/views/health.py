@@ -6,9 +6,12 @@ unhealthy when one of these holds:
 
 - a source of a many-source run is ``stalled`` (no frame for ``stall_after``
   seconds while the pipeline would take one) or ``failed`` (with its reason);
-- a source has been ``reconnecting`` for longer than ``reconnect_limit``
-  seconds (a camera that reopens its stream now and then is fine; one that
-  cannot get back is not);
+- a source is ``reconnecting`` and its last frame is more than
+  ``reconnect_limit`` seconds old (30 by default: three of ``VideoSource``'s
+  longest back-offs). A camera that reopens its stream now and then is
+  fine; one that cannot get back is not. The bound is on the last frame,
+  not on the time in the state, so a source that goes from ``stalled`` to
+  ``reconnecting`` and back does not look fresh at each change;
 - the source of a one-source run raised (``source_error``);
 - a stage is stalled: the diagnosis's "stalled" verdict
   (:func:`~framescope.pipeline.views.diagnosis.stalled`), items inside and
@@ -38,7 +41,7 @@ from framescope.pipeline.views.diagnosis import stalled
 __all__ = ["RECONNECT_LIMIT_S", "Health", "Problem", "judge_health"]
 
 RECONNECT_LIMIT_S = 30.0
-"""Seconds a source may be ``reconnecting`` before the pipeline is unhealthy (by default)."""
+"""Seconds without a frame a ``reconnecting`` source may have before it is unhealthy (default)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +141,7 @@ def judge_health(
 
     ``stall_after``: seconds without a completed item, items inside, that
     make a stage stalled (the diagnosis's default, 5). ``reconnect_limit``:
-    seconds a source may spend ``reconnecting``. ``unreachable``: a fleet
+    seconds without a frame a ``reconnecting`` source may have. ``unreachable``: a fleet
     view's boxes that do not answer, by name, with why.
     """
     if isinstance(snapshots, PipelineSnapshot):
@@ -166,13 +169,18 @@ def _source_problem(pipeline: str, source: SourceSnapshot, limit: float) -> Prob
         reason = source.reason or ("no frame yet" if age is None else f"no frame for {age:.1f} s")
     elif state is SourceState.FAILED:
         reason = source.reason or "it failed"
-    elif state is SourceState.RECONNECTING and source.since > limit:
-        reason = f"for {source.since:.1f} s, more than {limit:g} s"
+    elif state is SourceState.RECONNECTING and _silent_for(source) > limit:
+        reason = f"no frame for {_silent_for(source):.1f} s, more than {limit:g} s"
     else:
         return None
     return Problem(
         pipeline, "source", source.name, state.value, reason, source.since, source.last_frame_age
     )
+
+
+def _silent_for(source: SourceSnapshot) -> float:
+    """Seconds since the source's last frame (since it entered its state, before any frame)."""
+    return source.since if source.last_frame_age is None else source.last_frame_age
 
 
 def _pipeline_problems(snapshot: PipelineSnapshot, stall_after: float) -> list[Problem]:
