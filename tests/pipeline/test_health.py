@@ -81,6 +81,20 @@ def test_the_source_error_of_a_one_source_run_is_a_failed_source() -> None:
     )
 
 
+def test_a_camera_s_password_and_token_never_reach_the_answer() -> None:
+    reason = (
+        "ValueError: uri: 'rtsp://admin:hunter22@10.0.0.7:554/live?token=abc123&x=1' "
+        "Connection refused"
+    )
+    failed = SourceSnapshot("cam", SourceState.FAILED, 1.0, reason=reason)
+    health = judge_health(snapshot_of(failed, source_error=f"OSError: {reason}"))
+    for problem in health.problems:
+        assert "hunter22" not in problem.reason and "abc123" not in problem.reason
+        assert "'rtsp://admin:***@10.0.0.7:554/live?token=***&x=1' Connection refused" in (
+            problem.reason
+        )
+
+
 def test_the_body_is_json_naming_each_problem() -> None:
     stalled = SourceSnapshot("cam2", SourceState.STALLED, since=1.0, reason="no frame for 6.0 s")
     body = json.loads(judge_health(snapshot_of(stalled)).to_json())

@@ -30,6 +30,7 @@ the source's own ``stall_after`` makes it ``stalled``.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,11 @@ from framescope.pipeline.model.sources import SourceSnapshot, SourceState
 from framescope.pipeline.views.diagnosis import stalled
 
 __all__ = ["RECONNECT_LIMIT_S", "Health", "Problem", "judge_health"]
+
+_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+@")
+_SECRET = re.compile(
+    r"(?P<head>[?&](?:token|access_token|secret|password|key|api_key)=)[^&\s'\"]+", re.I
+)
 
 RECONNECT_LIMIT_S = 30.0
 """Seconds without a frame a ``reconnecting`` source may have before it is unhealthy (default)."""
@@ -56,7 +62,8 @@ class Problem:
             name where the snapshot cannot tell which stage holds the items)
             or the box's name.
         state: ``"stalled"``, ``"failed"``, ``"reconnecting"`` or ``"unreachable"``.
-        reason: what happened, in words.
+        reason: what happened, in words (passwords and tokens of URLs in it
+            shown as ``***``: the answer may go where the camera's secrets must not).
         since: seconds in that state (None where unknown).
         last_frame_age: seconds since the source's last frame (None: none
             yet, or a stage).
@@ -174,8 +181,19 @@ def _source_problem(pipeline: str, source: SourceSnapshot, limit: float) -> Prob
     else:
         return None
     return Problem(
-        pipeline, "source", source.name, state.value, reason, source.since, source.last_frame_age
+        pipeline,
+        "source",
+        source.name,
+        state.value,
+        _hidden(reason),
+        source.since,
+        source.last_frame_age,
     )
+
+
+def _hidden(reason: str) -> str:
+    """``reason`` with the passwords and tokens of URLs in it as ``***`` (a camera's URL)."""
+    return _SECRET.sub(r"\g<head>***", _PASSWORD.sub(r"\g<head>***@", reason))
 
 
 def _silent_for(source: SourceSnapshot) -> float:
@@ -187,7 +205,13 @@ def _pipeline_problems(snapshot: PipelineSnapshot, stall_after: float) -> list[P
     problems = []
     if snapshot.source_error is not None:
         problems.append(
-            Problem(snapshot.pipeline, "source", snapshot.pipeline, "failed", snapshot.source_error)
+            Problem(
+                snapshot.pipeline,
+                "source",
+                snapshot.pipeline,
+                "failed",
+                _hidden(snapshot.source_error),
+            )
         )
     stall = stalled(snapshot, stall_after)
     if stall is not None:
