@@ -95,3 +95,41 @@ def test_healthz_beyond_loopback_needs_the_token_like_every_endpoint() -> None:
             {"status": "ok", "problems": [], "sources": {}},
         )
     pipeline.cleanup()
+
+
+def test_a_slow_stage_blocks_every_camera_and_healthz_stays_200(clock: FakeClock) -> None:
+    prometheus = pytest.importorskip("framescope.exporters.prometheus")
+    step = threading.Semaphore(0)
+
+    def slow(item: Any) -> Any:  # one item each time the test lets one through
+        step.acquire(timeout=30)
+        return item
+
+    pipeline = Pipeline(name="Cams", clock=clock).add(slow, "Infer").parallelize(queue_size=2)
+    run = pipeline.run({name: range(60) for name in "abc"}, stall_after=1.0)
+    reader = threading.Thread(target=lambda: list(run), name="framescope-test:reader")
+    exporter = prometheus.PrometheusExporter().add_pipeline(pipeline)
+    seen: dict[str, set[str]] = {name: set() for name in "abc"}
+    try:
+        reader.start()
+        wait_for(lambda: pipeline._runtime.sources is not None)
+        feeds = pipeline._runtime.sources
+        assert feeds is not None
+        url = exporter.serve().url.replace("/metrics", "/healthz")
+        for done in range(1, 41):  # 10 s of the clock, ten times stall_after
+            rounds = feeds.rounds
+            clock.advance(feeds.check_every)
+            step.release()
+            wait_for(lambda done=done: pipeline.snapshot().count("completed") >= done)
+            wait_for(lambda rounds=rounds: feeds.rounds > rounds, what="a watcher round")
+            status, body = answer(url)
+            assert (status, body["problems"]) == (200, [])
+            for name, state in body["sources"].items():
+                seen[name].add(state)
+        assert all("blocked" in states and "stalled" not in states for states in seen.values())
+    finally:
+        for _ in range(200):
+            step.release()
+        reader.join(30)
+        exporter.close()
+        pipeline.cleanup()
