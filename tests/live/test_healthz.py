@@ -133,3 +133,48 @@ def test_a_slow_stage_blocks_every_camera_and_healthz_stays_200(clock: FakeClock
         reader.join(30)
         exporter.close()
         pipeline.cleanup()
+
+
+def test_a_stalled_stage_is_503_unless_its_bound_is_raised(clock: FakeClock) -> None:
+    prometheus = pytest.importorskip("framescope.exporters.prometheus")
+    from ..pipeline.helpers import Gate
+
+    gate = Gate()
+    pipeline = Pipeline(name="Cam", debug=True, clock=clock).add(lambda x: x, "Decode").add(gate)
+    pipeline.parallelize()
+    exporter = prometheus.PrometheusExporter().add_pipeline(pipeline)
+    views = [LiveView(pipeline, refresh=0.05), LiveView(pipeline, refresh=0.05, stall_after=10)]
+    try:
+        pipeline.forward(1)
+        assert gate.entered.wait(10)
+        clock.advance(6.0)  # nothing out for 6 s, one item inside
+        urls = [with_query(view.start(), "healthz") for view in views]
+        urls += [
+            exporter.serve().url.replace("/metrics", "/healthz"),
+            exporter.serve(stall_after=10).url.replace("/metrics", "/healthz"),
+        ]
+        strict, lenient = [urls[0], urls[2]], [urls[1], urls[3]]
+        for url in strict:
+            _, body = eventually(lambda url=url: (a := answer(url))[0] == 503 and a)
+            assert body["problems"] == [
+                {
+                    "pipeline": "Cam",
+                    "kind": "stage",
+                    "name": "Cam__Gate",
+                    "state": "stalled",
+                    "reason": "no item completed for 6.0 s; Cam__Gate is still processing its item",
+                    "since": None,
+                    "last_frame_age": None,
+                }
+            ]
+        for url in lenient:
+            assert answer(url) == (200, {"status": "ok", "problems": [], "sources": {}})
+        assert json.loads(views[1].published()[1])["verdict"] != "stalled"  # the page agrees
+        with pytest.raises(ValueError, match="stall_after"):
+            LiveView(pipeline, stall_after=0)
+    finally:
+        gate.release.set()
+        for view in views:
+            view.close()
+        exporter.close()
+        pipeline.cleanup()

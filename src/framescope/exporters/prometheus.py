@@ -95,12 +95,13 @@ from framescope._httpserver import (
 )
 from framescope._keys import without_prefix
 from framescope._optional import require
+from framescope._validation import check_positive_seconds
 from framescope.exporters.sources import MetricSources, Reading, cpu_seconds, histogram_of
 from framescope.histogram import DEFAULT_LATENCY_BUCKETS, HistogramSnapshot
 from framescope.pipeline.model.events import NodePhase
 from framescope.pipeline.model.snapshot import PipelineSnapshot, SnapshotSource, StageSnapshot
 from framescope.pipeline.model.sources import SourceSnapshot, SourceState
-from framescope.pipeline.views.health import Health, judge_health
+from framescope.pipeline.views.health import RECONNECT_LIMIT_S, Health, judge_health
 from framescope.timepiece.tachometers import BaseTachometer
 from framescope.timepiece.timers import BaseTimer
 
@@ -280,14 +281,21 @@ class PrometheusExporter:
         max_connections: int = 32,
         request_timeout: float = 10.0,
         header_timeout: float = 5.0,
+        stall_after: float = 5.0,
+        reconnect_limit: float = RECONNECT_LIMIT_S,
     ) -> MetricsServer:
         """Serve this exporter's registry on ``http://host:port/metrics`` (port 0: any free).
 
         It listens on loopback unless told otherwise: pass ``host="0.0.0.0"``
         to let other machines scrape it (and ``ssl_context`` for HTTPS). See
         :class:`MetricsServer` for the connection bounds. ``/healthz`` on the
-        same server answers :meth:`health`: 200 or 503, with a JSON body.
+        same server answers :meth:`health` with ``stall_after`` and
+        ``reconnect_limit``: 200 or 503, with a JSON body.
         """
+        bounds = {
+            "stall_after": check_positive_seconds(stall_after, "stall_after"),
+            "reconnect_limit": check_positive_seconds(reconnect_limit, "reconnect_limit"),
+        }
         server = MetricsServer(
             self.registry,
             port,
@@ -296,19 +304,24 @@ class PrometheusExporter:
             max_connections=max_connections,
             request_timeout=request_timeout,
             header_timeout=header_timeout,
-            health=self.health,
+            health=lambda: self.health(**bounds),
         )
         self._servers.append(server)
         return server
 
-    def health(self) -> Health:
+    def health(
+        self, *, stall_after: float = 5.0, reconnect_limit: float = RECONNECT_LIMIT_S
+    ) -> Health:
         """The health of the exported pipelines, one snapshot each (what ``/healthz`` answers).
 
         See :mod:`framescope.pipeline.views.health` for what is unhealthy: a
-        stalled or failed source, one reconnecting with no frame for 30 s, a stalled
-        stage; never a blocked or an ended source. No pipeline: healthy.
+        stalled or failed source, one reconnecting with no frame for
+        ``reconnect_limit`` seconds, a stage stalled for ``stall_after``
+        seconds; never a blocked or an ended source. No pipeline: healthy.
         """
-        return judge_health(self.sources.read().pipelines)
+        return judge_health(
+            self.sources.read().pipelines, stall_after=stall_after, reconnect_limit=reconnect_limit
+        )
 
     def describe(self) -> list[Any]:
         """Nothing to describe up front: the metrics depend on what is added later."""

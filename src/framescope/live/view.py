@@ -18,7 +18,7 @@ from framescope._keys import join_key
 from framescope.pipeline.model.cpu import CpuSplit, MachineLoad
 from framescope.pipeline.model.snapshot import PipelineSnapshot
 from framescope.pipeline.views.diagnosis import diagnose_snapshot
-from framescope.pipeline.views.health import Health, judge_health
+from framescope.pipeline.views.health import RECONNECT_LIMIT_S, Health, judge_health
 from framescope.pipeline.views.tables import cpu_text, machine_text
 
 __all__ = ["cpu_view", "input_drops", "machine_view", "page_html", "page_view", "source_views"]
@@ -165,6 +165,8 @@ def page_view(
     unreachable: dict[str, float | None] | None = None,
     drops: dict[str, int] | None = None,
     reasons: dict[str, str] | None = None,
+    stall_after: float = 5.0,
+    reconnect_limit: float = RECONNECT_LIMIT_S,
 ) -> dict[str, Any]:
     """The page's data: stages (state, input, fps, p50/p90, queue, losses, CPU), verdict, totals.
 
@@ -179,12 +181,16 @@ def page_view(
 
     ``sources`` is :func:`source_views` (a many-source run's cameras);
     ``health`` the verdict ``/healthz`` gives: its status and one line per problem.
+    ``stall_after`` and ``reconnect_limit`` are the verdicts' bounds
+    (:func:`~framescope.pipeline.views.health.judge_health`).
     """
     now = snapshot.taken_ns
     gone = {box: (reasons or {}).get(box) or "does not answer" for box in unreachable or {}}
-    health = judge_health(snapshot, unreachable=gone)
+    health = judge_health(
+        snapshot, stall_after=stall_after, reconnect_limit=reconnect_limit, unreachable=gone
+    )
     stages = _stage_views(snapshot, input_drops(snapshot) if drops is None else drops)
-    diagnosis = diagnose_snapshot(snapshot)
+    diagnosis = diagnose_snapshot(snapshot, stall_after=stall_after)
     latency = snapshot.latency
     end_to_end = latency.summary() if latency.count else None
     return {
