@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import re
@@ -7,6 +8,7 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -220,3 +222,63 @@ def test_demo_serve_with_replicas_shows_each_phase_at_the_same_address(tmp_path:
     assert not runner.is_alive()
     assert "Demo__Infer" in seen and "Demo__Infer#1" in seen  # phase 1, then phase 2's replica
     assert out.getvalue().count("Live view: open ") == 1
+
+
+def _heartbeat(path: Path, age: float, *sources: Any) -> None:
+    """A heartbeat file written ``age`` seconds ago (the wall time of its clock)."""
+    from framescope.health import Heartbeat
+    from tests.test_health import Snapshots
+
+    wall = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=age)
+    Heartbeat(Snapshots(*sources), path, clock=FakeClock(wall=wall)).write()
+
+
+def test_health_exits_0_for_a_fresh_healthy_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _heartbeat(tmp_path / "hb.json", 1.0)
+    assert main(["health", str(tmp_path / "hb.json"), "--max-age", "15"]) == 0
+    out = capsys.readouterr().out
+    assert re.fullmatch(r"framescope health: ok: Cams, 0\.0 fps, written 1\.\d s ago\n", out)
+
+
+def test_health_exits_1_with_one_line_for_stale_missing_and_unhealthy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from framescope.pipeline.model.sources import SourceSnapshot, SourceState
+
+    _heartbeat(tmp_path / "stale.json", 20.0)
+    assert main(["health", str(tmp_path / "stale.json"), "--max-age", "15"]) == 1
+    assert re.fullmatch(
+        r"framescope health: stale: written 20\.\d s ago .*\n", capsys.readouterr().err
+    )
+    assert main(["health", str(tmp_path / "none.json"), "--max-age", "15"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("framescope health: cannot read ") and err.count("\n") == 1
+    failed = SourceSnapshot("cam3", SourceState.FAILED, 1.0, reason="OSError: unplugged")
+    _heartbeat(tmp_path / "sick.json", 0.0, failed)
+    assert main(["health", str(tmp_path / "sick.json"), "--max-age", "15"]) == 1
+    assert capsys.readouterr().err == (
+        "framescope health: unhealthy: source cam3 failed (OSError: unplugged)\n"
+    )
+
+
+def test_health_needs_a_positive_max_age(tmp_path: Path) -> None:
+    for bad in ([], ["--max-age", "0"], ["--max-age", "soon"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["health", str(tmp_path / "hb.json"), *bad])
+        assert exit_info.value.code == 2
+
+
+def test_health_runs_as_the_command_a_healthcheck_calls(tmp_path: Path) -> None:
+    _heartbeat(tmp_path / "hb.json", 0.0)
+    command = [sys.executable, "-m", "framescope", "health", str(tmp_path / "hb.json")]
+    done = subprocess.run(
+        [*command, "--max-age", "30"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0 and done.stdout.startswith("framescope health: ok: Cams")
+    (tmp_path / "hb.json").unlink()
+    done = subprocess.run(
+        [*command, "--max-age", "30"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 1 and "cannot read" in done.stderr

@@ -62,7 +62,30 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_demo_command(commands)
     _add_timepiece_command(commands)
+    _add_health_command(commands)
     return parser
+
+
+def _add_health_command(commands: Any) -> None:
+    """``framescope health FILE --max-age S``: the check a container's HEALTHCHECK runs."""
+    health = commands.add_parser(
+        "health",
+        help="check a heartbeat file: exit 0 when fresh and healthy, 1 when not",
+        description=(
+            "Read the heartbeat file a framescope.health.Heartbeat writes and print one line: "
+            "ok, or why not (stale, unreadable, not a heartbeat file, or unhealthy, naming "
+            "each stalled or failed source and stalled stage)."
+        ),
+        epilog="Exit status: 0 fresh and healthy, 1 not, 2 for a bad option.",
+    )
+    health.add_argument("file", metavar="FILE", help="the heartbeat file")
+    health.add_argument(
+        "--max-age",
+        type=_positive_float,
+        required=True,
+        metavar="S",
+        help="seconds the file may be old (give it a few of the heartbeat's intervals)",
+    )
 
 
 def _add_demo_command(commands: Any) -> None:
@@ -200,6 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "demo":
         return _demo(args)
+    if args.command == "health":
+        return _health(args)
     with _warnings_on_stderr():
         if args.command == "timepiece-demo":
             from framescope.timepiece_demo import run_timepiece_demo  # noqa: PLC0415
@@ -214,6 +239,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
     parser.print_help()
     return 2
+
+
+def _health(args: Any) -> int:
+    import time  # noqa: PLC0415
+
+    from framescope.health import check_heartbeat  # noqa: PLC0415 - loads the pipeline model
+
+    healthy, line = check_heartbeat(args.file, args.max_age, now=time.time())
+    print(f"framescope health: {line}", file=sys.stdout if healthy else sys.stderr)
+    return 0 if healthy else 1
 
 
 def _demo(args: Any) -> int:

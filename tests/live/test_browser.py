@@ -488,3 +488,56 @@ def test_each_stage_shows_a_bar_of_where_its_time_goes(browser: Any, clock: Any)
         "on a CPU 50.0%, waiting for a CPU 20.0%, blocked 10.0%, idle 20.0% of the last 1.0 s"
     )
     assert "waiting and blocked unknown" in bars["Cam__Draw"]["title"]
+
+
+def _source_box(browser: Any, name: str) -> list[Any] | None:
+    """[classes, text, background colour] of a source's box, read in one script (one redraw)."""
+    found: list[Any] | None = browser.execute_script(
+        "const b = document.querySelector(`#sources .source[data-source='${arguments[0]}']`);"
+        "return b ? [b.className, b.innerText, getComputedStyle(b).backgroundColor] : null;",
+        name,
+    )
+    return found
+
+
+def test_a_stalled_camera_s_box_turns_grey_with_the_time_since_its_last_frame(
+    browser: Any, clock: Any
+) -> None:
+    from framescope.pipeline.model.sources import SourceState
+
+    from ..pipeline.test_many_sources import Gate as SilentSource
+
+    silent = SilentSource(before=2, after=3)
+    pipeline = Pipeline(name="Cams", clock=clock).add(lambda item: item, "Pass").parallelize()
+    run = pipeline.run({"cam1": silent, "cam2": range(2)}, stall_after=2.0)
+    reader = threading.Thread(target=lambda: list(run), name="framescope-test:reader")
+    try:
+        reader.start()
+        assert silent.waiting.wait(10)
+        with LiveView(pipeline, refresh=0.1) as view:
+            browser.get(view.url)
+            classes, shown, _ = eventually(lambda: _source_box(browser, "cam1"))
+            assert classes == "source running" and "2 frames" in shown
+            feeds = pipeline._runtime.sources
+            assert feeds is not None
+            clock.advance(2.0 + feeds.check_every)
+            polling.wait_for(
+                lambda: pipeline.snapshot().sources["cam1"].state is SourceState.STALLED
+            )
+            classes, shown, colour = eventually(
+                lambda: (box := _source_box(browser, "cam1")) and "down" in box[0] and box
+            )
+            assert classes == "source stalled down" and colour == "rgb(221, 221, 221)"
+            assert feeds.check_every == 0.25
+            assert "no frame for 2.3 s" in shown  # 2.25 s of the clock, as the page rounds it
+            assert eventually(lambda: "cam1 stalled" in browser.find_element(By.ID, "health").text)
+            silent.release.set()
+            reader.join(30)
+            classes, shown, _ = eventually(
+                lambda: (box := _source_box(browser, "cam1")) and "down" not in box[0] and box
+            )
+            assert classes == "source ended" and "5 frames" in shown
+            assert eventually(lambda: browser.find_element(By.ID, "health").text == "healthy")
+    finally:
+        silent.release.set()
+        pipeline.cleanup()

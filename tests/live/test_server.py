@@ -87,7 +87,11 @@ def test_the_page_and_json_endpoints() -> None:
             "http" not in page.split("<script>")[1].split("</script>")[0].replace("location", "")
             or "cdn" not in page.lower()
         )  # self-contained: nothing fetched from elsewhere
-        assert json.loads(get(with_query(view, "healthz"))) == {"status": "ok"}
+        assert json.loads(get(with_query(view, "healthz"))) == {
+            "status": "ok",
+            "problems": [],
+            "sources": {},
+        }
         shown = json.loads(get(with_query(view, "view.json")))
         assert [s["key"] for s in shown["stages"]] == ["Cam__Detect", "Cam__Draw"]
         assert shown["counters"]["completed"] == 20 and shown["verdict"]

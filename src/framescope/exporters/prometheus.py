@@ -69,6 +69,12 @@ The ``source_`` series are there for a run of many sources
 is the alert; ``source_last_frame_age_seconds`` is left out before a
 source's first frame, ``source_frames_per_second`` before its second;
 ``source_transitions_total`` counts each state entered.
+
+The server :meth:`PrometheusExporter.serve` starts also answers
+``/healthz``: 200 when the exported pipelines are healthy, 503 when not,
+with a JSON body naming each problem (the verdict of
+:mod:`framescope.pipeline.views.health`, the one the live view's
+``/healthz`` and the heartbeat file give).
 """
 
 from __future__ import annotations
@@ -76,7 +82,7 @@ from __future__ import annotations
 import contextlib
 import math
 import ssl
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -89,11 +95,13 @@ from framescope._httpserver import (
 )
 from framescope._keys import without_prefix
 from framescope._optional import require
+from framescope._validation import check_positive_seconds
 from framescope.exporters.sources import MetricSources, Reading, cpu_seconds, histogram_of
 from framescope.histogram import DEFAULT_LATENCY_BUCKETS, HistogramSnapshot
 from framescope.pipeline.model.events import NodePhase
 from framescope.pipeline.model.snapshot import PipelineSnapshot, SnapshotSource, StageSnapshot
 from framescope.pipeline.model.sources import SourceSnapshot, SourceState
+from framescope.pipeline.views.health import RECONNECT_LIMIT_S, Health, judge_health
 from framescope.timepiece.tachometers import BaseTachometer
 from framescope.timepiece.timers import BaseTimer
 
@@ -121,8 +129,33 @@ class _QuietHandler(GuardedRequestHandler, WSGIRequestHandler):
         """Scrapes are not worth a log line each."""
 
 
+def _with_health(app: Any, health: Callable[[], Health]) -> Any:
+    """``app`` with ``/healthz`` answered from ``health()`` (200 or 503, a JSON body)."""
+
+    def serve(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO") != "/healthz":
+            return app(environ, start_response)
+        verdict = health()
+        body = verdict.to_json()
+        reason = "200 OK" if verdict.healthy else "503 Service Unavailable"
+        start_response(
+            reason,
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(body))),
+                ("Cache-Control", "no-store"),
+            ],
+        )
+        return [body]
+
+    return serve
+
+
 class MetricsServer:
     """An HTTP(S) server for ``/metrics`` on a named thread; :meth:`close` stops and joins it.
+
+    With ``health`` it also answers ``/healthz``: 200 when ``health()`` says
+    healthy, 503 when not, with its JSON body (:class:`~framescope.pipeline.views.health.Health`).
 
     At most ``max_connections`` scrapes are served at once (more are answered
     503); a connection counts only once its request head is complete, which
@@ -146,9 +179,12 @@ class MetricsServer:
         max_connections: int = 32,
         request_timeout: float = 10.0,
         header_timeout: float = 5.0,
+        health: Callable[[], Health] | None = None,
     ) -> None:
         host, port = check_address(host, port)
         app = _prometheus.make_wsgi_app(registry)
+        if health is not None:
+            app = _with_health(app, health)
         with listening_on(host, port):
             self._server = make_server(
                 host, port, app, server_class=_BoundedWSGIServer, handler_class=_QuietHandler
@@ -245,13 +281,21 @@ class PrometheusExporter:
         max_connections: int = 32,
         request_timeout: float = 10.0,
         header_timeout: float = 5.0,
+        stall_after: float = 5.0,
+        reconnect_limit: float = RECONNECT_LIMIT_S,
     ) -> MetricsServer:
         """Serve this exporter's registry on ``http://host:port/metrics`` (port 0: any free).
 
         It listens on loopback unless told otherwise: pass ``host="0.0.0.0"``
         to let other machines scrape it (and ``ssl_context`` for HTTPS). See
-        :class:`MetricsServer` for the connection bounds.
+        :class:`MetricsServer` for the connection bounds. ``/healthz`` on the
+        same server answers :meth:`health` with ``stall_after`` and
+        ``reconnect_limit``: 200 or 503, with a JSON body.
         """
+        bounds = {
+            "stall_after": check_positive_seconds(stall_after, "stall_after"),
+            "reconnect_limit": check_positive_seconds(reconnect_limit, "reconnect_limit"),
+        }
         server = MetricsServer(
             self.registry,
             port,
@@ -260,9 +304,24 @@ class PrometheusExporter:
             max_connections=max_connections,
             request_timeout=request_timeout,
             header_timeout=header_timeout,
+            health=lambda: self.health(**bounds),
         )
         self._servers.append(server)
         return server
+
+    def health(
+        self, *, stall_after: float = 5.0, reconnect_limit: float = RECONNECT_LIMIT_S
+    ) -> Health:
+        """The health of the exported pipelines, one snapshot each (what ``/healthz`` answers).
+
+        See :mod:`framescope.pipeline.views.health` for what is unhealthy: a
+        stalled or failed source, one reconnecting with no frame for
+        ``reconnect_limit`` seconds, a stage stalled for ``stall_after``
+        seconds; never a blocked or an ended source. No pipeline: healthy.
+        """
+        return judge_health(
+            self.sources.read().pipelines, stall_after=stall_after, reconnect_limit=reconnect_limit
+        )
 
     def describe(self) -> list[Any]:
         """Nothing to describe up front: the metrics depend on what is added later."""

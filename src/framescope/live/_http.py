@@ -71,7 +71,8 @@ class _Handler(GuardedRequestHandler):
         if path == "/":
             self._send(200, page_html(server.previews), "text/html; charset=utf-8")
         elif path == "/healthz":
-            self._send(200, b'{"status": "ok"}', _JSON)
+            health = publisher.health()
+            self._send(health.http_status, health.to_json(), _JSON)
         elif path == "/view.json":
             self._send(200, publisher.published()[1], _JSON)
         elif path in ("/snapshot.json", "/state.json"):

@@ -22,6 +22,7 @@ from framescope.live.preview import PreviewTap
 from framescope.live.remote import RemoteBox
 from framescope.live.view import input_drops, page_view
 from framescope.pipeline.model.snapshot import PipelineSnapshot, merge_snapshots
+from framescope.pipeline.views.health import RECONNECT_LIMIT_S, Health, judge_health
 from framescope.stats import StatsSnapshot
 
 __all__ = ["EVENTS_TYPE", "Publisher"]
@@ -47,6 +48,8 @@ class Publisher:
         refresh: seconds of ``clock`` between snapshots.
         clock: the clock of the publishing pace and of every wait for a snapshot.
         stop: set when the view closes: the thread ends, every waiter wakes.
+        stall_after, reconnect_limit: the bounds of the verdict and of the
+            health (:func:`~framescope.pipeline.views.health.judge_health`).
     """
 
     def __init__(
@@ -58,9 +61,12 @@ class Publisher:
         refresh: float,
         clock: TimeSource,
         stop: threading.Event,
+        stall_after: float = 5.0,
+        reconnect_limit: float = RECONNECT_LIMIT_S,
     ) -> None:
         self.pipelines, self.remotes, self.previews = pipelines, remotes, previews
         self.refresh = refresh
+        self.bounds = {"stall_after": stall_after, "reconnect_limit": reconnect_limit}
         self._clock = clock
         self._stop = stop
         self._published: Published = (0, b"{}", None)
@@ -122,6 +128,7 @@ class Publisher:
             unreachable={r.prefix: r.last_seen for r in gone},
             reasons={r.prefix: r.problem or "" for r in gone},
             drops=drops,
+            **self.bounds,
         )
         view["previews"] = {name: tap.status() for name, tap in self.previews.items()}
         body = json.dumps(view).encode()
@@ -165,6 +172,17 @@ class Publisher:
         with self._cond:
             self._rendered[what] = (version, body)
         return body
+
+    def health(self) -> Health:
+        """The health of the latest published snapshot (``/healthz``).
+
+        A fleet's boxes are judged by their last answers, and a box that does
+        not answer now is a problem of its own.
+        """
+        snapshot = self.published()[2]
+        gone = {r.prefix: r.problem or "does not answer" for r in self.remotes if not r.reachable}
+        parts = (snapshot,) if snapshot is not None else ()
+        return judge_health(parts, unreachable=gone, **self.bounds)
 
     def events(self) -> Iterator[bytes]:
         """Server-Sent Events: one ``snapshot`` event per published snapshot, until the view closes.

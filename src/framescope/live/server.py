@@ -22,6 +22,7 @@ from framescope.live._publish import Published, Publisher
 from framescope.live.preview import ImageChoice, PreviewTap
 from framescope.live.remote import RemoteBox
 from framescope.pipeline.model.snapshot import PipelineSnapshot
+from framescope.pipeline.views.health import RECONNECT_LIMIT_S
 
 __all__ = ["LiveView"]
 
@@ -39,7 +40,11 @@ class LiveView:
     (Server-Sent Events, one ``snapshot`` event per refresh), ``/view.json``
     (what the page draws), ``/snapshot.json`` (the full snapshot, which a
     fleet LiveView reads), ``/state.json`` (DepthAI's ``PipelineState``),
-    ``/video/<name>.mjpg`` (a preview, see :meth:`preview`) and ``/healthz``.
+    ``/video/<name>.mjpg`` (a preview, see :meth:`preview`) and ``/healthz``
+    (200 or 503 with a JSON body naming each stalled or failed source and
+    stalled stage: :func:`~framescope.pipeline.views.health.judge_health` of
+    the latest published snapshot). Every endpoint, ``/healthz`` included,
+    follows the token rule: free on loopback, the token beyond it.
 
     Args:
         sources: pipelines (anything with ``snapshot()``) and URLs of other
@@ -58,6 +63,11 @@ class LiveView:
         ssl_context: serve HTTPS with this ``ssl.SSLContext``.
         clock: the clock of every wait of the view (refresh, polls, previews);
             the system clock unless given (a ``FakeClock`` in tests).
+        stall_after: seconds without a completed item, items inside, after
+            which the verdict and ``/healthz`` call a stage stalled (raise it
+            for a stage that takes longer than 5 s an item).
+        reconnect_limit: seconds without a frame a ``reconnecting`` source
+            may have before ``/healthz`` calls it unhealthy.
     """
 
     def __init__(
@@ -72,6 +82,8 @@ class LiveView:
         header_timeout: float = 5.0,
         ssl_context: Any = None,
         clock: Clock | None = None,
+        stall_after: float = 5.0,
+        reconnect_limit: float = RECONNECT_LIMIT_S,
     ) -> None:
         if clock is not None and not isinstance(clock, TimeSource):
             raise TypeError(f"clock must be a framescope Clock or None, got {type(clock).__name__}")
@@ -88,6 +100,8 @@ class LiveView:
             refresh=self.refresh,
             clock=self._clock,
             stop=self._stop,
+            stall_after=check_positive_seconds(stall_after, "stall_after"),
+            reconnect_limit=check_positive_seconds(reconnect_limit, "reconnect_limit"),
         )
         address = check_address(host, port)
         self._server = open_server(

@@ -18,9 +18,10 @@ from framescope._keys import join_key
 from framescope.pipeline.model.cpu import CpuSplit, MachineLoad
 from framescope.pipeline.model.snapshot import PipelineSnapshot
 from framescope.pipeline.views.diagnosis import diagnose_snapshot
+from framescope.pipeline.views.health import RECONNECT_LIMIT_S, Health, judge_health
 from framescope.pipeline.views.tables import cpu_text, machine_text
 
-__all__ = ["cpu_view", "input_drops", "machine_view", "page_html", "page_view"]
+__all__ = ["cpu_view", "input_drops", "machine_view", "page_html", "page_view", "source_views"]
 
 
 _NAMED = ("stage-bound", "stalled")
@@ -129,12 +130,43 @@ def _stage_views(snapshot: PipelineSnapshot, drops: dict[str, int]) -> list[dict
     return stages
 
 
+def _seconds(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def source_views(snapshot: PipelineSnapshot, health: Health) -> list[dict[str, Any]]:
+    """Each source of a many-source run as the page draws it: one box each.
+
+    ``down`` is true for a source the health verdict names (stalled, failed,
+    reconnecting for too long): the page greys its box and shows how long
+    since its last frame. A blocked or ended source is not down.
+    """
+    down = {p.name for p in health.problems if p.kind == "source"}
+    return [
+        {
+            "name": source.name,
+            "state": source.state.value,
+            "since": _seconds(source.since),
+            "reason": source.reason,
+            "fps": None if source.fps is None else round(source.fps, 2),
+            "frames": source.frames,
+            "dropped": source.dropped,
+            "reconnects": source.reconnects,
+            "last_frame_age": _seconds(source.last_frame_age),
+            "down": source.name in down,
+        }
+        for source in snapshot.sources.values()
+    ]
+
+
 def page_view(
     snapshot: PipelineSnapshot,
     *,
     unreachable: dict[str, float | None] | None = None,
     drops: dict[str, int] | None = None,
     reasons: dict[str, str] | None = None,
+    stall_after: float = 5.0,
+    reconnect_limit: float = RECONNECT_LIMIT_S,
 ) -> dict[str, Any]:
     """The page's data: stages (state, input, fps, p50/p90, queue, losses, CPU), verdict, totals.
 
@@ -146,10 +178,19 @@ def page_view(
     (``does not answer: ...``, ``answers garbage: ...``). ``drops``: items lost at each
     stage's input (default: :func:`input_drops` of ``snapshot``; a merged
     view passes those of its parts).
+
+    ``sources`` is :func:`source_views` (a many-source run's cameras);
+    ``health`` the verdict ``/healthz`` gives: its status and one line per problem.
+    ``stall_after`` and ``reconnect_limit`` are the verdicts' bounds
+    (:func:`~framescope.pipeline.views.health.judge_health`).
     """
     now = snapshot.taken_ns
+    gone = {box: (reasons or {}).get(box) or "does not answer" for box in unreachable or {}}
+    health = judge_health(
+        snapshot, stall_after=stall_after, reconnect_limit=reconnect_limit, unreachable=gone
+    )
     stages = _stage_views(snapshot, input_drops(snapshot) if drops is None else drops)
-    diagnosis = diagnose_snapshot(snapshot)
+    diagnosis = diagnose_snapshot(snapshot, stall_after=stall_after)
     latency = snapshot.latency
     end_to_end = latency.summary() if latency.count else None
     return {
@@ -174,4 +215,9 @@ def page_view(
         "unreachable": dict(unreachable or {}),
         "unreachable_reasons": dict(reasons or {}),
         "machine": machine_view(snapshot.machine),
+        "sources": source_views(snapshot, health),
+        "health": {
+            "status": health.status,
+            "problems": [f"{p.kind} {p.name} {p.state} ({p.reason})" for p in health.problems],
+        },
     }

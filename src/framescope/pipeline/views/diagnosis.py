@@ -58,6 +58,7 @@ __all__ = [
     "StageLoad",
     "diagnose_snapshot",
     "stage_kind",
+    "stalled",
 ]
 
 #: The pipeline counters a diagnosis reports as losses.
@@ -242,9 +243,9 @@ def _verdict(
     top = busiest.node_id if busiest is not None and busiest.mean_latency_s > 0 else None
     if snapshot.source_error is not None:
         return "source failed", *_source_failed(snapshot), None, top
-    stalled = _stalled(snapshot, stall_after)
-    if stalled is not None:
-        return "stalled", stalled[0], stalled[1], None, stalled[2] or top
+    stall = stalled(snapshot, stall_after)
+    if stall is not None:
+        return "stalled", stall[0], stall[1], None, stall[2] or top
     forwarded = snapshot.count("forwarded")
     failing = _failing(snapshot, forwarded)
     if failing is not None:
@@ -278,9 +279,16 @@ def _unread(count: int) -> str:
     return f"{count} results dropped unread: read results() or pass results_size=0"
 
 
-def _stalled(
-    snapshot: PipelineSnapshot, stall_after: float
+def stalled(
+    snapshot: PipelineSnapshot, stall_after: float = 5.0
 ) -> tuple[str, list[str], str | None] | None:
+    """The "stalled" verdict of ``snapshot`` alone: (headline, reasons, stage) or None.
+
+    Stalled: items are inside the pipeline and none completed for
+    ``stall_after`` seconds. ``stage`` is the last stage holding items
+    (None where the snapshot cannot tell). The diagnosis and the health
+    check (:mod:`framescope.pipeline.views.health`) both judge with it.
+    """
     inside = snapshot.count("in_flight")
     last = snapshot.latency.last_event_ns
     if inside <= 0 or snapshot.mode is None:
