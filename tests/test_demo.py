@@ -778,3 +778,59 @@ def test_frames_the_output_dropped_are_said_apart_from_the_pipelines_losses() ->
     assert summary_counts(text) == (463, 389, 74)
     assert "the output dropped 74 frames: its encoder did not keep up" in text
     assert "neither written nor counted" not in text
+
+
+class _FullGlass:
+    """A SpyGlass stand-in whose queue is full until a test lets the encoder take a frame."""
+
+    def __init__(self) -> None:
+        from framescope.video import SpyGlassState
+
+        self.state = SpyGlassState.STREAMING
+        self.queue_size, self.backlog = 2, 2
+        self.width = self.height = None
+        self.uri, self.last_error = "file.mp4", None
+        self.put_frames: list[object] = []
+
+    def put(self, frame: object, *, time: float | None = None) -> bool:
+        self.put_frames.append(frame)
+        self.backlog += 1
+        return True
+
+
+def test_output_to_a_file_waits_for_room_rather_than_drop_a_frame() -> None:
+    from framescope.demo.stages import Output
+
+    glass = _FullGlass()
+    output = Output(glass, stop=False, wait=True)
+    done = threading.Event()
+    thread = threading.Thread(target=lambda: (output({"frame": "f1"}), done.set()), daemon=True)
+    thread.start()
+    assert not holds_within(done.is_set, 0.2)  # the queue is full: it waits
+    assert glass.put_frames == []
+    glass.backlog = 1  # the encoder took a frame
+    assert holds_within(done.is_set, 10)
+    assert glass.put_frames == ["f1"]
+    thread.join(5)
+
+
+def test_output_stops_waiting_when_the_spyglass_fails() -> None:
+    from framescope.demo.stages import Output, OutputFailedError
+    from framescope.video import SpyGlassState
+
+    glass = _FullGlass()
+    output = Output(glass, stop=False, wait=True)
+    errors: list[BaseException] = []
+
+    def put() -> None:
+        try:
+            output({"frame": "f1"})
+        except OutputFailedError as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=put, daemon=True)
+    thread.start()
+    glass.last_error = "encoder died"
+    glass.state = SpyGlassState.ERROR
+    thread.join(10)
+    assert not thread.is_alive() and len(errors) == 1 and glass.put_frames == []

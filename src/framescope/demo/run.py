@@ -388,7 +388,8 @@ def _run(out: TextIO, source: DemoInput, report: DemoReport, settings: _Settings
     frames = source.items()
     plan = _phases(settings)
     inputs = PhaseInput(frames)
-    shown = ShownPipeline(_pipeline(inputs, spyglass, preview, plan[0][0]))
+    wait = not settings.restream  # a file loses no frame: a lagging encoder holds it back
+    shown = ShownPipeline(_pipeline(inputs, spyglass, preview, plan[0][0], wait))
     finals: list[PipelineSnapshot] = []
     live_view = None
     try:
@@ -401,7 +402,7 @@ def _run(out: TextIO, source: DemoInput, report: DemoReport, settings: _Settings
         for index, (replicas, seconds) in enumerate(plan):
             if index:  # the next phase takes the frames where the last one stopped
                 inputs = PhaseInput(frames)
-                shown.pipeline = _pipeline(inputs, spyglass, preview, replicas)
+                shown.pipeline = _pipeline(inputs, spyglass, preview, replicas, wait)
             title = _phase_line(index, plan)
             phase = _Phase(shown.pipeline, inputs, replicas, seconds, header + title, title)
             final = _phase(out, phase, source, report, settings)
@@ -421,10 +422,21 @@ def _run(out: TextIO, source: DemoInput, report: DemoReport, settings: _Settings
     _report(out, report, final, source, settings)
 
 
-def _pipeline(inputs: PhaseInput, spyglass: Any, preview: Any, replicas: int) -> Pipeline:
-    """One phase's pipeline; the SpyGlass outlives it (the run stops it after the last phase)."""
+def _pipeline(
+    inputs: PhaseInput, spyglass: Any, preview: Any, replicas: int, wait: bool
+) -> Pipeline:
+    """One phase's pipeline; the SpyGlass outlives it (the run stops it after the last phase).
+
+    ``wait``: Output waits for room in the SpyGlass's queue (a file) rather
+    than let it drop a frame (a restream).
+    """
     return build_demo_pipeline(
-        inputs, spyglass, preview=preview, replicas=replicas, stop_output=False
+        inputs,
+        spyglass,
+        preview=preview,
+        replicas=replicas,
+        stop_output=False,
+        wait_for_output=wait,
     )
 
 

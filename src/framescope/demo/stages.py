@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
 from framescope._optional import require
 from framescope.pipeline import Pipeline, PipelineSnapshot, Stage
 from framescope.pipeline.views.tables import snapshot_table
+
+_ROOM_POLL_S = 0.002
+"""How often Output looks for room in a full SpyGlass queue it must not overflow."""
 
 __all__ = [
     "MODEL_INPUT",
@@ -166,18 +170,25 @@ class Output(Stage):
     :class:`OutputFailedError`, so the pipeline counts it as lost.
     ``stop``: stop the SpyGlass at the pipeline's cleanup (False: the caller
     stops it, when several pipelines feed it one after another).
+    ``wait``: wait for room in the SpyGlass's queue before each frame (a file:
+    nothing may be lost, so an encoder that lags holds the pipeline back, and
+    the diagnosis names Output); without it a full queue drops its oldest
+    frame (a live restream: late frames are worth less than new ones).
     """
 
     name = "Output"
 
-    def __init__(self, spyglass: Any, *, stop: bool = True) -> None:
+    def __init__(self, spyglass: Any, *, stop: bool = True, wait: bool = False) -> None:
         self.spyglass = spyglass
         self.stop = stop
+        self.wait = wait
 
     def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
         from framescope.video import SpyGlassState  # noqa: PLC0415 - needs PyAV
 
         spyglass = self.spyglass
+        if self.wait:
+            self._wait_for_room(spyglass)
         if spyglass.state is SpyGlassState.ERROR:
             raise OutputFailedError(f"{spyglass.uri}: {spyglass.last_error or 'failing'}")
         frame = item["frame"]
@@ -185,6 +196,14 @@ class Output(Stage):
             frame = frame[: spyglass.height, : spyglass.width]
         spyglass.put(frame, time=item.get("time"))
         return item
+
+    @staticmethod
+    def _wait_for_room(spyglass: Any) -> None:
+        """Wait while the SpyGlass's queue is full and it is streaming (a short look each time)."""
+        from framescope.video import SpyGlassState  # noqa: PLC0415 - needs PyAV
+
+        while spyglass.backlog >= spyglass.queue_size and spyglass.state is SpyGlassState.STREAMING:
+            time.sleep(_ROOM_POLL_S)
 
     def cleanup(self) -> None:
         """Stop the SpyGlass (unless ``stop`` is False): what it holds is sent, then it closes."""
@@ -200,6 +219,7 @@ def build_demo_pipeline(
     preview: Any = None,
     replicas: int = 1,
     stop_output: bool = True,
+    wait_for_output: bool = False,
 ) -> Pipeline:
     """The demo's pipeline: frames -> Preprocess -> Infer -> Postprocess -> Annotate [-> Output].
 
@@ -209,7 +229,9 @@ def build_demo_pipeline(
     ``preview`` (a live view's PreviewTap) shows them in the browser;
     ``replicas``: how many threads run Infer (its matrix products release the GIL);
     ``stop_output``: stop ``output`` when the pipeline is cleaned up (False:
-    the caller stops it, e.g. after a later pipeline fed it too).
+    the caller stops it, e.g. after a later pipeline fed it too);
+    ``wait_for_output``: Output waits for room rather than let ``output`` drop
+    a frame (a file).
     """
     pipeline = Pipeline(
         input_generator=frames,
@@ -223,7 +245,7 @@ def build_demo_pipeline(
     if preview is not None:  # the annotated frame, in Annotate's thread: no stage added
         pipeline.tap("Annotate", lambda item: preview(item["frame"]))
     if output is not None:
-        pipeline.add(Output(output, stop=stop_output), on_error="skip")
+        pipeline.add(Output(output, stop=stop_output, wait=wait_for_output), on_error="skip")
     return pipeline.parallelize(queue_size=4, input_timeout=None)
 
 

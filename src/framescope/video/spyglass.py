@@ -230,6 +230,15 @@ class SpyGlass(Stage):
                 self.name,
             )
 
+    @property
+    def backlog(self) -> int:
+        """Frames put and not yet taken by the encoder (at most ``queue_size``: more drop).
+
+        A writer that must lose nothing (a file) can wait while it is at
+        ``queue_size`` before it puts the next frame.
+        """
+        return len(self._queue)
+
     def counters(self) -> dict[str, int]:
         """What happened to the frames put: warm-up, or queued and then sent, dropped or in flight.
 
