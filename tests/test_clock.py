@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime
+import threading
 import time
 
 import pytest
@@ -144,3 +145,34 @@ def test_wait_on_falls_back_to_a_real_wait_for_a_clock_without_wait() -> None:
     ready.set()
     assert wait_on(ReadingsOnly(), ready, 0.25)
     assert SYSTEM_CLOCK.wait(threading.Event(), 0) is False
+
+
+def test_a_fake_clock_stays_within_int64() -> None:
+    from framescope.clock import FAKE_LIMIT_NS
+
+    with pytest.raises(ValueError, match="start_ns"):
+        FakeClock(start_ns=FAKE_LIMIT_NS)
+    clock = FakeClock(start_ns=FAKE_LIMIT_NS - 10)
+    with pytest.raises(ValueError, match="nanoseconds"):
+        clock.advance_ns(10)
+    with pytest.raises(ValueError, match="seconds"):
+        clock.advance(1.0)
+    assert clock.monotonic_ns() == FAKE_LIMIT_NS - 10  # unchanged by a refused move
+    clock.advance_ns(9)
+    jumping = FakeClock(start_ns=0, autojump=True)
+    assert jumping.wait(threading.Event(), 1e12) is False  # a deadline past the limit
+    assert jumping.monotonic_ns() == FAKE_LIMIT_NS - 1
+
+
+def test_a_stop_watch_on_these_clocks_keeps_its_readings_as_machine_ints() -> None:
+    from array import array
+
+    from framescope.clock import SYSTEM_CLOCK
+    from framescope.timepiece import StopWatch
+
+    for clock in (SYSTEM_CLOCK, FakeClock()):
+        watch = StopWatch("w", clock=clock)
+        with watch:
+            pass
+        assert isinstance(watch._pending, array) and len(watch._pending) == 2
+        assert watch.statistics().count == 1

@@ -4,6 +4,7 @@ import random
 import subprocess
 import sys
 import time
+from array import array
 
 import numpy
 import pytest
@@ -21,7 +22,7 @@ def without_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
 def same(a: Batch, b: Batch) -> None:
     assert a[:6] == b[:6]
     assert list(a.values()) == list(b.values())
-    assert all(type(v) is int for v in (a.total, a.low, a.high, *a.recent))
+    assert all(type(v) is int for v in (a.total, a.low, a.high, *a.recent, *a.stamps))
     for every in (a.values(), b.values()):  # a list of ints, or NumPy's int64 column
         assert isinstance(every, list) or every.dtype == numpy.int64
 
@@ -52,9 +53,13 @@ def test_numpy_and_python_duration_folds_agree(size: int, monkeypatch: pytest.Mo
         start = rng.randint(10**12, 10**13)
         pairs += [start, start + rng.randint(0, 10**9)]
     fast = folds.durations(pairs, 7)
+    in_place = folds.durations(array("q", pairs), 7)  # a StopWatch's pending readings
     without_numpy(monkeypatch)
     slow = folds.durations(pairs, 7)
+    slow_array = folds.durations(array("q", pairs), 7)
     same(fast, slow)
+    same(in_place, slow)
+    same(slow_array, slow)
     spans = [pairs[i + 1] - pairs[i] for i in range(0, len(pairs), 2)]
     assert (fast.total, fast.low, fast.high, fast.recent) == (
         sum(spans),

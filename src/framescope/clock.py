@@ -162,6 +162,19 @@ _MAX_SECONDS = datetime.timedelta.max.total_seconds()
 _FAKE_POLL_S = 0.002  # a fake clock's wait looks this often (real s) whether time was advanced
 
 
+FAKE_LIMIT_NS = 2**62
+"""A :class:`FakeClock` stays within +-2**62 ns (146 years) of 0: its readings fit int64."""
+
+
+def _within_limit(reading_ns: int, argument: str) -> int:
+    """``reading_ns`` if a FakeClock may show it; else a ValueError naming ``argument``."""
+    if reading_ns >= FAKE_LIMIT_NS:
+        raise ValueError(
+            f"{argument}: the fake clock would pass 2**62 ns (146 years); it stays below"
+        )
+    return reading_ns
+
+
 class FakeClock:
     """A clock that moves only when told to, for deterministic tests.
 
@@ -195,6 +208,8 @@ class FakeClock:
     ) -> None:
         if isinstance(start_ns, bool) or not isinstance(start_ns, int):
             raise TypeError(f"start_ns must be an int, got {type(start_ns).__name__}")
+        if not -FAKE_LIMIT_NS < start_ns < FAKE_LIMIT_NS:
+            raise ValueError(f"start_ns must be within +-2**62 ns (146 years) of 0, got {start_ns}")
         if wall is None:
             wall = datetime.datetime(2024, 1, 1, tzinfo=_UTC)
         self._check_aware(wall, "wall")
@@ -224,7 +239,7 @@ class FakeClock:
         if delta_ns < 0:
             raise ValueError("seconds must be >= 0: a monotonic clock cannot go back")
         with self._lock:
-            self._mono_ns += delta_ns
+            self._mono_ns = _within_limit(self._mono_ns + delta_ns, "seconds")
             self._wall += datetime.timedelta(microseconds=delta_ns / 1_000)
 
     def advance_ns(self, nanoseconds: int) -> None:
@@ -234,7 +249,7 @@ class FakeClock:
         if nanoseconds < 0:
             raise ValueError("nanoseconds must be >= 0: a monotonic clock cannot go back")
         with self._lock:
-            self._mono_ns += nanoseconds
+            self._mono_ns = _within_limit(self._mono_ns + nanoseconds, "nanoseconds")
             self._wall += datetime.timedelta(microseconds=nanoseconds / 1_000)
 
     def wait(self, waitable: Waitable, timeout: float | None) -> bool:
@@ -263,6 +278,7 @@ class FakeClock:
         return False
 
     def _advance_to(self, target_ns: int) -> None:
+        target_ns = min(target_ns, FAKE_LIMIT_NS - 1)  # a wait's deadline past the limit
         with self._lock:
             if target_ns > self._mono_ns:
                 delta = target_ns - self._mono_ns

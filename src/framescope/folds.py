@@ -87,16 +87,22 @@ def intervals(previous: int, stamps: list[int], window: int) -> Batch:
     )
 
 
-def durations(pairs: list[int], window: int) -> Batch:
+def durations(pairs: list[int] | array[int], window: int) -> Batch:
     """Fold flat ``[start, end, start, end, ...]`` readings into block durations.
 
     ``pairs`` must hold at least one whole pair; the timestamp of a block is its end.
+    An ``array('q')`` of readings is read by NumPy in place (no conversion).
     """
     count = len(pairs) // 2
     np = _numpy() if count >= NUMPY_FROM else None
+    if np is not None and isinstance(pairs, array):
+        readings = np.frombuffer(pairs, np.int64, 2 * count).reshape(count, 2)
+        return spans(readings[:, 0], readings[:, 1], window)
     if np is not None and _fits(min(pairs[0], pairs[-1]), max(pairs[0], pairs[-1])):
         readings = np.fromiter(pairs, np.int64, 2 * count).reshape(count, 2)
         return spans(readings[:, 0], readings[:, 1], window)
+    if isinstance(pairs, array):  # Python's own ints fold faster than an array's
+        pairs = pairs.tolist()
     return spans(pairs[0 : 2 * count : 2], pairs[1 : 2 * count : 2], window)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import itertools
 import threading
+from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -21,7 +22,7 @@ from typing import Any, ClassVar, TypeVar
 
 from framescope._buffers import take_prefix
 from framescope._validation import check_positive_int
-from framescope.clock import SYSTEM_CLOCK, Clock, TimeSource
+from framescope.clock import SYSTEM_CLOCK, Clock, FakeClock, TimeSource
 from framescope.folds import durations, intervals
 from framescope.histogram import DEFAULT_LATENCY_BUCKETS
 from framescope.stats import MAX_WINDOW, RollingStats, StatsSnapshot
@@ -363,6 +364,10 @@ class StopWatch(BaseTimer):
         if not name:
             raise ValueError("name must be a non-empty str")
         super().__init__(max_intervals, clock=clock)
+        if self._clock is SYSTEM_CLOCK or isinstance(self._clock, FakeClock):
+            # Readings that fit int64 (these clocks' do) wait as machine ints: no
+            # object kept per reading, and a NumPy fold reads them in place.
+            self._pending = array("q")  # type: ignore[assignment]
         self.name: str = name
         self.parent: StopWatch | None = None
         self.children: dict[str, StopWatch] = {}
