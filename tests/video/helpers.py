@@ -173,6 +173,7 @@ class RtspCamera:
         """Kill it (SIGKILL: a camera that loses power); its clients' connections drop."""
         self.process.kill()
         self.process.wait(10)
+        self.stop()
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -184,7 +185,8 @@ class RtspCamera:
                 self.process.kill()
                 self.process.wait(10)
         self._reader.join(10)  # it reads to the end of the output
-        assert self.process.stdout is not None
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.close()
         self.process.stdout.close()
 
 
