@@ -241,6 +241,39 @@ def test_a_killed_camera_is_stalled_within_the_bound_the_others_go_on_and_it_com
         assert in_order(run.frames[name]), name
 
 
+def test_a_camera_whose_media_stops_is_stalled_then_reopened(cameras: list[RtspCamera]) -> None:
+    # The connection stays up and nothing comes: stalled at stall_after, before the
+    # source's own stall_timeout (3 s) has it reopen the stream, which then flows again.
+    sources = {"rtsp1": camera(cameras[0].url), "rtsp2": camera(cameras[1].url)}
+    run = Run(sources, stall_after=STALL_AFTER)
+    try:
+        wait_for(lambda: min(map(run.count, sources)) >= 10, 30, "frames from both cameras")
+        wait_for(lambda: run.state("rtsp1") is SourceState.RUNNING, 30, "rtsp1 running")
+        cameras[0].command("freeze")
+        frozen = time.monotonic()
+        count = run.count("rtsp1")
+        wait_for(lambda: run.first("rtsp1", SourceState.STALLED, frozen), 30, "rtsp1 stalled")
+        stalled = run.first("rtsp1", SourceState.STALLED, frozen)
+        assert stalled is not None
+        wait_for(lambda: run.first("rtsp1", SourceState.RUNNING, stalled), 30, "rtsp1 reopened")
+        wait_for(lambda: run.count("rtsp1") >= count + 10, 30, "frames after reopening")
+        reopened = sources["rtsp1"]
+        assert isinstance(reopened, VideoSource)
+        assert reopened.stalls >= 1 and reopened.reconnects >= 1
+        run.end()
+    finally:
+        run.close()
+    delay = stalled - frozen
+    print(f"rtsp1: stalled {delay:.2f} s after its media stopped")
+    # Measured from the freeze: packets already on their way may still make a frame after it.
+    assert delay <= BOUND
+    entered = run.entered("rtsp1", frozen)
+    assert entered[0] is SourceState.STALLED and entered[-1] is SourceState.RUNNING
+    assert set(entered) <= {SourceState.STALLED, *LIVE}  # never reconnecting: it was stalled
+    assert set(run.entered("rtsp2")) <= LIVE
+    assert in_order(run.frames["rtsp1"]) and in_order(run.frames["rtsp2"])
+
+
 def test_a_slow_stage_blocks_every_camera_and_stalls_none(cameras: list[RtspCamera]) -> None:
     slow = threading.Event()
     pause = threading.Event()  # never set: the stage's work is a wait
