@@ -19,7 +19,7 @@ from framescope.pipeline import (
     SourceState,
     SourceTransition,
 )
-from tests.polling import wait_for
+from tests.polling import holds_within, wait_for
 
 
 class Gate:
@@ -218,10 +218,15 @@ def test_a_slow_stage_makes_every_source_blocked_never_stalled(clock: FakeClock)
         wait_for(lambda: pipeline._runtime.sources is not None)
         feeds = pipeline._runtime.sources
         assert feeds is not None
-        for _ in range(40):  # 10 s of the clock, well past stall_after
+        # 40 rounds: 10 s of the clock or more, well past stall_after. A step the watcher
+        # missed (its first slot is set when its thread starts) is followed by another.
+        for _ in range(400):
+            if feeds.rounds >= 40:
+                break
             rounds = feeds.rounds
             clock.advance(feeds.check_every)
-            wait_for(lambda rounds=rounds: feeds.rounds > rounds, what="a watcher round")
+            holds_within(lambda rounds=rounds: feeds.rounds > rounds, 1.0)
+        assert feeds.rounds >= 40
         states = {n: s.state for n, s in pipeline.snapshot().sources.items()}
         assert states == dict.fromkeys("abc", SourceState.BLOCKED)
         go.set()
