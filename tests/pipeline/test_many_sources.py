@@ -467,20 +467,30 @@ class Closable:
         self.closed.set()
 
 
-def test_breaking_out_closes_a_source_waiting_inside_its_read(clock: FakeClock) -> None:
+def test_breaking_out_closes_a_source_waiting_inside_its_read(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
     camera = Closable(before=3)
-    plain = Gate(before=3)  # an iterator of the user's: not closed, its thread is let go
+    inside = threading.Event()
+
+    def generator() -> Iterator[int]:
+        yield from range(3)
+        inside.set()
+        camera.closed.wait(30)  # let go with the camera, so the stop needs no wait
+
     pipeline = _pipeline(clock, threaded=True)
     try:
-        run = pipeline.run({"cam": camera, "plain": plain})
+        # A generator is an iterator, run by its thread: it is not closed from another one.
+        run = pipeline.run({"cam": camera, "plain": generator()})
         got = [next(run) for _ in range(6)]
-        assert camera.waiting.wait(10) and plain.waiting.wait(10)
-        run.close()  # the run is broken out of: its sources' threads stop
+        assert camera.waiting.wait(10) and inside.wait(10)
+        with caplog.at_level(logging.WARNING, "framescope.pipeline"):
+            run.close()  # the run is broken out of: its sources' threads stop
         assert camera.closed.is_set()
         alive = [t.name for t in threading.enumerate() if t.name == "framescope:Cams:source:cam"]
         assert alive == []
+        assert [r.getMessage() for r in caplog.records if "closing" in r.getMessage()] == []
     finally:
-        plain.release.set()
         camera.close()
         pipeline.cleanup()
     assert sorted(r.item for r in got if r.source == "cam") == [0, 1, 2]
