@@ -19,7 +19,7 @@ from framescope.pipeline import (
     SourceState,
     SourceTransition,
 )
-from tests.polling import wait_for
+from tests.polling import holds_within, wait_for
 
 
 class Gate:
@@ -218,10 +218,15 @@ def test_a_slow_stage_makes_every_source_blocked_never_stalled(clock: FakeClock)
         wait_for(lambda: pipeline._runtime.sources is not None)
         feeds = pipeline._runtime.sources
         assert feeds is not None
-        for _ in range(40):  # 10 s of the clock, well past stall_after
+        # 40 rounds: 10 s of the clock or more, well past stall_after. A step the watcher
+        # missed (its first slot is set when its thread starts) is followed by another.
+        for _ in range(400):
+            if feeds.rounds >= 40:
+                break
             rounds = feeds.rounds
             clock.advance(feeds.check_every)
-            wait_for(lambda rounds=rounds: feeds.rounds > rounds, what="a watcher round")
+            holds_within(lambda rounds=rounds: feeds.rounds > rounds, 1.0)
+        assert feeds.rounds >= 40
         states = {n: s.state for n, s in pipeline.snapshot().sources.items()}
         assert states == dict.fromkeys("abc", SourceState.BLOCKED)
         go.set()
@@ -382,6 +387,113 @@ def test_a_video_source_waiting_to_reconnect_is_reconnecting(clock: FakeClock) -
         (SourceState.RECONNECTING, SourceState.ENDED),
     ]
     assert pipeline.snapshot().sources["other"].state is SourceState.ENDED
+
+
+class Reconnecting(Gate):
+    """A camera that gives ``before`` items, then reconnects (``reconnecting``) until released."""
+
+    def __init__(self, before: int, after: int = 0) -> None:
+        super().__init__(before, after)
+        self.reconnecting = False
+        self.last_error: str | None = None
+
+    def __iter__(self) -> Iterator[int]:
+        yield from range(self.before)
+        self.last_error = "ConnectionRefusedError: refused"
+        self.reconnecting = True
+        self.waiting.set()
+        self.release.wait(30)
+        self.reconnecting = False
+        yield from range(self.before, self.before + self.after)
+
+
+def test_a_source_reconnecting_past_stall_after_is_stalled(clock: FakeClock) -> None:
+    camera = Reconnecting(before=2, after=2)
+    changes: list[SourceTransition] = []
+    pipeline = _pipeline(clock, threaded=True)
+    run = pipeline.run({"cam": camera}, stall_after=2.0, on_source_state=changes.append)
+    try:
+        got = [next(run) for _ in range(2)]
+        assert camera.waiting.wait(10)
+        last_frame = clock.monotonic_ns()
+        feeds = pipeline._runtime.sources
+        assert feeds is not None
+        rounds = feeds.rounds
+        clock.advance(feeds.check_every)  # a drop seen at once: reconnecting, not yet stalled
+        wait_for(lambda: feeds.rounds > rounds, what="a watcher round")
+        assert pipeline.snapshot().sources["cam"].state is SourceState.RECONNECTING
+        clock.advance(2.0)  # still reconnecting, and no frame for stall_after: stalled
+        wait_for(lambda: pipeline.snapshot().sources["cam"].state is SourceState.STALLED)
+        rounds = feeds.rounds
+        clock.advance(feeds.check_every)
+        wait_for(lambda: feeds.rounds > rounds, what="a watcher round")
+        assert pipeline.snapshot().sources["cam"].state is SourceState.STALLED  # it stays so
+        camera.release.set()
+        got += list(run)
+    finally:
+        camera.release.set()
+        run.close()
+        pipeline.cleanup()
+    assert [r.item for r in got] == [0, 1, 2, 3]
+    assert [(c.old, c.new) for c in changes] == [
+        (SourceState.STARTING, SourceState.RUNNING),
+        (SourceState.RUNNING, SourceState.RECONNECTING),
+        (SourceState.RECONNECTING, SourceState.STALLED),
+        (SourceState.STALLED, SourceState.RUNNING),
+        (SourceState.RUNNING, SourceState.ENDED),
+    ]
+    stalled = changes[2]
+    assert 2.0 <= (stalled.at_ns - last_frame) / 1e9 <= 2.0 + feeds.check_every
+    assert stalled.reason == (
+        f"no frame for {(stalled.at_ns - last_frame) / 1e9:.3g} s;"
+        " reconnecting after ConnectionRefusedError: refused"
+    )
+
+
+class Closable:
+    """A camera whose read, after ``before`` items, waits until the camera is closed."""
+
+    def __init__(self, before: int) -> None:
+        self.before = before
+        self.closed = threading.Event()
+        self.waiting = threading.Event()
+
+    def __iter__(self) -> Iterator[int]:
+        yield from range(self.before)
+        self.waiting.set()
+        self.closed.wait(30)  # a network read that ends when the camera is closed
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+def test_breaking_out_closes_a_source_waiting_inside_its_read(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    camera = Closable(before=3)
+    inside = threading.Event()
+
+    def generator() -> Iterator[int]:
+        yield from range(3)
+        inside.set()
+        camera.closed.wait(30)  # let go with the camera, so the stop needs no wait
+
+    pipeline = _pipeline(clock, threaded=True)
+    try:
+        # A generator is an iterator, run by its thread: it is not closed from another one.
+        run = pipeline.run({"cam": camera, "plain": generator()})
+        got = [next(run) for _ in range(6)]
+        assert camera.waiting.wait(10) and inside.wait(10)
+        with caplog.at_level(logging.WARNING, "framescope.pipeline"):
+            run.close()  # the run is broken out of: its sources' threads stop
+        assert camera.closed.is_set()
+        alive = [t.name for t in threading.enumerate() if t.name == "framescope:Cams:source:cam"]
+        assert alive == []
+        assert [r.getMessage() for r in caplog.records if "closing" in r.getMessage()] == []
+    finally:
+        camera.close()
+        pipeline.cleanup()
+    assert sorted(r.item for r in got if r.source == "cam") == [0, 1, 2]
 
 
 def test_the_pipeline_s_drops_are_counted_per_source(clock: FakeClock) -> None:

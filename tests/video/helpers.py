@@ -128,12 +128,13 @@ class RtspCamera:
     """Debian's GStreamer RTSP server serving a live camera (tests/video/rtsp_server.py).
 
     ``command("freeze" | "drop")`` acts on the clients being served, and
-    returns once the server has done it.
+    returns once the server has done it. ``port``: the port to listen on (0:
+    a free one; give a killed camera's ``port`` to bring it back there).
     """
 
-    def __init__(self, timeout: float = 60) -> None:
+    def __init__(self, timeout: float = 60, port: int = 0) -> None:
         self.process = subprocess.Popen(
-            [SYSTEM_PYTHON, str(Path(__file__).with_name("rtsp_server.py"))],
+            [SYSTEM_PYTHON, str(Path(__file__).with_name("rtsp_server.py")), str(port)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -143,7 +144,8 @@ class RtspCamera:
         self._reader = threading.Thread(target=self._read, name="rtsp-camera-out", daemon=True)
         self._reader.start()
         words = self._expect("ready", timeout).split()
-        self.url = f"rtsp://127.0.0.1:{int(words[1])}/cam"
+        self.port = int(words[1])
+        self.url = f"rtsp://127.0.0.1:{self.port}/cam"
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -167,6 +169,12 @@ class RtspCamera:
         self.process.stdin.flush()
         self._expect(f"done {command}", timeout)
 
+    def kill(self) -> None:
+        """Kill it (SIGKILL: a camera that loses power); its clients' connections drop."""
+        self.process.kill()
+        self.process.wait(10)
+        self.stop()
+
     def stop(self) -> None:
         if self.process.poll() is None:
             assert self.process.stdin is not None
@@ -177,5 +185,41 @@ class RtspCamera:
                 self.process.kill()
                 self.process.wait(10)
         self._reader.join(10)  # it reads to the end of the output
-        assert self.process.stdout is not None
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.close()
         self.process.stdout.close()
+
+
+class SilentServer:
+    """A TCP server on loopback that accepts every connection and never sends a byte.
+
+    A camera that answers the connection and then says nothing: ``url`` is an
+    RTSP URL on its port. ``accepted`` counts the connections it took.
+    """
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)
+        self.port: int = self._listener.getsockname()[1]
+        self.url = f"rtsp://127.0.0.1:{self.port}/cam"
+        self.accepted = 0
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, name="silent-server", daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            self._held.append(connection)  # kept open, never written to
+            self.accepted += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self._listener.close()
+        for connection in self._held:
+            connection.close()

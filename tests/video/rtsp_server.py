@@ -1,8 +1,9 @@
 """A live camera served over RTSP by Debian's GStreamer RTSP server, for the video tests.
 
-Run by the system python (it has ``gi``): ``/usr/bin/python3 rtsp_server.py``.
+Run by the system python (it has ``gi``): ``/usr/bin/python3 rtsp_server.py [PORT]``.
 It serves a live test pattern (H.264, 320x240 at 30 fps) at
-``rtsp://127.0.0.1:PORT/cam`` to clients that pull it, prints ``ready PORT``
+``rtsp://127.0.0.1:PORT/cam`` to clients that pull it (PORT: the one given, or a
+free one), prints ``ready PORT``
 once it listens, and obeys commands on stdin, one a line:
 
 - ``freeze``: every stream being served stops sending (connections stay open);
@@ -36,7 +37,7 @@ def main() -> None:
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
-    server.set_service("0")
+    server.set_service(sys.argv[1] if len(sys.argv) > 1 else "0")
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(PIPELINE)
     factory.set_shared(False)  # each client its own stream: a frozen one stays frozen alone

@@ -479,12 +479,15 @@ class Pipeline:
         here); iteration ends when every source has ended. Each source has a
         health state (``snapshot().sources[name].state``): ``stalled`` after
         ``stall_after`` seconds (default 5) inside its ``next()`` without a
-        frame, once ``warmup`` seconds (default 0) from the start have passed;
-        ``blocked`` while the pipeline will not take its frame (never
-        ``stalled`` then). ``on_source_state`` is called with each
+        frame, once ``warmup`` seconds (default 0) from the start have passed,
+        also while it reconnects (``reconnecting`` before that); ``blocked``
+        while the pipeline will not take its frame (never ``stalled`` then).
+        ``on_source_state`` is called with each
         :class:`~framescope.pipeline.SourceTransition`. Breaking out of the
-        loop stops the sources' threads (a thread inside a ``next()`` that
-        never returns is waited for 5 s, then reported).
+        loop stops the sources' threads: a source still being read that has a
+        ``close()`` (a ``VideoSource``, not an iterator) is closed, so a read
+        waiting on the network ends; a thread inside a ``next()`` that never
+        returns is waited for 5 s, then reported.
         """
         if isinstance(source, Mapping):
             feeds = SourceFeeds(

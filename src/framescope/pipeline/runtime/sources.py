@@ -13,11 +13,16 @@ in one place, :meth:`SourceFeeds.move`. A source's thread moves it to
 stops; the watcher thread (``framescope:<pipeline>:sources``) judges, every
 ``check_every`` seconds of the pipeline's clock, the states that need time:
 ``blocked`` (waiting to put for a whole round), ``stalled`` (waiting inside
-``next()`` for ``stall_after`` seconds, after the warm-up), ``reconnecting``
-(the source's ``reconnecting`` attribute is true) and the way back from
+``next()`` for ``stall_after`` seconds, after the warm-up, whether or not the
+source says it is reconnecting meanwhile), ``reconnecting`` (the source's
+``reconnecting`` attribute is true, before that) and the way back from
 ``blocked``. So a source that never returns from ``next()`` is judged stalled
-within ``stall_after + check_every``, and a source held by the pipeline is
-never judged stalled: it is not inside ``next()``.
+within ``stall_after + check_every`` of its last frame (a dropped stream that
+is seen at once is ``reconnecting`` first), and a source held by the pipeline
+is never judged stalled: it is not inside ``next()``.
+
+Stopping closes each source still being read that has a ``close()`` (a
+``VideoSource``), so that a thread waiting on the network for a frame ends.
 """
 
 from __future__ import annotations
@@ -80,6 +85,15 @@ def check_sources(sources: object) -> dict[str, Iterable[Any]]:
             )
         checked[name] = source
     return checked
+
+
+def _stall_reason(source: object, silent_ns: int, reconnecting: bool) -> str:
+    """Why a source is stalled: how long no frame came, and its reconnects' last error."""
+    reason = f"no frame for {silent_ns / 1e9:.3g} s"
+    if not reconnecting:
+        return reason
+    error = getattr(source, "last_error", None)
+    return f"{reason}; reconnecting" + (f" after {error}" if isinstance(error, str) else "")
 
 
 def tag(item: Any, name: str) -> Any:
@@ -399,17 +413,17 @@ class SourceFeeds:
         put_wait = health.put_wait_ns + (0 if putting is None else max(0, now - putting))
         waited_share = (put_wait - health.seen_put_wait_ns) / round_ns
         health.seen_put_wait_ns = put_wait
-        if getattr(health.source, "reconnecting", False) is True:
+        reconnecting = getattr(health.source, "reconnecting", False) is True
+        if waiting is not None and now >= self._warm_at and now - waiting >= self.stall_after_ns:
+            # Past the timeout a source is stalled, whatever it does about it
+            # (a camera that is off is reconnected to for as long as it is off).
+            if state is SourceState.STALLED:
+                return None, None
+            return SourceState.STALLED, _stall_reason(health.source, now - waiting, reconnecting)
+        if reconnecting:
             return SourceState.RECONNECTING, None
         if putting is not None and now - putting >= self._check_ns:
             return SourceState.BLOCKED, None
-        if (
-            waiting is not None
-            and now >= self._warm_at
-            and now - waiting >= self.stall_after_ns
-            and state is not SourceState.STALLED
-        ):
-            return SourceState.STALLED, f"no frame for {(now - waiting) / 1e9:.3g} s"
         if state is SourceState.BLOCKED and waited_share < 0.5:
             return SourceState.RUNNING, None
         return None, None
@@ -496,17 +510,34 @@ class SourceFeeds:
         now = self.clock.monotonic_ns()
         return {name: health.read(now) for name, health in self.healths.items()}
 
+    def _close(self, health: SourceHealth) -> None:
+        """Close a source still being read, if it can be (its read may wait on the network)."""
+        close = getattr(health.source, "close", None)
+        if not callable(close) or isinstance(health.source, Iterator):
+            return  # an iterator (a generator) is its thread's to end, not ours to close
+        try:
+            close()
+        except Exception:
+            logger.warning(
+                "pipeline %r: closing source %r failed", self.pipeline, health.name, exc_info=True
+            )
+
     def stop(self, timeout: float | None) -> list[str]:
         """Stop the watcher and the sources' threads; return the names of those still running.
 
         An item left in the merge is counted as dropped by its source. A
-        thread inside its source's ``next()`` ends when that returns; it is
-        waited for up to ``timeout`` s (real time: a bound on real threads).
+        source still being read is closed when it has a ``close()`` (a
+        ``VideoSource``: its read ends within its timeouts); a thread inside
+        its source's ``next()`` ends when that returns; it is waited for up
+        to ``timeout`` s (real time: a bound on real threads).
         """
         self._stop.set()
         for health, _ in self.merge.close():
             with health.lock:
                 health.unfed += 1
+        for health, thread in zip(self.healths.values(), self._threads, strict=True):
+            if thread.is_alive():
+                self._close(health)
         left = Deadline(timeout).left
         hung = []
         current = threading.current_thread()
