@@ -28,6 +28,7 @@ import pytest
 pytest.importorskip("av")
 
 from framescope.pipeline import Pipeline, SourceState, SourceTransition
+from framescope.pipeline.views.health import judge_health
 from framescope.video import Frame, SyntheticSource, VideoSource
 from tests.polling import wait_for
 from tests.video.helpers import RtspCamera, SilentServer, gstreamer_rtsp_missing
@@ -200,6 +201,7 @@ def test_six_cameras_run_each_with_its_name_and_its_order(cameras: list[RtspCame
             "every camera running",
         )
         snapshot = run.pipeline.snapshot()
+        assert "rtsp1" not in {p.name for p in judge_health(snapshot).problems}
         run.end()
     finally:
         run.close()
@@ -227,6 +229,9 @@ def test_a_killed_camera_is_stalled_within_the_bound_the_others_go_on_and_it_com
         wait_for(lambda: run.first("rtsp1", SourceState.STALLED, killed), 30, "rtsp1 stalled")
         stalled = run.first("rtsp1", SourceState.STALLED, killed)
         assert stalled is not None
+        # What /healthz and the heartbeat answer: unhealthy, naming the dead camera.
+        verdict = judge_health(run.pipeline.snapshot())
+        assert not verdict.healthy and "rtsp1" in {p.name for p in verdict.problems}
         silence = run.silence("rtsp1", killed)
         left_at, left = next(
             (at, c) for at, c in list(run.changes) if c.source == "rtsp1" and at >= killed
