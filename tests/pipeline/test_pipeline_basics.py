@@ -106,6 +106,22 @@ def test_serial_timers_count_every_item_and_stay_bounded_when_nobody_reads() -> 
     assert pipeline.counters()["completed"] == items
 
 
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_pipeline_called_as_a_stage_keeps_its_timers_bounded(debug: bool) -> None:
+    from framescope.pipeline.runtime.item import SETTLE_EVERY
+    from framescope.timepiece.timers import FOLD_AT
+
+    inner = Pipeline(name="Inner", debug=debug).add(double).add(double, "Again")
+    stage = inner.as_stage()  # each call runs the stages inline, in a unit built for it
+    items = 2 * FOLD_AT + 3
+    bound = FOLD_AT + 2 * SETTLE_EVERY
+    for i in range(items):
+        assert stage(i) == 4 * i
+        assert all(len(step.watch._pending) <= bound for step in inner._tree.steps)
+    assert inner.statistics()["Inner__Again"].count == items
+    inner.cleanup()
+
+
 def test_throughput_is_a_rate_not_a_mean_of_reciprocals() -> None:
     clock = FakeClock()
     pipeline = Pipeline(clock=clock).add(Busy("S", clock, 0.001)).serialize()

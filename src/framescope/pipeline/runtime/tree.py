@@ -76,6 +76,12 @@ class Step:
     replica_watches: list[StopWatch] = field(default_factory=list)
     replica_recorders: list[EventRecorder] = field(default_factory=list)
     _failure_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    settle_left: list[int] = field(default_factory=lambda: [SETTLE_EVERY], repr=False)
+    """Items until the inline units that start with this step let their timers fold.
+
+    Kept here, not in a unit, so that it counts on when a unit is built anew
+    for each item (a pipeline called as a stage): its timers stay bounded.
+    """
 
     @property
     def replicated(self) -> bool:
@@ -178,7 +184,7 @@ def _flat_unit(steps: list[Step], now: Callable[[], int]) -> Unit:
         append, settle = step.watch.raw_recording()
         plan.append((step.work(), append, step))
         settles.append(settle)
-    left = [SETTLE_EVERY]  # items until the next look (a list: written in place)
+    left = steps[0].settle_left if steps else [SETTLE_EVERY]  # see Step.settle_left
 
     def run(envelope: Envelope, start: int) -> int:
         data = envelope.data
@@ -216,7 +222,7 @@ def _flat_recorded_unit(steps: list[Step], now: Callable[[], int]) -> Unit:
         append, settle = step.watch.raw_recording()
         plan.append((step.work(), append, step, step.recorder))
         settles.append(settle)
-    left = [SETTLE_EVERY]
+    left = steps[0].settle_left if steps else [SETTLE_EVERY]  # see Step.settle_left
     processing, idle, running = NodePhase.PROCESSING, NodePhase.IDLE, RUNNING
 
     def run(envelope: Envelope, start: int) -> int:
