@@ -282,3 +282,15 @@ def test_health_runs_as_the_command_a_healthcheck_calls(tmp_path: Path) -> None:
         [*command, "--max-age", "30"], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 1 and "cannot read" in done.stderr
+
+
+def test_the_demo_without_its_extras_says_what_to_install_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "framescope.demo", None)  # as if numpy/PyAV were missing
+    assert main(["demo"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "framescope demo: error:" in err
+    assert "pip install 'framescope[demo]'" in err

@@ -61,6 +61,21 @@ def test_written_at_start_then_every_interval_of_the_pipeline_s_clock(
     assert not any(t.name.startswith("framescope-heartbeat") for t in threading.enumerate())
 
 
+def test_closing_writes_the_state_at_the_end_once(clock: FakeClock, tmp_path: Path) -> None:
+    pipeline = Pipeline(name="Cams", clock=clock).add(lambda x: x, "Pass").serialize()
+    path = tmp_path / "heartbeat.json"
+    with Heartbeat(pipeline, path, interval=5.0) as heartbeat:
+        assert read(path)["frames"] == 0
+        for i in range(3):
+            pipeline.forward(i)
+        clock.advance(1.0)
+    assert heartbeat.writes == 2  # the first, and the last at the close
+    last = read(path)
+    assert last["time"] == START + 1.0 and last["frames"] == 3
+    assert heartbeat.close() and heartbeat.writes == 2  # closing again writes nothing
+    pipeline.cleanup()
+
+
 def test_the_fields_per_pipeline_and_per_source(clock: FakeClock, tmp_path: Path) -> None:
     def paced(period: float, count: int) -> Iterator[int]:
         for index in range(count):

@@ -252,12 +252,18 @@ def _health(args: Any) -> int:
 
 
 def _demo(args: Any) -> int:
-    from framescope.demo import (  # noqa: PLC0415 - needs numpy and PyAV
-        DemoError,
-        QuietOutputFailures,
-        run_demo,
-    )
-
+    try:
+        from framescope.demo import (  # noqa: PLC0415 - needs numpy and PyAV
+            DemoError,
+            QuietOutputFailures,
+            run_demo,
+        )
+    except ImportError as error:  # one line, as every demo error: what to install
+        print(
+            f"framescope demo: error: {error} (the demo needs: pip install 'framescope[demo]')",
+            file=sys.stderr,
+        )
+        return 1
     try:
         with _warnings_on_stderr(QuietOutputFailures()):
             report = run_demo(

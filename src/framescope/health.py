@@ -196,13 +196,23 @@ class Heartbeat:
         return self
 
     def close(self, timeout: float = 2.0) -> bool:
-        """Stop writing and join the thread; False if it outlived ``timeout`` seconds."""
+        """Stop writing, join the thread and write the file a last time (the state at the end).
+
+        Returns False if the thread outlived ``timeout`` seconds. A last write
+        that fails is counted and logged like any later one. The file then
+        goes stale, as it should once nothing watches the pipeline.
+        """
+        if self._stop.is_set():
+            return self._thread is None or not self._thread.is_alive()
         self._stop.set()
         thread = self._thread
         if thread is None:
             return True
         thread.join(timeout)
-        return not thread.is_alive()
+        stopped = not thread.is_alive()
+        if stopped:
+            self._beat()
+        return stopped
 
     def __enter__(self) -> Heartbeat:
         return self.start()

@@ -275,6 +275,10 @@ def test_breaking_out_leaves_no_thread(clock: FakeClock, threaded: bool) -> None
         assert alive == []
         sources = pipeline.snapshot().sources
         assert sum(s.frames for s in sources.values()) >= 21
+        # Not read any more: ended, said so, never left looking alive (and healthy).
+        for source in sources.values():
+            assert source.state is SourceState.ENDED, source
+            assert source.reason == "the run was stopped"
     finally:
         pipeline.cleanup()
 

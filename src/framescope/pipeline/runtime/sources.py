@@ -363,6 +363,7 @@ class SourceFeeds:
 
     def _read(self, health: SourceHealth) -> None:
         now = self.clock.monotonic_ns
+        stopped = True  # unless its iterator ends or fails: the run was stopped
         try:
             health.waiting_since = now()
             iterator = iter(health.source)
@@ -382,11 +383,15 @@ class SourceFeeds:
                         health.unfed += 1
                     return
         except StopIteration:
+            stopped = False
             self.move(health, SourceState.ENDED, now())
         except Exception as error:  # logged with its traceback as the move to failed
+            stopped = False
             self.move(health, SourceState.FAILED, now(), reason=describe_error(error), error=error)
         finally:
             health.waiting_since = None
+            if stopped:  # not read any more: never left looking alive (or healthy)
+                self.move(health, SourceState.ENDED, now(), reason="the run was stopped")
             self.merge.source_done()
 
     # -- the watcher -----------------------------------------------------------------
