@@ -1,0 +1,429 @@
+"""The real application, decode -> model -> draw -> encode: framescope against hand-written threads.
+
+Run: python benchmarks/application.py [--rounds 7] [--frames 300] [--queue-sizes 1,2,4] [--quick]
+
+The clip is made at the start with PyAV: FFmpeg's ``testsrc2`` (moving
+content), 640x480 at 30 fps, H.264 High profile. Every variant does the same
+work on every frame:
+
+- decode to BGR (4:2:0 to BGR with OpenCV's two-plane conversion, the one
+  ``VideoSource`` uses for such video);
+- model: a small CNN (3 convolutions, pooling) in torch on the CPU, one
+  intra-op thread, under ``torch.inference_mode()``, on a 224x224 resize of
+  the frame; the 4 highest-scoring cells of its 7x7 output become boxes;
+- draw: the boxes with their labels, half see-through, with
+  ``framescope.annotation``'s ``OpenCVImageAnnotationDriver``;
+- encode: libx264 ultrafast, zerolatency, a key frame every 60 frames, to an
+  .mp4 in a temporary folder.
+
+Variants:
+
+- ``framescope``: ``Pipeline`` with the model, draw and encode stages,
+  ``parallelize(queue_size=Q)``, fed by ``pipeline.run(VideoSource(clip))``
+  (its input loop decodes), ``VideoWriter`` encoding; debugging off;
+- ``framescope debug``: the same with ``Pipeline(debug=True)``;
+- ``threads qN``: the best hand-written version there is: one thread per
+  stage (decode, model, draw, encode) joined by ``queue.Queue(maxsize=N)``,
+  bare PyAV for decoding and encoding, no framescope code; several N are
+  run, and the one with the highest median rate is the reference;
+- ``one thread``: the four steps in a plain loop.
+
+Throughput is frames per second from the 10th frame leaving the encoder to
+the last (the same point, inside the encode step, in every variant). Every
+round runs every variant once, in an order that rotates from round to round;
+the ratios are per round, framescope over the reference in the same round,
+and the verdict is their median (printed with the range). Before any figure
+is printed every variant must have encoded every frame of the clip, with the
+same detections and the same drawn pixels on the first frame.
+
+Targets: framescope >= 0.98x the hand-written threaded version with
+debugging off, >= 0.93x with debugging on. Exit status 1 when one is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fractions
+import hashlib
+import os
+import queue
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+import torch
+
+from framescope import Pipeline
+from framescope.annotation import (
+    BoundingBoxAnnotation,
+    Color,
+    OpenCVImageAnnotationDriver,
+    Point,
+    Rectangle,
+)
+from framescope.video import VideoSource, VideoWriter
+
+WIDTH, HEIGHT, FPS = 640, 480, 30
+SKIP = 9  # the steady part starts at the 10th encoded frame
+GOP = 60
+ENCODER = {"preset": "ultrafast", "tune": "zerolatency"}
+TIME_BASE = fractions.Fraction(1, 90_000)
+TARGETS = {"framescope": 0.98, "framescope debug": 0.93}
+
+Boxes = list[tuple[float, float, float, float, float]]
+
+
+def make_clip(path: Path, frames: int) -> None:
+    """testsrc2, 640x480 at 30 fps, encoded with libx264 in the High profile."""
+    source = f"testsrc2=size={WIDTH}x{HEIGHT}:rate={FPS}"
+    with av.open(source, format="lavfi") as lavfi, av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=FPS, options={"profile": "high"})
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        for index, frame in enumerate(lavfi.decode(video=0)):
+            if index == frames:
+                break
+            frame.pts, frame.time_base = index, fractions.Fraction(1, FPS)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+
+
+# -- the work, the same functions in every variant ------------------------------------
+
+
+class Net(torch.nn.Module):
+    """3 convolutions with pooling: 224x224 BGR in, a 7x7 grid of (score, dx, dy, w, h) out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 32, 3, stride=2, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.MaxPool2d(2),
+            torch.nn.Conv2d(32, 64, 3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.MaxPool2d(2),
+            torch.nn.Conv2d(64, 5, 3, padding=1),
+            torch.nn.AdaptiveAvgPool2d(7),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)  # type: ignore[no-any-return]
+
+
+class Detector:
+    """The model step: a frame in, the 4 best-scoring boxes (normalised x0, y0, x1, y1, score) out."""
+
+    def __init__(self) -> None:
+        torch.manual_seed(0)
+        self.net = Net().eval()
+
+    @torch.inference_mode()
+    def __call__(self, image: np.ndarray) -> Boxes:
+        small = cv2.resize(image, (224, 224), interpolation=cv2.INTER_AREA)
+        x = torch.from_numpy(small).permute(2, 0, 1).unsqueeze(0).float().div_(255)
+        out = self.net(x)[0]
+        scores = torch.sigmoid(out[0]).flatten()
+        best = torch.topk(scores, 4).indices
+        rows, cols = best // 7, best % 7
+        cx = (cols + 0.5 + 0.5 * torch.tanh(out[1].flatten()[best])) / 7
+        cy = (rows + 0.5 + 0.5 * torch.tanh(out[2].flatten()[best])) / 7
+        w = 0.1 + 0.2 * torch.sigmoid(out[3].flatten()[best])
+        h = 0.1 + 0.2 * torch.sigmoid(out[4].flatten()[best])
+        table = torch.stack(
+            [
+                (cx - w / 2).clamp(0, 1),
+                (cy - h / 2).clamp(0, 1),
+                (cx + w / 2).clamp(0, 1),
+                (cy + h / 2).clamp(0, 1),
+                scores[best],
+            ],
+            dim=1,
+        )
+        return [tuple(row) for row in table.tolist()]  # type: ignore[misc]
+
+
+DRIVER = OpenCVImageAnnotationDriver()
+
+
+def draw(image: np.ndarray, boxes: Boxes) -> None:
+    """The draw step: labelled, half see-through boxes, in place."""
+    DRIVER.render(
+        [
+            BoundingBoxAnnotation(
+                Rectangle(Point(x0, y0), Point(x1, y1)),
+                top_label=f"object {score:.2f}",
+                color=Color.from_id(index).with_alpha(0.5),
+            )
+            for index, (x0, y0, x1, y1, score) in enumerate(boxes)
+        ],
+        image,
+    )
+
+
+@dataclass
+class Output:
+    """What one run produced: when each frame left the encoder, and the first frame's result."""
+
+    stamps: list[float] = field(default_factory=list)
+    first_boxes: Boxes | None = None
+    first_pixels: str = ""
+
+    def done(self, index: int, image: np.ndarray, boxes: Boxes) -> None:
+        """Called in the encode step after each frame is encoded."""
+        self.stamps.append(time.perf_counter())
+        if index == 0:
+            self.first_boxes = boxes
+            self.first_pixels = hashlib.sha1(image.tobytes()).hexdigest()
+
+    def rate(self) -> float:
+        """Frames per second from the 10th encoded frame to the last."""
+        return (len(self.stamps) - 1 - SKIP) / (self.stamps[-1] - self.stamps[SKIP])
+
+
+# -- bare PyAV: decode and encode as VideoSource and VideoWriter do --------------------
+
+
+def plane(frame_plane: Any, rows: int, cols: int) -> np.ndarray:
+    """A plane's first rows x cols samples, a view of PyAV's buffer."""
+    line = frame_plane.line_size
+    return np.frombuffer(frame_plane, np.uint8, count=rows * line).reshape(rows, line)[:, :cols]
+
+
+def decode_bare(path: Path) -> Iterator[tuple[int, np.ndarray]]:
+    """(index, BGR image) of every frame: PyAV decoding, OpenCV's two-plane conversion."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        chroma = None
+        for index, frame in enumerate(container.decode(stream)):
+            width, height = frame.width, frame.height
+            u = plane(frame.planes[1], height // 2, width // 2)
+            v = plane(frame.planes[2], height // 2, width // 2)
+            chroma = cv2.merge([u, v], dst=chroma)
+            luma = plane(frame.planes[0], height, width)
+            yield index, cv2.cvtColorTwoPlane(luma, chroma, cv2.COLOR_YUV2BGR_NV12)
+
+
+class BareEncoder:
+    """libx264 to a file with VideoWriter's settings, in bare PyAV."""
+
+    def __init__(self, path: Path) -> None:
+        self.container = av.open(str(path), "w")
+        stream = self.container.add_stream("libx264", rate=FPS, options=ENCODER)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        stream.codec_context.time_base = TIME_BASE
+        stream.codec_context.gop_size = GOP
+        self.stream = stream
+
+    def write(self, index: int, image: np.ndarray) -> None:
+        frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+        frame.pts, frame.time_base = round(index / FPS / TIME_BASE), TIME_BASE
+        self.container.mux(self.stream.encode(frame))
+
+    def close(self) -> None:
+        self.container.mux(self.stream.encode(None))
+        self.container.close()
+
+
+# -- the variants -----------------------------------------------------------------------
+
+
+def run_framescope(clip: Path, out: Path, detect: Detector, debug: bool, qsize: int) -> Output:
+    """VideoSource -> Pipeline(model, draw, encode), threaded; VideoWriter encodes."""
+    output = Output()
+    with VideoWriter(str(out), fps=FPS, gop=GOP, **ENCODER) as writer:
+
+        def model(frame: Any) -> tuple[Any, Boxes]:
+            return frame, detect(frame.image)
+
+        def annotate(item: tuple[Any, Boxes]) -> tuple[Any, Boxes]:
+            draw(item[0].image, item[1])
+            return item
+
+        def encode(item: tuple[Any, Boxes]) -> int:
+            frame, boxes = item
+            writer.write(frame)
+            output.done(frame.index, frame.image, boxes)
+            return int(frame.index)
+
+        pipeline = Pipeline(debug=debug)
+        pipeline.add(model, "Model").add(annotate, "Draw").add(encode, "Encode")
+        pipeline.parallelize(queue_size=qsize)
+        try:
+            results = sum(1 for _ in pipeline.run(VideoSource(clip)))
+        finally:
+            pipeline.cleanup()
+    if results != len(output.stamps):
+        raise RuntimeError(f"framescope gave {results} results for {len(output.stamps)} frames")
+    return output
+
+
+def run_threads(clip: Path, out: Path, detect: Detector, qsize: int) -> Output:
+    """One thread per step, joined by queue.Queue(maxsize=qsize); no framescope code."""
+    output = Output()
+    encoder = BareEncoder(out)
+    stop = object()
+    queues: list[queue.Queue[Any]] = [queue.Queue(maxsize=qsize) for _ in range(3)]
+
+    def decode() -> None:
+        put = queues[0].put
+        for item in decode_bare(clip):
+            put(item)
+        put(stop)
+
+    def model() -> None:
+        get, put = queues[0].get, queues[1].put
+        while (item := get()) is not stop:
+            put((item[0], item[1], detect(item[1])))
+        put(stop)
+
+    def annotate() -> None:
+        get, put = queues[1].get, queues[2].put
+        while (item := get()) is not stop:
+            draw(item[1], item[2])
+            put(item)
+        put(stop)
+
+    def encode() -> None:
+        get = queues[2].get
+        while (item := get()) is not stop:
+            encoder.write(item[0], item[1])
+            output.done(*item)
+
+    threads = [threading.Thread(target=step) for step in (decode, model, annotate, encode)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    encoder.close()
+    return output
+
+
+def run_one_thread(clip: Path, out: Path, detect: Detector) -> Output:
+    """The four steps in a plain loop."""
+    output = Output()
+    encoder = BareEncoder(out)
+    for index, image in decode_bare(clip):
+        boxes = detect(image)
+        draw(image, boxes)
+        encoder.write(index, image)
+        output.done(index, image, boxes)
+    encoder.close()
+    return output
+
+
+def encoded_frames(path: Path) -> int:
+    """Video packets in a file: the frames that were encoded."""
+    with av.open(str(path)) as container:
+        return sum(1 for packet in container.demux(video=0) if packet.size)
+
+
+def check_same(name: str, output: Output, file: Path, first: Output, frames: int) -> None:
+    """Fail loudly unless a run encoded every frame, with the reference's first frame."""
+    written = encoded_frames(file)
+    if len(output.stamps) != frames or written != frames:
+        raise SystemExit(
+            f"{name}: {len(output.stamps)} frames done, {written} in the file, "
+            f"of {frames}: the variants did not do the same work"
+        )
+    if (output.first_boxes, output.first_pixels) != (first.first_boxes, first.first_pixels):
+        raise SystemExit(f"{name}: the first frame's detections or pixels differ from the others'")
+
+
+def parse_sizes(text: str) -> list[int]:
+    """'1,2,4' -> [1, 2, 4]; each at least 1."""
+    sizes = [int(part) for part in text.split(",") if part.strip()]
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"queue sizes must be integers >= 1, got {text!r}")
+    return sizes
+
+
+def run_rounds(args: argparse.Namespace, folder: Path) -> dict[str, list[float]]:
+    """Every variant once per round, in rotating order; frames/s per variant, per round."""
+    clip = folder / "clip.mp4"
+    make_clip(clip, args.frames)
+    frames = sum(1 for _ in decode_bare(clip))
+    detect = Detector()
+    variants: dict[str, Callable[[Path], Output]] = {
+        "framescope": lambda out: run_framescope(clip, out, detect, False, args.queue_size),
+        "framescope debug": lambda out: run_framescope(clip, out, detect, True, args.queue_size),
+    }
+    for size in args.queue_sizes:
+        variants[f"threads q{size}"] = lambda out, size=size: run_threads(clip, out, detect, size)
+    variants["one thread"] = lambda out: run_one_thread(clip, out, detect)
+    names = list(variants)
+    rates: dict[str, list[float]] = {name: [] for name in names}
+    first: Output | None = None
+    for number in range(args.rounds):
+        shift = number % len(names)
+        for name in names[shift:] + names[:shift]:
+            file = folder / f"out-{name.replace(' ', '-')}.mp4"
+            output = variants[name](file)
+            first = first or output
+            check_same(name, output, file, first, frames)
+            rates[name].append(output.rate())
+        print(f"round {number + 1}: " + ", ".join(f"{n} {rates[n][-1]:.1f}" for n in names))
+    print(f"every variant encoded all {frames} frames, first frame's detections and pixels equal")
+    return rates
+
+
+def report(rates: dict[str, list[float]]) -> bool:
+    """Print the table and the verdicts; True when every target is met."""
+    threaded = [name for name in rates if name.startswith("threads")]
+    best = max(threaded, key=lambda name: statistics.median(rates[name]))
+    print(f"\n{'variant':>18}  frames/s median [range]   / {best} median [range]")
+    for name, values in rates.items():
+        ratios = [a / b for a, b in zip(values, rates[best], strict=True)]
+        print(
+            f"{name:>18}  {statistics.median(values):7.1f} [{min(values):.1f}-{max(values):.1f}]"
+            f"   {statistics.median(ratios):.3f} [{min(ratios):.3f}-{max(ratios):.3f}]"
+        )
+    met = True
+    for name, target in TARGETS.items():
+        ratios = [a / b for a, b in zip(rates[name], rates[best], strict=True)]
+        ok = statistics.median(ratios) >= target
+        met &= ok
+        print(
+            f"{name} / {best} = {statistics.median(ratios):.3f} "
+            f"[{min(ratios):.3f}-{max(ratios):.3f}]: target >= {target} {'ok' if ok else 'MISSED'}"
+        )
+    return met
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--frames", type=int, default=300, help="frames in the clip")
+    parser.add_argument(
+        "--queue-sizes", type=parse_sizes, default=[1, 2, 4], help="hand-written queue sizes"
+    )
+    parser.add_argument("--queue-size", type=int, default=1, help="framescope's queue_size")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 1 round, 60 frames")
+    args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.frames = 1, 60
+    if args.frames <= SKIP + 1:
+        parser.error(f"--frames must be above {SKIP + 1}")
+    torch.set_num_threads(1)
+    print(
+        f"{WIDTH}x{HEIGHT} testsrc2, {args.frames} frames, {args.rounds} rounds, "
+        f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs, torch "
+        f"{torch.__version__}, PyAV {av.__version__}, OpenCV {cv2.__version__}"
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        rates = run_rounds(args, Path(folder))
+    met = report(rates)
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
