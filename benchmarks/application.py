@@ -119,7 +119,7 @@ class Net(torch.nn.Module):
 
 
 class Detector:
-    """The model step: a frame in, the 4 best-scoring boxes (normalised x0, y0, x1, y1, score) out."""
+    """The model step: an image in, the 4 best-scoring boxes (x0, y0, x1, y1, score) out."""
 
     def __init__(self) -> None:
         torch.manual_seed(0)
