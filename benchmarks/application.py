@@ -1,6 +1,6 @@
 """The real application, decode -> model -> draw -> encode: framescope against hand-written threads.
 
-Run: python benchmarks/application.py [--rounds 7] [--frames 300] [--queue-sizes 1,2,4] [--quick]
+Run: python benchmarks/application.py [--rounds 15] [--frames 300] [--queue-sizes 1,4] [--quick]
 
 The clip is made at the start with PyAV: FFmpeg's ``testsrc2`` (moving
 content), 640x480 at 30 fps, H.264 High profile. Every variant does the same
@@ -173,12 +173,14 @@ class Output:
     """What one run produced: when each frame left the encoder, and the first frame's result."""
 
     stamps: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
     first_boxes: Boxes | None = None
     first_pixels: str = ""
 
     def done(self, index: int, image: np.ndarray, boxes: Boxes) -> None:
         """Called in the encode step after each frame is encoded."""
         self.stamps.append(time.perf_counter())
+        self.cpu.append(time.process_time())
         if index == 0:
             self.first_boxes = boxes
             self.first_pixels = hashlib.sha1(image.tobytes()).hexdigest()
@@ -186,6 +188,10 @@ class Output:
     def rate(self) -> float:
         """Frames per second from the 10th encoded frame to the last."""
         return (len(self.stamps) - 1 - SKIP) / (self.stamps[-1] - self.stamps[SKIP])
+
+    def cpu_ms(self) -> float:
+        """CPU time of the whole process (every thread) per frame over the same part, in ms."""
+        return (self.cpu[-1] - self.cpu[SKIP]) / (len(self.cpu) - 1 - SKIP) * 1e3
 
 
 # -- bare PyAV: decode and encode as VideoSource and VideoWriter do --------------------
@@ -346,72 +352,133 @@ def parse_sizes(text: str) -> list[int]:
     return sizes
 
 
-def run_rounds(args: argparse.Namespace, folder: Path) -> dict[str, list[float]]:
-    """Every variant once per round, in rotating order; frames/s per variant, per round."""
+@dataclass
+class Figures:
+    """Per variant, one value per round: frames/s and CPU ms per frame (all threads)."""
+
+    rates: dict[str, list[float]] = field(default_factory=dict)
+    cpu: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, name: str, output: Output) -> None:
+        self.rates.setdefault(name, []).append(output.rate())
+        self.cpu.setdefault(name, []).append(output.cpu_ms())
+
+    def ratios(self, name: str, reference: str) -> list[float]:
+        """Per round: ``name``'s frames/s over ``reference``'s."""
+        pairs = zip(self.rates[name], self.rates[reference], strict=True)
+        return [ours / theirs for ours, theirs in pairs]
+
+
+def variant_groups(
+    clip: Path, detect: Detector, sizes: list[int]
+) -> list[dict[str, Callable[[Path], Output]]]:
+    """Per queue size: framescope, framescope debug and hand-written threads; then one thread."""
+    groups: list[dict[str, Callable[[Path], Output]]] = []
+    for size in sizes:
+        groups.append(
+            {
+                f"framescope q{size}": lambda out, n=size: run_framescope(
+                    clip, out, detect, False, n
+                ),
+                f"framescope debug q{size}": lambda out, n=size: run_framescope(
+                    clip, out, detect, True, n
+                ),
+                f"threads q{size}": lambda out, n=size: run_threads(clip, out, detect, n),
+            }
+        )
+    groups.append({"one thread": lambda out: run_one_thread(clip, out, detect)})
+    return groups
+
+
+def rotated(items: list[Any], by: int) -> list[Any]:
+    """``items`` starting at position ``by`` (modulo their number)."""
+    shift = by % len(items)
+    return items[shift:] + items[:shift]
+
+
+def run_rounds(args: argparse.Namespace, folder: Path) -> Figures:
+    """Every variant once per round; the groups and the variants in each rotate by round.
+
+    The variants compared with each other (one queue size) run one after the
+    other, so that a change in the machine's load falls on all of them.
+    """
     clip = folder / "clip.mp4"
     make_clip(clip, args.frames)
     frames = sum(1 for _ in decode_bare(clip))
-    detect = Detector()
-    variants: dict[str, Callable[[Path], Output]] = {
-        "framescope": lambda out: run_framescope(clip, out, detect, False, args.queue_size),
-        "framescope debug": lambda out: run_framescope(clip, out, detect, True, args.queue_size),
-    }
-    for size in args.queue_sizes:
-        variants[f"threads q{size}"] = lambda out, size=size: run_threads(clip, out, detect, size)
-    variants["one thread"] = lambda out: run_one_thread(clip, out, detect)
-    names = list(variants)
-    rates: dict[str, list[float]] = {name: [] for name in names}
+    groups = variant_groups(clip, Detector(), args.queue_sizes)
+    figures = Figures()
     first: Output | None = None
     for number in range(args.rounds):
-        shift = number % len(names)
-        for name in names[shift:] + names[:shift]:
-            file = folder / f"out-{name.replace(' ', '-')}.mp4"
-            output = variants[name](file)
-            first = first or output
-            check_same(name, output, file, first, frames)
-            rates[name].append(output.rate())
-        print(f"round {number + 1}: " + ", ".join(f"{n} {rates[n][-1]:.1f}" for n in names))
-    print(f"every variant encoded all {frames} frames, first frame's detections and pixels equal")
-    return rates
-
-
-def report(rates: dict[str, list[float]]) -> bool:
-    """Print the table and the verdicts; True when every target is met."""
-    threaded = [name for name in rates if name.startswith("threads")]
-    best = max(threaded, key=lambda name: statistics.median(rates[name]))
-    print(f"\n{'variant':>18}  frames/s median [range]   / {best} median [range]")
-    for name, values in rates.items():
-        ratios = [a / b for a, b in zip(values, rates[best], strict=True)]
+        for group in rotated(groups, number):
+            for name in rotated(list(group), number):
+                file = folder / f"out-{name.replace(' ', '-')}.mp4"
+                output = group[name](file)
+                first = first or output
+                check_same(name, output, file, first, frames)
+                figures.add(name, output)
         print(
-            f"{name:>18}  {statistics.median(values):7.1f} [{min(values):.1f}-{max(values):.1f}]"
-            f"   {statistics.median(ratios):.3f} [{min(ratios):.3f}-{max(ratios):.3f}]"
+            f"round {number + 1}: "
+            + ", ".join(f"{name} {values[-1]:.1f}" for name, values in figures.rates.items()),
+            flush=True,
+        )
+    print(f"every variant encoded all {frames} frames, first frame's detections and pixels equal")
+    return figures
+
+
+def span(values: list[float], digits: int) -> str:
+    """'median [min-max]'."""
+    return (
+        f"{statistics.median(values):.{digits}f} "
+        f"[{min(values):.{digits}f}-{max(values):.{digits}f}]"
+    )
+
+
+def report(figures: Figures, sizes: list[int]) -> bool:
+    """Print the table and the verdicts; True when every target is met."""
+    best = max(sizes, key=lambda size: statistics.median(figures.rates[f"threads q{size}"]))
+    reference = f"threads q{best}"
+    print(
+        f"\n{'variant':>20}  {'frames/s':>20}  {'CPU ms/frame':>18}  "
+        f"{'/ ' + reference:>20}  / threads, same queue size"
+    )
+    for name, rates in figures.rates.items():
+        same = ""
+        if name.startswith("framescope"):
+            same = span(figures.ratios(name, "threads q" + name.rsplit("q", 1)[1]), 3)
+        print(
+            f"{name:>20}  {span(rates, 1):>20}  {span(figures.cpu[name], 2):>18}  "
+            f"{span(figures.ratios(name, reference), 3):>20}  {same}"
         )
     met = True
     for name, target in TARGETS.items():
-        ratios = [a / b for a, b in zip(rates[name], rates[best], strict=True)]
+        ratios = figures.ratios(f"{name} q{best}", reference)
         ok = statistics.median(ratios) >= target
         met &= ok
         print(
-            f"{name} / {best} = {statistics.median(ratios):.3f} "
-            f"[{min(ratios):.3f}-{max(ratios):.3f}]: target >= {target} {'ok' if ok else 'MISSED'}"
+            f"{name} q{best} / {reference} = {span(ratios, 3)}: "
+            f"target >= {target} {'ok' if ok else 'MISSED'}"
         )
     return met
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--frames", type=int, default=300, help="frames in the clip")
     parser.add_argument(
-        "--queue-sizes", type=parse_sizes, default=[1, 2, 4], help="hand-written queue sizes"
+        "--queue-sizes",
+        type=parse_sizes,
+        default=[1, 4],
+        help="queue sizes to run every threaded variant with (default 1,4)",
     )
-    parser.add_argument("--queue-size", type=int, default=1, help="framescope's queue_size")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 1 round, 60 frames")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.frames = 1, 60
     if args.frames <= SKIP + 1:
         parser.error(f"--frames must be above {SKIP + 1}")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     torch.set_num_threads(1)
     print(
         f"{WIDTH}x{HEIGHT} testsrc2, {args.frames} frames, {args.rounds} rounds, "
@@ -419,8 +486,8 @@ def main() -> int:
         f"{torch.__version__}, PyAV {av.__version__}, OpenCV {cv2.__version__}"
     )
     with tempfile.TemporaryDirectory() as folder:
-        rates = run_rounds(args, Path(folder))
-    met = report(rates)
+        figures = run_rounds(args, Path(folder))
+    met = report(figures, args.queue_sizes)
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
     return 0 if met else 1
 
