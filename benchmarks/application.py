@@ -16,25 +16,30 @@ work on every frame:
 - encode: libx264 ultrafast, zerolatency, a key frame every 60 frames, to an
   .mp4 in a temporary folder.
 
-Variants:
+Variants, for each queue size N of ``--queue-sizes``:
 
-- ``framescope``: ``Pipeline`` with the model, draw and encode stages,
-  ``parallelize(queue_size=Q)``, fed by ``pipeline.run(VideoSource(clip))``
+- ``framescope qN``: ``Pipeline`` with the model, draw and encode stages,
+  ``parallelize(queue_size=N)``, fed by ``pipeline.run(VideoSource(clip))``
   (its input loop decodes), ``VideoWriter`` encoding; debugging off;
-- ``framescope debug``: the same with ``Pipeline(debug=True)``;
-- ``threads qN``: the best hand-written version there is: one thread per
-  stage (decode, model, draw, encode) joined by ``queue.Queue(maxsize=N)``,
-  bare PyAV for decoding and encoding, no framescope code; several N are
-  run, and the one with the highest median rate is the reference;
-- ``one thread``: the four steps in a plain loop.
+- ``framescope debug qN``: the same with ``Pipeline(debug=True)``;
+- ``threads qN``: hand-written, no framescope code: one thread per step
+  (decode, model, draw, encode) joined by ``queue.Queue(maxsize=N)``, bare
+  PyAV decoding and encoding with the same settings;
+
+and ``one thread``: the four steps in a plain loop, for reference. The
+hand-written version with the highest median rate is the reference; the
+verdicts compare framescope at the same queue size with it.
 
 Throughput is frames per second from the 10th frame leaving the encoder to
-the last (the same point, inside the encode step, in every variant). Every
-round runs every variant once, in an order that rotates from round to round;
-the ratios are per round, framescope over the reference in the same round,
-and the verdict is their median (printed with the range). Before any figure
-is printed every variant must have encoded every frame of the clip, with the
-same detections and the same drawn pixels on the first frame.
+the last (the same point, inside the encode step, in every variant); CPU
+ms/frame is the process's CPU time (all its threads) over the same frames.
+Every round runs every variant once: the three of one queue size one after
+the other, so a change in the machine's load falls on all three, in an order
+that rotates from round to round (and so does the order of the groups). The
+ratios are per round, and each figure is the median over the rounds with
+the range. Before any figure is printed every variant must have encoded
+every frame of the clip, with the same detections and the same drawn pixels
+on the first frame.
 
 Targets: framescope >= 0.98x the hand-written threaded version with
 debugging off, >= 0.93x with debugging on. Exit status 1 when one is missed.
