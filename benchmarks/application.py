@@ -443,16 +443,19 @@ def report(figures: Figures, sizes: list[int]) -> bool:
     best = max(sizes, key=lambda size: statistics.median(figures.rates[f"threads q{size}"]))
     reference = f"threads q{best}"
     print(
-        f"\n{'variant':>20}  {'frames/s':>20}  {'CPU ms/frame':>18}  "
-        f"{'/ ' + reference:>20}  / threads, same queue size"
+        f"\n{'variant':>20}  {'frames/s':>20}  {'CPU ms/frame':>18}  {'/ ' + reference:>20}  "
+        f"{'/ threads, same N':>20}  CPU / threads, same N"
     )
     for name, rates in figures.rates.items():
-        same = ""
+        same = cpu = ""
         if name.startswith("framescope"):
-            same = span(figures.ratios(name, "threads q" + name.rsplit("q", 1)[1]), 3)
+            twin = "threads q" + name.rsplit("q", 1)[1]
+            same = span(figures.ratios(name, twin), 3)
+            pairs = zip(figures.cpu[name], figures.cpu[twin], strict=True)
+            cpu = span([ours / theirs for ours, theirs in pairs], 3)
         print(
             f"{name:>20}  {span(rates, 1):>20}  {span(figures.cpu[name], 2):>18}  "
-            f"{span(figures.ratios(name, reference), 3):>20}  {same}"
+            f"{span(figures.ratios(name, reference), 3):>20}  {same:>20}  {cpu}"
         )
     met = True
     for name, target in TARGETS.items():
