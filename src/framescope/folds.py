@@ -95,14 +95,16 @@ def durations(pairs: list[int] | array[int], window: int) -> Batch:
     """
     count = len(pairs) // 2
     np = _numpy() if count >= NUMPY_FROM else None
-    if np is not None and isinstance(pairs, array):
-        readings = np.frombuffer(pairs, np.int64, 2 * count).reshape(count, 2)
-        return spans(readings[:, 0], readings[:, 1], window)
-    if np is not None and _fits(min(pairs[0], pairs[-1]), max(pairs[0], pairs[-1])):
+    if isinstance(pairs, array):
+        if np is not None:
+            readings = np.frombuffer(pairs, np.int64, 2 * count)
+            if _fits(int(readings.min()), int(readings.max())):  # else differences may wrap
+                readings = readings.reshape(count, 2)
+                return spans(readings[:, 0], readings[:, 1], window)
+        pairs = pairs.tolist()  # Python's own ints, exact (and faster than an array's)
+    elif np is not None and _fits(min(pairs[0], pairs[-1]), max(pairs[0], pairs[-1])):
         readings = np.fromiter(pairs, np.int64, 2 * count).reshape(count, 2)
         return spans(readings[:, 0], readings[:, 1], window)
-    if isinstance(pairs, array):  # Python's own ints fold faster than an array's
-        pairs = pairs.tolist()
     return spans(pairs[0 : 2 * count : 2], pairs[1 : 2 * count : 2], window)
 
 

@@ -177,7 +177,7 @@ class Histogram:
     def extend(self, values: Sequence[float]) -> None:
         """Count a batch of raw samples (a sequence, or a NumPy array: counted in C)."""
         counts, raw_bounds = self._counts, self._raw_bounds
-        if not isinstance(values, Sequence):
+        if hasattr(values, "dtype"):  # a NumPy array
             self._total += _count_array(raw_bounds, values, counts)
             return
         for value in values:
@@ -318,7 +318,7 @@ class Distribution:
 
         ``values`` may be a NumPy array (a fold's column): counted in C.
         """
-        if not isinstance(values, Sequence):
+        if hasattr(values, "dtype"):  # a NumPy array
             self._total += _count_array(self._edges, values, self._counts)
             return
         if not values:

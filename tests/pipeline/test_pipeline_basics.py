@@ -122,6 +122,49 @@ def test_a_pipeline_called_as_a_stage_keeps_its_timers_bounded(debug: bool) -> N
     inner.cleanup()
 
 
+def test_timers_stay_bounded_when_a_later_stage_fails_every_item() -> None:
+    from framescope.pipeline.runtime.item import SETTLE_EVERY
+    from framescope.timepiece.timers import FOLD_AT
+
+    def fails(data: int) -> int:
+        raise ValueError("never")
+
+    pipeline = Pipeline(name="Failing", results_size=1).add(double).add(fails, on_error="skip")
+    pipeline.serialize()
+    try:
+        for i in range(3 * FOLD_AT):
+            pipeline.forward(i)
+        bound = FOLD_AT + 2 * SETTLE_EVERY
+        assert len(pipeline._tree.steps[0].watch._pending) <= bound
+        assert pipeline.statistics()["Failing__Stage_1"].count == 3 * FOLD_AT
+    finally:
+        pipeline.cleanup()
+
+
+def test_two_threads_feeding_a_serial_pipeline_never_split_a_timing() -> None:
+    import sys
+
+    pipeline = Pipeline(name="TwoFeeders", results_size=1).add(double).serialize()
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter allows
+    try:
+        feeders = [
+            threading.Thread(target=lambda: [pipeline.forward(i) for i in range(20_000)])
+            for _ in range(2)
+        ]
+        for thread in feeders:
+            thread.start()
+        for thread in feeders:
+            thread.join(60)
+    finally:
+        sys.setswitchinterval(switch)
+    stats = pipeline.statistics()
+    pipeline.cleanup()
+    for key in ("TwoFeeders", "TwoFeeders__Stage_1"):
+        assert stats[key].count == 40_000
+        assert stats[key].minimum >= 0, key  # a pair split across items could read < 0
+
+
 def test_throughput_is_a_rate_not_a_mean_of_reciprocals() -> None:
     clock = FakeClock()
     pipeline = Pipeline(clock=clock).add(Busy("S", clock, 0.001)).serialize()

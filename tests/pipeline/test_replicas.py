@@ -288,13 +288,13 @@ def test_unordered_last_replicas_record_each_latency_whole() -> None:
     pipeline.parallelize(queue_size=items, input_timeout=None)
     pipeline.start()
     runtime = pipeline._runtime
-    append = runtime._latency_append
+    add = runtime._latency_add
 
-    def append_then_yield(reading: int) -> None:
-        append(reading)
-        time.sleep(0)  # let another replica run between an item's two readings
+    def add_then_yield(pair: tuple[int, int]) -> None:
+        add(pair)
+        time.sleep(0)  # let another replica run between two items' pairs
 
-    runtime._latency_append = append_then_yield
+    runtime._latency_add = add_then_yield
     try:
         for i in range(items):
             clock.advance_ns(1_000_000 if i else 0)
@@ -302,10 +302,10 @@ def test_unordered_last_replicas_record_each_latency_whole() -> None:
         clock.advance_ns(10 * 10**9 - clock.monotonic_ns())
         gate.set()
         wait_for(lambda: pipeline.counters()["completed"] == items, 60, "every result")
+        latency = pipeline.statistics()["LatencyPairs"]
     finally:
         gate.set()
-    latency = pipeline.statistics()["LatencyPairs"]
-    pipeline.cleanup()
+        pipeline.cleanup()
     assert latency.count == items
     assert latency.total == pytest.approx(sum(10.0 - k / 1000 for k in range(items)))
     assert latency.minimum == pytest.approx(10.0 - (items - 1) / 1000)

@@ -22,7 +22,7 @@ from typing import Any, ClassVar, TypeVar
 
 from framescope._buffers import take_prefix
 from framescope._validation import check_positive_int
-from framescope.clock import SYSTEM_CLOCK, Clock, FakeClock, TimeSource
+from framescope.clock import SYSTEM_CLOCK, Clock, FakeClock, SystemClock, TimeSource
 from framescope.folds import durations, intervals
 from framescope.histogram import DEFAULT_LATENCY_BUCKETS
 from framescope.stats import MAX_WINDOW, RollingStats, StatsSnapshot
@@ -364,7 +364,7 @@ class StopWatch(BaseTimer):
         if not name:
             raise ValueError("name must be a non-empty str")
         super().__init__(max_intervals, clock=clock)
-        if self._clock is SYSTEM_CLOCK or isinstance(self._clock, FakeClock):
+        if type(self._clock) in (SystemClock, FakeClock):  # not a subclass: any readings
             # Readings that fit int64 (these clocks' do) wait as machine ints: no
             # object kept per reading, and a NumPy fold reads them in place.
             self._pending = array("q")  # type: ignore[assignment]
@@ -396,8 +396,7 @@ class StopWatch(BaseTimer):
         if start is None:
             raise RuntimeError(f"StopWatch {self.name!r} was exited more times than it was entered")
         pending = self._pending
-        pending.append(start)
-        pending.append(end)
+        pending.extend((start, end))  # one call: a pair is never split (a signal, a thread)
         self._start = self._outer_starts.pop() if self._outer_starts else None
         if len(pending) >= FOLD_AT:
             self._fold()
@@ -405,23 +404,42 @@ class StopWatch(BaseTimer):
     def record(self, start_ns: int, end_ns: int) -> None:
         """Record a block that was timed elsewhere, from its start and end readings (ns).
 
-        The readings must come from this watch's clock. Safe to call from one
+        The readings must come from this watch's clock (ints; on the system
+        clock and a FakeClock they fit 64 bits, and others are refused with a
+        TypeError or ValueError that records nothing). Safe to call from one
         thread while others read the watch.
         """
         pending = self._pending
-        pending.append(start_ns)
-        pending.append(end_ns)
+        try:
+            pending.extend((start_ns, end_ns))
+        except (TypeError, OverflowError) as error:
+            self._refuse(start_ns, end_ns, error)
         if len(pending) >= FOLD_AT:
             self._fold()
 
-    def raw_recording(self) -> tuple[Callable[[int], None], Callable[[], None]]:
-        """``(append, settle)`` for a hot loop that records many blocks timed elsewhere.
+    def _refuse(self, start_ns: object, end_ns: object, error: Exception) -> None:
+        """``record`` got readings its pending run cannot hold: take back a half and say why."""
+        if len(self._pending) % 2:  # the start went in, the end did not
+            self._pending.pop()
+        if isinstance(error, OverflowError):
+            raise ValueError(
+                f"start_ns and end_ns must be readings of the watch's clock (64-bit ints), "
+                f"got {start_ns!r} and {end_ns!r}"
+            ) from None
+        raise TypeError(
+            f"start_ns and end_ns must be ints (clock readings in ns), got "
+            f"{type(start_ns).__name__} and {type(end_ns).__name__}"
+        ) from None
 
-        ``append(start_ns)`` then ``append(end_ns)`` records one block, as
-        :meth:`record` does but without a call of its own; ``settle()`` folds
-        what waits once there is enough of it. Call ``settle()`` at least once
-        every 1,000 blocks or so: it is what keeps the memory bounded. The same
-        rule as :meth:`record`: one writing thread, any number of readers.
+    def raw_recording(self) -> tuple[Callable[[tuple[int, int]], None], Callable[[], None]]:
+        """``(add, settle)`` for a hot loop that records many blocks timed elsewhere.
+
+        ``add((start_ns, end_ns))`` records one block, as :meth:`record` does
+        but without a call of its own (one C call: the pair is never split);
+        the readings must be this watch's clock's. ``settle()`` folds what
+        waits once there is enough of it: call it at least once every 1,000
+        blocks or so, it is what keeps the memory bounded. The same rule as
+        :meth:`record`: one writing thread, any number of readers.
         """
         pending = self._pending
 
@@ -429,7 +447,7 @@ class StopWatch(BaseTimer):
             if len(pending) >= FOLD_AT:
                 self._fold()
 
-        return pending.append, settle
+        return pending.extend, settle
 
     def _absorb(self, records: list[int]) -> None:
         self._stats.add_batch(durations(records, self._stats.window))

@@ -94,9 +94,8 @@ class Runtime:
         self.clock = clock
         self.results = results
         self.latency = latency
-        self._latency_append, self._latency_settle = latency.raw_recording()
+        self._latency_add, self._latency_settle = latency.raw_recording()
         self._settle_in = SETTLE_EVERY  # items delivered until the latency timer may fold
-        self._delivery_lock: threading.Lock | None = None  # when several threads deliver
         # The input policy, as each item needs it (set at a threaded start).
         self._drop_oldest = False
         self._put_timeout: float | None = 0
@@ -211,9 +210,6 @@ class Runtime:
             on_exit=self._worker_ends,
         )
         track_cpu(self.tree, self.groups, self.cpu)
-        last = self.groups[-1]
-        if last.sequencer is not None and not last.sequencer.ordered:
-            self._delivery_lock = threading.Lock()  # its replicas deliver side by side
         self._channels = [group.inbox for group in self.groups]
         self._input = self._channels[0]
         self.counts.take_intake_from(self._input.intake)
@@ -273,9 +269,7 @@ class Runtime:
         if envelope.error is not None:  # what deliver() does, inline (no stop line in serial)
             self.results.put_error(envelope.error)
             return True
-        append = self._latency_append
-        append(t_in)
-        append(done)
+        self._latency_add((t_in, done))
         self.results.put(envelope.data)  # counted there as completed
         self._settle_in -= 1
         if self._settle_in <= 0:  # (<=: two feeding threads may pass 0 together)
@@ -325,14 +319,7 @@ class Runtime:
             self.results.put_error(envelope.error)
             return True
         end = self.clock.monotonic_ns() if done_ns is None else done_ns
-        lock = self._delivery_lock
-        if lock is None:
-            self._latency_append(envelope.t_in)
-            self._latency_append(end)
-        else:  # replicas deliver side by side: a reading pair must not interleave
-            with lock:
-                self._latency_append(envelope.t_in)
-                self._latency_append(end)
+        self._latency_add((envelope.t_in, end))  # one call: replicas side by side never split it
         self.results.put(envelope.data)  # counted there as completed
         self._settle_in -= 1
         if self._settle_in <= 0:  # (<=: replicas may pass 0 together)

@@ -133,7 +133,7 @@ def stage_processor(plain: PlainStage, now: Callable[[], int]) -> Process:
     run by one thread (the watch's writer).
     """
     stage, wrap, fail = plain.call, plain.wrap, plain.fail
-    append, settle = plain.watch.raw_recording()
+    add, settle = plain.watch.raw_recording()
     left = [SETTLE_EVERY]  # items until the watch may fold (a list: written in place)
 
     def process(envelope: Envelope, start: int) -> int | None:
@@ -146,8 +146,7 @@ def stage_processor(plain: PlainStage, now: Callable[[], int]) -> Process:
             except Exception as error:
                 return failed_item(envelope, wrap(data, error), fail, now)
             end = now()
-            append(start)
-            append(end)
+            add((start, end))
             envelope.data = result
             left[0] -= 1
             if left[0] <= 0:

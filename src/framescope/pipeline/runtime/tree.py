@@ -181,14 +181,19 @@ def _flat_unit(steps: list[Step], now: Callable[[], int]) -> Unit:
     """
     plan, settles = [], []
     for step in steps:
-        append, settle = step.watch.raw_recording()
-        plan.append((step.work(), append, step))
+        add, settle = step.watch.raw_recording()
+        plan.append((step.work(), add, step))
         settles.append(settle)
     left = steps[0].settle_left if steps else [SETTLE_EVERY]  # see Step.settle_left
 
     def run(envelope: Envelope, start: int) -> int:
         data = envelope.data
-        for stage, append, step in plan:
+        left[0] -= 1  # counted first: an item a later stage fails on counts too
+        if left[0] <= 0:
+            left[0] = SETTLE_EVERY
+            for settle in settles:
+                settle()
+        for stage, add, step in plan:
             try:
                 data = stage(data)
             except ItemFailedError:
@@ -196,15 +201,9 @@ def _flat_unit(steps: list[Step], now: Callable[[], int]) -> Unit:
             except Exception as error:
                 raise step.failure(data, error) from error
             end = now()
-            append(start)
-            append(end)
+            add((start, end))  # one call: a pair is never split (another thread, a signal)
             start = end
         envelope.data = data
-        left[0] -= 1
-        if left[0] <= 0:
-            left[0] = SETTLE_EVERY
-            for settle in settles:
-                settle()
         return start
 
     return run
@@ -219,15 +218,20 @@ def _flat_recorded_unit(steps: list[Step], now: Callable[[], int]) -> Unit:
     """
     plan, settles = [], []
     for step in steps:
-        append, settle = step.watch.raw_recording()
-        plan.append((step.work(), append, step, step.recorder))
+        add, settle = step.watch.raw_recording()
+        plan.append((step.work(), add, step, step.recorder))
         settles.append(settle)
     left = steps[0].settle_left if steps else [SETTLE_EVERY]  # see Step.settle_left
     processing, idle, running = NodePhase.PROCESSING, NodePhase.IDLE, RUNNING
 
     def run(envelope: Envelope, start: int) -> int:
         data, frame = envelope.data, envelope.frame_id
-        for stage, append, step, recorder in plan:
+        left[0] -= 1  # counted first: an item a later stage fails on counts too
+        if left[0] <= 0:
+            left[0] = SETTLE_EVERY
+            for settle in settles:
+                settle()
+        for stage, add, step, recorder in plan:
             recorder.frame_id = frame
             recorder.phase = processing
             outer, running.recorder = running.recorder, recorder
@@ -241,15 +245,9 @@ def _flat_recorded_unit(steps: list[Step], now: Callable[[], int]) -> Unit:
             finally:
                 recorder.phase = idle
                 running.recorder = outer
-            append(start)
-            append(end)
+            add((start, end))
             start = end
         envelope.data = data
-        left[0] -= 1
-        if left[0] <= 0:
-            left[0] = SETTLE_EVERY
-            for settle in settles:
-                settle()
         return start
 
     return run

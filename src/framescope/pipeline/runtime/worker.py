@@ -152,7 +152,7 @@ class Worker:
         """:meth:`_plain_loop` with the one plain stage's protocol written in (see PlainStage)."""
         get, send, now, skip, line = self._get, self._send, self._now, self._skip, self._stop_line
         stage, failed = plain.call, plain.failed
-        append, settle = plain.watch.raw_recording()
+        add, settle = plain.watch.raw_recording()
         left = SETTLE_EVERY  # items until the watch may fold
         while True:
             envelope: Envelope = get()
@@ -176,8 +176,7 @@ class Worker:
                         continue
                 else:
                     end = now()
-                    append(start)
-                    append(end)
+                    add((start, end))
                     left -= 1
                     if left <= 0:
                         left = SETTLE_EVERY
@@ -285,8 +284,7 @@ class Worker:
                     t_send = ended
                 else:
                     t_send = now()
-                    add(t_got)
-                    add(t_send)
+                    add((t_got, t_send))
                     left -= 1
                     if left <= 0:
                         left = SETTLE_EVERY
