@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import itertools
 import threading
-from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -22,7 +21,7 @@ from typing import Any, ClassVar, TypeVar
 
 from framescope._buffers import take_prefix
 from framescope._validation import check_positive_int
-from framescope.clock import SYSTEM_CLOCK, Clock, FakeClock, SystemClock, TimeSource
+from framescope.clock import SYSTEM_CLOCK, Clock, TimeSource
 from framescope.folds import durations, intervals
 from framescope.histogram import DEFAULT_LATENCY_BUCKETS
 from framescope.stats import MAX_WINDOW, RollingStats, StatsSnapshot
@@ -364,10 +363,6 @@ class StopWatch(BaseTimer):
         if not name:
             raise ValueError("name must be a non-empty str")
         super().__init__(max_intervals, clock=clock)
-        if type(self._clock) in (SystemClock, FakeClock):  # not a subclass: any readings
-            # Readings that fit int64 (these clocks' do) wait as machine ints: no
-            # object kept per reading, and a NumPy fold reads them in place.
-            self._pending = array("q")  # type: ignore[assignment]
         self.name: str = name
         self.parent: StopWatch | None = None
         self.children: dict[str, StopWatch] = {}
@@ -404,32 +399,13 @@ class StopWatch(BaseTimer):
     def record(self, start_ns: int, end_ns: int) -> None:
         """Record a block that was timed elsewhere, from its start and end readings (ns).
 
-        The readings must come from this watch's clock (ints; on the system
-        clock and a FakeClock they fit 64 bits, and others are refused with a
-        TypeError or ValueError that records nothing). Safe to call from one
+        The readings must come from this watch's clock. Safe to call from one
         thread while others read the watch.
         """
         pending = self._pending
-        try:
-            pending.extend((start_ns, end_ns))
-        except (TypeError, OverflowError) as error:
-            self._refuse(start_ns, end_ns, error)
+        pending.extend((start_ns, end_ns))  # one call: a pair is never split
         if len(pending) >= FOLD_AT:
             self._fold()
-
-    def _refuse(self, start_ns: object, end_ns: object, error: Exception) -> None:
-        """``record`` got readings its pending run cannot hold: take back a half and say why."""
-        if len(self._pending) % 2:  # the start went in, the end did not
-            self._pending.pop()
-        if isinstance(error, OverflowError):
-            raise ValueError(
-                f"start_ns and end_ns must be readings of the watch's clock (64-bit ints), "
-                f"got {start_ns!r} and {end_ns!r}"
-            ) from None
-        raise TypeError(
-            f"start_ns and end_ns must be ints (clock readings in ns), got "
-            f"{type(start_ns).__name__} and {type(end_ns).__name__}"
-        ) from None
 
     def raw_recording(self) -> tuple[Callable[[tuple[int, int]], None], Callable[[], None]]:
         """``(add, settle)`` for a hot loop that records many blocks timed elsewhere.
