@@ -159,12 +159,12 @@ def test_an_idle_aggregator_wakes_seldom_and_a_burst_is_drained_at_the_usual_int
         wait_for(lambda: burst_at and any(t > burst_at[0] for t in drains), what="the burst")
     finally:
         assert aggregator.stop(10)
-    # Idle for 10 s: a backlog check at most every 0.1 s and a round once a
+    # Idle for 10 s: a backlog check at most every 0.25 s and a round once a
     # second, where a busy aggregator checks every 10 ms.
-    assert len([t for t in checks if t < idle_until]) <= 10 * 10 + 8
+    assert len([t for t in checks if t < idle_until]) <= 10 * 4 + 8
     assert 9 <= len([t for t in rounds if t < idle_until]) <= 11
     assert not [t for t in drains if t < idle_until]  # nothing recorded: nothing folded
-    # The burst is drained within the usual interval and one idle check.
+    # The burst is drained within one idle check and the usual interval.
     first = min(t for t in drains if t > burst_at[0])
-    assert first - burst_at[0] <= 200_000_000
+    assert first - burst_at[0] <= 350_000_000
     assert recorder.backlog() == 0
