@@ -215,11 +215,8 @@ class Worker:
             frame, t_in = envelope.frame_id, envelope.t_in
             if (t_send := process(envelope, t_got)) is None:  # skipped, or the pipeline stopped
                 skip(envelope)
-                t = now()
-                append(
-                    pack_iteration(sequence, frame, t_get, queued, t_got, t, NO_QUEUE, t, 0, t_in)
-                )
-                sequence, t_get = sequence + 1, t
+                t_get = self._ended_here((sequence, frame, t_get, queued, t_got), t_in)
+                sequence += 1
                 continue
             recorder.phase = sending
             out_queued = outbox_length() if outbox_length is not None else NO_QUEUE
