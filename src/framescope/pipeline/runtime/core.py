@@ -200,7 +200,7 @@ class Runtime:
         self._wait_timeout = 0 if no_wait else None
         self.groups = start_threads(
             self.tree.units(),
-            self.settings.queue_size,
+            settings.queue_size,
             fail=self._fail_later,
             deliver=self.deliver,
             finish=self._finish,
