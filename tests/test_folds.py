@@ -140,3 +140,48 @@ def test_histograms_count_a_numpy_fold_as_they_count_its_values() -> None:
     by_array.extend(numpy.array(values, dtype=numpy.int64))
     assert by_array.snapshot() == by_list.snapshot()
     assert sum(by_array.snapshot().counts) == len(values)
+
+
+@pytest.mark.parametrize("size", [1, 2, 300, 3000])
+def test_an_ordered_fold_gives_what_an_unordered_one_gives(
+    size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    without_numpy(monkeypatch)
+    rng = random.Random(size)
+    pairs = []
+    for _ in range(size):
+        start = rng.randint(10**12, 10**13)
+        pairs += [start, start + rng.choice((rng.randint(0, 500), rng.randint(0, 10**10)))]
+    plain, ordered = folds.durations(pairs, 7), folds.durations(pairs, 7, ordered=True)
+    assert ordered[:6] == plain[:6]  # size, total, low, high, the newest values in order, stamps
+    assert ordered.recent == [pairs[i + 1] - pairs[i] for i in range(0, len(pairs), 2)][-7:]
+    assert ordered.ordered and list(ordered.values()) == sorted(plain.values())
+    counted = []
+    for batch in (plain, ordered):
+        stats = RollingStats(7, divisor=1e9)
+        stats.keep_distribution()
+        stats.track_histogram((1e-7, 1e-6, 1.0))
+        stats.add_batch(batch)
+        counted.append(stats.snapshot())
+    assert counted[0] == counted[1]
+    assert counted[1].distribution is not None and sum(counted[1].distribution.counts) == size
+
+
+def test_a_stopwatch_keeping_a_distribution_folds_ordered(monkeypatch: pytest.MonkeyPatch) -> None:
+    without_numpy(monkeypatch)
+    seen: list[bool] = []
+    real = folds.durations
+
+    def spy(pairs: list[int], window: int, *, ordered: bool = False) -> Batch:
+        seen.append(ordered)
+        return real(pairs, window, ordered=ordered)
+
+    monkeypatch.setattr("framescope.timepiece.timers.durations", spy)
+    plain, kept = StopWatch("plain"), StopWatch("kept")
+    kept.keep_distribution()
+    for watch in (plain, kept):
+        watch.record(0, 10)
+        watch.statistics()  # folds what waits
+    assert seen == [False, True]
+    snapshot = kept.statistics()
+    assert snapshot.distribution is not None and sum(snapshot.distribution.counts) == 1

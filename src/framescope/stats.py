@@ -34,8 +34,11 @@ class Batch(NamedTuple):
         high: the largest.
         recent: the newest samples (at most the window), oldest first.
         stamps: the timestamps of ``recent``, or empty when they have none.
-        values: returns every sample, oldest first (asked only for histograms): a
-            sequence, or a NumPy array when the batch was folded with NumPy.
+        values: returns every sample (asked only for histograms): a sequence,
+            oldest first unless ``ordered``, or a NumPy array when the batch
+            was folded with NumPy.
+        ordered: ``values`` are in ascending order (sorted for a
+            distribution when folded, so it need not sort them again).
     """
 
     size: int
@@ -45,6 +48,7 @@ class Batch(NamedTuple):
     recent: Sequence[float]
     stamps: Sequence[int]
     values: Callable[[], Sequence[float]]
+    ordered: bool = False
 
 
 class RollingStats:
@@ -88,6 +92,11 @@ class RollingStats:
         self._max: float = 0
         self._histogram: Histogram | None = None
         self._distribution: Distribution | None = None
+
+    @property
+    def keeps_distribution(self) -> bool:
+        """Whether a distribution is kept (see :meth:`keep_distribution`)."""
+        return self._distribution is not None
 
     def keep_distribution(self) -> None:
         """Also count every sample added from now on on the fixed latency grid.
@@ -204,7 +213,7 @@ class RollingStats:
             if self._histogram is not None:
                 self._histogram.extend(every)
             if self._distribution is not None:
-                self._distribution.extend(every)
+                self._distribution.extend(every, ordered=batch.ordered)
 
     def reset(self) -> None:
         """Forget every sample and aggregate (a histogram or distribution keeps counting)."""

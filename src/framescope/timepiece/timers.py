@@ -426,7 +426,8 @@ class StopWatch(BaseTimer):
         return pending.extend, settle
 
     def _absorb(self, records: list[int]) -> None:
-        self._stats.add_batch(durations(records, self._stats.window))
+        stats = self._stats
+        stats.add_batch(durations(records, stats.window, ordered=stats.keeps_distribution))
 
     def measure(self, func: _F) -> _F:
         """Decorate ``func`` so that every call is timed by this watch.

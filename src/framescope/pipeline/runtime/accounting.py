@@ -49,12 +49,13 @@ class ItemCounts:
 
     def count(self, key: str, n: int = 1) -> None:
         """Add ``n`` to counter ``key`` (not ``completed``: the results buffer counts it)."""
-        if key in _INPUT_SIDE:
-            with self._input_lock:
-                self._input[key] += n
-        else:
-            with self._outcome_lock:
-                self._outcomes[key] += n
+        input_side = key in _INPUT_SIDE
+        lock = self._input_lock if input_side else self._outcome_lock
+        lock.acquire()  # not `with`: ~50 ns less an item on CPython 3.11
+        try:
+            (self._input if input_side else self._outcomes)[key] += n
+        finally:
+            lock.release()
 
     def read(self, discarded: Iterable[int]) -> dict[str, int]:
         """The counters, with ``dropped`` (both drop policies), ``discarded`` and ``in_flight``.

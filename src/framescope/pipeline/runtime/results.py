@@ -147,7 +147,9 @@ class ResultBuffer:
             return
         size = 0 if type(result) in _SCALARS else held_bytes(result)
         maxbytes = self._maxbytes
-        with self._lock:  # _append's steps, inline: this runs for every result
+        lock = self._lock
+        lock.acquire()  # not `with`: ~50 ns less an item on CPython 3.11; _append's steps inline
+        try:
             self.received += 1
             items, most = self._items, self._maxsize
             if self.blocking or self._errors:
@@ -164,6 +166,8 @@ class ResultBuffer:
             self._bytes += size
             if self._line.waiters:
                 self._line.wake_all()
+        finally:
+            lock.release()
 
     def put_error(self, error: StageError) -> None:
         """Append the error of a failed item, in its place."""
