@@ -11,7 +11,7 @@ import pytest
 from framescope.clock import FakeClock
 from framescope.pipeline import Pipeline
 from framescope.pipeline.model.snapshot import PipelineSnapshot
-from framescope.pipeline.model.sources import SourceSnapshot, SourceState
+from framescope.pipeline.model.sources import SourceQuality, SourceSnapshot, SourceState
 from framescope.pipeline.views.health import RECONNECT_LIMIT_S, Health, Problem, judge_health
 from framescope.stats import StatsSnapshot
 from tests.polling import wait_for
@@ -188,17 +188,27 @@ def test_a_silent_camera_makes_it_unhealthy_then_healthy_again(clock: FakeClock)
 def test_the_page_greys_exactly_the_sources_the_verdict_names() -> None:
     from framescope.live.view import page_view
 
+    hour = SourceQuality(
+        1800.0,
+        {"running": 0.9, "blocked": 0.05, "stalled": 0.05},
+        48_600,
+        fps=27.0,
+        nominal_fps=30.0,
+    )
     sources = [
-        SourceSnapshot("a", SourceState.RUNNING, 3.0, frames=90, fps=29.97, last_frame_age=0.01),
+        SourceSnapshot(
+            "a", SourceState.RUNNING, 3.0, frames=90, fps=29.97, last_frame_age=0.01, quality=hour
+        ),
         SourceSnapshot("b", SourceState.BLOCKED, 9.0, frames=40, fps=5.0, last_frame_age=0.2),
         SourceSnapshot("c", SourceState.STALLED, 1.0, frames=7, last_frame_age=6.256),
         SourceSnapshot("d", SourceState.FAILED, 1.0, reason="OSError: unplugged"),
         SourceSnapshot("e", SourceState.RECONNECTING, 45.0, reconnects=3, last_frame_age=45.5),
         SourceSnapshot("f", SourceState.ENDED, 2.0, frames=300, last_frame_age=2.0),
+        SourceSnapshot("g", SourceState.DEGRADED, 8.0, reason="4 fps", last_frame_age=0.25),
     ]
     view = page_view(snapshot_of(*sources))
     shown = {s["name"]: s for s in view["sources"]}
-    assert list(shown) == list("abcdef")
+    assert list(shown) == list("abcdefg")
     assert {name for name, s in shown.items() if s["down"]} == {"c", "d", "e"}
     assert shown["a"] == {
         "name": "a",
@@ -211,7 +221,11 @@ def test_the_page_greys_exactly_the_sources_the_verdict_names() -> None:
         "reconnects": 0,
         "last_frame_age": 0.01,
         "down": False,
+        "up": 0.95,
+        "hour": 1800.0,
+        "of_nominal": 0.9,
     }
+    assert shown["b"]["up"] is None and shown["b"]["of_nominal"] is None
     assert shown["c"]["last_frame_age"] == 6.26 and shown["e"]["reconnects"] == 3
     assert view["health"] == {
         "status": "unhealthy",
@@ -219,5 +233,6 @@ def test_the_page_greys_exactly_the_sources_the_verdict_names() -> None:
             "source c stalled (no frame for 6.3 s)",
             "source d failed (OSError: unplugged)",
             "source e reconnecting (no frame for 45.5 s, more than 30 s)",
+            "source g degraded (4 fps)",
         ],
     }

@@ -33,6 +33,8 @@ framescope.source.dropped          counter           pipeline, source
 framescope.source.failed           counter           pipeline, source
 framescope.source.reconnects       counter           pipeline, source
 framescope.source.transitions      counter           pipeline, source, state
+framescope.source.state_share      gauge (1)         pipeline, source, state (last hour)
+framescope.source.rate_ratio       gauge (1)         pipeline, source (last hour)
 framescope.timer.duration          gauge (s)         timer, quantile
 framescope.timer.count             counter           timer
 framescope.timer.rate              gauge (1/s)       timer
@@ -517,6 +519,8 @@ def _source_spec(gauge: Any, counter: Any) -> list[tuple[Any, str, str, str, Cal
         (counter, "source.failed", "{item}", "Its items a stage failed on.", _source("failed")),
         (counter, "source.reconnects", "{reconnect}", "Reopened.", _source("reconnects")),
         (counter, "source.transitions", "{transition}", "States entered.", _source_entered),
+        (gauge, "source.state_share", "1", "Share of its last hour per state.", _source_share),
+        (gauge, "source.rate_ratio", "1", "Last hour's fps / nominal.", _source_rate_ratio),
     ]
 
 
@@ -549,6 +553,21 @@ def _source_entered(r: Reading) -> Observed:
     for source, attrs in _sources(r):
         for state in SourceState:
             yield source.transitions.get(state.value, 0), {**attrs, "state": state.value}
+
+
+def _source_share(r: Reading) -> Observed:
+    for source, attrs in _sources(r):
+        quality = source.quality
+        if quality is not None and quality.window:
+            for state in SourceState:
+                yield quality.shares.get(state.value, 0.0), {**attrs, "state": state.value}
+
+
+def _source_rate_ratio(r: Reading) -> Observed:
+    for source, attrs in _sources(r):
+        ratio = None if source.quality is None else source.quality.rate_ratio
+        if ratio is not None:
+            yield ratio, attrs
 
 
 def _timer_duration(r: Reading) -> Observed:

@@ -34,6 +34,8 @@ framescope_source_dropped_items_total             counter    pipeline, source
 framescope_source_failed_items_total              counter    pipeline, source
 framescope_source_reconnects_total                counter    pipeline, source
 framescope_source_transitions_total               counter    pipeline, source, state
+framescope_source_state_share                     gauge      pipeline, source, state
+framescope_source_rate_ratio                      gauge      pipeline, source
 framescope_timer_seconds                          histogram  timer
 framescope_timer_events_per_second                gauge      timer
 ================================================  =========  ==========================
@@ -68,7 +70,11 @@ The ``source_`` series are there for a run of many sources
 ``ended``, ``failed``), so ``framescope_source_state{state="stalled"} == 1``
 is the alert; ``source_last_frame_age_seconds`` is left out before a
 source's first frame, ``source_frames_per_second`` before its second;
-``source_transitions_total`` counts each state entered.
+``source_transitions_total`` counts each state entered;
+``source_state_share`` is the share of the source's last hour (since its
+start, before an hour) spent in each state, and ``source_rate_ratio`` its
+frames a second over that hour against its nominal rate (left out where the
+source has none).
 
 The server :meth:`PrometheusExporter.serve` starts also answers
 ``/healthz``: 200 when the exported pipelines are healthy, 503 when not,
@@ -546,6 +552,20 @@ _FAMILIES: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
         ("pipeline", "source", "state"),
     ),
     (
+        "src_share",
+        "GaugeMetricFamily",
+        "source_state_share",
+        "Share of a source's last hour spent in each state.",
+        ("pipeline", "source", "state"),
+    ),
+    (
+        "src_rate_ratio",
+        "GaugeMetricFamily",
+        "source_rate_ratio",
+        "A source's frames a second over its last hour against its nominal rate.",
+        ("pipeline", "source"),
+    ),
+    (
         "t_latency",
         "HistogramMetricFamily",
         "timer_seconds",
@@ -679,6 +699,13 @@ def _add_source(families: dict[str, Any], pipeline: str, source: SourceSnapshot)
     )
     for key, value in counts:
         families[key].add_metric(labels, float(value))
+    quality = source.quality
+    if quality is not None and quality.window:
+        for state in SourceState:
+            share = quality.shares.get(state.value, 0.0)
+            families["src_share"].add_metric([*labels, state.value], share)
+        if quality.rate_ratio is not None:
+            families["src_rate_ratio"].add_metric(labels, quality.rate_ratio)
 
 
 def _constant_labels(labels: Mapping[str, str] | None) -> dict[str, str]:

@@ -17,6 +17,7 @@ from typing import Any
 from framescope._keys import join_key
 from framescope.pipeline.model.cpu import CpuSplit, MachineLoad
 from framescope.pipeline.model.snapshot import PipelineSnapshot
+from framescope.pipeline.model.sources import SourceQuality
 from framescope.pipeline.views.diagnosis import diagnose_snapshot
 from framescope.pipeline.views.health import RECONNECT_LIMIT_S, Health, judge_health
 from framescope.pipeline.views.tables import cpu_text, machine_text
@@ -139,9 +140,12 @@ def source_views(snapshot: PipelineSnapshot, health: Health) -> list[dict[str, A
 
     ``down`` is true for a source the health verdict names (stalled, failed,
     reconnecting for too long): the page greys its box and shows how long
-    since its last frame. A blocked or ended source is not down.
+    since its last frame. A blocked, degraded (frames come, slowly) or ended
+    source is not down. ``up`` is the share of its last hour (``hour``
+    seconds of it, until an hour has passed) frames came, ``of_nominal`` its
+    fps over that time against its nominal rate (None where unknown).
     """
-    down = {p.name for p in health.problems if p.kind == "source"}
+    down = {p.name for p in health.problems if p.kind == "source" and p.state != "degraded"}
     return [
         {
             "name": source.name,
@@ -154,9 +158,22 @@ def source_views(snapshot: PipelineSnapshot, health: Health) -> list[dict[str, A
             "reconnects": source.reconnects,
             "last_frame_age": _seconds(source.last_frame_age),
             "down": source.name in down,
+            **_quality_view(source.quality),
         }
         for source in snapshot.sources.values()
     ]
+
+
+def _quality_view(quality: SourceQuality | None) -> dict[str, Any]:
+    """A source's last hour, for its box."""
+    if quality is None or not quality.window:
+        return {"up": None, "hour": None, "of_nominal": None}
+    ratio = quality.rate_ratio
+    return {
+        "up": round(quality.up, 4),
+        "hour": round(quality.window, 1),
+        "of_nominal": None if ratio is None else round(ratio, 3),
+    }
 
 
 def page_view(

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from framescope._validation import (
     check_bool,
     check_callable_or_none,
+    check_number,
     check_positive_int,
     check_positive_seconds,
     check_seconds_or_none,
@@ -455,6 +456,7 @@ class Pipeline:
         stall_after: float | None = None,
         warmup: float | None = None,
         on_source_state: Callable[[SourceTransition], object] | None = None,
+        min_fps: float | None = None,
     ) -> Iterator[Any]:
         """Feed ``source`` as fast as the stages accept it, and yield every result in order.
 
@@ -481,7 +483,12 @@ class Pipeline:
         ``stall_after`` seconds (default 5) inside its ``next()`` without a
         frame, once ``warmup`` seconds (default 0) from the start have passed,
         also while it reconnects (``reconnecting`` before that); ``blocked``
-        while the pipeline will not take its frame (never ``stalled`` then).
+        while the pipeline will not take its frame (never ``stalled`` then);
+        with ``min_fps``, ``degraded`` while its own rate over the last 5 s
+        (frames per second of the time it spent inside ``next()``, so not
+        slowed by the pipeline) is below it. Each source's last hour is in
+        ``snapshot().sources[name].quality`` (share of the time in each
+        state, frames, drops, reconnects, fps against its nominal rate).
         ``on_source_state`` is called with each
         :class:`~framescope.pipeline.SourceTransition`. Breaking out of the
         loop stops the sources' threads: a source still being read that has a
@@ -498,12 +505,14 @@ class Pipeline:
                 if stall_after is None
                 else check_positive_seconds(stall_after, "stall_after"),
                 warmup=check_seconds_or_none(warmup, "warmup") or 0.0,
+                min_fps=_min_fps(min_fps),
                 on_source_state=check_callable_or_none(on_source_state, "on_source_state"),
             )
             return self._run_sources(feeds)
-        if stall_after is not None or warmup is not None or on_source_state is not None:
+        given = (stall_after, warmup, on_source_state, min_fps)
+        if any(value is not None for value in given):
             raise TypeError(
-                "stall_after, warmup and on_source_state apply to many sources: "
+                "stall_after, warmup, on_source_state and min_fps apply to many sources: "
                 "pass source as a mapping of names to iterables"
             )
         if not isinstance(source, Iterable):
@@ -719,3 +728,8 @@ class Pipeline:
         The list is a copy: changing it changes no pipeline.
         """
         return [step.stage for step in self._tree.steps]
+
+
+def _min_fps(value: object) -> float | None:
+    """``run``'s ``min_fps``: None, or a positive number of frames a second."""
+    return None if value is None else check_number(value, "min_fps", positive=True)

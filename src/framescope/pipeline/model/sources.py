@@ -18,7 +18,22 @@ from typing import Any
 
 from framescope._snapshotformat import Fields, SnapshotFormatError, shown
 
-__all__ = ["SourceSnapshot", "SourceState", "SourceTransition", "Sourced", "read_sources"]
+__all__ = [
+    "FPS_WINDOW_S",
+    "QUALITY_WINDOW_S",
+    "SourceQuality",
+    "SourceSnapshot",
+    "SourceState",
+    "SourceTransition",
+    "Sourced",
+    "read_sources",
+]
+
+FPS_WINDOW_S = 5.0
+"""The window (seconds) a source's frame rate is measured over (and ``min_fps`` judged on)."""
+
+QUALITY_WINDOW_S = 3600.0
+"""The window (seconds) of a source's quality figures: its last hour."""
 
 
 class SourceState(str, Enum):
@@ -26,6 +41,10 @@ class SourceState(str, Enum):
 
     - ``starting``: read from, no frame yet.
     - ``running``: frames come and the pipeline takes them.
+    - ``degraded``: frames come, but slower than the run's ``min_fps`` over
+      the last :data:`FPS_WINDOW_S` seconds of the source's own time (what
+      it spent inside ``next()``: a source held back by the pipeline is not
+      degraded). Only with ``min_fps``.
     - ``blocked``: it has a frame and the pipeline will not take it yet
       (back-pressure: the stages are the bottleneck, not the source).
     - ``stalled``: no frame from it for ``stall_after`` seconds while the
@@ -37,6 +56,7 @@ class SourceState(str, Enum):
 
     STARTING = "starting"
     RUNNING = "running"
+    DEGRADED = "degraded"
     BLOCKED = "blocked"
     STALLED = "stalled"
     RECONNECTING = "reconnecting"
@@ -49,6 +69,85 @@ class SourceState(str, Enum):
 
 FINAL_STATES = frozenset({SourceState.ENDED, SourceState.FAILED})
 """States a source never leaves."""
+
+UP_STATES = frozenset({SourceState.RUNNING, SourceState.DEGRADED, SourceState.BLOCKED})
+"""States in which frames come (``blocked``: faster than the pipeline takes them)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceQuality:
+    """How a source did over its last hour (:data:`QUALITY_WINDOW_S`), or since it started.
+
+    The hour moves on a minute at a time: the figures cover whole minutes
+    from the source's start, the last 59 to 60 of them.
+
+    Attributes:
+        window: seconds these figures cover (up to an hour).
+        shares: the share of ``window`` spent in each state, by state name
+            (only states it was in); they add up to 1.
+        frames: frames taken from it in the window.
+        dropped: of those, frames the pipeline refused or a stop left behind.
+        reconnects: times it reopened its stream in the window.
+        fps: ``frames / window``.
+        nominal_fps: the rate the source says it has (a video stream's
+            average rate, a synthetic source's ``fps``); None where it says none.
+    """
+
+    window: float
+    shares: Mapping[str, float]
+    frames: int = 0
+    dropped: int = 0
+    reconnects: int = 0
+    fps: float | None = None
+    nominal_fps: float | None = None
+
+    @property
+    def up(self) -> float:
+        """The share of the window frames came (``running``, ``degraded`` or ``blocked``)."""
+        return sum(self.shares.get(state.value, 0.0) for state in UP_STATES)
+
+    @property
+    def rate_ratio(self) -> float | None:
+        """``fps`` against ``nominal_fps`` (None where either is unknown)."""
+        if self.fps is None or not self.nominal_fps:
+            return None
+        return self.fps / self.nominal_fps
+
+    def to_dict(self) -> dict[str, Any]:
+        """The figures as a JSON-ready dict."""
+        return {
+            "window": self.window,
+            "shares": dict(self.shares),
+            "frames": self.frames,
+            "dropped": self.dropped,
+            "reconnects": self.reconnects,
+            "fps": self.fps,
+            "nominal_fps": self.nominal_fps,
+        }
+
+
+def _read_quality(fields: Fields) -> SourceQuality:
+    shares = fields.child("shares", {})
+    for name in shares.data:
+        if name not in SourceState._value2member_map_:
+            raise SnapshotFormatError(f"{shares.at(name)}: not a source state: {shown(name)}")
+    window = _non_negative(fields, "window", 0.0)
+    return SourceQuality(
+        window=0.0 if window is None else window,
+        shares={str(name): _share(shares, name) for name in shares.data},
+        frames=fields.integer("frames", 0),
+        dropped=fields.integer("dropped", 0),
+        reconnects=fields.integer("reconnects", 0),
+        fps=_non_negative(fields, "fps", None),
+        nominal_fps=_non_negative(fields, "nominal_fps", None),
+    )
+
+
+def _share(fields: Fields, key: str) -> float:
+    value: float = fields.number(key)
+    if not 0 <= value <= 1:
+        raise fields.fail(key, "a share from 0 to 1", value)
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +205,7 @@ class SourceSnapshot:
         transitions: how many times it entered each state, by state name.
         callback_errors: times the ``on_source_state`` callback raised on one
             of its transitions (logged; the source went on).
+        quality: its last hour (:class:`SourceQuality`).
     """
 
     name: str
@@ -121,6 +221,7 @@ class SourceSnapshot:
     last_frame_age: float | None = None
     transitions: Mapping[str, int] = field(default_factory=dict)
     callback_errors: int = 0
+    quality: SourceQuality | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The source's reading as a JSON-ready dict (:func:`read_sources` reads it back)."""
@@ -138,6 +239,7 @@ class SourceSnapshot:
             "last_frame_age": self.last_frame_age,
             "transitions": dict(self.transitions),
             "callback_errors": self.callback_errors,
+            "quality": None if self.quality is None else self.quality.to_dict(),
         }
 
 
@@ -153,6 +255,7 @@ def _read_source(fields: Fields) -> SourceSnapshot:
         if name not in SourceState._value2member_map_:
             raise SnapshotFormatError(f"{transitions.at(name)}: not a source state: {shown(name)}")
     since = _non_negative(fields, "since", 0.0)
+    quality = fields.get("quality", None)
     return SourceSnapshot(
         name=fields.text("name"),
         state=parsed,
@@ -167,6 +270,7 @@ def _read_source(fields: Fields) -> SourceSnapshot:
         last_frame_age=_non_negative(fields, "last_frame_age", None),
         transitions={str(name): transitions.integer(name) for name in transitions.data},
         callback_errors=fields.integer("callback_errors", 0),
+        quality=None if quality is None else _read_quality(fields.child("quality")),
     )
 
 

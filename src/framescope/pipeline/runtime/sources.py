@@ -40,18 +40,19 @@ from framescope.clock import Clock
 from framescope.pipeline.errors import StageError, describe_error
 from framescope.pipeline.model.sources import (
     FINAL_STATES,
+    FPS_WINDOW_S,
     Sourced,
     SourceSnapshot,
     SourceState,
     SourceTransition,
 )
+from framescope.pipeline.runtime.quality import QualityLedger, Totals
 
 __all__ = ["FPS_WINDOW_S", "Merge", "SourceFeeds", "SourceHealth", "check_sources"]
 
 logger = logging.getLogger(__name__)
 
-FPS_WINDOW_S = 5.0
-"""The window (seconds) a source's frame rate is measured over."""
+_FPS_WINDOW_NS = round(FPS_WINDOW_S * 1e9)
 
 _ARRIVALS_KEPT = 1024
 """The arrival times kept per source for its frame rate (bounded: a source runs for days)."""
@@ -61,6 +62,7 @@ _REVIVED_BY_A_FRAME = frozenset(
 )
 
 _LEVELS = {
+    SourceState.DEGRADED: logging.WARNING,
     SourceState.STALLED: logging.WARNING,
     SourceState.FAILED: logging.ERROR,
     SourceState.RECONNECTING: logging.WARNING,
@@ -143,19 +145,63 @@ class SourceHealth:
         self.putting_since: int | None = None  # waiting for the pipeline to take a frame
         self.put_wait_ns = 0  # all the time it waited to put, up to its last put
         self.seen_put_wait_ns = 0  # what the watcher's last round read of it
+        self.read_ns = 0  # all the time spent inside next(), up to its last frame
+        # (time, frames, read_ns) at the watcher's rounds over the last FPS_WINDOW_S
+        self.rate_marks: deque[tuple[int, int, int]] = deque()
+        self.quality = QualityLedger(now_ns)  # under lock
 
     def got_frame(self, now_ns: int) -> None:
         """A frame came (its thread)."""
-        self.waiting_since = None
-        self.frames += 1
+        with self.lock:  # read_ns and frames move together (own_rate reads both)
+            waiting = self.waiting_since
+            if waiting is not None:
+                self.read_ns += max(0, now_ns - waiting)
+            self.waiting_since = None
+            self.frames += 1
         self.last_frame_ns = now_ns
         self.arrivals.append(now_ns)
+
+    def own_rate(self, now_ns: int) -> float | None:
+        """Frames a second of its own time (inside ``next()``) over the last :data:`FPS_WINDOW_S`.
+
+        Time it waited for the pipeline to take a frame does not count, so a
+        source held back is not slow. None until a whole window was watched,
+        and while no time was spent reading. The watcher calls it every round.
+        """
+        with self.lock:
+            waiting = self.waiting_since
+            read = self.read_ns + (0 if waiting is None else max(0, now_ns - waiting))
+            frames = self.frames
+        marks = self.rate_marks
+        marks.append((now_ns, frames, read))
+        while len(marks) > 1 and marks[1][0] <= now_ns - _FPS_WINDOW_NS:
+            marks.popleft()
+        since, frames_then, read_then = marks[0]
+        if now_ns - since < _FPS_WINDOW_NS or read <= read_then:
+            return None
+        return (frames - frames_then) / ((read - read_then) / 1e9)
+
+    def totals(self) -> Totals:
+        """Its running totals for the quality ledger."""
+        reconnects = getattr(self.source, "reconnects", 0)
+        return Totals(
+            self.frames,
+            self.refused + self.unfed,
+            reconnects if isinstance(reconnects, int) else 0,
+        )
+
+    def nominal_fps(self) -> float | None:
+        """The rate the source says it has (``fps``: a video stream's, a synthetic source's)."""
+        fps = getattr(self.source, "fps", None)
+        if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not fps > 0:
+            return None
+        return float(fps)
 
     def fps(self, now_ns: int) -> float | None:
         """Frames a second over the last :data:`FPS_WINDOW_S` (None before a second frame)."""
         if self.frames < 2:
             return None
-        start = now_ns - round(FPS_WINDOW_S * 1e9)
+        start = now_ns - _FPS_WINDOW_NS
         recent = [t for t in tuple(self.arrivals) if t > start]
         if len(recent) < 2:
             return 0.0 if not recent else None
@@ -165,9 +211,12 @@ class SourceHealth:
 
     def read(self, now_ns: int) -> SourceSnapshot:
         """Its snapshot at ``now_ns``."""
+        nominal = self.nominal_fps()
         with self.lock:
             state, since_ns, reason = self.state, self.since_ns, self.reason
             transitions = dict(self.transitions)
+            self.quality.account(now_ns, state, self.totals())
+            quality = self.quality.read(nominal)
         last = self.last_frame_ns
         reconnects = getattr(self.source, "reconnects", 0)
         return SourceSnapshot(
@@ -184,6 +233,7 @@ class SourceHealth:
             last_frame_age=None if last is None else max(0, now_ns - last) / 1e9,
             transitions=transitions,
             callback_errors=self.callback_errors,
+            quality=quality,
         )
 
 
@@ -257,6 +307,8 @@ class SourceFeeds:
             watcher's rounds wait on it.
         stall_after: seconds inside ``next()`` after which a source is stalled.
         warmup: seconds from the start during which no source is judged stalled.
+        min_fps: a source whose own rate (:meth:`SourceHealth.own_rate`) is
+            below it is ``degraded`` (None: never).
         on_source_state: called with each :class:`SourceTransition`, on the
             thread that made it (a source's or the watcher's); what it raises
             is logged and counted (``callback_errors``), never passed on.
@@ -270,9 +322,11 @@ class SourceFeeds:
         *,
         stall_after: float,
         warmup: float,
+        min_fps: float | None = None,
         on_source_state: OnSourceState | None = None,
     ) -> None:
         self.pipeline = pipeline
+        self.min_fps = min_fps
         self.clock = clock
         self.stall_after_ns = round(stall_after * 1e9)
         self.check_every = min(0.25, stall_after / 4)
@@ -405,6 +459,8 @@ class SourceFeeds:
             new, reason = self._judge(health, now, round_ns)
             if new is not None:
                 self.move(health, new, now, reason=reason)
+            with health.lock:
+                health.quality.account(now, health.state, health.totals())
         self.rounds += 1
 
     def _judge(
@@ -414,6 +470,7 @@ class SourceFeeds:
         state = health.state
         if state in FINAL_STATES:
             return None, None
+        rate = None if self.min_fps is None else health.own_rate(now)
         putting, waiting = health.putting_since, health.waiting_since
         put_wait = health.put_wait_ns + (0 if putting is None else max(0, now - putting))
         waited_share = (put_wait - health.seen_put_wait_ns) / round_ns
@@ -430,6 +487,21 @@ class SourceFeeds:
         if putting is not None and now - putting >= self._check_ns:
             return SourceState.BLOCKED, None
         if state is SourceState.BLOCKED and waited_share < 0.5:
+            return SourceState.RUNNING, None
+        if rate is not None and now >= self._warm_at:
+            return self._judge_rate(state, rate)
+        return None, None
+
+    def _judge_rate(self, state: SourceState, rate: float) -> tuple[SourceState | None, str | None]:
+        """``degraded`` below ``min_fps``, ``running`` again at or above it (else: stay)."""
+        assert self.min_fps is not None
+        if state is SourceState.RUNNING and rate < self.min_fps:
+            reason = (
+                f"{rate:.3g} fps over the last {FPS_WINDOW_S:g} s of its own time, "
+                f"below min_fps {self.min_fps:g}"
+            )
+            return SourceState.DEGRADED, reason
+        if state is SourceState.DEGRADED and rate >= self.min_fps:
             return SourceState.RUNNING, None
         return None, None
 
@@ -455,6 +527,7 @@ class SourceFeeds:
             old = health.state
             if old is new or old in FINAL_STATES or (only_from and old not in only_from):
                 return None
+            health.quality.account(now_ns, old, health.totals())
             health.state, health.since_ns, health.reason = new, now_ns, reason
             health.transitions[new.value] = health.transitions.get(new.value, 0) + 1
         transition = SourceTransition(health.name, old, new, now_ns, reason)

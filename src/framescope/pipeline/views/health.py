@@ -5,7 +5,9 @@ endpoint and file that says "healthy" renders what it returns. A pipeline is
 unhealthy when one of these holds:
 
 - a source of a many-source run is ``stalled`` (no frame for ``stall_after``
-  seconds while the pipeline would take one) or ``failed`` (with its reason);
+  seconds while the pipeline would take one) or ``failed`` (with its reason),
+  or ``degraded`` (slower than the ``min_fps`` the run was given: asking
+  for a floor is asking to be told);
 - a source is ``reconnecting`` and its last frame is more than
   ``reconnect_limit`` seconds old (30 by default: three of ``VideoSource``'s
   longest back-offs). A camera that reopens its stream now and then is
@@ -61,7 +63,8 @@ class Problem:
         name: the source's name, the stalled stage's key (the pipeline's
             name where the snapshot cannot tell which stage holds the items)
             or the box's name.
-        state: ``"stalled"``, ``"failed"``, ``"reconnecting"`` or ``"unreachable"``.
+        state: ``"stalled"``, ``"failed"``, ``"degraded"``, ``"reconnecting"`` or
+            ``"unreachable"``.
         reason: what happened, in words (passwords and tokens of URLs in it
             shown as ``***``: the answer may go where the camera's secrets must not).
         since: seconds in that state (None where unknown).
@@ -176,6 +179,8 @@ def _source_problem(pipeline: str, source: SourceSnapshot, limit: float) -> Prob
         reason = source.reason or ("no frame yet" if age is None else f"no frame for {age:.1f} s")
     elif state is SourceState.FAILED:
         reason = source.reason or "it failed"
+    elif state is SourceState.DEGRADED:
+        reason = source.reason or "slower than min_fps"
     elif state is SourceState.RECONNECTING and _silent_for(source) > limit:
         reason = f"no frame for {_silent_for(source):.1f} s, more than {limit:g} s"
     else:

@@ -42,6 +42,7 @@ _STYLES = {
     "PROCESSING": "green",
     # a source's states
     "running": "green",
+    "degraded": "yellow",
     "blocked": "yellow",
     "reconnecting": "yellow",
     "stalled": "bold red",
@@ -57,6 +58,8 @@ SOURCE_COLUMNS = (
     "dropped",
     "failed",
     "reconnects",
+    "up 1h",
+    "of nominal",
     "last frame s",
     "why",
 )
@@ -230,11 +233,20 @@ def source_rows(snapshot: Any) -> list[tuple[str, ...]]:
             f"{source.dropped:,}",
             f"{source.failed:,}",
             f"{source.reconnects:,}",
+            *_quality_cells(source.quality),
             _seconds(source.last_frame_age),
             source.reason or "",
         )
         for source in snapshot.sources.values()
     ]
+
+
+def _quality_cells(quality: Any) -> tuple[str, str]:
+    """``up 1h`` (share of its last hour frames came) and ``of nominal`` (fps over nominal)."""
+    if quality is None or not quality.window:
+        return "-", "-"
+    ratio = quality.rate_ratio
+    return f"{quality.up:.1%}", "-" if ratio is None else f"{ratio:.2f}x"
 
 
 def _table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
