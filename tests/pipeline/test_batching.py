@@ -254,7 +254,15 @@ def test_four_cameras_at_30_fps_batch_across_sources_within_the_timeout(
     reader = threading.Thread(target=lambda: results.extend(pipeline.run(cameras)))
     reader.start()
     try:
-        _drive(pipeline, clock, stage, list(cameras.values()), due, timeout, size)
+        _drive(
+            pipeline,
+            clock,
+            stage=stage,
+            cameras=list(cameras.values()),
+            due=due,
+            timeout=timeout,
+            size=size,
+        )
         reader.join(30)
         assert not reader.is_alive()
         snapshot = pipeline.snapshot()
@@ -278,6 +286,7 @@ def test_four_cameras_at_30_fps_batch_across_sources_within_the_timeout(
 def _drive(
     pipeline: Pipeline,
     clock: FakeClock,
+    *,
     stage: Detect,
     cameras: list[Camera],
     due: list[tuple[int, int]],
@@ -285,16 +294,15 @@ def _drive(
     size: int,
 ) -> None:
     """Release each frame at its time; land the clock on each forming batch's deadline."""
-    timeout_ns, released, joined = round(timeout * 1e9), 0, []
+    timeout_ns, joined = round(timeout * 1e9), []
     expected_calls = 0
-    for at, camera in due:
+    for released, (at, camera) in enumerate(due, start=1):
         if joined and joined[0] + timeout_ns <= at:
             _advance_to(clock, joined[0] + timeout_ns)
             expected_calls, joined = expected_calls + 1, []
             wait_for(lambda n=expected_calls: stage.count == n, what="a batch at its timeout")
         _advance_to(clock, at)
         cameras[camera].released.release()
-        released += 1
         _joined(pipeline, released)
         joined.append(clock.monotonic_ns())
         if len(joined) == size:

@@ -15,11 +15,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from framescope._keys import join_key
+from framescope.pipeline.model.batches import BatchSnapshot
 from framescope.pipeline.model.cpu import CpuSplit, MachineLoad
 from framescope.pipeline.model.snapshot import PipelineSnapshot
 from framescope.pipeline.views.diagnosis import diagnose_snapshot
 from framescope.pipeline.views.health import RECONNECT_LIMIT_S, Health, judge_health
-from framescope.pipeline.views.tables import cpu_text, machine_text
+from framescope.pipeline.views.tables import batch_sizes_text, batch_text, cpu_text, machine_text
 
 __all__ = ["cpu_view", "input_drops", "machine_view", "page_html", "page_view", "source_views"]
 
@@ -125,9 +126,30 @@ def _stage_views(snapshot: PipelineSnapshot, drops: dict[str, int]) -> list[dict
                 "replica_of": stage.replica_of,
                 "held": stage.held,
                 "cpu": cpu_view(stage.cpu),
+                "batch": batch_view(stage.batch),
             }
         )
     return stages
+
+
+def batch_view(batch: BatchSnapshot | None) -> dict[str, Any] | None:
+    """A batched stage's batches for the page (None: not batched); ``text`` its one line."""
+    if batch is None:
+        return None
+    wait = batch.wait
+    return {
+        "size": batch.size,
+        "timeout_ms": _ms(batch.timeout_s),
+        "batches": batch.batches,
+        "mean_size": round(batch.mean_size, 2),
+        "sizes": {str(size): count for size, count in sorted(batch.sizes.items())},
+        "sizes_text": batch_sizes_text(batch.sizes),
+        "reasons": dict(batch.reasons),
+        "wait_p50_ms": _ms(wait.percentile(50)) if wait.count else None,
+        "wait_p99_ms": _ms(wait.percentile(99)) if wait.count else None,
+        "wait_max_ms": _ms(wait.maximum) if wait.count else None,
+        "text": batch_text(batch),
+    }
 
 
 def _seconds(value: float | None) -> float | None:
