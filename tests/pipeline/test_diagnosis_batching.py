@@ -34,7 +34,7 @@ def advice(batch: BatchSnapshot) -> str | None:
 
 
 def test_the_thresholds_are_the_documented_shares() -> None:
-    assert (BATCHES_JUDGED, TIMEOUT_SHARE, FULL_SHARE) == (10, Fraction(1, 2), Fraction(19, 20))
+    assert (10, Fraction(1, 2), Fraction(19, 20)) == (BATCHES_JUDGED, TIMEOUT_SHARE, FULL_SHARE)
 
 
 @pytest.mark.parametrize(
