@@ -587,3 +587,79 @@ def test_the_snapshot_carries_the_batches_to_json_and_back(clock: FakeClock) -> 
     assert again.stage("Cams__Detect").batch == batch
     with pytest.raises(KeyError, match="the reasons are: full, timeout, flush"):
         batch.reason("late")
+
+
+def test_the_stage_table_shows_each_batched_stage_s_batches(clock: FakeClock) -> None:
+    snapshot = _batched_snapshot(clock)
+    text = str(snapshot)
+    head, rows = text.rsplit("\nstage ", maxsplit=1)[-1].splitlines()[0], text.splitlines()
+    assert "batch  timeout ms  batches  mean  full  timeout  flush  wait p50 ms" in head
+    row = next(line for line in rows if line.startswith("Cams__Detect") and "4x1" in line)
+    assert row.split() == [
+        "Cams__Detect",
+        "4",
+        "40",
+        "2",
+        "3.0",
+        "1",
+        "1",
+        "0",
+        "0.00",  # p50 of 0, 0, 0, 0, 40, 40 ms
+        "40.00",
+        "40.00",
+        "4x1",
+        "2x1",
+    ]
+    rich = pytest.importorskip("rich.console")
+    console = rich.Console(record=True, width=200)
+    console.print(snapshot)
+    shown = console.export_text()
+    assert "batches" in shown and "4x1 2x1" in shown
+
+
+def test_the_live_view_and_prometheus_show_the_batches(clock: FakeClock) -> None:
+    from framescope.live.view import page_view
+
+    snapshot = _batched_snapshot(clock)
+    view = next(s for s in page_view(snapshot)["stages"] if s["key"] == "Cams__Detect")
+    batch = view["batch"]
+    assert (batch["size"], batch["batches"], batch["sizes"]) == (4, 2, {"2": 1, "4": 1})
+    assert batch["reasons"] == {"full": 1, "timeout": 1, "flush": 0}
+    assert batch["wait_max_ms"] == 40.0
+    assert batch["text"].startswith("batch 4 (40 ms): 2 batches, mean 3.0 [4x1 2x1]; full 1")
+    prometheus = pytest.importorskip("prometheus_client.exposition")
+    from framescope.exporters.prometheus import PrometheusExporter
+
+    class Reading:
+        name = "Cams"
+
+        def snapshot(self) -> PipelineSnapshot:
+            return snapshot
+
+    registry = pytest.importorskip("prometheus_client").CollectorRegistry()
+    with PrometheusExporter(registry=registry) as exporter:
+        exporter.add_pipeline(Reading())
+        text = prometheus.generate_latest(registry).decode()
+    parser = pytest.importorskip("prometheus_client.parser")
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in parser.text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+    def value(name: str, **labels: str) -> float:
+        return samples[
+            (name, tuple(sorted({"pipeline": "Cams", "stage": "Detect", **labels}.items())))
+        ]
+
+    assert value("framescope_stage_batch_size_bucket", le="1") == 0
+    assert value("framescope_stage_batch_size_bucket", le="2") == 1
+    assert value("framescope_stage_batch_size_bucket", le="4") == 2
+    assert value("framescope_stage_batch_size_count") == 2
+    assert value("framescope_stage_batch_size_sum") == 6  # items
+    assert value("framescope_stage_batches_total", reason="full") == 1
+    assert value("framescope_stage_batches_total", reason="timeout") == 1
+    assert value("framescope_stage_batches_total", reason="flush") == 0
+    assert value("framescope_stage_batch_wait_seconds_bucket", le="0.025") == 4
+    assert value("framescope_stage_batch_wait_seconds_bucket", le="0.05") == 6
+    assert value("framescope_stage_batch_wait_seconds_sum") == pytest.approx(0.080)
