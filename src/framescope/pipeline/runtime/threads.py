@@ -235,6 +235,24 @@ def add_batch_workers(
             )
         )
         return
+    _add_batch_replicas(group, step, send=send, end=end, fail=fail, clock=clock, make=make)
+
+
+def _add_batch_replicas(
+    group: StageThreads,
+    step: Step,
+    *,
+    send: Callable[[Envelope], bool],
+    end: Callable[[], object],
+    fail: Fail,
+    clock: Clock,
+    make: Callable[..., Worker],
+) -> None:
+    """A batched stage's replicas: one batch former for them all, a thread each."""
+    counts, now = step.batches, clock.monotonic_ns
+    assert counts is not None
+    taps, label = tuple(step.taps), step.qualified
+    local = _local_batch_call(step.stage, label)
     count = step.replicas
     sequencer = Sequencer(
         group.inbox,
