@@ -35,7 +35,8 @@ from typing import Any
 import torch
 
 from framescope import Pipeline
-from framescope.pipeline.model.batches import BatchSnapshot
+from framescope.pipeline import PipelineSnapshot
+from framescope.pipeline.views.diagnosis import diagnose_snapshot
 
 SOURCES = 4
 FPS = 30.0
@@ -114,7 +115,7 @@ def paced(frame: torch.Tensor, frames: int, offset: float, start: float) -> Iter
 
 def latency(
     net: torch.nn.Module, frames: list[torch.Tensor], batch: int, seconds: float
-) -> tuple[float, BatchSnapshot | None]:
+) -> tuple[float, PipelineSnapshot]:
     """End-to-end p99 (s) of every item of four paced 30 fps sources; the batches."""
     count = round(seconds * FPS)
     start = time.perf_counter() + 0.2
@@ -127,7 +128,7 @@ def latency(
         snapshot = pipeline.snapshot()
     assert results == SOURCES * count, (results, SOURCES * count)
     assert snapshot.latency.count == results
-    return snapshot.latency.percentile(99), snapshot.stage("Cams__CNN").batch
+    return snapshot.latency.percentile(99), snapshot
 
 
 def main() -> None:
@@ -162,13 +163,13 @@ def main() -> None:
     print(f"   batch {BATCH} / batch 1: {statistics.median(ratios):.2f}x (median of the rounds)\n")
 
     added, p99s = [], {1: [], BATCH: []}
-    batches: BatchSnapshot | None = None
+    batched: PipelineSnapshot | None = None
     for round_ in range(args.latency_rounds):
         order = (BATCH, 1) if round_ % 2 == 0 else (1, BATCH)
         got = {}
         for batch in order:
-            got[batch], seen = latency(net, frames, batch, args.seconds)
-            batches = seen if seen is not None else batches
+            got[batch], snapshot = latency(net, frames, batch, args.seconds)
+            batched = snapshot if batch > 1 else batched
         for batch, value in got.items():
             p99s[batch].append(value)
         added.append(got[BATCH] - got[1])
@@ -178,10 +179,13 @@ def main() -> None:
         print(f"   batch {batch}: median {statistics.median(values) * 1e3:.1f}  ({shown})")
     median_added = statistics.median(added) * 1e3
     print(f"   p99 added by batching: {median_added:.1f} ms (median of the rounds)")
-    if batches is not None:
+    batches = None if batched is None else batched.stage("Cams__CNN").batch
+    if batched is not None and batches is not None:
         sizes = " ".join(f"{size}x{count}" for size, count in sorted(batches.sizes.items()))
         reasons = ", ".join(f"{name} {count}" for name, count in batches.reasons.items())
         print(f"   last batched run: sizes {sizes}; {reasons}")
+        for advice in diagnose_snapshot(batched).batching:
+            print(f"   its diagnosis: {advice}")
 
 
 if __name__ == "__main__":

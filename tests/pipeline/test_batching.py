@@ -21,6 +21,7 @@ from framescope.clock import FakeClock
 from framescope.pipeline import PipelineSnapshot, PipelineStoppedError, Sourced, StageError
 from framescope.pipeline.model.batches import BatchSnapshot
 from framescope.pipeline.model.counters import OUTCOMES
+from framescope.pipeline.views.diagnosis import diagnose_snapshot
 from tests.pipeline.replica_stages import BatchEcho
 from tests.polling import wait_for
 
@@ -281,6 +282,11 @@ def test_four_cameras_at_30_fps_batch_across_sources_within_the_timeout(
         assert [r.item for r in results if r.source == name] == [10 * n for n in range(frames)]
     assert any(len({item.source for item in call}) > 1 for call in stage.calls)  # across sources
     assert _accounted(snapshot.counters) and snapshot.counters["completed"] == 4 * frames
+    # 120 items a second fill about 5 of 8 places in 40 ms: the diagnosis says so.
+    (advice,) = diagnose_snapshot(snapshot).batching
+    judged = batch.reason("full") + batch.reason("timeout")
+    assert advice.startswith(f"Cams__Detect: {batch.reason('timeout')} of {judged} batches left")
+    assert "a smaller batch (about 5) or a longer batch_timeout" in advice
 
 
 def _drive(
