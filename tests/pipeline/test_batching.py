@@ -539,6 +539,51 @@ def test_each_frame_trace_links_its_item_to_its_batch(clock: FakeClock) -> None:
     assert round_trip == traces[0]
 
 
+class Held(Detect):
+    """:class:`Detect` whose first call waits inside until ``release`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, items: list[Any]) -> list[Any]:
+        if not self.entered.is_set():
+            self.entered.set()
+            assert self.release.wait(30)
+        return super().__call__(items)
+
+
+def test_an_item_s_queue_wait_and_its_batch_wait_are_told_apart(clock: FakeClock) -> None:
+    stage = Held()
+    pipeline = Pipeline(name="Cams", clock=clock, debug=True)
+    pipeline.add(stage, "Detect", batch=2, batch_timeout=0.04).parallelize(queue_size=8)
+    try:
+        pipeline.forward(0)
+        pipeline.forward(1)  # a full batch: its call waits inside
+        assert stage.entered.wait(30)
+        pipeline.forward(2)  # waits in the queue while the call runs
+        clock.advance(0.010)
+        stage.release.set()
+        _joined(pipeline, 3, called=1)  # item 2 joined the next batch, 10 ms after it came
+        clock.advance(0.040)
+        assert len(list(_take(pipeline, 3))) == 3
+        traces = {trace.frame_id: trace for trace in pipeline.frame_traces()}
+        snapshot = pipeline.snapshot()
+    finally:
+        pipeline.cleanup()
+    late = traces[2].spans[0]
+    assert (late.wait_ns, late.batch_wait_ns, late.busy_ns) == (10 * MS, 40 * MS, 0)
+    assert traces[2].latency_ns == 50 * MS
+    first = traces[0].spans[0]
+    assert (first.wait_ns, first.batch_wait_ns, first.busy_ns) == (0, 0, 10 * MS)
+    batch = snapshot.stage("Cams__Detect").batch
+    assert batch is not None
+    assert sorted(batch.wait.samples) == [0, 0, 40 * MS]  # the queue's 10 ms not among them
+    # The stage's timer holds each item's share of its batch's call: 5 + 5 + 0 ms.
+    assert snapshot.stage("Cams__Detect").latency.total == pytest.approx(0.010)
+
+
 def test_the_chrome_trace_draws_one_slice_a_batch_with_each_frame_flowing_into_it(
     clock: FakeClock,
 ) -> None:

@@ -198,6 +198,8 @@ class Pipeline:
                 wait before the batch goes part full (default 0.04: about one
                 frame at 25 fps). A full batch goes at once, and so does a part
                 full one when the input ends. Measured on the pipeline's clock.
+                A serial pipeline calls a batched stage with each item alone (it
+                runs one item through every stage before it takes the next).
         """
         if self._tree.mode is not None:
             raise RuntimeError(

@@ -300,10 +300,14 @@ class BatchWorker(Worker):
                     batch.append(envelope)
             if batch:
                 recorder.phase = NodePhase.PROCESSING
+                recorder.frame_id = batch[0].frame_id  # custom blocks of the call: its first
                 going, end = run(batch, formed.start)
-                self._skip_ended(batch, going)
+                if len(going) != len(batch):
+                    sequence = self._skip_ended(
+                        batch, going, formed, end, sequence=sequence, recording=recording
+                    )
                 held = self._send_all(going, formed, end, sequence if recording else None)
-                sequence += len(batch)
+                sequence += len(going)
                 if held is not None:
                     return held
             if formed.tail is END:
@@ -311,14 +315,43 @@ class BatchWorker(Worker):
                 self._end()
                 return None
 
-    def _skip_ended(self, batch: list[Envelope], going: list[Envelope]) -> None:
-        """Tell the sequencer of each item that ended in this stage (skip or stop)."""
-        if len(going) == len(batch):
-            return
+    def _skip_ended(
+        self,
+        batch: list[Envelope],
+        going: list[Envelope],
+        formed: Formed,
+        end: int,
+        *,
+        sequence: int,
+        recording: bool,
+    ) -> int:
+        """Tell the sequencer of each item that ended in this stage (skip or stop).
+
+        With debugging on, each one's iteration is recorded (it ended at
+        ``end``, sent nowhere); returns the next iteration's number.
+        """
         kept = {id(envelope) for envelope in going}
         for envelope in batch:
-            if id(envelope) not in kept:
-                self._skip(envelope)
+            if id(envelope) in kept:
+                continue
+            self._skip(envelope)
+            if recording:
+                self.recorder.extend_iterations(
+                    pack_iteration(
+                        sequence,
+                        envelope.frame_id,
+                        formed.t_get,
+                        formed.queued,
+                        formed.start,
+                        end,
+                        NO_QUEUE,
+                        end,
+                        0,
+                        envelope.t_in,
+                    )
+                )
+                sequence += 1
+        return sequence
 
     def _send_all(
         self, going: list[Envelope], formed: Formed, end: int, sequence: int | None
