@@ -714,3 +714,27 @@ def test_the_live_view_and_prometheus_show_the_batches(clock: FakeClock) -> None
     assert value("framescope_stage_batch_wait_seconds_bucket", le="0.025") == 4
     assert value("framescope_stage_batch_wait_seconds_bucket", le="0.05") == 6
     assert value("framescope_stage_batch_wait_seconds_sum") == pytest.approx(0.080)
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda b: b.update(size=0), r"stages\[0\]\.batch\.size: expected an integer >= 1"),
+        (lambda b: b.update(timeout_s=0), r"stages\[0\]\.batch\.timeout_s: expected a finite"),
+        (lambda b: b.update(sizes=[[9, 1]]), r"stages\[0\]\.batch\.sizes\[0\]\[0\]: a batch of 9"),
+        (
+            lambda b: b.update(sizes=[[2]]),
+            r"stages\[0\]\.batch\.sizes\[0\]: expected \[size, count",
+        ),
+        (lambda b: b["reasons"].update(full=-1), r"stages\[0\]\.batch\.reasons\.full: expected"),
+    ],
+)
+def test_a_damaged_batch_in_json_is_refused_naming_the_field(
+    clock: FakeClock, change: Any, words: str
+) -> None:
+    from framescope.pipeline import SnapshotFormatError
+
+    data = json.loads(_batched_snapshot(clock).to_json())
+    change(data["stages"][0]["batch"])
+    with pytest.raises(SnapshotFormatError, match=words):
+        PipelineSnapshot.from_dict(data)
