@@ -110,6 +110,27 @@ def test_replicas_are_shown_inside_their_stage(browser: Any) -> None:
     assert rows == ["Cam__Decode", "Cam__Detect", *replicas]
 
 
+def test_a_batched_stage_shows_its_batches_in_its_box(browser: Any) -> None:
+    pipeline = Pipeline(name="Cam").add(lambda items: items, "Detect", batch=4)
+    pipeline.parallelize(queue_size=8)
+    try:
+        with LiveView(pipeline, refresh=0.1) as view:
+            browser.get(view.url)
+            for item in range(8):
+                pipeline.forward(item)
+            assert eventually(lambda: totals(browser).startswith("8 completed of 8"))
+            line = eventually(
+                lambda: (
+                    browser.find_element(
+                        By.CSS_SELECTOR, '.node[data-key="Cam__Detect"] .batch'
+                    ).text
+                )
+            )
+    finally:
+        pipeline.cleanup()
+    assert line.startswith("batch 4 (40 ms): 2 batches, mean 4.0 [4x2]; full 2, timeout 0")
+
+
 def test_a_blocked_input_turns_red_behind_a_gated_stage(browser: Any) -> None:
     gate = Gate()
     pipeline = Pipeline(name="Cam", debug=True).add(lambda x: x, "Decode").add(gate)
