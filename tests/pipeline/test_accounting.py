@@ -377,14 +377,21 @@ def test_a_forward_waiting_at_cleanup_is_refused_not_discarded() -> None:
     assert counts["rejected"] == 0 and counts["in_flight"] == 0
 
 
-@pytest.mark.parametrize("mode", ["serial", "threaded"])
+@pytest.mark.parametrize("mode", ["serial", "threaded", "batched"])
 def test_a_base_exception_in_a_stage_is_counted_as_failed(mode: str) -> None:
     def quit_on_two(item: int) -> int:
         if item == 2:
             raise SystemExit(3)
         return item
 
-    pipeline = Pipeline().add(quit_on_two, "Quit")
+    def quit_on_a_batch_with_two(items: list[int]) -> list[int]:
+        return [quit_on_two(item) for item in items]
+
+    pipeline = Pipeline()
+    if mode == "batched":  # the batch [0, 1, 2, 3] ends with the thread: one failed, 3 lost
+        pipeline.add(quit_on_a_batch_with_two, "Quit", batch=4)
+    else:
+        pipeline.add(quit_on_two, "Quit")
     if mode == "serial":
         pipeline.serialize()
     else:

@@ -301,7 +301,11 @@ class BatchWorker(Worker):
             if batch:
                 recorder.phase = NodePhase.PROCESSING
                 recorder.frame_id = batch[0].frame_id  # custom blocks of the call: its first
-                going, end = run(batch, formed.start)
+                try:
+                    going, end = run(batch, formed.start)
+                except BaseException:  # SystemExit ...: the thread ends, counted failed once
+                    self._crashed(batch)
+                    raise
                 if len(going) != len(batch):
                     sequence = self._skip_ended(
                         batch, going, formed, end, sequence=sequence, recording=recording
@@ -314,6 +318,12 @@ class BatchWorker(Worker):
                 self._leave()
                 self._end()
                 return None
+
+    def _crashed(self, batch: list[Envelope]) -> None:
+        """A BaseException escaped the call: the runtime counts one item failed, the rest lost."""
+        live = [envelope for envelope in batch if envelope.error is None]
+        for envelope in live[1:]:
+            self._lost(envelope)
 
     def _skip_ended(
         self,
