@@ -738,3 +738,17 @@ def test_a_damaged_batch_in_json_is_refused_naming_the_field(
     change(data["stages"][0]["batch"])
     with pytest.raises(SnapshotFormatError, match=words):
         PipelineSnapshot.from_dict(data)
+
+
+@pytest.mark.parametrize("threaded", [True, False])
+def test_a_tap_on_a_batched_stage_sees_each_item_s_result(clock: FakeClock, threaded: bool) -> None:
+    pipeline = Pipeline(name="Cams", clock=clock).add(Detect(), "Detect", batch=4)
+    if threaded:
+        pipeline.parallelize(queue_size=8)
+    seen: list[int] = []
+    pipeline.tap("Detect", seen.append)
+    try:
+        assert list(pipeline.run(range(6))) == [0, 10, 20, 30, 40, 50]
+    finally:
+        pipeline.cleanup()
+    assert seen == [0, 10, 20, 30, 40, 50]
