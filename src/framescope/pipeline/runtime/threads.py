@@ -106,7 +106,7 @@ def start_threads(
             step = spec.step
             if step is not None and step.batches is not None:
                 batched = partial(add_batch_workers, send=send, end=end, fail=fail, clock=clock)
-                batched(group, step, make=make)
+                batched(group, step, make=partial(BatchWorker, **make.keywords))
                 continue
             if step is None or not step.replicated:
                 process, plain = spec.processor(fail, now), spec.plain(fail)
@@ -202,9 +202,11 @@ def add_batch_workers(
     end: Callable[[], object],
     fail: Fail,
     clock: Clock,
-    make: Callable[..., Worker],
+    make: Callable[..., BatchWorker],
 ) -> None:
     """The thread of a batched stage, or one per replica sharing one batch former.
+
+    ``make`` builds a :class:`BatchWorker` with the settings every thread shares.
 
     Each batch goes to one replica as one call; the replicas' sequencer
     (window: every replica's batch and the queue) hands items on in order.
@@ -223,13 +225,12 @@ def add_batch_workers(
         )
         run = BatchRun(local, step.watch.record, step.failure, fail, taps, now)
         group.workers.append(
-            make_batch_worker(
-                make,
-                spec_label=label,
-                former=former,
-                run=run,
-                inbox=group.inbox,
-                send=send,
+            make(
+                label,
+                former,
+                run,
+                group.inbox,
+                send,
                 end=end,
                 recorder=step.recorder,
             )
@@ -246,7 +247,7 @@ def _add_batch_replicas(
     end: Callable[[], object],
     fail: Fail,
     clock: Clock,
-    make: Callable[..., Worker],
+    make: Callable[..., BatchWorker],
 ) -> None:
     """A batched stage's replicas: one batch former for them all, a thread each."""
     counts, now = step.batches, clock.monotonic_ns
@@ -278,26 +279,17 @@ def _add_batch_replicas(
         call = _remote_batch_call(remote[index].call, label) if remote else local
         run = BatchRun(call, step.replica_watches[index].record, step.failure, fail, taps, now)
         group.workers.append(
-            make_batch_worker(
-                make,
-                spec_label=recorder.node_id,
-                former=former,
-                run=run,
-                inbox=group.inbox,
-                send=sequencer.put,
+            make(
+                recorder.node_id,
+                former,
+                run,
+                group.inbox,
+                sequencer.put,
                 end=sequencer.replica_ended,
                 recorder=recorder,
                 skip=sequencer.skip,
             )
         )
-
-
-def make_batch_worker(make: Callable[..., Worker], *, spec_label: str, **parts: Any) -> Worker:
-    """A :class:`BatchWorker` with the settings ``make`` (a partial of Worker) carries."""
-    assert isinstance(make, partial)
-    settings = {**make.keywords, **parts}
-    former, run, inbox, send = (settings.pop(key) for key in ("former", "run", "inbox", "send"))
-    return BatchWorker(spec_label, former, run, inbox, send, **settings)
 
 
 def _local_batch_call(
