@@ -18,8 +18,13 @@ import pytest
 
 from framescope import Pipeline
 from framescope.clock import FakeClock
-from framescope.pipeline import PipelineSnapshot, PipelineStoppedError, Sourced, StageError
-from framescope.pipeline.model.batches import BatchSnapshot
+from framescope.pipeline import (
+    BatchSnapshot,
+    PipelineSnapshot,
+    PipelineStoppedError,
+    Sourced,
+    StageError,
+)
 from framescope.pipeline.model.counters import OUTCOMES
 from framescope.pipeline.views.diagnosis import diagnose_snapshot
 from tests.pipeline.replica_stages import BatchEcho

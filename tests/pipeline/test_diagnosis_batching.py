@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import pytest
 
-from framescope.pipeline.model.batches import BatchSnapshot
+from framescope.pipeline import BatchSnapshot
 from framescope.pipeline.views.advice import (
     BATCHES_JUDGED,
     FULL_SHARE,
