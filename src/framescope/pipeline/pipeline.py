@@ -195,9 +195,11 @@ class Pipeline:
                 (or sequence) of as many results, in order. 1 (default): one item
                 a call. Its queue then holds at least ``batch`` items.
             batch_timeout: seconds (> 0) the oldest item of a forming batch may
-                wait before the batch goes part full (default 0.04: about one
-                frame at 25 fps). A full batch goes at once, and so does a part
-                full one when the input ends. Measured on the pipeline's clock.
+                wait in it before the batch goes part full (default 0.04: about
+                one frame at 25 fps), from when it joined (items queued while the
+                previous batch ran join the next one together). A full batch goes
+                at once, and so does a part full one when the input ends.
+                Measured on the pipeline's clock.
                 A serial pipeline calls a batched stage with each item alone (it
                 runs one item through every stage before it takes the next).
         """
