@@ -292,6 +292,9 @@ def test_four_cameras_at_30_fps_batch_across_sources_within_the_timeout(
     judged = batch.reason("full") + batch.reason("timeout")
     assert advice.startswith(f"Cams__Detect: {batch.reason('timeout')} of {judged} batches left")
     assert "a smaller batch (about 5) or a longer batch_timeout" in advice
+    from framescope.live.view import page_view
+
+    assert page_view(snapshot)["batching"] == [advice]  # the live page says it too
 
 
 def _drive(
@@ -677,7 +680,9 @@ def test_the_live_view_and_prometheus_show_the_batches(clock: FakeClock) -> None
     from framescope.live.view import page_view
 
     snapshot = _batched_snapshot(clock)
-    view = next(s for s in page_view(snapshot)["stages"] if s["key"] == "Cams__Detect")
+    page = page_view(snapshot)
+    assert page["batching"] == []  # 2 batches: too few to judge
+    view = next(s for s in page["stages"] if s["key"] == "Cams__Detect")
     batch = view["batch"]
     assert (batch["size"], batch["batches"], batch["sizes"]) == (4, 2, {"2": 1, "4": 1})
     assert batch["reasons"] == {"full": 1, "timeout": 1, "flush": 0}

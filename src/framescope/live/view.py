@@ -192,8 +192,10 @@ def page_view(
 ) -> dict[str, Any]:
     """The page's data: stages (state, input, fps, p50/p90, queue, losses, CPU), verdict, totals.
 
-    Each stage's ``cpu`` is :func:`cpu_view` of its split; ``machine`` is
-    :func:`machine_view` of the machine's load.
+    Each stage's ``cpu`` is :func:`cpu_view` of its split, a batched stage's
+    ``batch`` :func:`batch_view` of its batches; ``machine`` is
+    :func:`machine_view` of the machine's load; ``batching`` the diagnosis's
+    advice on batch sizes.
 
     ``unreachable``: remote boxes that stopped answering, with the wall time
     (epoch seconds) of their last good snapshot; ``reasons``: why each is
@@ -234,6 +236,7 @@ def page_view(
         "bottleneck": diagnosis.bottleneck if diagnosis.verdict in _NAMED else None,
         "reasons": list(diagnosis.reasons),
         "suggestion": diagnosis.suggestion,
+        "batching": list(diagnosis.batching),
         "unreachable": dict(unreachable or {}),
         "unreachable_reasons": dict(reasons or {}),
         "machine": machine_view(snapshot.machine),
