@@ -388,7 +388,7 @@ def test_a_base_exception_in_a_stage_is_counted_as_failed(mode: str) -> None:
         return [quit_on_two(item) for item in items]
 
     pipeline = Pipeline()
-    if mode == "batched":  # the batch [0, 1, 2, 3] ends with the thread: one failed, 3 lost
+    if mode == "batched":  # the batch holding 2 ends with the thread: one failed, the rest lost
         pipeline.add(quit_on_a_batch_with_two, "Quit", batch=4)
     else:
         pipeline.add(quit_on_two, "Quit")
