@@ -762,3 +762,32 @@ def test_a_tap_on_a_batched_stage_sees_each_item_s_result(clock: FakeClock, thre
     finally:
         pipeline.cleanup()
     assert seen == [0, 10, 20, 30, 40, 50]
+
+
+def test_a_batched_stage_inside_a_threaded_nested_pipeline(clock: FakeClock) -> None:
+    inner = Pipeline(name="Inner", clock=clock)
+    inner.add(lambda item: item, "Pre").add(Detect(), "Detect", batch=2)
+    inner.add(lambda item: item, "Post").parallelize()
+    pipeline = Pipeline(name="Cams", clock=clock).add(inner).parallelize(queue_size=4)
+    try:
+        assert list(pipeline.run(range(5))) == [0, 10, 20, 30, 40]
+        batch = pipeline.snapshot().stage("Cams__Inner__Detect").batch
+    finally:
+        pipeline.cleanup()
+    assert batch is not None and batch.sizes == {2: 2, 1: 1}  # the last one flushed
+
+
+@pytest.mark.parametrize("where", ["first", "last"])
+def test_a_batched_first_or_last_stage_of_a_threaded_nested_pipeline_is_refused(
+    where: str,
+) -> None:
+    inner = Pipeline(name="Inner")
+    if where == "first":
+        inner.add(Detect(), "Detect", batch=2).add(lambda item: item, "Post")
+    else:
+        inner.add(lambda item: item, "Pre").add(Detect(), "Detect", batch=2)
+    inner.parallelize()
+    pipeline = Pipeline(name="Cams").add(inner).parallelize()
+    with pytest.raises(ValueError, match="batch: 'Cams__Inner__Detect' is the first or last"):
+        pipeline.start()
+    pipeline.cleanup()

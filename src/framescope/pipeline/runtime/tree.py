@@ -559,6 +559,12 @@ class StageTree:
                             f"threaded nested pipeline {child.name!r}; give replicas to a "
                             "stage inside it, or run it serial"
                         )
+                    if end.step is not None and end.step.batches is not None:
+                        raise ValueError(
+                            f"batch: {end.label!r} is the first or last stage of the "
+                            f"threaded nested pipeline {child.name!r}; batch a stage inside "
+                            "it, or add the stage to the outer pipeline"
+                        )
                 key = id(step)
                 first = inner[0]
                 size = step.queue_size if step.queue_size is not None else first.queue_size
