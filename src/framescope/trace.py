@@ -2,7 +2,8 @@
 
 :func:`chrome_trace` turns a list of :class:`FrameTrace` objects (plain data, in
 ``framescope.pipeline.model.traces``) into the Trace Event format: one track
-per stage thread, a slice per stage call (custom blocks nested inside), flow
+per stage thread, a slice per stage call (custom blocks nested inside; one
+slice per batch at a batched stage, every frame of it flowing in), flow
 arrows linking one frame across its stages, a track of whole frames, and
 counter tracks for queue depth and throughput, and, given each stage's CPU
 readings, a counter track per stage of its time on a CPU, waiting for one and
@@ -74,13 +75,67 @@ def chrome_trace(
         events.extend(_cpu_counter(key, series, origin))
     last_sent: dict[str, tuple[int, int]] = {}  # node -> (t_sent, frame id) of its last span
     last_node = node_ids[-1] if node_ids else None
+    batches = _batches(frames)
     for frame in sorted(frames, key=lambda f: f.frame_id):
         events.extend(_frame_slice(frame, last_node, origin))
         for index, span in enumerate(frame.spans):
             tid = tids.setdefault(span.node_id, len(tids) + 1)
-            events.extend(_span_events(frame, index, span, tid, origin))
+            events.extend(_span_events(frame, index, span, tid, origin, batches=batches))
             events.extend(_fps_counter(frame.frame_id, span, origin, last_sent))
     return {"traceEvents": events, "displayTimeUnit": "ms"}
+
+
+_Batches = dict[tuple[str, int], dict[int, StageSpan]]
+"""The sampled frames of each batch of a batched stage: (node, batch id) -> frame id -> span."""
+
+
+def _batches(frames: Sequence[FrameTrace]) -> _Batches:
+    batches: _Batches = {}
+    for frame in frames:
+        for span in frame.spans:
+            if span.batch_id is not None:
+                batches.setdefault((span.node_id, span.batch_id), {})[frame.frame_id] = span
+    return batches
+
+
+def _stage_slice(
+    frame: FrameTrace, span: StageSpan, tid: int, origin: int, batches: _Batches
+) -> list[dict[str, Any]]:
+    """The slice of a stage call: one a frame, or one a batch (drawn with its first frame).
+
+    A batch's slice names every sampled frame of it, and each one's wait in
+    the forming batch; each frame's flow arrow ends in it.
+    """
+    args: dict[str, Any] = {"frame": frame.frame_id, "node": span.node_id}
+    name = leaf_name(span.node_id)
+    if span.batch_id is not None:
+        members = batches.get((span.node_id, span.batch_id), {})
+        if members and frame.frame_id != min(members):
+            return []
+        name = f"{name} batch of {span.batch_size}"
+        args = {
+            "node": span.node_id,
+            "batch_id": span.batch_id,
+            "batch_size": span.batch_size,
+            "frames": sorted(members),
+            "queue_wait_ms": {str(f): s.wait_ns / 1e6 for f, s in sorted(members.items())},
+            "batch_wait_ms": {str(f): s.batch_wait_ns / 1e6 for f, s in sorted(members.items())},
+            "queued": span.queued,
+        }
+    else:
+        args.update({"queue_wait_ms": span.wait_ns / 1e6, "queued": span.queued})
+    return [
+        {
+            "name": name,
+            "cat": "stage",
+            "ph": "X",
+            "pid": _PID,
+            "tid": tid,
+            "ts": _us(span.t_start, origin),
+            "dur": max(span.busy_ns, 0) / 1_000,
+            "args": args,
+        }
+    ]
 
 
 def _track_names(title: str, tids: dict[str, int]) -> list[dict[str, Any]]:
@@ -124,27 +179,11 @@ def _frame_slice(frame: FrameTrace, last_node: str | None, origin: int) -> list[
 
 
 def _span_events(
-    frame: FrameTrace, index: int, span: StageSpan, tid: int, origin: int
+    frame: FrameTrace, index: int, span: StageSpan, tid: int, origin: int, *, batches: _Batches
 ) -> list[dict[str, Any]]:
     """One stage's span of a frame: its slice, its custom blocks, the flow arrow, the queue."""
     start = _us(span.t_start, origin)
-    events: list[dict[str, Any]] = [
-        {
-            "name": leaf_name(span.node_id),
-            "cat": "stage",
-            "ph": "X",
-            "pid": _PID,
-            "tid": tid,
-            "ts": start,
-            "dur": max(span.busy_ns, 0) / 1_000,
-            "args": {
-                "frame": frame.frame_id,
-                "node": span.node_id,
-                "queue_wait_ms": span.wait_ns / 1e6,
-                "queued": span.queued,
-            },
-        }
-    ]
+    events = _stage_slice(frame, span, tid, origin, batches)
     for name, block_start, block_end in span.custom:
         events.append(
             {

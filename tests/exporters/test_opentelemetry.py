@@ -136,6 +136,24 @@ def test_a_replicated_stage_is_reported_once_with_its_replicas_merged() -> None:
     pipeline.cleanup()
 
 
+def test_a_batched_stage_s_batches(clock: FakeClock) -> None:
+    reader = InMemoryMetricReader()
+    pipeline = Pipeline(name="Cam", clock=clock).add(lambda items: items, "Detect", batch=4)
+    pipeline.parallelize(queue_size=8)
+    assert len(list(pipeline.run(range(10)))) == 10  # 4, 4, then 2 flushed at the end
+    exporter = OpenTelemetryExporter(MeterProvider(metric_readers=[reader]))
+    exporter.add_pipeline(pipeline)
+    found = points(reader)
+    detect = {"pipeline": "Cam", "stage": "Detect"}
+    assert value(found, "framescope.stage.batches", reason="full", **detect) == 2
+    assert value(found, "framescope.stage.batches", reason="flush", **detect) == 1
+    assert value(found, "framescope.stage.batches", reason="timeout", **detect) == 0
+    assert value(found, "framescope.stage.batch_items", **detect) == 10
+    assert value(found, "framescope.stage.batch_wait", quantile="0.99", **detect) == 0.0
+    exporter.close()
+    pipeline.cleanup()
+
+
 def test_frame_traces_become_nested_spans(clock: FakeClock) -> None:
     spans = InMemorySpanExporter()
     tracer_provider = TracerProvider()

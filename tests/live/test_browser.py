@@ -110,6 +110,31 @@ def test_replicas_are_shown_inside_their_stage(browser: Any) -> None:
     assert rows == ["Cam__Decode", "Cam__Detect", *replicas]
 
 
+def test_a_batched_stage_shows_its_batches_in_its_box(browser: Any) -> None:
+    # A batch leaves only full (however slow the machine): 40 items are 10 batches.
+    pipeline = Pipeline(name="Cam").add(lambda items: items, "Detect", batch=4, batch_timeout=60)
+    pipeline.parallelize(queue_size=8)
+    try:
+        with LiveView(pipeline, refresh=0.1) as view:
+            browser.get(view.url)
+            for item in range(40):
+                pipeline.forward(item)
+            assert eventually(lambda: totals(browser).startswith("40 completed of 40"))
+            line = eventually(
+                lambda: (
+                    browser.find_element(
+                        By.CSS_SELECTOR, '.node[data-key="Cam__Detect"] .batch'
+                    ).text
+                )
+            )
+            reasons = eventually(lambda: browser.find_element(By.ID, "reasons").text)
+    finally:
+        pipeline.cleanup()
+    assert line.startswith("batch 4 (60000 ms): 10 batches, mean 4.0 [4x10]; full 10, timeout 0")
+    # Every batch left full: the diagnosis's advice is on the page.
+    assert "Batching: Cam__Detect: 10 of 10 batches left full (4 items) before" in reasons
+
+
 def test_a_blocked_input_turns_red_behind_a_gated_stage(browser: Any) -> None:
     gate = Gate()
     pipeline = Pipeline(name="Cam", debug=True).add(lambda x: x, "Decode").add(gate)

@@ -36,6 +36,17 @@ class Echo:
         return item, os.getpid()
 
 
+class BatchEcho:
+    """A batched stage: each item back with the worker's process id and the call's number."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, items: list[Any]) -> list[tuple[Any, int, int]]:
+        self.calls += 1
+        return [(item, os.getpid(), self.calls) for item in items]
+
+
 class Lineage:
     """Returns what it got with the worker's process id and its parent's."""
 

@@ -46,12 +46,27 @@ class Faulty:
         return item
 
 
+@dataclass
+class FaultyBatches(Faulty):
+    """A batched :class:`Faulty`: a batch holding a bad item fails, each of its items with it."""
+
+    def __call__(self, items: list[int]) -> list[int]:  # type: ignore[override]
+        with self.lock:
+            self.seen.update(items)
+        if self.bad.intersection(items):
+            with self.lock:
+                self.raised.extend(items)
+            raise ValueError(f"{self.name} refuses the batch {items}")
+        return items
+
+
 stage_plans = st.lists(
     st.tuples(
         st.frozensets(st.integers(0, 39), max_size=8),
         st.sampled_from(["raise", "skip", "stop"]),
         st.one_of(st.none(), st.integers(1, 3)),
         st.sampled_from([1, 1, 2, 3]),  # replicas
+        st.sampled_from([1, 1, 1, 3]),  # batch
     ),
     min_size=1,
     max_size=3,
@@ -124,14 +139,24 @@ class Tally:
 
 def build(case: dict[str, Any]) -> tuple[Pipeline, list[Faulty]]:
     pipeline = Pipeline(debug=case["debug"], results_size=case["results_size"])
-    stages = [Faulty(f"S{index}", bad) for index, (bad, *_) in enumerate(case["plan"])]
+    stages = [
+        (FaultyBatches if _batch(entry) > 1 else Faulty)(f"S{index}", entry[0])
+        for index, entry in enumerate(case["plan"])
+    ]
     hold = Hold() if holds(case) else None
-    for index, (stage, (_, policy, size, replicas)) in enumerate(
-        zip(stages, case["plan"], strict=True)
-    ):
+    for index, (stage, entry) in enumerate(zip(stages, case["plan"], strict=True)):
+        _, policy, size, replicas, *_ = entry
         if hold is not None and index == case["hold"]:
             pipeline.add(hold, hold.name)
-        pipeline.add(stage, stage.name, on_error=policy, queue_size=size, replicas=replicas)
+        pipeline.add(
+            stage,
+            stage.name,
+            on_error=policy,
+            queue_size=size,
+            replicas=replicas,
+            batch=_batch(entry),
+            batch_timeout=0.005,
+        )
     if hold is not None and case["hold"] >= len(stages):
         pipeline.add(hold, hold.name)
     if hold is not None:
@@ -146,6 +171,11 @@ def build(case: dict[str, Any]) -> tuple[Pipeline, list[Faulty]]:
             overflow=case["overflow"],
         )
     return pipeline, stages
+
+
+def _batch(entry: tuple[Any, ...]) -> int:
+    """A plan entry's batch size (entries without one run one item a call)."""
+    return int(entry[4]) if len(entry) > 4 else 1
 
 
 def forward_one(pipeline: Pipeline, stages: list[Faulty], item: int, tally: Tally) -> None:
@@ -183,6 +213,7 @@ cleanup_scenarios = st.tuples(
             st.sampled_from(["raise", "raise", "skip", "stop"]),
             st.one_of(st.none(), st.integers(1, 3)),
             st.sampled_from([1, 1, 2, 3]),
+            st.sampled_from([1, 1, 1, 3]),  # batch
         ),
         min_size=1,
         max_size=3,
@@ -346,14 +377,21 @@ def test_a_forward_waiting_at_cleanup_is_refused_not_discarded() -> None:
     assert counts["rejected"] == 0 and counts["in_flight"] == 0
 
 
-@pytest.mark.parametrize("mode", ["serial", "threaded"])
+@pytest.mark.parametrize("mode", ["serial", "threaded", "batched"])
 def test_a_base_exception_in_a_stage_is_counted_as_failed(mode: str) -> None:
     def quit_on_two(item: int) -> int:
         if item == 2:
             raise SystemExit(3)
         return item
 
-    pipeline = Pipeline().add(quit_on_two, "Quit")
+    def quit_on_a_batch_with_two(items: list[int]) -> list[int]:
+        return [quit_on_two(item) for item in items]
+
+    pipeline = Pipeline()
+    if mode == "batched":  # the batch holding 2 ends with the thread: one failed, the rest lost
+        pipeline.add(quit_on_a_batch_with_two, "Quit", batch=4)
+    else:
+        pipeline.add(quit_on_two, "Quit")
     if mode == "serial":
         pipeline.serialize()
     else:

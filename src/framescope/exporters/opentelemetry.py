@@ -20,6 +20,10 @@ framescope.stage.queue_depth       gauge             pipeline, stage (threaded p
 framescope.stage.state             gauge (0 or 1)    pipeline, stage, state (debugging on)
 framescope.stage.cpu               counter (s)       pipeline, stage, state (on_cpu, runqueue,
                                                      blocked)
+framescope.stage.batches           counter           pipeline, stage, reason (full, timeout,
+                                                     flush; batched stages)
+framescope.stage.batch_items       counter           pipeline, stage (batched stages)
+framescope.stage.batch_wait        gauge (s)         pipeline, stage, quantile (batched stages)
 framescope.machine.cores           gauge ({cpu})     pipeline
 framescope.machine.cpu_busy        gauge (1)         pipeline
 framescope.machine.load1           gauge (1)         pipeline
@@ -74,6 +78,7 @@ from framescope._waits import Deadline
 from framescope.clock import SYSTEM_CLOCK, Clock, TimeSource
 from framescope.exporters.otlp import delivered_spans, otlp_meter_provider, otlp_tracer_provider
 from framescope.exporters.sources import MetricSources, Reading, cpu_seconds
+from framescope.pipeline.model.counters import BATCH_REASONS
 from framescope.pipeline.model.events import NodePhase
 from framescope.pipeline.model.snapshot import SnapshotSource
 from framescope.pipeline.model.sources import SourceSnapshot, SourceState
@@ -257,6 +262,9 @@ class OpenTelemetryExporter:
             (gauge, "stage.queue_depth", "{item}", "Items waiting for the stage.", _stage_depth),
             (gauge, "stage.state", "1", "1 for the stage's current state.", _stage_state),
             (counter, "stage.cpu", "s", "Stage thread time by scheduler state.", _stage_cpu),
+            (counter, "stage.batches", "{batch}", "Batches by why they left.", _stage_batches),
+            (counter, "stage.batch_items", "{item}", "Items in those batches.", _batch_items),
+            (gauge, "stage.batch_wait", "s", "Item wait in a forming batch.", _batch_wait),
             (gauge, "machine.cores", "{cpu}", "The machine's cores.", _machine("cores")),
             (gauge, "machine.cpu_busy", "1", "Share of all cores busy.", _machine("cpu_busy")),
             (gauge, "machine.load1", "1", "One-minute load average.", _machine("load1")),
@@ -493,6 +501,23 @@ def _stage_cpu(r: Reading) -> Observed:
     for stage, attrs in _stages(r):
         for state, seconds in cpu_seconds(stage):
             yield seconds, {**attrs, "state": state}
+
+
+def _stage_batches(r: Reading) -> Observed:
+    for stage, attrs in _stages(r):
+        if stage.batch is not None:
+            for reason in BATCH_REASONS:
+                yield float(stage.batch.reason(reason)), {**attrs, "reason": reason}
+
+
+def _batch_items(r: Reading) -> Observed:
+    return [(float(s.batch.items), attrs) for s, attrs in _stages(r) if s.batch is not None]
+
+
+def _batch_wait(r: Reading) -> Observed:
+    for stage, attrs in _stages(r):
+        if stage.batch is not None:
+            yield from _quantiles(stage.batch.wait, attrs)
 
 
 def _machine(figure: str) -> Callable[[Reading], Observed]:

@@ -19,6 +19,9 @@ framescope_stage_failed_items_total               counter    pipeline, stage
 framescope_stage_queue_depth                      gauge      pipeline, stage (threaded)
 framescope_stage_state                            stateset   pipeline, stage (debugging)
 framescope_stage_cpu_seconds_total                counter    pipeline, stage, state
+framescope_stage_batch_size                       histogram  pipeline, stage (batched)
+framescope_stage_batches_total                    counter    pipeline, stage, reason (batched)
+framescope_stage_batch_wait_seconds               histogram  pipeline, stage (batched)
 framescope_machine_cores                          gauge      pipeline
 framescope_machine_cpu_busy_ratio                 gauge      pipeline
 framescope_machine_load1                          gauge      pipeline
@@ -58,7 +61,15 @@ stage's, summed; a process replica's worker process) spent their time:
 ``"blocked"`` sleeping inside the stage's calls (I/O, a lock, the
 interpreter lock).
 A state the system does not report is left out, as is a stage not measured
-(serial mode, Ray replicas). The ``machine_`` gauges describe the machine the
+(serial mode, Ray replicas).
+
+A batched stage (``add(stage, batch=8)``) also has ``stage_batch_size``, the
+items of each batch that left it (buckets at the powers of two up to its
+batch size, and the size itself: ``le="8"`` counts every batch, ``_sum`` every
+item), ``stage_batches_total`` by why a batch left (``reason="full"``,
+``"timeout"``: its oldest item had waited ``batch_timeout``, ``"flush"``: the
+input ended), and ``stage_batch_wait_seconds``, each item's time in a forming
+batch (its queue wait before it is not part of it). The ``machine_`` gauges describe the machine the
 pipeline runs on over the recent window (every process on it): its cores,
 the share of all of them busy, the one-minute load average;
 ``process_cpu_cores`` the cores the pipeline's process kept busy.
@@ -104,6 +115,8 @@ from framescope._optional import require
 from framescope._validation import check_positive_seconds
 from framescope.exporters.sources import MetricSources, Reading, cpu_seconds, histogram_of
 from framescope.histogram import DEFAULT_LATENCY_BUCKETS, HistogramSnapshot
+from framescope.pipeline.model.batches import BatchSnapshot
+from framescope.pipeline.model.counters import BATCH_REASONS
 from framescope.pipeline.model.events import NodePhase
 from framescope.pipeline.model.snapshot import PipelineSnapshot, SnapshotSource, StageSnapshot
 from framescope.pipeline.model.sources import SourceSnapshot, SourceState
@@ -447,6 +460,27 @@ _FAMILIES: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
         ("pipeline", "stage", "state"),
     ),
     (
+        "s_batch_size",
+        "HistogramMetricFamily",
+        "stage_batch_size",
+        "Items in each batch that left a batched stage.",
+        ("pipeline", "stage"),
+    ),
+    (
+        "s_batches",
+        "CounterMetricFamily",
+        "stage_batches",
+        "Batches that left a batched stage: full, at their timeout, or flushed at the end.",
+        ("pipeline", "stage", "reason"),
+    ),
+    (
+        "s_batch_wait",
+        "HistogramMetricFamily",
+        "stage_batch_wait_seconds",
+        "Time an item waited in a forming batch before the batch's call.",
+        ("pipeline", "stage"),
+    ),
+    (
         "m_cores",
         "GaugeMetricFamily",
         "machine_cores",
@@ -661,6 +695,27 @@ def _add_stage(
         families["s_state"].add_metric(labels, state)
     for state_name, seconds in cpu_seconds(stage):
         families["s_cpu"].add_metric([*labels, state_name], seconds)
+    if stage.batch is not None:
+        _add_batches(families, labels, stage.batch, buckets)
+
+
+def _add_batches(
+    families: dict[str, Any], labels: list[str], batch: BatchSnapshot, buckets: Sequence[float]
+) -> None:
+    """A batched stage's series: its batch sizes, why batches left, the items' batch wait."""
+    bounds = sorted({*(2**power for power in range(batch.size.bit_length())), batch.size})
+    sizes = batch.sizes
+    cumulative = [
+        (str(bound), float(sum(n for size, n in sizes.items() if size <= bound)))
+        for bound in bounds
+    ]
+    cumulative.append(("+Inf", float(batch.batches)))
+    families["s_batch_size"].add_metric(labels, cumulative, float(batch.items))
+    for reason in BATCH_REASONS:
+        families["s_batches"].add_metric([*labels, reason], float(batch.reason(reason)))
+    histogram = histogram_of(batch.wait, buckets)
+    if histogram is not None:
+        families["s_batch_wait"].add_metric(labels, _buckets(histogram), histogram.total)
 
 
 def _add_replica(

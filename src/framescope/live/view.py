@@ -15,12 +15,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from framescope._keys import join_key
+from framescope.pipeline.model.batches import BatchSnapshot
 from framescope.pipeline.model.cpu import CpuSplit, MachineLoad
 from framescope.pipeline.model.snapshot import PipelineSnapshot
 from framescope.pipeline.model.sources import SourceQuality
 from framescope.pipeline.views.diagnosis import diagnose_snapshot
 from framescope.pipeline.views.health import RECONNECT_LIMIT_S, Health, judge_health
-from framescope.pipeline.views.tables import cpu_text, machine_text
+from framescope.pipeline.views.tables import batch_sizes_text, batch_text, cpu_text, machine_text
 
 __all__ = ["cpu_view", "input_drops", "machine_view", "page_html", "page_view", "source_views"]
 
@@ -126,9 +127,30 @@ def _stage_views(snapshot: PipelineSnapshot, drops: dict[str, int]) -> list[dict
                 "replica_of": stage.replica_of,
                 "held": stage.held,
                 "cpu": cpu_view(stage.cpu),
+                "batch": batch_view(stage.batch),
             }
         )
     return stages
+
+
+def batch_view(batch: BatchSnapshot | None) -> dict[str, Any] | None:
+    """A batched stage's batches for the page (None: not batched); ``text`` its one line."""
+    if batch is None:
+        return None
+    wait = batch.wait
+    return {
+        "size": batch.size,
+        "timeout_ms": _ms(batch.timeout_s),
+        "batches": batch.batches,
+        "mean_size": round(batch.mean_size, 2),
+        "sizes": {str(size): count for size, count in sorted(batch.sizes.items())},
+        "sizes_text": batch_sizes_text(batch.sizes),
+        "reasons": dict(batch.reasons),
+        "wait_p50_ms": _ms(wait.percentile(50)) if wait.count else None,
+        "wait_p99_ms": _ms(wait.percentile(99)) if wait.count else None,
+        "wait_max_ms": _ms(wait.maximum) if wait.count else None,
+        "text": batch_text(batch),
+    }
 
 
 def _seconds(value: float | None) -> float | None:
@@ -187,8 +209,10 @@ def page_view(
 ) -> dict[str, Any]:
     """The page's data: stages (state, input, fps, p50/p90, queue, losses, CPU), verdict, totals.
 
-    Each stage's ``cpu`` is :func:`cpu_view` of its split; ``machine`` is
-    :func:`machine_view` of the machine's load.
+    Each stage's ``cpu`` is :func:`cpu_view` of its split, a batched stage's
+    ``batch`` :func:`batch_view` of its batches; ``machine`` is
+    :func:`machine_view` of the machine's load; ``batching`` the diagnosis's
+    advice on batch sizes.
 
     ``unreachable``: remote boxes that stopped answering, with the wall time
     (epoch seconds) of their last good snapshot; ``reasons``: why each is
@@ -229,6 +253,7 @@ def page_view(
         "bottleneck": diagnosis.bottleneck if diagnosis.verdict in _NAMED else None,
         "reasons": list(diagnosis.reasons),
         "suggestion": diagnosis.suggestion,
+        "batching": list(diagnosis.batching),
         "unreachable": dict(unreachable or {}),
         "unreachable_reasons": dict(reasons or {}),
         "machine": machine_view(snapshot.machine),

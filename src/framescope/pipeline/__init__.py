@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         PipelineStoppedError,
         StageError,
     )
+    from framescope.pipeline.model.batches import BatchSnapshot
     from framescope.pipeline.model.cpu import CpuSplit, MachineLoad
     from framescope.pipeline.model.events import (
         EventInterval,
@@ -92,6 +93,7 @@ _LAZY: dict[str, str] = {
     "PipelineClosedError": "framescope.pipeline.errors",
     "PipelineStoppedError": "framescope.pipeline.errors",
     "StageError": "framescope.pipeline.errors",
+    "BatchSnapshot": "framescope.pipeline.model.batches",
     "CpuSplit": "framescope.pipeline.model.cpu",
     "MachineLoad": "framescope.pipeline.model.cpu",
     "EventInterval": "framescope.pipeline.model.events",
@@ -149,6 +151,7 @@ __all__ = [  # noqa: RUF022 - grouped as the docstring says
     "StageError",
     "ThreadExecutor",
     # reading
+    "BatchSnapshot",
     "CpuSplit",
     "Diagnosis",
     "MachineLoad",

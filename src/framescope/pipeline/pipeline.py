@@ -29,6 +29,7 @@ from framescope.pipeline.model.sources import SourceTransition
 from framescope.pipeline.model.traces import FrameTrace
 from framescope.pipeline.replicas.base import Executor
 from framescope.pipeline.replicas.choice import resolve_executor
+from framescope.pipeline.runtime.batching import DEFAULT_BATCH_TIMEOUT
 from framescope.pipeline.runtime.core import RunSettings, Runtime
 from framescope.pipeline.runtime.cpu import CpuSource
 from framescope.pipeline.runtime.lifecycle import Phase
@@ -48,6 +49,7 @@ __all__ = ["SEPARATOR", "Pipeline", "PipelineStage"]  # PipelineStage: see stage
 _FROM_GENERATOR: Any = object()
 MAX_TRACES = 1_000_000  # sampled frame traces kept at most: bounds their memory
 MAX_REPLICAS = 1024  # workers of one stage: each is a thread, a process or an actor
+MAX_BATCH = 65536  # items of one batch: its figures keep a count per size
 
 
 def _check_cpu_source(source: object) -> CpuSource | None:
@@ -171,6 +173,8 @@ class Pipeline:
         replicas: int = 1,
         executor: str | Executor = "thread",
         ordered: bool = True,
+        batch: int = 1,
+        batch_timeout: float | None = None,
     ) -> Pipeline:
         """Append a stage; returns the pipeline, so calls can be chained.
 
@@ -187,6 +191,18 @@ class Pipeline:
             executor: where replicas run: ``"thread"`` (the stage object is shared),
                 ``"process"`` (a copy in each worker process) or ``"ray"`` (actors).
             ordered: results leave the stage in input order (False: as they finish).
+            batch: call the stage with a ``list`` of up to this many items (from
+                any source) when the pipeline runs in parallel; it returns a list
+                (or sequence) of as many results, in order. 1 (default): one item
+                a call. Its queue then holds at least ``batch`` items.
+            batch_timeout: seconds (> 0) the oldest item of a forming batch may
+                wait in it before the batch goes part full (default 0.04: about
+                one frame at 25 fps), from when it joined (items queued while the
+                previous batch ran join the next one together). A full batch goes
+                at once, and so does a part full one when the input ends.
+                Measured on the pipeline's clock.
+                A serial pipeline calls a batched stage with each item alone (it
+                runs one item through every stage before it takes the next).
         """
         if self._tree.mode is not None:
             raise RuntimeError(
@@ -199,6 +215,9 @@ class Pipeline:
         if not callable(stage):
             raise TypeError(f"stage must be callable (a Stage or a function), got {stage!r}")
         check_positive_int(replicas, "replicas", maximum=MAX_REPLICAS)
+        batch = check_positive_int(batch, "batch", maximum=MAX_BATCH)
+        timeout_s = DEFAULT_BATCH_TIMEOUT if batch_timeout is None else batch_timeout
+        timeout_ns = max(1, to_nanoseconds(check_positive_seconds(timeout_s, "batch_timeout"), ""))
         policy, plan = ErrorPolicy.parse(on_error, "on_error"), resolve_executor(executor, replicas)
         self._tree.add(
             stage,
@@ -209,6 +228,8 @@ class Pipeline:
             replicas=replicas,
             executor=plan,
             ordered=ordered,
+            batch=batch,
+            batch_timeout_ns=timeout_ns,
         )
         return self
 

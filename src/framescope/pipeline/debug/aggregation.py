@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from framescope.clock import Clock, wait_on
 from framescope.folds import numpy_columns, numpy_loaded, samples, spans
-from framescope.pipeline.debug.framelog import Block, TraceMaterial
+from framescope.pipeline.debug.framelog import BatchMark, Block, TraceMaterial
 from framescope.pipeline.debug.nodestate import (
     EVENTS_PER_ITERATION,
     NodeReading,
@@ -30,6 +30,7 @@ from framescope.pipeline.debug.nodestate import (
 )
 from framescope.pipeline.debug.recorder import EventRecorder
 from framescope.pipeline.model.events import (
+    BATCH_FIELDS,
     ITERATION_FIELDS,
     EventInterval,
     EventType,
@@ -191,6 +192,7 @@ class Aggregator:
         self._trace_rings: list[deque[array[int]]] = [deque() for _ in self.links]
         self._trace_sizes = [0] * len(self.links)
         self._block_ring: deque[Block] = deque(maxlen=trace_frames * 8)
+        self._batch_ring: deque[BatchMark] = deque(maxlen=trace_frames * 4)
         self._nodes = {link.node_id: _NodeAggregate(window, events_kept) for link in self.links}
         self._lock = threading.Lock()
         self.after_drain: Callable[[], object] | None = None
@@ -248,6 +250,9 @@ class Aggregator:
                 if iterations:
                     node.absorb_iterations(iterations)
                     self._trace_iterations(index, iterations)
+                marks = link.recorder.drain_batches()
+                if marks:
+                    self._trace_batches(index, marks)
                 custom = link.recorder.drain()
                 if custom:
                     node.absorb_custom(custom, functools.partial(self._trace_block, index))
@@ -277,6 +282,14 @@ class Aggregator:
             size -= len(ring.popleft())
         self._trace_sizes[index] = size
 
+    def _trace_batches(self, index: int, flat: array[int]) -> None:
+        """Keep the batch marks of sampled frames (a batched stage's, for the traces)."""
+        every, ring = self._trace_every, self._batch_ring
+        for at in range(0, len(flat) - BATCH_FIELDS + 1, BATCH_FIELDS):
+            frame, batch_id, size, joined, start, end = flat[at : at + BATCH_FIELDS]
+            if not frame % every:
+                ring.append((frame, index, batch_id, size, joined, start, end))
+
     def _trace_block(self, index: int, name: str, start: int, end: int, frame: int | None) -> None:
         if frame is not None and not frame % self._trace_every:
             self._block_ring.append((frame, index, name, start, end))
@@ -296,6 +309,7 @@ class Aggregator:
                 tuple(tuple(ring) for ring in self._trace_rings),  # chunk references
                 tuple(self._block_ring),
                 self._trace_frames,
+                tuple(self._batch_ring),
             )
         return readings, material
 

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from framescope._buffers import take_prefix
 from framescope.clock import Clock
 from framescope.pipeline.model.events import (
+    BATCH_FIELDS,
     BLOCK_NAMES,
     ITERATION_FIELDS,
     OTHER_BLOCK,
@@ -26,6 +27,7 @@ from framescope.pipeline.model.events import (
     EventType,
     NodePhase,
     RawEvent,
+    pack_batch_mark,
 )
 
 __all__ = ["EventRecorder"]
@@ -60,6 +62,7 @@ class EventRecorder:
 
     __slots__ = (
         "_append",
+        "_batches",
         "_block_names",
         "_buffer",
         "_iterations",
@@ -99,6 +102,7 @@ class EventRecorder:
         # the aggregator frees nothing per record and can fold with NumPy.
         self._iterations: array[int] = array("q")
         self.extend_iterations = self._iterations.frombytes
+        self._batches: array[int] = array("q")  # BATCH_FIELDS per item of a batched stage
         self.phase = NodePhase.IDLE
 
     def record(
@@ -188,7 +192,11 @@ class EventRecorder:
 
     def backlog(self) -> int:
         """How many iterations and events wait for the aggregator."""
-        return len(self._iterations) // ITERATION_FIELDS + len(self._buffer)
+        return (
+            len(self._iterations) // ITERATION_FIELDS
+            + len(self._buffer)
+            + len(self._batches) // BATCH_FIELDS
+        )
 
     def drain_iterations(self) -> array[int]:
         """Take the flat values of every iteration so far (see :func:`iteration_records`).
@@ -197,6 +205,16 @@ class EventRecorder:
         a whole number of iterations; the lock-free scheme is :meth:`drain`'s.
         """
         return take_prefix(self._iterations)
+
+    def extend_batches(self, mark: tuple[int, int, int, int, int, int]) -> None:
+        """Record that an item ran in a batch: ``mark`` is ``(frame id, batch id, size,
+        joined, call start, call end)``, ``joined`` when it joined the forming batch
+        (a batched stage's thread records one per item it sends)."""
+        self._batches.frombytes(pack_batch_mark(*mark))
+
+    def drain_batches(self) -> array[int]:
+        """Take the flat values of every batch mark so far (BATCH_FIELDS each)."""
+        return take_prefix(self._batches)
 
     def drain(self) -> list[RawEvent]:
         """Take every event recorded so far (called by the aggregator's thread).

@@ -17,7 +17,7 @@ not counted at all.
 
 from __future__ import annotations
 
-__all__ = ["COUNTERS", "DROP_REASONS", "OUTCOMES", "check_counter"]
+__all__ = ["BATCH_REASONS", "COUNTERS", "DROP_REASONS", "OUTCOMES", "check_counter"]
 
 #: Every pipeline counter and what it counts: the one home of their names
 #: (``Pipeline.counters()`` has exactly these keys).
@@ -63,4 +63,13 @@ DROP_REASONS: dict[str, str] = {
     "dropped": "overflow",
     "results_dropped": "result_unread",
     "discarded": "cleanup",
+}
+
+
+#: Why a batched stage's batch left, and what each reason counts (the one home of
+#: their names: ``BatchSnapshot.reasons``, the tables and the exporters use these).
+BATCH_REASONS: dict[str, str] = {
+    "full": "batches that left full (batch items taken)",
+    "timeout": "batches that left when their oldest item had waited batch_timeout",
+    "flush": "batches that left at once, part full: the input ended or no more could be taken",
 }

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
 __all__ = [
+    "BATCH_FIELDS",
     "BLOCK_NAMES",
     "ITERATION_FIELDS",
     "NO_QUEUE",
@@ -27,6 +28,7 @@ __all__ = [
     "NodePhase",
     "PipelineEvent",
     "iteration_records",
+    "pack_batch_mark",
 ]
 
 logger = logging.getLogger(__name__)
@@ -118,6 +120,12 @@ NO_QUEUE = -1
 
 pack_iteration: Callable[..., bytes] = struct.Struct(f"={ITERATION_FIELDS}q").pack
 """Pack one iteration's fields (all ints; ``NO_QUEUE`` for None) as recorded."""
+
+BATCH_FIELDS = 6
+"""Flat values of one batch mark: frame id, batch id, batch size, joined, call start, call end."""
+
+pack_batch_mark: Callable[..., bytes] = struct.Struct(f"={BATCH_FIELDS}q").pack
+"""Pack one item's batch mark (a batched stage's, for its frame trace) as recorded."""
 
 
 class Field:

@@ -19,6 +19,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from framescope._keys import join_key, replica_index
 from framescope._snapshotformat import Fields, SnapshotFormatError, shown
 from framescope._views import rich, text
+from framescope.pipeline.model.batches import BatchSnapshot, read_batch
 from framescope.pipeline.model.counters import DROP_REASONS, check_counter
 from framescope.pipeline.model.cpu import CpuSplit, MachineLoad
 from framescope.pipeline.model.sources import SourceSnapshot, read_sources
@@ -103,6 +104,9 @@ class StageSnapshot:
             ``process``, ``ray``; None for a stage without replicas).
         cpu: where its thread's (or replicas') time went over the recent window:
             on a CPU, waiting for one, blocked (None: not measured, e.g. serial mode).
+        batch: for a batched stage (``add(batch=N)``, N > 1), its batches: sizes,
+            why they left, how long items waited in them (None: not batched).
+            Its ``latency`` then holds each item's share of its batch's call.
     """
 
     key: str
@@ -118,6 +122,7 @@ class StageSnapshot:
     held: int | None = None
     cpu: CpuSplit | None = None
     executor: str | None = None
+    batch: BatchSnapshot | None = None
 
     @property
     def replica_index(self) -> int | None:
@@ -142,6 +147,7 @@ class StageSnapshot:
             "held": self.held,
             "cpu": None if self.cpu is None else self.cpu.to_dict(),
             "executor": self.executor,
+            "batch": None if self.batch is None else self.batch.to_dict(),
         }
 
     @classmethod
@@ -169,6 +175,7 @@ def _read_stage(fields: Fields) -> StageSnapshot:
         held=fields.integer("held", None, or_none=True),
         cpu=_read_optional(fields, "cpu", CpuSplit.from_dict),
         executor=fields.text("executor", None, or_none=True),
+        batch=None if fields.get("batch", None) is None else read_batch(fields.child("batch")),
     )
 
 

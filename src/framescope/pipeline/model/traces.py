@@ -25,6 +25,12 @@ class StageSpan:
     processing; ``t_sent`` is when the stage had passed the frame on.
     ``queued`` is how many frames were waiting in the queue when the stage
     went to take this one. ``custom`` holds ``(name, start, end)`` blocks.
+
+    At a batched stage, ``t_start``/``t_end`` are the call of the batch the
+    frame ran in (every frame of it has the same), ``batch_id`` numbers that
+    batch at its stage, ``batch_size`` is how many items it held, and
+    ``t_joined`` is when the frame joined the forming batch: its queue wait
+    ends there and its batch wait runs from there to ``t_start``.
     """
 
     node_id: str
@@ -34,11 +40,20 @@ class StageSpan:
     t_sent: int
     queued: int
     custom: tuple[tuple[str, int, int], ...] = ()
+    batch_id: int | None = None
+    batch_size: int | None = None
+    t_joined: int | None = None
 
     @property
     def wait_ns(self) -> int:
-        """Time the frame waited in the stage's input queue."""
-        return max(0, self.t_start - self.t_ready)
+        """Time the frame waited in the stage's input queue (not in a forming batch)."""
+        taken = self.t_start if self.t_joined is None else self.t_joined
+        return max(0, taken - self.t_ready)
+
+    @property
+    def batch_wait_ns(self) -> int:
+        """Time the frame waited in its forming batch (0 at a stage that is not batched)."""
+        return 0 if self.t_joined is None else max(0, self.t_start - self.t_joined)
 
     @property
     def busy_ns(self) -> int:
@@ -55,6 +70,15 @@ class StageSpan:
             "t_sent": self.t_sent,
             "queued": self.queued,
             "custom": [list(block) for block in self.custom],
+            **(
+                {}
+                if self.batch_id is None
+                else {
+                    "batch_id": self.batch_id,
+                    "batch_size": self.batch_size,
+                    "t_joined": self.t_joined,
+                }
+            ),
         }
 
     @classmethod
@@ -82,6 +106,9 @@ def _read_span(fields: Fields) -> StageSpan:
         fields.integer("t_sent"),
         fields.integer("queued"),
         tuple(custom),
+        batch_id=fields.integer("batch_id", None, or_none=True),
+        batch_size=fields.integer("batch_size", None, minimum=1, or_none=True),
+        t_joined=fields.integer("t_joined", None, or_none=True),
     )
 
 

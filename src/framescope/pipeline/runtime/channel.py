@@ -8,10 +8,11 @@ from collections.abc import Callable
 from typing import Any
 
 from framescope._validation import check_positive_int
+from framescope.clock import Clock, wait_on
 from framescope.pipeline.runtime.item import Envelope
 from framescope.pipeline.runtime.waitline import WaitLine
 
-__all__ = ["CLOSED", "END", "Channel"]
+__all__ = ["CLOSED", "END", "TIMED_OUT", "Channel"]
 
 
 class _Closed:
@@ -36,6 +37,31 @@ class _End:
 
 
 END: Any = _End()
+
+
+class _TimedOut:
+    """Returned by :meth:`Channel.get_before` when its deadline passed with nothing queued."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "TIMED_OUT"
+
+
+TIMED_OUT: Any = _TimedOut()
+
+
+class _LineWait:
+    """A :class:`WaitLine` as a clock waits on it (``wait(timeout)``, the lock held)."""
+
+    __slots__ = ("_line",)
+
+    def __init__(self, line: WaitLine) -> None:
+        self._line = line
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait in line until woken or ``timeout`` s passed; True when woken."""
+        return self._line.wait(timeout)
 
 
 class Channel:
@@ -166,6 +192,32 @@ class Channel:
             return item
         finally:
             self._lock.release()
+
+    def get_before(self, deadline_ns: int | None, clock: Clock) -> Any:
+        """The oldest item, waiting until ``clock`` reads ``deadline_ns`` (None: no limit).
+
+        What a batched stage forms its batches with: the deadline is on the
+        pipeline's clock, so a :class:`~framescope.clock.FakeClock` drives it
+        exactly. Returns :data:`CLOSED` once closed and :data:`TIMED_OUT` when
+        the deadline passed with nothing queued.
+        """
+        now = clock.monotonic_ns
+        with self._lock:
+            items = self._items
+            while not items:
+                if self._closed:
+                    return CLOSED
+                if deadline_ns is None:
+                    self._getting.wait(None)
+                    continue
+                left = deadline_ns - now()
+                if left <= 0:
+                    return TIMED_OUT
+                wait_on(clock, _LineWait(self._getting), left / 1e9)
+            item = items.popleft()
+            if self._putting.waiters:
+                self._putting.wake_one()
+            return item
 
     def intake(self) -> tuple[int, int]:
         """``(accepted, evicted)``: items put, and items dropped for newer ones, read together."""

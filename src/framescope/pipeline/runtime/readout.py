@@ -107,6 +107,7 @@ def _stage_snapshots(
                 held=held.get(key),
                 cpu=split(_thread_keys(key, step.replicas if step.replicated else 0)),
                 executor=step.executor.name if step.replicated else None,
+                batch=None if step.batches is None else step.batches.read(),
             )
         )
         for index, watch in enumerate(step.replica_watches):

@@ -20,7 +20,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from framescope.pipeline.runtime.channel import CLOSED, END, Channel
+from framescope.clock import Clock
+from framescope.pipeline.runtime.channel import CLOSED, END, TIMED_OUT, Channel
 from framescope.pipeline.runtime.item import Envelope, Fail, ItemFailedError, Process, failed_item
 
 __all__ = ["Sequencer", "remote_processor"]
@@ -50,6 +51,7 @@ class Sequencer:
         ordered: bool,
     ) -> None:
         self._get = inbox.get
+        self._get_before = inbox.get_before
         self._send = send
         self._end = end
         self._live = count
@@ -87,6 +89,34 @@ class Sequencer:
             if item is END:
                 self._ended = True
             elif item is not CLOSED:
+                item.sequence = self._taken
+                self._taken += 1
+            return item
+
+    def get_before(self, deadline_ns: int | None, clock: Clock) -> Any:
+        """:meth:`get` for a replica forming a batch: waits until ``deadline_ns`` at most.
+
+        Returns :data:`~framescope.pipeline.runtime.channel.TIMED_OUT` when the
+        deadline passed, and also at once when a deadline is set and the
+        window is full (the batch leaves with what it has: waiting for the head
+        of the line would hold its items past their timeout).
+        """
+        with self._take_lock:
+            if self._ended:
+                return END
+            if self.ordered and self._taken - self._next >= self.window:
+                if deadline_ns is not None:
+                    return TIMED_OUT
+                with self._room:
+                    self.head_waits += 1
+                    while self._taken - self._next >= self.window and not self._closed:
+                        self._room.wait()
+                    if self._closed:
+                        return CLOSED
+            item = self._get_before(deadline_ns, clock)
+            if item is END:
+                self._ended = True
+            elif item is not CLOSED and item is not TIMED_OUT:
                 item.sequence = self._taken
                 self._taken += 1
             return item

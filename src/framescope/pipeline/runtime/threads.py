@@ -12,11 +12,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 from framescope.clock import Clock
 from framescope.pipeline.debug.aggregation import NodeLink
 from framescope.pipeline.debug.recorder import EventRecorder
 from framescope.pipeline.replicas.base import Replica
+from framescope.pipeline.runtime.batching import BatchFormer, BatchRun, BatchWorker, split_results
 from framescope.pipeline.runtime.channel import END, Channel
 from framescope.pipeline.runtime.cpu import CpuAccounting
 from framescope.pipeline.runtime.item import Envelope, Fail, PlainStage, stage_processor
@@ -24,7 +26,7 @@ from framescope.pipeline.runtime.sequencer import Sequencer, remote_processor
 from framescope.pipeline.runtime.tree import StageTree, Step, UnitSpec
 from framescope.pipeline.runtime.worker import Worker, is_sending
 
-__all__ = ["StageThreads", "node_links", "start_threads", "track_cpu"]
+__all__ = ["StageThreads", "add_batch_workers", "node_links", "start_threads", "track_cpu"]
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +85,7 @@ def start_threads(
 
     ``stop_line``, ``on_exit``: see :class:`~framescope.pipeline.runtime.worker.Worker`.
     """
-    channels = [Channel(spec.queue_size or default_queue) for spec in specs]
+    channels = [Channel(spec.queue_size or _default_size(spec, default_queue)) for spec in specs]
     now = clock.monotonic_ns
     groups: list[StageThreads] = []
     try:
@@ -102,6 +104,10 @@ def start_threads(
                 clock=clock,
             )
             step = spec.step
+            if step is not None and step.batches is not None:
+                batched = partial(add_batch_workers, send=send, end=end, fail=fail, clock=clock)
+                batched(group, step, make=partial(BatchWorker, **make.keywords))
+                continue
             if step is None or not step.replicated:
                 process, plain = spec.processor(fail, now), spec.plain(fail)
                 group.workers.append(
@@ -126,6 +132,12 @@ def start_threads(
         for worker in group.workers:
             worker.thread.start()
     return groups
+
+
+def _default_size(spec: UnitSpec, default_queue: int) -> int:
+    """A queue's size when its stage names none: the pipeline's, or a batched stage's batch."""
+    step = spec.step
+    return default_queue if step is None else max(default_queue, step.batch)
 
 
 def _add_replicas(
@@ -180,6 +192,123 @@ def _add_replicas(
                 plain=plain,
             )
         )
+
+
+def add_batch_workers(
+    group: StageThreads,
+    step: Step,
+    *,
+    send: Callable[[Envelope], bool],
+    end: Callable[[], object],
+    fail: Fail,
+    clock: Clock,
+    make: Callable[..., BatchWorker],
+) -> None:
+    """The thread of a batched stage, or one per replica sharing one batch former.
+
+    ``make`` builds a :class:`BatchWorker` with the settings every thread shares.
+
+    Each batch goes to one replica as one call; the replicas' sequencer
+    (window: every replica's batch and the queue) hands items on in order.
+    """
+    counts, now = step.batches, clock.monotonic_ns
+    assert counts is not None
+    taps, label = tuple(step.taps), step.qualified
+    local = _local_batch_call(step.stage, label)
+    if not step.replicated:
+        former = BatchFormer(
+            partial(group.inbox.get_before, clock=clock),
+            counts.size,
+            counts,
+            clock,
+            group.inbox.length_function(),
+        )
+        run = BatchRun(local, step.watch.record, step.failure, fail, taps, now)
+        group.workers.append(
+            make(
+                label,
+                former,
+                run,
+                group.inbox,
+                send,
+                end=end,
+                recorder=step.recorder,
+            )
+        )
+        return
+    _add_batch_replicas(group, step, send=send, end=end, fail=fail, clock=clock, make=make)
+
+
+def _add_batch_replicas(
+    group: StageThreads,
+    step: Step,
+    *,
+    send: Callable[[Envelope], bool],
+    end: Callable[[], object],
+    fail: Fail,
+    clock: Clock,
+    make: Callable[..., BatchWorker],
+) -> None:
+    """A batched stage's replicas: one batch former for them all, a thread each."""
+    counts, now = step.batches, clock.monotonic_ns
+    assert counts is not None
+    taps, label = tuple(step.taps), step.qualified
+    local = _local_batch_call(step.stage, label)
+    count = step.replicas
+    sequencer = Sequencer(
+        group.inbox,
+        send,
+        end,
+        count=count,
+        window=count * counts.size + group.inbox.maxsize,
+        ordered=step.ordered,
+    )
+    group.sequencer = sequencer
+    executor = step.executor
+    remote = executor.replicas(step.stage, count, step.qualified, clock) if executor.remote else []
+    group.remote = remote
+    former = BatchFormer(
+        partial(sequencer.get_before, clock=clock),
+        counts.size,
+        counts,
+        clock,
+        group.inbox.length_function(),
+    )
+    for index in range(count):
+        recorder = step.replica_recorders[index]
+        call = _remote_batch_call(remote[index].call, label) if remote else local
+        run = BatchRun(call, step.replica_watches[index].record, step.failure, fail, taps, now)
+        group.workers.append(
+            make(
+                recorder.node_id,
+                former,
+                run,
+                group.inbox,
+                sequencer.put,
+                end=sequencer.replica_ended,
+                recorder=recorder,
+                skip=sequencer.skip,
+            )
+        )
+
+
+def _local_batch_call(
+    stage: Callable[[Any], Any], label: str
+) -> Callable[[list[Any]], tuple[list[Any], int | None]]:
+    def call(datas: list[Any]) -> tuple[list[Any], int | None]:
+        return split_results(stage(datas), len(datas), label), None
+
+    return call
+
+
+def _remote_batch_call(
+    remote: Callable[[Any], tuple[Any, int]], label: str
+) -> Callable[[list[Any]], tuple[list[Any], int | None]]:
+    def call(datas: list[Any]) -> tuple[list[Any], int | None]:
+        result, busy_ns = remote(datas)
+        return split_results(result, len(datas), label), busy_ns
+
+    return call
 
 
 def node_links(

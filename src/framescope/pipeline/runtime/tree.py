@@ -22,6 +22,7 @@ from framescope.pipeline.debug.recorder import EventRecorder
 from framescope.pipeline.errors import ErrorPolicy, StageError
 from framescope.pipeline.model.events import BLOCK_NAMES, NodePhase
 from framescope.pipeline.replicas.base import Executor, ThreadExecutor
+from framescope.pipeline.runtime.batching import BatchCounts, one_item_batches
 from framescope.pipeline.runtime.item import (
     SETTLE_EVERY,
     Envelope,
@@ -75,6 +76,8 @@ class Step:
     ordered: bool = True
     replica_watches: list[StopWatch] = field(default_factory=list)
     replica_recorders: list[EventRecorder] = field(default_factory=list)
+    batches: BatchCounts | None = None
+    """A batched stage's batch figures (None: not batched; see ``runtime/batching``)."""
     _failure_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     settle_left: list[int] = field(default_factory=lambda: [SETTLE_EVERY], repr=False)
     """Items until the inline units that start with this step let their timers fold.
@@ -95,11 +98,25 @@ class Step:
             stats = stats.merge(watch.statistics())
         return stats
 
+    @property
+    def batch(self) -> int:
+        """The most items the stage is called with at once (1: one item a call)."""
+        return 1 if self.batches is None else self.batches.size
+
     def work(self) -> Callable[[Any], Any]:
-        """The stage's callable, followed by its taps if any (see :meth:`StageTree.tap`)."""
+        """The stage's callable, followed by its taps if any (see :meth:`StageTree.tap`).
+
+        A batched stage's is for a thread that runs one item at a time (a
+        serial run): each item is a batch of one.
+        """
+        stage = self.stage
+        if self.batches is not None:
+            stage = one_item_batches(
+                stage, self.qualified, self.batches, self.watch.clock.monotonic_ns
+            )
         if not self.taps:
-            return self.stage
-        stage, taps = self.stage, tuple(self.taps)
+            return stage
+        taps = tuple(self.taps)
 
         def tapped(data: Any) -> Any:
             result = stage(data)
@@ -288,12 +305,15 @@ class StageTree:
         replicas: int = 1,
         executor: Executor | None = None,
         ordered: bool = True,
+        batch: int = 1,
+        batch_timeout_ns: int = 0,
     ) -> Step:
         """Append a stage (or the tree of a nested pipeline, ``child``) and return its step.
 
         Unnamed, a :class:`Stage` is called after its class (``Resize``, then
         ``Resize_2``); any other callable ``Stage_N``. ``replicas``,
-        ``executor`` and ``ordered``: see ``Pipeline.add``.
+        ``executor``, ``ordered`` and ``batch`` (``batch_timeout_ns`` in
+        nanoseconds): see ``Pipeline.add``.
         """
         executor = ThreadExecutor() if executor is None else executor
         if not isinstance(ordered, bool):
@@ -309,6 +329,10 @@ class StageTree:
             raise ValueError(
                 f"replicas: stage {name!r} is a nested pipeline; give replicas to its stages"
             )
+        if child is not None and batch > 1:
+            raise ValueError(
+                f"batch: stage {name!r} is a nested pipeline; batch one of its stages instead"
+            )
         if executor.remote or replicas > 1:
             executor.check(stage, name)
         if child is not None:
@@ -322,6 +346,8 @@ class StageTree:
                 stage.__dict__["_framescope_replicated"] = True
         step = Step(name, stage, watch, on_error, queue_size, recorder, child)
         step.replicas, step.executor, step.ordered = replicas, executor, ordered
+        if batch > 1:
+            step.batches = BatchCounts(batch, batch_timeout_ns, name, self.window, self.clock)
         if step.replicated:
             self._add_replica_timers(step)
         self.steps.append(step)
@@ -532,6 +558,12 @@ class StageTree:
                             f"replicas: {end.label!r} is the first or last stage of the "
                             f"threaded nested pipeline {child.name!r}; give replicas to a "
                             "stage inside it, or run it serial"
+                        )
+                    if end.step is not None and end.step.batches is not None:
+                        raise ValueError(
+                            f"batch: {end.label!r} is the first or last stage of the "
+                            f"threaded nested pipeline {child.name!r}; batch a stage inside "
+                            "it, or add the stage to the outer pipeline"
                         )
                 key = id(step)
                 first = inner[0]

@@ -98,14 +98,7 @@ class Worker:
         if recording:
             bind_recorder(recorder)
         try:
-            # Two loops rather than one that asks per item whether it records.
-            if recording:
-                plain = self._plain
-                held = self._recorded_loop() if plain is None else self._recorded_stage_loop(plain)
-            elif self._plain is not None:
-                held = self._stage_loop(self._plain)
-            else:
-                held = self._plain_loop()
+            held = self._loop(recording)
             if held is not None:  # the loop ends here only when it could not send
                 self._lost(held)
         except BaseException as error:  # SystemExit, KeyboardInterrupt ... from a stage
@@ -117,6 +110,15 @@ class Worker:
             recorder.phase = NodePhase.IDLE
             if recording:
                 bind_recorder(None)
+
+    def _loop(self, recording: bool) -> Envelope | None:
+        """Run the thread's loop (picked once: a loop asks nothing per item about recording)."""
+        plain = self._plain
+        if recording:
+            return self._recorded_loop() if plain is None else self._recorded_stage_loop(plain)
+        if plain is not None:
+            return self._stage_loop(plain)
+        return self._plain_loop()
 
     def _leave(self) -> None:
         """Tell ``on_exit`` once, before the END goes on (the thread's last readings)."""

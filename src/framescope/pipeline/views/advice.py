@@ -1,5 +1,6 @@
 """What the diagnosis says about cores and replicas: where a stage's time goes, the machine's
-idle cores, how much the replicas of a stage add, and when more would help.
+idle cores, how much the replicas of a stage add, and when more would help; and whether a
+batched stage's batch fits the rate its items come at.
 
 Everything about cores comes from measured time: a thread's time on a CPU and
 waiting for one (``StageSnapshot.cpu``) and the whole machine's CPU use
@@ -11,21 +12,27 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import Protocol
 
+from framescope.pipeline.model.batches import BatchSnapshot
 from framescope.pipeline.model.cpu import CpuSplit
 from framescope.pipeline.model.snapshot import PipelineSnapshot, StageSnapshot
 
 __all__ = [
+    "BATCHES_JUDGED",
     "BLOCKED",
     "COMPUTE_BOUND",
     "CPU_STARVED",
+    "FULL_SHARE",
     "IDLE_CORE",
     "INTERPRETER_BUSY",
     "SLOW_REPLICA",
     "STAGE_KINDS",
     "STARVED_SHARE",
+    "TIMEOUT_SHARE",
     "about_one_core",
+    "batch_advice",
     "idle_cores",
     "kind_line",
     "machine_line",
@@ -54,6 +61,14 @@ STAGE_KINDS = (COMPUTE_BOUND, CPU_STARVED, BLOCKED)
 #: A stage waiting for a CPU this share of its busy time (or more) is CPU-starved.
 STARVED_SHARE = 0.3
 _MIN_BUSY_FOR_KIND = 0.05  # below this busy share, the split says too little
+
+#: A batched stage is judged once this many batches left it full or at their timeout.
+BATCHES_JUDGED = 10
+#: More than this share of those batches left at their timeout: the batch is too big for
+#: the rate items come at (a smaller batch, or a longer timeout).
+TIMEOUT_SHARE = Fraction(1, 2)
+#: At least this share left full: a bigger batch may pay.
+FULL_SHARE = Fraction(19, 20)
 
 _GAIN_SHOWN = 1.2  # below this expected gain, suggest nothing
 _PACE = 0.9  # replicas this busy on average are the pace (the stage-bound share)
@@ -429,3 +444,44 @@ def _cores_per_replica(snapshot: PipelineSnapshot, load: StageLoad) -> float:
     if _interpreter_bound(snapshot, load) and cpu.blocked is not None:
         return max(0.05, min(1.0, cpu.on_cpu + cpu.blocked))  # freed from the lock, it runs
     return max(0.05, cpu.on_cpu)  # a process replica's worker may keep several cores busy
+
+
+def batch_advice(stage: StageSnapshot) -> str | None:
+    """Whether a batched stage's batches fit its items' rate: mostly timed out, or always full.
+
+    Judged on the batches that left full or at their timeout (flushed ones,
+    at the end of the input, say nothing of the rate), once there are
+    :data:`BATCHES_JUDGED`: more than :data:`TIMEOUT_SHARE` timed out (items
+    come too slowly to fill a batch within ``batch_timeout``), or at least
+    :data:`FULL_SHARE` left full (items wait for the stage; more of them a
+    call may pay). None otherwise, or for a stage that is not batched.
+    """
+    batch = stage.batch
+    if batch is None:
+        return None
+    full, timed_out = batch.reason("full"), batch.reason("timeout")
+    judged = full + timed_out
+    if judged < BATCHES_JUDGED:
+        return None
+    timeout_ms = f"{batch.timeout_s * 1e3:g} ms"
+    if timed_out > TIMEOUT_SHARE * judged:
+        return (
+            f"{stage.key}: {timed_out} of {judged} batches left at their {timeout_ms} timeout, "
+            f"{batch.mean_size:.1f} items on average of {batch.size}: items come too slowly "
+            f"to fill a batch in time; a smaller batch (about {_part_size(batch)}) "
+            "or a longer batch_timeout would fill them"
+        )
+    if full >= FULL_SHARE * judged:
+        return (
+            f"{stage.key}: {full} of {judged} batches left full ({batch.size} items) before "
+            f"their {timeout_ms} timeout: items wait for the stage; a bigger batch may pay "
+            "(more items a call) where the stage has the memory for it"
+        )
+    return None
+
+
+def _part_size(batch: BatchSnapshot) -> int:
+    """The mean size of a stage's part-full batches (at least 1)."""
+    parts = {size: n for size, n in batch.sizes.items() if size < batch.size}
+    count = sum(parts.values())
+    return max(1, round(sum(size * n for size, n in parts.items()) / count)) if count else 1

@@ -38,6 +38,7 @@ from framescope.pipeline.views.advice import (
     STAGE_KINDS,
     STARVED_SHARE,
     about_one_core,
+    batch_advice,
     kind_line,
     machine_line,
     measured_gains,
@@ -118,6 +119,9 @@ class Diagnosis:
     stage-bound, the stage that holds the items when it is stalled (else the
     busiest stage, or None without data);
     ``suggestion`` says what would help, where the numbers support it.
+    ``batching`` says, for each batched stage whose batches mostly leave at
+    their timeout or nearly always full, what batch size may fit better
+    (see :func:`~framescope.pipeline.views.advice.batch_advice`).
     """
 
     bottleneck: str | None
@@ -131,6 +135,7 @@ class Diagnosis:
     verdict: str = "not enough data"
     headline: str = ""
     suggestion: str | None = None
+    batching: tuple[str, ...] = ()
 
     def report(self) -> str:
         """A readable multi-line report: the verdict first, then the evidence and figures."""
@@ -138,6 +143,7 @@ class Diagnosis:
         lines.extend(f"  - {reason}" for reason in self.reasons)
         if self.suggestion:
             lines.append(f"  Suggestion: {self.suggestion}")
+        lines.extend(f"  Batching: {advice}" for advice in self.batching)
         if self.items:
             lines.append(
                 f"End-to-end latency over the last {self.items} items: "
@@ -230,6 +236,9 @@ def diagnose_snapshot(
         verdict=verdict,
         headline=headline,
         suggestion=suggestion,
+        batching=tuple(
+            advice for stage in snapshot.stages if (advice := batch_advice(stage)) is not None
+        ),
     )
 
 

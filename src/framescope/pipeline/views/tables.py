@@ -18,9 +18,13 @@ from framescope.pipeline.model.state import NodeState, PipelineState, Timing
 # at the end of this module, so the classes import nothing that renders them.
 
 __all__ = [
+    "BATCH_COLUMNS",
     "SNAPSHOT_COLUMNS",
     "SOURCE_COLUMNS",
     "STATE_COLUMNS",
+    "batch_rows",
+    "batch_sizes_text",
+    "batch_text",
     "cpu_text",
     "machine_text",
     "node_text",
@@ -34,7 +38,7 @@ __all__ = [
     "timing_text",
 ]
 
-_WORDS = frozenset({"node", "stage", "state", "input", "source", "why"})
+_WORDS = frozenset({"node", "stage", "state", "input", "source", "why", "sizes"})
 """Columns of words, aligned left (numbers align right)."""
 _STYLES = {
     "WAITING": "yellow",
@@ -217,6 +221,77 @@ def snapshot_rows(snapshot: Any) -> list[tuple[str, ...]]:
     return rows
 
 
+BATCH_COLUMNS = (
+    "stage",
+    "batch",
+    "timeout ms",
+    "batches",
+    "mean",
+    "full",
+    "timeout",
+    "flush",
+    "wait p50 ms",
+    "wait p99 ms",
+    "wait max ms",
+    "sizes",
+)
+"""The columns of :func:`batch_rows`: a batched stage's batches."""
+
+_SIZES_SHOWN = 6  # the most common batch sizes a cell lists
+
+
+def batch_sizes_text(sizes: Any) -> str:
+    """``8x120 5x30 3x2``: batches of each size, the most common first (six at most, then ...)."""
+    common = sorted(sizes.items(), key=lambda entry: (-entry[1], -entry[0]))
+    text = " ".join(f"{size}x{count:,}" for size, count in common[:_SIZES_SHOWN])
+    return (text + " ...") if len(common) > _SIZES_SHOWN else (text or "-")
+
+
+def _wait_ms(batch: Any) -> tuple[str, str, str]:
+    wait = batch.wait
+    if not wait.count:
+        return "-", "-", "-"
+    return (
+        f"{wait.percentile(50) * 1e3:.2f}",
+        f"{wait.percentile(99) * 1e3:.2f}",
+        f"{wait.maximum * 1e3:.2f}",
+    )
+
+
+def batch_rows(snapshot: Any) -> list[tuple[str, ...]]:
+    """One row per batched stage: its batch size and timeout, batches, mean size, why they
+    left, the items' wait in a forming batch (p50/p99 recent, max all time), sizes seen."""
+    rows = []
+    for stage in snapshot.stages:
+        batch = stage.batch
+        if batch is None:
+            continue
+        rows.append(
+            (
+                stage.key,
+                str(batch.size),
+                f"{batch.timeout_s * 1e3:g}",
+                f"{batch.batches:,}",
+                f"{batch.mean_size:.1f}",
+                *(f"{batch.reason(name):,}" for name in ("full", "timeout", "flush")),
+                *_wait_ms(batch),
+                batch_sizes_text(batch.sizes),
+            )
+        )
+    return rows
+
+
+def batch_text(batch: Any) -> str:
+    """A batched stage's batches in one line (the browser live view's)."""
+    p50, p99, most = _wait_ms(batch)
+    return (
+        f"batch {batch.size} ({batch.timeout_s * 1e3:g} ms): {batch.batches:,} batches, "
+        f"mean {batch.mean_size:.1f} [{batch_sizes_text(batch.sizes)}]; full "
+        f"{batch.reason('full'):,}, timeout {batch.reason('timeout'):,}, flush "
+        f"{batch.reason('flush'):,}; wait p50 {p50} p99 {p99} max {most} ms"
+    )
+
+
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
@@ -272,11 +347,13 @@ def state_table(state: Any) -> str:
 def snapshot_table(snapshot: Any) -> str:
     """The pipeline's headline, the machine's line, a table of its stages, then of its sources.
 
-    See :func:`snapshot_head`, :func:`snapshot_rows` and :func:`source_rows`
-    (the sources' table only for a many-source run).
+    See :func:`snapshot_head`, :func:`snapshot_rows`, :func:`batch_rows` (only
+    with a batched stage) and :func:`source_rows` (only for a many-source run).
     """
     rows = snapshot_rows(snapshot)
     text = snapshot_head(snapshot) + ("\n" + _table(SNAPSHOT_COLUMNS, rows) if rows else "")
+    batches = batch_rows(snapshot)
+    text += "\n" + _table(BATCH_COLUMNS, batches) if batches else ""
     sources = source_rows(snapshot)
     return text + ("\n" + _table(SOURCE_COLUMNS, sources) if sources else "")
 
@@ -312,11 +389,17 @@ def rich_table(columns: tuple[str, ...], rows: list[tuple[str, ...]], title: str
 
 def _rich_snapshot(snapshot: PipelineSnapshot) -> Any:
     table = rich_table(SNAPSHOT_COLUMNS, snapshot_rows(snapshot), title=snapshot_head(snapshot))
+    tables = [table]
+    batches = batch_rows(snapshot)
+    if batches:
+        tables.append(rich_table(BATCH_COLUMNS, batches, title="batches"))
     sources = source_rows(snapshot)
-    if not sources:
+    if sources:
+        tables.append(rich_table(SOURCE_COLUMNS, sources, title="sources"))
+    if len(tables) == 1:
         return table
     group = require("rich.console", "demo", "rendering with rich").Group
-    return group(table, rich_table(SOURCE_COLUMNS, sources, title="sources"))
+    return group(*tables)
 
 
 def _rich_state(state: PipelineState) -> Any:
