@@ -18,6 +18,7 @@ import pytest
 from framescope import Pipeline
 from framescope.clock import FakeClock
 from framescope.pipeline import (
+    BatchSnapshot,
     CpuSplit,
     MachineLoad,
     PipelineSnapshot,
@@ -72,6 +73,7 @@ def every_field_set(snapshot: PipelineSnapshot, n: int) -> PipelineSnapshot:
             held=n + 3,
             cpu=split(0.3 + n / 10),
             executor="thread",
+            batch=BatchSnapshot(8, 0.04, {8: n, 3: 1}, {"full": n, "timeout": 1}),
         ),
         replica,
     )
@@ -208,6 +210,7 @@ STAGE_CARRIED = {
     "held",
     "cpu",
     "executor",
+    "batch",
 }
 
 
