@@ -17,6 +17,8 @@ from enum import Enum
 from typing import Any
 
 from framescope._snapshotformat import Fields, SnapshotFormatError, shown
+from framescope.capture import Stamps
+from framescope.pipeline.model.latency import SourceLatency, read_latency
 
 __all__ = ["SourceSnapshot", "SourceState", "SourceTransition", "Sourced", "read_sources"]
 
@@ -57,11 +59,18 @@ class Sourced:
 
     A stage of such a run receives it and reads ``item.source`` and
     ``item.item``; to keep the name on a result of another kind, return
-    ``Sourced(item.source, result)``.
+    ``item.carry(result)`` (the name and the item's stamps, so its time
+    through the pipeline is counted for its source) or
+    ``Sourced(item.source, result)`` (the name only: counted as untimed).
     """
 
     source: str
     item: Any
+    stamps: Stamps | None = field(default=None, compare=False, repr=False)
+
+    def carry(self, result: Any) -> Sourced:
+        """``result`` with this item's source name and stamps."""
+        return Sourced(self.source, result, self.stamps)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +115,9 @@ class SourceSnapshot:
         transitions: how many times it entered each state, by state name.
         callback_errors: times the ``on_source_state`` callback raised on one
             of its transitions (logged; the source went on).
+        latency: its items' age split from capture to glass
+            (:class:`~framescope.pipeline.model.latency.SourceLatency`); None
+            where nothing was timed (a snapshot read from older JSON).
     """
 
     name: str
@@ -121,6 +133,7 @@ class SourceSnapshot:
     last_frame_age: float | None = None
     transitions: Mapping[str, int] = field(default_factory=dict)
     callback_errors: int = 0
+    latency: SourceLatency | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The source's reading as a JSON-ready dict (:func:`read_sources` reads it back)."""
@@ -138,6 +151,7 @@ class SourceSnapshot:
             "last_frame_age": self.last_frame_age,
             "transitions": dict(self.transitions),
             "callback_errors": self.callback_errors,
+            "latency": None if self.latency is None else self.latency.to_dict(),
         }
 
 
@@ -153,6 +167,7 @@ def _read_source(fields: Fields) -> SourceSnapshot:
         if name not in SourceState._value2member_map_:
             raise SnapshotFormatError(f"{transitions.at(name)}: not a source state: {shown(name)}")
     since = _non_negative(fields, "since", 0.0)
+    latency = fields.get("latency", None)
     return SourceSnapshot(
         name=fields.text("name"),
         state=parsed,
@@ -167,6 +182,7 @@ def _read_source(fields: Fields) -> SourceSnapshot:
         last_frame_age=_non_negative(fields, "last_frame_age", None),
         transitions={str(name): transitions.integer(name) for name in transitions.data},
         callback_errors=fields.integer("callback_errors", 0),
+        latency=None if latency is None else read_latency(fields.child("latency")),
     )
 
 
