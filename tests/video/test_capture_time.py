@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import itertools
 import shutil
 import statistics
 import subprocess
@@ -26,9 +27,11 @@ def _clip_created(path: Path) -> Path:
     if ffmpeg is None:
         pytest.skip("Debian's ffmpeg is not installed")
     subprocess.run(
-        [ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10"]
-        + ["-frames:v", "10", "-c:v", "libx264", "-pix_fmt", "yuv420p"]
-        + ["-metadata", "creation_time=2024-05-01T12:00:00.000000Z", str(path)],
+        [
+            *(ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10"),
+            *("-frames:v", "10", "-c:v", "libx264", "-pix_fmt", "yuv420p"),
+            *("-metadata", "creation_time=2024-05-01T12:00:00.000000Z", str(path)),
+        ],
         check=True,
         timeout=60,
     )
@@ -87,7 +90,7 @@ def test_an_rtsp_camera_s_frames_carry_its_rtcp_clock_within_50_ms() -> None:
     ages = [f.stamps.received_wall - f.capture_time for f in rtcp if f.stamps is not None]
     assert abs(statistics.median(ages) - 1 / FPS) < 0.050, ages
     # The camera's frames are 1/30 s apart on its clock, as their pts say.
-    steps = [b.capture_time - a.capture_time for a, b in zip(rtcp, rtcp[1:], strict=False)]
+    steps = [b.capture_time - a.capture_time for a, b in itertools.pairwise(rtcp)]
     assert statistics.median(steps) == pytest.approx(1 / FPS, abs=1e-3)
     latency = snapshot.sources["cam"].latency
     assert latency is not None and latency.clocks.get("rtcp", 0) >= 59

@@ -62,7 +62,7 @@ class CaptureTimes:
                 self._base, self.clock = created, FILE
 
     def check(self, container: Any) -> None:
-        """After a packet: take the RTCP mapping once FFmpeg has it (call under the source's lock)."""
+        """After a packet: take the RTCP mapping once FFmpeg has it (under the source's lock)."""
         if self._rtcp and self._base is None:
             realtime = container.start_time_realtime
             if realtime is not None and realtime > 0:
