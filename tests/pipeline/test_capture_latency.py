@@ -172,3 +172,39 @@ def test_the_split_goes_to_json_and_back() -> None:
     assert latency is not None and again is not None
     assert again.figures("to_glass") == latency.figures("to_glass")
     assert again.clocks == latency.clocks
+
+
+def test_the_snapshot_prints_each_source_s_split_and_the_page_gets_its_bar() -> None:
+    from framescope.live.view import latency_view
+
+    clock = FakeClock()
+    pipeline = Pipeline(name="Cams", clock=clock)
+    pipeline.add(_stage(clock), "Detect")
+    _run_released(clock, pipeline, Camera(clock, 2))
+    snapshot = pipeline.snapshot()
+    pipeline.cleanup()
+    lines = str(snapshot).splitlines()
+    header = lines.index("source  span      clock  frames  p50 ms  p90 ms  p99 ms  max ms")
+    assert lines[header + 1 :] == [
+        "cam     capture   rtcp        2   30.00   30.00   30.00   30.00",
+        "cam     decode                2   10.00   10.00   10.00   10.00",
+        "cam     queue                 2    7.00    7.00    7.00    7.00",
+        "cam     pipeline              2   20.00   20.00   20.00   20.00",
+        "cam     output                2    5.00    5.00    5.00    5.00",
+        "cam     to_out                2   67.00   67.00   67.00   67.00",
+        "cam     to_glass              2   72.00   72.00   72.00   72.00",
+    ]
+    view = latency_view(snapshot.sources["cam"].latency)
+    assert view == {
+        "clock": "rtcp",
+        "parts": [
+            {"name": "capture", "p50_ms": 30.0, "p99_ms": 30.0},
+            {"name": "decode", "p50_ms": 10.0, "p99_ms": 10.0},
+            {"name": "queue", "p50_ms": 7.0, "p99_ms": 7.0},
+            {"name": "pipeline", "p50_ms": 20.0, "p99_ms": 20.0},
+            {"name": "output", "p50_ms": 5.0, "p99_ms": 5.0},
+        ],
+        "total": "to_glass",
+        "p50_ms": 72.0,
+        "p99_ms": 72.0,
+    }

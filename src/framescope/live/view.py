@@ -16,12 +16,21 @@ from typing import Any
 
 from framescope._keys import join_key
 from framescope.pipeline.model.cpu import CpuSplit, MachineLoad
+from framescope.pipeline.model.latency import LATENCY_PARTS, SourceLatency
 from framescope.pipeline.model.snapshot import PipelineSnapshot
 from framescope.pipeline.views.diagnosis import diagnose_snapshot
 from framescope.pipeline.views.health import RECONNECT_LIMIT_S, Health, judge_health
-from framescope.pipeline.views.tables import cpu_text, machine_text
+from framescope.pipeline.views.tables import clocks_text, cpu_text, machine_text
 
-__all__ = ["cpu_view", "input_drops", "machine_view", "page_html", "page_view", "source_views"]
+__all__ = [
+    "cpu_view",
+    "input_drops",
+    "latency_view",
+    "machine_view",
+    "page_html",
+    "page_view",
+    "source_views",
+]
 
 
 _NAMED = ("stage-bound", "stalled")
@@ -134,12 +143,48 @@ def _seconds(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1e3, 2)
+
+
+def latency_view(latency: SourceLatency | None) -> dict[str, Any] | None:
+    """A source's capture-to-glass split as its box's bar draws it (None: nothing timed yet).
+
+    ``parts``: each part's p50 and p99 in ms, in order (None where not
+    measured: ``capture`` for frames stamped ``received``, ``output`` with no
+    output); ``total``: ``to_glass`` when frames reached the glass, else
+    ``to_out``, with its p50 and p99; ``clock``: the capture clocks' text.
+    """
+    if latency is None or not latency.frames:
+        return None
+    parts = []
+    for name in LATENCY_PARTS:
+        figures = latency.figures(name)
+        parts.append(
+            {
+                "name": name,
+                "p50_ms": None if figures is None else _ms(figures.p50),
+                "p99_ms": None if figures is None else _ms(figures.p99),
+            }
+        )
+    total = "to_glass" if latency.figures("to_glass") is not None else "to_out"
+    figures = latency.figures(total)
+    return {
+        "clock": clocks_text(latency.clocks),
+        "parts": parts,
+        "total": total,
+        "p50_ms": None if figures is None else _ms(figures.p50),
+        "p99_ms": None if figures is None else _ms(figures.p99),
+    }
+
+
 def source_views(snapshot: PipelineSnapshot, health: Health) -> list[dict[str, Any]]:
     """Each source of a many-source run as the page draws it: one box each.
 
     ``down`` is true for a source the health verdict names (stalled, failed,
     reconnecting for too long): the page greys its box and shows how long
     since its last frame. A blocked or ended source is not down.
+    ``latency`` is :func:`latency_view` (the bar of its frames' age split).
     """
     down = {p.name for p in health.problems if p.kind == "source"}
     return [
@@ -154,6 +199,7 @@ def source_views(snapshot: PipelineSnapshot, health: Health) -> list[dict[str, A
             "reconnects": source.reconnects,
             "last_frame_age": _seconds(source.last_frame_age),
             "down": source.name in down,
+            "latency": latency_view(source.latency),
         }
         for source in snapshot.sources.values()
     ]
