@@ -143,8 +143,8 @@ def _seconds(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1e3, 2)
+def _ms2(seconds: float) -> float:
+    return round(seconds * 1e3, 2)
 
 
 def latency_view(latency: SourceLatency | None) -> dict[str, Any] | None:
@@ -163,8 +163,8 @@ def latency_view(latency: SourceLatency | None) -> dict[str, Any] | None:
         parts.append(
             {
                 "name": name,
-                "p50_ms": None if figures is None else _ms(figures.p50),
-                "p99_ms": None if figures is None else _ms(figures.p99),
+                "p50_ms": None if figures is None else _ms2(figures.p50),
+                "p99_ms": None if figures is None else _ms2(figures.p99),
             }
         )
     total = "to_glass" if latency.figures("to_glass") is not None else "to_out"
@@ -173,8 +173,8 @@ def latency_view(latency: SourceLatency | None) -> dict[str, Any] | None:
         "clock": clocks_text(latency.clocks),
         "parts": parts,
         "total": total,
-        "p50_ms": None if figures is None else _ms(figures.p50),
-        "p99_ms": None if figures is None else _ms(figures.p99),
+        "p50_ms": None if figures is None else _ms2(figures.p50),
+        "p99_ms": None if figures is None else _ms2(figures.p99),
     }
 
 
