@@ -1,6 +1,7 @@
 """Capture to glass: the age split of a 4-camera pipeline's frames, measured in one run.
 
 Run: python benchmarks/capture_latency.py [--seconds 30] [--cameras 4] [--sources rtsp|synthetic]
+    [--decode-threads slice|frame]
 
 ``rtsp`` (the default): each camera is Debian's GStreamer RTSP server on
 loopback (tests/video/rtsp_server.py: a live 320x240 test pattern at 30 fps,
@@ -54,19 +55,26 @@ def draw(frame: Any) -> Any:
     return frame
 
 
-def cameras(kind: str, count: int) -> tuple[dict[str, Iterable[Any]], list[Any]]:
+def cameras(
+    kind: str, count: int, threads: str | None = None
+) -> tuple[dict[str, Iterable[Any]], list[Any]]:
     """The sources by name, and the servers to stop afterwards."""
     if kind == "synthetic":
         return {f"cam{i}": SyntheticSource(320, 240, 30, realtime=True) for i in range(count)}, []
     from tests.video.helpers import RtspCamera
 
     servers = [RtspCamera() for _ in range(count)]
-    sources = {f"cam{i}": VideoSource(s.url, stall_timeout=10.0) for i, s in enumerate(servers)}
+    sources = {
+        f"cam{i}": VideoSource(s.url, stall_timeout=10.0, decode_threads=threads)
+        for i, s in enumerate(servers)
+    }
     return sources, servers
 
 
-def run(kind: str, count: int, seconds: float) -> dict[str, SourceLatency]:
-    sources, servers = cameras(kind, count)
+def run(
+    kind: str, count: int, seconds: float, threads: str | None = None
+) -> dict[str, SourceLatency]:
+    sources, servers = cameras(kind, count, threads)
     pipeline = Pipeline(name="Cams").add(detect, "Detect").add(draw, "Draw").parallelize()
     folder = Path(tempfile.mkdtemp(prefix="capture-latency-"))
     writers = {name: VideoWriter(str(folder / f"{name}.mkv"), fps=30) for name in sources}
@@ -136,11 +144,15 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--cameras", type=int, default=4)
     parser.add_argument("--sources", choices=("rtsp", "synthetic"), default="rtsp")
+    parser.add_argument(
+        "--decode-threads", choices=("slice", "frame"), default=None, help="VideoSource's"
+    )
     args = parser.parse_args()
-    latencies = run(args.sources, args.cameras, args.seconds)
+    latencies = run(args.sources, args.cameras, args.seconds, args.decode_threads)
     print(
-        f"{args.cameras} {args.sources} cameras, {args.seconds:g} s after a {WARMUP_S:g} s "
-        "warm-up, one threaded pipeline (detect, draw), a VideoWriter per camera:"
+        f"{args.cameras} {args.sources} cameras (decode_threads={args.decode_threads}),"
+        f" {args.seconds:g} s after a {WARMUP_S:g} s warm-up, one threaded pipeline"
+        " (detect, draw), a VideoWriter per camera:"
     )
     merged: SourceLatency | None = None
     for name, latency in sorted(latencies.items()):
