@@ -2,6 +2,7 @@
 
 Run: python benchmarks/capture_latency.py [--seconds 30] [--cameras 4] [--sources rtsp|synthetic]
     [--decode-threads slice|frame]
+    or: python benchmarks/capture_latency.py --cost 200000  (the per-item cost, see below)
 
 ``rtsp`` (the default): each camera is Debian's GStreamer RTSP server on
 loopback (tests/video/rtsp_server.py: a live 320x240 test pattern at 30 fps,
@@ -19,6 +20,12 @@ into the pipeline -> out -> written) and of capture-to-glass, over each
 camera's newest 512 frames, and each part's share of the p50 total. Frames
 are only counted after the warm-up (the first RTCP report comes within a
 few seconds; frames before it are stamped ``received``).
+
+``--cost N``: instead, the time an item of a many-source run takes when it
+is not a frame (``run({"a": range(N)})`` through one pass-through stage,
+serial and threaded, best of 3): what stamping and folding cost where a stage
+does nothing. Run it with ``PYTHONPATH`` at this tree and at an older one to
+compare.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import tempfile
 import threading
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 
@@ -38,7 +45,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from framescope.pipeline import Pipeline  # noqa: E402
-from framescope.pipeline.model.latency import LATENCY_PARTS, SourceLatency  # noqa: E402
+
+if TYPE_CHECKING:  # a tree before the latency split can still run --cost
+    from framescope.pipeline.model.latency import SourceLatency
 from framescope.video import SyntheticSource, VideoSource, VideoWriter  # noqa: E402
 
 WARMUP_S = 5.0
@@ -115,11 +124,15 @@ def _since(now: SourceLatency, then: SourceLatency | None) -> SourceLatency:
     """The clocks counted after the warm-up (the windows hold the newest frames anyway)."""
     if then is None:
         return now
+    from framescope.pipeline.model.latency import SourceLatency
+
     clocks = {k: v - then.clocks.get(k, 0) for k, v in now.clocks.items()}
     return SourceLatency(now.stats, {k: v for k, v in clocks.items() if v}, now.untimed)
 
 
 def report(name: str, latency: SourceLatency) -> None:
+    from framescope.pipeline.model.latency import LATENCY_PARTS
+
     total = latency.figures("to_glass")
     if total is None:
         print(f"{name}: nothing reached the glass")
@@ -139,6 +152,23 @@ def report(name: str, latency: SourceLatency) -> None:
     )
 
 
+def cost(items: int) -> None:
+    import time
+
+    for threaded in (False, True):
+        best = float("inf")
+        for _ in range(3):
+            pipeline = Pipeline(name="Cost").add(lambda item: item, "Pass")
+            if threaded:
+                pipeline.parallelize()
+            start = time.perf_counter()
+            done = sum(1 for _ in pipeline.run({"a": range(items)}))
+            best = min(best, (time.perf_counter() - start) / done)
+            pipeline.cleanup()
+        mode = "threaded" if threaded else "serial"
+        print(f"{mode}: {best * 1e6:.1f} us an item (many-source run, {items:,} plain items)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0)
@@ -147,7 +177,11 @@ def main() -> int:
     parser.add_argument(
         "--decode-threads", choices=("slice", "frame"), default=None, help="VideoSource's"
     )
+    parser.add_argument("--cost", type=int, default=0, help="measure the per-item cost instead")
     args = parser.parse_args()
+    if args.cost:
+        cost(args.cost)
+        return 0
     latencies = run(args.sources, args.cameras, args.seconds, args.decode_threads)
     print(
         f"{args.cameras} {args.sources} cameras (decode_threads={args.decode_threads}),"

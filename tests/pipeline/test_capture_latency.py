@@ -208,3 +208,28 @@ def test_the_snapshot_prints_each_source_s_split_and_the_page_gets_its_bar() -> 
         "p50_ms": 72.0,
         "p99_ms": 72.0,
     }
+
+
+def test_the_recorder_folds_in_batches_and_keeps_every_span() -> None:
+    from framescope.pipeline.runtime.latency import FOLD_EVERY, LATENCY_WINDOW, LatencyRecorder
+
+    recorder = LatencyRecorder()
+    frames = 3 * FOLD_EVERY + LATENCY_WINDOW + 7  # past a fold, past the window, some pending
+    for index in range(frames):
+        stamps = Stamps(
+            lambda: 0, capture_time=0.0, capture_clock=RTCP, received_wall=0.001, received_ns=0
+        )
+        stamps.in_ns, stamps.out_ns = 1_000, 1_000 + 1_000 * (index + 1)
+        recorder.out(stamps)
+        if index == FOLD_EVERY + 3:
+            assert recorder.read().frames == FOLD_EVERY + 4  # the pending ones folded at a read
+    latency = recorder.read()
+    pipeline = latency.stats["pipeline"]
+    assert pipeline.count == latency.frames == frames
+    assert pipeline.maximum == frames * 1_000 / 1e9  # all-time, exact
+    assert len(pipeline.samples) == LATENCY_WINDOW  # bounded: the newest only
+    assert pipeline.samples[-1] == frames * 1_000
+    assert pipeline.distribution is not None and pipeline.distribution.count == frames
+    assert latency.clocks == {RTCP: frames}
+    capture = latency.figures("capture")
+    assert capture is not None and capture.maximum == pytest.approx(0.001)
