@@ -46,6 +46,7 @@ if TYPE_CHECKING:
         NodePhase,
         PipelineEvent,
     )
+    from framescope.pipeline.model.latency import LatencyFigures, SourceLatency
     from framescope.pipeline.model.snapshot import (
         PipelineSnapshot,
         SnapshotFormatError,
@@ -99,6 +100,8 @@ _LAZY: dict[str, str] = {
     "EventType": "framescope.pipeline.model.events",
     "NodePhase": "framescope.pipeline.model.events",
     "PipelineEvent": "framescope.pipeline.model.events",
+    "LatencyFigures": "framescope.pipeline.model.latency",
+    "SourceLatency": "framescope.pipeline.model.latency",
     "PipelineSnapshot": "framescope.pipeline.model.snapshot",
     "SnapshotFormatError": "framescope.pipeline.model.snapshot",
     "SnapshotSource": "framescope.pipeline.model.snapshot",
@@ -151,10 +154,12 @@ __all__ = [  # noqa: RUF022 - grouped as the docstring says
     # reading
     "CpuSplit",
     "Diagnosis",
+    "LatencyFigures",
     "MachineLoad",
     "PipelineSnapshot",
     "SnapshotFormatError",
     "SnapshotSource",
+    "SourceLatency",
     "SourceSnapshot",
     "SourceState",
     "SourceTransition",
