@@ -29,7 +29,8 @@ const bar = box && box.querySelector('.glass');
 if (!bar) return null;
 const whole = bar.getBoundingClientRect().width;
 return [bar.title, box.querySelector('.lat').textContent,
-        [...bar.children].map((p) => [p.className, 100 * p.getBoundingClientRect().width / whole])];
+        [...bar.children].map((p) => [p.className, 100 * p.getBoundingClientRect().width / whole]),
+        document.getElementById('glass-legend').innerText];
 """
 
 
@@ -41,7 +42,7 @@ def test_a_camera_s_box_shows_its_split_as_a_bar_of_its_parts(browser: Any) -> N
         _run_released(clock, pipeline, Camera(clock, 3))
         with LiveView(pipeline, refresh=0.1) as view:
             browser.get(view.url)
-            title, line, parts = eventually(lambda: browser.execute_script(_READ_BAR))
+            title, line, parts, legend = eventually(lambda: browser.execute_script(_READ_BAR))
     finally:
         pipeline.cleanup()
     spans = {
@@ -58,3 +59,4 @@ def test_a_camera_s_box_shows_its_split_as_a_bar_of_its_parts(browser: Any) -> N
     assert line == f"capture to glass p50 {whole * 1e3:.1f} ms, p99 {whole * 1e3:.1f} ms (rtcp)"
     assert title.startswith("capture p50 30.0 ms, p99 30.0 ms; decode p50 10.0 ms")
     assert title.endswith("output p50 5.0 ms, p99 5.0 ms (clock: rtcp)")
+    assert legend.startswith("a camera's bar: its frames' age at p50 from capture to glass")

@@ -13,6 +13,7 @@ import pytest
 
 pytest.importorskip("av")
 
+from framescope.clock import FakeClock
 from framescope.pipeline import Pipeline
 from framescope.video import VideoSource
 from tests.video.helpers import RtspCamera, gstreamer_rtsp_missing, write_clip
@@ -48,6 +49,40 @@ def test_a_file_s_frames_are_captured_at_its_creation_time_plus_their_stream_tim
         assert frame.capture_time == pytest.approx(CREATED.timestamp() + frame.index / 10, abs=1e-6)
         assert frame.stamps is not None and frame.stamps.capture_time == frame.capture_time
         assert frame.stamps.received_ns <= frame.stamps.decoded_ns
+
+
+def test_a_file_paced_in_real_time_is_received_when_due_and_captured_on_its_file_clock(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock(autojump=True)  # the pacer's waits move the clock to each frame's time
+    source = VideoSource(_clip_created(tmp_path / "paced.mp4"), realtime=True, clock=clock)
+    frames = list(source)
+    assert {frame.capture_clock for frame in frames} == {"file"}
+    received = [frame.stamps.received_ns for frame in frames if frame.stamps is not None]
+    assert [b - a for a, b in itertools.pairwise(received)] == [100_000_000] * 9  # 10 fps
+    assert frames[3].capture_time == pytest.approx(CREATED.timestamp() + 0.3, abs=1e-6)
+
+
+def test_hls_is_stamped_received_ffmpeg_does_not_expose_program_date_time(
+    tmp_path: Path,
+) -> None:
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        pytest.skip("Debian's ffmpeg is not installed")
+    playlist = tmp_path / "live.m3u8"
+    subprocess.run(
+        [
+            *(ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10"),
+            *("-frames:v", "10", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-f", "hls"),
+            *("-hls_time", "0.5", "-hls_flags", "program_date_time", str(playlist)),
+        ],
+        check=True,
+        timeout=60,
+    )
+    assert "#EXT-X-PROGRAM-DATE-TIME:" in playlist.read_text()
+    frames = list(VideoSource(playlist))
+    assert len(frames) == 10
+    assert {frame.capture_clock for frame in frames} == {"received"}
 
 
 def test_decode_threads_is_checked_before_the_uri(tmp_path: Path) -> None:
