@@ -20,6 +20,12 @@ The capture clocks, from the truest to the least:
 - ``received``: when the frame was received; the source could not tell when it
   was captured, so the capture part of the split is unknown (not counted).
 
+Only the first output counts as the glass. ``KVSSpyGlass`` takes frames
+(they leave the pipeline there) but is not a glass: Kinesis acknowledges
+fragments, not frames. A frame sent to another process (a process replica)
+arrives there without stamps (:meth:`Stamps.__reduce__`), so its result is
+counted as untimed.
+
 Every monotonic stamp of one frame is read from one clock (the ``now`` its
 stamps were made with: its source's clock), so the parts of one frame's split
 are differences on one clock; only the capture part, ``received - capture``,

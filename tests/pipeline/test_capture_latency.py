@@ -233,3 +233,17 @@ def test_the_recorder_folds_in_batches_and_keeps_every_span() -> None:
     assert latency.clocks == {RTCP: frames}
     capture = latency.figures("capture")
     assert capture is not None and capture.maximum == pytest.approx(0.001)
+
+
+def test_stamps_do_not_travel_to_another_process() -> None:
+    import pickle
+
+    stamps = Stamps(
+        lambda: 0, capture_time=1.0, capture_clock=RTCP, received_wall=1.0, received_ns=0
+    )
+    frame = Frame(None, 0, capture_time=1.0, capture_clock=RTCP, stamps=stamps)
+    copy = pickle.loads(pickle.dumps(frame))
+    assert copy.stamps is None  # its clock and its recorder stay here
+    assert (copy.capture_time, copy.capture_clock) == (1.0, RTCP)
+    item = pickle.loads(pickle.dumps(Sourced("cam", 5, stamps)))
+    assert item == Sourced("cam", 5) and item.stamps is None
