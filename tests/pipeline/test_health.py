@@ -211,6 +211,7 @@ def test_the_page_greys_exactly_the_sources_the_verdict_names() -> None:
         "reconnects": 0,
         "last_frame_age": 0.01,
         "down": False,
+        "latency": None,  # nothing timed
     }
     assert shown["c"]["last_frame_age"] == 6.26 and shown["e"]["reconnects"] == 3
     assert view["health"] == {
