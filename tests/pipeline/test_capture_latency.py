@@ -247,3 +247,17 @@ def test_stamps_do_not_travel_to_another_process() -> None:
     assert (copy.capture_time, copy.capture_clock) == (1.0, RTCP)
     item = pickle.loads(pickle.dumps(Sourced("cam", 5, stamps)))
     assert item == Sourced("cam", 5) and item.stamps is None
+
+
+def test_a_frame_that_does_not_say_when_it_was_captured_is_marked_received() -> None:
+    clock = FakeClock()
+    pipeline = Pipeline(name="Cams", clock=clock)
+    pipeline.add(lambda frame: frame, "Pass")
+    frames = [Frame(None, index) for index in range(3)]
+    results = list(pipeline.run({"cam": frames}))
+    latency = pipeline.snapshot().sources["cam"].latency
+    pipeline.cleanup()
+    wall = clock.wall().timestamp()
+    assert [(f.capture_time, f.capture_clock) for f in results] == [(wall, RECEIVED)] * 3
+    assert latency is not None and latency.clocks == {RECEIVED: 3}
+    assert latency.figures("capture") is None  # never passed off as a capture time

@@ -102,8 +102,9 @@ def tag(item: Any, name: str, stamps: Stamps | None = None) -> Any:
     """``item`` carrying its source's name (and ``stamps``, where it has none of its own).
 
     An item with a ``source`` attribute (a video ``Frame``) gets the name in
-    it; any other item (or one whose ``source`` cannot be set) is wrapped in
-    a :class:`Sourced`.
+    it (and a frame that did not say when it was captured the time it was
+    received, clock ``received``); any other item (or one whose ``source``
+    cannot be set) is wrapped in a :class:`Sourced`.
     """
     if isinstance(item, Sourced):
         return Sourced(name, item.item, item.stamps or stamps)
@@ -112,6 +113,8 @@ def tag(item: Any, name: str, stamps: Stamps | None = None) -> Any:
             item.source = name
             if stamps is not None and stamps_of(item) is None:
                 item.stamps = stamps
+                if getattr(item, "capture_clock", None) is None:  # a frame that did not say
+                    item.capture_time, item.capture_clock = stamps.capture_time, RECEIVED
         except (AttributeError, TypeError):
             return Sourced(name, item, stamps)
         return item
