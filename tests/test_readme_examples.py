@@ -231,5 +231,7 @@ def check_block(code: str, namespace: dict[str, Any], folder: Path, printed: str
     if "run(cameras" in code:  # many cameras: the snapshot has a row per camera
         rows = [line.split()[:2] for line in printed.splitlines()]
         assert ["cam1", "ended"] in rows and ["cam2", "ended"] in rows
+    if "capture_clock" in code:  # capture to glass: every frame through the pipeline timed
+        assert printed.startswith("LatencyFigures(count=30, p50=")
     if "print(ticker)" in code:
         assert printed.startswith("<Ticker intervals=[")

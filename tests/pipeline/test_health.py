@@ -224,6 +224,7 @@ def test_the_page_greys_exactly_the_sources_the_verdict_names() -> None:
         "up": 0.95,
         "hour": 1800.0,
         "of_nominal": 0.9,
+        "latency": None,  # nothing timed
     }
     assert shown["b"]["up"] is None and shown["b"]["of_nominal"] is None
     assert shown["c"]["last_frame_age"] == 6.26 and shown["e"]["reconnects"] == 3

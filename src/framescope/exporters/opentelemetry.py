@@ -39,6 +39,9 @@ framescope.source.reconnects       counter           pipeline, source
 framescope.source.transitions      counter           pipeline, source, state
 framescope.source.state_share      gauge (1)         pipeline, source, state (last hour)
 framescope.source.rate_ratio       gauge (1)         pipeline, source (last hour)
+framescope.source.latency          gauge (s)         pipeline, source, part, quantile
+framescope.source.latency_count    counter           pipeline, source, part
+framescope.source.capture_clock    counter           pipeline, source, clock
 framescope.timer.duration          gauge (s)         timer, quantile
 framescope.timer.count             counter           timer
 framescope.timer.rate              gauge (1/s)       timer
@@ -50,7 +53,12 @@ OpenTelemetry has no asynchronous histogram, so latency distributions are
 reported as quantile gauges over each timer's recent window, with the exact
 all-time count and sum as counters. ``stage.cpu`` and the machine gauges are
 Prometheus's ``stage_cpu_seconds_total`` and ``machine_*``, the ``source.``
-instruments its ``source_*`` series (see :mod:`framescope.exporters.prometheus`).
+instruments its ``source_*`` series (see :mod:`framescope.exporters.prometheus`):
+``source.latency`` is a source's capture-to-glass split (``part``:
+``capture``, ``decode``, ``queue``, ``pipeline``, ``output``, ``to_out``,
+``to_glass``) as quantiles over its recent frames, ``source.latency_count``
+the frames each part timed, ``source.capture_clock`` the frames each capture
+clock stamped.
 With ``traces=True`` the pipeline's sampled frame traces (debugging on) become
 spans: one ``frame`` span per traced frame, a child span per stage, and the
 stage's custom blocks nested inside. Spans are made on their own schedule (every
@@ -546,6 +554,9 @@ def _source_spec(gauge: Any, counter: Any) -> list[tuple[Any, str, str, str, Cal
         (counter, "source.transitions", "{transition}", "States entered.", _source_entered),
         (gauge, "source.state_share", "1", "Share of its last hour per state.", _source_share),
         (gauge, "source.rate_ratio", "1", "Last hour's fps / nominal.", _source_rate_ratio),
+        (gauge, "source.latency", "s", "Capture-to-glass split quantiles.", _source_latency),
+        (counter, "source.latency_count", "{item}", "Items timed, by part.", _source_timed),
+        (counter, "source.capture_clock", "{frame}", "Frames by capture clock.", _source_clocks),
     ]
 
 
@@ -593,6 +604,27 @@ def _source_rate_ratio(r: Reading) -> Observed:
         ratio = None if source.quality is None else source.quality.rate_ratio
         if ratio is not None:
             yield ratio, attrs
+
+
+def _source_latency(r: Reading) -> Observed:
+    for source, attrs in _sources(r):
+        if source.latency is not None:
+            for part, stats in source.latency.stats.items():
+                yield from _quantiles(stats, {**attrs, "part": part})
+
+
+def _source_timed(r: Reading) -> Observed:
+    for source, attrs in _sources(r):
+        if source.latency is not None:
+            for part, stats in source.latency.stats.items():
+                yield stats.count, {**attrs, "part": part}
+
+
+def _source_clocks(r: Reading) -> Observed:
+    for source, attrs in _sources(r):
+        if source.latency is not None:
+            for clock, count in source.latency.clocks.items():
+                yield count, {**attrs, "clock": clock}
 
 
 def _timer_duration(r: Reading) -> Observed:

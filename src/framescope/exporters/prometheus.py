@@ -39,6 +39,9 @@ framescope_source_reconnects_total                counter    pipeline, source
 framescope_source_transitions_total               counter    pipeline, source, state
 framescope_source_state_share                     gauge      pipeline, source, state
 framescope_source_rate_ratio                      gauge      pipeline, source
+framescope_source_latency_seconds                 histogram  pipeline, source, part
+framescope_source_capture_clock_frames_total      counter    pipeline, source, clock
+framescope_source_untimed_items_total             counter    pipeline, source
 framescope_timer_seconds                          histogram  timer
 framescope_timer_events_per_second                gauge      timer
 ================================================  =========  ==========================
@@ -85,7 +88,15 @@ source's first frame, ``source_frames_per_second`` before its second;
 ``source_state_share`` is the share of the source's last hour (since its
 start, before an hour) spent in each state, and ``source_rate_ratio`` its
 frames a second over that hour against its nominal rate (left out where the
-source has none).
+source has none). ``source_latency_seconds`` is the source's capture-to-glass split, one
+histogram a ``part``: ``capture``, ``decode``, ``queue``, ``pipeline`` (in ->
+out of the pipeline, every item of the source), ``output``, and the totals
+``to_out`` and ``to_glass`` (see :mod:`framescope.pipeline.model.latency`);
+a part with no sample yet is left out. ``source_capture_clock_frames_total``
+counts the frames each capture clock stamped (``rtcp``, ``file``,
+``generated``, ``received`` ...): where ``received`` counts, ``capture`` is
+unknown for those frames; ``source_untimed_items_total`` counts the results
+that carried no stamps.
 
 The server :meth:`PrometheusExporter.serve` starts also answers
 ``/healthz``: 200 when the exported pipelines are healthy, 503 when not,
@@ -118,6 +129,7 @@ from framescope.histogram import DEFAULT_LATENCY_BUCKETS, HistogramSnapshot
 from framescope.pipeline.model.batches import BatchSnapshot
 from framescope.pipeline.model.counters import BATCH_REASONS
 from framescope.pipeline.model.events import NodePhase
+from framescope.pipeline.model.latency import LATENCY_PARTS, LATENCY_TOTALS
 from framescope.pipeline.model.snapshot import PipelineSnapshot, SnapshotSource, StageSnapshot
 from framescope.pipeline.model.sources import SourceSnapshot, SourceState
 from framescope.pipeline.views.health import RECONNECT_LIMIT_S, Health, judge_health
@@ -381,6 +393,12 @@ class PrometheusExporter:
 
 _PIPELINE_COUNTERS = ("forwarded", "completed", "failed")
 
+# The labels framescope sets itself (``labels=`` may not name them).
+_OWN_LABELS = frozenset(
+    {"pipeline", "stage", "replica", "reason", "timer", "state", "le", "quantile"}
+    | {"source", "part", "clock"}
+)
+
 # The metric families of one scrape, in the order they are exposed:
 # (key, family class in prometheus_client.core, name after the namespace, help, labels).
 _FAMILIES: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
@@ -600,6 +618,27 @@ _FAMILIES: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
         ("pipeline", "source"),
     ),
     (
+        "src_latency",
+        "HistogramMetricFamily",
+        "source_latency_seconds",
+        "A source's items' age split from capture to glass, by part (and totals).",
+        ("pipeline", "source", "part"),
+    ),
+    (
+        "src_clock",
+        "CounterMetricFamily",
+        "source_capture_clock_frames",
+        "A source's frames stamped by each capture clock.",
+        ("pipeline", "source", "clock"),
+    ),
+    (
+        "src_untimed",
+        "CounterMetricFamily",
+        "source_untimed_items",
+        "A source's results that carried no stamps (not in its latency split).",
+        ("pipeline", "source"),
+    ),
+    (
         "t_latency",
         "HistogramMetricFamily",
         "timer_seconds",
@@ -633,6 +672,7 @@ def render(
                 _add_replica(families, metrics, stage, of, buckets)
         for source in metrics.sources.values():
             _add_source(families, metrics.pipeline, source)
+            _add_source_latency(families, metrics.pipeline, source, buckets)
     for timer in reading.timers:
         histogram = histogram_of(timer.stats, buckets)
         if histogram is not None:
@@ -763,6 +803,26 @@ def _add_source(families: dict[str, Any], pipeline: str, source: SourceSnapshot)
             families["src_rate_ratio"].add_metric(labels, quality.rate_ratio)
 
 
+def _add_source_latency(
+    families: dict[str, Any], pipeline: str, source: SourceSnapshot, buckets: Sequence[float]
+) -> None:
+    """One source's latency split: a histogram a part with samples, its clocks, its untimed."""
+    latency = source.latency
+    if latency is None:
+        return
+    labels = [pipeline, source.name]
+    for part in (*LATENCY_PARTS, *LATENCY_TOTALS):
+        stats = latency.stats.get(part)
+        histogram = None if stats is None or not stats.count else histogram_of(stats, buckets)
+        if histogram is not None:
+            families["src_latency"].add_metric(
+                [*labels, part], _buckets(histogram), histogram.total
+            )
+    for clock, count in latency.clocks.items():
+        families["src_clock"].add_metric([*labels, clock], float(count))
+    families["src_untimed"].add_metric(labels, float(latency.untimed))
+
+
 def _constant_labels(labels: Mapping[str, str] | None) -> dict[str, str]:
     """Check ``labels=``: names that are Prometheus label names, values that are strings."""
     if labels is None:
@@ -773,7 +833,7 @@ def _constant_labels(labels: Mapping[str, str] | None) -> dict[str, str]:
     for key, value in labels.items():
         if not isinstance(key, str) or not key.isidentifier() or key.startswith("__"):
             raise ValueError(f"labels: {key!r} is not a Prometheus label name")
-        if key in ("pipeline", "stage", "replica", "reason", "timer", "state", "le", "quantile"):
+        if key in _OWN_LABELS:
             raise ValueError(f"labels: {key!r} is a label framescope sets itself")
         if not isinstance(value, str):
             kind = type(value).__name__

@@ -210,7 +210,7 @@ class KVSSpyGlass(SpyGlass):
             item = self._next_frame(session)
             if item is None:
                 break
-            image, stamp = item
+            image, stamp, _ = item  # its stamps: a fragment's acknowledgement is not one frame's
             try:
                 fragmenter.send(_np.ascontiguousarray(image), stamp)
             except (OSError, ValueError):

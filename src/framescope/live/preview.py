@@ -19,6 +19,7 @@ from typing import Any
 
 from framescope._optional import require
 from framescope._validation import check_number
+from framescope.capture import mark_glass
 from framescope.clock import SYSTEM_CLOCK, Clock
 from framescope.live._pace import Beat, wait_for
 from framescope.pipeline.stage import Stage
@@ -205,7 +206,8 @@ class PreviewTap(Stage):
             if seen == self._encoded_seen:
                 continue
             self._encoded_seen = seen
-            image = self._image(self._latest)
+            value = self._latest
+            image = self._image(value)
             if image is None:
                 continue
             try:
@@ -219,6 +221,7 @@ class PreviewTap(Stage):
                 self._jpeg = jpeg
                 self.sequence += 1
                 self._ready.notify_all()
+            mark_glass(value, "preview")  # a frame of a many-source run: shown now
 
     def _image(self, value: Any) -> Any | None:
         """The image in ``value``; else None, with :attr:`problem` set (logged once each)."""

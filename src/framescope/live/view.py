@@ -17,13 +17,28 @@ from typing import Any
 from framescope._keys import join_key
 from framescope.pipeline.model.batches import BatchSnapshot
 from framescope.pipeline.model.cpu import CpuSplit, MachineLoad
+from framescope.pipeline.model.latency import LATENCY_PARTS, SourceLatency
 from framescope.pipeline.model.snapshot import PipelineSnapshot
 from framescope.pipeline.model.sources import SourceQuality
 from framescope.pipeline.views.diagnosis import diagnose_snapshot
 from framescope.pipeline.views.health import RECONNECT_LIMIT_S, Health, judge_health
-from framescope.pipeline.views.tables import batch_sizes_text, batch_text, cpu_text, machine_text
+from framescope.pipeline.views.tables import (
+    batch_sizes_text,
+    batch_text,
+    clocks_text,
+    cpu_text,
+    machine_text,
+)
 
-__all__ = ["cpu_view", "input_drops", "machine_view", "page_html", "page_view", "source_views"]
+__all__ = [
+    "cpu_view",
+    "input_drops",
+    "latency_view",
+    "machine_view",
+    "page_html",
+    "page_view",
+    "source_views",
+]
 
 
 _NAMED = ("stage-bound", "stalled")
@@ -157,6 +172,41 @@ def _seconds(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
 
+def _ms2(seconds: float) -> float:
+    return round(seconds * 1e3, 2)
+
+
+def latency_view(latency: SourceLatency | None) -> dict[str, Any] | None:
+    """A source's capture-to-glass split as its box's bar draws it (None: nothing timed yet).
+
+    ``parts``: each part's p50 and p99 in ms, in order (None where not
+    measured: ``capture`` for frames stamped ``received``, ``output`` with no
+    output); ``total``: ``to_glass`` when frames reached the glass, else
+    ``to_out``, with its p50 and p99; ``clock``: the capture clocks' text.
+    """
+    if latency is None or not latency.frames:
+        return None
+    parts = []
+    for name in LATENCY_PARTS:
+        figures = latency.figures(name)
+        parts.append(
+            {
+                "name": name,
+                "p50_ms": None if figures is None else _ms2(figures.p50),
+                "p99_ms": None if figures is None else _ms2(figures.p99),
+            }
+        )
+    total = "to_glass" if latency.figures("to_glass") is not None else "to_out"
+    figures = latency.figures(total)
+    return {
+        "clock": clocks_text(latency.clocks),
+        "parts": parts,
+        "total": total,
+        "p50_ms": None if figures is None else _ms2(figures.p50),
+        "p99_ms": None if figures is None else _ms2(figures.p99),
+    }
+
+
 def source_views(snapshot: PipelineSnapshot, health: Health) -> list[dict[str, Any]]:
     """Each source of a many-source run as the page draws it: one box each.
 
@@ -166,6 +216,7 @@ def source_views(snapshot: PipelineSnapshot, health: Health) -> list[dict[str, A
     source is not down. ``up`` is the share of its last hour (``hour``
     seconds of it, until an hour has passed) frames came, ``of_nominal`` its
     fps over that time against its nominal rate (None where unknown).
+    ``latency`` is :func:`latency_view` (the bar of its frames' age split).
     """
     down = {p.name for p in health.problems if p.kind == "source" and p.state != "degraded"}
     return [
@@ -181,6 +232,7 @@ def source_views(snapshot: PipelineSnapshot, health: Health) -> list[dict[str, A
             "last_frame_age": _seconds(source.last_frame_age),
             "down": source.name in down,
             **_quality_view(source.quality),
+            "latency": latency_view(source.latency),
         }
         for source in snapshot.sources.values()
     ]

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
         NodePhase,
         PipelineEvent,
     )
+    from framescope.pipeline.model.latency import LatencyFigures, SourceLatency
     from framescope.pipeline.model.snapshot import (
         PipelineSnapshot,
         SnapshotFormatError,
@@ -101,6 +102,8 @@ _LAZY: dict[str, str] = {
     "EventType": "framescope.pipeline.model.events",
     "NodePhase": "framescope.pipeline.model.events",
     "PipelineEvent": "framescope.pipeline.model.events",
+    "LatencyFigures": "framescope.pipeline.model.latency",
+    "SourceLatency": "framescope.pipeline.model.latency",
     "PipelineSnapshot": "framescope.pipeline.model.snapshot",
     "SnapshotFormatError": "framescope.pipeline.model.snapshot",
     "SnapshotSource": "framescope.pipeline.model.snapshot",
@@ -154,10 +157,12 @@ __all__ = [  # noqa: RUF022 - grouped as the docstring says
     "BatchSnapshot",
     "CpuSplit",
     "Diagnosis",
+    "LatencyFigures",
     "MachineLoad",
     "PipelineSnapshot",
     "SnapshotFormatError",
     "SnapshotSource",
+    "SourceLatency",
     "SourceSnapshot",
     "SourceState",
     "SourceTransition",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from framescope.capture import Stamps
 
 __all__ = ["Frame"]
 
@@ -36,6 +38,18 @@ class Frame:
         source: the name of the source it came from, in a run of many
             sources (``pipeline.run({"cam1": ..., "cam2": ...})`` sets it);
             None otherwise.
+        capture_time: when it was captured, in wall-clock seconds since the
+            epoch, as well as its source can tell (see ``capture_clock``);
+            None in a frame made by hand without it.
+        capture_clock: which clock ``capture_time`` is on, one of
+            :data:`framescope.capture.CAPTURE_CLOCKS`: ``rtcp`` (the
+            camera's clock, from RTSP sender reports), ``program-date-time``
+            (HLS), ``file`` (a file's ``creation_time`` plus the stream
+            time), ``generated`` (a synthetic source), ``received`` (when it
+            was received: no capture time known).
+        stamps: the monotonic readings of its way from capture to the glass
+            (:class:`~framescope.capture.Stamps`), which a many-source run
+            folds into its source's latency split; None where not stamped.
     """
 
     image: Any
@@ -46,6 +60,9 @@ class Frame:
     pixel_format: str = "bgr24"
     size: tuple[int, int] | None = None
     source: str | None = None
+    capture_time: float | None = None
+    capture_clock: str | None = None
+    stamps: Stamps | None = field(default=None, repr=False, compare=False)
 
     @property
     def width(self) -> int:

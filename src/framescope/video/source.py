@@ -20,7 +20,9 @@ from framescope._validation import (
     check_str_mapping,
 )
 from framescope._waits import backoff_delay
+from framescope.capture import Stamps
 from framescope.clock import SYSTEM_CLOCK, Clock, sleep_on, wait_on
+from framescope.video.capture_time import CaptureTimes
 from framescope.video.frame import Frame
 from framescope.video.pixels import Pictures
 from framescope.video.timeline import Timeline
@@ -33,6 +35,7 @@ _av = require("av", "video", "video input")
 
 _NETWORK = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "rtp", "srt")
 _DEMUX_RETRIES = 16  # demuxer failures in a row a damaged file may cost before it counts as ended
+_ARRIVALS_KEPT = 256  # packets' arrival times kept for the frames a decoder still holds
 _SHORT_SHARE = 0.98  # a file that covers less of its stated duration ended early
 
 
@@ -63,6 +66,16 @@ class VideoSource:
     timestamp is placed one frame interval after the one before, and ``time``
     keeps rising across loops and reconnects (after a reconnect it resumes
     after the time the outage took, so the gap shows).
+
+    Every frame says when it was captured, as well as the stream can tell
+    (``capture_time``, wall-clock seconds, and ``capture_clock``): an RTSP
+    camera's own clock from its RTCP sender reports (``rtcp``, from the first
+    report on), a file's ``creation_time`` plus the frame's stream time
+    (``file``), else the time it was received (``received``; HLS included:
+    FFmpeg does not expose ``EXT-X-PROGRAM-DATE-TIME``); see
+    :mod:`framescope.video.capture_time` for how exact each is. Its
+    ``stamps`` time its packet's arrival and its decoding, for a
+    many-source run's latency split.
 
     Damaged data in a file is skipped: each packet is decoded on its own, and
     one that fails is counted in ``decode_errors``; the file ends when its
@@ -107,8 +120,15 @@ class VideoSource:
             set it above the segment length, as a read waits for the next
             segment).
         clock: paces ``realtime`` and the back-off, and stamps ``wall_time``.
+        decode_threads: how FFmpeg's decoder uses several cores: ``frame``
+            (frame and slice threads: the most frames a second, but each frame
+            comes out one frame later per extra thread: 67 ms at 30 fps on 2
+            cores), or ``slice`` (slice threads only: no delay; one core for
+            a stream encoded in one slice a frame). None: ``slice`` for a live
+            source (network or camera), ``frame`` for a file.
 
     Attributes:
+        decode_threads: ``frame`` or ``slice``, as chosen (see the argument).
         frames_read: frames yielded so far.
         reconnects: times the source was reopened.
         reconnecting: True while it waits to reopen its stream (its back-off)
@@ -145,6 +165,7 @@ class VideoSource:
         timeout: float = 10.0,
         stall_timeout: float = 5.0,
         clock: Clock | None = None,
+        decode_threads: str | None = None,
     ) -> None:
         # Every argument is checked before the uri is looked at: a wrong one is
         # said as such, not hidden behind a missing file.
@@ -160,6 +181,7 @@ class VideoSource:
         self.max_reconnects = check_int_at_least(max_reconnects, "max_reconnects", 0, or_none=True)
         self.timeout = check_positive_seconds(timeout, "timeout")
         self.stall_timeout = check_positive_seconds(stall_timeout, "stall_timeout")
+        threads = _check_threads(decode_threads)
         if clock is not None and not isinstance(clock, Clock):
             raise TypeError(
                 f"clock must be a framescope Clock (monotonic_ns(), wall(), wait()) or None, "
@@ -169,10 +191,12 @@ class VideoSource:
         self.uri, self.format, self._path = _normalise(uri, format)
         self.network = urlsplit(self.uri).scheme.lower() in _NETWORK
         self._live = self.network or self.format == "v4l2" or self.uri.startswith("/dev/")
+        self.decode_threads = threads or ("slice" if self._live else "frame")
         self.reconnect = self.network if reconnect is None else reconnect
         self._container: Any = None
         self._stream: Any = None
         self._time_base: float | None = None
+        self._captures: CaptureTimes | None = None
         # Held around every FFmpeg call on the container, so that close() from
         # another thread never frees it under a demux or a decode.
         self._lock = threading.Lock()
@@ -212,7 +236,7 @@ class VideoSource:
             container.close()
             raise ValueError(f"uri: {self.uri!r} has no video stream ({_only(kinds)})")
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"  # decode on several cores where the codec allows
+        stream.thread_type = "AUTO" if self.decode_threads == "frame" else "SLICE"
         rate = stream.average_rate or stream.guessed_rate
         self.fps = float(rate) if rate else None
         self.width = stream.codec_context.width or None
@@ -230,6 +254,7 @@ class VideoSource:
         elif self.duration and self.fps and not self._live:
             self.expected_frames = round(self.duration * self.fps)
         self._container, self._stream = container, stream
+        self._captures = CaptureTimes(self.uri, container, stream)
 
     def _open_av(self) -> Any:
         timeout = (self.timeout, self.stall_timeout) if self._live else self.timeout
@@ -291,6 +316,12 @@ class VideoSource:
         """Yield the open container's frames to its end (a packet at a time, under the lock)."""
         run = self._run
         container, stream, lock = self._container, self._stream, self._lock
+        captures = self._captures
+        assert captures is not None
+        now, wall = self._clock.monotonic_ns, self._clock.wall
+        # When each packet came, by pts: a decoder with frame threads gives a
+        # frame some packets after its own, and the frame was received with its own.
+        arrivals: dict[int, _Received] = {}
         demuxer = container.demux(stream)
         while True:
             with lock:
@@ -305,6 +336,12 @@ class VideoSource:
                         return
                     demuxer = container.demux(stream)
                     continue
+                received = _Received(now(), wall().timestamp())
+                if packet.pts is not None:
+                    arrivals[packet.pts] = received
+                    if len(arrivals) > _ARRIVALS_KEPT:
+                        del arrivals[next(iter(arrivals))]
+                captures.check(container)
                 if packet.is_corrupt:
                     self._damage("the demuxer flagged a packet as corrupt", run)
                 try:
@@ -316,26 +353,44 @@ class VideoSource:
             for frame in decoded:
                 if self._closed:  # also when close() found the lock taken by the call above
                     return
-                yield self._frame(frame, timeline, pacer, run)
+                got = received if frame.pts is None else arrivals.pop(frame.pts, received)
+                yield self._frame(frame, timeline, pacer, run, got)
 
-    def _frame(self, decoded: Any, timeline: Timeline, pacer: _Pacer | None, run: _Run) -> Frame:
+    def _frame(
+        self, decoded: Any, timeline: Timeline, pacer: _Pacer | None, run: _Run, got: _Received
+    ) -> Frame:
         own_time = decoded.time
         time, pts = timeline.stamp(own_time, decoded.pts, self._time_base)
+        clock = self._clock
         if pacer is not None:
             pacer.wait_until(time)
+            got = _Received(clock.monotonic_ns(), clock.wall().timestamp())  # due now
         if own_time is not None:
             if run.first_time is None:
                 run.first_time = own_time
             run.last_time = own_time
         image, pixel_format, size = self._pictures.convert(decoded)
+        assert self._captures is not None
+        capture_time, capture_clock = self._captures.capture(decoded.pts, got.wall)
+        stamps = Stamps(
+            clock.monotonic_ns,
+            capture_time=capture_time,
+            capture_clock=capture_clock,
+            received_wall=got.wall,
+            received_ns=got.ns,
+            decoded_ns=clock.monotonic_ns(),
+        )
         frame = Frame(
             image,
             self.frames_read,
             pts=pts,
             time=time,
-            wall_time=self._clock.wall().timestamp(),
+            wall_time=got.wall,
             pixel_format=pixel_format,
             size=size,
+            capture_time=capture_time,
+            capture_clock=capture_clock,
+            stamps=stamps,
         )
         self.frames_read += 1
         run.frames += 1
@@ -505,6 +560,15 @@ class _Run:
         self.last_time: float | None = None
 
 
+class _Received:
+    """When a packet was demuxed: a monotonic reading (ns) and the wall time (s)."""
+
+    __slots__ = ("ns", "wall")
+
+    def __init__(self, ns: int, wall: float) -> None:
+        self.ns, self.wall = ns, wall
+
+
 class _Pacer:
     """Holds frames back to their stream time, for ``realtime``."""
 
@@ -520,6 +584,14 @@ class _Pacer:
         delay = (self._start_ns - now) / 1e9 + time - self._first
         if delay > 0:
             sleep_on(self._clock, delay)
+
+
+def _check_threads(value: object) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"decode_threads must be a str or None, got {type(value).__name__}")
+    if value not in (None, "frame", "slice"):
+        raise ValueError(f"decode_threads must be 'frame', 'slice' or None, got {value!r}")
+    return value
 
 
 def _only(kinds: list[str]) -> str:

@@ -24,6 +24,7 @@ from framescope._validation import (
     check_positive_seconds,
 )
 from framescope._waits import Deadline, backoff_delay
+from framescope.capture import Stamps
 from framescope.clock import SYSTEM_CLOCK, Clock, wait_on
 from framescope.pipeline.stage import Stage
 from framescope.timepiece import Ticker
@@ -180,7 +181,10 @@ class SpyGlass(Stage):
         # and trims the queue itself, and the encoder thread looks every
         # POLL_S when idle. Waking it from put() cost 60-120 us a frame on a
         # loop that waits for its next frame (the woken thread preempts).
-        self._queue: deque[tuple[Any, float]] = deque()
+        self._queue: deque[tuple[Any, float, Stamps | None]] = deque()
+        # The stamps of the frames handed to this session's encoder, in order,
+        # marked on the glass as its "sent" reports count them.
+        self._unsent: deque[Stamps | None] = deque()
         self._wake = threading.Event()  # set only to stop
         self._ready = threading.Event()  # the first session is ready, or ended
         # What counters() reads together is changed together under _lock, except
@@ -356,8 +360,14 @@ class SpyGlass(Stage):
         Returns True when it was queued to be sent, False when it was not
         (stopped, or used by the warm-up). A full queue drops its oldest
         frame (counted in ``counters()["dropped"]``).
+
+        A ``Frame`` of a many-source run counts as out of the pipeline when it
+        is queued here (if it is still inside: a SpyGlass stage) and as on the
+        glass when the encoder reports it sent (its source's latency split).
         """
+        stamps = None
         if isinstance(frame, Frame):
+            stamps = frame.stamps
             if frame.pixel_format != "bgr24":
                 raise ValueError(
                     f"frame: a Frame in {frame.pixel_format!r} (its pixel_format); SpyGlass "
@@ -390,7 +400,9 @@ class SpyGlass(Stage):
             now = time - origin
         queue = self._queue
         self._queued += 1  # counted first: a reading never sees it sent before queued
-        queue.append((image, now))
+        if stamps is not None:
+            stamps.mark_handed()
+        queue.append((image, now, stamps))
         if len(queue) > self.queue_size:
             try:
                 queue.popleft()
@@ -449,9 +461,17 @@ class SpyGlass(Stage):
                 self.state = SpyGlassState.STREAMING
                 self._ready.set()
             if "count" in event:
+                sent = []
                 with self._lock:
                     if generation == self._generation:
-                        self._sent_in_session = max(self._sent_in_session, int(event["count"]))
+                        count = int(event["count"])
+                        unsent = self._unsent
+                        for _ in range(min(len(unsent), count - self._sent_in_session)):
+                            sent.append(unsent.popleft())
+                        self._sent_in_session = max(self._sent_in_session, count)
+                for stamps in sent:
+                    if stamps is not None:
+                        stamps.mark_glass("spyglass")
             if kind == "error":
                 self.last_error = str(event.get("message"))
                 self._session_error = True
@@ -505,6 +525,7 @@ class SpyGlass(Stage):
             # Handed to the encoder but not confirmed sent: lost with the session.
             self._lost += max(0, self._handed - sent)
             self._sent_in_session = self._handed = 0
+            self._unsent.clear()
             self._generation += 1
         return failed
 
@@ -520,11 +541,15 @@ class SpyGlass(Stage):
             if item is None:  # stopping, and nothing left
                 session.finish(timeout=5)
                 return False
-            image, stamp = item
+            image, stamp, stamps = item
+            with self._lock:  # before it is sent: its report may come at once
+                self._unsent.append(stamps)
             self._sending = True
             try:
                 session.send(_np.ascontiguousarray(image), stamp)
             except (OSError, ValueError):
+                with self._lock:
+                    self._unsent.pop()
                 self._lose(1)
                 session.kill()
                 return not self._stopping.is_set()
@@ -571,7 +596,7 @@ class SpyGlass(Stage):
         with self._lock:
             self._lost += frames
 
-    def _next_frame(self, session: _Session) -> tuple[Any, float] | None:
+    def _next_frame(self, session: _Session) -> tuple[Any, float, Stamps | None] | None:
         """The oldest queued frame; None when stopping with none left or the session ended."""
         queue, wake = self._queue, self._wake
         while True:

@@ -7,6 +7,7 @@ from typing import Any
 
 from framescope._optional import require
 from framescope._validation import check_int_at_least, check_number, check_positive_int
+from framescope.capture import GENERATED, Stamps
 from framescope.clock import SYSTEM_CLOCK, Clock, sleep_on
 from framescope.video.frame import Frame
 
@@ -62,7 +63,12 @@ class SyntheticSource:
         fps: frames per second of stream time (``Frame.time = index / fps``).
         frames: how many frames before iteration ends (None: endless).
         realtime: pace the frames at ``fps`` on ``clock`` (like a camera).
-        clock: the clock that paces (and stamps ``wall_time``).
+        clock: the clock that paces (and stamps ``wall_time``, ``capture_time``
+            and the frame's :class:`~framescope.capture.Stamps`).
+
+    Each frame's ``capture_time`` is when it was generated (``capture_clock``
+    ``generated``), which is also when it counts as received; it is decoded
+    once its picture is drawn.
     """
 
     def __init__(
@@ -110,12 +116,26 @@ class SyntheticSource:
                 delay = (due - now()) / 1e9
                 if delay > 0:
                     sleep_on(self._clock, delay)
+            generated = now()
+            wall = self._clock.wall().timestamp()
+            image = self.image(index)
+            stamps = Stamps(
+                now,
+                capture_time=wall,
+                capture_clock=GENERATED,
+                received_wall=wall,
+                received_ns=generated,
+                decoded_ns=now(),
+            )
             yield Frame(
-                self.image(index),
+                image,
                 index,
                 pts=index,
                 time=index / self.fps,
-                wall_time=self._clock.wall().timestamp(),
+                wall_time=wall,
+                capture_time=wall,
+                capture_clock=GENERATED,
+                stamps=stamps,
             )
             index += 1
 

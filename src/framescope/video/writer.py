@@ -8,6 +8,7 @@ from typing import Any
 
 from framescope._optional import require
 from framescope._validation import check_int_at_least, check_number, check_positive_seconds
+from framescope.capture import mark_glass
 from framescope.clock import SYSTEM_CLOCK, Clock
 from framescope.video.frame import Frame
 from framescope.video.targets import Target, resolve_target
@@ -220,7 +221,12 @@ class VideoWriter:
             self._started = True
 
     def write(self, frame: Any) -> None:
-        """Encode one frame: a :class:`Frame`, a numpy image (BGR) or an ``av.VideoFrame``."""
+        """Encode one frame: a :class:`Frame`, a numpy image (BGR) or an ``av.VideoFrame``.
+
+        A ``Frame`` of a many-source run counts as on the glass when this
+        returns (its source's latency split: ``output``, ``to_glass``); an
+        encoder with look-ahead may still hold it.
+        """
         if self.closed:
             raise RuntimeError(f"VideoWriter({self.uri!r}) is closed")
         video_frame, stream_time = to_video_frame(frame)
@@ -235,6 +241,7 @@ class VideoWriter:
         for packet in self._stream.encode(video_frame):
             container.mux(packet)
         self.frames_written += 1
+        mark_glass(frame, "writer")  # a frame of a many-source run: written now
 
     def _next_pts(self, stream_time: float | None) -> int:
         if self.frames_written == 0:

@@ -17,6 +17,8 @@ from enum import Enum
 from typing import Any
 
 from framescope._snapshotformat import Fields, SnapshotFormatError, shown
+from framescope.capture import Stamps
+from framescope.pipeline.model.latency import SourceLatency, read_latency
 
 __all__ = [
     "FPS_WINDOW_S",
@@ -156,11 +158,18 @@ class Sourced:
 
     A stage of such a run receives it and reads ``item.source`` and
     ``item.item``; to keep the name on a result of another kind, return
-    ``Sourced(item.source, result)``.
+    ``item.carry(result)`` (the name and the item's stamps, so its time
+    through the pipeline is counted for its source) or
+    ``Sourced(item.source, result)`` (the name only: counted as untimed).
     """
 
     source: str
     item: Any
+    stamps: Stamps | None = field(default=None, compare=False, repr=False)
+
+    def carry(self, result: Any) -> Sourced:
+        """``result`` with this item's source name and stamps."""
+        return Sourced(self.source, result, self.stamps)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +215,9 @@ class SourceSnapshot:
         callback_errors: times the ``on_source_state`` callback raised on one
             of its transitions (logged; the source went on).
         quality: its last hour (:class:`SourceQuality`).
+        latency: its items' age split from capture to glass
+            (:class:`~framescope.pipeline.model.latency.SourceLatency`); None
+            where nothing was timed (a snapshot read from older JSON).
     """
 
     name: str
@@ -222,6 +234,7 @@ class SourceSnapshot:
     transitions: Mapping[str, int] = field(default_factory=dict)
     callback_errors: int = 0
     quality: SourceQuality | None = None
+    latency: SourceLatency | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The source's reading as a JSON-ready dict (:func:`read_sources` reads it back)."""
@@ -240,6 +253,7 @@ class SourceSnapshot:
             "transitions": dict(self.transitions),
             "callback_errors": self.callback_errors,
             "quality": None if self.quality is None else self.quality.to_dict(),
+            "latency": None if self.latency is None else self.latency.to_dict(),
         }
 
 
@@ -256,6 +270,7 @@ def _read_source(fields: Fields) -> SourceSnapshot:
             raise SnapshotFormatError(f"{transitions.at(name)}: not a source state: {shown(name)}")
     since = _non_negative(fields, "since", 0.0)
     quality = fields.get("quality", None)
+    latency = fields.get("latency", None)
     return SourceSnapshot(
         name=fields.text("name"),
         state=parsed,
@@ -271,6 +286,7 @@ def _read_source(fields: Fields) -> SourceSnapshot:
         transitions={str(name): transitions.integer(name) for name in transitions.data},
         callback_errors=fields.integer("callback_errors", 0),
         quality=None if quality is None else _read_quality(fields.child("quality")),
+        latency=None if latency is None else read_latency(fields.child("latency")),
     )
 
 

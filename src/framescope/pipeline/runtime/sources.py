@@ -36,6 +36,7 @@ from typing import Any
 from framescope._periodic import run_every
 from framescope._ratelimit import FULL, LogLimiter
 from framescope._waits import Deadline
+from framescope.capture import RECEIVED, Stamps, stamps_of
 from framescope.clock import Clock
 from framescope.pipeline.errors import StageError, describe_error
 from framescope.pipeline.model.sources import (
@@ -46,6 +47,7 @@ from framescope.pipeline.model.sources import (
     SourceState,
     SourceTransition,
 )
+from framescope.pipeline.runtime.latency import LatencyRecorder
 from framescope.pipeline.runtime.quality import QualityLedger, Totals
 
 __all__ = ["FPS_WINDOW_S", "Merge", "SourceFeeds", "SourceHealth", "check_sources"]
@@ -98,22 +100,51 @@ def _stall_reason(source: object, silent_ns: int, reconnecting: bool) -> str:
     return f"{reason}; reconnecting" + (f" after {error}" if isinstance(error, str) else "")
 
 
-def tag(item: Any, name: str) -> Any:
-    """``item`` carrying its source's name.
+def tag(item: Any, name: str, stamps: Stamps | None = None) -> Any:
+    """``item`` carrying its source's name (and ``stamps``, where it has none of its own).
 
     An item with a ``source`` attribute (a video ``Frame``) gets the name in
-    it; any other item (or one whose ``source`` cannot be set) is wrapped in
-    a :class:`Sourced`.
+    it (and a frame that did not say when it was captured the time it was
+    received, clock ``received``); any other item (or one whose ``source``
+    cannot be set) is wrapped in a :class:`Sourced`.
     """
     if isinstance(item, Sourced):
-        return Sourced(name, item.item)
+        return Sourced(name, item.item, item.stamps or stamps)
     if hasattr(item, "source"):
         try:
             item.source = name
+            if stamps is not None and stamps_of(item) is None:
+                item.stamps = stamps
+                if getattr(item, "capture_clock", None) is None:  # a frame that did not say
+                    item.capture_time, item.capture_clock = stamps.capture_time, RECEIVED
         except (AttributeError, TypeError):
-            return Sourced(name, item)
+            return Sourced(name, item, stamps)
         return item
-    return Sourced(name, item)
+    return Sourced(name, item, stamps)
+
+
+def stamp(item: Any, clock: Clock, received_ns: int, sink: LatencyRecorder) -> Stamps:
+    """The stamps ``item`` reports to ``sink``: its own (a ``VideoSource`` frame's) or new ones.
+
+    New ones are read on ``clock`` and take the item's ``capture_time`` and
+    ``capture_clock`` where it has them (a frame made by the user's own
+    source), else the moment it was received (clock ``received``).
+    """
+    stamps = stamps_of(item)
+    if stamps is None:
+        wall = clock.wall().timestamp()
+        capture = getattr(item, "capture_time", None)
+        kind = getattr(item, "capture_clock", None)
+        known = isinstance(capture, float | int) and isinstance(kind, str)
+        stamps = Stamps(
+            clock.monotonic_ns,
+            capture_time=float(capture) if known and capture is not None else wall,
+            capture_clock=kind if known and isinstance(kind, str) else RECEIVED,
+            received_wall=wall,
+            received_ns=received_ns,
+        )
+    stamps.sink = sink
+    return stamps
 
 
 class SourceHealth:
@@ -149,6 +180,7 @@ class SourceHealth:
         # (time, frames, read_ns) at the watcher's rounds over the last FPS_WINDOW_S
         self.rate_marks: deque[tuple[int, int, int]] = deque()
         self.quality = QualityLedger(now_ns)  # under lock
+        self.latency = LatencyRecorder()  # its items' age split, from capture to glass
 
     def got_frame(self, now_ns: int) -> None:
         """A frame came (its thread)."""
@@ -234,6 +266,7 @@ class SourceHealth:
             transitions=transitions,
             callback_errors=self.callback_errors,
             quality=quality,
+            latency=self.latency.read(),
         )
 
 
@@ -373,8 +406,15 @@ class SourceFeeds:
         return self
 
     def __next__(self) -> tuple[SourceHealth, Any]:
-        """The next item of any source, with its source (StopIteration once all are done)."""
-        return self.merge.take()
+        """The next item of any source, with its source (StopIteration once all are done).
+
+        The feeder hands it to the pipeline next: its stamps say it went in now.
+        """
+        entry = self.merge.take()
+        stamps = stamps_of(entry[1])
+        if stamps is not None:
+            stamps.mark_in()
+        return entry
 
     def feeder(self, submit: Callable[..., bool]) -> Callable[[tuple[SourceHealth, Any]], None]:
         """The feeder's step for each item: submit it; a refusal is its source's drop."""
@@ -410,7 +450,13 @@ class SourceFeeds:
                 raise
             name = getattr(result, "source", None)
             if isinstance(name, str) and name in healths:
-                healths[name].results += 1
+                health = healths[name]
+                health.results += 1
+                stamps = stamps_of(result)
+                if stamps is None:
+                    health.latency.untimed()
+                else:
+                    stamps.mark_out()
             yield result
 
     # -- a source's thread -----------------------------------------------------------
@@ -425,11 +471,12 @@ class SourceFeeds:
                 health.waiting_since = now()
                 item = next(iterator)
                 t_got = now()
+                stamps = stamp(item, self.clock, t_got, health.latency)
                 health.got_frame(t_got)
                 if health.state in _REVIVED_BY_A_FRAME:
                     self.move(health, SourceState.RUNNING, t_got, only_from=_REVIVED_BY_A_FRAME)
                 health.putting_since = t_got
-                taken = self.merge.put(health, tag(item, health.name))
+                taken = self.merge.put(health, tag(item, health.name, stamps))
                 health.put_wait_ns += now() - t_got
                 health.putting_since = None
                 if not taken:  # the run was stopped: the item goes nowhere

@@ -10,6 +10,7 @@ from typing import Any
 
 from framescope._optional import require
 from framescope._views import register
+from framescope.pipeline.model.latency import LATENCY_PARTS, LATENCY_TOTALS
 from framescope.pipeline.model.snapshot import PipelineSnapshot
 from framescope.pipeline.model.state import NodeState, PipelineState, Timing
 
@@ -19,13 +20,16 @@ from framescope.pipeline.model.state import NodeState, PipelineState, Timing
 
 __all__ = [
     "BATCH_COLUMNS",
+    "LATENCY_COLUMNS",
     "SNAPSHOT_COLUMNS",
     "SOURCE_COLUMNS",
     "STATE_COLUMNS",
     "batch_rows",
     "batch_sizes_text",
     "batch_text",
+    "clocks_text",
     "cpu_text",
+    "latency_rows",
     "machine_text",
     "node_text",
     "rich_table",
@@ -38,7 +42,7 @@ __all__ = [
     "timing_text",
 ]
 
-_WORDS = frozenset({"node", "stage", "state", "input", "source", "why", "sizes"})
+_WORDS = frozenset({"node", "stage", "state", "input", "source", "why", "sizes", "span", "clock"})
 """Columns of words, aligned left (numbers align right)."""
 _STYLES = {
     "WAITING": "yellow",
@@ -68,6 +72,9 @@ SOURCE_COLUMNS = (
     "why",
 )
 """The columns of :func:`source_rows`."""
+
+LATENCY_COLUMNS = ("source", "span", "clock", "frames", "p50 ms", "p90 ms", "p99 ms", "max ms")
+"""The columns of :func:`latency_rows`."""
 
 
 def timing_text(timing: Any) -> str:
@@ -324,6 +331,48 @@ def _quality_cells(quality: Any) -> tuple[str, str]:
     return f"{quality.up:.1%}", "-" if ratio is None else f"{ratio:.2f}x"
 
 
+def clocks_text(clocks: Any) -> str:
+    """Which capture clocks stamped a source's frames: ``rtcp`` or ``rtcp 97%, received 3%``."""
+    total = sum(clocks.values())
+    if not total:
+        return "-"
+    ordered = sorted(clocks.items(), key=lambda entry: -entry[1])
+    if len(ordered) == 1:
+        return str(ordered[0][0])
+    return ", ".join(f"{name} {count / total:.0%}" for name, count in ordered)
+
+
+def latency_rows(snapshot: Any) -> list[tuple[str, ...]]:
+    """Each source's latency split: a row per part and total that has frames.
+
+    The parts in their order (``capture`` -> ``decode`` -> ``queue`` ->
+    ``pipeline`` -> ``output``), then the totals (``to_out``, ``to_glass``);
+    the first row of a source names the capture clocks of its frames.
+    """
+    rows = []
+    for source in snapshot.sources.values():
+        latency = source.latency
+        if latency is None:
+            continue
+        clock = clocks_text(latency.clocks)
+        for name in (*LATENCY_PARTS, *LATENCY_TOTALS):
+            figures = latency.figures(name)
+            if figures is None:
+                continue
+            rows.append(
+                (
+                    source.name,
+                    name,
+                    clock,
+                    f"{figures.count:,}",
+                    *(f"{v * 1e3:.2f}" for v in (figures.p50, figures.p90, figures.p99)),
+                    f"{figures.maximum * 1e3:.2f}",
+                )
+            )
+            clock = ""
+    return rows
+
+
 def _table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
 
@@ -355,7 +404,9 @@ def snapshot_table(snapshot: Any) -> str:
     batches = batch_rows(snapshot)
     text += "\n" + _table(BATCH_COLUMNS, batches) if batches else ""
     sources = source_rows(snapshot)
-    return text + ("\n" + _table(SOURCE_COLUMNS, sources) if sources else "")
+    text += "\n" + _table(SOURCE_COLUMNS, sources) if sources else ""
+    latency = latency_rows(snapshot)
+    return text + ("\n" + _table(LATENCY_COLUMNS, latency) if latency else "")
 
 
 def snapshot_head(snapshot: Any) -> str:
@@ -396,6 +447,9 @@ def _rich_snapshot(snapshot: PipelineSnapshot) -> Any:
     sources = source_rows(snapshot)
     if sources:
         tables.append(rich_table(SOURCE_COLUMNS, sources, title="sources"))
+    latency = latency_rows(snapshot)
+    if latency:
+        tables.append(rich_table(LATENCY_COLUMNS, latency, title="capture to glass"))
     if len(tables) == 1:
         return table
     group = require("rich.console", "demo", "rendering with rich").Group
