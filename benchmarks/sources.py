@@ -134,7 +134,7 @@ class GoesSilent:
     def __iter__(self) -> Iterator[int]:
         for index in range(self.frames):
             time.sleep(1 / 30)
-            self.last_frame = time.monotonic_ns()
+            self.last_frame = time.perf_counter_ns()  # the pipeline's clock (SYSTEM_CLOCK)
             yield index
         self.release.wait(30)
 

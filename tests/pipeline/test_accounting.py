@@ -48,14 +48,20 @@ class Faulty:
 
 @dataclass
 class FaultyBatches(Faulty):
-    """A batched :class:`Faulty`: a batch holding a bad item fails, each of its items with it."""
+    """A batched :class:`Faulty`: a batch holding a bad item fails, each of its items with it.
+
+    Under ``stop`` (``stops``) only its first item fails: it stops the
+    pipeline, and the items after it are discarded.
+    """
+
+    stops: bool = False
 
     def __call__(self, items: list[int]) -> list[int]:  # type: ignore[override]
         with self.lock:
             self.seen.update(items)
         if self.bad.intersection(items):
             with self.lock:
-                self.raised.extend(items)
+                self.raised.extend(items[:1] if self.stops else items)
             raise ValueError(f"{self.name} refuses the batch {items}")
         return items
 
@@ -140,7 +146,9 @@ class Tally:
 def build(case: dict[str, Any]) -> tuple[Pipeline, list[Faulty]]:
     pipeline = Pipeline(debug=case["debug"], results_size=case["results_size"])
     stages = [
-        (FaultyBatches if _batch(entry) > 1 else Faulty)(f"S{index}", entry[0])
+        FaultyBatches(f"S{index}", entry[0], stops=entry[1] == "stop")
+        if _batch(entry) > 1
+        else Faulty(f"S{index}", entry[0])
         for index, entry in enumerate(case["plan"])
     ]
     hold = Hold() if holds(case) else None
@@ -154,8 +162,8 @@ def build(case: dict[str, Any]) -> tuple[Pipeline, list[Faulty]]:
             on_error=policy,
             queue_size=size,
             replicas=replicas,
-            batch=_batch(entry),
-            batch_timeout=0.005,
+            batch=_batch(entry) if _batch(entry) > 1 else None,
+            batch_timeout=0.005 if _batch(entry) > 1 else None,
         )
     if hold is not None and case["hold"] >= len(stages):
         pipeline.add(hold, hold.name)

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 
 from framescope import Pipeline
@@ -100,6 +101,7 @@ def _threaded(clock: FakeClock, stage: Any, **options: Any) -> Pipeline:
         ({"batch": 4, "batch_timeout": -0.1}, ValueError, "batch_timeout must be a positive"),
         ({"batch": 4, "batch_timeout": float("nan")}, ValueError, "batch_timeout"),
         ({"batch": 4, "batch_timeout": "40ms"}, TypeError, "batch_timeout must be a number"),
+        ({"batch_timeout": 0.04}, TypeError, "batch_timeout applies to a batched stage"),
     ],
 )
 def test_bad_batch_arguments_are_refused_naming_the_argument(
@@ -115,13 +117,39 @@ def test_a_nested_pipeline_cannot_be_batched() -> None:
         Pipeline().add(inner, batch=4)
 
 
-def test_batch_one_is_a_plain_stage_and_the_default_timeout_is_40_ms(clock: FakeClock) -> None:
+def test_without_batch_a_stage_takes_one_item_and_batch_one_a_list_of_one(
+    clock: FakeClock,
+) -> None:
     pipeline = _threaded(clock, lambda item: item + 1)
     try:
         assert list(pipeline.run(range(5))) == [1, 2, 3, 4, 5]
         assert pipeline.snapshot().stage("Cams__Detect").batch is None
     finally:
         pipeline.cleanup()
+    stage = Detect()  # asserts it is given a list
+    ones = _threaded(clock, stage, batch=1)
+    try:
+        assert list(ones.run(range(5))) == [0, 10, 20, 30, 40]
+        batch = ones.snapshot().stage("Cams__Detect").batch
+    finally:
+        ones.cleanup()
+    assert stage.calls == [[0], [1], [2], [3], [4]]
+    assert batch is not None and batch.sizes == {1: 5}
+
+
+def test_a_batched_stage_s_queue_holds_a_batch_even_when_a_smaller_queue_is_asked(
+    clock: FakeClock,
+) -> None:
+    pipeline = Pipeline(name="Cams", clock=clock)
+    pipeline.add(Detect(), "Detect", batch=8, queue_size=2).parallelize(queue_size=2)
+    try:
+        pipeline.start()
+        assert pipeline.snapshot().stage("Cams__Detect").queue_capacity == 8
+    finally:
+        pipeline.cleanup()
+
+
+def test_the_default_timeout_is_40_ms(clock: FakeClock) -> None:
     batched = Pipeline(clock=clock).add(Detect(), "Detect", batch=8)
     try:
         batched.start()
@@ -375,6 +403,7 @@ def _read_all(pipeline: Pipeline) -> list[Any]:
         (lambda items: [*items, 0], ValueError, "was given 3 items and returned 4 results"),
         (lambda items: None, TypeError, "must return a list .* of 3 results, .* got NoneType"),
         (lambda items: "abc", TypeError, "got str"),
+        (lambda items: np.array(3.0), TypeError, r"got ndarray of shape \(\)"),
         (lambda items: {0: 1, 1: 2, 2: 3}, TypeError, "got dict"),
     ],
 )
@@ -461,8 +490,10 @@ def test_a_failing_batch_stops_the_pipeline_after_the_items_before_it(clock: Fak
     _, read, snapshot = _run_batches(clock, "stop")
     counts = snapshot.counters
     assert read == [0, 1, 2, 3]
-    assert counts["failed"] == 4 and counts["completed"] == 4
-    assert counts["discarded"] == 4  # the batch after it was cut
+    # The batch's first item stops the pipeline, as it would unbatched: it is
+    # the one failed item; the rest of its batch and the batch after are cut.
+    assert counts["failed"] == 1 and counts["completed"] == 4
+    assert counts["discarded"] == 3 + 4
     assert counts["forwarded"] == sum(counts[name] for name in OUTCOMES)
 
 

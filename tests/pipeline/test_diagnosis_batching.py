@@ -8,6 +8,7 @@ import pytest
 
 from framescope.pipeline import BatchSnapshot
 from framescope.pipeline.views.advice import (
+    BATCH_BUSY,
     BATCHES_JUDGED,
     FULL_SHARE,
     TIMEOUT_SHARE,
@@ -29,12 +30,26 @@ def batched(full: int, timed_out: int, flushed: int = 0, part: int = 3) -> Batch
     return BatchSnapshot(size=SIZE, timeout_s=0.04, sizes=sizes, reasons=reasons)
 
 
-def advice(batch: BatchSnapshot) -> str | None:
-    return batch_advice(stage("Detect", 1000, batch=batch))
+def advice(batch: BatchSnapshot, busy: float | None = 1.0) -> str | None:
+    return batch_advice(stage("Detect", 1000, batch=batch), busy)
 
 
 def test_the_thresholds_are_the_documented_shares() -> None:
     assert (10, Fraction(1, 2), Fraction(19, 20)) == (BATCHES_JUDGED, TIMEOUT_SHARE, FULL_SHARE)
+    assert BATCH_BUSY == 0.9
+
+
+@pytest.mark.parametrize(
+    ("busy", "says"), [(0.9, True), (0.8999, False), (0.0, False), (None, False)]
+)
+def test_full_batches_of_a_stage_with_time_to_spare_call_for_no_bigger_batch(
+    busy: float | None, says: bool
+) -> None:
+    # Batches fill before their timeout whenever items come faster than a batch a
+    # timeout; only a stage that is busy has items waiting that a bigger batch would take.
+    text = advice(batched(20, 0), busy)
+    assert (text is not None) is says
+    assert advice(batched(0, 20), busy) is not None  # "too big" needs no busy share
 
 
 @pytest.mark.parametrize(

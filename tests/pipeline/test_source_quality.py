@@ -152,7 +152,8 @@ def test_the_last_hour_shares_are_the_time_spent_in_each_state(clock: FakeClock)
         {"starting": 0.1 / 60, "running": (60 - 0.1 - stalled_s) / 60, "stalled": stalled_s / 60}
     )
     assert quality.up == pytest.approx((60 - 0.1 - stalled_s) / 60)
-    assert quality.frames == 400 and quality.fps == pytest.approx(400 / 60)
+    assert quality.frames == 400
+    assert quality.fps == pytest.approx(400 / (60 - 0.1 - stalled_s))  # frames a second while up
     assert quality.nominal_fps is None and quality.rate_ratio is None
 
 
@@ -189,7 +190,8 @@ def test_time_is_split_at_the_minute_edges(clock: FakeClock) -> None:
         {"stalled": stalled / 3570, "running": (3570 - stalled) / 3570}
     )
     assert quality.reconnects == 2  # seen at 150 s, in the bucket of 120-180 s
-    assert quality.rate_ratio == pytest.approx(3480 * 30 / 3570 / 25.0)
+    assert quality.fps == pytest.approx(30.0)  # 3480 s running at 30 fps, in the window
+    assert quality.rate_ratio == pytest.approx(30.0 / 25.0)
 
 
 class Paced:
@@ -216,12 +218,16 @@ def test_a_run_reports_the_quality_of_each_source_and_it_survives_json(clock: Fa
     quality = snapshot.sources["cam"].quality
     assert quality is not None
     assert quality.frames == 40 and quality.nominal_fps == 25.0
-    assert quality.window == pytest.approx(2.0)
-    assert quality.rate_ratio == pytest.approx(40 / 2.0 / 25.0)
+    assert quality.window == pytest.approx(2.0)  # its time stopped when it ended
+    # running from its first frame (0.05 s) to its end (2 s): 40 frames in 1.95 s
+    assert quality.shares == pytest.approx({"starting": 0.025, "running": 0.975})
+    assert quality.rate_ratio == pytest.approx(40 / 1.95 / 25.0)
+    clock.advance(30.0)  # long after the end, the figures are those of the time it ran
+    assert pipeline.snapshot().sources["cam"].quality == quality
     assert set(quality.shares) <= {"starting", "running", "ended"}
     back = PipelineSnapshot.from_dict(json.loads(json.dumps(snapshot.to_dict())))
     assert back.sources["cam"].quality == quality
-    assert "up 1h" in str(snapshot) and "0.80x" in str(snapshot)
+    assert "of nominal" in str(snapshot) and "0.82x" in str(snapshot)
 
 
 def test_min_fps_is_checked() -> None:
@@ -250,3 +256,24 @@ def test_a_quality_with_a_share_out_of_range_is_refused() -> None:
     data["sources"][0]["quality"]["shares"]["running"] = 1.5
     with pytest.raises(SnapshotFormatError, match=r"sources\[0\]\.quality\.shares\.running"):
         PipelineSnapshot.from_dict(data)
+
+
+def test_a_source_back_from_a_stall_is_not_judged_on_its_silence(clock: FakeClock) -> None:
+    cam = Camera(clock, min_fps=10.0, stall_after=2.0)
+    cam.frames(180, inside_next=1 / 30)  # 6 s at 30 fps
+    cam.silence(8.0)  # stalled from 2 s on
+    cam.frames(300, inside_next=1 / 30)  # 10 s at 30 fps again
+    states = [c.new for c in cam.changes]
+    assert states == [SourceState.RUNNING, SourceState.STALLED, SourceState.RUNNING]
+
+
+def test_many_short_waits_to_hand_frames_over_make_a_source_blocked(clock: FakeClock) -> None:
+    cam = Camera(clock, min_fps=20.0)
+    # 30 fps of its own; each hand-over waits 80 ms (shorter than a watcher round),
+    # 70% of its time: the pipeline holds it back, it is not a slow camera.
+    cam.frames(60, inside_next=1 / 30, putting=0.08)
+    assert cam.state is SourceState.BLOCKED
+    cam.frames(60, inside_next=1 / 30)  # the pipeline takes its frames at once again
+    assert cam.state is SourceState.RUNNING
+    states = [c.new for c in cam.changes]
+    assert states == [SourceState.RUNNING, SourceState.BLOCKED, SourceState.RUNNING]

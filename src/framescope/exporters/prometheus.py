@@ -71,9 +71,10 @@ items of each batch that left it (buckets at the powers of two up to its
 batch size, and the size itself: ``le="8"`` counts every batch, ``_sum`` every
 item), ``stage_batches_total`` by why a batch left (``reason="full"``,
 ``"timeout"``: its oldest item had waited ``batch_timeout``, ``"flush"``: the
-input ended), and ``stage_batch_wait_seconds``, each item's time in a forming
-batch (its queue wait before it is not part of it). The ``machine_`` gauges describe the machine the
-pipeline runs on over the recent window (every process on it): its cores,
+input ended, or the replicas' ordering window took no more), and
+``stage_batch_wait_seconds``, each item's time in a forming batch (its
+queue wait before it is not part of it). The ``machine_`` gauges describe
+the machine the pipeline runs on over the recent window (every process on it): its cores,
 the share of all of them busy, the one-minute load average;
 ``process_cpu_cores`` the cores the pipeline's process kept busy.
 
@@ -488,7 +489,7 @@ _FAMILIES: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
         "s_batches",
         "CounterMetricFamily",
         "stage_batches",
-        "Batches that left a batched stage: full, at their timeout, or flushed at the end.",
+        "Batches that left a batched stage: full, at their timeout, or flushed (input ended).",
         ("pipeline", "stage", "reason"),
     ),
     (

@@ -173,7 +173,7 @@ class Pipeline:
         replicas: int = 1,
         executor: str | Executor = "thread",
         ordered: bool = True,
-        batch: int = 1,
+        batch: int | None = None,
         batch_timeout: float | None = None,
     ) -> Pipeline:
         """Append a stage; returns the pipeline, so calls can be chained.
@@ -193,8 +193,9 @@ class Pipeline:
             ordered: results leave the stage in input order (False: as they finish).
             batch: call the stage with a ``list`` of up to this many items (from
                 any source) when the pipeline runs in parallel; it returns a list
-                (or sequence) of as many results, in order. 1 (default): one item
-                a call. Its queue then holds at least ``batch`` items.
+                (or sequence) of as many results, in order (``batch=1``: a list
+                of one). None (default): one item a call, not in a list. Its
+                queue then holds at least ``batch`` items.
             batch_timeout: seconds (> 0) the oldest item of a forming batch may
                 wait in it before the batch goes part full (default 0.04: about
                 one frame at 25 fps), from when it joined (items queued while the
@@ -215,7 +216,10 @@ class Pipeline:
         if not callable(stage):
             raise TypeError(f"stage must be callable (a Stage or a function), got {stage!r}")
         check_positive_int(replicas, "replicas", maximum=MAX_REPLICAS)
-        batch = check_positive_int(batch, "batch", maximum=MAX_BATCH)
+        if batch is not None:
+            batch = check_positive_int(batch, "batch", maximum=MAX_BATCH)
+        elif batch_timeout is not None:
+            raise TypeError("batch_timeout applies to a batched stage: give batch= too")
         timeout_s = DEFAULT_BATCH_TIMEOUT if batch_timeout is None else batch_timeout
         timeout_ns = max(1, to_nanoseconds(check_positive_seconds(timeout_s, "batch_timeout"), ""))
         policy, plan = ErrorPolicy.parse(on_error, "on_error"), resolve_executor(executor, replicas)

@@ -81,7 +81,9 @@ class SourceQuality:
     """How a source did over its last hour (:data:`QUALITY_WINDOW_S`), or since it started.
 
     The hour moves on a minute at a time: the figures cover whole minutes
-    from the source's start, the last 59 to 60 of them.
+    from the source's start, the last 59 to 60 of them; before an hour has
+    passed, the time since it started. A source that ended or failed stops
+    there: its figures stay those of the time it ran.
 
     Attributes:
         window: seconds these figures cover (up to an hour).
@@ -90,7 +92,8 @@ class SourceQuality:
         frames: frames taken from it in the window.
         dropped: of those, frames the pipeline refused or a stop left behind.
         reconnects: times it reopened its stream in the window.
-        fps: ``frames / window``.
+        fps: frames a second of the time frames came (``running``,
+            ``degraded``, ``blocked``; None before any): the rate while up.
         nominal_fps: the rate the source says it has (a video stream's
             average rate, a synthetic source's ``fps``); None where it says none.
     """

@@ -87,6 +87,25 @@ class BatchCounts:
         return BatchSnapshot(self.size, self.timeout_ns / 1e9, sizes, reasons, wait)
 
 
+def _length(result: Any) -> int | None:
+    """How many results ``result`` holds; None when it is not a sequence of them."""
+    if isinstance(result, (str, bytes, bytearray, Mapping)) or not (
+        hasattr(result, "__len__") and hasattr(result, "__getitem__")
+    ):
+        return None
+    try:
+        return len(result)
+    except TypeError:  # a 0-d array or tensor: one value, no axis to split
+        return None
+
+
+def _described(result: Any) -> str:
+    """What came back, for the error: its type (and shape, for an array or tensor)."""
+    shape = getattr(result, "shape", None)
+    name = type(result).__name__
+    return name if shape is None else f"{name} of shape {tuple(shape)}"
+
+
 def split_results(result: Any, count: int, stage: str) -> list[Any]:
     """The ``count`` results of a batch call, one per item; else why not (for every item).
 
@@ -94,14 +113,12 @@ def split_results(result: Any, count: int, stage: str) -> list[Any]:
     of ``count`` (indexed item by item). A TypeError names what came back
     instead; a ValueError says how many results came for how many items.
     """
-    if isinstance(result, (str, bytes, bytearray, Mapping)) or not (
-        hasattr(result, "__len__") and hasattr(result, "__getitem__")
-    ):
+    size = _length(result)
+    if size is None:
         raise TypeError(
             f"batched stage {stage!r} must return a list (or sequence) of {count} results, "
-            f"one per item in order, got {type(result).__name__}"
+            f"one per item in order, got {_described(result)}"
         )
-    size = len(result)
     if size != count:
         raise ValueError(
             f"batched stage {stage!r} was given {count} items and returned {size} results; "
@@ -219,12 +236,17 @@ class BatchRun:
     taps: tuple[Callable[[Any], None], ...]
     now: Callable[[], int]
 
-    def process(self, batch: list[Envelope], start: int) -> tuple[list[Envelope], int]:
+    def process(
+        self, batch: list[Envelope], start: int, stop_line: list[int] | None = None
+    ) -> tuple[list[Envelope], int]:
         """Run ``batch``; the envelopes that go on (in order) and the reading it ended on.
 
         An item an earlier stage failed on passes through uncalled. When the
         call fails, each item of the batch fails under the stage's policy; an
-        item that ends here (skip, stop) is left out of what goes on.
+        item that ends here (skip, stop) is left out of what goes on. Once an
+        item of it stopped the pipeline (``stop``: ``stop_line`` moved to its
+        frame), the later items are not failed: they go on, and are discarded
+        (counted) where the stop line cuts them, as without batching.
         """
         live = [envelope for envelope in batch if envelope.error is None]
         if not live:
@@ -234,7 +256,12 @@ class BatchRun:
             results, busy_ns = self.call(datas)
         except Exception as error:
             end = self.now()
-            ended = {id(e) for e in live if self._failed(e, e.data, error) is None}
+            ended = set()
+            for envelope in live:
+                if stop_line is not None and envelope.frame_id > stop_line[0]:
+                    continue  # after the item that stopped the pipeline: cut, not failed
+                if self._failed(envelope, envelope.data, error) is None:
+                    ended.add(id(envelope))
             return [e for e in batch if id(e) not in ended], end
         end = self.now()
         self._record(start if busy_ns is None else max(start, end - busy_ns), end, len(live))
@@ -302,7 +329,7 @@ class BatchWorker(Worker):
                 recorder.phase = NodePhase.PROCESSING
                 recorder.frame_id = batch[0].frame_id  # custom blocks of the call: its first
                 try:
-                    going, end = run(batch, formed.start)
+                    going, end = run(batch, formed.start, line)
                 except BaseException:  # SystemExit ...: the thread ends, counted failed once
                     self._crashed(batch)
                     raise

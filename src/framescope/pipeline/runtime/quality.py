@@ -16,7 +16,13 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from framescope.pipeline.model.sources import QUALITY_WINDOW_S, SourceQuality, SourceState
+from framescope.pipeline.model.sources import (
+    FINAL_STATES,
+    QUALITY_WINDOW_S,
+    UP_STATES,
+    SourceQuality,
+    SourceState,
+)
 
 __all__ = ["BUCKET_S", "QualityLedger", "Totals"]
 
@@ -62,6 +68,8 @@ class QualityLedger:
     def account(self, now_ns: int, state: SourceState, totals: Totals) -> None:
         """Give the time since the last accounting to ``state``; take in what ``totals`` added."""
         start = self._accounted_ns
+        if state in FINAL_STATES:  # its time ended at the move there (accounted then)
+            now_ns = start
         if now_ns > start:
             self._accounted_ns = now_ns
             while start < now_ns:
@@ -104,6 +112,7 @@ class QualityLedger:
             dropped += bucket.dropped
             reconnects += bucket.reconnects
         covered = sum(times.values())
+        up_ns = sum(spent for state, spent in times.items() if state in UP_STATES)
         return SourceQuality(
             window=window_ns / 1e9,
             shares={state.value: spent / covered for state, spent in times.items() if spent}
@@ -112,6 +121,6 @@ class QualityLedger:
             frames=frames,
             dropped=dropped,
             reconnects=reconnects,
-            fps=frames / (window_ns / 1e9) if window_ns > 0 else None,
+            fps=frames / (up_ns / 1e9) if up_ns > 0 else None,
             nominal_fps=nominal_fps,
         )

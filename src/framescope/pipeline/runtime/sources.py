@@ -56,6 +56,11 @@ logger = logging.getLogger(__name__)
 
 _FPS_WINDOW_NS = round(FPS_WINDOW_S * 1e9)
 
+# A source is blocked once it waited to hand frames over for half a watcher
+# round (in one wait or many short ones), and running again below a quarter.
+_BLOCKED_FROM = 0.5
+_UNBLOCKED_BELOW = 0.25
+
 _ARRIVALS_KEPT = 1024
 """The arrival times kept per source for its frame rate (bounded: a source runs for days)."""
 
@@ -179,6 +184,7 @@ class SourceHealth:
         self.read_ns = 0  # all the time spent inside next(), up to its last frame
         # (time, frames, read_ns) at the watcher's rounds over the last FPS_WINDOW_S
         self.rate_marks: deque[tuple[int, int, int]] = deque()
+        self.rate_restart = False  # set when it comes back: the window starts again
         self.quality = QualityLedger(now_ns)  # under lock
         self.latency = LatencyRecorder()  # its items' age split, from capture to glass
 
@@ -204,7 +210,10 @@ class SourceHealth:
             waiting = self.waiting_since
             read = self.read_ns + (0 if waiting is None else max(0, now_ns - waiting))
             frames = self.frames
+            restart, self.rate_restart = self.rate_restart, False
         marks = self.rate_marks
+        if restart:  # back from starting, stalled or reconnecting: its silence is not its rate
+            marks.clear()
         marks.append((now_ns, frames, read))
         while len(marks) > 1 and marks[1][0] <= now_ns - _FPS_WINDOW_NS:
             marks.popleft()
@@ -531,9 +540,12 @@ class SourceFeeds:
             return SourceState.STALLED, _stall_reason(health.source, now - waiting, reconnecting)
         if reconnecting:
             return SourceState.RECONNECTING, None
-        if putting is not None and now - putting >= self._check_ns:
+        if state is not SourceState.BLOCKED and (
+            (putting is not None and now - putting >= self._check_ns)
+            or waited_share >= _BLOCKED_FROM
+        ):
             return SourceState.BLOCKED, None
-        if state is SourceState.BLOCKED and waited_share < 0.5:
+        if state is SourceState.BLOCKED and waited_share < _UNBLOCKED_BELOW:
             return SourceState.RUNNING, None
         if rate is not None and now >= self._warm_at:
             return self._judge_rate(state, rate)
@@ -576,6 +588,8 @@ class SourceFeeds:
                 return None
             health.quality.account(now_ns, old, health.totals())
             health.state, health.since_ns, health.reason = new, now_ns, reason
+            if new is SourceState.RUNNING and old in _REVIVED_BY_A_FRAME:
+                health.rate_restart = True
             health.transitions[new.value] = health.transitions.get(new.value, 0) + 1
         transition = SourceTransition(health.name, old, new, now_ns, reason)
         self._log(transition, error)

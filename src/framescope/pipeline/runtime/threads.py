@@ -85,7 +85,7 @@ def start_threads(
 
     ``stop_line``, ``on_exit``: see :class:`~framescope.pipeline.runtime.worker.Worker`.
     """
-    channels = [Channel(spec.queue_size or _default_size(spec, default_queue)) for spec in specs]
+    channels = [Channel(_queue_size(spec, default_queue)) for spec in specs]
     now = clock.monotonic_ns
     groups: list[StageThreads] = []
     try:
@@ -134,10 +134,11 @@ def start_threads(
     return groups
 
 
-def _default_size(spec: UnitSpec, default_queue: int) -> int:
-    """A queue's size when its stage names none: the pipeline's, or a batched stage's batch."""
+def _queue_size(spec: UnitSpec, default_queue: int) -> int:
+    """A stage's queue size: its own or the pipeline's, and at least a batched stage's batch."""
+    size = spec.queue_size or default_queue
     step = spec.step
-    return default_queue if step is None else max(default_queue, step.batch)
+    return size if step is None else max(size, step.batch)
 
 
 def _add_replicas(

@@ -305,7 +305,7 @@ class StageTree:
         replicas: int = 1,
         executor: Executor | None = None,
         ordered: bool = True,
-        batch: int = 1,
+        batch: int | None = None,
         batch_timeout_ns: int = 0,
     ) -> Step:
         """Append a stage (or the tree of a nested pipeline, ``child``) and return its step.
@@ -329,7 +329,7 @@ class StageTree:
             raise ValueError(
                 f"replicas: stage {name!r} is a nested pipeline; give replicas to its stages"
             )
-        if child is not None and batch > 1:
+        if child is not None and batch is not None:
             raise ValueError(
                 f"batch: stage {name!r} is a nested pipeline; batch one of its stages instead"
             )
@@ -346,7 +346,7 @@ class StageTree:
                 stage.__dict__["_framescope_replicated"] = True
         step = Step(name, stage, watch, on_error, queue_size, recorder, child)
         step.replicas, step.executor, step.ordered = replicas, executor, ordered
-        if batch > 1:
+        if batch is not None:
             step.batches = BatchCounts(batch, batch_timeout_ns, name, self.window, self.clock)
         if step.replicated:
             self._add_replica_timers(step)

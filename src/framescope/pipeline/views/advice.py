@@ -21,6 +21,7 @@ from framescope.pipeline.model.snapshot import PipelineSnapshot, StageSnapshot
 
 __all__ = [
     "BATCHES_JUDGED",
+    "BATCH_BUSY",
     "BLOCKED",
     "COMPUTE_BOUND",
     "CPU_STARVED",
@@ -69,6 +70,7 @@ BATCHES_JUDGED = 10
 TIMEOUT_SHARE = Fraction(1, 2)
 #: At least this share left full: a bigger batch may pay.
 FULL_SHARE = Fraction(19, 20)
+BATCH_BUSY = 0.9  # the busy share from which full batches mean items wait for the stage
 
 _GAIN_SHOWN = 1.2  # below this expected gain, suggest nothing
 _PACE = 0.9  # replicas this busy on average are the pace (the stage-bound share)
@@ -446,15 +448,19 @@ def _cores_per_replica(snapshot: PipelineSnapshot, load: StageLoad) -> float:
     return max(0.05, cpu.on_cpu)  # a process replica's worker may keep several cores busy
 
 
-def batch_advice(stage: StageSnapshot) -> str | None:
+def batch_advice(stage: StageSnapshot, busy: float | None = None) -> str | None:
     """Whether a batched stage's batches fit its items' rate: mostly timed out, or always full.
 
     Judged on the batches that left full or at their timeout (flushed ones,
     at the end of the input, say nothing of the rate), once there are
     :data:`BATCHES_JUDGED`: more than :data:`TIMEOUT_SHARE` timed out (items
     come too slowly to fill a batch within ``batch_timeout``), or at least
-    :data:`FULL_SHARE` left full (items wait for the stage; more of them a
-    call may pay). None otherwise, or for a stage that is not batched.
+    :data:`FULL_SHARE` left full while the stage is busy at least
+    :data:`BATCH_BUSY` of the time (``busy``: its share, see
+    ``StageLoad.busy``): items wait for the stage, and more of them a call
+    may pay. Full batches of a stage with time to spare only say that items
+    come faster than a batch a ``batch_timeout``: a bigger batch would add
+    waiting, not throughput. None otherwise, or for a stage not batched.
     """
     batch = stage.batch
     if batch is None:
@@ -471,7 +477,7 @@ def batch_advice(stage: StageSnapshot) -> str | None:
             f"to fill a batch in time; a smaller batch (about {_part_size(batch)}) "
             "or a longer batch_timeout would fill them"
         )
-    if full >= FULL_SHARE * judged:
+    if full >= FULL_SHARE * judged and busy is not None and busy >= BATCH_BUSY:
         return (
             f"{stage.key}: {full} of {judged} batches left full ({batch.size} items) before "
             f"their {timeout_ms} timeout: items wait for the stage; a bigger batch may pay "

@@ -236,10 +236,15 @@ def diagnose_snapshot(
         verdict=verdict,
         headline=headline,
         suggestion=suggestion,
-        batching=tuple(
-            advice for stage in snapshot.stages if (advice := batch_advice(stage)) is not None
-        ),
+        batching=_batching(snapshot, loads),
     )
+
+
+def _batching(snapshot: PipelineSnapshot, loads: tuple[StageLoad, ...]) -> tuple[str, ...]:
+    """The batched stages' advice (see :func:`batch_advice`), each judged with its busy share."""
+    busy = {load.node_id: load.busy for load in loads}
+    advice = (batch_advice(stage, busy.get(stage.key)) for stage in snapshot.stages)
+    return tuple(line for line in advice if line is not None)
 
 
 Verdict = tuple[str, str, list[str], "str | None", "str | None"]

@@ -66,7 +66,7 @@ SOURCE_COLUMNS = (
     "dropped",
     "failed",
     "reconnects",
-    "up 1h",
+    "up",
     "of nominal",
     "last frame s",
     "why",
@@ -324,7 +324,7 @@ def source_rows(snapshot: Any) -> list[tuple[str, ...]]:
 
 
 def _quality_cells(quality: Any) -> tuple[str, str]:
-    """``up 1h`` (share of its last hour frames came) and ``of nominal`` (fps over nominal)."""
+    """``up`` (the share of its last hour frames came), ``of nominal`` (fps while up / nominal)."""
     if quality is None or not quality.window:
         return "-", "-"
     ratio = quality.rate_ratio
