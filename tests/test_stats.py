@@ -84,6 +84,22 @@ def test_rate_is_events_minus_one_over_span() -> None:
     assert small.snapshot().rate() == pytest.approx(2 / 1.0)
 
 
+@pytest.mark.parametrize("window", [100, 101, 102, 103, 1000])
+def test_events_in_bursts_count_from_the_first_instant(window: int) -> None:
+    # Four cameras whose frames come together every 1/30 s: 120 frames a second,
+    # whatever the window cuts off of the oldest burst.
+    stats = RollingStats(window=window)
+    stamps = [burst * 33_333_333 for burst in range(400) for _ in range(4)]
+    stats.extend([1.0] * len(stamps), stamps)
+    snapshot = stats.snapshot()
+    assert snapshot.events_at_first == (window % 4 or 4)
+    assert snapshot.rate() == pytest.approx(4 / 0.033333333)
+    back = StatsSnapshot.from_dict(json.loads(json.dumps(snapshot.to_dict())))
+    assert back == snapshot
+    merged = snapshot.merge(snapshot)  # side by side: twice the rate
+    assert merged.rate() == pytest.approx(2 * 4 / 0.033333333, rel=0.01)
+
+
 def test_rate_is_not_a_mean_of_reciprocals() -> None:
     stats = RollingStats(window=10)
     # Irregular events: 0, 0.1 s, 1.0 s -> 2 intervals in 1 s = 2/s.

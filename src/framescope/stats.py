@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from itertools import takewhile
 from typing import NamedTuple
 
 from framescope._validation import check_number, check_positive_int
@@ -249,9 +250,18 @@ class RollingStats:
             events=len(stamps),
             first_event_ns=stamps[0] if stamps else None,
             last_event_ns=stamps[-1] if stamps else None,
+            events_at_first=_ties(stamps),
             histogram=None if self._histogram is None else self._histogram.snapshot(),
             distribution=None if self._distribution is None else self._distribution.snapshot(),
         )
 
     def __repr__(self) -> str:
         return f"RollingStats(window={self._window}, count={self._count})"
+
+
+def _ties(stamps: deque[int]) -> int:
+    """How many of ``stamps`` share the first one's instant (1 when none do, or none at all)."""
+    if not stamps:
+        return 1
+    first = stamps[0]
+    return sum(1 for _ in takewhile(first.__eq__, stamps))

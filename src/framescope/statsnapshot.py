@@ -131,6 +131,9 @@ class StatsSnapshot:
         events: number of event timestamps in the recent window.
         first_event_ns: monotonic timestamp of the oldest recent event, or None.
         last_event_ns: monotonic timestamp of the newest recent event, or None.
+        events_at_first: how many of the recent events share the oldest one's
+            timestamp (frames of several cameras that came in one instant):
+            the rate counts the events after that instant over the span.
         histogram: cumulative bucket counts, when the source tracks a histogram
             (see :meth:`RollingStats.track_histogram`).
         distribution: cumulative counts on the fixed latency grid, when the
@@ -148,6 +151,7 @@ class StatsSnapshot:
     events: int = 0
     first_event_ns: int | None = None
     last_event_ns: int | None = None
+    events_at_first: int = 1
     histogram: HistogramSnapshot | None = None
     distribution: DistributionSnapshot | None = None
     _recent: tuple[float, ...] | None = field(default=None, init=False, repr=False, compare=False)
@@ -209,7 +213,9 @@ class StatsSnapshot:
     def rate(self, now_ns: int | None = None, window_s: float = RATE_WINDOW_S) -> float:
         """Return events per second: over the recent window, or the last ``window_s`` s.
 
-        Without ``now_ns``: (n-1)/(t_last-t_first) over the remembered events.
+        Without ``now_ns``: (n-k)/(t_last-t_first) over the remembered events,
+        ``k`` of them at ``t_first`` (``events_at_first``; 1 when no two
+        events share an instant).
         With ``now_ns`` (the time of the reading): the events of the last
         ``window_s`` seconds before it, divided by that span (the
         remembered events taken as evenly spread; a reading less than one
@@ -221,14 +227,15 @@ class StatsSnapshot:
         first, last = self.first_event_ns, self.last_event_ns
         if self.events < 2 or first is None or last is None or last <= first:
             return 0.0
+        after_first = self.events - min(max(1, self.events_at_first), self.events - 1)
         if now_ns is None:
-            return (self.events - 1) * _NS_PER_S / (last - first)
+            return after_first * _NS_PER_S / (last - first)
         start = max(first, now_ns - round(window_s * _NS_PER_S))
         if last <= start:
             return 0.0
-        intervals = (self.events - 1) * (last - start) / (last - first)
+        intervals = after_first * (last - start) / (last - first)
         # A reading within one mean gap of the last event is on schedule: no decay yet.
-        end = max(last, now_ns - (last - first) / (self.events - 1))
+        end = max(last, now_ns - (last - first) / after_first)
         return intervals * _NS_PER_S / (end - start)
 
     def summary(self) -> Summary:
@@ -299,6 +306,7 @@ class StatsSnapshot:
             events=self.events + other.events,
             first_event_ns=first,
             last_event_ns=last,
+            events_at_first=_ties_at(first, self, other),
             histogram=histogram,
             distribution=distribution,
         )
@@ -319,6 +327,7 @@ class StatsSnapshot:
             "events": self.events,
             "first_event_ns": self.first_event_ns,
             "last_event_ns": self.last_event_ns,
+            "events_at_first": self.events_at_first,
         }
         if self.histogram is not None:
             data["histogram"] = self.histogram.to_dict()
@@ -359,6 +368,7 @@ def read_stats(fields: Fields) -> StatsSnapshot:
         events=fields.integer("events", 0),
         first_event_ns=fields.integer("first_event_ns", None, or_none=True),
         last_event_ns=fields.integer("last_event_ns", None, or_none=True),
+        events_at_first=fields.integer("events_at_first", 1),
         histogram=None
         if histogram is None
         else read_histogram(Fields(histogram, fields.at("histogram"))),
@@ -366,6 +376,12 @@ def read_stats(fields: Fields) -> StatsSnapshot:
         if distribution is None
         else read_distribution(Fields(distribution, fields.at("distribution"))),
     )
+
+
+def _ties_at(first: int | None, a: StatsSnapshot, b: StatsSnapshot) -> int:
+    """How many events of two merged streams share the merged first instant (at least 1)."""
+    ties = sum(s.events_at_first for s in (a, b) if first is not None and s.first_event_ns == first)
+    return max(1, ties)
 
 
 def _merged_span(a: StatsSnapshot, b: StatsSnapshot) -> tuple[int | None, int | None]:
@@ -378,8 +394,8 @@ def _merged_span(a: StatsSnapshot, b: StatsSnapshot) -> tuple[int | None, int | 
         start, end = stats.first_event_ns, stats.last_event_ns
         if start is None or end is None or end <= start or stats.events < 2:
             return first, last
-        spans.append((start, end, stats.events))
+        spans.append((start, end, stats.events - min(stats.events_at_first, stats.events - 1)))
     if last is None or min(end for _, end, _ in spans) <= max(start for start, _, _ in spans):
         return first, last  # consecutive periods: one stream over the union
-    rate = sum((events - 1) / (end - start) for start, end, events in spans)
+    rate = sum(after / (end - start) for start, end, after in spans)
     return last - round((a.events + b.events - 1) / rate), last
