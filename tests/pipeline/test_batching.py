@@ -822,3 +822,11 @@ def test_a_batched_first_or_last_stage_of_a_threaded_nested_pipeline_is_refused(
     with pytest.raises(ValueError, match="batch: 'Cams__Inner__Detect' is the first or last"):
         pipeline.start()
     pipeline.cleanup()
+
+
+def test_a_batch_snapshot_prints_as_one_line() -> None:
+    batch = BatchSnapshot(4, 0.04, {4: 150, 2: 3}, {"full": 150, "timeout": 3})
+    assert str(batch) == (
+        "batch 4 (40 ms): 153 batches, mean 4.0 [4x150 2x3]; full 150, timeout 3, flush 0; "
+        "wait p50 - p99 - max - ms"
+    )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from framescope._snapshotformat import Fields, SnapshotFormatError, check_integer
+from framescope._views import text
 from framescope.pipeline.model.counters import BATCH_REASONS
 from framescope.stats import StatsSnapshot
 from framescope.statsnapshot import read_stats
@@ -57,6 +58,10 @@ class BatchSnapshot:
         """Items per batch on average (0.0 before the first batch)."""
         batches = self.batches
         return self.items / batches if batches else 0.0
+
+    def __str__(self) -> str:
+        """One line: size, timeout, batches by size and reason, the items' wait."""
+        return text(self)
 
     def reason(self, name: str) -> int:
         """Batches that left for ``name`` (a KeyError naming the reasons for another name)."""

@@ -10,6 +10,7 @@ from typing import Any
 
 from framescope._optional import require
 from framescope._views import register
+from framescope.pipeline.model.batches import BatchSnapshot
 from framescope.pipeline.model.latency import LATENCY_PARTS, LATENCY_TOTALS
 from framescope.pipeline.model.snapshot import PipelineSnapshot
 from framescope.pipeline.model.state import NodeState, PipelineState, Timing
@@ -464,3 +465,4 @@ register(PipelineSnapshot, snapshot_table, _rich_snapshot)
 register(PipelineState, state_table, _rich_state)
 register(NodeState, node_text)
 register(Timing, timing_text)
+register(BatchSnapshot, batch_text)
