@@ -14,6 +14,7 @@ import pytest
 
 from framescope import Pipeline, Stage
 from framescope.clock import FakeClock
+from framescope.pipeline import SourceState
 from framescope.trace import chrome_trace
 from tests.pipeline.helpers import Busy, Gate
 
@@ -320,3 +321,56 @@ def test_export_trace_draws_each_stage_s_cpu_readings(tmp_path: Path, clock: Fak
     assert tracks["Cam__Detect cpu"][-1][1] == {"on_cpu": 40.0, "waiting": 20.0, "blocked": 0.0}
     assert tracks["Cam__Infer#0 cpu"][-1][1]["on_cpu"] == 80.0
     assert tracks["Cam__Infer cpu"][-1][1]["on_cpu"] == 50.0  # the replicas' average
+
+
+def test_each_source_of_a_many_source_run_is_a_track_of_its_states(tmp_path: Path) -> None:
+    from framescope.pipeline import SourceSnapshot
+
+    ms = 1_000_000
+    cam = SourceSnapshot(
+        "cam",
+        SourceState.STALLED,
+        since=0.5,
+        reason="no frame for 5 s",
+        history=(
+            (1_000 * ms, SourceState.STARTING),
+            (1_040 * ms, SourceState.RUNNING),
+            (9_000 * ms, SourceState.STALLED),
+        ),
+    )
+    document = chrome_trace([], ["P__Detect"], sources={"cam": cam}, now_ns=9_500 * ms)
+    events = document["traceEvents"]
+    names = {e["tid"]: e["args"]["name"] for e in events if e["name"] == "thread_name"}
+    tid = next(t for t, name in names.items() if name == "source cam")
+    assert tid not in (0, 1)  # its own track, after the frames' and the stage's
+    slices = [(e["name"], e["ts"], e["dur"]) for e in events if e.get("cat") == "source"]
+    assert slices == [
+        ("starting", 0.0, 40_000.0),
+        ("running", 40_000.0, 7_960_000.0),
+        ("stalled", 8_000_000.0, 500_000.0),  # up to the snapshot's reading
+    ]
+    last = [e for e in events if e.get("cat") == "source"][-1]
+    assert last["args"] == {"source": "cam", "reason": "no frame for 5 s"}
+
+
+def test_export_trace_draws_the_sources_of_a_run(tmp_path: Path) -> None:
+    clock = FakeClock()
+    pipeline = Pipeline(name="Yard", clock=clock, debug=True).add(lambda item: item, "Detect")
+    try:
+        assert len(list(pipeline.run({"a": range(3), "b": range(2)}))) == 5
+        path = pipeline.export_trace(tmp_path / "trace.json")
+        snapshot = pipeline.snapshot()
+    finally:
+        pipeline.cleanup()
+    events = json.loads(path.read_text())["traceEvents"]
+    tracks = {e["args"]["name"] for e in events if e["name"] == "thread_name"}
+    assert {"source a", "source b"} <= tracks
+    states = [e["name"] for e in events if e.get("cat") == "source"]
+    assert states.count("ended") == 2 and states.count("running") == 2
+    assert [state for _, state in snapshot.sources["a"].history] == [
+        SourceState.STARTING,
+        SourceState.RUNNING,
+        SourceState.ENDED,
+    ]
+    back = type(snapshot).from_dict(json.loads(json.dumps(snapshot.to_dict())))
+    assert back.sources["a"].history == snapshot.sources["a"].history

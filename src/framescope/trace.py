@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from framescope._keys import leaf_name
+from framescope.pipeline.model.sources import SourceSnapshot
 from framescope.pipeline.model.traces import FrameTrace, StageSpan
 
 __all__ = ["CpuSeries", "chrome_trace", "write_trace"]
@@ -51,8 +52,15 @@ def chrome_trace(
     *,
     title: str = "framescope",
     cpu: Mapping[str, CpuSeries] | None = None,
+    sources: Mapping[str, SourceSnapshot] | None = None,
+    now_ns: int | None = None,
 ) -> dict[str, Any]:
     """Render frame traces as a Chrome Trace Event document (a JSON-ready dict).
+
+    ``sources`` (a many-source run's ``snapshot.sources``) adds a track per
+    source, ``"source <name>"``, with a slice for each state it was in (its
+    kept history), the last one up to ``now_ns`` (the snapshot's
+    ``taken_ns``; without it, the last state is drawn as an instant).
 
     ``cpu`` maps a stage (or replica) key to its CPU readings
     (``StageSnapshot.cpu.series``): each becomes a counter track
@@ -66,13 +74,17 @@ def chrome_trace(
     tids = {node_id: index + 1 for index, node_id in enumerate(node_ids)}
     events = _track_names(title, tids)
     cpu = {} if cpu is None else cpu
+    sources = {} if sources is None else sources
     starts = [frame.t_in for frame in frames]
     starts.extend(series[0][0] for series in cpu.values() if len(series) > 1)
+    starts.extend(source.history[0][0] for source in sources.values() if source.history)
     if not starts:
         return {"traceEvents": events, "displayTimeUnit": "ms"}
     origin = min(starts)
     for key, series in cpu.items():
         events.extend(_cpu_counter(key, series, origin))
+    for index, source in enumerate(sources.values()):
+        events.extend(_source_track(source, len(node_ids) + 1 + index, origin, now_ns))
     last_sent: dict[str, tuple[int, int]] = {}  # node -> (t_sent, frame id) of its last span
     last_node = node_ids[-1] if node_ids else None
     batches = _batches(frames)
@@ -155,6 +167,47 @@ def _track_names(title: str, tids: dict[str, int]) -> list[dict[str, Any]]:
                 "pid": _PID,
                 "tid": tid,
                 "args": {"sort_index": tid},
+            }
+        )
+    return events
+
+
+def _source_track(
+    source: SourceSnapshot, tid: int, origin: int, now_ns: int | None
+) -> list[dict[str, Any]]:
+    """A source's track: its name, then a slice per state it was in (the last up to now)."""
+    events: list[dict[str, Any]] = [
+        {
+            "name": "thread_name",
+            "ph": "M",
+            "pid": _PID,
+            "tid": tid,
+            "args": {"name": f"source {source.name}"},
+        },
+        {
+            "name": "thread_sort_index",
+            "ph": "M",
+            "pid": _PID,
+            "tid": tid,
+            "args": {"sort_index": tid},
+        },
+    ]
+    history = source.history
+    for index, (start, state) in enumerate(history):
+        end = history[index + 1][0] if index + 1 < len(history) else now_ns
+        args: dict[str, Any] = {"source": source.name}
+        if index == len(history) - 1 and source.reason:
+            args["reason"] = source.reason
+        events.append(
+            {
+                "name": state.value,
+                "cat": "source",
+                "ph": "X",
+                "pid": _PID,
+                "tid": tid,
+                "ts": _us(start, origin),
+                "dur": 0.0 if end is None else max(end - start, 0) / 1_000,
+                "args": args,
             }
         )
     return events

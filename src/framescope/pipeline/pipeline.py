@@ -624,7 +624,8 @@ class Pipeline:
         blocks nested inside, flow arrows following each frame across the
         stages, a track of whole frames, and counter tracks for queue depth,
         fps and each stage's (and replica's) recent time on a CPU, waiting for
-        one and blocked (``"<stage> cpu"``, in percent). The file is
+        one and blocked (``"<stage> cpu"``, in percent), and for a run of many
+        sources a track per source with the states it was in. The file is
         gzip-compressed when ``path`` ends in ``.gz``. It is written whole or
         not at all; an existing file at ``path`` is replaced only with
         ``overwrite=True`` (otherwise ``FileExistsError``).
@@ -639,7 +640,14 @@ class Pipeline:
 
         snapshot = self._traced_snapshot("export_trace")
         cpu = {stage.key: stage.cpu.series for stage in snapshot.stages if stage.cpu is not None}
-        document = chrome_trace(snapshot.traces, snapshot.node_ids, title=self.name, cpu=cpu)
+        document = chrome_trace(
+            snapshot.traces,
+            snapshot.node_ids,
+            title=self.name,
+            cpu=cpu,
+            sources=snapshot.sources,
+            now_ns=snapshot.taken_ns,
+        )
         return write_trace(path, document)
 
     def _traced_snapshot(self, what: str) -> PipelineSnapshot:

@@ -218,6 +218,9 @@ class SourceSnapshot:
         callback_errors: times the ``on_source_state`` callback raised on one
             of its transitions (logged; the source went on).
         quality: its last hour (:class:`SourceQuality`).
+        history: its latest changes of state, oldest first, as ``(at_ns,
+            state)`` on the pipeline's clock (its start as ``starting``
+            first, while kept): what a trace draws as its track.
         latency: its items' age split from capture to glass
             (:class:`~framescope.pipeline.model.latency.SourceLatency`); None
             where nothing was timed (a snapshot read from older JSON).
@@ -237,6 +240,7 @@ class SourceSnapshot:
     transitions: Mapping[str, int] = field(default_factory=dict)
     callback_errors: int = 0
     quality: SourceQuality | None = None
+    history: tuple[tuple[int, SourceState], ...] = ()
     latency: SourceLatency | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -256,6 +260,7 @@ class SourceSnapshot:
             "transitions": dict(self.transitions),
             "callback_errors": self.callback_errors,
             "quality": None if self.quality is None else self.quality.to_dict(),
+            "history": [[at_ns, state.value] for at_ns, state in self.history],
             "latency": None if self.latency is None else self.latency.to_dict(),
         }
 
@@ -289,8 +294,25 @@ def _read_source(fields: Fields) -> SourceSnapshot:
         transitions={str(name): transitions.integer(name) for name in transitions.data},
         callback_errors=fields.integer("callback_errors", 0),
         quality=None if quality is None else _read_quality(fields.child("quality")),
+        history=_read_history(fields),
         latency=None if latency is None else read_latency(fields.child("latency")),
     )
+
+
+def _read_history(fields: Fields) -> tuple[tuple[int, SourceState], ...]:
+    """A source's ``history``: ``[at_ns, state]`` pairs (errors name the entry)."""
+    history = []
+    for index, entry in enumerate(fields.items("history", ())):
+        where = f"{fields.at('history')}[{index}]"
+        if not isinstance(entry, (list, tuple)) or len(entry) != 2:
+            raise SnapshotFormatError(f"{where}: expected [at_ns, state], got {shown(entry)}")
+        at_ns, state = entry
+        if isinstance(at_ns, bool) or not isinstance(at_ns, int):
+            raise SnapshotFormatError(f"{where}[0]: expected an integer, got {shown(at_ns)}")
+        if state not in SourceState._value2member_map_:
+            raise SnapshotFormatError(f"{where}[1]: not a source state: {shown(state)}")
+        history.append((at_ns, SourceState(state)))
+    return tuple(history)
 
 
 def _non_negative(fields: Fields, key: str, default: float | None) -> float | None:

@@ -50,7 +50,7 @@ from framescope.pipeline.model.sources import (
 from framescope.pipeline.runtime.latency import LatencyRecorder
 from framescope.pipeline.runtime.quality import QualityLedger, Totals
 
-__all__ = ["FPS_WINDOW_S", "Merge", "SourceFeeds", "SourceHealth", "check_sources"]
+__all__ = ["FPS_WINDOW_S", "HISTORY_KEPT", "Merge", "SourceFeeds", "SourceHealth", "check_sources"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,9 @@ _FPS_WINDOW_NS = round(FPS_WINDOW_S * 1e9)
 # round (in one wait or many short ones), and running again below a quarter.
 _BLOCKED_FROM = 0.5
 _UNBLOCKED_BELOW = 0.25
+
+HISTORY_KEPT = 256
+"""The changes of state kept per source for the trace (bounded: a source runs for days)."""
 
 _ARRIVALS_KEPT = 1024
 """The arrival times kept per source for its frame rate (bounded: a source runs for days)."""
@@ -169,6 +172,10 @@ class SourceHealth:
         self.since_ns = now_ns
         self.reason: str | None = None
         self.transitions: dict[str, int] = {}
+        # its latest changes, (when, state entered), for the trace's track of it
+        self.history: deque[tuple[int, SourceState]] = deque(
+            [(now_ns, SourceState.STARTING)], maxlen=HISTORY_KEPT
+        )
         self.callback_errors = 0
         self.frames = 0
         self.refused = 0  # items the pipeline refused (its overflow policy)
@@ -256,6 +263,7 @@ class SourceHealth:
         with self.lock:
             state, since_ns, reason = self.state, self.since_ns, self.reason
             transitions = dict(self.transitions)
+            history = tuple(self.history)
             self.quality.account(now_ns, state, self.totals())
             quality = self.quality.read(nominal)
         last = self.last_frame_ns
@@ -273,6 +281,7 @@ class SourceHealth:
             reconnects=reconnects if isinstance(reconnects, int) else 0,
             last_frame_age=None if last is None else max(0, now_ns - last) / 1e9,
             transitions=transitions,
+            history=history,
             callback_errors=self.callback_errors,
             quality=quality,
             latency=self.latency.read(),
@@ -591,6 +600,7 @@ class SourceFeeds:
             if new is SourceState.RUNNING and old in _REVIVED_BY_A_FRAME:
                 health.rate_restart = True
             health.transitions[new.value] = health.transitions.get(new.value, 0) + 1
+            health.history.append((now_ns, new))
         transition = SourceTransition(health.name, old, new, now_ns, reason)
         self._log(transition, error)
         if self._on_state is not None:
