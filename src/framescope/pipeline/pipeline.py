@@ -319,7 +319,7 @@ class Pipeline:
         """
         if data is _FROM_GENERATOR:
             data = self._produce()()
-        accepted = self._runtime.submit(data, raise_now=True)  # starts it, or says why it cannot
+        accepted = self._runtime.submit(data, True)  # raise_now; starts it, or says why it cannot
         if accepted:
             error = self._results.pop_error()
             if error is not None:

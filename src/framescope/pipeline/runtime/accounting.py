@@ -57,6 +57,16 @@ class ItemCounts:
         finally:
             lock.release()
 
+    def forwarded(self) -> None:
+        """Count one item taken in: :meth:`count` of ``forwarded``, for the serial runner's
+        every item (one call, the input side's lock, nothing to look up)."""
+        lock = self._input_lock
+        lock.acquire()
+        try:
+            self._input["forwarded"] += 1
+        finally:
+            lock.release()
+
     def read(self, discarded: Iterable[int]) -> dict[str, int]:
         """The counters, with ``dropped`` (both drop policies), ``discarded`` and ``in_flight``.
 

@@ -233,7 +233,7 @@ class Runtime:
 
     # -- items -----------------------------------------------------------------------
 
-    def submit(self, data: Any, *, raise_now: bool, wait: bool = False) -> bool:
+    def submit(self, data: Any, raise_now: bool, wait: bool = False) -> bool:
         """Take one item in: run it now (serial) or queue it per the overflow policy.
 
         ``raise_now``: a stage error of this very item (serial mode) is raised
@@ -252,8 +252,7 @@ class Runtime:
         if unit is None:
             return self._enqueue(envelope, wait)
         # Serial: every stage runs on it now, in this thread, and it is delivered.
-        count = self.counts.count
-        count("forwarded")
+        self.counts.forwarded()
         try:
             done: int | None = unit(envelope, t_in)
         except ItemFailedError as failure:  # applies the policy (the raise policy raises)
@@ -262,7 +261,7 @@ class Runtime:
         except Exception:  # not an item's failure (a unit wraps its stages' errors)
             raise
         except BaseException:  # SystemExit, KeyboardInterrupt ...: propagates, counted
-            count("failed")
+            self.counts.count("failed")
             raise
         if done is None:
             return True
