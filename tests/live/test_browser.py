@@ -111,15 +111,18 @@ def test_replicas_are_shown_inside_their_stage(browser: Any) -> None:
 
 
 def test_a_batched_stage_shows_its_batches_in_its_box(browser: Any) -> None:
-    # A batch leaves only full (however slow the machine): 40 items are 10 batches.
-    pipeline = Pipeline(name="Cam").add(lambda items: items, "Detect", batch=4, batch_timeout=60)
+    # One item at a time, each read before the next goes in: every batch leaves
+    # with one item at its timeout, however slow the machine (12 batches).
+    pipeline = Pipeline(name="Cam").add(lambda items: items, "Detect", batch=4, batch_timeout=0.001)
     pipeline.parallelize(queue_size=8)
     try:
         with LiveView(pipeline, refresh=0.1) as view:
             browser.get(view.url)
-            for item in range(40):
+            results = pipeline.results(timeout=30)
+            for item in range(12):
                 pipeline.forward(item)
-            assert eventually(lambda: totals(browser).startswith("40 completed of 40"))
+                assert next(results) == item
+            assert eventually(lambda: totals(browser).startswith("12 completed of 12"))
             line = eventually(
                 lambda: (
                     browser.find_element(
@@ -130,9 +133,9 @@ def test_a_batched_stage_shows_its_batches_in_its_box(browser: Any) -> None:
             reasons = eventually(lambda: browser.find_element(By.ID, "reasons").text)
     finally:
         pipeline.cleanup()
-    assert line.startswith("batch 4 (60000 ms): 10 batches, mean 4.0 [4x10]; full 10, timeout 0")
-    # Every batch left full: the diagnosis's advice is on the page.
-    assert "Batching: Cam__Detect: 10 of 10 batches left full (4 items) before" in reasons
+    assert line.startswith("batch 4 (1 ms): 12 batches, mean 1.0 [1x12]; full 0, timeout 12")
+    # Every batch left at its timeout: the diagnosis's advice is on the page.
+    assert "Batching: Cam__Detect: 12 of 12 batches left at their 1 ms timeout" in reasons
 
 
 def test_a_blocked_input_turns_red_behind_a_gated_stage(browser: Any) -> None:
