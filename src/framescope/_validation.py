@@ -142,7 +142,7 @@ def check_positive_seconds(value: object, name: str) -> float:
         raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
     seconds = as_float(value, name)
     if not (seconds > 0 and math.isfinite(seconds)):
-        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        raise ValueError(f"{name} must be a positive number of seconds (finite), got {value!r}")
     return _at_most_max(seconds, name)
 
 
