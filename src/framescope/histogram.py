@@ -313,11 +313,14 @@ class Distribution:
         self._counts = [0] * (len(self._edges) + 1)
         self._total: float = 0
 
-    def extend(self, values: Sequence[float], *, ordered: bool = False) -> None:
+    def extend(
+        self, values: Sequence[float], *, ordered: bool = False, total: float | None = None
+    ) -> None:
         """Count a batch of raw samples (sorted once, then cut at the grid edges).
 
         ``values`` may be a NumPy array (a fold's column): counted in C.
-        ``ordered``: they are in ascending order already (not sorted again).
+        ``ordered``: they are in ascending order already (not sorted again);
+        ``total``: their sum, where it is known (not summed again).
         """
         if hasattr(values, "dtype"):  # a NumPy array
             self._total += _count_array(self._edges, values, self._counts)
@@ -335,7 +338,7 @@ class Distribution:
             counts[index] += upto - taken
             taken = upto
         counts[last] += len(values) - taken
-        self._total += sum(values)
+        self._total += sum(values) if total is None else total
 
     def snapshot(self) -> DistributionSnapshot:
         """Return the counts so far (total in seconds)."""

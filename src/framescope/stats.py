@@ -214,7 +214,7 @@ class RollingStats:
             if self._histogram is not None:
                 self._histogram.extend(every)
             if self._distribution is not None:
-                self._distribution.extend(every, ordered=batch.ordered)
+                self._distribution.extend(every, ordered=batch.ordered, total=batch.total)
 
     def reset(self) -> None:
         """Forget every sample and aggregate (a histogram or distribution keeps counting)."""

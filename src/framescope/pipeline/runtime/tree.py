@@ -217,9 +217,9 @@ def _flat_unit(steps: list[Step], now: Callable[[], int]) -> Unit:
                 raise
             except Exception as error:
                 raise step.failure(data, error) from error
-            end = now()
-            add((start, end))  # one call: a pair is never split (another thread, a signal)
-            start = end
+            # one call, the pair whole (never split by another thread or a signal);
+            # the stage's end reading is the next one's start
+            add((start, start := now()))
         envelope.data = data
         return start
 
