@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from framescope.clock import Clock
+from framescope.pipeline.errors import ErrorPolicy
 from framescope.pipeline.model.batches import BatchSnapshot
 from framescope.pipeline.model.counters import BATCH_REASONS
 from framescope.pipeline.model.events import NO_QUEUE, NodePhase, pack_iteration
@@ -236,17 +237,15 @@ class BatchRun:
     taps: tuple[Callable[[Any], None], ...]
     now: Callable[[], int]
 
-    def process(
-        self, batch: list[Envelope], start: int, stop_line: list[int] | None = None
-    ) -> tuple[list[Envelope], int]:
+    def process(self, batch: list[Envelope], start: int) -> tuple[list[Envelope], int]:
         """Run ``batch``; the envelopes that go on (in order) and the reading it ended on.
 
         An item an earlier stage failed on passes through uncalled. When the
         call fails, each item of the batch fails under the stage's policy; an
-        item that ends here (skip, stop) is left out of what goes on. Once an
-        item of it stopped the pipeline (``stop``: ``stop_line`` moved to its
-        frame), the later items are not failed: they go on, and are discarded
-        (counted) where the stop line cuts them, as without batching.
+        item that ends here (skip, stop) is left out of what goes on. Under
+        ``stop`` the first item fails and stops the pipeline; the later ones
+        came in after it: they go on unfailed and are discarded (counted)
+        where the stop cuts them, as without batching.
         """
         live = [envelope for envelope in batch if envelope.error is None]
         if not live:
@@ -255,14 +254,7 @@ class BatchRun:
         try:
             results, busy_ns = self.call(datas)
         except Exception as error:
-            end = self.now()
-            ended = set()
-            for envelope in live:
-                if stop_line is not None and envelope.frame_id > stop_line[0]:
-                    continue  # after the item that stopped the pipeline: cut, not failed
-                if self._failed(envelope, envelope.data, error) is None:
-                    ended.add(id(envelope))
-            return [e for e in batch if id(e) not in ended], end
+            return self._fail_all(batch, live, error), self.now()
         end = self.now()
         self._record(start if busy_ns is None else max(start, end - busy_ns), end, len(live))
         ended = set()
@@ -277,6 +269,21 @@ class BatchRun:
         if ended:
             return [e for e in batch if id(e) not in ended], end
         return batch, end
+
+    def _fail_all(
+        self, batch: list[Envelope], live: list[Envelope], error: Exception
+    ) -> list[Envelope]:
+        """The call raised ``error``: fail its items in order (one only under ``stop``)."""
+        ended = set()
+        for envelope in live:
+            failure = (
+                error if isinstance(error, ItemFailedError) else self.wrap(envelope.data, error)
+            )
+            if failed_item(envelope, failure, self.fail, self.now) is None:
+                ended.add(id(envelope))
+            if failure.policy is ErrorPolicy.STOP:
+                break  # the pipeline stops at this item: the rest came in after it
+        return [e for e in batch if id(e) not in ended]
 
     def _failed(self, envelope: Envelope, data: Any, error: Exception) -> int | None:
         failure = error if isinstance(error, ItemFailedError) else self.wrap(data, error)
@@ -329,7 +336,7 @@ class BatchWorker(Worker):
                 recorder.phase = NodePhase.PROCESSING
                 recorder.frame_id = batch[0].frame_id  # custom blocks of the call: its first
                 try:
-                    going, end = run(batch, formed.start, line)
+                    going, end = run(batch, formed.start)
                 except BaseException:  # SystemExit ...: the thread ends, counted failed once
                     self._crashed(batch)
                     raise
