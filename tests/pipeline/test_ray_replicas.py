@@ -14,7 +14,14 @@ from framescope import Pipeline
 from framescope.pipeline import StageError
 from framescope.pipeline.replicas.base import ReplicaLostError
 
-from .replica_stages import Draw, Echo, Refuses, error_of_killed_worker, run_killing_one_worker
+from .replica_stages import (
+    BatchEcho,
+    Draw,
+    Echo,
+    Refuses,
+    error_of_killed_worker,
+    run_killing_one_worker,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -72,3 +79,22 @@ def test_an_actor_that_dies_mid_item_fails_it_and_is_replaced(tmp_path: Path) ->
 
 def test_a_lost_actor_is_a_replica_lost_error(tmp_path: Path) -> None:
     assert isinstance(error_of_killed_worker("ray", tmp_path / "pid"), ReplicaLostError)
+
+
+def test_a_batched_stage_on_two_actors_sends_each_batch_as_one_call() -> None:
+    with Pipeline(name="Cams") as pipeline:
+        pipeline.add(BatchEcho(), "Detect", batch=4, replicas=2, executor="ray")
+        pipeline.parallelize(queue_size=4)
+        results = list(pipeline.run(range(20)))
+        snapshot = pipeline.snapshot()
+    assert [item for item, _, _ in results] == list(range(20))
+    # One call per batch: the items of a batch share its actor and its call number.
+    calls: dict[tuple[int, int], list[int]] = {}
+    for item, pid, call in results:
+        calls.setdefault((pid, call), []).append(item)
+    assert all(1 <= len(items) <= 4 for items in calls.values())
+    assert os.getpid() not in {pid for pid, _ in calls}
+    batch = snapshot.stage("Cams__Detect").batch
+    assert batch is not None and batch.items == 20 and batch.batches == len(calls)
+    counters = snapshot.counters
+    assert counters["completed"] == 20 and counters["forwarded"] == 20
