@@ -391,3 +391,44 @@ def test_close_keeps_its_timeout_against_a_hanging_endpoint(moto: MotoEndpoint) 
     counts = adapter.counters()
     assert counts["dropped"] == 1 and counts["sent"] == 0 and counts["pending"] == 0
     silent.close()
+
+
+def test_a_batched_stage_reports_its_batches_of_the_period() -> None:
+    from framescope.cwadapter import pipeline_data
+
+    clock = FakeClock()
+    pipeline = Pipeline(name="P", clock=clock)
+    pipeline.add(lambda items: items, "Detect", batch=4, batch_timeout=60).parallelize()
+    marks: dict[str, Any] = {}
+    now = datetime.datetime.now(UTC)
+
+    def batches(data: list[dict[str, Any]], name: str, **dims: str) -> float:
+        (datum,) = [
+            d
+            for d in data
+            if d["MetricName"] == name
+            and {x["Name"]: x["Value"] for x in d["Dimensions"]}
+            == {"Pipeline": "P", "Stage": "Detect", **dims}
+        ]
+        return float(datum.get("Value", datum.get("StatisticValues", {}).get("SampleCount", 0)))
+
+    try:
+        results = pipeline.results(timeout=30)
+        for item in range(8):
+            pipeline.forward(item)
+        assert [next(results) for _ in range(8)] == list(range(8))  # two full batches
+        first = pipeline_data(pipeline.snapshot(), now, marks)
+        for item in range(3):
+            pipeline.forward(item)
+        pipeline.close()  # the part full batch goes at once
+        assert list(results) == [0, 1, 2]
+        second = pipeline_data(pipeline.snapshot(), now, marks)
+    finally:
+        pipeline.cleanup()
+    assert batches(first, "Batches", Reason="full") == 2
+    assert batches(first, "Batches", Reason="timeout") == 0
+    assert batches(first, "BatchedItems") == 8
+    assert batches(first, "BatchWait") == 8  # one wait per item
+    assert batches(second, "Batches", Reason="full") == 0
+    assert batches(second, "Batches", Reason="flush") == 1
+    assert batches(second, "BatchedItems") == 3

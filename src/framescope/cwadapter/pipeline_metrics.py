@@ -14,7 +14,8 @@ from framescope.clock import SYSTEM_CLOCK, Clock, to_nanoseconds
 from framescope.cwadapter.adapter import CloudWatchSender
 from framescope.cwadapter.datum import base_datum, cw_dimensions, value_datum
 from framescope.delivery import DeliveryCounters
-from framescope.pipeline.model.snapshot import PipelineSnapshot, SnapshotSource
+from framescope.pipeline.model.counters import BATCH_REASONS
+from framescope.pipeline.model.snapshot import PipelineSnapshot, SnapshotSource, StageSnapshot
 from framescope.stats import StatsSnapshot
 
 __all__ = ["PipelineMetricsExporter", "pipeline_data"]
@@ -63,7 +64,10 @@ def pipeline_data(
 
     Per stage (dimensions Pipeline, Stage): FramesPerSecond, ProcessingTime
     (StatisticValues of the period), ProcessingTimeP50/P90/P99 (recent window),
-    QueueDepth (threaded pipelines) and FailedItems (in the period). For the
+    QueueDepth (threaded pipelines) and FailedItems (in the period); for a
+    batched stage also Batches (in the period, dimension Reason: ``full``,
+    ``timeout``, ``flush``), BatchedItems (in the period) and BatchWait (each
+    item's time in a forming batch, StatisticValues of the period). For the
     whole pipeline (dimension Pipeline): FramesPerSecond, Latency (end to
     end), LatencyP50/P90/P99, FailedItems and DroppedItems (dimension Reason).
     """
@@ -105,6 +109,44 @@ def pipeline_data(
         count("FailedItems", f"failed:{stage.key}", stage.failures, dims)
         if stage.queue_depth is not None:
             value("QueueDepth", dims, stage.queue_depth, "Count")
+        if stage.batch is not None:
+            data.extend(_batch_data(stage, base, timestamp, marks, high_resolution))
+    return data
+
+
+def _batch_data(
+    stage: StageSnapshot,
+    base: Mapping[str, str],
+    timestamp: datetime.datetime,
+    marks: dict[str, Any],
+    high_resolution: bool,
+) -> list[dict[str, Any]]:
+    """A batched stage's data of the period: Batches by Reason, BatchedItems, BatchWait."""
+    batch = stage.batch
+    assert batch is not None
+    dims = cw_dimensions({**base, "Stage": stage.stage})
+    data = []
+
+    def count(name: str, key: str, total: int, dims: list[dict[str, str]]) -> None:
+        previous = marks.get(key, 0)
+        marks[key] = total
+        reading = max(0, total - previous)
+        data.append(
+            value_datum(
+                name, dims, timestamp, reading, unit="Count", high_resolution=high_resolution
+            )
+        )
+
+    for reason in BATCH_REASONS:
+        reason_dims = cw_dimensions({**base, "Stage": stage.stage, "Reason": reason})
+        count("Batches", f"batches:{stage.key}:{reason}", batch.reason(reason), reason_dims)
+    count("BatchedItems", f"batched:{stage.key}", batch.items, dims)
+    key = f"batch_wait:{stage.key}"
+    waits, marks[key] = _period_statistics(batch.wait, marks.get(key))
+    if waits is not None:
+        datum = base_datum("BatchWait", dims, timestamp, "Seconds", high_resolution)
+        datum["StatisticValues"] = waits
+        data.append(datum)
     return data
 
 
