@@ -152,18 +152,7 @@ def _add_replicas(
     make: Callable[..., Worker],
 ) -> None:
     count, now = step.replicas, clock.monotonic_ns
-    sequencer = Sequencer(
-        group.inbox,
-        send,
-        end,
-        count=count,
-        window=count + group.inbox.maxsize,
-        ordered=step.ordered,
-    )
-    group.sequencer = sequencer
-    executor = step.executor
-    remote = executor.replicas(step.stage, count, step.qualified, clock) if executor.remote else []
-    group.remote = remote
+    sequencer, remote = _sequenced(group, step, send, end, clock, window=count)
     taps = tuple(step.taps)
     for index in range(count):
         watch, recorder = step.replica_watches[index], step.replica_recorders[index]
@@ -193,6 +182,32 @@ def _add_replicas(
                 plain=plain,
             )
         )
+
+
+def _sequenced(
+    group: StageThreads,
+    step: Step,
+    send: Callable[[Envelope], bool],
+    end: Callable[[], object],
+    clock: Clock,
+    *,
+    window: int,
+) -> tuple[Sequencer, list[Replica]]:
+    """A replicated stage's sequencer (taking ``window`` items beyond its queue) and remotes."""
+    count = step.replicas
+    sequencer = Sequencer(
+        group.inbox,
+        send,
+        end,
+        count=count,
+        window=window + group.inbox.maxsize,
+        ordered=step.ordered,
+    )
+    group.sequencer = sequencer
+    executor = step.executor
+    remote = executor.replicas(step.stage, count, step.qualified, clock) if executor.remote else []
+    group.remote = remote
+    return sequencer, remote
 
 
 def add_batch_workers(
@@ -256,18 +271,7 @@ def _add_batch_replicas(
     taps, label = tuple(step.taps), step.qualified
     local = _local_batch_call(step.stage, label)
     count = step.replicas
-    sequencer = Sequencer(
-        group.inbox,
-        send,
-        end,
-        count=count,
-        window=count * counts.size + group.inbox.maxsize,
-        ordered=step.ordered,
-    )
-    group.sequencer = sequencer
-    executor = step.executor
-    remote = executor.replicas(step.stage, count, step.qualified, clock) if executor.remote else []
-    group.remote = remote
+    sequencer, remote = _sequenced(group, step, send, end, clock, window=count * counts.size)
     former = BatchFormer(
         partial(sequencer.get_before, clock=clock),
         counts.size,
