@@ -216,12 +216,7 @@ class Pipeline:
         if not callable(stage):
             raise TypeError(f"stage must be callable (a Stage or a function), got {stage!r}")
         check_positive_int(replicas, "replicas", maximum=MAX_REPLICAS)
-        if batch is not None:
-            batch = check_positive_int(batch, "batch", maximum=MAX_BATCH)
-        elif batch_timeout is not None:
-            raise TypeError("batch_timeout applies to a batched stage: give batch= too")
-        timeout_s = DEFAULT_BATCH_TIMEOUT if batch_timeout is None else batch_timeout
-        timeout_ns = max(1, to_nanoseconds(check_positive_seconds(timeout_s, "batch_timeout"), ""))
+        batch, timeout_ns = _batching(batch, batch_timeout)
         policy, plan = ErrorPolicy.parse(on_error, "on_error"), resolve_executor(executor, replicas)
         self._tree.add(
             stage,
@@ -522,18 +517,8 @@ class Pipeline:
         returns is waited for 5 s, then reported.
         """
         if isinstance(source, Mapping):
-            feeds = SourceFeeds(
-                self.name,
-                check_sources(source),
-                self._clock,
-                stall_after=5.0
-                if stall_after is None
-                else check_positive_seconds(stall_after, "stall_after"),
-                warmup=check_seconds_or_none(warmup, "warmup") or 0.0,
-                min_fps=_min_fps(min_fps),
-                on_source_state=check_callable_or_none(on_source_state, "on_source_state"),
-            )
-            return self._run_sources(feeds)
+            health = {"stall_after": stall_after, "warmup": warmup, "min_fps": min_fps}
+            return self._run_sources(self._source_feeds(source, on_source_state, **health))
         given = (stall_after, warmup, on_source_state, min_fps)
         if any(value is not None for value in given):
             raise TypeError(
@@ -543,6 +528,28 @@ class Pipeline:
         if not isinstance(source, Iterable):
             raise TypeError(f"source must be an iterable of items, got {type(source).__name__}")
         return self._run_one(iter(source))
+
+    def _source_feeds(
+        self,
+        sources: Mapping[str, Iterable[Any]],
+        on_source_state: Callable[[SourceTransition], object] | None,
+        *,
+        stall_after: float | None,
+        warmup: float | None,
+        min_fps: float | None,
+    ) -> SourceFeeds:
+        """The feeds of a many-source :meth:`run`, its arguments checked."""
+        return SourceFeeds(
+            self.name,
+            check_sources(sources),
+            self._clock,
+            stall_after=5.0
+            if stall_after is None
+            else check_positive_seconds(stall_after, "stall_after"),
+            warmup=check_seconds_or_none(warmup, "warmup") or 0.0,
+            min_fps=None if min_fps is None else check_number(min_fps, "min_fps", positive=True),
+            on_source_state=check_callable_or_none(on_source_state, "on_source_state"),
+        )
 
     def _run_one(self, iterator: Iterator[Any]) -> Iterator[Any]:
         runtime = self._runtime
@@ -763,6 +770,11 @@ class Pipeline:
         return [step.stage for step in self._tree.steps]
 
 
-def _min_fps(value: object) -> float | None:
-    """``run``'s ``min_fps``: None, or a positive number of frames a second."""
-    return None if value is None else check_number(value, "min_fps", positive=True)
+def _batching(batch: int | None, batch_timeout: float | None) -> tuple[int | None, int]:
+    """``add``'s ``batch`` and ``batch_timeout`` checked: (the batch or None, the timeout in ns)."""
+    if batch is not None:
+        batch = check_positive_int(batch, "batch", maximum=MAX_BATCH)
+    elif batch_timeout is not None:
+        raise TypeError("batch_timeout applies to a batched stage: give batch= too")
+    timeout_s = DEFAULT_BATCH_TIMEOUT if batch_timeout is None else batch_timeout
+    return batch, max(1, to_nanoseconds(check_positive_seconds(timeout_s, "batch_timeout"), ""))
