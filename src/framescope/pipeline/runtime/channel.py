@@ -51,19 +51,6 @@ class _TimedOut:
 TIMED_OUT: Any = _TimedOut()
 
 
-class _LineWait:
-    """A :class:`WaitLine` as a clock waits on it (``wait(timeout)``, the lock held)."""
-
-    __slots__ = ("_line",)
-
-    def __init__(self, line: WaitLine) -> None:
-        self._line = line
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait in line until woken or ``timeout`` s passed; True when woken."""
-        return self._line.wait(timeout)
-
-
 class Channel:
     """A bounded FIFO with blocking put/get, drop policies and prompt close.
 
@@ -213,7 +200,7 @@ class Channel:
                 left = deadline_ns - now()
                 if left <= 0:
                     return TIMED_OUT
-                wait_on(clock, _LineWait(self._getting), left / 1e9)
+                wait_on(clock, self._getting, left / 1e9)  # a clock waits on a WaitLine
             item = items.popleft()
             if self._putting.waiters:
                 self._putting.wake_one()

@@ -39,7 +39,7 @@ class WaitLine:
     def __len__(self) -> int:
         return len(self.waiters)
 
-    def wait(self, timeout: float | None) -> bool:
+    def wait(self, timeout: float | None = None) -> bool:
         """Wait until woken or ``timeout`` s passed (None: no limit); True when woken.
 
         A waiter woken just as it timed out counts as woken (the wake is not
