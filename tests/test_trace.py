@@ -15,6 +15,7 @@ import pytest
 from framescope import Pipeline, Stage
 from framescope.clock import FakeClock
 from framescope.pipeline import SourceState
+from framescope.pipeline.model.traces import FrameTrace, StageSpan
 from framescope.trace import chrome_trace
 from tests.pipeline.helpers import Busy, Gate
 
@@ -338,9 +339,14 @@ def test_each_source_of_a_many_source_run_is_a_track_of_its_states(tmp_path: Pat
             (9_000 * ms, SourceState.STALLED),
         ),
     )
-    document = chrome_trace([], ["P__Detect"], sources={"cam": cam}, now_ns=9_500 * ms)
+    # A frame also went through a node the list does not name: it gets a track of its own.
+    span = StageSpan("P__Extra", 1_000 * ms, 1_000 * ms, 1_001 * ms, 1_001 * ms, 0)
+    frame = FrameTrace(0, 1_000 * ms, (span,))
+    document = chrome_trace([frame], ["P__Detect"], sources={"cam": cam}, now_ns=9_500 * ms)
     events = document["traceEvents"]
-    names = {e["tid"]: e["args"]["name"] for e in events if e["name"] == "thread_name"}
+    named = [(e["tid"], e["args"]["name"]) for e in events if e["name"] == "thread_name"]
+    assert len({tid for tid, _ in named}) == len(named)  # every track its own number
+    names = dict(named)
     tid = next(t for t, name in names.items() if name == "source cam")
     assert tid not in (0, 1)  # its own track, after the frames' and the stage's
     slices = [(e["name"], e["ts"], e["dur"]) for e in events if e.get("cat") == "source"]

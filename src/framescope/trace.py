@@ -83,8 +83,6 @@ def chrome_trace(
     origin = min(starts)
     for key, series in cpu.items():
         events.extend(_cpu_counter(key, series, origin))
-    for index, source in enumerate(sources.values()):
-        events.extend(_source_track(source, len(node_ids) + 1 + index, origin, now_ns))
     last_sent: dict[str, tuple[int, int]] = {}  # node -> (t_sent, frame id) of its last span
     last_node = node_ids[-1] if node_ids else None
     batches = _batches(frames)
@@ -94,6 +92,9 @@ def chrome_trace(
             tid = tids.setdefault(span.node_id, len(tids) + 1)
             events.extend(_span_events(frame, index, span, tid, origin, batches=batches))
             events.extend(_fps_counter(frame.frame_id, span, origin, last_sent))
+    for source in sources.values():  # after the stages' tracks, every one of them numbered
+        events.extend(_source_track(source, len(tids) + 1, origin, now_ns))
+        tids[f"source {source.name}"] = len(tids) + 1
     return {"traceEvents": events, "displayTimeUnit": "ms"}
 
 
@@ -157,33 +158,14 @@ def _track_names(title: str, tids: dict[str, int]) -> list[dict[str, Any]]:
         {"name": "thread_name", "ph": "M", "pid": _PID, "tid": 0, "args": {"name": "frames"}},
     ]
     for node_id, tid in tids.items():
-        events.append(
-            {"name": "thread_name", "ph": "M", "pid": _PID, "tid": tid, "args": {"name": node_id}}
-        )
-        events.append(
-            {
-                "name": "thread_sort_index",
-                "ph": "M",
-                "pid": _PID,
-                "tid": tid,
-                "args": {"sort_index": tid},
-            }
-        )
+        events.extend(_track(tid, node_id))
     return events
 
 
-def _source_track(
-    source: SourceSnapshot, tid: int, origin: int, now_ns: int | None
-) -> list[dict[str, Any]]:
-    """A source's track: its name, then a slice per state it was in (the last up to now)."""
-    events: list[dict[str, Any]] = [
-        {
-            "name": "thread_name",
-            "ph": "M",
-            "pid": _PID,
-            "tid": tid,
-            "args": {"name": f"source {source.name}"},
-        },
+def _track(tid: int, name: str) -> list[dict[str, Any]]:
+    """The metadata events of one track: its name, and its place (its number) in the list."""
+    return [
+        {"name": "thread_name", "ph": "M", "pid": _PID, "tid": tid, "args": {"name": name}},
         {
             "name": "thread_sort_index",
             "ph": "M",
@@ -192,6 +174,13 @@ def _source_track(
             "args": {"sort_index": tid},
         },
     ]
+
+
+def _source_track(
+    source: SourceSnapshot, tid: int, origin: int, now_ns: int | None
+) -> list[dict[str, Any]]:
+    """A source's track: its name, then a slice per state it was in (the last up to now)."""
+    events = _track(tid, f"source {source.name}")
     history = source.history
     for index, (start, state) in enumerate(history):
         end = history[index + 1][0] if index + 1 < len(history) else now_ns
