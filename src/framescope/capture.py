@@ -65,6 +65,8 @@ RECEIVED = "received"
 CAPTURE_CLOCKS: tuple[str, ...] = (RTCP, PROGRAM_DATE_TIME, FILE, GENERATED, RECEIVED)
 """Every capture clock a frame may name, the truest first."""
 
+_UNTIMED_CLOCKS = frozenset({FILE, RECEIVED})  # clocks that do not time the capture part
+
 
 class StampSink(Protocol):
     """What a frame's stamps report to (its source's latency recorder in a many-source run)."""
@@ -131,6 +133,18 @@ class Stamps:
         self.glass_ns: int | None = None
         self.glass_by: str | None = None
         self.sink: StampSink | None = None
+
+    @property
+    def capture_ns(self) -> int | None:
+        """Captured -> received (ns), where the capture clock times it; else None.
+
+        ``received`` knows no capture; a ``file``'s clock (its creation time
+        plus stream time) says when the recording was made, not how long ago
+        this frame was taken, so its age on arrival is no part of the split.
+        """
+        if self.capture_clock in _UNTIMED_CLOCKS:
+            return None
+        return round((self.received_wall - self.capture_time) * 1e9)
 
     def mark_in(self) -> None:
         """It is handed to the pipeline now."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -79,11 +80,18 @@ def test_the_live_preview_puts_a_frame_it_shows_on_the_glass() -> None:
     clock = FakeClock()
     tap = PreviewTap("annotated", clock=clock)
     pipeline = Pipeline(name="Cams", clock=clock)
-    pipeline.add(tap, "Preview")
+
+    def after(frame: Any) -> Any:
+        clock.advance(0.05)  # a stage after the preview: not on the frame's way to its glass
+        return frame
+
+    pipeline.add(tap, "Preview").add(after, "After")
     tap.start()
     try:
         results = pipeline.run({"cam": SyntheticSource(32, 32, frames=1, clock=clock)})
         frame = next(results)
+        assert frame.stamps is not None and frame.stamps.out_ns is not None
+        assert frame.stamps.out_ns == frame.stamps.in_ns  # handed to the preview at once
 
         def shown() -> bool:
             clock.advance(0.1)  # the preview's pace: one JPEG at most every 0.1 s
@@ -100,6 +108,8 @@ def test_the_live_preview_puts_a_frame_it_shows_on_the_glass() -> None:
         assert output is not None and output.count == 1
         assert stamps.glass_ns is not None and stamps.out_ns is not None
         assert output.maximum == (stamps.glass_ns - stamps.out_ns) / 1e9
+        inside = latency.figures("pipeline")
+        assert inside is not None and inside.maximum == 0.0  # the 50 ms after it left out
     finally:
         tap.stop()
         pipeline.cleanup()

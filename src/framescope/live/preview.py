@@ -19,7 +19,7 @@ from typing import Any
 
 from framescope._optional import require
 from framescope._validation import check_number
-from framescope.capture import mark_glass
+from framescope.capture import mark_glass, mark_handed
 from framescope.clock import SYSTEM_CLOCK, Clock
 from framescope.live._pace import Beat, wait_for
 from framescope.pipeline.stage import Stage
@@ -177,9 +177,15 @@ class PreviewTap(Stage):
         self._opencv: Any = False  # not looked for yet
 
     def __call__(self, frame: Any) -> Any:
-        """Keep a reference to ``frame`` for the encoder, and pass it on."""
+        """Keep a reference to ``frame`` for the encoder, and pass it on.
+
+        A frame of a many-source run is out of the pipeline here, handed to
+        this output (as :class:`~framescope.video.SpyGlass` hands it), on
+        this stage's thread: its way to the glass is the encoder's wait.
+        """
         self._latest = frame
         self.frames_seen += 1
+        mark_handed(frame)
         return frame
 
     # -- the encoder thread -----------------------------------------------------------

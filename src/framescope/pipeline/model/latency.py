@@ -9,11 +9,13 @@ part                  from -> to
 ====================  ====================================================================
 ``capture``           captured -> received (the camera, its encoder, the network); a
                       difference of two wall clocks, the camera's and this machine's;
-                      only for frames whose capture clock is not ``received``
+                      only for frames whose capture clock times it (not ``received``,
+                      nor ``file``: a recording's date is not a frame's age)
 ``decode``            received -> decoded (the decoder and the conversion to an array)
 ``queue``             decoded -> into the pipeline (the source's thread, its queue)
 ``pipeline``          into the pipeline -> out of it (the result read from ``run()``),
-                      or handed to an output inside it (a ``SpyGlass`` stage) if sooner;
+                      or handed to an output inside it (a ``SpyGlass`` stage, a live
+                      preview) if sooner;
                       timed for every item of the run, video frame or not
 ``output``            out -> on the glass (sent by ``SpyGlass``, written by
                       ``VideoWriter``, shown by the live preview: the first of them)

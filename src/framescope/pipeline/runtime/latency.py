@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 
-from framescope.capture import CAPTURE_CLOCKS, RECEIVED, Stamps
+from framescope.capture import CAPTURE_CLOCKS, Stamps
 from framescope.pipeline.model.latency import LATENCY_PARTS, LATENCY_TOTALS, SourceLatency
 from framescope.stats import RollingStats
 
@@ -51,20 +51,18 @@ class LatencyRecorder:
         in_ns, out_ns = stamps.in_ns, stamps.out_ns
         if in_ns is None or out_ns is None:
             return
-        received, decoded = stamps.received_ns, stamps.decoded_ns
-        truth = stamps.capture_clock != RECEIVED
-        capture_ns = round((stamps.received_wall - stamps.capture_time) * 1e9) if truth else 0
+        received, decoded, capture_ns = stamps.received_ns, stamps.decoded_ns, stamps.capture_ns
         pending = self._pending
         with self._lock:
             clocks = self._clocks
             clocks[stamps.capture_clock] = clocks.get(stamps.capture_clock, 0) + 1
-            if truth:
+            if capture_ns is not None:
                 pending["capture"].append(capture_ns)
             pending["decode"].append(decoded - received)
             pending["queue"].append(in_ns - decoded)
             pending["pipeline"].append(out_ns - in_ns)
             spans = pending["to_out"]
-            spans.append(capture_ns + out_ns - received)
+            spans.append((capture_ns or 0) + out_ns - received)
             if len(spans) >= FOLD_EVERY:
                 self._fold()
 
@@ -73,8 +71,7 @@ class LatencyRecorder:
         out_ns, glass_ns = stamps.out_ns, stamps.glass_ns
         if out_ns is None or glass_ns is None or stamps.in_ns is None:
             return
-        truth = stamps.capture_clock != RECEIVED
-        capture_ns = round((stamps.received_wall - stamps.capture_time) * 1e9) if truth else 0
+        capture_ns = stamps.capture_ns or 0
         pending = self._pending
         with self._lock:
             pending["output"].append(glass_ns - out_ns)

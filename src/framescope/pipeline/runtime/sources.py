@@ -140,14 +140,16 @@ def stamp(item: Any, clock: Clock, received_ns: int, sink: LatencyRecorder) -> S
     """
     stamps = stamps_of(item)
     if stamps is None:
-        wall = clock.wall().timestamp()
         capture = getattr(item, "capture_time", None)
         kind = getattr(item, "capture_clock", None)
         known = isinstance(capture, float | int) and isinstance(kind, str)
+        # The wall clock only for a frame (its capture time, or when it was
+        # received): an item of another kind has no use for it.
+        wall = clock.wall().timestamp() if known or hasattr(item, "capture_clock") else 0.0
         stamps = Stamps(
             clock.monotonic_ns,
-            capture_time=float(capture) if known and capture is not None else wall,
-            capture_clock=kind if known and isinstance(kind, str) else RECEIVED,
+            capture_time=float(capture) if known else wall,  # type: ignore[arg-type]
+            capture_clock=kind if known else RECEIVED,  # type: ignore[arg-type]
             received_wall=wall,
             received_ns=received_ns,
         )
