@@ -93,7 +93,7 @@ def test_a_result_without_an_image_sets_the_problem_and_logs_it_once(
                 until(lambda: tap.problem, tap, clock)
                 until(lambda: tap._encoded_seen == tap.frames_seen, tap, clock)
         assert tap.problem == "Annotate returns dict without an image in it: pass image=..."
-        assert tap.status() == {"frames": 0, "problem": tap.problem}
+        assert tap.status() == {"frames": 0, "problem": tap.problem, "cameras": []}
         assert [r.getMessage() for r in caplog.records] == [
             "preview 'annotated' shows nothing: " + tap.problem
         ]

@@ -25,8 +25,10 @@ from framescope.pipeline import (
     SourceSnapshot,
     SourceState,
     StageSnapshot,
+    ViewerSnapshot,
     merge_snapshots,
 )
+from framescope.stats import StatsSnapshot
 
 from .helpers import Busy
 
@@ -94,6 +96,29 @@ def every_field_set(snapshot: PipelineSnapshot, n: int) -> PipelineSnapshot:
                 "cam", SourceState.STALLED if n == 1 else SourceState.RUNNING, since=n, frames=n
             )
         },
+        viewers=(viewer(f"viewer{n}", n),),
+    )
+
+
+def viewer(name: str, n: int) -> ViewerSnapshot:
+    """A WebRTC viewer whose figures differ by ``n``."""
+    stats = StatsSnapshot(window=8, count=n, total=0.04 * n, minimum=0.03, maximum=0.05)
+    return ViewerSnapshot(
+        name,
+        "main",
+        None,
+        "H264",
+        "connected",
+        n,
+        10 * n,
+        n,
+        0,
+        1000 * n,
+        9 * n,
+        0,
+        stats,
+        0.001 * n,
+        0.0005,
     )
 
 
@@ -179,6 +204,7 @@ PIPELINE_RULES: dict[str, Check] = {
     )(m.source_error),
     "machine": lambda m, a, b: equal_to(None)(m.machine),  # two machines' loads: none is both
     "sources": check_sources,
+    "viewers": lambda m, a, b: equal_to(a.viewers + b.viewers)(m.viewers),  # each box's, listed
     "_state": check_state,
     "_traces": check_no_traces,
 }

@@ -15,18 +15,22 @@ import threading
 from collections.abc import Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from framescope._httpserver import BoundedServing, GuardedRequestHandler, listening_on
 from framescope.live._auth import UNAUTHORISED, TokenRule
 from framescope.live._publish import EVENTS_TYPE, Publisher
 from framescope.live.preview import MJPEG_TYPE, PreviewTap, mjpeg_parts
 from framescope.live.view import page_html
+from framescope.live.webrtc import WebRTCVideo, WhepError
 
 __all__ = ["LiveServer", "open_server"]
 
 _GONE_POLL_S = 0.5  # how often a stream waiting for a frame looks whether its client left
 _JSON = "application/json"
+_SDP = "application/sdp"
+_MAX_OFFER = 64 * 1024  # bytes of an SDP offer (a browser's is 5-10 KB)
+_ANSWER_S = 10.0  # seconds a WHEP offer may take to answer (ICE gathering of host addresses)
 
 
 class LiveServer(BoundedServing, HTTPServer):
@@ -35,6 +39,7 @@ class LiveServer(BoundedServing, HTTPServer):
     access: TokenRule
     publisher: Publisher
     previews: Mapping[str, PreviewTap]
+    webrtc: WebRTCVideo
     closing: threading.Event  # set when the view closes: every stream ends
 
     def refusal(self, handler: BaseHTTPRequestHandler) -> bytes | None:
@@ -45,16 +50,27 @@ class LiveServer(BoundedServing, HTTPServer):
 def open_server(
     address: tuple[str, int],
     access: TokenRule,
+    *,
     publisher: Publisher,
     previews: Mapping[str, PreviewTap],
+    webrtc: WebRTCVideo,
     closing: threading.Event,
 ) -> LiveServer:
     """Bind ``address`` (an OSError names it when that fails); ``configure`` it, then start it."""
     with listening_on(*address):
         server = LiveServer(address, _Handler)
     server.access, server.publisher, server.previews = access, publisher, previews
+    server.webrtc = webrtc
     server.closing = closing
     return server
+
+
+def _whep_preview(path: str) -> str | None:
+    """The preview a WHEP endpoint's path names (``/whep/<preview>``), else None."""
+    segments = path.strip("/").split("/")
+    if len(segments) == 2 and segments[0] == "whep" and segments[1]:
+        return segments[1]
+    return None
 
 
 class _Handler(GuardedRequestHandler):
@@ -69,7 +85,8 @@ class _Handler(GuardedRequestHandler):
         publisher = server.publisher
         path = urlsplit(self.path).path
         if path == "/":
-            self._send(200, page_html(server.previews), "text/html; charset=utf-8")
+            page = page_html(server.previews, webrtc=server.webrtc.max_viewers > 0)
+            self._send(200, page, "text/html; charset=utf-8")
         elif path == "/healthz":
             health = publisher.health()
             self._send(health.http_status, health.to_json(), _JSON)
@@ -88,11 +105,65 @@ class _Handler(GuardedRequestHandler):
         else:
             self._send(404, b"not found\n", "text/plain")
 
-    def _send(self, status: int, body: bytes, kind: str) -> None:
+    # -- WHEP: /whep/<preview> takes an offer; /whep/<preview>/<viewer> is a session ----------
+
+    def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
+        """A WHEP offer: ``201 Created``, the SDP answer and the session's ``Location``."""
+        parts = urlsplit(self.path)
+        preview = _whep_preview(parts.path)
+        if preview is None:
+            self._send(404, b"not found\n", "text/plain")
+            return
+        if self.headers.get("Content-Type", "").split(";")[0].strip().lower() != _SDP:
+            self._send(415, b"the offer must be application/sdp\n", "text/plain")
+            return
+        length = self.headers.get("Content-Length", "")
+        if not length.isdigit() or not 0 < int(length) <= _MAX_OFFER:
+            self._send(413, f"an offer of 1 to {_MAX_OFFER} bytes\n".encode(), "text/plain")
+            return
+        offer = self.rfile.read(int(length)).decode("utf-8", "replace")
+        camera = (parse_qs(parts.query).get("camera") or [""])[0] or None
+        try:
+            viewer, answer = self.server.webrtc.offer(preview, camera, offer, _ANSWER_S)
+        except WhepError as error:
+            self._send(error.status, f"{error}\n".encode(), "text/plain", retry=error.status == 503)
+            return
+        self._send(201, answer.encode(), _SDP, location=f"/whep/{preview}/{viewer}")
+
+    def do_DELETE(self) -> None:  # noqa: N802 - the name http.server calls
+        """The end of a WHEP session."""
+        segments = urlsplit(self.path).path.strip("/").split("/")
+        known = len(segments) == 3 and segments[0] == "whep"
+        if known and self.server.webrtc.leave(segments[1], segments[2]):
+            self._send(200, b"", "text/plain")
+            return
+        self._send(404, b"no such session\n", "text/plain")
+
+    def do_PATCH(self) -> None:  # noqa: N802 - the name http.server calls
+        """Trickle ICE is not offered: the answer holds every candidate (405, as WHEP says)."""
+        self._send(
+            405, b"trickle ICE is not supported: the answer has every candidate\n", "text/plain"
+        )
+
+    def do_OPTIONS(self) -> None:  # noqa: N802 - the name http.server calls
+        """What the WHEP endpoint accepts."""
+        self.send_response(204)
+        self.send_header("Accept-Post", _SDP)
+        self.send_header("Allow", "GET, POST, DELETE, OPTIONS")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _send(
+        self, status: int, body: bytes, kind: str, *, location: str = "", retry: bool = False
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
+        if location:
+            self.send_header("Location", location)
+        if retry:
+            self.send_header("Retry-After", "5")
         self.end_headers()
         self.wfile.write(body)
 

@@ -14,13 +14,15 @@ import json
 import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from framescope.clock import TimeSource
 from framescope.live._pace import Beat, wait_for
 from framescope.live.preview import PreviewTap
 from framescope.live.remote import RemoteBox
-from framescope.live.view import input_drops, page_view
+from framescope.live.view import input_drops, page_view, viewer_view
+from framescope.live.webrtc import WebRTCVideo
 from framescope.pipeline.model.snapshot import PipelineSnapshot, merge_snapshots
 from framescope.pipeline.views.health import RECONNECT_LIMIT_S, Health, judge_health
 from framescope.stats import StatsSnapshot
@@ -45,6 +47,7 @@ class Publisher:
         pipelines: local sources (anything with ``snapshot()``).
         remotes: remote boxes (their last good snapshots are merged in).
         previews: the view's previews by name (their status goes to the page).
+        webrtc: the view's WebRTC viewers (they join the snapshot and the page).
         refresh: seconds of ``clock`` between snapshots.
         clock: the clock of the publishing pace and of every wait for a snapshot.
         stop: set when the view closes: the thread ends, every waiter wakes.
@@ -57,6 +60,7 @@ class Publisher:
         pipelines: Sequence[Any],
         remotes: Sequence[RemoteBox],
         previews: Mapping[str, PreviewTap],
+        webrtc: WebRTCVideo,
         *,
         refresh: float,
         clock: TimeSource,
@@ -65,6 +69,7 @@ class Publisher:
         reconnect_limit: float = RECONNECT_LIMIT_S,
     ) -> None:
         self.pipelines, self.remotes, self.previews = pipelines, remotes, previews
+        self.webrtc = webrtc
         self.refresh = refresh
         self.bounds = {"stall_after": stall_after, "reconnect_limit": reconnect_limit}
         self._clock = clock
@@ -111,6 +116,11 @@ class Publisher:
             return parts[0]
         return merge_snapshots(*parts, prefixes=prefixes, name="fleet")
 
+    def with_viewers(self, snapshot: PipelineSnapshot) -> PipelineSnapshot:
+        """``snapshot`` with the view's WebRTC viewers (as it is when there are none)."""
+        viewers = self.webrtc.viewers()
+        return replace(snapshot, viewers=snapshot.viewers + viewers) if viewers else snapshot
+
     def publish(self) -> None:
         """Take one snapshot of every source, render it for the page, wake the watchers."""
         parts, prefixes = self.parts()
@@ -130,7 +140,14 @@ class Publisher:
             drops=drops,
             **self.bounds,
         )
-        view["previews"] = {name: tap.status() for name, tap in self.previews.items()}
+        snapshot = self.with_viewers(snapshot)
+        streams = self.webrtc.streams()
+        view["previews"] = {
+            name: {**tap.status(), "webrtc": streams.get(name, [])}
+            for name, tap in self.previews.items()
+        }
+        view["viewers"] = [viewer_view(viewer) for viewer in snapshot.viewers]
+        view["webrtc"] = {"served": self.webrtc.served, "refused": self.webrtc.refused}
         body = json.dumps(view).encode()
         with self._cond:
             self._published = (self._published[0] + 1, body, snapshot)

@@ -1,4 +1,4 @@
-"""Preview video for the live page: the latest frame at a point of a pipeline, as JPEG.
+"""Preview video for the live page: the frames at a point of a pipeline, as JPEG and for WebRTC.
 
 A :class:`PreviewTap` is a pipeline stage that only keeps a reference to the
 frame passing through (no copy, no wait) and passes it on. Its own thread
@@ -6,7 +6,9 @@ encodes the newest frame to JPEG at most ``fps`` times a second (OpenCV where in
 else PyAV's MJPEG encoder), so the frame loop never waits for a viewer: frames that come
 faster are skipped, never queued. :func:`mjpeg_parts` makes the
 ``multipart/x-mixed-replace`` (MJPEG) stream the live server sends to any
-number of browsers.
+number of browsers. While WebRTC viewers watch, the tap also hands every
+frame, with the moment it left the stage, to their video streams
+(:mod:`framescope.live.stream`), which encode at the stage's own rate.
 """
 
 from __future__ import annotations
@@ -111,6 +113,25 @@ def pick_image(value: Any, image: ImageChoice = None) -> tuple[Any | None, str |
     return None, f"returns {kind} with {len(images)} images ({keys}): pass image=..."
 
 
+MAX_CAMERAS = 64
+"""The most source names a preview lists (a run of more sources shows the first ones)."""
+
+
+def check_size(size: object) -> tuple[int, int] | None:
+    """``size`` as ``(width, height)``, even, at least 16 each, or None (else Type/ValueError)."""
+    if size is None:
+        return None
+    if not isinstance(size, (tuple, list)) or len(size) != 2:
+        raise TypeError(f"size must be (width, height) or None, got {size!r}")
+    width, height = size
+    for value in (width, height):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"size must be two ints (width, height), got {size!r}")
+    if not (16 <= width <= 7680 and 16 <= height <= 4320):
+        raise ValueError(f"size must be from (16, 16) to (7680, 4320), got {size!r}")
+    return width - width % 2, height - height % 2
+
+
 def check_image_choice(image: object) -> ImageChoice:
     """``image`` if it can pick an image (None, a str, an int or a callable); else a TypeError."""
     if image is None or callable(image) or isinstance(image, (str, int)):
@@ -141,6 +162,8 @@ class PreviewTap(Stage):
         clock: the clock of the encoder's pace and of waits for a JPEG.
         image: which part of each result is the image (see :func:`pick_image`).
         source: what the tap sees, for messages (the live view passes the stage's name).
+        size: ``(width, height)`` of its WebRTC video (None: each frame's own
+            size, rounded down to even numbers). The JPEGs keep the frame's size.
     """
 
     def __init__(
@@ -151,6 +174,7 @@ class PreviewTap(Stage):
         clock: Clock | None = None,
         image: ImageChoice = None,
         source: str | None = None,
+        size: tuple[int, int] | None = None,
     ) -> None:
         if not isinstance(name, str) or not name.isidentifier():
             raise ValueError(f"name must be a simple name (letters, digits, _), got {name!r}")
@@ -160,7 +184,10 @@ class PreviewTap(Stage):
         if source is not None and not isinstance(source, str):
             raise TypeError(f"source must be a str or None, got {type(source).__name__}")
         self.source = source
+        self.size = check_size(size)
         self._clock = SYSTEM_CLOCK if clock is None else clock
+        self._feeds: tuple[Callable[[Any, int], None], ...] = ()
+        self._cameras: dict[str, None] = {}  # source names seen, in order (bounded)
         self._latest: Any = None
         self._encoded_seen = 0  # frames_seen when the encoder last took a frame
         self._jpeg: bytes | None = None
@@ -186,7 +213,37 @@ class PreviewTap(Stage):
         self._latest = frame
         self.frames_seen += 1
         mark_handed(frame)
+        camera = getattr(frame, "source", None)
+        if camera is not None and camera not in self._cameras:
+            self._saw_camera(camera)
+        feeds = self._feeds
+        if feeds:
+            out_ns = self._clock.monotonic_ns()
+            for feed in feeds:
+                feed(frame, out_ns)
         return frame
+
+    def _saw_camera(self, camera: Any) -> None:
+        if isinstance(camera, str) and len(self._cameras) < MAX_CAMERAS:
+            self._cameras[camera] = None
+
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        """The sources whose frames passed (a many-source run's names), in order of arrival."""
+        return tuple(self._cameras)
+
+    def add_feed(self, feed: Callable[[Any, int], None]) -> None:
+        """Call ``feed(frame, out_ns)`` with every frame from now on, on the stage's thread.
+
+        ``out_ns`` is when the frame left the stage, on the tap's clock. A
+        feed must be quick (it runs inside the stage's time): the WebRTC
+        streams keep a reference and wake their encoder.
+        """
+        self._feeds = (*self._feeds, feed)
+
+    def remove_feed(self, feed: Callable[[Any, int], None]) -> None:
+        """Stop calling ``feed`` (a feed not added is ignored)."""
+        self._feeds = tuple(f for f in self._feeds if f is not feed)
 
     # -- the encoder thread -----------------------------------------------------------
 
@@ -250,7 +307,7 @@ class PreviewTap(Stage):
 
     def status(self) -> dict[str, Any]:
         """What the live page shows about this preview: JPEGs made, and any problem."""
-        return {"frames": self.sequence, "problem": self.problem}
+        return {"frames": self.sequence, "problem": self.problem, "cameras": list(self._cameras)}
 
     def _encode(self, image: Any) -> bytes:
         if self._opencv is False:

@@ -21,6 +21,7 @@ from framescope.live._http import open_server
 from framescope.live._publish import Published, Publisher
 from framescope.live.preview import ImageChoice, PreviewTap
 from framescope.live.remote import RemoteBox
+from framescope.live.webrtc import MAX_VIEWERS, WebRTCVideo
 from framescope.pipeline.model.snapshot import PipelineSnapshot
 from framescope.pipeline.views.health import RECONNECT_LIMIT_S
 
@@ -40,7 +41,10 @@ class LiveView:
     (Server-Sent Events, one ``snapshot`` event per refresh), ``/view.json``
     (what the page draws), ``/snapshot.json`` (the full snapshot, which a
     fleet LiveView reads), ``/state.json`` (DepthAI's ``PipelineState``),
-    ``/video/<name>.mjpg`` (a preview, see :meth:`preview`) and ``/healthz``
+    ``/video/<name>.mjpg`` (a preview as MJPEG, see :meth:`preview`),
+    ``/whep/<name>`` (the same preview over WebRTC: a WHEP endpoint, which
+    the page uses when the browser can; ``?camera=`` picks one source of a
+    many-source run) and ``/healthz``
     (200 or 503 with a JSON body naming each stalled or failed source and
     stalled stage: :func:`~framescope.pipeline.views.health.judge_health` of
     the latest published snapshot). Every endpoint, ``/healthz`` included,
@@ -68,6 +72,11 @@ class LiveView:
             for a stage that takes longer than 5 s an item).
         reconnect_limit: seconds without a frame a ``reconnecting`` source
             may have before ``/healthz`` calls it unhealthy.
+        max_viewers: WebRTC viewers served at once (more get 503; 0: no
+            WebRTC, the page shows MJPEG). WebRTC needs ``framescope[webrtc]``.
+        ice_servers: STUN/TURN servers for WebRTC (``"stun:host:3478"``, or
+            dicts with ``urls``, ``username``, ``credential``). None: ICE
+            offers only the address the view listens on and contacts no server.
     """
 
     def __init__(
@@ -84,6 +93,8 @@ class LiveView:
         clock: Clock | None = None,
         stall_after: float = 5.0,
         reconnect_limit: float = RECONNECT_LIMIT_S,
+        max_viewers: int = MAX_VIEWERS,
+        ice_servers: Any = None,
     ) -> None:
         if clock is not None and not isinstance(clock, TimeSource):
             raise TypeError(f"clock must be a framescope Clock or None, got {type(clock).__name__}")
@@ -93,19 +104,33 @@ class LiveView:
         self._access = TokenRule(host, token)
         self.previews: dict[str, PreviewTap] = {}
         self._stop = threading.Event()
+        address = check_address(host, port)
+        self._webrtc = WebRTCVideo(
+            self.previews,
+            host=address[0],
+            max_viewers=max_viewers,
+            ice_servers=ice_servers,
+            clock=self._clock,
+            name="framescope-live",
+        )
         self._publisher = Publisher(
             self.pipelines,
             self.remotes,
             self.previews,
+            self._webrtc,
             refresh=self.refresh,
             clock=self._clock,
             stop=self._stop,
             stall_after=check_positive_seconds(stall_after, "stall_after"),
             reconnect_limit=check_positive_seconds(reconnect_limit, "reconnect_limit"),
         )
-        address = check_address(host, port)
         self._server = open_server(
-            address, self._access, self._publisher, self.previews, self._stop
+            address,
+            self._access,
+            publisher=self._publisher,
+            previews=self.previews,
+            webrtc=self._webrtc,
+            closing=self._stop,
         )
         self._server.configure(
             name=f"framescope-live-{self._server.server_port}",
@@ -158,8 +183,11 @@ class LiveView:
         *,
         fps: float = 10.0,
         image: ImageChoice = None,
+        size: tuple[int, int] | None = None,
     ) -> PreviewTap:
-        """Show frames of the pipeline on the page as ``/video/<name>.mjpg``.
+        """Show frames of the pipeline on the page: over WebRTC (``/whep/<name>``) or as MJPEG.
+
+        The MJPEG stream is ``/video/<name>.mjpg``.
 
         With ``stage`` (a stage's name, typically the one that draws), the
         view taps that stage's results in place: no stage is added, and the
@@ -169,10 +197,15 @@ class LiveView:
         dict or tuple holding one; ``image`` (a key, an index or a function)
         picks it when there are several. When a result holds no image, the
         preview's box on the page says so. The preview runs on the view's clock.
+
+        Over WebRTC every frame is sent, at the stage's rate, ``size``
+        (``(width, height)``; None: the frame's own) in H.264 (VP8 for a
+        browser without it), encoded once for all viewers; ``fps`` caps the
+        MJPEG fallback's JPEGs a second.
         """
         if name in self.previews:
             raise ValueError(f"name: there is already a preview called {name!r}")
-        tap = PreviewTap(name, fps=fps, image=image, source=stage, clock=self._clock)
+        tap = PreviewTap(name, fps=fps, image=image, source=stage, clock=self._clock, size=size)
         if stage is not None:
             self._tap(stage, tap)
         self.previews[name] = tap
@@ -211,6 +244,7 @@ class LiveView:
         for tap in self.previews.values():
             tap.stop()
         stopped = self._server.stop(timeout)
+        stopped = self._webrtc.close(timeout) and stopped
         threads = [self._publisher.thread] + [r.thread for r in self.remotes]
         started = [thread for thread in threads if thread is not None]
         for thread in started:
@@ -231,7 +265,7 @@ class LiveView:
 
     def snapshot(self) -> PipelineSnapshot:
         """One snapshot of every source, merged (remote boxes' last answers included)."""
-        return self._publisher.merged(*self._publisher.parts())
+        return self._publisher.with_viewers(self._publisher.merged(*self._publisher.parts()))
 
     def published(self, after: int = 0, timeout: float | None = None) -> Published:
         """The latest (version, page view JSON, snapshot), once newer than ``after``.

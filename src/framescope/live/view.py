@@ -20,6 +20,7 @@ from framescope.pipeline.model.cpu import CpuSplit, MachineLoad
 from framescope.pipeline.model.latency import LATENCY_PARTS, SourceLatency
 from framescope.pipeline.model.snapshot import PipelineSnapshot
 from framescope.pipeline.model.sources import SourceQuality
+from framescope.pipeline.model.viewers import ViewerSnapshot
 from framescope.pipeline.views.diagnosis import diagnose_snapshot
 from framescope.pipeline.views.health import RECONNECT_LIMIT_S, Health, judge_health
 from framescope.pipeline.views.tables import (
@@ -45,11 +46,14 @@ _NAMED = ("stage-bound", "stalled")
 """Verdicts whose ``bottleneck`` is the stage to outline (not merely the busiest one)."""
 
 
-def page_html(previews: Iterable[str]) -> bytes:
-    """The page, with the names of the ``previews`` (``/video/<name>.mjpg``) filled in."""
+def page_html(previews: Iterable[str], *, webrtc: bool = True) -> bytes:
+    """The page, with the names of the ``previews`` filled in (and whether it tries WebRTC)."""
     text = importlib.resources.files("framescope.live").joinpath("page.html").read_text()
     names = html.escape(json.dumps(sorted(previews)), quote=True)
-    return text.replace("<body>", f'<body data-previews="{names}">', 1).encode()
+    video = "webrtc" if webrtc else "mjpeg"
+    return text.replace(
+        "<body>", f'<body data-previews="{names}" data-video="{video}">', 1
+    ).encode()
 
 
 def _ms(seconds: float) -> float:
@@ -247,6 +251,33 @@ def _quality_view(quality: SourceQuality | None) -> dict[str, Any]:
         "up": round(quality.up, 4),
         "hour": round(quality.window, 1),
         "of_nominal": None if ratio is None else round(ratio, 3),
+    }
+
+
+def viewer_view(viewer: ViewerSnapshot) -> dict[str, Any]:
+    """What the page shows of a WebRTC viewer: its figures, latencies in milliseconds."""
+    latency = viewer.stage_to_screen.summary()
+    timed = latency.count > 0
+    return {
+        "viewer": viewer.viewer,
+        "preview": viewer.preview,
+        "camera": viewer.camera,
+        "codec": viewer.codec,
+        "state": viewer.state,
+        "sent": viewer.frames_sent,
+        "dropped": viewer.frames_dropped,
+        "placeholder": viewer.placeholder_frames,
+        "presented": viewer.presented,
+        "unmatched": viewer.unmatched,
+        "timed": latency.count,
+        "p50_ms": latency.median * 1e3 if timed else None,
+        "p90_ms": latency.p90 * 1e3 if timed else None,
+        "p99_ms": latency.p99 * 1e3 if timed else None,
+        "max_ms": latency.maximum * 1e3 if timed else None,
+        "offset_ms": None if viewer.clock_offset is None else viewer.clock_offset * 1e3,
+        "uncertainty_ms": (
+            None if viewer.clock_uncertainty is None else viewer.clock_uncertainty * 1e3
+        ),
     }
 
 

@@ -71,6 +71,7 @@ if TYPE_CHECKING:
         Timing,
         merge_states,
     )
+    from framescope.pipeline.model.viewers import ViewerSnapshot
     from framescope.pipeline.pipeline import Pipeline, PipelineStage
     from framescope.pipeline.pystream import (
         MAIN_PIPELINE_NAME,
@@ -113,6 +114,7 @@ _LAZY: dict[str, str] = {
     "SourceState": "framescope.pipeline.model.sources",
     "SourceTransition": "framescope.pipeline.model.sources",
     "Sourced": "framescope.pipeline.model.sources",
+    "ViewerSnapshot": "framescope.pipeline.model.viewers",
     "DurationStats": "framescope.pipeline.model.state",
     "InputQueueState": "framescope.pipeline.model.state",
     "NodeState": "framescope.pipeline.model.state",
@@ -168,6 +170,7 @@ __all__ = [  # noqa: RUF022 - grouped as the docstring says
     "SourceTransition",
     "StageLoad",
     "StageSnapshot",
+    "ViewerSnapshot",
     "merge_snapshots",
     # DepthAI's node states and events
     "DurationStats",

@@ -25,6 +25,7 @@ from framescope.pipeline.model.cpu import CpuSplit, MachineLoad
 from framescope.pipeline.model.sources import SourceSnapshot, read_sources
 from framescope.pipeline.model.state import NodeState, PipelineState, merge_states, read_state
 from framescope.pipeline.model.traces import FrameTrace, read_trace
+from framescope.pipeline.model.viewers import ViewerSnapshot, read_viewers
 from framescope.stats import StatsSnapshot
 from framescope.statsnapshot import read_stats
 
@@ -207,6 +208,8 @@ class PipelineSnapshot:
             the working stages; see :attr:`node_ids`).
         sources: each source of a many-source run (``run({name: source})``)
             by name, in the order given (empty for a run of one iterable).
+        viewers: the WebRTC viewers of a live view's previews (a ``LiveView``'s
+            snapshot; empty for a pipeline's own).
 
     :attr:`state` (DepthAI's node states) and :attr:`traces` are rendered from
     the readings of this instant the first time they are read.
@@ -226,6 +229,7 @@ class PipelineSnapshot:
     machine: MachineLoad | None = None
     trace_nodes: tuple[str, ...] = ()
     sources: Mapping[str, SourceSnapshot] = field(default_factory=dict)
+    viewers: tuple[ViewerSnapshot, ...] = ()
     _state: Deferred[PipelineState] = field(
         default_factory=lambda: Deferred.of(PipelineState()), repr=False, compare=False
     )
@@ -320,6 +324,7 @@ class PipelineSnapshot:
             "machine": None if self.machine is None else self.machine.to_dict(),
             "node_ids": list(self.node_ids),
             "sources": [source.to_dict() for source in self.sources.values()],
+            "viewers": [viewer.to_dict() for viewer in self.viewers],
             "traces": [trace.to_dict() for trace in self.traces],
         }
 
@@ -357,6 +362,7 @@ class PipelineSnapshot:
             machine=_read_optional(fields, "machine", MachineLoad.from_dict),
             trace_nodes=_read_names(fields, "node_ids"),
             sources=read_sources(fields),
+            viewers=read_viewers(fields),
             _traces=Deferred.of(_read_traces(fields)),
         )
 
@@ -489,6 +495,7 @@ def merge_snapshots(
         )
         or None,
         sources=_merged_sources(snapshots, prefixes),
+        viewers=tuple(viewer for snapshot in snapshots for viewer in snapshot.viewers),
     )
 
 

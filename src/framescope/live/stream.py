@@ -1,0 +1,292 @@
+"""A preview's WebRTC video: its frames encoded once, at the stage's rate, for every viewer.
+
+A :class:`VideoStream` is one encoder for one preview (one camera of it,
+one codec) however many viewers play it. The tap hands it each frame with
+the moment it left the stage (on the stage's thread: a reference and a
+wake-up, nothing else); its own thread encodes the newest frame (H.264 with
+libx264, or VP8 with libvpx: real-time settings, no B-frames, a key frame
+at least every ``gop`` seconds and whenever a viewer needs one) and hands
+the packets to the viewers. A frame that comes while the encoder is busy
+replaces the one waiting, counted in ``frames_skipped``: the pipeline never
+waits for the video. When no frame came for ``placeholder_after`` seconds
+the stream sends a grey picture saying since when
+(:mod:`~framescope.live.placeholder`), a few a second, so a player never
+freezes silently; the next frame of the stage takes over again.
+
+Each frame's presentation time (``pts``, 90 kHz, the RTP clock) is when it
+left the stage, so the stream can tell a viewer's report of a presented
+frame back to that moment (:meth:`VideoStream.sent_at`).
+"""
+
+from __future__ import annotations
+
+import datetime
+import fractions
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from framescope._optional import require
+from framescope.capture import mark_glass
+from framescope.clock import Clock, wait_on
+from framescope.live.placeholder import placeholder_image, placeholder_text
+from framescope.live.preview import PreviewTap, pick_image
+
+__all__ = ["CODECS", "PLACEHOLDER", "RTP_CLOCK_HZ", "EncodedFrame", "VideoStream"]
+
+logger = logging.getLogger(__name__)
+
+RTP_CLOCK_HZ = 90_000
+"""The clock rate of video RTP timestamps, and of every stream's ``pts``."""
+
+CODECS = ("H264", "VP8")
+"""The codecs a stream encodes, the preferred first."""
+
+PLACEHOLDER = -1
+"""What :meth:`VideoStream.sent_at` says of a placeholder frame (no stage time)."""
+
+_REMEMBERED = 1024  # frames whose stage time is kept for the viewers' reports (a few seconds)
+_KEYFRAME_GAP_NS = 250_000_000  # at most four key frames a second on request
+_DEFAULT_SIZE = (640, 360)  # the placeholder's size before any frame came
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedFrame:
+    """One encoded frame: its packet (``pts`` on the RTP clock), its stage time and its kind."""
+
+    packet: Any
+    pts: int
+    out_ns: int
+    keyframe: bool
+    placeholder: bool
+    size: int
+
+
+class VideoStream:
+    """One preview's frames (one camera's, or all), encoded once in ``codec`` for its viewers.
+
+    Args:
+        tap: the preview whose frames it encodes.
+        camera: only frames of this source (None: every frame).
+        codec: ``"H264"`` or ``"VP8"``.
+        deliver: called on the encoder's thread with each encoded frame.
+        clock: the clock of its waits and readings (the tap's).
+        placeholder_after: seconds without a frame before the placeholder shows.
+        placeholder_fps: placeholder frames a second while it shows.
+        gop: seconds between key frames at most.
+    """
+
+    def __init__(
+        self,
+        tap: PreviewTap,
+        camera: str | None,
+        codec: str,
+        *,
+        deliver: Callable[[EncodedFrame], None],
+        clock: Clock,
+        placeholder_after: float = 1.0,
+        placeholder_fps: float = 5.0,
+        gop: float = 2.0,
+    ) -> None:
+        if codec not in CODECS:
+            raise ValueError(f"codec must be one of {', '.join(CODECS)}, got {codec!r}")
+        self.tap, self.camera, self.codec = tap, camera, codec
+        self._deliver = deliver
+        self._clock = clock
+        self._after_ns = round(placeholder_after * 1e9)
+        self._placeholder_ns = round(1e9 / placeholder_fps)
+        self._gop_ns = round(gop * 1e9)
+        self._cond = threading.Condition()
+        self._pending: tuple[Any, int] | None = None
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+        self._encoder: Any = None
+        self._size: tuple[int, int] | None = tap.size
+        self._start_ns = clock.monotonic_ns()
+        self._last_pts = -1
+        self._last_key_ns: int | None = None
+        self._key_wanted = True
+        self._placeholder_due_ns = self._start_ns + self._after_ns
+        self._sent: OrderedDict[int, int] = OrderedDict()
+        self._sent_lock = threading.Lock()
+        self.last_frame_wall: datetime.datetime | None = None
+        """Wall time of the stage's last frame it encoded (None: none yet)."""
+        self.showing_placeholder = False
+        self.frames_encoded = 0
+        self.frames_skipped = 0
+        self.placeholder_frames = 0
+        self.failures = 0
+
+    # -- the stage's side ----------------------------------------------------------------
+
+    def _feed(self, frame: Any, out_ns: int) -> None:
+        """The tap's feed: keep the newest frame (of this camera) and wake the encoder."""
+        if self.camera is not None and getattr(frame, "source", None) != self.camera:
+            return
+        with self._cond:
+            if self._pending is not None:
+                self.frames_skipped += 1
+            self._pending = (frame, out_ns)
+            self._cond.notify()
+
+    # -- life -----------------------------------------------------------------------------
+
+    def start(self, name: str) -> None:
+        """Start encoding on a thread called ``name``, fed by the tap from now on."""
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+        self.tap.add_feed(self._feed)
+
+    def stop(self, timeout: float = 2.0) -> bool:
+        """Stop feeding and encoding; False if the thread outlived ``timeout``."""
+        self.tap.remove_feed(self._feed)
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+        thread = self._thread
+        if thread is None:
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    def request_keyframe(self) -> None:
+        """Make the next frame a key frame (a viewer joined, or lost its way)."""
+        with self._cond:
+            self._key_wanted = True
+
+    def sent_at(self, rtp_time: int) -> int | None:
+        """When the frame with ``rtp_time`` left the stage (None: not one of the frames remembered).
+
+        :data:`PLACEHOLDER` for a placeholder frame: no stage made it.
+
+        ``rtp_time`` is its ``pts`` modulo 2**32, as RTP carries it (an RTP
+        timestamp less the sender's random origin).
+        """
+        with self._sent_lock:
+            return self._sent.get(rtp_time)
+
+    # -- the encoder's thread --------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            taken = self._wait()
+            if taken is False:
+                return
+            try:
+                if isinstance(taken, tuple):
+                    self._encode_frame(*taken)
+                else:
+                    self._encode_placeholder()
+            except Exception as error:  # a bad frame must not end the video
+                self.failures += 1
+                if self.failures == 1:
+                    logger.warning("preview %r: cannot encode a frame: %s", self.tap.name, error)
+
+    def _wait(self) -> tuple[Any, int] | bool | None:
+        """The next frame; None when a placeholder is due; False once stopped."""
+        clock = self._clock
+        with self._cond:
+            while not self._stopped:
+                if self._pending is not None:
+                    taken, self._pending = self._pending, None
+                    return taken
+                now = clock.monotonic_ns()
+                if now >= self._placeholder_due_ns:
+                    self._placeholder_due_ns = now + self._placeholder_ns
+                    return None
+                wait_on(clock, self._cond, (self._placeholder_due_ns - now) / 1e9)
+        return False
+
+    def _encode_frame(self, frame: Any, out_ns: int) -> None:
+        try:
+            image, _ = pick_image(frame, self.tap.image)
+        except Exception:  # a user's image= function: the tap reports it
+            image = None
+        if image is None:
+            return  # the tap's status says why
+        self._size = self.tap.size or _even(image)
+        self.last_frame_wall = self._clock.wall()
+        self.showing_placeholder = False
+        with self._cond:
+            self._placeholder_due_ns = out_ns + self._after_ns
+        self._encode(image, out_ns, placeholder=False)
+        self.frames_encoded += 1
+        mark_glass(frame, "webrtc")
+
+    def _encode_placeholder(self) -> None:
+        width, height = self._size or _DEFAULT_SIZE
+        text = placeholder_text(self.last_frame_wall, self._clock.wall())
+        self.showing_placeholder = True
+        self._encode(placeholder_image(width, height, text), self._clock.monotonic_ns(), True)
+        self.placeholder_frames += 1
+
+    def _encode(self, image: Any, out_ns: int, placeholder: bool) -> None:
+        av = require("av", "webrtc", "WebRTC video")
+        width, height = self._size or _DEFAULT_SIZE
+        encoder = self._encoder_for(av, width, height)
+        source = "bgr24" if image.ndim == 3 else "gray"
+        picture = av.VideoFrame.from_ndarray(image, format=source)
+        picture = picture.reformat(width=width, height=height, format="yuv420p")
+        pts = max(self._last_pts + 1, (out_ns - self._start_ns) * RTP_CLOCK_HZ // 1_000_000_000)
+        self._last_pts = picture.pts = pts
+        picture.time_base = fractions.Fraction(1, RTP_CLOCK_HZ)
+        if self._key_due(out_ns):
+            picture.pict_type = av.video.frame.PictureType.I
+        for packet in encoder.encode(picture):
+            self._remember(int(packet.pts), PLACEHOLDER if placeholder else out_ns)
+            keyframe = bool(packet.is_keyframe)
+            if keyframe:
+                self._last_key_ns = out_ns
+            self._deliver(
+                EncodedFrame(packet, int(packet.pts), out_ns, keyframe, placeholder, packet.size)
+            )
+
+    def _key_due(self, now_ns: int) -> bool:
+        with self._cond:
+            last = self._last_key_ns
+            due = last is None or now_ns - last >= self._gop_ns
+            if due or (self._key_wanted and now_ns - last >= _KEYFRAME_GAP_NS):  # type: ignore[operator]
+                self._key_wanted = False
+                return True
+            return False
+
+    def _remember(self, pts: int, out_ns: int) -> None:
+        with self._sent_lock:
+            sent = self._sent
+            sent[pts & 0xFFFFFFFF] = out_ns
+            if len(sent) > _REMEMBERED:
+                sent.popitem(last=False)
+
+    def _encoder_for(self, av: Any, width: int, height: int) -> Any:
+        encoder = self._encoder
+        if encoder is not None and (encoder.width, encoder.height) == (width, height):
+            return encoder
+        encoder = av.CodecContext.create("libx264" if self.codec == "H264" else "libvpx", "w")
+        encoder.width, encoder.height = width, height
+        encoder.pix_fmt = "yuv420p"
+        encoder.time_base = fractions.Fraction(1, RTP_CLOCK_HZ)
+        encoder.framerate = fractions.Fraction(30, 1)
+        encoder.gop_size = 600  # key frames come by time (gop) and on request
+        if self.codec == "H264":
+            encoder.profile = "Baseline"
+            encoder.options = {"preset": "ultrafast", "tune": "zerolatency", "forced-idr": "1"}
+        else:
+            encoder.bit_rate = max(500_000, width * height * 3)  # about 2.8 Mbit/s at 720p
+            encoder.options = {
+                "deadline": "realtime",
+                "cpu-used": "8",
+                "lag-in-frames": "0",
+                "error-resilient": "1",
+            }
+        with self._cond:
+            self._key_wanted = True  # a new encoder starts with a key frame
+        self._encoder = encoder
+        return encoder
+
+
+def _even(image: Any) -> tuple[int, int]:
+    height, width = image.shape[:2]
+    return max(2, width - width % 2), max(2, height - height % 2)

@@ -1,0 +1,641 @@
+"""WebRTC video of a live view's previews: the WHEP sessions, one per viewer, and what they saw.
+
+A player ``POST``s an SDP offer to ``/whep/<preview>`` (the IETF WHEP
+draft: ``application/sdp`` in, ``201 Created`` with the answer and a
+``Location`` out, ``DELETE`` of that location to leave); aiortc (pure Python
+over PyAV) answers it on the view's own asyncio thread. Each preview (each
+camera of it) is encoded once per codec, whatever the number of viewers
+(:class:`~framescope.live.stream.VideoStream`); a viewer gets the packets
+through a short queue of its own: one that cannot keep up drops frames (and
+then waits for a key frame) for itself only, counted, and never holds up
+the pipeline or the other viewers.
+
+Safe by default: ICE gathers host candidates only, on the address the view
+listens on (loopback for a loopback view), and asks no STUN or TURN server
+unless ``ice_servers`` names one; the number of viewers is bounded; the WHEP
+endpoint follows the view's token rule like every other.
+
+Measured: the live page sends back, over a data channel of the same
+connection, when the browser presented each frame (its RTP timestamp and
+``requestVideoFrameCallback``'s ``expectedDisplayTime``) and answers the
+view's pings, which relate its clock to this machine's (the offset from the
+round trip with the least delay; half that round trip is the uncertainty).
+Each presented frame's stage-to-screen latency goes into its viewer's
+:class:`~framescope.pipeline.model.viewers.ViewerSnapshot`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import functools
+import ipaddress
+import json
+import logging
+import math
+import secrets
+import threading
+from collections import deque
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from framescope._optional import require
+from framescope.clock import Clock
+from framescope.live.preview import PreviewTap
+from framescope.live.stream import PLACEHOLDER, EncodedFrame, VideoStream
+from framescope.pipeline.model.viewers import ViewerSnapshot
+from framescope.stats import RollingStats
+
+__all__ = ["MAX_VIEWERS", "WebRTCVideo", "WhepError", "candidate_hosts", "offered_codec"]
+
+logger = logging.getLogger(__name__)
+
+MAX_VIEWERS = 10
+"""WebRTC viewers a live view serves at once unless told otherwise (more get 503)."""
+
+_QUEUE_FRAMES = 8  # a viewer's own backlog; beyond it the viewer drops until a key frame
+_CONNECT_LIMIT_S = 20.0  # a viewer whose connection is not up by then is let go
+_PING_S = 1.0
+_SYNCS = 10  # round trips remembered: the offset is the one with the least delay
+_PENDING_ROWS = 512  # presented-frame reports kept until the first round trip
+_ROWS_PER_MESSAGE = 256
+_LATENCY_WINDOW = 512
+_HOSTS: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar(
+    "framescope_ice_hosts", default=None
+)
+
+
+class WhepError(Exception):
+    """A WHEP request that cannot be served: the HTTP ``status`` and why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def candidate_hosts(host: str) -> tuple[str, ...] | None:
+    """The addresses ICE offers for a view listening on ``host`` (None: every host address)."""
+    if host in ("127.0.0.1", "localhost"):
+        return ("127.0.0.1",)
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None  # a host name: the machine's addresses
+    return None if address.is_unspecified else (str(address),)
+
+
+def offered_codec(sdp: str) -> str:
+    """The codec to send for an offer: H.264 (packetization-mode 1) where offered, else VP8."""
+    lines = sdp.splitlines()
+    payloads = {
+        line.split()[0].split(":")[1]: line.split()[1].split("/")[0].upper()
+        for line in lines
+        if line.startswith("a=rtpmap:") and len(line.split()) > 1
+    }
+    for line in lines:
+        mode_1 = line.startswith("a=fmtp:") and "packetization-mode=1" in line
+        if mode_1 and payloads.get(line.split()[0].split(":")[1]) == "H264":
+            return "H264"
+    if "VP8" in payloads.values():
+        return "VP8"
+    raise WhepError(400, "the offer has no video in H.264 (packetization-mode=1) or VP8")
+
+
+@functools.cache
+def _install_host_choice() -> None:
+    """Let ICE gathering in framescope's own tasks offer only the view's address.
+
+    aioice gathers on every interface but loopback; the view's tasks set
+    :data:`_HOSTS` (a context variable), everyone else's gathering is untouched.
+    """
+    ice = require("aioice.ice", "webrtc", "WebRTC video")
+    everywhere = ice.get_host_addresses
+
+    def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        chosen = _HOSTS.get()
+        return list(chosen) if chosen is not None else everywhere(use_ipv4, use_ipv6)
+
+    ice.get_host_addresses = host_addresses  # type: ignore[attr-defined]
+
+
+def _ice_servers(servers: object) -> list[dict[str, Any]]:
+    """``ice_servers`` checked: URLs (``stun:``, ``turn:``), or dicts with ``urls`` (and login)."""
+    if servers is None:
+        return []
+    if isinstance(servers, (str, bytes)) or not isinstance(servers, Sequence):
+        raise TypeError("ice_servers must be a list of URLs or dicts, got " + repr(servers))
+    checked: list[dict[str, Any]] = []
+    for server in servers:
+        entry = {"urls": server} if isinstance(server, str) else server
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("urls"), (str, list)):
+            raise TypeError(
+                f"ice_servers: each must be a URL or a dict with 'urls', got {server!r}"
+            )
+        urls = [entry["urls"]] if isinstance(entry["urls"], str) else entry["urls"]
+        if not urls or not all(str(u).startswith(("stun:", "turn:", "turns:")) for u in urls):
+            raise ValueError(
+                f"ice_servers: URLs must start with stun:, turn: or turns:, got {urls}"
+            )
+        extra = set(entry) - {"urls", "username", "credential"}
+        if extra:
+            raise ValueError(f"ice_servers: unknown keys {sorted(extra)} in {server!r}")
+        checked.append(dict(entry))
+    return checked
+
+
+class WebRTCVideo:
+    """The WebRTC side of a live view: its viewers, their streams, and the asyncio thread.
+
+    Args:
+        previews: the view's previews by name.
+        host: the address the view listens on (ICE offers it alone, unless unspecified).
+        max_viewers: viewers served at once; the next offer gets 503.
+        ice_servers: STUN/TURN servers (URLs, or dicts with ``urls``,
+            ``username``, ``credential``); none by default.
+        clock: the clock of the streams (the view's).
+        name: the prefix of its threads' names.
+    """
+
+    def __init__(
+        self,
+        previews: Mapping[str, PreviewTap],
+        *,
+        host: str,
+        max_viewers: int = MAX_VIEWERS,
+        ice_servers: object = None,
+        clock: Clock,
+        name: str,
+    ) -> None:
+        if isinstance(max_viewers, bool) or not isinstance(max_viewers, int):
+            raise TypeError(f"max_viewers must be an int, got {type(max_viewers).__name__}")
+        if max_viewers < 0:
+            raise ValueError(f"max_viewers must be >= 0 (0: no WebRTC), got {max_viewers}")
+        self.max_viewers = max_viewers
+        self._ice = _ice_servers(ice_servers)
+        self._previews = previews
+        self._hosts = candidate_hosts(host)
+        self._clock = clock
+        self._name = name
+        self._lock = threading.Lock()
+        self._viewers: dict[str, _Viewer] = {}
+        self._streams: dict[tuple[str, str | None, str], VideoStream] = {}
+        self._admitted = 0  # viewers being answered or served
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.served = 0
+        """Viewers answered so far."""
+        self.refused = 0
+        """Offers refused because ``max_viewers`` were watching."""
+
+    # -- the HTTP side (any thread) ------------------------------------------------------
+
+    def offer(self, preview: str, camera: str | None, sdp: str, timeout: float) -> tuple[str, str]:
+        """Answer a viewer's SDP offer: ``(viewer id, SDP answer)``; a :class:`WhepError` if not."""
+        tap = self._previews.get(preview)
+        if tap is None:
+            raise WhepError(404, f"no preview called {preview!r}")
+        codec = offered_codec(sdp)
+        with self._lock:
+            if self._closed:
+                raise WhepError(503, "the live view is closing")
+            if self._admitted >= self.max_viewers:
+                self.refused += 1
+                raise WhepError(503, f"{self.max_viewers} viewers are watching already")
+            self._admitted += 1
+        try:
+            loop = self._started_loop()
+            future = asyncio.run_coroutine_threadsafe(self._answer(tap, camera, codec, sdp), loop)
+            try:
+                viewer = future.result(timeout)
+            except TimeoutError:
+                future.cancel()
+                raise WhepError(503, f"no answer within {timeout:g} s") from None
+        except WhepError:
+            self._release()
+            raise
+        except ImportError as error:
+            self._release()
+            raise WhepError(501, str(error)) from error
+        except Exception as error:
+            self._release()
+            raise WhepError(400, f"cannot answer the offer: {error}") from error
+        return viewer.id, viewer.answer
+
+    def leave(self, preview: str, viewer_id: str) -> bool:
+        """End viewer ``viewer_id`` of ``preview`` (its WHEP ``DELETE``); False if unknown."""
+        with self._lock:
+            viewer = self._viewers.get(viewer_id)
+            loop = self._loop
+        if viewer is None or viewer.preview != preview or loop is None:
+            return False
+        asyncio.run_coroutine_threadsafe(self._drop(viewer), loop).result(5.0)
+        return True
+
+    def viewers(self) -> tuple[ViewerSnapshot, ...]:
+        """Every viewer now, as data."""
+        with self._lock:
+            viewers = list(self._viewers.values())
+        now = self._clock.monotonic_ns()
+        return tuple(viewer.snapshot(now) for viewer in viewers)
+
+    def streams(self) -> dict[str, list[dict[str, Any]]]:
+        """Each preview's encoders: camera, codec, frames encoded, skipped, failures."""
+        with self._lock:
+            streams = list(self._streams.values())
+        shown: dict[str, list[dict[str, Any]]] = {}
+        for stream in streams:
+            shown.setdefault(stream.tap.name, []).append(
+                {
+                    "camera": stream.camera,
+                    "codec": stream.codec,
+                    "encoded": stream.frames_encoded,
+                    "skipped": stream.frames_skipped,
+                    "placeholder": stream.showing_placeholder,
+                    "placeholder_frames": stream.placeholder_frames,
+                    "failures": stream.failures,
+                }
+            )
+        return shown
+
+    def close(self, timeout: float = 5.0) -> bool:
+        """End every viewer, stop the encoders and the asyncio thread; False if one outlives it."""
+        with self._lock:
+            self._closed = True
+            loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return True
+        if loop.is_closed():
+            return not thread.is_alive()
+        try:
+            asyncio.run_coroutine_threadsafe(self._close_all(), loop).result(timeout)
+        except Exception as error:  # still stop the loop: nothing may be left running
+            logger.warning("closing the WebRTC viewers: %s", error)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout)
+        if not thread.is_alive():
+            loop.close()
+        return not thread.is_alive()
+
+    def _release(self) -> None:
+        with self._lock:
+            self._admitted -= 1
+
+    def _started_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                require("aiortc", "webrtc", "WebRTC video")
+                _install_host_choice()
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(
+                    target=loop.run_forever, name=f"{self._name}-webrtc", daemon=True
+                )
+                thread.start()
+                self._loop, self._thread = loop, thread
+            return self._loop
+
+    # -- the asyncio thread ----------------------------------------------------------------
+
+    async def _answer(self, tap: PreviewTap, camera: str | None, codec: str, sdp: str) -> _Viewer:
+        aiortc = require("aiortc", "webrtc", "WebRTC video")
+        _HOSTS.set(self._hosts)
+        servers = [aiortc.RTCIceServer(**server) for server in self._ice]
+        connection = aiortc.RTCPeerConnection(aiortc.RTCConfiguration(iceServers=servers))
+        viewer = _Viewer(secrets.token_urlsafe(12), tap.name, camera, codec, self._clock)
+        viewer.connection = connection
+        transceiver = connection.addTransceiver(_track_class()(viewer), direction="sendonly")
+        wanted = (f"video/{codec.lower()}", "video/rtx")
+        capabilities = aiortc.RTCRtpSender.getCapabilities("video").codecs
+        transceiver.setCodecPreferences([c for c in capabilities if c.mimeType.lower() in wanted])
+        viewer.sender = transceiver.sender
+        # A key frame asked for by the player (PLI, FIR) comes from the shared encoder.
+        transceiver.sender._send_keyframe = viewer.keyframe_wanted
+        connection.on("datachannel", viewer.on_channel)
+        connection.on("connectionstatechange", lambda: self._state_changed(viewer))
+        try:
+            await connection.setRemoteDescription(aiortc.RTCSessionDescription(sdp, "offer"))
+            await connection.setLocalDescription(await connection.createAnswer())
+        except BaseException:
+            await connection.close()
+            raise
+        viewer.answer = connection.localDescription.sdp
+        self._subscribe(viewer, tap, camera, codec)
+        asyncio.get_running_loop().call_later(_CONNECT_LIMIT_S, self._connect_limit, viewer)
+        return viewer
+
+    def _subscribe(self, viewer: _Viewer, tap: PreviewTap, camera: str | None, codec: str) -> None:
+        key = (tap.name, camera, codec)
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            stream = self._streams.get(key)
+            if stream is None:
+                deliver = functools.partial(self._deliver, loop, key)
+                stream = VideoStream(tap, camera, codec, deliver=deliver, clock=self._clock)
+                self._streams[key] = stream
+                stream.start(f"{self._name}-encode-{tap.name}-{codec}")
+            viewer.stream = stream
+            self._viewers[viewer.id] = viewer
+            self.served += 1
+        stream.request_keyframe()
+
+    def _deliver(self, loop: asyncio.AbstractEventLoop, key: Any, frame: EncodedFrame) -> None:
+        """On an encoder's thread: hand ``frame`` to the stream's viewers on the loop."""
+        with contextlib.suppress(RuntimeError):  # the loop closed: the view is closing
+            loop.call_soon_threadsafe(self._fan_out, key, frame)
+
+    def _fan_out(self, key: Any, frame: EncodedFrame) -> None:
+        with self._lock:
+            stream = self._streams.get(key)
+            viewers = [v for v in self._viewers.values() if v.stream is stream]
+        for viewer in viewers:
+            viewer.offer(frame)
+
+    def _state_changed(self, viewer: _Viewer) -> None:
+        connection = viewer.connection
+        viewer.state = connection.connectionState
+        if viewer.state in ("failed", "closed"):
+            _background(self._drop(viewer))
+
+    def _connect_limit(self, viewer: _Viewer) -> None:
+        if viewer.state != "connected" and not viewer.closed:
+            logger.info("WebRTC viewer %s did not connect within %g s", viewer.id, _CONNECT_LIMIT_S)
+            _background(self._drop(viewer))
+
+    async def _drop(self, viewer: _Viewer) -> None:
+        if viewer.closed:
+            return
+        viewer.close()
+        with self._lock:
+            self._viewers.pop(viewer.id, None)
+            self._admitted -= 1
+            stream = viewer.stream
+            idle = stream is not None and all(
+                v.stream is not stream for v in self._viewers.values()
+            )
+            if idle and stream is not None:
+                self._streams.pop((stream.tap.name, stream.camera, stream.codec), None)
+        await viewer.connection.close()
+        if idle and stream is not None:
+            await asyncio.get_running_loop().run_in_executor(None, stream.stop)
+
+    async def _close_all(self) -> None:
+        with self._lock:
+            viewers = list(self._viewers.values())
+        for viewer in viewers:
+            await self._drop(viewer)
+        loop = asyncio.get_running_loop()
+        await loop.shutdown_default_executor()
+        tasks = [t for t in asyncio.all_tasks(loop) if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@functools.cache
+def _track_class() -> type:
+    """The track a viewer's connection sends: the stream's packets, through the viewer's queue."""
+    aiortc = require("aiortc", "webrtc", "WebRTC video")
+    from aiortc.mediastreams import MediaStreamError  # noqa: PLC0415 - optional, loaded on first use
+
+    class ViewerTrack(aiortc.MediaStreamTrack):  # type: ignore[misc, name-defined]
+        kind = "video"
+
+        def __init__(self, viewer: _Viewer) -> None:
+            super().__init__()
+            self._viewer = viewer
+
+        async def recv(self) -> Any:
+            packet = await self._viewer.next_packet()
+            if packet is None:
+                self.stop()
+                raise MediaStreamError
+            return packet
+
+    return ViewerTrack
+
+
+class _Viewer:
+    """One WHEP session: its connection, its queue of frames, and what it reported."""
+
+    def __init__(self, viewer_id: str, preview: str, camera: str | None, codec: str, clock: Clock):
+        self.id, self.preview, self.camera, self.codec = viewer_id, preview, camera, codec
+        self._clock = clock
+        self.started_ns = clock.monotonic_ns()
+        self.connection: Any = None
+        self.sender: Any = None
+        self.stream: VideoStream | None = None
+        self.answer = ""
+        self.state = "new"
+        self.closed = False
+        self.channel: Any = None
+        self._queue: deque[EncodedFrame] = deque()
+        self._wake = asyncio.Event()
+        self._need_key = True
+        self._last_pts: int | None = None
+        self._origin: int | None = None
+        self._origin_seen: int | None = None
+        self._placeholder: bool | None = None
+        self.frames_sent = self.frames_dropped = self.placeholder_frames = self.bytes_sent = 0
+        self.presented = self.unmatched = 0
+        self._lock = threading.Lock()  # the latency statistics: read by the publisher's thread
+        self._latency = RollingStats(_LATENCY_WINDOW, divisor=1e9)
+        self._latency.keep_distribution()
+        self._pings: dict[int, tuple[int, float]] = {}
+        self._ping_number = 0
+        self._syncs: deque[tuple[int, int, float]] = deque(maxlen=_SYNCS)
+        self._waiting_rows: list[tuple[int, float]] = []
+
+    # -- frames out ------------------------------------------------------------------------
+
+    def offer(self, frame: EncodedFrame) -> None:
+        """A frame of its stream: queued, or dropped (counted) when it cannot keep up."""
+        if self.closed:
+            return
+        if self._need_key and not frame.keyframe:
+            self.frames_dropped += 1
+            return
+        if len(self._queue) >= _QUEUE_FRAMES:
+            self.frames_dropped += len(self._queue) + 1
+            self._queue.clear()
+            self._need_key = True
+            self.keyframe_wanted()
+            return
+        self._need_key = False
+        self._queue.append(frame)
+        self._wake.set()
+        if frame.placeholder != self._placeholder:
+            self._placeholder = frame.placeholder
+            self._tell_placeholder()
+
+    async def next_packet(self) -> Any:
+        """The next frame's packet for the connection (None once it closed)."""
+        while not self._queue:
+            if self.closed:
+                return None
+            self._wake.clear()
+            await self._wake.wait()
+        frame = self._queue.popleft()
+        self._learn_origin()
+        self._last_pts = frame.pts
+        self.frames_sent += 1
+        self.bytes_sent += frame.size
+        self.placeholder_frames += frame.placeholder
+        return frame.packet
+
+    def _learn_origin(self) -> None:
+        """The sender's random RTP origin: its last timestamp less the last pts handed to it.
+
+        Taken when it agrees twice in a row (a frame the sender skipped
+        would give a wrong one once).
+        """
+        last = getattr(self.sender, "_RTCRtpSender__rtp_timestamp", None)
+        if not isinstance(last, int) or not last or self._last_pts is None:
+            return
+        origin = (last - self._last_pts) & 0xFFFFFFFF
+        if origin == self._origin_seen:
+            self._origin = origin
+        self._origin_seen = origin
+
+    def keyframe_wanted(self) -> None:
+        """Ask the shared encoder for a key frame (joined, dropped, or the player asked)."""
+        if self.stream is not None:
+            self.stream.request_keyframe()
+
+    def close(self) -> None:
+        """No more frames: the track ends."""
+        self.closed = True
+        self._queue.clear()
+        self._wake.set()
+
+    # -- the data channel --------------------------------------------------------------------
+
+    def on_channel(self, channel: Any) -> None:
+        """The page's data channel: pings go out, pongs and presentation reports come in."""
+        self.channel = channel
+        channel.on("message", self.on_message)
+        _background(self._ping_loop(channel))
+        self._tell_placeholder()
+
+    async def _ping_loop(self, channel: Any) -> None:
+        while not self.closed and channel.readyState in ("connecting", "open"):
+            if channel.readyState == "open":
+                self._ping_number += 1
+                number = self._ping_number
+                self._pings[number] = (self._clock.monotonic_ns(), self._clock.wall().timestamp())
+                if len(self._pings) > _SYNCS:
+                    del self._pings[min(self._pings)]
+                channel.send(json.dumps({"ping": number}))
+            await asyncio.sleep(_PING_S)
+
+    def _tell_placeholder(self) -> None:
+        channel, stream = self.channel, self.stream
+        if channel is None or stream is None or channel.readyState != "open":
+            return
+        since = stream.last_frame_wall
+        showing = bool(self._placeholder)
+        channel.send(
+            json.dumps(
+                {"placeholder": showing, "since": None if since is None else since.timestamp()}
+            )
+        )
+
+    def on_message(self, message: Any) -> None:
+        """A message from the page: a pong, or frames it presented (anything else is ignored)."""
+        try:
+            data = (
+                json.loads(message) if isinstance(message, str) and len(message) < 65536 else None
+            )
+        except ValueError:
+            return
+        if not isinstance(data, dict):
+            return
+        if "pong" in data:
+            self._pong(data.get("pong"), data.get("now"), data.get("wall"))
+        rows = data.get("presented")
+        if isinstance(rows, list):
+            self._presented(rows[:_ROWS_PER_MESSAGE])
+
+    def _pong(self, number: Any, now: Any, wall: Any) -> None:
+        sent = self._pings.pop(number, None) if isinstance(number, int) else None
+        if sent is None or not _finite(now) or not _finite(wall):
+            return
+        back_ns = self._clock.monotonic_ns()
+        rtt = back_ns - sent[0]
+        offset_ns = (sent[0] + back_ns) // 2 - round(float(now) * 1e6)
+        wall_offset = sent[1] + rtt / 2e9 - float(wall) / 1e3
+        self._syncs.append((rtt, offset_ns, wall_offset))
+        if self._waiting_rows:
+            rows, self._waiting_rows = self._waiting_rows, []
+            self._time(rows)
+
+    def _presented(self, rows: list[Any]) -> None:
+        checked = [
+            (int(row[0]), float(row[1]))
+            for row in rows
+            if isinstance(row, list)
+            and len(row) == 2
+            and isinstance(row[0], int)
+            and 0 <= row[0] < 2**32
+            and _finite(row[1])
+        ]
+        if not self._syncs or self._origin is None:
+            room = _PENDING_ROWS - len(self._waiting_rows)
+            self._waiting_rows.extend(checked[:room])
+            self.unmatched += max(0, len(checked) - room)
+            return
+        self._time(checked)
+
+    def _time(self, rows: list[tuple[int, float]]) -> None:
+        """Each presented frame's stage-to-screen latency (placeholders are not timed)."""
+        stream, origin = self.stream, self._origin
+        offset_ns = min(self._syncs)[1]
+        latencies: list[int] = []
+        for rtp, shown_ms in rows:
+            out_ns = None
+            if stream is not None and origin is not None:
+                out_ns = stream.sent_at((rtp - origin) & 0xFFFFFFFF)
+            if out_ns is None:
+                self.unmatched += 1
+            elif out_ns != PLACEHOLDER:
+                latencies.append(round(shown_ms * 1e6) + offset_ns - out_ns)
+        self.presented += len(rows)
+        with self._lock:
+            self._latency.extend(latencies)
+
+    def snapshot(self, now_ns: int) -> ViewerSnapshot:
+        """What it got and saw, as data."""
+        with self._lock:
+            latency = self._latency.snapshot()
+        best = min(self._syncs) if self._syncs else None
+        return ViewerSnapshot(
+            viewer=self.id,
+            preview=self.preview,
+            camera=self.camera,
+            codec=self.codec,
+            state=self.state,
+            connected_s=(now_ns - self.started_ns) / 1e9,
+            frames_sent=self.frames_sent,
+            frames_dropped=self.frames_dropped,
+            placeholder_frames=self.placeholder_frames,
+            bytes_sent=self.bytes_sent,
+            presented=self.presented,
+            unmatched=self.unmatched,
+            stage_to_screen=latency,
+            clock_offset=None if best is None else best[2],
+            clock_uncertainty=None if best is None else best[0] / 2e9,
+        )
+
+
+_TASKS: set[asyncio.Future[Any]] = set()  # tasks running in the background (kept from the GC)
+
+
+def _background(work: Any) -> None:
+    """Run the coroutine ``work`` on the running loop, holding a reference until it is done."""
+    task = asyncio.ensure_future(work)
+    _TASKS.add(task)
+    task.add_done_callback(_TASKS.discard)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
