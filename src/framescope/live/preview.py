@@ -243,7 +243,7 @@ class PreviewTap(Stage):
 
     def remove_feed(self, feed: Callable[[Any, int], None]) -> None:
         """Stop calling ``feed`` (a feed not added is ignored)."""
-        self._feeds = tuple(f for f in self._feeds if f is not feed)
+        self._feeds = tuple(f for f in self._feeds if f != feed)  # bound methods are equal, not one
 
     # -- the encoder thread -----------------------------------------------------------
 
