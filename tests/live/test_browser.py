@@ -41,7 +41,13 @@ pytestmark = [
 def browser() -> Iterator[Any]:
     options = Options()
     options.binary_location = CHROMIUM  # type: ignore[assignment]
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--autoplay-policy=no-user-gesture-required",
+    ):
         options.add_argument(argument)
     options.page_load_strategy = "none"  # SSE and MJPEG never finish loading
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
@@ -53,6 +59,11 @@ def browser() -> Iterator[Any]:
 def eventually(check: Callable[[], Any], limit: float = 20) -> Any:
     """The page may still be drawing: an error from ``check`` counts as not yet."""
     return polling.eventually(check, limit, errors=True)
+
+
+def as_mjpeg(url: str) -> str:
+    """The page at ``url`` showing its previews as MJPEG (not WebRTC)."""
+    return url + ("&" if "?" in url else "?") + "video=mjpeg"
 
 
 def totals(driver: Any) -> str:
@@ -289,7 +300,7 @@ def test_the_preview_image_receives_frames(browser: Any) -> None:
     view = LiveView(pipeline, refresh=0.1)
     pipeline.add(lambda f: f, "Annotate").add(view.preview("annotated", fps=20)).parallelize()
     with view:
-        browser.get(view.url)
+        browser.get(as_mjpeg(view.url))
         for _ in range(40):
             pipeline.forward(np.full((120, 160, 3), 180, np.uint8))
             time.sleep(0.02)
@@ -328,7 +339,7 @@ def test_a_screenshot_of_the_demo_pipeline(browser: Any, tmp_path: Path) -> None
     with view:
         pipeline.start_loop(1 / 200)
         browser.set_window_size(1500, 760)
-        browser.get(view.url)
+        browser.get(as_mjpeg(view.url))
         assert eventually(
             lambda: browser.execute_script(
                 "const i = document.getElementById('preview-annotated');"
@@ -381,7 +392,7 @@ def test_a_stage_that_returns_a_dict_shows_its_image(browser: Any) -> None:
     view = LiveView(pipeline, refresh=0.1)
     view.preview("annotated", "Annotate", fps=20)
     with pipeline, view, Feeder(pipeline, lambda n: np.full((120, 160, 3), 180, np.uint8)):
-        browser.get(view.url)
+        browser.get(as_mjpeg(view.url))
         size = eventually(
             lambda: browser.execute_script(
                 "const i = document.getElementById('preview-annotated');"
@@ -412,7 +423,7 @@ def test_an_empty_preview_does_not_hold_up_the_page(browser: Any) -> None:
     view = LiveView(pipeline, refresh=0.1)
     view.preview("annotated", "Annotate")
     with pipeline, view:  # no frame ever comes
-        browser.get(view.url)
+        browser.get(as_mjpeg(view.url))
         # The load event fires promptly (the MJPEG stream starts after it), not after 30 s.
         assert eventually(
             lambda: browser.execute_script("return document.readyState") == "complete", 10
@@ -451,7 +462,7 @@ def test_a_stage_that_reuses_its_output_buffer_keeps_the_preview_moving(browser:
     view = LiveView(pipeline, refresh=0.1)
     view.preview("annotated", "Annotate", fps=20)
     with pipeline, view, Feeder(pipeline, lambda n: n):
-        browser.get(view.url)
+        browser.get(as_mjpeg(view.url))
         assert eventually(
             lambda: browser.execute_script(
                 "return document.getElementById('preview-annotated').naturalWidth === 160"
@@ -569,3 +580,188 @@ def test_a_stalled_camera_s_box_turns_grey_with_the_time_since_its_last_frame(
     finally:
         silent.release.set()
         pipeline.cleanup()
+
+
+# -- WebRTC video ---------------------------------------------------------------------------
+
+
+class Camera:
+    """Frames into ``pipeline`` at about 30 a second until stopped; ``items`` makes each."""
+
+    def __init__(self, pipeline: Pipeline, items: Callable[[int], Any] = int) -> None:
+        self.pipeline, self.items = pipeline, items
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="camera")
+        self.thread.start()
+
+    def _run(self) -> None:
+        index = 0
+        while not self.stop.wait(1 / 30):
+            self.pipeline.forward(self.items(index))
+            index += 1
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(10)
+
+
+def red_picture(index: int) -> np.ndarray:
+    image = np.zeros((240, 320, 3), np.uint8)
+    image[:, :, 2] = 220
+    image[:, (index * 4) % 320] = 255
+    return image
+
+
+def video_state(browser: Any, name: str) -> dict[str, Any]:
+    state: dict[str, Any] = browser.execute_script(
+        "const v = document.getElementById(arguments[0] + '-video');"
+        "const c = document.createElement('canvas'); c.width = 8; c.height = 8;"
+        "let pixel = null;"
+        "if (v.videoWidth) { const g = c.getContext('2d');"
+        "  g.drawImage(v, v.videoWidth / 2 - 4, 4, 8, 8, 0, 0, 8, 8);"
+        "  pixel = Array.from(g.getImageData(4, 4, 1, 1).data.slice(0, 3)); }"
+        "return {mode: document.getElementById(arguments[0] + '-mode').textContent,"
+        " waiting: document.getElementById(arguments[0] + '-waiting').textContent,"
+        " latency: document.getElementById(arguments[0] + '-latency').textContent,"
+        " width: v.videoWidth, frames: v.getVideoPlaybackQuality().totalVideoFrames, pixel};",
+        f"preview-{name}",
+    )
+    return state
+
+
+def _grey(pixel: list[int] | None) -> bool:
+    """Whether ``pixel`` is the placeholder's grey (64, give or take the codec's rounding)."""
+    return pixel is not None and all(abs(value - 64) <= 4 for value in pixel)
+
+
+def test_the_preview_plays_over_webrtc_timed_to_the_screen_and_shows_a_placeholder(
+    browser: Any,
+) -> None:
+    pytest.importorskip("aiortc")
+    pipeline = Pipeline(name="Cam").add(red_picture, "Draw")
+    view = LiveView(pipeline, refresh=0.2)
+    view.preview("main", stage="Draw")
+    with view:
+        camera = Camera(pipeline)
+        try:
+            browser.get(view.url)
+            assert eventually(lambda: video_state(browser, "main")["frames"] > 10)
+            state = video_state(browser, "main")
+            assert state["mode"] == "WebRTC H264" and state["width"] == 320
+            assert state["pixel"][0] > 150 and state["pixel"][2] < 80  # red (RGBA on a canvas)
+            # The page's reports reach the view: each frame timed from the stage to the screen.
+            timed = eventually(lambda: view.snapshot().viewers[0].stage_to_screen.count > 20)
+            assert timed
+            viewer = view.snapshot().viewers[0]
+            latency = viewer.stage_to_screen.summary()
+            assert 0 < latency.median < 2.0 and latency.p99 >= latency.median
+            assert viewer.clock_uncertainty is not None and viewer.clock_uncertainty < 0.5
+            assert viewer.unmatched <= viewer.presented // 10
+            assert eventually(
+                lambda: video_state(browser, "main")["latency"].startswith("stage to screen p50")
+            )
+        finally:
+            camera.close()
+        # The stage stopped: within about a second the video says since when, in grey.
+        stopped = time.monotonic()
+        assert eventually(
+            lambda: video_state(browser, "main")["waiting"].startswith("no frame since")
+        )
+        grey = eventually(lambda: _grey(video_state(browser, "main")["pixel"]))
+        assert grey
+        print(f"placeholder shown {time.monotonic() - stopped:.2f} s after the stage stopped")
+        frames = video_state(browser, "main")["frames"]
+        assert eventually(lambda: video_state(browser, "main")["frames"] > frames)  # not frozen
+        # The stage comes back: so does its video.
+        camera = Camera(pipeline)
+        try:
+            assert eventually(lambda: video_state(browser, "main")["waiting"] == "")
+            assert eventually(lambda: video_state(browser, "main")["pixel"][0] > 150)
+        finally:
+            camera.close()
+    pipeline.cleanup()
+
+
+def test_a_page_that_cannot_have_webrtc_shows_mjpeg_and_says_why(browser: Any) -> None:
+    pytest.importorskip("aiortc")
+    pipeline = Pipeline(name="Cam").add(red_picture, "Draw")
+    view = LiveView(pipeline, refresh=0.2, max_viewers=1)
+    view.preview("main", stage="Draw")
+    with view:
+        camera = Camera(pipeline)
+        try:
+            browser.get(view.url)  # the one viewer WebRTC serves
+            assert eventually(lambda: video_state(browser, "main")["frames"] > 0)
+            browser.switch_to.new_window("tab")
+            browser.get(view.url)  # the second falls back to MJPEG, and says why
+            mode = eventually(
+                lambda: (
+                    video_state(browser, "main")["mode"].startswith("MJPEG")
+                    and video_state(browser, "main")["mode"]
+                )
+            )
+            assert "the view answered 503: 1 viewers are watching already" in mode
+            assert eventually(
+                lambda: (
+                    browser.execute_script(
+                        "return document.getElementById('preview-main').naturalWidth"
+                    )
+                    == 320
+                )
+            )
+        finally:
+            camera.close()
+    pipeline.cleanup()
+
+
+def test_each_camera_of_a_many_source_run_is_its_own_track(browser: Any) -> None:
+    pytest.importorskip("aiortc")
+    from framescope.video import Frame
+
+    def draw(item: Any) -> Frame:
+        image = np.zeros((240, 320, 3), np.uint8)
+        image[:, :, 0 if item.source == "gate" else 1] = 220  # gate blue, door green
+        return Frame(image, item.item, source=item.source)
+
+    pipeline = Pipeline(name="Cams").add(draw, "Draw").parallelize()
+    view = LiveView(pipeline, refresh=0.2)
+    view.preview("main", stage="Draw")
+    stop = threading.Event()
+
+    def endless() -> Any:
+        index = 0
+        while not stop.wait(1 / 30):
+            yield index
+            index += 1
+
+    def run() -> None:
+        for _ in pipeline.run({"gate": endless(), "door": endless()}):
+            pass
+
+    with view:
+        runner = threading.Thread(target=run, name="run")
+        runner.start()
+        try:
+            browser.get(view.url)
+            options = eventually(
+                lambda: (
+                    [
+                        o.get_attribute("value")
+                        for o in browser.find_elements(
+                            By.CSS_SELECTOR, "#preview-main-camera option"
+                        )
+                    ]
+                    or None
+                )
+            )
+            assert options == ["", "gate", "door"]
+            browser.execute_script(
+                "const s = document.getElementById('preview-main-camera');"
+                "s.value = 'door'; s.dispatchEvent(new Event('change'));"
+            )
+            assert eventually(lambda: [v.camera for v in view.snapshot().viewers] == ["door"])
+            assert eventually(lambda: video_state(browser, "main")["pixel"][1] > 150)  # green
+        finally:
+            stop.set()
+            runner.join(20)
+    pipeline.cleanup()
