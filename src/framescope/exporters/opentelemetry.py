@@ -42,6 +42,8 @@ framescope.source.rate_ratio       gauge (1)         pipeline, source (last hour
 framescope.source.latency          gauge (s)         pipeline, source, part, quantile
 framescope.source.latency_count    counter           pipeline, source, part
 framescope.source.capture_clock    counter           pipeline, source, clock
+framescope.viewer.stage_to_screen  gauge (s)         pipeline, preview, camera, viewer, quantile
+framescope.viewer.frames           counter           pipeline, preview, camera, viewer, outcome
 framescope.timer.duration          gauge (s)         timer, quantile
 framescope.timer.count             counter           timer
 framescope.timer.rate              gauge (1/s)       timer
@@ -58,7 +60,9 @@ instruments its ``source_*`` series (see :mod:`framescope.exporters.prometheus`)
 ``capture``, ``decode``, ``queue``, ``pipeline``, ``output``, ``to_out``,
 ``to_glass``) as quantiles over its recent frames, ``source.latency_count``
 the frames each part timed, ``source.capture_clock`` the frames each capture
-clock stamped.
+clock stamped. The ``viewer.`` instruments are a live view's WebRTC viewers
+(export the ``LiveView``): each one's stage-to-screen latency quantiles and
+its frames by ``outcome`` (``sent``, ``dropped``, ``placeholder``).
 With ``traces=True`` the pipeline's sampled frame traces (debugging on) become
 spans: one ``frame`` span per traced frame, a child span per stage, and the
 stage's custom blocks nested inside. Spans are made on their own schedule (every
@@ -91,6 +95,7 @@ from framescope.pipeline.model.events import NodePhase
 from framescope.pipeline.model.snapshot import SnapshotSource
 from framescope.pipeline.model.sources import SourceSnapshot, SourceState
 from framescope.pipeline.model.traces import FrameTrace
+from framescope.pipeline.model.viewers import ViewerSnapshot
 from framescope.stats import StatsSnapshot
 from framescope.timepiece.tachometers import BaseTachometer
 from framescope.timepiece.timers import BaseTimer
@@ -284,6 +289,8 @@ class OpenTelemetryExporter:
                 _machine("process_cores"),
             ),
             *_source_spec(gauge, counter),
+            (gauge, "viewer.stage_to_screen", "s", "Stage-to-screen quantiles.", _viewer_latency),
+            (counter, "viewer.frames", "{frame}", "A viewer's frames by outcome.", _viewer_frames),
             (gauge, "timer.duration", "s", "Timer interval quantiles.", _timer_duration),
             (counter, "timer.count", "{event}", "Intervals a timer measured.", _timer_count),
             (gauge, "timer.rate", "1/s", "Timer events per second.", _timer_rate),
@@ -618,6 +625,32 @@ def _source_timed(r: Reading) -> Observed:
         if source.latency is not None:
             for part, stats in source.latency.stats.items():
                 yield stats.count, {**attrs, "part": part}
+
+
+def _viewers(r: Reading) -> Iterable[tuple[ViewerSnapshot, dict[str, str]]]:
+    for p in r.pipelines:
+        for viewer in p.viewers:
+            yield (
+                viewer,
+                {
+                    "pipeline": p.pipeline,
+                    "preview": viewer.preview,
+                    "camera": viewer.camera or "",
+                    "viewer": viewer.viewer,
+                },
+            )
+
+
+def _viewer_latency(r: Reading) -> Observed:
+    for viewer, attrs in _viewers(r):
+        yield from _quantiles(viewer.stage_to_screen, attrs)
+
+
+def _viewer_frames(r: Reading) -> Observed:
+    for viewer, attrs in _viewers(r):
+        yield viewer.frames_sent, {**attrs, "outcome": "sent"}
+        yield viewer.frames_dropped, {**attrs, "outcome": "dropped"}
+        yield viewer.placeholder_frames, {**attrs, "outcome": "placeholder"}
 
 
 def _source_clocks(r: Reading) -> Observed:

@@ -42,6 +42,10 @@ framescope_source_rate_ratio                      gauge      pipeline, source
 framescope_source_latency_seconds                 histogram  pipeline, source, part
 framescope_source_capture_clock_frames_total      counter    pipeline, source, clock
 framescope_source_untimed_items_total             counter    pipeline, source
+framescope_viewer_stage_to_screen_seconds         histogram  pipeline, preview, camera, viewer
+framescope_viewer_frames_total                    counter    pipeline, preview, camera, viewer,
+                                                             outcome
+framescope_viewer_clock_uncertainty_seconds       gauge      pipeline, preview, camera, viewer
 framescope_timer_seconds                          histogram  timer
 framescope_timer_events_per_second                gauge      timer
 ================================================  =========  ==========================
@@ -99,6 +103,15 @@ counts the frames each capture clock stamped (``rtcp``, ``file``,
 unknown for those frames; ``source_untimed_items_total`` counts the results
 that carried no stamps.
 
+The ``viewer_`` series are a live view's WebRTC viewers (export the
+``LiveView``: ``PrometheusExporter(view)``), one set per viewer while it
+watches (``viewer`` is its session id; ``camera`` empty for every camera):
+``viewer_stage_to_screen_seconds`` from the stage's result to the browser's
+presentation of the frame, ``viewer_frames_total`` by ``outcome``
+(``sent``, ``dropped`` because it could not keep up, ``placeholder``: sent
+while the stage sent none), and ``viewer_clock_uncertainty_seconds``, the
+half round trip each of its latencies is known to within.
+
 The server :meth:`PrometheusExporter.serve` starts also answers
 ``/healthz``: 200 when the exported pipelines are healthy, 503 when not,
 with a JSON body naming each problem (the verdict of
@@ -133,6 +146,7 @@ from framescope.pipeline.model.events import NodePhase
 from framescope.pipeline.model.latency import LATENCY_PARTS, LATENCY_TOTALS
 from framescope.pipeline.model.snapshot import PipelineSnapshot, SnapshotSource, StageSnapshot
 from framescope.pipeline.model.sources import SourceSnapshot, SourceState
+from framescope.pipeline.model.viewers import ViewerSnapshot
 from framescope.pipeline.views.health import RECONNECT_LIMIT_S, Health, judge_health
 from framescope.timepiece.tachometers import BaseTachometer
 from framescope.timepiece.timers import BaseTimer
@@ -398,7 +412,10 @@ _PIPELINE_COUNTERS = ("forwarded", "completed", "failed")
 _OWN_LABELS = frozenset(
     {"pipeline", "stage", "replica", "reason", "timer", "state", "le", "quantile"}
     | {"source", "part", "clock"}
+    | {"preview", "camera", "viewer", "outcome"}
 )
+
+_VIEWER_LABELS = ("pipeline", "preview", "camera", "viewer")
 
 # The metric families of one scrape, in the order they are exposed:
 # (key, family class in prometheus_client.core, name after the namespace, help, labels).
@@ -640,6 +657,27 @@ _FAMILIES: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
         ("pipeline", "source"),
     ),
     (
+        "v_latency",
+        "HistogramMetricFamily",
+        "viewer_stage_to_screen_seconds",
+        "A WebRTC viewer's frames' time from the stage to the browser's screen.",
+        _VIEWER_LABELS,
+    ),
+    (
+        "v_frames",
+        "CounterMetricFamily",
+        "viewer_frames",
+        "A WebRTC viewer's frames: sent, dropped (it could not keep up), placeholder.",
+        (*_VIEWER_LABELS, "outcome"),
+    ),
+    (
+        "v_uncertainty",
+        "GaugeMetricFamily",
+        "viewer_clock_uncertainty_seconds",
+        "Half the round trip that relates a viewer's clock to this machine's.",
+        _VIEWER_LABELS,
+    ),
+    (
         "t_latency",
         "HistogramMetricFamily",
         "timer_seconds",
@@ -674,6 +712,8 @@ def render(
         for source in metrics.sources.values():
             _add_source(families, metrics.pipeline, source)
             _add_source_latency(families, metrics.pipeline, source, buckets)
+        for viewer in metrics.viewers:
+            _add_viewer(families, metrics.pipeline, viewer, buckets)
     for timer in reading.timers:
         histogram = histogram_of(timer.stats, buckets)
         if histogram is not None:
@@ -757,6 +797,25 @@ def _add_batches(
     histogram = histogram_of(batch.wait, buckets)
     if histogram is not None:
         families["s_batch_wait"].add_metric(labels, _buckets(histogram), histogram.total)
+
+
+def _add_viewer(
+    families: dict[str, Any], pipeline: str, viewer: ViewerSnapshot, buckets: Sequence[float]
+) -> None:
+    """One WebRTC viewer's series."""
+    labels = [pipeline, viewer.preview, viewer.camera or "", viewer.viewer]
+    histogram = histogram_of(viewer.stage_to_screen, buckets)
+    if histogram is not None:
+        families["v_latency"].add_metric(labels, _buckets(histogram), histogram.total)
+    outcomes = (
+        ("sent", viewer.frames_sent),
+        ("dropped", viewer.frames_dropped),
+        ("placeholder", viewer.placeholder_frames),
+    )
+    for outcome, count in outcomes:
+        families["v_frames"].add_metric([*labels, outcome], float(count))
+    if viewer.clock_uncertainty is not None:
+        families["v_uncertainty"].add_metric(labels, viewer.clock_uncertainty)
 
 
 def _add_replica(

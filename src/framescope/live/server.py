@@ -166,6 +166,13 @@ class LiveView:
         return f"LiveView({redact_url(self.url)!r})"
 
     @property
+    def name(self) -> str:
+        """The name its snapshot carries: its one pipeline's, or ``fleet`` for several."""
+        if len(self.pipelines) == 1 and not self.remotes:
+            return str(getattr(self.pipelines[0], "name", "pipeline"))
+        return "fleet"
+
+    @property
     def token(self) -> str | None:
         """The access token requests must carry (None: none is needed)."""
         return self._access.token
