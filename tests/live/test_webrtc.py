@@ -294,3 +294,20 @@ def test_a_snapshot_with_viewers_goes_through_json_and_back() -> None:
     snapshot = PipelineSnapshot(pipeline="p", latency=StatsSnapshot(window=1), viewers=(viewer,))
     again = PipelineSnapshot.from_dict(snapshot.to_dict())
     assert again.viewers == (viewer,)
+
+
+def test_the_snapshot_s_text_has_a_row_a_viewer() -> None:
+    viewer = _Viewer("v1", "main", "door", "H264", FakeClock())
+    viewer._latency.extend([40_000_000, 60_000_000])
+    viewer.frames_sent, viewer.frames_dropped = 12, 3
+    snapshot = PipelineSnapshot(
+        pipeline="p", latency=StatsSnapshot(window=1), viewers=(viewer.snapshot(0),)
+    )
+    text = str(snapshot).splitlines()
+    assert text[-2].split() == [
+        "viewer", "preview", "camera", "codec", "state", "sent", "dropped", "timed",
+        "p50", "ms", "p90", "ms", "p99", "ms", "max", "ms", "clock", "+-", "ms",
+    ]  # fmt: skip
+    assert text[-1].split() == [
+        "v1", "main", "door", "H264", "new", "12", "3", "2", "50.0", "58.0", "59.8", "60.0", "-",
+    ]  # fmt: skip

@@ -25,6 +25,7 @@ __all__ = [
     "SNAPSHOT_COLUMNS",
     "SOURCE_COLUMNS",
     "STATE_COLUMNS",
+    "VIEWER_COLUMNS",
     "batch_rows",
     "batch_sizes_text",
     "batch_text",
@@ -41,9 +42,13 @@ __all__ = [
     "state_rows",
     "state_table",
     "timing_text",
+    "viewer_rows",
 ]
 
-_WORDS = frozenset({"node", "stage", "state", "input", "source", "why", "sizes", "span", "clock"})
+_WORDS = frozenset(
+    {"node", "stage", "state", "input", "source", "why", "sizes", "span", "clock"}
+    | {"viewer", "preview", "camera", "codec"}
+)
 """Columns of words, aligned left (numbers align right)."""
 _STYLES = {
     "WAITING": "yellow",
@@ -76,6 +81,23 @@ SOURCE_COLUMNS = (
 
 LATENCY_COLUMNS = ("source", "span", "clock", "frames", "p50 ms", "p90 ms", "p99 ms", "max ms")
 """The columns of :func:`latency_rows`."""
+
+VIEWER_COLUMNS = (
+    "viewer",
+    "preview",
+    "camera",
+    "codec",
+    "state",
+    "sent",
+    "dropped",
+    "timed",
+    "p50 ms",
+    "p90 ms",
+    "p99 ms",
+    "max ms",
+    "clock +- ms",
+)
+"""The columns of :func:`viewer_rows`."""
 
 
 def timing_text(timing: Any) -> str:
@@ -374,6 +396,43 @@ def latency_rows(snapshot: Any) -> list[tuple[str, ...]]:
     return rows
 
 
+def viewer_rows(snapshot: Any) -> list[tuple[str, ...]]:
+    """Each WebRTC viewer: frames sent and dropped, its stage-to-screen latency (ms).
+
+    ``timed`` is the frames its browser reported presented and matched to
+    the stage's moment; the percentiles are over its recent ones; ``clock
+    +- ms`` is the uncertainty of relating the browser's clock to this one.
+    """
+    rows = []
+    for viewer in snapshot.viewers:
+        latency = viewer.stage_to_screen
+        summary = latency.summary() if latency.count else None
+        figures = (
+            ("-",) * 4
+            if summary is None
+            else tuple(
+                f"{v * 1e3:.1f}"
+                for v in (summary.median, summary.p90, summary.p99, summary.maximum)
+            )
+        )
+        uncertainty = viewer.clock_uncertainty
+        rows.append(
+            (
+                viewer.viewer,
+                viewer.preview,
+                viewer.camera or "all",
+                viewer.codec,
+                viewer.state,
+                f"{viewer.frames_sent:,}",
+                f"{viewer.frames_dropped:,}",
+                f"{latency.count:,}",
+                *figures,
+                "-" if uncertainty is None else f"{uncertainty * 1e3:.1f}",
+            )
+        )
+    return rows
+
+
 def _table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
 
@@ -407,7 +466,9 @@ def snapshot_table(snapshot: Any) -> str:
     sources = source_rows(snapshot)
     text += "\n" + _table(SOURCE_COLUMNS, sources) if sources else ""
     latency = latency_rows(snapshot)
-    return text + ("\n" + _table(LATENCY_COLUMNS, latency) if latency else "")
+    text += "\n" + _table(LATENCY_COLUMNS, latency) if latency else ""
+    viewers = viewer_rows(snapshot)
+    return text + ("\n" + _table(VIEWER_COLUMNS, viewers) if viewers else "")
 
 
 def snapshot_head(snapshot: Any) -> str:
@@ -451,6 +512,9 @@ def _rich_snapshot(snapshot: PipelineSnapshot) -> Any:
     latency = latency_rows(snapshot)
     if latency:
         tables.append(rich_table(LATENCY_COLUMNS, latency, title="capture to glass"))
+    viewers = viewer_rows(snapshot)
+    if viewers:
+        tables.append(rich_table(VIEWER_COLUMNS, viewers, title="WebRTC viewers: stage to screen"))
     if len(tables) == 1:
         return table
     group = require("rich.console", "demo", "rendering with rich").Group
