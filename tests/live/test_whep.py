@@ -86,6 +86,7 @@ def test_a_whep_player_gets_the_video_and_leaves(served: tuple[LiveView, Feeder]
         assert player.location is not None and player.location.startswith("/whep/main/")
         candidates = [line for line in player.answer.splitlines() if "candidate:" in line]
         assert candidates and all(" 127.0.0.1 " in line for line in candidates)  # loopback only
+        assert all(" typ host" in line for line in candidates)  # no STUN or TURN asked
         polling.wait_for(lambda: player.frames >= 10, what="frames at the player")
         assert player.last.shape == (120, 160, 3)
         assert player.last[60, 20, 2] > 150 and player.last[60, 20, 0] < 60  # red came as red
@@ -142,3 +143,24 @@ def test_a_whep_request_without_the_token_gets_401() -> None:
         assert post(url + "?token=wrong-token", b"v=0")[0] == 401
         # With the token (as WHEP players send it) the request is served: a bad offer, 400.
         assert post(url, b"v=0", Authorization="Bearer a-long-token")[0] == 400
+
+
+def test_a_player_without_h264_gets_vp8_at_the_size_asked_for() -> None:
+    pipeline = Pipeline(name="Cam").add(picture, "Draw")
+    view = LiveView(pipeline, refresh=0.1)
+    view.preview("small", stage="Draw", size=(96, 64))
+    with view:
+        feeder = Feeder(pipeline)
+        try:
+            url = f"http://127.0.0.1:{view.port}/whep/small"
+            with WhepClient(url, codec="VP8").start() as player:
+                assert "VP8/90000" in player.answer and "H264" not in player.answer
+                polling.wait_for(lambda: player.frames >= 5, what="VP8 frames at the player")
+                assert player.last.shape == (64, 96, 3)
+                assert player.last[32, 10, 2] > 150  # red, scaled down
+                assert view.snapshot().viewers[0].codec == "VP8"
+        finally:
+            feeder.close()
+    assert view.close()
+    names = [t.name for t in threading.enumerate()]
+    assert not [name for name in names if name.startswith(("framescope-live", "asyncio"))]

@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 
 from framescope.live import webrtc
 
@@ -21,8 +21,11 @@ from framescope.live import webrtc
 class WhepClient:
     """One viewer of ``url`` (a ``/whep/<name>`` endpoint); ``headers`` go with each request."""
 
-    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, url: str, headers: dict[str, str] | None = None, codec: str | None = None
+    ) -> None:
         self.url = url
+        self.codec = codec  # offer only this codec (e.g. "VP8"); None: aiortc's own list
         self.headers = dict(headers or {})
         self.location: str | None = None
         self.answer = ""
@@ -44,7 +47,11 @@ class WhepClient:
         webrtc._HOSTS.set(("127.0.0.1",))  # the player runs on loopback too
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self._pc = pc
-        pc.addTransceiver("video", direction="recvonly")
+        transceiver = pc.addTransceiver("video", direction="recvonly")
+        if self.codec is not None:
+            wanted = (f"video/{self.codec.lower()}", "video/rtx")
+            codecs = RTCRtpReceiver.getCapabilities("video").codecs
+            transceiver.setCodecPreferences([c for c in codecs if c.mimeType.lower() in wanted])
         pc.on("track", self._read)
         await pc.setLocalDescription(await pc.createOffer())
         offer = pc.localDescription.sdp.encode()

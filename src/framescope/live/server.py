@@ -140,6 +140,7 @@ class LiveView:
             ssl_context=ssl_context,
         )
         self.host, self.port = host, self._server.server_port
+        self._webrtc.name = f"framescope-live-{self.port}"
         self.scheme = "http" if ssl_context is None else "https"
         self.started = False
 

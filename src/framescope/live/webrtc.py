@@ -176,7 +176,8 @@ class WebRTCVideo:
         self._previews = previews
         self._hosts = candidate_hosts(host)
         self._clock = clock
-        self._name = name
+        self.name = name
+        """The prefix of its threads' names."""
         self._lock = threading.Lock()
         self._viewers: dict[str, _Viewer] = {}
         self._streams: dict[tuple[str, str | None, str], VideoStream] = {}
@@ -289,7 +290,7 @@ class WebRTCVideo:
                 _install_host_choice()
                 loop = asyncio.new_event_loop()
                 thread = threading.Thread(
-                    target=loop.run_forever, name=f"{self._name}-webrtc", daemon=True
+                    target=loop.run_forever, name=f"{self.name}-webrtc", daemon=True
                 )
                 thread.start()
                 self._loop, self._thread = loop, thread
@@ -333,7 +334,7 @@ class WebRTCVideo:
                 deliver = functools.partial(self._deliver, loop, key)
                 stream = VideoStream(tap, camera, codec, deliver=deliver, clock=self._clock)
                 self._streams[key] = stream
-                stream.start(f"{self._name}-encode-{tap.name}-{codec}")
+                stream.start(f"{self.name}-encode-{tap.name}-{codec}")
             viewer.stream = stream
             self._viewers[viewer.id] = viewer
             self.served += 1
@@ -438,7 +439,7 @@ class _Viewer:
         self._placeholder: bool | None = None
         self.frames_sent = self.frames_dropped = self.placeholder_frames = self.bytes_sent = 0
         self.presented = self.unmatched = 0
-        self._lock = threading.Lock()  # the latency statistics: read by the publisher's thread
+        self._lock = threading.Lock()  # latency and round trips: read by the publisher's thread
         self._latency = RollingStats(_LATENCY_WINDOW, divisor=1e9)
         self._latency.keep_distribution()
         self._pings: dict[int, tuple[int, float]] = {}
@@ -564,7 +565,8 @@ class _Viewer:
         rtt = back_ns - sent[0]
         offset_ns = (sent[0] + back_ns) // 2 - round(float(now) * 1e6)
         wall_offset = sent[1] + rtt / 2e9 - float(wall) / 1e3
-        self._syncs.append((rtt, offset_ns, wall_offset))
+        with self._lock:
+            self._syncs.append((rtt, offset_ns, wall_offset))
         if self._waiting_rows:
             rows, self._waiting_rows = self._waiting_rows, []
             self._time(rows)
@@ -607,7 +609,7 @@ class _Viewer:
         """What it got and saw, as data."""
         with self._lock:
             latency = self._latency.snapshot()
-        best = min(self._syncs) if self._syncs else None
+            best = min(self._syncs) if self._syncs else None
         return ViewerSnapshot(
             viewer=self.id,
             preview=self.preview,
