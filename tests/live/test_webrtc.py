@@ -311,3 +311,15 @@ def test_the_snapshot_s_text_has_a_row_a_viewer() -> None:
     assert text[-1].split() == [
         "v1", "main", "door", "H264", "new", "12", "3", "2", "50.0", "58.0", "59.8", "60.0", "-",
     ]  # fmt: skip
+
+
+def test_an_offer_for_a_camera_the_preview_never_saw_is_refused_naming_those_it_did() -> None:
+    tap = PreviewTap("main")
+    tap(Frame(picture(1), 0, source="gate"))
+    video = WebRTCVideo({"main": tap}, host="127.0.0.1", clock=FakeClock(), name="x")
+    with pytest.raises(WhepError, match=r"no camera 'door' in preview 'main' \(cameras: gate\)"):
+        video.offer("main", "door", H264_OFFER, 1.0)
+    with pytest.raises(WhepError, match="no preview called 'side'") as refused:
+        video.offer("side", None, H264_OFFER, 1.0)
+    assert refused.value.status == 404
+    assert video.close()  # never started: nothing to stop

@@ -197,6 +197,10 @@ class WebRTCVideo:
         tap = self._previews.get(preview)
         if tap is None:
             raise WhepError(404, f"no preview called {preview!r}")
+        cameras = tap.cameras
+        if camera is not None and cameras and camera not in cameras:
+            known = ", ".join(cameras)
+            raise WhepError(404, f"no camera {camera!r} in preview {preview!r} (cameras: {known})")
         codec = offered_codec(sdp)
         with self._lock:
             if self._closed:
@@ -207,18 +211,19 @@ class WebRTCVideo:
             self._admitted += 1
         try:
             loop = self._started_loop()
-            future = asyncio.run_coroutine_threadsafe(self._answer(tap, camera, codec, sdp), loop)
-            try:
-                viewer = future.result(timeout)
-            except TimeoutError:
-                future.cancel()
-                raise WhepError(503, f"no answer within {timeout:g} s") from None
-        except WhepError:
-            self._release()
-            raise
         except ImportError as error:
             self._release()
             raise WhepError(501, str(error)) from error
+        future = asyncio.run_coroutine_threadsafe(self._answer(tap, camera, codec, sdp), loop)
+        try:
+            viewer = future.result(timeout)
+        except TimeoutError:
+            if not future.cancel() and future.exception() is None:
+                # answered as the time ran out: its drop releases it
+                asyncio.run_coroutine_threadsafe(self._drop(future.result()), loop)
+            else:
+                self._release()
+            raise WhepError(503, f"no answer within {timeout:g} s") from None
         except Exception as error:
             self._release()
             raise WhepError(400, f"cannot answer the offer: {error}") from error
@@ -231,7 +236,10 @@ class WebRTCVideo:
             loop = self._loop
         if viewer is None or viewer.preview != preview or loop is None:
             return False
-        asyncio.run_coroutine_threadsafe(self._drop(viewer), loop).result(5.0)
+        try:
+            asyncio.run_coroutine_threadsafe(self._drop(viewer), loop).result(5.0)
+        except Exception as error:  # it is gone from the list all the same
+            logger.warning("WebRTC viewer %s: closing its connection: %r", viewer_id, error)
         return True
 
     def viewers(self) -> tuple[ViewerSnapshot, ...]:
