@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -38,12 +40,19 @@ def _close(actual: list[float], expected: tuple[int, int, int]) -> bool:
     return all(abs(a - e) < 12 for a, e in zip(actual, expected, strict=True))
 
 
+def _certificates() -> set[Path]:
+    return set(Path(tempfile.gettempdir()).glob("framescope-whip-*"))
+
+
 def test_frames_arrive_whole_in_order_and_recognisable() -> None:
     frames = 60
+    threads_before = set(threading.enumerate())
+    certificates_before = _certificates()
     with whip_server(token="s3cret") as server:
         spyglass = SpyGlass(server.url("s3cret"), 30, 320, 240, queue_size=frames)
         spyglass.start_streaming()
         assert spyglass.state is SpyGlassState.STREAMING, spyglass.last_error
+        assert _certificates() - certificates_before  # this session's, while it runs
         for index in range(frames):
             spyglass.put(_picture(index), time=index / 30)
         # aiortc hands a frame on when the next one starts: the last is never decoded.
@@ -61,6 +70,9 @@ def test_frames_arrive_whole_in_order_and_recognisable() -> None:
     assert round(_level(last) / 4) == frames - 2  # the last decoded: the one before the last
     assert _close(mean_colour(last, slice(48, 240), slice(0, 150)), RED)
     assert _close(mean_colour(last, slice(48, 240), slice(170, 320)), BLUE)
+    assert _certificates() <= certificates_before  # the session's certificate is deleted
+    left = [thread.name for thread in set(threading.enumerate()) - threads_before]
+    assert left == []  # SpyGlass's, the receiver's and aiortc's threads all ended
 
 
 def test_a_wrong_token_is_a_failure_with_its_reason() -> None:
