@@ -5,20 +5,30 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-pytest.importorskip("av")
+av = pytest.importorskip("av")
 pytest.importorskip("aiortc")
+pytest.importorskip("cryptography")
 
-from framescope.video import SpyGlass, SpyGlassState
-from tests.polling import holds_within, wait_for
+from cryptography import x509  # noqa: E402
+from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+from cryptography.x509.oid import NameOID  # noqa: E402
 
-from .whip_server import WhipServer, mean_colour, whip_server
+from framescope.video import SpyGlass, SpyGlassState  # noqa: E402
+from tests.polling import holds_within, wait_for  # noqa: E402
 
-pytestmark = pytest.mark.integration
+from .whip_server import WhipServer, mean_colour, whip_server  # noqa: E402
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif("whip" not in av.formats_available, reason="no WHIP muxer in this PyAV"),
+]
 
 RED, BLUE = (0, 0, 255), (255, 0, 0)  # BGR
 
@@ -133,3 +143,61 @@ def test_a_receiver_that_goes_away_and_comes_back() -> None:
     assert counts["put"] == counts["queued"]
     assert counts["sent"] + counts["dropped"] == counts["queued"]  # every frame accounted for
     assert slowest < 0.5, slowest  # the loop never waited on the network
+
+
+def test_a_dtls_handshake_the_receiver_refuses_is_a_failure_with_its_reason(
+    tmp_path: Path,
+) -> None:
+    # FFmpeg's own certificate is ECDSA P-224: given one like it, aiortc refuses the handshake.
+    cert_file, key_file = _certificate_on(ec.SECP224R1(), tmp_path)
+    options = {"cert_file": str(cert_file), "key_file": str(key_file)}  # the caller's win
+    with whip_server() as server:
+        spyglass = SpyGlass(server.url(), 30, 160, 120, options=options, reconnect_initial=0.05)
+        spyglass.start_streaming()
+        assert spyglass.state is SpyGlassState.ERROR
+        assert spyglass.last_error is not None
+        assert "DTLS" in spyglass.last_error, spyglass.last_error
+        assert spyglass.stop_streaming()
+        assert server.posts >= 1 and server.frames == 0
+        assert "failed" in server.states
+    assert spyglass.counters()["failures"] >= 1
+
+
+def _certificate_on(curve: ec.EllipticCurve, folder: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(curve)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "p224")])
+    now = datetime.now(timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    key_file, cert_file = folder / "key.pem", folder / "cert.pem"
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return cert_file, key_file
+
+
+def test_a_receiver_whose_ice_never_answers_is_a_stall_not_a_silent_stream() -> None:
+    with whip_server(silent_ice=True) as server:
+        spyglass = SpyGlass(
+            server.url(), 30, 160, 120, stall_timeout=1.0, reconnect_initial=0.2, reconnect_max=0.5
+        )
+        spyglass.start_streaming(timeout=60)  # returns when the stall watch gives up
+        assert spyglass.state is SpyGlassState.ERROR
+        assert spyglass.last_error is not None
+        assert "did not complete the connection" in spyglass.last_error, spyglass.last_error
+        assert server.posts >= 1 and server.frames == 0  # the offer was answered, then nothing
+        assert spyglass.stop_streaming(timeout=1.0) in (True, False)
+    assert spyglass.counters()["failures"] >= 1

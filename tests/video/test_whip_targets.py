@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import stat
@@ -16,9 +17,17 @@ from framescope.video import whip as whip_module  # noqa: E402
 from framescope.video.targets import resolve_target  # noqa: E402
 from framescope.video.whip import DtlsCertificate  # noqa: E402
 
+needs_whip = pytest.mark.skipif(
+    "whip" not in av.formats_available, reason="this PyAV's FFmpeg has no WHIP muxer"
+)
+needs_cryptography = pytest.mark.skipif(
+    importlib.util.find_spec("cryptography") is None, reason="cryptography is not installed"
+)
+
 # -- the URL rule -------------------------------------------------------------------------
 
 
+@needs_whip
 @pytest.mark.parametrize(
     ("uri", "format", "url"),
     [
@@ -46,6 +55,7 @@ def test_plain_http_stays_mpegts_over_http() -> None:
     assert (target.url, target.format) == ("http://127.0.0.1:8080/whip", "mpegts")
 
 
+@needs_whip
 def test_the_token_is_the_userinfo_and_is_hidden_where_the_url_is_shown() -> None:
     target = resolve_target("whip://ab%2Fc.d-e@127.0.0.1:8889/cam/whip", None, None)
     assert target.url == "http://127.0.0.1:8889/cam/whip"  # not in the URL FFmpeg requests
@@ -57,6 +67,7 @@ def test_the_token_is_the_userinfo_and_is_hidden_where_the_url_is_shown() -> Non
     assert "s3cret" not in repr(writer)
 
 
+@needs_whip
 def test_the_token_may_be_the_authorization_option_and_given_once() -> None:
     target = resolve_target("whip://127.0.0.1/whip", None, {"authorization": "tok"})
     assert target.options == {"authorization": "tok"}
@@ -66,6 +77,7 @@ def test_the_token_may_be_the_authorization_option_and_given_once() -> None:
         resolve_target("whip://one@127.0.0.1/whip", None, {"authorization": "two"})
 
 
+@needs_whip
 @pytest.mark.parametrize(
     ("uri", "format", "message"),
     [
@@ -83,6 +95,7 @@ def test_what_cannot_be_whip_is_refused_by_name(uri: str, format: str, message: 
         SpyGlass(uri, 30, 64, 64, format=format)
 
 
+@needs_whip
 def test_a_whip_output_takes_h264_only() -> None:
     with pytest.raises(ValueError, match=r"^codec: a WHIP output carries H.264 only; got 'mpeg4'"):
         SpyGlass("whip://127.0.0.1/whip", 30, 64, 64, codec="mpeg4")
@@ -112,6 +125,8 @@ def test_a_pyav_without_the_whip_muxer_is_an_error_at_construction(
 # -- the encoder and the certificate --------------------------------------------------------
 
 
+@needs_whip
+@needs_cryptography
 def test_the_encoder_is_h264_baseline_without_b_frames_with_its_sps_in_the_header() -> None:
     writer = VideoWriter("whip://127.0.0.1:9/whip", fps=30, width=64, height=64, gop=10)
     writer.open()  # the muxer reaches the receiver only when the header is written
@@ -140,6 +155,7 @@ def _first_nal(annexb: bytes, kind: int) -> bytes:
     raise AssertionError(f"no NAL unit of type {kind} in {annexb.hex()}")
 
 
+@needs_cryptography
 def test_the_certificate_is_ecdsa_p256_readable_only_by_its_owner() -> None:
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -165,13 +181,14 @@ def test_the_certificate_is_ecdsa_p256_readable_only_by_its_owner() -> None:
     assert not os.path.exists(certificate.folder)
 
 
+@needs_whip
 def test_without_cryptography_ffmpeg_makes_its_certificate_and_a_warning_says_what_it_costs(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(whip_module, "_certificates_available", lambda: False)
     with caplog.at_level(logging.WARNING, logger="framescope.video.whip"):
         spyglass = SpyGlass("whip://s3cret@127.0.0.1/whip", 30, 64, 64)
-    [record] = caplog.records
+    [record] = [r for r in caplog.records if r.name == "framescope.video.whip"]
     assert "'cryptography' package is not installed" in record.getMessage()
     assert "P-224" in record.getMessage() and "whip://***@127.0.0.1/whip" in record.getMessage()
     assert spyglass._certificate() is None  # type: ignore[operator]
@@ -180,5 +197,19 @@ def test_without_cryptography_ffmpeg_makes_its_certificate_and_a_warning_says_wh
         given = SpyGlass(
             "whip://127.0.0.1/whip", 30, 64, 64, options={"cert_file": "c", "key_file": "k"}
         )
-    assert caplog.records == []  # the caller's own certificate: nothing to say
+    assert [r for r in caplog.records if r.name == "framescope.video.whip"] == []
     assert given._certificate() is None  # type: ignore[operator]
+
+
+def test_the_command_line_says_so_too_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from framescope.cli import main
+
+    monkeypatch.setattr(av, "formats_available", av.formats_available - {"whip"})
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--restream", "whip://127.0.0.1/whip", "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --restream" in err and "pip install --upgrade av" in err
+    assert "Traceback" not in err

@@ -5,6 +5,8 @@
 ``Authorization: Bearer`` token (when it has one) gets ``201 Created``, a
 ``Location`` and aiortc's SDP answer; a wrong or missing token gets 401; a
 ``DELETE`` of a location given ends that session (200), of another 404.
+With ``silent_ice``, its answer names a UDP port that never answers, as a
+receiver whose ICE agent is gone would.
 Every video frame aiortc decodes is counted, with its size, and the last few
 are kept as BGR images (bounded), and the first, so a test can look at the
 picture.
@@ -25,6 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+import socket
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -43,8 +47,15 @@ _KEEP_IMAGES = 8
 class WhipServer:
     """A WHIP endpoint that receives WebRTC video with aiortc and records what it decodes."""
 
-    def __init__(self, token: str | None = None, port: int = 0) -> None:
+    def __init__(
+        self, token: str | None = None, port: int = 0, *, silent_ice: bool = False
+    ) -> None:
         self.token = token
+        # silent_ice: the answer's candidate is a UDP port that never answers (ICE never ends).
+        self._silent: socket.socket | None = None
+        if silent_ice:
+            self._silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self._silent.bind(("127.0.0.1", 0))
         self.posts = 0  # offers answered (201)
         self.refused = 0  # requests refused for their token (401)
         self.deletes = 0  # sessions ended by a DELETE
@@ -108,6 +119,9 @@ class WhipServer:
             location = f"/whip/session/{self._sessions}"
         future = asyncio.run_coroutine_threadsafe(self._accept(offer, location), self._loop)
         answer = future.result(20)
+        if self._silent is not None:
+            port = self._silent.getsockname()[1]
+            answer = re.sub(r"(a=candidate:\S+ 1 udp \d+ 127\.0\.0\.1) \d+", rf"\1 {port}", answer)
         with self._lock:
             self.posts += 1
         return answer, location
@@ -165,10 +179,11 @@ class WhipServer:
             self._peers.clear()
         for peer in peers:
             await peer.close()
-        for task in list(self._tasks):
+        # aiortc leaves a connection that never completed its ICE waiting: end it too.
+        tasks = asyncio.all_tasks() - {asyncio.current_task()}
+        for task in tasks:
             task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- the end -----------------------------------------------------------------------------
 
@@ -192,6 +207,8 @@ class WhipServer:
             self._loop.close()
             aioice.ice.get_host_addresses = self._host_addresses
             _LOOPBACK_ONLY.release()
+            if self._silent is not None:
+                self._silent.close()
 
     def __enter__(self) -> WhipServer:
         return self
@@ -242,9 +259,11 @@ def _handler(server: WhipServer) -> type[BaseHTTPRequestHandler]:
 
 
 @contextlib.contextmanager
-def whip_server(token: str | None = None, port: int = 0) -> Iterator[WhipServer]:
+def whip_server(
+    token: str | None = None, port: int = 0, *, silent_ice: bool = False
+) -> Iterator[WhipServer]:
     """A :class:`WhipServer`, closed at the end of the block."""
-    server = WhipServer(token, port)
+    server = WhipServer(token, port, silent_ice=silent_ice)
     try:
         yield server
     finally:
