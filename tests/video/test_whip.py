@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import tempfile
 import threading
 import time
@@ -201,3 +202,21 @@ def test_a_receiver_whose_ice_never_answers_is_a_stall_not_a_silent_stream() -> 
         assert server.posts >= 1 and server.frames == 0  # the offer was answered, then nothing
         assert spyglass.stop_streaming(timeout=1.0) in (True, False)
     assert spyglass.counters()["failures"] >= 1
+
+
+def test_whips_posts_the_offer_over_https(tmp_path: Path) -> None:
+    cert_file, key_file = _certificate_on(ec.SECP256R1(), tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    with whip_server(token="s3cret", ssl_context=context) as server:
+        assert server.url().startswith("whips://")
+        spyglass = SpyGlass(server.url("s3cret"), 30, 160, 120, queue_size=30)
+        spyglass.start_streaming()
+        assert spyglass.state is SpyGlassState.STREAMING, spyglass.last_error
+        for index in range(30):
+            spyglass.put(np.full((120, 160, 3), 4 * index, np.uint8), time=index / 30)
+        holds_within(lambda: server.frames >= 29, 20)
+        assert spyglass.stop_streaming()
+        assert spyglass.counters()["sent"] == 30
+        assert server.frames == 29 and server.sizes == {(160, 120)}
+        assert (server.posts, server.deletes) == (1, 1)  # the DELETE went over HTTPS too

@@ -6,7 +6,8 @@
 ``Location`` and aiortc's SDP answer; a wrong or missing token gets 401; a
 ``DELETE`` of a location given ends that session (200), of another 404.
 With ``silent_ice``, its answer names a UDP port that never answers, as a
-receiver whose ICE agent is gone would.
+receiver whose ICE agent is gone would; with an ``ssl_context``, it speaks
+HTTPS (``whips://``).
 Every video frame aiortc decodes is counted, with its size, and the last few
 are kept as BGR images (bounded), and the first, so a test can look at the
 picture.
@@ -29,6 +30,7 @@ import asyncio
 import contextlib
 import re
 import socket
+import ssl
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -48,9 +50,15 @@ class WhipServer:
     """A WHIP endpoint that receives WebRTC video with aiortc and records what it decodes."""
 
     def __init__(
-        self, token: str | None = None, port: int = 0, *, silent_ice: bool = False
+        self,
+        token: str | None = None,
+        port: int = 0,
+        *,
+        silent_ice: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.token = token
+        self.scheme = "whip" if ssl_context is None else "whips"
         # silent_ice: the answer's candidate is a UDP port that never answers (ICE never ends).
         self._silent: socket.socket | None = None
         if silent_ice:
@@ -78,6 +86,8 @@ class WhipServer:
         )
         self._loop_thread.start()
         self._http = HTTPServer(("127.0.0.1", port), _handler(self))
+        if ssl_context is not None:  # HTTPS: whips://
+            self._http.socket = ssl_context.wrap_socket(self._http.socket, server_side=True)
         self._http.timeout = 0.05
         self._stop = threading.Event()
         self._http_thread = threading.Thread(
@@ -92,9 +102,9 @@ class WhipServer:
         return port
 
     def url(self, token: str | None = None) -> str:
-        """Its ``whip://`` URL, with ``token`` in the userinfo when given."""
+        """Its ``whip://`` (``whips://``) URL, with ``token`` in the userinfo when given."""
         userinfo = f"{token}@" if token else ""
-        return f"whip://{userinfo}127.0.0.1:{self.port}/whip"
+        return f"{self.scheme}://{userinfo}127.0.0.1:{self.port}/whip"
 
     def _serve(self) -> None:
         while not self._stop.is_set():  # bounded: each wait for a request lasts 50 ms at most
@@ -260,10 +270,14 @@ def _handler(server: WhipServer) -> type[BaseHTTPRequestHandler]:
 
 @contextlib.contextmanager
 def whip_server(
-    token: str | None = None, port: int = 0, *, silent_ice: bool = False
+    token: str | None = None,
+    port: int = 0,
+    *,
+    silent_ice: bool = False,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> Iterator[WhipServer]:
     """A :class:`WhipServer`, closed at the end of the block."""
-    server = WhipServer(token, port, silent_ice=silent_ice)
+    server = WhipServer(token, port, silent_ice=silent_ice, ssl_context=ssl_context)
     try:
         yield server
     finally:
