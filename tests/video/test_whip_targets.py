@@ -12,10 +12,11 @@ import pytest
 
 av = pytest.importorskip("av")
 
-from framescope.video import SpyGlass, VideoWriter  # noqa: E402
+from framescope.video import SpyGlass, SpyGlassState, VideoWriter  # noqa: E402
 from framescope.video import whip as whip_module  # noqa: E402
 from framescope.video.targets import resolve_target  # noqa: E402
 from framescope.video.whip import DtlsCertificate  # noqa: E402
+from tests.polling import holds_within  # noqa: E402
 
 needs_whip = pytest.mark.skipif(
     "whip" not in av.formats_available, reason="this PyAV's FFmpeg has no WHIP muxer"
@@ -213,3 +214,23 @@ def test_the_command_line_says_so_too_without_a_traceback(
     err = capsys.readouterr().err
     assert "argument --restream" in err and "pip install --upgrade av" in err
     assert "Traceback" not in err
+
+
+@needs_whip
+@needs_cryptography
+@pytest.mark.integration
+def test_a_certificate_that_cannot_be_written_is_a_counted_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def full(*args: object, **kwargs: object) -> str:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(whip_module.tempfile, "mkdtemp", full)
+    spyglass = SpyGlass("whip://127.0.0.1:9/whip", 30, 64, 64, reconnect_initial=0.05)
+    spyglass.start_streaming()
+    assert spyglass.state is SpyGlassState.ERROR  # the feeder thread goes on, failing
+    assert spyglass.last_error == (
+        "the WHIP DTLS certificate could not be written: [Errno 28] No space left on device"
+    )
+    assert holds_within(lambda: spyglass.counters()["failures"] >= 2)
+    assert spyglass.stop_streaming()

@@ -1,4 +1,4 @@
-"""SpyGlass: restream annotated frames to RTMP, RTSP, UDP, HTTP, HLS or a file.
+"""SpyGlass: restream annotated frames to RTMP, RTSP, UDP, HTTP, WebRTC (WHIP), HLS or a file.
 
 Backpack's SpyGlass, built on PyAV instead of an OpenCV compiled with
 GStreamer. ``put()`` never blocks the frame loop and never raises for a
@@ -538,13 +538,17 @@ class SpyGlass(Stage):
 
     def _run_session(self) -> bool:
         """One encoder process, fed until stopped (False) or until it fails (True)."""
+        try:
+            certificate = self._certificate()
+        except OSError as error:  # no room for two small files: a failure like another
+            self.last_error = f"the WHIP DTLS certificate could not be written: {error}"
+            return True
         with self._lock:  # stop_streaming may end the spare from another thread
             process, self._spare = self._spare, None
         self._session_error = False
         with self._lock:
             self._progress_ns = self._clock.monotonic_ns()
             self._connecting = False
-        certificate = self._certificate()
         try:
             session = EncoderSession(
                 self._settings(certificate), self._reports(), self.name, process=process

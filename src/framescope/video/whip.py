@@ -16,9 +16,10 @@ each at most; an FFmpeg 8 or later built with a TLS library, for DTLS. It
 connects by ICE to the first UDP host candidate of the receiver's answer and
 then does the DTLS handshake as the passive side.
 
-Its own DTLS certificate (made by GnuTLS in PyAV's wheels) is an ECDSA key on
-curve P-224, which OpenSSL-based receivers (aiortc, and others) refuse during
-the handshake (alert 47, illegal_parameter: OpenSSL does not offer P-224).
+Its own DTLS certificate (made by GnuTLS in PyAV's wheels, at GnuTLS's
+"medium" security level) is an ECDSA key on curve P-224, which
+OpenSSL-based receivers (aiortc, and others) refuse once they read it
+(alert 47, illegal_parameter: OpenSSL does not offer P-224).
 So a WHIP output gets a certificate of its own, ECDSA P-256, made here with
 the ``cryptography`` package and given to FFmpeg as ``cert_file`` and
 ``key_file`` (:class:`DtlsCertificate`); your own ``cert_file`` and
