@@ -14,6 +14,7 @@ av = pytest.importorskip("av")
 
 from framescope.video import SpyGlass, SpyGlassState, VideoWriter  # noqa: E402
 from framescope.video import whip as whip_module  # noqa: E402
+from framescope.video import writer as writer_module  # noqa: E402
 from framescope.video.targets import resolve_target  # noqa: E402
 from framescope.video.whip import DtlsCertificate  # noqa: E402
 from tests.polling import holds_within  # noqa: E402
@@ -234,3 +235,31 @@ def test_a_certificate_that_cannot_be_written_is_a_counted_failure(
     )
     assert holds_within(lambda: spyglass.counters()["failures"] >= 2)
     assert spyglass.stop_streaming()
+
+
+@needs_whip
+@needs_cryptography
+def test_a_writer_that_cannot_open_leaves_no_certificate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made: list[DtlsCertificate] = []
+    real = whip_module.DtlsCertificate.__init__
+
+    def record(self: DtlsCertificate, days: int = 30) -> None:
+        real(self, days)
+        made.append(self)
+
+    monkeypatch.setattr(whip_module.DtlsCertificate, "__init__", record)
+    bad_pixels = VideoWriter("whip://127.0.0.1:9/whip", width=64, height=64, pixel_format="nope")
+    with pytest.raises(ValueError, match="nope"):
+        bad_pixels.open()
+    monkeypatch.setattr(writer_module._av, "open", _refuse)
+    unopened = VideoWriter("whip://127.0.0.1:9/whip", width=64, height=64)
+    with pytest.raises(OSError, match="refused here"):
+        unopened.open()
+    assert len(made) == 2
+    assert not any(os.path.exists(certificate.folder) for certificate in made)
+
+
+def _refuse(*args: object, **kwargs: object) -> None:
+    raise OSError("refused here")

@@ -14,7 +14,11 @@ What FFmpeg's muxer needs: H.264 without B-frames (baseline profile here,
 its SPS and PPS sent before each key frame), Opus for audio, one stream of
 each at most; an FFmpeg 8 or later built with a TLS library, for DTLS. It
 connects by ICE to the first UDP host candidate of the receiver's answer and
-then does the DTLS handshake as the passive side.
+then does the DTLS handshake as the passive side. Its options pass through
+``options``: ``handshake_timeout`` (ms; here the writer's ``timeout``),
+``pkt_size`` (1200), ``authorization``, ``cert_file``, ``key_file``. It
+sends no ICE consent checks: a receiver that disappears without an ICMP
+error or a DTLS alert is not noticed.
 
 Its own DTLS certificate (made by GnuTLS in PyAV's wheels, at GnuTLS's
 "medium" security level) is an ECDSA key on curve P-224, which

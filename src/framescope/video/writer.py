@@ -205,13 +205,14 @@ class VideoWriter:
         if width is None or height is None:
             raise ValueError("width and height: not given and no frame to take them from")
         target = self.target
-        container = _av.open(
-            target.url,
-            "w",
-            format=target.format,
-            options=self._muxer_options(),
-            timeout=self.timeout,
-        )
+        options = self._muxer_options()
+        try:
+            container = _av.open(
+                target.url, "w", format=target.format, options=options, timeout=self.timeout
+            )
+        except Exception:
+            self._drop_certificate()
+            raise
         try:
             stream = self._add_stream(container, width, height)
         except Exception:
