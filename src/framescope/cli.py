@@ -47,7 +47,7 @@ def _restream_url(text: str) -> str:
         )
     try:
         resolve_target(text, None, None)
-    except ValueError as error:
+    except (ValueError, ImportError) as error:  # ImportError: a PyAV without WHIP
         raise argparse.ArgumentTypeError(str(error)) from None
     return text
 

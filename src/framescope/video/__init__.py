@@ -5,7 +5,7 @@
   decoder's own YUV with ``pixel_format="native"``);
   :class:`SyntheticSource` makes a moving test pattern (no download).
 - :class:`VideoWriter` encodes frames to a file, an HLS folder or a network
-  stream (RTMP, RTSP, UDP, TCP, HTTP).
+  stream (RTMP, RTSP, UDP, TCP, HTTP, WebRTC published with WHIP).
 - :class:`SpyGlass` restreams a pipeline's output without ever blocking the
   frame loop: Backpack's SpyGlass, without a custom OpenCV or GStreamer build.
 

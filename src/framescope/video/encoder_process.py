@@ -78,10 +78,16 @@ def main() -> int:
     except Exception as error:
         sent = writer.frames_written if writer is not None else 0
         with contextlib.suppress(OSError):
-            _say(out, "error", message=f"{type(error).__name__}: {error}", count=sent)
+            _say(out, "error", message=_reason(error), count=sent)
         return 1
     finally:
         frames.close()
+
+
+def _reason(error: Exception) -> str:
+    """The error in one line: FFmpeg's last log line may go on with a whole SDP offer."""
+    first = str(error).strip().split("\n", 1)[0]
+    return f"{type(error).__name__}: {first}"
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""SpyGlass: restream annotated frames to RTMP, RTSP, UDP, HTTP, HLS or a file.
+"""SpyGlass: restream annotated frames to RTMP, RTSP, UDP, HTTP, WebRTC (WHIP), HLS or a file.
 
 Backpack's SpyGlass, built on PyAV instead of an OpenCV compiled with
 GStreamer. ``put()`` never blocks the frame loop and never raises for a
@@ -30,7 +30,8 @@ from framescope.pipeline.stage import Stage
 from framescope.timepiece import Ticker
 from framescope.video.frame import Frame
 from framescope.video.session import ENCODER_MODULE, EncoderSession, spawn
-from framescope.video.targets import resolve_target
+from framescope.video.targets import Target, resolve_target
+from framescope.video.whip import DtlsCertificate, check_whip_codec, needs_certificate
 from framescope.video.writer import check_codec
 
 if TYPE_CHECKING:
@@ -112,13 +113,23 @@ class SpyGlass(Stage):
     nothing for ``stall_timeout`` seconds has failed; its encoder process is
     ended and counted in ``counters()["failures"]``.
 
+    WebRTC: ``whip://host:port/path`` (``whips://`` for HTTPS) publishes
+    with WHIP (RFC 9725), as does an ``http(s)://`` URL with
+    ``format="whip"``; a bearer token goes in the URL
+    (``whip://TOKEN@host/path``) or in ``options={"authorization": TOKEN}``.
+    The video is H.264 baseline without B-frames; a refused token (401) or a
+    receiver that goes away is a failure like any other (``last_error``,
+    reconnect with back-off). See :mod:`framescope.video.whip` for the
+    details; a PyAV without FFmpeg's WHIP muxer is an ImportError here.
+
     Restreaming can carry a closed camera network's video to the Internet:
     it is off until you start it, and nothing here listens on any address.
 
     Args:
         uri: where to send: ``rtmp://``, ``rtmps://``, ``rtsp://``,
-            ``udp://``, ``tcp://``, ``http(s)://``, a ``.m3u8`` HLS playlist
-            or a video file (any other scheme is a ValueError here).
+            ``udp://``, ``tcp://``, ``http(s)://``, ``whip://``,
+            ``whips://``, a ``.m3u8`` HLS playlist or a video file (any
+            other scheme is a ValueError here).
         fps, width, height: the stream's rate and size (None: measured).
         warmup_frames: frames the warm-up measures.
         queue_size: frames waiting for the encoder before the oldest is dropped.
@@ -156,6 +167,9 @@ class SpyGlass(Stage):
         self.name = name
         self.uri = uri
         self._target = self._resolve(uri, format, options)
+        self._shown = self._target.shown if isinstance(self._target, Target) else uri
+        if codec is not None and getattr(self._target, "format", None) == "whip":
+            check_whip_codec(check_codec(codec))
         self._encoder = {
             "codec": None if codec is None else check_codec(codec),
             "preset": preset,
@@ -436,14 +450,31 @@ class SpyGlass(Stage):
 
     # -- the encoder thread ----------------------------------------------------------
 
-    def _settings(self) -> dict[str, Any]:
+    def _settings(self, certificate: DtlsCertificate | None = None) -> dict[str, Any]:
+        """The encoder's settings: the target as resolved here (a WHIP token in its options)."""
+        target = self._target
+        options = dict(target.options)
+        if certificate is not None:
+            options.update(certificate.options)
         return {
-            "uri": self._target.url,
             "fps": self.fps,
             "width": self.width,
             "height": self.height,
             **self._encoder,
+            "uri": target.url,
+            "format": target.format,
+            "options": options,
         }
+
+    def _certificate(self) -> DtlsCertificate | None:
+        """A session's DTLS certificate for a WHIP target (see :mod:`framescope.video.whip`).
+
+        It is made and deleted here, not in the encoder process, which may be killed.
+        """
+        target = self._target
+        if target.format != "whip" or not needs_certificate(target.options):
+            return None
+        return DtlsCertificate()
 
     def _reports(self) -> Callable[[dict[str, Any]], None]:
         """The handler of the current session's reports (a later session's ignores them)."""
@@ -497,7 +528,7 @@ class SpyGlass(Stage):
             logger.warning(
                 "SpyGlass %r: streaming to %s failed (%s); reconnecting",
                 self.name,
-                self.uri,
+                self._shown,
                 self.last_error,
             )
             delay = backoff_delay(failures, self.reconnect_initial, self.reconnect_max)
@@ -507,16 +538,27 @@ class SpyGlass(Stage):
 
     def _run_session(self) -> bool:
         """One encoder process, fed until stopped (False) or until it fails (True)."""
+        try:
+            certificate = self._certificate()
+        except OSError as error:  # no room for two small files: a failure like another
+            self.last_error = f"the WHIP DTLS certificate could not be written: {error}"
+            return True
         with self._lock:  # stop_streaming may end the spare from another thread
             process, self._spare = self._spare, None
         self._session_error = False
         with self._lock:
             self._progress_ns = self._clock.monotonic_ns()
             self._connecting = False
-        session = EncoderSession(self._settings(), self._reports(), self.name, process=process)
-        self._session = session
-        failed = self._feed_session(session)
-        session.ended.wait(5)  # its last report, with what it sent
+        try:
+            session = EncoderSession(
+                self._settings(certificate), self._reports(), self.name, process=process
+            )
+            self._session = session
+            failed = self._feed_session(session)
+            session.ended.wait(5)  # its last report, with what it sent
+        finally:
+            if certificate is not None:
+                certificate.close()
         if failed and not self._session_error:  # it ended without saying why
             self.last_error = session.exit_status()
         with self._lock:
@@ -658,7 +700,7 @@ class SpyGlass(Stage):
             self.stop_streaming()
 
     def __repr__(self) -> str:
-        return f"SpyGlass({self.uri!r}, state={self.state.name})"
+        return f"SpyGlass({self._shown!r}, state={self.state.name})"
 
 
 def _check_image(image: Any) -> None:

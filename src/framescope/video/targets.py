@@ -17,6 +17,8 @@ NETWORK_SCHEMES = {
     "tcp": "mpegts",
     "http": "mpegts",
     "https": "mpegts",
+    "whip": "whip",
+    "whips": "whip",
 }
 _FILE_FORMATS = {
     ".mp4": "mp4",
@@ -38,19 +40,26 @@ _DEFAULT_OPTIONS = {
 
 @dataclass(frozen=True)
 class Target:
-    """A resolved output: ``url`` to open, its ``format``, ``options``, and what kind it is."""
+    """A resolved output: ``url`` to open, its ``format``, ``options``, and what kind it is.
+
+    ``shown``: the URI to show in logs and reprs (a WHIP bearer token hidden).
+    """
 
     url: str
     format: str
     options: dict[str, str] = field(default_factory=dict)
     network: bool = False
     scheme: str = ""
+    shown: str = ""
 
 
 def resolve_target(uri: object, format: str | None, options: dict[str, str] | None) -> Target:
     """The container and options for ``uri`` (a URL or a file path), checked.
 
-    Raises ValueError naming ``uri`` (or ``format``) when it cannot be written.
+    Raises ValueError naming ``uri`` (or ``format``) when it cannot be written,
+    and ImportError naming ``uri`` for a WHIP target (``whip://``,
+    ``whips://``, or ``http(s)://`` with ``format="whip"``: see
+    :mod:`framescope.video.whip`) when PyAV's FFmpeg has no WHIP muxer.
     """
     if isinstance(uri, Path):
         uri = str(uri)
@@ -65,6 +74,8 @@ def resolve_target(uri: object, format: str | None, options: dict[str, str] | No
         allowed = ", ".join(f"{name}://" for name in NETWORK_SCHEMES)
         raise ValueError(f"uri: unsupported scheme {scheme!r}; use a file path or {allowed}")
     network = scheme in NETWORK_SCHEMES
+    if format == "whip" or NETWORK_SCHEMES.get(scheme) == "whip":
+        return _whip(uri, scheme, format, options)
     if network:
         chosen = format or NETWORK_SCHEMES[scheme]
         url = uri
@@ -84,4 +95,14 @@ def resolve_target(uri: object, format: str | None, options: dict[str, str] | No
         merged.setdefault("hls_segment_filename", str(Path(url).with_suffix("")) + "_%05d.ts")
     for key, value in (options or {}).items():
         merged[str(key)] = str(value)
-    return Target(url, chosen, merged, network, scheme)
+    return Target(url, chosen, merged, network, scheme, uri)
+
+
+def _whip(uri: str, scheme: str, format: str | None, options: dict[str, str] | None) -> Target:
+    from framescope.video import whip  # noqa: PLC0415 - only WHIP targets need it
+
+    given = {str(key): str(value) for key, value in (options or {}).items()}
+    url, merged, shown = whip.whip_target(uri, scheme, format, given)
+    whip.check_whip_muxer(uri)
+    whip.warn_without_certificate(shown, merged)
+    return Target(url, "whip", merged, True, scheme, shown)

@@ -12,6 +12,7 @@ from framescope.capture import mark_glass
 from framescope.clock import SYSTEM_CLOCK, Clock
 from framescope.video.frame import Frame
 from framescope.video.targets import Target, resolve_target
+from framescope.video.whip import DtlsCertificate, check_whip_codec, needs_certificate
 
 __all__ = ["TIME_BASE", "VideoWriter", "check_codec", "to_video_frame"]
 
@@ -27,10 +28,18 @@ def _default_codec(container_format: str | None) -> str:
     return "libvpx" if container_format == "webm" else "libx264"
 
 
-def _encoder_options(codec: str, preset: str | None, tune: str | None) -> dict[str, str]:
-    """The speed options each encoder understands (x264's preset and tune mean nothing to VP8)."""
+def _encoder_options(
+    codec: str, preset: str | None, tune: str | None, container_format: str | None = None
+) -> dict[str, str]:
+    """The speed options each encoder understands (x264's preset and tune mean nothing to VP8).
+
+    For WHIP, x264 encodes the baseline profile (what every WebRTC receiver
+    decodes; no B-frames, which FFmpeg's WHIP muxer refuses).
+    """
     if codec in ("libx264", "libx265"):
         named = {"preset": preset, "tune": tune}
+        if container_format == "whip" and codec == "libx264":
+            named["profile"] = "baseline"
         return {key: value for key, value in named.items() if value is not None}
     if codec in ("libvpx", "libvpx-vp9"):
         return {"deadline": "realtime", "cpu-used": "8"}
@@ -99,8 +108,16 @@ class VideoWriter:
     The target decides the container: a file by its extension (``.m3u8``: an
     HLS playlist with rolling 2 s segments beside it), ``rtmp://`` (FLV),
     ``rtsp://`` (RTSP over TCP, to a server that records), ``udp://`` and
-    ``tcp://`` (MPEG-TS), ``http(s)://`` (MPEG-TS, POSTed). ``format`` and
-    ``options`` (FFmpeg muxer and protocol options) override that.
+    ``tcp://`` (MPEG-TS), ``http(s)://`` (MPEG-TS, POSTed), ``whip://`` and
+    ``whips://`` (WebRTC, published with WHIP over HTTP or HTTPS: see
+    :mod:`framescope.video.whip`; an ``http(s)://`` URL with ``format="whip"``
+    too). ``format`` and ``options`` (FFmpeg muxer and protocol options)
+    override that.
+
+    A WHIP output is H.264 in the baseline profile without B-frames (another
+    ``codec`` than an H.264 encoder is a ValueError); ``timeout`` also bounds
+    its ICE and DTLS handshake (FFmpeg's ``handshake_timeout``), and it gets
+    a DTLS certificate of its own (deleted at :meth:`close`).
 
     Frames may come at any pace: each is stamped with its stream time
     (``Frame.time``) or, for bare images, the time it was written, so the
@@ -117,7 +134,7 @@ class VideoWriter:
         fps: the nominal frame rate.
         width, height: the stream size (even numbers); None: the first frame's.
         codec: an FFmpeg encoder; None: ``libvpx`` (VP8) for WebM, which
-            cannot hold H.264, else ``libx264``.
+            cannot hold H.264, else ``libx264`` (WHIP: H.264 encoders only).
         preset, tune: the speed preset and tuning of x264 and x265 (None: the
             encoder's default). Other encoders ignore them; VP8 and VP9 encode
             in their real-time mode.
@@ -154,6 +171,8 @@ class VideoWriter:
         self.width = _size(width, "width")
         self.height = _size(height, "height")
         self.codec = check_codec(_default_codec(self.target.format) if codec is None else codec)
+        if self.target.format == "whip":
+            check_whip_codec(self.codec)
         self.preset, self.tune = preset, tune
         self.gop = check_int_at_least(gop, "gop", 1, or_none=True)
         self.bitrate = check_int_at_least(bitrate, "bitrate", 1, or_none=True)
@@ -162,6 +181,7 @@ class VideoWriter:
         self._clock = SYSTEM_CLOCK if clock is None else clock
         self._container: Any = None
         self._stream: Any = None
+        self._certificate: DtlsCertificate | None = None
         self._started = False
         self._first_time: float | None = None
         self._start_ns = 0
@@ -178,35 +198,58 @@ class VideoWriter:
     def open(self, width: int | None = None, height: int | None = None) -> None:
         """Open the output now (the first :meth:`write` does it otherwise)."""
         if self.closed:
-            raise RuntimeError(f"VideoWriter({self.uri!r}) is closed")
+            raise RuntimeError(f"VideoWriter({self.target.shown!r}) is closed")
         if self._container is not None:
             return
         width, height = self.width or width, self.height or height
         if width is None or height is None:
             raise ValueError("width and height: not given and no frame to take them from")
         target = self.target
-        container = _av.open(
-            target.url,
-            "w",
-            format=target.format,
-            options=dict(target.options),
-            timeout=self.timeout,
-        )
+        options = self._muxer_options()
         try:
-            rate = fractions.Fraction(self.fps or 30).limit_denominator(1001)
-            codec_options = _encoder_options(self.codec, self.preset, self.tune)
-            stream = container.add_stream(self.codec, rate=rate, options=codec_options)
-            stream.width, stream.height = width, height
-            stream.pix_fmt = self.pixel_format
-            stream.codec_context.time_base = TIME_BASE
-            stream.codec_context.gop_size = self.gop or max(1, round(2 * float(rate)))
-            if self.bitrate is not None:
-                stream.codec_context.bit_rate = self.bitrate
+            container = _av.open(
+                target.url, "w", format=target.format, options=options, timeout=self.timeout
+            )
+        except Exception:
+            self._drop_certificate()
+            raise
+        try:
+            stream = self._add_stream(container, width, height)
         except Exception:
             container.close()
+            self._drop_certificate()
             raise
         self._container, self._stream = container, stream
         self.width, self.height = width, height
+
+    def _muxer_options(self) -> dict[str, str]:
+        """The target's options; for WHIP, the handshake's time limit and a certificate."""
+        options = dict(self.target.options)
+        if self.target.format == "whip":
+            options.setdefault("handshake_timeout", str(round(self.timeout * 1000)))
+            if needs_certificate(options):
+                self._certificate = DtlsCertificate()
+                options.update(self._certificate.options)
+        return options
+
+    def _add_stream(self, container: Any, width: int, height: int) -> Any:
+        rate = fractions.Fraction(self.fps or 30).limit_denominator(1001)
+        codec_options = _encoder_options(self.codec, self.preset, self.tune, self.target.format)
+        stream = container.add_stream(self.codec, rate=rate, options=codec_options)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = self.pixel_format
+        stream.codec_context.time_base = TIME_BASE
+        stream.codec_context.gop_size = self.gop or max(1, round(2 * float(rate)))
+        if self.target.format == "whip":
+            stream.codec_context.max_b_frames = 0
+        if self.bitrate is not None:
+            stream.codec_context.bit_rate = self.bitrate
+        return stream
+
+    def _drop_certificate(self) -> None:
+        certificate, self._certificate = self._certificate, None
+        if certificate is not None:
+            certificate.close()
 
     def start(self) -> None:
         """Write the stream header now, not at the first frame (opening the output first).
@@ -228,7 +271,7 @@ class VideoWriter:
         encoder with look-ahead may still hold it.
         """
         if self.closed:
-            raise RuntimeError(f"VideoWriter({self.uri!r}) is closed")
+            raise RuntimeError(f"VideoWriter({self.target.shown!r}) is closed")
         video_frame, stream_time = to_video_frame(frame)
         if self._container is None:
             self.open(video_frame.width, video_frame.height)
@@ -270,7 +313,10 @@ class VideoWriter:
             for packet in stream.encode(None):
                 container.mux(packet)
         finally:
-            container.close()
+            try:
+                container.close()
+            finally:
+                self._drop_certificate()
 
     def __enter__(self) -> VideoWriter:
         return self
@@ -285,4 +331,4 @@ class VideoWriter:
 
     def __repr__(self) -> str:
         size = f"{self.width}x{self.height}" if self.width else "size from first frame"
-        return f"VideoWriter({self.uri!r}, {self.target.format}, {size}, {self.codec})"
+        return f"VideoWriter({self.target.shown!r}, {self.target.format}, {size}, {self.codec})"
