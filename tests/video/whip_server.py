@@ -19,9 +19,9 @@ is never decoded here: a stream of N frames shows N - 1.
 aiortc runs in an asyncio loop on a thread of its own; the HTTP server on
 another, handling one request at a time (so a request that never ends
 blocks the rest, bounded by the socket's timeout). Its ICE agent offers only
-127.0.0.1: aioice would gather every interface but loopback, and a test's
-media must stay on this host. :meth:`close` ends the sessions, both threads,
-and puts aioice back as it was.
+127.0.0.1 (framescope's own choice of host addresses, set in its tasks alone:
+aioice would gather every interface but loopback, and a test's media must
+stay on this host). :meth:`close` ends the sessions and both threads.
 """
 
 from __future__ import annotations
@@ -37,12 +37,12 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
-import aioice.ice
 import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
-_LOOPBACK_ONLY = threading.Lock()  # one server at a time changes aioice's host addresses
+from framescope.live import webrtc
+
 _KEEP_IMAGES = 8
 
 
@@ -76,10 +76,6 @@ class WhipServer:
         self._peers: dict[str, RTCPeerConnection] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._sessions = 0
-        if not _LOOPBACK_ONLY.acquire(timeout=60):
-            raise RuntimeError("another WhipServer is still open")
-        self._host_addresses = aioice.ice.get_host_addresses
-        aioice.ice.get_host_addresses = _loopback
         self._loop = asyncio.new_event_loop()
         self._loop_thread = threading.Thread(
             target=self._loop.run_forever, name="whip-server-aiortc", daemon=True
@@ -150,6 +146,8 @@ class WhipServer:
     # -- on the aiortc loop ----------------------------------------------------------------
 
     async def _accept(self, offer: str, location: str) -> str:
+        webrtc._install_host_choice()  # ICE on 127.0.0.1 only, in this task alone
+        webrtc._HOSTS.set(("127.0.0.1",))
         peer = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # no STUN server reached
         self._peers[location] = peer
 
@@ -203,7 +201,7 @@ class WhipServer:
             return self.images[-1] if self.images else None
 
     def close(self) -> None:
-        """End every session and both threads; aioice gathers every interface again."""
+        """End every session and both threads."""
         if self._stop.is_set():
             return
         self._stop.set()
@@ -215,8 +213,6 @@ class WhipServer:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._loop_thread.join(10)
             self._loop.close()
-            aioice.ice.get_host_addresses = self._host_addresses
-            _LOOPBACK_ONLY.release()
             if self._silent is not None:
                 self._silent.close()
 
@@ -225,10 +221,6 @@ class WhipServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _loopback(use_ipv4: bool = True, use_ipv6: bool = True) -> list[str]:
-    return ["127.0.0.1"] if use_ipv4 else []
 
 
 def _handler(server: WhipServer) -> type[BaseHTTPRequestHandler]:

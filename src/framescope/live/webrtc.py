@@ -102,20 +102,23 @@ def offered_codec(sdp: str) -> str:
     raise WhepError(400, "the offer has no video in H.264 (packetization-mode=1) or VP8")
 
 
-@functools.cache
 def _install_host_choice() -> None:
     """Let ICE gathering in framescope's own tasks offer only the view's address.
 
     aioice gathers on every interface but loopback; the view's tasks set
-    :data:`_HOSTS` (a context variable), everyone else's gathering is untouched.
+    :data:`_HOSTS` (a context variable), everyone else's gathering is
+    untouched. Installed again if something put aioice's own function back.
     """
     ice = require("aioice.ice", "webrtc", "WebRTC video")
     everywhere = ice.get_host_addresses
+    if getattr(everywhere, "framescope_hosts", False):
+        return
 
     def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
         chosen = _HOSTS.get()
         return list(chosen) if chosen is not None else everywhere(use_ipv4, use_ipv6)
 
+    host_addresses.framescope_hosts = True  # type: ignore[attr-defined]
     ice.get_host_addresses = host_addresses  # type: ignore[attr-defined]
 
 
@@ -292,10 +295,10 @@ class WebRTCVideo:
             self._admitted -= 1
 
     def _started_loop(self) -> asyncio.AbstractEventLoop:
+        _install_host_choice()
         with self._lock:
             if self._loop is None:
                 require("aiortc", "webrtc", "WebRTC video")
-                _install_host_choice()
                 loop = asyncio.new_event_loop()
                 thread = threading.Thread(
                     target=loop.run_forever, name=f"{self.name}-webrtc", daemon=True

@@ -167,7 +167,8 @@ def warn_without_certificate(shown: str, options: dict[str, str]) -> None:
     logger.warning(
         "WHIP %s: the 'cryptography' package is not installed, so FFmpeg makes its own "
         "DTLS certificate (ECDSA P-224), which OpenSSL-based receivers such as aiortc "
-        "refuse; pip install cryptography, or pass options={'cert_file': ..., 'key_file': ...}",
+        "refuse; pip install 'framescope[webrtc]' (or cryptography), "
+        "or pass options={'cert_file': ..., 'key_file': ...}",
         shown,
     )
 
