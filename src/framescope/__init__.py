@@ -20,6 +20,7 @@ from framescope.timepiece import StopWatch, Ticker
 
 if TYPE_CHECKING:
     from framescope.pipeline import Pipeline, PipelineSnapshot, Stage
+    from framescope.runs import compare, load_run, record
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -27,6 +28,9 @@ _LAZY = {
     "Pipeline": "framescope.pipeline",
     "PipelineSnapshot": "framescope.pipeline",
     "Stage": "framescope.pipeline",
+    "compare": "framescope.runs",
+    "load_run": "framescope.runs",
+    "record": "framescope.runs",
 }
 
 __all__ = [
@@ -42,6 +46,9 @@ __all__ = [
     "SystemClock",
     "Ticker",
     "__version__",
+    "compare",
+    "load_run",
+    "record",
 ]
 
 

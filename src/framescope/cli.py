@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo_command(commands)
     _add_timepiece_command(commands)
     _add_health_command(commands)
+    from framescope.runs.commands import add_commands  # noqa: PLC0415 - argparse only
+
+    add_commands(commands)
     return parser
 
 
@@ -225,6 +228,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _demo(args)
     if args.command == "health":
         return _health(args)
+    if args.command in ("compare", "report"):
+        from framescope.runs import commands  # noqa: PLC0415
+
+        run = commands.compare_command if args.command == "compare" else commands.report_command
+        return run(args)
     with _warnings_on_stderr():
         if args.command == "timepiece-demo":
             from framescope.timepiece_demo import run_timepiece_demo  # noqa: PLC0415

@@ -103,6 +103,9 @@ class Pipeline:
         cpu_source: where each stage thread's time on a CPU and waiting for one
             is read (see :mod:`framescope.pipeline.runtime.cpu`): the kernel's accounting
             by default; a :class:`~framescope.pipeline.lowlevel.FakeCpuSource` in tests.
+        record: a run file to record the pipeline into while it runs (a path;
+            one snapshot a second, see :func:`framescope.record`), closed with
+            the final snapshot at :meth:`cleanup`.
     """
 
     def __init__(
@@ -121,6 +124,7 @@ class Pipeline:
         results_bytes: int | None = DEFAULT_RESULTS_BYTES,
         block_names: int = 64,
         cpu_source: CpuSource | None = None,
+        record: str | os.PathLike[str] | None = None,
     ) -> None:
         if input_generator is not None and not callable(input_generator):
             if not isinstance(input_generator, Iterable):
@@ -160,6 +164,11 @@ class Pipeline:
             cpu_source=_check_cpu_source(cpu_source),
         )
         self._lock = threading.Lock()
+        self._recording: Any = None
+        if record is not None:
+            from framescope.runs.recorder import Recording  # noqa: PLC0415 - only when asked
+
+            self._recording = Recording(self, record)
 
     # -- building ---------------------------------------------------------------
 
@@ -385,6 +394,8 @@ class Pipeline:
         left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
         hung = self._runtime.shutdown(left)
         self._tree.cleanup_stages(set())
+        if self._recording is not None:
+            self._recording.close()
         if crash is not None:
             raise crash
         return hung

@@ -36,8 +36,6 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-import shutil
-import tempfile
 from datetime import datetime, timedelta, timezone
 from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
@@ -202,6 +200,8 @@ class DtlsCertificate:
             .not_valid_after(now + timedelta(days=days))
             .sign(key, hashes.SHA256())
         )
+        import tempfile  # noqa: PLC0415 - only a WHIP session (it loads bz2 and lzma)
+
         self.folder = tempfile.mkdtemp(prefix="framescope-whip-")  # mode 0700
         self.cert_file = os.path.join(self.folder, "cert.pem")
         self.key_file = os.path.join(self.folder, "key.pem")
@@ -220,6 +220,8 @@ class DtlsCertificate:
 
     def close(self) -> None:
         """Delete the files (safe to call more than once)."""
+        import shutil  # noqa: PLC0415 - only a WHIP session
+
         shutil.rmtree(self.folder, ignore_errors=True)
 
 

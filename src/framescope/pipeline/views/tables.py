@@ -41,6 +41,7 @@ __all__ = [
     "source_rows",
     "state_rows",
     "state_table",
+    "text_table",
     "timing_text",
     "viewer_rows",
 ]
@@ -48,6 +49,7 @@ __all__ = [
 _WORDS = frozenset(
     {"node", "stage", "state", "input", "source", "why", "sizes", "span", "clock"}
     | {"viewer", "preview", "camera", "codec"}
+    | {"part", "figure", "interval", "verdict"}
 )
 """Columns of words, aligned left (numbers align right)."""
 _STYLES = {
@@ -431,6 +433,11 @@ def viewer_rows(snapshot: Any) -> list[tuple[str, ...]]:
             )
         )
     return rows
+
+
+def text_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    """An aligned text table: words left, numbers right (every row as long as ``columns``)."""
+    return _table(columns, rows)
 
 
 def _table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:

@@ -1,0 +1,459 @@
+"""Two recorded runs compared stage by stage, each change with an interval and a verdict.
+
+For every stage (matched by profile key) and for the pipeline end to end:
+throughput (items a second over the run), processing time p50, p90, p99,
+p99.9 and max, failures, drops, the mean queue depth and the CPU split.
+Each change is ``after / before - 1`` with a confidence interval from a
+block bootstrap: a run's intervals (1 s each, by default) are the blocks,
+drawn with replacement, so the interval respects that neighbouring frames
+are alike (a busy second slows all of its frames). A change is a verdict
+(``slower`` or ``faster``) only when its interval excludes no change *and*
+it is at least ``min_change`` (5% by default): on a shared machine two runs
+of the same code differ by a few percent for reasons no bootstrap within
+one run can see, and ``min_change`` is that floor. A stage's verdict is
+its median's (its typical item); the tail has its own rows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from framescope._optional import require
+from framescope.runs.run import PIPELINE, Run, load_run
+
+__all__ = [
+    "METRICS",
+    "Change",
+    "Comparison",
+    "FailRule",
+    "PartComparison",
+    "compare",
+    "parse_fail_rules",
+]
+
+METRICS = ("throughput", "p50", "p90", "p99", "p99.9", "max")
+"""The figures compared with an interval (times in seconds; throughput in items/s)."""
+
+_QUANTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99.9": 99.9}
+_BINS = 768
+_MAX_BLOCKS = 240
+SLOWER, FASTER, NO_CHANGE, UNKNOWN = "slower", "faster", "no change", "not judged"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One figure of one part, before and after.
+
+    Attributes:
+        metric: its name (:data:`METRICS`, ``failures``, ``dropped``, ``queue``,
+            ``on_cpu``, ``waiting``, ``blocked``).
+        before, after: its value in each run (None: not measured there).
+        change: ``after / before - 1`` (None where it cannot be told).
+        low, high: the confidence interval of ``change`` (None: no interval).
+        verdict: ``slower``, ``faster``, ``no change``, ``not judged`` (a figure
+            without an interval) or, for losses, ``more``/``fewer``.
+    """
+
+    metric: str
+    before: float | None
+    after: float | None
+    change: float | None = None
+    low: float | None = None
+    high: float | None = None
+    verdict: str = NO_CHANGE
+
+    def to_dict(self) -> dict[str, Any]:
+        """As a JSON-ready dict."""
+        return {
+            "metric": self.metric,
+            "before": self.before,
+            "after": self.after,
+            "change": self.change,
+            "low": self.low,
+            "high": self.high,
+            "verdict": self.verdict,
+        }
+
+
+@dataclass(frozen=True)
+class PartComparison:
+    """A stage (or the pipeline end to end: key ``pipeline``) in both runs.
+
+    ``status`` is ``both``, ``added`` (only in the second run) or
+    ``removed`` (only in the first); ``verdict`` is its median's.
+    """
+
+    key: str
+    status: str
+    changes: dict[str, Change] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> str:
+        """``slower``, ``faster`` or ``no change`` (by its p50); ``added``/``removed``."""
+        if self.status != "both":
+            return self.status
+        change = self.changes.get("p50")
+        return NO_CHANGE if change is None else change.verdict
+
+    def to_dict(self) -> dict[str, Any]:
+        """As a JSON-ready dict."""
+        return {
+            "key": self.key,
+            "status": self.status,
+            "verdict": self.verdict,
+            "changes": {name: change.to_dict() for name, change in self.changes.items()},
+        }
+
+
+@dataclass(frozen=True)
+class FailRule:
+    """``p99>+10%``: fail when ``metric`` of ``part`` (any part: None) changed past ``limit``."""
+
+    metric: str
+    above: bool
+    limit: float
+    part: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.part}:" if self.part else ""
+        return f"{where}{self.metric}{'>' if self.above else '<'}{self.limit * 100:+g}%"
+
+    def broken_by(self, change: Change) -> bool:
+        """Whether ``change`` is past the limit with confidence (its whole interval is)."""
+        if change.low is None or change.high is None:
+            return False
+        return change.low > self.limit if self.above else change.high < self.limit
+
+
+_RULE = re.compile(r"^\s*(?:(?P<part>[^:<>]+):)?(?P<metric>[a-z0-9_.]+)\s*(?P<op>[<>])\s*"
+                   r"(?P<sign>[+-]?)(?P<value>\d+(?:\.\d+)?)\s*%\s*$")  # fmt: skip
+
+
+def parse_fail_rules(text: str) -> list[FailRule]:
+    """Rules like ``"p99>+10%,throughput<-5%"`` (``Detect:p50>+5%`` for one stage).
+
+    A ValueError names the rule that cannot be read and what is allowed.
+    """
+    rules = []
+    for chunk in text.split(","):
+        if not chunk.strip():
+            continue
+        match = _RULE.match(chunk)
+        if match is None or match["metric"] not in METRICS:
+            raise ValueError(
+                f"fail-on: cannot read {chunk.strip()!r}; write METRIC>+N% or METRIC<-N% "
+                f"(optionally STAGE:METRIC...), METRIC one of {', '.join(METRICS)}"
+            )
+        value = float(match["value"]) / 100 * (-1 if match["sign"] == "-" else 1)
+        rules.append(FailRule(match["metric"], match["op"] == ">", value, match["part"]))
+    return rules
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two runs compared (see :func:`compare`): ``parts``, the pipeline's first, then each stage."""
+
+    before: str
+    after: str
+    confidence: float
+    min_change: float
+    parts: tuple[PartComparison, ...]
+    seconds: tuple[float, float] = (0.0, 0.0)
+
+    def part(self, key: str) -> PartComparison:
+        """The comparison of stage ``key`` (``"pipeline"``: end to end); KeyError if unknown."""
+        for part in self.parts:
+            if part.key == key:
+                return part
+        known = ", ".join(p.key for p in self.parts)
+        raise KeyError(f"no part {key!r} in this comparison; there are: {known}")
+
+    @property
+    def slower(self) -> tuple[str, ...]:
+        """The parts whose verdict is ``slower``."""
+        return tuple(p.key for p in self.parts if p.verdict == SLOWER)
+
+    def broken(self, rules: Sequence[FailRule]) -> list[str]:
+        """Each rule broken with confidence: ``"Cam__Detect: p99 +14.2% [+9.1%, +19.0%] ..."``."""
+        found = []
+        for rule in rules:
+            for part in self.parts:
+                change = part.changes.get(rule.metric)
+                if part.status != "both" or change is None:
+                    continue
+                if rule.part is not None and rule.part not in (part.key, part.key.split("__")[-1]):
+                    continue
+                if rule.broken_by(change):
+                    found.append(f"{part.key}: {rule.metric} {_range(change)} breaks {rule}")
+        return found
+
+    def to_dict(self) -> dict[str, Any]:
+        """As a JSON-ready dict."""
+        return {
+            "before": self.before,
+            "after": self.after,
+            "confidence": self.confidence,
+            "min_change": self.min_change,
+            "seconds": list(self.seconds),
+            "parts": [part.to_dict() for part in self.parts],
+        }
+
+    def to_json(self) -> str:
+        """As JSON."""
+        return json.dumps(self.to_dict(), indent=1)
+
+    def rows(self) -> list[tuple[str, ...]]:
+        """A row per part and figure: part, figure, before, after, change, interval, verdict."""
+        rows: list[tuple[str, ...]] = []
+        for part in self.parts:
+            if part.status != "both":
+                rows.append((part.key, "-", "-", "-", "-", "-", part.status))
+                continue
+            for change in part.changes.values():
+                rows.append(
+                    (
+                        part.key,
+                        change.metric,
+                        _value(change.metric, change.before),
+                        _value(change.metric, change.after),
+                        "-" if change.change is None else f"{change.change * 100:+.1f}%",
+                        "-"
+                        if change.low is None
+                        else f"[{change.low * 100:+.1f}%, {change.high * 100:+.1f}%]",  # type: ignore[operator]
+                        change.verdict,
+                    )
+                )
+        return rows
+
+    def headline(self) -> str:
+        """One line: the runs, and the parts that got slower or faster."""
+        slower = [p.key for p in self.parts if p.verdict == SLOWER]
+        faster = [p.key for p in self.parts if p.verdict == FASTER]
+        verdict = (
+            ("slower: " + ", ".join(slower) if slower else "")
+            + ("; " if slower and faster else "")
+            + ("faster: " + ", ".join(faster) if faster else "")
+        ) or f"no change detectable (at {self.min_change:.0%} and {self.confidence:.0%} confidence)"
+        return f"{self.before} -> {self.after}: {verdict}"
+
+    def markdown(self) -> str:
+        """A Markdown table (a pull-request comment)."""
+        head = "| part | figure | before | after | change | interval | verdict |"
+        lines = [f"**{self.headline()}**", "", head, "|---|---|---:|---:|---:|---|---|"]
+        for row in self.rows():
+            cells = list(row)
+            if cells[-1] in (SLOWER, FASTER):
+                cells[-1] = f"**{cells[-1]}**"
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        from framescope.pipeline.views.tables import text_table  # noqa: PLC0415 - a renderer
+
+        columns = ("part", "figure", "before", "after", "change", "interval", "verdict")
+        return self.headline() + "\n" + text_table(columns, self.rows())
+
+    def __rich__(self) -> Any:
+        """A rich table (needs ``rich``)."""
+        from framescope.pipeline.views.tables import rich_table  # noqa: PLC0415 - a renderer
+
+        columns = ("part", "figure", "before", "after", "change", "interval", "verdict")
+        return rich_table(columns, self.rows(), title=self.headline())
+
+
+def _value(metric: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    if metric in _QUANTILES or metric == "max":
+        return f"{value * 1e3:.3f} ms"
+    if metric == "throughput":
+        return f"{value:.2f}/s"
+    if metric in ("on_cpu", "waiting", "blocked"):
+        return f"{value:.0%}"
+    return f"{value:g}"
+
+
+def _range(change: Change) -> str:
+    middle = "?" if change.change is None else f"{change.change * 100:+.1f}%"
+    if change.low is None or change.high is None:
+        return middle
+    return f"{middle} [{change.low * 100:+.1f}%, {change.high * 100:+.1f}%]"
+
+
+class _Blocks:
+    """One run's part as bootstrap blocks: items, seconds and a histogram of times per block."""
+
+    def __init__(self, np: Any, run: Run, key: str, edges: Any) -> None:
+        parts, spans = run.part(key), run.spans()
+        counting = "completed" if key == PIPELINE else "count"
+        group = max(1, math.ceil(len(parts) / _MAX_BLOCKS))  # at most _MAX_BLOCKS blocks
+        self.count = np.array([p.get(counting, 0) for p in parts], dtype=float)
+        self.span = np.array(spans, dtype=float)
+        samples = [np.asarray(p.get("samples_ns", ()), dtype=float) / 1e9 for p in parts]
+        self.values = np.concatenate(samples) if samples else np.zeros(0)
+        self.hist = np.stack(
+            [np.histogram(np.clip(s, edges[0], edges[-1]), edges)[0] for s in samples]
+        ) if samples else np.zeros((0, len(edges) - 1))  # fmt: skip
+        if group > 1:
+            blocks = np.arange(len(parts)) // group
+            self.count = np.bincount(blocks, self.count)
+            self.span = np.bincount(blocks, self.span)
+            self.hist = np.stack([self.hist[blocks == b].sum(0) for b in range(blocks[-1] + 1)])
+
+
+def _quantile_rows(np: Any, hist: Any, edges: Any, q: float) -> Any:
+    """The q-th percentile of each histogram row (log-linear inside a bin)."""
+    cumulative = np.cumsum(hist, axis=1)
+    total = cumulative[:, -1:]
+    target = total * q / 100.0
+    index = np.minimum((cumulative < target).sum(axis=1), hist.shape[1] - 1)
+    below = np.where(index > 0, np.take_along_axis(cumulative, (index - 1)[:, None], 1)[:, 0], 0)
+    inside = np.take_along_axis(hist, index[:, None], 1)[:, 0]
+    fraction = np.where(inside > 0, (target[:, 0] - below) / np.maximum(inside, 1), 0.5)
+    low, high = np.log(edges[index]), np.log(edges[index + 1])
+    result = np.exp(low + np.clip(fraction, 0, 1) * (high - low))
+    return np.where(total[:, 0] > 0, result, np.nan)
+
+
+def _edges(np: Any, *values: Any) -> Any:
+    pooled = np.concatenate([v[v > 0] for v in values] or [np.ones(1)])
+    if not pooled.size:
+        pooled = np.ones(1)
+    low, high = pooled.min() * 0.999, pooled.max() * 1.001
+    return np.geomspace(low, max(high, low * 1.01), _BINS + 1)
+
+
+def _verdict(
+    change: float, low: float, high: float, *, min_change: float, up_is_slower: bool
+) -> str:
+    if not (low > 0 or high < 0) or abs(change) < min_change:
+        return NO_CHANGE
+    grew = change > 0
+    return SLOWER if grew == up_is_slower else FASTER
+
+
+def _bootstrap(
+    np: Any,
+    rng: Any,
+    blocks: tuple[_Blocks, _Blocks],
+    edges: Any,
+    settings: tuple[int, float, float],
+) -> dict[str, Change]:
+    resamples, confidence, min_change = settings
+    a, b = blocks
+    changes: dict[str, Change] = {}
+    na, nb = len(a.count), len(b.count)
+    if not na or not nb:
+        return changes
+    wa = rng.multinomial(na, np.full(na, 1 / na), size=resamples).astype(float)
+    wb = rng.multinomial(nb, np.full(nb, 1 / nb), size=resamples).astype(float)
+    tail = (1 - confidence) / 2 * 100
+    rate_a, rate_b = a.count.sum() / a.span.sum(), b.count.sum() / b.span.sum()
+    if rate_a > 0:
+        ratio = ((wb @ b.count) / (wb @ b.span)) / np.maximum((wa @ a.count) / (wa @ a.span), 1e-12)
+        low, high = np.percentile(ratio - 1, [tail, 100 - tail])
+        point = rate_b / rate_a - 1
+        verdict = _verdict(point, low, high, min_change=min_change, up_is_slower=False)
+        changes["throughput"] = Change("throughput", rate_a, rate_b, point, low, high, verdict)
+    if a.values.size and b.values.size:
+        ha, hb = wa @ a.hist, wb @ b.hist
+        for name, q in _QUANTILES.items():
+            before, after = float(np.percentile(a.values, q)), float(np.percentile(b.values, q))
+            ratio = _quantile_rows(np, hb, edges, q) / _quantile_rows(np, ha, edges, q)
+            low, high = np.nanpercentile(ratio - 1, [tail, 100 - tail])
+            point = after / before - 1 if before > 0 else math.nan
+            verdict = _verdict(point, low, high, min_change=min_change, up_is_slower=True)
+            changes[name] = Change(name, before, after, point, float(low), float(high), verdict)
+        before, after = float(a.values.max()), float(b.values.max())
+        change = after / before - 1 if before else None
+        changes["max"] = Change("max", before, after, change, verdict=UNKNOWN)
+    return changes
+
+
+def _gauge(part: dict[str, Any], name: str) -> float | None:
+    if name == "queue":
+        return part.get("queue_depth")
+    value = (part.get("cpu") or {}).get(name)
+    return None if value is None else float(value)
+
+
+def _plain(run_a: Run, run_b: Run, key: str) -> dict[str, Change]:
+    """The figures compared without an interval: losses, queue depth, CPU split."""
+    changes = {}
+    losses = (("failures", "failed"), ("dropped", "dropped")) if key == PIPELINE else (
+        ("failures", "failures"),
+    )  # fmt: skip
+    for name, counted in losses:
+        before = sum(p.get(counted, 0) for p in run_a.part(key))
+        after = sum(p.get(counted, 0) for p in run_b.part(key))
+        verdict = NO_CHANGE if before == after else ("more" if after > before else "fewer")
+        changes[name] = Change(name, before, after, verdict=verdict)
+    for name in ("queue", "on_cpu", "waiting", "blocked"):
+        values = [
+            [v for p in run.part(key) if (v := _gauge(p, name)) is not None]
+            for run in (run_a, run_b)
+        ]
+        if values[0] and values[1]:
+            before, after = sum(values[0]) / len(values[0]), sum(values[1]) / len(values[1])
+            changes[name] = Change(name, before, after, verdict=UNKNOWN)
+    return changes
+
+
+def compare(
+    before: Run | str,
+    after: Run | str,
+    *,
+    confidence: float = 0.95,
+    min_change: float = 0.05,
+    resamples: int = 2000,
+    seed: int | None = 0,
+) -> Comparison:
+    """Compare two recorded runs (:class:`Run` objects or paths to ``.fsrun`` files).
+
+    Every stage (matched by profile key; stages only in one run are listed as
+    ``added`` or ``removed``) and the pipeline end to end: throughput and
+    processing time p50/p90/p99/p99.9 with the change and its ``confidence``
+    interval (a block bootstrap of ``resamples`` draws over the runs'
+    intervals; ``seed`` makes it repeatable), the max, failures, drops, mean
+    queue depth and CPU split. A change is ``slower`` or ``faster`` only
+    when its interval excludes no change and it is at least ``min_change``.
+    """
+    if not 0.5 <= confidence < 1:
+        raise ValueError(f"confidence must be from 0.5 to below 1, got {confidence!r}")
+    if not 0 <= min_change < 1:
+        raise ValueError(f"min_change must be from 0 to below 1, got {min_change!r}")
+    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 100:
+        raise ValueError(f"resamples must be an int of at least 100, got {resamples!r}")
+    np = require("numpy", "report", "comparing runs")
+    run_a = before if isinstance(before, Run) else load_run(before)
+    run_b = after if isinstance(after, Run) else load_run(after)
+    rng = np.random.default_rng(seed)
+    settings = (resamples, confidence, min_change)
+    keys_a, keys_b = run_a.stage_keys, run_b.stage_keys
+    parts = []
+    for key in (PIPELINE, *keys_a, *(k for k in keys_b if k not in keys_a)):
+        if key != PIPELINE and (key not in keys_a or key not in keys_b):
+            parts.append(PartComparison(key, "added" if key in keys_b else "removed"))
+            continue
+        samples = [
+            np.asarray([v for p in run.part(key) for v in p.get("samples_ns", ())], float) / 1e9
+            for run in (run_a, run_b)
+        ]
+        edges = _edges(np, *samples)
+        blocks = (_Blocks(np, run_a, key, edges), _Blocks(np, run_b, key, edges))
+        changes = _bootstrap(np, rng, blocks, edges, settings)
+        changes.update(_plain(run_a, run_b, key))
+        parts.append(PartComparison(key, "both", changes))
+    return Comparison(
+        run_a.label,
+        run_b.label,
+        confidence,
+        min_change,
+        tuple(parts),
+        (run_a.seconds, run_b.seconds),
+    )

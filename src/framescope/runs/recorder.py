@@ -1,0 +1,269 @@
+"""Recording a running pipeline into a run file, off its frame loop.
+
+A :class:`Recording` takes one snapshot of the pipeline per ``interval`` of
+its clock, on a thread of its own (the snapshot every reader uses: the frame
+loop does nothing more than it does for the live view), and appends what
+happened since the last one: items completed, failed and dropped, each
+stage's items and failures, the processing times of the items since then
+(the stage's recent window holds them: up to the pipeline's ``window`` per
+stage and interval, its newest), queue depths and CPU split, and each
+source's frames. The first interval is written once the pipeline has
+started. Closing writes the final snapshot (frame traces included).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import platform
+import sys
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from framescope._periodic import run_every
+from framescope._validation import check_positive_seconds
+from framescope._version import __version__
+from framescope.clock import Clock
+from framescope.pipeline.model.snapshot import PipelineSnapshot, StageSnapshot
+from framescope.runs.runfile import FORMAT, VERSION, RunFile
+from framescope.statsnapshot import StatsSnapshot
+
+__all__ = ["Recording", "record"]
+
+logger = logging.getLogger(__name__)
+
+
+def _new_samples(stats: StatsSnapshot, before: int) -> list[int]:
+    """The samples (ns) of ``stats`` since it had ``before``: its newest, up to its window."""
+    new = stats.count - before
+    if new <= 0 or not stats.samples:
+        return []
+    scale = 1e9 / stats.divisor
+    return [round(value * scale) for value in stats.samples[-min(new, len(stats.samples)) :]]
+
+
+def _stage_part(stage: StageSnapshot, before: StageSnapshot | None) -> dict[str, Any]:
+    count_before = 0 if before is None else before.latency.count
+    failures_before = 0 if before is None else before.failures
+    part: dict[str, Any] = {
+        "count": stage.latency.count - count_before,
+        "failures": stage.failures - failures_before,
+        "samples_ns": _new_samples(stage.latency, count_before),
+    }
+    if stage.queue_depth is not None:
+        part["queue_depth"] = stage.queue_depth
+    cpu = stage.cpu
+    if cpu is not None:
+        part["cpu"] = {"on_cpu": cpu.on_cpu, "waiting": cpu.waiting, "blocked": cpu.blocked}
+    if stage.batch is not None and stage.batch.batches:
+        part["batch_mean"] = stage.batch.items / stage.batch.batches
+    return part
+
+
+def _structure(snapshot: PipelineSnapshot) -> list[dict[str, Any]]:
+    return [
+        {
+            "key": stage.key,
+            "stage": stage.stage,
+            "working": stage.working,
+            "replicas": stage.replicas,
+            "executor": stage.executor,
+            "queue_capacity": stage.queue_capacity,
+            "batch": None if stage.batch is None else stage.batch.size,
+        }
+        for stage in snapshot.stages
+        if stage.replica_of is None
+    ]
+
+
+class Recording:
+    """A pipeline being recorded into a run file (see :func:`record`).
+
+    ``close()`` (or leaving its ``with`` block) stops it and writes the
+    final snapshot; it is also closed when the pipeline is cleaned up, if the
+    pipeline was made with ``Pipeline(record=...)``.
+    """
+
+    def __init__(
+        self,
+        pipeline: Any,
+        path: str | os.PathLike[str],
+        *,
+        interval: float = 1.0,
+        label: str | None = None,
+        max_intervals: int = 3600,
+    ) -> None:
+        if not callable(getattr(pipeline, "snapshot", None)):
+            raise TypeError(f"pipeline must have snapshot(), got {type(pipeline).__name__}")
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a file path, got {type(path).__name__}")
+        if label is not None and not isinstance(label, str):
+            raise TypeError(f"label must be a str or None, got {type(label).__name__}")
+        if isinstance(max_intervals, bool) or not isinstance(max_intervals, int):
+            raise TypeError(f"max_intervals must be an int, got {type(max_intervals).__name__}")
+        if max_intervals < 4:
+            raise ValueError(f"max_intervals must be at least 4, got {max_intervals}")
+        self.pipeline = pipeline
+        self.path = Path(path)
+        self.interval = check_positive_seconds(interval, "interval")
+        self.label = label
+        self._max_intervals = max_intervals
+        self._clock: Clock = pipeline.clock
+        self._file: RunFile | None = None
+        self._last: PipelineSnapshot | None = None
+        self._start_ns = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.failures = 0
+        """Intervals that could not be written (logged; the recording goes on)."""
+        self._thread = threading.Thread(target=self._loop, name="framescope-record", daemon=True)
+        self._thread.start()
+
+    @property
+    def intervals(self) -> int:
+        """Interval records in the file now (after any compaction)."""
+        return 0 if self._file is None else self._file.intervals
+
+    def _loop(self) -> None:
+        run_every(
+            self._clock,
+            self._stop,
+            self.interval,
+            self.take,
+            what=f"recording {str(self.path)!r}",
+            failed=self._failed,
+        )
+
+    def _failed(self) -> None:
+        self.failures += 1
+
+    def take(self) -> bool:
+        """Record the interval up to now (the recorder's thread does this every interval).
+
+        False while the pipeline has not started (nothing is written yet).
+        """
+        snapshot = self.pipeline.snapshot()
+        if snapshot.mode is None:
+            return False
+        with self._lock:
+            if self._stop.is_set() and self._file is None:
+                return False
+            if self._file is None:
+                self._begin(snapshot)
+                return True
+            assert self._last is not None
+            self._file.write(self._interval(snapshot, self._last))
+            self._last = snapshot
+        return True
+
+    def _begin(self, snapshot: PipelineSnapshot) -> None:
+        load = os.getloadavg() if hasattr(os, "getloadavg") else None
+        header = {
+            "format": FORMAT,
+            "version": VERSION,
+            "framescope": __version__,
+            "python": platform.python_version(),
+            "platform": sys.platform,
+            "host": {"cores": os.cpu_count(), "load": None if load is None else list(load)},
+            "label": self.label,
+            "pipeline": snapshot.pipeline,
+            "mode": snapshot.mode,
+            "debug": snapshot.debug,
+            "interval": self.interval,
+            "started": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "stages": _structure(snapshot),
+            "sources": list(snapshot.sources),
+        }
+        self._file = RunFile(self.path, header, max_intervals=self._max_intervals)
+        self._file.open()
+        self._start_ns = snapshot.taken_ns
+        self._last = snapshot
+
+    def _interval(self, now: PipelineSnapshot, before: PipelineSnapshot) -> dict[str, Any]:
+        earlier = {stage.key: stage for stage in before.stages}
+        stages = {
+            stage.key: _stage_part(stage, earlier.get(stage.key))
+            for stage in now.stages
+            if stage.replica_of is None and stage.working
+        }
+        dropped = now.count("dropped") - before.count("dropped")
+        return {
+            "kind": "interval",
+            "t": (now.taken_ns - self._start_ns) / 1e9,
+            "span": (now.taken_ns - before.taken_ns) / 1e9,
+            "wall": None if now.wall_time is None else now.wall_time.isoformat(),
+            "pipeline": {
+                "completed": now.count("completed") - before.count("completed"),
+                "failed": now.count("failed") - before.count("failed"),
+                "dropped": dropped,
+                "samples_ns": _new_samples(now.latency, before.latency.count),
+            },
+            "stages": stages,
+            "sources": {
+                name: {
+                    "frames": source.frames
+                    - (before.sources[name].frames if name in before.sources else 0),
+                    "state": source.state.value,
+                    "fps": source.fps,
+                }
+                for name, source in now.sources.items()
+            },
+        }
+
+    def close(self, timeout: float = 5.0) -> bool:
+        """Record the last interval and the final snapshot; False if the thread outlived it."""
+        self._stop.set()
+        self._thread.join(timeout)
+        with self._lock:
+            if self._file is None:
+                snapshot = self.pipeline.snapshot()
+                if snapshot.mode is None:
+                    return not self._thread.is_alive()
+                self._begin(snapshot)
+            assert self._file is not None
+            assert self._last is not None
+            final = self.pipeline.snapshot()
+            records = []
+            if final.taken_ns > self._last.taken_ns:
+                records.append(self._interval(final, self._last))
+            records.append({"kind": "end", "snapshot": final.to_dict()})
+            self._file.close(*records)
+        return not self._thread.is_alive()
+
+    def __enter__(self) -> Recording:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def record(
+    pipeline: Any,
+    path: str | os.PathLike[str],
+    *,
+    interval: float = 1.0,
+    label: str | None = None,
+    max_intervals: int = 3600,
+) -> Recording:
+    """Record ``pipeline`` into the run file ``path`` while it runs (see :mod:`framescope.runs`).
+
+    Every ``interval`` seconds of the pipeline's clock, on a thread of its
+    own, what happened since: items, failures, drops, each stage's
+    processing times, queue depths and CPU split. ``label`` names the run
+    (a commit, a model version). Past ``max_intervals`` intervals the oldest
+    half is merged two by two, so a run of days stays bounded. Use it as a
+    context manager, or call ``close()`` when the run is over::
+
+        with framescope.record(pipeline, "before.fsrun", label="v1.2"):
+            for result in pipeline.run(frames):
+                ...
+    """
+    return Recording(pipeline, path, interval=interval, label=label, max_intervals=max_intervals)

@@ -1,0 +1,178 @@
+"""The ``.fsrun`` file: a recorded run, one compressed JSON record after another.
+
+A run file is a sequence of gzip members, each holding one or more records,
+one JSON object a line (so ``zcat run.fsrun`` shows it, and any gzip reader
+reads it whole). The recorder appends a member per interval and flushes it:
+a process that dies leaves every interval written so far readable, and a
+member cut short by the crash is skipped (:attr:`RunFile.torn`). Records:
+
+- ``{"kind": "header", ...}``, first: the format (``"format":
+  "framescope-run"``, ``"version": 1``), framescope's and Python's versions,
+  the host (cores, load average), the pipeline's name, structure and
+  settings, the label, the interval, when it started (wall clock, UTC).
+- ``{"kind": "interval", ...}``, one per interval: ``t`` (seconds since the
+  start, the interval's end), ``span`` (seconds it covers; older intervals
+  merged two by two cover more), the pipeline's items completed, failed and
+  dropped in it and its end-to-end latency samples (ns), and per stage (by
+  profile key) its items, failures, processing-time samples (ns), queue
+  depth and the CPU split of its thread.
+- ``{"kind": "end", ...}``, last, when the recording closes: the final
+  snapshot (``PipelineSnapshot.to_dict()``, frame traces included).
+
+A file stays bounded on runs of days: past ``max_intervals`` records the
+oldest half is merged two by two (spans add, counts add, samples are
+thinned to the per-interval bound), written to a new file that replaces the
+old one in one rename, so a crash while compacting leaves the old file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["FORMAT", "VERSION", "RunFile", "merge_intervals", "read_records"]
+
+FORMAT = "framescope-run"
+"""The ``format`` field of every run file's header."""
+
+VERSION = 1
+"""The version of the format this framescope writes and reads."""
+
+
+def read_records(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], bool]:
+    """Every record of the file at ``path``, and whether its last member was cut short."""
+    data = Path(path).read_bytes()
+    records: list[dict[str, Any]] = []
+    torn = False
+    while data:
+        decompressor = zlib.decompressobj(wbits=31)  # one gzip member
+        try:
+            text = decompressor.decompress(data)
+        except zlib.error:
+            torn = True
+            break
+        if not decompressor.eof:
+            torn = True  # the writer died inside this member
+            break
+        data = decompressor.unused_data
+        for line in text.decode("utf-8").splitlines():
+            if line.strip():
+                records.append(json.loads(line))
+    return records, torn
+
+
+def merge_intervals(first: dict[str, Any], second: dict[str, Any], keep: int) -> dict[str, Any]:
+    """Two consecutive intervals as one: spans and counts add, samples thinned to ``keep``."""
+    merged = {
+        "kind": "interval",
+        "t": second["t"],
+        "span": first["span"] + second["span"],
+        "wall": second.get("wall"),
+        "pipeline": _merged_part(first["pipeline"], second["pipeline"], keep),
+        "stages": {},
+    }
+    stages: dict[str, Any] = merged["stages"]
+    for key in {**first["stages"], **second["stages"]}:
+        one, two = first["stages"].get(key), second["stages"].get(key)
+        stages[key] = _merged_part(one or {}, two or {}, keep) if one and two else one or two
+    return merged
+
+
+def _merged_part(one: dict[str, Any], two: dict[str, Any], keep: int) -> dict[str, Any]:
+    part: dict[str, Any] = dict(two)  # gauges (queue depth, CPU shares): the later reading
+    for name in ("count", "completed", "failed", "dropped", "failures"):
+        if name in one or name in two:
+            part[name] = one.get(name, 0) + two.get(name, 0)
+    samples = one.get("samples_ns", []) + two.get("samples_ns", [])
+    if len(samples) > keep:
+        step = len(samples) / keep
+        samples = [samples[int(i * step)] for i in range(keep)]
+    part["samples_ns"] = samples
+    return part
+
+
+@dataclass
+class RunFile:
+    """A run file being written: a member per record batch, flushed, compacted when long.
+
+    Args:
+        path: where to write (made anew: an existing file is replaced).
+        header: the header record (``kind`` is set to ``header``).
+        max_intervals: interval records kept before the oldest half is merged.
+        keep_samples: samples kept per stage and interval when intervals merge.
+    """
+
+    path: Path
+    header: dict[str, Any]
+    max_intervals: int = 3600
+    keep_samples: int = 256
+    intervals: int = 0
+    compactions: int = 0
+    torn: bool = False
+    _file: io.BufferedWriter | None = field(default=None, repr=False)
+
+    def open(self) -> None:
+        """Create the file and write the header."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "wb")  # noqa: SIM115 - kept open while recording
+        self.write({**self.header, "kind": "header"})
+
+    def write(self, *records: dict[str, Any]) -> None:
+        """Append ``records`` as one gzip member, and flush it to the file."""
+        if self._file is None:
+            raise ValueError(f"the run file {str(self.path)!r} is closed")
+        text = "".join(json.dumps(record, separators=(",", ":")) + "\n" for record in records)
+        self._file.write(gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0))
+        self._file.flush()
+        self.intervals += sum(record.get("kind") == "interval" for record in records)
+        if self.intervals > self.max_intervals:
+            self._compact()
+
+    def close(self, *records: dict[str, Any]) -> None:
+        """Write ``records`` (the end), flush to disk and close."""
+        if self._file is None:
+            return
+        if records:
+            self.write(*records)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        self._file = None
+
+    def _compact(self) -> None:
+        """Merge the oldest half of the intervals two by two, in a new file renamed over this."""
+        assert self._file is not None
+        self._file.close()
+        records, _ = read_records(self.path)
+        intervals = [r for r in records if r.get("kind") == "interval"]
+        others = [r for r in records if r.get("kind") not in ("interval", "header")]
+        half = len(intervals) // 2 - len(intervals) // 2 % 2
+        merged = [
+            merge_intervals(intervals[i], intervals[i + 1], self.keep_samples)
+            for i in range(0, half, 2)
+        ]
+        kept = merged + intervals[half:]
+        spare = self.path.with_name(self.path.name + ".compacting")
+        with open(spare, "wb") as out:
+            for record in ([{**self.header, "kind": "header"}], kept, others):
+                if record:
+                    text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in record)
+                    out.write(gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(spare, self.path)
+        self.intervals = len(kept)
+        self.compactions += 1
+        self._file = open(self.path, "ab")  # noqa: SIM115 - kept open while recording
+
+
+def iter_intervals(records: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """The interval records, oldest first."""
+    return (record for record in records if record.get("kind") == "interval")
