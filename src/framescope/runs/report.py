@@ -16,6 +16,7 @@ from __future__ import annotations
 import html
 import io
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,7 @@ def _svg(figure: Any, name: str) -> str:
     with matplotlib.rc_context({"svg.hashsalt": name, "svg.fonttype": "none"}):
         figure.savefig(buffer, format="svg", transparent=True, bbox_inches="tight")
     text = buffer.getvalue()
+    text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.DOTALL)  # who made it, when
     return text[text.index("<svg") :]
 
 

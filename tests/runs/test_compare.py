@@ -1,0 +1,129 @@
+"""Two runs compared: the change of each figure, its interval, the verdict, the CI rules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from framescope import compare
+from framescope.cli import main
+from framescope.runs import parse_fail_rules
+from framescope.runs.runfile import RunFile
+
+
+def write_run(
+    path: Path,
+    medians_ms: dict[str, float],
+    *,
+    seed: int,
+    intervals: int = 30,
+    rate: int = 60,
+    spread: float = 0.05,
+    label: str | None = None,
+) -> Path:
+    """A run of ``intervals`` 1 s intervals: each stage's times log-normal around its median."""
+    rng = np.random.default_rng(seed)
+    stages = [{"key": key, "stage": key, "working": True} for key in medians_ms]
+    header = {"format": "framescope-run", "version": 1, "label": label, "stages": stages}
+    runfile = RunFile(path, header)
+    runfile.open()
+    for n in range(intervals):
+        parts = {}
+        total = np.zeros(rate)
+        for key, median in medians_ms.items():
+            times = median * 1e6 * np.exp(rng.normal(0, spread, rate))
+            total += times
+            parts[key] = {"count": rate, "failures": 0, "samples_ns": times.astype(int).tolist()}
+        pipeline = {"completed": rate, "failed": 0, "dropped": 0,
+                    "samples_ns": total.astype(int).tolist()}  # fmt: skip
+        runfile.write({"kind": "interval", "t": n + 1.0, "span": 1.0, "pipeline": pipeline,
+                       "stages": parts})  # fmt: skip
+    runfile.close()
+    return path
+
+
+def test_a_stage_made_10_percent_slower_is_named_and_no_other(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a.fsrun", {"Decode": 4.0, "Detect": 10.0}, seed=1, label="main")
+    b = write_run(tmp_path / "b.fsrun", {"Decode": 4.0, "Detect": 11.0}, seed=2, label="branch")
+    comparison = compare(a, b)
+    assert comparison.part("Detect").verdict == "slower"
+    assert comparison.part("Decode").verdict == "no change"
+    change = comparison.part("Detect").changes["p50"]
+    assert change.change == pytest.approx(0.10, abs=0.02)
+    assert change.low < 0.10 < change.high and change.low > 0.05  # the interval holds the truth
+    assert comparison.slower == ("pipeline", "Detect")  # and end to end, which it slows
+    assert comparison.headline() == "main -> branch: slower: pipeline, Detect"
+
+
+def test_two_runs_of_the_same_code_show_no_change(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a.fsrun", {"Decode": 4.0, "Detect": 10.0}, seed=3)
+    b = write_run(tmp_path / "b.fsrun", {"Decode": 4.0, "Detect": 10.0}, seed=4)
+    comparison = compare(a, b)
+    assert comparison.slower == ()
+    assert all(p.verdict == "no change" for p in comparison.parts)
+    for part in comparison.parts:
+        for name in ("p50", "p90", "throughput"):
+            change = part.changes[name]
+            assert change.low <= 0 <= change.high or abs(change.change) < 0.05, (part.key, name)
+
+
+def test_added_and_removed_stages_are_listed(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a.fsrun", {"Decode": 4.0, "Resize": 1.0}, seed=5)
+    b = write_run(tmp_path / "b.fsrun", {"Decode": 4.0, "Track": 2.0}, seed=6)
+    comparison = compare(a, b)
+    assert [(p.key, p.verdict) for p in comparison.parts[1:]] == [
+        ("Decode", "no change"),
+        ("Resize", "removed"),
+        ("Track", "added"),
+    ]
+
+
+def test_fail_rules_break_only_with_confidence(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a.fsrun", {"Detect": 10.0}, seed=7)
+    b = write_run(tmp_path / "b.fsrun", {"Detect": 11.0}, seed=8)
+    comparison = compare(a, b)
+    broken = comparison.broken(parse_fail_rules("Detect:p50>+5%, p50>+20%"))
+    assert len(broken) == 1 and broken[0].startswith("Detect: p50 +")
+    assert broken[0].endswith("breaks Detect:p50>+5%")
+    assert comparison.broken(parse_fail_rules("throughput<-5%")) == []  # same rate
+
+
+@pytest.mark.parametrize("rule", ["p50>10%%", "latency>+5%", "p50=+5%", "p50>+five%"])
+def test_a_rule_that_cannot_be_read_says_what_is_allowed(rule: str) -> None:
+    with pytest.raises(ValueError, match=r"fail-on: cannot read .* METRIC one of throughput"):
+        parse_fail_rules(rule)
+
+
+def test_the_command_exits_1_on_a_regression_and_prints_markdown_or_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = str(write_run(tmp_path / "a.fsrun", {"Detect": 10.0}, seed=9))
+    b = str(write_run(tmp_path / "b.fsrun", {"Detect": 12.0}, seed=10))
+    assert main(["compare", a, b, "--fail-on", "p50>+10%", "--format", "markdown"]) == 1
+    out, err = capsys.readouterr()
+    assert out.startswith("**a.fsrun -> b.fsrun: slower: pipeline, Detect**")
+    assert "| Detect | p50 |" in out and "regression: Detect: p50 +" in err
+    assert main(["compare", a, a, "--fail-on", "p50>+10%", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["parts"][1]["key"] == "Detect" and data["parts"][1]["verdict"] == "no change"
+    assert main(["compare", a, str(tmp_path / "missing.fsrun")]) == 2
+    assert "is not a framescope run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"confidence": 0.3}, "confidence must be from 0.5"),
+        ({"min_change": 1.5}, "min_change must be from 0"),
+        ({"resamples": 10}, "resamples must be an int of at least 100"),
+    ],
+)
+def test_bad_comparison_options_name_the_argument(
+    tmp_path: Path, options: dict[str, float], message: str
+) -> None:
+    a = write_run(tmp_path / "a.fsrun", {"Detect": 10.0}, seed=11, intervals=3)
+    with pytest.raises(ValueError, match=message):
+        compare(a, a, **options)  # type: ignore[arg-type]

@@ -1,0 +1,159 @@
+"""Recording a pipeline into a run file and reading it back (a fake clock drives the times)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from framescope import Pipeline, load_run, record
+from framescope.clock import FakeClock
+from framescope.runs import RunFormatError
+from framescope.runs.runfile import RunFile, read_records
+from tests import polling
+
+
+def timed_pipeline(clock: FakeClock, **options: object) -> Pipeline:
+    """Decode takes 2 ms, Detect 5 ms of the fake clock; item 7 fails in Detect."""
+
+    def decode(item: int) -> int:
+        clock.advance(0.002)
+        return item
+
+    def detect(item: int) -> int:
+        clock.advance(0.005)
+        if item == 7:
+            raise ValueError("bad frame")
+        return item
+
+    pipeline = Pipeline(name="Cam", clock=clock, **options)  # type: ignore[arg-type]
+    return pipeline.add(decode, "Decode").add(detect, "Detect", on_error="skip")
+
+
+def test_each_interval_holds_what_happened_in_it(tmp_path: Path) -> None:
+    clock = FakeClock()
+    pipeline = timed_pipeline(clock)
+    recording = record(pipeline, tmp_path / "run.fsrun", interval=3600, label="v1")
+    assert not recording.take()  # not started: nothing written yet
+    pipeline.start()
+    assert recording.take()  # the header, and the start of the first interval
+    for item in range(5):
+        pipeline.forward(item)
+    recording.take()
+    for item in range(5, 9):
+        pipeline.forward(item)
+    recording.take()
+    pipeline.cleanup()
+    assert recording.close()
+    run = load_run(tmp_path / "run.fsrun")
+    assert run.label == "v1" and run.stage_keys == ("Cam__Decode", "Cam__Detect")
+    assert run.header["pipeline"] == "Cam" and run.header["mode"] == "serial"
+    assert not run.torn and run.end is not None and run.end.counters["forwarded"] == 9
+    first, second = run.intervals[:2]
+    assert first["span"] == pytest.approx(5 * 0.007)
+    assert first["pipeline"]["completed"] == 5
+    assert first["stages"]["Cam__Decode"]["samples_ns"] == [2_000_000] * 5
+    assert first["stages"]["Cam__Detect"]["samples_ns"] == [5_000_000] * 5
+    assert second["stages"]["Cam__Detect"]["failures"] == 1
+    assert second["pipeline"]["completed"] == 3 and second["pipeline"]["failed"] == 1
+    assert first["pipeline"]["samples_ns"] == [7_000_000] * 5  # end to end
+    assert run.seconds == pytest.approx(9 * 0.007)
+
+
+def test_the_recorder_thread_takes_an_interval_each_interval_of_the_clock(tmp_path: Path) -> None:
+    clock = FakeClock()
+    pipeline = timed_pipeline(clock).start()
+    with record(pipeline, tmp_path / "run.fsrun", interval=1.0) as recording:
+        clock.advance(1.0)  # the first slot: the header
+        polling.wait_for(lambda: recording._file is not None, what="the header")
+        for second in (1, 2, 3):
+            for item in range(10):
+                pipeline.forward(item)  # 70 ms of the clock
+            clock.advance(0.93)
+            polling.wait_for(lambda n=second: recording.intervals == n, what=f"interval {second}")
+    pipeline.cleanup()
+    run = load_run(tmp_path / "run.fsrun")
+    assert [i["pipeline"]["completed"] for i in run.intervals] == [9, 9, 9]  # item 7 fails
+    assert [i["pipeline"]["failed"] for i in run.intervals] == [1, 1, 1]
+    assert [i["span"] for i in run.intervals] == pytest.approx([1.0, 1.0, 1.0])
+
+
+def test_pipeline_record_writes_the_file_and_closes_it_at_cleanup(tmp_path: Path) -> None:
+    clock = FakeClock()
+    pipeline = timed_pipeline(clock, record=tmp_path / "cam.fsrun")
+    for item in range(3):
+        pipeline.forward(item)
+    pipeline.cleanup()
+    run = load_run(tmp_path / "cam.fsrun")
+    assert run.end is not None and run.end.counters["completed"] == 3
+    assert run.label == "cam.fsrun"
+
+
+def test_a_file_cut_short_by_a_crash_is_read_up_to_the_cut(tmp_path: Path) -> None:
+    clock = FakeClock()
+    pipeline = timed_pipeline(clock).start()
+    path = tmp_path / "run.fsrun"
+    recording = record(pipeline, path, interval=3600)
+    recording.take()
+    for item in range(4):
+        pipeline.forward(item)
+        recording.take()
+    whole = path.read_bytes()  # the writer never closed: no end record
+    path.write_bytes(whole + gzip.compress(b'{"kind": "interval"')[:-9])  # a member cut short
+    run = load_run(path)
+    assert run.torn and run.end is None and len(run.intervals) == 4
+    recording.close()
+    pipeline.cleanup()
+
+
+def test_long_runs_are_compacted_two_intervals_into_one(tmp_path: Path) -> None:
+    path = tmp_path / "long.fsrun"
+    header = {"format": "framescope-run", "version": 1, "stages": [{"key": "A"}]}
+    runfile = RunFile(path, header, max_intervals=8, keep_samples=3)
+    runfile.open()
+    for n in range(1, 10):
+        runfile.write(
+            {
+                "kind": "interval", "t": float(n), "span": 1.0,
+                "pipeline": {"completed": n, "samples_ns": [n] * 4},
+                "stages": {"A": {"count": n, "failures": 1, "samples_ns": [n] * 4}},
+            }
+        )  # fmt: skip
+    runfile.close()
+    assert runfile.compactions == 1
+    intervals = [r for r in read_records(path)[0] if r["kind"] == "interval"]
+    assert [i["span"] for i in intervals] == [2.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    assert sum(i["stages"]["A"]["count"] for i in intervals) == sum(range(1, 10))
+    assert sum(i["stages"]["A"]["failures"] for i in intervals) == 9
+    assert intervals[0]["stages"]["A"]["samples_ns"] == [1, 1, 2]  # thinned to keep_samples
+    assert [i["t"] for i in intervals][:2] == [2.0, 4.0]
+
+
+def test_what_is_not_a_run_says_so(tmp_path: Path) -> None:
+    (tmp_path / "text.fsrun").write_text("hello")
+    with pytest.raises(RunFormatError, match="is not a framescope run"):
+        load_run(tmp_path / "text.fsrun")
+    (tmp_path / "other.fsrun").write_bytes(gzip.compress(json.dumps({"kind": "x"}).encode()))
+    with pytest.raises(RunFormatError, match="no run header"):
+        load_run(tmp_path / "other.fsrun")
+    header = {"kind": "header", "format": "framescope-run", "version": 99}
+    (tmp_path / "new.fsrun").write_bytes(gzip.compress(json.dumps(header).encode()))
+    with pytest.raises(RunFormatError, match="format version 99; this framescope reads version 1"):
+        load_run(tmp_path / "new.fsrun")
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"interval": 0}, ValueError, "interval"),
+        ({"label": 3}, TypeError, "label must be a str"),
+        ({"max_intervals": 2}, ValueError, "max_intervals must be at least 4"),
+    ],
+)
+def test_bad_recording_options_name_the_argument(
+    tmp_path: Path, options: dict[str, object], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        record(Pipeline(), tmp_path / "x.fsrun", **options)  # type: ignore[arg-type]
