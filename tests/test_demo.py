@@ -220,6 +220,23 @@ def test_replicas_2_measures_one_replica_then_two_on_the_same_input(tmp_path: Pa
     assert_plays_at(times, 30)
 
 
+def test_record_writes_the_last_phase_s_run_for_report_and_compare(tmp_path: Path) -> None:
+    from framescope.runs import load_run
+
+    out = io.StringIO()
+    path = tmp_path / "demo.fsrun"
+    report = run_demo(
+        out, seconds=2.0, refresh=0.5, live=False, replicas=2, out_dir=tmp_path, record=path
+    )
+    run = load_run(path)
+    assert run.label == "demo, Infer on 2 replicas" and run.end is not None
+    infer = [s for s in run.header["stages"] if s["stage"] == "Infer"]
+    assert infer[0]["replicas"] == 2
+    recorded = sum(i["stages"]["Demo__Infer"]["count"] for i in run.intervals)
+    assert recorded == report.phases[1].infer_frames  # every frame of the phase, none before
+    assert f"Run recorded in {path}: framescope report {path}" in out.getvalue()
+
+
 def test_a_phase_takes_no_frame_after_it_closed_and_the_next_goes_on() -> None:
     from framescope.demo.phases import PhaseInput
 

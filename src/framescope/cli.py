@@ -168,6 +168,13 @@ def _add_demo_files(demo: argparse.ArgumentParser) -> None:
         help="write the trace here instead (.json or .json.gz)",
     )
     demo.add_argument(
+        "--record",
+        default=None,
+        metavar="FILE",
+        help="record the run into this run file (.fsrun; with --replicas N, the N-replica "
+        "phase) for framescope report and framescope compare",
+    )
+    demo.add_argument(
         "--restream",
         type=_restream_url,
         default=None,
@@ -285,6 +292,7 @@ def _demo(args: Any) -> int:
                 serve=args.serve,
                 replicas=args.replicas,
                 out_dir=args.out,
+                record=args.record,
             )
     except DemoError as error:
         print(f"framescope demo: error: {error}", file=sys.stderr)

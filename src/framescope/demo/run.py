@@ -193,6 +193,7 @@ class _Settings:
     serve: bool
     replicas: int
     options: str = ""  # the user's --video/--out, repeated in the closing hints
+    record: Path | None = None  # the run file of the (last) phase
 
 
 def _phases(settings: _Settings) -> list[tuple[int, float]]:
@@ -333,6 +334,7 @@ def run_demo(
     serve: bool = False,
     replicas: int = 1,
     out_dir: str | Path | None = None,
+    record: str | Path | None = None,
 ) -> DemoReport:
     """Run the demo for ``seconds``, showing live state every ``refresh`` s; returns its report.
 
@@ -349,7 +351,9 @@ def run_demo(
     run Infer on that many threads: for N > 1, first on 1 for half of
     ``seconds``, then on N for the other half, on the same input, and the
     report sets the two phases' measured throughput and their ratio beside
-    what the diagnosis of the N-replica phase claims. Ctrl-C
+    what the diagnosis of the N-replica phase claims. ``record``: a run
+    file to record the run into (the N-replica phase's, with ``replicas``),
+    for ``framescope compare`` and ``framescope report``. Ctrl-C
     ends the run early: the report still comes, with ``interrupted`` set.
     """
     for name, value in (("seconds", seconds), ("refresh", refresh), ("fps", fps)):
@@ -373,6 +377,7 @@ def run_demo(
             serve,
             replicas,
             _options(video, out_dir),
+            None if record is None else Path(record),
         )
         _run(out, source, report, settings)
         return report
@@ -405,7 +410,12 @@ def _run(out: TextIO, source: DemoInput, report: DemoReport, settings: _Settings
                 shown.pipeline = _pipeline(inputs, spyglass, preview, replicas, wait)
             title = _phase_line(index, plan)
             phase = _Phase(shown.pipeline, inputs, replicas, seconds, header + title, title)
-            final = _phase(out, phase, source, report, settings)
+            recording = _recording(shown.pipeline, settings, replicas, last=index == len(plan) - 1)
+            try:
+                final = _phase(out, phase, source, report, settings)
+            finally:
+                if recording is not None:
+                    recording.close()
             finals.append(final)
             report.phases.append(DemoPhase.measured(final, inputs.taken, phase.took, replicas))
             if report.interrupted or inputs.ended:
@@ -420,6 +430,16 @@ def _run(out: TextIO, source: DemoInput, report: DemoReport, settings: _Settings
     _account(report, finals, spyglass)
     report.input_problem = source.problems()
     _report(out, report, final, source, settings)
+
+
+def _recording(pipeline: Pipeline, settings: _Settings, replicas: int, *, last: bool) -> Any:
+    """A recording of the last phase's ``pipeline`` into ``settings.record`` (None: none)."""
+    if settings.record is None or not last:
+        return None
+    from framescope.runs.recorder import record  # noqa: PLC0415 - only when asked
+
+    label = f"demo, Infer on {replicas} replica{'s' * (replicas > 1)}"
+    return record(pipeline, settings.record, interval=min(1.0, settings.refresh), label=label)
 
 
 def _pipeline(
@@ -513,6 +533,11 @@ def _report(
     else:
         out.write(f"\nTrace not written: {report.trace_problem}\n")
     again = f"framescope demo{settings.options}"
+    if settings.record is not None:
+        out.write(
+            f"Run recorded in {settings.record}: framescope report {settings.record}; "
+            f"framescope compare {settings.record} OTHER.fsrun\n"
+        )
     if not settings.serve:
         out.write(f"To watch it live in a browser: {again} --serve\n")
     if settings.replicas == 1:

@@ -7,8 +7,9 @@ happened since the last one: items completed, failed and dropped, each
 stage's items and failures, the processing times of the items since then
 (the stage's recent window holds them: up to the pipeline's ``window`` per
 stage and interval, its newest), queue depths and CPU split, and each
-source's frames. The first interval is written once the pipeline has
-started. Closing writes the final snapshot (frame traces included).
+source's frames. A recording made before the pipeline starts looks at
+it every 50 ms until it does, and counts from the last look: nothing it
+does is missed. Closing writes the final snapshot (frame traces included).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from framescope.statsnapshot import StatsSnapshot
 __all__ = ["Recording", "record"]
 
 logger = logging.getLogger(__name__)
+
+_START_POLL_S = 0.05  # how often a pipeline not yet started is looked at
 
 
 def _new_samples(stats: StatsSnapshot, before: int) -> list[int]:
@@ -109,16 +112,19 @@ class Recording:
         self.pipeline = pipeline
         self.path = Path(path)
         self.interval = check_positive_seconds(interval, "interval")
+        self._interval_ns = round(self.interval * 1e9)
         self.label = label
         self._max_intervals = max_intervals
         self._clock: Clock = pipeline.clock
         self._file: RunFile | None = None
         self._last: PipelineSnapshot | None = None
         self._start_ns = 0
+        self._idle_ns: int | None = None  # last seen not started: the run counts from there
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.failures = 0
         """Intervals that could not be written (logged; the recording goes on)."""
+        self.take()  # a pipeline running already counts from now on; one not started, from now
         self._thread = threading.Thread(target=self._loop, name="framescope-record", daemon=True)
         self._thread.start()
 
@@ -128,14 +134,23 @@ class Recording:
         return 0 if self._file is None else self._file.intervals
 
     def _loop(self) -> None:
+        # Ticks of at most 50 ms until the pipeline starts, so its first items are not
+        # missed; then one interval every `interval`.
+        tick = min(self.interval, _START_POLL_S)
         run_every(
             self._clock,
             self._stop,
-            self.interval,
-            self.take,
+            tick,
+            self._tick,
             what=f"recording {str(self.path)!r}",
             failed=self._failed,
         )
+
+    def _tick(self) -> None:
+        last = self._last
+        due = last is None or self._clock.monotonic_ns() - last.taken_ns >= self._interval_ns
+        if due:
+            self.take()
 
     def _failed(self) -> None:
         self.failures += 1
@@ -147,6 +162,7 @@ class Recording:
         """
         snapshot = self.pipeline.snapshot()
         if snapshot.mode is None:
+            self._idle_ns = snapshot.taken_ns
             return False
         with self._lock:
             if self._stop.is_set() and self._file is None:
@@ -179,7 +195,14 @@ class Recording:
         }
         self._file = RunFile(self.path, header, max_intervals=self._max_intervals)
         self._file.open()
-        self._start_ns = snapshot.taken_ns
+        if self._idle_ns is None:  # recording a pipeline that ran already: from now on
+            self._start_ns = snapshot.taken_ns
+            self._last = snapshot
+            return
+        # Seen before it started: everything it did since counts, from that moment.
+        start = PipelineSnapshot(snapshot.pipeline, StatsSnapshot(window=1), taken_ns=self._idle_ns)
+        self._start_ns = self._idle_ns
+        self._file.write(self._interval(snapshot, start))
         self._last = snapshot
 
     def _interval(self, now: PipelineSnapshot, before: PipelineSnapshot) -> dict[str, Any]:

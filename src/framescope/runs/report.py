@@ -221,11 +221,24 @@ def _extras(np: Any, run: Run, against: Run | None, keys: list[str]) -> list[str
     return plots
 
 
+def _bottleneck(run: Run) -> str | None:
+    """The stage the final snapshot's diagnosis names as setting the pace (None: none)."""
+    if run.end is None:
+        return None
+    from framescope.pipeline.views.diagnosis import diagnose_snapshot  # noqa: PLC0415
+
+    diagnosis = diagnose_snapshot(run.end)
+    return diagnosis.bottleneck if diagnosis.verdict in ("stage-bound", "stalled") else None
+
+
 def _graph(run: Run, comparison: Comparison | None) -> str:
     boxes = []
     final = {s.key: s for s in run.end.stages} if run.end is not None else {}
+    bottleneck = None if comparison is not None else _bottleneck(run)
     for key in run.stage_keys:
         colour, note = "#999", ""
+        if key == bottleneck:
+            colour, note = "#d62728", "the bottleneck (the diagnosis)"
         if comparison is not None:
             part = comparison.part(key)
             colour = _VERDICT_COLOURS.get(part.verdict, "#999")
