@@ -25,6 +25,7 @@ from framescope.live.webrtc import (
     _Viewer,
     candidate_hosts,
     offered_codec,
+    without_mdns_candidates,
 )
 from framescope.pipeline import PipelineSnapshot
 from framescope.stats import StatsSnapshot
@@ -107,7 +108,7 @@ class Delivered:
         self.hold.set()
         self.entered = threading.Event()
 
-    def __call__(self, frame: EncodedFrame) -> None:
+    def __call__(self, stream: VideoStream, frame: EncodedFrame) -> None:
         self.entered.set()
         self.hold.wait(30)
         self.frames.append(frame)
@@ -323,3 +324,62 @@ def test_an_offer_for_a_camera_the_preview_never_saw_is_refused_naming_those_it_
         video.offer("side", None, H264_OFFER, 1.0)
     assert refused.value.status == 404
     assert video.close()  # never started: nothing to stop
+
+
+def test_a_preview_of_every_camera_keeps_the_first_size_and_one_encoder(
+    stream_and_delivered: Any,
+) -> None:
+    tap, stream, delivered, _ = stream_and_delivered
+    for index in range(6):  # two cameras of two sizes, in turn
+        size = (64, 96) if index % 2 == 0 else (32, 48)
+        tap(np.full((*size, 3), 100, np.uint8))
+        polling.wait_for(lambda n=index: stream.frames_encoded == n + 1, what="a frame encoded")
+    assert [f.keyframe for f in delivered.frames] == [True] + [False] * 5  # no new encoder
+    assert stream._size == (96, 64)
+
+
+def test_a_page_s_bad_numbers_and_extra_channels_are_ignored_and_counted() -> None:
+    viewer = _Viewer("v1", "main", None, "H264", FakeClock())
+    viewer._pings[1] = (0, 0.0)
+    viewer.on_message('{"pong": 1, "now": 1e308, "wall": 1.0}')  # would overflow as ns
+    viewer._origin = 0
+    viewer.on_message('{"presented": [[3000, 1e308]]}')  # left out, as the pong was
+    viewer.on_message("[")  # not JSON: counted
+    viewer.on_message("[1, 2]")  # not an object: counted
+    assert viewer.bad_messages == 2 and not viewer._syncs and viewer.presented == 0
+
+    class Channel:
+        readyState = "open"  # noqa: N815 - aiortc's name
+        closed = False
+
+        def on(self, event: str, handler: Any) -> None:
+            self.handler = handler
+
+        def close(self) -> None:
+            self.closed = True
+
+        def send(self, message: str) -> None:
+            pass
+
+    first, second = Channel(), Channel()
+    viewer.closed = True  # no ping loop in this test
+    viewer.on_channel(first)
+    viewer.on_channel(second)  # a page may open one channel: the next is closed
+    assert viewer.channel is first and second.closed and not first.closed
+
+
+def test_mdns_candidates_are_left_out_of_an_offer() -> None:
+    offer = (
+        "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"
+        "a=candidate:1 1 udp 2113937151 0b5c.local 45046 typ host generation 0\r\n"
+        "a=candidate:2 1 udp 2113937151 192.168.1.9 45047 typ host generation 0\r\n"
+    )
+    kept = without_mdns_candidates(offer)
+    assert ".local" not in kept and "192.168.1.9 45047" in kept and kept.endswith("\r\n")
+
+
+def test_a_view_without_webrtc_says_so() -> None:
+    tap = PreviewTap("main")
+    video = WebRTCVideo({"main": tap}, host="127.0.0.1", max_viewers=0, clock=FakeClock(), name="x")
+    with pytest.raises(WhepError, match=r"WebRTC video is off for this view \(max_viewers=0\)"):
+        video.offer("main", None, H264_OFFER, 1.0)

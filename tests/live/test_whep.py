@@ -164,3 +164,33 @@ def test_a_player_without_h264_gets_vp8_at_the_size_asked_for() -> None:
     assert view.close()
     names = [t.name for t in threading.enumerate()]
     assert not [name for name in names if name.startswith(("framescope-live", "asyncio"))]
+
+
+def test_offers_that_fail_give_their_slot_back_once(served: tuple[LiveView, Feeder]) -> None:
+    view, _ = served
+    url = f"http://127.0.0.1:{view.port}/whep/main"
+    broken = VP8_OFFER + b"a=fingerprint:nonsense\r\n"  # passes the codec check, then fails
+    for _ in range(3):
+        assert post(url, broken)[0] == 400
+    assert view._webrtc._admitted == 0
+    players = [WhepClient(url) for _ in range(3)]
+    try:
+        for player in players:
+            player.start()
+        assert post(url, VP8_OFFER)[0] == 503  # max_viewers=3 still holds
+    finally:
+        for player in players:
+            player.close()
+
+
+def test_an_offer_without_a_length_gets_411(served: tuple[LiveView, Feeder]) -> None:
+    view, _ = served
+    import socket
+
+    with socket.create_connection(("127.0.0.1", view.port), timeout=10) as connection:
+        connection.sendall(
+            b"POST /whep/main HTTP/1.0\r\nContent-Type: application/sdp\r\n"
+            b"Content-Length: \xc2\xb2\r\n\r\n"
+        )
+        answer = connection.makefile("rb").readline()
+    assert answer.startswith(b"HTTP/1.0 411")

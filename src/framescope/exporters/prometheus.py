@@ -667,7 +667,7 @@ _FAMILIES: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
         "v_frames",
         "CounterMetricFamily",
         "viewer_frames",
-        "A WebRTC viewer's frames: sent, dropped (it could not keep up), placeholder.",
+        "A WebRTC viewer's frames: sent, dropped (could not keep up, or joined), placeholder.",
         (*_VIEWER_LABELS, "outcome"),
     ),
     (

@@ -118,7 +118,10 @@ class _Handler(GuardedRequestHandler):
             self._send(415, b"the offer must be application/sdp\n", "text/plain")
             return
         length = self.headers.get("Content-Length", "")
-        if not length.isdigit() or not 0 < int(length) <= _MAX_OFFER:
+        if not (length.isascii() and length.isdigit()):
+            self._send(411, b"an offer needs its Content-Length\n", "text/plain")
+            return
+        if not 0 < int(length) <= _MAX_OFFER:
             self._send(413, f"an offer of 1 to {_MAX_OFFER} bytes\n".encode(), "text/plain")
             return
         offer = self.rfile.read(int(length)).decode("utf-8", "replace")

@@ -186,7 +186,8 @@ class PreviewTap(Stage):
         self.source = source
         self.size = check_size(size)
         self._clock = SYSTEM_CLOCK if clock is None else clock
-        self._feeds: tuple[Callable[[Any, int], None], ...] = ()
+        self._feeds: tuple[Callable[[Any, int], None], ...] = ()  # read without a lock
+        self._feeds_lock = threading.Lock()
         self._cameras: dict[str, None] = {}  # source names seen, in order (bounded)
         self._latest: Any = None
         self._encoded_seen = 0  # frames_seen when the encoder last took a frame
@@ -214,7 +215,7 @@ class PreviewTap(Stage):
         self.frames_seen += 1
         mark_handed(frame)
         camera = getattr(frame, "source", None)
-        if camera is not None and camera not in self._cameras:
+        if camera.__class__ is str and camera not in self._cameras:
             self._saw_camera(camera)
         feeds = self._feeds
         if feeds:
@@ -223,8 +224,8 @@ class PreviewTap(Stage):
                 feed(frame, out_ns)
         return frame
 
-    def _saw_camera(self, camera: Any) -> None:
-        if isinstance(camera, str) and len(self._cameras) < MAX_CAMERAS:
+    def _saw_camera(self, camera: str) -> None:
+        if len(self._cameras) < MAX_CAMERAS:
             self._cameras[camera] = None
 
     @property
@@ -239,11 +240,13 @@ class PreviewTap(Stage):
         feed must be quick (it runs inside the stage's time): the WebRTC
         streams keep a reference and wake their encoder.
         """
-        self._feeds = (*self._feeds, feed)
+        with self._feeds_lock:  # added and removed from different threads
+            self._feeds = (*self._feeds, feed)
 
     def remove_feed(self, feed: Callable[[Any, int], None]) -> None:
         """Stop calling ``feed`` (a feed not added is ignored)."""
-        self._feeds = tuple(f for f in self._feeds if f != feed)  # bound methods are equal, not one
+        with self._feeds_lock:  # bound methods are equal, not one: compared with !=
+            self._feeds = tuple(f for f in self._feeds if f != feed)
 
     # -- the encoder thread -----------------------------------------------------------
 

@@ -72,7 +72,7 @@ class VideoStream:
         tap: the preview whose frames it encodes.
         camera: only frames of this source (None: every frame).
         codec: ``"H264"`` or ``"VP8"``.
-        deliver: called on the encoder's thread with each encoded frame.
+        deliver: called on the encoder's thread with the stream and each encoded frame.
         clock: the clock of its waits and readings (the tap's).
         placeholder_after: seconds without a frame before the placeholder shows.
         placeholder_fps: placeholder frames a second while it shows.
@@ -85,7 +85,7 @@ class VideoStream:
         camera: str | None,
         codec: str,
         *,
-        deliver: Callable[[EncodedFrame], None],
+        deliver: Callable[[VideoStream, EncodedFrame], None],
         clock: Clock,
         placeholder_after: float = 1.0,
         placeholder_fps: float = 5.0,
@@ -207,7 +207,9 @@ class VideoStream:
             image = None
         if image is None:
             return  # the tap's status says why
-        self._size = self.tap.size or _even(image)
+        # The first frame's size stays (frames of another size, e.g. another camera's in
+        # a preview of every camera, are scaled to it): a new size is a new encoder.
+        self._size = self.tap.size or self._size or _even(image)
         self.last_frame_wall = self._clock.wall()
         self.showing_placeholder = False
         with self._cond:
@@ -240,9 +242,10 @@ class VideoStream:
             keyframe = bool(packet.is_keyframe)
             if keyframe:
                 self._last_key_ns = out_ns
-            self._deliver(
-                EncodedFrame(packet, int(packet.pts), out_ns, keyframe, placeholder, packet.size)
+            encoded = EncodedFrame(
+                packet, int(packet.pts), out_ns, keyframe, placeholder, packet.size
             )
+            self._deliver(self, encoded)
 
     def _key_due(self, now_ns: int) -> bool:
         with self._cond:

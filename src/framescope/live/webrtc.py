@@ -27,6 +27,7 @@ Each presented frame's stage-to-screen latency goes into its viewer's
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import contextvars
 import functools
@@ -47,7 +48,14 @@ from framescope.live.stream import PLACEHOLDER, EncodedFrame, VideoStream
 from framescope.pipeline.model.viewers import ViewerSnapshot
 from framescope.stats import RollingStats
 
-__all__ = ["MAX_VIEWERS", "WebRTCVideo", "WhepError", "candidate_hosts", "offered_codec"]
+__all__ = [
+    "MAX_VIEWERS",
+    "WebRTCVideo",
+    "WhepError",
+    "candidate_hosts",
+    "offered_codec",
+    "without_mdns_candidates",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +108,19 @@ def offered_codec(sdp: str) -> str:
     if "VP8" in payloads.values():
         return "VP8"
     raise WhepError(400, "the offer has no video in H.264 (packetization-mode=1) or VP8")
+
+
+def without_mdns_candidates(sdp: str) -> str:
+    """``sdp`` without its ``.local`` (mDNS) candidates.
+
+    Resolving them would open a UDP socket on 0.0.0.0:5353 and ask the whole
+    network; a view that offers only its own address does without: the
+    browser's checks reach it, and ICE learns the browser's address from them.
+    """
+    newline = "\r\n" if "\r\n" in sdp else "\n"
+    lines = sdp.split(newline)
+    kept = [line for line in lines if not (line.startswith("a=candidate:") and ".local " in line)]
+    return newline.join(kept)
 
 
 def _install_host_choice() -> None:
@@ -184,6 +205,7 @@ class WebRTCVideo:
         self._lock = threading.Lock()
         self._viewers: dict[str, _Viewer] = {}
         self._streams: dict[tuple[str, str | None, str], VideoStream] = {}
+        self._stopping: set[VideoStream] = set()  # streams whose encoder is being stopped
         self._admitted = 0  # viewers being answered or served
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -200,6 +222,8 @@ class WebRTCVideo:
         tap = self._previews.get(preview)
         if tap is None:
             raise WhepError(404, f"no preview called {preview!r}")
+        if self.max_viewers == 0:
+            raise WhepError(501, "WebRTC video is off for this view (max_viewers=0)")
         cameras = tap.cameras
         if camera is not None and cameras and camera not in cameras:
             known = ", ".join(cameras)
@@ -217,20 +241,36 @@ class WebRTCVideo:
         except ImportError as error:
             self._release()
             raise WhepError(501, str(error)) from error
+        except WhepError:
+            self._release()
+            raise
         future = asyncio.run_coroutine_threadsafe(self._answer(tap, camera, codec, sdp), loop)
+        # From here the answer owns the slot: it is released when the answer fails or is
+        # cancelled, and by the viewer's drop once it was served (see _settled).
+        abandoned = threading.Event()
+        future.add_done_callback(lambda done: self._settled(done, abandoned, loop))
         try:
             viewer = future.result(timeout)
-        except TimeoutError:
-            if not future.cancel() and future.exception() is None:
-                # answered as the time ran out: its drop releases it
-                asyncio.run_coroutine_threadsafe(self._drop(future.result()), loop)
-            else:
-                self._release()
+        except concurrent.futures.TimeoutError:
+            abandoned.set()
+            if not future.cancel():  # it ended meanwhile: settle it as abandoned
+                self._settled(future, abandoned, loop)
             raise WhepError(503, f"no answer within {timeout:g} s") from None
+        except WhepError:
+            raise
         except Exception as error:
-            self._release()
             raise WhepError(400, f"cannot answer the offer: {error}") from error
         return viewer.id, viewer.answer
+
+    def _settled(
+        self, done: concurrent.futures.Future[_Viewer], abandoned: threading.Event, loop: Any
+    ) -> None:
+        """An answer ended: a failed one gives its slot back; one nobody waits for is let go."""
+        if done.cancelled() or done.exception() is not None:
+            self._release()
+        elif abandoned.is_set():
+            with contextlib.suppress(RuntimeError):  # the loop closed: close() ends it
+                asyncio.run_coroutine_threadsafe(self._drop(done.result()), loop)
 
     def leave(self, preview: str, viewer_id: str) -> bool:
         """End viewer ``viewer_id`` of ``preview`` (its WHEP ``DELETE``); False if unknown."""
@@ -278,17 +318,19 @@ class WebRTCVideo:
             loop, thread = self._loop, self._thread
         if loop is None or thread is None:
             return True
-        if loop.is_closed():
-            return not thread.is_alive()
-        try:
-            asyncio.run_coroutine_threadsafe(self._close_all(), loop).result(timeout)
-        except Exception as error:  # still stop the loop: nothing may be left running
-            logger.warning("closing the WebRTC viewers: %s", error)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout)
-        if not thread.is_alive():
-            loop.close()
-        return not thread.is_alive()
+        if not loop.is_closed():
+            try:
+                asyncio.run_coroutine_threadsafe(self._close_all(), loop).result(timeout)
+            except Exception as error:  # still stop the loop: nothing may be left running
+                logger.warning("closing the WebRTC viewers: %r", error)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout)
+            if not thread.is_alive():
+                loop.close()
+        with self._lock:
+            streams = list(self._streams.values()) + list(self._stopping)
+        stopped = all(stream.stop(timeout) for stream in streams)
+        return stopped and not thread.is_alive()
 
     def _release(self) -> None:
         with self._lock:
@@ -297,6 +339,8 @@ class WebRTCVideo:
     def _started_loop(self) -> asyncio.AbstractEventLoop:
         _install_host_choice()
         with self._lock:
+            if self._closed:
+                raise WhepError(503, "the live view is closing")
             if self._loop is None:
                 require("aiortc", "webrtc", "WebRTC video")
                 loop = asyncio.new_event_loop()
@@ -324,25 +368,28 @@ class WebRTCVideo:
         # A key frame asked for by the player (PLI, FIR) comes from the shared encoder.
         transceiver.sender._send_keyframe = viewer.keyframe_wanted
         connection.on("datachannel", viewer.on_channel)
-        connection.on("connectionstatechange", lambda: self._state_changed(viewer))
         try:
-            await connection.setRemoteDescription(aiortc.RTCSessionDescription(sdp, "offer"))
+            offer = sdp if self._hosts is None else without_mdns_candidates(sdp)
+            await connection.setRemoteDescription(aiortc.RTCSessionDescription(offer, "offer"))
             await connection.setLocalDescription(await connection.createAnswer())
+            viewer.answer = connection.localDescription.sdp
+            self._subscribe(viewer, tap, camera, codec)
         except BaseException:
             await connection.close()
             raise
-        viewer.answer = connection.localDescription.sdp
-        self._subscribe(viewer, tap, camera, codec)
+        # Only a viewer that was served is let go when its connection ends.
+        connection.on("connectionstatechange", lambda: self._state_changed(viewer))
         asyncio.get_running_loop().call_later(_CONNECT_LIMIT_S, self._connect_limit, viewer)
         return viewer
 
     def _subscribe(self, viewer: _Viewer, tap: PreviewTap, camera: str | None, codec: str) -> None:
         key = (tap.name, camera, codec)
-        loop = asyncio.get_running_loop()
+        deliver = functools.partial(self._deliver, asyncio.get_running_loop())
         with self._lock:
+            if self._closed:
+                raise WhepError(503, "the live view is closing")
             stream = self._streams.get(key)
             if stream is None:
-                deliver = functools.partial(self._deliver, loop, key)
                 stream = VideoStream(tap, camera, codec, deliver=deliver, clock=self._clock)
                 self._streams[key] = stream
                 stream.start(f"{self.name}-encode-{tap.name}-{codec}")
@@ -351,14 +398,15 @@ class WebRTCVideo:
             self.served += 1
         stream.request_keyframe()
 
-    def _deliver(self, loop: asyncio.AbstractEventLoop, key: Any, frame: EncodedFrame) -> None:
-        """On an encoder's thread: hand ``frame`` to the stream's viewers on the loop."""
+    def _deliver(
+        self, loop: asyncio.AbstractEventLoop, stream: VideoStream, frame: EncodedFrame
+    ) -> None:
+        """On an encoder's thread: hand ``frame`` to the viewers of ``stream`` on the loop."""
         with contextlib.suppress(RuntimeError):  # the loop closed: the view is closing
-            loop.call_soon_threadsafe(self._fan_out, key, frame)
+            loop.call_soon_threadsafe(self._fan_out, stream, frame)
 
-    def _fan_out(self, key: Any, frame: EncodedFrame) -> None:
+    def _fan_out(self, stream: VideoStream, frame: EncodedFrame) -> None:
         with self._lock:
-            stream = self._streams.get(key)
             viewers = [v for v in self._viewers.values() if v.stream is stream]
         for viewer in viewers:
             viewer.offer(frame)
@@ -375,11 +423,10 @@ class WebRTCVideo:
             _background(self._drop(viewer))
 
     async def _drop(self, viewer: _Viewer) -> None:
-        if viewer.closed:
-            return
-        viewer.close()
+        """Let a served viewer go: its slot back, its connection closed, its stream if idle."""
         with self._lock:
-            self._viewers.pop(viewer.id, None)
+            if self._viewers.pop(viewer.id, None) is None:
+                return  # let go already (each viewer's slot is given back once)
             self._admitted -= 1
             stream = viewer.stream
             idle = stream is not None and all(
@@ -387,15 +434,26 @@ class WebRTCVideo:
             )
             if idle and stream is not None:
                 self._streams.pop((stream.tap.name, stream.camera, stream.codec), None)
-        await viewer.connection.close()
-        if idle and stream is not None:
-            await asyncio.get_running_loop().run_in_executor(None, stream.stop)
+                self._stopping.add(stream)
+        viewer.close()
+        try:
+            await viewer.connection.close()
+        except Exception as error:  # the stream is stopped all the same
+            logger.warning("WebRTC viewer %s: closing its connection: %r", viewer.id, error)
+        finally:
+            if idle and stream is not None:
+                await asyncio.get_running_loop().run_in_executor(None, stream.stop)
+                with self._lock:
+                    self._stopping.discard(stream)
 
     async def _close_all(self) -> None:
         with self._lock:
             viewers = list(self._viewers.values())
         for viewer in viewers:
-            await self._drop(viewer)
+            try:
+                await self._drop(viewer)
+            except Exception as error:  # the next viewers are let go all the same
+                logger.warning("WebRTC viewer %s: %r", viewer.id, error)
         loop = asyncio.get_running_loop()
         await loop.shutdown_default_executor()
         tasks = [t for t in asyncio.all_tasks(loop) if t is not asyncio.current_task()]
@@ -449,7 +507,7 @@ class _Viewer:
         self._origin_seen: int | None = None
         self._placeholder: bool | None = None
         self.frames_sent = self.frames_dropped = self.placeholder_frames = self.bytes_sent = 0
-        self.presented = self.unmatched = 0
+        self.presented = self.unmatched = self.bad_messages = 0
         self._lock = threading.Lock()  # latency and round trips: read by the publisher's thread
         self._latency = RollingStats(_LATENCY_WINDOW, divisor=1e9)
         self._latency.keep_distribution()
@@ -501,7 +559,13 @@ class _Viewer:
         Taken when it agrees twice in a row (a frame the sender skipped
         would give a wrong one once).
         """
-        last = getattr(self.sender, "_RTCRtpSender__rtp_timestamp", None)
+        last = getattr(self.sender, "_RTCRtpSender__rtp_timestamp", _MISSING)
+        if last is _MISSING:
+            _warn_once(
+                "the installed aiortc's sender keeps no RTP timestamp framescope can "
+                "read: stage-to-screen latency is not measured (every report unmatched)"
+            )
+            return
         if not isinstance(last, int) or not last or self._last_pts is None:
             return
         origin = (last - self._last_pts) & 0xFFFFFFFF
@@ -523,7 +587,13 @@ class _Viewer:
     # -- the data channel --------------------------------------------------------------------
 
     def on_channel(self, channel: Any) -> None:
-        """The page's data channel: pings go out, pongs and presentation reports come in."""
+        """The page's data channel: pings go out, pongs and presentation reports come in.
+
+        Only the first channel is taken; another one is closed at once.
+        """
+        if self.channel is not None:
+            channel.close()
+            return
         self.channel = channel
         channel.on("message", self.on_message)
         _background(self._ping_loop(channel))
@@ -553,20 +623,24 @@ class _Viewer:
         )
 
     def on_message(self, message: Any) -> None:
-        """A message from the page: a pong, or frames it presented (anything else is ignored)."""
+        """A message from the page: a pong, or frames it presented.
+
+        Anything else, or anything malformed, is counted in ``bad_messages``
+        and ignored: a page never ends its own connection by what it sends.
+        """
         try:
             data = (
                 json.loads(message) if isinstance(message, str) and len(message) < 65536 else None
             )
-        except ValueError:
-            return
-        if not isinstance(data, dict):
-            return
-        if "pong" in data:
-            self._pong(data.get("pong"), data.get("now"), data.get("wall"))
-        rows = data.get("presented")
-        if isinstance(rows, list):
-            self._presented(rows[:_ROWS_PER_MESSAGE])
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            if "pong" in data:
+                self._pong(data.get("pong"), data.get("now"), data.get("wall"))
+            rows = data.get("presented")
+            if isinstance(rows, list):
+                self._presented(rows[:_ROWS_PER_MESSAGE])
+        except Exception:  # untrusted input: whatever it is, the connection goes on
+            self.bad_messages += 1
 
     def _pong(self, number: Any, now: Any, wall: Any) -> None:
         sent = self._pings.pop(number, None) if isinstance(number, int) else None
@@ -637,6 +711,7 @@ class _Viewer:
             stage_to_screen=latency,
             clock_offset=None if best is None else best[2],
             clock_uncertainty=None if best is None else best[0] / 2e9,
+            bad_messages=self.bad_messages,
         )
 
 
@@ -651,4 +726,17 @@ def _background(work: Any) -> None:
 
 
 def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A number a page may send (a time in ms): finite, and within about 30,000 years."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    return math.isfinite(value) and abs(value) < 1e15
+
+
+_MISSING = object()
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _WARNED:
+        _WARNED.add(message)
+        logger.warning(message)

@@ -33,9 +33,9 @@ class ViewerSnapshot:
         state: its connection's state (``new``, ``connecting``, ``connected``).
         connected_s: seconds since it asked for the video.
         frames_sent: frames handed to its connection (placeholders included).
-        frames_dropped: frames it missed because it could not keep up (its own
-            queue was full, or it waited for a key frame after that); never
-            held up the pipeline.
+        frames_dropped: frames it missed: because it could not keep up (its
+            own queue was full, and it waited for a key frame after that), or
+            because it joined between key frames; never held up the pipeline.
         placeholder_frames: frames sent that said no frame had come.
         bytes_sent: encoded bytes handed to its connection.
         presented: frames its page reported presented.
@@ -47,6 +47,7 @@ class ViewerSnapshot:
             (None: no round trip yet).
         clock_uncertainty: half the round trip of the exchange the offset was
             taken from, in seconds: each latency is known to within it.
+        bad_messages: messages from its page that were malformed (ignored).
     """
 
     viewer: str
@@ -64,6 +65,7 @@ class ViewerSnapshot:
     stage_to_screen: StatsSnapshot
     clock_offset: float | None = None
     clock_uncertainty: float | None = None
+    bad_messages: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The viewer as a JSON-ready dict; :func:`read_viewers` reads a list of them back."""
@@ -83,6 +85,7 @@ class ViewerSnapshot:
             "stage_to_screen": self.stage_to_screen.to_dict(),
             "clock_offset": self.clock_offset,
             "clock_uncertainty": self.clock_uncertainty,
+            "bad_messages": self.bad_messages,
         }
 
 
@@ -103,6 +106,7 @@ def _read_viewer(fields: Fields) -> ViewerSnapshot:
         stage_to_screen=read_stats(fields.child("stage_to_screen")),
         clock_offset=fields.number("clock_offset", None, or_none=True),
         clock_uncertainty=fields.number("clock_uncertainty", None, or_none=True),
+        bad_messages=fields.integer("bad_messages", 0),
     )
 
 
