@@ -383,3 +383,33 @@ def test_a_view_without_webrtc_says_so() -> None:
     video = WebRTCVideo({"main": tap}, host="127.0.0.1", max_viewers=0, clock=FakeClock(), name="x")
     with pytest.raises(WhepError, match=r"WebRTC video is off for this view \(max_viewers=0\)"):
         video.offer("main", None, H264_OFFER, 1.0)
+
+
+def test_a_loop_that_falls_behind_gets_no_more_frames_and_its_viewers_restart_at_a_key() -> None:
+    class StalledLoop:
+        """An asyncio loop that runs nothing yet: what it was handed waits."""
+
+        def __init__(self) -> None:
+            self.waiting: list[tuple[Any, ...]] = []
+
+        def call_soon_threadsafe(self, callback: Any, *args: Any) -> None:
+            self.waiting.append((callback, *args))
+
+    tap = PreviewTap("main")
+    video = WebRTCVideo({"main": tap}, host="127.0.0.1", clock=FakeClock(), name="x")
+    stream = VideoStream(tap, None, "H264", deliver=lambda s, f: None, clock=FakeClock())
+    viewer = _Viewer("v1", "main", None, "H264", FakeClock())
+    viewer.stream = stream
+    video._viewers["v1"] = viewer
+    loop = StalledLoop()
+    video._deliver(loop, stream, encoded(0, key=True))  # type: ignore[arg-type]
+    for pts in range(1, 35):
+        video._deliver(loop, stream, encoded(pts))  # type: ignore[arg-type]
+    assert len(loop.waiting) == 30 and stream.frames_skipped == 5  # no more than 30 wait
+    for callback, *args in loop.waiting:  # the loop catches up
+        callback(*args)
+    assert [f.pts for f in viewer._queue] == [0]  # the gap: nothing more until a key frame
+    video._deliver(loop, stream, encoded(40, key=True))  # type: ignore[arg-type]
+    callback, *args = loop.waiting[-1]
+    callback(*args)
+    assert [f.pts for f in viewer._queue] == [0, 40] and not video._backlog

@@ -63,6 +63,7 @@ MAX_VIEWERS = 10
 """WebRTC viewers a live view serves at once unless told otherwise (more get 503)."""
 
 _QUEUE_FRAMES = 8  # a viewer's own backlog; beyond it the viewer drops until a key frame
+_LOOP_BACKLOG = 30  # frames of a stream waiting for the asyncio thread; beyond it, skipped
 _CONNECT_LIMIT_S = 20.0  # a viewer whose connection is not up by then is let go
 _PING_S = 1.0
 _SYNCS = 10  # round trips remembered: the offset is the one with the least delay
@@ -206,6 +207,8 @@ class WebRTCVideo:
         self._viewers: dict[str, _Viewer] = {}
         self._streams: dict[tuple[str, str | None, str], VideoStream] = {}
         self._stopping: set[VideoStream] = set()  # streams whose encoder is being stopped
+        self._backlog: dict[VideoStream, int] = {}  # frames handed to the loop, not fanned out
+        self._behind: set[VideoStream] = set()  # streams that skipped frames for the loop
         self._admitted = 0  # viewers being answered or served
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -401,14 +404,34 @@ class WebRTCVideo:
     def _deliver(
         self, loop: asyncio.AbstractEventLoop, stream: VideoStream, frame: EncodedFrame
     ) -> None:
-        """On an encoder's thread: hand ``frame`` to the viewers of ``stream`` on the loop."""
+        """On an encoder's thread: hand ``frame`` to the viewers of ``stream`` on the loop.
+
+        A loop that falls :data:`_LOOP_BACKLOG` frames behind (a starved
+        machine) gets no more of them: the stream skips them, and its
+        viewers wait for the next key frame, which is asked for.
+        """
+        with self._lock:
+            behind = self._backlog.get(stream, 0)
+            if behind >= _LOOP_BACKLOG:
+                stream.frames_skipped += 1
+                stream.request_keyframe()
+                self._behind.add(stream)
+                return
+            self._backlog[stream] = behind + 1
         with contextlib.suppress(RuntimeError):  # the loop closed: the view is closing
             loop.call_soon_threadsafe(self._fan_out, stream, frame)
 
     def _fan_out(self, stream: VideoStream, frame: EncodedFrame) -> None:
         with self._lock:
+            self._backlog[stream] -= 1
+            if not self._backlog[stream]:
+                del self._backlog[stream]
             viewers = [v for v in self._viewers.values() if v.stream is stream]
+            skipped = stream in self._behind
+            self._behind.discard(stream)
         for viewer in viewers:
+            if skipped:
+                viewer.lost_frames()
             viewer.offer(frame)
 
     def _state_changed(self, viewer: _Viewer) -> None:
@@ -572,6 +595,10 @@ class _Viewer:
         if origin == self._origin_seen:
             self._origin = origin
         self._origin_seen = origin
+
+    def lost_frames(self) -> None:
+        """Frames of its stream were skipped: what it has cannot be decoded past a key frame."""
+        self._need_key = True
 
     def keyframe_wanted(self) -> None:
         """Ask the shared encoder for a key frame (joined, dropped, or the player asked)."""
