@@ -406,10 +406,13 @@ def test_a_loop_that_falls_behind_gets_no_more_frames_and_its_viewers_restart_at
     for pts in range(1, 35):
         video._deliver(loop, stream, encoded(pts))  # type: ignore[arg-type]
     assert len(loop.waiting) == 30 and stream.frames_skipped == 5  # no more than 30 wait
-    for callback, *args in loop.waiting:  # the loop catches up
+    for callback, *args in loop.waiting:  # the loop catches up; the track takes each frame
         callback(*args)
-    assert [f.pts for f in viewer._queue] == [0]  # the gap: nothing more until a key frame
+        viewer._queue.clear()
+    assert viewer.frames_dropped == 0  # frames 0-29 decode: the gap comes after them
+    video._deliver(loop, stream, encoded(35))  # type: ignore[arg-type]
     video._deliver(loop, stream, encoded(40, key=True))  # type: ignore[arg-type]
-    callback, *args = loop.waiting[-1]
-    callback(*args)
-    assert [f.pts for f in viewer._queue] == [0, 40] and not video._backlog
+    for callback, *args in loop.waiting[30:]:
+        callback(*args)
+    assert viewer.frames_dropped == 1 and [f.pts for f in viewer._queue] == [40]
+    assert not video._backlog

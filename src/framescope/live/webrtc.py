@@ -418,19 +418,19 @@ class WebRTCVideo:
                 self._behind.add(stream)
                 return
             self._backlog[stream] = behind + 1
+            after_gap = stream in self._behind  # the first frame after skipped ones
+            self._behind.discard(stream)
         with contextlib.suppress(RuntimeError):  # the loop closed: the view is closing
-            loop.call_soon_threadsafe(self._fan_out, stream, frame)
+            loop.call_soon_threadsafe(self._fan_out, stream, frame, after_gap)
 
-    def _fan_out(self, stream: VideoStream, frame: EncodedFrame) -> None:
+    def _fan_out(self, stream: VideoStream, frame: EncodedFrame, after_gap: bool) -> None:
         with self._lock:
             self._backlog[stream] -= 1
             if not self._backlog[stream]:
                 del self._backlog[stream]
             viewers = [v for v in self._viewers.values() if v.stream is stream]
-            skipped = stream in self._behind
-            self._behind.discard(stream)
         for viewer in viewers:
-            if skipped:
+            if after_gap:
                 viewer.lost_frames()
             viewer.offer(frame)
 
