@@ -219,7 +219,8 @@ class Stream:
 
 
 def encoded(pts: int, *, key: bool = False) -> EncodedFrame:
-    return EncodedFrame(object(), pts, pts * 1000, key, False, 100)
+    packet = b"\x00\x00\x00\x01\x65" + bytes(95)  # an H.264 NAL unit's worth
+    return EncodedFrame(packet, pts, pts * 1000, key, False, 100)
 
 
 def test_a_viewer_starts_at_a_key_frame_and_one_that_cannot_keep_up_drops_for_itself() -> None:
@@ -329,8 +330,9 @@ def test_an_offer_for_a_camera_the_preview_never_saw_is_refused_naming_those_it_
 def test_a_preview_of_every_camera_keeps_the_first_size_and_one_encoder(
     stream_and_delivered: Any,
 ) -> None:
-    tap, stream, delivered, _ = stream_and_delivered
+    tap, stream, delivered, clock = stream_and_delivered
     for index in range(6):  # two cameras of two sizes, in turn
+        clock.advance(0.034)  # 29 frames a second: under the 30 a second sent
         size = (64, 96) if index % 2 == 0 else (32, 48)
         tap(np.full((*size, 3), 100, np.uint8))
         polling.wait_for(lambda n=index: stream.frames_encoded == n + 1, what="a frame encoded")
@@ -416,3 +418,21 @@ def test_a_loop_that_falls_behind_gets_no_more_frames_and_its_viewers_restart_at
         callback(*args)
     assert viewer.frames_dropped == 1 and [f.pts for f in viewer._queue] == [40]
     assert not video._backlog
+
+
+def test_a_stage_faster_than_webrtc_fps_is_skipped_down_to_it(stream_and_delivered: Any) -> None:
+    tap, stream, delivered, clock = stream_and_delivered
+    tap(picture(0))
+    polling.wait_for(lambda: stream.frames_encoded == 1, what="the first frame")
+    clock.advance(0.011)
+    tap(picture(1))  # 11 ms later: one early frame is let through (a camera's jitter)
+    polling.wait_for(lambda: stream.frames_encoded == 2, what="the early frame")
+    clock.advance(0.011)
+    tap(picture(2))  # 22 ms: too soon for 30 a second, it waits ...
+    clock.advance(0.005)
+    tap(picture(3))  # ... and the newer one takes its place
+    assert polling.holds_within(lambda: stream.frames_encoded == 2, limit=0.2)
+    clock.advance(0.01)  # 37 ms: a frame interval after the early one was due
+    polling.wait_for(lambda: stream.frames_encoded == 3, what="the newest frame")
+    assert stream.frames_skipped == 1
+    assert delivered.frames[-1].out_ns == clock.monotonic_ns() - 10_000_000  # frame 3's

@@ -162,8 +162,10 @@ class PreviewTap(Stage):
         clock: the clock of the encoder's pace and of waits for a JPEG.
         image: which part of each result is the image (see :func:`pick_image`).
         source: what the tap sees, for messages (the live view passes the stage's name).
-        size: ``(width, height)`` of its WebRTC video (None: each frame's own
+        size: ``(width, height)`` of its WebRTC video (None: the first frame's
             size, rounded down to even numbers). The JPEGs keep the frame's size.
+        webrtc_fps: the most frames its WebRTC video sends a second (the
+            stage's rate up to it; faster stages are skipped down to it).
     """
 
     def __init__(
@@ -175,6 +177,7 @@ class PreviewTap(Stage):
         image: ImageChoice = None,
         source: str | None = None,
         size: tuple[int, int] | None = None,
+        webrtc_fps: float = 30.0,
     ) -> None:
         if not isinstance(name, str) or not name.isidentifier():
             raise ValueError(f"name must be a simple name (letters, digits, _), got {name!r}")
@@ -185,6 +188,7 @@ class PreviewTap(Stage):
             raise TypeError(f"source must be a str or None, got {type(source).__name__}")
         self.source = source
         self.size = check_size(size)
+        self.webrtc_fps = check_number(webrtc_fps, "webrtc_fps", positive=True)
         self._clock = SYSTEM_CLOCK if clock is None else clock
         self._feeds: tuple[Callable[[Any, int], None], ...] = ()  # read without a lock
         self._feeds_lock = threading.Lock()

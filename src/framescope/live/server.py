@@ -192,6 +192,7 @@ class LiveView:
         fps: float = 10.0,
         image: ImageChoice = None,
         size: tuple[int, int] | None = None,
+        webrtc_fps: float = 30.0,
     ) -> PreviewTap:
         """Show frames of the pipeline on the page: over WebRTC (``/whep/<name>``) or as MJPEG.
 
@@ -206,14 +207,23 @@ class LiveView:
         picks it when there are several. When a result holds no image, the
         preview's box on the page says so. The preview runs on the view's clock.
 
-        Over WebRTC every frame is sent, at the stage's rate, ``size``
-        (``(width, height)``; None: the frame's own) in H.264 (VP8 for a
-        browser without it), encoded once for all viewers; ``fps`` caps the
-        MJPEG fallback's JPEGs a second.
+        Over WebRTC the stage's frames are sent at its rate up to
+        ``webrtc_fps`` (30: a screen's; a faster stage is skipped down to it),
+        ``size`` (``(width, height)``; None: the first frame's) in H.264 (VP8
+        for a browser without it), encoded once for all viewers; ``fps`` caps
+        the MJPEG fallback's JPEGs a second.
         """
         if name in self.previews:
             raise ValueError(f"name: there is already a preview called {name!r}")
-        tap = PreviewTap(name, fps=fps, image=image, source=stage, clock=self._clock, size=size)
+        tap = PreviewTap(
+            name,
+            fps=fps,
+            image=image,
+            source=stage,
+            clock=self._clock,
+            size=size,
+            webrtc_fps=webrtc_fps,
+        )
         if stage is not None:
             self._tap(stage, tap)
         self.previews[name] = tap

@@ -6,9 +6,10 @@ the moment it left the stage (on the stage's thread: a reference and a
 wake-up, nothing else); its own thread encodes the newest frame (H.264 with
 libx264, or VP8 with libvpx: real-time settings, no B-frames, a key frame
 at least every ``gop`` seconds and whenever a viewer needs one) and hands
-the packets to the viewers. A frame that comes while the encoder is busy
-replaces the one waiting, counted in ``frames_skipped``: the pipeline never
-waits for the video. When no frame came for ``placeholder_after`` seconds
+the packets to the viewers. A frame that comes while the encoder is busy,
+or sooner than ``max_fps`` allows (30 a second by default: what a screen
+shows), replaces the one waiting, counted in ``frames_skipped``: the
+pipeline never waits for the video. When no frame came for ``placeholder_after`` seconds
 the stream sends a grey picture saying since when
 (:mod:`~framescope.live.placeholder`), a few a second, so a player never
 freezes silently; the next frame of the stage takes over again.
@@ -63,6 +64,8 @@ class EncodedFrame:
     keyframe: bool
     placeholder: bool
     size: int
+    payloads: tuple[bytes, ...] = ()
+    """The packet cut into RTP payloads, once for every viewer (empty: the sender cuts it)."""
 
 
 class VideoStream:
@@ -77,6 +80,8 @@ class VideoStream:
         placeholder_after: seconds without a frame before the placeholder shows.
         placeholder_fps: placeholder frames a second while it shows.
         gop: seconds between key frames at most.
+        max_fps: frames encoded a second at most, on average (the newest is
+            taken; the rest are skipped, counted in ``frames_skipped``).
     """
 
     def __init__(
@@ -90,6 +95,7 @@ class VideoStream:
         placeholder_after: float = 1.0,
         placeholder_fps: float = 5.0,
         gop: float = 2.0,
+        max_fps: float = 30.0,
     ) -> None:
         if codec not in CODECS:
             raise ValueError(f"codec must be one of {', '.join(CODECS)}, got {codec!r}")
@@ -99,6 +105,8 @@ class VideoStream:
         self._after_ns = round(placeholder_after * 1e9)
         self._placeholder_ns = round(1e9 / placeholder_fps)
         self._gop_ns = round(gop * 1e9)
+        self._frame_ns = round(1e9 / max_fps)
+        self._due_ns = clock.monotonic_ns()
         self._cond = threading.Condition()
         self._pending: tuple[Any, int] | None = None
         self._stopped = False
@@ -190,10 +198,17 @@ class VideoStream:
         clock = self._clock
         with self._cond:
             while not self._stopped:
-                if self._pending is not None:
-                    taken, self._pending = self._pending, None
-                    return taken
                 now = clock.monotonic_ns()
+                if self._pending is not None:
+                    # At most max_fps frames a second on average, one early frame allowed:
+                    # a camera's jitter is not cut, a faster stage is skipped down to it.
+                    earliest = self._due_ns - self._frame_ns
+                    if now >= earliest:
+                        taken, self._pending = self._pending, None
+                        self._due_ns = max(self._due_ns, now) + self._frame_ns
+                        return taken
+                    wait_on(clock, self._cond, (earliest - now) / 1e9)
+                    continue
                 if now >= self._placeholder_due_ns:
                     self._placeholder_due_ns = now + self._placeholder_ns
                     return None
@@ -273,11 +288,19 @@ class VideoStream:
         encoder.time_base = fractions.Fraction(1, RTP_CLOCK_HZ)
         encoder.framerate = fractions.Fraction(30, 1)
         encoder.gop_size = 600  # key frames come by time (gop) and on request
+        rate = max(500_000, width * height * 3)  # about 2.8 Mbit/s at 720p
         if self.codec == "H264":
             encoder.profile = "Baseline"
-            encoder.options = {"preset": "ultrafast", "tune": "zerolatency", "forced-idr": "1"}
+            encoder.options = {
+                "preset": "ultrafast",
+                "tune": "zerolatency",
+                "forced-idr": "1",
+                "crf": "23",
+                "maxrate": str(rate),  # capped: a still picture costs less, never more
+                "bufsize": str(rate // 2),
+            }
         else:
-            encoder.bit_rate = max(500_000, width * height * 3)  # about 2.8 Mbit/s at 720p
+            encoder.bit_rate = rate
             encoder.options = {
                 "deadline": "realtime",
                 "cpu-used": "8",

@@ -30,6 +30,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
+import dataclasses
 import functools
 import ipaddress
 import json
@@ -38,7 +39,7 @@ import math
 import secrets
 import threading
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from framescope._optional import require
@@ -209,6 +210,7 @@ class WebRTCVideo:
         self._stopping: set[VideoStream] = set()  # streams whose encoder is being stopped
         self._backlog: dict[VideoStream, int] = {}  # frames handed to the loop, not fanned out
         self._behind: set[VideoStream] = set()  # streams that skipped frames for the loop
+        self._pictures: dict[VideoStream, int] = {}  # each stream's next VP8 picture id
         self._admitted = 0  # viewers being answered or served
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -370,6 +372,8 @@ class WebRTCVideo:
         viewer.sender = transceiver.sender
         # A key frame asked for by the player (PLI, FIR) comes from the shared encoder.
         transceiver.sender._send_keyframe = viewer.keyframe_wanted
+        if _payload_cutters() is not None:  # and the payloads are cut once, for all senders
+            transceiver.sender._RTCRtpSender__encoder = _SharedPayloads()
         connection.on("datachannel", viewer.on_channel)
         try:
             offer = sdp if self._hosts is None else without_mdns_candidates(sdp)
@@ -393,7 +397,9 @@ class WebRTCVideo:
                 raise WhepError(503, "the live view is closing")
             stream = self._streams.get(key)
             if stream is None:
-                stream = VideoStream(tap, camera, codec, deliver=deliver, clock=self._clock)
+                stream = VideoStream(
+                    tap, camera, codec, deliver=deliver, clock=self._clock, max_fps=tap.webrtc_fps
+                )
                 self._streams[key] = stream
                 stream.start(f"{self.name}-encode-{tap.name}-{codec}")
             viewer.stream = stream
@@ -410,6 +416,7 @@ class WebRTCVideo:
         machine) gets no more of them: the stream skips them, and its
         viewers wait for the next key frame, which is asked for.
         """
+        frame = self._cut(stream, frame)
         with self._lock:
             behind = self._backlog.get(stream, 0)
             if behind >= _LOOP_BACKLOG:
@@ -422,6 +429,16 @@ class WebRTCVideo:
             self._behind.discard(stream)
         with contextlib.suppress(RuntimeError):  # the loop closed: the view is closing
             loop.call_soon_threadsafe(self._fan_out, stream, frame, after_gap)
+
+    def _cut(self, stream: VideoStream, frame: EncodedFrame) -> EncodedFrame:
+        """``frame`` with its RTP payloads, cut once here for every viewer's sender."""
+        cutters = _payload_cutters()
+        if cutters is None:
+            return frame  # each sender cuts the packet itself
+        picture = self._pictures.get(stream, 0)
+        self._pictures[stream] = (picture + 1) % (1 << 15)  # VP8's picture id, per frame
+        payloads = cutters[stream.codec](bytes(frame.packet), picture)
+        return dataclasses.replace(frame, payloads=tuple(payloads))
 
     def _fan_out(self, stream: VideoStream, frame: EncodedFrame, after_gap: bool) -> None:
         with self._lock:
@@ -483,6 +500,38 @@ class WebRTCVideo:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@functools.cache
+def _payload_cutters() -> dict[str, Callable[[bytes, int], list[bytes]]] | None:
+    """aiortc's own cutting of an H.264 or VP8 packet into RTP payloads (None: not found).
+
+    A sender handed a packet cuts it itself, for each viewer anew: cut once
+    by the stream's delivery and handed to every sender (:class:`_SharedPayloads`).
+    """
+    try:
+        from aiortc.codecs.h264 import H264Encoder  # noqa: PLC0415 - optional
+        from aiortc.codecs.vpx import Vp8Encoder  # noqa: PLC0415 - optional
+    except ImportError:
+        return None
+    if not all(
+        callable(getattr(cls, name, None))
+        for cls, name in ((H264Encoder, "_packetize"), (H264Encoder, "_split_bitstream"),
+                          (Vp8Encoder, "_packetize"))
+    ):  # fmt: skip
+        return None
+    return {
+        "H264": lambda data, _: H264Encoder._packetize(H264Encoder._split_bitstream(data)),
+        "VP8": Vp8Encoder._packetize,
+    }
+
+
+class _SharedPayloads:
+    """What a viewer's sender packs with: the frame's payloads, cut once for every viewer."""
+
+    def pack(self, frame: EncodedFrame) -> tuple[list[bytes], int]:
+        """The payloads and RTP time of ``frame`` (the sender adds its own origin)."""
+        return list(frame.payloads), frame.pts
 
 
 @functools.cache
@@ -574,7 +623,7 @@ class _Viewer:
         self.frames_sent += 1
         self.bytes_sent += frame.size
         self.placeholder_frames += frame.placeholder
-        return frame.packet
+        return frame if frame.payloads else frame.packet  # cut already, or for the sender
 
     def _learn_origin(self) -> None:
         """The sender's random RTP origin: its last timestamp less the last pts handed to it.
