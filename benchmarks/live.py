@@ -55,6 +55,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import queue
 import shutil
 import statistics
@@ -580,8 +581,14 @@ class Viewers:
             return self
         command = [sys.executable, __file__, "--whep-clients", self._url, str(self.count)]
         command += ["--viewers-decode"] if self.decode else []
+        # The viewers stand in for browsers on other machines: at the lowest priority, so
+        # on this 2-core box they take only the CPU the pipeline leaves them.
         self._process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: os.nice(19),  # noqa: PLW1509 - no threads in the child yet
         )
         threading.Thread(target=self._read, name="bench-viewers", daemon=True).start()
         try:

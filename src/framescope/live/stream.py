@@ -109,6 +109,7 @@ class VideoStream:
         self._due_ns = clock.monotonic_ns()
         self._cond = threading.Condition()
         self._pending: tuple[Any, int] | None = None
+        self._idle = False  # waiting for a frame (a new one wakes it)
         self._stopped = False
         self._thread: threading.Thread | None = None
         self._encoder: Any = None
@@ -138,7 +139,9 @@ class VideoStream:
             if self._pending is not None:
                 self.frames_skipped += 1
             self._pending = (frame, out_ns)
-            self._cond.notify()
+            if self._idle:  # woken only when it waits for a frame (not for its pace)
+                self._idle = False
+                self._cond.notify()
 
     # -- life -----------------------------------------------------------------------------
 
@@ -212,7 +215,9 @@ class VideoStream:
                 if now >= self._placeholder_due_ns:
                     self._placeholder_due_ns = now + self._placeholder_ns
                     return None
+                self._idle = True
                 wait_on(clock, self._cond, (self._placeholder_due_ns - now) / 1e9)
+                self._idle = False
         return False
 
     def _encode_frame(self, frame: Any, out_ns: int) -> None:
@@ -245,7 +250,13 @@ class VideoStream:
         width, height = self._size or _DEFAULT_SIZE
         encoder = self._encoder_for(av, width, height)
         source = "bgr24" if image.ndim == 3 else "gray"
-        picture = av.VideoFrame.from_ndarray(image, format=source)
+        try:
+            # The stage's array as it is (no copy): the conversion below copies it, and
+            # does so without the interpreter's lock, as the encoder does; a copy here
+            # would hold the lock, and the stages with it (a fifth of a busy pipeline).
+            picture = av.VideoFrame.from_numpy_buffer(image, format=source)
+        except (ValueError, AttributeError):  # rows not contiguous, or an older PyAV
+            picture = av.VideoFrame.from_ndarray(image, format=source)
         picture = picture.reformat(width=width, height=height, format="yuv420p")
         pts = max(self._last_pts + 1, (out_ns - self._start_ns) * RTP_CLOCK_HZ // 1_000_000_000)
         self._last_pts = picture.pts = pts
@@ -288,6 +299,7 @@ class VideoStream:
         encoder.time_base = fractions.Fraction(1, RTP_CLOCK_HZ)
         encoder.framerate = fractions.Fraction(30, 1)
         encoder.gop_size = 600  # key frames come by time (gop) and on request
+        encoder.thread_count = 1  # one core at most: the video must not crowd out the stages
         rate = max(500_000, width * height * 3)  # about 2.8 Mbit/s at 720p
         if self.codec == "H264":
             encoder.profile = "Baseline"
