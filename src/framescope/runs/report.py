@@ -282,15 +282,21 @@ def _changes(comparison: Comparison) -> str:
 
 
 def _meta(run: Run) -> str:
+    """One line of what describes the run (what its header does not say is left out)."""
     header = run.header
-    host = header.get("host", {})
+    host = header.get("host") or {}
     load = host.get("load")
-    text = (
-        f"{html.escape(str(header.get('pipeline')))}: {run.seconds:.0f} s recorded from "
-        f"{html.escape(str(header.get('started', '?')))}, {header.get('mode')} mode; "
-        f"framescope {header.get('framescope')}, Python {header.get('python')}, "
-        f"{host.get('cores')} cores" + ("" if not load else f", load {load[0]:.2f}")
-    )
+    facts = [
+        f"{run.seconds:.0f} s recorded"
+        + (f" from {header['started']}" if header.get("started") else ""),
+        f"{header['mode']} mode" if header.get("mode") else "",
+        f"framescope {header['framescope']}" if header.get("framescope") else "",
+        f"Python {header['python']}" if header.get("python") else "",
+        f"{host['cores']} cores" if host.get("cores") else "",
+        f"load {load[0]:.2f}" if load else "",
+    ]
+    name = f"{header['pipeline']}: " if header.get("pipeline") else ""
+    text = html.escape(name + ", ".join(fact for fact in facts if fact))
     warn = ' <span class="warn">the file ends mid-record (a crash?): read up to there</span>'
     return f'<p class="meta">{html.escape(run.label)}: {text}{warn if run.torn else ""}</p>'
 
