@@ -23,6 +23,7 @@ def write_run(
     rate: int = 60,
     spread: float = 0.05,
     label: str | None = None,
+    probe_ns: int | None = None,
 ) -> Path:
     """A run of ``intervals`` 1 s intervals: each stage's times log-normal around its median."""
     rng = np.random.default_rng(seed)
@@ -39,8 +40,11 @@ def write_run(
             parts[key] = {"count": rate, "failures": 0, "samples_ns": times.astype(int).tolist()}
         pipeline = {"completed": rate, "failed": 0, "dropped": 0,
                     "samples_ns": total.astype(int).tolist()}  # fmt: skip
-        runfile.write({"kind": "interval", "t": n + 1.0, "span": 1.0, "pipeline": pipeline,
-                       "stages": parts})  # fmt: skip
+        interval = {"kind": "interval", "t": n + 1.0, "span": 1.0, "pipeline": pipeline,
+                    "stages": parts}  # fmt: skip
+        if probe_ns is not None:  # the machine probe, with a little noise of its own
+            interval["probe_ns"] = round(probe_ns * np.exp(rng.normal(0, 0.02)))
+        runfile.write(interval)
     runfile.close()
     return path
 
@@ -127,3 +131,23 @@ def test_bad_comparison_options_name_the_argument(
     a = write_run(tmp_path / "a.fsrun", {"Detect": 10.0}, seed=11, intervals=3)
     with pytest.raises(ValueError, match=message):
         compare(a, a, **options)  # type: ignore[arg-type]
+
+
+def test_a_machine_slower_throughout_does_not_read_as_slower_code(tmp_path: Path) -> None:
+    stages = {"Decode": 4.0, "Detect": 10.0, "Track": 3.0}
+    a = write_run(tmp_path / "a.fsrun", stages, seed=12, probe_ns=300_000)
+    # The same code on a machine 15% slower: every stage, and the probe, take 15% longer.
+    slow = {name: ms * 1.15 for name, ms in stages.items()}
+    b = write_run(tmp_path / "b.fsrun", slow, seed=13, probe_ns=345_000, label="busy")
+    comparison = compare(a, b)
+    assert comparison.machine == pytest.approx(1.15, abs=0.01)
+    assert comparison.slower == () and comparison.headline().endswith(
+        "(the machine ran 15% slower in busy: times compared at equal speed)"
+    )
+    assert comparison.part("Detect").changes["p50"].change == pytest.approx(0.0, abs=0.02)
+    raw = compare(a, b, adjust=False)  # as measured: everything slower
+    assert raw.machine is None and raw.slower == ("pipeline", "Decode", "Detect", "Track")
+    # And the code made slower on that machine is still found, and only there.
+    slow["Detect"] = 10.0 * 1.15 * 1.1
+    c = write_run(tmp_path / "c.fsrun", slow, seed=14, probe_ns=345_000)
+    assert compare(a, c).slower == ("pipeline", "Detect")

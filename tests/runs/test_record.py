@@ -154,3 +154,9 @@ def test_bad_recording_options_name_the_argument(
 ) -> None:
     with pytest.raises(error, match=message):
         record(Pipeline(), tmp_path / "x.fsrun", **options)  # type: ignore[arg-type]
+
+
+def test_a_path_that_cannot_be_written_fails_at_once(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(FileExistsError, match="file"):
+        record(Pipeline(), tmp_path / "file" / "run.fsrun")  # a file where a folder should be

@@ -164,6 +164,9 @@ class Comparison:
     min_change: float
     parts: tuple[PartComparison, ...]
     seconds: tuple[float, float] = (0.0, 0.0)
+    machine: float | None = None
+    """The later run's machine probe over the earlier's: 1.12 is a machine 12% slower in the
+    later run, whose times were compared divided by it (None: not adjusted)."""
 
     def part(self, key: str) -> PartComparison:
         """The comparison of stage ``key`` (``"pipeline"``: end to end); KeyError if unknown."""
@@ -200,6 +203,7 @@ class Comparison:
             "confidence": self.confidence,
             "min_change": self.min_change,
             "seconds": list(self.seconds),
+            "machine": self.machine,
             "parts": [part.to_dict() for part in self.parts],
         }
 
@@ -239,7 +243,14 @@ class Comparison:
             + ("; " if slower and faster else "")
             + ("faster: " + ", ".join(faster) if faster else "")
         ) or f"no change detectable (at {self.min_change:.0%} and {self.confidence:.0%} confidence)"
-        return f"{self.before} -> {self.after}: {verdict}"
+        machine = ""
+        if self.machine is not None and abs(self.machine - 1) >= 0.01:
+            pace = "slower" if self.machine > 1 else "faster"
+            machine = (
+                f" (the machine ran {abs(self.machine - 1):.0%} {pace} in {self.after}: "
+                "times compared at equal speed)"
+            )
+        return f"{self.before} -> {self.after}: {verdict}{machine}"
 
     def markdown(self) -> str:
         """A Markdown table (a pull-request comment)."""
@@ -299,11 +310,18 @@ class _Blocks:
         self.hist = np.stack(
             [np.histogram(np.clip(s, edges[0], edges[-1]), edges)[0] for s in samples]
         ) if samples else np.zeros((0, len(edges) - 1))  # fmt: skip
+        probes = [i.get("probe_ns") for i in run.intervals]
+        self.probe = np.array([np.nan if p is None else p for p in probes], dtype=float)
         if group > 1:
             blocks = np.arange(len(parts)) // group
             self.count = np.bincount(blocks, self.count)
             self.span = np.bincount(blocks, self.span)
             self.hist = np.stack([self.hist[blocks == b].sum(0) for b in range(blocks[-1] + 1)])
+            sums = np.bincount(blocks, np.nan_to_num(self.probe))
+            self.probe = np.where(np.bincount(blocks, np.isnan(self.probe)) > 0, np.nan, sums)
+            self.probe = self.probe / np.bincount(blocks)
+        # Whether every block has the machine probe (runs recorded by this framescope).
+        self.probed = bool(self.probe.size) and bool(np.all(np.isfinite(self.probe)))
 
 
 def _quantile_rows(np: Any, hist: Any, edges: Any, q: float) -> Any:
@@ -342,9 +360,9 @@ def _bootstrap(
     rng: Any,
     blocks: tuple[_Blocks, _Blocks],
     edges: Any,
-    settings: tuple[int, float, float],
+    settings: tuple[int, float, float, bool],
 ) -> dict[str, Change]:
-    resamples, confidence, min_change = settings
+    resamples, confidence, min_change, adjust = settings
     a, b = blocks
     changes: dict[str, Change] = {}
     na, nb = len(a.count), len(b.count)
@@ -360,13 +378,17 @@ def _bootstrap(
         point = rate_b / rate_a - 1
         verdict = _verdict(point, low, high, min_change=min_change, up_is_slower=False)
         changes["throughput"] = Change("throughput", rate_a, rate_b, point, low, high, verdict)
+    machine, speed = 1.0, np.ones(resamples)
+    if adjust and a.probed and b.probed:  # times at equal machine speed (see compare)
+        machine = float(b.probe.mean() / a.probe.mean())
+        speed = ((wb @ b.probe) / nb) / ((wa @ a.probe) / na)
     if a.values.size and b.values.size:
         ha, hb = wa @ a.hist, wb @ b.hist
         for name, q in _QUANTILES.items():
             before, after = float(np.percentile(a.values, q)), float(np.percentile(b.values, q))
-            ratio = _quantile_rows(np, hb, edges, q) / _quantile_rows(np, ha, edges, q)
+            ratio = _quantile_rows(np, hb, edges, q) / _quantile_rows(np, ha, edges, q) / speed
             low, high = np.nanpercentile(ratio - 1, [tail, 100 - tail])
-            point = after / before - 1 if before > 0 else math.nan
+            point = after / before / machine - 1 if before > 0 else math.nan
             verdict = _verdict(point, low, high, min_change=min_change, up_is_slower=True)
             changes[name] = Change(name, before, after, point, float(low), float(high), verdict)
         before, after = float(a.values.max()), float(b.values.max())
@@ -412,6 +434,7 @@ def compare(
     min_change: float = 0.05,
     resamples: int = 2000,
     seed: int | None = 0,
+    adjust: bool = True,
 ) -> Comparison:
     """Compare two recorded runs (:class:`Run` objects or paths to ``.fsrun`` files).
 
@@ -422,6 +445,14 @@ def compare(
     intervals; ``seed`` makes it repeatable), the max, failures, drops, mean
     queue depth and CPU split. A change is ``slower`` or ``faster`` only
     when its interval excludes no change and it is at least ``min_change``.
+
+    ``adjust``: compare times at equal machine speed. Each interval of a
+    recording times a fixed piece of Python work (its machine probe); when
+    the later run's machine was, say, 12% slower throughout (a neighbour's
+    load, a lower clock), every stage's times are divided by 1.12 before
+    they are compared (and so within each bootstrap draw), so a slower
+    machine does not read as slower code. :attr:`Comparison.machine` says
+    by how much (None: a run without probes, or ``adjust=False``).
     """
     if not 0.5 <= confidence < 1:
         raise ValueError(f"confidence must be from 0.5 to below 1, got {confidence!r}")
@@ -433,7 +464,7 @@ def compare(
     run_a = before if isinstance(before, Run) else load_run(before)
     run_b = after if isinstance(after, Run) else load_run(after)
     rng = np.random.default_rng(seed)
-    settings = (resamples, confidence, min_change)
+    settings = (resamples, confidence, min_change, adjust)
     keys_a, keys_b = run_a.stage_keys, run_b.stage_keys
     parts = []
     for key in (PIPELINE, *keys_a, *(k for k in keys_b if k not in keys_a)):
@@ -449,6 +480,7 @@ def compare(
         changes = _bootstrap(np, rng, blocks, edges, settings)
         changes.update(_plain(run_a, run_b, key))
         parts.append(PartComparison(key, "both", changes))
+    machine = _machine(np, run_a, run_b) if adjust else None
     return Comparison(
         run_a.label,
         run_b.label,
@@ -456,4 +488,13 @@ def compare(
         min_change,
         tuple(parts),
         (run_a.seconds, run_b.seconds),
+        machine,
     )
+
+
+def _machine(np: Any, run_a: Run, run_b: Run) -> float | None:
+    """The later run's machine probe over the earlier's (None: a run without probes)."""
+    probes = [[i.get("probe_ns") for i in run.intervals] for run in (run_a, run_b)]
+    if not all(values and all(v is not None for v in values) for values in probes):
+        return None
+    return float(np.mean(probes[1]) / np.mean(probes[0]))

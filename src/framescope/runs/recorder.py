@@ -20,6 +20,7 @@ import os
 import platform
 import sys
 import threading
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -37,6 +38,7 @@ __all__ = ["Recording", "record"]
 logger = logging.getLogger(__name__)
 
 _START_POLL_S = 0.05  # how often a pipeline not yet started is looked at
+_PROBE_STEPS = 8000  # the machine probe's loop: about 0.3 ms of Python here
 
 
 def _new_samples(stats: StatsSnapshot, before: int) -> list[int]:
@@ -46,6 +48,25 @@ def _new_samples(stats: StatsSnapshot, before: int) -> list[int]:
         return []
     scale = 1e9 / stats.divisor
     return [round(value * scale) for value in stats.samples[-min(new, len(stats.samples)) :]]
+
+
+def _probe_once() -> int:
+    start = time.perf_counter_ns()
+    total = 0
+    for value in range(_PROBE_STEPS):
+        total += value * value % 7
+    return time.perf_counter_ns() - start
+
+
+def machine_probe() -> int:
+    """How long a fixed piece of Python work takes now (ns; the median of three).
+
+    Each interval of a recording carries one: a run made while the machine
+    was slower (a busy neighbour, a lower clock) shows it here as it shows
+    in the stages, so a comparison can tell the machine from the code. It
+    costs about a millisecond a second.
+    """
+    return sorted(_probe_once() for _ in range(3))[1]
 
 
 def _stage_part(stage: StageSnapshot, before: StageSnapshot | None) -> dict[str, Any]:
@@ -111,6 +132,9 @@ class Recording:
             raise ValueError(f"max_intervals must be at least 4, got {max_intervals}")
         self.pipeline = pipeline
         self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "wb"):  # a path it cannot write fails here, not on its thread
+            pass
         self.interval = check_positive_seconds(interval, "interval")
         self._interval_ns = round(self.interval * 1e9)
         self.label = label
@@ -171,7 +195,9 @@ class Recording:
                 self._begin(snapshot)
                 return True
             assert self._last is not None
-            self._file.write(self._interval(snapshot, self._last))
+            interval = self._interval(snapshot, self._last)
+            interval["probe_ns"] = machine_probe()
+            self._file.write(interval)
             self._last = snapshot
         return True
 

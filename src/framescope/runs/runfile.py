@@ -12,7 +12,9 @@ member cut short by the crash is skipped (:attr:`RunFile.torn`). Records:
   settings, the label, the interval, when it started (wall clock, UTC).
 - ``{"kind": "interval", ...}``, one per interval: ``t`` (seconds since the
   start, the interval's end), ``span`` (seconds it covers; older intervals
-  merged two by two cover more), the pipeline's items completed, failed and
+  merged two by two cover more), ``probe_ns`` (the machine probe: how long a
+  fixed piece of Python work took, see ``framescope.runs.recorder``), the
+  pipeline's items completed, failed and
   dropped in it and its end-to-end latency samples (ns), and per stage (by
   profile key) its items, failures, processing-time samples (ns), queue
   depth and the CPU split of its thread.
@@ -74,6 +76,7 @@ def merge_intervals(first: dict[str, Any], second: dict[str, Any], keep: int) ->
         "kind": "interval",
         "t": second["t"],
         "span": first["span"] + second["span"],
+        "probe_ns": _mean(first.get("probe_ns"), second.get("probe_ns")),
         "wall": second.get("wall"),
         "pipeline": _merged_part(first["pipeline"], second["pipeline"], keep),
         "stages": {},
@@ -83,6 +86,11 @@ def merge_intervals(first: dict[str, Any], second: dict[str, Any], keep: int) ->
         one, two = first["stages"].get(key), second["stages"].get(key)
         stages[key] = _merged_part(one or {}, two or {}, keep) if one and two else one or two
     return merged
+
+
+def _mean(one: int | None, two: int | None) -> int | None:
+    known = [value for value in (one, two) if value is not None]
+    return round(sum(known) / len(known)) if known else None
 
 
 def _merged_part(one: dict[str, Any], two: dict[str, Any], keep: int) -> dict[str, Any]:
