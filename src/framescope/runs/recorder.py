@@ -276,8 +276,13 @@ class Recording:
             assert self._last is not None
             final = self.pipeline.snapshot()
             records = []
-            if final.taken_ns > self._last.taken_ns:
-                records.append(self._interval(final, self._last))
+            last = self._interval(final, self._last)
+            # The moments after the pipeline's last item are not an interval of its work.
+            worked = last["pipeline"]["completed"] or last["pipeline"]["failed"]
+            if final.taken_ns > self._last.taken_ns and (
+                worked or last["span"] >= self.interval / 2
+            ):
+                records.append(last)
             records.append({"kind": "end", "snapshot": final.to_dict()})
             self._file.close(*records)
         return not self._thread.is_alive()
