@@ -226,7 +226,9 @@ def test_a_certificate_that_cannot_be_written_is_a_counted_failure(
     def full(*args: object, **kwargs: object) -> str:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(whip_module.tempfile, "mkdtemp", full)
+    import tempfile  # the WHIP module loads it for a session (not at import: cold start)
+
+    monkeypatch.setattr(tempfile, "mkdtemp", full)
     spyglass = SpyGlass("whip://127.0.0.1:9/whip", 30, 64, 64, reconnect_initial=0.05)
     spyglass.start_streaming()
     assert spyglass.state is SpyGlassState.ERROR  # the feeder thread goes on, failing
