@@ -535,8 +535,9 @@ def _report(
     again = f"framescope demo{settings.options}"
     if settings.record is not None:
         out.write(
-            f"Run recorded in {settings.record}: framescope report {settings.record}; "
-            f"framescope compare {settings.record} OTHER.fsrun\n"
+            f"Run recorded in {settings.record}: framescope report {settings.record} "
+            f"(pip install 'framescope[report]'); framescope compare {settings.record} "
+            "OTHER.fsrun\n"
         )
     if not settings.serve:
         out.write(f"To watch it live in a browser: {again} --serve\n")
