@@ -466,20 +466,12 @@ def compare(
     rng = np.random.default_rng(seed)
     settings = (resamples, confidence, min_change, adjust)
     keys_a, keys_b = run_a.stage_keys, run_b.stage_keys
-    parts = []
-    for key in (PIPELINE, *keys_a, *(k for k in keys_b if k not in keys_a)):
-        if key != PIPELINE and (key not in keys_a or key not in keys_b):
-            parts.append(PartComparison(key, "added" if key in keys_b else "removed"))
-            continue
-        samples = [
-            np.asarray([v for p in run.part(key) for v in p.get("samples_ns", ())], float) / 1e9
-            for run in (run_a, run_b)
-        ]
-        edges = _edges(np, *samples)
-        blocks = (_Blocks(np, run_a, key, edges), _Blocks(np, run_b, key, edges))
-        changes = _bootstrap(np, rng, blocks, edges, settings)
-        changes.update(_plain(run_a, run_b, key))
-        parts.append(PartComparison(key, "both", changes))
+    parts = [
+        _compare_part(np, rng, (run_a, run_b), key, settings)
+        if key == PIPELINE or (key in keys_a and key in keys_b)
+        else PartComparison(key, "added" if key in keys_b else "removed")
+        for key in (PIPELINE, *keys_a, *(k for k in keys_b if k not in keys_a))
+    ]
     machine = _machine(np, run_a, run_b) if adjust else None
     return Comparison(
         run_a.label,
@@ -490,6 +482,21 @@ def compare(
         (run_a.seconds, run_b.seconds),
         machine,
     )
+
+
+def _compare_part(
+    np: Any, rng: Any, runs: tuple[Run, Run], key: str, settings: tuple[int, float, float, bool]
+) -> PartComparison:
+    """One part in both runs: the bootstrapped figures, then those without an interval."""
+    samples = [
+        np.asarray([v for p in run.part(key) for v in p.get("samples_ns", ())], float) / 1e9
+        for run in runs
+    ]
+    edges = _edges(np, *samples)
+    blocks = (_Blocks(np, runs[0], key, edges), _Blocks(np, runs[1], key, edges))
+    changes = _bootstrap(np, rng, blocks, edges, settings)
+    changes.update(_plain(*runs, key))
+    return PartComparison(key, "both", changes)
 
 
 def _machine(np: Any, run_a: Run, run_b: Run) -> float | None:

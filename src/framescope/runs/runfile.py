@@ -70,6 +70,12 @@ def read_records(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], bo
     return records, torn
 
 
+def _member(records: Any) -> bytes:
+    """``records`` as one gzip member of JSON lines."""
+    text = "".join(json.dumps(record, separators=(",", ":")) + "\n" for record in records)
+    return gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0)
+
+
 def merge_intervals(first: dict[str, Any], second: dict[str, Any], keep: int) -> dict[str, Any]:
     """Two consecutive intervals as one: spans and counts add, samples thinned to ``keep``."""
     merged = {
@@ -136,8 +142,7 @@ class RunFile:
         """Append ``records`` as one gzip member, and flush it to the file."""
         if self._file is None:
             raise ValueError(f"the run file {str(self.path)!r} is closed")
-        text = "".join(json.dumps(record, separators=(",", ":")) + "\n" for record in records)
-        self._file.write(gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0))
+        self._file.write(_member(records))
         self._file.flush()
         self.intervals += sum(record.get("kind") == "interval" for record in records)
         if self.intervals > self.max_intervals:
@@ -169,10 +174,9 @@ class RunFile:
         kept = merged + intervals[half:]
         spare = self.path.with_name(self.path.name + ".compacting")
         with open(spare, "wb") as out:
-            for record in ([{**self.header, "kind": "header"}], kept, others):
-                if record:
-                    text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in record)
-                    out.write(gzip.compress(text.encode("utf-8"), compresslevel=6, mtime=0))
+            for batch in ([{**self.header, "kind": "header"}], kept, others):
+                if batch:
+                    out.write(_member(batch))
             out.flush()
             os.fsync(out.fileno())
         os.replace(spare, self.path)
