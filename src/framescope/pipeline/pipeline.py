@@ -538,6 +538,7 @@ class Pipeline:
             )
         if not isinstance(source, Iterable):
             raise TypeError(f"source must be an iterable of items, got {type(source).__name__}")
+        self._runtime.note_source(source)
         return self._run_one(iter(source))
 
     def _source_feeds(

@@ -6,6 +6,8 @@
   :class:`SyntheticSource` makes a moving test pattern (no download).
 - :class:`VideoWriter` encodes frames to a file, an HLS folder or a network
   stream (RTMP, RTSP, UDP, TCP, HTTP, WebRTC published with WHIP).
+- :class:`Clips` records event clips with pre-roll: a source's own packets
+  or a stage's frames, the seconds before a trigger to after the last.
 - :class:`SpyGlass` restreams a pipeline's output without ever blocking the
   frame loop: Backpack's SpyGlass, without a custom OpenCV or GStreamer build.
 
@@ -13,6 +15,7 @@ PyAV's wheels bundle FFmpeg with x264 and x265, which are GPL: mind it when
 you ship an image that contains them.
 """
 
+from framescope.video.clips import Clips
 from framescope.video.frame import Frame
 from framescope.video.source import VideoSource
 from framescope.video.spyglass import USE_LAST_VALUE, SpyGlass, SpyGlassState
@@ -21,6 +24,7 @@ from framescope.video.writer import VideoWriter
 
 __all__ = [
     "USE_LAST_VALUE",
+    "Clips",
     "Frame",
     "SpyGlass",
     "SpyGlassState",

@@ -219,6 +219,7 @@ class VideoSource:
         self._counted = False
         self._closed = False
         self._run = _Run()
+        self._packet_sinks: list[Any] = []
 
     # -- opening -----------------------------------------------------------------------
 
@@ -255,6 +256,8 @@ class VideoSource:
             self.expected_frames = round(self.duration * self.fps)
         self._container, self._stream = container, stream
         self._captures = CaptureTimes(self.uri, container, stream)
+        for sink in self._packet_sinks:
+            sink.open_stream(stream)
 
     def _open_av(self) -> Any:
         timeout = (self.timeout, self.stall_timeout) if self._live else self.timeout
@@ -342,6 +345,8 @@ class VideoSource:
                     if len(arrivals) > _ARRIVALS_KEPT:
                         del arrivals[next(iter(arrivals))]
                 captures.check(container)
+                if self._packet_sinks:
+                    self._hand_over(packet, received, captures)
                 if packet.is_corrupt:
                     self._damage("the demuxer flagged a packet as corrupt", run)
                 try:
@@ -355,6 +360,37 @@ class VideoSource:
                     return
                 got = received if frame.pts is None else arrivals.pop(frame.pts, received)
                 yield self._frame(frame, timeline, pacer, run, got)
+
+    def _hand_over(self, packet: Any, received: _Received, captures: CaptureTimes) -> None:
+        """Give the packet, before decoding, to each sink (an attached clip recorder)."""
+        capture_time, _ = captures.capture(packet.pts, received.wall)
+        for sink in self._packet_sinks:
+            try:
+                sink.add_packet(packet, received.ns, capture_time)
+            except Exception:  # a sink's fault must not stop the video
+                if self._log_limiter.check("sink") == FULL:
+                    logger.exception("video source %s: a packet sink failed", self.uri)
+
+    def add_packet_sink(self, sink: Any) -> None:
+        """Hand each packet read to ``sink`` too (what :meth:`Clips.attach` calls).
+
+        ``sink.open_stream(stream)`` is called with each opening's PyAV video
+        stream, ``sink.add_packet(packet, received_ns, capture_time)`` with
+        each packet, on the reading thread, before it is decoded.
+        """
+        for method in ("open_stream", "add_packet"):
+            if not callable(getattr(sink, method, None)):
+                raise TypeError(f"sink must have {method}(), got {type(sink).__name__}")
+        with self._lock:
+            if sink not in self._packet_sinks:
+                self._packet_sinks.append(sink)
+                if self._stream is not None:
+                    sink.open_stream(self._stream)
+
+    @property
+    def clip_recorders(self) -> tuple[Any, ...]:
+        """The clip recorders attached to it (a pipeline's snapshot shows them)."""
+        return tuple(self._packet_sinks)
 
     def _frame(
         self, decoded: Any, timeline: Timeline, pacer: _Pacer | None, run: _Run, got: _Received

@@ -20,6 +20,7 @@ from framescope._keys import join_key, replica_index
 from framescope._snapshotformat import Fields, SnapshotFormatError, shown
 from framescope._views import rich, text
 from framescope.pipeline.model.batches import BatchSnapshot, read_batch
+from framescope.pipeline.model.clips import ClipsSnapshot, read_clips
 from framescope.pipeline.model.counters import DROP_REASONS, check_counter
 from framescope.pipeline.model.cpu import CpuSplit, MachineLoad
 from framescope.pipeline.model.sources import SourceSnapshot, read_sources
@@ -210,6 +211,8 @@ class PipelineSnapshot:
             by name, in the order given (empty for a run of one iterable).
         viewers: the WebRTC viewers of a live view's previews (a ``LiveView``'s
             snapshot; empty for a pipeline's own).
+        clips: its event-clip recorders (``framescope.video.Clips``): those
+            added as a stage and those attached to a source it runs.
 
     :attr:`state` (DepthAI's node states) and :attr:`traces` are rendered from
     the readings of this instant the first time they are read.
@@ -230,6 +233,7 @@ class PipelineSnapshot:
     trace_nodes: tuple[str, ...] = ()
     sources: Mapping[str, SourceSnapshot] = field(default_factory=dict)
     viewers: tuple[ViewerSnapshot, ...] = ()
+    clips: tuple[ClipsSnapshot, ...] = ()
     _state: Deferred[PipelineState] = field(
         default_factory=lambda: Deferred.of(PipelineState()), repr=False, compare=False
     )
@@ -325,6 +329,7 @@ class PipelineSnapshot:
             "node_ids": list(self.node_ids),
             "sources": [source.to_dict() for source in self.sources.values()],
             "viewers": [viewer.to_dict() for viewer in self.viewers],
+            "clips": [recorder.to_dict() for recorder in self.clips],
             "traces": [trace.to_dict() for trace in self.traces],
         }
 
@@ -363,6 +368,7 @@ class PipelineSnapshot:
             trace_nodes=_read_names(fields, "node_ids"),
             sources=read_sources(fields),
             viewers=read_viewers(fields),
+            clips=read_clips(fields),
             _traces=Deferred.of(_read_traces(fields)),
         )
 
@@ -496,6 +502,7 @@ def merge_snapshots(
         or None,
         sources=_merged_sources(snapshots, prefixes),
         viewers=tuple(viewer for snapshot in snapshots for viewer in snapshot.viewers),
+        clips=tuple(recorder for snapshot in snapshots for recorder in snapshot.clips),
     )
 
 

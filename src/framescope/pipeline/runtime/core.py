@@ -29,6 +29,7 @@ from framescope.pipeline.errors import (
     PipelineClosedError,
     PipelineStoppedError,
 )
+from framescope.pipeline.model.clips import ClipRecorder
 from framescope.pipeline.runtime.accounting import ItemCounts
 from framescope.pipeline.runtime.channel import END, Channel
 from framescope.pipeline.runtime.cpu import CpuAccounting, CpuSampler, CpuSource, default_cpu_source
@@ -104,6 +105,7 @@ class Runtime:
         self.aggregator: Aggregator | None = None
         self.loop: InputLoop | None = None
         self.sources: SourceFeeds | None = None  # the sources of a many-source run
+        self.clip_recorders: list[ClipRecorder] = []  # attached to the sources it ran
         self.life = tree.life
         self.workers: list[Worker] = []
         self.groups: list[StageThreads] = []
@@ -537,6 +539,16 @@ class Runtime:
                 f"pipeline {self.tree.name!r} already runs its sources; end that run first"
             )
         self.sources = feeds
+        for health in feeds.healths.values():
+            self.note_source(health.source)
+
+    def note_source(self, source: object) -> None:
+        """Remember the clip recorders attached to a source it runs (for the snapshot)."""
+        for recorder in getattr(source, "clip_recorders", ()):
+            if isinstance(recorder, ClipRecorder) and not any(
+                recorder is known for known in self.clip_recorders
+            ):
+                self.clip_recorders.append(recorder)
 
     def stop_loop(self, timeout: float) -> bool:
         """Stop the input loop; False when none was started."""

@@ -8,6 +8,7 @@ from framescope._keys import replica_key, without_prefix
 from framescope.pipeline.debug.framelog import TraceMaterial, join_traces
 from framescope.pipeline.debug.nodestate import in_micros, pipeline_state, timing_from
 from framescope.pipeline.errors import describe_error
+from framescope.pipeline.model.clips import ClipRecorder, ClipsSnapshot
 from framescope.pipeline.model.snapshot import Deferred, PipelineSnapshot, StageSnapshot
 from framescope.pipeline.model.state import (
     InputQueueState,
@@ -78,7 +79,18 @@ def read_snapshot(tree: StageTree, runtime: Runtime) -> PipelineSnapshot:
         machine=machine,
         source_error=None if source_error is None else describe_error(source_error),
         sources={} if runtime.sources is None else runtime.sources.read(),
+        clips=_clip_recorders(tree, runtime),
     )
+
+
+def _clip_recorders(tree: StageTree, runtime: Runtime) -> tuple[ClipsSnapshot, ...]:
+    """The clip recorders that are stages of the tree or attached to a source it ran."""
+    found: list[ClipRecorder] = []
+    for _, step in tree.keyed():
+        if isinstance(step.stage, ClipRecorder) and not any(step.stage is r for r in found):
+            found.append(step.stage)
+    found += [r for r in runtime.clip_recorders if not any(r is known for known in found)]
+    return tuple(recorder.clips_snapshot() for recorder in found)
 
 
 def _stage_snapshots(

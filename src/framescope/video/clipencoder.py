@@ -1,0 +1,149 @@
+"""A stage's frames encoded for event clips, on a thread of their own.
+
+The stage's thread only copies the picture and queues it (a copy, because
+the stages after it may draw on the same array); this thread encodes it with
+libx264 (ultrafast, no B-frames, CRF 23) and forces a key frame at least every
+``key_interval`` seconds, so a clip's pre-roll is never cut short by more
+than that. A full queue drops the frame from the clips (counted), never from
+the pipeline.
+"""
+
+from __future__ import annotations
+
+import fractions
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from framescope._optional import require
+from framescope.clock import Clock
+from framescope.video.clipfile import ClipPacket, StreamParams
+
+__all__ = ["FrameEncoder"]
+
+logger = logging.getLogger(__name__)
+
+_av = require("av", "video", "event clips")
+_np = require("numpy", "video", "event clips")
+
+CLIP_CLOCK_HZ = 90_000
+_QUEUED = 8  # frames waiting for the encoder before new ones are dropped
+
+
+class FrameEncoder:
+    """Encodes pictures into :class:`ClipPacket` s handed to ``deliver``, on its own thread."""
+
+    def __init__(
+        self,
+        name: str,
+        deliver: Callable[[ClipPacket], None],
+        clock: Clock,
+        key_interval: float,
+    ) -> None:
+        self._name, self._deliver, self._clock = name, deliver, clock
+        self._key_ns = round(key_interval * 1e9)
+        self._queue: deque[tuple[Any, str, int, float]] = deque()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self.dropped = 0
+        self.failures = 0
+        self.last_error: str | None = None
+        self._encoder: Any = None
+        self._params: StreamParams | None = None
+        self._start_ns = 0
+        self._last_pts = -1
+        self._last_key_ns: int | None = None
+
+    def put(self, image: Any, pixel_format: str, t_ns: int, capture_time: float) -> bool:
+        """Queue a copy of ``image`` for encoding; False when the queue was full (dropped)."""
+        copied = _np.array(image, copy=True, order="C")
+        with self._cond:
+            if self._stopping:
+                return False
+            if len(self._queue) >= _QUEUED:
+                self.dropped += 1
+                return False
+            self._queue.append((copied, pixel_format, t_ns, capture_time))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name=f"framescope:clips:{self._name}:encoder", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+        return True
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._stopping:
+                    self._cond.wait()
+                if not self._queue:
+                    return
+                image, pixel_format, t_ns, capture_time = self._queue.popleft()
+            try:
+                self._encode(image, pixel_format, t_ns, capture_time)
+            except Exception as error:  # a picture PyAV refuses: counted, the thread goes on
+                self.failures += 1
+                self.last_error = f"{type(error).__name__}: {error}"
+                logger.warning("clips %s: a frame could not be encoded: %s", self._name, error)
+
+    def _encode(self, image: Any, pixel_format: str, t_ns: int, capture_time: float) -> None:
+        picture = _av.VideoFrame.from_ndarray(image, format=pixel_format)
+        width, height = picture.width - picture.width % 2, picture.height - picture.height % 2
+        encoder, params = self._encoder_for(max(2, width), max(2, height), t_ns)
+        picture = picture.reformat(width=encoder.width, height=encoder.height, format="yuv420p")
+        pts = max(self._last_pts + 1, (t_ns - self._start_ns) * CLIP_CLOCK_HZ // 1_000_000_000)
+        self._last_pts = picture.pts = pts
+        picture.time_base = fractions.Fraction(1, CLIP_CLOCK_HZ)
+        if self._last_key_ns is None or t_ns - self._last_key_ns >= self._key_ns:
+            picture.pict_type = _av.video.frame.PictureType.I
+            self._last_key_ns = t_ns
+        # zerolatency: each picture's packet comes out of the same call, so its times are its own
+        for packet in encoder.encode(picture):
+            self._deliver(
+                ClipPacket(
+                    t_ns=t_ns,
+                    data=bytes(packet),
+                    pts=int(packet.pts),
+                    dts=int(packet.dts) if packet.dts is not None else None,
+                    key=bool(packet.is_keyframe),
+                    capture_time=capture_time,
+                    params=params,
+                )
+            )
+
+    def _encoder_for(self, width: int, height: int, t_ns: int) -> tuple[Any, StreamParams]:
+        encoder = self._encoder
+        if encoder is not None and (encoder.width, encoder.height) == (width, height):
+            assert self._params is not None
+            return encoder, self._params
+        encoder = _av.CodecContext.create("libx264", "w")
+        encoder.width, encoder.height = width, height
+        encoder.pix_fmt = "yuv420p"
+        encoder.time_base = fractions.Fraction(1, CLIP_CLOCK_HZ)
+        encoder.framerate = fractions.Fraction(30, 1)
+        encoder.gop_size = 100_000  # key frames come by time
+        encoder.thread_count = 1  # one core at most: clips must not crowd out the stages
+        encoder.options = {
+            "preset": "ultrafast",
+            "tune": "zerolatency",
+            "forced-idr": "1",
+            "crf": "23",
+        }
+        self._encoder, self._start_ns, self._last_pts, self._last_key_ns = encoder, t_ns, -1, None
+        self._params = StreamParams("h264", width, height, fractions.Fraction(1, CLIP_CLOCK_HZ))
+        return encoder, self._params
+
+    def close(self, timeout: float) -> bool:
+        """Encode what is queued and stop; False when the thread did not end within ``timeout``."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is None:
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
