@@ -48,6 +48,7 @@ class FrameEncoder:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._encoding = False
         self.dropped = 0
         self.failures = 0
         self.last_error: str | None = None
@@ -56,6 +57,7 @@ class FrameEncoder:
         self._start_ns = 0
         self._last_pts = -1
         self._last_key_ns: int | None = None
+        self._last_t_ns: int | None = None
 
     def put(self, image: Any, pixel_format: str, t_ns: int, capture_time: float) -> bool:
         """Queue a copy of ``image`` for encoding; False when the queue was full (dropped)."""
@@ -83,12 +85,15 @@ class FrameEncoder:
                 if not self._queue:
                     return
                 image, pixel_format, t_ns, capture_time = self._queue.popleft()
+                self._encoding = True
             try:
                 self._encode(image, pixel_format, t_ns, capture_time)
             except Exception as error:  # a picture PyAV refuses: counted, the thread goes on
                 self.failures += 1
                 self.last_error = f"{type(error).__name__}: {error}"
                 logger.warning("clips %s: a frame could not be encoded: %s", self._name, error)
+            finally:
+                self._encoding = False
 
     def _encode(self, image: Any, pixel_format: str, t_ns: int, capture_time: float) -> None:
         picture = _av.VideoFrame.from_ndarray(image, format=pixel_format)
@@ -98,7 +103,9 @@ class FrameEncoder:
         pts = max(self._last_pts + 1, (t_ns - self._start_ns) * CLIP_CLOCK_HZ // 1_000_000_000)
         self._last_pts = picture.pts = pts
         picture.time_base = fractions.Fraction(1, CLIP_CLOCK_HZ)
-        if self._last_key_ns is None or t_ns - self._last_key_ns >= self._key_ns:
+        # A key frame when the next picture would come too late for one (at the last step).
+        step, self._last_t_ns = t_ns - (self._last_t_ns or t_ns), t_ns
+        if self._last_key_ns is None or t_ns - self._last_key_ns + step > self._key_ns:
             picture.pict_type = _av.video.frame.PictureType.I
             self._last_key_ns = t_ns
         # zerolatency: each picture's packet comes out of the same call, so its times are its own
@@ -136,6 +143,11 @@ class FrameEncoder:
         self._encoder, self._start_ns, self._last_pts, self._last_key_ns = encoder, t_ns, -1, None
         self._params = StreamParams("h264", width, height, fractions.Fraction(1, CLIP_CLOCK_HZ))
         return encoder, self._params
+
+    @property
+    def busy(self) -> bool:
+        """Frames are queued or being encoded: their packets are still to come."""
+        return bool(self._queue) or self._encoding
 
     def close(self, timeout: float) -> bool:
         """Encode what is queued and stop; False when the thread did not end within ``timeout``."""

@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 _av = require("av", "video", "event clips")
 
 INDEX_NAME = "index.json"
-_FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+_FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
 _FASTSTART = {"movflags": "+faststart"}
 
 

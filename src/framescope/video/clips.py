@@ -36,6 +36,7 @@ _av = require("av", "video", "event clips")
 
 _SILENCE_S = 1.0  # a clip whose stream went quiet past its end is closed this much later
 _AGE_CHECK_S = 10.0  # how often max_age is enforced while nothing is written
+_ENCODER_POLL_S = 0.05  # a clip's end waits for the encoder's queue in real time
 _LABEL_TYPES = (str, int, float, bool, type(None))
 _NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -438,6 +439,10 @@ class Clips:
         left_ns = event.end_ns + round(_SILENCE_S * 1e9) - self._clock.monotonic_ns()
         if left_ns > 0:
             wait_on(self._clock, self._wake, left_ns / 1e9)
+            return
+        encoder = self._encoder
+        if encoder is not None and encoder.busy:  # its packets are late, not missing
+            self._wake.wait(_ENCODER_POLL_S)
             return
         with self._lock:
             if self._event is event:
