@@ -233,5 +233,8 @@ def check_block(code: str, namespace: dict[str, Any], folder: Path, printed: str
         assert ["cam1", "ended"] in rows and ["cam2", "ended"] in rows
     if "capture_clock" in code:  # capture to glass: every frame through the pipeline timed
         assert printed.startswith("LatencyFigures(count=30, p50=")
+    if "Clips(" in code:  # the clip around the trigger: the whole 20-frame file
+        assert printed.split()[1:] == ["person", "20"]
+        assert (folder / "clips" / printed.split(maxsplit=1)[0]).exists()
     if "print(ticker)" in code:
         assert printed.startswith("<Ticker intervals=[")

@@ -28,6 +28,7 @@ from framescope.pipeline import (
     ViewerSnapshot,
     merge_snapshots,
 )
+from framescope.pipeline.model.clips import ClipsSnapshot
 from framescope.stats import StatsSnapshot
 
 from .helpers import Busy
@@ -97,6 +98,7 @@ def every_field_set(snapshot: PipelineSnapshot, n: int) -> PipelineSnapshot:
             )
         },
         viewers=(viewer(f"viewer{n}", n),),
+        clips=(ClipsSnapshot(f"door{n}", f"/clips/{n}", "packets", n == 1, n, n),),
     )
 
 
@@ -205,6 +207,7 @@ PIPELINE_RULES: dict[str, Check] = {
     "machine": lambda m, a, b: equal_to(None)(m.machine),  # two machines' loads: none is both
     "sources": check_sources,
     "viewers": lambda m, a, b: equal_to(a.viewers + b.viewers)(m.viewers),  # each box's, listed
+    "clips": lambda m, a, b: equal_to(a.clips + b.clips)(m.clips),  # each box's recorders
     "_state": check_state,
     "_traces": check_no_traces,
 }
