@@ -520,3 +520,23 @@ def test_bad_arguments_are_refused_with_their_names(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not both"):
         clips.attach(VideoSource(__file__))
     assert clips.close(30)
+
+
+def test_a_stage_faster_than_max_fps_has_the_others_left_out(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    clips = Clips(tmp_path, pre=1, post=1, max_fps=30, clock=clock)
+    for index in range(4 * 120):  # 120 frames a second, for 4 s
+        if index == 2 * 120:
+            clips.trigger("fast")
+        clips(np.zeros((32, 32, 3), np.uint8))
+        clock.advance(1 / 120)
+        wait_for(lambda: clips._encoder is not None and not clips._encoder.busy)
+    assert clips.close(30)
+    (entry,) = clips.clips()
+    seconds = entry.duration_s
+    assert 2.0 <= seconds <= 3.1
+    assert entry.frames == pytest.approx(30 * seconds, abs=2)  # a quarter of them
+    assert clips.clips_snapshot().frames_dropped == 0  # left out by the cap: not drops
+    with pytest.raises(ValueError, match="max_fps"):
+        Clips(tmp_path, max_fps=0)

@@ -5,13 +5,17 @@ the stages after it may draw on the same array); this thread encodes it with
 libx264 (ultrafast, no B-frames, CRF 23) and forces a key frame at least every
 ``key_interval`` seconds, so a clip's pre-roll is never cut short by more
 than that. A full queue drops the frame from the clips (counted), never from
-the pipeline.
+the pipeline. Frames come to it at most ``max_fps`` a second (a pipeline
+running faster, e.g. over a file, has the rest left out of its clips, not
+queued), and the thread runs at a lower priority (nice +10 where the system
+allows it), so on a busy machine the stages get the cores first.
 """
 
 from __future__ import annotations
 
 import fractions
 import logging
+import os
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -30,6 +34,7 @@ _np = require("numpy", "video", "event clips")
 
 CLIP_CLOCK_HZ = 90_000
 _QUEUED = 8  # frames waiting for the encoder before new ones are dropped
+_NICE = 10  # the encoder thread's niceness above the process's
 
 
 class FrameEncoder:
@@ -41,9 +46,12 @@ class FrameEncoder:
         deliver: Callable[[ClipPacket], None],
         clock: Clock,
         key_interval: float,
+        max_fps: float | None = None,
     ) -> None:
         self._name, self._deliver, self._clock = name, deliver, clock
         self._key_ns = round(key_interval * 1e9)
+        self._interval_ns = 0 if max_fps is None else round(1e9 / max_fps)
+        self._due_ns: int | None = None  # the rate cap's next theoretical arrival
         self._queue: deque[tuple[Any, str, int, float]] = deque()
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -58,6 +66,17 @@ class FrameEncoder:
         self._last_pts = -1
         self._last_key_ns: int | None = None
         self._last_t_ns: int | None = None
+
+    def wanted(self, t_ns: int) -> bool:
+        """Whether a frame at ``t_ns`` is within ``max_fps`` (half an interval of jitter let by)."""
+        interval = self._interval_ns
+        if not interval:
+            return True
+        due = self._due_ns
+        if due is not None and t_ns < due - interval // 2:
+            return False
+        self._due_ns = max(due or t_ns, t_ns) + interval
+        return True
 
     def put(self, image: Any, pixel_format: str, t_ns: int, capture_time: float) -> bool:
         """Queue a copy of ``image`` for encoding; False when the queue was full (dropped)."""
@@ -78,6 +97,11 @@ class FrameEncoder:
         return True
 
     def _run(self) -> None:
+        try:  # Linux: a thread's own niceness; elsewhere the process's (left alone)
+            native = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, native, os.getpriority(os.PRIO_PROCESS, native) + _NICE)
+        except (AttributeError, OSError):
+            pass
         while True:
             with self._cond:
                 while not self._queue and not self._stopping:

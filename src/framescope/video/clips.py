@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from framescope._optional import require
-from framescope._validation import check_positive_seconds, check_seconds_or_none
+from framescope._validation import check_number, check_positive_seconds, check_seconds_or_none
 from framescope.clock import SYSTEM_CLOCK, Clock, wait_on
 from framescope.pipeline.model.clips import RECENT_CLIPS, ClipEntry, ClipsSnapshot
 from framescope.video.clipencoder import FrameEncoder
@@ -182,6 +182,9 @@ class Clips:
             packets not yet written (half each). A clip whose writer fell
             that far behind is dropped (``behind``).
         key_interval: a stage's frames get a key frame at least this often (seconds).
+        max_fps: a stage's frames are recorded at most this many a second (a
+            pipeline that runs faster, e.g. over a file, has the others left
+            out of its clips; None: every frame).
         name: the recorder's name (the directory's name unless given); it
             starts each clip's file name.
         camera: with a stage's frames from many sources, the source whose
@@ -201,6 +204,7 @@ class Clips:
         max_age: float | None = None,
         max_memory: int = 128 * 1024 * 1024,
         key_interval: float = 1.0,
+        max_fps: float | None = 30.0,
         name: str | None = None,
         camera: str | None = None,
         clock: Clock | None = None,
@@ -219,6 +223,7 @@ class Clips:
         memory = _check_bytes(max_memory, "max_memory")
         assert memory is not None
         self.key_interval = check_positive_seconds(key_interval, "key_interval")
+        self.max_fps = None if max_fps is None else check_number(max_fps, "max_fps", positive=True)
         self.name = _check_name(name, self.directory)
         if camera is not None and not isinstance(camera, str):
             raise TypeError(f"camera must be a str (a source's name) or None, got {camera!r}")
@@ -303,9 +308,11 @@ class Clips:
         encoder = self._encoder
         if encoder is None:
             encoder = self._encoder = FrameEncoder(
-                self.name, self._add, self._clock, self.key_interval
+                self.name, self._add, self._clock, self.key_interval, self.max_fps
             )
         now = self._clock.monotonic_ns()
+        if not encoder.wanted(now):
+            return item
         capture = getattr(item, "capture_time", None)
         if capture is None:
             capture = self._clock.wall().timestamp()
