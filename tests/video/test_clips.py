@@ -489,6 +489,16 @@ def test_a_process_killed_mid_clip_leaves_a_playable_file(
     assert frames >= 4 * FPS  # every fragment up to the last key frame before the kill
     (data,) = [json.loads(p.read_text()) for p in tmp_path.glob("*.json")]
     assert data["complete"] is False and data["reason"] == "crash test"
+    # The next recorder on the directory finishes it into a clip of its index.
+    clips = Clips(tmp_path)
+    (entry,) = clips.clips()
+    assert clips.close(30)
+    assert not list(tmp_path.glob("*.part"))
+    assert decoded_frames(tmp_path / entry.file) == entry.frames == frames
+    data = json.loads((tmp_path / f"{entry.clip_id}.json").read_text())
+    assert data["complete"] and data["ended"] == "interrupted"
+    assert data["start_time"] == entry.start_time == 0.0  # its first packet's capture time
+    assert entry.duration_s == pytest.approx(frames / FPS, abs=0.01)
 
 
 def test_bad_arguments_are_refused_with_their_names(tmp_path: Path) -> None:

@@ -229,6 +229,57 @@ def _remux_faststart(source: Path, target: Path) -> None:
                 writing.mux(packet)
 
 
+def recover_part(part: Path) -> bool:
+    """Finish a clip a killed process left half written; False when nothing could be read."""
+    clip_id = part.name[: -len(".mp4.part")]
+    final, sidecar = part.with_name(f"{clip_id}.mp4"), part.with_name(f"{clip_id}.json")
+    temporary = part.with_name(f"{clip_id}.mp4.tmp")
+    try:
+        meta = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.exists() else {}
+        _remux_faststart(part, temporary)
+        frames, first, last, step = _packet_times(temporary)
+        if not frames:
+            raise ValueError("no video packets")
+        os.replace(temporary, final)
+        part.unlink()
+    except (OSError, ValueError, _av.FFmpegError) as error:
+        logger.warning("clip %s left by an interrupted recording is unreadable: %s", part, error)
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+        return False
+    start = float(meta.get("start_time", final.stat().st_mtime - (last - first + step)))
+    entry = ClipEntry(
+        clip_id=clip_id,
+        file=final.name,
+        reason=str(meta.get("reason", "unknown")),
+        labels=dict(meta.get("labels", {})),
+        triggers=0,
+        start_time=start,
+        end_time=start + last - first,
+        duration_s=last - first + step,
+        frames=frames,
+        bytes=final.stat().st_size,
+        continues=meta.get("continues"),
+    )
+    record = {**meta, **entry.to_dict(), "ended": "interrupted", "complete": True}
+    write_json(sidecar, record)
+    logger.warning("clip %s left by an interrupted recording was finished", final)
+    return True
+
+
+def _packet_times(path: Path) -> tuple[int, float, float, float]:
+    """An MP4's video packets: how many, the first and last pts (s), one frame's duration."""
+    with _av.open(str(path)) as reading:
+        video = reading.streams.video[0]
+        times = sorted(
+            float(p.pts * video.time_base) for p in reading.demux(video) if p.pts is not None
+        )
+    if not times:
+        return 0, 0.0, 0.0, 0.0
+    step = (times[-1] - times[0]) / (len(times) - 1) if len(times) > 1 else 0.0
+    return len(times), times[0], times[-1], step
+
+
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
     """Write ``data`` as JSON to a temporary file renamed over ``path`` (never half a file)."""
     temporary = path.with_name(path.name + ".tmp")
@@ -258,7 +309,13 @@ class ClipIndex:
         return sum(self.sizes.values())
 
     def scan(self) -> None:
-        """Read the sidecars of the clips already in the directory (a recorder's start)."""
+        """Read the sidecars of the clips already in the directory (a recorder's start).
+
+        A clip a killed process left as a ``.part`` is finished first: copied
+        into its MP4 and its sidecar completed (``ended: interrupted``).
+        """
+        for part in sorted(self.directory.glob("*.mp4.part")):
+            recover_part(part)
         found = []
         for sidecar in self.directory.glob("*.json"):
             if sidecar.name == INDEX_NAME:

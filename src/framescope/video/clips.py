@@ -421,7 +421,7 @@ class Clips:
             self._wake.clear()
             with self._lock:
                 event = self._events[0] if self._events else None
-                stopping = self._closing
+                stopping = self._closed  # set once the encoder has handed over its last
                 if event is not None:
                     batch, event.pending, event.pending_bytes = event.pending, [], 0
                     closing, triggers = event.closing, list(event.triggers)
@@ -502,7 +502,8 @@ class Clips:
         while True:
             self._sequence += 1
             clip_id = f"{self.name}-{stamp:%Y%m%d-%H%M%S}-{self._sequence:04d}"
-            if not (self.directory / f"{clip_id}.mp4").exists():
+            taken = (f"{clip_id}.mp4", f"{clip_id}.mp4.part", f"{clip_id}.json")
+            if not any((self.directory / name).exists() for name in taken):
                 return clip_id
 
     def _written(self, entry: ClipEntry, size: int) -> None:
@@ -626,6 +627,7 @@ class _EventWriter:
             "codec": first.params.codec,
             "width": first.params.width,
             "height": first.params.height,
+            "start_time": first.capture_time,
         }
         if self.previous is None:
             meta["pre_roll_s"] = round((lead.t_ns - first.t_ns) / 1e9, 6)
