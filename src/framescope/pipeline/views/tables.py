@@ -472,7 +472,7 @@ def clips_rows(snapshot: Any) -> list[tuple[str, ...]]:
     by the recorder), ``-`` before either came; ``why`` the drops by
     reason and the last failure to write.
     """
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for recorder in snapshot.clips:
         why = [f"{reason} {count:,}" for reason, count in recorder.clips_dropped.items() if count]
         if recorder.last_error:
