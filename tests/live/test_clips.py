@@ -7,7 +7,9 @@ writes the MP4 that is served, and PyAV reads what came back.
 from __future__ import annotations
 
 import http.client
+import io
 import json
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -291,3 +293,20 @@ def test_the_snapshot_json_still_lists_every_clip(listed: tuple[LiveView, bytes]
         "door-gone.mp4",
         "../secret.txt",
     ]
+
+
+def test_a_clip_is_read_a_chunk_at_a_time_and_stops_when_the_view_closes() -> None:
+    from framescope.live._clips import CHUNK_BYTES, file_chunks
+
+    data = bytes(range(256)) * 1024  # 4 chunks
+    closing = threading.Event()
+    chunks = file_chunks(io.BytesIO(data), 10, len(data) - 20, closing)
+    first = next(chunks)
+    assert first == data[10 : 10 + CHUNK_BYTES]
+    rest = list(chunks)
+    assert all(len(chunk) <= CHUNK_BYTES for chunk in rest)
+    assert first + b"".join(rest) == data[10:-10]
+    chunks = file_chunks(io.BytesIO(data), 0, len(data), closing)
+    assert len(next(chunks)) == CHUNK_BYTES
+    closing.set()
+    assert list(chunks) == []  # the view closed: nothing more is read
