@@ -13,6 +13,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -310,3 +311,21 @@ def test_a_clip_is_read_a_chunk_at_a_time_and_stops_when_the_view_closes() -> No
     assert len(next(chunks)) == CHUNK_BYTES
     closing.set()
     assert list(chunks) == []  # the view closed: nothing more is read
+
+
+def test_the_page_lists_the_newest_clips_and_quotes_their_addresses(tmp_path: Path) -> None:
+    from framescope.live.view import PAGE_CLIPS, clips_view
+
+    newest_first = tuple(entry(f"front door #{n}.mp4", 10) for n in range(PAGE_CLIPS + 5, 0, -1))
+    recorder = replace(Listed(tmp_path, *newest_first).recorder, name="front/door")
+    shown = clips_view(recorder)
+    assert [c["file"] for c in shown["recent"]] == [c.file for c in newest_first[:PAGE_CLIPS]]
+    assert shown["recent"][0]["url"] == "clips/front%2Fdoor/front%20door%20%2315.mp4"
+    assert all(c["url"] is None for c in clips_view(recorder, served=False)["recent"])
+    (tmp_path / "front door #15.mp4").write_bytes(b"15")
+    pipeline = Listed(tmp_path, *newest_first)
+    pipeline.recorder = recorder
+    with LiveView(pipeline, refresh=0.05) as view:
+        (box,) = view_showing(view, lambda v: v["clips"])["clips"]
+        status, _, body = fetch(with_query(view, box["recent"][0]["url"]))
+        assert status == 200 and body == b"15"
