@@ -44,6 +44,15 @@ framescope.source.latency_count    counter           pipeline, source, part
 framescope.source.capture_clock    counter           pipeline, source, clock
 framescope.viewer.stage_to_screen  gauge (s)         pipeline, preview, camera, viewer, quantile
 framescope.viewer.frames           counter           pipeline, preview, camera, viewer, outcome
+framescope.clips.written           counter           pipeline, recorder
+framescope.clips.dropped           counter           pipeline, recorder, reason
+framescope.clips.deleted           counter           pipeline, recorder
+framescope.clips.on_disk           gauge             pipeline, recorder
+framescope.clips.disk_bytes        gauge (By)        pipeline, recorder
+framescope.clips.ring_bytes        gauge (By)        pipeline, recorder
+framescope.clips.recording         gauge (0 or 1)    pipeline, recorder
+framescope.clips.frames_dropped    counter           pipeline, recorder
+framescope.clips.triggers          counter           pipeline, recorder
 framescope.timer.duration          gauge (s)         timer, quantile
 framescope.timer.count             counter           timer
 framescope.timer.rate              gauge (1/s)       timer
@@ -63,6 +72,9 @@ the frames each part timed, ``source.capture_clock`` the frames each capture
 clock stamped. The ``viewer.`` instruments are a live view's WebRTC viewers
 (export the ``LiveView``): each one's stage-to-screen latency quantiles and
 its frames by ``outcome`` (``sent``, ``dropped``, ``placeholder``).
+The ``clips.`` instruments are the event-clip recorders, Prometheus's
+``clips_*`` series (``recorder`` is the recorder's name; ``clips.dropped``
+has every ``reason`` from 0).
 With ``traces=True`` the pipeline's sampled frame traces (debugging on) become
 spans: one ``frame`` span per traced frame, a child span per stage, and the
 stage's custom blocks nested inside. Spans are made on their own schedule (every
@@ -90,6 +102,7 @@ from framescope._waits import Deadline
 from framescope.clock import SYSTEM_CLOCK, Clock, TimeSource
 from framescope.exporters.otlp import delivered_spans, otlp_meter_provider, otlp_tracer_provider
 from framescope.exporters.sources import MetricSources, Reading, cpu_seconds
+from framescope.pipeline.model.clips import CLIP_DROP_REASONS, ClipsSnapshot
 from framescope.pipeline.model.counters import BATCH_REASONS
 from framescope.pipeline.model.events import NodePhase
 from framescope.pipeline.model.snapshot import SnapshotSource
@@ -291,6 +304,7 @@ class OpenTelemetryExporter:
             *_source_spec(gauge, counter),
             (gauge, "viewer.stage_to_screen", "s", "Stage-to-screen quantiles.", _viewer_latency),
             (counter, "viewer.frames", "{frame}", "A viewer's frames by outcome.", _viewer_frames),
+            *_clips_spec(gauge, counter),
             (gauge, "timer.duration", "s", "Timer interval quantiles.", _timer_duration),
             (counter, "timer.count", "{event}", "Intervals a timer measured.", _timer_count),
             (gauge, "timer.rate", "1/s", "Timer events per second.", _timer_rate),
@@ -651,6 +665,50 @@ def _viewer_frames(r: Reading) -> Observed:
         yield viewer.frames_sent, {**attrs, "outcome": "sent"}
         yield viewer.frames_dropped, {**attrs, "outcome": "dropped"}
         yield viewer.placeholder_frames, {**attrs, "outcome": "placeholder"}
+
+
+def _clips_spec(gauge: Any, counter: Any) -> list[tuple[Any, str, str, str, Callable[..., Any]]]:
+    """The instruments of the event-clip recorders (one set per recorder)."""
+    return [
+        (counter, "clips.written", "{clip}", "Clips written.", _clips("clips_written")),
+        (counter, "clips.dropped", "{clip}", "Clips not written, by reason.", _clips_dropped),
+        (counter, "clips.deleted", "{clip}", "Clips deleted (limits).", _clips("clips_deleted")),
+        (gauge, "clips.on_disk", "{clip}", "Clips on disk now.", _clips("clips_on_disk")),
+        (gauge, "clips.disk_bytes", "By", "Bytes of clips on disk.", _clips("bytes_on_disk")),
+        (gauge, "clips.ring_bytes", "By", "Pre-roll bytes in memory.", _clips("ring_bytes")),
+        (gauge, "clips.recording", "1", "1 while a clip is written.", _clips("recording")),
+        (
+            counter,
+            "clips.frames_dropped",
+            "{frame}",
+            "Frames the recorder could not keep.",
+            _clips("frames_dropped"),
+        ),
+        (counter, "clips.triggers", "{trigger}", "Triggers received.", _clips("triggers")),
+    ]
+
+
+def _recorders(r: Reading) -> Iterable[tuple[ClipsSnapshot, dict[str, str]]]:
+    for p in r.pipelines:
+        for recorder in p.clips:
+            yield recorder, {"pipeline": p.pipeline, "recorder": recorder.name}
+
+
+def _clips(figure: str) -> Callable[[Reading], Observed]:
+    """The observer of one figure of each clip recorder."""
+
+    def observe(r: Reading) -> Observed:
+        for recorder, attrs in _recorders(r):
+            yield float(getattr(recorder, figure)), attrs
+
+    return observe
+
+
+def _clips_dropped(r: Reading) -> Observed:
+    for recorder, attrs in _recorders(r):
+        dropped = recorder.clips_dropped
+        for reason in (*CLIP_DROP_REASONS, *sorted(set(dropped) - set(CLIP_DROP_REASONS))):
+            yield float(dropped.get(reason, 0)), {**attrs, "reason": reason}
 
 
 def _source_clocks(r: Reading) -> Observed:

@@ -46,6 +46,15 @@ framescope_viewer_stage_to_screen_seconds         histogram  pipeline, preview, 
 framescope_viewer_frames_total                    counter    pipeline, preview, camera, viewer,
                                                              outcome
 framescope_viewer_clock_uncertainty_seconds       gauge      pipeline, preview, camera, viewer
+framescope_clips_written_total                    counter    pipeline, recorder
+framescope_clips_dropped_total                    counter    pipeline, recorder, reason
+framescope_clips_deleted_total                    counter    pipeline, recorder
+framescope_clips_on_disk                          gauge      pipeline, recorder
+framescope_clips_disk_bytes                       gauge      pipeline, recorder
+framescope_clips_ring_bytes                       gauge      pipeline, recorder
+framescope_clips_recording                        gauge      pipeline, recorder
+framescope_clips_frames_dropped_total             counter    pipeline, recorder
+framescope_clips_triggers_total                   counter    pipeline, recorder
 framescope_timer_seconds                          histogram  timer
 framescope_timer_events_per_second                gauge      timer
 ================================================  =========  ==========================
@@ -112,6 +121,16 @@ presentation of the frame, ``viewer_frames_total`` by ``outcome``
 while the stage sent none), and ``viewer_clock_uncertainty_seconds``, the
 half round trip each of its latencies is known to within.
 
+The ``clips_`` series are the pipeline's event-clip recorders
+(:class:`framescope.video.Clips`), one set per recorder (``recorder`` is its
+name): clips written, dropped by ``reason`` (``disk``: writing failed,
+``behind``: the writer fell behind, ``stream``: no key frame in time; each
+reason from 0), deleted to keep within ``max_bytes`` / ``max_age``; the clips
+in its directory now and their bytes (MP4 files and sidecars), the pre-roll's
+bytes in memory, ``clips_recording`` 1 while a clip is being written, the
+frames the recorder could not keep (never a frame of the pipeline) and the
+triggers it received. ``framescope_clips_dropped_total > 0`` is the alert.
+
 The server :meth:`PrometheusExporter.serve` starts also answers
 ``/healthz``: 200 when the exported pipelines are healthy, 503 when not,
 with a JSON body naming each problem (the verdict of
@@ -141,6 +160,7 @@ from framescope._validation import check_positive_seconds
 from framescope.exporters.sources import MetricSources, Reading, cpu_seconds, histogram_of
 from framescope.histogram import DEFAULT_LATENCY_BUCKETS, HistogramSnapshot
 from framescope.pipeline.model.batches import BatchSnapshot
+from framescope.pipeline.model.clips import CLIP_DROP_REASONS, ClipsSnapshot
 from framescope.pipeline.model.counters import BATCH_REASONS
 from framescope.pipeline.model.events import NodePhase
 from framescope.pipeline.model.latency import LATENCY_PARTS, LATENCY_TOTALS
@@ -413,9 +433,11 @@ _OWN_LABELS = frozenset(
     {"pipeline", "stage", "replica", "reason", "timer", "state", "le", "quantile"}
     | {"source", "part", "clock"}
     | {"preview", "camera", "viewer", "outcome"}
+    | {"recorder"}
 )
 
 _VIEWER_LABELS = ("pipeline", "preview", "camera", "viewer")
+_CLIP_LABELS = ("pipeline", "recorder")
 
 # The metric families of one scrape, in the order they are exposed:
 # (key, family class in prometheus_client.core, name after the namespace, help, labels).
@@ -678,6 +700,70 @@ _FAMILIES: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
         _VIEWER_LABELS,
     ),
     (
+        "c_written",
+        "CounterMetricFamily",
+        "clips_written",
+        "Event clips a recorder wrote completely.",
+        _CLIP_LABELS,
+    ),
+    (
+        "c_dropped",
+        "CounterMetricFamily",
+        "clips_dropped",
+        "Event clips not written: disk (writing failed), behind (the writer fell behind), "
+        "stream (no key frame in time).",
+        (*_CLIP_LABELS, "reason"),
+    ),
+    (
+        "c_deleted",
+        "CounterMetricFamily",
+        "clips_deleted",
+        "Event clips deleted to keep within max_bytes / max_age.",
+        _CLIP_LABELS,
+    ),
+    (
+        "c_on_disk",
+        "GaugeMetricFamily",
+        "clips_on_disk",
+        "Event clips in a recorder's directory now.",
+        _CLIP_LABELS,
+    ),
+    (
+        "c_disk_bytes",
+        "GaugeMetricFamily",
+        "clips_disk_bytes",
+        "Bytes of a recorder's clips on disk (MP4 files and sidecars).",
+        _CLIP_LABELS,
+    ),
+    (
+        "c_ring_bytes",
+        "GaugeMetricFamily",
+        "clips_ring_bytes",
+        "Encoded bytes a recorder holds in memory for its pre-roll.",
+        _CLIP_LABELS,
+    ),
+    (
+        "c_recording",
+        "GaugeMetricFamily",
+        "clips_recording",
+        "1 while a recorder writes a clip, else 0.",
+        _CLIP_LABELS,
+    ),
+    (
+        "c_frames_dropped",
+        "CounterMetricFamily",
+        "clips_frames_dropped",
+        "Frames a recorder could not keep (its encoder was behind); the pipeline's are unharmed.",
+        _CLIP_LABELS,
+    ),
+    (
+        "c_triggers",
+        "CounterMetricFamily",
+        "clips_triggers",
+        "Triggers a recorder received.",
+        _CLIP_LABELS,
+    ),
+    (
         "t_latency",
         "HistogramMetricFamily",
         "timer_seconds",
@@ -714,6 +800,8 @@ def render(
             _add_source_latency(families, metrics.pipeline, source, buckets)
         for viewer in metrics.viewers:
             _add_viewer(families, metrics.pipeline, viewer, buckets)
+        for recorder in metrics.clips:
+            _add_clips(families, metrics.pipeline, recorder)
     for timer in reading.timers:
         histogram = histogram_of(timer.stats, buckets)
         if histogram is not None:
@@ -816,6 +904,27 @@ def _add_viewer(
         families["v_frames"].add_metric([*labels, outcome], float(count))
     if viewer.clock_uncertainty is not None:
         families["v_uncertainty"].add_metric(labels, viewer.clock_uncertainty)
+
+
+def _add_clips(families: dict[str, Any], pipeline: str, recorder: ClipsSnapshot) -> None:
+    """One event-clip recorder's series (every drop reason, from 0)."""
+    labels = [pipeline, recorder.name]
+    reasons = (*CLIP_DROP_REASONS, *sorted(set(recorder.clips_dropped) - set(CLIP_DROP_REASONS)))
+    for reason in reasons:
+        dropped = recorder.clips_dropped.get(reason, 0)
+        families["c_dropped"].add_metric([*labels, reason], float(dropped))
+    figures = (
+        ("c_written", recorder.clips_written),
+        ("c_deleted", recorder.clips_deleted),
+        ("c_on_disk", recorder.clips_on_disk),
+        ("c_disk_bytes", recorder.bytes_on_disk),
+        ("c_ring_bytes", recorder.ring_bytes),
+        ("c_recording", int(recorder.recording)),
+        ("c_frames_dropped", recorder.frames_dropped),
+        ("c_triggers", recorder.triggers),
+    )
+    for key, value in figures:
+        families[key].add_metric(labels, float(value))
 
 
 def _add_replica(

@@ -9,6 +9,7 @@ request takes a slot; requests are not logged, so no token reaches a log.
 from __future__ import annotations
 
 import contextlib
+import os
 import select
 import ssl
 import threading
@@ -19,6 +20,14 @@ from urllib.parse import parse_qs, urlsplit
 
 from framescope._httpserver import BoundedServing, GuardedRequestHandler, listening_on
 from framescope.live._auth import UNAUTHORISED, TokenRule
+from framescope.live._clips import (
+    MP4_TYPE,
+    UnsatisfiableRangeError,
+    byte_range,
+    clip_path,
+    file_chunks,
+    requested_clip,
+)
 from framescope.live._publish import EVENTS_TYPE, Publisher
 from framescope.live.preview import MJPEG_TYPE, PreviewTap, mjpeg_parts
 from framescope.live.view import page_html
@@ -102,8 +111,44 @@ class _Handler(GuardedRequestHandler):
                 self._send(404, b"no such preview\n", "text/plain")
             else:
                 self._stream(MJPEG_TYPE, mjpeg_parts(tap, server.closing, _GONE_POLL_S))
+        elif path.startswith("/clips/"):
+            self._clip(path)
         else:
             self._send(404, b"not found\n", "text/plain")
+
+    def _clip(self, path: str) -> None:
+        """A clip's MP4 file (or one range of it): only one the published snapshot lists."""
+        named = requested_clip(path)
+        found = None if named is None else clip_path(self.server.publisher.clips(), *named)
+        if found is None:
+            self._send(404, b"no such clip\n", "text/plain")
+            return
+        try:
+            file = found.open("rb")
+        except OSError:  # deleted (max_bytes, max_age) since the snapshot listed it
+            self._send(404, b"the clip is gone\n", "text/plain")
+            return
+        with file:
+            size = os.fstat(file.fileno()).st_size
+            try:
+                part = byte_range(self.headers.get("Range"), size)
+            except UnsatisfiableRangeError as error:
+                self.send_response(416)
+                self.send_header("Content-Range", str(error))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(200 if part is None else 206)
+            self.send_header("Content-Type", MP4_TYPE)
+            self.send_header("Accept-Ranges", "bytes")
+            self.send_header("Content-Length", str(size if part is None else part.length))
+            if part is not None:
+                self.send_header("Content-Range", part.content_range)
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            start, length = (0, size) if part is None else (part.start, part.length)
+            for chunk in file_chunks(file, start, length, self.server.closing):
+                self.wfile.write(chunk)
 
     # -- WHEP: /whep/<preview> takes an offer; /whep/<preview>/<viewer> is a session ----------
 

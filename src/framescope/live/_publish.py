@@ -23,6 +23,7 @@ from framescope.live.preview import PreviewTap
 from framescope.live.remote import RemoteBox
 from framescope.live.view import input_drops, page_view, viewer_view
 from framescope.live.webrtc import WebRTCVideo
+from framescope.pipeline.model.clips import ClipsSnapshot
 from framescope.pipeline.model.snapshot import PipelineSnapshot, merge_snapshots
 from framescope.pipeline.views.health import RECONNECT_LIMIT_S, Health, judge_health
 from framescope.stats import StatsSnapshot
@@ -76,6 +77,7 @@ class Publisher:
         self._stop = stop
         self._published: Published = (0, b"{}", None)
         self._rendered: dict[str, tuple[int, bytes]] = {}  # full JSON renderings, by version
+        self._clips: tuple[ClipsSnapshot, ...] = ()  # the view's own recorders, as published
         self._cond = threading.Condition()
         self.thread: threading.Thread | None = None
 
@@ -133,11 +135,13 @@ class Publisher:
         for part, prefix in zip(parts, prefixes, strict=True):
             drops.update(input_drops(part, prefix if merged else ""))
         gone = [r for r in self.remotes if not r.reachable]
+        own = tuple(r for part in parts[: len(self.pipelines)] for r in part.clips)
         view = page_view(
             snapshot,
             unreachable={r.prefix: r.last_seen for r in gone},
             reasons={r.prefix: r.problem or "" for r in gone},
             drops=drops,
+            served_clips=len(own),
             **self.bounds,
         )
         snapshot = self.with_viewers(snapshot)
@@ -151,6 +155,7 @@ class Publisher:
         body = json.dumps(view).encode()
         with self._cond:
             self._published = (self._published[0] + 1, body, snapshot)
+            self._clips = own
             self._cond.notify_all()
 
     # -- what watchers get -------------------------------------------------------------
@@ -189,6 +194,11 @@ class Publisher:
         with self._cond:
             self._rendered[what] = (version, body)
         return body
+
+    def clips(self) -> tuple[ClipsSnapshot, ...]:
+        """The view's own clip recorders (not a remote box's) as last published."""
+        with self._cond:
+            return self._clips
 
     def health(self) -> Health:
         """The health of the latest published snapshot (``/healthz``).

@@ -44,7 +44,9 @@ class LiveView:
     ``/video/<name>.mjpg`` (a preview as MJPEG, see :meth:`preview`),
     ``/whep/<name>`` (the same preview over WebRTC: a WHEP endpoint, which
     the page uses when the browser can; ``?camera=`` picks one source of a
-    many-source run) and ``/healthz``
+    many-source run), ``/clips/<recorder>/<file>`` (an event clip's MP4:
+    only a file the latest published snapshot lists for one of the view's
+    own recorders; one ``Range`` request is answered 206) and ``/healthz``
     (200 or 503 with a JSON body naming each stalled or failed source and
     stalled stage: :func:`~framescope.pipeline.views.health.judge_health` of
     the latest published snapshot). Every endpoint, ``/healthz`` included,

@@ -15,7 +15,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from framescope._keys import join_key
+from framescope.live._clips import clip_url
 from framescope.pipeline.model.batches import BatchSnapshot
+from framescope.pipeline.model.clips import CLIP_DROP_REASONS, ClipEntry, ClipsSnapshot
 from framescope.pipeline.model.cpu import CpuSplit, MachineLoad
 from framescope.pipeline.model.latency import LATENCY_PARTS, SourceLatency
 from framescope.pipeline.model.snapshot import PipelineSnapshot
@@ -26,12 +28,15 @@ from framescope.pipeline.views.health import RECONNECT_LIMIT_S, Health, judge_he
 from framescope.pipeline.views.tables import (
     batch_sizes_text,
     batch_text,
+    bytes_text,
     clocks_text,
     cpu_text,
     machine_text,
 )
 
 __all__ = [
+    "PAGE_CLIPS",
+    "clips_view",
     "cpu_view",
     "input_drops",
     "latency_view",
@@ -41,6 +46,9 @@ __all__ = [
     "source_views",
 ]
 
+
+PAGE_CLIPS = 10
+"""The newest clips of each recorder the page lists (``/snapshot.json`` has all the snapshot's)."""
 
 _NAMED = ("stage-bound", "stalled")
 """Verdicts whose ``bottleneck`` is the stage to outline (not merely the busiest one)."""
@@ -281,6 +289,59 @@ def viewer_view(viewer: ViewerSnapshot) -> dict[str, Any]:
     }
 
 
+def _clip_view(clip: ClipEntry, url: str | None) -> dict[str, Any]:
+    return {
+        "clip_id": clip.clip_id,
+        "file": clip.file,
+        "reason": clip.reason,
+        "labels": dict(clip.labels),
+        "triggers": clip.triggers,
+        "start_time": clip.start_time,
+        "duration_s": round(clip.duration_s, 2),
+        "frames": clip.frames,
+        "bytes": clip.bytes,
+        "size": bytes_text(clip.bytes),
+        "continues": clip.continues,
+        "url": url,
+    }
+
+
+def clips_view(recorder: ClipsSnapshot, *, served: bool = True) -> dict[str, Any]:
+    """What the page's box of an event-clip recorder shows: its counters and newest clips.
+
+    ``dropped`` has every reason (:data:`CLIP_DROP_REASONS`) from 0;
+    ``recent`` the newest :data:`PAGE_CLIPS` clips, newest first, each with
+    its ``url`` on this view (``clips/<recorder>/<file>``, relative to the
+    page) when ``served`` (the recorder is the view's own), else None (a
+    remote box's: its files are on that box). ``size`` fields are
+    :func:`~framescope.pipeline.views.tables.bytes_text`.
+    """
+    dropped = recorder.clips_dropped
+    reasons = (*CLIP_DROP_REASONS, *sorted(set(dropped) - set(CLIP_DROP_REASONS)))
+    return {
+        "name": recorder.name,
+        "mode": recorder.mode,
+        "recording": recorder.recording,
+        "triggers": recorder.triggers,
+        "written": recorder.clips_written,
+        "dropped": {reason: dropped.get(reason, 0) for reason in reasons},
+        "dropped_total": recorder.dropped,
+        "deleted": recorder.clips_deleted,
+        "on_disk": recorder.clips_on_disk,
+        "bytes_on_disk": recorder.bytes_on_disk,
+        "size": bytes_text(recorder.bytes_on_disk),
+        "ring_bytes": recorder.ring_bytes,
+        "ring_seconds": round(recorder.ring_seconds, 2),
+        "frames_dropped": recorder.frames_dropped,
+        "last_error": recorder.last_error,
+        "served": served,
+        "recent": [
+            _clip_view(clip, clip_url(recorder.name, clip.file) if served else None)
+            for clip in recorder.recent[:PAGE_CLIPS]
+        ],
+    }
+
+
 def page_view(
     snapshot: PipelineSnapshot,
     *,
@@ -289,6 +350,7 @@ def page_view(
     reasons: dict[str, str] | None = None,
     stall_after: float = 5.0,
     reconnect_limit: float = RECONNECT_LIMIT_S,
+    served_clips: int | None = None,
 ) -> dict[str, Any]:
     """The page's data: stages (state, input, fps, p50/p90, queue, losses, CPU), verdict, totals.
 
@@ -307,6 +369,10 @@ def page_view(
     ``health`` the verdict ``/healthz`` gives: its status and one line per problem.
     ``stall_after`` and ``reconnect_limit`` are the verdicts' bounds
     (:func:`~framescope.pipeline.views.health.judge_health`).
+
+    ``clips`` is :func:`clips_view` of each event-clip recorder; the first
+    ``served_clips`` of ``snapshot.clips`` are the view's own, whose files
+    it serves (None: all; a merged view's remote recorders come after its own).
     """
     now = snapshot.taken_ns
     gone = {box: (reasons or {}).get(box) or "does not answer" for box in unreachable or {}}
@@ -341,6 +407,10 @@ def page_view(
         "unreachable_reasons": dict(reasons or {}),
         "machine": machine_view(snapshot.machine),
         "sources": source_views(snapshot, health),
+        "clips": [
+            clips_view(recorder, served=served_clips is None or index < served_clips)
+            for index, recorder in enumerate(snapshot.clips)
+        ],
         "health": {
             "status": health.status,
             "problems": [f"{p.kind} {p.name} {p.state} ({p.reason})" for p in health.problems],

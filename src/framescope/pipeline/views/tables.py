@@ -21,6 +21,7 @@ from framescope.pipeline.model.state import NodeState, PipelineState, Timing
 
 __all__ = [
     "BATCH_COLUMNS",
+    "CLIPS_COLUMNS",
     "LATENCY_COLUMNS",
     "SNAPSHOT_COLUMNS",
     "SOURCE_COLUMNS",
@@ -29,6 +30,8 @@ __all__ = [
     "batch_rows",
     "batch_sizes_text",
     "batch_text",
+    "bytes_text",
+    "clips_rows",
     "clocks_text",
     "cpu_text",
     "latency_rows",
@@ -50,6 +53,7 @@ _WORDS = frozenset(
     {"node", "stage", "state", "input", "source", "why", "sizes", "span", "clock"}
     | {"viewer", "preview", "camera", "codec"}
     | {"part", "figure", "interval", "verdict"}
+    | {"recorder", "mode", "recording"}
 )
 """Columns of words, aligned left (numbers align right)."""
 _STYLES = {
@@ -100,6 +104,20 @@ VIEWER_COLUMNS = (
     "clock +- ms",
 )
 """The columns of :func:`viewer_rows`."""
+
+CLIPS_COLUMNS = (
+    "recorder",
+    "mode",
+    "triggers",
+    "written",
+    "dropped",
+    "deleted",
+    "on disk",
+    "size",
+    "recording",
+    "why",
+)
+"""The columns of :func:`clips_rows`."""
 
 
 def timing_text(timing: Any) -> str:
@@ -435,6 +453,47 @@ def viewer_rows(snapshot: Any) -> list[tuple[str, ...]]:
     return rows
 
 
+def bytes_text(count: int) -> str:
+    """A size at a glance: ``512 B``, ``1.5 kB``, ``23.4 MB``, ``1.2 GB`` (powers of 1000)."""
+    if count < 1000:
+        return f"{count} B"
+    value = float(count)
+    for unit in ("kB", "MB", "GB", "TB"):
+        value /= 1000
+        if value < 1000 or unit == "TB":
+            break
+    return f"{value:.1f} {unit}"
+
+
+def clips_rows(snapshot: Any) -> list[tuple[str, ...]]:
+    """Each event-clip recorder: clips written, dropped, deleted, on disk now, whether it records.
+
+    ``mode`` is ``packets`` (a source's own stream) or ``frames`` (encoded
+    by the recorder), ``-`` before either came; ``why`` the drops by
+    reason and the last failure to write.
+    """
+    rows: list[tuple[str, ...]] = []
+    for recorder in snapshot.clips:
+        why = [f"{reason} {count:,}" for reason, count in recorder.clips_dropped.items() if count]
+        if recorder.last_error:
+            why.append(f"last error: {recorder.last_error}")
+        rows.append(
+            (
+                recorder.name,
+                recorder.mode or "-",
+                f"{recorder.triggers:,}",
+                f"{recorder.clips_written:,}",
+                f"{recorder.dropped:,}",
+                f"{recorder.clips_deleted:,}",
+                f"{recorder.clips_on_disk:,}",
+                bytes_text(recorder.bytes_on_disk),
+                "yes" if recorder.recording else "no",
+                "; ".join(why),
+            )
+        )
+    return rows
+
+
 def text_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     """An aligned text table: words left, numbers right (every row as long as ``columns``)."""
     return _table(columns, rows)
@@ -464,7 +523,8 @@ def snapshot_table(snapshot: Any) -> str:
     """The pipeline's headline, the machine's line, a table of its stages, then of its sources.
 
     See :func:`snapshot_head`, :func:`snapshot_rows`, :func:`batch_rows` (only
-    with a batched stage) and :func:`source_rows` (only for a many-source run).
+    with a batched stage), :func:`source_rows` (only for a many-source run)
+    and :func:`clips_rows` (only with event-clip recorders).
     """
     rows = snapshot_rows(snapshot)
     text = snapshot_head(snapshot) + ("\n" + _table(SNAPSHOT_COLUMNS, rows) if rows else "")
@@ -475,7 +535,9 @@ def snapshot_table(snapshot: Any) -> str:
     latency = latency_rows(snapshot)
     text += "\n" + _table(LATENCY_COLUMNS, latency) if latency else ""
     viewers = viewer_rows(snapshot)
-    return text + ("\n" + _table(VIEWER_COLUMNS, viewers) if viewers else "")
+    text += "\n" + _table(VIEWER_COLUMNS, viewers) if viewers else ""
+    clips = clips_rows(snapshot)
+    return text + ("\n" + _table(CLIPS_COLUMNS, clips) if clips else "")
 
 
 def snapshot_head(snapshot: Any) -> str:
@@ -522,6 +584,9 @@ def _rich_snapshot(snapshot: PipelineSnapshot) -> Any:
     viewers = viewer_rows(snapshot)
     if viewers:
         tables.append(rich_table(VIEWER_COLUMNS, viewers, title="WebRTC viewers: stage to screen"))
+    clips = clips_rows(snapshot)
+    if clips:
+        tables.append(rich_table(CLIPS_COLUMNS, clips, title="event clips"))
     if len(tables) == 1:
         return table
     group = require("rich.console", "demo", "rendering with rich").Group
