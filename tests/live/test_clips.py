@@ -242,8 +242,8 @@ def _record_one_clip(directory: Path) -> tuple[Pipeline, Any]:
 
     def make(i: int) -> Any:
         # one frame at a time into the recorder's encoder: none is dropped for being early
-        encoder = getattr(clips, "_encoder", None)
-        wait_for(lambda: not getattr(encoder, "_queue", ()), 30, "the encoder took the frame")
+        encoder = clips._encoder  # None before the first frame
+        wait_for(lambda: encoder is None or not encoder.busy, 30, "the encoder took the frame")
         clock.advance(1 / 30)
         if i == 45:
             clips.trigger("person", camera="door")
