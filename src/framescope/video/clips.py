@@ -36,6 +36,8 @@ _av = require("av", "video", "event clips")
 
 _SILENCE_S = 1.0  # a clip whose stream went quiet past its end is closed this much later
 _AGE_CHECK_S = 10.0  # how often max_age is enforced while nothing is written
+_BATCH_S = 0.1  # how often the writer takes a recording clip's packets (real time)
+_BATCH_BYTES = 1 << 20  # ... or as soon as this much waits
 _ENCODER_POLL_S = 0.05  # a clip's end waits for the encoder's queue in real time
 _LABEL_TYPES = (str, int, float, bool, type(None))
 _NAME = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -362,6 +364,8 @@ class Clips:
             if packet.t_ns >= event.end_ns:
                 event.closing = True
                 self._event = None
+            elif event.pending_bytes < _BATCH_BYTES:
+                return  # the writer takes packets in batches: one wake-up each, not one a packet
         self._wake.set()
 
     # -- triggers ----------------------------------------------------------------------
@@ -440,12 +444,14 @@ class Clips:
                 last_age_check = self._keep_budget(0)
             elif not batch:
                 self._wait_or_end(event)
+            else:
+                self._wake.wait(_BATCH_S)
 
     def _wait_or_end(self, event: _Event) -> None:
         """Wait for the clip's packets; a stream quiet past the clip's end ends it."""
         left_ns = event.end_ns + round(_SILENCE_S * 1e9) - self._clock.monotonic_ns()
         if left_ns > 0:
-            wait_on(self._clock, self._wake, left_ns / 1e9)
+            self._wake.wait(_BATCH_S)  # real time: packets come without a wake-up each
             return
         encoder = self._encoder
         if encoder is not None and encoder.busy:  # its packets are late, not missing
