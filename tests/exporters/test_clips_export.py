@@ -31,6 +31,7 @@ DOOR = ClipsSnapshot(
     bytes_on_disk=123_456,
     ring_bytes=7_890,
     ring_seconds=3.5,
+    ring_overflows=2,
     frames_dropped=6,
 )
 YARD = ClipsSnapshot(
@@ -69,6 +70,8 @@ def test_prometheus_has_each_recorder_s_clip_series() -> None:
     assert sample("on_disk") == 4
     assert sample("disk_bytes") == 123_456
     assert sample("ring_bytes") == 7_890
+    assert sample("ring_overflows_total") == 2
+    assert sample("dropped_total", reason="error") == 0
     assert sample("recording") == 1
     assert sample("frames_dropped_total") == 6
     assert sample("triggers_total") == 9

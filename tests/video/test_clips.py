@@ -164,7 +164,7 @@ def test_a_clip_starts_at_the_key_frame_before_pre_and_ends_after_post(
     assert data["reason"] == "person" and data["labels"] == {"zone": "door", "score": 0.9}
     assert data["start_time"] == entry.start_time and data["end_time"] == entry.end_time
     assert data["pre_roll_s"] == pytest.approx(4.0, abs=1.01 / FPS)  # on the arrival clock
-    assert data["triggers"][0]["at_s"] == pytest.approx(4.0, abs=1.01 / FPS)
+    assert data["trigger_list"][0]["at_s"] == pytest.approx(4.0, abs=1.01 / FPS)
     assert data["frames"] == entry.frames and data["key_frames"] == 4
     assert data["mode"] == "packets" and data["codec"] == "h264"
     index = json.loads((tmp_path / "index.json").read_text())
@@ -191,7 +191,7 @@ def test_overlapping_triggers_make_one_clip(
     assert entry.triggers == 3 and entry.reason == "car"
     assert entry.start_time == pytest.approx(BASE_CAPTURE + 4.0)  # key frame at or before 4 s
     assert entry.end_time >= BASE_CAPTURE + 9.5  # 2 s after the last trigger
-    reasons = [t["reason"] for t in sidecar(tmp_path, entry.clip_id)["triggers"]]
+    reasons = [t["reason"] for t in sidecar(tmp_path, entry.clip_id)["trigger_list"]]
     assert reasons == ["car", "car", "person"]
     feeder.close()
 
@@ -333,8 +333,12 @@ def test_closing_mid_clip_finishes_it_with_what_came(
     assert sidecar(tmp_path, entry.clip_id)["ended"] == "closed"
     assert entry.end_time == pytest.approx(BASE_CAPTURE + 7 - 1 / FPS, abs=0.05)
     assert not list(tmp_path.glob("*.part"))
+    clips.trigger("late")  # a stage racing the shutdown: ignored, said
+    snapshot = clips.clips_snapshot()
+    assert snapshot.triggers == 2 and snapshot.clips_written == 1
+    assert snapshot.last_error == "a trigger ('late') came after close(): ignored"
     with pytest.raises(RuntimeError, match="closed"):
-        clips.trigger("late")
+        clips.attach(VideoSource(stream_file))
     feeder.close()
 
 
@@ -353,13 +357,49 @@ def test_a_stream_quiet_past_the_end_ends_the_clip(
     feeder.close()
 
 
-def test_the_ring_is_bounded_in_bytes(stream_file: Path, tmp_path: Path, clock: FakeClock) -> None:
-    with recorder(tmp_path, clock, pre=20, post=1, max_length=30, max_memory=200_000) as clips:
-        feeder = Feeder(stream_file, clips, clock)
-        for second in range(1, 20):
+@pytest.fixture(scope="module")
+def noisy_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Ten seconds of noise: about 20 kB a frame, 4.5 MB in all (a key frame every 2 s)."""
+    path = tmp_path_factory.mktemp("clips") / "noise.mp4"
+    rng = np.random.default_rng(7)
+    container = av.open(str(path), "w")
+    stream = container.add_stream("libx264", rate=FPS)
+    stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+    stream.options = {"g": str(GOP_S * FPS), "keyint_min": str(GOP_S * FPS), "crf": "0"}
+    for index in range(10 * FPS):
+        image = rng.integers(0, 255, (120, 160, 3), np.uint8)
+        frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+        frame.pts, frame.time_base = index, fractions.Fraction(1, FPS)
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode(None):
+        container.mux(packet)
+    container.close()
+    return path
+
+
+def test_the_ring_is_bounded_in_bytes_and_a_short_pre_roll_is_said(
+    noisy_file: Path, tmp_path: Path, clock: FakeClock
+) -> None:
+    memory = 6 << 20  # a 2 MiB ring: 3.5 s of this stream
+    with recorder(tmp_path, clock, pre=8, post=1, max_memory=memory) as clips:
+        feeder = Feeder(noisy_file, clips, clock)
+        for second in range(1, 9):
             feeder.until(second)
-            assert clips.clips_snapshot().ring_bytes <= 100_000
-        assert clips.clips_snapshot().ring_seconds < 19
+            assert clips.clips_snapshot().ring_bytes <= memory // 3
+        snapshot = clips.clips_snapshot()
+        assert snapshot.ring_overflows >= 1 and snapshot.ring_seconds < 8
+        assert snapshot.last_error is not None and "max_memory" in snapshot.last_error
+        clips.trigger("short")
+        for quarter in range(33, 41):  # a quarter second at a time: the writer keeps up
+            feeder.until(quarter / 4)
+            wait_for(lambda: not clips._events or not clips._events[0].pending)
+        clock.advance(2)
+        settled(clips, 1)
+        (entry,) = clips.clips()
+        data = sidecar(tmp_path, entry.clip_id)
+        assert data["pre_roll_s"] < 8  # what it got, said
+        assert clips.clips_snapshot().clips_dropped == {}
     feeder.close()
 
 
@@ -487,7 +527,7 @@ def test_a_process_killed_mid_clip_leaves_a_playable_file(
     (part,) = tmp_path.glob("*.mp4.part")
     frames = decoded_frames(part)
     assert frames >= 4 * FPS  # every fragment up to the last key frame before the kill
-    (data,) = [json.loads(p.read_text()) for p in tmp_path.glob("*.json")]
+    (data,) = [json.loads(p.read_text()) for p in tmp_path.glob("*-0001.json")]
     assert data["complete"] is False and data["reason"] == "crash test"
     # The next recorder on the directory finishes it into a clip of its index.
     clips = Clips(tmp_path)
@@ -550,3 +590,183 @@ def test_a_stage_faster_than_max_fps_has_the_others_left_out(
     assert clips.clips_snapshot().frames_dropped == 0  # left out by the cap: not drops
     with pytest.raises(ValueError, match="max_fps"):
         Clips(tmp_path, max_fps=0)
+
+
+def test_a_restarted_recorder_keeps_its_clips_in_the_index_and_the_budget(
+    stream_file: Path, tmp_path: Path, clock: FakeClock
+) -> None:
+    with recorder(tmp_path, clock, pre=1, post=1) as clips:
+        feeder = Feeder(stream_file, clips, clock)
+        for start in (3, 9):
+            feeder.until(start)
+            clips.trigger("event")
+            feeder.until(start + 4)
+            settled(clips, (start - 3) // 6 + 1)
+        first = clips.clips()
+    feeder.close()
+    assert len(first) == 2
+    again = Clips(tmp_path, clock=clock)  # a restart: the same clips, indexed
+    assert again.clips() == first
+    assert again.clips_snapshot().bytes_on_disk > 0
+    assert again.close(30)
+    index = json.loads((tmp_path / "index.json").read_text())
+    assert [clip["clip_id"] for clip in index["clips"]] == [entry.clip_id for entry in first]
+    small = Clips(tmp_path, max_bytes=first[-1].bytes + 5_000, clock=clock)  # kept from the start
+    assert [entry.clip_id for entry in small.clips()] == [first[-1].clip_id]
+    assert small.clips_snapshot().clips_deleted == 1
+    assert not (tmp_path / first[0].file).exists()
+    assert small.close(30)
+
+
+def test_one_recorder_a_directory(tmp_path: Path) -> None:
+    clips = Clips(tmp_path)
+    with pytest.raises(ValueError, match="used by another Clips recorder"):
+        Clips(tmp_path)
+    assert clips.close(30)
+    assert Clips(tmp_path).close(30)  # free again once closed
+
+
+def test_a_fault_of_the_writer_drops_the_clip_and_says_so(
+    stream_file: Path, tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from framescope.video import clipwriter
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    with recorder(tmp_path, clock, pre=1, post=1) as clips:
+        feeder = Feeder(stream_file, clips, clock)
+        feeder.until(3)
+        monkeypatch.setattr(clipwriter, "ClipFile", broken)
+        clips.trigger("person")
+        feeder.until(8)
+        settled(clips, 1)
+        snapshot = clips.clips_snapshot()
+        assert snapshot.clips_dropped == {"error": 1}
+        assert snapshot.last_error == "clip not written (RuntimeError: a bug)"
+        monkeypatch.undo()
+        clips.trigger("person")  # the writer lives on
+        feeder.until(14)
+        settled(clips, 2)
+        assert clips.clips_snapshot().clips_written == 1
+    feeder.close()
+
+
+def test_a_reopened_stream_never_mixes_into_a_clip(
+    stream_file: Path, noisy_file: Path, tmp_path: Path, clock: FakeClock
+) -> None:
+    with recorder(tmp_path, clock, pre=1, post=3) as clips:
+        feeder = Feeder(stream_file, clips, clock)
+        feeder.until(3)
+        clips.trigger("person")
+        feeder.until(4.5)  # mid key-frame interval, the camera reconnects: another stream
+        other = Feeder(noisy_file, clips, clock)
+        other.packets = other.packets[15:]  # it starts between key frames
+        other.until(3)
+        settled(clips, 2)
+        entries = clips.clips()
+    for entry in entries:
+        packets = clip_packets(tmp_path / entry.file)
+        assert packets[0][1]
+        assert decoded_frames(tmp_path / entry.file) == len(packets) == entry.frames
+    first, second = entries
+    assert sidecar(tmp_path, first.clip_id)["ended"] == "stream changed"
+    assert second.continues == first.clip_id
+    assert first.end_time <= BASE_CAPTURE + 4.5
+    feeder.close()
+    other.close()
+
+
+def test_triggers_at_a_split_are_each_in_one_clip(
+    stream_file: Path, tmp_path: Path, clock: FakeClock
+) -> None:
+    with recorder(tmp_path, clock, pre=1, post=2, max_length=5) as clips:
+        feeder = Feeder(stream_file, clips, clock)
+        feeder.until(3)
+        for step in range(24):  # every quarter second for 6 s
+            clips.trigger("tick", n=step)
+            feeder.until(3.25 + step / 4)
+        feeder.until(14)
+        settled(clips, 2)
+        entries = clips.clips()
+    listed = [
+        t["labels"]["n"] for e in entries for t in sidecar(tmp_path, e.clip_id)["trigger_list"]
+    ]
+    assert sorted(listed) == list(range(24))  # each once, none lost between two clips
+    assert sum(entry.triggers for entry in entries) == 24
+    feeder.close()
+
+
+def test_a_looped_file_keeps_its_clip_in_time(
+    stream_file: Path, tmp_path: Path, clock: FakeClock
+) -> None:
+    with recorder(tmp_path, clock, pre=1, post=4) as clips:
+        feeder = Feeder(stream_file, clips, clock)
+        feeder.packets = feeder.packets[: 6 * FPS] * 2  # 6 s, then from its start again
+        feeder.until(4)
+        clips.trigger("loop")
+        feeder.until(11)
+        settled(clips, 1)
+        (entry,) = clips.clips()
+    times = [t for _, _, t in clip_packets(tmp_path / entry.file)]
+    span = max(times) - min(times) + 1 / FPS
+    assert span == pytest.approx(entry.duration_s, abs=0.1)  # 8 s of clock: 8 s of video
+    assert entry.duration_s == pytest.approx(8.0 + 1 / FPS, abs=0.1)
+    feeder.close()
+
+
+def test_a_b_frame_stream_ends_with_every_frame_shown_before_the_last(
+    stream_file: Path, tmp_path: Path, clock: FakeClock
+) -> None:
+    with recorder(tmp_path, clock, pre=1, post=2) as clips:
+        feeder = Feeder(stream_file, clips, clock)
+        feeder.until(5)
+        clips.trigger("person")
+        feeder.until(10)
+        settled(clips, 1)
+        (entry,) = clips.clips()
+    shown = sorted(round(t * FPS) for _, _, t in clip_packets(tmp_path / entry.file))
+    assert shown == list(range(shown[0], shown[0] + len(shown)))  # no frame missing at its end
+    feeder.close()
+
+
+def test_grey_and_bgra_images_are_recorded_and_a_bad_label_refused(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    clips = Clips(tmp_path, pre=1, post=1, clock=clock)
+    for index in range(3 * FPS):
+        image = np.full((48, 64), index % 255, np.uint8)
+        if index % 2:
+            image = np.full((48, 64, 4), index % 255, np.uint8)
+        if index == FPS:
+            clips.trigger("grey")
+        clips(image)
+        clock.advance(1 / FPS)
+        wait_for(lambda: clips._encoder is not None and not clips._encoder.busy)
+    assert clips.close(30)
+    (entry,) = clips.clips()
+    assert decoded_frames(tmp_path / entry.file) == entry.frames >= 2 * FPS
+    assert clips.clips_snapshot().frames_dropped == 0
+    other = Clips(tmp_path / "other")
+    with pytest.raises(ValueError, match="finite"):
+        other.trigger("x", score=float("nan"))
+    assert other.close(30)
+
+
+def test_a_second_source_is_refused_and_max_bytes_keeps_the_newest_clip(
+    stream_file: Path, tmp_path: Path, clock: FakeClock
+) -> None:
+    clips = Clips(tmp_path / "one").attach(VideoSource(stream_file))
+    with pytest.raises(ValueError, match="one Clips per source"):
+        clips.attach(VideoSource(stream_file))
+    assert clips.close(30)
+    with recorder(tmp_path / "small", clock, pre=1, post=1, max_bytes=1000) as small:
+        feeder = Feeder(stream_file, small, clock)
+        feeder.until(3)
+        small.trigger("big")
+        feeder.until(8)
+        settled(small, 1)
+        snapshot = small.clips_snapshot()
+    assert snapshot.clips_on_disk == 1 and snapshot.clips_deleted == 0
+    assert snapshot.last_error is not None and "max_bytes (1000)" in snapshot.last_error
+    feeder.close()

@@ -52,6 +52,7 @@ framescope_clips_deleted_total                    counter    pipeline, recorder
 framescope_clips_on_disk                          gauge      pipeline, recorder
 framescope_clips_disk_bytes                       gauge      pipeline, recorder
 framescope_clips_ring_bytes                       gauge      pipeline, recorder
+framescope_clips_ring_overflows_total             counter    pipeline, recorder
 framescope_clips_recording                        gauge      pipeline, recorder
 framescope_clips_frames_dropped_total             counter    pipeline, recorder
 framescope_clips_triggers_total                   counter    pipeline, recorder
@@ -743,6 +744,13 @@ _FAMILIES: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
         _CLIP_LABELS,
     ),
     (
+        "c_ring_overflows",
+        "CounterMetricFamily",
+        "clips_ring_overflows",
+        "Times max_memory made a recorder's ring cut a pre-roll short.",
+        _CLIP_LABELS,
+    ),
+    (
         "c_recording",
         "GaugeMetricFamily",
         "clips_recording",
@@ -919,6 +927,7 @@ def _add_clips(families: dict[str, Any], pipeline: str, recorder: ClipsSnapshot)
         ("c_on_disk", recorder.clips_on_disk),
         ("c_disk_bytes", recorder.bytes_on_disk),
         ("c_ring_bytes", recorder.ring_bytes),
+        ("c_ring_overflows", recorder.ring_overflows),
         ("c_recording", int(recorder.recording)),
         ("c_frames_dropped", recorder.frames_dropped),
         ("c_triggers", recorder.triggers),

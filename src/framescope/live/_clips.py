@@ -97,8 +97,8 @@ class UnsatisfiableRangeError(ValueError):
 
 
 def _digits(text: str) -> bool:
-    """Whether ``text`` is empty or a decimal number (ASCII digits only)."""
-    return not text or (text.isascii() and text.isdigit())
+    """Whether ``text`` is empty or a decimal number (ASCII digits only, at most 19 of them)."""
+    return not text or (text.isascii() and text.isdigit() and len(text) <= 19)
 
 
 def byte_range(header: str | None, size: int) -> ByteRange | None:

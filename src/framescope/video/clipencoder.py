@@ -47,10 +47,13 @@ class FrameEncoder:
         clock: Clock,
         key_interval: float,
         max_fps: float | None = None,
+        *,
+        on_error: Callable[[str], None] | None = None,
     ) -> None:
         self._name, self._deliver, self._clock = name, deliver, clock
         self._key_ns = round(key_interval * 1e9)
         self._interval_ns = 0 if max_fps is None else round(1e9 / max_fps)
+        self._on_error = on_error
         self._due_ns: int | None = None  # the rate cap's next theoretical arrival
         self._queue: deque[tuple[Any, str, int, float]] = deque()
         self._cond = threading.Condition()
@@ -114,8 +117,9 @@ class FrameEncoder:
                 self._encode(image, pixel_format, t_ns, capture_time)
             except Exception as error:  # a picture PyAV refuses: counted, the thread goes on
                 self.failures += 1
-                self.last_error = f"{type(error).__name__}: {error}"
-                logger.warning("clips %s: a frame could not be encoded: %s", self._name, error)
+                self.last_error = f"a frame could not be encoded ({type(error).__name__}: {error})"
+                if self._on_error is not None:
+                    self._on_error(self.last_error)  # said where the user looks, rate-limited
             finally:
                 self._encoding = False
 

@@ -132,24 +132,34 @@ class ClipFile:
             self.last = packet
 
     def _timestamps(self, packet: ClipPacket) -> tuple[int, int]:
-        """pts and dts from the clip's first packet (from ``t_ns`` where the stream had none)."""
+        """pts and dts from the clip's first packet (from ``t_ns`` where the stream had none).
+
+        Where the stream's time goes back (a file that loops, a camera that
+        restarts its clock), the clip's goes on from where it was by the time
+        that passed between the two packets.
+        """
         pts = packet.pts
         if pts is None:
             assert self.first is not None
-            seconds = (packet.t_ns - self.first.t_ns) / 1e9
-            pts = round(seconds / self.params.time_base)
-            dts = pts
+            pts = dts = self._ticks(packet.t_ns - self.first.t_ns)
             origin = 0
         else:
             dts = packet.dts if packet.dts is not None else pts
             if self._origin is None:
                 self._origin = dts
+            elif self._last_dts is not None and dts - self._origin < self._last_dts:
+                assert self.last is not None
+                step = max(1, self._ticks(packet.t_ns - self.last.t_ns))
+                self._origin = dts - self._last_dts - step
             origin = self._origin
         dts -= origin
         if self._last_dts is not None and dts <= self._last_dts:
             dts = self._last_dts + 1  # a stream's repeated or reordered stamp
         self._last_dts = dts
         return max(pts - origin, dts), dts
+
+    def _ticks(self, nanoseconds: int) -> int:
+        return round(nanoseconds / 1e9 / self.params.time_base)
 
     def finish(self, extra: Mapping[str, Any]) -> tuple[ClipEntry, int]:
         """Close the part, copy it into the faststart MP4, write the sidecar: entry, bytes."""
@@ -175,7 +185,7 @@ class ClipFile:
             file=self.final.name,
             reason=str(self.meta.get("reason", "")),
             labels=dict(self.meta.get("labels", {})),
-            triggers=len(extra.get("triggers", ())),
+            triggers=len(extra.get("trigger_list", ())),
             start_time=first.capture_time,
             end_time=last.capture_time,
             duration_s=span + step,
@@ -209,6 +219,8 @@ def _output_stream(container: Any, params: StreamParams) -> Any:
     """
     if params.template is not None:
         stream = container.add_stream_from_template(params.template)
+        if params.codec == "hevc":  # the tag Apple's players want (FFmpeg's default: hev1)
+            stream.codec_context.codec_tag = "hvc1"
     else:
         stream = container.add_stream(params.codec, rate=round(params.fps or 30))
         stream.width, stream.height = params.width, params.height
@@ -253,7 +265,7 @@ def recover_part(part: Path) -> bool:
         file=final.name,
         reason=str(meta.get("reason", "unknown")),
         labels=dict(meta.get("labels", {})),
-        triggers=0,
+        triggers=len(meta.get("trigger_list", ())),
         start_time=start,
         end_time=start + last - first,
         duration_s=last - first + step,
@@ -283,7 +295,9 @@ def _packet_times(path: Path) -> tuple[int, float, float, float]:
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
     """Write ``data`` as JSON to a temporary file renamed over ``path`` (never half a file)."""
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
+    temporary.write_text(
+        json.dumps(data, indent=1, sort_keys=True, allow_nan=False), encoding="utf-8"
+    )
     os.replace(temporary, path)
 
 
@@ -339,29 +353,35 @@ class ClipIndex:
         self.entries.append(entry)
         self.sizes[entry.clip_id] = size
 
-    def enforce(self, now_wall: float) -> int:
-        """Delete the oldest clips beyond the budget; how many were deleted now."""
-        deleted = 0
+    def over_budget(self, now_wall: float) -> list[ClipEntry]:
+        """Take the oldest clips beyond the budget out of the index (counted); delete them next."""
+        taken = []
         while self.entries and self._over(self.entries[0], now_wall):
             entry = self.entries.pop(0)
             self.sizes.pop(entry.clip_id, None)
+            taken.append(entry)
+        self.deleted += len(taken)
+        return taken
+
+    def delete(self, entries: Iterable[ClipEntry]) -> None:
+        """Delete clips' files (what :meth:`over_budget` took out), outside any lock."""
+        for entry in entries:
             for path in (self.directory / entry.file, self.directory / f"{entry.clip_id}.json"):
                 try:
                     path.unlink(missing_ok=True)
                 except OSError as error:
                     logger.warning("could not delete old clip file %s: %s", path, error)
-            deleted += 1
-        self.deleted += deleted
-        return deleted
+
+    def newest_over(self) -> int | None:
+        """The newest clip's bytes when it alone is over ``max_bytes`` (it is kept), else None."""
+        if self.max_bytes is None or len(self.entries) != 1:
+            return None
+        size = self.bytes_on_disk
+        return size if size > self.max_bytes else None
 
     def _over(self, oldest: ClipEntry, now_wall: float) -> bool:
-        if self.max_bytes is not None and self.bytes_on_disk > self.max_bytes:
+        """Past the age, or past the bytes (the newest clip is kept whatever its size)."""
+        too_big = self.max_bytes is not None and self.bytes_on_disk > self.max_bytes
+        if too_big and len(self.entries) > 1:
             return True
         return self.max_age is not None and now_wall - oldest.end_time > self.max_age
-
-    def write(self) -> None:
-        """Rewrite ``index.json``."""
-        write_json(
-            self.directory / INDEX_NAME,
-            {"clips": [entry.to_dict() for entry in self.entries]},
-        )

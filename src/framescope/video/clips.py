@@ -3,30 +3,42 @@
 A :class:`Clips` recorder keeps, in memory, the encoded video of the last
 ``pre`` seconds plus one key-frame interval (a ring, bounded in bytes).
 :meth:`Clips.trigger` starts a clip at the key frame at or before ``now -
-pre``, so a clip is never shorter than asked; it ends ``post`` seconds after
-the last trigger, and a clip that would run past ``max_length`` goes on in a
-new clip that starts at the next key frame (no frame lost, none twice).
-Writing happens on the recorder's own thread: a slow or refusing disk drops
-clips (counted, with the reason), never the pipeline's frames.
+pre``, so a clip is never shorter than asked (unless ``max_memory`` cut the
+ring short: counted); it ends ``post`` seconds after the last trigger, and a
+clip that would run past ``max_length`` goes on in a new clip that starts at
+the next key frame (no frame lost, none twice). Writing happens on the
+recorder's own thread (:mod:`framescope.video.clipwriter`): a slow or
+refusing disk drops clips (counted, with the reason), never the pipeline's
+frames.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
+import math
 import re
 import threading
+import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from framescope._optional import require
-from framescope._validation import check_number, check_positive_seconds, check_seconds_or_none
+from framescope._ratelimit import FULL, LogLimiter
+from framescope._validation import check_number, check_positive_seconds
 from framescope.clock import SYSTEM_CLOCK, Clock, wait_on
 from framescope.pipeline.model.clips import RECENT_CLIPS, ClipEntry, ClipsSnapshot
 from framescope.video.clipencoder import FrameEncoder
-from framescope.video.clipfile import ClipFile, ClipIndex, ClipPacket, StreamParams
+from framescope.video.clipfile import ClipIndex, ClipPacket, StreamParams, write_json
+from framescope.video.clipwriter import EventWriter, Trigger
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: one recorder per directory is not enforced there
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["Clips"]
 
@@ -39,24 +51,10 @@ _AGE_CHECK_S = 10.0  # how often max_age is enforced while nothing is written
 _BATCH_S = 0.1  # how often the writer takes a recording clip's packets (real time)
 _BATCH_BYTES = 1 << 20  # ... or as soon as this much waits
 _ENCODER_POLL_S = 0.05  # a clip's end waits for the encoder's queue in real time
+_MIN_MEMORY = 1 << 20
 _LABEL_TYPES = (str, int, float, bool, type(None))
 _NAME = re.compile(r"[^A-Za-z0-9_.-]+")
-
-
-@dataclass(slots=True)
-class _Trigger:
-    t_ns: int
-    wall: float
-    reason: str
-    labels: dict[str, Any]
-
-    def to_dict(self, start_ns: int) -> dict[str, Any]:
-        return {
-            "reason": self.reason,
-            "labels": self.labels,
-            "time": self.wall,
-            "at_s": round((self.t_ns - start_ns) / 1e9, 6),
-        }
+_LOCK_NAME = ".clips.lock"
 
 
 @dataclass(slots=True)
@@ -64,12 +62,16 @@ class _Event:
     """What triggers asked for, from the first until ``post`` after the last."""
 
     end_ns: int
-    triggers: list[_Trigger] = field(default_factory=list)
+    triggers: list[Trigger] = field(default_factory=list)
     pending: list[ClipPacket] = field(default_factory=list)
     pending_bytes: int = 0
     started: bool = False  # a key frame is in: packets may follow it
     closing: bool = False
+    ended: str = "post"  # why it ended, for its last clip's sidecar
     failed: str | None = None  # the drop reason
+    encoder_failures: int = 0  # the encoder's failures when it began
+    draining: bool = False  # past its end: taking only frames shown before its last one
+    max_pts: int | None = None  # the latest presentation time taken
 
 
 class _Ring:
@@ -82,9 +84,10 @@ class _Ring:
         self.bytes = 0
         self.overflows = 0
 
-    def add(self, packet: ClipPacket) -> None:
+    def add(self, packet: ClipPacket) -> bool:
+        """Keep ``packet``; False when ``max_bytes`` made it drop a key-frame interval early."""
         if not self.packets and not packet.key:
-            return  # nothing could start from it
+            return True  # nothing could start from it
         self.packets.append(packet)
         self.bytes += len(packet.data)
         if packet.key:
@@ -92,7 +95,9 @@ class _Ring:
         cutoff = packet.t_ns - self.pre_ns
         while len(self.keys) >= 2 and self.keys[1].t_ns <= cutoff:
             self._drop_first_gop()
+        overflowed = False
         while self.bytes > self.max_bytes:
+            overflowed = True
             self.overflows += 1
             if len(self.keys) < 2:
                 self.packets.clear()
@@ -100,6 +105,7 @@ class _Ring:
                 self.bytes = 0
                 break
             self._drop_first_gop()
+        return not overflowed
 
     def _drop_first_gop(self) -> None:
         self.keys.popleft()
@@ -162,6 +168,12 @@ class Clips:
     recorder's clock when each packet or frame came: read a file with
     ``realtime=True`` to have them follow the video's own time.
 
+    One recorder a directory: a second one on it (in this process or
+    another) is refused while the first is open; a clip a killed process
+    left as a ``.part`` is finished by the next recorder that opens the
+    directory. The budget is kept from the start, and ``index.json``
+    written, when the recorder is made.
+
     Each clip is ``<directory>/<id>.mp4`` (faststart; written as a
     fragmented ``<id>.mp4.part`` first, so a crash leaves a playable file)
     and ``<id>.json`` (reason, labels, each trigger, the first and last
@@ -179,10 +191,12 @@ class Clips:
         post: seconds after the last trigger a clip ends (at least).
         max_length: seconds a clip may last; a longer event goes on in the next clip.
         max_bytes: bytes the directory's clips may take (None: no limit).
-        max_age: seconds a clip is kept after its end (None: for ever).
-        max_memory: bytes the recorder may hold: the ring, and a clip's
-            packets not yet written (half each). A clip whose writer fell
-            that far behind is dropped (``behind``).
+        max_age: seconds a clip is kept after its end (> 0; None: for ever).
+        max_memory: bytes the recorder may hold (at least 1 MiB): the ring
+            (a third: a pre-roll that needs more is cut short, counted in
+            ``ring_overflows``), and clips' packets not yet written (two
+            thirds: a clip whose writer fell that far behind is dropped,
+            ``behind``). A stage's frames wait for the encoder 8 at most.
         key_interval: a stage's frames get a key frame at least this often (seconds).
         max_fps: a stage's frames are recorded at most this many a second (a
             pipeline that runs faster, e.g. over a file, has the others left
@@ -211,9 +225,8 @@ class Clips:
         camera: str | None = None,
         clock: Clock | None = None,
     ) -> None:
-        self.directory = _check_directory(directory)
-        self.pre = check_seconds_or_none(pre, "pre") or 0.0
-        self.post = check_seconds_or_none(post, "post") or 0.0
+        self.pre = check_number(pre, "pre", low=0)
+        self.post = check_number(post, "post", low=0)
         self.max_length = check_positive_seconds(max_length, "max_length")
         if self.max_length < self.pre + self.post:
             raise ValueError(
@@ -221,36 +234,46 @@ class Clips:
                 f"got {self.max_length:g}"
             )
         self.max_bytes = _check_bytes(max_bytes, "max_bytes", or_none=True)
-        self.max_age = check_seconds_or_none(max_age, "max_age")
-        memory = _check_bytes(max_memory, "max_memory")
+        self.max_age = None if max_age is None else check_positive_seconds(max_age, "max_age")
+        memory = _check_bytes(max_memory, "max_memory", minimum=_MIN_MEMORY)
         assert memory is not None
+        self.max_memory = memory
         self.key_interval = check_positive_seconds(key_interval, "key_interval")
         self.max_fps = None if max_fps is None else check_number(max_fps, "max_fps", positive=True)
-        self.name = _check_name(name, self.directory)
         if camera is not None and not isinstance(camera, str):
             raise TypeError(f"camera must be a str (a source's name) or None, got {camera!r}")
         self.camera = camera
         if clock is not None and not isinstance(clock, Clock):
             raise TypeError(f"clock must be a framescope Clock or None, got {type(clock).__name__}")
         self._clock = SYSTEM_CLOCK if clock is None else clock
+        self.directory = _check_directory(directory)
+        self.name = _check_name(name, self.directory)
         self._lock = threading.Lock()
         self._wake = threading.Event()
-        self._ring = _Ring(round(self.pre * 1e9), memory // 2)
-        self._max_pending = memory // 2
+        self._ring = _Ring(round(self.pre * 1e9), memory // 3)
+        self._held = 0  # bytes of packets held for writing, every event's
+        self._max_held = memory - memory // 3
         self._events: deque[_Event] = deque()
         self._event: _Event | None = None  # the one triggers extend
-        self._index = ClipIndex(self.directory, self.max_bytes, self.max_age)
-        self._index.scan()
+        self._last_params: StreamParams | None = None
         self._sequence = 0
         self.mode: str | None = None
         self._params: StreamParams | None = None
+        self._source: Any = None
         self._encoder: FrameEncoder | None = None
         self._writer: threading.Thread | None = None
-        self._closing = False
-        self._closed = False
-        self._counts = {"triggers": 0, "written": 0, "other_sources": 0}
+        self._closing = self._closed = False
+        self._counts = {"triggers": 0, "written": 0, "other_sources": 0, "short": 0}
         self._dropped: dict[str, int] = {}
+        self._log_limit = LogLimiter(clock=self._clock)
         self.last_error: str | None = None
+        self._directory_lock = _lock_directory(self.directory)
+        if self._directory_lock is not None:  # a recorder never closed lets it go when collected
+            weakref.finalize(self, self._directory_lock.close)
+        self._index = ClipIndex(self.directory, self.max_bytes, self.max_age)
+        self._index.scan()
+        self._keep_budget(0)
+        self._write_index()
 
     # -- what goes in ------------------------------------------------------------------
 
@@ -265,7 +288,14 @@ class Clips:
                 f"source must be a VideoSource (it hands over its packets), "
                 f"got {type(source).__name__}"
             )
+        if self._closing:
+            raise RuntimeError(f"clips {self.name!r} is closed")
+        if self._source is not None and self._source is not source:
+            raise ValueError(
+                f"clips {self.name!r} already records {self._source!r}: one Clips per source"
+            )
         self._set_mode("packets")
+        self._source = source
         add_sink(self)
         return self
 
@@ -276,13 +306,17 @@ class Clips:
         self._params = StreamParams.of(stream)
 
     def add_packet(self, packet: Any, received_ns: int, capture_time: float) -> None:
-        """A source read ``packet`` (a PyAV packet of the stream last opened)."""
+        """A source read ``packet`` (a PyAV packet of the stream last opened).
+
+        Its time is the recorder's clock now (``received_ns``, the source's
+        reading, is not used: the two may run on different clocks).
+        """
         params = self._params
         if params is None or not packet.size or self._closed:
             return
         self._add(
             ClipPacket(
-                t_ns=received_ns,
+                t_ns=self._clock.monotonic_ns(),
                 data=bytes(packet),
                 pts=packet.pts,
                 dts=packet.dts,
@@ -294,32 +328,41 @@ class Clips:
 
     def __call__(self, item: Any) -> Any:
         """A stage: queue the frame's picture for the clips' encoder and pass the item on."""
-        if self.mode == "packets" or self._closed:
+        if self.mode == "packets" or self._closing:
             return item
         image = getattr(item, "image", item)
-        if not hasattr(image, "shape"):
-            raise TypeError(
-                f"Clips takes frames (an object with .image) or image arrays, "
-                f"got {type(item).__name__}"
-            )
+        layout = getattr(item, "pixel_format", None) or _layout(image, item)
         source = getattr(item, "source", None)
         if source is not None and not self._wanted(source):
             return item
-        if self.mode is None:
-            self._set_mode("frames")
-        encoder = self._encoder
+        encoder = self._encoder or self._start_encoder()
         if encoder is None:
-            encoder = self._encoder = FrameEncoder(
-                self.name, self._add, self._clock, self.key_interval, self.max_fps
-            )
+            return item  # closing
         now = self._clock.monotonic_ns()
         if not encoder.wanted(now):
             return item
         capture = getattr(item, "capture_time", None)
         if capture is None:
             capture = self._clock.wall().timestamp()
-        encoder.put(image, getattr(item, "pixel_format", "bgr24"), now, capture)
+        encoder.put(image, layout, now, capture)
         return item
+
+    def _start_encoder(self) -> FrameEncoder | None:
+        with self._lock:
+            if self._closing:
+                return None
+            if self.mode is None:
+                self._set_mode("frames")
+            if self._encoder is None:
+                self._encoder = FrameEncoder(
+                    self.name,
+                    self._add,
+                    self._clock,
+                    self.key_interval,
+                    self.max_fps,
+                    on_error=self._note_error,
+                )
+            return self._encoder
 
     def _wanted(self, source: str) -> bool:
         if self.camera is None:
@@ -350,23 +393,61 @@ class Clips:
     def _add(self, packet: ClipPacket) -> None:
         """A packet came (source thread or encoder thread): into the ring, and the clip's."""
         with self._lock:
-            self._ring.add(packet)
+            if packet.params is not self._last_params:
+                if not packet.key:
+                    return  # a new stream's packets before its first key frame: unplayable
+                self._last_params = packet.params
+            if not self._ring.add(packet):
+                self._ring_overflowed()
             event = self._event
             if event is None:
                 return
-            if event.failed is None and (event.started or packet.key):
-                event.started = True
-                event.pending.append(packet)
-                event.pending_bytes += len(packet.data)
-                if event.pending_bytes > self._max_pending:
-                    event.failed = "behind"
-                    event.pending.clear()
-            if packet.t_ns >= event.end_ns:
+            if event.draining and not _fills_in(event, packet):
+                event.closing = True  # the frames shown before the last one are all in
+                self._event = None
+            else:
+                self._take(event, packet)
+                if event.pending_bytes < _BATCH_BYTES and not event.closing:
+                    return  # the writer takes packets in batches, not a wake-up a packet
+        self._wake.set()
+
+    def _take(self, event: _Event, packet: ClipPacket) -> None:
+        """A packet for the event being recorded (lock held); its end starts the tail."""
+        if event.failed is None and (event.started or packet.key):
+            event.started = True
+            self._hold(event, [packet])
+            if packet.pts is not None:
+                event.max_pts = max(event.max_pts or packet.pts, packet.pts)
+        if packet.t_ns >= event.end_ns:
+            if event.failed is not None or event.max_pts is None:
                 event.closing = True
                 self._event = None
-            elif event.pending_bytes < _BATCH_BYTES:
-                return  # the writer takes packets in batches: one wake-up each, not one a packet
-        self._wake.set()
+            else:  # B-frames after it in decode order may still be shown before it
+                event.draining = True
+
+    def _hold(self, event: _Event, packets: list[ClipPacket]) -> None:
+        """Keep packets for the writer (lock held); past ``max_memory`` the clip is dropped."""
+        size = sum(len(packet.data) for packet in packets)
+        event.pending += packets
+        event.pending_bytes += size
+        self._held += size
+        if self._held > self._max_held:
+            event.failed = "behind"
+            self._held -= event.pending_bytes
+            event.pending, event.pending_bytes = [], 0
+
+    def _ring_overflowed(self) -> None:
+        if self._log_limit.check("ring") == FULL:
+            self.last_error = (
+                f"max_memory ({self.max_memory} bytes) cannot hold pre={self.pre:g} s of "
+                "this stream: pre-rolls are cut short"
+            )
+            logger.warning("clips %s: %s", self.name, self.last_error)
+
+    def release(self, size: int) -> None:
+        """Packets the writer held were written or let go (what it calls)."""
+        with self._lock:
+            self._held -= size
 
     # -- triggers ----------------------------------------------------------------------
 
@@ -375,31 +456,34 @@ class Clips:
 
         Args:
             reason: what happened, in a few words (``"person"``).
-            labels: more about it, JSON values (str, int, float, bool, None),
-                kept in the clip's sidecar.
+            labels: more about it, JSON values (str, int, float (finite),
+                bool, None), kept in the clip's sidecar.
+
+        A trigger after :meth:`close` (a stage racing the shutdown) is
+        ignored, counted with the others and said in ``last_error``.
         """
         reason = _check_reason(reason)
-        for key, value in labels.items():
-            if not isinstance(value, _LABEL_TYPES):
-                raise TypeError(
-                    f"label {key!r} must be a str, int, float, bool or None, "
-                    f"got {type(value).__name__}"
-                )
-        now, wall = self._clock.monotonic_ns(), self._clock.wall().timestamp()
+        _check_labels(labels)
         with self._lock:
             if self._closing:
-                raise RuntimeError(f"clips {self.name!r} is closed; no more clips")
+                self._counts["triggers"] += 1
+                self.last_error = f"a trigger ({reason!r}) came after close(): ignored"
+                return
+            now, wall = self._clock.monotonic_ns(), self._clock.wall().timestamp()
             self._counts["triggers"] += 1
             event = self._event
             if event is None:
                 event = self._event = _Event(end_ns=now + round(self.post * 1e9))
-                event.pending = self._ring.since(now - round(self.pre * 1e9))
-                event.pending_bytes = sum(len(packet.data) for packet in event.pending)
-                event.started = bool(event.pending)
+                encoder = self._encoder
+                event.encoder_failures = 0 if encoder is None else encoder.failures
+                preroll = self._ring.since(now - round(self.pre * 1e9))
+                self._hold(event, preroll)
+                event.started = bool(preroll)
                 self._events.append(event)
             else:
                 event.end_ns = max(event.end_ns, now + round(self.post * 1e9))
-            event.triggers.append(_Trigger(now, wall, reason, dict(labels)))
+                event.draining = False
+            event.triggers.append(Trigger(now, wall, reason, dict(labels)))
             self._start_writer()
         self._wake.set()
 
@@ -419,7 +503,7 @@ class Clips:
             self._writer.start()
 
     def _write_loop(self) -> None:
-        writer: _EventWriter | None = None
+        writer: EventWriter | None = None
         last_age_check = self._clock.monotonic_ns()
         while True:
             self._wake.clear()
@@ -435,17 +519,41 @@ class Clips:
                 last_age_check = self._keep_budget(last_age_check)
                 wait_on(self._clock, self._wake, _AGE_CHECK_S if self.max_age else None)
                 continue
-            writer = writer or _EventWriter(self)
-            if batch and event.failed is None:
-                writer.write(batch, triggers, event)
+            writer = writer or EventWriter(self)
+            if batch:
+                self._write(writer, event, batch, triggers)
             if closing or stopping:
-                self._end_event(writer, event, "post" if closing else "closed")
+                self._end_event(writer, event, event.ended if closing else "closed")
                 writer = None
                 last_age_check = self._keep_budget(0)
             elif not batch:
                 self._wait_or_end(event)
             else:
                 self._wake.wait(_BATCH_S)
+
+    def _write(
+        self, writer: EventWriter, event: _Event, batch: list[ClipPacket], triggers: list[Trigger]
+    ) -> None:
+        if event.failed is not None:
+            self.release(sum(len(packet.data) for packet in batch))
+            return
+        try:
+            writer.write(batch, triggers)
+        except Exception as error:  # the disk's, or anything else: the clip, not the recorder
+            self._event_failed(writer, event, error)
+
+    def _event_failed(self, writer: EventWriter, event: _Event, error: BaseException) -> None:
+        """Drop the event's clip being written (counted, said), and let what it held go."""
+        reason = "disk" if isinstance(error, (OSError, _av.FFmpegError)) else "error"
+        with self._lock:
+            event.failed = reason
+            self._held -= event.pending_bytes
+            event.pending, event.pending_bytes = [], 0
+        with contextlib.suppress(Exception):
+            writer.abandon()
+        self._note_error(f"clip not written ({type(error).__name__}: {error})")
+        if reason == "error":
+            logger.error("clips %s: writing a clip failed", self.name, exc_info=error)
 
     def _wait_or_end(self, event: _Event) -> None:
         """Wait for the clip's packets; a stream quiet past the clip's end ends it."""
@@ -460,51 +568,67 @@ class Clips:
         with self._lock:
             if self._event is event:
                 self._event = None
-            event.closing = True
+            event.closing, event.ended = True, "quiet"
 
-    def _end_event(self, writer: _EventWriter, event: _Event, how: str) -> None:
+    def _end_event(self, writer: EventWriter, event: _Event, how: str) -> None:
         with self._lock:
-            tail, event.pending = event.pending, []
+            tail, event.pending, event.pending_bytes = event.pending, [], 0
             triggers = list(event.triggers)
             if self._event is event:
                 self._event = None
-        if event.failed is None and tail:
-            writer.write(tail, triggers, event)
-        failed = event.failed
-        writer.finish(triggers, how if failed is None else None)
+        if tail:
+            self._write(writer, event, tail, triggers)
+        if event.failed is None:
+            try:
+                writer.finish(triggers, how)
+            except Exception as error:
+                self._event_failed(writer, event, error)
+        encoder = self._encoder
         with self._lock:
-            if failed is not None:
-                self._dropped[failed] = self._dropped.get(failed, 0) + 1
-            elif not writer.written and writer.failures == 0:
-                self._dropped["stream"] = self._dropped.get("stream", 0) + 1
+            reason = event.failed
+            if reason is None and not writer.written:
+                failing = encoder is not None and encoder.failures > event.encoder_failures
+                reason = "error" if failing else "stream"
+                if reason == "stream":
+                    self.last_error = (
+                        "a clip was not written: no key frame reached the recorder before it "
+                        "was due to end (no packets or frames came, or none of its camera)"
+                    )
+            if reason is not None:
+                self._dropped[reason] = self._dropped.get(reason, 0) + 1
             self._events.popleft()
 
     def _keep_budget(self, last_check_ns: int) -> int:
+        """Delete the clips beyond ``max_bytes``/``max_age`` (at most every few seconds)."""
         now = self._clock.monotonic_ns()
-        if now - last_check_ns < _AGE_CHECK_S * 1e9 and last_check_ns:
+        if last_check_ns and now - last_check_ns < _AGE_CHECK_S * 1e9:
             return last_check_ns
         with self._lock:
-            deleted = self._index.enforce(self._clock.wall().timestamp())
-        if deleted:
+            old = self._index.over_budget(self._clock.wall().timestamp())
+        if old:
+            self._index.delete(old)  # outside the lock: a source's thread takes it per packet
             self._write_index()
         return now
 
     def _write_index(self) -> None:
+        with self._lock:
+            data = {"clips": [entry.to_dict() for entry in self._index.entries]}
         try:
-            with self._lock:
-                entries = list(self._index.entries)
-            index = ClipIndex(self.directory, None, None)
-            index.entries = entries
-            index.write()
-        except OSError as error:
-            self._note_error(f"index: {type(error).__name__}: {error}")
+            write_json(self.directory / "index.json", data)
+        except (OSError, ValueError) as error:
+            self._note_error(f"index.json not written ({type(error).__name__}: {error})")
 
     def _note_error(self, text: str) -> None:
         self.last_error = text
-        logger.warning("clips %s: %s", self.name, text)
+        if self._log_limit.check(text[:40]) == FULL:
+            logger.warning("clips %s: %s", self.name, text)
 
-    def _next_id(self, first: ClipPacket) -> str:
-        stamp = datetime.datetime.fromtimestamp(first.capture_time, datetime.timezone.utc)
+    def next_id(self, first: ClipPacket) -> str:
+        """A new clip's id: the recorder's name, its first frame's time (UTC), a number."""
+        try:
+            stamp = datetime.datetime.fromtimestamp(first.capture_time, datetime.timezone.utc)
+        except (OverflowError, OSError, ValueError):  # a capture time no calendar has
+            stamp = self._clock.wall()
         while True:
             self._sequence += 1
             clip_id = f"{self.name}-{stamp:%Y%m%d-%H%M%S}-{self._sequence:04d}"
@@ -512,18 +636,19 @@ class Clips:
             if not any((self.directory / name).exists() for name in taken):
                 return clip_id
 
-    def _written(self, entry: ClipEntry, size: int) -> None:
+    def clip_written(self, entry: ClipEntry, size: int) -> None:
+        """A clip was written: indexed, the budget kept (what the writer calls)."""
         with self._lock:
             self._counts["written"] += 1
             self._index.add(entry, size)
-            self._index.enforce(self._clock.wall().timestamp())
+        self._keep_budget(0)
         self._write_index()
-
-    def _drop_clip(self, event: _Event, reason: str, text: str) -> None:
-        with self._lock:
-            event.failed = reason
-            event.pending.clear()
-        self._note_error(text)
+        newest = self._index.newest_over()
+        if newest is not None:
+            self._note_error(
+                f"max_bytes ({self.max_bytes}) is smaller than the newest clip ({newest} "
+                "bytes): it is kept until the next"
+            )
 
     # -- reading and closing -----------------------------------------------------------
 
@@ -550,6 +675,7 @@ class Clips:
                 bytes_on_disk=self._index.bytes_on_disk,
                 ring_bytes=self._ring.bytes,
                 ring_seconds=self._ring.seconds,
+                ring_overflows=self._ring.overflows,
                 frames_dropped=0 if encoder is None else encoder.dropped + encoder.failures,
                 last_error=self.last_error,
                 recent=tuple(reversed(entries[-RECENT_CLIPS:])),
@@ -558,12 +684,11 @@ class Clips:
     def close(self, timeout: float = 10.0) -> bool:
         """Finish the clip being recorded with what came, and stop; from any thread.
 
-        Returns False when the recorder's threads did not end within
-        ``timeout`` seconds (a disk that hangs). Calling it again does nothing.
+        Returns False while the recorder's threads have not ended (within
+        ``timeout`` seconds: a disk that hangs); calling it again waits again.
         """
+        timeout = check_positive_seconds(timeout, "timeout")
         with self._lock:
-            if self._closed:
-                return True
             self._closing = True
         encoder = self._encoder
         done = encoder is None or encoder.close(timeout)
@@ -573,120 +698,69 @@ class Clips:
         if writer is not None:
             writer.join(timeout)
             done = done and not writer.is_alive()
+        if done:
+            _unlock_directory(self._directory_lock)
         return done
 
     def cleanup(self) -> None:
-        """A stage's cleanup (``Pipeline.cleanup``): :meth:`close`."""
-        self.close()
+        """A stage's cleanup (``Pipeline.cleanup``): :meth:`close`, a hang said in the log."""
+        if not self.close():
+            logger.warning("clips %s: its writer did not stop within 10 s", self.name)
 
     def __repr__(self) -> str:
         return f"Clips({str(self.directory)!r}, pre={self.pre:g}, post={self.post:g})"
 
 
-class _EventWriter:
-    """One event's clips: whole key-frame intervals at a time, cut before ``max_length``."""
+def _fills_in(event: _Event, packet: ClipPacket) -> bool:
+    """Whether a packet after a clip's end is shown before its last frame (a B-frame)."""
+    return (
+        not packet.key
+        and packet.pts is not None
+        and event.max_pts is not None
+        and packet.pts < event.max_pts
+    )
 
-    def __init__(self, clips: Clips) -> None:
-        self.clips = clips
-        self.max_ns = round(clips.max_length * 1e9)
-        self.gop: list[ClipPacket] = []
-        self.file: ClipFile | None = None
-        self.previous: str | None = None
-        self.written = 0
-        self.failures = 0
 
-    def write(self, packets: list[ClipPacket], triggers: list[_Trigger], event: _Event) -> None:
-        """Take packets; each key frame lets the interval before it go to a file."""
-        try:
-            for packet in packets:
-                if packet.key and self.gop:
-                    self._flush(triggers)
-                if self.gop or packet.key:
-                    self.gop.append(packet)
-        except (OSError, _av.FFmpegError) as error:
-            self._failed(event, error)
+def _layout(image: Any, item: Any) -> str:
+    """The pixel format of a bare image array: BGR, BGRA or grey by its shape."""
+    shape = getattr(image, "shape", None)
+    if shape is not None and len(shape) == 2:
+        return "gray"
+    if shape is not None and len(shape) == 3 and shape[2] in (3, 4):
+        return "bgr24" if shape[2] == 3 else "bgra"
+    raise TypeError(
+        "Clips takes frames (an object with .image) or image arrays (H x W grey, "
+        f"H x W x 3 BGR or H x W x 4 BGRA), got {type(item).__name__} "
+        f"{'' if shape is None else tuple(shape)}"
+    )
 
-    def _flush(self, triggers: list[_Trigger]) -> None:
-        gop, file = self.gop, self.file
-        if file is not None and file.first is not None:
-            changed = gop[0].params is not file.params
-            if changed or gop[-1].t_ns - file.first.t_ns > self.max_ns:
-                self._finish_file(triggers, "stream changed" if changed else "max_length")
-                file = None
-        if file is None:
-            file = self.file = self._open(gop[0], triggers)
-        file.write(gop)
-        self.gop = []
 
-    def _open(self, first: ClipPacket, triggers: list[_Trigger]) -> ClipFile:
-        clips = self.clips
-        lead = triggers[0]
-        meta = {
-            "recorder": clips.name,
-            "mode": clips.mode,
-            "reason": lead.reason,
-            "labels": lead.labels,
-            "continues": self.previous,
-            "pre_s": clips.pre,
-            "post_s": clips.post,
-            "max_length_s": clips.max_length,
-            "codec": first.params.codec,
-            "width": first.params.width,
-            "height": first.params.height,
-            "start_time": first.capture_time,
-        }
-        if self.previous is None:
-            meta["pre_roll_s"] = round((lead.t_ns - first.t_ns) / 1e9, 6)
-        return ClipFile(clips.directory, clips._next_id(first), first.params, meta)
+def _lock_directory(directory: Path) -> Any:
+    """Hold the directory for this recorder (an exclusive lock on a file in it)."""
+    if fcntl is None:
+        return None
+    handle = (directory / _LOCK_NAME).open("a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise ValueError(
+            f"directory: {str(directory)!r} is used by another Clips recorder (in this "
+            "process or another): one directory per recorder, or close() the other"
+        ) from None
+    return handle
 
-    def _finish_file(self, triggers: list[_Trigger], ended: str) -> None:
-        file, self.file = self.file, None
-        if file is None or file.first is None or file.last is None:
-            return
-        start, end = file.first.t_ns, file.last.t_ns
-        inside = [
-            trigger.to_dict(start)
-            for trigger in triggers
-            if trigger.t_ns <= end and (self.previous is None or trigger.t_ns >= start)
-        ]
-        entry, size = file.finish({"triggers": inside, "ended": ended})
-        self.previous = entry.clip_id
-        self.written += 1
-        self.clips._written(entry, size)
 
-    def finish(self, triggers: list[_Trigger], how: str | None) -> None:
-        """The event ended (``how``) or failed (None): the last interval, and the file closed."""
-        if how is None:
-            self.gop = []
-            if self.file is not None:
-                self.file.abandon()
-                self.file = None
-            return
-        try:
-            if self.gop:
-                self._flush(triggers)
-            self._finish_file(triggers, how)
-        except (OSError, _av.FFmpegError) as error:
-            self._failed(None, error)
-
-    def _failed(self, event: _Event | None, error: BaseException) -> None:
-        self.failures += 1
-        text = f"clip not written ({type(error).__name__}: {error})"
-        if event is not None:
-            self.clips._drop_clip(event, "disk", text)
-        else:
-            self.clips._note_error(text)
-            with self.clips._lock:
-                self.clips._dropped["disk"] = self.clips._dropped.get("disk", 0) + 1
-        self.gop = []
-        if self.file is not None:
-            self.file.abandon()
-            self.file = None
+def _unlock_directory(handle: Any) -> None:
+    if handle is not None and not handle.closed:
+        handle.close()  # closing the file lets the lock go
 
 
 def _check_directory(value: object) -> Path:
-    if not isinstance(value, (str, Path)) or not str(value).strip():
-        raise TypeError(f"directory must be a path (str or Path), got {value!r}")
+    if not isinstance(value, (str, Path)):
+        raise TypeError(f"directory must be a path (str or Path), got {type(value).__name__}")
+    if not str(value).strip():
+        raise ValueError("directory must be a path, got an empty one")
     path = Path(value).expanduser().absolute()
     if path.exists() and not path.is_dir():
         raise ValueError(f"directory: {str(path)!r} exists and is not a directory")
@@ -694,22 +768,26 @@ def _check_directory(value: object) -> Path:
     return path
 
 
-def _check_bytes(value: object, name: str, *, or_none: bool = False) -> int | None:
+def _check_bytes(
+    value: object, name: str, *, or_none: bool = False, minimum: int = 1
+) -> int | None:
     if value is None and or_none:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         allowed = "an int (bytes)" + (" or None" if or_none else "")
         raise TypeError(f"{name} must be {allowed}, got {type(value).__name__}")
-    if value <= 0:
-        raise ValueError(f"{name} must be > 0 bytes, got {value}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum} bytes, got {value}")
     return value
 
 
 def _check_name(value: object, directory: Path) -> str:
     if value is None:
         value = directory.name or "clips"
-    if not isinstance(value, str) or not value.strip():
-        raise TypeError(f"name must be a non-empty str or None, got {value!r}")
+    if not isinstance(value, str):
+        raise TypeError(f"name must be a str or None, got {type(value).__name__}")
+    if not value.strip():
+        raise ValueError("name must be a non-empty str or None, got an empty one")
     return _NAME.sub("-", value.strip())[:64]
 
 
@@ -719,3 +797,13 @@ def _check_reason(value: object) -> str:
     if not value.strip() or len(value) > 200:
         raise ValueError(f"reason must be a non-empty str of at most 200 characters, got {value!r}")
     return value
+
+
+def _check_labels(labels: dict[str, Any]) -> None:
+    for key, value in labels.items():
+        if not isinstance(value, _LABEL_TYPES):
+            raise TypeError(
+                f"label {key!r} must be a str, int, float, bool or None, got {type(value).__name__}"
+            )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"label {key!r} must be a finite number, got {value!r}")

@@ -27,11 +27,13 @@ __all__ = [
     "read_clips",
 ]
 
-CLIP_DROP_REASONS = ("disk", "behind", "stream")
+CLIP_DROP_REASONS = ("disk", "behind", "stream", "error")
 """Why a clip was not written: ``disk`` (writing failed: a read-only or full
 disk, a directory gone), ``behind`` (the writer fell so far behind that the
-clip's frames were no longer in memory), ``stream`` (its stream gave no key
-frame to start from before the clip was due to end)."""
+clip's packets passed ``max_memory``), ``stream`` (its stream gave no key
+frame to start from before the clip was due to end), ``error`` (anything
+else: a stage's frames the encoder refused, a fault of the writer; the
+recorder's ``last_error`` says which)."""
 
 RECENT_CLIPS = 50
 """The newest clips a snapshot lists (the recorder's index holds every clip on disk)."""
@@ -96,7 +98,7 @@ class ClipEntry:
             file=fields.text("file"),
             reason=fields.text("reason"),
             labels=dict(labels),
-            triggers=fields.integer("triggers", 1),
+            triggers=fields.integer("triggers", 0),
             start_time=fields.number("start_time"),
             end_time=fields.number("end_time"),
             duration_s=fields.number("duration_s"),
@@ -125,6 +127,9 @@ class ClipsSnapshot:
         bytes_on_disk: their size (MP4 files and sidecars).
         ring_bytes: encoded bytes held in memory for the pre-roll.
         ring_seconds: the time those cover.
+        ring_overflows: times ``max_memory`` made the ring let a key-frame
+            interval go before ``pre`` seconds had passed: a clip starting
+            then got a shorter pre-roll (its sidecar's ``pre_roll_s``).
         frames_dropped: frames the recorder could not keep (its encoder was
             behind): never a frame of the pipeline.
         last_error: the last failure to write, in words (None: none).
@@ -143,6 +148,7 @@ class ClipsSnapshot:
     bytes_on_disk: int = 0
     ring_bytes: int = 0
     ring_seconds: float = 0.0
+    ring_overflows: int = 0
     frames_dropped: int = 0
     last_error: str | None = None
     recent: tuple[ClipEntry, ...] = ()
@@ -167,6 +173,7 @@ class ClipsSnapshot:
             "bytes_on_disk": self.bytes_on_disk,
             "ring_bytes": self.ring_bytes,
             "ring_seconds": self.ring_seconds,
+            "ring_overflows": self.ring_overflows,
             "frames_dropped": self.frames_dropped,
             "last_error": self.last_error,
             "recent": [clip.to_dict() for clip in self.recent],
@@ -197,6 +204,7 @@ def _read_recorder(fields: Fields) -> ClipsSnapshot:
         bytes_on_disk=fields.integer("bytes_on_disk", 0),
         ring_bytes=fields.integer("ring_bytes", 0),
         ring_seconds=fields.number("ring_seconds", 0.0),
+        ring_overflows=fields.integer("ring_overflows", 0),
         frames_dropped=fields.integer("frames_dropped", 0),
         last_error=fields.text("last_error", None, or_none=True),
         recent=tuple(
