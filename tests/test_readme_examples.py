@@ -234,7 +234,7 @@ def check_block(code: str, namespace: dict[str, Any], folder: Path, printed: str
     if "capture_clock" in code:  # capture to glass: every frame through the pipeline timed
         assert printed.startswith("LatencyFigures(count=30, p50=")
     if "Clips(" in code:  # the clip around the trigger: the whole 20-frame file
-        assert printed.split() == [printed.split()[0], "person", "20"]
+        assert printed.split() == [printed.split(maxsplit=1)[0], "person", "20"]
         assert (folder / "clips" / printed.split(maxsplit=1)[0]).exists()
     if "print(ticker)" in code:
         assert printed.startswith("<Ticker intervals=[")
