@@ -436,6 +436,28 @@ def test_a_pipeline_stage_records_its_frames_with_a_key_frame_every_second(
         assert container.streams.video[0].codec_context.width == 160
 
 
+def test_a_tapped_stage_is_recorded_and_shown(tmp_path: Path, clock: FakeClock) -> None:
+    clips = Clips(tmp_path, pre=1, post=1, clock=clock)
+    pipeline = Pipeline(clock=clock)
+    pipeline.add(lambda image: image + 1, "Draw")
+    pipeline.tap("Draw", clips)  # in Draw's thread: no stage of its own
+    pipeline.serialize()
+    pipeline.start()
+    for index in range(3 * FPS):
+        if index == FPS:
+            clips.trigger("drawn")
+        pipeline.forward(np.zeros((32, 48, 3), np.uint8))
+        clock.advance(1 / FPS)
+        wait_for(lambda: clips._encoder is not None and not clips._encoder.busy)
+    (recorded,) = pipeline.snapshot().clips
+    pipeline.cleanup(drain=True)
+    assert recorded.mode == "frames" and recorded.triggers == 1
+    assert [stage.stage for stage in pipeline.snapshot().stages] == ["Draw"]
+    assert clips.close(30)
+    (entry,) = clips.clips()
+    assert decoded_frames(tmp_path / entry.file) == entry.frames >= 2 * FPS
+
+
 def test_many_sources_record_the_chosen_camera_only(tmp_path: Path, clock: FakeClock) -> None:
     from framescope.video import Frame
 

@@ -7,12 +7,14 @@ libx264 (ultrafast, no B-frames, CRF 23) and forces a key frame at least every
 than that. A full queue drops the frame from the clips (counted), never from
 the pipeline. Frames come to it at most ``max_fps`` a second (a pipeline
 running faster, e.g. over a file, has the rest left out of its clips, not
-queued), and the thread runs at a lower priority (nice +10 where the system
-allows it), so on a busy machine the stages get the cores first.
+queued), and the thread runs at the lowest priority (nice 19): on a
+machine the stages keep busy, the clips lose frames (counted), the stages
+hardly any of their time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fractions
 import logging
 import os
@@ -34,7 +36,7 @@ _np = require("numpy", "video", "event clips")
 
 CLIP_CLOCK_HZ = 90_000
 _QUEUED = 8  # frames waiting for the encoder before new ones are dropped
-_NICE = 10  # the encoder thread's niceness above the process's
+_NICEST = 19  # the encoder thread's niceness: the lowest priority there is
 
 
 class FrameEncoder:
@@ -100,11 +102,7 @@ class FrameEncoder:
         return True
 
     def _run(self) -> None:
-        try:  # Linux: a thread's own niceness; elsewhere the process's (left alone)
-            native = threading.get_native_id()
-            os.setpriority(os.PRIO_PROCESS, native, os.getpriority(os.PRIO_PROCESS, native) + _NICE)
-        except (AttributeError, OSError):
-            pass
+        _lowest_priority()
         while True:
             with self._cond:
                 while not self._queue and not self._stopping:
@@ -124,7 +122,10 @@ class FrameEncoder:
                 self._encoding = False
 
     def _encode(self, image: Any, pixel_format: str, t_ns: int, capture_time: float) -> None:
-        picture = _av.VideoFrame.from_ndarray(image, format=pixel_format)
+        try:  # the queued copy is ours: wrapped, not copied again (that would hold the GIL)
+            picture = _av.VideoFrame.from_numpy_buffer(image, format=pixel_format)
+        except (ValueError, AttributeError):  # a layout it does not wrap
+            picture = _av.VideoFrame.from_ndarray(image, format=pixel_format)
         width, height = picture.width - picture.width % 2, picture.height - picture.height % 2
         encoder, params = self._encoder_for(max(2, width), max(2, height), t_ns)
         picture = picture.reformat(width=encoder.width, height=encoder.height, format="yuv420p")
@@ -187,3 +188,15 @@ class FrameEncoder:
             return True
         thread.join(timeout)
         return not thread.is_alive()
+
+
+def _lowest_priority() -> None:
+    """Let this thread run on CPU time the others leave: the lowest niceness (Linux: per thread).
+
+    Not ``SCHED_IDLE``: a machine kept busy by another process would never
+    run it at all; at nice 19 it still gets a little (its clips lose frames,
+    counted), and the stages keep their time.
+    """
+    native = threading.get_native_id()
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, native, _NICEST)

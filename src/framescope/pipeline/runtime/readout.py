@@ -84,11 +84,12 @@ def read_snapshot(tree: StageTree, runtime: Runtime) -> PipelineSnapshot:
 
 
 def _clip_recorders(tree: StageTree, runtime: Runtime) -> tuple[ClipsSnapshot, ...]:
-    """The clip recorders that are stages of the tree or attached to a source it ran."""
+    """The clip recorders that are stages or taps of the tree, or attached to a source it ran."""
     found: list[ClipRecorder] = []
     for _, step in tree.keyed():
-        if isinstance(step.stage, ClipRecorder) and not any(step.stage is r for r in found):
-            found.append(step.stage)
+        for part in (step.stage, *step.taps):
+            if isinstance(part, ClipRecorder) and not any(part is r for r in found):
+                found.append(part)
     found += [r for r in runtime.clip_recorders if not any(r is known for known in found)]
     return tuple(recorder.clips_snapshot() for recorder in found)
 
