@@ -138,10 +138,11 @@ class Clips:
     - **a source's own packets** (``clips.attach(source)``: a
       :class:`VideoSource` hands over each encoded packet it reads, before
       decoding): the camera's quality, no encoding, almost no CPU;
-    - **a stage's frames** (``pipeline.add(clips)``: each frame, or image, that
-      passes is encoded with H.264, a key frame at least every
-      ``key_interval`` seconds, on a thread of the recorder's own; the frame
-      goes on unchanged).
+    - **a stage's frames** (``pipeline.tap("Draw", clips)``, in that stage's
+      thread, or ``pipeline.add(clips)``, a stage of its own: each frame, or
+      image, that passes is encoded with H.264, a key frame at least every
+      ``key_interval`` seconds, on a thread of the recorder's own at the
+      lowest priority; the frame goes on unchanged).
 
     Example::
 
@@ -182,7 +183,7 @@ class Clips:
     or ``max_age`` the oldest clips are deleted (counted).
 
     A pipeline's snapshot shows the recorder (``snapshot().clips``) when it
-    is a stage of it or attached to a source it runs; so do the live view
+    is a stage or a tap of it, or attached to a source it runs; so do the live view
     (with each clip to play) and the Prometheus exporter.
 
     Args:
