@@ -5,7 +5,7 @@ a camera's packets or of a stage's frames and writes a clip around each
 trigger. :class:`ClipsSnapshot` is one recorder at one instant: its
 counters, what it holds in memory and on disk, and its newest clips
 (:class:`ClipEntry`). ``PipelineSnapshot.clips`` holds those of the
-recorders a pipeline knows: added as a stage, or attached to a source it runs.
+recorders a pipeline knows: added as a stage or a tap, or attached to a source it runs.
 
 This module is the one home of the drop reasons (:data:`CLIP_DROP_REASONS`)
 and of what a recorder must offer to be read (:class:`ClipRecorder`).
@@ -182,7 +182,7 @@ class ClipsSnapshot:
 
 @runtime_checkable
 class ClipRecorder(Protocol):
-    """What a pipeline reads a clip recorder through (a stage, or attached to a source)."""
+    """What a pipeline reads a clip recorder through (a stage, a tap, or attached to a source)."""
 
     def clips_snapshot(self) -> ClipsSnapshot:
         """The recorder at this instant."""
