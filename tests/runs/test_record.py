@@ -160,3 +160,28 @@ def test_a_path_that_cannot_be_written_fails_at_once(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(FileExistsError, match="file"):
         record(Pipeline(), tmp_path / "file" / "run.fsrun")  # a file where a folder should be
+
+
+def test_every_interval_has_the_machine_probe_so_compare_adjusts(tmp_path: Path) -> None:
+    """The first interval (a pipeline seen before it started) and the last (at close) too."""
+    from framescope import compare
+
+    paths = []
+    for name in ("a", "b"):
+        clock = FakeClock()
+        pipeline = timed_pipeline(clock)
+        recording = record(pipeline, tmp_path / f"{name}.fsrun", interval=3600)
+        assert not recording.take()
+        for item in range(5):
+            pipeline.forward(item)
+        assert recording.take()
+        for item in range(5, 9):
+            pipeline.forward(item)
+        pipeline.cleanup()
+        assert recording.close()
+        paths.append(tmp_path / f"{name}.fsrun")
+    run = load_run(paths[0])
+    assert len(run.intervals) == 2
+    assert all(isinstance(interval["probe_ns"], int) for interval in run.intervals)
+    assert compare(*paths).machine is not None  # adjusted: the runs have every probe
+    assert compare(*paths, adjust=False).machine is None

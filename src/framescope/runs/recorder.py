@@ -195,9 +195,7 @@ class Recording:
                 self._begin(snapshot)
                 return True
             assert self._last is not None
-            interval = self._interval(snapshot, self._last)
-            interval["probe_ns"] = machine_probe()
-            self._file.write(interval)
+            self._file.write(self._interval(snapshot, self._last))
             self._last = snapshot
         return True
 
@@ -260,6 +258,7 @@ class Recording:
                 }
                 for name, source in now.sources.items()
             },
+            "probe_ns": machine_probe(),  # every interval: a run missing one is not adjusted
         }
 
     def close(self, timeout: float = 5.0) -> bool:
