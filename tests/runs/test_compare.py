@@ -139,15 +139,26 @@ def test_a_machine_slower_throughout_does_not_read_as_slower_code(tmp_path: Path
     # The same code on a machine 15% slower: every stage, and the probe, take 15% longer.
     slow = {name: ms * 1.15 for name, ms in stages.items()}
     b = write_run(tmp_path / "b.fsrun", slow, seed=13, probe_ns=345_000, label="busy")
-    comparison = compare(a, b)
+    comparison = compare(a, b, adjust=True)
     assert comparison.machine == pytest.approx(1.15, abs=0.01)
     assert comparison.slower == () and comparison.headline().endswith(
         "(the machine ran 15% slower in busy: times compared at equal speed)"
     )
     assert comparison.part("Detect").changes["p50"].change == pytest.approx(0.0, abs=0.02)
-    raw = compare(a, b, adjust=False)  # as measured: everything slower
+    raw = compare(a, b)  # as measured (the default): everything slower
     assert raw.machine is None and raw.slower == ("pipeline", "Decode", "Detect", "Track")
     # And the code made slower on that machine is still found, and only there.
     slow["Detect"] = 10.0 * 1.15 * 1.1
     c = write_run(tmp_path / "c.fsrun", slow, seed=14, probe_ns=345_000)
-    assert compare(a, c).slower == ("pipeline", "Detect")
+    assert compare(a, c, adjust=True).slower == ("pipeline", "Detect")
+
+
+def test_the_command_adjusts_only_when_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = str(write_run(tmp_path / "a.fsrun", {"Detect": 10.0}, seed=15, probe_ns=300_000))
+    b = str(write_run(tmp_path / "b.fsrun", {"Detect": 11.5}, seed=16, probe_ns=345_000))
+    assert main(["compare", a, b, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["machine"] is None
+    assert main(["compare", a, b, "--format", "json", "--adjust"]) == 0
+    assert json.loads(capsys.readouterr().out)["machine"] == pytest.approx(1.15, abs=0.01)

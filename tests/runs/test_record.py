@@ -183,5 +183,5 @@ def test_every_interval_has_the_machine_probe_so_compare_adjusts(tmp_path: Path)
     run = load_run(paths[0])
     assert len(run.intervals) == 2
     assert all(isinstance(interval["probe_ns"], int) for interval in run.intervals)
-    assert compare(*paths).machine is not None  # adjusted: the runs have every probe
-    assert compare(*paths, adjust=False).machine is None
+    assert compare(*paths, adjust=True).machine is not None  # the runs have every probe
+    assert compare(*paths).machine is None  # as measured, by default

@@ -56,6 +56,12 @@ def add_commands(commands: Any) -> None:
         default=0.05,
         help="smallest change called slower or faster (default 5%%)",
     )
+    compare.add_argument(
+        "--adjust",
+        action="store_true",
+        help="compare times at equal machine speed, by the runs' machine probe (a Python loop: "
+        "it helps Python-bound stages, and misleads on NumPy-bound ones; see docs/benchmarks.md)",
+    )
     report = commands.add_parser(
         "report",
         help="a recorded run (or two, compared) as one self-contained HTML page",
@@ -76,7 +82,11 @@ def compare_command(args: Any) -> int:
     try:
         rules = parse_fail_rules(args.fail_on)
         comparison = compare(
-            args.before, args.after, confidence=args.confidence, min_change=args.min_change
+            args.before,
+            args.after,
+            confidence=args.confidence,
+            min_change=args.min_change,
+            adjust=args.adjust,
         )
     except (ValueError, RunFormatError, OSError) as error:
         print(f"framescope compare: {error}", file=sys.stderr)

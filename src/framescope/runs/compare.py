@@ -434,7 +434,7 @@ def compare(
     min_change: float = 0.05,
     resamples: int = 2000,
     seed: int | None = 0,
-    adjust: bool = True,
+    adjust: bool = False,
 ) -> Comparison:
     """Compare two recorded runs (:class:`Run` objects or paths to ``.fsrun`` files).
 
@@ -447,12 +447,15 @@ def compare(
     when its interval excludes no change and it is at least ``min_change``.
 
     ``adjust``: compare times at equal machine speed. Each interval of a
-    recording times a fixed piece of Python work (its machine probe); when
-    the later run's machine was, say, 12% slower throughout (a neighbour's
-    load, a lower clock), every stage's times are divided by 1.12 before
-    they are compared (and so within each bootstrap draw), so a slower
-    machine does not read as slower code. :attr:`Comparison.machine` says
-    by how much (None: a run without probes, or ``adjust=False``).
+    recording times a fixed piece of Python work (its machine probe); with
+    ``adjust=True``, when the later run's machine was, say, 12% slower
+    throughout (a neighbour's load, a lower clock), every stage's times are
+    divided by 1.12 before they are compared (and so within each bootstrap
+    draw). Off by default: a Python loop does not slow down as NumPy or
+    OpenCV work does, and on this project's test machine the adjustment
+    made comparisons of NumPy-bound stages worse (docs/benchmarks.md);
+    turn it on for Python-bound stages. :attr:`Comparison.machine` says by
+    how much it adjusted (None: a run without probes, or not adjusted).
     """
     if not 0.5 <= confidence < 1:
         raise ValueError(f"confidence must be from 0.5 to below 1, got {confidence!r}")
