@@ -162,3 +162,28 @@ def test_the_command_adjusts_only_when_asked(
     assert json.loads(capsys.readouterr().out)["machine"] is None
     assert main(["compare", a, b, "--format", "json", "--adjust"]) == 0
     assert json.loads(capsys.readouterr().out)["machine"] == pytest.approx(1.15, abs=0.01)
+
+
+def test_against_the_stages_a_machine_that_slowed_is_told_from_a_stage_that_did(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stages = {"Decode": 4.0, "Detect": 10.0, "Track": 3.0}
+    a = write_run(tmp_path / "a.fsrun", stages, seed=21)
+    # Every stage 15% slower (the machine), and Detect 10% slower still (the code).
+    slow = {name: ms * 1.15 for name, ms in stages.items()}
+    slow["Detect"] *= 1.1
+    b = write_run(tmp_path / "b.fsrun", slow, seed=22, label="busy")
+    assert compare(a, b).slower == ("pipeline", "Decode", "Detect", "Track")  # as measured
+    comparison = compare(a, b, adjust="stages")
+    assert comparison.adjusted_by == "stages"
+    assert comparison.machine == pytest.approx(1.15, abs=0.02)
+    assert comparison.part("Detect").changes["p50"].change == pytest.approx(0.10, abs=0.03)
+    assert [p.key for p in comparison.parts if p.verdict != "no change"] == ["pipeline", "Detect"]
+    assert "the stages ran 15% slower together in busy" in comparison.headline()
+    assert main(["compare", str(a), str(b), "--adjust", "stages", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["adjusted_by"] == "stages"
+    two = write_run(tmp_path / "two.fsrun", {"Decode": 4.0, "Detect": 10.0}, seed=23)
+    with pytest.raises(ValueError, match="adjust='stages' needs at least 3 stages"):
+        compare(two, two, adjust="stages")
+    with pytest.raises(ValueError, match="adjust must be"):
+        compare(a, b, adjust="machine")

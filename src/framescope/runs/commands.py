@@ -58,9 +58,12 @@ def add_commands(commands: Any) -> None:
     )
     compare.add_argument(
         "--adjust",
-        action="store_true",
-        help="compare times at equal machine speed, by the runs' machine probe (a Python loop: "
-        "it helps Python-bound stages, and misleads on NumPy-bound ones; see docs/benchmarks.md)",
+        nargs="?",
+        const="probe",
+        choices=("probe", "stages"),
+        help="compare times at equal machine speed: by the runs' machine probe (a Python loop: "
+        "for Python-bound stages) or by the stages' median change (3 stages or more; a change "
+        "to every stage reads as the machine); default: as measured",
     )
     report = commands.add_parser(
         "report",
@@ -86,7 +89,7 @@ def compare_command(args: Any) -> int:
             args.after,
             confidence=args.confidence,
             min_change=args.min_change,
-            adjust=args.adjust,
+            adjust=args.adjust or False,
         )
     except (ValueError, RunFormatError, OSError) as error:
         print(f"framescope compare: {error}", file=sys.stderr)

@@ -165,8 +165,10 @@ class Comparison:
     parts: tuple[PartComparison, ...]
     seconds: tuple[float, float] = (0.0, 0.0)
     machine: float | None = None
-    """The later run's machine probe over the earlier's: 1.12 is a machine 12% slower in the
-    later run, whose times were compared divided by it (None: not adjusted)."""
+    """What the later run's times were divided by: 1.12 is a machine 12% slower in the later
+    run (by its probe, or by the stages' median change); None: as measured."""
+    adjusted_by: str | None = None
+    """``probe`` (the machine probe), ``stages`` (the stages' median change), None: as measured."""
 
     def part(self, key: str) -> PartComparison:
         """The comparison of stage ``key`` (``"pipeline"``: end to end); KeyError if unknown."""
@@ -204,6 +206,7 @@ class Comparison:
             "min_change": self.min_change,
             "seconds": list(self.seconds),
             "machine": self.machine,
+            "adjusted_by": self.adjusted_by,
             "parts": [part.to_dict() for part in self.parts],
         }
 
@@ -250,6 +253,11 @@ class Comparison:
                 f" (the machine ran {abs(self.machine - 1):.0%} {pace} in {self.after}: "
                 "times compared at equal speed)"
             )
+            if self.adjusted_by == "stages":
+                machine = (
+                    f" (the stages ran {abs(self.machine - 1):.0%} {pace} together in "
+                    f"{self.after}, the machine or a change to all: each compared against that)"
+                )
         return f"{self.before} -> {self.after}: {verdict}{machine}"
 
     def markdown(self) -> str:
@@ -357,19 +365,19 @@ def _verdict(
 
 def _bootstrap(
     np: Any,
-    rng: Any,
     blocks: tuple[_Blocks, _Blocks],
     edges: Any,
-    settings: tuple[int, float, float, bool],
+    settings: tuple[int, float, float, Any],
+    divisor: tuple[float, Any] | None,
 ) -> dict[str, Change]:
-    resamples, confidence, min_change, adjust = settings
+    """Each figure's change and interval; times divided by ``divisor`` (point, each draw)."""
+    _, confidence, min_change, weights = settings
     a, b = blocks
     changes: dict[str, Change] = {}
     na, nb = len(a.count), len(b.count)
     if not na or not nb:
         return changes
-    wa = rng.multinomial(na, np.full(na, 1 / na), size=resamples).astype(float)
-    wb = rng.multinomial(nb, np.full(nb, 1 / nb), size=resamples).astype(float)
+    wa, wb = weights
     tail = (1 - confidence) / 2 * 100
     rate_a, rate_b = a.count.sum() / a.span.sum(), b.count.sum() / b.span.sum()
     if rate_a > 0:
@@ -378,10 +386,7 @@ def _bootstrap(
         point = rate_b / rate_a - 1
         verdict = _verdict(point, low, high, min_change=min_change, up_is_slower=False)
         changes["throughput"] = Change("throughput", rate_a, rate_b, point, low, high, verdict)
-    machine, speed = 1.0, np.ones(resamples)
-    if adjust and a.probed and b.probed:  # times at equal machine speed (see compare)
-        machine = float(b.probe.mean() / a.probe.mean())
-        speed = ((wb @ b.probe) / nb) / ((wa @ a.probe) / na)
+    machine, speed = (1.0, 1.0) if divisor is None else divisor
     if a.values.size and b.values.size:
         ha, hb = wa @ a.hist, wb @ b.hist
         for name, q in _QUANTILES.items():
@@ -434,7 +439,7 @@ def compare(
     min_change: float = 0.05,
     resamples: int = 2000,
     seed: int | None = 0,
-    adjust: bool = False,
+    adjust: bool | str = False,
 ) -> Comparison:
     """Compare two recorded runs (:class:`Run` objects or paths to ``.fsrun`` files).
 
@@ -446,16 +451,21 @@ def compare(
     queue depth and CPU split. A change is ``slower`` or ``faster`` only
     when its interval excludes no change and it is at least ``min_change``.
 
-    ``adjust``: compare times at equal machine speed. Each interval of a
-    recording times a fixed piece of Python work (its machine probe); with
-    ``adjust=True``, when the later run's machine was, say, 12% slower
-    throughout (a neighbour's load, a lower clock), every stage's times are
-    divided by 1.12 before they are compared (and so within each bootstrap
-    draw). Off by default: a Python loop does not slow down as NumPy or
-    OpenCV work does, and on this project's test machine the adjustment
-    made comparisons of NumPy-bound stages worse (docs/benchmarks.md);
-    turn it on for Python-bound stages. :attr:`Comparison.machine` says by
-    how much it adjusted (None: a run without probes, or not adjusted).
+    ``adjust``: compare times at equal machine speed (off by default: as
+    measured). ``True`` (or ``"probe"``): each interval of a recording times
+    a fixed piece of Python work (its machine probe); when the later run's
+    machine was, say, 12% slower throughout, every time of the later run is
+    divided by 1.12 before it is compared (and so within each bootstrap
+    draw). A Python loop does not slow down as NumPy or OpenCV work does: on
+    this project's test machine it made comparisons of NumPy-bound stages
+    worse (docs/benchmarks.md); it suits Python-bound stages. ``"stages"``:
+    the median change of the stages' medians (at least 3 stages) is taken as
+    the machine's, and each stage is compared against it: a machine that
+    slows slows every stage, a change to one stage shows against the others;
+    but a change that slows every stage alike reads as a slower machine (the
+    headline says by how much the stages moved together). Throughput is never
+    adjusted. :attr:`Comparison.machine` says by how much it adjusted (None:
+    as measured, or a run without probes).
     """
     if not 0.5 <= confidence < 1:
         raise ValueError(f"confidence must be from 0.5 to below 1, got {confidence!r}")
@@ -463,19 +473,22 @@ def compare(
         raise ValueError(f"min_change must be from 0 to below 1, got {min_change!r}")
     if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 100:
         raise ValueError(f"resamples must be an int of at least 100, got {resamples!r}")
+    adjusted_by = _check_adjust(adjust)
     np = require("numpy", "report", "comparing runs")
     run_a = before if isinstance(before, Run) else load_run(before)
     run_b = after if isinstance(after, Run) else load_run(after)
     rng = np.random.default_rng(seed)
-    settings = (resamples, confidence, min_change, adjust)
+    weights = (_draws(np, rng, run_a, resamples), _draws(np, rng, run_b, resamples))
+    settings = (resamples, confidence, min_change, weights)
     keys_a, keys_b = run_a.stage_keys, run_b.stage_keys
+    shared = [key for key in keys_a if key in keys_b]
+    divisor = _divisor(np, (run_a, run_b), shared, settings, adjusted_by)
     parts = [
-        _compare_part(np, rng, (run_a, run_b), key, settings)
-        if key == PIPELINE or (key in keys_a and key in keys_b)
+        _compare_part(np, (run_a, run_b), key, settings, divisor)
+        if key == PIPELINE or key in shared
         else PartComparison(key, "added" if key in keys_b else "removed")
         for key in (PIPELINE, *keys_a, *(k for k in keys_b if k not in keys_a))
     ]
-    machine = _machine(np, run_a, run_b) if adjust else None
     return Comparison(
         run_a.label,
         run_b.label,
@@ -483,28 +496,87 @@ def compare(
         min_change,
         tuple(parts),
         (run_a.seconds, run_b.seconds),
-        machine,
+        None if divisor is None else divisor[0],
+        adjusted_by if divisor is not None else None,
     )
 
 
+def _check_adjust(adjust: object) -> str | None:
+    """``adjust`` as a name: None (as measured), ``probe`` or ``stages``."""
+    if adjust is False or adjust is None:
+        return None
+    if adjust is True:
+        return "probe"
+    if adjust in ("probe", "stages"):
+        return str(adjust)
+    raise ValueError(f"adjust must be False, True ('probe') or 'stages', got {adjust!r}")
+
+
+def _draws(np: Any, rng: Any, run: Run, resamples: int) -> Any:
+    """The bootstrap's draws of a run's blocks (each block's weight): the same for every part."""
+    intervals = len(run.intervals)
+    blocks = math.ceil(intervals / max(1, math.ceil(intervals / _MAX_BLOCKS))) if intervals else 0
+    if not blocks:
+        return np.zeros((resamples, 0))
+    return rng.multinomial(blocks, np.full(blocks, 1 / blocks), size=resamples).astype(float)
+
+
 def _compare_part(
-    np: Any, rng: Any, runs: tuple[Run, Run], key: str, settings: tuple[int, float, float, bool]
+    np: Any,
+    runs: tuple[Run, Run],
+    key: str,
+    settings: tuple[int, float, float, Any],
+    divisor: tuple[float, Any] | None,
 ) -> PartComparison:
     """One part in both runs: the bootstrapped figures, then those without an interval."""
+    blocks, edges = _part_blocks(np, runs, key)
+    changes = _bootstrap(np, blocks, edges, settings, divisor)
+    changes.update(_plain(*runs, key))
+    return PartComparison(key, "both", changes)
+
+
+def _part_blocks(np: Any, runs: tuple[Run, Run], key: str) -> tuple[tuple[_Blocks, _Blocks], Any]:
     samples = [
         np.asarray([v for p in run.part(key) for v in p.get("samples_ns", ())], float) / 1e9
         for run in runs
     ]
     edges = _edges(np, *samples)
-    blocks = (_Blocks(np, runs[0], key, edges), _Blocks(np, runs[1], key, edges))
-    changes = _bootstrap(np, rng, blocks, edges, settings)
-    changes.update(_plain(*runs, key))
-    return PartComparison(key, "both", changes)
+    return (_Blocks(np, runs[0], key, edges), _Blocks(np, runs[1], key, edges)), edges
 
 
-def _machine(np: Any, run_a: Run, run_b: Run) -> float | None:
-    """The later run's machine probe over the earlier's (None: a run without probes)."""
-    probes = [[i.get("probe_ns") for i in run.intervals] for run in (run_a, run_b)]
-    if not all(values and all(v is not None for v in values) for values in probes):
+def _divisor(
+    np: Any,
+    runs: tuple[Run, Run],
+    stages: list[str],
+    settings: tuple[int, float, float, Any],
+    adjusted_by: str | None,
+) -> tuple[float, Any] | None:
+    """What the later run's times are divided by: (the point, each bootstrap draw's); None: none."""
+    if adjusted_by == "probe":
+        a, b = (_Blocks(np, run, PIPELINE, np.geomspace(1e-9, 1.0, 2)) for run in runs)
+        if not (a.probed and b.probed):
+            return None
+        wa, wb = settings[3]
+        draws = ((wb @ b.probe) / len(b.probe)) / ((wa @ a.probe) / len(a.probe))
+        return float(b.probe.mean() / a.probe.mean()), draws
+    if adjusted_by != "stages":
         return None
-    return float(np.mean(probes[1]) / np.mean(probes[0]))
+    if len(stages) < 3:
+        raise ValueError(
+            f"adjust='stages' needs at least 3 stages in both runs (their median change is "
+            f"the machine's), got {len(stages)}"
+        )
+    points, draws = [], []
+    wa, wb = settings[3]
+    for key in stages:
+        (a, b), edges = _part_blocks(np, runs, key)
+        if not (a.values.size and b.values.size):
+            continue
+        points.append(float(np.percentile(b.values, 50) / np.percentile(a.values, 50)))
+        draws.append(
+            _quantile_rows(np, wb @ b.hist, edges, 50.0)
+            / _quantile_rows(np, wa @ a.hist, edges, 50.0)
+        )
+    if len(points) < 3:
+        return None
+    return float(np.median(points)), np.nanmedian(np.stack(draws), axis=0)
