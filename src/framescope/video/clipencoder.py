@@ -14,15 +14,14 @@ hardly any of their time.
 
 from __future__ import annotations
 
-import contextlib
 import fractions
 import logging
-import os
 import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from framescope import _priority
 from framescope._optional import require
 from framescope.clock import Clock
 from framescope.video.clipfile import ClipPacket, StreamParams
@@ -36,7 +35,6 @@ _np = require("numpy", "video", "event clips")
 
 CLIP_CLOCK_HZ = 90_000
 _QUEUED = 8  # frames waiting for the encoder before new ones are dropped
-_NICEST = 19  # the encoder thread's niceness: the lowest priority there is
 
 
 class FrameEncoder:
@@ -102,7 +100,7 @@ class FrameEncoder:
         return True
 
     def _run(self) -> None:
-        _lowest_priority()
+        _priority.lowest_priority()  # the stages come first
         while True:
             with self._cond:
                 while not self._queue and not self._stopping:
@@ -188,15 +186,3 @@ class FrameEncoder:
             return True
         thread.join(timeout)
         return not thread.is_alive()
-
-
-def _lowest_priority() -> None:
-    """Let this thread run on CPU time the others leave: the lowest niceness (Linux: per thread).
-
-    Not ``SCHED_IDLE``: a machine kept busy by another process would never
-    run it at all; at nice 19 it still gets a little (its clips lose frames,
-    counted), and the stages keep their time.
-    """
-    native = threading.get_native_id()
-    with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, native, _NICEST)
