@@ -35,6 +35,7 @@ _np = require("numpy", "video", "event clips")
 
 CLIP_CLOCK_HZ = 90_000
 _QUEUED = 8  # frames waiting for the encoder before new ones are dropped
+_BURST_NS = 1_000_000_000  # max_fps lets a second's worth of frames through at once
 
 
 class FrameEncoder:
@@ -61,6 +62,7 @@ class FrameEncoder:
         self._stopping = False
         self._encoding = False
         self.dropped = 0
+        self.skipped = 0  # over max_fps: left out of the clips
         self.failures = 0
         self.last_error: str | None = None
         self._encoder: Any = None
@@ -69,14 +71,22 @@ class FrameEncoder:
         self._last_pts = -1
         self._last_key_ns: int | None = None
         self._last_t_ns: int | None = None
+        self._start_capture: float | None = None
+        self.by_capture = True  # False: the frames carry no capture time (arrival it is)
 
     def wanted(self, t_ns: int) -> bool:
-        """Whether a frame at ``t_ns`` is within ``max_fps`` (half an interval of jitter let by)."""
+        """Whether a frame at ``t_ns`` is within ``max_fps``; one that is not is counted.
+
+        ``max_fps`` a second on average, with a second's worth let through at
+        once: the frames a stage sends in a burst after a stall are kept.
+        """
         interval = self._interval_ns
         if not interval:
             return True
         due = self._due_ns
-        if due is not None and t_ns < due - interval // 2:
+        if due is not None and t_ns < due - _BURST_NS:
+            with self._cond:
+                self.skipped += 1
             return False
         self._due_ns = max(due or t_ns, t_ns) + interval
         return True
@@ -127,7 +137,12 @@ class FrameEncoder:
         width, height = picture.width - picture.width % 2, picture.height - picture.height % 2
         encoder, params = self._encoder_for(max(2, width), max(2, height), t_ns)
         picture = picture.reformat(width=encoder.width, height=encoder.height, format="yuv420p")
-        pts = max(self._last_pts + 1, (t_ns - self._start_ns) * CLIP_CLOCK_HZ // 1_000_000_000)
+        if self._start_capture is None:
+            self._start_capture = capture_time
+        # Timed by capture: frames a stall held back and sent in a burst play at their pace.
+        since = round((capture_time - self._start_capture) * 1e9) if self.by_capture else None
+        elapsed = t_ns - self._start_ns if since is None else since
+        pts = max(self._last_pts + 1, elapsed * CLIP_CLOCK_HZ // 1_000_000_000)
         self._last_pts = picture.pts = pts
         picture.time_base = fractions.Fraction(1, CLIP_CLOCK_HZ)
         # A key frame when the next picture would come too late for one (at the last step).
@@ -168,6 +183,7 @@ class FrameEncoder:
             "crf": "23",
         }
         self._encoder, self._start_ns, self._last_pts, self._last_key_ns = encoder, t_ns, -1, None
+        self._start_capture = None
         self._params = StreamParams("h264", width, height, fractions.Fraction(1, CLIP_CLOCK_HZ))
         return encoder, self._params
 

@@ -111,6 +111,8 @@ class ClipFile:
         self.last: ClipPacket | None = None
         self._origin: int | None = None
         self._last_dts: int | None = None
+        self._shown = (2**63, -(2**63))  # the first and last presentation time written
+        self.latest = float("-inf")  # the latest capture time (B-frames come out of order)
         self._container: Any = None
         write_json(self.sidecar, {**self.meta, "clip_id": clip_id, "complete": False})
         self._container = _av.open(str(self.part), "w", format="mp4", options=_FRAGMENTED)
@@ -123,6 +125,8 @@ class ClipFile:
                 self.first = packet
             out = _av.Packet(packet.data)
             out.pts, out.dts = self._timestamps(packet)
+            self._shown = (min(self._shown[0], out.pts), max(self._shown[1], out.pts))
+            self.latest = max(self.latest, packet.capture_time)
             out.time_base = self.params.time_base
             out.stream = self._stream
             out.is_keyframe = packet.key
@@ -178,7 +182,8 @@ class ClipFile:
         first, last = self.first, self.last
         assert first is not None
         assert last is not None
-        span = (last.t_ns - first.t_ns) / 1e9
+        # How long it plays: its first to its last frame shown, and one frame more.
+        span = (self._shown[1] - self._shown[0]) * float(self.params.time_base)
         step = span / (self.frames - 1) if self.frames > 1 else 0.0
         return ClipEntry(
             clip_id=self.clip_id,
@@ -187,7 +192,7 @@ class ClipFile:
             labels=dict(self.meta.get("labels", {})),
             triggers=len(extra.get("trigger_list", ())),
             start_time=first.capture_time,
-            end_time=last.capture_time,
+            end_time=self.latest,
             duration_s=span + step,
             frames=self.frames,
             bytes=self.final.stat().st_size,

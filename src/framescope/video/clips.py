@@ -14,6 +14,7 @@ frames.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime
 import logging
@@ -52,6 +53,7 @@ _BATCH_S = 0.1  # how often the writer takes a recording clip's packets (real ti
 _BATCH_BYTES = 1 << 20  # ... or as soon as this much waits
 _ENCODER_POLL_S = 0.05  # a clip's end waits for the encoder's queue in real time
 _MIN_MEMORY = 1 << 20
+_TAIL_PACKETS = 16  # B-frames a clip takes after its end, at most
 _LABEL_TYPES = (str, int, float, bool, type(None))
 _NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 _LOCK_NAME = ".clips.lock"
@@ -72,6 +74,7 @@ class _Event:
     encoder_failures: int = 0  # the encoder's failures when it began
     draining: bool = False  # past its end: taking only frames shown before its last one
     max_pts: int | None = None  # the latest presentation time taken
+    tail: int = 0  # B-frames taken after its end
 
 
 class _Ring:
@@ -157,7 +160,12 @@ class Clips:
 
         pipeline.add(detect)
         for frame in pipeline.run(camera): ...
-        pipeline.cleanup()  # or clips.close(): the clip being written is finished
+        pipeline.cleanup()
+        clips.close()  # the clip being written is finished
+
+    ``pipeline.cleanup()`` closes a recorder added as a stage; one attached to
+    a source or tapping a stage is closed by :meth:`close` (and, failing
+    that, when the interpreter exits).
 
     :meth:`trigger` may be called from any thread. A clip starts at the key
     frame at or before ``pre`` seconds before its first trigger (the ring
@@ -190,7 +198,8 @@ class Clips:
         directory: where clips are written (made if missing).
         pre: seconds before the first trigger a clip starts (at least).
         post: seconds after the last trigger a clip ends (at least).
-        max_length: seconds a clip may last; a longer event goes on in the next clip.
+        max_length: seconds a clip may last (at least ``pre + post``); a
+            longer event goes on in the next clip.
         max_bytes: bytes the directory's clips may take (None: no limit).
         max_age: seconds a clip is kept after its end (> 0; None: for ever).
         max_memory: bytes the recorder may hold (at least 1 MiB): the ring
@@ -269,6 +278,7 @@ class Clips:
         self._log_limit = LogLimiter(clock=self._clock)
         self.last_error: str | None = None
         self._directory_lock = _lock_directory(self.directory)
+        _OPEN.add(self)
         if self._directory_lock is not None:  # a recorder never closed lets it go when collected
             weakref.finalize(self, self._directory_lock.close)
         self._index = ClipIndex(self.directory, self.max_bytes, self.max_age)
@@ -343,7 +353,8 @@ class Clips:
         if not encoder.wanted(now):
             return item
         capture = getattr(item, "capture_time", None)
-        if capture is None:
+        if capture is None:  # an image, or a frame made by hand: timed as it came
+            encoder.by_capture = False
             capture = self._clock.wall().timestamp()
         encoder.put(image, layout, now, capture)
         return item
@@ -677,7 +688,9 @@ class Clips:
                 ring_bytes=self._ring.bytes,
                 ring_seconds=self._ring.seconds,
                 ring_overflows=self._ring.overflows,
-                frames_dropped=0 if encoder is None else encoder.dropped + encoder.failures,
+                frames_dropped=0
+                if encoder is None
+                else encoder.dropped + encoder.failures + encoder.skipped,
                 last_error=self.last_error,
                 recent=tuple(reversed(entries[-RECENT_CLIPS:])),
             )
@@ -701,6 +714,7 @@ class Clips:
             done = done and not writer.is_alive()
         if done:
             _unlock_directory(self._directory_lock)
+            _OPEN.discard(self)
         return done
 
     def cleanup(self) -> None:
@@ -712,14 +726,31 @@ class Clips:
         return f"Clips({str(self.directory)!r}, pre={self.pre:g}, post={self.post:g})"
 
 
+_OPEN: weakref.WeakSet[Clips] = weakref.WeakSet()
+"""Recorders not closed yet: the interpreter's exit closes them (their clips finished)."""
+
+
+@atexit.register
+def _close_open_recorders() -> None:
+    for recorder in list(_OPEN):
+        recorder.close(timeout=5.0)
+
+
 def _fills_in(event: _Event, packet: ClipPacket) -> bool:
-    """Whether a packet after a clip's end is shown before its last frame (a B-frame)."""
-    return (
-        not packet.key
-        and packet.pts is not None
-        and event.max_pts is not None
-        and packet.pts < event.max_pts
-    )
+    """Whether a packet after a clip's end is a B-frame shown before its last frame.
+
+    At most :data:`_TAIL_PACKETS` of them, and within a second before it: a
+    stream whose time went back (a looped file) has nothing to fill in.
+    """
+    if packet.key or packet.pts is None or event.max_pts is None:
+        return False
+    if event.tail >= _TAIL_PACKETS:
+        return False
+    window = round(1 / packet.params.time_base)
+    if not event.max_pts - window < packet.pts < event.max_pts:
+        return False
+    event.tail += 1
+    return True
 
 
 def _layout(image: Any, item: Any) -> str:
@@ -801,7 +832,11 @@ def _check_reason(value: object) -> str:
 
 
 def _check_labels(labels: dict[str, Any]) -> None:
-    for key, value in labels.items():
+    """Labels as JSON values (a NumPy scalar, a detector's score, becomes its Python value)."""
+    for key, given in list(labels.items()):
+        value = given
+        if type(value).__module__ == "numpy" and hasattr(value, "item"):
+            value = labels[key] = value.item()
         if not isinstance(value, _LABEL_TYPES):
             raise TypeError(
                 f"label {key!r} must be a str, int, float, bool or None, got {type(value).__name__}"

@@ -12,6 +12,7 @@ timestamps are its own.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,6 +24,8 @@ from framescope.video.clipfile import ClipFile, ClipPacket
 __all__ = ["ClipSink", "EventWriter", "Trigger"]
 
 _av = require("av", "video", "event clips")
+
+_TAIL = 16  # the packets at a clip's cut end looked at for frames never completed
 
 
 @dataclass(slots=True)
@@ -117,8 +120,10 @@ class EventWriter:
             "height": first.params.height,
             "start_time": first.capture_time,
         }
-        if self.previous is None:
-            meta["pre_roll_s"] = round((lead.t_ns - first.t_ns) / 1e9, 6)
+        # The pre-roll it got (0 for a trigger before any frame; None: it continues a clip).
+        meta["pre_roll_s"] = (
+            round(max(0, lead.t_ns - first.t_ns) / 1e9, 6) if self.previous is None else None
+        )
         # What is known now, for a clip a killed process leaves behind (finish replaces it).
         meta["trigger_list"] = [t.to_dict(first.t_ns) for t in triggers if t.t_ns >= first.t_ns]
         return ClipFile(sink.directory, sink.next_id(first), first.params, meta)
@@ -145,7 +150,17 @@ class EventWriter:
         self.sink.clip_written(entry, size)
 
     def finish(self, triggers: list[Trigger], ended: str) -> None:
-        """The event ended (``post``, ``quiet``, ``closed``): the last interval, the file closed."""
+        """The event ended (``post``, ``quiet``, ``closed``): the last interval, the file closed.
+
+        Cut off mid-stream (not at ``post``, whose end waited for them), a
+        B-frame stream's last packets may be a frame whose B-frames never came:
+        those are left out, so the clip ends on a frame with none missing.
+        """
+        if self.gop and ended != "post":
+            kept = _complete_tail(self.gop)
+            self.sink.release(sum(len(p.data) for p in self.gop[len(kept) :]))
+            self.gop_bytes -= sum(len(p.data) for p in self.gop[len(kept) :])
+            self.gop = kept
         if self.gop:
             self._flush(triggers)
         self._finish_file(triggers, ended, None)
@@ -157,3 +172,33 @@ class EventWriter:
         if self.file is not None:
             self.file.abandon()
             self.file = None
+
+
+def _complete_tail(packets: list[ClipPacket]) -> list[ClipPacket]:
+    """``packets`` without a tail that would show a gap: frames whose B-frames never came.
+
+    The first gap in presentation order (more than 1.5 frames) among the
+    frames of the last :data:`_TAIL` packets is where the clip must end: every packet from the
+    first one shown after the gap on (in decoding order) is left out, since
+    what follows it may need it.
+    """
+    tail = packets[-_TAIL:]
+    times = sorted({p.pts for p in packets if p.pts is not None})
+    steps = sorted(b - a for a, b in itertools.pairwise(times) if b > a)
+    if not steps:
+        return packets
+    step = steps[len(steps) // 2]
+    tail_times = [p.pts for p in tail if p.pts is not None]
+    if not tail_times:
+        return packets
+    first = min(tail_times)
+    limit = next(
+        (a for a, b in itertools.pairwise(times) if a >= first and b - a > 1.5 * step), None
+    )
+    if limit is None:
+        return packets
+    start = len(packets) - len(tail)
+    cut = next((start + i for i, p in enumerate(tail) if p.pts is not None and p.pts > limit), None)
+    if cut is None or cut == 0:
+        return packets
+    return packets[:cut]

@@ -130,8 +130,9 @@ class ClipsSnapshot:
         ring_overflows: times ``max_memory`` made the ring let a key-frame
             interval go before ``pre`` seconds had passed: a clip starting
             then got a shorter pre-roll (its sidecar's ``pre_roll_s``).
-        frames_dropped: frames the recorder could not keep (its encoder was
-            behind): never a frame of the pipeline.
+        frames_dropped: a stage's frames the recorder did not keep: its
+            encoder was behind or refused them, or they came faster than its
+            ``max_fps``; never a frame of the pipeline.
         last_error: the last failure to write, in words (None: none).
         recent: the newest clips, newest first (at most :data:`RECENT_CLIPS`).
     """
