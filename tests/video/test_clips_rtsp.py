@@ -157,6 +157,7 @@ def test_packet_mode_clips_hold_the_cameras_own_packets(camera: RtspCamera, tmp_
     data = json.loads((tmp_path / f"{entry.clip_id}.json").read_text())
     assert data["mode"] == "packets" and data["labels"] == {"camera": "cam"}
     assert data["pre_roll_s"] >= 1.0
-    assert entry.end_time - entry.start_time >= 2.0 - 1 / 30
+    assert entry.duration_s >= 2.0  # 1 s before the trigger to 1 s after, at least
+    assert entry.end_time - entry.start_time >= 2.0 - 0.1  # capture times: a camera's jitter
     with av.open(str(path)) as container:
         assert sum(1 for _ in container.decode(video=0)) == entry.frames
