@@ -20,7 +20,6 @@ and in the Dockerfile: ``HEALTHCHECK CMD framescope health /tmp/framescope.json 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -29,6 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from framescope._files import replace_file
 from framescope._periodic import run_every
 from framescope._ratelimit import FULL, LogLimiter
 from framescope._validation import check_positive_seconds
@@ -155,14 +155,7 @@ class Heartbeat:
             data["time"], data["wall_time"] = wall.timestamp(), wall.isoformat()
         data["interval"] = self.interval
         body = json.dumps(data).encode()
-        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        try:
-            temporary.write_bytes(body)
-            os.replace(temporary, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                temporary.unlink()
-            raise
+        replace_file(self.path, body)
         self.writes += 1
         return health
 

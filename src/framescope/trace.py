@@ -13,7 +13,6 @@ blocked. :func:`write_trace` saves it, gzip-compressed when the path ends in
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import os
@@ -21,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from framescope._files import replace_file
 from framescope._keys import leaf_name
 from framescope.pipeline.model.sources import SourceSnapshot
 from framescope.pipeline.model.traces import FrameTrace, StageSpan
@@ -302,24 +302,6 @@ def _fps_counter(
     return events
 
 
-def _umask() -> int:
-    """The process's file mode creation mask.
-
-    Read from ``/proc/self/status`` where there is one: setting it to read it
-    back would change it for every thread of the process for a moment.
-    """
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def write_trace(path: str | os.PathLike[str], document: dict[str, Any]) -> Path:
     """Write a trace document as JSON, gzip-compressed when ``path`` ends in ``.gz``.
 
@@ -328,7 +310,6 @@ def write_trace(path: str | os.PathLike[str], document: dict[str, Any]) -> Path:
     replaced by the file, never written through.
     """
     import gzip  # noqa: PLC0415 - loaded on first use (cold start)
-    import tempfile  # noqa: PLC0415 - loaded on first use (cold start)
 
     target = Path(path)
     try:
@@ -337,16 +318,5 @@ def write_trace(path: str | os.PathLike[str], document: dict[str, Any]) -> Path:
         raise type(error)(f"document must be JSON data (a chrome_trace result): {error}") from None
     if target.suffix == ".gz":
         data = gzip.compress(data)
-    descriptor, temporary = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
-    )
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-        os.chmod(temporary, 0o666 & ~_umask())  # as open() would make it, not mkstemp's 0600
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
+    replace_file(target, data)
     return target

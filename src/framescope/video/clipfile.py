@@ -24,6 +24,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from framescope._files import replace_file
 from framescope._optional import require
 from framescope.pipeline.model.clips import ClipEntry
 
@@ -298,12 +299,8 @@ def _packet_times(path: Path) -> tuple[int, float, float, float]:
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
-    """Write ``data`` as JSON to a temporary file renamed over ``path`` (never half a file)."""
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(
-        json.dumps(data, indent=1, sort_keys=True, allow_nan=False), encoding="utf-8"
-    )
-    os.replace(temporary, path)
+    """Write ``data`` as JSON, whole or not at all (no NaN: a browser could not read it)."""
+    replace_file(path, json.dumps(data, indent=1, sort_keys=True, allow_nan=False).encode())
 
 
 class ClipIndex:

@@ -29,7 +29,7 @@ from typing import Any
 
 from framescope._optional import require
 from framescope._ratelimit import FULL, LogLimiter
-from framescope._validation import check_number, check_positive_seconds
+from framescope._validation import check_int_at_least, check_number, check_positive_seconds
 from framescope.clock import SYSTEM_CLOCK, Clock, wait_on
 from framescope.pipeline.model.clips import RECENT_CLIPS, ClipEntry, ClipsSnapshot
 from framescope.video.clipencoder import FrameEncoder
@@ -243,9 +243,9 @@ class Clips:
                 f"max_length must be at least pre + post ({self.pre + self.post:g} s), "
                 f"got {self.max_length:g}"
             )
-        self.max_bytes = _check_bytes(max_bytes, "max_bytes", or_none=True)
+        self.max_bytes = check_int_at_least(max_bytes, "max_bytes", or_none=True)
         self.max_age = None if max_age is None else check_positive_seconds(max_age, "max_age")
-        memory = _check_bytes(max_memory, "max_memory", minimum=_MIN_MEMORY)
+        memory = check_int_at_least(max_memory, "max_memory", _MIN_MEMORY)
         assert memory is not None
         self.max_memory = memory
         self.key_interval = check_positive_seconds(key_interval, "key_interval")
@@ -273,18 +273,23 @@ class Clips:
         self._encoder: FrameEncoder | None = None
         self._writer: threading.Thread | None = None
         self._closing = self._closed = False
-        self._counts = {"triggers": 0, "written": 0, "other_sources": 0, "short": 0}
+        self._counts = {"triggers": 0, "written": 0, "other_sources": 0}
         self._dropped: dict[str, int] = {}
         self._log_limit = LogLimiter(clock=self._clock)
         self.last_error: str | None = None
+        self._index = self._open_directory()
+
+    def _open_directory(self) -> ClipIndex:
+        """Hold the directory, finish what a killed recorder left, index it, keep the budget."""
         self._directory_lock = _lock_directory(self.directory)
         _OPEN.add(self)
         if self._directory_lock is not None:  # a recorder never closed lets it go when collected
             weakref.finalize(self, self._directory_lock.close)
-        self._index = ClipIndex(self.directory, self.max_bytes, self.max_age)
-        self._index.scan()
+        index = self._index = ClipIndex(self.directory, self.max_bytes, self.max_age)
+        index.scan()
         self._keep_budget(0)
         self._write_index()
+        return index
 
     # -- what goes in ------------------------------------------------------------------
 
@@ -798,19 +803,6 @@ def _check_directory(value: object) -> Path:
         raise ValueError(f"directory: {str(path)!r} exists and is not a directory")
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def _check_bytes(
-    value: object, name: str, *, or_none: bool = False, minimum: int = 1
-) -> int | None:
-    if value is None and or_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        allowed = "an int (bytes)" + (" or None" if or_none else "")
-        raise TypeError(f"{name} must be {allowed}, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum} bytes, got {value}")
-    return value
 
 
 def _check_name(value: object, directory: Path) -> str:
