@@ -505,8 +505,21 @@ def test_attached_to_a_source_the_pipeline_snapshot_shows_it(
 
 
 _CRASHER = """
-import sys, time, av
+import glob, sys, time, av
 from framescope.video import Clips
+
+
+def written(folder):
+    # the frames the part file holds already (its fragments up to the last key frame)
+    for part in glob.glob(folder + "/*.mp4.part"):
+        try:
+            with av.open(part) as reading:
+                return sum(1 for p in reading.demux(video=0) if p.size)
+        except (av.FFmpegError, OSError):
+            return 0
+    return 0
+
+
 clips = Clips(sys.argv[1], pre=1, post=50)
 container = av.open(sys.argv[2]); stream = container.streams.video[0]
 clips.open_stream(stream)
@@ -517,9 +530,9 @@ for index, packet in enumerate(container.demux(stream)):
     if index == 30:
         clips.trigger("crash test")
     if index == 300:
-        while clips._events[0].pending:  # the writer took every packet
-            time.sleep(0.01)
-        time.sleep(0.5)
+        deadline = time.monotonic() + 120
+        while written(sys.argv[1]) < 4 * 30 and time.monotonic() < deadline:
+            time.sleep(0.05)  # polled: the writer's thread puts the fragments there
         print("recording", flush=True)
         time.sleep(600)
 """
