@@ -1,10 +1,13 @@
 """Does ``framescope compare`` hold on a noisy shared machine? A/A and A/B, measured in one run.
 
 Run: OPENBLAS_NUM_THREADS=1 python benchmarks/compare.py [--seconds 30] [--rounds 10]
+     [--stretch 3] [--keep DIR]
 
 Each round records three runs of the same pipeline, each ``--seconds`` long
 (``framescope.record``, 1 s intervals), in a rotating order: A, A' (the same
-code again) and B (its Detect stage does 10% more work). The pipeline: 30
+code again) and B (its Detect stage does 10% more work); with ``--stretch
+S`` the three take turns, S seconds each, every turn appended to its run's
+file (``record(..., append=True)``), until each has its ``--seconds``. The pipeline: 30
 frames a second into Decode (about 2 ms of NumPy work), Detect (about 8 ms)
 and Track (about 3 ms), each on its own thread. Then ``compare(A, A')`` must
 report no change (an A/A false alarm is any part called slower or faster)
@@ -55,7 +58,9 @@ def calibrate(milliseconds: float) -> int:
     return max(1, round(milliseconds / 1e3 / per_product))
 
 
-def one_run(path: Path, work: dict[str, int], seconds: float, label: str) -> None:
+def one_run(
+    path: Path, work: dict[str, int], seconds: float, label: str, *, append: bool = False
+) -> None:
     pipeline = Pipeline(name="Cam")
     for name, multiplies in work.items():
         pipeline.add(worker(multiplies), name)
@@ -68,7 +73,7 @@ def one_run(path: Path, work: dict[str, int], seconds: float, label: str) -> Non
                 return
 
     reader = threading.Thread(target=drain, daemon=True)
-    with record(pipeline, path, interval=1.0, label=label):
+    with record(pipeline, path, interval=1.0, label=label, append=append):
         reader.start()
         start = time.perf_counter()
         frame = 0
@@ -80,6 +85,28 @@ def one_run(path: Path, work: dict[str, int], seconds: float, label: str) -> Non
         pipeline.join(10)
     stop.set()
     pipeline.cleanup()
+
+
+def record_round(
+    paths: dict[str, Path],
+    runs: dict[str, dict[str, int]],
+    order: list[str],
+    seconds: float,
+    *,
+    stretch: float | None,
+    round_number: int,
+) -> None:
+    """The round's runs whole one after the other, or in turns of ``stretch`` seconds."""
+    if stretch is None:
+        for name in order:
+            one_run(paths[name], runs[name], seconds, f"{name} round {round_number}")
+        return
+    turns = max(1, round(seconds / stretch))
+    for turn in range(turns):
+        shift = turn % len(order)  # who goes first turns round too
+        for name in order[shift:] + order[:shift]:
+            label = f"{name} round {round_number}"
+            one_run(paths[name], runs[name], seconds / turns, label, append=True)
 
 
 def _shown(comparison: object) -> str:
@@ -95,18 +122,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="each run")
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--keep", type=Path, help="write the runs into this folder (kept)")
+    parser.add_argument(
+        "--stretch",
+        type=float,
+        help="record the three runs of a round in turns, this many seconds each, appended "
+        "to their files (default: each run whole, one after the other)",
+    )
     args = parser.parse_args()
     base = {"Decode": calibrate(2.0), "Detect": calibrate(8.0), "Track": calibrate(3.0)}
     slower = dict(base, Detect=round(base["Detect"] * 1.1))
     print(f"work (matrix products): A {base}, B {slower}; {args.seconds:g} s runs at 30 fps")
     false_alarms = detected = named_alone = 0
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = args.keep or Path(scratch)
+        folder.mkdir(parents=True, exist_ok=True)
         for round_number in range(args.rounds):
             runs = {"A": base, "A2": base, "B": slower}
             order = list(runs)[round_number % 3 :] + list(runs)[: round_number % 3]
             paths = {name: Path(folder) / f"{round_number}-{name}.fsrun" for name in runs}
-            for name in order:
-                one_run(paths[name], runs[name], args.seconds, f"{name} round {round_number}")
+            for path in paths.values():
+                path.unlink(missing_ok=True)  # appended to in turns: each round starts afresh
+            record_round(
+                paths, runs, order, args.seconds, stretch=args.stretch, round_number=round_number
+            )
             same = compare(paths["A"], paths["A2"])
             changed = compare(paths["A"], paths["B"])
             aa, ab = verdicts(same), verdicts(changed)

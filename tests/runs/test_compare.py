@@ -24,8 +24,12 @@ def write_run(
     spread: float = 0.05,
     label: str | None = None,
     probe_ns: int | None = None,
+    cpu_ms: dict[str, float] | None = None,
 ) -> Path:
-    """A run of ``intervals`` 1 s intervals: each stage's times log-normal around its median."""
+    """A run of ``intervals`` 1 s intervals: each stage's times log-normal around its median.
+
+    ``cpu_ms``: a stage's on-CPU time per item (its interval's ``on_cpu_s``, 2% noise).
+    """
     rng = np.random.default_rng(seed)
     stages = [{"key": key, "stage": key, "working": True} for key in medians_ms]
     header = {"format": "framescope-run", "version": 1, "label": label, "stages": stages}
@@ -38,6 +42,9 @@ def write_run(
             times = median * 1e6 * np.exp(rng.normal(0, spread, rate))
             total += times
             parts[key] = {"count": rate, "failures": 0, "samples_ns": times.astype(int).tolist()}
+            if cpu_ms is not None and key in cpu_ms:
+                work = rate * cpu_ms[key] / 1e3 * np.exp(rng.normal(0, 0.02))
+                parts[key]["on_cpu_s"] = float(work)
         pipeline = {"completed": rate, "failed": 0, "dropped": 0,
                     "samples_ns": total.astype(int).tolist()}  # fmt: skip
         interval = {"kind": "interval", "t": n + 1.0, "span": 1.0, "pipeline": pipeline,
@@ -187,3 +194,40 @@ def test_against_the_stages_a_machine_that_slowed_is_told_from_a_stage_that_did(
         compare(two, two, adjust="stages")
     with pytest.raises(ValueError, match="adjust must be"):
         compare(a, b, adjust="machine")
+
+
+def test_a_stage_is_judged_by_its_work_when_both_runs_have_it(tmp_path: Path) -> None:
+    """Detect does 10% more work; Decode waits longer for the lock it holds, doing the same."""
+    a = write_run(
+        tmp_path / "a.fsrun", {"Decode": 4.0, "Detect": 10.0}, seed=21,
+        cpu_ms={"Decode": 3.0, "Detect": 9.0}, label="main",
+    )  # fmt: skip
+    b = write_run(
+        tmp_path / "b.fsrun", {"Decode": 4.6, "Detect": 11.0}, seed=22,
+        cpu_ms={"Decode": 3.0, "Detect": 9.9}, label="branch",
+    )  # fmt: skip
+    comparison = compare(a, b)
+    detect, decode = comparison.part("Detect"), comparison.part("Decode")
+    work = detect.changes["cpu"]
+    assert work.before == pytest.approx(0.009, rel=0.02)
+    assert work.after == pytest.approx(0.0099, rel=0.02)
+    assert work.low < 0.10 < work.high and work.verdict == "slower"
+    assert detect.verdict == "slower"
+    assert decode.changes["p50"].verdict == "slower"  # its wall time grew 15%...
+    assert decode.changes["cpu"].verdict == "no change"  # ...its work did not
+    assert decode.verdict == "no change"
+    assert comparison.headline() == (
+        "main -> branch: slower: pipeline, Detect; waited longer, same work: Decode"
+    )
+    row = next(r for r in comparison.rows() if r[:2] == ("Detect", "cpu"))
+    assert row[2].endswith(" ms") and row[-1] == "slower"
+    rules = parse_fail_rules("cpu>+5%")
+    assert [line.split(":")[0] for line in comparison.broken(rules)] == ["Detect"]
+
+
+def test_without_cpu_seconds_in_one_run_the_median_judges(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a.fsrun", {"Detect": 10.0}, seed=23, cpu_ms={"Detect": 9.0})
+    b = write_run(tmp_path / "b.fsrun", {"Detect": 11.0}, seed=24)  # an older recording
+    part = compare(a, b).part("Detect")
+    assert "cpu" not in part.changes
+    assert part.verdict == part.changes["p50"].verdict == "slower"

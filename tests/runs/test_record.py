@@ -185,3 +185,112 @@ def test_every_interval_has_the_machine_probe_so_compare_adjusts(tmp_path: Path)
     assert all(isinstance(interval["probe_ns"], int) for interval in run.intervals)
     assert compare(*paths, adjust=True).machine is not None  # the runs have every probe
     assert compare(*paths).machine is None  # as measured, by default
+
+
+def _record_items(path: Path, items: range, **options: object) -> None:
+    """Record ``items`` through a fresh timed pipeline into ``path`` (a fake clock)."""
+    clock = FakeClock()
+    pipeline = timed_pipeline(clock)
+    recording = record(pipeline, path, interval=3600, **options)  # type: ignore[arg-type]
+    recording.take()
+    for item in items:
+        pipeline.forward(item)
+    recording.take()
+    pipeline.cleanup()
+    assert recording.close()
+
+
+def test_recordings_appended_in_turns_make_one_run(tmp_path: Path) -> None:
+    path = tmp_path / "turns.fsrun"
+    _record_items(path, range(5), label="first", append=True)  # no file yet: starts it
+    _record_items(path, range(3), label="second", append=True)
+    _record_items(path, range(4), label="third", append=True)
+    run = load_run(path)
+    assert run.label == "first"  # the run's header is its first recording's
+    assert [s["label"] for s in run.segments] == ["second", "third"]
+    assert sum(i["pipeline"]["completed"] for i in run.intervals) == 5 + 3 + 4
+    times = [i["t"] for i in run.intervals]
+    assert times == sorted(times) and len(set(times)) == len(times)  # one time line
+    assert run.segments[0]["t"] == pytest.approx(5 * 0.007)  # where the second starts
+    assert run.seconds == pytest.approx(12 * 0.007)
+    assert run.end is not None and run.end.counters["forwarded"] == 4  # the last recording's
+    _record_items(path, range(2))  # not appending: a new run
+    assert sum(i["pipeline"]["completed"] for i in load_run(path).intervals) == 2
+
+
+def test_appending_to_what_is_not_a_run_fails_at_once(tmp_path: Path) -> None:
+    (tmp_path / "notes.fsrun").write_text("not a run")
+    with pytest.raises(ValueError, match=r"append: .*notes.fsrun.* is not a framescope run"):
+        record(Pipeline(), tmp_path / "notes.fsrun", append=True)
+    assert (tmp_path / "notes.fsrun").read_text() == "not a run"  # left as it was
+    with pytest.raises(TypeError, match="append must be a bool"):
+        record(Pipeline(), tmp_path / "x.fsrun", append="yes")  # type: ignore[arg-type]
+
+
+def test_appending_after_a_crash_drops_the_torn_end(tmp_path: Path) -> None:
+    path = tmp_path / "crashed.fsrun"
+    _record_items(path, range(5))
+    path.write_bytes(path.read_bytes() + gzip.compress(b'{"kind": "interval"')[:-9])
+    assert load_run(path).torn
+    _record_items(path, range(3), append=True)
+    run = load_run(path)
+    assert not run.torn and len(run.segments) == 1
+    assert sum(i["pipeline"]["completed"] for i in run.intervals) == 8
+
+
+def test_compaction_keeps_appended_segments_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "long.fsrun"
+    header = {"format": "framescope-run", "version": 1, "stages": [{"key": "A"}]}
+
+    def interval(n: int) -> dict[str, object]:
+        part = {"count": 1, "samples_ns": [n], "on_cpu_s": 0.5}
+        return {"kind": "interval", "t": float(n), "span": 1.0,
+                "pipeline": {"completed": 1, "samples_ns": [n]}, "stages": {"A": part}}  # fmt: skip
+
+    first = RunFile(path, header, max_intervals=100)
+    first.open()
+    for n in range(1, 4):
+        first.write(interval(n))
+    first.close({"kind": "end", "snapshot": {}})
+    second = RunFile(path, {**header, "label": "again"}, max_intervals=6)
+    second.open(append=True)
+    assert second.offset_s == 3.0 and second.intervals == 3
+    for n in range(4, 8):
+        second.write(interval(n))  # the 7th interval compacts the oldest half
+    second.close()
+    assert second.compactions == 1
+    records = read_records(path)[0]
+    kinds = [r["kind"] if r["kind"] != "interval" else r["span"] for r in records]
+    # The first recording's three: two merged, one alone before its end; the segment stays.
+    assert kinds == ["header", 2.0, 1.0, "end", "segment", 1.0, 1.0, 1.0, 1.0]
+    assert records[1]["stages"]["A"]["on_cpu_s"] == 1.0  # CPU seconds add up
+    assert records[0].get("label") is None and records[4]["label"] == "again"
+
+
+def test_each_interval_has_its_stages_cpu_seconds_and_both_probes(tmp_path: Path) -> None:
+    from framescope.pipeline.lowlevel import FakeCpuSource
+
+    clock = FakeClock()
+    cpu = FakeCpuSource(clock=clock)
+    cpu.set("Cam__Work", on_cpu=0.0)
+    pipeline = Pipeline(name="Cam", clock=clock, cpu_source=cpu)
+    pipeline.add(lambda item: item, "Work").parallelize(queue_size=4)
+    recording = record(pipeline, tmp_path / "cpu.fsrun", interval=3600)
+    results = pipeline.results()
+    pipeline.forward(0)
+    assert next(results) == 0
+    recording.take()
+    cpu.set("Cam__Work", on_cpu=1.5)  # its thread ran 1.5 s for the next three items
+    for item in range(1, 4):
+        pipeline.forward(item)
+        assert next(results) == item
+    clock.advance(1.0)
+    recording.take()
+    pipeline.close()
+    pipeline.join(5)
+    pipeline.cleanup()
+    recording.close()
+    run = load_run(tmp_path / "cpu.fsrun")
+    seconds = [i["stages"]["Cam__Work"]["on_cpu_s"] for i in run.intervals]
+    assert all(s >= 0 for s in seconds) and sum(seconds) == pytest.approx(1.5)  # each once
+    assert all(isinstance(i["probe_cpu_ns"], int) and i["probe_cpu_ns"] > 0 for i in run.intervals)

@@ -36,8 +36,9 @@ __all__ = [
     "parse_fail_rules",
 ]
 
-METRICS = ("throughput", "p50", "p90", "p99", "p99.9", "max")
-"""The figures compared with an interval (times in seconds; throughput in items/s)."""
+METRICS = ("throughput", "cpu", "p50", "p90", "p99", "p99.9", "max")
+"""The figures compared with an interval (times in seconds; throughput in items/s; ``cpu``:
+a stage's on-CPU seconds per item)."""
 
 _QUANTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99.9": 99.9}
 _BINS = 768
@@ -94,10 +95,14 @@ class PartComparison:
 
     @property
     def verdict(self) -> str:
-        """``slower``, ``faster`` or ``no change`` (by its p50); ``added``/``removed``."""
+        """``slower``, ``faster`` or ``no change``; ``added``/``removed``.
+
+        By its work per item (``cpu``: its threads' on-CPU time per item)
+        where both runs recorded it, else by its median time (``p50``).
+        """
         if self.status != "both":
             return self.status
-        change = self.changes.get("p50")
+        change = self.changes.get("cpu") or self.changes.get("p50")
         return NO_CHANGE if change is None else change.verdict
 
     def to_dict(self) -> dict[str, Any]:
@@ -241,11 +246,24 @@ class Comparison:
         """One line: the runs, and the parts that got slower or faster."""
         slower = [p.key for p in self.parts if p.verdict == SLOWER]
         faster = [p.key for p in self.parts if p.verdict == FASTER]
-        verdict = (
-            ("slower: " + ", ".join(slower) if slower else "")
-            + ("; " if slower and faster else "")
-            + ("faster: " + ", ".join(faster) if faster else "")
-        ) or f"no change detectable (at {self.min_change:.0%} and {self.confidence:.0%} confidence)"
+        said = [
+            f"{name}: {', '.join(keys)}"
+            for name, keys in (("slower", slower), ("faster", faster))
+            if keys
+        ]
+        verdict = "; ".join(said) or (
+            f"no change detectable (at {self.min_change:.0%} and {self.confidence:.0%} confidence)"
+        )
+        # Judged by their work per item, but their wall time moved: waiting for something else.
+        waited = [
+            p.key
+            for p in self.parts
+            if "cpu" in p.changes
+            and p.verdict == NO_CHANGE
+            and getattr(p.changes.get("p50"), "verdict", None) == SLOWER
+        ]
+        if waited:
+            verdict += f"; waited longer, same work: {', '.join(waited)}"
         machine = ""
         if self.machine is not None and abs(self.machine - 1) >= 0.01:
             pace = "slower" if self.machine > 1 else "faster"
@@ -288,7 +306,7 @@ class Comparison:
 def _value(metric: str, value: float | None) -> str:
     if value is None:
         return "-"
-    if metric in _QUANTILES or metric == "max":
+    if metric in _QUANTILES or metric in ("max", "cpu"):
         return f"{value * 1e3:.3f} ms"
     if metric == "throughput":
         return f"{value:.2f}/s"
@@ -307,29 +325,41 @@ def _range(change: Change) -> str:
 class _Blocks:
     """One run's part as bootstrap blocks: items, seconds and a histogram of times per block."""
 
-    def __init__(self, np: Any, run: Run, key: str, edges: Any) -> None:
+    def __init__(
+        self, np: Any, run: Run, key: str, edges: Any, probe: str = "probe_cpu_ns"
+    ) -> None:
         parts, spans = run.part(key), run.spans()
         counting = "completed" if key == PIPELINE else "count"
         group = max(1, math.ceil(len(parts) / _MAX_BLOCKS))  # at most _MAX_BLOCKS blocks
         self.count = np.array([p.get(counting, 0) for p in parts], dtype=float)
         self.span = np.array(spans, dtype=float)
+        self.cpu = np.array([p.get("on_cpu_s", np.nan) for p in parts], dtype=float)
         samples = [np.asarray(p.get("samples_ns", ()), dtype=float) / 1e9 for p in parts]
         self.values = np.concatenate(samples) if samples else np.zeros(0)
         self.hist = np.stack(
             [np.histogram(np.clip(s, edges[0], edges[-1]), edges)[0] for s in samples]
         ) if samples else np.zeros((0, len(edges) - 1))  # fmt: skip
-        probes = [i.get("probe_ns") for i in run.intervals]
+        probes = [i.get(probe) for i in run.intervals]
         self.probe = np.array([np.nan if p is None else p for p in probes], dtype=float)
         if group > 1:
             blocks = np.arange(len(parts)) // group
             self.count = np.bincount(blocks, self.count)
             self.span = np.bincount(blocks, self.span)
+            self.cpu = _grouped(np, blocks, self.cpu, mean=False)
             self.hist = np.stack([self.hist[blocks == b].sum(0) for b in range(blocks[-1] + 1)])
-            sums = np.bincount(blocks, np.nan_to_num(self.probe))
-            self.probe = np.where(np.bincount(blocks, np.isnan(self.probe)) > 0, np.nan, sums)
-            self.probe = self.probe / np.bincount(blocks)
+            self.probe = _grouped(np, blocks, self.probe, mean=True)
         # Whether every block has the machine probe (runs recorded by this framescope).
         self.probed = bool(self.probe.size) and bool(np.all(np.isfinite(self.probe)))
+        # Whether every block has the stage's on-CPU seconds (its work per item).
+        self.worked = bool(self.cpu.size) and bool(np.all(np.isfinite(self.cpu)))
+
+
+def _grouped(np: Any, blocks: Any, values: Any, *, mean: bool) -> Any:
+    """``values`` summed (or averaged) by block; NaN for a block missing any of its values."""
+    sums = np.bincount(blocks, np.nan_to_num(values))
+    if mean:
+        sums = sums / np.bincount(blocks)
+    return np.where(np.bincount(blocks, np.isnan(values)) > 0, np.nan, sums)
 
 
 def _quantile_rows(np: Any, hist: Any, edges: Any, q: float) -> Any:
@@ -387,6 +417,10 @@ def _bootstrap(
         verdict = _verdict(point, low, high, min_change=min_change, up_is_slower=False)
         changes["throughput"] = Change("throughput", rate_a, rate_b, point, low, high, verdict)
     machine, speed = (1.0, 1.0) if divisor is None else divisor
+    if a.worked and b.worked:
+        work = _work_change(np, blocks, weights, (machine, speed), (tail, min_change))
+        if work is not None:
+            changes["cpu"] = work
     if a.values.size and b.values.size:
         ha, hb = wa @ a.hist, wb @ b.hist
         for name, q in _QUANTILES.items():
@@ -400,6 +434,29 @@ def _bootstrap(
         change = after / before - 1 if before else None
         changes["max"] = Change("max", before, after, change, verdict=UNKNOWN)
     return changes
+
+
+def _work_change(
+    np: Any,
+    blocks: tuple[_Blocks, _Blocks],
+    weights: tuple[Any, Any],
+    divisor: tuple[float, Any],
+    limits: tuple[float, float],
+) -> Change | None:
+    """On-CPU seconds per item (its threads' CPU time over its items), before and after."""
+    (a, b), (wa, wb), (machine, speed), (tail, min_change) = blocks, weights, divisor, limits
+    if a.count.sum() <= 0 or b.count.sum() <= 0 or a.cpu.sum() <= 0:
+        return None
+    before, after = a.cpu.sum() / a.count.sum(), b.cpu.sum() / b.count.sum()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = ((wb @ b.cpu) / (wb @ b.count)) / ((wa @ a.cpu) / (wa @ a.count)) / speed
+    ratio = ratio[np.isfinite(ratio)]
+    if not ratio.size:
+        return None
+    low, high = np.percentile(ratio - 1, [tail, 100 - tail])
+    point = after / before / machine - 1
+    verdict = _verdict(point, low, high, min_change=min_change, up_is_slower=True)
+    return Change("cpu", float(before), float(after), point, float(low), float(high), verdict)
 
 
 def _gauge(part: dict[str, Any], name: str) -> float | None:
@@ -553,7 +610,10 @@ def _divisor(
 ) -> tuple[float, Any] | None:
     """What the later run's times are divided by: (the point, each bootstrap draw's); None: none."""
     if adjusted_by == "probe":
+        # On-CPU probes where both runs have them (this framescope's), else wall (older runs).
         a, b = (_Blocks(np, run, PIPELINE, np.geomspace(1e-9, 1.0, 2)) for run in runs)
+        if not (a.probed and b.probed):
+            a, b = (_Blocks(np, r, PIPELINE, np.geomspace(1e-9, 1.0, 2), "probe_ns") for r in runs)
         if not (a.probed and b.probed):
             return None
         wa, wb = settings[3]

@@ -30,7 +30,7 @@ from framescope._validation import check_positive_seconds
 from framescope._version import __version__
 from framescope.clock import Clock
 from framescope.pipeline.model.snapshot import PipelineSnapshot, StageSnapshot
-from framescope.runs.runfile import FORMAT, VERSION, RunFile
+from framescope.runs.runfile import FORMAT, VERSION, RunFile, existing_run
 from framescope.statsnapshot import StatsSnapshot
 
 __all__ = ["Recording", "record"]
@@ -50,23 +50,27 @@ def _new_samples(stats: StatsSnapshot, before: int) -> list[int]:
     return [round(value * scale) for value in stats.samples[-min(new, len(stats.samples)) :]]
 
 
-def _probe_once() -> int:
-    start = time.perf_counter_ns()
+def _probe_once() -> tuple[int, int]:
+    start, start_cpu = time.perf_counter_ns(), time.thread_time_ns()
     total = 0
     for value in range(_PROBE_STEPS):
         total += value * value % 7
-    return time.perf_counter_ns() - start
+    return time.perf_counter_ns() - start, time.thread_time_ns() - start_cpu
 
 
-def machine_probe() -> int:
-    """How long a fixed piece of Python work takes now (ns; the median of three).
+def machine_probe() -> tuple[int, int]:
+    """How long a fixed piece of Python work takes now: (wall ns, on-CPU ns), each the median of 3.
 
     Each interval of a recording carries one: a run made while the machine
     was slower (a busy neighbour, a lower clock) shows it here as it shows
-    in the stages, so a comparison can tell the machine from the code. It
-    costs about a millisecond a second.
+    in the stages, so a comparison can tell the machine from the code. The
+    wall time also counts the waits for the interpreter lock that the
+    pipeline's own threads hold; the on-CPU time (this thread's, from the
+    system) does not, and is what a comparison uses. It costs about a
+    millisecond a second.
     """
-    return sorted(_probe_once() for _ in range(3))[1]
+    readings = [_probe_once() for _ in range(3)]
+    return sorted(r[0] for r in readings)[1], sorted(r[1] for r in readings)[1]
 
 
 def _stage_part(stage: StageSnapshot, before: StageSnapshot | None) -> dict[str, Any]:
@@ -82,6 +86,9 @@ def _stage_part(stage: StageSnapshot, before: StageSnapshot | None) -> dict[str,
     cpu = stage.cpu
     if cpu is not None:
         part["cpu"] = {"on_cpu": cpu.on_cpu, "waiting": cpu.waiting, "blocked": cpu.blocked}
+        # The seconds its threads ran in this interval: with the items, its work per item.
+        earlier = None if before is None or before.cpu is None else before.cpu.on_cpu_s
+        part["on_cpu_s"] = max(0.0, cpu.on_cpu_s - (earlier or 0.0))
     if stage.batch is not None and stage.batch.batches:
         part["batch_mean"] = stage.batch.items / stage.batch.batches
     return part
@@ -119,6 +126,7 @@ class Recording:
         interval: float = 1.0,
         label: str | None = None,
         max_intervals: int = 3600,
+        append: bool = False,
     ) -> None:
         if not callable(getattr(pipeline, "snapshot", None)):
             raise TypeError(f"pipeline must have snapshot(), got {type(pipeline).__name__}")
@@ -130,10 +138,16 @@ class Recording:
             raise TypeError(f"max_intervals must be an int, got {type(max_intervals).__name__}")
         if max_intervals < 4:
             raise ValueError(f"max_intervals must be at least 4, got {max_intervals}")
+        if not isinstance(append, bool):
+            raise TypeError(f"append must be a bool, got {type(append).__name__}")
         self.pipeline = pipeline
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "wb"):  # a path it cannot write fails here, not on its thread
+        self.append = append
+        if append:
+            existing_run(self.path)  # not a run: ValueError here, not on its thread
+        # A path it cannot write fails here, not on its thread.
+        with open(self.path, "ab" if append else "wb"):
             pass
         self.interval = check_positive_seconds(interval, "interval")
         self._interval_ns = round(self.interval * 1e9)
@@ -218,7 +232,7 @@ class Recording:
             "sources": list(snapshot.sources),
         }
         self._file = RunFile(self.path, header, max_intervals=self._max_intervals)
-        self._file.open()
+        self._file.open(append=self.append)
         if self._idle_ns is None:  # recording a pipeline that ran already: from now on
             self._start_ns = snapshot.taken_ns
             self._last = snapshot
@@ -228,6 +242,10 @@ class Recording:
         self._start_ns = self._idle_ns
         self._file.write(self._interval(snapshot, start))
         self._last = snapshot
+
+    @property
+    def _offset_s(self) -> float:
+        return 0.0 if self._file is None else self._file.offset_s
 
     def _interval(self, now: PipelineSnapshot, before: PipelineSnapshot) -> dict[str, Any]:
         earlier = {stage.key: stage for stage in before.stages}
@@ -239,7 +257,7 @@ class Recording:
         dropped = now.count("dropped") - before.count("dropped")
         return {
             "kind": "interval",
-            "t": (now.taken_ns - self._start_ns) / 1e9,
+            "t": self._offset_s + (now.taken_ns - self._start_ns) / 1e9,
             "span": (now.taken_ns - before.taken_ns) / 1e9,
             "wall": None if now.wall_time is None else now.wall_time.isoformat(),
             "pipeline": {
@@ -258,7 +276,8 @@ class Recording:
                 }
                 for name, source in now.sources.items()
             },
-            "probe_ns": machine_probe(),  # every interval: a run missing one is not adjusted
+            # Every interval: a run missing one is not adjusted.
+            **dict(zip(("probe_ns", "probe_cpu_ns"), machine_probe(), strict=True)),
         }
 
     def close(self, timeout: float = 5.0) -> bool:
@@ -305,6 +324,7 @@ def record(
     interval: float = 1.0,
     label: str | None = None,
     max_intervals: int = 3600,
+    append: bool = False,
 ) -> Recording:
     """Record ``pipeline`` into the run file ``path`` while it runs (see :mod:`framescope.runs`).
 
@@ -318,5 +338,13 @@ def record(
         with framescope.record(pipeline, "before.fsrun", label="v1.2"):
             for result in pipeline.run(frames):
                 ...
+
+    ``append=True`` adds this recording to the run already in ``path`` (a
+    segment of it; a new file if there is none): on a shared machine, record
+    the two versions you compare in turns, a short stretch each, appending
+    each to its own file, and the machine's slow and fast minutes fall on
+    both alike (docs: "Comparing on a noisy machine").
     """
-    return Recording(pipeline, path, interval=interval, label=label, max_intervals=max_intervals)
+    return Recording(
+        pipeline, path, interval=interval, label=label, max_intervals=max_intervals, append=append
+    )

@@ -28,8 +28,11 @@ class Run:
         path: where it was read from.
         header: what describes it: versions, host, pipeline, label, settings.
         intervals: the interval records, oldest first.
-        end: the final snapshot (None when the recording did not close: a crash).
+        end: the last final snapshot (None when the recording did not close: a crash).
         torn: whether the file ended in the middle of a record (the rest was read).
+        segments: the recordings appended to it (``record(..., append=True)``), each
+            described as a header is, with ``t``, where its intervals start; the
+            first recording is the header itself.
     """
 
     path: Path
@@ -37,6 +40,7 @@ class Run:
     intervals: tuple[dict[str, Any], ...]
     end: PipelineSnapshot | None = None
     torn: bool = False
+    segments: tuple[dict[str, Any], ...] = ()
     _parts: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -85,6 +89,7 @@ def load_run(path: str | os.PathLike[str]) -> Run:
             f"this framescope reads version {VERSION}"
         )
     intervals = tuple(r for r in records if r.get("kind") == "interval" and r.get("span", 0) > 0)
-    end = next((r for r in records if r.get("kind") == "end"), None)
+    end = next((r for r in reversed(records) if r.get("kind") == "end"), None)
     snapshot = None if end is None else PipelineSnapshot.from_dict(end["snapshot"])
-    return Run(where, header, intervals, snapshot, torn)
+    segments = tuple(r for r in records if r.get("kind") == "segment")
+    return Run(where, header, intervals, snapshot, torn, segments)

@@ -12,12 +12,14 @@ member cut short by the crash is skipped (:attr:`RunFile.torn`). Records:
   settings, the label, the interval, when it started (wall clock, UTC).
 - ``{"kind": "interval", ...}``, one per interval: ``t`` (seconds since the
   start, the interval's end), ``span`` (seconds it covers; older intervals
-  merged two by two cover more), ``probe_ns`` (the machine probe: how long a
-  fixed piece of Python work took, see ``framescope.runs.recorder``), the
-  pipeline's items completed, failed and
-  dropped in it and its end-to-end latency samples (ns), and per stage (by
-  profile key) its items, failures, processing-time samples (ns), queue
-  depth and the CPU split of its thread.
+  merged two by two cover more), ``probe_ns`` and ``probe_cpu_ns`` (the
+  machine probe: how long a fixed piece of Python work took, wall and on
+  its thread's CPU, see ``framescope.runs.recorder``), the pipeline's items
+  completed, failed and dropped in it and its end-to-end latency samples
+  (ns), and per stage (by profile key) its items, failures,
+  processing-time samples (ns), queue depth, the CPU split of its thread
+  (shares of its recent window) and ``on_cpu_s``, the seconds its threads
+  ran on a CPU in this interval (where the system tells).
 - ``{"kind": "end", ...}``, last, when the recording closes: the final
   snapshot (``PipelineSnapshot.to_dict()``, frame traces included).
 
@@ -39,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FORMAT", "VERSION", "RunFile", "merge_intervals", "read_records"]
+__all__ = ["FORMAT", "VERSION", "RunFile", "existing_run", "merge_intervals", "read_records"]
 
 FORMAT = "framescope-run"
 """The ``format`` field of every run file's header."""
@@ -83,6 +85,7 @@ def merge_intervals(first: dict[str, Any], second: dict[str, Any], keep: int) ->
         "t": second["t"],
         "span": first["span"] + second["span"],
         "probe_ns": _mean(first.get("probe_ns"), second.get("probe_ns")),
+        "probe_cpu_ns": _mean(first.get("probe_cpu_ns"), second.get("probe_cpu_ns")),
         "wall": second.get("wall"),
         "pipeline": _merged_part(first["pipeline"], second["pipeline"], keep),
         "stages": {},
@@ -104,6 +107,10 @@ def _merged_part(one: dict[str, Any], two: dict[str, Any], keep: int) -> dict[st
     for name in ("count", "completed", "failed", "dropped", "failures"):
         if name in one or name in two:
             part[name] = one.get(name, 0) + two.get(name, 0)
+    if "on_cpu_s" in one and "on_cpu_s" in two:
+        part["on_cpu_s"] = one["on_cpu_s"] + two["on_cpu_s"]
+    else:  # a part of the span unmeasured: no work per item for the whole
+        part.pop("on_cpu_s", None)
     samples = one.get("samples_ns", []) + two.get("samples_ns", [])
     if len(samples) > keep:
         step = len(samples) / keep
@@ -130,13 +137,31 @@ class RunFile:
     intervals: int = 0
     compactions: int = 0
     torn: bool = False
+    offset_s: float = 0.0
+    """Where this recording's time starts in the file: the last interval's ``t`` before it."""
     _file: io.BufferedWriter | None = field(default=None, repr=False)
 
-    def open(self) -> None:
-        """Create the file and write the header."""
+    def open(self, *, append: bool = False) -> None:
+        """Create the file and write the header; ``append``: add a segment to the run there.
+
+        Appending to a file that is empty or absent starts it; one that is not
+        a run raises ValueError; one cut short by a crash loses its torn end.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "wb")  # noqa: SIM115 - kept open while recording
-        self.write({**self.header, "kind": "header"})
+        records, torn = existing_run(self.path) if append else ([], False)
+        if not records:
+            self._file = open(self.path, "wb")  # noqa: SIM115 - kept open while recording
+            self.write({**self.header, "kind": "header"})
+            return
+        if torn:  # appended members after a torn one would never be read
+            _rewrite(self.path, records)
+        intervals = list(iter_intervals(records))
+        self.intervals = len(intervals)
+        self.offset_s = float(intervals[-1]["t"]) if intervals else 0.0
+        segment = {**self.header, "kind": "segment", "t": self.offset_s}
+        self.header = records[0]  # the run's: what a compaction writes first
+        self._file = open(self.path, "ab")  # noqa: SIM115 - kept open while recording
+        self.write(segment)
 
     def write(self, *records: dict[str, Any]) -> None:
         """Append ``records`` as one gzip member, and flush it to the file."""
@@ -164,25 +189,67 @@ class RunFile:
         assert self._file is not None
         self._file.close()
         records, _ = read_records(self.path)
-        intervals = [r for r in records if r.get("kind") == "interval"]
-        others = [r for r in records if r.get("kind") not in ("interval", "header")]
-        half = len(intervals) // 2 - len(intervals) // 2 % 2
-        merged = [
-            merge_intervals(intervals[i], intervals[i + 1], self.keep_samples)
-            for i in range(0, half, 2)
-        ]
-        kept = merged + intervals[half:]
-        spare = self.path.with_name(self.path.name + ".compacting")
-        with open(spare, "wb") as out:
-            for batch in ([{**self.header, "kind": "header"}], kept, others):
-                if batch:
-                    out.write(_member(batch))
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(spare, self.path)
-        self.intervals = len(kept)
+        half = self.intervals // 2 - self.intervals // 2 % 2
+        kept: list[dict[str, Any]] = []
+        held: dict[str, Any] | None = None  # an interval waiting for the next to merge with
+        seen = 0
+        for record in records[1:]:
+            if record.get("kind") == "interval" and seen < half:
+                seen += 1
+                if held is None:
+                    held = record
+                else:
+                    kept.append(merge_intervals(held, record, self.keep_samples))
+                    held = None
+                continue
+            if held is not None:  # a segment starts: the interval before it stays alone
+                kept.append(held)
+                held = None
+            kept.append(record)
+        if held is not None:
+            kept.append(held)
+        _rewrite(self.path, [{**self.header, "kind": "header"}, *kept])
+        self.intervals = sum(record.get("kind") == "interval" for record in kept)
         self.compactions += 1
         self._file = open(self.path, "ab")  # noqa: SIM115 - kept open while recording
+
+
+def _rewrite(path: Path, records: list[dict[str, Any]]) -> None:
+    """``records`` as the whole file, written beside it and renamed over it."""
+    spare = path.with_name(path.name + ".compacting")
+    with open(spare, "wb") as out:
+        out.write(_member(records[:1]))
+        if records[1:]:
+            out.write(_member(records[1:]))
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(spare, path)
+
+
+def existing_run(path: Path) -> tuple[list[dict[str, Any]], bool]:
+    """The records of the run at ``path`` to append to, and whether it was cut short.
+
+    ``[]`` for no file, or an empty one.
+
+    ValueError when the file holds something else (or another format version).
+    """
+    try:
+        if path.stat().st_size == 0:
+            return [], False
+        records, torn = read_records(path)
+    except FileNotFoundError:
+        return [], False
+    except (OSError, ValueError) as error:
+        raise ValueError(f"append: {str(path)!r} is not a framescope run: {error}") from error
+    first = records[0] if records else {}
+    if first.get("kind") != "header" or first.get("format") != FORMAT:
+        raise ValueError(f"append: {str(path)!r} is not a framescope run (no run header)")
+    if first.get("version") != VERSION:
+        raise ValueError(
+            f"append: {str(path)!r} is a run of format version {first.get('version')!r}; "
+            f"this framescope appends to version {VERSION}"
+        )
+    return records, torn
 
 
 def iter_intervals(records: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
