@@ -13,8 +13,9 @@ and Track (about 3 ms), each on its own thread. Then ``compare(A, A')`` must
 report no change (an A/A false alarm is any part called slower or faster)
 and ``compare(A, B)`` must call Detect slower and no other stage. Targets:
 at most 1 A/A false alarm in 10, B detected in at least 9 of 10 naming
-Detect alone. Printed: each comparison's verdicts and Detect's p50 change
-with its interval, then the counts.
+Detect alone. Printed: each comparison's verdicts (``compare``'s defaults: a
+stage judged by its on-CPU time per item), Detect's p50 and on-CPU changes
+with their intervals, then the counts.
 """
 
 from __future__ import annotations
@@ -109,9 +110,23 @@ def record_round(
             one_run(paths[name], runs[name], seconds / turns, label, append=True)
 
 
+def positive(text: str) -> float:
+    """A number of seconds above 0 (argparse's type)."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
 def _shown(comparison: object) -> str:
-    change = comparison.part("Cam__Detect").changes["p50"]  # type: ignore[attr-defined]
-    return f"{change.change * 100:+.1f}% [{change.low * 100:+.1f}, {change.high * 100:+.1f}]"
+    """Detect's p50 change and its work per item's (on-CPU time, its verdict's figure)."""
+    changes = comparison.part("Cam__Detect").changes  # type: ignore[attr-defined]
+    shown = []
+    for name in ("p50", "cpu"):
+        if name in changes:
+            c = changes[name]
+            shown.append(f"{name} {c.change * 100:+.1f}% [{c.low * 100:+.1f}, {c.high * 100:+.1f}]")
+    return ", ".join(shown)
 
 
 def verdicts(comparison: object) -> dict[str, str]:
@@ -125,7 +140,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="write the runs into this folder (kept)")
     parser.add_argument(
         "--stretch",
-        type=float,
+        type=positive,
         help="record the three runs of a round in turns, this many seconds each, appended "
         "to their files (default: each run whole, one after the other)",
     )
@@ -161,8 +176,8 @@ def main() -> None:
             named_alone += alone
             print(
                 f"round {round_number + 1} ({' '.join(order)}): "
-                f"A/A {'ALARM ' if alarm else ''}{aa}, Detect p50 {_shown(same)}; "
-                f"A/B {ab}, Detect p50 {_shown(changed)}",
+                f"A/A {'ALARM ' if alarm else ''}{aa}, Detect {_shown(same)}; "
+                f"A/B {ab}, Detect {_shown(changed)}",
                 flush=True,
             )
     rounds = args.rounds

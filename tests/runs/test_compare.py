@@ -25,10 +25,13 @@ def write_run(
     label: str | None = None,
     probe_ns: int | None = None,
     cpu_ms: dict[str, float] | None = None,
+    probe_cpu_ns: int | None = None,
+    cpu_missing_every: int = 0,
 ) -> Path:
     """A run of ``intervals`` 1 s intervals: each stage's times log-normal around its median.
 
-    ``cpu_ms``: a stage's on-CPU time per item (its interval's ``on_cpu_s``, 2% noise).
+    ``cpu_ms``: a stage's on-CPU time per item (its interval's ``on_cpu_s``, 2% noise),
+    left out of every ``cpu_missing_every``-th interval (0: never).
     """
     rng = np.random.default_rng(seed)
     stages = [{"key": key, "stage": key, "working": True} for key in medians_ms]
@@ -42,7 +45,8 @@ def write_run(
             times = median * 1e6 * np.exp(rng.normal(0, spread, rate))
             total += times
             parts[key] = {"count": rate, "failures": 0, "samples_ns": times.astype(int).tolist()}
-            if cpu_ms is not None and key in cpu_ms:
+            missing = cpu_missing_every and n % cpu_missing_every == 0
+            if cpu_ms is not None and key in cpu_ms and not missing:
                 work = rate * cpu_ms[key] / 1e3 * np.exp(rng.normal(0, 0.02))
                 parts[key]["on_cpu_s"] = float(work)
         pipeline = {"completed": rate, "failed": 0, "dropped": 0,
@@ -51,6 +55,8 @@ def write_run(
                     "stages": parts}  # fmt: skip
         if probe_ns is not None:  # the machine probe, with a little noise of its own
             interval["probe_ns"] = round(probe_ns * np.exp(rng.normal(0, 0.02)))
+        if probe_cpu_ns is not None:
+            interval["probe_cpu_ns"] = probe_cpu_ns
         runfile.write(interval)
     runfile.close()
     return path
@@ -231,3 +237,40 @@ def test_without_cpu_seconds_in_one_run_the_median_judges(tmp_path: Path) -> Non
     part = compare(a, b).part("Detect")
     assert "cpu" not in part.changes
     assert part.verdict == part.changes["p50"].verdict == "slower"
+
+
+def test_a_cpu_probe_of_zero_is_not_known_and_the_wall_probe_serves(tmp_path: Path) -> None:
+    """A CPU clock too coarse for the probe's loop reads 0: the wall probe is used instead."""
+    a = write_run(tmp_path / "a.fsrun", {"Detect": 10.0}, seed=31, probe_ns=300_000,
+                  probe_cpu_ns=0)  # fmt: skip
+    b = write_run(tmp_path / "b.fsrun", {"Detect": 11.5}, seed=32, probe_ns=345_000,
+                  probe_cpu_ns=0)  # fmt: skip
+    comparison = compare(a, b, adjust=True)
+    assert comparison.machine == pytest.approx(1.15, abs=0.01)
+    assert comparison.part("Detect").verdict == "no change"
+
+
+def test_against_the_stages_work_is_measured_against_the_stages_work(tmp_path: Path) -> None:
+    """Every stage waits 20% longer (contention) but only Detect does more work (+10%)."""
+    stages = {"Decode": 4.0, "Detect": 10.0, "Track": 3.0}
+    work = {"Decode": 3.0, "Detect": 9.0, "Track": 2.5}
+    a = write_run(tmp_path / "a.fsrun", stages, seed=33, cpu_ms=work)
+    waited = {name: ms * 1.2 for name, ms in stages.items()}
+    b = write_run(tmp_path / "b.fsrun", waited, seed=34, cpu_ms=dict(work, Detect=9.9))
+    comparison = compare(a, b, adjust="stages")
+    assert comparison.machine == pytest.approx(1.0, abs=0.02)  # the stages' work did not move
+    verdicts = {part.key: part.verdict for part in comparison.parts if part.key != "pipeline"}
+    assert verdicts == {"Decode": "no change", "Detect": "slower", "Track": "no change"}
+
+
+def test_work_per_item_is_told_from_the_intervals_that_have_it(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a.fsrun", {"Detect": 10.0}, seed=35, cpu_ms={"Detect": 9.0},
+                  cpu_missing_every=3)  # fmt: skip
+    b = write_run(tmp_path / "b.fsrun", {"Detect": 10.0}, seed=36, cpu_ms={"Detect": 9.9})
+    work = compare(a, b).part("Detect").changes["cpu"]
+    assert work.before == pytest.approx(0.009, rel=0.02)  # not diluted by the unread thirds
+    assert work.change == pytest.approx(0.10, abs=0.02) and work.verdict == "slower"
+    c = write_run(
+        tmp_path / "c.fsrun", {"Detect": 10.0}, seed=37, cpu_ms={"Detect": 9.0}, cpu_missing_every=1
+    )  # never read: the median judges
+    assert "cpu" not in compare(a, c).part("Detect").changes

@@ -61,9 +61,10 @@ def add_commands(commands: Any) -> None:
         nargs="?",
         const="probe",
         choices=("probe", "stages"),
-        help="compare times at equal machine speed: by the runs' machine probe (a Python loop: "
-        "for Python-bound stages) or by the stages' median change (3 stages or more; a change "
-        "to every stage reads as the machine); default: as measured",
+        help="compare times at equal machine speed: by the runs' machine probe (a Python loop "
+        "on the recorder's CPU time) or by the stages' median change (3 stages or more; a "
+        "change to every stage reads as the machine); default: as measured (on a noisy "
+        "machine, record the two versions in turns: record(..., append=True))",
     )
     report = commands.add_parser(
         "report",

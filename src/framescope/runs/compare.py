@@ -1,7 +1,8 @@
 """Two recorded runs compared stage by stage, each change with an interval and a verdict.
 
 For every stage (matched by profile key) and for the pipeline end to end:
-throughput (items a second over the run), processing time p50, p90, p99,
+throughput (items a second over the run), a stage's work per item (its
+threads' on-CPU seconds over its items), processing time p50, p90, p99,
 p99.9 and max, failures, drops, the mean queue depth and the CPU split.
 Each change is ``after / before - 1`` with a confidence interval from a
 block bootstrap: a run's intervals (1 s each, by default) are the blocks,
@@ -11,7 +12,9 @@ are alike (a busy second slows all of its frames). A change is a verdict
 it is at least ``min_change`` (5% by default): on a shared machine two runs
 of the same code differ by a few percent for reasons no bootstrap within
 one run can see, and ``min_change`` is that floor. A stage's verdict is
-its median's (its typical item); the tail has its own rows.
+its work per item's where both runs have it, else its median's (its
+typical item); the tail has its own rows. Runs recorded in turns
+(``record(..., append=True)``) share the machine's slow and fast minutes.
 """
 
 from __future__ import annotations
@@ -86,7 +89,8 @@ class PartComparison:
     """A stage (or the pipeline end to end: key ``pipeline``) in both runs.
 
     ``status`` is ``both``, ``added`` (only in the second run) or
-    ``removed`` (only in the first); ``verdict`` is its median's.
+    ``removed`` (only in the first); ``verdict`` is its work per item's where both runs
+    have it, else its median's.
     """
 
     key: str
@@ -243,7 +247,11 @@ class Comparison:
         return rows
 
     def headline(self) -> str:
-        """One line: the runs, and the parts that got slower or faster."""
+        """One line: the runs, the parts that got slower or faster, those that waited longer.
+
+        "Waited longer, same work": a stage whose median time was called slower
+        while its work per item was not (it waited for a lock, a core, I/O).
+        """
         slower = [p.key for p in self.parts if p.verdict == SLOWER]
         faster = [p.key for p in self.parts if p.verdict == FASTER]
         said = [
@@ -340,7 +348,8 @@ class _Blocks:
             [np.histogram(np.clip(s, edges[0], edges[-1]), edges)[0] for s in samples]
         ) if samples else np.zeros((0, len(edges) - 1))  # fmt: skip
         probes = [i.get(probe) for i in run.intervals]
-        self.probe = np.array([np.nan if p is None else p for p in probes], dtype=float)
+        # None, or 0 from a CPU clock too coarse for the probe's loop: not known.
+        self.probe = np.array([p if p else np.nan for p in probes], dtype=float)
         if group > 1:
             blocks = np.arange(len(parts)) // group
             self.count = np.bincount(blocks, self.count)
@@ -350,8 +359,10 @@ class _Blocks:
             self.probe = _grouped(np, blocks, self.probe, mean=True)
         # Whether every block has the machine probe (runs recorded by this framescope).
         self.probed = bool(self.probe.size) and bool(np.all(np.isfinite(self.probe)))
-        # Whether every block has the stage's on-CPU seconds (its work per item).
-        self.worked = bool(self.cpu.size) and bool(np.all(np.isfinite(self.cpu)))
+        # The stage's on-CPU seconds (its work per item) where known: at least half its items.
+        known = np.isfinite(self.cpu)
+        self.work = np.where(known, self.cpu, 0.0), np.where(known, self.count, 0.0)
+        self.worked = bool(self.work[1].sum() > 0) and self.work[1].sum() >= self.count.sum() / 2
 
 
 def _grouped(np: Any, blocks: Any, values: Any, *, mean: bool) -> Any:
@@ -398,9 +409,9 @@ def _bootstrap(
     blocks: tuple[_Blocks, _Blocks],
     edges: Any,
     settings: tuple[int, float, float, Any],
-    divisor: tuple[float, Any] | None,
+    divisor: _Divisor | None,
 ) -> dict[str, Change]:
-    """Each figure's change and interval; times divided by ``divisor`` (point, each draw)."""
+    """Each figure's change and interval; the later run's divided by ``divisor``'s."""
     _, confidence, min_change, weights = settings
     a, b = blocks
     changes: dict[str, Change] = {}
@@ -416,11 +427,12 @@ def _bootstrap(
         point = rate_b / rate_a - 1
         verdict = _verdict(point, low, high, min_change=min_change, up_is_slower=False)
         changes["throughput"] = Change("throughput", rate_a, rate_b, point, low, high, verdict)
-    machine, speed = (1.0, 1.0) if divisor is None else divisor
-    if a.worked and b.worked:
-        work = _work_change(np, blocks, weights, (machine, speed), (tail, min_change))
-        if work is not None:
-            changes["cpu"] = work
+    machine, speed = (1.0, 1.0) if divisor is None else divisor.time
+    work = _work_change(
+        np, blocks, weights, (1.0, 1.0) if divisor is None else divisor.work, (tail, min_change)
+    )
+    if work is not None:
+        changes["cpu"] = work
     if a.values.size and b.values.size:
         ha, hb = wa @ a.hist, wb @ b.hist
         for name, q in _QUANTILES.items():
@@ -436,6 +448,22 @@ def _bootstrap(
     return changes
 
 
+def _work_ratio(
+    np: Any, blocks: tuple[_Blocks, _Blocks], weights: tuple[Any, Any]
+) -> tuple[float, Any] | None:
+    """The later run's work per item over the earlier's: (the point, each bootstrap draw's)."""
+    (a, b), (wa, wb) = blocks, weights
+    if not (a.worked and b.worked):
+        return None
+    (cpu_a, items_a), (cpu_b, items_b) = a.work, b.work
+    if cpu_a.sum() <= 0 or cpu_b.sum() <= 0:
+        return None
+    point = (cpu_b.sum() / items_b.sum()) / (cpu_a.sum() / items_a.sum())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        draws = ((wb @ cpu_b) / (wb @ items_b)) / ((wa @ cpu_a) / (wa @ items_a))
+    return float(point), draws
+
+
 def _work_change(
     np: Any,
     blocks: tuple[_Blocks, _Blocks],
@@ -444,19 +472,20 @@ def _work_change(
     limits: tuple[float, float],
 ) -> Change | None:
     """On-CPU seconds per item (its threads' CPU time over its items), before and after."""
-    (a, b), (wa, wb), (machine, speed), (tail, min_change) = blocks, weights, divisor, limits
-    if a.count.sum() <= 0 or b.count.sum() <= 0 or a.cpu.sum() <= 0:
+    ratio = _work_ratio(np, blocks, weights)
+    if ratio is None:
         return None
-    before, after = a.cpu.sum() / a.count.sum(), b.cpu.sum() / b.count.sum()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = ((wb @ b.cpu) / (wb @ b.count)) / ((wa @ a.cpu) / (wa @ a.count)) / speed
-    ratio = ratio[np.isfinite(ratio)]
-    if not ratio.size:
+    (point, draws), (machine, speed), (tail, min_change) = ratio, divisor, limits
+    draws = draws / speed
+    draws = draws[np.isfinite(draws)]
+    if not draws.size:
         return None
-    low, high = np.percentile(ratio - 1, [tail, 100 - tail])
-    point = after / before / machine - 1
-    verdict = _verdict(point, low, high, min_change=min_change, up_is_slower=True)
-    return Change("cpu", float(before), float(after), point, float(low), float(high), verdict)
+    (cpu_a, items_a), (cpu_b, items_b) = blocks[0].work, blocks[1].work
+    before, after = cpu_a.sum() / items_a.sum(), cpu_b.sum() / items_b.sum()
+    low, high = np.percentile(draws - 1, [tail, 100 - tail])
+    change = point / machine - 1
+    verdict = _verdict(change, low, high, min_change=min_change, up_is_slower=True)
+    return Change("cpu", float(before), float(after), change, float(low), float(high), verdict)
 
 
 def _gauge(part: dict[str, Any], name: str) -> float | None:
@@ -508,14 +537,23 @@ def compare(
     queue depth and CPU split. A change is ``slower`` or ``faster`` only
     when its interval excludes no change and it is at least ``min_change``.
 
-    ``adjust``: compare times at equal machine speed (off by default: as
-    measured). ``True`` (or ``"probe"``): each interval of a recording times
-    a fixed piece of Python work (its machine probe); when the later run's
-    machine was, say, 12% slower throughout, every time of the later run is
-    divided by 1.12 before it is compared (and so within each bootstrap
-    draw). A Python loop does not slow down as NumPy or OpenCV work does: on
-    this project's test machine it made comparisons of NumPy-bound stages
-    worse (docs/benchmarks.md); it suits Python-bound stages. ``"stages"``:
+    A stage's verdict is its work per item (``cpu``: its threads' on-CPU
+    seconds over its items) where both runs recorded it, else its p50: a
+    heavier stage also lengthens its neighbours' wall times (they wait for
+    the interpreter lock or a core), and their own rows say so.
+
+    On a shared machine, record the two versions in turns (a few seconds
+    each, ``record(..., append=True)``): the machine's speed moves between
+    minutes, and turns put both runs in the same minutes. ``adjust``:
+    compare times at equal machine speed (off by default: as measured).
+    ``True`` (or ``"probe"``): each interval of a recording times a fixed
+    piece of Python work on the recorder's thread (its machine probe, on
+    that thread's CPU time); when the later run's machine was, say, 12%
+    slower throughout, every time of the later run is divided by 1.12 before
+    it is compared (and so within each bootstrap draw). A Python loop does
+    not slow down as NumPy or OpenCV work does, and a VM's stolen time
+    reaches it unevenly: on this project's test machine it made comparisons
+    worse (docs/benchmarks.md). ``"stages"``:
     the median change of the stages' medians (at least 3 stages) is taken as
     the machine's, and each stage is compared against it: a machine that
     slows slows every stage, a change to one stage shows against the others;
@@ -553,7 +591,7 @@ def compare(
         min_change,
         tuple(parts),
         (run_a.seconds, run_b.seconds),
-        None if divisor is None else divisor[0],
+        None if divisor is None else divisor.shown,
         adjusted_by if divisor is not None else None,
     )
 
@@ -583,7 +621,7 @@ def _compare_part(
     runs: tuple[Run, Run],
     key: str,
     settings: tuple[int, float, float, Any],
-    divisor: tuple[float, Any] | None,
+    divisor: _Divisor | None,
 ) -> PartComparison:
     """One part in both runs: the bootstrapped figures, then those without an interval."""
     blocks, edges = _part_blocks(np, runs, key)
@@ -601,14 +639,23 @@ def _part_blocks(np: Any, runs: tuple[Run, Run], key: str) -> tuple[tuple[_Block
     return (_Blocks(np, runs[0], key, edges), _Blocks(np, runs[1], key, edges)), edges
 
 
+@dataclass(frozen=True)
+class _Divisor:
+    """What the later run's figures are divided by: (the point, each bootstrap draw's)."""
+
+    time: tuple[float, Any]
+    work: tuple[float, Any]
+    shown: float  # Comparison.machine: the work's where the stages' work judged it
+
+
 def _divisor(
     np: Any,
     runs: tuple[Run, Run],
     stages: list[str],
     settings: tuple[int, float, float, Any],
     adjusted_by: str | None,
-) -> tuple[float, Any] | None:
-    """What the later run's times are divided by: (the point, each bootstrap draw's); None: none."""
+) -> _Divisor | None:
+    """The machine's change to divide by (None: as measured, or not known)."""
     if adjusted_by == "probe":
         # On-CPU probes where both runs have them (this framescope's), else wall (older runs).
         a, b = (_Blocks(np, run, PIPELINE, np.geomspace(1e-9, 1.0, 2)) for run in runs)
@@ -618,7 +665,8 @@ def _divisor(
             return None
         wa, wb = settings[3]
         draws = ((wb @ b.probe) / len(b.probe)) / ((wa @ a.probe) / len(a.probe))
-        return float(b.probe.mean() / a.probe.mean()), draws
+        probe = float(b.probe.mean() / a.probe.mean()), draws
+        return _Divisor(probe, probe, probe[0])
     if adjusted_by != "stages":
         return None
     if len(stages) < 3:
@@ -626,17 +674,37 @@ def _divisor(
             f"adjust='stages' needs at least 3 stages in both runs (their median change is "
             f"the machine's), got {len(stages)}"
         )
-    points, draws = [], []
-    wa, wb = settings[3]
+    return _stages_divisor(np, runs, stages, settings[3])
+
+
+def _stages_divisor(
+    np: Any, runs: tuple[Run, Run], stages: list[str], weights: tuple[Any, Any]
+) -> _Divisor | None:
+    """The median of the stages' changes: of their medians for times, of their work for work."""
+    wa, wb = weights
+    times: list[tuple[float, Any]] = []
+    works: list[tuple[float, Any]] = []
     for key in stages:
-        (a, b), edges = _part_blocks(np, runs, key)
-        if not (a.values.size and b.values.size):
-            continue
-        points.append(float(np.percentile(b.values, 50) / np.percentile(a.values, 50)))
-        draws.append(
-            _quantile_rows(np, wb @ b.hist, edges, 50.0)
-            / _quantile_rows(np, wa @ a.hist, edges, 50.0)
-        )
-    if len(points) < 3:
+        blocks, edges = _part_blocks(np, runs, key)
+        (a, b) = blocks
+        if a.values.size and b.values.size:
+            point = float(np.percentile(b.values, 50) / np.percentile(a.values, 50))
+            draws = _quantile_rows(np, wb @ b.hist, edges, 50.0) / _quantile_rows(
+                np, wa @ a.hist, edges, 50.0
+            )
+            times.append((point, draws))
+        work = _work_ratio(np, blocks, weights)
+        if work is not None:
+            works.append(work)
+    if len(times) < 3:
         return None
-    return float(np.median(points)), np.nanmedian(np.stack(draws), axis=0)
+
+    def median(changes: list[tuple[float, Any]]) -> tuple[float, Any]:
+        points = [point for point, _ in changes]
+        return float(np.median(points)), np.nanmedian(np.stack([d for _, d in changes]), axis=0)
+
+    time = median(times)
+    if len(works) < 3:  # the stages' work is not known: their times stand for it
+        return _Divisor(time, time, time[0])
+    work = median(works)
+    return _Divisor(time, work, work[0])

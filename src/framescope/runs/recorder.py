@@ -61,19 +61,22 @@ def _probe_once() -> tuple[int, int]:
 def machine_probe() -> tuple[int, int]:
     """How long a fixed piece of Python work takes now: (wall ns, on-CPU ns), each the median of 3.
 
-    Each interval of a recording carries one: a run made while the machine
-    was slower (a busy neighbour, a lower clock) shows it here as it shows
-    in the stages, so a comparison can tell the machine from the code. The
-    wall time also counts the waits for the interpreter lock that the
-    pipeline's own threads hold; the on-CPU time (this thread's, from the
-    system) does not, and is what a comparison uses. It costs about a
-    millisecond a second.
+    Each interval of a recording carries one: a machine that runs code
+    slower (a lower clock, a neighbour sharing its core or its caches, a
+    host taking time from a virtual machine) shows it here as it shows in
+    the stages, so ``compare(..., adjust=True)`` can tell the machine from
+    the code. The wall time also counts waits for a core and for the
+    interpreter lock the pipeline's threads hold; the on-CPU time (this
+    thread's, from the system) does not, and is what a comparison uses. It
+    costs about a millisecond a second.
     """
     readings = [_probe_once() for _ in range(3)]
     return sorted(r[0] for r in readings)[1], sorted(r[1] for r in readings)[1]
 
 
-def _stage_part(stage: StageSnapshot, before: StageSnapshot | None) -> dict[str, Any]:
+def _stage_part(
+    stage: StageSnapshot, before: StageSnapshot | None, work: float | None
+) -> dict[str, Any]:
     count_before = 0 if before is None else before.latency.count
     failures_before = 0 if before is None else before.failures
     part: dict[str, Any] = {
@@ -86,11 +89,10 @@ def _stage_part(stage: StageSnapshot, before: StageSnapshot | None) -> dict[str,
     cpu = stage.cpu
     if cpu is not None:
         part["cpu"] = {"on_cpu": cpu.on_cpu, "waiting": cpu.waiting, "blocked": cpu.blocked}
-        # The seconds its threads ran in this interval: with the items, its work per item.
-        earlier = None if before is None or before.cpu is None else before.cpu.on_cpu_s
-        part["on_cpu_s"] = max(0.0, cpu.on_cpu_s - (earlier or 0.0))
     if stage.batch is not None and stage.batch.batches:
         part["batch_mean"] = stage.batch.items / stage.batch.batches
+    if work is not None:  # the seconds its threads ran: with the items, its work per item
+        part["on_cpu_s"] = work
     return part
 
 
@@ -108,6 +110,21 @@ def _structure(snapshot: PipelineSnapshot) -> list[dict[str, Any]]:
         for stage in snapshot.stages
         if stage.replica_of is None
     ]
+
+
+def _check_joins(records: list[dict[str, Any]], pipeline: Any, path: Path) -> None:
+    """ValueError when the run in ``records`` is another pipeline's (by name and stages)."""
+    if not records:
+        return
+    header, snapshot = records[0], pipeline.snapshot()
+    keys = [stage.key for stage in snapshot.stages if stage.replica_of is None and stage.working]
+    recorded = [s.get("key") for s in header.get("stages", ()) if s.get("working", True)]
+    if header.get("pipeline") != snapshot.pipeline or (keys and keys != recorded):
+        raise ValueError(
+            f"append: {str(path)!r} holds a run of pipeline {header.get('pipeline')!r} with "
+            f"stages {recorded}; this is {snapshot.pipeline!r} with {keys}: record another "
+            "version into a file of its own"
+        )
 
 
 class Recording:
@@ -140,22 +157,23 @@ class Recording:
             raise ValueError(f"max_intervals must be at least 4, got {max_intervals}")
         if not isinstance(append, bool):
             raise TypeError(f"append must be a bool, got {type(append).__name__}")
+        self.interval = check_positive_seconds(interval, "interval")
         self.pipeline = pipeline
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.append = append
-        if append:
-            existing_run(self.path)  # not a run: ValueError here, not on its thread
+        if append:  # not a run, or another pipeline's: an error here, not on its thread
+            _check_joins(existing_run(self.path)[0], pipeline, self.path)
         # A path it cannot write fails here, not on its thread.
         with open(self.path, "ab" if append else "wb"):
             pass
-        self.interval = check_positive_seconds(interval, "interval")
         self._interval_ns = round(self.interval * 1e9)
         self.label = label
         self._max_intervals = max_intervals
         self._clock: Clock = pipeline.clock
         self._file: RunFile | None = None
         self._last: PipelineSnapshot | None = None
+        self._cpu_seen: dict[str, float | None] = {}  # each stage's last on-CPU seconds
         self._start_ns = 0
         self._idle_ns: int | None = None  # last seen not started: the run counts from there
         self._lock = threading.Lock()
@@ -247,10 +265,29 @@ class Recording:
     def _offset_s(self) -> float:
         return 0.0 if self._file is None else self._file.offset_s
 
+    def _work(self, stage: StageSnapshot, before: StageSnapshot | None) -> float | None:
+        """The seconds the stage's threads ran since its last reading (None: not known)."""
+        if stage.key in self._cpu_seen:
+            last = self._cpu_seen[stage.key]
+        elif before is None or before.cpu is None and before.latency.count == 0:
+            last = 0.0  # not there before, or not yet at work: counted from its start
+        else:
+            last = None if before.cpu is None else before.cpu.on_cpu_s
+        if stage.cpu is None:  # nothing read in its window: its total did not grow
+            if last is not None:
+                self._cpu_seen[stage.key] = last
+            return None
+        now = self._cpu_seen[stage.key] = stage.cpu.on_cpu_s
+        if last is None:
+            return None
+        return now - last if now >= last else now  # it fell (a replica gone): counted anew
+
     def _interval(self, now: PipelineSnapshot, before: PipelineSnapshot) -> dict[str, Any]:
         earlier = {stage.key: stage for stage in before.stages}
         stages = {
-            stage.key: _stage_part(stage, earlier.get(stage.key))
+            stage.key: _stage_part(
+                stage, earlier.get(stage.key), self._work(stage, earlier.get(stage.key))
+            )
             for stage in now.stages
             if stage.replica_of is None and stage.working
         }

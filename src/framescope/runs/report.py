@@ -17,6 +17,7 @@ import html
 import io
 import os
 import re
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -231,9 +232,14 @@ def _bottleneck(run: Run) -> str | None:
     return diagnosis.bottleneck if diagnosis.verdict in ("stage-bound", "stalled") else None
 
 
+def _median_ms(run: Run, key: str) -> str:
+    """The stage's median processing time over the whole run (every recording appended)."""
+    samples = [value for part in run.part(key) for value in part.get("samples_ns", ())]
+    return f"{statistics.median(samples) / 1e6:.2f} ms p50" if samples else ""
+
+
 def _graph(run: Run, comparison: Comparison | None) -> str:
     boxes = []
-    final = {s.key: s for s in run.end.stages} if run.end is not None else {}
     bottleneck = None if comparison is not None else _bottleneck(run)
     for key in run.stage_keys:
         colour, note = "#999", ""
@@ -242,14 +248,15 @@ def _graph(run: Run, comparison: Comparison | None) -> str:
         if comparison is not None:
             part = comparison.part(key)
             colour = _VERDICT_COLOURS.get(part.verdict, "#999")
-            change = part.changes.get("p50")
+            judged = "cpu" if "cpu" in part.changes else "p50"  # what its verdict is by
+            change = part.changes.get(judged)
+            figure = "work per item" if judged == "cpu" else "p50"
             note = part.verdict + (
                 ""
                 if change is None or change.change is None
-                else f" ({change.change * 100:+.1f}% p50)"
+                else f" ({change.change * 100:+.1f}% {figure})"
             )
-        stage = final.get(key)
-        figures = "" if stage is None else f"{stage.latency.summary().median * 1e3:.2f} ms p50"
+        figures = _median_ms(run, key)
         boxes.append(
             f'<div class="node" style="border-color:{colour}"><b>{html.escape(key)}</b>'
             f"<small>{html.escape(figures)}</small><small>{html.escape(note)}</small></div>"

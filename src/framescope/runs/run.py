@@ -28,7 +28,8 @@ class Run:
         path: where it was read from.
         header: what describes it: versions, host, pipeline, label, settings.
         intervals: the interval records, oldest first.
-        end: the last final snapshot (None when the recording did not close: a crash).
+        end: the final snapshot of its last recording (None when that one did not close:
+            a crash).
         torn: whether the file ended in the middle of a record (the rest was read).
         segments: the recordings appended to it (``record(..., append=True)``), each
             described as a header is, with ``t``, where its intervals start; the
@@ -89,7 +90,9 @@ def load_run(path: str | os.PathLike[str]) -> Run:
             f"this framescope reads version {VERSION}"
         )
     intervals = tuple(r for r in records if r.get("kind") == "interval" and r.get("span", 0) > 0)
-    end = next((r for r in reversed(records) if r.get("kind") == "end"), None)
+    # The last recording's end: None when it did not close (an earlier turn's is not its).
+    last = next((r for r in reversed(records) if r.get("kind") in ("end", "segment")), None)
+    end = last if last is not None and last.get("kind") == "end" else None
     snapshot = None if end is None else PipelineSnapshot.from_dict(end["snapshot"])
     segments = tuple(r for r in records if r.get("kind") == "segment")
     return Run(where, header, intervals, snapshot, torn, segments)

@@ -20,8 +20,12 @@ member cut short by the crash is skipped (:attr:`RunFile.torn`). Records:
   processing-time samples (ns), queue depth, the CPU split of its thread
   (shares of its recent window) and ``on_cpu_s``, the seconds its threads
   ran on a CPU in this interval (where the system tells).
-- ``{"kind": "end", ...}``, last, when the recording closes: the final
+- ``{"kind": "end", ...}``, when the recording closes: the final
   snapshot (``PipelineSnapshot.to_dict()``, frame traces included).
+- ``{"kind": "segment", ...}``: a later recording appended to the run
+  (``record(..., append=True)``), described as the header describes the
+  first, with ``t``, the run's time where it starts; its intervals and end
+  follow it, their ``t`` going on from there.
 
 A file stays bounded on runs of days: past ``max_intervals`` records the
 oldest half is merged two by two (spans add, counts add, samples are
@@ -48,6 +52,8 @@ FORMAT = "framescope-run"
 
 VERSION = 1
 """The version of the format this framescope writes and reads."""
+
+_KEPT_ENDS = 8  # superseded end records a run appended to keeps before they are dropped
 
 
 def read_records(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], bool]:
@@ -124,7 +130,8 @@ class RunFile:
     """A run file being written: a member per record batch, flushed, compacted when long.
 
     Args:
-        path: where to write (made anew: an existing file is replaced).
+        path: where to write (made anew, an existing file replaced; or appended to, see
+            :meth:`open`).
         header: the header record (``kind`` is set to ``header``).
         max_intervals: interval records kept before the oldest half is merged.
         keep_samples: samples kept per stage and interval when intervals merge.
@@ -153,7 +160,11 @@ class RunFile:
             self._file = open(self.path, "wb")  # noqa: SIM115 - kept open while recording
             self.write({**self.header, "kind": "header"})
             return
-        if torn:  # appended members after a torn one would never be read
+        ends = sum(record.get("kind") == "end" for record in records)
+        # Appended members after a torn one would never be read; and each recording's end
+        # (its final snapshot, traces and all) is superseded by the next one's.
+        if torn or ends > _KEPT_ENDS:
+            records = _without_superseded_ends(records)
             _rewrite(self.path, records)
         intervals = list(iter_intervals(records))
         self.intervals = len(intervals)
@@ -185,33 +196,46 @@ class RunFile:
         self._file = None
 
     def _compact(self) -> None:
-        """Merge the oldest half of the intervals two by two, in a new file renamed over this."""
+        """Merge the oldest half of the intervals two by two, in a new file renamed over this.
+
+        Pairs are merged across the start of an appended recording too (its
+        segment record follows the pair), so turns shorter than two intervals
+        still shrink the file; an end superseded by a later one is dropped.
+        """
         assert self._file is not None
         self._file.close()
         records, _ = read_records(self.path)
         half = self.intervals // 2 - self.intervals // 2 % 2
         kept: list[dict[str, Any]] = []
         held: dict[str, Any] | None = None  # an interval waiting for the next to merge with
+        pending: list[dict[str, Any]] = []  # records that came between the two
         seen = 0
-        for record in records[1:]:
+        for record in _without_superseded_ends(records)[1:]:
             if record.get("kind") == "interval" and seen < half:
                 seen += 1
                 if held is None:
                     held = record
-                else:
-                    kept.append(merge_intervals(held, record, self.keep_samples))
-                    held = None
-                continue
-            if held is not None:  # a segment starts: the interval before it stays alone
-                kept.append(held)
-                held = None
-            kept.append(record)
-        if held is not None:
-            kept.append(held)
+                    continue
+                kept.append(merge_intervals(held, record, self.keep_samples))
+                kept.extend(pending)
+                held, pending = None, []
+            elif held is not None:
+                pending.append(record)
+            else:
+                kept.append(record)
+        kept.extend([held] if held is not None else [])
+        kept.extend(pending)
         _rewrite(self.path, [{**self.header, "kind": "header"}, *kept])
         self.intervals = sum(record.get("kind") == "interval" for record in kept)
         self.compactions += 1
         self._file = open(self.path, "ab")  # noqa: SIM115 - kept open while recording
+
+
+def _without_superseded_ends(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``records`` less every end record but the last (earlier recordings' final snapshots)."""
+    ends = [i for i, record in enumerate(records) if record.get("kind") == "end"]
+    superseded = set(ends[:-1])
+    return [record for i, record in enumerate(records) if i not in superseded]
 
 
 def _rewrite(path: Path, records: list[dict[str, Any]]) -> None:
@@ -239,7 +263,7 @@ def existing_run(path: Path) -> tuple[list[dict[str, Any]], bool]:
         records, torn = read_records(path)
     except FileNotFoundError:
         return [], False
-    except (OSError, ValueError) as error:
+    except ValueError as error:  # what cannot be read as JSON records (OSError: as it is)
         raise ValueError(f"append: {str(path)!r} is not a framescope run: {error}") from error
     first = records[0] if records else {}
     if first.get("kind") != "header" or first.get("format") != FORMAT:

@@ -253,6 +253,12 @@ class FakeCpuSource:
             self._rates.pop(key, None)
             self._fixed[key] = times
 
+    def forget(self, key: str | int) -> None:
+        """From now on ``key`` reads as not known (a thread the system no longer reports)."""
+        with self._lock:
+            self._fixed.pop(key, None)
+            self._rates.pop(key, None)
+
     def set_rates(self, key: str | int, *, on_cpu: float, waiting: float | None = 0.0) -> None:
         """From now on, ``key``'s times grow at these shares of the clock's time."""
         now = self._now()
