@@ -762,7 +762,48 @@ def view_part(args: argparse.Namespace) -> bool:
     return ratio >= 0.97 and size < 50_000
 
 
-PARTS = {"view": view_part, "latency": latency_part, "cpu": cpu_part, "throughput": throughput_part}
+def send_part(args: argparse.Namespace) -> bool:
+    """Each viewer's cost with framescope's RTP loop against aiortc's own, interleaved."""
+    rounds: list[dict[bool, tuple[Window, Window]]] = []
+    with Paced() as paced:
+        time.sleep(1.0)
+        webrtc = paced.view._webrtc
+        for run in range(args.runs):
+            figures = {}
+            for fast in (True, False) if run % 2 == 0 else (False, True):
+                webrtc._fast_send = fast
+                figures[fast] = (measure_cpu(paced, 1, args), measure_cpu(paced, 10, args))
+            rounds.append(figures)
+    print(f"RTP sent by framescope's loop against aiortc's ({WIDTH}x{HEIGHT} at {FPS} fps):")
+    per_viewer: dict[bool, list[float]] = {True: [], False: []}
+    for index, figures in enumerate(rounds):
+        parts = []
+        for fast, (one, ten) in figures.items():
+            each = (ten.cpu - one.cpu) / 9
+            per_viewer[fast].append(each)
+            parts.append(
+                f"{'framescope' if fast else 'aiortc'}: 1 viewer {one.cpu * 1e3:.0f} ms/s, "
+                f"10 {ten.cpu * 1e3:.0f} ms/s ({ten.cpu / one.cpu:.2f}x, {each * 1e3:.1f} ms/s "
+                f"a viewer past the first; received {ten.received:.0f} frames/s)"
+            )
+        print(f"  round {index + 1}: " + "; ".join(parts))
+    ratios = [f / a for f, a in zip(per_viewer[True], per_viewer[False], strict=True) if a > 0]
+    print(
+        f"  median a viewer past the first: framescope "
+        f"{statistics.median(per_viewer[True]) * 1e3:.1f} ms/s, aiortc "
+        f"{statistics.median(per_viewer[False]) * 1e3:.1f} ms/s; framescope / aiortc "
+        f"{statistics.median(ratios):.2f}x (rounds {min(ratios):.2f}-{max(ratios):.2f}x)"
+    )
+    return True
+
+
+PARTS = {
+    "view": view_part,
+    "latency": latency_part,
+    "cpu": cpu_part,
+    "throughput": throughput_part,
+    "send": send_part,
+}
 
 
 def main() -> int:

@@ -44,6 +44,7 @@ from typing import Any
 
 from framescope._optional import require
 from framescope.clock import Clock
+from framescope.live import _rtpsend
 from framescope.live.preview import PreviewTap
 from framescope.live.stream import PLACEHOLDER, EncodedFrame, VideoStream
 from framescope.pipeline.model.viewers import ViewerSnapshot
@@ -215,6 +216,7 @@ class WebRTCVideo:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._fast_send = True  # framescope._rtpsend's loop (False: aiortc's own, compared)
         self.served = 0
         """Viewers answered so far."""
         self.refused = 0
@@ -374,6 +376,8 @@ class WebRTCVideo:
         transceiver.sender._send_keyframe = viewer.keyframe_wanted
         if _payload_cutters() is not None:  # and the payloads are cut once, for all senders
             transceiver.sender._RTCRtpSender__encoder = _SharedPayloads()
+            if self._fast_send:  # and made packets by a loop that does per frame what it can
+                _rtpsend.install(transceiver.sender, viewer.next_packet)
         connection.on("datachannel", viewer.on_channel)
         try:
             offer = sdp if self._hosts is None else without_mdns_candidates(sdp)

@@ -269,7 +269,7 @@ class Recording:
         """The seconds the stage's threads ran since its last reading (None: not known)."""
         if stage.key in self._cpu_seen:
             last = self._cpu_seen[stage.key]
-        elif before is None or before.cpu is None and before.latency.count == 0:
+        elif before is None or (before.cpu is None and before.latency.count == 0):
             last = 0.0  # not there before, or not yet at work: counted from its start
         else:
             last = None if before.cpu is None else before.cpu.on_cpu_s
