@@ -127,7 +127,7 @@ def test_the_command_exits_1_on_a_regression_and_prints_markdown_or_json(
     data = json.loads(capsys.readouterr().out)
     assert data["parts"][1]["key"] == "Detect" and data["parts"][1]["verdict"] == "no change"
     assert main(["compare", a, str(tmp_path / "missing.fsrun")]) == 2
-    assert "is not a framescope run" in capsys.readouterr().err
+    assert "no run file" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -274,3 +274,15 @@ def test_work_per_item_is_told_from_the_intervals_that_have_it(tmp_path: Path) -
         tmp_path / "c.fsrun", {"Detect": 10.0}, seed=37, cpu_ms={"Detect": 9.0}, cpu_missing_every=1
     )  # never read: the median judges
     assert "cpu" not in compare(a, c).part("Detect").changes
+
+
+def test_a_rule_naming_no_stage_of_the_runs_is_an_error_not_a_pass(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = str(write_run(tmp_path / "a.fsrun", {"Detect": 10.0}, seed=41))
+    b = str(write_run(tmp_path / "b.fsrun", {"Detect": 10.0}, seed=42))
+    assert main(["compare", a, b, "--fail-on", "Detcet:p50>+5%"]) == 2  # a typo
+    assert "no stage 'Detcet' in these runs" in capsys.readouterr().err
+    assert main(["compare", a, b, "--fail-on", "Detect:p50>+5%"]) == 0
+    assert main(["compare", a, str(tmp_path / "missing.fsrun")]) == 2
+    assert "no run file" in capsys.readouterr().err

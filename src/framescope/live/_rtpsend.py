@@ -5,11 +5,12 @@ and two readings of the NTP clock, packet by packet, in Python, for each
 viewer: at 720p30 that is most of what a viewer past the first costs. This
 loop takes the frames the stream cut once (their payloads), and per viewer
 does per frame what can be done once a frame (the extensions, the clock)
-and per packet only the header, the encryption and the send, through the
-sender's own DTLS transport. It keeps what aiortc's RTCP side reads: the
-packet and octet counts and the last RTP and NTP times (the sender reports),
-and the packets sent (a NACK's retransmission), stored as tuples and made
-packets only when one is asked for. :func:`install` puts it in place of the
+and per packet only the header, the encryption and the send, straight to
+the ICE pair's socket (or through the sender's DTLS transport where that
+cannot be done). It keeps what aiortc's RTCP side reads: the packet and
+octet counts and the last RTP and NTP times (the sender reports), and the
+packets sent (a NACK's retransmission), stored as tuples and made packets
+only when one is asked for. :func:`install` puts it in place of the
 sender's own loop where the installed aiortc has what it reads (checked for
 each sender); elsewhere aiortc's loop runs.
 """
@@ -74,7 +75,7 @@ class _History(dict[int, Any]):
             return default
         from aiortc.rtp import RtpPacket  # noqa: PLC0415 - loaded with aiortc
 
-        sequence, timestamp, marker, payload = stored
+        sequence, timestamp, marker, payload, sent_at = stored
         packet = RtpPacket(
             payload_type=self._payload_type,
             marker=marker,
@@ -84,6 +85,7 @@ class _History(dict[int, Any]):
             payload=payload,
         )
         packet.extensions.mid = self._mid
+        packet.extensions.abs_send_time = sent_at
         return packet
 
 
@@ -102,9 +104,9 @@ async def _run_rtp(sender: Any, next_frame: NextFrame, codec: Any) -> None:
             frame = await next_frame()
             if frame is None:
                 break
-            if sender._enabled and frame.payloads:
+            # A frame cut into nothing (a VP8 packet of no bytes) has no packets to send.
+            if sender._enabled and getattr(frame, "payloads", None):
                 sequence = await _send_frame(sender, frame, (origin, sequence), codec, history)
-                setattr(sender, _PRIVATE + "rtp_timestamp", (origin + frame.pts) & 0xFFFFFFFF)
     except (asyncio.CancelledError, ConnectionError, MediaStreamError):
         pass
     except Exception:  # aiortc's loop logs and ends too: its stop() waits for the end
@@ -119,9 +121,11 @@ async def _run_rtp(sender: Any, next_frame: NextFrame, codec: Any) -> None:
 def _straight_to_socket(dtls: Any) -> tuple[Callable[[bytes], bytes], Any, Any] | None:
     """The DTLS transport's encryption and its ICE pair's socket: (protect, sendto, address).
 
-    None where a packet must go through aiortc's transports instead (a TURN
-    relay, or internals this aiortc or aioice does not have); ConnectionError
-    where aiortc would raise it (not connected).
+    None where a packet must go through aiortc's transports instead (a pair
+    whose protocol wraps each datagram itself, or internals this aiortc or
+    aioice does not have); ConnectionError where aiortc would raise it (not
+    connected). A TURN relay's pair has aioice's own protocol over a
+    transport that relays what it is given: that goes straight too.
     """
     try:
         from aioice.ice import StunProtocol  # noqa: PLC0415 - loaded with aiortc
@@ -134,7 +138,9 @@ def _straight_to_socket(dtls: Any) -> tuple[Callable[[bytes], bytes], Any, Any] 
             raise ConnectionError("Cannot send data, not connected")
         protocol, protect = pair.protocol, dtls._tx_srtp.protect
         if type(protocol).send_data is not StunProtocol.send_data or protocol.transport is None:
-            return None  # a relay's protocol wraps each datagram
+            return None  # a protocol of its own: what it does with a datagram, it does
+        if not all(hasattr(dtls, "_RTCDtlsTransport__" + n) for n in ("tx_bytes", "tx_packets")):
+            return None  # its counts, which getStats reports, are kept where it keeps them
         return protect, protocol.transport.sendto, pair.remote_addr
     except (AttributeError, ImportError):
         return None
@@ -150,7 +156,7 @@ async def _send_frame(
     origin, sequence = counters
     timestamp = (origin + frame.pts) & 0xFFFFFFFF
     extensions = HeaderExtensions()
-    extensions.abs_send_time = (clock.current_ntp_time() >> 14) & 0x00FFFFFF
+    sent_at = extensions.abs_send_time = (clock.current_ntp_time() >> 14) & 0x00FFFFFF
     extensions.mid = getattr(sender, _PRIVATE + "mid")
     profile, value = getattr(sender, _PRIVATE + "rtp_header_extensions_map").set(extensions)
     flags = _VERSION | (_HAS_EXTENSIONS if value else 0)
@@ -161,7 +167,7 @@ async def _send_frame(
     for index, payload in enumerate(payloads):
         marker = index == last
         header = _HEADER.pack(flags, (_MARKER if marker else 0) | kind, sequence, timestamp, ssrc)
-        history[sequence % RTP_HISTORY_SIZE] = (sequence, timestamp, int(marker), payload)
+        history[sequence % RTP_HISTORY_SIZE] = (sequence, timestamp, int(marker), payload, sent_at)
         if straight is None:
             await sender.transport._send_rtp(header + tail + payload)
         else:
@@ -171,7 +177,7 @@ async def _send_frame(
             sent += len(data)
         octets += len(payload)
         sequence = (sequence + 1) & 0xFFFF
-    _count(sender, octets, len(payloads))
+    _count(sender, timestamp, octets, len(payloads))
     if straight is not None:  # what aiortc's DTLS transport counts of what it sends
         _add(sender.transport, "_RTCDtlsTransport__tx_bytes", sent)
         _add(sender.transport, "_RTCDtlsTransport__tx_packets", len(payloads))
@@ -179,11 +185,12 @@ async def _send_frame(
     return sequence
 
 
-def _count(sender: Any, octets: int, packets: int) -> None:
-    """What the sender's reports say: the last times, the octets and packets sent."""
+def _count(sender: Any, timestamp: int, octets: int, packets: int) -> None:
+    """What the sender's reports say: the last times (a pair), the octets and packets sent."""
     from aiortc import clock  # noqa: PLC0415 - loaded with aiortc
 
     setattr(sender, _PRIVATE + "ntp_timestamp", clock.current_ntp_time())
+    setattr(sender, _PRIVATE + "rtp_timestamp", timestamp)
     _add(sender, _PRIVATE + "octet_count", octets)
     _add(sender, _PRIVATE + "packet_count", packets)
 

@@ -26,10 +26,13 @@ def add_commands(commands: Any) -> None:
         help="compare two recorded runs stage by stage (and fail a CI job on a regression)",
         description=(
             "Compare two runs recorded with framescope.record (or Pipeline(record=...), "
-            "framescope demo --record): per stage and end to end, throughput and processing "
-            "time p50/p90/p99/p99.9 with the change and its confidence interval (a block "
+            "framescope demo --record): per stage and end to end, throughput, a stage's work "
+            "per item (cpu: its threads' on-CPU time per item) and processing time "
+            "p50/p90/p99/p99.9 with the change and its confidence interval (a block "
             "bootstrap over the runs' intervals), the max, failures, drops, queue depth and "
-            "CPU split, and a verdict: slower, faster, or no change detectable."
+            "CPU split, and a verdict (a stage's by its work where recorded, else its p50): "
+            "slower, faster, or no change detectable. On a shared machine, record the two "
+            "versions in turns (record(..., append=True))."
         ),
         epilog=(
             "Exit status: 0, or 1 when a --fail-on rule is broken with confidence (the whole "
@@ -101,7 +104,11 @@ def compare_command(args: Any) -> int:
         print(comparison.markdown())
     else:
         _print_table(comparison)
-    broken = comparison.broken(rules)
+    try:
+        broken = comparison.broken(rules)
+    except ValueError as error:
+        print(f"framescope compare: {error}", file=sys.stderr)
+        return 2
     for line in broken:
         print(f"framescope compare: regression: {line}", file=sys.stderr)
     return 1 if broken else 0

@@ -193,7 +193,18 @@ class Comparison:
         return tuple(p.key for p in self.parts if p.verdict == SLOWER)
 
     def broken(self, rules: Sequence[FailRule]) -> list[str]:
-        """Each rule broken with confidence: ``"Cam__Detect: p99 +14.2% [+9.1%, +19.0%] ..."``."""
+        """Each rule broken with confidence: ``"Cam__Detect: p99 +14.2% [+9.1%, +19.0%] ..."``.
+
+        A ValueError for a rule naming a stage neither run has (a typo would
+        make a CI gate that never fails).
+        """
+        names = {name for p in self.parts for name in (p.key, p.key.split("__")[-1])}
+        for rule in rules:
+            if rule.part is not None and rule.part not in names:
+                known = ", ".join(p.key for p in self.parts)
+                raise ValueError(
+                    f"fail-on: no stage {rule.part!r} in these runs ({rule}); there are: {known}"
+                )
         found = []
         for rule in rules:
             for part in self.parts:
@@ -320,6 +331,8 @@ def _value(metric: str, value: float | None) -> str:
         return f"{value:.2f}/s"
     if metric in ("on_cpu", "waiting", "blocked"):
         return f"{value:.0%}"
+    if metric == "queue":
+        return f"{value:.2f}"
     return f"{value:g}"
 
 

@@ -79,6 +79,8 @@ def load_run(path: str | os.PathLike[str]) -> Run:
     where = Path(path)
     try:
         records, torn = read_records(where)
+    except FileNotFoundError as error:
+        raise RunFormatError(f"no run file {str(where)!r}: {error.strerror}") from error
     except (OSError, ValueError) as error:
         raise RunFormatError(f"{str(where)!r} is not a framescope run: {error}") from error
     if not records or records[0].get("kind") != "header" or records[0].get("format") != FORMAT:
