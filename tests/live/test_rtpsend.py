@@ -46,6 +46,17 @@ class Transport:
         self.sent.append(data)
 
 
+def on_own_loop(work: Any) -> Any:
+    """``work`` on a loop of its own; unlike ``asyncio.run``, the thread's loop left as it was
+    (``asyncio.run`` sets it to None at its end, which later tests of this process would see).
+    """
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(work)
+    finally:
+        loop.close()
+
+
 def sender_with(transport: Transport) -> Any:
     sender = RTCRtpSender("video", transport)  # type: ignore[arg-type]
     extensions = [
@@ -74,7 +85,7 @@ def test_the_loop_sends_what_aiortc_would_and_keeps_its_counts() -> None:
         await sender._run_rtp(CODEC)
         return sender
 
-    sender = asyncio.run(run())
+    sender = on_own_loop(run())
     extensions_map = sender._RTCRtpSender__rtp_header_extensions_map
     packets = [RtpPacket.parse(data, extensions_map) for data in transport.sent]
     assert [p.payload for p in packets] == [b"a" * 10, b"b" * 5, b"c"]  # the empty frame: none
@@ -99,7 +110,7 @@ def test_the_loop_sends_what_aiortc_would_and_keeps_its_counts() -> None:
     again = history.get(packets[1].sequence_number % RTP_HISTORY_SIZE)
     assert isinstance(again, RtpPacket) and again.payload == b"b" * 5 and again.marker == 1
     assert again.extensions.abs_send_time == packets[1].extensions.abs_send_time
-    asyncio.run(sender._retransmit(packets[1].sequence_number))
+    on_own_loop(sender._retransmit(packets[1].sequence_number))
     resent = RtpPacket.parse(transport.sent[-1], extensions_map)
     assert (resent.sequence_number, resent.payload) == (packets[1].sequence_number, b"b" * 5)
 
@@ -140,7 +151,7 @@ def test_a_sender_stopped_while_waiting_for_a_frame_ends_its_loop() -> None:
         await asyncio.wait_for(sender._RTCRtpSender__rtp_exited.wait(), 5)
         assert task.done()
 
-    asyncio.run(scenario())
+    on_own_loop(scenario())
     assert transport.sent == []
 
 
@@ -188,7 +199,7 @@ def test_over_a_direct_pair_packets_go_encrypted_straight_to_its_socket() -> Non
         await sender._run_rtp(CODEC)
         return sender, dtls, socket
 
-    sender, dtls, socket = asyncio.run(run())
+    sender, dtls, socket = on_own_loop(run())
     assert dtls.sent == []  # not through aiortc's per-packet path
     assert [address for _, address in socket.sent] == [("127.0.0.1", 5004)] * 2
     assert all(data.startswith(b"SRTP") for data, _ in socket.sent)
@@ -218,7 +229,7 @@ def test_a_pair_whose_protocol_sends_its_own_way_goes_through_aiortc() -> None:
         await sender._run_rtp(CODEC)
         return dtls, socket
 
-    dtls, socket = asyncio.run(run())
+    dtls, socket = on_own_loop(run())
     assert socket.sent == [] and len(dtls.sent) == 1  # aiortc's _send_rtp took it
 
 
@@ -270,5 +281,5 @@ def test_byte_for_byte_what_aiortcs_own_loop_sends(monkeypatch: pytest.MonkeyPat
         await sender._run_rtp(CODEC)
         return transport.sent
 
-    theirs, ours = asyncio.run(through(ours=False)), asyncio.run(through(ours=True))
+    theirs, ours = on_own_loop(through(ours=False)), on_own_loop(through(ours=True))
     assert len(theirs) == 6 and ours == theirs
