@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from framescope import compare
+from framescope import compare, load_run
 from framescope.cli import main
 from framescope.runs import parse_fail_rules
 from framescope.runs.runfile import RunFile
@@ -27,6 +27,7 @@ def write_run(
     cpu_ms: dict[str, float] | None = None,
     probe_cpu_ns: int | None = None,
     cpu_missing_every: int = 0,
+    pipeline: str | None = None,
 ) -> Path:
     """A run of ``intervals`` 1 s intervals: each stage's times log-normal around its median.
 
@@ -35,7 +36,8 @@ def write_run(
     """
     rng = np.random.default_rng(seed)
     stages = [{"key": key, "stage": key, "working": True} for key in medians_ms]
-    header = {"format": "framescope-run", "version": 1, "label": label, "stages": stages}
+    header = {"format": "framescope-run", "version": 1, "label": label, "stages": stages,
+              "pipeline": pipeline}  # fmt: skip
     runfile = RunFile(path, header)
     runfile.open()
     for n in range(intervals):
@@ -286,3 +288,16 @@ def test_a_rule_naming_no_stage_of_the_runs_is_an_error_not_a_pass(
     assert main(["compare", a, b, "--fail-on", "Detect:p50>+5%"]) == 0
     assert main(["compare", a, str(tmp_path / "missing.fsrun")]) == 2
     assert "no run file" in capsys.readouterr().err
+
+
+def test_runs_of_different_pipelines_say_so(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a.fsrun", {"Detect": 10.0}, seed=43, pipeline="Cam")
+    b = write_run(tmp_path / "b.fsrun", {"Detect": 10.0}, seed=44, pipeline="Door")
+    comparison = compare(a, b)
+    assert comparison.headline().endswith("(runs of different pipelines: 'Cam' and 'Door')")
+    assert comparison.to_dict()["pipelines"] == ["Cam", "Door"]
+    assert compare(a, a).headline().endswith("confidence)")  # the same: nothing said
+    run = load_run(a)
+    assert repr(run) == (
+        f"Run({str(a)!r}, label='a.fsrun', intervals=30, seconds=30.0, segments=0, torn=False)"
+    )

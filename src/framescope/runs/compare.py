@@ -178,6 +178,8 @@ class Comparison:
     run (by its probe, or by the stages' median change); None: as measured."""
     adjusted_by: str | None = None
     """``probe`` (the machine probe), ``stages`` (the stages' median change), None: as measured."""
+    pipelines: tuple[str | None, str | None] = (None, None)
+    """Each run's pipeline name (the headline says when they differ)."""
 
     def part(self, key: str) -> PartComparison:
         """The comparison of stage ``key`` (``"pipeline"``: end to end); KeyError if unknown."""
@@ -227,6 +229,7 @@ class Comparison:
             "seconds": list(self.seconds),
             "machine": self.machine,
             "adjusted_by": self.adjusted_by,
+            "pipelines": list(self.pipelines),
             "parts": [part.to_dict() for part in self.parts],
         }
 
@@ -283,6 +286,9 @@ class Comparison:
         ]
         if waited:
             verdict += f"; waited longer, same work: {', '.join(waited)}"
+        first, second = self.pipelines
+        if first != second:
+            verdict += f" (runs of different pipelines: {first!r} and {second!r})"
         machine = ""
         if self.machine is not None and abs(self.machine - 1) >= 0.01:
             pace = "slower" if self.machine > 1 else "faster"
@@ -606,6 +612,7 @@ def compare(
         (run_a.seconds, run_b.seconds),
         None if divisor is None else divisor.shown,
         adjusted_by if divisor is not None else None,
+        (run_a.header.get("pipeline"), run_b.header.get("pipeline")),
     )
 
 

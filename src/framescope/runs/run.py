@@ -44,6 +44,12 @@ class Run:
     segments: tuple[dict[str, Any], ...] = ()
     _parts: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
+    def __repr__(self) -> str:
+        return (
+            f"Run({str(self.path)!r}, label={self.label!r}, intervals={len(self.intervals)}, "
+            f"seconds={self.seconds:.1f}, segments={len(self.segments)}, torn={self.torn})"
+        )
+
     @property
     def label(self) -> str:
         """The run's label, else its file's name."""
