@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -267,7 +268,8 @@ def test_compaction_keeps_appended_segments_in_place(tmp_path: Path) -> None:
     assert records[0].get("label") is None and records[4]["label"] == "again"
 
 
-def test_each_interval_has_its_stages_cpu_seconds_and_both_probes(tmp_path: Path) -> None:
+def _recorded_on_fake_cpu(path: Path) -> tuple[FakeClock, Any, Pipeline, Any]:
+    """A threaded one-stage pipeline ("Cam__Work") whose CPU seconds a test sets, recorded."""
     from framescope.pipeline.lowlevel import FakeCpuSource
 
     clock = FakeClock()
@@ -275,7 +277,21 @@ def test_each_interval_has_its_stages_cpu_seconds_and_both_probes(tmp_path: Path
     cpu.set("Cam__Work", on_cpu=0.0)
     pipeline = Pipeline(name="Cam", clock=clock, cpu_source=cpu)
     pipeline.add(lambda item: item, "Work").parallelize(queue_size=4)
-    recording = record(pipeline, tmp_path / "cpu.fsrun", interval=3600)
+    return clock, cpu, pipeline, record(pipeline, path, interval=3600)
+
+
+def _finished(pipeline: Pipeline, recording: Any) -> tuple[Any, list[float | None]]:
+    """The run once both are closed, and each interval's CPU seconds of its stage."""
+    pipeline.close()
+    pipeline.join(5)
+    pipeline.cleanup()
+    recording.close()
+    run = load_run(recording.path)
+    return run, [i["stages"]["Cam__Work"].get("on_cpu_s") for i in run.intervals]
+
+
+def test_each_interval_has_its_stages_cpu_seconds_and_both_probes(tmp_path: Path) -> None:
+    clock, cpu, pipeline, recording = _recorded_on_fake_cpu(tmp_path / "cpu.fsrun")
     results = pipeline.results()
     pipeline.forward(0)
     assert next(results) == 0
@@ -286,12 +302,7 @@ def test_each_interval_has_its_stages_cpu_seconds_and_both_probes(tmp_path: Path
         assert next(results) == item
     clock.advance(1.0)
     recording.take()
-    pipeline.close()
-    pipeline.join(5)
-    pipeline.cleanup()
-    recording.close()
-    run = load_run(tmp_path / "cpu.fsrun")
-    seconds = [i["stages"]["Cam__Work"].get("on_cpu_s") for i in run.intervals]
+    run, seconds = _finished(pipeline, recording)
     known = [s for s in seconds if s is not None]
     assert all(s >= 0 for s in known) and sum(known) == pytest.approx(1.5)  # each once
     assert all(isinstance(i["probe_cpu_ns"], int) and i["probe_cpu_ns"] > 0 for i in run.intervals)
@@ -389,14 +400,7 @@ def test_a_bad_interval_leaves_an_existing_run_alone(tmp_path: Path) -> None:
 
 def test_cpu_seconds_after_a_stage_went_unread_are_not_counted_twice(tmp_path: Path) -> None:
     """The recorder's own memory of each stage's last reading, not the snapshot before."""
-    from framescope.pipeline.lowlevel import FakeCpuSource
-
-    clock = FakeClock()
-    cpu = FakeCpuSource(clock=clock)
-    cpu.set("Cam__Work", on_cpu=0.0)
-    pipeline = Pipeline(name="Cam", clock=clock, cpu_source=cpu)
-    pipeline.add(lambda item: item, "Work").parallelize(queue_size=4)
-    recording = record(pipeline, tmp_path / "cpu.fsrun", interval=3600)
+    clock, cpu, pipeline, recording = _recorded_on_fake_cpu(tmp_path / "cpu.fsrun")
     results = pipeline.results()
 
     def interval(on_cpu: float | None) -> None:
@@ -412,12 +416,7 @@ def test_cpu_seconds_after_a_stage_went_unread_are_not_counted_twice(tmp_path: P
 
     for on_cpu in (0.0, 2.0, None, 3.0, 3.5, 4.0):
         interval(on_cpu)
-    pipeline.close()
-    pipeline.join(5)
-    pipeline.cleanup()
-    recording.close()
-    run = load_run(tmp_path / "cpu.fsrun")
-    seconds = [i["stages"]["Cam__Work"].get("on_cpu_s") for i in run.intervals]
+    _, seconds = _finished(pipeline, recording)
     known = [s for s in seconds if s]
     # 2 s; nothing while unread nor while its first reading after that is taken (the
     # accounting keeps no time across the gap); then 0.5 s twice. Never the run's

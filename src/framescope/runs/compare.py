@@ -581,12 +581,7 @@ def compare(
     adjusted. :attr:`Comparison.machine` says by how much it adjusted (None:
     as measured, or a run without probes).
     """
-    if not 0.5 <= confidence < 1:
-        raise ValueError(f"confidence must be from 0.5 to below 1, got {confidence!r}")
-    if not 0 <= min_change < 1:
-        raise ValueError(f"min_change must be from 0 to below 1, got {min_change!r}")
-    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 100:
-        raise ValueError(f"resamples must be an int of at least 100, got {resamples!r}")
+    _check_settings(confidence, min_change, resamples)
     adjusted_by = _check_adjust(adjust)
     np = require("numpy", "report", "comparing runs")
     run_a = before if isinstance(before, Run) else load_run(before)
@@ -610,10 +605,20 @@ def compare(
         min_change,
         tuple(parts),
         (run_a.seconds, run_b.seconds),
-        None if divisor is None else divisor.shown,
+        None if divisor is None else divisor.work[0],
         adjusted_by if divisor is not None else None,
         (run_a.header.get("pipeline"), run_b.header.get("pipeline")),
     )
+
+
+def _check_settings(confidence: float, min_change: float, resamples: int) -> None:
+    """A ValueError naming the first setting out of its range."""
+    if not 0.5 <= confidence < 1:
+        raise ValueError(f"confidence must be from 0.5 to below 1, got {confidence!r}")
+    if not 0 <= min_change < 1:
+        raise ValueError(f"min_change must be from 0 to below 1, got {min_change!r}")
+    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 100:
+        raise ValueError(f"resamples must be an int of at least 100, got {resamples!r}")
 
 
 def _check_adjust(adjust: object) -> str | None:
@@ -664,8 +669,7 @@ class _Divisor:
     """What the later run's figures are divided by: (the point, each bootstrap draw's)."""
 
     time: tuple[float, Any]
-    work: tuple[float, Any]
-    shown: float  # Comparison.machine: the work's where the stages' work judged it
+    work: tuple[float, Any]  # the stages' times' where their work is not known
 
 
 def _divisor(
@@ -686,7 +690,7 @@ def _divisor(
         wa, wb = settings[3]
         draws = ((wb @ b.probe) / len(b.probe)) / ((wa @ a.probe) / len(a.probe))
         probe = float(b.probe.mean() / a.probe.mean()), draws
-        return _Divisor(probe, probe, probe[0])
+        return _Divisor(probe, probe)
     if adjusted_by != "stages":
         return None
     if len(stages) < 3:
@@ -725,6 +729,6 @@ def _stages_divisor(
 
     time = median(times)
     if len(works) < 3:  # the stages' work is not known: their times stand for it
-        return _Divisor(time, time, time[0])
+        return _Divisor(time, time)
     work = median(works)
-    return _Divisor(time, work, work[0])
+    return _Divisor(time, work)
