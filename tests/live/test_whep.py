@@ -172,7 +172,7 @@ def test_offers_that_fail_give_their_slot_back_once(served: tuple[LiveView, Feed
     broken = VP8_OFFER + b"a=fingerprint:nonsense\r\n"  # passes the codec check, then fails
     for _ in range(3):
         assert post(url, broken)[0] == 400
-    assert view._webrtc._admitted == 0
+    assert not view._webrtc.viewers() and view._webrtc.served == 0
     players = [WhepClient(url) for _ in range(3)]
     try:
         for player in players:

@@ -31,7 +31,7 @@ from framescope.live._clips import (
 from framescope.live._publish import EVENTS_TYPE, Publisher
 from framescope.live.preview import MJPEG_TYPE, PreviewTap, mjpeg_parts
 from framescope.live.view import page_html
-from framescope.live.webrtc import WebRTCVideo, WhepError
+from framescope.live.webrtc import WebRTCService, WhepError
 
 __all__ = ["LiveServer", "open_server"]
 
@@ -48,7 +48,7 @@ class LiveServer(BoundedServing, HTTPServer):
     access: TokenRule
     publisher: Publisher
     previews: Mapping[str, PreviewTap]
-    webrtc: WebRTCVideo
+    webrtc: WebRTCService
     closing: threading.Event  # set when the view closes: every stream ends
 
     def refusal(self, handler: BaseHTTPRequestHandler) -> bytes | None:
@@ -62,7 +62,7 @@ def open_server(
     *,
     publisher: Publisher,
     previews: Mapping[str, PreviewTap],
-    webrtc: WebRTCVideo,
+    webrtc: WebRTCService,
     closing: threading.Event,
 ) -> LiveServer:
     """Bind ``address`` (an OSError names it when that fails); ``configure`` it, then start it."""

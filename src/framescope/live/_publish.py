@@ -22,7 +22,7 @@ from framescope.live._pace import Beat, wait_for
 from framescope.live.preview import PreviewTap
 from framescope.live.remote import RemoteBox
 from framescope.live.view import input_drops, page_view, viewer_view
-from framescope.live.webrtc import WebRTCVideo
+from framescope.live.webrtc import WebRTCService
 from framescope.pipeline.model.clips import ClipsSnapshot
 from framescope.pipeline.model.snapshot import PipelineSnapshot, merge_snapshots
 from framescope.pipeline.views.health import RECONNECT_LIMIT_S, Health, judge_health
@@ -61,7 +61,7 @@ class Publisher:
         pipelines: Sequence[Any],
         remotes: Sequence[RemoteBox],
         previews: Mapping[str, PreviewTap],
-        webrtc: WebRTCVideo,
+        webrtc: WebRTCService,
         *,
         refresh: float,
         clock: TimeSource,
@@ -151,7 +151,11 @@ class Publisher:
             for name, tap in self.previews.items()
         }
         view["viewers"] = [viewer_view(viewer) for viewer in snapshot.viewers]
-        view["webrtc"] = {"served": self.webrtc.served, "refused": self.webrtc.refused}
+        view["webrtc"] = {
+            "served": self.webrtc.served,
+            "refused": self.webrtc.refused,
+            "process_failures": self.webrtc.process_failures,
+        }
         body = json.dumps(view).encode()
         with self._cond:
             self._published = (self._published[0] + 1, body, snapshot)

@@ -21,7 +21,8 @@ from framescope.live._http import open_server
 from framescope.live._publish import Published, Publisher
 from framescope.live.preview import ImageChoice, PreviewTap
 from framescope.live.remote import RemoteBox
-from framescope.live.webrtc import MAX_VIEWERS, WebRTCVideo
+from framescope.live.videoprocess import VideoProcess
+from framescope.live.webrtc import MAX_VIEWERS, WebRTCService, WebRTCVideo
 from framescope.pipeline.model.snapshot import PipelineSnapshot
 from framescope.pipeline.views.health import RECONNECT_LIMIT_S
 
@@ -79,6 +80,12 @@ class LiveView:
         ice_servers: STUN/TURN servers for WebRTC (``"stun:host:3478"``, or
             dicts with ``urls``, ``username``, ``credential``). None: ICE
             offers only the address the view listens on and contacts no server.
+        webrtc_process: serve WebRTC (its encoders and connections) from a
+            process of its own at a lower priority, started by the first
+            viewer, so the video takes neither the stages' interpreter lock
+            nor the cores they need. None (the default): so with the system
+            clock, in threads of this process with another clock (a
+            ``FakeClock``: a child has no way to it).
     """
 
     def __init__(
@@ -97,6 +104,7 @@ class LiveView:
         reconnect_limit: float = RECONNECT_LIMIT_S,
         max_viewers: int = MAX_VIEWERS,
         ice_servers: Any = None,
+        webrtc_process: bool | None = None,
     ) -> None:
         if clock is not None and not isinstance(clock, TimeSource):
             raise TypeError(f"clock must be a framescope Clock or None, got {type(clock).__name__}")
@@ -107,14 +115,7 @@ class LiveView:
         self.previews: dict[str, PreviewTap] = {}
         self._stop = threading.Event()
         address = check_address(host, port)
-        self._webrtc = WebRTCVideo(
-            self.previews,
-            host=address[0],
-            max_viewers=max_viewers,
-            ice_servers=ice_servers,
-            clock=self._clock,
-            name="framescope-live",
-        )
+        self._webrtc = self._webrtc_side(address[0], max_viewers, ice_servers, webrtc_process)
         self._publisher = Publisher(
             self.pipelines,
             self.remotes,
@@ -145,6 +146,32 @@ class LiveView:
         self._webrtc.name = f"framescope-live-{self.port}"
         self.scheme = "http" if ssl_context is None else "https"
         self.started = False
+
+    def _webrtc_side(
+        self, host: str, max_viewers: int, ice_servers: Any, process: bool | None
+    ) -> WebRTCService:
+        if process is not None and not isinstance(process, bool):
+            raise TypeError(f"webrtc_process must be True, False or None, got {process!r}")
+        if process and self._clock is not SYSTEM_CLOCK:
+            raise ValueError("webrtc_process=True needs the system clock (clock=None)")
+        if process is None:
+            process = self._clock is SYSTEM_CLOCK
+        if process:
+            return VideoProcess(
+                self.previews,
+                host=host,
+                max_viewers=max_viewers,
+                ice_servers=ice_servers,
+                name="framescope-live",
+            )
+        return WebRTCVideo(
+            self.previews,
+            host=host,
+            max_viewers=max_viewers,
+            ice_servers=ice_servers,
+            clock=self._clock,
+            name="framescope-live",
+        )
 
     def _sources(
         self, sources: tuple[Any, ...], timeout: float

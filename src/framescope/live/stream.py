@@ -28,15 +28,15 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from framescope._optional import require
 from framescope.capture import mark_glass
 from framescope.clock import Clock, wait_on
 from framescope.live.placeholder import placeholder_image, placeholder_text
-from framescope.live.preview import PreviewTap, pick_image
+from framescope.live.preview import ImageChoice, pick_image
 
-__all__ = ["CODECS", "PLACEHOLDER", "RTP_CLOCK_HZ", "EncodedFrame", "VideoStream"]
+__all__ = ["CODECS", "PLACEHOLDER", "RTP_CLOCK_HZ", "EncodedFrame", "FrameTap", "VideoStream"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,31 @@ PLACEHOLDER = -1
 _REMEMBERED = 1024  # frames whose stage time is kept for the viewers' reports (a few seconds)
 _KEYFRAME_GAP_NS = 250_000_000  # at most four key frames a second on request
 _DEFAULT_SIZE = (640, 360)  # the placeholder's size before any frame came
+
+
+class FrameTap(Protocol):
+    """Where a stream's frames come from: a :class:`~framescope.live.preview.PreviewTap`, or
+    its stand-in in the live view's video process."""
+
+    name: str
+    size: tuple[int, int] | None
+    image: ImageChoice
+    webrtc_fps: float
+
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        """The sources seen so far (empty: not known here; any camera is taken)."""
+
+    def add_feed(self, feed: Callable[[Any, int], None]) -> None:
+        """Call ``feed(frame, out_ns)`` with every frame from now on."""
+
+    def remove_feed(self, feed: Callable[[Any, int], None]) -> None:
+        """Stop calling ``feed``."""
+
+
+def mark_sent(frame: Any) -> None:
+    """A stream's default on an encoded frame: it is on its way to the glass (capture-to-glass)."""
+    mark_glass(frame, "webrtc")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +107,13 @@ class VideoStream:
         gop: seconds between key frames at most.
         max_fps: frames encoded a second at most, on average (the newest is
             taken; the rest are skipped, counted in ``frames_skipped``).
+        on_encoded: called on the encoder's thread with each stage frame once
+            it is encoded and handed on (by default its capture-to-glass stamp).
     """
 
     def __init__(
         self,
-        tap: PreviewTap,
+        tap: FrameTap,
         camera: str | None,
         codec: str,
         *,
@@ -96,11 +123,13 @@ class VideoStream:
         placeholder_fps: float = 5.0,
         gop: float = 2.0,
         max_fps: float = 30.0,
+        on_encoded: Callable[[Any], None] = mark_sent,
     ) -> None:
         if codec not in CODECS:
             raise ValueError(f"codec must be one of {', '.join(CODECS)}, got {codec!r}")
         self.tap, self.camera, self.codec = tap, camera, codec
         self._deliver = deliver
+        self._on_encoded = on_encoded
         self._clock = clock
         self._after_ns = round(placeholder_after * 1e9)
         self._placeholder_ns = round(1e9 / placeholder_fps)
@@ -236,7 +265,7 @@ class VideoStream:
             self._placeholder_due_ns = out_ns + self._after_ns
         self._encode(image, out_ns, placeholder=False)
         self.frames_encoded += 1
-        mark_glass(frame, "webrtc")
+        self._on_encoded(frame)
 
     def _encode_placeholder(self) -> None:
         width, height = self._size or _DEFAULT_SIZE

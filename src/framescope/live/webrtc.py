@@ -40,21 +40,23 @@ import secrets
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from framescope._optional import require
 from framescope.clock import Clock
 from framescope.live import _rtpsend
-from framescope.live.preview import PreviewTap
-from framescope.live.stream import PLACEHOLDER, EncodedFrame, VideoStream
+from framescope.live.stream import PLACEHOLDER, EncodedFrame, FrameTap, VideoStream, mark_sent
 from framescope.pipeline.model.viewers import ViewerSnapshot
 from framescope.stats import RollingStats
 
 __all__ = [
     "MAX_VIEWERS",
+    "WebRTCService",
     "WebRTCVideo",
     "WhepError",
     "candidate_hosts",
+    "check_ice_servers",
+    "check_max_viewers",
     "offered_codec",
     "without_mdns_candidates",
 ]
@@ -146,7 +148,16 @@ def _install_host_choice() -> None:
     ice.get_host_addresses = host_addresses  # type: ignore[attr-defined]
 
 
-def _ice_servers(servers: object) -> list[dict[str, Any]]:
+def check_max_viewers(max_viewers: object) -> int:
+    """``max_viewers`` checked: an int >= 0 (0: no WebRTC)."""
+    if isinstance(max_viewers, bool) or not isinstance(max_viewers, int):
+        raise TypeError(f"max_viewers must be an int, got {type(max_viewers).__name__}")
+    if max_viewers < 0:
+        raise ValueError(f"max_viewers must be >= 0 (0: no WebRTC), got {max_viewers}")
+    return max_viewers
+
+
+def check_ice_servers(servers: object) -> list[dict[str, Any]]:
     """``ice_servers`` checked: URLs (``stun:``, ``turn:``), or dicts with ``urls`` (and login)."""
     if servers is None:
         return []
@@ -171,6 +182,37 @@ def _ice_servers(servers: object) -> list[dict[str, Any]]:
     return checked
 
 
+class WebRTCService(Protocol):
+    """What a live view asks of its WebRTC side, in this process or in a process of its own."""
+
+    max_viewers: int
+    name: str
+    process_failures: int
+
+    @property
+    def served(self) -> int:
+        """Viewers answered so far."""
+
+    @property
+    def refused(self) -> int:
+        """Offers refused because ``max_viewers`` were watching."""
+
+    def offer(self, preview: str, camera: str | None, sdp: str, timeout: float) -> tuple[str, str]:
+        """Answer a viewer's SDP offer: ``(viewer id, SDP answer)``; a :class:`WhepError` if not."""
+
+    def leave(self, preview: str, viewer_id: str) -> bool:
+        """End a viewer (its WHEP ``DELETE``); False if unknown."""
+
+    def viewers(self) -> tuple[ViewerSnapshot, ...]:
+        """Every viewer now, as data."""
+
+    def streams(self) -> dict[str, list[dict[str, Any]]]:
+        """Each preview's encoders, as data."""
+
+    def close(self, timeout: float = 5.0) -> bool:
+        """End every viewer and encoder; False if something outlives ``timeout``."""
+
+
 class WebRTCVideo:
     """The WebRTC side of a live view: its viewers, their streams, and the asyncio thread.
 
@@ -182,24 +224,24 @@ class WebRTCVideo:
             ``username``, ``credential``); none by default.
         clock: the clock of the streams (the view's).
         name: the prefix of its threads' names.
+        on_encoded: called with each stage frame once encoded (default: its
+            capture-to-glass stamp).
     """
 
     def __init__(
         self,
-        previews: Mapping[str, PreviewTap],
+        previews: Mapping[str, FrameTap],
         *,
         host: str,
         max_viewers: int = MAX_VIEWERS,
         ice_servers: object = None,
         clock: Clock,
         name: str,
+        on_encoded: Callable[[Any], None] = mark_sent,
     ) -> None:
-        if isinstance(max_viewers, bool) or not isinstance(max_viewers, int):
-            raise TypeError(f"max_viewers must be an int, got {type(max_viewers).__name__}")
-        if max_viewers < 0:
-            raise ValueError(f"max_viewers must be >= 0 (0: no WebRTC), got {max_viewers}")
-        self.max_viewers = max_viewers
-        self._ice = _ice_servers(ice_servers)
+        self.max_viewers = check_max_viewers(max_viewers)
+        self._ice = check_ice_servers(ice_servers)
+        self._on_encoded = on_encoded
         self._previews = previews
         self._hosts = candidate_hosts(host)
         self._clock = clock
@@ -221,6 +263,8 @@ class WebRTCVideo:
         """Viewers answered so far."""
         self.refused = 0
         """Offers refused because ``max_viewers`` were watching."""
+        self.process_failures = 0
+        """Always 0: this side runs in the view's process (see ``videoprocess``)."""
 
     # -- the HTTP side (any thread) ------------------------------------------------------
 
@@ -360,7 +404,7 @@ class WebRTCVideo:
 
     # -- the asyncio thread ----------------------------------------------------------------
 
-    async def _answer(self, tap: PreviewTap, camera: str | None, codec: str, sdp: str) -> _Viewer:
+    async def _answer(self, tap: FrameTap, camera: str | None, codec: str, sdp: str) -> _Viewer:
         aiortc = require("aiortc", "webrtc", "WebRTC video")
         _HOSTS.set(self._hosts)
         servers = [aiortc.RTCIceServer(**server) for server in self._ice]
@@ -393,7 +437,7 @@ class WebRTCVideo:
         asyncio.get_running_loop().call_later(_CONNECT_LIMIT_S, self._connect_limit, viewer)
         return viewer
 
-    def _subscribe(self, viewer: _Viewer, tap: PreviewTap, camera: str | None, codec: str) -> None:
+    def _subscribe(self, viewer: _Viewer, tap: FrameTap, camera: str | None, codec: str) -> None:
         key = (tap.name, camera, codec)
         deliver = functools.partial(self._deliver, asyncio.get_running_loop())
         with self._lock:
@@ -402,7 +446,13 @@ class WebRTCVideo:
             stream = self._streams.get(key)
             if stream is None:
                 stream = VideoStream(
-                    tap, camera, codec, deliver=deliver, clock=self._clock, max_fps=tap.webrtc_fps
+                    tap,
+                    camera,
+                    codec,
+                    deliver=deliver,
+                    clock=self._clock,
+                    max_fps=tap.webrtc_fps,
+                    on_encoded=self._on_encoded,
                 )
                 self._streams[key] = stream
                 stream.start(f"{self.name}-encode-{tap.name}-{codec}")
