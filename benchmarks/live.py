@@ -89,9 +89,12 @@ def work(frame: Any) -> Any:
     return frame
 
 
+IN_THREADS = False  # --webrtc-in-threads: the view's WebRTC side in threads of this process
+
+
 def build(view: bool) -> tuple[Pipeline, LiveView | None]:
     pipeline = Pipeline(name="Bench")
-    live = LiveView(pipeline, refresh=0.5) if view else None
+    live = LiveView(pipeline, refresh=0.5, webrtc_process=not IN_THREADS) if view else None
     for name in ("Decode", "Detect", "Track", "Draw"):
         pipeline.add(work, name)
     if live is not None:
@@ -115,6 +118,8 @@ class Run:
     cpu: float = 0.0
     encoded: float = 0.0
     sent: float = 0.0
+    video_cpu: float = 0.0  # the view's video process (0: none, or WebRTC in threads)
+    client_cpu: float = 0.0  # the WHEP viewers' process
 
 
 def throughput(
@@ -141,10 +146,12 @@ def throughput(
         for thread in threads:
             thread.start()
         try:
+            clients = None
             if viewers and live is not None:
-                cleanup.enter_context(Viewers(live.url + "whep/annotated", viewers, decode))
+                clients = Viewers(live.url + "whep/annotated", viewers, decode)
+                cleanup.enter_context(clients)
             time.sleep(0.5)  # warm up
-            run = measure(pipeline, live, seconds)
+            run = measure(pipeline, live, seconds, clients)
         finally:
             stop.set()
             for thread in threads:
@@ -153,17 +160,34 @@ def throughput(
     return run
 
 
-def measure(pipeline: Pipeline, live: LiveView | None, seconds: float) -> Run:
+def measure(
+    pipeline: Pipeline, live: LiveView | None, seconds: float, clients: Viewers | None = None
+) -> Run:
     """What the pipeline (and the view's WebRTC side) did in the next ``seconds``."""
     items = pipeline.counters()["completed"]
     made, sent = (encoded(live, "annotated"), sent_by(live)[0]) if live else (0, 0)
+    video, client = video_cpu(live), clients.ask()["cpu"] if clients else 0.0
     cpu, start = time.process_time(), time.perf_counter()
     time.sleep(seconds)
     items = pipeline.counters()["completed"] - items
     cpu, elapsed = time.process_time() - cpu, time.perf_counter() - start
+    video, client = video_cpu(live) - video, (clients.ask()["cpu"] if clients else 0.0) - client
     if live is not None:
         made, sent = encoded(live, "annotated") - made, sent_by(live)[0] - sent
-    return Run(*(x / elapsed for x in (items, cpu, made, sent)))
+    return Run(*(x / elapsed for x in (items, cpu, made, sent, video, client)))
+
+
+def video_cpu(view: LiveView | None) -> float:
+    """CPU seconds of the view's video process so far (0: none runs, or WebRTC is in threads)."""
+    pid = getattr(view._webrtc, "pid", None) if view is not None else None
+    if pid is None:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def throughput_part(args: argparse.Namespace) -> bool:
@@ -186,9 +210,11 @@ def throughput_part(args: argparse.Namespace) -> bool:
         print(
             f"  {n} WebRTC viewers: {statistics.median(r.items for r in one):,.0f} items/s "
             f"(runs {min(r.items for r in one):,.0f}-{max(r.items for r in one):,.0f}); this "
-            f"process {statistics.median(r.cpu for r in one) * 1e3:.0f} ms CPU/s, H.264 "
+            f"process {statistics.median(r.cpu for r in one) * 1e3:.0f} ms CPU/s, the video "
+            f"process {statistics.median(r.video_cpu for r in one) * 1e3:.0f} ms/s, H.264 "
             f"{statistics.median(r.encoded for r in one):.0f} frames/s encoded, "
-            f"{statistics.median(r.sent for r in one):.0f}/s sent in all"
+            f"{statistics.median(r.sent for r in one):.0f}/s sent in all (the viewers' process "
+            f"{statistics.median(r.client_cpu for r in one) * 1e3:.0f} ms/s)"
         )
     ratios = [r[10].items / r[0].items for r in runs]
     ratio = statistics.median(ratios)
@@ -240,10 +266,15 @@ class Stamped:
 class Paced:
     """A 720p pipeline fed ``FPS`` frames a second by a thread, on the real clock, with a view."""
 
-    def __init__(self, mjpeg_fps: float = 10.0, max_viewers: int = 10) -> None:
+    def __init__(
+        self, mjpeg_fps: float = 10.0, max_viewers: int = 10, in_threads: bool | None = None
+    ) -> None:
         self.stage = Stamped()
         self.pipeline = Pipeline(name="Live720").add(self.stage, "Draw")
-        self.view = LiveView(self.pipeline, refresh=0.5, max_viewers=max_viewers)
+        threads = IN_THREADS if in_threads is None else in_threads
+        self.view = LiveView(
+            self.pipeline, refresh=0.5, max_viewers=max_viewers, webrtc_process=not threads
+        )
         self.view.preview("main", "Draw", fps=mjpeg_fps)
         self.fed = 0
         self._stop = threading.Event()
@@ -653,7 +684,7 @@ class Window:
     """This process's CPU over a measuring window, and what the viewers got in it (a second)."""
 
     viewers: int
-    cpu: float  # CPU seconds of this process
+    cpu: float  # CPU seconds of this process and of the view's video process
     fed: float
     encoded: float  # frames the preview's H.264 encoder made (the view's own count)
     sent: float  # frames handed to the viewers' connections, all of them
@@ -661,11 +692,12 @@ class Window:
     bits: float  # encoded bits handed to the viewers' connections, all of them
     client_cpu: float  # CPU seconds of the viewers' process
     loop_cpu: float = 0.0  # CPU seconds of the view's WebRTC thread (aiortc and the senders)
+    video_cpu: float = 0.0  # CPU seconds of the view's video process (part of cpu)
 
 
 def loop_cpu(view: LiveView) -> float:
-    """CPU seconds of the view's WebRTC thread so far (0 before it started)."""
-    thread = view._webrtc._thread
+    """CPU seconds of the view's WebRTC thread so far (0 before it started, or in a process)."""
+    thread = getattr(view._webrtc, "_thread", None)
     if thread is None or thread.ident is None:
         return 0.0
     return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
@@ -691,10 +723,11 @@ def measure_cpu(paced: Paced, count: int, args: argparse.Namespace) -> Window:
         time.sleep(1.0)  # past the first key frames
         before, fed, made = viewers.ask(), paced.fed, encoded(paced.view)
         sent, sent_bytes = sent_by(paced.view)
+        video = video_cpu(paced.view)
         cpu, start, loop = time.process_time(), time.perf_counter(), loop_cpu(paced.view)
         time.sleep(args.cpu_seconds)
         cpu, elapsed = time.process_time() - cpu, time.perf_counter() - start
-        loop = loop_cpu(paced.view) - loop
+        loop, video = loop_cpu(paced.view) - loop, video_cpu(paced.view) - video
         after, made = viewers.ask(), encoded(paced.view) - made
         sent, sent_bytes = (
             a - b for a, b in zip(sent_by(paced.view), (sent, sent_bytes), strict=True)
@@ -702,7 +735,7 @@ def measure_cpu(paced: Paced, count: int, args: argparse.Namespace) -> Window:
         fed = paced.fed - fed
     received = sum(after["frames"]) - sum(before["frames"])
     client = after["cpu"] - before["cpu"]
-    figures = (cpu, fed, made, sent, received, 8 * sent_bytes, client, loop)
+    figures = (cpu + video, fed, made, sent, received, 8 * sent_bytes, client, loop, video)
     return Window(count, *(x / elapsed for x in figures))
 
 
@@ -715,7 +748,8 @@ def cpu_part(args: argparse.Namespace) -> bool:
             order = (0, 1, 10) if run % 2 == 0 else (10, 1, 0)
             rounds.append({n: measure_cpu(paced, n, args) for n in order})
     print(
-        f"CPU of this process, {WIDTH}x{HEIGHT} at {FPS} fps, H.264 to aiortc WHEP viewers "
+        f"CPU of this process and its video process, {WIDTH}x{HEIGHT} at {FPS} fps, H.264 to "
+        f"aiortc WHEP viewers "
         f"in another process ({args.cpu_seconds:g} s windows):"
     )
     what = "decoded" if args.viewers_decode else "received whole"
@@ -723,7 +757,8 @@ def cpu_part(args: argparse.Namespace) -> bool:
         parts = [
             f"{w.viewers} viewers {w.cpu * 1e3:.0f} ms/s (fed {w.fed:.1f}/s, encoded "
             f"{w.encoded:.1f}/s, sent {w.sent:.0f}/s at {w.bits / 1e6:.1f} Mbit/s, {what} "
-            f"{w.received:.0f}/s; WebRTC thread {w.loop_cpu * 1e3:.1f} ms/s; viewers' "
+            f"{w.received:.0f}/s; the video process {w.video_cpu * 1e3:.0f} ms/s of it; "
+            f"WebRTC thread {w.loop_cpu * 1e3:.1f} ms/s; viewers' "
             f"process {w.client_cpu * 1e3:.0f} ms/s)"
             for w in windows.values()
         ]
@@ -783,7 +818,7 @@ def view_part(args: argparse.Namespace) -> bool:
 def send_part(args: argparse.Namespace) -> bool:
     """Each viewer's cost with framescope's RTP loop against aiortc's own, interleaved."""
     rounds: list[dict[bool, tuple[Window, Window]]] = []
-    with Paced() as paced:
+    with Paced(in_threads=True) as paced:  # the WebRTC thread's own CPU clock is read here
         time.sleep(1.0)
         webrtc = paced.view._webrtc
         for run in range(args.runs):
@@ -842,8 +877,15 @@ def main() -> int:
         action="store_true",
         help="the WHEP viewers decode each frame (else they count the frames they receive whole)",
     )
+    parser.add_argument(
+        "--webrtc-in-threads",
+        action="store_true",
+        help="the view's WebRTC side in threads of this process (webrtc_process=False), to compare",
+    )
     parser.add_argument("--whep-clients", nargs=2, metavar=("URL", "COUNT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global IN_THREADS  # noqa: PLW0603 - one setting for every part's views
+    IN_THREADS = args.webrtc_in_threads
     if args.whep_clients:  # the viewers' process
         url, count = args.whep_clients
         asyncio.run(whep_clients(url, int(count), args.viewers_decode))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -199,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     if message[0] != "setup":
         return 2
     _lower_priority(message[1]["nice"])  # before any thread: each one inherits it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is for the view
     _Child(connection, message[1]).run()
     connection.close()
     return 0

@@ -42,12 +42,12 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Mapping
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from framescope._priority import NICEST
 from framescope._shm import OwnedBlock
 from framescope.capture import Stamps
 from framescope.clock import SYSTEM_CLOCK, Clock, wait_on
@@ -68,14 +68,13 @@ logger = logging.getLogger(__name__)
 CHILD_MODULE = "framescope.live._videochild"
 """The module the child runs (``python -m``); the package never imports it."""
 
-VIDEO_NICE = 10
-"""The video process's niceness: below the stages, not starved by a busy machine's other work."""
+VIDEO_NICE = NICEST
+"""The video process's niceness: the lowest priority (see :mod:`framescope._priority`)."""
 
 _SLOTS = 2  # frames of a preview in flight to the child at once
 _GLASS_KEPT = 64  # frames whose capture-to-glass stamp waits for the child's word
 _CLOSE_S = 5.0
 _START_S = 5.0  # what a first offer may wait on top of its own time: the child loads aiortc
-_FRESH_NS = 50_000_000  # a state younger than this is not asked for again
 _FRESH_WAIT_S = 0.5  # how long a reader waits for a fresh one before taking the last
 _State = tuple[tuple[ViewerSnapshot, ...], dict[str, list[dict[str, Any]]], int, int]
 _STATE_EMPTY: _State = ((), {}, 0, 0)
@@ -119,7 +118,6 @@ class VideoProcess:
         self._forwarders: dict[str, _Forwarder] = {}
         self._closed = False
         self._state = _STATE_EMPTY
-        self._state_ns = 0
         self.process_failures = 0
         """Video processes that ended unexpectedly (their viewers went with them)."""
 
@@ -155,9 +153,9 @@ class VideoProcess:
         return shown
 
     def _fresh_state(self) -> _State:
-        """The child's state, asked for when the last is older than :data:`_FRESH_NS`."""
+        """The child's state now (the last it sent, if it does not answer within a moment)."""
         link = self._link
-        if link is not None and link.alive and time.monotonic_ns() - self._state_ns > _FRESH_NS:
+        if link is not None and link.alive:
             with contextlib.suppress(WhepError, TimeoutError):  # the last one, then
                 link.request("state", wait=_FRESH_WAIT_S)
         return self._state
@@ -260,7 +258,7 @@ class VideoProcess:
             if forwarder is not None:
                 forwarder.slots.release(message[2])
         elif kind == "state":
-            self._state, self._state_ns = message[1], time.monotonic_ns()
+            self._state = message[1]
             for name, forwarder in list(self._forwarders.items()):
                 forwarder.set_wanted({s["camera"] for s in message[1][1].get(name, ())})
 
@@ -298,7 +296,9 @@ class _Link:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 env=_child_environment(),
-                start_new_session=os.name == "posix",  # a terminal's Ctrl-C is the view's
+                # In the view's session (a terminal's Ctrl-C reaches it too, and it ignores
+                # it: the view closes it in order): Linux shares the CPU between sessions
+                # (autogroups) as equals, whatever their niceness, and this one's must count.
             )
         except BaseException:
             ours.close()
@@ -378,10 +378,19 @@ class _Link:
         except Exception as error:  # a message it cannot read: the link is cut, and said so
             logger.warning("the video process sent what the view cannot read: %r", error)
         self.alive = False
+        self._reap()
         for future in list(self._requests.values()):
             if not future.done():
                 future.set_exception(WhepError(503, "the video process ended"))
         self._on_end(self, self._closing)
+
+    def _reap(self) -> None:
+        """Wait for the child that closed its socket (killed if it lingers): no zombie is left."""
+        try:
+            self.process.wait(_CLOSE_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
     def _reply(self, number: int, ok: bool, value: Any) -> None:
         future = self._requests.get(number)

@@ -1,0 +1,272 @@
+"""The live view's WebRTC side in a process of its own: served from it, at a lower priority,
+nothing left behind, a killed one counted and replaced, the frames' way to it paced and counted."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("av", reason="the WebRTC video needs framescope[webrtc]")
+
+from framescope import Pipeline
+from framescope._shm import blocks_alive
+from framescope.capture import Stamps
+from framescope.clock import FakeClock
+from framescope.live import LiveView
+from framescope.live.preview import PreviewTap
+from framescope.live.videoprocess import VIDEO_NICE, VideoProcess, _Forwarder
+from framescope.live.webrtc import WebRTCVideo
+from framescope.video import Frame, SyntheticSource
+from tests import polling
+
+
+def picture(index: int) -> np.ndarray:
+    image = np.zeros((96, 128, 3), np.uint8)
+    image[:, :, 1] = 200  # green, as BGR
+    image[:, (index * 4) % 128] = 255
+    return image
+
+
+class Camera:
+    """Frames into the pipeline at about 30 a second until closed."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="camera")
+        self.thread.start()
+
+    def _run(self) -> None:
+        index = 0
+        while not self.stop.wait(1 / 30):
+            self.pipeline.forward(index)
+            index += 1
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(10)
+
+
+@pytest.fixture
+def view() -> Iterator[LiveView]:
+    pytest.importorskip("aiortc")
+    pipeline = Pipeline(name="Cam").add(picture, "Draw")
+    live = LiveView(pipeline, refresh=0.1, max_viewers=3)
+    live.preview("main", stage="Draw")
+    with live:
+        camera = Camera(pipeline)
+        try:
+            yield live
+        finally:
+            camera.close()
+    assert live.close()
+    pipeline.cleanup()
+
+
+def video(live: LiveView) -> VideoProcess:
+    side = live._webrtc
+    assert isinstance(side, VideoProcess)
+    return side
+
+
+def page_view(live: LiveView) -> dict[str, Any]:
+    with urllib.request.urlopen(live.url + "events", timeout=10) as events:
+        for line in events:
+            if line.startswith(b"data: "):
+                view: dict[str, Any] = json.loads(line[6:])
+                return view
+    raise AssertionError("no event")
+
+
+@pytest.mark.integration
+def test_a_viewer_is_served_from_a_lower_priority_process_and_closing_ends_it() -> None:
+    pytest.importorskip("aiortc")
+    from .whep_client import WhepClient
+
+    pipeline = Pipeline(name="Cam").add(picture, "Draw")
+    live = LiveView(pipeline, refresh=0.1)
+    live.preview("main", stage="Draw")
+    side = video(live)
+    assert side.pid is None  # nothing started before a viewer
+    with live:
+        camera = Camera(pipeline)
+        try:
+            with WhepClient(live.url + "whep/main").start() as player:
+                polling.wait_for(lambda: player.frames >= 10, what="frames at the player")
+                assert player.last[48, 20, 1] > 150  # green came as green
+                pid = side.pid
+                assert pid is not None and pid != os.getpid()
+                assert os.getpriority(os.PRIO_PROCESS, pid) >= VIDEO_NICE
+                here = [t.name for t in threading.enumerate()]
+                assert not [n for n in here if "-encode-" in n or n.endswith("-webrtc")]
+                assert polling.eventually(lambda: [v.frames_sent for v in live.snapshot().viewers])
+                streams = side.streams()["main"]
+                assert [s["codec"] for s in streams] == ["H264"] and streams[0]["encoded"] >= 10
+        finally:
+            camera.close()
+        process = side._link.process  # type: ignore[union-attr]
+    assert live.close()
+    assert process.poll() is not None  # ended, and waited for
+    assert not blocks_alive()  # every slot unlinked
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("framescope-live")]
+    pipeline.cleanup()
+
+
+@pytest.mark.integration
+def test_a_killed_video_process_is_counted_shown_and_the_next_viewer_starts_another(
+    view: LiveView,
+) -> None:
+    from .whep_client import WhepClient
+
+    side = video(view)
+    url = view.url + "whep/main"
+    with WhepClient(url).start() as player:
+        polling.wait_for(lambda: player.frames >= 3, what="frames at the first player")
+        first = side.pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        polling.wait_for(lambda: side.process_failures == 1, what="the failure counted")
+        assert not view.snapshot().viewers  # its viewers went with it
+        assert polling.eventually(lambda: page_view(view)["webrtc"]["process_failures"] == 1)
+    with WhepClient(url).start() as again:
+        polling.wait_for(lambda: again.frames >= 3, what="frames from the next process")
+        assert side.pid not in (None, first)
+        assert [v.state for v in view.snapshot().viewers] in (["connecting"], ["connected"])
+    assert side.process_failures == 1
+
+
+@pytest.mark.integration
+def test_the_child_ends_when_the_view_s_side_of_the_socket_closes(view: LiveView) -> None:
+    from .whep_client import WhepClient
+
+    side = video(view)
+    with WhepClient(view.url + "whep/main").start() as player:
+        polling.wait_for(lambda: player.frames >= 1, what="a frame")
+        link = side._link
+        assert link is not None
+        link._connection.close()  # as when the view's process dies
+        assert link.process.wait(30) == 0  # it closed its viewers and exited by itself
+        # Not closed by the view: counted.
+        polling.wait_for(lambda: side.process_failures == 1, what="the ending counted")
+        assert not link.alive
+
+
+@pytest.mark.integration
+def test_frames_the_video_process_encoded_are_on_the_glass() -> None:
+    pytest.importorskip("aiortc")
+    from .whep_client import WhepClient
+
+    pipeline = Pipeline(name="Cams").add(lambda frame: frame, "Draw").parallelize()
+    live = LiveView(pipeline, refresh=0.1)
+    live.preview("main", stage="Draw", fps=0.01)  # the MJPEG side shows (and stamps) nothing
+    frames: list[Frame] = []
+    stop = threading.Event()
+
+    def run() -> None:
+        source = SyntheticSource(64, 48, frames=100_000, fps=30, realtime=True)
+        for frame in pipeline.run({"cam": source}):
+            frames.append(frame)
+            if stop.is_set():
+                break
+
+    with live:
+        runner = threading.Thread(target=run, name="run")
+        runner.start()
+        try:
+            with WhepClient(live.url + "whep/main").start() as player:
+                polling.wait_for(lambda: player.frames >= 10, what="frames at the player")
+
+                def sent() -> list[Stamps]:
+                    return [s for f in frames if (s := f.stamps) and s.glass_by == "webrtc"]
+
+                polling.wait_for(lambda: len(sent()) >= 5, what="frames on the glass")
+                for stamps in sent():
+                    assert stamps.out_ns is not None and stamps.glass_ns is not None
+                    assert stamps.out_ns <= stamps.glass_ns
+        finally:
+            stop.set()
+            runner.join(30)
+    assert live.close()
+    pipeline.cleanup()
+
+
+def test_with_a_fake_clock_the_view_serves_webrtc_from_its_own_threads() -> None:
+    pipeline = Pipeline(name="Cam").add(picture, "Draw")
+    clock = FakeClock()
+    for view, kind in (
+        (LiveView(pipeline, clock=clock), WebRTCVideo),
+        (LiveView(pipeline, webrtc_process=False), WebRTCVideo),
+        (LiveView(pipeline), VideoProcess),
+    ):
+        assert type(view._webrtc) is kind
+        assert view.close()
+    with pytest.raises(ValueError, match=r"webrtc_process=True needs the system clock"):
+        LiveView(pipeline, clock=clock, webrtc_process=True)
+    with pytest.raises(TypeError, match=r"webrtc_process must be True, False or None, got 1"):
+        LiveView(pipeline, webrtc_process=1)  # type: ignore[arg-type]
+    pipeline.cleanup()
+
+
+class Sent:
+    """What a forwarder hands the child: the frames' messages, each slot freed at once."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[Any, ...]] = []
+        self.forwarder: _Forwarder | None = None
+
+    def __call__(self, message: tuple[Any, ...], stamps: Stamps | None) -> bool:
+        self.messages.append(message)
+        assert self.forwarder is not None
+        self.forwarder.slots.release(message[4])
+        return True
+
+
+def forwarder_of(clock: FakeClock, fps: float = 10.0) -> tuple[PreviewTap, _Forwarder, Sent]:
+    tap = PreviewTap("main", clock=clock, webrtc_fps=fps)
+    sent = Sent()
+    forwarder = _Forwarder(tap, sent, "test-forwarder", clock)
+    sent.forwarder = forwarder
+    forwarder.start()
+    return tap, forwarder, sent
+
+
+def test_the_forwarder_takes_the_newest_frame_of_each_watched_camera_at_its_rate() -> None:
+    clock = FakeClock()
+    tap, forwarder, sent = forwarder_of(clock, fps=10.0)
+    try:
+        image = np.zeros((8, 8, 3), np.uint8)
+        tap(Frame(image, 0, source="a"))
+        assert not sent.messages  # nobody watches yet: nothing taken, nothing counted
+        forwarder.want("a")
+        for index in range(1, 6):  # five frames of "a", one of "b" (not watched), at once
+            tap(Frame(image + index, index, source="a"))
+        tap(Frame(image, 9, source="b"))
+        polling.wait_for(lambda: sent.messages, what="the first frame handed on")
+        for index in range(6, 13):
+            tap(Frame(image + index, index, source="a"))
+        # The first frame, and one early (a camera's jitter); the rest is replaced by the newest.
+        polling.wait_for(lambda: len(sent.messages) == 2, what="one early frame let through")
+        assert not polling.holds_within(lambda: len(sent.messages) > 2, limit=0.2)
+        tap(Frame(image + 13, 13, source="a"))  # waits for its turn
+        assert not polling.holds_within(lambda: len(sent.messages) > 2, limit=0.2)
+        clock.advance(0.1)  # its turn
+        polling.wait_for(lambda: len(sent.messages) == 3, what="the next frame at its rate")
+        assert sent.messages[-1][6] == 1_000_000_000  # it left the stage then: the out time
+        cameras = {m[2] for m in sent.messages}
+        assert cameras == {"a"}
+        assert forwarder.skipped_of("a") + len(sent.messages) == 13  # every frame of "a"
+        assert forwarder.skipped_of("b") == 0
+        forwarder.set_wanted(set())
+        tap(Frame(image, 99, source="a"))
+        clock.advance(1.0)
+        assert not polling.holds_within(lambda: len(sent.messages) > 3, limit=0.2)
+    finally:
+        assert forwarder.stop(5)
