@@ -1,11 +1,14 @@
 """The lowest scheduling priority for a thread that must not take the stages' time.
 
-Threads that serve outputs a user can lose frames from (an event clip's
-encoder, the live view's video encoder and its WebRTC connections) run at
-nice 19: on a machine the stages keep busy they get what is left (and count
-what they drop), and on an idle one they run as fast as ever. Linux applies
-a niceness to one thread; elsewhere nothing is changed. Not ``SCHED_IDLE``:
-a machine kept busy by another process would never run such a thread at all.
+Work that serves outputs a user can lose frames from runs below the stages:
+an event clip's encoder thread at nice 19, and the live view's video
+process (its WebRTC encoders and connections, which must also answer a
+viewer on a busy machine) at nice 10 (see
+:mod:`framescope.live.videoprocess`). On a machine the stages keep busy it
+gets what is left (and counts what it drops), and on an idle one it runs
+as fast as ever. Linux applies a
+niceness to one thread; elsewhere nothing is changed. Not ``SCHED_IDLE``:
+a machine kept busy by another process would never run such work at all.
 """
 
 from __future__ import annotations

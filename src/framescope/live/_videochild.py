@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import importlib
 import os
 import signal
 import sys
@@ -185,6 +186,13 @@ def _lower_priority(nice: int) -> None:
             os.nice(max(0, nice - os.nice(0)))
 
 
+def _load_webrtc() -> None:
+    """Import what the first offer needs (aiortc, PyAV, NumPy); a missing one says so later."""
+    for module in ("numpy", "av", "aiortc"):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
+
+
 def main(argv: list[str] | None = None) -> int:
     """The child: serve the view on the socket whose descriptor is the only argument."""
     args = sys.argv[1:] if argv is None else argv
@@ -199,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if message[0] != "setup":
         return 2
+    _load_webrtc()  # at the view's priority: the first viewer waits for it
     _lower_priority(message[1]["nice"])  # before any thread: each one inherits it
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is for the view
     _Child(connection, message[1]).run()

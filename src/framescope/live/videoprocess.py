@@ -47,7 +47,6 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from framescope._priority import NICEST
 from framescope._shm import OwnedBlock
 from framescope.capture import Stamps
 from framescope.clock import SYSTEM_CLOCK, Clock, wait_on
@@ -68,8 +67,13 @@ logger = logging.getLogger(__name__)
 CHILD_MODULE = "framescope.live._videochild"
 """The module the child runs (``python -m``); the package never imports it."""
 
-VIDEO_NICE = NICEST
-"""The video process's niceness: the lowest priority (see :mod:`framescope._priority`)."""
+VIDEO_NICE = 10
+"""The video process's niceness once it has loaded aiortc.
+
+Below the stages (a nice-0 thread of the view's weighs about ten times
+its threads), not the lowest: a machine kept busy by other work in the
+view's session would starve a process at 19 of what it needs to answer
+a viewer at all (see :mod:`framescope._priority`)."""
 
 _SLOTS = 2  # frames of a preview in flight to the child at once
 _GLASS_KEPT = 64  # frames whose capture-to-glass stamp waits for the child's word
