@@ -44,8 +44,11 @@ presentation reports are not part of their cost. Target: 10 viewers <= 1.2x
 the CPU of one (median of the rounds).
 
 throughput: the view part's 4 stages as fast as they go, with a view whose
-preview taps Draw, and 0, 1 or 10 such WHEP viewers of it, --seconds each,
-the order turning round every run. Target: 10 viewers >= 95% of none.
+preview taps Draw; in each run one such pipeline measured for --seconds
+with 0, 1 and 10 such WHEP viewers of it, one window after the other (the
+order turning round every run; 0 after viewers left is the view with its
+video process idle). Target: 10 viewers >= 95% of none (median of the
+runs' ratios).
 
 send: the cpu part's 1 and 10 viewers, once with each viewer's RTP made and
 sent by framescope's loop (``framescope.live._rtpsend``, the default) and
@@ -123,14 +126,21 @@ class Run:
 
 
 def throughput(
-    seconds: float, view: bool, *, readers: bool = True, viewers: int = 0, decode: bool = False
-) -> Run:
+    seconds: float,
+    view: bool,
+    *,
+    readers: bool = True,
+    viewers: tuple[int, ...] = (0,),
+    decode: bool = False,
+) -> list[Run]:
     """The 4 stages fed as fast as they take frames: without a view, or with one and (``readers``)
-    a reader of its events and MJPEG preview and/or ``viewers`` WHEP viewers of its preview."""
+    a reader of its events and MJPEG preview; a window of ``seconds`` for each count of WHEP
+    viewers of its preview in ``viewers``, one after the other, on the same running pipeline."""
     pipeline, live = build(view)
     frame = np.zeros((480, 640, 3), np.uint8)
     stop = threading.Event()
     threads = []
+    runs = []
     with contextlib.ExitStack() as cleanup:
         if live is not None:
             live.start()
@@ -146,18 +156,20 @@ def throughput(
         for thread in threads:
             thread.start()
         try:
-            clients = None
-            if viewers and live is not None:
-                clients = Viewers(live.url + "whep/annotated", viewers, decode)
-                cleanup.enter_context(clients)
             time.sleep(0.5)  # warm up
-            run = measure(pipeline, live, seconds, clients)
+            for count in viewers:
+                if count and live is not None:
+                    with Viewers(live.url + "whep/annotated", count, decode) as clients:
+                        time.sleep(0.5)  # past the first key frame
+                        runs.append(measure(pipeline, live, seconds, clients))
+                else:
+                    runs.append(measure(pipeline, live, seconds))
         finally:
             stop.set()
             for thread in threads:
                 thread.join(5)
     pipeline.cleanup()
-    return run
+    return runs
 
 
 def measure(
@@ -196,14 +208,10 @@ def throughput_part(args: argparse.Namespace) -> bool:
     runs: list[dict[int, Run]] = []
     for run in range(args.runs):
         order = (0, 1, 10) if run % 2 == 0 else (10, 1, 0)
-        runs.append(
-            {
-                n: throughput(
-                    args.seconds, True, readers=False, viewers=n, decode=args.viewers_decode
-                )
-                for n in order
-            }
+        windows = throughput(
+            args.seconds, True, readers=False, viewers=order, decode=args.viewers_decode
         )
+        runs.append(dict(zip(order, windows, strict=True)))
     print("4 stages of 640x480 frames as fast as they go, a view, its preview on Draw:")
     for n in (0, 1, 10):
         one = [r[n] for r in runs]
@@ -784,13 +792,13 @@ def view_part(args: argparse.Namespace) -> bool:
     for run in range(args.runs):
         if run % 2:  # alternate which goes first, so that neither gains from the order
             with_view, without = (
-                throughput(args.seconds, True).items,
-                throughput(args.seconds, False).items,
+                throughput(args.seconds, True)[0].items,
+                throughput(args.seconds, False)[0].items,
             )
         else:
             without, with_view = (
-                throughput(args.seconds, False).items,
-                throughput(args.seconds, True).items,
+                throughput(args.seconds, False)[0].items,
+                throughput(args.seconds, True)[0].items,
             )
         pairs.append((with_view, without))
     ratio = statistics.median(w / wo for w, wo in pairs)

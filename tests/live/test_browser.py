@@ -765,3 +765,30 @@ def test_each_camera_of_a_many_source_run_is_its_own_track(browser: Any) -> None
             stop.set()
             runner.join(20)
     pipeline.cleanup()
+
+
+def test_a_video_process_that_dies_is_said_in_the_preview_s_caption(browser: Any) -> None:
+    pytest.importorskip("aiortc")
+    import os
+    import signal
+
+    from framescope.live.videoprocess import VideoProcess
+
+    pipeline = Pipeline(name="Cam").add(red_picture, "Draw")
+    view = LiveView(pipeline, refresh=0.2)
+    view.preview("main", stage="Draw")
+    assert isinstance(view._webrtc, VideoProcess)
+    with view:
+        camera = Camera(pipeline)
+        try:
+            browser.get(view.url)
+            assert eventually(lambda: video_state(browser, "main")["frames"] > 3)
+            assert preview_note(browser, "main") == ""
+            pid = view._webrtc.pid
+            assert pid is not None
+            os.kill(pid, signal.SIGKILL)
+            said = "the WebRTC video process ended unexpectedly 1 time"
+            assert eventually(lambda: preview_note(browser, "main") == said)
+        finally:
+            camera.close()
+    pipeline.cleanup()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -152,8 +153,11 @@ def test_the_child_ends_when_the_view_s_side_of_the_socket_closes(view: LiveView
         polling.wait_for(lambda: player.frames >= 1, what="a frame")
         link = side._link
         assert link is not None
-        link._connection.close()  # as when the view's process dies
-        assert link.process.wait(30) == 0  # it closed its viewers and exited by itself
+        # What the child sees when the view's process dies: the end of its socket.
+        with socket.socket(fileno=os.dup(link._connection.fileno())) as ours:
+            ours.shutdown(socket.SHUT_WR)
+        polling.wait_for(lambda: link.process.poll() is not None, 60, "the child's end")
+        assert link.process.returncode == 0  # it closed its viewers and exited by itself
         # Not closed by the view: counted.
         polling.wait_for(lambda: side.process_failures == 1, what="the ending counted")
         assert not link.alive
@@ -270,3 +274,10 @@ def test_the_forwarder_takes_the_newest_frame_of_each_watched_camera_at_its_rate
         assert not polling.holds_within(lambda: len(sent.messages) > 3, limit=0.2)
     finally:
         assert forwarder.stop(5)
+
+
+def test_the_child_run_by_hand_says_how_it_is_started(capsys: pytest.CaptureFixture[str]) -> None:
+    from framescope.live._videochild import main
+
+    assert main(["not-a-descriptor"]) == 2
+    assert "started by a live view" in capsys.readouterr().err

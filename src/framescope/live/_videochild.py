@@ -13,6 +13,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import importlib
+import logging
 import os
 import signal
 import sys
@@ -28,6 +29,8 @@ from framescope.live.preview import ImageChoice
 from framescope.live.webrtc import WebRTCVideo, WhepError
 
 __all__ = ["main"]
+
+logger = logging.getLogger(__name__)
 
 _STATE_S = 0.5  # the state goes to the view at least this often
 _WORKERS = 4  # offers and leaves answered at once
@@ -99,7 +102,10 @@ class _Child:
                 if message[0] == "close":
                     self._close(message[1], message[2])
                     return
-                self._handle(message)
+                try:
+                    self._handle(message)
+                except Exception as error:  # one bad message must not end every viewer
+                    logger.warning("video process: cannot handle %r: %r", message[0], error)
             self._video.close()  # the view went away
         finally:
             self._stop.set()
@@ -137,8 +143,10 @@ class _Child:
             self._slot_blocks[(preview, index)] = block
             self._blocks.keep_only(set(self._slot_blocks.values()))
         self._slot_blocks[(preview, index)] = block
-        image = numpy.ndarray(shape, numpy.uint8, buffer=self._blocks.view(block)).copy()
-        self._send(("free", preview, index))
+        try:
+            image = numpy.ndarray(shape, numpy.uint8, buffer=self._blocks.view(block)).copy()
+        finally:  # copied, or gone (the view closing): the slot is the view's again
+            self._send(("free", preview, index))
         tap = self._taps.get(preview)
         if tap is not None:
             tap.feed(_Picture(image, camera, number), out_ns)
@@ -209,11 +217,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     _load_webrtc()  # at the view's priority: the first viewer waits for it
     _lower_priority(message[1]["nice"])  # before any thread: each one inherits it
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is for the view
     _Child(connection, message[1]).run()
     connection.close()
     return 0
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is for the view
     sys.exit(main())

@@ -78,6 +78,8 @@ a viewer at all (see :mod:`framescope._priority`)."""
 _SLOTS = 2  # frames of a preview in flight to the child at once
 _GLASS_KEPT = 64  # frames whose capture-to-glass stamp waits for the child's word
 _CLOSE_S = 5.0
+_EXIT_S = 0.5  # a child that closed its socket is exiting: its status is waited for this long
+_REAP_S = 30.0  # and then this long (on a busy machine its interpreter takes a while to end)
 _START_S = 5.0  # what a first offer may wait on top of its own time: the child loads aiortc
 _FRESH_WAIT_S = 0.5  # how long a reader waits for a fresh one before taking the last
 _State = tuple[tuple[ViewerSnapshot, ...], dict[str, list[dict[str, Any]]], int, int]
@@ -197,9 +199,9 @@ class VideoProcess:
         with self._lock:
             self._closed = True
             link, forwarders = self._link, list(self._forwarders.values())
-        stopped = all([forwarder.stop(timeout) for forwarder in forwarders])  # noqa: C419 - each one
-        if link is not None:
-            stopped = link.close(timeout) and stopped
+        stopped = link.close(timeout) if link is not None else True  # its viewers first
+        for forwarder in forwarders:
+            stopped = forwarder.stop(timeout) and stopped
         self._state = _STATE_EMPTY
         return stopped
 
@@ -240,6 +242,8 @@ class VideoProcess:
 
     def _forwarder(self, tap: PreviewTap) -> _Forwarder:
         with self._lock:
+            if self._closed:  # close() has taken the forwarders it stops
+                raise WhepError(503, "the live view is closing")
             forwarder = self._forwarders.get(tap.name)
             if forwarder is None:
                 forwarder = _Forwarder(tap, self._send_frame, f"{self.name}-webrtc-{tap.name}")
@@ -270,10 +274,11 @@ class VideoProcess:
         """The child ended: its viewers are gone; counted unless the view closed it."""
         if not expected:
             self.process_failures += 1
+            status = link.process.poll()
             logger.warning(
-                "the live view's video process ended (exit status %s): its %d WebRTC "
-                "viewers were let go; the next viewer starts another",
-                link.process.poll(),
+                "the live view's video process ended (%s): its %d WebRTC viewers were "
+                "let go; the next viewer starts another",
+                "its socket closed" if status is None else f"exit status {status}",
                 len(self._state[0]),
             )
         self._state = _STATE_EMPTY
@@ -311,6 +316,13 @@ class _Link:
             theirs.close()
         self._connection = Connection(ours.detach())
         self._send_lock = threading.Lock()
+        try:
+            self._send(("setup", setup))
+        except OSError:  # it ended at once: nothing of it is left
+            self._connection.close()
+            self.process.kill()
+            self.process.wait()
+            raise
         self._requests: dict[int, concurrent.futures.Future[Any]] = {}
         self._numbers = itertools.count(1)
         self._announced: set[str] = set()
@@ -318,7 +330,6 @@ class _Link:
         self._on_message, self._on_end = on_message, on_end
         self.alive = True
         self._closing = False
-        self._send(("setup", setup))
         self._reader = threading.Thread(target=self._read, name=f"{name}-video-link", daemon=True)
         self._reader.start()
 
@@ -380,18 +391,22 @@ class _Link:
         except (EOFError, OSError):
             pass
         except Exception as error:  # a message it cannot read: the link is cut, and said so
-            logger.warning("the video process sent what the view cannot read: %r", error)
+            if not (self._closing or self._connection.closed):  # else: closed under the read
+                logger.warning("the video process sent what the view cannot read: %r", error)
         self.alive = False
-        self._reap()
+        with contextlib.suppress(subprocess.TimeoutExpired):  # its exit status, if it has one
+            self.process.wait(_EXIT_S)
+        self._connection.close()  # a send now fails at once (OSError), as to a dead child
         for future in list(self._requests.values()):
             if not future.done():
                 future.set_exception(WhepError(503, "the video process ended"))
         self._on_end(self, self._closing)
+        self._reap()
 
     def _reap(self) -> None:
         """Wait for the child that closed its socket (killed if it lingers): no zombie is left."""
         try:
-            self.process.wait(_CLOSE_S)
+            self.process.wait(_REAP_S)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
