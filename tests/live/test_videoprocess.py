@@ -22,8 +22,9 @@ from framescope._shm import blocks_alive
 from framescope.capture import Stamps
 from framescope.clock import FakeClock
 from framescope.live import LiveView
+from framescope.live._videoframes import Forwarder, Slots, numbering
 from framescope.live.preview import PreviewTap
-from framescope.live.videoprocess import VIDEO_NICE, VideoProcess, _Forwarder
+from framescope.live.videoprocess import VIDEO_NICE, VideoProcess
 from framescope.live.webrtc import WebRTCVideo
 from framescope.video import Frame, SyntheticSource
 from tests import polling
@@ -224,19 +225,21 @@ class Sent:
 
     def __init__(self) -> None:
         self.messages: list[tuple[Any, ...]] = []
-        self.forwarder: _Forwarder | None = None
+        self.forwarder: Forwarder | None = None
 
     def __call__(self, message: tuple[Any, ...], stamps: Stamps | None) -> bool:
         self.messages.append(message)
         assert self.forwarder is not None
-        self.forwarder.slots.release(message[4])
+        self.forwarder.slots.freed(message[4])
         return True
 
 
-def forwarder_of(clock: FakeClock, fps: float = 10.0) -> tuple[PreviewTap, _Forwarder, Sent]:
-    tap = PreviewTap("main", clock=clock, webrtc_fps=fps)
+def forwarder_of(
+    clock: FakeClock, fps: float = 10.0, name: str = "main", numbers: Any = None
+) -> tuple[PreviewTap, Forwarder, Sent]:
+    tap = PreviewTap(name, clock=clock, webrtc_fps=fps)
     sent = Sent()
-    forwarder = _Forwarder(tap, sent, "test-forwarder", clock)
+    forwarder = Forwarder(tap, sent, "test-forwarder", numbers or numbering(), clock)
     sent.forwarder = forwarder
     forwarder.start()
     return tap, forwarder, sent
@@ -281,3 +284,39 @@ def test_the_child_run_by_hand_says_how_it_is_started(capsys: pytest.CaptureFixt
 
     assert main(["not-a-descriptor"]) == 2
     assert "started by a live view" in capsys.readouterr().err
+
+
+def test_the_frames_of_every_preview_are_numbered_in_one_series() -> None:
+    clock = FakeClock()
+    numbers = numbering()  # the child names an encoded frame by its number alone
+    forwarders = [forwarder_of(clock, name=name, numbers=numbers) for name in ("a", "b")]
+    try:
+        for tap, forwarder, _ in forwarders:
+            forwarder.want(None)
+            tap(np.zeros((8, 8, 3), np.uint8))
+        for _, _, sent in forwarders:
+            polling.wait_for(lambda sent=sent: sent.messages, what="a frame of each preview")
+        assert sorted(m[-1] for _, _, sent in forwarders for m in sent.messages) == [1, 2]
+    finally:
+        for _, forwarder, _ in forwarders:
+            assert forwarder.stop(5)
+
+
+def test_a_slot_is_the_child_s_from_its_message_to_its_free_or_its_end() -> None:
+    slots = Slots(2)
+    image = np.zeros((4, 4, 3), np.uint8)
+    first, second = slots.acquire(), slots.acquire()
+    assert (first, second) == (0, 1)
+    assert slots.write(0, image) is not None
+    slots.sending(0)
+    slots.freed(1)  # word of a slot the child does not hold (a child since replaced): ignored
+    slots.sending(1)
+    slots.freed(0)
+    assert slots.acquire() == 0
+    slots.child_ended()  # slot 1 was the child's: free again; slot 0 is in hand, it stays so
+    assert slots.acquire() == 1
+    slots.give_back(0)
+    slots.close()
+    assert slots.acquire() is None
+    assert slots.write(0, np.zeros((64, 64, 3), np.uint8)) is None  # no block made once closed
+    assert not blocks_alive()

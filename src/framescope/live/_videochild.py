@@ -1,11 +1,12 @@
-"""The child's side of a live view's video process (``python -m framescope.live._videochild``).
+"""The child's side of a live view's video process (its :func:`main`, started by the view).
 
 It serves a :class:`~framescope.live.webrtc.WebRTCVideo` over the frames
 the view's forwarders put in shared-memory slots, answers the view's
-offers, leaves and close, and says what its viewers and streams are; see
-:mod:`framescope.live.videoprocess` for the whole and its messages. It runs
-at the niceness the view asks for (every thread it starts inherits it) and
-ends when the view says close or its socket closes.
+offers, leaves, state requests and close, and says what its viewers and
+streams are; see :mod:`framescope.live.videoprocess` for the whole and its
+messages. It loads aiortc at the view's priority, then runs at the
+niceness the view asks for (every thread it starts from then inherits it),
+and ends when the view says close or its socket closes.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -128,7 +130,7 @@ class _Child:
             name, size, fps = message[1:]
             self._taps.setdefault(name, _RemoteTap(name, size, fps))
         elif kind == "offer":
-            self._workers.submit(self._answer, message[1], self._video.offer, *message[2:])
+            self._workers.submit(self._answer, message[1], self._offer, *message[2:])
         elif kind == "leave":
             self._workers.submit(self._answer, message[1], self._video.leave, *message[2:])
         elif kind == "state":
@@ -150,6 +152,15 @@ class _Child:
         tap = self._taps.get(preview)
         if tap is not None:
             tap.feed(_Picture(image, camera, number), out_ns)
+
+    def _offer(
+        self, preview: str, camera: str | None, sdp: str, timeout: float, deadline: float
+    ) -> tuple[str, str]:
+        """An offer, answered only while the view still waits (``deadline``: its monotonic time)."""
+        left = min(timeout, deadline - time.monotonic())
+        if left <= 0:
+            raise WhepError(503, "the video process could not answer in time")
+        return self._video.offer(preview, camera, sdp, left)
 
     def _answer(self, number: int, call: Callable[..., Any], *args: Any) -> None:
         try:
@@ -173,13 +184,19 @@ class _Child:
             self._push_state()
 
     def _push_state(self, then: tuple[Any, ...] | None = None) -> None:
-        """The state, taken and sent under the send lock: no older state can follow it."""
+        """The state, taken and sent under the send lock (no older state can follow it), then
+        ``then`` (a reply), sent whatever became of the state."""
         with self._send_lock:
-            video = self._video
-            state = (video.viewers(), video.streams(), video.served, video.refused)
-            with contextlib.suppress(OSError):
+            try:
+                video = self._video
+                state = (video.viewers(), video.streams(), video.served, video.refused)
                 self._connection.send(("state", state))
-                if then is not None:
+            except OSError:
+                return  # the view is gone
+            except Exception as error:  # the reply still goes: its asker must not wait on
+                logger.warning("video process: cannot say its state: %r", error)
+            if then is not None:
+                with contextlib.suppress(OSError):
                     self._connection.send(then)
 
     def _send(self, message: tuple[Any, ...]) -> None:

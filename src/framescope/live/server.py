@@ -9,6 +9,7 @@ remote boxes (:mod:`~framescope.live.remote`), preview video
 
 from __future__ import annotations
 
+import os
 import threading
 from types import TracebackType
 from typing import Any
@@ -82,10 +83,10 @@ class LiveView:
             offers only the address the view listens on and contacts no server.
         webrtc_process: serve WebRTC (its encoders and connections) from a
             process of its own at a lower priority, started by the first
-            viewer, so the video takes neither the stages' interpreter lock
-            nor the cores they need. None (the default): so with the system
-            clock, in threads of this process with another clock (a
-            ``FakeClock``: a child has no way to it).
+            viewer, so the video never takes the stages' interpreter lock and
+            yields the cores to them. None (the default): so with the system
+            clock on a POSIX system; in threads of this process with another
+            clock (a ``FakeClock``: a child has no way to it) or elsewhere.
     """
 
     def __init__(
@@ -154,8 +155,10 @@ class LiveView:
             raise TypeError(f"webrtc_process must be True, False or None, got {process!r}")
         if process and self._clock is not SYSTEM_CLOCK:
             raise ValueError("webrtc_process=True needs the system clock (clock=None)")
+        if process and os.name != "posix":
+            raise ValueError("webrtc_process=True needs a POSIX system (it passes a socket)")
         if process is None:
-            process = self._clock is SYSTEM_CLOCK
+            process = self._clock is SYSTEM_CLOCK and os.name == "posix"
         if process:
             return VideoProcess(
                 self.previews,
