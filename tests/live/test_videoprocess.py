@@ -284,6 +284,14 @@ def test_the_child_run_by_hand_says_how_it_is_started(capsys: pytest.CaptureFixt
 
     assert main(["not-a-descriptor"]) == 2
     assert "started by a live view" in capsys.readouterr().err
+    assert main(["987654"]) == 2
+    assert "descriptor 987654: Bad file descriptor" in capsys.readouterr().err
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ours.sendall(b"\x00\x00\x00\x03abc")  # framed, but nobody's setup
+        descriptor = os.dup(theirs.fileno())  # the child's own, which it closes
+        assert main([str(descriptor)]) == 2
+    assert f"no live view on descriptor {descriptor}" in capsys.readouterr().err
 
 
 def test_the_frames_of_every_preview_are_numbered_in_one_series() -> None:

@@ -16,7 +16,6 @@ import contextlib
 import importlib
 import logging
 import os
-import signal
 import sys
 import threading
 import time
@@ -225,12 +224,19 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m framescope.live._videochild FD (started by a live view)",
               file=sys.stderr)  # fmt: skip
         return 2
+    try:
+        os.fstat(int(args[0]))
+    except OSError as error:
+        print(f"framescope video process: descriptor {args[0]}: {error.strerror}", file=sys.stderr)
+        return 2
     connection = Connection(int(args[0]))
     try:
         message = connection.recv()
-    except (EOFError, OSError):
-        return 0
-    if message[0] != "setup":
+    except Exception:  # the end, or not a live view's words: said below
+        message = None
+    if not (isinstance(message, tuple) and message and message[0] == "setup"):
+        print(f"framescope video process: no live view on descriptor {args[0]}", file=sys.stderr)
+        connection.close()
         return 2
     _load_webrtc()  # at the view's priority: the first viewer waits for it
     _lower_priority(message[1]["nice"])  # before any thread: each one inherits it
@@ -240,5 +246,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is for the view
     sys.exit(main())

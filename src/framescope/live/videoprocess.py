@@ -308,8 +308,8 @@ class VideoProcess:
             self.process_failures += 1
             status = link.process.poll()
             logger.warning(
-                "the live view's video process ended (%s): its %d WebRTC viewers were "
-                "let go; the next viewer starts another",
+                "the live view's video process ended (%s): WebRTC viewers let go: %d; "
+                "the next viewer starts another",
                 "its socket closed" if status is None else f"exit status {status}",
                 len(link.state[0]),
             )
