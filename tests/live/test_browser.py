@@ -25,6 +25,7 @@ from framescope.live import LiveView
 from tests import polling
 
 from ..pipeline.helpers import Gate
+from .camera import Camera
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = [
@@ -583,26 +584,6 @@ def test_a_stalled_camera_s_box_turns_grey_with_the_time_since_its_last_frame(
 
 
 # -- WebRTC video ---------------------------------------------------------------------------
-
-
-class Camera:
-    """Frames into ``pipeline`` at about 30 a second until stopped; ``items`` makes each."""
-
-    def __init__(self, pipeline: Pipeline, items: Callable[[int], Any] = int) -> None:
-        self.pipeline, self.items = pipeline, items
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="camera")
-        self.thread.start()
-
-    def _run(self) -> None:
-        index = 0
-        while not self.stop.wait(1 / 30):
-            self.pipeline.forward(self.items(index))
-            index += 1
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(10)
 
 
 def red_picture(index: int) -> np.ndarray:

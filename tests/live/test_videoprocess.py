@@ -3,12 +3,10 @@ nothing left behind, a killed one counted and replaced, the frames' way to it pa
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 import threading
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,32 +27,15 @@ from framescope.live.webrtc import WebRTCVideo
 from framescope.video import Frame, SyntheticSource
 from tests import polling
 
+from .camera import Camera
+from .views import view_json
+
 
 def picture(index: int) -> np.ndarray:
     image = np.zeros((96, 128, 3), np.uint8)
     image[:, :, 1] = 200  # green, as BGR
     image[:, (index * 4) % 128] = 255
     return image
-
-
-class Camera:
-    """Frames into the pipeline at about 30 a second until closed."""
-
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.pipeline = pipeline
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="camera")
-        self.thread.start()
-
-    def _run(self) -> None:
-        index = 0
-        while not self.stop.wait(1 / 30):
-            self.pipeline.forward(index)
-            index += 1
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(10)
 
 
 @pytest.fixture
@@ -77,15 +58,6 @@ def video(live: LiveView) -> VideoProcess:
     side = live._webrtc
     assert isinstance(side, VideoProcess)
     return side
-
-
-def page_view(live: LiveView) -> dict[str, Any]:
-    with urllib.request.urlopen(live.url + "events", timeout=10) as events:
-        for line in events:
-            if line.startswith(b"data: "):
-                view: dict[str, Any] = json.loads(line[6:])
-                return view
-    raise AssertionError("no event")
 
 
 @pytest.mark.integration
@@ -137,7 +109,7 @@ def test_a_killed_video_process_is_counted_shown_and_the_next_viewer_starts_anot
         os.kill(first, signal.SIGKILL)
         polling.wait_for(lambda: side.process_failures == 1, what="the failure counted")
         assert not view.snapshot().viewers  # its viewers went with it
-        assert polling.eventually(lambda: page_view(view)["webrtc"]["process_failures"] == 1)
+        assert polling.eventually(lambda: view_json(view)["webrtc"]["process_failures"] == 1)
     with WhepClient(url).start() as again:
         polling.wait_for(lambda: again.frames >= 3, what="frames from the next process")
         assert side.pid not in (None, first)

@@ -18,6 +18,7 @@ from framescope import Pipeline
 from framescope.live import LiveView
 from tests import polling
 
+from .camera import Camera
 from .whep_client import WhepClient
 
 pytestmark = pytest.mark.integration
@@ -32,33 +33,13 @@ def picture(index: int) -> np.ndarray:
     return image
 
 
-class Feeder:
-    """Frames into the pipeline at about 30 a second until stopped (a camera)."""
-
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.pipeline = pipeline
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="feeder")
-        self.thread.start()
-
-    def _run(self) -> None:
-        index = 0
-        while not self.stop.wait(1 / 30):
-            self.pipeline.forward(index)
-            index += 1
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(10)
-
-
 @pytest.fixture
-def served() -> Iterator[tuple[LiveView, Feeder]]:
+def served() -> Iterator[tuple[LiveView, Camera]]:
     pipeline = Pipeline(name="Cam").add(picture, "Draw")
     view = LiveView(pipeline, refresh=0.1, max_viewers=3)
     view.preview("main", stage="Draw")
     with view:
-        feeder = Feeder(pipeline)
+        feeder = Camera(pipeline)
         try:
             yield view, feeder
         finally:
@@ -79,7 +60,7 @@ def post(url: str, body: bytes, kind: str = "application/sdp", **headers: str) -
             return error.code, error.read(), error.headers
 
 
-def test_a_whep_player_gets_the_video_and_leaves(served: tuple[LiveView, Feeder]) -> None:
+def test_a_whep_player_gets_the_video_and_leaves(served: tuple[LiveView, Camera]) -> None:
     view, _ = served
     url = f"http://127.0.0.1:{view.port}/whep/main"
     with WhepClient(url).start() as player:
@@ -100,7 +81,7 @@ def test_a_whep_player_gets_the_video_and_leaves(served: tuple[LiveView, Feeder]
 
 
 def test_three_viewers_share_one_encoder_and_a_fourth_is_refused(
-    served: tuple[LiveView, Feeder],
+    served: tuple[LiveView, Camera],
 ) -> None:
     view, _ = served
     url = f"http://127.0.0.1:{view.port}/whep/main"
@@ -120,7 +101,7 @@ def test_three_viewers_share_one_encoder_and_a_fourth_is_refused(
             player.close()
 
 
-def test_refusals_say_why(served: tuple[LiveView, Feeder]) -> None:
+def test_refusals_say_why(served: tuple[LiveView, Camera]) -> None:
     view, _ = served
     base = f"http://127.0.0.1:{view.port}"
     assert post(base + "/whep/main", b"v=0", kind="text/plain")[0] == 415
@@ -150,7 +131,7 @@ def test_a_player_without_h264_gets_vp8_at_the_size_asked_for() -> None:
     view = LiveView(pipeline, refresh=0.1)
     view.preview("small", stage="Draw", size=(96, 64))
     with view:
-        feeder = Feeder(pipeline)
+        feeder = Camera(pipeline)
         try:
             url = f"http://127.0.0.1:{view.port}/whep/small"
             with WhepClient(url, codec="VP8").start() as player:
@@ -166,7 +147,7 @@ def test_a_player_without_h264_gets_vp8_at_the_size_asked_for() -> None:
     assert not [name for name in names if name.startswith(("framescope-live", "asyncio"))]
 
 
-def test_offers_that_fail_give_their_slot_back_once(served: tuple[LiveView, Feeder]) -> None:
+def test_offers_that_fail_give_their_slot_back_once(served: tuple[LiveView, Camera]) -> None:
     view, _ = served
     url = f"http://127.0.0.1:{view.port}/whep/main"
     broken = VP8_OFFER + b"a=fingerprint:nonsense\r\n"  # passes the codec check, then fails
@@ -183,7 +164,7 @@ def test_offers_that_fail_give_their_slot_back_once(served: tuple[LiveView, Feed
             player.close()
 
 
-def test_an_offer_without_a_length_gets_411(served: tuple[LiveView, Feeder]) -> None:
+def test_an_offer_without_a_length_gets_411(served: tuple[LiveView, Camera]) -> None:
     view, _ = served
     import socket
 

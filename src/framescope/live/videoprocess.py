@@ -37,7 +37,6 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import contextlib
-import importlib.util
 import itertools
 import logging
 import os
@@ -51,6 +50,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from framescope._optional import require_installed
 from framescope.capture import Stamps
 from framescope.live._videoframes import Forwarder, numbering
 from framescope.live.preview import PreviewTap
@@ -59,7 +59,7 @@ from framescope.live.webrtc import (
     WhepError,
     check_ice_servers,
     check_max_viewers,
-    offered_codec,
+    checked_offer,
 )
 from framescope.pipeline.model.viewers import ViewerSnapshot
 
@@ -228,18 +228,11 @@ class VideoProcess:
         return stopped
 
     def _checked(self, preview: str, camera: str | None, sdp: str) -> PreviewTap:
-        tap = self._previews.get(preview)
-        if tap is None:
-            raise WhepError(404, f"no preview called {preview!r}")
-        if self.max_viewers == 0:
-            raise WhepError(501, "WebRTC video is off for this view (max_viewers=0)")
-        cameras = tap.cameras
-        if camera is not None and cameras and camera not in cameras:
-            known = ", ".join(cameras)
-            raise WhepError(404, f"no camera {camera!r} in preview {preview!r} (cameras: {known})")
-        offered_codec(sdp)  # 400 for an offer without a codec it can send
-        if importlib.util.find_spec("aiortc") is None:
-            raise WhepError(501, "WebRTC video needs aiortc: pip install 'framescope[webrtc]'")
+        tap, _ = checked_offer(self._previews, preview, camera, sdp, self.max_viewers)
+        try:
+            require_installed("aiortc", "webrtc", "WebRTC video")
+        except ImportError as error:
+            raise WhepError(501, str(error)) from error
         return tap
 
     def _started_link(self) -> _Link:

@@ -40,7 +40,7 @@ import secrets
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from framescope._optional import require
 from framescope.clock import Clock
@@ -57,11 +57,14 @@ __all__ = [
     "candidate_hosts",
     "check_ice_servers",
     "check_max_viewers",
+    "checked_offer",
     "offered_codec",
     "without_mdns_candidates",
 ]
 
 logger = logging.getLogger(__name__)
+
+_Tap = TypeVar("_Tap", bound=FrameTap)
 
 MAX_VIEWERS = 10
 """WebRTC viewers a live view serves at once unless told otherwise (more get 503)."""
@@ -113,6 +116,26 @@ def offered_codec(sdp: str) -> str:
     if "VP8" in payloads.values():
         return "VP8"
     raise WhepError(400, "the offer has no video in H.264 (packetization-mode=1) or VP8")
+
+
+def checked_offer(
+    previews: Mapping[str, _Tap], preview: str, camera: str | None, sdp: str, max_viewers: int
+) -> tuple[_Tap, str]:
+    """The preview an offer asks for and the codec to send it in; a :class:`WhepError` if none.
+
+    404 for a preview or camera the view does not have, 501 with
+    ``max_viewers`` 0, 400 for an offer without a codec it can send.
+    """
+    tap = previews.get(preview)
+    if tap is None:
+        raise WhepError(404, f"no preview called {preview!r}")
+    if max_viewers == 0:
+        raise WhepError(501, "WebRTC video is off for this view (max_viewers=0)")
+    cameras = tap.cameras
+    if camera is not None and cameras and camera not in cameras:
+        known = ", ".join(cameras)
+        raise WhepError(404, f"no camera {camera!r} in preview {preview!r} (cameras: {known})")
+    return tap, offered_codec(sdp)
 
 
 def without_mdns_candidates(sdp: str) -> str:
@@ -270,16 +293,7 @@ class WebRTCVideo:
 
     def offer(self, preview: str, camera: str | None, sdp: str, timeout: float) -> tuple[str, str]:
         """Answer a viewer's SDP offer: ``(viewer id, SDP answer)``; a :class:`WhepError` if not."""
-        tap = self._previews.get(preview)
-        if tap is None:
-            raise WhepError(404, f"no preview called {preview!r}")
-        if self.max_viewers == 0:
-            raise WhepError(501, "WebRTC video is off for this view (max_viewers=0)")
-        cameras = tap.cameras
-        if camera is not None and cameras and camera not in cameras:
-            known = ", ".join(cameras)
-            raise WhepError(404, f"no camera {camera!r} in preview {preview!r} (cameras: {known})")
-        codec = offered_codec(sdp)
+        tap, codec = checked_offer(self._previews, preview, camera, sdp, self.max_viewers)
         with self._lock:
             if self._closed:
                 raise WhepError(503, "the live view is closing")
