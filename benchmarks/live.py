@@ -36,10 +36,12 @@ cpu: this process's CPU seconds (time.process_time()) a second while 0, 1
 and 10 WHEP viewers watch the 720p30 preview, for --cpu-seconds each, the
 order turning round every round. The viewers are aiortc peer connections in
 a child process (this script with --whep-clients): each POSTs an offer to
-``/whep/main`` and receives the track; they reassemble every frame (SRTP,
-RTP, jitter buffer, RTCP as aiortc does) and count the whole frames, but do
-not decode them unless --viewers-decode (decoding ten 720p30 streams takes
-more than this 2-core machine has). They open no data channel, so the page's
+``/whep/main`` and receives the track. They stand in for browsers on other
+machines, so here they do the least a receiver must: ICE, DTLS and SRTP as
+aiortc does, then count each frame that arrives whole (its last packet, none
+missing since the frame before); with --viewers-decode they play the track
+through aiortc's jitter buffer and decoder instead (decoding ten 720p30
+streams takes more than this 2-core machine has). They open no data channel, so the page's
 presentation reports are not part of their cost. Target: 10 viewers <= 1.2x
 the CPU of one (median of the rounds).
 
@@ -65,6 +67,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fractions
 import json
 import os
 import queue
@@ -78,12 +81,13 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from framescope import Pipeline
 from framescope.live import LiveView
+from framescope.live.videoprocess import VIDEO_NICE
 from framescope.statsnapshot import percentile
 
 
@@ -93,11 +97,24 @@ def work(frame: Any) -> Any:
 
 
 IN_THREADS = False  # --webrtc-in-threads: the view's WebRTC side in threads of this process
+SPARE_CORE = False  # --spare-core: this process on core 0, the video and its viewers on core 1
+
+
+def pin(pid: int, cores: set[int]) -> None:
+    """Every thread of process ``pid`` on ``cores`` (threads it starts later inherit it)."""
+    for thread in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(int(thread), cores)
 
 
 def build(view: bool) -> tuple[Pipeline, LiveView | None]:
     pipeline = Pipeline(name="Bench")
-    live = LiveView(pipeline, refresh=0.5, webrtc_process=not IN_THREADS) if view else None
+    cores = {1} if SPARE_CORE else None  # the video process's own core
+    live = (
+        LiveView(pipeline, refresh=0.5, webrtc_process=not IN_THREADS, webrtc_cpus=cores)
+        if view
+        else None
+    )
     for name in ("Decode", "Detect", "Track", "Draw"):
         pipeline.add(work, name)
     if live is not None:
@@ -123,6 +140,7 @@ class Run:
     sent: float = 0.0
     video_cpu: float = 0.0  # the view's video process (0: none, or WebRTC in threads)
     client_cpu: float = 0.0  # the WHEP viewers' process
+    steal: float = 0.0  # CPU seconds the hypervisor gave other machines (both cores)
 
 
 def throughput(
@@ -136,6 +154,9 @@ def throughput(
     """The 4 stages fed as fast as they take frames: without a view, or with one and (``readers``)
     a reader of its events and MJPEG preview; a window of ``seconds`` for each count of WHEP
     viewers of its preview in ``viewers``, one after the other, on the same running pipeline."""
+    every_core = os.sched_getaffinity(0)
+    if SPARE_CORE:
+        pin(os.getpid(), {0})
     pipeline, live = build(view)
     frame = np.zeros((480, 640, 3), np.uint8)
     stop = threading.Event()
@@ -158,7 +179,11 @@ def throughput(
         try:
             time.sleep(0.5)  # warm up
             for count in viewers:
-                if count and live is not None:
+                if count == FLOOR:
+                    with Floor() as floor:
+                        time.sleep(0.5)  # as long as the viewers' windows wait
+                        runs.append(measure(pipeline, live, seconds, floor=floor))
+                elif count and live is not None:
                     with Viewers(live.url + "whep/annotated", count, decode) as clients:
                         time.sleep(0.5)  # past the first key frame
                         runs.append(measure(pipeline, live, seconds, clients))
@@ -169,31 +194,54 @@ def throughput(
             for thread in threads:
                 thread.join(5)
     pipeline.cleanup()
+    pin(os.getpid(), every_core)
     return runs
 
 
 def measure(
-    pipeline: Pipeline, live: LiveView | None, seconds: float, clients: Viewers | None = None
+    pipeline: Pipeline,
+    live: LiveView | None,
+    seconds: float,
+    clients: Viewers | None = None,
+    floor: Floor | None = None,
 ) -> Run:
-    """What the pipeline (and the view's WebRTC side) did in the next ``seconds``."""
+    """What the pipeline (and the view's WebRTC side, or the floor's encoder) did in the next
+    ``seconds``."""
     items = pipeline.counters()["completed"]
     made, sent = (encoded(live, "annotated"), sent_by(live)[0]) if live else (0, 0)
-    video, client = video_cpu(live), clients.ask()["cpu"] if clients else 0.0
-    cpu, start = time.process_time(), time.perf_counter()
+    video = process_cpu(floor.pid) if floor else video_cpu(live)
+    client = clients.ask()["cpu"] if clients else 0.0
+    cpu, start, steal = time.process_time(), time.perf_counter(), stolen()
     time.sleep(seconds)
     items = pipeline.counters()["completed"] - items
     cpu, elapsed = time.process_time() - cpu, time.perf_counter() - start
-    video, client = video_cpu(live) - video, (clients.ask()["cpu"] if clients else 0.0) - client
+    steal = stolen() - steal
+    video = (process_cpu(floor.pid) if floor else video_cpu(live)) - video
+    client = (clients.ask()["cpu"] if clients else 0.0) - client
     if live is not None:
         made, sent = encoded(live, "annotated") - made, sent_by(live)[0] - sent
-    return Run(*(x / elapsed for x in (items, cpu, made, sent, video, client)))
+    return Run(*(x / elapsed for x in (items, cpu, made, sent, video, client, steal)))
+
+
+def stolen() -> float:
+    """CPU seconds this virtual machine's hypervisor has given other work so far (Linux's
+    ``steal`` in /proc/stat, every core; 0 where there is none)."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = stat.readline().split()
+    except OSError:
+        return 0.0
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
 
 
 def video_cpu(view: LiveView | None) -> float:
     """CPU seconds of the view's video process so far (0: none runs, or WebRTC is in threads)."""
     pid = getattr(view._webrtc, "pid", None) if view is not None else None
-    if pid is None:
-        return 0.0
+    return 0.0 if pid is None else process_cpu(pid)
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds of process ``pid`` so far (0: gone)."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
@@ -202,34 +250,107 @@ def video_cpu(view: LiveView | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
+FLOOR = -1  # a throughput window with the floor's encoder beside the pipeline, no viewer
+
+
+def encode_floor(width: int, height: int) -> None:
+    """The floor: what serving any viewer a pipeline's 30 fps must cost at least, written
+    plainly with PyAV and no framescope (the video process's settings): each second 30
+    black frames converted to YUV 4:2:0 and encoded with libx264, the packets dropped."""
+    import av
+
+    encoder = av.CodecContext.create("libx264", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
+    encoder.time_base, encoder.framerate = fractions.Fraction(1, 90_000), FPS
+    encoder.gop_size, encoder.thread_count, encoder.profile = 600, 1, "Baseline"
+    rate = str(width * height * 3)
+    encoder.options = {"preset": "ultrafast", "tune": "zerolatency", "forced-idr": "1"}
+    encoder.options |= {"crf": "23", "maxrate": rate, "bufsize": str(int(rate) // 2)}
+    image = np.zeros((height, width, 3), np.uint8)
+    start = due = time.monotonic()
+    print("encoding", flush=True)
+    while True:  # until killed
+        picture = av.VideoFrame.from_numpy_buffer(image, format="bgr24")
+        picture = picture.reformat(format="yuv420p")
+        picture.pts = round((time.monotonic() - start) * 90_000)
+        for _ in encoder.encode(picture):
+            pass
+        due += 1 / FPS
+        time.sleep(max(0.0, due - time.monotonic()))
+
+
+class Floor:
+    """The floor's encoder in a process of its own, at the video process's niceness (and its
+    core with --spare-core); killed on exit."""
+
+    def __enter__(self) -> Floor:
+        self._process = subprocess.Popen(
+            [sys.executable, __file__, "--floor-encoder"],
+            stdout=subprocess.PIPE,
+            text=True,
+            preexec_fn=floor_priority,  # noqa: PLW1509 - no threads in the child yet
+        )
+        assert self._process.stdout is not None
+        self._process.stdout.readline()  # it has loaded PyAV and begins
+        self.pid = self._process.pid
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._process.kill()
+        self._process.wait(10)
+
+
+def floor_priority() -> None:
+    """The floor's process: the video process's niceness and core."""
+    os.nice(VIDEO_NICE)
+    if SPARE_CORE:
+        os.sched_setaffinity(0, {1})
+
+
 def throughput_part(args: argparse.Namespace) -> bool:
     """The 4 stages with a view and 10 WHEP viewers (and 1) against the view with none,
     interleaved: the order turns round every run."""
     runs: list[dict[int, Run]] = []
     for run in range(args.runs):
-        order = (0, 1, 10) if run % 2 == 0 else (10, 1, 0)
+        order = (0, FLOOR, 1, 10) if run % 2 == 0 else (10, 1, FLOOR, 0)
         windows = throughput(
             args.seconds, True, readers=False, viewers=order, decode=args.viewers_decode
         )
         runs.append(dict(zip(order, windows, strict=True)))
-    print("4 stages of 640x480 frames as fast as they go, a view, its preview on Draw:")
-    for n in (0, 1, 10):
+    where = "this process on core 0, the video on core 1" if SPARE_CORE else "on every core"
+    print(f"4 stages of 640x480 frames as fast as they go ({where}), a view, its preview on Draw:")
+    for n in (0, FLOOR, 1, 10):
         one = [r[n] for r in runs]
+        what = "the floor's encoder" if n == FLOOR else f"{n} WebRTC viewers"
         print(
-            f"  {n} WebRTC viewers: {statistics.median(r.items for r in one):,.0f} items/s "
+            f"  {what}: {statistics.median(r.items for r in one):,.0f} items/s "
             f"(runs {min(r.items for r in one):,.0f}-{max(r.items for r in one):,.0f}); this "
-            f"process {statistics.median(r.cpu for r in one) * 1e3:.0f} ms CPU/s, the video "
-            f"process {statistics.median(r.video_cpu for r in one) * 1e3:.0f} ms/s, H.264 "
+            f"process {statistics.median(r.cpu for r in one) * 1e3:.0f} ms CPU/s, the "
+            f"{'encoder' if n == FLOOR else 'video process'} "
+            f"{statistics.median(r.video_cpu for r in one) * 1e3:.0f} ms/s, H.264 "
             f"{statistics.median(r.encoded for r in one):.0f} frames/s encoded, "
             f"{statistics.median(r.sent for r in one):.0f}/s sent in all (the viewers' process "
             f"{statistics.median(r.client_cpu for r in one) * 1e3:.0f} ms/s)"
         )
+    for index, run in enumerate(runs):
+        print(
+            f"  run {index + 1}: 10/0 {run[10].items / run[0].items:.1%}, 1/0 "
+            f"{run[1].items / run[0].items:.1%}, floor/0 {run[FLOOR].items / run[0].items:.1%}; "
+            "stolen by the hypervisor "
+            + ", ".join(f"{run[n].steal * 1e3:.0f}" for n in (0, FLOOR, 1, 10))
+            + " ms/s (0, floor, 1, 10)"
+        )
     ratios = [r[10].items / r[0].items for r in runs]
     ratio = statistics.median(ratios)
     ones = [r[1].items / r[0].items for r in runs]
+    floors = [r[FLOOR].items / r[0].items for r in runs]
+    over_floor = [r[10].items / r[FLOOR].items for r in runs]
     print(
         f"  10 viewers / none: {ratio:.1%} (>= 95% {'ok' if ratio >= 0.95 else 'MISSED'}; runs "
-        f"{min(ratios):.0%}-{max(ratios):.0%}); 1 viewer / none: {statistics.median(ones):.1%}"
+        f"{min(ratios):.0%}-{max(ratios):.0%}); 1 viewer / none: {statistics.median(ones):.1%}; "
+        f"the floor's encoder / none: {statistics.median(floors):.1%} (runs "
+        f"{min(floors):.0%}-{max(floors):.0%}); 10 viewers / the floor: "
+        f"{statistics.median(over_floor):.1%}"
     )
     return ratio >= 0.95
 
@@ -551,18 +672,24 @@ def post(url: str, method: str, body: bytes | None = None) -> tuple[int, str, st
         return response.status, response.headers.get("Location", ""), response.read().decode()
 
 
-class Counted:
-    """A receiver's decoder that counts the frames the jitter buffer completes and decodes none."""
-
-    made: ClassVar[list[Counted]] = []
+class WholeFrames:
+    """A receiver's packets counted as a remote browser's would arrive, and nothing more done
+    with them: a frame counts when its last packet (the RTP marker) comes with none of its
+    packets missing (sequence numbers without a gap since the frame before)."""
 
     def __init__(self) -> None:
         self.frames = 0
-        Counted.made.append(self)
+        self._next: int | None = None
+        self._whole = True
 
-    def decode(self, encoded_frame: Any) -> list[Any]:
-        self.frames += 1
-        return []
+    def add(self, packet: Any) -> None:
+        sequence = packet.sequence_number
+        if self._next is not None and sequence != self._next:
+            self._whole = False
+        self._next = (sequence + 1) & 0xFFFF
+        if packet.marker:
+            self.frames += self._whole
+            self._whole = True
 
 
 async def whep_clients(url: str, count: int, decode: bool) -> None:
@@ -573,8 +700,14 @@ async def whep_clients(url: str, count: int, decode: bool) -> None:
     aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [
         "127.0.0.1"
     ]  # loopback, as the view
+    counters: dict[int, WholeFrames] = {}
     if not decode:
-        setattr(aiortc.rtcrtpreceiver, "get_decoder", lambda codec: Counted())  # noqa: B010
+        # Past SRTP (aiortc's DTLS transport) each packet is only counted: no jitter buffer,
+        # bit rate estimate or decoder thread, the work of a browser on another machine.
+        async def counted(receiver: Any, packet: Any, arrival_time_ms: int) -> None:
+            counters[id(receiver)].add(packet)
+
+        setattr(aiortc.rtcrtpreceiver.RTCRtpReceiver, "_handle_rtp_packet", counted)  # noqa: B010
     loop = asyncio.get_running_loop()
     decoded = [0] * count
     connections, locations, readers = [], [], []
@@ -591,7 +724,9 @@ async def whep_clients(url: str, count: int, decode: bool) -> None:
     for index in range(count):
         connection = aiortc.RTCPeerConnection()
         connections.append(connection)
-        connection.addTransceiver("video", direction="recvonly")
+        counters[id(connection.addTransceiver("video", direction="recvonly").receiver)] = (
+            WholeFrames()
+        )
         connection.on("track", track_of(index))
         await connection.setLocalDescription(await connection.createOffer())
         sdp = connection.localDescription.sdp.encode()
@@ -600,8 +735,7 @@ async def whep_clients(url: str, count: int, decode: bool) -> None:
         await connection.setRemoteDescription(aiortc.RTCSessionDescription(answer, "answer"))
     try:
         while (await loop.run_in_executor(None, sys.stdin.readline)).strip() == "count":
-            frames = decoded if decode else [c.frames for c in Counted.made]
-            frames = frames + [0] * (count - len(frames))
+            frames = decoded if decode else [c.frames for c in counters.values()]
             print(json.dumps({"frames": frames, "cpu": time.process_time()}), flush=True)
     finally:
         for location in locations:
@@ -612,6 +746,13 @@ async def whep_clients(url: str, count: int, decode: bool) -> None:
         for reader in readers:
             reader.cancel()
         await asyncio.gather(*readers, return_exceptions=True)
+
+
+def viewers_priority() -> None:
+    """The viewers' process: the lowest priority, and with --spare-core the video's core."""
+    os.nice(19)
+    if SPARE_CORE:
+        os.sched_setaffinity(0, {1})
 
 
 class Viewers:
@@ -635,7 +776,7 @@ class Viewers:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-            preexec_fn=lambda: os.nice(19),  # noqa: PLW1509 - no threads in the child yet
+            preexec_fn=viewers_priority,  # noqa: PLW1509 - no threads in the child yet
         )
         threading.Thread(target=self._read, name="bench-viewers", daemon=True).start()
         try:
@@ -753,7 +894,7 @@ def cpu_part(args: argparse.Namespace) -> bool:
     with Paced() as paced:
         time.sleep(1.0)
         for run in range(args.runs):
-            order = (0, 1, 10) if run % 2 == 0 else (10, 1, 0)
+            order = (0, FLOOR, 1, 10) if run % 2 == 0 else (10, 1, FLOOR, 0)
             rounds.append({n: measure_cpu(paced, n, args) for n in order})
     print(
         f"CPU of this process and its video process, {WIDTH}x{HEIGHT} at {FPS} fps, H.264 to "
@@ -890,10 +1031,20 @@ def main() -> int:
         action="store_true",
         help="the view's WebRTC side in threads of this process (webrtc_process=False), to compare",
     )
+    parser.add_argument(
+        "--spare-core",
+        action="store_true",
+        help="throughput: the pipeline's process on core 0, the video process and the viewers "
+        "on core 1 (a machine with a core for the video)",
+    )
+    parser.add_argument("--floor-encoder", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--whep-clients", nargs=2, metavar=("URL", "COUNT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    global IN_THREADS  # noqa: PLW0603 - one setting for every part's views
-    IN_THREADS = args.webrtc_in_threads
+    global IN_THREADS, SPARE_CORE
+    IN_THREADS, SPARE_CORE = args.webrtc_in_threads, args.spare_core
+    if args.floor_encoder:  # the floor's encoder
+        encode_floor(640, 480)
+        return 0
     if args.whep_clients:  # the viewers' process
         url, count = args.whep_clients
         asyncio.run(whep_clients(url, int(count), args.viewers_decode))

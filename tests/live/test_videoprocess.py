@@ -4,10 +4,12 @@ nothing left behind, a killed one counted and replaced, the frames' way to it pa
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import threading
 from collections.abc import Iterator
+from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
@@ -190,6 +192,72 @@ def test_with_a_fake_clock_the_view_serves_webrtc_from_its_own_threads() -> None
     with pytest.raises(TypeError, match=r"webrtc_process must be True, False or None, got 1"):
         LiveView(pipeline, webrtc_process=1)  # type: ignore[arg-type]
     pipeline.cleanup()
+
+
+def test_the_video_process_s_cores_are_checked() -> None:
+    pipeline = Pipeline(name="Cam").add(picture, "Draw")
+    count = os.cpu_count() or 1
+    for wrong, error, words in (
+        ("0", TypeError, "webrtc_cpus must be a set of CPU core numbers or None, got '0'"),
+        (1, TypeError, "webrtc_cpus must be a set of CPU core numbers or None, got 1"),
+        ([True], TypeError, "webrtc_cpus must hold CPU core numbers"),
+        ([0.5], TypeError, "webrtc_cpus must hold CPU core numbers"),
+        (set(), ValueError, f"webrtc_cpus must name cores from 0 to {count - 1}, got set()"),
+        ([count], ValueError, f"webrtc_cpus must name cores from 0 to {count - 1}"),
+        ([-1], ValueError, "webrtc_cpus must name cores"),
+    ):
+        with pytest.raises(error, match=re.escape(words)):
+            LiveView(pipeline, webrtc_cpus=wrong)
+    with pytest.raises(ValueError, match=r"webrtc_cpus needs the video process"):
+        LiveView(pipeline, clock=FakeClock(), webrtc_cpus={0})
+    view = LiveView(pipeline, webrtc_cpus=[0, 0])
+    assert video(view).cpus == (0,)
+    assert view.close()
+    pipeline.cleanup()
+
+
+@pytest.mark.integration
+def test_the_video_process_runs_on_the_cores_asked_for() -> None:
+    pytest.importorskip("aiortc")
+    from .whep_client import WhepClient
+
+    core = max(os.sched_getaffinity(0))  # the last: not where a process starts by default
+    pipeline = Pipeline(name="Cam").add(picture, "Draw")
+    live = LiveView(pipeline, refresh=0.1, webrtc_cpus={core})
+    live.preview("main", stage="Draw")
+    with live:
+        camera = Camera(pipeline)
+        try:
+            with WhepClient(live.url + "whep/main").start() as player:
+                polling.wait_for(lambda: player.frames >= 3, what="frames at the player")
+                pid = video(live).pid
+                assert pid is not None
+                threads = os.listdir(f"/proc/{pid}/task")
+                assert len(threads) > 1  # its encoder and connections too
+                assert {t: os.sched_getaffinity(int(t)) for t in threads} == {
+                    t: {core} for t in threads
+                }
+        finally:
+            camera.close()
+    assert live.close()
+    pipeline.cleanup()
+
+
+def test_a_child_that_cannot_run_on_its_cores_says_so_and_ends(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pytest.importorskip("aiortc")
+    from framescope.live._videochild import main
+
+    missing = (os.cpu_count() or 1) + 7
+    cores = os.sched_getaffinity(0)
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        setup = {"nice": os.getpriority(os.PRIO_PROCESS, 0), "cpus": [missing]}
+        Connection(os.dup(ours.fileno())).send(("setup", setup))
+        assert main([str(os.dup(theirs.fileno()))]) == 2
+    assert f"cannot run on cores [{missing}] (webrtc_cpus)" in capsys.readouterr().err
+    assert os.sched_getaffinity(0) == cores  # refused: this thread's cores as they were
 
 
 class Sent:

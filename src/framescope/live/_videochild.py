@@ -210,6 +210,17 @@ def _lower_priority(nice: int) -> None:
             os.nice(max(0, nice - os.nice(0)))
 
 
+def _run_on(cpus: list[int] | tuple[int, ...] | None) -> str | None:
+    """This process (and its later threads) kept to ``cpus``; what went wrong, if anything."""
+    if cpus is None:
+        return None
+    try:
+        os.sched_setaffinity(0, cpus)
+    except (OSError, AttributeError) as error:
+        return f"cannot run on cores {list(cpus)} (webrtc_cpus): {error}"
+    return None
+
+
 def _load_webrtc() -> None:
     """Import what the first offer needs (aiortc, PyAV, NumPy); a missing one says so later."""
     for module in ("numpy", "av", "aiortc"):
@@ -240,6 +251,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     _load_webrtc()  # at the view's priority: the first viewer waits for it
     _lower_priority(message[1]["nice"])  # before any thread: each one inherits it
+    refused = _run_on(message[1].get("cpus"))
+    if refused is not None:
+        print(f"framescope video process: {refused}", file=sys.stderr)
+        connection.close()
+        return 2
     _Child(connection, message[1]).run()
     connection.close()
     return 0

@@ -87,6 +87,12 @@ class LiveView:
             yields the cores to them. None (the default): so with the system
             clock on a POSIX system; in threads of this process with another
             clock (a ``FakeClock``: a child has no way to it) or elsewhere.
+        webrtc_cpus: the CPU cores the video process runs on (a set of core
+            numbers; Linux). None: the cores of this process. On a machine
+            whose stages keep every core busy, a core of its own keeps the
+            video's work (and its traffic through the cores' caches) off the
+            stages': give the stages the rest (``os.sched_setaffinity``,
+            ``taskset``).
     """
 
     def __init__(
@@ -106,6 +112,7 @@ class LiveView:
         max_viewers: int = MAX_VIEWERS,
         ice_servers: Any = None,
         webrtc_process: bool | None = None,
+        webrtc_cpus: Any = None,
     ) -> None:
         if clock is not None and not isinstance(clock, TimeSource):
             raise TypeError(f"clock must be a framescope Clock or None, got {type(clock).__name__}")
@@ -116,7 +123,9 @@ class LiveView:
         self.previews: dict[str, PreviewTap] = {}
         self._stop = threading.Event()
         address = check_address(host, port)
-        self._webrtc = self._webrtc_side(address[0], max_viewers, ice_servers, webrtc_process)
+        self._webrtc = self._webrtc_side(
+            address[0], max_viewers, ice_servers, webrtc_process, webrtc_cpus
+        )
         self._publisher = Publisher(
             self.pipelines,
             self.remotes,
@@ -149,7 +158,7 @@ class LiveView:
         self.started = False
 
     def _webrtc_side(
-        self, host: str, max_viewers: int, ice_servers: Any, process: bool | None
+        self, host: str, max_viewers: int, ice_servers: Any, process: bool | None, cpus: Any
     ) -> WebRTCService:
         if process is not None and not isinstance(process, bool):
             raise TypeError(f"webrtc_process must be True, False or None, got {process!r}")
@@ -166,6 +175,12 @@ class LiveView:
                 max_viewers=max_viewers,
                 ice_servers=ice_servers,
                 name="framescope-live",
+                cpus=cpus,
+            )
+        if cpus is not None:
+            raise ValueError(
+                "webrtc_cpus needs the video process (webrtc_process=None or True, with the "
+                "system clock on POSIX)"
             )
         return WebRTCVideo(
             self.previews,

@@ -63,7 +63,7 @@ from framescope.live.webrtc import (
 )
 from framescope.pipeline.model.viewers import ViewerSnapshot
 
-__all__ = ["CHILD_MODULE", "VIDEO_NICE", "VideoProcess"]
+__all__ = ["CHILD_MODULE", "VIDEO_NICE", "VideoProcess", "check_cpus"]
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +86,29 @@ Below the stages (a nice-0 thread of the view's weighs about ten times
 its threads), not the lowest: a machine kept busy by other work in the
 view's session would starve a process at 19 of what it needs to answer
 a viewer at all (see :mod:`framescope._priority`)."""
+
+
+def check_cpus(value: object, name: str = "webrtc_cpus") -> tuple[int, ...] | None:
+    """``value`` as the sorted CPU cores a process may run on (None: no choice made).
+
+    Raises:
+        ValueError: not on Linux, no core, or a core this machine does not have.
+        TypeError: not an iterable of integers.
+    """
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{name} must be a set of CPU core numbers or None, got {value!r}")
+    cores = tuple(value)
+    if any(isinstance(core, bool) or not isinstance(core, int) for core in cores):
+        raise TypeError(f"{name} must hold CPU core numbers (integers), got {value!r}")
+    if not hasattr(os, "sched_setaffinity"):
+        raise ValueError(f"{name} needs Linux (os.sched_setaffinity)")
+    count = os.cpu_count() or 1
+    if not cores or any(not 0 <= core < count for core in cores):
+        raise ValueError(f"{name} must name cores from 0 to {count - 1}, got {value!r}")
+    return tuple(sorted(set(cores)))
+
 
 _GLASS_KEPT = 64  # frames whose capture-to-glass stamp waits for the child's word
 _CLOSE_S = 5.0
@@ -113,6 +136,7 @@ class VideoProcess:
         ice_servers: STUN/TURN servers; none by default.
         name: the prefix of its threads' names.
         nice: the child's niceness (POSIX systems).
+        cpus: the CPU cores the child runs on (Linux; None: this process's).
     """
 
     def __init__(
@@ -124,8 +148,11 @@ class VideoProcess:
         ice_servers: object = None,
         name: str,
         nice: int = VIDEO_NICE,
+        cpus: object = None,
     ) -> None:
         self.max_viewers = check_max_viewers(max_viewers)
+        self.cpus = check_cpus(cpus)
+        """The CPU cores the child runs on (None: those of the view's process)."""
         self._ice = check_ice_servers(ice_servers)
         self._previews = previews
         self._host = host
@@ -250,6 +277,7 @@ class VideoProcess:
                     "ice_servers": self._ice,
                     "name": self.name,
                     "nice": self._nice,
+                    "cpus": self.cpus,
                 }
                 try:
                     link = _Link(self.name, setup, self._message, self._ended)
