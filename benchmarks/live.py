@@ -1,7 +1,7 @@
 """Cost and latency of the browser live view, as ratios measured in one run.
 
 Run: python benchmarks/live.py [--runs 5] [--seconds 4] [--latency-seconds 15]
-    [--cpu-seconds 8] [--mjpeg-fps 10] [--viewers-decode]
+    [--cpu-seconds 8] [--mjpeg-fps 10] [--viewers-decode] [--spare-core]
     [--parts view,latency,cpu,throughput,send]
 
 view: a 4-stage threaded pipeline of 640x480 frames (each stage does a little
@@ -47,10 +47,17 @@ the CPU of one (median of the rounds).
 
 throughput: the view part's 4 stages as fast as they go, with a view whose
 preview taps Draw; in each run one such pipeline measured for --seconds
-with 0, 1 and 10 such WHEP viewers of it, one window after the other (the
-order turning round every run; 0 after viewers left is the view with its
-video process idle). Target: 10 viewers >= 95% of none (median of the
-runs' ratios).
+with 0, 1 and 10 such WHEP viewers of it and with the floor's encoder (no
+viewer; a process of no framescope code, at the video process's niceness,
+that converts and encodes 30 640x480 frames a second with libx264 at the
+video process's settings: what serving any viewer must cost at least), one
+window after the other (the order turning round every run; 0 after viewers
+left is the view with its video process idle). Each window also reads the
+CPU time the hypervisor gave other machines (``steal`` in /proc/stat).
+Target: 10 viewers >= 95% of none (median of the runs' ratios); printed
+beside it, the floor's ratio and 10 viewers / the floor. With --spare-core
+this process keeps to core 0 and the view's video process (``webrtc_cpus``),
+the viewers and the floor to core 1: a machine with a core for the video.
 
 send: the cpu part's 1 and 10 viewers, once with each viewer's RTP made and
 sent by framescope's loop (``framescope.live._rtpsend``, the default) and
@@ -894,7 +901,7 @@ def cpu_part(args: argparse.Namespace) -> bool:
     with Paced() as paced:
         time.sleep(1.0)
         for run in range(args.runs):
-            order = (0, FLOOR, 1, 10) if run % 2 == 0 else (10, 1, FLOOR, 0)
+            order = (0, 1, 10) if run % 2 == 0 else (10, 1, 0)
             rounds.append({n: measure_cpu(paced, n, args) for n in order})
     print(
         f"CPU of this process and its video process, {WIDTH}x{HEIGHT} at {FPS} fps, H.264 to "
