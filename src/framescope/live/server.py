@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
@@ -90,9 +91,8 @@ class LiveView:
         webrtc_cpus: the CPU cores the video process runs on (a set of core
             numbers; Linux). None: the cores of this process. On a machine
             whose stages keep every core busy, a core of its own keeps the
-            video's work (and its traffic through the cores' caches) off the
-            stages': give the stages the rest (``os.sched_setaffinity``,
-            ``taskset``).
+            video's work off the stages' cores: give the stages the rest
+            (``os.sched_setaffinity``, ``taskset``).
     """
 
     def __init__(
@@ -112,7 +112,7 @@ class LiveView:
         max_viewers: int = MAX_VIEWERS,
         ice_servers: Any = None,
         webrtc_process: bool | None = None,
-        webrtc_cpus: Any = None,
+        webrtc_cpus: Iterable[int] | None = None,
     ) -> None:
         if clock is not None and not isinstance(clock, TimeSource):
             raise TypeError(f"clock must be a framescope Clock or None, got {type(clock).__name__}")
