@@ -3,6 +3,7 @@ nothing left behind, a killed one counted and replaced, the frames' way to it pa
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -243,6 +244,23 @@ def test_the_video_process_runs_on_the_cores_asked_for() -> None:
     pipeline.cleanup()
 
 
+@pytest.mark.integration
+def test_a_child_that_cannot_run_on_its_cores_refuses_the_viewer_and_says_why(
+    view: LiveView, caplog: pytest.LogCaptureFixture
+) -> None:
+    from .test_whep import VP8_OFFER, post
+
+    side = video(view)
+    missing = (os.cpu_count() or 1) + 7
+    side.cpus = (missing,)  # past the view's own check, as a machine's cpuset can refuse one
+    caplog.set_level(logging.WARNING, logger="framescope.live.videoprocess")
+    status, body, _ = post(view.url + "whep/main", VP8_OFFER)
+    assert status == 503
+    assert f"cannot run on cores [{missing}] (webrtc_cpus)" in body.decode()
+    polling.wait_for(lambda: side.process_failures == 1, what="the ending counted")
+    assert f"cannot run on cores [{missing}]" in caplog.text  # the warning says why
+
+
 def test_a_child_that_cannot_run_on_its_cores_says_so_and_ends(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -256,6 +274,9 @@ def test_a_child_that_cannot_run_on_its_cores_says_so_and_ends(
         setup = {"nice": os.getpriority(os.PRIO_PROCESS, 0), "cpus": [missing]}
         Connection(os.dup(ours.fileno())).send(("setup", setup))
         assert main([str(os.dup(theirs.fileno()))]) == 2
+        said = Connection(os.dup(ours.fileno())).recv()
+    assert said[0] == "refused"
+    assert said[1].startswith(f"cannot run on cores [{missing}] (webrtc_cpus): [Errno 22]")
     assert f"cannot run on cores [{missing}] (webrtc_cpus)" in capsys.readouterr().err
     assert os.sched_getaffinity(0) == cores  # refused: this thread's cores as they were
 

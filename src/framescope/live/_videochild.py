@@ -252,8 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     _load_webrtc()  # at the view's priority: the first viewer waits for it
     _lower_priority(message[1]["nice"])  # before any thread: each one inherits it
     refused = _run_on(message[1].get("cpus"))
-    if refused is not None:
+    if refused is not None:  # said to the view (its viewers' answer and log) and here
         print(f"framescope video process: {refused}", file=sys.stderr)
+        with contextlib.suppress(OSError):
+            connection.send(("refused", refused))
         connection.close()
         return 2
     _Child(connection, message[1]).run()

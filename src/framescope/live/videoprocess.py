@@ -23,7 +23,8 @@ package's own code, started by this process):
 - child -> view: ``reply`` (to each request, by number), ``free`` (a
   slot), ``glass`` (a frame encoded: its capture-to-glass stamp is set
   here), ``state`` (every viewer and stream, before each reply and every
-  half second).
+  half second), ``refused`` (it cannot run as set up, on the cores asked
+  for, and ends: the reason goes to the waiting viewer and the log).
 
 A child that ends unexpectedly (killed, crashed) takes its viewers with it:
 the view counts it in ``process_failures`` (shown on the page, logged), and
@@ -328,10 +329,11 @@ class VideoProcess:
         if not expected:
             self.process_failures += 1
             status = link.process.poll()
+            why = "its socket closed" if status is None else f"exit status {status}"
             logger.warning(
                 "the live view's video process ended (%s): WebRTC viewers let go: %d; "
                 "the next viewer starts another",
-                "its socket closed" if status is None else f"exit status {status}",
+                link.refusal or why,
                 len(link.state[0]),
             )
         if current:
@@ -369,6 +371,7 @@ class _Link:
         self._on_message, self._on_end = on_message, on_end
         self.name = name
         self.state: _State = _STATE_EMPTY
+        self.refusal: str | None = None  # why it ended at once (its cores), if it said
         self.alive = True
         self.counted = False  # its served and refused added to the view's
         self._closing = False
@@ -412,7 +415,7 @@ class _Link:
             self._send((kind, number, *args))
             return future.result(wait)
         except OSError as error:
-            raise WhepError(503, f"the video process ended: {error}") from error
+            raise WhepError(503, f"the video process ended: {self.refusal or error}") from error
         except concurrent.futures.TimeoutError:
             if kind == "offer":  # answered later, it is let go at once
                 self._abandoned[number] = args[0]
@@ -432,6 +435,8 @@ class _Link:
                         stamps = self._glass.pop(message[1], None)
                     if stamps is not None:
                         stamps.mark_glass("webrtc")
+                elif kind == "refused":  # it cannot serve as set up, and ends
+                    self.refusal = str(message[1])
                 else:
                     if kind == "state":
                         self.state = message[1]
@@ -449,9 +454,10 @@ class _Link:
             self.process.wait(_EXIT_S)
         with self._end_lock:
             self._connection.close()  # a send now fails at once (OSError), as to a dead child
+        ended = "the video process ended" + (f": {self.refusal}" if self.refusal else "")
         for future in list(self._requests.values()):
             if not future.done():
-                future.set_exception(WhepError(503, "the video process ended"))
+                future.set_exception(WhepError(503, ended))
         self._on_end(self, self._closing)
         try:  # no zombie is left: on a busy machine its interpreter may take a while to end
             self.process.wait(_REAP_S)
