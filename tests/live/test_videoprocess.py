@@ -203,7 +203,7 @@ def test_the_video_process_s_cores_are_checked() -> None:
         (1, TypeError, "webrtc_cpus must be a set of CPU core numbers or None, got 1"),
         ([True], TypeError, "webrtc_cpus must hold CPU core numbers"),
         ([0.5], TypeError, "webrtc_cpus must hold CPU core numbers"),
-        (set(), ValueError, f"webrtc_cpus must name cores from 0 to {count - 1}, got set()"),
+        (set(), ValueError, f"webrtc_cpus must name at least one core (0 to {count - 1})"),
         ([count], ValueError, f"webrtc_cpus must name cores from 0 to {count - 1}"),
         ([-1], ValueError, "webrtc_cpus must name cores"),
     ):
@@ -214,6 +214,24 @@ def test_the_video_process_s_cores_are_checked() -> None:
     view = LiveView(pipeline, webrtc_cpus=[0, 0])
     assert video(view).cpus == (0,)
     assert view.close()
+    pipeline.cleanup()
+
+
+def test_cores_this_process_may_not_use_are_refused_when_the_view_is_made(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tried: list[tuple[str, int, Any]] = []
+
+    def cpuset_refuses(pid: int, cores: Any) -> None:  # what a container's cpuset answers
+        tried.append((threading.current_thread().name, pid, cores))
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(os, "sched_setaffinity", cpuset_refuses)
+    pipeline = Pipeline(name="Cam").add(picture, "Draw")
+    with pytest.raises(ValueError, match=r"webrtc_cpus \[0\]: this process may not run there "
+                       r"\(Invalid argument\)"):  # fmt: skip
+        LiveView(pipeline, webrtc_cpus={0})
+    assert tried == [("framescope-cpus-trial", 0, (0,))]  # a thread of its own, not this one
     pipeline.cleanup()
 
 

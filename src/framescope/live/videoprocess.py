@@ -106,9 +106,32 @@ def check_cpus(value: object, name: str = "webrtc_cpus") -> tuple[int, ...] | No
     if not hasattr(os, "sched_setaffinity"):
         raise ValueError(f"{name} needs Linux (os.sched_setaffinity)")
     count = os.cpu_count() or 1
-    if not cores or any(not 0 <= core < count for core in cores):
+    if not cores:
+        raise ValueError(f"{name} must name at least one core (0 to {count - 1}), got {value!r}")
+    if any(not 0 <= core < count for core in cores):
         raise ValueError(f"{name} must name cores from 0 to {count - 1}, got {value!r}")
-    return tuple(sorted(set(cores)))
+    chosen = tuple(sorted(set(cores)))
+    refused = _refused_cores(chosen)
+    if refused is not None:
+        raise ValueError(f"{name} {list(chosen)}: this process may not run there ({refused})")
+    return chosen
+
+
+def _refused_cores(cores: tuple[int, ...]) -> str | None:
+    """Why the kernel would not keep a thread of this process to ``cores`` (a container's
+    cpuset, say), tried on a thread of its own; None: it would."""
+    refused: list[str] = []
+
+    def trial() -> None:
+        try:
+            os.sched_setaffinity(0, cores)  # this thread's, which ends at once
+        except OSError as error:
+            refused.append(error.strerror or str(error))
+
+    thread = threading.Thread(target=trial, name="framescope-cpus-trial")
+    thread.start()
+    thread.join()
+    return refused[0] if refused else None
 
 
 _GLASS_KEPT = 64  # frames whose capture-to-glass stamp waits for the child's word
