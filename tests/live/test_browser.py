@@ -573,8 +573,10 @@ def test_a_stalled_camera_s_box_turns_grey_with_the_time_since_its_last_frame(
             assert eventually(lambda: "cam1 stalled" in browser.find_element(By.ID, "health").text)
             silent.release.set()
             reader.join(30)
+            # Running again for its last frames, then ended: the page may show either on
+            # the way, so the wait is for the end.
             classes, shown, _ = eventually(
-                lambda: (box := _source_box(browser, "cam1")) and "down" not in box[0] and box
+                lambda: (box := _source_box(browser, "cam1")) and "ended" in box[0] and box
             )
             assert classes == "source ended" and "5 frames" in shown
             assert eventually(lambda: browser.find_element(By.ID, "health").text == "healthy")
