@@ -93,7 +93,8 @@ def check_cpus(value: object, name: str = "webrtc_cpus") -> tuple[int, ...] | No
     """``value`` as the sorted CPU cores a process may run on (None: no choice made).
 
     Raises:
-        ValueError: not on Linux, no core, or a core this machine does not have.
+        ValueError: not on Linux, no core, a core this machine does not have, or
+            one this process may not use (a container's cpuset).
         TypeError: not an iterable of integers.
     """
     if value is None:
