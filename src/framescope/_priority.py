@@ -6,9 +6,10 @@ process (its WebRTC encoders and connections, which must also answer a
 viewer on a busy machine) at nice 10 (see
 :mod:`framescope.live.videoprocess`). On a machine the stages keep busy it
 gets what is left (and counts what it drops), and on an idle one it runs
-as fast as ever. Linux applies a
-niceness to one thread; elsewhere nothing is changed. Not ``SCHED_IDLE``:
-a machine kept busy by another process would never run such work at all.
+as fast as ever. Linux applies a niceness to one thread; elsewhere nothing
+is changed. Not ``SCHED_IDLE``: a machine kept busy by another process
+would never run such work at all (and for the video process it measured
+no better than nice 10: docs/benchmarks.md).
 """
 
 from __future__ import annotations

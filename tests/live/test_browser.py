@@ -25,7 +25,7 @@ from framescope.live import LiveView
 from tests import polling
 
 from ..pipeline.helpers import Gate
-from .camera import Camera
+from .camera import Camera, striped
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = [
@@ -589,10 +589,7 @@ def test_a_stalled_camera_s_box_turns_grey_with_the_time_since_its_last_frame(
 
 
 def red_picture(index: int) -> np.ndarray:
-    image = np.zeros((240, 320, 3), np.uint8)
-    image[:, :, 2] = 220
-    image[:, (index * 4) % 320] = 255
-    return image
+    return striped(index, 240, 320, channel=2, level=220)
 
 
 def video_state(browser: Any, name: str) -> dict[str, Any]:

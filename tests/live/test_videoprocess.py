@@ -30,31 +30,19 @@ from framescope.live.webrtc import WebRTCVideo
 from framescope.video import Frame, SyntheticSource
 from tests import polling
 
-from .camera import Camera
+from .camera import Camera, camera_view, striped
 from .views import view_json
 
 
 def picture(index: int) -> np.ndarray:
-    image = np.zeros((96, 128, 3), np.uint8)
-    image[:, :, 1] = 200  # green, as BGR
-    image[:, (index * 4) % 128] = 255
-    return image
+    return striped(index, 96, 128, channel=1)  # green, as BGR
 
 
 @pytest.fixture
 def view() -> Iterator[LiveView]:
     pytest.importorskip("aiortc")
-    pipeline = Pipeline(name="Cam").add(picture, "Draw")
-    live = LiveView(pipeline, refresh=0.1, max_viewers=3)
-    live.preview("main", stage="Draw")
-    with live:
-        camera = Camera(pipeline)
-        try:
-            yield live
-        finally:
-            camera.close()
-    assert live.close()
-    pipeline.cleanup()
+    with camera_view(picture, refresh=0.1, max_viewers=3) as (live, _):
+        yield live
 
 
 def video(live: LiveView) -> VideoProcess:
@@ -241,25 +229,16 @@ def test_the_video_process_runs_on_the_cores_asked_for() -> None:
     from .whep_client import WhepClient
 
     core = max(os.sched_getaffinity(0))  # the last: not where a process starts by default
-    pipeline = Pipeline(name="Cam").add(picture, "Draw")
-    live = LiveView(pipeline, refresh=0.1, webrtc_cpus={core})
-    live.preview("main", stage="Draw")
-    with live:
-        camera = Camera(pipeline)
-        try:
-            with WhepClient(live.url + "whep/main").start() as player:
-                polling.wait_for(lambda: player.frames >= 3, what="frames at the player")
-                pid = video(live).pid
-                assert pid is not None
-                threads = os.listdir(f"/proc/{pid}/task")
-                assert len(threads) > 1  # its encoder and connections too
-                assert {t: os.sched_getaffinity(int(t)) for t in threads} == {
-                    t: {core} for t in threads
-                }
-        finally:
-            camera.close()
-    assert live.close()
-    pipeline.cleanup()
+    with (
+        camera_view(picture, refresh=0.1, webrtc_cpus={core}) as (live, _),
+        WhepClient(live.url + "whep/main").start() as player,
+    ):
+        polling.wait_for(lambda: player.frames >= 3, what="frames at the player")
+        pid = video(live).pid
+        assert pid is not None
+        threads = os.listdir(f"/proc/{pid}/task")
+        assert len(threads) > 1  # its encoder and connections too
+        assert {t: os.sched_getaffinity(int(t)) for t in threads} == {t: {core} for t in threads}
 
 
 @pytest.mark.integration

@@ -18,7 +18,7 @@ from framescope import Pipeline
 from framescope.live import LiveView
 from tests import polling
 
-from .camera import Camera
+from .camera import Camera, camera_view, striped
 from .whep_client import WhepClient
 
 pytestmark = pytest.mark.integration
@@ -27,24 +27,13 @@ VP8_OFFER = b"v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 VP8/90000\r\n
 
 
 def picture(index: int) -> np.ndarray:
-    image = np.zeros((120, 160, 3), np.uint8)
-    image[:, :, 2] = 200  # red, as BGR
-    image[:, (index * 4) % 160] = 255
-    return image
+    return striped(index, 120, 160, channel=2)  # red, as BGR
 
 
 @pytest.fixture
 def served() -> Iterator[tuple[LiveView, Camera]]:
-    pipeline = Pipeline(name="Cam").add(picture, "Draw")
-    view = LiveView(pipeline, refresh=0.1, max_viewers=3)
-    view.preview("main", stage="Draw")
-    with view:
-        feeder = Camera(pipeline)
-        try:
-            yield view, feeder
-        finally:
-            feeder.close()
-    assert view.close()
+    with camera_view(picture, refresh=0.1, max_viewers=3) as view_and_camera:
+        yield view_and_camera
     assert not [t.name for t in threading.enumerate() if t.name.startswith("framescope-live")]
 
 
