@@ -41,8 +41,8 @@ machines, so here they do the least a receiver must: ICE, DTLS and SRTP as
 aiortc does, then count each frame that arrives whole (its last packet, none
 missing since the frame before); with --viewers-decode they play the track
 through aiortc's jitter buffer and decoder instead (decoding ten 720p30
-streams takes more than this 2-core machine has). They open no data channel, so the page's
-presentation reports are not part of their cost. Target: 10 viewers <= 1.2x
+streams takes more than this 2-core machine has). They open no data channel,
+so the page's presentation reports are not part of their cost. Target: 10 viewers <= 1.2x
 the CPU of one (median of the rounds).
 
 throughput: the view part's 4 stages as fast as they go, with a view whose
@@ -95,6 +95,7 @@ import numpy as np
 from framescope import Pipeline
 from framescope.live import LiveView
 from framescope.live.videoprocess import VIDEO_NICE
+from framescope.pipeline.runtime.cpu import ProcCpuSource
 from framescope.statsnapshot import percentile
 
 
@@ -249,12 +250,8 @@ def video_cpu(view: LiveView | None) -> float:
 
 def process_cpu(pid: int) -> float:
     """CPU seconds of process ``pid`` so far (0: gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    times = ProcCpuSource().process(pid)
+    return 0.0 if times is None else times.on_cpu_ns / 1e9
 
 
 FLOOR = -1  # a throughput window with the floor's encoder beside the pipeline, no viewer
